@@ -1,0 +1,453 @@
+//! Node configuration: TOML parsed into raw structs (`deny_unknown_fields`), then validated
+//! into a typed `Config` at start-up. Every problem names the file, the line and the key.
+//!
+//! Both nodes of a pair can load the same channel list: each finds its role (sender or
+//! receiver) from its own zone.
+
+use crate::policy::Policy;
+use crate::problem::{Problems, Source, relative_to};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The default zones and levels (DESIGN.md §2).
+pub const DEFAULT_ZONES: &[(&str, i64)] = &[
+    ("internet", 0),
+    ("mobile", 1),
+    ("external", 1),
+    ("court", 2),
+    ("classified", 3),
+];
+
+type S = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: RawNode,
+    peer: RawPeer,
+    #[serde(default)]
+    zones: Option<BTreeMap<String, Spanned<i64>>>,
+    #[serde(default, rename = "channel")]
+    channels: Vec<RawChannel>,
+    #[serde(default)]
+    intake: RawIntake,
+    #[serde(default)]
+    link: RawLink,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: S,
+    zone: S,
+    listen: S,
+    state_dir: S,
+    exchange_dir: S,
+    audit_dir: S,
+    signing_key: S,
+    tls_cert: S,
+    tls_key: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    name: S,
+    zone: S,
+    address: S,
+    tls_cert: S,
+    signing_public_key: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    name: S,
+    kind: S,
+    from: S,
+    to: S,
+    link: S,
+    policy: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIntake {
+    settle_ms: u64,
+    idle_ms: u64,
+    rescan_ms: u64,
+}
+
+impl Default for RawIntake {
+    fn default() -> Self {
+        RawIntake {
+            settle_ms: 250,
+            idle_ms: 5000,
+            rescan_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLink {
+    max_in_flight: usize,
+}
+
+impl Default for RawLink {
+    fn default() -> Self {
+        RawLink { max_in_flight: 32 }
+    }
+}
+
+/// This node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node name; manifests carry it as the sender.
+    pub name: String,
+    /// The zone this node sits in.
+    pub zone: String,
+    /// UDP address the QUIC link listens on.
+    pub listen: SocketAddr,
+    /// Spool and delivery state.
+    pub state_dir: PathBuf,
+    /// Holds `outbox/<channel>`, `inbox/<channel>` and `quarantine/<channel>`.
+    pub exchange_dir: PathBuf,
+    /// The audit log.
+    pub audit_dir: PathBuf,
+    /// Ed25519 signing key (PKCS#8 PEM).
+    pub signing_key: PathBuf,
+    /// TLS certificate (PEM).
+    pub tls_cert: PathBuf,
+    /// TLS private key (PEM).
+    pub tls_key: PathBuf,
+}
+
+/// The other node of the pair.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Peer node name.
+    pub name: String,
+    /// The peer's zone.
+    pub zone: String,
+    /// The peer's link address.
+    pub address: SocketAddr,
+    /// The peer's pinned TLS certificate.
+    pub tls_cert: PathBuf,
+    /// The peer's pinned Ed25519 public key (hex file).
+    pub signing_public_key: PathBuf,
+}
+
+/// This node's part in a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Files leave this node on this channel.
+    Send,
+    /// Files arrive at this node on this channel.
+    Receive,
+}
+
+/// The link a channel uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// QUIC with mutual TLS; the receiver sends back only receipts.
+    Quic,
+}
+
+/// A validated channel, with this node's role in it.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// Channel name.
+    pub name: String,
+    /// Zone the files come from.
+    pub from: String,
+    /// Zone the files go to.
+    pub to: String,
+    /// Toward a lower level.
+    pub outbound: bool,
+    /// Link type.
+    pub link: LinkKind,
+    /// The policy file.
+    pub policy_file: PathBuf,
+    /// The policy, loaded and validated.
+    pub policy: Policy,
+    /// This node's role.
+    pub role: Role,
+    /// Where applications drop files (sender).
+    pub outbox: PathBuf,
+    /// Where files are delivered (receiver).
+    pub inbox: PathBuf,
+    /// Where refused objects go.
+    pub quarantine: PathBuf,
+}
+
+/// Intake timing.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeConfig {
+    /// A file closed by its writer is taken once unchanged this long.
+    pub settle_ms: u64,
+    /// A file with no close seen is taken once unchanged this long.
+    pub idle_ms: u64,
+    /// Period of the full outbox rescan.
+    pub rescan_ms: u64,
+}
+
+/// Link tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkConfig {
+    /// Objects in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// This node.
+    pub node: NodeConfig,
+    /// Its peer.
+    pub peer: PeerConfig,
+    /// Zone levels.
+    pub zones: BTreeMap<String, i64>,
+    /// Channels, with this node's role in each.
+    pub channels: Vec<Channel>,
+    /// Intake timing.
+    pub intake: IntakeConfig,
+    /// Link tuning.
+    pub link: LinkConfig,
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && !s.starts_with('-')
+}
+
+impl Config {
+    /// Loads and validates a config file and the policies it names, collecting every problem.
+    pub fn load(file: &Path) -> Result<Config, Problems> {
+        let text = crate::problem::read(file)?;
+        let mut src = Source::new(file, &text);
+        let Some(raw) = src.parse::<RawConfig>() else {
+            return Err(Problems(src.problems));
+        };
+        let mut extra = Vec::new();
+        let path = |s: &S| relative_to(file, s.get_ref());
+
+        let zones: BTreeMap<String, i64> = match &raw.zones {
+            Some(z) => z.iter().map(|(k, v)| (k.clone(), *v.get_ref())).collect(),
+            None => DEFAULT_ZONES
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        };
+        let zone_of = |src: &mut Source, s: &S, key: &str| -> Option<i64> {
+            let z = zones.get(s.get_ref()).copied();
+            if z.is_none() {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    format!(
+                        "unknown zone {:?}; zones: {}",
+                        s.get_ref(),
+                        zones.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            z
+        };
+        zone_of(&mut src, &raw.node.zone, "node.zone");
+        zone_of(&mut src, &raw.peer.zone, "peer.zone");
+        if raw.node.zone.get_ref() == raw.peer.zone.get_ref() {
+            src.report(
+                Some(raw.peer.zone.span()),
+                "peer.zone",
+                "the peer must be in another zone than this node",
+            );
+        }
+        for (s, key) in [(&raw.node.name, "node.name"), (&raw.peer.name, "peer.name")] {
+            if !valid_name(s.get_ref()) {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    "use 1-63 lower-case letters, digits, '-' or '_'",
+                );
+            }
+        }
+        let addr = |src: &mut Source, s: &S, key: &str| -> SocketAddr {
+            s.get_ref().parse().unwrap_or_else(|e| {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    format!("{:?} is not an address like 127.0.0.1:7400 ({e})", s.get_ref()),
+                );
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            })
+        };
+        let listen = addr(&mut src, &raw.node.listen, "node.listen");
+        let peer_addr = addr(&mut src, &raw.peer.address, "peer.address");
+
+        let node = NodeConfig {
+            name: raw.node.name.get_ref().clone(),
+            zone: raw.node.zone.get_ref().clone(),
+            listen,
+            state_dir: path(&raw.node.state_dir),
+            exchange_dir: path(&raw.node.exchange_dir),
+            audit_dir: path(&raw.node.audit_dir),
+            signing_key: path(&raw.node.signing_key),
+            tls_cert: path(&raw.node.tls_cert),
+            tls_key: path(&raw.node.tls_key),
+        };
+        for (s, key) in [
+            (&raw.node.signing_key, "node.signing_key"),
+            (&raw.node.tls_cert, "node.tls_cert"),
+            (&raw.node.tls_key, "node.tls_key"),
+            (&raw.peer.tls_cert, "peer.tls_cert"),
+            (&raw.peer.signing_public_key, "peer.signing_public_key"),
+        ] {
+            if !path(s).is_file() {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    format!(
+                        "{} does not exist or is not a file (make keys with `isogate keygen`)",
+                        path(s).display()
+                    ),
+                );
+            }
+        }
+        let peer = PeerConfig {
+            name: raw.peer.name.get_ref().clone(),
+            zone: raw.peer.zone.get_ref().clone(),
+            address: peer_addr,
+            tls_cert: path(&raw.peer.tls_cert),
+            signing_public_key: path(&raw.peer.signing_public_key),
+        };
+
+        let mut channels = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in raw.channels.iter().enumerate() {
+            let key = |k: &str| format!("channel[{i}].{k}");
+            let name = c.name.get_ref();
+            if !valid_name(name) {
+                src.report(
+                    Some(c.name.span()),
+                    &key("name"),
+                    "use 1-63 lower-case letters, digits, '-' or '_'",
+                );
+            }
+            if !names.insert(name.clone()) {
+                src.report(
+                    Some(c.name.span()),
+                    &key("name"),
+                    format!("channel {name:?} is defined twice"),
+                );
+            }
+            if c.kind.get_ref() != "files" {
+                src.report(
+                    Some(c.kind.span()),
+                    &key("kind"),
+                    format!("unsupported kind {:?}; supported: files", c.kind.get_ref()),
+                );
+            }
+            if c.link.get_ref() != "quic" {
+                src.report(
+                    Some(c.link.span()),
+                    &key("link"),
+                    format!("unsupported link {:?}; supported: quic", c.link.get_ref()),
+                );
+            }
+            let from_level = zone_of(&mut src, &c.from, &key("from"));
+            let to_level = zone_of(&mut src, &c.to, &key("to"));
+            if c.from.get_ref() == "classified" {
+                src.report(
+                    Some(c.from.span()),
+                    &key("from"),
+                    "nothing may ever flow out of the classified zone",
+                );
+            }
+            let (from, to) = (c.from.get_ref().clone(), c.to.get_ref().clone());
+            let role = if from == node.zone && to == peer.zone {
+                Role::Send
+            } else if to == node.zone && from == peer.zone {
+                Role::Receive
+            } else {
+                src.report(
+                    Some(c.from.span()),
+                    &key("from"),
+                    format!(
+                        "channel {from} → {to} does not join this node ({}) and its peer ({})",
+                        node.zone, peer.zone
+                    ),
+                );
+                Role::Receive
+            };
+            let policy_file = path(&c.policy);
+            let policy = match Policy::load(&policy_file) {
+                Ok(p) => p,
+                Err(Problems(mut ps)) => {
+                    extra.append(&mut ps);
+                    Policy::deny_all()
+                }
+            };
+            let x = &node.exchange_dir;
+            channels.push(Channel {
+                name: name.clone(),
+                outbound: matches!((from_level, to_level), (Some(f), Some(t)) if t < f),
+                from,
+                to,
+                link: LinkKind::Quic,
+                policy_file,
+                policy,
+                role,
+                outbox: x.join("outbox").join(name),
+                inbox: x.join("inbox").join(name),
+                quarantine: x.join("quarantine").join(name),
+            });
+        }
+        if raw.channels.is_empty() {
+            src.report(None, "channel", "no channel is defined: nothing would cross");
+        }
+        if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
+            src.report(None, "link.max_in_flight", "must be between 1 and 1024");
+        }
+        let cfg = Config {
+            file: file.to_path_buf(),
+            node,
+            peer,
+            zones,
+            channels,
+            intake: IntakeConfig {
+                settle_ms: raw.intake.settle_ms,
+                idle_ms: raw.intake.idle_ms.max(raw.intake.settle_ms),
+                rescan_ms: raw.intake.rescan_ms.max(100),
+            },
+            link: LinkConfig {
+                max_in_flight: raw.link.max_in_flight,
+            },
+        };
+        src.problems.append(&mut extra);
+        src.finish(cfg)
+    }
+
+    /// The channels this node sends on.
+    pub fn sending(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.iter().filter(|c| c.role == Role::Send)
+    }
+
+    /// The channels this node receives on.
+    pub fn receiving(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.iter().filter(|c| c.role == Role::Receive)
+    }
+
+    /// A channel by name.
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}

@@ -1,0 +1,220 @@
+//! The QUIC link endpoint: quinn over rustls with mutual TLS, where each side pins the
+//! other's exact certificate (no CA, no name games: an unknown peer fails the handshake).
+//!
+//! One UDP socket per node serves both as the server its peer connects to (for channels
+//! this node receives) and as the client that connects to its peer (for channels it sends).
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// ALPN protocol name of the isogate link.
+pub const ALPN: &[u8] = b"isogate/1";
+/// The TLS server name clients ask for (the certificate is pinned; the name is fixed).
+pub const SERVER_NAME: &str = "isogate-peer";
+
+/// Why the link endpoint could not be set up.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    /// TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The QUIC crypto configuration failed.
+    #[error("QUIC crypto configuration: {0}")]
+    Quic(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Accepts exactly one certificate: the pinned one.
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl Pinned {
+    fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if presented.as_ref() == self.cert.as_ref() {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for Pinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        ServerCertVerifier::supported_verify_schemes(self)
+    }
+}
+
+/// Our certificate and key, and the peer's pinned certificate.
+pub struct Identity {
+    /// Our certificate.
+    pub cert: CertificateDer<'static>,
+    /// Our private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The peer's certificate, the only one accepted.
+    pub peer_cert: CertificateDer<'static>,
+}
+
+fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(256u32.into());
+    t.max_concurrent_bidi_streams(0u32.into());
+    t.stream_receive_window((16u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t.send_window(64 * 1024 * 1024);
+    t.keep_alive_interval(Some(Duration::from_secs(2)));
+    if let Ok(idle) = Duration::from_secs(10).try_into() {
+        t.max_idle_timeout(Some(idle));
+    }
+    t
+}
+
+/// The client configuration: present our certificate, accept only the pinned server.
+pub fn client_config(id: &Identity) -> Result<quinn::ClientConfig, LinkError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        cert: id.peer_cert.clone(),
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| LinkError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport()));
+    Ok(cfg)
+}
+
+/// The server configuration: require a client certificate, accept only the pinned one.
+pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        cert: id.peer_cert.clone(),
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![id.cert.clone()], id.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| LinkError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport()));
+    Ok(cfg)
+}
+
+/// Binds the node's endpoint: a server for its peer, and a client toward it.
+pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
+    let mut ep = quinn::Endpoint::server(server_config(id)?, listen).map_err(|source| {
+        LinkError::Bind {
+            addr: listen,
+            source,
+        }
+    })?;
+    ep.set_default_client_config(client_config(id)?);
+    Ok(ep)
+}

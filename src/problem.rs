@@ -1,0 +1,135 @@
+//! A problem found in a configuration or policy file, named by file, line and key.
+//!
+//! Every loader collects all the problems it can find instead of stopping at the first, so
+//! that `isogate check` lists them all at once.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The dotted key, when known (e.g. `channel[1].from`).
+    pub key: Option<String>,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// All the problems of one load, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A source file being checked: turns byte spans into lines and collects problems.
+pub struct Source<'a> {
+    /// The file's path, as given.
+    pub file: &'a Path,
+    /// The file's text.
+    pub text: &'a str,
+    /// The problems found so far.
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Source<'a> {
+    /// A source with no problems yet.
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Source {
+            file,
+            text,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// Records a problem at a span (or at no particular line).
+    pub fn report(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
+        let line = span.map(|s| self.line_of(s.start));
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            key: (!key.is_empty()).then(|| key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    /// Parses the whole file as TOML into `T`, reporting a syntax or shape error.
+    pub fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        match toml::from_str::<T>(self.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.message().trim().to_string();
+                self.report(e.span(), "", msg);
+                None
+            }
+        }
+    }
+
+    /// Ends the check: the value if there were no problems, else all of them.
+    pub fn finish<T>(self, value: T) -> Result<T, Problems> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(Problems(self.problems))
+        }
+    }
+}
+
+/// Reads a file for checking, turning a read failure into a problem.
+pub fn read(file: &Path) -> Result<String, Problems> {
+    std::fs::read_to_string(file).map_err(|e| {
+        Problems(vec![Problem {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        }])
+    })
+}
+
+/// Joins `p` to the directory of `base` unless it is absolute.
+pub fn relative_to(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}

@@ -1,0 +1,136 @@
+//! Stable reason codes for every refusal, and the `Refusal` value that carries one.
+//!
+//! A refusal is not an error: it is a verdict about an object, audited, counted and sent to
+//! quarantine. The codes are part of the interface (README, audit log, metrics labels) and
+//! never change meaning once released.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an object was refused. `as_str` gives the stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The outbox entry is a symbolic link; it is never followed.
+    Symlink,
+    /// The outbox entry is a regular file with more than one hard link.
+    HardLink,
+    /// The outbox entry is a directory, FIFO, socket or device.
+    NotRegularFile,
+    /// The file name is not valid UTF-8.
+    NameNotUtf8,
+    /// The file name breaks the channel's name rules (length, characters, reserved names).
+    NameRefused,
+    /// The file extension is not on the channel's list.
+    ExtensionRefused,
+    /// The file is smaller or larger than the channel allows.
+    SizeLimit,
+    /// The content type, decided from the content, is not on the channel's allow-list.
+    TypeRefused,
+    /// The content type does not agree with the file extension.
+    TypeMismatch,
+    /// The manifest signature does not verify against the peer's pinned key.
+    BadSignature,
+    /// The manifest or frame is malformed or inconsistent.
+    BadManifest,
+    /// The object names a channel this node does not receive from its peer.
+    WrongChannel,
+    /// A chunk of content does not match its hash in the manifest.
+    ChunkHash,
+    /// The whole content does not match its SHA-256 in the manifest.
+    ContentHash,
+    /// The stream ended before, or carried more than, the size in the manifest.
+    SizeMismatch,
+    /// The receiving node refused the object before reading its content.
+    PeerRefused,
+}
+
+impl Reason {
+    /// Every reason, in documentation order.
+    pub const ALL: [Reason; 16] = [
+        Reason::Symlink,
+        Reason::HardLink,
+        Reason::NotRegularFile,
+        Reason::NameNotUtf8,
+        Reason::NameRefused,
+        Reason::ExtensionRefused,
+        Reason::SizeLimit,
+        Reason::TypeRefused,
+        Reason::TypeMismatch,
+        Reason::BadSignature,
+        Reason::BadManifest,
+        Reason::WrongChannel,
+        Reason::ChunkHash,
+        Reason::ContentHash,
+        Reason::SizeMismatch,
+        Reason::PeerRefused,
+    ];
+
+    /// The stable code written to the audit log, reason files and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Symlink => "symlink",
+            Reason::HardLink => "hard_link",
+            Reason::NotRegularFile => "not_regular_file",
+            Reason::NameNotUtf8 => "name_not_utf8",
+            Reason::NameRefused => "name_refused",
+            Reason::ExtensionRefused => "extension_refused",
+            Reason::SizeLimit => "size_limit",
+            Reason::TypeRefused => "type_refused",
+            Reason::TypeMismatch => "type_mismatch",
+            Reason::BadSignature => "bad_signature",
+            Reason::BadManifest => "bad_manifest",
+            Reason::WrongChannel => "wrong_channel",
+            Reason::ChunkHash => "chunk_hash",
+            Reason::ContentHash => "content_hash",
+            Reason::SizeMismatch => "size_mismatch",
+            Reason::PeerRefused => "peer_refused",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the reason code and a short human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The stable reason code.
+    pub reason: Reason,
+    /// What exactly was wrong, for the operator.
+    pub detail: String,
+}
+
+impl Refusal {
+    /// A refusal with the given reason and detail.
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_serde_agrees() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()));
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+    }
+}

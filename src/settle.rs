@@ -1,0 +1,192 @@
+//! When is a file in an outbox complete? The intake's decision, without I/O.
+//!
+//! A file is taken when it was renamed in (complete by construction), when its writer
+//! closed it and it stayed unchanged for `settle_ms`, or when it stayed unchanged for
+//! `idle_ms` with no close seen (rescans, lost events). A write after a close starts over.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+
+/// What the file system watch reported about a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The name was renamed into the outbox.
+    RenamedIn,
+    /// A writer closed the file.
+    Closed,
+    /// The file was created or written.
+    Changed,
+    /// A rescan found the name.
+    Seen,
+}
+
+/// What a poll found on disk for a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ms since the Unix epoch.
+    pub mtime_ms: u64,
+    /// Inode number (a replaced file starts over).
+    pub ino: u64,
+}
+
+/// The decision for one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Take it now.
+    Take,
+    /// Not yet.
+    Wait,
+    /// It is gone: forget it.
+    Forget,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    stat: Option<Stat>,
+    stable_since: u64,
+    renamed: bool,
+    closed: bool,
+}
+
+/// The settle state of one outbox.
+#[derive(Debug)]
+pub struct Settler {
+    settle_ms: u64,
+    idle_ms: u64,
+    entries: HashMap<OsString, Entry>,
+}
+
+impl Settler {
+    /// A settler with the given times.
+    pub fn new(settle_ms: u64, idle_ms: u64) -> Settler {
+        Settler {
+            settle_ms,
+            idle_ms: idle_ms.max(settle_ms),
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Records a signal about a name.
+    pub fn signal(&mut self, name: &OsStr, signal: Signal) {
+        let e = self.entries.entry(name.to_os_string()).or_default();
+        match signal {
+            Signal::RenamedIn => e.renamed = true,
+            Signal::Closed => e.closed = true,
+            Signal::Changed => {
+                e.renamed = false;
+                e.closed = false;
+            }
+            Signal::Seen => {}
+        }
+    }
+
+    /// Names waiting for a decision.
+    pub fn pending(&self) -> Vec<OsString> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Decides for one name given what is on disk now (`None`: gone). A `Take` or `Forget`
+    /// removes the name; a later signal brings it back.
+    pub fn poll(&mut self, name: &OsStr, stat: Option<Stat>, now_ms: u64) -> Decision {
+        let Some(e) = self.entries.get_mut(name) else {
+            return Decision::Forget;
+        };
+        let Some(stat) = stat else {
+            self.entries.remove(name);
+            return Decision::Forget;
+        };
+        if e.stat != Some(stat) {
+            if e.stat.is_some_and(|old| old.ino != stat.ino) {
+                e.closed = false;
+            }
+            e.stat = Some(stat);
+            e.stable_since = now_ms;
+        }
+        let stable = now_ms.saturating_sub(e.stable_since);
+        let untouched = now_ms.saturating_sub(stat.mtime_ms);
+        let take = e.renamed
+            || (e.closed && stable >= self.settle_ms)
+            || (stable >= self.settle_ms && untouched >= self.idle_ms)
+            || stable >= self.idle_ms;
+        if take {
+            self.entries.remove(name);
+            Decision::Take
+        } else {
+            Decision::Wait
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(size: u64, mtime_ms: u64) -> Option<Stat> {
+        Some(Stat {
+            size,
+            mtime_ms,
+            ino: 1,
+        })
+    }
+
+    #[test]
+    fn renamed_in_is_taken_at_once() {
+        let mut s = Settler::new(250, 5000);
+        s.signal(OsStr::new("a"), Signal::RenamedIn);
+        assert_eq!(s.poll(OsStr::new("a"), st(10, 1000), 1000), Decision::Take);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn slow_writer_is_taken_only_after_close_and_settle() {
+        let mut s = Settler::new(250, 5000);
+        let a = OsStr::new("a");
+        // written in place for 3 s, a write every 100 ms
+        for i in 0..30u64 {
+            s.signal(a, Signal::Changed);
+            let now = 10_000 + i * 100;
+            assert_eq!(s.poll(a, st(i * 10, now), now), Decision::Wait, "at {i}");
+        }
+        s.signal(a, Signal::Closed);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_050), Decision::Wait);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_200), Decision::Wait);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_310), Decision::Take);
+    }
+
+    #[test]
+    fn write_after_close_starts_over() {
+        let mut s = Settler::new(250, 5000);
+        let a = OsStr::new("a");
+        s.signal(a, Signal::Changed);
+        s.signal(a, Signal::Closed);
+        s.signal(a, Signal::Changed);
+        assert_eq!(s.poll(a, st(1, 1000), 1000), Decision::Wait);
+        assert_eq!(s.poll(a, st(1, 1000), 1300), Decision::Wait);
+        assert_eq!(s.poll(a, st(1, 1000), 6000), Decision::Take);
+    }
+
+    #[test]
+    fn old_file_found_by_rescan_is_taken_after_settle() {
+        let mut s = Settler::new(250, 5000);
+        let a = OsStr::new("a");
+        s.signal(a, Signal::Seen);
+        assert_eq!(s.poll(a, st(5, 1000), 100_000), Decision::Wait);
+        assert_eq!(s.poll(a, st(5, 1000), 100_300), Decision::Take);
+    }
+
+    #[test]
+    fn vanished_is_forgotten() {
+        let mut s = Settler::new(250, 5000);
+        let a = OsStr::new("a");
+        s.signal(a, Signal::Changed);
+        assert_eq!(s.poll(a, None, 1), Decision::Forget);
+        assert!(s.is_empty());
+    }
+}

@@ -1,0 +1,230 @@
+//! The transmit stage: sends sealed objects to the peer over QUIC, one unidirectional stream
+//! per object and many in flight, and removes an object from the spool only when the peer's
+//! receipt says it is durable there. When the link drops it reconnects with backoff and
+//! sends again every object that has no receipt.
+
+use crate::audit::{Entry, Event};
+use crate::link::SERVER_NAME;
+use crate::manifest::ObjectId;
+use crate::node::Node;
+use crate::reason::{Reason, Refusal};
+use crate::stage::Sealed;
+use crate::wire::{RECEIPT_LEN, Receipt, ReceiptStatus};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Size of the reads that feed a stream.
+const READ_SIZE: usize = 1024 * 1024;
+
+type Pending = Arc<Mutex<HashMap<ObjectId, oneshot::Sender<ReceiptStatus>>>>;
+
+/// Runs the sender side of the link until aborted.
+pub async fn run(
+    node: Arc<Node>,
+    endpoint: quinn::Endpoint,
+    queue_tx: mpsc::UnboundedSender<Sealed>,
+    mut queue: mpsc::UnboundedReceiver<Sealed>,
+) {
+    let peer = node.cfg.peer.address;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let conn = match endpoint.connect(peer, SERVER_NAME) {
+            Ok(connecting) => connecting.await,
+            Err(e) => {
+                tracing::error!(peer = %peer, error = %e, "cannot start a connection");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "link not up; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let _ = node.audit.append(
+            Event::LinkUp,
+            Entry {
+                peer: Some(node.cfg.peer.name.clone()),
+                detail: Some(format!("to {peer}")),
+                ..Entry::default()
+            },
+        );
+        tracing::info!(peer = %peer, "link up");
+        let pending: Pending = Arc::default();
+        let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
+        let slots = Arc::new(Semaphore::new(node.cfg.link.max_in_flight));
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = conn.closed() => break,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let sealed = tokio::select! {
+                biased;
+                _ = conn.closed() => break,
+                s = queue.recv() => match s { Some(s) => s, None => return },
+            };
+            tokio::spawn(send_one(
+                node.clone(),
+                conn.clone(),
+                sealed,
+                pending.clone(),
+                queue_tx.clone(),
+                permit,
+            ));
+        }
+        receipts.abort();
+        if let Ok(mut p) = pending.lock() {
+            p.clear();
+        }
+        let reason = conn.close_reason().map(|r| r.to_string()).unwrap_or_default();
+        let _ = node.audit.append(
+            Event::LinkDown,
+            Entry {
+                peer: Some(node.cfg.peer.name.clone()),
+                detail: Some(reason.clone()),
+                ..Entry::default()
+            },
+        );
+        tracing::warn!(peer = %peer, reason = %reason, "link down; reconnecting");
+    }
+}
+
+async fn read_receipts(conn: quinn::Connection, pending: Pending) {
+    while let Ok(mut recv) = conn.accept_uni().await {
+        let pending = pending.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; RECEIPT_LEN];
+            while recv.read_exact(&mut buf).await.is_ok() {
+                match Receipt::decode(&buf) {
+                    Ok(r) => {
+                        let waiter = pending.lock().ok().and_then(|mut p| p.remove(&r.object_id));
+                        if let Some(w) = waiter {
+                            let _ = w.send(r.status);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "malformed receipt; closing the link");
+                        conn.close(1u32.into(), b"malformed receipt");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Sends one object and waits for its receipt; on any failure puts it back in the queue.
+async fn send_one(
+    node: Arc<Node>,
+    conn: quinn::Connection,
+    sealed: Sealed,
+    pending: Pending,
+    queue: mpsc::UnboundedSender<Sealed>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let id = sealed.manifest().object_id;
+    let (tx, rx) = oneshot::channel();
+    if let Ok(mut p) = pending.lock() {
+        p.insert(id, tx);
+    }
+    let sent = stream_object(&conn, &sealed).await;
+    let status = match sent {
+        Ok(()) => {
+            let m = sealed.manifest();
+            let mut e = Entry::object(&m.channel, id, &m.name);
+            e.size = Some(m.size);
+            let _ = node.audit.append(Event::Sent, e);
+            rx.await.ok()
+        }
+        Err(e) => {
+            tracing::debug!(object = %id, error = %e, "send failed");
+            None
+        }
+    };
+    drop(permit);
+    if let Ok(mut p) = pending.lock() {
+        p.remove(&id);
+    }
+    match status {
+        Some(s) if s.is_final() => {
+            let node2 = node.clone();
+            let done = tokio::task::spawn_blocking(move || confirm(&node2, &sealed, s)).await;
+            if let Ok(Err(e)) | Err(e) = done.map_err(std::io::Error::other) {
+                tracing::error!(object = %id, error = %e, "could not clear the spool entry");
+            }
+        }
+        _ => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = queue.send(sealed);
+        }
+    }
+}
+
+/// Streams the frame and the content of one object on a new unidirectional stream.
+async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Result<()> {
+    let mut send = conn.open_uni().await.map_err(std::io::Error::other)?;
+    send.write_all(sealed.frame()).await.map_err(std::io::Error::other)?;
+    let path = sealed.spooled().content();
+    let size = sealed.manifest().size;
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut f = match crate::fsx::open_nofollow(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut left = size;
+        while left > 0 {
+            let mut buf = vec![0u8; READ_SIZE.min(left as usize)];
+            let r = f.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            let failed = r.is_err();
+            left -= READ_SIZE.min(left as usize) as u64;
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+        }
+    });
+    while let Some(chunk) = rx.recv().await {
+        send.write_chunk(chunk?).await.map_err(std::io::Error::other)?;
+    }
+    let _ = reader.await;
+    send.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// Acts on a final receipt: audits it durably, then forgets the object (or, if the peer
+/// refused it unread, moves it to this node's quarantine).
+fn confirm(node: &Node, sealed: &Sealed, status: ReceiptStatus) -> std::io::Result<()> {
+    let m = sealed.manifest();
+    if status == ReceiptStatus::Refused {
+        let Some(channel) = node.cfg.channel(&m.channel) else {
+            return Ok(());
+        };
+        let refusal = Refusal::new(
+            Reason::PeerRefused,
+            format!("{} refused it before reading the content; see its audit log", node.cfg.peer.name),
+        );
+        return node.refuse_spooled(channel, sealed.spooled(), &refusal);
+    }
+    let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+    e.size = Some(m.size);
+    e.sha256 = Some(m.sha256);
+    e.detail = Some(status.as_str().to_string());
+    e.peer = Some(node.cfg.peer.name.clone());
+    node.audit.durable(Event::Confirmed, e).map_err(std::io::Error::other)?;
+    tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, status = status.as_str(), "confirmed by the peer");
+    node.spool.remove(sealed.spooled())
+}
