@@ -318,7 +318,10 @@ mod tests {
         {
             let log = AuditLog::open(dir.path(), "court").unwrap();
             let mut sub = log.subscribe();
-            assert_eq!(log.append(Event::ConfigLoaded, Entry::default()).unwrap(), 1);
+            assert_eq!(
+                log.append(Event::ConfigLoaded, Entry::default()).unwrap(),
+                1
+            );
             let e = Entry::object("to-internet", ObjectId([1; 16]), "a.pdf");
             assert_eq!(log.durable(Event::Taken, e).unwrap(), 2);
             assert_eq!(sub.try_recv().unwrap().seq, 1);

@@ -234,6 +234,9 @@ impl Config {
     pub fn load(file: &Path) -> Result<Config, Problems> {
         let text = crate::problem::read(file)?;
         let mut src = Source::new(file, &text);
+        // Paths in the file are relative to its directory; keep them absolute from here on
+        // (the outbox watch reports absolute paths).
+        let file = &std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let Some(raw) = src.parse::<RawConfig>() else {
             return Err(Problems(src.problems));
         };
@@ -285,7 +288,10 @@ impl Config {
                 src.report(
                     Some(s.span()),
                     key,
-                    format!("{:?} is not an address like 127.0.0.1:7400 ({e})", s.get_ref()),
+                    format!(
+                        "{:?} is not an address like 127.0.0.1:7400 ({e})",
+                        s.get_ref()
+                    ),
                 );
                 SocketAddr::from(([0, 0, 0, 0], 0))
             })
@@ -412,7 +418,11 @@ impl Config {
             });
         }
         if raw.channels.is_empty() {
-            src.report(None, "channel", "no channel is defined: nothing would cross");
+            src.report(
+                None,
+                "channel",
+                "no channel is defined: nothing would cross",
+            );
         }
         if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
             src.report(None, "link.max_in_flight", "must be between 1 and 1024");

@@ -40,7 +40,8 @@ const SAMPLE_PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> 
 /// The start of an ELF executable: refused whatever its name says.
 const SAMPLE_ELF: &[u8; 64] = &{
     let mut b = [0u8; 64];
-    let head = *b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00\x01\x00\x00\x00";
+    let head =
+        *b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00\x01\x00\x00\x00";
     let mut i = 0;
     while i < head.len() {
         b[i] = head[i];
@@ -70,10 +71,17 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
             "court",
             "to-internet",
             "公告.txt",
-            "本院定于2026年12月1日公开开庭审理原告与被告合同纠纷一案。\n".as_bytes().to_vec(),
+            "本院定于2026年12月1日公开开庭审理原告与被告合同纠纷一案。\n"
+                .as_bytes()
+                .to_vec(),
         ),
         ("internet", "to-court", "起诉状.pdf", SAMPLE_PDF.to_vec()),
-        ("internet", "to-court", "evidence-photo.png", SAMPLE_PNG.to_vec()),
+        (
+            "internet",
+            "to-court",
+            "evidence-photo.png",
+            SAMPLE_PNG.to_vec(),
+        ),
         ("internet", "to-court", "invoice.pdf", SAMPLE_ELF.to_vec()),
     ]
 }
@@ -93,7 +101,11 @@ fn describe(r: &Record) -> Option<String> {
             r.reason.map(|x| x.as_str()).unwrap_or("?"),
             r.detail.as_deref().unwrap_or("")
         )),
-        Event::LinkUp => Some(format!("LINK UP   {} {}", r.node, r.detail.as_deref().unwrap_or(""))),
+        Event::LinkUp => Some(format!(
+            "LINK UP   {} {}",
+            r.node,
+            r.detail.as_deref().unwrap_or("")
+        )),
         _ => None,
     }
 }
@@ -106,16 +118,26 @@ pub async fn run(
 ) -> Result<(), DemoError> {
     let dir = match dir {
         Some(d) => d,
-        None => std::env::temp_dir().join(format!("isogate-demo-{}-{}", std::process::id(), crate::now_ms())),
+        None => std::env::temp_dir().join(format!(
+            "isogate-demo-{}-{}",
+            std::process::id(),
+            crate::now_ms()
+        )),
     };
     init::init(&dir, LabLink::Quic, port_base)?;
     println!("isogate demo: lab in {}", dir.display());
-    println!("  drop files into {}/court/outbox/to-internet or {}/internet/outbox/to-court", dir.display(), dir.display());
+    println!(
+        "  drop files into {}/court/outbox/to-internet or {}/internet/outbox/to-court",
+        dir.display(),
+        dir.display()
+    );
     println!("  press Ctrl-C to stop\n");
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut nodes = tokio::task::JoinSet::new();
     for (name, _) in init::NODES {
-        let node = Arc::new(Node::open(Config::load(&dir.join(format!("{name}.toml")))?)?);
+        let node = Arc::new(Node::open(Config::load(
+            &dir.join(format!("{name}.toml")),
+        )?)?);
         let mut events = node.audit.subscribe();
         tokio::spawn(async move {
             while let Ok(r) = events.recv().await {
@@ -157,7 +179,10 @@ fn drop_samples(dir: &Path) -> Result<(), DemoError> {
         let target = outbox.join(name);
         std::fs::write(&tmp, &content)
             .and_then(|()| std::fs::rename(&tmp, &target))
-            .map_err(|source| DemoError::Sample { path: target, source })?;
+            .map_err(|source| DemoError::Sample {
+                path: target,
+                source,
+            })?;
     }
     Ok(())
 }

@@ -178,7 +178,10 @@ mod tests {
         );
         assert!(dir.join("court/outbox/to-internet").is_dir());
         assert!(dir.join("internet/quarantine/to-court").is_dir());
-        assert!(matches!(init(&dir, LabLink::Quic, 7400), Err(InitError::NotEmpty(_))));
+        assert!(matches!(
+            init(&dir, LabLink::Quic, 7400),
+            Err(InitError::NotEmpty(_))
+        ));
     }
 
     #[test]
@@ -194,7 +197,10 @@ mod tests {
         fs::write(&file, bad).unwrap();
         let err = Config::load(&file).unwrap_err().to_string();
         assert!(err.contains("court.toml:8: node.listen"), "{err}");
-        assert!(err.contains("channel[1].from: unknown zone \"intranet\""), "{err}");
+        assert!(
+            err.contains("channel[1].from: unknown zone \"intranet\""),
+            "{err}"
+        );
         fs::write(&file, text.replace("[link]", "[link]\nbogus = 1")).unwrap();
         let err = Config::load(&file).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");
@@ -214,6 +220,9 @@ mod tests {
             .replace("to = \"court\"", "to = \"classified\"");
         fs::write(&file, text).unwrap();
         let err = Config::load(&file).unwrap_err().to_string();
-        assert!(err.contains("nothing may ever flow out of the classified zone"), "{err}");
+        assert!(
+            err.contains("nothing may ever flow out of the classified zone"),
+            "{err}"
+        );
     }
 }

@@ -45,9 +45,14 @@ pub fn inspect_file(policy: &Policy, name: &str, path: &Path) -> io::Result<Outc
 }
 
 /// Inspects a spooled object on the sending node.
-pub fn inspect(policy: &Policy, spooled: Spooled) -> io::Result<Result<Inspected, (Spooled, Refusal)>> {
-    Ok(match inspect_file(policy, &spooled.name, &spooled.content())? {
-        Ok(content_type) => Ok(Inspected::new(spooled, content_type)),
-        Err(r) => Err((spooled, r)),
-    })
+pub fn inspect(
+    policy: &Policy,
+    spooled: Spooled,
+) -> io::Result<Result<Inspected, (Spooled, Refusal)>> {
+    Ok(
+        match inspect_file(policy, &spooled.name, &spooled.content())? {
+            Ok(content_type) => Ok(Inspected::new(spooled, content_type)),
+            Err(r) => Err((spooled, r)),
+        },
+    )
 }

@@ -61,6 +61,13 @@ impl SigningKey {
         Ok(SigningKey { pair })
     }
 
+    /// A key from a fixed 32-byte seed: deterministic, for tests and fuzzing only.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<SigningKey, KeyError> {
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        Ok(SigningKey { pair })
+    }
+
     /// Reads a PKCS#8 PEM file.
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let key = PrivateKeyDer::from_pem_file(path).map_err(|e| KeyError::Format {
@@ -186,7 +193,12 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
     let cert = params
         .self_signed(&tls_pair)
         .map_err(|e| KeyError::Generate(e.to_string()))?;
-    write_new(&files.signing_key, sign_pair.serialize_pem().as_bytes(), 0o600).map_err(io(&files.signing_key))?;
+    write_new(
+        &files.signing_key,
+        sign_pair.serialize_pem().as_bytes(),
+        0o600,
+    )
+    .map_err(io(&files.signing_key))?;
     write_new(&files.tls_key, tls_pair.serialize_pem().as_bytes(), 0o600)
         .map_err(io(&files.tls_key))?;
     write_new(

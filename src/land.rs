@@ -85,7 +85,13 @@ impl Lander {
     }
 
     /// Records the outcome of an object durably.
-    pub fn record(&self, channel: &str, id: ObjectId, outcome: Outcome, name: &str) -> io::Result<()> {
+    pub fn record(
+        &self,
+        channel: &str,
+        id: ObjectId,
+        outcome: Outcome,
+        name: &str,
+    ) -> io::Result<()> {
         let dir = self.markers.join(channel);
         fs::create_dir_all(&dir)?;
         let m = Marker {
@@ -100,7 +106,13 @@ impl Lander {
 
     /// Commits a complete, fsynced part file and delivers it under `name` (already checked
     /// as a plain base name). Returns the delivered path.
-    pub fn land(&self, inbox: &Path, channel: &str, id: ObjectId, name: &str) -> io::Result<PathBuf> {
+    pub fn land(
+        &self,
+        inbox: &Path,
+        channel: &str,
+        id: ObjectId,
+        name: &str,
+    ) -> io::Result<PathBuf> {
         self.record(channel, id, Outcome::Landed, name)?;
         deliver(&Self::part_path(inbox, id), inbox, name)
     }
@@ -133,7 +145,12 @@ impl Lander {
 
     /// If an object was committed but its part file was not yet renamed in, delivers it.
     /// An uncommitted part file is deleted.
-    pub fn finish_pending(&self, inbox: &Path, channel: &str, id: ObjectId) -> io::Result<Option<PathBuf>> {
+    pub fn finish_pending(
+        &self,
+        inbox: &Path,
+        channel: &str,
+        id: ObjectId,
+    ) -> io::Result<Option<PathBuf>> {
         let part = Self::part_path(inbox, id);
         if !part.exists() {
             return Ok(None);
@@ -219,16 +236,29 @@ mod tests {
         let lander = Lander::open(&t.path().join("state")).unwrap();
         let committed = ObjectId([1; 16]);
         let partial = ObjectId([2; 16]);
-        Lander::create_part(&inbox, committed).unwrap().1.write_all(b"c").unwrap();
-        Lander::create_part(&inbox, partial).unwrap().1.write_all(b"p").unwrap();
+        Lander::create_part(&inbox, committed)
+            .unwrap()
+            .1
+            .write_all(b"c")
+            .unwrap();
+        Lander::create_part(&inbox, partial)
+            .unwrap()
+            .1
+            .write_all(b"p")
+            .unwrap();
         // crash after the marker, before the rename
-        lander.record("c", committed, Outcome::Landed, "done.txt").unwrap();
+        lander
+            .record("c", committed, Outcome::Landed, "done.txt")
+            .unwrap();
         let delivered = lander.recover(&inbox, "c").unwrap();
         assert_eq!(delivered, vec![inbox.join("done.txt")]);
         assert!(!Lander::part_path(&inbox, partial).exists());
         // a second recovery delivers nothing more
         assert!(lander.recover(&inbox, "c").unwrap().is_empty());
-        let names: Vec<_> = fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&inbox)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}"); // done.txt and the staging dir
     }
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod fsx;
+pub mod fuzzing;
 pub mod init;
 pub mod inspect;
 pub mod keys;

@@ -209,12 +209,11 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
 
 /// Binds the node's endpoint: a server for its peer, and a client toward it.
 pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
-    let mut ep = quinn::Endpoint::server(server_config(id)?, listen).map_err(|source| {
-        LinkError::Bind {
+    let mut ep =
+        quinn::Endpoint::server(server_config(id)?, listen).map_err(|source| LinkError::Bind {
             addr: listen,
             source,
-        }
-    })?;
+        })?;
     ep.set_default_client_config(client_config(id)?);
     Ok(ep)
 }

@@ -115,6 +115,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -156,8 +157,14 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             let Link::Quic = link;
             isogate::init::init(&dir, LabLink::Quic, port_base)?;
             println!("lab written to {}", dir.display());
-            println!("  start:  isogate run --config {}/court.toml", dir.display());
-            println!("          isogate run --config {}/internet.toml", dir.display());
+            println!(
+                "  start:  isogate run --config {}/court.toml",
+                dir.display()
+            );
+            println!(
+                "          isogate run --config {}/internet.toml",
+                dir.display()
+            );
             println!("  drop:   {}/court/outbox/to-internet/", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -237,7 +244,11 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
                         c.from,
                         c.to,
                         if c.outbound { "outbound" } else { "inbound" },
-                        if c.role == Role::Send { "send" } else { "receive" },
+                        if c.role == Role::Send {
+                            "send"
+                        } else {
+                            "receive"
+                        },
                         c.policy_file.display(),
                         c.policy.allow.join(", "),
                         c.policy.max_bytes

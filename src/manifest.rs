@@ -137,7 +137,13 @@ impl Manifest {
         if n != self.chunks.len() as u64 {
             return Err(ManifestError::Invalid("chunk count does not match size"));
         }
-        for s in [&self.channel, &self.name, &self.sender, &self.content_type, &self.verdict] {
+        for s in [
+            &self.channel,
+            &self.name,
+            &self.sender,
+            &self.content_type,
+            &self.verdict,
+        ] {
             if s.len() > MAX_TEXT {
                 return Err(ManifestError::Invalid("text field too long"));
             }

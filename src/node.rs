@@ -134,10 +134,13 @@ impl Node {
         tracing::info!(node = %self.cfg.node.name, zone = %self.cfg.node.zone, listen = %self.cfg.node.listen, "node started");
 
         for c in self.cfg.receiving() {
-            let delivered = self.lander.recover(&c.inbox, &c.name).map_err(|source| NodeError::Dir {
-                path: c.inbox.clone(),
-                source,
-            })?;
+            let delivered =
+                self.lander
+                    .recover(&c.inbox, &c.name)
+                    .map_err(|source| NodeError::Dir {
+                        path: c.inbox.clone(),
+                        source,
+                    })?;
             for p in delivered {
                 tracing::info!(channel = %c.name, path = %p.display(), "delivery finished after restart");
             }
@@ -187,7 +190,11 @@ impl Node {
     }
 
     /// Queues a sealed object, or logs why there is none.
-    pub(crate) fn forward(&self, sealed: io::Result<Option<Sealed>>, tx: &mpsc::UnboundedSender<Sealed>) {
+    pub(crate) fn forward(
+        &self,
+        sealed: io::Result<Option<Sealed>>,
+        tx: &mpsc::UnboundedSender<Sealed>,
+    ) {
         match sealed {
             Ok(Some(s)) => {
                 let _ = tx.send(s);
@@ -217,19 +224,30 @@ impl Node {
         let s = inspected.spooled();
         let mut e = Entry::object(&s.channel, s.id, &s.name);
         e.detail = Some(inspected.content_type().to_string());
-        self.audit.append(Event::Accepted, e).map_err(io::Error::other)?;
-        let sealed = seal::seal(inspected, &self.key, &self.cfg.node.name).map_err(io::Error::other)?;
-        self.spool.store_manifest(sealed.spooled(), sealed.frame())?;
+        self.audit
+            .append(Event::Accepted, e)
+            .map_err(io::Error::other)?;
+        let sealed =
+            seal::seal(inspected, &self.key, &self.cfg.node.name).map_err(io::Error::other)?;
+        self.spool
+            .store_manifest(sealed.spooled(), sealed.frame())?;
         let m = sealed.manifest();
         let mut e = Entry::object(&m.channel, m.object_id, &m.name);
         e.size = Some(m.size);
         e.sha256 = Some(m.sha256);
-        self.audit.append(Event::Sealed, e).map_err(io::Error::other)?;
+        self.audit
+            .append(Event::Sealed, e)
+            .map_err(io::Error::other)?;
         Ok(Some(sealed))
     }
 
     /// Moves a spooled object to quarantine with its reason, audits it, drops it from the spool.
-    pub(crate) fn refuse_spooled(&self, channel: &Channel, spooled: &Spooled, refusal: &Refusal) -> io::Result<()> {
+    pub(crate) fn refuse_spooled(
+        &self,
+        channel: &Channel,
+        spooled: &Spooled,
+        refusal: &Refusal,
+    ) -> io::Result<()> {
         let subject = Subject {
             id: spooled.id,
             channel: &channel.name,
@@ -246,7 +264,9 @@ impl Node {
         let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
         e.reason = Some(refusal.reason);
         e.detail = Some(refusal.detail.clone());
-        self.audit.durable(Event::Refused, e).map_err(io::Error::other)?;
+        self.audit
+            .durable(Event::Refused, e)
+            .map_err(io::Error::other)?;
         tracing::warn!(channel = %channel.name, name = %spooled.name, reason = %refusal.reason, detail = %refusal.detail, "refused");
         self.spool.remove(spooled)
     }

@@ -109,7 +109,9 @@ impl Policy {
             let v = e.get_ref();
             if v.is_empty()
                 || v.len() > 16
-                || !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             {
                 src.report(
                     Some(e.span()),
@@ -190,7 +192,7 @@ impl Policy {
     pub fn check_name(&self, name: &str) -> Result<(), Refusal> {
         check_name_rules(name, self.max_name_len)?;
         let ext = extension(name).unwrap_or_default();
-        if !self.extensions.iter().any(|e| *e == ext) {
+        if !self.extensions.contains(&ext) {
             return Err(Refusal::new(
                 Reason::ExtensionRefused,
                 format!("extension {ext:?} is not allowed on this channel"),
@@ -218,7 +220,10 @@ impl Policy {
         if !self.allow.iter().any(|t| t == detected.family) {
             return Verdict::Reject(Refusal::new(
                 Reason::TypeRefused,
-                format!("content is {}, not allowed on this channel", detected.family),
+                format!(
+                    "content is {}, not allowed on this channel",
+                    detected.family
+                ),
             ));
         }
         if !detected.extensions.contains(&ext.as_str()) {
@@ -422,7 +427,10 @@ allow = ["pdf", "text", "png", "csv", "json", "ooxml", "zip"]
                 ..
             })
         ));
-        assert!(matches!(p.check("empty.txt", 0, b""), Verdict::Accept { .. }));
+        assert!(matches!(
+            p.check("empty.txt", 0, b""),
+            Verdict::Accept { .. }
+        ));
         assert!(matches!(
             p.check("a.json", 2, b"{}"),
             Verdict::Accept { .. }

@@ -145,11 +145,15 @@ async fn object(
     recv.read_exact(&mut payload).await.ok()?;
     let reception = match Reception::begin(&payload, &node.rules) {
         Ok(r) => r,
-        Err(BeginRefusal { refusal, claimed_id }) => {
+        Err(BeginRefusal {
+            refusal,
+            claimed_id,
+        }) => {
             let _ = recv.stop(2u32.into());
             let id = claimed_id.map(Ok).unwrap_or_else(ObjectId::random).ok()?;
             let node = node.clone();
-            let done = tokio::task::spawn_blocking(move || refuse_unverified(&node, id, &refusal)).await;
+            let done =
+                tokio::task::spawn_blocking(move || refuse_unverified(&node, id, &refusal)).await;
             return match done {
                 Ok(Ok(())) => claimed_id.map(|id| (id, ReceiptStatus::Refused)),
                 Ok(Err(e)) => {
@@ -201,7 +205,10 @@ async fn object(
     // Both sides check: name and size against our own policy before reading any content.
     let pre = channel.policy.check_name(&m.name).and_then(|()| {
         if m.size > channel.policy.max_bytes || m.size < channel.policy.min_bytes {
-            Err(Refusal::new(Reason::SizeLimit, format!("{} bytes is outside this channel's limits", m.size)))
+            Err(Refusal::new(
+                Reason::SizeLimit,
+                format!("{} bytes is outside this channel's limits", m.size),
+            ))
         } else {
             Ok(())
         }
@@ -266,7 +273,7 @@ async fn object(
 /// What the part writer ended with.
 enum Written {
     /// Every byte verified and written.
-    Complete(Reception, File),
+    Complete(Box<Reception>, File),
     /// The content was refused while streaming.
     Refused(Refusal),
     /// Writing failed.
@@ -282,7 +289,7 @@ fn write_part(mut reception: Reception, mut file: File, mut rx: mpsc::Receiver<B
             return Written::Failed(e);
         }
     }
-    Written::Complete(reception, file)
+    Written::Complete(Box::new(reception), file)
 }
 
 /// Ends one object after its stream: verify, fsync, inspect, land or quarantine.
@@ -325,7 +332,9 @@ fn finish(
         return Ok(Some(ReceiptStatus::Quarantined));
     }
     let m = &verified.manifest;
-    let path = node.lander.land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+    let path = node
+        .lander
+        .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
     let delivered = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -337,7 +346,9 @@ fn finish(
     if delivered != m.name {
         e.detail = Some(format!("delivered as {delivered}"));
     }
-    node.audit.durable(Event::Landed, e).map_err(io::Error::other)?;
+    node.audit
+        .durable(Event::Landed, e)
+        .map_err(io::Error::other)?;
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, size = m.size, "landed");
     Ok(Some(ReceiptStatus::Landed))
 }
@@ -356,9 +367,17 @@ fn refuse_received(
         channel: &channel.name,
         name: &m.name,
     };
-    quarantine::put(&channel.quarantine, &subject, part, &node.cfg.node.name, Side::Receiver, refusal)?;
+    quarantine::put(
+        &channel.quarantine,
+        &subject,
+        part,
+        &node.cfg.node.name,
+        Side::Receiver,
+        refusal,
+    )?;
     if part.is_some() {
-        node.lander.record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
+        node.lander
+            .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
     }
     let mut e = Entry::object(&m.channel, m.object_id, &m.name);
     e.size = Some(m.size);
@@ -366,7 +385,9 @@ fn refuse_received(
     e.reason = Some(refusal.reason);
     e.detail = Some(refusal.detail.clone());
     e.peer = Some(node.cfg.peer.name.clone());
-    node.audit.durable(Event::Quarantined, e).map_err(io::Error::other)?;
+    node.audit
+        .durable(Event::Quarantined, e)
+        .map_err(io::Error::other)?;
     tracing::warn!(channel = %m.channel, name = %m.name, object = %m.object_id, reason = %refusal.reason, detail = %refusal.detail, "quarantined");
     Ok(())
 }
@@ -374,13 +395,25 @@ fn refuse_received(
 /// Records a refusal of an object whose manifest could not be trusted: a reason file only
 /// (its content is never read), in the `_unverified` quarantine.
 fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result<()> {
-    let dir = node.cfg.node.exchange_dir.join("quarantine").join(UNVERIFIED);
+    let dir = node
+        .cfg
+        .node
+        .exchange_dir
+        .join("quarantine")
+        .join(UNVERIFIED);
     let subject = Subject {
         id,
         channel: UNVERIFIED,
         name: "",
     };
-    quarantine::put(&dir, &subject, None, &node.cfg.node.name, Side::Receiver, refusal)?;
+    quarantine::put(
+        &dir,
+        &subject,
+        None,
+        &node.cfg.node.name,
+        Side::Receiver,
+        refusal,
+    )?;
     let e = Entry {
         object_id: Some(id),
         reason: Some(refusal.reason),
@@ -388,7 +421,9 @@ fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result
         peer: Some(node.cfg.peer.name.clone()),
         ..Entry::default()
     };
-    node.audit.durable(Event::Quarantined, e).map_err(io::Error::other)?;
+    node.audit
+        .durable(Event::Quarantined, e)
+        .map_err(io::Error::other)?;
     tracing::warn!(object = %id, reason = %refusal.reason, detail = %refusal.detail, "refused an unverified object");
     Ok(())
 }

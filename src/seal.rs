@@ -26,7 +26,7 @@ pub enum SealError {
 /// SHA-256 of the whole content and of each `chunk`-sized piece, reading in bounded steps.
 pub fn hash_content<R: Read>(r: &mut R, chunk: u32) -> io::Result<([u8; 32], Vec<[u8; 32]>)> {
     let chunk = chunk as usize;
-    let mut buf = vec![0u8; chunk.min(1 << 20).max(4096)];
+    let mut buf = vec![0u8; chunk.clamp(4096, 1 << 20)];
     let mut total = Context::new(&SHA256);
     let mut part = Context::new(&SHA256);
     let mut in_part = 0usize;
@@ -125,11 +125,13 @@ mod tests {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
         let (total, parts) = hash_content(&mut &data[..], 4096).unwrap();
         assert_eq!(parts.len(), 3);
-        let h = |b: &[u8]| digest32({
-            let mut c = Context::new(&SHA256);
-            c.update(b);
-            c
-        });
+        let h = |b: &[u8]| {
+            digest32({
+                let mut c = Context::new(&SHA256);
+                c.update(b);
+                c
+            })
+        };
         assert_eq!(total, h(&data));
         assert_eq!(parts[0], h(&data[..4096]));
         assert_eq!(parts[2], h(&data[8192..]));

@@ -217,14 +217,19 @@ mod tests {
             .unwrap();
         assert!(!outbox.join("a.txt").exists());
         assert_eq!(fs::read(s.content()).unwrap(), b"hello");
-        assert!(spool
-            .take("to-internet", &outbox, OsStr::new("gone.txt"), "gone.txt")
-            .unwrap()
-            .is_none());
+        assert!(
+            spool
+                .take("to-internet", &outbox, OsStr::new("gone.txt"), "gone.txt")
+                .unwrap()
+                .is_none()
+        );
         // a half-made entry (meta without content) is cleaned up
         let half = t.path().join("state/spool/to-internet/ffff");
         fs::create_dir_all(&half).unwrap();
-        let rec = Spool::open(&t.path().join("state")).unwrap().recover().unwrap();
+        let rec = Spool::open(&t.path().join("state"))
+            .unwrap()
+            .recover()
+            .unwrap();
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].spooled.id, s.id);
         assert!(!half.exists());

@@ -49,7 +49,7 @@ pub async fn run(
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
+        let up_since = std::time::Instant::now();
         let _ = node.audit.append(
             Event::LinkUp,
             Entry {
@@ -86,7 +86,10 @@ pub async fn run(
         if let Ok(mut p) = pending.lock() {
             p.clear();
         }
-        let reason = conn.close_reason().map(|r| r.to_string()).unwrap_or_default();
+        let reason = conn
+            .close_reason()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         let _ = node.audit.append(
             Event::LinkDown,
             Entry {
@@ -95,7 +98,15 @@ pub async fn run(
                 ..Entry::default()
             },
         );
-        tracing::warn!(peer = %peer, reason = %reason, "link down; reconnecting");
+        tracing::warn!(peer = %peer, reason = %reason, "link down; reconnecting in {backoff:?}");
+        // A link that drops at once (say, the peer refuses our certificate after the
+        // handshake) backs off like one that never came up.
+        if up_since.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 }
 
@@ -174,7 +185,9 @@ async fn send_one(
 /// Streams the frame and the content of one object on a new unidirectional stream.
 async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Result<()> {
     let mut send = conn.open_uni().await.map_err(std::io::Error::other)?;
-    send.write_all(sealed.frame()).await.map_err(std::io::Error::other)?;
+    send.write_all(sealed.frame())
+        .await
+        .map_err(std::io::Error::other)?;
     let path = sealed.spooled().content();
     let size = sealed.manifest().size;
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
@@ -198,7 +211,9 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Re
         }
     });
     while let Some(chunk) = rx.recv().await {
-        send.write_chunk(chunk?).await.map_err(std::io::Error::other)?;
+        send.write_chunk(chunk?)
+            .await
+            .map_err(std::io::Error::other)?;
     }
     let _ = reader.await;
     send.finish().map_err(std::io::Error::other)?;
@@ -215,7 +230,10 @@ fn confirm(node: &Node, sealed: &Sealed, status: ReceiptStatus) -> std::io::Resu
         };
         let refusal = Refusal::new(
             Reason::PeerRefused,
-            format!("{} refused it before reading the content; see its audit log", node.cfg.peer.name),
+            format!(
+                "{} refused it before reading the content; see its audit log",
+                node.cfg.peer.name
+            ),
         );
         return node.refuse_spooled(channel, sealed.spooled(), &refusal);
     }
@@ -224,7 +242,9 @@ fn confirm(node: &Node, sealed: &Sealed, status: ReceiptStatus) -> std::io::Resu
     e.sha256 = Some(m.sha256);
     e.detail = Some(status.as_str().to_string());
     e.peer = Some(node.cfg.peer.name.clone());
-    node.audit.durable(Event::Confirmed, e).map_err(std::io::Error::other)?;
+    node.audit
+        .durable(Event::Confirmed, e)
+        .map_err(std::io::Error::other)?;
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, status = status.as_str(), "confirmed by the peer");
     node.spool.remove(sealed.spooled())
 }

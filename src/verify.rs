@@ -82,7 +82,10 @@ impl Reception {
         if manifest.sender != rules.peer {
             return Err(refuse(
                 Reason::BadManifest,
-                format!("sender is {:?}, the peer is {:?}", manifest.sender, rules.peer),
+                format!(
+                    "sender is {:?}, the peer is {:?}",
+                    manifest.sender, rules.peer
+                ),
             ));
         }
         if !rules.channels.contains(&manifest.channel) {

@@ -39,7 +39,10 @@ pub struct Watch {
 
 impl Watch {
     /// Starts watching every outbox of the node's sending channels.
-    pub fn start(node: Arc<Node>, queue: mpsc::UnboundedSender<Sealed>) -> Result<Watch, NodeError> {
+    pub fn start(
+        node: Arc<Node>,
+        queue: mpsc::UnboundedSender<Sealed>,
+    ) -> Result<Watch, NodeError> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = tx.send(res);
@@ -62,7 +65,8 @@ impl Watch {
     /// Runs until the task is aborted.
     pub async fn run(mut self) {
         let workers = Arc::new(Semaphore::new(WORKERS));
-        let mut rescan = tokio::time::interval(Duration::from_millis(self.node.cfg.intake.rescan_ms));
+        let mut rescan =
+            tokio::time::interval(Duration::from_millis(self.node.cfg.intake.rescan_ms));
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -91,16 +95,23 @@ impl Watch {
                 return;
             }
         };
+        tracing::trace!(kind = ?ev.kind, paths = ?ev.paths, "watch event");
         if ev.need_rescan() {
             self.rescan();
         }
         let (signal, path) = match ev.kind {
             EventKind::Create(_) => (Signal::Changed, ev.paths.first()),
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => (Signal::RenamedIn, ev.paths.first()),
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => (Signal::RenamedIn, ev.paths.get(1)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                (Signal::RenamedIn, ev.paths.first())
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                (Signal::RenamedIn, ev.paths.get(1))
+            }
             EventKind::Modify(ModifyKind::Name(RenameMode::From)) => return,
             EventKind::Modify(_) => (Signal::Changed, ev.paths.first()),
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => (Signal::Closed, ev.paths.first()),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                (Signal::Closed, ev.paths.first())
+            }
             EventKind::Access(_) => return,
             _ => (Signal::Seen, ev.paths.first()),
         };
@@ -142,7 +153,8 @@ impl Watch {
                 let meta = fs::symlink_metadata(c.outbox.join(&name)).ok();
                 let stat = meta.as_ref().map(|m| Stat {
                     size: m.len(),
-                    mtime_ms: (m.mtime().max(0) as u64) * 1000 + (m.mtime_nsec().max(0) as u64) / 1_000_000,
+                    mtime_ms: (m.mtime().max(0) as u64) * 1000
+                        + (m.mtime_nsec().max(0) as u64) / 1_000_000,
                     ino: m.ino(),
                 });
                 let regular = meta.as_ref().is_some_and(|m| m.file_type().is_file());
@@ -188,16 +200,30 @@ fn intake(node: &Node, channel: &Channel, file_name: &OsStr) -> io::Result<Optio
     let display = file_name.to_string_lossy().into_owned();
     let ft = meta.file_type();
     let refusal = if ft.is_symlink() {
-        let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-        Some(Refusal::new(Reason::Symlink, format!("a symbolic link to {target:?}")))
+        let target = fs::read_link(&path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        Some(Refusal::new(
+            Reason::Symlink,
+            format!("a symbolic link to {target:?}"),
+        ))
     } else if ft.is_dir() {
         Some(Refusal::new(Reason::NotRegularFile, "a directory"))
     } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-        Some(Refusal::new(Reason::NotRegularFile, "a FIFO, socket or device"))
+        Some(Refusal::new(
+            Reason::NotRegularFile,
+            "a FIFO, socket or device",
+        ))
     } else if meta.nlink() != 1 {
-        Some(Refusal::new(Reason::HardLink, format!("{} hard links", meta.nlink())))
+        Some(Refusal::new(
+            Reason::HardLink,
+            format!("{} hard links", meta.nlink()),
+        ))
     } else if file_name.to_str().is_none() {
-        Some(Refusal::new(Reason::NameNotUtf8, "the name is not valid UTF-8"))
+        Some(Refusal::new(
+            Reason::NameNotUtf8,
+            "the name is not valid UTF-8",
+        ))
     } else {
         None
     };
@@ -205,30 +231,50 @@ fn intake(node: &Node, channel: &Channel, file_name: &OsStr) -> io::Result<Optio
         refuse_entry(node, channel, &path, &display, &refusal)?;
         return Ok(None);
     }
-    let Some(spooled) = node.spool.take(&channel.name, &channel.outbox, file_name, &display)? else {
+    let Some(spooled) = node
+        .spool
+        .take(&channel.name, &channel.outbox, file_name, &display)?
+    else {
         return Ok(None);
     };
     let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
     e.size = Some(meta.len());
-    node.audit.append(Event::Taken, e).map_err(io::Error::other)?;
+    node.audit
+        .append(Event::Taken, e)
+        .map_err(io::Error::other)?;
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
     node.pipeline(spooled)
 }
 
 /// Moves an outbox entry that is not a plain file into quarantine, as it is.
-fn refuse_entry(node: &Node, channel: &Channel, path: &Path, name: &str, refusal: &Refusal) -> io::Result<()> {
+fn refuse_entry(
+    node: &Node,
+    channel: &Channel,
+    path: &Path,
+    name: &str,
+    refusal: &Refusal,
+) -> io::Result<()> {
     let id = ObjectId::random().map_err(io::Error::other)?;
     let subject = Subject {
         id,
         channel: &channel.name,
         name,
     };
-    quarantine::put(&channel.quarantine, &subject, Some(path), &node.cfg.node.name, Side::Sender, refusal)?;
+    quarantine::put(
+        &channel.quarantine,
+        &subject,
+        Some(path),
+        &node.cfg.node.name,
+        Side::Sender,
+        refusal,
+    )?;
     fs::File::open(&channel.outbox).and_then(|d| d.sync_all())?;
     let mut e = Entry::object(&channel.name, id, name);
     e.reason = Some(refusal.reason);
     e.detail = Some(refusal.detail.clone());
-    node.audit.durable(Event::Refused, e).map_err(io::Error::other)?;
+    node.audit
+        .durable(Event::Refused, e)
+        .map_err(io::Error::other)?;
     tracing::warn!(channel = %channel.name, name, reason = %refusal.reason, detail = %refusal.detail, "refused");
     Ok(())
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with the Rust toolchain: installs what the
+# tests need when it is missing, then runs the format and lint checks, a short fuzz run of
+# every wire parser, and every unit, integration and end-to-end test.
+#
+#   scripts/test.sh                 (as root on a fresh machine: it may install tools)
+#   FUZZ_SECONDS=0 scripts/test.sh  (skip the fuzz run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+if ! have cargo-nextest; then cargo install cargo-nextest --locked; fi
+if ! have mkfifo; then apt-get install -y coreutils; fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  step "fuzz: every target for ${FUZZ_SECONDS}s"
+  if ! have cargo-fuzz; then cargo install cargo-fuzz --locked; fi
+  for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- \
+      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3)
+  done
+fi
+
+step "tests"
+cargo nextest run --no-fail-fast

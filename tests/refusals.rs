@@ -1,0 +1,216 @@
+//! Refusals at the link: an unknown peer cannot connect; an object with a bad signature, a
+//! wrong chunk hash or a wrong channel is refused and quarantined; a replayed object is not
+//! delivered twice. The test plays the court node itself, with the lab's court certificate.
+
+mod common;
+use common::*;
+use isogate::keys::{self, SigningKey};
+use isogate::link::{Identity, SERVER_NAME, client_config};
+use isogate::manifest::{CHUNK_SIZE, Manifest, ObjectId};
+use isogate::seal::hash_content;
+use isogate::wire::{RECEIPT_LEN, Receipt, ReceiptStatus, encode_object_frame};
+use std::fs;
+use std::time::Duration;
+
+#[test]
+fn unknown_peer_cannot_connect() {
+    let lab = Lab::new(21470);
+    let out = std::process::Command::new(BIN)
+        .args(["keygen", "--name", "mallory", "--out"])
+        .arg(lab.dir.join("mallory"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = fs::read_to_string(lab.config("court"))
+        .unwrap()
+        .replace("certs/court.tls.crt", "mallory/mallory.tls.crt")
+        .replace("certs/court.tls.key", "mallory/mallory.tls.key");
+    let mallory = lab.dir.join("court-mallory.toml");
+    fs::write(&mallory, text).unwrap();
+    let _internet = lab.start("internet");
+    let _court = lab.start_with("court", &mallory);
+    lab.publish("court", "to-internet", "never.txt", b"must not cross\n");
+    // the file is taken and waits, safe, in the sender's spool
+    let spool = lab.dir.join("court/state/spool/to-internet");
+    wait_until(20, "the file to be spooled", || {
+        fs::read_dir(&spool)
+            .map(|d| d.count() == 1)
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
+    assert_eq!(fs::read_dir(&spool).unwrap().count(), 1);
+    let log = lab.log("internet");
+    assert!(log.contains("refused a connection"), "{log}");
+    assert!(log.contains("invalid peer certificate"), "{log}");
+    let attempts = log.matches("refused a connection").count();
+    assert!(attempts < 20, "the sender backs off: {attempts} attempts");
+}
+
+struct Forger {
+    key: SigningKey,
+    conn: quinn::Connection,
+    receipts: quinn::RecvStream,
+    _ep: quinn::Endpoint,
+}
+
+impl Forger {
+    async fn connect(lab: &Lab) -> Forger {
+        let certs = lab.dir.join("certs");
+        let id = Identity {
+            cert: keys::load_cert(&certs.join("court.tls.crt")).unwrap(),
+            key: keys::load_tls_key(&certs.join("court.tls.key")).unwrap(),
+            peer_cert: keys::load_cert(&certs.join("internet.tls.crt")).unwrap(),
+        };
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        ep.set_default_client_config(client_config(&id).unwrap());
+        let addr = format!("127.0.0.1:{}", lab.port_base + 1).parse().unwrap();
+        let mut conn = None;
+        for _ in 0..100 {
+            match ep.connect(addr, SERVER_NAME).unwrap().await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let conn = conn.expect("the internet node accepts the court certificate");
+        // The receiver opens its receipt stream with the first receipt; prime it with an
+        // object, then keep the stream.
+        let key = SigningKey::load(&certs.join("court.sign.key")).unwrap();
+        let probe = manifest(b"probe\n", "probe.txt", "to-internet");
+        let mut send = conn.open_uni().await.unwrap();
+        send_object(&mut send, &probe, &key, b"probe\n").await;
+        let mut receipts = conn.accept_uni().await.unwrap();
+        let r = read_receipt(&mut receipts).await;
+        assert_eq!(r.status, ReceiptStatus::Landed);
+        Forger {
+            key,
+            conn,
+            receipts,
+            _ep: ep,
+        }
+    }
+
+    async fn send(&mut self, m: &Manifest, key: Option<&SigningKey>, content: &[u8]) -> Receipt {
+        let mut send = self.conn.open_uni().await.unwrap();
+        send_object(&mut send, m, key.unwrap_or(&self.key), content).await;
+        read_receipt(&mut self.receipts).await
+    }
+}
+
+fn manifest(content: &[u8], name: &str, channel: &str) -> Manifest {
+    let (sha256, chunks) = hash_content(&mut &content[..], CHUNK_SIZE).unwrap();
+    Manifest {
+        object_id: ObjectId::random().unwrap(),
+        channel: channel.into(),
+        name: name.into(),
+        size: content.len() as u64,
+        content_type: "text".into(),
+        sha256,
+        chunk_size: CHUNK_SIZE,
+        chunks,
+        sender: "court".into(),
+        sequence: 1,
+        created_ms: 0,
+        verdict: "accept".into(),
+    }
+}
+
+async fn send_object(send: &mut quinn::SendStream, m: &Manifest, key: &SigningKey, content: &[u8]) {
+    let payload = m.sign(key).unwrap().encode().unwrap();
+    let _ = send
+        .write_all(&encode_object_frame(&payload).unwrap())
+        .await;
+    let _ = send.write_all(content).await;
+    let _ = send.finish();
+}
+
+async fn read_receipt(r: &mut quinn::RecvStream) -> Receipt {
+    let mut buf = [0u8; RECEIPT_LEN];
+    tokio::time::timeout(Duration::from_secs(20), r.read_exact(&mut buf))
+        .await
+        .expect("a receipt in time")
+        .unwrap();
+    Receipt::decode(&buf).unwrap()
+}
+
+#[test]
+fn forged_replayed_and_misdirected_objects_are_refused() {
+    let lab = Lab::new(21480);
+    let _internet = lab.start("internet");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut f = Forger::connect(&lab).await;
+        let inbox = lab.inbox("internet", "to-internet");
+        let q = lab.quarantine("internet", "to-internet");
+
+        // A replayed object is acknowledged, not delivered twice.
+        let content = "重放测试\n".as_bytes();
+        let m = manifest(content, "replay.txt", "to-internet");
+        assert_eq!(
+            f.send(&m, None, content).await.status,
+            ReceiptStatus::Landed
+        );
+        assert_eq!(
+            f.send(&m, None, content).await.status,
+            ReceiptStatus::Duplicate
+        );
+        assert_eq!(visible(&inbox), vec!["probe.txt", "replay.txt"]);
+
+        // Signed by another key: refused before any content is read.
+        let other = SigningKey::generate().unwrap();
+        let m = manifest(b"forged\n", "forged.txt", "to-internet");
+        let r = f.send(&m, Some(&other), b"forged\n").await;
+        assert_eq!(r.status, ReceiptStatus::Refused);
+        assert_eq!(r.object_id, m.object_id);
+        assert_eq!(
+            reasons(&lab.dir.join("internet/quarantine/_unverified")),
+            vec!["bad_signature"]
+        );
+
+        // A chunk that does not match its hash: quarantined with its content.
+        let good = vec![b'a'; 3 * CHUNK_SIZE as usize / 2];
+        let mut bad = good.clone();
+        bad[CHUNK_SIZE as usize + 10] = b'b';
+        let m = manifest(&good, "tampered.txt", "to-internet");
+        assert_eq!(
+            f.send(&m, None, &bad).await.status,
+            ReceiptStatus::Quarantined
+        );
+        assert_eq!(reasons(&q), vec!["chunk_hash"]);
+        assert!(q.join(m.object_id.to_string()).is_file());
+        // ... and a resend of it is a duplicate, not a second chance
+        assert_eq!(
+            f.send(&m, None, &good).await.status,
+            ReceiptStatus::Duplicate
+        );
+
+        // A channel the internet node does not receive from the court.
+        let m = manifest(b"x\n", "wrong.txt", "to-court");
+        assert_eq!(
+            f.send(&m, None, b"x\n").await.status,
+            ReceiptStatus::Refused
+        );
+
+        // A name that breaks the rules, though signed: refused unread.
+        let m = manifest(b"x\n", "..", "to-internet");
+        assert_eq!(
+            f.send(&m, None, b"x\n").await.status,
+            ReceiptStatus::Refused
+        );
+
+        // Short content: the stream ends early.
+        let m = manifest(b"complete content\n", "short.txt", "to-internet");
+        assert_eq!(
+            f.send(&m, None, b"compl").await.status,
+            ReceiptStatus::Quarantined
+        );
+
+        assert_eq!(visible(&inbox), vec!["probe.txt", "replay.txt"]);
+        let mut all = reasons(&q);
+        all.sort();
+        assert_eq!(all, vec!["chunk_hash", "name_refused", "size_mismatch"]);
+    });
+}
