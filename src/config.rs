@@ -36,6 +36,37 @@ struct RawConfig {
     intake: RawIntake,
     #[serde(default)]
     link: RawLink,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_records: u64,
+    checkpoint_ms: u64,
+    segment_records: u64,
+    syslog: Option<S>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            checkpoint_records: 10_000,
+            checkpoint_ms: 1000,
+            segment_records: crate::audit::SEGMENT_RECORDS,
+            syslog: None,
+        }
+    }
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// When checkpoints are written.
+    pub checkpoints: crate::audit::CheckpointPolicy,
+    /// Live RFC 5424 export, if any.
+    pub syslog: Option<crate::audit::syslog::Target>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +250,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// Link tuning.
     pub link: LinkConfig,
+    /// Audit log settings.
+    pub audit: AuditConfig,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -427,6 +460,27 @@ impl Config {
         if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
             src.report(None, "link.max_in_flight", "must be between 1 and 1024");
         }
+        if raw.audit.checkpoint_records == 0
+            || raw.audit.checkpoint_ms == 0
+            || raw.audit.segment_records == 0
+        {
+            src.report(
+                None,
+                "audit",
+                "checkpoint_records, checkpoint_ms and segment_records must be greater than 0",
+            );
+        }
+        let syslog = raw.audit.syslog.as_ref().and_then(|s| {
+            let t = crate::audit::syslog::Target::parse(s.get_ref());
+            if t.is_none() {
+                src.report(
+                    Some(s.span()),
+                    "audit.syslog",
+                    format!("{:?}: use udp:HOST:PORT or tcp:HOST:PORT", s.get_ref()),
+                );
+            }
+            t
+        });
         let cfg = Config {
             file: file.to_path_buf(),
             node,
@@ -440,6 +494,14 @@ impl Config {
             },
             link: LinkConfig {
                 max_in_flight: raw.link.max_in_flight,
+            },
+            audit: AuditConfig {
+                checkpoints: crate::audit::CheckpointPolicy {
+                    records: raw.audit.checkpoint_records.max(1),
+                    interval_ms: raw.audit.checkpoint_ms.max(1),
+                    segment_records: raw.audit.segment_records.max(1),
+                },
+                syslog,
             },
         };
         src.problems.append(&mut extra);

@@ -40,6 +40,22 @@ pub fn frame_and_manifest(data: &[u8]) {
     }
 }
 
+/// Parses `data` as an audit record, a stored checkpoint line, a checkpoint note and a proof
+/// document, as `audit verify`, `verify-proof` and the peer witness do.
+pub fn audit_record_and_checkpoint(data: &[u8]) {
+    let _ = serde_json::from_slice::<crate::audit::Record>(data);
+    let _ = serde_json::from_slice::<crate::audit::StoredCheckpoint>(data);
+    let Ok(key) = SigningKey::from_seed(&[9u8; 32]) else {
+        return;
+    };
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::checkpoint::Checkpoint::open(text, &key.verify_key(), "isogate/court");
+    }
+    if let Ok(proof) = serde_json::from_slice::<crate::audit::prove::Proof>(data) {
+        let _ = crate::audit::prove::verify_proof(&proof, &key.verify_key());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +93,39 @@ mod tests {
         }
         frame_and_manifest(&good);
         frame_and_manifest(&[]);
+    }
+
+    #[test]
+    fn audit_parsers_never_panic_on_mutated_inputs() {
+        let key = SigningKey::from_seed(&[9u8; 32]).unwrap();
+        let note = crate::checkpoint::Checkpoint {
+            origin: "isogate/court".into(),
+            size: 3,
+            root: [1; 32],
+            time_ms: 5,
+        }
+        .sign(&key);
+        let record =
+            br#"{"seq":1,"time_ms":5,"node":"court","event":"landed","name":"a.pdf"}"#.to_vec();
+        let mut state = 0x0bad_cafe_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..20_000 {
+            let mut input = if i % 2 == 0 {
+                note.clone().into_bytes()
+            } else {
+                record.clone()
+            };
+            for _ in 0..(next() % 4) {
+                let pos = (next() as usize) % input.len();
+                input[pos] = next() as u8;
+            }
+            input.truncate((next() as usize) % (input.len() + 1));
+            audit_record_and_checkpoint(&input);
+        }
     }
 }

@@ -84,6 +84,15 @@ rescan_ms = 2000
 [link]
 max_in_flight = 32
 
+[audit]
+# A signed checkpoint of the audit log every N records or T ms, whichever comes first,
+# and at a clean stop. Segments rotate every segment_records records.
+checkpoint_records = 10000
+checkpoint_ms = 1000
+segment_records = 100000
+# Live RFC 5424 export to the security management centre: "udp:HOST:PORT" or "tcp:HOST:PORT".
+# syslog = "udp:127.0.0.1:514"
+
 # Both nodes load the same channel list; each finds its role from its zone.
 [[channel]]
 name = "to-internet"

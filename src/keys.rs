@@ -120,6 +120,11 @@ impl VerifyKey {
         Some(VerifyKey(b))
     }
 
+    /// The raw 32 bytes of the key.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// The key as 64 hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod fsx;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod land;
 pub mod link;
 pub mod manifest;
+pub mod merkle;
 pub mod node;
 pub mod policy;
 pub mod problem;

@@ -82,6 +82,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
+    /// Verify, query, prove from, reconcile and export audit logs.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Make a node's signing key pair and TLS certificate and key.
     Keygen {
         /// The node name (names the files).
@@ -90,6 +95,105 @@ enum Command {
         /// Directory for the key files (private keys are written mode 0600).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QueryFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON record per line.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON record per line, exactly as logged.
+    Jsonl,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the whole log and its signed checkpoints; non-zero exit on any tampering.
+    Verify {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// The node's signing public key (hex file) to pin; default: DIR/node.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print the records that match every filter given.
+    Query {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// At or after this time (RFC 3339, or ms since the epoch).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339, or ms since the epoch).
+        #[arg(long)]
+        until: Option<String>,
+        /// Channel name.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Event (taken, accepted, refused, sealed, sent, confirmed, landed, quarantined, …).
+        #[arg(long)]
+        event: Option<String>,
+        /// accept or reject.
+        #[arg(long)]
+        verdict: Option<String>,
+        /// Reason code.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Name pattern (`*` and `?`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Object id.
+        #[arg(long)]
+        object: Option<String>,
+        /// SHA-256 of the content (hex).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
+    /// Write an inclusion proof of an object's records against the latest checkpoint.
+    Prove {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// The object id (32 hex digits).
+        object_id: String,
+        /// Write the proof here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The node's signing public key (hex file) to pin; default: DIR/node.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Check a proof offline with the node's public key.
+    VerifyProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// The node's signing public key (hex file).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// List objects sent but never landed, and landed but never sent; non-zero if any.
+    Reconcile {
+        /// The sending node's audit directory.
+        sender: PathBuf,
+        /// The receiving node's audit directory.
+        receiver: PathBuf,
+    },
+    /// Export the records for a security management centre.
+    Export {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
     },
 }
 
@@ -179,6 +283,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, format } => check(&config, format),
+        Command::Audit { command } => audit(command),
         Command::Keygen { name, out } => {
             let files = isogate::keys::keygen(&name, &out)?;
             println!("signing key:     {}", files.signing_key.display());
@@ -265,5 +370,171 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
     match loaded {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
+    }
+}
+
+fn load_key(path: &Option<PathBuf>) -> Result<Option<isogate::keys::VerifyKey>> {
+    path.as_ref()
+        .map(|p| isogate::keys::VerifyKey::load(p))
+        .transpose()
+        .map_err(Into::into)
+}
+
+fn audit(cmd: AuditCommand) -> Result<ExitCode> {
+    use isogate::audit::{prove, query, read, reconcile};
+    match cmd {
+        AuditCommand::Verify { dir, key } => {
+            let key = load_key(&key)?;
+            let r =
+                read::verify(&dir, key.as_ref()).map_err(|e| anyhow::anyhow!("TAMPERED: {e}"))?;
+            println!(
+                "ok: {} records of node {} in {} segment(s), {} signed checkpoint(s), the last covering {} records",
+                r.records, r.node, r.segments, r.checkpoints, r.last_checkpoint
+            );
+            if r.unsigned_tail > 0 {
+                println!(
+                    "note: the last {} record(s) are not yet covered by a checkpoint (the node is running, or stopped uncleanly)",
+                    r.unsigned_tail
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Query {
+            dir,
+            since,
+            until,
+            channel,
+            event,
+            verdict,
+            reason,
+            name,
+            object,
+            sha256,
+            format,
+        } => {
+            let time = |s: &Option<String>, flag: &str| -> Result<Option<u64>> {
+                s.as_deref()
+                    .map(|v| query::parse_time(v).ok_or_else(|| anyhow::anyhow!("{flag} {v:?}: use RFC 3339 (2026-11-26T08:00:00Z) or ms since the epoch")))
+                    .transpose()
+            };
+            let event = event
+                .as_deref()
+                .map(|e| {
+                    query::parse_event(e).ok_or_else(|| anyhow::anyhow!("unknown event {e:?}"))
+                })
+                .transpose()?;
+            let filter = query::Filter {
+                since_ms: time(&since, "--since")?,
+                until_ms: time(&until, "--until")?,
+                channel,
+                event,
+                verdict,
+                reason,
+                name,
+                object_id: object,
+                sha256: sha256.map(|s| s.to_lowercase()),
+            };
+            let records: Vec<_> = isogate::audit::read_all(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            let format = match format {
+                QueryFormat::Table => query::Format::Table,
+                QueryFormat::Json => query::Format::Json,
+                QueryFormat::Csv => query::Format::Csv,
+            };
+            query::write(&mut std::io::stdout().lock(), &records, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prove {
+            dir,
+            object_id,
+            out,
+            key,
+        } => {
+            let key = load_key(&key)?;
+            let proof = prove::prove(&dir, &object_id, key.as_ref())?;
+            let text = serde_json::to_string_pretty(&proof)? + "\n";
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "proof of {} record(s) written to {}",
+                        proof.entries.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyProof { proof, key } => {
+            let key = isogate::keys::VerifyKey::load(&key)?;
+            let text = std::fs::read_to_string(&proof)
+                .with_context(|| format!("reading {}", proof.display()))?;
+            let doc: prove::Proof = serde_json::from_str(&text).context("not a proof document")?;
+            let proven =
+                prove::verify_proof(&doc, &key).map_err(|e| anyhow::anyhow!("INVALID: {e}"))?;
+            println!(
+                "ok: {} record(s) of object {} are in the log of {} (checkpoint of {} records)",
+                proven.records.len(),
+                doc.object_id,
+                proven.checkpoint.origin,
+                proven.checkpoint.size
+            );
+            for r in &proven.records {
+                println!(
+                    "  seq {} {} {} {}",
+                    r.seq,
+                    r.event.as_str(),
+                    r.name.as_deref().unwrap_or(""),
+                    r.sha256.as_deref().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Reconcile { sender, receiver } => {
+            let r = reconcile::reconcile(&sender, &receiver)?;
+            println!("matched: {}", r.matched);
+            println!(
+                "sent but never landed or quarantined: {}",
+                r.sent_not_landed.len()
+            );
+            for i in &r.sent_not_landed {
+                println!("  {} {} {}", i.object_id, i.channel, i.name);
+            }
+            println!("landed but never sent: {}", r.landed_not_sent.len());
+            for i in &r.landed_not_sent {
+                println!("  {} {} {}", i.object_id, i.channel, i.name);
+            }
+            println!(
+                "witnessed checkpoints matching the sender's log: {}",
+                r.witness_ok
+            );
+            if !r.witness_mismatch.is_empty() {
+                println!(
+                    "witnessed checkpoints the sender's log no longer matches (sizes): {:?}",
+                    r.witness_mismatch
+                );
+            }
+            if r.is_clean() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!("the two logs do not reconcile")
+            }
+        }
+        AuditCommand::Export { dir, format } => {
+            let ExportFormat::Jsonl = format;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            read::for_each_line(&dir, |_, _, line| {
+                use std::io::Write;
+                out.write_all(line)?;
+                out.write_all(b"\n")
+            })
+            .with_context(|| format!("reading {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -56,7 +56,7 @@ pub struct Node {
     pub cfg: Config,
     /// The audit log.
     pub audit: AuditLog,
-    pub(crate) key: SigningKey,
+    pub(crate) key: Arc<SigningKey>,
     pub(crate) own_key: VerifyKey,
     pub(crate) spool: Spool,
     pub(crate) lander: Lander,
@@ -74,7 +74,7 @@ fn mkdir(path: &Path) -> Result<(), NodeError> {
 impl Node {
     /// Loads keys, opens the audit log, spool and delivery state, makes the directories.
     pub fn open(cfg: Config) -> Result<Node, NodeError> {
-        let key = SigningKey::load(&cfg.node.signing_key)?;
+        let key = Arc::new(SigningKey::load(&cfg.node.signing_key)?);
         let peer_key = VerifyKey::load(&cfg.peer.signing_public_key)?;
         let identity = Identity {
             cert: keys::load_cert(&cfg.node.tls_cert)?,
@@ -97,7 +97,13 @@ impl Node {
         };
         let spool = Spool::open(&cfg.node.state_dir).map_err(dir_err(&cfg.node.state_dir))?;
         let lander = Lander::open(&cfg.node.state_dir).map_err(dir_err(&cfg.node.state_dir))?;
-        let audit = AuditLog::open(&cfg.node.audit_dir, &cfg.node.name)?;
+        let audit = AuditLog::open(
+            &cfg.node.audit_dir,
+            &cfg.node.name,
+            key.clone(),
+            cfg.audit.checkpoints,
+            cfg.audit.syslog,
+        )?;
         let rules = ReceiveRules {
             peer: cfg.peer.name.clone(),
             peer_key,
@@ -148,6 +154,7 @@ impl Node {
 
         let (queue_tx, queue_rx) = mpsc::unbounded_channel::<Sealed>();
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(checkpoints(self.clone()));
         tasks.spawn(crate::receive::serve(self.clone(), endpoint.clone()));
         if self.cfg.sending().next().is_some() {
             tasks.spawn(crate::transmit::run(
@@ -183,10 +190,30 @@ impl Node {
 
         shutdown.await;
         tracing::info!("stopping");
+        self.audit.durable(Event::Stopped, Entry::default())?;
+        // the last checkpoint covers the whole log; give it a moment to reach the peer
+        if self.audit.checkpoint(true)?.is_some() && self.cfg.sending().next().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         tasks.abort_all();
         endpoint.close(0u32.into(), b"stopping");
-        self.audit.durable(Event::Stopped, Entry::default())?;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+        // and a last one over whatever the closing link added
+        self.audit.checkpoint(true)?;
         Ok(())
+    }
+
+    /// Sends the latest checkpoint of this node's audit log to the peer, for its witness.
+    pub(crate) async fn send_checkpoint(
+        &self,
+        conn: &quinn::Connection,
+        note: &str,
+    ) -> io::Result<()> {
+        let frame = crate::wire::encode_frame(crate::wire::FrameKind::Checkpoint, note.as_bytes())
+            .map_err(io::Error::other)?;
+        let mut s = conn.open_uni().await.map_err(io::Error::other)?;
+        s.write_all(&frame).await.map_err(io::Error::other)?;
+        s.finish().map_err(io::Error::other)
     }
 
     /// Queues a sealed object, or logs why there is none.
@@ -269,5 +296,20 @@ impl Node {
             .map_err(io::Error::other)?;
         tracing::warn!(channel = %channel.name, name = %spooled.name, reason = %refusal.reason, detail = %refusal.detail, "refused");
         self.spool.remove(spooled)
+    }
+}
+
+/// Writes checkpoints of the audit log as its policy says, until aborted.
+async fn checkpoints(node: Arc<Node>) {
+    let period = (node.audit.policy().interval_ms / 10).clamp(10, 1000);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(period));
+    loop {
+        tick.tick().await;
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || n.audit.checkpoint(false)).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write an audit checkpoint"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+            Ok(Ok(_)) => {}
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! ```
 
 use crate::audit::{Entry, Event};
+use crate::checkpoint::Checkpoint;
 use crate::config::Channel;
 use crate::inspect::inspect_file;
 use crate::land::{Lander, Outcome};
@@ -17,7 +18,7 @@ use crate::node::Node;
 use crate::quarantine::{self, Side, Subject};
 use crate::reason::{Reason, Refusal};
 use crate::verify::{BeginRefusal, Reception};
-use crate::wire::{FrameHeader, HEADER_LEN, Receipt, ReceiptStatus};
+use crate::wire::{FrameHeader, FrameKind, HEADER_LEN, Receipt, ReceiptStatus};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::fs::File;
@@ -143,6 +144,10 @@ async fn object(
     };
     let mut payload = vec![0u8; header.len as usize];
     recv.read_exact(&mut payload).await.ok()?;
+    if header.kind == FrameKind::Checkpoint {
+        witness(node, &payload);
+        return None;
+    }
     let reception = match Reception::begin(&payload, &node.rules) {
         Ok(r) => r,
         Err(BeginRefusal {
@@ -426,4 +431,28 @@ fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result
         .map_err(io::Error::other)?;
     tracing::warn!(object = %id, reason = %refusal.reason, detail = %refusal.detail, "refused an unverified object");
     Ok(())
+}
+
+/// Records a checkpoint of the peer's audit log after checking its signature: this node
+/// witnesses the peer's history, so the peer cannot later rewrite it unnoticed.
+fn witness(node: &Node, payload: &[u8]) {
+    let origin = crate::checkpoint::origin(&node.cfg.peer.name);
+    let opened = std::str::from_utf8(payload)
+        .ok()
+        .map(|note| (note, Checkpoint::open(note, &node.rules.peer_key, &origin)));
+    match opened {
+        Some((note, Ok(cp))) => {
+            let e = Entry {
+                peer: Some(node.cfg.peer.name.clone()),
+                detail: Some(note.to_string()),
+                size: Some(cp.size),
+                ..Entry::default()
+            };
+            if let Err(e) = node.audit.append(Event::Witnessed, e) {
+                tracing::error!(error = %e, "cannot record the peer's checkpoint");
+            }
+        }
+        Some((_, Err(e))) => tracing::warn!(error = %e, "refused a checkpoint from the peer"),
+        None => tracing::warn!("refused a checkpoint from the peer: not UTF-8"),
+    }
 }

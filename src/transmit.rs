@@ -61,6 +61,7 @@ pub async fn run(
         tracing::info!(peer = %peer, "link up");
         let pending: Pending = Arc::default();
         let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
+        let witness = tokio::spawn(send_checkpoints(node.clone(), conn.clone()));
         let slots = Arc::new(Semaphore::new(node.cfg.link.max_in_flight));
         loop {
             let permit = tokio::select! {
@@ -83,6 +84,7 @@ pub async fn run(
             ));
         }
         receipts.abort();
+        witness.abort();
         if let Ok(mut p) = pending.lock() {
             p.clear();
         }
@@ -106,6 +108,23 @@ pub async fn run(
         } else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Sends each new checkpoint of this node's audit log to the peer while the link is up.
+async fn send_checkpoints(node: Arc<Node>, conn: quinn::Connection) {
+    let mut notes = node.audit.checkpoints();
+    loop {
+        let note = notes.borrow_and_update().clone();
+        if let Some(note) = note {
+            if let Err(e) = node.send_checkpoint(&conn, &note).await {
+                tracing::debug!(error = %e, "checkpoint not sent to the peer");
+                return;
+            }
+        }
+        if notes.changed().await.is_err() {
+            return;
         }
     }
 }

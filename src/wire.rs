@@ -31,6 +31,8 @@ pub const MAX_PAYLOAD: u32 = 8 * 1024 * 1024;
 pub enum FrameKind {
     /// A signed manifest, followed on the stream by the object's content.
     Object = 1,
+    /// A signed checkpoint of the sender's audit log, for the receiver to witness.
+    Checkpoint = 2,
 }
 
 /// A decoded object frame header.
@@ -116,13 +118,18 @@ impl FrameHeader {
         }
         let kind = match b[5] {
             1 => FrameKind::Object,
+            2 => FrameKind::Checkpoint,
             k => return Err(WireError::Kind(k)),
         };
         let len = u32::from_be_bytes([b[6], b[7], b[8], b[9]]);
-        if len > MAX_PAYLOAD {
+        let cap = match kind {
+            FrameKind::Object => MAX_PAYLOAD,
+            FrameKind::Checkpoint => crate::checkpoint::MAX_NOTE as u32,
+        };
+        if len > cap {
             return Err(WireError::TooLong {
                 len: u64::from(len),
-                cap: u64::from(MAX_PAYLOAD),
+                cap: u64::from(cap),
             });
         }
         Ok(FrameHeader { kind, len })
@@ -131,6 +138,11 @@ impl FrameHeader {
 
 /// Encodes a whole object frame (header and payload) into one buffer.
 pub fn encode_object_frame(payload: &[u8]) -> Result<Vec<u8>, WireError> {
+    encode_frame(FrameKind::Object, payload)
+}
+
+/// Encodes a whole frame of `kind` into one buffer.
+pub fn encode_frame(kind: FrameKind, payload: &[u8]) -> Result<Vec<u8>, WireError> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|l| *l <= MAX_PAYLOAD)
@@ -139,7 +151,7 @@ pub fn encode_object_frame(payload: &[u8]) -> Result<Vec<u8>, WireError> {
             cap: u64::from(MAX_PAYLOAD),
         })?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&FrameHeader::encode(FrameKind::Object, len));
+    out.extend_from_slice(&FrameHeader::encode(kind, len));
     out.extend_from_slice(payload);
     Ok(out)
 }
@@ -281,6 +293,11 @@ mod tests {
         let mut h = FrameHeader::encode(FrameKind::Object, 10);
         h[5] = 7;
         assert_eq!(FrameHeader::decode(&h), Err(WireError::Kind(7)));
+        let h = FrameHeader::encode(FrameKind::Checkpoint, 5000);
+        assert!(matches!(
+            FrameHeader::decode(&h),
+            Err(WireError::TooLong { cap: 4096, .. })
+        ));
         let h = FrameHeader::encode(FrameKind::Object, u32::MAX);
         assert!(matches!(
             FrameHeader::decode(&h),

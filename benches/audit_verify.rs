@@ -1,0 +1,93 @@
+//! Benchmark: `audit verify` over 1,000,000 records (target: at most 10 s), printed beside
+//! this machine's one-core SHA-256 throughput. Run with `cargo bench --bench audit_verify`
+//! (`AUDIT_RECORDS=N` to change the count).
+
+use isogate::audit::{AuditLog, CheckpointPolicy, Entry, Event, read};
+use isogate::keys::SigningKey;
+use isogate::manifest::ObjectId;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn sha256_throughput() -> f64 {
+    let buf = vec![0x5au8; 64 << 20];
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed().as_secs_f64() < 1.0 {
+        std::hint::black_box(ring::digest::digest(&ring::digest::SHA256, &buf));
+        n += buf.len() as u64;
+    }
+    n as f64 / t.elapsed().as_secs_f64() / (1 << 20) as f64
+}
+
+fn main() {
+    let records: u64 = std::env::var("AUDIT_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = Arc::new(SigningKey::generate().expect("key"));
+    println!(
+        "machine: {} cores; one core SHA-256: {:.0} MiB/s",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        sha256_throughput()
+    );
+    let t = Instant::now();
+    {
+        let log = AuditLog::open(dir.path(), "court", key, CheckpointPolicy::default(), None)
+            .expect("open");
+        for i in 0..records {
+            let mut e = Entry::object(
+                "to-internet",
+                ObjectId((i as u128).to_be_bytes()),
+                "民事判决书（2026）吉01民初123号.pdf",
+            );
+            e.size = Some(i * 7);
+            e.sha256 = Some([7; 32]);
+            e.peer = Some("internet".into());
+            log.append(
+                if i % 2 == 0 {
+                    Event::Sealed
+                } else {
+                    Event::Confirmed
+                },
+                e,
+            )
+            .expect("append");
+            if i % 10_000 == 9_999 {
+                log.checkpoint(true).expect("checkpoint");
+            }
+        }
+        log.checkpoint(true).expect("checkpoint");
+    }
+    let written = t.elapsed();
+    let bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "wrote {records} records ({:.0} MiB) in {:.2} s ({:.0} records/s)",
+        bytes as f64 / (1 << 20) as f64,
+        written.as_secs_f64(),
+        records as f64 / written.as_secs_f64()
+    );
+    let t = Instant::now();
+    let report = read::verify(dir.path(), None).expect("verify");
+    let took = t.elapsed().as_secs_f64();
+    assert_eq!(report.records, records);
+    println!(
+        "audit verify: {records} records, {} checkpoints in {took:.2} s ({:.0} records/s; target 1,000,000 in <= 10 s: {})",
+        report.checkpoints,
+        records as f64 / took,
+        if records >= 1_000_000 && took <= 10.0 {
+            "met"
+        } else if records < 1_000_000 {
+            "n/a"
+        } else {
+            "MISSED"
+        }
+    );
+}

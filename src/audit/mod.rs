@@ -1,0 +1,617 @@
+//! The node's audit log: every step on this node, appended as one JSON line per record
+//! through this one interface, tamper-evident.
+//!
+//! ```text
+//! <audit_dir>/log-00000001.jsonl   segments of records, one JSON line each, rotated every
+//! <audit_dir>/log-00000002.jsonl   `segment_records` records; each line is a Merkle leaf
+//! <audit_dir>/checkpoints.jsonl    signed checkpoints (tree size, root) in C2SP note form
+//! <audit_dir>/node.pub             the node's signing public key (hex)
+//! ```
+//!
+//! Records that must be durable before the object they describe is acknowledged or removed
+//! are group-committed with one fsync. A checkpoint is written every `checkpoint_records`
+//! records or `checkpoint_ms`, whichever comes first, and at a clean stop; it fsyncs the
+//! records it covers first. Records also go to in-process subscribers (the demo prints them)
+//! and, when configured, to a live RFC 5424 syslog stream.
+
+pub mod prove;
+pub mod query;
+pub mod read;
+pub mod reconcile;
+pub mod syslog;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::keys::SigningKey;
+use crate::manifest::ObjectId;
+use crate::merkle::{Frontier, leaf_hash};
+use crate::reason::Reason;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The node started with a valid configuration.
+    ConfigLoaded,
+    /// The node stopped.
+    Stopped,
+    /// A file was taken from an outbox into the spool.
+    Taken,
+    /// The sender's inspection accepted an object.
+    Accepted,
+    /// The sender refused an object (it went to quarantine).
+    Refused,
+    /// The manifest was built and signed.
+    Sealed,
+    /// The object was sent on the link.
+    Sent,
+    /// The peer's receipt arrived; the spool copy is removed.
+    Confirmed,
+    /// The object was delivered into the inbox.
+    Landed,
+    /// The receiver refused an object (it went to quarantine).
+    Quarantined,
+    /// An object already landed arrived again and was not delivered twice.
+    Duplicate,
+    /// The link to the peer came up.
+    LinkUp,
+    /// The link to the peer went down.
+    LinkDown,
+    /// A signed checkpoint of the peer's audit log arrived and verified.
+    Witnessed,
+}
+
+impl Event {
+    /// The stable name of the event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::ConfigLoaded => "config_loaded",
+            Event::Stopped => "stopped",
+            Event::Taken => "taken",
+            Event::Accepted => "accepted",
+            Event::Refused => "refused",
+            Event::Sealed => "sealed",
+            Event::Sent => "sent",
+            Event::Confirmed => "confirmed",
+            Event::Landed => "landed",
+            Event::Quarantined => "quarantined",
+            Event::Duplicate => "duplicate",
+            Event::LinkUp => "link_up",
+            Event::LinkDown => "link_down",
+            Event::Witnessed => "witnessed",
+        }
+    }
+
+    /// Every event, in documentation order.
+    pub const ALL: [Event; 14] = [
+        Event::ConfigLoaded,
+        Event::Stopped,
+        Event::Taken,
+        Event::Accepted,
+        Event::Refused,
+        Event::Sealed,
+        Event::Sent,
+        Event::Confirmed,
+        Event::Landed,
+        Event::Quarantined,
+        Event::Duplicate,
+        Event::LinkUp,
+        Event::LinkDown,
+        Event::Witnessed,
+    ];
+
+    /// The verdict an event records, if it records one.
+    pub fn verdict(self) -> Option<&'static str> {
+        match self {
+            Event::Accepted | Event::Landed | Event::Confirmed => Some("accept"),
+            Event::Refused | Event::Quarantined => Some("reject"),
+            _ => None,
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in this node's log, from 1.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The node writing the record.
+    pub node: String,
+    /// What happened.
+    pub event: Event,
+    /// The channel, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The object id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// The object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The object's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// SHA-256 of the content, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Reason code of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Free detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The peer node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+/// A record being built; `AuditLog::append` fills in the sequence, time and node.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    /// See `Record`.
+    pub channel: Option<String>,
+    /// See `Record`.
+    pub object_id: Option<ObjectId>,
+    /// See `Record`.
+    pub name: Option<String>,
+    /// See `Record`.
+    pub size: Option<u64>,
+    /// See `Record`.
+    pub sha256: Option<[u8; 32]>,
+    /// See `Record`.
+    pub reason: Option<Reason>,
+    /// See `Record`.
+    pub detail: Option<String>,
+    /// See `Record`.
+    pub peer: Option<String>,
+}
+
+impl Entry {
+    /// An entry about an object on a channel.
+    pub fn object(channel: &str, id: ObjectId, name: &str) -> Entry {
+        Entry {
+            channel: Some(channel.to_string()),
+            object_id: Some(id),
+            name: Some(name.to_string()),
+            ..Entry::default()
+        }
+    }
+}
+
+/// Why the audit log could not be written.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// Opening, writing or syncing the log failed.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A record could not be encoded.
+    #[error("audit record does not encode: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The log was written with another node's key.
+    #[error("{0} holds another node's key: this audit directory belongs to another node")]
+    OtherKey(PathBuf),
+}
+
+/// Records per segment file, by default.
+pub const SEGMENT_RECORDS: u64 = 100_000;
+/// File of signed checkpoints.
+pub const CHECKPOINTS: &str = "checkpoints.jsonl";
+/// File holding the node's public key.
+pub const NODE_PUB: &str = "node.pub";
+
+/// The file name of segment `n` (from 1).
+pub fn segment_name(n: u64) -> String {
+    format!("log-{n:08}.jsonl")
+}
+
+/// One line of `checkpoints.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    /// Records covered.
+    pub size: u64,
+    /// Merkle root, hex.
+    pub root: String,
+    /// When it was made.
+    pub time_ms: u64,
+    /// The signed note.
+    pub note: String,
+}
+
+/// When checkpoints are written.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// At most this many records between checkpoints.
+    pub records: u64,
+    /// At most this long between checkpoints while records arrive.
+    pub interval_ms: u64,
+    /// Records per segment file before rotation.
+    pub segment_records: u64,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy {
+            records: 10_000,
+            interval_ms: 1000,
+            segment_records: SEGMENT_RECORDS,
+        }
+    }
+}
+
+struct Writer {
+    file: File,
+    segment: u64,
+    in_segment: u64,
+    next_seq: u64,
+    tree: Frontier,
+    checkpointed: u64,
+    checkpoint_ms: u64,
+}
+
+/// The node's audit log.
+pub struct AuditLog {
+    node: String,
+    dir: PathBuf,
+    key: Arc<SigningKey>,
+    policy: CheckpointPolicy,
+    writer: Mutex<Writer>,
+    sync_lock: Mutex<()>,
+    written: AtomicU64,
+    synced: AtomicU64,
+    events: broadcast::Sender<Record>,
+    checkpoints: watch::Sender<Option<String>>,
+    syslog: Option<syslog::Sink>,
+}
+
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_prefix("log-")
+            .and_then(|r| r.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            v.push(n);
+        }
+    }
+    v.sort_unstable();
+    Ok(v)
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log in `dir`, replaying it to continue its sequence and tree.
+    /// A last line torn by a crash (no final newline) is cut off: it was never durable.
+    pub fn open(
+        dir: &Path,
+        node: &str,
+        key: Arc<SigningKey>,
+        policy: CheckpointPolicy,
+        syslog: Option<syslog::Target>,
+    ) -> Result<AuditLog, AuditError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AuditError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let pub_path = dir.join(NODE_PUB);
+        let pub_hex = format!("{}\n", key.verify_key().to_hex());
+        match std::fs::read_to_string(&pub_path) {
+            Ok(s) if s == pub_hex => {}
+            Ok(_) => return Err(AuditError::OtherKey(pub_path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::fsx::write_durable(&pub_path, pub_hex.as_bytes()).map_err(io(&pub_path))?;
+            }
+            Err(e) => return Err(io(&pub_path)(e)),
+        }
+        let mut tree = Frontier::new();
+        let mut last_seq = 0;
+        let mut in_segment = 0;
+        let segs = segments(dir).map_err(io(dir))?;
+        for (i, n) in segs.iter().enumerate() {
+            let path = dir.join(segment_name(*n));
+            let mut bytes = std::fs::read(&path).map_err(io(&path))?;
+            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            if whole < bytes.len() && i + 1 == segs.len() {
+                tracing::warn!(file = %path.display(), bytes = bytes.len() - whole, "cutting a torn last audit record");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                f.set_len(whole as u64).map_err(io(&path))?;
+                f.sync_all().map_err(io(&path))?;
+                bytes.truncate(whole);
+            }
+            in_segment = 0;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                tree.push(leaf_hash(line));
+                in_segment += 1;
+                last_seq = serde_json::from_slice::<SeqOnly>(line)
+                    .map(|r| r.seq)
+                    .unwrap_or(last_seq + 1);
+            }
+        }
+        let segment = segs.last().copied().unwrap_or(1);
+        let path = dir.join(segment_name(segment));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let last_cp = read::checkpoints(dir)
+            .map_err(io(&dir.join(CHECKPOINTS)))?
+            .last()
+            .map(|c| c.size)
+            .unwrap_or(0);
+        let (events, _) = broadcast::channel(1024);
+        let (checkpoints, _) = watch::channel(None);
+        Ok(AuditLog {
+            node: node.to_string(),
+            dir: dir.to_path_buf(),
+            key,
+            policy,
+            writer: Mutex::new(Writer {
+                file,
+                segment,
+                in_segment,
+                next_seq: last_seq + 1,
+                tree,
+                checkpointed: last_cp,
+                checkpoint_ms: crate::now_ms(),
+            }),
+            sync_lock: Mutex::new(()),
+            written: AtomicU64::new(last_seq),
+            synced: AtomicU64::new(last_seq),
+            events,
+            checkpoints,
+            syslog: syslog.map(syslog::Sink::start),
+        })
+    }
+
+    /// Subscribes to records as they are appended.
+    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+        self.events.subscribe()
+    }
+
+    /// Subscribes to signed checkpoint notes as they are written.
+    pub fn checkpoints(&self) -> watch::Receiver<Option<String>> {
+        self.checkpoints.subscribe()
+    }
+
+    fn io(&self, source: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Writer>, AuditError> {
+        self.writer
+            .lock()
+            .map_err(|_| self.io(std::io::Error::other("audit writer poisoned")))
+    }
+
+    /// Appends a record (written, not yet synced); returns its sequence number.
+    pub fn append(&self, event: Event, e: Entry) -> Result<u64, AuditError> {
+        let mut w = self.lock()?;
+        let rec = Record {
+            seq: w.next_seq,
+            time_ms: crate::now_ms(),
+            node: self.node.clone(),
+            event,
+            channel: e.channel,
+            object_id: e.object_id.map(|i| i.to_string()),
+            name: e.name,
+            size: e.size,
+            sha256: e.sha256.map(hex::encode),
+            reason: e.reason,
+            detail: e.detail,
+            peer: e.peer,
+        };
+        let mut line = serde_json::to_vec(&rec)?;
+        w.tree.push(leaf_hash(&line));
+        line.push(b'\n');
+        w.file.write_all(&line).map_err(|e| self.io(e))?;
+        w.next_seq += 1;
+        w.in_segment += 1;
+        if w.in_segment >= self.policy.segment_records {
+            // the next segment starts only once this one is durable
+            w.file.sync_data().map_err(|e| self.io(e))?;
+            let segment = w.segment + 1;
+            let path = self.dir.join(segment_name(segment));
+            w.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| self.io(e))?;
+            crate::fsx::sync_dir(&self.dir).map_err(|e| self.io(e))?;
+            w.segment = segment;
+            w.in_segment = 0;
+        }
+        self.written.store(rec.seq, Ordering::Release);
+        drop(w);
+        let seq = rec.seq;
+        if let Some(s) = &self.syslog {
+            s.send(&rec);
+        }
+        let _ = self.events.send(rec);
+        Ok(seq)
+    }
+
+    /// Makes every record up to `seq` durable; concurrent callers share one fsync.
+    pub fn sync_to(&self, seq: u64) -> Result<(), AuditError> {
+        if self.synced.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let _g = self
+            .sync_lock
+            .lock()
+            .map_err(|_| self.io(std::io::Error::other("audit sync poisoned")))?;
+        if self.synced.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let upto = self.written.load(Ordering::Acquire);
+        let file = self.lock()?.file.try_clone().map_err(|e| self.io(e))?;
+        file.sync_data().map_err(|e| self.io(e))?;
+        self.synced.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Appends a record and makes it durable before returning.
+    pub fn durable(&self, event: Event, e: Entry) -> Result<u64, AuditError> {
+        let seq = self.append(event, e)?;
+        self.sync_to(seq)?;
+        Ok(seq)
+    }
+
+    /// Writes a checkpoint if records arrived since the last one and `checkpoint_records`
+    /// records or `checkpoint_ms` have passed (or `force`). Returns the note written.
+    pub fn checkpoint(&self, force: bool) -> Result<Option<String>, AuditError> {
+        let mut w = self.lock()?;
+        let now = crate::now_ms();
+        let size = w.tree.size();
+        let pending = size - w.checkpointed;
+        let due = pending >= self.policy.records
+            || now.saturating_sub(w.checkpoint_ms) >= self.policy.interval_ms;
+        if pending == 0 || !(force || due) {
+            return Ok(None);
+        }
+        // a checkpoint never covers records that are not durable
+        w.file.sync_data().map_err(|e| self.io(e))?;
+        self.synced.fetch_max(w.next_seq - 1, Ordering::AcqRel);
+        let root = w.tree.root();
+        let note = Checkpoint {
+            origin: checkpoint::origin(&self.node),
+            size,
+            root,
+            time_ms: now,
+        }
+        .sign(&self.key);
+        let stored = StoredCheckpoint {
+            size,
+            root: hex::encode(root),
+            time_ms: now,
+            note: note.clone(),
+        };
+        let mut line = serde_json::to_vec(&stored)?;
+        line.push(b'\n');
+        let path = self.dir.join(CHECKPOINTS);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| self.io(e))?;
+        f.write_all(&line).map_err(|e| self.io(e))?;
+        f.sync_data().map_err(|e| self.io(e))?;
+        w.checkpointed = size;
+        w.checkpoint_ms = now;
+        drop(w);
+        self.checkpoints.send_replace(Some(note.clone()));
+        Ok(Some(note))
+    }
+
+    /// The checkpoint policy in force.
+    pub fn policy(&self) -> CheckpointPolicy {
+        self.policy
+    }
+}
+
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+/// Reads every record of an audit directory, in order (no verification: see `read::verify`).
+pub fn read_all(dir: &Path) -> std::io::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    read::for_each_line(dir, |_, _, line| {
+        out.push(serde_json::from_slice(line).map_err(std::io::Error::other)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn open(dir: &Path, key: &Arc<SigningKey>) -> AuditLog {
+        AuditLog::open(dir, "court", key.clone(), CheckpointPolicy::default(), None).unwrap()
+    }
+
+    #[test]
+    fn appends_continue_sequence_and_tree_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        {
+            let log = open(dir.path(), &key);
+            let mut sub = log.subscribe();
+            assert_eq!(
+                log.append(Event::ConfigLoaded, Entry::default()).unwrap(),
+                1
+            );
+            let e = Entry::object("to-internet", ObjectId([1; 16]), "a.pdf");
+            assert_eq!(log.durable(Event::Taken, e).unwrap(), 2);
+            assert_eq!(sub.try_recv().unwrap().seq, 1);
+            assert!(log.checkpoint(true).unwrap().is_some());
+            assert!(
+                log.checkpoint(true).unwrap().is_none(),
+                "nothing new to cover"
+            );
+        }
+        let log = open(dir.path(), &key);
+        assert_eq!(log.durable(Event::Stopped, Entry::default()).unwrap(), 3);
+        log.checkpoint(true).unwrap();
+        let all = read_all(dir.path()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1].event, Event::Taken);
+        assert_eq!(all[1].name.as_deref(), Some("a.pdf"));
+        let report = read::verify(dir.path(), None).unwrap();
+        assert_eq!(report.records, 3);
+        assert_eq!(report.checkpoints, 2);
+        assert_eq!(report.unsigned_tail, 0);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_and_another_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        {
+            let log = open(dir.path(), &key);
+            log.durable(Event::ConfigLoaded, Entry::default()).unwrap();
+        }
+        let seg = dir.path().join(segment_name(1));
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"{\"seq\":2,\"ti").unwrap();
+        let log = open(dir.path(), &key);
+        assert_eq!(log.append(Event::Stopped, Entry::default()).unwrap(), 2);
+        log.checkpoint(true).unwrap();
+        assert_eq!(read::verify(dir.path(), None).unwrap().records, 2);
+        let other = Arc::new(SigningKey::generate().unwrap());
+        assert!(matches!(
+            AuditLog::open(
+                dir.path(),
+                "court",
+                other,
+                CheckpointPolicy::default(),
+                None
+            ),
+            Err(AuditError::OtherKey(_))
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! `isogate audit reconcile SENDER_DIR RECEIVER_DIR`: matches what one node sent with what
+//! the other landed or quarantined, and checks the sender's log against the checkpoints the
+//! receiver witnessed.
+
+use super::read::{self, VerifyError};
+use super::{Event, Record};
+use crate::checkpoint::Checkpoint;
+use crate::merkle::Frontier;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// An object named in a report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    /// Object id.
+    pub object_id: String,
+    /// Channel.
+    pub channel: String,
+    /// Name.
+    pub name: String,
+}
+
+/// The outcome of a reconciliation.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciliation {
+    /// Sent and landed or quarantined on the other side.
+    pub matched: usize,
+    /// Sent (sealed) by the sender but never landed nor quarantined by the receiver.
+    pub sent_not_landed: Vec<Item>,
+    /// Landed by the receiver but never sent by the sender.
+    pub landed_not_sent: Vec<Item>,
+    /// Witnessed checkpoints of the sender that match its log.
+    pub witness_ok: usize,
+    /// Witnessed checkpoints that do not match the sender's log (its history was rewritten).
+    pub witness_mismatch: Vec<u64>,
+}
+
+impl Reconciliation {
+    /// Whether everything matched.
+    pub fn is_clean(&self) -> bool {
+        self.sent_not_landed.is_empty()
+            && self.landed_not_sent.is_empty()
+            && self.witness_mismatch.is_empty()
+    }
+}
+
+fn item(r: &Record) -> Option<(String, Item)> {
+    let id = r.object_id.clone()?;
+    Some((
+        id.clone(),
+        Item {
+            object_id: id,
+            channel: r.channel.clone().unwrap_or_default(),
+            name: r.name.clone().unwrap_or_default(),
+        },
+    ))
+}
+
+/// Reconciles the sender's log with the receiver's.
+pub fn reconcile(sender: &Path, receiver: &Path) -> Result<Reconciliation, VerifyError> {
+    let s = super::read_all(sender)?;
+    let r = super::read_all(receiver)?;
+    let sender_node = s.first().map(|x| x.node.clone()).unwrap_or_default();
+    let sent: BTreeMap<String, Item> = s
+        .iter()
+        .filter(|x| x.event == Event::Sealed)
+        .filter_map(item)
+        .collect();
+    let arrived: BTreeMap<String, Item> = r
+        .iter()
+        .filter(|x| matches!(x.event, Event::Landed | Event::Quarantined))
+        .filter(|x| x.peer.as_deref() == Some(sender_node.as_str()))
+        .filter_map(item)
+        .collect();
+    let landed: BTreeSet<&String> = r
+        .iter()
+        .filter(|x| x.event == Event::Landed && x.peer.as_deref() == Some(sender_node.as_str()))
+        .filter_map(|x| x.object_id.as_ref())
+        .collect();
+    let mut out = Reconciliation::default();
+    for (id, it) in &sent {
+        if arrived.contains_key(id) {
+            out.matched += 1;
+        } else {
+            out.sent_not_landed.push(it.clone());
+        }
+    }
+    for (id, it) in &arrived {
+        if landed.contains(id) && !sent.contains_key(id) {
+            out.landed_not_sent.push(it.clone());
+        }
+    }
+    // the receiver's witness of the sender's checkpoints
+    let key = read::node_key(sender)?;
+    let origin = crate::checkpoint::origin(&sender_node);
+    let mut witnessed: Vec<Checkpoint> = r
+        .iter()
+        .filter(|x| x.event == Event::Witnessed)
+        .filter_map(|x| x.detail.as_deref())
+        .filter_map(|note| Checkpoint::open(note, &key, &origin).ok())
+        .collect();
+    witnessed.sort_by_key(|c| c.size);
+    witnessed.dedup_by_key(|c| c.size);
+    if !witnessed.is_empty() {
+        let mut tree = Frontier::new();
+        let mut next = 0;
+        read::for_each_line(sender, |_, _, line| {
+            tree.push(crate::merkle::leaf_hash(line));
+            while next < witnessed.len() && witnessed[next].size == tree.size() {
+                if witnessed[next].root == tree.root() {
+                    out.witness_ok += 1;
+                } else {
+                    out.witness_mismatch.push(witnessed[next].size);
+                }
+                next += 1;
+            }
+            Ok(())
+        })?;
+        out.witness_mismatch
+            .extend(witnessed[next..].iter().map(|c| c.size));
+    }
+    Ok(out)
+}
