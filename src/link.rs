@@ -160,8 +160,8 @@ fn transport() -> quinn::TransportConfig {
     t.stream_receive_window((16u32 * 1024 * 1024).into());
     t.receive_window((64u32 * 1024 * 1024).into());
     t.send_window(64 * 1024 * 1024);
-    t.keep_alive_interval(Some(Duration::from_secs(2)));
-    if let Ok(idle) = Duration::from_secs(10).try_into() {
+    t.keep_alive_interval(Some(Duration::from_secs(1)));
+    if let Ok(idle) = Duration::from_secs(5).try_into() {
         t.max_idle_timeout(Some(idle));
     }
     t

@@ -33,13 +33,27 @@ pub const UNVERIFIED: &str = "_unverified";
 /// Accepts connections until aborted.
 pub async fn serve(node: Arc<Node>, endpoint: quinn::Endpoint) {
     let busy: Arc<Mutex<HashSet<ObjectId>>> = Arc::default();
+    let current: Arc<Mutex<Option<quinn::Connection>>> = Arc::default();
     while let Some(incoming) = endpoint.accept().await {
         let node = node.clone();
         let busy = busy.clone();
+        let current = current.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => connection(node, conn, busy).await,
+                Ok(conn) => {
+                    // The peer has one sending connection: a new one (say, after the peer
+                    // restarted) supersedes the old, whose streams end now rather than at
+                    // the idle timeout.
+                    let old = current
+                        .lock()
+                        .ok()
+                        .and_then(|mut c| c.replace(conn.clone()));
+                    if let Some(old) = old {
+                        old.close(0u32.into(), b"superseded");
+                    }
+                    connection(node, conn, busy).await
+                }
                 Err(e) => tracing::warn!(remote = %remote, error = %e, "refused a connection"),
             }
         });

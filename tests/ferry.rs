@@ -95,10 +95,8 @@ fn fifty_files_cross_both_channels_intact() {
         })
     });
     // the audit logs tell the same story on both sides
-    let landed = fs::read_to_string(lab.dir.join("internet/audit/audit.jsonl")).unwrap();
-    assert_eq!(landed.matches("\"event\":\"landed\"").count(), 25);
-    let confirmed = fs::read_to_string(lab.dir.join("court/audit/audit.jsonl")).unwrap();
-    assert_eq!(confirmed.matches("\"event\":\"confirmed\"").count(), 25);
+    assert_eq!(events(&lab, "internet", "landed"), 25);
+    assert_eq!(events(&lab, "court", "confirmed"), 25);
 }
 
 #[test]

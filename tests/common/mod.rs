@@ -241,7 +241,7 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
             Instant::now() < deadline,
             "timed out after {secs}s waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -261,4 +261,13 @@ pub fn reasons(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// How many records of `event` a node's audit log holds.
+pub fn events(lab: &Lab, node: &str, event: &str) -> usize {
+    isogate::audit::read_all(&lab.dir.join(node).join("audit"))
+        .unwrap()
+        .iter()
+        .filter(|r| r.event.as_str() == event)
+        .count()
 }
