@@ -118,8 +118,8 @@ impl Lander {
     }
 
     /// Finishes deliveries a crash interrupted and deletes uncommitted part files.
-    /// Returns the paths delivered now.
-    pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<PathBuf>> {
+    /// Returns the objects delivered now, with their paths.
+    pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<(ObjectId, PathBuf)>> {
         let dir = inbox.join(STAGING);
         let mut done = Vec::new();
         let entries = match fs::read_dir(&dir) {
@@ -138,7 +138,14 @@ impl Lander {
                 fs::remove_file(&path)?;
                 continue;
             };
-            done.extend(self.finish_pending(inbox, channel, id)?);
+            match self.finish_pending(inbox, channel, id) {
+                Ok(Some(p)) => done.push((id, p)),
+                Ok(None) => {}
+                // one object that cannot be delivered must not stop the node
+                Err(e) => {
+                    tracing::error!(object = %id, inbox = %inbox.display(), error = %e, "cannot finish a delivery; it stays in the staging area")
+                }
+            }
         }
         Ok(done)
     }
@@ -171,6 +178,14 @@ impl Lander {
     }
 }
 
+/// The name a delivery of `name` into `inbox` would take now (the first free numbering).
+pub fn first_free(inbox: &Path, name: &str) -> String {
+    (1u32..10_000)
+        .map(|n| numbered(name, n))
+        .find(|c| fs::symlink_metadata(inbox.join(c)).is_err())
+        .unwrap_or_else(|| name.to_string())
+}
+
 /// Renames `part` into `inbox` as `name`, or as `name (2).ext`, `name (3).ext`, … when the
 /// name is taken: never overwriting. Fsyncs the inbox.
 fn deliver(part: &Path, inbox: &Path, name: &str) -> io::Result<PathBuf> {
@@ -191,18 +206,28 @@ fn deliver(part: &Path, inbox: &Path, name: &str) -> io::Result<PathBuf> {
     ))
 }
 
-/// `name` for n = 1, else the stem with " (n)" before the extension.
+/// Longest file name the inbox's file system takes, in bytes.
+const NAME_MAX: usize = 255;
+
+/// `name` for n = 1, else the stem with " (n)" before the extension, the stem shortened
+/// (at a character boundary) so that the whole stays within `NAME_MAX` bytes.
 pub fn numbered(name: &str, n: u32) -> String {
     if n == 1 {
         return name.to_string();
     }
-    match extension(name) {
-        Some(_) => {
-            let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
-            format!("{stem} ({n}).{ext}")
-        }
-        None => format!("{name} ({n})"),
+    let (stem, ext) = match extension(name) {
+        Some(_) => name
+            .rsplit_once('.')
+            .map(|(s, e)| (s, format!(".{e}")))
+            .unwrap_or((name, String::new())),
+        None => (name, String::new()),
+    };
+    let suffix = format!(" ({n}){ext}");
+    let mut keep = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
     }
+    format!("{}{suffix}", &stem[..keep])
 }
 
 #[cfg(test)]
@@ -226,6 +251,9 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"new");
         assert_eq!(lander.outcome("c", id).unwrap(), Some(Outcome::Landed));
         assert_eq!(numbered("noext", 3), "noext (3)");
+        let long = format!("{}.pdf", "长".repeat(84)); // 256 bytes
+        let n = numbered(&long, 12);
+        assert!(n.len() <= 255 && n.ends_with(" (12).pdf"), "{n}");
     }
 
     #[test]
@@ -251,7 +279,7 @@ mod tests {
             .record("c", committed, Outcome::Landed, "done.txt")
             .unwrap();
         let delivered = lander.recover(&inbox, "c").unwrap();
-        assert_eq!(delivered, vec![inbox.join("done.txt")]);
+        assert_eq!(delivered, vec![(committed, inbox.join("done.txt"))]);
         assert!(!Lander::part_path(&inbox, partial).exists());
         // a second recovery delivers nothing more
         assert!(lander.recover(&inbox, "c").unwrap().is_empty());

@@ -186,6 +186,10 @@ enum AuditCommand {
         sender: PathBuf,
         /// The receiving node's audit directory.
         receiver: PathBuf,
+        /// The sender's signing public key (hex file), as pinned in the receiver's config;
+        /// default: SENDER_DIR/node.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Export the records for a security management centre.
     Export {
@@ -495,8 +499,13 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Reconcile { sender, receiver } => {
-            let r = reconcile::reconcile(&sender, &receiver)?;
+        AuditCommand::Reconcile {
+            sender,
+            receiver,
+            key,
+        } => {
+            let key = load_key(&key)?;
+            let r = reconcile::reconcile(&sender, &receiver, key.as_ref())?;
             println!("matched: {}", r.matched);
             println!(
                 "sent but never landed or quarantined: {}",

@@ -147,7 +147,15 @@ impl Node {
                         path: c.inbox.clone(),
                         source,
                     })?;
-            for p in delivered {
+            for (id, p) in delivered {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut e = Entry::object(&c.name, id, &name);
+                e.detail = Some("delivery finished after a restart".into());
+                e.peer = Some(self.cfg.peer.name.clone());
+                self.audit.durable(Event::Landed, e)?;
                 tracing::info!(channel = %c.name, path = %p.display(), "delivery finished after restart");
             }
         }

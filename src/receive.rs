@@ -209,7 +209,13 @@ async fn object(
             let _ = recv.stop(0u32.into());
             let mut e = Entry::object(&m.channel, id, &m.name);
             e.peer = Some(node.cfg.peer.name.clone());
-            let _ = node.audit.append(Event::Duplicate, e);
+            let n2 = node.clone();
+            // durable before the receipt that lets the sender forget the object
+            let recorded =
+                tokio::task::spawn_blocking(move || n2.audit.durable(Event::Duplicate, e)).await;
+            if !matches!(recorded, Ok(Ok(_))) {
+                return Some((id, ReceiptStatus::Retry));
+            }
             tracing::info!(channel = %m.channel, name = %m.name, object = %id, "duplicate; not delivered again");
             return Some((id, ReceiptStatus::Duplicate));
         }
@@ -351,24 +357,24 @@ fn finish(
         return Ok(Some(ReceiptStatus::Quarantined));
     }
     let m = &verified.manifest;
-    let path = node
-        .lander
-        .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
-    let delivered = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
+    // between makes the sender send again and the record appear twice; never a delivery
+    // without a record.
+    let planned = crate::land::first_free(&channel.inbox, &m.name);
     let mut e = Entry::object(&m.channel, m.object_id, &m.name);
     e.size = Some(m.size);
     e.sha256 = Some(m.sha256);
     e.peer = Some(node.cfg.peer.name.clone());
-    if delivered != m.name {
-        e.detail = Some(format!("delivered as {delivered}"));
+    if planned != m.name {
+        e.detail = Some(format!("delivered as {planned}"));
     }
     node.audit
         .durable(Event::Landed, e)
         .map_err(io::Error::other)?;
-    tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, size = m.size, "landed");
+    let path = node
+        .lander
+        .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+    tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, size = m.size, path = %path.display(), "landed");
     Ok(Some(ReceiptStatus::Landed))
 }
 

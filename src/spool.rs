@@ -109,7 +109,11 @@ impl Spool {
         let id = ObjectId::random().map_err(io::Error::other)?;
         let chan_dir = self.root.join(channel);
         let dir = chan_dir.join(id.to_string());
+        let new_channel = !chan_dir.is_dir();
         fs::create_dir_all(&dir)?;
+        if new_channel {
+            sync_dir(&self.root)?;
+        }
         let spooled = Spooled {
             id,
             channel: channel.to_string(),

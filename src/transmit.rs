@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+/// How long to wait for a receipt once the whole object is sent.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Size of the reads that feed a stream.
 const READ_SIZE: usize = 1024 * 1024;
 
@@ -175,7 +178,15 @@ async fn send_one(
             let mut e = Entry::object(&m.channel, id, &m.name);
             e.size = Some(m.size);
             let _ = node.audit.append(Event::Sent, e);
-            rx.await.ok()
+            // a receipt that never comes (the peer failed to answer) frees the slot and
+            // sends the object again; the receiver drops the duplicate
+            match tokio::time::timeout(RECEIPT_TIMEOUT, rx).await {
+                Ok(r) => r.ok(),
+                Err(_) => {
+                    tracing::warn!(object = %id, "no receipt in {RECEIPT_TIMEOUT:?}; sending again");
+                    None
+                }
+            }
         }
         Err(e) => {
             tracing::debug!(object = %id, error = %e, "send failed");

@@ -204,6 +204,15 @@ fn tampering_is_detected_proofs_hold_and_logs_reconcile() {
     detects(
         &court_log,
         &work,
+        "deleted checkpoints",
+        "no signed checkpoint covers",
+        |d| {
+            fs::remove_file(d.join("checkpoints.jsonl")).unwrap();
+        },
+    );
+    detects(
+        &court_log,
+        &work,
         "checkpoint by another key",
         "not signed by the expected key",
         |d| {
@@ -265,6 +274,8 @@ fn tampering_is_detected_proofs_hold_and_logs_reconcile() {
         "reconcile",
         rewritten.to_str().unwrap(),
         internet_log.to_str().unwrap(),
+        "--key",
+        lab.dir.join("certs/court.sign.pub").to_str().unwrap(),
     ]);
     assert!(!ok, "{out}");
     assert!(out.contains("no longer matches"), "{out}");

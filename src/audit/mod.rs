@@ -204,6 +204,18 @@ pub enum AuditError {
     /// The log was written with another node's key.
     #[error("{0} holds another node's key: this audit directory belongs to another node")]
     OtherKey(PathBuf),
+    /// The records on disk do not match the last signed checkpoint.
+    #[error(
+        "{dir}: the log ({records} records) does not match its last checkpoint of {size} records; run `isogate audit verify` and investigate before starting the node"
+    )]
+    Diverged {
+        /// The audit directory.
+        dir: PathBuf,
+        /// Size of the last checkpoint.
+        size: u64,
+        /// Records found.
+        records: u64,
+    },
 }
 
 /// Records per segment file, by default.
@@ -254,6 +266,7 @@ impl Default for CheckpointPolicy {
 
 struct Writer {
     file: File,
+    bytes: u64,
     segment: u64,
     in_segment: u64,
     next_seq: u64,
@@ -319,6 +332,21 @@ impl AuditLog {
             }
             Err(e) => return Err(io(&pub_path)(e)),
         }
+        let cp_path = dir.join(CHECKPOINTS);
+        if let Ok(bytes) = std::fs::read(&cp_path) {
+            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            if whole < bytes.len() {
+                tracing::warn!(file = %cp_path.display(), "cutting a torn last checkpoint");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&cp_path)
+                    .map_err(io(&cp_path))?;
+                f.set_len(whole as u64).map_err(io(&cp_path))?;
+                f.sync_all().map_err(io(&cp_path))?;
+            }
+        }
+        let last_cp = read::checkpoints(dir).map_err(io(&cp_path))?.pop();
+        let mut cp_root: Option<crate::merkle::Hash> = None;
         let mut tree = Frontier::new();
         let mut last_seq = 0;
         let mut in_segment = 0;
@@ -340,6 +368,9 @@ impl AuditLog {
             in_segment = 0;
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 tree.push(leaf_hash(line));
+                if last_cp.as_ref().is_some_and(|c| c.size == tree.size()) {
+                    cp_root = Some(tree.root());
+                }
                 in_segment += 1;
                 last_seq = serde_json::from_slice::<SeqOnly>(line)
                     .map(|r| r.seq)
@@ -353,11 +384,18 @@ impl AuditLog {
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
-        let last_cp = read::checkpoints(dir)
-            .map_err(io(&dir.join(CHECKPOINTS)))?
-            .last()
-            .map(|c| c.size)
-            .unwrap_or(0);
+        // Never sign over a log that no longer matches its own last checkpoint.
+        if let Some(c) = &last_cp {
+            if cp_root.map(hex::encode).as_deref() != Some(c.root.as_str()) {
+                return Err(AuditError::Diverged {
+                    dir: dir.to_path_buf(),
+                    size: c.size,
+                    records: tree.size(),
+                });
+            }
+        }
+        let last_cp = last_cp.map(|c| c.size).unwrap_or(0);
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let (events, _) = broadcast::channel(1024);
         let (checkpoints, _) = watch::channel(None);
         Ok(AuditLog {
@@ -367,6 +405,7 @@ impl AuditLog {
             policy,
             writer: Mutex::new(Writer {
                 file,
+                bytes,
                 segment,
                 in_segment,
                 next_seq: last_seq + 1,
@@ -424,9 +463,15 @@ impl AuditLog {
             peer: e.peer,
         };
         let mut line = serde_json::to_vec(&rec)?;
-        w.tree.push(leaf_hash(&line));
+        let leaf = leaf_hash(&line);
         line.push(b'\n');
-        w.file.write_all(&line).map_err(|e| self.io(e))?;
+        if let Err(e) = w.file.write_all(&line) {
+            // leave no half record behind: the log stays whole and the record was not made
+            let _ = w.file.set_len(w.bytes);
+            return Err(self.io(e));
+        }
+        w.bytes += line.len() as u64;
+        w.tree.push(leaf);
         w.next_seq += 1;
         w.in_segment += 1;
         if w.in_segment >= self.policy.segment_records {
@@ -442,6 +487,7 @@ impl AuditLog {
             crate::fsx::sync_dir(&self.dir).map_err(|e| self.io(e))?;
             w.segment = segment;
             w.in_segment = 0;
+            w.bytes = 0;
         }
         self.written.store(rec.seq, Ordering::Release);
         drop(w);
@@ -612,6 +658,31 @@ pub(crate) mod tests {
                 None
             ),
             Err(AuditError::OtherKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_log_changed_under_its_checkpoint_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        {
+            let log = open(dir.path(), &key);
+            log.append(Event::ConfigLoaded, Entry::default()).unwrap();
+            log.append(Event::Stopped, Entry::default()).unwrap();
+            log.checkpoint(true).unwrap();
+        }
+        let seg = dir.path().join(segment_name(1));
+        let text = std::fs::read_to_string(&seg).unwrap();
+        std::fs::write(&seg, text.replace("stopped", "started")).unwrap();
+        assert!(matches!(
+            AuditLog::open(
+                dir.path(),
+                "court",
+                key.clone(),
+                CheckpointPolicy::default(),
+                None
+            ),
+            Err(AuditError::Diverged { size: 2, .. })
         ));
     }
 }

@@ -245,6 +245,13 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             ),
         ));
     }
+    if tree.size() > 0 && verified_cps.is_empty() {
+        return Err(VerifyError::Log(format!(
+            "{}: no signed checkpoint covers the {} records ({CHECKPOINTS} is missing or was emptied)",
+            dir.display(),
+            tree.size()
+        )));
+    }
     let last = verified_cps.last().map(|c| c.size).unwrap_or(0);
     Ok(Report {
         node: node.unwrap_or_default(),

@@ -56,8 +56,13 @@ fn item(r: &Record) -> Option<(String, Item)> {
     ))
 }
 
-/// Reconciles the sender's log with the receiver's.
-pub fn reconcile(sender: &Path, receiver: &Path) -> Result<Reconciliation, VerifyError> {
+/// Reconciles the sender's log with the receiver's; `key` pins the sender's signing key
+/// (default: the key in the sender's audit directory).
+pub fn reconcile(
+    sender: &Path,
+    receiver: &Path,
+    key: Option<&crate::keys::VerifyKey>,
+) -> Result<Reconciliation, VerifyError> {
     let s = super::read_all(sender)?;
     let r = super::read_all(receiver)?;
     let sender_node = s.first().map(|x| x.node.clone()).unwrap_or_default();
@@ -90,17 +95,34 @@ pub fn reconcile(sender: &Path, receiver: &Path) -> Result<Reconciliation, Verif
             out.landed_not_sent.push(it.clone());
         }
     }
-    // the receiver's witness of the sender's checkpoints
-    let key = read::node_key(sender)?;
+    // The receiver's witness of the sender's checkpoints. Pin the sender's key from the
+    // receiver's configuration (`key`): the copy in the sender's own directory is the
+    // sender's word.
+    let key = match key {
+        Some(k) => k.clone(),
+        None => read::node_key(sender)?,
+    };
     let origin = crate::checkpoint::origin(&sender_node);
-    let mut witnessed: Vec<Checkpoint> = r
-        .iter()
-        .filter(|x| x.event == Event::Witnessed)
-        .filter_map(|x| x.detail.as_deref())
-        .filter_map(|note| Checkpoint::open(note, &key, &origin).ok())
-        .collect();
-    witnessed.sort_by_key(|c| c.size);
-    witnessed.dedup_by_key(|c| c.size);
+    let mut witnessed: Vec<Checkpoint> = Vec::new();
+    for x in r.iter().filter(|x| x.event == Event::Witnessed) {
+        match x
+            .detail
+            .as_deref()
+            .map(|note| Checkpoint::open(note, &key, &origin))
+        {
+            Some(Ok(cp)) => witnessed.push(cp),
+            // a witness that does not verify under the sender's key is a mismatch, not noise
+            _ => out.witness_mismatch.push(x.size.unwrap_or(0)),
+        }
+    }
+    witnessed.sort_by_key(|c| (c.size, c.root));
+    witnessed.dedup_by_key(|c| (c.size, c.root));
+    for pair in witnessed.windows(2) {
+        if pair[0].size == pair[1].size {
+            // two different signed roots for one size: the sender's log forked
+            out.witness_mismatch.push(pair[0].size);
+        }
+    }
     if !witnessed.is_empty() {
         let mut tree = Frontier::new();
         let mut next = 0;
