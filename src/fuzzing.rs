@@ -60,6 +60,16 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// A deterministic pseudo-random generator for the smoke runs.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// A smoke run over deterministic pseudo-random and mutated inputs; the real fuzzing
     /// runs under cargo-fuzz (see the README).
     #[test]
@@ -71,13 +81,7 @@ mod tests {
             .encode()
             .unwrap();
         let frame = wire::encode_object_frame(&good).unwrap();
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def0);
         for i in 0..20_000 {
             let mut input = if i % 2 == 0 {
                 frame.clone()
@@ -107,13 +111,7 @@ mod tests {
         .sign(&key);
         let record =
             br#"{"seq":1,"time_ms":5,"node":"court","event":"landed","name":"a.pdf"}"#.to_vec();
-        let mut state = 0x0bad_cafe_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x0bad_cafe);
         for i in 0..20_000 {
             let mut input = if i % 2 == 0 {
                 note.clone().into_bytes()

@@ -107,11 +107,14 @@ fn check_exactly_once(lab: &Lab, files: &HashMap<String, (u64, String)>) {
     });
 }
 
-#[test]
-fn sender_killed_mid_transfer_delivers_exactly_once() {
-    let lab = Lab::new(21450);
-    let court = lab.start("court");
-    let internet = lab.start("internet");
+/// Kills `victim` with SIGKILL in the middle of the big transfer, restarts it, and checks
+/// that every file lands exactly once with no partial file ever visible.
+fn kill_mid_transfer(port_base: u16, victim: &str) {
+    let lab = Lab::new(port_base);
+    let mut nodes: HashMap<&str, Running> = ["court", "internet"]
+        .into_iter()
+        .map(|n| (n, lab.start(n)))
+        .collect();
     let files = publish_workload(&lab);
     let inbox = lab.inbox("internet", "to-internet");
     let monitor = Monitor::start(
@@ -121,33 +124,20 @@ fn sender_killed_mid_transfer_delivers_exactly_once() {
     wait_until(60, "the big file to be mid-transfer", || {
         part_bytes(&inbox) > 8 << 20
     });
-    court.kill9();
+    nodes.remove(victim).unwrap().kill9();
     assert!(part_bytes(&inbox) < BIG, "killed mid-transfer");
-    let _court = lab.start("court");
+    std::thread::sleep(Duration::from_millis(300));
+    nodes.insert(victim, lab.start(victim));
     check_exactly_once(&lab, &files);
     monitor.finish();
-    drop(internet);
+}
+
+#[test]
+fn sender_killed_mid_transfer_delivers_exactly_once() {
+    kill_mid_transfer(21450, "court");
 }
 
 #[test]
 fn receiver_killed_mid_file_delivers_exactly_once() {
-    let lab = Lab::new(21460);
-    let court = lab.start("court");
-    let internet = lab.start("internet");
-    let files = publish_workload(&lab);
-    let inbox = lab.inbox("internet", "to-internet");
-    let monitor = Monitor::start(
-        inbox.clone(),
-        files.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
-    );
-    wait_until(60, "the big file to be mid-transfer", || {
-        part_bytes(&inbox) > 8 << 20
-    });
-    internet.kill9();
-    assert!(part_bytes(&inbox) < BIG, "killed mid-file");
-    std::thread::sleep(Duration::from_millis(300));
-    let _internet = lab.start("internet");
-    check_exactly_once(&lab, &files);
-    monitor.finish();
-    drop(court);
+    kill_mid_transfer(21460, "internet");
 }
