@@ -112,11 +112,6 @@ impl Reception {
         &self.manifest
     }
 
-    /// Bytes received so far.
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
     fn chunk_len(&self, index: usize) -> u64 {
         let cs = u64::from(self.manifest.chunk_size);
         cs.min(self.manifest.size - index as u64 * cs)

@@ -268,7 +268,7 @@ fn refuse_entry(
         Side::Sender,
         refusal,
     )?;
-    fs::File::open(&channel.outbox).and_then(|d| d.sync_all())?;
+    crate::fsx::sync_dir(&channel.outbox)?;
     let mut e = Entry::object(&channel.name, id, name);
     e.reason = Some(refusal.reason);
     e.detail = Some(refusal.detail.clone());
