@@ -2,22 +2,14 @@
 //! this machine's one-core SHA-256 throughput. Run with `cargo bench --bench audit_verify`
 //! (`AUDIT_RECORDS=N` to change the count).
 
+mod common;
+
+use common::{cores, sha256_throughput};
 use isogate::audit::{AuditLog, CheckpointPolicy, Entry, Event, read};
 use isogate::keys::SigningKey;
 use isogate::manifest::ObjectId;
 use std::sync::Arc;
 use std::time::Instant;
-
-fn sha256_throughput() -> f64 {
-    let buf = vec![0x5au8; 64 << 20];
-    let t = Instant::now();
-    let mut n = 0u64;
-    while t.elapsed().as_secs_f64() < 1.0 {
-        std::hint::black_box(ring::digest::digest(&ring::digest::SHA256, &buf));
-        n += buf.len() as u64;
-    }
-    n as f64 / t.elapsed().as_secs_f64() / (1 << 20) as f64
-}
 
 fn main() {
     let records: u64 = std::env::var("AUDIT_RECORDS")
@@ -28,9 +20,7 @@ fn main() {
     let key = Arc::new(SigningKey::generate().expect("key"));
     println!(
         "machine: {} cores; one core SHA-256: {:.0} MiB/s",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores(),
         sha256_throughput()
     );
     let t = Instant::now();

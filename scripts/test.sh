@@ -13,7 +13,13 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
 if ! have cargo-nextest; then cargo install cargo-nextest --locked; fi
-if ! have mkfifo; then apt-get install -y coreutils; fi
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+if ! have mkfifo; then apt_install coreutils; fi
+# a real clamd for the antivirus tests; they write their own signature database
+if ! have clamd && [ ! -x /usr/sbin/clamd ]; then apt_install clamav-daemon; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

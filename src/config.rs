@@ -5,7 +5,7 @@
 //! receiver) from its own zone.
 
 use crate::policy::Policy;
-use crate::problem::{Problems, Source, relative_to};
+use crate::problem::{Problem, Problems, Source, relative_to};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -252,6 +252,64 @@ pub struct Config {
     pub link: LinkConfig,
     /// Audit log settings.
     pub audit: AuditConfig,
+    /// What the compliance review accepts but warns about (explicit opt-outs, no antivirus).
+    pub warnings: Vec<Problem>,
+}
+
+/// The compliance review of one channel's policy: least privilege for what crosses. Returns
+/// the problems that refuse the configuration and the warnings that do not (a rule the
+/// policy explicitly opts out of with `[compliance] opt_out`).
+pub fn compliance(
+    outbound: bool,
+    policy_file: &Path,
+    policy: &Policy,
+) -> (Vec<Problem>, Vec<Problem>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let problem = |key: &str, message: String| Problem {
+        file: policy_file.to_path_buf(),
+        line: None,
+        key: Some(key.to_string()),
+        message,
+    };
+    if outbound {
+        let required = [
+            (
+                "markings",
+                policy.markings.is_none(),
+                "an outbound channel must refuse classification markings ([markings] refuse = true)",
+            ),
+            (
+                "personal_data",
+                policy.personal_data.is_none(),
+                "an outbound channel must refuse or mask personal data ([personal_data])",
+            ),
+        ];
+        for (key, missing, message) in required {
+            if !missing {
+                continue;
+            }
+            if policy.opt_out.iter().any(|o| o == key) {
+                warnings.push(problem(
+                    key,
+                    format!("{message}; opted out by compliance.opt_out"),
+                ));
+            } else {
+                errors.push(problem(
+                    key,
+                    format!(
+                        "{message}, or opt out explicitly with [compliance] opt_out = [\"{key}\"]"
+                    ),
+                ));
+            }
+        }
+    }
+    if policy.antivirus.is_none() {
+        warnings.push(problem(
+            "antivirus",
+            "no antivirus: content crosses without a malware scan ([antivirus] clamd = ...)".into(),
+        ));
+    }
+    (errors, warnings)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -274,6 +332,7 @@ impl Config {
             return Err(Problems(src.problems));
         };
         let mut extra = Vec::new();
+        let mut warnings = Vec::new();
         let path = |s: &S| relative_to(file, s.get_ref());
 
         let zones: BTreeMap<String, i64> = match &raw.zones {
@@ -428,8 +487,14 @@ impl Config {
                 Role::Receive
             };
             let policy_file = path(&c.policy);
+            let outbound = matches!((from_level, to_level), (Some(f), Some(t)) if t < f);
             let policy = match Policy::load(&policy_file) {
-                Ok(p) => p,
+                Ok(p) => {
+                    let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
+                    extra.append(&mut errors);
+                    warnings.append(&mut warned);
+                    p
+                }
                 Err(Problems(mut ps)) => {
                     extra.append(&mut ps);
                     Policy::deny_all()
@@ -438,7 +503,7 @@ impl Config {
             let x = &node.exchange_dir;
             channels.push(Channel {
                 name: name.clone(),
-                outbound: matches!((from_level, to_level), (Some(f), Some(t)) if t < f),
+                outbound,
                 from,
                 to,
                 link: LinkKind::Quic,
@@ -495,6 +560,7 @@ impl Config {
             link: LinkConfig {
                 max_in_flight: raw.link.max_in_flight,
             },
+            warnings,
             audit: AuditConfig {
                 checkpoints: crate::audit::CheckpointPolicy {
                     records: raw.audit.checkpoint_records.max(1),

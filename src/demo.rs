@@ -124,7 +124,7 @@ pub async fn run(
             crate::now_ms()
         )),
     };
-    init::init(&dir, LabLink::Quic, port_base)?;
+    init::init(&dir, LabLink::Quic, port_base, None)?;
     println!("isogate demo: lab in {}", dir.display());
     println!(
         "  drop files into {}/court/outbox/to-internet or {}/internet/outbox/to-court",

@@ -56,6 +56,96 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
     }
 }
 
+/// The policy the content fuzz target inspects under: every type, every content rule on.
+const FUZZ_POLICY: &str = r#"
+[names]
+max_length = 64
+extensions = ["zip", "tar", "gz", "docx", "odt", "pdf", "txt", "csv", "json", "xml", "png"]
+[size]
+max_bytes = 1073741824
+max_expanded_bytes = 67108864
+[types]
+allow = ["zip", "tar", "gzip", "ooxml", "odf", "pdf", "text", "csv", "json", "xml", "png"]
+[archives]
+max_depth = 3
+max_entries = 1000
+max_ratio = 100
+[text]
+keywords = ["内部资料"]
+patterns = ['NB-\d{6}']
+[pdf]
+refuse_active = true
+[markings]
+refuse = true
+allow_phrases = ["商业秘密"]
+[personal_data]
+detect = ["resident_id", "mobile", "bank_card", "email"]
+action = "mask"
+"#;
+
+/// Inspects `data` as the inspect stage does on either node: written to a file and judged
+/// under a policy with every rule on, under each name whose extension selects a different
+/// reading (archives, office packages, PDF, text with masking). Then reads it directly as a
+/// tar, a gzip, an XML part and a PDF. Refusals and errors are expected; a panic is a bug.
+pub fn content(data: &[u8]) {
+    use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
+    use crate::content::{Scan, doc, pdf};
+    use std::io::Read;
+    use std::sync::OnceLock;
+
+    struct Drain;
+    impl Visitor for Drain {
+        fn entry(&mut self, _: &str, _: u32, reader: &mut dyn Read, _: &mut Budget) -> Scan {
+            std::io::copy(reader, &mut std::io::sink())?;
+            Ok(Ok(()))
+        }
+    }
+
+    static POLICY: OnceLock<Option<crate::policy::Policy>> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        crate::policy::Policy::parse(std::path::Path::new("fuzz.toml"), FUZZ_POLICY).ok()
+    });
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    if let Some(policy) = policy {
+        for name in ["f.zip", "f.docx", "f.pdf", "f.txt", "f.csv", "f.json"] {
+            let path = dir.path().join(name);
+            if std::fs::write(&path, data).is_ok() {
+                let _ = crate::inspect::inspect_file(policy, name, &path, dir.path());
+            }
+        }
+    }
+    let limits = Limits {
+        max_depth: 2,
+        max_entries: 100,
+        max_expanded_bytes: 16 << 20,
+        max_ratio: 100,
+    };
+    for kind in [Kind::Tar, Kind::Gzip] {
+        let mut input = data;
+        let mut budget = Budget::new(limits);
+        let _ = archive::walk(
+            kind,
+            Input::Stream(&mut input),
+            1,
+            &mut budget,
+            dir.path(),
+            &mut Drain,
+        );
+    }
+    let mut input = data;
+    let _ = doc::xml_text(&mut input, &mut |_: &str| Ok(()));
+    let mut input = data;
+    let _ = pdf::scan_pdf(
+        &mut input,
+        &pdf::PdfOptions {
+            refuse_active: true,
+        },
+        &mut |_: &str| Ok(()),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +214,30 @@ mod tests {
             }
             input.truncate((next() as usize) % (input.len() + 1));
             audit_record_and_checkpoint(&input);
+        }
+    }
+
+    #[test]
+    fn content_inspection_never_panics_on_mutated_documents() {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("word/document.xml", opts).unwrap();
+        zip.write_all(b"<w:document><w:p><w:t>a &amp; b 13800138000</w:t></w:p></w:document>")
+            .unwrap();
+        let zip = zip.finish().unwrap().into_inner();
+        let pdf = b"%PDF-1.7\n1 0 obj\n<< /Length 20 >>\nstream\nBT (Hello) Tj ET\nendstream\nendobj\n%%EOF\n".to_vec();
+        let text = "姓名,号码\n张三,13800138000\n".as_bytes().to_vec();
+        let seeds = [zip, pdf, text];
+        let mut next = xorshift(0xfeed_beef);
+        for i in 0..600 {
+            let mut input = seeds[i % seeds.len()].clone();
+            for _ in 0..(next() % 6) {
+                let pos = (next() as usize) % input.len();
+                input[pos] = next() as u8;
+            }
+            input.truncate((next() as usize) % (input.len() + 1));
+            content(&input);
         }
     }
 }

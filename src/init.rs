@@ -116,7 +116,13 @@ policy = "policy/to-court.toml"
 }
 
 /// Writes the lab into `dir` (created; must be absent or empty).
-pub fn init(dir: &Path, link: LabLink, port_base: u16) -> Result<(), InitError> {
+/// `clamd`, when given, turns antivirus scanning on in both lab policies.
+pub fn init(
+    dir: &Path,
+    link: LabLink,
+    port_base: u16,
+    clamd: Option<&crate::clamd::ClamdAddr>,
+) -> Result<(), InitError> {
     let LabLink::Quic = link;
     if port_base > u16::MAX - 3 || port_base == 0 {
         return Err(InitError::Port(port_base));
@@ -138,6 +144,12 @@ pub fn init(dir: &Path, link: LabLink, port_base: u16) -> Result<(), InitError> 
         ("to-internet.toml", POLICY_TO_INTERNET),
         ("to-court.toml", POLICY_TO_COURT),
     ] {
+        let mut text = text.to_string();
+        if let Some(addr) = clamd {
+            text.push_str(&format!(
+                "\n[antivirus]\nclamd = \"{addr}\"\ntimeout_ms = 60000\nmax_wait_ms = 3600000\n"
+            ));
+        }
         fs::write(policy.join(file), text).map_err(io(&policy.join(file)))?;
     }
     for (name, peer) in NODES {
@@ -172,7 +184,7 @@ mod tests {
     fn lab_configs_load_with_mirrored_roles() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("lab");
-        init(&dir, LabLink::Quic, 7400).unwrap();
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
         let court = Config::load(&dir.join("court.toml")).unwrap();
         let internet = Config::load(&dir.join("internet.toml")).unwrap();
         assert_eq!(court.channel("to-internet").unwrap().role, Role::Send);
@@ -188,7 +200,7 @@ mod tests {
         assert!(dir.join("court/outbox/to-internet").is_dir());
         assert!(dir.join("internet/quarantine/to-court").is_dir());
         assert!(matches!(
-            init(&dir, LabLink::Quic, 7400),
+            init(&dir, LabLink::Quic, 7400, None),
             Err(InitError::NotEmpty(_))
         ));
     }
@@ -197,7 +209,7 @@ mod tests {
     fn bad_config_names_file_line_and_key() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("lab");
-        init(&dir, LabLink::Quic, 7400).unwrap();
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
         let file = dir.join("court.toml");
         let text = fs::read_to_string(&file).unwrap();
         let bad = text
@@ -220,7 +232,7 @@ mod tests {
     fn channel_out_of_classified_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("lab");
-        init(&dir, LabLink::Quic, 7400).unwrap();
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
         let file = dir.join("court.toml");
         let text = fs::read_to_string(&file)
             .unwrap()

@@ -1,27 +1,77 @@
 //! The inspect stage on either node: opens the content without following links, checks it
-//! is a plain file with one link, and runs the channel's policy over its name, size and
-//! first bytes. A sender gets an `Inspected` only from here.
+//! is a plain file with one link, and runs the channel's whole policy over it, streaming.
+//! A sender gets an `Inspected` only from here; a receiver runs the same code over the part
+//! file with its own copy of the policy.
+//!
+//! ```text
+//!  open (no link followed, one hard link) ─► name ─► size ─► type from the first bytes
+//!    text, csv, json, xml ─► decode (UTF-8 | GB18030) ─► lines ─► rules, markings, personal data
+//!    pdf                  ─► active content; text ─► rules, markings, personal data
+//!    ooxml, odf           ─► parts: macros refused; XML text ─► rules, markings, personal data
+//!    zip, tar, gzip       ─► entries, limits enforced while reading ─► each checked like a file
+//!  ─► antivirus (clamd INSTREAM) ─► accepted, with a masked copy when personal data was masked
+//! ```
 
+use crate::clamd::{Clamd, ClamdError, ScanResult};
+use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
+use crate::content::{Scan, doc, pdf, text};
 use crate::fsx::open_nofollow;
-use crate::policy::{HEAD_LEN, Policy, Verdict};
+use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use crate::reason::{Reason, Refusal};
 use crate::stage::{Inspected, Spooled};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
 
-/// What inspection found: a verdict on the content, or a refusal of the file itself.
-pub type Outcome = Result<String, Refusal>;
+/// Why inspection could not reach a verdict. The object waits and is tried again.
+#[derive(Debug, Error)]
+pub enum InspectError {
+    /// Reading the content or writing the masked copy failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The antivirus could not scan the content (down, timed out, refused the size).
+    #[error("antivirus scan impossible: {0}")]
+    Scan(#[from] ClamdError),
+}
 
-/// Runs the policy over the file at `path` (already in our spool or staging area).
-/// `Ok(Ok(type))` accepts, `Ok(Err(refusal))` refuses, `Err` is a fault (try again).
-pub fn inspect_file(policy: &Policy, name: &str, path: &Path) -> io::Result<Outcome> {
-    let file = match open_nofollow(path) {
+/// A copy of the content with personal data masked: what crosses instead of the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masked {
+    /// The masked copy, beside the content.
+    pub path: PathBuf,
+    /// How many lines were changed.
+    pub lines: u64,
+}
+
+/// What inspection decided about an object the policy accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The content type decided from the content.
+    pub content_type: String,
+    /// The masked copy, when personal data was masked.
+    pub masked: Option<Masked>,
+}
+
+/// A verdict: accepted, or refused with a reason.
+pub type Outcome = Result<Accepted, Refusal>;
+
+/// Runs the policy over the file at `path` (already in our spool or staging area). A masked
+/// copy, if any, is written into `work`.
+pub fn inspect_file(
+    policy: &Policy,
+    name: &str,
+    path: &Path,
+    work: &Path,
+) -> Result<Outcome, InspectError> {
+    let mut file = match open_nofollow(path) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
             return Ok(Err(Refusal::new(Reason::Symlink, "a symbolic link")));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
@@ -37,21 +87,370 @@ pub fn inspect_file(policy: &Policy, name: &str, path: &Path) -> io::Result<Outc
         )));
     }
     let mut head = Vec::with_capacity(HEAD_LEN);
-    file.take(HEAD_LEN as u64).read_to_end(&mut head)?;
-    Ok(match policy.check(name, meta.len(), &head) {
-        Verdict::Accept { content_type } => Ok(content_type),
-        Verdict::Reject(r) => Err(r),
+    (&mut file).take(HEAD_LEN as u64).read_to_end(&mut head)?;
+    let detected = match policy
+        .check_name(name)
+        .and_then(|()| policy.check_size(meta.len()))
+        .and_then(|()| policy.classify(name, &head))
+    {
+        Ok(d) => d,
+        Err(r) => return Ok(Err(r)),
+    };
+    file.seek(SeekFrom::Start(0))?;
+    let mut masked = None;
+    let verdict = if detected.is_text() && policy.masks() {
+        let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
+        masked_name.push(".masked");
+        let out_path = work.join(masked_name);
+        let out = File::create(&out_path)?;
+        match scan_text_masking(policy, &head, &mut file, out)? {
+            Ok(0) => {
+                std::fs::remove_file(&out_path)?;
+                Ok(())
+            }
+            Ok(lines) => {
+                masked = Some(Masked {
+                    path: out_path,
+                    lines,
+                });
+                Ok(())
+            }
+            Err(r) => {
+                std::fs::remove_file(&out_path)?;
+                Err(r)
+            }
+        }
+    } else {
+        let limits = policy.archives.unwrap_or(NO_ARCHIVES);
+        let mut budget = Budget::new(limits);
+        let mut scanner = Scanner { policy, work };
+        scanner.content(&detected, &head, Input::File(&file), 0, &mut budget, "")?
+    };
+    if let Err(r) = verdict {
+        return Ok(Err(r));
+    }
+    if let Some(av) = &policy.antivirus {
+        let clamd = Clamd::new(av.clamd.clone(), Duration::from_millis(av.timeout_ms));
+        let mut content = BufReader::new(File::open(path)?);
+        if let ScanResult::Found(signature) = clamd.scan(&mut content)? {
+            if let Some(m) = &masked {
+                std::fs::remove_file(&m.path)?;
+            }
+            return Ok(Err(Refusal::new(
+                Reason::Malware,
+                format!("antivirus found {signature}"),
+            )));
+        }
+    }
+    Ok(Ok(Accepted {
+        content_type: detected.family.to_string(),
+        masked,
+    }))
+}
+
+/// Limits used when a policy allows no archive: any archive is refused by type before
+/// these matter.
+const NO_ARCHIVES: Limits = Limits {
+    max_depth: 1,
+    max_entries: 1,
+    max_expanded_bytes: 1,
+    max_ratio: 2,
+};
+
+/// Scans text, writing every line (masked where personal data was found) to `out`.
+/// Returns how many lines were masked.
+fn scan_text_masking(
+    policy: &Policy,
+    head: &[u8],
+    input: &mut dyn Read,
+    out: File,
+) -> Result<Result<u64, Refusal>, InspectError> {
+    let Some(enc) = text::sniff(head) else {
+        return Ok(Err(not_text()));
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut lines = Lines::new(policy, true, "");
+    let summary = text::scan_lines(input, enc, Some(&mut out), &mut |l| lines.check(l))?;
+    let out = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(match summary {
+        Ok(s) => {
+            if s.changed_lines > 0 {
+                out.sync_all()?;
+            }
+            Ok(s.changed_lines)
+        }
+        Err(r) => Err(r),
     })
+}
+
+fn not_text() -> Refusal {
+    Refusal::new(
+        Reason::TextEncoding,
+        "text that is neither UTF-8 nor GB18030",
+    )
+}
+
+/// The text rules applied line by line.
+struct Lines<'p> {
+    policy: &'p Policy,
+    mask: bool,
+    at: &'p str,
+    line: u64,
+}
+
+impl<'p> Lines<'p> {
+    fn new(policy: &'p Policy, mask: bool, at: &'p str) -> Lines<'p> {
+        Lines {
+            policy,
+            mask,
+            at,
+            line: 0,
+        }
+    }
+
+    /// Checks one line: `Ok(Some(masked))` replaces it.
+    fn check(&mut self, text: &str) -> Result<Option<String>, Refusal> {
+        self.line += 1;
+        let (at, n) = (self.at, self.line);
+        if let Some(hit) = self.policy.text_rules().and_then(|r| r.find(text)) {
+            return Err(Refusal::new(
+                Reason::KeywordMatch,
+                format!("{at}line {n}: matches rule {}", hit.rule),
+            ));
+        }
+        if let Some(hit) = self.policy.marking_detector().and_then(|m| m.find(text)) {
+            return Err(Refusal::new(
+                Reason::ClassificationMarking,
+                format!("{at}line {n}: classification marking {:?}", hit.text),
+            ));
+        }
+        if let Some(pii) = self.policy.pii_detector() {
+            if self.mask {
+                return Ok(pii.mask(text));
+            }
+            if let Some(found) = pii.find(text).first() {
+                let how = if self.policy.masks() {
+                    " (masking applies to plain text, CSV and JSON only)"
+                } else {
+                    ""
+                };
+                return Err(Refusal::new(
+                    Reason::PersonalData,
+                    format!("{at}line {n}: {} found{how}", found.kind.as_str()),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks one line of a document, where nothing can be masked.
+    fn refuse_only(&mut self, text: &str) -> Result<(), Refusal> {
+        self.mask = false;
+        self.check(text).map(|_| ())
+    }
+}
+
+/// Walks content of any allowed type, recursing into archives and packages.
+struct Scanner<'p> {
+    policy: &'p Policy,
+    work: &'p Path,
+}
+
+impl Scanner<'_> {
+    /// Scans content whose type is already decided; `depth` is the archive nesting level
+    /// the content sits at (0 for the file itself), `at` names it in refusals.
+    fn content(
+        &mut self,
+        detected: &Detected,
+        head: &[u8],
+        input: Input<'_>,
+        depth: u32,
+        budget: &mut Budget,
+        at: &str,
+    ) -> Scan {
+        let policy = self.policy;
+        let kind = match detected.family {
+            "zip" => Some(Kind::Zip),
+            "tar" => Some(Kind::Tar),
+            "gzip" => Some(Kind::Gzip),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let mut entries = Entries {
+                scanner: Scanner {
+                    policy,
+                    work: self.work,
+                },
+            };
+            return archive::walk(kind, input, depth + 1, budget, self.work, &mut entries);
+        }
+        if matches!(detected.family, "ooxml" | "odf") {
+            let mut lines = Lines::new(policy, false, at);
+            let mut parts = Parts { lines: &mut lines };
+            return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
+        }
+        if detected.is_text() {
+            if !policy.reads_text() {
+                return Ok(Ok(()));
+            }
+            let Some(enc) = text::sniff(head) else {
+                return Ok(Err(prefixed(at, not_text())));
+            };
+            let mut lines = Lines::new(policy, false, at);
+            let mut reader = reader_of(input);
+            return text::scan_lines(&mut reader, enc, None::<&mut io::Sink>, &mut |l| {
+                lines.refuse_only(l).map(|()| None)
+            })
+            .map(|r| r.map(|_| ()));
+        }
+        if detected.family == "pdf" && (policy.pdf_refuse_active || policy.reads_text()) {
+            let opts = pdf::PdfOptions {
+                refuse_active: policy.pdf_refuse_active,
+            };
+            let mut lines = Lines::new(policy, false, at);
+            let reads_text = policy.reads_text();
+            let mut reader = reader_of(input);
+            return pdf::scan_pdf(&mut reader, &opts, &mut |l| {
+                if reads_text {
+                    lines.refuse_only(l)
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A reader over either kind of input.
+fn reader_of<'a>(input: Input<'a>) -> Box<dyn Read + 'a> {
+    match input {
+        Input::File(f) => Box::new(BufReader::with_capacity(1 << 20, f)),
+        Input::Stream(s) => Box::new(s),
+    }
+}
+
+fn prefixed(at: &str, r: Refusal) -> Refusal {
+    if at.is_empty() {
+        r
+    } else {
+        Refusal::new(r.reason, format!("{at}{}", r.detail))
+    }
+}
+
+/// Every entry of an archive is checked like a file: name, type, content, nested archives.
+struct Entries<'p> {
+    scanner: Scanner<'p>,
+}
+
+impl Visitor for Entries<'_> {
+    fn entry(
+        &mut self,
+        path: &str,
+        depth: u32,
+        reader: &mut dyn Read,
+        budget: &mut Budget,
+    ) -> Scan {
+        let policy = self.scanner.policy;
+        let at = format!("entry {path}: ");
+        let base = path.rsplit('/').next().unwrap_or(path);
+        if let Err(r) = policy.check_name(base) {
+            return Ok(Err(prefixed(&at, r)));
+        }
+        let mut head = Vec::with_capacity(HEAD_LEN);
+        reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+        let detected = match policy.classify(base, &head) {
+            Ok(d) => d,
+            Err(r) => return Ok(Err(prefixed(&at, r))),
+        };
+        let mut rest = io::Cursor::new(head.clone()).chain(reader);
+        self.scanner.content(
+            &detected,
+            &head,
+            Input::Stream(&mut rest),
+            depth,
+            budget,
+            &at,
+        )
+    }
+}
+
+/// The parts of an office package: macros refused, XML text read, executables refused.
+struct Parts<'a, 'p> {
+    lines: &'a mut Lines<'p>,
+}
+
+impl Visitor for Parts<'_, '_> {
+    fn entry(
+        &mut self,
+        path: &str,
+        _depth: u32,
+        reader: &mut dyn Read,
+        _budget: &mut Budget,
+    ) -> Scan {
+        if let Some(what) = doc::active_part(path) {
+            return Ok(Err(Refusal::new(
+                Reason::ActiveContent,
+                format!("part {path}: {what}"),
+            )));
+        }
+        if doc::is_text_part(path) {
+            if !self.lines.policy.reads_text() {
+                return Ok(Ok(()));
+            }
+            let mut input = BufReader::new(reader);
+            let lines = &mut *self.lines;
+            return doc::xml_text(&mut input, &mut |l| lines.refuse_only(l));
+        }
+        let mut head = Vec::with_capacity(64);
+        reader.take(64).read_to_end(&mut head)?;
+        if detect(&head, "").family == EXECUTABLE {
+            return Ok(Err(Refusal::new(
+                Reason::TypeRefused,
+                format!("part {path}: an executable inside the document"),
+            )));
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// An object that passed inspection on the sending node, its masked copy not yet in place.
+#[derive(Debug)]
+pub struct Checked {
+    spooled: Spooled,
+    accepted: Accepted,
+}
+
+impl Checked {
+    /// The spooled object.
+    pub fn spooled(&self) -> &Spooled {
+        &self.spooled
+    }
+
+    /// The masked copy, if personal data was masked.
+    pub fn masked(&self) -> Option<&Masked> {
+        self.accepted.masked.as_ref()
+    }
+
+    /// Puts the masked copy, if any, in place of the content (durably) and vouches for the
+    /// object. The caller records both hashes in the audit log first.
+    pub fn commit(self) -> io::Result<Inspected> {
+        if let Some(m) = &self.accepted.masked {
+            std::fs::rename(&m.path, self.spooled.content())?;
+            crate::fsx::sync_dir(&self.spooled.dir)?;
+        }
+        Ok(Inspected::new(self.spooled, self.accepted.content_type))
+    }
 }
 
 /// Inspects a spooled object on the sending node.
 pub fn inspect(
     policy: &Policy,
     spooled: Spooled,
-) -> io::Result<Result<Inspected, (Spooled, Refusal)>> {
+) -> Result<Result<Checked, (Spooled, Refusal)>, InspectError> {
     Ok(
-        match inspect_file(policy, &spooled.name, &spooled.content())? {
-            Ok(content_type) => Ok(Inspected::new(spooled, content_type)),
+        match inspect_file(policy, &spooled.name, &spooled.content(), &spooled.dir)? {
+            Ok(accepted) => Ok(Checked { spooled, accepted }),
             Err(r) => Err((spooled, r)),
         },
     )

@@ -11,7 +11,9 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod clamd;
 pub mod config;
+pub mod content;
 pub mod demo;
 pub mod fsx;
 pub mod fuzzing;
@@ -23,6 +25,7 @@ pub mod link;
 pub mod manifest;
 pub mod merkle;
 pub mod node;
+pub mod policies;
 pub mod policy;
 pub mod problem;
 pub mod quarantine;

@@ -57,6 +57,10 @@ enum Command {
         /// Links listen on N and N+1.
         #[arg(long, default_value_t = DEFAULT_PORT_BASE)]
         port_base: u16,
+        /// Turn antivirus scanning on in the lab policies: clamd at unix:PATH or
+        /// tcp:HOST:PORT.
+        #[arg(long, value_name = "ADDR")]
+        clamd: Option<isogate::clamd::ClamdAddr>,
     },
     /// Run a node until SIGTERM or SIGINT.
     Run {
@@ -261,9 +265,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             dir,
             link,
             port_base,
+            clamd,
         } => {
             let Link::Quic = link;
-            isogate::init::init(&dir, LabLink::Quic, port_base)?;
+            isogate::init::init(&dir, LabLink::Quic, port_base, clamd.as_ref())?;
             println!("lab written to {}", dir.display());
             println!(
                 "  start:  isogate run --config {}/court.toml",
@@ -317,21 +322,15 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
                         "outbound": c.outbound,
                         "role": if c.role == Role::Send { "send" } else { "receive" },
                         "policy": c.policy_file.display().to_string(),
-                        "max_bytes": c.policy.max_bytes,
-                        "types": c.policy.allow,
-                        "extensions": c.policy.extensions,
+                        "rules": c.policy.report(),
                     })).collect::<Vec<_>>(),
                     "problems": [],
+                    "warnings": cfg.warnings.iter().map(problem_json).collect::<Vec<_>>(),
                 }),
                 Err(p) => serde_json::json!({
                     "ok": false,
                     "config": config.display().to_string(),
-                    "problems": p.0.iter().map(|x| serde_json::json!({
-                        "file": x.file.display().to_string(),
-                        "line": x.line,
-                        "key": x.key,
-                        "message": x.message,
-                    })).collect::<Vec<_>>(),
+                    "problems": p.0.iter().map(problem_json).collect::<Vec<_>>(),
                 }),
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -348,7 +347,7 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
                 );
                 for c in &cfg.channels {
                     println!(
-                        "  channel {}: {} -> {} ({}), this node {}s; policy {}: types [{}], max {} bytes",
+                        "  channel {}: {} -> {} ({}), this node {}s",
                         c.name,
                         c.from,
                         c.to,
@@ -358,10 +357,11 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
                         } else {
                             "receive"
                         },
-                        c.policy_file.display(),
-                        c.policy.allow.join(", "),
-                        c.policy.max_bytes
                     );
+                    print_rules(&c.policy_file, &c.policy);
+                }
+                for w in &cfg.warnings {
+                    println!("warning: {w}");
                 }
             }
             Err(p) => {
@@ -374,6 +374,94 @@ fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
     match loaded {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
+    }
+}
+
+fn problem_json(x: &isogate::problem::Problem) -> serde_json::Value {
+    serde_json::json!({
+        "file": x.file.display().to_string(),
+        "line": x.line,
+        "key": x.key,
+        "message": x.message,
+    })
+}
+
+/// The effective rules of one channel, for the compliance report.
+fn print_rules(file: &std::path::Path, p: &isogate::policy::Policy) {
+    let or_none = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    println!(
+        "    policy        {} (version {})",
+        file.display(),
+        p.version
+    );
+    println!(
+        "    names         at most {} bytes; extensions {}",
+        p.max_name_len,
+        p.extensions.join(", ")
+    );
+    println!("    size          {}..={} bytes", p.min_bytes, p.max_bytes);
+    println!(
+        "    types         {}; executables allowed by name: {}",
+        p.allow.join(", "),
+        or_none(&p.executable_names)
+    );
+    match &p.archives {
+        Some(a) => println!(
+            "    archives      depth {}, {} entries, {} bytes expanded, ratio {}",
+            a.max_depth, a.max_entries, a.max_expanded_bytes, a.max_ratio
+        ),
+        None => println!("    archives      none allowed"),
+    }
+    println!(
+        "    text rules    {} keyword(s), {} pattern(s)",
+        p.keywords.len(),
+        p.patterns.len()
+    );
+    println!(
+        "    pdf           active content {}",
+        if p.pdf_refuse_active {
+            "refused"
+        } else {
+            "allowed"
+        }
+    );
+    match &p.markings {
+        Some(allow) => println!(
+            "    markings      refused; exempt phrases: {}",
+            or_none(allow)
+        ),
+        None => println!("    markings      not checked"),
+    }
+    match &p.personal_data {
+        Some(pd) => println!(
+            "    personal data {} ({})",
+            match pd.action {
+                isogate::policy::PiiAction::Refuse => "refused",
+                isogate::policy::PiiAction::Mask =>
+                    "masked in text, CSV and JSON; refused elsewhere",
+            },
+            pd.kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!("    personal data not checked"),
+    }
+    match &p.antivirus {
+        Some(a) => println!(
+            "    antivirus     clamd {} (timeout {} ms, quarantine after {} s waiting)",
+            a.clamd,
+            a.timeout_ms,
+            a.max_wait_ms / 1000
+        ),
+        None => println!("    antivirus     none"),
     }
 }
 

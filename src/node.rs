@@ -8,10 +8,11 @@
 
 use crate::audit::{AuditError, AuditLog, Entry, Event};
 use crate::config::{Channel, Config};
-use crate::inspect;
+use crate::inspect::{self, InspectError};
 use crate::keys::{self, KeyError, SigningKey, VerifyKey};
 use crate::land::Lander;
 use crate::link::{self, Identity, LinkError};
+use crate::policies::{Policies, Reload};
 use crate::quarantine::{self, Side, Subject};
 use crate::reason::Refusal;
 use crate::seal;
@@ -21,7 +22,8 @@ use crate::verify::ReceiveRules;
 use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -61,6 +63,10 @@ pub struct Node {
     pub(crate) spool: Spool,
     pub(crate) lander: Lander,
     pub(crate) rules: ReceiveRules,
+    /// The policies in force, swapped on reload.
+    pub policies: Policies,
+    /// Objects waiting for an antivirus scan that could not run.
+    waiting: Mutex<Vec<Spooled>>,
     identity: Identity,
 }
 
@@ -110,7 +116,10 @@ impl Node {
             channels: cfg.receiving().map(|c| c.name.clone()).collect(),
         };
         let own_key = key.verify_key();
+        let policies = Policies::new(&cfg);
         Ok(Node {
+            policies,
+            waiting: Mutex::default(),
             cfg,
             audit,
             key,
@@ -160,9 +169,13 @@ impl Node {
             }
         }
 
+        for w in &self.cfg.warnings {
+            tracing::warn!(warning = %w, "compliance review");
+        }
         let (queue_tx, queue_rx) = mpsc::unbounded_channel::<Sealed>();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(checkpoints(self.clone()));
+        tasks.spawn(reloads(self.clone())?);
         tasks.spawn(crate::receive::serve(self.clone(), endpoint.clone()));
         if self.cfg.sending().next().is_some() {
             tasks.spawn(crate::transmit::run(
@@ -193,6 +206,7 @@ impl Node {
             }
             let watch = crate::watch::Watch::start(self.clone(), queue_tx.clone())?;
             tasks.spawn(watch.run());
+            tasks.spawn(retry_waiting(self.clone(), queue_tx.clone()));
         }
         drop(queue_tx);
 
@@ -249,16 +263,32 @@ impl Node {
                 spooled.id, spooled.channel
             )));
         };
-        let inspected = match inspect::inspect(&channel.policy, spooled)? {
-            Ok(i) => i,
-            Err((spooled, refusal)) => {
+        let policy = self.policies.get(&channel.name);
+        let checked = match inspect::inspect(&policy, spooled.clone()) {
+            Ok(Ok(c)) => c,
+            Ok(Err((spooled, refusal))) => {
                 self.refuse_spooled(&channel, &spooled, &refusal)?;
                 return Ok(None);
             }
+            Err(InspectError::Io(e)) => return Err(e),
+            Err(InspectError::Scan(e)) => {
+                self.defer(&channel, &policy, spooled, &e.to_string())?;
+                return Ok(None);
+            }
         };
+        if let Some(m) = checked.masked() {
+            let s = checked.spooled();
+            let original = hash_file(&s.content())?;
+            self.audit_masked(Entry::object(&s.channel, s.id, &s.name), original, m)?;
+        }
+        let inspected = checked.commit()?;
         let s = inspected.spooled();
         let mut e = Entry::object(&s.channel, s.id, &s.name);
-        e.detail = Some(inspected.content_type().to_string());
+        e.detail = Some(format!(
+            "{} (policy {})",
+            inspected.content_type(),
+            policy.version
+        ));
         self.audit
             .append(Event::Accepted, e)
             .map_err(io::Error::other)?;
@@ -305,6 +335,183 @@ impl Node {
         tracing::warn!(channel = %channel.name, name = %spooled.name, reason = %refusal.reason, detail = %refusal.detail, "refused");
         self.spool.remove(spooled)
     }
+}
+
+/// How often objects waiting for the antivirus are tried again.
+const RETRY_SCAN: Duration = Duration::from_secs(2);
+
+impl Node {
+    /// An object the antivirus could not scan waits in the spool and is tried again, until
+    /// the channel's waiting time is over: then it goes to quarantine. It never crosses
+    /// unscanned.
+    fn defer(
+        &self,
+        channel: &Channel,
+        policy: &crate::policy::Policy,
+        spooled: Spooled,
+        why: &str,
+    ) -> io::Result<()> {
+        let max_wait = policy.antivirus.as_ref().map_or(0, |a| a.max_wait_ms);
+        let waited = crate::now_ms().saturating_sub(spooled.taken_ms);
+        if waited >= max_wait {
+            let refusal = Refusal::new(
+                crate::reason::Reason::ScanFailed,
+                format!("no antivirus verdict after {} s: {why}", waited / 1000),
+            );
+            return self.refuse_spooled(channel, &spooled, &refusal);
+        }
+        let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
+        e.detail = Some(why.to_string());
+        self.audit
+            .append(Event::ScanDeferred, e)
+            .map_err(io::Error::other)?;
+        tracing::warn!(channel = %channel.name, name = %spooled.name, error = %why, "antivirus unavailable; the object waits");
+        if let Ok(mut w) = self.waiting.lock() {
+            w.push(spooled);
+        }
+        Ok(())
+    }
+
+    /// Records, durably, that personal data was masked: the hash of the masked copy that
+    /// crosses (or lands) and the hash of the original.
+    pub(crate) fn audit_masked(
+        &self,
+        mut e: Entry,
+        original: [u8; 32],
+        masked: &inspect::Masked,
+    ) -> io::Result<()> {
+        e.sha256 = Some(hash_file(&masked.path)?);
+        e.detail = Some(format!(
+            "personal data masked in {} line(s); original sha256 {}",
+            masked.lines,
+            hex::encode(original)
+        ));
+        let (channel, name) = (e.channel.clone(), e.name.clone());
+        self.audit
+            .durable(Event::Masked, e)
+            .map_err(io::Error::other)?;
+        tracing::info!(channel = ?channel, name = ?name, lines = masked.lines, "personal data masked");
+        Ok(())
+    }
+
+    /// Applies a reload and audits each change or refusal.
+    fn reload_policies(&self) {
+        for r in self.policies.reload(&self.cfg) {
+            let (event, detail) = match &r {
+                Reload::Reloaded {
+                    channel,
+                    file,
+                    from,
+                    to,
+                } => {
+                    tracing::info!(channel = %channel, file = %file.display(), from = %from, to = %to, "policy reloaded");
+                    (
+                        Event::PolicyReloaded,
+                        format!("{}: version {from} -> {to}", file.display()),
+                    )
+                }
+                Reload::Refused {
+                    channel,
+                    file,
+                    kept,
+                    problems,
+                } => {
+                    tracing::error!(channel = %channel, file = %file.display(), kept = %kept, problems = %problems, "policy refused; the one in force stays");
+                    (
+                        Event::PolicyRefused,
+                        format!("{problems}; version {kept} stays in force"),
+                    )
+                }
+            };
+            let channel = match &r {
+                Reload::Reloaded { channel, .. } | Reload::Refused { channel, .. } => channel,
+            };
+            let e = Entry {
+                channel: Some(channel.clone()),
+                detail: Some(detail),
+                ..Entry::default()
+            };
+            if let Err(e) = self.audit.durable(event, e) {
+                tracing::error!(error = %e, "cannot audit a policy reload");
+            }
+        }
+    }
+}
+
+fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = std::fs::File::open(path)?;
+    Ok(seal::hash_content(&mut f, crate::manifest::CHUNK_SIZE)?.0)
+}
+
+/// Tries again, every few seconds, the objects waiting for the antivirus.
+async fn retry_waiting(node: Arc<Node>, tx: mpsc::UnboundedSender<Sealed>) {
+    let mut tick = tokio::time::interval(RETRY_SCAN);
+    loop {
+        tick.tick().await;
+        let waiting = node
+            .waiting
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for spooled in waiting {
+            let n = node.clone();
+            let tx = tx.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let sealed = n.pipeline(spooled);
+                n.forward(sealed, &tx);
+            })
+            .await;
+        }
+    }
+}
+
+/// Reloads the policies on SIGHUP and when a policy file changes.
+fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
+    use notify::Watcher;
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let files: Vec<_> = node
+        .cfg
+        .channels
+        .iter()
+        .map(|c| c.policy_file.clone())
+        .collect();
+    let watched = files.clone();
+    let notify_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && ev.paths.iter().any(|p| watched.contains(p))
+        {
+            let _ = notify_tx.send(());
+        }
+    })?;
+    let mut dirs: Vec<_> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        watcher.watch(d, notify::RecursiveMode::NonRecursive)?;
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+        |source| NodeError::Dir {
+            path: node.cfg.file.clone(),
+            source,
+        },
+    )?;
+    Ok(async move {
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                Some(()) = rx.recv() => {
+                    // an editor writes in several steps: let them settle
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                Some(()) = hup.recv() => tracing::info!("SIGHUP: reloading the policies"),
+                else => return,
+            }
+            let n = node.clone();
+            let _ = tokio::task::spawn_blocking(move || n.reload_policies()).await;
+        }
+    })
 }
 
 /// Writes checkpoints of the audit log as its policy says, until aborted.

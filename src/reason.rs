@@ -43,11 +43,31 @@ pub enum Reason {
     SizeMismatch,
     /// The receiving node refused the object before reading its content.
     PeerRefused,
+    /// An archive breaks a limit: nesting depth, entry count, expanded size or expansion ratio.
+    ArchiveLimit,
+    /// An archive entry has an absolute path, a `..` component, or is a link or device.
+    ArchivePath,
+    /// The content claims a type but cannot be read as one (a corrupt or encrypted archive, document or PDF).
+    ContentUnreadable,
+    /// Text that is neither UTF-8 nor GB18030, or with a line too long to scan.
+    TextEncoding,
+    /// A document carries active content the channel refuses: PDF JavaScript, launch actions or embedded files, office macros.
+    ActiveContent,
+    /// The text matches one of the channel's keyword or regular-expression rules.
+    KeywordMatch,
+    /// The text carries a classification marking (绝密, 机密, 秘密) on a channel toward a lower zone.
+    ClassificationMarking,
+    /// The content carries sensitive personal data the channel refuses (resident ID, mobile or bank card number, e-mail address).
+    PersonalData,
+    /// The antivirus found a signature in the content.
+    Malware,
+    /// The antivirus could not scan the object within the channel's waiting time; it never crosses unscanned.
+    ScanFailed,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Symlink,
         Reason::HardLink,
         Reason::NotRegularFile,
@@ -64,6 +84,16 @@ impl Reason {
         Reason::ContentHash,
         Reason::SizeMismatch,
         Reason::PeerRefused,
+        Reason::ArchiveLimit,
+        Reason::ArchivePath,
+        Reason::ContentUnreadable,
+        Reason::TextEncoding,
+        Reason::ActiveContent,
+        Reason::KeywordMatch,
+        Reason::ClassificationMarking,
+        Reason::PersonalData,
+        Reason::Malware,
+        Reason::ScanFailed,
     ];
 
     /// The stable code written to the audit log, reason files and metrics.
@@ -85,6 +115,16 @@ impl Reason {
             Reason::ContentHash => "content_hash",
             Reason::SizeMismatch => "size_mismatch",
             Reason::PeerRefused => "peer_refused",
+            Reason::ArchiveLimit => "archive_limit",
+            Reason::ArchivePath => "archive_path",
+            Reason::ContentUnreadable => "content_unreadable",
+            Reason::TextEncoding => "text_encoding",
+            Reason::ActiveContent => "active_content",
+            Reason::KeywordMatch => "keyword_match",
+            Reason::ClassificationMarking => "classification_marking",
+            Reason::PersonalData => "personal_data",
+            Reason::Malware => "malware",
+            Reason::ScanFailed => "scan_failed",
         }
     }
 }

@@ -11,7 +11,7 @@
 use crate::audit::{Entry, Event};
 use crate::checkpoint::Checkpoint;
 use crate::config::Channel;
-use crate::inspect::inspect_file;
+use crate::inspect::{InspectError, inspect_file};
 use crate::land::{Lander, Outcome};
 use crate::manifest::{Manifest, ObjectId};
 use crate::node::Node;
@@ -228,8 +228,9 @@ async fn object(
     }
 
     // Both sides check: name and size against our own policy before reading any content.
-    let pre = channel.policy.check_name(&m.name).and_then(|()| {
-        if m.size > channel.policy.max_bytes || m.size < channel.policy.min_bytes {
+    let policy = node.policies.get(&channel.name);
+    let pre = policy.check_name(&m.name).and_then(|()| {
+        if m.size > policy.max_bytes || m.size < policy.min_bytes {
             Err(Refusal::new(
                 Reason::SizeLimit,
                 format!("{} bytes is outside this channel's limits", m.size),
@@ -352,11 +353,36 @@ fn finish(
             return Ok(Some(ReceiptStatus::Quarantined));
         }
     };
-    if let Err(refusal) = inspect_file(&channel.policy, &m.name, &part)? {
-        refuse_received(node, channel, m, Some(&part), &refusal)?;
-        return Ok(Some(ReceiptStatus::Quarantined));
-    }
+    let policy = node.policies.get(&channel.name);
+    let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
+    let accepted = match inspect_file(&policy, &m.name, &part, &work) {
+        Ok(Ok(a)) => a,
+        Ok(Err(refusal)) => {
+            refuse_received(node, channel, m, Some(&part), &refusal)?;
+            return Ok(Some(ReceiptStatus::Quarantined));
+        }
+        Err(InspectError::Io(e)) => return Err(e),
+        Err(InspectError::Scan(e)) => {
+            // fail closed: the content stays out until it can be scanned; the peer sends
+            // it again
+            let mut d = Entry::object(&m.channel, m.object_id, &m.name);
+            d.detail = Some(e.to_string());
+            node.audit
+                .append(Event::ScanDeferred, d)
+                .map_err(io::Error::other)?;
+            std::fs::remove_file(&part)?;
+            tracing::warn!(channel = %m.channel, name = %m.name, error = %e, "antivirus unavailable; the peer will send again");
+            return Ok(Some(ReceiptStatus::Retry));
+        }
+    };
     let m = &verified.manifest;
+    if let Some(masked) = &accepted.masked {
+        // our own policy masks what the sender did not: the masked copy is what lands
+        let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+        e.peer = Some(node.cfg.peer.name.clone());
+        node.audit_masked(e, m.sha256, masked)?;
+        std::fs::rename(&masked.path, &part)?;
+    }
     // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
     // between makes the sender send again and the record appear twice; never a delivery
     // without a record.

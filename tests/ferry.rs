@@ -47,8 +47,8 @@ fn fifty_files_cross_both_channels_intact() {
         for (i, size) in sizes.iter().enumerate() {
             let size = if i == 24 { big } else { *size };
             let seed = i as u64 + if from == "court" { 1000 } else { 2000 };
-            // below 9 bytes the content is a prefix of the PDF header: plain text
-            let name = if size < 9 {
+            // small generated content is plain text
+            let name = if size < SMALLEST_PDF {
                 format!("短文件-{i}.txt")
             } else {
                 format!("案卷材料（2026）第{i}号.pdf")
@@ -211,10 +211,7 @@ fn run_stops_cleanly_on_sigterm_and_check_reports_problems() {
     let court = lab.start("court");
     std::thread::sleep(Duration::from_millis(500));
     assert!(court.stop().success());
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--config", lab.config("court").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = check(&lab.config("court"), &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -228,16 +225,7 @@ fn run_stops_cleanly_on_sigterm_and_check_reports_problems() {
         text.replace("max_bytes = 1073741824", "max_bytes = 0"),
     )
     .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args([
-            "check",
-            "--config",
-            lab.config("court").to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = check(&lab.config("court"), &["--format", "json"]);
     assert!(!out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["ok"], false);

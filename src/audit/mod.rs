@@ -66,6 +66,14 @@ pub enum Event {
     LinkDown,
     /// A signed checkpoint of the peer's audit log arrived and verified.
     Witnessed,
+    /// Personal data was masked: `sha256` is the masked copy that crosses, `detail` names the original's SHA-256.
+    Masked,
+    /// The antivirus could not scan an object; it waits and is tried again.
+    ScanDeferred,
+    /// A changed policy file was validated and put in force (`detail`: file and version).
+    PolicyReloaded,
+    /// A changed policy file was invalid and refused; the old policy stays in force.
+    PolicyRefused,
 }
 
 impl Event {
@@ -86,11 +94,15 @@ impl Event {
             Event::LinkUp => "link_up",
             Event::LinkDown => "link_down",
             Event::Witnessed => "witnessed",
+            Event::Masked => "masked",
+            Event::ScanDeferred => "scan_deferred",
+            Event::PolicyReloaded => "policy_reloaded",
+            Event::PolicyRefused => "policy_refused",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 18] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -105,6 +117,10 @@ impl Event {
         Event::LinkUp,
         Event::LinkDown,
         Event::Witnessed,
+        Event::Masked,
+        Event::ScanDeferred,
+        Event::PolicyReloaded,
+        Event::PolicyRefused,
     ];
 
     /// The verdict an event records, if it records one.

@@ -2,6 +2,8 @@
 //! processes, publishing files the way applications do, and waiting with a deadline.
 #![allow(dead_code)]
 
+pub mod clamd;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,10 @@ pub struct Running {
 
 impl Running {
     /// kill -9.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -72,6 +78,11 @@ impl Drop for Lab {
 
 impl Lab {
     pub fn new(port_base: u16) -> Lab {
+        Lab::new_with(port_base, &[])
+    }
+
+    /// A lab made with extra `isogate init` arguments (say `--clamd ADDR`).
+    pub fn new_with(port_base: u16, extra: &[&str]) -> Lab {
         let tmp = tempfile::Builder::new()
             .prefix("isogate-lab-")
             .tempdir()
@@ -84,6 +95,7 @@ impl Lab {
                 "--port-base",
                 &port_base.to_string(),
             ])
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -161,16 +173,28 @@ impl Lab {
     }
 }
 
-/// Deterministic pseudo-random bytes behind a PDF header (the lab policies accept PDF).
-pub fn generated(size: u64, seed: u64) -> impl Iterator<Item = Vec<u8>> {
+/// Below this size, generated content is plain text: a PDF needs room for an object.
+pub const SMALLEST_PDF: u64 = 128;
+
+/// Deterministic pseudo-random bytes as the image stream of a PDF (the lab policies accept
+/// PDF): a header and a stream object around them, exactly `size` bytes in all. Below
+/// `SMALLEST_PDF` bytes, a line of plain text repeated.
+pub fn generated(size: u64, seed: u64) -> Box<dyn Iterator<Item = Vec<u8>>> {
+    if size < SMALLEST_PDF {
+        let line = format!("isogate test data, seed {seed}\n");
+        let text: Vec<u8> = line.bytes().cycle().take(size as usize).collect();
+        return Box::new((size > 0).then_some(text).into_iter());
+    }
+    const HEAD: &[u8] =
+        b"%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Length 0 >>\nstream\n";
+    const TAIL: &[u8] = b"\nendstream\nendobj\ntrailer\n<< /Size 2 >>\n%%EOF\n";
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut left = size;
-    let mut first = true;
-    std::iter::from_fn(move || {
-        if left == 0 {
+    let mut at = 0u64;
+    Box::new(std::iter::from_fn(move || {
+        if at == size {
             return None;
         }
-        let n = left.min(1 << 20) as usize;
+        let n = (size - at).min(1 << 20) as usize;
         let mut buf = Vec::with_capacity(n);
         while buf.len() < n {
             state ^= state << 13;
@@ -179,15 +203,20 @@ pub fn generated(size: u64, seed: u64) -> impl Iterator<Item = Vec<u8>> {
             buf.extend_from_slice(&state.to_le_bytes());
         }
         buf.truncate(n);
-        if first {
-            let head = b"%PDF-1.7\n";
-            let k = head.len().min(n);
-            buf[..k].copy_from_slice(&head[..k]);
-            first = false;
+        // overlay the header at offset 0 and the trailer at the end, where they fall
+        let end = at + n as u64;
+        for pos in at..end.min(HEAD.len() as u64) {
+            buf[(pos - at) as usize] = HEAD[pos as usize];
         }
-        left -= n as u64;
+        let tail_at = size
+            .saturating_sub(TAIL.len() as u64)
+            .max(HEAD.len() as u64);
+        for pos in at.max(tail_at)..end {
+            buf[(pos - at) as usize] = TAIL[(pos - tail_at) as usize];
+        }
+        at += n as u64;
         Some(buf)
-    })
+    }))
 }
 
 pub fn write_generated(path: &Path, size: u64, seed: u64) {
@@ -270,4 +299,114 @@ pub fn events(lab: &Lab, node: &str, event: &str) -> usize {
         .iter()
         .filter(|r| r.event.as_str() == event)
         .count()
+}
+
+/// A zip archive of the given entries (deflated).
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A minimal Word document whose body is `paragraphs`.
+pub fn docx_of(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| {
+            // split every paragraph over two runs, as Word does
+            let mid = p
+                .char_indices()
+                .nth(p.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            format!(
+                "<w:p><w:r><w:t>{}</w:t></w:r><w:r><w:t>{}</w:t></w:r></w:p>",
+                &p[..mid],
+                &p[mid..]
+            )
+        })
+        .collect();
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    zip_of(&[
+        (
+            "[Content_Types].xml",
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/></Types>",
+        ),
+        (
+            "_rels/.rels",
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/></Relationships>",
+        ),
+        ("word/document.xml", document.as_bytes()),
+    ])
+}
+
+/// A small, well-formed PDF whose page shows `text` (ASCII).
+pub fn pdf_of(text: &str, extra_catalog: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        format!("<< /Type /Catalog /Pages 2 0 R {extra_catalog}>>"),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// A valid 1×1 PNG.
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// A valid 18-digit resident ID number for a region, birth date and sequence.
+pub fn resident_id(prefix17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = prefix17
+        .chars()
+        .zip(W)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{prefix17}{check}")
+}
+
+/// Runs `isogate check` on a config with extra arguments.
+pub fn check(config: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
 }

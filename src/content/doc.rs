@@ -1,0 +1,462 @@
+//! Text of OOXML (docx, xlsx, pptx) and ODF (odt, ods, odp) documents: which parts of the
+//! package carry text, which parts are active content, and the text of one XML part streamed
+//! paragraph by paragraph.
+//!
+//! The XML is read with a streaming reader and one reused buffer; no single token may be
+//! longer than `MAX_TOKEN`, nesting deeper than `MAX_NESTING` is refused, and a paragraph
+//! longer than `MAX_PARAGRAPH` reaches the sink in pieces. Entities beyond the five of XML
+//! and character references are not expanded: a part that uses one is refused as unreadable.
+
+use crate::content::{LineSink, Scan};
+use crate::reason::{Reason, Refusal};
+use quick_xml::events::{BytesRef, Event};
+use std::borrow::Cow;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+/// Longest paragraph handed to the sink at once, in bytes of UTF-8.
+pub const MAX_PARAGRAPH: usize = 64 * 1024;
+
+/// Longest single XML token (a tag, a text node, a comment) read, in bytes.
+pub const MAX_TOKEN: usize = 8 << 20;
+
+/// Deepest element nesting accepted.
+pub const MAX_NESTING: usize = 1024;
+
+/// How an element shapes the text around it, by local name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Ends a paragraph (or a line, a row, a shared string).
+    Break,
+    /// Stands for a tab.
+    Tab,
+    /// Stands for a space (ODF `text:s`).
+    Space,
+    /// Anything else.
+    Plain,
+}
+
+fn shape(local: &[u8]) -> Shape {
+    match local {
+        // w:p, a:p, text:p, text:h, w:br, a:br, w:cr, text:line-break, table rows (w:tr,
+        // a:tr, table:table-row, x row), shared strings (si), list items, slides and pages.
+        b"p" | b"h" | b"br" | b"cr" | b"line-break" | b"tr" | b"table-row" | b"row" | b"si"
+        | b"list-item" | b"page" | b"sld" | b"txBody" | b"note" | b"annotation" => Shape::Break,
+        // w:tab, text:tab.
+        b"tab" => Shape::Tab,
+        b"s" => Shape::Space,
+        _ => Shape::Plain,
+    }
+}
+
+/// A reader that lets the XML parser take at most `allowance` bytes per token.
+struct Bounded<'a> {
+    inner: &'a mut dyn BufRead,
+    allowance: usize,
+    exceeded: bool,
+}
+
+impl io::Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Bounded<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.allowance == 0 {
+            self.exceeded = true;
+            return Err(io::Error::other("XML token too long"));
+        }
+        let allowance = self.allowance;
+        let available = self.inner.fill_buf()?;
+        let n = available.len().min(allowance);
+        Ok(&available[..n])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.allowance = self.allowance.saturating_sub(amt);
+        self.inner.consume(amt);
+    }
+}
+
+/// Gathers the text of the current paragraph and hands it to the sink.
+struct Paragraph<'s, 'a> {
+    text: String,
+    sink: &'s mut LineSink<'a>,
+}
+
+impl Paragraph<'_, '_> {
+    fn push(&mut self, mut s: &str) -> Result<(), Refusal> {
+        while self.text.len() + s.len() > MAX_PARAGRAPH {
+            let mut room = MAX_PARAGRAPH.saturating_sub(self.text.len());
+            while room > 0 && !s.is_char_boundary(room) {
+                room -= 1;
+            }
+            if room == 0 && self.text.is_empty() {
+                // Cannot happen for MAX_PARAGRAPH ≥ 4, kept for safety: take one char.
+                room = s.chars().next().map_or(s.len(), char::len_utf8);
+            }
+            self.text.push_str(&s[..room]);
+            s = &s[room..];
+            self.flush()?;
+        }
+        self.text.push_str(s);
+        Ok(())
+    }
+
+    /// Text that may carry line breaks of its own: each one ends a line.
+    fn push_text(&mut self, s: &str) -> Result<(), Refusal> {
+        let mut lines = s.split('\n');
+        if let Some(first) = lines.next() {
+            self.push(first.trim_end_matches('\r'))?;
+        }
+        for line in lines {
+            self.flush()?;
+            self.push(line.trim_end_matches('\r'))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Refusal> {
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        let result = (self.sink)(&self.text);
+        self.text.clear();
+        result
+    }
+}
+
+fn malformed(detail: impl std::fmt::Display) -> Scan {
+    Ok(Err(Refusal::new(
+        Reason::ContentUnreadable,
+        format!("document XML cannot be read: {detail}"),
+    )))
+}
+
+fn entity(reference: &BytesRef<'_>) -> Result<Option<Cow<'static, str>>, String> {
+    match reference.resolve_char_ref() {
+        Ok(Some(c)) => return Ok(Some(Cow::Owned(c.to_string()))),
+        Ok(None) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let name = reference.decode().map_err(|e| e.to_string())?;
+    match quick_xml::escape::resolve_xml_entity(&name) {
+        Some(text) => Ok(Some(Cow::Borrowed(text))),
+        None => Err(format!("undefined entity &{name};")),
+    }
+}
+
+/// Streams the text of one XML part (a docx/xlsx/pptx part such as word/document.xml,
+/// xl/sharedStrings.xml, ppt/slides/slide1.xml, or ODF content.xml / styles.xml / meta.xml)
+/// to `sink`: character data (and CDATA) concatenated, with a line break emitted at the end
+/// of each paragraph-like element (p, h, br, cr, tr, row, si, list-item, page …; tab as a
+/// tab) so runs like `<w:t>机</w:t><w:t>密</w:t>` in one paragraph come out
+/// as "机密". Text outside any paragraph (document properties, cell values) ends a line where
+/// its element ends. Entity references are decoded. A paragraph longer than 64 KiB is
+/// flushed in pieces. Malformed XML → ContentUnreadable refusal; an I/O fault of `input` is
+/// returned as an error.
+pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
+    let bounded = Bounded {
+        inner: input,
+        allowance: MAX_TOKEN,
+        exceeded: false,
+    };
+    let mut reader = quick_xml::Reader::from_reader(bounded);
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut para = Paragraph {
+        text: String::new(),
+        sink,
+    };
+    let mut depth = 0usize;
+    let mut in_paragraph = 0usize;
+    loop {
+        buf.clear();
+        if buf.capacity() > 1 << 20 {
+            buf.shrink_to(64 * 1024);
+        }
+        reader.get_mut().allowance = MAX_TOKEN;
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(_) if reader.get_ref().exceeded => {
+                return malformed(format!("a token is longer than {MAX_TOKEN} bytes"));
+            }
+            Err(quick_xml::Error::Io(e)) => {
+                return Err(
+                    Arc::try_unwrap(e).unwrap_or_else(|e| io::Error::new(e.kind(), e.to_string()))
+                );
+            }
+            Err(e) => return malformed(e),
+        };
+        let step = match event {
+            Event::Start(start) => {
+                if let Some(e) = start.attributes().find_map(Result::err) {
+                    return malformed(e);
+                }
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return malformed(format!("elements nested deeper than {MAX_NESTING}"));
+                }
+                if shape(start.local_name().as_ref()) == Shape::Break {
+                    in_paragraph += 1;
+                }
+                Ok(())
+            }
+            Event::End(end) => {
+                depth = depth.saturating_sub(1);
+                match shape(end.local_name().as_ref()) {
+                    Shape::Break => {
+                        in_paragraph = in_paragraph.saturating_sub(1);
+                        para.flush()
+                    }
+                    Shape::Tab => para.push("\t"),
+                    Shape::Space => para.push(" "),
+                    Shape::Plain if in_paragraph == 0 => para.flush(),
+                    Shape::Plain => Ok(()),
+                }
+            }
+            Event::Empty(empty) => {
+                if let Some(e) = empty.attributes().find_map(Result::err) {
+                    return malformed(e);
+                }
+                match shape(empty.local_name().as_ref()) {
+                    Shape::Break => para.flush(),
+                    Shape::Tab => para.push("\t"),
+                    Shape::Space => para.push(" "),
+                    Shape::Plain => Ok(()),
+                }
+            }
+            Event::Text(text) => {
+                let text = match text.xml10_content() {
+                    Ok(text) => text,
+                    Err(e) => return malformed(e),
+                };
+                // Whitespace with a line break between tags is layout, not text.
+                let layout = text.contains('\n') && text.trim().is_empty();
+                if layout || (para.text.is_empty() && text.trim().is_empty()) {
+                    Ok(())
+                } else {
+                    para.push_text(&text)
+                }
+            }
+            Event::CData(data) => match data.xml10_content() {
+                Ok(text) => para.push_text(&text),
+                Err(e) => return malformed(e),
+            },
+            Event::GeneralRef(reference) => match entity(&reference) {
+                Ok(Some(text)) => para.push_text(&text),
+                Ok(None) => Ok(()),
+                Err(e) => return malformed(e),
+            },
+            Event::Eof => {
+                if depth != 0 {
+                    return malformed("the document ends inside an element");
+                }
+                break;
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => Ok(()),
+        };
+        if let Err(refusal) = step {
+            return Ok(Err(refusal));
+        }
+    }
+    Ok(para.flush())
+}
+
+fn lower(path: &str) -> String {
+    path.to_ascii_lowercase()
+}
+
+/// Which parts of an OOXML/ODF package carry text worth scanning (by path): *.xml parts under
+/// word/, xl/, ppt/, docProps/, and ODF content.xml, styles.xml, meta.xml; not media.
+pub fn is_text_part(path: &str) -> bool {
+    let path = lower(path);
+    if matches!(path.as_str(), "content.xml" | "styles.xml" | "meta.xml") {
+        return true;
+    }
+    if !path.ends_with(".xml") || path.contains("/media/") || path.contains("/_rels/") {
+        return false;
+    }
+    ["word/", "xl/", "ppt/", "docprops/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+/// Active content in an OOXML/ODF package, by part path: VBA projects (vbaProject.bin and its
+/// signature and data parts), Excel 4.0 macro sheets, ActiveX controls (activeX/), ODF Basic
+/// and Scripts directories; returns a description to refuse with ActiveContent.
+pub fn active_part(path: &str) -> Option<&'static str> {
+    let path = lower(path);
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    if name.starts_with("vbaproject") || name == "vbadata.xml" {
+        return Some("VBA macro project");
+    }
+    if path.contains("macrosheets/") {
+        return Some("Excel 4.0 macro sheet");
+    }
+    if path.starts_with("activex/") || path.contains("/activex/") {
+        return Some("ActiveX control");
+    }
+    if path.starts_with("basic/") {
+        return Some("ODF Basic macros");
+    }
+    if path.starts_with("scripts/") {
+        return Some("ODF scripts");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(xml: &str) -> Result<Vec<String>, Refusal> {
+        let mut out = Vec::new();
+        let mut sink = |line: &str| {
+            out.push(line.to_owned());
+            Ok(())
+        };
+        let mut input = xml.as_bytes();
+        xml_text(&mut input, &mut sink).expect("no I/O fault")?;
+        Ok(out)
+    }
+
+    #[test]
+    fn docx_runs_in_one_paragraph_are_joined() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+  <w:body>
+    <w:p><w:pPr><w:jc w:val="center"/></w:pPr>
+      <w:r><w:t>机</w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>密</w:t></w:r>
+    </w:p>
+    <w:p><w:r><w:t xml:space="preserve">Name </w:t></w:r><w:r><w:tab/><w:t>Value</w:t></w:r><w:r><w:br/><w:t>next</w:t></w:r></w:p>
+    <w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
+  </w:body>
+</w:document>"#;
+        assert_eq!(
+            lines(xml).unwrap(),
+            ["机密", "Name \tValue", "next", "a", "b"]
+        );
+    }
+
+    #[test]
+    fn xlsx_shared_strings_one_per_line() {
+        let xml = r#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="2">
+<si><t>绝密</t></si><si><r><t>身份证</t></r><r><rPr><b/></rPr><t>号码</t></r></si><si><t/></si></sst>"#;
+        assert_eq!(lines(xml).unwrap(), ["绝密", "身份证号码"]);
+    }
+
+    #[test]
+    fn odf_content_and_meta() {
+        let xml = r#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>
+<text:h text:outline-level="1">标题</text:h>
+<text:p>秘<text:span>密</text:span>文件<text:s/>end<text:line-break/>second</text:p>
+<text:list><text:list-item><text:p>item</text:p></text:list-item></text:list>
+</office:text></office:body></office:document-content>"#;
+        assert_eq!(
+            lines(xml).unwrap(),
+            ["标题", "秘密文件 end", "second", "item"]
+        );
+        let meta = r#"<office:document-meta xmlns:office="o" xmlns:dc="d"><office:meta><dc:title>Plan</dc:title><dc:creator>Zhang</dc:creator></office:meta></office:document-meta>"#;
+        assert_eq!(lines(meta).unwrap(), ["Plan", "Zhang"]);
+    }
+
+    #[test]
+    fn entities_and_cdata_are_decoded() {
+        let xml = "<w:p xmlns:w=\"w\"><w:t>a &amp; b &lt;c&gt; &#26426;&#x5BC6; &quot;q&apos;</w:t><w:t><![CDATA[<raw>]]></w:t></w:p>";
+        assert_eq!(lines(xml).unwrap(), ["a & b <c> 机密 \"q'<raw>"]);
+    }
+
+    #[test]
+    fn malformed_xml_is_unreadable() {
+        for xml in [
+            "<w:p><w:t>x</w:p>",
+            "<a><b></a>",
+            "<p>&undefined;</p>",
+            "<p>open",
+            "<p attr=>x</p>",
+            "<p>&#0;</p>",
+        ] {
+            let refusal = lines(xml).expect_err(xml);
+            assert_eq!(
+                refusal.reason,
+                Reason::ContentUnreadable,
+                "{xml}: {refusal}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_paragraphs_come_in_pieces_and_nesting_is_bounded() {
+        let body = "机".repeat(50_000); // 150,000 bytes
+        let got = lines(&format!("<p>{body}</p>")).unwrap();
+        assert!(got.len() >= 3);
+        assert!(got.iter().all(|l| l.len() <= MAX_PARAGRAPH));
+        assert_eq!(got.concat(), body);
+        let deep = "<a>".repeat(MAX_NESTING + 1);
+        assert_eq!(lines(&deep).unwrap_err().reason, Reason::ContentUnreadable);
+    }
+
+    #[test]
+    fn an_overlong_token_is_refused() {
+        let xml = format!("<p>{}</p>", "x".repeat(MAX_TOKEN + 10));
+        assert_eq!(lines(&xml).unwrap_err().reason, Reason::ContentUnreadable);
+    }
+
+    #[test]
+    fn a_sink_refusal_stops_the_scan() {
+        let mut calls = 0;
+        let mut sink = |line: &str| {
+            calls += 1;
+            if line.contains("机密") {
+                Err(Refusal::new(Reason::ClassificationMarking, "机密"))
+            } else {
+                Ok(())
+            }
+        };
+        let mut input = "<r><p>ok</p><p>机密</p><p>never</p></r>".as_bytes();
+        let verdict = xml_text(&mut input, &mut sink).unwrap();
+        assert_eq!(verdict.unwrap_err().reason, Reason::ClassificationMarking);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn text_parts_and_active_parts() {
+        for path in [
+            "word/document.xml",
+            "word/footnotes.xml",
+            "xl/sharedStrings.xml",
+            "xl/worksheets/sheet1.xml",
+            "ppt/slides/slide1.xml",
+            "docProps/core.xml",
+            "content.xml",
+            "styles.xml",
+            "meta.xml",
+        ] {
+            assert!(is_text_part(path), "{path}");
+        }
+        for path in [
+            "word/media/image1.png",
+            "[Content_Types].xml",
+            "word/_rels/document.xml.rels",
+            "Pictures/a.png",
+            "settings.xml",
+            "word/vbaProject.bin",
+        ] {
+            assert!(!is_text_part(path), "{path}");
+        }
+        assert!(active_part("word/vbaProject.bin").is_some());
+        assert!(active_part("xl/vbaProjectSignature.bin").is_some());
+        assert!(active_part("xl/macrosheets/sheet1.xml").is_some());
+        assert!(active_part("word/activeX/activeX1.xml").is_some());
+        assert!(active_part("Basic/Standard/Module1.xml").is_some());
+        assert!(active_part("Scripts/python/x.py").is_some());
+        assert_eq!(active_part("word/document.xml"), None);
+        assert_eq!(active_part("content.xml"), None);
+    }
+}

@@ -1,0 +1,32 @@
+//! The content engine: everything the inspect stage reads inside a file, without I/O of its
+//! own beyond the reader it is handed. Each module owns one kind of content:
+//!
+//! ```text
+//!  text      bytes ─► encoding (UTF-8 | GB18030) ─► lines        (masked copy written back)
+//!  rules     line  ─► keyword and regular-expression rules
+//!  marking   line  ─► classification markings (绝密, 机密, 秘密 …)
+//!  pii       line  ─► resident ID, mobile, bank card, e-mail: find or mask
+//!  archive   zip | tar | gzip ─► entries, limits enforced while reading
+//!  doc       OOXML / ODF XML part ─► paragraphs of text
+//!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
+//! ```
+//!
+//! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
+//! (a verdict, audited and quarantined), and `Err` when the content could not be read (a
+//! fault: the object is tried again).
+
+pub mod archive;
+pub mod doc;
+pub mod marking;
+pub mod pdf;
+pub mod pii;
+pub mod rules;
+pub mod text;
+
+use crate::reason::Refusal;
+
+/// The result of a scan: a fault, a refusal, or nothing found.
+pub type Scan = std::io::Result<Result<(), Refusal>>;
+
+/// Receives text one line or paragraph at a time; a refusal stops the scan.
+pub type LineSink<'a> = dyn FnMut(&str) -> Result<(), Refusal> + 'a;
