@@ -92,60 +92,78 @@ pub fn inspect_file(
         .check_name(name)
         .and_then(|()| policy.check_size(meta.len()))
         .and_then(|()| policy.classify(name, &head))
+        // a name is text too: a marking or a keyword in it is refused like one inside
+        .and_then(|d| Lines::new(policy, false, "name: ").refuse_only(name).map(|()| d))
     {
         Ok(d) => d,
         Err(r) => return Ok(Err(r)),
     };
     file.seek(SeekFrom::Start(0))?;
+    let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
+    masked_name.push(".masked");
+    let masked_path = work.join(masked_name);
+    let item = Item {
+        name,
+        at: "",
+        detected: &detected,
+        head: &head,
+    };
+    let judged = judge(policy, &item, &file, path, &masked_path, work);
+    // the masked copy exists only beside an accepted object
+    if !matches!(&judged, Ok(Ok(Some(_)))) && masked_path.exists() {
+        std::fs::remove_file(&masked_path)?;
+    }
+    Ok(judged?.map(|masked| Accepted {
+        content_type: detected.family.to_string(),
+        masked,
+    }))
+}
+
+/// Runs the content rules and the antivirus; returns the masked copy, if one was made.
+fn judge(
+    policy: &Policy,
+    item: &Item<'_>,
+    mut file: &File,
+    path: &Path,
+    masked_path: &Path,
+    work: &Path,
+) -> Result<Result<Option<Masked>, Refusal>, InspectError> {
     let mut masked = None;
-    let verdict = if detected.is_text() && policy.masks() {
-        let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
-        masked_name.push(".masked");
-        let out_path = work.join(masked_name);
-        let out = File::create(&out_path)?;
-        match scan_text_masking(policy, &head, &mut file, out)? {
-            Ok(0) => {
-                std::fs::remove_file(&out_path)?;
-                Ok(())
-            }
+    let verdict = if item.detected.is_text() && policy.masks() {
+        let out = File::create(masked_path)?;
+        match scan_text_masking(policy, item.head, &mut file, out)? {
+            Ok(0) => Ok(()),
             Ok(lines) => {
                 masked = Some(Masked {
-                    path: out_path,
+                    path: masked_path.to_path_buf(),
                     lines,
                 });
                 Ok(())
             }
-            Err(r) => {
-                std::fs::remove_file(&out_path)?;
-                Err(r)
-            }
+            Err(r) => Err(r),
         }
     } else {
         let limits = policy.archives.unwrap_or(NO_ARCHIVES);
         let mut budget = Budget::new(limits);
         let mut scanner = Scanner { policy, work };
-        scanner.content(&detected, &head, Input::File(&file), 0, &mut budget, "")?
+        scanner.content(item, Input::File(file), 0, &mut budget)?
     };
     if let Err(r) = verdict {
         return Ok(Err(r));
     }
     if let Some(av) = &policy.antivirus {
+        // scan what crosses: the masked copy when there is one
+        let crossing = masked.as_ref().map_or(path, |m: &Masked| m.path.as_path());
         let clamd = Clamd::new(av.clamd.clone(), Duration::from_millis(av.timeout_ms));
-        let mut content = BufReader::new(File::open(path)?);
+        let mut content = BufReader::new(File::open(crossing)?);
         if let ScanResult::Found(signature) = clamd.scan(&mut content)? {
-            if let Some(m) = &masked {
-                std::fs::remove_file(&m.path)?;
-            }
             return Ok(Err(Refusal::new(
                 Reason::Malware,
                 format!("antivirus found {signature}"),
             )));
         }
     }
-    Ok(Ok(Accepted {
-        content_type: detected.family.to_string(),
-        masked,
-    }))
+    Ok(Ok(masked))
 }
 
 /// Limits used when a policy allows no archive: any archive is refused by type before
@@ -250,6 +268,19 @@ impl<'p> Lines<'p> {
     }
 }
 
+/// A piece of content being judged: the file itself, or an entry or part inside it.
+#[derive(Clone, Copy)]
+struct Item<'a> {
+    /// Its base name.
+    name: &'a str,
+    /// Where it is, for refusal details ("" for the file itself).
+    at: &'a str,
+    /// Its type.
+    detected: &'a Detected,
+    /// Its first bytes.
+    head: &'a [u8],
+}
+
 /// Walks content of any allowed type, recursing into archives and packages.
 struct Scanner<'p> {
     policy: &'p Policy,
@@ -258,17 +289,21 @@ struct Scanner<'p> {
 
 impl Scanner<'_> {
     /// Scans content whose type is already decided; `depth` is the archive nesting level
-    /// the content sits at (0 for the file itself), `at` names it in refusals.
+    /// the content sits at (0 for the file itself).
     fn content(
         &mut self,
-        detected: &Detected,
-        head: &[u8],
+        item: &Item<'_>,
         input: Input<'_>,
         depth: u32,
         budget: &mut Budget,
-        at: &str,
     ) -> Scan {
         let policy = self.policy;
+        let Item {
+            name,
+            at,
+            detected,
+            head,
+        } = *item;
         let kind = match detected.family {
             "zip" => Some(Kind::Zip),
             "tar" => Some(Kind::Tar),
@@ -281,12 +316,17 @@ impl Scanner<'_> {
                     policy,
                     work: self.work,
                 },
+                archive: name.to_string(),
             };
             return archive::walk(kind, input, depth + 1, budget, self.work, &mut entries);
         }
         if matches!(detected.family, "ooxml" | "odf") {
-            let mut lines = Lines::new(policy, false, at);
-            let mut parts = Parts { lines: &mut lines };
+            let mut parts = Parts {
+                scanner: Scanner {
+                    policy,
+                    work: self.work,
+                },
+            };
             return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
         }
         if detected.is_text() {
@@ -341,6 +381,8 @@ fn prefixed(at: &str, r: Refusal) -> Refusal {
 /// Every entry of an archive is checked like a file: name, type, content, nested archives.
 struct Entries<'p> {
     scanner: Scanner<'p>,
+    /// The archive's own name: a gzip member without a stored name is named after it.
+    archive: String,
 }
 
 impl Visitor for Entries<'_> {
@@ -352,65 +394,117 @@ impl Visitor for Entries<'_> {
         budget: &mut Budget,
     ) -> Scan {
         let policy = self.scanner.policy;
+        let derived;
+        let path = if path.is_empty() {
+            derived = gunzipped_name(&self.archive);
+            derived.as_str()
+        } else {
+            path
+        };
         let at = format!("entry {path}: ");
         let base = path.rsplit('/').next().unwrap_or(path);
-        if let Err(r) = policy.check_name(base) {
+        let named = policy
+            .check_name(base)
+            .and_then(|()| Lines::new(policy, false, &at).refuse_only(path));
+        if let Err(r) = named {
             return Ok(Err(prefixed(&at, r)));
         }
         let mut head = Vec::with_capacity(HEAD_LEN);
         reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
         let detected = match policy.classify(base, &head) {
+            // `executable_names` allows a file by name, never one inside an archive
+            Ok(d) if d.family == EXECUTABLE => {
+                return Ok(Err(Refusal::new(
+                    Reason::TypeRefused,
+                    format!("{at}an executable inside an archive"),
+                )));
+            }
             Ok(d) => d,
             Err(r) => return Ok(Err(prefixed(&at, r))),
         };
         let mut rest = io::Cursor::new(head.clone()).chain(reader);
-        self.scanner.content(
-            &detected,
-            &head,
-            Input::Stream(&mut rest),
-            depth,
-            budget,
-            &at,
-        )
+        let item = Item {
+            name: base,
+            at: &at,
+            detected: &detected,
+            head: &head,
+        };
+        self.scanner
+            .content(&item, Input::Stream(&mut rest), depth, budget)
     }
 }
 
-/// The parts of an office package: macros refused, XML text read, executables refused.
-struct Parts<'a, 'p> {
-    lines: &'a mut Lines<'p>,
+/// The name of what a gzip file holds when it does not say: `x.tar.gz` and `x.tgz` hold
+/// `x.tar`, `x.gz` holds `x`.
+fn gunzipped_name(archive: &str) -> String {
+    let lower = archive.to_ascii_lowercase();
+    if lower.ends_with(".tgz") {
+        format!("{}.tar", &archive[..archive.len() - 4])
+    } else if lower.ends_with(".gz") {
+        archive[..archive.len() - 3].to_string()
+    } else {
+        format!("{archive}.data")
+    }
 }
 
-impl Visitor for Parts<'_, '_> {
+/// The parts of an office package: macros refused; every XML part read as text; embedded
+/// files (pictures, packages, archives, PDFs) classified and read like the file itself;
+/// executables and embedded objects that cannot be read refused.
+struct Parts<'p> {
+    scanner: Scanner<'p>,
+}
+
+impl Visitor for Parts<'_> {
     fn entry(
         &mut self,
         path: &str,
-        _depth: u32,
+        depth: u32,
         reader: &mut dyn Read,
-        _budget: &mut Budget,
+        budget: &mut Budget,
     ) -> Scan {
+        let policy = self.scanner.policy;
+        let at = format!("part {path}: ");
         if let Some(what) = doc::active_part(path) {
-            return Ok(Err(Refusal::new(
-                Reason::ActiveContent,
-                format!("part {path}: {what}"),
-            )));
+            return Ok(Err(Refusal::new(Reason::ActiveContent, format!("{at}{what}"))));
         }
-        if doc::is_text_part(path) {
-            if !self.lines.policy.reads_text() {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".xml") || lower.ends_with(".rels") || doc::is_text_part(path) {
+            if !policy.reads_text() {
                 return Ok(Ok(()));
             }
             let mut input = BufReader::new(reader);
-            let lines = &mut *self.lines;
+            let mut lines = Lines::new(policy, false, &at);
             return doc::xml_text(&mut input, &mut |l| lines.refuse_only(l));
         }
-        let mut head = Vec::with_capacity(64);
-        reader.take(64).read_to_end(&mut head)?;
-        if detect(&head, "").family == EXECUTABLE {
-            return Ok(Err(Refusal::new(
+        let mut head = Vec::with_capacity(HEAD_LEN);
+        reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+        let ext = crate::policy::extension(path).unwrap_or_default();
+        let detected = detect(&head, &ext);
+        let mut rest = io::Cursor::new(head.clone()).chain(reader);
+        match detected.family {
+            EXECUTABLE => Ok(Err(Refusal::new(
                 Reason::TypeRefused,
-                format!("part {path}: an executable inside the document"),
-            )));
+                format!("{at}an executable inside the document"),
+            ))),
+            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "pdf" | "text" | "csv" | "json" | "xml" => {
+                let item = Item {
+                    name: path.rsplit('/').next().unwrap_or(path),
+                    at: &at,
+                    detected: &detected,
+                    head: &head,
+                };
+                self.scanner
+                    .content(&item, Input::Stream(&mut rest), depth, budget)
+            }
+            "unknown" if lower.contains("embeddings/") || lower.starts_with("object ") => {
+                Ok(Err(Refusal::new(
+                    Reason::ContentUnreadable,
+                    format!("{at}an embedded object of a type that cannot be inspected"),
+                )))
+            }
+            // pictures, fonts, printer settings
+            _ => Ok(Ok(())),
         }
-        Ok(Ok(()))
     }
 }
 

@@ -65,8 +65,12 @@ pub struct Node {
     pub(crate) rules: ReceiveRules,
     /// The policies in force, swapped on reload.
     pub policies: Policies,
-    /// Objects waiting for an antivirus scan that could not run.
+    /// Objects waiting for an inspection that could not run (antivirus down, I/O fault).
     waiting: Mutex<Vec<Spooled>>,
+    /// Objects whose deferral is already audited (once per object, not per attempt).
+    deferred: Mutex<std::collections::HashSet<crate::manifest::ObjectId>>,
+    /// Received objects the antivirus could not scan: when each was first deferred.
+    pub(crate) deferred_received: Mutex<std::collections::HashMap<crate::manifest::ObjectId, u64>>,
     identity: Identity,
 }
 
@@ -120,6 +124,8 @@ impl Node {
         Ok(Node {
             policies,
             waiting: Mutex::default(),
+            deferred: Mutex::default(),
+            deferred_received: Mutex::default(),
             cfg,
             audit,
             key,
@@ -270,7 +276,11 @@ impl Node {
                 self.refuse_spooled(&channel, &spooled, &refusal)?;
                 return Ok(None);
             }
-            Err(InspectError::Io(e)) => return Err(e),
+            Err(InspectError::Io(e)) => {
+                tracing::error!(channel = %channel.name, name = %spooled.name, error = %e, "inspection failed; the object waits and is tried again");
+                self.wait(spooled);
+                return Ok(None);
+            }
             Err(InspectError::Scan(e)) => {
                 self.defer(&channel, &policy, spooled, &e.to_string())?;
                 return Ok(None);
@@ -360,16 +370,29 @@ impl Node {
             );
             return self.refuse_spooled(channel, &spooled, &refusal);
         }
-        let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
-        e.detail = Some(why.to_string());
-        self.audit
-            .append(Event::ScanDeferred, e)
-            .map_err(io::Error::other)?;
-        tracing::warn!(channel = %channel.name, name = %spooled.name, error = %why, "antivirus unavailable; the object waits");
-        if let Ok(mut w) = self.waiting.lock() {
-            w.push(spooled);
+        let first = self
+            .deferred
+            .lock()
+            .map(|mut d| d.insert(spooled.id))
+            .unwrap_or(true);
+        if first {
+            let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
+            e.detail = Some(why.to_string());
+            self.audit
+                .append(Event::ScanDeferred, e)
+                .map_err(io::Error::other)?;
+            tracing::warn!(channel = %channel.name, name = %spooled.name, error = %why, "antivirus unavailable; the object waits");
         }
+        self.wait(spooled);
         Ok(())
+    }
+
+    /// Puts an object on the list tried again every few seconds.
+    fn wait(&self, spooled: Spooled) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spooled);
     }
 
     /// Records, durably, that personal data was masked: the hash of the masked copy that

@@ -58,10 +58,9 @@ impl Policies {
     /// The policy in force on a channel; one that refuses everything for a channel the
     /// configuration does not have.
     pub fn get(&self, channel: &str) -> Arc<Policy> {
-        self.map
-            .read()
-            .ok()
-            .and_then(|m| m.get(channel).cloned())
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.get(channel)
+            .cloned()
             .unwrap_or_else(|| Arc::new(Policy::deny_all()))
     }
 
@@ -95,9 +94,10 @@ impl Policies {
                 Ok(p) if p.version == current.version => {}
                 Ok(p) => {
                     let to = p.version.clone();
-                    if let Ok(mut m) = self.map.write() {
-                        m.insert(c.name.clone(), Arc::new(p));
-                    }
+                    // a panic elsewhere while holding the lock cannot leave a stale policy
+                    // in force: the map is replaced entry by entry and stays consistent
+                    let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
+                    m.insert(c.name.clone(), Arc::new(p));
                     events.push(Reload::Reloaded {
                         channel: c.name.clone(),
                         file: c.policy_file.clone(),

@@ -364,17 +364,39 @@ fn finish(
         Err(InspectError::Io(e)) => return Err(e),
         Err(InspectError::Scan(e)) => {
             // fail closed: the content stays out until it can be scanned; the peer sends
-            // it again
-            let mut d = Entry::object(&m.channel, m.object_id, &m.name);
-            d.detail = Some(e.to_string());
-            node.audit
-                .append(Event::ScanDeferred, d)
-                .map_err(io::Error::other)?;
+            // it again, until this node's waiting time is over
             std::fs::remove_file(&part)?;
-            tracing::warn!(channel = %m.channel, name = %m.name, error = %e, "antivirus unavailable; the peer will send again");
+            let now = crate::now_ms();
+            let first = *node
+                .deferred_received
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(m.object_id)
+                .or_insert(now);
+            let max_wait = policy.antivirus.as_ref().map_or(0, |a| a.max_wait_ms);
+            if now.saturating_sub(first) >= max_wait {
+                forget_deferral(node, m.object_id);
+                let refusal = Refusal::new(
+                    Reason::ScanFailed,
+                    format!("no antivirus verdict after {} s: {e}", (now - first) / 1000),
+                );
+                refuse_received(node, channel, m, None, &refusal)?;
+                node.lander
+                    .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
+                return Ok(Some(ReceiptStatus::Quarantined));
+            }
+            if first == now {
+                let mut d = Entry::object(&m.channel, m.object_id, &m.name);
+                d.detail = Some(e.to_string());
+                node.audit
+                    .append(Event::ScanDeferred, d)
+                    .map_err(io::Error::other)?;
+                tracing::warn!(channel = %m.channel, name = %m.name, error = %e, "antivirus unavailable; the peer will send again");
+            }
             return Ok(Some(ReceiptStatus::Retry));
         }
     };
+    forget_deferral(node, m.object_id);
     let m = &verified.manifest;
     if let Some(masked) = &accepted.masked {
         // our own policy masks what the sender did not: the masked copy is what lands
@@ -382,6 +404,9 @@ fn finish(
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit_masked(e, m.sha256, masked)?;
         std::fs::rename(&masked.path, &part)?;
+        if let Some(dir) = part.parent() {
+            crate::fsx::sync_dir(dir)?;
+        }
     }
     // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
     // between makes the sender send again and the record appear twice; never a delivery
@@ -402,6 +427,14 @@ fn finish(
         .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, size = m.size, path = %path.display(), "landed");
     Ok(Some(ReceiptStatus::Landed))
+}
+
+/// Drops the record of an object's deferred scans.
+fn forget_deferral(node: &Node, id: ObjectId) {
+    node.deferred_received
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
 }
 
 /// Quarantines a received object (with its part file, if any), records the outcome so that

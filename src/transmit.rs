@@ -157,6 +157,9 @@ async fn read_receipts(conn: quinn::Connection, pending: Pending) {
     }
 }
 
+/// How long the sender waits before sending again an object the receiver answered "retry".
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
 /// Sends one object and waits for its receipt; on any failure puts it back in the queue.
 async fn send_one(
     node: Arc<Node>,
@@ -205,7 +208,12 @@ async fn send_one(
                 tracing::error!(object = %id, error = %e, "could not clear the spool entry");
             }
         }
-        _ => {
+        // the receiver could not take it now (say, its antivirus is down): give it time
+        Some(_) => {
+            tokio::time::sleep(RETRY_DELAY).await;
+            let _ = queue.send(sealed);
+        }
+        None => {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = queue.send(sealed);
         }

@@ -57,3 +57,43 @@ fn malware_in_nested_archives_is_refused_and_a_stopped_clamd_makes_objects_wait(
         out_inbox.join("while-down.txt").exists()
     });
 }
+
+#[test]
+fn a_receiver_without_antivirus_verdict_quarantines_after_its_waiting_time() {
+    let mut clamd = TestClamd::start();
+    let addr = clamd.addr();
+    let lab = Lab::new(21560);
+    // only the receiver scans, and waits 3 s at most
+    let policy = lab.dir.join("policy");
+    let text = fs::read_to_string(policy.join("to-internet.toml")).unwrap();
+    fs::write(
+        policy.join("internet-own.toml"),
+        format!("{text}\n[antivirus]\nclamd = \"{addr}\"\ntimeout_ms = 2000\nmax_wait_ms = 3000\n"),
+    )
+    .unwrap();
+    let config = lab.config("internet");
+    let cfg = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        cfg.replace(
+            "policy = \"policy/to-internet.toml\"",
+            "policy = \"policy/internet-own.toml\"",
+        ),
+    )
+    .unwrap();
+    clamd.stop();
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    lab.publish("court", "to-internet", "报告.txt", "扫描不可用\n".as_bytes());
+    let q = lab.quarantine("internet", "to-internet");
+    wait_until(60, "scan_failed on the receiver", || {
+        reasons(&q) == vec!["scan_failed"]
+    });
+    assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
+    // deferred once in the audit log, not once per attempt
+    assert_eq!(events(&lab, "internet", "scan_deferred"), 1);
+    // the sender is told and forgets it
+    wait_until(30, "the sender to confirm", || {
+        events(&lab, "court", "confirmed") == 1
+    });
+}

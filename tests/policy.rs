@@ -115,7 +115,7 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
     for name in visible(&inbox) {
         let bytes = fs::read(inbox.join(name)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(&id1) && !text.contains("13800138000"));
+        assert!(!text.contains(&id1) && !text.contains(&id2) && !text.contains("13800138000"));
     }
 }
 
@@ -288,4 +288,61 @@ fn check_is_the_compliance_review() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("opted out"));
+}
+
+/// Gives the internet node its own copy of the to-internet policy, changed by `edit`.
+fn receiver_policy(lab: &Lab, edit: impl Fn(&str) -> String) {
+    let policy = lab.dir.join("policy");
+    let text = fs::read_to_string(policy.join("to-internet.toml")).unwrap();
+    fs::write(policy.join("internet-own.toml"), edit(&text)).unwrap();
+    let config = lab.config("internet");
+    let cfg = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        cfg.replace(
+            "policy = \"policy/to-internet.toml\"",
+            "policy = \"policy/internet-own.toml\"",
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_receiver_runs_its_own_policy_and_never_trusts_the_sender() {
+    let lab = Lab::new(21550);
+    // the sender's copy looks for no personal data; the receiver's copy masks it and also
+    // refuses a keyword the sender does not know
+    let policy = lab.dir.join("policy").join("to-internet.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    let start = text.find("[personal_data]").unwrap();
+    let end = text.find("# Antivirus").unwrap();
+    receiver_policy(&lab, |t| t.replace("keywords = [", "keywords = [\"仅收方规则\", "));
+    fs::write(
+        &policy,
+        format!(
+            "{}{}\n[compliance]\nopt_out = [\"personal_data\"]\n",
+            &text[..start],
+            &text[end..]
+        ),
+    )
+    .unwrap();
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    let id = resident_id("11010519900307123");
+    lab.publish("court", "to-internet", "名单.csv", format!("张三,{id}\n").as_bytes());
+    lab.publish("court", "to-internet", "备注.txt", "仅收方规则\n".as_bytes());
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(30, "the masked CSV", || inbox.join("名单.csv").exists());
+    assert_eq!(
+        fs::read_to_string(inbox.join("名单.csv")).unwrap(),
+        format!("张三,{}********{}\n", &id[..6], &id[14..])
+    );
+    let q = lab.quarantine("internet", "to-internet");
+    wait_until(30, "the receiver's refusal", || {
+        reasons(&q) == vec!["keyword_match"]
+    });
+    assert!(reasons(&lab.quarantine("court", "to-internet")).is_empty());
+    assert_eq!(events(&lab, "internet", "masked"), 1);
+    assert_eq!(events(&lab, "court", "masked"), 0);
+    assert!(!visible(&inbox).contains(&"备注.txt".to_string()));
 }

@@ -27,6 +27,9 @@ use std::path::Path;
 use std::sync::Arc;
 use toml::Spanned;
 
+/// The largest size limit a policy may set: a limit near the integer's range is no limit.
+pub const MAX_SIZE_LIMIT: u64 = 1 << 40;
+
 /// What `[compliance] opt_out` may name: a rule `isogate check` otherwise requires.
 pub const OPT_OUTS: &[&str] = &["markings", "personal_data"];
 
@@ -335,11 +338,11 @@ impl Policy {
             None => DEFAULT_PUNCTUATION.to_string(),
         };
         let max_bytes = *raw.size.max_bytes.get_ref();
-        if max_bytes == 0 {
+        if max_bytes == 0 || max_bytes > MAX_SIZE_LIMIT {
             src.report(
                 Some(raw.size.max_bytes.span()),
                 "size.max_bytes",
-                "must be greater than 0",
+                format!("must be between 1 and {MAX_SIZE_LIMIT} (1 TiB): there is no \"unlimited\""),
             );
         }
         if raw.size.min_bytes > max_bytes {
@@ -362,12 +365,12 @@ impl Policy {
             .map(|s| *s.get_ref())
             .unwrap_or(max_bytes);
         if let Some(s) = &raw.size.max_expanded_bytes
-            && *s.get_ref() == 0
+            && (*s.get_ref() == 0 || *s.get_ref() > MAX_SIZE_LIMIT)
         {
             src.report(
                 Some(s.span()),
                 "size.max_expanded_bytes",
-                "must be greater than 0",
+                format!("must be between 1 and {MAX_SIZE_LIMIT} (1 TiB)"),
             );
         }
         let archives = match &raw.archives {

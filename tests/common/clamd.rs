@@ -67,6 +67,7 @@ impl TestClamd {
              LogVerbose yes\n\
              PidFile {pid}\n\
              ScanArchive yes\n\
+             AlertExceedsMax yes\n\
              StreamMaxLength {max_stream}\n\
              SelfCheck 0\n",
             socket = socket.display(),
