@@ -54,11 +54,11 @@ fn write_pdf(path: &Path, size: u64) {
 /// A CSV of case records: Chinese text, dates, amounts and case numbers, no personal data.
 fn write_csv(path: &Path, size: u64) {
     let mut f = BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut written = 0u64;
+    let header = "案号,案由,立案日期,标的额（元）,承办部门,备注\n";
+    f.write_all(header.as_bytes()).expect("write");
+    let mut written = header.len() as u64;
     let mut i = 0u64;
-    f.write_all("案号,案由,立案日期,标的额（元）,承办部门,备注\n".as_bytes())
-        .expect("write");
-    while written < size {
+    loop {
         let line = format!(
             "（2026）吉01民初{}号,买卖合同纠纷,2026-{:02}-{:02},{}.{:02},民事审判第{}庭,已送达起诉状副本并告知举证期限\n",
             i,
@@ -68,6 +68,9 @@ fn write_csv(path: &Path, size: u64) {
             i % 100,
             i % 5 + 1
         );
+        if written + line.len() as u64 > size {
+            break;
+        }
         f.write_all(line.as_bytes()).expect("write");
         written += line.len() as u64;
         i += 1;
