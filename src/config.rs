@@ -38,7 +38,34 @@ struct RawConfig {
     link: RawLink,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    disk: RawDisk,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDisk {
+    min_free_bytes: u64,
+}
+
+impl Default for RawDisk {
+    fn default() -> Self {
+        RawDisk {
+            min_free_bytes: DEFAULT_MIN_FREE,
+        }
+    }
+}
+
+/// The free-space floor when a configuration does not set one: 256 MiB.
+pub const DEFAULT_MIN_FREE: u64 = 256 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -226,6 +253,21 @@ pub struct IntakeConfig {
     pub rescan_ms: u64,
 }
 
+/// Where the node serves `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsConfig {
+    /// The HTTP address, if any.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Disk safety.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskConfig {
+    /// Below this many free bytes on the state or exchange file system, intake pauses and
+    /// the receiver asks the peer to send again later.
+    pub min_free_bytes: u64,
+}
+
 /// Link tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
@@ -252,6 +294,10 @@ pub struct Config {
     pub link: LinkConfig,
     /// Audit log settings.
     pub audit: AuditConfig,
+    /// The metrics and health endpoint.
+    pub metrics: MetricsConfig,
+    /// Disk safety.
+    pub disk: DiskConfig,
     /// What the compliance review accepts but warns about (explicit opt-outs, no antivirus).
     pub warnings: Vec<Problem>,
 }
@@ -546,7 +592,24 @@ impl Config {
             }
             t
         });
+        let metrics_listen = raw.metrics.listen.as_ref().and_then(|l| {
+            let a = l.get_ref().parse::<SocketAddr>();
+            if a.is_err() {
+                src.report(
+                    Some(l.span()),
+                    "metrics.listen",
+                    format!("{:?}: use HOST:PORT, e.g. 127.0.0.1:7402", l.get_ref()),
+                );
+            }
+            a.ok()
+        });
         let cfg = Config {
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+            },
+            disk: DiskConfig {
+                min_free_bytes: raw.disk.min_free_bytes,
+            },
             file: file.to_path_buf(),
             node,
             peer,

@@ -49,6 +49,7 @@ pub const NODES: [(&str, &str); 2] = [("court", "internet"), ("internet", "court
 
 fn node_config(name: &str, peer: &str, base: u16) -> String {
     let port = |n: &str| if n == "court" { base } else { base + 1 };
+    let metrics = if name == "court" { base + 2 } else { base + 3 };
     format!(
         r#"# isogate node configuration: the {name} side of the court <-> internet lab pair.
 # Paths are relative to this file. `isogate check --config {name}.toml` reviews it.
@@ -92,6 +93,15 @@ checkpoint_ms = 1000
 segment_records = 100000
 # Live RFC 5424 export to the security management centre: "udp:HOST:PORT" or "tcp:HOST:PORT".
 # syslog = "udp:127.0.0.1:514"
+
+[metrics]
+# Prometheus text at http://HOST:PORT/metrics; /healthz answers 200 or 503.
+listen = "127.0.0.1:{metrics}"
+
+[disk]
+# Below this many free bytes on the state or exchange file system, intake pauses (files
+# stay in the outbox) and the receiver asks the peer to send again later.
+min_free_bytes = 268435456
 
 # Both nodes load the same channel list; each finds its role from its zone.
 [[channel]]

@@ -50,6 +50,19 @@ pub enum NodeError {
     /// The outbox watch could not be set up.
     #[error("watching the outboxes: {0}")]
     Watch(#[from] notify::Error),
+    /// The metrics could not be defined.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The status endpoint could not listen.
+    #[error(
+        "cannot serve /metrics on {addr}: {why} (is another program using the port? change [metrics] listen)"
+    )]
+    Status {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        why: String,
+    },
 }
 
 /// A node's loaded state, shared by its stages.
@@ -65,6 +78,8 @@ pub struct Node {
     pub(crate) rules: ReceiveRules,
     /// The policies in force, swapped on reload.
     pub policies: Policies,
+    /// The node's metrics.
+    pub metrics: crate::metrics::Metrics,
     /// Objects waiting for an inspection that could not run (antivirus down, I/O fault).
     waiting: Mutex<Vec<Spooled>>,
     /// Objects whose deferral is already audited (once per object, not per attempt).
@@ -121,8 +136,13 @@ impl Node {
         };
         let own_key = key.verify_key();
         let policies = Policies::new(&cfg);
+        let metrics = crate::metrics::Metrics::new()?;
+        for (channel, version) in policies.versions() {
+            metrics.policy_version(&channel, None, &version);
+        }
         Ok(Node {
             policies,
+            metrics,
             waiting: Mutex::default(),
             deferred: Mutex::default(),
             deferred_received: Mutex::default(),
@@ -215,8 +235,31 @@ impl Node {
             tasks.spawn(retry_waiting(self.clone(), queue_tx.clone()));
         }
         drop(queue_tx);
+        let status =
+            match self.cfg.metrics.listen {
+                Some(addr) => Some(crate::status::serve(self.clone(), addr).map_err(|e| {
+                    NodeError::Status {
+                        addr,
+                        why: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
+        notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!(
+                "node {} up; {} channel(s)",
+                self.cfg.node.name,
+                self.cfg.channels.len()
+            )),
+        ]);
+        if let Some(interval) = sd_notify::watchdog_enabled() {
+            tasks.spawn(watchdog(interval / 2));
+        }
 
         shutdown.await;
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        drop(status);
         tracing::info!("stopping");
         self.audit.durable(Event::Stopped, Entry::default())?;
         // the last checkpoint covers the whole log; give it a moment to reach the peer
@@ -342,6 +385,7 @@ impl Node {
         self.audit
             .durable(Event::Refused, e)
             .map_err(io::Error::other)?;
+        self.metrics.refused(&channel.name, refusal.reason);
         tracing::warn!(channel = %channel.name, name = %spooled.name, reason = %refusal.reason, detail = %refusal.detail, "refused");
         self.spool.remove(spooled)
     }
@@ -376,6 +420,10 @@ impl Node {
             .map(|mut d| d.insert(spooled.id))
             .unwrap_or(true);
         if first {
+            self.metrics
+                .scan_deferred
+                .with_label_values(&[channel.name.as_str()])
+                .inc();
             let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
             e.detail = Some(why.to_string());
             self.audit
@@ -410,6 +458,10 @@ impl Node {
             hex::encode(original)
         ));
         let (channel, name) = (e.channel.clone(), e.name.clone());
+        self.metrics
+            .masked
+            .with_label_values(&[channel.as_deref().unwrap_or("")])
+            .inc();
         self.audit
             .durable(Event::Masked, e)
             .map_err(io::Error::other)?;
@@ -419,7 +471,24 @@ impl Node {
 
     /// Applies a reload and audits each change or refusal.
     fn reload_policies(&self) {
+        notify_systemd(&[sd_notify::NotifyState::Reloading]);
         for r in self.policies.reload(&self.cfg) {
+            match &r {
+                Reload::Reloaded {
+                    channel, from, to, ..
+                } => {
+                    self.metrics.policy_version(channel, Some(from), to);
+                    self.metrics
+                        .policy_reloads
+                        .with_label_values(&[channel.as_str(), "reloaded"])
+                        .inc();
+                }
+                Reload::Refused { channel, .. } => self
+                    .metrics
+                    .policy_reloads
+                    .with_label_values(&[channel.as_str(), "refused"])
+                    .inc(),
+            }
             let (event, detail) = match &r {
                 Reload::Reloaded {
                     channel,
@@ -458,12 +527,30 @@ impl Node {
                 tracing::error!(error = %e, "cannot audit a policy reload");
             }
         }
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
     }
 }
 
 fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
     let mut f = std::fs::File::open(path)?;
     Ok(seal::hash_content(&mut f, crate::manifest::CHUNK_SIZE)?.0)
+}
+
+/// Tells systemd (when it started us with a notification socket) how the node is doing.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Tells systemd's watchdog the node is alive, at half its interval: a hung runtime stops
+/// these and systemd restarts the service.
+async fn watchdog(every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    loop {
+        tick.tick().await;
+        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+    }
 }
 
 /// Tries again, every few seconds, the objects waiting for the antivirus.

@@ -97,6 +97,9 @@ async fn connection(node: Arc<Node>, conn: quinn::Connection, busy: Arc<Mutex<Ha
             ..Entry::default()
         },
     );
+    if node.cfg.sending().next().is_none() {
+        node.metrics.link_up.set(1);
+    }
     tracing::info!(remote = %remote, "peer connected");
     let receipts = Arc::new(Receipts {
         conn: conn.clone(),
@@ -114,6 +117,9 @@ async fn connection(node: Arc<Node>, conn: quinn::Connection, busy: Arc<Mutex<Ha
                         ..Entry::default()
                     },
                 );
+                if node.cfg.sending().next().is_none() {
+                    node.metrics.link_up.set(0);
+                }
                 tracing::info!(remote = %remote, reason = %e, "peer disconnected");
                 return;
             }
@@ -252,6 +258,17 @@ async fn object(
         };
     }
 
+    // Disk safety: an object that would take the inbox's file system below the floor is
+    // not started; the peer sends it again later.
+    let floor = node.cfg.disk.min_free_bytes;
+    match crate::status::free_bytes(&channel.inbox) {
+        Ok(free) if free >= floor.saturating_add(m.size) => {}
+        other => {
+            tracing::warn!(channel = %m.channel, name = %m.name, free = ?other.ok(), floor, size = m.size, "inbox file system too full; the peer will send again");
+            let _ = recv.stop(4u32.into());
+            return Some((id, ReceiptStatus::Retry));
+        }
+    }
     let part = match Lander::create_part(&channel.inbox, id) {
         Ok(p) => p,
         Err(e) => {
@@ -386,6 +403,10 @@ fn finish(
                 return Ok(Some(ReceiptStatus::Quarantined));
             }
             if first == now {
+                node.metrics
+                    .scan_deferred
+                    .with_label_values(&[m.channel.as_str()])
+                    .inc();
                 let mut d = Entry::object(&m.channel, m.object_id, &m.name);
                 d.detail = Some(e.to_string());
                 node.audit
@@ -425,6 +446,14 @@ fn finish(
     let path = node
         .lander
         .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+    node.metrics
+        .land_objects
+        .with_label_values(&[m.channel.as_str()])
+        .inc();
+    node.metrics
+        .land_bytes
+        .with_label_values(&[m.channel.as_str()])
+        .inc_by(m.size);
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, size = m.size, path = %path.display(), "landed");
     Ok(Some(ReceiptStatus::Landed))
 }
@@ -472,6 +501,7 @@ fn refuse_received(
     node.audit
         .durable(Event::Quarantined, e)
         .map_err(io::Error::other)?;
+    node.metrics.refused(&channel.name, refusal.reason);
     tracing::warn!(channel = %m.channel, name = %m.name, object = %m.object_id, reason = %refusal.reason, detail = %refusal.detail, "quarantined");
     Ok(())
 }
@@ -508,6 +538,7 @@ fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result
     node.audit
         .durable(Event::Quarantined, e)
         .map_err(io::Error::other)?;
+    node.metrics.refused(UNVERIFIED, refusal.reason);
     tracing::warn!(object = %id, reason = %refusal.reason, detail = %refusal.detail, "refused an unverified object");
     Ok(())
 }

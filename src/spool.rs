@@ -163,6 +163,38 @@ impl Spool {
         Ok(())
     }
 
+    /// For each channel with a spool directory: how many entries it holds and when the
+    /// oldest was taken (ms since the epoch, from its metadata file's time). For metrics.
+    pub fn census(&self) -> Vec<(String, usize, Option<u64>)> {
+        let Ok(chans) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for chan in chans.flatten() {
+            let Ok(entries) = fs::read_dir(chan.path()) else {
+                continue;
+            };
+            let (mut depth, mut oldest) = (0usize, None::<u64>);
+            for e in entries.flatten() {
+                depth += 1;
+                let taken = fs::metadata(e.path().join("meta.json"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                if let Some(t) = taken {
+                    oldest = Some(oldest.map_or(t, |o: u64| o.min(t)));
+                }
+            }
+            out.push((
+                chan.file_name().to_string_lossy().into_owned(),
+                depth,
+                oldest,
+            ));
+        }
+        out
+    }
+
     /// Lists every complete entry left by an earlier run, oldest sequence first; removes
     /// half-made entries whose content never arrived.
     pub fn recover(&self) -> io::Result<Vec<Recovered>> {

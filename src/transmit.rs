@@ -61,6 +61,7 @@ pub async fn run(
                 ..Entry::default()
             },
         );
+        node.metrics.link_up.set(1);
         tracing::info!(peer = %peer, "link up");
         let pending: Pending = Arc::default();
         let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
@@ -103,6 +104,7 @@ pub async fn run(
                 ..Entry::default()
             },
         );
+        node.metrics.link_up.set(0);
         tracing::warn!(peer = %peer, reason = %reason, "link down; reconnecting in {backoff:?}");
         // A link that drops at once (say, the peer refuses our certificate after the
         // handshake) backs off like one that never came up.
@@ -174,6 +176,7 @@ async fn send_one(
     if let Ok(mut p) = pending.lock() {
         p.insert(id, tx);
     }
+    let started = std::time::Instant::now();
     let sent = stream_object(&conn, &sealed).await;
     let status = match sent {
         Ok(()) => {
@@ -181,6 +184,14 @@ async fn send_one(
             let mut e = Entry::object(&m.channel, id, &m.name);
             e.size = Some(m.size);
             let _ = node.audit.append(Event::Sent, e);
+            node.metrics
+                .transmit_objects
+                .with_label_values(&[m.channel.as_str()])
+                .inc();
+            node.metrics
+                .transmit_bytes
+                .with_label_values(&[m.channel.as_str()])
+                .inc_by(m.size);
             // a receipt that never comes (the peer failed to answer) frees the slot and
             // sends the object again; the receiver drops the duplicate
             match tokio::time::timeout(RECEIPT_TIMEOUT, rx).await {
@@ -202,6 +213,14 @@ async fn send_one(
     }
     match status {
         Some(s) if s.is_final() => {
+            let channel = sealed.manifest().channel.as_str();
+            node.metrics
+                .receipt(channel)
+                .observe(started.elapsed().as_secs_f64());
+            node.metrics
+                .transmit_receipts
+                .with_label_values(&[channel, s.as_str()])
+                .inc();
             let node2 = node.clone();
             let done = tokio::task::spawn_blocking(move || confirm(&node2, &sealed, s)).await;
             if let Ok(Err(e)) | Err(e) = done.map_err(std::io::Error::other) {

@@ -169,6 +169,25 @@ impl Watch {
                 }
             }
         }
+        if !due.is_empty() {
+            // Disk safety: below the free-space floor nothing is taken; files stay in the
+            // outbox and the rescan finds them again once space returns.
+            match crate::status::disk_ok(&self.node) {
+                Ok(()) => {
+                    if self.node.metrics.intake_paused.get() == 1 {
+                        self.node.metrics.intake_paused.set(0);
+                        tracing::info!("free space above the floor again; intake resumes");
+                    }
+                }
+                Err(why) => {
+                    if self.node.metrics.intake_paused.get() == 0 {
+                        self.node.metrics.intake_paused.set(1);
+                        tracing::warn!(problem = %why, "intake paused: free space below the floor; files stay in the outbox");
+                    }
+                    return;
+                }
+            }
+        }
         for (channel, name) in due {
             let Ok(permit) = workers.clone().acquire_owned().await else {
                 return;
@@ -242,6 +261,14 @@ fn intake(node: &Node, channel: &Channel, file_name: &OsStr) -> io::Result<Optio
     node.audit
         .append(Event::Taken, e)
         .map_err(io::Error::other)?;
+    node.metrics
+        .intake_objects
+        .with_label_values(&[channel.name.as_str()])
+        .inc();
+    node.metrics
+        .intake_bytes
+        .with_label_values(&[channel.name.as_str()])
+        .inc_by(meta.len());
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
     node.pipeline(spooled)
 }

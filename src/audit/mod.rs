@@ -587,6 +587,14 @@ impl AuditLog {
         Ok(Some(note))
     }
 
+    /// When the last checkpoint was written, in ms since the epoch.
+    pub fn last_checkpoint_ms(&self) -> u64 {
+        self.writer
+            .lock()
+            .map(|w| w.checkpoint_ms)
+            .unwrap_or_else(|p| p.into_inner().checkpoint_ms)
+    }
+
     /// The checkpoint policy in force.
     pub fn policy(&self) -> CheckpointPolicy {
         self.policy

@@ -14,7 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_isogate");
 
 pub struct Lab {
     pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     pub port_base: u16,
 }
 
@@ -105,7 +105,16 @@ impl Lab {
         );
         Lab {
             dir,
-            _tmp: tmp,
+            _tmp: Some(tmp),
+            port_base,
+        }
+    }
+
+    /// A lab already written by `isogate init` at `dir`.
+    pub fn at(dir: PathBuf, port_base: u16) -> Lab {
+        Lab {
+            dir,
+            _tmp: None,
             port_base,
         }
     }
