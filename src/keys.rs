@@ -13,12 +13,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum KeyError {
     /// A key file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("key file {path}: {error}{}", crate::problem::hint(error))]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A key file does not hold what it should.
     #[error("{path}: {what}")]
@@ -103,9 +103,9 @@ impl VerifyKey {
 
     /// Reads a public key file: 64 hex digits.
     pub fn load(path: &Path) -> Result<VerifyKey, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
+        let text = fs::read_to_string(path).map_err(|error| KeyError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(text.trim()).ok_or_else(|| KeyError::Format {
             path: path.to_path_buf(),
@@ -185,7 +185,7 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
     }
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| KeyError::Io { path, source }
+        move |error| KeyError::Io { path, error }
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let files = KeyFiles::in_dir(dir, name);

@@ -29,12 +29,12 @@ pub enum LinkError {
     #[error("QUIC crypto configuration: {0}")]
     Quic(String),
     /// The UDP socket could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    #[error("cannot listen on {addr}: {error}{}", crate::problem::hint(error))]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -215,9 +215,9 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
 /// Binds the node's endpoint: a server for its peer, and a client toward it.
 pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
     let mut ep =
-        quinn::Endpoint::server(server_config(id)?, listen).map_err(|source| LinkError::Bind {
+        quinn::Endpoint::server(server_config(id)?, listen).map_err(|error| LinkError::Bind {
             addr: listen,
-            source,
+            error,
         })?;
     ep.set_default_client_config(client_config(id)?);
     Ok(ep)

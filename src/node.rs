@@ -40,12 +40,12 @@ pub enum NodeError {
     #[error(transparent)]
     Link(#[from] LinkError),
     /// A directory could not be made or used.
-    #[error("{path}: {source}")]
+    #[error("directory {path}: {error}{}", crate::problem::hint(error))]
     Dir {
         /// The directory.
         path: std::path::PathBuf,
         /// The I/O error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The outbox watch could not be set up.
     #[error("watching the outboxes: {0}")]
@@ -90,9 +90,9 @@ pub struct Node {
 }
 
 fn mkdir(path: &Path) -> Result<(), NodeError> {
-    std::fs::create_dir_all(path).map_err(|source| NodeError::Dir {
+    std::fs::create_dir_all(path).map_err(|error| NodeError::Dir {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -118,7 +118,7 @@ impl Node {
         }
         let dir_err = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| NodeError::Dir { path, source }
+            move |error| NodeError::Dir { path, error }
         };
         let spool = Spool::open(&cfg.node.state_dir).map_err(dir_err(&cfg.node.state_dir))?;
         let lander = Lander::open(&cfg.node.state_dir).map_err(dir_err(&cfg.node.state_dir))?;
@@ -178,9 +178,9 @@ impl Node {
             let delivered =
                 self.lander
                     .recover(&c.inbox, &c.name)
-                    .map_err(|source| NodeError::Dir {
+                    .map_err(|error| NodeError::Dir {
                         path: c.inbox.clone(),
-                        source,
+                        error,
                     })?;
             for (id, p) in delivered {
                 let name = p
@@ -210,9 +210,9 @@ impl Node {
                 queue_tx.clone(),
                 queue_rx,
             ));
-            let recovered = self.spool.recover().map_err(|source| NodeError::Dir {
+            let recovered = self.spool.recover().map_err(|error| NodeError::Dir {
                 path: self.cfg.node.state_dir.clone(),
-                source,
+                error,
             })?;
             for r in recovered {
                 let node = self.clone();
@@ -601,9 +601,9 @@ fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
         watcher.watch(d, notify::RecursiveMode::NonRecursive)?;
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
-        |source| NodeError::Dir {
+        |error| NodeError::Dir {
             path: node.cfg.file.clone(),
-            source,
+            error,
         },
     )?;
     Ok(async move {

@@ -49,6 +49,25 @@ impl fmt::Display for Problems {
     }
 }
 
+/// A hint for an operator, from the kind of an I/O error met at start-up.
+pub fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            " (it does not exist: create it, or fix the path in the configuration)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (permission denied: give the service user access, e.g. chown or chmod)"
+        }
+        std::io::ErrorKind::AddrInUse => {
+            " (another process holds this address: stop it, or choose another port in the configuration)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (no interface of this host has this address: fix it in the configuration)"
+        }
+        _ => "",
+    }
+}
+
 /// A source file being checked: turns byte spans into lines and collects problems.
 pub struct Source<'a> {
     /// The file's path, as given.
