@@ -93,8 +93,11 @@ pub fn inspect_file(
         .and_then(|()| policy.check_size(meta.len()))
         .and_then(|()| policy.classify(name, &head))
         // a name is text too: a marking or a keyword in it is refused like one inside
-        .and_then(|d| Lines::new(policy, false, "name: ").refuse_only(name).map(|()| d))
-    {
+        .and_then(|d| {
+            Lines::new(policy, false, "name: ")
+                .refuse_only(name)
+                .map(|()| d)
+        }) {
         Ok(d) => d,
         Err(r) => return Ok(Err(r)),
     };
@@ -465,7 +468,10 @@ impl Visitor for Parts<'_> {
         let policy = self.scanner.policy;
         let at = format!("part {path}: ");
         if let Some(what) = doc::active_part(path) {
-            return Ok(Err(Refusal::new(Reason::ActiveContent, format!("{at}{what}"))));
+            return Ok(Err(Refusal::new(
+                Reason::ActiveContent,
+                format!("{at}{what}"),
+            )));
         }
         let lower = path.to_ascii_lowercase();
         if lower.ends_with(".xml") || lower.ends_with(".rels") || doc::is_text_part(path) {

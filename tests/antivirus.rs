@@ -84,7 +84,12 @@ fn a_receiver_without_antivirus_verdict_quarantines_after_its_waiting_time() {
     clamd.stop();
     let _court = lab.start("court");
     let _internet = lab.start("internet");
-    lab.publish("court", "to-internet", "报告.txt", "扫描不可用\n".as_bytes());
+    lab.publish(
+        "court",
+        "to-internet",
+        "报告.txt",
+        "扫描不可用\n".as_bytes(),
+    );
     let q = lab.quarantine("internet", "to-internet");
     wait_until(60, "scan_failed on the receiver", || {
         reasons(&q) == vec!["scan_failed"]

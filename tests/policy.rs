@@ -316,7 +316,9 @@ fn the_receiver_runs_its_own_policy_and_never_trusts_the_sender() {
     let text = fs::read_to_string(&policy).unwrap();
     let start = text.find("[personal_data]").unwrap();
     let end = text.find("# Antivirus").unwrap();
-    receiver_policy(&lab, |t| t.replace("keywords = [", "keywords = [\"仅收方规则\", "));
+    receiver_policy(&lab, |t| {
+        t.replace("keywords = [", "keywords = [\"仅收方规则\", ")
+    });
     fs::write(
         &policy,
         format!(
@@ -329,8 +331,18 @@ fn the_receiver_runs_its_own_policy_and_never_trusts_the_sender() {
     let _court = lab.start("court");
     let _internet = lab.start("internet");
     let id = resident_id("11010519900307123");
-    lab.publish("court", "to-internet", "名单.csv", format!("张三,{id}\n").as_bytes());
-    lab.publish("court", "to-internet", "备注.txt", "仅收方规则\n".as_bytes());
+    lab.publish(
+        "court",
+        "to-internet",
+        "名单.csv",
+        format!("张三,{id}\n").as_bytes(),
+    );
+    lab.publish(
+        "court",
+        "to-internet",
+        "备注.txt",
+        "仅收方规则\n".as_bytes(),
+    );
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(30, "the masked CSV", || inbox.join("名单.csv").exists());
     assert_eq!(

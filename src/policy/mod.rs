@@ -342,7 +342,9 @@ impl Policy {
             src.report(
                 Some(raw.size.max_bytes.span()),
                 "size.max_bytes",
-                format!("must be between 1 and {MAX_SIZE_LIMIT} (1 TiB): there is no \"unlimited\""),
+                format!(
+                    "must be between 1 and {MAX_SIZE_LIMIT} (1 TiB): there is no \"unlimited\""
+                ),
             );
         }
         if raw.size.min_bytes > max_bytes {
