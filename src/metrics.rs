@@ -290,4 +290,43 @@ mod tests {
             assert!(line.starts_with("isogate_"), "{line}");
         }
     }
+
+    /// The alert rules and the dashboard shipped under `monitoring/` use only metrics that
+    /// exist, so a rename here cannot silently blind the supervision platform.
+    #[test]
+    fn shipped_alerts_and_dashboard_name_real_metrics() {
+        // every metric is named by a string literal in this module
+        let source = include_str!("metrics.rs");
+        let names: Vec<&str> = source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.starts_with("isogate_") && !s.contains(' '))
+            .collect();
+        for (file, text) in [
+            ("alerts.yml", include_str!("../monitoring/alerts.yml")),
+            (
+                "grafana-dashboard.json",
+                include_str!("../monitoring/grafana-dashboard.json"),
+            ),
+        ] {
+            let mut seen = 0;
+            for (i, _) in text.match_indices("isogate_") {
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    names.contains(&base),
+                    "{file} uses {name}, which is not a metric"
+                );
+                seen += 1;
+            }
+            assert!(seen > 5, "{file} names too few metrics");
+        }
+    }
 }
