@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod bench;
 pub mod checkpoint;
 pub mod clamd;
 pub mod config;
