@@ -21,7 +21,7 @@ pub fn frame_and_manifest(data: &[u8]) {
     };
     let rules = ReceiveRules {
         peer: "court".into(),
-        peer_key: key.verify_key(),
+        peer_keys: vec![key.verify_key()],
         channels: vec!["to-internet".into()],
     };
     // As received: untrusted bytes, (almost always) a bad signature.
@@ -141,6 +141,7 @@ pub fn content(data: &[u8]) {
         &mut input,
         &pdf::PdfOptions {
             refuse_active: true,
+            read_text: true,
         },
         &mut |_: &str| Ok(()),
     );

@@ -19,6 +19,7 @@ use crate::fsx::open_nofollow;
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use crate::reason::{Reason, Refusal};
 use crate::stage::{Inspected, Spooled};
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -229,36 +230,63 @@ impl<'p> Lines<'p> {
         }
     }
 
-    /// Checks one line: `Ok(Some(masked))` replaces it.
+    /// Checks one line: `Ok(Some(masked))` replaces it. The rules run over the line as
+    /// written and, when it differs, over its detection view (escapes decoded, invisible
+    /// characters dropped, full-width forms folded), so that disguised text is caught.
     fn check(&mut self, text: &str) -> Result<Option<String>, Refusal> {
         self.line += 1;
         let (at, n) = (self.at, self.line);
-        if let Some(hit) = self.policy.text_rules().and_then(|r| r.find(text)) {
-            return Err(Refusal::new(
-                Reason::KeywordMatch,
-                format!("{at}line {n}: matches rule {}", hit.rule),
-            ));
-        }
-        if let Some(hit) = self.policy.marking_detector().and_then(|m| m.find(text)) {
-            return Err(Refusal::new(
-                Reason::ClassificationMarking,
-                format!("{at}line {n}: classification marking {:?}", hit.text),
-            ));
-        }
-        if let Some(pii) = self.policy.pii_detector() {
-            if self.mask {
-                return Ok(pii.mask(text));
+        let view = text::detection_view(text);
+        let forms: &[&str] = match &view {
+            Cow::Owned(v) => &[text, v.as_str()],
+            Cow::Borrowed(_) => &[text],
+        };
+        for form in forms {
+            if let Some(hit) = self.policy.text_rules().and_then(|r| r.find(form)) {
+                return Err(Refusal::new(
+                    Reason::KeywordMatch,
+                    format!("{at}line {n}: matches rule {}", hit.rule),
+                ));
             }
-            if let Some(found) = pii.find(text).first() {
+            if let Some(hit) = self.policy.marking_detector().and_then(|m| m.find(form)) {
+                return Err(Refusal::new(
+                    Reason::ClassificationMarking,
+                    format!("{at}line {n}: classification marking {:?}", hit.text),
+                ));
+            }
+        }
+        let Some(pii) = self.policy.pii_detector() else {
+            return Ok(None);
+        };
+        let refuse = |kind: &str, how: &str| {
+            Err(Refusal::new(
+                Reason::PersonalData,
+                format!("{at}line {n}: {kind} found{how}"),
+            ))
+        };
+        if self.mask {
+            let masked = pii.mask(text);
+            // what the masking left must be clean in every form: data written with escapes
+            // or disguised cannot be masked in place, so it is refused
+            if matches!(view, Cow::Owned(_)) {
+                let after = masked.as_deref().unwrap_or(text);
+                if let Some(found) = pii.find(&text::detection_view(after)).first() {
+                    return refuse(
+                        found.kind.as_str(),
+                        " in an escaped or disguised form that cannot be masked",
+                    );
+                }
+            }
+            return Ok(masked);
+        }
+        for form in forms {
+            if let Some(found) = pii.find(form).first() {
                 let how = if self.policy.masks() {
-                    " (masking applies to plain text, CSV and JSON only)"
+                    " (masking applies to plain text, CSV, JSON and XML only)"
                 } else {
                     ""
                 };
-                return Err(Refusal::new(
-                    Reason::PersonalData,
-                    format!("{at}line {n}: {} found{how}", found.kind.as_str()),
-                ));
+                return refuse(found.kind.as_str(), how);
             }
         }
         Ok(None)
@@ -349,6 +377,7 @@ impl Scanner<'_> {
         if detected.family == "pdf" && (policy.pdf_refuse_active || policy.reads_text()) {
             let opts = pdf::PdfOptions {
                 refuse_active: policy.pdf_refuse_active,
+                read_text: policy.reads_text(),
             };
             let mut lines = Lines::new(policy, false, at);
             let reads_text = policy.reads_text();

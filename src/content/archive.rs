@@ -9,9 +9,12 @@
 //! ```
 //!
 //! A zip needs its central directory, so a zip that does not arrive as a file is spilled to
-//! an anonymous temporary file first; the expansion itself is never written anywhere. A
-//! corrupt archive is a `ContentUnreadable` refusal; only a fault of the outer file, the input
-//! stream or the spill file is an `io::Error`.
+//! an anonymous temporary file first (at most 256 MiB; a larger one is an `ArchiveLimit`
+//! refusal); the expansion itself is never written anywhere. The central directory is sized
+//! from the end-of-central-directory records and refused if it is larger than the entry limit
+//! allows, before the zip reader loads it. A corrupt archive is a `ContentUnreadable` refusal;
+//! only a fault of the outer file, the input stream or the spill file (a full disk included)
+//! is an `io::Error`.
 
 use crate::content::Scan;
 use crate::reason::{Reason, Refusal};
@@ -36,6 +39,15 @@ const TAR_EXTENSION_CAP: u64 = 64 * 1024;
 /// Most extension headers (long name, long link, PAX) in a row before a member.
 const TAR_EXTENSION_RUN: u32 = 8;
 
+/// Largest zip spilled to a temporary file (a zip that arrives as a stream, nested ones).
+const SPILL_CAP: u64 = 256 << 20;
+
+/// Central-directory bytes allowed for each entry the limits allow.
+const DIRECTORY_PER_ENTRY: u64 = 1024;
+
+/// Central-directory bytes allowed on top of the per-entry allowance.
+const DIRECTORY_SLACK: u64 = 64 * 1024;
+
 /// The archive formats `walk` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -43,7 +55,7 @@ pub enum Kind {
     Zip,
     /// A POSIX, GNU or PAX tar archive, uncompressed.
     Tar,
-    /// A gzip stream, seen as one entry.
+    /// A gzip stream, seen as one entry named from its header (or the empty path).
     Gzip,
 }
 
@@ -150,14 +162,19 @@ impl Budget {
 
 /// Called once per regular-file entry. `path` is the entry's full path inside the archive
 /// (validated: relative, no `..`, no empty or `.` components, no backslash, no drive letter,
-/// no NUL/control characters; otherwise the walker refuses with ArchivePath before calling).
-/// `depth` is 1 for entries of the outer archive. `reader` yields the expanded bytes and fails
+/// no NUL/control characters; no directory component with an invisible formatting character
+/// (bidi override, zero-width), a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9,
+/// with or without extension) or a leading `-`; otherwise the walker refuses with ArchivePath
+/// before calling; the leaf name is left to the caller's name rules). `depth` is 1 for
+/// entries of the outer archive. `reader` yields the expanded bytes and fails
 /// with an io::Error the walker turns back into an ArchiveLimit refusal when the budget's
 /// expanded-bytes limit or the ratio limit is crossed WHILE READING (declared sizes in headers
 /// are not trusted). The visitor may recurse into a nested archive by calling `walk` again
 /// with depth + 1 on the entry's reader.
 pub trait Visitor {
-    /// Inspects one regular-file entry; a refusal or an error stops the walk.
+    /// Inspects one regular-file entry; a refusal or an error stops the walk. `path` is empty
+    /// for a gzip member without a stored name: the caller derives one from the archive's own
+    /// name.
     fn entry(&mut self, path: &str, depth: u32, reader: &mut dyn Read, budget: &mut Budget)
     -> Scan;
 }
@@ -172,7 +189,9 @@ pub enum Input<'a> {
 
 /// Walks one archive of `kind` at nesting `depth` (1 for the outer archive), calling
 /// `visitor` for each regular file, counting entries and expanded bytes against `budget`.
-/// A zip stream is spilled to an anonymous temporary file in `spill_dir`.
+/// A zip stream is spilled to an anonymous temporary file in `spill_dir`: one larger than
+/// 256 MiB is refused (ArchiveLimit); a failure to write the spill file (a full disk) is an
+/// `Err`, never a refusal.
 pub fn walk(
     kind: Kind,
     input: Input<'_>,
@@ -192,7 +211,20 @@ pub fn walk(
         return Ok(Err(refusal));
     }
     let result = match kind {
-        Kind::Zip => walk_zip(input, depth, budget, spill_dir, visitor),
+        Kind::Zip => {
+            let spilled;
+            let file: &File = match input {
+                Input::File(file) => file,
+                Input::Stream(reader) => match spill(reader, spill_dir, budget) {
+                    Spill::Ready(file) => {
+                        spilled = file;
+                        &spilled
+                    }
+                    Spill::Verdict(verdict) => return verdict,
+                },
+            };
+            walk_zip(file, depth, budget, visitor)
+        }
         Kind::Tar => walk_tar(input, depth, budget, visitor),
         Kind::Gzip => walk_gzip(input, depth, budget, visitor),
     };
@@ -257,6 +289,36 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Invisible formatting characters that make a name display other than it is: bidi embeddings,
+/// overrides and isolates, zero-width characters, word joiners, the byte-order mark.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{061C}'
+    )
+}
+
+/// A Windows reserved device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9), with or without an
+/// extension, in any case; trailing spaces before the extension are ignored, as Windows does.
+fn is_device_name(part: &str) -> bool {
+    let stem = part.split('.').next().unwrap_or(part).trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    if matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL") {
+        return true;
+    }
+    let mut chars = upper.chars();
+    let prefix: String = chars.by_ref().take(3).collect();
+    let digit = chars.next();
+    matches!(prefix.as_str(), "COM" | "LPT")
+        && matches!(digit, Some('1'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'))
+        && chars.next().is_none()
+}
+
 /// Why an entry path is refused, if it is. A directory may end with one `/`.
 fn path_problem(path: &str, is_dir: bool) -> Option<&'static str> {
     let body = if is_dir {
@@ -286,6 +348,23 @@ fn path_problem(path: &str, is_dir: bool) -> Option<&'static str> {
             "." => return Some("`.` path component"),
             ".." => return Some("`..` path component"),
             _ => {}
+        }
+    }
+    // Directory components; the leaf is checked by the caller's name rules.
+    let dirs = if is_dir {
+        Some(body)
+    } else {
+        body.rsplit_once('/').map(|(dirs, _)| dirs)
+    };
+    for part in dirs.into_iter().flat_map(|dirs| dirs.split('/')) {
+        if part.chars().any(is_format_char) {
+            return Some("invisible formatting character in a directory name");
+        }
+        if is_device_name(part) {
+            return Some("Windows device name as a directory name");
+        }
+        if part.starts_with('-') {
+            return Some("directory name starts with `-`");
         }
     }
     None
@@ -397,38 +476,72 @@ fn stream<'a: 'b, 'b>(
     }
 }
 
-fn walk_zip(
-    input: Input<'_>,
-    depth: u32,
-    budget: &mut Budget,
-    spill_dir: &Path,
-    visitor: &mut dyn Visitor,
-) -> Scan {
-    let spilled;
-    let file: &File = match input {
-        Input::File(file) => file,
-        Input::Stream(reader) => {
-            let mut spill = tempfile::tempfile_in(spill_dir)?;
-            let mut buf = vec![0u8; IO_BUF];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                spill.write_all(&buf[..n])?;
-            }
-            spilled = spill;
-            &spilled
-        }
+/// A zip stream spilled to a file, or the verdict that ends the walk.
+enum Spill {
+    Ready(File),
+    Verdict(Scan),
+}
+
+/// Copies a zip stream to an anonymous temporary file in `dir`, at most `SPILL_CAP` bytes.
+/// A fault of the spill file is returned as `Err` as it is; a fault of the input is sorted
+/// by `from_io` (a limit crossed while reading a nested entry stays a refusal).
+fn spill(reader: &mut dyn Read, dir: &Path, budget: &Budget) -> Spill {
+    let mut file = match tempfile::tempfile_in(dir) {
+        Ok(file) => file,
+        Err(e) => return Spill::Verdict(Err(e)),
     };
+    match copy_capped(reader, &mut file, SPILL_CAP, budget) {
+        Ok(()) => Spill::Ready(file),
+        Err(verdict) => Spill::Verdict(verdict),
+    }
+}
+
+/// Copies `reader` to `out`, refusing (ArchiveLimit) more than `cap` bytes; `Err` holds the
+/// verdict that ends the walk.
+fn copy_capped(
+    reader: &mut dyn Read,
+    out: &mut dyn Write,
+    cap: u64,
+    budget: &Budget,
+) -> Result<(), Scan> {
+    let mut buf = vec![0u8; IO_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(from_io(e, Kind::Zip)),
+        };
+        total = total.saturating_add(n as u64);
+        if total > cap {
+            return Err(budget.refuse_limit(format!("nested zip larger than {} MiB", cap >> 20)));
+        }
+        // A full disk or any other failure of the spill file is a fault, never a verdict.
+        if let Err(e) = out.write_all(&buf[..n]) {
+            return Err(Err(e));
+        }
+    }
+}
+
+fn walk_zip(file: &File, depth: u32, budget: &mut Budget, visitor: &mut dyn Visitor) -> Scan {
     let limits = budget.limits;
-    let declared = declared_zip_entries(file)?;
+    let directory = declared_zip_directory(file)?;
+    let declared = directory.entries;
     if budget.entries().saturating_add(declared) > limits.max_entries {
         return budget.refuse_limit(format!(
             "zip declares {declared} entries, limit {}",
             limits.max_entries
+        ));
+    }
+    let directory_cap = limits
+        .max_entries
+        .saturating_mul(DIRECTORY_PER_ENTRY)
+        .saturating_add(DIRECTORY_SLACK);
+    if directory.bytes > directory_cap {
+        return budget.refuse_limit(format!(
+            "zip central directory of {} bytes, limit {directory_cap}",
+            directory.bytes
         ));
     }
     let mut archive = match zip::ZipArchive::new(file) {
@@ -538,6 +651,12 @@ fn le16(b: &[u8], at: usize) -> u64 {
         .map_or(0, |s| u64::from(u16::from_le_bytes([s[0], s[1]])))
 }
 
+fn le32(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 4).map_or(0, |s| {
+        u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    })
+}
+
 fn le64(b: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     if let Some(s) = b.get(at..at + 8) {
@@ -546,9 +665,19 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The largest entry count any end-of-central-directory record in the tail of the file
-/// declares (zip64 included), read before the zip reader allocates its directory.
-fn declared_zip_entries(file: &File) -> io::Result<u64> {
+/// What the end-of-central-directory records declare.
+#[derive(Debug, Default)]
+struct Directory {
+    /// Most entries.
+    entries: u64,
+    /// Largest central-directory size, in bytes.
+    bytes: u64,
+}
+
+/// The largest entry count and central-directory size any end-of-central-directory record in
+/// the tail of the file declares (zip64 included), read before the zip reader loads its
+/// directory.
+fn declared_zip_directory(file: &File) -> io::Result<Directory> {
     const EOCD: &[u8] = b"PK\x05\x06";
     const LOCATOR64: &[u8] = b"PK\x06\x07";
     const EOCD64: &[u8] = b"PK\x06\x06";
@@ -558,12 +687,13 @@ fn declared_zip_entries(file: &File) -> io::Result<u64> {
     let mut handle = file;
     handle.seek(SeekFrom::Start(len - tail_len))?;
     handle.read_exact(&mut tail)?;
-    let mut most = 0u64;
+    let mut most = Directory::default();
     for at in (0..tail.len().saturating_sub(21)).rev() {
         if &tail[at..at + 4] != EOCD {
             continue;
         }
-        most = most.max(le16(&tail, at + 10));
+        most.entries = most.entries.max(le16(&tail, at + 10));
+        most.bytes = most.bytes.max(le32(&tail, at + 12));
         if at < 20 || &tail[at - 20..at - 16] != LOCATOR64 {
             continue;
         }
@@ -575,7 +705,8 @@ fn declared_zip_entries(file: &File) -> io::Result<u64> {
         handle.seek(SeekFrom::Start(offset))?;
         handle.read_exact(&mut record)?;
         if &record[..4] == EOCD64 {
-            most = most.max(le64(&record, 32));
+            most.entries = most.entries.max(le64(&record, 32));
+            most.bytes = most.bytes.max(le64(&record, 40));
         }
     }
     Ok(most)
@@ -702,13 +833,15 @@ fn walk_gzip(input: Input<'_>, depth: u32, budget: &mut Budget, visitor: &mut dy
             Err(e) => return Err(e),
         }
     };
+    // No stored name, or one that is not a valid path: the empty path, and the caller derives
+    // a name from the archive's own.
     let name = meter
         .inner
         .header()
         .and_then(|header| header.filename())
         .and_then(|name| std::str::from_utf8(name).ok())
-        .filter(|name| path_problem(name, false).is_none())
-        .unwrap_or("data")
+        .filter(|name| !name.is_empty() && path_problem(name, false).is_none())
+        .unwrap_or("")
         .to_owned();
     let mut whole = (&head[..n]).chain(&mut meter);
     let verdict = visitor.entry(&name, depth, &mut whole, budget)?;
@@ -1164,9 +1297,25 @@ mod tests {
         assert_eq!(v.seen, [("report.txt".to_owned(), 1, b"hello".to_vec())]);
         let (verdict, v) = run(Kind::Gzip, &gzip_of(Some("../x"), b"hi"), limits());
         assert_eq!(verdict, Ok(()));
-        assert_eq!(v.seen, [("data".to_owned(), 1, b"hi".to_vec())]);
+        assert_eq!(v.seen, [("".to_owned(), 1, b"hi".to_vec())]);
         let (_, v) = run(Kind::Gzip, &gzip_of(None, b""), limits());
-        assert_eq!(v.seen, [("data".to_owned(), 1, Vec::new())]);
+        assert_eq!(v.seen, [("".to_owned(), 1, Vec::new())]);
+    }
+
+    #[test]
+    fn gzip_without_a_stored_name_yields_the_empty_path() {
+        let (verdict, v) = run(Kind::Gzip, &gzip_of(None, b"plain"), limits());
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(v.seen, [(String::new(), 1, b"plain".to_vec())]);
+        // A stored name that is not a valid path is not passed on either.
+        for bad in ["", "/etc/passwd", "a\\b", "CON/x.txt", "-rf/x"] {
+            let (verdict, v) = run(Kind::Gzip, &gzip_of(Some(bad), b"x"), limits());
+            assert_eq!(verdict, Ok(()), "{bad:?}");
+            assert_eq!(v.seen[0].0, "", "{bad:?}");
+        }
+        // A valid stored name is kept, directories included.
+        let (_, v) = run(Kind::Gzip, &gzip_of(Some("d/report.txt"), b"x"), limits());
+        assert_eq!(v.seen[0].0, "d/report.txt");
     }
 
     #[test]
@@ -1175,7 +1324,7 @@ mod tests {
         let (verdict, v) = run(Kind::Gzip, &tgz, limits());
         assert_eq!(verdict, Ok(()));
         let got: Vec<_> = v.seen.iter().map(|(p, d, _)| (p.as_str(), *d)).collect();
-        assert_eq!(got, [("data", 1), ("a.txt", 2), ("b.txt", 2)]);
+        assert_eq!(got, [("", 1), ("a.txt", 2), ("b.txt", 2)]);
     }
 
     #[test]
@@ -1218,6 +1367,154 @@ mod tests {
             &mut Swallow,
         );
         assert_eq!(verdict.unwrap().unwrap_err().reason, Reason::ArchiveLimit);
+    }
+
+    #[test]
+    fn directory_names_with_invisible_characters_or_device_names_are_refused() {
+        for name in [
+            "a\u{202E}txt.exe/x.txt",
+            "safe/\u{200B}/x.txt",
+            "\u{2066}d/x",
+            "d\u{FEFF}/x",
+            "d\u{061C}/x",
+            "d\u{2060}/x",
+            "CON/x.txt",
+            "docs/nul.txt/x",
+            "Lpt9/x",
+            "com1.d/x",
+            "AUX /x",
+            "-rf/x",
+            "a/--help/x",
+            "a/b/CON/",
+        ] {
+            let data = zip_of(&[("ok.txt", b"fine"), (name, b"x")]);
+            let refusal = refused(Kind::Zip, &data, limits());
+            assert_eq!(refusal.reason, Reason::ArchivePath, "{name:?}: {refusal}");
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_entry_type(if name.ends_with('/') {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_data(&mut h, name, &b"x"[..]).unwrap();
+            let data = b.into_inner().unwrap();
+            let refusal = refused(Kind::Tar, &data, limits());
+            assert_eq!(refusal.reason, Reason::ArchivePath, "{name:?}: {refusal}");
+        }
+        // The leaf is left to the caller's name rules; look-alikes pass.
+        for name in [
+            "d/CON.txt",
+            "d/-x.txt",
+            "d/a\u{202E}b.txt",
+            "CONSOLE/x",
+            "COM10/x",
+            "LPT0/x",
+            "com/x",
+            "a-b/x",
+        ] {
+            assert_eq!(path_problem(name, false), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn nested_zip_larger_than_the_spill_cap_is_refused() {
+        let huge = Limits {
+            max_expanded_bytes: 1 << 40,
+            max_ratio: u64::MAX,
+            ..limits()
+        };
+        let mut visitor = Collect::new();
+        let mut budget = Budget::new(huge);
+        let mut reader = io::repeat(0).take(SPILL_CAP + 1);
+        let spill = visitor.spill.clone();
+        let start = Instant::now();
+        let verdict = walk(
+            Kind::Zip,
+            Input::Stream(&mut reader),
+            2,
+            &mut budget,
+            &spill,
+            &mut visitor,
+        )
+        .expect("no I/O fault");
+        let r = verdict.expect_err("refused");
+        assert_eq!(r.reason, Reason::ArchiveLimit, "{r}");
+        assert_eq!(r.detail, "nested zip larger than 256 MiB");
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_spill_fault_is_an_error_not_a_refusal() {
+        /// A disk that is full, reported without an OS error code.
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let budget = Budget::new(limits());
+        let mut reader = &b"PK\x03\x04 some zip bytes"[..];
+        match copy_capped(&mut reader, &mut Full, SPILL_CAP, &budget) {
+            Err(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::StorageFull),
+            other => panic!("expected a fault, got {other:?}"),
+        }
+        assert_eq!(budget.tripped(), None);
+        // A spill directory that cannot be written is a fault too.
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let mut visitor = Collect::new();
+        let mut budget = Budget::new(limits());
+        let data = zip_of(&[("a.txt", b"a")]);
+        let mut reader = data.as_slice();
+        let verdict = walk(
+            Kind::Zip,
+            Input::Stream(&mut reader),
+            1,
+            &mut budget,
+            &missing,
+            &mut visitor,
+        );
+        assert!(verdict.is_err(), "{verdict:?}");
+    }
+
+    #[test]
+    fn oversized_central_directory_is_refused_before_it_is_loaded() {
+        let few = Limits {
+            max_entries: 10,
+            ..limits()
+        };
+        let long: Vec<String> = (0..3)
+            .map(|i| format!("{i}{}", "n".repeat(30_000)))
+            .collect();
+        let entries: Vec<(&str, &[u8])> = long.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let data = zip_of(&entries);
+        let r = refused(Kind::Zip, &data, few);
+        assert_eq!(r.reason, Reason::ArchiveLimit, "{r}");
+        assert!(r.detail.contains("central directory"), "{r}");
+        // The same zip passes when the limits allow it.
+        let (verdict, v) = run(Kind::Zip, &data, limits());
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(v.seen.len(), 3);
+        // A zip64 record declaring a huge directory is refused too.
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.set_zip64_comment(Some("zip64"));
+        w.start_file("a.txt", SimpleFileOptions::default()).unwrap();
+        w.write_all(b"a").unwrap();
+        let mut data = w.finish().unwrap().into_inner();
+        assert_eq!(run(Kind::Zip, &data, limits()).0, Ok(()));
+        let at = data
+            .windows(4)
+            .rposition(|w| w == b"PK\x06\x06")
+            .expect("zip64 record");
+        data[at + 40..at + 48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let r = refused(Kind::Zip, &data, limits());
+        assert_eq!(r.reason, Reason::ArchiveLimit, "{r}");
+        assert!(r.detail.contains("central directory"), "{r}");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //!
 //! The XML is read with a streaming reader and one reused buffer; no single token may be
 //! longer than `MAX_TOKEN`, nesting deeper than `MAX_NESTING` is refused, and a paragraph
-//! longer than `MAX_PARAGRAPH` reaches the sink in pieces. Entities beyond the five of XML
-//! and character references are not expanded: a part that uses one is refused as unreadable.
+//! longer than `MAX_PARAGRAPH` reaches the sink in pieces, each piece after a cut beginning
+//! with the end of the piece before it ([`overlap_tail`]), so a word across a cut is seen
+//! whole. Entities beyond the five of XML and character references are not expanded: a part
+//! that uses one is refused as unreadable.
 
+use crate::content::text::overlap_tail;
 use crate::content::{LineSink, Scan};
 use crate::reason::{Reason, Refusal};
 use quick_xml::events::{BytesRef, Event};
@@ -87,6 +90,9 @@ impl BufRead for Bounded<'_> {
 /// Gathers the text of the current paragraph and hands it to the sink.
 struct Paragraph<'s, 'a> {
     text: String,
+    /// How many bytes at the start of `text` were handed over already, as the end of the
+    /// piece before a cut.
+    carried: usize,
     sink: &'s mut LineSink<'a>,
 }
 
@@ -103,7 +109,7 @@ impl Paragraph<'_, '_> {
             }
             self.text.push_str(&s[..room]);
             s = &s[room..];
-            self.flush()?;
+            self.cut()?;
         }
         self.text.push_str(s);
         Ok(())
@@ -122,13 +128,27 @@ impl Paragraph<'_, '_> {
         Ok(())
     }
 
+    /// Ends the paragraph: hands over what it has not handed over yet.
     fn flush(&mut self) -> Result<(), Refusal> {
-        if self.text.is_empty() {
-            return Ok(());
-        }
-        let result = (self.sink)(&self.text);
+        let fresh = self.text.len() > self.carried;
+        let result = if fresh {
+            (self.sink)(&self.text)
+        } else {
+            Ok(())
+        };
         self.text.clear();
+        self.carried = 0;
         result
+    }
+
+    /// Hands over a full piece of a paragraph that goes on, keeping its end to start the
+    /// next piece with.
+    fn cut(&mut self) -> Result<(), Refusal> {
+        (self.sink)(&self.text)?;
+        let keep = overlap_tail(&self.text).len();
+        self.text.drain(..self.text.len() - keep);
+        self.carried = keep;
+        Ok(())
     }
 }
 
@@ -159,7 +179,8 @@ fn entity(reference: &BytesRef<'_>) -> Result<Option<Cow<'static, str>>, String>
 /// tab) so runs like `<w:t>机</w:t><w:t>密</w:t>` in one paragraph come out
 /// as "机密". Text outside any paragraph (document properties, cell values) ends a line where
 /// its element ends. Entity references are decoded. A paragraph longer than 64 KiB is
-/// flushed in pieces. Malformed XML → ContentUnreadable refusal; an I/O fault of `input` is
+/// flushed in pieces of at most 64 KiB, each after the first starting with the last
+/// [`OVERLAP`](crate::content::text::OVERLAP) characters of the one before. Malformed XML → ContentUnreadable refusal; an I/O fault of `input` is
 /// returned as an error.
 pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
     let bounded = Bounded {
@@ -171,6 +192,7 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
     let mut buf = Vec::with_capacity(8 * 1024);
     let mut para = Paragraph {
         text: String::new(),
+        carried: 0,
         sink,
     };
     let mut depth = 0usize;
@@ -397,9 +419,68 @@ mod tests {
         let got = lines(&format!("<p>{body}</p>")).unwrap();
         assert!(got.len() >= 3);
         assert!(got.iter().all(|l| l.len() <= MAX_PARAGRAPH));
-        assert_eq!(got.concat(), body);
+        // Each piece after the first starts with the end of the one before.
+        let mut joined = got[0].clone();
+        for pair in got.windows(2) {
+            let tail = overlap_tail(&pair[0]);
+            assert_eq!(tail.chars().count(), crate::content::text::OVERLAP);
+            let rest = pair[1].strip_prefix(tail).expect("overlap");
+            assert!(!rest.is_empty());
+            joined.push_str(rest);
+        }
+        assert!(joined == body, "the pieces make the paragraph");
         let deep = "<a>".repeat(MAX_NESTING + 1);
         assert_eq!(lines(&deep).unwrap_err().reason, Reason::ContentUnreadable);
+    }
+
+    /// The pieces of one paragraph of `before` then `word` then `after`, where `before` is
+    /// long enough for the cut to fall inside `word`.
+    fn straddling(before: &str, word: &str, after: &str) -> Vec<String> {
+        let got = lines(&format!("<w:p><w:t>{before}{word}{after}</w:t></w:p>")).unwrap();
+        assert!(got.len() >= 2, "the paragraph is cut");
+        got
+    }
+
+    #[test]
+    fn a_word_across_a_cut_is_seen_whole() {
+        let markings = crate::content::marking::MarkingDetector::new(&[]);
+        // The cut falls right after 绝: the first piece ends with it.
+        let pad = "x".repeat(MAX_PARAGRAPH - "绝".len());
+        let got = straddling(&pad, "绝密", "。后文");
+        assert!(got[0].ends_with('绝'));
+        assert!(markings.find(&got[0]).is_none());
+        assert_eq!(markings.find(&got[1]).unwrap().level, "绝密");
+        // A card number in groups, cut between its groups.
+        let card = "4111 1111 1111 1111";
+        let pad = "y".repeat(MAX_PARAGRAPH - 10);
+        let got = straddling(&format!("{pad} "), card, " 止");
+        let pii = crate::content::pii::PiiDetector::new(&crate::content::pii::PiiKind::ALL);
+        assert!(pii.find(&got[0]).is_empty());
+        let found = pii.find(&got[1]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(&got[1][found[0].range.clone()], card);
+        // A keyword in Chinese, cut in the middle.
+        let rules = crate::content::rules::TextRules::new(&["内部资料".to_string()], &[]).unwrap();
+        let pad = "机".repeat(MAX_PARAGRAPH / 3 - 1);
+        let got = straddling(&pad, "内部资料", "");
+        assert!(rules.find(&got[0]).is_none());
+        assert_eq!(rules.find(&got[1]).unwrap().rule, "内部资料");
+    }
+
+    #[test]
+    fn the_overlap_ends_with_the_paragraph() {
+        // A paragraph that fills one piece exactly is handed over once; the next paragraph
+        // carries nothing of it.
+        let full = "z".repeat(MAX_PARAGRAPH);
+        let got = lines(&format!("<r><p>{full}</p><p>next</p></r>")).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], full);
+        assert_eq!(got[1], "next");
+        // Text outside the paragraphs does not see the end of the last one either.
+        let got = lines(&format!("<r><p>{full}a</p><t>other</t></r>")).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got[1].ends_with('a') && got[1].len() > 1);
+        assert_eq!(got[2], "other");
     }
 
     #[test]

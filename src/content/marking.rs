@@ -1,10 +1,14 @@
 //! Classification markings in text: 绝密, 机密 and 秘密, in simplified or traditional
 //! characters, with or without spaces or stars between and after them (`秘密★10年`,
-//! `机 密`, `★绝密★长期`, `密级：机密`).
+//! `机 密`, `★绝密★长期`, `密级：机密`). Invisible characters (zero-width spaces, joiners,
+//! directional marks, the soft hyphen …) are not read at all, so `绝\u{200B}密` is a marking
+//! and `商业秘\u{200B}密` lies inside the allowed phrase `商业秘密`.
 //!
 //! Deny by default: every occurrence of the two-character words is a marking, save one that
 //! lies inside a phrase the channel allows (say `商业秘密`) found in the same text. Words that
 //! merely share a character (秘书, 密码, 保密协议) are not markings.
+
+use crate::content::text::is_invisible;
 
 /// A marking found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +62,21 @@ impl MarkingDetector {
         }
     }
 
-    /// The first marking in `text` not inside an allowed phrase, if any.
+    /// The first marking in `text` not inside an allowed phrase, if any. Invisible
+    /// characters in `text` are passed over as if they were not there.
     pub fn find(&self, text: &str) -> Option<MarkingMatch> {
         if !text.contains('密') {
             return None;
         }
+        if text.chars().any(is_invisible) {
+            let visible: String = text.chars().filter(|&c| !is_invisible(c)).collect();
+            return self.find_visible(&visible);
+        }
+        self.find_visible(text)
+    }
+
+    /// [`find`](Self::find) in a text without invisible characters.
+    fn find_visible(&self, text: &str) -> Option<MarkingMatch> {
         for (mi, _) in text.match_indices('密') {
             let Some((start, level)) = level_before(text.get(..mi).unwrap_or_default()) else {
                 continue;
@@ -270,6 +284,49 @@ mod tests {
         assert_eq!(d.find("商业机密").unwrap().level, "机密");
         // Without the phrase the same text is a marking.
         assert_eq!(level("侵犯商业秘密纠纷"), Some("秘密"));
+    }
+
+    #[test]
+    fn invisible_characters_are_passed_over() {
+        for text in [
+            "绝\u{200B}密",
+            "机\u{200D}密文件",
+            "秘\u{AD}密",
+            "秘\u{FEFF}\u{2060}密",
+            "机\u{202E}密",
+            "絕\u{200C} \u{2066}密",
+            "机\u{FE0F}密",
+        ] {
+            assert!(strict().find(text).is_some(), "{text:?}");
+        }
+        // However many, and without using up the allowance of spaces.
+        let flood = format!("绝{}密", "\u{200B}".repeat(1000));
+        let m = strict().find(&flood).unwrap();
+        assert_eq!((m.level, m.text.as_str()), ("绝密", "绝密"));
+        let mixed = format!("机{}{}密", " ".repeat(MAX_GAP), "\u{200B}".repeat(4));
+        assert_eq!(level(&mixed), Some("机密"));
+        // The raw text and its detection view agree.
+        let view = crate::content::text::detection_view(&flood);
+        assert_eq!(strict().find(&view), strict().find(&flood));
+    }
+
+    #[test]
+    fn invisible_characters_do_not_make_words_markings() {
+        for text in [
+            "秘\u{200B}书",
+            "密\u{200B}码",
+            "保\u{200B}密",
+            "\u{200B}密",
+            "机器\u{200B}密封",
+            "机\u{200B}          密",
+        ] {
+            assert_eq!(strict().find(text), None, "{text:?}");
+        }
+        // An allowed phrase split by an invisible character is still the allowed phrase.
+        let d = MarkingDetector::new(&["商业秘密".to_string()]);
+        assert_eq!(d.find("侵犯商业秘\u{200B}密纠纷"), None);
+        assert_eq!(d.find("侵犯商\u{200D}业秘密纠纷"), None);
+        assert_eq!(d.find("商业秘密 绝\u{200B}密").unwrap().level, "绝密");
     }
 
     #[test]
