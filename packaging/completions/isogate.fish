@@ -1,0 +1,148 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_isogate_global_optspecs
+    string join \n log-format= h/help V/version
+end
+
+function __fish_isogate_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_isogate_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_isogate_using_subcommand
+    set -l cmd (__fish_isogate_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c isogate -n "__fish_isogate_needs_command" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_needs_command" -s V -l version -d 'Print version'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand init" -l link -d 'Link type of the lab\'s channels' -r -f -a "quic\t'QUIC with mutual TLS'
+diode\t'One-way UDP with forward error correction (nothing is sent back)'"
+complete -c isogate -n "__fish_isogate_using_subcommand init" -l port-base -d 'Links listen on N and N+1' -r
+complete -c isogate -n "__fish_isogate_using_subcommand init" -l clamd -d 'Turn antivirus scanning on in the lab policies: clamd at unix:PATH or tcp:HOST:PORT' -r
+complete -c isogate -n "__fish_isogate_using_subcommand init" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand run" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand run" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l dir -d 'Put the labs here instead of a new temporary directory' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l port-base -d 'The first lab\'s port base; each further lab adds 10' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l link -d 'Link types to measure (repeat the flag; default: quic and diode)' -r -f -a "quic\t'QUIC with mutual TLS'
+diode\t'One-way UDP with forward error correction (nothing is sent back)'"
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l big-mib -d 'The large file, in MiB' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l huge-mib -d 'The very large file of the memory figure, in MiB' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l small-files -d 'How many 4 KiB files' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l latency-secs -d 'Seconds of the 100 files/s latency run' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand demo" -l dir -d 'Put the lab here instead of a new temporary directory' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand demo" -l port-base -d 'Links listen on N and N+1' -r
+complete -c isogate -n "__fish_isogate_using_subcommand demo" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand check" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand check" -l format -d 'Report format' -r -f -a "text\t'A readable report'
+json\t'One JSON document'"
+complete -c isogate -n "__fish_isogate_using_subcommand check" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "query" -d 'Print the records that match every filter given'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'The node\'s signing public key (hex file) to pin; default: DIR/node.pub' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l since -d 'At or after this time (RFC 3339, or ms since the epoch)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l until -d 'Before this time (RFC 3339, or ms since the epoch)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l channel -d 'Channel name' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l event -d 'Event (taken, accepted, refused, sealed, sent, confirmed, landed, quarantined, …)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason code' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object id' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l sha256 -d 'SHA-256 of the content (hex)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l format -d 'Output format' -r -f -a "table\t'Aligned columns'
+json\t'One JSON record per line'
+csv\t'CSV with a header line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from prove" -l out -d 'Write the proof here instead of standard output' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from prove" -l key -d 'The node\'s signing public key (hex file) to pin; default: DIR/node.pub' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from prove" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from prove" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify-proof" -l key -d 'The node\'s signing public key (hex file)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify-proof" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify-proof" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l key -d 'The sender\'s signing public key (hex file), as pinned in the receiver\'s config; default: SENDER_DIR/node.pub' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "jsonl\t'One JSON record per line, exactly as logged'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "query" -d 'Print the records that match every filter given'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "query" -d 'Print the records that match every filter given'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre'
