@@ -20,6 +20,12 @@ apt_install() {
 if ! have mkfifo; then apt_install coreutils; fi
 # a real clamd for the antivirus tests; they write their own signature database
 if ! have clamd && [ ! -x /usr/sbin/clamd ]; then apt_install clamav-daemon; fi
+# systemd-analyze for the unit tests; kill(1) for ExecReload
+if ! have systemd-analyze || [ ! -x /bin/kill ]; then apt_install systemd procps; fi
+# network namespaces, veth, iptables (and tc where the kernel has netem) for the diode tests
+if ! have ip || ! have tc; then apt_install iproute2; fi
+if ! have iptables; then apt_install iptables; fi
+if ! have curl; then apt_install curl; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

@@ -118,7 +118,10 @@ pub fn udp_loopback() -> Result<f64, BenchError> {
     }
     let _ = sender.join();
     // the receiver stops 200 ms after the last datagram
-    Ok(mib_per_s(got, t.elapsed().saturating_sub(Duration::from_millis(200))))
+    Ok(mib_per_s(
+        got,
+        t.elapsed().saturating_sub(Duration::from_millis(200)),
+    ))
 }
 
 /// Raw loopback TCP: one connection, 1 MiB writes for a second; MiB/s received.
@@ -225,7 +228,10 @@ impl Lab {
     }
 
     fn pids(&self) -> Vec<(String, u32)> {
-        self.nodes.iter().map(|(n, c)| (n.clone(), c.id())).collect()
+        self.nodes
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id()))
+            .collect()
     }
 }
 
@@ -234,7 +240,12 @@ fn http_ok(port: u16, path: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
         return false;
     }
     let mut raw = String::new();
@@ -245,7 +256,8 @@ fn http_ok(port: u16, path: &str) -> bool {
 /// Writes `size` bytes of a PDF-shaped file (header, one image stream of pseudo-random
 /// bytes, trailer): content the lab's outbound policy accepts.
 fn write_pdf(path: &Path, size: u64, seed: u64) -> Result<(), BenchError> {
-    let head = b"%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n";
+    let head =
+        b"%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n";
     let tail = b"\nendstream\nendobj\ntrailer\n<< /Size 2 >>\n%%EOF\n";
     let mut f = io::BufWriter::with_capacity(
         1 << 20,
@@ -343,11 +355,10 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     let tcp = tcp_loopback()?;
     println!("  loopback TCP, one stream       {tcp:8.0} MiB/s");
     for (i, link) in opts.links.iter().enumerate() {
-        let name = match link {
-            LabLink::Quic => "quic",
-        };
+        let name = link.as_str();
         let limit = match link {
             LabLink::Quic => tcp.min(sha),
+            LabLink::Diode => udp.min(sha),
         };
         println!("\nlink {name} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)");
         let dir = root.join(format!("lab-{name}"));
@@ -394,7 +405,11 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     let before = count(&inbox);
     let t0 = Instant::now();
     for i in 0..n {
-        publish(&stage.join(format!("s{i}.pdf")), &lab.outbox(), &format!("s{i}.pdf"))?;
+        publish(
+            &stage.join(format!("s{i}.pdf")),
+            &lab.outbox(),
+            &format!("s{i}.pdf"),
+        )?;
     }
     let deadline = Duration::from_secs(300);
     while count(&inbox) < before + n {

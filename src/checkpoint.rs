@@ -35,7 +35,7 @@ pub struct Checkpoint {
 }
 
 /// Why a checkpoint note was refused.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum CheckpointError {
     /// The note does not have the checkpoint shape.
     #[error("malformed checkpoint: {0}")]
@@ -153,6 +153,24 @@ impl Checkpoint {
         }
         Err(CheckpointError::Signature)
     }
+
+    /// Like `open`, accepting a signature by any of `keys` (a peer's current and next key
+    /// while it rotates). A malformed note is refused whatever the keys.
+    pub fn open_any(
+        note: &str,
+        keys: &[VerifyKey],
+        expect_origin: &str,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let mut last = CheckpointError::Signature;
+        for key in keys {
+            match Checkpoint::open(note, key, expect_origin) {
+                Ok(cp) => return Ok(cp),
+                Err(e @ CheckpointError::Malformed(_)) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +203,15 @@ mod tests {
             Err(CheckpointError::Signature)
         );
         assert!(Checkpoint::open(&note, &key.verify_key(), "isogate/internet").is_err());
+        let both = [other.verify_key(), key.verify_key()];
+        assert_eq!(
+            Checkpoint::open_any(&note, &both, "isogate/court").unwrap(),
+            cp
+        );
+        assert_eq!(
+            Checkpoint::open_any(&note, &both[..1], "isogate/court"),
+            Err(CheckpointError::Signature)
+        );
         for n in 0..note.len() {
             if note.is_char_boundary(n) {
                 assert!(Checkpoint::open(&note[..n], &key.verify_key(), "isogate/court").is_err());

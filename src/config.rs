@@ -42,6 +42,136 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     disk: RawDisk,
+    diode: Option<RawDiode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiode {
+    key: S,
+    listen: Option<S>,
+    peer: Option<S>,
+    #[serde(default = "default_mtu")]
+    mtu: u32,
+    #[serde(default = "default_rate")]
+    rate_mbit: u64,
+    #[serde(default = "default_repair")]
+    repair_ratio: f64,
+    #[serde(default = "default_copies")]
+    copies: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+fn default_rate() -> u64 {
+    4000
+}
+
+fn default_repair() -> f64 {
+    0.1
+}
+
+fn default_copies() -> u32 {
+    2
+}
+
+/// Checks the `[diode]` section against the channels that use the diode link.
+fn validate_diode(
+    src: &mut Source,
+    raw: Option<&RawDiode>,
+    channels: &[Channel],
+    node: &NodeConfig,
+    peer: &PeerConfig,
+    path: &dyn Fn(&S) -> PathBuf,
+) -> Option<DiodeConfig> {
+    let uses = channels.iter().any(|c| c.link == LinkKind::Diode);
+    let quic = channels.iter().any(|c| c.link == LinkKind::Quic);
+    let Some(raw) = raw else {
+        if uses {
+            src.report(
+                None,
+                "diode",
+                "a channel uses link = \"diode\" but there is no [diode] section (key = \"certs/diode.key\")",
+            );
+        }
+        return None;
+    };
+    let addr = |src: &mut Source, v: &Option<S>, key: &str, default: SocketAddr| match v {
+        None => Some(default),
+        Some(s) => match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    format!("{:?}: use HOST:PORT", s.get_ref()),
+                );
+                None
+            }
+        },
+    };
+    let listen = addr(src, &raw.listen, "diode.listen", node.listen)?;
+    let peer_addr = addr(src, &raw.peer, "diode.peer", peer.address)?;
+    if quic && listen == node.listen {
+        src.report(
+            raw.listen.as_ref().map(|s| s.span()),
+            "diode.listen",
+            "this node also has QUIC channels on node.listen: give the diode its own address",
+        );
+    }
+    if crate::diode::symbol_size_for_mtu(raw.mtu as usize).is_none() || raw.mtu > 65_535 {
+        src.report(
+            None,
+            "diode.mtu",
+            format!(
+                "{} is not a usable MTU (576 to 65535; 1500 or 9000)",
+                raw.mtu
+            ),
+        );
+    }
+    if raw.rate_mbit == 0 {
+        src.report(None, "diode.rate_mbit", "must be greater than 0");
+    }
+    if !(0.0..=2.0).contains(&raw.repair_ratio) {
+        src.report(None, "diode.repair_ratio", "must be between 0 and 2");
+    }
+    if raw.copies == 0 || raw.copies > 16 {
+        src.report(None, "diode.copies", "must be between 1 and 16");
+    }
+    let key_file = path(&raw.key);
+    if let Err(e) = crate::diode_link::load_key(&key_file) {
+        src.report(Some(raw.key.span()), "diode.key", e.to_string());
+    }
+    Some(DiodeConfig {
+        key_file,
+        listen,
+        peer: peer_addr,
+        mtu: raw.mtu as usize,
+        rate_bytes_per_s: raw.rate_mbit.saturating_mul(1_000_000 / 8),
+        repair_ratio: raw.repair_ratio,
+        copies: raw.copies,
+    })
+}
+
+/// Settings of the one-way diode link.
+#[derive(Debug, Clone)]
+pub struct DiodeConfig {
+    /// The file holding the pair's 32-byte datagram key (64 hex digits).
+    pub key_file: PathBuf,
+    /// Where this node receives diode datagrams.
+    pub listen: SocketAddr,
+    /// Where this node sends its diode datagrams.
+    pub peer: SocketAddr,
+    /// The path MTU (1500, or 9000 with jumbo frames).
+    pub mtu: usize,
+    /// The sending rate, in bytes per second.
+    pub rate_bytes_per_s: u64,
+    /// Repair symbols per source symbol.
+    pub repair_ratio: f64,
+    /// How many times each object is sent (the carousel).
+    pub copies: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +238,9 @@ struct RawNode {
     signing_key: S,
     tls_cert: S,
     tls_key: S,
+    next_signing_key: Option<S>,
+    next_tls_cert: Option<S>,
+    next_tls_key: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +251,8 @@ struct RawPeer {
     address: S,
     tls_cert: S,
     signing_public_key: S,
+    next_tls_cert: Option<S>,
+    next_signing_public_key: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +317,31 @@ pub struct NodeConfig {
     pub tls_cert: PathBuf,
     /// TLS private key (PEM).
     pub tls_key: PathBuf,
+    /// The keys this node switches to next, held ready beside the current ones.
+    pub next: Option<NextNodeKeys>,
+}
+
+/// A node's next signing key and TLS certificate and key (`[node] next_*`): validated and
+/// held ready; they take over when the operator names them as the current ones and sends
+/// SIGHUP (see certs/README.md).
+#[derive(Debug, Clone)]
+pub struct NextNodeKeys {
+    /// Ed25519 signing key (PKCS#8 PEM).
+    pub signing_key: PathBuf,
+    /// TLS certificate (PEM).
+    pub tls_cert: PathBuf,
+    /// TLS private key (PEM).
+    pub tls_key: PathBuf,
+}
+
+/// The peer's next certificate and signing key (`[peer] next_*`): accepted beside the
+/// current ones while the peer rotates.
+#[derive(Debug, Clone)]
+pub struct NextPeerKeys {
+    /// The peer's next TLS certificate.
+    pub tls_cert: PathBuf,
+    /// The peer's next Ed25519 public key (hex file).
+    pub signing_public_key: PathBuf,
 }
 
 /// The other node of the pair.
@@ -197,6 +357,8 @@ pub struct PeerConfig {
     pub tls_cert: PathBuf,
     /// The peer's pinned Ed25519 public key (hex file).
     pub signing_public_key: PathBuf,
+    /// The peer's next certificate and key, accepted too while it rotates.
+    pub next: Option<NextPeerKeys>,
 }
 
 /// This node's part in a channel.
@@ -213,6 +375,8 @@ pub enum Role {
 pub enum LinkKind {
     /// QUIC with mutual TLS; the receiver sends back only receipts.
     Quic,
+    /// One-way UDP with forward error correction; nothing is ever sent back.
+    Diode,
 }
 
 /// A validated channel, with this node's role in it.
@@ -298,6 +462,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Disk safety.
     pub disk: DiskConfig,
+    /// The diode link, when a channel uses it.
+    pub diode: Option<DiodeConfig>,
     /// What the compliance review accepts but warns about (explicit opt-outs, no antivirus).
     pub warnings: Vec<Problem>,
 }
@@ -356,6 +522,36 @@ pub fn compliance(
         ));
     }
     (errors, warnings)
+}
+
+/// What a key file named in the configuration must hold.
+#[derive(Debug, Clone, Copy)]
+enum KeyFile {
+    /// An Ed25519 signing key (PKCS#8 PEM).
+    Signing,
+    /// An Ed25519 public key (64 hex digits).
+    Public,
+    /// A TLS certificate (PEM).
+    Cert,
+    /// A TLS private key (PEM).
+    TlsKey,
+}
+
+/// Checks that a key file exists and holds what it should; the message names the problem.
+fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
+    if !file.is_file() {
+        return Err(format!(
+            "{} does not exist or is not a file (make keys with `isogate keygen`)",
+            file.display()
+        ));
+    }
+    let loaded = match kind {
+        KeyFile::Signing => crate::keys::SigningKey::load(file).map(drop),
+        KeyFile::Public => crate::keys::VerifyKey::load(file).map(drop),
+        KeyFile::Cert => crate::keys::load_cert(file).map(drop),
+        KeyFile::TlsKey => crate::keys::load_tls_key(file).map(drop),
+    };
+    loaded.map_err(|e| e.to_string())
 }
 
 fn valid_name(s: &str) -> bool {
@@ -437,7 +633,7 @@ impl Config {
         let listen = addr(&mut src, &raw.node.listen, "node.listen");
         let peer_addr = addr(&mut src, &raw.peer.address, "peer.address");
 
-        let node = NodeConfig {
+        let mut node = NodeConfig {
             name: raw.node.name.get_ref().clone(),
             zone: raw.node.zone.get_ref().clone(),
             listen,
@@ -447,23 +643,93 @@ impl Config {
             signing_key: path(&raw.node.signing_key),
             tls_cert: path(&raw.node.tls_cert),
             tls_key: path(&raw.node.tls_key),
+            next: None,
         };
-        for (s, key) in [
-            (&raw.node.signing_key, "node.signing_key"),
-            (&raw.node.tls_cert, "node.tls_cert"),
-            (&raw.node.tls_key, "node.tls_key"),
-            (&raw.peer.tls_cert, "peer.tls_cert"),
-            (&raw.peer.signing_public_key, "peer.signing_public_key"),
-        ] {
-            if !path(s).is_file() {
-                src.report(
-                    Some(s.span()),
-                    key,
-                    format!(
-                        "{} does not exist or is not a file (make keys with `isogate keygen`)",
-                        path(s).display()
-                    ),
-                );
+        let mut peer_next = None;
+        {
+            use KeyFile::*;
+            let (n, p) = (&raw.node, &raw.peer);
+            let files = [
+                (Some(&n.signing_key), "node.signing_key", Signing),
+                (Some(&n.tls_cert), "node.tls_cert", Cert),
+                (Some(&n.tls_key), "node.tls_key", TlsKey),
+                (Some(&p.tls_cert), "peer.tls_cert", Cert),
+                (
+                    Some(&p.signing_public_key),
+                    "peer.signing_public_key",
+                    Public,
+                ),
+                (
+                    n.next_signing_key.as_ref(),
+                    "node.next_signing_key",
+                    Signing,
+                ),
+                (n.next_tls_cert.as_ref(), "node.next_tls_cert", Cert),
+                (n.next_tls_key.as_ref(), "node.next_tls_key", TlsKey),
+                (p.next_tls_cert.as_ref(), "peer.next_tls_cert", Cert),
+                (
+                    p.next_signing_public_key.as_ref(),
+                    "peer.next_signing_public_key",
+                    Public,
+                ),
+            ];
+            let mut sound = true;
+            for (s, key, kind) in files.into_iter().filter_map(|(s, k, t)| Some((s?, k, t))) {
+                if let Err(message) = check_key_file(&path(s), kind) {
+                    sound = false;
+                    src.report(Some(s.span()), key, message);
+                }
+            }
+            // A certificate must go with its key: a mismatch would only show at the switch.
+            let pairs = [
+                (Some(&n.tls_cert), Some(&n.tls_key), "node.tls_key"),
+                (
+                    n.next_tls_cert.as_ref(),
+                    n.next_tls_key.as_ref(),
+                    "node.next_tls_key",
+                ),
+            ];
+            for (cert, key, name) in pairs {
+                if let (true, Some(cert), Some(key)) = (sound, cert, key)
+                    && let Err(e) = crate::keys::load_tls_pair(&path(cert), &path(key))
+                {
+                    src.report(Some(key.span()), name, e.to_string());
+                }
+            }
+            match (&n.next_signing_key, &n.next_tls_cert, &n.next_tls_key) {
+                (Some(k), Some(c), Some(t)) => {
+                    node.next = Some(NextNodeKeys {
+                        signing_key: path(k),
+                        tls_cert: path(c),
+                        tls_key: path(t),
+                    });
+                }
+                (None, None, None) => {}
+                (k, c, t) => {
+                    let span = [k, c, t].into_iter().flatten().next().map(|s| s.span());
+                    src.report(
+                        span,
+                        "node.next_signing_key",
+                        "set all three of next_signing_key, next_tls_cert and next_tls_key, or none",
+                    );
+                }
+            }
+            match (&p.next_signing_public_key, &p.next_tls_cert) {
+                (Some(k), Some(c)) => {
+                    peer_next = Some(NextPeerKeys {
+                        tls_cert: path(c),
+                        signing_public_key: path(k),
+                    });
+                }
+                (None, None) => {}
+                (k, c) => {
+                    let span = [k, c].into_iter().flatten().next().map(|s| s.span());
+                    src.report(
+                        span,
+                        "peer.next_signing_public_key",
+                        "set both next_signing_public_key and next_tls_cert, or neither",
+                    );
+                }
             }
         }
         let peer = PeerConfig {
@@ -472,6 +738,7 @@ impl Config {
             address: peer_addr,
             tls_cert: path(&raw.peer.tls_cert),
             signing_public_key: path(&raw.peer.signing_public_key),
+            next: peer_next,
         };
 
         let mut channels = Vec::new();
@@ -500,13 +767,18 @@ impl Config {
                     format!("unsupported kind {:?}; supported: files", c.kind.get_ref()),
                 );
             }
-            if c.link.get_ref() != "quic" {
-                src.report(
-                    Some(c.link.span()),
-                    &key("link"),
-                    format!("unsupported link {:?}; supported: quic", c.link.get_ref()),
-                );
-            }
+            let link = match c.link.get_ref().as_str() {
+                "quic" => LinkKind::Quic,
+                "diode" => LinkKind::Diode,
+                other => {
+                    src.report(
+                        Some(c.link.span()),
+                        &key("link"),
+                        format!("unsupported link {other:?}; supported: quic, diode"),
+                    );
+                    LinkKind::Quic
+                }
+            };
             let from_level = zone_of(&mut src, &c.from, &key("from"));
             let to_level = zone_of(&mut src, &c.to, &key("to"));
             if c.from.get_ref() == "classified" {
@@ -552,7 +824,7 @@ impl Config {
                 outbound,
                 from,
                 to,
-                link: LinkKind::Quic,
+                link,
                 policy_file,
                 policy,
                 role,
@@ -592,6 +864,7 @@ impl Config {
             }
             t
         });
+        let diode = validate_diode(&mut src, raw.diode.as_ref(), &channels, &node, &peer, &path);
         let metrics_listen = raw.metrics.listen.as_ref().and_then(|l| {
             let a = l.get_ref().parse::<SocketAddr>();
             if a.is_err() {
@@ -604,6 +877,7 @@ impl Config {
             a.ok()
         });
         let cfg = Config {
+            diode,
             metrics: MetricsConfig {
                 listen: metrics_listen,
             },

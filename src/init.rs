@@ -42,12 +42,47 @@ pub enum InitError {
 pub enum LabLink {
     /// QUIC with mutual TLS.
     Quic,
+    /// One-way UDP with forward error correction.
+    Diode,
+}
+
+impl LabLink {
+    /// The name used in configurations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabLink::Quic => "quic",
+            LabLink::Diode => "diode",
+        }
+    }
 }
 
 /// The two nodes of the lab.
 pub const NODES: [(&str, &str); 2] = [("court", "internet"), ("internet", "court")];
 
-fn node_config(name: &str, peer: &str, base: u16) -> String {
+/// The `[diode]` section of a diode lab.
+const DIODE_SECTION: &str = r#"
+[diode]
+# The pair's 32-byte datagram key (64 hex digits): every datagram carries an HMAC-SHA256
+# tag, so forged or stray packets are dropped before any decoding. Both nodes hold it.
+key = "certs/diode.key"
+# Receives on node.listen and sends to peer.address (no QUIC runs on a diode-only node).
+# The path MTU: 1500, or 9000 with jumbo frames.
+mtu = 1500
+# The sender paces itself: there is no back-pressure on a diode.
+rate_mbit = 4000
+# Repair symbols per source symbol (0.1 = 10 % overhead; recovers ~5 % random loss).
+repair_ratio = 0.1
+# Each object is sent this many times (the carousel), so a lost block is recovered later.
+copies = 2
+"#;
+
+fn node_config(name: &str, peer: &str, base: u16, link: LabLink) -> String {
+    let link_name = link.as_str();
+    let diode = if link == LabLink::Diode {
+        DIODE_SECTION
+    } else {
+        ""
+    };
     let port = |n: &str| if n == "court" { base } else { base + 1 };
     let metrics = if name == "court" { base + 2 } else { base + 3 };
     format!(
@@ -109,7 +144,7 @@ name = "to-internet"
 kind = "files"
 from = "court"
 to = "internet"
-link = "quic"
+link = "{link_name}"
 policy = "policy/to-internet.toml"
 
 [[channel]]
@@ -117,9 +152,9 @@ name = "to-court"
 kind = "files"
 from = "internet"
 to = "court"
-link = "quic"
+link = "{link_name}"
 policy = "policy/to-court.toml"
-"#,
+{diode}"#,
         listen = port(name),
         peer_port = port(peer),
     )
@@ -133,7 +168,6 @@ pub fn init(
     port_base: u16,
     clamd: Option<&crate::clamd::ClamdAddr>,
 ) -> Result<(), InitError> {
-    let LabLink::Quic = link;
     if port_base > u16::MAX - 3 || port_base == 0 {
         return Err(InitError::Port(port_base));
     }
@@ -147,6 +181,10 @@ pub fn init(
     let certs = dir.join("certs");
     for (name, _) in NODES {
         keys::keygen(name, &certs)?;
+    }
+    if link == LabLink::Diode {
+        let key = certs.join("diode.key");
+        crate::diode_link::write_key(&key).map_err(io(&key))?;
     }
     let policy = dir.join("policy");
     fs::create_dir_all(&policy).map_err(io(&policy))?;
@@ -164,7 +202,7 @@ pub fn init(
     }
     for (name, peer) in NODES {
         let file = dir.join(format!("{name}.toml"));
-        fs::write(&file, node_config(name, peer, port_base)).map_err(io(&file))?;
+        fs::write(&file, node_config(name, peer, port_base, link)).map_err(io(&file))?;
         let (out_ch, in_ch) = if name == "court" {
             ("to-internet", "to-court")
         } else {

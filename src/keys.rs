@@ -1,5 +1,8 @@
 //! Keys of a node: the Ed25519 key that signs manifests, the TLS certificate and key of the
 //! QUIC link, and `keygen`, which makes them. Private key files are written mode 0600.
+//!
+//! Fingerprints (`sha256:` and the first 16 bytes of the SHA-256 of the public key or of the
+//! certificate, in hex) name keys in logs and audit records without repeating them whole.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -44,6 +47,23 @@ pub struct SigningKey {
 /// A pinned Ed25519 public key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifyKey([u8; 32]);
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifyKey({})", self.to_hex())
+    }
+}
+
+/// `sha256:` and the first 16 bytes of the SHA-256 of `bytes`, in hex.
+fn fingerprint_of(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    format!("sha256:{}", hex::encode(&d.as_ref()[..16]))
+}
+
+/// The fingerprint of a certificate (of its DER bytes), for logs and audit records.
+pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> String {
+    fingerprint_of(cert.as_ref())
+}
 
 impl SigningKey {
     /// A fresh random key.
@@ -129,6 +149,11 @@ impl VerifyKey {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// The key's fingerprint: `sha256:` and 32 hex digits.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(&self.0)
+    }
 }
 
 /// Reads the first certificate of a PEM file.
@@ -145,6 +170,30 @@ pub fn load_tls_key(path: &Path) -> Result<PrivateKeyDer<'static>, KeyError> {
         path: path.to_path_buf(),
         what: format!("no PEM private key: {e}"),
     })
+}
+
+/// Reads a TLS certificate and its key and checks that they belong together.
+pub fn load_tls_pair(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), KeyError> {
+    let cert = load_cert(cert_path)?;
+    let key = load_tls_key(key_path)?;
+    let format = |what: String| KeyError::Format {
+        path: key_path.to_path_buf(),
+        what,
+    };
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format(format!("unsupported TLS key: {e}")))?;
+    rustls::sign::CertifiedKey::new(vec![cert.clone()], signer)
+        .keys_match()
+        .map_err(|_| {
+            format(format!(
+                "is not the key of the certificate {}",
+                cert_path.display()
+            ))
+        })?;
+    Ok((cert, key))
 }
 
 /// The files `keygen` writes for a node called NAME.
@@ -247,6 +296,11 @@ mod tests {
             let mode = fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", p.display());
         }
+        let (cert, _) = load_tls_pair(&files.tls_cert, &files.tls_key).unwrap();
+        assert!(cert_fingerprint(&cert).starts_with("sha256:"));
+        assert_eq!(pubkey.fingerprint().len(), "sha256:".len() + 32);
+        let other = keygen("internet", dir.path()).unwrap();
+        assert!(load_tls_pair(&files.tls_cert, &other.tls_key).is_err());
         assert!(keygen("court", dir.path()).is_err(), "never overwrites");
         assert!(keygen("../x", dir.path()).is_err());
     }

@@ -1,5 +1,7 @@
 //! The QUIC link endpoint: quinn over rustls with mutual TLS, where each side pins the
 //! other's exact certificate (no CA, no name games: an unknown peer fails the handshake).
+//! While a peer rotates its keys, the pin is a short list: its current certificate and its
+//! next one (`Credentials`); nothing else is accepted.
 //!
 //! One UDP socket per node serves both as the server its peer connects to (for channels
 //! this node receives) and as the client that connects to its peer (for channels it sends).
@@ -38,16 +40,16 @@ pub enum LinkError {
     },
 }
 
-/// Accepts exactly one certificate: the pinned one.
+/// Accepts exactly the pinned certificates (one, or two while the peer rotates).
 #[derive(Debug)]
 struct Pinned {
-    cert: CertificateDer<'static>,
+    certs: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
 }
 
 impl Pinned {
     fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if presented.as_ref() == self.cert.as_ref() {
+        if self.certs.iter().any(|c| c.as_ref() == presented.as_ref()) {
             Ok(())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -153,6 +155,37 @@ pub struct Identity {
     pub peer_cert: CertificateDer<'static>,
 }
 
+/// Our certificate and key, and every certificate of the peer accepted: its current one
+/// and, while it rotates, its next one.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Our certificate.
+    pub cert: CertificateDer<'static>,
+    /// Our private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The peer's certificates, the only ones accepted.
+    pub peer_certs: Vec<CertificateDer<'static>>,
+}
+
+impl Credentials {
+    /// Whether a certificate the peer presented is one of the pinned ones.
+    pub fn accepts(&self, presented: &CertificateDer<'_>) -> bool {
+        self.peer_certs
+            .iter()
+            .any(|c| c.as_ref() == presented.as_ref())
+    }
+}
+
+impl From<&Identity> for Credentials {
+    fn from(id: &Identity) -> Credentials {
+        Credentials {
+            cert: id.cert.clone(),
+            key: id.key.clone_key(),
+            peer_certs: vec![id.peer_cert.clone()],
+        }
+    }
+}
+
 fn transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(256u32.into());
@@ -174,9 +207,14 @@ fn transport() -> quinn::TransportConfig {
 
 /// The client configuration: present our certificate, accept only the pinned server.
 pub fn client_config(id: &Identity) -> Result<quinn::ClientConfig, LinkError> {
+    client_config_for(&Credentials::from(id))
+}
+
+/// The client configuration: present our certificate, accept only the pinned servers.
+pub fn client_config_for(id: &Credentials) -> Result<quinn::ClientConfig, LinkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(Pinned {
-        cert: id.peer_cert.clone(),
+        certs: id.peer_certs.clone(),
         provider: provider.clone(),
     });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -194,9 +232,14 @@ pub fn client_config(id: &Identity) -> Result<quinn::ClientConfig, LinkError> {
 
 /// The server configuration: require a client certificate, accept only the pinned one.
 pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
+    server_config_for(&Credentials::from(id))
+}
+
+/// The server configuration: require a client certificate, accept only the pinned ones.
+pub fn server_config_for(id: &Credentials) -> Result<quinn::ServerConfig, LinkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(Pinned {
-        cert: id.peer_cert.clone(),
+        certs: id.peer_certs.clone(),
         provider: provider.clone(),
     });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -214,11 +257,26 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
 
 /// Binds the node's endpoint: a server for its peer, and a client toward it.
 pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
-    let mut ep =
-        quinn::Endpoint::server(server_config(id)?, listen).map_err(|error| LinkError::Bind {
+    endpoint_for(&Credentials::from(id), listen)
+}
+
+/// Binds the node's endpoint with credentials that may pin several peer certificates.
+pub fn endpoint_for(id: &Credentials, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
+    let mut ep = quinn::Endpoint::server(server_config_for(id)?, listen).map_err(|error| {
+        LinkError::Bind {
             addr: listen,
             error,
-        })?;
-    ep.set_default_client_config(client_config(id)?);
+        }
+    })?;
+    ep.set_default_client_config(client_config_for(id)?);
     Ok(ep)
+}
+
+/// The certificate the peer presented on an established connection, if any.
+pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let certs: Box<Vec<CertificateDer<'static>>> = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    (*certs).into_iter().next()
 }

@@ -1,7 +1,12 @@
 //! The `isogate` command line: thin edges over the library (anyhow lives only here).
+//!
+//! The help texts are the manual: `isogate --help` and `isogate help COMMAND` carry the
+//! description, examples, files, signals and exit status that a man page would.
+//! `isogate completions SHELL` prints the shell completion scripts that the Debian package
+//! ships (committed under `packaging/completions/`, checked current by a test below).
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use isogate::config::{Config, Role};
 use isogate::init::{DEFAULT_PORT_BASE, LabLink};
 use isogate::node::Node;
@@ -9,12 +14,75 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+const LONG_ABOUT: &str = "\
+isogate: a cross-network secure isolation-exchange gateway (data diode, cross-domain solution).
+
+Two nodes, one on each side of a network boundary (for example the court private network and
+the internet), carry files across it through a one-way, policy-checked ferry. Applications drop
+files into a node's outbox; each file is inspected against the channel's deny-by-default policy,
+described by an Ed25519-signed manifest with the SHA-256 of its content, carried over QUIC with
+mutual TLS to the pinned peer, verified and inspected again by the receiving node with its own
+copy of the policy, and delivered whole into the inbox on the other side, or quarantined there
+with a stable reason code. Every step is written to each node's hash-chained audit log with
+signed checkpoints.";
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  Try it on one host: two nodes, sample files, what crosses and what is refused
+    isogate demo
+
+  Write a two-node lab and run it by hand
+    isogate init /tmp/lab
+    isogate run --config /tmp/lab/court.toml &
+    isogate run --config /tmp/lab/internet.toml &
+    cp report.pdf /tmp/lab/court/outbox/to-internet/
+
+  Set up a boundary host (Debian package installed)
+    isogate keygen --name court --out /etc/isogate/certs
+    isogate check --config /etc/isogate/node.toml
+    systemctl enable --now isogate
+
+  Check the audit log, find what crossed, prove that a file did
+    isogate audit verify /var/lib/isogate/audit --key /etc/isogate/certs/court.sign.pub
+    isogate audit query /var/lib/isogate/audit --event landed --name '*.pdf'
+    isogate audit prove /var/lib/isogate/audit OBJECT_ID --out proof.json
+
+Files (as the Debian package and isogate.service lay them out):
+  /etc/isogate/node.toml       the node's configuration
+  /etc/isogate/policy/*.toml   channel policies (reloaded when they change, or on SIGHUP)
+  /etc/isogate/certs/          this node's keys and the peer's pinned public files
+  /var/lib/isogate/            spool state and the audit log
+  /srv/isogate/                outbox/, inbox/ and quarantine/ of every channel
+
+Signals (isogate run):
+  SIGTERM, SIGINT   stop cleanly; objects in flight stay in the spool and are sent at the
+                    next start
+  SIGHUP            reload the policies; an invalid policy is refused and the one in force
+                    stays
+
+Environment:
+  RUST_LOG          log filter, for example RUST_LOG=debug or RUST_LOG=isogate=debug,quinn=warn
+
+Exit status:
+  0 on success; otherwise non-zero with a one-line reason on standard error. `check` exits
+  non-zero on any problem in the configuration, `audit verify` on any tampering, `audit
+  reconcile` when the two logs do not match.
+
+`isogate help COMMAND` describes each command.";
+
 /// isogate: a cross-network secure isolation-exchange gateway.
 ///
 /// Two nodes on the two sides of a network boundary carry files across it through a
 /// one-way, policy-checked ferry, with signed manifests and an audit log.
 #[derive(Parser)]
-#[command(name = "isogate", version, about, long_about = None)]
+#[command(
+    name = "isogate",
+    version,
+    about,
+    long_about = LONG_ABOUT,
+    after_help = "`isogate --help` shows examples, files, signals and exit status.",
+    after_long_help = AFTER_LONG_HELP
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -35,6 +103,17 @@ enum LogFormat {
 enum Link {
     /// QUIC with mutual TLS.
     Quic,
+    /// One-way UDP with forward error correction (nothing is sent back).
+    Diode,
+}
+
+impl Link {
+    fn lab(self) -> LabLink {
+        match self {
+            Link::Quic => LabLink::Quic,
+            Link::Diode => LabLink::Diode,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +127,18 @@ enum CheckFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Write a ready two-node lab (court <-> internet) into DIR.
+    #[command(
+        long_about = "\
+Write a ready two-node lab (court <-> internet) into DIR: the config of each node
+(court.toml, internet.toml), the keys of both (certs/), the two channel policies (policy/) and
+each node's outbox, inbox, quarantine, state and audit directories. Both nodes run on this host,
+on loopback, their links on ports N and N+1. Start each with `isogate run`.",
+        after_long_help = "\
+Examples:
+  isogate init /tmp/lab
+  isogate init /tmp/lab --port-base 7500 --clamd unix:/run/clamav/clamd.ctl
+  isogate run --config /tmp/lab/court.toml"
+    )]
     Init {
         /// The lab directory (created; must be absent or empty).
         dir: PathBuf,
@@ -63,12 +154,74 @@ enum Command {
         clamd: Option<isogate::clamd::ClamdAddr>,
     },
     /// Run a node until SIGTERM or SIGINT.
+    #[command(
+        long_about = "\
+Run a node until SIGTERM or SIGINT. The node loads its configuration and policies and applies
+the same review as `isogate check` (it refuses to start on any problem), opens its audit log,
+brings up its link to the peer and watches its outboxes. It logs to standard error. Under
+systemd (Type=notify) it reports when it is ready and feeds the watchdog. SIGHUP reloads the
+policies; SIGTERM stops it cleanly, leaving objects in flight in the spool for the next start.",
+        after_long_help = "\
+Examples:
+  isogate run --config /etc/isogate/node.toml
+  RUST_LOG=debug isogate --log-format json run --config /tmp/lab/court.toml
+  systemctl start isogate      (runs `isogate run --config /etc/isogate/node.toml`)
+  systemctl reload isogate     (SIGHUP: reload the policies)"
+    )]
     Run {
         /// The node's configuration file.
         #[arg(long)]
         config: PathBuf,
     },
+    /// Measure this machine's limits and the gateway's figures, as ratios.
+    #[command(
+        long_about = "\
+Measure, in one run, this machine's limits (one core's SHA-256, raw loopback UDP and TCP) and,
+on a fresh lab per link type with both nodes running as `isogate run` processes, the gateway's
+figures: one large file drop to landed, 4 KiB files per second, latency at 100 files/s, and
+the peak resident memory of each node while a very large file crosses. Each figure is printed
+beside the limit it is bounded by, as a ratio. Needs free disk space for the test files
+(1 GiB and 4 GiB by default).",
+        after_long_help = "\
+Examples:
+  isogate bench
+  isogate bench --link quic --big-mib 256 --huge-mib 512 --small-files 1000"
+    )]
+    Bench {
+        /// Put the labs here instead of a new temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The first lab's port base; each further lab adds 10.
+        #[arg(long, default_value_t = 7600)]
+        port_base: u16,
+        /// Link types to measure (repeat the flag; default: quic and diode).
+        #[arg(long, value_enum)]
+        link: Vec<Link>,
+        /// The large file, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// The very large file of the memory figure, in MiB.
+        #[arg(long, default_value_t = 4096)]
+        huge_mib: u64,
+        /// How many 4 KiB files.
+        #[arg(long, default_value_t = 3000)]
+        small_files: usize,
+        /// Seconds of the 100 files/s latency run.
+        #[arg(long, default_value_t = 10)]
+        latency_secs: u64,
+    },
     /// Make a lab, run both nodes here, drop sample files, and show what crosses.
+    #[command(
+        long_about = "\
+Make a lab (in a new temporary directory, or DIR), run both nodes in this process, drop a few
+sample files into the outboxes (court documents with Chinese names, and an executable disguised
+as a PDF that the policy refuses), and print what crosses and what is refused, with the reason,
+as it happens, until Ctrl-C.",
+        after_long_help = "\
+Examples:
+  isogate demo
+  isogate demo --dir /tmp/demo --port-base 7500"
+    )]
     Demo {
         /// Put the lab here instead of a new temporary directory.
         #[arg(long)]
@@ -78,6 +231,18 @@ enum Command {
         port_base: u16,
     },
     /// Validate a configuration and the policies it names; list every problem.
+    #[command(
+        long_about = "\
+Validate a configuration and the policies it names, list every problem with its file, line
+and key, and print each channel's effective rules: the compliance review. It refuses a channel
+out of the classified zone, an outbound channel without marking and personal-data rules, a
+missing size limit and a wildcard type; a channel without antivirus is a warning. Exits
+non-zero on any problem.",
+        after_long_help = "\
+Examples:
+  isogate check --config /etc/isogate/node.toml
+  isogate check --config /etc/isogate/node.toml --format json"
+    )]
     Check {
         /// The node's configuration file.
         #[arg(long)]
@@ -87,11 +252,32 @@ enum Command {
         format: CheckFormat,
     },
     /// Verify, query, prove from, reconcile and export audit logs.
+    #[command(after_long_help = "\
+Examples:
+  isogate audit verify /var/lib/isogate/audit --key /etc/isogate/certs/court.sign.pub
+  isogate audit query /var/lib/isogate/audit --verdict reject --since 2026-11-01T00:00:00Z
+  isogate audit query /var/lib/isogate/audit --sha256 HASH --format json
+  isogate audit prove /var/lib/isogate/audit OBJECT_ID --out proof.json
+  isogate audit verify-proof proof.json --key court.sign.pub
+  isogate audit reconcile court-audit/ internet-audit/ --key court.sign.pub
+  isogate audit export /var/lib/isogate/audit --format jsonl")]
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// Make a node's signing key pair and TLS certificate and key.
+    #[command(
+        long_about = "\
+Make a node's Ed25519 signing key pair and its self-signed TLS certificate and key, as
+NAME.sign.key, NAME.sign.pub, NAME.tls.key and NAME.tls.crt in the --out directory. Private
+keys are written mode 0600 and an existing file is never overwritten. Copy only NAME.sign.pub
+and NAME.tls.crt to the peer host: its configuration pins them.",
+        after_long_help = "\
+Examples:
+  isogate keygen --name court --out /etc/isogate/certs
+  chown isogate /etc/isogate/certs/court.sign.key /etc/isogate/certs/court.tls.key
+                (isogate.service runs as the user isogate: it alone may read them)"
+    )]
     Keygen {
         /// The node name (names the files).
         #[arg(long)]
@@ -99,6 +285,19 @@ enum Command {
         /// Directory for the key files (private keys are written mode 0600).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Print the shell completion script for SHELL on standard output.
+    #[command(after_long_help = "\
+The Debian package installs the bash, zsh and fish scripts already. By hand:
+
+Examples:
+  isogate completions bash > /usr/share/bash-completion/completions/isogate
+  isogate completions zsh > /usr/share/zsh/vendor-completions/_isogate
+  isogate completions fish > ~/.config/fish/completions/isogate.fish")]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -267,8 +466,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             port_base,
             clamd,
         } => {
-            let Link::Quic = link;
-            isogate::init::init(&dir, LabLink::Quic, port_base, clamd.as_ref())?;
+            isogate::init::init(&dir, link.lab(), port_base, clamd.as_ref())?;
             println!("lab written to {}", dir.display());
             println!(
                 "  start:  isogate run --config {}/court.toml",
@@ -287,6 +485,31 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             runtime()?.block_on(node.run(signal()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            dir,
+            port_base,
+            link,
+            big_mib,
+            huge_mib,
+            small_files,
+            latency_secs,
+        } => {
+            let links = if link.is_empty() {
+                vec![LabLink::Quic, LabLink::Diode]
+            } else {
+                link.into_iter().map(Link::lab).collect()
+            };
+            isogate::bench::run(&isogate::bench::BenchOptions {
+                dir,
+                port_base,
+                big_mib,
+                huge_mib,
+                small_files,
+                latency_secs,
+                links,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { dir, port_base } => {
             runtime()?.block_on(isogate::demo::run(dir, port_base, signal()))?;
             Ok(ExitCode::SUCCESS)
@@ -301,7 +524,23 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             println!("tls key:         {}", files.tls_key.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&completion_script(shell))
+                .and_then(|()| out.flush())
+                .context("writing the completion script")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The completion script of `shell`, as `isogate completions` prints it and the Debian
+/// package ships it.
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "isogate", &mut script);
+    script
 }
 
 fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
@@ -632,6 +871,45 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             })
             .with_context(|| format!("reading {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The scripts the Debian package installs are committed; they must be exactly what
+    /// `isogate completions SHELL` prints now. Regenerate them with
+    /// `ISOGATE_UPDATE_COMPLETIONS=1 cargo test --bin isogate completions`.
+    #[test]
+    fn committed_completions_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/completions");
+        let update = std::env::var_os("ISOGATE_UPDATE_COMPLETIONS").is_some();
+        for (shell, file) in [
+            (clap_complete::Shell::Bash, "isogate.bash"),
+            (clap_complete::Shell::Zsh, "_isogate"),
+            (clap_complete::Shell::Fish, "isogate.fish"),
+        ] {
+            let path = dir.join(file);
+            let want = completion_script(shell);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}; generate it (see this test)", path.display()));
+            assert!(
+                have == want,
+                "{} is stale: the command line changed. Regenerate with \
+                 ISOGATE_UPDATE_COMPLETIONS=1 cargo test --bin isogate completions",
+                path.display()
+            );
         }
     }
 }

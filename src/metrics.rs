@@ -49,6 +49,10 @@ pub struct Metrics {
     pub fec_repairs: IntCounter,
     /// FEC blocks that could not be recovered (diode links).
     pub fec_lost_blocks: IntCounter,
+    /// Diode datagrams dropped because they failed authentication.
+    pub diode_forged: IntCounter,
+    /// Diode datagrams the kernel dropped before the node could read them.
+    pub diode_kernel_drops: IntCounter,
     /// Refused objects held in quarantine, by channel.
     pub quarantine_objects: IntGaugeVec,
     /// Bytes held in quarantine, by channel.
@@ -196,6 +200,16 @@ impl Metrics {
                 &r,
                 "isogate_fec_lost_blocks_total",
                 "FEC blocks that could not be recovered (diode links).",
+            )?,
+            diode_forged: plain_counter(
+                &r,
+                "isogate_diode_forged_datagrams_total",
+                "Diode datagrams dropped because they failed authentication.",
+            )?,
+            diode_kernel_drops: plain_counter(
+                &r,
+                "isogate_diode_kernel_drops_total",
+                "Diode datagrams the kernel dropped: the socket's receive queue overflowed.",
             )?,
             quarantine_objects: gauge_vec(
                 &r,

@@ -7,18 +7,17 @@
 //! ```
 
 use crate::audit::{AuditError, AuditLog, Entry, Event};
-use crate::config::{Channel, Config};
+use crate::config::{Channel, Config, LinkKind};
 use crate::inspect::{self, InspectError};
-use crate::keys::{self, KeyError, SigningKey, VerifyKey};
+use crate::keys::KeyError;
 use crate::land::Lander;
-use crate::link::{self, Identity, LinkError};
+use crate::link::LinkError;
 use crate::policies::{Policies, Reload};
 use crate::quarantine::{self, Side, Subject};
 use crate::reason::Refusal;
 use crate::seal;
 use crate::spool::Spool;
 use crate::stage::{Sealed, Spooled};
-use crate::verify::ReceiveRules;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -50,6 +49,9 @@ pub enum NodeError {
     /// The outbox watch could not be set up.
     #[error("watching the outboxes: {0}")]
     Watch(#[from] notify::Error),
+    /// The diode link could not start.
+    #[error(transparent)]
+    Diode(#[from] crate::diode_link::DiodeError),
     /// The metrics could not be defined.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -71,11 +73,10 @@ pub struct Node {
     pub cfg: Config,
     /// The audit log.
     pub audit: AuditLog,
-    pub(crate) key: Arc<SigningKey>,
-    pub(crate) own_key: VerifyKey,
+    /// The keys in force (signing, TLS, the peer's pins), switched on SIGHUP.
+    pub keys: crate::rotate::Keys,
     pub(crate) spool: Spool,
     pub(crate) lander: Lander,
-    pub(crate) rules: ReceiveRules,
     /// The policies in force, swapped on reload.
     pub policies: Policies,
     /// The node's metrics.
@@ -86,7 +87,6 @@ pub struct Node {
     deferred: Mutex<std::collections::HashSet<crate::manifest::ObjectId>>,
     /// Received objects the antivirus could not scan: when each was first deferred.
     pub(crate) deferred_received: Mutex<std::collections::HashMap<crate::manifest::ObjectId, u64>>,
-    identity: Identity,
 }
 
 fn mkdir(path: &Path) -> Result<(), NodeError> {
@@ -99,13 +99,7 @@ fn mkdir(path: &Path) -> Result<(), NodeError> {
 impl Node {
     /// Loads keys, opens the audit log, spool and delivery state, makes the directories.
     pub fn open(cfg: Config) -> Result<Node, NodeError> {
-        let key = Arc::new(SigningKey::load(&cfg.node.signing_key)?);
-        let peer_key = VerifyKey::load(&cfg.peer.signing_public_key)?;
-        let identity = Identity {
-            cert: keys::load_cert(&cfg.node.tls_cert)?,
-            key: keys::load_tls_key(&cfg.node.tls_key)?,
-            peer_cert: keys::load_cert(&cfg.peer.tls_cert)?,
-        };
+        let keys = crate::rotate::Keys::load(&cfg)?;
         for dir in [&cfg.node.state_dir, &cfg.node.audit_dir] {
             mkdir(dir)?;
         }
@@ -125,16 +119,10 @@ impl Node {
         let audit = AuditLog::open(
             &cfg.node.audit_dir,
             &cfg.node.name,
-            key.clone(),
+            keys.signing(),
             cfg.audit.checkpoints,
             cfg.audit.syslog,
         )?;
-        let rules = ReceiveRules {
-            peer: cfg.peer.name.clone(),
-            peer_key,
-            channels: cfg.receiving().map(|c| c.name.clone()).collect(),
-        };
-        let own_key = key.verify_key();
         let policies = Policies::new(&cfg);
         let metrics = crate::metrics::Metrics::new()?;
         for (channel, version) in policies.versions() {
@@ -148,18 +136,21 @@ impl Node {
             deferred_received: Mutex::default(),
             cfg,
             audit,
-            key,
-            own_key,
+            keys,
             spool,
             lander,
-            rules,
-            identity,
         })
     }
 
     /// Runs the node until `shutdown` resolves.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-        let endpoint = link::endpoint(&self.identity, self.cfg.node.listen)?;
+        // QUIC only when a channel uses it: a diode-only node opens no socket that could
+        // answer anything
+        let endpoint = if self.cfg.channels.iter().any(|c| c.link == LinkKind::Quic) {
+            Some(self.keys.bind(self.cfg.node.listen)?)
+        } else {
+            None
+        };
         self.audit.durable(
             Event::ConfigLoaded,
             Entry {
@@ -202,14 +193,32 @@ impl Node {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(checkpoints(self.clone()));
         tasks.spawn(reloads(self.clone())?);
-        tasks.spawn(crate::receive::serve(self.clone(), endpoint.clone()));
+        if let Some(ep) = &endpoint {
+            tasks.spawn(crate::receive::serve(self.clone(), ep.clone()));
+        }
+        let _diode_receiver = if self.cfg.receiving().any(|c| c.link == LinkKind::Diode) {
+            Some(crate::diode_link::recv::start(self.clone())?)
+        } else {
+            None
+        };
         if self.cfg.sending().next().is_some() {
-            tasks.spawn(crate::transmit::run(
-                self.clone(),
-                endpoint.clone(),
-                queue_tx.clone(),
-                queue_rx,
-            ));
+            let (quic_tx, quic_rx) = mpsc::unbounded_channel::<Sealed>();
+            let diode_tx = if self.cfg.sending().any(|c| c.link == LinkKind::Diode) {
+                let (tx, rx) = std::sync::mpsc::channel();
+                crate::diode_link::send::start(self.clone(), rx)?;
+                Some(tx)
+            } else {
+                None
+            };
+            tasks.spawn(route(self.clone(), queue_rx, quic_tx, diode_tx));
+            if let Some(ep) = &endpoint {
+                tasks.spawn(crate::transmit::run(
+                    self.clone(),
+                    ep.clone(),
+                    queue_tx.clone(),
+                    quic_rx,
+                ));
+            }
             let recovered = self.spool.recover().map_err(|error| NodeError::Dir {
                 path: self.cfg.node.state_dir.clone(),
                 error,
@@ -219,7 +228,7 @@ impl Node {
                 let tx = queue_tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let sealed = match r.manifest {
-                        Some(frame) => seal::reload(r.spooled.clone(), frame, &node.own_key)
+                        Some(frame) => seal::reload(r.spooled.clone(), frame, &node.keys.own_key())
                             .map(Some)
                             .or_else(|e| {
                                 tracing::warn!(object = %r.spooled.id, error = %e, "stored manifest unusable; sealing again");
@@ -267,8 +276,10 @@ impl Node {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         tasks.abort_all();
-        endpoint.close(0u32.into(), b"stopping");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+        if let Some(ep) = &endpoint {
+            ep.close(0u32.into(), b"stopping");
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ep.wait_idle()).await;
+        }
         // and a last one over whatever the closing link added
         self.audit.checkpoint(true)?;
         Ok(())
@@ -345,8 +356,8 @@ impl Node {
         self.audit
             .append(Event::Accepted, e)
             .map_err(io::Error::other)?;
-        let sealed =
-            seal::seal(inspected, &self.key, &self.cfg.node.name).map_err(io::Error::other)?;
+        let sealed = seal::seal(inspected, &self.keys.signing(), &self.cfg.node.name)
+            .map_err(io::Error::other)?;
         self.spool
             .store_manifest(sealed.spooled(), sealed.frame())?;
         let m = sealed.manifest();
@@ -536,6 +547,28 @@ fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
     Ok(seal::hash_content(&mut f, crate::manifest::CHUNK_SIZE)?.0)
 }
 
+/// Sends each sealed object to its channel's link.
+async fn route(
+    node: Arc<Node>,
+    mut queue: mpsc::UnboundedReceiver<Sealed>,
+    quic: mpsc::UnboundedSender<Sealed>,
+    diode: Option<std::sync::mpsc::Sender<Sealed>>,
+) {
+    while let Some(sealed) = queue.recv().await {
+        let link = node.cfg.channel(&sealed.manifest().channel).map(|c| c.link);
+        match (link, &diode) {
+            (Some(LinkKind::Diode), Some(d)) => {
+                if d.send(sealed).is_err() {
+                    tracing::error!("the diode sender stopped; objects stay in the spool");
+                }
+            }
+            _ => {
+                let _ = quic.send(sealed);
+            }
+        }
+    }
+}
+
 /// Tells systemd (when it started us with a notification socket) how the node is doing.
 fn notify_systemd(states: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -615,7 +648,11 @@ fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     while rx.try_recv().is_ok() {}
                 }
-                Some(()) = hup.recv() => tracing::info!("SIGHUP: reloading the policies"),
+                Some(()) = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the keys and the policies");
+                    let n = node.clone();
+                    let _ = tokio::task::spawn_blocking(move || crate::rotate::reload(&n)).await;
+                }
                 else => return,
             }
             let n = node.clone();

@@ -42,6 +42,7 @@ pub async fn serve(node: Arc<Node>, endpoint: quinn::Endpoint) {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => {
+                    node.keys.track(&conn);
                     // The peer has one sending connection: a new one (say, after the peer
                     // restarted) supersedes the old, whose streams end now rather than at
                     // the idle timeout.
@@ -168,7 +169,7 @@ async fn object(
         witness(node, &payload);
         return None;
     }
-    let reception = match Reception::begin(&payload, &node.rules) {
+    let reception = match Reception::begin(&payload, &node.keys.rules()) {
         Ok(r) => r,
         Err(BeginRefusal {
             refusal,
@@ -314,7 +315,7 @@ async fn object(
 }
 
 /// What the part writer ended with.
-enum Written {
+pub(crate) enum Written {
     /// Every byte verified and written.
     Complete(Box<Reception>, File),
     /// The content was refused while streaming.
@@ -337,7 +338,7 @@ fn write_part(mut reception: Reception, mut file: File, mut rx: mpsc::Receiver<B
 
 /// Ends one object after its stream: verify, fsync, inspect, land or quarantine.
 /// `Ok(None)`: nothing to answer (the stream broke; the peer sends again).
-fn finish(
+pub(crate) fn finish(
     node: &Node,
     channel: &Channel,
     m: &Manifest,
@@ -468,7 +469,7 @@ fn forget_deferral(node: &Node, id: ObjectId) {
 
 /// Quarantines a received object (with its part file, if any), records the outcome so that
 /// a resend is a duplicate, and audits it.
-fn refuse_received(
+pub(crate) fn refuse_received(
     node: &Node,
     channel: &Channel,
     m: &Manifest,
@@ -508,7 +509,7 @@ fn refuse_received(
 
 /// Records a refusal of an object whose manifest could not be trusted: a reason file only
 /// (its content is never read), in the `_unverified` quarantine.
-fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result<()> {
+pub(crate) fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result<()> {
     let dir = node
         .cfg
         .node
@@ -547,9 +548,12 @@ fn refuse_unverified(node: &Node, id: ObjectId, refusal: &Refusal) -> io::Result
 /// witnesses the peer's history, so the peer cannot later rewrite it unnoticed.
 fn witness(node: &Node, payload: &[u8]) {
     let origin = crate::checkpoint::origin(&node.cfg.peer.name);
-    let opened = std::str::from_utf8(payload)
-        .ok()
-        .map(|note| (note, Checkpoint::open(note, &node.rules.peer_key, &origin)));
+    let opened = std::str::from_utf8(payload).ok().map(|note| {
+        (
+            note,
+            Checkpoint::open_any(note, &node.keys.rules().peer_keys, &origin),
+        )
+    });
     match opened {
         Some((note, Ok(cp))) => {
             let e = Entry {

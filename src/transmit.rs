@@ -35,7 +35,16 @@ pub async fn run(
     let peer = node.cfg.peer.address;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let conn = match endpoint.connect(peer, SERVER_NAME) {
+        // the client configuration in force: after a key switch, the new certificate
+        let client = match node.keys.client_config() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "no client configuration");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let conn = match endpoint.connect_with(client, peer, SERVER_NAME) {
             Ok(connecting) => connecting.await,
             Err(e) => {
                 tracing::error!(peer = %peer, error = %e, "cannot start a connection");
@@ -52,6 +61,7 @@ pub async fn run(
                 continue;
             }
         };
+        node.keys.track(&conn);
         let up_since = std::time::Instant::now();
         let _ = node.audit.append(
             Event::LinkUp,

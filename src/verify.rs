@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  header payload ──► begin ──► Reception ──feed(bytes)*──► finish ──► Verified
-//!                      │  signature with the pinned key     │ chunk hashes as bytes arrive
+//!                      │  signature by a pinned key         │ chunk hashes as bytes arrive
 //!                      │  sender is the peer                │ exact size, whole SHA-256
 //!                      └─ channel received from this peer   └─ any failure: a Refusal
 //! ```
@@ -20,8 +20,9 @@ use ring::digest::{Context, SHA256};
 pub struct ReceiveRules {
     /// The peer's node name, as manifests must give it.
     pub peer: String,
-    /// The peer's pinned signing key.
-    pub peer_key: VerifyKey,
+    /// The peer's pinned signing keys: its current key and, while it rotates, its next one.
+    /// A manifest signed by any of them is accepted; by any other key, refused.
+    pub peer_keys: Vec<VerifyKey>,
     /// Channels this node receives from the peer.
     pub channels: Vec<String>,
 }
@@ -72,10 +73,17 @@ impl Reception {
             refusal: Refusal::new(reason, detail),
             claimed_id: claimed,
         };
-        let manifest = signed.open(&rules.peer_key).map_err(|e| match e {
+        let mut opened = Err(ManifestError::Signature);
+        for key in &rules.peer_keys {
+            opened = signed.open(key);
+            if !matches!(opened, Err(ManifestError::Signature)) {
+                break;
+            }
+        }
+        let manifest = opened.map_err(|e| match e {
             ManifestError::Signature => refuse(
                 Reason::BadSignature,
-                format!("not signed by the pinned key of {}", rules.peer),
+                format!("not signed by a pinned key of {}", rules.peer),
             ),
             e => refuse(Reason::BadManifest, e.to_string()),
         })?;
@@ -183,7 +191,7 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let rules = ReceiveRules {
             peer: "court".into(),
-            peer_key: key.verify_key(),
+            peer_keys: vec![key.verify_key()],
             channels: vec!["to-internet".into()],
         };
         let (sha, chunks) = hash_content(&mut &content[..], chunk).unwrap();
@@ -273,6 +281,14 @@ mod tests {
         m3.sender = "mallory".into();
         let e = Reception::begin(&payload(&m3, &key), &rules).err().unwrap();
         assert_eq!(e.refusal.reason, Reason::BadManifest);
+        // while the peer rotates, its next key is accepted beside the current one
+        let mut both = rules.clone();
+        both.peer_keys.push(other.verify_key());
+        Reception::begin(&payload(&m, &other), &both).unwrap();
+        Reception::begin(&payload(&m, &key), &both).unwrap();
+        let third = SigningKey::generate().unwrap();
+        let e = Reception::begin(&payload(&m, &third), &both).err().unwrap();
+        assert_eq!(e.refusal.reason, Reason::BadSignature);
         let e = Reception::begin(b"garbage", &rules).err().unwrap();
         assert_eq!(e.refusal.reason, Reason::BadManifest);
         assert_eq!(e.claimed_id, None);

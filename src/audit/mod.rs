@@ -5,8 +5,12 @@
 //! <audit_dir>/log-00000001.jsonl   segments of records, one JSON line each, rotated every
 //! <audit_dir>/log-00000002.jsonl   `segment_records` records; each line is a Merkle leaf
 //! <audit_dir>/checkpoints.jsonl    signed checkpoints (tree size, root) in C2SP note form
-//! <audit_dir>/node.pub             the node's signing public key (hex)
+//! <audit_dir>/node.pub             the node's signing public key in force (hex)
+//! <audit_dir>/node.keys            every key the log was signed with, oldest first
 //! ```
+//!
+//! The signing key can be switched on a running node (`switch_key`): the switch is a
+//! `key_switched` record endorsed by a checkpoint signed with the old key (see `keys`).
 //!
 //! Records that must be durable before the object they describe is acknowledged or removed
 //! are group-committed with one fsync. A checkpoint is written every `checkpoint_records`
@@ -14,6 +18,7 @@
 //! records it covers first. Records also go to in-process subscribers (the demo prints them)
 //! and, when configured, to a live RFC 5424 syslog stream.
 
+pub mod keys;
 pub mod prove;
 pub mod query;
 pub mod read;
@@ -74,6 +79,10 @@ pub enum Event {
     PolicyReloaded,
     /// A changed policy file was invalid and refused; the old policy stays in force.
     PolicyRefused,
+    /// The node's signing key was switched (`detail`: the new key and the old one's
+    /// fingerprint); the checkpoint of this record is signed by the old key, later ones by
+    /// the new key.
+    KeySwitched,
 }
 
 impl Event {
@@ -98,11 +107,12 @@ impl Event {
             Event::ScanDeferred => "scan_deferred",
             Event::PolicyReloaded => "policy_reloaded",
             Event::PolicyRefused => "policy_refused",
+            Event::KeySwitched => "key_switched",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 19] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -121,6 +131,7 @@ impl Event {
         Event::ScanDeferred,
         Event::PolicyReloaded,
         Event::PolicyRefused,
+        Event::KeySwitched,
     ];
 
     /// The verdict an event records, if it records one.
@@ -217,8 +228,10 @@ pub enum AuditError {
     /// A record could not be encoded.
     #[error("audit record does not encode: {0}")]
     Encode(#[from] serde_json::Error),
-    /// The log was written with another node's key.
-    #[error("{0} holds another node's key: this audit directory belongs to another node")]
+    /// The log was written with another key than the configured one.
+    #[error(
+        "{0} holds another key than the configured signing_key: this audit directory belongs to another node, or the key was replaced while the node was stopped (switch keys on the running node with SIGHUP: see certs/README.md)"
+    )]
     OtherKey(PathBuf),
     /// The records on disk do not match the last signed checkpoint.
     #[error(
@@ -281,6 +294,8 @@ impl Default for CheckpointPolicy {
 }
 
 struct Writer {
+    key: Arc<SigningKey>,
+    history: Vec<crate::keys::VerifyKey>,
     file: File,
     bytes: u64,
     segment: u64,
@@ -295,7 +310,6 @@ struct Writer {
 pub struct AuditLog {
     node: String,
     dir: PathBuf,
-    key: Arc<SigningKey>,
     policy: CheckpointPolicy,
     writer: Mutex<Writer>,
     sync_lock: Mutex<()>,
@@ -338,16 +352,8 @@ impl AuditLog {
             move |source| AuditError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let pub_path = dir.join(NODE_PUB);
-        let pub_hex = format!("{}\n", key.verify_key().to_hex());
-        match std::fs::read_to_string(&pub_path) {
-            Ok(s) if s == pub_hex => {}
-            Ok(_) => return Err(AuditError::OtherKey(pub_path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::fsx::write_durable(&pub_path, pub_hex.as_bytes()).map_err(io(&pub_path))?;
-            }
-            Err(e) => return Err(io(&pub_path)(e)),
-        }
+        let keys_path = dir.join(keys::NODE_KEYS);
+        let recorded = keys::history(dir).map_err(io(&keys_path))?;
         let cp_path = dir.join(CHECKPOINTS);
         if let Ok(bytes) = std::fs::read(&cp_path) {
             let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
@@ -365,6 +371,7 @@ impl AuditLog {
         let mut cp_root: Option<crate::merkle::Hash> = None;
         let mut tree = Frontier::new();
         let mut last_seq = 0;
+        let mut last_switch: Option<(u64, crate::keys::VerifyKey)> = None;
         let mut in_segment = 0;
         let segs = segments(dir).map_err(io(dir))?;
         for (i, n) in segs.iter().enumerate() {
@@ -388,9 +395,19 @@ impl AuditLog {
                     cp_root = Some(tree.root());
                 }
                 in_segment += 1;
-                last_seq = serde_json::from_slice::<SeqOnly>(line)
-                    .map(|r| r.seq)
-                    .unwrap_or(last_seq + 1);
+                match serde_json::from_slice::<SeqOnly>(line) {
+                    Ok(r) => {
+                        last_seq = r.seq;
+                        if r.event.as_deref() == Some(Event::KeySwitched.as_str()) {
+                            last_switch = r
+                                .detail
+                                .as_deref()
+                                .and_then(keys::parse_switch)
+                                .map(|(k, _)| (r.seq, k));
+                        }
+                    }
+                    Err(_) => last_seq += 1,
+                }
             }
         }
         let segment = segs.last().copied().unwrap_or(1);
@@ -411,15 +428,19 @@ impl AuditLog {
             }
         }
         let last_cp = last_cp.map(|c| c.size).unwrap_or(0);
+        let history = Self::key_history(recorded, &key, last_switch, last_cp)
+            .ok_or_else(|| AuditError::OtherKey(keys_path.clone()))?;
+        keys::write_history(dir, &history).map_err(io(&keys_path))?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let (events, _) = broadcast::channel(1024);
         let (checkpoints, _) = watch::channel(None);
         Ok(AuditLog {
             node: node.to_string(),
             dir: dir.to_path_buf(),
-            key,
             policy,
             writer: Mutex::new(Writer {
+                key,
+                history,
                 file,
                 bytes,
                 segment,
@@ -461,9 +482,50 @@ impl AuditLog {
             .map_err(|_| self.io(std::io::Error::other("audit writer poisoned")))
     }
 
+    /// The key history of a log opened with `key`: the recorded one, extended when the last
+    /// switch of the log (covered by a checkpoint) announced `key` but a crash came before
+    /// the history was written. `None`: `key` is not the log's key.
+    fn key_history(
+        recorded: Option<Vec<crate::keys::VerifyKey>>,
+        key: &SigningKey,
+        last_switch: Option<(u64, crate::keys::VerifyKey)>,
+        checkpointed: u64,
+    ) -> Option<Vec<crate::keys::VerifyKey>> {
+        let key = key.verify_key();
+        let Some(mut history) = recorded else {
+            return Some(vec![key]);
+        };
+        if history.last() == Some(&key) {
+            return Some(history);
+        }
+        match last_switch {
+            Some((seq, announced)) if announced == key && seq <= checkpointed => {
+                history.push(key);
+                Some(history)
+            }
+            _ => None,
+        }
+    }
+
     /// Appends a record (written, not yet synced); returns its sequence number.
     pub fn append(&self, event: Event, e: Entry) -> Result<u64, AuditError> {
         let mut w = self.lock()?;
+        let rec = self.append_locked(&mut w, event, e)?;
+        drop(w);
+        let seq = rec.seq;
+        self.publish(rec);
+        Ok(seq)
+    }
+
+    /// Sends an appended record to the live syslog stream and the subscribers.
+    fn publish(&self, rec: Record) {
+        if let Some(s) = &self.syslog {
+            s.send(&rec);
+        }
+        let _ = self.events.send(rec);
+    }
+
+    fn append_locked(&self, w: &mut Writer, event: Event, e: Entry) -> Result<Record, AuditError> {
         let rec = Record {
             seq: w.next_seq,
             time_ms: crate::now_ms(),
@@ -506,13 +568,7 @@ impl AuditLog {
             w.bytes = 0;
         }
         self.written.store(rec.seq, Ordering::Release);
-        drop(w);
-        let seq = rec.seq;
-        if let Some(s) = &self.syslog {
-            s.send(&rec);
-        }
-        let _ = self.events.send(rec);
-        Ok(seq)
+        Ok(rec)
     }
 
     /// Makes every record up to `seq` durable; concurrent callers share one fsync.
@@ -553,6 +609,15 @@ impl AuditLog {
         if pending == 0 || !(force || due) {
             return Ok(None);
         }
+        let note = self.write_checkpoint(&mut w, now)?;
+        drop(w);
+        self.checkpoints.send_replace(Some(note.clone()));
+        Ok(Some(note))
+    }
+
+    /// Writes a checkpoint of everything appended so far, signed with the key in force.
+    fn write_checkpoint(&self, w: &mut Writer, now: u64) -> Result<String, AuditError> {
+        let size = w.tree.size();
         // a checkpoint never covers records that are not durable
         w.file.sync_data().map_err(|e| self.io(e))?;
         self.synced.fetch_max(w.next_seq - 1, Ordering::AcqRel);
@@ -563,7 +628,7 @@ impl AuditLog {
             root,
             time_ms: now,
         }
-        .sign(&self.key);
+        .sign(&w.key);
         let stored = StoredCheckpoint {
             size,
             root: hex::encode(root),
@@ -582,9 +647,55 @@ impl AuditLog {
         f.sync_data().map_err(|e| self.io(e))?;
         w.checkpointed = size;
         w.checkpoint_ms = now;
+        Ok(note)
+    }
+
+    /// Switches the signing key of the log, atomically for every writer: appends a
+    /// `key_switched` record announcing the new key, writes a checkpoint covering it signed
+    /// with the old key (the endorsement), records the new key in `node.keys` and
+    /// `node.pub`, then writes a checkpoint of the same size signed with the new key. Every
+    /// later checkpoint is signed with the new key. Returns the record's seq, or `None` if
+    /// `new` is already the key in force.
+    pub fn switch_key(&self, new: Arc<SigningKey>) -> Result<Option<u64>, AuditError> {
+        let mut w = self.lock()?;
+        let (old_pub, new_pub) = (w.key.verify_key(), new.verify_key());
+        if old_pub == new_pub {
+            return Ok(None);
+        }
+        let e = Entry {
+            detail: Some(keys::switch_detail(&new_pub, &old_pub)),
+            ..Entry::default()
+        };
+        let rec = self.append_locked(&mut w, Event::KeySwitched, e)?;
+        let now = crate::now_ms();
+        // Until the endorsement is written the old key stays in force (a record without it
+        // never takes effect); once it is, the switch has happened, whatever comes next.
+        self.write_checkpoint(&mut w, now)?;
+        w.key = new;
+        w.history.push(new_pub);
+        if let Err(e) = keys::write_history(&self.dir, &w.history) {
+            // `open` repairs the history from the log's last switch
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot record the new key in node.keys");
+        }
+        let note = match self.write_checkpoint(&mut w, now) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the first checkpoint of the new key");
+                None
+            }
+        };
         drop(w);
-        self.checkpoints.send_replace(Some(note.clone()));
-        Ok(Some(note))
+        let seq = rec.seq;
+        self.publish(rec);
+        if note.is_some() {
+            self.checkpoints.send_replace(note);
+        }
+        Ok(Some(seq))
+    }
+
+    /// The public key the log is signed with now.
+    pub fn verify_key(&self) -> Result<crate::keys::VerifyKey, AuditError> {
+        Ok(self.lock()?.key.verify_key())
     }
 
     /// When the last checkpoint was written, in ms since the epoch.
@@ -602,8 +713,12 @@ impl AuditLog {
 }
 
 #[derive(Deserialize)]
-struct SeqOnly {
+struct SeqOnly<'a> {
     seq: u64,
+    #[serde(borrow, default)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    detail: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads every record of an audit directory, in order (no verification: see `read::verify`).

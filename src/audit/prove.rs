@@ -1,6 +1,10 @@
 //! `isogate audit prove` and `verify-proof`: an inclusion proof of an object's records
 //! against the latest signed checkpoint, checkable offline with only the node's public key.
 //! This is what an officer hands to a court or anchors elsewhere.
+//!
+//! When the node's signing key was switched, the proof also carries each `key_switched`
+//! record with its inclusion path in the checkpoint the old key signed over it, so that the
+//! proof verifies with the node's original key (or any later one) alone.
 
 use super::Record;
 use super::read::{self, VerifyError};
@@ -24,6 +28,24 @@ pub struct Proof {
     pub public_key: String,
     /// Each record about the object, with its inclusion path.
     pub entries: Vec<ProofEntry>,
+    /// The switches of the node's signing key, oldest first: how the key that signed
+    /// `checkpoint` descends from earlier ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_switches: Vec<KeyStep>,
+}
+
+/// One switch of the node's signing key: the `key_switched` record, its inclusion path, and
+/// the checkpoint over it signed with the old key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyStep {
+    /// 0-based leaf index of the record (seq - 1).
+    pub index: u64,
+    /// The record's exact line.
+    pub record: String,
+    /// Sibling hashes, bottom-up, hex, in the tree of `checkpoint`.
+    pub path: Vec<String>,
+    /// The checkpoint of exactly `index + 1` records, signed with the old key.
+    pub checkpoint: String,
 }
 
 /// One record and its inclusion path.
@@ -60,15 +82,20 @@ pub enum ProofError {
     /// An entry does not hold.
     #[error("record at index {0} is not included in the signed tree")]
     NotIncluded(u64),
+    /// A key switch does not hold.
+    #[error("key switch at index {index}: {what}")]
+    KeySwitch {
+        /// 0-based leaf index of the `key_switched` record.
+        index: u64,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// Makes the proof of every record about `object_id` against the latest checkpoint.
 pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Proof, ProofError> {
     let report = read::verify(dir, key)?;
-    let key = match key {
-        Some(k) => k.clone(),
-        None => read::node_key(dir)?,
-    };
+    let key = report.timeline.current().clone();
     let stored = read::checkpoints(dir).map_err(VerifyError::from)?;
     let cp = stored
         .iter()
@@ -100,6 +127,24 @@ pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Pro
                 .collect(),
         });
     }
+    let key_switches = report
+        .timeline
+        .switches
+        .iter()
+        .map(|s| {
+            let i = (s.seq - 1) as usize;
+            let leaves: Vec<Hash> = all[..s.seq as usize].iter().map(|(h, _)| *h).collect();
+            KeyStep {
+                index: s.seq - 1,
+                record: String::from_utf8_lossy(&all[i].1).into_owned(),
+                path: merkle::inclusion_proof(&leaves, i)
+                    .iter()
+                    .map(hex::encode)
+                    .collect(),
+                checkpoint: s.endorsement.clone(),
+            }
+        })
+        .collect();
     if entries.is_empty() {
         return Err(if newer {
             ProofError::NotCovered(object_id.to_string())
@@ -113,6 +158,7 @@ pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Pro
         checkpoint: cp.note.clone(),
         public_key: key.to_hex(),
         entries,
+        key_switches,
     })
 }
 
@@ -132,7 +178,82 @@ fn hash32(s: &str) -> Result<Hash, ProofError> {
     Ok(h)
 }
 
-/// Checks a proof offline with the node's public key.
+/// Follows the proof's key switches from `key` (the node's original key, or any later one
+/// the proof names) to the key that signed its checkpoint; returns that key and the size
+/// from which it is in force.
+fn follow_switches(
+    proof: &Proof,
+    key: &VerifyKey,
+    origin: &str,
+) -> Result<(VerifyKey, u64), ProofError> {
+    let mut in_force = key.clone();
+    let mut since = 0u64;
+    // a key the proof names as a later one is trusted from its switch on
+    let announced = |step: &KeyStep| {
+        serde_json::from_str::<Record>(&step.record)
+            .ok()
+            .and_then(|r| r.detail)
+            .and_then(|d| super::keys::parse_switch(&d))
+            .map(|(k, _)| k)
+    };
+    let start = proof
+        .key_switches
+        .iter()
+        .rposition(|s| announced(s).as_ref() == Some(key))
+        .map_or(0, |i| {
+            since = proof.key_switches[i].index + 1;
+            i + 1
+        });
+    for step in &proof.key_switches[start..] {
+        let fail = |what: String| ProofError::KeySwitch {
+            index: step.index,
+            what,
+        };
+        if step.index < since {
+            return Err(fail("key switches are out of order".into()));
+        }
+        let cp = Checkpoint::open(&step.checkpoint, &in_force, origin)
+            .map_err(|e| fail(format!("the endorsing checkpoint: {e}")))?;
+        if cp.size != step.index + 1 {
+            return Err(fail(
+                "the endorsing checkpoint is not of the record's size".into(),
+            ));
+        }
+        let path = step
+            .path
+            .iter()
+            .map(|p| hash32(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let leaf = merkle::leaf_hash(step.record.as_bytes());
+        if !merkle::verify_inclusion(step.index, cp.size, &leaf, &path, &cp.root) {
+            return Err(fail(
+                "the record is not included in the endorsing checkpoint".into(),
+            ));
+        }
+        let rec: Record =
+            serde_json::from_str(&step.record).map_err(|e| fail(format!("not a record: {e}")))?;
+        if rec.event != super::Event::KeySwitched || rec.seq != step.index + 1 {
+            return Err(fail("not the key_switched record at this index".into()));
+        }
+        let (new, old) = rec
+            .detail
+            .as_deref()
+            .and_then(super::keys::parse_switch)
+            .ok_or_else(|| fail("the record names no new key".into()))?;
+        if old != in_force.fingerprint() {
+            return Err(fail(format!(
+                "the record names the old key {old}, but the key in force is {}",
+                in_force.fingerprint()
+            )));
+        }
+        in_force = new;
+        since = step.index + 1;
+    }
+    Ok((in_force, since))
+}
+
+/// Checks a proof offline with the node's public key: its key at the time of the proof's
+/// checkpoint, or an earlier one when the proof carries the switches since.
 pub fn verify_proof(proof: &Proof, key: &VerifyKey) -> Result<Proven, ProofError> {
     if proof.version != 1 {
         return Err(ProofError::Malformed(format!(
@@ -145,7 +266,13 @@ pub fn verify_proof(proof: &Proof, key: &VerifyKey) -> Result<Proven, ProofError
         .lines()
         .next()
         .ok_or_else(|| ProofError::Malformed("empty checkpoint".into()))?;
-    let cp = Checkpoint::open(&proof.checkpoint, key, origin)?;
+    let (key, since) = follow_switches(proof, key, origin)?;
+    let cp = Checkpoint::open(&proof.checkpoint, &key, origin)?;
+    if cp.size < since {
+        return Err(ProofError::Malformed(
+            "the checkpoint is older than the key switches the proof carries".into(),
+        ));
+    }
     let mut records = Vec::new();
     for e in &proof.entries {
         let path = e

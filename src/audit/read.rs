@@ -3,7 +3,11 @@
 //! record — a flipped byte, a removed, inserted, duplicated or reordered record, a truncated
 //! or missing segment, a checkpoint that does not match or is not signed by the node's key —
 //! is found, and said where.
+//!
+//! Each checkpoint is checked with the key in force at its size: the log's initial key, or
+//! the one announced by the last `key_switched` record its old key endorsed (see `keys`).
 
+use super::keys::{self, Schedule, ScheduleError, Timeline};
 use super::{CHECKPOINTS, NODE_PUB, Record, StoredCheckpoint, segment_name};
 use crate::checkpoint::{self, Checkpoint};
 use crate::keys::VerifyKey;
@@ -28,6 +32,11 @@ pub struct Report {
     pub last_checkpoint: u64,
     /// Records after the last checkpoint (not yet covered by a signature).
     pub unsigned_tail: u64,
+    /// The signing keys of the log over time.
+    pub timeline: Timeline,
+    /// Seqs of `key_switched` records that never took effect: not endorsed by a checkpoint
+    /// of the key in force (a crash between the two writes, or a record added later).
+    pub ignored_switches: Vec<u64>,
 }
 
 /// Why a log does not verify: where, and what.
@@ -106,13 +115,39 @@ pub fn node_key(dir: &Path) -> Result<VerifyKey, VerifyError> {
     VerifyKey::load(&dir.join(NODE_PUB)).map_err(|e| VerifyError::Log(e.to_string()))
 }
 
-/// Verifies the whole log in `dir` against `key` (default: the key in `node.pub`; pass the
-/// key from the node's configuration to pin it independently).
+/// The keys the log says it was signed with, oldest first (`node.keys`, or `node.pub`).
+pub fn node_keys(dir: &Path) -> Result<Vec<VerifyKey>, VerifyError> {
+    keys::history(dir)
+        .map_err(|e| VerifyError::Log(format!("{}: {e}", dir.join(keys::NODE_KEYS).display())))?
+        .ok_or_else(|| {
+            VerifyError::Log(format!(
+                "{}: neither {} nor {NODE_PUB} exists",
+                dir.display(),
+                keys::NODE_KEYS
+            ))
+        })
+}
+
+/// The key a log began with, given the key pinned by the caller, if any: the pinned key is
+/// the initial key, unless the log's own history names it as a later key (then the history
+/// supplies the initial key, and the pinned key must sign a checkpoint of the log).
+pub(crate) fn initial_key(dir: &Path, pin: Option<&VerifyKey>) -> Result<VerifyKey, VerifyError> {
+    match pin {
+        None => node_keys(dir).map(|h| h[0].clone()),
+        Some(k) => Ok(match keys::history(dir) {
+            Ok(Some(h)) if h.contains(k) => h[0].clone(),
+            _ => k.clone(),
+        }),
+    }
+}
+
+/// Verifies the whole log in `dir` against `key` (default: the keys in `node.keys` or
+/// `node.pub`; pass the key from the node's configuration, or an earlier one, to pin it
+/// independently). Across key switches the later keys come from the log itself, each
+/// endorsed by the key before it.
 pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError> {
-    let key = match key {
-        Some(k) => k.clone(),
-        None => node_key(dir)?,
-    };
+    let mut schedule = Schedule::new(initial_key(dir, key)?);
+    let mut pin_signed = false;
     let segs = segment_numbers(dir)?;
     if segs.is_empty() {
         return Err(VerifyError::Log(format!(
@@ -136,15 +171,37 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
     let mut next_cp = 0usize;
     let mut expect_seq = 1u64;
     let mut failure: Option<VerifyError> = None;
-    let mut check_cps = |tree: &Frontier, node: &str, failure: &mut Option<VerifyError>| {
+    let mut check_cps = |tree: &Frontier,
+                         node: &str,
+                         schedule: &mut Schedule,
+                         failure: &mut Option<VerifyError>| {
         while next_cp < stored.len() && stored[next_cp].size == tree.size() {
             let s = &stored[next_cp];
-            match Checkpoint::open(&s.note, &key, &checkpoint::origin(node)) {
-                Err(e) => {
+            let signer = schedule.in_force().clone();
+            match schedule.checkpoint(&s.note, s.size, &checkpoint::origin(node)) {
+                Err(ScheduleError::Checkpoint(e)) => {
                     *failure = Some(at(
                         CHECKPOINTS,
                         next_cp + 1,
-                        format!("checkpoint of size {}: {e}", s.size),
+                        format!(
+                            "checkpoint of size {}: {e} (the key in force is {})",
+                            s.size,
+                            signer.fingerprint()
+                        ),
+                    ));
+                    return;
+                }
+                Err(ScheduleError::OldKeyMismatch {
+                    seq,
+                    named,
+                    in_force,
+                }) => {
+                    *failure = Some(at(
+                        CHECKPOINTS,
+                        next_cp + 1,
+                        format!(
+                            "the key_switched record at seq {seq} names the old key {named}, but the key in force is {in_force}"
+                        ),
                     ));
                     return;
                 }
@@ -170,6 +227,9 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
                             ),
                         ));
                         return;
+                    }
+                    if key == Some(&signer) {
+                        pin_signed = true;
                     }
                     verified_cps.push(cp);
                 }
@@ -224,10 +284,11 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             }
             Some(_) => {}
         }
+        schedule.record(rec.seq, rec.event, rec.detail.as_deref());
         tree.push(leaf_hash(line));
         expect_seq += 1;
         if let Some(n) = &node {
-            check_cps(&tree, n, &mut failure);
+            check_cps(&tree, n, &mut schedule, &mut failure);
         }
         Ok(())
     })?;
@@ -252,8 +313,20 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             tree.size()
         )));
     }
+    if let Some(k) = key
+        && !verified_cps.is_empty()
+        && !pin_signed
+    {
+        return Err(VerifyError::Log(format!(
+            "the pinned key {} signed no checkpoint of this log",
+            k.fingerprint()
+        )));
+    }
     let last = verified_cps.last().map(|c| c.size).unwrap_or(0);
+    let (timeline, ignored_switches) = schedule.finish();
     Ok(Report {
+        timeline,
+        ignored_switches,
         node: node.unwrap_or_default(),
         records: tree.size(),
         segments: segs.len(),

@@ -1,7 +1,9 @@
 //! `isogate audit reconcile SENDER_DIR RECEIVER_DIR`: matches what one node sent with what
 //! the other landed or quarantined, and checks the sender's log against the checkpoints the
-//! receiver witnessed.
+//! receiver witnessed, each with the sender's key in force at its size (the sender may have
+//! switched keys: see `keys`).
 
+use super::keys::Timeline;
 use super::read::{self, VerifyError};
 use super::{Event, Record};
 use crate::checkpoint::Checkpoint;
@@ -97,20 +99,25 @@ pub fn reconcile(
     }
     // The receiver's witness of the sender's checkpoints. Pin the sender's key from the
     // receiver's configuration (`key`): the copy in the sender's own directory is the
-    // sender's word.
-    let key = match key {
-        Some(k) => k.clone(),
-        None => read::node_key(sender)?,
+    // sender's word. Its later keys come from its log: verified (each endorsed by the one
+    // before) when the log verifies, else as its records announce them.
+    let timeline = match read::verify(sender, key) {
+        Ok(report) => report.timeline,
+        Err(_) => Timeline::announced(read::initial_key(sender, key)?, &s),
     };
+    let keys = timeline.keys();
     let origin = crate::checkpoint::origin(&sender_node);
     let mut witnessed: Vec<Checkpoint> = Vec::new();
     for x in r.iter().filter(|x| x.event == Event::Witnessed) {
-        match x
-            .detail
-            .as_deref()
-            .map(|note| Checkpoint::open(note, &key, &origin))
-        {
-            Some(Ok(cp)) => witnessed.push(cp),
+        let opened = x.detail.as_deref().and_then(|note| {
+            keys.iter().find_map(|k| {
+                let cp = Checkpoint::open(note, k, &origin).ok()?;
+                // signed by the key in force at its size, not merely by one of the keys
+                timeline.keys_at(cp.size).contains(k).then_some(cp)
+            })
+        });
+        match opened {
+            Some(cp) => witnessed.push(cp),
             // a witness that does not verify under the sender's key is a mismatch, not noise
             _ => out.witness_mismatch.push(x.size.unwrap_or(0)),
         }

@@ -25,6 +25,14 @@ pub struct Running {
 
 impl Running {
     /// kill -9.
+    /// Wraps a node process started some other way (say, inside a network namespace).
+    pub fn from_child(name: &str, child: Child) -> Running {
+        Running {
+            name: name.to_string(),
+            child,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,0 +1,621 @@
+//! The diode datagram codec: a fixed header, a body (a RaptorQ symbol or a
+//! heartbeat) and a truncated HMAC-SHA256 tag over both. Owns the byte layout,
+//! the authentication key, the size limits derived from the MTU, and the checks a
+//! received datagram must pass (tag first, then every length and field) before
+//! anything else looks at it.
+//!
+//! ```text
+//! header (20 bytes)   magic "ID" | version u8 | kind u8 | session u64 | seq u64
+//! symbol body         block u64 | K u16 | T u16 | esi u32 | T bytes of symbol
+//! heartbeat body      session_start_ms u64 | sender_time_ms u64 | objects_enqueued u64
+//!                     | objects_sent u64 | objects_retired u64 | blocks_sent u64
+//!                     | carousel_pending u32 | interval_ms u32
+//! tag (16 bytes)      HMAC-SHA256(key, header | body)[..16]
+//! ```
+//! All integers are big-endian. A datagram is exactly as long as its kind says:
+//! trailing bytes are an error.
+
+use ring::hmac;
+use thiserror::Error;
+
+/// The two magic bytes that open every datagram.
+pub const MAGIC: [u8; 2] = *b"ID";
+/// The protocol version this code speaks.
+pub const VERSION: u8 = 1;
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 20;
+/// Length of the truncated HMAC-SHA256 tag.
+pub const TAG_LEN: usize = 16;
+/// Length of a symbol body before the symbol bytes.
+pub const SYMBOL_PREFIX_LEN: usize = 16;
+/// Length of a heartbeat body.
+pub const HEARTBEAT_BODY_LEN: usize = 56;
+/// Bytes of IPv4 (20) and UDP (8) headers around each datagram.
+pub const IPV4_UDP_OVERHEAD: usize = 28;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Smallest symbol size accepted (bytes).
+pub const MIN_SYMBOL_SIZE: u16 = 64;
+/// Symbol sizes are multiples of this alignment.
+pub const SYMBOL_ALIGN: u16 = 8;
+/// Largest number of source symbols in one block (RFC 6330's K'max).
+pub const MAX_SOURCE_SYMBOLS: u16 = 56_403;
+/// Encoding symbol ids are 24-bit (RFC 6330).
+pub const MAX_ESI: u32 = (1 << 24) - 1;
+/// Per-datagram overhead of a symbol datagram: header, symbol prefix and tag.
+pub const SYMBOL_OVERHEAD: usize = HEADER_LEN + SYMBOL_PREFIX_LEN + TAG_LEN;
+
+const KIND_SYMBOL: u8 = 1;
+const KIND_HEARTBEAT: u8 = 2;
+
+/// Why a datagram could not be decoded or encoded.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than a header and a tag.
+    #[error("datagram of {len} bytes is shorter than header and tag")]
+    TooShort {
+        /// Length received.
+        len: usize,
+    },
+    /// Longer than any UDP payload.
+    #[error("datagram of {len} bytes is longer than a UDP payload")]
+    TooLong {
+        /// Length received.
+        len: usize,
+    },
+    /// The authentication tag does not match: wrong key, forged or damaged.
+    #[error("authentication tag does not match")]
+    BadTag,
+    /// The magic bytes are wrong.
+    #[error("bad magic bytes")]
+    BadMagic,
+    /// A protocol version this code does not speak.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    /// A datagram kind this code does not know.
+    #[error("unknown datagram kind {0}")]
+    UnknownKind(u8),
+    /// The body is not exactly as long as its kind requires.
+    #[error("body of {got} bytes where {expected} were expected")]
+    BodyLength {
+        /// Length the kind requires.
+        expected: usize,
+        /// Length present.
+        got: usize,
+    },
+    /// The symbol size is out of range or misaligned.
+    #[error("symbol size {0} out of range or not a multiple of 8")]
+    BadSymbolSize(u16),
+    /// The block's source symbol count is zero or above the RFC 6330 limit.
+    #[error("source symbol count {0} out of range")]
+    BadSymbolCount(u16),
+    /// The encoding symbol id is beyond 24 bits.
+    #[error("encoding symbol id {0} out of range")]
+    BadSymbolId(u32),
+    /// The output buffer is too small for the datagram.
+    #[error("buffer of {have} bytes cannot hold a datagram of {need}")]
+    BufferTooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+}
+
+/// UDP payload bytes available under an IPv4 MTU (1500 → 1472, 9000 → 8972).
+pub fn max_payload(mtu: usize) -> usize {
+    mtu.saturating_sub(IPV4_UDP_OVERHEAD).min(MAX_DATAGRAM)
+}
+
+/// The largest aligned symbol size whose datagram fits the MTU (1500 → 1416,
+/// 9000 → 8920), or `None` when the MTU is too small for [`MIN_SYMBOL_SIZE`].
+pub fn symbol_size_for_mtu(mtu: usize) -> Option<u16> {
+    let room = max_payload(mtu).checked_sub(SYMBOL_OVERHEAD)?;
+    let aligned = room / usize::from(SYMBOL_ALIGN) * usize::from(SYMBOL_ALIGN);
+    let t = u16::try_from(aligned).ok()?;
+    (t >= MIN_SYMBOL_SIZE).then_some(t)
+}
+
+/// Whether `t` is an acceptable symbol size for a datagram of at most `max_len`.
+pub fn symbol_size_ok(t: u16, max_len: usize) -> bool {
+    t >= MIN_SYMBOL_SIZE && t % SYMBOL_ALIGN == 0 && usize::from(t) + SYMBOL_OVERHEAD <= max_len
+}
+
+/// The 32-byte key shared by the two ends of a link, ready for HMAC-SHA256.
+#[derive(Clone)]
+pub struct LinkKey(hmac::Key);
+
+impl LinkKey {
+    /// Prepares `key` for signing and verifying.
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    /// The truncated tag of `data`.
+    pub fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
+        let full = hmac::sign(&self.0, data);
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&full.as_ref()[..TAG_LEN]);
+        out
+    }
+
+    /// Whether `tag` is the tag of `data`, compared in constant time.
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        let want = self.tag(data);
+        if tag.len() != TAG_LEN {
+            return false;
+        }
+        let diff = want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
+    }
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkKey(..)")
+    }
+}
+
+/// The fixed header fields that vary per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Random id chosen by the sender when it starts.
+    pub session: u64,
+    /// Datagram sequence number within the session, from 0.
+    pub seq: u64,
+}
+
+/// One RaptorQ encoding symbol of one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    /// Block number within the session, from 0.
+    pub block: u64,
+    /// Source symbols in the block (K); the block carries K·T bytes.
+    pub source_symbols: u16,
+    /// Symbol size T in bytes.
+    pub symbol_size: u16,
+    /// Encoding symbol id: below K a source symbol, from K on a repair symbol.
+    pub esi: u32,
+    /// The symbol's T bytes.
+    pub data: &'a [u8],
+}
+
+/// The sender's periodic sign of life and progress report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Heartbeat {
+    /// Sender clock when the session started (orders sessions across restarts).
+    pub session_start_ms: u64,
+    /// Sender clock when this heartbeat was made.
+    pub sender_time_ms: u64,
+    /// Objects enqueued in this session so far.
+    pub objects_enqueued: u64,
+    /// Object copies whose last record has been sent.
+    pub objects_sent: u64,
+    /// Objects whose last carousel copy has been sent.
+    pub objects_retired: u64,
+    /// Blocks fully sent so far (the next block number).
+    pub blocks_sent: u64,
+    /// Carousel copies waiting to be sent.
+    pub carousel_pending: u32,
+    /// The heartbeat interval, so the receiver knows when to expect the next.
+    pub interval_ms: u32,
+}
+
+/// A datagram body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// A RaptorQ symbol.
+    Symbol(Symbol<'a>),
+    /// A heartbeat.
+    Heartbeat(Heartbeat),
+}
+
+/// A verified, decoded datagram borrowing from the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// Header fields.
+    pub header: Header,
+    /// Body.
+    pub body: Body<'a>,
+}
+
+fn put_header(out: &mut [u8], kind: u8, h: &Header) {
+    out[0..2].copy_from_slice(&MAGIC);
+    out[2] = VERSION;
+    out[3] = kind;
+    out[4..12].copy_from_slice(&h.session.to_be_bytes());
+    out[12..20].copy_from_slice(&h.seq.to_be_bytes());
+}
+
+fn check_symbol_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
+    if t < MIN_SYMBOL_SIZE || t % SYMBOL_ALIGN != 0 {
+        return Err(WireError::BadSymbolSize(t));
+    }
+    if k == 0 || k > MAX_SOURCE_SYMBOLS {
+        return Err(WireError::BadSymbolCount(k));
+    }
+    if esi > MAX_ESI {
+        return Err(WireError::BadSymbolId(esi));
+    }
+    Ok(())
+}
+
+/// Writes a datagram into `out` and returns its length.
+pub fn encode(
+    key: &LinkKey,
+    header: &Header,
+    body: &Body<'_>,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
+    let body_len = match body {
+        Body::Symbol(s) => {
+            check_symbol_fields(s.source_symbols, s.symbol_size, s.esi)?;
+            if s.data.len() != usize::from(s.symbol_size) {
+                return Err(WireError::BodyLength {
+                    expected: usize::from(s.symbol_size),
+                    got: s.data.len(),
+                });
+            }
+            SYMBOL_PREFIX_LEN + s.data.len()
+        }
+        Body::Heartbeat(_) => HEARTBEAT_BODY_LEN,
+    };
+    let len = HEADER_LEN + body_len + TAG_LEN;
+    if len > MAX_DATAGRAM {
+        return Err(WireError::TooLong { len });
+    }
+    if out.len() < len {
+        return Err(WireError::BufferTooSmall {
+            need: len,
+            have: out.len(),
+        });
+    }
+    match body {
+        Body::Symbol(s) => {
+            put_header(out, KIND_SYMBOL, header);
+            let b = &mut out[HEADER_LEN..HEADER_LEN + body_len];
+            b[0..8].copy_from_slice(&s.block.to_be_bytes());
+            b[8..10].copy_from_slice(&s.source_symbols.to_be_bytes());
+            b[10..12].copy_from_slice(&s.symbol_size.to_be_bytes());
+            b[12..16].copy_from_slice(&s.esi.to_be_bytes());
+            b[16..].copy_from_slice(s.data);
+        }
+        Body::Heartbeat(hb) => {
+            put_header(out, KIND_HEARTBEAT, header);
+            let b = &mut out[HEADER_LEN..HEADER_LEN + body_len];
+            b[0..8].copy_from_slice(&hb.session_start_ms.to_be_bytes());
+            b[8..16].copy_from_slice(&hb.sender_time_ms.to_be_bytes());
+            b[16..24].copy_from_slice(&hb.objects_enqueued.to_be_bytes());
+            b[24..32].copy_from_slice(&hb.objects_sent.to_be_bytes());
+            b[32..40].copy_from_slice(&hb.objects_retired.to_be_bytes());
+            b[40..48].copy_from_slice(&hb.blocks_sent.to_be_bytes());
+            b[48..52].copy_from_slice(&hb.carousel_pending.to_be_bytes());
+            b[52..56].copy_from_slice(&hb.interval_ms.to_be_bytes());
+        }
+    }
+    let tag = key.tag(&out[..HEADER_LEN + body_len]);
+    out[HEADER_LEN + body_len..len].copy_from_slice(&tag);
+    Ok(len)
+}
+
+fn be_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(a)
+}
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(a)
+}
+
+fn be_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Verifies the tag of `datagram`, then decodes it. The tag is checked before any
+/// field is read; every length is checked before it is used.
+pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, WireError> {
+    let len = datagram.len();
+    if len > MAX_DATAGRAM {
+        return Err(WireError::TooLong { len });
+    }
+    if len < HEADER_LEN + TAG_LEN {
+        return Err(WireError::TooShort { len });
+    }
+    let (signed, tag) = datagram.split_at(len - TAG_LEN);
+    if !key.verify(signed, tag) {
+        return Err(WireError::BadTag);
+    }
+    if signed[0..2] != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    if signed[2] != VERSION {
+        return Err(WireError::UnsupportedVersion(signed[2]));
+    }
+    let header = Header {
+        session: be_u64(signed, 4),
+        seq: be_u64(signed, 12),
+    };
+    let b = &signed[HEADER_LEN..];
+    let body = match signed[3] {
+        KIND_SYMBOL => {
+            if b.len() < SYMBOL_PREFIX_LEN {
+                return Err(WireError::BodyLength {
+                    expected: SYMBOL_PREFIX_LEN,
+                    got: b.len(),
+                });
+            }
+            let k = be_u16(b, 8);
+            let t = be_u16(b, 10);
+            let esi = be_u32(b, 12);
+            check_symbol_fields(k, t, esi)?;
+            let expected = SYMBOL_PREFIX_LEN + usize::from(t);
+            if b.len() != expected {
+                return Err(WireError::BodyLength {
+                    expected,
+                    got: b.len(),
+                });
+            }
+            Body::Symbol(Symbol {
+                block: be_u64(b, 0),
+                source_symbols: k,
+                symbol_size: t,
+                esi,
+                data: &b[SYMBOL_PREFIX_LEN..],
+            })
+        }
+        KIND_HEARTBEAT => {
+            if b.len() != HEARTBEAT_BODY_LEN {
+                return Err(WireError::BodyLength {
+                    expected: HEARTBEAT_BODY_LEN,
+                    got: b.len(),
+                });
+            }
+            Body::Heartbeat(Heartbeat {
+                session_start_ms: be_u64(b, 0),
+                sender_time_ms: be_u64(b, 8),
+                objects_enqueued: be_u64(b, 16),
+                objects_sent: be_u64(b, 24),
+                objects_retired: be_u64(b, 32),
+                blocks_sent: be_u64(b, 40),
+                carousel_pending: be_u32(b, 48),
+                interval_ms: be_u32(b, 52),
+            })
+        }
+        other => return Err(WireError::UnknownKind(other)),
+    };
+    Ok(Datagram { header, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> LinkKey {
+        LinkKey::new(&[7u8; 32])
+    }
+
+    fn symbol_datagram() -> Vec<u8> {
+        let data: Vec<u8> = (0..64u8).collect();
+        let body = Body::Symbol(Symbol {
+            block: 9,
+            source_symbols: 3,
+            symbol_size: 64,
+            esi: 4,
+            data: &data,
+        });
+        let mut buf = vec![0u8; 2000];
+        let n = encode(
+            &key(),
+            &Header {
+                session: 0xdead_beef,
+                seq: 42,
+            },
+            &body,
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn heartbeat_datagram() -> (Heartbeat, Vec<u8>) {
+        let hb = Heartbeat {
+            session_start_ms: 1,
+            sender_time_ms: 2,
+            objects_enqueued: 3,
+            objects_sent: 4,
+            objects_retired: 5,
+            blocks_sent: 6,
+            carousel_pending: 7,
+            interval_ms: 8,
+        };
+        let mut buf = vec![0u8; 200];
+        let n = encode(
+            &key(),
+            &Header { session: 1, seq: 2 },
+            &Body::Heartbeat(hb),
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        (hb, buf)
+    }
+
+    #[test]
+    fn mtu_sizes() {
+        assert_eq!(max_payload(1500), 1472);
+        assert_eq!(max_payload(9000), 8972);
+        assert_eq!(symbol_size_for_mtu(1500), Some(1416));
+        assert_eq!(symbol_size_for_mtu(9000), Some(8920));
+        assert_eq!(symbol_size_for_mtu(100), None);
+        for mtu in [576, 1280, 1500, 4000, 9000] {
+            let t = symbol_size_for_mtu(mtu).unwrap();
+            assert!(usize::from(t) + SYMBOL_OVERHEAD <= max_payload(mtu));
+            assert!(symbol_size_ok(t, max_payload(mtu)));
+        }
+    }
+
+    #[test]
+    fn symbol_round_trip() {
+        let d = symbol_datagram();
+        assert_eq!(d.len(), HEADER_LEN + SYMBOL_PREFIX_LEN + 64 + TAG_LEN);
+        let got = decode(&key(), &d).unwrap();
+        assert_eq!(
+            got.header,
+            Header {
+                session: 0xdead_beef,
+                seq: 42
+            }
+        );
+        match got.body {
+            Body::Symbol(s) => {
+                assert_eq!(
+                    (s.block, s.source_symbols, s.symbol_size, s.esi),
+                    (9, 3, 64, 4)
+                );
+                assert_eq!(s.data, &(0..64u8).collect::<Vec<_>>()[..]);
+            }
+            Body::Heartbeat(_) => panic!("wrong kind"),
+        }
+    }
+
+    #[test]
+    fn heartbeat_round_trip() {
+        let (hb, d) = heartbeat_datagram();
+        let got = decode(&key(), &d).unwrap();
+        assert_eq!(got.body, Body::Heartbeat(hb));
+    }
+
+    #[test]
+    fn every_truncation_rejected() {
+        for d in [symbol_datagram(), heartbeat_datagram().1] {
+            for n in 0..d.len() {
+                assert!(decode(&key(), &d[..n]).is_err(), "prefix of {n} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_rejected() {
+        for d in [symbol_datagram(), heartbeat_datagram().1] {
+            for i in 0..d.len() * 8 {
+                let mut m = d.clone();
+                m[i / 8] ^= 1 << (i % 8);
+                assert_eq!(
+                    decode(&key(), &m),
+                    Err(WireError::BadTag),
+                    "flip {i} accepted"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_rejected() {
+        for d in [symbol_datagram(), heartbeat_datagram().1] {
+            let mut m = d.clone();
+            m.push(0);
+            assert!(decode(&key(), &m).is_err());
+            // Even when re-signed, a body longer than its kind says is refused.
+            let body_end = d.len() - TAG_LEN;
+            let mut signed = d[..body_end].to_vec();
+            signed.push(0);
+            let tag = key().tag(&signed);
+            signed.extend_from_slice(&tag);
+            assert!(matches!(
+                decode(&key(), &signed),
+                Err(WireError::BodyLength { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn wrong_key_rejected() {
+        let d = symbol_datagram();
+        assert_eq!(
+            decode(&LinkKey::new(&[8u8; 32]), &d),
+            Err(WireError::BadTag)
+        );
+    }
+
+    fn resign(mut signed: Vec<u8>) -> Vec<u8> {
+        let tag = key().tag(&signed);
+        signed.extend_from_slice(&tag);
+        signed
+    }
+
+    #[test]
+    fn signed_but_invalid_fields_rejected() {
+        let d = symbol_datagram();
+        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let mut m = signed.clone();
+        m[0] = b'X';
+        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadMagic));
+        let mut m = signed.clone();
+        m[2] = 9;
+        assert_eq!(
+            decode(&key(), &resign(m)),
+            Err(WireError::UnsupportedVersion(9))
+        );
+        let mut m = signed.clone();
+        m[3] = 77;
+        assert_eq!(decode(&key(), &resign(m)), Err(WireError::UnknownKind(77)));
+        let mut m = signed.clone();
+        m[HEADER_LEN + 8..HEADER_LEN + 10].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BadSymbolCount(0))
+        );
+        let mut m = signed.clone();
+        m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&65u16.to_be_bytes());
+        assert_eq!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BadSymbolSize(65))
+        );
+        let mut m = signed.clone();
+        m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&72u16.to_be_bytes());
+        assert!(matches!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BodyLength { .. })
+        ));
+        let mut m = signed;
+        m[HEADER_LEN + 12..HEADER_LEN + 16].copy_from_slice(&(1u32 << 24).to_be_bytes());
+        assert_eq!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BadSymbolId(1 << 24))
+        );
+    }
+
+    #[test]
+    fn encode_checks_buffer_and_fields() {
+        let data = [0u8; 64];
+        let body = Body::Symbol(Symbol {
+            block: 0,
+            source_symbols: 1,
+            symbol_size: 64,
+            esi: 0,
+            data: &data,
+        });
+        let h = Header { session: 0, seq: 0 };
+        let mut small = [0u8; 50];
+        assert!(matches!(
+            encode(&key(), &h, &body, &mut small),
+            Err(WireError::BufferTooSmall { .. })
+        ));
+        let body = Body::Symbol(Symbol {
+            block: 0,
+            source_symbols: 1,
+            symbol_size: 72,
+            esi: 0,
+            data: &data,
+        });
+        let mut buf = [0u8; 200];
+        assert!(matches!(
+            encode(&key(), &h, &body, &mut buf),
+            Err(WireError::BodyLength { .. })
+        ));
+    }
+}
