@@ -683,7 +683,7 @@ fn print_rules(file: &std::path::Path, p: &isogate::policy::Policy) {
             match pd.action {
                 isogate::policy::PiiAction::Refuse => "refused",
                 isogate::policy::PiiAction::Mask =>
-                    "masked in text, CSV and JSON; refused elsewhere",
+                    "masked in text, CSV, JSON and XML; refused elsewhere",
             },
             pd.kinds
                 .iter()

@@ -141,7 +141,7 @@ struct RawCompliance {
 pub enum PiiAction {
     /// The object is refused.
     Refuse,
-    /// In text, CSV and JSON the data is masked and the masked copy crosses; in any other
+    /// In text, CSV, JSON and XML the data is masked and the masked copy crosses; in any other
     /// content (documents, archives) masking is impossible and the object is refused.
     Mask,
 }
