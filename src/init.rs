@@ -69,7 +69,7 @@ key = "certs/diode.key"
 # The path MTU: 1500, or 9000 with jumbo frames.
 mtu = 1500
 # The sender paces itself: there is no back-pressure on a diode.
-rate_mbit = 4000
+rate_mbit = 2000
 # Repair symbols per source symbol (0.1 = 10 % overhead; recovers ~5 % random loss).
 repair_ratio = 0.1
 # Each object is sent this many times (the carousel), so a lost block is recovered later.

@@ -302,7 +302,7 @@ fn diode_lab(port_base: u16, net: &Net, copies: u32) -> Lab {
                 &format!("address = \"{peer}:{other}\""),
             )
             .replace("copies = 2", &format!("copies = {copies}"))
-            .replace("rate_mbit = 4000", "rate_mbit = 800");
+            .replace("rate_mbit = 2000", "rate_mbit = 800");
         fs::write(&file, text).unwrap();
     }
     lab

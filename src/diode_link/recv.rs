@@ -26,6 +26,9 @@ use std::time::Duration;
 /// The receive buffer asked of the kernel: bursts at line rate must not overflow it.
 const RECV_BUFFER: usize = 64 << 20;
 
+/// Events between the socket thread and the writer: about 64 blocks, 45 MiB at MTU 1500.
+const EVENT_QUEUE: usize = 64;
+
 /// How long without a heartbeat before the link counts as down.
 const SILENCE_MS: u64 = 3_000;
 
@@ -64,7 +67,9 @@ pub fn start(node: Arc<Node>) -> Result<DiodeReceiver, DiodeError> {
     let receiver = Receiver::new(ReceiverConfig::new(key, d.mtu))?;
     tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = sync_channel::<ReceiverEvent>(8192);
+    // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
+    // queue keeps memory bounded; the socket buffer absorbs the writer's pauses
+    let (tx, rx) = sync_channel::<ReceiverEvent>(EVENT_QUEUE);
     let n = node.clone();
     let s = stop.clone();
     let net = std::thread::Builder::new()
