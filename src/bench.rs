@@ -183,7 +183,10 @@ impl Lab {
         fs::write(
             &policy,
             text.replace("max_bytes = 1073741824", "max_bytes = 68719476736")
-                .replace("max_expanded_bytes = 2147483648", "max_expanded_bytes = 68719476736"),
+                .replace(
+                    "max_expanded_bytes = 2147483648",
+                    "max_expanded_bytes = 68719476736",
+                ),
         )
         .map_err(io_err("writing the lab policy"))?;
         let exe = std::env::current_exe().map_err(io_err("finding this program"))?;
