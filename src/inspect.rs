@@ -87,8 +87,7 @@ pub fn inspect_file(
             format!("{} hard links", meta.nlink()),
         )));
     }
-    let mut head = Vec::with_capacity(HEAD_LEN);
-    (&mut file).take(HEAD_LEN as u64).read_to_end(&mut head)?;
+    let head = read_head(&mut file)?;
     let detected = match policy
         .check_name(name)
         .and_then(|()| policy.check_size(meta.len()))
@@ -168,6 +167,13 @@ fn judge(
         }
     }
     Ok(Ok(masked))
+}
+
+/// The first `HEAD_LEN` bytes, from which the type is decided.
+fn read_head(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// Limits used when a policy allows no archive: any archive is refused by type before
@@ -441,8 +447,7 @@ impl Visitor for Entries<'_> {
         if let Err(r) = named {
             return Ok(Err(prefixed(&at, r)));
         }
-        let mut head = Vec::with_capacity(HEAD_LEN);
-        reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+        let head = read_head(reader)?;
         let detected = match policy.classify(base, &head) {
             // `executable_names` allows a file by name, never one inside an archive
             Ok(d) if d.family == EXECUTABLE => {
@@ -511,8 +516,7 @@ impl Visitor for Parts<'_> {
             let mut lines = Lines::new(policy, false, &at);
             return doc::xml_text(&mut input, &mut |l| lines.refuse_only(l));
         }
-        let mut head = Vec::with_capacity(HEAD_LEN);
-        reader.take(HEAD_LEN as u64).read_to_end(&mut head)?;
+        let head = read_head(reader)?;
         let ext = crate::policy::extension(path).unwrap_or_default();
         let detected = detect(&head, &ext);
         let mut rest = io::Cursor::new(head.clone()).chain(reader);

@@ -480,6 +480,23 @@ impl Node {
         Ok(())
     }
 
+    /// Records that an object went out on the link: audit record and counters.
+    pub(crate) fn record_sent(&self, m: &crate::manifest::Manifest) {
+        let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+        e.size = Some(m.size);
+        if let Err(err) = self.audit.append(Event::Sent, e) {
+            tracing::error!(object = %m.object_id, error = %err, "cannot audit a sent object");
+        }
+        self.metrics
+            .transmit_objects
+            .with_label_values(&[m.channel.as_str()])
+            .inc();
+        self.metrics
+            .transmit_bytes
+            .with_label_values(&[m.channel.as_str()])
+            .inc_by(m.size);
+    }
+
     /// Applies a reload and audits each change or refusal.
     fn reload_policies(&self) {
         notify_systemd(&[sd_notify::NotifyState::Reloading]);

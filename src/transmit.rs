@@ -190,18 +190,7 @@ async fn send_one(
     let sent = stream_object(&conn, &sealed).await;
     let status = match sent {
         Ok(()) => {
-            let m = sealed.manifest();
-            let mut e = Entry::object(&m.channel, id, &m.name);
-            e.size = Some(m.size);
-            let _ = node.audit.append(Event::Sent, e);
-            node.metrics
-                .transmit_objects
-                .with_label_values(&[m.channel.as_str()])
-                .inc();
-            node.metrics
-                .transmit_bytes
-                .with_label_values(&[m.channel.as_str()])
-                .inc_by(m.size);
+            node.record_sent(sealed.manifest());
             // a receipt that never comes (the peer failed to answer) frees the slot and
             // sends the object again; the receiver drops the duplicate
             match tokio::time::timeout(RECEIPT_TIMEOUT, rx).await {

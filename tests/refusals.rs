@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use isogate::keys::{self, SigningKey};
 use isogate::link::{Identity, SERVER_NAME, client_config};
-use isogate::manifest::{CHUNK_SIZE, Manifest, ObjectId};
-use isogate::seal::hash_content;
+use isogate::manifest::{CHUNK_SIZE, Manifest};
 use isogate::wire::{RECEIPT_LEN, Receipt, ReceiptStatus, encode_object_frame};
 use std::fs;
 use std::time::Duration;
@@ -97,24 +96,6 @@ impl Forger {
         let mut send = self.conn.open_uni().await.unwrap();
         send_object(&mut send, m, key.unwrap_or(&self.key), content).await;
         read_receipt(&mut self.receipts).await
-    }
-}
-
-fn manifest(content: &[u8], name: &str, channel: &str) -> Manifest {
-    let (sha256, chunks) = hash_content(&mut &content[..], CHUNK_SIZE).unwrap();
-    Manifest {
-        object_id: ObjectId::random().unwrap(),
-        channel: channel.into(),
-        name: name.into(),
-        size: content.len() as u64,
-        content_type: "text".into(),
-        sha256,
-        chunk_size: CHUNK_SIZE,
-        chunks,
-        sender: "court".into(),
-        sequence: 1,
-        created_ms: 0,
-        verdict: "accept".into(),
     }
 }
 

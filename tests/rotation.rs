@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use isogate::keys::{self, SigningKey};
 use isogate::link::{Identity, SERVER_NAME, client_config};
-use isogate::manifest::{CHUNK_SIZE, Manifest, ObjectId};
-use isogate::seal::hash_content;
 use isogate::wire::encode_object_frame;
 use std::fs;
 use std::path::Path;
@@ -105,24 +103,6 @@ fn isogate(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
-fn manifest(content: &[u8], name: &str) -> Manifest {
-    let (sha256, chunks) = hash_content(&mut &content[..], CHUNK_SIZE).unwrap();
-    Manifest {
-        object_id: ObjectId::random().unwrap(),
-        channel: "to-internet".into(),
-        name: name.into(),
-        size: content.len() as u64,
-        content_type: "text".into(),
-        sha256,
-        chunk_size: CHUNK_SIZE,
-        chunks,
-        sender: "court".into(),
-        sequence: 1,
-        created_ms: 0,
-        verdict: "accept".into(),
-    }
-}
-
 /// Plays the court with its (new) certificate and sends a manifest signed by a key the
 /// internet node never pinned; returns once the internet node has refused it.
 fn send_forged(lab: &Lab) {
@@ -144,7 +124,7 @@ fn send_forged(lab: &Lab) {
             if let Ok(conn) = ep.connect(addr, SERVER_NAME).unwrap().await
                 && let Ok(mut send) = conn.open_uni().await
             {
-                let m = manifest(b"forged\n", "forged.txt");
+                let m = manifest(b"forged\n", "forged.txt", "to-internet");
                 let payload = m.sign(&third).unwrap().encode().unwrap();
                 let _ = send
                     .write_all(&encode_object_frame(&payload).unwrap())

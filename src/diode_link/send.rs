@@ -195,18 +195,7 @@ fn event(node: &Node, sending: &mut HashMap<crate::diode::ObjectId, Sending>, ev
                 && !s.first_sent
             {
                 s.first_sent = true;
-                let m = s.sealed.manifest();
-                let mut e = Entry::object(&m.channel, m.object_id, &m.name);
-                e.size = Some(m.size);
-                let _ = node.audit.append(Event::Sent, e);
-                node.metrics
-                    .transmit_objects
-                    .with_label_values(&[m.channel.as_str()])
-                    .inc();
-                node.metrics
-                    .transmit_bytes
-                    .with_label_values(&[m.channel.as_str()])
-                    .inc_by(m.size);
+                node.record_sent(s.sealed.manifest());
             }
         }
         SenderEvent::ObjectRetired { id } => {
