@@ -6,8 +6,8 @@ mod common;
 
 use common::{cores, sha256_throughput};
 use isogate::audit::{AuditLog, CheckpointPolicy, Entry, Event, read};
+use isogate::core::id::ObjectId;
 use isogate::keys::SigningKey;
-use isogate::manifest::ObjectId;
 use std::sync::Arc;
 use std::time::Instant;
 

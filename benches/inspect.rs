@@ -103,7 +103,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let full = Policy::parse(
         Path::new("policy/to-internet.toml"),
-        isogate::init::POLICY_TO_INTERNET,
+        isogate::cli::init::POLICY_TO_INTERNET,
     )
     .expect("lab policy");
     let type_only = Policy::parse(Path::new("type-only.toml"), TYPE_ONLY).expect("policy");

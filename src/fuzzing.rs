@@ -2,10 +2,10 @@
 //! same code): every parser that reads bytes from the other side, reached the way the
 //! receiver reaches it. Each function must never panic, whatever the input.
 
+use crate::core::manifest::SignedManifest;
+use crate::core::verify::{ReceiveRules, Reception};
+use crate::core::wire::{self, FrameHeader, HEADER_LEN, Receipt};
 use crate::keys::SigningKey;
-use crate::manifest::SignedManifest;
-use crate::verify::{ReceiveRules, Reception};
-use crate::wire::{self, FrameHeader, HEADER_LEN, Receipt};
 
 /// Decodes `data` as a receiver would: frame header, object frame, signed manifest, receipt.
 /// Then signs `data` as a manifest body with a fixed key, so that a body that decodes
@@ -49,7 +49,7 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
         return;
     };
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::checkpoint::Checkpoint::open(text, &key.verify_key(), "isogate/court");
+        let _ = crate::core::checkpoint::Checkpoint::open(text, &key.verify_key(), "isogate/court");
     }
     if let Ok(proof) = serde_json::from_slice::<crate::audit::prove::Proof>(data) {
         let _ = crate::audit::prove::verify_proof(&proof, &key.verify_key());
@@ -151,7 +151,7 @@ pub fn content(data: &[u8]) {
 /// check must reject it) and signed with the receiver's key, so that the body parsers, the
 /// FEC reassembly and the record unpacker see it too.
 pub fn diode_datagram(data: &[u8]) {
-    use crate::diode::{LinkKey, Receiver, ReceiverConfig, wire};
+    use crate::core::diode::{LinkKey, Receiver, ReceiverConfig, wire};
     const KEY: [u8; 32] = [7; 32];
     let Ok(mut receiver) = Receiver::new(ReceiverConfig::new(KEY, 1500)) else {
         return;
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn never_panics_on_random_and_mutated_inputs() {
         let key = SigningKey::from_seed(&[7u8; 32]).unwrap();
-        let good = crate::manifest::tests::sample(5000)
+        let good = crate::core::manifest::tests::sample(5000)
             .sign(&key)
             .unwrap()
             .encode()
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn audit_parsers_never_panic_on_mutated_inputs() {
         let key = SigningKey::from_seed(&[9u8; 32]).unwrap();
-        let note = crate::checkpoint::Checkpoint {
+        let note = crate::core::checkpoint::Checkpoint {
             origin: "isogate/court".into(),
             size: 3,
             root: [1; 32],
@@ -247,7 +247,7 @@ mod tests {
             let mut input: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if i % 2 == 0 && input.len() > 2 {
                 // a plausible start: the magic, the rest random
-                input[..2].copy_from_slice(&crate::diode::wire::MAGIC);
+                input[..2].copy_from_slice(&crate::core::diode::wire::MAGIC);
             }
             diode_datagram(&input);
         }

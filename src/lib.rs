@@ -4,48 +4,47 @@
 //! one-way, policy-checked ferry with signed manifests and an audit log. See the README and
 //! DESIGN.md for the vocabulary and the architecture.
 //!
-//! The core (`wire`, `manifest`, `verify`, `settle`, `policy`, `reason`) knows no I/O; the
-//! stages (`watch`, `inspect`, `seal`, `transmit`, `receive`, `land`) move bytes and files.
+//! The modules, top-down in pipeline order:
+//!
+//! ```text
+//!  cli       the commands; `run` starts a node's pipeline
+//!  core      sans-IO: ids, stage types, manifest, wire, verify, settle, digest, reasons,
+//!            Merkle tree and checkpoints, the diode's FEC/pack/session state machines
+//!  content   readers of formats and the detectors: bytes in, findings out
+//!  policy    policy files: raw ─► validated, per-channel rules
+//!  inspect   the evaluator (content + policy ─► verdict, masked copy), clamd
+//!  sender    intake (watch) ─► spool ─► inspect ─► seal ─► route
+//!  receiver  one link-neutral path: begin ─► write ─► verify ─► inspect again ─► land
+//!  link      quic and diode shells around the wire and the diode core
+//!  audit     the log, its checkpoints, witness, query, prove, reconcile, export
+//!  node      config, keys and rotation, policies in force, quarantine, health and disk
+//!  ops       metrics, telemetry events, /metrics and /healthz, systemd
+//! ```
+//!
+//! Layers, each importing only those below it:
+//! `cli` ─► `link` ─► `sender`, `receiver` ─► `node` ─► `ops` ─► `audit` ─► `inspect` ─►
+//! `policy` ─► `content` ─► `core` ─► the support modules `keys` (Ed25519 and TLS key
+//! material), `fsx` (durable file operations) and `problem` (errors that name file, line
+//! and key).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod bench;
-pub mod checkpoint;
-pub mod clamd;
-pub mod config;
+pub mod cli;
 pub mod content;
-pub mod demo;
-pub mod diode;
-pub mod diode_link;
+pub mod core;
+pub mod inspect;
+pub mod link;
+pub mod node;
+pub mod ops;
+pub mod policy;
+pub mod receiver;
+pub mod sender;
+
 pub mod fsx;
 pub mod fuzzing;
-pub mod init;
-pub mod inspect;
 pub mod keys;
-pub mod land;
-pub mod link;
-pub mod manifest;
-pub mod merkle;
-pub mod metrics;
-pub mod node;
-pub mod policies;
-pub mod policy;
 pub mod problem;
-pub mod quarantine;
-pub mod reason;
-pub mod receive;
-pub mod rotate;
-pub mod seal;
-pub mod settle;
-pub mod spool;
-pub mod stage;
-pub mod status;
-pub mod transmit;
-pub mod udp;
-pub mod verify;
-pub mod watch;
-pub mod wire;
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> u64 {

@@ -7,9 +7,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use isogate::config::{Config, Role};
-use isogate::init::{DEFAULT_PORT_BASE, LabLink};
+use isogate::cli::init::{DEFAULT_PORT_BASE, LabLink};
 use isogate::node::Node;
+use isogate::node::config::{Config, Role};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ Examples:
         /// Turn antivirus scanning on in the lab policies: clamd at unix:PATH or
         /// tcp:HOST:PORT.
         #[arg(long, value_name = "ADDR")]
-        clamd: Option<isogate::clamd::ClamdAddr>,
+        clamd: Option<isogate::policy::antivirus::ClamdAddr>,
     },
     /// Run a node until SIGTERM or SIGINT.
     #[command(
@@ -466,7 +466,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             port_base,
             clamd,
         } => {
-            isogate::init::init(&dir, link.lab(), port_base, clamd.as_ref())?;
+            isogate::cli::init::init(&dir, link.lab(), port_base, clamd.as_ref())?;
             println!("lab written to {}", dir.display());
             println!(
                 "  start:  isogate run --config {}/court.toml",
@@ -482,7 +482,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Run { config } => {
             let cfg = Config::load(&config).map_err(|p| anyhow::anyhow!("{p}"))?;
             let node = Arc::new(Node::open(cfg)?);
-            runtime()?.block_on(node.run(signal()))?;
+            runtime()?.block_on(isogate::cli::run::run(node, signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
@@ -499,7 +499,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             } else {
                 link.into_iter().map(Link::lab).collect()
             };
-            isogate::bench::run(&isogate::bench::BenchOptions {
+            isogate::cli::bench::run(&isogate::cli::bench::BenchOptions {
                 dir,
                 port_base,
                 big_mib,
@@ -511,7 +511,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir, port_base } => {
-            runtime()?.block_on(isogate::demo::run(dir, port_base, signal()))?;
+            runtime()?.block_on(isogate::cli::demo::run(dir, port_base, signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, format } => check(&config, format),

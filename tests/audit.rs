@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use isogate::checkpoint::Checkpoint;
+use isogate::core::checkpoint::Checkpoint;
 use isogate::keys::SigningKey;
 use std::fs;
 use std::net::UdpSocket;
@@ -251,7 +251,7 @@ fn tampering_is_detected_proofs_hold_and_logs_reconcile() {
     let mut cps = String::new();
     for c in isogate::audit::read::checkpoints(&rewritten).unwrap() {
         let hs: Vec<_> = leaves[..c.size as usize].iter().map(|(h, _)| *h).collect();
-        let root = isogate::merkle::root_of(&hs);
+        let root = isogate::core::merkle::root_of(&hs);
         let note = Checkpoint {
             origin: "isogate/court".into(),
             size: c.size,

@@ -5,7 +5,8 @@
 mod clamd_helper;
 
 use clamd_helper::{EICAR_REPORTED, TestClamd, eicar};
-use isogate::clamd::{Clamd, ClamdAddr, ClamdError, ScanResult};
+use isogate::inspect::clamd::{Clamd, ClamdError, ScanResult};
+use isogate::policy::antivirus::ClamdAddr;
 use std::io::{Cursor, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
@@ -59,7 +60,7 @@ fn eicar_is_found_anywhere_in_the_stream() {
         ScanResult::Found(EICAR_REPORTED.into())
     );
     // Across the boundary between the first and the second chunk.
-    let mut body = clean_bytes(isogate::clamd::CHUNK_LEN - 30);
+    let mut body = clean_bytes(isogate::inspect::clamd::CHUNK_LEN - 30);
     body.extend_from_slice(&eicar());
     body.extend_from_slice(&clean_bytes(1000));
     assert_eq!(
@@ -167,7 +168,7 @@ fn read_stream(conn: &mut std::os::unix::net::UnixStream) {
         if len == 0 {
             return;
         }
-        assert!(len <= isogate::clamd::CHUNK_LEN);
+        assert!(len <= isogate::inspect::clamd::CHUNK_LEN);
         let mut chunk = vec![0u8; len];
         conn.read_exact(&mut chunk).unwrap();
     }

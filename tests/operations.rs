@@ -55,12 +55,14 @@ fn metrics_count_what_crossed_and_health_follows_the_link() {
     lab.publish("court", "to-internet", "tool.pdf", &elf);
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(30, "five files", || visible(&inbox).len() == 5);
-    wait_until(30, "five receipts counted", || {
+    // the receipt is counted, then the spool entry goes: wait for both
+    wait_until(30, "five receipts counted and the spool empty", || {
         let (_, m) = get(court_port, "/metrics");
         sample(
             &m,
             "isogate_transmit_receipts_total{channel=\"to-internet\",status=\"landed\"}",
         ) == 5.0
+            && sample(&m, "isogate_spool_objects{channel=\"to-internet\"}") == 0.0
     });
     let (status, court) = get(court_port, "/metrics");
     assert_eq!(status, 200);
@@ -96,7 +98,7 @@ fn metrics_count_what_crossed_and_health_follows_the_link() {
         ),
         5.0
     );
-    assert_eq!(sample(&court, "isogate_link_up"), 1.0);
+    assert_eq!(sample(&court, "isogate_link_up{link=\"quic\"}"), 1.0);
     assert!(court.contains("isogate_policy_info{channel=\"to-internet\",version=\""));
     assert!(sample(&court, "isogate_disk_free_bytes{dir=\"state\"}") > 0.0);
 
@@ -122,7 +124,7 @@ fn metrics_count_what_crossed_and_health_follows_the_link() {
     wait_until(30, "the court to report the link down", || {
         get(court_port, "/healthz").0 == 503
     });
-    assert!(get(court_port, "/healthz").1.contains("link: down"));
+    assert!(get(court_port, "/healthz").1.contains("link: quic down"));
 }
 
 /// A tmpfs mounted for the test; unmounted when dropped.
@@ -174,7 +176,7 @@ fn a_full_disk_pauses_intake_and_nothing_is_lost() {
     // ballast leaves 17 MiB free: a 2 MiB file crosses above the 10 MiB floor (the
     // receiver wants the floor plus the file's size free), an 8 MiB one then does not
     let ballast = lab.dir.join("ballast");
-    let free = isogate::status::free_bytes(&lab.dir).unwrap();
+    let free = isogate::node::health::free_bytes(&lab.dir).unwrap();
     write_generated(&ballast, free - (17 << 20), 7);
     let _court = lab.start("court");
     let _internet = lab.start("internet");

@@ -4,10 +4,10 @@
 
 mod common;
 use common::*;
+use isogate::core::manifest::{CHUNK_SIZE, Manifest};
+use isogate::core::wire::{RECEIPT_LEN, Receipt, ReceiptStatus, encode_object_frame};
+use isogate::keys::tls::{Identity, SERVER_NAME, client_config};
 use isogate::keys::{self, SigningKey};
-use isogate::link::{Identity, SERVER_NAME, client_config};
-use isogate::manifest::{CHUNK_SIZE, Manifest};
-use isogate::wire::{RECEIPT_LEN, Receipt, ReceiptStatus, encode_object_frame};
 use std::fs;
 use std::time::Duration;
 
@@ -53,28 +53,34 @@ struct Forger {
     _ep: quinn::Endpoint,
 }
 
+/// Connects to the internet node's QUIC link with the lab's court certificate.
+async fn dial(lab: &Lab) -> (quinn::Endpoint, quinn::Connection) {
+    let certs = lab.dir.join("certs");
+    let id = Identity {
+        cert: keys::load_cert(&certs.join("court.tls.crt")).unwrap(),
+        key: keys::load_tls_key(&certs.join("court.tls.key")).unwrap(),
+        peer_cert: keys::load_cert(&certs.join("internet.tls.crt")).unwrap(),
+    };
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(client_config(&id).unwrap());
+    let addr = format!("127.0.0.1:{}", lab.port_base + 1).parse().unwrap();
+    for _ in 0..100 {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(2),
+            ep.connect(addr, SERVER_NAME).unwrap(),
+        );
+        match attempt.await {
+            Ok(Ok(c)) => return (ep, c),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the internet node accepts the court certificate");
+}
+
 impl Forger {
     async fn connect(lab: &Lab) -> Forger {
         let certs = lab.dir.join("certs");
-        let id = Identity {
-            cert: keys::load_cert(&certs.join("court.tls.crt")).unwrap(),
-            key: keys::load_tls_key(&certs.join("court.tls.key")).unwrap(),
-            peer_cert: keys::load_cert(&certs.join("internet.tls.crt")).unwrap(),
-        };
-        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        ep.set_default_client_config(client_config(&id).unwrap());
-        let addr = format!("127.0.0.1:{}", lab.port_base + 1).parse().unwrap();
-        let mut conn = None;
-        for _ in 0..100 {
-            match ep.connect(addr, SERVER_NAME).unwrap().await {
-                Ok(c) => {
-                    conn = Some(c);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        let conn = conn.expect("the internet node accepts the court certificate");
+        let (ep, conn) = dial(lab).await;
         // The receiver opens its receipt stream with the first receipt; prime it with an
         // object, then keep the stream.
         let key = SigningKey::load(&certs.join("court.sign.key")).unwrap();
@@ -194,4 +200,54 @@ fn forged_replayed_and_misdirected_objects_are_refused() {
         all.sort();
         assert_eq!(all, vec!["chunk_hash", "name_refused", "size_mismatch"]);
     });
+}
+
+#[test]
+fn an_object_over_a_link_its_channel_does_not_use_is_refused() {
+    // to-internet crosses on the diode; to-court on QUIC, so the internet node listens
+    // for QUIC too. An object of to-internet arriving over QUIC, though signed by the
+    // peer, is refused unread: a channel crosses only on the link it is configured for.
+    let lab = Lab::new_with(21490, &["--link", "diode"]);
+    let cfg = lab.config("internet");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let i = text.find("name = \"to-court\"").unwrap();
+    let (head, tail) = text.split_at(i);
+    let tail = tail
+        .replacen("link = \"diode\"", "link = \"quic\"", 1)
+        .replace("[diode]\n", "[diode]\nlisten = \"127.0.0.1:21499\"\n");
+    fs::write(&cfg, format!("{head}{tail}")).unwrap();
+    let out = check(&cfg, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let _internet = lab.start("internet");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let (_ep, conn) = dial(&lab).await;
+        let key = SigningKey::load(&lab.dir.join("certs/court.sign.key")).unwrap();
+        let content = b"over the wrong link\n";
+        let m = manifest(content, "wrong-link.txt", "to-internet");
+        let mut send = conn.open_uni().await.unwrap();
+        send_object(&mut send, &m, &key, content).await;
+        let mut receipts = conn.accept_uni().await.unwrap();
+        let r = read_receipt(&mut receipts).await;
+        assert_eq!(r.status, ReceiptStatus::Refused);
+        assert_eq!(r.object_id, m.object_id);
+        m.object_id
+    });
+    assert_eq!(
+        reasons(&lab.dir.join("internet/quarantine/_unverified")),
+        vec!["wrong_channel"]
+    );
+    assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
+    let log = lab.log("internet");
+    assert!(log.contains("wrong_channel"), "{log}");
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "query"])
+        .arg(lab.dir.join("internet/audit"))
+        .args(["--reason", "wrong_channel", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&id.to_string()), "{text}");
+    assert!(text.contains("quarantined"), "{text}");
 }

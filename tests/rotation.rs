@@ -7,9 +7,9 @@
 
 mod common;
 use common::*;
+use isogate::core::wire::encode_object_frame;
+use isogate::keys::tls::{Identity, SERVER_NAME, client_config};
 use isogate::keys::{self, SigningKey};
-use isogate::link::{Identity, SERVER_NAME, client_config};
-use isogate::wire::encode_object_frame;
 use std::fs;
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! What every benchmark prints beside its figures: this machine's own limits.
 
-pub use isogate::bench::sha256_throughput;
+pub use isogate::cli::bench::sha256_throughput;
 
 /// The number of cores.
 pub fn cores() -> usize {

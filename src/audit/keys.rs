@@ -19,7 +19,7 @@
 //! with `--key` for a check that does not depend on them.
 
 use super::{Event, NODE_PUB, Record};
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::core::checkpoint::{Checkpoint, CheckpointError};
 use crate::keys::VerifyKey;
 use std::io;
 use std::path::Path;
@@ -262,9 +262,9 @@ mod tests {
     use super::*;
     use crate::audit::read::verify;
     use crate::audit::{AuditError, AuditLog, CHECKPOINTS, CheckpointPolicy, Entry, segment_name};
-    use crate::checkpoint::{self, Checkpoint};
+    use crate::core::checkpoint::{self, Checkpoint};
+    use crate::core::id::ObjectId;
     use crate::keys::SigningKey;
-    use crate::manifest::ObjectId;
     use std::sync::Arc;
 
     fn key(seed: u8) -> Arc<SigningKey> {
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(t.keys_at(14), vec![c.verify_key()]);
     }
 
-    fn forge_checkpoint(dir: &Path, size: u64, root: crate::merkle::Hash, k: &SigningKey) {
+    fn forge_checkpoint(dir: &Path, size: u64, root: crate::core::merkle::Hash, k: &SigningKey) {
         let note = Checkpoint {
             origin: checkpoint::origin("court"),
             size,
@@ -404,8 +404,8 @@ mod tests {
         std::fs::write(&path, format!("{text}{line}\n")).unwrap();
     }
 
-    fn root_of(dir: &Path) -> (u64, crate::merkle::Hash) {
-        let mut tree = crate::merkle::Frontier::new();
+    fn root_of(dir: &Path) -> (u64, crate::core::merkle::Hash) {
+        let mut tree = crate::core::merkle::Frontier::new();
         for (leaf, _) in crate::audit::read::leaves(dir).unwrap() {
             tree.push(leaf);
         }

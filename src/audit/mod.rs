@@ -25,11 +25,11 @@ pub mod read;
 pub mod reconcile;
 pub mod syslog;
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::core::checkpoint::{self, Checkpoint};
+use crate::core::id::ObjectId;
+use crate::core::merkle::{Frontier, leaf_hash};
+use crate::core::reason::Reason;
 use crate::keys::SigningKey;
-use crate::manifest::ObjectId;
-use crate::merkle::{Frontier, leaf_hash};
-use crate::reason::Reason;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -368,7 +368,7 @@ impl AuditLog {
             }
         }
         let last_cp = read::checkpoints(dir).map_err(io(&cp_path))?.pop();
-        let mut cp_root: Option<crate::merkle::Hash> = None;
+        let mut cp_root: Option<crate::core::merkle::Hash> = None;
         let mut tree = Frontier::new();
         let mut last_seq = 0;
         let mut last_switch: Option<(u64, crate::keys::VerifyKey)> = None;

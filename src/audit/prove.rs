@@ -8,9 +8,9 @@
 
 use super::Record;
 use super::read::{self, VerifyError};
-use crate::checkpoint::{self, Checkpoint};
+use crate::core::checkpoint::{self, Checkpoint};
+use crate::core::merkle::{self, Hash};
 use crate::keys::VerifyKey;
-use crate::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use thiserror::Error;

@@ -9,9 +9,9 @@
 
 use super::keys::{self, Schedule, ScheduleError, Timeline};
 use super::{CHECKPOINTS, NODE_PUB, Record, StoredCheckpoint, segment_name};
-use crate::checkpoint::{self, Checkpoint};
+use crate::core::checkpoint::{self, Checkpoint};
+use crate::core::merkle::{Frontier, leaf_hash};
 use crate::keys::VerifyKey;
-use crate::merkle::{Frontier, leaf_hash};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
@@ -337,7 +337,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
 }
 
 /// The leaf hashes of every record and the records' raw lines (for proofs and witnesses).
-pub fn leaves(dir: &Path) -> io::Result<Vec<(crate::merkle::Hash, Vec<u8>)>> {
+pub fn leaves(dir: &Path) -> io::Result<Vec<(crate::core::merkle::Hash, Vec<u8>)>> {
     let mut out = Vec::new();
     for_each_line(dir, |_, _, line| {
         out.push((leaf_hash(line), line.to_vec()));
@@ -350,8 +350,8 @@ pub fn leaves(dir: &Path) -> io::Result<Vec<(crate::merkle::Hash, Vec<u8>)>> {
 mod tests {
     use super::*;
     use crate::audit::{AuditLog, CheckpointPolicy, Entry, Event};
+    use crate::core::id::ObjectId;
     use crate::keys::SigningKey;
-    use crate::manifest::ObjectId;
     use std::sync::Arc;
 
     struct Rng(u64);

@@ -6,8 +6,8 @@
 use super::keys::Timeline;
 use super::read::{self, VerifyError};
 use super::{Event, Record};
-use crate::checkpoint::Checkpoint;
-use crate::merkle::Frontier;
+use crate::core::checkpoint::Checkpoint;
+use crate::core::merkle::Frontier;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -106,7 +106,7 @@ pub fn reconcile(
         Err(_) => Timeline::announced(read::initial_key(sender, key)?, &s),
     };
     let keys = timeline.keys();
-    let origin = crate::checkpoint::origin(&sender_node);
+    let origin = crate::core::checkpoint::origin(&sender_node);
     let mut witnessed: Vec<Checkpoint> = Vec::new();
     for x in r.iter().filter(|x| x.event == Event::Witnessed) {
         let opened = x.detail.as_deref().and_then(|note| {
@@ -134,7 +134,7 @@ pub fn reconcile(
         let mut tree = Frontier::new();
         let mut next = 0;
         read::for_each_line(sender, |_, _, line| {
-            tree.push(crate::merkle::leaf_hash(line));
+            tree.push(crate::core::merkle::leaf_hash(line));
             while next < witnessed.len() && witnessed[next].size == tree.size() {
                 if witnessed[next].root == tree.root() {
                     out.witness_ok += 1;

@@ -146,7 +146,7 @@ mod tests {
             name: Some("x\"].pdf".into()),
             size: None,
             sha256: None,
-            reason: Some(crate::reason::Reason::TypeRefused),
+            reason: Some(crate::core::reason::Reason::TypeRefused),
             detail: None,
             peer: Some("a]b".into()),
         };

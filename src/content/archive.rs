@@ -17,7 +17,7 @@
 //! is an `io::Error`.
 
 use crate::content::Scan;
-use crate::reason::{Reason, Refusal};
+use crate::core::reason::{Reason, Refusal};
 use std::cell::Cell;
 use std::fmt;
 use std::fs::File;

@@ -11,7 +11,7 @@
 
 use crate::content::text::overlap_tail;
 use crate::content::{LineSink, Scan};
-use crate::reason::{Reason, Refusal};
+use crate::core::reason::{Reason, Refusal};
 use quick_xml::events::{BytesRef, Event};
 use std::borrow::Cow;
 use std::io::{self, BufRead};

@@ -23,7 +23,7 @@ pub mod pii;
 pub mod rules;
 pub mod text;
 
-use crate::reason::Refusal;
+use crate::core::reason::Refusal;
 
 /// The result of a scan: a fault, a refusal, or nothing found.
 pub type Scan = std::io::Result<Result<(), Refusal>>;

@@ -25,7 +25,7 @@
 //! buffers and a line of text; a decoded stream is never held whole.
 
 use crate::content::{LineSink, Scan};
-use crate::reason::{Reason, Refusal};
+use crate::core::reason::{Reason, Refusal};
 use flate2::{Decompress, FlushDecompress, Status};
 use std::io::{self, Read};
 

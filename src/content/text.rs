@@ -14,7 +14,7 @@
 //! to GB18030 at the first line that is not UTF-8 but is GB18030: ASCII reads the same in
 //! both, so a GBK file that starts with a long ASCII header is read whole.
 
-use crate::reason::{Reason, Refusal};
+use crate::core::reason::{Reason, Refusal};
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 

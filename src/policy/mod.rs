@@ -8,19 +8,20 @@
 //! markings, personal data, PDF active content, antivirus) are run by the inspect stage with
 //! the detectors this policy holds.
 
+pub mod antivirus;
 mod detect;
 mod names;
 
 pub use detect::{Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, detect};
 pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension};
 
-use crate::clamd::ClamdAddr;
 use crate::content::archive::Limits;
 use crate::content::marking::MarkingDetector;
 use crate::content::pii::{PiiDetector, PiiKind};
 use crate::content::rules::TextRules;
+use crate::core::reason::{Reason, Refusal};
+use crate::policy::antivirus::ClamdAddr;
 use crate::problem::{Problems, Source};
-use crate::reason::{Reason, Refusal};
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The name rules every channel applies to a file's base name, whatever its policy.
 
-use crate::reason::{Reason, Refusal};
+use crate::core::reason::{Reason, Refusal};
 
 /// The lower-case extension of a name, without the dot.
 pub fn extension(name: &str) -> Option<String> {

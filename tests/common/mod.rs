@@ -429,17 +429,18 @@ pub fn check(config: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 /// A manifest for `content` as the court would seal it, for tests that play a node.
-pub fn manifest(content: &[u8], name: &str, channel: &str) -> isogate::manifest::Manifest {
+pub fn manifest(content: &[u8], name: &str, channel: &str) -> isogate::core::manifest::Manifest {
     let (sha256, chunks) =
-        isogate::seal::hash_content(&mut &content[..], isogate::manifest::CHUNK_SIZE).unwrap();
-    isogate::manifest::Manifest {
-        object_id: isogate::manifest::ObjectId::random().unwrap(),
+        isogate::core::digest::hash_content(&mut &content[..], isogate::core::manifest::CHUNK_SIZE)
+            .unwrap();
+    isogate::core::manifest::Manifest {
+        object_id: isogate::core::id::ObjectId::random().unwrap(),
         channel: channel.into(),
         name: name.into(),
         size: content.len() as u64,
         content_type: "text".into(),
         sha256,
-        chunk_size: isogate::manifest::CHUNK_SIZE,
+        chunk_size: isogate::core::manifest::CHUNK_SIZE,
         chunks,
         sender: "court".into(),
         sequence: 1,

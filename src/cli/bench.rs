@@ -1,0 +1,578 @@
+//! `isogate bench`: the project's benchmark. In one run it measures this machine's own
+//! limits (one core's SHA-256, raw loopback UDP and TCP), then, on a fresh lab with both
+//! nodes running as real `isogate run` processes, the gateway's figures — one large file
+//! drop to landed, sustained small files per second, latency at a steady 100 files/s, peak
+//! resident memory of each node while a very large file crosses — and prints each figure
+//! beside the limit it is bounded by, as a ratio.
+//!
+//! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
+//! policies on both nodes, durable landing and audit records.
+
+use crate::cli::init::{self, LabLink};
+use notify::Watcher;
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Why the benchmark could not run.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The lab could not be written.
+    #[error(transparent)]
+    Init(#[from] init::InitError),
+    /// Something did not happen in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Watching the inbox failed.
+    #[error("watching the inbox: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Io { what, source }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Where to put the labs (a new temporary directory when `None`).
+    pub dir: Option<PathBuf>,
+    /// Port base of the first lab; each further lab adds 10.
+    pub port_base: u16,
+    /// The large file, in MiB.
+    pub big_mib: u64,
+    /// The very large file for the memory figure, in MiB.
+    pub huge_mib: u64,
+    /// How many 4 KiB files.
+    pub small_files: usize,
+    /// How long the 100 files/s latency run lasts, in seconds.
+    pub latency_secs: u64,
+    /// Link types to measure.
+    pub links: Vec<LabLink>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            dir: None,
+            port_base: 7600,
+            big_mib: 1024,
+            huge_mib: 4096,
+            small_files: 3000,
+            latency_secs: 10,
+            links: vec![LabLink::Quic],
+        }
+    }
+}
+
+/// One core's SHA-256 throughput, in MiB/s, measured for about a second.
+pub fn sha256_throughput() -> f64 {
+    let buf = vec![0x5au8; 64 << 20];
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed().as_secs_f64() < 1.0 {
+        std::hint::black_box(ring::digest::digest(&ring::digest::SHA256, &buf));
+        n += buf.len() as u64;
+    }
+    mib_per_s(n, t.elapsed())
+}
+
+fn mib_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64 / d.as_secs_f64().max(1e-9)
+}
+
+/// Raw loopback UDP: one thread sends 1472-byte datagrams (a 1500-byte MTU's payload) as
+/// fast as it can for a second, another receives; MiB/s received.
+pub fn udp_loopback() -> Result<f64, BenchError> {
+    let rx = UdpSocket::bind("127.0.0.1:0").map_err(io_err("udp bind"))?;
+    let addr = rx.local_addr().map_err(io_err("udp addr"))?;
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(io_err("udp timeout"))?;
+    let tx = UdpSocket::bind("127.0.0.1:0").map_err(io_err("udp bind"))?;
+    let sender = std::thread::spawn(move || {
+        let buf = [0x42u8; 1472];
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(1) {
+            let _ = tx.send_to(&buf, addr);
+        }
+    });
+    let mut buf = [0u8; 2048];
+    let mut got = 0u64;
+    let t = Instant::now();
+    while let Ok(n) = rx.recv(&mut buf) {
+        got += n as u64;
+    }
+    let _ = sender.join();
+    // the receiver stops 200 ms after the last datagram
+    Ok(mib_per_s(
+        got,
+        t.elapsed().saturating_sub(Duration::from_millis(200)),
+    ))
+}
+
+/// Raw loopback TCP: one connection, 1 MiB writes for a second; MiB/s received.
+pub fn tcp_loopback() -> Result<f64, BenchError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io_err("tcp bind"))?;
+    let addr = l.local_addr().map_err(io_err("tcp addr"))?;
+    let sender = std::thread::spawn(move || -> io::Result<()> {
+        let mut s = TcpStream::connect(addr)?;
+        let buf = vec![0x42u8; 1 << 20];
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(1) {
+            s.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    let (mut c, _) = l.accept().map_err(io_err("tcp accept"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0u64;
+    let t = Instant::now();
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+    }
+    let took = t.elapsed();
+    let _ = sender.join();
+    Ok(mib_per_s(got, took))
+}
+
+/// A running lab: two `isogate run` children, stopped when dropped.
+struct Lab {
+    dir: PathBuf,
+    port_base: u16,
+    nodes: Vec<(String, Child)>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.nodes {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        for (_, c) in &mut self.nodes {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Lab {
+    fn start(dir: PathBuf, link: LabLink, port_base: u16) -> Result<Lab, BenchError> {
+        init::init(&dir, link, port_base, None)?;
+        // the very large file is larger than the lab's outbound size limit; every other
+        // rule stays as shipped
+        let policy = dir.join("policy").join("to-internet.toml");
+        let text = fs::read_to_string(&policy).map_err(io_err("reading the lab policy"))?;
+        fs::write(
+            &policy,
+            text.replace("max_bytes = 1073741824", "max_bytes = 68719476736")
+                .replace(
+                    "max_expanded_bytes = 2147483648",
+                    "max_expanded_bytes = 68719476736",
+                ),
+        )
+        .map_err(io_err("writing the lab policy"))?;
+        let exe = std::env::current_exe().map_err(io_err("finding this program"))?;
+        let mut nodes = Vec::new();
+        for node in ["court", "internet"] {
+            let log = fs::File::create(dir.join(format!("{node}.log")))
+                .map_err(io_err("creating a node log"))?;
+            let err = log.try_clone().map_err(io_err("node log"))?;
+            let child = Command::new(&exe)
+                .arg("run")
+                .arg("--config")
+                .arg(dir.join(format!("{node}.toml")))
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .map_err(io_err("starting a node"))?;
+            nodes.push((node.to_string(), child));
+        }
+        let lab = Lab {
+            dir,
+            port_base,
+            nodes,
+        };
+        lab.wait_healthy()?;
+        Ok(lab)
+    }
+
+    fn wait_healthy(&self) -> Result<(), BenchError> {
+        let t = Instant::now();
+        for port in [self.port_base + 2, self.port_base + 3] {
+            while !http_ok(port, "/healthz") {
+                if t.elapsed() > Duration::from_secs(30) {
+                    return Err(BenchError::Timeout(format!(
+                        "the lab's nodes to report healthy (see {})",
+                        self.dir.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.dir.join("court/outbox/to-internet")
+    }
+
+    fn inbox(&self) -> PathBuf {
+        self.dir.join("internet/inbox/to-internet")
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id()))
+            .collect()
+    }
+}
+
+fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    raw.starts_with("HTTP/1.1 200")
+}
+
+/// Writes `size` bytes of a PDF-shaped file (header, one image stream of pseudo-random
+/// bytes, trailer): content the lab's outbound policy accepts.
+fn write_pdf(path: &Path, size: u64, seed: u64) -> Result<(), BenchError> {
+    let head =
+        b"%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n";
+    let tail = b"\nendstream\nendobj\ntrailer\n<< /Size 2 >>\n%%EOF\n";
+    let mut f = io::BufWriter::with_capacity(
+        1 << 20,
+        fs::File::create(path).map_err(io_err(format!("creating {}", path.display())))?,
+    );
+    let mut block = vec![0u8; 1 << 20];
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in block.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let b = state.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    let w = |f: &mut io::BufWriter<fs::File>, b: &[u8]| {
+        f.write_all(b).map_err(io_err("writing a test file"))
+    };
+    let body = size.saturating_sub((head.len() + tail.len()) as u64);
+    w(&mut f, head)?;
+    let mut left = body;
+    let mut turn = 0u8;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        // vary each MiB a little so that no two chunks are equal
+        block[0] = turn;
+        turn = turn.wrapping_add(1);
+        w(&mut f, &block[..n])?;
+        left -= n as u64;
+    }
+    w(&mut f, tail)?;
+    f.into_inner()
+        .map_err(|e| io_err("flushing a test file")(e.into_error()))?
+        .sync_all()
+        .map_err(io_err("syncing a test file"))
+}
+
+/// Publishes a prepared file by renaming it into the outbox; returns when it was renamed.
+fn publish(staged: &Path, outbox: &Path, name: &str) -> Result<Instant, BenchError> {
+    let t = Instant::now();
+    fs::rename(staged, outbox.join(name)).map_err(io_err("renaming into the outbox"))?;
+    Ok(t)
+}
+
+fn wait_for(path: &Path, limit: Duration) -> Result<Instant, BenchError> {
+    let t = Instant::now();
+    while !path.exists() {
+        if t.elapsed() > limit {
+            return Err(BenchError::Timeout(format!("{} to land", path.display())));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(Instant::now())
+}
+
+/// Peak resident set of a process, in MiB, from /proc.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
+    let tmp;
+    let root = match &opts.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().map_err(io_err("making a temporary directory"))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("isogate bench — both nodes on this machine, full checks on\n");
+    println!("machine limits");
+    let sha = sha256_throughput();
+    println!("  cores                          {cores}");
+    println!("  SHA-256, one core              {sha:8.0} MiB/s");
+    let udp = udp_loopback()?;
+    println!("  loopback UDP, 1472-byte sends  {udp:8.0} MiB/s");
+    let tcp = tcp_loopback()?;
+    println!("  loopback TCP, one stream       {tcp:8.0} MiB/s");
+    for (i, link) in opts.links.iter().enumerate() {
+        let name = link.as_str();
+        let limit = match link {
+            LabLink::Quic => tcp.min(sha),
+            LabLink::Diode => udp.min(sha),
+        };
+        println!("\nlink {name} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)");
+        let dir = root.join(format!("lab-{name}"));
+        let base = opts.port_base + 10 * i as u16;
+        let lab = Lab::start(dir, *link, base)?;
+        big_file(&lab, opts.big_mib, limit)?;
+        small_files(&lab, opts.small_files)?;
+        latency(&lab, opts.latency_secs)?;
+        memory(&lab, opts.huge_mib)?;
+    }
+    println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");
+    println!("4 KiB ≥ 3000 files/s; p50 ≤ 10 ms and p99 ≤ 50 ms at 100 files/s; ≤ 100 MiB RSS");
+    Ok(())
+}
+
+fn staging(lab: &Lab) -> Result<PathBuf, BenchError> {
+    // a dot directory in the outbox: ignored by the watch, on the same file system
+    let s = lab.outbox().join(".bench");
+    fs::create_dir_all(&s).map_err(io_err("making the staging directory"))?;
+    Ok(s)
+}
+
+fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
+    let staged = staging(lab)?.join("big.pdf");
+    write_pdf(&staged, mib << 20, 1)?;
+    let t0 = publish(&staged, &lab.outbox(), "big.pdf")?;
+    let t1 = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600))?;
+    let rate = mib_per_s(mib << 20, t1 - t0);
+    println!(
+        "  {mib} MiB file, drop to landed   {:8.2} s = {rate:6.0} MiB/s  ({:.2} x limit)",
+        (t1 - t0).as_secs_f64(),
+        rate / limit
+    );
+    let _ = fs::remove_file(lab.inbox().join("big.pdf"));
+    Ok(())
+}
+
+fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
+    let stage = staging(lab)?;
+    for i in 0..n {
+        write_pdf(&stage.join(format!("s{i}.pdf")), 4096, i as u64)?;
+    }
+    let inbox = lab.inbox();
+    let before = count(&inbox);
+    let t0 = Instant::now();
+    for i in 0..n {
+        publish(
+            &stage.join(format!("s{i}.pdf")),
+            &lab.outbox(),
+            &format!("s{i}.pdf"),
+        )?;
+    }
+    let deadline = Duration::from_secs(300);
+    while count(&inbox) < before + n {
+        if t0.elapsed() > deadline {
+            return Err(BenchError::Timeout(format!("{n} small files to land")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t0.elapsed();
+    println!(
+        "  {n} files of 4 KiB             {:8.2} s = {:6.0} files/s  ({:.2} x target 3000)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        n as f64 / took.as_secs_f64() / 3000.0
+    );
+    Ok(())
+}
+
+fn count(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
+    let n = (secs * 100) as usize;
+    let stage = staging(lab)?;
+    for i in 0..n {
+        write_pdf(&stage.join(format!("l{i}.pdf")), 4096, 10_000 + i as u64)?;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            let now = Instant::now();
+            for p in ev.paths {
+                let _ = tx.send((p, now));
+            }
+        }
+    })?;
+    watcher.watch(&lab.inbox(), notify::RecursiveMode::NonRecursive)?;
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_millis(10 * i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let name = format!("l{i}.pdf");
+        let t = publish(&stage.join(&name), &lab.outbox(), &name)?;
+        sent.insert(name, t);
+    }
+    let mut lat = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lat.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((path, at)) = rx.recv_timeout(left) else {
+            return Err(BenchError::Timeout(format!(
+                "latency files: {} of {n} landed",
+                lat.len()
+            )));
+        };
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(t) = sent.remove(&name) {
+            lat.push((at - t).as_secs_f64() * 1000.0);
+        }
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  latency at 100 files/s, {secs} s    p50 {:6.1} ms, p99 {:6.1} ms  ({:.2} / {:.2} x targets 10 / 50 ms)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.5) / 10.0,
+        percentile(&lat, 0.99) / 50.0
+    );
+    Ok(())
+}
+
+fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
+    let staged = staging(lab)?.join("huge.pdf");
+    write_pdf(&staged, mib << 20, 2)?;
+    let pids = lab.pids();
+    let mut peak: HashMap<String, f64> = HashMap::new();
+    let t0 = publish(&staged, &lab.outbox(), "huge.pdf")?;
+    let target = lab.inbox().join("huge.pdf");
+    while !target.exists() {
+        for (name, pid) in &pids {
+            if let Some(r) = rss_mib(*pid) {
+                let e = peak.entry(name.clone()).or_insert(0.0);
+                *e = e.max(r);
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            return Err(BenchError::Timeout("the very large file to land".into()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t0.elapsed();
+    for (name, _) in &pids {
+        println!(
+            "  peak RSS of {name:<8} while {mib} MiB crosses: {:6.1} MiB  ({:.2} x target 100 MiB)",
+            peak.get(name).copied().unwrap_or(f64::NAN),
+            peak.get(name).copied().unwrap_or(f64::NAN) / 100.0
+        );
+    }
+    println!(
+        "  ({mib} MiB crossed in {:.1} s = {:.0} MiB/s)",
+        took.as_secs_f64(),
+        mib_per_s(mib << 20, took)
+    );
+    let _ = fs::remove_file(&target);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 51.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn loopback_limits_are_measured() {
+        assert!(tcp_loopback().unwrap() > 1.0);
+        assert!(udp_loopback().unwrap() > 1.0);
+    }
+
+    #[test]
+    fn pdf_test_files_have_the_exact_size_and_pass_the_lab_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.pdf");
+        write_pdf(&p, 4096, 3).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().len(), 4096);
+        let policy = crate::policy::Policy::parse(
+            Path::new("to-internet.toml"),
+            crate::cli::init::POLICY_TO_INTERNET,
+        )
+        .unwrap();
+        let verdict = crate::inspect::inspect_file(&policy, "x.pdf", &p, dir.path()).unwrap();
+        assert!(verdict.is_ok(), "{verdict:?}");
+    }
+}

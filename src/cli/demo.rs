@@ -1,0 +1,188 @@
+//! `isogate demo`: makes a lab (in a new temporary directory, or `--dir`), runs both nodes
+//! in this process, drops a few sample files — one of which the policy refuses — and prints
+//! what crossed and what was refused as it happens, until Ctrl-C.
+
+use crate::audit::{Event, Record};
+use crate::cli::init::{self, InitError, LabLink};
+use crate::node::config::Config;
+use crate::node::{Node, NodeError};
+use crate::problem::Problems;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// Why the demo could not run.
+#[derive(Debug, Error)]
+pub enum DemoError {
+    /// The lab could not be written.
+    #[error(transparent)]
+    Init(#[from] InitError),
+    /// A lab config did not load.
+    #[error("{0}")]
+    Config(#[from] Problems),
+    /// A node failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Writing a sample file failed.
+    #[error("writing sample {path}: {source}")]
+    Sample {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A minimal PDF document.
+const SAMPLE_PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+/// The start of an ELF executable: refused whatever its name says.
+const SAMPLE_ELF: &[u8; 64] = &{
+    let mut b = [0u8; 64];
+    let head =
+        *b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00\x01\x00\x00\x00";
+    let mut i = 0;
+    while i < head.len() {
+        b[i] = head[i];
+        i += 1;
+    }
+    b
+};
+/// A 1x1 PNG image.
+const SAMPLE_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x01, 0x54, 0xa2, 0x4f, 0x5d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// The sample files: (node, channel, name, content).
+fn samples() -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
+    vec![
+        (
+            "court",
+            "to-internet",
+            "民事判决书（2026）吉01民初123号.pdf",
+            SAMPLE_PDF.to_vec(),
+        ),
+        (
+            "court",
+            "to-internet",
+            "公告.txt",
+            "本院定于2026年12月1日公开开庭审理原告与被告合同纠纷一案。\n"
+                .as_bytes()
+                .to_vec(),
+        ),
+        ("internet", "to-court", "起诉状.pdf", SAMPLE_PDF.to_vec()),
+        (
+            "internet",
+            "to-court",
+            "evidence-photo.png",
+            SAMPLE_PNG.to_vec(),
+        ),
+        ("internet", "to-court", "invoice.pdf", SAMPLE_ELF.to_vec()),
+    ]
+}
+
+fn describe(r: &Record) -> Option<String> {
+    let name = r.name.as_deref().unwrap_or("?");
+    let channel = r.channel.as_deref().unwrap_or("?");
+    match r.event {
+        Event::Landed => Some(format!(
+            "CROSSED   {channel:<12} {name} ({} bytes) landed on {}",
+            r.size.unwrap_or(0),
+            r.node
+        )),
+        Event::Refused | Event::Quarantined => Some(format!(
+            "REFUSED   {channel:<12} {name} by {}: {} ({})",
+            r.node,
+            r.reason.map(|x| x.as_str()).unwrap_or("?"),
+            r.detail.as_deref().unwrap_or("")
+        )),
+        Event::LinkUp => Some(format!(
+            "LINK UP   {} {}",
+            r.node,
+            r.detail.as_deref().unwrap_or("")
+        )),
+        _ => None,
+    }
+}
+
+/// Runs the demo until `shutdown` resolves.
+pub async fn run(
+    dir: Option<PathBuf>,
+    port_base: u16,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DemoError> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!(
+            "isogate-demo-{}-{}",
+            std::process::id(),
+            crate::now_ms()
+        )),
+    };
+    init::init(&dir, LabLink::Quic, port_base, None)?;
+    println!("isogate demo: lab in {}", dir.display());
+    println!(
+        "  drop files into {}/court/outbox/to-internet or {}/internet/outbox/to-court",
+        dir.display(),
+        dir.display()
+    );
+    println!("  press Ctrl-C to stop\n");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut nodes = tokio::task::JoinSet::new();
+    for (name, _) in init::NODES {
+        let node = Arc::new(Node::open(Config::load(
+            &dir.join(format!("{name}.toml")),
+        )?)?);
+        let mut events = node.audit.subscribe();
+        tokio::spawn(async move {
+            while let Ok(r) = events.recv().await {
+                if let Some(line) = describe(&r) {
+                    println!("{line}");
+                }
+            }
+        });
+        let mut rx = stop_rx.clone();
+        nodes.spawn(crate::cli::run::run(node, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+    }
+    // Let both nodes start watching, then publish the samples.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop_samples(&dir)?;
+    tokio::select! {
+        _ = shutdown => {}
+        Some(r) = nodes.join_next() => {
+            let _ = stop_tx.send(true);
+            if let Ok(Err(e)) = r { return Err(e.into()); }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(r) = nodes.join_next().await {
+        if let Ok(Err(e)) = r {
+            return Err(e.into());
+        }
+    }
+    println!("\nstopped; the lab stays in {}", dir.display());
+    Ok(())
+}
+
+/// Publishes each sample the recommended way: written under a dot name, then renamed in.
+fn drop_samples(dir: &Path) -> Result<(), DemoError> {
+    for (node, channel, name, content) in samples() {
+        let outbox = dir.join(node).join("outbox").join(channel);
+        let tmp = outbox.join(format!(".{name}.part"));
+        let target = outbox.join(name);
+        std::fs::write(&tmp, &content)
+            .and_then(|()| std::fs::rename(&tmp, &target))
+            .map_err(|source| DemoError::Sample {
+                path: target,
+                source,
+            })?;
+    }
+    Ok(())
+}

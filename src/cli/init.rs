@@ -1,0 +1,297 @@
+//! `isogate init DIR`: writes a ready two-node lab on this host (court ⇄ internet), the
+//! quick start and what the tests use. Layout in the README and DESIGN.md §4.
+
+use crate::keys::{self, KeyError};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The default port base: links on N and N+1.
+pub const DEFAULT_PORT_BASE: u16 = 7400;
+
+/// The outbound lab policy (court → internet), as shipped under `policy/`.
+pub const POLICY_TO_INTERNET: &str = include_str!("../../policy/to-internet.toml");
+/// The inbound lab policy (internet → court), as shipped under `policy/`.
+pub const POLICY_TO_COURT: &str = include_str!("../../policy/to-court.toml");
+
+/// Why the lab could not be written.
+#[derive(Debug, Error)]
+pub enum InitError {
+    /// The directory exists and is not empty.
+    #[error("{0} exists and is not empty; choose a new directory")]
+    NotEmpty(PathBuf),
+    /// The port base leaves no room for the lab's ports.
+    #[error("port base {0} is too high: the lab needs ports N to N+3")]
+    Port(u16),
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Key generation failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// The link type of the lab's channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabLink {
+    /// QUIC with mutual TLS.
+    Quic,
+    /// One-way UDP with forward error correction.
+    Diode,
+}
+
+impl LabLink {
+    /// The name used in configurations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabLink::Quic => "quic",
+            LabLink::Diode => "diode",
+        }
+    }
+}
+
+/// The two nodes of the lab.
+pub const NODES: [(&str, &str); 2] = [("court", "internet"), ("internet", "court")];
+
+/// The `[diode]` section of a diode lab.
+const DIODE_SECTION: &str = r#"
+[diode]
+# The pair's 32-byte datagram key (64 hex digits): every datagram carries an HMAC-SHA256
+# tag, so forged or stray packets are dropped before any decoding. Both nodes hold it.
+key = "certs/diode.key"
+# Receives on node.listen and sends to peer.address (no QUIC runs on a diode-only node).
+# The path MTU: 1500, or 9000 with jumbo frames.
+mtu = 1500
+# The sender paces itself: there is no back-pressure on a diode.
+rate_mbit = 2000
+# Repair symbols per source symbol (0.1 = 10 % overhead; recovers ~5 % random loss).
+repair_ratio = 0.1
+# Each object is sent this many times (the carousel), so a lost block is recovered later.
+copies = 2
+"#;
+
+fn node_config(name: &str, peer: &str, base: u16, link: LabLink) -> String {
+    let link_name = link.as_str();
+    let diode = if link == LabLink::Diode {
+        DIODE_SECTION
+    } else {
+        ""
+    };
+    let port = |n: &str| if n == "court" { base } else { base + 1 };
+    let metrics = if name == "court" { base + 2 } else { base + 3 };
+    format!(
+        r#"# isogate node configuration: the {name} side of the court <-> internet lab pair.
+# Paths are relative to this file. `isogate check --config {name}.toml` reviews it.
+
+[node]
+name = "{name}"
+zone = "{name}"
+# UDP address of this node's QUIC link.
+listen = "127.0.0.1:{listen}"
+state_dir = "{name}/state"
+# Holds outbox/<channel>, inbox/<channel> and quarantine/<channel>.
+exchange_dir = "{name}"
+audit_dir = "{name}/audit"
+signing_key = "certs/{name}.sign.key"
+tls_cert = "certs/{name}.tls.crt"
+tls_key = "certs/{name}.tls.key"
+
+[peer]
+name = "{peer}"
+zone = "{peer}"
+address = "127.0.0.1:{peer_port}"
+# The peer's certificate and signing key are pinned: nothing else is accepted.
+tls_cert = "certs/{peer}.tls.crt"
+signing_public_key = "certs/{peer}.sign.pub"
+
+[intake]
+# A file closed by its writer is taken once unchanged this long (ms); a file renamed into
+# the outbox is taken at once; one never seen closed, once unchanged for idle_ms.
+settle_ms = 250
+idle_ms = 5000
+rescan_ms = 2000
+
+[link]
+max_in_flight = 32
+
+[audit]
+# A signed checkpoint of the audit log every N records or T ms, whichever comes first,
+# and at a clean stop. Segments rotate every segment_records records.
+checkpoint_records = 10000
+checkpoint_ms = 1000
+segment_records = 100000
+# Live RFC 5424 export to the security management centre: "udp:HOST:PORT" or "tcp:HOST:PORT".
+# syslog = "udp:127.0.0.1:514"
+
+[metrics]
+# Prometheus text at http://HOST:PORT/metrics; /healthz answers 200 or 503.
+listen = "127.0.0.1:{metrics}"
+
+[disk]
+# Below this many free bytes on the state or exchange file system, intake pauses (files
+# stay in the outbox) and the receiver asks the peer to send again later.
+min_free_bytes = 268435456
+
+# Both nodes load the same channel list; each finds its role from its zone.
+[[channel]]
+name = "to-internet"
+kind = "files"
+from = "court"
+to = "internet"
+link = "{link_name}"
+policy = "policy/to-internet.toml"
+
+[[channel]]
+name = "to-court"
+kind = "files"
+from = "internet"
+to = "court"
+link = "{link_name}"
+policy = "policy/to-court.toml"
+{diode}"#,
+        listen = port(name),
+        peer_port = port(peer),
+    )
+}
+
+/// Writes the lab into `dir` (created; must be absent or empty).
+/// `clamd`, when given, turns antivirus scanning on in both lab policies.
+pub fn init(
+    dir: &Path,
+    link: LabLink,
+    port_base: u16,
+    clamd: Option<&crate::policy::antivirus::ClamdAddr>,
+) -> Result<(), InitError> {
+    if port_base > u16::MAX - 3 || port_base == 0 {
+        return Err(InitError::Port(port_base));
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InitError::Io { path, source }
+    };
+    if dir.exists() && fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(InitError::NotEmpty(dir.to_path_buf()));
+    }
+    let certs = dir.join("certs");
+    for (name, _) in NODES {
+        keys::keygen(name, &certs)?;
+    }
+    if link == LabLink::Diode {
+        let key = certs.join("diode.key");
+        crate::link::diode::write_key(&key).map_err(io(&key))?;
+    }
+    let policy = dir.join("policy");
+    fs::create_dir_all(&policy).map_err(io(&policy))?;
+    for (file, text) in [
+        ("to-internet.toml", POLICY_TO_INTERNET),
+        ("to-court.toml", POLICY_TO_COURT),
+    ] {
+        let mut text = text.to_string();
+        if let Some(addr) = clamd {
+            text.push_str(&format!(
+                "\n[antivirus]\nclamd = \"{addr}\"\ntimeout_ms = 60000\nmax_wait_ms = 3600000\n"
+            ));
+        }
+        fs::write(policy.join(file), text).map_err(io(&policy.join(file)))?;
+    }
+    for (name, peer) in NODES {
+        let file = dir.join(format!("{name}.toml"));
+        fs::write(&file, node_config(name, peer, port_base, link)).map_err(io(&file))?;
+        let (out_ch, in_ch) = if name == "court" {
+            ("to-internet", "to-court")
+        } else {
+            ("to-court", "to-internet")
+        };
+        for sub in [
+            format!("outbox/{out_ch}"),
+            format!("inbox/{in_ch}"),
+            format!("quarantine/{out_ch}"),
+            format!("quarantine/{in_ch}"),
+            "audit".to_string(),
+            "state".to_string(),
+        ] {
+            let d = dir.join(name).join(sub);
+            fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::config::{Config, Role};
+
+    #[test]
+    fn lab_configs_load_with_mirrored_roles() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let court = Config::load(&dir.join("court.toml")).unwrap();
+        let internet = Config::load(&dir.join("internet.toml")).unwrap();
+        assert_eq!(court.channel("to-internet").unwrap().role, Role::Send);
+        assert!(court.channel("to-internet").unwrap().outbound);
+        assert_eq!(internet.channel("to-internet").unwrap().role, Role::Receive);
+        assert_eq!(court.channel("to-court").unwrap().role, Role::Receive);
+        assert_eq!(court.node.listen.port(), 7400);
+        assert_eq!(internet.node.listen.port(), 7401);
+        assert_eq!(
+            internet.channel("to-internet").unwrap().inbox,
+            dir.join("internet/inbox/to-internet")
+        );
+        assert!(dir.join("court/outbox/to-internet").is_dir());
+        assert!(dir.join("internet/quarantine/to-court").is_dir());
+        assert!(matches!(
+            init(&dir, LabLink::Quic, 7400, None),
+            Err(InitError::NotEmpty(_))
+        ));
+    }
+
+    #[test]
+    fn bad_config_names_file_line_and_key() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let file = dir.join("court.toml");
+        let text = fs::read_to_string(&file).unwrap();
+        let bad = text
+            .replace("from = \"internet\"", "from = \"intranet\"")
+            .replace("listen = \"127.0.0.1:7400\"", "listen = \"nowhere\"");
+        fs::write(&file, bad).unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("court.toml:8: node.listen"), "{err}");
+        assert!(
+            err.contains("channel[1].from: unknown zone \"intranet\""),
+            "{err}"
+        );
+        fs::write(&file, text.replace("[link]", "[link]\nbogus = 1")).unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        assert!(err.contains("court.toml:"), "{err}");
+    }
+
+    #[test]
+    fn channel_out_of_classified_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let file = dir.join("court.toml");
+        let text = fs::read_to_string(&file)
+            .unwrap()
+            .replace("zone = \"court\"", "zone = \"classified\"")
+            .replace("from = \"court\"", "from = \"classified\"")
+            .replace("to = \"court\"", "to = \"classified\"");
+        fs::write(&file, text).unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("nothing may ever flow out of the classified zone"),
+            "{err}"
+        );
+    }
+}

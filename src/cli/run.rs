@@ -1,0 +1,238 @@
+//! `isogate run`: a node's lifecycle. Opens nothing itself: it takes an opened [`Node`],
+//! builds its sender and receiver, starts the links its channels use, and runs until the
+//! shutdown future resolves; then it stops in order, with a last audit checkpoint.
+//!
+//! ```text
+//!  Node ─► Receiver::open ─► recover deliveries ─► quic::recv::serve | diode::recv::start
+//!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
+//!                          ▲ spool recovery, watch (intake), retry_waiting
+//!       ─► checkpoints · reloads (policy files, SIGHUP) · /metrics · systemd
+//! ```
+
+use crate::audit::{Entry, Event};
+use crate::core::stage::Sealed;
+use crate::core::wire::LinkKind;
+use crate::node::{Node, NodeError};
+use crate::ops::status::{self, Probe};
+use crate::ops::systemd;
+use crate::receiver::Receiver;
+use crate::sender::pipeline::Sender;
+use crate::sender::route::{self, Links};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What `/metrics` and `/healthz` see of a running node.
+struct NodeProbe {
+    node: Arc<Node>,
+    sender: Option<Arc<Sender>>,
+}
+
+impl Probe for NodeProbe {
+    fn health(&self) -> Vec<String> {
+        crate::node::health::problems(&self.node)
+    }
+
+    fn metrics(&self) -> Vec<u8> {
+        crate::node::health::refresh(&self.node);
+        if let Some(s) = &self.sender {
+            s.refresh_gauges();
+        }
+        self.node.metrics.encode()
+    }
+}
+
+/// Runs a node until `shutdown` resolves.
+///
+/// # Errors
+/// A socket, directory, watch or status endpoint cannot be set up, or the audit log cannot
+/// be written at start or stop.
+pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    // QUIC only when a channel uses it: a diode-only node opens no socket that could
+    // answer anything
+    let endpoint = if node.cfg.channels.iter().any(|c| c.link == LinkKind::Quic) {
+        Some(node.keys.bind(node.cfg.node.listen)?)
+    } else {
+        None
+    };
+    node.audit.durable(
+        Event::ConfigLoaded,
+        Entry {
+            detail: Some(format!(
+                "config {} ({} channels)",
+                node.cfg.file.display(),
+                node.cfg.channels.len()
+            )),
+            peer: Some(node.cfg.peer.name.clone()),
+            ..Entry::default()
+        },
+    )?;
+    tracing::info!(node = %node.cfg.node.name, zone = %node.cfg.node.zone, listen = %node.cfg.node.listen, "node started");
+    for w in &node.cfg.warnings {
+        tracing::warn!(warning = %w, "compliance review");
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(checkpoints(node.clone()));
+    tasks.spawn(reloads(node.clone())?);
+
+    // the receiving side: one pipeline, fed by each link it uses
+    let mut _diode_receiver = None;
+    if node.cfg.receiving().next().is_some() {
+        let receiver = Arc::new(Receiver::open(node.clone())?);
+        receiver.recover()?;
+        if let Some(ep) = &endpoint {
+            tasks.spawn(crate::link::quic::recv::serve(receiver.clone(), ep.clone()));
+        }
+        if node.cfg.receiving().any(|c| c.link == LinkKind::Diode) {
+            _diode_receiver = Some(crate::link::diode::recv::start(receiver)?);
+        }
+    }
+
+    // the sending side: intake ─► spool ─► inspect ─► seal ─► route ─► links
+    let mut sender = None;
+    if node.cfg.sending().next().is_some() {
+        let s = Arc::new(Sender::open(node.clone())?);
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel::<Sealed>();
+        let mut links = Links {
+            quic: None,
+            diode: None,
+        };
+        if node.cfg.sending().any(|c| c.link == LinkKind::Diode) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            crate::link::diode::send::start(s.clone(), rx)?;
+            links.diode = Some(tx);
+        }
+        if let Some(ep) = &endpoint
+            && node.cfg.sending().any(|c| c.link == LinkKind::Quic)
+        {
+            let (quic_tx, quic_rx) = mpsc::unbounded_channel::<Sealed>();
+            tasks.spawn(crate::link::quic::send::run(
+                s.clone(),
+                ep.clone(),
+                queue_tx.clone(),
+                quic_rx,
+            ));
+            links.quic = Some(quic_tx);
+        }
+        tasks.spawn(route::route(node.clone(), queue_rx, links));
+        s.recover(&queue_tx)?;
+        let watch = crate::sender::watch::Watch::start(s.clone(), queue_tx.clone())?;
+        tasks.spawn(watch.run());
+        tasks.spawn(s.clone().retry_waiting(queue_tx));
+        sender = Some(s);
+    }
+
+    let status = match node.cfg.metrics.listen {
+        Some(addr) => {
+            let probe = Arc::new(NodeProbe {
+                node: node.clone(),
+                sender: sender.clone(),
+            });
+            Some(status::serve(probe, addr).map_err(|e| NodeError::Status {
+                addr,
+                why: e.to_string(),
+            })?)
+        }
+        None => None,
+    };
+    systemd::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!(
+            "node {} up; {} channel(s)",
+            node.cfg.node.name,
+            node.cfg.channels.len()
+        )),
+    ]);
+    if let Some(interval) = systemd::watchdog_interval() {
+        tasks.spawn(systemd::watchdog(interval / 2));
+    }
+
+    shutdown.await;
+    systemd::notify(&[sd_notify::NotifyState::Stopping]);
+    drop(status);
+    tracing::info!("stopping");
+    node.audit.durable(Event::Stopped, Entry::default())?;
+    // the last checkpoint covers the whole log; give it a moment to reach the peer
+    if node.audit.checkpoint(true)?.is_some() && sender.is_some() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tasks.abort_all();
+    if let Some(ep) = &endpoint {
+        ep.close(0u32.into(), b"stopping");
+        let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+    }
+    // and a last one over whatever the closing link added
+    node.audit.checkpoint(true)?;
+    Ok(())
+}
+
+/// Reloads the policies on SIGHUP and when a policy file changes; SIGHUP also reloads
+/// the keys.
+fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
+    use notify::Watcher;
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let files: Vec<_> = node
+        .cfg
+        .channels
+        .iter()
+        .map(|c| c.policy_file.clone())
+        .collect();
+    let watched = files.clone();
+    let notify_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && ev.paths.iter().any(|p| watched.contains(p))
+        {
+            let _ = notify_tx.send(());
+        }
+    })?;
+    let mut dirs: Vec<_> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        watcher.watch(d, notify::RecursiveMode::NonRecursive)?;
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+        |error| NodeError::Dir {
+            path: node.cfg.file.clone(),
+            error,
+        },
+    )?;
+    Ok(async move {
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                Some(()) = rx.recv() => {
+                    // an editor writes in several steps: let them settle
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                Some(()) = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the keys and the policies");
+                    let n = node.clone();
+                    let _ = tokio::task::spawn_blocking(move || crate::node::rotate::reload(&n)).await;
+                }
+                else => return,
+            }
+            let n = node.clone();
+            let _ = tokio::task::spawn_blocking(move || n.reload_policies()).await;
+        }
+    })
+}
+
+/// Writes checkpoints of the audit log as its policy says, until aborted.
+async fn checkpoints(node: Arc<Node>) {
+    let period = (node.audit.policy().interval_ms / 10).clamp(10, 1000);
+    let mut tick = tokio::time::interval(Duration::from_millis(period));
+    loop {
+        tick.tick().await;
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || n.audit.checkpoint(false)).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write an audit checkpoint"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The sans-IO core of the one-way `diode` link: objects in, authenticated UDP
+//! datagrams out on the sending side; datagrams in, ordered object events out on
+//! the receiving side. Nothing here touches a socket, a file, a thread or the
+//! real clock: every call takes the bytes and the time (milliseconds) it needs and
+//! returns bytes and events, so the whole link can be driven by a simulated
+//! network in tests. Nothing is ever sent back: the receiver has no output path.
+//!
+//! ```text
+//!  sending node                                   receiving node
+//!  ────────────                                   ──────────────
+//!  shell: enqueue(id, header, size)               shell: handle(now, datagram)
+//!         wants() ─► feed(id, off, bytes)                poll_event() ─► part files
+//!           │                                              ▲
+//!  ┌────────▼─────────┐                           ┌────────┴─────────┐
+//!  │ sender.rs        │ carousel: copy 0 of new   │ receiver.rs      │ session,
+//!  │  (carousel,      │ objects first, copy n+1   │  (session, replay│ dedup by
+//!  │   heartbeats)    │ after a gap of newer data │   window, dedup) │ object id
+//!  ├──────────────────┤                           ├──────────────────┤
+//!  │ pack.rs          │ records → blocks that     │ pack.rs          │ blocks →
+//!  │  BlockWriter     │ start on a record bound.  │  Unpacker        │ ObjectStart/
+//!  ├──────────────────┤                           ├──────────────────┤ Data/Complete/
+//!  │ fec.rs           │ RaptorQ: K source +       │ fec.rs           │ Lost
+//!  │  encode_block    │ ceil(K·r)+c repair syms   │  Window, Assembl.│ bounded window
+//!  ├──────────────────┤                           ├──────────────────┤
+//!  │ pacer.rs         │ token bucket              │                  │
+//!  ├──────────────────┤                           ├──────────────────┤
+//!  │ wire.rs          │ header|body|HMAC tag ════►│ wire.rs          │ tag checked
+//!  └──────────────────┘   UDP, one way only       └──────────────────┘ before parsing
+//!  poll_transmit(now, buf) ─► socket              (never writes to the network)
+//! ```
+//!
+//! Module map: [`wire`] (datagram codec and authentication), [`fec`] (RaptorQ
+//! block coding and the receiver's reassembly window), [`pack`] (objects to a
+//! record stream in blocks and back), [`pacer`] (token bucket), [`sender`] and
+//! [`receiver`] (the two state machines).
+
+pub mod fec;
+pub mod pacer;
+pub mod pack;
+pub mod receiver;
+pub mod sender;
+pub mod wire;
+
+#[cfg(test)]
+mod sim;
+
+pub use pack::LossReason;
+pub use receiver::{Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats};
+pub use sender::{Sender, SenderConfig, SenderError, SenderEvent, Want};
+pub use wire::{LinkKey, WireError, max_payload, symbol_size_for_mtu};
+
+use thiserror::Error;
+
+/// A sender or receiver configuration that cannot work.
+#[derive(Debug, Error, Clone, Copy, PartialEq)]
+pub enum ConfigError {
+    /// The MTU leaves no room for a symbol of the minimum size.
+    #[error("MTU {0} is too small for a diode datagram")]
+    MtuTooSmall(usize),
+    /// The symbol size is misaligned, too small, or does not fit the MTU.
+    #[error("symbol size {0} does not fit the MTU or is not a multiple of 8")]
+    SymbolSize(u16),
+    /// The number of source symbols per block is zero or above the limit.
+    #[error("source symbols per block {0} out of range")]
+    SourceSymbols(u16),
+    /// The repair ratio is not a finite number in 0..=4.
+    #[error("repair ratio {0} out of range 0..=4")]
+    RepairRatio(f64),
+    /// Carousel copies must be at least 1.
+    #[error("carousel copies must be at least 1")]
+    Copies,
+    /// The heartbeat interval must be positive.
+    #[error("heartbeat interval must be positive")]
+    HeartbeatInterval,
+    /// The token bucket's burst is too small for one datagram, or too large.
+    #[error("burst of {0} bytes must hold one datagram and stay below 1 TiB")]
+    Burst(u64),
+    /// A count or size limit is zero.
+    #[error("limit `{0}` must be positive")]
+    ZeroLimit(&'static str),
+}
+
+pub use crate::core::id::ObjectId;

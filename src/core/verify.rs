@@ -1,0 +1,307 @@
+//! The receiver's verification state machine, without I/O.
+//!
+//! ```text
+//!  header payload ──► begin ──► Reception ──feed(bytes)*──► finish ──► Verified
+//!                      │  signature by a pinned key         │ chunk hashes as bytes arrive
+//!                      │  sender is the peer                │ exact size, whole SHA-256
+//!                      └─ channel received from this peer   └─ any failure: a Refusal
+//! ```
+//!
+//! The shell reads the stream, hands every byte to `feed` before writing it to the temp
+//! file, and lands the file only with a `Verified` in hand.
+
+use crate::core::id::ObjectId;
+use crate::core::manifest::{Manifest, ManifestError, SignedManifest};
+use crate::core::reason::{Reason, Refusal};
+use crate::keys::VerifyKey;
+use ring::digest::{Context, SHA256};
+
+/// What a receiving node expects of its peer.
+#[derive(Clone)]
+pub struct ReceiveRules {
+    /// The peer's node name, as manifests must give it.
+    pub peer: String,
+    /// The peer's pinned signing keys: its current key and, while it rotates, its next one.
+    /// A manifest signed by any of them is accepted; by any other key, refused.
+    pub peer_keys: Vec<VerifyKey>,
+    /// Channels this node receives from the peer.
+    pub channels: Vec<String>,
+}
+
+/// An object whose manifest verified, with its content arriving.
+pub struct Reception {
+    manifest: Manifest,
+    received: u64,
+    chunk_index: usize,
+    in_chunk: u64,
+    chunk_ctx: Context,
+    total_ctx: Context,
+}
+
+/// An object whose manifest and every byte of content verified.
+#[derive(Debug)]
+pub struct Verified {
+    /// The verified manifest.
+    pub manifest: Manifest,
+}
+
+/// A refusal at the start, with the id the peer claimed, if the body decoded at all.
+#[derive(Debug)]
+pub struct BeginRefusal {
+    /// The refusal.
+    pub refusal: Refusal,
+    /// The object id claimed by an unverified manifest (only for receipts and quarantine).
+    pub claimed_id: Option<ObjectId>,
+}
+
+/// The object id an unverified body claims; used to name a refusal, never to trust it.
+pub fn claimed_id(signed: &SignedManifest) -> Option<ObjectId> {
+    let body = signed.body.get(..16)?;
+    let mut id = [0u8; 16];
+    id.copy_from_slice(body);
+    Some(ObjectId(id))
+}
+
+impl Reception {
+    /// Verifies a header payload against the rules and starts receiving.
+    pub fn begin(payload: &[u8], rules: &ReceiveRules) -> Result<Reception, BeginRefusal> {
+        let signed = SignedManifest::decode(payload).map_err(|e| BeginRefusal {
+            refusal: Refusal::new(Reason::BadManifest, e.to_string()),
+            claimed_id: None,
+        })?;
+        let claimed = claimed_id(&signed);
+        let refuse = |reason, detail: String| BeginRefusal {
+            refusal: Refusal::new(reason, detail),
+            claimed_id: claimed,
+        };
+        let mut opened = Err(ManifestError::Signature);
+        for key in &rules.peer_keys {
+            opened = signed.open(key);
+            if !matches!(opened, Err(ManifestError::Signature)) {
+                break;
+            }
+        }
+        let manifest = opened.map_err(|e| match e {
+            ManifestError::Signature => refuse(
+                Reason::BadSignature,
+                format!("not signed by a pinned key of {}", rules.peer),
+            ),
+            e => refuse(Reason::BadManifest, e.to_string()),
+        })?;
+        if manifest.sender != rules.peer {
+            return Err(refuse(
+                Reason::BadManifest,
+                format!(
+                    "sender is {:?}, the peer is {:?}",
+                    manifest.sender, rules.peer
+                ),
+            ));
+        }
+        if !rules.channels.contains(&manifest.channel) {
+            return Err(refuse(
+                Reason::WrongChannel,
+                format!(
+                    "this node does not receive channel {:?} from {}",
+                    manifest.channel, rules.peer
+                ),
+            ));
+        }
+        Ok(Reception {
+            manifest,
+            received: 0,
+            chunk_index: 0,
+            in_chunk: 0,
+            chunk_ctx: Context::new(&SHA256),
+            total_ctx: Context::new(&SHA256),
+        })
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn chunk_len(&self, index: usize) -> u64 {
+        let cs = u64::from(self.manifest.chunk_size);
+        cs.min(self.manifest.size - index as u64 * cs)
+    }
+
+    /// Takes the next bytes of content, checking each chunk as it completes.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Refusal> {
+        if self.received + data.len() as u64 > self.manifest.size {
+            return Err(Refusal::new(
+                Reason::SizeMismatch,
+                format!("more than the {} bytes announced", self.manifest.size),
+            ));
+        }
+        while !data.is_empty() {
+            let want = self.chunk_len(self.chunk_index) - self.in_chunk;
+            let n = want.min(data.len() as u64) as usize;
+            let (now, rest) = data.split_at(n);
+            self.chunk_ctx.update(now);
+            self.total_ctx.update(now);
+            self.in_chunk += n as u64;
+            self.received += n as u64;
+            data = rest;
+            if self.in_chunk == self.chunk_len(self.chunk_index) {
+                let ctx = std::mem::replace(&mut self.chunk_ctx, Context::new(&SHA256));
+                let got = ctx.finish();
+                if got.as_ref() != self.manifest.chunks[self.chunk_index] {
+                    return Err(Refusal::new(
+                        Reason::ChunkHash,
+                        format!("chunk {} does not match the manifest", self.chunk_index),
+                    ));
+                }
+                self.chunk_index += 1;
+                self.in_chunk = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the content: every byte must have arrived and the whole hash must match.
+    pub fn finish(self) -> Result<Verified, Refusal> {
+        if self.received != self.manifest.size {
+            return Err(Refusal::new(
+                Reason::SizeMismatch,
+                format!(
+                    "stream ended after {} of {} bytes",
+                    self.received, self.manifest.size
+                ),
+            ));
+        }
+        if self.total_ctx.finish().as_ref() != self.manifest.sha256 {
+            return Err(Refusal::new(
+                Reason::ContentHash,
+                "content does not match its SHA-256",
+            ));
+        }
+        Ok(Verified {
+            manifest: self.manifest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::digest::hash_content;
+    use crate::keys::SigningKey;
+
+    fn setup(content: &[u8], chunk: u32) -> (SigningKey, ReceiveRules, Manifest) {
+        let key = SigningKey::generate().unwrap();
+        let rules = ReceiveRules {
+            peer: "court".into(),
+            peer_keys: vec![key.verify_key()],
+            channels: vec!["to-internet".into()],
+        };
+        let (sha, chunks) = hash_content(&mut &content[..], chunk).unwrap();
+        let m = Manifest {
+            object_id: ObjectId([9; 16]),
+            channel: "to-internet".into(),
+            name: "a.txt".into(),
+            size: content.len() as u64,
+            content_type: "text".into(),
+            sha256: sha,
+            chunk_size: chunk,
+            chunks,
+            sender: "court".into(),
+            sequence: 1,
+            created_ms: 0,
+            verdict: "accept".into(),
+        };
+        (key, rules, m)
+    }
+
+    fn payload(m: &Manifest, key: &SigningKey) -> Vec<u8> {
+        m.sign(key).unwrap().encode().unwrap()
+    }
+
+    #[test]
+    fn accepts_content_fed_in_any_split() {
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let (key, rules, m) = setup(&content, 4096);
+        let p = payload(&m, &key);
+        for step in [1usize, 7, 4096, 5000, 20_000] {
+            let mut r = Reception::begin(&p, &rules).unwrap();
+            for piece in content.chunks(step) {
+                r.feed(piece).unwrap();
+            }
+            let v = r.finish().unwrap();
+            assert_eq!(v.manifest, m);
+        }
+    }
+
+    #[test]
+    fn empty_object() {
+        let (key, rules, m) = setup(b"", 4096);
+        let r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn flipped_byte_is_a_chunk_hash_refusal_at_its_chunk() {
+        let content = vec![5u8; 10_000];
+        let (key, rules, m) = setup(&content, 4096);
+        let mut bad = content.clone();
+        bad[5000] ^= 1;
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.feed(&bad[..4096]).unwrap();
+        let e = r.feed(&bad[4096..]).unwrap_err();
+        assert_eq!(e.reason, Reason::ChunkHash);
+        assert!(e.detail.contains("chunk 1"));
+    }
+
+    #[test]
+    fn short_and_long_streams_refused() {
+        let content = vec![1u8; 5000];
+        let (key, rules, m) = setup(&content, 4096);
+        let p = payload(&m, &key);
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        r.feed(&content[..4999]).unwrap();
+        assert_eq!(r.finish().unwrap_err().reason, Reason::SizeMismatch);
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        r.feed(&content).unwrap();
+        assert_eq!(r.feed(b"x").unwrap_err().reason, Reason::SizeMismatch);
+    }
+
+    #[test]
+    fn wrong_key_sender_or_channel_refused() {
+        let (key, rules, m) = setup(b"abc", 4096);
+        let other = SigningKey::generate().unwrap();
+        let e = Reception::begin(&payload(&m, &other), &rules)
+            .err()
+            .unwrap();
+        assert_eq!(e.refusal.reason, Reason::BadSignature);
+        assert_eq!(e.claimed_id, Some(ObjectId([9; 16])));
+        let mut m2 = m.clone();
+        m2.channel = "to-court".into();
+        let e = Reception::begin(&payload(&m2, &key), &rules).err().unwrap();
+        assert_eq!(e.refusal.reason, Reason::WrongChannel);
+        let mut m3 = m.clone();
+        m3.sender = "mallory".into();
+        let e = Reception::begin(&payload(&m3, &key), &rules).err().unwrap();
+        assert_eq!(e.refusal.reason, Reason::BadManifest);
+        // while the peer rotates, its next key is accepted beside the current one
+        let mut both = rules.clone();
+        both.peer_keys.push(other.verify_key());
+        Reception::begin(&payload(&m, &other), &both).unwrap();
+        Reception::begin(&payload(&m, &key), &both).unwrap();
+        let third = SigningKey::generate().unwrap();
+        let e = Reception::begin(&payload(&m, &third), &both).err().unwrap();
+        assert_eq!(e.refusal.reason, Reason::BadSignature);
+        let e = Reception::begin(b"garbage", &rules).err().unwrap();
+        assert_eq!(e.refusal.reason, Reason::BadManifest);
+        assert_eq!(e.claimed_id, None);
+    }
+
+    #[test]
+    fn forged_whole_hash_refused_at_finish() {
+        let content = vec![3u8; 100];
+        let (key, rules, mut m) = setup(&content, 4096);
+        m.sha256 = [0; 32];
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.feed(&content).unwrap();
+        assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+    }
+}

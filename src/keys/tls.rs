@@ -1,0 +1,283 @@
+//! The TLS side of a node's keys: quinn endpoint and client configurations over rustls
+//! with mutual TLS, where each side pins the
+//! other's exact certificate (no CA, no name games: an unknown peer fails the handshake).
+//! While a peer rotates its keys, the pin is a short list: its current certificate and its
+//! next one (`Credentials`); nothing else is accepted.
+//!
+//! One UDP socket per node serves both as the server its peer connects to (for channels
+//! this node receives) and as the client that connects to its peer (for channels it sends).
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// ALPN protocol name of the isogate link.
+pub const ALPN: &[u8] = b"isogate/1";
+/// The TLS server name clients ask for (the certificate is pinned; the name is fixed).
+pub const SERVER_NAME: &str = "isogate-peer";
+
+/// Why the link endpoint could not be set up.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    /// TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The QUIC crypto configuration failed.
+    #[error("QUIC crypto configuration: {0}")]
+    Quic(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {error}{}", crate::problem::hint(error))]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// Accepts exactly the pinned certificates (one, or two while the peer rotates).
+#[derive(Debug)]
+struct Pinned {
+    certs: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl Pinned {
+    fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if self.certs.iter().any(|c| c.as_ref() == presented.as_ref()) {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for Pinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        ServerCertVerifier::supported_verify_schemes(self)
+    }
+}
+
+/// Our certificate and key, and the peer's pinned certificate.
+pub struct Identity {
+    /// Our certificate.
+    pub cert: CertificateDer<'static>,
+    /// Our private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The peer's certificate, the only one accepted.
+    pub peer_cert: CertificateDer<'static>,
+}
+
+/// Our certificate and key, and every certificate of the peer accepted: its current one
+/// and, while it rotates, its next one.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Our certificate.
+    pub cert: CertificateDer<'static>,
+    /// Our private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The peer's certificates, the only ones accepted.
+    pub peer_certs: Vec<CertificateDer<'static>>,
+}
+
+impl Credentials {
+    /// Whether a certificate the peer presented is one of the pinned ones.
+    pub fn accepts(&self, presented: &CertificateDer<'_>) -> bool {
+        self.peer_certs
+            .iter()
+            .any(|c| c.as_ref() == presented.as_ref())
+    }
+}
+
+impl From<&Identity> for Credentials {
+    fn from(id: &Identity) -> Credentials {
+        Credentials {
+            cert: id.cert.clone(),
+            key: id.key.clone_key(),
+            peer_certs: vec![id.peer_cert.clone()],
+        }
+    }
+}
+
+fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(256u32.into());
+    t.max_concurrent_bidi_streams(0u32.into());
+    t.stream_receive_window((16u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t.send_window(64 * 1024 * 1024);
+    t.keep_alive_interval(Some(Duration::from_secs(1)));
+    // Probe up to jumbo frames: links that carry them (and loopback) move far fewer
+    // packets per byte; links that do not simply stay at what the probes confirm.
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(8952);
+    t.mtu_discovery_config(Some(mtu));
+    if let Ok(idle) = Duration::from_secs(5).try_into() {
+        t.max_idle_timeout(Some(idle));
+    }
+    t
+}
+
+/// The client configuration: present our certificate, accept only the pinned server.
+pub fn client_config(id: &Identity) -> Result<quinn::ClientConfig, LinkError> {
+    client_config_for(&Credentials::from(id))
+}
+
+/// The client configuration: present our certificate, accept only the pinned servers.
+pub fn client_config_for(id: &Credentials) -> Result<quinn::ClientConfig, LinkError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        certs: id.peer_certs.clone(),
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| LinkError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport()));
+    Ok(cfg)
+}
+
+/// The server configuration: require a client certificate, accept only the pinned one.
+pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
+    server_config_for(&Credentials::from(id))
+}
+
+/// The server configuration: require a client certificate, accept only the pinned ones.
+pub fn server_config_for(id: &Credentials) -> Result<quinn::ServerConfig, LinkError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        certs: id.peer_certs.clone(),
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![id.cert.clone()], id.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| LinkError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport()));
+    Ok(cfg)
+}
+
+/// Binds the node's endpoint: a server for its peer, and a client toward it.
+pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
+    endpoint_for(&Credentials::from(id), listen)
+}
+
+/// Binds the node's endpoint with credentials that may pin several peer certificates.
+pub fn endpoint_for(id: &Credentials, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
+    let mut ep = quinn::Endpoint::server(server_config_for(id)?, listen).map_err(|error| {
+        LinkError::Bind {
+            addr: listen,
+            error,
+        }
+    })?;
+    ep.set_default_client_config(client_config_for(id)?);
+    Ok(ep)
+}
+
+/// The certificate the peer presented on an established connection, if any.
+pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let certs: Box<Vec<CertificateDer<'static>>> = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    (*certs).into_iter().next()
+}

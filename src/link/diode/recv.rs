@@ -1,0 +1,264 @@
+//! The receiving side of the diode link. One thread reads datagrams (GRO batches) into the
+//! core and passes its object events on; a second verifies and writes them: the signed
+//! manifest frame is checked like any object's, each chunk is hashed as it arrives, the
+//! part file is inspected again with this node's own policy and landed, exactly once, or
+//! quarantined. The socket is only ever read: nothing goes back toward the sender.
+
+use super::{DiodeError, load_key};
+use crate::core::diode::{Receiver as Core, ReceiverConfig, ReceiverEvent, ReceiverStats};
+use crate::core::id::ObjectId;
+use crate::core::reason::{Reason, Refusal};
+use crate::core::wire::LinkKind;
+use crate::link::diode::udp::Udp;
+use crate::node::Node;
+use crate::receiver::{Arriving, Begin, Receiver};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver as Rx, SyncSender, sync_channel};
+use std::time::Duration;
+
+/// The receive buffer asked of the kernel: bursts at line rate must not overflow it.
+const RECV_BUFFER: usize = 64 << 20;
+
+/// Events between the socket thread and the writer: about 64 blocks, 45 MiB at MTU 1500.
+const EVENT_QUEUE: usize = 64;
+
+/// How long without a heartbeat before the link counts as down.
+const SILENCE_MS: u64 = 3_000;
+
+/// The running receiver; stops its threads when dropped.
+pub struct DiodeReceiver {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DiodeReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the diode socket and starts the receiver's threads.
+pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
+    let node = receiver.node.clone();
+    let d = node.cfg.diode.clone().ok_or(DiodeError::NotConfigured)?;
+    let key = load_key(&d.key_file)?;
+    let sock_err = |error| DiodeError::Socket {
+        addr: d.listen,
+        error,
+    };
+    let udp = Udp::bind(d.listen, Duration::from_millis(100)).map_err(sock_err)?;
+    let granted = udp.set_recv_buffer(RECV_BUFFER).map_err(sock_err)?;
+    if granted < RECV_BUFFER {
+        tracing::warn!(
+            asked = RECV_BUFFER,
+            granted,
+            "the kernel capped the diode receive buffer (raise net.core.rmem_max); bursts may be dropped"
+        );
+    }
+    let core = Core::new(ReceiverConfig::new(key, d.mtu))?;
+    tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
+    let stop = Arc::new(AtomicBool::new(false));
+    // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
+    // queue keeps memory bounded; the socket buffer absorbs the writer's pauses
+    let (tx, rx) = sync_channel::<ReceiverEvent>(EVENT_QUEUE);
+    let n = node.clone();
+    let s = stop.clone();
+    let net = std::thread::Builder::new()
+        .name("isogate-diode-recv".into())
+        .spawn(move || net(n, udp, core, tx, s))
+        .map_err(sock_err)?;
+    // landing (final hash, fsync, inspection, audit) takes time: it runs on its own
+    // thread so that writing, and reading the socket, never wait for it
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Arriving>();
+    let r = receiver.clone();
+    let write = std::thread::Builder::new()
+        .name("isogate-diode-write".into())
+        .spawn(move || writer(&r, rx, done_tx))
+        .map_err(sock_err)?;
+    let land = std::thread::Builder::new()
+        .name("isogate-diode-land".into())
+        .spawn(move || {
+            for arriving in done_rx {
+                complete(&receiver, arriving);
+            }
+        })
+        .map_err(sock_err)?;
+    Ok(DiodeReceiver {
+        stop,
+        threads: vec![net, write, land],
+    })
+}
+
+/// Reads datagrams into the core until stopped.
+fn net(
+    node: Arc<Node>,
+    udp: Udp,
+    mut receiver: Core,
+    tx: SyncSender<ReceiverEvent>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut last_heartbeat = 0u64;
+    let mut up = false;
+    let mut reported = ReceiverStats::default();
+    let mut drops = udp.kernel_drops().unwrap_or(0);
+    let mut next_report = crate::now_ms() + 1000;
+    while !stop.load(Ordering::Relaxed) {
+        match udp.recv(&mut buf) {
+            Ok(Some((len, stride, _from))) => {
+                let now = crate::now_ms();
+                for d in buf[..len].chunks(stride) {
+                    receiver.handle(now, d);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "diode receive failed");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let now = crate::now_ms();
+        if receiver.poll_timeout().is_some_and(|t| t <= now) {
+            receiver.handle_timeout(now);
+        }
+        while let Some(ev) = receiver.poll_event() {
+            match ev {
+                ReceiverEvent::HeartbeatSeen(_) => last_heartbeat = now,
+                ReceiverEvent::SessionStarted { session } => {
+                    tracing::info!(session = format!("{session:016x}"), "diode session started");
+                }
+                ReceiverEvent::SessionRestarted { old, new } => {
+                    tracing::info!(
+                        old = format!("{old:016x}"),
+                        new = format!("{new:016x}"),
+                        "the diode sender restarted"
+                    );
+                }
+                other => {
+                    if tx.send(other).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if now >= next_report {
+            next_report = now + 1000;
+            let heard = last_heartbeat > 0 && now.saturating_sub(last_heartbeat) < SILENCE_MS;
+            if heard != up {
+                up = heard;
+                let detail = if up {
+                    "heartbeats arrive"
+                } else {
+                    "no heartbeat for 3 s"
+                };
+                node.link_changed(LinkKind::Diode, up, detail, true);
+            }
+            let s = receiver.stats();
+            report(&node, &reported, &s);
+            reported = s;
+            if let Some(d) = udp.kernel_drops()
+                && d > drops
+            {
+                tracing::warn!(
+                    dropped = d - drops,
+                    total = d,
+                    "the kernel dropped diode datagrams: its receive queue overflowed (raise net.core.rmem_max, or lower [diode] rate_mbit)"
+                );
+                node.metrics.diode_kernel_drops.inc_by(d - drops);
+                drops = d;
+            }
+        }
+    }
+}
+
+/// Moves the core's counters into the metrics, and logs what matters.
+fn report(node: &Node, before: &ReceiverStats, now: &ReceiverStats) {
+    let m = &node.metrics;
+    m.fec_repairs.inc_by(
+        now.repair_symbols_used
+            .saturating_sub(before.repair_symbols_used),
+    );
+    let lost = now.blocks_lost.saturating_sub(before.blocks_lost);
+    m.fec_lost_blocks.inc_by(lost);
+    let forged = now.datagrams_forged.saturating_sub(before.datagrams_forged);
+    m.diode_forged.inc_by(forged);
+    if forged > 0 {
+        tracing::warn!(
+            forged,
+            total = now.datagrams_forged,
+            "dropped diode datagrams that failed authentication"
+        );
+    }
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "diode blocks lost beyond repair; the carousel's next copy fills in"
+        );
+    }
+}
+
+/// What the writer knows of each object id it has seen start.
+enum Slot {
+    Arriving(Box<Arriving>),
+    /// Already landed, refused or being ignored: later data is dropped.
+    Ignored,
+}
+
+/// Verifies and writes objects as the core reports them; hands complete ones to the
+/// landing thread.
+fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sender<Arriving>) {
+    let mut slots: HashMap<ObjectId, Slot> = HashMap::new();
+    for ev in rx {
+        match ev {
+            ReceiverEvent::ObjectStart { id, header, .. } => {
+                if matches!(slots.get(&id), Some(Slot::Arriving(_))) {
+                    continue;
+                }
+                let slot = match crate::core::wire::decode_object_frame(&header) {
+                    Ok(payload) => match receiver.begin(LinkKind::Diode, payload, Some(id)) {
+                        Begin::Arriving(a) => Slot::Arriving(a),
+                        Begin::Answered(_) => Slot::Ignored,
+                    },
+                    Err(e) => {
+                        let r = Refusal::new(Reason::BadManifest, format!("object frame: {e}"));
+                        receiver.refuse_frame(id, &r);
+                        Slot::Ignored
+                    }
+                };
+                slots.insert(id, slot);
+            }
+            ReceiverEvent::ObjectData { id, bytes, .. } => {
+                if let Some(Slot::Arriving(a)) = slots.get_mut(&id) {
+                    a.write(&bytes);
+                }
+            }
+            ReceiverEvent::ObjectComplete { id } => {
+                if let Some(Slot::Arriving(a)) = slots.remove(&id)
+                    && done.send(*a).is_err()
+                {
+                    return;
+                }
+            }
+            ReceiverEvent::ObjectLost { id, why, last_copy } => {
+                if let Some(Slot::Arriving(a)) = slots.remove(&id) {
+                    tracing::warn!(channel = %a.manifest().channel, name = %a.manifest().name, why = ?why, last_copy, "a copy of an object was lost on the diode");
+                    a.abandon();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every byte arrived: verify, inspect again, land or quarantine.
+fn complete(receiver: &Receiver, arriving: Arriving) {
+    let name = arriving.manifest().name.clone();
+    if let Err(e) = receiver.finish(arriving, true) {
+        tracing::error!(name = %name, error = %e, "could not land; the next copy is tried");
+    }
+}

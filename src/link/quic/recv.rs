@@ -1,0 +1,235 @@
+//! The QUIC receiving shell: accepts the peer's connections, reads each object stream into
+//! the one receiver pipeline, and sends the receipt it answers. Checkpoint frames of the
+//! peer's audit log are witnessed here.
+//!
+//! ```text
+//!  connection ─► uni stream ─► frame header ─► payload
+//!     checkpoint frame ─► witness (signature checked) ─► audit `witnessed`
+//!     object frame ─► receiver.begin(quic) ─► chunks ─► writer thread: Arriving::write
+//!                   ─► receiver.finish ─► receipt (fixed 22 bytes, no content)
+//! ```
+
+use crate::core::checkpoint::Checkpoint;
+use crate::core::id::ObjectId;
+use crate::core::wire::{FrameHeader, FrameKind, HEADER_LEN, LinkKind, Receipt, ReceiptStatus};
+use crate::receiver::{Arriving, Begin, Receiver};
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Accepts connections until aborted.
+pub async fn serve(receiver: Arc<Receiver>, endpoint: quinn::Endpoint) {
+    let current: Arc<Mutex<Option<quinn::Connection>>> = Arc::default();
+    while let Some(incoming) = endpoint.accept().await {
+        let receiver = receiver.clone();
+        let current = current.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => {
+                    receiver.node.keys.track(&conn);
+                    // The peer has one sending connection: a new one (say, after the peer
+                    // restarted) supersedes the old, whose streams end now rather than at
+                    // the idle timeout.
+                    let old = current
+                        .lock()
+                        .ok()
+                        .and_then(|mut c| c.replace(conn.clone()));
+                    if let Some(old) = old {
+                        old.close(0u32.into(), b"superseded");
+                    }
+                    connection(receiver, conn).await
+                }
+                Err(e) => tracing::warn!(remote = %remote, error = %e, "refused a connection"),
+            }
+        });
+    }
+}
+
+/// The stream that carries receipts back, opened on the first one.
+struct Receipts {
+    conn: quinn::Connection,
+    stream: tokio::sync::Mutex<Option<quinn::SendStream>>,
+}
+
+impl Receipts {
+    async fn send(&self, object_id: ObjectId, status: ReceiptStatus) {
+        let bytes = Receipt { object_id, status }.encode();
+        let mut guard = self.stream.lock().await;
+        if guard.is_none() {
+            match self.conn.open_uni().await {
+                Ok(s) => *guard = Some(s),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot open the receipt stream");
+                    return;
+                }
+            }
+        }
+        if let Some(s) = guard.as_mut()
+            && let Err(e) = s.write_all(&bytes).await
+        {
+            tracing::debug!(error = %e, "receipt not sent; the peer will send again");
+            *guard = None;
+        }
+    }
+}
+
+async fn connection(receiver: Arc<Receiver>, conn: quinn::Connection) {
+    let node = receiver.node.clone();
+    let remote = conn.remote_address();
+    // a node that also sends over QUIC reports the link from its own connection
+    let reports = !node.cfg.sending().any(|c| c.link == LinkKind::Quic);
+    if reports {
+        node.link_changed(LinkKind::Quic, true, &format!("from {remote}"), true);
+    } else {
+        audit_link(&receiver, true, &format!("from {remote}"));
+    }
+    let receipts = Arc::new(Receipts {
+        conn: conn.clone(),
+        stream: tokio::sync::Mutex::new(None),
+    });
+    loop {
+        let recv = match conn.accept_uni().await {
+            Ok(r) => r,
+            Err(e) => {
+                if reports {
+                    node.link_changed(LinkKind::Quic, false, &e.to_string(), true);
+                } else {
+                    audit_link(&receiver, false, &e.to_string());
+                }
+                return;
+            }
+        };
+        let receiver = receiver.clone();
+        let receipts = receipts.clone();
+        tokio::spawn(async move {
+            if let Some((id, status)) = object(&receiver, recv).await {
+                receipts.send(id, status).await;
+            }
+        });
+    }
+}
+
+/// Audits a connection of the peer's without touching the link state, which the node's own
+/// sending connection owns.
+fn audit_link(receiver: &Receiver, up: bool, detail: &str) {
+    let node = &receiver.node;
+    let e = crate::audit::Entry {
+        peer: Some(node.cfg.peer.name.clone()),
+        detail: Some(detail.to_string()),
+        ..crate::audit::Entry::default()
+    };
+    let event = if up {
+        crate::audit::Event::LinkUp
+    } else {
+        crate::audit::Event::LinkDown
+    };
+    if let Err(err) = node.audit.append(event, e) {
+        tracing::error!(error = %err, "cannot audit the peer's connection");
+    }
+}
+
+/// Handles one stream; returns the receipt to send, if any.
+async fn object(
+    receiver: &Arc<Receiver>,
+    mut recv: quinn::RecvStream,
+) -> Option<(ObjectId, ReceiptStatus)> {
+    let mut header = [0u8; HEADER_LEN];
+    recv.read_exact(&mut header).await.ok()?;
+    let header = match FrameHeader::decode(&header) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed object frame; stream dropped");
+            let _ = recv.stop(1u32.into());
+            return None;
+        }
+    };
+    let mut payload = vec![0u8; header.len as usize];
+    recv.read_exact(&mut payload).await.ok()?;
+    if header.kind == FrameKind::Checkpoint {
+        witness(receiver, &payload);
+        return None;
+    }
+    let r = receiver.clone();
+    let begun = tokio::task::spawn_blocking(move || r.begin(LinkKind::Quic, &payload, None))
+        .await
+        .ok()?;
+    let arriving = match begun {
+        Begin::Arriving(a) => a,
+        Begin::Answered(answer) => {
+            let _ = recv.stop(2u32.into());
+            return answer;
+        }
+    };
+    let id = arriving.manifest().object_id;
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || write(*arriving, rx));
+    let mut complete = true;
+    loop {
+        match recv.read_chunk(1 << 20, true).await {
+            Ok(Some(chunk)) => {
+                if tx.send(chunk.bytes).await.is_err() {
+                    break; // the writer stopped: a refusal or an I/O error
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(object = %id, error = %e, "stream broken");
+                complete = false;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let arriving = writer.await.ok()?;
+    let r = receiver.clone();
+    let result = tokio::task::spawn_blocking(move || r.finish(arriving, complete))
+        .await
+        .ok()?;
+    match result {
+        Ok(status) => status.map(|s| (id, s)),
+        Err(e) => {
+            tracing::error!(object = %id, error = %e, "could not land; the peer will send again");
+            Some((id, ReceiptStatus::Retry))
+        }
+    }
+}
+
+/// Writes the stream's chunks into the arriving object until the stream ends or the
+/// object refuses more.
+fn write(mut arriving: Arriving, mut rx: mpsc::Receiver<Bytes>) -> Arriving {
+    while let Some(b) = rx.blocking_recv() {
+        if !arriving.write(&b) {
+            break;
+        }
+    }
+    arriving
+}
+
+/// Records a checkpoint of the peer's audit log after checking its signature: this node
+/// witnesses the peer's history, so the peer cannot later rewrite it unnoticed.
+fn witness(receiver: &Receiver, payload: &[u8]) {
+    let node = &receiver.node;
+    let origin = crate::core::checkpoint::origin(&node.cfg.peer.name);
+    let opened = std::str::from_utf8(payload).ok().map(|note| {
+        (
+            note,
+            Checkpoint::open_any(note, &node.keys.rules().peer_keys, &origin),
+        )
+    });
+    match opened {
+        Some((note, Ok(cp))) => {
+            let e = crate::audit::Entry {
+                peer: Some(node.cfg.peer.name.clone()),
+                detail: Some(note.to_string()),
+                size: Some(cp.size),
+                ..crate::audit::Entry::default()
+            };
+            if let Err(e) = node.audit.append(crate::audit::Event::Witnessed, e) {
+                tracing::error!(error = %e, "cannot record the peer's checkpoint");
+            }
+        }
+        Some((_, Err(e))) => tracing::warn!(error = %e, "refused a checkpoint from the peer"),
+        None => tracing::warn!("refused a checkpoint from the peer: not UTF-8"),
+    }
+}

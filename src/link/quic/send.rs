@@ -1,0 +1,291 @@
+//! The transmit stage: sends sealed objects to the peer over QUIC, one unidirectional stream
+//! per object and many in flight, and removes an object from the spool only when the peer's
+//! receipt says it is durable there. When the link drops it reconnects with backoff and
+//! sends again every object that has no receipt.
+
+use crate::core::id::ObjectId;
+use crate::core::stage::Sealed;
+use crate::core::wire::{FrameKind, LinkKind, RECEIPT_LEN, Receipt, ReceiptStatus};
+use crate::keys::tls::SERVER_NAME;
+use crate::node::Node;
+use crate::ops::events::{Sent, Subject};
+use crate::sender::pipeline::Sender;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// How long to wait for a receipt once the whole object is sent.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Size of the reads that feed a stream.
+const READ_SIZE: usize = 1024 * 1024;
+
+type Pending = Arc<Mutex<HashMap<ObjectId, oneshot::Sender<ReceiptStatus>>>>;
+
+/// Runs the sender side of the link until aborted.
+pub async fn run(
+    sender: Arc<Sender>,
+    endpoint: quinn::Endpoint,
+    queue_tx: mpsc::UnboundedSender<Sealed>,
+    mut queue: mpsc::UnboundedReceiver<Sealed>,
+) {
+    let node = sender.node.clone();
+    let peer = node.cfg.peer.address;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        // the client configuration in force: after a key switch, the new certificate
+        let client = match node.keys.client_config() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "no client configuration");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let conn = match endpoint.connect_with(client, peer, SERVER_NAME) {
+            Ok(connecting) => connecting.await,
+            Err(e) => {
+                tracing::error!(peer = %peer, error = %e, "cannot start a connection");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "link not up; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        node.keys.track(&conn);
+        let up_since = std::time::Instant::now();
+        node.link_changed(LinkKind::Quic, true, &format!("to {peer}"), true);
+        let pending: Pending = Arc::default();
+        let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
+        let witness = tokio::spawn(send_checkpoints(node.clone(), conn.clone()));
+        let slots = Arc::new(Semaphore::new(node.cfg.link.max_in_flight));
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = conn.closed() => break,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let sealed = tokio::select! {
+                biased;
+                _ = conn.closed() => break,
+                s = queue.recv() => match s { Some(s) => s, None => return },
+            };
+            tokio::spawn(send_one(
+                sender.clone(),
+                conn.clone(),
+                sealed,
+                pending.clone(),
+                queue_tx.clone(),
+                permit,
+            ));
+        }
+        receipts.abort();
+        witness.abort();
+        if let Ok(mut p) = pending.lock() {
+            p.clear();
+        }
+        let reason = conn
+            .close_reason()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        node.link_changed(LinkKind::Quic, false, &reason, true);
+        tracing::info!(peer = %peer, "reconnecting in {backoff:?}");
+        // A link that drops at once (say, the peer refuses our certificate after the
+        // handshake) backs off like one that never came up.
+        if up_since.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Sends the latest checkpoint of this node's audit log to the peer, for its witness.
+async fn send_checkpoint(conn: &quinn::Connection, note: &str) -> std::io::Result<()> {
+    let frame = crate::core::wire::encode_frame(FrameKind::Checkpoint, note.as_bytes())
+        .map_err(std::io::Error::other)?;
+    let mut s = conn.open_uni().await.map_err(std::io::Error::other)?;
+    s.write_all(&frame).await.map_err(std::io::Error::other)?;
+    s.finish().map_err(std::io::Error::other)
+}
+
+/// Sends each new checkpoint of this node's audit log to the peer while the link is up.
+async fn send_checkpoints(node: Arc<Node>, conn: quinn::Connection) {
+    let mut notes = node.audit.checkpoints();
+    loop {
+        let note = notes.borrow_and_update().clone();
+        if let Some(note) = note {
+            if let Err(e) = send_checkpoint(&conn, &note).await {
+                tracing::debug!(error = %e, "checkpoint not sent to the peer");
+                return;
+            }
+        }
+        if notes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_receipts(conn: quinn::Connection, pending: Pending) {
+    while let Ok(mut recv) = conn.accept_uni().await {
+        let pending = pending.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; RECEIPT_LEN];
+            while recv.read_exact(&mut buf).await.is_ok() {
+                match Receipt::decode(&buf) {
+                    Ok(r) => {
+                        let waiter = pending.lock().ok().and_then(|mut p| p.remove(&r.object_id));
+                        if let Some(w) = waiter {
+                            let _ = w.send(r.status);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "malformed receipt; closing the link");
+                        conn.close(1u32.into(), b"malformed receipt");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How long the sender waits before sending again an object the receiver answered "retry".
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Sends one object and waits for its receipt; on any failure puts it back in the queue.
+async fn send_one(
+    sender: Arc<Sender>,
+    conn: quinn::Connection,
+    sealed: Sealed,
+    pending: Pending,
+    queue: mpsc::UnboundedSender<Sealed>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let node = &sender.node;
+    let id = sealed.manifest().object_id;
+    let (tx, rx) = oneshot::channel();
+    if let Ok(mut p) = pending.lock() {
+        p.insert(id, tx);
+    }
+    let started = std::time::Instant::now();
+    let sent = stream_object(&conn, &sealed).await;
+    let status = match sent {
+        Ok(()) => {
+            let m = sealed.manifest();
+            Sent {
+                subject: Subject {
+                    channel: &m.channel,
+                    id,
+                    name: &m.name,
+                    size: Some(m.size),
+                    sha256: Some(m.sha256),
+                },
+                link: LinkKind::Quic,
+            }
+            .emit(node.sink());
+            // a receipt that never comes (the peer failed to answer) frees the slot and
+            // sends the object again; the receiver drops the duplicate
+            match tokio::time::timeout(RECEIPT_TIMEOUT, rx).await {
+                Ok(r) => r.ok(),
+                Err(_) => {
+                    tracing::warn!(object = %id, "no receipt in {RECEIPT_TIMEOUT:?}; sending again");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(object = %id, error = %e, "send failed");
+            None
+        }
+    };
+    drop(permit);
+    if let Ok(mut p) = pending.lock() {
+        p.remove(&id);
+    }
+    match status {
+        Some(s) if s.is_final() => {
+            let channel = sealed.manifest().channel.as_str();
+            node.metrics
+                .receipt(channel)
+                .observe(started.elapsed().as_secs_f64());
+            node.metrics
+                .transmit_receipts
+                .with_label_values(&[channel, s.as_str()])
+                .inc();
+            let s2 = sender.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                s2.confirm(&sealed, s.as_str(), s == ReceiptStatus::Refused)
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(object = %id, error = %e, "could not clear the spool entry")
+                }
+                Err(e) => {
+                    tracing::error!(object = %id, error = %e, "could not clear the spool entry")
+                }
+            }
+        }
+        // the receiver could not take it now (say, its antivirus is down): give it time
+        Some(_) => {
+            tokio::time::sleep(RETRY_DELAY).await;
+            let _ = queue.send(sealed);
+        }
+        None => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = queue.send(sealed);
+        }
+    }
+}
+
+/// Streams the frame and the content of one object on a new unidirectional stream.
+async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Result<()> {
+    let mut send = conn.open_uni().await.map_err(std::io::Error::other)?;
+    send.write_all(sealed.frame())
+        .await
+        .map_err(std::io::Error::other)?;
+    let path = sealed.spooled().content();
+    let size = sealed.manifest().size;
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut f = match crate::fsx::open_nofollow(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut left = size;
+        while left > 0 {
+            let mut buf = vec![0u8; READ_SIZE.min(left as usize)];
+            let r = f.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            let failed = r.is_err();
+            left -= READ_SIZE.min(left as usize) as u64;
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+        }
+    });
+    while let Some(chunk) = rx.recv().await {
+        send.write_chunk(chunk?)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    let _ = reader.await;
+    send.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}

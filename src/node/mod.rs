@@ -1,0 +1,349 @@
+//! The node: its configuration, keys, policies, audit log and metrics, loaded once and
+//! shared by every stage; the refusal chain (quarantine, audit, metric, log) in one place;
+//! the node's health and disk; key rotation.
+//!
+//! ```text
+//!  config ─► Node::open ─► keys (rotate) · audit log · policies (live set) · metrics
+//!                │
+//!                ├─► sender::Sender   (spool, intake, inspect, seal)      } started by
+//!                ├─► receiver::Receiver (delivery state, one pipeline)    } cli::run
+//!                └─► refuse(): quarantine::put ─► ops::events::Refused
+//! ```
+//!
+//! The node knows no stage: stages hold an `Arc<Node>` and never call back into the
+//! pipeline through it.
+
+pub mod config;
+pub mod health;
+pub mod policies;
+pub mod quarantine;
+pub mod rotate;
+
+use crate::audit::{AuditError, AuditLog};
+use crate::core::id::ObjectId;
+use crate::core::reason::{Refusal, Side};
+use crate::core::wire::LinkKind;
+use crate::keys::KeyError;
+use crate::keys::tls::LinkError;
+use crate::node::config::Config;
+use crate::node::policies::{Policies, Reload};
+use crate::ops::events::{self, Sink, Subject};
+use crate::ops::systemd;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use thiserror::Error;
+
+/// Why a node could not start or had to stop.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// A key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The audit log could not be opened or written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The link could not be set up.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A directory could not be made or used.
+    #[error("directory {path}: {error}{}", crate::problem::hint(error))]
+    Dir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// The outbox watch could not be set up.
+    #[error("watching the outboxes: {0}")]
+    Watch(#[from] notify::Error),
+    /// The diode link could not start.
+    #[error(transparent)]
+    Diode(#[from] crate::link::diode::DiodeError),
+    /// The metrics could not be defined.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The status endpoint could not listen.
+    #[error(
+        "cannot serve /metrics on {addr}: {why} (is another program using the port? change [metrics] listen)"
+    )]
+    Status {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        why: String,
+    },
+}
+
+/// A fault in a stage: the object waits (or the peer sends it again); nothing is lost.
+/// A refusal is not a fault: it is a [`Refusal`], audited and quarantined.
+#[derive(Debug, Error)]
+pub enum Fault {
+    /// A file or directory operation failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The audit log could not be written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The system random generator failed.
+    #[error(transparent)]
+    Random(#[from] crate::core::id::RandomError),
+}
+
+/// A node's loaded state, shared by its stages.
+pub struct Node {
+    /// The validated configuration.
+    pub cfg: Config,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// The keys in force (signing, TLS, the peer's pins), switched on SIGHUP.
+    pub keys: rotate::Keys,
+    /// The policies in force, swapped on reload.
+    pub policies: Policies,
+    /// The node's metrics.
+    pub metrics: crate::ops::metrics::Metrics,
+    /// Whether each link is up: `[quic, diode]`.
+    links: [AtomicBool; 2],
+}
+
+fn mkdir(path: &Path) -> Result<(), NodeError> {
+    std::fs::create_dir_all(path).map_err(|error| NodeError::Dir {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// What a refusal is about and where its content (if any) is.
+pub struct Refused<'a> {
+    /// The object.
+    pub subject: Subject<'a>,
+    /// The quarantine directory of its channel.
+    pub quarantine: &'a Path,
+    /// The entry to move into quarantine (outbox entry, spool content or part file).
+    pub content: Option<&'a Path>,
+    /// Which side refused it.
+    pub side: Side,
+}
+
+impl Node {
+    /// Loads keys, opens the audit log, makes the directories.
+    ///
+    /// # Errors
+    /// A key cannot be loaded, a directory cannot be made, the audit log cannot be opened,
+    /// or the metrics cannot be defined.
+    pub fn open(cfg: Config) -> Result<Node, NodeError> {
+        let keys = rotate::Keys::load(&cfg)?;
+        for dir in [&cfg.node.state_dir, &cfg.node.audit_dir] {
+            mkdir(dir)?;
+        }
+        for c in &cfg.channels {
+            mkdir(&c.quarantine)?;
+            match c.role {
+                crate::node::config::Role::Send => mkdir(&c.outbox)?,
+                crate::node::config::Role::Receive => mkdir(&c.inbox)?,
+            }
+        }
+        let audit = AuditLog::open(
+            &cfg.node.audit_dir,
+            &cfg.node.name,
+            keys.signing(),
+            cfg.audit.checkpoints,
+            cfg.audit.syslog,
+        )?;
+        let policies = Policies::new(&cfg);
+        let metrics = crate::ops::metrics::Metrics::new()?;
+        for (channel, version) in policies.versions() {
+            metrics.policy_version(&channel, None, &version);
+        }
+        Ok(Node {
+            policies,
+            metrics,
+            cfg,
+            audit,
+            keys,
+            links: [AtomicBool::new(false), AtomicBool::new(false)],
+        })
+    }
+
+    /// Where this node's telemetry events go.
+    pub fn sink(&self) -> Sink<'_> {
+        Sink {
+            audit: &self.audit,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// The links this node's channels use.
+    pub fn links_in_use(&self) -> Vec<LinkKind> {
+        [LinkKind::Quic, LinkKind::Diode]
+            .into_iter()
+            .filter(|l| self.cfg.channels.iter().any(|c| c.link == *l))
+            .collect()
+    }
+
+    fn link_slot(&self, link: LinkKind) -> &AtomicBool {
+        match link {
+            LinkKind::Quic => &self.links[0],
+            LinkKind::Diode => &self.links[1],
+        }
+    }
+
+    /// Whether a link is up now.
+    pub fn link_is_up(&self, link: LinkKind) -> bool {
+        self.link_slot(link).load(Ordering::Relaxed)
+    }
+
+    /// Records that a link came up or went down: the node's state, and an
+    /// [`events::LinkChanged`] (metric, log and, when `audited`, the audit record).
+    pub fn link_changed(&self, link: LinkKind, up: bool, detail: &str, audited: bool) {
+        self.link_slot(link).store(up, Ordering::Relaxed);
+        events::LinkChanged {
+            link,
+            up,
+            peer: &self.cfg.peer.name,
+            detail,
+            audited,
+        }
+        .emit(self.sink());
+    }
+
+    /// The refusal chain, the one place it is written: moves the content (if any) into the
+    /// channel's quarantine with its reason file, then audits (durably), counts and logs it.
+    ///
+    /// # Errors
+    /// The quarantine or the audit record could not be written; the caller keeps the
+    /// object where it is and tries again.
+    pub fn refuse(&self, r: &Refused<'_>, refusal: &Refusal) -> Result<(), Fault> {
+        let s = &r.subject;
+        let subject = quarantine::Subject {
+            id: s.id,
+            channel: s.channel,
+            name: s.name,
+        };
+        quarantine::put(
+            r.quarantine,
+            &subject,
+            r.content,
+            &self.cfg.node.name,
+            r.side,
+            refusal,
+        )?;
+        let peer = (r.side == Side::Receiver).then_some(self.cfg.peer.name.as_str());
+        events::Refused {
+            subject: *s,
+            side: r.side,
+            peer,
+            refusal,
+        }
+        .emit(self.sink())?;
+        Ok(())
+    }
+
+    /// Records, durably, that personal data was masked: the hash of the masked copy that
+    /// crosses (or lands) and the hash of the original.
+    ///
+    /// # Errors
+    /// The masked copy cannot be read, or the audit record cannot be written.
+    pub fn masked(
+        &self,
+        subject: Subject<'_>,
+        original: [u8; 32],
+        masked: &crate::inspect::Masked,
+    ) -> Result<(), Fault> {
+        let peer = self
+            .cfg
+            .receiving()
+            .any(|c| c.name == subject.channel)
+            .then_some(self.cfg.peer.name.as_str());
+        events::Masked {
+            subject: Subject {
+                sha256: Some(hash_file(&masked.path)?),
+                ..subject
+            },
+            peer,
+            original,
+            lines: masked.lines,
+        }
+        .emit(self.sink())?;
+        Ok(())
+    }
+
+    /// Applies a policy reload and audits each change or refusal.
+    pub fn reload_policies(&self) {
+        systemd::notify(&[sd_notify::NotifyState::Reloading]);
+        for r in self.policies.reload(&self.cfg) {
+            match &r {
+                Reload::Reloaded {
+                    channel, from, to, ..
+                } => {
+                    self.metrics.policy_version(channel, Some(from), to);
+                    self.metrics
+                        .policy_reloads
+                        .with_label_values(&[channel.as_str(), "reloaded"])
+                        .inc();
+                }
+                Reload::Refused { channel, .. } => self
+                    .metrics
+                    .policy_reloads
+                    .with_label_values(&[channel.as_str(), "refused"])
+                    .inc(),
+            }
+            let (event, detail) = match &r {
+                Reload::Reloaded {
+                    channel,
+                    file,
+                    from,
+                    to,
+                } => {
+                    tracing::info!(channel = %channel, file = %file.display(), from = %from, to = %to, "policy reloaded");
+                    (
+                        crate::audit::Event::PolicyReloaded,
+                        format!("{}: version {from} -> {to}", file.display()),
+                    )
+                }
+                Reload::Refused {
+                    channel,
+                    file,
+                    kept,
+                    problems,
+                } => {
+                    tracing::error!(channel = %channel, file = %file.display(), kept = %kept, problems = %problems, "policy refused; the one in force stays");
+                    (
+                        crate::audit::Event::PolicyRefused,
+                        format!("{problems}; version {kept} stays in force"),
+                    )
+                }
+            };
+            let channel = match &r {
+                Reload::Reloaded { channel, .. } | Reload::Refused { channel, .. } => channel,
+            };
+            let e = crate::audit::Entry {
+                channel: Some(channel.clone()),
+                detail: Some(detail),
+                ..crate::audit::Entry::default()
+            };
+            if let Err(e) = self.audit.durable(event, e) {
+                tracing::error!(error = %e, "cannot audit a policy reload");
+            }
+        }
+        systemd::notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+/// The SHA-256 of a file's content, read in bounded chunks.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = crate::fsx::open_nofollow(path)?;
+    Ok(crate::core::digest::hash_content(&mut f, crate::core::manifest::CHUNK_SIZE)?.0)
+}
+
+/// An object id for a refusal that has none yet (an outbox entry that never reached the
+/// spool, or an object whose manifest could not be read).
+///
+/// # Errors
+/// The system random generator failed.
+pub fn fresh_id() -> Result<ObjectId, Fault> {
+    Ok(ObjectId::random()?)
+}

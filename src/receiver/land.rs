@@ -1,0 +1,292 @@
+//! The land stage on the receiving node: a verified object becomes a file in the inbox
+//! exactly once, and only complete.
+//!
+//! ```text
+//! <inbox>/.isogate-tmp/<id>.part     content as it streams in (same file system as the inbox)
+//! state/landed/<channel>/<id>        marker: the object is committed (or quarantined)
+//! <inbox>/<name>                     the delivered file, renamed in without replacing
+//! ```
+//!
+//! Order: write and fsync the part file, write the marker durably, rename the part file into
+//! the inbox (never over an existing name), fsync the inbox. A crash before the marker
+//! leaves a part file that recovery deletes (the sender sends again); a crash after it
+//! leaves a part file that recovery renames in; a resent object whose marker exists is a
+//! duplicate and is never delivered twice.
+
+use crate::core::id::ObjectId;
+use crate::fsx::{rename_noreplace, sync_dir, write_durable};
+use crate::policy::extension;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Name of the staging directory inside each inbox (a dot name: applications ignore it).
+pub const STAGING: &str = ".isogate-tmp";
+
+/// What a marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Committed for delivery into the inbox.
+    Landed,
+    /// Refused into quarantine.
+    Quarantined,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    outcome: Outcome,
+    name: String,
+}
+
+/// Delivery state of the receiving node.
+pub struct Lander {
+    markers: PathBuf,
+}
+
+impl Lander {
+    /// Opens the delivery state under a node's state directory.
+    pub fn open(state_dir: &Path) -> io::Result<Lander> {
+        let markers = state_dir.join("landed");
+        fs::create_dir_all(&markers)?;
+        Ok(Lander { markers })
+    }
+
+    fn marker(&self, channel: &str, id: ObjectId) -> PathBuf {
+        self.markers.join(channel).join(id.to_string())
+    }
+
+    /// The outcome already recorded for an object, if any.
+    pub fn outcome(&self, channel: &str, id: ObjectId) -> io::Result<Option<Outcome>> {
+        match fs::read(self.marker(channel, id)) {
+            Ok(b) => Ok(serde_json::from_slice::<Marker>(&b).ok().map(|m| m.outcome)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The part file for an object in an inbox.
+    pub fn part_path(inbox: &Path, id: ObjectId) -> PathBuf {
+        inbox.join(STAGING).join(format!("{id}.part"))
+    }
+
+    /// Creates (or truncates) the part file for an object.
+    pub fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
+        let dir = inbox.join(STAGING);
+        fs::create_dir_all(&dir)?;
+        let path = Self::part_path(inbox, id);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok((path, f))
+    }
+
+    /// Records the outcome of an object durably.
+    pub fn record(
+        &self,
+        channel: &str,
+        id: ObjectId,
+        outcome: Outcome,
+        name: &str,
+    ) -> io::Result<()> {
+        let dir = self.markers.join(channel);
+        fs::create_dir_all(&dir)?;
+        let m = Marker {
+            outcome,
+            name: name.to_string(),
+        };
+        write_durable(
+            &self.marker(channel, id),
+            &serde_json::to_vec(&m).map_err(io::Error::other)?,
+        )
+    }
+
+    /// Commits a complete, fsynced part file and delivers it under `name` (already checked
+    /// as a plain base name). Returns the delivered path.
+    pub fn land(
+        &self,
+        inbox: &Path,
+        channel: &str,
+        id: ObjectId,
+        name: &str,
+    ) -> io::Result<PathBuf> {
+        self.record(channel, id, Outcome::Landed, name)?;
+        deliver(&Self::part_path(inbox, id), inbox, name)
+    }
+
+    /// Finishes deliveries a crash interrupted and deletes uncommitted part files.
+    /// Returns the objects delivered now, with their paths.
+    pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<(ObjectId, PathBuf)>> {
+        let dir = inbox.join(STAGING);
+        let mut done = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(ObjectId::parse);
+            let Some(id) = id else {
+                fs::remove_file(&path)?;
+                continue;
+            };
+            match self.finish_pending(inbox, channel, id) {
+                Ok(Some(p)) => done.push((id, p)),
+                Ok(None) => {}
+                // one object that cannot be delivered must not stop the node
+                Err(e) => {
+                    tracing::error!(object = %id, inbox = %inbox.display(), error = %e, "cannot finish a delivery; it stays in the staging area")
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// If an object was committed but its part file was not yet renamed in, delivers it.
+    /// An uncommitted part file is deleted.
+    pub fn finish_pending(
+        &self,
+        inbox: &Path,
+        channel: &str,
+        id: ObjectId,
+    ) -> io::Result<Option<PathBuf>> {
+        let part = Self::part_path(inbox, id);
+        if !part.exists() {
+            return Ok(None);
+        }
+        let marker = fs::read(self.marker(channel, id))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+        match marker {
+            Some(Marker {
+                outcome: Outcome::Landed,
+                name,
+            }) => deliver(&part, inbox, &name).map(Some),
+            _ => {
+                fs::remove_file(&part)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The name a delivery of `name` into `inbox` would take now (the first free numbering).
+pub fn first_free(inbox: &Path, name: &str) -> String {
+    (1u32..10_000)
+        .map(|n| numbered(name, n))
+        .find(|c| fs::symlink_metadata(inbox.join(c)).is_err())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Renames `part` into `inbox` as `name`, or as `name (2).ext`, `name (3).ext`, … when the
+/// name is taken: never overwriting. Fsyncs the inbox.
+fn deliver(part: &Path, inbox: &Path, name: &str) -> io::Result<PathBuf> {
+    for n in 1u32..10_000 {
+        let candidate = inbox.join(numbered(name, n));
+        match rename_noreplace(part, &candidate) {
+            Ok(()) => {
+                sync_dir(inbox)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("too many files named {name:?} in the inbox"),
+    ))
+}
+
+/// Longest file name the inbox's file system takes, in bytes.
+const NAME_MAX: usize = 255;
+
+/// `name` for n = 1, else the stem with " (n)" before the extension, the stem shortened
+/// (at a character boundary) so that the whole stays within `NAME_MAX` bytes.
+pub fn numbered(name: &str, n: u32) -> String {
+    if n == 1 {
+        return name.to_string();
+    }
+    let (stem, ext) = match extension(name) {
+        Some(_) => name
+            .rsplit_once('.')
+            .map(|(s, e)| (s, format!(".{e}")))
+            .unwrap_or((name, String::new())),
+        None => (name, String::new()),
+    };
+    let suffix = format!(" ({n}){ext}");
+    let mut keep = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &stem[..keep])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn lands_without_overwriting() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        fs::create_dir_all(&inbox).unwrap();
+        fs::write(inbox.join("a.txt"), b"old").unwrap();
+        let lander = Lander::open(&t.path().join("state")).unwrap();
+        let id = ObjectId([1; 16]);
+        let (_, mut f) = Lander::create_part(&inbox, id).unwrap();
+        f.write_all(b"new").unwrap();
+        let p = lander.land(&inbox, "c", id, "a.txt").unwrap();
+        assert_eq!(p, inbox.join("a (2).txt"));
+        assert_eq!(fs::read(inbox.join("a.txt")).unwrap(), b"old");
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(lander.outcome("c", id).unwrap(), Some(Outcome::Landed));
+        assert_eq!(numbered("noext", 3), "noext (3)");
+        let long = format!("{}.pdf", "长".repeat(84)); // 256 bytes
+        let n = numbered(&long, 12);
+        assert!(n.len() <= 255 && n.ends_with(" (12).pdf"), "{n}");
+    }
+
+    #[test]
+    fn recovery_finishes_committed_and_drops_uncommitted() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        fs::create_dir_all(&inbox).unwrap();
+        let lander = Lander::open(&t.path().join("state")).unwrap();
+        let committed = ObjectId([1; 16]);
+        let partial = ObjectId([2; 16]);
+        Lander::create_part(&inbox, committed)
+            .unwrap()
+            .1
+            .write_all(b"c")
+            .unwrap();
+        Lander::create_part(&inbox, partial)
+            .unwrap()
+            .1
+            .write_all(b"p")
+            .unwrap();
+        // crash after the marker, before the rename
+        lander
+            .record("c", committed, Outcome::Landed, "done.txt")
+            .unwrap();
+        let delivered = lander.recover(&inbox, "c").unwrap();
+        assert_eq!(delivered, vec![(committed, inbox.join("done.txt"))]);
+        assert!(!Lander::part_path(&inbox, partial).exists());
+        // a second recovery delivers nothing more
+        assert!(lander.recover(&inbox, "c").unwrap().is_empty());
+        let names: Vec<_> = fs::read_dir(&inbox)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}"); // done.txt and the staging dir
+    }
+}

@@ -1,0 +1,530 @@
+//! The receiving node's pipeline, one path for both links: the QUIC and diode shells hand
+//! it an object's signed manifest frame, then its bytes, then the end; it answers with the
+//! receipt status (which only QUIC sends back).
+//!
+//! ```text
+//!  link shell ─► begin ─────────────► Arriving ─► write(bytes)* ─► finish
+//!                 │ signature, sender, channel   (every chunk hashed    │ size, whole SHA-256,
+//!                 │ received over THIS link      before it is written)  │ fsync ─► Received
+//!                 │ duplicate? name, size, disk                         ▼
+//!                 │                                      inspect again (own policy) ─► Cleared
+//!                 │                                                     ▼
+//!                 └─ any refusal ─► refuse: quarantine + audit ◄─── land: audit (write-ahead),
+//!                                   + metric + log + outcome         marker, rename into inbox
+//! ```
+//!
+//! The stage values (`Arriving`, `Received`, `Cleared`) can only be made here, by the step
+//! that did the work: nothing lands that was not verified and inspected again.
+
+pub mod land;
+
+use crate::core::id::ObjectId;
+use crate::core::manifest::Manifest;
+use crate::core::reason::{Reason, Refusal, Side};
+use crate::core::verify::{BeginRefusal, Reception, Verified};
+use crate::core::wire::{LinkKind, ReceiptStatus};
+use crate::inspect::{InspectError, Masked, inspect_file};
+use crate::node::config::{Channel, Role};
+use crate::node::{Fault, Node, NodeError, Refused};
+use crate::ops::events::{self, Subject};
+use land::{Lander, Outcome};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Quarantine directory for objects whose manifest could not be trusted.
+pub const UNVERIFIED: &str = "_unverified";
+
+/// The receiving side of a node: its delivery state and the objects in progress.
+pub struct Receiver {
+    /// The node.
+    pub node: Arc<Node>,
+    lander: Lander,
+    /// Objects being received now: a second copy at the same time waits.
+    busy: Arc<Mutex<HashSet<ObjectId>>>,
+    /// Received objects the antivirus could not scan: when each was first deferred.
+    deferred: Mutex<HashMap<ObjectId, u64>>,
+}
+
+/// How `begin` ended.
+pub enum Begin {
+    /// The object may arrive: write its bytes, then finish it.
+    Arriving(Box<Arriving>),
+    /// Nothing more to read: the answer for the sender (none when the object has no id
+    /// to answer for, or the link should simply wait for the next copy).
+    Answered(Option<(ObjectId, ReceiptStatus)>),
+}
+
+/// An object whose signed manifest verified and passed the pre-checks; its bytes are
+/// arriving into a part file in the inbox's staging directory.
+pub struct Arriving {
+    channel: Channel,
+    manifest: Manifest,
+    part: PathBuf,
+    file: File,
+    reception: Reception,
+    refused: Option<Refusal>,
+    failed: Option<std::io::Error>,
+    _busy: BusyGuard,
+}
+
+/// An object whose every byte verified and is durable in its part file.
+pub struct Received {
+    channel: Channel,
+    verified: Verified,
+    part: PathBuf,
+}
+
+/// A received object this node's own policy accepted: ready to land.
+pub struct Cleared {
+    received: Received,
+    masked: Option<Masked>,
+}
+
+/// Clears an object id from the in-progress set when dropped.
+struct BusyGuard(Arc<Mutex<HashSet<ObjectId>>>, ObjectId);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.remove(&self.1);
+        }
+    }
+}
+
+impl Arriving {
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Verifies and writes the next bytes of content. After a refusal or a write failure
+    /// nothing more is written; `false` tells the shell it may stop reading.
+    pub fn write(&mut self, bytes: &[u8]) -> bool {
+        if self.refused.is_some() || self.failed.is_some() {
+            return false;
+        }
+        if let Err(r) = self.reception.feed(bytes) {
+            self.refused = Some(r);
+            return false;
+        }
+        if let Err(e) = self.file.write_all(bytes) {
+            self.failed = Some(e);
+            return false;
+        }
+        true
+    }
+
+    /// Drops the part file (the link lost this copy; the next one is awaited).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.part);
+    }
+}
+
+impl Receiver {
+    /// Opens the delivery state under the node's state directory.
+    ///
+    /// # Errors
+    /// The state directory cannot be made or read.
+    pub fn open(node: Arc<Node>) -> Result<Receiver, NodeError> {
+        let dir = node.cfg.node.state_dir.clone();
+        let lander = Lander::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
+        Ok(Receiver {
+            node,
+            lander,
+            busy: Arc::default(),
+            deferred: Mutex::default(),
+        })
+    }
+
+    /// Finishes the deliveries a crash interrupted after their commit and deletes
+    /// uncommitted part files, in every receiving channel.
+    ///
+    /// # Errors
+    /// An inbox cannot be read, or a finished delivery cannot be audited.
+    pub fn recover(&self) -> Result<(), NodeError> {
+        let node = &self.node;
+        for c in node.cfg.receiving() {
+            let delivered =
+                self.lander
+                    .recover(&c.inbox, &c.name)
+                    .map_err(|error| NodeError::Dir {
+                        path: c.inbox.clone(),
+                        error,
+                    })?;
+            for (id, p) in delivered {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                events::LandingFinished {
+                    subject: Subject {
+                        channel: &c.name,
+                        id,
+                        name: &name,
+                        size: None,
+                        sha256: None,
+                    },
+                    peer: &node.cfg.peer.name,
+                }
+                .emit(node.sink())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts an object that arrived over `link` with its frame payload (the signed
+    /// manifest). `link_id` is the id the link itself carries, when it carries one (the
+    /// diode's records): the manifest must name the same object. Blocking.
+    pub fn begin(&self, link: LinkKind, payload: &[u8], link_id: Option<ObjectId>) -> Begin {
+        let reception = match Reception::begin(payload, &self.node.keys.rules()) {
+            Ok(r) => r,
+            Err(BeginRefusal {
+                refusal,
+                claimed_id,
+            }) => return self.refuse_unverified(link_id.or(claimed_id), &refusal),
+        };
+        let m = reception.manifest().clone();
+        let id = m.object_id;
+        if link_id.is_some_and(|l| l != id) {
+            let r = Refusal::new(
+                Reason::BadManifest,
+                "the manifest names another object than the link",
+            );
+            return self.refuse_unverified(link_id, &r);
+        }
+        // a channel crosses on the link it is configured for, and no other
+        let Some(channel) = self
+            .node
+            .cfg
+            .channel(&m.channel)
+            .filter(|c| c.role == Role::Receive && c.link == link)
+            .cloned()
+        else {
+            let r = Refusal::new(
+                Reason::WrongChannel,
+                format!(
+                    "{} is not a channel this node receives over {}",
+                    m.channel,
+                    link.as_str()
+                ),
+            );
+            return self.refuse_unverified(Some(id), &r);
+        };
+        {
+            let Ok(mut b) = self.busy.lock() else {
+                return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+            };
+            if !b.insert(id) {
+                return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+            }
+        }
+        let busy = BusyGuard(self.busy.clone(), id);
+
+        // exactly once: an object already landed or quarantined is never delivered again
+        let known = self
+            .lander
+            .finish_pending(&channel.inbox, &channel.name, id)
+            .and_then(|_| self.lander.outcome(&channel.name, id));
+        match known {
+            Ok(Some(_)) => return self.duplicate(link, &m),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(object = %id, error = %e, "cannot read delivery state; the object is sent again");
+                return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+            }
+        }
+
+        // both sides check: name and size against our own policy before any content
+        let policy = self.node.policies.get(&channel.name);
+        let pre = policy
+            .check_name(&m.name)
+            .and_then(|()| policy.check_size(m.size));
+        if let Err(refusal) = pre {
+            return match self.refuse_received(&channel, &m, None, &refusal) {
+                Ok(()) => Begin::Answered(Some((id, ReceiptStatus::Refused))),
+                Err(e) => {
+                    tracing::error!(object = %id, error = %e, "cannot record a refusal");
+                    Begin::Answered(Some((id, ReceiptStatus::Retry)))
+                }
+            };
+        }
+
+        // disk safety: an object that would take the inbox below the floor is not started
+        if let Err(free) = crate::node::health::fits(&self.node, &channel.inbox, m.size) {
+            tracing::warn!(channel = %m.channel, name = %m.name, free = ?free, size = m.size, "inbox file system too full; the object is sent again later");
+            return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+        }
+        match Lander::create_part(&channel.inbox, id) {
+            Ok((part, file)) => Begin::Arriving(Box::new(Arriving {
+                channel,
+                manifest: m,
+                part,
+                file,
+                reception,
+                refused: None,
+                failed: None,
+                _busy: busy,
+            })),
+            Err(e) => {
+                tracing::error!(inbox = %channel.inbox.display(), error = %e, "cannot create a part file");
+                Begin::Answered(Some((id, ReceiptStatus::Retry)))
+            }
+        }
+    }
+
+    /// An object already landed or quarantined arrived again. On QUIC the resend is
+    /// recorded (durably, before the receipt that lets the sender forget it); on the
+    /// diode it is the carousel's next copy and is dropped quietly.
+    fn duplicate(&self, link: LinkKind, m: &Manifest) -> Begin {
+        let id = m.object_id;
+        if link == LinkKind::Diode {
+            return Begin::Answered(None);
+        }
+        let mut e = crate::audit::Entry::object(&m.channel, id, &m.name);
+        e.peer = Some(self.node.cfg.peer.name.clone());
+        if let Err(err) = self.node.audit.durable(crate::audit::Event::Duplicate, e) {
+            tracing::error!(object = %id, error = %err, "cannot audit a duplicate");
+            return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+        }
+        tracing::info!(channel = %m.channel, name = %m.name, object = %id, "duplicate; not delivered again");
+        Begin::Answered(Some((id, ReceiptStatus::Duplicate)))
+    }
+
+    /// Ends an object after its last byte (`complete`) or a broken stream: verify, fsync,
+    /// inspect again, land or quarantine. Blocking. `Ok(None)`: nothing to answer (the
+    /// stream broke; the sender sends again).
+    ///
+    /// # Errors
+    /// A fault: nothing was delivered; the sender sends again.
+    pub fn finish(
+        &self,
+        arriving: Arriving,
+        complete: bool,
+    ) -> Result<Option<ReceiptStatus>, Fault> {
+        let Arriving {
+            channel,
+            manifest: m,
+            part,
+            file,
+            reception,
+            refused,
+            failed,
+            _busy,
+        } = arriving;
+        if let Some(e) = failed {
+            let _ = std::fs::remove_file(&part);
+            return Err(e.into());
+        }
+        let verified = match refused {
+            Some(r) => Err(r),
+            None if !complete => {
+                std::fs::remove_file(&part)?;
+                return Ok(None);
+            }
+            None => reception.finish(),
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(refusal) => {
+                self.refuse_received(&channel, &m, Some(&part), &refusal)?;
+                return Ok(Some(ReceiptStatus::Quarantined));
+            }
+        };
+        file.sync_all()?;
+        let received = Received {
+            channel,
+            verified,
+            part,
+        };
+        match self.inspect(received)? {
+            Inspected::Cleared(c) => self.land(*c).map(Some),
+            Inspected::Answered(s) => Ok(Some(s)),
+        }
+    }
+
+    /// Runs this node's own copy of the policy over a received object.
+    fn inspect(&self, received: Received) -> Result<Inspected, Fault> {
+        let node = &self.node;
+        let m = &received.verified.manifest;
+        let channel = &received.channel;
+        let part = &received.part;
+        let policy = node.policies.get(&channel.name);
+        let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
+        let accepted = match inspect_file(&policy, &m.name, part, &work) {
+            Ok(Ok(a)) => a,
+            Ok(Err(refusal)) => {
+                self.refuse_received(channel, m, Some(part), &refusal)?;
+                return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
+            }
+            Err(InspectError::Io(e)) => return Err(e.into()),
+            Err(InspectError::Scan(e)) => {
+                // fail closed: the content stays out until it can be scanned; the peer sends
+                // it again, until this node's waiting time is over
+                std::fs::remove_file(part)?;
+                let now = crate::now_ms();
+                let first = *self
+                    .deferred
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(m.object_id)
+                    .or_insert(now);
+                let max_wait = policy.antivirus.as_ref().map_or(0, |a| a.max_wait_ms);
+                if now.saturating_sub(first) >= max_wait {
+                    self.forget_deferral(m.object_id);
+                    let refusal = Refusal::new(
+                        Reason::ScanFailed,
+                        format!("no antivirus verdict after {} s: {e}", (now - first) / 1000),
+                    );
+                    self.refuse_received(channel, m, None, &refusal)?;
+                    return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
+                }
+                if first == now {
+                    events::ScanDeferred {
+                        subject: subject(m),
+                        why: &e.to_string(),
+                    }
+                    .emit(node.sink())?;
+                }
+                return Ok(Inspected::Answered(ReceiptStatus::Retry));
+            }
+        };
+        self.forget_deferral(m.object_id);
+        Ok(Inspected::Cleared(Box::new(Cleared {
+            received,
+            masked: accepted.masked,
+        })))
+    }
+
+    /// Delivers a cleared object into its inbox, exactly once.
+    fn land(&self, cleared: Cleared) -> Result<ReceiptStatus, Fault> {
+        let node = &self.node;
+        let Cleared { received, masked } = cleared;
+        let Received {
+            channel,
+            verified,
+            part,
+        } = received;
+        let m = &verified.manifest;
+        if let Some(masked) = &masked {
+            // our own policy masks what the sender did not: the masked copy is what lands
+            node.masked(subject(m), m.sha256, masked)?;
+            std::fs::rename(&masked.path, &part)?;
+            if let Some(dir) = part.parent() {
+                crate::fsx::sync_dir(dir)?;
+            }
+        }
+        // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
+        // between makes the sender send again and the record appear twice; never a delivery
+        // without a record.
+        let planned = land::first_free(&channel.inbox, &m.name);
+        events::Landed {
+            subject: subject(m),
+            peer: &node.cfg.peer.name,
+            delivered_as: (planned != m.name).then_some(planned.as_str()),
+        }
+        .emit(node.sink())?;
+        let path = self
+            .lander
+            .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+        tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
+        Ok(ReceiptStatus::Landed)
+    }
+
+    /// Drops the record of an object's deferred scans.
+    fn forget_deferral(&self, id: ObjectId) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Quarantines a received object (with its part file, if any), records the outcome so
+    /// that a resend is a duplicate, and audits it.
+    fn refuse_received(
+        &self,
+        channel: &Channel,
+        m: &Manifest,
+        part: Option<&Path>,
+        refusal: &Refusal,
+    ) -> Result<(), Fault> {
+        self.node.refuse(
+            &Refused {
+                subject: subject(m),
+                quarantine: &channel.quarantine,
+                content: part,
+                side: Side::Receiver,
+            },
+            refusal,
+        )?;
+        self.lander
+            .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
+        Ok(())
+    }
+
+    /// Refuses an object whose frame does not even decode (the diode carries the object id
+    /// beside it): recorded like any unverified object.
+    pub fn refuse_frame(&self, id: ObjectId, refusal: &Refusal) {
+        let _ = self.refuse_unverified(Some(id), refusal);
+    }
+
+    /// Records a refusal of an object whose manifest could not be trusted: a reason file
+    /// only (its content is never read), in the `_unverified` quarantine. Answered
+    /// `refused` when the object has an id to answer for.
+    fn refuse_unverified(&self, id: Option<ObjectId>, refusal: &Refusal) -> Begin {
+        let node = &self.node;
+        let named = match id.map_or_else(crate::node::fresh_id, Ok) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot name a refused object");
+                return Begin::Answered(None);
+            }
+        };
+        let dir = node
+            .cfg
+            .node
+            .exchange_dir
+            .join("quarantine")
+            .join(UNVERIFIED);
+        let refused = Refused {
+            subject: Subject {
+                channel: UNVERIFIED,
+                id: named,
+                name: "",
+                size: None,
+                sha256: None,
+            },
+            quarantine: &dir,
+            content: None,
+            side: Side::Receiver,
+        };
+        match node.refuse(&refused, refusal) {
+            Ok(()) => Begin::Answered(id.map(|i| (i, ReceiptStatus::Refused))),
+            Err(e) => {
+                tracing::error!(object = %named, error = %e, "cannot record a refusal");
+                Begin::Answered(None)
+            }
+        }
+    }
+}
+
+/// What inspecting a received object again ended with.
+enum Inspected {
+    /// Accepted: ready to land.
+    Cleared(Box<Cleared>),
+    /// Refused, deferred or quarantined: this is the answer.
+    Answered(ReceiptStatus),
+}
+
+/// What the telemetry says of a received object.
+fn subject(m: &Manifest) -> Subject<'_> {
+    Subject {
+        channel: &m.channel,
+        id: m.object_id,
+        name: &m.name,
+        size: Some(m.size),
+        sha256: Some(m.sha256),
+    }
+}

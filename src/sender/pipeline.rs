@@ -1,0 +1,317 @@
+//! The sending node's pipeline after intake: a spooled object is inspected with the
+//! channel's policy, sealed (hashed, manifest signed, framed) and queued for its link; a
+//! link that is done with it (receipt, or the diode's last copy) clears it from the spool.
+//!
+//! ```text
+//!  Spooled ─► inspect::inspect ─► Inspected ─► seal ─► Sealed ─► queue ─► route ─► link
+//!     │            │ refused: quarantine + audit (Node::refuse), spool entry removed
+//!     │            └ antivirus down: waits, tried again every 2 s until max_wait
+//!     └ recovered at start-up: sealed again, or reloaded from its stored manifest
+//!  link done ─► confirm: audit `confirmed` (durable) ─► spool entry removed
+//! ```
+
+use crate::audit::{Entry, Event};
+use crate::core::id::ObjectId;
+use crate::core::reason::{Reason, Refusal, Side};
+use crate::core::stage::{Sealed, Spooled};
+use crate::inspect::{self, InspectError};
+use crate::node::config::Channel;
+use crate::node::{Fault, Node, NodeError, Refused, hash_file};
+use crate::ops::events::{self, Subject};
+use crate::sender::seal;
+use crate::sender::spool::Spool;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often objects waiting for the antivirus are tried again.
+const RETRY_SCAN: Duration = Duration::from_secs(2);
+
+/// The queue of sealed objects between the pipeline and the links.
+pub type Queue = mpsc::UnboundedSender<Sealed>;
+
+/// The sending side of a node: its spool and the objects waiting for an inspection.
+pub struct Sender {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The spool: every object from intake until its link is done with it.
+    pub spool: Spool,
+    /// Objects waiting for an inspection that could not run (antivirus down, I/O fault).
+    waiting: Mutex<Vec<Spooled>>,
+    /// Objects whose deferral is already audited (once per object, not per attempt).
+    deferred: Mutex<HashSet<ObjectId>>,
+}
+
+impl Sender {
+    /// Opens the spool under the node's state directory.
+    ///
+    /// # Errors
+    /// The spool directory cannot be made or read.
+    pub fn open(node: Arc<Node>) -> Result<Sender, NodeError> {
+        let dir = node.cfg.node.state_dir.clone();
+        let spool = Spool::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
+        Ok(Sender {
+            node,
+            spool,
+            waiting: Mutex::default(),
+            deferred: Mutex::default(),
+        })
+    }
+
+    /// Queues what an earlier run left in the spool: each object is sealed again, or its
+    /// stored manifest is reloaded. Runs on blocking threads.
+    ///
+    /// # Errors
+    /// The spool cannot be read.
+    pub fn recover(self: &Arc<Self>, queue: &Queue) -> Result<(), NodeError> {
+        let recovered = self.spool.recover().map_err(|error| NodeError::Dir {
+            path: self.node.cfg.node.state_dir.clone(),
+            error,
+        })?;
+        for r in recovered {
+            let sender = self.clone();
+            let tx = queue.clone();
+            tokio::task::spawn_blocking(move || {
+                let sealed = match r.manifest {
+                    Some(frame) => {
+                        match seal::reload(r.spooled.clone(), frame, &sender.node.keys.own_key()) {
+                            Ok(s) => Ok(Some(s)),
+                            Err(e) => {
+                                tracing::warn!(object = %r.spooled.id, error = %e, "stored manifest unusable; sealing again");
+                                sender.pipeline(r.spooled)
+                            }
+                        }
+                    }
+                    None => sender.pipeline(r.spooled),
+                };
+                forward(sealed, &tx);
+            });
+        }
+        Ok(())
+    }
+
+    /// Inspects and seals a spooled object (blocking). `Ok(None)`: it was refused, or it
+    /// waits for the antivirus.
+    ///
+    /// # Errors
+    /// A fault (I/O, audit): the object stays in the spool and is tried at the next start.
+    pub fn pipeline(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
+        let node = &self.node;
+        let Some(channel) = node.cfg.channel(&spooled.channel).cloned() else {
+            return Err(Fault::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "spooled object {} names unknown channel {}",
+                    spooled.id, spooled.channel
+                ),
+            )));
+        };
+        let policy = node.policies.get(&channel.name);
+        let checked = match inspect::inspect(&policy, spooled.clone()) {
+            Ok(Ok(c)) => c,
+            Ok(Err((spooled, refusal))) => {
+                self.refuse(&channel, &spooled, &refusal)?;
+                return Ok(None);
+            }
+            Err(InspectError::Io(e)) => {
+                tracing::error!(channel = %channel.name, name = %spooled.name, error = %e, "inspection failed; the object waits and is tried again");
+                self.wait(spooled);
+                return Ok(None);
+            }
+            Err(InspectError::Scan(e)) => {
+                self.defer(&channel, &policy, spooled, &e.to_string())?;
+                return Ok(None);
+            }
+        };
+        if let Some(m) = checked.masked() {
+            let s = checked.spooled();
+            let original = hash_file(&s.content())?;
+            node.masked(subject(s), original, m)?;
+        }
+        let inspected = checked.commit()?;
+        let s = inspected.spooled();
+        let mut e = Entry::object(&s.channel, s.id, &s.name);
+        e.detail = Some(format!(
+            "{} (policy {})",
+            inspected.content_type(),
+            policy.version
+        ));
+        node.audit.append(Event::Accepted, e)?;
+        let sealed = seal::seal(inspected, &node.keys.signing(), &node.cfg.node.name).map_err(
+            |e| match e {
+                seal::SealError::Io(e) => Fault::Io(e),
+                other => Fault::Io(std::io::Error::other(other)),
+            },
+        )?;
+        self.spool
+            .store_manifest(sealed.spooled(), sealed.frame())?;
+        let m = sealed.manifest();
+        let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+        e.size = Some(m.size);
+        e.sha256 = Some(m.sha256);
+        node.audit.append(Event::Sealed, e)?;
+        Ok(Some(sealed))
+    }
+
+    /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
+    /// [`Node::refuse`]), then drops it from the spool.
+    ///
+    /// # Errors
+    /// A fault: the object stays in the spool.
+    pub fn refuse(
+        &self,
+        channel: &Channel,
+        spooled: &Spooled,
+        refusal: &Refusal,
+    ) -> Result<(), Fault> {
+        let content = spooled.content();
+        self.node.refuse(
+            &Refused {
+                subject: subject(spooled),
+                quarantine: &channel.quarantine,
+                content: Some(&content),
+                side: Side::Sender,
+            },
+            refusal,
+        )?;
+        Ok(self.spool.remove(spooled)?)
+    }
+
+    /// The link is done with an object (a final receipt, or the diode's last copy):
+    /// audited durably as `confirmed`, then the spool entry goes. A receipt that says the
+    /// peer refused it unread moves it to this node's quarantine instead.
+    ///
+    /// # Errors
+    /// A fault: the object stays in the spool and is sent again at the next start.
+    pub fn confirm(&self, sealed: &Sealed, detail: &str, peer_refused: bool) -> Result<(), Fault> {
+        let node = &self.node;
+        let m = sealed.manifest();
+        if peer_refused {
+            let Some(channel) = node.cfg.channel(&m.channel) else {
+                return Ok(());
+            };
+            let refusal = Refusal::new(
+                Reason::PeerRefused,
+                format!(
+                    "{} refused it before reading the content; see its audit log",
+                    node.cfg.peer.name
+                ),
+            );
+            return self.refuse(channel, sealed.spooled(), &refusal);
+        }
+        let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+        e.size = Some(m.size);
+        e.sha256 = Some(m.sha256);
+        e.detail = Some(detail.to_string());
+        e.peer = Some(node.cfg.peer.name.clone());
+        node.audit.durable(Event::Confirmed, e)?;
+        tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
+        Ok(self.spool.remove(sealed.spooled())?)
+    }
+
+    /// An object the antivirus could not scan waits in the spool and is tried again, until
+    /// the channel's waiting time is over: then it goes to quarantine. It never crosses
+    /// unscanned.
+    fn defer(
+        &self,
+        channel: &Channel,
+        policy: &crate::policy::Policy,
+        spooled: Spooled,
+        why: &str,
+    ) -> Result<(), Fault> {
+        let max_wait = policy.antivirus.as_ref().map_or(0, |a| a.max_wait_ms);
+        let waited = crate::now_ms().saturating_sub(spooled.taken_ms);
+        if waited >= max_wait {
+            let refusal = Refusal::new(
+                Reason::ScanFailed,
+                format!("no antivirus verdict after {} s: {why}", waited / 1000),
+            );
+            return self.refuse(channel, &spooled, &refusal);
+        }
+        let first = self
+            .deferred
+            .lock()
+            .map(|mut d| d.insert(spooled.id))
+            .unwrap_or(true);
+        if first {
+            events::ScanDeferred {
+                subject: subject(&spooled),
+                why,
+            }
+            .emit(self.node.sink())?;
+        }
+        self.wait(spooled);
+        Ok(())
+    }
+
+    /// Puts an object on the list tried again every few seconds.
+    fn wait(&self, spooled: Spooled) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spooled);
+    }
+
+    /// Tries again, every few seconds, the objects waiting for the antivirus; runs until
+    /// aborted.
+    pub async fn retry_waiting(self: Arc<Self>, queue: Queue) {
+        let mut tick = tokio::time::interval(RETRY_SCAN);
+        loop {
+            tick.tick().await;
+            let waiting = self
+                .waiting
+                .lock()
+                .map(|mut w| std::mem::take(&mut *w))
+                .unwrap_or_default();
+            for spooled in waiting {
+                let s = self.clone();
+                let tx = queue.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let sealed = s.pipeline(spooled);
+                    forward(sealed, &tx);
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Measures the spool's gauges: objects and the age of the oldest, by channel.
+    pub fn refresh_gauges(&self) {
+        let m = &self.node.metrics;
+        let now = crate::now_ms();
+        for (channel, depth, oldest) in self.spool.census() {
+            m.spool_objects
+                .with_label_values(&[channel.as_str()])
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            let age = oldest.map_or(0, |t| now.saturating_sub(t) / 1000);
+            m.spool_oldest_age_seconds
+                .with_label_values(&[channel.as_str()])
+                .set(i64::try_from(age).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// What the telemetry says of a spooled object.
+fn subject(s: &Spooled) -> Subject<'_> {
+    Subject {
+        channel: &s.channel,
+        id: s.id,
+        name: &s.name,
+        size: None,
+        sha256: None,
+    }
+}
+
+/// Queues a sealed object, or logs why there is none.
+pub fn forward(sealed: Result<Option<Sealed>, Fault>, queue: &Queue) {
+    match sealed {
+        Ok(Some(s)) => {
+            let _ = queue.send(s);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "object stays in the spool and is retried at the next start");
+        }
+    }
+}

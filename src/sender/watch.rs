@@ -1,0 +1,303 @@
+//! The outbox watch and intake: notices files in each sending channel's outbox (inotify
+//! through `notify`, a rescan at start-up and periodically, since events can be lost),
+//! decides when each is complete (`settle`), and takes it into the spool.
+//!
+//! Only regular files with one link are taken; symlinks, hard links, FIFOs, devices and
+//! directories are moved to quarantine as they are, never opened or followed. Names
+//! beginning with a dot are work in progress and are left alone.
+
+use crate::audit::{Entry, Event};
+use crate::core::reason::{Reason, Refusal, Side};
+use crate::core::settle::{Decision, Settler, Signal, Stat};
+use crate::core::stage::Sealed;
+use crate::node::config::Channel;
+use crate::node::{Fault, NodeError, Refused, fresh_id};
+use crate::ops::events::Subject;
+use crate::sender::pipeline::{Sender, forward};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+
+/// How many files are taken, inspected and sealed at once.
+const WORKERS: usize = 4;
+
+/// The running watch over every sending channel's outbox.
+pub struct Watch {
+    sender: Arc<Sender>,
+    queue: mpsc::UnboundedSender<Sealed>,
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    _watcher: notify::RecommendedWatcher,
+    channels: Vec<(Channel, Settler)>,
+}
+
+impl Watch {
+    /// Starts watching every outbox of the node's sending channels.
+    ///
+    /// # Errors
+    /// An outbox cannot be watched.
+    pub fn start(
+        sender: Arc<Sender>,
+        queue: mpsc::UnboundedSender<Sealed>,
+    ) -> Result<Watch, NodeError> {
+        let node = sender.node.clone();
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |res| {
+            let _ = tx.send(res);
+        })?;
+        let mut channels = Vec::new();
+        for c in node.cfg.sending() {
+            watcher.watch(&c.outbox, RecursiveMode::NonRecursive)?;
+            let i = node.cfg.intake;
+            channels.push((c.clone(), Settler::new(i.settle_ms, i.idle_ms)));
+        }
+        Ok(Watch {
+            sender,
+            queue,
+            events,
+            _watcher: watcher,
+            channels,
+        })
+    }
+
+    /// Runs until the task is aborted.
+    pub async fn run(mut self) {
+        let workers = Arc::new(Semaphore::new(WORKERS));
+        let mut rescan =
+            tokio::time::interval(Duration::from_millis(self.sender.node.cfg.intake.rescan_ms));
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let pending = self.channels.iter().any(|(_, s)| !s.is_empty());
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { return };
+                    self.on_event(ev);
+                    while let Ok(ev) = self.events.try_recv() {
+                        self.on_event(ev);
+                    }
+                }
+                _ = rescan.tick() => self.rescan(),
+                _ = tick.tick(), if pending => {}
+            }
+            self.poll(&workers).await;
+        }
+    }
+
+    fn on_event(&mut self, ev: notify::Result<notify::Event>) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch error; rescanning the outboxes");
+                self.rescan();
+                return;
+            }
+        };
+        tracing::trace!(kind = ?ev.kind, paths = ?ev.paths, "watch event");
+        if ev.need_rescan() {
+            self.rescan();
+        }
+        let (signal, path) = match ev.kind {
+            EventKind::Create(_) => (Signal::Changed, ev.paths.first()),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                (Signal::RenamedIn, ev.paths.first())
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                (Signal::RenamedIn, ev.paths.get(1))
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => return,
+            EventKind::Modify(_) => (Signal::Changed, ev.paths.first()),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                (Signal::Closed, ev.paths.first())
+            }
+            EventKind::Access(_) => return,
+            _ => (Signal::Seen, ev.paths.first()),
+        };
+        let Some(path) = path else { return };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        if is_hidden(name) {
+            return;
+        }
+        if let Some((_, settler)) = self.channels.iter_mut().find(|(c, _)| c.outbox == dir) {
+            settler.signal(name, signal);
+        }
+    }
+
+    fn rescan(&mut self) {
+        for (c, settler) in &mut self.channels {
+            let entries = match fs::read_dir(&c.outbox) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(channel = %c.name, outbox = %c.outbox.display(), error = %e, "cannot read the outbox");
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if !is_hidden(&name) {
+                    settler.signal(&name, Signal::Seen);
+                }
+            }
+        }
+    }
+
+    async fn poll(&mut self, workers: &Arc<Semaphore>) {
+        let now = crate::now_ms();
+        let mut due: Vec<(Channel, OsString)> = Vec::new();
+        for (c, settler) in &mut self.channels {
+            for name in settler.pending() {
+                let meta = fs::symlink_metadata(c.outbox.join(&name)).ok();
+                let stat = meta.as_ref().map(|m| Stat {
+                    size: m.len(),
+                    mtime_ms: (m.mtime().max(0) as u64) * 1000
+                        + (m.mtime_nsec().max(0) as u64) / 1_000_000,
+                    ino: m.ino(),
+                });
+                let regular = meta.as_ref().is_some_and(|m| m.file_type().is_file());
+                let decision = if meta.is_some() && !regular {
+                    settler.poll(&name, None, now);
+                    Decision::Take
+                } else {
+                    settler.poll(&name, stat, now)
+                };
+                if decision == Decision::Take {
+                    due.push((c.clone(), name));
+                }
+            }
+        }
+        if !due.is_empty() {
+            // Disk safety: below the free-space floor nothing is taken; files stay in the
+            // outbox and the rescan finds them again once space returns.
+            let node = &self.sender.node;
+            match crate::node::health::disk_ok(node) {
+                Ok(()) => {
+                    if node.metrics.intake_paused.get() == 1 {
+                        node.metrics.intake_paused.set(0);
+                        tracing::info!("free space above the floor again; intake resumes");
+                    }
+                }
+                Err(why) => {
+                    if node.metrics.intake_paused.get() == 0 {
+                        node.metrics.intake_paused.set(1);
+                        tracing::warn!(problem = %why, "intake paused: free space below the floor; files stay in the outbox");
+                    }
+                    return;
+                }
+            }
+        }
+        for (channel, name) in due {
+            let Ok(permit) = workers.clone().acquire_owned().await else {
+                return;
+            };
+            let sender = self.sender.clone();
+            let queue = self.queue.clone();
+            tokio::task::spawn_blocking(move || {
+                let result = intake(&sender, &channel, &name);
+                forward(result, &queue);
+                drop(permit);
+            });
+        }
+    }
+}
+
+fn is_hidden(name: &OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
+/// Takes one outbox entry: refuses what is not a plain file, spools the rest, then inspects
+/// and seals it. Blocking.
+fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Option<Sealed>, Fault> {
+    let node = &sender.node;
+    let path = channel.outbox.join(file_name);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let display = file_name.to_string_lossy().into_owned();
+    let ft = meta.file_type();
+    let refusal = if ft.is_symlink() {
+        let target = fs::read_link(&path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        Some(Refusal::new(
+            Reason::Symlink,
+            format!("a symbolic link to {target:?}"),
+        ))
+    } else if ft.is_dir() {
+        Some(Refusal::new(Reason::NotRegularFile, "a directory"))
+    } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+        Some(Refusal::new(
+            Reason::NotRegularFile,
+            "a FIFO, socket or device",
+        ))
+    } else if meta.nlink() != 1 {
+        Some(Refusal::new(
+            Reason::HardLink,
+            format!("{} hard links", meta.nlink()),
+        ))
+    } else if file_name.to_str().is_none() {
+        Some(Refusal::new(
+            Reason::NameNotUtf8,
+            "the name is not valid UTF-8",
+        ))
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        refuse_entry(sender, channel, &path, &display, &refusal)?;
+        return Ok(None);
+    }
+    let Some(spooled) = sender
+        .spool
+        .take(&channel.name, &channel.outbox, file_name, &display)?
+    else {
+        return Ok(None);
+    };
+    let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
+    e.size = Some(meta.len());
+    node.audit.append(Event::Taken, e)?;
+    node.metrics
+        .intake_objects
+        .with_label_values(&[channel.name.as_str()])
+        .inc();
+    node.metrics
+        .intake_bytes
+        .with_label_values(&[channel.name.as_str()])
+        .inc_by(meta.len());
+    tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
+    sender.pipeline(spooled)
+}
+
+/// Moves an outbox entry that is not a plain file into quarantine, as it is.
+fn refuse_entry(
+    sender: &Sender,
+    channel: &Channel,
+    path: &Path,
+    name: &str,
+    refusal: &Refusal,
+) -> Result<(), Fault> {
+    let refused = Refused {
+        subject: Subject {
+            channel: &channel.name,
+            id: fresh_id()?,
+            name,
+            size: None,
+            sha256: None,
+        },
+        quarantine: &channel.quarantine,
+        content: Some(path),
+        side: Side::Sender,
+    };
+    sender.node.refuse(&refused, refusal)?;
+    crate::fsx::sync_dir(&channel.outbox)?;
+    Ok(())
+}
