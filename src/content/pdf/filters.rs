@@ -8,10 +8,17 @@
 //!  stream data ─► stage ─► stage ─► … ─► readers (names, objects, text)
 //!                  │ each: decode into a bounded buffer, count in and out, cut on cap or ratio
 //! ```
+//!
+//! Flate is decoded by `flate2`, LZW by `weezl` (most significant bit first, 9 to 12-bit
+//! codes; /EarlyChange 1, PDF's default, widens the codes one code sooner as TIFF does, and
+//! /EarlyChange 0 as the original LZW does); both are handed one output buffer at a time.
 
 use super::lexical::{hex_value, is_white};
 use crate::reason::Refusal;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::fmt;
+use weezl::decode::Decoder;
+use weezl::{BitOrder, LzwStatus};
 
 /// Most bytes taken out of one filter of one stream.
 const STREAM_CAP: u64 = 64 << 20;
@@ -27,6 +34,13 @@ pub(super) const MAX_ROW: usize = 1 << 20;
 
 /// Input bytes a byte-wise filter decodes before handing its output on.
 const SLICE: usize = 256;
+
+/// Output buffer of a Flate or LZW stage: the most handed on at once.
+const OUT_BUF: usize = 64 * 1024;
+
+/// Calls in a row that an LZW decoder may make no progress (clear codes only) before a stage
+/// stops asking it; more than its bit buffer can hold.
+const LZW_IDLE: u32 = 64;
 
 /// A decoding filter this scanner applies, or an image filter it never applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,107 +94,26 @@ pub(super) enum Stop {
     Cut,
 }
 
-/// LZW decoding state (9 to 12-bit codes, as PDF writes them).
-#[derive(Debug)]
-pub(super) struct Lzw {
-    early: u16,
-    bits: u32,
-    nbits: u32,
-    width: u32,
-    next: u16,
-    previous: Option<u16>,
-    prefix: Vec<u16>,
-    suffix: Vec<u8>,
-    first: Vec<u8>,
-    scratch: Vec<u8>,
-}
+/// An LZW decoder (weezl's), as PDF's LZWDecode needs it.
+pub(super) struct Lzw(Decoder);
 
 impl Lzw {
-    /// A decoder at the start of its data; `early_change` widens the codes one code sooner.
+    /// A decoder of 8-bit data in 9 to 12-bit codes, most significant bit first; with
+    /// `early_change` the codes widen one code sooner (TIFF's size switch).
     fn new(early_change: bool) -> Lzw {
-        let mut lzw = Lzw {
-            early: u16::from(early_change),
-            bits: 0,
-            nbits: 0,
-            width: 9,
-            next: 258,
-            previous: None,
-            prefix: vec![0; 4096],
-            suffix: vec![0; 4096],
-            first: vec![0; 4096],
-            scratch: Vec::with_capacity(4096),
-        };
-        for code in 0..256u16 {
-            lzw.suffix[usize::from(code)] = code as u8;
-            lzw.first[usize::from(code)] = code as u8;
-            lzw.prefix[usize::from(code)] = u16::MAX;
-        }
-        lzw
+        Lzw(if early_change {
+            Decoder::with_tiff_size_switch(BitOrder::Msb, 8)
+        } else {
+            Decoder::new(BitOrder::Msb, 8)
+        })
     }
+}
 
-    /// Appends the bytes of `code` to `out`.
-    fn emit(&mut self, code: u16, out: &mut Vec<u8>) {
-        self.scratch.clear();
-        let mut c = code;
-        while c != u16::MAX && self.scratch.len() < 4096 {
-            self.scratch.push(self.suffix[usize::from(c)]);
-            c = self.prefix[usize::from(c)];
-        }
-        out.extend(self.scratch.iter().rev());
-    }
-
-    /// Adds a table entry: `prefix` followed by `byte`.
-    fn add(&mut self, prefix: u16, byte: u8) {
-        if self.next < 4096 {
-            let at = usize::from(self.next);
-            self.prefix[at] = prefix;
-            self.suffix[at] = byte;
-            self.first[at] = self.first[usize::from(prefix)];
-            self.next += 1;
-            if u32::from(self.next + self.early) >= 1 << self.width && self.width < 12 {
-                self.width += 1;
-            }
-        }
-    }
-
-    /// Decodes the whole codes in `input` into `out`.
-    fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Stop {
-        for &b in input {
-            self.bits = self.bits << 8 | u32::from(b);
-            self.nbits += 8;
-            while self.nbits >= self.width {
-                let code =
-                    ((self.bits >> (self.nbits - self.width)) & ((1 << self.width) - 1)) as u16;
-                self.nbits -= self.width;
-                match code {
-                    256 => {
-                        self.width = 9;
-                        self.next = 258;
-                        self.previous = None;
-                    }
-                    257 => return Stop::Ended,
-                    _ => {
-                        let known = code < 256 || (code >= 258 && code < self.next);
-                        match self.previous {
-                            Some(p) if known => {
-                                self.emit(code, out);
-                                self.add(p, self.first[usize::from(code)]);
-                            }
-                            Some(p) if code == self.next => {
-                                let byte = self.first[usize::from(p)];
-                                self.emit(p, out);
-                                out.push(byte);
-                                self.add(p, byte);
-                            }
-                            None if known => self.emit(code, out),
-                            _ => return Stop::Error,
-                        }
-                        self.previous = Some(code);
-                    }
-                }
-            }
-        }
-        Stop::Running
+impl fmt::Debug for Lzw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lzw")
+            .field("ended", &self.0.has_ended())
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,7 +123,7 @@ pub(super) enum Step {
     /// Inflating a zlib stream.
     Flate(Box<Decompress>),
     /// Decoding LZW codes.
-    Lzw(Box<Lzw>),
+    Lzw(Lzw),
     /// Hex digit pairs to bytes; `high` is a digit waiting for its pair.
     AsciiHex { high: Option<u8> },
     /// Base-85 groups to bytes: `n` digits of `group` read, `tilde` after `~`.
@@ -295,7 +228,7 @@ impl Stage {
             stages.push(Stage::new(match filter.kind {
                 FilterKind::Image => return None,
                 FilterKind::Flate => Step::Flate(Box::new(Decompress::new(true))),
-                FilterKind::Lzw => Step::Lzw(Box::new(Lzw::new(filter.early_change))),
+                FilterKind::Lzw => Step::Lzw(Lzw::new(filter.early_change)),
                 FilterKind::AsciiHex => Step::AsciiHex { high: None },
                 FilterKind::Ascii85 => Step::Ascii85 {
                     group: [0; 5],
@@ -331,39 +264,103 @@ impl Stage {
         if self.stop != Stop::Running {
             return Ok(());
         }
-        if let Step::Flate(decompress) = &mut self.step {
-            let decompress: &mut Decompress = decompress;
-            if self.out.len() < 64 * 1024 {
-                self.out.resize(64 * 1024, 0);
-            }
-            let mut input = input;
-            while self.stop == Stop::Running && !input.is_empty() {
-                let before_in = decompress.total_in();
-                let before_out = decompress.total_out();
-                let status = decompress.decompress(input, &mut self.out, FlushDecompress::None);
-                let taken = (decompress.total_in() - before_in) as usize;
-                let made = (decompress.total_out() - before_out) as usize;
-                input = &input[taken.min(input.len())..];
-                let stop = match status {
-                    Ok(Status::StreamEnd) => Stop::Ended,
-                    Err(_) => Stop::Error,
-                    Ok(_) if taken == 0 && made == 0 => break,
-                    Ok(_) => Stop::Running,
-                };
-                account(
-                    &mut self.stop,
-                    &mut self.total_in,
-                    &mut self.total_out,
-                    taken,
-                    made,
-                );
-                if stop != Stop::Running && self.stop != Stop::Cut {
-                    self.stop = stop;
-                }
-                next(&self.out[..made])?;
-            }
-            return Ok(());
+        match self.step {
+            Step::Flate(_) => self.push_flate(input, next),
+            Step::Lzw(_) => self.push_lzw(input, next),
+            _ => self.push_slices(input, next),
         }
+    }
+
+    /// Inflates `input` into the output buffer, one buffer at a time.
+    fn push_flate(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
+        let Step::Flate(decompress) = &mut self.step else {
+            return Ok(());
+        };
+        let decompress: &mut Decompress = decompress;
+        if self.out.len() < OUT_BUF {
+            self.out.resize(OUT_BUF, 0);
+        }
+        let mut input = input;
+        while self.stop == Stop::Running && !input.is_empty() {
+            let before_in = decompress.total_in();
+            let before_out = decompress.total_out();
+            let status = decompress.decompress(input, &mut self.out, FlushDecompress::None);
+            let taken = (decompress.total_in() - before_in) as usize;
+            let made = (decompress.total_out() - before_out) as usize;
+            input = &input[taken.min(input.len())..];
+            let stop = match status {
+                Ok(Status::StreamEnd) => Stop::Ended,
+                Err(_) => Stop::Error,
+                Ok(_) if taken == 0 && made == 0 => break,
+                Ok(_) => Stop::Running,
+            };
+            account(
+                &mut self.stop,
+                &mut self.total_in,
+                &mut self.total_out,
+                taken,
+                made,
+            );
+            if stop != Stop::Running && self.stop != Stop::Cut {
+                self.stop = stop;
+            }
+            next(&self.out[..made])?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the LZW codes in `input` into the output buffer, one buffer at a time: every
+    /// whole code is decoded before it returns; the bits of a code cut by the end of `input`
+    /// wait in the decoder for the next call.
+    fn push_lzw(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
+        let Step::Lzw(Lzw(decoder)) = &mut self.step else {
+            return Ok(());
+        };
+        if self.out.len() < OUT_BUF {
+            self.out.resize(OUT_BUF, 0);
+        }
+        let mut input = input;
+        let mut idle = 0;
+        while self.stop == Stop::Running {
+            let result = decoder.decode_bytes(input, &mut self.out);
+            let taken = result.consumed_in.min(input.len());
+            let made = result.consumed_out.min(self.out.len());
+            input = &input[taken..];
+            let stop = match result.status {
+                Ok(LzwStatus::Done) => Stop::Ended,
+                Err(_) => Stop::Error,
+                Ok(LzwStatus::Ok | LzwStatus::NoProgress) => Stop::Running,
+            };
+            account(
+                &mut self.stop,
+                &mut self.total_in,
+                &mut self.total_out,
+                taken,
+                made,
+            );
+            if stop != Stop::Running && self.stop != Stop::Cut {
+                self.stop = stop;
+            }
+            next(&self.out[..made])?;
+            // No progress: the input is spent. A clear code is a call without input taken or
+            // output made; only so many fit in the decoder's bit buffer.
+            if matches!(result.status, Ok(LzwStatus::NoProgress)) {
+                break;
+            }
+            if taken == 0 && made == 0 {
+                idle += 1;
+                if idle >= LZW_IDLE {
+                    break;
+                }
+            } else {
+                idle = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes `input` by slices of `SLICE` bytes (every step but Flate and LZW).
+    fn push_slices(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
         for slice in input.chunks(SLICE) {
             self.out.clear();
             let stop = self.decode(slice);
@@ -386,12 +383,11 @@ impl Stage {
         Ok(())
     }
 
-    /// Decodes one slice of input into `self.out` (every step but Flate).
+    /// Decodes one slice of input into `self.out` (every step but Flate and LZW).
     fn decode(&mut self, input: &[u8]) -> Stop {
         let out = &mut self.out;
         match &mut self.step {
-            Step::Flate(_) => Stop::Error,
-            Step::Lzw(lzw) => lzw.decode(input, out),
+            Step::Flate(_) | Step::Lzw(_) => Stop::Error,
             Step::AsciiHex { high } => {
                 for &b in input {
                     if b == b'>' {
@@ -559,11 +555,51 @@ pub(super) fn run_flush(stages: &mut [Stage], out: &mut Next<'_>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{
-        HIDDEN, ascii_hex, ascii85, catalog, deflate, lzw, pdf, png_rows, reason, scan,
+        HIDDEN, ascii_hex, ascii85, catalog, deflate, lzw, lzw_bomb, lzw_coded, pdf, png_rows,
+        reason, scan,
     };
     use super::*;
     use crate::reason::Reason;
     use std::time::Instant;
+
+    /// Decodes `data` through the stages of `filters`, handed in pieces of `piece` bytes; the
+    /// output, and how each stage stopped.
+    fn decode(filters: &[Filter], data: &[u8], piece: usize) -> (Vec<u8>, Vec<Stop>) {
+        let mut stages = Stage::chain(filters).expect("no image filter");
+        let mut out = Vec::new();
+        for chunk in data.chunks(piece) {
+            run(&mut stages, chunk, &mut |p| {
+                out.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+        }
+        run_flush(&mut stages, &mut |p| {
+            out.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+        (out, stages.iter().map(|s| s.stop).collect())
+    }
+
+    fn lzw_filter(early_change: bool) -> Filter {
+        Filter {
+            kind: FilterKind::Lzw,
+            predictor: None,
+            early_change,
+        }
+    }
+
+    /// Text with enough variety to fill the LZW table several times over.
+    fn varied(len: usize) -> Vec<u8> {
+        let mut state = 12345u32;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b"abcdefghijklmnop ()/<>[]0123456789"[(state >> 16) as usize % 34]
+            })
+            .collect()
+    }
 
     #[test]
     fn filter_chains_and_predictors_are_undone() {
@@ -599,14 +635,6 @@ mod tests {
             let doc = pdf(&[catalog(), (&dict, Some(&clean))]);
             assert_eq!(reason(&doc, true, true), None, "{filter}");
         }
-        // The LZW example of the PDF reference.
-        let mut lzw = Lzw::new(true);
-        let mut out = Vec::new();
-        let stop = lzw.decode(
-            &[0x80, 0x0B, 0x60, 0x50, 0x22, 0x0C, 0x0C, 0x85, 0x01],
-            &mut out,
-        );
-        assert_eq!((stop, out.as_slice()), (Stop::Ended, &b"-----A---B"[..]));
     }
 
     #[test]
@@ -632,5 +660,99 @@ mod tests {
         let dict = "<< /Type /ObjStm /Filter /FlateDecode >>";
         let doc = pdf(&[catalog(), (dict, Some(&packed))]);
         assert_eq!(reason(&doc, true, false), Some(Reason::ContentUnreadable));
+    }
+
+    #[test]
+    fn lzw_reference_example_decodes() {
+        // The LZW example of the PDF reference, whole and a byte at a time.
+        let coded = [0x80, 0x0B, 0x60, 0x50, 0x22, 0x0C, 0x0C, 0x85, 0x01];
+        for piece in [coded.len(), 1] {
+            let (out, stops) = decode(&[lzw_filter(true)], &coded, piece);
+            assert_eq!(out, b"-----A---B");
+            assert_eq!(stops, [Stop::Ended]);
+        }
+    }
+
+    #[test]
+    fn lzw_codes_widen_as_early_change_says() {
+        let data = varied(60_000);
+        for early_change in [true, false] {
+            let coded = lzw_coded(&data, early_change);
+            // Codes of 12 bits, and clear codes: well under 9 bits a byte would be.
+            assert!(coded.len() * 8 < data.len() * 9, "{}", coded.len());
+            for piece in [coded.len(), 4096, 7, 1] {
+                let (out, stops) = decode(&[lzw_filter(early_change)], &coded, piece);
+                assert!(
+                    out == data,
+                    "early change {early_change}, pieces of {piece}"
+                );
+                assert_eq!(stops, [Stop::Ended]);
+            }
+            // Read with the other early change, the codes go wrong once they widen.
+            let (out, stops) = decode(&[lzw_filter(!early_change)], &coded, 4096);
+            assert!(out.len() > 200 && out[..200] == data[..200] && out != data);
+            assert_eq!(stops, [Stop::Error]);
+        }
+        // Whole files: /EarlyChange 0 is followed, and 1 is the default.
+        let mut objects = varied(20_000);
+        objects.extend_from_slice(HIDDEN);
+        for (parms, early_change) in [
+            ("", true),
+            ("/DecodeParms << /EarlyChange 1 >>", true),
+            ("/DecodeParms << /EarlyChange 0 >>", false),
+        ] {
+            let dict = format!("<< /Type /ObjStm /N 2 /First 8 /Filter /LZWDecode {parms} >>");
+            let right = lzw_coded(&objects, early_change);
+            let doc = pdf(&[catalog(), (&dict, Some(&right))]);
+            assert_eq!(
+                reason(&doc, true, false),
+                Some(Reason::ActiveContent),
+                "{parms}"
+            );
+            let wrong = lzw_coded(&objects, !early_change);
+            let doc = pdf(&[catalog(), (&dict, Some(&wrong))]);
+            assert_eq!(
+                reason(&doc, true, false),
+                Some(Reason::ContentUnreadable),
+                "{parms}"
+            );
+        }
+    }
+
+    #[test]
+    fn lzw_that_cannot_be_decoded_stops_the_stage() {
+        // A first code that is not yet in the table.
+        let (out, stops) = decode(&[lzw_filter(true)], &[0x80, 0x40, 0x80], 1);
+        assert_eq!(
+            (out.as_slice(), stops.as_slice()),
+            (&b""[..], &[Stop::Error][..])
+        );
+        // Nothing after the end-of-data code is read.
+        let mut coded = lzw_coded(b"abc", true);
+        coded.extend_from_slice(&[0xff; 16]);
+        let (out, stops) = decode(&[lzw_filter(true)], &coded, 3);
+        assert_eq!(
+            (out.as_slice(), stops.as_slice()),
+            (&b"abc"[..], &[Stop::Ended][..])
+        );
+    }
+
+    #[test]
+    fn an_lzw_bomb_is_cut() {
+        let bomb = lzw_bomb(16, true);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let start = Instant::now();
+        let (out, stops) = decode(&[lzw_filter(true)], &bomb, 64 * 1024);
+        assert_eq!(stops, [Stop::Cut]);
+        assert!(out.len() as u64 <= STREAM_CAP, "{}", out.len());
+        assert!(out.iter().all(|&b| b == 0));
+        // In a file: an object stream cut short is refused, a content stream's text too.
+        let dict = "<< /Type /ObjStm /N 1 /First 4 /Filter /LZWDecode >>";
+        let doc = pdf(&[catalog(), (dict, Some(&bomb))]);
+        assert_eq!(reason(&doc, true, false), Some(Reason::ContentUnreadable));
+        let doc = pdf(&[catalog(), ("<< /Filter /LZWDecode >>", Some(&bomb))]);
+        let (verdict, _) = scan(&doc, false);
+        assert_eq!(verdict.unwrap_err().reason, Reason::ContentUnreadable);
+        assert!(start.elapsed().as_secs() < 10);
     }
 }

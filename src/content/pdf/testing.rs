@@ -4,6 +4,7 @@
 use super::filters::paeth;
 use super::{PdfOptions, scan_pdf};
 use crate::reason::{Reason, Refusal};
+use std::collections::HashMap;
 use std::io::Write;
 
 /// Deflate (zlib), compressed.
@@ -71,6 +72,108 @@ pub(super) fn lzw(data: &[u8]) -> Vec<u8> {
         out.push((bits << (8 - n)) as u8);
     }
     out
+}
+
+/// Writes LZW codes most significant bit first, at the widths a PDF decoder reads them.
+struct Codes {
+    out: Vec<u8>,
+    bits: u64,
+    n: u32,
+    width: u32,
+    /// The next entry of the decoder's table, as the encoder counts it (one ahead).
+    next: u32,
+    early: u32,
+}
+
+impl Codes {
+    fn new(early_change: bool) -> Codes {
+        Codes {
+            out: Vec::new(),
+            bits: 0,
+            n: 0,
+            width: 9,
+            next: 258,
+            early: u32::from(early_change),
+        }
+    }
+
+    fn put(&mut self, code: u32) {
+        self.bits = self.bits << self.width | u64::from(code);
+        self.n += self.width;
+        while self.n >= 8 {
+            self.out.push((self.bits >> (self.n - 8)) as u8);
+            self.n -= 8;
+        }
+    }
+
+    /// A data code; the decoder adds its table entry for it, and widens its codes when the
+    /// table reaches the width's end (one entry sooner with early change).
+    fn data(&mut self, code: u32) {
+        self.put(code);
+        if self.next + self.early >= 1 << self.width && self.width < 12 {
+            self.width += 1;
+        }
+        self.next += 1;
+    }
+
+    fn clear(&mut self) {
+        self.put(256);
+        self.width = 9;
+        self.next = 258;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.put(257);
+        if self.n > 0 {
+            self.out.push((self.bits << (8 - self.n)) as u8);
+        }
+        self.out
+    }
+}
+
+/// LZW as a PDF writer makes it: codes from 9 to 12 bits wide, widened one code sooner with
+/// `early_change`, and a clear code before the table fills.
+pub(super) fn lzw_coded(data: &[u8], early_change: bool) -> Vec<u8> {
+    let mut codes = Codes::new(early_change);
+    let fresh =
+        || -> HashMap<Vec<u8>, u32> { (0..=255u8).map(|b| (vec![b], u32::from(b))).collect() };
+    let mut table = fresh();
+    codes.clear();
+    let mut current: Vec<u8> = Vec::new();
+    for &b in data {
+        current.push(b);
+        if table.contains_key(&current) {
+            continue;
+        }
+        let entry = current.clone();
+        current.pop();
+        codes.data(table[&current]);
+        table.insert(entry, codes.next - 1);
+        if codes.next >= 4000 {
+            codes.clear();
+            table = fresh();
+        }
+        current = vec![b];
+    }
+    if !current.is_empty() {
+        codes.data(table[&current]);
+    }
+    codes.finish()
+}
+
+/// An LZW bomb: each code one byte longer than the one before (`0`, `00`, `000` …), up to a
+/// full table, `cycles` times over: some 7 MB of zeros from every 5.5 KB.
+pub(super) fn lzw_bomb(cycles: usize, early_change: bool) -> Vec<u8> {
+    let mut codes = Codes::new(early_change);
+    for _ in 0..cycles {
+        codes.clear();
+        codes.data(0);
+        while codes.next < 4000 {
+            // The entry the decoder is about to add: the last string and its first byte.
+            codes.data(codes.next - 1);
+        }
+    }
+    codes.finish()
 }
 
 /// PNG-filters rows of `columns` bytes (one byte a pixel), cycling through the five tags.
