@@ -1,0 +1,265 @@
+//! PDF: active content (JavaScript, launch actions, embedded files, rich media, XFA) and the
+//! text shown by content streams, read in one pass over bounded chunks. Nothing is executed
+//! and no object graph is built.
+//!
+//! ```text
+//!  bytes ─► names (#xx decoded) ─► active?                 (every byte outside streams)
+//!    └─► tokens (strings, comments, dictionaries skipped as a parser does)
+//!          └─ `stream` right after an object's dictionary ─► filters, capped
+//!               (Flate, LZW, ASCIIHex, ASCII85, RunLength; PNG and TIFF predictors)
+//!                  ├─► names ─► active?        (object streams, other non-image streams)
+//!                  ├─► tokens ─► CID font without /ToUnicode?   (object streams)
+//!                  └─► Tj TJ ' " ─► lines, cut pieces overlapping ─► sink   (any stream)
+//! ```
+//!
+//! A stream ends at its direct /Length when `endstream` follows there, else at the first
+//! `endstream`. An object stream is one labelled /ObjStm or carrying /N and /First, whatever
+//! else it claims. For active content a well-formed image stream is skipped unread, and a
+//! malformed image has its raw bytes searched for names. Text is read from every stream that
+//! can be decoded (the dictionary of a content stream is not to be trusted), strictly from
+//! those that look like content. Dictionaries, top-level and in object streams, are followed
+//! for CID fonts without a /ToUnicode map. A `>> stream` the tokens do not accept (in a
+//! string or a comment, after a stream ended early) is still decoded on the side, so that a
+//! parser that reads the file otherwise cannot be shown an object stream this one missed.
+//! Memory: one read chunk, a tail of recent bytes, one stream dictionary, a few decode
+//! buffers and a line of text; a decoded stream is never held whole.
+//!
+//! One job per module:
+//!
+//! ```text
+//!  scanner      the whole file: top-level bytes, object dictionaries, where streams start/end
+//!  lexical      byte classes of PDF syntax, byte search
+//!  active       active names (/JavaScript …), found with #xx decoded
+//!  tokenizer    file-level tokens; array and dictionary nesting, the CID font check
+//!  objects      one object parsed from a captured stream dictionary
+//!  stream_info  what a stream dictionary says: kind of stream, /Length, filter chain
+//!  filters      decoding stages (Flate, LZW, ASCIIHex, ASCII85, RunLength, predictors), capped
+//!  stream       one stream's data through its stages to its readers; failures at its end
+//!  text         content-stream operators ─► lines of text
+//! ```
+
+mod active;
+mod filters;
+mod lexical;
+mod objects;
+mod scanner;
+mod stream;
+mod stream_info;
+#[cfg(test)]
+mod testing;
+mod text;
+mod tokenizer;
+
+use crate::content::{LineSink, Scan};
+use crate::core::reason::{Reason, Refusal};
+use lexical::find;
+use scanner::Scanner;
+use std::io::{self, Read};
+
+/// Bytes read from the input at a time.
+const CHUNK: usize = 1 << 20;
+
+/// The header `%PDF-` must start within this many bytes.
+const HEADER_WINDOW: usize = 1024;
+
+/// Longest name kept (longer names match nothing).
+const MAX_NAME: usize = 40;
+
+/// Deepest nesting of arrays and dictionaries followed.
+const MAX_NESTING: usize = 64;
+
+/// What `scan_pdf` refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdfOptions {
+    /// Refuse active content (JavaScript, launch actions, embedded files, rich media, XFA).
+    pub refuse_active: bool,
+    /// The caller reads the text: refuse (ContentUnreadable) a PDF whose text cannot be read
+    /// whole — a content stream that cannot be decoded or is cut by a cap, a CID (Type0) font
+    /// without a /ToUnicode map — instead of passing part of it.
+    pub read_text: bool,
+}
+
+/// A refusal: the content cannot be read (ContentUnreadable).
+fn unreadable(detail: impl Into<String>) -> Refusal {
+    Refusal::new(Reason::ContentUnreadable, detail)
+}
+
+/// Reads a PDF in bounded chunks. If `refuse_active`, refuses with ActiveContent on
+/// /JavaScript, /JS, /Launch, /EmbeddedFile(s), /RichMedia, /XFA, /GoToE — names compared
+/// after decoding #xx escapes (so /J#61vaScript is caught) — found anywhere outside streams,
+/// in object streams and other non-image streams once decoded (Flate, LZW, ASCIIHex,
+/// ASCII85, RunLength, chained; PNG and TIFF predictors undone), or in the raw bytes of a
+/// malformed image stream; an object stream or non-image stream it cannot decode (another
+/// filter, another predictor, an indirect /Filter or /DecodeParms), cut by the per-stream cap
+/// (64 MiB out of one filter, or an expansion over 1000 times) or not decoded to its end is
+/// ContentUnreadable. A well-formed image stream (/Subtype /Image, known filters) is skipped.
+/// If `read_text`, passes the text shown by Tj / TJ / ' / " (Latin-1, or UTF-16BE with a BOM;
+/// hex strings too) in every stream it can decode — whatever the stream's dictionary claims,
+/// as a viewer shows a page's content stream whatever that claims — to `sink`, one line per
+/// baseline (BT…ET blocks on one baseline joined; a new line on T*, ' and ", or on Td / TD /
+/// Tm moving down), lines longer than 64 KiB in pieces that overlap by 256 characters. A
+/// content stream (by its dictionary) it cannot decode whole (another filter, cut by a cap,
+/// not to its end, a string over 64 KiB), any other stream that showed text and was cut, or a
+/// CID (Type0) font without /ToUnicode is ContentUnreadable. Nothing is executed.
+/// Not a PDF (no %PDF- in the first 1 KiB), encrypted, truncated inside a stream or without
+/// any object → ContentUnreadable.
+pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>) -> Scan {
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    while filled < HEADER_WINDOW {
+        let n = read_some(input, &mut buf[filled..HEADER_WINDOW])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    if find(&buf[..filled], b"%PDF-").is_none() {
+        return Ok(Err(unreadable("not a PDF: no %PDF- header")));
+    }
+    let mut scanner = Scanner::new(*opts, sink);
+    loop {
+        let n = read_some(input, &mut buf[filled..])?;
+        let eof = n == 0;
+        filled += n;
+        let consumed = match scanner.feed(&buf[..filled], eof) {
+            Ok(consumed) => consumed,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if eof {
+            break;
+        }
+    }
+    Ok(scanner.finish())
+}
+
+/// Reads into `buf`, trying again when interrupted.
+fn read_some(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scanner::RECENT_CAP;
+    use super::testing::{PAGE, catalog, deflate, pdf, reason, scan, scan_with};
+    use super::*;
+
+    #[test]
+    fn text_of_raw_and_compressed_content_streams() {
+        let raw = pdf(&[
+            catalog(),
+            (&format!("<< /Length {} >>", PAGE.len()), Some(PAGE)),
+        ]);
+        assert_eq!(scan(&raw, true), (Ok(()), vec!["Hello secret".to_owned()]));
+        let packed = deflate(PAGE);
+        let dict = format!("<< /Length {} /Filter /FlateDecode >>", packed.len());
+        let compressed = pdf(&[catalog(), (&dict, Some(&packed))]);
+        assert_eq!(
+            scan(&compressed, true),
+            (Ok(()), vec!["Hello secret".to_owned()])
+        );
+        // Text is not read when the caller does not ask for it.
+        let opts = PdfOptions {
+            refuse_active: true,
+            read_text: false,
+        };
+        assert_eq!(scan_with(&compressed, opts), (Ok(()), Vec::new()));
+    }
+
+    #[test]
+    fn not_a_pdf_or_broken_is_unreadable() {
+        for data in [
+            &b""[..],
+            b"hello world",
+            b"%PD",
+            b"%PDF-1.4\n1 0 obj << >> stream\nabc",
+            b"%PDF-1.4\nno objects here at all",
+        ] {
+            let (verdict, _) = scan(data, true);
+            assert_eq!(
+                verdict.unwrap_err().reason,
+                Reason::ContentUnreadable,
+                "{data:?}"
+            );
+        }
+        let doc = pdf(&[catalog(), ("<< /Encrypt 5 0 R >>", None)]);
+        assert_eq!(
+            scan(&doc, false).0.unwrap_err().reason,
+            Reason::ContentUnreadable
+        );
+        // A stream dictionary too long to read.
+        let long = format!("<< /Filler ({}) >>", "x".repeat(RECENT_CAP));
+        let doc = pdf(&[catalog(), (&long, Some(b"x"))]);
+        assert_eq!(reason(&doc, true, false), Some(Reason::ContentUnreadable));
+        // Junk before the header is tolerated, as viewers do.
+        let mut doc = b"junk\n".to_vec();
+        doc.extend_from_slice(&pdf(&[catalog()]));
+        assert_eq!(scan(&doc, true).0, Ok(()));
+    }
+
+    #[test]
+    fn streams_split_across_reads_are_found() {
+        /// Returns at most 7 bytes a read.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(7).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let packed = deflate(PAGE);
+        let with_length = format!("<< /Filter /FlateDecode /Length {} >>", packed.len());
+        let doc = pdf(&[
+            catalog(),
+            ("<< /Filter /FlateDecode >>", Some(&packed)),
+            (&with_length, Some(&packed)),
+            ("<< /S /J#61vaScript >>", None),
+        ]);
+        let mut lines = Vec::new();
+        let mut sink = |line: &str| {
+            lines.push(line.to_owned());
+            Ok(())
+        };
+        let verdict = scan_pdf(
+            &mut Trickle(&doc),
+            &PdfOptions {
+                refuse_active: true,
+                read_text: true,
+            },
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(verdict.unwrap_err().reason, Reason::ActiveContent);
+        assert_eq!(lines, ["Hello secret", "Hello secret"]);
+    }
+
+    #[test]
+    fn a_sink_refusal_stops_the_scan() {
+        let doc = pdf(&[catalog(), ("<< >>", Some(PAGE))]);
+        let mut sink = |line: &str| {
+            if line.contains("secret") {
+                Err(Refusal::new(Reason::KeywordMatch, "secret"))
+            } else {
+                Ok(())
+            }
+        };
+        let mut input = doc.as_slice();
+        let verdict = scan_pdf(
+            &mut input,
+            &PdfOptions {
+                refuse_active: false,
+                read_text: true,
+            },
+            &mut sink,
+        );
+        assert_eq!(verdict.unwrap().unwrap_err().reason, Reason::KeywordMatch);
+    }
+}

@@ -1,0 +1,196 @@
+//! One stream's data and what is done with it: decoded through its filter chain, then searched
+//! for active names, read for text, or read as objects for the font check; at its end, whether
+//! a failure to decode it whole is a refusal.
+
+use super::active::Names;
+use super::filters::{Stage, Step, Stop, run, run_flush};
+use super::text::Lexer;
+use super::tokenizer::{Frames, Tokenizer, cid_refusal};
+use super::unreadable;
+use crate::content::LineSink;
+use crate::core::reason::Refusal;
+
+/// How a failure to read a stream's text whole is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum TextMode {
+    /// The text is not read.
+    #[default]
+    Off,
+    /// A content stream: any failure (cut, undecodable, not to its end, a string too long)
+    /// is a refusal.
+    Strict,
+    /// A stream that should hold no text (an image, a font, on the side): a failure is a
+    /// refusal only once text has been shown from it.
+    Loose,
+}
+
+/// What is done with the data of one stream.
+#[derive(Debug, Default)]
+pub(super) struct StreamState {
+    /// Decoding stages; none for raw bytes.
+    pub(super) stages: Vec<Stage>,
+    /// Searches the (decoded) bytes for active names.
+    pub(super) names: Option<Names>,
+    /// Reads the text of a content stream.
+    pub(super) lexer: Option<Lexer>,
+    /// Reads the objects of an object stream for the font check.
+    pub(super) objects: Option<(Tokenizer, Frames)>,
+    /// An object stream read for active content or fonts: it must decode to its end, uncut.
+    pub(super) strict_objects: bool,
+    /// Whether a stream whose text is read must decode to its end, uncut.
+    pub(super) text: TextMode,
+    /// Searches the raw bytes, before any decoding, for active names (a malformed image).
+    pub(super) raw_names: Option<Names>,
+    /// Started on the side (a `>> stream` the tokens did not accept): a decode that fails
+    /// before putting anything out is a false start, not a refusal.
+    pub(super) side: bool,
+}
+
+/// Hands one piece of decoded data to each reader of the stream.
+fn consume(
+    names: &mut Option<Names>,
+    lexer: &mut Option<Lexer>,
+    objects: &mut Option<(Tokenizer, Frames)>,
+    data: &[u8],
+    sink: &mut LineSink<'_>,
+) -> Result<(), Refusal> {
+    if let Some(names) = names.as_mut() {
+        names.scan(data)?;
+    }
+    if let Some((tokens, frames)) = objects.as_mut() {
+        for &b in data {
+            for tok in tokens.feed(b).into_iter().flatten() {
+                frames.token(&tok);
+            }
+        }
+        if frames.cid_without_map {
+            return Err(cid_refusal());
+        }
+    }
+    if let Some(lexer) = lexer.as_mut() {
+        lexer.feed(data, sink)?;
+    }
+    Ok(())
+}
+
+impl StreamState {
+    pub(super) fn idle(&self) -> bool {
+        self.names.is_none()
+            && self.lexer.is_none()
+            && self.objects.is_none()
+            && self.raw_names.is_none()
+    }
+
+    pub(super) fn feed(&mut self, data: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        if let Some(raw) = self.raw_names.as_mut() {
+            raw.scan(data)?;
+        }
+        if self.names.is_none() && self.lexer.is_none() && self.objects.is_none() {
+            return Ok(());
+        }
+        let StreamState {
+            stages,
+            names,
+            lexer,
+            objects,
+            ..
+        } = self;
+        run(stages, data, &mut |piece| {
+            consume(names, lexer, objects, piece, sink)
+        })
+    }
+
+    pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        if let Some(raw) = self.raw_names.as_mut() {
+            raw.finish()?;
+        }
+        if self.names.is_none() && self.lexer.is_none() && self.objects.is_none() {
+            return Ok(());
+        }
+        let StreamState {
+            stages,
+            names,
+            lexer,
+            objects,
+            ..
+        } = self;
+        run_flush(stages, &mut |piece| {
+            consume(names, lexer, objects, piece, sink)
+        })?;
+        if let Some(names) = names.as_mut() {
+            names.finish()?;
+        }
+        if let Some((tokens, frames)) = objects.as_mut() {
+            if let Some(tok) = tokens.finish() {
+                frames.token(&tok);
+            }
+            if frames.cid_without_map {
+                return Err(cid_refusal());
+            }
+        }
+        if let Some(lexer) = lexer.as_mut() {
+            lexer.finish(sink)?;
+        }
+        let cut = stages.iter().any(|s| s.stop == Stop::Cut);
+        let error = stages.iter().any(|s| s.stop == Stop::Error);
+        let unfinished = stages
+            .iter()
+            .any(|s| matches!(s.step, Step::Flate(_)) && s.stop != Stop::Ended);
+        let started = stages.first().is_none_or(|s| s.total_out > 0);
+        let failed = cut || error || unfinished;
+        if self.strict_objects && failed && (!self.side || started) {
+            return Err(unreadable(if cut {
+                "PDF object stream too large to inspect"
+            } else {
+                "PDF object stream cannot be decoded to its end"
+            }));
+        }
+        let shown = lexer.as_ref().is_some_and(|lexer| lexer.shown);
+        let text_failed = match self.text {
+            TextMode::Off => false,
+            TextMode::Strict => failed,
+            TextMode::Loose => failed && shown,
+        };
+        if text_failed {
+            return Err(unreadable(if cut {
+                "PDF page text too large to read whole (per-stream cap or expansion limit)"
+            } else {
+                "PDF content stream cannot be decoded to its end"
+            }));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{PAGE, catalog, deflate, pdf, reason};
+    use super::super::text::MAX_STRING;
+    use crate::core::reason::Reason;
+
+    #[test]
+    fn text_that_cannot_be_read_whole_is_refused_when_text_is_read() {
+        let packed = deflate(PAGE);
+        let mut corrupt = packed.clone();
+        let n = corrupt.len();
+        corrupt[n / 2..].iter_mut().for_each(|b| *b ^= 0x5a);
+        let cases: [(&str, &[u8]); 5] = [
+            ("<< /Filter /JBIG2Decode >>", PAGE),
+            ("<< /Filter 4 0 R >>", &packed),
+            ("<< /Type /XObject /Subtype /Form /Filter /Unknown >>", PAGE),
+            ("<< /Filter /FlateDecode >>", &corrupt),
+            ("<< /Filter /FlateDecode >>", &packed[..n - 6]),
+        ];
+        for (dict, data) in cases {
+            let doc = pdf(&[catalog(), (dict, Some(data))]);
+            assert_eq!(
+                reason(&doc, false, true),
+                Some(Reason::ContentUnreadable),
+                "{dict}"
+            );
+        }
+        let long = format!("BT ({}) Tj ET", "x".repeat(MAX_STRING + 1));
+        let doc = pdf(&[catalog(), ("<< >>", Some(long.as_bytes()))]);
+        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
+    }
+}

@@ -1,0 +1,534 @@
+//! Content streams: a lexer of their operators that gathers the text shown by Tj, TJ, ' and "
+//! into lines, one line per baseline, handed to the sink in pieces that overlap when a line is
+//! too long.
+
+use super::lexical::{hex_value, is_delimiter, is_regular, is_white};
+use super::unreadable;
+use crate::content::LineSink;
+use crate::core::reason::Refusal;
+
+/// Longest piece of a line of text handed to the sink at once, in bytes of UTF-8.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Characters a cut piece of a line carries into the next, so that no match is split.
+const OVERLAP: usize = 256;
+
+/// Longest string operand kept, in bytes.
+pub(super) const MAX_STRING: usize = 64 * 1024;
+
+/// Most operands kept before an operator.
+const MAX_OPERANDS: usize = 16 * 1024;
+
+/// Most bytes of string operands kept before an operator.
+const MAX_OPERAND_BYTES: usize = 1 << 20;
+
+/// One item before a content-stream operator.
+#[derive(Debug)]
+enum Operand {
+    Str(Vec<u8>),
+    Number(f64),
+    Other,
+}
+
+/// Where the lexer stands in the syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Ground,
+    Token,
+    Comment,
+    Literal,
+    Escape,
+    Octal,
+    HexOrDict,
+    Hex,
+    InlineImage,
+}
+
+/// Reads the operators of a content stream and gathers the text they show into lines: text
+/// shown on one baseline is one line, across BT…ET blocks; a line too long for the sink is
+/// handed on in pieces that overlap by `OVERLAP` characters.
+#[derive(Debug)]
+pub(super) struct Lexer {
+    state: Lex,
+    depth: u32,
+    octal: u32,
+    octal_digits: u8,
+    hex_high: Option<u8>,
+    token: Vec<u8>,
+    string: Vec<u8>,
+    operands: Vec<Operand>,
+    operand_bytes: usize,
+    image_tail: u32,
+    line: String,
+    /// Text that could not be kept (a string or an operand list over its cap).
+    lost: bool,
+    /// The baseline of the text position, in the units of the text matrix's origin.
+    y: f64,
+    /// The vertical scale of the text matrix (its `d`).
+    scale: f64,
+    /// The font size set by Tf.
+    size: f64,
+    /// The leading set by TL or TD.
+    leading: f64,
+    /// The baseline of the current line, once text has been placed.
+    line_y: Option<f64>,
+    /// Text that cannot be kept is a refusal (a content stream), not passed over.
+    strict: bool,
+    /// Some text has been shown.
+    pub(super) shown: bool,
+}
+
+impl Lexer {
+    pub(super) fn new(strict: bool) -> Lexer {
+        Lexer {
+            state: Lex::Ground,
+            depth: 0,
+            octal: 0,
+            octal_digits: 0,
+            hex_high: None,
+            token: Vec::new(),
+            string: Vec::new(),
+            operands: Vec::new(),
+            operand_bytes: 0,
+            image_tail: 0,
+            line: String::new(),
+            lost: false,
+            y: 0.0,
+            scale: 1.0,
+            size: 0.0,
+            leading: 0.0,
+            line_y: None,
+            strict,
+            shown: false,
+        }
+    }
+
+    pub(super) fn feed(&mut self, data: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        for &b in data {
+            self.byte(b, sink)?;
+        }
+        Ok(())
+    }
+
+    fn string_byte(&mut self, b: u8) {
+        if self.string.len() < MAX_STRING {
+            self.string.push(b);
+        } else {
+            self.lost = true;
+        }
+    }
+
+    fn operand(&mut self, operand: Operand) {
+        if let Operand::Str(s) = &operand {
+            if self.operand_bytes + s.len() > MAX_OPERAND_BYTES {
+                self.lost = true;
+                return;
+            }
+            self.operand_bytes += s.len();
+        }
+        if self.operands.len() < MAX_OPERANDS {
+            self.operands.push(operand);
+        } else {
+            self.lost = true;
+        }
+    }
+
+    fn clear_operands(&mut self) {
+        self.operands.clear();
+        self.operand_bytes = 0;
+    }
+
+    fn byte(&mut self, b: u8, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        match self.state {
+            Lex::Comment => {
+                if b == b'\n' || b == b'\r' {
+                    self.state = Lex::Ground;
+                }
+                Ok(())
+            }
+            Lex::Literal => {
+                match b {
+                    b'\\' => self.state = Lex::Escape,
+                    b'(' => {
+                        self.depth += 1;
+                        self.string_byte(b);
+                    }
+                    b')' => {
+                        self.depth = self.depth.saturating_sub(1);
+                        if self.depth == 0 {
+                            let s = std::mem::take(&mut self.string);
+                            self.operand(Operand::Str(s));
+                            self.state = Lex::Ground;
+                        } else {
+                            self.string_byte(b);
+                        }
+                    }
+                    _ => self.string_byte(b),
+                }
+                Ok(())
+            }
+            Lex::Escape => {
+                self.state = Lex::Literal;
+                match b {
+                    b'n' => self.string_byte(b'\n'),
+                    b'r' => self.string_byte(b'\r'),
+                    b't' => self.string_byte(b'\t'),
+                    b'b' => self.string_byte(8),
+                    b'f' => self.string_byte(12),
+                    b'0'..=b'7' => {
+                        self.octal = u32::from(b - b'0');
+                        self.octal_digits = 1;
+                        self.state = Lex::Octal;
+                    }
+                    b'\n' | b'\r' => {}
+                    _ => self.string_byte(b),
+                }
+                Ok(())
+            }
+            Lex::Octal => {
+                if (b'0'..=b'7').contains(&b) && self.octal_digits < 3 {
+                    self.octal = self.octal * 8 + u32::from(b - b'0');
+                    self.octal_digits += 1;
+                    return Ok(());
+                }
+                self.string_byte((self.octal & 0xff) as u8);
+                self.state = Lex::Literal;
+                self.byte(b, sink)
+            }
+            Lex::HexOrDict => {
+                if b == b'<' {
+                    self.state = Lex::Ground;
+                    return Ok(());
+                }
+                self.state = Lex::Hex;
+                self.hex_high = None;
+                self.string.clear();
+                self.byte(b, sink)
+            }
+            Lex::Hex => {
+                if b == b'>' {
+                    if let Some(high) = self.hex_high.take() {
+                        self.string_byte(high << 4);
+                    }
+                    let s = std::mem::take(&mut self.string);
+                    self.operand(Operand::Str(s));
+                    self.state = Lex::Ground;
+                } else if let Some(v) = hex_value(b) {
+                    match self.hex_high.take() {
+                        Some(high) => self.string_byte(high << 4 | v),
+                        None => self.hex_high = Some(v),
+                    }
+                }
+                Ok(())
+            }
+            Lex::InlineImage => {
+                // Skip binary image data up to whitespace, `EI`, whitespace.
+                self.image_tail = self.image_tail << 8 | u32::from(b);
+                let [w1, e, i, w2] = self.image_tail.to_be_bytes();
+                if is_white(w1) && e == b'E' && i == b'I' && (is_white(w2) || is_delimiter(w2)) {
+                    self.state = Lex::Ground;
+                    self.clear_operands();
+                }
+                Ok(())
+            }
+            Lex::Token => {
+                if is_regular(b) {
+                    if self.token.len() < 64 {
+                        self.token.push(b);
+                    }
+                    return Ok(());
+                }
+                self.state = Lex::Ground;
+                self.end_token(sink)?;
+                self.byte(b, sink)
+            }
+            Lex::Ground => {
+                match b {
+                    b'(' => {
+                        self.state = Lex::Literal;
+                        self.depth = 1;
+                        self.string.clear();
+                    }
+                    b'<' => self.state = Lex::HexOrDict,
+                    b'%' => self.state = Lex::Comment,
+                    b'/' => {
+                        self.state = Lex::Token;
+                        self.token.clear();
+                        self.token.push(b);
+                    }
+                    b'[' | b']' | b'>' | b'{' | b'}' | b')' => {}
+                    _ if is_white(b) => {}
+                    _ => {
+                        self.state = Lex::Token;
+                        self.token.clear();
+                        self.token.push(b);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn end_token(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        let token = std::mem::take(&mut self.token);
+        let result = self.token_done(&token, sink);
+        self.token = token;
+        self.token.clear();
+        result
+    }
+
+    fn token_done(&mut self, token: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        if token.first() == Some(&b'/') {
+            self.operand(Operand::Other);
+            return Ok(());
+        }
+        if let Some(n) = std::str::from_utf8(token)
+            .ok()
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit() || b"+-.".contains(&b)))
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            self.operand(Operand::Number(n));
+            return Ok(());
+        }
+        if self.lost && self.strict {
+            return Err(unreadable(
+                "PDF text string or operator too long to read whole",
+            ));
+        }
+        self.lost = false;
+        let operands = std::mem::take(&mut self.operands);
+        let result = self.operator(token, &operands, sink);
+        self.operands = operands;
+        self.clear_operands();
+        result
+    }
+
+    fn operator(
+        &mut self,
+        op: &[u8],
+        operands: &[Operand],
+        sink: &mut LineSink<'_>,
+    ) -> Result<(), Refusal> {
+        let last_string = || {
+            operands.iter().rev().find_map(|o| match o {
+                Operand::Str(s) => Some(s.as_slice()),
+                _ => None,
+            })
+        };
+        // The last `N` numbers, in order (missing ones are 0).
+        let numbers = |n: usize| -> Vec<f64> {
+            let all: Vec<f64> = operands
+                .iter()
+                .filter_map(|o| match o {
+                    Operand::Number(v) => Some(*v),
+                    _ => None,
+                })
+                .collect();
+            let mut last = vec![0.0; n.saturating_sub(all.len())];
+            last.extend_from_slice(&all[all.len().saturating_sub(n)..]);
+            last
+        };
+        match op {
+            b"Tj" => {
+                if let Some(s) = last_string() {
+                    self.show(s, sink)?;
+                }
+            }
+            b"'" | b"\"" => {
+                self.next_line(sink)?;
+                if let Some(s) = last_string() {
+                    self.show(s, sink)?;
+                }
+            }
+            b"TJ" => {
+                for operand in operands {
+                    match operand {
+                        Operand::Str(s) => self.show(s, sink)?,
+                        Operand::Number(n) if *n < -200.0 => self.push(" ", sink)?,
+                        _ => {}
+                    }
+                }
+            }
+            b"BT" => {
+                self.y = 0.0;
+                self.scale = 1.0;
+            }
+            b"Tf" => self.size = numbers(1)[0],
+            b"TL" => self.leading = numbers(1)[0],
+            b"T*" => self.next_line(sink)?,
+            b"Td" | b"TD" => {
+                let ty = numbers(2)[1];
+                if op == b"TD" {
+                    self.leading = -ty;
+                }
+                self.y += ty * self.scale;
+                self.moved(sink)?;
+            }
+            b"Tm" => {
+                let m = numbers(6);
+                self.scale = if m[3] != 0.0 { m[3] } else { 1.0 };
+                self.y = m[5];
+                self.moved(sink)?;
+            }
+            b"ID" => {
+                self.state = Lex::InlineImage;
+                self.image_tail = 0x2020_2020;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// T*: the next line, always a new line of text.
+    fn next_line(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        self.y -= self.leading * self.scale;
+        self.line_y = Some(self.y);
+        self.flush(sink)
+    }
+
+    /// The text position moved: a new line when it moved down by more than a third of the font
+    /// height, or up by more than the height (a new column); not for sub- and superscripts.
+    fn moved(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        let height = (self.size * self.scale).abs();
+        let height = if height > 0.0 { height } else { 1.0 };
+        match self.line_y {
+            Some(line_y) if self.y < line_y - height / 3.0 || self.y > line_y + height => {
+                self.line_y = Some(self.y);
+                self.flush(sink)
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.line_y = Some(self.y);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the text of a string operand: UTF-16BE with a byte-order mark, else Latin-1.
+    fn show(&mut self, s: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        let text: String = if let Some(utf16) = s.strip_prefix(&[0xfe, 0xff]) {
+            let units = utf16
+                .chunks(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]));
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .filter(|c| !c.is_control())
+                .collect()
+        } else {
+            s.iter()
+                .map(|&b| char::from(b))
+                .filter(|c| !c.is_control())
+                .collect()
+        };
+        self.shown |= !text.trim().is_empty();
+        self.push(&text, sink)
+    }
+
+    fn push(&mut self, text: &str, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        for c in text.chars() {
+            if self.line.len() + c.len_utf8() > MAX_LINE {
+                // A cut, not the end of a line: the next piece starts with the end of this one.
+                let result = sink(&self.line);
+                let keep = self
+                    .line
+                    .char_indices()
+                    .rev()
+                    .nth(OVERLAP - 1)
+                    .map_or(0, |(at, _)| at);
+                self.line.drain(..keep);
+                result?;
+            }
+            self.line.push(c);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        if self.line.trim().is_empty() {
+            self.line.clear();
+            return Ok(());
+        }
+        let result = sink(&self.line);
+        self.line.clear();
+        result
+    }
+
+    pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        if self.state == Lex::Token {
+            self.state = Lex::Ground;
+            self.end_token(sink)?;
+        }
+        if self.lost && self.strict {
+            return Err(unreadable(
+                "PDF text string or operator too long to read whole",
+            ));
+        }
+        self.flush(sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{catalog, pdf, scan};
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn text_operators_strings_and_lines() {
+        let content =
+            br"BT (first) Tj T* [(Sec) -50 (ret) -400 (word)] TJ 0 -14 Td (third\051 \(x\) \101) Tj
+<48656C6C6F> Tj 0 0 Td (same) Tj (line) ' ET
+BT <FEFF673A5BC6> Tj ET
+q BI /W 2 /H 2 ID \x00\x01(garbage) Tj EI Q
+BT % a comment (not shown) Tj
+(last) Tj ET";
+        let doc = pdf(&[catalog(), ("<< >>", Some(content))]);
+        let (verdict, lines) = scan(&doc, true);
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(
+            lines,
+            [
+                "first",
+                "Secret word",
+                "third) (x) AHellosame",
+                "line机密last"
+            ]
+        );
+    }
+
+    #[test]
+    fn text_blocks_on_one_baseline_make_one_line() {
+        let content = b"BT /F1 12 Tf 1 0 0 1 72 700 Tm (Hel) Tj ET
+BT /F1 12 Tf 1 0 0 1 90 700 Tm (lo ) Tj ET
+BT /F1 12 Tf 1 0 0 1 110 700 Tm <FEFF673A> Tj ET BT 1 0 0 1 122 700 Tm <FEFF5BC6> Tj ET
+BT /F1 12 Tf 1 0 0 1 72 686 Tm (H) Tj 0 -3 Td (2) Tj 0 3 Td (O x) Tj 0 4 Td (2) Tj ET
+BT /F1 1 Tf 12 0 0 12 72 600 Tm (scaled) Tj 0 -1.2 Td (down) Tj ET
+BT /F1 12 Tf 1 0 0 1 300 720 Tm (next column) Tj ET";
+        let doc = pdf(&[catalog(), ("<< >>", Some(content))]);
+        let (verdict, lines) = scan(&doc, false);
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(
+            lines,
+            ["Hello 机密", "H2O x2", "scaled", "down", "next column"]
+        );
+    }
+
+    #[test]
+    fn cut_line_pieces_overlap() {
+        let filler = "a".repeat(16_383);
+        let mut content = b"BT /F1 12 Tf 72 700 Td ".to_vec();
+        for _ in 0..4 {
+            write!(content, "({filler}) Tj ").unwrap();
+        }
+        content.extend_from_slice(b"<FEFF673A5BC6> Tj (tail) Tj ET");
+        let doc = pdf(&[catalog(), ("<< >>", Some(&content))]);
+        let (verdict, lines) = scan(&doc, false);
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() <= MAX_LINE));
+        assert!(lines[0].ends_with('机'));
+        assert!(lines[1].contains("机密"), "{}", &lines[1][..40]);
+        assert_eq!(lines[1].chars().count(), OVERLAP + 1 + 4);
+        assert!(lines[1].ends_with("密tail"));
+    }
+}
