@@ -1,11 +1,49 @@
 //! The manifest: the signed description of one object that crosses (DESIGN.md §2), its
-//! binary encoding (serde + bincode, capped, trailing bytes refused) and its signature.
+//! binary encoding and its signature.
+//!
+//! The encoding is written by hand, like `wire.rs`: a fixed layout, big-endian fixed-width
+//! integers, every length and count checked against its cap before anything is allocated.
+//! It is canonical: each value has exactly one encoding, and decoding refuses anything else
+//! (truncation, trailing bytes, counts or lengths over the caps, invalid UTF-8, an unknown
+//! magic or version), so `encode(decode(b)) == b` for every `b` that decodes.
+//!
+//! ```text
+//! signed manifest (the payload of an object frame)
+//! field        width             meaning
+//! -----------  ----------------  ----------------------------------------------------------
+//! magic        4                 "ISGM"
+//! version      1                 VERSION (2; version 1 was the bincode layout)
+//! body_len     4, u32 BE         length of body, at most MAX_ENCODED - 73
+//! body         body_len          the manifest body below, exactly the bytes signed
+//! signature    64                Ed25519 over SIGNING_CONTEXT || body
+//!
+//! manifest body
+//! field        width             meaning
+//! -----------  ----------------  ----------------------------------------------------------
+//! object_id    16                random object id; first, so that a refusal can name the
+//!                                object before its signature is checked (verify.rs)
+//! version      1                 VERSION (2)
+//! channel      2 + n             u16 BE length n <= MAX_TEXT, then n bytes of UTF-8
+//! name         2 + n             same, base name of the file
+//! size         8, u64 BE         content size in bytes
+//! content_type 2 + n             same, content type decided by the sender
+//! sha256       32                SHA-256 of the whole content
+//! chunk_size   4, u32 BE         size of every chunk but the last
+//! chunk_count  4, u32 BE         number of chunk hashes, at most MAX_CHUNKS
+//! chunks       32 * chunk_count  SHA-256 of each chunk, in order
+//! sender       2 + n             same, name of the sending node
+//! sequence     8, u64 BE         per-channel sequence number on the sender
+//! created_ms   8, u64 BE         when the sender took the object, ms since the Unix epoch
+//! verdict      2 + n             same, the sender's verdict code
+//! ```
+//!
+//! Decoding checks the layout only; `SignedManifest::open` verifies the signature first,
+//! then decodes the body and checks its consistency (`Manifest::validate`).
 //!
 //! Pure functions over bytes: building, encoding, signing and verifying need no I/O.
 
 pub use crate::core::id::ObjectId;
 use crate::keys::{SigningKey, VerifyKey};
-use bincode::Options;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -21,11 +59,21 @@ pub const MAX_CHUNKS: u64 = 256 * 1024;
 pub const MAX_TEXT: usize = 1024;
 /// Largest encoded manifest body or signed manifest.
 pub const MAX_ENCODED: u64 = 9 * 1024 * 1024;
-/// Domain separation for manifest signatures.
-const SIGNING_CONTEXT: &[u8] = b"isogate manifest v1\0";
+/// Domain separation for manifest signatures; names the body layout (`VERSION`).
+pub(crate) const SIGNING_CONTEXT: &[u8] = b"isogate manifest v2\0";
+/// Magic bytes opening a signed manifest.
+pub const MAGIC: [u8; 4] = *b"ISGM";
+/// Version of the manifest layout written by this build, in the envelope and the body.
+pub const VERSION: u8 = 2;
+/// Length of an Ed25519 signature.
+const SIGNATURE_LEN: usize = 64;
+/// Envelope bytes around the body: magic, version, body length, signature.
+const ENVELOPE_LEN: usize = 4 + 1 + 4 + SIGNATURE_LEN;
+/// Largest body, so that the signed manifest stays within `MAX_ENCODED`.
+const MAX_BODY: usize = MAX_ENCODED as usize - ENVELOPE_LEN;
 
 /// What one object is, as the sender sealed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     /// Unique id of the object.
     pub object_id: ObjectId,
@@ -54,24 +102,60 @@ pub struct Manifest {
 }
 
 /// A manifest body with its Ed25519 signature, as it travels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedManifest {
-    /// The bincode encoding of the manifest.
+    /// The encoded manifest body (layout in the module documentation).
     pub body: Vec<u8>,
     /// Ed25519 signature over the signing context and `body`.
     pub signature: Vec<u8>,
 }
 
+/// Why bytes do not decode as a signed manifest or a manifest body.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The input ended inside a field.
+    #[error("truncated in {field}")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// Bytes remained after the last field.
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+    /// The magic bytes are wrong: not a signed manifest.
+    #[error("bad magic bytes")]
+    BadMagic,
+    /// The layout version is not the one this build reads (`VERSION`).
+    #[error("unsupported manifest version {0}")]
+    Version(u8),
+    /// A length or count exceeds its cap.
+    #[error("{field} is {len}, over the cap of {cap}")]
+    TooLong {
+        /// The field whose length or count it is.
+        field: &'static str,
+        /// The announced length or count.
+        len: u64,
+        /// The cap it exceeds.
+        cap: u64,
+    },
+    /// A text field is not valid UTF-8.
+    #[error("{field} is not valid UTF-8")]
+    Utf8 {
+        /// The field.
+        field: &'static str,
+    },
+}
+
 /// Why a manifest could not be built, decoded or verified.
 #[derive(Debug, Error)]
 pub enum ManifestError {
-    /// The bytes do not decode (truncated, trailing bytes, over the cap, bad field).
+    /// The bytes do not decode.
     #[error("manifest does not decode: {0}")]
-    Decode(#[from] bincode::Error),
+    Decode(#[from] DecodeError),
     /// The signature does not verify against the pinned key.
     #[error("manifest signature does not verify")]
     Signature,
-    /// The manifest decodes but is inconsistent.
+    /// The manifest is inconsistent, or cannot be encoded within the caps.
     #[error("manifest is inconsistent: {0}")]
     Invalid(&'static str),
     /// The system random generator failed.
@@ -79,16 +163,180 @@ pub enum ManifestError {
     Random,
 }
 
-fn codec() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_limit(MAX_ENCODED)
-        .with_fixint_encoding()
-        .reject_trailing_bytes()
-}
-
 /// Number of chunks for `size` bytes in chunks of `chunk_size`.
 pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
     size.div_ceil(u64::from(chunk_size.max(1)))
+}
+
+/// Reads fields front to back; every read checks that the bytes are there.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.rest.len() < n {
+            return Err(DecodeError::Truncated { field });
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn version(&mut self, field: &'static str) -> Result<(), DecodeError> {
+        match self.u8(field)? {
+            VERSION => Ok(()),
+            v => Err(DecodeError::Version(v)),
+        }
+    }
+
+    fn text(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let len = usize::from(self.u16(field)?);
+        if len > MAX_TEXT {
+            return Err(DecodeError::TooLong {
+                field,
+                len: len as u64,
+                cap: MAX_TEXT as u64,
+            });
+        }
+        let bytes = self.take(len, field)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::Utf8 { field })
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(DecodeError::Trailing(n)),
+        }
+    }
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) -> Result<(), ManifestError> {
+    let len = u16::try_from(s.len())
+        .ok()
+        .filter(|l| usize::from(*l) <= MAX_TEXT)
+        .ok_or(ManifestError::Invalid("text field too long"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Encodes a manifest body; refuses only what the decoder would refuse (caps).
+fn encode_body(m: &Manifest) -> Result<Vec<u8>, ManifestError> {
+    let count = u32::try_from(m.chunks.len())
+        .ok()
+        .filter(|n| u64::from(*n) <= MAX_CHUNKS)
+        .ok_or(ManifestError::Invalid("too many chunks"))?;
+    let texts = [&m.channel, &m.name, &m.content_type, &m.sender, &m.verdict];
+    let len = 16
+        + 1
+        + 8
+        + 32
+        + 4
+        + 4
+        + 8
+        + 8
+        + 32 * m.chunks.len()
+        + texts.iter().map(|t| 2 + t.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&m.object_id.0);
+    out.push(VERSION);
+    put_text(&mut out, &m.channel)?;
+    put_text(&mut out, &m.name)?;
+    out.extend_from_slice(&m.size.to_be_bytes());
+    put_text(&mut out, &m.content_type)?;
+    out.extend_from_slice(&m.sha256);
+    out.extend_from_slice(&m.chunk_size.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    for c in &m.chunks {
+        out.extend_from_slice(c);
+    }
+    put_text(&mut out, &m.sender)?;
+    out.extend_from_slice(&m.sequence.to_be_bytes());
+    out.extend_from_slice(&m.created_ms.to_be_bytes());
+    put_text(&mut out, &m.verdict)?;
+    Ok(out)
+}
+
+/// Decodes a manifest body: layout and caps only, no consistency checks.
+fn decode_body(bytes: &[u8]) -> Result<Manifest, DecodeError> {
+    if bytes.len() > MAX_BODY {
+        return Err(DecodeError::TooLong {
+            field: "body",
+            len: bytes.len() as u64,
+            cap: MAX_BODY as u64,
+        });
+    }
+    let mut r = Reader { rest: bytes };
+    let object_id = ObjectId(r.array("object_id")?);
+    r.version("version")?;
+    let channel = r.text("channel")?;
+    let name = r.text("name")?;
+    let size = r.u64("size")?;
+    let content_type = r.text("content_type")?;
+    let sha256 = r.array("sha256")?;
+    let chunk_size = r.u32("chunk_size")?;
+    let count = r.u32("chunk_count")?;
+    if u64::from(count) > MAX_CHUNKS {
+        return Err(DecodeError::TooLong {
+            field: "chunk_count",
+            len: u64::from(count),
+            cap: MAX_CHUNKS,
+        });
+    }
+    // All the hashes must be present before the vector is allocated.
+    let hashes = r.take(32 * count as usize, "chunks")?;
+    let chunks = hashes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect();
+    let sender = r.text("sender")?;
+    let sequence = r.u64("sequence")?;
+    let created_ms = r.u64("created_ms")?;
+    let verdict = r.text("verdict")?;
+    r.finish()?;
+    Ok(Manifest {
+        object_id,
+        channel,
+        name,
+        size,
+        content_type,
+        sha256,
+        chunk_size,
+        chunks,
+        sender,
+        sequence,
+        created_ms,
+        verdict,
+    })
 }
 
 impl Manifest {
@@ -124,7 +372,7 @@ impl Manifest {
     /// Encodes and signs the manifest.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedManifest, ManifestError> {
         self.validate()?;
-        let body = codec().serialize(self)?;
+        let body = encode_body(self)?;
         let signature = key.sign(&signing_message(&body));
         Ok(SignedManifest { body, signature })
     }
@@ -138,14 +386,45 @@ fn signing_message(body: &[u8]) -> Vec<u8> {
 }
 
 impl SignedManifest {
-    /// Encodes the signed manifest for the wire.
+    /// Encodes the signed manifest for the wire; refuses a body over the cap or a signature
+    /// that is not 64 bytes, which the decoder would refuse.
     pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
-        Ok(codec().serialize(self)?)
+        let len = u32::try_from(self.body.len())
+            .ok()
+            .filter(|l| *l as usize <= MAX_BODY)
+            .ok_or(ManifestError::Invalid("body over the size cap"))?;
+        if self.signature.len() != SIGNATURE_LEN {
+            return Err(ManifestError::Invalid("signature is not 64 bytes"));
+        }
+        let mut out = Vec::with_capacity(ENVELOPE_LEN + self.body.len());
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.body);
+        out.extend_from_slice(&self.signature);
+        Ok(out)
     }
 
     /// Decodes a signed manifest from the wire; nothing in it is trusted yet.
     pub fn decode(bytes: &[u8]) -> Result<SignedManifest, ManifestError> {
-        Ok(codec().deserialize(bytes)?)
+        let mut r = Reader { rest: bytes };
+        if r.array::<4>("magic")? != MAGIC {
+            return Err(DecodeError::BadMagic.into());
+        }
+        r.version("version")?;
+        let len = r.u32("body_len")?;
+        if len as usize > MAX_BODY {
+            return Err(DecodeError::TooLong {
+                field: "body_len",
+                len: u64::from(len),
+                cap: MAX_BODY as u64,
+            }
+            .into());
+        }
+        let body = r.take(len as usize, "body")?.to_vec();
+        let signature = r.take(SIGNATURE_LEN, "signature")?.to_vec();
+        r.finish()?;
+        Ok(SignedManifest { body, signature })
     }
 
     /// Verifies the signature with the pinned key, then decodes and validates the body.
@@ -153,7 +432,7 @@ impl SignedManifest {
         if !key.verify(&signing_message(&self.body), &self.signature) {
             return Err(ManifestError::Signature);
         }
-        let m: Manifest = codec().deserialize(&self.body)?;
+        let m = decode_body(&self.body)?;
         m.validate()?;
         Ok(m)
     }
@@ -203,12 +482,256 @@ pub(crate) mod tests {
         assert!(SignedManifest::decode(&long).is_err());
     }
 
+    fn decode_err(bytes: &[u8]) -> DecodeError {
+        match SignedManifest::decode(bytes) {
+            Err(ManifestError::Decode(e)) => e,
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn oversized_length_refused_without_allocating() {
-        // A body length of 2^62 bytes: decoding must fail on the cap, not try to allocate.
-        let mut bytes = (1u64 << 62).to_le_bytes().to_vec();
+        // A body length of 4 GiB: decoding must fail on the cap, not try to allocate.
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(VERSION);
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
         bytes.extend_from_slice(&[0; 16]);
-        assert!(SignedManifest::decode(&bytes).is_err());
+        assert!(matches!(
+            decode_err(&bytes),
+            DecodeError::TooLong {
+                field: "body_len",
+                ..
+            }
+        ));
+        // A chunk count over the cap, and one under it with the hashes missing.
+        let body = encode_body(&sample(10)).unwrap();
+        let at = chunk_count_offset(&sample(10));
+        for (count, field) in [(u32::MAX, "chunk_count"), (MAX_CHUNKS as u32, "chunks")] {
+            let mut b = body.clone();
+            b[at..at + 4].copy_from_slice(&count.to_be_bytes());
+            let e = decode_body(&b).unwrap_err();
+            assert!(
+                matches!(e, DecodeError::TooLong { field: f, .. } | DecodeError::Truncated { field: f } if f == field),
+                "{e:?}"
+            );
+        }
+    }
+
+    /// Offset of the chunk count in the body of `m`.
+    fn chunk_count_offset(m: &Manifest) -> usize {
+        16 + 1 + 2 + m.channel.len() + 2 + m.name.len() + 8 + 2 + m.content_type.len() + 32 + 4
+    }
+
+    /// Offsets of the five text length fields in the body of `m`.
+    fn text_offsets(m: &Manifest) -> [usize; 5] {
+        let channel = 17;
+        let name = channel + 2 + m.channel.len();
+        let content_type = name + 2 + m.name.len() + 8;
+        let sender = content_type + 2 + m.content_type.len() + 32 + 4 + 4 + 32 * m.chunks.len();
+        let verdict = sender + 2 + m.sender.len() + 8 + 8;
+        [channel, name, content_type, sender, verdict]
+    }
+
+    #[test]
+    fn layout_is_the_documented_one() {
+        let m = sample(3 * 1024 * 1024 + 5);
+        let body = encode_body(&m).unwrap();
+        assert_eq!(body[..16], m.object_id.0);
+        assert_eq!(body[16], VERSION);
+        let at = chunk_count_offset(&m);
+        assert_eq!(body[at..at + 4], 4u32.to_be_bytes());
+        assert_eq!(body[at - 4..at], CHUNK_SIZE.to_be_bytes());
+        let [.., verdict] = text_offsets(&m);
+        assert_eq!(body[verdict..], *b"\0\x06accept");
+        let key = SigningKey::generate().unwrap();
+        let bytes = m.sign(&key).unwrap().encode().unwrap();
+        assert_eq!(bytes[..5], *b"ISGM\x02");
+        assert_eq!(bytes[5..9], (body.len() as u32).to_be_bytes());
+        assert_eq!(bytes[9..9 + body.len()], body[..]);
+        assert_eq!(bytes.len(), ENVELOPE_LEN + body.len());
+    }
+
+    #[test]
+    fn canonical_round_trip_and_flipped_lengths_refused() {
+        let key = SigningKey::generate().unwrap();
+        let m = sample(3 * 1024 * 1024 + 5);
+        let bytes = m.sign(&key).unwrap().encode().unwrap();
+        let signed = SignedManifest::decode(&bytes).unwrap();
+        assert_eq!(signed.encode().unwrap(), bytes);
+        assert_eq!(
+            encode_body(&decode_body(&signed.body).unwrap()).unwrap(),
+            signed.body
+        );
+        // The body length one more or one less than the body: refused.
+        for delta in [1u32, u32::MAX] {
+            let mut b = bytes.clone();
+            let len = u32::from_be_bytes([b[5], b[6], b[7], b[8]]).wrapping_add(delta);
+            b[5..9].copy_from_slice(&len.to_be_bytes());
+            assert!(SignedManifest::decode(&b).is_err(), "body_len {len}");
+        }
+        // Any text length one more or one less, or its high bit flipped: refused.
+        for at in text_offsets(&m) {
+            for flip in [0x0001u16, 0x8000, 0x0400] {
+                for op in [u16::wrapping_add, u16::wrapping_sub, |a: u16, b: u16| a ^ b] {
+                    let mut b = signed.body.clone();
+                    let len = op(u16::from_be_bytes([b[at], b[at + 1]]), flip);
+                    b[at..at + 2].copy_from_slice(&len.to_be_bytes());
+                    assert!(decode_body(&b).is_err(), "length {len} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_magic_version_utf8_and_trailing_refused() {
+        let key = SigningKey::generate().unwrap();
+        let m = sample(10);
+        let bytes = m.sign(&key).unwrap().encode().unwrap();
+        let mut b = bytes.clone();
+        b[0] = b'X';
+        assert_eq!(decode_err(&b), DecodeError::BadMagic);
+        let mut b = bytes.clone();
+        b[4] = 1;
+        assert_eq!(decode_err(&b), DecodeError::Version(1));
+        let mut long = bytes.clone();
+        long.extend_from_slice(&[0; 3]);
+        assert_eq!(decode_err(&long), DecodeError::Trailing(3));
+
+        let body = encode_body(&m).unwrap();
+        let mut b = body.clone();
+        b[16] = 3;
+        assert_eq!(decode_body(&b), Err(DecodeError::Version(3)));
+        let mut b = body.clone();
+        let name = text_offsets(&m)[1] + 2;
+        b[name] = 0xff;
+        assert_eq!(decode_body(&b), Err(DecodeError::Utf8 { field: "name" }));
+        let mut b = body.clone();
+        b.push(0);
+        assert_eq!(decode_body(&b), Err(DecodeError::Trailing(1)));
+        for n in 0..body.len() {
+            assert!(
+                matches!(decode_body(&body[..n]), Err(DecodeError::Truncated { .. })),
+                "prefix {n}"
+            );
+        }
+        // A body that decodes but is inconsistent, properly signed, is refused on open.
+        let mut bad = m.clone();
+        bad.chunks.push([0; 32]);
+        let body = encode_body(&bad).unwrap();
+        let signature = key.sign(&signing_message(&body));
+        assert!(matches!(
+            SignedManifest { body, signature }.open(&key.verify_key()),
+            Err(ManifestError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn text_and_signature_caps_on_encode() {
+        let mut m = sample(10);
+        m.name = "x".repeat(MAX_TEXT);
+        let body = encode_body(&m).unwrap();
+        assert_eq!(decode_body(&body).unwrap(), m);
+        m.name.push('x');
+        assert!(encode_body(&m).is_err());
+        let mut b = body.clone();
+        let at = text_offsets(&sample(10))[1];
+        b[at..at + 2].copy_from_slice(&(MAX_TEXT as u16 + 1).to_be_bytes());
+        assert!(matches!(
+            decode_body(&b),
+            Err(DecodeError::TooLong { field: "name", .. })
+        ));
+        let s = SignedManifest {
+            body: vec![0; 10],
+            signature: vec![0; 63],
+        };
+        assert!(s.encode().is_err());
+        let s = SignedManifest {
+            body: vec![0; MAX_BODY + 1],
+            signature: vec![0; SIGNATURE_LEN],
+        };
+        assert!(s.encode().is_err());
+    }
+
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    fn random_text(next: &mut impl FnMut() -> u64) -> String {
+        const PIECES: [&str; 8] = ["a", "Z", "0", "-", ".", "民", "（", "\u{1F600}"];
+        let n = match next() % 16 {
+            0 => 0,
+            1 => 300,
+            _ => (next() % 24) as usize,
+        };
+        let mut s: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        while s.len() > MAX_TEXT {
+            s.pop();
+        }
+        s
+    }
+
+    fn random_manifest(next: &mut impl FnMut() -> u64) -> Manifest {
+        fn hash(next: &mut impl FnMut() -> u64) -> [u8; 32] {
+            let mut h = [0u8; 32];
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = (next() >> (i % 8)) as u8;
+            }
+            h
+        }
+        let n = next() % 6;
+        let chunks = (0..n).map(|_| hash(next)).collect();
+        let sha256 = hash(next);
+        Manifest {
+            object_id: ObjectId((next() as u128 | (next() as u128) << 64).to_be_bytes()),
+            channel: random_text(next),
+            name: random_text(next),
+            size: next() >> (next() % 64),
+            content_type: random_text(next),
+            sha256,
+            chunk_size: next() as u32,
+            chunks,
+            sender: random_text(next),
+            sequence: next(),
+            created_ms: next() >> 20,
+            verdict: random_text(next),
+        }
+    }
+
+    /// Over many random manifests: decoding inverts encoding, and any mutation of the bytes
+    /// either is refused or decodes to a value that encodes back to exactly those bytes.
+    #[test]
+    fn random_manifests_round_trip_canonically() {
+        let key = SigningKey::from_seed(&[5u8; 32]).unwrap();
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..2000 {
+            let m = random_manifest(&mut next);
+            let body = encode_body(&m).unwrap();
+            assert_eq!(decode_body(&body).unwrap(), m);
+            let signature = key.sign(&signing_message(&body));
+            let bytes = SignedManifest { body, signature }.encode().unwrap();
+            let back = SignedManifest::decode(&bytes).unwrap();
+            assert_eq!(back.encode().unwrap(), bytes);
+            for _ in 0..8 {
+                let mut b = back.body.clone();
+                for _ in 0..=(next() % 3) {
+                    let pos = (next() as usize) % b.len();
+                    b[pos] = next() as u8;
+                }
+                if next() % 4 == 0 {
+                    b.truncate((next() as usize) % (b.len() + 1));
+                }
+                if let Ok(m2) = decode_body(&b) {
+                    assert_eq!(encode_body(&m2).unwrap(), b);
+                }
+            }
+        }
     }
 
     #[test]
