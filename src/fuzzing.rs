@@ -30,7 +30,7 @@ pub fn frame_and_manifest(data: &[u8]) {
     let (body, content) = data.split_at(data.len().min(data.len() / 2 + 1));
     let signed = SignedManifest {
         body: body.to_vec(),
-        signature: key.sign(&[crate::manifest::SIGNING_CONTEXT, body].concat()),
+        signature: key.sign(&[crate::core::manifest::SIGNING_CONTEXT, body].concat::<u8>()),
     };
     let Ok(encoded) = signed.encode() else {
         return;

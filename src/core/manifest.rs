@@ -42,9 +42,8 @@
 //!
 //! Pure functions over bytes: building, encoding, signing and verifying need no I/O.
 
-pub use crate::core::id::ObjectId;
+use crate::core::id::ObjectId;
 use crate::keys::{SigningKey, VerifyKey};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Smallest chunk size a manifest may declare.
@@ -158,9 +157,6 @@ pub enum ManifestError {
     /// The manifest is inconsistent, or cannot be encoded within the caps.
     #[error("manifest is inconsistent: {0}")]
     Invalid(&'static str),
-    /// The system random generator failed.
-    #[error("system random generator failed")]
-    Random,
 }
 
 /// Number of chunks for `size` bytes in chunks of `chunk_size`.

@@ -33,7 +33,7 @@ impl LinkKind {
 }
 
 /// Version of the frame layout written by this build.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Magic bytes opening an object stream.
 pub const OBJECT_MAGIC: [u8; 4] = *b"ISGO";
 /// Magic bytes opening a receipt.
