@@ -216,8 +216,9 @@ fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sen
     for ev in rx {
         match ev {
             ReceiverEvent::ObjectStart { id, header, .. } => {
-                if matches!(slots.get(&id), Some(Slot::Arriving(_))) {
-                    continue;
+                // a new copy starts over: whatever arrived of an earlier one is dropped
+                if let Some(Slot::Arriving(earlier)) = slots.remove(&id) {
+                    earlier.abandon();
                 }
                 let slot = match crate::core::wire::decode_object_frame(&header) {
                     Ok(payload) => match receiver.begin(LinkKind::Diode, payload, Some(id)) {
