@@ -22,9 +22,12 @@ pub enum DemoError {
     /// A lab config did not load.
     #[error("{0}")]
     Config(#[from] Problems),
-    /// A node failed.
+    /// A node could not open.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// A node failed while running.
+    #[error(transparent)]
+    Run(#[from] crate::cli::run::RunError),
     /// Writing a sample file failed.
     #[error("writing sample {path}: {source}")]
     Sample {

@@ -184,7 +184,7 @@ pub fn init(
     }
     if link == LabLink::Diode {
         let key = certs.join("diode.key");
-        crate::link::diode::write_key(&key).map_err(io(&key))?;
+        crate::keys::diode::write(&key).map_err(io(&key))?;
     }
     let policy = dir.join("policy");
     fs::create_dir_all(&policy).map_err(io(&policy))?;

@@ -23,6 +23,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The node's state, directories, watch, audit log or status endpoint failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The diode link could not start.
+    #[error(transparent)]
+    Diode(#[from] crate::link::diode::DiodeError),
+    /// The QUIC endpoint could not be bound.
+    #[error(transparent)]
+    Link(#[from] crate::keys::tls::LinkError),
+    /// The audit log could not be written at start or stop.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
 /// What `/metrics` and `/healthz` see of a running node.
 struct NodeProbe {
     node: Arc<Node>,
@@ -48,7 +65,7 @@ impl Probe for NodeProbe {
 /// # Errors
 /// A socket, directory, watch or status endpoint cannot be set up, or the audit log cannot
 /// be written at start or stop.
-pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     // QUIC only when a channel uses it: a diode-only node opens no socket that could
     // answer anything
     let endpoint = if node.cfg.channels.iter().any(|c| c.link == LinkKind::Quic) {

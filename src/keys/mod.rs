@@ -4,6 +4,7 @@
 //! Fingerprints (`sha256:` and the first 16 bytes of the SHA-256 of the public key or of the
 //! certificate, in hex) name keys in logs and audit records without repeating them whole.
 
+pub mod diode;
 pub mod tls;
 
 use rustls::pki_types::pem::PemObject;

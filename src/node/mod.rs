@@ -57,9 +57,6 @@ pub enum NodeError {
     /// The outbox watch could not be set up.
     #[error("watching the outboxes: {0}")]
     Watch(#[from] notify::Error),
-    /// The diode link could not start.
-    #[error(transparent)]
-    Diode(#[from] crate::link::diode::DiodeError),
     /// The metrics could not be defined.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

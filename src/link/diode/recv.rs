@@ -4,11 +4,12 @@
 //! part file is inspected again with this node's own policy and landed, exactly once, or
 //! quarantined. The socket is only ever read: nothing goes back toward the sender.
 
-use super::{DiodeError, load_key};
+use super::DiodeError;
 use crate::core::diode::{Receiver as Core, ReceiverConfig, ReceiverEvent, ReceiverStats};
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal};
 use crate::core::wire::LinkKind;
+use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::node::Node;
 use crate::receiver::{Arriving, Begin, Receiver};

@@ -3,10 +3,11 @@
 //! yields, paced by the core's token bucket, in GSO batches. An object leaves the spool when
 //! its last carousel copy has gone out (there are no receipts on a diode).
 
-use super::{DiodeError, load_key};
+use super::DiodeError;
 use crate::core::diode::{Sender as Core, SenderConfig, SenderEvent};
 use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
+use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;

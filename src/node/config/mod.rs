@@ -142,7 +142,7 @@ fn validate_diode(
         src.report(None, "diode.copies", "must be between 1 and 16");
     }
     let key_file = path(&raw.key);
-    if let Err(e) = crate::link::diode::load_key(&key_file) {
+    if let Err(e) = crate::keys::diode::load(&key_file) {
         src.report(Some(raw.key.span()), "diode.key", e.to_string());
     }
     Some(DiodeConfig {
