@@ -85,6 +85,20 @@ pub enum Fault {
     /// The system random generator failed.
     #[error(transparent)]
     Random(#[from] crate::core::id::RandomError),
+    /// The manifest could not be built, signed or framed.
+    #[error(transparent)]
+    Manifest(#[from] crate::core::manifest::ManifestError),
+    /// The object frame could not be built.
+    #[error(transparent)]
+    Wire(#[from] crate::core::wire::WireError),
+    /// A spooled object names a channel the configuration no longer has.
+    #[error("spooled object {object} names unknown channel {channel}")]
+    UnknownChannel {
+        /// The object.
+        object: ObjectId,
+        /// The channel it names.
+        channel: String,
+    },
 }
 
 /// A node's loaded state, shared by its stages.

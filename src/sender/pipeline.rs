@@ -99,13 +99,10 @@ impl Sender {
     pub fn pipeline(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
         let node = &self.node;
         let Some(channel) = node.cfg.channel(&spooled.channel).cloned() else {
-            return Err(Fault::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "spooled object {} names unknown channel {}",
-                    spooled.id, spooled.channel
-                ),
-            )));
+            return Err(Fault::UnknownChannel {
+                object: spooled.id,
+                channel: spooled.channel,
+            });
         };
         let policy = node.policies.get(&channel.name);
         let checked = match inspect::inspect(&policy, spooled.clone()) {

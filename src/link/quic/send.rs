@@ -17,6 +17,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+/// Why an object or a checkpoint could not be sent on a stream. The object stays in the
+/// spool and is sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The connection is gone.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Writing the stream failed (the peer stopped it, or the connection was lost).
+    #[error("stream: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// The stream was already finished or reset.
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    /// Reading the spooled content failed.
+    #[error("reading the spooled content: {0}")]
+    Read(#[from] std::io::Error),
+    /// The checkpoint does not fit a frame.
+    #[error(transparent)]
+    Frame(#[from] crate::core::wire::WireError),
+}
+
 /// How long to wait for a receipt once the whole object is sent.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -112,12 +133,11 @@ pub async fn run(
 }
 
 /// Sends the latest checkpoint of this node's audit log to the peer, for its witness.
-async fn send_checkpoint(conn: &quinn::Connection, note: &str) -> std::io::Result<()> {
-    let frame = crate::core::wire::encode_frame(FrameKind::Checkpoint, note.as_bytes())
-        .map_err(std::io::Error::other)?;
-    let mut s = conn.open_uni().await.map_err(std::io::Error::other)?;
-    s.write_all(&frame).await.map_err(std::io::Error::other)?;
-    s.finish().map_err(std::io::Error::other)
+async fn send_checkpoint(conn: &quinn::Connection, note: &str) -> Result<(), SendError> {
+    let frame = crate::core::wire::encode_frame(FrameKind::Checkpoint, note.as_bytes())?;
+    let mut s = conn.open_uni().await?;
+    s.write_all(&frame).await?;
+    Ok(s.finish()?)
 }
 
 /// Sends each new checkpoint of this node's audit log to the peer while the link is up.
@@ -253,11 +273,9 @@ async fn send_one(
 }
 
 /// Streams the frame and the content of one object on a new unidirectional stream.
-async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Result<()> {
-    let mut send = conn.open_uni().await.map_err(std::io::Error::other)?;
-    send.write_all(sealed.frame())
-        .await
-        .map_err(std::io::Error::other)?;
+async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), SendError> {
+    let mut send = conn.open_uni().await?;
+    send.write_all(sealed.frame()).await?;
     let path = sealed.spooled().content();
     let size = sealed.manifest().size;
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
@@ -281,11 +299,9 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> std::io::Re
         }
     });
     while let Some(chunk) = rx.recv().await {
-        send.write_chunk(chunk?)
-            .await
-            .map_err(std::io::Error::other)?;
+        send.write_chunk(chunk?).await?;
     }
     let _ = reader.await;
-    send.finish().map_err(std::io::Error::other)?;
+    send.finish()?;
     Ok(())
 }
