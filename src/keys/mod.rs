@@ -3,6 +3,12 @@
 //!
 //! Fingerprints (`sha256:` and the first 16 bytes of the SHA-256 of the public key or of the
 //! certificate, in hex) name keys in logs and audit records without repeating them whole.
+//!
+//! ```text
+//!  keygen ─► NAME.sign.key (0600) NAME.sign.pub   NAME.tls.key (0600) NAME.tls.crt
+//!  SigningKey ─sign─► manifests, checkpoints      tls: pinned mutual TLS for quinn
+//!  VerifyKey  ─verify─► the peer's manifests      diode: the pair's datagram key
+//! ```
 
 pub mod diode;
 pub mod tls;

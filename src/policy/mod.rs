@@ -7,6 +7,15 @@
 //! from the first bytes) are here; the content checks they unlock (archives, text rules,
 //! markings, personal data, PDF active content, antivirus) are run by the inspect stage with
 //! the detectors this policy holds.
+//!
+//! ```text
+//!  policy/*.toml ─► RawPolicy (deny_unknown_fields) ─► validate ─► Policy
+//!                                                     (names, size, types, archives,
+//!                                                      text rules, markings, personal
+//!                                                      data, antivirus address)
+//!  Policy::check_name, check_size, classify (detect: magic bytes + extension)
+//!  Policy::text_rules, marking_detector, pii_detector ─► used by inspect::evaluate
+//! ```
 
 pub mod antivirus;
 mod detect;
