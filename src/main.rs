@@ -1,18 +1,21 @@
-//! The `isogate` command line: thin edges over the library (anyhow lives only here).
+//! The `isogate` command line: parse it, dispatch; nothing else. Each command's work and
+//! output live in its module under `isogate::cli`, which takes plain arguments (paths,
+//! options, formats) and knows nothing of clap.
 //!
 //! The help texts are the manual: `isogate --help` and `isogate help COMMAND` carry the
 //! description, examples, files, signals and exit status that a man page would.
 //! `isogate completions SHELL` prints the shell completion scripts that the Debian package
 //! ships (committed under `packaging/completions/`, checked current by a test below).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use isogate::cli::init::{DEFAULT_PORT_BASE, LabLink};
-use isogate::node::Node;
-use isogate::node::config::{Config, Role};
+use isogate::cli::{
+    self,
+    init::{DEFAULT_PORT_BASE, LabLink},
+    process,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 const LONG_ABOUT: &str = "\
 isogate: a cross-network secure isolation-exchange gateway (data diode, cross-domain solution).
@@ -116,12 +119,30 @@ impl Link {
     }
 }
 
+impl From<LogFormat> for process::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => process::LogFormat::Text,
+            LogFormat::Json => process::LogFormat::Json,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum CheckFormat {
     /// A readable report.
     Text,
     /// One JSON document.
     Json,
+}
+
+impl From<CheckFormat> for cli::check::Format {
+    fn from(f: CheckFormat) -> Self {
+        match f {
+            CheckFormat::Text => cli::check::Format::Text,
+            CheckFormat::Json => cli::check::Format::Json,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -317,6 +338,24 @@ enum ExportFormat {
     Jsonl,
 }
 
+impl From<QueryFormat> for isogate::audit::query::Format {
+    fn from(f: QueryFormat) -> Self {
+        match f {
+            QueryFormat::Table => Self::Table,
+            QueryFormat::Json => Self::Json,
+            QueryFormat::Csv => Self::Csv,
+        }
+    }
+}
+
+impl From<ExportFormat> for cli::audit::ExportFormat {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Jsonl => Self::Jsonl,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the whole log and its signed checkpoints; non-zero exit on any tampering.
@@ -411,49 +450,12 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "warn",
         _ => "info,quinn=warn,rustls=warn",
     };
-    init_logging(cli.log_format, default_level);
+    process::init_logging(cli.log_format.into(), default_level);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("isogate: error: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-async fn signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
@@ -465,26 +467,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             link,
             port_base,
             clamd,
-        } => {
-            isogate::cli::init::init(&dir, link.lab(), port_base, clamd.as_ref())?;
-            println!("lab written to {}", dir.display());
-            println!(
-                "  start:  isogate run --config {}/court.toml",
-                dir.display()
-            );
-            println!(
-                "          isogate run --config {}/internet.toml",
-                dir.display()
-            );
-            println!("  drop:   {}/court/outbox/to-internet/", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run { config } => {
-            let cfg = Config::load(&config).map_err(|p| anyhow::anyhow!("{p}"))?;
-            let node = Arc::new(Node::open(cfg)?);
-            runtime()?.block_on(isogate::cli::run::run(node, signal()))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => Ok(cli::init::command(
+            &dir,
+            link.lab(),
+            port_base,
+            clamd.as_ref(),
+        )?),
+        Command::Run { config } => cli::run::command(&config),
         Command::Bench {
             dir,
             port_base,
@@ -499,7 +488,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             } else {
                 link.into_iter().map(Link::lab).collect()
             };
-            isogate::cli::bench::run(&isogate::cli::bench::BenchOptions {
+            cli::bench::run(&cli::bench::BenchOptions {
                 dir,
                 port_base,
                 big_mib,
@@ -510,20 +499,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { dir, port_base } => {
-            runtime()?.block_on(isogate::cli::demo::run(dir, port_base, signal()))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { config, format } => check(&config, format),
+        Command::Demo { dir, port_base } => cli::demo::command(dir, port_base),
+        Command::Check { config, format } => cli::check::command(&config, format.into()),
         Command::Audit { command } => audit(command),
-        Command::Keygen { name, out } => {
-            let files = isogate::keys::keygen(&name, &out)?;
-            println!("signing key:     {}", files.signing_key.display());
-            println!("signing public:  {}", files.signing_pub.display());
-            println!("tls certificate: {}", files.tls_cert.display());
-            println!("tls key:         {}", files.tls_key.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Keygen { name, out } => Ok(cli::keygen::command(&name, &out)?),
         Command::Completions { shell } => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -535,201 +514,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
     }
 }
 
-/// The completion script of `shell`, as `isogate completions` prints it and the Debian
-/// package ships it.
-fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "isogate", &mut script);
-    script
-}
-
-fn check(config: &std::path::Path, format: CheckFormat) -> Result<ExitCode> {
-    let loaded = Config::load(config);
-    match format {
-        CheckFormat::Json => {
-            let doc = match &loaded {
-                Ok(cfg) => serde_json::json!({
-                    "ok": true,
-                    "config": config.display().to_string(),
-                    "node": cfg.node.name,
-                    "zone": cfg.node.zone,
-                    "peer": cfg.peer.name,
-                    "channels": cfg.channels.iter().map(|c| serde_json::json!({
-                        "name": c.name,
-                        "from": c.from,
-                        "to": c.to,
-                        "outbound": c.outbound,
-                        "role": if c.role == Role::Send { "send" } else { "receive" },
-                        "policy": c.policy_file.display().to_string(),
-                        "rules": c.policy.report(),
-                    })).collect::<Vec<_>>(),
-                    "problems": [],
-                    "warnings": cfg.warnings.iter().map(problem_json).collect::<Vec<_>>(),
-                }),
-                Err(p) => serde_json::json!({
-                    "ok": false,
-                    "config": config.display().to_string(),
-                    "problems": p.0.iter().map(problem_json).collect::<Vec<_>>(),
-                }),
-            };
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
-        CheckFormat::Text => match &loaded {
-            Ok(cfg) => {
-                println!(
-                    "{}: ok — node {} (zone {}), peer {} at {}",
-                    config.display(),
-                    cfg.node.name,
-                    cfg.node.zone,
-                    cfg.peer.name,
-                    cfg.peer.address
-                );
-                for c in &cfg.channels {
-                    println!(
-                        "  channel {}: {} -> {} ({}), this node {}s",
-                        c.name,
-                        c.from,
-                        c.to,
-                        if c.outbound { "outbound" } else { "inbound" },
-                        if c.role == Role::Send {
-                            "send"
-                        } else {
-                            "receive"
-                        },
-                    );
-                    print_rules(&c.policy_file, &c.policy);
-                }
-                for w in &cfg.warnings {
-                    println!("warning: {w}");
-                }
-            }
-            Err(p) => {
-                for x in &p.0 {
-                    eprintln!("{x}");
-                }
-            }
-        },
-    }
-    match loaded {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
-    }
-}
-
-fn problem_json(x: &isogate::problem::Problem) -> serde_json::Value {
-    serde_json::json!({
-        "file": x.file.display().to_string(),
-        "line": x.line,
-        "key": x.key,
-        "message": x.message,
-    })
-}
-
-/// The effective rules of one channel, for the compliance report.
-fn print_rules(file: &std::path::Path, p: &isogate::policy::Policy) {
-    let or_none = |v: &[String]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    };
-    println!(
-        "    policy        {} (version {})",
-        file.display(),
-        p.version
-    );
-    println!(
-        "    names         at most {} bytes; extensions {}",
-        p.max_name_len,
-        p.extensions.join(", ")
-    );
-    println!("    size          {}..={} bytes", p.min_bytes, p.max_bytes);
-    println!(
-        "    types         {}; executables allowed by name: {}",
-        p.allow.join(", "),
-        or_none(&p.executable_names)
-    );
-    match &p.archives {
-        Some(a) => println!(
-            "    archives      depth {}, {} entries, {} bytes expanded, ratio {}",
-            a.max_depth, a.max_entries, a.max_expanded_bytes, a.max_ratio
-        ),
-        None => println!("    archives      none allowed"),
-    }
-    println!(
-        "    text rules    {} keyword(s), {} pattern(s)",
-        p.keywords.len(),
-        p.patterns.len()
-    );
-    println!(
-        "    pdf           active content {}",
-        if p.pdf_refuse_active {
-            "refused"
-        } else {
-            "allowed"
-        }
-    );
-    match &p.markings {
-        Some(allow) => println!(
-            "    markings      refused; exempt phrases: {}",
-            or_none(allow)
-        ),
-        None => println!("    markings      not checked"),
-    }
-    match &p.personal_data {
-        Some(pd) => println!(
-            "    personal data {} ({})",
-            match pd.action {
-                isogate::policy::PiiAction::Refuse => "refused",
-                isogate::policy::PiiAction::Mask =>
-                    "masked in text, CSV, JSON and XML; refused elsewhere",
-            },
-            pd.kinds
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => println!("    personal data not checked"),
-    }
-    match &p.antivirus {
-        Some(a) => println!(
-            "    antivirus     clamd {} (timeout {} ms, quarantine after {} s waiting)",
-            a.clamd,
-            a.timeout_ms,
-            a.max_wait_ms / 1000
-        ),
-        None => println!("    antivirus     none"),
-    }
-}
-
-fn load_key(path: &Option<PathBuf>) -> Result<Option<isogate::keys::VerifyKey>> {
-    path.as_ref()
-        .map(|p| isogate::keys::VerifyKey::load(p))
-        .transpose()
-        .map_err(Into::into)
-}
-
 fn audit(cmd: AuditCommand) -> Result<ExitCode> {
-    use isogate::audit::{prove, query, read, reconcile};
+    use isogate::cli::audit;
     match cmd {
-        AuditCommand::Verify { dir, key } => {
-            let key = load_key(&key)?;
-            let r =
-                read::verify(&dir, key.as_ref()).map_err(|e| anyhow::anyhow!("TAMPERED: {e}"))?;
-            println!(
-                "ok: {} records of node {} in {} segment(s), {} signed checkpoint(s), the last covering {} records",
-                r.records, r.node, r.segments, r.checkpoints, r.last_checkpoint
-            );
-            if r.unsigned_tail > 0 {
-                println!(
-                    "note: the last {} record(s) are not yet covered by a checkpoint (the node is running, or stopped uncleanly)",
-                    r.unsigned_tail
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        AuditCommand::Verify { dir, key } => audit::verify(&dir, key.as_deref()),
         AuditCommand::Query {
             dir,
             since,
@@ -743,136 +531,41 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             sha256,
             format,
         } => {
-            let time = |s: &Option<String>, flag: &str| -> Result<Option<u64>> {
-                s.as_deref()
-                    .map(|v| query::parse_time(v).ok_or_else(|| anyhow::anyhow!("{flag} {v:?}: use RFC 3339 (2026-11-26T08:00:00Z) or ms since the epoch")))
-                    .transpose()
-            };
-            let event = event
-                .as_deref()
-                .map(|e| {
-                    query::parse_event(e).ok_or_else(|| anyhow::anyhow!("unknown event {e:?}"))
-                })
-                .transpose()?;
-            let filter = query::Filter {
-                since_ms: time(&since, "--since")?,
-                until_ms: time(&until, "--until")?,
+            let options = audit::QueryOptions {
+                since,
+                until,
                 channel,
                 event,
                 verdict,
                 reason,
                 name,
-                object_id: object,
-                sha256: sha256.map(|s| s.to_lowercase()),
+                object,
+                sha256,
             };
-            let records: Vec<_> = isogate::audit::read_all(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .into_iter()
-                .filter(|r| filter.matches(r))
-                .collect();
-            let format = match format {
-                QueryFormat::Table => query::Format::Table,
-                QueryFormat::Json => query::Format::Json,
-                QueryFormat::Csv => query::Format::Csv,
-            };
-            query::write(&mut std::io::stdout().lock(), &records, format)?;
-            Ok(ExitCode::SUCCESS)
+            audit::query(&dir, options, format.into())
         }
         AuditCommand::Prove {
             dir,
             object_id,
             out,
             key,
-        } => {
-            let key = load_key(&key)?;
-            let proof = prove::prove(&dir, &object_id, key.as_ref())?;
-            let text = serde_json::to_string_pretty(&proof)? + "\n";
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!(
-                        "proof of {} record(s) written to {}",
-                        proof.entries.len(),
-                        path.display()
-                    );
-                }
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        AuditCommand::VerifyProof { proof, key } => {
-            let key = isogate::keys::VerifyKey::load(&key)?;
-            let text = std::fs::read_to_string(&proof)
-                .with_context(|| format!("reading {}", proof.display()))?;
-            let doc: prove::Proof = serde_json::from_str(&text).context("not a proof document")?;
-            let proven =
-                prove::verify_proof(&doc, &key).map_err(|e| anyhow::anyhow!("INVALID: {e}"))?;
-            println!(
-                "ok: {} record(s) of object {} are in the log of {} (checkpoint of {} records)",
-                proven.records.len(),
-                doc.object_id,
-                proven.checkpoint.origin,
-                proven.checkpoint.size
-            );
-            for r in &proven.records {
-                println!(
-                    "  seq {} {} {} {}",
-                    r.seq,
-                    r.event.as_str(),
-                    r.name.as_deref().unwrap_or(""),
-                    r.sha256.as_deref().unwrap_or("")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => audit::prove(&dir, &object_id, out.as_deref(), key.as_deref()),
+        AuditCommand::VerifyProof { proof, key } => audit::verify_proof(&proof, &key),
         AuditCommand::Reconcile {
             sender,
             receiver,
             key,
-        } => {
-            let key = load_key(&key)?;
-            let r = reconcile::reconcile(&sender, &receiver, key.as_ref())?;
-            println!("matched: {}", r.matched);
-            println!(
-                "sent but never landed or quarantined: {}",
-                r.sent_not_landed.len()
-            );
-            for i in &r.sent_not_landed {
-                println!("  {} {} {}", i.object_id, i.channel, i.name);
-            }
-            println!("landed but never sent: {}", r.landed_not_sent.len());
-            for i in &r.landed_not_sent {
-                println!("  {} {} {}", i.object_id, i.channel, i.name);
-            }
-            println!(
-                "witnessed checkpoints matching the sender's log: {}",
-                r.witness_ok
-            );
-            if !r.witness_mismatch.is_empty() {
-                println!(
-                    "witnessed checkpoints the sender's log no longer matches (sizes): {:?}",
-                    r.witness_mismatch
-                );
-            }
-            if r.is_clean() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                bail!("the two logs do not reconcile")
-            }
-        }
-        AuditCommand::Export { dir, format } => {
-            let ExportFormat::Jsonl = format;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            read::for_each_line(&dir, |_, _, line| {
-                use std::io::Write;
-                out.write_all(line)?;
-                out.write_all(b"\n")
-            })
-            .with_context(|| format!("reading {}", dir.display()))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => audit::reconcile(&sender, &receiver, key.as_deref()),
+        AuditCommand::Export { dir, format } => audit::export(&dir, format.into()),
     }
+}
+
+/// The completion script of `shell`, as `isogate completions` prints it and the Debian
+/// package ships it.
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "isogate", &mut script);
+    script
 }
 
 #[cfg(test)]

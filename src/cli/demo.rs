@@ -4,11 +4,13 @@
 
 use crate::audit::{Event, Record};
 use crate::cli::init::{self, InitError, LabLink};
+use crate::cli::process;
 use crate::node::config::Config;
 use crate::node::{Node, NodeError};
 use crate::problem::Problems;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -111,6 +113,15 @@ fn describe(r: &Record) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// `isogate demo`: runs the demo (see [`run`]) on a new runtime until SIGTERM or SIGINT.
+///
+/// # Errors
+/// The runtime cannot start, or as [`run`].
+pub fn command(dir: Option<PathBuf>, port_base: u16) -> anyhow::Result<ExitCode> {
+    process::runtime()?.block_on(run(dir, port_base, process::shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the demo until `shutdown` resolves.

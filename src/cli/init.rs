@@ -5,6 +5,7 @@ use crate::keys::{self, KeyError};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use thiserror::Error;
 
 /// The default port base: links on N and N+1.
@@ -221,6 +222,30 @@ pub fn init(
         }
     }
     Ok(())
+}
+
+/// `isogate init`: writes the lab into `dir` (see [`init`]) and prints how to start it.
+///
+/// # Errors
+/// As [`init`].
+pub fn command(
+    dir: &Path,
+    link: LabLink,
+    port_base: u16,
+    clamd: Option<&crate::policy::antivirus::ClamdAddr>,
+) -> Result<ExitCode, InitError> {
+    init(dir, link, port_base, clamd)?;
+    println!("lab written to {}", dir.display());
+    println!(
+        "  start:  isogate run --config {}/court.toml",
+        dir.display()
+    );
+    println!(
+        "          isogate run --config {}/internet.toml",
+        dir.display()
+    );
+    println!("  drop:   {}/court/outbox/to-internet/", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

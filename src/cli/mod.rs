@@ -1,14 +1,24 @@
 //! The command line: one module per command. Each parses nothing (clap does, in
-//! `main.rs`) and renders its own output.
+//! `main.rs`): `main.rs` hands it plain arguments, and it does the command's work and
+//! renders its own output. `anyhow` stops here, at the binary's edge.
 //!
 //! ```text
-//!  isogate init | run | demo | check | keygen | audit … | bench
-//!            │     │
-//!            │     └─► run: opens the node and starts its pipeline (sender, receiver, links)
-//!            └─► init: writes a two-node lab
+//!  main.rs: parse ─► dispatch ─┬─► init::command     writes a two-node lab
+//!                              ├─► run::command      opens the node, starts its pipeline
+//!                              ├─► demo::command     a lab, both nodes, sample files
+//!                              ├─► bench::run        the machine's limits and the figures
+//!                              ├─► check::command    the compliance review
+//!                              ├─► audit::{verify, query, prove, verify_proof,
+//!                              │          reconcile, export}
+//!                              └─► keygen::command   a node's key files
+//!  process: logging, the async runtime, the shutdown signal
 //! ```
 
+pub mod audit;
 pub mod bench;
+pub mod check;
 pub mod demo;
 pub mod init;
+pub mod keygen;
+pub mod process;
 pub mod run;

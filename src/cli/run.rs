@@ -1,6 +1,7 @@
-//! `isogate run`: a node's lifecycle. Opens nothing itself: it takes an opened [`Node`],
-//! builds its sender and receiver, starts the links its channels use, and runs until the
-//! shutdown future resolves; then it stops in order, with a last audit checkpoint.
+//! `isogate run`: a node's lifecycle. [`command`] loads the configuration and opens the
+//! node; [`run`] opens nothing itself: it takes an opened [`Node`], builds its sender and
+//! receiver, starts the links its channels use, and runs until the shutdown future
+//! resolves; then it stops in order, with a last audit checkpoint.
 //!
 //! ```text
 //!  Node ─► Receiver::open ─► recover deliveries ─► quic::recv::serve | diode::recv::start
@@ -10,8 +11,10 @@
 //! ```
 
 use crate::audit::{Entry, Event};
+use crate::cli::process;
 use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
+use crate::node::config::Config;
 use crate::node::{Node, NodeError};
 use crate::ops::status::{self, Probe};
 use crate::ops::systemd;
@@ -19,6 +22,8 @@ use crate::receiver::Receiver;
 use crate::sender::pipeline::Sender;
 use crate::sender::route::{self, Links};
 use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -58,6 +63,19 @@ impl Probe for NodeProbe {
         }
         self.node.metrics.encode()
     }
+}
+
+/// `isogate run`: loads and reviews the configuration `config`, opens the node and runs it
+/// (see [`run`]) on a new runtime until SIGTERM or SIGINT.
+///
+/// # Errors
+/// The configuration has a problem (all of them, one per line), the node cannot be opened,
+/// the runtime cannot start, or as [`run`].
+pub fn command(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let node = Arc::new(Node::open(cfg)?);
+    process::runtime()?.block_on(run(node, process::shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a node until `shutdown` resolves.

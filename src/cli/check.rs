@@ -1,0 +1,185 @@
+//! `isogate check`: loads a configuration and the policies it names, and prints the
+//! compliance review — every problem with its file, line and key, or each channel's
+//! effective rules — as a readable report or one JSON document.
+
+use crate::node::config::{Config, Role};
+use crate::policy::{PiiAction, Policy};
+use crate::problem::Problem;
+use anyhow::{Result, bail};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A readable report: the problems on standard error, or the rules on standard output.
+    Text,
+    /// One JSON document on standard output.
+    Json,
+}
+
+/// Checks the configuration `config` and prints the report in `format`.
+///
+/// # Errors
+/// The configuration has a problem (the error counts them; the report lists them), or the
+/// JSON document cannot be written.
+pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
+    let loaded = Config::load(config);
+    match format {
+        Format::Json => {
+            let doc = match &loaded {
+                Ok(cfg) => serde_json::json!({
+                    "ok": true,
+                    "config": config.display().to_string(),
+                    "node": cfg.node.name,
+                    "zone": cfg.node.zone,
+                    "peer": cfg.peer.name,
+                    "channels": cfg.channels.iter().map(|c| serde_json::json!({
+                        "name": c.name,
+                        "from": c.from,
+                        "to": c.to,
+                        "outbound": c.outbound,
+                        "role": if c.role == Role::Send { "send" } else { "receive" },
+                        "policy": c.policy_file.display().to_string(),
+                        "rules": c.policy.report(),
+                    })).collect::<Vec<_>>(),
+                    "problems": [],
+                    "warnings": cfg.warnings.iter().map(problem_json).collect::<Vec<_>>(),
+                }),
+                Err(p) => serde_json::json!({
+                    "ok": false,
+                    "config": config.display().to_string(),
+                    "problems": p.0.iter().map(problem_json).collect::<Vec<_>>(),
+                }),
+            };
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Text => match &loaded {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok — node {} (zone {}), peer {} at {}",
+                    config.display(),
+                    cfg.node.name,
+                    cfg.node.zone,
+                    cfg.peer.name,
+                    cfg.peer.address
+                );
+                for c in &cfg.channels {
+                    println!(
+                        "  channel {}: {} -> {} ({}), this node {}s",
+                        c.name,
+                        c.from,
+                        c.to,
+                        if c.outbound { "outbound" } else { "inbound" },
+                        if c.role == Role::Send {
+                            "send"
+                        } else {
+                            "receive"
+                        },
+                    );
+                    print_rules(&c.policy_file, &c.policy);
+                }
+                for w in &cfg.warnings {
+                    println!("warning: {w}");
+                }
+            }
+            Err(p) => {
+                for x in &p.0 {
+                    eprintln!("{x}");
+                }
+            }
+        },
+    }
+    match loaded {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
+    }
+}
+
+/// One problem as a JSON object.
+fn problem_json(x: &Problem) -> serde_json::Value {
+    serde_json::json!({
+        "file": x.file.display().to_string(),
+        "line": x.line,
+        "key": x.key,
+        "message": x.message,
+    })
+}
+
+/// The effective rules of one channel, for the compliance report.
+fn print_rules(file: &Path, p: &Policy) {
+    let or_none = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    println!(
+        "    policy        {} (version {})",
+        file.display(),
+        p.version
+    );
+    println!(
+        "    names         at most {} bytes; extensions {}",
+        p.max_name_len,
+        p.extensions.join(", ")
+    );
+    println!("    size          {}..={} bytes", p.min_bytes, p.max_bytes);
+    println!(
+        "    types         {}; executables allowed by name: {}",
+        p.allow.join(", "),
+        or_none(&p.executable_names)
+    );
+    match &p.archives {
+        Some(a) => println!(
+            "    archives      depth {}, {} entries, {} bytes expanded, ratio {}",
+            a.max_depth, a.max_entries, a.max_expanded_bytes, a.max_ratio
+        ),
+        None => println!("    archives      none allowed"),
+    }
+    println!(
+        "    text rules    {} keyword(s), {} pattern(s)",
+        p.keywords.len(),
+        p.patterns.len()
+    );
+    println!(
+        "    pdf           active content {}",
+        if p.pdf_refuse_active {
+            "refused"
+        } else {
+            "allowed"
+        }
+    );
+    match &p.markings {
+        Some(allow) => println!(
+            "    markings      refused; exempt phrases: {}",
+            or_none(allow)
+        ),
+        None => println!("    markings      not checked"),
+    }
+    match &p.personal_data {
+        Some(pd) => println!(
+            "    personal data {} ({})",
+            match pd.action {
+                PiiAction::Refuse => "refused",
+                PiiAction::Mask => "masked in text, CSV, JSON and XML; refused elsewhere",
+            },
+            pd.kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!("    personal data not checked"),
+    }
+    match &p.antivirus {
+        Some(a) => println!(
+            "    antivirus     clamd {} (timeout {} ms, quarantine after {} s waiting)",
+            a.clamd,
+            a.timeout_ms,
+            a.max_wait_ms / 1000
+        ),
+        None => println!("    antivirus     none"),
+    }
+}

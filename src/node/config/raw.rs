@@ -1,0 +1,243 @@
+//! The configuration file as written: one `Raw*` struct per TOML table, parsed with
+//! `deny_unknown_fields` (a misspelt key is a problem, not a silent default) and with the
+//! defaults of every optional key. Values that [`super::validate`] checks keep their span
+//! (`Spanned`), so that a problem names the line.
+
+use super::DEFAULT_MIN_FREE;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// A string with its place in the file.
+pub(super) type S = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) node: RawNode,
+    pub(super) peer: RawPeer,
+    #[serde(default)]
+    pub(super) zones: Option<BTreeMap<String, Spanned<i64>>>,
+    #[serde(default, rename = "channel")]
+    pub(super) channels: Vec<RawChannel>,
+    #[serde(default)]
+    pub(super) intake: RawIntake,
+    #[serde(default)]
+    pub(super) link: RawLink,
+    #[serde(default)]
+    pub(super) audit: RawAudit,
+    #[serde(default)]
+    pub(super) metrics: RawMetrics,
+    #[serde(default)]
+    pub(super) disk: RawDisk,
+    pub(super) diode: Option<RawDiode>,
+}
+
+/// `[diode]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiode {
+    pub(super) key: S,
+    pub(super) listen: Option<S>,
+    pub(super) peer: Option<S>,
+    #[serde(default = "default_mtu")]
+    pub(super) mtu: u32,
+    #[serde(default = "default_rate")]
+    pub(super) rate_mbit: u64,
+    #[serde(default = "default_repair")]
+    pub(super) repair_ratio: f64,
+    #[serde(default = "default_copies")]
+    pub(super) copies: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+fn default_rate() -> u64 {
+    4000
+}
+
+fn default_repair() -> f64 {
+    0.1
+}
+
+fn default_copies() -> u32 {
+    2
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<Spanned<String>>,
+}
+
+/// `[disk]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDisk {
+    pub(super) min_free_bytes: u64,
+}
+
+impl Default for RawDisk {
+    fn default() -> Self {
+        RawDisk {
+            min_free_bytes: DEFAULT_MIN_FREE,
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAudit {
+    pub(super) checkpoint_records: u64,
+    pub(super) checkpoint_ms: u64,
+    pub(super) segment_records: u64,
+    pub(super) syslog: Option<S>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            checkpoint_records: 10_000,
+            checkpoint_ms: 1000,
+            segment_records: crate::audit::SEGMENT_RECORDS,
+            syslog: None,
+        }
+    }
+}
+
+/// `[node]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    pub(super) name: S,
+    pub(super) zone: S,
+    pub(super) listen: S,
+    pub(super) state_dir: S,
+    pub(super) exchange_dir: S,
+    pub(super) audit_dir: S,
+    pub(super) signing_key: S,
+    pub(super) tls_cert: S,
+    pub(super) tls_key: S,
+    pub(super) next_signing_key: Option<S>,
+    pub(super) next_tls_cert: Option<S>,
+    pub(super) next_tls_key: Option<S>,
+}
+
+/// `[peer]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeer {
+    pub(super) name: S,
+    pub(super) zone: S,
+    pub(super) address: S,
+    pub(super) tls_cert: S,
+    pub(super) signing_public_key: S,
+    pub(super) next_tls_cert: Option<S>,
+    pub(super) next_signing_public_key: Option<S>,
+}
+
+/// One `[[channel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    pub(super) name: S,
+    pub(super) kind: S,
+    pub(super) from: S,
+    pub(super) to: S,
+    pub(super) link: S,
+    pub(super) policy: S,
+}
+
+/// `[intake]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawIntake {
+    pub(super) settle_ms: u64,
+    pub(super) idle_ms: u64,
+    pub(super) rescan_ms: u64,
+}
+
+impl Default for RawIntake {
+    fn default() -> Self {
+        RawIntake {
+            settle_ms: 250,
+            idle_ms: 5000,
+            rescan_ms: 2000,
+        }
+    }
+}
+
+/// `[link]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLink {
+    pub(super) max_in_flight: usize,
+}
+
+impl Default for RawLink {
+    fn default() -> Self {
+        RawLink { max_in_flight: 32 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[node]
+name = "court"
+zone = "court"
+listen = "127.0.0.1:7400"
+state_dir = "state"
+exchange_dir = "x"
+audit_dir = "audit"
+signing_key = "k"
+tls_cert = "c"
+tls_key = "t"
+
+[peer]
+name = "internet"
+zone = "internet"
+address = "127.0.0.1:7401"
+tls_cert = "pc"
+signing_public_key = "pk"
+"#;
+
+    #[test]
+    fn optional_tables_take_their_defaults() {
+        let raw: RawConfig = toml::from_str(MINIMAL).unwrap();
+        assert!(raw.channels.is_empty() && raw.zones.is_none() && raw.diode.is_none());
+        assert_eq!(
+            (
+                raw.intake.settle_ms,
+                raw.intake.idle_ms,
+                raw.intake.rescan_ms
+            ),
+            (250, 5000, 2000)
+        );
+        assert_eq!(raw.link.max_in_flight, 32);
+        assert_eq!(raw.disk.min_free_bytes, DEFAULT_MIN_FREE);
+        assert_eq!(raw.audit.checkpoint_records, 10_000);
+        assert_eq!(raw.audit.checkpoint_ms, 1000);
+        assert!(raw.metrics.listen.is_none());
+        let with_diode = format!("{MINIMAL}\n[diode]\nkey = \"d\"\n");
+        let d = toml::from_str::<RawConfig>(&with_diode)
+            .unwrap()
+            .diode
+            .unwrap();
+        assert_eq!((d.mtu, d.rate_mbit, d.copies), (1500, 4000, 2));
+        assert_eq!(d.repair_ratio, 0.1);
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused() {
+        let text = format!("{MINIMAL}\n[intake]\nsettle = 10\n");
+        assert!(toml::from_str::<RawConfig>(&text).is_err());
+    }
+}

@@ -1,0 +1,538 @@
+//! Raw to typed: checks a parsed [`RawConfig`] and builds the [`Config`] it describes,
+//! reporting every problem into the file's [`Source`] (file, line and key) rather than
+//! stopping at the first. The zones and names, the node and its peer with their key files,
+//! the channels with their policies and the compliance review, then the `[link]`,
+//! `[audit]`, `[diode]` and `[metrics]` sections, in that order.
+
+use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
+use super::{
+    AuditConfig, Channel, Config, DEFAULT_ZONES, DiodeConfig, DiskConfig, IntakeConfig, LinkConfig,
+    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, Role, compliance,
+};
+use crate::core::wire::LinkKind;
+use crate::policy::Policy;
+use crate::problem::{Problem, Problems, Source, relative_to};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Validates `raw`, parsed from `src`, into a [`Config`]; `file` is the configuration file,
+/// absolute, that relative paths in it are resolved against. The problems are left in
+/// `src.problems` (those of the policy files and of the compliance review after the
+/// configuration's own); the returned value is meaningful only when there are none.
+pub(super) fn config(src: &mut Source, file: &Path, raw: &RawConfig) -> Config {
+    let zones = zones(raw);
+    let (node, peer) = node_and_peer(src, file, raw, &zones);
+    let (channels, mut extra, warnings) = channels(src, file, &raw.channels, &node, &peer, &zones);
+    if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
+        src.report(None, "link.max_in_flight", "must be between 1 and 1024");
+    }
+    if raw.audit.checkpoint_records == 0
+        || raw.audit.checkpoint_ms == 0
+        || raw.audit.segment_records == 0
+    {
+        src.report(
+            None,
+            "audit",
+            "checkpoint_records, checkpoint_ms and segment_records must be greater than 0",
+        );
+    }
+    let syslog = raw.audit.syslog.as_ref().and_then(|s| {
+        let t = crate::audit::syslog::Target::parse(s.get_ref());
+        if t.is_none() {
+            src.report(
+                Some(s.span()),
+                "audit.syslog",
+                format!("{:?}: use udp:HOST:PORT or tcp:HOST:PORT", s.get_ref()),
+            );
+        }
+        t
+    });
+    let diode = diode(src, file, raw.diode.as_ref(), &channels, &node, &peer);
+    let metrics_listen = raw.metrics.listen.as_ref().and_then(|l| {
+        let a = l.get_ref().parse::<SocketAddr>();
+        if a.is_err() {
+            src.report(
+                Some(l.span()),
+                "metrics.listen",
+                format!("{:?}: use HOST:PORT, e.g. 127.0.0.1:7402", l.get_ref()),
+            );
+        }
+        a.ok()
+    });
+    let cfg = Config {
+        diode,
+        metrics: MetricsConfig {
+            listen: metrics_listen,
+        },
+        disk: DiskConfig {
+            min_free_bytes: raw.disk.min_free_bytes,
+        },
+        file: file.to_path_buf(),
+        node,
+        peer,
+        zones,
+        channels,
+        intake: IntakeConfig {
+            settle_ms: raw.intake.settle_ms,
+            idle_ms: raw.intake.idle_ms.max(raw.intake.settle_ms),
+            rescan_ms: raw.intake.rescan_ms.max(100),
+        },
+        link: LinkConfig {
+            max_in_flight: raw.link.max_in_flight,
+        },
+        warnings,
+        audit: AuditConfig {
+            checkpoints: crate::audit::CheckpointPolicy {
+                records: raw.audit.checkpoint_records.max(1),
+                interval_ms: raw.audit.checkpoint_ms.max(1),
+                segment_records: raw.audit.segment_records.max(1),
+            },
+            syslog,
+        },
+    };
+    src.problems.append(&mut extra);
+    cfg
+}
+
+/// A path in the file, resolved against the configuration file's directory.
+fn path(file: &Path, s: &S) -> PathBuf {
+    relative_to(file, s.get_ref())
+}
+
+/// The zone levels: `[zones]`, or [`DEFAULT_ZONES`].
+fn zones(raw: &RawConfig) -> BTreeMap<String, i64> {
+    match &raw.zones {
+        Some(z) => z.iter().map(|(k, v)| (k.clone(), *v.get_ref())).collect(),
+        None => DEFAULT_ZONES
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+    }
+}
+
+/// The level of the zone `s` (at `key`); reports an unknown zone.
+fn zone_of(src: &mut Source, zones: &BTreeMap<String, i64>, s: &S, key: &str) -> Option<i64> {
+    let z = zones.get(s.get_ref()).copied();
+    if z.is_none() {
+        src.report(
+            Some(s.span()),
+            key,
+            format!(
+                "unknown zone {:?}; zones: {}",
+                s.get_ref(),
+                zones.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    z
+}
+
+/// The socket address `s` (at `key`); reports one that does not parse (and stands in
+/// `0.0.0.0:0` for it).
+fn address(src: &mut Source, s: &S, key: &str) -> SocketAddr {
+    s.get_ref().parse().unwrap_or_else(|e| {
+        src.report(
+            Some(s.span()),
+            key,
+            format!(
+                "{:?} is not an address like 127.0.0.1:7400 ({e})",
+                s.get_ref()
+            ),
+        );
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    })
+}
+
+/// A node or channel name: 1-63 lower-case letters, digits, `-` or `_`, not starting
+/// with `-`.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && !s.starts_with('-')
+}
+
+/// `[node]` and `[peer]`: zones, names, addresses and key files.
+fn node_and_peer(
+    src: &mut Source,
+    file: &Path,
+    raw: &RawConfig,
+    zones: &BTreeMap<String, i64>,
+) -> (NodeConfig, PeerConfig) {
+    zone_of(src, zones, &raw.node.zone, "node.zone");
+    zone_of(src, zones, &raw.peer.zone, "peer.zone");
+    if raw.node.zone.get_ref() == raw.peer.zone.get_ref() {
+        src.report(
+            Some(raw.peer.zone.span()),
+            "peer.zone",
+            "the peer must be in another zone than this node",
+        );
+    }
+    for (s, key) in [(&raw.node.name, "node.name"), (&raw.peer.name, "peer.name")] {
+        if !valid_name(s.get_ref()) {
+            src.report(
+                Some(s.span()),
+                key,
+                "use 1-63 lower-case letters, digits, '-' or '_'",
+            );
+        }
+    }
+    let listen = address(src, &raw.node.listen, "node.listen");
+    let peer_addr = address(src, &raw.peer.address, "peer.address");
+    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer);
+    let node = NodeConfig {
+        name: raw.node.name.get_ref().clone(),
+        zone: raw.node.zone.get_ref().clone(),
+        listen,
+        state_dir: path(file, &raw.node.state_dir),
+        exchange_dir: path(file, &raw.node.exchange_dir),
+        audit_dir: path(file, &raw.node.audit_dir),
+        signing_key: path(file, &raw.node.signing_key),
+        tls_cert: path(file, &raw.node.tls_cert),
+        tls_key: path(file, &raw.node.tls_key),
+        next: node_next,
+    };
+    let peer = PeerConfig {
+        name: raw.peer.name.get_ref().clone(),
+        zone: raw.peer.zone.get_ref().clone(),
+        address: peer_addr,
+        tls_cert: path(file, &raw.peer.tls_cert),
+        signing_public_key: path(file, &raw.peer.signing_public_key),
+        next: peer_next,
+    };
+    (node, peer)
+}
+
+/// What a key file named in the configuration must hold.
+#[derive(Debug, Clone, Copy)]
+enum KeyFile {
+    /// An Ed25519 signing key (PKCS#8 PEM).
+    Signing,
+    /// An Ed25519 public key (64 hex digits).
+    Public,
+    /// A TLS certificate (PEM).
+    Cert,
+    /// A TLS private key (PEM).
+    TlsKey,
+}
+
+/// Checks that a key file exists and holds what it should; the message names the problem.
+fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
+    if !file.is_file() {
+        return Err(format!(
+            "{} does not exist or is not a file (make keys with `isogate keygen`)",
+            file.display()
+        ));
+    }
+    let loaded = match kind {
+        KeyFile::Signing => crate::keys::SigningKey::load(file).map(drop),
+        KeyFile::Public => crate::keys::VerifyKey::load(file).map(drop),
+        KeyFile::Cert => crate::keys::load_cert(file).map(drop),
+        KeyFile::TlsKey => crate::keys::load_tls_key(file).map(drop),
+    };
+    loaded.map_err(|e| e.to_string())
+}
+
+/// The key files of `[node]` and `[peer]`, current and next: each must hold what it
+/// should, each certificate must go with its key, and the next ones come as a full set or
+/// not at all. Returns the next keys of the node and of the peer, when set.
+fn key_files(
+    src: &mut Source,
+    file: &Path,
+    n: &RawNode,
+    p: &RawPeer,
+) -> (Option<NextNodeKeys>, Option<NextPeerKeys>) {
+    use KeyFile::*;
+    let files = [
+        (Some(&n.signing_key), "node.signing_key", Signing),
+        (Some(&n.tls_cert), "node.tls_cert", Cert),
+        (Some(&n.tls_key), "node.tls_key", TlsKey),
+        (Some(&p.tls_cert), "peer.tls_cert", Cert),
+        (
+            Some(&p.signing_public_key),
+            "peer.signing_public_key",
+            Public,
+        ),
+        (
+            n.next_signing_key.as_ref(),
+            "node.next_signing_key",
+            Signing,
+        ),
+        (n.next_tls_cert.as_ref(), "node.next_tls_cert", Cert),
+        (n.next_tls_key.as_ref(), "node.next_tls_key", TlsKey),
+        (p.next_tls_cert.as_ref(), "peer.next_tls_cert", Cert),
+        (
+            p.next_signing_public_key.as_ref(),
+            "peer.next_signing_public_key",
+            Public,
+        ),
+    ];
+    let mut sound = true;
+    for (s, key, kind) in files.into_iter().filter_map(|(s, k, t)| Some((s?, k, t))) {
+        if let Err(message) = check_key_file(&path(file, s), kind) {
+            sound = false;
+            src.report(Some(s.span()), key, message);
+        }
+    }
+    // A certificate must go with its key: a mismatch would only show at the switch.
+    let pairs = [
+        (Some(&n.tls_cert), Some(&n.tls_key), "node.tls_key"),
+        (
+            n.next_tls_cert.as_ref(),
+            n.next_tls_key.as_ref(),
+            "node.next_tls_key",
+        ),
+    ];
+    for (cert, key, name) in pairs {
+        if let (true, Some(cert), Some(key)) = (sound, cert, key)
+            && let Err(e) = crate::keys::load_tls_pair(&path(file, cert), &path(file, key))
+        {
+            src.report(Some(key.span()), name, e.to_string());
+        }
+    }
+    let node_next = match (&n.next_signing_key, &n.next_tls_cert, &n.next_tls_key) {
+        (Some(k), Some(c), Some(t)) => Some(NextNodeKeys {
+            signing_key: path(file, k),
+            tls_cert: path(file, c),
+            tls_key: path(file, t),
+        }),
+        (None, None, None) => None,
+        (k, c, t) => {
+            let span = [k, c, t].into_iter().flatten().next().map(|s| s.span());
+            src.report(
+                span,
+                "node.next_signing_key",
+                "set all three of next_signing_key, next_tls_cert and next_tls_key, or none",
+            );
+            None
+        }
+    };
+    let peer_next = match (&p.next_signing_public_key, &p.next_tls_cert) {
+        (Some(k), Some(c)) => Some(NextPeerKeys {
+            tls_cert: path(file, c),
+            signing_public_key: path(file, k),
+        }),
+        (None, None) => None,
+        (k, c) => {
+            let span = [k, c].into_iter().flatten().next().map(|s| s.span());
+            src.report(
+                span,
+                "peer.next_signing_public_key",
+                "set both next_signing_public_key and next_tls_cert, or neither",
+            );
+            None
+        }
+    };
+    (node_next, peer_next)
+}
+
+/// The `[[channel]]`s, each with this node's role in it and its policy loaded and
+/// reviewed. Returns them with the problems of the policy files and of the review, and the
+/// review's warnings.
+fn channels(
+    src: &mut Source,
+    file: &Path,
+    raw: &[RawChannel],
+    node: &NodeConfig,
+    peer: &PeerConfig,
+    zones: &BTreeMap<String, i64>,
+) -> (Vec<Channel>, Vec<Problem>, Vec<Problem>) {
+    let mut channels = Vec::new();
+    let mut extra = Vec::new();
+    let mut warnings = Vec::new();
+    let mut names = HashSet::new();
+    for (i, c) in raw.iter().enumerate() {
+        let key = |k: &str| format!("channel[{i}].{k}");
+        let name = c.name.get_ref();
+        if !valid_name(name) {
+            src.report(
+                Some(c.name.span()),
+                &key("name"),
+                "use 1-63 lower-case letters, digits, '-' or '_'",
+            );
+        }
+        if !names.insert(name.clone()) {
+            src.report(
+                Some(c.name.span()),
+                &key("name"),
+                format!("channel {name:?} is defined twice"),
+            );
+        }
+        if c.kind.get_ref() != "files" {
+            src.report(
+                Some(c.kind.span()),
+                &key("kind"),
+                format!("unsupported kind {:?}; supported: files", c.kind.get_ref()),
+            );
+        }
+        let link = match c.link.get_ref().as_str() {
+            "quic" => LinkKind::Quic,
+            "diode" => LinkKind::Diode,
+            other => {
+                src.report(
+                    Some(c.link.span()),
+                    &key("link"),
+                    format!("unsupported link {other:?}; supported: quic, diode"),
+                );
+                LinkKind::Quic
+            }
+        };
+        let from_level = zone_of(src, zones, &c.from, &key("from"));
+        let to_level = zone_of(src, zones, &c.to, &key("to"));
+        if c.from.get_ref() == "classified" {
+            src.report(
+                Some(c.from.span()),
+                &key("from"),
+                "nothing may ever flow out of the classified zone",
+            );
+        }
+        let (from, to) = (c.from.get_ref().clone(), c.to.get_ref().clone());
+        let role = if from == node.zone && to == peer.zone {
+            Role::Send
+        } else if to == node.zone && from == peer.zone {
+            Role::Receive
+        } else {
+            src.report(
+                Some(c.from.span()),
+                &key("from"),
+                format!(
+                    "channel {from} → {to} does not join this node ({}) and its peer ({})",
+                    node.zone, peer.zone
+                ),
+            );
+            Role::Receive
+        };
+        let policy_file = path(file, &c.policy);
+        let outbound = matches!((from_level, to_level), (Some(f), Some(t)) if t < f);
+        let policy = match Policy::load(&policy_file) {
+            Ok(p) => {
+                let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
+                extra.append(&mut errors);
+                warnings.append(&mut warned);
+                p
+            }
+            Err(Problems(mut ps)) => {
+                extra.append(&mut ps);
+                Policy::deny_all()
+            }
+        };
+        let x = &node.exchange_dir;
+        channels.push(Channel {
+            name: name.clone(),
+            outbound,
+            from,
+            to,
+            link,
+            policy_file,
+            policy,
+            role,
+            outbox: x.join("outbox").join(name),
+            inbox: x.join("inbox").join(name),
+            quarantine: x.join("quarantine").join(name),
+        });
+    }
+    if raw.is_empty() {
+        src.report(
+            None,
+            "channel",
+            "no channel is defined: nothing would cross",
+        );
+    }
+    (channels, extra, warnings)
+}
+
+/// Checks the `[diode]` section against the channels that use the diode link.
+fn diode(
+    src: &mut Source,
+    file: &Path,
+    raw: Option<&RawDiode>,
+    channels: &[Channel],
+    node: &NodeConfig,
+    peer: &PeerConfig,
+) -> Option<DiodeConfig> {
+    let uses = channels.iter().any(|c| c.link == LinkKind::Diode);
+    let quic = channels.iter().any(|c| c.link == LinkKind::Quic);
+    let Some(raw) = raw else {
+        if uses {
+            src.report(
+                None,
+                "diode",
+                "a channel uses link = \"diode\" but there is no [diode] section (key = \"certs/diode.key\")",
+            );
+        }
+        return None;
+    };
+    let addr = |src: &mut Source, v: &Option<S>, key: &str, default: SocketAddr| match v {
+        None => Some(default),
+        Some(s) => match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                src.report(
+                    Some(s.span()),
+                    key,
+                    format!("{:?}: use HOST:PORT", s.get_ref()),
+                );
+                None
+            }
+        },
+    };
+    let listen = addr(src, &raw.listen, "diode.listen", node.listen)?;
+    let peer_addr = addr(src, &raw.peer, "diode.peer", peer.address)?;
+    if quic && listen == node.listen {
+        src.report(
+            raw.listen.as_ref().map(|s| s.span()),
+            "diode.listen",
+            "this node also has QUIC channels on node.listen: give the diode its own address",
+        );
+    }
+    if crate::core::diode::symbol_size_for_mtu(raw.mtu as usize).is_none() || raw.mtu > 65_535 {
+        src.report(
+            None,
+            "diode.mtu",
+            format!(
+                "{} is not a usable MTU (576 to 65535; 1500 or 9000)",
+                raw.mtu
+            ),
+        );
+    }
+    if raw.rate_mbit == 0 {
+        src.report(None, "diode.rate_mbit", "must be greater than 0");
+    }
+    if !(0.0..=2.0).contains(&raw.repair_ratio) {
+        src.report(None, "diode.repair_ratio", "must be between 0 and 2");
+    }
+    if raw.copies == 0 || raw.copies > 16 {
+        src.report(None, "diode.copies", "must be between 1 and 16");
+    }
+    let key_file = path(file, &raw.key);
+    if let Err(e) = crate::keys::diode::load(&key_file) {
+        src.report(Some(raw.key.span()), "diode.key", e.to_string());
+    }
+    Some(DiodeConfig {
+        key_file,
+        listen,
+        peer: peer_addr,
+        mtu: raw.mtu as usize,
+        rate_bytes_per_s: raw.rate_mbit.saturating_mul(1_000_000 / 8),
+        repair_ratio: raw.repair_ratio,
+        copies: raw.copies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_lower_case_words() {
+        for ok in ["court", "to-internet", "a_1", "x"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        let long = "a".repeat(64);
+        for bad in ["", "Court", "-x", "a b", "é", long.as_str()] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}
