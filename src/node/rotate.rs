@@ -28,9 +28,6 @@ use thiserror::Error;
 /// Why a key reload was refused (the keys in force stay).
 #[derive(Debug, Error)]
 pub enum RotateError {
-    /// The configuration file does not validate.
-    #[error("{0}")]
-    Config(String),
     /// A key or certificate could not be loaded.
     #[error(transparent)]
     Key(#[from] KeyError),

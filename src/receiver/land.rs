@@ -72,7 +72,7 @@ impl Lander {
     }
 
     /// Creates (or truncates) the part file for an object.
-    pub fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
+    pub(super) fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
         let dir = inbox.join(STAGING);
         fs::create_dir_all(&dir)?;
         let path = Self::part_path(inbox, id);
@@ -85,7 +85,7 @@ impl Lander {
     }
 
     /// Records the outcome of an object durably.
-    pub fn record(
+    pub(super) fn record(
         &self,
         channel: &str,
         id: ObjectId,
@@ -105,8 +105,9 @@ impl Lander {
     }
 
     /// Commits a complete, fsynced part file and delivers it under `name` (already checked
-    /// as a plain base name). Returns the delivered path.
-    pub fn land(
+    /// as a plain base name). Returns the delivered path. Only the receiver pipeline calls
+    /// this, with a `Cleared` object (verified and inspected again) in hand.
+    pub(super) fn land(
         &self,
         inbox: &Path,
         channel: &str,
