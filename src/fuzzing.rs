@@ -171,15 +171,15 @@ pub fn diode_datagram(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::manifest::tests::xorshift;
 
-    /// A deterministic pseudo-random generator for the smoke runs.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
+    /// Overwrites up to `most - 1` random bytes of `input`, then cuts it at a random length.
+    fn mutate(input: &mut Vec<u8>, next: &mut impl FnMut() -> u64, most: u64) {
+        for _ in 0..(next() % most) {
+            let pos = (next() as usize) % input.len();
+            input[pos] = next() as u8;
         }
+        input.truncate((next() as usize) % (input.len() + 1));
     }
 
     /// A smoke run over deterministic pseudo-random and mutated inputs; the real fuzzing
@@ -200,11 +200,7 @@ mod tests {
             } else {
                 good.clone()
             };
-            for _ in 0..(next() % 8) {
-                let pos = (next() as usize) % input.len();
-                input[pos] = next() as u8;
-            }
-            input.truncate((next() as usize) % (input.len() + 1));
+            mutate(&mut input, &mut next, 8);
             frame_and_manifest(&input);
         }
         frame_and_manifest(&good);
@@ -230,11 +226,7 @@ mod tests {
             } else {
                 record.clone()
             };
-            for _ in 0..(next() % 4) {
-                let pos = (next() as usize) % input.len();
-                input[pos] = next() as u8;
-            }
-            input.truncate((next() as usize) % (input.len() + 1));
+            mutate(&mut input, &mut next, 4);
             audit_record_and_checkpoint(&input);
         }
     }
@@ -268,11 +260,7 @@ mod tests {
         let mut next = xorshift(0xfeed_beef);
         for i in 0..600 {
             let mut input = seeds[i % seeds.len()].clone();
-            for _ in 0..(next() % 6) {
-                let pos = (next() as usize) % input.len();
-                input[pos] = next() as u8;
-            }
-            input.truncate((next() as usize) % (input.len() + 1));
+            mutate(&mut input, &mut next, 6);
             content(&input);
         }
     }

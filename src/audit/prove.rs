@@ -178,6 +178,24 @@ fn hash32(s: &str) -> Result<Hash, ProofError> {
     Ok(h)
 }
 
+/// Whether `record`, at `index` of the log, is in the tree `cp` commits to, by its audit
+/// `path` (hex hashes); a malformed hash is an error.
+fn included(
+    record: &str,
+    index: u64,
+    path: &[String],
+    cp: &Checkpoint,
+) -> Result<bool, ProofError> {
+    let path = path
+        .iter()
+        .map(|p| hash32(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = merkle::leaf_hash(record.as_bytes());
+    Ok(merkle::verify_inclusion(
+        index, cp.size, &leaf, &path, &cp.root,
+    ))
+}
+
 /// Follows the proof's key switches from `key` (the node's original key, or any later one
 /// the proof names) to the key that signed its checkpoint; returns that key and the size
 /// from which it is in force.
@@ -219,13 +237,7 @@ fn follow_switches(
                 "the endorsing checkpoint is not of the record's size".into(),
             ));
         }
-        let path = step
-            .path
-            .iter()
-            .map(|p| hash32(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let leaf = merkle::leaf_hash(step.record.as_bytes());
-        if !merkle::verify_inclusion(step.index, cp.size, &leaf, &path, &cp.root) {
+        if !included(&step.record, step.index, &step.path, &cp)? {
             return Err(fail(
                 "the record is not included in the endorsing checkpoint".into(),
             ));
@@ -275,13 +287,7 @@ pub fn verify_proof(proof: &Proof, key: &VerifyKey) -> Result<Proven, ProofError
     }
     let mut records = Vec::new();
     for e in &proof.entries {
-        let path = e
-            .path
-            .iter()
-            .map(|p| hash32(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let leaf = merkle::leaf_hash(e.record.as_bytes());
-        if !merkle::verify_inclusion(e.index, cp.size, &leaf, &path, &cp.root) {
+        if !included(&e.record, e.index, &e.path, &cp)? {
             return Err(ProofError::NotIncluded(e.index));
         }
         let rec: Record =

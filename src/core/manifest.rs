@@ -648,7 +648,8 @@ pub(crate) mod tests {
         assert!(s.encode().is_err());
     }
 
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    /// A deterministic pseudo-random generator for the smoke runs (here and in `fuzzing`).
+    pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
         move || {
             state ^= state << 13;
             state ^= state >> 7;

@@ -115,26 +115,40 @@ fn exact<const N: usize>(bytes: &[u8]) -> Result<&[u8; N], WireError> {
     })
 }
 
+/// `N` bytes that open with `magic`, this version and `code` (the frame kind, the receipt
+/// status); the caller writes the rest from byte 6.
+fn opening<const N: usize>(magic: [u8; 4], code: u8) -> [u8; N] {
+    let mut out = [0u8; N];
+    out[..4].copy_from_slice(&magic);
+    out[4] = VERSION;
+    out[5] = code;
+    out
+}
+
+/// Exactly `N` bytes that open with `magic` and this version; the caller reads the code
+/// (byte 5) and the rest.
+fn opened<const N: usize>(bytes: &[u8], magic: [u8; 4]) -> Result<&[u8; N], WireError> {
+    let b = exact::<N>(bytes)?;
+    if b[..4] != magic {
+        return Err(WireError::BadMagic);
+    }
+    if b[4] != VERSION {
+        return Err(WireError::Version(b[4]));
+    }
+    Ok(b)
+}
+
 impl FrameHeader {
     /// Encodes the header for a payload of `len` bytes.
     pub fn encode(kind: FrameKind, len: u32) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        out[..4].copy_from_slice(&OBJECT_MAGIC);
-        out[4] = VERSION;
-        out[5] = kind as u8;
+        let mut out = opening::<HEADER_LEN>(OBJECT_MAGIC, kind as u8);
         out[6..].copy_from_slice(&len.to_be_bytes());
         out
     }
 
     /// Decodes exactly `HEADER_LEN` bytes.
     pub fn decode(bytes: &[u8]) -> Result<FrameHeader, WireError> {
-        let b = exact::<HEADER_LEN>(bytes)?;
-        if b[..4] != OBJECT_MAGIC {
-            return Err(WireError::BadMagic);
-        }
-        if b[4] != VERSION {
-            return Err(WireError::Version(b[4]));
-        }
+        let b = opened::<HEADER_LEN>(bytes, OBJECT_MAGIC)?;
         let kind = match b[5] {
             1 => FrameKind::Object,
             2 => FrameKind::Checkpoint,
@@ -242,23 +256,14 @@ pub struct Receipt {
 impl Receipt {
     /// Encodes the receipt into its fixed 22 bytes.
     pub fn encode(&self) -> [u8; RECEIPT_LEN] {
-        let mut out = [0u8; RECEIPT_LEN];
-        out[..4].copy_from_slice(&RECEIPT_MAGIC);
-        out[4] = VERSION;
-        out[5] = self.status as u8;
+        let mut out = opening::<RECEIPT_LEN>(RECEIPT_MAGIC, self.status as u8);
         out[6..].copy_from_slice(&self.object_id.0);
         out
     }
 
     /// Decodes exactly `RECEIPT_LEN` bytes.
     pub fn decode(bytes: &[u8]) -> Result<Receipt, WireError> {
-        let b = exact::<RECEIPT_LEN>(bytes)?;
-        if b[..4] != RECEIPT_MAGIC {
-            return Err(WireError::BadMagic);
-        }
-        if b[4] != VERSION {
-            return Err(WireError::Version(b[4]));
-        }
+        let b = opened::<RECEIPT_LEN>(bytes, RECEIPT_MAGIC)?;
         let status = match b[5] {
             1 => ReceiptStatus::Landed,
             2 => ReceiptStatus::Quarantined,

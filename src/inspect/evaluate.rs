@@ -298,6 +298,20 @@ impl Scanner<'_> {
         }
         Ok(Ok(()))
     }
+
+    /// Scans an entry or part like [`Scanner::content`] once its type is decided from
+    /// `item.head`, the first bytes already read off `reader`: they are put back in front of
+    /// the rest.
+    fn content_after_head(
+        &mut self,
+        item: &Item<'_>,
+        reader: &mut dyn Read,
+        depth: u32,
+        budget: &mut Budget,
+    ) -> Scan {
+        let mut whole = item.head.chain(reader);
+        self.content(item, Input::Stream(&mut whole), depth, budget)
+    }
 }
 
 /// A reader over either kind of input.
@@ -359,7 +373,6 @@ impl Visitor for Entries<'_> {
             Ok(d) => d,
             Err(r) => return Ok(Err(prefixed(&at, r))),
         };
-        let mut rest = io::Cursor::new(head.clone()).chain(reader);
         let item = Item {
             name: base,
             at: &at,
@@ -367,7 +380,7 @@ impl Visitor for Entries<'_> {
             head: &head,
         };
         self.scanner
-            .content(&item, Input::Stream(&mut rest), depth, budget)
+            .content_after_head(&item, reader, depth, budget)
     }
 }
 
@@ -419,7 +432,6 @@ impl Visitor for Parts<'_> {
         let head = read_head(reader)?;
         let ext = crate::policy::extension(path).unwrap_or_default();
         let detected = detect(&head, &ext);
-        let mut rest = io::Cursor::new(head.clone()).chain(reader);
         match detected.family {
             EXECUTABLE => Ok(Err(Refusal::new(
                 Reason::TypeRefused,
@@ -433,7 +445,7 @@ impl Visitor for Parts<'_> {
                     head: &head,
                 };
                 self.scanner
-                    .content(&item, Input::Stream(&mut rest), depth, budget)
+                    .content_after_head(&item, reader, depth, budget)
             }
             "unknown" if lower.contains("embeddings/") || lower.starts_with("object ") => {
                 Ok(Err(Refusal::new(

@@ -7,6 +7,7 @@
 //! One UDP socket per node serves both as the server its peer connects to (for channels
 //! this node receives) and as the client that connects to its peer (for channels it sends).
 
+use quinn::crypto::rustls::{NoInitialCipherSuite, QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -41,6 +42,12 @@ pub enum LinkError {
     },
 }
 
+impl From<NoInitialCipherSuite> for LinkError {
+    fn from(e: NoInitialCipherSuite) -> LinkError {
+        LinkError::Quic(e.to_string())
+    }
+}
+
 /// Accepts exactly the pinned certificates (one, or two while the peer rotates).
 #[derive(Debug)]
 struct Pinned {
@@ -49,8 +56,19 @@ struct Pinned {
 }
 
 impl Pinned {
+    /// A verifier over the ring provider that accepts only these credentials' peer
+    /// certificates, and that provider, for the rustls builder.
+    fn for_peers(id: &Credentials) -> (Arc<CryptoProvider>, Arc<Pinned>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(Pinned {
+            certs: id.peer_certs.clone(),
+            provider: provider.clone(),
+        });
+        (provider, verifier)
+    }
+
     fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if self.certs.iter().any(|c| c.as_ref() == presented.as_ref()) {
+        if is_pinned(&self.certs, presented) {
             Ok(())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -171,10 +189,13 @@ pub struct Credentials {
 impl Credentials {
     /// Whether a certificate the peer presented is one of the pinned ones.
     pub fn accepts(&self, presented: &CertificateDer<'_>) -> bool {
-        self.peer_certs
-            .iter()
-            .any(|c| c.as_ref() == presented.as_ref())
+        is_pinned(&self.peer_certs, presented)
     }
+}
+
+/// Whether `presented` is, byte for byte, one of the pinned certificates.
+fn is_pinned(pinned: &[CertificateDer<'static>], presented: &CertificateDer<'_>) -> bool {
+    pinned.iter().any(|c| c.as_ref() == presented.as_ref())
 }
 
 impl From<&Identity> for Credentials {
@@ -187,7 +208,8 @@ impl From<&Identity> for Credentials {
     }
 }
 
-fn transport() -> quinn::TransportConfig {
+/// The QUIC transport settings both directions of the link share.
+fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(256u32.into());
     t.max_concurrent_bidi_streams(0u32.into());
@@ -203,7 +225,7 @@ fn transport() -> quinn::TransportConfig {
     if let Ok(idle) = Duration::from_secs(5).try_into() {
         t.max_idle_timeout(Some(idle));
     }
-    t
+    Arc::new(t)
 }
 
 /// The client configuration: present our certificate, accept only the pinned server.
@@ -213,21 +235,15 @@ pub fn client_config(id: &Identity) -> Result<quinn::ClientConfig, LinkError> {
 
 /// The client configuration: present our certificate, accept only the pinned servers.
 pub fn client_config_for(id: &Credentials) -> Result<quinn::ClientConfig, LinkError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(Pinned {
-        certs: id.peer_certs.clone(),
-        provider: provider.clone(),
-    });
+    let (provider, verifier) = Pinned::for_peers(id);
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| LinkError::Quic(e.to_string()))?;
-    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport()));
+    let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    cfg.transport_config(transport());
     Ok(cfg)
 }
 
@@ -238,21 +254,15 @@ pub fn server_config(id: &Identity) -> Result<quinn::ServerConfig, LinkError> {
 
 /// The server configuration: require a client certificate, accept only the pinned ones.
 pub fn server_config_for(id: &Credentials) -> Result<quinn::ServerConfig, LinkError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(Pinned {
-        certs: id.peer_certs.clone(),
-        provider: provider.clone(),
-    });
+    let (provider, verifier) = Pinned::for_peers(id);
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![id.cert.clone()], id.key.clone_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| LinkError::Quic(e.to_string()))?;
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport()));
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    cfg.transport_config(transport());
     Ok(cfg)
 }
 

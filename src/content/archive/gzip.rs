@@ -4,7 +4,7 @@
 
 use super::meter::{Counting, Meter, Packed};
 use super::paths::path_problem;
-use super::{Budget, IO_BUF, Input, Visitor, stream};
+use super::{Budget, IO_BUF, Input, Visitor, stream, visit};
 use crate::content::Scan;
 use std::cell::Cell;
 use std::io::{self, BufReader, Read};
@@ -49,11 +49,7 @@ pub(super) fn walk_gzip(
         .unwrap_or("")
         .to_owned();
     let mut whole = (&head[..n]).chain(&mut meter);
-    let verdict = visitor.entry(&name, depth, &mut whole, budget)?;
-    if let Some(refusal) = budget.tripped() {
-        return Ok(Err(refusal));
-    }
-    Ok(verdict)
+    visit(visitor, &name, depth, &mut whole, budget)
 }
 
 #[cfg(test)]

@@ -244,6 +244,22 @@ pub fn walk(
     }
 }
 
+/// Hands one entry, read through `reader` (its meter), to the visitor: a limit crossed while
+/// the visitor read it stands over the visitor's own verdict.
+fn visit(
+    visitor: &mut dyn Visitor,
+    path: &str,
+    depth: u32,
+    reader: &mut dyn Read,
+    budget: &mut Budget,
+) -> Scan {
+    let verdict = visitor.entry(path, depth, reader, budget)?;
+    if let Some(refusal) = budget.tripped() {
+        return Ok(Err(refusal));
+    }
+    Ok(verdict)
+}
+
 /// Sorts an io::Error met while walking: a limit crossed, a fault of the machine (an OS
 /// error, returned as is), or content that cannot be read as the archive it claims to be.
 fn from_io(e: io::Error, kind: Kind) -> Scan {

@@ -4,7 +4,7 @@
 
 use super::meter::{Meter, Packed};
 use super::paths::path_problem;
-use super::{Budget, IO_BUF, Input, Visitor, bad_path, stream, unreadable};
+use super::{Budget, IO_BUF, Input, Visitor, bad_path, stream, unreadable, visit};
 use crate::content::Scan;
 use crate::core::reason::{Reason, Refusal};
 use std::io::{self, BufReader, Read};
@@ -106,11 +106,7 @@ pub(super) fn walk_tar(
             }
         }
         let mut meter = Meter::new(&mut entry, budget, Packed::Same);
-        let verdict = visitor.entry(&path, depth, &mut meter, budget)?;
-        if let Some(refusal) = budget.tripped() {
-            return Ok(Err(refusal));
-        }
-        if let Err(refusal) = verdict {
+        if let Err(refusal) = visit(visitor, &path, depth, &mut meter, budget)? {
             return Ok(Err(refusal));
         }
     }
@@ -132,13 +128,8 @@ mod tests {
         let data = tar_of(&[("a.txt", b"alpha"), (&long, b"long name"), ("e", b"")]);
         let (verdict, v) = run(Kind::Tar, &data, limits());
         assert_eq!(verdict, Ok(()));
-        let got: Vec<_> = v
-            .seen
-            .iter()
-            .map(|(p, d, b)| (p.as_str(), *d, b.as_slice()))
-            .collect();
         assert_eq!(
-            got,
+            v.entries(),
             [
                 ("a.txt", 1, &b"alpha"[..]),
                 (long.as_str(), 1, &b"long name"[..]),

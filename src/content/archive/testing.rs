@@ -32,6 +32,14 @@ impl Collect {
             spill: std::env::temp_dir(),
         }
     }
+
+    /// What was seen, borrowed: path, depth and the bytes kept, entry by entry.
+    pub(super) fn entries(&self) -> Vec<(&str, u32, &[u8])> {
+        self.seen
+            .iter()
+            .map(|(p, d, b)| (p.as_str(), *d, b.as_slice()))
+            .collect()
+    }
 }
 
 /// The archive format `head` starts, if any.

@@ -6,7 +6,9 @@
 
 use super::meter::{Meter, Packed};
 use super::paths::path_problem;
-use super::{Budget, IO_BUF, Kind, RATIO_FLOOR, Visitor, bad_path, from_io, truncate, unreadable};
+use super::{
+    Budget, IO_BUF, Kind, RATIO_FLOOR, Visitor, bad_path, from_io, truncate, unreadable, visit,
+};
 use crate::content::Scan;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -176,11 +178,7 @@ pub(super) fn walk_zip(
         let path = entry.name().to_owned();
         let packed = entry.compressed_size();
         let mut meter = Meter::new(&mut entry, budget, Packed::Fixed(packed));
-        let verdict = visitor.entry(&path, depth, &mut meter, budget)?;
-        if let Some(refusal) = budget.tripped() {
-            return Ok(Err(refusal));
-        }
-        if let Err(refusal) = verdict {
+        if let Err(refusal) = visit(visitor, &path, depth, &mut meter, budget)? {
             return Ok(Err(refusal));
         }
     }
@@ -418,13 +416,8 @@ mod tests {
         let outer = zip_of(&[("top.txt", b"top"), ("inner.zip", &inner)]);
         let (verdict, v) = run(Kind::Zip, &outer, limits());
         assert_eq!(verdict, Ok(()));
-        let got: Vec<_> = v
-            .seen
-            .iter()
-            .map(|(p, d, b)| (p.as_str(), *d, b.as_slice()))
-            .collect();
         assert_eq!(
-            got,
+            v.entries(),
             [
                 ("top.txt", 1, &b"top"[..]),
                 ("inner.zip", 1, &b""[..]),

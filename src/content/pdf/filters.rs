@@ -167,17 +167,6 @@ pub(super) struct Stage {
 /// Where a stage hands its output: the next stage, or the stream's consumers.
 pub(super) type Next<'n> = dyn FnMut(&[u8]) -> Result<(), Refusal> + 'n;
 
-/// Counts a stage's input and output; cuts it at the per-stream cap or the expansion ratio.
-fn account(stop: &mut Stop, total_in: &mut u64, total_out: &mut u64, taken: usize, made: usize) {
-    *total_in = total_in.saturating_add(taken as u64);
-    *total_out = total_out.saturating_add(made as u64);
-    if *total_out > STREAM_CAP
-        || (*total_out >= BOMB_FLOOR && *total_out > BOMB_RATIO.saturating_mul((*total_in).max(1)))
-    {
-        *stop = Stop::Cut;
-    }
-}
-
 /// The PNG Paeth predictor.
 pub(super) fn paeth(a: u8, b: u8, c: u8) -> u8 {
     let estimate = i16::from(a) + i16::from(b) - i16::from(c);
@@ -259,6 +248,30 @@ impl Stage {
         Some(stages)
     }
 
+    /// Counts what one decoder call took and made (cutting the stage at the per-stream cap
+    /// or the expansion ratio), records how the decoder stopped unless the stage was cut, and
+    /// hands the `made` bytes of the output buffer to `next`.
+    fn pass_on(
+        &mut self,
+        taken: usize,
+        made: usize,
+        decoded: Stop,
+        next: &mut Next<'_>,
+    ) -> Result<(), Refusal> {
+        self.total_in = self.total_in.saturating_add(taken as u64);
+        self.total_out = self.total_out.saturating_add(made as u64);
+        if self.total_out > STREAM_CAP
+            || (self.total_out >= BOMB_FLOOR
+                && self.total_out > BOMB_RATIO.saturating_mul(self.total_in.max(1)))
+        {
+            self.stop = Stop::Cut;
+        }
+        if decoded != Stop::Running && self.stop != Stop::Cut {
+            self.stop = decoded;
+        }
+        next(&self.out[..made])
+    }
+
     /// Decodes `input`, handing the output to `next`.
     fn push(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
         if self.stop != Stop::Running {
@@ -273,15 +286,15 @@ impl Stage {
 
     /// Inflates `input` into the output buffer, one buffer at a time.
     fn push_flate(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
-        let Step::Flate(decompress) = &mut self.step else {
-            return Ok(());
-        };
-        let decompress: &mut Decompress = decompress;
         if self.out.len() < OUT_BUF {
             self.out.resize(OUT_BUF, 0);
         }
         let mut input = input;
         while self.stop == Stop::Running && !input.is_empty() {
+            let Step::Flate(decompress) = &mut self.step else {
+                return Ok(());
+            };
+            let decompress: &mut Decompress = decompress;
             let before_in = decompress.total_in();
             let before_out = decompress.total_out();
             let status = decompress.decompress(input, &mut self.out, FlushDecompress::None);
@@ -294,17 +307,7 @@ impl Stage {
                 Ok(_) if taken == 0 && made == 0 => break,
                 Ok(_) => Stop::Running,
             };
-            account(
-                &mut self.stop,
-                &mut self.total_in,
-                &mut self.total_out,
-                taken,
-                made,
-            );
-            if stop != Stop::Running && self.stop != Stop::Cut {
-                self.stop = stop;
-            }
-            next(&self.out[..made])?;
+            self.pass_on(taken, made, stop, next)?;
         }
         Ok(())
     }
@@ -313,15 +316,15 @@ impl Stage {
     /// whole code is decoded before it returns; the bits of a code cut by the end of `input`
     /// wait in the decoder for the next call.
     fn push_lzw(&mut self, input: &[u8], next: &mut Next<'_>) -> Result<(), Refusal> {
-        let Step::Lzw(Lzw(decoder)) = &mut self.step else {
-            return Ok(());
-        };
         if self.out.len() < OUT_BUF {
             self.out.resize(OUT_BUF, 0);
         }
         let mut input = input;
         let mut idle = 0;
         while self.stop == Stop::Running {
+            let Step::Lzw(Lzw(decoder)) = &mut self.step else {
+                return Ok(());
+            };
             let result = decoder.decode_bytes(input, &mut self.out);
             let taken = result.consumed_in.min(input.len());
             let made = result.consumed_out.min(self.out.len());
@@ -331,17 +334,7 @@ impl Stage {
                 Err(_) => Stop::Error,
                 Ok(LzwStatus::Ok | LzwStatus::NoProgress) => Stop::Running,
             };
-            account(
-                &mut self.stop,
-                &mut self.total_in,
-                &mut self.total_out,
-                taken,
-                made,
-            );
-            if stop != Stop::Running && self.stop != Stop::Cut {
-                self.stop = stop;
-            }
-            next(&self.out[..made])?;
+            self.pass_on(taken, made, stop, next)?;
             // No progress: the input is spent. A clear code is a call without input taken or
             // output made; only so many fit in the decoder's bit buffer.
             if matches!(result.status, Ok(LzwStatus::NoProgress)) {
@@ -365,17 +358,7 @@ impl Stage {
             self.out.clear();
             let stop = self.decode(slice);
             let made = self.out.len();
-            account(
-                &mut self.stop,
-                &mut self.total_in,
-                &mut self.total_out,
-                slice.len(),
-                made,
-            );
-            if stop != Stop::Running && self.stop != Stop::Cut {
-                self.stop = stop;
-            }
-            next(&self.out)?;
+            self.pass_on(slice.len(), made, stop, next)?;
             if self.stop != Stop::Running {
                 break;
             }

@@ -3,7 +3,7 @@
 //! a failure to decode it whole is a refusal.
 
 use super::active::Names;
-use super::filters::{Stage, Step, Stop, run, run_flush};
+use super::filters::{Next, Stage, Step, Stop, run, run_flush};
 use super::text::Lexer;
 use super::tokenizer::{Frames, Tokenizer, cid_refusal};
 use super::unreadable;
@@ -75,52 +75,55 @@ fn consume(
 
 impl StreamState {
     pub(super) fn idle(&self) -> bool {
-        self.names.is_none()
-            && self.lexer.is_none()
-            && self.objects.is_none()
-            && self.raw_names.is_none()
+        !self.decodes() && self.raw_names.is_none()
+    }
+
+    /// Whether anything reads the decoded data.
+    fn decodes(&self) -> bool {
+        self.names.is_some() || self.lexer.is_some() || self.objects.is_some()
+    }
+
+    /// Drives the stages with `drive` (a push of data, or the flush at its end) and hands
+    /// what comes out of them to each reader of the decoded data.
+    fn decode(
+        &mut self,
+        sink: &mut LineSink<'_>,
+        drive: impl FnOnce(&mut [Stage], &mut Next<'_>) -> Result<(), Refusal>,
+    ) -> Result<(), Refusal> {
+        let StreamState {
+            stages,
+            names,
+            lexer,
+            objects,
+            ..
+        } = self;
+        drive(stages, &mut |piece| {
+            consume(names, lexer, objects, piece, sink)
+        })
     }
 
     pub(super) fn feed(&mut self, data: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
         if let Some(raw) = self.raw_names.as_mut() {
             raw.scan(data)?;
         }
-        if self.names.is_none() && self.lexer.is_none() && self.objects.is_none() {
+        if !self.decodes() {
             return Ok(());
         }
-        let StreamState {
-            stages,
-            names,
-            lexer,
-            objects,
-            ..
-        } = self;
-        run(stages, data, &mut |piece| {
-            consume(names, lexer, objects, piece, sink)
-        })
+        self.decode(sink, |stages, out| run(stages, data, out))
     }
 
     pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
         if let Some(raw) = self.raw_names.as_mut() {
             raw.finish()?;
         }
-        if self.names.is_none() && self.lexer.is_none() && self.objects.is_none() {
+        if !self.decodes() {
             return Ok(());
         }
-        let StreamState {
-            stages,
-            names,
-            lexer,
-            objects,
-            ..
-        } = self;
-        run_flush(stages, &mut |piece| {
-            consume(names, lexer, objects, piece, sink)
-        })?;
-        if let Some(names) = names.as_mut() {
+        self.decode(sink, run_flush)?;
+        if let Some(names) = self.names.as_mut() {
             names.finish()?;
         }
-        if let Some((tokens, frames)) = objects.as_mut() {
+        if let Some((tokens, frames)) = self.objects.as_mut() {
             if let Some(tok) = tokens.finish() {
                 frames.token(&tok);
             }
@@ -128,15 +131,16 @@ impl StreamState {
                 return Err(cid_refusal());
             }
         }
-        if let Some(lexer) = lexer.as_mut() {
+        if let Some(lexer) = self.lexer.as_mut() {
             lexer.finish(sink)?;
         }
-        let cut = stages.iter().any(|s| s.stop == Stop::Cut);
-        let error = stages.iter().any(|s| s.stop == Stop::Error);
-        let unfinished = stages
+        let cut = self.stages.iter().any(|s| s.stop == Stop::Cut);
+        let error = self.stages.iter().any(|s| s.stop == Stop::Error);
+        let unfinished = self
+            .stages
             .iter()
             .any(|s| matches!(s.step, Step::Flate(_)) && s.stop != Stop::Ended);
-        let started = stages.first().is_none_or(|s| s.total_out > 0);
+        let started = self.stages.first().is_none_or(|s| s.total_out > 0);
         let failed = cut || error || unfinished;
         if self.strict_objects && failed && (!self.side || started) {
             return Err(unreadable(if cut {
@@ -145,7 +149,7 @@ impl StreamState {
                 "PDF object stream cannot be decoded to its end"
             }));
         }
-        let shown = lexer.as_ref().is_some_and(|lexer| lexer.shown);
+        let shown = self.lexer.as_ref().is_some_and(|lexer| lexer.shown);
         let text_failed = match self.text {
             TextMode::Off => false,
             TextMode::Strict => failed,
