@@ -199,6 +199,9 @@ fn a_changed_policy_is_reloaded_and_an_invalid_one_refused() {
     });
     lab.publish("court", "to-internet", "b.txt", "新规则之前\n".as_bytes());
     wait_until(30, "b.txt", || inbox.join("b.txt").exists());
+    // one change, one refusal: the node's own reads of the file are not changes
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(events(&lab, "court", "policy_refused"), 1);
 
     // a valid change is in force at once
     fs::write(
@@ -357,4 +360,34 @@ fn the_receiver_runs_its_own_policy_and_never_trusts_the_sender() {
     assert_eq!(events(&lab, "internet", "masked"), 1);
     assert_eq!(events(&lab, "court", "masked"), 0);
     assert!(!visible(&inbox).contains(&"备注.txt".to_string()));
+}
+
+#[test]
+fn a_large_file_the_receiver_refuses_unread_stays_with_the_sender() {
+    // the receiver's own policy takes nothing over 1 MiB: it refuses the 24 MiB file from
+    // its manifest and stops the stream; the sender, whose write then fails, still acts on
+    // the receipt: the file goes to the sender's quarantine (peer_refused), once, and is
+    // never forgotten as delivered nor sent again and again
+    let lab = Lab::new(21560);
+    receiver_policy(&lab, |t| {
+        t.replace("max_bytes = 1073741824", "max_bytes = 1048576")
+    });
+    let _court = lab.start("court");
+    let internet = lab.start("internet");
+    lab.publish_generated("court", "to-internet", "卷宗-大.pdf", 24 << 20, 3);
+    let court_q = lab.quarantine("court", "to-internet");
+    wait_until(60, "the sender's own quarantine", || {
+        reasons(&court_q) == vec!["peer_refused"]
+    });
+    assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
+    assert!(reasons(&lab.quarantine("internet", "to-internet")) == vec!["size_limit"]);
+    assert_eq!(events(&lab, "internet", "quarantined"), 1);
+    assert_eq!(events(&lab, "internet", "duplicate"), 0);
+    assert_eq!(events(&lab, "court", "confirmed"), 0);
+    let log = lab.log("internet");
+    assert!(
+        log.matches("refused").count() < 5,
+        "refused once, not sent again and again:\n{log}"
+    );
+    drop(internet);
 }

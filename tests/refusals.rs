@@ -181,8 +181,14 @@ fn forged_replayed_and_misdirected_objects_are_refused() {
             ReceiptStatus::Refused
         );
 
-        // A name that breaks the rules, though signed: refused unread.
+        // A name that breaks the rules, though signed: refused unread ...
         let m = manifest(b"x\n", "..", "to-internet");
+        assert_eq!(
+            f.send(&m, None, b"x\n").await.status,
+            ReceiptStatus::Refused
+        );
+        // ... and refused again when sent again (a lost receipt): never a "duplicate" that
+        // would let the sender forget content that exists nowhere else
         assert_eq!(
             f.send(&m, None, b"x\n").await.status,
             ReceiptStatus::Refused

@@ -217,7 +217,9 @@ fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
     let watched = files.clone();
     let notify_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        // a change, not a read: the reload's own reads of the files must not trigger it again
         if let Ok(ev) = ev
+            && changes(&ev.kind)
             && ev.paths.iter().any(|p| watched.contains(p))
         {
             let _ = notify_tx.send(());
@@ -255,6 +257,21 @@ fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
             let _ = tokio::task::spawn_blocking(move || n.reload_policies()).await;
         }
     })
+}
+
+/// Whether a file event may have changed a file's content: created, written, renamed,
+/// removed, or closed after writing. Opens, reads and closes after reading are not.
+fn changes(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => !matches!(
+            kind,
+            EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+        ),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
+    }
 }
 
 /// Writes checkpoints of the audit log as its policy says, until aborted.

@@ -183,3 +183,13 @@ pub enum Side {
     /// The receiving node (verification or its own inspection).
     Receiver,
 }
+
+impl Side {
+    /// `sender` or `receiver`, as reason files and logs say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Sender => "sender",
+            Side::Receiver => "receiver",
+        }
+    }
+}

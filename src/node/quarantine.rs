@@ -63,10 +63,7 @@ pub fn put(
         channel,
         name,
         node,
-        side: match side {
-            Side::Sender => "sender",
-            Side::Receiver => "receiver",
-        },
+        side: side.as_str(),
         reason: refusal.reason.as_str(),
         detail: &refusal.detail,
         time_ms: crate::now_ms(),

@@ -87,7 +87,7 @@ impl Refused<'_> {
         };
         sink.audit.durable(event, e)?;
         sink.metrics.refused(s.channel, self.refusal.reason);
-        tracing::warn!(channel = %s.channel, name = %s.name, object = %s.id, side = ?self.side, reason = %self.refusal.reason, detail = %self.refusal.detail, "refused");
+        tracing::warn!(channel = %s.channel, name = %s.name, object = %s.id, side = self.side.as_str(), reason = %self.refusal.reason, detail = %self.refusal.detail, "refused");
         Ok(())
     }
 }

@@ -30,8 +30,10 @@ pub const STAGING: &str = ".isogate-tmp";
 pub enum Outcome {
     /// Committed for delivery into the inbox.
     Landed,
-    /// Refused into quarantine.
+    /// Received, then refused into quarantine (the content is in this node's quarantine).
     Quarantined,
+    /// Refused before any content was read (name, size): the sender keeps the content.
+    Refused,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

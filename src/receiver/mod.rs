@@ -229,6 +229,12 @@ impl Receiver {
             .finish_pending(&channel.inbox, &channel.name, id)
             .and_then(|_| self.lander.outcome(&channel.name, id));
         match known {
+            // refused unread before: the same answer again, so that the sender keeps the
+            // content (in its own quarantine) rather than forget it as delivered
+            Ok(Some(Outcome::Refused)) if link == LinkKind::Quic => {
+                tracing::info!(channel = %m.channel, name = %m.name, object = %id, "sent again after a refusal; refused again");
+                return Begin::Answered(Some((id, ReceiptStatus::Refused)));
+            }
             Ok(Some(_)) => return self.duplicate(link, &m),
             Ok(None) => {}
             Err(e) => {
@@ -243,7 +249,7 @@ impl Receiver {
             .check_name(&m.name)
             .and_then(|()| policy.check_size(m.size));
         if let Err(refusal) = pre {
-            return match self.refuse_received(&channel, &m, None, &refusal) {
+            return match self.refuse_received(&channel, &m, None, &refusal, Outcome::Refused) {
                 Ok(()) => Begin::Answered(Some((id, ReceiptStatus::Refused))),
                 Err(e) => {
                     tracing::error!(object = %id, error = %e, "cannot record a refusal");
@@ -329,7 +335,7 @@ impl Receiver {
         let verified = match verified {
             Ok(v) => v,
             Err(refusal) => {
-                self.refuse_received(&channel, &m, Some(&part), &refusal)?;
+                self.refuse_received(&channel, &m, Some(&part), &refusal, Outcome::Quarantined)?;
                 return Ok(Some(ReceiptStatus::Quarantined));
             }
         };
@@ -356,7 +362,7 @@ impl Receiver {
         let accepted = match inspect_file(&policy, &m.name, part, &work) {
             Ok(Ok(a)) => a,
             Ok(Err(refusal)) => {
-                self.refuse_received(channel, m, Some(part), &refusal)?;
+                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
             }
             Err(InspectError::Io(e)) => return Err(e.into()),
@@ -378,7 +384,7 @@ impl Receiver {
                         Reason::ScanFailed,
                         format!("no antivirus verdict after {} s: {e}", (now - first) / 1000),
                     );
-                    self.refuse_received(channel, m, None, &refusal)?;
+                    self.refuse_received(channel, m, None, &refusal, Outcome::Quarantined)?;
                     return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
                 }
                 if first == now {
@@ -442,13 +448,16 @@ impl Receiver {
     }
 
     /// Quarantines a received object (with its part file, if any), records the outcome so
-    /// that a resend is a duplicate, and audits it.
+    /// that a resend is answered the same way, and audits it. `Outcome::Refused`: refused
+    /// before any content was read (the sender keeps the content, in its own quarantine);
+    /// `Outcome::Quarantined`: the content was received and is in this node's quarantine.
     fn refuse_received(
         &self,
         channel: &Channel,
         m: &Manifest,
         part: Option<&Path>,
         refusal: &Refusal,
+        outcome: Outcome,
     ) -> Result<(), Fault> {
         self.node.refuse(
             &Refused {
@@ -460,7 +469,7 @@ impl Receiver {
             refusal,
         )?;
         self.lander
-            .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
+            .record(&channel.name, m.object_id, outcome, &m.name)?;
         Ok(())
     }
 

@@ -233,12 +233,7 @@ fn event(
 /// The last copy has gone out: the object's retention ends; it leaves the spool.
 fn retire(owner: &Sender, sealed: &Sealed) {
     let m = sealed.manifest();
-    match owner.confirm(sealed, "diode: every carousel copy sent", false) {
-        Ok(()) => {
-            tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, "sent on the diode")
-        }
-        Err(e) => {
-            tracing::error!(object = %m.object_id, error = %e, "cannot retire; the object stays in the spool")
-        }
+    if let Err(e) = owner.confirm(sealed, "diode: every carousel copy sent", false) {
+        tracing::error!(object = %m.object_id, error = %e, "cannot retire; the object stays in the spool");
     }
 }

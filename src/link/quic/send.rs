@@ -41,6 +41,9 @@ pub enum SendError {
 /// How long to wait for a receipt once the whole object is sent.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long to wait for the receipt of an object whose stream the peer stopped.
+const STOPPED_RECEIPT_WAIT: Duration = Duration::from_secs(10);
+
 /// Size of the reads that feed a stream.
 const READ_SIZE: usize = 1024 * 1024;
 
@@ -225,6 +228,15 @@ async fn send_one(
                     None
                 }
             }
+        }
+        // the receiver stopped the stream on purpose (it refused the object unread, or
+        // asks for it later): its receipt says which
+        Err(SendError::Write(quinn::WriteError::Stopped(code))) => {
+            tracing::debug!(object = %id, code = %code, "the peer stopped the stream; waiting for its receipt");
+            tokio::time::timeout(STOPPED_RECEIPT_WAIT, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
         }
         Err(e) => {
             tracing::debug!(object = %id, error = %e, "send failed");
