@@ -23,7 +23,7 @@ pub enum InitError {
     #[error("{0} exists and is not empty; choose a new directory")]
     NotEmpty(PathBuf),
     /// The port base leaves no room for the lab's ports.
-    #[error("port base {0} is too high: the lab needs ports N to N+3")]
+    #[error("port base {0} is out of range: use 1 to 65532 (the lab uses ports N to N+3)")]
     Port(u16),
     /// Writing failed.
     #[error("{path}: {source}")]
