@@ -33,7 +33,7 @@ pub struct Subject<'a> {
     pub channel: &'a str,
     /// Its id.
     pub id: ObjectId,
-    /// Its name (empty when unknown).
+    /// Its name (empty when unknown: a manifest that could not be trusted).
     pub name: &'a str,
     /// Its size in bytes, when known.
     pub size: Option<u64>,
@@ -43,7 +43,9 @@ pub struct Subject<'a> {
 
 impl Subject<'_> {
     fn entry(&self, peer: Option<&str>) -> Entry {
-        let mut e = if self.name.is_empty() && self.channel.starts_with('_') {
+        // an object whose manifest could not be trusted has no name: its record names
+        // neither a name nor the pseudo-channel it is quarantined under
+        let mut e = if self.name.is_empty() {
             Entry {
                 object_id: Some(self.id),
                 ..Entry::default()
