@@ -2,7 +2,8 @@
 //! own beyond the reader it is handed. Each module owns one kind of content:
 //!
 //! ```text
-//!  text      bytes ─► encoding (UTF-8 | GB18030) ─► lines        (masked copy written back)
+//!  text      bytes ─► encoding (UTF-8 | UTF-16 | GB18030) ─► lines (masked copy written back)
+//!  utf16     UTF-16 ─► UTF-8 as read, and back as written
 //!  rules     line  ─► keyword and regular-expression rules
 //!  marking   line  ─► classification markings (绝密, 机密, 秘密 …)
 //!  pii       line  ─► resident ID, mobile, bank card, e-mail: find or mask
@@ -22,6 +23,7 @@ pub mod pdf;
 pub mod pii;
 pub mod rules;
 pub mod text;
+pub mod utf16;
 
 use crate::core::reason::Refusal;
 

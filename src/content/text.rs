@@ -1,4 +1,5 @@
-//! Plain text: decides the encoding of a text file (UTF-8 or GB18030) from its first bytes,
+//! Plain text: decides the encoding of a text file (UTF-8, UTF-16 with a byte-order mark, or
+//! GB18030, four-byte sequences included) from its first bytes,
 //! scans it line by line in bounded memory, optionally writing a copy in which the lines
 //! the caller replaced are re-encoded and every other line is copied byte for byte, and gives
 //! the detection view of a line: its escapes decoded and its invisible characters dropped.
@@ -10,10 +11,15 @@
 //! straddling a cut goes unseen. Memory stays bounded by the read buffer (two lines' worth)
 //! and the decoded piece, whatever the size of the input.
 //!
+//! UTF-16 is read through [`crate::content::utf16`]: turned into UTF-8 as it is read, and a
+//! copy written back turned into the same UTF-16, so that an unchanged text is still copied
+//! byte for byte.
+//!
 //! A file sniffed as UTF-8 (no byte-order mark) whose lines so far were pure ASCII switches
 //! to GB18030 at the first line that is not UTF-8 but is GB18030: ASCII reads the same in
 //! both, so a GBK file that starts with a long ASCII header is read whole.
 
+use crate::content::utf16::{ByteOrder, Malformed, Utf16Reader, Utf16Writer};
 use crate::core::reason::{Reason, Refusal};
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -25,6 +31,10 @@ pub enum Encoding {
     Utf8,
     /// GB18030, which includes GBK and GB2312.
     Gb18030,
+    /// UTF-16, little-endian, after its byte-order mark `FF FE`.
+    Utf16Le,
+    /// UTF-16, big-endian, after its byte-order mark `FE FF`.
+    Utf16Be,
 }
 
 impl Encoding {
@@ -33,6 +43,17 @@ impl Encoding {
         match self {
             Encoding::Utf8 => "UTF-8",
             Encoding::Gb18030 => "GB18030",
+            Encoding::Utf16Le => "UTF-16LE",
+            Encoding::Utf16Be => "UTF-16BE",
+        }
+    }
+
+    /// The byte order of a UTF-16 encoding, `None` for the others.
+    fn utf16(self) -> Option<ByteOrder> {
+        match self {
+            Encoding::Utf16Le => Some(ByteOrder::Le),
+            Encoding::Utf16Be => Some(ByteOrder::Be),
+            Encoding::Utf8 | Encoding::Gb18030 => None,
         }
     }
 }
@@ -59,16 +80,65 @@ const MIN_READ: usize = 64 * 1024;
 
 /// Decides the encoding of a text from its first bytes (say up to 8 KiB).
 ///
-/// A UTF-8 byte-order mark, or bytes that are valid UTF-8, give `Utf8`; bytes that decode as
-/// GB18030 without error give `Gb18030`; anything else gives `None`. In both encodings a
-/// multi-byte character cut off at the very end of `head` is accepted.
+/// A UTF-16 byte-order mark gives `Utf16Le` or `Utf16Be` (the rest is checked while it is
+/// read); a UTF-32 byte-order mark gives `None`; a UTF-8 byte-order mark, or bytes that are
+/// valid UTF-8, give `Utf8`; bytes that decode as GB18030 without error give `Gb18030`;
+/// anything else gives `None` ([`unsupported`] says why). In UTF-8 and GB18030 a multi-byte
+/// character cut off at the very end of `head` is accepted.
 pub fn sniff(head: &[u8]) -> Option<Encoding> {
+    if head.starts_with(UTF32LE_BOM) || head.starts_with(UTF32BE_BOM) {
+        return None;
+    }
+    if head.starts_with(ByteOrder::Le.bom()) {
+        return Some(Encoding::Utf16Le);
+    }
+    if head.starts_with(ByteOrder::Be.bom()) {
+        return Some(Encoding::Utf16Be);
+    }
     if head.starts_with(BOM) || utf8_prefix(head) {
         Some(Encoding::Utf8)
     } else if gb18030_prefix(head) {
         Some(Encoding::Gb18030)
     } else {
         None
+    }
+}
+
+/// The UTF-32 byte-order marks: text, but in an encoding the gateway does not read.
+const UTF32LE_BOM: &[u8] = b"\xFF\xFE\0\0";
+const UTF32BE_BOM: &[u8] = b"\0\0\xFE\xFF";
+
+/// Whether `head` starts with a byte-order mark of UTF-16 or UTF-32: text whatever bytes
+/// follow, though not text as [`looks_like_utf16`] or a byte test would see it.
+pub fn has_unicode_bom(head: &[u8]) -> bool {
+    head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") || head.starts_with(UTF32BE_BOM)
+}
+
+/// Whether `head` looks like UTF-16 without a byte-order mark: Latin text in which every
+/// other byte is zero (at least 16 bytes, nine tenths of the code units of the form `xx 00`
+/// or `00 xx`, and no zero on the other side).
+pub fn looks_like_utf16(head: &[u8]) -> bool {
+    let units = head.len() / 2;
+    if units < 8 {
+        return false;
+    }
+    let pairs = || head.chunks_exact(2);
+    let le = pairs().filter(|p| p[1] == 0 && p[0] != 0).count();
+    let be = pairs().filter(|p| p[0] == 0 && p[1] != 0).count();
+    let both = pairs().filter(|p| p[0] == 0 && p[1] == 0).count();
+    both == 0 && (le.max(be) * 10 >= units * 9) && le.min(be) == 0
+}
+
+/// Why a text has no encoding the gateway reads, for the `text_encoding` refusal.
+pub fn unsupported(head: &[u8]) -> &'static str {
+    if head.starts_with(UTF32LE_BOM) || head.starts_with(UTF32BE_BOM) {
+        "text in UTF-32, which is not read here (UTF-8, UTF-16 with a byte-order mark and \
+         GB18030 are)"
+    } else if looks_like_utf16(head) {
+        "text in UTF-16 without a byte-order mark, whose byte order cannot be told for sure \
+         (save it as UTF-8, or as UTF-16 with a byte-order mark)"
+    } else {
+        "text that is neither UTF-8, UTF-16 with a byte-order mark nor GB18030"
     }
 }
 
@@ -130,8 +200,51 @@ pub struct TextSummary {
 /// every line before it was pure ASCII switches the rest of the scan to GB18030 (the head
 /// the encoding was sniffed from held only ASCII); otherwise it is refused.
 ///
+/// With `enc` UTF-16, `input` must start with its byte-order mark; the text is turned into
+/// UTF-8 as it is read (the callback sees UTF-8 text as for any other encoding) and the copy
+/// written to `output` is turned back into the same UTF-16, mark first. Text that is not
+/// well-formed UTF-16 (an unpaired surrogate, an odd byte at the end) is refused with
+/// [`Reason::TextEncoding`].
+///
 /// `Err` is a read or write failure; `Ok(Err(_))` a refusal, from the callback or the decoder.
 pub fn scan_lines<R: Read, W: Write>(
+    input: R,
+    enc: Encoding,
+    output: Option<&mut W>,
+    on_line: &mut dyn FnMut(&str) -> Result<Option<String>, Refusal>,
+) -> io::Result<Result<TextSummary, Refusal>> {
+    let Some(order) = enc.utf16() else {
+        return scan_decoded(input, enc, output, on_line);
+    };
+    let reader = Utf16Reader::new(input, order);
+    let result = match output {
+        Some(out) => {
+            let mut writer = Utf16Writer::new(out, order);
+            let result = scan_decoded(reader, Encoding::Utf8, Some(&mut writer), on_line);
+            match result {
+                Ok(Ok(summary)) => writer.finish().map(|()| Ok(summary)),
+                other => other,
+            }
+        }
+        None => scan_decoded(reader, Encoding::Utf8, None::<&mut io::Sink>, on_line),
+    };
+    match result {
+        Err(e) => match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Malformed>())
+        {
+            Some(m) => Ok(Err(Refusal::new(
+                Reason::TextEncoding,
+                format!("{}: {m}", enc.as_str()),
+            ))),
+            None => Err(e),
+        },
+        Ok(verdict) => Ok(verdict),
+    }
+}
+
+/// [`scan_lines`] over an input in UTF-8 or GB18030.
+fn scan_decoded<R: Read, W: Write>(
     mut input: R,
     enc: Encoding,
     output: Option<&mut W>,
@@ -569,7 +682,10 @@ impl<W: Write> Lines<'_, '_, W> {
                         out.write_all(BOM)?;
                     }
                     match self.enc {
-                        Encoding::Utf8 => out.write_all(new.as_bytes())?,
+                        // UTF-16 reaches here turned into UTF-8 (see `scan_lines`).
+                        Encoding::Utf8 | Encoding::Utf16Le | Encoding::Utf16Be => {
+                            out.write_all(new.as_bytes())?
+                        }
                         Encoding::Gb18030 => {
                             // GB18030 covers all of Unicode: encoding never fails.
                             let (bytes, _, _) = encoding_rs::GB18030.encode(new);
@@ -637,6 +753,10 @@ impl<W: Write> Lines<'_, '_, W> {
             },
             Encoding::Gb18030 => {
                 encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(body)
+            }
+            // UTF-16 reaches the pieces turned into UTF-8 (see `scan_lines`).
+            Encoding::Utf16Le | Encoding::Utf16Be => {
+                std::str::from_utf8(body).ok().map(Cow::Borrowed)
             }
         }
     }
@@ -732,6 +852,71 @@ mod tests {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\xff\xff\x00\x00\xff"), None);
         assert_eq!(sniff(&[0xFF; 64]), None);
         assert_eq!(sniff(b"ab\x81\x0acd"), None);
+    }
+
+    fn utf16(le: bool, text: &str) -> Vec<u8> {
+        let mut out = if le {
+            vec![0xFF, 0xFE]
+        } else {
+            vec![0xFE, 0xFF]
+        };
+        for u in text.encode_utf16() {
+            out.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_with_a_byte_order_mark_is_read_and_masked_in_its_own_encoding() {
+        let text = "当事人：张三\r\n电话 13800138000\r\n";
+        for (le, enc) in [(true, Encoding::Utf16Le), (false, Encoding::Utf16Be)] {
+            let bytes = utf16(le, text);
+            assert_eq!(sniff(&bytes), Some(enc));
+            let (result, seen, out) = run(&bytes, enc, |_| Ok(None));
+            assert_eq!(result.unwrap().lines, 2);
+            assert_eq!(seen, vec!["当事人：张三\r\n", "电话 13800138000\r\n"]);
+            assert_eq!(out, bytes, "unchanged UTF-16 is copied byte for byte");
+            let (result, _, out) = run(&bytes, enc, |line| {
+                Ok(line
+                    .contains("138")
+                    .then(|| line.replace("13800138000", "138****8000")))
+            });
+            assert_eq!(result.unwrap().changed_lines, 1);
+            assert_eq!(out, utf16(le, "当事人：张三\r\n电话 138****8000\r\n"));
+        }
+    }
+
+    #[test]
+    fn malformed_utf16_is_refused_as_text_encoding() {
+        let mut bytes = utf16(true, "ab");
+        bytes.extend_from_slice(&[0x00, 0xDC]); // a lone low surrogate
+        let (result, _, _) = run(&bytes, Encoding::Utf16Le, |_| Ok(None));
+        let refusal = result.unwrap_err();
+        assert_eq!(refusal.reason, Reason::TextEncoding);
+        assert!(refusal.detail.contains("UTF-16LE"), "{refusal}");
+    }
+
+    #[test]
+    fn gb18030_four_byte_sequences_are_read() {
+        // U+20000 takes four bytes in GB18030 (95 32 82 36), 机密 two each
+        let bytes = gb("𠀀 é 机密\n");
+        assert_eq!(&bytes[..4], b"\x95\x32\x82\x36");
+        assert_eq!(sniff(&bytes), Some(Encoding::Gb18030));
+        let (result, seen, out) = run(&bytes, Encoding::Gb18030, |_| Ok(None));
+        assert_eq!(result.unwrap().lines, 1);
+        assert_eq!(seen, vec!["𠀀 é 机密\n"]);
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn unsupported_encodings_say_what_they_seem_to_be() {
+        assert_eq!(sniff(b"\xFF\xFE\0\0a\0\0\0"), None);
+        assert!(unsupported(b"\xFF\xFE\0\0a\0\0\0").contains("UTF-32"));
+        let no_bom = &utf16(true, "plain latin text here")[2..];
+        assert!(looks_like_utf16(no_bom));
+        assert!(unsupported(no_bom).contains("without a byte-order mark"));
+        assert!(!looks_like_utf16(b"plain ascii text, no zeros"));
+        assert!(!looks_like_utf16(&[0u8; 64]));
     }
 
     #[test]

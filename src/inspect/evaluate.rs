@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  admit:    name ─► size ─► type from the first bytes ─► the name's own text
-//!  evaluate: text, csv, json, xml ─► decode (UTF-8 | GB18030) ─► lines ─► rules, markings,
+//!  evaluate: text, csv, json, xml ─► decode (UTF-8 | UTF-16 | GB18030) ─► lines ─► rules, markings,
 //!                                    personal data (masked into the writer, or refused)
 //!            pdf                  ─► active content; text ─► the same line rules
 //!            ooxml, odf           ─► parts: macros refused; XML text ─► line rules
@@ -102,7 +102,7 @@ fn scan_text_masking(
     out: &mut dyn Write,
 ) -> io::Result<Result<u64, Refusal>> {
     let Some(enc) = text::sniff(head) else {
-        return Ok(Err(not_text()));
+        return Ok(Err(not_text(head)));
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut lines = Lines::new(policy, true, "");
@@ -111,11 +111,9 @@ fn scan_text_masking(
     Ok(summary.map(|s| s.changed_lines))
 }
 
-fn not_text() -> Refusal {
-    Refusal::new(
-        Reason::TextEncoding,
-        "text that is neither UTF-8 nor GB18030",
-    )
+/// The refusal of text in an encoding the gateway does not read, saying which it seems to be.
+fn not_text(head: &[u8]) -> Refusal {
+    Refusal::new(Reason::TextEncoding, text::unsupported(head))
 }
 
 /// The text rules applied line by line.
@@ -271,7 +269,7 @@ impl Scanner<'_> {
                 return Ok(Ok(()));
             }
             let Some(enc) = text::sniff(head) else {
-                return Ok(Err(prefixed(at, not_text())));
+                return Ok(Err(prefixed(at, not_text(head))));
             };
             let mut lines = Lines::new(policy, false, at);
             let mut reader = reader_of(input);

@@ -2,6 +2,8 @@
 //! extension only chooses between text formats (plain, CSV, JSON, XML) that share the same
 //! bytes, and must then agree with what the content is.
 
+use crate::content::text;
+
 /// How many bytes of the head of a file the type detection looks at.
 pub const HEAD_LEN: usize = 8192;
 
@@ -71,7 +73,9 @@ pub fn detect(head: &[u8], ext: &str) -> Detected {
             _ => d("unknown", &[]),
         };
     }
-    if !looks_like_text(head) {
+    // UTF-16 and UTF-32 hold zero bytes: text by their byte-order mark (or, for UTF-16
+    // without one, by the shape of Latin text), refused later if not read (text_encoding)
+    if !looks_like_text(head) && !text::has_unicode_bom(head) && !text::looks_like_utf16(head) {
         return d("unknown", &[]);
     }
     match ext {
@@ -157,7 +161,21 @@ fn machine_code(head: &[u8]) -> bool {
     MAGIC.iter().any(|m| head.starts_with(m)) || (head.starts_with(b"MZ") && !looks_like_text(head))
 }
 
+/// The first byte that is not white space, or in UTF-16 (after its byte-order mark) the first
+/// ASCII character that is not.
 fn first_non_space(body: &[u8]) -> Option<u8> {
+    let units = |rest: &[u8], le: bool| -> Option<u8> {
+        rest.chunks_exact(2)
+            .map(|p| if le { (p[0], p[1]) } else { (p[1], p[0]) })
+            .find(|(lo, hi)| !(*hi == 0 && lo.is_ascii_whitespace()))
+            .and_then(|(lo, hi)| (hi == 0).then_some(lo))
+    };
+    if let Some(rest) = body.strip_prefix(b"\xFF\xFE") {
+        return units(rest, true);
+    }
+    if let Some(rest) = body.strip_prefix(b"\xFE\xFF") {
+        return units(rest, false);
+    }
     body.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
@@ -207,6 +225,31 @@ mod tests {
         assert_eq!(detect(b"<?xml version=\"1.0\"?><a/>", "xml").family, "xml");
         assert_eq!(detect("民事判决书".as_bytes(), "txt").family, "text");
         assert_eq!(detect(b"\x00\x01binary", "txt").family, "unknown");
+    }
+
+    #[test]
+    fn utf16_and_utf32_are_text_and_follow_the_extension() {
+        let utf16le = |t: &str| {
+            let mut out = vec![0xFF, 0xFE];
+            t.encode_utf16()
+                .for_each(|u| out.extend_from_slice(&u.to_le_bytes()));
+            out
+        };
+        assert_eq!(detect(&utf16le("民事判决书\r\n"), "txt").family, "text");
+        assert_eq!(detect(&utf16le("a,b\r\n1,2"), "csv").family, "csv");
+        assert_eq!(detect(&utf16le(" {\"a\": 1}"), "json").family, "json");
+        assert_eq!(
+            detect(&utf16le("<?xml version=\"1.0\"?>"), "xml").family,
+            "xml"
+        );
+        let be: Vec<u8> = [0xFE, 0xFF, 0x00, b'{', 0x00, b'}'].to_vec();
+        assert_eq!(detect(&be, "json").family, "json");
+        // no byte-order mark: still text, so that it is refused as an encoding, not unknown
+        assert_eq!(
+            detect(&utf16le("plain latin text")[2..], "txt").family,
+            "text"
+        );
+        assert_eq!(detect(b"\xFF\xFE\0\0a\0\0\0", "txt").family, "text");
     }
 
     #[test]
