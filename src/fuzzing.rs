@@ -121,6 +121,7 @@ pub fn content(data: &[u8]) {
         max_entries: 100,
         max_expanded_bytes: 16 << 20,
         max_ratio: 100,
+        legacy_names: crate::content::archive::LegacyNames::Gb18030,
     };
     for kind in [Kind::Tar, Kind::Gzip] {
         let mut input = data;

@@ -8,6 +8,7 @@
 //!  marking   line  ─► classification markings (绝密, 机密, 秘密 …)
 //!  pii       line  ─► resident ID, mobile, bank card, e-mail: find or mask
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
+//!  apple     `__MACOSX/`, `._*`, `.DS_Store` entries ─► checked as AppleDouble / Finder store
 //!  doc       OOXML / ODF XML part ─► paragraphs of text
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
 //! ```
@@ -16,6 +17,7 @@
 //! (a verdict, audited and quarantined), and `Err` when the content could not be read (a
 //! fault: the object is tried again).
 
+pub mod apple;
 pub mod archive;
 pub mod doc;
 pub mod marking;

@@ -95,6 +95,10 @@ pub fn sniff(head: &[u8]) -> Option<Encoding> {
     if head.starts_with(ByteOrder::Be.bom()) {
         return Some(Encoding::Utf16Be);
     }
+    if looks_like_utf16(head) {
+        // zero bytes are valid UTF-8, but this is UTF-16 whose byte order is not stated
+        return None;
+    }
     if head.starts_with(BOM) || utf8_prefix(head) {
         Some(Encoding::Utf8)
     } else if gb18030_prefix(head) {

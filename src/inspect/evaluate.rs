@@ -15,7 +15,7 @@
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, doc, pdf, text};
+use crate::content::{Scan, apple, doc, pdf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -91,6 +91,7 @@ const NO_ARCHIVES: Limits = Limits {
     max_entries: 1,
     max_expanded_bytes: 1,
     max_ratio: 2,
+    legacy_names: archive::LegacyNames::Gb18030,
 };
 
 /// Scans text, writing every line (masked where personal data was found) to `out`.
@@ -265,12 +266,14 @@ impl Scanner<'_> {
             return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
         }
         if detected.is_text() {
-            if !policy.reads_text() {
-                return Ok(Ok(()));
-            }
+            // text in an encoding the gateway cannot read is refused even where no rule
+            // reads it: what cannot be read does not cross
             let Some(enc) = text::sniff(head) else {
                 return Ok(Err(prefixed(at, not_text(head))));
             };
+            if !policy.reads_text() {
+                return Ok(Ok(()));
+            }
             let mut lines = Lines::new(policy, false, at);
             let mut reader = reader_of(input);
             return text::scan_lines(&mut reader, enc, None::<&mut io::Sink>, &mut |l| {
@@ -353,6 +356,13 @@ impl Visitor for Entries<'_> {
         };
         let at = format!("entry {path}: ");
         let base = path.rsplit('/').next().unwrap_or(path);
+        // Apple metadata is judged as what it is, not by its name's leading dot
+        if let Some(kind) = apple::kind_of(path) {
+            if let Err(r) = Lines::new(policy, false, &at).refuse_only(path) {
+                return Ok(Err(prefixed(&at, r)));
+            }
+            return apple::check(kind, reader).map(|v| v.map_err(|r| prefixed(&at, r)));
+        }
         let named = policy
             .check_name(base)
             .and_then(|()| Lines::new(policy, false, &at).refuse_only(path));
@@ -513,5 +523,198 @@ mod tests {
         // content that disagrees with its extension never reaches the rules
         let (verdict, _) = judge(&p, "a.pdf", b"plain text\n");
         assert!(verdict.is_err());
+    }
+
+    /// The lab's inbound policy, as shipped.
+    fn inbound() -> Policy {
+        Policy::parse(
+            Path::new("to-court.toml"),
+            include_str!("../../policy/to-court.toml"),
+        )
+        .unwrap()
+    }
+
+    /// A real-world case handed to us (`tests/cases/`).
+    fn case(path: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/cases")
+                .join(path),
+        )
+        .unwrap()
+    }
+
+    /// A zip of stored entries written byte by byte, as other archivers write them: each
+    /// entry's raw name bytes, its general-purpose flags and its extra field.
+    fn raw_zip(entries: &[(&[u8], u16, &[u8], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, flags, extra, data) in entries {
+            let mut crc = flate2::Crc::new();
+            crc.update(data);
+            let offset = out.len() as u32;
+            let fixed = |sig: &[u8], central: bool| {
+                let mut h = sig.to_vec();
+                if central {
+                    h.extend_from_slice(&20u16.to_le_bytes());
+                }
+                h.extend_from_slice(&20u16.to_le_bytes());
+                h.extend_from_slice(&flags.to_le_bytes());
+                h.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // stored, time, date
+                h.extend_from_slice(&crc.sum().to_le_bytes());
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+                h
+            };
+            out.extend(fixed(b"PK\x03\x04", false));
+            out.extend_from_slice(name);
+            out.extend_from_slice(extra);
+            out.extend_from_slice(data);
+            central.extend(fixed(b"PK\x01\x02", true));
+            central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name);
+            central.extend_from_slice(extra);
+        }
+        let at = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    fn gbk(s: &str) -> Vec<u8> {
+        encoding_rs::GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn a_zip_from_chinese_windows_crosses_and_its_names_read_as_written() {
+        let (verdict, _) = judge(
+            &inbound(),
+            "evidence-gbk-names.zip",
+            &case("to-court/evidence-gbk-names.zip"),
+        );
+        assert_eq!(verdict, Ok(0));
+        // a refusal inside names the entry as its author wrote it, not as mojibake
+        let zip = raw_zip(&[
+            (
+                &gbk("起诉材料/证据目录.txt"),
+                0,
+                b"",
+                "证据一：合同\n".as_bytes(),
+            ),
+            (&gbk("起诉材料/证据二.exe"), 0, b"", b"MZ"),
+        ]);
+        let refusal = judge(&inbound(), "证据.zip", &zip).0.unwrap_err();
+        assert!(refusal.detail.contains("起诉材料/证据二.exe"), "{refusal}");
+        // the text rules see the decoded names too
+        let zip = raw_zip(&[(&gbk("机密/目录.txt"), 0, b"", b"x\n")]);
+        let refusal = judge(&outbound_with_zip(), "a.zip", &zip).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ClassificationMarking, "{refusal}");
+    }
+
+    /// The outbound policy with zip allowed, to see names inside archives judged.
+    fn outbound_with_zip() -> Policy {
+        let text = include_str!("../../policy/to-internet.toml")
+            .replace("extensions = [\"pdf\"", "extensions = [\"zip\", \"pdf\"")
+            .replace("allow = [\"pdf\"", "allow = [\"zip\", \"pdf\"");
+        Policy::parse(Path::new("to-internet.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_zip_from_macos_crosses_with_its_metadata_checked_as_what_it_is() {
+        use unicode_normalization::UnicodeNormalization;
+        let nfd: String = "起诉材料/Café-が.txt".nfd().collect();
+        let mut apple_double = vec![0, 5, 0x16, 7, 0, 2, 0, 0];
+        apple_double.extend_from_slice(b"Mac OS X        ");
+        apple_double.extend_from_slice(&1u16.to_be_bytes());
+        apple_double.extend_from_slice(&9u32.to_be_bytes());
+        apple_double.extend_from_slice(&38u32.to_be_bytes());
+        apple_double.extend_from_slice(&32u32.to_be_bytes());
+        apple_double.extend_from_slice(&[0; 32]);
+        let mut store = b"\0\0\0\x01Bud1".to_vec();
+        store.resize(64, 0);
+        let companion: String = "__MACOSX/起诉材料/._Café-が.txt".nfd().collect();
+        let zip = raw_zip(&[
+            (nfd.as_bytes(), 0, b"", b"statement\n"),
+            (companion.as_bytes(), 0, b"", &apple_double),
+            ("起诉材料/.DS_Store".as_bytes(), 0, b"", &store),
+        ]);
+        assert_eq!(judge(&inbound(), "证据.zip", &zip).0, Ok(0));
+        // something else under an Apple name is refused for what it is
+        let zip = raw_zip(&[("起诉材料/._x.txt".as_bytes(), 0, b"", b"MZ\x90\0")]);
+        let refusal = judge(&inbound(), "证据.zip", &zip).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ContentUnreadable, "{refusal}");
+        assert!(refusal.detail.contains("AppleDouble"), "{refusal}");
+        // other names starting with a dot are still refused
+        let zip = raw_zip(&[(b".bashrc", 0, b"", b"x\n")]);
+        assert_eq!(
+            judge(&inbound(), "证据.zip", &zip).0.unwrap_err().reason,
+            Reason::NameRefused
+        );
+    }
+
+    #[test]
+    fn a_unicode_path_field_naming_another_file_is_refused() {
+        let field = |name: &[u8], unicode: &str| {
+            let mut crc = flate2::Crc::new();
+            crc.update(name);
+            let mut f = 0x7075u16.to_le_bytes().to_vec();
+            f.extend_from_slice(&((5 + unicode.len()) as u16).to_le_bytes());
+            f.push(1);
+            f.extend_from_slice(&crc.sum().to_le_bytes());
+            f.extend_from_slice(unicode.as_bytes());
+            f
+        };
+        let raw = gbk("证据目录.txt");
+        let agrees = field(&raw, "证据目录.txt");
+        let zip = raw_zip(&[(&raw, 0, &agrees, b"list\n")]);
+        assert_eq!(judge(&inbound(), "证据.zip", &zip).0, Ok(0));
+        let other = field(b"readme.txt", "readme.cmd");
+        let zip = raw_zip(&[(b"readme.txt", 0, &other, b"echo\n")]);
+        let refusal = judge(&inbound(), "证据.zip", &zip).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ArchivePath, "{refusal}");
+        assert!(refusal.detail.contains("different files"), "{refusal}");
+    }
+
+    #[test]
+    fn utf16_text_crosses_inbound_and_is_judged_and_masked_outbound() {
+        let utf16 = |t: &str| {
+            let mut out = vec![0xFF, 0xFE];
+            t.encode_utf16()
+                .for_each(|u| out.extend_from_slice(&u.to_le_bytes()));
+            out
+        };
+        let statement = utf16("证据说明\r\n一、借条原件。\r\n");
+        assert_eq!(judge(&inbound(), "证据说明.txt", &statement).0, Ok(0));
+        let refusal = judge(&outbound(), "通知.txt", &utf16("本文件 机密★10年\r\n"))
+            .0
+            .unwrap_err();
+        assert_eq!(refusal.reason, Reason::ClassificationMarking);
+        let (verdict, masked) = judge(&outbound(), "名单.txt", &utf16("电话 13800138000\r\n"));
+        assert_eq!(verdict, Ok(1));
+        assert_eq!(masked, utf16("电话 138****8000\r\n"));
+        // text in an encoding not read: a reason that says so, not "unknown"
+        let refusal = judge(&inbound(), "a.txt", &utf16("plain latin text here")[2..])
+            .0
+            .unwrap_err();
+        assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
+        assert!(refusal.detail.contains("UTF-16"), "{refusal}");
+    }
+
+    #[test]
+    fn long_chinese_titles_with_full_width_punctuation_are_allowed() {
+        let title = "关于（2026）吉01民初123号原告某某科技有限公司诉被告某某网络服务有限公司\
+                     侵害作品信息网络传播权纠纷一案的“民事判决书”：送达回证【第二次】.txt";
+        assert!(title.len() > 200 && title.len() <= 255, "{}", title.len());
+        for p in [inbound(), outbound()] {
+            assert_eq!(judge(&p, title, b"clean\n").0, Ok(0));
+        }
     }
 }

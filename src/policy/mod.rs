@@ -22,9 +22,9 @@ mod detect;
 mod names;
 
 pub use detect::{Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, detect};
-pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension};
+pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension, nfc};
 
-use crate::content::archive::Limits;
+use crate::content::archive::{LegacyNames, Limits};
 use crate::content::marking::MarkingDetector;
 use crate::content::pii::{PiiDetector, PiiKind};
 use crate::content::rules::TextRules;
@@ -89,6 +89,7 @@ struct RawArchives {
     max_depth: Spanned<u32>,
     max_entries: Spanned<u64>,
     max_ratio: Spanned<u64>,
+    legacy_names: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -408,11 +409,26 @@ impl Policy {
                         "must be at least 2",
                     );
                 }
+                let legacy_names = match &a.legacy_names {
+                    None => LegacyNames::default(),
+                    Some(name) => LegacyNames::parse(name.get_ref()).unwrap_or_else(|| {
+                        src.report(
+                            Some(name.span()),
+                            "archives.legacy_names",
+                            format!(
+                                "{:?} is not an encoding of entry names: use \"gb18030\" or \"cp437\"",
+                                name.get_ref()
+                            ),
+                        );
+                        LegacyNames::default()
+                    }),
+                };
                 Some(Limits {
                     max_depth: *a.max_depth.get_ref(),
                     max_entries: *a.max_entries.get_ref(),
                     max_expanded_bytes: max_expanded,
                     max_ratio: *a.max_ratio.get_ref(),
+                    legacy_names,
                 })
             }
             None => {
@@ -680,6 +696,7 @@ impl Policy {
                 "max_entries": a.max_entries,
                 "max_expanded_bytes": a.max_expanded_bytes,
                 "max_ratio": a.max_ratio,
+                "legacy_names": a.legacy_names.as_str(),
             })),
             "text": { "keywords": self.keywords.len(), "patterns": self.patterns.len() },
             "pdf_refuse_active": self.pdf_refuse_active,

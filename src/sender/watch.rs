@@ -256,9 +256,11 @@ fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Optio
         refuse_entry(sender, channel, &path, &display, &refusal)?;
         return Ok(None);
     }
+    // the spelling the rules see and that lands: NFC (macOS writes names in NFD)
+    let name = crate::policy::nfc(&display);
     let Some(spooled) = sender
         .spool
-        .take(&channel.name, &channel.outbox, file_name, &display)?
+        .take(&channel.name, &channel.outbox, file_name, &name)?
     else {
         return Ok(None);
     };

@@ -45,9 +45,9 @@ pub(super) fn walk_gzip(
         .header()
         .and_then(|header| header.filename())
         .and_then(|name| std::str::from_utf8(name).ok())
+        .map(super::nfc)
         .filter(|name| !name.is_empty() && path_problem(name, false).is_none())
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or_default();
     let mut whole = (&head[..n]).chain(&mut meter);
     visit(visitor, &name, depth, &mut whole, budget)
 }

@@ -24,16 +24,20 @@
 //!  tar     raw entries, extension headers read with a cap, links and devices refused
 //!  gzip    one entry named from its header, compressed bytes counted for the ratio
 //!  meter   the reader that enforces expanded bytes and ratio while an entry is read
+//!  names   entry names decoded as written (flag, Unicode Path field, UTF-8, GB18030), NFC
 //!  paths   the rules an entry path must follow
 //! ```
 
 mod gzip;
 mod meter;
+mod names;
 mod paths;
 mod tar;
 #[cfg(test)]
 mod testing;
 mod zip;
+
+pub use names::{LegacyNames, nfc};
 
 use crate::content::Scan;
 use crate::core::reason::{Reason, Refusal};
@@ -72,6 +76,8 @@ pub struct Limits {
     pub max_expanded_bytes: u64,
     /// Largest expansion ratio of one entry, checked once it has expanded to 1 MiB.
     pub max_ratio: u64,
+    /// How entry names in no stated encoding that are not UTF-8 are read.
+    pub legacy_names: LegacyNames,
 }
 
 /// The counters and the first limit crossed, shared by every level of one object.

@@ -77,15 +77,19 @@ pub(super) fn walk_tar(
         if let Err(refusal) = budget.count_entry() {
             return Ok(Err(refusal));
         }
-        let raw = match (pax_path.take(), long_name.take()) {
-            (Some(path), _) | (None, Some(path)) => path,
-            (None, None) => entry.path_bytes().into_owned(),
+        let (raw, from_pax) = match (pax_path.take(), long_name.take()) {
+            (Some(path), _) => (path, true),
+            (None, Some(path)) => (path, false),
+            (None, None) => (entry.path_bytes().into_owned(), false),
         };
-        let Ok(path) = String::from_utf8(raw) else {
-            return Ok(Err(Refusal::new(
-                Reason::ArchivePath,
-                "tar entry path is not UTF-8",
-            )));
+        let path = match super::names::tar_name(&raw, from_pax, budget.limits().legacy_names) {
+            Ok(path) => path,
+            Err(why) => {
+                return Ok(Err(Refusal::new(
+                    Reason::ArchivePath,
+                    format!("tar entry {:?}: {why}", String::from_utf8_lossy(&raw)),
+                )));
+            }
         };
         if let Some(why) = path_problem(&path, kind.is_dir()) {
             return bad_path(&path, why);

@@ -16,6 +16,7 @@ pub(super) fn limits() -> Limits {
         max_entries: 1000,
         max_expanded_bytes: 256 << 20,
         max_ratio: 200,
+        legacy_names: super::LegacyNames::Gb18030,
     }
 }
 

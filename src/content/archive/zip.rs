@@ -113,15 +113,23 @@ pub(super) fn walk_zip(
 
     // The central directory first: refuse an obvious bomb before expanding anything.
     let mut declared_bytes: u64 = 0;
+    let mut names = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = match archive.by_index_raw(index) {
             Ok(entry) => entry,
             Err(e) => return zip_error(e),
         };
-        let name = entry.name();
-        if let Some(why) = path_problem(name, entry.is_dir()) {
-            return bad_path(name, why);
+        let name = match entry_name(file, entry.central_header_start(), limits.legacy_names)? {
+            Ok(name) => name,
+            Err(why) => return bad_path(&String::from_utf8_lossy(entry.name_raw()), &why),
+        };
+        if let Some(why) = path_problem(&name, entry.is_dir()) {
+            return bad_path(&name, why);
         }
+        names.push(name);
+        let Some(name) = names.last() else {
+            return unreadable("zip entry without a name");
+        };
         if entry.is_symlink() {
             return bad_path(name, "symbolic link");
         }
@@ -175,7 +183,9 @@ pub(super) fn walk_zip(
         if entry.is_dir() {
             continue;
         }
-        let path = entry.name().to_owned();
+        let Some(path) = names.get(index).cloned() else {
+            return unreadable("zip entries changed between two readings of its directory");
+        };
         let packed = entry.compressed_size();
         let mut meter = Meter::new(&mut entry, budget, Packed::Fixed(packed));
         if let Err(refusal) = visit(visitor, &path, depth, &mut meter, budget)? {
@@ -183,6 +193,54 @@ pub(super) fn walk_zip(
         }
     }
     Ok(Ok(()))
+}
+
+/// Bytes of a central-directory file header before its name (APPNOTE 4.3.12).
+const CENTRAL_HEADER_LEN: usize = 46;
+
+/// The Info-ZIP Unicode Path extra field's header ID (APPNOTE 4.6.9).
+const UNICODE_PATH: u16 = 0x7075;
+
+/// The name of the entry whose central-directory header starts at `offset`, decoded as its
+/// author wrote it (see `names`): read from the header itself, its flag bit 11 and its
+/// Unicode Path extra field. `Ok(Err(why))` when it cannot be read as one name.
+fn entry_name(
+    file: &File,
+    offset: u64,
+    legacy: super::LegacyNames,
+) -> io::Result<Result<String, String>> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; CENTRAL_HEADER_LEN];
+    file.read_exact_at(&mut header, offset)?;
+    if !header.starts_with(b"PK\x01\x02") {
+        return Ok(Err("central-directory header not found".into()));
+    }
+    let flags = le16(&header, 8);
+    let name_len = le16(&header, 28) as usize;
+    let extra_len = le16(&header, 30) as usize;
+    let mut rest = vec![0u8; name_len + extra_len];
+    file.read_exact_at(&mut rest, offset + CENTRAL_HEADER_LEN as u64)?;
+    let (raw, extra) = rest.split_at(name_len);
+    let mut unicode_path = None;
+    let mut at = 0;
+    while let (Some(id), Some(len)) = (extra.get(at..at + 2), extra.get(at + 2..at + 4)) {
+        let id = u16::from_le_bytes([id[0], id[1]]);
+        let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+        let Some(data) = extra.get(at + 4..at + 4 + len) else {
+            return Ok(Err("extra field runs past its header".into()));
+        };
+        // version (1), CRC-32 of the raw name (4, checked by the zip reader), UTF-8 name
+        if id == UNICODE_PATH {
+            unicode_path = data.get(5..);
+        }
+        at += 4 + len;
+    }
+    Ok(super::names::zip_name(
+        raw,
+        flags & (1 << 11) != 0,
+        unicode_path,
+        legacy,
+    ))
 }
 
 /// Sorts an error of the zip reader: a fault of the machine, or a zip that cannot be read.
