@@ -47,6 +47,9 @@ pub enum Reason {
     ArchiveLimit,
     /// An archive entry has an absolute path, a `..` component, or is a link or device.
     ArchivePath,
+    /// An archive that two readers could see differently: bytes outside its entries, a local
+    /// header that disagrees with the central directory, two end records, duplicate names.
+    ArchiveAmbiguous,
     /// The content claims a type but cannot be read as one (a corrupt or encrypted archive, document or PDF).
     ContentUnreadable,
     /// Text that is neither UTF-8 nor GB18030, or with a line too long to scan.
@@ -67,7 +70,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Symlink,
         Reason::HardLink,
         Reason::NotRegularFile,
@@ -86,6 +89,7 @@ impl Reason {
         Reason::PeerRefused,
         Reason::ArchiveLimit,
         Reason::ArchivePath,
+        Reason::ArchiveAmbiguous,
         Reason::ContentUnreadable,
         Reason::TextEncoding,
         Reason::ActiveContent,
@@ -117,6 +121,7 @@ impl Reason {
             Reason::PeerRefused => "peer_refused",
             Reason::ArchiveLimit => "archive_limit",
             Reason::ArchivePath => "archive_path",
+            Reason::ArchiveAmbiguous => "archive_ambiguous",
             Reason::ContentUnreadable => "content_unreadable",
             Reason::TextEncoding => "text_encoding",
             Reason::ActiveContent => "active_content",

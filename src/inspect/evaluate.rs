@@ -470,6 +470,7 @@ impl Visitor for Parts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::archive::testing::raw_zip;
 
     /// The lab's outbound policy, as shipped.
     fn outbound() -> Policy {
@@ -542,51 +543,6 @@ mod tests {
                 .join(path),
         )
         .unwrap()
-    }
-
-    /// A zip of stored entries written byte by byte, as other archivers write them: each
-    /// entry's raw name bytes, its general-purpose flags and its extra field.
-    fn raw_zip(entries: &[(&[u8], u16, &[u8], &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
-        for (name, flags, extra, data) in entries {
-            let mut crc = flate2::Crc::new();
-            crc.update(data);
-            let offset = out.len() as u32;
-            let fixed = |sig: &[u8], central: bool| {
-                let mut h = sig.to_vec();
-                if central {
-                    h.extend_from_slice(&20u16.to_le_bytes());
-                }
-                h.extend_from_slice(&20u16.to_le_bytes());
-                h.extend_from_slice(&flags.to_le_bytes());
-                h.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // stored, time, date
-                h.extend_from_slice(&crc.sum().to_le_bytes());
-                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-                h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
-                h
-            };
-            out.extend(fixed(b"PK\x03\x04", false));
-            out.extend_from_slice(name);
-            out.extend_from_slice(extra);
-            out.extend_from_slice(data);
-            central.extend(fixed(b"PK\x01\x02", true));
-            central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
-            central.extend_from_slice(&offset.to_le_bytes());
-            central.extend_from_slice(name);
-            central.extend_from_slice(extra);
-        }
-        let at = out.len() as u32;
-        out.extend_from_slice(&central);
-        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-        out.extend_from_slice(&at.to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
-        out
     }
 
     fn gbk(s: &str) -> Vec<u8> {

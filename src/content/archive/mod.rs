@@ -21,6 +21,7 @@
 //! ```text
 //!  mod     Kind, Limits, Budget, Visitor, Input; walk dispatches on Kind
 //!  zip     spill to a file, central directory checked, entries metered
+//!  layout  one view of a zip: every byte accounted for, local and central headers agree
 //!  tar     raw entries, extension headers read with a cap, links and devices refused
 //!  gzip    one entry named from its header, compressed bytes counted for the ratio
 //!  meter   the reader that enforces expanded bytes and ratio while an entry is read
@@ -29,12 +30,13 @@
 //! ```
 
 mod gzip;
+mod layout;
 mod meter;
 mod names;
 mod paths;
 mod tar;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod zip;
 
 pub use names::{LegacyNames, nfc};

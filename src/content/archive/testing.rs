@@ -175,3 +175,65 @@ pub(super) fn understate(data: &mut [u8], size: u32) {
     let central = data.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
     data[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
 }
+
+/// One entry of [`raw_zip`]: raw name bytes, general-purpose flags, extra field, data.
+pub(crate) type RawEntry<'a> = (&'a [u8], u16, &'a [u8], &'a [u8]);
+
+/// A zip of stored entries written byte by byte, as other archivers write them, with each
+/// entry's raw name bytes, flags and extra field as given (the same extra field in the local
+/// and the central header). Flag bit 3 writes the sizes and CRC in a signed data descriptor
+/// after the data and zeros in the local header, as streaming writers do.
+pub(crate) fn raw_zip(entries: &[RawEntry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, flags, extra, data) in entries {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let offset = out.len() as u32;
+        let descriptor = flags & 0x8 != 0;
+        let fixed = |sig: &[u8], central: bool| {
+            let mut h = sig.to_vec();
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes());
+            h.extend_from_slice(&flags.to_le_bytes());
+            h.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // stored, time, date
+            let (crc, size) = if descriptor && !central {
+                (0, 0)
+            } else {
+                (crc.sum(), data.len() as u32)
+            };
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            h
+        };
+        out.extend(fixed(b"PK\x03\x04", false));
+        out.extend_from_slice(name);
+        out.extend_from_slice(extra);
+        out.extend_from_slice(data);
+        if descriptor {
+            out.extend_from_slice(b"PK\x07\x08");
+            out.extend_from_slice(&crc.sum().to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        }
+        central.extend(fixed(b"PK\x01\x02", true));
+        central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name);
+        central.extend_from_slice(extra);
+    }
+    let at = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
+}

@@ -4,12 +4,14 @@
 //! compression are checked and declared sizes weighed against the limits before anything is
 //! expanded; then each entry is read through a meter.
 
+use super::layout::{self, Central};
 use super::meter::{Meter, Packed};
 use super::paths::path_problem;
 use super::{
     Budget, IO_BUF, Kind, RATIO_FLOOR, Visitor, bad_path, from_io, truncate, unreadable, visit,
 };
 use crate::content::Scan;
+use crate::core::reason::{Reason, Refusal};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -119,17 +121,14 @@ pub(super) fn walk_zip(
             Ok(entry) => entry,
             Err(e) => return zip_error(e),
         };
-        let name = match entry_name(file, entry.central_header_start(), limits.legacy_names)? {
-            Ok(name) => name,
+        let central = match central_entry(file, &entry, limits.legacy_names)? {
+            Ok(central) => central,
             Err(why) => return bad_path(&String::from_utf8_lossy(entry.name_raw()), &why),
         };
-        if let Some(why) = path_problem(&name, entry.is_dir()) {
-            return bad_path(&name, why);
+        if let Some(why) = path_problem(&central.name, entry.is_dir()) {
+            return bad_path(&central.name, why);
         }
-        names.push(name);
-        let Some(name) = names.last() else {
-            return unreadable("zip entry without a name");
-        };
+        let name = central.name.as_str();
         if entry.is_symlink() {
             return bad_path(name, "symbolic link");
         }
@@ -163,6 +162,12 @@ pub(super) fn walk_zip(
             ));
         }
         declared_bytes = declared_bytes.saturating_add(size);
+        names.push(central);
+    }
+    // One view of the archive: every byte accounted for, local and central headers agreeing.
+    let len = file.metadata()?.len();
+    if let Err(why) = layout::check(file, len, &names)? {
+        return Ok(Err(Refusal::new(Reason::ArchiveAmbiguous, why)));
     }
     if budget.expanded().saturating_add(declared_bytes) > limits.max_expanded_bytes {
         return budget.refuse_limit(format!(
@@ -183,7 +188,7 @@ pub(super) fn walk_zip(
         if entry.is_dir() {
             continue;
         }
-        let Some(path) = names.get(index).cloned() else {
+        let Some(path) = names.get(index).map(|c| c.name.clone()) else {
             return unreadable("zip entries changed between two readings of its directory");
         };
         let packed = entry.compressed_size();
@@ -201,46 +206,60 @@ const CENTRAL_HEADER_LEN: usize = 46;
 /// The Info-ZIP Unicode Path extra field's header ID (APPNOTE 4.6.9).
 const UNICODE_PATH: u16 = 0x7075;
 
-/// The name of the entry whose central-directory header starts at `offset`, decoded as its
-/// author wrote it (see `names`): read from the header itself, its flag bit 11 and its
-/// Unicode Path extra field. `Ok(Err(why))` when it cannot be read as one name.
-fn entry_name(
+/// What the central-directory header of `entry` says, read from the header itself, with the
+/// name decoded as its author wrote it (see `names`: flag bit 11, Unicode Path field, UTF-8,
+/// the legacy encoding). `Ok(Err(why))` when the name cannot be read as one name.
+fn central_entry(
     file: &File,
-    offset: u64,
+    entry: &zip::read::ZipFile<'_, &File>,
     legacy: super::LegacyNames,
-) -> io::Result<Result<String, String>> {
+) -> io::Result<Result<Central, String>> {
     use std::os::unix::fs::FileExt;
+    let offset = entry.central_header_start();
     let mut header = [0u8; CENTRAL_HEADER_LEN];
     file.read_exact_at(&mut header, offset)?;
     if !header.starts_with(b"PK\x01\x02") {
         return Ok(Err("central-directory header not found".into()));
     }
-    let flags = le16(&header, 8);
-    let name_len = le16(&header, 28) as usize;
-    let extra_len = le16(&header, 30) as usize;
+    let field16 = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+    let (flags, method) = (field16(8), field16(10));
+    let crc32 = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+    let name_len = usize::from(field16(28));
+    let extra_len = usize::from(field16(30));
+    let comment_len = u64::from(field16(32));
     let mut rest = vec![0u8; name_len + extra_len];
     file.read_exact_at(&mut rest, offset + CENTRAL_HEADER_LEN as u64)?;
     let (raw, extra) = rest.split_at(name_len);
-    let mut unicode_path = None;
-    let mut at = 0;
-    while let (Some(id), Some(len)) = (extra.get(at..at + 2), extra.get(at + 2..at + 4)) {
-        let id = u16::from_le_bytes([id[0], id[1]]);
-        let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
-        let Some(data) = extra.get(at + 4..at + 4 + len) else {
-            return Ok(Err("extra field runs past its header".into()));
-        };
-        // version (1), CRC-32 of the raw name (4, checked by the zip reader), UTF-8 name
-        if id == UNICODE_PATH {
-            unicode_path = data.get(5..);
-        }
-        at += 4 + len;
-    }
-    Ok(super::names::zip_name(
+    let Some(fields) = layout::extra_fields(extra) else {
+        return Ok(Err("an extra field runs past its header".into()));
+    };
+    // version (1), CRC-32 of the raw name (4, checked by the zip reader), UTF-8 name
+    let unicode_path = fields
+        .iter()
+        .find(|(id, _)| *id == UNICODE_PATH)
+        .map(|(_, data)| data.get(5..).unwrap_or_default().to_vec());
+    let name = match super::names::zip_name(
         raw,
         flags & (1 << 11) != 0,
-        unicode_path,
+        unicode_path.as_deref(),
         legacy,
-    ))
+    ) {
+        Ok(name) => name,
+        Err(why) => return Ok(Err(why)),
+    };
+    Ok(Ok(Central {
+        name,
+        raw_name: raw.to_vec(),
+        flags,
+        method,
+        crc32,
+        compressed: entry.compressed_size(),
+        size: entry.size(),
+        local_at: entry.header_start(),
+        central_at: offset,
+        central_len: CENTRAL_HEADER_LEN as u64 + (name_len + extra_len) as u64 + comment_len,
+        unicode_path,
+    }))
 }
 
 /// Sorts an error of the zip reader: a fault of the machine, or a zip that cannot be read.
