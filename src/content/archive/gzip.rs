@@ -49,7 +49,15 @@ pub(super) fn walk_gzip(
         .filter(|name| !name.is_empty() && path_problem(name, false).is_none())
         .unwrap_or_default();
     let mut whole = (&head[..n]).chain(&mut meter);
-    visit(visitor, &name, depth, &mut whole, budget)
+    let verdict = visit(visitor, &name, depth, &mut whole, budget)?;
+    if verdict.is_err() {
+        return Ok(verdict);
+    }
+    // Every member is read to its end, whatever the visitor read: a gzip that another reader
+    // would see differently (a corrupt or hidden later member, bytes after the last one) is
+    // not passed because the visitor stopped early.
+    io::copy(&mut whole, &mut io::sink())?;
+    Ok(verdict)
 }
 
 #[cfg(test)]
@@ -59,6 +67,25 @@ mod tests {
     use super::*;
     use crate::core::reason::Reason;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn every_member_is_read_and_nothing_may_follow_the_last() {
+        let two = [gzip_of(Some("a.txt"), b"first "), gzip_of(None, b"second")].concat();
+        let (verdict, v) = run(Kind::Gzip, &two, limits());
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(v.seen[0].2, b"first second");
+        let mut trailing = gzip_of(Some("a.txt"), b"data");
+        trailing.extend_from_slice(b"PK\x03\x04 a zip after the gzip");
+        assert!(run(Kind::Gzip, &trailing, limits()).0.is_err());
+        // a corrupt later member behind a first one the visitor has no need to read through
+        let mut corrupt = gzip_of(Some("a.png"), &[0x89; 9000]);
+        let mut second = gzip_of(None, b"more");
+        let n = second.len();
+        second[n - 8] ^= 0xFF; // its CRC
+        corrupt.extend_from_slice(&second);
+        let r = refused(Kind::Gzip, &corrupt, limits());
+        assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+    }
 
     #[test]
     fn gzip_is_one_entry_named_from_its_header() {
