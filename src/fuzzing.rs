@@ -148,6 +148,106 @@ pub fn content(data: &[u8]) {
     );
 }
 
+/// The differential check of the zip reader: reads `data` as the gateway does and as two
+/// other readers do — the `zip` crate through the central directory, and the same crate
+/// streaming local headers from the start, as a streaming extractor would. Whenever the
+/// gateway accepts the archive, the central reading must see the same entries with the same
+/// bytes, and so must the streaming one where it can read the archive at all. A difference is
+/// a panic: the gateway passed an archive that another reader sees differently.
+pub fn zip_views(data: &[u8]) {
+    use crate::content::Scan;
+    use crate::content::archive::{self, Budget, Input, Kind, LegacyNames, Limits, Visitor};
+    use std::io::{Cursor, Read};
+
+    /// Most bytes of one entry compared.
+    const CAP: u64 = 1 << 20;
+
+    struct Collect(Vec<Vec<u8>>);
+    impl Visitor for Collect {
+        fn entry(&mut self, _: &str, _: u32, reader: &mut dyn Read, _: &mut Budget) -> Scan {
+            let mut bytes = Vec::new();
+            reader.take(CAP).read_to_end(&mut bytes)?;
+            std::io::copy(reader, &mut std::io::sink())?;
+            self.0.push(bytes);
+            Ok(Ok(()))
+        }
+    }
+
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let limits = Limits {
+        max_depth: 1,
+        max_entries: 100,
+        max_expanded_bytes: 16 << 20,
+        max_ratio: 100,
+        legacy_names: LegacyNames::Gb18030,
+    };
+    let mut gateway = Collect(Vec::new());
+    let mut input = data;
+    let verdict = archive::walk(
+        Kind::Zip,
+        Input::Stream(&mut input),
+        1,
+        &mut Budget::new(limits),
+        dir.path(),
+        &mut gateway,
+    );
+    if !matches!(verdict, Ok(Ok(()))) {
+        return;
+    }
+    let read_all = |file: &mut dyn Read| {
+        let mut bytes = Vec::new();
+        file.take(CAP).read_to_end(&mut bytes).map(|_| bytes)
+    };
+    // the central directory's view
+    let mut central = Vec::new();
+    match zip::ZipArchive::new(Cursor::new(data)) {
+        Ok(mut zip) => {
+            for i in 0..zip.len() {
+                match zip.by_index(i) {
+                    Ok(mut file) if !file.is_dir() => match read_all(&mut file) {
+                        Ok(bytes) => central.push(bytes),
+                        Err(e) => panic!(
+                            "the gateway accepted a zip whose entry {i} the zip crate cannot read: {e}"
+                        ),
+                    },
+                    Ok(_) => {}
+                    Err(e) => panic!(
+                        "the gateway accepted a zip whose entry {i} the zip crate cannot open: {e}"
+                    ),
+                }
+            }
+        }
+        Err(e) => panic!("the gateway accepted a zip the zip crate cannot open: {e}"),
+    }
+    assert_eq!(
+        gateway.0, central,
+        "the gateway and the central directory see different entries"
+    );
+    // a streaming extractor's view, where it can read the archive
+    let mut cursor = Cursor::new(data);
+    let mut streamed = Vec::new();
+    loop {
+        match zip::read::read_zipfile_from_stream(&mut cursor) {
+            Ok(Some(mut file)) => {
+                let is_dir = file.is_dir();
+                match read_all(&mut file) {
+                    Ok(bytes) if !is_dir => streamed.push(bytes),
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return,
+        }
+    }
+    assert_eq!(
+        gateway.0, streamed,
+        "the gateway and a streaming reader see different entries"
+    );
+}
+
 /// Feeds `data` to the diode receiver as a datagram off the wire, twice: as it is (the tag
 /// check must reject it) and signed with the receiver's key, so that the body parsers, the
 /// FEC reassembly and the record unpacker see it too.
@@ -243,6 +343,35 @@ mod tests {
                 input[..2].copy_from_slice(&crate::core::diode::wire::MAGIC);
             }
             diode_datagram(&input);
+        }
+    }
+
+    #[test]
+    fn the_zip_views_agree_on_every_mutated_archive_the_gateway_accepts() {
+        use std::io::Write;
+        let mut seeds = Vec::new();
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+            for (name, body) in [("a.txt", &b"alpha alpha"[..]), ("证据/b.txt", b"beta")] {
+                zip.start_file(name, opts).unwrap();
+                zip.write_all(body).unwrap();
+            }
+            seeds.push(zip.finish().unwrap().into_inner());
+        }
+        // two archives one after the other: refused, never a disagreement
+        seeds.push([seeds[0].clone(), seeds[1].clone()].concat());
+        let mut next = xorshift(0x0dd_ba11);
+        for seed in &seeds {
+            zip_views(seed);
+        }
+        for i in 0..1500 {
+            let mut input = seeds[i % seeds.len()].clone();
+            mutate(&mut input, &mut next, 4);
+            zip_views(&input);
         }
     }
 
