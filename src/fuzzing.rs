@@ -60,12 +60,12 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
 const FUZZ_POLICY: &str = r#"
 [names]
 max_length = 64
-extensions = ["zip", "tar", "gz", "docx", "odt", "pdf", "txt", "csv", "json", "xml", "png"]
+extensions = ["zip", "tar", "gz", "docx", "odt", "pdf", "rtf", "txt", "csv", "json", "xml", "png"]
 [size]
 max_bytes = 1073741824
 max_expanded_bytes = 67108864
 [types]
-allow = ["zip", "tar", "gzip", "ooxml", "odf", "pdf", "text", "csv", "json", "xml", "png"]
+allow = ["zip", "tar", "gzip", "ooxml", "odf", "pdf", "rtf", "text", "csv", "json", "xml", "png"]
 [archives]
 max_depth = 3
 max_entries = 1000
@@ -109,7 +109,9 @@ pub fn content(data: &[u8]) {
         return;
     };
     if let Some(policy) = policy {
-        for name in ["f.zip", "f.docx", "f.pdf", "f.txt", "f.csv", "f.json"] {
+        for name in [
+            "f.zip", "f.docx", "f.pdf", "f.rtf", "f.txt", "f.csv", "f.json",
+        ] {
             let path = dir.path().join(name);
             if std::fs::write(&path, data).is_ok() {
                 let _ = crate::inspect::inspect_file(policy, name, &path, dir.path());
@@ -386,7 +388,8 @@ mod tests {
         let zip = zip.finish().unwrap().into_inner();
         let pdf = b"%PDF-1.7\n1 0 obj\n<< /Length 20 >>\nstream\nBT (Hello) Tj ET\nendstream\nendobj\n%%EOF\n".to_vec();
         let text = "姓名,号码\n张三,13800138000\n".as_bytes().to_vec();
-        let seeds = [zip, pdf, text];
+        let rtf = br"{\rtf1\ansi\ansicpg936{\fonttbl{\f0 x;}}\'bb\'fa\u24352?{\field{\*\fldinst PAGE}{\fldrslt 1}}\par}".to_vec();
+        let seeds = [zip, pdf, text, rtf];
         let mut next = xorshift(0xfeed_beef);
         for i in 0..600 {
             let mut input = seeds[i % seeds.len()].clone();

@@ -10,6 +10,7 @@
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
 //!  apple     `__MACOSX/`, `._*`, `.DS_Store` entries ─► checked as AppleDouble / Finder store
 //!  doc       OOXML / ODF XML part ─► paragraphs of text
+//!  rtf       RTF ─► text in its code page; OLE objects, templates, fetching fields refused
 //!  reach     OOXML relationships, fields, ODF links ─► what reaches outside the document
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
 //! ```
@@ -25,6 +26,7 @@ pub mod marking;
 pub mod pdf;
 pub mod pii;
 pub mod reach;
+pub mod rtf;
 pub mod rules;
 pub mod text;
 pub mod utf16;

@@ -312,7 +312,10 @@ impl<'a> Watch<'a> {
 
 /// Judges one field instruction (ECMA-376 Part 1 §17.16.5): DDE and DDEAUTO run a program;
 /// LINK, INCLUDETEXT, INCLUDEPICTURE and IMPORT fetch a file or URL when fields update.
-fn field(path: &str, instruction: &str) -> Result<(), Refusal> {
+///
+/// # Errors
+/// The `active_content` refusal, naming `path` and the field.
+pub fn field(path: &str, instruction: &str) -> Result<(), Refusal> {
     let trimmed = instruction.trim_start();
     let word: String = trimmed
         .chars()

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, apple, doc, pdf, reach, text};
+use crate::content::{Scan, apple, doc, pdf, reach, rtf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -281,6 +281,23 @@ impl Scanner<'_> {
             })
             .map(|r| r.map(|_| ()));
         }
+        if detected.family == "rtf" {
+            // objects, templates and fetching fields are refused whatever the text rules
+            let mut lines = Lines::new(policy, false, at);
+            let reads_text = policy.reads_text();
+            let mut reader = BufReader::new(reader_of(input));
+            return rtf::scan_rtf(
+                &mut reader,
+                Some(&mut |l: &str| {
+                    if reads_text {
+                        lines.refuse_only(l)
+                    } else {
+                        Ok(())
+                    }
+                }),
+            )
+            .map(|v| v.map_err(|r| prefixed(at, r)));
+        }
         if detected.family == "pdf" && (policy.pdf_refuse_active || policy.reads_text()) {
             let opts = pdf::PdfOptions {
                 refuse_active: policy.pdf_refuse_active,
@@ -472,7 +489,8 @@ impl Visitor for Parts<'_> {
                 Reason::TypeRefused,
                 format!("{at}an executable inside the document"),
             ))),
-            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "pdf" | "text" | "csv" | "json" | "xml" => {
+            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "pdf" | "rtf" | "text" | "csv" | "json"
+            | "xml" => {
                 let item = Item {
                     name: path.rsplit('/').next().unwrap_or(path),
                     at: &at,
@@ -807,6 +825,33 @@ mod tests {
         let strict = Policy::parse(Path::new("strict.toml"), &strict).unwrap();
         let refusal = judge(&strict, "起诉状.docx", &twin).0.unwrap_err();
         assert_eq!(refusal.reason, Reason::ActiveContent, "{refusal}");
+    }
+
+    #[test]
+    fn rtf_is_read_and_its_objects_refused_and_a_disguised_rtf_is_caught() {
+        let allow_rtf = |text: &str| {
+            let text = text
+                .replace(
+                    "extensions = [\"pdf\"",
+                    "extensions = [\"rtf\", \"doc\", \"pdf\"",
+                )
+                .replace("allow = [\"pdf\"", "allow = [\"rtf\", \"pdf\"");
+            Policy::parse(Path::new("p.toml"), &text).unwrap()
+        };
+        let inbound = allow_rtf(include_str!("../../policy/to-court.toml"));
+        let outbound = allow_rtf(include_str!("../../policy/to-internet.toml"));
+        let clean = br"{\rtf1\ansi\ansicpg936 \'c3\'f1\'ca\'c2\'c6\'f0\'cb\'df\'d7\'b4\par}";
+        assert_eq!(judge(&inbound, "起诉状.rtf", clean).0, Ok(0));
+        assert_eq!(judge(&outbound, "起诉状.rtf", clean).0, Ok(0));
+        let marked = br"{\rtf1\ansi\ansicpg936 \'bb\'fa\'c3\'dc\par}";
+        let r = judge(&outbound, "通知.rtf", marked).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        let object = br"{\rtf1{\object\objocx{\*\objdata 0105}}}";
+        let r = judge(&inbound, "起诉状.rtf", object).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ActiveContent, "{r}");
+        // RTF renamed .doc (how CVE-2017-0199 documents travelled) does not pass as Word
+        let r = judge(&inbound, "起诉状.doc", clean).0.unwrap_err();
+        assert_eq!(r.reason, Reason::TypeMismatch, "{r}");
     }
 
     #[test]

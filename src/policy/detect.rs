@@ -10,7 +10,8 @@ pub const HEAD_LEN: usize = 8192;
 /// Content types a policy can allow; `types.allow` names them. Executables are not among
 /// them: they cross only when `types.executable_names` names the file.
 pub const KNOWN_TYPES: &[&str] = &[
-    "text", "csv", "json", "xml", "pdf", "png", "jpeg", "gif", "ooxml", "odf", "zip", "tar", "gzip",
+    "text", "csv", "json", "xml", "pdf", "png", "jpeg", "gif", "ooxml", "odf", "rtf", "zip", "tar",
+    "gzip",
 ];
 
 /// The family of executables (ELF, PE, Mach-O, shebang scripts, Windows shortcuts …).
@@ -52,6 +53,9 @@ pub fn detect(head: &[u8], ext: &str) -> Detected {
     }
     if head.starts_with(b"PK\x03\x04") {
         return package(head);
+    }
+    if head.starts_with(b"{\\rtf") {
+        return d("rtf", &["rtf"]);
     }
     if let Some(t) = infer::get(head) {
         return match t.extension() {
