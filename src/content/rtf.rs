@@ -179,7 +179,7 @@ impl Reader<'_, '_, '_> {
             let step = match b {
                 b'{' => self.open(),
                 b'}' => self.close(),
-                b'\\' => Ok(self.control()?),
+                b'\\' => self.control(),
                 b'\r' | b'\n' => Ok(Ok(())),
                 _ => self.byte(b),
             };
@@ -441,7 +441,7 @@ impl Reader<'_, '_, '_> {
                     (_, unit) => char::from_u32(u32::from(unit)),
                 };
                 if let Some(c) = c {
-                    return Ok(self.push_char(c)?);
+                    return self.push_char(c);
                 }
             }
             "bin" => {
@@ -453,15 +453,15 @@ impl Reader<'_, '_, '_> {
                     return unreadable("\\bin data runs past the end");
                 }
             }
-            "par" | "line" | "row" | "cell" | "sect" | "page" => return Ok(self.end_line()?),
-            "tab" => return Ok(self.push_char('\t')?),
-            "emdash" => return Ok(self.push_char('—')?),
-            "endash" => return Ok(self.push_char('–')?),
-            "lquote" => return Ok(self.push_char('‘')?),
-            "rquote" => return Ok(self.push_char('’')?),
-            "ldblquote" => return Ok(self.push_char('“')?),
-            "rdblquote" => return Ok(self.push_char('”')?),
-            "bullet" => return Ok(self.push_char('•')?),
+            "par" | "line" | "row" | "cell" | "sect" | "page" => return self.end_line(),
+            "tab" => return self.push_char('\t'),
+            "emdash" => return self.push_char('—'),
+            "endash" => return self.push_char('–'),
+            "lquote" => return self.push_char('‘'),
+            "rquote" => return self.push_char('’'),
+            "ldblquote" => return self.push_char('“'),
+            "rdblquote" => return self.push_char('”'),
+            "bullet" => return self.push_char('•'),
             "fldinst" => set_dest(self, Dest::Instruction),
             _ if fresh && SKIPPED.contains(&name) => set_dest(self, Dest::Skip),
             // an optional destination this reader does not know: no reader-visible text

@@ -151,30 +151,29 @@ fn directory_end(file: &File, len: u64) -> io::Result<Result<u64, String>> {
         ));
     }
     let end_pos = tail_at + end_at as u64;
-    if end_pos >= LOCATOR_LEN {
-        if let Some(locator) = read_at(file, end_pos - LOCATOR_LEN, LOCATOR_LEN as usize, len)?
-            && locator.starts_with(b"PK\x06\x07")
-        {
-            let record_at = le64(&locator, 8);
-            let Some(record) = read_at(file, record_at, 56, len)? else {
-                return Ok(Err(
-                    "the zip64 end record lies past the end of the file".into()
-                ));
-            };
-            if !record.starts_with(b"PK\x06\x06") {
-                return Ok(Err("the zip64 locator points at no zip64 end record".into()));
-            }
-            // size of the record after its first 12 bytes
-            let record_end = record_at
-                .saturating_add(12)
-                .saturating_add(le64(&record, 4));
-            if record_end != end_pos - LOCATOR_LEN {
-                return Ok(Err(
-                    "bytes between the zip64 end record and its locator".into()
-                ));
-            }
-            return Ok(Ok(record_at));
+    if end_pos >= LOCATOR_LEN
+        && let Some(locator) = read_at(file, end_pos - LOCATOR_LEN, LOCATOR_LEN as usize, len)?
+        && locator.starts_with(b"PK\x06\x07")
+    {
+        let record_at = le64(&locator, 8);
+        let Some(record) = read_at(file, record_at, 56, len)? else {
+            return Ok(Err(
+                "the zip64 end record lies past the end of the file".into()
+            ));
+        };
+        if !record.starts_with(b"PK\x06\x06") {
+            return Ok(Err("the zip64 locator points at no zip64 end record".into()));
         }
+        // size of the record after its first 12 bytes
+        let record_end = record_at
+            .saturating_add(12)
+            .saturating_add(le64(&record, 4));
+        if record_end != end_pos - LOCATOR_LEN {
+            return Ok(Err(
+                "bytes between the zip64 end record and its locator".into()
+            ));
+        }
+        return Ok(Ok(record_at));
     }
     Ok(Ok(end_pos))
 }

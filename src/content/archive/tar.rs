@@ -135,7 +135,6 @@ pub(super) fn walk_tar(
     if run > 0 {
         return unreadable("tar ends with an extension header but no member");
     }
-    drop(entries);
     // After the end-of-archive blocks only zero padding: GNU tar -i would read on.
     let mut rest = archive.into_inner();
     let mut buf = vec![0u8; IO_BUF];
