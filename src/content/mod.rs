@@ -9,6 +9,7 @@
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
 //!  doc       OOXML / ODF XML part ─► paragraphs of text
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
+//!  ofd       OFD XML part (GB/T 33190) ─► text codes, annotations, tags; actions
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -18,6 +19,7 @@
 pub mod archive;
 pub mod doc;
 pub mod marking;
+pub mod ofd;
 pub mod pdf;
 pub mod pii;
 pub mod rules;
