@@ -491,9 +491,8 @@ impl PartReader<'_> {
         }
         for a in start.attributes().flatten() {
             let key = a.key.local_name();
-            if TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref())
-                && let Ok(v) = value(&a)
-            {
+            if TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref()) {
+                let v = value(&a).map_err(|e| unreadable(self.at, e))?;
                 self.field.flush(sink)?;
                 self.field.push_text(&v, sink)?;
                 self.field.flush(sink)?;
@@ -847,8 +846,11 @@ pub fn is_xml_part(path: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// Lines and actions read from one part, or the refusal.
-    fn read(xml: &str) -> Result<(Vec<String>, Vec<Action>, Vec<String>, PartInfo), Refusal> {
+    /// Lines, actions and attachment locations read from one part, and what it is.
+    type Readout = (Vec<String>, Vec<Action>, Vec<String>, PartInfo);
+
+    /// What one part gives, or the refusal.
+    fn read(xml: &str) -> Result<Readout, Refusal> {
         let (mut lines, mut actions, mut attachments) = (Vec::new(), Vec::new(), Vec::new());
         let mut sink = |l: &str| {
             lines.push(l.to_owned());
@@ -1003,6 +1005,7 @@ mod tests {
             "<p>open",
             "<p attr=>x</p>",
             "</p>",
+            "<a Remark=\"&bogus;\"/>",
         ] {
             let r = read(xml).expect_err(xml);
             assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");

@@ -451,7 +451,8 @@ impl Visitor for Parts<'_> {
                 Reason::TypeRefused,
                 format!("{at}an executable inside the document"),
             ))),
-            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "pdf" | "text" | "csv" | "json" | "xml" => {
+            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "text" | "csv" | "json"
+            | "xml" => {
                 let item = Item {
                     name: path.rsplit('/').next().unwrap_or(path),
                     at: &at,
@@ -853,6 +854,23 @@ refuse_active = {active}
             ],
         );
         assert_eq!(judge(&p, "a.ofd", &resources), Ok(0));
+    }
+
+    #[test]
+    fn an_ofd_inside_an_office_document_is_read() {
+        let p = outbound();
+        let inner = ofd_with("", &text_object(20, &["机密"]), &[]);
+        let docx = |ofd: &[u8]| {
+            zip_of(&[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("word/document.xml", b"<w:document xmlns:w=\"w\"/>"),
+                ("word/embeddings/oleObject1.ofd", ofd),
+            ])
+        };
+        let r = judge(&p, "a.docx", &docx(&inner)).unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        let clean = ofd_with("", &text_object(20, &["判决"]), &[]);
+        assert_eq!(judge(&p, "a.docx", &docx(&clean)), Ok(0));
     }
 
     #[test]
