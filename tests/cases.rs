@@ -11,7 +11,12 @@ use std::fs;
 use std::path::Path;
 
 fn case(path: &str) -> Vec<u8> {
-    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases").join(path)).unwrap()
+    fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cases")
+            .join(path),
+    )
+    .unwrap()
 }
 
 /// A zip of stored entries written byte by byte as macOS's Finder writes them: UTF-8 names
@@ -112,7 +117,10 @@ fn inbound_cases_cross_as_courts_make_them_and_hostile_ones_are_refused() {
     let mut store = b"\0\0\0\x01Bud1".to_vec();
     store.resize(512, 0);
     let from_mac = macos_zip(&[
-        (&nfd("证据材料/Café-がくせい.txt"), "证据一：借条\n".as_bytes()),
+        (
+            &nfd("证据材料/Café-がくせい.txt"),
+            "证据一：借条\n".as_bytes(),
+        ),
         (&nfd("__MACOSX/证据材料/._Café-がくせい.txt"), &apple_double),
         ("证据材料/.DS_Store", &store),
     ]);
@@ -121,7 +129,10 @@ fn inbound_cases_cross_as_courts_make_them_and_hostile_ones_are_refused() {
             "evidence-gbk-names.zip".into(),
             case("to-court/evidence-gbk-names.zip"),
         ),
-        ("电子发票_诉讼费.ofd".into(), case("to-court/电子发票_诉讼费.ofd")),
+        (
+            "电子发票_诉讼费.ofd".into(),
+            case("to-court/电子发票_诉讼费.ofd"),
+        ),
         ("证据-mac.zip".into(), from_mac),
         (
             "证据说明（Unicode）.txt".into(),
@@ -132,7 +143,12 @@ fn inbound_cases_cross_as_courts_make_them_and_hostile_ones_are_refused() {
         lab.publish("internet", "to-court", name, bytes);
     }
     // a name as macOS writes it (NFD) lands in the spelling everyone types (NFC)
-    lab.publish("internet", "to-court", &nfd("Café-がくせい.txt"), b"statement\n");
+    lab.publish(
+        "internet",
+        "to-court",
+        &nfd("Café-がくせい.txt"),
+        b"statement\n",
+    );
     lab.publish(
         "internet",
         "to-court",
@@ -150,7 +166,11 @@ fn inbound_cases_cross_as_courts_make_them_and_hostile_ones_are_refused() {
         visible(&inbox).len() == crossing.len() + 1
     });
     for (name, bytes) in &crossing {
-        assert_eq!(&fs::read(inbox.join(name)).unwrap(), bytes, "{name} changed");
+        assert_eq!(
+            &fs::read(inbox.join(name)).unwrap(),
+            bytes,
+            "{name} changed"
+        );
     }
     assert_eq!(
         fs::read(inbox.join("Café-がくせい.txt")).unwrap(),

@@ -13,6 +13,7 @@
 //!  rtf       RTF ─► text in its code page; OLE objects, templates, fetching fields refused
 //!  reach     OOXML relationships, fields, ODF links ─► what reaches outside the document
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
+//!  ofd       OFD XML part (GB/T 33190) ─► text codes, annotations, tags; actions
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -23,6 +24,7 @@ pub mod apple;
 pub mod archive;
 pub mod doc;
 pub mod marking;
+pub mod ofd;
 pub mod pdf;
 pub mod pii;
 pub mod reach;

@@ -10,12 +10,14 @@
 //!                                    personal data (masked into the writer, or refused)
 //!            pdf                  ─► active content; text ─► the same line rules
 //!            ooxml, odf           ─► parts: macros refused; XML text ─► line rules
+//!            ofd                  ─► parts: XML text ─► line rules; actions refused;
+//!                                    attachments and resources judged like files
 //!            zip, tar, gzip       ─► entries, limits enforced while reading ─► each judged
 //!                                    like a file (admit + evaluate)
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, apple, doc, pdf, reach, rtf, text};
+use crate::content::{Scan, apple, doc, ofd, pdf, reach, rtf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -265,6 +267,18 @@ impl Scanner<'_> {
             };
             return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
         }
+        if detected.family == "ofd" {
+            let mut parts = OfdParts {
+                scanner: Scanner {
+                    policy,
+                    work: self.work,
+                },
+                package: ofd::Package::new(),
+            };
+            let verdict =
+                archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts)?;
+            return Ok(verdict.and_then(|()| parts.package.finish().map_err(|r| prefixed(at, r))));
+        }
         if detected.is_text() {
             // text in an encoding the gateway cannot read is refused even where no rule
             // reads it: what cannot be read does not cross
@@ -489,8 +503,8 @@ impl Visitor for Parts<'_> {
                 Reason::TypeRefused,
                 format!("{at}an executable inside the document"),
             ))),
-            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "pdf" | "rtf" | "text" | "csv" | "json"
-            | "xml" => {
+            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "rtf" | "text" | "csv"
+            | "json" | "xml" => {
                 let item = Item {
                     name: path.rsplit('/').next().unwrap_or(path),
                     at: &at,
@@ -508,6 +522,79 @@ impl Visitor for Parts<'_> {
             }
             // pictures, fonts, printer settings
             _ => Ok(Ok(())),
+        }
+    }
+}
+
+/// The entries of an OFD package (GB/T 33190): every XML part read for its text and its
+/// actions (refused as active content where the policy refuses PDF active content); every
+/// other entry (attachments, images, fonts, media, signature values) classified from its
+/// bytes: packages, PDFs, OFDs and text judged like files, executables refused, images and
+/// fonts passed as resources, other types passed unless they are attachments.
+struct OfdParts<'p> {
+    scanner: Scanner<'p>,
+    package: ofd::Package,
+}
+
+impl Visitor for OfdParts<'_> {
+    fn entry(
+        &mut self,
+        path: &str,
+        depth: u32,
+        reader: &mut dyn Read,
+        budget: &mut Budget,
+    ) -> Scan {
+        let policy = self.scanner.policy;
+        let at = format!("part {path}: ");
+        if ofd::is_xml_part(path) {
+            let reads_text = policy.reads_text();
+            let mut lines = Lines::new(policy, false, &at);
+            let mut sink = |l: &str| {
+                if reads_text {
+                    lines.refuse_only(l)
+                } else {
+                    Ok(())
+                }
+            };
+            let package = &mut self.package;
+            let mut found = |f: ofd::Found<'_>| match f {
+                ofd::Found::Action(a) if policy.pdf_refuse_active => {
+                    Err(Refusal::new(Reason::ActiveContent, format!("{at}{a}")))
+                }
+                ofd::Found::Action(_) => Ok(()),
+                ofd::Found::Attachment(location) => package.attachment(path, location),
+            };
+            let mut input = BufReader::new(reader);
+            let info = match ofd::read_part(&mut input, &at, &mut sink, &mut found)? {
+                Ok(info) => info,
+                Err(r) => return Ok(Err(r)),
+            };
+            return Ok(self.package.part(path, &info));
+        }
+        let head = read_head(reader)?;
+        let ext = crate::policy::extension(path).unwrap_or_default();
+        let detected = detect(&head, &ext);
+        match detected.family {
+            EXECUTABLE => Ok(Err(Refusal::new(
+                Reason::TypeRefused,
+                format!("{at}an executable inside the OFD document"),
+            ))),
+            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "text" | "csv" | "json"
+            | "xml" => {
+                let item = Item {
+                    name: path.rsplit('/').next().unwrap_or(path),
+                    at: &at,
+                    detected: &detected,
+                    head: &head,
+                };
+                self.scanner
+                    .content_after_head(&item, reader, depth, budget)
+            }
+            "png" | "jpeg" | "gif" => Ok(Ok(())),
+            _ if infer::is_image(&head) || infer::is_font(&head) => Ok(Ok(())),
+            // signature values, seals, media, anything else: a resource, unless listed as an
+            // attachment
+            _ => Ok(self.package.uninspectable_entry(path)),
         }
     }
 }
@@ -862,5 +949,314 @@ mod tests {
         for p in [inbound(), outbound()] {
             assert_eq!(judge(&p, title, b"clean\n").0, Ok(0));
         }
+    }
+}
+
+#[cfg(test)]
+mod ofd_tests {
+    use super::*;
+
+    const NS: &str = ofd::NAMESPACE;
+
+    fn outbound() -> Policy {
+        Policy::parse(
+            Path::new("to-internet.toml"),
+            include_str!("../../policy/to-internet.toml"),
+        )
+        .unwrap()
+    }
+
+    fn inbound() -> Policy {
+        Policy::parse(
+            Path::new("to-court.toml"),
+            include_str!("../../policy/to-court.toml"),
+        )
+        .unwrap()
+    }
+
+    /// A policy allowing OFD that reads text for `keywords` and refuses actions as `active`.
+    fn keywords(keywords: &str, active: bool) -> Policy {
+        Policy::parse(
+            Path::new("k.toml"),
+            &format!(
+                r#"
+[names]
+max_length = 200
+extensions = ["ofd"]
+[size]
+max_bytes = 1000000
+[types]
+allow = ["ofd"]
+[archives]
+max_depth = 3
+max_entries = 100
+max_ratio = 100
+[text]
+keywords = [{keywords}]
+[pdf]
+refuse_active = {active}
+"#
+            ),
+        )
+        .unwrap()
+    }
+
+    fn judge(policy: &Policy, name: &str, content: &[u8]) -> Result<u64, Refusal> {
+        let head = &content[..content.len().min(HEAD_LEN)];
+        let detected = admit(policy, name, content.len() as u64, head)?;
+        let mut input = content;
+        evaluate(
+            policy,
+            name,
+            &detected,
+            head,
+            Input::Stream(&mut input),
+            None,
+            &std::env::temp_dir(),
+        )
+        .unwrap()
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default();
+        for (name, data) in entries {
+            w.start_file(*name, deflated).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    const MAIN: &str = r#"<?xml version="1.0" encoding="UTF-8"?><ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016" Version="1.1" DocType="OFD"><ofd:DocBody><ofd:DocInfo><ofd:DocID>a1</ofd:DocID><ofd:Title>判决书</ofd:Title></ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"#;
+
+    /// An OFD whose document carries `actions` (inside `ofd:Actions`) and whose one page
+    /// holds `layer` (inside `ofd:Layer`), with `extra` entries.
+    fn ofd_with(actions: &str, layer: &str, extra: &[(&str, &[u8])]) -> Vec<u8> {
+        let document = format!(
+            r#"<ofd:Document xmlns:ofd="{NS}"><ofd:CommonData><ofd:MaxUnitID>9</ofd:MaxUnitID><ofd:PageArea><ofd:PhysicalBox>0 0 210 297</ofd:PhysicalBox></ofd:PageArea></ofd:CommonData><ofd:Pages><ofd:Page ID="1" BaseLoc="Pages/Page_0/Content.xml"/></ofd:Pages><ofd:Actions>{actions}</ofd:Actions></ofd:Document>"#
+        );
+        let content = format!(
+            r#"<ofd:Page xmlns:ofd="{NS}"><ofd:Content><ofd:Layer ID="2">{layer}</ofd:Layer></ofd:Content></ofd:Page>"#
+        );
+        let mut entries: Vec<(&str, &[u8])> = vec![
+            ("OFD.xml", MAIN.as_bytes()),
+            ("Doc_0/Document.xml", document.as_bytes()),
+            ("Doc_0/Pages/Page_0/Content.xml", content.as_bytes()),
+        ];
+        entries.extend_from_slice(extra);
+        zip_of(&entries)
+    }
+
+    fn text_object(y: u32, codes: &[&str]) -> String {
+        let codes: String = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(r#"<ofd:TextCode X="{}" Y="5">{c}</ofd:TextCode>"#, i * 10))
+            .collect();
+        format!(
+            r#"<ofd:TextObject ID="3" Boundary="10 {y} 100 8" Font="4" Size="5">{codes}</ofd:TextObject>"#
+        )
+    }
+
+    #[test]
+    fn ofd_text_is_read_and_a_marking_refused() {
+        let p = outbound();
+        let clean = ofd_with("", &text_object(20, &["民事判决书"]), &[]);
+        assert_eq!(judge(&p, "判决.ofd", &clean), Ok(0));
+        let marked = ofd_with("", &text_object(20, &["本文件为机密文件"]), &[]);
+        let r = judge(&p, "判决.ofd", &marked).unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        assert!(
+            r.detail
+                .starts_with("part Doc_0/Pages/Page_0/Content.xml: "),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_marking_split_over_codes_or_objects_on_one_line_is_refused() {
+        let p = outbound();
+        let codes = ofd_with("", &text_object(20, &["机", "密"]), &[]);
+        let r = judge(&p, "a.ofd", &codes).unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        let objects = format!(
+            "{}{}",
+            text_object(20, &["机"]),
+            text_object(20, &["密★10年"])
+        );
+        let r = judge(&p, "a.ofd", &ofd_with("", &objects, &[])).unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        // the same two characters on two lines are two lines
+        let apart = format!(
+            "{}{}",
+            text_object(20, &["有机"]),
+            text_object(60, &["密码"])
+        );
+        assert_eq!(judge(&p, "a.ofd", &ofd_with("", &apart, &[])), Ok(0));
+    }
+
+    #[test]
+    fn ofd_actions_are_active_content_and_goto_is_not() {
+        let p = outbound();
+        for (action, shown) in [
+            (
+                r#"<ofd:URI URI="http://192.0.2.7/track"/>"#,
+                "action URI → http://192.0.2.7/track",
+            ),
+            (
+                r#"<ofd:GotoA AttachID="5"/>"#,
+                "action GotoA → attachment 5",
+            ),
+            (
+                r#"<ofd:Sound ResourceID="6"/>"#,
+                "action Sound → resource 6",
+            ),
+            (
+                r#"<ofd:Movie ResourceID="7"/>"#,
+                "action Movie → resource 7",
+            ),
+        ] {
+            let actions = format!(r#"<ofd:Action Event="DO">{action}</ofd:Action>"#);
+            let r = judge(&p, "a.ofd", &ofd_with(&actions, "", &[])).unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{r}");
+            assert_eq!(r.detail, format!("part Doc_0/Document.xml: {shown}"));
+            // refused on a page and a graphic unit too; allowed where the switch is off
+            let on_page = format!(
+                r#"<ofd:TextObject ID="3" Boundary="0 0 9 9"><ofd:Actions><ofd:Action Event="CLICK">{action}</ofd:Action></ofd:Actions><ofd:TextCode Y="5">x</ofd:TextCode></ofd:TextObject>"#
+            );
+            let r = judge(&p, "a.ofd", &ofd_with("", &on_page, &[])).unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{r}");
+            let off = keywords("\"x-none\"", false);
+            assert_eq!(judge(&off, "a.ofd", &ofd_with(&actions, "", &[])), Ok(0));
+        }
+        let goto = r#"<ofd:Action Event="CLICK"><ofd:Goto><ofd:Dest Type="XYZ" PageID="1"/></ofd:Goto></ofd:Action>"#;
+        assert_eq!(judge(&p, "a.ofd", &ofd_with(goto, "", &[])), Ok(0));
+    }
+
+    #[test]
+    fn ofd_attachments_are_judged_like_files() {
+        let list = format!(
+            r#"<ofd:Attachments xmlns:ofd="{NS}"><ofd:Attachment ID="1" Name="附件"><ofd:FileLoc>/Doc_0/Attachs/a.bin</ofd:FileLoc></ofd:Attachment></ofd:Attachments>"#
+        );
+        let elf: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0rest";
+        let p = outbound();
+        let r = judge(
+            &p,
+            "a.ofd",
+            &ofd_with("", "", &[("Doc_0/Attachs/a.bin", elf)]),
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, Reason::TypeRefused, "{r}");
+        assert!(r.detail.starts_with("part Doc_0/Attachs/a.bin: "), "{r}");
+        // a text attachment is read by the rules
+        let note = "说明\n本材料不得外传\n".as_bytes();
+        let r = judge(
+            &p,
+            "a.ofd",
+            &ofd_with("", "", &[("Doc_0/Attachs/note.txt", note)]),
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, Reason::KeywordMatch, "{r}");
+        let clean = "说明\n".as_bytes();
+        let ok = ofd_with("", "", &[("Doc_0/Attachs/note.txt", clean)]);
+        assert_eq!(judge(&p, "a.ofd", &ok), Ok(0));
+        // an attachment of a type that cannot be inspected, listed after it or before it
+        let blob: &[u8] = b"\x00\x01\x02opaque\xff\xfe";
+        let after = ofd_with(
+            "",
+            "",
+            &[
+                ("Doc_0/a.bin", blob),
+                (
+                    "Doc_0/Attachments.xml",
+                    list.replace("/Doc_0/Attachs/", "").as_bytes(),
+                ),
+            ],
+        );
+        let r = judge(&p, "a.ofd", &after).unwrap_err();
+        assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+        let before = ofd_with(
+            "",
+            "",
+            &[
+                ("Doc_0/Attachs/Attachments.xml", list.as_bytes()),
+                ("Doc_0/Attachs/a.bin", blob),
+            ],
+        );
+        assert_eq!(
+            judge(&p, "a.ofd", &before).unwrap_err().reason,
+            Reason::ContentUnreadable
+        );
+        // the same bytes as a signature value, and a font and an image, are resources
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let ttf = b"\x00\x01\x00\x00\x00\x0c\x00\x80\x00\x03";
+        let resources = ofd_with(
+            "",
+            "",
+            &[
+                ("Doc_0/Signs/Sign_0/SignedValue.dat", blob),
+                ("Doc_0/Res/font_4.ttf", ttf),
+                ("Doc_0/Res/image_5.png", png),
+            ],
+        );
+        assert_eq!(judge(&p, "a.ofd", &resources), Ok(0));
+    }
+
+    #[test]
+    fn an_ofd_inside_an_office_document_is_read() {
+        let p = outbound();
+        let inner = ofd_with("", &text_object(20, &["机密"]), &[]);
+        let docx = |ofd: &[u8]| {
+            zip_of(&[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("word/document.xml", b"<w:document xmlns:w=\"w\"/>"),
+                ("word/embeddings/oleObject1.ofd", ofd),
+            ])
+        };
+        let r = judge(&p, "a.docx", &docx(&inner)).unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        let clean = ofd_with("", &text_object(20, &["判决"]), &[]);
+        assert_eq!(judge(&p, "a.docx", &docx(&clean)), Ok(0));
+    }
+
+    #[test]
+    fn an_ofd_must_have_its_root_entry() {
+        let p = keywords("\"x-none\"", true);
+        // no OFD.xml: a zip, whatever its name
+        let plain = zip_of(&[("Doc_0/Document.xml", b"<a/>")]);
+        let r = judge(&p, "a.ofd", &plain).unwrap_err();
+        assert!(
+            matches!(r.reason, Reason::TypeRefused | Reason::TypeMismatch),
+            "{r}"
+        );
+        // an OFD.xml whose root is not ofd:OFD
+        let fake = zip_of(&[("OFD.xml", b"<not-ofd/>"), ("x.txt", b"x")]);
+        let r = judge(&p, "a.ofd", &fake).unwrap_err();
+        assert_eq!(r.reason, Reason::TypeMismatch, "{r}");
+        let other_ns = zip_of(&[("OFD.xml", b"<ofd:OFD xmlns:ofd=\"urn:x\"/>")]);
+        let r = judge(&p, "a.ofd", &other_ns).unwrap_err();
+        assert_eq!(r.reason, Reason::TypeMismatch, "{r}");
+        let real = zip_of(&[("OFD.xml", MAIN.as_bytes())]);
+        assert_eq!(judge(&p, "a.ofd", &real), Ok(0));
+    }
+
+    #[test]
+    fn the_e_invoice_case_is_an_ofd_whose_text_is_read() {
+        let case = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cases/to-court/电子发票_诉讼费.ofd"
+        ))
+        .unwrap();
+        assert_eq!(detect(&case, "ofd").family, "ofd");
+        assert_eq!(judge(&inbound(), "电子发票_诉讼费.ofd", &case), Ok(0));
+        // its text is read: a keyword from its page refuses it (the name does not carry it)
+        let p = keywords("\"诉讼费\"", true);
+        let r = judge(&p, "invoice.ofd", &case).unwrap_err();
+        assert_eq!(r.reason, Reason::KeywordMatch, "{r}");
+        assert!(r.detail.contains("Content.xml"), "{r}");
+        assert_eq!(
+            judge(&keywords("\"x-none\"", true), "invoice.ofd", &case),
+            Ok(0)
+        );
     }
 }

@@ -10,8 +10,8 @@ pub const HEAD_LEN: usize = 8192;
 /// Content types a policy can allow; `types.allow` names them. Executables are not among
 /// them: they cross only when `types.executable_names` names the file.
 pub const KNOWN_TYPES: &[&str] = &[
-    "text", "csv", "json", "xml", "pdf", "png", "jpeg", "gif", "ooxml", "odf", "rtf", "zip", "tar",
-    "gzip",
+    "text", "csv", "json", "xml", "pdf", "png", "jpeg", "gif", "ooxml", "odf", "ofd", "rtf", "zip",
+    "tar", "gzip",
 ];
 
 /// The family of executables (ELF, PE, Mach-O, shebang scripts, Windows shortcuts …).
@@ -90,8 +90,9 @@ pub fn detect(head: &[u8], ext: &str) -> Detected {
     }
 }
 
-/// A zip, or an office package (OOXML, ODF) told apart by the names of its first entries,
-/// read from the local file headers in the head.
+/// A zip, or an office package (OOXML, ODF) or an OFD document (GB/T 33190, its `OFD.xml` at
+/// the root) told apart by the names of its first entries, read from the local file headers
+/// in the head.
 fn package(head: &[u8]) -> Detected {
     let mut at = 0;
     let mut first = true;
@@ -122,6 +123,9 @@ fn package(head: &[u8]) -> Detected {
             }
         }
         first = false;
+        if name == b"OFD.xml" {
+            return d("ofd", &["ofd"]);
+        }
         for (prefix, ext) in [
             (&b"word/"[..], &["docx"][..]),
             (b"xl/", &["xlsx"]),
@@ -292,5 +296,9 @@ mod tests {
         assert_eq!(detect(&odt, "odt"), d("odf", &["odt"]));
         let plain = zip_of(&["a.txt", "b/word/x.txt"], b"hello");
         assert_eq!(detect(&plain, "docx").family, "zip");
+        let ofd = zip_of(&["OFD.xml", "Doc_0/Document.xml"], b"<ofd:OFD/>");
+        assert_eq!(detect(&ofd, "ofd"), d("ofd", &["ofd"]));
+        let nested = zip_of(&["Doc_0/OFD.xml", "ofd.xml"], b"<ofd:OFD/>");
+        assert_eq!(detect(&nested, "ofd").family, "zip");
     }
 }
