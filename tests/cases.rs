@@ -208,7 +208,7 @@ fn outbound_cases_are_read_as_chinese_office_tools_write_them() {
         "court",
         "to-internet",
         "通知.ofd",
-        &ofd_of(&["关于某案的通知", "本通知属机密★10年，不得外传。"]),
+        &ofd_of(&["关于某案的通知", "本通知属机密★10年。"]),
     );
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(60, "the clean OFD to land", || {
