@@ -60,12 +60,12 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
 const FUZZ_POLICY: &str = r#"
 [names]
 max_length = 64
-extensions = ["zip", "tar", "gz", "docx", "odt", "pdf", "rtf", "txt", "csv", "json", "xml", "png"]
+extensions = ["zip", "tar", "gz", "docx", "odt", "ofd", "pdf", "rtf", "txt", "csv", "json", "xml", "png"]
 [size]
 max_bytes = 1073741824
 max_expanded_bytes = 67108864
 [types]
-allow = ["zip", "tar", "gzip", "ooxml", "odf", "pdf", "rtf", "text", "csv", "json", "xml", "png"]
+allow = ["zip", "tar", "gzip", "ooxml", "odf", "ofd", "pdf", "rtf", "text", "csv", "json", "xml", "png"]
 [archives]
 max_depth = 3
 max_entries = 1000
@@ -139,6 +139,15 @@ pub fn content(data: &[u8]) {
     }
     let mut input = data;
     let _ = doc::xml_text(&mut input, &mut |_: &str| Ok(()));
+    let mut input = data;
+    let _ = crate::content::ofd::read_part(
+        &mut input,
+        "Doc_0/Pages/Page_0/Content.xml",
+        &mut |_: &str| Ok(()),
+        &mut |_| Ok(()),
+    );
+    let mut input = data;
+    let _ = crate::content::rtf::scan_rtf(&mut input, Some(&mut |_: &str| Ok(())));
     let mut input = data;
     let _ = pdf::scan_pdf(
         &mut input,
