@@ -200,7 +200,8 @@ Examples:
 Measure, in one run, this machine's limits (one core's SHA-256, raw loopback UDP and TCP) and,
 on a fresh lab per link type with both nodes running as `isogate run` processes, the gateway's
 figures: one large file drop to landed, 4 KiB files per second, latency at 100 files/s, and
-the peak resident memory of each node while a very large file crosses. Each figure is printed
+the peak resident memory of each node while a very large file crosses; first, content inspection
+on one core of documents as Chinese office tools write them. Each figure is printed
 beside the limit it is bounded by, as a ratio. Needs free disk space for the test files
 (1 GiB and 4 GiB by default).",
         after_long_help = "\
@@ -230,6 +231,10 @@ Examples:
         /// Seconds of the 100 files/s latency run.
         #[arg(long, default_value_t = 10)]
         latency_secs: u64,
+        /// Size of each generated document (CID-font PDF, OFD, legacy Word) of the
+        /// content-inspection figures, in MiB; 0 skips them.
+        #[arg(long, default_value_t = 256)]
+        inspect_mib: u64,
     },
     /// Make a lab, run both nodes here, drop sample files, and show what crosses.
     #[command(
@@ -482,6 +487,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             huge_mib,
             small_files,
             latency_secs,
+            inspect_mib,
         } => {
             let links = if link.is_empty() {
                 vec![LabLink::Quic, LabLink::Diode]
@@ -496,6 +502,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 small_files,
                 latency_secs,
                 links,
+                inspect_mib,
             })?;
             Ok(ExitCode::SUCCESS)
         }

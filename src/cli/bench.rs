@@ -3,7 +3,9 @@
 //! nodes running as real `isogate run` processes, the gateway's figures — one large file
 //! drop to landed, sustained small files per second, latency at a steady 100 files/s, peak
 //! resident memory of each node while a very large file crosses — and prints each figure
-//! beside the limit it is bounded by, as a ratio.
+//! beside the limit it is bounded by, as a ratio. Before the labs, the content-inspection
+//! figures (see `bench_inspect`): documents as Chinese office tools write them, inspected on
+//! one core.
 //!
 //! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
@@ -41,7 +43,7 @@ pub enum BenchError {
     Watch(#[from] notify::Error),
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BenchError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BenchError {
     let what = what.into();
     move |source| BenchError::Io { what, source }
 }
@@ -63,6 +65,8 @@ pub struct BenchOptions {
     pub latency_secs: u64,
     /// Link types to measure.
     pub links: Vec<LabLink>,
+    /// Size of each generated document of the content-inspection figures, in MiB (0: skip).
+    pub inspect_mib: u64,
 }
 
 impl Default for BenchOptions {
@@ -75,6 +79,7 @@ impl Default for BenchOptions {
             small_files: 3000,
             latency_secs: 10,
             links: vec![LabLink::Quic],
+            inspect_mib: 256,
         }
     }
 }
@@ -367,6 +372,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     println!("  loopback UDP, 1472-byte sends  {udp:8.0} MiB/s");
     let tcp = tcp_loopback()?;
     println!("  loopback TCP, one stream       {tcp:8.0} MiB/s");
+    if opts.inspect_mib > 0 {
+        super::bench_inspect::run(&root.join("inspect"), opts.inspect_mib, sha)?;
+    }
     for (i, link) in opts.links.iter().enumerate() {
         let name = link.as_str();
         let limit = match link {

@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_inspect;
 pub mod check;
 pub mod demo;
 pub mod init;
