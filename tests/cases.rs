@@ -222,3 +222,118 @@ fn outbound_cases_are_read_as_chinese_office_tools_write_them() {
         vec!["classification_marking", "classification_marking"]
     );
 }
+
+/// The entries of a zip, each replaced by `edit(name, bytes)` (`None` drops it), rewritten.
+fn rewrite_zip(zip: &[u8], edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u8> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        if let Some(bytes) = edit(f.name(), bytes) {
+            entries.push((f.name().to_string(), bytes));
+        }
+    }
+    let entries: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    zip_of(&entries)
+}
+
+#[test]
+fn hostile_documents_are_refused_and_their_benign_twins_cross_byte_for_byte() {
+    let lab = Lab::new(21820);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    let template = case("to-court/remote-template.docx");
+    // the same document without its remote template, with an ordinary hyperlink instead
+    let twin = rewrite_zip(&template, |name, bytes| {
+        if name == "word/_rels/settings.xml.rels" {
+            return Some(
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .replace("attachedTemplate", "hyperlink")
+                    .replace(
+                        "http://198.51.100.23/templates/Normal.dotm",
+                        "https://www.court.gov.cn/",
+                    )
+                    .into_bytes(),
+            );
+        }
+        Some(bytes)
+    });
+    // an altChunk body, a DDE field
+    let alt_chunk = rewrite_zip(&twin, |name, bytes| {
+        if name == "word/_rels/document.xml.rels" {
+            return Some(
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .replace(
+                        "</Relationships>",
+                        r#"<Relationship Id="rIdA" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/aFChunk" Target="afchunk.mht"/></Relationships>"#,
+                    )
+                    .into_bytes(),
+            );
+        }
+        Some(bytes)
+    });
+    let dde = rewrite_zip(&twin, |name, bytes| {
+        if name == "word/document.xml" {
+            return Some(
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .replacen(
+                        "<w:body>",
+                        r#"<w:body><w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText xml:space="preserve"> DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>"#,
+                        1,
+                    )
+                    .into_bytes(),
+            );
+        }
+        Some(bytes)
+    });
+    // the second of the two concatenated archives, alone, is a plain zip
+    let concatenated = case("to-court/concatenated.zip");
+    let second = concatenated[179..].to_vec();
+    let crossing: Vec<(&str, Vec<u8>)> = vec![
+        ("起诉状.docx", twin),
+        ("发票.zip", second),
+        ("证据.docx", docx_of(&["证据目录", "一、借条"])),
+    ];
+    let refused: Vec<(&str, Vec<u8>)> = vec![
+        ("模板.docx", template),
+        ("导入.docx", alt_chunk),
+        ("域.docx", dde),
+        ("合并.zip", concatenated),
+    ];
+    for (name, bytes) in crossing.iter().chain(&refused) {
+        lab.publish("internet", "to-court", name, bytes);
+    }
+    let inbox = lab.inbox("court", "to-court");
+    wait_until(60, "the benign twins to land", || {
+        visible(&inbox).len() == crossing.len()
+    });
+    for (name, bytes) in &crossing {
+        assert_eq!(
+            &fs::read(inbox.join(name)).unwrap(),
+            bytes,
+            "{name} changed"
+        );
+    }
+    let q = lab.quarantine("internet", "to-court");
+    wait_until(30, "the hostile documents to be refused", || {
+        reasons(&q).len() == refused.len()
+    });
+    assert_eq!(
+        reasons(&q),
+        vec![
+            "active_content",
+            "active_content",
+            "active_content",
+            "archive_ambiguous"
+        ]
+    );
+}
