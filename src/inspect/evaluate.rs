@@ -266,6 +266,15 @@ impl Scanner<'_> {
             };
             return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
         }
+        if detected.family == "legacy_office" {
+            return Ok(Err(prefixed(
+                at,
+                Refusal::new(
+                    Reason::ContentUnreadable,
+                    "compound file (legacy Office) cannot be inspected yet",
+                ),
+            )));
+        }
         if detected.is_text() {
             if !policy.reads_text() {
                 return Ok(Ok(()));
@@ -447,6 +456,10 @@ impl Visitor for Parts<'_> {
                 self.scanner
                     .content_after_head(&item, reader, depth, budget)
             }
+            "legacy_office" => Ok(Err(Refusal::new(
+                Reason::ContentUnreadable,
+                format!("{at}an embedded OLE object that cannot be inspected"),
+            ))),
             "unknown" if lower.contains("embeddings/") || lower.starts_with("object ") => {
                 Ok(Err(Refusal::new(
                     Reason::ContentUnreadable,
