@@ -21,7 +21,9 @@ pub mod antivirus;
 mod detect;
 mod names;
 
-pub use detect::{Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, detect};
+pub use detect::{
+    CFB_SIGNATURE, Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, LEGACY_OFFICE_EXTENSIONS, detect,
+};
 pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension};
 
 use crate::content::archive::Limits;
