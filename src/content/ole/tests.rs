@@ -404,3 +404,40 @@ fn directories_larger_than_the_cap_are_refused_before_loading() {
     let r = refused(&data, "doc", false);
     assert_eq!(r.reason, Reason::ArchiveLimit, "{r}");
 }
+
+#[test]
+fn mutated_compound_files_are_refused_or_passed_never_a_panic() {
+    let (word, table) = word_streams("正文\r第二段", false, 0);
+    let native = package(b"a", b"a.txt", b"hello");
+    let seeds = [
+        compound(
+            &[
+                ("WordDocument", &word),
+                ("1Table", &table),
+                ("ObjectPool/_1/\u{1}Ole10Native", &native),
+            ],
+            &[],
+        ),
+        xls(&["原告", "被告", "长文本"]),
+        ppt("第一页\r第二行"),
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..1500 {
+        let seed = &seeds[i % seeds.len()];
+        let mut data = seed.clone();
+        // the header and the first sectors hold every structure of these small files
+        let span = data.len().min(4 * 4096 + 512);
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % span;
+            data[at] = next() as u8;
+        }
+        let ext = ["doc", "xls", "ppt"][i % 3];
+        let _ = scan(&data, ext, true);
+    }
+}
