@@ -7,7 +7,8 @@
 //!           and MiniFAT chains sized before the reader loads them ─► cfb ─► root entries:
 //!    WordDocument         ─► word        FIB: encryption; piece table ─► lines
 //!    Workbook | Book      ─► excel       BIFF: FILEPASS, macro sheets; SST, LABEL ─► lines
-//!    PowerPoint Document  ─► powerpoint  records: encryption, VBA, objects; text atoms ─► lines
+//!    PowerPoint Document  ─► powerpoint  records: encryption, VBA; text atoms ─► lines;
+//!                            ExOleObjStg ─► inflated to a temporary file ─► an object
 //!    anything else        ─► refused: an installer, a mail message, a thumbnail cache …
 //!  any storage: Macros, _VBA_PROJECT_CUR, VBA, _VBA_PROJECT, dir + PROJECT ─► ActiveContent
 //!               EncryptionInfo, EncryptedPackage, \x06DataSpaces ─► ContentUnreadable
@@ -323,7 +324,7 @@ pub fn scan_ole(
         }
     };
     let mut text = lines.map(TextOut::new);
-    let result = open_and_read(file, ext, text.as_mut(), embedded, depth, budget)
+    let result = open_and_read(file, ext, text.as_mut(), embedded, depth, budget, work)
         .and_then(|()| text.as_mut().map_or(Ok(()), TextOut::end));
     match result {
         Ok(()) => Ok(Ok(())),
@@ -339,6 +340,7 @@ fn open_and_read(
     embedded: &mut dyn Visitor,
     depth: u32,
     budget: &mut Budget,
+    work: &Path,
 ) -> Step {
     let len = file.metadata()?.len();
     if len > MAX_COMPOUND_FILE {
@@ -358,6 +360,8 @@ fn open_and_read(
         text,
         embedded,
         budget,
+        work,
+        expanded: 0,
     };
     if LEGACY_OFFICE_EXTENSIONS.contains(&ext) {
         ole.root_document(ext, depth)
@@ -372,6 +376,10 @@ struct Ole<'f, 't, 's, 'a, 'v> {
     text: Option<&'t mut TextOut<'s, 'a>>,
     embedded: &'v mut dyn Visitor,
     budget: &'v mut Budget,
+    /// Where embedded storages are decompressed to.
+    work: &'v Path,
+    /// Bytes of embedded storages decompressed so far.
+    expanded: u64,
 }
 
 impl Ole<'_, '_, '_, '_, '_> {
@@ -423,7 +431,12 @@ impl Ole<'_, '_, '_, '_, '_> {
         match document {
             Document::Word => word::scan(&mut self.cf, storage, text)?,
             Document::Excel => excel::scan(&mut self.cf, storage, &children, text)?,
-            Document::PowerPoint => powerpoint::scan(&mut self.cf, storage, text)?,
+            Document::PowerPoint => {
+                let objects = powerpoint::scan(&mut self.cf, storage, text)?;
+                for (n, object) in objects.iter().enumerate() {
+                    self.presentation_object(storage, n, object, depth + 1)?;
+                }
+            }
         }
         let objects: Vec<String> = match document {
             Document::Word => {
@@ -523,6 +536,68 @@ impl Ole<'_, '_, '_, '_, '_> {
         )))
     }
 
+    /// Reads the storage of an object embedded in a presentation, nested `depth` deep: it is
+    /// decompressed (or copied) into an anonymous temporary file, at most the smaller of
+    /// [`MAX_COMPOUND_FILE`] and what the expanded-bytes limit has left, and read as an
+    /// object of its own.
+    fn presentation_object(
+        &mut self,
+        storage: &str,
+        n: usize,
+        object: &powerpoint::Object,
+        depth: u32,
+    ) -> Step {
+        let path = join(storage, "PowerPoint Document");
+        let part = format!("{}: embedded object {}", shown(&path), n + 1);
+        let limits = self.budget.limits();
+        let left = limits
+            .max_expanded_bytes
+            .saturating_sub(self.budget.expanded())
+            .saturating_sub(self.expanded);
+        let cap = MAX_COMPOUND_FILE.min(left);
+        let mut stream = self.cf.open_stream(&path)?;
+        stream.seek(SeekFrom::Start(object.offset))?;
+        let mut raw = stream.take(object.len);
+        let mut file = tempfile::tempfile_in(self.work).map_err(Stop::Fault)?;
+        let copied = if object.compressed {
+            let mut declared = [0u8; 4];
+            raw.read_exact(&mut declared)?;
+            let mut inflate = flate2::read::ZlibDecoder::new(raw);
+            copy_capped(&mut inflate, &mut file, cap)
+        } else {
+            copy_capped(&mut raw, &mut file, cap)
+        };
+        let size = match copied {
+            Copied::Done(size) => size,
+            Copied::Over => {
+                return Err(refuse(
+                    Reason::ArchiveLimit,
+                    format!("{part}: expands to more than {cap} bytes"),
+                ));
+            }
+            Copied::Corrupt(e) => {
+                return Err(unreadable(format!("{part} cannot be decompressed: {e}")));
+            }
+            Copied::Fault(e) => return Err(Stop::Fault(e)),
+        };
+        self.expanded = self.expanded.saturating_add(size);
+        let nested = open_and_read(
+            &file,
+            "",
+            self.text.as_deref_mut(),
+            &mut *self.embedded,
+            depth,
+            &mut *self.budget,
+            self.work,
+        );
+        nested.map_err(|stop| match stop {
+            Stop::Refused(r) => {
+                Stop::Refused(Refusal::new(r.reason, format!("{part}: {}", r.detail)))
+            }
+            fault => fault,
+        })
+    }
+
     /// Hands the file of an OLE package to the visitor, by its own name.
     fn package(&mut self, storage: &str, depth: u32) -> Step {
         let path = join(storage, "\u{1}Ole10Native");
@@ -575,6 +650,42 @@ impl Ole<'_, '_, '_, '_, '_> {
             Ok(Ok(())) => Ok(()),
             Ok(Err(r)) => Err(Stop::Refused(r)),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// How a capped copy ended.
+enum Copied {
+    /// All of it, this many bytes.
+    Done(u64),
+    /// More than the cap.
+    Over,
+    /// The input is corrupt (a bad zlib stream, a stream of the compound file that cannot
+    /// be read).
+    Corrupt(io::Error),
+    /// Writing the copy failed (a full disk), or an OS error.
+    Fault(io::Error),
+}
+
+/// Copies `reader` to `out` through one `IO_BUF` buffer, at most `cap` bytes.
+fn copy_capped(reader: &mut dyn Read, out: &mut File, cap: u64) -> Copied {
+    use std::io::Write;
+    let mut buf = vec![0u8; IO_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Copied::Done(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error().is_some() => return Copied::Fault(e),
+            Err(e) => return Copied::Corrupt(e),
+        };
+        total = total.saturating_add(n as u64);
+        if total > cap {
+            return Copied::Over;
+        }
+        if let Err(e) = out.write_all(buf.get(..n).unwrap_or_default()) {
+            return Copied::Fault(e);
         }
     }
 }

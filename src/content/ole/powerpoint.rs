@@ -7,7 +7,8 @@
 //!    recVer 0xF: a container ─► its children follow at once
 //!    CryptSession10Container 0x2F14 ─► encrypted: refused
 //!    VBAInfoContainer 0x03FF, VBAInfoAtom 0x0400 ─► macros: refused
-//!    ExOleObjStg 0x1011 ─► an embedded object (compressed storage): refused as unreadable
+//!    ExOleObjStg 0x1011 ─► an embedded object: where its storage lies is returned, and the
+//!                          storage (zlib-compressed when recInstance is 1) read like one
 //!    TextCharsAtom 0x0FA0 (UTF-16LE), TextBytesAtom 0x0FA8 (8-bit), CString 0x0FBA
 //!      ─► lines at 0x0D and 0x0B
 //!    any other atom ─► skipped
@@ -16,7 +17,7 @@
 //! Every record of the stream is visited, those of earlier saves too; atoms are read through
 //! one buffer of `IO_BUF` bytes.
 
-use super::{IO_BUF, Step, TextOut, encrypted, join, le32, refuse, shown, unreadable};
+use super::{IO_BUF, Stop, TextOut, encrypted, join, le32, refuse, shown, unreadable};
 use crate::core::reason::Reason;
 use std::io::{Read, Seek};
 
@@ -31,13 +32,29 @@ const CSTRING: u16 = 0x0FBA;
 /// The headerToken of the CurrentUserAtom of an encrypted document ([MS-PPT] 2.3.2).
 const ENCRYPTED_TOKEN: u32 = 0xF3D1_C4DF;
 
-/// Reads the presentation in `storage`: refuses encryption, macros and embedded objects;
-/// with `text`, hands over its text line by line.
+/// Most embedded objects one presentation may hold.
+pub const MAX_OBJECTS: usize = 1024;
+
+/// Where an embedded object's storage lies in the `PowerPoint Document` stream: the body of
+/// an ExOleObjStg record ([MS-PPT] 2.10.34, 2.10.35).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Object {
+    /// Offset of the record's body in the stream, in bytes.
+    pub offset: u64,
+    /// Length of the body, in bytes.
+    pub len: u64,
+    /// Whether the body is a u32 decompressed size and a zlib stream (recInstance 1), or
+    /// the storage's bytes as they are.
+    pub compressed: bool,
+}
+
+/// Reads the presentation in `storage`: refuses encryption and macros; with `text`, hands
+/// over its text line by line. Returns where its embedded objects are.
 pub(super) fn scan<F: Read + Seek>(
     cf: &mut cfb::CompoundFile<F>,
     storage: &str,
     mut text: Option<&mut TextOut<'_, '_>>,
-) -> Step {
+) -> Result<Vec<Object>, Stop> {
     let user = join(storage, "Current User");
     if cf.is_stream(&user) {
         let mut head = Vec::with_capacity(16);
@@ -57,6 +74,7 @@ pub(super) fn scan<F: Read + Seek>(
     let mut buf = vec![0u8; IO_BUF];
     let mut text_piece = String::with_capacity(IO_BUF);
     let mut at = 0u64;
+    let mut objects = Vec::new();
     while at < len {
         let mut head = [0u8; 8];
         if at + 8 > len {
@@ -64,7 +82,8 @@ pub(super) fn scan<F: Read + Seek>(
         }
         reader.read_exact(&mut head)?;
         at += 8;
-        let ver = u16::from_le_bytes([head[0], head[1]]) & 0xF;
+        let ver_instance = u16::from_le_bytes([head[0], head[1]]);
+        let (ver, instance) = (ver_instance & 0xF, ver_instance >> 4);
         let kind = u16::from_le_bytes([head[2], head[3]]);
         let size = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
         match kind {
@@ -75,10 +94,18 @@ pub(super) fn scan<F: Read + Seek>(
                     format!("{part}: macros (VBAInfo record)"),
                 ));
             }
-            EX_OLE_OBJ_STG => {
-                return Err(unreadable(format!(
-                    "{part}: an embedded OLE object (ExOleObjStg) that cannot be inspected"
-                )));
+            EX_OLE_OBJ_STG if ver != 0xF => {
+                if objects.len() >= MAX_OBJECTS {
+                    return Err(refuse(
+                        Reason::ArchiveLimit,
+                        format!("{part}: more than {MAX_OBJECTS} embedded objects"),
+                    ));
+                }
+                objects.push(Object {
+                    offset: at,
+                    len: size,
+                    compressed: instance == 1,
+                });
             }
             _ => {}
         }
@@ -128,5 +155,5 @@ pub(super) fn scan<F: Read + Seek>(
         }
         at += size;
     }
-    Ok(())
+    Ok(objects)
 }

@@ -441,3 +441,63 @@ fn mutated_compound_files_are_refused_or_passed_never_a_panic() {
         let _ = scan(&data, ext, true);
     }
 }
+
+/// A presentation holding one object storage in an ExOleObjStg record, compressed or not.
+fn ppt_with_object(storage: &[u8], compressed: bool) -> Vec<u8> {
+    use std::io::Write;
+    let atom = if compressed {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(storage).unwrap();
+        let mut body = (storage.len() as u32).to_le_bytes().to_vec();
+        body.extend(z.finish().unwrap());
+        ppt_record(0x0010, 0x1011, &body)
+    } else {
+        ppt_record(0x0000, 0x1011, storage)
+    };
+    let chars: Vec<u8> = "标题"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    let stream = ppt_stream(&[ppt_record(0, 0x0FA0, &chars), atom]);
+    compound(&[("PowerPoint Document", &stream)], &[])
+}
+
+#[test]
+fn presentation_objects_are_inflated_and_read() {
+    let clean = compound(
+        &[("\u{1}Ole10Native", &package(b"a", b"a.txt", b"hello"))],
+        &[],
+    );
+    for compressed in [true, false] {
+        let found = scan(&ppt_with_object(&clean, compressed), "ppt", true);
+        assert_eq!(found.verdict, Ok(()));
+        assert_eq!(found.lines, ["标题"]);
+        assert_eq!(found.objects, [("a.txt".to_string(), 1, b"hello".to_vec())]);
+    }
+    // an embedded workbook saying 机密
+    let r = refused(&ppt_with_object(&xls(&["机密"]), true), "ppt", true);
+    assert_eq!(r.reason, Reason::ClassificationMarking);
+    assert!(
+        r.detail
+            .starts_with("PowerPoint Document: embedded object 1: "),
+        "{r}"
+    );
+    // an executable in a package
+    let elf = compound(
+        &[(
+            "\u{1}Ole10Native",
+            &package(b"a", b"a.txt", b"\x7fELF\x02\x01\x01\0"),
+        )],
+        &[],
+    );
+    let r = refused(&ppt_with_object(&elf, true), "ppt", false);
+    assert_eq!(r.reason, Reason::TypeRefused);
+    // a damaged zlib stream
+    let mut data = ppt_with_object(&clean, true);
+    let at = data.windows(2).position(|w| w == [0x78, 0x9c]).unwrap();
+    for b in &mut data[at + 2..at + 12] {
+        *b ^= 0x5A;
+    }
+    let r = refused(&data, "ppt", false);
+    assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+}
