@@ -10,6 +10,7 @@
 //!    PowerPoint Document  ─► powerpoint  records: encryption, VBA; text atoms ─► lines;
 //!                            ExOleObjStg ─► inflated to a temporary file ─► an object
 //!    anything else        ─► refused: an installer, a mail message, a thumbnail cache …
+//!  a document's \x05SummaryInformation, \x05DocumentSummaryInformation ─► lines
 //!  any storage: Macros, _VBA_PROJECT_CUR, VBA, _VBA_PROJECT, dir + PROJECT ─► ActiveContent
 //!               EncryptionInfo, EncryptedPackage, \x06DataSpaces ─► ContentUnreadable
 //!  ObjectPool/*, MBD*:  \x01Ole10Native ─► package ─► the file inside, to the visitor
@@ -27,6 +28,7 @@
 //!  excel       [MS-XLS]  BIFF8 records: BoundSheet8, FILEPASS, SST + CONTINUE, LABEL …
 //!  powerpoint  [MS-PPT]  the record tree: text atoms, CryptSession10Container, VBAInfo
 //!  package     the OLE Package (Ole10Native) header: the embedded file's name and size
+//!  properties  [MS-OLEPS] SummaryInformation, DocumentSummaryInformation: title, author …
 //! ```
 //!
 //! Memory: the compound file reader keeps the FAT (4 bytes a sector), the MiniFAT and the
@@ -39,6 +41,7 @@
 mod excel;
 mod package;
 mod powerpoint;
+mod properties;
 mod word;
 
 use crate::content::archive::{self, Budget, Input, Spill, Visitor};
@@ -437,6 +440,9 @@ impl Ole<'_, '_, '_, '_, '_> {
                     self.presentation_object(storage, n, object, depth + 1)?;
                 }
             }
+        }
+        if let Some(text) = self.text.as_deref_mut() {
+            properties::scan(&mut self.cf, storage, text)?;
         }
         let objects: Vec<String> = match document {
             Document::Word => {

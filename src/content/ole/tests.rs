@@ -501,3 +501,27 @@ fn presentation_objects_are_inflated_and_read() {
     let r = refused(&data, "ppt", false);
     assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
 }
+
+#[test]
+fn summary_properties_are_text() {
+    use super::properties::tests::{lpstr, property_stream};
+    let (word, table) = word_streams("正文", false, 0);
+    let with_title = |title: &str| {
+        let summary = property_stream(&[(2, lpstr(title.as_bytes()))]);
+        compound(
+            &[
+                ("WordDocument", &word),
+                ("1Table", &table),
+                ("\u{5}SummaryInformation", &summary),
+            ],
+            &[],
+        )
+    };
+    let found = scan(&with_title("审理报告"), "doc", true);
+    assert_eq!(found.verdict, Ok(()));
+    assert_eq!(found.lines, ["正文", "审理报告"]);
+    let r = refused(&with_title("机密"), "doc", true);
+    assert_eq!(r.reason, Reason::ClassificationMarking);
+    assert!(r.detail.contains("SummaryInformation"), "{r}");
+    assert_eq!(scan(&with_title("机密"), "doc", false).verdict, Ok(()));
+}
