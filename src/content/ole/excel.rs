@@ -10,6 +10,8 @@
 //!                                ext data; a string across CONTINUE records takes a new
 //!                                fHighByte at each one ─► one line a string
 //!    LABEL 0x0204, STRING 0x0207, HEADER 0x0014, FOOTER 0x0015 ─► lines
+//!    TXO 0x01B6 (text boxes, comments) + CONTINUE: cchText characters, each CONTINUE
+//!                                starting with its fHighByte ─► lines
 //!  Book (BIFF5): macro sheets refused as above; its text (in a code page) is not read.
 //! ```
 //!
@@ -30,7 +32,7 @@ const LABEL: u16 = 0x0204;
 const STRING: u16 = 0x0207;
 const HEADER: u16 = 0x0014;
 const FOOTER: u16 = 0x0015;
-const BOF: u16 = 0x0809;
+const TXO: u16 = 0x01B6;
 
 /// Records read one at a time, with one record of look-ahead.
 struct Records<R> {
@@ -113,7 +115,6 @@ pub(super) fn scan<F: Read + std::io::Seek>(
         let body = &records.body;
         match records.kind {
             FILEPASS => return Err(encrypted(&part, "FILEPASS record")),
-            BOF if !biff8 => {}
             BOUNDSHEET => {
                 let dt = body.get(5).copied().unwrap_or(0);
                 line.clear();
@@ -147,6 +148,28 @@ pub(super) fn scan<F: Read + std::io::Seek>(
                         SstStop::Stop(stop) => stop,
                     })?;
                 }
+            }
+            TXO => {
+                let Some(text) = text.as_deref_mut() else {
+                    continue;
+                };
+                let cch = usize::from(le16(body, 10).unwrap_or(0));
+                if cch == 0 {
+                    continue;
+                }
+                // the text follows in CONTINUE records, each starting with its fHighByte
+                let at = body.len();
+                let mut cursor = Cursor {
+                    records: &mut records,
+                    at,
+                };
+                cursor
+                    .chars(cch, false, text)
+                    .and_then(|()| text.end().map_err(SstStop::Stop))
+                    .map_err(|why| match why {
+                        SstStop::Bad(why) => bad(format!("text box or comment: {why}")),
+                        SstStop::Stop(stop) => stop,
+                    })?;
             }
             LABEL | STRING | HEADER | FOOTER => {
                 let Some(text) = text.as_deref_mut() else {
@@ -248,7 +271,7 @@ impl<R: Read> Cursor<'_, R> {
     fn byte(&mut self) -> Result<u8, SstStop> {
         while self.at >= self.records.body.len() {
             if !self.advance()? {
-                return Err(SstStop::Bad("shared string truncated".into()));
+                return Err(SstStop::Bad("string truncated".into()));
             }
         }
         let b = self.records.body.get(self.at).copied().unwrap_or(0);
@@ -274,7 +297,7 @@ impl<R: Read> Cursor<'_, R> {
             let left = self.records.body.len().saturating_sub(self.at) as u64;
             if left == 0 {
                 if !self.advance()? {
-                    return Err(SstStop::Bad("shared string truncated".into()));
+                    return Err(SstStop::Bad("string truncated".into()));
                 }
                 continue;
             }
@@ -297,7 +320,7 @@ impl<R: Read> Cursor<'_, R> {
         while cch > 0 {
             if self.at >= self.records.body.len() {
                 if !self.advance()? {
-                    return Err(SstStop::Bad("shared string truncated".into()));
+                    return Err(SstStop::Bad("string truncated".into()));
                 }
                 high = self.records.body.first().is_some_and(|f| f & 1 != 0);
                 self.at = 1;

@@ -525,3 +525,30 @@ fn summary_properties_are_text() {
     assert!(r.detail.contains("SummaryInformation"), "{r}");
     assert_eq!(scan(&with_title("机密"), "doc", false).verdict, Ok(()));
 }
+
+#[test]
+fn excel_text_boxes_and_comments_are_text() {
+    let txo = |s: &str| {
+        let mut body = vec![0u8; 18];
+        body[10..12].copy_from_slice(&(s.encode_utf16().count() as u16).to_le_bytes());
+        let mut chars = vec![1u8];
+        chars.extend(s.encode_utf16().flat_map(|u| u.to_le_bytes()));
+        let mut out = record(0x01B6, &body);
+        out.extend(record(0x003C, &chars));
+        out.extend(record(0x003C, &[0u8; 16]));
+        out
+    };
+    let book = workbook(&[boundsheet("S", 0), txo("批注：机密")]);
+    let r = refused(&compound(&[("Workbook", &book)], &[]), "xls", true);
+    assert_eq!(r.reason, Reason::ClassificationMarking);
+    let book = workbook(&[boundsheet("S", 0), txo("批注：公开")]);
+    let found = scan(&compound(&[("Workbook", &book)], &[]), "xls", true);
+    assert_eq!(found.verdict, Ok(()));
+    assert_eq!(found.lines, ["S", "批注：公开"]);
+    // text announced but no CONTINUE record after it
+    let mut body = vec![0u8; 18];
+    body[10] = 5;
+    let book = workbook(&[record(0x01B6, &body)]);
+    let r = refused(&compound(&[("Workbook", &book)], &[]), "xls", true);
+    assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+}
