@@ -369,7 +369,12 @@ impl Policy {
         let allow = list_of_known(&mut src, &raw.types.allow, "types.allow");
         let packages = allow
             .iter()
-            .filter(|t| matches!(t.as_str(), "zip" | "tar" | "gzip" | "ooxml" | "odf"))
+            .filter(|t| {
+                matches!(
+                    t.as_str(),
+                    "zip" | "tar" | "gzip" | "ooxml" | "odf" | "legacy_office"
+                )
+            })
             .cloned()
             .collect::<Vec<_>>();
         let max_expanded = raw
