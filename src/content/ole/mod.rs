@@ -515,6 +515,7 @@ impl Ole<'_, '_, '_, '_, '_> {
         let children = self.children(storage)?;
         let has = |n: &str| children.iter().any(|c| c.stream && c.name == n);
         encryption_streams(storage, &children)?;
+        self.macros(storage)?;
         if has("\u{1}Ole10Native") {
             return self.package(storage, depth);
         }
@@ -530,7 +531,6 @@ impl Ole<'_, '_, '_, '_, '_> {
         if let Some(document) = document_of(&children) {
             return self.document(storage, document, depth);
         }
-        self.macros(storage)?;
         for name in ["Package", "CONTENTS", "Contents"] {
             if has(name) {
                 return self.contents(storage, name, depth);

@@ -552,3 +552,19 @@ fn excel_text_boxes_and_comments_are_text() {
     let r = refused(&compound(&[("Workbook", &book)], &[]), "xls", true);
     assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
 }
+
+#[test]
+fn an_object_read_on_its_own_is_checked_for_macros_first() {
+    let native = package(b"a", b"a.txt", b"fine");
+    let bin = compound(
+        &[
+            ("\u{1}Ole10Native", &native),
+            ("VBA/dir", b"x"),
+            ("PROJECT", b"x"),
+        ],
+        &[],
+    );
+    assert_eq!(refused(&bin, "bin", false).reason, Reason::ActiveContent);
+    let bin = compound(&[("\u{1}Ole10Native", &native)], &[]);
+    assert_eq!(scan(&bin, "bin", false).verdict, Ok(()));
+}
