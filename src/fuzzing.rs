@@ -60,12 +60,12 @@ pub fn audit_record_and_checkpoint(data: &[u8]) {
 const FUZZ_POLICY: &str = r#"
 [names]
 max_length = 64
-extensions = ["zip", "tar", "gz", "docx", "odt", "ofd", "pdf", "rtf", "txt", "csv", "json", "xml", "png"]
+extensions = ["zip", "tar", "gz", "docx", "odt", "ofd", "pdf", "rtf", "txt", "csv", "json", "xml", "png", "doc", "xls", "ppt"]
 [size]
 max_bytes = 1073741824
 max_expanded_bytes = 67108864
 [types]
-allow = ["zip", "tar", "gzip", "ooxml", "odf", "ofd", "pdf", "rtf", "text", "csv", "json", "xml", "png"]
+allow = ["zip", "tar", "gzip", "ooxml", "odf", "ofd", "pdf", "rtf", "text", "csv", "json", "xml", "png", "legacy_office"]
 [archives]
 max_depth = 3
 max_entries = 1000
@@ -110,7 +110,8 @@ pub fn content(data: &[u8]) {
     };
     if let Some(policy) = policy {
         for name in [
-            "f.zip", "f.docx", "f.pdf", "f.rtf", "f.txt", "f.csv", "f.json",
+            "f.zip", "f.docx", "f.ofd", "f.pdf", "f.rtf", "f.txt", "f.csv", "f.json", "f.doc",
+            "f.xls", "f.ppt",
         ] {
             let path = dir.path().join(name);
             if std::fs::write(&path, data).is_ok() {
@@ -398,7 +399,22 @@ mod tests {
         let pdf = b"%PDF-1.7\n1 0 obj\n<< /Length 20 >>\nstream\nBT (Hello) Tj ET\nendstream\nendobj\n%%EOF\n".to_vec();
         let text = "姓名,号码\n张三,13800138000\n".as_bytes().to_vec();
         let rtf = br"{\rtf1\ansi\ansicpg936{\fonttbl{\f0 x;}}\'bb\'fa\u24352?{\field{\*\fldinst PAGE}{\fldrslt 1}}\par}".to_vec();
-        let seeds = [zip, pdf, text, rtf];
+        let doc = {
+            use crate::content::ole::testing::{compound, package, word_streams};
+            let (word, table) = word_streams("正文 13800138000\r", false, 0);
+            let native = package(b"a", b"a.txt", b"13800138000");
+            compound(
+                &[
+                    ("WordDocument", &word),
+                    ("1Table", &table),
+                    ("ObjectPool/_1/\u{1}Ole10Native", &native),
+                ],
+                &[],
+            )
+        };
+        let xls = crate::content::ole::testing::xls(&["姓名", "13800138000"]);
+        let ppt = crate::content::ole::testing::ppt("第一页\r13800138000");
+        let seeds = [zip, pdf, text, rtf, doc, xls, ppt];
         let mut next = xorshift(0xfeed_beef);
         for i in 0..600 {
             let mut input = seeds[i % seeds.len()].clone();

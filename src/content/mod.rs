@@ -14,6 +14,7 @@
 //!  reach     OOXML relationships, fields, ODF links ─► what reaches outside the document
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
 //!  ofd       OFD XML part (GB/T 33190) ─► text codes, annotations, tags; actions
+//!  ole       compound files (doc, xls, ppt, wps, et, dps) ─► macros, objects and text
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -25,6 +26,7 @@ pub mod archive;
 pub mod doc;
 pub mod marking;
 pub mod ofd;
+pub mod ole;
 pub mod pdf;
 pub mod pii;
 pub mod reach;

@@ -12,12 +12,14 @@
 //!            ooxml, odf           ─► parts: macros refused; XML text ─► line rules
 //!            ofd                  ─► parts: XML text ─► line rules; actions refused;
 //!                                    attachments and resources judged like files
+//!            legacy_office        ─► compound file: macros, encryption refused; text ─► line
+//!                                    rules; embedded files judged like a file
 //!            zip, tar, gzip       ─► entries, limits enforced while reading ─► each judged
 //!                                    like a file (admit + evaluate)
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, apple, doc, ofd, pdf, reach, rtf, text};
+use crate::content::{Scan, apple, doc, ofd, ole, pdf, reach, rtf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -279,6 +281,30 @@ impl Scanner<'_> {
                 archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts)?;
             return Ok(verdict.and_then(|()| parts.package.finish().map_err(|r| prefixed(at, r))));
         }
+        if detected.family == "legacy_office" {
+            let ext = crate::policy::extension(name).unwrap_or_default();
+            let mut lines = Lines::new(policy, false, at);
+            let mut sink = |l: &str| lines.refuse_only(l);
+            let mut objects = Entries {
+                scanner: Scanner {
+                    policy,
+                    work: self.work,
+                },
+                archive: name.to_string(),
+            };
+            let verdict = ole::scan_ole(
+                input,
+                &ext,
+                policy
+                    .reads_text()
+                    .then_some(&mut sink as &mut crate::content::LineSink<'_>),
+                &mut objects,
+                depth,
+                budget,
+                self.work,
+            )?;
+            return Ok(verdict.map_err(|r| prefixed(at, r)));
+        }
         if detected.is_text() {
             // text in an encoding the gateway cannot read is refused even where no rule
             // reads it: what cannot be read does not cross
@@ -504,7 +530,7 @@ impl Visitor for Parts<'_> {
                 format!("{at}an executable inside the document"),
             ))),
             "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "rtf" | "text" | "csv"
-            | "json" | "xml" => {
+            | "json" | "xml" | "legacy_office" => {
                 let item = Item {
                     name: path.rsplit('/').next().unwrap_or(path),
                     at: &at,
@@ -633,6 +659,96 @@ mod tests {
         )
         .unwrap();
         (verdict, out)
+    }
+
+    /// The outbound policy with legacy Office allowed.
+    fn outbound_with_legacy_office() -> Policy {
+        let text = include_str!("../../policy/to-internet.toml")
+            .replace(
+                "extensions = [\"pdf\",",
+                "extensions = [\"doc\", \"xls\", \"ppt\", \"et\", \"pdf\",",
+            )
+            .replace("allow = [\"pdf\",", "allow = [\"legacy_office\", \"pdf\",");
+        Policy::parse(Path::new("to-internet.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn legacy_office_documents_are_read_for_the_text_rules() {
+        use crate::content::ole::testing::{compound, doc, package, resident_id, xls};
+        let p = outbound_with_legacy_office();
+        let (verdict, _) = judge(&p, "判决书.doc", &doc("判决书\r机密★10年\r"));
+        assert_eq!(verdict.unwrap_err().reason, Reason::ClassificationMarking);
+        assert_eq!(judge(&p, "判决书.doc", &doc("判决书\r本院认为\r")).0, Ok(0));
+        let id = resident_id("22010219800101123");
+        let (verdict, _) = judge(&p, "名单.xls", &xls(&["姓名", &id]));
+        let r = verdict.unwrap_err();
+        assert_eq!(r.reason, Reason::PersonalData, "{r}");
+        assert_eq!(judge(&p, "名单.xls", &xls(&["姓名", "张三"])).0, Ok(0));
+        // a workbook named .doc, an installer named .doc
+        let (verdict, _) = judge(&p, "a.doc", &xls(&["x"]));
+        assert_eq!(verdict.unwrap_err().reason, Reason::TypeMismatch);
+        let msi = compound(&[("\u{4840}\u{3f3f}", b"x")], &[]);
+        assert_eq!(
+            judge(&p, "a.doc", &msi).0.unwrap_err().reason,
+            Reason::TypeMismatch
+        );
+        // an embedded executable, and an embedded text judged like a file
+        let (word, table) = crate::content::ole::testing::word_streams("x", false, 0);
+        let with = |file: &[u8]| {
+            let native = package(b"a", b"C:\\a.txt", file);
+            compound(
+                &[
+                    ("WordDocument", &word),
+                    ("1Table", &table),
+                    ("ObjectPool/_1/\u{1}Ole10Native", &native),
+                ],
+                &[],
+            )
+        };
+        let (verdict, _) = judge(&p, "a.doc", &with(b"\x7fELF\x02\x01\x01\0\0\0"));
+        assert_eq!(verdict.unwrap_err().reason, Reason::TypeRefused);
+        let (verdict, _) = judge(&p, "a.doc", &with("不得外传".as_bytes()));
+        let r = verdict.unwrap_err();
+        assert_eq!(r.reason, Reason::KeywordMatch);
+        assert!(r.detail.starts_with("entry ObjectPool/_1/a.txt: "), "{r}");
+        assert_eq!(judge(&p, "a.doc", &with(b"fine\n")).0, Ok(0));
+    }
+
+    #[test]
+    fn ole_objects_in_an_office_package_are_read() {
+        use crate::content::ole::testing::{compound, package};
+        use std::io::Cursor;
+        let p = outbound_with_legacy_office();
+        let docx = |object: &[u8]| {
+            let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            let o = zip::write::SimpleFileOptions::default();
+            w.start_file("[Content_Types].xml", o).unwrap();
+            w.write_all(b"<Types/>").unwrap();
+            w.start_file("word/document.xml", o).unwrap();
+            w.write_all(b"<w:document><w:p>x</w:p></w:document>")
+                .unwrap();
+            w.start_file("word/embeddings/oleObject1.bin", o).unwrap();
+            w.write_all(object).unwrap();
+            w.finish().unwrap().into_inner()
+        };
+        let bin = |text: &str| {
+            compound(
+                &[(
+                    "\u{1}Ole10Native",
+                    &package(b"a", b"a.txt", text.as_bytes()),
+                )],
+                &[],
+            )
+        };
+        let (verdict, _) = judge(&p, "a.docx", &docx(&bin("内部资料")));
+        let r = verdict.unwrap_err();
+        assert_eq!(r.reason, Reason::KeywordMatch, "{r}");
+        assert!(r.detail.contains("oleObject1.bin"), "{r}");
+        assert_eq!(judge(&p, "a.docx", &docx(&bin("公开"))).0, Ok(0));
+        // an object with nothing to inspect
+        let opaque = compound(&[("\u{1}Ole", b"x")], &[]);
+        let (verdict, _) = judge(&p, "a.docx", &docx(&opaque));
+        assert_eq!(verdict.unwrap_err().reason, Reason::ContentUnreadable);
     }
 
     #[test]

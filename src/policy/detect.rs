@@ -10,8 +10,34 @@ pub const HEAD_LEN: usize = 8192;
 /// Content types a policy can allow; `types.allow` names them. Executables are not among
 /// them: they cross only when `types.executable_names` names the file.
 pub const KNOWN_TYPES: &[&str] = &[
-    "text", "csv", "json", "xml", "pdf", "png", "jpeg", "gif", "ooxml", "odf", "ofd", "rtf", "zip",
-    "tar", "gzip",
+    "text",
+    "csv",
+    "json",
+    "xml",
+    "pdf",
+    "png",
+    "jpeg",
+    "gif",
+    "ooxml",
+    "odf",
+    "ofd",
+    "rtf",
+    "legacy_office",
+    "zip",
+    "tar",
+    "gzip",
+];
+
+/// The signature of an OLE2 compound file ([MS-CFB] 2.2), the container of legacy Office
+/// (.doc, .xls, .ppt) and WPS (.wps, .et, .dps) documents, but also of installers (.msi),
+/// Outlook messages (.msg) and thumbnail caches: the head cannot tell them apart, the content
+/// scan confirms which one it is from the root entries.
+pub const CFB_SIGNATURE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+/// Extensions of the documents a compound file may be: Word, Excel and PowerPoint binary
+/// files and templates, and WPS Office's own Writer, Spreadsheets and Presentation formats.
+pub const LEGACY_OFFICE_EXTENSIONS: &[&str] = &[
+    "doc", "dot", "xls", "xlt", "ppt", "pot", "pps", "wps", "et", "ett", "dps", "dpt",
 ];
 
 /// The family of executables (ELF, PE, Mach-O, shebang scripts, Windows shortcuts …).
@@ -56,6 +82,9 @@ pub fn detect(head: &[u8], ext: &str) -> Detected {
     }
     if head.starts_with(b"{\\rtf") {
         return d("rtf", &["rtf"]);
+    }
+    if head.starts_with(CFB_SIGNATURE) {
+        return d("legacy_office", LEGACY_OFFICE_EXTENSIONS);
     }
     if let Some(t) = infer::get(head) {
         return match t.extension() {
@@ -265,6 +294,21 @@ mod tests {
         assert_eq!(detect(b"\x1f\x8b\x08\0\0\0\0\0\0\x03", "gz").family, "gzip");
         assert!(detect(b"\x1f\x8b\x08\0\0\0\0\0\0\x03", "gz").is_archive());
         assert_eq!(detect(b"PK\x03\x04\x14\0\0\0", "zip").family, "zip");
+    }
+
+    #[test]
+    fn compound_files_are_legacy_office_whatever_the_name() {
+        let mut head = CFB_SIGNATURE.to_vec();
+        head.extend_from_slice(&[0u8; 504]);
+        for ext in ["doc", "xls", "ppt", "wps", "et", "dps", "msi", ""] {
+            let found = detect(&head, ext);
+            assert_eq!(found.family, "legacy_office", "{ext}");
+        }
+        assert!(detect(&head, "doc").extensions.contains(&"et"));
+        assert!(!detect(&head, "msi").extensions.contains(&"msi"));
+        // one byte off is not a compound file
+        head[7] = 0;
+        assert_ne!(detect(&head, "doc").family, "legacy_office");
     }
 
     fn zip_of(names: &[&str], first_body: &[u8]) -> Vec<u8> {

@@ -21,7 +21,9 @@ pub mod antivirus;
 mod detect;
 mod names;
 
-pub use detect::{Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, detect};
+pub use detect::{
+    CFB_SIGNATURE, Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, LEGACY_OFFICE_EXTENSIONS, detect,
+};
 pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension, nfc};
 
 use crate::content::archive::{LegacyNames, Limits};
@@ -379,7 +381,12 @@ impl Policy {
         let allow = list_of_known(&mut src, &raw.types.allow, "types.allow");
         let packages = allow
             .iter()
-            .filter(|t| matches!(t.as_str(), "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd"))
+            .filter(|t| {
+                matches!(
+                    t.as_str(),
+                    "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "legacy_office"
+                )
+            })
             .cloned()
             .collect::<Vec<_>>();
         let max_expanded = raw

@@ -40,6 +40,7 @@ pub(crate) mod testing;
 mod zip;
 
 pub use names::{LegacyNames, nfc};
+pub(crate) use zip::{Spill, spill};
 
 use crate::content::Scan;
 use crate::core::reason::{Reason, Refusal};
@@ -230,13 +231,15 @@ pub fn walk(
             let spilled;
             let file: &File = match input {
                 Input::File(file) => file,
-                Input::Stream(reader) => match zip::spill(reader, spill_dir, budget) {
-                    zip::Spill::Ready(file) => {
-                        spilled = file;
-                        &spilled
+                Input::Stream(reader) => {
+                    match zip::spill(reader, spill_dir, zip::SPILL_CAP, "nested zip", budget) {
+                        zip::Spill::Ready(file) => {
+                            spilled = file;
+                            &spilled
+                        }
+                        zip::Spill::Verdict(verdict) => return verdict,
                     }
-                    zip::Spill::Verdict(verdict) => return verdict,
-                },
+                }
             };
             zip::walk_zip(file, depth, budget, visitor)
         }

@@ -17,7 +17,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Largest zip spilled to a temporary file (a zip that arrives as a stream, nested ones).
-const SPILL_CAP: u64 = 256 << 20;
+pub(super) const SPILL_CAP: u64 = 256 << 20;
 
 /// Central-directory bytes allowed for each entry the limits allow.
 const DIRECTORY_PER_ENTRY: u64 = 1024;
@@ -25,34 +25,43 @@ const DIRECTORY_PER_ENTRY: u64 = 1024;
 /// Central-directory bytes allowed on top of the per-entry allowance.
 const DIRECTORY_SLACK: u64 = 64 * 1024;
 
-/// A zip stream spilled to a file, or the verdict that ends the walk.
-pub(super) enum Spill {
+/// A stream spilled to a file, or the verdict that ends the walk.
+pub(crate) enum Spill {
     /// The spilled zip, ready to read.
     Ready(File),
     /// The verdict (a refusal or a fault) that ends the walk.
     Verdict(Scan),
 }
 
-/// Copies a zip stream to an anonymous temporary file in `dir`, at most `SPILL_CAP` bytes.
-/// A fault of the spill file is returned as `Err` as it is; a fault of the input is sorted
-/// by `from_io` (a limit crossed while reading a nested entry stays a refusal).
-pub(super) fn spill(reader: &mut dyn Read, dir: &Path, budget: &Budget) -> Spill {
+/// Copies a stream that must be read in place (a zip, a compound file) to an anonymous
+/// temporary file in `dir`, at most `cap` bytes: more is an `ArchiveLimit` refusal saying
+/// "`what` larger than … MiB". A fault of the spill file is returned as `Err` as it is; a
+/// fault of the input is sorted by `from_io` (a limit crossed while reading a nested entry
+/// stays a refusal).
+pub(crate) fn spill(
+    reader: &mut dyn Read,
+    dir: &Path,
+    cap: u64,
+    what: &str,
+    budget: &Budget,
+) -> Spill {
     let mut file = match tempfile::tempfile_in(dir) {
         Ok(file) => file,
         Err(e) => return Spill::Verdict(Err(e)),
     };
-    match copy_capped(reader, &mut file, SPILL_CAP, budget) {
+    match copy_capped(reader, &mut file, cap, what, budget) {
         Ok(()) => Spill::Ready(file),
         Err(verdict) => Spill::Verdict(verdict),
     }
 }
 
-/// Copies `reader` to `out`, refusing (ArchiveLimit) more than `cap` bytes; `Err` holds the
-/// verdict that ends the walk.
-pub(super) fn copy_capped(
+/// Copies `reader` to `out`, refusing (ArchiveLimit) more than `cap` bytes of `what`; `Err`
+/// holds the verdict that ends the walk.
+pub(crate) fn copy_capped(
     reader: &mut dyn Read,
     out: &mut dyn Write,
     cap: u64,
+    what: &str,
     budget: &Budget,
 ) -> Result<(), Scan> {
     let mut buf = vec![0u8; IO_BUF];
@@ -66,7 +75,7 @@ pub(super) fn copy_capped(
         };
         total = total.saturating_add(n as u64);
         if total > cap {
-            return Err(budget.refuse_limit(format!("nested zip larger than {} MiB", cap >> 20)));
+            return Err(budget.refuse_limit(format!("{what} larger than {} MiB", cap >> 20)));
         }
         // A full disk or any other failure of the spill file is a fault, never a verdict.
         if let Err(e) = out.write_all(&buf[..n]) {
@@ -544,7 +553,7 @@ mod tests {
         }
         let budget = Budget::new(limits());
         let mut reader = &b"PK\x03\x04 some zip bytes"[..];
-        match copy_capped(&mut reader, &mut Full, SPILL_CAP, &budget) {
+        match copy_capped(&mut reader, &mut Full, SPILL_CAP, "nested zip", &budget) {
             Err(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::StorageFull),
             other => panic!("expected a fault, got {other:?}"),
         }
