@@ -39,9 +39,13 @@
 //! ```
 
 mod active;
+mod cmap;
+mod encoding;
 mod filters;
+mod fonts;
 mod lexical;
 mod objects;
+mod objstm;
 mod scanner;
 mod stream;
 mod stream_info;
@@ -217,28 +221,26 @@ mod tests {
         }
         let packed = deflate(PAGE);
         let with_length = format!("<< /Filter /FlateDecode /Length {} >>", packed.len());
-        let doc = pdf(&[
+        let mut objects = vec![
             catalog(),
-            ("<< /Filter /FlateDecode >>", Some(&packed)),
-            (&with_length, Some(&packed)),
-            ("<< /S /J#61vaScript >>", None),
-        ]);
+            ("<< /Filter /FlateDecode >>", Some(&packed[..])),
+            (&with_length, Some(&packed[..])),
+        ];
+        let opts = PdfOptions {
+            refuse_active: true,
+            read_text: true,
+        };
         let mut lines = Vec::new();
         let mut sink = |line: &str| {
             lines.push(line.to_owned());
             Ok(())
         };
-        let verdict = scan_pdf(
-            &mut Trickle(&doc),
-            &PdfOptions {
-                refuse_active: true,
-                read_text: true,
-            },
-            &mut sink,
-        )
-        .unwrap();
-        assert_eq!(verdict.unwrap_err().reason, Reason::ActiveContent);
+        let verdict = scan_pdf(&mut Trickle(&pdf(&objects)), &opts, &mut sink).unwrap();
+        assert_eq!(verdict, Ok(()));
         assert_eq!(lines, ["Hello secret", "Hello secret"]);
+        objects.push(("<< /S /J#61vaScript >>", None));
+        let verdict = scan_pdf(&mut Trickle(&pdf(&objects)), &opts, &mut |_| Ok(())).unwrap();
+        assert_eq!(verdict.unwrap_err().reason, Reason::ActiveContent);
     }
 
     #[test]
