@@ -416,7 +416,7 @@ fn component(name: &str, out: &mut String) -> bool {
                 .find(|(n, _)| *n == name)
                 .map(|&(_, c)| c)
         })
-        .or_else(|| match name {
+        .or(match name {
             "nbspace" | "nonbreakingspace" => Some('\u{a0}'),
             "middot" => Some('·'),
             _ => None,
@@ -452,7 +452,8 @@ pub(super) fn glyph_text(name: &[u8]) -> Option<String> {
 #[derive(Debug, Clone)]
 pub(super) struct SimpleEncoding {
     pub(super) base: Base,
-    /// Codes given a name by /Differences: the text of that name, None for an unknown name.
+    /// Codes given a name by /Differences, by code: the text of that name, None for an
+    /// unknown name.
     pub(super) differences: Vec<(u8, Option<String>)>,
 }
 
@@ -475,12 +476,14 @@ impl SimpleEncoding {
                 }
             }
         }
+        out.sort_unstable_by_key(|(c, _)| *c);
         out
     }
 
     /// The text of one code; Err when /Differences names it by a name that is not known.
     pub(super) fn char(&self, code: u8, out: &mut String) -> Result<(), ()> {
-        if let Some((_, text)) = self.differences.iter().rev().find(|(c, _)| *c == code) {
+        if let Ok(at) = self.differences.binary_search_by_key(&code, |(c, _)| *c) {
+            let text = self.differences.get(at).and_then(|(_, t)| t.as_ref());
             return match text {
                 Some(text) => {
                     out.push_str(text);

@@ -39,6 +39,9 @@ pub(super) const MAX_DEFERRED: usize = 16 << 20;
 /// Font, encoding and font-map dictionaries summarised.
 const MAX_FONTS: usize = 16 * 1024;
 
+/// Entries of dictionaries of references kept as possible /Font maps.
+const MAX_REF_ENTRIES: usize = 64 * 1024;
+
 /// Distinct font resource names (`/F1`) followed.
 pub(super) const MAX_NAMES: usize = 4096;
 
@@ -134,8 +137,14 @@ pub(super) struct Fonts {
     crowded: Vec<bool>,
     /// Dictionaries of names and references, any of which may be a /Font map met later.
     ref_dicts: HashMap<u32, Vec<(Vec<u8>, u32)>>,
+    /// Entries in `ref_dicts`.
+    ref_entries: usize,
+    /// A dictionary was not kept in `ref_dicts` for want of room.
+    ref_dicts_full: bool,
     /// /Font maps given by reference and not read yet.
     wanted_maps: Vec<u32>,
+    /// Embedded CMaps by their /CMapName.
+    cmap_names: HashMap<Vec<u8>, u32>,
     summaries: usize,
     next_inline: FontId,
     deferred: Vec<u8>,
@@ -149,7 +158,7 @@ fn get<'v>(entries: &'v [(Vec<u8>, Value)], key: &[u8]) -> Option<&'v Value> {
     entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-fn name<'v>(value: Option<&'v Value>) -> Option<&'v [u8]> {
+fn name(value: Option<&Value>) -> Option<&[u8]> {
     match value {
         Some(Value::Name(n)) => Some(n),
         _ => None,
@@ -357,22 +366,19 @@ impl Fonts {
         true
     }
 
-    /// Takes what the dictionary of object `num` says about fonts.
-    pub(super) fn object(&mut self, num: Option<u32>, value: &Value) {
+    /// Takes what the dictionary of object `num` says about fonts; `stream` when it is a
+    /// stream's dictionary (no font, encoding or font map, but maybe resources).
+    pub(super) fn object(&mut self, num: Option<u32>, value: &Value, stream: bool) {
         self.walk(value, 0);
-        let (Some(num), Value::Dict(entries)) = (num, value) else {
+        let (Some(num), Value::Dict(entries), false) = (num, value, stream) else {
             return;
         };
-        if is_font(entries) {
-            if self.room() {
-                self.fonts.insert(u64::from(num), font_of(entries));
-            }
-        } else if name(get(entries, b"Type")) == Some(b"Encoding")
-            || get(entries, b"Differences").is_some()
-        {
-            if self.room() {
-                self.encodings.insert(num, simple_encoding(entries));
-            }
+        let encoding = name(get(entries, b"Type")) == Some(b"Encoding")
+            || get(entries, b"Differences").is_some();
+        if is_font(entries) && self.room() {
+            self.fonts.insert(u64::from(num), font_of(entries));
+        } else if !is_font(entries) && encoding && self.room() {
+            self.encodings.insert(num, simple_encoding(entries));
         }
         let refs: Vec<(Vec<u8>, u32)> = entries
             .iter()
@@ -389,8 +395,11 @@ impl Fonts {
             for (k, r) in refs {
                 self.bind(&k, u64::from(r));
             }
-        } else if self.room() {
+        } else if self.ref_entries + refs.len() <= MAX_REF_ENTRIES {
+            self.ref_entries += refs.len();
             self.ref_dicts.insert(num, refs);
+        } else {
+            self.ref_dicts_full = true;
         }
     }
 
@@ -419,13 +428,11 @@ impl Fonts {
                 for (k, v) in map {
                     match v {
                         Value::Ref(r) => self.bind(k, u64::from(*r)),
-                        Value::Dict(d) if is_font(d) => {
-                            if self.room() {
-                                let id = self.next_inline;
-                                self.next_inline += 1;
-                                self.fonts.insert(id, font_of(d));
-                                self.bind(k, id);
-                            }
+                        Value::Dict(d) if is_font(d) && self.room() => {
+                            let id = self.next_inline;
+                            self.next_inline += 1;
+                            self.fonts.insert(id, font_of(d));
+                            self.bind(k, id);
                         }
                         _ => {}
                     }
@@ -454,6 +461,9 @@ impl Fonts {
     /// Keeps the CMap read from stream object `num`.
     pub(super) fn add_cmap(&mut self, num: u32, cmap: CMap) {
         if !cmap.is_empty() {
+            if let Some(name) = &cmap.name {
+                self.cmap_names.insert(name.clone(), num);
+            }
             self.cmaps.insert(num, cmap);
         }
     }
@@ -469,10 +479,9 @@ impl Fonts {
             out.push(cmap);
             next = match &cmap.parent {
                 Some(Parent::Object(n)) => self.cmaps.get(n),
-                Some(Parent::Name(want)) => self
-                    .cmaps
-                    .values()
-                    .find(|c| c.name.as_deref() == Some(want.as_slice())),
+                Some(Parent::Name(want)) => {
+                    self.cmap_names.get(want).and_then(|n| self.cmaps.get(n))
+                }
                 None => None,
             };
         }
@@ -580,17 +589,19 @@ impl Fonts {
         if !self.wanted_maps.is_empty() {
             return false;
         }
-        records(line).all(|(_, r)| match r {
-            Record::Run(NO_FONT, _) | Record::Space => true,
-            Record::Run(id, _) => {
-                let fonts = self.bindings.get(id as usize);
-                match fonts {
-                    Some(fonts) if !fonts.is_empty() => fonts
-                        .iter()
-                        .all(|&f| !matches!(self.reader(f), Reader::Pending)),
-                    _ => false,
-                }
-            }
+        let mut ids: Vec<u32> = records(line)
+            .filter_map(|(_, r)| match r {
+                Record::Run(id, _) if id != NO_FONT => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter().all(|&id| match self.bindings.get(id as usize) {
+            Some(fonts) if !fonts.is_empty() => fonts
+                .iter()
+                .all(|&f| !matches!(self.reader(f), Reader::Pending)),
+            _ => false,
         })
     }
 
@@ -657,22 +668,30 @@ impl Fonts {
                 readings = readings.max(n);
             }
         }
-        let mut done: Vec<String> = Vec::new();
+        let mut done: Vec<u64> = Vec::new();
         for reading in 0..readings {
             let mut text = String::new();
+            let mut readers: HashMap<u32, Reader<'_>> = HashMap::new();
             for (_, r) in records(line) {
                 match r {
                     Record::Space => text.push(' '),
                     Record::Run(id, bytes) => {
-                        let font = self
-                            .bindings
-                            .get(id as usize)
-                            .and_then(|f| f.get(reading.min(f.len().saturating_sub(1))));
-                        let reader = match font {
-                            Some(&f) => self.reader(f),
-                            None => Reader::Fallback,
-                        };
-                        Self::decode(&reader, bytes, &mut text).map_err(|why| {
+                        let reader = readers.entry(id).or_insert_with(|| {
+                            let font = self
+                                .bindings
+                                .get(id as usize)
+                                .and_then(|f| f.get(reading.min(f.len().saturating_sub(1))));
+                            match font {
+                                Some(&f) => self.reader(f),
+                                // A name bound to no font: a broken file, unless the font
+                                // was in an object that could not be read.
+                                None if id != NO_FONT && self.lost => Reader::Unreadable(
+                                    "its font dictionary could not be read".into(),
+                                ),
+                                None => Reader::Fallback,
+                            }
+                        });
+                        Self::decode(reader, bytes, &mut text).map_err(|why| {
                             unreadable(format!(
                                 "PDF font /{} ({why}): its text cannot be read",
                                 self.label(id)
@@ -681,9 +700,12 @@ impl Fonts {
                     }
                 }
             }
-            if !done.contains(&text) {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&text, &mut hasher);
+            let hash = std::hash::Hasher::finish(&hasher);
+            if !done.contains(&hash) {
                 emit(&text, sink)?;
-                done.push(text);
+                done.push(hash);
             }
         }
         Ok(())
@@ -712,6 +734,9 @@ impl Fonts {
     /// The end of the file: the lines kept are decoded with all that is known now.
     pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
         self.ended = true;
+        if !self.wanted_maps.is_empty() && self.ref_dicts_full {
+            self.lost = true;
+        }
         let deferred = std::mem::take(&mut self.deferred);
         let mut at = 0;
         while at < deferred.len() {

@@ -70,7 +70,7 @@ impl ObjStm {
         if self.long {
             doc.lost = true;
         } else if let Some(value) = Parser::whole(&self.object) {
-            doc.object(num, &value);
+            doc.object(num, &value, false);
         }
         self.object.clear();
         self.long = false;

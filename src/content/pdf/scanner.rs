@@ -329,7 +329,7 @@ impl Scanner<'_, '_> {
         if self.capture_long {
             self.fonts.lost = true;
         } else if let Some(value) = Parser::whole(&self.capture) {
-            self.fonts.object(self.object, &value);
+            self.fonts.object(self.object, &value, false);
         }
     }
 
@@ -344,7 +344,7 @@ impl Scanner<'_, '_> {
         self.streamed = true;
         if self.opts.read_text {
             if let Some(dict) = &dict {
-                self.fonts.object(self.object, dict);
+                self.fonts.object(self.object, dict, true);
             }
             if let (Some(lexer), Some(num)) = (state.lexer.as_mut(), self.object) {
                 lexer.cmap_target = Some((num, info.use_cmap.clone()));

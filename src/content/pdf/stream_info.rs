@@ -221,7 +221,7 @@ impl StreamInfo {
             [Value::Int(n)] => usize::try_from(*n).ok(),
             _ => None,
         };
-        let use_cmap = match values(b"UseCMap").last() {
+        let use_cmap = match values(b"UseCMap").next_back() {
             Some(Value::Ref(r)) => Some(Parent::Object(*r)),
             Some(Value::Name(n)) => Some(Parent::Name(n.clone())),
             _ => None,
