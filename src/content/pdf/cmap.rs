@@ -14,6 +14,9 @@ use std::collections::HashMap;
 /// kept over all the CMaps of one file; a CMap that would pass it is kept as unusable.
 pub(super) const MAX_CMAP_ENTRIES: usize = 256 * 1024;
 
+/// Ranges that may overlap one code looked up (ranges do not overlap in a well-made CMap).
+const OVERLAPPING: usize = 8;
+
 /// Longest Unicode text one code maps to, in UTF-16 units.
 const MAX_DEST_UNITS: usize = 32;
 
@@ -204,7 +207,13 @@ impl CMap {
             return Some(text.clone());
         }
         let (len, v) = code;
-        for (l, low, high, dest) in self.ranges.iter().rev() {
+        // Ranges are sorted by (length, low code) once read (`seal`): the ranges that may
+        // hold the code are the few that start at or below it.
+        let end = self
+            .ranges
+            .partition_point(|(l, low, ..)| (*l, *low) <= (len, v));
+        let candidates = self.ranges.get(end.saturating_sub(OVERLAPPING)..end);
+        for (l, low, high, dest) in candidates.into_iter().flatten().rev() {
             if *l != len || v < *low || v > *high {
                 continue;
             }
@@ -220,6 +229,11 @@ impl CMap {
             };
         }
         None
+    }
+
+    /// Sorts the ranges for `lookup`, once the CMap has been read whole.
+    pub(super) fn seal(&mut self) {
+        self.ranges.sort_by_key(|(l, low, ..)| (*l, *low));
     }
 
     /// Whether it has code space ranges to split strings with.
@@ -288,7 +302,7 @@ impl Predefined {
             .or_else(|| name.strip_suffix(b"-V"))?;
         Some(match base {
             b"Identity" => Predefined::Identity,
-            b"UniGB-UCS2" => Predefined::Ucs2,
+            b"UniGB-UCS2" | b"UniCNS-UCS2" | b"UniJIS-UCS2" | b"UniKS-UCS2" => Predefined::Ucs2,
             b"UniGB-UTF16" | b"UniCNS-UTF16" | b"UniJIS-UTF16" | b"UniKS-UTF16" => {
                 Predefined::Utf16
             }
@@ -351,6 +365,7 @@ mod tests {
             Item::ArrayClose,
         ]);
         map.bf_ranges(&items, &mut room);
+        map.seal();
         assert_eq!(map.lookup((2, 0x0a21)).as_deref(), Some("机"));
         assert_eq!(map.lookup((2, 0x0012)).as_deref(), Some("C"));
         assert_eq!(map.lookup((2, 0x0013)), None);

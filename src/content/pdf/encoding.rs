@@ -333,7 +333,30 @@ const LATIN1_NAMES: [&str; 95] = [
 ];
 
 /// Other glyph names met in practice (typographic punctuation, WinAnsi's upper half).
-const OTHER_NAMES: [(&str, char); 40] = [
+const OTHER_NAMES: [(&str, char); 63] = [
+    ("dotlessj", 'ȷ'),
+    ("Gamma", 'Γ'),
+    ("Delta", 'Δ'),
+    ("Theta", 'Θ'),
+    ("Lambda", 'Λ'),
+    ("Xi", 'Ξ'),
+    ("Pi", 'Π'),
+    ("Sigma", 'Σ'),
+    ("Upsilon", 'Υ'),
+    ("Phi", 'Φ'),
+    ("Psi", 'Ψ'),
+    ("Omega", 'Ω'),
+    ("alpha", 'α'),
+    ("beta", 'β'),
+    ("gamma", 'γ'),
+    ("delta", 'δ'),
+    ("epsilon", 'ε'),
+    ("lambda", 'λ'),
+    ("mu", 'μ'),
+    ("pi", 'π'),
+    ("sigma", 'σ'),
+    ("omega", 'ω'),
+    ("visiblespace", '␣'),
     ("quoteleft", '‘'),
     ("quoteright", '’'),
     ("quotedblleft", '“'),
@@ -399,6 +422,11 @@ fn component(name: &str, out: &mut String) -> bool {
                 return true;
             }
         }
+    }
+    // Ligatures of several letters (TeX's ff, ffi, ffl).
+    if matches!(name, "ff" | "ffi" | "ffl") {
+        out.push_str(name);
+        return true;
     }
     let found = ASCII_NAMES
         .iter()
@@ -480,6 +508,13 @@ impl SimpleEncoding {
         out
     }
 
+    /// Whether its /Differences are a custom encoding: more names the glyph list does not
+    /// know than names it knows (`/g1 /g2 …`), so that no code's text can be trusted.
+    pub(super) fn custom(&self) -> bool {
+        let unknown = self.differences.iter().filter(|(_, t)| t.is_none()).count();
+        unknown > 0 && unknown * 2 > self.differences.len()
+    }
+
     /// The text of one code; Err when /Differences names it by a name that is not known.
     pub(super) fn char(&self, code: u8, out: &mut String) -> Result<(), ()> {
         if let Ok(at) = self.differences.binary_search_by_key(&code, |(c, _)| *c) {
@@ -528,6 +563,8 @@ mod tests {
             ("quotedblleft", "“"),
             ("f_i", "fi"),
             ("a.sc", "a"),
+            ("ffi", "ffi"),
+            ("Omega", "Ω"),
         ] {
             assert_eq!(glyph_text(name.as_bytes()).as_deref(), Some(text), "{name}");
         }

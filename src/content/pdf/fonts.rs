@@ -21,8 +21,9 @@
 //! to another font is not read again with that font. A name never bound to any font (a broken
 //! file) is read as a viewer falls back: Latin-1, or UTF-16BE after a byte-order mark.
 //! Text in a font no map lets one read (a CID font with Identity-H and no /ToUnicode, a
-//! simple font whose /Differences names glyphs the glyph list does not know) is refused,
-//! naming the font. Other caps: `MAX_FONTS` summaries, `MAX_NAMES` resource names,
+//! simple font whose /Differences names mostly glyphs the glyph list does not know, a Type3
+//! font without /Encoding) is refused, naming the font; a code one map leaves unread among
+//! others it reads is U+FFFD. Other caps: `MAX_FONTS` summaries, `MAX_NAMES` resource names,
 //! `cmap::MAX_CMAP_ENTRIES` mappings; a font lost to a cap is unreadable when used.
 
 use super::cmap::{CMap, Code, MAX_CMAP_ENTRIES, Parent, Predefined};
@@ -31,7 +32,7 @@ use super::objects::Value;
 use super::unreadable;
 use crate::content::LineSink;
 use crate::core::reason::Refusal;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Raw bytes of text kept until the end of the file, for lines whose fonts came later.
 pub(super) const MAX_DEFERRED: usize = 16 << 20;
@@ -114,6 +115,9 @@ enum Reader<'a> {
     Simple {
         map: Vec<&'a CMap>,
         encoding: SimpleEncoding,
+        /// Most glyph names are not known: a code named by an unknown one is unreadable
+        /// (else it reads as U+FFFD).
+        custom: bool,
     },
 }
 
@@ -142,7 +146,7 @@ pub(super) struct Fonts {
     /// A dictionary was not kept in `ref_dicts` for want of room.
     ref_dicts_full: bool,
     /// /Font maps given by reference and not read yet.
-    wanted_maps: Vec<u32>,
+    wanted_maps: HashSet<u32>,
     /// Embedded CMaps by their /CMapName.
     cmap_names: HashMap<Vec<u8>, u32>,
     summaries: usize,
@@ -390,8 +394,7 @@ impl Fonts {
         if refs.is_empty() || refs.len() != entries.len() {
             return;
         }
-        if let Some(at) = self.wanted_maps.iter().position(|&m| m == num) {
-            self.wanted_maps.swap_remove(at);
+        if self.wanted_maps.remove(&num) {
             for (k, r) in refs {
                 self.bind(&k, u64::from(r));
             }
@@ -444,7 +447,7 @@ impl Fonts {
                         self.bind(&k, u64::from(f));
                     }
                 } else if self.wanted_maps.len() < MAX_FONTS {
-                    self.wanted_maps.push(*r);
+                    self.wanted_maps.insert(*r);
                 } else {
                     self.lost = true;
                 }
@@ -459,7 +462,8 @@ impl Fonts {
     }
 
     /// Keeps the CMap read from stream object `num`.
-    pub(super) fn add_cmap(&mut self, num: u32, cmap: CMap) {
+    pub(super) fn add_cmap(&mut self, num: u32, mut cmap: CMap) {
+        cmap.seal();
         if !cmap.is_empty() {
             if let Some(name) = &cmap.name {
                 self.cmap_names.insert(name.clone(), num);
@@ -579,7 +583,12 @@ impl Fonts {
                         }
                     }
                 };
-                Reader::Simple { map, encoding }
+                let custom = encoding.custom();
+                Reader::Simple {
+                    map,
+                    encoding,
+                    custom,
+                }
             }
         }
     }
@@ -630,14 +639,21 @@ impl Fonts {
                     }
                 }
             }
-            Reader::Simple { map, encoding } => {
+            Reader::Simple {
+                map,
+                encoding,
+                custom,
+            } => {
                 for &b in s {
                     if let Some(text) = lookup(map, (1, u32::from(b))) {
                         out.push_str(&text);
                     } else if encoding.char(b, out).is_err() {
-                        return Err(
-                            "glyph names the glyph list does not know, no /ToUnicode".into()
-                        );
+                        if *custom {
+                            return Err(
+                                "glyph names the glyph list does not know, no /ToUnicode".into()
+                            );
+                        }
+                        out.push(char::REPLACEMENT_CHARACTER);
                     }
                 }
             }
@@ -984,6 +1000,11 @@ endcmap end end";
         assert_eq!(reason(&data, false, true), Some(Reason::ContentUnreadable));
         let data = doc(type3, b"", b"BT /F1 12 Tf ET", false);
         assert_eq!(reason(&data, false, true), None);
+        // One unknown name among known ones is a character that cannot be read, not a font.
+        let tex =
+            "<< /Type /Font /Subtype /Type1 /Encoding << /Differences [65 /A /B /g3 /ffi] >> >>";
+        let data = doc(tex, b"", b"BT /F1 12 Tf (ABCD) Tj ET", false);
+        assert_eq!(lines_of(&data), ["AB\u{fffd}ffi"]);
         // A simple font's ToUnicode map comes first.
         let mapped = "<< /Type /Font /Subtype /Type3 /Encoding << /Differences [65 /g1] >> /ToUnicode 5 0 R >>";
         let cmap = "begincmap 1 begincodespacerange <00> <FF> endcodespacerange

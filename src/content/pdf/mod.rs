@@ -121,8 +121,8 @@ fn unreadable(detail: impl Into<String>) -> Refusal {
 /// Tm moving down), lines longer than 64 KiB in pieces that overlap by 256 characters. A
 /// content stream (by its dictionary) it cannot decode whole (another filter, cut by a cap,
 /// not to its end, a string over 64 KiB), any other stream that showed text and was cut, text
-/// shown in a font no map lets one read (Identity-H without /ToUnicode, glyph names the glyph
-/// list does not know; the detail names the font), or over 16 MiB of raw text shown before
+/// shown in a font no map lets one read (Identity-H without /ToUnicode, /Differences of
+/// mostly glyph names the glyph list does not know; the detail names the font), or over 16 MiB of raw text shown before
 /// the fonts it is shown in is ContentUnreadable. Nothing is executed.
 /// Not a PDF (no %PDF- in the first 1 KiB), encrypted, truncated inside a stream or without
 /// any object → ContentUnreadable.
