@@ -414,7 +414,27 @@ mod tests {
         };
         let xls = crate::content::ole::testing::xls(&["姓名", "13800138000"]);
         let ppt = crate::content::ole::testing::ppt("第一页\r13800138000");
-        let seeds = [zip, pdf, text, rtf, doc, xls, ppt];
+        // Text through fonts: a CID font with a ToUnicode CMap (mixed code spaces, bfchar,
+        // both bfrange forms, usecmap) defined after the page, a predefined GBK CMap, and a
+        // simple font with /Differences inside an object stream.
+        let fonts = b"%PDF-1.7
+1 0 obj << /Type /Page /Resources << /Font << /F1 3 0 R /F2 4 0 R /F3 7 0 R >> >> >> endobj
+2 0 obj << /Length 80 >> stream
+BT /F1 9 Tf <0A210A28> Tj [<00200021>] TJ T* /F2 9 Tf (\xbb\xfa) Tj /F3 9 Tf (AB) Tj ET
+endstream endobj
+3 0 obj << /Type /Font /Subtype /Type0 /Encoding /Identity-H /ToUnicode 5 0 R >> endobj
+4 0 obj << /Type /Font /Subtype /Type0 /Encoding /GBK-EUC-H >> endobj
+5 0 obj << /Length 200 >> stream
+begincmap /CMapName /T def /P usecmap 2 begincodespacerange <00> <80> <8140> <FFFF> endcodespacerange
+1 beginbfchar <0A21> <673A> endbfchar 2 beginbfrange <0A28> <0A29> <5BC6> <0020> <0021> [<0041> /space] endbfrange endcmap
+endstream endobj
+6 0 obj << /Type /ObjStm /N 1 /First 4 /Length 80 >> stream
+7 0 << /Type /Font /Subtype /Type1 /Encoding << /Differences [65 /uni673A /g2] >> >>
+endstream endobj
+%%EOF
+"
+        .to_vec();
+        let seeds = [zip, pdf, text, rtf, doc, xls, ppt, fonts];
         let mut next = xorshift(0xfeed_beef);
         for i in 0..600 {
             let mut input = seeds[i % seeds.len()].clone();

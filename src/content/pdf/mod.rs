@@ -8,8 +8,12 @@
 //!          └─ `stream` right after an object's dictionary ─► filters, capped
 //!               (Flate, LZW, ASCIIHex, ASCII85, RunLength; PNG and TIFF predictors)
 //!                  ├─► names ─► active?        (object streams, other non-image streams)
-//!                  ├─► tokens ─► CID font without /ToUnicode?   (object streams)
-//!                  └─► Tj TJ ' " ─► lines, cut pieces overlapping ─► sink   (any stream)
+//!                  ├─► objects ─► fonts                         (object streams)
+//!                  ├─► CMap operators ─► fonts                  (any stream)
+//!                  └─► Tj TJ ' " ─► lines of (font, raw string) ─► fonts   (any stream)
+//!  object dictionaries ─► fonts: /Font resources, font and encoding dictionaries
+//!  fonts: a line whose fonts are known ─► decoded ─► cut pieces overlapping ─► sink
+//!         else kept raw (at most 16 MiB) ─► decoded at the end of the file ─► sink
 //! ```
 //!
 //! A stream ends at its direct /Length when `endstream` follows there, else at the first
@@ -17,12 +21,17 @@
 //! else it claims. For active content a well-formed image stream is skipped unread, and a
 //! malformed image has its raw bytes searched for names. Text is read from every stream that
 //! can be decoded (the dictionary of a content stream is not to be trusted), strictly from
-//! those that look like content. Dictionaries, top-level and in object streams, are followed
-//! for CID fonts without a /ToUnicode map. A `>> stream` the tokens do not accept (in a
+//! those that look like content. Strings are decoded through their font (`fonts`): the
+//! dictionaries of objects, top-level and in object streams, say which font a resource name
+//! stands for and how its codes read (a /ToUnicode CMap, a predefined CMap, an encoding); a
+//! line of text whose fonts come later in the file is kept raw until the end (a bounded
+//! store, see `fonts`), and text in a font no map lets one read is refused. A `>> stream` the tokens do not accept (in a
 //! string or a comment, after a stream ended early) is still decoded on the side, so that a
 //! parser that reads the file otherwise cannot be shown an object stream this one missed.
 //! Memory: one read chunk, a tail of recent bytes, one stream dictionary, a few decode
-//! buffers and a line of text; a decoded stream is never held whole.
+//! buffers, a line of text, the summaries of fonts and their CMaps (capped counts), and the
+//! raw text waiting for fonts that come later (at most 16 MiB); a decoded stream is never
+//! held whole.
 //!
 //! One job per module:
 //!
@@ -30,18 +39,26 @@
 //!  scanner      the whole file: top-level bytes, object dictionaries, where streams start/end
 //!  lexical      byte classes of PDF syntax, byte search
 //!  active       active names (/JavaScript …), found with #xx decoded
-//!  tokenizer    file-level tokens; array and dictionary nesting, the CID font check
-//!  objects      one object parsed from a captured stream dictionary
+//!  tokenizer    file-level tokens; array and dictionary nesting
+//!  objects      one object parsed from a captured dictionary
+//!  objstm       the objects of an object stream, as they stream past
 //!  stream_info  what a stream dictionary says: kind of stream, /Length, filter chain
 //!  filters      decoding stages (Flate, LZW, ASCIIHex, ASCII85, RunLength, predictors), capped
 //!  stream       one stream's data through its stages to its readers; failures at its end
-//!  text         content-stream operators ─► lines of text
+//!  text         content-stream operators ─► lines of (font, raw string); CMap operators
+//!  cmap         CMaps: code spaces, bfchar/bfrange, usecmap; predefined Adobe-GB1 CMaps
+//!  encoding     simple fonts: base encodings, /Differences, glyph names
+//!  fonts        fonts of the file, decoding lines through them, text kept for later fonts
 //! ```
 
 mod active;
+mod cmap;
+mod encoding;
 mod filters;
+mod fonts;
 mod lexical;
 mod objects;
+mod objstm;
 mod scanner;
 mod stream;
 mod stream_info;
@@ -74,8 +91,9 @@ pub struct PdfOptions {
     /// Refuse active content (JavaScript, launch actions, embedded files, rich media, XFA).
     pub refuse_active: bool,
     /// The caller reads the text: refuse (ContentUnreadable) a PDF whose text cannot be read
-    /// whole — a content stream that cannot be decoded or is cut by a cap, a CID (Type0) font
-    /// without a /ToUnicode map — instead of passing part of it.
+    /// whole — a content stream that cannot be decoded or is cut by a cap, text shown in a
+    /// font no map lets one read (a CID font with Identity-H and no /ToUnicode), more text
+    /// before its fonts than the store for it holds — instead of passing part of it.
     pub read_text: bool,
 }
 
@@ -93,14 +111,19 @@ fn unreadable(detail: impl Into<String>) -> Refusal {
 /// filter, another predictor, an indirect /Filter or /DecodeParms), cut by the per-stream cap
 /// (64 MiB out of one filter, or an expansion over 1000 times) or not decoded to its end is
 /// ContentUnreadable. A well-formed image stream (/Subtype /Image, known filters) is skipped.
-/// If `read_text`, passes the text shown by Tj / TJ / ' / " (Latin-1, or UTF-16BE with a BOM;
-/// hex strings too) in every stream it can decode — whatever the stream's dictionary claims,
+/// If `read_text`, passes the text shown by Tj / TJ / ' / " (hex strings too), decoded
+/// through its font (ISO 32000-1 §9.10: a /ToUnicode CMap first; the predefined UniGB-UCS2,
+/// UniGB-UTF16, GB-EUC, GBpc-EUC, GBK-EUC, GBKp-EUC and GBK2K CMaps as UCS-2, UTF-16BE and
+/// GB 18030; a simple font's encoding and /Differences; a name bound to no font as Latin-1,
+/// or UTF-16BE with a BOM) in every stream it can decode — whatever the stream's dictionary claims,
 /// as a viewer shows a page's content stream whatever that claims — to `sink`, one line per
 /// baseline (BT…ET blocks on one baseline joined; a new line on T*, ' and ", or on Td / TD /
 /// Tm moving down), lines longer than 64 KiB in pieces that overlap by 256 characters. A
 /// content stream (by its dictionary) it cannot decode whole (another filter, cut by a cap,
-/// not to its end, a string over 64 KiB), any other stream that showed text and was cut, or a
-/// CID (Type0) font without /ToUnicode is ContentUnreadable. Nothing is executed.
+/// not to its end, a string over 64 KiB), any other stream that showed text and was cut, text
+/// shown in a font no map lets one read (Identity-H without /ToUnicode, /Differences of
+/// mostly glyph names the glyph list does not know; the detail names the font), or over 16 MiB of raw text shown before
+/// the fonts it is shown in is ContentUnreadable. Nothing is executed.
 /// Not a PDF (no %PDF- in the first 1 KiB), encrypted, truncated inside a stream or without
 /// any object → ContentUnreadable.
 pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>) -> Scan {
@@ -217,28 +240,26 @@ mod tests {
         }
         let packed = deflate(PAGE);
         let with_length = format!("<< /Filter /FlateDecode /Length {} >>", packed.len());
-        let doc = pdf(&[
+        let mut objects = vec![
             catalog(),
-            ("<< /Filter /FlateDecode >>", Some(&packed)),
-            (&with_length, Some(&packed)),
-            ("<< /S /J#61vaScript >>", None),
-        ]);
+            ("<< /Filter /FlateDecode >>", Some(&packed[..])),
+            (&with_length, Some(&packed[..])),
+        ];
+        let opts = PdfOptions {
+            refuse_active: true,
+            read_text: true,
+        };
         let mut lines = Vec::new();
         let mut sink = |line: &str| {
             lines.push(line.to_owned());
             Ok(())
         };
-        let verdict = scan_pdf(
-            &mut Trickle(&doc),
-            &PdfOptions {
-                refuse_active: true,
-                read_text: true,
-            },
-            &mut sink,
-        )
-        .unwrap();
-        assert_eq!(verdict.unwrap_err().reason, Reason::ActiveContent);
+        let verdict = scan_pdf(&mut Trickle(&pdf(&objects)), &opts, &mut sink).unwrap();
+        assert_eq!(verdict, Ok(()));
         assert_eq!(lines, ["Hello secret", "Hello secret"]);
+        objects.push(("<< /S /J#61vaScript >>", None));
+        let verdict = scan_pdf(&mut Trickle(&pdf(&objects)), &opts, &mut |_| Ok(())).unwrap();
+        assert_eq!(verdict.unwrap_err().reason, Reason::ActiveContent);
     }
 
     #[test]

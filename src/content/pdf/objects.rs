@@ -1,4 +1,4 @@
-//! PDF objects, as far as a stream dictionary needs them: a parser of one object from a
+//! PDF objects, as far as stream and font dictionaries need them: a parser of one object from a
 //! captured byte slice (dictionaries, arrays, names with `#xx` decoded, numbers, references,
 //! strings passed over).
 
@@ -14,7 +14,8 @@ pub(super) enum Value {
     Real,
     Str,
     Name(Vec<u8>),
-    Ref,
+    /// A reference `n g R`: the object number.
+    Ref(u32),
     Array(Vec<Value>),
     Dict(Vec<(Vec<u8>, Value)>),
 }
@@ -162,7 +163,7 @@ impl Parser<'_> {
                         && generation.iter().all(u8::is_ascii_digit)
                         && r == b"R"
                     {
-                        return Some(Value::Ref);
+                        return Some(Value::Ref(u32::try_from(n).unwrap_or(u32::MAX)));
                     }
                     self.at = back;
                     return Some(Value::Int(n));
@@ -200,7 +201,7 @@ mod tests {
                 Value::Str,
                 Value::Str,
                 Value::Name(b"Name".to_vec()),
-                Value::Ref,
+                Value::Ref(3),
             ])
         );
         assert!(Parser::whole(b"<< /A 1 >> junk").is_none());

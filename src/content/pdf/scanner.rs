@@ -1,16 +1,19 @@
 //! The whole-file scanner: every top-level byte searched for active names and split into
-//! tokens; the dictionary of each object captured, and a `stream` right after it opened with
-//! a plan of what to do with its data (decode, search, read text, or skip); a `>> stream` the
-//! tokens do not accept decoded on the side.
+//! tokens; the dictionary of each object captured (and, when text is read, handed to the
+//! fonts), and a `stream` right after it opened with a plan of what to do with its data
+//! (decode, search, read text and CMaps, read objects, or skip); a `>> stream` the tokens do
+//! not accept decoded on the side.
 
 use super::active::{Names, check_active};
 use super::filters::Stage;
+use super::fonts::Fonts;
 use super::lexical::{find, is_regular, is_white, rfind};
 use super::objects::Parser;
+use super::objstm::ObjStm;
 use super::stream::{StreamState, TextMode};
 use super::stream_info::StreamInfo;
 use super::text::Lexer;
-use super::tokenizer::{Frames, Tok, Tokenizer, cid_refusal};
+use super::tokenizer::{Frames, Tok, Tokenizer};
 use super::{CHUNK, PdfOptions, unreadable};
 use crate::content::LineSink;
 use crate::core::reason::Refusal;
@@ -90,6 +93,14 @@ pub(super) struct Scanner<'s, 'a> {
     top_bytes: u64,
     /// Bytes read looking for side-stream dictionaries.
     side_work: u64,
+    /// The fonts and CMaps met, and the text waiting for them.
+    fonts: Fonts,
+    /// The numbers of the last two tokens, if they were numbers (`5 0` before `obj`).
+    numbers: [Option<u32>; 2],
+    /// The number of the current object.
+    object: Option<u32>,
+    /// The current object has a stream (its dictionary was handed on at `stream`).
+    streamed: bool,
 }
 
 /// Six bytes as one big-endian number, to compare with the last six bytes read.
@@ -129,6 +140,10 @@ impl<'s, 'a> Scanner<'s, 'a> {
             side: None,
             top_bytes: 0,
             side_work: 0,
+            fonts: Fonts::new(),
+            numbers: [None; 2],
+            object: None,
+            streamed: false,
         }
     }
 }
@@ -176,7 +191,7 @@ impl Scanner<'_, '_> {
                 }
                 open.verify = None;
                 if let Some(end) = endstream_at(rest, len) {
-                    open.state.feed(&rest[..len], self.sink)?;
+                    open.state.feed(&rest[..len], self.sink, &mut self.fonts)?;
                     self.end_stream()?;
                     at += end;
                     continue;
@@ -184,7 +199,7 @@ impl Scanner<'_, '_> {
             }
             match find(rest, b"endstream") {
                 Some(end) => {
-                    open.state.feed(&rest[..end], self.sink)?;
+                    open.state.feed(&rest[..end], self.sink, &mut self.fonts)?;
                     self.end_stream()?;
                     at += end + b"endstream".len();
                 }
@@ -192,7 +207,7 @@ impl Scanner<'_, '_> {
                 None => {
                     let keep = rest.len().min(b"endstream".len() - 1);
                     let take = rest.len() - keep;
-                    open.state.feed(&rest[..take], self.sink)?;
+                    open.state.feed(&rest[..take], self.sink, &mut self.fonts)?;
                     return Ok(at + take);
                 }
             }
@@ -202,7 +217,7 @@ impl Scanner<'_, '_> {
 
     fn end_stream(&mut self) -> Result<(), Refusal> {
         if let Some(mut open) = self.stream.take() {
-            open.state.finish(self.sink)?;
+            open.state.finish(self.sink, &mut self.fonts)?;
         }
         self.recent.clear();
         self.roll = 0;
@@ -270,9 +285,14 @@ impl Scanner<'_, '_> {
     fn token(&mut self, tok: Tok, b: u8) -> Result<bool, Refusal> {
         let depth_before = self.frames.depth();
         let closed_outer = self.frames.token(&tok);
-        if self.opts.read_text && self.frames.cid_without_map {
-            return Err(cid_refusal());
-        }
+        let number = match &tok {
+            Tok::Word(w) => w
+                .bytes()
+                .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
+            _ => None,
+        };
+        let numbers = self.numbers;
+        self.numbers = [numbers[1], number];
         let after_dict = std::mem::replace(&mut self.after_dict, closed_outer);
         match tok {
             Tok::DictOpen if depth_before == 0 => {
@@ -284,9 +304,13 @@ impl Scanner<'_, '_> {
             }
             Tok::DictClose if closed_outer => self.capture_closing = true,
             Tok::Word(w) if w.is(b"obj") || w.is(b"endobj") => {
+                self.object_done();
                 self.in_object = w.is(b"obj");
+                self.object = if self.in_object { numbers[0] } else { None };
+                self.streamed = false;
                 self.frames.clear();
                 self.capturing = false;
+                self.capture.clear();
             }
             Tok::Word(w) if w.is(b"stream") && after_dict && self.in_object => {
                 self.start_stream(b)?;
@@ -297,6 +321,18 @@ impl Scanner<'_, '_> {
         Ok(false)
     }
 
+    /// The end of an object without a stream: its dictionary is handed to the fonts.
+    fn object_done(&mut self) {
+        if !self.in_object || self.streamed || !self.opts.read_text {
+            return;
+        }
+        if self.capture_long {
+            self.fonts.lost = true;
+        } else if let Some(value) = Parser::whole(&self.capture) {
+            self.fonts.object(self.object, &value, false);
+        }
+    }
+
     fn start_stream(&mut self, eol: u8) -> Result<(), Refusal> {
         self.end_side()?;
         if self.capture_long {
@@ -304,7 +340,16 @@ impl Scanner<'_, '_> {
         }
         let dict = Parser::whole(&self.capture);
         let info = StreamInfo::of(dict.as_ref());
-        let state = self.plan(&info, false)?;
+        let mut state = self.plan(&info, false)?;
+        self.streamed = true;
+        if self.opts.read_text {
+            if let Some(dict) = &dict {
+                self.fonts.object(self.object, dict, true);
+            }
+            if let (Some(lexer), Some(num)) = (state.lexer.as_mut(), self.object) {
+                lexer.cmap_target = Some((num, info.use_cmap.clone()));
+            }
+        }
         self.stream = Some(Open {
             state,
             verify: info.length.filter(|&len| len <= VERIFY_MAX),
@@ -348,7 +393,7 @@ impl Scanner<'_, '_> {
             return Ok(StreamState {
                 stages,
                 names: refuse_active.then(Names::default),
-                objects: read_text.then(|| (Tokenizer::new(), Frames::default())),
+                objects: read_text.then(|| ObjStm::new(info.first)),
                 lexer: read_text.then(|| Lexer::new(false)),
                 text: if read_text {
                     TextMode::Loose
@@ -459,7 +504,8 @@ impl Scanner<'_, '_> {
         }
         if side.pending.len() >= 64 * 1024 {
             let take = side.pending.len() - (b"endstream".len() - 1);
-            side.state.feed(&side.pending[..take], self.sink)?;
+            side.state
+                .feed(&side.pending[..take], self.sink, &mut self.fonts)?;
             side.pending.drain(..take);
         }
         Ok(())
@@ -467,8 +513,8 @@ impl Scanner<'_, '_> {
 
     fn end_side(&mut self) -> Result<(), Refusal> {
         if let Some(mut side) = self.side.take() {
-            side.state.feed(&side.pending, self.sink)?;
-            side.state.finish(self.sink)?;
+            side.state.feed(&side.pending, self.sink, &mut self.fonts)?;
+            side.state.finish(self.sink, &mut self.fonts)?;
         }
         Ok(())
     }
@@ -477,9 +523,6 @@ impl Scanner<'_, '_> {
     pub(super) fn finish(&mut self) -> Result<(), Refusal> {
         if let Some(tok) = self.tokens.finish() {
             self.frames.token(&tok);
-            if self.opts.read_text && self.frames.cid_without_map {
-                return Err(cid_refusal());
-            }
         }
         if self.names.feed(b' ') && self.opts.refuse_active {
             check_active(self.names.last())?;
@@ -487,6 +530,10 @@ impl Scanner<'_, '_> {
         self.end_side()?;
         if self.objects == 0 {
             return Err(unreadable("PDF holds no objects"));
+        }
+        if self.opts.read_text {
+            self.object_done();
+            self.fonts.finish(self.sink)?;
         }
         Ok(())
     }

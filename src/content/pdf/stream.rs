@@ -1,11 +1,12 @@
 //! One stream's data and what is done with it: decoded through its filter chain, then searched
-//! for active names, read for text, or read as objects for the font check; at its end, whether
-//! a failure to decode it whole is a refusal.
+//! for active names, read for text (and CMaps), or read as objects for the fonts; at its end,
+//! whether a failure to decode it whole is a refusal.
 
 use super::active::Names;
 use super::filters::{Next, Stage, Step, Stop, run, run_flush};
+use super::fonts::Fonts;
+use super::objstm::ObjStm;
 use super::text::Lexer;
-use super::tokenizer::{Frames, Tokenizer, cid_refusal};
 use super::unreadable;
 use crate::content::LineSink;
 use crate::core::reason::Refusal;
@@ -33,8 +34,8 @@ pub(super) struct StreamState {
     pub(super) names: Option<Names>,
     /// Reads the text of a content stream.
     pub(super) lexer: Option<Lexer>,
-    /// Reads the objects of an object stream for the font check.
-    pub(super) objects: Option<(Tokenizer, Frames)>,
+    /// Reads the objects of an object stream for the fonts.
+    pub(super) objects: Option<ObjStm>,
     /// An object stream read for active content or fonts: it must decode to its end, uncut.
     pub(super) strict_objects: bool,
     /// Whether a stream whose text is read must decode to its end, uncut.
@@ -50,25 +51,19 @@ pub(super) struct StreamState {
 fn consume(
     names: &mut Option<Names>,
     lexer: &mut Option<Lexer>,
-    objects: &mut Option<(Tokenizer, Frames)>,
+    objects: &mut Option<ObjStm>,
     data: &[u8],
     sink: &mut LineSink<'_>,
+    doc: &mut Fonts,
 ) -> Result<(), Refusal> {
     if let Some(names) = names.as_mut() {
         names.scan(data)?;
     }
-    if let Some((tokens, frames)) = objects.as_mut() {
-        for &b in data {
-            for tok in tokens.feed(b).into_iter().flatten() {
-                frames.token(&tok);
-            }
-        }
-        if frames.cid_without_map {
-            return Err(cid_refusal());
-        }
+    if let Some(objects) = objects.as_mut() {
+        objects.feed(data, doc);
     }
     if let Some(lexer) = lexer.as_mut() {
-        lexer.feed(data, sink)?;
+        lexer.feed(data, sink, doc)?;
     }
     Ok(())
 }
@@ -88,6 +83,7 @@ impl StreamState {
     fn decode(
         &mut self,
         sink: &mut LineSink<'_>,
+        doc: &mut Fonts,
         drive: impl FnOnce(&mut [Stage], &mut Next<'_>) -> Result<(), Refusal>,
     ) -> Result<(), Refusal> {
         let StreamState {
@@ -98,41 +94,39 @@ impl StreamState {
             ..
         } = self;
         drive(stages, &mut |piece| {
-            consume(names, lexer, objects, piece, sink)
+            consume(names, lexer, objects, piece, sink, doc)
         })
     }
 
-    pub(super) fn feed(&mut self, data: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+    pub(super) fn feed(
+        &mut self,
+        data: &[u8],
+        sink: &mut LineSink<'_>,
+        doc: &mut Fonts,
+    ) -> Result<(), Refusal> {
         if let Some(raw) = self.raw_names.as_mut() {
             raw.scan(data)?;
         }
         if !self.decodes() {
             return Ok(());
         }
-        self.decode(sink, |stages, out| run(stages, data, out))
+        self.decode(sink, doc, |stages, out| run(stages, data, out))
     }
 
-    pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+    pub(super) fn finish(
+        &mut self,
+        sink: &mut LineSink<'_>,
+        doc: &mut Fonts,
+    ) -> Result<(), Refusal> {
         if let Some(raw) = self.raw_names.as_mut() {
             raw.finish()?;
         }
         if !self.decodes() {
             return Ok(());
         }
-        self.decode(sink, run_flush)?;
+        self.decode(sink, doc, run_flush)?;
         if let Some(names) = self.names.as_mut() {
             names.finish()?;
-        }
-        if let Some((tokens, frames)) = self.objects.as_mut() {
-            if let Some(tok) = tokens.finish() {
-                frames.token(&tok);
-            }
-            if frames.cid_without_map {
-                return Err(cid_refusal());
-            }
-        }
-        if let Some(lexer) = self.lexer.as_mut() {
-            lexer.finish(sink)?;
         }
         let cut = self.stages.iter().any(|s| s.stop == Stop::Cut);
         let error = self.stages.iter().any(|s| s.stop == Stop::Error);
@@ -142,6 +136,15 @@ impl StreamState {
             .any(|s| matches!(s.step, Step::Flate(_)) && s.stop != Stop::Ended);
         let started = self.stages.first().is_none_or(|s| s.total_out > 0);
         let failed = cut || error || unfinished;
+        if let Some(objects) = self.objects.as_mut() {
+            objects.finish(doc);
+            if failed {
+                doc.lost = true;
+            }
+        }
+        if let Some(lexer) = self.lexer.as_mut() {
+            lexer.finish(sink, doc, failed)?;
+        }
         if self.strict_objects && failed && (!self.side || started) {
             return Err(unreadable(if cut {
                 "PDF object stream too large to inspect"

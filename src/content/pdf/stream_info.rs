@@ -3,6 +3,7 @@
 //! filter (or why the chain cannot be followed).
 
 use super::MAX_NAME;
+use super::cmap::Parent;
 use super::filters::{Filter, FilterKind, MAX_ROW, Predictor};
 use super::objects::Value;
 
@@ -23,6 +24,10 @@ pub(super) struct StreamInfo {
     pub(super) length: Option<usize>,
     /// The filter chain, or why it cannot be followed.
     pub(super) filters: Result<Vec<Filter>, String>,
+    /// The direct /First of an object stream: where its first object starts.
+    pub(super) first: Option<usize>,
+    /// The /UseCMap of a CMap stream.
+    pub(super) use_cmap: Option<Parent>,
 }
 
 /// The name a value is, if it is one.
@@ -64,14 +69,14 @@ fn filter_of(kind: FilterKind, parms: Option<&Value>) -> Result<Filter, String> 
     let entries = match parms {
         None | Some(Value::Null) => return Ok(filter),
         Some(Value::Dict(entries)) => entries,
-        Some(Value::Ref) => return Err("an indirect /DecodeParms".into()),
+        Some(Value::Ref(_)) => return Err("an indirect /DecodeParms".into()),
         Some(_) => return Err("a malformed /DecodeParms".into()),
     };
     let get = |key: &[u8], default: i64| -> Result<i64, String> {
         match entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v) {
             None => Ok(default),
             Some(Value::Int(n)) => Ok(*n),
-            Some(Value::Ref) => Err("an indirect decode parameter".into()),
+            Some(Value::Ref(_)) => Err("an indirect decode parameter".into()),
             Some(_) => Err("a malformed decode parameter".into()),
         }
     };
@@ -132,7 +137,7 @@ fn filters_of(entries: &[(Vec<u8>, Value)]) -> Result<Vec<Filter>, String> {
             .iter()
             .map(|v| name_of(v).ok_or_else(|| "a malformed /Filter".to_string()))
             .collect::<Result<_, _>>()?,
-        Some(Value::Ref) => return Err("an indirect /Filter".into()),
+        Some(Value::Ref(_)) => return Err("an indirect /Filter".into()),
         Some(_) => return Err("a malformed /Filter".into()),
     };
     let parms = parms.first().copied();
@@ -160,6 +165,8 @@ impl StreamInfo {
                 aside: false,
                 length: None,
                 filters: Err("a stream dictionary that cannot be parsed".into()),
+                first: None,
+                use_cmap: None,
             };
         };
         let values = |key: &'static [u8]| {
@@ -210,6 +217,15 @@ impl StreamInfo {
             [Value::Int(n)] => usize::try_from(*n).ok(),
             _ => None,
         };
+        let first = match values(b"First").collect::<Vec<_>>().as_slice() {
+            [Value::Int(n)] => usize::try_from(*n).ok(),
+            _ => None,
+        };
+        let use_cmap = match values(b"UseCMap").next_back() {
+            Some(Value::Ref(r)) => Some(Parent::Object(*r)),
+            Some(Value::Name(n)) => Some(Parent::Name(n.clone())),
+            _ => None,
+        };
         StreamInfo {
             object_stream,
             image,
@@ -217,6 +233,8 @@ impl StreamInfo {
             aside,
             length,
             filters,
+            first,
+            use_cmap,
         }
     }
 }

@@ -1,10 +1,9 @@
 //! The file-level tokenizer: PDF object syntax split into tokens one byte at a time
 //! (comments and strings passed over as a parser does), and the nesting of arrays and
-//! dictionaries followed over those tokens to find a CID (Type0) font without a /ToUnicode map.
+//! dictionaries followed over those tokens.
 
 use super::lexical::{hex_value, is_regular};
-use super::{MAX_NAME, MAX_NESTING, unreadable};
-use crate::core::reason::Refusal;
+use super::{MAX_NAME, MAX_NESTING};
 
 /// A name (#xx decoded) or a bare word, up to `MAX_NAME` bytes; longer ones match nothing.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +33,11 @@ impl Short {
     pub(super) fn is(&self, s: &[u8]) -> bool {
         !self.long && &self.buf[..usize::from(self.len)] == s
     }
+
+    /// Its bytes, unless it was too long to keep.
+    pub(super) fn bytes(&self) -> Option<&[u8]> {
+        (!self.long).then(|| &self.buf[..usize::from(self.len)])
+    }
 }
 
 /// One token of PDF object syntax; strings and numbers are not kept.
@@ -44,7 +48,7 @@ pub(super) enum Tok {
     ArrayOpen,
     ArrayClose,
     Str,
-    Name(Short),
+    Name,
     Word(Short),
 }
 
@@ -183,7 +187,7 @@ impl Tokenizer {
                     return [None, None];
                 }
                 self.state = Syn::Ground;
-                [Some(Tok::Name(self.short)), self.ground(b)]
+                [Some(Tok::Name), self.ground(b)]
             }
         }
     }
@@ -229,34 +233,24 @@ impl Tokenizer {
         let state = std::mem::replace(&mut self.state, Syn::Ground);
         match state {
             Syn::Word => Some(Tok::Word(self.short)),
-            Syn::Name | Syn::Hash1 | Syn::Hash2 => Some(Tok::Name(self.short)),
+            Syn::Name | Syn::Hash1 | Syn::Hash2 => Some(Tok::Name),
             _ => None,
         }
     }
 }
 
-/// One open array or dictionary, as far as the font check needs it.
+/// One open array or dictionary.
 #[derive(Debug, Clone, Copy, Default)]
 struct Frame {
     dict: bool,
-    /// A key has been read; its value comes next.
-    value_next: bool,
-    /// The key just read is /Subtype.
-    subtype_key: bool,
-    /// /Subtype /Type0: a composite (CID) font.
-    type0: bool,
-    /// Has a /ToUnicode key.
-    to_unicode: bool,
 }
 
-/// Follows the nesting of arrays and dictionaries in a token stream, and notes a Type0 (CID)
-/// font dictionary without a /ToUnicode map.
+/// Follows the nesting of arrays and dictionaries in a token stream.
 #[derive(Debug, Default)]
 pub(super) struct Frames {
     stack: Vec<Frame>,
     /// Levels opened beyond `MAX_NESTING`.
     deep: usize,
-    pub(super) cid_without_map: bool,
 }
 
 impl Frames {
@@ -269,22 +263,13 @@ impl Frames {
         self.stack.len() + self.deep
     }
 
-    fn value_done(&mut self) {
-        if let Some(frame) = self.stack.last_mut() {
-            frame.value_next = false;
-            frame.subtype_key = false;
-        }
-    }
-
     /// Takes one token; true when it closes an outermost dictionary.
     pub(super) fn token(&mut self, tok: &Tok) -> bool {
         match tok {
             Tok::DictOpen | Tok::ArrayOpen => {
-                self.value_done();
                 if self.stack.len() < MAX_NESTING && self.deep == 0 {
                     self.stack.push(Frame {
                         dict: matches!(tok, Tok::DictOpen),
-                        ..Frame::default()
                     });
                 } else {
                     self.deep += 1;
@@ -294,71 +279,11 @@ impl Frames {
                 if self.deep > 0 {
                     self.deep -= 1;
                 } else if let Some(frame) = self.stack.pop() {
-                    if frame.dict && frame.type0 && !frame.to_unicode {
-                        self.cid_without_map = true;
-                    }
                     return frame.dict && self.stack.is_empty();
                 }
             }
-            Tok::Name(name) => {
-                if let Some(frame) = self.stack.last_mut().filter(|f| f.dict) {
-                    if frame.value_next {
-                        if frame.subtype_key && name.is(b"Type0") {
-                            frame.type0 = true;
-                        }
-                        frame.value_next = false;
-                        frame.subtype_key = false;
-                    } else {
-                        frame.value_next = true;
-                        frame.subtype_key = name.is(b"Subtype");
-                        if name.is(b"ToUnicode") {
-                            frame.to_unicode = true;
-                        }
-                    }
-                }
-            }
-            Tok::Str | Tok::Word(_) => self.value_done(),
+            Tok::Name | Tok::Str | Tok::Word(_) => {}
         }
         false
-    }
-}
-
-/// The refusal for a CID font without a /ToUnicode map: its text cannot be read.
-pub(super) fn cid_refusal() -> Refusal {
-    unreadable("PDF uses a CID (Type0) font without a /ToUnicode map: its text cannot be read")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{PAGE, catalog, deflate, pdf, reason, scan};
-    use crate::core::reason::Reason;
-
-    #[test]
-    fn a_cid_font_without_a_unicode_map_is_refused_when_text_is_read() {
-        let font = "<< /Type /Font /Subtype /Type0 /BaseFont /ABCDEF+SimSun /Encoding /Identity-H /DescendantFonts [5 0 R] >>";
-        let doc = pdf(&[catalog(), (font, None), ("<< >>", Some(PAGE))]);
-        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
-        assert_eq!(reason(&doc, true, false), None);
-        // Nested in a resource dictionary, or inside an object stream.
-        let resources = format!("<< /Font << /F1 {font} >> >>");
-        let doc = pdf(&[catalog(), (&resources, None)]);
-        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
-        let packed = deflate(format!("5 0 {font}").as_bytes());
-        let doc = pdf(&[
-            catalog(),
-            (
-                "<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>",
-                Some(&packed),
-            ),
-        ]);
-        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
-        // With a /ToUnicode map, or a simple font, it passes.
-        let mapped = font.replace(" >>", " /ToUnicode 6 0 R >>");
-        let doc = pdf(&[catalog(), (&mapped, None), ("<< >>", Some(PAGE))]);
-        assert_eq!(scan(&doc, true), (Ok(()), vec!["Hello secret".to_owned()]));
-        let simple =
-            "<< /Type /Font /Subtype /TrueType /BaseFont /Arial /Encoding /WinAnsiEncoding >>";
-        let doc = pdf(&[catalog(), (simple, None)]);
-        assert_eq!(reason(&doc, true, true), None);
     }
 }
