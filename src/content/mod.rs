@@ -9,6 +9,7 @@
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
 //!  doc       OOXML / ODF XML part ─► paragraphs of text
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
+//!  media     audio, video, pictures ─► container structure to its end (polyglots refused)
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -18,6 +19,7 @@
 pub mod archive;
 pub mod doc;
 pub mod marking;
+pub mod media;
 pub mod pdf;
 pub mod pii;
 pub mod rules;
