@@ -163,10 +163,10 @@ fn mpf_images(b: &[u8], base: u64) -> Result<Vec<(u64, u64)>, Flaw> {
     let count = usize::from(u16_at(ifd).ok_or_else(bad)?);
     let mut entries = None;
     for i in 0..count {
-        let e = ifd + 2 + 12 * i;
+        let e = ifd.saturating_add(2 + 12 * i);
         if u16_at(e).ok_or_else(bad)? == 0xB002 {
-            let n = u32_at(e + 4).ok_or_else(bad)? as usize / 16;
-            let at = u32_at(e + 8).ok_or_else(bad)? as usize;
+            let n = u32_at(e.saturating_add(4)).ok_or_else(bad)? as usize / 16;
+            let at = u32_at(e.saturating_add(8)).ok_or_else(bad)? as usize;
             entries = Some((n, at));
         }
     }
@@ -178,9 +178,9 @@ fn mpf_images(b: &[u8], base: u64) -> Result<Vec<(u64, u64)>, Flaw> {
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let e = at + 16 * i;
-        let size = u32_at(e + 4).ok_or_else(bad)?;
-        let offset = u32_at(e + 8).ok_or_else(bad)?;
+        let e = at.saturating_add(16 * i);
+        let size = u32_at(e.saturating_add(4)).ok_or_else(bad)?;
+        let offset = u32_at(e.saturating_add(8)).ok_or_else(bad)?;
         if offset != 0 {
             out.push((base + u64::from(offset), u64::from(size)));
         }
