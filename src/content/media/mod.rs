@@ -22,6 +22,10 @@
 //! A structure that is inconsistent or cut short is refused as `content_unreadable`; bytes
 //! after the end are refused as `polyglot`, except a run of zero bytes no longer than
 //! [`ZERO_PAD_ALLOWANCE`] (padding some writers add) and what each format's module names.
+//! Two files can also hide inside a valid structure, in a chunk, box or strip whose payload
+//! is skipped: a zip whose end record lies near the end of the file (zip tools find it
+//! there) and a `%PDF-` header in the first 1024 bytes (PDF readers find it there) are
+//! refused as `polyglot` too.
 
 mod amr;
 mod gif;
@@ -101,8 +105,37 @@ pub fn checks(family: &str) -> bool {
 /// short or inconsistent, `polyglot` when data follows the end. `Err` only when reading
 /// `input` fails. A family not in [`checks`] passes unread.
 pub fn check(family: &str, input: &mut dyn Read) -> Scan {
+    let mut tail = Tail::new(input);
+    let walked = walk(family, &mut tail).and_then(|()| match tail.zip_end() {
+        Some(at) => Err(Flaw::Polyglot(format!(
+            "{family}: a zip end record at offset {at}, inside the file's structure (zip tools \
+             open the file as an archive)"
+        ))),
+        None => Ok(()),
+    });
+    match walked {
+        Ok(()) => Ok(Ok(())),
+        Err(Flaw::Io(e)) => Err(e),
+        Err(Flaw::Broken(detail)) => Ok(Err(Refusal::new(Reason::ContentUnreadable, detail))),
+        Err(Flaw::Polyglot(detail)) => Ok(Err(Refusal::new(Reason::Polyglot, detail))),
+    }
+}
+
+/// How far from its start PDF readers look for `%PDF-` (Adobe's implementation notes: the
+/// first 1024 bytes).
+const PDF_HEADER_WINDOW: usize = 1024;
+
+/// Walks the structure of `family`, after looking for a PDF header where PDF readers would
+/// find one.
+fn walk(family: &str, input: &mut dyn Read) -> Result<(), Flaw> {
     let mut src = Source::new(input);
-    let walked = match family {
+    let head = src.peek(PDF_HEADER_WINDOW)?;
+    if let Some(at) = head.windows(5).position(|w| w == b"%PDF-") {
+        return Err(Flaw::Polyglot(format!(
+            "{family}: a PDF header at offset {at} (PDF readers open the file as a PDF)"
+        )));
+    }
+    match family {
         "mp3" => mp3::check(&mut src),
         "amr" => amr::check(&mut src),
         "wav" => riff::check(&mut src, riff::Form::Wave),
@@ -115,12 +148,75 @@ pub fn check(family: &str, input: &mut dyn Read) -> Scan {
         "jpeg" => jpeg::check(&mut src),
         "gif" => gif::check(&mut src),
         _ => Ok(()),
-    };
-    match walked {
-        Ok(()) => Ok(Ok(())),
-        Err(Flaw::Io(e)) => Err(e),
-        Err(Flaw::Broken(detail)) => Ok(Err(Refusal::new(Reason::ContentUnreadable, detail))),
-        Err(Flaw::Polyglot(detail)) => Ok(Err(Refusal::new(Reason::Polyglot, detail))),
+    }
+}
+
+/// How far from the end zip readers look for the end-of-central-directory record: the
+/// record (22 bytes) and the longest comment (65,535 bytes).
+const ZIP_END_WINDOW: usize = 22 + 65_535;
+
+/// A reader that keeps the last [`ZIP_END_WINDOW`] bytes it passed on (in at most twice
+/// that), so that a zip hidden inside the structure, near the end, is found after the walk.
+struct Tail<'a> {
+    inner: &'a mut dyn Read,
+    window: Vec<u8>,
+    total: u64,
+}
+
+impl<'a> Tail<'a> {
+    fn new(inner: &'a mut dyn Read) -> Tail<'a> {
+        Tail {
+            inner,
+            window: Vec::with_capacity(2 * ZIP_END_WINDOW),
+            total: 0,
+        }
+    }
+
+    /// The offset of a zip end-of-central-directory record (APPNOTE 4.3.16) in the last bytes
+    /// read, when one is there that a zip reader would take: one disk, its comment within the
+    /// file, a central directory large enough for its entries that (when it lies in the
+    /// window) starts with a central header.
+    fn zip_end(&self) -> Option<u64> {
+        let w = &self.window;
+        let base = self.total - w.len() as u64;
+        let mut at = w.len();
+        while let Some(i) = w.get(..at)?.windows(4).rposition(|x| x == b"PK\x05\x06") {
+            at = i + 3;
+            let Some(rec) = w.get(i..i + 22) else {
+                continue;
+            };
+            let u16_at = |k: usize| u16::from_le_bytes([rec[k], rec[k + 1]]);
+            let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as usize;
+            let comment = usize::from(u16_at(20));
+            let entries = usize::from(u16_at(10));
+            // one disk, all entries on it, the comment within the file
+            let plain = u16_at(4) == 0 && u16_at(6) == 0 && u16_at(8) == u16_at(10);
+            let fits = i + 22 + comment <= w.len();
+            let directory = match i.checked_sub(cd_size) {
+                _ if cd_size < 46 * entries => false,
+                _ if entries == 0 => cd_size == 0,
+                Some(start) => w.get(start..).is_some_and(|d| d.starts_with(b"PK\x01\x02")),
+                None => (cd_size as u64) <= base + i as u64,
+            };
+            if plain && fits && directory {
+                return Some(base + i as u64);
+            }
+        }
+        None
+    }
+}
+
+impl Read for Tail<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or_default();
+        self.window.extend_from_slice(got);
+        self.total += n as u64;
+        if self.window.len() > 2 * ZIP_END_WINDOW {
+            let cut = self.window.len() - ZIP_END_WINDOW;
+            self.window.drain(..cut);
+        }
+        Ok(n)
     }
 }
 

@@ -194,6 +194,26 @@ mod tests {
     }
 
     #[test]
+    fn a_zip_in_the_last_chunk_is_found() {
+        let z = super::super::testing::zip();
+        let fmt = b"\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00";
+        let hidden = riff(
+            b"WAVE",
+            &[(b"fmt ", fmt), (b"data", &[0, 0]), (b"zzzz", &z)],
+        );
+        refused("wav", &hidden, Reason::Polyglot);
+        let twin = riff(
+            b"WAVE",
+            &[
+                (b"fmt ", fmt),
+                (b"data", &[0, 0]),
+                (b"zzzz", &vec![1; z.len()]),
+            ],
+        );
+        super::super::testing::accepted("wav", &twin);
+    }
+
+    #[test]
     fn webp_size_and_chunks() {
         // VP8L payload is odd: padded to even inside the RIFF size
         three_cases("webp", &webp(), &[1, 3]);

@@ -52,3 +52,23 @@ pub(super) fn three_cases(family: &str, valid: &[u8], cuts: &[usize]) {
         accepted(family, &padded);
     }
 }
+
+#[test]
+fn a_zip_or_a_pdf_hidden_inside_the_structure_is_found() {
+    use super::png::tests::{chunk, png};
+    // a zip in a private PNG chunk before IEND: zip tools find its end record
+    let mut hidden = png();
+    let iend = hidden.len() - 12;
+    hidden.splice(iend..iend, chunk(b"zIPs", &zip()));
+    let d = refused("png", &hidden, Reason::Polyglot);
+    assert!(d.contains("zip end record"), "{d}");
+    // the benign twin: the same chunk holding other bytes
+    let mut twin = png();
+    twin.splice(iend..iend, chunk(b"zIPs", &vec![7u8; zip().len()]));
+    accepted("png", &twin);
+    // a PDF header in the first kilobyte
+    let mut pdf = png();
+    pdf.splice(iend..iend, chunk(b"tEXt", b"Comment\0%PDF-1.7 1 0 obj"));
+    let d = refused("png", &pdf, Reason::Polyglot);
+    assert!(d.contains("PDF header"), "{d}");
+}
