@@ -8,16 +8,21 @@
 //!  [ID3 v size(syncsafe) frames…] │ FFFx hdr data │ FFFx hdr data │ … │ [APETAGEX … ] │ [TAG (128)] │ (end)
 //! ```
 //!
-//! Bytes before the first frame that are not an ID3v2 tag make the file unreadable; bytes
+//! Bytes before the first frame that are not an ID3v2 tag (or up to 64 KiB of zero padding
+//! after it) make the file unreadable; bytes
 //! after the last frame that are not a tag are a polyglot. Every frame must agree with the
 //! first on version, layer and sample rate; free-format streams (bitrate index 0) are not
 //! read.
 
 use super::source::Source;
-use super::{Flaw, broken, end};
+use super::{CHUNK, Flaw, broken, end};
 
 /// Most ID3v2 tags read before the first frame.
 const MAX_ID3V2_TAGS: usize = 4;
+
+/// Zero bytes tolerated between the ID3v2 tags and the first frame (padding a tagger left
+/// outside the size it declared).
+const ID3V2_PAD: u64 = 64 * 1024;
 
 /// One MPEG audio frame header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +141,16 @@ pub(super) fn check(src: &mut Source<'_>) -> Result<(), Flaw> {
         };
         src.skip_all(len, "mp3: ID3v2 tag")?;
     }
+    // some taggers leave zero padding after the size their tag declares
+    let mut padding = 0u64;
+    while padding < ID3V2_PAD {
+        let zeros = src.peek(CHUNK)?.iter().take_while(|b| **b == 0).count();
+        if zeros == 0 {
+            break;
+        }
+        src.consume(zeros);
+        padding += zeros as u64;
+    }
     let mut first: Option<Frame> = None;
     let mut frames = 0u64;
     loop {
@@ -227,6 +242,9 @@ mod tests {
         ape.extend_from_slice(b"APETAGEX");
         ape.extend_from_slice(&[0; 24]);
         accepted("mp3", &ape);
+        let mut padded = mp3();
+        padded.splice(20..20, [0u8; 300]);
+        accepted("mp3", &padded);
         let mut garbage = b"junk".to_vec();
         garbage.extend(mp3());
         refused("mp3", &garbage, Reason::ContentUnreadable);
