@@ -9,10 +9,9 @@
 //! ```
 //!
 //! Bytes before the first frame that are not an ID3v2 tag (or up to 64 KiB of zero padding
-//! after it) make the file unreadable; bytes
-//! after the last frame that are not a tag are a polyglot. Every frame must agree with the
-//! first on version, layer and sample rate; free-format streams (bitrate index 0) are not
-//! read.
+//! after it) make the file unreadable; bytes after the last frame that are not a tag are a
+//! polyglot. Every frame must agree with the first on version, layer and sample rate;
+//! free-format streams (bitrate index 0) and Lyrics3 tags are not read.
 
 use super::source::Source;
 use super::{CHUNK, Flaw, broken, end};
