@@ -15,6 +15,7 @@
 //!  pdf       PDF ─► active content (JavaScript, launch, embedded files) and text
 //!  ofd       OFD XML part (GB/T 33190) ─► text codes, annotations, tags; actions
 //!  ole       compound files (doc, xls, ppt, wps, et, dps) ─► macros, objects and text
+//!  media     audio, video, pictures ─► container structure to its end (polyglots refused)
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -25,6 +26,7 @@ pub mod apple;
 pub mod archive;
 pub mod doc;
 pub mod marking;
+pub mod media;
 pub mod ofd;
 pub mod ole;
 pub mod pdf;

@@ -62,6 +62,8 @@ pub enum Reason {
     ClassificationMarking,
     /// The content carries sensitive personal data the channel refuses (resident ID, mobile or bank card number, e-mail address).
     PersonalData,
+    /// A file valid as its type carries a second file after its end or inside its padding (data after a JPEG's EOI, a PNG's IEND, an MP4's last box, a zip in an MP4 `free` box).
+    Polyglot,
     /// The antivirus found a signature in the content.
     Malware,
     /// The antivirus could not scan the object within the channel's waiting time; it never crosses unscanned.
@@ -70,7 +72,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Reason::Symlink,
         Reason::HardLink,
         Reason::NotRegularFile,
@@ -96,6 +98,7 @@ impl Reason {
         Reason::KeywordMatch,
         Reason::ClassificationMarking,
         Reason::PersonalData,
+        Reason::Polyglot,
         Reason::Malware,
         Reason::ScanFailed,
     ];
@@ -128,6 +131,7 @@ impl Reason {
             Reason::KeywordMatch => "keyword_match",
             Reason::ClassificationMarking => "classification_marking",
             Reason::PersonalData => "personal_data",
+            Reason::Polyglot => "polyglot",
             Reason::Malware => "malware",
             Reason::ScanFailed => "scan_failed",
         }

@@ -16,10 +16,12 @@
 //!                                    rules; embedded files judged like a file
 //!            zip, tar, gzip       ─► entries, limits enforced while reading ─► each judged
 //!                                    like a file (admit + evaluate)
+//!            media, png, jpeg, gif ─► container structure to its end (always: a polyglot
+//!                                    is refused whatever the text rules)
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
-use crate::content::{Scan, apple, doc, ofd, ole, pdf, reach, rtf, text};
+use crate::content::{Scan, apple, doc, media, ofd, ole, pdf, reach, rtf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -268,6 +270,11 @@ impl Scanner<'_> {
                 },
             };
             return archive::walk(Kind::Zip, input, depth + 1, budget, self.work, &mut parts);
+        }
+        if media::checks(detected.family) {
+            let mut reader = reader_of(input);
+            return media::check(detected.family, &mut reader)
+                .map(|r| r.map_err(|e| prefixed(at, e)));
         }
         if detected.family == "ofd" {
             let mut parts = OfdParts {
@@ -749,6 +756,46 @@ mod tests {
         let opaque = compound(&[("\u{1}Ole", b"x")], &[]);
         let (verdict, _) = judge(&p, "a.docx", &docx(&opaque));
         assert_eq!(verdict.unwrap_err().reason, Reason::ContentUnreadable);
+    }
+
+    #[test]
+    fn media_structure_is_checked_whatever_the_text_rules() {
+        let p = inbound();
+        assert!(!p.reads_text());
+        let mut amr = b"#!AMR\n".to_vec();
+        for _ in 0..2 {
+            amr.push(7 << 3 | 4);
+            amr.extend_from_slice(&[0x55; 31]);
+        }
+        assert_eq!(judge(&p, "庭审录音.amr", &amr).0, Ok(0));
+        let mut zipped = amr.clone();
+        zipped.extend_from_slice(b"PK\x03\x04\x14\0\0\0\0\0");
+        let r = judge(&p, "庭审录音.amr", &zipped).0.unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        // a JPEG with a zip after its EOI
+        let mut jpeg = b"\xff\xd8\xff\xdb\x00\x43".to_vec();
+        jpeg.extend_from_slice(&[0; 65]);
+        jpeg.extend_from_slice(b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x12\x34\xff\xd9");
+        assert_eq!(judge(&p, "现场照片.jpg", &jpeg).0, Ok(0));
+        jpeg.extend_from_slice(b"PK\x03\x04\x14\0\0\0\0\0");
+        let r = judge(&p, "现场照片.jpg", &jpeg).0.unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        // inside an archive too, with the entry named
+        let inner = {
+            use std::io::Write as _;
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let stored = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file("证据/照片.jpg", stored).unwrap();
+            w.write_all(&jpeg).unwrap();
+            w.finish().unwrap().into_inner()
+        };
+        let r = judge(&p, "证据.zip", &inner).0.unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        assert!(r.detail.contains("照片.jpg"), "{r}");
+        // a script stays an executable
+        let r = judge(&p, "a.amr", b"#!/bin/sh\necho\n").0.unwrap_err();
+        assert_eq!(r.reason, Reason::TypeRefused);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Content type detection: decided from the content's first bytes, never from the name. The
 //! extension only chooses between text formats (plain, CSV, JSON, XML) that share the same
-//! bytes, and must then agree with what the content is.
+//! bytes, and must then agree with what the content is. Media (audio, video, photos) is told
+//! by the content engine's own sniffing before the general rules, so that `#!AMR` stays audio
+//! and the ISO brands decide between mp4, mov and heic.
 
 use crate::content::text;
 
@@ -26,6 +28,14 @@ pub const KNOWN_TYPES: &[&str] = &[
     "zip",
     "tar",
     "gzip",
+    "mp3",
+    "amr",
+    "wav",
+    "mp4",
+    "mov",
+    "heic",
+    "tiff",
+    "webp",
 ];
 
 /// The signature of an OLE2 compound file ([MS-CFB] 2.2), the container of legacy Office
@@ -73,6 +83,9 @@ const LNK: &[u8] = b"\x4c\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x0
 
 /// Decides the content type from the first bytes.
 pub fn detect(head: &[u8], ext: &str) -> Detected {
+    if let Some(m) = crate::content::media::sniff(head) {
+        return d(m.family, m.extensions);
+    }
     let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     if body.starts_with(b"#!") || head.starts_with(LNK) || machine_code(head) {
         return d(EXECUTABLE, &[]);
@@ -252,6 +265,49 @@ mod tests {
             detect(b"\xEF\xBB\xBF#!/usr/bin/env python\n", "txt").family,
             EXECUTABLE
         );
+    }
+
+    #[test]
+    fn media_by_its_own_magic_and_amr_is_not_a_script() {
+        let mut amr = b"#!AMR\n".to_vec();
+        amr.extend_from_slice(&[0x3c; 32]);
+        assert_eq!(detect(&amr, "amr"), d("amr", &["amr"]));
+        assert_eq!(detect(b"#!AMR-WB\n\x44", "amr").family, "amr");
+        for script in [
+            &b"#!/bin/sh\n"[..],
+            b"#!AMR_MC1.0\n",
+            b"#!AMRx\n",
+            b"\xEF\xBB\xBF#!AMR\n",
+        ] {
+            assert_eq!(detect(script, "amr").family, EXECUTABLE, "{script:?}");
+        }
+        let ftyp = |brand: &[u8; 4]| {
+            let mut b = b"\0\0\0\x14ftyp".to_vec();
+            b.extend_from_slice(brand);
+            b.extend_from_slice(b"\0\0\0\0");
+            b.extend_from_slice(brand);
+            b
+        };
+        assert_eq!(detect(&ftyp(b"isom"), "mp4").family, "mp4");
+        assert_eq!(
+            detect(&ftyp(b"M4A "), "m4a").extensions,
+            &["mp4", "m4a", "m4v"]
+        );
+        assert_eq!(detect(&ftyp(b"qt  "), "mov").family, "mov");
+        assert_eq!(detect(&ftyp(b"heic"), "heic").family, "heic");
+        assert_eq!(detect(b"RIFF\x04\0\0\0WAVE", "wav").family, "wav");
+        assert_eq!(detect(b"RIFF\x04\0\0\0WEBP", "webp").family, "webp");
+        assert_eq!(detect(b"II*\0\x08\0\0\0\0\0\0\0", "tif").family, "tiff");
+        assert_eq!(detect(b"MM\0*\0\0\0\x08", "tiff").family, "tiff");
+        assert_eq!(detect(b"ID3\x04\0\0\0\0\0\0", "mp3").family, "mp3");
+        assert_eq!(detect(b"\xff\xfb\x90\x64", "mp3").family, "mp3");
+        // an AVI is RIFF but none of these; a JPEG is not an MPEG frame
+        assert_eq!(detect(b"RIFF\x04\0\0\0AVI LIST", "avi").family, "unknown");
+        assert_eq!(
+            detect(b"\xff\xd8\xff\xe0\0\x10JFIF\0", "jpg").family,
+            "jpeg"
+        );
+        assert_eq!(detect(b"Get free stuff", "txt").family, "text");
     }
 
     #[test]
