@@ -193,7 +193,7 @@ fn a_changed_policy_is_reloaded_and_an_invalid_one_refused() {
     wait_until(30, "a.txt", || inbox.join("a.txt").exists());
 
     // an invalid policy is refused; the one in force stays
-    fs::write(&file, good.replace("max_length = 200", "max_length = 0")).unwrap();
+    fs::write(&file, good.replace("max_length = 255", "max_length = 0")).unwrap();
     wait_until(30, "the refusal to be audited", || {
         events(&lab, "court", "policy_refused") >= 1
     });

@@ -457,7 +457,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__bench)
-            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --log-format --help"
+            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -488,6 +488,10 @@ _isogate() {
                     return 0
                     ;;
                 --latency-secs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inspect-mib)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

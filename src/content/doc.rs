@@ -582,4 +582,38 @@ mod tests {
         assert_eq!(active_part("word/document.xml"), None);
         assert_eq!(active_part("content.xml"), None);
     }
+
+    fn watched(xml: &str) -> Result<(), Refusal> {
+        let mut watch = Watch::new("content.xml", crate::content::reach::Hyperlinks::Allow);
+        xml_text_watched(&mut xml.as_bytes(), &mut |_| Ok(()), &mut watch).unwrap()
+    }
+
+    #[test]
+    fn odf_links_to_the_outside_are_refused_and_embedded_ones_pass() {
+        let doc = |inner: &str| {
+            format!(
+                r#"<office:document-content xmlns:office="o" xmlns:text="t" xmlns:draw="d" xmlns:xlink="x" xmlns:table="b"><office:body><office:text>{inner}</office:text></office:body></office:document-content>"#
+            )
+        };
+        let hostile = [
+            r#"<draw:frame><draw:object xlink:href="http://198.51.100.7/o.odt"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="\\198.51.100.7\share\a.png"/></draw:frame>"#,
+            r#"<text:section><text:section-source xlink:href="file:///etc/passwd"/></text:section>"#,
+            r#"<text:dde-connection-decl office:dde-application="cmd"/>"#,
+            r#"<table:table><table:table-source xlink:href="https://198.51.100.7/s.ods"/></table:table>"#,
+            r#"<text:p><text:a xlink:href="file:///C:/x.exe">x</text:a></text:p>"#,
+        ];
+        for inner in hostile {
+            let r = watched(&doc(inner)).unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{inner}: {r}");
+        }
+        let benign = [
+            r#"<draw:frame><draw:object xlink:href="./Object 1"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="Pictures/1.png"/></draw:frame>"#,
+            r#"<text:p><text:a xlink:href="https://www.court.gov.cn/">法院</text:a></text:p>"#,
+        ];
+        for inner in benign {
+            assert_eq!(watched(&doc(inner)), Ok(()), "{inner}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! own beyond the reader it is handed. Each module owns one kind of content:
 //!
 //! ```text
+//!  detect    first bytes ─► content type (the extension only picks among text formats)
 //!  text      bytes ─► encoding (UTF-8 | UTF-16 | GB18030) ─► lines (masked copy written back)
 //!  utf16     UTF-16 ─► UTF-8 as read, and back as written
 //!  rules     line  ─► keyword and regular-expression rules
@@ -24,6 +25,7 @@
 
 pub mod apple;
 pub mod archive;
+pub mod detect;
 pub mod doc;
 pub mod marking;
 pub mod media;

@@ -192,7 +192,7 @@ fn relationship(
 }
 
 /// Watches the elements of one document part for fields and links that reach outside, as
-/// [`crate::content::doc`] reads the part.
+/// the document reader reads the part.
 #[derive(Debug)]
 pub struct Watch<'a> {
     path: &'a str,
@@ -417,41 +417,6 @@ mod tests {
         assert!(field("p", "INCLUDEPICTURE \"http://198.51.100.7/a.png\" \\d").is_err());
         assert!(field("p", " PAGE \\* MERGEFORMAT ").is_ok());
         assert!(field("p", "HYPERLINK \"https://www.court.gov.cn\"").is_ok());
-    }
-
-    fn watched(xml: &str) -> Result<(), Refusal> {
-        let mut watch = Watch::new("content.xml", Hyperlinks::Allow);
-        crate::content::doc::xml_text_watched(&mut xml.as_bytes(), &mut |_| Ok(()), &mut watch)
-            .unwrap()
-    }
-
-    #[test]
-    fn odf_links_to_the_outside_are_refused_and_embedded_ones_pass() {
-        let doc = |inner: &str| {
-            format!(
-                r#"<office:document-content xmlns:office="o" xmlns:text="t" xmlns:draw="d" xmlns:xlink="x" xmlns:table="b"><office:body><office:text>{inner}</office:text></office:body></office:document-content>"#
-            )
-        };
-        let hostile = [
-            r#"<draw:frame><draw:object xlink:href="http://198.51.100.7/o.odt"/></draw:frame>"#,
-            r#"<draw:frame><draw:image xlink:href="\\198.51.100.7\share\a.png"/></draw:frame>"#,
-            r#"<text:section><text:section-source xlink:href="file:///etc/passwd"/></text:section>"#,
-            r#"<text:dde-connection-decl office:dde-application="cmd"/>"#,
-            r#"<table:table><table:table-source xlink:href="https://198.51.100.7/s.ods"/></table:table>"#,
-            r#"<text:p><text:a xlink:href="file:///C:/x.exe">x</text:a></text:p>"#,
-        ];
-        for inner in hostile {
-            let r = watched(&doc(inner)).unwrap_err();
-            assert_eq!(r.reason, Reason::ActiveContent, "{inner}: {r}");
-        }
-        let benign = [
-            r#"<draw:frame><draw:object xlink:href="./Object 1"/></draw:frame>"#,
-            r#"<draw:frame><draw:image xlink:href="Pictures/1.png"/></draw:frame>"#,
-            r#"<text:p><text:a xlink:href="https://www.court.gov.cn/">法院</text:a></text:p>"#,
-        ];
-        for inner in benign {
-            assert_eq!(watched(&doc(inner)), Ok(()), "{inner}");
-        }
     }
 
     #[test]

@@ -18,10 +18,9 @@
 //! ```
 
 pub mod antivirus;
-mod detect;
 mod names;
 
-pub use detect::{
+pub use crate::content::detect::{
     CFB_SIGNATURE, Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, LEGACY_OFFICE_EXTENSIONS, detect,
 };
 pub use names::{DEFAULT_PUNCTUATION, check_charset, check_name_rules, extension, nfc};

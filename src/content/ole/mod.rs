@@ -45,10 +45,10 @@ mod properties;
 mod word;
 
 use crate::content::archive::{self, Budget, Input, Spill, Visitor};
+use crate::content::detect::{HEAD_LEN, LEGACY_OFFICE_EXTENSIONS, detect};
 use crate::content::text::overlap_tail;
 use crate::content::{LineSink, Scan};
 use crate::core::reason::{Reason, Refusal};
-use crate::policy::{LEGACY_OFFICE_EXTENSIONS, detect};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -627,9 +627,7 @@ impl Ole<'_, '_, '_, '_, '_> {
         let path = join(storage, stream_name);
         let mut stream = self.cf.open_stream(&path)?;
         let mut head = Vec::new();
-        (&mut stream)
-            .take(crate::policy::HEAD_LEN as u64)
-            .read_to_end(&mut head)?;
+        (&mut stream).take(HEAD_LEN as u64).read_to_end(&mut head)?;
         let found = detect(&head, "");
         let Some(ext) = found
             .extensions

@@ -1,7 +1,7 @@
 use super::testing::*;
 use super::*;
 use crate::content::archive::Limits;
-use crate::policy::EXECUTABLE;
+use crate::content::detect::EXECUTABLE;
 
 /// Generous limits: depth 3.
 fn limits() -> Limits {
