@@ -152,7 +152,7 @@ pub fn write_cid_pdf(path: &Path, size: u64) -> Result<(), BenchError> {
     let start = w.at;
     write!(w, "xref\n0 {}\n0000000000 65535 f \n", next_id).map_err(io_err("writing"))?;
     for (_, at) in &xref {
-        write!(w, "{at:010} 00000 n \n").map_err(io_err("writing"))?;
+        writeln!(w, "{at:010} 00000 n ").map_err(io_err("writing"))?;
     }
     write!(
         w,
@@ -330,7 +330,7 @@ mod tests {
             let path = dir.path().join(name);
             write(&path, 2 << 20).unwrap();
             let size = fs::metadata(&path).unwrap().len();
-            assert!(size >= 2 << 20 && size < 4 << 20, "{name}: {size}");
+            assert!((2 << 20..4 << 20).contains(&size), "{name}: {size}");
             let verdict = crate::inspect::inspect_file(&outbound, name, &path, dir.path()).unwrap();
             assert!(verdict.is_ok(), "{name}: {:?}", verdict.err());
             let verdict = crate::inspect::inspect_file(&keyword, name, &path, dir.path()).unwrap();
