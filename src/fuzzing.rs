@@ -155,6 +155,7 @@ pub fn content(data: &[u8]) {
         &pdf::PdfOptions {
             refuse_active: true,
             read_text: true,
+            allow_uri: true,
         },
         &mut |_: &str| Ok(()),
     );

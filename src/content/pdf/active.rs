@@ -1,5 +1,8 @@
 //! Active content: the names that make a PDF active (JavaScript, launch actions, embedded
-//! files, rich media, XFA, actions into embedded files), and a search for names, `#xx`
+//! files, rich media, XFA, actions into embedded files or other documents, form submission,
+//! data import, movies and sounds; URI actions where the policy refuses hyperlinks), wherever
+//! they hang (open actions, additional actions of the catalog, pages, annotations and fields,
+//! named actions, outlines: every name of the file is searched), and a search for names, `#xx`
 //! escapes decoded, in bytes fed one at a time (top-level bytes, decoded streams, the raw bytes
 //! of a malformed image).
 
@@ -17,11 +20,22 @@ const ACTIVE: &[(&[u8], &str)] = &[
     (b"RichMedia", "rich media"),
     (b"XFA", "an XFA form"),
     (b"GoToE", "an action into an embedded file"),
+    (b"GoToR", "an action that opens another document (GoToR)"),
+    (b"SubmitForm", "a form that submits itself"),
+    (b"ImportData", "an action that imports data from a file"),
+    (b"Movie", "a movie that plays"),
+    (b"Sound", "a sound that plays"),
+    (b"Rendition", "a media rendition"),
 ];
+
+/// The name of a URI action (a hyperlink), refused only where hyperlinks are.
+const URI: &[u8] = b"URI";
 
 /// Finds names (`/Name`, with `#xx` escapes decoded) in a byte stream fed one byte at a time.
 #[derive(Debug, Default)]
 pub(super) struct Names {
+    /// Whether URI actions are allowed.
+    allow_uri: bool,
     in_name: bool,
     /// 0: no escape; 1: after `#`; 2: after `#` and one hex digit.
     escape: u8,
@@ -32,6 +46,14 @@ pub(super) struct Names {
 }
 
 impl Names {
+    /// A search that refuses URI actions unless `allow_uri`.
+    pub(super) fn new(allow_uri: bool) -> Names {
+        Names {
+            allow_uri,
+            ..Names::default()
+        }
+    }
+
     /// Feeds one byte; true when a name has just ended (read it with `last`).
     pub(super) fn feed(&mut self, b: u8) -> bool {
         let mut ended = false;
@@ -97,7 +119,7 @@ impl Names {
     pub(super) fn scan(&mut self, data: &[u8]) -> Result<(), Refusal> {
         for &b in data {
             if self.feed(b) {
-                check_active(self.last())?;
+                check_active(self.last(), self.allow_uri)?;
             }
         }
         Ok(())
@@ -106,14 +128,21 @@ impl Names {
     /// Ends a name that runs to the end of the data.
     pub(super) fn finish(&mut self) -> Result<(), Refusal> {
         if self.feed(b' ') {
-            check_active(self.last())?;
+            check_active(self.last(), self.allow_uri)?;
         }
         Ok(())
     }
 }
 
-/// A refusal (ActiveContent) when `name` is one of the active names.
-pub(super) fn check_active(name: &[u8]) -> Result<(), Refusal> {
+/// A refusal (ActiveContent) when `name` is one of the active names, or a URI action where
+/// hyperlinks are not allowed (`allow_uri` false).
+pub(super) fn check_active(name: &[u8], allow_uri: bool) -> Result<(), Refusal> {
+    if name == URI && !allow_uri {
+        return Err(Refusal::new(
+            Reason::ActiveContent,
+            "PDF carries a URI action (a hyperlink), refused by the policy (/URI)",
+        ));
+    }
     match ACTIVE.iter().find(|(active, _)| *active == name) {
         Some((_, what)) => Err(Refusal::new(
             Reason::ActiveContent,
@@ -155,6 +184,39 @@ mod tests {
             scan(&doc, true).0.unwrap_err().reason,
             Reason::ActiveContent
         );
+        // Actions that leave the document or import or play something, wherever they hang.
+        for action in [
+            "<< /OpenAction << /S /GoToR /F (\\\\198.51.100.7\\share\\x.pdf) /D [0 /Fit] >> >>",
+            "<< /AA << /O << /S /SubmitForm /F (http://198.51.100.7/) >> >> >>",
+            "<< /Annots [<< /A << /S /ImportData /F (x.fdf) >> >>] >>",
+            "<< /Outlines << /A << /S /Movie /T (m) >> >> >>",
+            "<< /A << /S /Sound /Sound 9 0 R >> >>",
+        ] {
+            let doc = pdf(&[catalog(), (action, None)]);
+            assert_eq!(
+                scan(&doc, true).0.unwrap_err().reason,
+                Reason::ActiveContent,
+                "{action}"
+            );
+        }
+        // URI actions follow the hyperlink switch.
+        let link = pdf(&[
+            catalog(),
+            (
+                "<< /A << /S /URI /URI (https://www.court.gov.cn/) >> >>",
+                None,
+            ),
+        ]);
+        assert_eq!(scan(&link, true).0, Ok(()));
+        let strict = super::super::PdfOptions {
+            refuse_active: true,
+            read_text: true,
+            allow_uri: false,
+        };
+        let r = super::super::testing::scan_with(&link, strict)
+            .0
+            .unwrap_err();
+        assert_eq!(r.reason, Reason::ActiveContent, "{r}");
         // Names that only look alike pass.
         let doc = pdf(&[catalog(), ("<< /JavaScripts 1 /JSX 2 /Jav#61 3 >>", None)]);
         assert_eq!(scan(&doc, true).0, Ok(()));

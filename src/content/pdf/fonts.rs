@@ -1102,6 +1102,7 @@ endcmap end end";
             &PdfOptions {
                 refuse_active: true,
                 read_text: true,
+                allow_uri: true,
             },
             &mut sink,
         )

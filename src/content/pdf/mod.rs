@@ -95,6 +95,9 @@ pub struct PdfOptions {
     /// font no map lets one read (a CID font with Identity-H and no /ToUnicode), more text
     /// before its fonts than the store for it holds — instead of passing part of it.
     pub read_text: bool,
+    /// With `refuse_active`: URI actions (hyperlinks, followed when a reader clicks them) are
+    /// allowed; `false` refuses them too (`[documents] hyperlinks`).
+    pub allow_uri: bool,
 }
 
 /// A refusal: the content cannot be read (ContentUnreadable).
@@ -140,9 +143,12 @@ pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>
         return Ok(Err(unreadable("not a PDF: no %PDF- header")));
     }
     let mut scanner = Scanner::new(*opts, sink);
+    let mut ending = Ending::default();
+    ending.feed(&buf[..filled]);
     loop {
         let n = read_some(input, &mut buf[filled..])?;
         let eof = n == 0;
+        ending.feed(&buf[filled..filled + n]);
         filled += n;
         let consumed = match scanner.feed(&buf[..filled], eof) {
             Ok(consumed) => consumed,
@@ -154,7 +160,52 @@ pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>
             break;
         }
     }
-    Ok(scanner.finish())
+    // what the document itself carries first, then what follows its end
+    Ok(scanner.finish().and_then(|()| ending.verdict()))
+}
+
+/// Where the file ends: its last `%%EOF` marker (ISO 32000-2 §7.5.5), and what follows it.
+/// Only white space may follow; anything else is a second file behind the PDF (a polyglot)
+/// that other readers and tools may see instead.
+#[derive(Debug, Default)]
+struct Ending {
+    /// The last five bytes read.
+    roll: u64,
+    /// Whether a `%%EOF` was seen.
+    seen: bool,
+    /// Bytes other than white space since the last `%%EOF`.
+    after: u64,
+}
+
+impl Ending {
+    fn feed(&mut self, data: &[u8]) {
+        const MARK: u64 = u64::from_be_bytes([0, 0, 0, b'%', b'%', b'E', b'O', b'F']);
+        for &b in data {
+            self.roll = (self.roll << 8 | u64::from(b)) & 0xff_ffff_ffff;
+            if self.roll == MARK {
+                self.seen = true;
+                self.after = 0;
+            } else if !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | 0) {
+                self.after += 1;
+            }
+        }
+    }
+
+    fn verdict(&self) -> Result<(), Refusal> {
+        if !self.seen {
+            return Err(unreadable("the PDF has no %%EOF: it is cut short"));
+        }
+        if self.after > 0 {
+            return Err(Refusal::new(
+                Reason::Polyglot,
+                format!(
+                    "{} bytes after the PDF's last %%EOF: a second file behind the document",
+                    self.after
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads into `buf`, trying again when interrupted.
@@ -174,6 +225,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_white_space_may_follow_the_last_eof() {
+        let doc = pdf(&[catalog()]);
+        assert_eq!(scan(&doc, true).0, Ok(()));
+        // an incremental update after the first %%EOF ends with its own
+        let mut updated = doc.clone();
+        updated.extend_from_slice(b"1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\r\n\0\0");
+        assert_eq!(scan(&updated, true).0, Ok(()));
+        // a zip behind the document
+        let mut zipped = doc.clone();
+        zipped.extend_from_slice(b"PK\x03\x04\x14\0\0\0 hidden.exe");
+        let r = scan(&zipped, true).0.unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        // no end at all
+        let cut = &doc[..doc.len() - 7];
+        assert_eq!(
+            scan(cut, true).0.unwrap_err().reason,
+            Reason::ContentUnreadable
+        );
+    }
+
+    #[test]
     fn text_of_raw_and_compressed_content_streams() {
         let raw = pdf(&[
             catalog(),
@@ -191,6 +263,7 @@ mod tests {
         let opts = PdfOptions {
             refuse_active: true,
             read_text: false,
+            allow_uri: true,
         };
         assert_eq!(scan_with(&compressed, opts), (Ok(()), Vec::new()));
     }
@@ -248,6 +321,7 @@ mod tests {
         let opts = PdfOptions {
             refuse_active: true,
             read_text: true,
+            allow_uri: true,
         };
         let mut lines = Vec::new();
         let mut sink = |line: &str| {
@@ -278,6 +352,7 @@ mod tests {
             &PdfOptions {
                 refuse_active: false,
                 read_text: true,
+                allow_uri: true,
             },
             &mut sink,
         );

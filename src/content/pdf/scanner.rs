@@ -124,7 +124,7 @@ impl<'s, 'a> Scanner<'s, 'a> {
         Scanner {
             opts,
             sink,
-            names: Names::default(),
+            names: Names::new(opts.allow_uri),
             tokens: Tokenizer::new(),
             frames: Frames::default(),
             in_object: false,
@@ -236,7 +236,7 @@ impl Scanner<'_, '_> {
                 return Err(unreadable("PDF is encrypted and cannot be inspected"));
             }
             if self.opts.refuse_active {
-                check_active(name)?;
+                check_active(name, self.opts.allow_uri)?;
             }
         }
         if self.recent.len() >= RECENT_CAP {
@@ -370,7 +370,9 @@ impl Scanner<'_, '_> {
         let PdfOptions {
             refuse_active,
             read_text,
+            allow_uri,
         } = self.opts;
+        let new_names = || Names::new(allow_uri);
         let idle = StreamState::default();
         let chain = match &info.filters {
             Ok(filters) => Stage::chain(filters).ok_or_else(|| "an image filter".to_string()),
@@ -392,7 +394,7 @@ impl Scanner<'_, '_> {
             // Its text is read too: a content stream may claim to be an object stream.
             return Ok(StreamState {
                 stages,
-                names: refuse_active.then(Names::default),
+                names: refuse_active.then(new_names),
                 objects: read_text.then(|| ObjStm::new(info.first)),
                 lexer: read_text.then(|| Lexer::new(false)),
                 text: if read_text {
@@ -440,8 +442,8 @@ impl Scanner<'_, '_> {
             } else {
                 Vec::new()
             },
-            names: names.then(Names::default),
-            raw_names: raw_names.then(Names::default),
+            names: names.then(new_names),
+            raw_names: raw_names.then(new_names),
             lexer: lexer.then(|| Lexer::new(text == TextMode::Strict)),
             text: if lexer { text } else { TextMode::Off },
             side,
@@ -525,7 +527,7 @@ impl Scanner<'_, '_> {
             self.frames.token(&tok);
         }
         if self.names.feed(b' ') && self.opts.refuse_active {
-            check_active(self.names.last())?;
+            check_active(self.names.last(), self.opts.allow_uri)?;
         }
         self.end_side()?;
         if self.objects == 0 {

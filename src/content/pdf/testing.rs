@@ -238,6 +238,7 @@ pub(super) fn scan(data: &[u8], refuse_active: bool) -> (Result<(), Refusal>, Ve
         PdfOptions {
             refuse_active,
             read_text: true,
+            allow_uri: true,
         },
     )
 }
@@ -246,6 +247,7 @@ pub(super) fn reason(data: &[u8], refuse_active: bool, read_text: bool) -> Optio
     let opts = PdfOptions {
         refuse_active,
         read_text,
+        allow_uri: true,
     };
     scan_with(data, opts).0.err().map(|r| r.reason)
 }
