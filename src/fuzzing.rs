@@ -149,6 +149,12 @@ pub fn content(data: &[u8]) {
     );
     let mut input = data;
     let _ = crate::content::rtf::scan_rtf(&mut input, Some(&mut |_: &str| Ok(())));
+    for family in [
+        "png", "jpeg", "gif", "tiff", "webp", "wav", "mp3", "amr", "mp4", "mov", "heic",
+    ] {
+        let mut input = data;
+        let _ = crate::content::media::check(family, &mut input);
+    }
     let mut input = data;
     let _ = pdf::scan_pdf(
         &mut input,
