@@ -7,6 +7,7 @@
 //!  generate (streamed to a file) ─► inspect_file (one thread) ─► MiB/s of the file, peak RSS
 //!   CID-font PDF   Identity-H text with a /ToUnicode CMap, page streams FlateDecode
 //!   OFD            pages of TextObject/TextCode, stored
+//!   .doc           a compound file, WordDocument with one UTF-16LE piece, 1Table
 //! ```
 //!
 //! The generated text is drawn from a pool of common characters without any marking,
@@ -221,6 +222,92 @@ pub fn write_ofd(path: &Path, size: u64) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// Where the text of a generated Word document starts in its `WordDocument` stream.
+const DOC_TEXT_AT: usize = 1024;
+
+/// Writes a Word 97-2003 binary document ([MS-DOC]) of about `size` bytes: a compound file
+/// whose `WordDocument` stream holds a FIB and one UTF-16LE piece of text, and whose `1Table`
+/// stream holds the piece table.
+pub fn write_doc(path: &Path, size: u64) -> Result<(), BenchError> {
+    // the compound file reads back its own sectors while it is written
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    let mut cf = cfb::CompoundFile::create(file).map_err(io_err("creating the compound file"))?;
+    let mut fib = vec![0u8; DOC_TEXT_AT];
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(slot) = fib.get_mut(at..at + bytes.len()) {
+            slot.copy_from_slice(bytes);
+        }
+    };
+    put(0, &0xA5ECu16.to_le_bytes()); // wIdent
+    put(2, &0x00C1u16.to_le_bytes()); // nFib of Word 97
+    put(0x0A, &0x0200u16.to_le_bytes()); // fWhichTblStm: 1Table
+    put(0x20, &14u16.to_le_bytes()); // csw
+    put(0x3E, &22u16.to_le_bytes()); // cslw
+    put(0x98, &93u16.to_le_bytes()); // cbRgFcLcb
+    let mut text = Text::new(13);
+    let mut units = 0u64;
+    {
+        let mut stream = cf
+            .create_stream("WordDocument")
+            .map_err(io_err("creating WordDocument"))?;
+        let mut chunk = Vec::with_capacity(1 << 20);
+        let mut written = DOC_TEXT_AT as u64;
+        stream.write_all(&fib).map_err(io_err("writing the FIB"))?;
+        while written < size {
+            chunk.clear();
+            while chunk.len() < 1 << 20 {
+                let line = text.line(40) + "\r";
+                for u in line.encode_utf16() {
+                    chunk.extend_from_slice(&u.to_le_bytes());
+                    units += 1;
+                }
+            }
+            stream
+                .write_all(&chunk)
+                .map_err(io_err("writing the text"))?;
+            written += chunk.len() as u64;
+        }
+    }
+    // the piece table: one piece of `units` characters at DOC_TEXT_AT, UTF-16LE
+    let count = u32::try_from(units).map_err(|_| BenchError::Io {
+        what: "sizing the Word document".into(),
+        source: io::Error::other("more than 4 Gi characters"),
+    })?;
+    let mut plc = Vec::new();
+    plc.extend_from_slice(&0u32.to_le_bytes());
+    plc.extend_from_slice(&count.to_le_bytes());
+    plc.extend_from_slice(&0u16.to_le_bytes());
+    plc.extend_from_slice(&(DOC_TEXT_AT as u32).to_le_bytes());
+    plc.extend_from_slice(&0u16.to_le_bytes());
+    let mut table = vec![0x02];
+    table.extend_from_slice(&(plc.len() as u32).to_le_bytes());
+    table.extend_from_slice(&plc);
+    cf.create_stream("1Table")
+        .and_then(|mut s| s.write_all(&table))
+        .map_err(io_err("writing 1Table"))?;
+    // fcClx = 0, lcbClx = the table's length, in the FibRgFcLcb97
+    let at_clx = 0x9A + 8 * 33;
+    let mut clx = [0u8; 8];
+    clx[4..].copy_from_slice(&(table.len() as u32).to_le_bytes());
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut stream = cf
+            .open_stream("WordDocument")
+            .map_err(io_err("opening WordDocument"))?;
+        stream
+            .seek(SeekFrom::Start(at_clx as u64))
+            .and_then(|_| stream.write_all(&clx))
+            .map_err(io_err("writing the FIB"))?;
+    }
+    cf.flush().map_err(io_err("flushing the compound file"))
+}
+
 /// A writer that counts the bytes written.
 struct Counted<W> {
     inner: W,
@@ -277,7 +364,13 @@ pub fn run(dir: &Path, mib: u64, sha: f64) -> Result<(), BenchError> {
     ];
     for (what, name, write) in kinds {
         let path = dir.join(name);
-        write(&path, mib << 20)?;
+        // a compound file is refused past 256 MiB (its directory is read whole)
+        let target = if name.ends_with(".doc") {
+            mib.min(200)
+        } else {
+            mib
+        };
+        write(&path, target << 20)?;
         let size = fs::metadata(&path).map_err(io_err("sizing"))?.len();
         let t = Instant::now();
         let outcome = crate::inspect::inspect_file(&policy, name, &path, dir).map_err(|e| {
@@ -325,7 +418,11 @@ mod tests {
         )
         .unwrap();
         type Writer = fn(&Path, u64) -> Result<(), BenchError>;
-        let kinds: [(&str, Writer); 2] = [("a.pdf", write_cid_pdf), ("a.ofd", write_ofd)];
+        let kinds: [(&str, Writer); 3] = [
+            ("a.pdf", write_cid_pdf),
+            ("a.ofd", write_ofd),
+            ("a.doc", write_doc),
+        ];
         for (name, write) in kinds {
             let path = dir.path().join(name);
             write(&path, 2 << 20).unwrap();
