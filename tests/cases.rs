@@ -210,16 +210,41 @@ fn outbound_cases_are_read_as_chinese_office_tools_write_them() {
         "通知.ofd",
         &ofd_of(&["关于某案的通知", "本通知属机密★10年。"]),
     );
+    // legacy Word and Excel, as courts still write them
+    let id = resident_id("22010219800101123");
+    let clean_doc = doc_of(&["民事判决书", "本院认为，原告的诉讼请求成立。"]);
+    let clean_xls = xls_of(&["姓名", "张三", "案号"]);
+    lab.publish("court", "to-internet", "判决书.doc", &clean_doc);
+    lab.publish("court", "to-internet", "名单.xls", &clean_xls);
+    lab.publish(
+        "court",
+        "to-internet",
+        "报告.doc",
+        &doc_of(&["审理报告", "机密★10年"]),
+    );
+    lab.publish(
+        "court",
+        "to-internet",
+        "当事人.xls",
+        &xls_of(&["姓名", "张三", &id]),
+    );
     let inbox = lab.inbox("internet", "to-internet");
-    wait_until(60, "the clean OFD to land", || {
-        visible(&inbox) == vec!["判决书.ofd".to_string()]
+    wait_until(60, "the clean documents to land", || {
+        visible(&inbox).len() == 3
     });
     assert_eq!(fs::read(inbox.join("判决书.ofd")).unwrap(), clean_ofd);
+    assert_eq!(fs::read(inbox.join("判决书.doc")).unwrap(), clean_doc);
+    assert_eq!(fs::read(inbox.join("名单.xls")).unwrap(), clean_xls);
     let q = lab.quarantine("court", "to-internet");
-    wait_until(30, "two refusals", || reasons(&q).len() == 2);
+    wait_until(30, "four refusals", || reasons(&q).len() == 4);
     assert_eq!(
         reasons(&q),
-        vec!["classification_marking", "classification_marking"]
+        vec![
+            "classification_marking",
+            "classification_marking",
+            "classification_marking",
+            "personal_data"
+        ]
     );
 }
 

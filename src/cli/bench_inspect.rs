@@ -354,13 +354,14 @@ pub fn run(dir: &Path, mib: u64, sha: f64) -> Result<(), BenchError> {
         "\ncontent inspection, one core, outbound policy (ratios to SHA-256 one core = {sha:.0} MiB/s)"
     );
     type Writer = fn(&Path, u64) -> Result<(), BenchError>;
-    let kinds: [(&str, &str, Writer); 2] = [
+    let kinds: [(&str, &str, Writer); 3] = [
         (
             "CID-font PDF (Identity-H + ToUnicode)",
             "报告.pdf",
             write_cid_pdf,
         ),
         ("OFD (GB/T 33190)", "判决书.ofd", write_ofd),
+        ("Word 97-2003 .doc (UTF-16 piece)", "判决书.doc", write_doc),
     ];
     for (what, name, write) in kinds {
         let path = dir.join(name);

@@ -448,3 +448,67 @@ pub fn manifest(content: &[u8], name: &str, channel: &str) -> isogate::core::man
         verdict: "accept".into(),
     }
 }
+
+/// A compound file (OLE2) of the given streams.
+fn compound_of(streams: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut cf = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+    for (path, data) in streams {
+        cf.create_stream(path).unwrap().write_all(data).unwrap();
+    }
+    cf.flush().unwrap();
+    cf.into_inner().into_inner()
+}
+
+/// A Word 97-2003 document ([MS-DOC]) whose text is `paragraphs`: a FIB and one UTF-16LE
+/// piece in `WordDocument`, the piece table in `1Table`.
+pub fn doc_of(paragraphs: &[&str]) -> Vec<u8> {
+    const TEXT_AT: usize = 1024;
+    let text: String = paragraphs.iter().map(|p| format!("{p}\r")).collect();
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut word = vec![0u8; TEXT_AT];
+    word[0..2].copy_from_slice(&0xA5ECu16.to_le_bytes());
+    word[2..4].copy_from_slice(&0x00C1u16.to_le_bytes());
+    word[0x0A..0x0C].copy_from_slice(&0x0200u16.to_le_bytes()); // 1Table
+    word[0x20..0x22].copy_from_slice(&14u16.to_le_bytes());
+    word[0x3E..0x40].copy_from_slice(&22u16.to_le_bytes());
+    word[0x98..0x9A].copy_from_slice(&93u16.to_le_bytes());
+    word.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+    let mut plc = Vec::new();
+    plc.extend_from_slice(&0u32.to_le_bytes());
+    plc.extend_from_slice(&(units.len() as u32).to_le_bytes());
+    plc.extend_from_slice(&[0, 0]);
+    plc.extend_from_slice(&(TEXT_AT as u32).to_le_bytes());
+    plc.extend_from_slice(&[0, 0]);
+    let mut table = vec![0x02];
+    table.extend_from_slice(&(plc.len() as u32).to_le_bytes());
+    table.extend_from_slice(&plc);
+    let at_clx = 0x9A + 8 * 33;
+    word[at_clx + 4..at_clx + 8].copy_from_slice(&(table.len() as u32).to_le_bytes());
+    compound_of(&[("WordDocument", &word), ("1Table", &table)])
+}
+
+/// An Excel 97-2003 workbook ([MS-XLS] BIFF8) whose shared strings are `strings`.
+pub fn xls_of(strings: &[&str]) -> Vec<u8> {
+    let record = |kind: u16, body: &[u8]| {
+        let mut out = kind.to_le_bytes().to_vec();
+        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let mut sst = Vec::new();
+    sst.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+    sst.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+    for s in strings {
+        let units: Vec<u16> = s.encode_utf16().collect();
+        sst.extend_from_slice(&(units.len() as u16).to_le_bytes());
+        sst.push(0x01);
+        sst.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+    }
+    let mut sheet = vec![0, 0, 0, 0, 0, 0, 6, 0];
+    sheet.extend_from_slice(b"Sheet1");
+    let mut book = record(0x0809, &[0x00, 0x06, 0x05, 0x00, 0, 0, 0, 0]);
+    book.extend(record(0x0085, &sheet));
+    book.extend(record(0x00FC, &sst));
+    book.extend(record(0x000A, &[]));
+    compound_of(&[("Workbook", &book)])
+}

@@ -202,9 +202,20 @@ impl CMap {
     }
 
     /// The text of one code, if this CMap maps it.
+    #[cfg(test)]
     pub(super) fn lookup(&self, code: Code) -> Option<String> {
-        if let Some(text) = self.chars.get(&code) {
-            return Some(text.clone());
+        let mut out = String::new();
+        self.lookup_into(code, &mut out).then_some(out)
+    }
+
+    /// Appends the text of one code to `out`; false (nothing appended) when this CMap does
+    /// not map it. No allocation beyond `out`'s growth: this runs once per character shown.
+    pub(super) fn lookup_into(&self, code: Code, out: &mut String) -> bool {
+        if !self.chars.is_empty()
+            && let Some(text) = self.chars.get(&code)
+        {
+            out.push_str(text);
+            return true;
         }
         let (len, v) = code;
         // Ranges are sorted by (length, low code) once read (`seal`): the ranges that may
@@ -220,15 +231,26 @@ impl CMap {
             let offset = v - low;
             return match dest {
                 RangeDest::Incrementing(first) => {
-                    let mut units = first.clone();
-                    let last = units.last_mut()?;
-                    *last = last.wrapping_add(offset as u16);
-                    Some(text_of(&units))
+                    let Some((last, head)) = first.split_last() else {
+                        return false;
+                    };
+                    let last = last.wrapping_add(offset as u16);
+                    let units = head.iter().copied().chain(std::iter::once(last));
+                    out.extend(
+                        char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+                    );
+                    true
                 }
-                RangeDest::Each(items) => items.get(offset as usize).cloned(),
+                RangeDest::Each(items) => match items.get(offset as usize) {
+                    Some(text) => {
+                        out.push_str(text);
+                        true
+                    }
+                    None => false,
+                },
             };
         }
-        None
+        false
     }
 
     /// Sorts the ranges for `lookup`, once the CMap has been read whole.

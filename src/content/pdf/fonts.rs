@@ -616,7 +616,9 @@ impl Fonts {
 
     /// The text of one run through `reader`; Err with why when it cannot be read.
     fn decode(reader: &Reader<'_>, s: &[u8], out: &mut String) -> Result<(), String> {
-        let lookup = |map: &[&CMap], code: Code| map.iter().find_map(|c| c.lookup(code));
+        let lookup = |map: &[&CMap], code: Code, out: &mut String| {
+            map.iter().any(|c| c.lookup_into(code, out))
+        };
         match reader {
             Reader::Pending | Reader::Fallback => fallback_text(s, out),
             Reader::Unreadable(why) => return Err(why.clone()),
@@ -630,12 +632,11 @@ impl Fonts {
                     };
                     let bytes = &rest[..len.min(rest.len())];
                     at += len.max(1);
-                    match lookup(map, code) {
-                        Some(text) => out.push_str(&text),
-                        None => match direct.and_then(|p| p.text(bytes)) {
+                    if !lookup(map, code, out) {
+                        match direct.and_then(|p| p.text(bytes)) {
                             Some(text) => out.push_str(&text),
                             None => out.push(char::REPLACEMENT_CHARACTER),
-                        },
+                        }
                     }
                 }
             }
@@ -645,8 +646,7 @@ impl Fonts {
                 custom,
             } => {
                 for &b in s {
-                    if let Some(text) = lookup(map, (1, u32::from(b))) {
-                        out.push_str(&text);
+                    if lookup(map, (1, u32::from(b)), out) {
                     } else if encoding.char(b, out).is_err() {
                         if *custom {
                             return Err(
