@@ -243,6 +243,9 @@ fn read_part(
                 if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.start(&start)) {
                     return Ok(Err(r));
                 }
+                if let Err(r) = attribute_text(&start, para.sink) {
+                    return Ok(Err(r));
+                }
                 depth += 1;
                 if depth > MAX_NESTING {
                     return malformed(format!("elements nested deeper than {MAX_NESTING}"));
@@ -280,6 +283,9 @@ fn read_part(
                         .start(&empty)
                         .and_then(|()| w.end(empty.local_name().as_ref()))
                 {
+                    return Ok(Err(r));
+                }
+                if let Err(r) = attribute_text(&empty, para.sink) {
                     return Ok(Err(r));
                 }
                 match shape(empty.local_name().as_ref()) {
@@ -330,6 +336,64 @@ fn read_part(
         }
     }
     Ok(para.flush())
+}
+
+/// Attributes that hold text a reader sees, by element and attribute local name: sheet tabs
+/// (`sheet/@name` in SpreadsheetML, `table:table/@table:name` in ODF), picture and shape alt
+/// text and titles (`wp:docPr`, `p:cNvPr`, `xdr:cNvPr` `@descr` and `@title`), content
+/// control names (`w:alias/@w:val`).
+const TEXT_ATTRIBUTES: &[(&[u8], &[u8])] = &[
+    (b"sheet", b"name"),
+    (b"table", b"name"),
+    (b"docPr", b"descr"),
+    (b"docPr", b"title"),
+    (b"cNvPr", b"descr"),
+    (b"cNvPr", b"title"),
+    (b"alias", b"val"),
+];
+
+/// Hands the text of `start`'s text-bearing attributes ([`TEXT_ATTRIBUTES`]) to `sink`, each
+/// as a line of its own (in pieces of at most [`MAX_PARAGRAPH`] bytes, each after the first
+/// starting with the end of the one before).
+fn attribute_text(
+    start: &quick_xml::events::BytesStart<'_>,
+    sink: &mut LineSink<'_>,
+) -> Result<(), Refusal> {
+    let local = start.local_name();
+    if !TEXT_ATTRIBUTES.iter().any(|(e, _)| *e == local.as_ref()) {
+        return Ok(());
+    }
+    for attr in start.attributes().flatten() {
+        let key = attr.key.local_name();
+        if !TEXT_ATTRIBUTES
+            .iter()
+            .any(|(e, a)| *e == local.as_ref() && *a == key.as_ref())
+        {
+            continue;
+        }
+        let Ok(value) = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0) else {
+            return Err(Refusal::new(
+                Reason::ContentUnreadable,
+                "document XML cannot be read: an attribute's text cannot be decoded",
+            ));
+        };
+        let mut rest: &str = &value;
+        loop {
+            if rest.len() <= MAX_PARAGRAPH {
+                sink(rest)?;
+                break;
+            }
+            let mut end = MAX_PARAGRAPH;
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let piece = &rest[..end];
+            sink(piece)?;
+            let keep = overlap_tail(piece).len();
+            rest = &rest[end - keep..];
+        }
+    }
+    Ok(())
 }
 
 fn lower(path: &str) -> String {
@@ -615,5 +679,20 @@ mod tests {
         for inner in benign {
             assert_eq!(watched(&doc(inner)), Ok(()), "{inner}");
         }
+    }
+
+    #[test]
+    fn text_held_in_attributes_is_read_sheet_tabs_and_alt_text() {
+        let workbook = r#"<workbook><sheets><sheet name="机密" sheetId="1"/></sheets></workbook>"#;
+        assert_eq!(lines(workbook).unwrap(), vec!["机密"]);
+        let picture = r#"<w:p><w:r><w:t>见附图</w:t><w:drawing><wp:inline><wp:docPr id="1" name="图片 1" descr="内部资料 照片"/></wp:inline></w:drawing></w:r></w:p>"#;
+        let got = lines(picture).unwrap();
+        assert!(got.contains(&"内部资料 照片".to_string()), "{got:?}");
+        assert!(got.iter().any(|l| l.contains("见附图")), "{got:?}");
+        let ods = r#"<office:spreadsheet><table:table table:name="不得外传"><table:table-row/></table:table></office:spreadsheet>"#;
+        assert!(lines(ods).unwrap().contains(&"不得外传".to_string()));
+        // other attributes are not text
+        let plain = r#"<w:p w:rsidR="00AB12CD"><w:r><w:t>x</w:t></w:r></w:p>"#;
+        assert_eq!(lines(plain).unwrap(), vec!["x"]);
     }
 }

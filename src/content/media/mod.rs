@@ -157,14 +157,15 @@ const ZIP_END_WINDOW: usize = 22 + 65_535;
 
 /// A reader that keeps the last [`ZIP_END_WINDOW`] bytes it passed on (in at most twice
 /// that), so that a zip hidden inside the structure, near the end, is found after the walk.
-struct Tail<'a> {
+pub(crate) struct Tail<'a> {
     inner: &'a mut dyn Read,
     window: Vec<u8>,
     total: u64,
 }
 
 impl<'a> Tail<'a> {
-    fn new(inner: &'a mut dyn Read) -> Tail<'a> {
+    /// A reader of `inner` that keeps its last bytes.
+    pub(crate) fn new(inner: &'a mut dyn Read) -> Tail<'a> {
         Tail {
             inner,
             window: Vec::with_capacity(2 * ZIP_END_WINDOW),
@@ -176,7 +177,7 @@ impl<'a> Tail<'a> {
     /// read, when one is there that a zip reader would take: one disk, its comment within the
     /// file, a central directory large enough for its entries that (when it lies in the
     /// window) starts with a central header.
-    fn zip_end(&self) -> Option<u64> {
+    pub(crate) fn zip_end(&self) -> Option<u64> {
         let w = &self.window;
         let base = self.total - w.len() as u64;
         let mut at = w.len();

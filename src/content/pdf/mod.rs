@@ -62,6 +62,7 @@ mod objstm;
 mod scanner;
 mod stream;
 mod stream_info;
+mod strings;
 #[cfg(test)]
 mod testing;
 mod text;
@@ -128,8 +129,27 @@ fn unreadable(detail: impl Into<String>) -> Refusal {
 /// mostly glyph names the glyph list does not know; the detail names the font), or over 16 MiB of raw text shown before
 /// the fonts it is shown in is ContentUnreadable. Nothing is executed.
 /// Not a PDF (no %PDF- in the first 1 KiB), encrypted, truncated inside a stream or without
-/// any object → ContentUnreadable.
+/// any object, or without %%EOF → ContentUnreadable. Anything but white space after the
+/// last %%EOF, or a zip end record a zip tool would take in the last 64 KiB → Polyglot.
 pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>) -> Scan {
+    // a zip hidden in a stream near the end: zip tools open the file as an archive
+    let mut tail = crate::content::media::Tail::new(input);
+    let verdict = scan_pdf_bytes(&mut tail, opts, sink)?;
+    if verdict.is_ok()
+        && let Some(at) = tail.zip_end()
+    {
+        return Ok(Err(Refusal::new(
+            Reason::Polyglot,
+            format!(
+                "a zip end record at offset {at}, inside the PDF (zip tools open the file as an \
+                 archive)"
+            ),
+        )));
+    }
+    Ok(verdict)
+}
+
+fn scan_pdf_bytes(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>) -> Scan {
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0;
     while filled < HEADER_WINDOW {
@@ -225,6 +245,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn document_strings_outside_the_pages_are_text() {
+        for dict in [
+            "<< /Title <FEFF673A5BC6> /Producer (x) >>",
+            "<< /Type /Annot /Subtype /Text /Contents (\\346\\234\\272) >>",
+            "<< /FT /Tx /T (f1) /V <FEFF673A5BC6> >>",
+            "<< /Title (Outline) /Parent 1 0 R /Alt <FEFF673A5BC6> >>",
+        ] {
+            let doc = pdf(&[catalog(), (dict, None)]);
+            let (verdict, lines) = scan(&doc, true);
+            assert_eq!(verdict, Ok(()), "{dict}");
+            assert!(!lines.is_empty(), "{dict}: {lines:?}");
+        }
+        let doc = pdf(&[catalog(), ("<< /Title <FEFF673A5BC6> >>", None)]);
+        assert!(scan(&doc, true).1.contains(&"机密".to_string()));
+    }
+
+    #[test]
     fn only_white_space_may_follow_the_last_eof() {
         let doc = pdf(&[catalog()]);
         assert_eq!(scan(&doc, true).0, Ok(()));
@@ -236,6 +273,19 @@ mod tests {
         let mut zipped = doc.clone();
         zipped.extend_from_slice(b"PK\x03\x04\x14\0\0\0 hidden.exe");
         let r = scan(&zipped, true).0.unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        // a zip inside a stream of an otherwise ordinary PDF
+        let zip = {
+            use std::io::Write as _;
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            w.start_file("payload.exe", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(b"MZ").unwrap();
+            w.finish().unwrap().into_inner()
+        };
+        let dict = format!("<< /Length {} >>", zip.len());
+        let hidden = pdf(&[catalog(), (&dict, Some(&zip))]);
+        let r = scan(&hidden, true).0.unwrap_err();
         assert_eq!(r.reason, Reason::Polyglot, "{r}");
         // no end at all
         let cut = &doc[..doc.len() - 7];

@@ -12,6 +12,7 @@ use super::objects::Parser;
 use super::objstm::ObjStm;
 use super::stream::{StreamState, TextMode};
 use super::stream_info::StreamInfo;
+use super::strings::{DocStrings, Found, MAX_STRING};
 use super::text::Lexer;
 use super::tokenizer::{Frames, Tok, Tokenizer};
 use super::{CHUNK, PdfOptions, unreadable};
@@ -73,6 +74,8 @@ pub(super) struct Scanner<'s, 'a> {
     sink: &'s mut LineSink<'a>,
     /// Names in every byte outside streams, strings and comments included.
     names: Names,
+    /// Document-level strings a reader sees (title, annotations, field values).
+    doc_strings: DocStrings,
     tokens: Tokenizer,
     frames: Frames,
     /// Between `obj` and `endobj`.
@@ -125,6 +128,7 @@ impl<'s, 'a> Scanner<'s, 'a> {
             opts,
             sink,
             names: Names::new(opts.allow_uri),
+            doc_strings: DocStrings::default(),
             tokens: Tokenizer::new(),
             frames: Frames::default(),
             in_object: false,
@@ -229,6 +233,19 @@ impl Scanner<'_, '_> {
 
     fn byte(&mut self, b: u8) -> Result<(), Refusal> {
         self.top_bytes += 1;
+        if self.opts.read_text {
+            match self.doc_strings.feed(b) {
+                Some(Found::Text(text)) => (self.sink)(&text)?,
+                Some(Found::TooLong) => {
+                    return Err(unreadable(format!(
+                        "a document string (title, annotation or field value) longer than {} \
+                         KiB cannot be read whole",
+                        MAX_STRING >> 10
+                    )));
+                }
+                None => {}
+            }
+        }
         self.roll = self.roll << 8 | u64::from(b);
         if self.names.feed(b) {
             let name = self.names.last();
