@@ -53,11 +53,13 @@ fn shape(local: &[u8]) -> Shape {
     }
 }
 
-/// A reader that lets the XML parser take at most `allowance` bytes per token.
-struct Bounded<'a> {
-    inner: &'a mut dyn BufRead,
-    allowance: usize,
-    exceeded: bool,
+/// A reader that lets the XML parser take at most `allowance` bytes per token (the caller
+/// resets it before each token); `exceeded` tells a token cut by it from malformed XML.
+/// Shared by the readers of XML parts (office documents, OFD).
+pub(super) struct Bounded<'a> {
+    pub(super) inner: &'a mut dyn BufRead,
+    pub(super) allowance: usize,
+    pub(super) exceeded: bool,
 }
 
 impl io::Read for Bounded<'_> {
@@ -160,15 +162,17 @@ fn malformed(detail: impl std::fmt::Display) -> Scan {
     )))
 }
 
-fn entity(reference: &BytesRef<'_>) -> Result<Option<Cow<'static, str>>, String> {
+/// The text of an entity reference: a character reference or one of the five XML entities;
+/// `Err` names any other (not expanded: a part that uses one is refused).
+pub(super) fn entity(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, String> {
     match reference.resolve_char_ref() {
-        Ok(Some(c)) => return Ok(Some(Cow::Owned(c.to_string()))),
+        Ok(Some(c)) => return Ok(Cow::Owned(c.to_string())),
         Ok(None) => {}
         Err(e) => return Err(e.to_string()),
     }
     let name = reference.decode().map_err(|e| e.to_string())?;
     match quick_xml::escape::resolve_xml_entity(&name) {
-        Some(text) => Ok(Some(Cow::Borrowed(text))),
+        Some(text) => Ok(Cow::Borrowed(text)),
         None => Err(format!("undefined entity &{name};")),
     }
 }
@@ -316,8 +320,7 @@ fn read_part(
                 Err(e) => return malformed(e),
             },
             Event::GeneralRef(reference) => match entity(&reference) {
-                Ok(Some(text)) => para.push_text(&text),
-                Ok(None) => Ok(()),
+                Ok(text) => para.push_text(&text),
                 Err(e) => return malformed(e),
             },
             Event::Eof => {

@@ -31,11 +31,12 @@
 //! than the five of XML and character references are refused as unreadable.
 
 use crate::content::LineSink;
+use crate::content::doc::{Bounded, entity};
 use crate::content::text::overlap_tail;
 use crate::core::reason::{Reason, Refusal};
 use quick_xml::XmlVersion;
 use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesStart, Event};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -223,41 +224,6 @@ fn classify(local: &[u8], parent: Option<Elem>) -> Elem {
         _ if is(NON_TEXT) => Elem::NonText,
         _ if is(LINE_ENDS) => Elem::LineEnd,
         _ => Elem::Other,
-    }
-}
-
-/// A reader that lets the XML parser take at most `allowance` bytes per token.
-struct Bounded<'a> {
-    inner: &'a mut dyn BufRead,
-    allowance: usize,
-    exceeded: bool,
-}
-
-impl io::Read for Bounded<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Bounded<'_> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.allowance == 0 {
-            self.exceeded = true;
-            return Err(io::Error::other("XML token too long"));
-        }
-        let allowance = self.allowance;
-        let available = self.inner.fill_buf()?;
-        let n = available.len().min(allowance);
-        Ok(&available[..n])
-    }
-
-    fn consume(&mut self, amt: usize) {
-        self.allowance = self.allowance.saturating_sub(amt);
-        self.inner.consume(amt);
     }
 }
 
@@ -581,19 +547,6 @@ fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
         .attributes()
         .find_map(|a| a.err())
         .map(|e| e.to_string())
-}
-
-fn entity(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, String> {
-    match reference.resolve_char_ref() {
-        Ok(Some(c)) => return Ok(Cow::Owned(c.to_string())),
-        Ok(None) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let name = reference.decode().map_err(|e| e.to_string())?;
-    match quick_xml::escape::resolve_xml_entity(&name) {
-        Some(text) => Ok(Cow::Borrowed(text)),
-        None => Err(format!("undefined entity &{name};")),
-    }
 }
 
 /// Reads one XML part of an OFD package (GB/T 33190-2016): `OFD.xml`, `Document.xml`, page

@@ -365,7 +365,51 @@ impl Scanner<'_> {
         Ok(Ok(()))
     }
 
-    /// Scans an entry or part like [`Scanner::content`] once its type is decided from
+    /// Judges a file embedded in a document (a picture, attachment, nested package, PDF …)
+    /// at `path` like a file, by the type its first bytes give: an executable is refused,
+    /// every type the engine reads (archives, documents, text) is read, and anything else is
+    /// handed back to the caller.
+    fn embedded(
+        &mut self,
+        path: &str,
+        at: &str,
+        reader: &mut dyn Read,
+        depth: u32,
+        budget: &mut Budget,
+    ) -> io::Result<Embedded> {
+        let head = read_head(reader)?;
+        let ext = crate::policy::extension(path).unwrap_or_default();
+        let detected = detect(&head, &ext);
+        if detected.family == EXECUTABLE {
+            return Ok(Embedded::Judged(Ok(Err(Refusal::new(
+                Reason::TypeRefused,
+                format!("{at}an executable inside the document"),
+            )))));
+        }
+        let read = detected.is_archive()
+            || detected.is_text()
+            || matches!(
+                detected.family,
+                "ooxml" | "odf" | "ofd" | "pdf" | "rtf" | "legacy_office"
+            );
+        if !read {
+            return Ok(Embedded::Other(Other {
+                family: detected.family,
+                resource: infer::is_image(&head) || infer::is_font(&head),
+            }));
+        }
+        let item = Item {
+            name: path.rsplit('/').next().unwrap_or(path),
+            at,
+            detected: &detected,
+            head: &head,
+        };
+        Ok(Embedded::Judged(
+            self.content_after_head(&item, reader, depth, budget),
+        ))
+    }
+
+    /// Scans an entry or part like [`Scanner::content`] once its type is decided from    /// Scans an entry or part like [`Scanner::content`] once its type is decided from
     /// `item.head`, the first bytes already read off `reader`: they are put back in front of
     /// the rest.
     fn content_after_head(
@@ -529,34 +573,20 @@ impl Visitor for Parts<'_> {
             )
             .map(|v| v.map_err(|r| prefixed_once(&at, r)));
         }
-        let head = read_head(reader)?;
-        let ext = crate::policy::extension(path).unwrap_or_default();
-        let detected = detect(&head, &ext);
-        match detected.family {
-            EXECUTABLE => Ok(Err(Refusal::new(
-                Reason::TypeRefused,
-                format!("{at}an executable inside the document"),
-            ))),
-            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "rtf" | "text" | "csv"
-            | "json" | "xml" | "legacy_office" => {
-                let item = Item {
-                    name: path.rsplit('/').next().unwrap_or(path),
-                    at: &at,
-                    detected: &detected,
-                    head: &head,
-                };
-                self.scanner
-                    .content_after_head(&item, reader, depth, budget)
-            }
-            "unknown" if lower.contains("embeddings/") || lower.starts_with("object ") => {
-                Ok(Err(Refusal::new(
-                    Reason::ContentUnreadable,
-                    format!("{at}an embedded object of a type that cannot be inspected"),
-                )))
-            }
-            // pictures, fonts, printer settings
-            _ => Ok(Ok(())),
+        let detected = match self.scanner.embedded(path, &at, reader, depth, budget)? {
+            Embedded::Judged(verdict) => return verdict,
+            Embedded::Other(detected) => detected,
+        };
+        if detected.family == "unknown"
+            && (lower.contains("embeddings/") || lower.starts_with("object "))
+        {
+            return Ok(Err(Refusal::new(
+                Reason::ContentUnreadable,
+                format!("{at}an embedded object of a type that cannot be inspected"),
+            )));
         }
+        // fonts, printer settings
+        Ok(Ok(()))
     }
 }
 
@@ -605,32 +635,33 @@ impl Visitor for OfdParts<'_> {
             };
             return Ok(self.package.part(path, &info));
         }
-        let head = read_head(reader)?;
-        let ext = crate::policy::extension(path).unwrap_or_default();
-        let detected = detect(&head, &ext);
-        match detected.family {
-            EXECUTABLE => Ok(Err(Refusal::new(
-                Reason::TypeRefused,
-                format!("{at}an executable inside the OFD document"),
-            ))),
-            "zip" | "tar" | "gzip" | "ooxml" | "odf" | "ofd" | "pdf" | "text" | "csv" | "json"
-            | "xml" => {
-                let item = Item {
-                    name: path.rsplit('/').next().unwrap_or(path),
-                    at: &at,
-                    detected: &detected,
-                    head: &head,
-                };
-                self.scanner
-                    .content_after_head(&item, reader, depth, budget)
+        match self.scanner.embedded(path, &at, reader, depth, budget)? {
+            Embedded::Judged(verdict) => verdict,
+            Embedded::Other(d) if matches!(d.family, "png" | "jpeg" | "gif") || d.resource => {
+                Ok(Ok(()))
             }
-            "png" | "jpeg" | "gif" => Ok(Ok(())),
-            _ if infer::is_image(&head) || infer::is_font(&head) => Ok(Ok(())),
             // signature values, seals, media, anything else: a resource, unless listed as an
             // attachment
-            _ => Ok(self.package.uninspectable_entry(path)),
+            Embedded::Other(_) => Ok(self.package.uninspectable_entry(path)),
         }
     }
+}
+
+/// What [`Scanner::embedded`] made of a file inside a document.
+enum Embedded {
+    /// Judged like a file: the verdict.
+    Judged(Scan),
+    /// Of a type the engine does not read (fonts, printer settings, opaque objects …): the
+    /// document's own reader decides.
+    Other(Other),
+}
+
+/// An embedded file the engine does not read.
+struct Other {
+    /// Its detected type.
+    family: &'static str,
+    /// Whether its first bytes are an image or a font.
+    resource: bool,
 }
 
 #[cfg(test)]
