@@ -367,8 +367,9 @@ impl Scanner<'_> {
 
     /// Judges a file embedded in a document (a picture, attachment, nested package, PDF …)
     /// at `path` like a file, by the type its first bytes give: an executable is refused,
-    /// every type the engine reads (archives, documents, text) is read, and anything else is
-    /// handed back to the caller.
+    /// every type the engine reads (archives, documents, text, pictures and media, whose
+    /// structure is walked to its end) is read, and anything else is handed back to the
+    /// caller.
     fn embedded(
         &mut self,
         path: &str,
@@ -388,6 +389,7 @@ impl Scanner<'_> {
         }
         let read = detected.is_archive()
             || detected.is_text()
+            || media::checks(detected.family)
             || matches!(
                 detected.family,
                 "ooxml" | "odf" | "ofd" | "pdf" | "rtf" | "legacy_office"
@@ -1110,6 +1112,42 @@ mod tests {
     }
 
     #[test]
+    fn a_picture_inside_a_document_is_walked_like_a_picture() {
+        let mut jpeg = b"\xff\xd8\xff\xdb\x00\x43".to_vec();
+        jpeg.extend_from_slice(&[0; 65]);
+        jpeg.extend_from_slice(b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x12\x34\xff\xd9");
+        let with_picture = |picture: &[u8]| {
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let o = zip::write::SimpleFileOptions::default();
+            for (name, body) in [
+                ("[Content_Types].xml", &b"<Types/>"[..]),
+                (
+                    "word/document.xml",
+                    b"<w:document xmlns:w=\"w\"><w:body/></w:document>",
+                ),
+                ("word/media/image1.jpeg", picture),
+            ] {
+                w.start_file(name, o).unwrap();
+                std::io::Write::write_all(&mut w, body).unwrap();
+            }
+            w.finish().unwrap().into_inner()
+        };
+        assert_eq!(
+            judge(&inbound(), "证据.docx", &with_picture(&jpeg)).0,
+            Ok(0)
+        );
+        let mut polyglot = jpeg.clone();
+        polyglot.extend_from_slice(&crate::content::archive::testing::raw_zip(&[(
+            b"run.cmd", 0, b"", b"calc",
+        )]));
+        let r = judge(&inbound(), "证据.docx", &with_picture(&polyglot))
+            .0
+            .unwrap_err();
+        assert_eq!(r.reason, Reason::Polyglot, "{r}");
+        assert!(r.detail.contains("word/media/image1.jpeg"), "{r}");
+    }
+
+    #[test]
     fn rtf_is_read_and_its_objects_refused_and_a_disguised_rtf_is_caught() {
         let allow_rtf = |text: &str| {
             let text = text
@@ -1383,7 +1421,12 @@ refuse_active = {active}
             Reason::ContentUnreadable
         );
         // the same bytes as a signature value, and a font and an image, are resources
-        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let png: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52,
+            0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a, 0x49,
+            0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0,
+            0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
         let ttf = b"\x00\x01\x00\x00\x00\x0c\x00\x80\x00\x03";
         let resources = ofd_with(
             "",
