@@ -344,6 +344,65 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU time a process has used so far (user and system, all threads), in seconds, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces: count fields after its closing parenthesis
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// The CPU time of each node from a starting point: [`CpuUse::cores`] gives the cores each
+/// used since then (CPU seconds per wall-clock second).
+struct CpuUse {
+    at: Instant,
+    start: Vec<(String, u32, f64)>,
+}
+
+impl CpuUse {
+    fn start(lab: &Lab) -> CpuUse {
+        let start = lab
+            .pids()
+            .into_iter()
+            .map(|(name, pid)| {
+                let secs = cpu_secs(pid).unwrap_or(f64::NAN);
+                (name, pid, secs)
+            })
+            .collect();
+        CpuUse {
+            at: Instant::now(),
+            start,
+        }
+    }
+
+    /// `court 0.82, internet 0.41 cores`: each node's cores since the start.
+    fn cores(&self) -> String {
+        let wall = self.at.elapsed().as_secs_f64().max(1e-9);
+        let each: Vec<String> = self
+            .start
+            .iter()
+            .map(|(name, pid, before)| {
+                let used = cpu_secs(*pid).unwrap_or(f64::NAN) - before;
+                format!("{name} {:.2}", used / wall)
+            })
+            .collect();
+        format!("{} cores", each.join(", "))
+    }
+}
+
+/// Each node's CPU while the lab has nothing to do (3 s, after a second to settle).
+fn idle(lab: &Lab) -> Result<(), BenchError> {
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu = CpuUse::start(lab);
+    std::thread::sleep(Duration::from_secs(3));
+    println!("  idle, nothing to send, 3 s     {}", cpu.cores());
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -385,6 +444,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         let dir = root.join(format!("lab-{name}"));
         let base = opts.port_base + 10 * i as u16;
         let lab = Lab::start(dir, *link, base)?;
+        idle(&lab)?;
         big_file(&lab, opts.big_mib, limit)?;
         small_files(&lab, opts.small_files)?;
         latency(&lab, opts.latency_secs)?;
@@ -405,13 +465,15 @@ fn staging(lab: &Lab) -> Result<PathBuf, BenchError> {
 fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("big.pdf");
     write_pdf(&staged, mib << 20, 1)?;
+    let cpu = CpuUse::start(lab);
     let t0 = publish(&staged, &lab.outbox(), "big.pdf")?;
     let t1 = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600))?;
     let rate = mib_per_s(mib << 20, t1 - t0);
     println!(
-        "  {mib} MiB file, drop to landed   {:8.2} s = {rate:6.0} MiB/s  ({:.2} x limit)",
+        "  {mib} MiB file, drop to landed   {:8.2} s = {rate:6.0} MiB/s  ({:.2} x limit; {})",
         (t1 - t0).as_secs_f64(),
-        rate / limit
+        rate / limit,
+        cpu.cores()
     );
     let _ = fs::remove_file(lab.inbox().join("big.pdf"));
     Ok(())
@@ -424,6 +486,7 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     }
     let inbox = lab.inbox();
     let before = count(&inbox);
+    let cpu = CpuUse::start(lab);
     let t0 = Instant::now();
     for i in 0..n {
         publish(
@@ -441,10 +504,11 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     }
     let took = t0.elapsed();
     println!(
-        "  {n} files of 4 KiB             {:8.2} s = {:6.0} files/s  ({:.2} x target 3000)",
+        "  {n} files of 4 KiB             {:8.2} s = {:6.0} files/s  ({:.2} x target 3000; {})",
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
-        n as f64 / took.as_secs_f64() / 3000.0
+        n as f64 / took.as_secs_f64() / 3000.0,
+        cpu.cores()
     );
     Ok(())
 }
@@ -476,6 +540,7 @@ fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
     })?;
     watcher.watch(&lab.inbox(), notify::RecursiveMode::NonRecursive)?;
     let mut sent: HashMap<String, Instant> = HashMap::new();
+    let cpu = CpuUse::start(lab);
     let start = Instant::now();
     for i in 0..n {
         let due = start + Duration::from_millis(10 * i as u64);
@@ -506,11 +571,12 @@ fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
     }
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "  latency at 100 files/s, {secs} s    p50 {:6.1} ms, p99 {:6.1} ms  ({:.2} / {:.2} x targets 10 / 50 ms)",
+        "  latency at 100 files/s, {secs} s    p50 {:6.1} ms, p99 {:6.1} ms  ({:.2} / {:.2} x targets 10 / 50 ms; {})",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         percentile(&lat, 0.5) / 10.0,
-        percentile(&lat, 0.99) / 50.0
+        percentile(&lat, 0.99) / 50.0,
+        cpu.cores()
     );
     Ok(())
 }
@@ -520,6 +586,7 @@ fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
     write_pdf(&staged, mib << 20, 2)?;
     let pids = lab.pids();
     let mut peak: HashMap<String, f64> = HashMap::new();
+    let cpu = CpuUse::start(lab);
     let t0 = publish(&staged, &lab.outbox(), "huge.pdf")?;
     let target = lab.inbox().join("huge.pdf");
     while !target.exists() {
@@ -543,9 +610,10 @@ fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
         );
     }
     println!(
-        "  ({mib} MiB crossed in {:.1} s = {:.0} MiB/s)",
+        "  ({mib} MiB crossed in {:.1} s = {:.0} MiB/s; {})",
         took.as_secs_f64(),
-        mib_per_s(mib << 20, took)
+        mib_per_s(mib << 20, took),
+        cpu.cores()
     );
     let _ = fs::remove_file(&target);
     Ok(())
@@ -561,6 +629,18 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 51.0);
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_is_read_and_grows() {
+        let me = std::process::id();
+        let before = cpu_secs(me).expect("cpu time");
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_secs(me).expect("cpu time") > before);
     }
 
     #[test]

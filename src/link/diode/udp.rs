@@ -17,10 +17,14 @@ pub struct Udp {
 }
 
 impl Udp {
-    /// Binds a blocking socket; `timeout` bounds each receive.
+    /// Binds a blocking socket; `timeout` bounds each receive, which sleeps in the kernel
+    /// until a datagram or the timeout comes (an idle link costs no CPU).
     pub fn bind(addr: SocketAddr, timeout: Duration) -> io::Result<Udp> {
         let sock = UdpSocket::bind(addr)?;
         let state = UdpSocketState::new((&sock).into())?;
+        // quinn-udp makes the socket non-blocking (it is written for an async runtime): a
+        // receive would then return at once and the thread's loop spin on an idle link
+        sock.set_nonblocking(false)?;
         sock.set_read_timeout(Some(timeout))?;
         Ok(Udp { sock, state })
     }
@@ -128,6 +132,16 @@ mod tests {
                      12: 0100007F:1CE8 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 123 2 0000000000000000 17\n";
         assert_eq!(drops_for_port(table, 0x1CE8), Some(17));
         assert_eq!(drops_for_port(table, 80), None);
+    }
+
+    #[test]
+    fn the_socket_blocks_so_an_idle_receiver_sleeps() {
+        let rx = Udp::bind("127.0.0.1:0".parse().unwrap(), Duration::from_millis(20)).unwrap();
+        let flags = rustix::fs::fcntl_getfl(&rx.sock).unwrap();
+        assert!(!flags.contains(rustix::fs::OFlags::NONBLOCK));
+        // a receive with nothing to read waits for the timeout and reports none
+        let mut buf = vec![0u8; 2048];
+        assert!(rx.recv(&mut buf).unwrap().is_none());
     }
 
     #[test]
