@@ -4,7 +4,20 @@
 //!
 //! Only regular files with one link are taken; symlinks, hard links, FIFOs, devices and
 //! directories are moved to quarantine as they are, never opened or followed. Names
-//! beginning with a dot are work in progress and are left alone.
+//! beginning with a dot, and the channel's `temp_names` (`*.filepart`, `*.part`, …), are
+//! work in progress and are left alone: an SFTP upload is taken under its final name.
+//!
+//! ```text
+//!  notify events, rescans ─► Settler (settle_ms / idle_ms) ─► due?
+//!                                                               │ writers.busy: not yet  
+//!                                                               ▼ (a writer that pauses keeps it)
+//!                                     intake (blocking): checked again, spool.take, pipeline
+//! ```
+//!
+//! A file some process still holds open is never taken ([`crate::sender::writers`]),
+//! however long its writer pauses; where that cannot be seen (a file already open when the
+//! node started), the settle rule decides and the pipeline's check at seal catches a file
+//! that changed after it was taken.
 
 use crate::audit::{Entry, Event};
 use crate::core::reason::{Reason, Refusal, Side};
@@ -14,6 +27,7 @@ use crate::node::config::Channel;
 use crate::node::{Fault, NodeError, Refused, fresh_id};
 use crate::ops::events::Subject;
 use crate::sender::pipeline::{Sender, forward};
+use crate::sender::writers::Writers;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::ffi::{OsStr, OsString};
@@ -35,6 +49,7 @@ pub struct Watch {
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     _watcher: notify::RecommendedWatcher,
     channels: Vec<(Channel, Settler)>,
+    writers: Writers,
 }
 
 impl Watch {
@@ -57,12 +72,15 @@ impl Watch {
             let i = node.cfg.intake;
             channels.push((c.clone(), Settler::new(i.settle_ms, i.idle_ms)));
         }
+        let outboxes: Vec<_> = channels.iter().map(|(c, _)| c.outbox.clone()).collect();
+        let writers = Writers::start(&outboxes).map_err(notify::Error::io)?;
         Ok(Watch {
             sender,
             queue,
             events,
             _watcher: watcher,
             channels,
+            writers,
         })
     }
 
@@ -123,10 +141,9 @@ impl Watch {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        if is_hidden(name) {
-            return;
-        }
-        if let Some((_, settler)) = self.channels.iter_mut().find(|(c, _)| c.outbox == dir) {
+        if let Some((c, settler)) = self.channels.iter_mut().find(|(c, _)| c.outbox == dir)
+            && !c.temp_names.matches(name)
+        {
             settler.signal(name, signal);
         }
     }
@@ -142,7 +159,7 @@ impl Watch {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                if !is_hidden(&name) {
+                if !c.temp_names.matches(&name) {
                     settler.signal(&name, Signal::Seen);
                 }
             }
@@ -154,6 +171,10 @@ impl Watch {
         let mut due: Vec<(Channel, OsString)> = Vec::new();
         for (c, settler) in &mut self.channels {
             for name in settler.pending() {
+                // still open (a writer that paused): not polled, so its settle state waits
+                if self.writers.busy(&c.outbox, &name) {
+                    continue;
+                }
                 let meta = fs::symlink_metadata(c.outbox.join(&name)).ok();
                 let stat = meta.as_ref().map(|m| Stat {
                     size: m.len(),
@@ -199,8 +220,9 @@ impl Watch {
             };
             let sender = self.sender.clone();
             let queue = self.queue.clone();
+            let writers = self.writers.clone();
             tokio::task::spawn_blocking(move || {
-                let result = intake(&sender, &channel, &name);
+                let result = intake(&sender, &writers, &channel, &name);
                 forward(result, &queue);
                 drop(permit);
             });
@@ -208,13 +230,14 @@ impl Watch {
     }
 }
 
-fn is_hidden(name: &OsStr) -> bool {
-    name.as_encoded_bytes().first() == Some(&b'.')
-}
-
 /// Takes one outbox entry: refuses what is not a plain file, spools the rest, then inspects
 /// and seals it. Blocking.
-fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Option<Sealed>, Fault> {
+fn intake(
+    sender: &Sender,
+    writers: &Writers,
+    channel: &Channel,
+    file_name: &OsStr,
+) -> Result<Option<Sealed>, Fault> {
     let node = &sender.node;
     let path = channel.outbox.join(file_name);
     let meta = match fs::symlink_metadata(&path) {
@@ -254,6 +277,10 @@ fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Optio
     };
     if let Some(refusal) = refusal {
         refuse_entry(sender, channel, &path, &display, &refusal)?;
+        return Ok(None);
+    }
+    // opened since it was found due: left for its close event (or the rescan)
+    if writers.busy(&channel.outbox, file_name) {
         return Ok(None);
     }
     // the spelling the rules see and that lands: NFC (macOS writes names in NFD)
