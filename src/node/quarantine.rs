@@ -100,7 +100,10 @@ pub fn put(
 fn copy_in(dir: &Path, entry: &Path, target: &Path) -> io::Result<()> {
     let tmp = dir.join(format!(
         ".{}.part",
-        target.file_name().and_then(|n| n.to_str()).unwrap_or("copy")
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("copy")
     ));
     let mut from = open_nofollow(entry)?;
     let mut to = OpenOptions::new()

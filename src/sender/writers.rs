@@ -179,7 +179,11 @@ impl Writers {
         self.state
             .lock()
             .ok()
-            .and_then(|s| s.names.get(&(wd.clone(), name.to_os_string())).map(|u| u.open))
+            .and_then(|s| {
+                s.names
+                    .get(&(wd.clone(), name.to_os_string()))
+                    .map(|u| u.open)
+            })
             .unwrap_or(0)
     }
 
@@ -269,7 +273,12 @@ fn held_open(path: &Path) -> bool {
         return false;
     };
     for p in procs.flatten() {
-        if !p.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+        if !p
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
             continue;
         }
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
@@ -367,7 +376,11 @@ mod tests {
         let f = File::create(dir.join("r.pdf.filepart")).unwrap();
         assert_eq!(until(&w, &dir, "r.pdf.filepart", |n| n == 1), 1);
         fs::rename(dir.join("r.pdf.filepart"), dir.join("r.pdf")).unwrap();
-        assert_eq!(until(&w, &dir, "r.pdf", |n| n == 1), 1, "still open after the rename");
+        assert_eq!(
+            until(&w, &dir, "r.pdf", |n| n == 1),
+            1,
+            "still open after the rename"
+        );
         assert_eq!(w.open(&dir, OsStr::new("r.pdf.filepart")), 0);
         drop(f);
         assert_eq!(until(&w, &dir, "r.pdf", |n| n == 0), 0);

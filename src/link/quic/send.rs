@@ -251,8 +251,7 @@ async fn send_one(
             let s2 = sender.clone();
             let spooled = sealed.spooled().clone();
             let why = e.to_string();
-            let retaken =
-                tokio::task::spawn_blocking(move || s2.retake(spooled, &why)).await;
+            let retaken = tokio::task::spawn_blocking(move || s2.retake(spooled, &why)).await;
             if !matches!(retaken, Ok(Ok(()))) {
                 tracing::error!(object = %id, "could not take the changed object again; it is sealed again at the next start");
             }
@@ -336,9 +335,7 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), 
                 return;
             }
         }
-        let end = f
-            .metadata()
-            .and_then(|m| Ok(unchanged.finish(m.len())?));
+        let end = f.metadata().and_then(|m| Ok(unchanged.finish(m.len())?));
         if let Err(e) = end {
             let _ = tx.blocking_send(Err(e));
         }

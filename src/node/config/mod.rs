@@ -415,7 +415,10 @@ mod tests {
         }
         let own = TempNames::new(vec!["*.upload".into()]);
         assert!(own.matches(OsStr::new("a.upload")));
-        assert!(!own.matches(OsStr::new("a.filepart")), "the list replaces the defaults");
+        assert!(
+            !own.matches(OsStr::new("a.filepart")),
+            "the list replaces the defaults"
+        );
         assert!(own.matches(OsStr::new(".a")), "dot names always wait");
     }
 
