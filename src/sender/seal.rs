@@ -90,7 +90,7 @@ impl<R: Read> Read for CountingReader<'_, R> {
 }
 
 /// The spooled content read for sending is not the content sealed: it was written after it
-/// was taken. The object must be taken again ([`crate::sender::pipeline::Sender::retake`]),
+/// was taken. The object must be taken again (the pipeline's `Sender::retake`),
 /// never sent as it is.
 #[derive(Debug, Error)]
 #[error("the spooled content changed after it was sealed ({0})")]
