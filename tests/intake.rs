@@ -282,3 +282,36 @@ fn bad_temp_name_patterns_are_reported_with_file_line_and_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_file_open_since_before_the_start_is_waited_for() {
+    let lab = lab(23450);
+    let size: u64 = 1 << 20;
+    let pieces: Vec<Vec<u8>> = generated(size, 31).collect();
+    let (first, rest) = pieces.split_at(pieces.len() / 2);
+    let path = lab.outbox("court", "to-internet").join("早于启动.pdf");
+    let mut f = fs::File::create(&path).unwrap();
+    for p in first {
+        f.write_all(p).unwrap();
+    }
+    f.flush().unwrap();
+    // the node starts while the file is open: it never saw the open
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    ready(&lab);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(records(&lab, "court", "taken").len(), 0, "taken while open");
+    for p in rest {
+        f.write_all(p).unwrap();
+    }
+    drop(f);
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(60, "the file to land", || {
+        visible(&inbox) == ["早于启动.pdf"] && records(&lab, "internet", "landed").len() == 1
+    });
+    assert_eq!(
+        sha256_file(&inbox.join("早于启动.pdf")),
+        sha256_of_generated(size, 31)
+    );
+    assert_eq!(records(&lab, "court", "taken").len(), 1);
+}

@@ -39,6 +39,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
+/// A name due to be taken: its channel, its name, and its (device, inode) when it has not
+/// changed since before the watch started (its writer may have opened it unseen).
+type Due = (Channel, OsString, Option<(u64, u64)>);
+
 /// How many files are taken, inspected and sealed at once.
 const WORKERS: usize = 4;
 
@@ -168,7 +172,7 @@ impl Watch {
 
     async fn poll(&mut self, workers: &Arc<Semaphore>) {
         let now = crate::now_ms();
-        let mut due: Vec<(Channel, OsString)> = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
         for (c, settler) in &mut self.channels {
             for name in settler.pending() {
                 // still open (a writer that paused): not polled, so its settle state waits
@@ -190,9 +194,33 @@ impl Watch {
                     settler.poll(&name, stat, now)
                 };
                 if decision == Decision::Take {
-                    due.push((c.clone(), name));
+                    // unchanged since before the watch started: it may have been opened
+                    // unseen, so the processes are asked
+                    let unseen = meta.as_ref().is_some_and(|m| {
+                        regular
+                            && i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+                                < self.writers.started_ns()
+                    });
+                    let key = meta.as_ref().map(|m| (m.dev(), m.ino()));
+                    due.push((c.clone(), name, key.filter(|_| unseen)));
                 }
             }
+        }
+        if due.iter().any(|(_, _, unseen)| unseen.is_some()) {
+            let Ok(held) = tokio::task::spawn_blocking(crate::sender::writers::holders).await
+            else {
+                return; // not asked: nothing taken this round
+            };
+            due.retain(|(c, name, unseen)| {
+                let keep = unseen.is_none_or(|k| !held.contains(&k));
+                if !keep {
+                    tracing::info!(channel = %c.name, name = %name.to_string_lossy(), "held open since before the start; waiting for its writer");
+                    if let Some((_, settler)) = self.channels.iter_mut().find(|(x, _)| x.name == c.name) {
+                        settler.signal(name, Signal::Seen);
+                    }
+                }
+                keep
+            });
         }
         if !due.is_empty() {
             // Disk safety: below the free-space floor nothing is taken; files stay in the
@@ -214,7 +242,7 @@ impl Watch {
                 }
             }
         }
-        for (channel, name) in due {
+        for (channel, name, _) in due {
             let Ok(permit) = workers.clone().acquire_owned().await else {
                 return;
             };

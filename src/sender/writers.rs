@@ -27,15 +27,17 @@
 //! with no event for [`QUIET`] is released unless a scan of `/proc` still finds a process
 //! holding the file (the scan sees what the service may see; a release is logged).
 //!
-//! What it cannot see, and what covers it: a file already open when the node started, or
-//! whose events were lost to a queue overflow, counts as closed; intake then falls back to
-//! the settle rule (`idle_ms`), and every object is checked again at seal (size, times,
-//! inode: a change means it is inspected again from the start, never sent). A reader that
+//! What it cannot see, and what covers it: a file opened before the watch started is checked
+//! against [`holders`] (a `/proc` scan, of what the service may see) before it is taken,
+//! when it has not changed since; a file whose events were lost to a queue overflow counts
+//! as closed. Intake then falls back to the settle rule (`idle_ms`), and every object is
+//! checked again at seal (size, times, inode: a change means it is inspected again from
+//! the start, never sent). A reader that
 //! keeps a file open also holds it back: the count does not tell readers from writers, and
 //! waiting is the safe side.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,7 @@ struct State {
 pub struct Writers {
     dirs: Arc<Vec<(PathBuf, WatchDescriptor)>>,
     state: Arc<Mutex<State>>,
+    started_ns: i128,
 }
 
 impl Writers {
@@ -128,9 +131,13 @@ impl Writers {
                     }
                 }
             })?;
+        let started_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
         Ok(Writers {
             dirs: Arc::new(watched),
             state,
+            started_ns,
         })
     }
 
@@ -185,6 +192,12 @@ impl Writers {
                     .map(|u| u.open)
             })
             .unwrap_or(0)
+    }
+
+    /// When the watch started (ns since the epoch): a file whose status last changed before
+    /// may have been opened unseen, and is checked against [`holders`] before it is taken.
+    pub fn started_ns(&self) -> i128 {
+        self.started_ns
     }
 
     /// How many times the kernel's queue overflowed (counts were reset) since start.
@@ -261,16 +274,20 @@ impl State {
     }
 }
 
-/// Whether any process this one may inspect holds `path` open: a scan of `/proc/*/fd` for
-/// the file's device and inode. Processes it may not inspect are not seen.
+/// Whether any process this one may inspect holds `path` open (see [`holders`]).
 fn held_open(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(target) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
-    let want = (target.dev(), target.ino());
+    std::fs::symlink_metadata(path).is_ok_and(|m| holders().contains(&(m.dev(), m.ino())))
+}
+
+/// The files (device, inode) that the processes this one may inspect hold open: a scan of
+/// `/proc/*/fd`. Processes it may not inspect (other users', without `CAP_SYS_PTRACE`, or
+/// hidden by `ProtectProc=invisible`) are not seen; kernel holders (`nfsd`) never are.
+pub fn holders() -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = HashSet::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return false;
+        return out;
     };
     for p in procs.flatten() {
         if !p
@@ -285,12 +302,14 @@ fn held_open(path: &Path) -> bool {
             continue;
         };
         for fd in fds.flatten() {
-            if std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == want) {
-                return true;
+            if let Ok(m) = std::fs::metadata(fd.path())
+                && m.file_type().is_file()
+            {
+                out.insert((m.dev(), m.ino()));
             }
         }
     }
-    false
+    out
 }
 
 #[cfg(test)]
