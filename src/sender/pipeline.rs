@@ -197,6 +197,9 @@ impl Sender {
         spooled: &Spooled,
         refusal: &Refusal,
     ) -> Result<(), Fault> {
+        if let Ok(mut c) = self.changed.lock() {
+            c.remove(&spooled.id);
+        }
         let content = spooled.content();
         self.node.refuse(
             &Refused {
