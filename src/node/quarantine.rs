@@ -5,13 +5,20 @@
 //! <exchange>/quarantine/<channel>/<object id>               the refused entry, if any
 //! <exchange>/quarantine/<channel>/<object id>.reason.json   reason code, detail, name, time
 //! ```
+//!
+//! A quarantined copy never changes once its reason is recorded: a plain file (one link) is
+//! copied in from the bytes read, made read-only (0440) and fsynced, and only then is the
+//! original removed, so a process that still holds the original open writes into a file
+//! nobody keeps. Anything else (a symlink, FIFO, device, directory, hard-linked file) is
+//! renamed in as it is, never opened or followed.
 
 use crate::core::id::ObjectId;
 use crate::core::reason::{Refusal, Side};
-use crate::fsx::{sync_dir, write_durable};
+use crate::fsx::{open_nofollow, rename_noreplace, sync_dir, write_durable};
 use serde::Serialize;
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// What the reason file records.
@@ -38,8 +45,12 @@ pub struct Subject<'a> {
     pub name: &'a str,
 }
 
+/// Mode of a quarantined copy: read-only for the service user and its group.
+const COPY_MODE: u32 = 0o440;
+
 /// Moves `entry` (if any) into the channel's quarantine as `<id>` and writes its reason
-/// file. The entry is renamed, never read or followed. Returns the quarantined path.
+/// file: a plain file with one link is copied in read-only and then removed; anything else
+/// is renamed, never read or followed. Returns the quarantined path.
 pub fn put(
     dir: &Path,
     subject: &Subject<'_>,
@@ -52,7 +63,17 @@ pub fn put(
     fs::create_dir_all(dir)?;
     let target = dir.join(id.to_string());
     if let Some(entry) = entry {
-        match fs::rename(entry, &target) {
+        let plain = match fs::symlink_metadata(entry) {
+            Ok(m) => m.file_type().is_file() && m.nlink() == 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        let moved = if plain {
+            copy_in(dir, entry, &target)
+        } else {
+            fs::rename(entry, &target)
+        };
+        match moved {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -72,4 +93,82 @@ pub fn put(
     write_durable(&dir.join(format!("{id}.reason.json")), &json)?;
     sync_dir(dir)?;
     Ok(target)
+}
+
+/// Copies a plain file into quarantine as `target` (read-only, fsynced, never replacing an
+/// earlier copy of the same object), then removes the original.
+fn copy_in(dir: &Path, entry: &Path, target: &Path) -> io::Result<()> {
+    let tmp = dir.join(format!(
+        ".{}.part",
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("copy")
+    ));
+    let mut from = open_nofollow(entry)?;
+    let mut to = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    io::copy(&mut from, &mut to)?;
+    to.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
+    to.sync_all()?;
+    match rename_noreplace(&tmp, target) {
+        Ok(()) => {}
+        // an earlier run copied it and stopped before removing the original
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(&tmp)?,
+        Err(e) => return Err(e),
+    }
+    sync_dir(dir)?;
+    match fs::remove_file(entry) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = entry.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::reason::Reason;
+    use std::io::Write;
+
+    #[test]
+    fn a_quarantined_copy_never_changes_after_its_record() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("q");
+        let src = t.path().join("content");
+        let mut writer = fs::File::create(&src).unwrap();
+        writer.write_all(b"forty per cent").unwrap();
+        let subject = Subject {
+            id: ObjectId([3; 16]),
+            channel: "c",
+            name: "a.pdf",
+        };
+        let refusal = Refusal::new(Reason::SizeMismatch, "cut");
+        let at = put(&q, &subject, Some(&src), "n", Side::Sender, &refusal).unwrap();
+        // the writer that still held the original goes on writing: the copy stays as recorded
+        writer.write_all(b" and the rest").unwrap();
+        drop(writer);
+        assert_eq!(fs::read(&at).unwrap(), b"forty per cent");
+        assert!(!src.exists());
+        let mode = fs::metadata(&at).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, COPY_MODE);
+        assert!(q.join(format!("{}.reason.json", subject.id)).exists());
+        // a symlink is renamed in as it is, never followed
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let s2 = Subject {
+            id: ObjectId([4; 16]),
+            ..subject
+        };
+        let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal).unwrap();
+        assert!(fs::symlink_metadata(&at2).unwrap().file_type().is_symlink());
+    }
 }

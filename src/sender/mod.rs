@@ -5,7 +5,7 @@
 //!              Spooled                         Inspected  Sealed
 //! ```
 //!
-//! [`watch`] notices and takes files, [`spool`] keeps them durable until the link is done
+//! [`watch`] notices and takes files (never one that [`writers`] says is still open), [`spool`] keeps them durable until the link is done
 //! with them, [`pipeline`] inspects and seals, [`route`] hands each sealed object to its
 //! channel's link.
 
@@ -14,3 +14,4 @@ pub mod route;
 pub mod seal;
 pub mod spool;
 pub mod watch;
+pub mod writers;

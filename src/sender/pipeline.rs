@@ -9,11 +9,20 @@
 //!     └ recovered at start-up: sealed again, or reloaded from its stored manifest
 //!  link done ─► confirm: audit `confirmed` (durable) ─► spool entry removed
 //! ```
+//!
+//! The spool copy is immutable once taken: its fingerprint (inode, size, modification and
+//! status-change times) is read before inspection and checked again after it and once
+//! sealed. A change (a writer that still held the file when it was renamed into the spool)
+//! means the object is taken again: it waits until it has been left alone for `idle_ms`,
+//! then is inspected from the start; it is never sealed, refused or sent as it was. A link
+//! that finds the content no longer matches the sealed manifest hands it back the same way
+//! ([`Sender::retake`]).
 
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal, Side};
 use crate::core::stage::{Sealed, Spooled};
+use crate::fsx::Fingerprint;
 use crate::inspect::{self, InspectError};
 use crate::node::config::Channel;
 use crate::node::{Fault, Node, NodeError, Refused, hash_file};
@@ -41,6 +50,8 @@ pub struct Sender {
     waiting: Mutex<Vec<Spooled>>,
     /// Objects whose deferral is already audited (once per object, not per attempt).
     deferred: Mutex<HashSet<ObjectId>>,
+    /// Objects that changed after they were taken: inspected again once left alone.
+    changed: Mutex<HashSet<ObjectId>>,
 }
 
 impl Sender {
@@ -56,6 +67,7 @@ impl Sender {
             spool,
             waiting: Mutex::default(),
             deferred: Mutex::default(),
+            changed: Mutex::default(),
         })
     }
 
@@ -105,9 +117,21 @@ impl Sender {
             });
         };
         let policy = node.policies.get(&channel.name);
+        // the content as taken: the bytes inspected and sealed must be these
+        let content = crate::fsx::open_nofollow(&spooled.content())?;
+        let before = Fingerprint::of(&content)?;
+        if !self.left_alone(&spooled, &before) {
+            self.wait(spooled);
+            return Ok(None);
+        }
         let checked = match inspect::inspect(&policy, spooled.clone()) {
             Ok(Ok(c)) => c,
             Ok(Err((spooled, refusal))) => {
+                // a file refused as it was being written (cut, corrupt) is taken again
+                if Fingerprint::of(&content)? != before {
+                    self.retake(spooled, "changed while it was inspected")?;
+                    return Ok(None);
+                }
                 self.refuse(&channel, &spooled, &refusal)?;
                 return Ok(None);
             }
@@ -121,26 +145,37 @@ impl Sender {
                 return Ok(None);
             }
         };
+        if Fingerprint::of(&content)? != before {
+            self.retake(checked.spooled().clone(), "changed while it was inspected")?;
+            return Ok(None);
+        }
+        let masked = checked.masked().is_some();
         if let Some(m) = checked.masked() {
             let s = checked.spooled();
             let original = hash_file(&s.content())?;
             node.masked(subject(s), original, m)?;
         }
         let inspected = checked.commit()?;
-        let s = inspected.spooled();
-        let mut e = Entry::object(&s.channel, s.id, &s.name);
-        e.detail = Some(format!(
-            "{} (policy {})",
-            inspected.content_type(),
-            policy.version
-        ));
-        node.audit.append(Event::Accepted, e)?;
+        let content_type = inspected.content_type().to_string();
         let sealed = seal::seal(inspected, &node.keys.signing(), &node.cfg.node.name).map_err(
             |e| match e {
                 seal::SealError::Io(e) => Fault::Io(e),
                 other => Fault::Io(std::io::Error::other(other)),
             },
         )?;
+        // the check at seal: what was hashed is what was inspected (a masked copy is this
+        // node's own file, written from the bytes inspected)
+        if !masked && Fingerprint::of(&content)? != before {
+            self.retake(sealed.spooled().clone(), "changed before it was sealed")?;
+            return Ok(None);
+        }
+        if let Ok(mut c) = self.changed.lock() {
+            c.remove(&sealed.spooled().id);
+        }
+        let s = sealed.spooled();
+        let mut e = Entry::object(&s.channel, s.id, &s.name);
+        e.detail = Some(format!("{content_type} (policy {})", policy.version));
+        node.audit.append(Event::Accepted, e)?;
         self.spool
             .store_manifest(sealed.spooled(), sealed.frame())?;
         let m = sealed.manifest();
@@ -162,6 +197,9 @@ impl Sender {
         spooled: &Spooled,
         refusal: &Refusal,
     ) -> Result<(), Fault> {
+        if let Ok(mut c) = self.changed.lock() {
+            c.remove(&spooled.id);
+        }
         let content = spooled.content();
         self.node.refuse(
             &Refused {
@@ -240,6 +278,43 @@ impl Sender {
         }
         self.wait(spooled);
         Ok(())
+    }
+
+    /// Takes an object again whose spool copy changed after it was taken (`why`: when the
+    /// change was seen): its stored manifest goes, `taken` is audited again with the
+    /// reason, and it waits until left alone for `idle_ms`, then is inspected from the
+    /// start. Never sent as it was.
+    ///
+    /// # Errors
+    /// The stored manifest cannot be removed, or the audit record cannot be written: the
+    /// object stays in the spool and is tried at the next start.
+    pub fn retake(&self, spooled: Spooled, why: &str) -> Result<(), Fault> {
+        self.spool.forget_manifest(&spooled)?;
+        let mut e = Entry::object(&spooled.channel, spooled.id, &spooled.name);
+        e.detail = Some(format!("taken again: {why}"));
+        self.node.audit.append(Event::Taken, e)?;
+        tracing::warn!(channel = %spooled.channel, name = %spooled.name, object = %spooled.id, why, "the spool copy changed after it was taken; it is inspected again once left alone");
+        if let Ok(mut c) = self.changed.lock() {
+            c.insert(spooled.id);
+        }
+        self.wait(spooled);
+        Ok(())
+    }
+
+    /// Whether an object may be inspected now: always, unless it changed after it was
+    /// taken; then once its content was left alone (status-change time) for `idle_ms`.
+    fn left_alone(&self, spooled: &Spooled, now: &Fingerprint) -> bool {
+        let changed = self
+            .changed
+            .lock()
+            .map(|c| c.contains(&spooled.id))
+            .unwrap_or(true);
+        if !changed {
+            return true;
+        }
+        let idle_ns = i128::from(self.node.cfg.intake.idle_ms) * 1_000_000;
+        let now_ns = i128::from(crate::now_ms()) * 1_000_000;
+        now_ns - now.ctime_ns >= idle_ns
     }
 
     /// Puts an object on the list tried again every few seconds.

@@ -1,11 +1,19 @@
 //! The seal stage: hashes the spooled content chunk by chunk (streaming, bounded memory),
-//! builds the manifest, signs it and frames it for the link.
+//! builds the manifest, signs it and frames it for the link; and, for the links, checks that
+//! the content read for sending is still the content sealed ([`Unchanged`]).
+//!
+//! ```text
+//!  spool content ─► hash (whole + per chunk) ─► Manifest ─► sign ─► frame ─► Sealed
+//!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
+//!                                  └ a chunk differs, or the file grew: Changed ─► retake
+//! ```
 
-use crate::core::digest::hash_content;
+use crate::core::digest::{digest32, hash_content};
 use crate::core::manifest::{CHUNK_SIZE, Manifest, ManifestError, SignedManifest};
 use crate::core::stage::{Inspected, Sealed, Spooled};
 use crate::core::wire;
 use crate::keys::{SigningKey, VerifyKey};
+use ring::digest::{Context, SHA256};
 use std::io::{self, Read};
 use thiserror::Error;
 
@@ -78,5 +86,151 @@ impl<R: Read> Read for CountingReader<'_, R> {
         let n = self.inner.read(buf)?;
         *self.n += n as u64;
         Ok(n)
+    }
+}
+
+/// The spooled content read for sending is not the content sealed: it was written after it
+/// was taken. The object must be taken again (the pipeline's `Sender::retake`),
+/// never sent as it is.
+#[derive(Debug, Error)]
+#[error("the spooled content changed after it was sealed ({0})")]
+pub struct Changed(&'static str);
+
+impl From<Changed> for io::Error {
+    fn from(c: Changed) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, c)
+    }
+}
+
+impl Changed {
+    /// Whether an I/O error raised by a link's reader is a [`Changed`].
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<Changed>())
+    }
+}
+
+/// Checks content read for sending against the sealed manifest as it goes: bytes in order,
+/// each `chunk_size` piece's SHA-256 (RFC 6234) must be the manifest's, and the file must
+/// end where the manifest says. Memory: one hash context.
+pub struct Unchanged<'a> {
+    manifest: &'a Manifest,
+    index: usize,
+    in_chunk: u64,
+    fed: u64,
+    ctx: Context,
+}
+
+impl<'a> Unchanged<'a> {
+    /// A check of the content of `manifest`'s object, from its first byte.
+    pub fn new(manifest: &'a Manifest) -> Unchanged<'a> {
+        Unchanged {
+            manifest,
+            index: 0,
+            in_chunk: 0,
+            fed: 0,
+            ctx: Context::new(&SHA256),
+        }
+    }
+
+    fn chunk_len(&self) -> u64 {
+        let cs = u64::from(self.manifest.chunk_size);
+        cs.min(self.manifest.size.saturating_sub(self.index as u64 * cs))
+    }
+
+    /// Takes the next bytes read.
+    ///
+    /// # Errors
+    /// More bytes than the manifest's size, or a completed chunk whose hash differs.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Changed> {
+        if self.fed + data.len() as u64 > self.manifest.size {
+            return Err(Changed("longer than sealed"));
+        }
+        while !data.is_empty() {
+            let want = self.chunk_len() - self.in_chunk;
+            let n = usize::try_from(want).unwrap_or(usize::MAX).min(data.len());
+            let (now, rest) = data.split_at(n);
+            self.ctx.update(now);
+            self.in_chunk += n as u64;
+            self.fed += n as u64;
+            data = rest;
+            if self.in_chunk == self.chunk_len() {
+                let ctx = std::mem::replace(&mut self.ctx, Context::new(&SHA256));
+                if self.manifest.chunks.get(self.index) != Some(&digest32(ctx)) {
+                    return Err(Changed("a chunk differs from the manifest"));
+                }
+                self.index += 1;
+                self.in_chunk = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the check: every byte was read and the file is still the sealed size.
+    ///
+    /// # Errors
+    /// Fewer bytes than sealed, or the file is now another size.
+    pub fn finish(self, file_len: u64) -> Result<(), Changed> {
+        if self.fed != self.manifest.size || file_len != self.manifest.size {
+            return Err(Changed("not the size sealed"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::id::ObjectId;
+
+    fn manifest(content: &[u8], chunk: u32) -> Manifest {
+        let (sha256, chunks) = hash_content(&mut &content[..], chunk).unwrap();
+        Manifest {
+            object_id: ObjectId([1; 16]),
+            channel: "c".into(),
+            name: "n".into(),
+            size: content.len() as u64,
+            content_type: "text/plain".into(),
+            sha256,
+            chunk_size: chunk,
+            chunks,
+            sender: "s".into(),
+            sequence: 1,
+            created_ms: 0,
+            verdict: "accept".into(),
+        }
+    }
+
+    #[test]
+    fn the_sealed_bytes_pass_in_any_read_sizes() {
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let m = manifest(&content, 4096);
+        for step in [1, 7, 4096, 5000, 10_000] {
+            let mut u = Unchanged::new(&m);
+            for piece in content.chunks(step) {
+                u.feed(piece).unwrap();
+            }
+            u.finish(content.len() as u64).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_change_a_growth_or_a_cut_is_caught() {
+        let content = vec![7u8; 9000];
+        let m = manifest(&content, 4096);
+        let mut other = content.clone();
+        other[8999] = 8;
+        let mut u = Unchanged::new(&m);
+        assert!(u.feed(&other).is_err(), "last (partial) chunk differs");
+        let mut u = Unchanged::new(&m);
+        u.feed(&content).unwrap();
+        assert!(u.finish(9001).is_err(), "the file grew after sealing");
+        let mut u = Unchanged::new(&m);
+        assert!(u.feed(&[content.clone(), vec![1]].concat()).is_err());
+        let mut u = Unchanged::new(&m);
+        u.feed(&content[..100]).unwrap();
+        assert!(u.finish(9000).is_err(), "cut short");
+        let e: io::Error = Changed("x").into();
+        assert!(Changed::is(&e));
+        assert!(!Changed::is(&io::Error::other("y")));
     }
 }

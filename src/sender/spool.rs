@@ -4,6 +4,7 @@
 //! ```text
 //! state/spool/<channel>/<object id>/meta.json   name, sequence, time (written first)
 //!                                   content     the file, renamed in from the outbox
+//!                                               (checked unchanged at seal: pipeline)
 //!                                   manifest    the signed manifest, once sealed
 //! state/seq/<channel>                           high-water mark of sequence numbers
 //! ```
@@ -148,6 +149,16 @@ impl Spool {
     /// Stores the signed manifest of a sealed object beside its content.
     pub fn store_manifest(&self, spooled: &Spooled, encoded: &[u8]) -> io::Result<()> {
         write_durable(&spooled.dir.join("manifest"), encoded)
+    }
+
+    /// Removes the stored manifest of an object whose content changed after it was sealed
+    /// (it is sealed again).
+    pub fn forget_manifest(&self, spooled: &Spooled) -> io::Result<()> {
+        match fs::remove_file(spooled.dir.join("manifest")) {
+            Ok(()) => sync_dir(&spooled.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes an entry whose object is durable on the other side or in quarantine.

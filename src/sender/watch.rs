@@ -4,7 +4,20 @@
 //!
 //! Only regular files with one link are taken; symlinks, hard links, FIFOs, devices and
 //! directories are moved to quarantine as they are, never opened or followed. Names
-//! beginning with a dot are work in progress and are left alone.
+//! beginning with a dot, and the channel's `temp_names` (`*.filepart`, `*.part`, …), are
+//! work in progress and are left alone: an SFTP upload is taken under its final name.
+//!
+//! ```text
+//!  notify events, rescans ─► Settler (settle_ms / idle_ms) ─► due?
+//!                                                               │ writers.busy: not yet  
+//!                                                               ▼ (a writer that pauses keeps it)
+//!                                     intake (blocking): checked again, spool.take, pipeline
+//! ```
+//!
+//! A file some process still holds open is never taken ([`crate::sender::writers`]),
+//! however long its writer pauses; where that cannot be seen (a file already open when the
+//! node started), the settle rule decides and the pipeline's check at seal catches a file
+//! that changed after it was taken.
 
 use crate::audit::{Entry, Event};
 use crate::core::reason::{Reason, Refusal, Side};
@@ -14,6 +27,7 @@ use crate::node::config::Channel;
 use crate::node::{Fault, NodeError, Refused, fresh_id};
 use crate::ops::events::Subject;
 use crate::sender::pipeline::{Sender, forward};
+use crate::sender::writers::Writers;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::ffi::{OsStr, OsString};
@@ -25,6 +39,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
+/// A name due to be taken: its channel, its name, and its (device, inode) when it has not
+/// changed since before the watch started (its writer may have opened it unseen).
+type Due = (Channel, OsString, Option<(u64, u64)>);
+
 /// How many files are taken, inspected and sealed at once.
 const WORKERS: usize = 4;
 
@@ -35,6 +53,7 @@ pub struct Watch {
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     _watcher: notify::RecommendedWatcher,
     channels: Vec<(Channel, Settler)>,
+    writers: Writers,
 }
 
 impl Watch {
@@ -57,12 +76,15 @@ impl Watch {
             let i = node.cfg.intake;
             channels.push((c.clone(), Settler::new(i.settle_ms, i.idle_ms)));
         }
+        let outboxes: Vec<_> = channels.iter().map(|(c, _)| c.outbox.clone()).collect();
+        let writers = Writers::start(&outboxes).map_err(notify::Error::io)?;
         Ok(Watch {
             sender,
             queue,
             events,
             _watcher: watcher,
             channels,
+            writers,
         })
     }
 
@@ -123,10 +145,9 @@ impl Watch {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        if is_hidden(name) {
-            return;
-        }
-        if let Some((_, settler)) = self.channels.iter_mut().find(|(c, _)| c.outbox == dir) {
+        if let Some((c, settler)) = self.channels.iter_mut().find(|(c, _)| c.outbox == dir)
+            && !c.temp_names.matches(name)
+        {
             settler.signal(name, signal);
         }
     }
@@ -142,7 +163,7 @@ impl Watch {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                if !is_hidden(&name) {
+                if !c.temp_names.matches(&name) {
                     settler.signal(&name, Signal::Seen);
                 }
             }
@@ -151,9 +172,13 @@ impl Watch {
 
     async fn poll(&mut self, workers: &Arc<Semaphore>) {
         let now = crate::now_ms();
-        let mut due: Vec<(Channel, OsString)> = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
         for (c, settler) in &mut self.channels {
             for name in settler.pending() {
+                // still open (a writer that paused): not polled, so its settle state waits
+                if self.writers.busy(&c.outbox, &name) {
+                    continue;
+                }
                 let meta = fs::symlink_metadata(c.outbox.join(&name)).ok();
                 let stat = meta.as_ref().map(|m| Stat {
                     size: m.len(),
@@ -169,9 +194,33 @@ impl Watch {
                     settler.poll(&name, stat, now)
                 };
                 if decision == Decision::Take {
-                    due.push((c.clone(), name));
+                    // unchanged since before the watch started: it may have been opened
+                    // unseen, so the processes are asked
+                    let unseen = meta.as_ref().is_some_and(|m| {
+                        regular
+                            && i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+                                < self.writers.started_ns()
+                    });
+                    let key = meta.as_ref().map(|m| (m.dev(), m.ino()));
+                    due.push((c.clone(), name, key.filter(|_| unseen)));
                 }
             }
+        }
+        if due.iter().any(|(_, _, unseen)| unseen.is_some()) {
+            let Ok(held) = tokio::task::spawn_blocking(crate::sender::writers::holders).await
+            else {
+                return; // not asked: nothing taken this round
+            };
+            due.retain(|(c, name, unseen)| {
+                let keep = unseen.is_none_or(|k| !held.contains(&k));
+                if !keep {
+                    tracing::info!(channel = %c.name, name = %name.to_string_lossy(), "held open since before the start; waiting for its writer");
+                    if let Some((_, settler)) = self.channels.iter_mut().find(|(x, _)| x.name == c.name) {
+                        settler.signal(name, Signal::Seen);
+                    }
+                }
+                keep
+            });
         }
         if !due.is_empty() {
             // Disk safety: below the free-space floor nothing is taken; files stay in the
@@ -193,14 +242,15 @@ impl Watch {
                 }
             }
         }
-        for (channel, name) in due {
+        for (channel, name, _) in due {
             let Ok(permit) = workers.clone().acquire_owned().await else {
                 return;
             };
             let sender = self.sender.clone();
             let queue = self.queue.clone();
+            let writers = self.writers.clone();
             tokio::task::spawn_blocking(move || {
-                let result = intake(&sender, &channel, &name);
+                let result = intake(&sender, &writers, &channel, &name);
                 forward(result, &queue);
                 drop(permit);
             });
@@ -208,13 +258,14 @@ impl Watch {
     }
 }
 
-fn is_hidden(name: &OsStr) -> bool {
-    name.as_encoded_bytes().first() == Some(&b'.')
-}
-
 /// Takes one outbox entry: refuses what is not a plain file, spools the rest, then inspects
 /// and seals it. Blocking.
-fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Option<Sealed>, Fault> {
+fn intake(
+    sender: &Sender,
+    writers: &Writers,
+    channel: &Channel,
+    file_name: &OsStr,
+) -> Result<Option<Sealed>, Fault> {
     let node = &sender.node;
     let path = channel.outbox.join(file_name);
     let meta = match fs::symlink_metadata(&path) {
@@ -254,6 +305,10 @@ fn intake(sender: &Sender, channel: &Channel, file_name: &OsStr) -> Result<Optio
     };
     if let Some(refusal) = refusal {
         refuse_entry(sender, channel, &path, &display, &refusal)?;
+        return Ok(None);
+    }
+    // opened since it was found due: left for its close event (or the rescan)
+    if writers.busy(&channel.outbox, file_name) {
         return Ok(None);
     }
     // the spelling the rules see and that lands: NFC (macOS writes names in NFD)

@@ -10,6 +10,7 @@ use crate::keys::tls::SERVER_NAME;
 use crate::node::Node;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
+use crate::sender::seal::{Changed, Unchanged};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Read;
@@ -43,6 +44,9 @@ const RECEIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long to wait for the receipt of an object whose stream the peer stopped.
 const STOPPED_RECEIPT_WAIT: Duration = Duration::from_secs(10);
+
+/// The code a stream is reset with when its content could not be read whole and unchanged.
+const STREAM_ABANDONED: u32 = 2;
 
 /// Size of the reads that feed a stream.
 const READ_SIZE: usize = 1024 * 1024;
@@ -238,6 +242,21 @@ async fn send_one(
                 .ok()
                 .and_then(Result::ok)
         }
+        // written after it was sealed: taken again, never sent as it is
+        Err(SendError::Read(e)) if Changed::is(&e) => {
+            drop(permit);
+            if let Ok(mut p) = pending.lock() {
+                p.remove(&id);
+            }
+            let s2 = sender.clone();
+            let spooled = sealed.spooled().clone();
+            let why = e.to_string();
+            let retaken = tokio::task::spawn_blocking(move || s2.retake(spooled, &why)).await;
+            if !matches!(retaken, Ok(Ok(()))) {
+                tracing::error!(object = %id, "could not take the changed object again; it is sealed again at the next start");
+            }
+            return;
+        }
         Err(e) => {
             tracing::debug!(object = %id, error = %e, "send failed");
             None
@@ -290,7 +309,10 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), 
     send.write_all(sealed.frame()).await?;
     let path = sealed.spooled().content();
     let size = sealed.manifest().size;
+    let manifest = sealed.manifest().clone();
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    // every byte sent is checked against the sealed manifest as it is read: content
+    // written after sealing is never sent (the stream is reset, the object taken again)
     let reader = tokio::task::spawn_blocking(move || {
         let mut f = match crate::fsx::open_nofollow(&path) {
             Ok(f) => f,
@@ -299,19 +321,35 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), 
                 return;
             }
         };
+        let mut unchanged = Unchanged::new(&manifest);
         let mut left = size;
         while left > 0 {
             let mut buf = vec![0u8; READ_SIZE.min(left as usize)];
-            let r = f.read_exact(&mut buf).map(|_| Bytes::from(buf));
+            let r = f
+                .read_exact(&mut buf)
+                .and_then(|_| Ok(unchanged.feed(&buf)?))
+                .map(|_| Bytes::from(buf));
             let failed = r.is_err();
             left -= READ_SIZE.min(left as usize) as u64;
             if tx.blocking_send(r).is_err() || failed {
                 return;
             }
         }
+        let end = f.metadata().and_then(|m| Ok(unchanged.finish(m.len())?));
+        if let Err(e) = end {
+            let _ = tx.blocking_send(Err(e));
+        }
     });
     while let Some(chunk) = rx.recv().await {
-        send.write_chunk(chunk?).await?;
+        match chunk {
+            Ok(c) => send.write_chunk(c).await?,
+            Err(e) => {
+                // never finish a stream whose content could not be read whole and unchanged:
+                // the receiver discards a reset stream
+                let _ = send.reset(STREAM_ABANDONED.into());
+                return Err(SendError::Read(e));
+            }
+        }
     }
     let _ = reader.await;
     send.finish()?;

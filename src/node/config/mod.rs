@@ -161,6 +161,76 @@ pub struct Channel {
     pub inbox: PathBuf,
     /// Where refused objects go.
     pub quarantine: PathBuf,
+    /// Names of files still being written, left in the outbox like dot names.
+    pub temp_names: TempNames,
+}
+
+/// The temporary names of common tools, taken for work in progress when a channel does not
+/// set `temp_names`: WinSCP and other SFTP clients, download managers, browsers, editors,
+/// Microsoft Office owner files and LibreOffice lock files. (Names beginning with a dot,
+/// such as rsync's `.name.XXXXXX`, are always work in progress.)
+pub const DEFAULT_TEMP_NAMES: &[&str] = &[
+    "*.filepart",
+    "*.part",
+    "*.crdownload",
+    "*.tmp",
+    "~$*",
+    ".~lock.*",
+];
+
+/// A channel's patterns for names of files still being written: `*` matches any run of
+/// characters, `?` one; letters match either case (`*.TMP` is `*.tmp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempNames(Vec<String>);
+
+impl Default for TempNames {
+    fn default() -> Self {
+        TempNames(DEFAULT_TEMP_NAMES.iter().map(|p| p.to_string()).collect())
+    }
+}
+
+impl TempNames {
+    /// Patterns as given (checked by [`TempNames::problem`]).
+    pub fn new(patterns: Vec<String>) -> TempNames {
+        TempNames(patterns)
+    }
+
+    /// The patterns.
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether `name` (a base name) is a temporary name: matches a pattern, or begins with
+    /// a dot.
+    pub fn matches(&self, name: &std::ffi::OsStr) -> bool {
+        let bytes = name.as_encoded_bytes();
+        if bytes.first() == Some(&b'.') {
+            return true;
+        }
+        let name = name.to_string_lossy().to_lowercase();
+        self.0
+            .iter()
+            .any(|p| crate::audit::query::glob(&p.to_lowercase(), &name))
+    }
+
+    /// What is wrong with one pattern, if anything: empty, longer than a name can be, a
+    /// path (`/`), a control character, or nothing but wildcards (it would hold back
+    /// every file).
+    pub fn problem(pattern: &str) -> Option<&'static str> {
+        if pattern.is_empty() {
+            Some("an empty pattern")
+        } else if pattern.len() > 255 {
+            Some("longer than a file name can be (255 bytes)")
+        } else if pattern.contains('/') {
+            Some("a pattern matches a base name: it cannot hold '/'")
+        } else if pattern.chars().any(char::is_control) {
+            Some("a control character")
+        } else if pattern.chars().all(|c| c == '*' || c == '?') {
+            Some("only wildcards: it would hold back every file")
+        } else {
+            None
+        }
+    }
 }
 
 /// Intake timing.
@@ -309,5 +379,56 @@ impl Config {
     /// A channel by name.
     pub fn channel(&self, name: &str) -> Option<&Channel> {
         self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn temporary_names_of_common_tools_are_work_in_progress() {
+        let t = TempNames::default();
+        for wip in [
+            "判决书.pdf.filepart",
+            "a.part",
+            "video.mp4.crdownload",
+            "x.tmp",
+            "X.TMP",
+            "~$报告.docx",
+            ".~lock.报告.docx#",
+            ".报告.docx.Xy12Ab",
+            ".hidden",
+        ] {
+            assert!(t.matches(OsStr::new(wip)), "{wip}");
+        }
+        for done in [
+            "判决书.pdf",
+            "part",
+            "a.partial",
+            "tmp.pdf",
+            "a~$b.docx",
+            "filepart",
+        ] {
+            assert!(!t.matches(OsStr::new(done)), "{done}");
+        }
+        let own = TempNames::new(vec!["*.upload".into()]);
+        assert!(own.matches(OsStr::new("a.upload")));
+        assert!(
+            !own.matches(OsStr::new("a.filepart")),
+            "the list replaces the defaults"
+        );
+        assert!(own.matches(OsStr::new(".a")), "dot names always wait");
+    }
+
+    #[test]
+    fn bad_patterns_are_named() {
+        for p in DEFAULT_TEMP_NAMES {
+            assert_eq!(TempNames::problem(p), None, "{p}");
+        }
+        for bad in ["", "*", "?*?", "a/b", "a\u{7}", &"x".repeat(256)] {
+            assert!(TempNames::problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

@@ -151,6 +151,10 @@ pub(super) struct RawChannel {
     pub(super) to: S,
     pub(super) link: S,
     pub(super) policy: S,
+    /// Name patterns of files still being written (`*` any run, `?` one character); absent:
+    /// the defaults of common tools.
+    #[serde(default)]
+    pub(super) temp_names: Option<Vec<S>>,
 }
 
 /// `[intake]`.

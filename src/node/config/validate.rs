@@ -7,7 +7,7 @@
 use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
 use super::{
     AuditConfig, Channel, Config, DEFAULT_ZONES, DiodeConfig, DiskConfig, IntakeConfig, LinkConfig,
-    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, Role, compliance,
+    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, Role, TempNames, compliance,
 };
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
@@ -418,6 +418,21 @@ fn channels(
                 Policy::deny_all()
             }
         };
+        let temp_names = match &c.temp_names {
+            None => TempNames::default(),
+            Some(ps) => {
+                for p in ps {
+                    if let Some(why) = TempNames::problem(p.get_ref()) {
+                        src.report(
+                            Some(p.span()),
+                            &key("temp_names"),
+                            format!("{:?}: {why}", p.get_ref()),
+                        );
+                    }
+                }
+                TempNames::new(ps.iter().map(|p| p.get_ref().clone()).collect())
+            }
+        };
         let x = &node.exchange_dir;
         channels.push(Channel {
             name: name.clone(),
@@ -431,6 +446,7 @@ fn channels(
             outbox: x.join("outbox").join(name),
             inbox: x.join("inbox").join(name),
             quarantine: x.join("quarantine").join(name),
+            temp_names,
         });
     }
     if raw.is_empty() {

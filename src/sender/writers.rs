@@ -1,0 +1,430 @@
+//! Who still has an outbox file open: an inotify watch on every outbox that counts each
+//! name's opens against its closes, so that intake never takes a file some process is still
+//! writing, however long that writer pauses.
+//!
+//! ```text
+//!  kernel ─ IN_OPEN ──────────────► open += 1
+//!         ─ IN_CLOSE_WRITE ───────► open -= 1, clean   (never below 0)
+//!         ─ IN_CLOSE_NOWRITE ─────► open -= 1
+//!         ─ IN_MODIFY ────────────► dirty: written since the last close-write
+//!         ─ IN_MOVED_FROM/TO ─────► the state follows a rename inside the outbox
+//!         ─ IN_DELETE ────────────► forgotten
+//!         ─ IN_Q_OVERFLOW ────────► every state reset; logged (the settle rule decides)
+//!  watch::poll ─ busy(dir, name): open > 0 or dirty ─► not taken, whatever the settle rule
+//! ```
+//!
+//! Why this and not a lease or a `/proc` scan: a Linux read lease (`F_SETLEASE`) tells the
+//! same thing with one call, but no maintained crate exposes it without `unsafe`, which this
+//! crate forbids; a scan of `/proc/*/fd` needs `CAP_SYS_PTRACE` and cannot see other users'
+//! processes under the unit's `ProtectProc=invisible`. Inotify reports the opens and closes
+//! of every process, of any user, with no capability at all: local writers, `smbd`, an SFTP
+//! server, and `nfsd` on kernels that report its opens.
+//!
+//! The kernel merges an event into the previous one when they are identical and the first
+//! is still unread, so a count can be off by the merged events. Too low (two opens merged):
+//! a second writer that writes after the first one closed is still seen (`dirty` until a
+//! close-write). Too high (two closes merged): the name would wait for ever, so a name busy
+//! with no event for [`QUIET`] is released unless a scan of `/proc` still finds a process
+//! holding the file (the scan sees what the service may see; a release is logged).
+//!
+//! What it cannot see, and what covers it: a file opened before the watch started is checked
+//! against [`holders`] (a `/proc` scan, of what the service may see) before it is taken,
+//! when it has not changed since; a file whose events were lost to a queue overflow counts
+//! as closed. Intake then falls back to the settle rule (`idle_ms`), and every object is
+//! checked again at seal (size, times, inode: a change means it is inspected again from
+//! the start, never sent). A reader that
+//! keeps a file open also holds it back: the count does not tell readers from writers, and
+//! waiting is the safe side.
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Size of the buffer each read of the inotify queue fills.
+const EVENT_BUFFER: usize = 64 * 1024;
+
+/// A name busy this long with no event is checked against `/proc` (and released if no
+/// process is seen holding it).
+pub const QUIET: Duration = Duration::from_secs(600);
+
+/// What the events say of one name.
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    /// Open file descriptions.
+    open: u32,
+    /// Written since the last close-write.
+    dirty: bool,
+    /// When the last event came (or the last `/proc` check found a holder).
+    last: Instant,
+}
+
+impl Use {
+    fn busy(&self) -> bool {
+        self.open > 0 || self.dirty
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Per (outbox, name), from the events seen since start; only names in use are kept.
+    names: HashMap<(WatchDescriptor, OsString), Use>,
+    /// A rename whose `IN_MOVED_TO` has not come yet: its cookie and state.
+    moving: Option<(u32, Use)>,
+    /// How many times events were lost (the states were reset).
+    overflows: u64,
+}
+
+/// The open counts of every outbox, kept by a thread that reads the inotify queue.
+#[derive(Clone)]
+pub struct Writers {
+    dirs: Arc<Vec<(PathBuf, WatchDescriptor)>>,
+    state: Arc<Mutex<State>>,
+    started_ns: i128,
+}
+
+impl Writers {
+    /// Watches the opens and closes in each directory and starts the thread that counts
+    /// them. The thread lives as long as the process.
+    ///
+    /// # Errors
+    /// Inotify cannot be set up, or a directory cannot be watched.
+    pub fn start(dirs: &[PathBuf]) -> io::Result<Writers> {
+        let mut inotify = Inotify::init()?;
+        let mask = WatchMask::OPEN
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::CLOSE_NOWRITE
+            | WatchMask::MODIFY
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE
+            | WatchMask::ONLYDIR;
+        let mut watched = Vec::new();
+        for d in dirs {
+            watched.push((d.clone(), inotify.watches().add(d, mask)?));
+        }
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::Builder::new()
+            .name("outbox-writers".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; EVENT_BUFFER];
+                loop {
+                    let events = match inotify.read_events_blocking(&mut buf) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the outbox open/close events; intake falls back to the settle rule");
+                            if let Ok(mut s) = shared.lock() {
+                                s.names.clear();
+                            }
+                            return;
+                        }
+                    };
+                    let Ok(mut s) = shared.lock() else { return };
+                    let now = Instant::now();
+                    for ev in events {
+                        s.apply(&ev.wd, ev.mask, ev.cookie, ev.name, now);
+                    }
+                }
+            })?;
+        let started_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        Ok(Writers {
+            dirs: Arc::new(watched),
+            state,
+            started_ns,
+        })
+    }
+
+    /// Whether `dir/name` is in use: open by some process, or written since its last
+    /// close-write (false when the directory is not watched). A name busy with no event for
+    /// [`QUIET`] is checked against `/proc` and released if no holder is seen.
+    pub fn busy(&self, dir: &Path, name: &OsStr) -> bool {
+        let Some((_, wd)) = self.dirs.iter().find(|(d, _)| d == dir) else {
+            return false;
+        };
+        let key = (wd.clone(), name.to_os_string());
+        let quiet = {
+            let Ok(s) = self.state.lock() else {
+                return false;
+            };
+            match s.names.get(&key) {
+                Some(u) if u.busy() => u.last.elapsed() >= QUIET,
+                _ => return false,
+            }
+        };
+        if !quiet {
+            return true;
+        }
+        let held = held_open(&dir.join(name));
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        if held {
+            if let Some(u) = s.names.get_mut(&key) {
+                u.last = Instant::now();
+            }
+            true
+        } else {
+            s.names.remove(&key);
+            tracing::warn!(outbox = %dir.display(), name = %name.to_string_lossy(), "open with no event for {} s and no holder seen: released to the settle rule", QUIET.as_secs());
+            false
+        }
+    }
+
+    /// How many open file descriptions of `dir/name` the events account for now (0 when
+    /// the directory is not watched).
+    pub fn open(&self, dir: &Path, name: &OsStr) -> u32 {
+        let Some((_, wd)) = self.dirs.iter().find(|(d, _)| d == dir) else {
+            return 0;
+        };
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| {
+                s.names
+                    .get(&(wd.clone(), name.to_os_string()))
+                    .map(|u| u.open)
+            })
+            .unwrap_or(0)
+    }
+
+    /// When the watch started (ns since the epoch): a file whose status last changed before
+    /// may have been opened unseen, and is checked against [`holders`] before it is taken.
+    pub fn started_ns(&self) -> i128 {
+        self.started_ns
+    }
+
+    /// How many times the kernel's queue overflowed (counts were reset) since start.
+    pub fn overflows(&self) -> u64 {
+        self.state.lock().map(|s| s.overflows).unwrap_or(0)
+    }
+}
+
+impl State {
+    fn apply(
+        &mut self,
+        wd: &WatchDescriptor,
+        mask: EventMask,
+        cookie: u32,
+        name: Option<&OsStr>,
+        now: Instant,
+    ) {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            self.names.clear();
+            self.moving = None;
+            self.overflows += 1;
+            tracing::warn!(
+                "outbox events were lost; files already open count as closed and the settle rule decides for them"
+            );
+            return;
+        }
+        let Some(name) = name else { return };
+        if mask.contains(EventMask::ISDIR) {
+            return;
+        }
+        let key = (wd.clone(), name.to_os_string());
+        if mask.intersects(EventMask::OPEN | EventMask::MODIFY) {
+            let u = self.names.entry(key.clone()).or_insert(Use {
+                open: 0,
+                dirty: false,
+                last: now,
+            });
+            u.last = now;
+            if mask.contains(EventMask::OPEN) {
+                u.open += 1;
+            }
+            if mask.contains(EventMask::MODIFY) {
+                u.dirty = true;
+            }
+        }
+        if mask.intersects(EventMask::CLOSE_WRITE | EventMask::CLOSE_NOWRITE) {
+            if let Some(u) = self.names.get_mut(&key) {
+                u.open = u.open.saturating_sub(1);
+                u.last = now;
+                if mask.contains(EventMask::CLOSE_WRITE) {
+                    u.dirty = false;
+                }
+                if !u.busy() {
+                    self.names.remove(&key);
+                }
+            }
+        }
+        if mask.contains(EventMask::MOVED_FROM) {
+            self.moving = self.names.remove(&key).map(|u| (cookie, u));
+        }
+        if mask.contains(EventMask::MOVED_TO) {
+            match self.moving.take() {
+                Some((c, u)) if c == cookie => {
+                    self.names.insert(key.clone(), u);
+                }
+                _ => {
+                    self.names.remove(&key);
+                }
+            }
+        }
+        if mask.contains(EventMask::DELETE) {
+            self.names.remove(&key);
+        }
+    }
+}
+
+/// Whether any process this one may inspect holds `path` open (see [`holders`]).
+fn held_open(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| holders().contains(&(m.dev(), m.ino())))
+}
+
+/// The files (device, inode) that the processes this one may inspect hold open: a scan of
+/// `/proc/*/fd`. Processes it may not inspect (other users', without `CAP_SYS_PTRACE`, or
+/// hidden by `ProtectProc=invisible`) are not seen; kernel holders (`nfsd`) never are.
+pub fn holders() -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        if !p
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(m) = std::fs::metadata(fd.path())
+                && m.file_type().is_file()
+            {
+                out.insert((m.dev(), m.ino()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::{self, File, OpenOptions};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    /// Waits (bounded) until the thread has read the events that make `want` true.
+    fn until(w: &Writers, dir: &Path, name: &str, want: impl Fn(u32) -> bool) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = w.open(dir, OsStr::new(name));
+            if want(n) || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_file_open_for_writing_is_busy_and_free_once_closed() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        let mut f = File::create(dir.join("a.pdf")).unwrap();
+        f.write_all(b"%PDF-1.7 forty per cent").unwrap();
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n > 0), 1, "held open: busy");
+        drop(f);
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n == 0), 0, "closed: free");
+        assert!(!w.busy(&dir, OsStr::new("a.pdf")));
+        // two writers, the second opened once the first open was read: busy until the
+        // last one closes
+        let a = OpenOptions::new()
+            .append(true)
+            .open(dir.join("a.pdf"))
+            .unwrap();
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n == 1), 1);
+        let mut b = OpenOptions::new()
+            .append(true)
+            .open(dir.join("a.pdf"))
+            .unwrap();
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n == 2), 2);
+        drop(a);
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n == 1), 1);
+        assert!(w.busy(&dir, OsStr::new("a.pdf")));
+        b.write_all(b" and the rest").unwrap();
+        drop(b);
+        assert_eq!(until(&w, &dir, "a.pdf", |n| n == 0), 0);
+        assert!(!w.busy(&dir, OsStr::new("a.pdf")));
+    }
+
+    #[test]
+    fn merged_opens_still_see_a_later_write_and_proc_finds_holders() {
+        let t = tempfile::tempdir().unwrap();
+        let ino = Inotify::init().unwrap();
+        let wd = ino.watches().add(t.path(), WatchMask::OPEN).unwrap();
+        let now = Instant::now();
+        let mut s = State::default();
+        let x = Some(OsStr::new("x"));
+        // two opens merged into one event, the first writer closes, the second writes on
+        s.apply(&wd, EventMask::OPEN, 0, x, now);
+        s.apply(&wd, EventMask::CLOSE_WRITE, 0, x, now);
+        assert!(s.names.is_empty());
+        s.apply(&wd, EventMask::MODIFY, 0, x, now);
+        assert!(s.names.values().all(Use::busy) && s.names.len() == 1);
+        s.apply(&wd, EventMask::CLOSE_WRITE, 0, x, now);
+        assert!(s.names.is_empty());
+        // the scan behind a quiet name sees a holder in this process
+        let p = t.path().join("held");
+        let f = File::create(&p).unwrap();
+        assert!(held_open(&p));
+        drop(f);
+        assert!(!held_open(&p));
+    }
+
+    #[test]
+    fn the_count_follows_a_rename_and_forgets_a_delete() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        let f = File::create(dir.join("r.pdf.filepart")).unwrap();
+        assert_eq!(until(&w, &dir, "r.pdf.filepart", |n| n == 1), 1);
+        fs::rename(dir.join("r.pdf.filepart"), dir.join("r.pdf")).unwrap();
+        assert_eq!(
+            until(&w, &dir, "r.pdf", |n| n == 1),
+            1,
+            "still open after the rename"
+        );
+        assert_eq!(w.open(&dir, OsStr::new("r.pdf.filepart")), 0);
+        drop(f);
+        assert_eq!(until(&w, &dir, "r.pdf", |n| n == 0), 0);
+        let g = File::create(dir.join("d.txt")).unwrap();
+        assert_eq!(until(&w, &dir, "d.txt", |n| n == 1), 1);
+        fs::remove_file(dir.join("d.txt")).unwrap();
+        assert_eq!(until(&w, &dir, "d.txt", |n| n == 0), 0);
+        drop(g);
+        assert_eq!(w.open(Path::new("/nowhere"), OsStr::new("d.txt")), 0);
+    }
+
+    #[test]
+    fn an_overflow_resets_the_counts() {
+        let mut s = State::default();
+        let t = tempfile::tempdir().unwrap();
+        let ino = Inotify::init().unwrap();
+        let wd = ino.watches().add(t.path(), WatchMask::OPEN).unwrap();
+        let now = Instant::now();
+        s.apply(&wd, EventMask::OPEN, 0, Some(OsStr::new("x")), now);
+        assert_eq!(s.names.len(), 1);
+        s.apply(&wd, EventMask::Q_OVERFLOW, 0, None, now);
+        assert!(s.names.is_empty());
+        assert_eq!(s.overflows, 1);
+        // a close for an open never seen does not go below zero
+        s.apply(&wd, EventMask::CLOSE_WRITE, 0, Some(OsStr::new("x")), now);
+        assert!(s.names.is_empty());
+    }
+}
