@@ -55,7 +55,12 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
     let lab = lab(21900);
     let court = lab.start("court");
     let name = "判决书-遗失.txt";
-    lab.publish("court", "to-internet", name, "民事判决书 第一页\n".repeat(200).as_bytes());
+    lab.publish(
+        "court",
+        "to-internet",
+        name,
+        "民事判决书 第一页\n".repeat(200).as_bytes(),
+    );
     // the receiver is down: the only copy goes out and the object retires
     wait_until(60, "the sender to retire the file", || {
         !records(&lab, "court", "retired").is_empty()
@@ -69,7 +74,10 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
     assert_eq!(lost[0].name.as_deref(), Some(name));
     assert_eq!(lost[0].channel.as_deref(), Some("to-internet"));
     let id = lost[0].object_id.clone().unwrap();
-    assert_eq!(records(&lab, "court", "retired")[0].object_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        records(&lab, "court", "retired")[0].object_id.as_deref(),
+        Some(id.as_str())
+    );
     assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
 
     // an id the sender never held is reported as such
@@ -92,7 +100,10 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}\n{}", lab.log("court"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("queued again"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued again"),
+        "{out:?}"
+    );
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(60, "the resent file to land", || {
         visible(&inbox).contains(&name.to_string())
@@ -121,7 +132,10 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
     let (ok, text) = reconcile(&s, &r, true);
     assert!(ok, "{text}");
     assert!(text.contains("matched: 1"), "{text}");
-    assert!(text.contains("lost on the way and not landed since: 0"), "{text}");
+    assert!(
+        text.contains("lost on the way and not landed since: 0"),
+        "{text}"
+    );
     let witnessed = text
         .lines()
         .find_map(|l| l.strip_prefix("witnessed checkpoints matching the sender's log: "))

@@ -99,17 +99,19 @@ pub fn reconcile(
         .filter(|x| x.event == Event::Landed && x.peer.as_deref() == Some(sender_node.as_str()))
         .filter_map(|x| x.object_id.as_ref())
         .collect();
-    let mut out = Reconciliation::default();
-    out.retired = s.iter().filter(|x| x.event == Event::Retired).count();
-    out.lost = r
-        .iter()
-        .filter(|x| x.event == Event::Lost && x.peer.as_deref() == Some(sender_node.as_str()))
-        .filter_map(item)
-        .filter(|(id, _)| !arrived.contains_key(id))
-        .map(|(_, it)| it)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut out = Reconciliation {
+        retired: s.iter().filter(|x| x.event == Event::Retired).count(),
+        lost: r
+            .iter()
+            .filter(|x| x.event == Event::Lost && x.peer.as_deref() == Some(sender_node.as_str()))
+            .filter_map(item)
+            .filter(|(id, _)| !arrived.contains_key(id))
+            .map(|(_, it)| it)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        ..Reconciliation::default()
+    };
     for (id, it) in &sent {
         if arrived.contains_key(id) {
             out.matched += 1;

@@ -30,7 +30,10 @@ pub fn command(
 ) -> Result<ExitCode> {
     let cfg = Config::load(config).map_err(|p| anyhow!("{}: {p}", config.display()))?;
     if cfg.diode.is_none() {
-        bail!("{}: no [diode] section: resend is for the diode link (quic resends until the receipt)", config.display());
+        bail!(
+            "{}: no [diode] section: resend is for the diode link (quic resends until the receipt)",
+            config.display()
+        );
     }
     if ids.is_empty() && since.is_none() && until.is_none() {
         bail!("name object ids, or a time range with --since/--until");
@@ -39,8 +42,11 @@ pub fn command(
         bail!("at most {MAX_REQUEST_IDS} ids in one request");
     }
     let time = |s: Option<&str>| -> Result<Option<u64>> {
-        s.map(|t| parse_time(t).ok_or_else(|| anyhow!("{t}: not a time (RFC 3339, or ms since the epoch)")))
-            .transpose()
+        s.map(|t| {
+            parse_time(t)
+                .ok_or_else(|| anyhow!("{t}: not a time (RFC 3339, or ms since the epoch)"))
+        })
+        .transpose()
     };
     let mut request = Request {
         ids: Vec::new(),
@@ -55,7 +61,11 @@ pub fn command(
         request.ids.push(id);
     }
     let held = Held::paths(&cfg.node.state_dir);
-    let matching = held.list().into_iter().filter(|h| request.matches(h)).count();
+    let matching = held
+        .list()
+        .into_iter()
+        .filter(|h| request.matches(h))
+        .count();
     let mut not_held = 0;
     for id in &request.ids {
         if held.list().iter().any(|h| h.spooled.id.to_string() == *id) {
@@ -74,9 +84,12 @@ pub fn command(
         }
         bail!("nothing to resend");
     }
-    let path = held
-        .submit(&request)
-        .with_context(|| format!("cannot queue the request in {}", cfg.node.state_dir.display()))?;
+    let path = held.submit(&request).with_context(|| {
+        format!(
+            "cannot queue the request in {}",
+            cfg.node.state_dir.display()
+        )
+    })?;
     let answer = Held::answer_path(&path);
     let started = Instant::now();
     while started.elapsed() < wait {

@@ -420,8 +420,7 @@ impl Receiver {
         s.malformed_blocks = u.malformed_blocks;
         s.buffered_bytes = (self.window.buffered_bytes() + self.unpacker.buffered_bytes()) as u64;
         s.buffered_bytes_peak = self.window.peak_bytes() as u64;
-        s.datagrams_missed = self.missed_before
-            + self.session.as_ref().map_or(0, |x| x.missed());
+        s.datagrams_missed = self.missed_before + self.session.as_ref().map_or(0, |x| x.missed());
         s
     }
 
@@ -475,7 +474,11 @@ impl Receiver {
             return;
         }
         session.last_seen = now_ms;
-        session.first_seq = Some(session.first_seq.map_or(d.header.seq, |f| f.min(d.header.seq)));
+        session.first_seq = Some(
+            session
+                .first_seq
+                .map_or(d.header.seq, |f| f.min(d.header.seq)),
+        );
         session.accepted += 1;
         self.stats.datagrams_ok += 1;
         match d.body {
@@ -809,14 +812,12 @@ mod tests {
         let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
         // the announcement overtakes the object's last symbols: nothing is judged
         // until they arrive
-        let (announce, rest): (Vec<_>, Vec<_>) = all
-            .iter()
-            .partition(|(d, s)| {
-                !s && matches!(
-                    wire::decode(&LinkKey::new(&KEY), d).unwrap().body,
-                    Body::Announce(_)
-                )
-            });
+        let (announce, rest): (Vec<_>, Vec<_>) = all.iter().partition(|(d, s)| {
+            !s && matches!(
+                wire::decode(&LinkKey::new(&KEY), d).unwrap().body,
+                Body::Announce(_)
+            )
+        });
         let (first, last) = rest.split_at(rest.len() / 2);
         for (d, _) in first {
             r.handle(2_000, d);

@@ -350,10 +350,7 @@ mod tests {
         );
         h.answer(&p, &["done".into()]);
         assert!(!p.exists());
-        assert_eq!(
-            fs::read_to_string(Held::answer_path(&p)).unwrap(),
-            "done\n"
-        );
+        assert_eq!(fs::read_to_string(Held::answer_path(&p)).unwrap(), "done\n");
         let mut e = HeldEntry {
             spooled: spooled(t.path(), id),
             retired_ms: 15,

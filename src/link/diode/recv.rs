@@ -304,8 +304,8 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
         return;
     }
     tracing::warn!(channel, name, object = %id, "lost: the diode sender retired an object that never arrived whole");
-    let marked = std::fs::create_dir_all(&marks)
-        .and_then(|()| crate::fsx::write_durable(&mark, b""));
+    let marked =
+        std::fs::create_dir_all(&marks).and_then(|()| crate::fsx::write_durable(&mark, b""));
     if let Err(err) = marked {
         tracing::warn!(error = %err, "cannot mark the lost object; it may be audited again after a restart");
     }

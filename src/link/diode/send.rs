@@ -62,10 +62,8 @@ pub fn start(
     // one way: nothing tells the sender whether the receiver hears it; the link is up
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
-    let held = Held::open(&node.cfg.node.state_dir).map_err(|error| DiodeError::Socket {
-        addr: bind,
-        error,
-    })?;
+    let held = Held::open(&node.cfg.node.state_dir)
+        .map_err(|error| DiodeError::Socket { addr: bind, error })?;
     let keep_ms = d.keep_sent_ms;
     std::thread::Builder::new()
         .name("isogate-diode-send".into())
@@ -122,13 +120,28 @@ impl Book {
         };
         // what an earlier run retired and still holds is announced again
         for h in b.held.list() {
-            let until = h.retired_ms.saturating_add(keep_ms.max(ANNOUNCE_RETIRED_MS));
-            b.note(&h.spooled.channel, h.spooled.id, &h.spooled.name, h.size, Some(until));
+            let until = h
+                .retired_ms
+                .saturating_add(keep_ms.max(ANNOUNCE_RETIRED_MS));
+            b.note(
+                &h.spooled.channel,
+                h.spooled.id,
+                &h.spooled.name,
+                h.size,
+                Some(until),
+            );
         }
         b
     }
 
-    fn note(&mut self, channel: &str, id: ObjectId, name: &str, size: u64, retired_until: Option<u64>) {
+    fn note(
+        &mut self,
+        channel: &str,
+        id: ObjectId,
+        name: &str,
+        size: u64,
+        retired_until: Option<u64>,
+    ) {
         if let Some(a) = self.objects.get_mut(&id) {
             a.retired_until = retired_until;
             return;
@@ -240,14 +253,22 @@ impl Book {
             self.next_prune = now + PRUNE_EVERY_MS;
             let n = self.held.prune(now, self.keep_ms);
             if n > 0 {
-                tracing::info!(removed = n, "held copies of retired objects past keep_sent_s removed");
+                tracing::info!(
+                    removed = n,
+                    "held copies of retired objects past keep_sent_s removed"
+                );
             }
         }
     }
 
     /// Answers the operator's resend requests: each held copy asked for goes back to the
     /// spool, is audited `resent` and queued.
-    fn resend(&mut self, owner: &Sender, core: &mut Core, sending: &mut HashMap<ObjectId, Sending>) {
+    fn resend(
+        &mut self,
+        owner: &Sender,
+        core: &mut Core,
+        sending: &mut HashMap<ObjectId, Sending>,
+    ) {
         let requests = self.held.take_requests();
         if requests.is_empty() {
             return;
@@ -308,9 +329,9 @@ impl Book {
             return format!("{id}: back in the spool, not audited ({err}); sent at the next start");
         }
         let frame = std::fs::read(spooled.dir.join("manifest")).ok();
-        let sealed = match frame.map(|f| {
-            crate::sender::seal::reload(spooled.clone(), f, &owner.node.keys.own_key())
-        }) {
+        let sealed = match frame
+            .map(|f| crate::sender::seal::reload(spooled.clone(), f, &owner.node.keys.own_key()))
+        {
             Some(Ok(s)) => Some(s),
             // the manifest was signed with a key since switched: inspect and seal again
             _ => match owner.pipeline(spooled) {
@@ -323,7 +344,10 @@ impl Book {
         };
         tracing::info!(object = %id, channel = %h.spooled.channel, name = %h.spooled.name, "sent again at the operator's request");
         take(core, sending, sealed, self);
-        format!("{id}: queued again ({} {})", h.spooled.channel, h.spooled.name)
+        format!(
+            "{id}: queued again ({} {})",
+            h.spooled.channel, h.spooled.name
+        )
     }
 }
 
@@ -456,7 +480,12 @@ fn flush(udp: &Udp, peer: SocketAddr, batch: &mut Vec<u8>, segment: usize) {
 }
 
 /// Hands a sealed object to the core.
-fn take(sender: &mut Core, sending: &mut HashMap<ObjectId, Sending>, sealed: Sealed, book: &mut Book) {
+fn take(
+    sender: &mut Core,
+    sending: &mut HashMap<ObjectId, Sending>,
+    sealed: Sealed,
+    book: &mut Book,
+) {
     let m = sealed.manifest();
     let id = m.object_id;
     if sending.contains_key(&id) {
