@@ -27,7 +27,7 @@ use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
@@ -97,6 +97,8 @@ struct Book {
     held: Held,
     keep_ms: u64,
     objects: BTreeMap<ObjectId, Announced>,
+    /// Retired ids, oldest first, to drop from when the book is full (may hold stale ids).
+    retired_order: VecDeque<ObjectId>,
     next_seq: u64,
     cursor: Option<ObjectId>,
     next_tick: u64,
@@ -111,6 +113,7 @@ impl Book {
             held,
             keep_ms,
             objects: BTreeMap::new(),
+            retired_order: VecDeque::new(),
             next_seq: 0,
             cursor: None,
             next_tick: 0,
@@ -142,22 +145,24 @@ impl Book {
         size: u64,
         retired_until: Option<u64>,
     ) {
+        if retired_until.is_some() {
+            self.retired_order.push_back(id);
+        }
         if let Some(a) = self.objects.get_mut(&id) {
             a.retired_until = retired_until;
             return;
         }
-        if self.objects.len() >= MAX_ANNOUNCED {
-            // drop the retired one announced for the shortest time still
-            let oldest = self
+        while self.objects.len() >= MAX_ANNOUNCED {
+            // drop the oldest retired one still announced
+            let Some(old) = self.retired_order.pop_front() else {
+                return;
+            };
+            if self
                 .objects
-                .iter()
-                .filter_map(|(k, a)| a.retired_until.map(|u| (u, *k)))
-                .min();
-            match oldest {
-                Some((_, k)) => {
-                    self.objects.remove(&k);
-                }
-                None => return,
+                .get(&old)
+                .is_some_and(|a| a.retired_until.is_some())
+            {
+                self.objects.remove(&old);
             }
         }
         self.objects.insert(
@@ -218,6 +223,8 @@ impl Book {
         self.next_tick = now + 1000;
         self.objects
             .retain(|_, a| a.retired_until.is_none_or(|u| u > now));
+        let objects = &self.objects;
+        self.retired_order.retain(|id| objects.contains_key(id));
         // round robin from the cursor
         let start = self.cursor;
         let mut picked: Vec<ObjectId> = match start {
