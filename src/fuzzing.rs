@@ -269,7 +269,7 @@ pub fn zip_views(data: &[u8]) {
 
 /// Feeds `data` to the diode receiver as a datagram off the wire, twice: as it is (the tag
 /// check must reject it) and signed with the receiver's key, so that the body parsers, the
-/// FEC reassembly and the record unpacker see it too.
+/// FEC reassembly, the record unpacker, announcements and checkpoint frames see it too.
 pub fn diode_datagram(data: &[u8]) {
     use crate::core::diode::{LinkKey, Receiver, ReceiverConfig, wire};
     const KEY: [u8; 32] = [7; 32];
@@ -357,9 +357,12 @@ mod tests {
         for i in 0..5_000 {
             let len = (next() as usize) % 1500;
             let mut input: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            if i % 2 == 0 && input.len() > 2 {
-                // a plausible start: the magic, the rest random
+            if i % 2 == 0 && input.len() > 4 {
+                // a plausible start: the magic, the version and each kind (symbol,
+                // heartbeat, announce, checkpoint), the rest random
                 input[..2].copy_from_slice(&crate::core::diode::wire::MAGIC);
+                input[2] = crate::core::diode::wire::VERSION;
+                input[3] = 1 + (i / 2 % 4) as u8;
             }
             diode_datagram(&input);
         }

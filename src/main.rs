@@ -312,6 +312,37 @@ Examples:
         #[arg(long)]
         out: PathBuf,
     },
+    /// Ask the running diode sender to send held objects again (after a `lost` report).
+    #[command(
+        long_about = "\
+Ask the running diode sender to send objects again: by id (as the receiving node's `lost`
+records name them) or every object retired in a time range. A one-way link has no receipt, so
+this is how an object the receiver reports lost crosses again. The sender holds each retired
+object for [diode] keep_sent_s (default 3600 s); an object past that is reported as no longer
+held. The request is written into the node's state directory and taken by the running node
+within a second (or at its next start); each object sent again is audited `resent`. Exit 2:
+some ids are not held.",
+        after_long_help = "\
+Examples:
+  isogate resend --config /etc/isogate/node.toml 4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e
+  isogate resend --config /etc/isogate/node.toml --since 2026-11-30T08:00:00Z --until 2026-11-30T09:00:00Z"
+    )]
+    Resend {
+        /// The sending node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Object ids to send again.
+        ids: Vec<String>,
+        /// Objects retired at or after this time (RFC 3339, or ms since the epoch).
+        #[arg(long)]
+        since: Option<String>,
+        /// Objects retired before this time (RFC 3339, or ms since the epoch).
+        #[arg(long)]
+        until: Option<String>,
+        /// Seconds to wait for the running node's answer.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
     /// Print the shell completion script for SHELL on standard output.
     #[command(after_long_help = "\
 The Debian package installs the bash, zsh and fish scripts already. By hand:
@@ -384,7 +415,8 @@ enum AuditCommand {
         /// Channel name.
         #[arg(long)]
         channel: Option<String>,
-        /// Event (taken, accepted, refused, sealed, sent, confirmed, landed, quarantined, …).
+        /// Event (taken, accepted, refused, sealed, sent, confirmed, retired, landed,
+        /// quarantined, lost, resent, witnessed, …).
         #[arg(long)]
         event: Option<String>,
         /// accept or reject.
@@ -437,6 +469,9 @@ enum AuditCommand {
         /// default: SENDER_DIR/node.pub.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Also fail when the receiver witnessed none of the sender's checkpoints.
+        #[arg(long)]
+        strict: bool,
     },
     /// Export the records for a security management centre.
     Export {
@@ -510,6 +545,19 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Check { config, format } => cli::check::command(&config, format.into()),
         Command::Audit { command } => audit(command),
         Command::Keygen { name, out } => Ok(cli::keygen::command(&name, &out)?),
+        Command::Resend {
+            config,
+            ids,
+            since,
+            until,
+            wait,
+        } => cli::resend::command(
+            &config,
+            &ids,
+            since.as_deref(),
+            until.as_deref(),
+            std::time::Duration::from_secs(wait),
+        ),
         Command::Completions { shell } => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -562,7 +610,8 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             sender,
             receiver,
             key,
-        } => audit::reconcile(&sender, &receiver, key.as_deref()),
+            strict,
+        } => audit::reconcile(&sender, &receiver, key.as_deref(), strict),
         AuditCommand::Export { dir, format } => audit::export(&dir, format.into()),
     }
 }

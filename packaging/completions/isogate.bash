@@ -40,6 +40,9 @@ _isogate() {
             isogate,keygen)
                 cmd="isogate__subcmd__keygen"
                 ;;
+            isogate,resend)
+                cmd="isogate__subcmd__resend"
+                ;;
             isogate,run)
                 cmd="isogate__subcmd__run"
                 ;;
@@ -109,6 +112,9 @@ _isogate() {
             isogate__subcmd__help,keygen)
                 cmd="isogate__subcmd__help__subcmd__keygen"
                 ;;
+            isogate__subcmd__help,resend)
+                cmd="isogate__subcmd__help__subcmd__resend"
+                ;;
             isogate__subcmd__help,run)
                 cmd="isogate__subcmd__help__subcmd__run"
                 ;;
@@ -137,7 +143,7 @@ _isogate() {
 
     case "${cmd}" in
         isogate)
-            opts="-h -V --log-format --help --version init run bench demo check audit keygen completions help"
+            opts="-h -V --log-format --help --version init run bench demo check audit keygen resend completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,7 +397,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__reconcile)
-            opts="-h --key --log-format --help"
+            opts="-h --key --strict --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,7 +583,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__help)
-            opts="init run bench demo check audit keygen completions help"
+            opts="init run bench demo check audit keygen resend completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -786,6 +792,20 @@ _isogate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        isogate__subcmd__help__subcmd__resend)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         isogate__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -842,6 +862,40 @@ _isogate() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__resend)
+            opts="-h --config --since --until --wait --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

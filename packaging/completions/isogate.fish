@@ -35,6 +35,7 @@ complete -c isogate -n "__fish_isogate_needs_command" -f -a "demo" -d 'Make a la
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l link -d 'Link type of the lab\'s channels' -r -f -a "quic\t'QUIC with mutual TLS'
@@ -88,7 +89,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l since -d 'At or after this time (RFC 3339, or ms since the epoch)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l until -d 'Before this time (RFC 3339, or ms since the epoch)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l channel -d 'Channel name' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l event -d 'Event (taken, accepted, refused, sealed, sent, confirmed, landed, quarantined, …)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l event -d 'Event (taken, accepted, refused, sealed, sent, confirmed, retired, landed, quarantined, lost, resent, witnessed, …)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason code' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`)' -r
@@ -112,6 +113,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l key -d 'The sender\'s signing public key (hex file), as pinned in the receiver\'s config; default: SENDER_DIR/node.pub' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l strict -d 'Also fail when the receiver witnessed none of the sender\'s checkpoints'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "jsonl\t'One JSON record per line, exactly as logged'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
@@ -129,18 +131,26 @@ complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Direc
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l config -d 'The sending node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l since -d 'Objects retired at or after this time (RFC 3339, or ms since the epoch)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l until -d 'Objects retired before this time (RFC 3339, or ms since the epoch)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l wait -d 'Seconds to wait for the running node\'s answer' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "query" -d 'Print the records that match every filter given'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'

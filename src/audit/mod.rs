@@ -83,6 +83,15 @@ pub enum Event {
     /// fingerprint); the checkpoint of this record is signed by the old key, later ones by
     /// the new key.
     KeySwitched,
+    /// Diode sender: the object's last copy went out and it left the spool. Nothing
+    /// confirms on a one-way link; a copy may be held for `isogate resend` (`detail`).
+    Retired,
+    /// Diode receiver: the sender retired an object that never arrived whole here; no
+    /// further copy comes unless the sender's operator resends it (`isogate resend`).
+    Lost,
+    /// Diode sender: an operator asked for an object to be sent again (`detail`: the
+    /// request); it was put back in the spool and queued.
+    Resent,
 }
 
 impl Event {
@@ -108,11 +117,14 @@ impl Event {
             Event::PolicyReloaded => "policy_reloaded",
             Event::PolicyRefused => "policy_refused",
             Event::KeySwitched => "key_switched",
+            Event::Retired => "retired",
+            Event::Lost => "lost",
+            Event::Resent => "resent",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 22] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -132,6 +144,9 @@ impl Event {
         Event::PolicyReloaded,
         Event::PolicyRefused,
         Event::KeySwitched,
+        Event::Retired,
+        Event::Lost,
+        Event::Resent,
     ];
 
     /// The verdict an event records, if it records one.

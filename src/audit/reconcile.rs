@@ -2,6 +2,11 @@
 //! the other landed or quarantined, and checks the sender's log against the checkpoints the
 //! receiver witnessed, each with the sender's key in force at its size (the sender may have
 //! switched keys: see `keys`).
+//!
+//! On a diode pair (no receipts) it reports what it can: what the sender `retired`
+//! (every copy sent, nothing confirms), what the receiver audited `lost` and has not
+//! landed since, and whether any of the sender's checkpoints were witnessed at all.
+//! [`Reconciliation::unwitnessed`] says the sender's log is corroborated by nothing.
 
 use super::keys::Timeline;
 use super::read::{self, VerifyError};
@@ -35,6 +40,10 @@ pub struct Reconciliation {
     pub witness_ok: usize,
     /// Witnessed checkpoints that do not match the sender's log (its history was rewritten).
     pub witness_mismatch: Vec<u64>,
+    /// Objects the sender retired on a link with no return path (diode): sent, unconfirmed.
+    pub retired: usize,
+    /// Objects the receiver audited `lost` and never landed or quarantined afterwards.
+    pub lost: Vec<Item>,
 }
 
 impl Reconciliation {
@@ -43,6 +52,12 @@ impl Reconciliation {
         self.sent_not_landed.is_empty()
             && self.landed_not_sent.is_empty()
             && self.witness_mismatch.is_empty()
+    }
+
+    /// Whether the receiver witnessed none of the sender's checkpoints: the sender's log
+    /// is then corroborated by nothing (`audit reconcile --strict` fails).
+    pub fn unwitnessed(&self) -> bool {
+        self.witness_ok == 0 && self.witness_mismatch.is_empty()
     }
 }
 
@@ -84,7 +99,19 @@ pub fn reconcile(
         .filter(|x| x.event == Event::Landed && x.peer.as_deref() == Some(sender_node.as_str()))
         .filter_map(|x| x.object_id.as_ref())
         .collect();
-    let mut out = Reconciliation::default();
+    let mut out = Reconciliation {
+        retired: s.iter().filter(|x| x.event == Event::Retired).count(),
+        lost: r
+            .iter()
+            .filter(|x| x.event == Event::Lost && x.peer.as_deref() == Some(sender_node.as_str()))
+            .filter_map(item)
+            .filter(|(id, _)| !arrived.contains_key(id))
+            .map(|(_, it)| it)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        ..Reconciliation::default()
+    };
     for (id, it) in &sent {
         if arrived.contains_key(id) {
             out.matched += 1;

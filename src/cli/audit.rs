@@ -187,11 +187,16 @@ pub fn verify_proof(proof: &Path, key: &Path) -> Result<ExitCode> {
 
 /// `audit reconcile`: compares the sending node's log in `sender` with the receiving
 /// node's in `receiver`, pinning the sender's `key` (default: `sender/node.pub`), and
-/// prints the differences.
+/// prints the differences. `strict`: no witnessed checkpoint is a failure too.
 ///
 /// # Errors
 /// A log or the key cannot be read, or the two logs do not reconcile.
-pub fn reconcile(sender: &Path, receiver: &Path, key: Option<&Path>) -> Result<ExitCode> {
+pub fn reconcile(
+    sender: &Path,
+    receiver: &Path,
+    key: Option<&Path>,
+    strict: bool,
+) -> Result<ExitCode> {
     let key = load_key(key)?;
     let r = reconcile::reconcile(sender, receiver, key.as_ref())?;
     println!("matched: {}", r.matched);
@@ -216,11 +221,28 @@ pub fn reconcile(sender: &Path, receiver: &Path, key: Option<&Path>) -> Result<E
             r.witness_mismatch
         );
     }
-    if r.is_clean() {
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if r.retired > 0 {
+        println!(
+            "retired by the sender on a link with no return path (sent, nothing confirms): {}",
+            r.retired
+        );
+    }
+    println!("lost on the way and not landed since: {}", r.lost.len());
+    for i in &r.lost {
+        println!("  {} {} {}", i.object_id, i.channel, i.name);
+    }
+    if r.unwitnessed() {
+        eprintln!(
+            "warning: the receiver witnessed none of the sender's checkpoints: nothing corroborates the sender's log"
+        );
+    }
+    if !r.is_clean() {
         bail!("the two logs do not reconcile")
     }
+    if strict && r.unwitnessed() {
+        bail!("no checkpoint of the sender was witnessed (--strict)")
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `audit export`: writes the records of the log in `dir` to standard output in `format`.

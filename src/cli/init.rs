@@ -75,6 +75,9 @@ rate_mbit = 2000
 repair_ratio = 0.1
 # Each object is sent this many times (the carousel), so a lost block is recovered later.
 copies = 2
+# After its last copy an object is held this long (seconds) for `isogate resend`, which an
+# operator runs when the receiver audits it `lost`; 0 holds nothing.
+keep_sent_s = 3600
 "#;
 
 fn node_config(name: &str, peer: &str, base: u16, link: LabLink) -> String {

@@ -10,7 +10,8 @@
 //!                              ├─► check::command    the compliance review
 //!                              ├─► audit::{verify, query, prove, verify_proof,
 //!                              │          reconcile, export}
-//!                              └─► keygen::command   a node's key files
+//!                              ├─► keygen::command   a node's key files
+//!                              └─► resend::command   the diode sender sends held objects again
 //!  process: logging, the async runtime, the shutdown signal
 //! ```
 
@@ -22,4 +23,5 @@ pub mod demo;
 pub mod init;
 pub mod keygen;
 pub mod process;
+pub mod resend;
 pub mod run;

@@ -175,6 +175,13 @@ impl Receiver {
         Ok(())
     }
 
+    /// Whether this node has already settled an object: landed, quarantined or refused.
+    /// A `channel` that is not one of this node's (it names a directory) is never settled.
+    pub fn settled(&self, channel: &str, id: ObjectId) -> bool {
+        self.node.cfg.channel(channel).is_some()
+            && matches!(self.lander.outcome(channel, id), Ok(Some(_)))
+    }
+
     /// Starts an object that arrived over `link` with its frame payload (the signed
     /// manifest). `link_id` is the id the link itself carries, when it carries one (the
     /// diode's records): the manifest must name the same object. Blocking.

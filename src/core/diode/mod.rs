@@ -29,6 +29,12 @@
 //!  poll_transmit(now, buf) ─► socket              (never writes to the network)
 //! ```
 //!
+//! Beside the data, the sender announces the objects it holds (and, with a
+//! retired flag, those whose last copy has gone) and sends its signed audit
+//! checkpoints as their own frames; the receiver names a retired object that never
+//! completed ([`ReceiverEvent::ObjectMissed`]) and passes checkpoints on to be
+//! witnessed.
+//!
 //! Module map: [`wire`] (datagram codec and authentication), [`fec`] (RaptorQ
 //! block coding and the receiver's reassembly window), [`pack`] (objects to a
 //! record stream in blocks and back), [`pacer`] (token bucket), [`sender`] and

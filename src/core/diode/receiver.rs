@@ -21,14 +21,29 @@
 //! heard its sender can be fed a replayed old session until the real sender's
 //! next heartbeat; the shell's durable record of delivered object
 //! ids and the manifest checks downstream catch what such a replay delivers.
+//!
+//! What is lost is known: the sender announces each object it holds (id, channel,
+//! name, size, its number in the session) and, once retired, announces it again
+//! with the retired flag and the block bound below which all its copies were
+//! sent. A retired object that did not complete here, once every block below its
+//! bound has been delivered or given up, is reported once as
+//! [`ReceiverEvent::ObjectMissed`], even if this receiver saw nothing of it (it
+//! was down while it crossed). Datagram sequence numbers that never arrived are
+//! counted as `datagrams_missed`. Signed audit checkpoints of the sender arrive as
+//! [`ReceiverEvent::Checkpoint`], each distinct note once in a row.
+//!
+//! ```text
+//! announce(retired, bound) ─► pending ─► window past bound? ─► complete? ─► drop
+//!                                                    │              no ─► ObjectMissed
+//! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use bytes::Bytes;
 
 use super::fec::{Delivery, REPAIR_SLACK, SymbolOutcome, Window};
 use super::pack::{LossReason, MAX_HEADER, ObjectEvent, Unpacker};
-use super::wire::{self, Body, Heartbeat, LinkKey, WireError};
+use super::wire::{self, Announce, Body, Heartbeat, LinkKey, WireError};
 use super::{ConfigError, ObjectId};
 
 /// Receiver configuration (see [`ReceiverConfig::new`] for the defaults).
@@ -123,6 +138,24 @@ pub enum ReceiverEvent {
         /// Whether the sender sends no further copy.
         last_copy: bool,
     },
+    /// The sender retired an object that never completed here: no further copy
+    /// comes unless an operator sends it again. Reported once per id while it is
+    /// remembered; the shell checks its own durable record before auditing it.
+    ObjectMissed {
+        /// Object id.
+        id: ObjectId,
+        /// Channel, as the sender announced it (lossy UTF-8, not trusted).
+        channel: String,
+        /// Base name, as the sender announced it (lossy UTF-8, not trusted).
+        name: String,
+        /// Content size in bytes.
+        size: u64,
+        /// The object's number in the sender's session.
+        object_seq: u64,
+    },
+    /// A signed checkpoint of the sender's audit log arrived (not yet verified:
+    /// the shell checks its signature before witnessing it).
+    Checkpoint(Vec<u8>),
 }
 
 impl From<ObjectEvent> for ReceiverEvent {
@@ -188,6 +221,14 @@ pub struct ReceiverStats {
     pub buffered_bytes: u64,
     /// Most bytes ever held in the reassembly window.
     pub buffered_bytes_peak: u64,
+    /// Datagram sequence numbers skipped and not (yet) filled in, over all sessions.
+    pub datagrams_missed: u64,
+    /// Distinct objects announced by the sender.
+    pub objects_announced: u64,
+    /// Objects the sender retired that never completed here.
+    pub objects_missed: u64,
+    /// Checkpoint frames received.
+    pub checkpoints: u64,
 }
 
 /// Sliding bitmap of recently seen sequence numbers.
@@ -245,7 +286,72 @@ struct Session {
     start_ms: Option<u64>,
     last_seen: u64,
     replay: ReplayWindow,
+    /// First sequence number seen and datagrams accepted: the gap count.
+    first_seq: Option<u64>,
+    accepted: u64,
 }
+
+impl Session {
+    fn missed(&self) -> u64 {
+        self.first_seq.map_or(0, |f| {
+            self.replay
+                .top
+                .saturating_sub(f)
+                .saturating_sub(self.accepted)
+        })
+    }
+}
+
+/// A retired object waiting for the blocks below its bound to be settled.
+#[derive(Debug)]
+struct Pending {
+    id: ObjectId,
+    block_bound: u64,
+    channel: String,
+    name: String,
+    size: u64,
+    object_seq: u64,
+}
+
+/// A bounded set that forgets its oldest members.
+#[derive(Debug)]
+struct Recent {
+    set: HashSet<ObjectId>,
+    order: VecDeque<ObjectId>,
+    cap: usize,
+}
+
+impl Recent {
+    fn new(cap: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn contains(&self, id: &ObjectId) -> bool {
+        self.set.contains(id)
+    }
+
+    /// Adds `id`; false if it was there already.
+    fn insert(&mut self, id: ObjectId) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Most retired objects waiting to be judged at once; later ones wait for the
+/// sender's next announcement.
+const MAX_PENDING: usize = 4096;
 
 /// The receiving state machine: feed it datagrams with [`handle`](Self::handle),
 /// call [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
@@ -261,6 +367,11 @@ pub struct Receiver {
     unpacker: Unpacker,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
+    announced: Recent,
+    missed: Recent,
+    pending: Vec<Pending>,
+    last_checkpoint: Vec<u8>,
+    missed_before: u64,
 }
 
 impl Receiver {
@@ -292,6 +403,11 @@ impl Receiver {
             unpacker: Unpacker::new(config.remember_objects, config.max_header_bytes),
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
+            announced: Recent::new(config.remember_objects),
+            missed: Recent::new(config.remember_objects),
+            pending: Vec::new(),
+            last_checkpoint: Vec::new(),
+            missed_before: 0,
         })
     }
 
@@ -304,6 +420,7 @@ impl Receiver {
         s.malformed_blocks = u.malformed_blocks;
         s.buffered_bytes = (self.window.buffered_bytes() + self.unpacker.buffered_bytes()) as u64;
         s.buffered_bytes_peak = self.window.peak_bytes() as u64;
+        s.datagrams_missed = self.missed_before + self.session.as_ref().map_or(0, |x| x.missed());
         s
     }
 
@@ -357,11 +474,26 @@ impl Receiver {
             return;
         }
         session.last_seen = now_ms;
+        session.first_seq = Some(
+            session
+                .first_seq
+                .map_or(d.header.seq, |f| f.min(d.header.seq)),
+        );
+        session.accepted += 1;
         self.stats.datagrams_ok += 1;
         match d.body {
             Body::Heartbeat(hb) => {
                 self.events.push_back(ReceiverEvent::HeartbeatSeen(hb));
                 self.window.note_sent(now_ms, hb.blocks_sent);
+            }
+            Body::Announce(a) => self.announce(&a),
+            Body::Checkpoint(note) => {
+                self.stats.checkpoints += 1;
+                if note != self.last_checkpoint.as_slice() {
+                    self.last_checkpoint = note.to_vec();
+                    self.events
+                        .push_back(ReceiverEvent::Checkpoint(note.to_vec()));
+                }
             }
             Body::Symbol(s) => {
                 match self.window.symbol(
@@ -385,12 +517,65 @@ impl Receiver {
         self.drain_window();
     }
 
+    /// Notes an announced object; a retired one that has not completed waits for
+    /// the blocks below its bound to settle.
+    fn announce(&mut self, a: &Announce<'_>) {
+        let id = ObjectId(a.id);
+        if self.announced.insert(id) {
+            self.stats.objects_announced += 1;
+        }
+        if !a.retired()
+            || self.unpacker.is_complete(&id)
+            || self.missed.contains(&id)
+            || self.pending.len() >= MAX_PENDING
+            || self.pending.iter().any(|p| p.id == id)
+        {
+            return;
+        }
+        self.pending.push(Pending {
+            id,
+            block_bound: a.block_bound,
+            channel: String::from_utf8_lossy(a.channel).into_owned(),
+            name: String::from_utf8_lossy(a.name).into_owned(),
+            size: a.size,
+            object_seq: a.object_seq,
+        });
+    }
+
+    /// Judges the retired objects whose blocks have all been delivered or given up.
+    fn settle_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let next = self.window.next_block();
+        let mut i = 0;
+        while i < self.pending.len() {
+            let settled = next.is_none_or(|n| n >= self.pending[i].block_bound);
+            if !settled {
+                i += 1;
+                continue;
+            }
+            let p = self.pending.swap_remove(i);
+            if self.unpacker.is_complete(&p.id) || !self.missed.insert(p.id) {
+                continue;
+            }
+            self.stats.objects_missed += 1;
+            self.events.push_back(ReceiverEvent::ObjectMissed {
+                id: p.id,
+                channel: p.channel,
+                name: p.name,
+                size: p.size,
+                object_seq: p.object_seq,
+            });
+        }
+    }
+
     /// Decides whether a datagram of `session` is for the current session,
     /// switching sessions when the rules allow. False: drop it.
     fn accept_session(&mut self, now_ms: u64, session: u64, body: &Body<'_>) -> bool {
         let hb_start = match body {
             Body::Heartbeat(hb) => Some(hb.session_start_ms),
-            Body::Symbol(_) => None,
+            Body::Symbol(_) | Body::Announce(_) | Body::Checkpoint(_) => None,
         };
         let switch_from = match self.session.as_mut() {
             None => None,
@@ -419,6 +604,7 @@ impl Receiver {
                 .events
                 .push_back(ReceiverEvent::SessionStarted { session }),
             Some(old) => {
+                self.missed_before += self.session.as_ref().map_or(0, |s| s.missed());
                 self.unpacker.abort(LossReason::SessionRestarted);
                 self.window.reset();
                 self.stats.sessions_restarted += 1;
@@ -432,6 +618,8 @@ impl Receiver {
             start_ms: hb_start,
             last_seen: now_ms,
             replay: ReplayWindow::new(),
+            first_seq: None,
+            accepted: 0,
         });
         true
     }
@@ -468,6 +656,7 @@ impl Receiver {
             }
             self.move_unpacker_events();
         }
+        self.settle_pending();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
@@ -502,6 +691,184 @@ mod tests {
         assert!(r.check_and_set(10_000 - 100));
         assert!(!r.check_and_set(10_000 - 100));
         assert!(r.check_and_set(10_001));
+    }
+
+    use crate::core::diode::sender::{Control, Sender, SenderConfig, SenderEvent};
+
+    const KEY: [u8; 32] = [3u8; 32];
+
+    /// Runs a copies=1 sender over `objects` to the end, announcing each object as
+    /// it is retired; returns every datagram in order and whether it was a symbol.
+    fn run_sender(objects: &[(ObjectId, &str, &[u8])]) -> Vec<(Vec<u8>, bool)> {
+        let mut cfg = SenderConfig::new(KEY, 1500);
+        cfg.copies = 1;
+        cfg.source_symbols = 8;
+        let mut s = Sender::new(cfg, 77, 1_000).unwrap();
+        for (id, _, data) in objects {
+            s.enqueue(*id, b"hdr".to_vec(), data.len() as u64).unwrap();
+        }
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        for _ in 0..10_000 {
+            while let Some(w) = s.wants() {
+                let (_, _, data) = objects.iter().find(|o| o.0 == w.id).unwrap();
+                let from = w.offset as usize;
+                let to = (from + w.max_len).min(data.len());
+                s.feed(w.id, w.offset, &data[from..to]).unwrap();
+            }
+            match s.poll_transmit(2_000, &mut buf).unwrap() {
+                Some(n) => {
+                    let symbol = matches!(
+                        wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
+                        Body::Symbol(_)
+                    );
+                    out.push((buf[..n].to_vec(), symbol));
+                }
+                None if s.is_idle() => break,
+                None => {}
+            }
+            while let Some(ev) = s.poll_event() {
+                if let SenderEvent::ObjectRetired { id } = ev {
+                    let (_, name, data) = objects.iter().find(|o| o.0 == id).unwrap();
+                    s.send_control(Control::Announce {
+                        id,
+                        object_seq: 0,
+                        size: data.len() as u64,
+                        retired: true,
+                        channel: "to-internet".into(),
+                        name: (*name).into(),
+                    })
+                    .unwrap();
+                }
+            }
+        }
+        // the announcements queued last
+        while let Some(n) = s.poll_transmit(2_000, &mut buf).unwrap() {
+            out.push((buf[..n].to_vec(), false));
+        }
+        out
+    }
+
+    fn events(r: &mut Receiver) -> Vec<ReceiverEvent> {
+        std::iter::from_fn(|| r.poll_event()).collect()
+    }
+
+    #[test]
+    fn retired_and_complete_is_not_missed() {
+        let id = ObjectId([1; 16]);
+        let data = vec![7u8; 20_000];
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in run_sender(&[(id, "a.pdf", &data)]) {
+            r.handle(2_000, &d);
+        }
+        let ev = events(&mut r);
+        assert!(ev.contains(&ReceiverEvent::ObjectComplete { id }));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ReceiverEvent::ObjectMissed { .. }))
+        );
+        assert_eq!(r.stats().objects_announced, 1);
+        assert_eq!(r.stats().datagrams_missed, 0);
+    }
+
+    #[test]
+    fn retired_without_data_is_missed_once_with_its_name() {
+        let (a, b) = (ObjectId([1; 16]), ObjectId([2; 16]));
+        let (da, db) = (vec![1u8; 30_000], vec![2u8; 500]);
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        let all = run_sender(&[(a, "判决书.pdf", &da), (b, "b.txt", &db)]);
+        // every symbol is lost (the receiver was down); announcements arrive, twice
+        for (d, symbol) in all.iter().chain(all.iter()) {
+            if !symbol {
+                r.handle(2_000, d);
+            }
+        }
+        r.handle_timeout(60_000);
+        let missed: Vec<_> = events(&mut r)
+            .into_iter()
+            .filter_map(|e| match e {
+                ReceiverEvent::ObjectMissed {
+                    id, channel, name, ..
+                } => Some((id, channel, name)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            missed,
+            vec![
+                (a, "to-internet".to_string(), "判决书.pdf".to_string()),
+                (b, "to-internet".to_string(), "b.txt".to_string())
+            ]
+        );
+        assert_eq!(r.stats().objects_missed, 2);
+        assert!(r.stats().datagrams_missed > 0, "{:?}", r.stats());
+    }
+
+    #[test]
+    fn retired_object_waits_for_its_blocks() {
+        let id = ObjectId([4; 16]);
+        let data = vec![9u8; 40_000];
+        let all = run_sender(&[(id, "x.bin", &data)]);
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        // the announcement overtakes the object's last symbols: nothing is judged
+        // until they arrive
+        let (announce, rest): (Vec<_>, Vec<_>) = all.iter().partition(|(d, s)| {
+            !s && matches!(
+                wire::decode(&LinkKey::new(&KEY), d).unwrap().body,
+                Body::Announce(_)
+            )
+        });
+        let (first, last) = rest.split_at(rest.len() / 2);
+        for (d, _) in first {
+            r.handle(2_000, d);
+        }
+        for (d, _) in &announce {
+            r.handle(2_000, d);
+        }
+        assert!(
+            !events(&mut r)
+                .iter()
+                .any(|e| matches!(e, ReceiverEvent::ObjectMissed { .. }))
+        );
+        for (d, _) in last {
+            r.handle(2_001, d);
+        }
+        r.handle_timeout(60_000);
+        let ev = events(&mut r);
+        assert!(ev.contains(&ReceiverEvent::ObjectComplete { id }));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ReceiverEvent::ObjectMissed { .. }))
+        );
+    }
+
+    #[test]
+    fn checkpoint_frames_pass_once_each() {
+        let mut cfg = SenderConfig::new(KEY, 1500);
+        cfg.heartbeat_interval_ms = 1_000_000;
+        let mut s = Sender::new(cfg, 5, 0).unwrap();
+        for note in [&b"note one"[..], b"note one", b"note one", b"note two"] {
+            s.send_control(Control::Checkpoint(note.to_vec())).unwrap();
+        }
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        while let Some(n) = s.poll_transmit(0, &mut buf).unwrap() {
+            r.handle(0, &buf[..n]);
+        }
+        let notes: Vec<_> = events(&mut r)
+            .into_iter()
+            .filter_map(|e| match e {
+                ReceiverEvent::Checkpoint(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notes, vec![b"note one".to_vec(), b"note two".to_vec()]);
+        assert_eq!(r.stats().checkpoints, 4);
+        // too long for one datagram: refused at the sender
+        assert!(matches!(
+            s.send_control(Control::Checkpoint(vec![b'x'; 2000])),
+            Err(crate::core::diode::SenderError::Wire(_))
+        ));
     }
 
     #[test]

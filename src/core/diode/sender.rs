@@ -17,7 +17,9 @@
 //! read it from the spool and [`Sender::feed`] it; call
 //! [`Sender::poll_transmit`] until it returns `None`, then wait until
 //! [`Sender::poll_timeout`] (or new work) and repeat; drain
-//! [`Sender::poll_event`]. The clock is milliseconds (wall clock: its value at
+//! [`Sender::poll_event`]. Small control frames (object announcements, signed
+//! audit checkpoints) queued with [`Sender::send_control`] go before the next
+//! symbol, paced like the rest. The clock is milliseconds (wall clock: its value at
 //! start orders sessions across sender restarts).
 
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +29,9 @@ use thiserror::Error;
 use super::fec::{self, FecError};
 use super::pacer::TokenBucket;
 use super::pack::{BlockWriter, DATA_HDR, END_LEN, MAX_HEADER, MAX_OBJECT_SIZE, START_LEN};
-use super::wire::{self, Body, Header, Heartbeat, LinkKey, SYMBOL_OVERHEAD, Symbol, WireError};
+use super::wire::{
+    self, Announce, Body, Header, Heartbeat, LinkKey, SYMBOL_OVERHEAD, Symbol, WireError,
+};
 use super::{ConfigError, ObjectId};
 
 /// Sender configuration (see [`SenderConfig::new`] for the defaults).
@@ -124,6 +128,36 @@ pub enum SenderError {
     /// A block could not be coded.
     #[error("block coding failed: {0}")]
     Fec(#[from] FecError),
+    /// A control frame would not fit one datagram under the MTU.
+    #[error("control frame of {0} bytes does not fit the MTU")]
+    ControlTooLong(usize),
+}
+
+/// Most control frames queued at once.
+pub const MAX_CONTROLS: usize = 256;
+
+/// A small frame the shell asks the sender to send between symbols (see
+/// [`Sender::send_control`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Announce an object: the receiver learns its id, channel and name even if it
+    /// sees none of its data. The block bound is filled in when it goes.
+    Announce {
+        /// Object id.
+        id: ObjectId,
+        /// The object's number in this session's announcements.
+        object_seq: u64,
+        /// Content size in bytes.
+        size: u64,
+        /// Whether the sender has retired it (no further copy comes).
+        retired: bool,
+        /// Channel name (1..=255 bytes).
+        channel: String,
+        /// Base name (at most [`wire::MAX_ANNOUNCE_NAME`] bytes).
+        name: String,
+    },
+    /// A signed checkpoint of the sending node's audit log (1..=1024 bytes).
+    Checkpoint(Vec<u8>),
 }
 
 /// A chunk of content the sender asks the shell for.
@@ -251,6 +285,8 @@ pub struct Sender {
     next_heartbeat: u64,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
+    max_len: usize,
+    controls: VecDeque<Control>,
 }
 
 impl Sender {
@@ -323,6 +359,8 @@ impl Sender {
             next_heartbeat: now_ms,
             events: VecDeque::new(),
             stats: SenderStats::default(),
+            max_len,
+            controls: VecDeque::new(),
         };
         s.fill();
         Ok(s)
@@ -345,8 +383,60 @@ impl Sender {
 
     /// The longest datagram this sender makes: the buffer size for [`poll_transmit`](Self::poll_transmit).
     pub fn max_datagram_len(&self) -> usize {
+        let control = wire::HEADER_LEN
+            + (wire::ANNOUNCE_PREFIX_LEN + 255 + wire::MAX_ANNOUNCE_NAME).max(wire::MAX_CHECKPOINT)
+            + wire::TAG_LEN;
         (usize::from(self.t) + SYMBOL_OVERHEAD)
             .max(wire::HEADER_LEN + wire::HEARTBEAT_BODY_LEN + wire::TAG_LEN)
+            .max(control.min(self.max_len))
+    }
+
+    /// Queues a control frame; it goes before the next symbol, paced.
+    ///
+    /// # Errors
+    /// [`SenderError::QueueFull`] when [`MAX_CONTROLS`] are waiting;
+    /// [`SenderError::Wire`] for fields the codec refuses;
+    /// [`SenderError::ControlTooLong`] when the frame does not fit the MTU.
+    pub fn send_control(&mut self, control: Control) -> Result<(), SenderError> {
+        if self.controls.len() >= MAX_CONTROLS {
+            return Err(SenderError::QueueFull);
+        }
+        let mut buf = vec![0u8; 2048];
+        let header = Header { session: 0, seq: 0 };
+        let len = self.encode_control(&control, &header, &mut buf)?;
+        if len > self.max_len {
+            return Err(SenderError::ControlTooLong(len));
+        }
+        self.controls.push_back(control);
+        Ok(())
+    }
+
+    fn encode_control(
+        &self,
+        control: &Control,
+        header: &Header,
+        buf: &mut [u8],
+    ) -> Result<usize, WireError> {
+        let body = match control {
+            Control::Announce {
+                id,
+                object_seq,
+                size,
+                retired,
+                channel,
+                name,
+            } => Body::Announce(Announce {
+                id: id.0,
+                object_seq: *object_seq,
+                size: *size,
+                block_bound: self.stats.blocks_sent,
+                flags: if *retired { wire::ANNOUNCE_RETIRED } else { 0 },
+                channel: channel.as_bytes(),
+                name: name.as_bytes(),
+            }),
+            Control::Checkpoint(note) => Body::Checkpoint(note),
+        };
+        wire::encode(&self.key, header, &body, buf)
     }
 
     /// Counters.
@@ -629,6 +719,18 @@ impl Sender {
             self.stats.bytes_sent += len as u64;
             return Ok(Some(len));
         }
+        if let Some(c) = self.controls.front() {
+            // checked at send_control: it fits the MTU, so the buffer
+            let len = self.encode_control(c, &header, buf)?;
+            if !self.pacer.ready(len) {
+                return Ok(None);
+            }
+            self.controls.pop_front();
+            self.pacer.take(len);
+            self.seq += 1;
+            self.stats.bytes_sent += len as u64;
+            return Ok(Some(len));
+        }
         if self.tx.is_none() && self.block_closable() {
             self.close_block()?;
         }
@@ -691,7 +793,9 @@ impl Sender {
     /// enqueueing may make work earlier.
     pub fn poll_timeout(&self) -> Option<u64> {
         let hb = self.next_heartbeat;
-        if self.tx.is_some() || self.block_closable() {
+        if !self.controls.is_empty() {
+            Some(hb.min(self.pacer.ready_at(self.max_datagram_len())))
+        } else if self.tx.is_some() || self.block_closable() {
             Some(hb.min(self.pacer.ready_at(usize::from(self.t) + SYMBOL_OVERHEAD)))
         } else {
             Some(hb)

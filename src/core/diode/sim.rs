@@ -278,7 +278,10 @@ impl Sim {
                     self.check.lost_events += 1;
                 }
                 ReceiverEvent::SessionRestarted { .. } => self.check.restarts += 1,
-                ReceiverEvent::SessionStarted { .. } | ReceiverEvent::HeartbeatSeen(_) => {}
+                ReceiverEvent::SessionStarted { .. }
+                | ReceiverEvent::HeartbeatSeen(_)
+                | ReceiverEvent::ObjectMissed { .. }
+                | ReceiverEvent::Checkpoint(_) => {}
             }
         }
         self.peak_buffered = self.peak_buffered.max(self.receiver.stats().buffered_bytes);

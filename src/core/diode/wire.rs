@@ -1,5 +1,6 @@
-//! The diode datagram codec: a fixed header, a body (a RaptorQ symbol or a
-//! heartbeat) and a truncated HMAC-SHA256 tag over both. Owns the byte layout,
+//! The diode datagram codec: a fixed header, a body (a RaptorQ symbol, a
+//! heartbeat, an object announcement or a signed audit checkpoint) and a
+//! truncated HMAC-SHA256 tag over both. Owns the byte layout,
 //! the authentication key, the size limits derived from the MTU, and the checks a
 //! received datagram must pass (tag first, then every length and field) before
 //! anything else looks at it.
@@ -10,6 +11,9 @@
 //! heartbeat body      session_start_ms u64 | sender_time_ms u64 | objects_enqueued u64
 //!                     | objects_sent u64 | objects_retired u64 | blocks_sent u64
 //!                     | carousel_pending u32 | interval_ms u32
+//! announce body       object id [16] | object_seq u64 | size u64 | block_bound u64
+//!                     | flags u8 | channel_len u8 | name_len u16 | channel | name
+//! checkpoint body     the sender's signed audit checkpoint (C2SP note), 1..=1024 bytes
 //! tag (16 bytes)      HMAC-SHA256(key, header | body)[..16]
 //! ```
 //! All integers are big-endian. A datagram is exactly as long as its kind says:
@@ -45,8 +49,20 @@ pub const MAX_ESI: u32 = (1 << 24) - 1;
 /// Per-datagram overhead of a symbol datagram: header, symbol prefix and tag.
 pub const SYMBOL_OVERHEAD: usize = HEADER_LEN + SYMBOL_PREFIX_LEN + TAG_LEN;
 
+/// Length of an announce body before the channel and name bytes.
+pub const ANNOUNCE_PREFIX_LEN: usize = 16 + 8 + 8 + 8 + 1 + 1 + 2;
+/// Longest object name an announcement carries (bytes of UTF-8); longer names are cut.
+pub const MAX_ANNOUNCE_NAME: usize = 512;
+/// Longest signed checkpoint a checkpoint datagram carries.
+pub const MAX_CHECKPOINT: usize = 1024;
+/// Announce flag: the sender has retired the object; no further copy will come
+/// unless an operator sends it again.
+pub const ANNOUNCE_RETIRED: u8 = 1;
+
 const KIND_SYMBOL: u8 = 1;
 const KIND_HEARTBEAT: u8 = 2;
+const KIND_ANNOUNCE: u8 = 3;
+const KIND_CHECKPOINT: u8 = 4;
 
 /// Why a datagram could not be decoded or encoded.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +108,13 @@ pub enum WireError {
     /// The encoding symbol id is beyond 24 bits.
     #[error("encoding symbol id {0} out of range")]
     BadSymbolId(u32),
+    /// An announcement's flags, channel or name are not acceptable (unknown
+    /// flag bits, an empty channel, or lengths that do not add up).
+    #[error("malformed object announcement")]
+    BadAnnounce,
+    /// A checkpoint body is empty or longer than [`MAX_CHECKPOINT`].
+    #[error("checkpoint of {0} bytes out of range 1..=1024")]
+    BadCheckpoint(usize),
     /// The output buffer is too small for the datagram.
     #[error("buffer of {have} bytes cannot hold a datagram of {need}")]
     BufferTooSmall {
@@ -201,6 +224,50 @@ pub struct Heartbeat {
     pub interval_ms: u32,
 }
 
+/// The sender's word that an object exists in its session: sent periodically
+/// while the sender holds the object, so that a receiver that saw nothing of it
+/// (it was down) can still name it when it is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announce<'a> {
+    /// The object id (16 bytes).
+    pub id: [u8; 16],
+    /// The object's number in this session's announcements, from 0.
+    pub object_seq: u64,
+    /// Content size in bytes.
+    pub size: u64,
+    /// Every block carrying the object's copies sent so far is numbered below
+    /// this (the sender's `blocks_sent` when the announcement was made).
+    pub block_bound: u64,
+    /// [`ANNOUNCE_RETIRED`] or 0; other bits are refused.
+    pub flags: u8,
+    /// The channel name (1..=255 bytes, UTF-8 expected, not trusted).
+    pub channel: &'a [u8],
+    /// The object's base name (0..=[`MAX_ANNOUNCE_NAME`] bytes, not trusted).
+    pub name: &'a [u8],
+}
+
+impl Announce<'_> {
+    /// Whether the sender has retired the object.
+    pub fn retired(&self) -> bool {
+        self.flags & ANNOUNCE_RETIRED != 0
+    }
+
+    fn body_len(&self) -> usize {
+        ANNOUNCE_PREFIX_LEN + self.channel.len() + self.name.len()
+    }
+
+    fn check(&self) -> Result<(), WireError> {
+        if self.flags & !ANNOUNCE_RETIRED != 0
+            || self.channel.is_empty()
+            || self.channel.len() > usize::from(u8::MAX)
+            || self.name.len() > MAX_ANNOUNCE_NAME
+        {
+            return Err(WireError::BadAnnounce);
+        }
+        Ok(())
+    }
+}
+
 /// A datagram body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body<'a> {
@@ -208,6 +275,10 @@ pub enum Body<'a> {
     Symbol(Symbol<'a>),
     /// A heartbeat.
     Heartbeat(Heartbeat),
+    /// An object announcement.
+    Announce(Announce<'a>),
+    /// A signed checkpoint of the sender's audit log, for the receiver to witness.
+    Checkpoint(&'a [u8]),
 }
 
 /// A verified, decoded datagram borrowing from the received bytes.
@@ -259,6 +330,16 @@ pub fn encode(
             SYMBOL_PREFIX_LEN + s.data.len()
         }
         Body::Heartbeat(_) => HEARTBEAT_BODY_LEN,
+        Body::Announce(a) => {
+            a.check()?;
+            a.body_len()
+        }
+        Body::Checkpoint(note) => {
+            if note.is_empty() || note.len() > MAX_CHECKPOINT {
+                return Err(WireError::BadCheckpoint(note.len()));
+            }
+            note.len()
+        }
     };
     let len = HEADER_LEN + body_len + TAG_LEN;
     if len > MAX_DATAGRAM {
@@ -291,6 +372,25 @@ pub fn encode(
             b[40..48].copy_from_slice(&hb.blocks_sent.to_be_bytes());
             b[48..52].copy_from_slice(&hb.carousel_pending.to_be_bytes());
             b[52..56].copy_from_slice(&hb.interval_ms.to_be_bytes());
+        }
+        Body::Announce(a) => {
+            put_header(out, KIND_ANNOUNCE, header);
+            let b = &mut out[HEADER_LEN..HEADER_LEN + body_len];
+            b[0..16].copy_from_slice(&a.id);
+            b[16..24].copy_from_slice(&a.object_seq.to_be_bytes());
+            b[24..32].copy_from_slice(&a.size.to_be_bytes());
+            b[32..40].copy_from_slice(&a.block_bound.to_be_bytes());
+            b[40] = a.flags;
+            // lengths checked above: channel <= 255, name <= MAX_ANNOUNCE_NAME
+            b[41] = a.channel.len() as u8;
+            b[42..44].copy_from_slice(&(a.name.len() as u16).to_be_bytes());
+            let c_end = ANNOUNCE_PREFIX_LEN + a.channel.len();
+            b[ANNOUNCE_PREFIX_LEN..c_end].copy_from_slice(a.channel);
+            b[c_end..].copy_from_slice(a.name);
+        }
+        Body::Checkpoint(note) => {
+            put_header(out, KIND_CHECKPOINT, header);
+            out[HEADER_LEN..HEADER_LEN + body_len].copy_from_slice(note);
         }
     }
     let tag = key.tag(&out[..HEADER_LEN + body_len]);
@@ -384,9 +484,48 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
                 interval_ms: be_u32(b, 52),
             })
         }
+        KIND_ANNOUNCE => Body::Announce(decode_announce(b)?),
+        KIND_CHECKPOINT => {
+            if b.is_empty() || b.len() > MAX_CHECKPOINT {
+                return Err(WireError::BadCheckpoint(b.len()));
+            }
+            Body::Checkpoint(b)
+        }
         other => return Err(WireError::UnknownKind(other)),
     };
     Ok(Datagram { header, body })
+}
+
+fn decode_announce(b: &[u8]) -> Result<Announce<'_>, WireError> {
+    if b.len() < ANNOUNCE_PREFIX_LEN {
+        return Err(WireError::BodyLength {
+            expected: ANNOUNCE_PREFIX_LEN,
+            got: b.len(),
+        });
+    }
+    let channel_len = usize::from(b[41]);
+    let name_len = usize::from(be_u16(b, 42));
+    let expected = ANNOUNCE_PREFIX_LEN + channel_len + name_len;
+    if b.len() != expected {
+        return Err(WireError::BodyLength {
+            expected,
+            got: b.len(),
+        });
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[0..16]);
+    let c_end = ANNOUNCE_PREFIX_LEN + channel_len;
+    let a = Announce {
+        id,
+        object_seq: be_u64(b, 16),
+        size: be_u64(b, 24),
+        block_bound: be_u64(b, 32),
+        flags: b[40],
+        channel: &b[ANNOUNCE_PREFIX_LEN..c_end],
+        name: &b[c_end..],
+    };
+    a.check()?;
+    Ok(a)
 }
 
 #[cfg(test)]
@@ -478,8 +617,117 @@ mod tests {
                 );
                 assert_eq!(s.data, &(0..64u8).collect::<Vec<_>>()[..]);
             }
-            Body::Heartbeat(_) => panic!("wrong kind"),
+            _ => panic!("wrong kind"),
         }
+    }
+
+    fn announce_datagram() -> Vec<u8> {
+        let a = Announce {
+            id: [5u8; 16],
+            object_seq: 11,
+            size: 1234,
+            block_bound: 77,
+            flags: ANNOUNCE_RETIRED,
+            channel: b"to-internet",
+            name: "判决书.pdf".as_bytes(),
+        };
+        let mut buf = vec![0u8; 1500];
+        let n = encode(
+            &key(),
+            &Header { session: 3, seq: 4 },
+            &Body::Announce(a),
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn checkpoint_datagram() -> Vec<u8> {
+        let mut buf = vec![0u8; 1500];
+        let n = encode(
+            &key(),
+            &Header { session: 3, seq: 5 },
+            &Body::Checkpoint(b"court\n12\nroot\n\n- court sig\n"),
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn announce_round_trip() {
+        let d = announce_datagram();
+        let Body::Announce(a) = decode(&key(), &d).unwrap().body else {
+            panic!("wrong kind")
+        };
+        assert_eq!(a.id, [5u8; 16]);
+        assert_eq!((a.object_seq, a.size, a.block_bound), (11, 1234, 77));
+        assert!(a.retired());
+        assert_eq!(a.channel, b"to-internet");
+        assert_eq!(a.name, "判决书.pdf".as_bytes());
+    }
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let d = checkpoint_datagram();
+        assert_eq!(
+            decode(&key(), &d).unwrap().body,
+            Body::Checkpoint(b"court\n12\nroot\n\n- court sig\n")
+        );
+    }
+
+    #[test]
+    fn bad_announce_and_checkpoint_refused() {
+        let mut buf = vec![0u8; 4000];
+        let h = Header { session: 0, seq: 0 };
+        let base = Announce {
+            id: [0; 16],
+            object_seq: 0,
+            size: 0,
+            block_bound: 0,
+            flags: 0,
+            channel: b"c",
+            name: b"n",
+        };
+        for a in [
+            Announce { flags: 2, ..base },
+            Announce {
+                channel: b"",
+                ..base
+            },
+            Announce {
+                name: &[b'x'; MAX_ANNOUNCE_NAME + 1],
+                ..base
+            },
+        ] {
+            assert_eq!(
+                encode(&key(), &h, &Body::Announce(a), &mut buf),
+                Err(WireError::BadAnnounce)
+            );
+        }
+        for note in [&[][..], &[b'x'; MAX_CHECKPOINT + 1][..]] {
+            assert_eq!(
+                encode(&key(), &h, &Body::Checkpoint(note), &mut buf),
+                Err(WireError::BadCheckpoint(note.len()))
+            );
+        }
+        // signed but with an unknown flag bit, or lengths that do not add up
+        let d = announce_datagram();
+        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let mut m = signed.clone();
+        m[HEADER_LEN + 40] = 0x80;
+        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadAnnounce));
+        let mut m = signed.clone();
+        m[HEADER_LEN + 41] = 0;
+        assert!(matches!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BodyLength { .. })
+        ));
+        let mut m = signed[..HEADER_LEN].to_vec();
+        m[3] = KIND_CHECKPOINT;
+        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadCheckpoint(0)));
     }
 
     #[test]
@@ -491,7 +739,12 @@ mod tests {
 
     #[test]
     fn every_truncation_rejected() {
-        for d in [symbol_datagram(), heartbeat_datagram().1] {
+        for d in [
+            symbol_datagram(),
+            heartbeat_datagram().1,
+            announce_datagram(),
+            checkpoint_datagram(),
+        ] {
             for n in 0..d.len() {
                 assert!(decode(&key(), &d[..n]).is_err(), "prefix of {n} accepted");
             }
@@ -500,7 +753,12 @@ mod tests {
 
     #[test]
     fn every_bit_flip_rejected() {
-        for d in [symbol_datagram(), heartbeat_datagram().1] {
+        for d in [
+            symbol_datagram(),
+            heartbeat_datagram().1,
+            announce_datagram(),
+            checkpoint_datagram(),
+        ] {
             for i in 0..d.len() * 8 {
                 let mut m = d.clone();
                 m[i / 8] ^= 1 << (i % 8);
@@ -515,7 +773,11 @@ mod tests {
 
     #[test]
     fn trailing_bytes_rejected() {
-        for d in [symbol_datagram(), heartbeat_datagram().1] {
+        for d in [
+            symbol_datagram(),
+            heartbeat_datagram().1,
+            announce_datagram(),
+        ] {
             let mut m = d.clone();
             m.push(0);
             assert!(decode(&key(), &m).is_err());

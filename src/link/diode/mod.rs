@@ -6,11 +6,14 @@
 //!  sending node                                      receiving node
 //!  sealed ─► send: enqueue ─► wants ─► read spool    recv: UDP (GRO) ─► core.handle
 //!            poll_transmit ─► UDP (GSO), paced ════►       events ─► write: verify chunks,
-//!            retired ─► audit, spool entry removed          part file ─► inspect ─► land
+//!            retired ─► audit, held for resend              part file ─► inspect ─► land
+//!            announce, checkpoint frames ════════════►  announced but missed ─► audit `lost`
+//!                                                      checkpoint ─► audit `witnessed`
 //! ```
 //!
 //! Nothing is ever sent toward the sender: the receiving side has no output path at all.
 
+pub mod held;
 pub mod recv;
 pub mod send;
 pub mod udp;

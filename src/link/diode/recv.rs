@@ -3,6 +3,18 @@
 //! manifest frame is checked like any object's, each chunk is hashed as it arrives, the
 //! part file is inspected again with this node's own policy and landed, exactly once, or
 //! quarantined. The socket is only ever read: nothing goes back toward the sender.
+//!
+//! What is lost is known: an object the sender announced as retired that never arrived
+//! whole (the core's `ObjectMissed`) is audited `lost` with its id, channel and name, once:
+//! not when this node has already landed, quarantined or refused it, and not again after a
+//! restart (`state/lost/<id>` marks it). The operator carries the id to the sender's side
+//! (`isogate resend`). The sender's signed audit checkpoints arrive as their own frames
+//! and are witnessed (`witnessed`) as on quic, after their signature is checked.
+//!
+//! ```text
+//! ObjectMissed ─► settled here? ─► marked lost already? ─► audit `lost`, mark
+//! Checkpoint   ─► signature (peer keys) ─► audit `witnessed`
+//! ```
 
 use super::DiodeError;
 use crate::core::diode::{Receiver as Core, ReceiverConfig, ReceiverEvent, ReceiverStats};
@@ -252,8 +264,50 @@ fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sen
                     a.abandon();
                 }
             }
+            ReceiverEvent::ObjectMissed {
+                id,
+                channel,
+                name,
+                size,
+                object_seq,
+            } => {
+                if let Some(Slot::Arriving(a)) = slots.remove(&id) {
+                    a.abandon();
+                }
+                lost(receiver, id, &channel, &name, size, object_seq);
+            }
+            ReceiverEvent::Checkpoint(note) => crate::link::quic::recv::witness(receiver, &note),
             _ => {}
         }
+    }
+}
+
+/// The sender retired an object that never arrived whole here: audit `lost`, once.
+fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64, object_seq: u64) {
+    if receiver.settled(channel, id) {
+        return;
+    }
+    let node = &receiver.node;
+    let marks = node.cfg.node.state_dir.join("lost");
+    let mark = marks.join(id.to_string());
+    if mark.exists() {
+        return;
+    }
+    let mut e = crate::audit::Entry::object(channel, id, name);
+    e.size = Some(size);
+    e.peer = Some(node.cfg.peer.name.clone());
+    e.detail = Some(format!(
+        "the sender retired it (its object {object_seq} of this run) and it never arrived whole; on the sender: isogate resend --config FILE {id}"
+    ));
+    if let Err(err) = node.audit.durable(crate::audit::Event::Lost, e) {
+        tracing::error!(object = %id, error = %err, "cannot audit a lost object");
+        return;
+    }
+    tracing::warn!(channel, name, object = %id, "lost: the diode sender retired an object that never arrived whole");
+    let marked =
+        std::fs::create_dir_all(&marks).and_then(|()| crate::fsx::write_durable(&mark, b""));
+    if let Err(err) = marked {
+        tracing::warn!(error = %err, "cannot mark the lost object; it may be audited again after a restart");
     }
 }
 

@@ -1,17 +1,33 @@
 //! The sending side of the diode link: takes sealed objects, hands the core their signed
 //! manifest frame and then their content as it asks for it, and sends the datagrams it
 //! yields, paced by the core's token bucket, in GSO batches. An object leaves the spool when
-//! its last carousel copy has gone out (there are no receipts on a diode).
+//! its last carousel copy has gone out: audited `retired` (there are no receipts on a
+//! diode, so nothing is ever `confirmed`), and its copy is held for `isogate resend`
+//! for `[diode] keep_sent_s` (see `held`).
+//!
+//! ```text
+//! sealed ─► core ─► datagrams ════►           every second, beside the data:
+//! retired ─► audit `retired` ─► held copy      announce up to 64 objects held or in flight
+//! state/resend/*.req ─► held copy ─► spool     (retired ones with the retired flag, kept
+//!        ─► audit `resent` ─► core             announced while held, at least 10 min);
+//!                                              the latest signed audit checkpoint
+//!                                              (at once when new, then every 5 s)
+//! ```
 
 use super::DiodeError;
+use super::held::{Held, HeldEntry};
+use crate::audit::{Entry, Event};
+use crate::core::diode::sender::Control;
+use crate::core::diode::wire::MAX_ANNOUNCE_NAME;
 use crate::core::diode::{Sender as Core, SenderConfig, SenderEvent};
+use crate::core::id::ObjectId;
 use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
 use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
@@ -46,10 +62,309 @@ pub fn start(
     // one way: nothing tells the sender whether the receiver hears it; the link is up
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
+    let held = Held::open(&node.cfg.node.state_dir)
+        .map_err(|error| DiodeError::Socket { addr: bind, error })?;
+    let keep_ms = d.keep_sent_ms;
     std::thread::Builder::new()
         .name("isogate-diode-send".into())
-        .spawn(move || run(sender, rx, udp, core, d.peer))
+        .spawn(move || run(sender, rx, udp, core, d.peer, Book::new(held, keep_ms)))
         .map_err(|error| DiodeError::Socket { addr: bind, error })
+}
+
+/// Objects announced per second at most.
+const ANNOUNCE_PER_TICK: usize = 64;
+/// Most objects announced in all (the oldest retired ones drop out first).
+const MAX_ANNOUNCED: usize = 65_536;
+/// A retired object is announced this long at least, held or not.
+const ANNOUNCE_RETIRED_MS: u64 = 600_000;
+/// How often the latest checkpoint is sent again.
+const CHECKPOINT_EVERY_MS: u64 = 5_000;
+/// How often held copies past their time are removed.
+const PRUNE_EVERY_MS: u64 = 10_000;
+
+/// What the sender announces: every object in flight, and retired ones while held.
+struct Announced {
+    object_seq: u64,
+    channel: String,
+    name: String,
+    size: u64,
+    /// `Some(until)`: retired, announced until then.
+    retired_until: Option<u64>,
+}
+
+/// The announcement book, the held copies and the periodic work beside the data.
+struct Book {
+    held: Held,
+    keep_ms: u64,
+    objects: BTreeMap<ObjectId, Announced>,
+    /// Retired ids, oldest first, to drop from when the book is full (may hold stale ids).
+    retired_order: VecDeque<ObjectId>,
+    next_seq: u64,
+    cursor: Option<ObjectId>,
+    next_tick: u64,
+    next_prune: u64,
+    checkpoint: Option<Vec<u8>>,
+    next_checkpoint: u64,
+}
+
+impl Book {
+    fn new(held: Held, keep_ms: u64) -> Self {
+        let mut b = Book {
+            held,
+            keep_ms,
+            objects: BTreeMap::new(),
+            retired_order: VecDeque::new(),
+            next_seq: 0,
+            cursor: None,
+            next_tick: 0,
+            next_prune: 0,
+            checkpoint: None,
+            next_checkpoint: 0,
+        };
+        // what an earlier run retired and still holds is announced again
+        for h in b.held.list() {
+            let until = h
+                .retired_ms
+                .saturating_add(keep_ms.max(ANNOUNCE_RETIRED_MS));
+            b.note(
+                &h.spooled.channel,
+                h.spooled.id,
+                &h.spooled.name,
+                h.size,
+                Some(until),
+            );
+        }
+        b
+    }
+
+    fn note(
+        &mut self,
+        channel: &str,
+        id: ObjectId,
+        name: &str,
+        size: u64,
+        retired_until: Option<u64>,
+    ) {
+        if retired_until.is_some() {
+            self.retired_order.push_back(id);
+        }
+        if let Some(a) = self.objects.get_mut(&id) {
+            a.retired_until = retired_until;
+            return;
+        }
+        while self.objects.len() >= MAX_ANNOUNCED {
+            // drop the oldest retired one still announced
+            let Some(old) = self.retired_order.pop_front() else {
+                return;
+            };
+            if self
+                .objects
+                .get(&old)
+                .is_some_and(|a| a.retired_until.is_some())
+            {
+                self.objects.remove(&old);
+            }
+        }
+        self.objects.insert(
+            id,
+            Announced {
+                object_seq: self.next_seq,
+                channel: channel.to_string(),
+                name: cut(name, MAX_ANNOUNCE_NAME),
+                size,
+                retired_until,
+            },
+        );
+        self.next_seq += 1;
+    }
+
+    fn control(id: ObjectId, a: &Announced) -> Control {
+        Control::Announce {
+            id,
+            object_seq: a.object_seq,
+            size: a.size,
+            retired: a.retired_until.is_some(),
+            channel: a.channel.clone(),
+            name: a.name.clone(),
+        }
+    }
+
+    /// Announces one object now (it just started or retired).
+    fn announce_now(&self, core: &mut Core, id: ObjectId) {
+        if let Some(a) = self.objects.get(&id) {
+            let _ = core.send_control(Self::control(id, a));
+        }
+    }
+
+    /// The work done once a second: announcements, checkpoints, resend requests, pruning.
+    fn tick(
+        &mut self,
+        owner: &Sender,
+        core: &mut Core,
+        sending: &mut HashMap<ObjectId, Sending>,
+        notes: &mut tokio::sync::watch::Receiver<Option<String>>,
+    ) {
+        let now = crate::now_ms();
+        if notes.has_changed().unwrap_or(false) {
+            self.checkpoint = notes.borrow_and_update().clone().map(String::into_bytes);
+            self.next_checkpoint = now;
+        }
+        if now >= self.next_checkpoint
+            && let Some(note) = &self.checkpoint
+        {
+            self.next_checkpoint = now + CHECKPOINT_EVERY_MS;
+            if let Err(e) = core.send_control(Control::Checkpoint(note.clone())) {
+                tracing::warn!(error = %e, "the audit checkpoint cannot cross the diode");
+            }
+        }
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + 1000;
+        self.objects
+            .retain(|_, a| a.retired_until.is_none_or(|u| u > now));
+        let objects = &self.objects;
+        self.retired_order.retain(|id| objects.contains_key(id));
+        // round robin from the cursor
+        let start = self.cursor;
+        let mut picked: Vec<ObjectId> = match start {
+            Some(c) => self
+                .objects
+                .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                .map(|(k, _)| *k)
+                .take(ANNOUNCE_PER_TICK)
+                .collect(),
+            None => Vec::new(),
+        };
+        if picked.len() < ANNOUNCE_PER_TICK {
+            let more = ANNOUNCE_PER_TICK - picked.len();
+            let wrap: Vec<ObjectId> = self
+                .objects
+                .keys()
+                .take_while(|k| start.is_none_or(|c| **k <= c))
+                .take(more)
+                .copied()
+                .collect();
+            picked.extend(wrap);
+        }
+        self.cursor = picked.last().copied();
+        for id in picked {
+            if let Some(a) = self.objects.get(&id)
+                && core.send_control(Self::control(id, a)).is_err()
+            {
+                break;
+            }
+        }
+        self.resend(owner, core, sending);
+        if now >= self.next_prune {
+            self.next_prune = now + PRUNE_EVERY_MS;
+            let n = self.held.prune(now, self.keep_ms);
+            if n > 0 {
+                tracing::info!(
+                    removed = n,
+                    "held copies of retired objects past keep_sent_s removed"
+                );
+            }
+        }
+    }
+
+    /// Answers the operator's resend requests: each held copy asked for goes back to the
+    /// spool, is audited `resent` and queued.
+    fn resend(
+        &mut self,
+        owner: &Sender,
+        core: &mut Core,
+        sending: &mut HashMap<ObjectId, Sending>,
+    ) {
+        let requests = self.held.take_requests();
+        if requests.is_empty() {
+            return;
+        }
+        let held = self.held.list();
+        for (path, req) in requests {
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut lines = Vec::new();
+            for h in held.iter().filter(|h| req.matches(h)) {
+                lines.push(self.resend_one(owner, core, sending, h, &file));
+            }
+            for id in &req.ids {
+                if held.iter().any(|h| h.spooled.id.to_string() == *id) {
+                    continue;
+                }
+                let line = match ObjectId::parse(id) {
+                    None => format!("{id}: not an object id"),
+                    Some(oid) if sending.contains_key(&oid) => {
+                        format!("{id}: still being sent; nothing to do")
+                    }
+                    Some(_) if self.held.in_any_spool(id) => {
+                        format!("{id}: still in the spool; it is sent from there")
+                    }
+                    Some(_) => format!("object {id} is no longer held"),
+                };
+                lines.push(line);
+            }
+            if lines.is_empty() {
+                lines.push("no held object matches".to_string());
+            }
+            self.held.answer(&path, &lines);
+        }
+    }
+
+    fn resend_one(
+        &mut self,
+        owner: &Sender,
+        core: &mut Core,
+        sending: &mut HashMap<ObjectId, Sending>,
+        h: &HeldEntry,
+        file: &str,
+    ) -> String {
+        let id = h.spooled.id;
+        let spooled = match self.held.restore(h) {
+            Ok(s) => s,
+            Err(e) => return format!("{id}: cannot be put back in the spool: {e}"),
+        };
+        let detail = format!("operator request {file}");
+        let mut e = Entry::object(&spooled.channel, id, &spooled.name);
+        e.size = Some(h.size);
+        e.detail = Some(detail);
+        e.peer = Some(owner.node.cfg.peer.name.clone());
+        if let Err(err) = owner.node.audit.durable(Event::Resent, e) {
+            // in the spool now: it is sent at the next start
+            return format!("{id}: back in the spool, not audited ({err}); sent at the next start");
+        }
+        let frame = std::fs::read(spooled.dir.join("manifest")).ok();
+        let sealed = match frame
+            .map(|f| crate::sender::seal::reload(spooled.clone(), f, &owner.node.keys.own_key()))
+        {
+            Some(Ok(s)) => Some(s),
+            // the manifest was signed with a key since switched: inspect and seal again
+            _ => match owner.pipeline(spooled) {
+                Ok(s) => s,
+                Err(e) => return format!("{id}: back in the spool, not sealed ({e})"),
+            },
+        };
+        let Some(sealed) = sealed else {
+            return format!("{id}: back in the spool; refused or waiting (see the audit log)");
+        };
+        tracing::info!(object = %id, channel = %h.spooled.channel, name = %h.spooled.name, "sent again at the operator's request");
+        take(core, sending, sealed, self);
+        format!(
+            "{id}: queued again ({} {})",
+            h.spooled.channel, h.spooled.name
+        )
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 fn random_session() -> u64 {
@@ -69,8 +384,17 @@ struct Sending {
     first_sent: bool,
 }
 
-fn run(owner: Arc<Sender>, rx: Receiver<Sealed>, udp: Udp, mut sender: Core, peer: SocketAddr) {
-    let mut sending: HashMap<crate::core::id::ObjectId, Sending> = HashMap::new();
+fn run(
+    owner: Arc<Sender>,
+    rx: Receiver<Sealed>,
+    udp: Udp,
+    mut sender: Core,
+    peer: SocketAddr,
+    mut book: Book,
+) {
+    let mut sending: HashMap<ObjectId, Sending> = HashMap::new();
+    let mut notes = owner.node.audit.checkpoints();
+    notes.mark_changed();
     let max_dgram = sender.max_datagram_len();
     let per_send = udp
         .max_segments()
@@ -95,13 +419,14 @@ fn run(owner: Arc<Sender>, rx: Receiver<Sealed>, udp: Udp, mut sender: Core, pee
                 .clamp(1, 500)
         };
         match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(s) => take(&mut sender, &mut sending, s),
+            Ok(s) => take(&mut sender, &mut sending, s, &mut book),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         while let Ok(s) = rx.try_recv() {
-            take(&mut sender, &mut sending, s);
+            take(&mut sender, &mut sending, s, &mut book);
         }
+        book.tick(&owner, &mut sender, &mut sending, &mut notes);
         // produce and send whatever the pacer allows now
         loop {
             while let Some(w) = sender.wants() {
@@ -145,7 +470,7 @@ fn run(owner: Arc<Sender>, rx: Receiver<Sealed>, udp: Udp, mut sender: Core, pee
         }
         flush(&udp, peer, &mut batch, segment);
         while let Some(ev) = sender.poll_event() {
-            event(&owner, &mut sending, ev);
+            event(&owner, &mut sender, &mut sending, &mut book, ev);
         }
     }
 }
@@ -164,8 +489,9 @@ fn flush(udp: &Udp, peer: SocketAddr, batch: &mut Vec<u8>, segment: usize) {
 /// Hands a sealed object to the core.
 fn take(
     sender: &mut Core,
-    sending: &mut HashMap<crate::core::id::ObjectId, Sending>,
+    sending: &mut HashMap<ObjectId, Sending>,
     sealed: Sealed,
+    book: &mut Book,
 ) {
     let m = sealed.manifest();
     let id = m.object_id;
@@ -183,6 +509,8 @@ fn take(
         tracing::error!(object = %m.object_id, error = %e, "diode sender refused the object; it is sent again at the next start");
         return;
     }
+    book.note(&m.channel, id, &m.name, m.size, None);
+    book.announce_now(sender, id);
     sending.insert(
         id,
         Sending {
@@ -196,7 +524,9 @@ fn take(
 /// Acts on what the core reports.
 fn event(
     owner: &Sender,
-    sending: &mut HashMap<crate::core::id::ObjectId, Sending>,
+    core: &mut Core,
+    sending: &mut HashMap<ObjectId, Sending>,
+    book: &mut Book,
     ev: SenderEvent,
 ) {
     match ev {
@@ -221,19 +551,50 @@ fn event(
         }
         SenderEvent::ObjectRetired { id } => {
             if let Some(s) = sending.remove(&id) {
-                retire(owner, &s.sealed);
+                let now = crate::now_ms();
+                retire(owner, &book.held, book.keep_ms, &s.sealed, now);
+                let m = s.sealed.manifest();
+                let until = now.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS));
+                book.note(&m.channel, id, &m.name, m.size, Some(until));
+                book.announce_now(core, id);
             }
         }
         SenderEvent::ObjectCancelled { id } => {
             sending.remove(&id);
+            book.objects.remove(&id);
         }
     }
 }
 
-/// The last copy has gone out: the object's retention ends; it leaves the spool.
-fn retire(owner: &Sender, sealed: &Sealed) {
+/// The last copy has gone out: audited durably as `retired` (a one-way link has no
+/// receipt: nothing confirms it), then the spool entry becomes a held copy for
+/// `isogate resend`, or goes when nothing is held.
+fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) {
     let m = sealed.manifest();
-    if let Err(e) = owner.confirm(sealed, "diode: every carousel copy sent", false) {
-        tracing::error!(object = %m.object_id, error = %e, "cannot retire; the object stays in the spool");
+    let node = &owner.node;
+    let mut e = Entry::object(&m.channel, m.object_id, &m.name);
+    e.size = Some(m.size);
+    e.sha256 = Some(m.sha256);
+    e.peer = Some(node.cfg.peer.name.clone());
+    e.detail = Some(if keep_ms > 0 {
+        format!(
+            "diode: every copy sent; no return path, nothing confirms; held {} s for resend",
+            keep_ms / 1000
+        )
+    } else {
+        "diode: every copy sent; no return path, nothing confirms; not held".to_string()
+    });
+    if let Err(err) = node.audit.durable(Event::Retired, e) {
+        tracing::error!(object = %m.object_id, error = %err, "cannot audit the retirement; the object stays in the spool");
+        return;
+    }
+    tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, "retired: every diode copy sent");
+    let moved = if keep_ms > 0 {
+        held.hold(sealed.spooled(), now)
+    } else {
+        owner.spool.remove(sealed.spooled())
+    };
+    if let Err(err) = moved {
+        tracing::error!(object = %m.object_id, error = %err, "cannot move the retired object out of the spool; it is sent again at the next start");
     }
 }

@@ -208,7 +208,7 @@ fn write(mut arriving: Arriving, mut rx: mpsc::Receiver<Bytes>) -> Arriving {
 
 /// Records a checkpoint of the peer's audit log after checking its signature: this node
 /// witnesses the peer's history, so the peer cannot later rewrite it unnoticed.
-fn witness(receiver: &Receiver, payload: &[u8]) {
+pub(crate) fn witness(receiver: &Receiver, payload: &[u8]) {
     let node = &receiver.node;
     let origin = crate::core::checkpoint::origin(&node.cfg.peer.name);
     let opened = std::str::from_utf8(payload).ok().map(|note| {

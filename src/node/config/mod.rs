@@ -51,6 +51,8 @@ pub struct DiodeConfig {
     pub repair_ratio: f64,
     /// How many times each object is sent (the carousel).
     pub copies: u32,
+    /// How long a retired object's copy is held for `isogate resend` (ms; 0: not held).
+    pub keep_sent_ms: u64,
 }
 
 /// Audit log settings.

@@ -49,6 +49,8 @@ pub(super) struct RawDiode {
     pub(super) repair_ratio: f64,
     #[serde(default = "default_copies")]
     pub(super) copies: u32,
+    #[serde(default = "default_keep_sent")]
+    pub(super) keep_sent_s: u64,
 }
 
 fn default_mtu() -> u32 {
@@ -65,6 +67,10 @@ fn default_repair() -> f64 {
 
 fn default_copies() -> u32 {
     2
+}
+
+fn default_keep_sent() -> u64 {
+    3600
 }
 
 /// `[metrics]`.

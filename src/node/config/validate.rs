@@ -534,6 +534,7 @@ fn diode(
         rate_bytes_per_s: raw.rate_mbit.saturating_mul(1_000_000 / 8),
         repair_ratio: raw.repair_ratio,
         copies: raw.copies,
+        keep_sent_ms: raw.keep_sent_s.saturating_mul(1000),
     })
 }
 
