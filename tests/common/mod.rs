@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod clamd;
+pub mod inbox;
+pub mod net;
 
 use std::fs;
 use std::io::Write;
