@@ -12,9 +12,12 @@
 //!         wants() ─► feed(id, off, bytes)                poll_event() ─► part files
 //!           │                                              ▲
 //!  ┌────────▼─────────┐                           ┌────────┴─────────┐
-//!  │ sender.rs        │ carousel: copy 0 of new   │ receiver.rs      │ session,
-//!  │  (carousel,      │ objects first, copy n+1   │  (session, replay│ dedup by
-//!  │   heartbeats)    │ after a gap of newer data │   window, dedup) │ object id
+//!  │ sender.rs        │ new objects first, then   │ receiver.rs      │ session,
+//!  │  (carousel,      │ planned copies, then      │  (session, replay│ dedup by
+//!  │   repeat window, │ spare passes until the    │   window, dedup) │ object id
+//!  │   interleaving,  │ repeat window ends; the   │                  │
+//!  │   heartbeats)    │ symbols of D blocks alter-│                  │
+//!  │                  │ nate on the wire          │                  │
 //!  ├──────────────────┤                           ├──────────────────┤
 //!  │ pack.rs          │ records → blocks that     │ pack.rs          │ blocks →
 //!  │  BlockWriter     │ start on a record bound.  │  Unpacker        │ ObjectStart/
@@ -72,6 +75,9 @@ pub enum ConfigError {
     /// The repair ratio is not a finite number in 0..=4.
     #[error("repair ratio {0} out of range 0..=4")]
     RepairRatio(f64),
+    /// The interleave depth is above the receiver's window allows.
+    #[error("interleave depth {0} out of range 0..=4")]
+    Interleave(u16),
     /// Carousel copies must be at least 1.
     #[error("carousel copies must be at least 1")]
     Copies,

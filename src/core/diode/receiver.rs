@@ -702,6 +702,7 @@ mod tests {
     fn run_sender(objects: &[(ObjectId, &str, &[u8])]) -> Vec<(Vec<u8>, bool)> {
         let mut cfg = SenderConfig::new(KEY, 1500);
         cfg.copies = 1;
+        cfg.repeat_window_ms = 0;
         cfg.source_symbols = 8;
         let mut s = Sender::new(cfg, 77, 1_000).unwrap();
         for (id, _, data) in objects {

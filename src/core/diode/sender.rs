@@ -1,28 +1,46 @@
-//! The sending side of the diode link as a state machine. Owns the object queue
-//! and the carousel (each object is sent `copies` times, later copies after a gap
-//! of newer data), asking the shell for content chunk by chunk, closing blocks and
-//! having them RaptorQ-coded, pacing datagrams, heartbeats, and the events that
-//! tell the shell when an object's last copy is out.
+//! The sending side of the diode link as a state machine. Owns the object queue,
+//! the carousel (each object is sent `copies` times, later copies after a gap of
+//! newer data), the repeat window (after its planned copies an object is sent
+//! again with spare capacity, oldest first, until its window ends), asking the
+//! shell for content chunk by chunk, closing blocks and having them RaptorQ-coded,
+//! interleaving the symbols of several blocks on the wire, pacing datagrams,
+//! heartbeats, and the events that tell the shell when an object may leave the
+//! spool.
 //!
 //! ```text
-//! enqueue ─► fresh queue ─┐                ┌─► repeat queue (copy n+1, eligible
-//!                         ├─► active copy ─┤    after `copy_gap_bytes` of stream)
-//!        repeat queue ────┘   │ Start/Data/End records
-//!                             ▼
-//!             open block (BlockWriter) ── full, or nothing more to add
-//!                             ▼
-//!             tx block: K source + ceil(K·r)+c repair symbols ─► pacer ─► datagrams
+//! enqueue ─► fresh queue ─┐                  ┌─► carousel queue (copy n+1, after
+//!                         ├─► active pass ───┤    `copy_gap_bytes` of stream)
+//!      carousel queue ────┤   │ Start/Data/  └─► repeat ring (spare passes, oldest
+//!      repeat ring ───────┘   │ End records        first, each object at most once
+//!   (only when nothing else   ▼                    per `repeat_interval_ms`) ─► retired
+//!    waits; a new object      open block (BlockWriter)                 at window end
+//!    aborts a spare pass)     ▼
+//!           tx set: up to D coded blocks (K source + ceil(K·r)+c repair symbols),
+//!           one symbol of each in turn ─► pacer ─► datagrams
 //! ```
+//!
+//! Interleaving: a burst of L consecutive lost datagrams costs each of the D
+//! blocks in the tx set at most ceil(L/D) symbols. D is derived (see
+//! [`interleave_for`]) so that a burst of [`BURST_DATAGRAMS`] costs a full block
+//! at most a quarter of its repair symbols, capped at [`MAX_INTERLEAVE`] so that
+//! the receiver's reassembly window (8 blocks by default) holds every block in
+//! the tx set with room left for reordering. Blocks never wait for each other:
+//! a lone block goes out alone (small objects stay fast) and a later block joins
+//! the rotation as soon as it is coded. The block numbers in the tx set always
+//! span fewer than D, and an object's events wait until every block before its
+//! last one has gone out.
+//!
 //! Usage: call [`Sender::enqueue`]; while [`Sender::wants`] returns a chunk,
 //! read it from the spool and [`Sender::feed`] it; call
 //! [`Sender::poll_transmit`] until it returns `None`, then wait until
 //! [`Sender::poll_timeout`] (or new work) and repeat; drain
 //! [`Sender::poll_event`]. Small control frames (object announcements, signed
 //! audit checkpoints) queued with [`Sender::send_control`] go before the next
-//! symbol, paced like the rest. The clock is milliseconds (wall clock: its value at
-//! start orders sessions across sender restarts).
+//! symbol, paced like the rest. The clock is milliseconds (wall clock: its value
+//! at start orders sessions across sender restarts, and repeat windows are kept
+//! in it across restarts).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use thiserror::Error;
 
@@ -33,6 +51,28 @@ use super::wire::{
     self, Announce, Body, Header, Heartbeat, LinkKey, SYMBOL_OVERHEAD, Symbol, WireError,
 };
 use super::{ConfigError, ObjectId};
+
+/// The longest run of consecutive lost datagrams the derived interleave depth is
+/// sized for (a whole GSO batch, or a socket buffer overflow).
+pub const BURST_DATAGRAMS: u32 = 64;
+
+/// The deepest interleave: the receiver's default window of 8 blocks holds this
+/// many blocks in flight and as many again for reordering.
+pub const MAX_INTERLEAVE: u16 = 4;
+
+/// The `copies` value a `Start` record carries when spare passes may follow
+/// (a repeat window is on): no pass is announced as the last.
+pub const COPIES_OPEN: u8 = u8::MAX;
+
+/// The derived interleave depth for blocks with `repair` repair symbols: the
+/// smallest D with ceil([`BURST_DATAGRAMS`] / D) ≤ repair / 4, within
+/// 2..=[`MAX_INTERLEAVE`]. K = 512 with ratio 0.1 + 2 (54 repair symbols) gives
+/// 5, capped to 4: a burst of 64 then costs each block 16 of its 54.
+pub fn interleave_for(repair: u32) -> u16 {
+    let share = (repair / 4).max(1);
+    let d = BURST_DATAGRAMS.div_ceil(share);
+    u16::try_from(d.clamp(2, u32::from(MAX_INTERLEAVE))).unwrap_or(MAX_INTERLEAVE)
+}
 
 /// Sender configuration (see [`SenderConfig::new`] for the defaults).
 #[derive(Debug, Clone)]
@@ -53,14 +93,25 @@ pub struct SenderConfig {
     pub rate_bytes_per_s: u64,
     /// Largest burst in bytes (at least one datagram).
     pub burst_bytes: u64,
-    /// How many times each object is sent (at least 1).
+    /// How many times each object is sent, back to back with newer data (at
+    /// least 1). These planned copies go before spare passes.
     pub copies: u8,
     /// Record-stream bytes that must pass before another copy of an object goes,
     /// unless nothing else is waiting; 0 derives 8 full blocks.
     pub copy_gap_bytes: u64,
+    /// Blocks whose symbols are interleaved on the wire (1..=[`MAX_INTERLEAVE`];
+    /// 1 sends each block back to back); 0 derives it with [`interleave_for`].
+    pub interleave: u16,
+    /// Milliseconds an object stays after its first pass, sent again with spare
+    /// capacity; 0 retires it as soon as its last planned copy is out.
+    pub repeat_window_ms: u64,
+    /// Least milliseconds between two spare passes of one object; 0 derives
+    /// 1/20 of the window, at least 1 s.
+    pub repeat_interval_ms: u64,
     /// Heartbeat interval in milliseconds.
     pub heartbeat_interval_ms: u64,
-    /// Most objects queued or in flight at once.
+    /// Most objects queued, in flight or within their repeat window at once. When
+    /// full, the object nearest the end of its window retires early to make room.
     pub max_queued_objects: usize,
     /// Largest content chunk asked of the shell at once.
     pub max_chunk: usize,
@@ -68,7 +119,8 @@ pub struct SenderConfig {
 
 impl SenderConfig {
     /// Defaults for `mtu`: T from the MTU, K = 512 (up to 4000) or 256 (jumbo),
-    /// repair ratio 0.1 + 2 symbols, 2 copies, unlimited rate, 500 ms heartbeats.
+    /// repair ratio 0.1 + 2 symbols, derived interleave, 1 copy, a 10-minute
+    /// repeat window, unlimited rate, 500 ms heartbeats.
     pub fn new(key: [u8; 32], mtu: usize) -> Self {
         Self {
             key,
@@ -79,8 +131,11 @@ impl SenderConfig {
             repair_extra: 2,
             rate_bytes_per_s: 0,
             burst_bytes: 256 * 1024,
-            copies: 2,
+            copies: 1,
             copy_gap_bytes: 0,
+            interleave: 0,
+            repeat_window_ms: 600_000,
+            repeat_interval_ms: 0,
             heartbeat_interval_ms: 500,
             max_queued_objects: 65_536,
             max_chunk: 1 << 20,
@@ -174,14 +229,17 @@ pub struct Want {
 /// What the sender tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderEvent {
-    /// Every datagram of copy `copy` (0-based) of the object has been handed out.
+    /// Every datagram of pass `copy` (0-based: 0 is the first pass, then the
+    /// planned copies, then spare passes) of the object has been handed out.
     ObjectSent {
         /// Object id.
         id: ObjectId,
-        /// Which copy.
+        /// Which pass (saturates at 254).
         copy: u8,
     },
-    /// The object's last copy has gone out: the shell may drop it from the spool.
+    /// The object's retention has ended (its last planned copy is out and its
+    /// repeat window, if any, has passed, or it made room for a new object): the
+    /// shell may drop it from the spool.
     ObjectRetired {
         /// Object id.
         id: ObjectId,
@@ -198,10 +256,20 @@ pub enum SenderEvent {
 pub struct SenderStats {
     /// Objects enqueued.
     pub objects_enqueued: u64,
-    /// Object copies fully sent.
+    /// Object passes fully sent (first passes, planned copies and spare passes).
     pub copies_sent: u64,
+    /// Spare passes fully sent (part of `copies_sent`).
+    pub spare_passes_sent: u64,
+    /// Spare passes cut short by a new object (sent again from the start later).
+    pub spare_passes_preempted: u64,
     /// Objects retired.
     pub objects_retired: u64,
+    /// Objects retired before their repeat window ended, to make room.
+    pub objects_retired_early: u64,
+    /// Record-stream bytes written (every record, padding excluded).
+    pub stream_bytes: u64,
+    /// Record-stream bytes of header and content written by spare passes.
+    pub spare_stream_bytes: u64,
     /// Blocks fully sent.
     pub blocks_sent: u64,
     /// Source symbols sent.
@@ -218,19 +286,34 @@ pub struct SenderStats {
 struct Entry {
     header: Vec<u8>,
     size: u64,
+    /// Tells this enqueue of the id apart from an earlier one in the ring.
+    generation: u64,
+    /// Passes started so far (saturating), the copy number of the next one.
+    passes: u8,
+    /// When the repeat window ends, once the first pass is out.
+    retire_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Repeat {
     id: ObjectId,
-    copy: u8,
     eligible_at: u64,
+}
+
+/// An object waiting in the repeat ring for its next spare pass.
+#[derive(Debug, Clone, Copy)]
+struct Spare {
+    id: ObjectId,
+    generation: u64,
+    not_before: u64,
 }
 
 #[derive(Debug)]
 struct Active {
     id: ObjectId,
+    generation: u64,
     copy: u8,
+    spare: bool,
     header_len: u64,
     total: u64,
     pos: u64,
@@ -241,8 +324,11 @@ struct Active {
 #[derive(Debug, Clone, Copy)]
 struct Done {
     id: ObjectId,
+    generation: u64,
     copy: u8,
-    retire: bool,
+    /// The last planned copy (or a spare pass): the object moves on to the ring.
+    planned_done: bool,
+    spare: bool,
 }
 
 #[derive(Debug)]
@@ -261,24 +347,33 @@ pub struct Sender {
     key: LinkKey,
     session: u64,
     start_ms: u64,
+    now: u64,
     t: u16,
     block_bytes: usize,
     repair_ratio: f64,
     repair_extra: u16,
     copies: u8,
     copy_gap: u64,
+    depth: usize,
+    window: u64,
+    interval: u64,
     hb_interval: u64,
     max_queued: usize,
     max_chunk: usize,
     objects: HashMap<ObjectId, Entry>,
+    generation: u64,
     fresh: VecDeque<ObjectId>,
     repeats: VecDeque<Repeat>,
+    ring: VecDeque<Spare>,
+    expiry: BTreeSet<(u64, u64, ObjectId)>,
     active: Option<Active>,
     want: Option<Want>,
     writer: BlockWriter,
     open_done: Vec<Done>,
     open_full: bool,
-    tx: Option<TxBlock>,
+    tx: VecDeque<TxBlock>,
+    cursor: usize,
+    finished: BTreeMap<u64, Vec<Done>>,
     seq: u64,
     next_block: u64,
     pacer: TokenBucket,
@@ -313,6 +408,9 @@ impl Sender {
         if config.heartbeat_interval_ms == 0 {
             return Err(ConfigError::HeartbeatInterval.into());
         }
+        if config.interleave > MAX_INTERLEAVE {
+            return Err(ConfigError::Interleave(config.interleave).into());
+        }
         let datagram = usize::from(t) + SYMBOL_OVERHEAD;
         if config.rate_bytes_per_s != 0
             && (config.burst_bytes < datagram as u64 || config.burst_bytes > 1 << 40)
@@ -331,28 +429,51 @@ impl Sender {
         } else {
             config.copy_gap_bytes
         };
+        let depth = if config.interleave == 0 {
+            interleave_for(fec::repair_count(
+                config.source_symbols,
+                config.repair_ratio,
+                config.repair_extra,
+            ))
+        } else {
+            config.interleave
+        };
+        let interval = if config.repeat_interval_ms == 0 {
+            (config.repeat_window_ms / 20).max(1000)
+        } else {
+            config.repeat_interval_ms
+        };
         let mut s = Self {
             key: LinkKey::new(&config.key),
             session,
             start_ms: now_ms,
+            now: now_ms,
             t,
             block_bytes,
             repair_ratio: config.repair_ratio,
             repair_extra: config.repair_extra,
             copies: config.copies,
             copy_gap,
+            depth: usize::from(depth),
+            window: config.repeat_window_ms,
+            interval,
             hb_interval: config.heartbeat_interval_ms,
             max_queued: config.max_queued_objects,
             max_chunk: config.max_chunk,
             objects: HashMap::new(),
+            generation: 0,
             fresh: VecDeque::new(),
             repeats: VecDeque::new(),
+            ring: VecDeque::new(),
+            expiry: BTreeSet::new(),
             active: None,
             want: None,
             writer: BlockWriter::new(block_bytes),
             open_done: Vec::new(),
             open_full: false,
-            tx: None,
+            tx: VecDeque::new(),
+            cursor: 0,
+            finished: BTreeMap::new(),
             seq: 0,
             next_block: 0,
             pacer: TokenBucket::new(config.rate_bytes_per_s, config.burst_bytes, now_ms),
@@ -379,6 +500,11 @@ impl Sender {
     /// Bytes of a full block (K·T).
     pub fn block_bytes(&self) -> usize {
         self.block_bytes
+    }
+
+    /// The interleave depth in use (blocks whose symbols alternate on the wire).
+    pub fn interleave(&self) -> usize {
+        self.depth
     }
 
     /// The longest datagram this sender makes: the buffer size for [`poll_transmit`](Self::poll_transmit).
@@ -429,7 +555,7 @@ impl Sender {
                 id: id.0,
                 object_seq: *object_seq,
                 size: *size,
-                block_bound: self.stats.blocks_sent,
+                block_bound: self.next_block,
                 flags: if *retired { wire::ANNOUNCE_RETIRED } else { 0 },
                 channel: channel.as_bytes(),
                 name: name.as_bytes(),
@@ -444,14 +570,27 @@ impl Sender {
         self.stats
     }
 
-    /// Whether every queued object has retired and every datagram has gone.
-    pub fn is_idle(&self) -> bool {
-        self.objects.is_empty() && self.tx.is_none() && self.writer.is_empty()
+    /// Objects held: queued, in flight or within their repeat window.
+    pub fn objects_held(&self) -> usize {
+        self.objects.len()
     }
 
-    /// Queues an object: `header` is opaque (the signed manifest frame), `size`
-    /// the content length. Content is asked for later through [`wants`](Self::wants).
-    pub fn enqueue(&mut self, id: ObjectId, header: Vec<u8>, size: u64) -> Result<(), SenderError> {
+    /// Whether every queued object has retired and every datagram has gone.
+    pub fn is_idle(&self) -> bool {
+        self.objects.is_empty()
+            && self.tx.is_empty()
+            && self.writer.is_empty()
+            && self.finished.is_empty()
+    }
+
+    /// Whether new work waits: a fresh object, or a planned copy whose gap has
+    /// passed. Spare passes give way to it.
+    fn urgent(&self) -> bool {
+        let pos = self.writer.stream_pos();
+        !self.fresh.is_empty() || self.repeats.front().is_some_and(|r| r.eligible_at <= pos)
+    }
+
+    fn check_new(&mut self, id: ObjectId, header: &[u8], size: u64) -> Result<(), SenderError> {
         if header.len() > MAX_HEADER {
             return Err(SenderError::HeaderTooLarge(header.len()));
         }
@@ -462,11 +601,66 @@ impl Sender {
             return Err(SenderError::DuplicateObject(id));
         }
         if self.objects.len() >= self.max_queued {
-            return Err(SenderError::QueueFull);
+            // Make room: the object nearest the end of its repeat window goes first.
+            let Some(&(_, generation, old)) = self.expiry.first() else {
+                return Err(SenderError::QueueFull);
+            };
+            self.retire(old, generation);
+            self.stats.objects_retired_early += 1;
         }
-        self.objects.insert(id, Entry { header, size });
-        self.fresh.push_back(id);
+        Ok(())
+    }
+
+    fn insert(&mut self, id: ObjectId, header: Vec<u8>, size: u64, retire_at: Option<u64>) -> u64 {
+        self.generation += 1;
+        let generation = self.generation;
+        self.objects.insert(
+            id,
+            Entry {
+                header,
+                size,
+                generation,
+                passes: u8::from(retire_at.is_some()),
+                retire_at,
+            },
+        );
         self.stats.objects_enqueued += 1;
+        generation
+    }
+
+    /// Queues an object: `header` (at most 16 MiB, sent before the content) and
+    /// `size` bytes of content, asked for later through [`wants`](Self::wants).
+    /// New objects go before planned copies whose gap has not passed and before
+    /// every spare pass. Errors: too large, already queued, or the queue is full
+    /// with no object in its repeat window to retire early.
+    pub fn enqueue(&mut self, id: ObjectId, header: Vec<u8>, size: u64) -> Result<(), SenderError> {
+        self.check_new(id, &header, size)?;
+        self.insert(id, header, size, None);
+        self.fresh.push_back(id);
+        self.fill();
+        Ok(())
+    }
+
+    /// Takes back an object whose first pass went out before a restart and whose
+    /// repeat window ends at `retire_at_ms`: it is only sent with spare capacity,
+    /// in the order of these calls, and retires at `retire_at_ms` (at the next
+    /// [`poll_transmit`](Self::poll_transmit) if that has passed). Errors as
+    /// [`enqueue`](Self::enqueue).
+    pub fn enqueue_repeat(
+        &mut self,
+        id: ObjectId,
+        header: Vec<u8>,
+        size: u64,
+        retire_at_ms: u64,
+    ) -> Result<(), SenderError> {
+        self.check_new(id, &header, size)?;
+        let generation = self.insert(id, header, size, Some(retire_at_ms));
+        self.expiry.insert((retire_at_ms, generation, id));
+        self.ring.push_back(Spare {
+            id,
+            generation,
+            not_before: 0,
+        });
         self.fill();
         Ok(())
     }
@@ -475,11 +669,25 @@ impl Sender {
     /// in flight is ended with an abort record, so the receiver drops it cleanly.
     /// Returns whether the object was known.
     pub fn cancel(&mut self, id: ObjectId) -> bool {
-        if self.objects.remove(&id).is_none() {
+        if !self.forget(id) {
             return false;
+        }
+        self.events.push_back(SenderEvent::ObjectCancelled { id });
+        self.fill();
+        true
+    }
+
+    /// Removes an object from every queue; a pass in flight is aborted.
+    fn forget(&mut self, id: ObjectId) -> bool {
+        let Some(e) = self.objects.remove(&id) else {
+            return false;
+        };
+        if let Some(at) = e.retire_at {
+            self.expiry.remove(&(at, e.generation, id));
         }
         self.fresh.retain(|x| *x != id);
         self.repeats.retain(|r| r.id != id);
+        // Ring entries of a forgotten generation are skipped when they come up.
         if let Some(a) = self.active.as_mut()
             && a.id == id
         {
@@ -488,9 +696,31 @@ impl Sender {
                 self.want = None;
             }
         }
-        self.events.push_back(SenderEvent::ObjectCancelled { id });
-        self.fill();
         true
+    }
+
+    /// Retires an object: its retention has ended.
+    fn retire(&mut self, id: ObjectId, generation: u64) {
+        if self
+            .objects
+            .get(&id)
+            .is_some_and(|e| e.generation == generation)
+            && self.forget(id)
+        {
+            self.stats.objects_retired += 1;
+            self.events.push_back(SenderEvent::ObjectRetired { id });
+        }
+    }
+
+    /// Retires the objects whose repeat window has ended.
+    fn expire(&mut self, now: u64) {
+        while let Some(&(at, generation, id)) = self.expiry.first() {
+            if at > now {
+                break;
+            }
+            self.expiry.pop_first();
+            self.retire(id, generation);
+        }
     }
 
     /// The content chunk the sender needs next, if any.
@@ -524,30 +754,54 @@ impl Sender {
             });
         }
         a.pos += bytes.len() as u64;
+        self.stats.stream_bytes += (DATA_HDR + bytes.len()) as u64;
+        if a.spare {
+            self.stats.spare_stream_bytes += bytes.len() as u64;
+        }
         self.want = None;
         self.fill();
         Ok(())
     }
 
-    /// Picks the next object copy: a repeat whose gap has passed (or any repeat
-    /// when nothing fresh waits), else a fresh object.
+    /// Picks the next pass: a planned copy whose gap has passed, else a fresh
+    /// object, else any planned copy, else the oldest object of the repeat ring
+    /// whose interval has passed.
     fn next_copy(&mut self) -> Option<Active> {
         let pos = self.writer.stream_pos();
         let repeat_ready = self
             .repeats
             .front()
             .is_some_and(|r| r.eligible_at <= pos || self.fresh.is_empty());
-        let (id, copy) = if repeat_ready {
-            let r = self.repeats.pop_front()?;
-            (r.id, r.copy)
+        let (id, spare) = if repeat_ready {
+            (self.repeats.pop_front()?.id, false)
+        } else if let Some(id) = self.fresh.pop_front() {
+            (id, false)
         } else {
-            (self.fresh.pop_front()?, 0)
+            let s = self.ring.front().copied()?;
+            if !self
+                .objects
+                .get(&s.id)
+                .is_some_and(|e| e.generation == s.generation)
+            {
+                // Retired or cancelled since: drop the stale entry.
+                self.ring.pop_front();
+                return None;
+            }
+            if s.not_before > self.now {
+                return None;
+            }
+            self.ring.pop_front();
+            (s.id, true)
         };
-        let e = self.objects.get(&id)?;
+        let e = self.objects.get_mut(&id)?;
+        let copy = e.passes.min(COPIES_OPEN - 1);
+        e.passes = e.passes.saturating_add(1);
         let header_len = e.header.len() as u64;
         Some(Active {
             id,
+            generation: e.generation,
             copy,
+            spare,
             header_len,
             total: header_len + e.size,
             pos: 0,
@@ -556,24 +810,55 @@ impl Sender {
         })
     }
 
+    /// Whether the ring holds an object whose spare pass may start now.
+    fn ring_ready(&self) -> bool {
+        self.ring.front().is_some_and(|s| s.not_before <= self.now)
+    }
+
     /// Writes records into the open block until it is full, content is needed
     /// from the shell, or there is nothing to send.
     fn fill(&mut self) {
         while !self.open_full && self.want.is_none() {
             if self.active.is_none() {
-                if self.fresh.is_empty() && self.repeats.is_empty() {
+                if self.fresh.is_empty() && self.repeats.is_empty() && !self.ring_ready() {
                     return;
                 }
+                let before = self.ring.len();
                 self.active = self.next_copy();
+                if self.active.is_none() && self.ring.len() == before {
+                    // Nothing could start (a planned copy of a forgotten object
+                    // was dropped, or the ring's head is not due): try again
+                    // only if a queue still has work.
+                    if self.fresh.is_empty() && self.repeats.is_empty() {
+                        return;
+                    }
+                }
                 continue;
             }
+            let urgent = self.urgent();
             let Some(a) = self.active.as_mut() else {
                 return;
             };
+            if a.spare && !a.aborted && urgent {
+                // New work first: this spare pass starts over later, first in line.
+                a.aborted = true;
+                self.stats.spare_passes_preempted += 1;
+                self.ring.push_front(Spare {
+                    id: a.id,
+                    generation: a.generation,
+                    not_before: 0,
+                });
+                if let Some(e) = self.objects.get_mut(&a.id) {
+                    e.passes = e.passes.saturating_sub(1);
+                }
+            }
             if a.aborted {
                 if a.started && !self.writer.put_abort(&a.id) {
                     self.open_full = true;
                     return;
+                }
+                if a.started {
+                    self.stats.stream_bytes += END_LEN as u64;
                 }
                 self.active = None;
                 continue;
@@ -588,14 +873,20 @@ impl Sender {
                     self.open_full = true;
                     return;
                 }
+                let copies = if self.window > 0 {
+                    COPIES_OPEN
+                } else {
+                    self.copies
+                };
                 // header_len <= MAX_HEADER, checked at enqueue.
                 self.writer.put_start(
                     &a.id,
-                    a.copy,
-                    self.copies,
+                    a.copy.min(copies - 1),
+                    copies,
                     a.header_len as u32,
                     a.total - a.header_len,
                 );
+                self.stats.stream_bytes += START_LEN as u64;
                 a.started = true;
                 continue;
             }
@@ -607,13 +898,17 @@ impl Sender {
                     continue;
                 };
                 let from = a.pos as usize;
-                if n == 0
-                    || !self
-                        .writer
-                        .put_data(&a.id, a.pos, &e.header[from..from + n])
-                {
+                let Some(part) = e.header.get(from..from + n) else {
+                    a.aborted = true;
+                    continue;
+                };
+                if n == 0 || !self.writer.put_data(&a.id, a.pos, part) {
                     self.open_full = true;
                     return;
+                }
+                self.stats.stream_bytes += (DATA_HDR + n) as u64;
+                if a.spare {
+                    self.stats.spare_stream_bytes += n as u64;
                 }
                 a.pos += n as u64;
                 continue;
@@ -637,16 +932,18 @@ impl Sender {
                 self.open_full = true;
                 return;
             }
-            let retire = a.copy.saturating_add(1) >= self.copies;
+            self.stats.stream_bytes += END_LEN as u64;
+            let planned_done = a.spare || a.copy.saturating_add(1) >= self.copies;
             self.open_done.push(Done {
                 id: a.id,
+                generation: a.generation,
                 copy: a.copy,
-                retire,
+                planned_done,
+                spare: a.spare,
             });
-            if !retire {
+            if !planned_done {
                 self.repeats.push_back(Repeat {
                     id: a.id,
-                    copy: a.copy + 1,
                     eligible_at: self.writer.stream_pos().saturating_add(self.copy_gap),
                 });
             }
@@ -659,6 +956,17 @@ impl Sender {
         self.open_full || (!self.writer.is_empty() && self.want.is_none())
     }
 
+    /// Whether another block may join the tx set: fewer than D in it, and the
+    /// block numbers in it would still span fewer than D (so the receiver's
+    /// window never has to give up a block still on the wire).
+    fn tx_has_room(&self) -> bool {
+        self.tx.len() < self.depth
+            && self
+                .tx
+                .front()
+                .is_none_or(|f| self.next_block - f.block < self.depth as u64)
+    }
+
     fn close_block(&mut self) -> Result<(), SenderError> {
         let t = usize::from(self.t);
         let data = self.writer.finish(t);
@@ -668,7 +976,7 @@ impl Sender {
             self.t,
             fec::repair_count(k, self.repair_ratio, self.repair_extra),
         )?;
-        self.tx = Some(TxBlock {
+        self.tx.push_back(TxBlock {
             block: self.next_block,
             k,
             data,
@@ -682,6 +990,11 @@ impl Sender {
         Ok(())
     }
 
+    /// Every block below this number has been sent in full.
+    fn low_watermark(&self) -> u64 {
+        self.tx.front().map_or(self.next_block, |f| f.block)
+    }
+
     fn heartbeat(&self, now_ms: u64) -> Heartbeat {
         Heartbeat {
             session_start_ms: self.start_ms,
@@ -689,10 +1002,60 @@ impl Sender {
             objects_enqueued: self.stats.objects_enqueued,
             objects_sent: self.stats.copies_sent,
             objects_retired: self.stats.objects_retired,
-            blocks_sent: self.stats.blocks_sent,
+            // With interleaving, blocks finish out of order: the receiver may
+            // only take the blocks below the low watermark as sent.
+            blocks_sent: self.low_watermark(),
             carousel_pending: u32::try_from(self.repeats.len() + self.fresh.len())
                 .unwrap_or(u32::MAX),
             interval_ms: u32::try_from(self.hb_interval).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Reports the passes of blocks below the low watermark as sent, in block order.
+    fn settle(&mut self, now_ms: u64) {
+        let low = self.low_watermark();
+        while let Some(entry) = self.finished.first_entry() {
+            if *entry.key() >= low {
+                break;
+            }
+            for d in entry.remove() {
+                self.pass_sent(now_ms, d);
+            }
+        }
+    }
+
+    fn pass_sent(&mut self, now_ms: u64, d: Done) {
+        self.stats.copies_sent += 1;
+        if d.spare {
+            self.stats.spare_passes_sent += 1;
+        }
+        self.events.push_back(SenderEvent::ObjectSent {
+            id: d.id,
+            copy: d.copy,
+        });
+        let window = self.window;
+        let interval = self.interval;
+        let Some(e) = self.objects.get_mut(&d.id) else {
+            return;
+        };
+        if e.generation != d.generation {
+            return;
+        }
+        if e.retire_at.is_none() && window > 0 {
+            let at = now_ms.saturating_add(window);
+            e.retire_at = Some(at);
+            self.expiry.insert((at, d.generation, d.id));
+        }
+        if !d.planned_done {
+            return;
+        }
+        match e.retire_at {
+            Some(at) if at > now_ms => self.ring.push_back(Spare {
+                id: d.id,
+                generation: d.generation,
+                not_before: now_ms.saturating_add(interval),
+            }),
+            _ => self.retire(d.id, d.generation),
         }
     }
 
@@ -704,7 +1067,10 @@ impl Sender {
         now_ms: u64,
         buf: &mut [u8],
     ) -> Result<Option<usize>, SenderError> {
+        self.now = self.now.max(now_ms);
         self.pacer.refill(now_ms);
+        self.expire(now_ms);
+        self.fill();
         let header = Header {
             session: self.session,
             seq: self.seq,
@@ -731,20 +1097,29 @@ impl Sender {
             self.stats.bytes_sent += len as u64;
             return Ok(Some(len));
         }
-        if self.tx.is_none() && self.block_closable() {
+        if self.tx_has_room() && self.block_closable() {
             self.close_block()?;
         }
-        let t = usize::from(self.t);
-        let Some(tx) = self.tx.as_mut() else {
+        if self.tx.is_empty() {
             return Ok(None);
-        };
+        }
+        let t = usize::from(self.t);
         if !self.pacer.ready(t + SYMBOL_OVERHEAD) {
             return Ok(None);
         }
+        if self.cursor >= self.tx.len() {
+            self.cursor = 0;
+        }
+        let Some(tx) = self.tx.get_mut(self.cursor) else {
+            return Ok(None);
+        };
         let k = usize::from(tx.k);
         let total = k + tx.repair.len();
         let data: &[u8] = if tx.next < k {
-            &tx.data[tx.next * t..(tx.next + 1) * t]
+            match tx.data.get(tx.next * t..(tx.next + 1) * t) {
+                Some(d) => d,
+                None => return Ok(None),
+            }
         } else {
             match tx.repair.get(tx.next - k) {
                 Some(r) => r,
@@ -769,37 +1144,42 @@ impl Sender {
         }
         tx.next += 1;
         if tx.next >= total {
+            let block = tx.block;
             let done = std::mem::take(&mut tx.done);
-            self.tx = None;
+            self.tx.remove(self.cursor);
             self.stats.blocks_sent += 1;
-            for d in done {
-                self.stats.copies_sent += 1;
-                self.events.push_back(SenderEvent::ObjectSent {
-                    id: d.id,
-                    copy: d.copy,
-                });
-                if d.retire && self.objects.remove(&d.id).is_some() {
-                    self.stats.objects_retired += 1;
-                    self.events
-                        .push_back(SenderEvent::ObjectRetired { id: d.id });
-                }
+            if !done.is_empty() {
+                self.finished.insert(block, done);
             }
+            self.settle(now_ms);
+        } else {
+            self.cursor += 1;
         }
         Ok(Some(len))
     }
 
     /// When to call [`poll_transmit`](Self::poll_transmit) next: the next
-    /// heartbeat, or when the pacer lets the next symbol go. Feeding content or
-    /// enqueueing may make work earlier.
+    /// heartbeat, when the pacer lets the next symbol go, when the repeat ring's
+    /// next spare pass is due, or when the next repeat window ends. Feeding
+    /// content or enqueueing may make work earlier.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let hb = self.next_heartbeat;
+        let mut at = self.next_heartbeat;
         if !self.controls.is_empty() {
-            Some(hb.min(self.pacer.ready_at(self.max_datagram_len())))
-        } else if self.tx.is_some() || self.block_closable() {
-            Some(hb.min(self.pacer.ready_at(usize::from(self.t) + SYMBOL_OVERHEAD)))
-        } else {
-            Some(hb)
+            at = at.min(self.pacer.ready_at(self.max_datagram_len()));
+        } else if !self.tx.is_empty() || (self.tx_has_room() && self.block_closable()) {
+            at = at.min(self.pacer.ready_at(usize::from(self.t) + SYMBOL_OVERHEAD));
         }
+        if self.active.is_none()
+            && self.fresh.is_empty()
+            && self.repeats.is_empty()
+            && let Some(s) = self.ring.front()
+        {
+            at = at.min(s.not_before.max(self.now));
+        }
+        if let Some(&(end, _, _)) = self.expiry.first() {
+            at = at.min(end);
+        }
+        Some(at)
     }
 
     /// The next event for the shell.
@@ -816,6 +1196,7 @@ mod tests {
         let mut c = SenderConfig::new([1u8; 32], 1500);
         c.source_symbols = 16;
         c.copies = 2;
+        c.repeat_window_ms = 0;
         c
     }
 

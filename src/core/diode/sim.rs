@@ -143,12 +143,22 @@ struct Sim {
     check: RxCheck,
     replay: Vec<Vec<u8>>,
     peak_buffered: u64,
+    /// Burst loss: a burst starts with this chance per datagram and drops
+    /// 1..=max consecutive datagrams (uniform).
+    bursts: Option<(f64, u64)>,
+    burst_left: u64,
+    burst_dropped: u64,
+    /// The receiver is down (every datagram dropped) in this span of fake ms.
+    down: Option<(u64, u64)>,
+    /// Order in which objects completed at the receiver.
+    completed_order: Vec<ObjectId>,
 }
 
 fn sender_cfg(mtu: usize, copies: u8, ratio: f64) -> SenderConfig {
     let mut c = SenderConfig::new(KEY, mtu);
     c.copies = copies;
     c.repair_ratio = ratio;
+    c.repeat_window_ms = 0;
     c.rate_bytes_per_s = 200_000_000;
     c.burst_bytes = 400_000;
     c
@@ -175,6 +185,11 @@ impl Sim {
             check: RxCheck::default(),
             replay: Vec::new(),
             peak_buffered: 0,
+            bursts: None,
+            burst_left: 0,
+            burst_dropped: 0,
+            down: None,
+            completed_order: Vec::new(),
         }
     }
 
@@ -197,6 +212,22 @@ impl Sim {
     fn put_on_wire(&mut self, d: Vec<u8>) {
         let n = self.sent_datagrams;
         self.sent_datagrams += 1;
+        if self
+            .down
+            .is_some_and(|(from, to)| (from..to).contains(&self.now))
+        {
+            return;
+        }
+        if let Some((p, max)) = self.bursts {
+            if self.burst_left == 0 && self.rng.chance(p) {
+                self.burst_left = 1 + self.rng.below(max);
+            }
+            if self.burst_left > 0 {
+                self.burst_left -= 1;
+                self.burst_dropped += 1;
+                return;
+            }
+        }
         if let Some((from, count)) = self.net.burst
             && (from..from + count).contains(&n)
         {
@@ -271,6 +302,7 @@ impl Sim {
                     let got = self.check.active.remove(&id).unwrap();
                     assert_eq!(got, self.specs[&id].size);
                     *self.check.complete.entry(id).or_default() += 1;
+                    self.completed_order.push(id);
                     assert_eq!(self.check.complete[&id], 1, "delivered twice");
                 }
                 ReceiverEvent::ObjectLost { id, .. } => {
@@ -439,13 +471,15 @@ fn five_percent_loss_with_big_object() {
 #[test]
 fn five_percent_loss_single_copy_ten_percent_repair() {
     // The product target: ≤ 10 % repair overhead delivers everything at 5 % loss,
-    // here without any help from the carousel.
+    // here without any help from the carousel. The default ratio 0.1 + 2 symbols
+    // leaves 5 standard deviations of margin per block (0.08 left 3, too few to
+    // hold for every block of a 50 MiB object whatever the block boundaries).
     for seed in [4, 5, 6] {
         let objects = standard_mix(seed == 4);
-        let mut sim = Sim::new(sender_cfg(1500, 1, 0.08), Net::loss(0.05), seed);
+        let mut sim = Sim::new(sender_cfg(1500, 1, 0.1), Net::loss(0.05), seed);
         sim.enqueue(&objects);
         sim.run(600_000);
-        sim.report(&format!("5% loss, copies 1, r 0.08 (seed {seed})"));
+        sim.report(&format!("5% loss, copies 1, r 0.1 (seed {seed})"));
         sim.assert_all_delivered_once(&objects);
         let s = sim.sender.stats();
         assert!(
@@ -523,6 +557,153 @@ fn burst_loss_of_whole_blocks() {
     assert!(sim.check.lost_events > 0);
 }
 
+/// Bursts of 1..=64 consecutive datagrams (uniform, mean 32.5) starting with
+/// chance 0.0016: about 5 % of datagrams lost, every loss in a burst.
+const BURSTS: (f64, u64) = (0.0016, 64);
+
+fn burst_run(interleave: u16, ratio: f64, seed: u64) -> Sim {
+    let objects = standard_mix(true);
+    let mut cfg = sender_cfg(1500, 1, ratio);
+    cfg.interleave = interleave;
+    let mut sim = Sim::new(cfg, Net::loss(0.0), seed);
+    sim.bursts = Some(BURSTS);
+    sim.enqueue(&objects);
+    sim.run(600_000);
+    let s = sim.sender.stats();
+    println!(
+        "bursts ≤64, ratio {ratio}, interleave {}: {:.2}% of datagrams lost in bursts, \
+         repair overhead {:.1}%, blocks lost {}",
+        sim.sender.interleave(),
+        100.0 * sim.burst_dropped as f64 / sim.sent_datagrams as f64,
+        100.0 * s.repair_symbols_sent as f64 / s.source_symbols_sent as f64,
+        sim.stats().blocks_lost
+    );
+    sim
+}
+
+#[test]
+fn interleave_survives_bursts_of_64_single_copy() {
+    // One copy, no repeats: the derived depth spreads each burst over the blocks
+    // in flight, so every block keeps enough symbols.
+    for seed in [21, 22, 23] {
+        let sim = burst_run(0, 0.2, seed);
+        sim.report(&format!("bursts, interleaved (seed {seed})"));
+        assert!(
+            sim.burst_dropped * 100 >= sim.sent_datagrams * 4,
+            "model too mild"
+        );
+        sim.assert_all_delivered_once(&standard_mix(true));
+        assert_eq!(sim.stats().blocks_lost, 0);
+    }
+}
+
+#[test]
+fn back_to_back_blocks_die_in_the_same_bursts() {
+    // The same model and repair with each block's symbols back to back.
+    let sim = burst_run(1, 0.2, 21);
+    assert!(sim.stats().blocks_lost > 0);
+    assert!(sim.check.complete.values().all(|n| *n == 1));
+}
+
+fn repeat_cfg(rate: u64) -> SenderConfig {
+    let mut cfg = sender_cfg(1500, 1, 0.1);
+    cfg.repeat_window_ms = 60_000;
+    cfg.repeat_interval_ms = 2_000;
+    cfg.rate_bytes_per_s = rate;
+    cfg.burst_bytes = 64_000;
+    cfg
+}
+
+#[test]
+fn receiver_down_shorter_than_the_window_loses_nothing() {
+    // Three 4 MiB objects and small ones published while the receiver is down
+    // for 20 s of a 60 s window: every object arrives once, from a repeat.
+    let mut objects: Vec<(ObjectId, Spec)> = standard_mix(false);
+    objects.extend((0..3).map(|i| {
+        (
+            object_id(700 + i),
+            Spec {
+                seed: 700 + i,
+                size: 4 << 20,
+            },
+        )
+    }));
+    let mut sim = Sim::new(repeat_cfg(20_000_000), Net::loss(0.01), 31);
+    sim.down = Some((1_300, 21_300));
+    sim.enqueue(&objects);
+    sim.run(30_000);
+    sim.assert_all_delivered_once(&objects);
+    assert!(sim.retired.is_empty(), "retired before the window ended");
+    // The window ends: every object retires exactly once, and the sender idles.
+    sim.run(200_000);
+    assert!(sim.sender.is_idle());
+    assert!(
+        objects
+            .iter()
+            .all(|(id, _)| sim.retired.get(id) == Some(&1))
+    );
+    assert!(sim.check.complete.values().all(|n| *n == 1));
+    let s = sim.sender.stats();
+    println!(
+        "receiver down 20 s: spare passes {}, spare share of the record stream {:.1}%, \
+         duplicates dropped by id {}",
+        s.spare_passes_sent,
+        100.0 * s.spare_stream_bytes as f64 / s.stream_bytes as f64,
+        sim.stats().objects_duplicate
+    );
+    assert!(s.spare_passes_sent > 0);
+}
+
+#[test]
+fn new_objects_go_before_repeats() {
+    // Rate-limited link: two big objects are in their repeat phase when a new
+    // one arrives; it completes before either big object is repeated again.
+    let big: Vec<(ObjectId, Spec)> = (0..2)
+        .map(|i| {
+            (
+                object_id(800 + i),
+                Spec {
+                    seed: 800 + i,
+                    size: 8 << 20,
+                },
+            )
+        })
+        .collect();
+    let mut cfg = repeat_cfg(10_000_000);
+    cfg.repeat_interval_ms = 1_000;
+    let mut sim = Sim::new(cfg, Net::loss(0.0), 32);
+    sim.enqueue(&big);
+    // First passes take about 1.8 s; then spare passes run back to back.
+    sim.run(3_500);
+    assert_eq!(sim.check.complete.len(), 2);
+    let spare_before = sim.sender.stats().spare_passes_sent;
+    // Make the receiver forget the big ones, so that their repeats would land
+    // again and show when they run.
+    sim.receiver = Receiver::new(sim.rcfg.clone()).unwrap();
+    sim.check.active.clear();
+    sim.check.complete.clear();
+    sim.completed_order.clear();
+    sim.run(4_600);
+    let new = (
+        object_id(900),
+        Spec {
+            seed: 900,
+            size: 2 << 20,
+        },
+    );
+    sim.enqueue(&[new]);
+    sim.run(20_000);
+    assert!(sim.sender.stats().spare_passes_preempted >= 1);
+    assert!(sim.sender.stats().spare_passes_sent > spare_before);
+    let order = &sim.completed_order;
+    let pos = |id: ObjectId| order.iter().position(|x| *x == id);
+    let new_at = pos(new.0).expect("new object delivered");
+    for (id, _) in &big {
+        let at = pos(*id).expect("repeat delivered after the receiver forgot");
+        assert!(new_at < at, "a repeat completed before the new object");
+    }
+}
+
 #[test]
 fn forged_and_replayed_datagrams_are_dropped() {
     // Capture datagrams of an older session with the same key to replay them.
@@ -568,7 +749,7 @@ fn forged_and_replayed_datagrams_are_dropped() {
 
 #[test]
 fn receiver_restart_resynchronises() {
-    let objects = standard_mix(false);
+    let objects = standard_mix(true);
     let mut sim = Sim::new(sender_cfg(1500, 2, 0.1), Net::loss(0.01), 13);
     // Slow the link so the restart lands mid-stream.
     sim.sender = Sender::new(
@@ -583,7 +764,9 @@ fn receiver_restart_resynchronises() {
     )
     .unwrap();
     sim.enqueue(&objects);
-    sim.run(1_400);
+    // Interleaved blocks finish together: the first objects complete after the
+    // first D blocks, about 0.6 s at this rate.
+    sim.run(1_800);
     let before: Vec<ObjectId> = sim.check.complete.keys().copied().collect();
     assert!(
         !before.is_empty() && before.len() < objects.len(),
@@ -607,8 +790,11 @@ fn receiver_restart_resynchronises() {
     }
     assert!(sim.check.complete.values().all(|n| *n == 1));
     sim.report("receiver restart");
+    // The records of the big object in flight at the restart are orphans (one a
+    // block) until its end; after it, resynchronised within a block or two.
+    let big_blocks = (50u64 << 20) / sim.sender.block_bytes() as u64 + 1;
     assert!(
-        sim.stats().orphan_records <= 4,
+        sim.stats().orphan_records <= 4 + big_blocks,
         "resynchronised within a block or two"
     );
 }
@@ -659,7 +845,11 @@ fn memory_stays_bounded_under_reordering() {
             )
         })
         .collect();
-    let mut sim = Sim::new(sender_cfg(1500, 2, 0.1), net, 15);
+    // Reordering tolerance is the receiver's window less the interleave depth
+    // (8 − 4 = 4 blocks, 2.9 MB at MTU 1500): at 50 MB/s a 15 ms delay is 1 block.
+    let mut cfg = sender_cfg(1500, 2, 0.1);
+    cfg.rate_bytes_per_s = 50_000_000;
+    let mut sim = Sim::new(cfg, net, 15);
     sim.enqueue(&objects);
     sim.run(600_000);
     sim.assert_all_delivered_once(&objects);
@@ -698,6 +888,7 @@ fn throughput(mtu: usize, loss: f64, total: u64) -> (f64, f64, ReceiverStats) {
     let mut cfg = SenderConfig::new(KEY, mtu);
     cfg.copies = 1;
     cfg.repair_ratio = 0.1;
+    cfg.repeat_window_ms = 0;
     cfg.rate_bytes_per_s = 0;
     let mut sender = Sender::new(cfg, 42, 0).unwrap();
     let mut rcfg = ReceiverConfig::new(KEY, mtu);

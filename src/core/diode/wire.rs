@@ -236,7 +236,8 @@ pub struct Announce<'a> {
     /// Content size in bytes.
     pub size: u64,
     /// Every block carrying the object's copies sent so far is numbered below
-    /// this (the sender's `blocks_sent` when the announcement was made).
+    /// this (the number the sender's next block will get when the announcement
+    /// is made; with interleaved blocks, some below it may still be going out).
     pub block_bound: u64,
     /// [`ANNOUNCE_RETIRED`] or 0; other bits are refused.
     pub flags: u8,
