@@ -242,7 +242,6 @@ fn twenty_random_kills_over_quic_every_file_lands_exactly_once() {
 }
 
 #[test]
-#[ignore = "needs issue 13 items 2-3"]
 fn twenty_random_kills_over_the_diode_every_file_lands_exactly_once() {
     twenty_random_kills(
         22410,

@@ -11,14 +11,15 @@ use common::*;
 use std::fs;
 use std::process::Command;
 
-/// A diode lab on the loopback with one carousel copy, so objects retire at once.
+/// A diode lab on the loopback with one copy and no repeat window, so objects retire
+/// as soon as their only pass is out.
 fn lab(port_base: u16) -> Lab {
     let lab = Lab::new_with(port_base, &["--link", "diode"]);
     for node in ["court", "internet"] {
         let file = lab.config(node);
         let text = fs::read_to_string(&file)
             .unwrap()
-            .replace("copies = 2", "copies = 1")
+            .replace("repeat_window_s = 600", "repeat_window_s = 0")
             .replace("rate_mbit = 2000", "rate_mbit = 400");
         fs::write(&file, text).unwrap();
     }

@@ -159,13 +159,11 @@ fn five_percent_loss_per_datagram_100kb_and_100mb_land() {
 }
 
 #[test]
-#[ignore = "needs issue 13 items 2-3"]
 fn five_percent_loss_in_gso_bursts_100kb_and_100mb_land() {
     five_percent_loss(32, 22310, Wire::Batches);
 }
 
 #[test]
-#[ignore = "needs issue 13 items 2-3"]
 fn a_one_second_outage_during_three_100mb_files_loses_nothing() {
     let pair = Pair::start(33, 22320, Wire::Batches, "0%", REPEAT_WINDOW);
     let (expected, watch) = pair.publish(&files("断链", 3, 100 * MIB, 10));
@@ -181,7 +179,6 @@ fn a_one_second_outage_during_three_100mb_files_loses_nothing() {
 }
 
 #[test]
-#[ignore = "needs issue 13 items 2-3"]
 fn a_receiver_killed_and_restarted_during_two_100mb_files_loses_nothing() {
     let mut pair = Pair::start(34, 22330, Wire::Batches, "0%", REPEAT_WINDOW);
     let (expected, watch) = pair.publish(&files("收端重启", 2, 100 * MIB, 20));

@@ -71,10 +71,20 @@ key = "certs/diode.key"
 mtu = 1500
 # The sender paces itself: there is no back-pressure on a diode.
 rate_mbit = 2000
-# Repair symbols per source symbol (0.1 = 10 % overhead; recovers ~5 % random loss).
-repair_ratio = 0.1
-# Each object is sent this many times (the carousel), so a lost block is recovered later.
-copies = 2
+# Repair symbols per source symbol (0.2 = 20 % overhead): with 4 blocks interleaved, an
+# object's first pass survives 5 % loss in bursts of up to 64 datagrams (0.1 is enough for
+# 5 % random loss).
+repair_ratio = 0.2
+# Each object is sent this many times back to back with newer data (planned copies).
+copies = 1
+# After its first pass an object is sent again whenever the link has nothing new to send,
+# each at most once every 1/20 of this window (seconds), oldest first, so a receiver that
+# was down or lost a burst still gets it; new objects always go first. 0: retire it after
+# its last planned copy. It is audited `retired` (and announced) when the window ends.
+repeat_window_s = 600
+# Blocks whose symbols are interleaved on the wire, so a burst of lost datagrams costs each
+# block only a share of its repair symbols: 1 to 4; 0 derives it from repair_ratio.
+interleave = 0
 # After its last copy an object is held this long (seconds) for `isogate resend`, which an
 # operator runs when the receiver audits it `lost`; 0 holds nothing.
 keep_sent_s = 3600

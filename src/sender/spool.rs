@@ -6,6 +6,8 @@
 //!                                   content     the file, renamed in from the outbox
 //!                                               (checked unchanged at seal: pipeline)
 //!                                   manifest    the signed manifest, once sealed
+//!                                   sent        diode only: the first pass is out; when
+//!                                               its repeat window ends (ms, decimal)
 //! state/seq/<channel>                           high-water mark of sequence numbers
 //! ```
 //!
@@ -22,6 +24,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// The first-pass mark of a diode object in its spool entry.
+const SENT_MARK: &str = "sent";
 
 /// How many sequence numbers are reserved by one write of the high-water mark.
 const SEQ_BLOCK: u64 = 1024;
@@ -156,6 +161,38 @@ impl Spool {
     pub fn forget_manifest(&self, spooled: &Spooled) -> io::Result<()> {
         match fs::remove_file(spooled.dir.join("manifest")) {
             Ok(()) => sync_dir(&spooled.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records durably that the first diode pass of an object is out and that its repeat
+    /// window ends at `window_end_ms` (ms since the Unix epoch).
+    ///
+    /// # Errors
+    /// The mark cannot be written or synced.
+    pub fn mark_sent(spooled: &Spooled, window_end_ms: u64) -> io::Result<()> {
+        write_durable(
+            &spooled.dir.join(SENT_MARK),
+            format!("{window_end_ms}\n").as_bytes(),
+        )
+    }
+
+    /// When the repeat window of an object whose first diode pass was out ends (ms since
+    /// the Unix epoch); `None` when no pass is marked (or the mark is unreadable: the
+    /// object is then sent again in full, which costs capacity but loses nothing).
+    pub fn sent_mark(spooled: &Spooled) -> Option<u64> {
+        let text = fs::read_to_string(spooled.dir.join(SENT_MARK)).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Removes the first-pass mark, so the object is sent in full again (`isogate resend`).
+    ///
+    /// # Errors
+    /// The mark exists and cannot be removed.
+    pub fn clear_sent(dir: &Path) -> io::Result<()> {
+        match fs::remove_file(dir.join(SENT_MARK)) {
+            Ok(()) => sync_dir(dir),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }

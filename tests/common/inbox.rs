@@ -9,7 +9,7 @@
 //! ```
 
 use super::{Lab, sha256_file, sha256_of_generated, wait_until};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,7 +89,7 @@ impl Watch {
         let dir = inbox.clone();
         let handle = std::thread::spawn(move || {
             let mut looks = 0u64;
-            let mut hashed: HashMap<String, ()> = HashMap::new();
+            let mut hashed: HashSet<String> = HashSet::new();
             while !s.load(Ordering::Relaxed) {
                 for name in entries(&dir) {
                     let Some((size, sha)) = want.get(&name) else {
@@ -101,12 +101,12 @@ impl Watch {
                     if m.len() != *size {
                         return Err(format!("{name} visible with {} of {size} bytes", m.len()));
                     }
-                    if !hashed.contains_key(&name) {
+                    if !hashed.contains(&name) {
                         let got = sha256_file(&dir.join(&name));
                         if &got != sha {
                             return Err(format!("{name} visible with other content"));
                         }
-                        hashed.insert(name, ());
+                        hashed.insert(name);
                     }
                 }
                 looks += 1;

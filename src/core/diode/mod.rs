@@ -55,7 +55,7 @@ mod sim;
 
 pub use pack::LossReason;
 pub use receiver::{Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats};
-pub use sender::{Sender, SenderConfig, SenderError, SenderEvent, Want};
+pub use sender::{MAX_INTERLEAVE, Sender, SenderConfig, SenderError, SenderEvent, Want};
 pub use wire::{LinkKey, WireError, max_payload, symbol_size_for_mtu};
 
 use thiserror::Error;

@@ -778,10 +778,10 @@ impl Sender {
             (id, false)
         } else {
             let s = self.ring.front().copied()?;
-            if !self
+            if self
                 .objects
                 .get(&s.id)
-                .is_some_and(|e| e.generation == s.generation)
+                .is_none_or(|e| e.generation != s.generation)
             {
                 // Retired or cancelled since: drop the stale entry.
                 self.ring.pop_front();

@@ -182,6 +182,8 @@ impl Held {
     /// # Errors
     /// An I/O error: the copy stays held.
     pub fn restore(&self, h: &HeldEntry) -> io::Result<Spooled> {
+        // sent in full again, not as a repeat whose window has ended
+        crate::sender::spool::Spool::clear_sent(&h.spooled.dir)?;
         let chan = self.spool.join(&h.spooled.channel);
         fs::create_dir_all(&chan)?;
         let to = chan.join(h.spooled.id.to_string());

@@ -1,9 +1,13 @@
 //! The sending side of the diode link: takes sealed objects, hands the core their signed
 //! manifest frame and then their content as it asks for it, and sends the datagrams it
-//! yields, paced by the core's token bucket, in GSO batches. An object leaves the spool when
-//! its last carousel copy has gone out: audited `retired` (there are no receipts on a
-//! diode, so nothing is ever `confirmed`), and its copy is held for `isogate resend`
-//! for `[diode] keep_sent_s` (see `held`).
+//! yields, paced by the core's token bucket, in GSO batches. When an object's first pass is
+//! out it is audited `sent`, and the spool entry is marked so (with the end of its repeat
+//! window): a restarted sender sends it again only with spare capacity until the window
+//! ends. An object leaves the spool when its window has ended and its last planned copy has
+//! gone out: audited `retired` (there are no receipts on a diode, so nothing is ever
+//! `confirmed`), and its copy is held for `isogate resend` for `[diode] keep_sent_s` (see
+//! `held`). Content files are opened when the core asks for a pass and closed when the pass
+//! is out, so objects waiting in the repeat window hold no descriptor.
 //!
 //! ```text
 //! sealed ─► core ─► datagrams ════►           every second, beside the data:
@@ -27,6 +31,7 @@ use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
+use crate::sender::spool::Spool;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::net::SocketAddr;
@@ -54,11 +59,13 @@ pub fn start(
     cfg.repair_ratio = d.repair_ratio;
     cfg.rate_bytes_per_s = d.rate_bytes_per_s;
     cfg.copies = u8::try_from(d.copies).unwrap_or(u8::MAX);
+    cfg.repeat_window_ms = d.repeat_window_ms;
+    cfg.interleave = d.interleave;
     // a millisecond of sending at full rate, at least: the thread wakes once a millisecond
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
     let session = random_session();
     let core = Core::new(cfg, session, crate::now_ms())?;
-    tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
+    tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, repeat_window_s = d.repeat_window_ms / 1000, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
     // one way: nothing tells the sender whether the receiver hears it; the link is up
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
@@ -67,7 +74,16 @@ pub fn start(
     let keep_ms = d.keep_sent_ms;
     std::thread::Builder::new()
         .name("isogate-diode-send".into())
-        .spawn(move || run(sender, rx, udp, core, d.peer, Book::new(held, keep_ms)))
+        .spawn(move || {
+            run(
+                sender,
+                rx,
+                udp,
+                core,
+                d.peer,
+                Book::new(held, keep_ms, d.repeat_window_ms),
+            )
+        })
         .map_err(|error| DiodeError::Socket { addr: bind, error })
 }
 
@@ -96,6 +112,8 @@ struct Announced {
 struct Book {
     held: Held,
     keep_ms: u64,
+    /// `[diode] repeat_window_s` in ms.
+    window_ms: u64,
     objects: BTreeMap<ObjectId, Announced>,
     /// Retired ids, oldest first, to drop from when the book is full (may hold stale ids).
     retired_order: VecDeque<ObjectId>,
@@ -108,10 +126,11 @@ struct Book {
 }
 
 impl Book {
-    fn new(held: Held, keep_ms: u64) -> Self {
+    fn new(held: Held, keep_ms: u64, window_ms: u64) -> Self {
         let mut b = Book {
             held,
             keep_ms,
+            window_ms,
             objects: BTreeMap::new(),
             retired_order: VecDeque::new(),
             next_seq: 0,
@@ -350,7 +369,7 @@ impl Book {
             return format!("{id}: back in the spool; refused or waiting (see the audit log)");
         };
         tracing::info!(object = %id, channel = %h.spooled.channel, name = %h.spooled.name, "sent again at the operator's request");
-        take(core, sending, sealed, self);
+        take(owner, core, sending, sealed, self);
         format!(
             "{id}: queued again ({} {})",
             h.spooled.channel, h.spooled.name
@@ -377,11 +396,23 @@ fn random_session() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// An object being sent: its seal and its open content file.
+/// An object being sent or within its repeat window: its seal, and its content file
+/// while a pass of it is going out.
 struct Sending {
     sealed: Sealed,
-    file: File,
+    file: Option<File>,
     first_sent: bool,
+}
+
+impl Sending {
+    /// Reads content at `offset` into `buf`, opening the spooled file if it is closed.
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            none => none.insert(crate::fsx::open_nofollow(&self.sealed.spooled().content())?),
+        };
+        file.read_at(buf, offset)
+    }
 }
 
 fn run(
@@ -419,23 +450,23 @@ fn run(
                 .clamp(1, 500)
         };
         match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(s) => take(&mut sender, &mut sending, s, &mut book),
+            Ok(s) => take(&owner, &mut sender, &mut sending, s, &mut book),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         while let Ok(s) = rx.try_recv() {
-            take(&mut sender, &mut sending, s, &mut book);
+            take(&owner, &mut sender, &mut sending, s, &mut book);
         }
         book.tick(&owner, &mut sender, &mut sending, &mut notes);
         // produce and send whatever the pacer allows now
         loop {
             while let Some(w) = sender.wants() {
-                let Some(s) = sending.get(&w.id) else {
+                let Some(s) = sending.get_mut(&w.id) else {
                     sender.cancel(w.id);
                     continue;
                 };
                 let n = w.max_len.min(chunk.len());
-                let read = match s.file.read_at(&mut chunk[..n], w.offset) {
+                let read = match s.read_at(&mut chunk[..n], w.offset) {
                     Ok(0) | Err(_) => {
                         tracing::error!(object = %s.sealed.manifest().object_id, "cannot read the spooled content; the object is sent again at the next start");
                         sender.cancel(w.id);
@@ -488,6 +519,7 @@ fn flush(udp: &Udp, peer: SocketAddr, batch: &mut Vec<u8>, segment: usize) {
 
 /// Hands a sealed object to the core.
 fn take(
+    owner: &Sender,
     sender: &mut Core,
     sending: &mut HashMap<ObjectId, Sending>,
     sealed: Sealed,
@@ -505,7 +537,26 @@ fn take(
             return;
         }
     };
-    if let Err(e) = sender.enqueue(id, sealed.frame().to_vec(), m.size) {
+    // a first pass made before a restart: only spare passes remain, until the window ends
+    let window_end = Spool::sent_mark(sealed.spooled());
+    let now = crate::now_ms();
+    if window_end.is_some_and(|end| end <= now) {
+        retire(owner, &book.held, book.keep_ms, &sealed, now);
+        book.note(
+            &m.channel,
+            id,
+            &m.name,
+            m.size,
+            Some(now.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS))),
+        );
+        book.announce_now(sender, id);
+        return;
+    }
+    let queued = match window_end {
+        Some(end) => sender.enqueue_repeat(id, sealed.frame().to_vec(), m.size, end),
+        None => sender.enqueue(id, sealed.frame().to_vec(), m.size),
+    };
+    if let Err(e) = queued {
         tracing::error!(object = %m.object_id, error = %e, "diode sender refused the object; it is sent again at the next start");
         return;
     }
@@ -515,8 +566,9 @@ fn take(
         id,
         Sending {
             sealed,
-            file,
-            first_sent: false,
+            // a repeat waits for spare capacity: its file is opened when its pass starts
+            file: window_end.is_none().then_some(file),
+            first_sent: window_end.is_some(),
         },
     );
 }
@@ -531,11 +583,20 @@ fn event(
 ) {
     match ev {
         SenderEvent::ObjectSent { id, .. } => {
-            if let Some(s) = sending.get_mut(&id)
-                && !s.first_sent
-            {
+            let Some(s) = sending.get_mut(&id) else {
+                return;
+            };
+            // the pass is out: the next one (if any) opens the file again
+            s.file = None;
+            if !s.first_sent {
                 s.first_sent = true;
                 let m = s.sealed.manifest();
+                if book.window_ms > 0 {
+                    let end = crate::now_ms().saturating_add(book.window_ms);
+                    if let Err(e) = Spool::mark_sent(s.sealed.spooled(), end) {
+                        tracing::warn!(object = %m.object_id, error = %e, "cannot mark the first pass in the spool; a restart sends the object again in full");
+                    }
+                }
                 Sent {
                     subject: Subject {
                         channel: &m.channel,

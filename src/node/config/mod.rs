@@ -53,6 +53,12 @@ pub struct DiodeConfig {
     pub copies: u32,
     /// How long a retired object's copy is held for `isogate resend` (ms; 0: not held).
     pub keep_sent_ms: u64,
+    /// How long after its first pass an object is sent again with spare capacity
+    /// (ms; 0: retired after its last planned copy).
+    pub repeat_window_ms: u64,
+    /// Blocks whose symbols are interleaved on the wire (1 to 4; 0 derives it from
+    /// the repair symbols per block).
+    pub interleave: u16,
 }
 
 /// Audit log settings.

@@ -51,6 +51,10 @@ pub(super) struct RawDiode {
     pub(super) copies: u32,
     #[serde(default = "default_keep_sent")]
     pub(super) keep_sent_s: u64,
+    #[serde(default = "default_repeat_window")]
+    pub(super) repeat_window_s: u64,
+    #[serde(default)]
+    pub(super) interleave: u16,
 }
 
 fn default_mtu() -> u32 {
@@ -62,11 +66,15 @@ fn default_rate() -> u64 {
 }
 
 fn default_repair() -> f64 {
-    0.1
+    0.2
 }
 
 fn default_copies() -> u32 {
-    2
+    1
+}
+
+fn default_repeat_window() -> u64 {
+    600
 }
 
 fn default_keep_sent() -> u64 {
@@ -241,8 +249,9 @@ signing_public_key = "pk"
             .unwrap()
             .diode
             .unwrap();
-        assert_eq!((d.mtu, d.rate_mbit, d.copies), (1500, 4000, 2));
-        assert_eq!(d.repair_ratio, 0.1);
+        assert_eq!((d.mtu, d.rate_mbit, d.copies), (1500, 4000, 1));
+        assert_eq!((d.repeat_window_s, d.interleave), (600, 0));
+        assert_eq!(d.repair_ratio, 0.2);
     }
 
     #[test]

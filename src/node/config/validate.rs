@@ -522,6 +522,23 @@ fn diode(
     if raw.copies == 0 || raw.copies > 16 {
         src.report(None, "diode.copies", "must be between 1 and 16");
     }
+    if raw.repeat_window_s > 7 * 86_400 {
+        src.report(
+            None,
+            "diode.repeat_window_s",
+            "must be at most 604800 (a week)",
+        );
+    }
+    if raw.interleave > crate::core::diode::MAX_INTERLEAVE {
+        src.report(
+            None,
+            "diode.interleave",
+            format!(
+                "must be between 0 (derived) and {}",
+                crate::core::diode::MAX_INTERLEAVE
+            ),
+        );
+    }
     let key_file = path(file, &raw.key);
     if let Err(e) = crate::keys::diode::load(&key_file) {
         src.report(Some(raw.key.span()), "diode.key", e.to_string());
@@ -535,6 +552,8 @@ fn diode(
         repair_ratio: raw.repair_ratio,
         copies: raw.copies,
         keep_sent_ms: raw.keep_sent_s.saturating_mul(1000),
+        repeat_window_ms: raw.repeat_window_s.saturating_mul(1000),
+        interleave: raw.interleave,
     })
 }
 
