@@ -235,6 +235,10 @@ Examples:
         /// content-inspection figures, in MiB; 0 skips them.
         #[arg(long, default_value_t = 256)]
         inspect_mib: u64,
+        /// The diode lab's repeat window in seconds (0: no repeats; default: the lab's
+        /// 600), to measure what repeats cost the objects sent meanwhile.
+        #[arg(long)]
+        repeat_window_s: Option<u64>,
     },
     /// Make a lab, run both nodes here, drop sample files, and show what crosses.
     #[command(
@@ -523,6 +527,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             small_files,
             latency_secs,
             inspect_mib,
+            repeat_window_s,
         } => {
             let links = if link.is_empty() {
                 vec![LabLink::Quic, LabLink::Diode]
@@ -538,6 +543,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 latency_secs,
                 links,
                 inspect_mib,
+                repeat_window_s,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -48,6 +48,9 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Bench
     move |source| BenchError::Io { what, source }
 }
 
+/// The repeat window of a diode lab as `isogate init` writes it, in seconds.
+const LAB_REPEAT_WINDOW_S: u64 = 600;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -67,6 +70,8 @@ pub struct BenchOptions {
     pub links: Vec<LabLink>,
     /// Size of each generated document of the content-inspection figures, in MiB (0: skip).
     pub inspect_mib: u64,
+    /// `[diode] repeat_window_s` of the diode lab, in seconds (`None`: the lab's 600).
+    pub repeat_window_s: Option<u64>,
 }
 
 impl Default for BenchOptions {
@@ -80,6 +85,7 @@ impl Default for BenchOptions {
             latency_secs: 10,
             links: vec![LabLink::Quic],
             inspect_mib: 256,
+            repeat_window_s: None,
         }
     }
 }
@@ -179,8 +185,27 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    fn start(dir: PathBuf, link: LabLink, port_base: u16) -> Result<Lab, BenchError> {
+    fn start(
+        dir: PathBuf,
+        link: LabLink,
+        port_base: u16,
+        repeat_window_s: Option<u64>,
+    ) -> Result<Lab, BenchError> {
         init::init(&dir, link, port_base, None)?;
+        if let Some(w) = repeat_window_s {
+            for node in ["court", "internet"] {
+                let file = dir.join(format!("{node}.toml"));
+                let text = fs::read_to_string(&file).map_err(io_err("reading a lab config"))?;
+                let from = format!("repeat_window_s = {LAB_REPEAT_WINDOW_S}\n");
+                if !text.contains(&from) {
+                    return Err(io_err("setting the lab's repeat window")(io::Error::other(
+                        format!("{} has no line {from:?}", file.display()),
+                    )));
+                }
+                fs::write(&file, text.replace(&from, &format!("repeat_window_s = {w}\n")))
+                    .map_err(io_err("writing a lab config"))?;
+            }
+        }
         // the very large file is larger than the lab's outbound size limit; every other
         // rule stays as shipped
         let policy = dir.join("policy").join("to-internet.toml");
@@ -443,7 +468,14 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         println!("\nlink {name} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)");
         let dir = root.join(format!("lab-{name}"));
         let base = opts.port_base + 10 * i as u16;
-        let lab = Lab::start(dir, *link, base)?;
+        let window = match link {
+            LabLink::Quic => None,
+            LabLink::Diode => Some(opts.repeat_window_s.unwrap_or(LAB_REPEAT_WINDOW_S)),
+        };
+        if let Some(w) = window {
+            println!("  repeat window {w} s (each object sent again with spare capacity)");
+        }
+        let lab = Lab::start(dir, *link, base, window)?;
         idle(&lab)?;
         big_file(&lab, opts.big_mib, limit)?;
         small_files(&lab, opts.small_files)?;
@@ -641,6 +673,19 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         assert!(cpu_secs(me).expect("cpu time") > before);
+    }
+
+    #[test]
+    fn the_diode_lab_has_the_repeat_window_the_bench_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        init::init(dir.path(), LabLink::Diode, 7950, None).unwrap();
+        for node in ["court", "internet"] {
+            let text = fs::read_to_string(dir.path().join(format!("{node}.toml"))).unwrap();
+            assert!(
+                text.contains(&format!("repeat_window_s = {LAB_REPEAT_WINDOW_S}\n")),
+                "{text}"
+            );
+        }
     }
 
     #[test]
