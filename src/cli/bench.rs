@@ -202,8 +202,11 @@ impl Lab {
                         format!("{} has no line {from:?}", file.display()),
                     )));
                 }
-                fs::write(&file, text.replace(&from, &format!("repeat_window_s = {w}\n")))
-                    .map_err(io_err("writing a lab config"))?;
+                fs::write(
+                    &file,
+                    text.replace(&from, &format!("repeat_window_s = {w}\n")),
+                )
+                .map_err(io_err("writing a lab config"))?;
             }
         }
         // the very large file is larger than the lab's outbound size limit; every other

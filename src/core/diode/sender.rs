@@ -231,6 +231,7 @@ pub struct Want {
 pub enum SenderEvent {
     /// Every datagram of pass `copy` (0-based: 0 is the first pass, then the
     /// planned copies, then spare passes) of the object has been handed out.
+    /// Not reported for an object retired or cancelled meanwhile.
     ObjectSent {
         /// Object id.
         id: ObjectId,
@@ -555,7 +556,9 @@ impl Sender {
                 id: id.0,
                 object_seq: *object_seq,
                 size: *size,
-                block_bound: self.next_block,
+                // the open block, if any, is numbered next_block and may hold the
+                // End of a pass cut short by this retirement
+                block_bound: self.next_block + u64::from(!self.writer.is_empty()),
                 flags: if *retired { wire::ANNOUNCE_RETIRED } else { 0 },
                 channel: channel.as_bytes(),
                 name: name.as_bytes(),
@@ -1029,18 +1032,20 @@ impl Sender {
         if d.spare {
             self.stats.spare_passes_sent += 1;
         }
-        self.events.push_back(SenderEvent::ObjectSent {
-            id: d.id,
-            copy: d.copy,
-        });
         let window = self.window;
         let interval = self.interval;
         let Some(e) = self.objects.get_mut(&d.id) else {
             return;
         };
+        // a pass of an earlier enqueue of this id (retired, then queued again) is not
+        // a pass of this one
         if e.generation != d.generation {
             return;
         }
+        self.events.push_back(SenderEvent::ObjectSent {
+            id: d.id,
+            copy: d.copy,
+        });
         if e.retire_at.is_none() && window > 0 {
             let at = now_ms.saturating_add(window);
             e.retire_at = Some(at);

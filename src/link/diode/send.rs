@@ -530,18 +530,20 @@ fn take(
     if sending.contains_key(&id) {
         return;
     }
-    let file = match crate::fsx::open_nofollow(&sealed.spooled().content()) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(object = %m.object_id, error = %e, "cannot open the spooled content");
+    // checked now, opened when its pass starts (a queued object holds no descriptor)
+    if let Err(e) = crate::fsx::open_nofollow(&sealed.spooled().content()) {
+        tracing::error!(object = %m.object_id, error = %e, "cannot open the spooled content");
+        return;
+    }
+    // a first pass made before a restart: only spare passes remain, until the window ends
+    // (never later than a window from now, whatever the clock or the mark said)
+    let now = crate::now_ms();
+    let window_end =
+        Spool::sent_mark(sealed.spooled()).map(|end| end.min(now.saturating_add(book.window_ms)));
+    if window_end.is_some_and(|end| end <= now) {
+        if !retire(owner, &book.held, book.keep_ms, &sealed, now) {
             return;
         }
-    };
-    // a first pass made before a restart: only spare passes remain, until the window ends
-    let window_end = Spool::sent_mark(sealed.spooled());
-    let now = crate::now_ms();
-    if window_end.is_some_and(|end| end <= now) {
-        retire(owner, &book.held, book.keep_ms, &sealed, now);
         book.note(
             &m.channel,
             id,
@@ -566,8 +568,7 @@ fn take(
         id,
         Sending {
             sealed,
-            // a repeat waits for spare capacity: its file is opened when its pass starts
-            file: window_end.is_none().then_some(file),
+            file: None,
             first_sent: window_end.is_some(),
         },
     );
@@ -591,12 +592,6 @@ fn event(
             if !s.first_sent {
                 s.first_sent = true;
                 let m = s.sealed.manifest();
-                if book.window_ms > 0 {
-                    let end = crate::now_ms().saturating_add(book.window_ms);
-                    if let Err(e) = Spool::mark_sent(s.sealed.spooled(), end) {
-                        tracing::warn!(object = %m.object_id, error = %e, "cannot mark the first pass in the spool; a restart sends the object again in full");
-                    }
-                }
                 Sent {
                     subject: Subject {
                         channel: &m.channel,
@@ -608,12 +603,23 @@ fn event(
                     link: LinkKind::Diode,
                 }
                 .emit(owner.node.sink());
+                // after the record: a mark without its `sent` record would never get one
+                if book.window_ms > 0 {
+                    let end = crate::now_ms().saturating_add(book.window_ms);
+                    if let Err(e) = Spool::mark_sent(s.sealed.spooled(), end) {
+                        tracing::warn!(object = %m.object_id, error = %e, "cannot mark the first pass in the spool; a restart sends the object again in full");
+                    }
+                }
             }
         }
         SenderEvent::ObjectRetired { id } => {
             if let Some(s) = sending.remove(&id) {
                 let now = crate::now_ms();
-                retire(owner, &book.held, book.keep_ms, &s.sealed, now);
+                if !retire(owner, &book.held, book.keep_ms, &s.sealed, now) {
+                    // still in the spool: sent again at the next start, not announced retired
+                    book.objects.remove(&id);
+                    return;
+                }
                 let m = s.sealed.manifest();
                 let until = now.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS));
                 book.note(&m.channel, id, &m.name, m.size, Some(until));
@@ -629,8 +635,9 @@ fn event(
 
 /// The last copy has gone out: audited durably as `retired` (a one-way link has no
 /// receipt: nothing confirms it), then the spool entry becomes a held copy for
-/// `isogate resend`, or goes when nothing is held.
-fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) {
+/// `isogate resend`, or goes when nothing is held. False when it could not be audited (it
+/// stays in the spool).
+fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) -> bool {
     let m = sealed.manifest();
     let node = &owner.node;
     let mut e = Entry::object(&m.channel, m.object_id, &m.name);
@@ -647,7 +654,7 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
     });
     if let Err(err) = node.audit.durable(Event::Retired, e) {
         tracing::error!(object = %m.object_id, error = %err, "cannot audit the retirement; the object stays in the spool");
-        return;
+        return false;
     }
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, "retired: every diode copy sent");
     let moved = if keep_ms > 0 {
@@ -658,4 +665,5 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
     if let Err(err) = moved {
         tracing::error!(object = %m.object_id, error = %err, "cannot move the retired object out of the spool; it is sent again at the next start");
     }
+    true
 }
