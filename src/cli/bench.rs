@@ -475,8 +475,13 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             LabLink::Quic => None,
             LabLink::Diode => Some(opts.repeat_window_s.unwrap_or(LAB_REPEAT_WINDOW_S)),
         };
-        if let Some(w) = window {
-            println!("  repeat window {w} s (each object sent again with spare capacity)");
+        match window {
+            Some(0) => println!("  repeat window off (each object sent once)"),
+            Some(w) => println!(
+                "  repeat window {w} s (each object sent again with spare capacity, at most every {} s)",
+                (w / 20).max(1)
+            ),
+            None => {}
         }
         let lab = Lab::start(dir, *link, base, window)?;
         idle(&lab)?;

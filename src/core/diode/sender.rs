@@ -27,8 +27,10 @@
 //! the tx set with room left for reordering. Blocks never wait for each other:
 //! a lone block goes out alone (small objects stay fast) and a later block joins
 //! the rotation as soon as it is coded. The block numbers in the tx set always
-//! span fewer than D, and an object's events wait until every block before its
-//! last one has gone out.
+//! span fewer than D, and an
+//! object's events wait until every block before its last one has gone out. A
+//! block holding only spare-pass records is cut at 1/D of a full block, so new
+//! work finds at most one full block of coded repeats ahead of it.
 //!
 //! Usage: call [`Sender::enqueue`]; while [`Sender::wants`] returns a chunk,
 //! read it from the spool and [`Sender::feed`] it; call
@@ -372,6 +374,8 @@ pub struct Sender {
     writer: BlockWriter,
     open_done: Vec<Done>,
     open_full: bool,
+    /// The open block holds records of a first pass or planned copy.
+    open_fresh: bool,
     tx: VecDeque<TxBlock>,
     cursor: usize,
     finished: BTreeMap<u64, Vec<Done>>,
@@ -472,6 +476,7 @@ impl Sender {
             writer: BlockWriter::new(block_bytes),
             open_done: Vec::new(),
             open_full: false,
+            open_fresh: false,
             tx: VecDeque::new(),
             cursor: 0,
             finished: BTreeMap::new(),
@@ -839,6 +844,10 @@ impl Sender {
                 continue;
             }
             let urgent = self.urgent();
+            if self.active.as_ref().is_some_and(|a| !a.spare) {
+                self.open_fresh = true;
+            }
+            let open_room = self.open_room();
             let Some(a) = self.active.as_mut() else {
                 return;
             };
@@ -867,12 +876,18 @@ impl Sender {
                 continue;
             }
             if !a.started {
+                if a.spare && self.open_fresh {
+                    // new work ends its block: it goes out now, not after a
+                    // block's worth of repeats
+                    self.open_full = true;
+                    return;
+                }
                 let need = if a.total == 0 {
                     START_LEN + END_LEN
                 } else {
                     START_LEN + DATA_HDR + 1
                 };
-                if self.writer.room() < need {
+                if open_room < need {
                     self.open_full = true;
                     return;
                 }
@@ -894,7 +909,7 @@ impl Sender {
                 continue;
             }
             if a.pos < a.header_len {
-                let room = self.writer.data_room() as u64;
+                let room = open_room.saturating_sub(DATA_HDR) as u64;
                 let n = (a.header_len - a.pos).min(room) as usize;
                 let Some(e) = self.objects.get(&a.id) else {
                     a.aborted = true;
@@ -918,7 +933,7 @@ impl Sender {
             }
             if a.pos < a.total {
                 let n = (a.total - a.pos)
-                    .min(self.writer.data_room() as u64)
+                    .min(open_room.saturating_sub(DATA_HDR) as u64)
                     .min(self.max_chunk as u64) as usize;
                 if n == 0 {
                     self.open_full = true;
@@ -970,6 +985,19 @@ impl Sender {
                 .is_none_or(|f| self.next_block - f.block < self.depth as u64)
     }
 
+    /// Room left in the open block for records: a block holding only spare-pass
+    /// records is cut at 1/D of a full block, so that the coded repeats new work
+    /// may find ahead of it (the receiver unpacks blocks in order) come to one
+    /// full block at most.
+    fn open_room(&self) -> usize {
+        let room = self.writer.room();
+        if self.open_fresh {
+            return room;
+        }
+        let used = self.block_bytes.saturating_sub(room);
+        room.min((self.block_bytes / self.depth.max(1)).saturating_sub(used))
+    }
+
     fn close_block(&mut self) -> Result<(), SenderError> {
         let t = usize::from(self.t);
         let data = self.writer.finish(t);
@@ -987,6 +1015,7 @@ impl Sender {
             next: 0,
             done: std::mem::take(&mut self.open_done),
         });
+        self.open_fresh = false;
         self.next_block += 1;
         self.open_full = false;
         self.fill();

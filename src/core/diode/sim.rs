@@ -705,6 +705,54 @@ fn new_objects_go_before_repeats() {
 }
 
 #[test]
+fn a_small_new_object_waits_for_no_coded_repeat() {
+    // Spare passes of two big objects run back to back at 10 MB/s, so the tx set
+    // is full of coded spare-pass blocks when a 4 KiB object arrives: spare-only
+    // blocks are cut at 1/D of a block, and new work closes its block, so it lands
+    // after at most two blocks' worth of repeats.
+    let big: Vec<(ObjectId, Spec)> = (0..2)
+        .map(|i| {
+            (
+                object_id(810 + i),
+                Spec {
+                    seed: 810 + i,
+                    size: 8 << 20,
+                },
+            )
+        })
+        .collect();
+    let mut cfg = repeat_cfg(10_000_000);
+    cfg.repeat_interval_ms = 1_000;
+    let mut sim = Sim::new(cfg, Net::loss(0.0), 33);
+    sim.enqueue(&big);
+    sim.run(4_600);
+    assert!(sim.sender.stats().spare_passes_sent >= 1);
+    let small = (
+        object_id(910),
+        Spec {
+            seed: 910,
+            size: 4096,
+        },
+    );
+    let t0 = sim.now;
+    sim.enqueue(&[small]);
+    while !sim.check.complete.contains_key(&small.0) && sim.now < t0 + 2_000 {
+        let t = sim.now + 1;
+        sim.run(t);
+    }
+    let waited = sim.now - t0;
+    // At most the spare blocks already coded (1/D of a block each, D of them, so
+    // one block) and the one being filled ahead of it: two full blocks with their
+    // repair symbols at 10 MB/s (without the cut, D full blocks: 313 ms here).
+    let bound = 2 * sim.sender.block_bytes() as u64 * 12 / 10 / 10_000;
+    println!(
+        "4 KiB object during spare passes at 10 MB/s: landed after {waited} ms (bound {bound} ms)"
+    );
+    assert!(sim.check.complete.contains_key(&small.0));
+    assert!(waited <= bound, "waited {waited} ms behind coded repeats");
+}
+
+#[test]
 fn forged_and_replayed_datagrams_are_dropped() {
     // Capture datagrams of an older session with the same key to replay them.
     let mut old = Sender::new(sender_cfg(1500, 1, 0.1), 0xdead, 500).unwrap();
