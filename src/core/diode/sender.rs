@@ -30,7 +30,9 @@
 //! span fewer than D, and an
 //! object's events wait until every block before its last one has gone out. A
 //! block holding only spare-pass records is cut at 1/D of a full block, so new
-//! work finds at most one full block of coded repeats ahead of it.
+//! work finds at most one full block of coded repeats ahead of it; it keeps a
+//! full block's repair symbols (at most one per source symbol), so repeats
+//! survive bursts as well as first passes do.
 //!
 //! Usage: call [`Sender::enqueue`]; while [`Sender::wants`] returns a chunk,
 //! read it from the spool and [`Sender::feed`] it; call
@@ -1002,11 +1004,16 @@ impl Sender {
         let t = usize::from(self.t);
         let data = self.writer.finish(t);
         let k = u16::try_from(data.len() / t).map_err(|_| FecError::SymbolCount(data.len() / t))?;
-        let repair = fec::encode_repair(
-            &data,
-            self.t,
-            fec::repair_count(k, self.repair_ratio, self.repair_extra),
-        )?;
+        let mut repair_count = fec::repair_count(k, self.repair_ratio, self.repair_extra);
+        if !self.open_fresh {
+            // A spare-only block, cut at 1/D of a block, keeps the repair symbols of
+            // a full block (at most one per source symbol): as many bursts as a full
+            // block survives, sent with spare capacity only.
+            let full_k = u16::try_from(self.block_bytes / t).unwrap_or(u16::MAX);
+            let full = fec::repair_count(full_k, self.repair_ratio, self.repair_extra);
+            repair_count = repair_count.max(full.min(u32::from(k)));
+        }
+        let repair = fec::encode_repair(&data, self.t, repair_count)?;
         self.tx.push_back(TxBlock {
             block: self.next_block,
             k,
