@@ -324,8 +324,9 @@ records name them) or every object retired in a time range. A one-way link has n
 this is how an object the receiver reports lost crosses again. The sender holds each retired
 object for [diode] keep_sent_s (default 3600 s); an object past that is reported as no longer
 held. The request is written into the node's state directory and taken by the running node
-within a second (or at its next start); each object sent again is audited `resent`. Exit 2:
-some ids are not held.",
+within a second (or at its next start); each object sent again is audited `resent`. Exit 0:
+every object asked for was queued; 2: some named ids (or the whole time range) match no held
+object, the others are queued; 1: a bad configuration, id or time.",
         after_long_help = "\
 Examples:
   isogate resend --config /etc/isogate/node.toml 4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e

@@ -88,7 +88,7 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
         .arg("00000000000000000000000000000001")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("is no longer held"),
         "{out:?}"

@@ -463,7 +463,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__bench)
-            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --log-format --help"
+            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -498,6 +498,10 @@ _isogate() {
                     return 0
                     ;;
                 --inspect-mib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repeat-window-s)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -58,6 +58,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand bench" -l huge-mib -d 'T
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l small-files -d 'How many 4 KiB files' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l latency-secs -d 'Seconds of the 100 files/s latency run' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l inspect-mib -d 'Size of each generated document (CID-font PDF, OFD, legacy Word) of the content-inspection figures, in MiB; 0 skips them' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l repeat-window-s -d 'The diode lab\'s repeat window in seconds (0: no repeats; default: the lab\'s 600), to measure what repeats cost the objects sent meanwhile' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -71,9 +71,9 @@ key = "certs/diode.key"
 mtu = 1500
 # The sender paces itself: there is no back-pressure on a diode.
 rate_mbit = 2000
-# Repair symbols per source symbol (0.2 = 20 % overhead): with 4 blocks interleaved, an
-# object's first pass survives 5 % loss in bursts of up to 64 datagrams (0.1 is enough for
-# 5 % random loss).
+# Repair symbols per source symbol (0.2 = 20 % overhead): with 3 blocks interleaved (derived
+# at this ratio), an object's first pass survives 5 % loss in bursts of up to 64 datagrams
+# (0.1 is enough for 5 % random loss).
 repair_ratio = 0.2
 # Each object is sent this many times back to back with newer data (planned copies).
 copies = 1

@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 /// Queues a resend request for the node configured in `config` and prints its answer,
 /// waiting up to `wait` for the running node to give one.
 ///
+/// Exit status 0: every object asked for is held and was queued; 2: some (or all) named
+/// ids, or the whole time range, match no held object (the rest are queued).
+///
 /// # Errors
 /// The configuration cannot be loaded or names no diode; an id or time does not parse;
-/// nothing held matches; the request cannot be written.
+/// the request cannot be written.
 pub fn command(
     config: &Path,
     ids: &[String],
@@ -82,7 +85,8 @@ pub fn command(
         if request.ids.is_empty() {
             println!("no held object was retired in that time range");
         }
-        bail!("nothing to resend");
+        eprintln!("nothing to resend");
+        return Ok(ExitCode::from(2));
     }
     let path = held.submit(&request).with_context(|| {
         format!(
@@ -108,5 +112,9 @@ pub fn command(
         "{matching} held object(s) asked for; the request waits in {} for the running node (taken within a second while it runs, else at its next start)",
         path.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(if not_held > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,13 +1,14 @@
 //! The sending node's pipeline after intake: a spooled object is inspected with the
 //! channel's policy, sealed (hashed, manifest signed, framed) and queued for its link; a
-//! link that is done with it (receipt, or the diode's last copy) clears it from the spool.
+//! QUIC link that is done with it (the peer's receipt) clears it from the spool; the diode
+//! link retires its objects itself (audited `retired`, held for `isogate resend`).
 //!
 //! ```text
 //!  Spooled ─► inspect::inspect ─► Inspected ─► seal ─► Sealed ─► queue ─► route ─► link
 //!     │            │ refused: quarantine + audit (Node::refuse), spool entry removed
 //!     │            └ antivirus down: waits, tried again every 2 s until max_wait
 //!     └ recovered at start-up: sealed again, or reloaded from its stored manifest
-//!  link done ─► confirm: audit `confirmed` (durable) ─► spool entry removed
+//!  quic receipt ─► confirm: audit `confirmed` (durable) ─► spool entry removed
 //! ```
 //!
 //! The spool copy is immutable once taken: its fingerprint (inode, size, modification and
@@ -213,8 +214,8 @@ impl Sender {
         Ok(self.spool.remove(spooled)?)
     }
 
-    /// The link is done with an object (a final receipt, or the diode's last copy):
-    /// audited durably as `confirmed`, then the spool entry goes. A receipt that says the
+    /// The QUIC link is done with an object (the peer's final receipt): audited durably
+    /// as `confirmed`, then the spool entry goes. A receipt that says the
     /// peer refused it unread moves it to this node's quarantine instead.
     ///
     /// # Errors

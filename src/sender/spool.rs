@@ -1,5 +1,6 @@
 //! The sender's spool: where a file lives, durable, from the moment it leaves the outbox
-//! until the peer's receipt says it is durable on the other side.
+//! until the peer's receipt says it is durable on the other side (QUIC), or until the diode
+//! retires it at the end of its repeat window.
 //!
 //! ```text
 //! state/spool/<channel>/<object id>/meta.json   name, sequence, time (written first)

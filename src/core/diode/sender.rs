@@ -71,7 +71,8 @@ pub const COPIES_OPEN: u8 = u8::MAX;
 /// The derived interleave depth for blocks with `repair` repair symbols: the
 /// smallest D with ceil([`BURST_DATAGRAMS`] / D) ≤ repair / 4, within
 /// 2..=[`MAX_INTERLEAVE`]. K = 512 with ratio 0.1 + 2 (54 repair symbols) gives
-/// 5, capped to 4: a burst of 64 then costs each block 16 of its 54.
+/// 5, capped to 4: a burst of 64 then costs each block 16 of its 54; with the
+/// configuration's default 0.2 + 2 (105) it gives 3: 22 of its 105.
 pub fn interleave_for(repair: u32) -> u16 {
     let share = (repair / 4).max(1);
     let d = BURST_DATAGRAMS.div_ceil(share);
