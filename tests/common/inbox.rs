@@ -9,7 +9,7 @@
 //! ```
 
 use super::{Lab, sha256_file, sha256_of_generated, wait_until};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,8 +155,10 @@ pub fn wait_landed(inbox: &Path, expected: &Expected, watch: &Watch, secs: u64, 
 }
 
 /// Asserts that the inbox holds exactly the expected files, each whole, and that the
-/// receiver audited each landing once; waits a moment first so that a late duplicate
-/// would show.
+/// receiver audited a landing for each object and for no other; waits a moment first so
+/// that a late duplicate would show. The landing is recorded before it is committed
+/// (write-ahead), so a kill between the two makes the record appear twice, for the same
+/// object and name: records are counted by object id.
 pub fn assert_exactly_once(lab: &Lab, node: &str, inbox: &Path, expected: &Expected) {
     std::thread::sleep(Duration::from_secs(1));
     let names = entries(inbox);
@@ -175,14 +177,29 @@ pub fn assert_exactly_once(lab: &Lab, node: &str, inbox: &Path, expected: &Expec
         assert_eq!(&sha256_file(&inbox.join(name)), sha, "{name} changed");
     }
     let channel = inbox.file_name().unwrap().to_string_lossy().into_owned();
-    let landed = isogate::audit::read_all(&lab.dir.join(node).join("audit"))
-        .unwrap()
+    let records = isogate::audit::read_all(&lab.dir.join(node).join("audit")).unwrap();
+    let mut landed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in records
         .iter()
         .filter(|r| r.event.as_str() == "landed" && r.channel.as_deref() == Some(&channel))
-        .count();
+    {
+        let id = r.object_id.clone().unwrap_or_default();
+        landed
+            .entry(id)
+            .or_default()
+            .insert(r.name.clone().unwrap_or_default());
+    }
     assert_eq!(
-        landed,
+        landed.len(),
         expected.len(),
-        "landings audited on {node}/{channel}"
+        "objects audited landed on {node}/{channel}"
     );
+    for (id, names) in &landed {
+        assert_eq!(names.len(), 1, "object {id} audited landed under {names:?}");
+        let name = names.iter().next().unwrap();
+        assert!(
+            expected.contains_key(name),
+            "{name} audited landed, not expected"
+        );
+    }
 }
