@@ -26,14 +26,6 @@ fn lab(port_base: u16) -> Lab {
     lab
 }
 
-fn records(lab: &Lab, node: &str, event: &str) -> Vec<isogate::audit::Record> {
-    isogate::audit::read_all(&lab.dir.join(node).join("audit"))
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event.as_str() == event)
-        .collect()
-}
-
 fn reconcile(sender: &std::path::Path, receiver: &std::path::Path, strict: bool) -> (bool, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["audit", "reconcile"]).arg(sender).arg(receiver);
@@ -64,19 +56,19 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
     );
     // the receiver is down: the only copy goes out and the object retires
     wait_until(60, "the sender to retire the file", || {
-        !records(&lab, "court", "retired").is_empty()
+        !lab.records("court", "retired").is_empty()
     });
     let internet = lab.start("internet");
     wait_until(60, "the receiver to audit the file lost", || {
-        !records(&lab, "internet", "lost").is_empty()
+        !lab.records("internet", "lost").is_empty()
     });
-    let lost = records(&lab, "internet", "lost");
+    let lost = lab.records("internet", "lost");
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0].name.as_deref(), Some(name));
     assert_eq!(lost[0].channel.as_deref(), Some("to-internet"));
     let id = lost[0].object_id.clone().unwrap();
     assert_eq!(
-        records(&lab, "court", "retired")[0].object_id.as_deref(),
+        lab.records("court", "retired")[0].object_id.as_deref(),
         Some(id.as_str())
     );
     assert!(visible(&lab.inbox("internet", "to-internet")).is_empty());
@@ -113,9 +105,9 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
         fs::read(inbox.join(name)).unwrap(),
         "民事判决书 第一页\n".repeat(200).as_bytes()
     );
-    assert_eq!(records(&lab, "court", "resent").len(), 1);
+    assert_eq!(lab.records("court", "resent").len(), 1);
     wait_until(30, "a witnessed checkpoint", || {
-        !records(&lab, "internet", "witnessed").is_empty()
+        !lab.records("internet", "witnessed").is_empty()
     });
     // let the sender's last checkpoints cross, then stop both
     std::thread::sleep(std::time::Duration::from_secs(3));

@@ -29,15 +29,6 @@ fn ready(lab: &Lab) {
     });
 }
 
-/// The audit records of `event` on a node.
-fn records(lab: &Lab, node: &str, event: &str) -> Vec<isogate::audit::Record> {
-    isogate::audit::read_all(&lab.dir.join(node).join("audit"))
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event.as_str() == event)
-        .collect()
-}
-
 #[test]
 fn a_writer_that_pauses_with_the_file_open_is_waited_for() {
     let lab = lab(23400);
@@ -61,7 +52,7 @@ fn a_writer_that_pauses_with_the_file_open_is_waited_for() {
     f.flush().unwrap();
     // ten seconds with 40 % written and the file open: ten times idle_ms
     std::thread::sleep(Duration::from_secs(10));
-    assert_eq!(records(&lab, "court", "taken").len(), 0, "taken while open");
+    assert_eq!(lab.records("court", "taken").len(), 0, "taken while open");
     assert!(path.exists(), "the open file left the outbox");
     for p in pieces {
         f.write_all(&p).unwrap();
@@ -69,7 +60,7 @@ fn a_writer_that_pauses_with_the_file_open_is_waited_for() {
     drop(f);
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(60, "the file to land", || {
-        visible(&inbox) == ["卷宗-停顿.pdf"] && records(&lab, "internet", "landed").len() == 1
+        visible(&inbox) == ["卷宗-停顿.pdf"] && lab.records("internet", "landed").len() == 1
     });
     assert_eq!(
         sha256_file(&inbox.join("卷宗-停顿.pdf")),
@@ -78,8 +69,8 @@ fn a_writer_that_pauses_with_the_file_open_is_waited_for() {
     );
     // exactly once: give a duplicate time to show up
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(records(&lab, "internet", "landed").len(), 1);
-    assert_eq!(records(&lab, "court", "taken").len(), 1);
+    assert_eq!(lab.records("internet", "landed").len(), 1);
+    assert_eq!(lab.records("court", "taken").len(), 1);
     assert!(reasons(&lab.quarantine("court", "to-internet")).is_empty());
     assert!(reasons(&lab.quarantine("internet", "to-internet")).is_empty());
 }
@@ -98,11 +89,11 @@ fn an_sftp_upload_lands_under_its_final_name_only() {
     // closed and left alone for twice idle_ms: still work in progress
     std::thread::sleep(Duration::from_secs(2));
     assert!(part.exists(), "the .filepart was taken");
-    assert_eq!(records(&lab, "court", "taken").len(), 0);
+    assert_eq!(lab.records("court", "taken").len(), 0);
     fs::rename(&part, outbox.join("判决书.pdf")).unwrap();
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(60, "the upload to land", || {
-        visible(&inbox) == ["判决书.pdf"] && records(&lab, "internet", "landed").len() == 1
+        visible(&inbox) == ["判决书.pdf"] && lab.records("internet", "landed").len() == 1
     });
     assert_eq!(visible(&inbox), ["判决书.pdf"]);
     assert_eq!(
@@ -116,8 +107,8 @@ fn an_sftp_upload_lands_under_its_final_name_only() {
             .all(|r| !r.name.as_deref().unwrap_or("").ends_with(".filepart")),
         "a .filepart object was taken or refused"
     );
-    assert_eq!(records(&lab, "court", "taken").len(), 1);
-    assert_eq!(records(&lab, "internet", "landed").len(), 1);
+    assert_eq!(lab.records("court", "taken").len(), 1);
+    assert_eq!(lab.records("internet", "landed").len(), 1);
     assert!(reasons(&lab.quarantine("court", "to-internet")).is_empty());
 }
 
@@ -149,13 +140,13 @@ fn a_spool_copy_written_after_it_was_sealed_never_crosses_as_it_is() {
     let size: u64 = 8 << 20;
     lab.publish_generated("court", "to-internet", "证据-改写.pdf", size, 9);
     wait_until(60, "the object to be sealed", || {
-        records(&lab, "court", "sealed").len() == 1
+        lab.records("court", "sealed").len() == 1
     });
     let spooled = spool_contents(&lab, "court", "to-internet");
     assert_eq!(spooled.len(), 1);
     let original = sha256_of_generated(size, 9);
     assert_eq!(
-        records(&lab, "court", "sealed")[0].sha256.as_deref(),
+        lab.records("court", "sealed")[0].sha256.as_deref(),
         Some(original.as_str())
     );
     // a writer changes the spool copy after it was sealed
@@ -165,20 +156,20 @@ fn a_spool_copy_written_after_it_was_sealed_never_crosses_as_it_is() {
     let _internet = lab.start("internet");
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(90, "the object to land", || {
-        visible(&inbox) == ["证据-改写.pdf"] && records(&lab, "internet", "landed").len() == 1
+        visible(&inbox) == ["证据-改写.pdf"] && lab.records("internet", "landed").len() == 1
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(records(&lab, "internet", "landed").len(), 1, "exactly once");
+    assert_eq!(lab.records("internet", "landed").len(), 1, "exactly once");
     let landed = sha256_file(&inbox.join("证据-改写.pdf"));
     // what crossed is what was inspected and sealed last: the changed content, taken again
     assert_eq!(
         landed, changed,
         "the landed file is not the content as changed"
     );
-    let sealed = records(&lab, "court", "sealed");
+    let sealed = lab.records("court", "sealed");
     assert_eq!(sealed.len(), 2, "sealed once as taken, once as changed");
     assert_eq!(sealed[1].sha256.as_deref(), Some(landed.as_str()));
-    let again = records(&lab, "court", "taken");
+    let again = lab.records("court", "taken");
     assert!(
         again.iter().any(|r| r
             .detail
@@ -204,7 +195,7 @@ fn a_spool_copy_written_while_it_is_inspected_is_inspected_again() {
         spooled = spool_contents(&lab, "court", "to-internet")
             .into_iter()
             .next();
-        spooled.is_some() || records(&lab, "internet", "landed").len() == 1
+        spooled.is_some() || lab.records("internet", "landed").len() == 1
     });
     // the entry may already be gone (sent and confirmed): then nothing changes
     let changed = spooled.and_then(|p| {
@@ -228,10 +219,10 @@ fn a_spool_copy_written_while_it_is_inspected_is_inspected_again() {
     });
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(90, "the object to land", || {
-        visible(&inbox) == ["证据-途中.pdf"] && records(&lab, "internet", "landed").len() == 1
+        visible(&inbox) == ["证据-途中.pdf"] && lab.records("internet", "landed").len() == 1
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(records(&lab, "internet", "landed").len(), 1, "exactly once");
+    assert_eq!(lab.records("internet", "landed").len(), 1, "exactly once");
     let landed = sha256_file(&inbox.join("证据-途中.pdf"));
     // the original (the write came too late to matter) or the changed whole: never a mixture
     assert!(
@@ -239,7 +230,7 @@ fn a_spool_copy_written_while_it_is_inspected_is_inspected_again() {
         "a mixture landed"
     );
     // what landed is what the sender sealed last
-    let sealed = records(&lab, "court", "sealed");
+    let sealed = lab.records("court", "sealed");
     assert_eq!(
         sealed.last().unwrap().sha256.as_deref(),
         Some(landed.as_str())
@@ -300,18 +291,18 @@ fn a_file_open_since_before_the_start_is_waited_for() {
     let _internet = lab.start("internet");
     ready(&lab);
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(records(&lab, "court", "taken").len(), 0, "taken while open");
+    assert_eq!(lab.records("court", "taken").len(), 0, "taken while open");
     for p in rest {
         f.write_all(p).unwrap();
     }
     drop(f);
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(60, "the file to land", || {
-        visible(&inbox) == ["早于启动.pdf"] && records(&lab, "internet", "landed").len() == 1
+        visible(&inbox) == ["早于启动.pdf"] && lab.records("internet", "landed").len() == 1
     });
     assert_eq!(
         sha256_file(&inbox.join("早于启动.pdf")),
         sha256_of_generated(size, 31)
     );
-    assert_eq!(records(&lab, "court", "taken").len(), 1);
+    assert_eq!(lab.records("court", "taken").len(), 1);
 }

@@ -199,6 +199,20 @@ impl Spool {
         }
     }
 
+    /// The spool entry (or held copy) in `dir`, from its `meta.json`; `None` when that is
+    /// missing or unreadable.
+    pub fn read_entry(dir: &Path) -> Option<Spooled> {
+        let meta: Meta = serde_json::from_slice(&fs::read(dir.join("meta.json")).ok()?).ok()?;
+        Some(Spooled {
+            id: ObjectId::parse(&meta.id)?,
+            channel: meta.channel,
+            name: meta.name,
+            sequence: meta.sequence,
+            taken_ms: meta.taken_ms,
+            dir: dir.to_path_buf(),
+        })
+    }
+
     /// Removes an entry whose object is durable on the other side or in quarantine.
     pub fn remove(&self, spooled: &Spooled) -> io::Result<()> {
         match fs::remove_dir_all(&spooled.dir) {

@@ -133,6 +133,15 @@ impl Lab {
         self.dir.join(format!("{node}.toml"))
     }
 
+    /// The audit records of `event` on a node.
+    pub fn records(&self, node: &str, event: &str) -> Vec<isogate::audit::Record> {
+        isogate::audit::read_all(&self.dir.join(node).join("audit"))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event.as_str() == event)
+            .collect()
+    }
+
     /// Starts `isogate run` for a node, logging to `<lab>/<node>.log`.
     pub fn start(&self, node: &str) -> Running {
         self.start_with(node, &self.config(node))

@@ -31,16 +31,6 @@ const MAX_REQUEST_BYTES: u64 = 1 << 20;
 /// Most objects one request may name.
 pub const MAX_REQUEST_IDS: usize = 10_000;
 
-/// The part of a spool entry's `meta.json` read here.
-#[derive(Debug, Deserialize)]
-struct Meta {
-    id: String,
-    channel: String,
-    name: String,
-    sequence: u64,
-    taken_ms: u64,
-}
-
 /// A held copy of a retired object.
 #[derive(Debug, Clone)]
 pub struct HeldEntry {
@@ -266,7 +256,7 @@ impl Held {
 }
 
 fn read_entry(dir: &Path) -> Option<HeldEntry> {
-    let meta: Meta = serde_json::from_slice(&fs::read(dir.join("meta.json")).ok()?).ok()?;
+    let spooled = crate::sender::spool::Spool::read_entry(dir)?;
     let retired_ms = fs::read_to_string(dir.join("retired"))
         .ok()?
         .trim()
@@ -274,14 +264,7 @@ fn read_entry(dir: &Path) -> Option<HeldEntry> {
         .ok()?;
     let size = fs::symlink_metadata(dir.join("content")).ok()?.len();
     Some(HeldEntry {
-        spooled: Spooled {
-            id: ObjectId::parse(&meta.id)?,
-            channel: meta.channel,
-            name: meta.name,
-            sequence: meta.sequence,
-            taken_ms: meta.taken_ms,
-            dir: dir.to_path_buf(),
-        },
+        spooled,
         retired_ms,
         size,
     })
