@@ -154,3 +154,38 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
     let (ok, text) = reconcile(&s, &bare, true);
     assert!(!ok, "{text}");
 }
+
+#[test]
+fn a_second_node_on_the_same_state_is_refused_before_it_touches_anything() {
+    let lab = lab(21920);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    lab.publish("court", "to-internet", "一.txt", b"first");
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(60, "the first file", || visible(&inbox) == ["一.txt"]);
+    // the operator starts the receiver again by mistake
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(lab.config("internet"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another `isogate run` uses this state directory"),
+        "{err}"
+    );
+    // the running node's audit log is untouched and it goes on landing files
+    let audit = lab.dir.join("internet").join("audit");
+    let verify = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    lab.publish("court", "to-internet", "二.txt", b"second");
+    wait_until(60, "the second file", || {
+        visible(&inbox) == ["一.txt", "二.txt"]
+    });
+    assert_eq!(lab.records("internet", "config_loaded").len(), 1);
+}

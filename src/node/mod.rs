@@ -54,6 +54,14 @@ pub enum NodeError {
         /// The I/O error.
         error: io::Error,
     },
+    /// Another process runs a node on this state directory.
+    #[error(
+        "{path} is locked: another `isogate run` uses this state directory (stop it first, or give this node its own node.state_dir)"
+    )]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
     /// The outbox watch could not be set up.
     #[error("watching the outboxes: {0}")]
     Watch(#[from] notify::Error),
@@ -115,6 +123,28 @@ pub struct Node {
     pub metrics: crate::ops::metrics::Metrics,
     /// Whether each link is up: `[quic, diode]`.
     links: [AtomicBool; 2],
+    /// The exclusive lock on `<state_dir>/lock`, held while the node runs.
+    _lock: std::fs::File,
+}
+
+/// Takes the exclusive lock (`flock`) on `<state_dir>/lock`, released when the process ends,
+/// however it ends.
+fn lock_state(state_dir: &Path) -> Result<std::fs::File, NodeError> {
+    let path = state_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| NodeError::Dir {
+            path: path.clone(),
+            error,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked { path }),
+        Err(std::fs::TryLockError::Error(error)) => Err(NodeError::Dir { path, error }),
+    }
 }
 
 fn mkdir(path: &Path) -> Result<(), NodeError> {
@@ -147,6 +177,9 @@ impl Node {
         for dir in [&cfg.node.state_dir, &cfg.node.audit_dir] {
             mkdir(dir)?;
         }
+        // before anything is read or written: a second node on the same state would
+        // recover (delete) the first one's deliveries and interleave its audit records
+        let lock = lock_state(&cfg.node.state_dir)?;
         for c in &cfg.channels {
             mkdir(&c.quarantine)?;
             match c.role {
@@ -173,6 +206,7 @@ impl Node {
             audit,
             keys,
             links: [AtomicBool::new(false), AtomicBool::new(false)],
+            _lock: lock,
         })
     }
 
