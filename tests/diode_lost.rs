@@ -14,12 +14,21 @@ use std::process::Command;
 /// A diode lab on the loopback with one copy and no repeat window, so objects retire
 /// as soon as their only pass is out.
 fn lab(port_base: u16) -> Lab {
+    lab_with_window(port_base, 0)
+}
+
+/// A diode lab on the loopback with a repeat window of `window_s` seconds (repeats
+/// every window/20, at least 1 s).
+fn lab_with_window(port_base: u16, window_s: u64) -> Lab {
     let lab = Lab::new_with(port_base, &["--link", "diode"]);
     for node in ["court", "internet"] {
         let file = lab.config(node);
         let text = fs::read_to_string(&file)
             .unwrap()
-            .replace("repeat_window_s = 600", "repeat_window_s = 0")
+            .replace(
+                "repeat_window_s = 600",
+                &format!("repeat_window_s = {window_s}"),
+            )
             .replace("rate_mbit = 2000", "rate_mbit = 400");
         fs::write(&file, text).unwrap();
     }
@@ -188,4 +197,42 @@ fn a_second_node_on_the_same_state_is_refused_before_it_touches_anything() {
         visible(&inbox) == ["一.txt", "二.txt"]
     });
     assert_eq!(lab.records("internet", "config_loaded").len(), 1);
+}
+
+#[test]
+fn a_copy_that_could_not_be_landed_is_taken_again_from_a_repeat() {
+    let lab = lab_with_window(21930, 20);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    let inbox = lab.inbox("internet", "to-internet");
+    lab.publish("court", "to-internet", "一.txt", b"first");
+    wait_until(60, "the first file", || visible(&inbox) == ["一.txt"]);
+    // the staging directory is unusable while the next file arrives whole
+    let staging = inbox.join(".isogate-tmp");
+    fs::remove_dir_all(&staging).unwrap();
+    fs::write(&staging, b"in the way").unwrap();
+    lab.publish(
+        "court",
+        "to-internet",
+        "二.txt",
+        "民事裁定书".repeat(100).as_bytes(),
+    );
+    wait_until(30, "the first pass of the second file", || {
+        !lab.records("court", "sent")
+            .iter()
+            .all(|r| r.name.as_deref() != Some("二.txt"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(visible(&inbox), ["一.txt"]);
+    // repaired: a repeat (every second with this window) lands it, once
+    fs::remove_file(&staging).unwrap();
+    fs::create_dir(&staging).unwrap();
+    wait_until(15, "the second file from a repeat", || {
+        visible(&inbox) == ["一.txt", "二.txt"]
+    });
+    assert_eq!(
+        fs::read_to_string(inbox.join("二.txt")).unwrap(),
+        "民事裁定书".repeat(100)
+    );
+    assert!(lab.records("internet", "lost").is_empty());
 }

@@ -314,6 +314,11 @@ impl Unpacker {
         self.completed.set.contains(id)
     }
 
+    /// Forgets that `id` completed, so that its next copy is unpacked again.
+    pub fn forget_complete(&mut self, id: &ObjectId) {
+        self.completed.set.remove(id);
+    }
+
     /// Drops the object in progress, reporting it lost for `why`.
     pub fn abort(&mut self, why: LossReason) {
         self.skipping = None;

@@ -670,6 +670,13 @@ impl Receiver {
         self.drain_window();
     }
 
+    /// Takes the next copy of `id` again although one completed: the shell could not
+    /// land it (a full disk, an I/O error). A repeat then delivers it, or, once the
+    /// sender retires it, it is reported missed like any object that never arrived.
+    pub fn reopen(&mut self, id: ObjectId) {
+        self.unpacker.forget_complete(&id);
+    }
+
     /// The next event for the shell.
     pub fn poll_event(&mut self) -> Option<ReceiverEvent> {
         self.events.pop_front()
@@ -752,6 +759,56 @@ mod tests {
 
     fn events(r: &mut Receiver) -> Vec<ReceiverEvent> {
         std::iter::from_fn(|| r.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_reopened_object_is_taken_from_its_next_copy() {
+        let id = ObjectId([6; 16]);
+        let data = vec![5u8; 3_000];
+        // another object between the two copies, so that they travel in other blocks
+        let filler = (ObjectId([7; 16]), vec![1u8; 200_000]);
+        let mut cfg = SenderConfig::new(KEY, 1500);
+        cfg.copies = 2;
+        cfg.repeat_window_ms = 0;
+        cfg.source_symbols = 8;
+        let mut s = Sender::new(cfg, 78, 1_000).unwrap();
+        s.enqueue(id, b"hdr".to_vec(), data.len() as u64).unwrap();
+        s.enqueue(filler.0, b"hdr".to_vec(), filler.1.len() as u64)
+            .unwrap();
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        for _ in 0..10_000 {
+            while let Some(w) = s.wants() {
+                let content = if w.id == id { &data } else { &filler.1 };
+                let from = w.offset as usize;
+                let to = (from + w.max_len).min(content.len());
+                s.feed(w.id, w.offset, &content[from..to]).unwrap();
+            }
+            match s.poll_transmit(2_000, &mut buf).unwrap() {
+                Some(n) => datagrams.push(buf[..n].to_vec()),
+                None if s.is_idle() => break,
+                None => {}
+            }
+        }
+        let completes = |reopen: bool| {
+            let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+            let mut n = 0;
+            for d in &datagrams {
+                r.handle(2_000, d);
+                while let Some(ev) = r.poll_event() {
+                    if ev == (ReceiverEvent::ObjectComplete { id }) {
+                        n += 1;
+                        if reopen {
+                            // the shell could not land it
+                            r.reopen(id);
+                        }
+                    }
+                }
+            }
+            n
+        };
+        assert_eq!(completes(false), 1, "the second copy is a duplicate");
+        assert_eq!(completes(true), 2, "the second copy is taken again");
     }
 
     #[test]

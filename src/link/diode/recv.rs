@@ -11,16 +11,21 @@
 //! (`isogate resend`). The sender's signed audit checkpoints arrive as their own frames
 //! and are witnessed (`witnessed`) as on quic, after their signature is checked.
 //!
+//! An object that arrived whole but could not be landed (an I/O error, a full disk: the
+//! "retry" answer) is reopened in the core, so that its next copy (a repeat) is taken
+//! again; if none comes before the sender retires it, it is audited `lost` like the rest.
+//!
 //! ```text
 //! ObjectMissed ─► settled here? ─► marked lost already? ─► audit `lost`, mark
 //! Checkpoint   ─► signature (peer keys) ─► audit `witnessed`
+//! complete, not landed ─► reopen (landing thread ─► socket thread) ─► next copy taken
 //! ```
 
 use super::DiodeError;
 use crate::core::diode::{Receiver as Core, ReceiverConfig, ReceiverEvent, ReceiverStats};
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal};
-use crate::core::wire::LinkKind;
+use crate::core::wire::{LinkKind, ReceiptStatus};
 use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::node::Node;
@@ -28,7 +33,7 @@ use crate::receiver::{Arriving, Begin, Receiver};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver as Rx, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver as Rx, Sender as Tx, SyncSender, sync_channel};
 use std::time::Duration;
 
 /// The receive buffer asked of the kernel: bursts at line rate must not overflow it.
@@ -79,25 +84,28 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
     // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
     // queue keeps memory bounded; the socket buffer absorbs the writer's pauses
     let (tx, rx) = sync_channel::<ReceiverEvent>(EVENT_QUEUE);
+    // objects that arrived whole but were not landed go back to the core
+    let (reopen_tx, reopen_rx) = std::sync::mpsc::channel::<ObjectId>();
     let n = node.clone();
     let s = stop.clone();
     let net = std::thread::Builder::new()
         .name("isogate-diode-recv".into())
-        .spawn(move || net(n, udp, core, tx, s))
+        .spawn(move || net(n, udp, core, tx, reopen_rx, s))
         .map_err(sock_err)?;
     // landing (final hash, fsync, inspection, audit) takes time: it runs on its own
     // thread so that writing, and reading the socket, never wait for it
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Arriving>();
     let r = receiver.clone();
+    let reopen = reopen_tx.clone();
     let write = std::thread::Builder::new()
         .name("isogate-diode-write".into())
-        .spawn(move || writer(&r, rx, done_tx))
+        .spawn(move || writer(&r, rx, done_tx, &reopen))
         .map_err(sock_err)?;
     let land = std::thread::Builder::new()
         .name("isogate-diode-land".into())
         .spawn(move || {
             for arriving in done_rx {
-                complete(&receiver, arriving);
+                complete(&receiver, arriving, &reopen_tx);
             }
         })
         .map_err(sock_err)?;
@@ -113,6 +121,7 @@ fn net(
     udp: Udp,
     mut receiver: Core,
     tx: SyncSender<ReceiverEvent>,
+    reopen: Rx<ObjectId>,
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; 1 << 16];
@@ -134,6 +143,9 @@ fn net(
                 tracing::error!(error = %e, "diode receive failed");
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        while let Ok(id) = reopen.try_recv() {
+            receiver.reopen(id);
         }
         let now = crate::now_ms();
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
@@ -220,11 +232,19 @@ enum Slot {
     Arriving(Box<Arriving>),
     /// Already landed, refused or being ignored: later data is dropped.
     Ignored,
+    /// Not taken now (a full disk, a scanner down: the answer is "retry"): later data is
+    /// dropped, and the next copy is taken again.
+    Retry,
 }
 
 /// Verifies and writes objects as the core reports them; hands complete ones to the
 /// landing thread.
-fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sender<Arriving>) {
+fn writer(
+    receiver: &Receiver,
+    rx: Rx<ReceiverEvent>,
+    done: std::sync::mpsc::Sender<Arriving>,
+    reopen: &Tx<ObjectId>,
+) {
     let mut slots: HashMap<ObjectId, Slot> = HashMap::new();
     for ev in rx {
         match ev {
@@ -236,6 +256,7 @@ fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sen
                 let slot = match crate::core::wire::decode_object_frame(&header) {
                     Ok(payload) => match receiver.begin(LinkKind::Diode, payload, Some(id)) {
                         Begin::Arriving(a) => Slot::Arriving(a),
+                        Begin::Answered(Some((_, ReceiptStatus::Retry))) => Slot::Retry,
                         Begin::Answered(_) => Slot::Ignored,
                     },
                     Err(e) => {
@@ -251,13 +272,17 @@ fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: std::sync::mpsc::Sen
                     a.write(&bytes);
                 }
             }
-            ReceiverEvent::ObjectComplete { id } => {
-                if let Some(Slot::Arriving(a)) = slots.remove(&id)
-                    && done.send(*a).is_err()
-                {
-                    return;
+            ReceiverEvent::ObjectComplete { id } => match slots.remove(&id) {
+                Some(Slot::Arriving(a)) => {
+                    if done.send(*a).is_err() {
+                        return;
+                    }
                 }
-            }
+                Some(Slot::Retry) => {
+                    let _ = reopen.send(id);
+                }
+                Some(Slot::Ignored) | None => {}
+            },
             ReceiverEvent::ObjectLost { id, why, last_copy } => {
                 if let Some(Slot::Arriving(a)) = slots.remove(&id) {
                     tracing::warn!(channel = %a.manifest().channel, name = %a.manifest().name, why = ?why, last_copy, "a copy of an object was lost on the diode");
@@ -311,10 +336,20 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
     }
 }
 
-/// Every byte arrived: verify, inspect again, land or quarantine.
-fn complete(receiver: &Receiver, arriving: Arriving) {
+/// Every byte arrived: verify, inspect again, land or quarantine. When it could not be
+/// landed now, the core takes its next copy again.
+fn complete(receiver: &Receiver, arriving: Arriving, reopen: &Tx<ObjectId>) {
     let name = arriving.manifest().name.clone();
-    if let Err(e) = receiver.finish(arriving, true) {
-        tracing::error!(name = %name, error = %e, "could not land; the next copy is tried");
+    let id = arriving.manifest().object_id;
+    match receiver.finish(arriving, true) {
+        Ok(Some(ReceiptStatus::Retry)) => {
+            tracing::warn!(name = %name, "not landed now; the next copy is taken");
+            let _ = reopen.send(id);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(name = %name, error = %e, "could not land; the next copy is taken");
+            let _ = reopen.send(id);
+        }
     }
 }
