@@ -433,14 +433,14 @@ impl AuditLog {
             .open(&path)
             .map_err(io(&path))?;
         // Never sign over a log that no longer matches its own last checkpoint.
-        if let Some(c) = &last_cp {
-            if cp_root.map(hex::encode).as_deref() != Some(c.root.as_str()) {
-                return Err(AuditError::Diverged {
-                    dir: dir.to_path_buf(),
-                    size: c.size,
-                    records: tree.size(),
-                });
-            }
+        if let Some(c) = &last_cp
+            && cp_root.map(hex::encode).as_deref() != Some(c.root.as_str())
+        {
+            return Err(AuditError::Diverged {
+                dir: dir.to_path_buf(),
+                size: c.size,
+                records: tree.size(),
+            });
         }
         let last_cp = last_cp.map(|c| c.size).unwrap_or(0);
         let history = Self::key_history(recorded, &key, last_switch, last_cp)

@@ -388,7 +388,7 @@ mod tests {
                 );
                 e.size = Some(rng.next() % 100_000);
                 log.append(event, e).unwrap();
-                if rng.next() % 7 == 0 {
+                if rng.next().is_multiple_of(7) {
                     log.checkpoint(true).unwrap();
                 }
                 log.checkpoint(false).unwrap();

@@ -96,10 +96,10 @@ impl Sink {
             while let Ok(msg) = rx.recv() {
                 match target {
                     Target::Udp(addr) => {
-                        if let Some(s) = &udp {
-                            if let Err(e) = s.send_to(msg.as_bytes(), addr) {
-                                tracing::warn!(target = %addr, error = %e, "syslog export failed");
-                            }
+                        if let Some(s) = &udp
+                            && let Err(e) = s.send_to(msg.as_bytes(), addr)
+                        {
+                            tracing::warn!(target = %addr, error = %e, "syslog export failed");
                         }
                     }
                     Target::Tcp(addr) => {

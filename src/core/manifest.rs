@@ -721,7 +721,7 @@ pub(crate) mod tests {
                     let pos = (next() as usize) % b.len();
                     b[pos] = next() as u8;
                 }
-                if next() % 4 == 0 {
+                if next().is_multiple_of(4) {
                     b.truncate((next() as usize) % (b.len() + 1));
                 }
                 if let Ok(m2) = decode_body(&b) {

@@ -243,16 +243,16 @@ impl State {
                 u.dirty = true;
             }
         }
-        if mask.intersects(EventMask::CLOSE_WRITE | EventMask::CLOSE_NOWRITE) {
-            if let Some(u) = self.names.get_mut(&key) {
-                u.open = u.open.saturating_sub(1);
-                u.last = now;
-                if mask.contains(EventMask::CLOSE_WRITE) {
-                    u.dirty = false;
-                }
-                if !u.busy() {
-                    self.names.remove(&key);
-                }
+        if mask.intersects(EventMask::CLOSE_WRITE | EventMask::CLOSE_NOWRITE)
+            && let Some(u) = self.names.get_mut(&key)
+        {
+            u.open = u.open.saturating_sub(1);
+            u.last = now;
+            if mask.contains(EventMask::CLOSE_WRITE) {
+                u.dirty = false;
+            }
+            if !u.busy() {
+                self.names.remove(&key);
             }
         }
         if mask.contains(EventMask::MOVED_FROM) {

@@ -89,15 +89,14 @@ impl<R: Read> Read for Meter<R> {
             Packed::Fixed(n) => Some(*n),
             Packed::Counted(c) => Some(c.get()),
         };
-        if let Some(packed) = packed {
-            if self.expanded >= RATIO_FLOOR
-                && self.expanded > self.limits.max_ratio.saturating_mul(packed.max(1))
-            {
-                return Err(self.hit(format!(
-                    "archive entry expands more than {} times",
-                    self.limits.max_ratio
-                )));
-            }
+        if let Some(packed) = packed
+            && self.expanded >= RATIO_FLOOR
+            && self.expanded > self.limits.max_ratio.saturating_mul(packed.max(1))
+        {
+            return Err(self.hit(format!(
+                "archive entry expands more than {} times",
+                self.limits.max_ratio
+            )));
         }
         Ok(n)
     }

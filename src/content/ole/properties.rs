@@ -185,7 +185,7 @@ pub(crate) mod tests {
         v.extend_from_slice(&(bytes.len() as u32 + 1).to_le_bytes());
         v.extend_from_slice(bytes);
         v.push(0);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
         v

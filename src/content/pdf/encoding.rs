@@ -402,26 +402,28 @@ const OTHER_NAMES: [(&str, char); 63] = [
 /// The character of one glyph name component: `uniXXXX[XXXX…]`, `uXXXX` to `uXXXXXX`, or a
 /// name of the glyph list.
 fn component(name: &str, out: &mut String) -> bool {
-    if let Some(hex) = name.strip_prefix("uni") {
-        if !hex.is_empty() && hex.len() % 4 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let units: Vec<u16> = hex
-                .as_bytes()
-                .chunks(4)
-                .filter_map(|c| u16::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
-                .collect();
-            for c in char::decode_utf16(units) {
-                out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
-            }
-            return true;
+    if let Some(hex) = name.strip_prefix("uni")
+        && !hex.is_empty()
+        && hex.len() % 4 == 0
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        let units: Vec<u16> = hex
+            .as_bytes()
+            .chunks(4)
+            .filter_map(|c| u16::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+            .collect();
+        for c in char::decode_utf16(units) {
+            out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
         }
+        return true;
     }
-    if let Some(hex) = name.strip_prefix('u') {
-        if (4..=6).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if let Some(c) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
-                out.push(c);
-                return true;
-            }
-        }
+    if let Some(hex) = name.strip_prefix('u')
+        && (4..=6).contains(&hex.len())
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Some(c) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+    {
+        out.push(c);
+        return true;
     }
     // Ligatures of several letters (TeX's ff, ffi, ffl).
     if matches!(name, "ff" | "ffi" | "ffl") {

@@ -329,10 +329,10 @@ impl Lexer {
                 "PDF text string or operator too long to read whole",
             ));
         }
-        if self.lost {
-            if let Some(cmap) = self.cmap.as_mut() {
-                cmap.overflow = true;
-            }
+        if self.lost
+            && let Some(cmap) = self.cmap.as_mut()
+        {
+            cmap.overflow = true;
         }
         self.lost = false;
         let operands = std::mem::take(&mut self.operands);
@@ -443,12 +443,11 @@ impl Lexer {
                 self.cmap_operator(op, operands, doc);
             }
             b"def" if self.cmap.is_some() => {
-                if let [.., Operand::Name(key), Operand::Name(value)] = operands {
-                    if key == b"CMapName" {
-                        if let Some(cmap) = self.cmap.as_mut() {
-                            cmap.name = Some(value.clone());
-                        }
-                    }
+                if let [.., Operand::Name(key), Operand::Name(value)] = operands
+                    && key == b"CMapName"
+                    && let Some(cmap) = self.cmap.as_mut()
+                {
+                    cmap.name = Some(value.clone());
                 }
             }
             _ => {}
@@ -550,14 +549,14 @@ impl Lexer {
             self.state = Lex::Ground;
             self.end_token(sink, doc)?;
         }
-        if let Some(mut cmap) = self.cmap.take() {
-            if let Some((num, parent)) = self.cmap_target.take() {
-                cmap.overflow |= failed || self.lost;
-                if cmap.parent.is_none() {
-                    cmap.parent = parent;
-                }
-                doc.add_cmap(num, cmap);
+        if let Some(mut cmap) = self.cmap.take()
+            && let Some((num, parent)) = self.cmap_target.take()
+        {
+            cmap.overflow |= failed || self.lost;
+            if cmap.parent.is_none() {
+                cmap.parent = parent;
             }
+            doc.add_cmap(num, cmap);
         }
         if self.lost && self.strict {
             return Err(unreadable(

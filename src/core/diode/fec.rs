@@ -59,7 +59,7 @@ pub fn repair_count(k: u16, ratio: f64, extra: u16) -> u32 {
 }
 
 fn oti(k: u16, t: u16) -> Result<ObjectTransmissionInformation, FecError> {
-    if t < MIN_SYMBOL_SIZE || t % SYMBOL_ALIGN != 0 {
+    if t < MIN_SYMBOL_SIZE || !t.is_multiple_of(SYMBOL_ALIGN) {
         return Err(FecError::SymbolSize(t));
     }
     if k == 0 || k > MAX_SOURCE_SYMBOLS {
@@ -78,7 +78,7 @@ fn oti(k: u16, t: u16) -> Result<ObjectTransmissionInformation, FecError> {
 
 /// Computes `repair` repair symbols (ids K, K+1, …) of a block of K·T bytes.
 pub fn encode_repair(block: &[u8], t: u16, repair: u32) -> Result<Vec<Vec<u8>>, FecError> {
-    if t == 0 || block.len() % usize::from(t) != 0 {
+    if t == 0 || !block.len().is_multiple_of(usize::from(t)) {
         return Err(FecError::BlockLength {
             len: block.len(),
             t,

@@ -248,7 +248,7 @@ impl Sim {
             self.wire
                 .push(Reverse((self.now + delay, self.wire_seq, d.clone())));
         }
-        if self.net.forge_every > 0 && n % self.net.forge_every == 0 && n > 0 {
+        if self.net.forge_every > 0 && n.is_multiple_of(self.net.forge_every) && n > 0 {
             // Wrong key, a flipped bit, random garbage, and a replay from another session.
             let mut forged = d.clone();
             let last = forged.len() - 1;

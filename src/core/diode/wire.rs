@@ -141,7 +141,9 @@ pub fn symbol_size_for_mtu(mtu: usize) -> Option<u16> {
 
 /// Whether `t` is an acceptable symbol size for a datagram of at most `max_len`.
 pub fn symbol_size_ok(t: u16, max_len: usize) -> bool {
-    t >= MIN_SYMBOL_SIZE && t % SYMBOL_ALIGN == 0 && usize::from(t) + SYMBOL_OVERHEAD <= max_len
+    t >= MIN_SYMBOL_SIZE
+        && t.is_multiple_of(SYMBOL_ALIGN)
+        && usize::from(t) + SYMBOL_OVERHEAD <= max_len
 }
 
 /// The 32-byte key shared by the two ends of a link, ready for HMAC-SHA256.
@@ -300,7 +302,7 @@ fn put_header(out: &mut [u8], kind: u8, h: &Header) {
 }
 
 fn check_symbol_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
-    if t < MIN_SYMBOL_SIZE || t % SYMBOL_ALIGN != 0 {
+    if t < MIN_SYMBOL_SIZE || !t.is_multiple_of(SYMBOL_ALIGN) {
         return Err(WireError::BadSymbolSize(t));
     }
     if k == 0 || k > MAX_SOURCE_SYMBOLS {

@@ -152,11 +152,11 @@ async fn send_checkpoints(node: Arc<Node>, conn: quinn::Connection) {
     let mut notes = node.audit.checkpoints();
     loop {
         let note = notes.borrow_and_update().clone();
-        if let Some(note) = note {
-            if let Err(e) = send_checkpoint(&conn, &note).await {
-                tracing::debug!(error = %e, "checkpoint not sent to the peer");
-                return;
-            }
+        if let Some(note) = note
+            && let Err(e) = send_checkpoint(&conn, &note).await
+        {
+            tracing::debug!(error = %e, "checkpoint not sent to the peer");
+            return;
         }
         if notes.changed().await.is_err() {
             return;
