@@ -268,7 +268,13 @@ impl Spool {
                 continue;
             }
             for entry in fs::read_dir(chan.path())? {
-                let dir = entry?.path();
+                let entry = entry?;
+                let dir = entry.path();
+                if !entry.file_type()?.is_dir() {
+                    // not an entry this node made: left alone, and said
+                    tracing::warn!(path = %dir.display(), "not a spool entry (not a directory); left alone");
+                    continue;
+                }
                 let meta = fs::read(dir.join("meta.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
@@ -325,6 +331,9 @@ mod tests {
         // a half-made entry (meta without content) is cleaned up
         let half = t.path().join("state/spool/to-internet/ffff");
         fs::create_dir_all(&half).unwrap();
+        // a stray file an operator left is not an entry: skipped, not removed
+        let stray = t.path().join("state/spool/to-internet/README");
+        fs::write(&stray, b"notes").unwrap();
         let rec = Spool::open(&t.path().join("state"))
             .unwrap()
             .recover()
@@ -332,6 +341,7 @@ mod tests {
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].spooled.id, s.id);
         assert!(!half.exists());
+        assert!(stray.exists());
         spool.remove(&s).unwrap();
         assert!(spool.recover().unwrap().is_empty());
     }

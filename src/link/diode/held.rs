@@ -80,11 +80,12 @@ impl Held {
     /// last two.
     ///
     /// # Errors
-    /// A directory cannot be made.
-    pub fn open(state_dir: &Path) -> io::Result<Held> {
+    /// A directory cannot be made: which one, and why.
+    pub fn open(state_dir: &Path) -> Result<Held, (PathBuf, io::Error)> {
         let h = Self::paths(state_dir);
-        fs::create_dir_all(&h.sent)?;
-        fs::create_dir_all(&h.requests)?;
+        for dir in [&h.sent, &h.requests] {
+            fs::create_dir_all(dir).map_err(|e| (dir.clone(), e))?;
+        }
         Ok(h)
     }
 

@@ -43,4 +43,12 @@ pub enum DiodeError {
     /// The node has no `[diode]` section.
     #[error("no [diode] section in the configuration")]
     NotConfigured,
+    /// A directory of the node's state could not be made or used.
+    #[error("directory {path}: {error}{}", crate::problem::hint(error))]
+    State {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
 }

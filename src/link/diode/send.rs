@@ -66,11 +66,11 @@ pub fn start(
     let session = random_session();
     let core = Core::new(cfg, session, crate::now_ms())?;
     tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, repeat_window_s = d.repeat_window_ms / 1000, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
+    let held = Held::open(&node.cfg.node.state_dir)
+        .map_err(|(path, error)| DiodeError::State { path, error })?;
     // one way: nothing tells the sender whether the receiver hears it; the link is up
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
-    let held = Held::open(&node.cfg.node.state_dir)
-        .map_err(|error| DiodeError::Socket { addr: bind, error })?;
     let keep_ms = d.keep_sent_ms;
     std::thread::Builder::new()
         .name("isogate-diode-send".into())
