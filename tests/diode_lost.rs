@@ -115,6 +115,22 @@ fn a_file_lost_while_the_receiver_is_down_is_named_resent_and_lands() {
         "民事判决书 第一页\n".repeat(200).as_bytes()
     );
     assert_eq!(lab.records("court", "resent").len(), 1);
+    // the same counts, for an alert
+    let series = |port: u16, name: &str| {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{channel=\"to-internet\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(series(21902, "isogate_diode_resent_total"), 1.0);
+    assert!(series(21902, "isogate_diode_retired_total") >= 1.0);
+    assert_eq!(series(21903, "isogate_diode_lost_total"), 1.0);
     wait_until(30, "a witnessed checkpoint", || {
         !lab.records("internet", "witnessed").is_empty()
     });

@@ -54,11 +54,18 @@ pub struct Metrics {
     pub diode_forged: IntCounter,
     /// Diode datagrams the kernel dropped before the node could read them.
     pub diode_kernel_drops: IntCounter,
+    /// Diode objects whose repeat window ended on the sender (audited `retired`), by channel.
+    pub diode_retired: IntCounterVec,
+    /// Diode objects the receiver audited `lost` (retired by the sender, never arrived
+    /// whole), by channel.
+    pub diode_lost: IntCounterVec,
+    /// Diode objects sent again at an operator's request (`isogate resend`), by channel.
+    pub diode_resent: IntCounterVec,
     /// Refused objects held in quarantine, by channel.
     pub quarantine_objects: IntGaugeVec,
     /// Bytes held in quarantine, by channel.
     pub quarantine_bytes: IntGaugeVec,
-    /// Objects in the spool (taken, not yet confirmed), by channel.
+    /// Objects in the spool (taken, not yet confirmed or retired), by channel.
     pub spool_objects: IntGaugeVec,
     /// Age of the oldest object in the spool, by channel.
     pub spool_oldest_age_seconds: IntGaugeVec,
@@ -217,6 +224,24 @@ impl Metrics {
                 "isogate_diode_kernel_drops_total",
                 "Diode datagrams the kernel dropped: the socket's receive queue overflowed.",
             )?,
+            diode_retired: counter(
+                &r,
+                "isogate_diode_retired_total",
+                "Diode objects whose repeat window ended on the sender (audited retired).",
+                ch,
+            )?,
+            diode_lost: counter(
+                &r,
+                "isogate_diode_lost_total",
+                "Diode objects the sender retired that never arrived whole here (audited lost).",
+                ch,
+            )?,
+            diode_resent: counter(
+                &r,
+                "isogate_diode_resent_total",
+                "Diode objects sent again at an operator's request (isogate resend).",
+                ch,
+            )?,
             quarantine_objects: gauge_vec(
                 &r,
                 "isogate_quarantine_objects",
@@ -232,7 +257,7 @@ impl Metrics {
             spool_objects: gauge_vec(
                 &r,
                 "isogate_spool_objects",
-                "Objects in the spool: taken, not yet confirmed.",
+                "Objects in the spool: taken, not yet confirmed (quic) or retired (diode).",
                 ch,
             )?,
             spool_oldest_age_seconds: gauge_vec(

@@ -329,6 +329,7 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
         return;
     }
     tracing::warn!(channel, name, object = %id, "lost: the diode sender retired an object that never arrived whole");
+    node.metrics.diode_lost.with_label_values(&[channel]).inc();
     let marked =
         std::fs::create_dir_all(&marks).and_then(|()| crate::fsx::write_durable(&mark, b""));
     if let Err(err) = marked {

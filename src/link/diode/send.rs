@@ -354,6 +354,12 @@ impl Book {
             // in the spool now: it is sent at the next start
             return format!("{id}: back in the spool, not audited ({err}); sent at the next start");
         }
+        owner
+            .node
+            .metrics
+            .diode_resent
+            .with_label_values(&[h.spooled.channel.as_str()])
+            .inc();
         let frame = std::fs::read(spooled.dir.join("manifest")).ok();
         let sealed = match frame
             .map(|f| crate::sender::seal::reload(spooled.clone(), f, &owner.node.keys.own_key()))
@@ -657,6 +663,10 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
         return false;
     }
     tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, "retired: every diode copy sent");
+    node.metrics
+        .diode_retired
+        .with_label_values(&[m.channel.as_str()])
+        .inc();
     let moved = if keep_ms > 0 {
         held.hold(sealed.spooled(), now)
     } else {
