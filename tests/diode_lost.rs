@@ -251,4 +251,14 @@ fn a_copy_that_could_not_be_landed_is_taken_again_from_a_repeat() {
         "民事裁定书".repeat(100)
     );
     assert!(lab.records("internet", "lost").is_empty());
+    // the lost counter is there at 0 from the start, so that the first loss raises it
+    let out = Command::new("curl")
+        .args(["-s", "http://127.0.0.1:21933/metrics"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("isogate_diode_lost_total{channel=\"to-internet\"} 0"),
+        "{text}"
+    );
 }

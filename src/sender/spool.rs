@@ -238,7 +238,10 @@ impl Spool {
                 continue;
             };
             let (mut depth, mut oldest) = (0usize, None::<u64>);
-            for e in entries.flatten() {
+            for e in entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            {
                 depth += 1;
                 let taken = fs::metadata(e.path().join("meta.json"))
                     .and_then(|m| m.modified())

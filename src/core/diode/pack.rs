@@ -316,7 +316,9 @@ impl Unpacker {
 
     /// Forgets that `id` completed, so that its next copy is unpacked again.
     pub fn forget_complete(&mut self, id: &ObjectId) {
-        self.completed.set.remove(id);
+        if self.completed.set.remove(id) {
+            self.completed.order.retain(|x| x != id);
+        }
     }
 
     /// Drops the object in progress, reporting it lost for `why`.

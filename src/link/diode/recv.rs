@@ -79,6 +79,18 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         );
     }
     let core = Core::new(ReceiverConfig::new(key, d.mtu))?;
+    // every diode channel's counter exists from the start at 0, so that the first loss
+    // is an increase an alert sees
+    for c in node
+        .cfg
+        .channels
+        .iter()
+        .filter(|c| c.link == LinkKind::Diode)
+    {
+        node.metrics
+            .diode_lost
+            .with_label_values(&[c.name.as_str()]);
+    }
     tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
     let stop = Arc::new(AtomicBool::new(false));
     // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
