@@ -64,14 +64,13 @@ pub fn command(
         request.ids.push(id);
     }
     let held = Held::paths(&cfg.node.state_dir);
-    let matching = held
-        .list()
-        .into_iter()
-        .filter(|h| request.matches(h))
-        .count();
+    let listed = held.list();
+    let matching = listed.iter().filter(|h| request.matches(h)).count();
+    let held_ids: std::collections::HashSet<String> =
+        listed.iter().map(|h| h.spooled.id.to_string()).collect();
     let mut not_held = 0;
     for id in &request.ids {
-        if held.list().iter().any(|h| h.spooled.id.to_string() == *id) {
+        if held_ids.contains(id) {
             continue;
         }
         not_held += 1;

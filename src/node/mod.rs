@@ -199,6 +199,9 @@ impl Node {
         for (channel, version) in policies.versions() {
             metrics.policy_version(&channel, None, &version);
         }
+        for c in cfg.channels.iter().filter(|c| c.link == LinkKind::Diode) {
+            metrics.diode_channel(&c.name);
+        }
         Ok(Node {
             policies,
             metrics,

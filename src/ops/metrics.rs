@@ -281,6 +281,14 @@ impl Metrics {
         })
     }
 
+    /// Makes the diode counters of `channel` exist at 0 from the start, so that the
+    /// first retirement, loss or resend is an increase an alert sees.
+    pub fn diode_channel(&self, channel: &str) {
+        for c in [&self.diode_retired, &self.diode_lost, &self.diode_resent] {
+            c.with_label_values(&[channel]);
+        }
+    }
+
     /// Counts a refusal.
     pub fn refused(&self, channel: &str, reason: Reason) {
         self.refusals

@@ -79,18 +79,6 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         );
     }
     let core = Core::new(ReceiverConfig::new(key, d.mtu))?;
-    // every diode channel's counter exists from the start at 0, so that the first loss
-    // is an increase an alert sees
-    for c in node
-        .cfg
-        .channels
-        .iter()
-        .filter(|c| c.link == LinkKind::Diode)
-    {
-        node.metrics
-            .diode_lost
-            .with_label_values(&[c.name.as_str()]);
-    }
     tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
     let stop = Arc::new(AtomicBool::new(false));
     // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
@@ -321,10 +309,19 @@ fn writer(
 
 /// The sender retired an object that never arrived whole here: audit `lost`, once.
 fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64, object_seq: u64) {
+    let node = &receiver.node;
+    // the channel comes off the wire: only one this node receives on the diode is audited
+    let ours = node
+        .cfg
+        .channel(channel)
+        .is_some_and(|c| c.link == LinkKind::Diode && c.role == crate::node::config::Role::Receive);
+    if !ours {
+        tracing::warn!(object = %id, channel, "an announcement names a channel this node does not receive on the diode; ignored");
+        return;
+    }
     if receiver.settled(channel, id) {
         return;
     }
-    let node = &receiver.node;
     let marks = node.cfg.node.state_dir.join("lost");
     let mark = marks.join(id.to_string());
     if mark.exists() {

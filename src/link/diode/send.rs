@@ -68,20 +68,6 @@ pub fn start(
     tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, repeat_window_s = d.repeat_window_ms / 1000, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
     let held = Held::open(&node.cfg.node.state_dir)
         .map_err(|(path, error)| DiodeError::State { path, error })?;
-    // every diode channel's counters exist from the start at 0 (an alert sees the first)
-    for c in node
-        .cfg
-        .channels
-        .iter()
-        .filter(|c| c.link == LinkKind::Diode)
-    {
-        node.metrics
-            .diode_retired
-            .with_label_values(&[c.name.as_str()]);
-        node.metrics
-            .diode_resent
-            .with_label_values(&[c.name.as_str()]);
-    }
     // one way: nothing tells the sender whether the receiver hears it; the link is up
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
