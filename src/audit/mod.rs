@@ -93,6 +93,10 @@ pub enum Event {
     /// Diode sender: an operator asked for an object to be sent again (`detail`: the
     /// request); it was put back in the spool and queued.
     Resent,
+    /// The wall clock was stepped (NTP, an operator): `detail` gives the step's size in ms,
+    /// negative when stepped back. Timers run on the monotonic clock and go on; records
+    /// after it carry the new wall time.
+    ClockStep,
 }
 
 impl Event {
@@ -121,11 +125,12 @@ impl Event {
             Event::Retired => "retired",
             Event::Lost => "lost",
             Event::Resent => "resent",
+            Event::ClockStep => "clock_step",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 23] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -148,6 +153,7 @@ impl Event {
         Event::Retired,
         Event::Lost,
         Event::Resent,
+        Event::ClockStep,
     ];
 
     /// The verdict an event records, if it records one.
