@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(d.observe(T0 + 1_000 + 2_999, 1_000), None);
         assert_eq!(d.observe(T0 + 2_000 + 2_999 - 2_999, 2_000), None);
         // exactly the threshold counts, either way
-        assert_eq!(d.observe(T0 + 3_000 + 3_000, 3_000).map(|s| s.ms), Some(3_000));
+        assert_eq!(
+            d.observe(T0 + 3_000 + 3_000, 3_000).map(|s| s.ms),
+            Some(3_000)
+        );
         assert_eq!(d.observe(T0 + 4_000, 4_000).map(|s| s.ms), Some(-3_000));
     }
 
@@ -136,7 +139,11 @@ mod tests {
         d.observe(T0, 10);
         assert_eq!(d.observe(T0 + 60_000, 60_010), None);
         // a step and the delay together: only the step counts
-        assert_eq!(d.observe(T0 + 60_000 + 30_000 - 5_000, 90_010).map(|s| s.ms), Some(-5_000));
+        assert_eq!(
+            d.observe(T0 + 60_000 + 30_000 - 5_000, 90_010)
+                .map(|s| s.ms),
+            Some(-5_000)
+        );
     }
 
     #[test]
@@ -145,6 +152,9 @@ mod tests {
         d.observe(T0, 10_000);
         assert_eq!(d.observe(T0 + 1, 5_000), None);
         assert_eq!(d.observe(T0 + 1_001, 6_000), None);
-        assert!(d.observe(0, 7_000).is_some_and(|s| s.ms < -1_000_000_000_000));
+        assert!(
+            d.observe(0, 7_000)
+                .is_some_and(|s| s.ms < -1_000_000_000_000)
+        );
     }
 }

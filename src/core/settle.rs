@@ -150,7 +150,10 @@ mod tests {
     fn renamed_in_is_taken_at_once() {
         let mut s = Settler::new(250, 5000);
         s.signal(OsStr::new("a"), Signal::RenamedIn);
-        assert_eq!(s.poll(OsStr::new("a"), st(10, 1000), 1000, 1000), Decision::Take);
+        assert_eq!(
+            s.poll(OsStr::new("a"), st(10, 1000), 1000, 1000),
+            Decision::Take
+        );
         assert!(s.is_empty());
     }
 
@@ -162,7 +165,11 @@ mod tests {
         for i in 0..30u64 {
             s.signal(a, Signal::Changed);
             let now = 10_000 + i * 100;
-            assert_eq!(s.poll(a, st(i * 10, now), now, now), Decision::Wait, "at {i}");
+            assert_eq!(
+                s.poll(a, st(i * 10, now), now, now),
+                Decision::Wait,
+                "at {i}"
+            );
         }
         s.signal(a, Signal::Closed);
         assert_eq!(s.poll(a, st(300, 13_000), 13_050, 13_050), Decision::Wait);

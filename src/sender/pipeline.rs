@@ -270,7 +270,11 @@ impl Sender {
                 let since_taken = crate::now_ms()
                     .saturating_sub(spooled.taken_ms)
                     .min(max_wait);
-                (*d.entry(spooled.id).or_insert(mono.saturating_sub(since_taken)), fresh)
+                (
+                    *d.entry(spooled.id)
+                        .or_insert(mono.saturating_sub(since_taken)),
+                    fresh,
+                )
             }
             Err(_) => (mono.saturating_sub(max_wait), true),
         };

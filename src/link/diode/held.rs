@@ -146,8 +146,7 @@ impl Held {
     pub fn prune(&self, due: impl Fn(&HeldEntry) -> bool) -> usize {
         let mut n = 0;
         for h in self.list() {
-            if due(&h) && fs::remove_dir_all(&h.spooled.dir).is_ok()
-            {
+            if due(&h) && fs::remove_dir_all(&h.spooled.dir).is_ok() {
                 n += 1;
             }
         }
