@@ -26,6 +26,8 @@ if ! have systemd-analyze || [ ! -x /bin/kill ]; then apt_install systemd procps
 if ! have ip || ! have tc; then apt_install iproute2; fi
 if ! have iptables; then apt_install iptables; fi
 if ! have curl; then apt_install curl; fi
+# libfaketime: a node whose wall clock is stepped back while it runs (tests/clock.rs)
+if ! have faketime; then apt_install faketime; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

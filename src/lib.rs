@@ -46,10 +46,25 @@ pub mod fuzzing;
 pub mod keys;
 pub mod problem;
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the wall clock, which
+/// NTP or an operator may step either way. Only for what is recorded (audit records,
+/// manifests, marks kept on disk), never to measure an interval or a deadline: that is
+/// [`mono_ms`].
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Milliseconds on the process's monotonic clock (`CLOCK_MONOTONIC`, through
+/// [`std::time::Instant`]), counted from 1 at its first use: never 0, never back, untouched
+/// when the wall clock is stepped. Every timer, pacer, heartbeat, timeout and interval
+/// counts in these; the value means nothing outside this process and is never recorded.
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
 }

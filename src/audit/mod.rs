@@ -15,7 +15,8 @@
 //! Records that must be durable before the object they describe is acknowledged or removed
 //! are group-committed with one fsync. A checkpoint is written every `checkpoint_records`
 //! records or `checkpoint_ms`, whichever comes first, and at a clean stop; it fsyncs the
-//! records it covers first. Records also go to in-process subscribers (the demo prints them)
+//! records it covers first. The interval is measured on the monotonic clock (a wall clock
+//! stepped back holds no checkpoint up); records and checkpoints carry the wall time. Records also go to in-process subscribers (the demo prints them)
 //! and, when configured, to a live RFC 5424 syslog stream.
 
 pub mod keys;
@@ -92,6 +93,10 @@ pub enum Event {
     /// Diode sender: an operator asked for an object to be sent again (`detail`: the
     /// request); it was put back in the spool and queued.
     Resent,
+    /// The wall clock was stepped (NTP, an operator): `detail` gives the step's size in ms,
+    /// negative when stepped back. Timers run on the monotonic clock and go on; records
+    /// after it carry the new wall time.
+    ClockStep,
 }
 
 impl Event {
@@ -120,11 +125,12 @@ impl Event {
             Event::Retired => "retired",
             Event::Lost => "lost",
             Event::Resent => "resent",
+            Event::ClockStep => "clock_step",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 23] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -147,6 +153,7 @@ impl Event {
         Event::Retired,
         Event::Lost,
         Event::Resent,
+        Event::ClockStep,
     ];
 
     /// The verdict an event records, if it records one.
@@ -318,7 +325,10 @@ struct Writer {
     next_seq: u64,
     tree: Frontier,
     checkpointed: u64,
+    /// Wall time of the last checkpoint (ms since the epoch), or of the opening.
     checkpoint_ms: u64,
+    /// The same moment on the monotonic clock ([`crate::mono_ms`]): intervals count from it.
+    checkpoint_mono: u64,
 }
 
 /// The node's audit log.
@@ -464,6 +474,7 @@ impl AuditLog {
                 tree,
                 checkpointed: last_cp,
                 checkpoint_ms: crate::now_ms(),
+                checkpoint_mono: crate::mono_ms(),
             }),
             sync_lock: Mutex::new(()),
             written: AtomicU64::new(last_seq),
@@ -620,7 +631,7 @@ impl AuditLog {
         let size = w.tree.size();
         let pending = size - w.checkpointed;
         let due = pending >= self.policy.records
-            || now.saturating_sub(w.checkpoint_ms) >= self.policy.interval_ms;
+            || crate::mono_ms().saturating_sub(w.checkpoint_mono) >= self.policy.interval_ms;
         if pending == 0 || !(force || due) {
             return Ok(None);
         }
@@ -662,6 +673,7 @@ impl AuditLog {
         f.sync_data().map_err(|e| self.io(e))?;
         w.checkpointed = size;
         w.checkpoint_ms = now;
+        w.checkpoint_mono = crate::mono_ms();
         Ok(note)
     }
 
@@ -713,12 +725,24 @@ impl AuditLog {
         Ok(self.lock()?.key.verify_key())
     }
 
-    /// When the last checkpoint was written, in ms since the epoch.
+    /// When the last checkpoint was written (or the log opened, if none since), in ms since
+    /// the epoch: a recorded time, for display.
     pub fn last_checkpoint_ms(&self) -> u64 {
         self.writer
             .lock()
             .map(|w| w.checkpoint_ms)
             .unwrap_or_else(|p| p.into_inner().checkpoint_ms)
+    }
+
+    /// Milliseconds since the last checkpoint was written (or the log opened, if none
+    /// since), measured on the monotonic clock: true whatever the wall clock does.
+    pub fn checkpoint_age_ms(&self) -> u64 {
+        let at = self
+            .writer
+            .lock()
+            .map(|w| w.checkpoint_mono)
+            .unwrap_or_else(|p| p.into_inner().checkpoint_mono);
+        crate::mono_ms().saturating_sub(at)
     }
 
     /// The checkpoint policy in force.

@@ -7,7 +7,7 @@
 //!  Node ─► Receiver::open ─► recover deliveries ─► quic::recv::serve | diode::recv::start
 //!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
 //!                          ▲ spool recovery, watch (intake), retry_waiting
-//!       ─► checkpoints · reloads (policy files, SIGHUP) · /metrics · systemd
+//!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
 //! ```
 
 use crate::audit::{Entry, Event};
@@ -110,6 +110,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(checkpoints(node.clone()));
+    tasks.spawn(crate::node::clock::watch(node.clone()));
     tasks.spawn(reloads(node.clone())?);
 
     // the receiving side: one pipeline, fed by each link it uses

@@ -8,9 +8,11 @@
 //!  diode:    objects ─► diode::Sender ═ datagrams ═► diode::Receiver ─► object events
 //!  audit:    records ─► merkle::Frontier ─► checkpoint (signed note)
 //!  intake:   outbox signals ─► settle::Settler ─► take | wait
+//!  clocks:   (wall, monotonic) ─► clock::StepDetector ─► step of the wall clock
 //! ```
 
 pub mod checkpoint;
+pub mod clock;
 pub mod digest;
 pub mod diode;
 pub mod id;

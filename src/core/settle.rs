@@ -93,8 +93,18 @@ impl Settler {
     }
 
     /// Decides for one name given what is on disk now (`None`: gone). A `Take` or `Forget`
-    /// removes the name; a later signal brings it back.
-    pub fn poll(&mut self, name: &OsStr, stat: Option<Stat>, now_ms: u64) -> Decision {
+    /// removes the name; a later signal brings it back. `now_ms` is on a monotonic clock
+    /// (how long the file has stood unchanged is counted on it); `wall_ms` is the wall
+    /// clock (ms since the Unix epoch), only compared with the file's modification time,
+    /// which the kernel stamps from it: a wall clock stepped back makes a file wait no
+    /// longer than `idle_ms`.
+    pub fn poll(
+        &mut self,
+        name: &OsStr,
+        stat: Option<Stat>,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Decision {
         let Some(e) = self.entries.get_mut(name) else {
             return Decision::Forget;
         };
@@ -110,7 +120,7 @@ impl Settler {
             e.stable_since = now_ms;
         }
         let stable = now_ms.saturating_sub(e.stable_since);
-        let untouched = now_ms.saturating_sub(stat.mtime_ms);
+        let untouched = wall_ms.saturating_sub(stat.mtime_ms);
         let take = e.renamed
             || (e.closed && stable >= self.settle_ms)
             || (stable >= self.settle_ms && untouched >= self.idle_ms)
@@ -140,7 +150,10 @@ mod tests {
     fn renamed_in_is_taken_at_once() {
         let mut s = Settler::new(250, 5000);
         s.signal(OsStr::new("a"), Signal::RenamedIn);
-        assert_eq!(s.poll(OsStr::new("a"), st(10, 1000), 1000), Decision::Take);
+        assert_eq!(
+            s.poll(OsStr::new("a"), st(10, 1000), 1000, 1000),
+            Decision::Take
+        );
         assert!(s.is_empty());
     }
 
@@ -152,12 +165,16 @@ mod tests {
         for i in 0..30u64 {
             s.signal(a, Signal::Changed);
             let now = 10_000 + i * 100;
-            assert_eq!(s.poll(a, st(i * 10, now), now), Decision::Wait, "at {i}");
+            assert_eq!(
+                s.poll(a, st(i * 10, now), now, now),
+                Decision::Wait,
+                "at {i}"
+            );
         }
         s.signal(a, Signal::Closed);
-        assert_eq!(s.poll(a, st(300, 13_000), 13_050), Decision::Wait);
-        assert_eq!(s.poll(a, st(300, 13_000), 13_200), Decision::Wait);
-        assert_eq!(s.poll(a, st(300, 13_000), 13_310), Decision::Take);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_050, 13_050), Decision::Wait);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_200, 13_200), Decision::Wait);
+        assert_eq!(s.poll(a, st(300, 13_000), 13_310, 13_310), Decision::Take);
     }
 
     #[test]
@@ -167,9 +184,9 @@ mod tests {
         s.signal(a, Signal::Changed);
         s.signal(a, Signal::Closed);
         s.signal(a, Signal::Changed);
-        assert_eq!(s.poll(a, st(1, 1000), 1000), Decision::Wait);
-        assert_eq!(s.poll(a, st(1, 1000), 1300), Decision::Wait);
-        assert_eq!(s.poll(a, st(1, 1000), 6000), Decision::Take);
+        assert_eq!(s.poll(a, st(1, 1000), 1000, 1000), Decision::Wait);
+        assert_eq!(s.poll(a, st(1, 1000), 1300, 1300), Decision::Wait);
+        assert_eq!(s.poll(a, st(1, 1000), 6000, 6000), Decision::Take);
     }
 
     #[test]
@@ -177,8 +194,8 @@ mod tests {
         let mut s = Settler::new(250, 5000);
         let a = OsStr::new("a");
         s.signal(a, Signal::Seen);
-        assert_eq!(s.poll(a, st(5, 1000), 100_000), Decision::Wait);
-        assert_eq!(s.poll(a, st(5, 1000), 100_300), Decision::Take);
+        assert_eq!(s.poll(a, st(5, 1000), 100_000, 100_000), Decision::Wait);
+        assert_eq!(s.poll(a, st(5, 1000), 100_300, 100_300), Decision::Take);
     }
 
     #[test]
@@ -186,7 +203,19 @@ mod tests {
         let mut s = Settler::new(250, 5000);
         let a = OsStr::new("a");
         s.signal(a, Signal::Changed);
-        assert_eq!(s.poll(a, None, 1), Decision::Forget);
+        assert_eq!(s.poll(a, None, 1, 1), Decision::Forget);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_waits_only_idle() {
+        // modified at T on the wall clock, which then went back an hour
+        let t = 1_800_000_000_000;
+        let mut s = Settler::new(250, 5000);
+        let a = OsStr::new("a");
+        s.signal(a, Signal::Seen);
+        assert_eq!(s.poll(a, st(5, t), 1_000, t - 3_600_000), Decision::Wait);
+        assert_eq!(s.poll(a, st(5, t), 5_999, t - 3_595_001), Decision::Wait);
+        assert_eq!(s.poll(a, st(5, t), 6_000, t - 3_595_000), Decision::Take);
     }
 }

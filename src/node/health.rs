@@ -127,8 +127,8 @@ pub fn refresh(node: &Node) {
             .set(bytes);
     }
     let _ = disk_ok(node);
-    let now = crate::now_ms();
-    let age = now.saturating_sub(node.audit.last_checkpoint_ms()) / 1000;
+    // on the monotonic clock: a wall clock stepped back must not make it read 0
+    let age = node.audit.checkpoint_age_ms() / 1000;
     m.audit_checkpoint_age_seconds
         .set(i64::try_from(age).unwrap_or(i64::MAX));
 }

@@ -1,6 +1,6 @@
 //! The node: its configuration, keys, policies, audit log and metrics, loaded once and
 //! shared by every stage; the refusal chain (quarantine, audit, metric, log) in one place;
-//! the node's health and disk; key rotation.
+//! the node's health and disk; key rotation; the watch on the wall clock.
 //!
 //! ```text
 //!  config ─► Node::open ─► keys (rotate) · audit log · policies (live set) · metrics
@@ -13,6 +13,7 @@
 //! The node knows no stage: stages hold an `Arc<Node>` and never call back into the
 //! pipeline through it.
 
+pub mod clock;
 pub mod config;
 pub mod health;
 pub mod policies;

@@ -281,3 +281,46 @@ impl LinkChanged<'_> {
         }
     }
 }
+
+/// The wall clock was stepped (seen against the monotonic clock): audited `clock_step` with
+/// the signed size in ms, logged at WARN. Timers go on, on the monotonic clock.
+pub struct ClockStepped {
+    /// The step in ms: positive forward, negative back.
+    pub ms: i64,
+    /// The wall clock before the step, ms since the Unix epoch.
+    pub wall_before_ms: u64,
+    /// The wall clock after it, ms since the Unix epoch.
+    pub wall_after_ms: u64,
+}
+
+impl ClockStepped {
+    /// The audit record's `detail`: the signed size first, so that it reads as a number.
+    pub fn detail(&self) -> String {
+        let way = if self.ms < 0 { "back" } else { "forward" };
+        format!(
+            "{} ms: the wall clock was stepped {way} {:.3} s (from {} to {} ms since the epoch); timers run on the monotonic clock",
+            self.ms,
+            self.ms.unsigned_abs() as f64 / 1000.0,
+            self.wall_before_ms,
+            self.wall_after_ms
+        )
+    }
+
+    /// Records the step. An audit failure is logged: the clock is not an object's fate,
+    /// and the node must not stop for it.
+    pub fn emit(&self, sink: Sink<'_>) {
+        let e = Entry {
+            detail: Some(self.detail()),
+            ..Entry::default()
+        };
+        if let Err(err) = sink.audit.append(Event::ClockStep, e) {
+            tracing::error!(error = %err, "cannot audit a step of the wall clock");
+        }
+        tracing::warn!(
+            step_ms = self.ms,
+            wall_before_ms = self.wall_before_ms,
+            wall_after_ms = self.wall_after_ms,
+            "the wall clock was stepped; timers go on by the monotonic clock, records carry the new time"
+        );
+    }
+}

@@ -44,7 +44,8 @@ pub struct Receiver {
     lander: Lander,
     /// Objects being received now: a second copy at the same time waits.
     busy: Arc<Mutex<HashSet<ObjectId>>>,
-    /// Received objects the antivirus could not scan: when each was first deferred.
+    /// Received objects the antivirus could not scan: when each was first deferred
+    /// ([`crate::mono_ms`]).
     deferred: Mutex<HashMap<ObjectId, u64>>,
 }
 
@@ -377,7 +378,8 @@ impl Receiver {
                 // fail closed: the content stays out until it can be scanned; the peer sends
                 // it again, until this node's waiting time is over
                 std::fs::remove_file(part)?;
-                let now = crate::now_ms();
+                // how long it has waited: on the monotonic clock
+                let now = crate::mono_ms();
                 let first = *self
                     .deferred
                     .lock()

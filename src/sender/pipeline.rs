@@ -30,7 +30,7 @@ use crate::node::{Fault, Node, NodeError, Refused, hash_file};
 use crate::ops::events::{self, Subject};
 use crate::sender::seal;
 use crate::sender::spool::Spool;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -49,10 +49,13 @@ pub struct Sender {
     pub spool: Spool,
     /// Objects waiting for an inspection that could not run (antivirus down, I/O fault).
     waiting: Mutex<Vec<Spooled>>,
-    /// Objects whose deferral is already audited (once per object, not per attempt).
-    deferred: Mutex<HashSet<ObjectId>>,
-    /// Objects that changed after they were taken: inspected again once left alone.
-    changed: Mutex<HashSet<ObjectId>>,
+    /// Objects whose deferral is already audited (once per object, not per attempt), with
+    /// when their wait began ([`crate::mono_ms`]).
+    deferred: Mutex<HashMap<ObjectId, u64>>,
+    /// Objects that changed after they were taken: inspected again once left alone. With
+    /// the status-change time last seen of their content and since when it has stood
+    /// ([`crate::mono_ms`]), once looked at.
+    changed: Mutex<HashMap<ObjectId, Option<(i128, u64)>>>,
 }
 
 impl Sender {
@@ -257,7 +260,25 @@ impl Sender {
         why: &str,
     ) -> Result<(), Fault> {
         let max_wait = policy.antivirus.as_ref().map_or(0, |a| a.max_wait_ms);
-        let waited = crate::now_ms().saturating_sub(spooled.taken_ms);
+        // the wait began when it was taken (wall time, kept in the spool; never counted as
+        // more than the whole wait, nor less than nothing) and goes on by the monotonic
+        // clock: a step of the wall clock neither ends it early nor stretches it
+        let mono = crate::mono_ms();
+        let (began, first) = match self.deferred.lock() {
+            Ok(mut d) => {
+                let fresh = !d.contains_key(&spooled.id);
+                let since_taken = crate::now_ms()
+                    .saturating_sub(spooled.taken_ms)
+                    .min(max_wait);
+                (
+                    *d.entry(spooled.id)
+                        .or_insert(mono.saturating_sub(since_taken)),
+                    fresh,
+                )
+            }
+            Err(_) => (mono.saturating_sub(max_wait), true),
+        };
+        let waited = mono.saturating_sub(began);
         if waited >= max_wait {
             let refusal = Refusal::new(
                 Reason::ScanFailed,
@@ -265,11 +286,6 @@ impl Sender {
             );
             return self.refuse(channel, &spooled, &refusal);
         }
-        let first = self
-            .deferred
-            .lock()
-            .map(|mut d| d.insert(spooled.id))
-            .unwrap_or(true);
         if first {
             events::ScanDeferred {
                 subject: subject(&spooled),
@@ -296,7 +312,7 @@ impl Sender {
         self.node.audit.append(Event::Taken, e)?;
         tracing::warn!(channel = %spooled.channel, name = %spooled.name, object = %spooled.id, why, "the spool copy changed after it was taken; it is inspected again once left alone");
         if let Ok(mut c) = self.changed.lock() {
-            c.insert(spooled.id);
+            c.insert(spooled.id, None);
         }
         self.wait(spooled);
         Ok(())
@@ -304,18 +320,29 @@ impl Sender {
 
     /// Whether an object may be inspected now: always, unless it changed after it was
     /// taken; then once its content was left alone (status-change time) for `idle_ms`.
+    /// The status-change time is the wall clock's: how long it has stood is counted from
+    /// it when first seen (never as more than `idle_ms`, nor less than nothing), then on
+    /// the monotonic clock, so a clock stepped back makes nothing wait for the step.
     fn left_alone(&self, spooled: &Spooled, now: &Fingerprint) -> bool {
-        let changed = self
-            .changed
-            .lock()
-            .map(|c| c.contains(&spooled.id))
-            .unwrap_or(true);
-        if !changed {
+        let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(seen) = changed.get_mut(&spooled.id) else {
             return true;
-        }
-        let idle_ns = i128::from(self.node.cfg.intake.idle_ms) * 1_000_000;
-        let now_ns = i128::from(crate::now_ms()) * 1_000_000;
-        now_ns - now.ctime_ns >= idle_ns
+        };
+        let idle_ms = self.node.cfg.intake.idle_ms;
+        let mono = crate::mono_ms();
+        let since = match *seen {
+            Some((ctime_ns, since)) if ctime_ns == now.ctime_ns => since,
+            _ => {
+                let wall_ns = i128::from(crate::now_ms()) * 1_000_000;
+                let stood_ms = u64::try_from((wall_ns - now.ctime_ns) / 1_000_000)
+                    .unwrap_or(0)
+                    .min(idle_ms);
+                let since = mono.saturating_sub(stood_ms);
+                *seen = Some((now.ctime_ns, since));
+                since
+            }
+        };
+        mono.saturating_sub(since) >= idle_ms
     }
 
     /// Puts an object on the list tried again every few seconds.

@@ -171,7 +171,7 @@ impl Watch {
     }
 
     async fn poll(&mut self, workers: &Arc<Semaphore>) {
-        let now = crate::now_ms();
+        let (now, wall) = (crate::mono_ms(), crate::now_ms());
         let mut due: Vec<Due> = Vec::new();
         for (c, settler) in &mut self.channels {
             for name in settler.pending() {
@@ -188,10 +188,10 @@ impl Watch {
                 });
                 let regular = meta.as_ref().is_some_and(|m| m.file_type().is_file());
                 let decision = if meta.is_some() && !regular {
-                    settler.poll(&name, None, now);
+                    settler.poll(&name, None, now, wall);
                     Decision::Take
                 } else {
-                    settler.poll(&name, stat, now)
+                    settler.poll(&name, stat, now, wall)
                 };
                 if decision == Decision::Take {
                     // unchanged since before the watch started: it may have been opened

@@ -496,6 +496,14 @@ impl Sender {
         Ok(s)
     }
 
+    /// Sets the session's start time sent in heartbeats (by default the `now_ms` given to
+    /// [`new`](Self::new)). The receiver orders sessions by it across restarts, so a shell
+    /// whose `now_ms` counts on a per-process monotonic clock gives the wall time here
+    /// (ms since the Unix epoch).
+    pub fn set_session_start(&mut self, start_ms: u64) {
+        self.start_ms = start_ms;
+    }
+
     /// The session id.
     pub fn session(&self) -> u64 {
         self.session

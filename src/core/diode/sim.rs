@@ -964,6 +964,27 @@ fn heartbeats_flow_when_idle() {
     assert_eq!(beats, 10);
 }
 
+#[test]
+fn heartbeats_carry_the_session_start_given_apart_from_the_clock() {
+    // the shell counts on a monotonic clock from 1 and gives the wall time of the start
+    let mut sim = Sim::new(sender_cfg(1500, 1, 0.1), Net::loss(0.0), 16);
+    sim.sender.set_session_start(1_800_000_000_000);
+    let mut buf = vec![0u8; sim.sender.max_datagram_len()];
+    let mut beats = 0;
+    for now in (1_000..3_000).step_by(100) {
+        while let Some(n) = sim.sender.poll_transmit(now, &mut buf).unwrap() {
+            sim.receiver.handle(now, &buf[..n]);
+        }
+        while let Some(e) = sim.receiver.poll_event() {
+            if let ReceiverEvent::HeartbeatSeen(hb) = e {
+                assert_eq!(hb.session_start_ms, 1_800_000_000_000);
+                beats += 1;
+            }
+        }
+    }
+    assert_eq!(beats, 4);
+}
+
 /// Pushes `total` bytes of objects through sender and receiver in memory and
 /// times each side on its own. Returns (sender MiB/s, receiver MiB/s, stats).
 fn throughput(mtu: usize, loss: f64, total: u64) -> (f64, f64, ReceiverStats) {

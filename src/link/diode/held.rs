@@ -141,13 +141,12 @@ impl Held {
         out
     }
 
-    /// Removes held copies retired before `now_ms - keep_ms`; returns how many.
-    pub fn prune(&self, now_ms: u64, keep_ms: u64) -> usize {
+    /// Removes the held copies that `due` says are past their time; returns how many. (The
+    /// caller decides: a copy's `retired_ms` is wall time, which may have been stepped.)
+    pub fn prune(&self, due: impl Fn(&HeldEntry) -> bool) -> usize {
         let mut n = 0;
         for h in self.list() {
-            if now_ms.saturating_sub(h.retired_ms) >= keep_ms
-                && fs::remove_dir_all(&h.spooled.dir).is_ok()
-            {
+            if due(&h) && fs::remove_dir_all(&h.spooled.dir).is_ok() {
                 n += 1;
             }
         }
@@ -310,8 +309,8 @@ mod tests {
         assert_eq!(fs::read(back.content()).unwrap(), b"hello");
         assert!(h.list().is_empty());
         h.hold(&back, 2_000).unwrap();
-        assert_eq!(h.prune(2_500, 1_000), 0);
-        assert_eq!(h.prune(3_000, 1_000), 1);
+        assert_eq!(h.prune(|e| 2_500 - e.retired_ms >= 1_000), 0);
+        assert_eq!(h.prune(|e| 3_000 - e.retired_ms >= 1_000), 1);
         assert!(h.list().is_empty());
     }
 

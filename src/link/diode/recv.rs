@@ -129,11 +129,11 @@ fn net(
     let mut up = false;
     let mut reported = ReceiverStats::default();
     let mut drops = udp.kernel_drops().unwrap_or(0);
-    let mut next_report = crate::now_ms() + 1000;
+    let mut next_report = crate::mono_ms() + 1000;
     while !stop.load(Ordering::Relaxed) {
         match udp.recv(&mut buf) {
             Ok(Some((len, stride, _from))) => {
-                let now = crate::now_ms();
+                let now = crate::mono_ms();
                 for d in buf[..len].chunks(stride) {
                     receiver.handle(now, d);
                 }
@@ -147,7 +147,7 @@ fn net(
         while let Ok(id) = reopen.try_recv() {
             receiver.reopen(id);
         }
-        let now = crate::now_ms();
+        let now = crate::mono_ms();
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
             receiver.handle_timeout(now);
         }

@@ -17,6 +17,12 @@
 //!                                              the latest signed audit checkpoint
 //!                                              (at once when new, then every 5 s)
 //! ```
+//!
+//! Time: the core, the pacer, heartbeats, announcements, checkpoints and pruning count on
+//! the monotonic clock ([`crate::mono_ms`]), so a wall clock stepped either way changes
+//! nothing of what goes out when. What is kept on disk (the repeat window's end, the time a
+//! copy was retired) is wall time, read back as "how long from now", clamped to the window
+//! or the keeping time: a step back never makes the sender wait longer than that.
 
 use super::DiodeError;
 use super::held::{Held, HeldEntry};
@@ -64,7 +70,10 @@ pub fn start(
     // a millisecond of sending at full rate, at least: the thread wakes once a millisecond
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
     let session = random_session();
-    let core = Core::new(cfg, session, crate::now_ms())?;
+    let mut core = Core::new(cfg, session, crate::mono_ms())?;
+    // sessions are ordered across restarts by their start: the wall clock, not this
+    // process's monotonic one
+    core.set_session_start(crate::now_ms());
     tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, repeat_window_s = d.repeat_window_ms / 1000, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
     let held = Held::open(&node.cfg.node.state_dir)
         .map_err(|(path, error)| DiodeError::State { path, error })?;
@@ -104,7 +113,7 @@ struct Announced {
     channel: String,
     name: String,
     size: u64,
-    /// `Some(until)`: retired, announced until then.
+    /// `Some(until)`: retired, announced until then ([`crate::mono_ms`]).
     retired_until: Option<u64>,
 }
 
@@ -119,10 +128,15 @@ struct Book {
     retired_order: VecDeque<ObjectId>,
     next_seq: u64,
     cursor: Option<ObjectId>,
+    /// Deadlines on the monotonic clock.
     next_tick: u64,
     next_prune: u64,
     checkpoint: Option<Vec<u8>>,
     next_checkpoint: u64,
+    /// Held copies retired by this run, with the monotonic time of their retirement: kept
+    /// `keep_ms` whatever the wall clock does (at most [`MAX_ANNOUNCED`]; beyond, the wall
+    /// time decides).
+    young: HashMap<ObjectId, u64>,
 }
 
 impl Book {
@@ -139,12 +153,20 @@ impl Book {
             next_prune: 0,
             checkpoint: None,
             next_checkpoint: 0,
+            young: HashMap::new(),
         };
-        // what an earlier run retired and still holds is announced again
+        // what an earlier run retired and still holds is announced again, for what is left
+        // of its time by the wall clock (never more than the whole time: a clock stepped
+        // back does not stretch it)
+        let (wall, mono) = (crate::now_ms(), crate::mono_ms());
+        let announce_ms = keep_ms.max(ANNOUNCE_RETIRED_MS);
         for h in b.held.list() {
-            let until = h
+            let left = h
                 .retired_ms
-                .saturating_add(keep_ms.max(ANNOUNCE_RETIRED_MS));
+                .saturating_add(announce_ms)
+                .saturating_sub(wall)
+                .min(announce_ms);
+            let until = mono.saturating_add(left);
             b.note(
                 &h.spooled.channel,
                 h.spooled.id,
@@ -154,6 +176,13 @@ impl Book {
             );
         }
         b
+    }
+
+    /// Notes that `id` was retired now (`mono`, [`crate::mono_ms`]) by this run.
+    fn retired_now(&mut self, id: ObjectId, mono: u64) {
+        if self.young.len() < MAX_ANNOUNCED || self.young.contains_key(&id) {
+            self.young.insert(id, mono);
+        }
     }
 
     fn note(
@@ -223,7 +252,7 @@ impl Book {
         sending: &mut HashMap<ObjectId, Sending>,
         notes: &mut tokio::sync::watch::Receiver<Option<String>>,
     ) {
-        let now = crate::now_ms();
+        let now = crate::mono_ms();
         if notes.has_changed().unwrap_or(false) {
             self.checkpoint = notes.borrow_and_update().clone().map(String::into_bytes);
             self.next_checkpoint = now;
@@ -277,7 +306,14 @@ impl Book {
         self.resend(owner, core, sending);
         if now >= self.next_prune {
             self.next_prune = now + PRUNE_EVERY_MS;
-            let n = self.held.prune(now, self.keep_ms);
+            // a copy retired by this run is timed on the monotonic clock; one from an
+            // earlier run by the wall time it was retired at
+            let (keep_ms, wall, young) = (self.keep_ms, crate::now_ms(), &self.young);
+            let n = self.held.prune(|h| match young.get(&h.spooled.id) {
+                Some(at) => now.saturating_sub(*at) >= keep_ms,
+                None => wall.saturating_sub(h.retired_ms) >= keep_ms,
+            });
+            self.young.retain(|_, at| now.saturating_sub(*at) < keep_ms);
             if n > 0 {
                 tracing::info!(
                     removed = n,
@@ -444,7 +480,7 @@ fn run(
     let mut chunk = vec![0u8; 1 << 20];
     loop {
         // wait for work: a new object, or the core's next deadline
-        let now = crate::now_ms();
+        let now = crate::mono_ms();
         // the core counts in milliseconds: a deadline due now still waits one, so that a
         // pacer short of tokens is not polled in a busy loop
         let wait = if sender.wants().is_some() {
@@ -485,7 +521,7 @@ fn run(
                     sender.cancel(w.id);
                 }
             }
-            let len = match sender.poll_transmit(crate::now_ms(), &mut dgram) {
+            let len = match sender.poll_transmit(crate::mono_ms(), &mut dgram) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -542,20 +578,22 @@ fn take(
         return;
     }
     // a first pass made before a restart: only spare passes remain, until the window ends
-    // (never later than a window from now, whatever the clock or the mark said)
-    let now = crate::now_ms();
-    let window_end =
-        Spool::sent_mark(sealed.spooled()).map(|end| end.min(now.saturating_add(book.window_ms)));
-    if window_end.is_some_and(|end| end <= now) {
-        if !retire(owner, &book.held, book.keep_ms, &sealed, now) {
+    // (the mark is wall time: what is left of it, never more than a window from now,
+    // whatever the clock or the mark said; the core counts on the monotonic clock)
+    let (wall, mono) = (crate::now_ms(), crate::mono_ms());
+    let window_end = Spool::sent_mark(sealed.spooled())
+        .map(|end| mono.saturating_add(end.saturating_sub(wall).min(book.window_ms)));
+    if window_end.is_some_and(|end| end <= mono) {
+        if !retire(owner, &book.held, book.keep_ms, &sealed, wall) {
             return;
         }
+        book.retired_now(id, mono);
         book.note(
             &m.channel,
             id,
             &m.name,
             m.size,
-            Some(now.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS))),
+            Some(mono.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS))),
         );
         book.announce_now(sender, id);
         return;
@@ -620,12 +658,13 @@ fn event(
         }
         SenderEvent::ObjectRetired { id } => {
             if let Some(s) = sending.remove(&id) {
-                let now = crate::now_ms();
-                if !retire(owner, &book.held, book.keep_ms, &s.sealed, now) {
+                if !retire(owner, &book.held, book.keep_ms, &s.sealed, crate::now_ms()) {
                     // still in the spool: sent again at the next start, not announced retired
                     book.objects.remove(&id);
                     return;
                 }
+                let now = crate::mono_ms();
+                book.retired_now(id, now);
                 let m = s.sealed.manifest();
                 let until = now.saturating_add(book.keep_ms.max(ANNOUNCE_RETIRED_MS));
                 book.note(&m.channel, id, &m.name, m.size, Some(until));
@@ -641,8 +680,8 @@ fn event(
 
 /// The last copy has gone out: audited durably as `retired` (a one-way link has no
 /// receipt: nothing confirms it), then the spool entry becomes a held copy for
-/// `isogate resend`, or goes when nothing is held. False when it could not be audited (it
-/// stays in the spool).
+/// `isogate resend`, or goes when nothing is held, marked retired at `now` (wall time, ms
+/// since the epoch). False when it could not be audited (it stays in the spool).
 fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) -> bool {
     let m = sealed.manifest();
     let node = &owner.node;
