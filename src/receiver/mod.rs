@@ -326,6 +326,13 @@ impl Receiver {
         }
     }
 
+    /// An object of `channel` no longer waits for room (the diode sender retired it: it
+    /// is audited `lost`); the waiting state is exported again.
+    pub fn stop_waiting(&self, channel: &str, id: ObjectId) {
+        let w = self.space.forget(channel, id, crate::now_ms());
+        self.report_waiting(channel, w, None);
+    }
+
     /// An object already landed or quarantined arrived again. On QUIC the resend is
     /// recorded (durably, before the receipt that lets the sender forget it); on the
     /// diode it is the carousel's next copy and is dropped quietly.
