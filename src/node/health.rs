@@ -1,7 +1,8 @@
-//! The node's health and its disk: the free-space floor that pauses intake and defers
-//! landings, the problems `/healthz` reports (a link down, free space below the floor,
-//! clamd unreachable), and the gauges measured when `/metrics` is scraped (quarantine
-//! contents, free space, checkpoint age).
+//! The node's health and its disk: the free-space floor that pauses intake (the receiver
+//! keeps it with its space ledger), the problems `/healthz` reports (a link down, free
+//! space below the floor, an inbox full with objects waiting, clamd unreachable), and the
+//! gauges measured when `/metrics` is scraped (quarantine contents, free space, checkpoint
+//! age).
 
 use crate::inspect::clamd::Clamd;
 use crate::node::Node;
@@ -16,15 +17,6 @@ use std::time::Duration;
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     let s = rustix::fs::statvfs(path)?;
     Ok(s.f_bavail.saturating_mul(s.f_frsize))
-}
-
-/// Whether an object of `size` bytes fits in `dir`'s file system above the node's floor.
-pub fn fits(node: &Node, dir: &Path, size: u64) -> Result<(), Option<u64>> {
-    match free_bytes(dir) {
-        Ok(free) if free >= node.cfg.disk.min_free_bytes.saturating_add(size) => Ok(()),
-        Ok(free) => Err(Some(free)),
-        Err(_) => Err(None),
-    }
 }
 
 /// The directories whose file systems must keep free space: state (spool, markers) and
@@ -85,6 +77,21 @@ pub fn problems(node: &Node) -> Vec<String> {
     }
     if let Err(e) = disk_ok(node) {
         problems.push(format!("disk: {e}"));
+    }
+    // the receiver's space ledger: objects told to wait for room in their inbox
+    for c in node.cfg.receiving() {
+        let waiting = node
+            .metrics
+            .land_waiting_space
+            .with_label_values(&[c.name.as_str()])
+            .get();
+        if waiting > 0 {
+            problems.push(format!(
+                "inbox full: {waiting} objects waiting for free space in {} (channel {})",
+                c.inbox.display(),
+                c.name
+            ));
+        }
     }
     let clamds: BTreeSet<String> = node
         .cfg

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub land_objects: IntCounterVec,
     /// Bytes delivered into an inbox, by channel.
     pub land_bytes: IntCounterVec,
+    /// Objects told to wait because their inbox's file system has no room for them above
+    /// the floor (the space ledger), by channel.
+    pub land_waiting_space: IntGaugeVec,
     /// Refusals, by channel and reason code (on whichever side refused).
     pub refusals: IntCounterVec,
     /// Objects whose personal data was masked, by channel.
@@ -166,6 +169,12 @@ impl Metrics {
                 &r,
                 "isogate_land_bytes_total",
                 "Bytes delivered into an inbox.",
+                ch,
+            )?,
+            land_waiting_space: gauge_vec(
+                &r,
+                "isogate_land_waiting_space_objects",
+                "Objects waiting for free space in their inbox (inbox full).",
                 ch,
             )?,
             refusals: counter(

@@ -6,7 +6,7 @@
 //!  link shell ─► begin ─────────────► Arriving ─► write(bytes)* ─► finish
 //!                 │ signature, sender, channel   (every chunk hashed    │ size, whole SHA-256,
 //!                 │ received over THIS link      before it is written)  │ fsync ─► Received
-//!                 │ duplicate? name, size, disk                         ▼
+//!                 │ duplicate? name, size, room (space ledger)          ▼
 //!                 │                                      inspect again (own policy) ─► Cleared
 //!                 │                                                     ▼
 //!                 └─ any refusal ─► refuse: quarantine + audit ◄─── land: audit (write-ahead),
@@ -17,6 +17,7 @@
 //! that did the work: nothing lands that was not verified and inspected again.
 
 pub mod land;
+pub mod space;
 
 use crate::core::id::ObjectId;
 use crate::core::manifest::Manifest;
@@ -47,6 +48,8 @@ pub struct Receiver {
     /// Received objects the antivirus could not scan: when each was first deferred
     /// ([`crate::mono_ms`]).
     deferred: Mutex<HashMap<ObjectId, u64>>,
+    /// The room reserved in each inbox's file system for the objects arriving now.
+    space: space::Ledger,
 }
 
 /// How `begin` ended.
@@ -68,6 +71,7 @@ pub struct Arriving {
     reception: Reception,
     refused: Option<Refusal>,
     failed: Option<std::io::Error>,
+    room: space::Reservation,
     _busy: BusyGuard,
 }
 
@@ -115,6 +119,7 @@ impl Arriving {
             self.failed = Some(e);
             return false;
         }
+        self.room.wrote(bytes.len());
         true
     }
 
@@ -133,10 +138,11 @@ impl Receiver {
         let dir = node.cfg.node.state_dir.clone();
         let lander = Lander::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
         Ok(Receiver {
-            node,
             lander,
             busy: Arc::default(),
             deferred: Mutex::default(),
+            space: space::Ledger::new(node.cfg.disk.min_free_bytes),
+            node,
         })
     }
 
@@ -266,11 +272,19 @@ impl Receiver {
             };
         }
 
-        // disk safety: an object that would take the inbox below the floor is not started
-        if let Err(free) = crate::node::health::fits(&self.node, &channel.inbox, m.size) {
-            tracing::warn!(channel = %m.channel, name = %m.name, free = ?free, size = m.size, "inbox file system too full; the object is sent again later");
-            return Begin::Answered(Some((id, ReceiptStatus::Retry)));
-        }
+        // disk safety: the object's declared size is reserved above the floor before its
+        // first byte is written; without room it waits (sent again later, or its repeat)
+        let (room, waiting) =
+            self.space
+                .reserve(&channel.name, &channel.inbox, id, m.size, crate::now_ms());
+        self.report_waiting(&channel.name, waiting, room.as_ref().err());
+        let room = match room {
+            Ok(r) => r,
+            Err(short) => {
+                tracing::debug!(channel = %m.channel, name = %m.name, object = %id, why = %short, "no room in the inbox; the object waits");
+                return Begin::Answered(Some((id, ReceiptStatus::Retry)));
+            }
+        };
         match Lander::create_part(&channel.inbox, id) {
             Ok((part, file)) => Begin::Arriving(Box::new(Arriving {
                 channel,
@@ -280,6 +294,7 @@ impl Receiver {
                 reception,
                 refused: None,
                 failed: None,
+                room,
                 _busy: busy,
             })),
             Err(e) => {
@@ -287,6 +302,36 @@ impl Receiver {
                 Begin::Answered(Some((id, ReceiptStatus::Retry)))
             }
         }
+    }
+
+    /// Exports a channel's waiting state (metric, `/healthz`) and logs it once per spell:
+    /// when the first object starts to wait, and when the last one got its room.
+    fn report_waiting(&self, channel: &str, w: space::Waiting, why: Option<&space::Short>) {
+        self.node
+            .metrics
+            .land_waiting_space
+            .with_label_values(&[channel])
+            .set(i64::try_from(w.count).unwrap_or(i64::MAX));
+        match w.spell {
+            Some(space::Spell::Began) => {
+                let why = why.map(ToString::to_string).unwrap_or_default();
+                tracing::warn!(channel, why = %why, "inbox full; objects wait for free space and are taken again once it returns");
+            }
+            Some(space::Spell::Ended) => {
+                tracing::info!(
+                    channel,
+                    "inbox has room again; no object waits for free space"
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// An object of `channel` no longer waits for room (the diode sender retired it: it
+    /// is audited `lost`); the waiting state is exported again.
+    pub fn stop_waiting(&self, channel: &str, id: ObjectId) {
+        let w = self.space.forget(channel, id, crate::now_ms());
+        self.report_waiting(channel, w, None);
     }
 
     /// An object already landed or quarantined arrived again. On QUIC the resend is
@@ -326,8 +371,11 @@ impl Receiver {
             reception,
             refused,
             failed,
+            room,
             _busy,
         } = arriving;
+        // what is written is on disk now: the rest of the room is not needed
+        drop(room);
         if let Some(e) = failed {
             let _ = std::fs::remove_file(&part);
             return Err(e.into());

@@ -111,8 +111,30 @@ impl Sender {
     /// waits for the antivirus.
     ///
     /// # Errors
-    /// A fault (I/O, audit): the object stays in the spool and is tried at the next start.
+    /// A fault (I/O, a full disk, audit): the object stays in the spool and waits with
+    /// the others, tried again every few seconds (never left until the next start).
     pub fn pipeline(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
+        let again = spooled.clone();
+        let done = self.pipeline_once(spooled);
+        if let Err(e) = &done {
+            self.wait_after_fault(again, e);
+        }
+        done
+    }
+
+    /// After a fault: the object waits and is tried again, while its spool entry exists
+    /// (a refusal that failed half-way may have moved it already) and its channel is
+    /// still configured.
+    fn wait_after_fault(&self, spooled: Spooled, fault: &Fault) {
+        if matches!(fault, Fault::UnknownChannel { .. }) || !spooled.content().exists() {
+            return;
+        }
+        tracing::debug!(object = %spooled.id, error = %fault, "the object waits and is tried again");
+        self.wait(spooled);
+    }
+
+    /// One pass of [`Sender::pipeline`].
+    fn pipeline_once(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
         let node = &self.node;
         let Some(channel) = node.cfg.channel(&spooled.channel).cloned() else {
             return Err(Fault::UnknownChannel {
@@ -133,7 +155,7 @@ impl Sender {
             Ok(Err((spooled, refusal))) => {
                 // a file refused as it was being written (cut, corrupt) is taken again
                 if Fingerprint::of(&content)? != before {
-                    self.retake(spooled, "changed while it was inspected")?;
+                    self.retake_or_log(spooled, "changed while it was inspected");
                     return Ok(None);
                 }
                 self.refuse(&channel, &spooled, &refusal)?;
@@ -150,7 +172,7 @@ impl Sender {
             }
         };
         if Fingerprint::of(&content)? != before {
-            self.retake(checked.spooled().clone(), "changed while it was inspected")?;
+            self.retake_or_log(checked.spooled().clone(), "changed while it was inspected");
             return Ok(None);
         }
         let masked = checked.masked().is_some();
@@ -170,7 +192,7 @@ impl Sender {
         // the check at seal: what was hashed is what was inspected (a masked copy is this
         // node's own file, written from the bytes inspected)
         if !masked && Fingerprint::of(&content)? != before {
-            self.retake(sealed.spooled().clone(), "changed before it was sealed")?;
+            self.retake_or_log(sealed.spooled().clone(), "changed before it was sealed");
             return Ok(None);
         }
         if let Ok(mut c) = self.changed.lock() {
@@ -304,18 +326,31 @@ impl Sender {
     ///
     /// # Errors
     /// The stored manifest cannot be removed, or the audit record cannot be written: the
-    /// object stays in the spool and is tried at the next start.
+    /// object waits all the same (it is inspected and sealed again from the start, so its
+    /// old manifest is never used).
     pub fn retake(&self, spooled: Spooled, why: &str) -> Result<(), Fault> {
-        self.spool.forget_manifest(&spooled)?;
-        let mut e = Entry::object(&spooled.channel, spooled.id, &spooled.name);
-        e.detail = Some(format!("taken again: {why}"));
-        self.node.audit.append(Event::Taken, e)?;
-        tracing::warn!(channel = %spooled.channel, name = %spooled.name, object = %spooled.id, why, "the spool copy changed after it was taken; it is inspected again once left alone");
         if let Ok(mut c) = self.changed.lock() {
             c.insert(spooled.id, None);
         }
+        let recorded = self.spool.forget_manifest(&spooled).map_err(Fault::from);
+        let recorded = recorded.and_then(|()| {
+            let mut e = Entry::object(&spooled.channel, spooled.id, &spooled.name);
+            e.detail = Some(format!("taken again: {why}"));
+            self.node.audit.append(Event::Taken, e)?;
+            Ok(())
+        });
+        tracing::warn!(channel = %spooled.channel, name = %spooled.name, object = %spooled.id, why, "the spool copy changed after it was taken; it is inspected again once left alone");
         self.wait(spooled);
-        Ok(())
+        recorded
+    }
+
+    /// [`Sender::retake`] inside the pipeline: the object waits either way; a record that
+    /// could not be written is logged.
+    fn retake_or_log(&self, spooled: Spooled, why: &str) {
+        let id = spooled.id;
+        if let Err(e) = self.retake(spooled, why) {
+            tracing::error!(object = %id, error = %e, "cannot record that the object is taken again; it waits all the same");
+        }
     }
 
     /// Whether an object may be inspected now: always, unless it changed after it was
@@ -411,7 +446,7 @@ pub fn forward(sealed: Result<Option<Sealed>, Fault>, queue: &Queue) {
         }
         Ok(None) => {}
         Err(e) => {
-            tracing::error!(error = %e, "object stays in the spool and is retried at the next start");
+            tracing::error!(error = %e, "object stays in the spool and is tried again");
         }
     }
 }

@@ -337,6 +337,7 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
         tracing::error!(object = %id, error = %err, "cannot audit a lost object");
         return;
     }
+    receiver.stop_waiting(channel, id);
     tracing::warn!(channel, name, object = %id, "lost: the diode sender retired an object that never arrived whole");
     node.metrics.diode_lost.with_label_values(&[channel]).inc();
     let marked =

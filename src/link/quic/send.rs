@@ -2,6 +2,16 @@
 //! per object and many in flight, and removes an object from the spool only when the peer's
 //! receipt says it is durable there. When the link drops it reconnects with backoff and
 //! sends again every object that has no receipt.
+//!
+//! ```text
+//!  queue ─► send_one ─► stream ─► receipt
+//!    ▲        final (landed, duplicate, quarantined, refused) ─► confirm ─► spool entry gone
+//!    │        retry (the peer's inbox is full, its scanner down) ─► wait, backing off
+//!    └────────  no receipt, a broken stream, a confirm that failed ─► wait ─┘
+//! ```
+//!
+//! An object leaves the queue only when it is confirmed, or handed back to the pipeline
+//! (content changed after sealing): nothing sealed waits for the next start.
 
 use crate::core::id::ObjectId;
 use crate::core::stage::Sealed;
@@ -53,6 +63,10 @@ const READ_SIZE: usize = 1024 * 1024;
 
 type Pending = Arc<Mutex<HashMap<ObjectId, oneshot::Sender<ReceiptStatus>>>>;
 
+/// How many times in a row each object was answered "retry" (or could not be confirmed):
+/// its next wait doubles with each, from [`RETRY_DELAY`] up to [`RETRY_DELAY_MAX`].
+type Retries = Arc<Mutex<HashMap<ObjectId, u32>>>;
+
 /// Runs the sender side of the link until aborted.
 pub async fn run(
     sender: Arc<Sender>,
@@ -63,6 +77,7 @@ pub async fn run(
     let node = sender.node.clone();
     let peer = node.cfg.peer.address;
     let mut backoff = Duration::from_millis(100);
+    let retries: Retries = Arc::default();
     loop {
         // the client configuration in force: after a key switch, the new certificate
         let client = match node.keys.client_config() {
@@ -113,7 +128,7 @@ pub async fn run(
                 conn.clone(),
                 sealed,
                 pending.clone(),
-                queue_tx.clone(),
+                (queue_tx.clone(), retries.clone()),
                 permit,
             ));
         }
@@ -189,8 +204,26 @@ async fn read_receipts(conn: quinn::Connection, pending: Pending) {
     }
 }
 
-/// How long the sender waits before sending again an object the receiver answered "retry".
-const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// How long the sender first waits before sending again an object the receiver answered
+/// "retry" (its inbox full, its antivirus down); doubled at each retry in a row.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// The longest wait between two tries of an object the receiver keeps answering "retry".
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(8);
+
+/// The wait before the `n`-th retry in a row (from 1) of an object.
+fn retry_delay(n: u32) -> Duration {
+    let factor = 1u32 << n.saturating_sub(1).min(8);
+    RETRY_DELAY.saturating_mul(factor).min(RETRY_DELAY_MAX)
+}
+
+/// Counts one more retry of `id`; returns how long to wait before it.
+fn next_retry(retries: &Retries, id: ObjectId) -> Duration {
+    let mut r = retries.lock().unwrap_or_else(|p| p.into_inner());
+    let n = r.entry(id).or_insert(0);
+    *n = n.saturating_add(1);
+    retry_delay(*n)
+}
 
 /// Sends one object and waits for its receipt; on any failure puts it back in the queue.
 async fn send_one(
@@ -198,7 +231,7 @@ async fn send_one(
     conn: quinn::Connection,
     sealed: Sealed,
     pending: Pending,
-    queue: mpsc::UnboundedSender<Sealed>,
+    (queue, retries): (mpsc::UnboundedSender<Sealed>, Retries),
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let node = &sender.node;
@@ -251,9 +284,12 @@ async fn send_one(
             let s2 = sender.clone();
             let spooled = sealed.spooled().clone();
             let why = e.to_string();
+            if let Ok(mut r) = retries.lock() {
+                r.remove(&id);
+            }
             let retaken = tokio::task::spawn_blocking(move || s2.retake(spooled, &why)).await;
             if !matches!(retaken, Ok(Ok(()))) {
-                tracing::error!(object = %id, "could not take the changed object again; it is sealed again at the next start");
+                tracing::error!(object = %id, "could not record that the changed object is taken again; it waits and is inspected again all the same");
             }
             return;
         }
@@ -277,23 +313,38 @@ async fn send_one(
                 .with_label_values(&[channel, s.as_str()])
                 .inc();
             let s2 = sender.clone();
+            let sealed2 = sealed.clone();
             let done = tokio::task::spawn_blocking(move || {
-                s2.confirm(&sealed, s.as_str(), s == ReceiptStatus::Refused)
+                s2.confirm(&sealed2, s.as_str(), s == ReceiptStatus::Refused)
             })
             .await;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(object = %id, error = %e, "could not clear the spool entry")
+            let failed = match done {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            match failed {
+                None => {
+                    if let Ok(mut r) = retries.lock() {
+                        r.remove(&id);
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(object = %id, error = %e, "could not clear the spool entry")
+                // (say, this node's own disk is full): the object stays queued; sent again,
+                // the peer answers the same, and the confirmation is tried again
+                Some(e) => {
+                    let wait = next_retry(&retries, id);
+                    tracing::error!(object = %id, error = %e, "could not record the receipt; the object is sent again in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    let _ = queue.send(sealed);
                 }
             }
         }
-        // the receiver could not take it now (say, its antivirus is down): give it time
-        Some(_) => {
-            tokio::time::sleep(RETRY_DELAY).await;
+        // the receiver could not take it now (its inbox is full, its antivirus down): it
+        // stays queued, and waits longer each time it is answered so
+        Some(s) => {
+            let wait = next_retry(&retries, id);
+            tracing::debug!(object = %id, status = s.as_str(), "the peer asks for the object later; sent again in {wait:?}");
+            tokio::time::sleep(wait).await;
             let _ = queue.send(sealed);
         }
         None => {
@@ -354,4 +405,21 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), 
     let _ = reader.await;
     send.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_ceiling_and_start_over_per_object() {
+        let waits: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_DELAY_MAX);
+        let r: Retries = Arc::default();
+        let (a, b) = (ObjectId([1; 16]), ObjectId([2; 16]));
+        assert_eq!(next_retry(&r, a), Duration::from_millis(500));
+        assert_eq!(next_retry(&r, a), Duration::from_secs(1));
+        assert_eq!(next_retry(&r, b), Duration::from_millis(500));
+    }
 }
