@@ -235,10 +235,26 @@ pub fn flush() {
         };
         match h.level {
             Level::Warn => {
-                tracing::warn!(site = h.site, repeated = h.repeats, over_s = h.over_s, message, "repeated {} times in the last {} s", h.repeats, h.over_s)
+                tracing::warn!(
+                    site = h.site,
+                    repeated = h.repeats,
+                    over_s = h.over_s,
+                    message,
+                    "repeated {} times in the last {} s",
+                    h.repeats,
+                    h.over_s
+                )
             }
             Level::Error => {
-                tracing::error!(site = h.site, repeated = h.repeats, over_s = h.over_s, message, "repeated {} times in the last {} s", h.repeats, h.over_s)
+                tracing::error!(
+                    site = h.site,
+                    repeated = h.repeats,
+                    over_s = h.over_s,
+                    message,
+                    "repeated {} times in the last {} s",
+                    h.repeats,
+                    h.over_s
+                )
             }
         }
     }
@@ -324,7 +340,11 @@ mod tests {
         );
         // said once; nothing more came: quiet for a window, then forgotten
         assert!(r.flush(64_000).is_empty());
-        assert_eq!(r.len(), 1, "remembered while within a window of its last line");
+        assert_eq!(
+            r.len(),
+            1,
+            "remembered while within a window of its last line"
+        );
         assert!(r.flush(125_000).is_empty());
         assert!(r.is_empty(), "a quiet key is forgotten");
         // and said again in full when it comes back
@@ -335,7 +355,11 @@ mod tests {
     fn a_line_seen_once_a_window_is_always_said() {
         let mut r = Repeats::new(WINDOW);
         assert_eq!(r.note("s", E, "m", 0), Say::First);
-        assert_eq!(r.note("s", E, "m", 60_000), Say::First, "nothing was held back");
+        assert_eq!(
+            r.note("s", E, "m", 60_000),
+            Say::First,
+            "nothing was held back"
+        );
         assert_eq!(r.note("s", E, "m", 200_000), Say::First);
     }
 

@@ -118,10 +118,13 @@ pub fn changes(before: &Snapshot, now: &Snapshot) -> Vec<(String, Counts)> {
         .collect()
 }
 
+/// Which of a channel's counts a counter feeds.
+type Field = fn(&mut Counts) -> &mut u64;
+
 /// The counters now, by channel (only the series that exist: reading creates none).
 pub fn snapshot(m: &Metrics) -> Snapshot {
     let mut out = Snapshot::new();
-    let fields: [(&IntCounterVec, fn(&mut Counts) -> &mut u64); 8] = [
+    let fields: [(&IntCounterVec, Field); 8] = [
         (&m.intake_objects, |c| &mut c.taken),
         (&m.intake_bytes, |c| &mut c.taken_bytes),
         (&m.transmit_objects, |c| &mut c.sent),
@@ -196,6 +199,10 @@ mod tests {
         assert!(s.take(&m).is_empty());
         // reading created no series: channel "c" never appears
         assert!(!snapshot(&m).contains_key("c"));
-        assert!(!String::from_utf8(m.encode()).unwrap().contains("channel=\"c\""));
+        assert!(
+            !String::from_utf8(m.encode())
+                .unwrap()
+                .contains("channel=\"c\"")
+        );
     }
 }
