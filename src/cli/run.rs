@@ -8,6 +8,7 @@
 //!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
 //!                          ▲ spool recovery, watch (intake), retry_waiting
 //!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
+//!       ─► a summary a minute (and at stop) · counts of repeated log lines
 //! ```
 
 use crate::audit::{Entry, Event};
@@ -17,6 +18,7 @@ use crate::core::wire::LinkKind;
 use crate::node::config::Config;
 use crate::node::{Node, NodeError};
 use crate::ops::status::{self, Probe};
+use crate::ops::summary::{SUMMARY_EVERY, Summary};
 use crate::ops::systemd;
 use crate::receiver::Receiver;
 use crate::sender::pipeline::Sender;
@@ -44,6 +46,9 @@ pub enum RunError {
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
 }
+
+/// How often the counts of repeated log lines are said (see [`crate::ops::repeat`]).
+const FLUSH_REPEATS: Duration = Duration::from_secs(5);
 
 /// What `/metrics` and `/healthz` see of a running node.
 struct NodeProbe {
@@ -111,6 +116,8 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(checkpoints(node.clone()));
     tasks.spawn(crate::node::clock::watch(node.clone()));
+    let summary = Arc::new(std::sync::Mutex::new(Summary::new(&node.metrics)));
+    tasks.spawn(summaries(node.clone(), summary.clone()));
     tasks.spawn(reloads(node.clone())?);
 
     // the receiving side: one pipeline, fed by each link it uses
@@ -201,7 +208,32 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     }
     // and a last one over whatever the closing link added
     node.audit.checkpoint(true)?;
+    // what happened since the last summary
+    summary
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .say(&node.metrics);
+    crate::ops::repeat::flush();
     Ok(())
+}
+
+/// Says the periodic summary (when anything happened) and the counts of repeated lines,
+/// until aborted.
+async fn summaries(node: Arc<Node>, summary: Arc<std::sync::Mutex<Summary>>) {
+    let mut tick = tokio::time::interval(FLUSH_REPEATS);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        crate::ops::repeat::flush();
+        if last.elapsed() >= SUMMARY_EVERY {
+            last = tokio::time::Instant::now();
+            summary
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .say(&node.metrics);
+        }
+    }
 }
 
 /// Reloads the policies on SIGHUP and when a policy file changes; SIGHUP also reloads

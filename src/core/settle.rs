@@ -3,6 +3,22 @@
 //! A file is taken when it was renamed in (complete by construction), when its writer
 //! closed it and it stayed unchanged for `settle_ms`, or when it stayed unchanged for
 //! `idle_ms` with no close seen (rescans, lost events). A write after a close starts over.
+//!
+//! A writer that closes and opens the file again to append (a resumed upload): the settle
+//! time counts from the last close-write, so a file reopened within `settle_ms` of its
+//! close is not taken in between (while it is open the intake does not even poll it), and
+//! it crosses once, whole, after its last close. A file left closed and unchanged for
+//! `settle_ms` is complete by this rule and is taken: what a writer appends after that
+//! goes into a new file (the taken one left the outbox), which is a new object. A writer
+//! that pauses with the file closed for longer writes under a temporary name (`temp_names`)
+//! and renames it in when done, or the operator raises `settle_ms`.
+//!
+//! ```text
+//!  Changed ─► closed = false          (poll: stat changed ─► stable_since = now)
+//!  Closed  ─► closed = true           (take once stable for settle_ms)
+//!  write ─ close ─ reopen ─ append ─ close ─ settle_ms ─► Take (one object, whole)
+//!  write ─ close ─ settle_ms ─► Take │ append ─► a new file ─► a new object
+//! ```
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -187,6 +203,30 @@ mod tests {
         assert_eq!(s.poll(a, st(1, 1000), 1000, 1000), Decision::Wait);
         assert_eq!(s.poll(a, st(1, 1000), 1300, 1300), Decision::Wait);
         assert_eq!(s.poll(a, st(1, 1000), 6000, 6000), Decision::Take);
+    }
+
+    #[test]
+    fn a_close_and_a_reopen_to_append_within_settle_is_one_file() {
+        let mut s = Settler::new(1000, 5000);
+        let a = OsStr::new("a");
+        // half written, closed at 10 000
+        s.signal(a, Signal::Changed);
+        s.signal(a, Signal::Closed);
+        assert_eq!(s.poll(a, st(50, 10_000), 10_000, 10_000), Decision::Wait);
+        assert_eq!(s.poll(a, st(50, 10_000), 10_600, 10_600), Decision::Wait);
+        // reopened at 10 700 (not polled while open), the rest appended, closed at 11 000
+        s.signal(a, Signal::Changed);
+        s.signal(a, Signal::Closed);
+        assert_eq!(s.poll(a, st(100, 11_000), 11_000, 11_000), Decision::Wait);
+        // a settle time from the first close would have taken it here
+        assert_eq!(s.poll(a, st(100, 11_000), 11_100, 11_100), Decision::Wait);
+        assert_eq!(s.poll(a, st(100, 11_000), 11_900, 11_900), Decision::Wait);
+        assert_eq!(s.poll(a, st(100, 11_000), 12_000, 12_000), Decision::Take);
+        // appended after it was taken: a new file, a new object
+        s.signal(a, Signal::Changed);
+        s.signal(a, Signal::Closed);
+        assert_eq!(s.poll(a, st(20, 13_000), 13_000, 13_000), Decision::Wait);
+        assert_eq!(s.poll(a, st(20, 13_000), 14_000, 14_000), Decision::Take);
     }
 
     #[test]

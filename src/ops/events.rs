@@ -121,7 +121,7 @@ impl Landed<'_> {
             .land_bytes
             .with_label_values(&channel)
             .inc_by(s.size.unwrap_or(0));
-        tracing::info!(channel = %s.channel, name = %s.name, object = %s.id, size = s.size.unwrap_or(0), delivered_as = self.delivered_as.unwrap_or(s.name), "landed");
+        tracing::debug!(channel = %s.channel, name = %s.name, object = %s.id, size = s.size.unwrap_or(0), delivered_as = self.delivered_as.unwrap_or(s.name), "landed");
         Ok(())
     }
 }
@@ -176,7 +176,7 @@ impl Masked<'_> {
         ));
         sink.audit.durable(Event::Masked, e)?;
         sink.metrics.masked.with_label_values(&[s.channel]).inc();
-        tracing::info!(channel = %s.channel, name = %s.name, lines = self.lines, "personal data masked");
+        tracing::debug!(channel = %s.channel, name = %s.name, lines = self.lines, "personal data masked");
         Ok(())
     }
 }

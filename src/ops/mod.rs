@@ -5,9 +5,13 @@
 //!                      │
 //!            metrics ◄─┘ ─► status: GET /metrics, GET /healthz
 //!            systemd: READY=1, RELOADING=1, WATCHDOG=1, STOPPING=1
+//!            summary: one INFO line per busy channel a minute (per-object lines are DEBUG)
+//!            repeat: a line that repeats is said once, then as a count once a minute
 //! ```
 
 pub mod events;
 pub mod metrics;
+pub mod repeat;
 pub mod status;
+pub mod summary;
 pub mod systemd;

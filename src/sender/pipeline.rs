@@ -162,7 +162,8 @@ impl Sender {
                 return Ok(None);
             }
             Err(InspectError::Io(e)) => {
-                tracing::error!(channel = %channel.name, name = %spooled.name, error = %e, "inspection failed; the object waits and is tried again");
+                crate::ops::repeat::error_repeated!("sender.inspect", &format!("{} {}: {e}", channel.name, spooled.name);
+                    channel = %channel.name, name = %spooled.name, error = %e, "inspection failed; the object waits and is tried again");
                 self.wait(spooled);
                 return Ok(None);
             }
@@ -267,7 +268,7 @@ impl Sender {
         e.detail = Some(detail.to_string());
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit.durable(Event::Confirmed, e)?;
-        tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
+        tracing::debug!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
         Ok(self.spool.remove(sealed.spooled())?)
     }
 
@@ -445,8 +446,10 @@ pub fn forward(sealed: Result<Option<Sealed>, Fault>, queue: &Queue) {
             let _ = queue.send(s);
         }
         Ok(None) => {}
+        // a fault met again at every retry (every rescan, every 2 s) is said once, then counted
         Err(e) => {
-            tracing::error!(error = %e, "object stays in the spool and is tried again");
+            crate::ops::repeat::error_repeated!("sender.forward", &e.to_string();
+                error = %e, "object stays in the spool and is tried again");
         }
     }
 }

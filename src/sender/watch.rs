@@ -18,6 +18,20 @@
 //! however long its writer pauses; where that cannot be seen (a file already open when the
 //! node started), the settle rule decides and the pipeline's check at seal catches a file
 //! that changed after it was taken.
+//!
+//! An outbox folder replaced under the node (removed and made again by a cleanup job, moved
+//! away, a file system mounted over it) leaves its watches on the old folder. Every
+//! [`RENEW_EVERY`] (and at once on an event about the folder itself) each outbox's
+//! (device, inode) is compared with the one watched, and a lost watch is asked about; a new
+//! folder is watched in its place, rescanned, and logged at WARN ("outbox replaced"). A
+//! missing outbox is logged once, and watched again when it comes back.
+//!
+//! ```text
+//!  every 500 ms, IN_DELETE_SELF/IN_MOVE_SELF/IN_UNMOUNT/IN_IGNORED ─► check_outboxes
+//!     same (dev, ino), watch alive ─► nothing
+//!     other (dev, ino), or lost    ─► unwatch, watch the new folder, rescan it, WARN
+//!     missing                      ─► WARN once; checked again until it is back
+//! ```
 
 use crate::audit::{Entry, Event};
 use crate::core::reason::{Reason, Refusal, Side};
@@ -35,8 +49,9 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
 /// A name due to be taken: its channel, its name, and its (device, inode) when it has not
@@ -46,14 +61,41 @@ type Due = (Channel, OsString, Option<(u64, u64)>);
 /// How many files are taken, inspected and sealed at once.
 const WORKERS: usize = 4;
 
+/// How often each outbox folder is checked to be the one watched.
+pub const RENEW_EVERY: Duration = Duration::from_millis(500);
+
+/// How long an outbox may be missing before it is logged (a folder removed and made again
+/// at once is logged as replaced only).
+const MISSING_GRACE: Duration = Duration::from_secs(1);
+
+/// What the watch knows of one outbox folder.
+#[derive(Debug, Default)]
+struct Folder {
+    /// The (device, inode) watched; `None` while missing.
+    id: Option<(u64, u64)>,
+    /// An event said the folder itself was removed or moved away.
+    stale: bool,
+    /// Since when it is missing, and whether that was logged.
+    missing: Option<(Instant, bool)>,
+}
+
 /// The running watch over every sending channel's outbox.
 pub struct Watch {
     sender: Arc<Sender>,
     queue: mpsc::UnboundedSender<Sealed>,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
-    _watcher: notify::RecommendedWatcher,
+    watcher: notify::RecommendedWatcher,
     channels: Vec<(Channel, Settler)>,
+    folders: Vec<Folder>,
     writers: Writers,
+}
+
+/// The (device, inode) of the directory at `path`, if there is one.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path)
+        .ok()
+        .filter(fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Watch {
@@ -76,14 +118,22 @@ impl Watch {
             let i = node.cfg.intake;
             channels.push((c.clone(), Settler::new(i.settle_ms, i.idle_ms)));
         }
-        let outboxes: Vec<_> = channels.iter().map(|(c, _)| c.outbox.clone()).collect();
+        let outboxes: Vec<PathBuf> = channels.iter().map(|(c, _)| c.outbox.clone()).collect();
         let writers = Writers::start(&outboxes).map_err(notify::Error::io)?;
+        let folders = outboxes
+            .iter()
+            .map(|o| Folder {
+                id: folder_id(o),
+                ..Folder::default()
+            })
+            .collect();
         Ok(Watch {
             sender,
             queue,
             events,
-            _watcher: watcher,
+            watcher,
             channels,
+            folders,
             writers,
         })
     }
@@ -95,6 +145,8 @@ impl Watch {
             tokio::time::interval(Duration::from_millis(self.sender.node.cfg.intake.rescan_ms));
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let pending = self.channels.iter().any(|(_, s)| !s.is_empty());
             tokio::select! {
@@ -105,7 +157,11 @@ impl Watch {
                         self.on_event(ev);
                     }
                 }
-                _ = rescan.tick() => self.rescan(),
+                _ = rescan.tick() => {
+                    self.check_outboxes();
+                    self.rescan();
+                }
+                _ = renew.tick() => self.check_outboxes(),
                 _ = tick.tick(), if pending => {}
             }
             self.poll(&workers).await;
@@ -124,6 +180,23 @@ impl Watch {
         tracing::trace!(kind = ?ev.kind, paths = ?ev.paths, "watch event");
         if ev.need_rescan() {
             self.rescan();
+        }
+        // the outbox folder itself removed or moved away: its watch is on the old folder
+        if matches!(
+            ev.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+        ) {
+            let mut hit = false;
+            for ((c, _), f) in self.channels.iter().zip(self.folders.iter_mut()) {
+                if ev.paths.contains(&c.outbox) {
+                    f.stale = true;
+                    hit = true;
+                }
+            }
+            if hit {
+                self.check_outboxes();
+                return;
+            }
         }
         let (signal, path) = match ev.kind {
             EventKind::Create(_) => (Signal::Changed, ev.paths.first()),
@@ -153,20 +226,75 @@ impl Watch {
     }
 
     fn rescan(&mut self) {
-        for (c, settler) in &mut self.channels {
-            let entries = match fs::read_dir(&c.outbox) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(channel = %c.name, outbox = %c.outbox.display(), error = %e, "cannot read the outbox");
-                    continue;
-                }
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                if !c.temp_names.matches(&name) {
-                    settler.signal(&name, Signal::Seen);
-                }
+        for i in 0..self.channels.len() {
+            self.rescan_one(i);
+        }
+    }
+
+    /// Signals every name in one channel's outbox. A missing outbox is for
+    /// [`Watch::check_outboxes`] to say; any other failure is said once, then counted.
+    fn rescan_one(&mut self, i: usize) {
+        let Some((c, settler)) = self.channels.get_mut(i) else {
+            return;
+        };
+        let entries = match fs::read_dir(&c.outbox) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                crate::ops::repeat::error_repeated!("watch.rescan", &format!("{}: {e}", c.outbox.display());
+                    channel = %c.name, outbox = %c.outbox.display(), error = %e, "cannot read the outbox");
+                return;
             }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !c.temp_names.matches(&name) {
+                settler.signal(&name, Signal::Seen);
+            }
+        }
+    }
+
+    /// Makes sure each outbox folder watched is the one at its path: a replaced folder (or
+    /// one back after it was missing) is watched in place of the old one and rescanned; a
+    /// missing one is logged once.
+    fn check_outboxes(&mut self) {
+        for i in 0..self.channels.len() {
+            let (Some((c, _)), Some(f)) = (self.channels.get(i), self.folders.get_mut(i)) else {
+                continue;
+            };
+            let outbox = c.outbox.clone();
+            let Some(id) = folder_id(&outbox) else {
+                f.id = None;
+                let (since, said) = f.missing.get_or_insert((Instant::now(), false));
+                if !*said && since.elapsed() >= MISSING_GRACE {
+                    *said = true;
+                    tracing::warn!(channel = %c.name, outbox = %outbox.display(), "outbox missing: nothing is taken from it until it is back (it is watched again then)");
+                }
+                continue;
+            };
+            if f.id == Some(id) && !f.stale && !self.writers.lost(&outbox) {
+                continue;
+            }
+            // the watch of the old folder, if it still exists (moved away), goes; the new
+            // folder is watched
+            let _ = self.watcher.unwatch(&outbox);
+            let renewed = self
+                .watcher
+                .watch(&outbox, RecursiveMode::NonRecursive)
+                .map_err(|e| e.to_string())
+                .and_then(|()| self.writers.renew(&outbox).map_err(|e| e.to_string()));
+            if let Err(e) = renewed {
+                // tried again at the next check
+                crate::ops::repeat::warn_repeated!("watch.renew", &format!("{}: {e}", outbox.display());
+                    channel = %c.name, outbox = %outbox.display(), error = %e, "cannot watch the outbox again; retrying");
+                continue;
+            }
+            let was_missing = f.missing.take().is_some_and(|(_, said)| said);
+            f.id = Some(id);
+            f.stale = false;
+            tracing::warn!(channel = %c.name, outbox = %outbox.display(), was_missing, "outbox replaced: watching the new folder");
+            // what was put in before the watch was renewed
+            self.rescan_one(i);
         }
     }
 

@@ -10,7 +10,10 @@
 //!         ─ IN_MOVED_FROM/TO ─────► the state follows a rename inside the outbox
 //!         ─ IN_DELETE ────────────► forgotten
 //!         ─ IN_Q_OVERFLOW ────────► every state reset; logged (the settle rule decides)
+//!         ─ IN_DELETE_SELF, IN_MOVE_SELF,
+//!           IN_UNMOUNT, IN_IGNORED ► the outbox folder itself is gone: its watch is lost
 //!  watch::poll ─ busy(dir, name): open > 0 or dirty ─► not taken, whatever the settle rule
+//!  watch (every 500 ms) ─ lost(dir)? ─► renew(dir): the new folder at that path is watched
 //! ```
 //!
 //! Why this and not a lease or a `/proc` scan: a Linux read lease (`F_SETLEASE`) tells the
@@ -70,6 +73,10 @@ impl Use {
 
 #[derive(Default)]
 struct State {
+    /// The watched directories and their watches (a renewed watch replaces its entry).
+    dirs: Vec<(PathBuf, WatchDescriptor)>,
+    /// The watches whose folder was removed, moved away or unmounted.
+    lost: HashSet<WatchDescriptor>,
     /// Per (outbox, name), from the events seen since start; only names in use are kept.
     names: HashMap<(WatchDescriptor, OsString), Use>,
     /// A rename whose `IN_MOVED_TO` has not come yet: its cookie and state.
@@ -78,10 +85,22 @@ struct State {
     overflows: u64,
 }
 
+/// What is watched in each outbox.
+const MASK: WatchMask = WatchMask::OPEN
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::CLOSE_NOWRITE)
+    .union(WatchMask::MODIFY)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR);
+
 /// The open counts of every outbox, kept by a thread that reads the inotify queue.
 #[derive(Clone)]
 pub struct Writers {
-    dirs: Arc<Vec<(PathBuf, WatchDescriptor)>>,
+    watches: Arc<Mutex<inotify::Watches>>,
     state: Arc<Mutex<State>>,
     started_ns: i128,
 }
@@ -94,19 +113,15 @@ impl Writers {
     /// Inotify cannot be set up, or a directory cannot be watched.
     pub fn start(dirs: &[PathBuf]) -> io::Result<Writers> {
         let mut inotify = Inotify::init()?;
-        let mask = WatchMask::OPEN
-            | WatchMask::CLOSE_WRITE
-            | WatchMask::CLOSE_NOWRITE
-            | WatchMask::MODIFY
-            | WatchMask::MOVED_FROM
-            | WatchMask::MOVED_TO
-            | WatchMask::DELETE
-            | WatchMask::ONLYDIR;
+        let mut watches = inotify.watches();
         let mut watched = Vec::new();
         for d in dirs {
-            watched.push((d.clone(), inotify.watches().add(d, mask)?));
+            watched.push((d.clone(), watches.add(d, MASK)?));
         }
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            dirs: watched,
+            ..State::default()
+        }));
         let shared = state.clone();
         std::thread::Builder::new()
             .name("outbox-writers".into())
@@ -135,28 +150,80 @@ impl Writers {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
         Ok(Writers {
-            dirs: Arc::new(watched),
+            watches: Arc::new(Mutex::new(watches)),
             state,
             started_ns,
         })
+    }
+
+    /// Whether the watch on `dir` is lost: the folder it watched was removed, moved away
+    /// or unmounted (false when `dir` is not watched).
+    pub fn lost(&self, dir: &Path) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| s.wd(dir).is_some_and(|wd| s.lost.contains(&wd)))
+    }
+
+    /// Watches the folder now at `dir` in place of the one watched before (which may be
+    /// gone, or moved elsewhere: its watch is removed). The counts of the old folder's names
+    /// are forgotten.
+    ///
+    /// # Errors
+    /// The folder cannot be watched (it is missing, or not a directory); the old watch is
+    /// then counted as lost.
+    pub fn renew(&self, dir: &Path) -> io::Result<()> {
+        let mut watches = self
+            .watches
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        let old = self.state.lock().ok().and_then(|s| s.wd(dir));
+        if let Some(old) = &old {
+            // already gone when the folder was removed (IN_IGNORED): nothing to remove
+            let _ = watches.remove(old.clone());
+        }
+        let added = watches.add(dir, MASK);
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(old) = &old {
+            s.lost.remove(old);
+            s.names.retain(|(wd, _), _| wd != old);
+            s.dirs.retain(|(d, _)| d != dir);
+        }
+        match added {
+            Ok(wd) => {
+                s.dirs.push((dir.to_path_buf(), wd));
+                Ok(())
+            }
+            Err(e) => {
+                // still watched by nothing: keep a lost entry so that it is tried again
+                if let Some(old) = old {
+                    s.lost.insert(old.clone());
+                    s.dirs.push((dir.to_path_buf(), old));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Whether `dir/name` is in use: open by some process, or written since its last
     /// close-write (false when the directory is not watched). A name busy with no event for
     /// [`QUIET`] is checked against `/proc` and released if no holder is seen.
     pub fn busy(&self, dir: &Path, name: &OsStr) -> bool {
-        let Some((_, wd)) = self.dirs.iter().find(|(d, _)| d == dir) else {
-            return false;
-        };
-        let key = (wd.clone(), name.to_os_string());
-        let quiet = {
+        let (key, quiet) = {
             let Ok(s) = self.state.lock() else {
                 return false;
             };
-            match s.names.get(&key) {
+            let Some(wd) = s.wd(dir) else {
+                return false;
+            };
+            let key = (wd, name.to_os_string());
+            let quiet = match s.names.get(&key) {
                 Some(u) if u.busy() => u.last.elapsed() >= QUIET,
                 _ => return false,
-            }
+            };
+            (key, quiet)
         };
         if !quiet {
             return true;
@@ -180,16 +247,12 @@ impl Writers {
     /// How many open file descriptions of `dir/name` the events account for now (0 when
     /// the directory is not watched).
     pub fn open(&self, dir: &Path, name: &OsStr) -> u32 {
-        let Some((_, wd)) = self.dirs.iter().find(|(d, _)| d == dir) else {
-            return 0;
-        };
         self.state
             .lock()
             .ok()
             .and_then(|s| {
-                s.names
-                    .get(&(wd.clone(), name.to_os_string()))
-                    .map(|u| u.open)
+                let wd = s.wd(dir)?;
+                s.names.get(&(wd, name.to_os_string())).map(|u| u.open)
             })
             .unwrap_or(0)
     }
@@ -207,6 +270,14 @@ impl Writers {
 }
 
 impl State {
+    /// The watch of `dir` in force.
+    fn wd(&self, dir: &Path) -> Option<WatchDescriptor> {
+        self.dirs
+            .iter()
+            .find(|(d, _)| d == dir)
+            .map(|(_, wd)| wd.clone())
+    }
+
     fn apply(
         &mut self,
         wd: &WatchDescriptor,
@@ -222,6 +293,16 @@ impl State {
             tracing::warn!(
                 "outbox events were lost; files already open count as closed and the settle rule decides for them"
             );
+            return;
+        }
+        let gone =
+            EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::UNMOUNT | EventMask::IGNORED;
+        if mask.intersects(gone) {
+            // the outbox folder itself (a watch already renewed is no longer in `dirs`)
+            if self.dirs.iter().any(|(_, w)| w == wd) {
+                self.lost.insert(wd.clone());
+                self.names.retain(|(w, _), _| w != wd);
+            }
             return;
         }
         let Some(name) = name else { return };
@@ -409,6 +490,67 @@ mod tests {
         assert_eq!(until(&w, &dir, "d.txt", |n| n == 0), 0);
         drop(g);
         assert_eq!(w.open(Path::new("/nowhere"), OsStr::new("d.txt")), 0);
+    }
+
+    /// Waits (bounded) until the watch of `dir` is lost.
+    fn until_lost(w: &Writers, dir: &Path) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !w.lost(dir) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    #[test]
+    fn a_replaced_folder_loses_its_watch_and_the_new_one_is_counted_once_renewed() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("outbox");
+        fs::create_dir(&dir).unwrap();
+        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        assert!(!w.lost(&dir));
+        // removed and made again (a cleanup job)
+        let held = File::create(dir.join("old.pdf")).unwrap();
+        assert_eq!(until(&w, &dir, "old.pdf", |n| n == 1), 1);
+        drop(held);
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir(&dir).unwrap();
+        assert!(until_lost(&w, &dir), "the removal is seen");
+        let f = File::create(dir.join("new.pdf")).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(w.open(&dir, OsStr::new("new.pdf")), 0, "not watched yet");
+        drop(f);
+        w.renew(&dir).unwrap();
+        assert!(!w.lost(&dir));
+        let f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("new.pdf"))
+            .unwrap();
+        assert_eq!(until(&w, &dir, "new.pdf", |n| n == 1), 1, "the new folder");
+        drop(f);
+        assert_eq!(until(&w, &dir, "new.pdf", |n| n == 0), 0);
+        // moved away, and a new folder made in its place: the old folder's opens no
+        // longer count for the path
+        let away = t.path().join("away");
+        fs::rename(&dir, &away).unwrap();
+        fs::create_dir(&dir).unwrap();
+        assert!(until_lost(&w, &dir), "the move is seen");
+        w.renew(&dir).unwrap();
+        let old = File::create(away.join("x.pdf")).unwrap();
+        let new = File::create(dir.join("y.pdf")).unwrap();
+        assert_eq!(until(&w, &dir, "y.pdf", |n| n == 1), 1);
+        assert_eq!(w.open(&dir, OsStr::new("x.pdf")), 0, "the moved folder");
+        drop((old, new));
+        // a folder that is missing cannot be watched: still lost, renewed once back
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(until_lost(&w, &dir));
+        assert!(w.renew(&dir).is_err());
+        assert!(w.lost(&dir));
+        fs::create_dir(&dir).unwrap();
+        w.renew(&dir).unwrap();
+        assert!(!w.lost(&dir));
     }
 
     #[test]

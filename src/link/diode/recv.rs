@@ -359,7 +359,8 @@ fn complete(receiver: &Receiver, arriving: Arriving, reopen: &Tx<ObjectId>) {
         }
         Ok(_) => {}
         Err(e) => {
-            tracing::error!(name = %name, error = %e, "could not land; the next copy is taken");
+            crate::ops::repeat::error_repeated!("diode.land", &format!("{name}: {e}");
+                name = %name, error = %e, "could not land; the next copy is taken");
             let _ = reopen.send(id);
         }
     }

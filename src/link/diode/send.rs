@@ -701,7 +701,7 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
         tracing::error!(object = %m.object_id, error = %err, "cannot audit the retirement; the object stays in the spool");
         return false;
     }
-    tracing::info!(channel = %m.channel, name = %m.name, object = %m.object_id, "retired: every diode copy sent");
+    tracing::debug!(channel = %m.channel, name = %m.name, object = %m.object_id, "retired: every diode copy sent");
     node.metrics
         .diode_retired
         .with_label_values(&[m.channel.as_str()])

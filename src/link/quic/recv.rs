@@ -189,7 +189,8 @@ async fn object(
     match result {
         Ok(status) => status.map(|s| (id, s)),
         Err(e) => {
-            tracing::error!(object = %id, error = %e, "could not land; the peer will send again");
+            crate::ops::repeat::error_repeated!("quic.land", &e.to_string();
+                object = %id, error = %e, "could not land; the peer will send again");
             Some((id, ReceiptStatus::Retry))
         }
     }
