@@ -92,6 +92,10 @@ pub enum Event {
     /// Diode sender: an operator asked for an object to be sent again (`detail`: the
     /// request); it was put back in the spool and queued.
     Resent,
+    /// Diode receiver: the sender's settings do not fit this node's, or its datagrams do
+    /// not authenticate (`detail`: the reason code — `mtu`, `symbol_size`, `block_size`,
+    /// `config`, `no_data`, `key` or `resolved` — then both values).
+    LinkMismatch,
 }
 
 impl Event {
@@ -120,11 +124,12 @@ impl Event {
             Event::Retired => "retired",
             Event::Lost => "lost",
             Event::Resent => "resent",
+            Event::LinkMismatch => "link_mismatch",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 23] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -147,6 +152,7 @@ impl Event {
         Event::Retired,
         Event::Lost,
         Event::Resent,
+        Event::LinkMismatch,
     ];
 
     /// The verdict an event records, if it records one.

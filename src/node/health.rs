@@ -1,6 +1,6 @@
 //! The node's health and its disk: the free-space floor that pauses intake and defers
-//! landings, the problems `/healthz` reports (a link down, free space below the floor,
-//! clamd unreachable), and the gauges measured when `/metrics` is scraped (quarantine
+//! landings, the problems `/healthz` reports (a link down, the diode sender's settings
+//! not fitting this receiver, free space below the floor, clamd unreachable), and the gauges measured when `/metrics` is scraped (quarantine
 //! contents, free space, checkpoint age).
 
 use crate::inspect::clamd::Clamd;
@@ -83,6 +83,7 @@ pub fn problems(node: &Node) -> Vec<String> {
             ));
         }
     }
+    problems.extend(node.diode_problems().into_iter().map(|p| format!("diode: {p}")));
     if let Err(e) = disk_ok(node) {
         problems.push(format!("disk: {e}"));
     }

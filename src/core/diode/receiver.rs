@@ -199,7 +199,7 @@ const UNAUTHENTICATED_REMEMBERED: usize = 256;
 /// Heartbeats without a symbol, and datagrams missed since the last symbol, before a
 /// path that drops full-size datagrams is named.
 const NO_DATA_HEARTBEATS: u32 = 3;
-const NO_DATA_MISSED: u64 = 8;
+const NO_DATA_MISSED: u64 = 4;
 
 impl From<ObjectEvent> for ReceiverEvent {
     fn from(e: ObjectEvent) -> Self {
@@ -1074,19 +1074,25 @@ mod tests {
     /// Every datagram a sender at `mtu` with digest `digest` makes for `data`, in
     /// order, and whether each is a symbol.
     fn datagrams_at(mtu: usize, digest: u8, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
+        datagrams_of(91, mtu, digest, data)
+    }
+
+    /// As [`datagrams_at`], from session `session` started at `session` seconds.
+    fn datagrams_of(session: u64, mtu: usize, digest: u8, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
         let mut cfg = SenderConfig::new(KEY, mtu);
         cfg.copies = 1;
         cfg.repeat_window_ms = 0;
         cfg.source_symbols = 8;
         cfg.heartbeat_interval_ms = 10;
         cfg.config_digest = [digest; wire::CONFIG_DIGEST_LEN];
-        let mut s = Sender::new(cfg, 91, 1_000).unwrap();
+        let start = session * 1_000;
+        let mut s = Sender::new(cfg, session, start).unwrap();
         let id = ObjectId([9; 16]);
         s.enqueue(id, b"hdr".to_vec(), data.len() as u64).unwrap();
         let mut out = Vec::new();
         let mut buf = vec![0u8; s.max_datagram_len()];
         // a millisecond a datagram, so that heartbeats come between the symbols
-        for now in 1_000..100_000u64 {
+        for now in start..start + 100_000 {
             while let Some(w) = s.wants() {
                 let from = w.offset as usize;
                 let to = (from + w.max_len).min(data.len());
@@ -1173,8 +1179,7 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert!(matches!(m[0][..], [Mismatch::Config { .. }]), "{m:?}");
         // the sender restarts with the same digest: agreed again, said once
-        let mut later = datagrams_at(1500, 5, &data);
-        for (d, _) in later.drain(..) {
+        for (d, _) in datagrams_of(92, 1500, 5, &data) {
             r.handle(3_000, &d);
         }
         assert_eq!(mismatch_events(&mut r), vec![vec![]]);
