@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 
 /// Sets the MTU of a namespace's veth.
 fn set_mtu(netns: &str, dev: &str, mtu: u16) {
-    ns(netns, &["ip", "link", "set", "dev", dev, "mtu", &mtu.to_string()]);
+    ns(
+        netns,
+        &["ip", "link", "set", "dev", dev, "mtu", &mtu.to_string()],
+    );
 }
 
 /// The receiver's `/healthz` body.
@@ -81,7 +84,12 @@ fn a_last_hop_of_mtu_1400_is_named_with_mtu_1500_and_carries_files_with_mtu_1400
     // `isogate check` on the receiving host sees the interface toward the peer
     let out = ns(
         &net.rcv,
-        &[BIN, "check", "--config", lab.config("internet").to_str().unwrap()],
+        &[
+            BIN,
+            "check",
+            "--config",
+            lab.config("internet").to_str().unwrap(),
+        ],
     );
     assert!(
         out.contains("warning:") && out.contains("mtu = 1500 exceeds the MTU 1400"),
@@ -103,7 +111,8 @@ fn a_last_hop_of_mtu_1400_is_named_with_mtu_1500_and_carries_files_with_mtu_1400
         "the drop counters exist from the start: {m}"
     );
     assert!(
-        lab.log("internet").contains("heartbeats arrive but no data"),
+        lab.log("internet")
+            .contains("heartbeats arrive but no data"),
         "{}",
         tail(&lab.log("internet"))
     );
@@ -127,7 +136,9 @@ fn a_last_hop_of_mtu_1400_is_named_with_mtu_1500_and_carries_files_with_mtu_1400
     let _pair = start_pair(&lab, &net);
     lab.publish_generated("court", "to-internet", "一兆字节.pdf", 1 << 20, 2);
     let inbox = lab.inbox("internet", "to-internet");
-    wait_for(&lab, 40, "both files to land", || visible(&inbox).len() == 2);
+    wait_for(&lab, 40, "both files to land", || {
+        visible(&inbox).len() == 2
+    });
     assert_eq!(
         sha256_file(&inbox.join("一千字节.pdf")),
         sha256_of_generated(1000, 1)
@@ -190,7 +201,11 @@ fn a_receiver_with_another_datagram_key_names_the_session() {
     let net = Net::new(53, "0%");
     let lab = diode_lab(port_base, &net, &[]);
     // the receiver reinstalled with a key of its own
-    fs::write(lab.dir.join("certs/other.key"), format!("{}\n", "5a".repeat(32))).unwrap();
+    fs::write(
+        lab.dir.join("certs/other.key"),
+        format!("{}\n", "5a".repeat(32)),
+    )
+    .unwrap();
     let file = lab.config("internet");
     let text = set_diode_key(
         &fs::read_to_string(&file).unwrap(),
@@ -211,10 +226,14 @@ fn a_receiver_with_another_datagram_key_names_the_session() {
         let h = healthz(&net, port_base);
         h.contains("fail authentication") && h.contains(&session)
     });
-    let m = metrics(&net.rcv, port_base + 3);
-    assert!(
-        sample(&m, "isogate_diode_dropped_total{reason=\"bad_tag\"}") > 0.0,
-        "{m}"
+    wait_for(
+        &lab,
+        10,
+        "datagrams failing authentication to be counted",
+        || {
+            let m = metrics(&net.rcv, port_base + 3);
+            sample(&m, "isogate_diode_dropped_total{reason=\"bad_tag\"}") > 0.0
+        },
     );
     wait_for(&lab, 20, "the audit record", || {
         mismatch_details(&lab).iter().any(|d| {
@@ -234,7 +253,8 @@ fn a_receiver_with_another_datagram_key_names_the_session() {
         1
     );
     assert!(
-        lab.log("internet").contains("could not authenticate session"),
+        lab.log("internet")
+            .contains("could not authenticate session"),
         "{}",
         tail(&lab.log("internet"))
     );

@@ -25,7 +25,10 @@ pub enum Format {
 /// JSON document cannot be written.
 pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
     let loaded = Config::load(config);
-    let extra = loaded.as_ref().map(|c| link_warnings(config, c)).unwrap_or_default();
+    let extra = loaded
+        .as_ref()
+        .map(|c| link_warnings(config, c))
+        .unwrap_or_default();
     match format {
         Format::Json => {
             let doc = match &loaded {

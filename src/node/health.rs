@@ -83,7 +83,11 @@ pub fn problems(node: &Node) -> Vec<String> {
             ));
         }
     }
-    problems.extend(node.diode_problems().into_iter().map(|p| format!("diode: {p}")));
+    problems.extend(
+        node.diode_problems()
+            .into_iter()
+            .map(|p| format!("diode: {p}")),
+    );
     if let Err(e) = disk_ok(node) {
         problems.push(format!("disk: {e}"));
     }

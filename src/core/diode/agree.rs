@@ -121,7 +121,8 @@ pub enum Mismatch {
 
 impl Mismatch {
     /// Every reason code, for metrics made at 0.
-    pub const REASONS: [&'static str; 5] = ["mtu", "symbol_size", "block_size", "config", "no_data"];
+    pub const REASONS: [&'static str; 5] =
+        ["mtu", "symbol_size", "block_size", "config", "no_data"];
 
     /// The stable reason code (a metric label and an audit field).
     pub fn reason(&self) -> &'static str {
@@ -298,8 +299,14 @@ mod tests {
         assert_ne!(config_digest(&[a, b]), config_digest(&[a]));
         assert_ne!(config_digest(&[a]), config_digest(&[]));
         for other in [
-            ChannelSpec { kind: "messages", ..a },
-            ChannelSpec { from: "mobile", ..a },
+            ChannelSpec {
+                kind: "messages",
+                ..a
+            },
+            ChannelSpec {
+                from: "mobile",
+                ..a
+            },
             ChannelSpec { to: "court", ..a },
         ] {
             assert_ne!(config_digest(&[a]), config_digest(&[other]));

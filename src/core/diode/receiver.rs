@@ -564,7 +564,10 @@ impl Receiver {
             Body::Heartbeat(hb) => {
                 session.heartbeats_without_data = session.heartbeats_without_data.saturating_add(1);
                 let (top, accepted) = *session.data_mark.get_or_insert(mark);
-                let missed = mark.0.saturating_sub(top).saturating_sub(mark.1.saturating_sub(accepted));
+                let missed = mark
+                    .0
+                    .saturating_sub(top)
+                    .saturating_sub(mark.1.saturating_sub(accepted));
                 let starved = missed >= NO_DATA_MISSED
                     && session.heartbeats_without_data >= NO_DATA_HEARTBEATS;
                 self.events.push_back(ReceiverEvent::HeartbeatSeen(hb));
@@ -627,8 +630,7 @@ impl Receiver {
         if c.heartbeat {
             self.stats.heartbeats_unauthenticated += 1;
         }
-        if self.unauthenticated.contains(&c.session) || now_ms < self.next_unauthenticated_report
-        {
+        if self.unauthenticated.contains(&c.session) || now_ms < self.next_unauthenticated_report {
             return;
         }
         if self.unauthenticated.len() >= UNAUTHENTICATED_REMEMBERED {
@@ -645,7 +647,13 @@ impl Receiver {
     /// Reports the list of disagreements when it changed.
     fn report_mismatches(&mut self) {
         let mut now: Vec<Mismatch> = self.param_mismatches.clone();
-        now.extend(self.no_data);
+        // symbols too long for this receiver explain missing data already
+        let explained = now
+            .iter()
+            .any(|m| matches!(m, Mismatch::Mtu { .. } | Mismatch::SymbolSize { .. }));
+        if !explained {
+            now.extend(self.no_data);
+        }
         if now != self.reported {
             self.reported = now.clone();
             self.events.push_back(ReceiverEvent::Mismatch(now));
@@ -1189,7 +1197,10 @@ mod tests {
     fn heartbeats_without_the_symbols_between_them_name_the_path_mtu() {
         let data = vec![4u8; 200_000];
         let all = datagrams_at(1500, 0, &data);
-        assert!(all.iter().filter(|(_, s)| !s).count() > 5, "heartbeats between symbols");
+        assert!(
+            all.iter().filter(|(_, s)| !s).count() > 5,
+            "heartbeats between symbols"
+        );
         let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
         // a path with a smaller MTU: only the small datagrams pass
         for (d, symbol) in &all {
@@ -1199,7 +1210,14 @@ mod tests {
         }
         let m = mismatch_events(&mut r);
         assert_eq!(m.len(), 1, "{m:?}");
-        let [Mismatch::NoData { sender, receiver, missed }] = m[0][..] else {
+        let [
+            Mismatch::NoData {
+                sender,
+                receiver,
+                missed,
+            },
+        ] = m[0][..]
+        else {
             panic!("{m:?}")
         };
         assert_eq!((sender, receiver), (Some(1500), 1500));

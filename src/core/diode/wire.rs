@@ -860,7 +860,10 @@ mod tests {
         let (_, d) = heartbeat_datagram();
         let signed = &d[..d.len() - TAG_LEN];
         for body in [0, 55, 57, 79, 81] {
-            let m = signed[..HEADER_LEN].iter().chain(&signed[HEADER_LEN..]).copied();
+            let m = signed[..HEADER_LEN]
+                .iter()
+                .chain(&signed[HEADER_LEN..])
+                .copied();
             let mut m: Vec<u8> = m.take(HEADER_LEN + body.min(HEARTBEAT_BODY_LEN)).collect();
             m.resize(HEADER_LEN + body, 0);
             assert!(

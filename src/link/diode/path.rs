@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(at("10.77.50.2").as_deref(), Some("tun0"));
         assert_eq!(at("10.77.9.9").as_deref(), Some("vlan7"));
         assert_eq!(at("192.0.2.1").as_deref(), Some("eth0"));
-        assert_eq!(route_interface("Iface\n", "10.0.0.1".parse().unwrap()), None);
+        assert_eq!(
+            route_interface("Iface\n", "10.0.0.1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -145,6 +148,9 @@ mod tests {
             parse_route_get("10.9.0.1 via 10.0.0.1 dev eth0 src 10.0.0.2 mtu 1400\n"),
             Some(("eth0".to_string(), Some(1400)))
         );
-        assert_eq!(parse_route_get("RTNETLINK answers: Network is unreachable"), None);
+        assert_eq!(
+            parse_route_get("RTNETLINK answers: Network is unreachable"),
+            None
+        );
     }
 }

@@ -523,13 +523,13 @@ fn flush(udp: &Udp, peer: SocketAddr, batch: &mut Vec<u8>, segment: usize) {
     if let Err(e) = udp.send(peer, batch, segment) {
         // a diode has no way to know: the carousel's next copy is the remedy
         if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) {
-            // every datagram of that size fails alike: said once a minute, not per batch
+            // every datagram of that size fails alike: said at the 1st, 2nd, 4th, 8th…
+            // failure with the count, not per batch
             use std::sync::atomic::{AtomicU64, Ordering};
-            static SAID: AtomicU64 = AtomicU64::new(0);
-            let now = crate::now_ms();
-            if now.saturating_sub(SAID.load(Ordering::Relaxed)) >= 60_000 {
-                SAID.store(now, Ordering::Relaxed);
-                tracing::error!(peer = %peer, datagram = segment, error = %e, "diode datagrams are longer than the interface toward the peer carries: [diode] mtu exceeds its MTU (set the path's MTU on both nodes)");
+            static FAILED: AtomicU64 = AtomicU64::new(0);
+            let failed = FAILED.fetch_add(1, Ordering::Relaxed) + 1;
+            if failed.is_power_of_two() {
+                tracing::error!(peer = %peer, datagram = segment, failed, error = %e, "diode datagrams are longer than the interface toward the peer carries: [diode] mtu exceeds its MTU (set the path's MTU on both nodes)");
             }
         } else {
             tracing::warn!(peer = %peer, error = %e, "diode send failed");
