@@ -1256,6 +1256,32 @@ mod tests {
     }
 
     #[test]
+    fn every_heartbeat_states_the_link_parameters() {
+        let mut c = cfg();
+        c.mtu = 9000;
+        c.config_digest = [4; wire::CONFIG_DIGEST_LEN];
+        let mut s = Sender::new(c, 1, 0).unwrap();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        let n = s
+            .poll_transmit(0, &mut buf)
+            .unwrap()
+            .expect("a heartbeat at start");
+        let d = wire::decode(&LinkKey::new(&[1u8; 32]), &buf[..n]).unwrap();
+        let Body::Heartbeat(hb) = d.body else {
+            panic!("not a heartbeat: {d:?}")
+        };
+        assert_eq!(
+            hb.link,
+            Some(wire::LinkParams {
+                mtu: 9000,
+                symbol_size: 8920,
+                source_symbols: 16,
+                config_digest: [4; wire::CONFIG_DIGEST_LEN],
+            })
+        );
+    }
+
+    #[test]
     fn rejects_bad_config() {
         let mut c = cfg();
         c.copies = 0;
