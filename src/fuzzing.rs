@@ -269,7 +269,10 @@ pub fn zip_views(data: &[u8]) {
 
 /// Feeds `data` to the diode receiver as a datagram off the wire, twice: as it is (the tag
 /// check must reject it) and signed with the receiver's key, so that the body parsers, the
-/// FEC reassembly, the record unpacker, announcements and checkpoint frames see it too.
+/// FEC reassembly, the record unpacker, announcements and checkpoint frames see it too;
+/// then to a receiver with a smaller MTU and another configuration digest, so that the
+/// heartbeat's link parameters reach the mismatch check, and the unauthenticated header
+/// reader sees it.
 pub fn diode_datagram(data: &[u8]) {
     use crate::core::diode::{LinkKey, Receiver, ReceiverConfig, wire};
     const KEY: [u8; 32] = [7; 32];
@@ -286,6 +289,15 @@ pub fn diode_datagram(data: &[u8]) {
     receiver.handle(3, &signed[..mid]);
     receiver.handle_timeout(10_000);
     while receiver.poll_event().is_some() {}
+    let _ = wire::claimed(data);
+    let mut other = ReceiverConfig::new(KEY, 1400);
+    other.config_digest = [1; wire::CONFIG_DIGEST_LEN];
+    if let Ok(mut r) = Receiver::new(other) {
+        r.handle(1, data);
+        r.handle(2, &signed);
+        r.handle(5_000, &signed);
+        while r.poll_event().is_some() {}
+    }
 }
 
 #[cfg(test)]

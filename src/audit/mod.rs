@@ -97,6 +97,10 @@ pub enum Event {
     /// negative when stepped back. Timers run on the monotonic clock and go on; records
     /// after it carry the new wall time.
     ClockStep,
+    /// Diode receiver: the sender's settings do not fit this node's, or its datagrams do
+    /// not authenticate (`detail`: the reason code — `mtu`, `symbol_size`, `block_size`,
+    /// `config`, `no_data`, `key` or `resolved` — then both values).
+    LinkMismatch,
 }
 
 impl Event {
@@ -126,11 +130,12 @@ impl Event {
             Event::Lost => "lost",
             Event::Resent => "resent",
             Event::ClockStep => "clock_step",
+            Event::LinkMismatch => "link_mismatch",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 23] = [
+    pub const ALL: [Event; 24] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -154,6 +159,7 @@ impl Event {
         Event::Lost,
         Event::Resent,
         Event::ClockStep,
+        Event::LinkMismatch,
     ];
 
     /// The verdict an event records, if it records one.

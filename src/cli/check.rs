@@ -25,6 +25,10 @@ pub enum Format {
 /// JSON document cannot be written.
 pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
     let loaded = Config::load(config);
+    let extra = loaded
+        .as_ref()
+        .map(|c| link_warnings(config, c))
+        .unwrap_or_default();
     match format {
         Format::Json => {
             let doc = match &loaded {
@@ -44,7 +48,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "rules": c.policy.report(),
                     })).collect::<Vec<_>>(),
                     "problems": [],
-                    "warnings": cfg.warnings.iter().map(problem_json).collect::<Vec<_>>(),
+                    "warnings": cfg.warnings.iter().chain(&extra).map(problem_json).collect::<Vec<_>>(),
                 }),
                 Err(p) => serde_json::json!({
                     "ok": false,
@@ -79,7 +83,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     );
                     print_rules(&c.policy_file, &c.policy);
                 }
-                for w in &cfg.warnings {
+                for w in cfg.warnings.iter().chain(&extra) {
                     println!("warning: {w}");
                 }
             }
@@ -94,6 +98,23 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
     }
+}
+
+/// What this host's network says about the configuration (best effort, never an
+/// error): a `[diode] mtu` larger than the interface toward the peer carries.
+fn link_warnings(file: &Path, cfg: &Config) -> Vec<Problem> {
+    let Some(d) = &cfg.diode else {
+        return Vec::new();
+    };
+    crate::link::diode::path::mtu_warning(d.mtu, d.peer.ip())
+        .map(|message| Problem {
+            file: file.to_path_buf(),
+            line: None,
+            key: Some("diode.mtu".to_string()),
+            message,
+        })
+        .into_iter()
+        .collect()
 }
 
 /// One problem as a JSON object.

@@ -67,7 +67,8 @@ const DIODE_SECTION: &str = r#"
 # tag, so forged or stray packets are dropped before any decoding. Both nodes hold it.
 key = "certs/diode.key"
 # Receives on node.listen and sends to peer.address (no QUIC runs on a diode-only node).
-# The path MTU: 1500, or 9000 with jumbo frames.
+# The smallest MTU on the path (1500; less over a VLAN, a tunnel or diode hardware; 9000
+# with jumbo frames), the same on both nodes: the receiver names a mismatch, not the sender.
 mtu = 1500
 # The sender paces itself: there is no back-pressure on a diode.
 rate_mbit = 2000

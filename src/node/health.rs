@@ -1,8 +1,8 @@
 //! The node's health and its disk: the free-space floor that pauses intake (the receiver
-//! keeps it with its space ledger), the problems `/healthz` reports (a link down, free
-//! space below the floor, an inbox full with objects waiting, clamd unreachable), and the
-//! gauges measured when `/metrics` is scraped (quarantine contents, free space, checkpoint
-//! age).
+//! keeps it with its space ledger), the problems `/healthz` reports (a link down, the
+//! diode sender's settings not fitting this receiver, free space below the floor, an inbox
+//! full with objects waiting, clamd unreachable), and the gauges measured when `/metrics`
+//! is scraped (quarantine contents, free space, checkpoint age).
 
 use crate::inspect::clamd::Clamd;
 use crate::node::Node;
@@ -75,6 +75,11 @@ pub fn problems(node: &Node) -> Vec<String> {
             ));
         }
     }
+    problems.extend(
+        node.diode_problems()
+            .into_iter()
+            .map(|p| format!("diode: {p}")),
+    );
     if let Err(e) = disk_ok(node) {
         problems.push(format!("disk: {e}"));
     }

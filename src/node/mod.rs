@@ -124,6 +124,9 @@ pub struct Node {
     pub metrics: crate::ops::metrics::Metrics,
     /// Whether each link is up: `[quic, diode]`.
     links: [AtomicBool; 2],
+    /// What the diode receiver finds wrong with the link now (mismatched settings,
+    /// datagrams that do not authenticate), one line each, for `/healthz`.
+    diode_problems: std::sync::Mutex<Vec<String>>,
     /// The exclusive lock on `<state_dir>/lock`, held while the node runs.
     _lock: std::fs::File,
 }
@@ -210,6 +213,7 @@ impl Node {
             audit,
             keys,
             links: [AtomicBool::new(false), AtomicBool::new(false)],
+            diode_problems: std::sync::Mutex::new(Vec::new()),
             _lock: lock,
         })
     }
@@ -240,6 +244,21 @@ impl Node {
     /// Whether a link is up now.
     pub fn link_is_up(&self, link: LinkKind) -> bool {
         self.link_slot(link).load(Ordering::Relaxed)
+    }
+
+    /// Replaces what the diode receiver finds wrong with the link (empty: nothing).
+    pub fn set_diode_problems(&self, problems: Vec<String>) {
+        if let Ok(mut p) = self.diode_problems.lock() {
+            *p = problems;
+        }
+    }
+
+    /// What the diode receiver finds wrong with the link now.
+    pub fn diode_problems(&self) -> Vec<String> {
+        self.diode_problems
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 
     /// Records that a link came up or went down: the node's state, and an

@@ -57,6 +57,11 @@ pub struct Metrics {
     pub diode_forged: IntCounter,
     /// Diode datagrams the kernel dropped before the node could read them.
     pub diode_kernel_drops: IntCounter,
+    /// Diode datagrams the receiver dropped, by reason ([`DIODE_DROP_REASONS`]).
+    pub diode_dropped: IntCounterVec,
+    /// 1 while the diode sender's settings do not fit this receiver, by reason
+    /// (`mtu`, `symbol_size`, `block_size`, `config`, `no_data`).
+    pub diode_mismatch: IntGaugeVec,
     /// Diode objects whose repeat window ended on the sender (audited `retired`), by channel.
     pub diode_retired: IntCounterVec,
     /// Diode objects the receiver audited `lost` (retired by the sender, never arrived
@@ -77,6 +82,18 @@ pub struct Metrics {
     /// Seconds since the last signed checkpoint of the audit log.
     pub audit_checkpoint_age_seconds: IntGauge,
 }
+
+/// Why the diode receiver drops a datagram: longer than its MTU allows, failing
+/// authentication, malformed, a block larger than it accepts, of an old session, or
+/// seen already.
+pub const DIODE_DROP_REASONS: [&str; 6] = [
+    "too_long",
+    "bad_tag",
+    "bad_header",
+    "block_too_large",
+    "stale_session",
+    "duplicate",
+];
 
 type R<T> = Result<T, prometheus::Error>;
 
@@ -233,6 +250,18 @@ impl Metrics {
                 "isogate_diode_kernel_drops_total",
                 "Diode datagrams the kernel dropped: the socket's receive queue overflowed.",
             )?,
+            diode_dropped: counter(
+                &r,
+                "isogate_diode_dropped_total",
+                "Diode datagrams the receiver dropped, by reason.",
+                &["reason"],
+            )?,
+            diode_mismatch: gauge_vec(
+                &r,
+                "isogate_diode_mismatch",
+                "1 while the diode sender's settings do not fit this receiver, by reason.",
+                &["reason"],
+            )?,
             diode_retired: counter(
                 &r,
                 "isogate_diode_retired_total",
@@ -295,6 +324,17 @@ impl Metrics {
     pub fn diode_channel(&self, channel: &str) {
         for c in [&self.diode_retired, &self.diode_lost, &self.diode_resent] {
             c.with_label_values(&[channel]);
+        }
+    }
+
+    /// Makes the diode receiver's drop counters and mismatch gauges exist at 0 from the
+    /// start, so that the first drop or mismatch is a change an alert sees.
+    pub fn diode_receiver(&self) {
+        for reason in DIODE_DROP_REASONS {
+            self.diode_dropped.with_label_values(&[reason]);
+        }
+        for reason in crate::core::diode::Mismatch::REASONS {
+            self.diode_mismatch.with_label_values(&[reason]).set(0);
         }
     }
 

@@ -38,11 +38,18 @@
 //! completed ([`ReceiverEvent::ObjectMissed`]) and passes checkpoints on to be
 //! witnessed.
 //!
-//! Module map: [`wire`] (datagram codec and authentication), [`fec`] (RaptorQ
+//! The link negotiates nothing, so each heartbeat carries the sender's MTU, symbol
+//! size, block size and configuration digest; the receiver names every way they do not
+//! fit its own settings ([`ReceiverEvent::Mismatch`]), and the sessions whose datagrams
+//! fail authentication ([`ReceiverEvent::Unauthenticated`]).
+//!
+//! Module map: [`wire`] (datagram codec and authentication), [`agree`] (what both ends
+//! must agree on, and the receiver's check), [`fec`] (RaptorQ
 //! block coding and the receiver's reassembly window), [`pack`] (objects to a
 //! record stream in blocks and back), [`pacer`] (token bucket), [`sender`] and
 //! [`receiver`] (the two state machines).
 
+pub mod agree;
 pub mod fec;
 pub mod pacer;
 pub mod pack;
@@ -53,6 +60,7 @@ pub mod wire;
 #[cfg(test)]
 mod sim;
 
+pub use agree::{ChannelSpec, Mismatch, config_digest};
 pub use pack::LossReason;
 pub use receiver::{Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats};
 pub use sender::{MAX_INTERLEAVE, Sender, SenderConfig, SenderError, SenderEvent, Want};

@@ -8,10 +8,27 @@
 //! ```text
 //! datagram ─► size cap ─► HMAC tag ─► decode ─► session ─► replay window
 //!                 │           │          │          │            │
-//!              malformed    forged    malformed  stale_session duplicate
+//!              too_long    forged    malformed  stale_session duplicate
+//!                          (claimed session named once: Unauthenticated)
 //!   ─► Window (fec.rs: assemble, recover, in order, give up) ─► Unpacker (pack.rs)
 //!   ─► events: ObjectStart / ObjectData / ObjectComplete / ObjectLost / …
 //! ```
+//! Link parameters: each heartbeat states the sender's MTU, symbol size, block size
+//! and configuration digest; the receiver checks them against its own (`agree.rs`)
+//! and, when heartbeats arrive but none of the symbols sent between them (seq gaps,
+//! no symbol), names a path whose MTU is below the configured one. Every change of
+//! that list of disagreements is one [`ReceiverEvent::Mismatch`] (empty: agreed
+//! again). A datagram that fails authentication but opens with this protocol's
+//! header has its claimed session named once ([`ReceiverEvent::Unauthenticated`]),
+//! at most one new session per [`UNAUTHENTICATED_REPORT_MS`]: the sign of a sender
+//! with another datagram key.
+//!
+//! ```text
+//! heartbeat(params) ─► agree::check ─┐
+//! heartbeats, seq gaps, no symbol ───┴─► list changed? ─► Mismatch(list)
+//! bad tag ─► claimed header ─► session not named yet, not within 10 s ─► Unauthenticated
+//! ```
+//!
 //! Sessions: the first authenticated datagram picks the session. Only a
 //! heartbeat (which carries its session's start time) can replace it: one from a
 //! session that started later than the current one, or any when the current one
@@ -41,6 +58,7 @@ use std::collections::{HashSet, VecDeque};
 
 use bytes::Bytes;
 
+use super::agree::{self, Mismatch};
 use super::fec::{Delivery, REPAIR_SLACK, SymbolOutcome, Window};
 use super::pack::{LossReason, MAX_HEADER, ObjectEvent, Unpacker};
 use super::wire::{self, Announce, Body, Heartbeat, LinkKey, WireError};
@@ -65,6 +83,9 @@ pub struct ReceiverConfig {
     pub session_idle_ms: u64,
     /// How many completed object ids are remembered to drop later copies.
     pub remember_objects: usize,
+    /// This node's digest of the settings both ends must share
+    /// ([`config_digest`](super::agree::config_digest)).
+    pub config_digest: [u8; wire::CONFIG_DIGEST_LEN],
 }
 
 impl ReceiverConfig {
@@ -80,6 +101,7 @@ impl ReceiverConfig {
             max_header_bytes: MAX_HEADER,
             session_idle_ms: 10_000,
             remember_objects: 65_536,
+            config_digest: [0; wire::CONFIG_DIGEST_LEN],
         }
     }
 }
@@ -156,7 +178,28 @@ pub enum ReceiverEvent {
     /// A signed checkpoint of the sender's audit log arrived (not yet verified:
     /// the shell checks its signature before witnessing it).
     Checkpoint(Vec<u8>),
+    /// The ways the sender's settings do not fit this receiver changed: the whole
+    /// list now, in a stable order (empty: they fit again).
+    Mismatch(Vec<Mismatch>),
+    /// Datagrams claiming `session` fail authentication (another datagram key, or
+    /// forged): named once per session id, at most one new one per
+    /// [`UNAUTHENTICATED_REPORT_MS`].
+    Unauthenticated {
+        /// The session id their header claims (not authenticated).
+        session: u64,
+        /// Whether the first one had a heartbeat's kind and length.
+        heartbeat: bool,
+    },
 }
+
+/// Least milliseconds between two [`ReceiverEvent::Unauthenticated`] reports.
+pub const UNAUTHENTICATED_REPORT_MS: u64 = 10_000;
+/// Most unauthenticated session ids remembered as reported.
+const UNAUTHENTICATED_REMEMBERED: usize = 256;
+/// Heartbeats without a symbol, and datagrams missed since the last symbol, before a
+/// path that drops full-size datagrams is named.
+const NO_DATA_HEARTBEATS: u32 = 3;
+const NO_DATA_MISSED: u64 = 4;
 
 impl From<ObjectEvent> for ReceiverEvent {
     fn from(e: ObjectEvent) -> Self {
@@ -187,8 +230,16 @@ pub struct ReceiverStats {
     pub datagrams_ok: u64,
     /// Datagrams whose tag did not verify (wrong key, forged, damaged).
     pub datagrams_forged: u64,
-    /// Datagrams too short or long, or authenticated but not well-formed.
+    /// Datagrams too short, or authenticated but not well-formed.
     pub datagrams_malformed: u64,
+    /// Datagrams longer than this receiver's MTU allows (the whole datagram, or a
+    /// symbol too long for it).
+    pub datagrams_too_long: u64,
+    /// Authenticated symbols of blocks larger than this receiver accepts.
+    pub datagrams_block_too_large: u64,
+    /// Datagrams with a heartbeat's kind and length whose tag did not verify (part
+    /// of `datagrams_forged`).
+    pub heartbeats_unauthenticated: u64,
     /// Datagrams already seen in this session (duplicated or replayed).
     pub datagrams_duplicate: u64,
     /// Authenticated datagrams of another session that did not replace it.
@@ -289,6 +340,10 @@ struct Session {
     /// First sequence number seen and datagrams accepted: the gap count.
     first_seq: Option<u64>,
     accepted: u64,
+    /// `(replay.top, accepted)` at the last symbol (or the first heartbeat).
+    data_mark: Option<(u64, u64)>,
+    /// Heartbeats since the last symbol.
+    heartbeats_without_data: u32,
 }
 
 impl Session {
@@ -372,6 +427,16 @@ pub struct Receiver {
     pending: Vec<Pending>,
     last_checkpoint: Vec<u8>,
     missed_before: u64,
+    local: agree::Local,
+    /// Disagreements found in the latest heartbeat's link parameters.
+    param_mismatches: Vec<Mismatch>,
+    /// A path that drops full-size datagrams, while named.
+    no_data: Option<Mismatch>,
+    /// The list last reported.
+    reported: Vec<Mismatch>,
+    /// Unauthenticated session ids already named, oldest first.
+    unauthenticated: VecDeque<u64>,
+    next_unauthenticated_report: u64,
 }
 
 impl Receiver {
@@ -408,6 +473,16 @@ impl Receiver {
             pending: Vec::new(),
             last_checkpoint: Vec::new(),
             missed_before: 0,
+            local: agree::Local {
+                mtu: config.mtu,
+                max_block_bytes: config.max_block_bytes,
+                config_digest: config.config_digest,
+            },
+            param_mismatches: Vec::new(),
+            no_data: None,
+            reported: Vec::new(),
+            unauthenticated: VecDeque::new(),
+            next_unauthenticated_report: 0,
         })
     }
 
@@ -439,13 +514,14 @@ impl Receiver {
     /// Takes one datagram. Bad input is counted and dropped, never an error.
     pub fn handle(&mut self, now_ms: u64, datagram: &[u8]) {
         if datagram.len() > self.max_len {
-            self.stats.datagrams_malformed += 1;
+            self.stats.datagrams_too_long += 1;
             return;
         }
         let d = match wire::decode(&self.key, datagram) {
             Ok(d) => d,
             Err(WireError::BadTag) => {
                 self.stats.datagrams_forged += 1;
+                self.unauthenticated(now_ms, datagram);
                 return;
             }
             Err(_) => {
@@ -455,10 +531,12 @@ impl Receiver {
         };
         if let Body::Symbol(s) = &d.body {
             let block_bytes = usize::from(s.source_symbols) * usize::from(s.symbol_size);
-            if !wire::symbol_size_ok(s.symbol_size, self.max_len)
-                || block_bytes > self.max_block_bytes
-            {
-                self.stats.datagrams_malformed += 1;
+            if !wire::symbol_size_ok(s.symbol_size, self.max_len) {
+                self.stats.datagrams_too_long += 1;
+                return;
+            }
+            if block_bytes > self.max_block_bytes {
+                self.stats.datagrams_block_too_large += 1;
                 return;
             }
         }
@@ -481,10 +559,31 @@ impl Receiver {
         );
         session.accepted += 1;
         self.stats.datagrams_ok += 1;
+        let mark = (session.replay.top, session.accepted);
         match d.body {
             Body::Heartbeat(hb) => {
+                session.heartbeats_without_data = session.heartbeats_without_data.saturating_add(1);
+                let (top, accepted) = *session.data_mark.get_or_insert(mark);
+                let missed = mark
+                    .0
+                    .saturating_sub(top)
+                    .saturating_sub(mark.1.saturating_sub(accepted));
+                let starved = missed >= NO_DATA_MISSED
+                    && session.heartbeats_without_data >= NO_DATA_HEARTBEATS;
                 self.events.push_back(ReceiverEvent::HeartbeatSeen(hb));
                 self.window.note_sent(now_ms, hb.blocks_sent);
+                self.param_mismatches = hb
+                    .link
+                    .map(|p| agree::check(&self.local, &p))
+                    .unwrap_or_default();
+                if starved && self.no_data.is_none() {
+                    self.no_data = Some(Mismatch::NoData {
+                        sender: hb.link.map(|p| p.mtu),
+                        receiver: self.local.mtu,
+                        missed,
+                    });
+                }
+                self.report_mismatches();
             }
             Body::Announce(a) => self.announce(&a),
             Body::Checkpoint(note) => {
@@ -496,6 +595,11 @@ impl Receiver {
                 }
             }
             Body::Symbol(s) => {
+                session.data_mark = Some(mark);
+                session.heartbeats_without_data = 0;
+                if self.no_data.take().is_some() {
+                    self.report_mismatches();
+                }
                 match self.window.symbol(
                     now_ms,
                     s.block,
@@ -515,6 +619,50 @@ impl Receiver {
             }
         }
         self.drain_window();
+    }
+
+    /// Names the claimed session of a datagram that failed authentication, once per
+    /// session id and at most one new one per [`UNAUTHENTICATED_REPORT_MS`].
+    fn unauthenticated(&mut self, now_ms: u64, datagram: &[u8]) {
+        let Some(c) = wire::claimed(datagram) else {
+            return;
+        };
+        if c.heartbeat {
+            self.stats.heartbeats_unauthenticated += 1;
+        }
+        if self.unauthenticated.contains(&c.session) || now_ms < self.next_unauthenticated_report {
+            return;
+        }
+        if self.unauthenticated.len() >= UNAUTHENTICATED_REMEMBERED {
+            self.unauthenticated.pop_front();
+        }
+        self.unauthenticated.push_back(c.session);
+        self.next_unauthenticated_report = now_ms.saturating_add(UNAUTHENTICATED_REPORT_MS);
+        self.events.push_back(ReceiverEvent::Unauthenticated {
+            session: c.session,
+            heartbeat: c.heartbeat,
+        });
+    }
+
+    /// Reports the list of disagreements when it changed.
+    fn report_mismatches(&mut self) {
+        let mut now: Vec<Mismatch> = self.param_mismatches.clone();
+        // symbols too long for this receiver explain missing data already
+        let explained = now
+            .iter()
+            .any(|m| matches!(m, Mismatch::Mtu { .. } | Mismatch::SymbolSize { .. }));
+        if !explained {
+            now.extend(self.no_data);
+        }
+        if now != self.reported {
+            self.reported = now.clone();
+            self.events.push_back(ReceiverEvent::Mismatch(now));
+        }
+    }
+
+    /// The ways the sender's settings do not fit this receiver, as last reported.
+    pub fn mismatches(&self) -> &[Mismatch] {
+        &self.reported
     }
 
     /// Notes an announced object; a retired one that has not completed waits for
@@ -620,6 +768,8 @@ impl Receiver {
             replay: ReplayWindow::new(),
             first_seq: None,
             accepted: 0,
+            data_mark: None,
+            heartbeats_without_data: 0,
         });
         true
     }
@@ -929,6 +1079,210 @@ mod tests {
         ));
     }
 
+    /// Every datagram a sender at `mtu` with digest `digest` makes for `data`, in
+    /// order, and whether each is a symbol.
+    fn datagrams_at(mtu: usize, digest: u8, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
+        datagrams_of(91, mtu, digest, data)
+    }
+
+    /// As [`datagrams_at`], from session `session` started at `session` seconds.
+    fn datagrams_of(session: u64, mtu: usize, digest: u8, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
+        let mut cfg = SenderConfig::new(KEY, mtu);
+        cfg.copies = 1;
+        cfg.repeat_window_ms = 0;
+        cfg.source_symbols = 8;
+        cfg.heartbeat_interval_ms = 10;
+        cfg.config_digest = [digest; wire::CONFIG_DIGEST_LEN];
+        let start = session * 1_000;
+        let mut s = Sender::new(cfg, session, start).unwrap();
+        let id = ObjectId([9; 16]);
+        s.enqueue(id, b"hdr".to_vec(), data.len() as u64).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        // a millisecond a datagram, so that heartbeats come between the symbols
+        for now in start..start + 100_000 {
+            while let Some(w) = s.wants() {
+                let from = w.offset as usize;
+                let to = (from + w.max_len).min(data.len());
+                s.feed(w.id, w.offset, &data[from..to]).unwrap();
+            }
+            match s.poll_transmit(now, &mut buf).unwrap() {
+                Some(n) => {
+                    let symbol = matches!(
+                        wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
+                        Body::Symbol(_)
+                    );
+                    out.push((buf[..n].to_vec(), symbol));
+                }
+                None if s.is_idle() => break,
+                None => {}
+            }
+        }
+        out
+    }
+
+    fn mismatch_events(r: &mut Receiver) -> Vec<Vec<Mismatch>> {
+        events(r)
+            .into_iter()
+            .filter_map(|e| match e {
+                ReceiverEvent::Mismatch(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sender_with_a_larger_mtu_is_named_once_and_its_datagrams_counted_too_long() {
+        let data = vec![4u8; 50_000];
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in datagrams_at(9000, 0, &data) {
+            r.handle(2_000, &d);
+        }
+        let m = mismatch_events(&mut r);
+        assert_eq!(
+            m,
+            vec![vec![Mismatch::Mtu {
+                sender: 9000,
+                receiver: 1500
+            }]],
+            "once, not per heartbeat"
+        );
+        assert_eq!(r.mismatches().len(), 1);
+        let s = r.stats();
+        assert!(s.datagrams_too_long > 0, "{s:?}");
+        assert_eq!(s.objects_complete, 0);
+    }
+
+    #[test]
+    fn equal_settings_report_nothing_and_deliver() {
+        let data = vec![4u8; 50_000];
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in datagrams_at(1500, 0, &data) {
+            r.handle(2_000, &d);
+        }
+        let ev = events(&mut r);
+        assert!(ev.contains(&ReceiverEvent::ObjectComplete {
+            id: ObjectId([9; 16])
+        }));
+        assert!(
+            !ev.iter().any(|e| matches!(
+                e,
+                ReceiverEvent::Mismatch(_) | ReceiverEvent::Unauthenticated { .. }
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(r.stats().datagrams_too_long, 0);
+    }
+
+    #[test]
+    fn another_configuration_digest_is_named_and_cleared_when_it_matches() {
+        let data = vec![4u8; 3_000];
+        let mut cfg = ReceiverConfig::new(KEY, 1500);
+        cfg.config_digest = [5; wire::CONFIG_DIGEST_LEN];
+        let mut r = Receiver::new(cfg).unwrap();
+        for (d, _) in datagrams_at(1500, 6, &data) {
+            r.handle(2_000, &d);
+        }
+        let m = mismatch_events(&mut r);
+        assert_eq!(m.len(), 1);
+        assert!(matches!(m[0][..], [Mismatch::Config { .. }]), "{m:?}");
+        // the sender restarts with the same digest: agreed again, said once
+        for (d, _) in datagrams_of(92, 1500, 5, &data) {
+            r.handle(3_000, &d);
+        }
+        assert_eq!(mismatch_events(&mut r), vec![vec![]]);
+    }
+
+    #[test]
+    fn heartbeats_without_the_symbols_between_them_name_the_path_mtu() {
+        let data = vec![4u8; 200_000];
+        let all = datagrams_at(1500, 0, &data);
+        assert!(
+            all.iter().filter(|(_, s)| !s).count() > 5,
+            "heartbeats between symbols"
+        );
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        // a path with a smaller MTU: only the small datagrams pass
+        for (d, symbol) in &all {
+            if !symbol {
+                r.handle(2_000, d);
+            }
+        }
+        let m = mismatch_events(&mut r);
+        assert_eq!(m.len(), 1, "{m:?}");
+        let [
+            Mismatch::NoData {
+                sender,
+                receiver,
+                missed,
+            },
+        ] = m[0][..]
+        else {
+            panic!("{m:?}")
+        };
+        assert_eq!((sender, receiver), (Some(1500), 1500));
+        assert!(missed >= NO_DATA_MISSED);
+        assert!(m[0][0].to_string().contains("path MTU below mtu = 1500"));
+        // symbols arrive again: cleared
+        let mut r2 = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in &all {
+            r2.handle(2_000, d);
+        }
+        assert!(mismatch_events(&mut r2).is_empty());
+    }
+
+    #[test]
+    fn a_lone_lost_burst_is_not_a_path_mtu_problem() {
+        let data = vec![4u8; 200_000];
+        let all = datagrams_at(1500, 0, &data);
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        // 30 datagrams lost in a row, heartbeats among them included
+        for (i, (d, _)) in all.iter().enumerate() {
+            if !(100..130).contains(&i) {
+                r.handle(2_000, d);
+            }
+        }
+        assert!(mismatch_events(&mut r).is_empty());
+    }
+
+    #[test]
+    fn another_datagram_key_names_the_session_once_within_the_rate_limit() {
+        let data = vec![4u8; 20_000];
+        let mut r = Receiver::new(ReceiverConfig::new([8u8; 32], 1500)).unwrap();
+        let all = datagrams_at(1500, 0, &data);
+        for (d, _) in &all {
+            r.handle(2_000, d);
+        }
+        let named: Vec<_> = events(&mut r)
+            .into_iter()
+            .filter(|e| matches!(e, ReceiverEvent::Unauthenticated { .. }))
+            .collect();
+        assert_eq!(
+            named,
+            vec![ReceiverEvent::Unauthenticated {
+                session: 91,
+                heartbeat: true
+            }]
+        );
+        let s = r.stats();
+        assert_eq!(s.datagrams_forged, all.len() as u64);
+        assert!(s.heartbeats_unauthenticated > 0);
+        assert_eq!(s.datagrams_ok, 0);
+        // another session within the rate limit waits; after it, it is named
+        let mut other = all[0].0.clone();
+        other[4..12].copy_from_slice(&92u64.to_be_bytes());
+        r.handle(2_000 + UNAUTHENTICATED_REPORT_MS - 1, &other);
+        assert!(events(&mut r).is_empty());
+        r.handle(2_000 + UNAUTHENTICATED_REPORT_MS, &other);
+        assert_eq!(
+            events(&mut r),
+            vec![ReceiverEvent::Unauthenticated {
+                session: 92,
+                heartbeat: true
+            }]
+        );
+    }
+
     #[test]
     fn garbage_is_counted_not_fatal() {
         let mut r = Receiver::new(ReceiverConfig::new([3u8; 32], 1500)).unwrap();
@@ -937,7 +1291,8 @@ mod tests {
         r.handle(0, &[0u8; 100]);
         r.handle(0, &[0u8; 2000]);
         let s = r.stats();
-        assert_eq!(s.datagrams_malformed, 3);
+        assert_eq!(s.datagrams_malformed, 2);
+        assert_eq!(s.datagrams_too_long, 1);
         assert_eq!(s.datagrams_forged, 1);
         assert!(r.poll_event().is_none());
     }

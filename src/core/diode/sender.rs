@@ -120,6 +120,9 @@ pub struct SenderConfig {
     pub max_queued_objects: usize,
     /// Largest content chunk asked of the shell at once.
     pub max_chunk: usize,
+    /// The digest of the settings both ends must share
+    /// ([`config_digest`](super::agree::config_digest)), stated in every heartbeat.
+    pub config_digest: [u8; wire::CONFIG_DIGEST_LEN],
 }
 
 impl SenderConfig {
@@ -144,6 +147,7 @@ impl SenderConfig {
             heartbeat_interval_ms: 500,
             max_queued_objects: 65_536,
             max_chunk: 1 << 20,
+            config_digest: [0; wire::CONFIG_DIGEST_LEN],
         }
     }
 }
@@ -364,6 +368,8 @@ pub struct Sender {
     window: u64,
     interval: u64,
     hb_interval: u64,
+    /// What every heartbeat states about this sender's settings.
+    link: wire::LinkParams,
     max_queued: usize,
     max_chunk: usize,
     objects: HashMap<ObjectId, Entry>,
@@ -466,6 +472,12 @@ impl Sender {
             window: config.repeat_window_ms,
             interval,
             hb_interval: config.heartbeat_interval_ms,
+            link: wire::LinkParams {
+                mtu: u32::try_from(config.mtu).unwrap_or(u32::MAX),
+                symbol_size: t,
+                source_symbols: config.source_symbols,
+                config_digest: config.config_digest,
+            },
             max_queued: config.max_queued_objects,
             max_chunk: config.max_chunk,
             objects: HashMap::new(),
@@ -1056,6 +1068,7 @@ impl Sender {
             carousel_pending: u32::try_from(self.repeats.len() + self.fresh.len())
                 .unwrap_or(u32::MAX),
             interval_ms: u32::try_from(self.hb_interval).unwrap_or(u32::MAX),
+            link: Some(self.link),
         }
     }
 
@@ -1248,6 +1261,32 @@ mod tests {
         c.copies = 2;
         c.repeat_window_ms = 0;
         c
+    }
+
+    #[test]
+    fn every_heartbeat_states_the_link_parameters() {
+        let mut c = cfg();
+        c.mtu = 9000;
+        c.config_digest = [4; wire::CONFIG_DIGEST_LEN];
+        let mut s = Sender::new(c, 1, 0).unwrap();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        let n = s
+            .poll_transmit(0, &mut buf)
+            .unwrap()
+            .expect("a heartbeat at start");
+        let d = wire::decode(&LinkKey::new(&[1u8; 32]), &buf[..n]).unwrap();
+        let Body::Heartbeat(hb) = d.body else {
+            panic!("not a heartbeat: {d:?}")
+        };
+        assert_eq!(
+            hb.link,
+            Some(wire::LinkParams {
+                mtu: 9000,
+                symbol_size: 8920,
+                source_symbols: 16,
+                config_digest: [4; wire::CONFIG_DIGEST_LEN],
+            })
+        );
     }
 
     #[test]

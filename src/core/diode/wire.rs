@@ -11,13 +11,21 @@
 //! heartbeat body      session_start_ms u64 | sender_time_ms u64 | objects_enqueued u64
 //!                     | objects_sent u64 | objects_retired u64 | blocks_sent u64
 //!                     | carousel_pending u32 | interval_ms u32
+//!                     [ | mtu u32 | symbol_size u16 | source_symbols u16
+//!                       | config_digest [16] ]      the link parameters (80 bytes in
+//!                                                   all; 56 from senders before them)
 //! announce body       object id [16] | object_seq u64 | size u64 | block_bound u64
 //!                     | flags u8 | channel_len u8 | name_len u16 | channel | name
 //! checkpoint body     the sender's signed audit checkpoint (C2SP note), 1..=1024 bytes
 //! tag (16 bytes)      HMAC-SHA256(key, header | body)[..16]
 //! ```
 //! All integers are big-endian. A datagram is exactly as long as its kind says:
-//! trailing bytes are an error.
+//! trailing bytes are an error. A heartbeat is one of exactly two lengths: without
+//! the link parameters (56, as the first senders made it) or with them (80).
+//!
+//! The link negotiates nothing (nothing goes back), so each heartbeat carries the
+//! sender's settings that the receiver must be able to take ([`LinkParams`]); the
+//! receiver compares them with its own (see `agree.rs`).
 
 use ring::hmac;
 use thiserror::Error;
@@ -32,8 +40,14 @@ pub const HEADER_LEN: usize = 20;
 pub const TAG_LEN: usize = 16;
 /// Length of a symbol body before the symbol bytes.
 pub const SYMBOL_PREFIX_LEN: usize = 16;
-/// Length of a heartbeat body.
-pub const HEARTBEAT_BODY_LEN: usize = 56;
+/// Length of a heartbeat body with the link parameters.
+pub const HEARTBEAT_BODY_LEN: usize = HEARTBEAT_V1_BODY_LEN + LINK_PARAMS_LEN;
+/// Length of a heartbeat body without the link parameters (senders before them).
+pub const HEARTBEAT_V1_BODY_LEN: usize = 56;
+/// Length of the link parameters at the end of a heartbeat body.
+pub const LINK_PARAMS_LEN: usize = 4 + 2 + 2 + CONFIG_DIGEST_LEN;
+/// Length of a configuration digest.
+pub const CONFIG_DIGEST_LEN: usize = 16;
 /// Bytes of IPv4 (20) and UDP (8) headers around each datagram.
 pub const IPV4_UDP_OVERHEAD: usize = 28;
 /// Largest UDP payload over IPv4.
@@ -224,6 +238,22 @@ pub struct Heartbeat {
     pub carousel_pending: u32,
     /// The heartbeat interval, so the receiver knows when to expect the next.
     pub interval_ms: u32,
+    /// The sender's link parameters; `None` from a sender that predates them.
+    pub link: Option<LinkParams>,
+}
+
+/// The sender's settings a receiver must be able to take, carried by every heartbeat
+/// (the link negotiates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkParams {
+    /// The sender's configured IPv4 MTU (bytes).
+    pub mtu: u32,
+    /// The symbol size T of its symbol datagrams (bytes).
+    pub symbol_size: u16,
+    /// Source symbols in its full blocks (K): a block holds up to K·T bytes.
+    pub source_symbols: u16,
+    /// Digest of the settings both nodes must share (see `agree::config_digest`).
+    pub config_digest: [u8; CONFIG_DIGEST_LEN],
 }
 
 /// The sender's word that an object exists in its session: sent periodically
@@ -332,7 +362,13 @@ pub fn encode(
             }
             SYMBOL_PREFIX_LEN + s.data.len()
         }
-        Body::Heartbeat(_) => HEARTBEAT_BODY_LEN,
+        Body::Heartbeat(hb) => {
+            if hb.link.is_some() {
+                HEARTBEAT_BODY_LEN
+            } else {
+                HEARTBEAT_V1_BODY_LEN
+            }
+        }
         Body::Announce(a) => {
             a.check()?;
             a.body_len()
@@ -375,6 +411,12 @@ pub fn encode(
             b[40..48].copy_from_slice(&hb.blocks_sent.to_be_bytes());
             b[48..52].copy_from_slice(&hb.carousel_pending.to_be_bytes());
             b[52..56].copy_from_slice(&hb.interval_ms.to_be_bytes());
+            if let Some(p) = &hb.link {
+                b[56..60].copy_from_slice(&p.mtu.to_be_bytes());
+                b[60..62].copy_from_slice(&p.symbol_size.to_be_bytes());
+                b[62..64].copy_from_slice(&p.source_symbols.to_be_bytes());
+                b[64..80].copy_from_slice(&p.config_digest);
+            }
         }
         Body::Announce(a) => {
             put_header(out, KIND_ANNOUNCE, header);
@@ -415,6 +457,35 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 
 fn be_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// What a datagram that failed authentication claims about itself, read without
+/// trusting it: only good for naming, in a report, the session whose datagrams do not
+/// authenticate (a sender with another key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    /// The session id its header names.
+    pub session: u64,
+    /// Whether it has a heartbeat's kind and length.
+    pub heartbeat: bool,
+}
+
+/// The header of a datagram that opens with this protocol's magic and version, read
+/// without checking its tag; `None` for anything else (too short, another protocol).
+pub fn claimed(datagram: &[u8]) -> Option<Claimed> {
+    let len = datagram.len();
+    if !(HEADER_LEN + TAG_LEN..=MAX_DATAGRAM).contains(&len)
+        || datagram[0..2] != MAGIC
+        || datagram[2] != VERSION
+    {
+        return None;
+    }
+    let body = len - HEADER_LEN - TAG_LEN;
+    Some(Claimed {
+        session: be_u64(datagram, 4),
+        heartbeat: datagram[3] == KIND_HEARTBEAT
+            && (body == HEARTBEAT_BODY_LEN || body == HEARTBEAT_V1_BODY_LEN),
+    })
 }
 
 /// Verifies the tag of `datagram`, then decodes it. The tag is checked before any
@@ -470,12 +541,25 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
             })
         }
         KIND_HEARTBEAT => {
-            if b.len() != HEARTBEAT_BODY_LEN {
-                return Err(WireError::BodyLength {
-                    expected: HEARTBEAT_BODY_LEN,
-                    got: b.len(),
-                });
-            }
+            let link = match b.len() {
+                HEARTBEAT_V1_BODY_LEN => None,
+                HEARTBEAT_BODY_LEN => {
+                    let mut config_digest = [0u8; CONFIG_DIGEST_LEN];
+                    config_digest.copy_from_slice(&b[64..80]);
+                    Some(LinkParams {
+                        mtu: be_u32(b, 56),
+                        symbol_size: be_u16(b, 60),
+                        source_symbols: be_u16(b, 62),
+                        config_digest,
+                    })
+                }
+                got => {
+                    return Err(WireError::BodyLength {
+                        expected: HEARTBEAT_BODY_LEN,
+                        got,
+                    });
+                }
+            };
             Body::Heartbeat(Heartbeat {
                 session_start_ms: be_u64(b, 0),
                 sender_time_ms: be_u64(b, 8),
@@ -485,6 +569,7 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
                 blocks_sent: be_u64(b, 40),
                 carousel_pending: be_u32(b, 48),
                 interval_ms: be_u32(b, 52),
+                link,
             })
         }
         KIND_ANNOUNCE => Body::Announce(decode_announce(b)?),
@@ -573,6 +658,12 @@ mod tests {
             blocks_sent: 6,
             carousel_pending: 7,
             interval_ms: 8,
+            link: Some(LinkParams {
+                mtu: 9000,
+                symbol_size: 8920,
+                source_symbols: 256,
+                config_digest: [0xab; CONFIG_DIGEST_LEN],
+            }),
         };
         let mut buf = vec![0u8; 200];
         let n = encode(
@@ -736,8 +827,79 @@ mod tests {
     #[test]
     fn heartbeat_round_trip() {
         let (hb, d) = heartbeat_datagram();
+        assert_eq!(d.len(), HEADER_LEN + 80 + TAG_LEN);
         let got = decode(&key(), &d).unwrap();
         assert_eq!(got.body, Body::Heartbeat(hb));
+        // the link parameters sit at the end of the body, big-endian
+        let b = &d[HEADER_LEN..HEADER_LEN + HEARTBEAT_BODY_LEN];
+        assert_eq!(&b[56..60], &9000u32.to_be_bytes());
+        assert_eq!(&b[60..62], &8920u16.to_be_bytes());
+        assert_eq!(&b[62..64], &256u16.to_be_bytes());
+        assert_eq!(&b[64..80], &[0xab; 16]);
+    }
+
+    #[test]
+    fn a_heartbeat_without_link_parameters_still_decodes() {
+        // as senders before the link parameters made it: 56 bytes of body
+        let hb = Heartbeat {
+            blocks_sent: 6,
+            link: None,
+            ..Heartbeat::default()
+        };
+        let mut buf = vec![0u8; 200];
+        let n = encode(
+            &key(),
+            &Header { session: 1, seq: 2 },
+            &Body::Heartbeat(hb),
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(n, HEADER_LEN + HEARTBEAT_V1_BODY_LEN + TAG_LEN);
+        assert_eq!(decode(&key(), &buf[..n]).unwrap().body, Body::Heartbeat(hb));
+        // any other length between or around the two is refused, even signed
+        let (_, d) = heartbeat_datagram();
+        let signed = &d[..d.len() - TAG_LEN];
+        for body in [0, 55, 57, 79, 81] {
+            let m = signed[..HEADER_LEN]
+                .iter()
+                .chain(&signed[HEADER_LEN..])
+                .copied();
+            let mut m: Vec<u8> = m.take(HEADER_LEN + body.min(HEARTBEAT_BODY_LEN)).collect();
+            m.resize(HEADER_LEN + body, 0);
+            assert!(
+                matches!(
+                    decode(&key(), &resign(m)),
+                    Err(WireError::BodyLength { .. })
+                ),
+                "a heartbeat body of {body} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_claimed_header_of_an_unauthenticated_datagram() {
+        let (_, hb) = heartbeat_datagram();
+        let other = LinkKey::new(&[9u8; 32]);
+        assert_eq!(decode(&other, &hb), Err(WireError::BadTag));
+        assert_eq!(
+            claimed(&hb),
+            Some(Claimed {
+                session: 1,
+                heartbeat: true
+            })
+        );
+        assert_eq!(
+            claimed(&symbol_datagram()),
+            Some(Claimed {
+                session: 0xdead_beef,
+                heartbeat: false
+            })
+        );
+        assert_eq!(claimed(&hb[..HEADER_LEN]), None);
+        let mut m = hb.clone();
+        m[0] = b'X';
+        assert_eq!(claimed(&m), None);
+        assert_eq!(claimed(&[0u8; 100]), None);
     }
 
     #[test]

@@ -9,14 +9,40 @@
 //!            retired ─► audit, held for resend              part file ─► inspect ─► land
 //!            announce, checkpoint frames ════════════►  announced but missed ─► audit `lost`
 //!                                                      checkpoint ─► audit `witnessed`
+//!            heartbeats (mtu, T, K, digest) ═══════►  alarm: mismatch, bad key ─► log,
+//!                                                      metric, /healthz, `link_mismatch`
 //! ```
 //!
 //! Nothing is ever sent toward the sender: the receiving side has no output path at all.
 
+pub mod alarm;
 pub mod held;
+pub mod path;
 pub mod recv;
 pub mod send;
 pub mod udp;
+
+use crate::core::diode::{ChannelSpec, config_digest as digest};
+use crate::core::wire::LinkKind;
+use crate::node::config::{Config, Role};
+
+/// The digest of the diode channels this node carries in `role`: the sender's (its
+/// sending channels) equals the receiver's (its receiving ones) when both nodes load the
+/// same channel list. Stated in every heartbeat and checked by the receiver.
+pub fn config_digest(cfg: &Config, role: Role) -> [u8; 16] {
+    let specs: Vec<ChannelSpec<'_>> = cfg
+        .channels
+        .iter()
+        .filter(|c| c.link == LinkKind::Diode && c.role == role)
+        .map(|c| ChannelSpec {
+            name: &c.name,
+            kind: "files",
+            from: &c.from,
+            to: &c.to,
+        })
+        .collect();
+    digest(&specs)
+}
 
 use thiserror::Error;
 

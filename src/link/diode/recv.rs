@@ -15,6 +15,10 @@
 //! "retry" answer) is reopened in the core, so that its next copy (a repeat) is taken
 //! again; if none comes before the sender retires it, it is audited `lost` like the rest.
 //!
+//! The link itself is watched too (`alarm`): the sender's settings that do not fit this
+//! node's, and sessions whose datagrams do not authenticate, are logged, counted, named on
+//! `/healthz` and audited `link_mismatch`; every dropped datagram is counted by reason.
+//!
 //! ```text
 //! ObjectMissed ─► settled here? ─► marked lost already? ─► audit `lost`, mark
 //! Checkpoint   ─► signature (peer keys) ─► audit `witnessed`
@@ -27,6 +31,7 @@ use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal};
 use crate::core::wire::{LinkKind, ReceiptStatus};
 use crate::keys::diode::load as load_key;
+use crate::link::diode::alarm::Alarm;
 use crate::link::diode::udp::Udp;
 use crate::node::Node;
 use crate::receiver::{Arriving, Begin, Receiver};
@@ -78,7 +83,12 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
             "the kernel capped the diode receive buffer (raise net.core.rmem_max); bursts may be dropped"
         );
     }
-    let core = Core::new(ReceiverConfig::new(key, d.mtu))?;
+    if let Some(w) = super::path::mtu_warning(d.mtu, d.peer.ip()) {
+        tracing::warn!("{w}");
+    }
+    let mut config = ReceiverConfig::new(key, d.mtu);
+    config.config_digest = super::config_digest(&node.cfg, crate::node::config::Role::Receive);
+    let core = Core::new(config)?;
     tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
     let stop = Arc::new(AtomicBool::new(false));
     // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
@@ -90,7 +100,10 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
     let s = stop.clone();
     let net = std::thread::Builder::new()
         .name("isogate-diode-recv".into())
-        .spawn(move || net(n, udp, core, tx, reopen_rx, s))
+        .spawn(move || {
+            let alarm = Alarm::new(&n, d.mtu);
+            net(n, udp, core, alarm, tx, reopen_rx, s)
+        })
         .map_err(sock_err)?;
     // landing (final hash, fsync, inspection, audit) takes time: it runs on its own
     // thread so that writing, and reading the socket, never wait for it
@@ -120,6 +133,7 @@ fn net(
     node: Arc<Node>,
     udp: Udp,
     mut receiver: Core,
+    mut alarm: Alarm,
     tx: SyncSender<ReceiverEvent>,
     reopen: Rx<ObjectId>,
     stop: Arc<AtomicBool>,
@@ -130,9 +144,11 @@ fn net(
     let mut reported = ReceiverStats::default();
     let mut drops = udp.kernel_drops().unwrap_or(0);
     let mut next_report = crate::mono_ms() + 1000;
+    let mut last_from = None;
     while !stop.load(Ordering::Relaxed) {
         match udp.recv(&mut buf) {
-            Ok(Some((len, stride, _from))) => {
+            Ok(Some((len, stride, from))) => {
+                last_from = Some(from);
                 let now = crate::mono_ms();
                 for d in buf[..len].chunks(stride) {
                     receiver.handle(now, d);
@@ -156,6 +172,11 @@ fn net(
                 ReceiverEvent::HeartbeatSeen(_) => last_heartbeat = now,
                 ReceiverEvent::SessionStarted { session } => {
                     tracing::info!(session = format!("{session:016x}"), "diode session started");
+                }
+                // the events of one receive, which comes from one address
+                ReceiverEvent::Mismatch(list) => alarm.mismatch(&node, now, list),
+                ReceiverEvent::Unauthenticated { session, heartbeat } => {
+                    alarm.unauthenticated(&node, now, session, heartbeat, last_from);
                 }
                 ReceiverEvent::SessionRestarted { old, new } => {
                     tracing::info!(
@@ -185,6 +206,7 @@ fn net(
             }
             let s = receiver.stats();
             report(&node, &reported, &s);
+            alarm.tick(&node, now, &s);
             reported = s;
             if let Some(d) = udp.kernel_drops()
                 && d > drops

@@ -67,6 +67,7 @@ pub fn start(
     cfg.copies = u8::try_from(d.copies).unwrap_or(u8::MAX);
     cfg.repeat_window_ms = d.repeat_window_ms;
     cfg.interleave = d.interleave;
+    cfg.config_digest = super::config_digest(&node.cfg, crate::node::config::Role::Send);
     // a millisecond of sending at full rate, at least: the thread wakes once a millisecond
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
     let session = random_session();
@@ -75,6 +76,9 @@ pub fn start(
     // process's monotonic one
     core.set_session_start(crate::now_ms());
     tracing::info!(peer = %d.peer, mtu = d.mtu, rate_bytes_per_s = d.rate_bytes_per_s, repair_ratio = d.repair_ratio, copies = d.copies, repeat_window_s = d.repeat_window_ms / 1000, session = format!("{session:016x}"), gso_segments = udp.max_segments(), "diode sender up");
+    if let Some(w) = super::path::mtu_warning(d.mtu, d.peer.ip()) {
+        tracing::warn!("{w}");
+    }
     let held = Held::open(&node.cfg.node.state_dir)
         .map_err(|(path, error)| DiodeError::State { path, error })?;
     // one way: nothing tells the sender whether the receiver hears it; the link is up
@@ -554,7 +558,18 @@ fn flush(udp: &Udp, peer: SocketAddr, batch: &mut Vec<u8>, segment: usize) {
     }
     if let Err(e) = udp.send(peer, batch, segment) {
         // a diode has no way to know: the carousel's next copy is the remedy
-        tracing::warn!(peer = %peer, error = %e, "diode send failed");
+        if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) {
+            // every datagram of that size fails alike: said at the 1st, 2nd, 4th, 8th…
+            // failure with the count, not per batch
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static FAILED: AtomicU64 = AtomicU64::new(0);
+            let failed = FAILED.fetch_add(1, Ordering::Relaxed) + 1;
+            if failed.is_power_of_two() {
+                tracing::error!(peer = %peer, datagram = segment, failed, error = %e, "diode datagrams are longer than the interface toward the peer carries: [diode] mtu exceeds its MTU (set the path's MTU on both nodes)");
+            }
+        } else {
+            tracing::warn!(peer = %peer, error = %e, "diode send failed");
+        }
     }
     batch.clear();
 }
