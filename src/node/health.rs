@@ -1,6 +1,6 @@
 //! The node's health and its disk: the free-space floor that pauses intake and defers
 //! landings, the problems `/healthz` reports (a link down, free space below the floor,
-//! clamd unreachable), and the gauges measured when `/metrics` is scraped (quarantine
+//! a channel whose last take from its outbox failed, clamd unreachable), and the gauges measured when `/metrics` is scraped (quarantine
 //! contents, free space, checkpoint age).
 
 use crate::inspect::clamd::Clamd;
@@ -85,6 +85,19 @@ pub fn problems(node: &Node) -> Vec<String> {
     }
     if let Err(e) = disk_ok(node) {
         problems.push(format!("disk: {e}"));
+    }
+    for c in node.cfg.sending() {
+        let failing = node
+            .metrics
+            .intake_failing
+            .with_label_values(&[c.name.as_str()]);
+        if failing.get() != 0 {
+            problems.push(format!(
+                "intake: channel {}: the last take from {} failed (see the log)",
+                c.name,
+                c.outbox.display()
+            ));
+        }
     }
     let clamds: BTreeSet<String> = node
         .cfg

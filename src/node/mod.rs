@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod health;
+pub mod layout;
 pub mod policies;
 pub mod quarantine;
 pub mod rotate;
