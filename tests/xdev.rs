@@ -1,9 +1,11 @@
 //! Outboxes, inboxes and quarantine each on a file system of their own, end to end, as
 //! root: every node runs inside a mount namespace of its own where each of those folders
 //! is a separate tmpfs (1 GiB: above the free-space floor; the state directory stays on
-//! the test's disk), so every take, landing and quarantine move would cross file systems. Files cross both ways, a refused
-//! file lands in quarantine and never lingers in the inbox's staging folder, and a sender
-//! killed with `kill -9` again and again while it copies loses and duplicates nothing.
+//! the test's disk), so every take, landing and quarantine move would cross file systems.
+//! Files cross both ways, a refused file lands in quarantine and never lingers in the
+//! inbox's staging folder, and a sender killed with `kill -9` again and again while it
+//! copies loses and duplicates nothing. A take that keeps failing is named by `/healthz`
+//! until it passes, and leaves no half-made spool entries behind.
 //!
 //! ```text
 //!   holder (unshare -m, sleeps) ── tmpfs: outbox/*, inbox/*, quarantine/*
@@ -151,6 +153,28 @@ fn holders(lab: &Lab) -> Option<(Holder, Holder)> {
     Some((c, i))
 }
 
+/// `GET /healthz` on the lab's status port: status and body.
+fn healthz(port: u16) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
 /// Entries of a directory, dot names included.
 fn all(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -271,9 +295,33 @@ fn files_cross_both_ways_and_refusals_reach_quarantine_across_file_systems() {
         assert_eq!(all(&dir), vec![".isogate-tmp".to_string()]);
         assert!(all(&dir.join(".isogate-tmp")).is_empty());
     }
+    // a take that fails for good is not a silent retry: /healthz names it until it passes
+    let port = lab.port_base + 2;
+    assert_eq!(healthz(port).0, 200);
+    let staging_c = court_ns.at(&out_c).join(".isogate-tmp");
+    fs::remove_dir(&staging_c).unwrap();
+    fs::write(&staging_c, b"in the way").unwrap();
+    court_ns.publish(
+        &out_c,
+        "later.txt",
+        b"after the fault
+",
+    );
+    wait_until(30, "/healthz to name the failing intake", || {
+        let (status, body) = healthz(port);
+        status == 503 && body.contains("intake: channel to-internet")
+    });
+    fs::remove_file(&staging_c).unwrap();
+    wait_until(30, "the file once the fault is gone", || {
+        inbox_i.join("later.txt").exists()
+    });
+    wait_until(30, "/healthz to say ok again", || healthz(port).0 == 200);
+    wait_until(30, "the sender's spool to empty again", || {
+        all(&lab.dir.join("court/state/spool/to-internet")).is_empty()
+    });
     drop((court, internet));
-    assert_eq!(events(&lab, "court", "taken"), 13);
-    assert_eq!(events(&lab, "internet", "landed"), 12);
+    assert_eq!(events(&lab, "court", "taken"), 14);
+    assert_eq!(events(&lab, "internet", "landed"), 13);
     for node in ["court", "internet"] {
         let log = lab.log(node);
         assert!(!log.contains("cross-device"), "{node}: {log}");

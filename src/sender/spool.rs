@@ -201,16 +201,23 @@ impl Spool {
     /// removed).
     fn take_across(&self, outbox: &Path, file_name: &OsStr, spooled: &Spooled) -> io::Result<bool> {
         let staging = outbox.join(OUTBOX_STAGING);
-        if !staging.is_dir() {
-            fs::create_dir_all(&staging)?;
-            fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
-            sync_dir(outbox)?;
-        }
         let staged = staging.join(spooled.id.to_string());
-        write_durable(
-            &spooled.dir.join(SOURCE_MARK),
-            staged.as_os_str().as_bytes(),
-        )?;
+        let prepared = (|| {
+            if !staging.is_dir() {
+                fs::create_dir_all(&staging)?;
+                fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
+                sync_dir(outbox)?;
+            }
+            write_durable(
+                &spooled.dir.join(SOURCE_MARK),
+                staged.as_os_str().as_bytes(),
+            )
+        })();
+        if let Err(e) = prepared {
+            // nothing left the outbox: no entry either
+            let _ = fs::remove_dir_all(&spooled.dir);
+            return Err(e);
+        }
         let from = outbox.join(file_name);
         if let Err(e) = fs::rename(&from, &staged) {
             let _ = fs::remove_dir_all(&spooled.dir);
