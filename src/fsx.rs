@@ -1,11 +1,271 @@
 //! Small durable file-system steps shared by the spool, landing and quarantine: fsync a
 //! directory, write a file durably, open without following links, rename without replacing,
-//! tell whether an open file changed.
+//! tell whether an open file changed, and move an entry where a rename cannot reach (another
+//! file system: `EXDEV`).
+//!
+//! ```text
+//!  move_across(from, to) ─ rename(2), no replace ─ ok ─────────────────────► Renamed
+//!                            │ EXDEV
+//!                            ▼
+//!   plain file:  copy_durable ─► <to dir>/.<to name>.part ─ fsync ─ source unchanged?
+//!                  ─ read back: size + SHA-256 = what was read? ─ rename in, no replace
+//!                  ─ fsync dir ─► remove source ─ fsync its dir ───────────► Copied
+//!   symlink:     the link itself made again (never followed); FIFO, socket, device:
+//!                made again (mknod); directory: each entry moved the same way, then
+//!                the emptied tree removed
+//! ```
+//!
+//! A crash inside `move_across` leaves the source whole, and at most a `.part` file or a
+//! complete target beside it: a caller that must never hold an object twice records its
+//! intent first and finishes the move at start-up (see the sender's spool).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Size of the buffer a copy reads and writes through.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Whether `e` is the kernel saying that a rename or link would cross file systems
+/// (`EXDEV`).
+pub fn is_cross_device(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error())
+}
+
+/// Whether two paths lie on the same file system (the same `st_dev`).
+///
+/// # Errors
+/// Either path cannot be `stat`ed.
+pub fn same_file_system(a: &Path, b: &Path) -> io::Result<bool> {
+    Ok(fs::metadata(a)?.dev() == fs::metadata(b)?.dev())
+}
+
+/// Why a verified copy did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// Reading, writing, syncing or renaming failed (`AlreadyExists`: the target is there).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The source's fingerprint (inode, size, times) changed while it was copied: some
+    /// process wrote it. Nothing was kept.
+    #[error("the source changed while it was copied")]
+    Changed,
+    /// The copy, read back after its fsync, differs from what was read from the source
+    /// (size or SHA-256). Nothing was kept.
+    #[error("the copy read back does not match the source ({what})")]
+    Mismatch {
+        /// What differs: size or content.
+        what: &'static str,
+    },
+}
+
+impl From<CopyError> for io::Error {
+    fn from(e: CopyError) -> io::Error {
+        match e {
+            CopyError::Io(e) => e,
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// What a copy wrote: its size in bytes and its SHA-256 (FIPS 180-4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// Bytes copied.
+    pub size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+}
+
+/// Copies the plain file `from` to `to` on any file system, never replacing `to`: the bytes
+/// go to `<to dir>/.<to name>.part` (created with `mode`), which is fsynced, checked (the
+/// source unchanged while it was read, and the copy read back equal in size and SHA-256 to
+/// what was read), renamed to `to` without replacing, and the directory fsynced. The
+/// source is left in place. Memory: one buffer of 256 KiB.
+///
+/// # Errors
+/// [`CopyError::Changed`] or [`CopyError::Mismatch`] (the part file is removed), or I/O
+/// (`AlreadyExists` when `to` exists; the source opened through a symlink is refused:
+/// `ELOOP`).
+pub fn copy_durable(from: &Path, to: &Path, mode: u32) -> Result<Copied, CopyError> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let part = dir.join(format!(
+        ".{}.part",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("copy")
+    ));
+    let result = copy_to_part(from, &part, mode);
+    match result {
+        Ok(copied) => match rename_noreplace(&part, to) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                Ok(copied)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&part);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
+/// The copy of [`copy_durable`] up to its fsynced, checked part file.
+fn copy_to_part(from: &Path, part: &Path, mode: u32) -> Result<Copied, CopyError> {
+    let mut src = open_nofollow(from)?;
+    let before = Fingerprint::of(&src)?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(part)?;
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let read = digest_through(&mut src, |bytes| out.write_all(bytes), &mut buf)?;
+    out.set_permissions(fs::Permissions::from_mode(mode))?;
+    out.sync_all()?;
+    drop(out);
+    if Fingerprint::of(&src)? != before || read.size != before.size {
+        return Err(CopyError::Changed);
+    }
+    let back = digest_through(&mut File::open(part)?, |_| Ok(()), &mut buf)?;
+    if back.size != read.size {
+        return Err(CopyError::Mismatch { what: "size" });
+    }
+    if back.sha256 != read.sha256 {
+        return Err(CopyError::Mismatch { what: "SHA-256" });
+    }
+    Ok(read)
+}
+
+/// Reads `r` to its end through `buf`, handing each piece to `sink`; the size and SHA-256
+/// of what was read.
+fn digest_through(
+    r: &mut impl Read,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    buf: &mut [u8],
+) -> io::Result<Copied> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let piece = buf.get(..n).unwrap_or_default();
+        ctx.update(piece);
+        sink(piece)?;
+        size += n as u64;
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(ctx.finish().as_ref());
+    Ok(Copied { size, sha256 })
+}
+
+/// How [`move_across`] moved an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// One rename: both paths on one file system.
+    Renamed,
+    /// Copied onto the other file system (verified, fsynced), then the source removed.
+    Copied,
+}
+
+/// Moves the entry `from` to `to` without replacing `to`, on one file system or across
+/// two. A rename when it can be; where the kernel answers `EXDEV`, the entry is made again
+/// at `to` as it is (a plain file by [`copy_durable`], keeping its permission bits; a
+/// symlink as a link, never followed; a FIFO, socket or device node by `mknod`; a
+/// directory entry by entry, depth first, with an explicit stack), fsynced, and only then is
+/// the source removed and its directory fsynced.
+///
+/// # Errors
+/// I/O (`AlreadyExists` when `to` exists; `NotFound` when `from` does not), or a copy that
+/// could not be verified (the source changed while it was read). The source is then left
+/// in place; a partly made directory at `to` may remain.
+pub fn move_across(from: &Path, to: &Path) -> io::Result<Moved> {
+    match rename_noreplace(from, to) {
+        Ok(()) => return Ok(Moved::Renamed),
+        Err(e) if is_cross_device(&e) => {}
+        Err(e) => return Err(e),
+    }
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    let meta = fs::symlink_metadata(from)?;
+    if meta.is_dir() {
+        copy_tree(from, to)?;
+        fs::remove_dir_all(from)?;
+    } else {
+        make_again(from, to, &meta)?;
+        fs::remove_file(from)?;
+    }
+    if let Some(parent) = from.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(Moved::Copied)
+}
+
+/// Makes the non-directory entry `from` again at `to`, fsynced (the directory too).
+fn make_again(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    let ft = meta.file_type();
+    let dir = to.parent().unwrap_or(Path::new("."));
+    if ft.is_file() {
+        copy_durable(from, to, meta.mode() & 0o777)?;
+        return Ok(());
+    }
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else {
+        let kind = if ft.is_fifo() {
+            rustix::fs::FileType::Fifo
+        } else if ft.is_socket() {
+            rustix::fs::FileType::Socket
+        } else if ft.is_block_device() {
+            rustix::fs::FileType::BlockDevice
+        } else {
+            rustix::fs::FileType::CharacterDevice
+        };
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            to,
+            kind,
+            rustix::fs::Mode::from_raw_mode(meta.mode() & 0o777),
+            meta.rdev(),
+        )?;
+    }
+    sync_dir(dir)
+}
+
+/// Makes the directory tree `from` again at `to`, each entry as it is (see
+/// [`move_across`]); nothing is removed.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let mut stack: Vec<(PathBuf, PathBuf)> = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        let mode = fs::symlink_metadata(&src)?.mode() & 0o777;
+        fs::create_dir(&dst)?;
+        fs::set_permissions(&dst, fs::Permissions::from_mode(mode | 0o700))?;
+        for entry in fs::read_dir(&src)? {
+            let entry = entry?;
+            let (s, d) = (entry.path(), dst.join(entry.file_name()));
+            let meta = fs::symlink_metadata(&s)?;
+            if meta.is_dir() {
+                stack.push((s, d));
+            } else {
+                make_again(&s, &d, &meta)?;
+            }
+        }
+        sync_dir(&dst)?;
+        if let Some(parent) = dst.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
 
 /// Fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -95,5 +355,125 @@ mod tests {
         fs::rename(&p, t.path().join("g")).unwrap();
         w.write_all(b"d").unwrap();
         assert_ne!(before, Fingerprint::of(&r).unwrap());
+    }
+
+    /// A folder on another file system than the temp dir (`/dev/shm`), or `None` (said).
+    fn other_fs(t: &Path) -> Option<tempfile::TempDir> {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() || same_file_system(shm, t).unwrap_or(true) {
+            eprintln!("SKIPPED: no second file system (/dev/shm) beside the temp dir");
+            return None;
+        }
+        tempfile::tempdir_in(shm).ok()
+    }
+
+    #[test]
+    fn a_copy_is_verified_never_replaces_and_never_follows_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        fs::write(&a, b"court file").unwrap();
+        let b = t.path().join("b");
+        let c = copy_durable(&a, &b, 0o600).unwrap();
+        assert_eq!(c.size, 10);
+        assert_eq!(fs::read(&b).unwrap(), b"court file");
+        assert_eq!(
+            fs::metadata(&b).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(a.exists());
+        // never replaces, and leaves no part file behind
+        fs::write(&a, b"other").unwrap();
+        match copy_durable(&a, &b, 0o600) {
+            Err(CopyError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::AlreadyExists),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read(&b).unwrap(), b"court file");
+        assert!(!t.path().join(".b.part").exists());
+        // a symlink source is refused, not followed
+        let l = t.path().join("l");
+        std::os::unix::fs::symlink(&a, &l).unwrap();
+        assert!(copy_durable(&l, &t.path().join("m"), 0o600).is_err());
+        assert!(!t.path().join("m").exists());
+    }
+
+    #[test]
+    fn a_move_on_one_file_system_is_a_rename() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        fs::write(&a, b"x").unwrap();
+        let ino = fs::metadata(&a).unwrap().ino();
+        let b = t.path().join("b");
+        assert_eq!(move_across(&a, &b).unwrap(), Moved::Renamed);
+        assert_eq!(fs::metadata(&b).unwrap().ino(), ino);
+        fs::write(&a, b"y").unwrap();
+        let e = move_across(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&b).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_move_across_file_systems_copies_each_kind_then_removes_the_source() {
+        let t = tempfile::tempdir().unwrap();
+        let Some(other) = other_fs(t.path()) else {
+            return;
+        };
+        let o = other.path();
+        // a plain file: copied with its mode, verified, source removed
+        let a = o.join("a.pdf");
+        fs::write(&a, b"%PDF-1.7 evidence").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o640)).unwrap();
+        let rename = fs::rename(&a, t.path().join("x")).unwrap_err();
+        assert!(is_cross_device(&rename));
+        let to = t.path().join("a.pdf");
+        assert_eq!(move_across(&a, &to).unwrap(), Moved::Copied);
+        assert!(!a.exists());
+        assert_eq!(fs::read(&to).unwrap(), b"%PDF-1.7 evidence");
+        assert_eq!(
+            fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        // never replaces: the source stays
+        fs::write(&a, b"again").unwrap();
+        assert_eq!(
+            move_across(&a, &to).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert!(a.exists());
+        // a symlink: the link itself, never its target
+        let l = o.join("l");
+        std::os::unix::fs::symlink("/etc/passwd", &l).unwrap();
+        let lt = t.path().join("l");
+        assert_eq!(move_across(&l, &lt).unwrap(), Moved::Copied);
+        assert_eq!(fs::read_link(&lt).unwrap(), Path::new("/etc/passwd"));
+        assert!(fs::symlink_metadata(&l).is_err());
+        // a FIFO: made again, never opened
+        let f = o.join("f");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &f,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let ft = t.path().join("f");
+        move_across(&f, &ft).unwrap();
+        assert!(fs::symlink_metadata(&ft).unwrap().file_type().is_fifo());
+        assert!(fs::symlink_metadata(&f).is_err());
+        // a directory tree, with a link inside
+        let d = o.join("d");
+        fs::create_dir_all(d.join("sub")).unwrap();
+        fs::write(d.join("sub/deep.txt"), b"deep").unwrap();
+        std::os::unix::fs::symlink("sub/deep.txt", d.join("link")).unwrap();
+        let dt = t.path().join("d");
+        move_across(&d, &dt).unwrap();
+        assert_eq!(fs::read(dt.join("sub/deep.txt")).unwrap(), b"deep");
+        assert!(
+            fs::symlink_metadata(dt.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!d.exists());
     }
 }

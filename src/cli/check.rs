@@ -1,8 +1,10 @@
 //! `isogate check`: loads a configuration and the policies it names, and prints the
 //! compliance review — every problem with its file, line and key, or each channel's
-//! effective rules — as a readable report or one JSON document.
+//! effective rules, and which configured folders share a file system (and where a move
+//! must copy instead of rename) — as a readable report or one JSON document.
 
 use crate::node::config::{Config, Role};
+use crate::node::layout::survey;
 use crate::policy::{PiiAction, Policy};
 use crate::problem::Problem;
 use anyhow::{Result, bail};
@@ -49,6 +51,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     })).collect::<Vec<_>>(),
                     "problems": [],
                     "warnings": cfg.warnings.iter().chain(&extra).map(problem_json).collect::<Vec<_>>(),
+                    "file_systems": layout_json(cfg),
                 }),
                 Err(p) => serde_json::json!({
                     "ok": false,
@@ -83,6 +86,13 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     );
                     print_rules(&c.policy_file, &c.policy);
                 }
+                let layout = survey(cfg);
+                for (i, shared) in layout.lines().iter().enumerate() {
+                    println!("  file system {}: {shared}", i + 1);
+                }
+                for cost in &layout.costs {
+                    println!("  copy: {cost}");
+                }
                 for w in cfg.warnings.iter().chain(&extra) {
                     println!("warning: {w}");
                 }
@@ -115,6 +125,18 @@ fn link_warnings(file: &Path, cfg: &Config) -> Vec<Problem> {
         })
         .into_iter()
         .collect()
+}
+
+/// Which folders share a file system, and the moves that must copy, as a JSON object.
+fn layout_json(cfg: &Config) -> serde_json::Value {
+    let layout = survey(cfg);
+    serde_json::json!({
+        "groups": layout.groups.iter().map(|g| g.iter().map(|p| serde_json::json!({
+            "role": p.role,
+            "path": p.path.display().to_string(),
+        })).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "copies": layout.costs,
+    })
 }
 
 /// One problem as a JSON object.

@@ -112,6 +112,13 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     for w in &node.cfg.warnings {
         tracing::warn!(warning = %w, "compliance review");
     }
+    let layout = crate::node::layout::survey(&node.cfg);
+    for (i, shared) in layout.lines().iter().enumerate() {
+        tracing::info!(file_system = i + 1, folders = %shared, "folders sharing a file system");
+    }
+    for cost in &layout.costs {
+        tracing::info!(cost = %cost, "a move crosses file systems");
+    }
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(checkpoints(node.clone()));

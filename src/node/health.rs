@@ -1,8 +1,9 @@
 //! The node's health and its disk: the free-space floor that pauses intake (the receiver
 //! keeps it with its space ledger), the problems `/healthz` reports (a link down, the
 //! diode sender's settings not fitting this receiver, free space below the floor, an inbox
-//! full with objects waiting, clamd unreachable), and the gauges measured when `/metrics`
-//! is scraped (quarantine contents, free space, checkpoint age).
+//! full with objects waiting, a channel whose last take from its outbox failed, clamd
+//! unreachable), and the gauges measured when `/metrics` is scraped (quarantine contents,
+//! free space, checkpoint age).
 
 use crate::inspect::clamd::Clamd;
 use crate::node::Node;
@@ -95,6 +96,19 @@ pub fn problems(node: &Node) -> Vec<String> {
                 "inbox full: {waiting} objects waiting for free space in {} (channel {})",
                 c.inbox.display(),
                 c.name
+            ));
+        }
+    }
+    for c in node.cfg.sending() {
+        let failing = node
+            .metrics
+            .intake_failing
+            .with_label_values(&[c.name.as_str()]);
+        if failing.get() != 0 {
+            problems.push(format!(
+                "intake: channel {}: the last take from {} failed (see the log)",
+                c.name,
+                c.outbox.display()
             ));
         }
     }

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod config;
 pub mod health;
+pub mod layout;
 pub mod policies;
 pub mod quarantine;
 pub mod rotate;

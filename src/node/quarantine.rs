@@ -10,7 +10,8 @@
 //! copied in from the bytes read, made read-only (0440) and fsynced, and only then is the
 //! original removed, so a process that still holds the original open writes into a file
 //! nobody keeps. Anything else (a symlink, FIFO, device, directory, hard-linked file) is
-//! renamed in as it is, never opened or followed.
+//! renamed in as it is, never followed; where the quarantine is on another file system than
+//! the entry, it is made again there as it is ([`crate::fsx::move_across`]) and then removed.
 
 use crate::core::id::ObjectId;
 use crate::core::reason::{Refusal, Side};
@@ -71,7 +72,8 @@ pub fn put(
         let moved = if plain {
             copy_in(dir, entry, &target)
         } else {
-            fs::rename(entry, &target)
+            // as it is, by one rename, or made again on the quarantine's file system
+            crate::fsx::move_across(entry, &target).map(|_| ())
         };
         match moved {
             Ok(()) => {}

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub intake_bytes: IntCounterVec,
     /// Whether intake is paused because free space is below the floor (0 or 1).
     pub intake_paused: IntGauge,
+    /// Whether the last take from a channel's outbox failed (0 or 1), by channel: a fault
+    /// that repeats keeps it at 1 and `/healthz` names it.
+    pub intake_failing: IntGaugeVec,
     /// Objects sent on the link, by channel.
     pub transmit_objects: IntCounterVec,
     /// Bytes sent on the link, by channel.
@@ -156,6 +159,12 @@ impl Metrics {
                 &r,
                 "isogate_intake_paused",
                 "1 while intake is paused: free space below the floor.",
+            )?,
+            intake_failing: gauge_vec(
+                &r,
+                "isogate_intake_failing",
+                "1 while the last take from the channel's outbox failed.",
+                ch,
             )?,
             transmit_objects: counter(
                 &r,

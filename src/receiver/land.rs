@@ -2,7 +2,8 @@
 //! exactly once, and only complete.
 //!
 //! ```text
-//! <inbox>/.isogate-tmp/<id>.part     content as it streams in (same file system as the inbox)
+//! <inbox>/.isogate-tmp/<id>.part     content as it streams in (same file system as the inbox,
+//!                                    so landing is one rename; the folder is 0700)
 //! state/landed/<channel>/<id>        marker: the object is committed (or quarantined)
 //! <inbox>/<name>                     the delivered file, renamed in without replacing
 //! ```
@@ -19,10 +20,16 @@ use crate::policy::extension;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Name of the staging directory inside each inbox (a dot name: applications ignore it).
 pub const STAGING: &str = ".isogate-tmp";
+
+/// Mode of the staging directory: only the node may reach content that is not yet
+/// verified, inspected and landed (a refused object's bytes never sit where the inbox's
+/// readers can open them).
+const STAGING_MODE: u32 = 0o700;
 
 /// What a marker says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +83,14 @@ impl Lander {
     /// Creates (or truncates) the part file for an object.
     pub(super) fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
         let dir = inbox.join(STAGING);
-        fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(inbox)?;
+            match fs::DirBuilder::new().mode(STAGING_MODE).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
         let path = Self::part_path(inbox, id);
         let f = OpenOptions::new()
             .write(true)
@@ -125,6 +139,12 @@ impl Lander {
     pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<(ObjectId, PathBuf)>> {
         let dir = inbox.join(STAGING);
         let mut done = Vec::new();
+        // made by an earlier version with the default mode: closed to the inbox's readers
+        if let Ok(m) = fs::metadata(&dir)
+            && m.permissions().mode() & 0o777 != STAGING_MODE
+        {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(STAGING_MODE))?;
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
@@ -277,6 +297,12 @@ mod tests {
             .1
             .write_all(b"p")
             .unwrap();
+        // the bytes in staging are the node's alone
+        let mode = fs::metadata(inbox.join(STAGING))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, STAGING_MODE);
         // crash after the marker, before the rename
         lander
             .record("c", committed, Outcome::Landed, "done.txt")

@@ -6,6 +6,8 @@
 //! state/spool/<channel>/<object id>/meta.json   name, sequence, time (written first)
 //!                                   content     the file, renamed in from the outbox
 //!                                               (checked unchanged at seal: pipeline)
+//!                                   source      outbox on another file system only: the
+//!                                               path of the file being copied in (intent)
 //!                                   manifest    the signed manifest, once sealed
 //!                                   sent        diode only: the first pass is out; when
 //!                                               its repeat window ends (ms, decimal)
@@ -14,17 +16,48 @@
 //!
 //! A crash at any point leaves either the file in the outbox (taken again) or a complete
 //! spool entry (sent again); a half-made entry without content is removed at recovery.
+//!
+//! An outbox on another file system than the state directory cannot be renamed from
+//! (`EXDEV`), so the take copies, with the same guarantees:
+//!
+//! ```text
+//!  meta.json ─► source (intent, durable) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
+//!    ─► copy_durable → content (fsync, source unchanged, read back = SHA-256 of what was read)
+//!    ─► remove outbox/.isogate-tmp/<id> ─► remove source
+//!  recovery of an entry with `source`: content there → remove the staged file (never taken
+//!  twice); staged file there → copy again; neither → the file never left the outbox
+//! ```
+//!
+//! The staged file stays on the outbox's file system, in a folder only the node may read
+//! (0700), out of the watch's sight (a dot name).
 
 use crate::core::id::ObjectId;
 use crate::core::stage::Spooled;
-use crate::fsx::{sync_dir, write_durable};
+use crate::fsx::{
+    CopyError, copy_durable, is_cross_device, rename_noreplace, sync_dir, write_durable,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// The folder in an outbox where a file taken across file systems waits while it is
+/// copied into the spool (same name as the inbox's staging folder).
+pub const OUTBOX_STAGING: &str = ".isogate-tmp";
+
+/// The intent record of a take across file systems: the staged file's path.
+const SOURCE_MARK: &str = "source";
+
+/// How many times a copy is tried again when the file changed while it was read.
+const COPY_TRIES: usize = 3;
+
+/// Mode of a spooled copy: the node's own.
+const CONTENT_MODE: u32 = 0o600;
 
 /// The first-pass mark of a diode object in its spool entry.
 const SENT_MARK: &str = "sent";
@@ -139,17 +172,106 @@ impl Spool {
         let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         write_durable(&spooled.dir.join("meta.json"), &meta)?;
         sync_dir(&chan_dir)?;
-        if let Err(e) = fs::rename(outbox.join(file_name), spooled.content()) {
-            let _ = fs::remove_dir_all(&spooled.dir);
-            return if e.kind() == io::ErrorKind::NotFound {
-                Ok(None)
-            } else {
-                Err(e)
-            };
+        match fs::rename(outbox.join(file_name), spooled.content()) {
+            Ok(()) => {}
+            Err(e) if is_cross_device(&e) => {
+                return match self.take_across(outbox, file_name, &spooled) {
+                    Ok(true) => Ok(Some(spooled)),
+                    Ok(false) => Ok(None),
+                    Err(e) => Err(e),
+                };
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&spooled.dir);
+                return if e.kind() == io::ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
         }
         sync_dir(&spooled.dir)?;
         sync_dir(outbox)?;
         Ok(Some(spooled))
+    }
+
+    /// The take of an outbox on another file system (see the module's diagram): `true`
+    /// once the content is in the entry and the file gone from the outbox; `false` when the
+    /// file vanished, or kept changing while it was copied (it is put back, and the entry
+    /// removed).
+    fn take_across(&self, outbox: &Path, file_name: &OsStr, spooled: &Spooled) -> io::Result<bool> {
+        let staging = outbox.join(OUTBOX_STAGING);
+        let staged = staging.join(spooled.id.to_string());
+        let prepared = (|| {
+            if !staging.is_dir() {
+                fs::create_dir_all(&staging)?;
+                fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
+                sync_dir(outbox)?;
+            }
+            write_durable(
+                &spooled.dir.join(SOURCE_MARK),
+                staged.as_os_str().as_bytes(),
+            )
+        })();
+        if let Err(e) = prepared {
+            // nothing left the outbox: no entry either
+            let _ = fs::remove_dir_all(&spooled.dir);
+            return Err(e);
+        }
+        let from = outbox.join(file_name);
+        if let Err(e) = fs::rename(&from, &staged) {
+            let _ = fs::remove_dir_all(&spooled.dir);
+            return if e.kind() == io::ErrorKind::NotFound {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        sync_dir(&staging)?;
+        sync_dir(outbox)?;
+        let mut failed = None;
+        for _ in 0..COPY_TRIES {
+            match finish_take(&spooled.dir, &staged) {
+                Ok(()) => return Ok(true),
+                Err(CopyError::Changed) => {
+                    tracing::debug!(object = %spooled.id, "changed while it was copied into the spool; copying again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => {
+                    failed = Some(io::Error::from(e));
+                    break;
+                }
+            }
+        }
+        if let Some(e) = &failed
+            && fs::symlink_metadata(&staged).is_err()
+        {
+            // the staged file goes only once the copy is whole: just the record is left
+            tracing::warn!(object = %spooled.id, error = %e, "intent record not removed; the next start removes it");
+            return Ok(true);
+        }
+        // still written by some process, or the copy failed (a full disk): back to the
+        // outbox under its name, to be taken again later; if that name is taken meanwhile,
+        // the entry keeps its intent and the next start finishes the copy. A copy already in
+        // the entry goes first: no moment holds the file in the outbox and in a whole entry.
+        match fs::remove_file(spooled.content()) {
+            Ok(()) => sync_dir(&spooled.dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        rename_noreplace(&staged, &from)?;
+        sync_dir(outbox)?;
+        fs::remove_dir_all(&spooled.dir)?;
+        if let Some(parent) = spooled.dir.parent() {
+            sync_dir(parent)?;
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => {
+                tracing::info!(name = %spooled.name, "still being written while it was copied; put back in the outbox");
+                Ok(false)
+            }
+        }
     }
 
     /// Stores the signed manifest of a sealed object beside its content.
@@ -281,6 +403,11 @@ impl Spool {
                 let meta = fs::read(dir.join("meta.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
+                if let Some(m) = &meta
+                    && !recover_take(&dir, &m.id)?
+                {
+                    continue;
+                }
                 let content = fs::symlink_metadata(dir.join("content")).is_ok();
                 let (Some(meta), true) = (meta, content) else {
                     fs::remove_dir_all(&dir)?;
@@ -305,6 +432,63 @@ impl Spool {
         }
         out.sort_by_key(|r| (r.spooled.channel.clone(), r.spooled.sequence));
         Ok(out)
+    }
+}
+
+/// Completes a take across file systems: copies the staged file into the entry's content
+/// (unless it is there already), then removes the staged file and the intent record.
+fn finish_take(dir: &Path, staged: &Path) -> Result<(), CopyError> {
+    let content = dir.join("content");
+    if fs::symlink_metadata(&content).is_err() {
+        copy_durable(staged, &content, CONTENT_MODE)?;
+    }
+    match fs::remove_file(staged) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(staging) = staged.parent() {
+        sync_dir(staging)?;
+    }
+    fs::remove_file(dir.join(SOURCE_MARK))?;
+    sync_dir(dir)?;
+    Ok(())
+}
+
+/// At recovery, an entry whose take across file systems was cut short: finished when its
+/// content or its staged file is there (`Ok(true)`: the entry goes on); the entry removed
+/// when neither is (the file never left the outbox), or left for the next start when the
+/// copy fails now (`Ok(false)`). Entries without an intent record: `Ok(true)`.
+fn recover_take(dir: &Path, id: &str) -> io::Result<bool> {
+    let bytes = match fs::read(dir.join(SOURCE_MARK)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let staged = PathBuf::from(OsString::from_vec(bytes));
+    // only ever a staged file of this very object: the record names nothing else
+    let ours = staged.file_name() == Some(OsStr::new(id))
+        && staged
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == OUTBOX_STAGING);
+    let content = fs::symlink_metadata(dir.join("content")).is_ok();
+    if !ours {
+        tracing::warn!(entry = %dir.display(), "spool entry with an unusable intent record; left alone");
+        return Ok(false);
+    }
+    if !content && fs::symlink_metadata(&staged).is_err() {
+        return Ok(true); // half-made: removed by the caller, the file is in the outbox
+    }
+    match finish_take(dir, &staged) {
+        Ok(()) => {
+            tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished");
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::error!(entry = %dir.display(), error = %e, "cannot finish a take across file systems; tried again at the next start");
+            Ok(false)
+        }
     }
 }
 
@@ -358,5 +542,71 @@ mod tests {
         assert_eq!(second, first + 1);
         let b = Spool::open(t.path()).unwrap();
         assert!(b.next_seq("c").unwrap() > second);
+    }
+
+    #[test]
+    fn a_take_across_file_systems_copies_and_survives_a_cut_at_every_step() {
+        let t = tempfile::tempdir().unwrap();
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() || crate::fsx::same_file_system(shm, t.path()).unwrap() {
+            eprintln!("SKIPPED: no second file system (/dev/shm) beside the temp dir");
+            return;
+        }
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let outbox = other.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let take = |name: &str, body: &[u8]| {
+            fs::write(outbox.join(name), body).unwrap();
+            spool
+                .take("c", &outbox, OsStr::new(name), name)
+                .unwrap()
+                .unwrap()
+        };
+        let a = take("a.txt", b"first");
+        assert_eq!(fs::read(a.content()).unwrap(), b"first");
+        assert!(!outbox.join("a.txt").exists());
+        assert!(!a.dir.join(SOURCE_MARK).exists());
+        let staging = outbox.join(OUTBOX_STAGING);
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        let mode = fs::metadata(&staging).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // cut after the copy, before the staged file went: never taken twice
+        let b = take("b.txt", b"second");
+        let staged_b = staging.join(b.id.to_string());
+        fs::write(&staged_b, b"second").unwrap();
+        write_durable(&b.dir.join(SOURCE_MARK), staged_b.as_os_str().as_bytes()).unwrap();
+        // cut in the middle of the copy: copied again from the staged file
+        let c = take("c.txt", b"third");
+        let staged_c = staging.join(c.id.to_string());
+        fs::rename(c.content(), c.dir.join(".content.part")).unwrap();
+        fs::write(&staged_c, b"third").unwrap();
+        write_durable(&c.dir.join(SOURCE_MARK), staged_c.as_os_str().as_bytes()).unwrap();
+        // cut before the file left the outbox: the half-made entry goes, the file stays
+        let d = take("d.txt", b"fourth");
+        fs::remove_file(d.content()).unwrap();
+        let staged_d = staging.join(d.id.to_string());
+        write_durable(&d.dir.join(SOURCE_MARK), staged_d.as_os_str().as_bytes()).unwrap();
+        fs::write(outbox.join("d.txt"), b"fourth").unwrap();
+        // an intent record that names something else is never acted on
+        let e = take("e.txt", b"fifth");
+        let victim = other.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        write_durable(&e.dir.join(SOURCE_MARK), victim.as_os_str().as_bytes()).unwrap();
+
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let ids: Vec<_> = rec.iter().map(|r| r.spooled.id).collect();
+        assert_eq!(ids, vec![a.id, b.id, c.id]);
+        assert_eq!(fs::read(b.content()).unwrap(), b"second");
+        assert_eq!(fs::read(c.content()).unwrap(), b"third");
+        for s in [&b, &c] {
+            assert!(!s.dir.join(SOURCE_MARK).exists());
+        }
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        assert!(!d.dir.exists());
+        assert_eq!(fs::read(outbox.join("d.txt")).unwrap(), b"fourth");
+        assert!(e.dir.exists());
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
     }
 }

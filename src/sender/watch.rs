@@ -441,10 +441,15 @@ fn intake(
     }
     // the spelling the rules see and that lands: NFC (macOS writes names in NFD)
     let name = crate::policy::nfc(&display);
-    let Some(spooled) = sender
+    let failing = node
+        .metrics
+        .intake_failing
+        .with_label_values(&[channel.name.as_str()]);
+    let taken = sender
         .spool
-        .take(&channel.name, &channel.outbox, file_name, &name)?
-    else {
+        .take(&channel.name, &channel.outbox, file_name, &name);
+    failing.set(i64::from(taken.is_err()));
+    let Some(spooled) = taken? else {
         return Ok(None);
     };
     let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
