@@ -177,8 +177,10 @@ fn inbound_archives_and_pdfs_are_opened_and_checked() {
             "type_refused"
         ]
     );
-    let log = lab.log("internet");
-    assert!(log.contains("entry run.txt"), "the refusal names the entry");
+    // the refusal is quarantined before its log line is written: wait for the line
+    wait_until(10, "the refusal naming the entry in the log", || {
+        lab.log("internet").contains("entry run.txt")
+    });
 }
 
 #[test]
