@@ -132,6 +132,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     if node.cfg.receiving().next().is_some() {
         let receiver = Arc::new(Receiver::open(node.clone())?);
         receiver.recover()?;
+        tasks.spawn(refresh_waiting(receiver.clone()));
         if let Some(ep) = &endpoint {
             tasks.spawn(crate::link::quic::recv::serve(receiver.clone(), ep.clone()));
         }
@@ -240,6 +241,15 @@ async fn summaries(node: Arc<Node>, summary: Arc<std::sync::Mutex<Summary>>) {
                 .unwrap_or_else(|e| e.into_inner())
                 .say(&node.metrics);
         }
+    }
+}
+
+/// Ends, every 5 s, a spell of objects waiting for room whose waiters went stale.
+async fn refresh_waiting(receiver: Arc<Receiver>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        receiver.refresh_waiting();
     }
 }
 

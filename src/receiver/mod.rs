@@ -246,10 +246,14 @@ impl Receiver {
             // refused unread before: the same answer again, so that the sender keeps the
             // content (in its own quarantine) rather than forget it as delivered
             Ok(Some(Outcome::Refused)) if link == LinkKind::Quic => {
+                self.stop_waiting(&channel.name, id);
                 tracing::info!(channel = %m.channel, name = %m.name, object = %id, "sent again after a refusal; refused again");
                 return Begin::Answered(Some((id, ReceiptStatus::Refused)));
             }
-            Ok(Some(_)) => return self.duplicate(link, &m),
+            Ok(Some(_)) => {
+                self.stop_waiting(&channel.name, id);
+                return self.duplicate(link, &m);
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(object = %id, error = %e, "cannot read delivery state; the object is sent again");
@@ -263,6 +267,7 @@ impl Receiver {
             .check_name(&m.name)
             .and_then(|()| policy.check_size(m.size));
         if let Err(refusal) = pre {
+            self.stop_waiting(&channel.name, id);
             return match self.refuse_received(&channel, &m, None, &refusal, Outcome::Refused) {
                 Ok(()) => Begin::Answered(Some((id, ReceiptStatus::Refused))),
                 Err(e) => {
@@ -276,7 +281,7 @@ impl Receiver {
         // first byte is written; without room it waits (sent again later, or its repeat)
         let (room, waiting) =
             self.space
-                .reserve(&channel.name, &channel.inbox, id, m.size, crate::now_ms());
+                .reserve(&channel.name, &channel.inbox, id, m.size, crate::mono_ms());
         self.report_waiting(&channel.name, waiting, room.as_ref().err());
         let room = match room {
             Ok(r) => r,
@@ -330,8 +335,18 @@ impl Receiver {
     /// An object of `channel` no longer waits for room (the diode sender retired it: it
     /// is audited `lost`); the waiting state is exported again.
     pub fn stop_waiting(&self, channel: &str, id: ObjectId) {
-        let w = self.space.forget(channel, id, crate::now_ms());
+        let w = self.space.forget(channel, id, crate::mono_ms());
         self.report_waiting(channel, w, None);
+    }
+
+    /// Exports every receiving channel's waiting state again, so that a spell whose
+    /// waiters all went stale (their sender stopped asking) ends without a new arrival.
+    /// Called every few seconds by the node.
+    pub fn refresh_waiting(&self) {
+        for c in self.node.cfg.receiving() {
+            let w = self.space.waiting(&c.name, crate::mono_ms());
+            self.report_waiting(&c.name, w, None);
+        }
     }
 
     /// An object already landed or quarantined arrived again. On QUIC the resend is

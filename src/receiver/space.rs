@@ -192,7 +192,7 @@ impl Ledger {
     }
 
     /// Reserves `size` bytes (the manifest's declared size) for object `id` of `channel`
-    /// in `inbox`, at `now_ms` (ms since the Unix epoch). The measure and the booking are
+    /// in `inbox`, at `now_ms` (ms on the monotonic clock, [`crate::mono_ms`]). The measure and the booking are
     /// one step under the ledger's lock: two objects never both take the last room.
     ///
     /// # Errors

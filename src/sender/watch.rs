@@ -327,7 +327,7 @@ impl Watch {
                     let unseen = meta.as_ref().is_some_and(|m| {
                         regular
                             && i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
-                                < self.writers.started_ns()
+                                < self.writers.watched_since_ns(&c.outbox)
                     });
                     let key = meta.as_ref().map(|m| (m.dev(), m.ino()));
                     due.push((c.clone(), name, key.filter(|_| unseen)));

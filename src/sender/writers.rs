@@ -83,6 +83,8 @@ struct State {
     moving: Option<(u32, Use)>,
     /// How many times events were lost (the states were reset).
     overflows: u64,
+    /// When each renewed folder's watch began (ns since the epoch); others: at start.
+    since: HashMap<PathBuf, i128>,
 }
 
 /// What is watched in each outbox.
@@ -146,9 +148,7 @@ impl Writers {
                     }
                 }
             })?;
-        let started_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        let started_ns = wall_ns();
         Ok(Writers {
             watches: Arc::new(Mutex::new(watches)),
             state,
@@ -194,6 +194,7 @@ impl Writers {
         match added {
             Ok(wd) => {
                 s.dirs.push((dir.to_path_buf(), wd));
+                s.since.insert(dir.to_path_buf(), wall_ns());
                 Ok(())
             }
             Err(e) => {
@@ -257,10 +258,15 @@ impl Writers {
             .unwrap_or(0)
     }
 
-    /// When the watch started (ns since the epoch): a file whose status last changed before
-    /// may have been opened unseen, and is checked against [`holders`] before it is taken.
-    pub fn started_ns(&self) -> i128 {
-        self.started_ns
+    /// When the watch on `dir` began (ns since the epoch: at start, or when a replaced
+    /// folder's watch was renewed): a file whose status last changed before may have been
+    /// opened unseen, and is checked against [`holders`] before it is taken.
+    pub fn watched_since_ns(&self, dir: &Path) -> i128 {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.since.get(dir).copied())
+            .unwrap_or(self.started_ns)
     }
 
     /// How many times the kernel's queue overflowed (counts were reset) since start.
@@ -393,6 +399,13 @@ pub fn holders() -> HashSet<(u64, u64)> {
     out
 }
 
+/// The wall clock in ns since the epoch (compared with files' ctimes).
+fn wall_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,8 +535,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(w.open(&dir, OsStr::new("new.pdf")), 0, "not watched yet");
         drop(f);
+        let before = w.watched_since_ns(&dir);
+        std::thread::sleep(Duration::from_millis(5));
         w.renew(&dir).unwrap();
         assert!(!w.lost(&dir));
+        // a file made before the renewal may have been opened unseen: it is asked about
+        assert!(
+            w.watched_since_ns(&dir) > before,
+            "the renewed watch's own start"
+        );
         let f = OpenOptions::new()
             .append(true)
             .open(dir.join("new.pdf"))

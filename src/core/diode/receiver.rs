@@ -342,8 +342,10 @@ struct Session {
     accepted: u64,
     /// `(replay.top, accepted)` at the last symbol (or the first heartbeat).
     data_mark: Option<(u64, u64)>,
-    /// Heartbeats since the last symbol.
+    /// Heartbeats since the last symbol that each found more datagrams missed.
     heartbeats_without_data: u32,
+    /// Datagrams missed since `data_mark`, as the last heartbeat found them.
+    missed_at_heartbeat: u64,
 }
 
 impl Session {
@@ -562,12 +564,18 @@ impl Receiver {
         let mark = (session.replay.top, session.accepted);
         match d.body {
             Body::Heartbeat(hb) => {
-                session.heartbeats_without_data = session.heartbeats_without_data.saturating_add(1);
                 let (top, accepted) = *session.data_mark.get_or_insert(mark);
                 let missed = mark
                     .0
                     .saturating_sub(top)
                     .saturating_sub(mark.1.saturating_sub(accepted));
+                // only a heartbeat that finds more missed since the last one counts: the
+                // tail of a transfer lost once, then an idle sender, is not a starved path
+                if missed > session.missed_at_heartbeat {
+                    session.heartbeats_without_data =
+                        session.heartbeats_without_data.saturating_add(1);
+                }
+                session.missed_at_heartbeat = missed;
                 let starved = missed >= NO_DATA_MISSED
                     && session.heartbeats_without_data >= NO_DATA_HEARTBEATS;
                 self.events.push_back(ReceiverEvent::HeartbeatSeen(hb));
@@ -597,6 +605,7 @@ impl Receiver {
             Body::Symbol(s) => {
                 session.data_mark = Some(mark);
                 session.heartbeats_without_data = 0;
+                session.missed_at_heartbeat = 0;
                 if self.no_data.take().is_some() {
                     self.report_mismatches();
                 }
@@ -770,6 +779,7 @@ impl Receiver {
             accepted: 0,
             data_mark: None,
             heartbeats_without_data: 0,
+            missed_at_heartbeat: 0,
         });
         true
     }
@@ -1239,6 +1249,61 @@ mod tests {
         // 30 datagrams lost in a row, heartbeats among them included
         for (i, (d, _)) in all.iter().enumerate() {
             if !(100..130).contains(&i) {
+                r.handle(2_000, d);
+            }
+        }
+        assert!(mismatch_events(&mut r).is_empty());
+    }
+
+    #[test]
+    fn a_lost_tail_then_an_idle_sender_is_not_a_path_mtu_problem() {
+        let data = vec![4u8; 20_000];
+        let mut cfg = SenderConfig::new(KEY, 1500);
+        cfg.copies = 1;
+        cfg.repeat_window_ms = 0;
+        cfg.source_symbols = 8;
+        cfg.heartbeat_interval_ms = 10;
+        let mut s = Sender::new(cfg, 91, 91_000).unwrap();
+        s.enqueue(ObjectId([9; 16]), b"hdr".to_vec(), data.len() as u64)
+            .unwrap();
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; s.max_datagram_len()];
+        let mut idle_since = None;
+        // the transfer, then a second of idle heartbeats
+        for now in 91_000..191_000u64 {
+            while let Some(w) = s.wants() {
+                let from = w.offset as usize;
+                let to = (from + w.max_len).min(data.len());
+                s.feed(w.id, w.offset, &data[from..to]).unwrap();
+            }
+            if let Some(n) = s.poll_transmit(now, &mut buf).unwrap() {
+                let symbol = matches!(
+                    wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
+                    Body::Symbol(_)
+                );
+                all.push((buf[..n].to_vec(), symbol, idle_since.is_some()));
+            }
+            if s.is_idle() && idle_since.is_none() {
+                idle_since = Some(now);
+            }
+            if idle_since.is_some_and(|t| now > t + 1_000) {
+                break;
+            }
+        }
+        let idle_heartbeats = all.iter().filter(|(_, _, idle)| *idle).count();
+        assert!(idle_heartbeats >= 5, "{idle_heartbeats} idle heartbeats");
+        // the last 10 symbols of the transfer are lost (a receive buffer overflowed)
+        let last_symbols: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, symbol, _))| *symbol)
+            .map(|(i, _)| i)
+            .rev()
+            .take(10)
+            .collect();
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (i, (d, _, _)) in all.iter().enumerate() {
+            if !last_symbols.contains(&i) {
                 r.handle(2_000, d);
             }
         }

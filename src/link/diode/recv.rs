@@ -341,6 +341,8 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
         tracing::warn!(object = %id, channel, "an announcement names a channel this node does not receive on the diode; ignored");
         return;
     }
+    // retired by the sender: whatever happens below, it no longer waits for room here
+    receiver.stop_waiting(channel, id);
     if receiver.settled(channel, id) {
         return;
     }
@@ -359,7 +361,6 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
         tracing::error!(object = %id, error = %err, "cannot audit a lost object");
         return;
     }
-    receiver.stop_waiting(channel, id);
     tracing::warn!(channel, name, object = %id, "lost: the diode sender retired an object that never arrived whole");
     node.metrics.diode_lost.with_label_values(&[channel]).inc();
     let marked =
