@@ -342,10 +342,12 @@ struct Session {
     accepted: u64,
     /// `(replay.top, accepted)` at the last symbol (or the first heartbeat).
     data_mark: Option<(u64, u64)>,
-    /// Heartbeats since the last symbol that each found more datagrams missed.
+    /// Heartbeats since the last symbol that count towards `no_data` (see `handle`).
     heartbeats_without_data: u32,
     /// Datagrams missed since `data_mark`, as the last heartbeat found them.
     missed_at_heartbeat: u64,
+    /// Whether any symbol of this session arrived.
+    any_symbol: bool,
 }
 
 impl Session {
@@ -569,9 +571,10 @@ impl Receiver {
                     .0
                     .saturating_sub(top)
                     .saturating_sub(mark.1.saturating_sub(accepted));
-                // only a heartbeat that finds more missed since the last one counts: the
-                // tail of a transfer lost once, then an idle sender, is not a starved path
-                if missed > session.missed_at_heartbeat {
+                // a heartbeat counts while no symbol of this session ever arrived, or when
+                // it finds more missed than the last one: the tail of a transfer lost once,
+                // then an idle sender, is not a starved path
+                if !session.any_symbol || missed > session.missed_at_heartbeat {
                     session.heartbeats_without_data =
                         session.heartbeats_without_data.saturating_add(1);
                 }
@@ -606,6 +609,7 @@ impl Receiver {
                 session.data_mark = Some(mark);
                 session.heartbeats_without_data = 0;
                 session.missed_at_heartbeat = 0;
+                session.any_symbol = true;
                 if self.no_data.take().is_some() {
                     self.report_mismatches();
                 }
@@ -780,6 +784,7 @@ impl Receiver {
             data_mark: None,
             heartbeats_without_data: 0,
             missed_at_heartbeat: 0,
+            any_symbol: false,
         });
         true
     }
