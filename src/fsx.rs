@@ -19,12 +19,17 @@
 //! complete target beside it: a caller that must never hold an object twice records its
 //! intent first and finishes the move at start-up (see the sender's spool).
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Size of the buffer a copy reads and writes through.
+/// The node's staging folder inside a folder it takes from (an outbox): a dot name, out of
+/// the watch's sight, mode 0700, on the same file system as what is staged in it.
+pub const STAGING_DIR: &str = ".isogate-tmp";
+
 const COPY_BUFFER: usize = 256 * 1024;
 
 /// Whether `e` is the kernel saying that a rename or link would cross file systems
@@ -186,7 +191,8 @@ pub enum Moved {
 /// # Errors
 /// I/O (`AlreadyExists` when `to` exists; `NotFound` when `from` does not), or a copy that
 /// could not be verified (the source changed while it was read). The source is then left
-/// in place; a partly made directory at `to` may remain.
+/// in place and a partly made directory at `to` removed (a directory is copied from the
+/// [`STAGING_DIR`] beside it, where it was renamed first).
 pub fn move_across(from: &Path, to: &Path) -> io::Result<Moved> {
     match rename_noreplace(from, to) {
         Ok(()) => return Ok(Moved::Renamed),
@@ -198,8 +204,7 @@ pub fn move_across(from: &Path, to: &Path) -> io::Result<Moved> {
     }
     let meta = fs::symlink_metadata(from)?;
     if meta.is_dir() {
-        copy_tree(from, to)?;
-        fs::remove_dir_all(from)?;
+        move_tree_across(from, to)?;
     } else {
         make_again(from, to, &meta)?;
         fs::remove_file(from)?;
@@ -208,6 +213,42 @@ pub fn move_across(from: &Path, to: &Path) -> io::Result<Moved> {
         sync_dir(parent)?;
     }
     Ok(Moved::Copied)
+}
+
+/// Moves the directory `from` to `to` on another file system: first renamed into the
+/// [`STAGING_DIR`] beside it (one file system, atomic: no path-based writer adds to it
+/// after that), copied from there, then removed. On a failed copy the partial tree at `to`
+/// is removed and the directory renamed back to `from` (left staged, said at WARN, when
+/// `from` was made again meanwhile).
+fn move_tree_across(from: &Path, to: &Path) -> io::Result<()> {
+    let parent = from.parent().unwrap_or(Path::new("."));
+    let staging = parent.join(STAGING_DIR);
+    if !staging.is_dir() {
+        fs::create_dir_all(&staging)?;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
+        sync_dir(parent)?;
+    }
+    let tag = to.file_name().unwrap_or(OsStr::new("tree"));
+    let staged = staging.join(tag);
+    rename_noreplace(from, &staged)?;
+    sync_dir(&staging)?;
+    sync_dir(parent)?;
+    if let Err(e) = copy_tree(&staged, to) {
+        if let Err(r) = fs::remove_dir_all(to)
+            && r.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %to.display(), error = %r, "cannot remove a partly made copy of a directory");
+        }
+        match rename_noreplace(&staged, from) {
+            Ok(()) => sync_dir(parent)?,
+            Err(b) => {
+                tracing::warn!(staged = %staged.display(), error = %b, "cannot put a directory back after a failed copy; left staged")
+            }
+        }
+        return Err(e);
+    }
+    fs::remove_dir_all(&staged)?;
+    sync_dir(&staging)
 }
 
 /// Makes the non-directory entry `from` again at `to`, fsynced (the directory too).
@@ -475,5 +516,22 @@ mod tests {
                 .is_symlink()
         );
         assert!(!d.exists());
+        // copied from the staging folder it was renamed into first, which is left empty
+        let staging = o.join(STAGING_DIR);
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        assert_eq!(
+            fs::metadata(&staging).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        // a directory that cannot be staged (its staging name taken): left where it was,
+        // nothing made at the target
+        let e = o.join("e");
+        fs::create_dir_all(e.join("sub")).unwrap();
+        fs::write(e.join("sub/x"), b"x").unwrap();
+        let et = t.path().join("e");
+        fs::create_dir(staging.join("e")).unwrap();
+        assert!(move_tree_across(&e, &et).is_err());
+        assert!(e.join("sub/x").exists());
+        assert!(!et.exists());
     }
 }

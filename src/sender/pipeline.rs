@@ -85,6 +85,12 @@ impl Sender {
             path: self.node.cfg.node.state_dir.clone(),
             error,
         })?;
+        // staged files no entry claims (an earlier run cut short): back to their outboxes
+        for c in self.node.cfg.sending() {
+            if let Err(e) = self.spool.sweep_staging(&c.outbox) {
+                tracing::warn!(channel = %c.name, error = %e, "cannot sweep the outbox's staging folder; tried again at the next start");
+            }
+        }
         for r in recovered {
             let sender = self.clone();
             let tx = queue.clone();

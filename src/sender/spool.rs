@@ -25,7 +25,10 @@
 //!    ─► copy_durable → content (fsync, source unchanged, read back = SHA-256 of what was read)
 //!    ─► remove outbox/.isogate-tmp/<id> ─► remove source
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
-//!  twice); staged file there → copy again; neither → the file never left the outbox
+//!  twice); staged file there → copy again; neither, and the staging folder there → the
+//!  file never left the outbox (entry removed); staging folder not there or unreadable (the
+//!  outbox not mounted yet) → entry kept for the next start. After recovery, each outbox's
+//!  staging folder is swept: what no entry claims is put back in the outbox (WARN)
 //! ```
 //!
 //! The staged file stays on the outbox's file system, in a folder only the node may read
@@ -37,7 +40,7 @@ use crate::fsx::{
     CopyError, copy_durable, is_cross_device, rename_noreplace, sync_dir, write_durable,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
@@ -48,10 +51,13 @@ use std::sync::Mutex;
 
 /// The folder in an outbox where a file taken across file systems waits while it is
 /// copied into the spool (same name as the inbox's staging folder).
-pub const OUTBOX_STAGING: &str = ".isogate-tmp";
+pub const OUTBOX_STAGING: &str = crate::fsx::STAGING_DIR;
 
 /// The intent record of a take across file systems: the staged file's path.
 const SOURCE_MARK: &str = "source";
+
+/// How many numbered names a put-back tries when the file's own name is taken.
+const PUT_BACK_NAMES: u32 = 100;
 
 /// How many times a copy is tried again when the file changed while it was read.
 const COPY_TRIES: usize = 3;
@@ -84,7 +90,14 @@ pub struct Spool {
     root: PathBuf,
     seq_dir: PathBuf,
     seqs: Mutex<HashMap<String, SeqState>>,
+    /// Outbox paths a take put back by a rename (see [`Spool::was_put_back`]).
+    put_back: Mutex<HashSet<PathBuf>>,
 }
+
+/// At most this many put-back paths are remembered for the watch (bounded memory; a
+/// forgotten one is taken after the settle rule's `settle_ms` of quiet only when no
+/// writer holds it, see `crate::sender::writers`).
+const PUT_BACK_MAX: usize = 1024;
 
 /// A spool entry found at start-up.
 pub struct Recovered {
@@ -105,6 +118,7 @@ impl Spool {
             root,
             seq_dir,
             seqs: Mutex::new(HashMap::new()),
+            put_back: Mutex::new(HashSet::new()),
         })
     }
 
@@ -243,24 +257,51 @@ impl Spool {
                 }
             }
         }
+        self.take_failed(outbox, file_name, spooled, &staged, failed)
+    }
+
+    /// The end of a take across file systems whose copy did not finish (`failed`: the
+    /// error; `None`: the file kept changing): `true` only when the content is whole in the
+    /// entry; otherwise the entry is removed and the staged file put back, if there.
+    fn take_failed(
+        &self,
+        outbox: &Path,
+        file_name: &OsStr,
+        spooled: &Spooled,
+        staged: &Path,
+        failed: Option<io::Error>,
+    ) -> io::Result<bool> {
         if let Some(e) = &failed
-            && fs::symlink_metadata(&staged).is_err()
+            && fs::symlink_metadata(staged).is_err()
         {
-            // the staged file goes only once the copy is whole: just the record is left
-            tracing::warn!(object = %spooled.id, error = %e, "intent record not removed; the next start removes it");
-            return Ok(true);
+            if fs::symlink_metadata(spooled.content()).is_ok() {
+                // the staged file goes only once the copy is whole: just the record is left
+                tracing::warn!(object = %spooled.id, error = %e, "intent record not removed; the next start removes it");
+                return Ok(true);
+            }
+            // the staged file vanished before the copy was whole (the outbox removed under
+            // the node): nothing was taken
+            fs::remove_dir_all(&spooled.dir)?;
+            if let Some(parent) = spooled.dir.parent() {
+                sync_dir(parent)?;
+            }
+            tracing::warn!(object = %spooled.id, name = %spooled.name, error = %e, "the file vanished from the outbox's staging folder while it was copied; nothing taken");
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("staged file vanished while it was copied: {e}"),
+            ));
         }
         // still written by some process, or the copy failed (a full disk): back to the
-        // outbox under its name, to be taken again later; if that name is taken meanwhile,
-        // the entry keeps its intent and the next start finishes the copy. A copy already in
-        // the entry goes first: no moment holds the file in the outbox and in a whole entry.
+        // outbox, to be taken again later (under a free name if its own is taken meanwhile);
+        // where no name can be had, the entry keeps its intent and the next start finishes
+        // the copy. A copy already in the entry goes first: no moment holds the file in the
+        // outbox and in a whole entry.
         match fs::remove_file(spooled.content()) {
             Ok(()) => sync_dir(&spooled.dir)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        rename_noreplace(&staged, &from)?;
-        sync_dir(outbox)?;
+        self.put_back(staged, outbox, file_name)?;
         fs::remove_dir_all(&spooled.dir)?;
         if let Some(parent) = spooled.dir.parent() {
             sync_dir(parent)?;
@@ -272,6 +313,109 @@ impl Spool {
                 Ok(false)
             }
         }
+    }
+
+    /// Renames a staged file back into `outbox` as `file_name`, or, when a writer made that
+    /// name again meanwhile, as `<stem> (isogate-N)<.ext>` (N from 1, said at WARN). The
+    /// path is remembered for [`Spool::was_put_back`] before the rename.
+    ///
+    /// # Errors
+    /// I/O; `AlreadyExists` when no free name was found (the staged file stays).
+    fn put_back(&self, staged: &Path, outbox: &Path, file_name: &OsStr) -> io::Result<PathBuf> {
+        for n in 0..=PUT_BACK_NAMES {
+            let name = if n == 0 {
+                file_name.to_os_string()
+            } else {
+                numbered(file_name, n)
+            };
+            let to = outbox.join(&name);
+            self.remember_put_back(&to);
+            match rename_noreplace(staged, &to) {
+                Ok(()) => {
+                    sync_dir(outbox)?;
+                    if n > 0 {
+                        tracing::warn!(name = %file_name.to_string_lossy(), put_back_as = %name.to_string_lossy(), "name taken again in the outbox meanwhile; the file is put back under another name");
+                    }
+                    return Ok(to);
+                }
+                Err(e) => {
+                    self.forget_put_back(&to);
+                    if e.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        tracing::warn!(staged = %staged.display(), "no free name to put a staged file back in the outbox; kept, and finished at the next start");
+        Err(io::Error::from(io::ErrorKind::AlreadyExists))
+    }
+
+    fn remember_put_back(&self, path: &Path) {
+        if let Ok(mut set) = self.put_back.lock() {
+            if set.len() >= PUT_BACK_MAX {
+                set.clear();
+            }
+            set.insert(path.to_path_buf());
+        }
+    }
+
+    fn forget_put_back(&self, path: &Path) {
+        if let Ok(mut set) = self.put_back.lock() {
+            set.remove(path);
+        }
+    }
+
+    /// Whether `path` (an outbox entry) was just put back there by a take that found its
+    /// file still written: the watch then settles it again like a changed file rather than
+    /// taking it at once as renamed in. Answers `true` once per put-back.
+    pub fn was_put_back(&self, path: &Path) -> bool {
+        self.put_back.lock().is_ok_and(|mut set| set.remove(path))
+    }
+
+    /// Puts back into `outbox` every file or folder in its staging folder that no spool
+    /// entry's intent record claims (left by an earlier run cut short), under its staged
+    /// name or a free variant of it, each said at WARN. Run after [`Spool::recover`];
+    /// returns how many were put back. A missing staging folder holds nothing.
+    ///
+    /// # Errors
+    /// The spool or the staging folder cannot be read.
+    pub fn sweep_staging(&self, outbox: &Path) -> io::Result<usize> {
+        let staging = outbox.join(OUTBOX_STAGING);
+        let listing = match fs::read_dir(&staging) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let claimed = self.claimed()?;
+        let mut n = 0;
+        for entry in listing {
+            let entry = entry?;
+            let path = entry.path();
+            if claimed.contains(&path) {
+                continue;
+            }
+            tracing::warn!(staged = %path.display(), "a staged file no spool entry claims; put back in the outbox");
+            self.put_back(&path, outbox, &entry.file_name())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The staged paths named by intent records in the spool.
+    fn claimed(&self) -> io::Result<HashSet<PathBuf>> {
+        let mut out = HashSet::new();
+        for chan in fs::read_dir(&self.root)? {
+            let chan = chan?;
+            if !chan.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(chan.path())? {
+                if let Ok(bytes) = fs::read(entry?.path().join(SOURCE_MARK)) {
+                    out.insert(PathBuf::from(OsString::from_vec(bytes)));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the signed manifest of a sealed object beside its content.
@@ -435,6 +579,20 @@ impl Spool {
     }
 }
 
+/// `name` with ` (isogate-N)` before its extension: `a.txt` → `a (isogate-1).txt`.
+fn numbered(name: &OsStr, n: u32) -> OsString {
+    let bytes = name.as_bytes();
+    let split = match bytes.iter().rposition(|&b| b == b'.') {
+        Some(i) if i > 0 => i,
+        _ => bytes.len(),
+    };
+    let (stem, ext) = bytes.split_at(split);
+    let mut out = stem.to_vec();
+    out.extend_from_slice(format!(" (isogate-{n})").as_bytes());
+    out.extend_from_slice(ext);
+    OsString::from_vec(out)
+}
+
 /// Completes a take across file systems: copies the staged file into the entry's content
 /// (unless it is there already), then removes the staged file and the intent record.
 fn finish_take(dir: &Path, staged: &Path) -> Result<(), CopyError> {
@@ -447,8 +605,13 @@ fn finish_take(dir: &Path, staged: &Path) -> Result<(), CopyError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    // a staging folder gone (the outbox replaced since) holds nothing to sync
     if let Some(staging) = staged.parent() {
-        sync_dir(staging)?;
+        match sync_dir(staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     fs::remove_file(dir.join(SOURCE_MARK))?;
     sync_dir(dir)?;
@@ -477,8 +640,18 @@ fn recover_take(dir: &Path, id: &str) -> io::Result<bool> {
         tracing::warn!(entry = %dir.display(), "spool entry with an unusable intent record; left alone");
         return Ok(false);
     }
-    if !content && fs::symlink_metadata(&staged).is_err() {
-        return Ok(true); // half-made: removed by the caller, the file is in the outbox
+    if !content && let Err(e) = fs::symlink_metadata(&staged) {
+        // the file never left the outbox only when its staging folder is there to say so:
+        // an outbox not mounted yet, or unreadable now, keeps the entry for the next start
+        let staging_there = staged
+            .parent()
+            .and_then(|p| fs::symlink_metadata(p).ok())
+            .is_some_and(|m| m.is_dir());
+        if e.kind() == io::ErrorKind::NotFound && staging_there {
+            return Ok(true); // half-made: removed by the caller, the file is in the outbox
+        }
+        tracing::warn!(entry = %dir.display(), staged = %staged.display(), error = %e, "the staged file of a take across file systems cannot be seen (outbox not mounted?); entry kept, tried again at the next start");
+        return Ok(false);
     }
     match finish_take(dir, &staged) {
         Ok(()) => {
@@ -608,5 +781,135 @@ mod tests {
         assert_eq!(fs::read(outbox.join("d.txt")).unwrap(), b"fourth");
         assert!(e.dir.exists());
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    }
+
+    /// A spool entry cut short in a take across file systems, as a crash leaves it: its
+    /// intent record names `outbox/.isogate-tmp/<id>`; no content.
+    fn cut_entry(spool: &Spool, outbox: &Path, name: &str) -> (Spooled, PathBuf) {
+        fs::create_dir_all(outbox).unwrap();
+        fs::write(outbox.join(name), b"body").unwrap();
+        let s = spool
+            .take("c", outbox, OsStr::new(name), name)
+            .unwrap()
+            .unwrap();
+        fs::remove_file(s.content()).unwrap();
+        let staged = outbox.join(OUTBOX_STAGING).join(s.id.to_string());
+        write_durable(&s.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
+        (s, staged)
+    }
+
+    #[test]
+    fn an_outbox_not_mounted_yet_keeps_a_cut_take_until_its_staged_file_is_seen() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let outbox = t.path().join("share/outbox");
+        let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
+        // the share not mounted: its outbox (and staging folder) not there
+        fs::rename(t.path().join("share"), t.path().join("share.off")).unwrap();
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        assert!(rec.is_empty());
+        assert!(s.dir.join("meta.json").exists(), "entry kept");
+        // mounted again: the staged file is there, the take is finished
+        fs::rename(t.path().join("share.off"), t.path().join("share")).unwrap();
+        fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        fs::write(&staged, b"body").unwrap();
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(fs::read(s.content()).unwrap(), b"body");
+        assert!(!staged.exists());
+        // staging folder there, staged file not: the file never left; entry removed
+        let (d, _) = cut_entry(&spool, &outbox, "d.txt");
+        fs::write(outbox.join("d.txt"), b"body").unwrap();
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        assert!(!d.dir.exists());
+        assert_eq!(fs::read(outbox.join("d.txt")).unwrap(), b"body");
+    }
+
+    #[test]
+    fn a_whole_copy_is_recovered_when_the_staging_folder_is_gone() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let outbox = t.path().join("outbox");
+        let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
+        fs::write(s.content(), b"body").unwrap();
+        // the outbox replaced between the crash and the start: no staging folder
+        assert!(!staged.parent().unwrap().exists());
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].spooled.id, s.id);
+        assert!(!s.dir.join(SOURCE_MARK).exists());
+    }
+
+    #[test]
+    fn unclaimed_staged_files_are_put_back_at_start() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let outbox = t.path().join("outbox");
+        let staging = outbox.join(OUTBOX_STAGING);
+        fs::create_dir_all(&staging).unwrap();
+        // claimed by an entry whose copy cannot finish now: left
+        let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
+        fs::create_dir(&staged).unwrap(); // a copy of a directory fails: entry kept
+        fs::write(staging.join("orphan"), b"lost").unwrap();
+        fs::write(outbox.join("orphan"), b"other").unwrap();
+        let spool = Spool::open(&state).unwrap();
+        assert!(spool.recover().unwrap().is_empty());
+        assert_eq!(spool.sweep_staging(&outbox).unwrap(), 1);
+        assert!(staged.exists() && s.dir.exists());
+        assert_eq!(
+            fs::read(outbox.join("orphan (isogate-1)")).unwrap(),
+            b"lost"
+        );
+        assert_eq!(fs::read(outbox.join("orphan")).unwrap(), b"other");
+        assert!(spool.was_put_back(&outbox.join("orphan (isogate-1)")));
+        assert!(!spool.was_put_back(&outbox.join("orphan (isogate-1)")));
+        assert_eq!(spool.sweep_staging(&t.path().join("none")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failed_copy_never_leaves_an_entry_without_content() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("state")).unwrap();
+        let outbox = t.path().join("outbox");
+        // the staged file vanished mid-copy (outbox removed): an error, no entry
+        let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
+        let gone = io::Error::from(io::ErrorKind::NotFound);
+        let r = spool.take_failed(&outbox, OsStr::new("a.txt"), &s, &staged, Some(gone));
+        assert!(r.is_err());
+        assert!(!s.dir.exists());
+        // still written, and its name made again meanwhile: put back under a free name
+        let (b, staged_b) = cut_entry(&spool, &outbox, "b.txt");
+        fs::create_dir_all(staged_b.parent().unwrap()).unwrap();
+        fs::write(&staged_b, b"staged").unwrap();
+        fs::write(b.content(), b"part").unwrap();
+        fs::write(outbox.join("b.txt"), b"body").unwrap();
+        let r = spool.take_failed(&outbox, OsStr::new("b.txt"), &b, &staged_b, None);
+        assert!(!r.unwrap());
+        assert!(!b.dir.exists());
+        assert_eq!(fs::read(outbox.join("b.txt")).unwrap(), b"body");
+        assert_eq!(
+            fs::read(outbox.join("b (isogate-1).txt")).unwrap(),
+            b"staged"
+        );
+        // a whole copy whose staged file is gone: taken
+        let (c, staged_c) = cut_entry(&spool, &outbox, "c.txt");
+        fs::write(c.content(), b"body").unwrap();
+        let e = io::Error::from(io::ErrorKind::NotFound);
+        assert!(
+            spool
+                .take_failed(&outbox, OsStr::new("c.txt"), &c, &staged_c, Some(e))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered(OsStr::new("a.txt"), 1), "a (isogate-1).txt");
+        assert_eq!(numbered(OsStr::new("a"), 2), "a (isogate-2)");
+        assert_eq!(numbered(OsStr::new(".rc"), 3), ".rc (isogate-3)");
     }
 }

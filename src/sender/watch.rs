@@ -215,6 +215,12 @@ impl Watch {
             _ => (Signal::Seen, ev.paths.first()),
         };
         let Some(path) = path else { return };
+        // a file a take put back (still written): settled again, not taken at once
+        let signal = if signal == Signal::RenamedIn && self.sender.spool.was_put_back(path) {
+            Signal::Changed
+        } else {
+            signal
+        };
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
