@@ -390,3 +390,46 @@ fn diode_inbox_full_longer_than_the_repeat_window_is_audited_lost_then_resent() 
     assert_eq!(sha256_file(&inbox.join(name)), sha256_of_generated(SIZE, 7));
     assert_eq!(lab.records("internet", "landed").len(), 1);
 }
+
+#[test]
+fn an_object_whose_masked_copy_does_not_fit_waits_whole_and_lands_once_room_returns() {
+    // the receiver's policy masks personal data: inspecting writes a masked copy beside the
+    // part file, so the object needs its size twice; 13 MiB into 23 MiB free waits (it
+    // used to fail with ENOSPC at every retry and leave its part file behind)
+    let Some((lab, mnt)) = lab(24660, "quic", 600, 2000) else {
+        return;
+    };
+    let inbox = lab.inbox("internet", "to-internet");
+    let _internet = lab.start("internet");
+    let _court = lab.start("court");
+    let line = "案号 (2026) 京0105民初1号, 联系电话 13800138000, 送达地址 北京市朝阳区\n";
+    let text = line.repeat((13 << 20) / line.len());
+    lab.publish("court", "to-internet", "送达清单.txt", text.as_bytes());
+    wait_until(60, "/healthz to say the inbox is full", || {
+        healthz(24663).contains("inbox full")
+    });
+    // nothing half-written stays in the inbox while it waits
+    let staging = inbox.join(".isogate-tmp");
+    std::thread::sleep(Duration::from_secs(3));
+    let left: Vec<_> = fs::read_dir(&staging)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the staging folder: {left:?}");
+    assert!(lab.records("internet", "landed").is_empty());
+    // the volume grows: the object lands, once, masked
+    let out = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mnt.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_until(60, "the file to land", || {
+        visible(&inbox).contains(&"送达清单.txt".to_string())
+    });
+    let landed = fs::read_to_string(inbox.join("送达清单.txt")).unwrap();
+    assert!(!landed.contains("13800138000") && landed.contains("138****8000"));
+    assert_eq!(lab.records("internet", "landed").len(), 1);
+    wait_until(20, "/healthz to clear", || {
+        !healthz(24663).contains("inbox full")
+    });
+}

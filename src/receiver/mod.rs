@@ -279,9 +279,16 @@ impl Receiver {
 
         // disk safety: the object's declared size is reserved above the floor before its
         // first byte is written; without room it waits (sent again later, or its repeat)
+        // a policy that masks writes a masked copy beside the part file while it inspects
+        // (masking keeps the length), so such an object needs its size twice
+        let need = if policy.masks() {
+            m.size.saturating_mul(2)
+        } else {
+            m.size
+        };
         let (room, waiting) =
             self.space
-                .reserve(&channel.name, &channel.inbox, id, m.size, crate::mono_ms());
+                .reserve(&channel.name, &channel.inbox, id, need, crate::mono_ms());
         self.report_waiting(&channel.name, waiting, room.as_ref().err());
         let room = match room {
             Ok(r) => r,
@@ -389,8 +396,9 @@ impl Receiver {
             room,
             _busy,
         } = arriving;
-        // what is written is on disk now: the rest of the room is not needed
-        drop(room);
+        // kept until the object has landed or was answered: what is left of it is the room
+        // for the masked copy that inspection may write beside the part file
+        let _room = room;
         if let Some(e) = failed {
             let _ = std::fs::remove_file(&part);
             return Err(e.into());
@@ -436,7 +444,16 @@ impl Receiver {
                 self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
             }
-            Err(InspectError::Io(e)) => return Err(e.into()),
+            Err(InspectError::Io(e)) => {
+                // a full disk while the masked copy was written, say: nothing stays behind
+                // in the inbox's staging folder; the object is sent (or repeated) again
+                if let Err(rm) = std::fs::remove_file(part)
+                    && rm.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(part = %part.display(), error = %rm, "cannot remove a part file after a failed inspection");
+                }
+                return Err(e.into());
+            }
             Err(InspectError::Scan(e)) => {
                 // fail closed: the content stays out until it can be scanned; the peer sends
                 // it again, until this node's waiting time is over

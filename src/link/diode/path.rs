@@ -24,16 +24,17 @@ pub struct Hop {
 
 /// The first hop toward `to`, or `None` when it cannot be told.
 pub fn first_hop(to: IpAddr) -> Option<Hop> {
-    let routed = match to {
-        IpAddr::V4(v4) => std::fs::read_to_string("/proc/net/route")
-            .ok()
-            .and_then(|t| route_interface(&t, v4))
-            .map(|i| (i, None)),
-        IpAddr::V6(_) => None,
-    };
-    let (interface, route_mtu) = match routed {
+    // `ip route get` first: it sees the local table (loopback, this host's own addresses),
+    // policy routing and a route's own `mtu`; the main table alone when `ip` is missing
+    let (interface, route_mtu) = match ip_route_get(to) {
         Some(r) => r,
-        None => ip_route_get(to)?,
+        None => match to {
+            IpAddr::V4(v4) => std::fs::read_to_string("/proc/net/route")
+                .ok()
+                .and_then(|t| route_interface(&t, v4))
+                .map(|i| (i, None))?,
+            IpAddr::V6(_) => return None,
+        },
     };
     let mtu = match route_mtu {
         Some(m) => m,
