@@ -1102,6 +1102,18 @@ mod tests {
 
     /// As [`datagrams_at`], from session `session` started at `session` seconds.
     fn datagrams_of(session: u64, mtu: usize, digest: u8, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
+        datagrams_then_idle(session, mtu, digest, data, 0).0
+    }
+
+    /// As [`datagrams_of`], then `idle_ms` of an idle sender's heartbeats; also the index
+    /// of the first datagram sent once the sender was idle.
+    fn datagrams_then_idle(
+        session: u64,
+        mtu: usize,
+        digest: u8,
+        data: &[u8],
+        idle_ms: u64,
+    ) -> (Vec<(Vec<u8>, bool)>, usize) {
         let mut cfg = SenderConfig::new(KEY, mtu);
         cfg.copies = 1;
         cfg.repeat_window_ms = 0;
@@ -1114,6 +1126,7 @@ mod tests {
         s.enqueue(id, b"hdr".to_vec(), data.len() as u64).unwrap();
         let mut out = Vec::new();
         let mut buf = vec![0u8; s.max_datagram_len()];
+        let mut idle_at: Option<(u64, usize)> = None;
         // a millisecond a datagram, so that heartbeats come between the symbols
         for now in start..start + 100_000 {
             while let Some(w) = s.wants() {
@@ -1129,11 +1142,17 @@ mod tests {
                     );
                     out.push((buf[..n].to_vec(), symbol));
                 }
-                None if s.is_idle() => break,
+                None if s.is_idle() => {
+                    let (since, _) = *idle_at.get_or_insert((now, out.len()));
+                    if now >= since + idle_ms {
+                        break;
+                    }
+                }
                 None => {}
             }
         }
-        out
+        let idle_from = idle_at.map_or(out.len(), |(_, at)| at);
+        (out, idle_from)
     }
 
     fn mismatch_events(r: &mut Receiver) -> Vec<Vec<Mismatch>> {
@@ -1262,52 +1281,21 @@ mod tests {
 
     #[test]
     fn a_lost_tail_then_an_idle_sender_is_not_a_path_mtu_problem() {
-        let data = vec![4u8; 20_000];
-        let mut cfg = SenderConfig::new(KEY, 1500);
-        cfg.copies = 1;
-        cfg.repeat_window_ms = 0;
-        cfg.source_symbols = 8;
-        cfg.heartbeat_interval_ms = 10;
-        let mut s = Sender::new(cfg, 91, 91_000).unwrap();
-        s.enqueue(ObjectId([9; 16]), b"hdr".to_vec(), data.len() as u64)
-            .unwrap();
-        let mut all = Vec::new();
-        let mut buf = vec![0u8; s.max_datagram_len()];
-        let mut idle_since = None;
         // the transfer, then a second of idle heartbeats
-        for now in 91_000..191_000u64 {
-            while let Some(w) = s.wants() {
-                let from = w.offset as usize;
-                let to = (from + w.max_len).min(data.len());
-                s.feed(w.id, w.offset, &data[from..to]).unwrap();
-            }
-            if let Some(n) = s.poll_transmit(now, &mut buf).unwrap() {
-                let symbol = matches!(
-                    wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
-                    Body::Symbol(_)
-                );
-                all.push((buf[..n].to_vec(), symbol, idle_since.is_some()));
-            }
-            if s.is_idle() && idle_since.is_none() {
-                idle_since = Some(now);
-            }
-            if idle_since.is_some_and(|t| now > t + 1_000) {
-                break;
-            }
-        }
-        let idle_heartbeats = all.iter().filter(|(_, _, idle)| *idle).count();
+        let (all, idle_from) = datagrams_then_idle(91, 1500, 0, &vec![4u8; 20_000], 1_000);
+        let idle_heartbeats = all.len() - idle_from;
         assert!(idle_heartbeats >= 5, "{idle_heartbeats} idle heartbeats");
         // the last 10 symbols of the transfer are lost (a receive buffer overflowed)
         let last_symbols: Vec<usize> = all
             .iter()
             .enumerate()
-            .filter(|(_, (_, symbol, _))| *symbol)
+            .filter(|(_, (_, symbol))| *symbol)
             .map(|(i, _)| i)
             .rev()
             .take(10)
             .collect();
         let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
-        for (i, (d, _, _)) in all.iter().enumerate() {
+        for (i, (d, _)) in all.iter().enumerate() {
             if !last_symbols.contains(&i) {
                 r.handle(2_000, d);
             }
