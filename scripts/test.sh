@@ -28,6 +28,8 @@ if ! have iptables; then apt_install iptables; fi
 if ! have curl; then apt_install curl; fi
 # libfaketime: a node whose wall clock is stepped back while it runs (tests/clock.rs)
 if ! have faketime; then apt_install faketime; fi
+# Time zone rules: the audit commands read and print times in a named zone (--tz Asia/Shanghai).
+if [ ! -e /usr/share/zoneinfo/Asia/Shanghai ]; then apt_install tzdata; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

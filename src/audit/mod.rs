@@ -25,6 +25,7 @@ pub mod query;
 pub mod read;
 pub mod reconcile;
 pub mod syslog;
+pub mod when;
 
 use crate::core::checkpoint::{self, Checkpoint};
 use crate::core::id::ObjectId;
