@@ -137,6 +137,8 @@ impl Receiver {
     pub fn open(node: Arc<Node>) -> Result<Receiver, NodeError> {
         let dir = node.cfg.node.state_dir.clone();
         let lander = Lander::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
+        // its refusals are counted from 0, like every channel's
+        node.metrics.prime_refusals(UNVERIFIED);
         Ok(Receiver {
             lander,
             busy: Arc::default(),
