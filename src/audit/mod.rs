@@ -18,6 +18,28 @@
 //! records it covers first. The interval is measured on the monotonic clock (a wall clock
 //! stepped back holds no checkpoint up); records and checkpoints carry the wall time. Records also go to in-process subscribers (the demo prints them)
 //! and, when configured, to a live RFC 5424 syslog stream.
+//!
+//! Quiet when idle. The two nodes witness each other's checkpoints, and a `witnessed`
+//! record is itself a record: if it made a checkpoint due, that checkpoint would be
+//! witnessed by the peer, whose record would make one due there, and so on, once a
+//! second for ever. So:
+//!
+//! ```text
+//!  peer checkpoint ──► witness(note) ── same note as the last one witnessed? ──► nothing
+//!                                   └── new ──► `witnessed` record (waits, makes no
+//!                                               checkpoint due by itself)
+//!  any other record ──► makes a checkpoint due (covers the waiting `witnessed` too)
+//!  clean stop ───────► checkpoint of everything (`witnessed` included)
+//! ```
+//!
+//! - no checkpoint is written when no record was added since the last one;
+//! - a checkpoint is due only when a record other than `witnessed` was added since the
+//!   last one; `witnessed` records wait for the next checkpoint (the next object, policy
+//!   or link event, the next start, or the clean stop), which covers them: every record is
+//!   covered in the end;
+//! - a peer's checkpoint is recorded once, when it arrives the first time (promptly); the
+//!   same note sent again (a reconnection, the diode's repeats) is not recorded again.
+//!   The last note witnessed is found again in the log at start.
 
 pub mod keys;
 pub mod prove;
@@ -332,6 +354,10 @@ struct Writer {
     next_seq: u64,
     tree: Frontier,
     checkpointed: u64,
+    /// Records since the last checkpoint that make one due: all but `witnessed`.
+    due: u64,
+    /// The peer's checkpoint note witnessed last (its `witnessed` record's detail).
+    last_witnessed: Option<String>,
     /// Wall time of the last checkpoint (ms since the epoch), or of the opening.
     checkpoint_ms: u64,
     /// The same moment on the monotonic clock ([`crate::mono_ms`]): intervals count from it.
@@ -404,6 +430,9 @@ impl AuditLog {
         let mut tree = Frontier::new();
         let mut last_seq = 0;
         let mut last_switch: Option<(u64, crate::keys::VerifyKey)> = None;
+        let mut last_witnessed: Option<String> = None;
+        // records after the last checkpoint that make one due (all but `witnessed`)
+        let mut due = 0;
         let mut in_segment = 0;
         let segs = segments(dir).map_err(io(dir))?;
         for (i, n) in segs.iter().enumerate() {
@@ -427,9 +456,17 @@ impl AuditLog {
                     cp_root = Some(tree.root());
                 }
                 in_segment += 1;
+                let after_cp = last_cp.as_ref().is_none_or(|c| tree.size() > c.size);
                 match serde_json::from_slice::<SeqOnly>(line) {
                     Ok(r) => {
                         last_seq = r.seq;
+                        let witnessed = r.event.as_deref() == Some(Event::Witnessed.as_str());
+                        if witnessed {
+                            last_witnessed = r.detail.as_deref().map(str::to_string);
+                        }
+                        if after_cp && !witnessed {
+                            due += 1;
+                        }
                         if r.event.as_deref() == Some(Event::KeySwitched.as_str()) {
                             last_switch = r
                                 .detail
@@ -438,7 +475,12 @@ impl AuditLog {
                                 .map(|(k, _)| (r.seq, k));
                         }
                     }
-                    Err(_) => last_seq += 1,
+                    Err(_) => {
+                        last_seq += 1;
+                        if after_cp {
+                            due += 1;
+                        }
+                    }
                 }
             }
         }
@@ -480,6 +522,8 @@ impl AuditLog {
                 next_seq: last_seq + 1,
                 tree,
                 checkpointed: last_cp,
+                due,
+                last_witnessed,
                 checkpoint_ms: crate::now_ms(),
                 checkpoint_mono: crate::mono_ms(),
             }),
@@ -583,6 +627,9 @@ impl AuditLog {
         }
         w.bytes += line.len() as u64;
         w.tree.push(leaf);
+        if event != Event::Witnessed {
+            w.due += 1;
+        }
         w.next_seq += 1;
         w.in_segment += 1;
         if w.in_segment >= self.policy.segment_records {
@@ -630,15 +677,18 @@ impl AuditLog {
         Ok(seq)
     }
 
-    /// Writes a checkpoint if records arrived since the last one and `checkpoint_records`
-    /// records or `checkpoint_ms` have passed (or `force`). Returns the note written.
+    /// Writes a checkpoint if records arrived since the last one (never otherwise) and
+    /// either `force` (a clean stop: every record, `witnessed` ones included) or a record
+    /// other than `witnessed` arrived and `checkpoint_records` records or `checkpoint_ms`
+    /// have passed. Returns the note written.
     pub fn checkpoint(&self, force: bool) -> Result<Option<String>, AuditError> {
         let mut w = self.lock()?;
         let now = crate::now_ms();
         let size = w.tree.size();
         let pending = size - w.checkpointed;
-        let due = pending >= self.policy.records
-            || crate::mono_ms().saturating_sub(w.checkpoint_mono) >= self.policy.interval_ms;
+        let due = w.due > 0
+            && (pending >= self.policy.records
+                || crate::mono_ms().saturating_sub(w.checkpoint_mono) >= self.policy.interval_ms);
         if pending == 0 || !(force || due) {
             return Ok(None);
         }
@@ -679,9 +729,46 @@ impl AuditLog {
         f.write_all(&line).map_err(|e| self.io(e))?;
         f.sync_data().map_err(|e| self.io(e))?;
         w.checkpointed = size;
+        w.due = 0;
         w.checkpoint_ms = now;
         w.checkpoint_mono = crate::mono_ms();
         Ok(note)
+    }
+
+    /// Records the peer's checkpoint `note` (already verified by the caller) as a
+    /// `witnessed` record, unless it is the very note witnessed last (a repeat: the
+    /// diode sends its latest note every few seconds, a reconnection sends it again).
+    /// `size` is the peer's tree size the note signs. Returns the record's seq, or `None`
+    /// for a repeat. The record makes no checkpoint due by itself (see the module header).
+    ///
+    /// # Errors
+    /// The record could not be written.
+    pub fn witness(&self, peer: &str, note: &str, size: u64) -> Result<Option<u64>, AuditError> {
+        let mut w = self.lock()?;
+        if w.last_witnessed.as_deref() == Some(note) {
+            return Ok(None);
+        }
+        let e = Entry {
+            peer: Some(peer.to_string()),
+            detail: Some(note.to_string()),
+            size: Some(size),
+            ..Entry::default()
+        };
+        let rec = self.append_locked(&mut w, Event::Witnessed, e)?;
+        w.last_witnessed = Some(note.to_string());
+        drop(w);
+        let seq = rec.seq;
+        self.publish(rec);
+        Ok(Some(seq))
+    }
+
+    /// Records appended since the last checkpoint that make one due (all but `witnessed`):
+    /// 0 when the log is idle and signed as far as it needs to be.
+    pub fn due_records(&self) -> u64 {
+        self.writer
+            .lock()
+            .map(|w| w.due)
+            .unwrap_or_else(|p| p.into_inner().due)
     }
 
     /// Switches the signing key of the log, atomically for every writer: appends a
@@ -816,6 +903,60 @@ pub(crate) mod tests {
         assert_eq!(report.records, 3);
         assert_eq!(report.checkpoints, 2);
         assert_eq!(report.unsigned_tail, 0);
+    }
+
+    #[test]
+    fn an_idle_log_writes_nothing_and_witnessed_records_wait_for_the_next_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        // every checkpoint due at once by time: only what was added decides
+        let policy = CheckpointPolicy {
+            interval_ms: 0,
+            ..CheckpointPolicy::default()
+        };
+        let open = || AuditLog::open(dir.path(), "court", key.clone(), policy, None).unwrap();
+        let log = open();
+        assert!(log.checkpoint(false).unwrap().is_none(), "nothing to sign");
+        log.append(Event::ConfigLoaded, Entry::default()).unwrap();
+        assert_eq!(log.due_records(), 1);
+        assert!(log.checkpoint(false).unwrap().is_some());
+        assert!(log.checkpoint(false).unwrap().is_none(), "nothing new");
+        // a peer's checkpoint is recorded once, however often it arrives
+        assert_eq!(log.witness("internet", "note 1", 5).unwrap(), Some(2));
+        assert_eq!(log.witness("internet", "note 1", 5).unwrap(), None);
+        // and makes no checkpoint due by itself: the witness loop stops here
+        assert_eq!(log.due_records(), 0);
+        assert!(log.checkpoint(false).unwrap().is_none());
+        assert_eq!(log.witness("internet", "note 2", 6).unwrap(), Some(3));
+        assert!(log.checkpoint(false).unwrap().is_none());
+        // the next other record makes one due, which covers the witnessed ones too
+        log.append(Event::LinkUp, Entry::default()).unwrap();
+        assert!(log.checkpoint(false).unwrap().is_some());
+        assert_eq!(read::verify(dir.path(), None).unwrap().unsigned_tail, 0);
+        // and a clean stop covers a waiting one
+        assert_eq!(log.witness("internet", "note 3", 7).unwrap(), Some(5));
+        assert!(log.checkpoint(false).unwrap().is_none());
+        assert!(log.checkpoint(true).unwrap().is_some());
+        assert_eq!(read::verify(dir.path(), None).unwrap().unsigned_tail, 0);
+        drop(log);
+        // reopened: the last note witnessed is known, nothing is due
+        let log = open();
+        assert_eq!(log.due_records(), 0);
+        assert_eq!(log.witness("internet", "note 3", 7).unwrap(), None);
+        assert_eq!(log.witness("internet", "note 2", 6).unwrap(), Some(6));
+        assert_eq!(log.due_records(), 0);
+        // a record left uncovered by a crash is due after the next start
+        log.append(Event::Stopped, Entry::default()).unwrap();
+        drop(log);
+        let log = open();
+        assert_eq!(log.due_records(), 1);
+        assert!(log.checkpoint(false).unwrap().is_some());
+        let all = read_all(dir.path()).unwrap();
+        let witnessed: Vec<_> = all.iter().filter(|r| r.event == Event::Witnessed).collect();
+        assert_eq!(witnessed.len(), 4);
+        assert_eq!(witnessed[0].detail.as_deref(), Some("note 1"));
+        assert_eq!(witnessed[0].peer.as_deref(), Some("internet"));
+        assert_eq!(witnessed[0].size, Some(5));
     }
 
     #[test]

@@ -137,7 +137,8 @@ max_in_flight = 32
 
 [audit]
 # A signed checkpoint of the audit log every N records or T ms, whichever comes first,
-# and at a clean stop. Segments rotate every segment_records records.
+# while records arrive (none while the log is idle: see the README), and at a clean stop.
+# Segments rotate every segment_records records.
 checkpoint_records = 10000
 checkpoint_ms = 1000
 segment_records = 100000

@@ -157,4 +157,6 @@ pub fn refresh(node: &Node) {
     let age = node.audit.checkpoint_age_ms() / 1000;
     m.audit_checkpoint_age_seconds
         .set(i64::try_from(age).unwrap_or(i64::MAX));
+    m.audit_checkpoint_due_records
+        .set(i64::try_from(node.audit.due_records()).unwrap_or(i64::MAX));
 }

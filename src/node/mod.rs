@@ -207,6 +207,10 @@ impl Node {
         for c in cfg.channels.iter().filter(|c| c.link == LinkKind::Diode) {
             metrics.diode_channel(&c.name);
         }
+        let sending: Vec<&str> = cfg.sending().map(|c| c.name.as_str()).collect();
+        let receiving: Vec<&str> = cfg.receiving().map(|c| c.name.as_str()).collect();
+        metrics.prime(&sending, &receiving);
+        metrics.build(&cfg.node.name, &cfg.peer.name);
         Ok(Node {
             policies,
             metrics,

@@ -62,6 +62,22 @@ impl Subject<'_> {
 
 /// An object was refused (on either side) and is in quarantine: audited durably as
 /// `refused` (sender) or `quarantined` (receiver), counted in `isogate_refusals_total`.
+///
+/// Its `sha256` (and `size`) is the whole file's wherever its content was read, so that
+/// an attempted leak is found by hash on both nodes:
+/// - sender, any refusal of a spooled object: the spooled file (what is in quarantine);
+/// - receiver, refused by its own inspection (or its antivirus' waiting time): the
+///   content, verified equal to the manifest's hash;
+/// - receiver, content that fails verification (chunk or content hash, size): the bytes
+///   received, which are not what the manifest signs;
+/// - receiver, refused before the content arrived (name, size, type by name, a resend
+///   after such a refusal): the sender's signed hash from the manifest.
+///
+/// No hash exists where nothing was read: an outbox entry refused for what it is before
+/// it is opened (a symlink, directory, FIFO, socket or device, a file with other hard
+/// links, a name that is not UTF-8), and on the receiver an object whose manifest could
+/// not be trusted (`_unverified`: bad signature or manifest, unknown channel, a frame
+/// that does not decode).
 pub struct Refused<'a> {
     /// The object.
     pub subject: Subject<'a>,

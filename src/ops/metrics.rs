@@ -1,10 +1,23 @@
 //! Every metric the node exports, named here and nowhere else, in Prometheus text format.
 //! Names follow `isogate_<stage>_<thing>`; labels are `channel` (from the configuration),
-//! `reason` (a reason code), `status` (a receipt status), `dir` (state or exchange) and
-//! `version` (one policy version per channel at a time): nothing unbounded.
+//! `reason` (a reason code), `status` (a receipt status), `outcome` (of a policy reload),
+//! `dir` (state or exchange), `link` (quic or diode), `version` (one policy version per
+//! channel at a time; the build's on `isogate_build_info`) and `node`/`peer` (this node's
+//! and its peer's names, from the configuration): nothing unbounded.
 //!
 //! Counters are bumped where things happen. Gauges that describe the disk (quarantine and
 //! spool contents, free space, checkpoint age) are measured when scraped.
+//!
+//! From zero: every labelled counter whose label values are known at start (each
+//! configured channel, each reason code, each final receipt status, each policy reload
+//! outcome) is exported at 0 before anything happens ([`Metrics::prime`]), so that
+//! `increase(...[5m]) > 0` sees the first event after a restart (a series born at 1 is
+//! no increase to Prometheus).
+//!
+//! ```text
+//!  start ─► Metrics::new ─► prime(sending, receiving) ─► every series at 0 ─► /metrics
+//!  event ─► counter.inc()  ─► 0 → 1: an increase an alert sees
+//! ```
 
 use crate::core::reason::Reason;
 use prometheus::{
@@ -84,7 +97,24 @@ pub struct Metrics {
     pub disk_free_bytes: IntGaugeVec,
     /// Seconds since the last signed checkpoint of the audit log.
     pub audit_checkpoint_age_seconds: IntGauge,
+    /// Audit records that make a checkpoint due and wait for it (all but `witnessed`):
+    /// 0 when the log is idle and signed as far as it needs to be.
+    pub audit_checkpoint_due_records: IntGauge,
+    /// Constant 1, labelled with the build's `version` and this node's `node` and `peer`
+    /// names: tells what runs where (and joins other series by `instance`).
+    pub build_info: IntGaugeVec,
 }
+
+/// The final receipt statuses (`isogate_transmit_receipts_total{status}`).
+const RECEIPT_STATUSES: [crate::core::wire::ReceiptStatus; 4] = [
+    crate::core::wire::ReceiptStatus::Landed,
+    crate::core::wire::ReceiptStatus::Quarantined,
+    crate::core::wire::ReceiptStatus::Duplicate,
+    crate::core::wire::ReceiptStatus::Refused,
+];
+
+/// The outcomes of a policy reload (`isogate_policy_reloads_total{outcome}`).
+pub const RELOAD_OUTCOMES: [&str; 2] = ["reloaded", "refused"];
 
 /// Why the diode receiver drops a datagram: longer than its MTU allows, failing
 /// authentication, malformed, a block larger than it accepts, of an old session, or
@@ -324,6 +354,17 @@ impl Metrics {
                 "isogate_audit_checkpoint_age_seconds",
                 "Seconds since the last signed checkpoint of the audit log.",
             )?,
+            audit_checkpoint_due_records: gauge(
+                &r,
+                "isogate_audit_checkpoint_due_records",
+                "Audit records waiting for a checkpoint that makes one due (all but witnessed).",
+            )?,
+            build_info: gauge_vec(
+                &r,
+                "isogate_build_info",
+                "Constant 1: the version running, this node's name and its peer's.",
+                &["version", "node", "peer"],
+            )?,
             registry: r,
         })
     }
@@ -344,6 +385,55 @@ impl Metrics {
         }
         for reason in crate::core::diode::Mismatch::REASONS {
             self.diode_mismatch.with_label_values(&[reason]).set(0);
+        }
+    }
+
+    /// Exports `isogate_build_info{version, node, peer}` = 1.
+    pub fn build(&self, node: &str, peer: &str) {
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), node, peer])
+            .set(1);
+    }
+
+    /// Makes every labelled counter whose label values are known at start exist at 0, so
+    /// that the first event after a start is an increase an alert sees: for each channel
+    /// this node sends on (`sending`) its intake, transmit, receipt, masking and deferral
+    /// counters; for each it receives on (`receiving`) its landing, masking and deferral
+    /// counters; for both, every reason of `isogate_refusals_total` and both policy reload
+    /// outcomes. (The receiver adds its `_unverified` pseudo-channel with
+    /// [`Metrics::prime_refusals`].)
+    pub fn prime(&self, sending: &[&str], receiving: &[&str]) {
+        for &c in sending {
+            for v in [
+                &self.intake_objects,
+                &self.intake_bytes,
+                &self.transmit_objects,
+                &self.transmit_bytes,
+            ] {
+                v.with_label_values(&[c]);
+            }
+            for s in RECEIPT_STATUSES {
+                self.transmit_receipts.with_label_values(&[c, s.as_str()]);
+            }
+        }
+        for &c in receiving {
+            self.land_objects.with_label_values(&[c]);
+            self.land_bytes.with_label_values(&[c]);
+        }
+        for &c in sending.iter().chain(receiving) {
+            self.prime_refusals(c);
+            self.masked.with_label_values(&[c]);
+            self.scan_deferred.with_label_values(&[c]);
+            for outcome in RELOAD_OUTCOMES {
+                self.policy_reloads.with_label_values(&[c, outcome]);
+            }
+        }
+    }
+
+    /// Makes `isogate_refusals_total` exist at 0 for every reason on `channel`.
+    pub fn prime_refusals(&self, channel: &str) {
+        for reason in Reason::ALL {
+            self.refusals.with_label_values(&[channel, reason.as_str()]);
         }
     }
 
@@ -400,6 +490,48 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("isogate_"), "{line}");
         }
+    }
+
+    #[test]
+    fn primed_series_exist_at_zero_before_any_event() {
+        let m = Metrics::new().unwrap();
+        m.prime(&["to-internet"], &["to-court"]);
+        m.prime_refusals("_unverified");
+        m.build("court", "internet");
+        let text = String::from_utf8(m.encode()).unwrap();
+        for reason in Reason::ALL {
+            for channel in ["to-internet", "to-court", "_unverified"] {
+                let series = format!(
+                    "isogate_refusals_total{{channel=\"{channel}\",reason=\"{}\"}} 0",
+                    reason.as_str()
+                );
+                assert!(text.contains(&series), "{series} missing");
+            }
+        }
+        for series in [
+            "isogate_intake_objects_total{channel=\"to-internet\"} 0",
+            "isogate_transmit_receipts_total{channel=\"to-internet\",status=\"quarantined\"} 0",
+            "isogate_land_objects_total{channel=\"to-court\"} 0",
+            "isogate_inspect_masked_total{channel=\"to-court\"} 0",
+            "isogate_inspect_scan_deferred_total{channel=\"to-internet\"} 0",
+            "isogate_policy_reloads_total{channel=\"to-court\",outcome=\"refused\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing");
+        }
+        // a sending channel does not land, nor a receiving one take
+        assert!(!text.contains("isogate_land_objects_total{channel=\"to-internet\"}"));
+        assert!(!text.contains("isogate_intake_objects_total{channel=\"to-court\"}"));
+        let info = format!(
+            "isogate_build_info{{node=\"court\",peer=\"internet\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&info), "{info} missing");
+        // the first refusal is an increase from 0
+        m.refused("to-internet", Reason::Malware);
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(
+            text.contains("isogate_refusals_total{channel=\"to-internet\",reason=\"malware\"} 1")
+        );
     }
 
     /// The alert rules and the dashboard shipped under `monitoring/` use only metrics that

@@ -137,6 +137,8 @@ impl Receiver {
     pub fn open(node: Arc<Node>) -> Result<Receiver, NodeError> {
         let dir = node.cfg.node.state_dir.clone();
         let lander = Lander::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
+        // its refusals are counted from 0, like every channel's
+        node.metrics.prime_refusals(UNVERIFIED);
         Ok(Receiver {
             lander,
             busy: Arc::default(),
@@ -414,7 +416,16 @@ impl Receiver {
         let verified = match verified {
             Ok(v) => v,
             Err(refusal) => {
-                self.refuse_received(&channel, &m, Some(&part), &refusal, Outcome::Quarantined)?;
+                // what arrived is not what the manifest signs: the record names the hash
+                // and size of the bytes received (in quarantine), not the manifest's
+                let received = Subject {
+                    size: Some(std::fs::symlink_metadata(&part)?.len()),
+                    sha256: Some(crate::node::hash_file(&part)?),
+                    ..subject(&m)
+                };
+                self.refuse_as(&channel, received, Some(&part), &refusal)?;
+                self.lander
+                    .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
                 return Ok(Some(ReceiptStatus::Quarantined));
             }
         };
@@ -540,6 +551,11 @@ impl Receiver {
     /// that a resend is answered the same way, and audits it. `Outcome::Refused`: refused
     /// before any content was read (the sender keeps the content, in its own quarantine);
     /// `Outcome::Quarantined`: the content was received and is in this node's quarantine.
+    ///
+    /// The `quarantined` record carries the manifest's SHA-256 and size: the content's
+    /// own once it was received and verified (refused by this node's inspection), the
+    /// sender's signed hash of the whole file when it was refused before its content
+    /// arrived (`Outcome::Refused`).
     fn refuse_received(
         &self,
         channel: &Channel,
@@ -548,18 +564,30 @@ impl Receiver {
         refusal: &Refusal,
         outcome: Outcome,
     ) -> Result<(), Fault> {
+        self.refuse_as(channel, subject(m), part, refusal)?;
+        self.lander
+            .record(&channel.name, m.object_id, outcome, &m.name)?;
+        Ok(())
+    }
+
+    /// Quarantines a received object described by `subject` (with its part file, if any)
+    /// and audits it.
+    fn refuse_as(
+        &self,
+        channel: &Channel,
+        subject: Subject<'_>,
+        part: Option<&Path>,
+        refusal: &Refusal,
+    ) -> Result<(), Fault> {
         self.node.refuse(
             &Refused {
-                subject: subject(m),
+                subject,
                 quarantine: &channel.quarantine,
                 content: part,
                 side: Side::Receiver,
             },
             refusal,
-        )?;
-        self.lander
-            .record(&channel.name, m.object_id, outcome, &m.name)?;
-        Ok(())
+        )
     }
 
     /// Refuses an object whose frame does not even decode (the diode carries the object id

@@ -220,10 +220,12 @@ impl Sender {
     }
 
     /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
-    /// [`Node::refuse`]), then drops it from the spool.
+    /// [`Node::refuse`]), then drops it from the spool. The `refused` record carries the
+    /// size and SHA-256 of the whole spooled file (what goes to quarantine), whatever the
+    /// reason, so that an attempted leak can be traced by hash on both nodes.
     ///
     /// # Errors
-    /// A fault: the object stays in the spool.
+    /// A fault (the spooled file cannot be read): the object stays in the spool.
     pub fn refuse(
         &self,
         channel: &Channel,
@@ -234,9 +236,15 @@ impl Sender {
             c.remove(&spooled.id);
         }
         let content = spooled.content();
+        let size = std::fs::symlink_metadata(&content)?.len();
+        let sha256 = hash_file(&content)?;
         self.node.refuse(
             &Refused {
-                subject: subject(spooled),
+                subject: Subject {
+                    size: Some(size),
+                    sha256: Some(sha256),
+                    ..subject(spooled)
+                },
                 quarantine: &channel.quarantine,
                 content: Some(&content),
                 side: Side::Sender,

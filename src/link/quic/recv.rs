@@ -220,13 +220,8 @@ pub(crate) fn witness(receiver: &Receiver, payload: &[u8]) {
     });
     match opened {
         Some((note, Ok(cp))) => {
-            let e = crate::audit::Entry {
-                peer: Some(node.cfg.peer.name.clone()),
-                detail: Some(note.to_string()),
-                size: Some(cp.size),
-                ..crate::audit::Entry::default()
-            };
-            if let Err(e) = node.audit.append(crate::audit::Event::Witnessed, e) {
+            // the same note again (a repeat, a reconnection) is not recorded again
+            if let Err(e) = node.audit.witness(&node.cfg.peer.name, note, cp.size) {
                 tracing::error!(error = %e, "cannot record the peer's checkpoint");
             }
         }
