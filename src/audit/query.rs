@@ -25,13 +25,13 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 /// The verdicts a record can carry, as `--verdict` names them.
 pub const VERDICTS: [&str; 2] = ["accept", "reject"];
 
-/// Other words for a verdict that `--verdict` takes: `(alias, verdict)`.
-pub const VERDICT_ALIASES: [(&str, &str); 6] = [
+/// Other words for a verdict that `--verdict` takes: `(alias, verdict)`. `refused` is not
+/// one: it names an event (the sender's refusal only), so it is refused as a verdict with a
+/// pointer to `--event`, never read as one of the two.
+pub const VERDICT_ALIASES: [(&str, &str); 4] = [
     ("accepted", "accept"),
     ("allow", "accept"),
     ("rejected", "reject"),
-    ("refused", "reject"),
-    ("refuse", "reject"),
     ("deny", "reject"),
 ];
 
@@ -44,7 +44,8 @@ pub enum FilterError {
     Event(String),
     /// `--verdict` is neither `accept` nor `reject` (nor one of [`VERDICT_ALIASES`]).
     #[error(
-        "{0:?} is not a verdict; valid verdicts: accept (or accepted, allow), reject (or rejected, refused, refuse, deny)"
+        "{0:?} is not a verdict; valid verdicts: accept (or accepted, allow), reject (or rejected, deny){hint}",
+        hint = event_hint(.0)
     )]
     Verdict(String),
     /// `--reason` / `--not-reason` is not a reason code.
@@ -64,6 +65,14 @@ pub enum FilterError {
         /// Why it could not be read.
         source: WhenError,
     },
+}
+
+/// For a verdict that is an event's name: where that belongs.
+fn event_hint(value: &str) -> String {
+    match parse_event(value) {
+        Ok(e) => format!(" ({} is an event: --event {})", e.as_str(), e.as_str()),
+        Err(_) => String::new(),
+    }
 }
 
 /// Every event name, in documentation order.
@@ -722,10 +731,15 @@ mod tests {
 
     #[test]
     fn verdict_aliases_map_to_the_verdict() {
-        assert_eq!(parse_verdict("refused"), Ok("reject"));
-        assert_eq!(parse_verdict("Accepted"), Ok("accept"));
+        assert_eq!(parse_verdict("Rejected"), Ok("reject"));
+        assert_eq!(parse_verdict("accepted"), Ok("accept"));
+        let e = parse_verdict("refused").unwrap_err().to_string();
+        assert!(
+            e.contains("accept") && e.contains("reject") && e.contains("--event refused"),
+            "{e}"
+        );
         let f = filter(&FilterArgs {
-            verdicts: v(&["refused"]),
+            verdicts: v(&["rejected"]),
             ..args()
         });
         assert!(f.matches(&rec(1, Event::Quarantined)));
