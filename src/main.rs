@@ -432,7 +432,7 @@ ones).")]
         /// The node's audit directory.
         dir: PathBuf,
         #[command(flatten)]
-        filters: Filters,
+        filters: Box<Filters>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
@@ -483,7 +483,7 @@ given, or 0, when nothing new matched), or let --cursor FILE keep it between run
         /// The node's audit directory.
         dir: PathBuf,
         #[command(flatten)]
-        filters: Filters,
+        filters: Box<Filters>,
         /// Only records with a sequence number above SEQ (the last_seq of the previous run).
         #[arg(long, value_name = "SEQ")]
         after: Option<u64>,
@@ -525,7 +525,7 @@ struct Filters {
     #[arg(long, value_delimiter = ',', value_parser = events(), hide_possible_values = true, value_name = "EVENT")]
     not_event: Vec<String>,
     /// accept or reject (also: accepted, allow; rejected, deny).
-    #[arg(long, value_delimiter = ',', value_parser = verdicts())]
+    #[arg(long, value_delimiter = ',', value_parser = VerdictParser)]
     verdict: Vec<String>,
     /// Reason codes (type_mismatch, keyword, …), comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_parser = reasons(), hide_possible_values = true)]
@@ -549,7 +549,7 @@ struct Filters {
 
 impl Filters {
     /// The library's filter arguments, and the zone.
-    fn args(self, after: Option<u64>) -> (audit_query::FilterArgs, Option<String>) {
+    fn args(self: Box<Self>, after: Option<u64>) -> (audit_query::FilterArgs, Option<String>) {
         let args = audit_query::FilterArgs {
             since: self.since,
             until: self.until,
@@ -578,15 +578,40 @@ fn reasons() -> PossibleValuesParser {
     PossibleValuesParser::new(audit_query::reason_names())
 }
 
-fn verdicts() -> PossibleValuesParser {
-    PossibleValuesParser::new(audit_query::VERDICTS.map(|v| {
-        PossibleValue::new(v).aliases(
-            audit_query::VERDICT_ALIASES
-                .iter()
-                .filter(|(_, to)| *to == v)
-                .map(|(alias, _)| *alias),
-        )
-    }))
+/// `--verdict`: read by the library (aliases; a pointer to `--event` for an event's name),
+/// completed with the two verdicts.
+#[derive(Clone)]
+struct VerdictParser;
+
+impl clap::builder::TypedValueParser for VerdictParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let bad = |e: &dyn std::fmt::Display| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("--verdict: {e}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| bad(&"not UTF-8; valid verdicts: accept, reject"))?;
+        audit_query::parse_verdict(text)
+            .map(str::to_string)
+            .map_err(|e| bad(&e))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            audit_query::VERDICTS.into_iter().map(PossibleValue::new),
+        ))
+    }
 }
 
 /// A value parser for a hex argument checked by `parse`.

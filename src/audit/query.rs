@@ -827,7 +827,7 @@ mod tests {
         let tz = when::zone(Some("Asia/Shanghai")).unwrap();
         let r = rec(0, Event::Landed);
         let mut out = Vec::new();
-        write(&mut out, &[r.clone()], Format::Csv, &tz).unwrap();
+        write(&mut out, std::slice::from_ref(&r), Format::Csv, &tz).unwrap();
         assert!(
             String::from_utf8(out)
                 .unwrap()
