@@ -778,8 +778,20 @@ mod tests {
         )
         .unwrap();
         assert!(!f.matches(&rec(0, Event::Landed)));
+        assert!(!f.matches(&rec(1, Event::Landed)), "seq 1 is not after 1");
         assert!(f.matches(&rec(2, Event::Landed)));
         assert!(!f.matches(&rec(3, Event::Landed)), "until is exclusive");
+        let f = Filter::from_args(
+            &FilterArgs {
+                since: Some("2025-11-30T22:36:01.000+08:00".into()),
+                ..args()
+            },
+            &TimeZone::UTC,
+            0,
+        )
+        .unwrap();
+        assert!(f.matches(&rec(1, Event::Landed)), "since is inclusive");
+        assert!(!f.matches(&rec(0, Event::Landed)));
         let f = filter(&FilterArgs {
             after: Some(2),
             ..args()
