@@ -191,6 +191,12 @@ fn beijing_windows_filters_and_incremental_export() {
         );
         assert_eq!(got, expected, "window {}..{} in {tz}", since, until);
     }
+    // ms since the epoch still work
+    let got = query(
+        &court_log,
+        &["--since", &since.to_string(), "--until", &until.to_string()],
+    );
+    assert_eq!(got, expected, "window in ms");
 
     // Whole seconds, without milliseconds: round two only (it started a second later).
     let start_two = time_of(&lines, "taken", "判决书-b-0.txt") / 1000 * 1000;

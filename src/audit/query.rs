@@ -6,8 +6,8 @@
 //!  FilterArgs (strings, as typed) ──► Filter::from_args ──► Filter   (bad value: FilterError
 //!    --event a,b  --not-event c        when::parse(--since, --tz)     listing the valid ones)
 //!
-//!  audit dir ──► read::for_each_line ──► Record ──► Filter::matches ─┬► write(): table | json | csv
-//!                                                                    └► export(): line as logged
+//!  audit dir ──► read::for_each_line ──► Record ──► Filter::matches ─┬► print(): table | json | csv
+//!               (for_each_match: one record at a time)              └► export(): line as logged
 //!                                                                        | syslog::format(rec)
 //! ```
 
@@ -514,21 +514,77 @@ pub fn write(
     Ok(())
 }
 
-/// Reads the records of the log in `dir` that pass `filter`, in log order.
+/// Calls `f(line as logged, record)` for every record of the log in `dir` that passes
+/// `filter`, in log order, one at a time.
 ///
 /// # Errors
-/// A segment cannot be read, or a line is not a record.
-pub fn select(dir: &Path, filter: &Filter) -> io::Result<Vec<Record>> {
-    let mut out = Vec::new();
+/// A segment cannot be read, a line is not a record (`file:line: not a record`), or `f`
+/// fails.
+pub fn for_each_match(
+    dir: &Path,
+    filter: &Filter,
+    mut f: impl FnMut(&[u8], &Record) -> io::Result<()>,
+) -> io::Result<()> {
     read::for_each_line(dir, |file, line_no, line| {
         let r: Record = serde_json::from_slice(line)
             .map_err(|e| io::Error::other(format!("{file}:{line_no}: not a record: {e}")))?;
         if filter.matches(&r) {
-            out.push(r);
+            f(line, &r)
+        } else {
+            Ok(())
         }
+    })
+}
+
+/// Reads the records of the log in `dir` that pass `filter`, in log order.
+///
+/// # Errors
+/// As [`for_each_match`].
+pub fn select(dir: &Path, filter: &Filter) -> io::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for_each_match(dir, filter, |_, r| {
+        out.push(r.clone());
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Prints the records of the log in `dir` that pass `filter` to `out` in `format`, times in
+/// `tz`. JSON lines and CSV stream record by record; the table holds the matching records
+/// (it needs every cell to size its columns). Returns how many were printed.
+///
+/// # Errors
+/// As [`for_each_match`], or the output cannot be written.
+pub fn print(
+    dir: &Path,
+    filter: &Filter,
+    format: Format,
+    tz: &TimeZone,
+    out: &mut dyn Write,
+) -> io::Result<u64> {
+    let mut n = 0;
+    match format {
+        Format::Table => {
+            let records = select(dir, filter)?;
+            write(out, &records, format, tz)?;
+            n = records.len() as u64;
+        }
+        Format::Json => for_each_match(dir, filter, |_, r| {
+            n += 1;
+            write(out, std::slice::from_ref(r), format, tz)
+        })?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(COLUMNS).map_err(io::Error::other)?;
+            for_each_match(dir, filter, |_, r| {
+                n += 1;
+                w.write_record(row(r, tz)).map_err(io::Error::other)
+            })?;
+            w.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(n)
 }
 
 /// Export formats.
@@ -565,15 +621,10 @@ pub fn export(
         records: 0,
         last_seq: None,
     };
-    read::for_each_line(dir, |file, line_no, line| {
-        let r: Record = serde_json::from_slice(line)
-            .map_err(|e| io::Error::other(format!("{file}:{line_no}: not a record: {e}")))?;
-        if !filter.matches(&r) {
-            return Ok(());
-        }
+    for_each_match(dir, filter, |line, r| {
         match format {
             ExportFormat::Jsonl => out.write_all(line)?,
-            ExportFormat::Syslog => out.write_all(syslog::format(&r).as_bytes())?,
+            ExportFormat::Syslog => out.write_all(syslog::format(r).as_bytes())?,
         }
         out.write_all(b"\n")?;
         done.records += 1;

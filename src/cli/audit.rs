@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  audit verify       DIR            ─► read::verify        ─► summary line(s)
-//!  audit query        DIR + filter   ─► query::select       ─► table | JSON lines | CSV
+//!  audit query        DIR + filter   ─► query::print        ─► table | JSON lines | CSV
 //!                     (--tz: times read and shown in that zone; bad value: exit 2)
 //!  audit prove        DIR OBJECT_ID  ─► prove::prove        ─► proof (JSON)
 //!  audit verify-proof PROOF          ─► prove::verify_proof ─► the proven records
@@ -85,9 +85,9 @@ pub fn query(
         Ok(f) => f,
         Err(code) => return Ok(code),
     };
-    let records =
-        query::select(dir, &filter).with_context(|| format!("reading {}", dir.display()))?;
-    query::write(&mut std::io::stdout().lock(), &records, format, &tz)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    query::print(dir, &filter, format, &tz, &mut out)
+        .with_context(|| format!("querying {}", dir.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
