@@ -8,7 +8,9 @@
 //! ships (committed under `packaging/completions/`, checked current by a test below).
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use isogate::audit::query as audit_query;
 use isogate::cli::{
     self,
     init::{DEFAULT_PORT_BASE, LabLink},
@@ -286,11 +288,14 @@ Examples:
 Examples:
   isogate audit verify /var/lib/isogate/audit --key /etc/isogate/certs/court.sign.pub
   isogate audit query /var/lib/isogate/audit --verdict reject --since 2026-11-01T00:00:00Z
+  isogate audit query /var/lib/isogate/audit --since yesterday --tz Asia/Shanghai \\
+      --event refused,quarantined --not-reason wrong_channel
   isogate audit query /var/lib/isogate/audit --sha256 HASH --format json
   isogate audit prove /var/lib/isogate/audit OBJECT_ID --out proof.json
   isogate audit verify-proof proof.json --key court.sign.pub
   isogate audit reconcile court-audit/ internet-audit/ --key court.sign.pub
-  isogate audit export /var/lib/isogate/audit --format jsonl")]
+  isogate audit export /var/lib/isogate/audit --format jsonl
+  isogate audit export /var/lib/isogate/audit --format syslog --cursor /var/lib/siem/isogate.seq")]
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -338,12 +343,17 @@ Examples:
         config: PathBuf,
         /// Object ids to send again.
         ids: Vec<String>,
-        /// Objects retired at or after this time (RFC 3339, or ms since the epoch).
-        #[arg(long)]
+        /// Objects retired at or after this time: RFC 3339 with any offset, a wall time or
+        /// date in --tz, now/today/yesterday, -1h/-30m, or ms since the epoch.
+        #[arg(long, allow_hyphen_values = true)]
         since: Option<String>,
-        /// Objects retired before this time (RFC 3339, or ms since the epoch).
-        #[arg(long)]
+        /// Objects retired before this time (the forms of --since).
+        #[arg(long, allow_hyphen_values = true)]
         until: Option<String>,
+        /// Time zone of wall times and dates in --since/--until: UTC, an IANA name
+        /// (Asia/Shanghai) or an offset (+08:00); default: the system's.
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
         /// Seconds to wait for the running node's answer.
         #[arg(long, default_value_t = 10)]
         wait: u64,
@@ -377,9 +387,11 @@ enum QueryFormat {
 enum ExportFormat {
     /// One JSON record per line, exactly as logged.
     Jsonl,
+    /// One RFC 5424 syslog message per line, as the live export sends them.
+    Syslog,
 }
 
-impl From<QueryFormat> for isogate::audit::query::Format {
+impl From<QueryFormat> for audit_query::Format {
     fn from(f: QueryFormat) -> Self {
         match f {
             QueryFormat::Table => Self::Table,
@@ -389,10 +401,11 @@ impl From<QueryFormat> for isogate::audit::query::Format {
     }
 }
 
-impl From<ExportFormat> for cli::audit::ExportFormat {
+impl From<ExportFormat> for audit_query::ExportFormat {
     fn from(f: ExportFormat) -> Self {
         match f {
             ExportFormat::Jsonl => Self::Jsonl,
+            ExportFormat::Syslog => Self::Syslog,
         }
     }
 }
@@ -408,37 +421,18 @@ enum AuditCommand {
         key: Option<PathBuf>,
     },
     /// Print the records that match every filter given.
+    #[command(long_about = "\
+Print the records of a node's audit log that match every filter given, as an aligned table
+(long details cut with …), JSON lines (each record as logged plus `time` in the zone) or CSV
+(nothing cut). Filters take several values, comma-separated or by repeating the flag (a record
+matches one of them); the --not-… flags exclude. Times are read and shown in --tz (default: the
+system's zone). Exit status 2 when a filter value names nothing (the message lists the valid
+ones).")]
     Query {
         /// The node's audit directory.
         dir: PathBuf,
-        /// At or after this time (RFC 3339, or ms since the epoch).
-        #[arg(long)]
-        since: Option<String>,
-        /// Before this time (RFC 3339, or ms since the epoch).
-        #[arg(long)]
-        until: Option<String>,
-        /// Channel name.
-        #[arg(long)]
-        channel: Option<String>,
-        /// Event (taken, accepted, refused, sealed, sent, confirmed, retired, landed,
-        /// quarantined, lost, resent, witnessed, …).
-        #[arg(long)]
-        event: Option<String>,
-        /// accept or reject.
-        #[arg(long)]
-        verdict: Option<String>,
-        /// Reason code.
-        #[arg(long)]
-        reason: Option<String>,
-        /// Name pattern (`*` and `?`).
-        #[arg(long)]
-        name: Option<String>,
-        /// Object id.
-        #[arg(long)]
-        object: Option<String>,
-        /// SHA-256 of the content (hex).
-        #[arg(long)]
-        sha256: Option<String>,
+        #[command(flatten)]
+        filters: Box<Filters>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
@@ -478,14 +472,153 @@ enum AuditCommand {
         #[arg(long)]
         strict: bool,
     },
-    /// Export the records for a security management centre.
+    /// Export the records for a security management centre, all or only the new ones.
+    #[command(long_about = "\
+Export the records of a node's audit log that match every filter given (the filters of `audit
+query`), one per line on standard output: as logged (jsonl), or as RFC 5424 syslog messages
+(syslog, as the live export sends them). After the records, `exported=N last_seq=S` is written
+on standard error: pass S as --after next time to get only newer records (S is the --after
+given, or 0, when nothing new matched), or let --cursor FILE keep it between runs.")]
     Export {
         /// The node's audit directory.
         dir: PathBuf,
+        #[command(flatten)]
+        filters: Box<Filters>,
+        /// Only records with a sequence number above SEQ (the last_seq of the previous run).
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// A file that keeps the cursor: read for --after when that is not given (missing:
+        /// from the start), rewritten with the last sequence number once the output is flushed.
+        #[arg(long, value_name = "FILE")]
+        cursor: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
     },
+}
+
+/// The record filters of `audit query` and `audit export`.
+#[derive(Args)]
+struct Filters {
+    /// At or after this time: RFC 3339 with any offset, a wall time or date in --tz,
+    /// now/today/yesterday, -1h/-7d, or ms since the epoch.
+    #[arg(long, allow_hyphen_values = true)]
+    since: Option<String>,
+    /// Before this time (the forms of --since).
+    #[arg(long, allow_hyphen_values = true)]
+    until: Option<String>,
+    /// Time zone to read and show times in: UTC, an IANA name (Asia/Shanghai) or an offset
+    /// (+08:00); default: the system's.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Channel names (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    channel: Vec<String>,
+    /// Channel names to leave out.
+    #[arg(long, value_delimiter = ',', value_name = "CHANNEL")]
+    not_channel: Vec<String>,
+    /// Events (taken, accepted, refused, sealed, sent, confirmed, retired, landed,
+    /// quarantined, lost, resent, witnessed, …), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = events(), hide_possible_values = true)]
+    event: Vec<String>,
+    /// Events to leave out.
+    #[arg(long, value_delimiter = ',', value_parser = events(), hide_possible_values = true, value_name = "EVENT")]
+    not_event: Vec<String>,
+    /// accept or reject (also: accepted, allow; rejected, deny).
+    #[arg(long, value_delimiter = ',', value_parser = VerdictParser)]
+    verdict: Vec<String>,
+    /// Reason codes (type_mismatch, keyword, …), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = reasons(), hide_possible_values = true)]
+    reason: Vec<String>,
+    /// Reason codes to leave out (records without a reason stay).
+    #[arg(long, value_delimiter = ',', value_parser = reasons(), hide_possible_values = true, value_name = "REASON")]
+    not_reason: Vec<String>,
+    /// Name pattern (`*` and `?`); repeat for several (names may hold commas).
+    #[arg(long, value_name = "PATTERN")]
+    name: Vec<String>,
+    /// Name pattern to leave out; may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    not_name: Vec<String>,
+    /// Object ids (32 hex digits), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = hex_arg(audit_query::parse_object))]
+    object: Vec<String>,
+    /// SHA-256 of the content (64 hex digits, either case), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = hex_arg(audit_query::parse_sha256))]
+    sha256: Vec<String>,
+}
+
+impl Filters {
+    /// The library's filter arguments, and the zone.
+    fn args(self: Box<Self>, after: Option<u64>) -> (audit_query::FilterArgs, Option<String>) {
+        let args = audit_query::FilterArgs {
+            since: self.since,
+            until: self.until,
+            channels: self.channel,
+            not_channels: self.not_channel,
+            events: self.event,
+            not_events: self.not_event,
+            verdicts: self.verdict,
+            reasons: self.reason,
+            not_reasons: self.not_reason,
+            names: self.name,
+            not_names: self.not_name,
+            objects: self.object,
+            sha256s: self.sha256,
+            after,
+        };
+        (args, self.tz)
+    }
+}
+
+fn events() -> PossibleValuesParser {
+    PossibleValuesParser::new(audit_query::event_names())
+}
+
+fn reasons() -> PossibleValuesParser {
+    PossibleValuesParser::new(audit_query::reason_names())
+}
+
+/// `--verdict`: read by the library (aliases; a pointer to `--event` for an event's name),
+/// completed with the two verdicts.
+#[derive(Clone)]
+struct VerdictParser;
+
+impl clap::builder::TypedValueParser for VerdictParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let bad = |e: &dyn std::fmt::Display| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("--verdict: {e}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| bad(&"not UTF-8; valid verdicts: accept, reject"))?;
+        audit_query::parse_verdict(text)
+            .map(str::to_string)
+            .map_err(|e| bad(&e))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            audit_query::VERDICTS.into_iter().map(PossibleValue::new),
+        ))
+    }
+}
+
+/// A value parser for a hex argument checked by `parse`.
+fn hex_arg(
+    parse: fn(&str) -> Result<String, audit_query::FilterError>,
+) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s| parse(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -557,12 +690,14 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             ids,
             since,
             until,
+            tz,
             wait,
         } => cli::resend::command(
             &config,
             &ids,
             since.as_deref(),
             until.as_deref(),
+            tz.as_deref(),
             std::time::Duration::from_secs(wait),
         ),
         Command::Completions { shell } => {
@@ -582,29 +717,11 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Verify { dir, key } => audit::verify(&dir, key.as_deref()),
         AuditCommand::Query {
             dir,
-            since,
-            until,
-            channel,
-            event,
-            verdict,
-            reason,
-            name,
-            object,
-            sha256,
+            filters,
             format,
         } => {
-            let options = audit::QueryOptions {
-                since,
-                until,
-                channel,
-                event,
-                verdict,
-                reason,
-                name,
-                object,
-                sha256,
-            };
-            audit::query(&dir, options, format.into())
+            let (args, tz) = filters.args(None);
+            audit::query(&dir, &args, tz.as_deref(), format.into())
         }
         AuditCommand::Prove {
             dir,
@@ -619,7 +736,16 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             key,
             strict,
         } => audit::reconcile(&sender, &receiver, key.as_deref(), strict),
-        AuditCommand::Export { dir, format } => audit::export(&dir, format.into()),
+        AuditCommand::Export {
+            dir,
+            filters,
+            after,
+            cursor,
+            format,
+        } => {
+            let (args, tz) = filters.args(after);
+            audit::export(&dir, &args, tz.as_deref(), format.into(), cursor.as_deref())
+        }
     }
 }
 

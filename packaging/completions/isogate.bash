@@ -179,14 +179,78 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__export)
-            opts="-h --format --log-format --help"
+            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --after --cursor --format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --not-channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch" -- "${cur}"))
+                    return 0
+                    ;;
+                --not-event)
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch" -- "${cur}"))
+                    return 0
+                    ;;
+                --verdict)
+                    COMPREPLY=($(compgen -W "accept reject" -- "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    return 0
+                    ;;
+                --not-reason)
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --not-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
-                    COMPREPLY=($(compgen -W "jsonl" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "jsonl syslog" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -339,7 +403,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__query)
-            opts="-h --since --until --channel --event --verdict --reason --name --object --sha256 --format --log-format --help"
+            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,23 +417,43 @@ _isogate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --channel)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --event)
+                --not-channel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch" -- "${cur}"))
+                    return 0
+                    ;;
+                --not-event)
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "accept reject" -- "${cur}"))
                     return 0
                     ;;
                 --reason)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    return 0
+                    ;;
+                --not-reason)
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --not-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -881,7 +965,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__resend)
-            opts="-h --config --since --until --wait --log-format --help"
+            opts="-h --config --since --until --tz --wait --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -896,6 +980,10 @@ _isogate() {
                     return 0
                     ;;
                 --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -81,21 +81,127 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_se
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'The node\'s signing public key (hex file) to pin; default: DIR/node.pub' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l since -d 'At or after this time (RFC 3339, or ms since the epoch)' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l until -d 'Before this time (RFC 3339, or ms since the epoch)' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l channel -d 'Channel name' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l event -d 'Event (taken, accepted, refused, sealed, sent, confirmed, retired, landed, quarantined, lost, resent, witnessed, …)' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason code' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`)' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object id' -r
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l sha256 -d 'SHA-256 of the content (hex)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l since -d 'At or after this time: RFC 3339 with any offset, a wall time or date in --tz, now/today/yesterday, -1h/-7d, or ms since the epoch' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l until -d 'Before this time (the forms of --since)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l tz -d 'Time zone to read and show times in: UTC, an IANA name (Asia/Shanghai) or an offset (+08:00); default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l channel -d 'Channel names (comma-separated or repeated)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-channel -d 'Channel names to leave out' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l event -d 'Events (taken, accepted, refused, sealed, sent, confirmed, retired, landed, quarantined, lost, resent, witnessed, …), comma-separated or repeated' -r -f -a "config_loaded\t''
+stopped\t''
+taken\t''
+accepted\t''
+refused\t''
+sealed\t''
+sent\t''
+confirmed\t''
+landed\t''
+quarantined\t''
+duplicate\t''
+link_up\t''
+link_down\t''
+witnessed\t''
+masked\t''
+scan_deferred\t''
+policy_reloaded\t''
+policy_refused\t''
+key_switched\t''
+retired\t''
+lost\t''
+resent\t''
+clock_step\t''
+link_mismatch\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
+stopped\t''
+taken\t''
+accepted\t''
+refused\t''
+sealed\t''
+sent\t''
+confirmed\t''
+landed\t''
+quarantined\t''
+duplicate\t''
+link_up\t''
+link_down\t''
+witnessed\t''
+masked\t''
+scan_deferred\t''
+policy_reloaded\t''
+policy_refused\t''
+key_switched\t''
+retired\t''
+lost\t''
+resent\t''
+clock_step\t''
+link_mismatch\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
+reject\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
+hard_link\t''
+not_regular_file\t''
+name_not_utf8\t''
+name_refused\t''
+extension_refused\t''
+size_limit\t''
+type_refused\t''
+type_mismatch\t''
+bad_signature\t''
+bad_manifest\t''
+wrong_channel\t''
+chunk_hash\t''
+content_hash\t''
+size_mismatch\t''
+peer_refused\t''
+archive_limit\t''
+archive_path\t''
+archive_ambiguous\t''
+content_unreadable\t''
+text_encoding\t''
+active_content\t''
+keyword_match\t''
+classification_marking\t''
+personal_data\t''
+polyglot\t''
+malware\t''
+scan_failed\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
+hard_link\t''
+not_regular_file\t''
+name_not_utf8\t''
+name_refused\t''
+extension_refused\t''
+size_limit\t''
+type_refused\t''
+type_mismatch\t''
+bad_signature\t''
+bad_manifest\t''
+wrong_channel\t''
+chunk_hash\t''
+content_hash\t''
+size_mismatch\t''
+peer_refused\t''
+archive_limit\t''
+archive_path\t''
+archive_ambiguous\t''
+content_unreadable\t''
+text_encoding\t''
+active_content\t''
+keyword_match\t''
+classification_marking\t''
+personal_data\t''
+polyglot\t''
+malware\t''
+scan_failed\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-name -d 'Name pattern to leave out; may be repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l sha256 -d 'SHA-256 of the content (64 hex digits, either case), comma-separated or repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l format -d 'Output format' -r -f -a "table\t'Aligned columns'
 json\t'One JSON record per line'
 csv\t'CSV with a header line'"
@@ -116,7 +222,125 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -l strict -d 'Also fail when the receiver witnessed none of the sender\'s checkpoints'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "jsonl\t'One JSON record per line, exactly as logged'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l since -d 'At or after this time: RFC 3339 with any offset, a wall time or date in --tz, now/today/yesterday, -1h/-7d, or ms since the epoch' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l until -d 'Before this time (the forms of --since)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l tz -d 'Time zone to read and show times in: UTC, an IANA name (Asia/Shanghai) or an offset (+08:00); default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l channel -d 'Channel names (comma-separated or repeated)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-channel -d 'Channel names to leave out' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l event -d 'Events (taken, accepted, refused, sealed, sent, confirmed, retired, landed, quarantined, lost, resent, witnessed, …), comma-separated or repeated' -r -f -a "config_loaded\t''
+stopped\t''
+taken\t''
+accepted\t''
+refused\t''
+sealed\t''
+sent\t''
+confirmed\t''
+landed\t''
+quarantined\t''
+duplicate\t''
+link_up\t''
+link_down\t''
+witnessed\t''
+masked\t''
+scan_deferred\t''
+policy_reloaded\t''
+policy_refused\t''
+key_switched\t''
+retired\t''
+lost\t''
+resent\t''
+clock_step\t''
+link_mismatch\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
+stopped\t''
+taken\t''
+accepted\t''
+refused\t''
+sealed\t''
+sent\t''
+confirmed\t''
+landed\t''
+quarantined\t''
+duplicate\t''
+link_up\t''
+link_down\t''
+witnessed\t''
+masked\t''
+scan_deferred\t''
+policy_reloaded\t''
+policy_refused\t''
+key_switched\t''
+retired\t''
+lost\t''
+resent\t''
+clock_step\t''
+link_mismatch\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
+reject\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
+hard_link\t''
+not_regular_file\t''
+name_not_utf8\t''
+name_refused\t''
+extension_refused\t''
+size_limit\t''
+type_refused\t''
+type_mismatch\t''
+bad_signature\t''
+bad_manifest\t''
+wrong_channel\t''
+chunk_hash\t''
+content_hash\t''
+size_mismatch\t''
+peer_refused\t''
+archive_limit\t''
+archive_path\t''
+archive_ambiguous\t''
+content_unreadable\t''
+text_encoding\t''
+active_content\t''
+keyword_match\t''
+classification_marking\t''
+personal_data\t''
+polyglot\t''
+malware\t''
+scan_failed\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
+hard_link\t''
+not_regular_file\t''
+name_not_utf8\t''
+name_refused\t''
+extension_refused\t''
+size_limit\t''
+type_refused\t''
+type_mismatch\t''
+bad_signature\t''
+bad_manifest\t''
+wrong_channel\t''
+chunk_hash\t''
+content_hash\t''
+size_mismatch\t''
+peer_refused\t''
+archive_limit\t''
+archive_path\t''
+archive_ambiguous\t''
+content_unreadable\t''
+text_encoding\t''
+active_content\t''
+keyword_match\t''
+classification_marking\t''
+personal_data\t''
+polyglot\t''
+malware\t''
+scan_failed\t''"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-name -d 'Name pattern to leave out; may be repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l sha256 -d 'SHA-256 of the content (64 hex digits, either case), comma-separated or repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l after -d 'Only records with a sequence number above SEQ (the last_seq of the previous run)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l cursor -d 'A file that keeps the cursor: read for --after when that is not given (missing: from the start), rewritten with the last sequence number once the output is flushed' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "jsonl\t'One JSON record per line, exactly as logged'
+syslog\t'One RFC 5424 syslog message per line, as the live export sends them'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -125,7 +349,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
@@ -133,8 +357,9 @@ complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand resend" -l config -d 'The sending node\'s configuration file' -r -F
-complete -c isogate -n "__fish_isogate_using_subcommand resend" -l since -d 'Objects retired at or after this time (RFC 3339, or ms since the epoch)' -r
-complete -c isogate -n "__fish_isogate_using_subcommand resend" -l until -d 'Objects retired before this time (RFC 3339, or ms since the epoch)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l since -d 'Objects retired at or after this time: RFC 3339 with any offset, a wall time or date in --tz, now/today/yesterday, -1h/-30m, or ms since the epoch' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l until -d 'Objects retired before this time (the forms of --since)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand resend" -l tz -d 'Time zone of wall times and dates in --since/--until: UTC, an IANA name (Asia/Shanghai) or an offset (+08:00); default: the system\'s' -r
 complete -c isogate -n "__fish_isogate_using_subcommand resend" -l wait -d 'Seconds to wait for the running node\'s answer' -r
 complete -c isogate -n "__fish_isogate_using_subcommand resend" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -157,4 +382,4 @@ complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_su
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'

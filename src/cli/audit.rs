@@ -4,50 +4,23 @@
 //!
 //! ```text
 //!  audit verify       DIR            ─► read::verify        ─► summary line(s)
-//!  audit query        DIR + filter   ─► read_all ─► filter  ─► table | JSON lines | CSV
+//!  audit query        DIR + filter   ─► query::print        ─► table | JSON lines | CSV
+//!                     (--tz: times read and shown in that zone; bad value: exit 2)
 //!  audit prove        DIR OBJECT_ID  ─► prove::prove        ─► proof (JSON)
 //!  audit verify-proof PROOF          ─► prove::verify_proof ─► the proven records
 //!  audit reconcile    SENDER RECEIVER─► reconcile           ─► differences; non-zero if any
-//!  audit export       DIR            ─► read::for_each_line ─► JSON lines, as logged
+//!  audit export       DIR + filter   ─► query::export       ─► JSON lines as logged | syslog
+//!                     + --after SEQ / --cursor FILE          ─► stderr: exported=N last_seq=S
 //! ```
 
-use crate::audit::{prove, query, read, reconcile};
+use crate::audit::query::FilterArgs;
+use crate::audit::{prove, query, read, reconcile, when};
 use crate::keys::VerifyKey;
 use anyhow::{Context, Result, anyhow, bail};
+use jiff::tz::TimeZone;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-
-/// The export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// One JSON record per line, exactly as logged.
-    Jsonl,
-}
-
-/// The filters of `audit query`, as given on the command line; a record must match every
-/// one that is set.
-#[derive(Debug, Clone, Default)]
-pub struct QueryOptions {
-    /// At or after this time (RFC 3339, or ms since the epoch).
-    pub since: Option<String>,
-    /// Before this time (RFC 3339, or ms since the epoch).
-    pub until: Option<String>,
-    /// Channel name.
-    pub channel: Option<String>,
-    /// Event name (taken, accepted, …).
-    pub event: Option<String>,
-    /// accept or reject.
-    pub verdict: Option<String>,
-    /// Reason code.
-    pub reason: Option<String>,
-    /// Name pattern (`*` and `?`).
-    pub name: Option<String>,
-    /// Object id.
-    pub object: Option<String>,
-    /// SHA-256 of the content (hex, either case).
-    pub sha256: Option<String>,
-}
 
 /// Loads the public key to pin, when one is named.
 fn load_key(path: Option<&Path>) -> Result<Option<VerifyKey>> {
@@ -75,55 +48,46 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit query`: prints the records of the log in `dir` that match every filter set in
-/// `options`, in `format`.
+/// The current time, for relative time arguments (`-1h`, `today`).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Reads `--tz` and the filter arguments; a value that names nothing is a usage error: it is
+/// printed here and the command exits with status 2 (`Err(code)`).
+fn filter_of(args: &FilterArgs, tz: Option<&str>) -> Result<(query::Filter, TimeZone), ExitCode> {
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("isogate: error: {e}");
+        ExitCode::from(2)
+    };
+    let tz = when::zone(tz).map_err(|e| usage(&format_args!("--tz: {e}")))?;
+    let filter = query::Filter::from_args(args, &tz, now_ms()).map_err(|e| usage(&e))?;
+    Ok((filter, tz))
+}
+
+/// `audit query`: prints the records of the log in `dir` that match every filter in
+/// `args`, in `format`, times in the zone `tz` (default: the system's).
+///
+/// Exit status 2 when a filter value or the zone names nothing (the message lists the valid
+/// values).
 ///
 /// # Errors
-/// A time or event filter does not parse, or the log cannot be read or the output written.
-pub fn query(dir: &Path, options: QueryOptions, format: query::Format) -> Result<ExitCode> {
-    let QueryOptions {
-        since,
-        until,
-        channel,
-        event,
-        verdict,
-        reason,
-        name,
-        object,
-        sha256,
-    } = options;
-    let time = |s: &Option<String>, flag: &str| -> Result<Option<u64>> {
-        s.as_deref()
-            .map(|v| {
-                query::parse_time(v).ok_or_else(|| {
-                    anyhow!(
-                        "{flag} {v:?}: use RFC 3339 (2026-11-26T08:00:00Z) or ms since the epoch"
-                    )
-                })
-            })
-            .transpose()
+/// The log cannot be read or the output written.
+pub fn query(
+    dir: &Path,
+    args: &FilterArgs,
+    tz: Option<&str>,
+    format: query::Format,
+) -> Result<ExitCode> {
+    let (filter, tz) = match filter_of(args, tz) {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
     };
-    let event = event
-        .as_deref()
-        .map(|e| query::parse_event(e).ok_or_else(|| anyhow!("unknown event {e:?}")))
-        .transpose()?;
-    let filter = query::Filter {
-        since_ms: time(&since, "--since")?,
-        until_ms: time(&until, "--until")?,
-        channel,
-        event,
-        verdict,
-        reason,
-        name,
-        object_id: object,
-        sha256: sha256.map(|s| s.to_lowercase()),
-    };
-    let records: Vec<_> = crate::audit::read_all(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .into_iter()
-        .filter(|r| filter.matches(r))
-        .collect();
-    query::write(&mut std::io::stdout().lock(), &records, format)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    query::print(dir, &filter, format, &tz, &mut out)
+        .with_context(|| format!("querying {}", dir.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -245,17 +209,67 @@ pub fn reconcile(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit export`: writes the records of the log in `dir` to standard output in `format`.
+/// `audit export`: writes the records of the log in `dir` that match every filter in
+/// `args` (with `--after SEQ`: only later ones) to standard output in `format`, one per
+/// line, and then `exported=N last_seq=S` on standard error: `S` is the cursor to pass as
+/// `--after` next time (the one given, or 0, when nothing new was exported).
+///
+/// `cursor`: a file that keeps the cursor between runs: read for `--after` when that is not
+/// given (a missing file is the start of the log), written (atomically) once the output is
+/// flushed.
+///
+/// Exit status 2 when a filter value, the zone or the cursor file's content names nothing.
 ///
 /// # Errors
-/// The log cannot be read or the output written.
-pub fn export(dir: &Path, format: ExportFormat) -> Result<ExitCode> {
-    let ExportFormat::Jsonl = format;
+/// The log or the cursor file cannot be read, or the output or the cursor file written.
+pub fn export(
+    dir: &Path,
+    args: &FilterArgs,
+    tz: Option<&str>,
+    format: query::ExportFormat,
+    cursor: Option<&Path>,
+) -> Result<ExitCode> {
+    let mut args = args.clone();
+    if let (None, Some(path)) = (args.after, cursor) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => match text.trim().parse::<u64>() {
+                Ok(seq) => args.after = Some(seq),
+                Err(_) => {
+                    eprintln!(
+                        "isogate: error: {}: not a cursor (a sequence number)",
+                        path.display()
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    let (filter, _) = match filter_of(&args, tz) {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    read::for_each_line(dir, |_, _, line| {
-        out.write_all(line)?;
-        out.write_all(b"\n")
-    })
-    .with_context(|| format!("reading {}", dir.display()))?;
+    let done = query::export(dir, &filter, format, &mut out)
+        .with_context(|| format!("exporting {}", dir.display()))?;
+    let last = done.last_seq.or(args.after).unwrap_or(0);
+    if let Some(path) = cursor {
+        write_cursor(path, last).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("exported={} last_seq={last}", done.records);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the cursor file: a temporary file beside it, synced, then renamed over it.
+fn write_cursor(path: &Path, seq: u64) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{seq}")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }

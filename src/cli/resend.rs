@@ -4,10 +4,10 @@
 //!
 //! ```text
 //! ids, --since/--until ─► held copies? ─► state/resend/<n>.req ─► (running sender, ≤ 1 s)
-//!                          no: "object X is no longer held"   ─► state/resend/<n>.out ─► print
+//!  (when::parse, --tz)     no: "object X is no longer held"   ─► state/resend/<n>.out ─► print
 //! ```
 
-use crate::audit::query::parse_time;
+use crate::audit::when;
 use crate::link::diode::held::{Held, MAX_REQUEST_IDS, Request};
 use crate::node::config::Config;
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Queues a resend request for the node configured in `config` and prints its answer,
-/// waiting up to `wait` for the running node to give one.
+/// waiting up to `wait` for the running node to give one. `since`/`until` take every form of
+/// [`when::FORMS`], wall times and dates in the zone `tz` (default: the system's).
 ///
 /// Exit status 0: every object asked for is held and was queued; 2: some (or all) named
 /// ids, or the whole time range, match no held object (the rest are queued).
@@ -29,6 +30,7 @@ pub fn command(
     ids: &[String],
     since: Option<&str>,
     until: Option<&str>,
+    tz: Option<&str>,
     wait: Duration,
 ) -> Result<ExitCode> {
     let cfg = Config::load(config).map_err(|p| anyhow!("{}: {p}", config.display()))?;
@@ -44,17 +46,18 @@ pub fn command(
     if ids.len() > MAX_REQUEST_IDS {
         bail!("at most {MAX_REQUEST_IDS} ids in one request");
     }
-    let time = |s: Option<&str>| -> Result<Option<u64>> {
-        s.map(|t| {
-            parse_time(t)
-                .ok_or_else(|| anyhow!("{t}: not a time (RFC 3339, or ms since the epoch)"))
-        })
-        .transpose()
+    let tz = when::zone(tz).map_err(|e| anyhow!("--tz: {e}"))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let time = |s: Option<&str>, flag: &str| -> Result<Option<u64>> {
+        s.map(|t| when::parse(t, &tz, now_ms).map_err(|e| anyhow!("{flag}: {e}")))
+            .transpose()
     };
     let mut request = Request {
         ids: Vec::new(),
-        since_ms: time(since)?,
-        until_ms: time(until)?,
+        since_ms: time(since, "--since")?,
+        until_ms: time(until, "--until")?,
     };
     for id in ids {
         let id = id.trim().to_ascii_lowercase();
