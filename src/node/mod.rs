@@ -197,7 +197,7 @@ impl Node {
             &cfg.node.name,
             keys.signing(),
             cfg.audit.checkpoints,
-            cfg.audit.syslog,
+            cfg.audit.syslog.clone(),
         )?;
         let policies = Policies::new(&cfg);
         let metrics = crate::ops::metrics::Metrics::new()?;
