@@ -26,6 +26,7 @@ if ! have systemd-analyze || [ ! -x /bin/kill ]; then apt_install systemd procps
 if ! have ip || ! have tc; then apt_install iproute2; fi
 if ! have iptables; then apt_install iptables; fi
 if ! have curl; then apt_install curl; fi
+if ! have man; then apt_install man-db; fi
 # libfaketime: a node whose wall clock is stepped back while it runs (tests/clock.rs)
 if ! have faketime; then apt_install faketime; fi
 # Time zone rules: the audit commands read and print times in a named zone (--tz Asia/Shanghai).

@@ -327,6 +327,31 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// [`write_durable`] with the file given exactly `mode` (permission bits, the umask not
+/// applied) before it appears under `path`, whatever mode a leftover temporary file had;
+/// the file keeps the group its directory gives new files (set-group-ID directories).
+///
+/// # Errors
+/// Writing, syncing, changing the mode or renaming fails.
+pub fn write_durable_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
 /// Opens a file for reading, refusing to follow a symbolic link at its last component and
 /// never blocking on a FIFO.
 pub fn open_nofollow(path: &Path) -> io::Result<File> {

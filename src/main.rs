@@ -5,7 +5,9 @@
 //! The help texts are the manual: `isogate --help` and `isogate help COMMAND` carry the
 //! description, examples, files, signals and exit status that a man page would.
 //! `isogate completions SHELL` prints the shell completion scripts that the Debian package
-//! ships (committed under `packaging/completions/`, checked current by a test below).
+//! ships (committed under `packaging/completions/`, checked current by a test below); the
+//! man pages, one per command and subcommand, are generated from the same definition into
+//! `packaging/man/` by a test below, which also fails when they are stale.
 
 use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser};
@@ -760,6 +762,74 @@ fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every man page, as `(file name, roff)`: `isogate.1` and one per subcommand at any
+    /// depth (`isogate-audit-query.1`), generated from the command line definition.
+    fn man_pages() -> Vec<(String, Vec<u8>)> {
+        fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
+            let man = clap_mangen::Man::new(cmd.clone())
+                .source(format!("isogate {}", env!("CARGO_PKG_VERSION")))
+                .manual("isogate manual");
+            let mut roff = Vec::new();
+            man.render(&mut roff).unwrap();
+            out.push((man.get_filename(), roff));
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                walk(sub, out);
+            }
+        }
+        let mut cmd = Cli::command().disable_help_subcommand(true);
+        cmd.build();
+        let mut out = Vec::new();
+        walk(&cmd, &mut out);
+        out
+    }
+
+    /// The man pages the Debian package installs are committed under `packaging/man/`; they
+    /// must be exactly what the command line definition gives now, one per command and
+    /// subcommand and no other. Regenerate them with
+    /// `ISOGATE_UPDATE_MANPAGES=1 cargo test --bin isogate manpages`.
+    #[test]
+    fn committed_manpages_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/man");
+        let update = std::env::var_os("ISOGATE_UPDATE_MANPAGES").is_some();
+        let pages = man_pages();
+        let names: std::collections::BTreeSet<String> =
+            pages.iter().map(|(n, _)| n.clone()).collect();
+        assert!(names.contains("isogate.1") && names.contains("isogate-audit-query.1"));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let committed: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".1"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for old in committed.iter().filter(|n| !names.contains(*n)) {
+            if update {
+                std::fs::remove_file(dir.join(old)).unwrap();
+            } else {
+                panic!(
+                    "packaging/man/{old} names no command now; regenerate with \
+                     ISOGATE_UPDATE_MANPAGES=1 cargo test --bin isogate manpages"
+                );
+            }
+        }
+        for (name, want) in pages {
+            let path = dir.join(&name);
+            if update {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "{} is stale or missing: the command line changed. Regenerate with \
+                 ISOGATE_UPDATE_MANPAGES=1 cargo test --bin isogate manpages",
+                path.display()
+            );
+        }
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {

@@ -408,3 +408,92 @@ fn the_example_config_passes_check_once_keys_exist() {
         "{report}"
     );
 }
+
+/// The roles' groups and directories (README, "Roles"), made as the package makes them but
+/// under a scratch root: `systemd-sysusers --root` creates the user and groups in its
+/// /etc, `systemd-tmpfiles --create --root` the directories, with the modes and groups the
+/// units and the README name. No running systemd is needed.
+#[test]
+fn sysusers_and_tmpfiles_make_the_roles_directories() {
+    use std::os::unix::fs::MetadataExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let sysusers = repo().join("systemd/isogate.sysusers");
+    let out = run(Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(&sysusers));
+    assert!(out.status.success(), "systemd-sysusers:\n{}", text(&out));
+    let group = std::fs::read_to_string(root.path().join("etc/group")).unwrap();
+    let gid = |name: &str| -> u32 {
+        group
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f[0] == name).then(|| f[2].parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("isogate.sysusers makes no group {name}:\n{group}"))
+    };
+    let (service, audit, secadm) = (gid("isogate"), gid("isogate-audit"), gid("isogate-secadm"));
+    assert!(service != audit && audit != secadm && service != secadm);
+
+    let tmpfiles = repo().join("systemd/isogate.tmpfile");
+    let out = run(Command::new("systemd-tmpfiles")
+        .args(["--create", &format!("--root={}", root.path().display())])
+        .arg(&tmpfiles));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-tmpfiles:\n{}",
+        text(&out)
+    );
+    for (dir, mode, gid) in [
+        ("srv/isogate", 0o2771, service),
+        ("srv/isogate/quarantine", 0o2750, audit),
+        ("var/lib/isogate", 0o711, service),
+        ("var/lib/isogate/state", 0o700, service),
+        ("var/lib/isogate/audit", 0o2750, audit),
+    ] {
+        let m = std::fs::metadata(root.path().join(dir)).unwrap();
+        assert_eq!(
+            (m.mode() & 0o7777, m.gid()),
+            (mode, gid),
+            "/{dir}: mode {:o} gid {}",
+            m.mode() & 0o7777,
+            m.gid()
+        );
+    }
+
+    // The units agree: the state directory's mode, and the example config's directories
+    // are the ones made for the auditors.
+    for (name, unit) in units() {
+        assert_eq!(
+            directive(&unit, "StateDirectoryMode"),
+            ["0711"],
+            "{name}: the auditors pass through the state directory to the audit log"
+        );
+    }
+    let cfg = example_config();
+    assert_eq!(
+        cfg["node"]["audit_dir"].as_str(),
+        Some("/var/lib/isogate/audit")
+    );
+    assert_eq!(
+        cfg["node"]["state_dir"].as_str(),
+        Some("/var/lib/isogate/state")
+    );
+    assert_eq!(cfg["node"]["exchange_dir"].as_str(), Some("/srv/isogate"));
+}
+
+/// The man pages are installed by the package, one per command and subcommand.
+#[test]
+fn the_package_installs_the_man_pages() {
+    let assets = deb_assets();
+    assert!(
+        assets
+            .iter()
+            .any(|(s, d)| s == "packaging/man/*.1" && d == "/usr/share/man/man1/"),
+        "{assets:?}"
+    );
+    for page in ["isogate.1", "isogate-run.1", "isogate-audit-query.1"] {
+        assert!(repo().join("packaging/man").join(page).is_file(), "{page}");
+    }
+}

@@ -82,11 +82,12 @@ pub fn history(dir: &Path) -> io::Result<Option<Vec<VerifyKey>>> {
 /// Writes `node.keys` (the history) and `node.pub` (its last key), durably.
 pub fn write_history(dir: &Path, keys: &[VerifyKey]) -> io::Result<()> {
     let text: String = keys.iter().map(|k| format!("{}\n", k.to_hex())).collect();
-    crate::fsx::write_durable(&dir.join(NODE_KEYS), text.as_bytes())?;
+    crate::fsx::write_durable_mode(&dir.join(NODE_KEYS), text.as_bytes(), super::FILE_MODE)?;
     if let Some(last) = keys.last() {
-        crate::fsx::write_durable(
+        crate::fsx::write_durable_mode(
             &dir.join(NODE_PUB),
             format!("{}\n", last.to_hex()).as_bytes(),
+            super::FILE_MODE,
         )?;
     }
     Ok(())

@@ -40,6 +40,11 @@
 //! - a peer's checkpoint is recorded once, when it arrives the first time (promptly); the
 //!   same note sent again (a reconnection, the diode's repeats) is not recorded again.
 //!   The last note witnessed is found again in the log at start.
+//!
+//! Modes, for the auditors' group (separation of duties): files are written 0640 and a
+//! directory the log makes is 0750, so that the group of the audit directory (set-group-ID,
+//! group `isogate-audit` where the package made it) reads the log and nobody else; files
+//! found with other modes at `open` (an older version's) are set to 0640.
 
 pub mod keys;
 pub mod prove;
@@ -57,6 +62,7 @@ use crate::keys::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -298,6 +304,11 @@ pub enum AuditError {
     },
 }
 
+/// Mode of every file of the log: the node writes, the audit directory's group reads.
+pub const FILE_MODE: u32 = 0o640;
+/// Mode of an audit directory the node makes (set-group-ID comes from its parent).
+pub const DIR_MODE: u32 = 0o750;
+
 /// Records per segment file, by default.
 pub const SEGMENT_RECORDS: u64 = 100_000;
 /// File of signed checkpoints.
@@ -395,6 +406,29 @@ fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(v)
 }
 
+/// Sets the files of the log found with another mode than [`FILE_MODE`] (written by an
+/// older version, or by hand) to it: never group-writable, never world-readable. A file
+/// that cannot be changed (another owner) is reported, not fatal: the log stays usable.
+fn settle_modes(dir: &Path, segs: &[u64]) {
+    use std::os::unix::fs::PermissionsExt;
+    let names = segs
+        .iter()
+        .map(|n| segment_name(*n))
+        .chain([CHECKPOINTS, NODE_PUB, keys::NODE_KEYS].map(String::from));
+    for name in names {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o7777 != FILE_MODE {
+            let set = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(FILE_MODE));
+            if let Err(e) = set {
+                tracing::warn!(file = %path.display(), error = %e, "cannot set the audit file's mode to 0640");
+            }
+        }
+    }
+}
+
 impl AuditLog {
     /// Opens (or creates) the log in `dir`, replaying it to continue its sequence and tree.
     /// A last line torn by a crash (no final newline) is cut off: it was never durable.
@@ -409,7 +443,12 @@ impl AuditLog {
             let path = path.to_path_buf();
             move |source| AuditError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            DIR_MODE,
+        )
+        .create(dir)
+        .map_err(io(dir))?;
         let keys_path = dir.join(keys::NODE_KEYS);
         let recorded = keys::history(dir).map_err(io(&keys_path))?;
         let cp_path = dir.join(CHECKPOINTS);
@@ -489,6 +528,7 @@ impl AuditLog {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&path)
             .map_err(io(&path))?;
         // Never sign over a log that no longer matches its own last checkpoint.
@@ -505,6 +545,7 @@ impl AuditLog {
         let history = Self::key_history(recorded, &key, last_switch, last_cp)
             .ok_or_else(|| AuditError::OtherKey(keys_path.clone()))?;
         keys::write_history(dir, &history).map_err(io(&keys_path))?;
+        settle_modes(dir, &segs);
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let (events, _) = broadcast::channel(1024);
         let (checkpoints, _) = watch::channel(None);
@@ -640,6 +681,7 @@ impl AuditLog {
             w.file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(FILE_MODE)
                 .open(&path)
                 .map_err(|e| self.io(e))?;
             crate::fsx::sync_dir(&self.dir).map_err(|e| self.io(e))?;
@@ -724,6 +766,7 @@ impl AuditLog {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&path)
             .map_err(|e| self.io(e))?;
         f.write_all(&line).map_err(|e| self.io(e))?;
@@ -903,6 +946,40 @@ pub(crate) mod tests {
         assert_eq!(report.records, 3);
         assert_eq!(report.checkpoints, 2);
         assert_eq!(report.unsigned_tail, 0);
+    }
+
+    /// Every file of the log is 0640 (the auditors' group reads it), also one an older
+    /// version left group-writable, once the log is opened again.
+    #[test]
+    fn files_are_written_for_the_auditors_group() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        let names = [
+            segment_name(1),
+            CHECKPOINTS.into(),
+            NODE_PUB.into(),
+            keys::NODE_KEYS.into(),
+        ];
+        {
+            let log = open(dir.path(), &key);
+            log.durable(Event::ConfigLoaded, Entry::default()).unwrap();
+            log.checkpoint(true).unwrap();
+        }
+        for n in &names {
+            assert_eq!(mode(n), FILE_MODE, "{n}");
+        }
+        let seg = dir.path().join(segment_name(1));
+        std::fs::set_permissions(&seg, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let _log = open(dir.path(), &key);
+        assert_eq!(mode(&names[0]), FILE_MODE);
     }
 
     #[test]

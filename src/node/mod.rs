@@ -159,6 +159,24 @@ fn mkdir(path: &Path) -> Result<(), NodeError> {
     })
 }
 
+/// Makes `path` with `mode` (less the umask) if it is missing, its missing parents as
+/// `mkdir` does; an existing directory keeps its mode (the operator's, or the package's).
+fn mkdir_mode(path: &Path, mode: u32) -> Result<(), NodeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let err = |error| NodeError::Dir {
+        path: path.to_path_buf(),
+        error,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mkdir(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// What a refusal is about and where its content (if any) is.
 pub struct Refused<'a> {
     /// The object.
@@ -179,14 +197,15 @@ impl Node {
     /// or the metrics cannot be defined.
     pub fn open(cfg: Config) -> Result<Node, NodeError> {
         let keys = rotate::Keys::load(&cfg)?;
-        for dir in [&cfg.node.state_dir, &cfg.node.audit_dir] {
-            mkdir(dir)?;
-        }
+        // the spool is the service's alone; the audit log and the quarantine reasons are
+        // readable by their directory's group (the auditors), never by the world
+        mkdir_mode(&cfg.node.state_dir, 0o700)?;
+        mkdir_mode(&cfg.node.audit_dir, crate::audit::DIR_MODE)?;
         // before anything is read or written: a second node on the same state would
         // recover (delete) the first one's deliveries and interleave its audit records
         let lock = lock_state(&cfg.node.state_dir)?;
         for c in &cfg.channels {
-            mkdir(&c.quarantine)?;
+            mkdir_mode(&c.quarantine, quarantine::DIR_MODE)?;
             match c.role {
                 crate::node::config::Role::Send => mkdir(&c.outbox)?,
                 crate::node::config::Role::Receive => mkdir(&c.inbox)?,
@@ -197,7 +216,7 @@ impl Node {
             &cfg.node.name,
             keys.signing(),
             cfg.audit.checkpoints,
-            cfg.audit.syslog,
+            cfg.audit.syslog.clone(),
         )?;
         let policies = Policies::new(&cfg);
         let metrics = crate::ops::metrics::Metrics::new()?;

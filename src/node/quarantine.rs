@@ -6,6 +6,10 @@
 //! <exchange>/quarantine/<channel>/<object id>.reason.json   reason code, detail, name, time
 //! ```
 //!
+//! Modes: a channel's directory is made 0750 and a reason file 0640, so that the group of
+//! the quarantine (set-group-ID, `isogate-audit` where the package made it) reads why;
+//! the copy itself is 0400, the service user's alone.
+//!
 //! A quarantined copy never changes once its reason is recorded: a plain file (one link) is
 //! copied in from the bytes read, made read-only (0440) and fsynced, and only then is the
 //! original removed, so a process that still holds the original open writes into a file
@@ -15,7 +19,7 @@
 
 use crate::core::id::ObjectId;
 use crate::core::reason::{Refusal, Side};
-use crate::fsx::{open_nofollow, rename_noreplace, sync_dir, write_durable};
+use crate::fsx::{open_nofollow, rename_noreplace, sync_dir, write_durable_mode};
 use serde::Serialize;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -46,8 +50,15 @@ pub struct Subject<'a> {
     pub name: &'a str,
 }
 
-/// Mode of a quarantined copy: read-only for the service user and its group.
-const COPY_MODE: u32 = 0o440;
+/// Mode of a quarantined copy: read-only, for the service user alone. The quarantine's group
+/// (`isogate-audit` where the package made it) reads the reasons, never the content: an
+/// auditor reviews what was refused and why without holding what may be malware or a leak.
+const COPY_MODE: u32 = 0o400;
+/// Mode of a reason file: the node writes, the quarantine's group reads.
+pub const REASON_MODE: u32 = 0o640;
+/// Mode of a channel's quarantine directory the node makes (set-group-ID comes from its
+/// parent, with the group).
+pub const DIR_MODE: u32 = 0o750;
 
 /// Moves `entry` (if any) into the channel's quarantine as `<id>` and writes its reason
 /// file: a plain file with one link is copied in read-only and then removed; anything else
@@ -61,7 +72,8 @@ pub fn put(
     refusal: &Refusal,
 ) -> io::Result<PathBuf> {
     let Subject { id, channel, name } = *subject;
-    fs::create_dir_all(dir)?;
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), DIR_MODE)
+        .create(dir)?;
     let target = dir.join(id.to_string());
     if let Some(entry) = entry {
         let plain = match fs::symlink_metadata(entry) {
@@ -92,7 +104,7 @@ pub fn put(
         time_ms: crate::now_ms(),
     };
     let json = serde_json::to_vec_pretty(&reason).map_err(io::Error::other)?;
-    write_durable(&dir.join(format!("{id}.reason.json")), &json)?;
+    write_durable_mode(&dir.join(format!("{id}.reason.json")), &json, REASON_MODE)?;
     sync_dir(dir)?;
     Ok(target)
 }
@@ -162,7 +174,8 @@ mod tests {
         assert!(!src.exists());
         let mode = fs::metadata(&at).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, COPY_MODE);
-        assert!(q.join(format!("{}.reason.json", subject.id)).exists());
+        let reason = fs::metadata(q.join(format!("{}.reason.json", subject.id))).unwrap();
+        assert_eq!(reason.permissions().mode() & 0o7777, REASON_MODE);
         // a symlink is renamed in as it is, never followed
         let link = t.path().join("link");
         std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();

@@ -43,7 +43,10 @@ pub(super) fn config(src: &mut Source, file: &Path, raw: &RawConfig) -> Config {
             src.report(
                 Some(s.span()),
                 "audit.syslog",
-                format!("{:?}: use udp:HOST:PORT or tcp:HOST:PORT", s.get_ref()),
+                format!(
+                    "{:?}: use udp:HOST:PORT or tcp:HOST:PORT (HOST: an IPv4 address, [IPv6] in brackets, or a host name)",
+                    s.get_ref()
+                ),
             );
         }
         t
