@@ -727,7 +727,10 @@ mod tests {
             b.add(r);
         }
         b.finish(
-            Verification::from_verify(&Err(super::super::read::VerifyError::Log("x".into())), false),
+            Verification::from_verify(
+                &Err(super::super::read::VerifyError::Log("x".into())),
+                false,
+            ),
             Witness::default(),
         )
     }
@@ -855,10 +858,7 @@ mod tests {
         };
         assert_eq!(rule("malware").as_deref(), Some("Eicar-Test-Signature"));
         assert_eq!(rule("personal_data").as_deref(), Some("resident_id"));
-        assert_eq!(
-            rule("classification_marking").as_deref(),
-            Some("\"机密\"")
-        );
+        assert_eq!(rule("classification_marking").as_deref(), Some("\"机密\""));
         assert_eq!(r.by_reason()[0], ("keyword_match".to_string(), 3));
     }
 
@@ -903,7 +903,12 @@ mod tests {
         let events: Vec<&str> = r.changes.iter().map(|c| c.event.as_str()).collect();
         assert_eq!(
             events,
-            ["key_switched", "clock_step", "link_mismatch", "policy_reloaded"]
+            [
+                "key_switched",
+                "clock_step",
+                "link_mismatch",
+                "policy_reloaded"
+            ]
         );
         assert_eq!(r.changes[0].time, "2026-11-30T00:00:00.001+08:00");
         let newest = r.witness.newest.as_ref().unwrap();

@@ -200,14 +200,22 @@ fn text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     if !r.channel_filter.is_empty() {
         writeln!(out, "channels: {}", printable(&r.channel_filter.join(", ")))?;
     }
-    writeln!(out, "generated: {}; {} records read", r.generated, r.records)?;
+    writeln!(
+        out,
+        "generated: {}; {} records read",
+        r.generated, r.records
+    )?;
     let v = &r.verification;
     writeln!(out)?;
     if v.verified {
         writeln!(
             out,
             "log: VERIFIED{}: {}",
-            if v.pinned_key { " with the pinned key" } else { "" },
+            if v.pinned_key {
+                " with the pinned key"
+            } else {
+                ""
+            },
             v.detail
         )?;
         if v.unsigned_tail > 0 {
@@ -231,7 +239,11 @@ fn text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         )?,
         None => writeln!(out, "witness: no witnessed record in this log")?,
     }
-    writeln!(out, "peer's witness of this log: {}", r.witness.peer_status())?;
+    writeln!(
+        out,
+        "peer's witness of this log: {}",
+        r.witness.peer_status()
+    )?;
     let t = &r.totals;
     writeln!(out)?;
     writeln!(
@@ -348,7 +360,12 @@ pub const CSV_COLUMNS: [&str; 18] = [
 ];
 
 fn counts_row(scope: &str, day: &str, channel: &str, c: &Counts) -> Vec<String> {
-    let mut v = vec![scope.to_string(), day.to_string(), cell(channel), String::new()];
+    let mut v = vec![
+        scope.to_string(),
+        day.to_string(),
+        cell(channel),
+        String::new(),
+    ];
     v.extend(
         [
             c.crossed_objects,
@@ -580,14 +597,23 @@ mod tests {
     fn html_escapes_every_value_from_the_log_and_draws_the_charts() {
         let page = html(&report()).unwrap();
         assert!(!page.contains("<script"), "{page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;.txt"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;.txt"),
+            "{page}"
+        );
         assert!(!page.contains("<img"));
         assert!(page.contains("民事判决书（2026）吉01民初124号.docx (1)"));
         assert!(page.contains("内部资料 (1)"));
         assert!(page.contains("<meta charset=\"utf-8\">"));
         assert!(page.contains("@media print"));
-        assert_eq!(page.matches(&format!("fill=\"{CROSSED_COLOUR}\"")).count(), 1);
-        assert_eq!(page.matches(&format!("fill=\"{REFUSED_COLOUR}\"")).count(), 2);
+        assert_eq!(
+            page.matches(&format!("fill=\"{CROSSED_COLOUR}\"")).count(),
+            1
+        );
+        assert_eq!(
+            page.matches(&format!("fill=\"{REFUSED_COLOUR}\"")).count(),
+            2
+        );
         assert!(page.contains("NOT VERIFIED"));
         // self-contained: no script, no external asset
         assert!(!page.contains("src=\"") && !page.contains("href=\"") && !page.contains("<link"));
