@@ -30,6 +30,8 @@ if ! have curl; then apt_install curl; fi
 if ! have faketime; then apt_install faketime; fi
 # Time zone rules: the audit commands read and print times in a named zone (--tz Asia/Shanghai).
 if [ ! -e /usr/share/zoneinfo/Asia/Shanghai ]; then apt_install tzdata; fi
+# headless Chromium opens the HTML audit report and screenshots its charts (tests/report.rs)
+if ! have chromium; then apt_install chromium; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"
