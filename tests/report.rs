@@ -313,6 +313,15 @@ fn report_counts_equal_the_raw_audit_records_of_a_known_workload() {
     ]);
     assert!(!ok);
     assert!(err.contains("RFC 3339"), "{err}");
+    let (ok, _, err) = isogate(&[
+        "audit",
+        "report",
+        court_dir.to_str().unwrap(),
+        "--channel",
+        "to-nowhere",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("to-court, to-internet"), "{err}");
 
     // a log changed after the fact: the report is still written, says so, and fails
     let copy = lab.dir.join("court-audit-copy");

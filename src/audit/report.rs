@@ -6,8 +6,9 @@
 //! (`report_render`).
 //!
 //! ```text
-//!  records, in log order ──► Builder::add ──┐   (one at a time: memory holds the sums,
-//!  read::verify's result ──► Verification ──┼─►  not the records)
+//!  records, in log order ──► Builder::add ──┐   (one at a time: memory holds the sums
+//!  read::verify's result ──► Verification ──┼─►  and one 16-byte id per object crossed,
+//!                                           │    not the records)
 //!  witnessed records, --peer ► Witness ─────┴─► Builder::finish ─► Report ─► text | CSV |
 //!                                                                           JSON | HTML
 //! ```
@@ -78,23 +79,23 @@ pub struct Counts {
 
 impl Counts {
     fn add(&mut self, o: &Counts) {
-        self.crossed_objects += o.crossed_objects;
-        self.crossed_bytes += o.crossed_bytes;
-        self.refused += o.refused;
-        self.quarantined += o.quarantined;
-        self.masked += o.masked;
-        self.duplicates += o.duplicates;
-        self.lost += o.lost;
-        self.key_switches += o.key_switches;
-        self.policy_reloads += o.policy_reloads;
-        self.policy_refusals += o.policy_refusals;
-        self.clock_steps += o.clock_steps;
-        self.link_mismatches += o.link_mismatches;
+        self.crossed_objects = self.crossed_objects.saturating_add(o.crossed_objects);
+        self.crossed_bytes = self.crossed_bytes.saturating_add(o.crossed_bytes);
+        self.refused = self.refused.saturating_add(o.refused);
+        self.quarantined = self.quarantined.saturating_add(o.quarantined);
+        self.masked = self.masked.saturating_add(o.masked);
+        self.duplicates = self.duplicates.saturating_add(o.duplicates);
+        self.lost = self.lost.saturating_add(o.lost);
+        self.key_switches = self.key_switches.saturating_add(o.key_switches);
+        self.policy_reloads = self.policy_reloads.saturating_add(o.policy_reloads);
+        self.policy_refusals = self.policy_refusals.saturating_add(o.policy_refusals);
+        self.clock_steps = self.clock_steps.saturating_add(o.clock_steps);
+        self.link_mismatches = self.link_mismatches.saturating_add(o.link_mismatches);
     }
 
     /// Refusals on either side: `refused` + `quarantined`.
     pub fn refusals(&self) -> u64 {
-        self.refused + self.quarantined
+        self.refused.saturating_add(self.quarantined)
     }
 }
 
@@ -394,6 +395,7 @@ pub struct Builder {
     changes: Vec<Change>,
     changes_omitted: u64,
     newest_witness: Option<Witnessed>,
+    seen_channels: std::collections::BTreeSet<String>,
 }
 
 /// The rule a refusal's detail names: the keyword or pattern after `matches rule `, the
@@ -432,7 +434,14 @@ impl Builder {
             changes: Vec::new(),
             changes_omitted: 0,
             newest_witness: None,
+            seen_channels: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// The channels named by the records added so far, whatever their time (at most
+    /// [`MAX_DISTINCT`]): what a `--channel` filter can be checked against.
+    pub fn seen_channels(&self) -> &std::collections::BTreeSet<String> {
+        &self.seen_channels
     }
 
     /// Counts one record (records outside the period or the channels asked for are skipped;
@@ -450,6 +459,12 @@ impl Builder {
                 peer: r.peer.clone().unwrap_or_default(),
                 size: r.size.unwrap_or(0),
             });
+        }
+        if let Some(c) = &r.channel
+            && self.seen_channels.len() < MAX_DISTINCT
+            && !self.seen_channels.contains(c)
+        {
+            self.seen_channels.insert(c.clone());
         }
         if r.time_ms < self.params.since_ms || r.time_ms >= self.params.until_ms {
             return;
@@ -626,8 +641,9 @@ impl Builder {
             })
             .collect();
         refusals.sort_by(|a, b| {
-            (b.refused + b.quarantined)
-                .cmp(&(a.refused + a.quarantined))
+            b.refused
+                .saturating_add(b.quarantined)
+                .cmp(&a.refused.saturating_add(a.quarantined))
                 .then_with(|| a.channel.cmp(&b.channel))
                 .then_with(|| a.reason.cmp(&b.reason))
         });
@@ -660,7 +676,8 @@ impl Report {
     pub fn by_reason(&self) -> Vec<(String, u64)> {
         let mut m: BTreeMap<&str, u64> = BTreeMap::new();
         for r in &self.refusals {
-            *m.entry(&r.reason).or_default() += r.refused + r.quarantined;
+            let n = m.entry(&r.reason).or_default();
+            *n = n.saturating_add(r.refused).saturating_add(r.quarantined);
         }
         let mut v: Vec<(String, u64)> = m.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -768,6 +785,10 @@ mod tests {
         );
         assert_eq!(r.channels.len(), 2);
         assert_eq!(r.channels[1].role, "receiver");
+        let mut b = Builder::new(params(&[]));
+        records.iter().for_each(|r| b.add(r));
+        let seen: Vec<&str> = b.seen_channels().iter().map(String::as_str).collect();
+        assert_eq!(seen, ["to-court", "to-internet"]);
         let only = build(params(&["to-court"]), &records);
         assert_eq!(only.totals.crossed_objects, 1);
         assert_eq!(only.channels.len(), 1);

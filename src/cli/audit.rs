@@ -317,7 +317,7 @@ pub fn report(dir: &Path, o: ReportOptions) -> Result<ExitCode> {
         since_ms: since,
         until_ms: until,
         tz: tz.clone(),
-        channels: o.channels,
+        channels: o.channels.clone(),
         now_ms: now,
     });
     // a line that is not a record is left out here; verification below says where it is
@@ -328,6 +328,19 @@ pub fn report(dir: &Path, o: ReportOptions) -> Result<ExitCode> {
         Ok(())
     })
     .with_context(|| format!("reading {}", dir.display()))?;
+    // a channel no record names is a typo, not an empty report
+    let seen = b.seen_channels();
+    if let Some(unknown) = o.channels.iter().find(|c| !seen.contains(*c)) {
+        let known: Vec<&str> = seen.iter().map(String::as_str).collect();
+        bail!(
+            "--channel {unknown:?}: no record of this log names that channel; it names: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
     let verification =
         report::Verification::from_verify(&read::verify(dir, key.as_ref()), key.is_some());
     let mut witness = report::Witness::default();
