@@ -78,7 +78,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
+    /// Adds `o` to these counts (saturating).
+    pub fn add(&mut self, o: &Counts) {
         self.crossed_objects = self.crossed_objects.saturating_add(o.crossed_objects);
         self.crossed_bytes = self.crossed_bytes.saturating_add(o.crossed_bytes);
         self.refused = self.refused.saturating_add(o.refused);
@@ -805,9 +806,16 @@ mod tests {
         confirmed.channel = Some("to-court".into());
         let mut sent = rec(4, T0 + 40, Event::Sent);
         sent.channel = Some("to-court".into());
-        let r = build(params(&[]), &[first, again, sent, confirmed]);
-        assert_eq!(r.totals.crossed_objects, 2);
-        assert_eq!(r.totals.crossed_bytes, 100 + 300);
+        let mut retired = rec(5, T0 + 50, Event::Retired);
+        retired.channel = Some("to-court".into());
+        let mut confirmed_again = confirmed.clone();
+        confirmed_again.seq = 6;
+        let r = build(
+            params(&[]),
+            &[first, again, sent, confirmed, retired, confirmed_again],
+        );
+        assert_eq!(r.totals.crossed_objects, 3);
+        assert_eq!(r.totals.crossed_bytes, 100 + 300 + 500);
         let roles: Vec<&str> = r.channels.iter().map(|c| c.role.as_str()).collect();
         assert_eq!(roles, ["sender", "receiver"]);
     }

@@ -22,7 +22,7 @@
 //! `report`). A text cell from the log that starts with `=`, `+`, `-` or `@` gets a leading
 //! `'` so that a spreadsheet does not run it as a formula.
 
-use super::report::{Counts, Report, Top};
+use super::report::{self, Counts, Report, Top};
 use serde::Serialize;
 use std::io::{self, Write};
 use thiserror::Error;
@@ -470,6 +470,37 @@ fn chart(title: &str, colour: &'static str, data: &[(String, u64, String)]) -> C
     }
 }
 
+/// The bars of the bytes-crossed chart: one per day, or one per month (`2026-11`) when
+/// there are more than [`report::MAX_LISTED_DAYS`] days, so that a year stays readable.
+fn crossed_bars(days: Vec<(String, Counts)>) -> (Vec<(String, u64, String)>, &'static str) {
+    let monthly = days.len() as u64 > report::MAX_LISTED_DAYS;
+    let mut groups: Vec<(String, Counts)> = Vec::new();
+    for (day, c) in days {
+        let key = if monthly {
+            day.chars().take(7).collect()
+        } else {
+            day
+        };
+        match groups.last_mut() {
+            Some((k, sum)) if *k == key => sum.add(&c),
+            _ => groups.push((key, c)),
+        }
+    }
+    let bars = groups
+        .into_iter()
+        .map(|(key, c)| {
+            let label = format!("{} ({})", bytes(c.crossed_bytes), c.crossed_objects);
+            (key, c.crossed_bytes, label)
+        })
+        .collect();
+    let title = if monthly {
+        "每月交换字节 Bytes crossed per month (objects)"
+    } else {
+        "每日交换字节 Bytes crossed per day (objects)"
+    };
+    (bars, title)
+}
+
 #[derive(Serialize)]
 struct Page<'a> {
     r: &'a Report,
@@ -485,14 +516,7 @@ struct Page<'a> {
 /// # Errors
 /// [`RenderError::Html`] if the template fails to render.
 pub fn html(report: &Report) -> Result<String, RenderError> {
-    let per_day: Vec<(String, u64, String)> = report
-        .by_day()
-        .into_iter()
-        .map(|(day, c)| {
-            let label = format!("{} ({})", bytes(c.crossed_bytes), c.crossed_objects);
-            (day, c.crossed_bytes, label)
-        })
-        .collect();
+    let (per_day, crossed_title) = crossed_bars(report.by_day());
     let per_reason: Vec<(String, u64, String)> = report
         .by_reason()
         .into_iter()
@@ -502,11 +526,7 @@ pub fn html(report: &Report) -> Result<String, RenderError> {
     let page = Page {
         r: report,
         charts: vec![
-            chart(
-                "每日交换字节 Bytes crossed per day (objects)",
-                CROSSED_COLOUR,
-                &per_day,
-            ),
+            chart(crossed_title, CROSSED_COLOUR, &per_day),
             chart("拒绝原因 Refusals by reason", REFUSED_COLOUR, &per_reason),
         ],
         total_bytes: bytes(report.totals.crossed_bytes),
@@ -661,6 +681,37 @@ mod tests {
         assert_eq!(v["refusals"][0]["reason"], "keyword_match");
         assert_eq!(v["verification"]["verified"], false);
         assert_eq!(v["zone"], "Asia/Shanghai");
+    }
+
+    #[test]
+    fn a_long_period_is_charted_per_month() {
+        let day = |d: &str, n: u64| {
+            let c = Counts {
+                crossed_objects: 1,
+                crossed_bytes: n,
+                ..Counts::default()
+            };
+            (d.to_string(), c)
+        };
+        let (bars, title) = crossed_bars(vec![day("2026-11-29", 5), day("2026-11-30", 7)]);
+        assert_eq!(bars.len(), 2);
+        assert!(title.contains("per day"));
+        let mut year: Vec<(String, Counts)> = (1..=28)
+            .flat_map(|d| {
+                [
+                    day(&format!("2026-01-{d:02}"), 1),
+                    day(&format!("2026-02-{d:02}"), 2),
+                    day(&format!("2026-03-{d:02}"), 3),
+                ]
+            })
+            .collect();
+        year.sort_by(|a, b| a.0.cmp(&b.0));
+        let (bars, title) = crossed_bars(year);
+        assert!(title.contains("per month"));
+        assert_eq!(bars[0].0, "2026-01");
+        assert_eq!(bars[1].0, "2026-02");
+        assert_eq!((bars[0].1, bars[1].1, bars[2].1), (28, 56, 84));
+        assert_eq!(bars.len(), 3);
     }
 
     #[test]
