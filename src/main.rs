@@ -285,7 +285,7 @@ Examples:
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
-    /// Verify, query, prove from, reconcile and export audit logs.
+    /// Verify, query, prove from, reconcile, export and report on audit logs.
     #[command(after_long_help = "\
 Examples:
   isogate audit verify /var/lib/isogate/audit --key /etc/isogate/certs/court.sign.pub
@@ -297,7 +297,8 @@ Examples:
   isogate audit verify-proof proof.json --key court.sign.pub
   isogate audit reconcile court-audit/ internet-audit/ --key court.sign.pub
   isogate audit export /var/lib/isogate/audit --format jsonl
-  isogate audit export /var/lib/isogate/audit --format syslog --cursor /var/lib/siem/isogate.seq")]
+  isogate audit export /var/lib/isogate/audit --format syslog --cursor /var/lib/siem/isogate.seq
+  isogate audit report /var/lib/isogate/audit --since -7d --tz Asia/Shanghai --format html --out week.html")]
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -391,6 +392,29 @@ enum ExportFormat {
     Jsonl,
     /// One RFC 5424 syslog message per line, as the live export sends them.
     Syslog,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// Sections for a terminal.
+    Text,
+    /// One CSV table (columns: see the README).
+    Csv,
+    /// One JSON document (the report's stable field names).
+    Json,
+    /// A self-contained HTML page with charts, for printing (A4).
+    Html,
+}
+
+impl From<ReportFormat> for isogate::audit::report_render::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Text => Self::Text,
+            ReportFormat::Csv => Self::Csv,
+            ReportFormat::Json => Self::Json,
+            ReportFormat::Html => Self::Html,
+        }
+    }
 }
 
 impl From<QueryFormat> for audit_query::Format {
@@ -496,6 +520,56 @@ given, or 0, when nothing new matched), or let --cursor FILE keep it between run
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
+    },
+    /// Sum up a period per day and channel: crossed, refused by reason, masked, quarantined,
+    /// lost, key and policy changes, and whether the log and the peer's witness verify.
+    #[command(
+        long_about = "\
+Sum up a period of the node's audit log per day (in the --tz zone) and per channel: objects
+and bytes crossed (landed on a receiving node; confirmed or retired on a sending node), refusals
+by reason with the most frequent names and matched rules, masked, quarantined, duplicates,
+lost, key switches, policy reloads and refusals, clock steps and link mismatches; with the
+verification of the log (as `audit verify`) and of the peer's witness. Default period: the 7
+days before now. The report is written even when the log does not verify (it says so); the
+exit status is then non-zero, as it is when the peer's witness shows a rewritten history.",
+        after_long_help = "\
+Examples:
+  isogate audit report /var/lib/isogate/audit
+  isogate audit report /var/lib/isogate/audit --since 2026-11-01 --until 2026-12-01 --tz Asia/Shanghai --format html --out 2026-11.html
+  isogate audit report court-audit/ --peer internet-audit/ --key court.sign.pub --format json"
+    )]
+    Report {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// Start of the period: RFC 3339 with any offset, a wall time or a date in the --tz
+        /// zone, now, today, yesterday, -7d, or ms since the epoch (default: 7 days before
+        /// --until).
+        #[arg(long)]
+        since: Option<String>,
+        /// End of the period, excluded (same forms; default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Time zone of days and times: UTC, an IANA name (Asia/Shanghai) or an offset
+        /// (+08:00); default: the system's zone.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Only this channel (repeat for several); default: all.
+        #[arg(long)]
+        channel: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The node's signing public key (hex file) to pin when verifying; default:
+        /// DIR/node.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The peer node's audit directory: check that the peer witnessed this node's
+        /// checkpoints and that they match this log.
+        #[arg(long)]
+        peer: Option<PathBuf>,
     },
 }
 
@@ -748,6 +822,29 @@ fn audit(cmd: AuditCommand) -> Result<ExitCode> {
             let (args, tz) = filters.args(after);
             audit::export(&dir, &args, tz.as_deref(), format.into(), cursor.as_deref())
         }
+        AuditCommand::Report {
+            dir,
+            since,
+            until,
+            tz,
+            channel,
+            format,
+            out,
+            key,
+            peer,
+        } => audit::report(
+            &dir,
+            audit::ReportOptions {
+                since,
+                until,
+                tz,
+                channels: channel,
+                format: format.into(),
+                out,
+                key,
+                peer,
+            },
+        ),
     }
 }
 

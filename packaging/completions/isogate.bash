@@ -61,6 +61,9 @@ _isogate() {
             isogate__subcmd__audit,reconcile)
                 cmd="isogate__subcmd__audit__subcmd__reconcile"
                 ;;
+            isogate__subcmd__audit,report)
+                cmd="isogate__subcmd__audit__subcmd__report"
+                ;;
             isogate__subcmd__audit,verify)
                 cmd="isogate__subcmd__audit__subcmd__verify"
                 ;;
@@ -81,6 +84,9 @@ _isogate() {
                 ;;
             isogate__subcmd__audit__subcmd__help,reconcile)
                 cmd="isogate__subcmd__audit__subcmd__help__subcmd__reconcile"
+                ;;
+            isogate__subcmd__audit__subcmd__help,report)
+                cmd="isogate__subcmd__audit__subcmd__help__subcmd__report"
                 ;;
             isogate__subcmd__audit__subcmd__help,verify)
                 cmd="isogate__subcmd__audit__subcmd__help__subcmd__verify"
@@ -130,6 +136,9 @@ _isogate() {
             isogate__subcmd__help__subcmd__audit,reconcile)
                 cmd="isogate__subcmd__help__subcmd__audit__subcmd__reconcile"
                 ;;
+            isogate__subcmd__help__subcmd__audit,report)
+                cmd="isogate__subcmd__help__subcmd__audit__subcmd__report"
+                ;;
             isogate__subcmd__help__subcmd__audit,verify)
                 cmd="isogate__subcmd__help__subcmd__audit__subcmd__verify"
                 ;;
@@ -161,7 +170,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit)
-            opts="-h --log-format --help verify query prove verify-proof reconcile export help"
+            opts="-h --log-format --help verify query prove verify-proof reconcile export report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,7 +274,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__help)
-            opts="verify query prove verify-proof reconcile export help"
+            opts="verify query prove verify-proof reconcile export report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +344,20 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__help__subcmd__reconcile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__audit__subcmd__help__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -488,6 +511,56 @@ _isogate() {
             fi
             case "${prev}" in
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__audit__subcmd__report)
+            opts="-h --since --until --tz --channel --format --out --key --peer --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text csv json html" -- "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -685,7 +758,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__help__subcmd__audit)
-            opts="verify query prove verify-proof reconcile export"
+            opts="verify query prove verify-proof reconcile export report"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -741,6 +814,20 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__help__subcmd__audit__subcmd__reconcile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__help__subcmd__audit__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

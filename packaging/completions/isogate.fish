@@ -33,7 +33,7 @@ complete -c isogate -n "__fish_isogate_needs_command" -f -a "run" -d 'Run a node
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
-complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
@@ -73,8 +73,9 @@ json\t'One JSON document'"
 complete -c isogate -n "__fish_isogate_using_subcommand check" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+<<<<<<< HEAD
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "query" -d 'Print the records that match every filter given'
@@ -83,6 +84,17 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_se
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+=======
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "query" -d 'Print the records that match every filter given'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+>>>>>>> report
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'The node\'s signing public key (hex file) to pin; default: DIR/node.pub' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -344,12 +356,31 @@ syslog\t'One RFC 5424 syslog message per line, as the live export sends them'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l since -d 'Start of the period: RFC 3339 with any offset, a wall time or a date in the --tz zone, now, today, yesterday, -7d, or ms since the epoch (default: 7 days before --until)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l until -d 'End of the period, excluded (same forms; default: now)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l tz -d 'Time zone of days and times: UTC, an IANA name (Asia/Shanghai) or an offset (+08:00); default: the system\'s zone' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l channel -d 'Only this channel (repeat for several); default: all' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l format -d 'Output format' -r -f -a "text\t'Sections for a terminal'
+csv\t'One CSV table (columns: see the README)'
+json\t'One JSON document (the report\'s stable field names)'
+html\t'A self-contained HTML page with charts, for printing (A4)'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l out -d 'Write the report to this file instead of standard output' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l key -d 'The node\'s signing public key (hex file) to pin when verifying; default: DIR/node.pub' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l peer -d 'The peer node\'s audit directory: check that the peer witnessed this node\'s checkpoints and that they match this log' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "query" -d 'Print the records that match every filter given'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+<<<<<<< HEAD
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
+=======
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
+>>>>>>> report
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
@@ -372,7 +403,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_see
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile and export audit logs'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
@@ -382,4 +413,9 @@ complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_su
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
+<<<<<<< HEAD
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
+=======
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
+>>>>>>> report

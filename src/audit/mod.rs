@@ -51,6 +51,8 @@ pub mod prove;
 pub mod query;
 pub mod read;
 pub mod reconcile;
+pub mod report;
+pub mod report_render;
 pub mod syslog;
 pub mod when;
 

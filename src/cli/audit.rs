@@ -11,10 +11,11 @@
 //!  audit reconcile    SENDER RECEIVER─► reconcile           ─► differences; non-zero if any
 //!  audit export       DIR + filter   ─► query::export       ─► JSON lines as logged | syslog
 //!                     + --after SEQ / --cursor FILE          ─► stderr: exported=N last_seq=S
+//!  audit report       DIR + period   ─► report::Builder     ─► text | CSV | JSON | HTML
 //! ```
 
 use crate::audit::query::FilterArgs;
-use crate::audit::{prove, query, read, reconcile, when};
+use crate::audit::{prove, query, read, reconcile, report, report_render, when};
 use crate::keys::VerifyKey;
 use anyhow::{Context, Result, anyhow, bail};
 use jiff::tz::TimeZone;
@@ -272,4 +273,115 @@ fn write_cursor(path: &Path, seq: u64) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// The options of `audit report`, as given on the command line.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Start of the period (any `audit::when` form; default: 7 days before `until`).
+    pub since: Option<String>,
+    /// End of the period, excluded (default: now).
+    pub until: Option<String>,
+    /// The zone of days and times (default: the system's zone).
+    pub tz: Option<String>,
+    /// Only these channels (empty: all).
+    pub channels: Vec<String>,
+    /// Output format.
+    pub format: report_render::Format,
+    /// Write the report here instead of standard output.
+    pub out: Option<std::path::PathBuf>,
+    /// The node's signing public key to pin when verifying the log.
+    pub key: Option<std::path::PathBuf>,
+    /// The peer node's audit directory: check that it witnessed this node's checkpoints.
+    pub peer: Option<std::path::PathBuf>,
+}
+
+/// The default length of a report's period: 7 days, in ms.
+pub const REPORT_DAYS_MS: u64 = 7 * 86_400_000;
+
+/// `audit report`: sums up the log in `dir` over a period per day and channel, with the
+/// log's verification and the peer's witness, and writes it in the format asked for.
+///
+/// # Errors
+/// A time, zone or key does not parse, the log cannot be read or the report written; and,
+/// after the report is written, when the log does not verify or the peer's witness shows a
+/// mismatch (the report says so too).
+pub fn report(dir: &Path, o: ReportOptions) -> Result<ExitCode> {
+    let tz = when::zone(o.tz.as_deref())?;
+    let now = crate::now_ms();
+    let time = |s: &Option<String>, flag: &str| -> Result<Option<u64>> {
+        s.as_deref()
+            .map(|v| when::parse(v, &tz, now).with_context(|| flag.to_string()))
+            .transpose()
+    };
+    let until = time(&o.until, "--until")?.unwrap_or(now);
+    let since = time(&o.since, "--since")?.unwrap_or(until.saturating_sub(REPORT_DAYS_MS));
+    if since >= until {
+        bail!(
+            "the period is empty: --since {} is not before --until {}",
+            when::format(since, &tz),
+            when::format(until, &tz)
+        );
+    }
+    let key = load_key(o.key.as_deref())?;
+    if !dir.is_dir() {
+        bail!("{}: not an audit directory", dir.display());
+    }
+    let mut b = report::Builder::new(report::Params {
+        since_ms: since,
+        until_ms: until,
+        tz: tz.clone(),
+        channels: o.channels.clone(),
+        now_ms: now,
+    });
+    // a line that is not a record is left out here; verification below says where it is
+    read::for_each_line(dir, |_, _, line| {
+        if let Ok(r) = serde_json::from_slice::<crate::audit::Record>(line) {
+            b.add(&r);
+        }
+        Ok(())
+    })
+    .with_context(|| format!("reading {}", dir.display()))?;
+    // a channel no record names is a typo, not an empty report
+    let seen = b.seen_channels();
+    if let Some(unknown) = o.channels.iter().find(|c| !seen.contains(*c)) {
+        let known: Vec<&str> = seen.iter().map(String::as_str).collect();
+        bail!(
+            "--channel {unknown:?}: no record of this log names that channel; it names: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let verification =
+        report::Verification::from_verify(&read::verify(dir, key.as_ref()), key.is_some());
+    let mut witness = report::Witness::default();
+    if let Some(peer) = &o.peer {
+        witness.set_peer(
+            reconcile::reconcile(dir, peer, key.as_ref())
+                .map_err(|e| format!("{}: {e}", peer.display())),
+        );
+    }
+    let rep = b.finish(verification, witness);
+    match &o.out {
+        Some(path) => {
+            let mut buf = Vec::new();
+            report_render::write(&mut buf, &rep, o.format)?;
+            std::fs::write(path, buf).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("report written to {}", path.display());
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            report_render::write(&mut out, &rep, o.format)?;
+        }
+    }
+    if !rep.verification.verified {
+        bail!("the log does not verify: {}", rep.verification.detail);
+    }
+    if rep.witness.peer_failed() {
+        bail!("the peer's witness: {}", rep.witness.peer_status());
+    }
+    Ok(ExitCode::SUCCESS)
 }
