@@ -98,6 +98,15 @@ pub async fn run(
         };
         let conn = match conn {
             Ok(c) => c,
+            Err(e) if handshake_refused(&e) => {
+                // a certificate one side does not pin: the error names the expected and
+                // presented fingerprints; said once a minute while it lasts
+                crate::ops::repeat::warn_repeated!("link.handshake", &format!("{peer}: {e}");
+                    peer = %peer, error = %e, "handshake refused; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(peer = %peer, error = %e, "link not up; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -151,6 +160,17 @@ pub async fn run(
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Whether a connection failed in the TLS handshake (a TLS alert, sent or received: an
+/// unpinned certificate, on either end), rather than for want of a peer.
+pub(crate) fn handshake_refused(e: &quinn::ConnectionError) -> bool {
+    let tls_alert = |code: u64| (0x100..0x200).contains(&code);
+    match e {
+        quinn::ConnectionError::TransportError(t) => tls_alert(u64::from(t.code)),
+        quinn::ConnectionError::ConnectionClosed(c) => tls_alert(u64::from(c.error_code)),
+        _ => false,
     }
 }
 
