@@ -76,7 +76,11 @@ impl Pinned {
         } else {
             let refusal = NotPinned {
                 side,
-                expected: self.certs.iter().map(crate::keys::cert_fingerprint).collect(),
+                expected: self
+                    .certs
+                    .iter()
+                    .map(crate::keys::cert_fingerprint)
+                    .collect(),
                 presented: crate::keys::cert_fingerprint(presented),
             };
             Err(rustls::Error::InvalidCertificate(
@@ -345,4 +349,34 @@ pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'stat
         .downcast::<Vec<CertificateDer<'static>>>()
         .ok()?;
     (*certs).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{cert_fingerprint, keygen, load_cert};
+
+    #[test]
+    fn an_unpinned_certificate_is_refused_naming_both_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = |name: &str| load_cert(&keygen(name, dir.path()).unwrap().tls_cert).unwrap();
+        let (pinned, next, stranger) = (cert("court"), cert("court-next"), cert("mallory"));
+        let (_, verifier) = Pinned::for_peers(&Credentials {
+            cert: stranger.clone(),
+            key: PrivateKeyDer::Pkcs8(vec![0u8; 1].into()),
+            peer_certs: vec![pinned.clone(), next.clone()],
+        });
+        assert!(verifier.check(&pinned, Side::Client).is_ok());
+        assert!(verifier.check(&next, Side::Server).is_ok());
+        for (side, whose) in [(Side::Client, "server"), (Side::Server, "client")] {
+            let e = verifier.check(&stranger, side).unwrap_err().to_string();
+            let want = format!(
+                "invalid peer certificate: Other(OtherError({whose} certificate not pinned: expected {} or {}, presented {}))",
+                cert_fingerprint(&pinned),
+                cert_fingerprint(&next),
+                cert_fingerprint(&stranger)
+            );
+            assert_eq!(e, want);
+        }
+    }
 }

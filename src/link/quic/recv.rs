@@ -41,8 +41,10 @@ pub async fn serve(receiver: Arc<Receiver>, endpoint: quinn::Endpoint) {
                     connection(receiver, conn).await
                 }
                 // an unpinned certificate names the expected and presented fingerprints
-                Err(e) => crate::ops::repeat::warn_repeated!("link.accept", &format!("{remote}: {e}");
-                    remote = %remote, error = %e, "refused a connection"),
+                Err(e) => {
+                    crate::ops::repeat::warn_repeated!("link.accept", &format!("{remote}: {e}");
+                    remote = %remote, error = %e, "refused a connection")
+                }
             }
         });
     }

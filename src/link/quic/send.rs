@@ -96,6 +96,12 @@ pub async fn run(
                 continue;
             }
         };
+        // The server checks this node's certificate after the client's side of the
+        // handshake is done: the link is up only once the server has confirmed it.
+        let conn = match conn {
+            Ok(c) => confirmed(c).await,
+            Err(e) => Err(e),
+        };
         let conn = match conn {
             Ok(c) => c,
             Err(e) if handshake_refused(&e) => {
@@ -159,6 +165,21 @@ pub async fn run(
         } else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The connection once the server has confirmed the handshake (its HANDSHAKE_DONE frame,
+/// RFC 9001 §4.1.2, sent after it accepted this node's certificate), or why it closed
+/// before. Bounded by the idle timeout, which closes a connection that hears nothing.
+async fn confirmed(conn: quinn::Connection) -> Result<quinn::Connection, quinn::ConnectionError> {
+    loop {
+        if conn.stats().frame_rx.handshake_done > 0 {
+            return Ok(conn);
+        }
+        tokio::select! {
+            e = conn.closed() => return Err(e),
+            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
         }
     }
 }
