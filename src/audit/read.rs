@@ -432,7 +432,10 @@ mod tests {
         match verify(dir.path(), Some(&other)) {
             Err(e @ VerifyError::NotSignedBy { .. }) => {
                 let text = e.to_string();
-                assert!(text.starts_with("the log was not signed by this key"), "{text}");
+                assert!(
+                    text.starts_with("the log was not signed by this key"),
+                    "{text}"
+                );
                 assert!(text.contains(&other.fingerprint()), "{text}");
                 assert!(
                     text.contains(&format!("signed by {}", key.verify_key().fingerprint())),

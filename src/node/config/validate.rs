@@ -656,7 +656,10 @@ mod tests {
             .expect("peer.tls_cert named");
         assert_eq!(cert.file, file);
         assert!(cert.line.is_some());
-        assert!(cert.message.contains("own TLS certificate (sha256:"), "{cert}");
+        assert!(
+            cert.message.contains("own TLS certificate (sha256:"),
+            "{cert}"
+        );
         let key = problems
             .iter()
             .find(|p| p.key.as_deref() == Some("peer.signing_public_key"))
