@@ -309,7 +309,10 @@ Examples:
 Make a node's Ed25519 signing key pair and its self-signed TLS certificate and key, as
 NAME.sign.key, NAME.sign.pub, NAME.tls.key and NAME.tls.crt in the --out directory. Private
 keys are written mode 0600 and an existing file is never overwritten. Copy only NAME.sign.pub
-and NAME.tls.crt to the peer host: its configuration pins them.",
+and NAME.tls.crt to the peer host: its configuration pins them. The certificate's subject is
+CN=NAME. Prints the fingerprints of the certificate and of the signing key (sha256:…, as logs
+and `isogate check` show them, and in groups of four to compare by telephone with the peer's
+operator) and the public key's hex digits.",
         after_long_help = "\
 Examples:
   isogate keygen --name court --out /etc/isogate/certs
@@ -439,6 +442,10 @@ impl From<ExportFormat> for audit_query::ExportFormat {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the whole log and its signed checkpoints; non-zero exit on any tampering.
+    #[command(after_long_help = "\
+Exit status: 0 sound; 1 TAMPERED (the content does not match its chain or signatures) or
+unreadable; 3 WRONG KEY (--key never signed this log, which its own keys did: the message
+names their fingerprints).")]
     Verify {
         /// The node's audit directory.
         dir: PathBuf,

@@ -65,6 +65,19 @@ pub enum ProofError {
     /// The log does not verify.
     #[error("the audit log does not verify: {0}")]
     Log(#[from] VerifyError),
+    /// The key given signed neither the log nor the proof; the keys named signed it (the
+    /// wrong key, not a changed log or proof).
+    #[error("the {what} was not signed by this key ({pinned}): {signed} signed by {signers}")]
+    NotSignedBy {
+        /// `log` or `proof`.
+        what: &'static str,
+        /// What the signers signed: `its checkpoints are` or `its checkpoint is`.
+        signed: &'static str,
+        /// The fingerprint of the key given.
+        pinned: String,
+        /// The fingerprints of the keys that signed, oldest first.
+        signers: String,
+    },
     /// Nothing to prove.
     #[error("no record of object {0} in the log")]
     NotFound(String),
@@ -94,7 +107,15 @@ pub enum ProofError {
 
 /// Makes the proof of every record about `object_id` against the latest checkpoint.
 pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Proof, ProofError> {
-    let report = read::verify(dir, key)?;
+    let report = read::verify(dir, key).map_err(|e| match e {
+        VerifyError::NotSignedBy { pinned, signers } => ProofError::NotSignedBy {
+            what: "log",
+            signed: "its checkpoints are",
+            pinned,
+            signers,
+        },
+        e => ProofError::Log(e),
+    })?;
     let key = report.timeline.current().clone();
     let stored = read::checkpoints(dir).map_err(VerifyError::from)?;
     let cp = stored
@@ -196,6 +217,17 @@ fn included(
     ))
 }
 
+/// Whether one of the proof's key switches names `key`, as the old key or the new one.
+fn names_key(proof: &Proof, key: &VerifyKey) -> bool {
+    proof.key_switches.iter().any(|step| {
+        serde_json::from_str::<Record>(&step.record)
+            .ok()
+            .and_then(|r| r.detail)
+            .and_then(|d| super::keys::parse_switch(&d))
+            .is_some_and(|(new, old)| new == *key || old == key.fingerprint())
+    })
+}
+
 /// Follows the proof's key switches from `key` (the node's original key, or any later one
 /// the proof names) to the key that signed its checkpoint; returns that key and the size
 /// from which it is in force.
@@ -267,6 +299,19 @@ fn follow_switches(
 /// Checks a proof offline with the node's public key: its key at the time of the proof's
 /// checkpoint, or an earlier one when the proof carries the switches since.
 pub fn verify_proof(proof: &Proof, key: &VerifyKey) -> Result<Proven, ProofError> {
+    // a key the proof does not know, while the key it names holds it: the wrong key
+    if let Some(own) = VerifyKey::parse(&proof.public_key)
+        && own != *key
+        && !names_key(proof, key)
+        && verify_proof(proof, &own).is_ok()
+    {
+        return Err(ProofError::NotSignedBy {
+            what: "proof",
+            signed: "its checkpoint is",
+            pinned: key.fingerprint(),
+            signers: own.fingerprint(),
+        });
+    }
     if proof.version != 1 {
         return Err(ProofError::Malformed(format!(
             "unknown version {}",

@@ -55,6 +55,17 @@ pub enum VerifyError {
     /// A problem with the log as a whole.
     #[error("{0}")]
     Log(String),
+    /// The pinned key signed none of the log's checkpoints, and the log's own keys did (its
+    /// content matches their signatures): the wrong key was given, the log is not changed.
+    #[error(
+        "the log was not signed by this key ({pinned}): its checkpoints are signed by {signers}"
+    )]
+    NotSignedBy {
+        /// The fingerprint of the key given.
+        pinned: String,
+        /// The fingerprints of the keys that signed the log, oldest first (`, then `).
+        signers: String,
+    },
     /// The directory or a file could not be read.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -146,6 +157,23 @@ pub(crate) fn initial_key(dir: &Path, pin: Option<&VerifyKey>) -> Result<VerifyK
 /// independently). Across key switches the later keys come from the log itself, each
 /// endorsed by the key before it.
 pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError> {
+    if let Some(pin) = key
+        && foreign(dir, pin)
+    {
+        // checked whole with the keys that did sign it: a sound log signed by others is the
+        // wrong key, not tampering; a log that fails with its own keys is tampered all the same
+        let report = verify(dir, None)?;
+        let t = &report.timeline;
+        let signers = std::iter::once(&t.initial)
+            .chain(t.switches.iter().map(|s| &s.key))
+            .map(VerifyKey::fingerprint)
+            .collect::<Vec<_>>()
+            .join(", then ");
+        return Err(VerifyError::NotSignedBy {
+            pinned: pin.fingerprint(),
+            signers,
+        });
+    }
     let mut schedule = Schedule::new(initial_key(dir, key)?);
     let mut pin_signed = false;
     let segs = segment_numbers(dir)?;
@@ -336,6 +364,25 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
     })
 }
 
+/// Whether `pin` is a stranger to the log in `dir`: not among the keys it names, and not
+/// the signer of its first checkpoint, which one of those keys signed.
+fn foreign(dir: &Path, pin: &VerifyKey) -> bool {
+    let Ok(own) = node_keys(dir) else {
+        return false;
+    };
+    if own.contains(pin) {
+        return false;
+    }
+    let Some(first) = checkpoints(dir).ok().and_then(|c| c.into_iter().next()) else {
+        return false;
+    };
+    let Some(origin) = first.note.lines().next() else {
+        return false;
+    };
+    let opens = |k: &VerifyKey| Checkpoint::open(&first.note, k, origin).is_ok();
+    !opens(pin) && own.iter().any(opens)
+}
+
 /// The leaf hashes of every record and the records' raw lines (for proofs and witnesses).
 pub fn leaves(dir: &Path) -> io::Result<Vec<(crate::core::merkle::Hash, Vec<u8>)>> {
     let mut out = Vec::new();
@@ -361,6 +408,52 @@ mod tests {
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
+        }
+    }
+
+    #[test]
+    fn a_key_that_never_signed_the_log_is_named_apart_from_tampering() {
+        let key = Arc::new(SigningKey::from_seed(&[3; 32]).unwrap());
+        let other = SigningKey::from_seed(&[4; 32]).unwrap().verify_key();
+        let dir = tempfile::tempdir().unwrap();
+        let policy = CheckpointPolicy {
+            records: 2,
+            interval_ms: 1_000_000,
+            segment_records: 100,
+        };
+        let log = AuditLog::open(dir.path(), "court", key.clone(), policy, None).unwrap();
+        for i in 0..5u8 {
+            let e = Entry::object("to-internet", ObjectId([i; 16]), "a.pdf");
+            log.append(Event::ALL[0], e).unwrap();
+        }
+        log.checkpoint(true).unwrap();
+        drop(log);
+        verify(dir.path(), Some(&key.verify_key())).unwrap();
+        match verify(dir.path(), Some(&other)) {
+            Err(e @ VerifyError::NotSignedBy { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("the log was not signed by this key"),
+                    "{text}"
+                );
+                assert!(text.contains(&other.fingerprint()), "{text}");
+                assert!(
+                    text.contains(&format!("signed by {}", key.verify_key().fingerprint())),
+                    "{text}"
+                );
+            }
+            r => panic!("not told apart: {r:?}"),
+        }
+        // a changed log stays tampering, whichever key is given
+        let seg = dir.path().join(segment_name(1));
+        let text = std::fs::read_to_string(&seg).unwrap();
+        std::fs::write(&seg, text.replacen("a.pdf", "b.pdf", 1)).unwrap();
+        for pin in [Some(&other), Some(&key.verify_key()), None] {
+            let r = verify(dir.path(), pin);
+            assert!(
+                matches!(r, Err(VerifyError::At { .. })),
+                "pin {pin:?}: {r:?}"
+            );
         }
     }
 

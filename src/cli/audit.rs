@@ -17,11 +17,21 @@
 use crate::audit::query::FilterArgs;
 use crate::audit::{prove, query, read, reconcile, report, report_render, when};
 use crate::keys::VerifyKey;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use jiff::tz::TimeZone;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// The exit status of `audit verify`, `prove` and `verify-proof` when the key given never
+/// signed the log or proof, which other keys did (1 stays for a changed log or proof).
+pub const WRONG_KEY: u8 = 3;
+
+/// Says on standard error that the key given is not the signer's, and gives [`WRONG_KEY`].
+fn wrong_key(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("isogate: WRONG KEY: {e}");
+    ExitCode::from(WRONG_KEY)
+}
 
 /// Loads the public key to pin, when one is named.
 fn load_key(path: Option<&Path>) -> Result<Option<VerifyKey>> {
@@ -33,9 +43,15 @@ fn load_key(path: Option<&Path>) -> Result<Option<VerifyKey>> {
 ///
 /// # Errors
 /// The key cannot be loaded, or the log is tampered with or unreadable (`TAMPERED: …`).
+/// A key that never signed the log, which the log's own keys did, is said apart (`WRONG
+/// KEY: the log was not signed by this key …`, exit status [`WRONG_KEY`]).
 pub fn verify(dir: &Path, key: Option<&Path>) -> Result<ExitCode> {
     let key = load_key(key)?;
-    let r = read::verify(dir, key.as_ref()).map_err(|e| anyhow!("TAMPERED: {e}"))?;
+    let r = match read::verify(dir, key.as_ref()) {
+        Ok(r) => r,
+        Err(e @ read::VerifyError::NotSignedBy { .. }) => return Ok(wrong_key(&e)),
+        Err(e) => bail!("TAMPERED: {e}"),
+    };
     println!(
         "ok: {} records of node {} in {} segment(s), {} signed checkpoint(s), the last covering {} records",
         r.records, r.node, r.segments, r.checkpoints, r.last_checkpoint
@@ -104,7 +120,11 @@ pub fn prove(
     key: Option<&Path>,
 ) -> Result<ExitCode> {
     let key = load_key(key)?;
-    let proof = prove::prove(dir, object_id, key.as_ref())?;
+    let proof = match prove::prove(dir, object_id, key.as_ref()) {
+        Ok(p) => p,
+        Err(e @ prove::ProofError::NotSignedBy { .. }) => return Ok(wrong_key(&e)),
+        Err(e) => return Err(e.into()),
+    };
     let text = serde_json::to_string_pretty(&proof)? + "\n";
     match out {
         Some(path) => {
@@ -130,7 +150,11 @@ pub fn verify_proof(proof: &Path, key: &Path) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(proof).with_context(|| format!("reading {}", proof.display()))?;
     let doc: prove::Proof = serde_json::from_str(&text).context("not a proof document")?;
-    let proven = prove::verify_proof(&doc, &key).map_err(|e| anyhow!("INVALID: {e}"))?;
+    let proven = match prove::verify_proof(&doc, &key) {
+        Ok(p) => p,
+        Err(e @ prove::ProofError::NotSignedBy { .. }) => return Ok(wrong_key(&e)),
+        Err(e) => bail!("INVALID: {e}"),
+    };
     println!(
         "ok: {} record(s) of object {} are in the log of {} (checkpoint of {} records)",
         proven.records.len(),

@@ -1,8 +1,10 @@
 //! `isogate check`: loads a configuration and the policies it names, and prints the
 //! compliance review — every problem with its file, line and key, or each channel's
 //! effective rules, and which configured folders share a file system (and where a move
-//! must copy instead of rename) — as a readable report or one JSON document.
+//! must copy instead of rename), and the fingerprints of the node's keys and of the peer's
+//! pinned ones — as a readable report or one JSON document.
 
+use crate::keys;
 use crate::node::config::{Config, Role};
 use crate::node::layout::survey;
 use crate::policy::{PiiAction, Policy};
@@ -49,6 +51,11 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "policy": c.policy_file.display().to_string(),
                         "rules": c.policy.report(),
                     })).collect::<Vec<_>>(),
+                    "keys": key_fingerprints(cfg).into_iter().map(|(who, tls, sign)| serde_json::json!({
+                        "of": who,
+                        "tls_certificate": tls,
+                        "signing_key": sign,
+                    })).collect::<Vec<_>>(),
                     "problems": [],
                     "warnings": cfg.warnings.iter().chain(&extra).map(problem_json).collect::<Vec<_>>(),
                     "file_systems": layout_json(cfg),
@@ -71,6 +78,9 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     cfg.peer.name,
                     cfg.peer.address
                 );
+                for (who, tls, sign) in key_fingerprints(cfg) {
+                    println!("  {who:<22} tls {tls}  signing {sign}");
+                }
                 for c in &cfg.channels {
                     println!(
                         "  channel {}: {} -> {} ({}), this node {}s",
@@ -125,6 +135,49 @@ fn link_warnings(file: &Path, cfg: &Config) -> Vec<Problem> {
         })
         .into_iter()
         .collect()
+}
+
+/// The fingerprints of this node's certificate and signing key and of the peer's pinned
+/// ones (current, then next while rotating), in the `sha256:` form `keygen` prints and
+/// handshake failures log: (whose, TLS certificate, signing key). A file that cannot be
+/// read (it was checked a moment ago) shows as `unreadable`.
+fn key_fingerprints(cfg: &Config) -> Vec<(&'static str, String, String)> {
+    let cert = |p: &Path| {
+        keys::load_cert(p)
+            .map(|c| keys::cert_fingerprint(&c))
+            .unwrap_or_else(|_| "unreadable".into())
+    };
+    let own = |p: &Path| {
+        keys::SigningKey::load(p)
+            .map(|k| k.verify_key().fingerprint())
+            .unwrap_or_else(|_| "unreadable".into())
+    };
+    let public = |p: &Path| {
+        keys::VerifyKey::load(p)
+            .map(|k| k.fingerprint())
+            .unwrap_or_else(|_| "unreadable".into())
+    };
+    let mut out = vec![(
+        "this node",
+        cert(&cfg.node.tls_cert),
+        own(&cfg.node.signing_key),
+    )];
+    if let Some(n) = &cfg.node.next {
+        out.push(("this node (next)", cert(&n.tls_cert), own(&n.signing_key)));
+    }
+    out.push((
+        "peer (pinned)",
+        cert(&cfg.peer.tls_cert),
+        public(&cfg.peer.signing_public_key),
+    ));
+    if let Some(n) = &cfg.peer.next {
+        out.push((
+            "peer (pinned, next)",
+            cert(&n.tls_cert),
+            public(&n.signing_public_key),
+        ));
+    }
+    out
 }
 
 /// Which folders share a file system, and the moves that must copy, as a JSON object.

@@ -74,6 +74,21 @@ pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> String {
     fingerprint_of(cert.as_ref())
 }
 
+/// A fingerprint (`sha256:` and hex digits, as [`cert_fingerprint`] and
+/// [`VerifyKey::fingerprint`] give) in the form read out over the telephone: the hex digits
+/// upper-case in groups of four, `AB12 CD34 …` (8 groups for a 16-byte fingerprint).
+/// Anything without the `sha256:` prefix is grouped whole.
+pub fn telephone(fingerprint: &str) -> String {
+    let digits = fingerprint.strip_prefix("sha256:").unwrap_or(fingerprint);
+    digits
+        .to_ascii_uppercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl SigningKey {
     /// A fresh random key.
     pub fn generate() -> Result<SigningKey, KeyError> {
@@ -251,8 +266,13 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
         .map_err(|e| KeyError::Generate(e.to_string()))?;
     let sign = SigningKey::from_pkcs8(&sign_pair.serialize_der()).map_err(KeyError::Generate)?;
     let tls_pair = rcgen::KeyPair::generate().map_err(|e| KeyError::Generate(e.to_string()))?;
-    let params = rcgen::CertificateParams::new(vec![name.to_string()])
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()])
         .map_err(|e| KeyError::Generate(e.to_string()))?;
+    // named after the node, so that an operator reading it (openssl x509 -subject) knows
+    // whose it is
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, name);
+    params.distinguished_name = dn;
     let cert = params
         .self_signed(&tls_pair)
         .map_err(|e| KeyError::Generate(e.to_string()))?;
@@ -290,6 +310,16 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn telephone_groups_upper_case_hex_by_four() {
+        assert_eq!(
+            telephone("sha256:ab12cd34ef560789ab12cd34ef560789"),
+            "AB12 CD34 EF56 0789 AB12 CD34 EF56 0789"
+        );
+        assert_eq!(telephone("abcdef"), "ABCD EF");
+        assert_eq!(telephone(""), "");
+    }
+
+    #[test]
     fn keygen_writes_loadable_keys_with_private_modes() {
         let dir = tempfile::tempdir().unwrap();
         let files = keygen("court", dir.path()).unwrap();
@@ -308,6 +338,11 @@ mod tests {
         let (cert, _) = load_tls_pair(&files.tls_cert, &files.tls_key).unwrap();
         assert!(cert_fingerprint(&cert).starts_with("sha256:"));
         assert_eq!(pubkey.fingerprint().len(), "sha256:".len() + 32);
+        // subject CN = the node's name (OID 2.5.4.3, UTF8String "court"), not rcgen's default
+        let der = cert.as_ref();
+        let cn = [&[0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 5][..], b"court"].concat();
+        assert!(der.windows(cn.len()).any(|w| w == cn.as_slice()));
+        assert!(!der.windows(6).any(|w| w == b"rcgen "));
         let other = keygen("internet", dir.path()).unwrap();
         assert!(load_tls_pair(&files.tls_cert, &other.tls_key).is_err());
         assert!(keygen("court", dir.path()).is_err(), "never overwrites");

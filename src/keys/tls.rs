@@ -4,6 +4,9 @@
 //! While a peer rotates its keys, the pin is a short list: its current certificate and its
 //! next one (`Credentials`); nothing else is accepted.
 //!
+//! A certificate that is not pinned fails the handshake with [`NotPinned`]: the expected
+//! and presented fingerprints, in the error text on both ends.
+//!
 //! One UDP socket per node serves both as the server its peer connects to (for channels
 //! this node receives) and as the client that connects to its peer (for channels it sends).
 
@@ -67,16 +70,72 @@ impl Pinned {
         (provider, verifier)
     }
 
-    fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    fn check(&self, presented: &CertificateDer<'_>, side: Side) -> Result<(), rustls::Error> {
         if is_pinned(&self.certs, presented) {
             Ok(())
         } else {
+            let refusal = NotPinned {
+                side,
+                expected: self
+                    .certs
+                    .iter()
+                    .map(crate::keys::cert_fingerprint)
+                    .collect(),
+                presented: crate::keys::cert_fingerprint(presented),
+            };
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(refusal))),
             ))
         }
     }
 }
+
+/// Which end of the handshake refused the peer's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// This node connected, and the server it reached presented the certificate.
+    Client,
+    /// The peer connected to this node and presented the certificate as its client's.
+    Server,
+}
+
+/// A certificate the peer presented that is not pinned: both fingerprints (`sha256:` and 32
+/// hex digits, as `keygen` prints and `check` shows). Carried inside the rustls error, so
+/// that the handshake's error text, logged on this side and sent to the peer in the QUIC
+/// close reason (fingerprints of certificates, no secret), names them on both nodes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotPinned {
+    /// The end that refused.
+    pub side: Side,
+    /// The fingerprints of the certificates pinned for the peer (two while it rotates).
+    pub expected: Vec<String>,
+    /// The fingerprint of the certificate the peer presented.
+    pub presented: String,
+}
+
+impl std::fmt::Display for NotPinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = match self.side {
+            Side::Client => "server",
+            Side::Server => "client",
+        };
+        write!(
+            f,
+            "{whose} certificate not pinned: expected {}, presented {}",
+            self.expected.join(" or "),
+            self.presented
+        )
+    }
+}
+
+// rustls prints an `Other` certificate error with `{:?}`: the sentence, not the fields.
+impl std::fmt::Debug for NotPinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for NotPinned {}
 
 impl ServerCertVerifier for Pinned {
     fn verify_server_cert(
@@ -87,7 +146,7 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)?;
+        self.check(end_entity, Side::Client)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -137,7 +196,7 @@ impl ClientCertVerifier for Pinned {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)?;
+        self.check(end_entity, Side::Server)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -290,4 +349,34 @@ pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'stat
         .downcast::<Vec<CertificateDer<'static>>>()
         .ok()?;
     (*certs).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{cert_fingerprint, keygen, load_cert};
+
+    #[test]
+    fn an_unpinned_certificate_is_refused_naming_both_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = |name: &str| load_cert(&keygen(name, dir.path()).unwrap().tls_cert).unwrap();
+        let (pinned, next, stranger) = (cert("court"), cert("court-next"), cert("mallory"));
+        let (_, verifier) = Pinned::for_peers(&Credentials {
+            cert: stranger.clone(),
+            key: PrivateKeyDer::Pkcs8(vec![0u8; 1].into()),
+            peer_certs: vec![pinned.clone(), next.clone()],
+        });
+        assert!(verifier.check(&pinned, Side::Client).is_ok());
+        assert!(verifier.check(&next, Side::Server).is_ok());
+        for (side, whose) in [(Side::Client, "server"), (Side::Server, "client")] {
+            let e = verifier.check(&stranger, side).unwrap_err().to_string();
+            let want = format!(
+                "invalid peer certificate: Other(OtherError({whose} certificate not pinned: expected {} or {}, presented {}))",
+                cert_fingerprint(&pinned),
+                cert_fingerprint(&next),
+                cert_fingerprint(&stranger)
+            );
+            assert_eq!(e, want);
+        }
+    }
 }

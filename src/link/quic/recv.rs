@@ -40,7 +40,11 @@ pub async fn serve(receiver: Arc<Receiver>, endpoint: quinn::Endpoint) {
                     }
                     connection(receiver, conn).await
                 }
-                Err(e) => tracing::warn!(remote = %remote, error = %e, "refused a connection"),
+                // an unpinned certificate names the expected and presented fingerprints
+                Err(e) => {
+                    crate::ops::repeat::warn_repeated!("link.accept", &format!("{remote}: {e}");
+                    remote = %remote, error = %e, "refused a connection")
+                }
             }
         });
     }

@@ -96,8 +96,23 @@ pub async fn run(
                 continue;
             }
         };
+        // The server checks this node's certificate after the client's side of the
+        // handshake is done: the link is up only once the server has confirmed it.
+        let conn = match conn {
+            Ok(c) => confirmed(c).await,
+            Err(e) => Err(e),
+        };
         let conn = match conn {
             Ok(c) => c,
+            Err(e) if handshake_refused(&e) => {
+                // a certificate one side does not pin: the error names the expected and
+                // presented fingerprints; said once a minute while it lasts
+                crate::ops::repeat::warn_repeated!("link.handshake", &format!("{peer}: {e}");
+                    peer = %peer, error = %e, "handshake refused; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(peer = %peer, error = %e, "link not up; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -151,6 +166,32 @@ pub async fn run(
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// The connection once the server has confirmed the handshake (its HANDSHAKE_DONE frame,
+/// RFC 9001 §4.1.2, sent after it accepted this node's certificate), or why it closed
+/// before. Bounded by the idle timeout, which closes a connection that hears nothing.
+async fn confirmed(conn: quinn::Connection) -> Result<quinn::Connection, quinn::ConnectionError> {
+    loop {
+        if conn.stats().frame_rx.handshake_done > 0 {
+            return Ok(conn);
+        }
+        tokio::select! {
+            e = conn.closed() => return Err(e),
+            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+        }
+    }
+}
+
+/// Whether a connection failed in the TLS handshake (a TLS alert, sent or received: an
+/// unpinned certificate, on either end), rather than for want of a peer.
+pub(crate) fn handshake_refused(e: &quinn::ConnectionError) -> bool {
+    let tls_alert = |code: u64| (0x100..0x200).contains(&code);
+    match e {
+        quinn::ConnectionError::TransportError(t) => tls_alert(u64::from(t.code)),
+        quinn::ConnectionError::ConnectionClosed(c) => tls_alert(u64::from(c.error_code)),
+        _ => false,
     }
 }
 

@@ -295,6 +295,9 @@ fn key_files(
             src.report(Some(key.span()), name, e.to_string());
         }
     }
+    if sound {
+        self_pins(src, file, n, p);
+    }
     let node_next = match (&n.next_signing_key, &n.next_tls_cert, &n.next_tls_key) {
         (Some(k), Some(c), Some(t)) => Some(NextNodeKeys {
             signing_key: path(file, k),
@@ -329,6 +332,66 @@ fn key_files(
         }
     };
     (node_next, peer_next)
+}
+
+/// A peer pin that is this node's own certificate or public key (the operator copied the
+/// wrong file): the link could never come up, or worse, would trust a copy of this node.
+/// Compares contents, not paths; the next keys of both sides too. Run only once every key
+/// file has loaded.
+fn self_pins(src: &mut Source, file: &Path, n: &RawNode, p: &RawPeer) {
+    let own_certs: Vec<_> = [Some(&n.tls_cert), n.next_tls_cert.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| crate::keys::load_cert(&path(file, s)).ok())
+        .collect();
+    let own_keys: Vec<_> = [Some(&n.signing_key), n.next_signing_key.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| crate::keys::SigningKey::load(&path(file, s)).ok())
+        .map(|k| k.verify_key())
+        .collect();
+    for (s, key) in [
+        (Some(&p.tls_cert), "peer.tls_cert"),
+        (p.next_tls_cert.as_ref(), "peer.next_tls_cert"),
+    ] {
+        let Some(s) = s else { continue };
+        if let Ok(cert) = crate::keys::load_cert(&path(file, s))
+            && own_certs.iter().any(|c| c.as_ref() == cert.as_ref())
+        {
+            src.report(
+                Some(s.span()),
+                key,
+                format!(
+                    "pins this node's own TLS certificate ({}) as the peer's: pin the \
+                     certificate of the peer (its operator reads its fingerprint from \
+                     `isogate keygen`)",
+                    crate::keys::cert_fingerprint(&cert)
+                ),
+            );
+        }
+    }
+    for (s, key) in [
+        (Some(&p.signing_public_key), "peer.signing_public_key"),
+        (
+            p.next_signing_public_key.as_ref(),
+            "peer.next_signing_public_key",
+        ),
+    ] {
+        let Some(s) = s else { continue };
+        if let Ok(public) = crate::keys::VerifyKey::load(&path(file, s))
+            && own_keys.contains(&public)
+        {
+            src.report(
+                Some(s.span()),
+                key,
+                format!(
+                    "pins this node's own signing key ({}) as the peer's: pin the public \
+                     key of the peer (its operator reads its fingerprint from `isogate keygen`)",
+                    public.fingerprint()
+                ),
+            );
+        }
+    }
 }
 
 /// The `[[channel]]`s, each with this node's role in it and its policy loaded and
@@ -563,6 +626,51 @@ fn diode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_pin_equal_to_the_nodes_own_key_is_refused_with_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25480, None).unwrap();
+        let file = lab.join("court.toml");
+        assert!(Config::load(&file).is_ok(), "the lab as written is sound");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let wrong = text
+            .replace(
+                "tls_cert = \"certs/internet.tls.crt\"",
+                "tls_cert = \"certs/court.tls.crt\"",
+            )
+            .replace(
+                "signing_public_key = \"certs/internet.sign.pub\"",
+                "signing_public_key = \"certs/court.sign.pub\"",
+            );
+        assert_ne!(wrong, text);
+        std::fs::write(&file, &wrong).unwrap();
+        let problems = Config::load(&file).unwrap_err().0;
+        let line_of = |needle: &str| {
+            wrong
+                .lines()
+                .position(|l| l.starts_with(needle) && l.contains("certs/court."))
+                .map(|i| i + 1)
+        };
+        let cert = problems
+            .iter()
+            .find(|p| p.key.as_deref() == Some("peer.tls_cert"))
+            .expect("peer.tls_cert named");
+        assert_eq!(cert.file, file);
+        assert!(cert.line.is_some());
+        assert!(
+            cert.message.contains("own TLS certificate (sha256:"),
+            "{cert}"
+        );
+        let key = problems
+            .iter()
+            .find(|p| p.key.as_deref() == Some("peer.signing_public_key"))
+            .expect("peer.signing_public_key named");
+        assert!(key.message.contains("own signing key (sha256:"), "{key}");
+        assert_eq!(key.line, line_of("signing_public_key"));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
 
     #[test]
     fn names_are_short_lower_case_words() {
