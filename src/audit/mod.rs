@@ -102,6 +102,14 @@ pub enum Event {
     /// not authenticate (`detail`: the reason code — `mtu`, `symbol_size`, `block_size`,
     /// `config`, `no_data`, `key` or `resolved` — then both values).
     LinkMismatch,
+    /// An officer released a quarantine entry (`isogate quarantine release`): `object_id`
+    /// is the entry, `detail` who asked (`by USER (uid N)`, the request file's owner; the
+    /// note) and where it went. Not an override: the entry crosses again through the full
+    /// policy of both nodes, as a new object whose records name this id.
+    QuarantineReleased,
+    /// A quarantine entry was removed for good (`isogate quarantine purge`, or `[quarantine]
+    /// keep_days`): `detail` says who asked, as for `quarantine_released`.
+    QuarantinePurged,
 }
 
 impl Event {
@@ -132,11 +140,13 @@ impl Event {
             Event::Resent => "resent",
             Event::ClockStep => "clock_step",
             Event::LinkMismatch => "link_mismatch",
+            Event::QuarantineReleased => "quarantine_released",
+            Event::QuarantinePurged => "quarantine_purged",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 24] = [
+    pub const ALL: [Event; 26] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -161,6 +171,8 @@ impl Event {
         Event::Resent,
         Event::ClockStep,
         Event::LinkMismatch,
+        Event::QuarantineReleased,
+        Event::QuarantinePurged,
     ];
 
     /// The verdict an event records, if it records one.

@@ -31,7 +31,16 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) disk: RawDisk,
+    #[serde(default)]
+    pub(super) quarantine: RawQuarantine,
     pub(super) diode: Option<RawDiode>,
+}
+
+/// `[quarantine]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuarantine {
+    pub(super) keep_days: Option<Spanned<u32>>,
 }
 
 /// `[diode]`.
