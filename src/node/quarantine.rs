@@ -257,14 +257,15 @@ pub enum NotReleasable {
 }
 
 /// The reasons that say what arrived is not what the sender signed: never released.
-const INTEGRITY: [Reason; 7] = [
+/// (`peer_refused` is not one of them: the receiving node refused the object by its name or
+/// size before reading it; the sender's copy may be released, and the receiver checks again.)
+const INTEGRITY: [Reason; 6] = [
     Reason::BadSignature,
     Reason::BadManifest,
     Reason::WrongChannel,
     Reason::ChunkHash,
     Reason::ContentHash,
     Reason::SizeMismatch,
-    Reason::PeerRefused,
 ];
 
 impl Listed {
@@ -467,7 +468,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let q = t.path().join("quarantine").join("c");
         let refusal = |r| Refusal::new(r, "why");
-        let mut put_file = |n: u8, reason| {
+        let put_file = |n: u8, reason| {
             let src = t.path().join(format!("f{n}"));
             fs::write(&src, b"content").unwrap();
             let s = Subject {

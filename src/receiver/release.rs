@@ -96,8 +96,7 @@ impl Releaser for ReceiveRelease {
                     sha256: Some(original),
                 };
                 if let Some(m) = &accepted.masked {
-                    node.masked(subject, original, m)
-                        .map_err(|err| withdraw(err))?;
+                    node.masked(subject, original, m).map_err(&withdraw)?;
                     std::fs::rename(&m.path, &part).map_err(|err| withdraw(err.into()))?;
                     crate::fsx::sync_dir(&work).map_err(|err| withdraw(err.into()))?;
                 }
