@@ -370,3 +370,51 @@ fn purge_by_age_removes_only_old_entries_and_is_audited() {
     court.stop();
     verify(&lab, "court");
 }
+
+#[test]
+fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
+    let lab = Lab::new(25260);
+    let court = lab.start("court");
+    for n in ["a", "b"] {
+        lab.publish(
+            "court",
+            "to-internet",
+            &format!("{n}.txt"),
+            "内部资料\n".as_bytes(),
+        );
+    }
+    wait_until(30, "two refusals", || listed(&lab, "court").len() == 2);
+    let all = listed(&lab, "court");
+    let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
+    court.stop();
+    // as a kill -9 leaves them: a staged copy the spool never took (a), a copy the spool
+    // took before the old entry was removed (b), a staged copy no record names yet
+    let pending = lab.dir.join("court/state/quarantine-release");
+    fs::create_dir_all(&pending).unwrap();
+    let record = |token: &str, old: &str| {
+        let body = serde_json::json!({"token": token, "side": "sender",
+            "channel": "to-internet", "old_id": old});
+        fs::write(pending.join(format!("{token}.json")), body.to_string()).unwrap();
+    };
+    let (ta, tb, tc) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+    fs::write(pending.join(&ta), "内部资料\n").unwrap();
+    record(&ta, &a);
+    record(&tb, &b);
+    fs::write(pending.join(&tc), "内部资料\n").unwrap();
+    let court = lab.start("court");
+    wait_until(30, "the releases under way to be settled", || {
+        fs::read_dir(&pending).unwrap().count() == 0
+    });
+    let left: Vec<String> = listed(&lab, "court").iter().map(id_of).collect();
+    assert_eq!(
+        left,
+        vec![a.clone()],
+        "a withdrawn (kept), b finished (removed)"
+    );
+    // a withdrawn release can be asked again
+    let out = quarantine(&lab, "court", &["release", &a]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("refused again"), "{}", text(&out));
+    court.stop();
+    verify(&lab, "court");
+}

@@ -256,18 +256,28 @@ pub fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Most records `show` prints about one entry (bounded memory on a large log).
+const MAX_SHOWN: usize = 1000;
+
 /// The audit records about an entry: its own, and those that name it (a release's new
-/// object names the old id in its detail).
+/// object names the old id in its detail). Streams the log: only lines that hold the id are
+/// parsed; at most [`MAX_SHOWN`] are kept.
 fn records_of(audit_dir: &Path, id: &str) -> Result<Vec<Record>> {
-    let all = crate::audit::read_all(audit_dir)
-        .with_context(|| format!("reading the audit log in {}", audit_dir.display()))?;
-    Ok(all
-        .into_iter()
-        .filter(|r| {
-            r.object_id.as_deref() == Some(id)
-                || r.detail.as_deref().is_some_and(|d| d.contains(id))
-        })
-        .collect())
+    let mut out = Vec::new();
+    let needle = id.as_bytes();
+    crate::audit::read::for_each_line(audit_dir, |_, _, line| {
+        if out.len() < MAX_SHOWN
+            && line.windows(needle.len()).any(|w| w == needle)
+            && let Ok(r) = serde_json::from_slice::<Record>(line)
+            && (r.object_id.as_deref() == Some(id)
+                || r.detail.as_deref().is_some_and(|d| d.contains(id)))
+        {
+            out.push(r);
+        }
+        Ok(())
+    })
+    .with_context(|| format!("reading the audit log in {}", audit_dir.display()))?;
+    Ok(out)
 }
 
 /// `isogate quarantine show ID`: the entry's reason file and its audit records.

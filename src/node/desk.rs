@@ -27,7 +27,7 @@ use crate::node::quarantine::{self, Listed, UNVERIFIED};
 use crate::node::{Fault, Node};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -241,13 +241,16 @@ impl Desk {
         paths.truncate(MAX_REQUESTS);
         let mut out = Vec::new();
         for p in paths {
-            let meta = fs::symlink_metadata(&p)
-                .ok()
-                .filter(|m| m.is_file() && m.len() <= MAX_REQUEST_BYTES);
-            let parsed = meta.as_ref().and_then(|m| {
-                fs::read(&p)
+            // one open, never followed: the owner and the bytes are those of the same file
+            let parsed = crate::fsx::open_nofollow(&p).ok().and_then(|f| {
+                let m = f.metadata().ok().filter(|m| m.is_file())?;
+                let mut body = Vec::new();
+                f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut body).ok()?;
+                if body.len() as u64 > MAX_REQUEST_BYTES {
+                    return None;
+                }
+                serde_json::from_slice::<Request>(&body)
                     .ok()
-                    .and_then(|b| serde_json::from_slice::<Request>(&b).ok())
                     .filter(|r| r.ids.len() <= MAX_REQUEST_IDS)
                     .map(|r| (r, m.uid()))
             });
@@ -646,6 +649,12 @@ mod tests {
         desk.answer(&p, &Answer::default());
         assert!(!p.exists());
         assert!(Desk::answer_path(&p).exists());
+        // a link is never followed: its target's owner is not who asked
+        let elsewhere = t.path().join("elsewhere.json");
+        fs::write(&elsewhere, serde_json::to_vec(&r).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, t.path().join(REQUESTS).join("link.req")).unwrap();
+        assert!(desk.take().is_empty());
+        assert!(t.path().join(REQUESTS).join("link.out").exists());
         // a request not taken can be withdrawn; a taken one cannot
         let q = desk.submit(&r).unwrap();
         assert!(desk.withdraw(&q).unwrap());
