@@ -122,6 +122,16 @@ fn a_false_positive_is_released_through_the_full_policy_and_audited() {
     let out = quarantine(&lab, "internet", &["release", bad]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("integrity reason (content_hash)"));
+    let asked = lab.records("internet", "quarantine_release_refused");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].object_id.as_deref(), Some(bad));
+    assert!(
+        asked[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("by officer (uid ")
+    );
     let out = quarantine(
         &lab,
         "court",

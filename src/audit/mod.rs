@@ -107,6 +107,10 @@ pub enum Event {
     /// note) and where it went. Not an override: the entry crosses again through the full
     /// policy of both nodes, as a new object whose records name this id.
     QuarantineReleased,
+    /// An officer asked to release a quarantine entry that is never releasable (an
+    /// integrity failure, not a plain file, no content kept): nothing changed; `detail` says
+    /// who asked and why not.
+    QuarantineReleaseRefused,
     /// A quarantine entry was removed for good (`isogate quarantine purge`, or `[quarantine]
     /// keep_days`): `detail` says who asked, as for `quarantine_released`.
     QuarantinePurged,
@@ -141,12 +145,13 @@ impl Event {
             Event::ClockStep => "clock_step",
             Event::LinkMismatch => "link_mismatch",
             Event::QuarantineReleased => "quarantine_released",
+            Event::QuarantineReleaseRefused => "quarantine_release_refused",
             Event::QuarantinePurged => "quarantine_purged",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 26] = [
+    pub const ALL: [Event; 27] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -172,6 +177,7 @@ impl Event {
         Event::ClockStep,
         Event::LinkMismatch,
         Event::QuarantineReleased,
+        Event::QuarantineReleaseRefused,
         Event::QuarantinePurged,
     ];
 

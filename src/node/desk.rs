@@ -591,7 +591,13 @@ fn release_one(
 ) -> Result<(String, bool), String> {
     let id = &e.object_id;
     if let Err(why) = e.releasable() {
-        tracing::info!(channel = %e.channel, object = %id, why = %why, who = %who.detail(), "quarantine release refused");
+        tracing::warn!(channel = %e.channel, object = %id, why = %why, who = %who.detail(), "quarantine release refused");
+        // the attempt is on record too: nothing changed, and who asked is known
+        let mut rec = entry_of(e);
+        rec.detail = Some(format!("{}; not releasable: {why}", who.detail()));
+        if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+            tracing::error!(error = %err, "cannot audit a refused quarantine release");
+        }
         return Err(format!("{id}: not releasable: {why}"));
     }
     if desk.is_pending(&e.channel, id) {
