@@ -105,7 +105,17 @@ impl Releaser for SendRelease {
         desk.end(&pending)?;
         tracing::info!(channel = %e.channel, object = %old, new = %spooled.id, who = %who.detail(), "quarantine entry released: taken again");
         let new = spooled.id;
-        forward(self.sender.pipeline(spooled), &self.queue);
+        let sealed = self.sender.pipeline(spooled);
+        let passed = matches!(sealed, Ok(Some(_)));
+        forward(sealed, &self.queue);
+        if passed {
+            return Ok((
+                format!(
+                    "{old}: released as {new}: it passed the policy in force and is on its way (the receiving node checks it again)"
+                ),
+                true,
+            ));
+        }
         let dirs = desk::quarantine_dirs(&node.cfg);
         Ok(match quarantine::find(&dirs, &new.to_string()) {
             Ok(Some(again)) => (
@@ -117,7 +127,7 @@ impl Releaser for SendRelease {
             ),
             _ => (
                 format!(
-                    "{old}: released as {new}: inspected with the policy in force and on its way (the receiving node checks it again)"
+                    "{old}: released as {new}: its inspection waits (antivirus or a fault); it stays in the spool and is tried again"
                 ),
                 true,
             ),
