@@ -226,20 +226,21 @@ pub fn list(
             ];
             let mut w: Vec<usize> = head.iter().map(|h| width(h)).collect();
             for r in &rows {
-                for (i, c) in r.iter().enumerate() {
-                    w[i] = w[i].max(width(c));
+                for (wi, c) in w.iter_mut().zip(r) {
+                    *wi = (*wi).max(width(c));
                 }
             }
             let line = |cells: Vec<&str>| {
-                let last = cells.len() - 1;
+                let last = cells.len().saturating_sub(1);
                 cells
                     .iter()
+                    .zip(&w)
                     .enumerate()
-                    .map(|(i, c)| {
+                    .map(|(i, (c, wi))| {
                         if i == last {
                             c.to_string()
                         } else {
-                            pad(c, w[i])
+                            pad(c, *wi)
                         }
                     })
                     .collect::<Vec<_>>()
