@@ -53,6 +53,25 @@ impl Releaser for ReceiveRelease {
             channel: e.channel.clone(),
             old_id: old.clone(),
         };
+        // disk safety, as for an arriving object: its size above the floor (twice when the
+        // policy masks: the masked copy is written beside it), held until it has landed
+        let policy = node.policies.get(&channel.name);
+        let size = e.size.unwrap_or(0);
+        let need = if policy.masks() {
+            size.saturating_mul(2)
+        } else {
+            size
+        };
+        let (room, _) = r
+            .space
+            .reserve(&channel.name, &channel.inbox, new, need, crate::mono_ms());
+        let _room = match room {
+            Ok(room) => room,
+            Err(short) => {
+                r.space.forget(&channel.name, new, crate::mono_ms());
+                return Err(io::Error::other(format!("{short}; try again later")).into());
+            }
+        };
         desk.begin(&pending)?;
         let copied = (|| -> io::Result<std::path::PathBuf> {
             let (part, mut file) = Lander::create_part(&channel.inbox, new)?;
@@ -82,7 +101,6 @@ impl Releaser for ReceiveRelease {
         node.audit
             .durable(Event::QuarantineReleased, rec)
             .map_err(|err| withdraw(err.into()))?;
-        let policy = node.policies.get(&channel.name);
         let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
         let line = match inspect_file(&policy, &e.name, &part, &work) {
             Ok(Ok(accepted)) => {
