@@ -264,6 +264,17 @@ signing_public_key = "pk"
     }
 
     #[test]
+    fn quarantine_keep_days_is_optional_and_off_by_default() {
+        let raw: RawConfig = toml::from_str(MINIMAL).unwrap();
+        assert!(raw.quarantine.keep_days.is_none());
+        let text = format!("{MINIMAL}\n[quarantine]\nkeep_days = 30\n");
+        let raw: RawConfig = toml::from_str(&text).unwrap();
+        assert_eq!(raw.quarantine.keep_days.map(|k| *k.get_ref()), Some(30));
+        let text = format!("{MINIMAL}\n[quarantine]\nkeep = 30\n");
+        assert!(toml::from_str::<RawConfig>(&text).is_err());
+    }
+
+    #[test]
     fn a_misspelt_key_is_refused() {
         let text = format!("{MINIMAL}\n[intake]\nsettle = 10\n");
         assert!(toml::from_str::<RawConfig>(&text).is_err());
