@@ -17,7 +17,8 @@
 //!  receiver  one link-neutral path: begin ─► write ─► verify ─► inspect again ─► land
 //!  link      quic and diode shells around the wire and the diode core
 //!  audit     the log, its checkpoints, witness, query, prove, reconcile, export
-//!  node      config, keys and rotation, policies in force, quarantine, health and disk
+//!  node      config, keys and rotation, policies in force, quarantine and its desk, health
+//!            and disk
 //!  ops       metrics, telemetry events, /metrics and /healthz, systemd
 //! ```
 //!

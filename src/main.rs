@@ -364,6 +364,34 @@ Examples:
         #[arg(long, default_value_t = 10)]
         wait: u64,
     },
+    /// The security officer's work on a node's quarantine: list, show, release, purge.
+    #[command(
+        long_about = "\
+The security officer's work on a node's quarantine (<exchange>/quarantine/<channel>/, where
+refused objects wait with their reason). `list` and `show` only read: they work with the node
+stopped. `release` and `purge` are done by the running node, the audit log's one writer: the
+command writes its request into the node's state directory and waits for the answer; each
+action is audited (`quarantine_released`, `quarantine_purged`) with the user the command runs
+for (SUDO_USER or the login name), the uid that owns the request file, and the --note.
+
+A release is never an override: the entry crosses again through the full policy of both
+nodes (a new object whose records name the old id). Entries refused for an integrity reason
+(signature, hash, size, wire) and entries that are not plain files are never released.",
+        after_long_help = "\
+Examples:
+  isogate quarantine list --config /etc/isogate/node.toml --older-than 7d --tz Asia/Shanghai
+  isogate quarantine show --config /etc/isogate/node.toml 4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e
+  sudo -u isogate isogate quarantine release --config /etc/isogate/node.toml \\
+      4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e --note 'false positive, ticket 1234'
+  isogate quarantine purge --config /etc/isogate/node.toml --older-than 90d
+
+Exit status: 0 done; 2 some entries were not released or purged (the answer says why);
+1 a bad argument, an unknown id, or no running node answered (the request is withdrawn)."
+    )]
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Print the shell completion script for SHELL on standard output.
     #[command(after_long_help = "\
 The Debian package installs the bash, zsh and fish scripts already. By hand:
@@ -437,6 +465,88 @@ impl From<ExportFormat> for audit_query::ExportFormat {
             ExportFormat::Syslog => Self::Syslog,
         }
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON object per entry, one a line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Every entry: channel, object id, name, side, reason, detail, size, age and time.
+    List {
+        /// The node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only this reason code.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only entries refused longer ago than this age (30d, 12h, 1h30m) or before a time.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Time zone of the times shown (UTC, Asia/Shanghai, +08:00); default: the system's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// One entry: its reason file and its audit records (read only).
+    Show {
+        /// The node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Time zone of the times shown; default: the system's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// The entry's object id.
+        id: String,
+    },
+    /// Let entries cross again, through the full policy of both nodes (never an override).
+    Release {
+        /// The node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        note: Option<String>,
+        /// Seconds to wait for the running node's answer.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// The entries' object ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove entries for good (their audit records stay).
+    Purge {
+        /// The node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Every entry refused longer ago than this age (30d, 12h) or before a time.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// With --older-than: only this channel.
+        #[arg(long, requires = "older_than")]
+        channel: Option<String>,
+        /// Time zone of a wall time given to --older-than; default: the system's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        note: Option<String>,
+        /// Seconds to wait for the running node's answer.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// The entries' object ids.
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -783,6 +893,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             tz.as_deref(),
             std::time::Duration::from_secs(wait),
         ),
+        Command::Quarantine { command } => quarantine(command),
         Command::Completions { shell } => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -790,6 +901,51 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 .and_then(|()| out.flush())
                 .context("writing the completion script")?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn quarantine(cmd: QuarantineCommand) -> Result<ExitCode> {
+    use isogate::cli::quarantine as q;
+    let secs = std::time::Duration::from_secs;
+    match cmd {
+        QuarantineCommand::List {
+            config,
+            channel,
+            reason,
+            older_than,
+            tz,
+            format,
+        } => {
+            let filter = q::ListFilter {
+                channel,
+                reason,
+                older_than,
+            };
+            let format = match format {
+                ListFormat::Table => q::Format::Table,
+                ListFormat::Json => q::Format::Json,
+            };
+            q::list(&config, &filter, tz.as_deref(), format)
+        }
+        QuarantineCommand::Show { config, tz, id } => q::show(&config, &id, tz.as_deref()),
+        QuarantineCommand::Release {
+            config,
+            note,
+            wait,
+            ids,
+        } => q::request(&config, &q::release_request(&ids, note), secs(wait)),
+        QuarantineCommand::Purge {
+            config,
+            older_than,
+            channel,
+            tz,
+            note,
+            wait,
+            ids,
+        } => {
+            let r = q::purge_request(&ids, older_than.as_deref(), channel, tz.as_deref(), note)?;
+            q::request(&config, &r, secs(wait))
         }
     }
 }

@@ -36,6 +36,7 @@ complete -c isogate -n "__fish_isogate_needs_command" -f -a "check" -d 'Validate
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "quarantine" -d 'The security officer\'s work on a node\'s quarantine: list, show, release, purge'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l link -d 'Link type of the lab\'s channels' -r -f -a "quic\t'QUIC with mutual TLS'
@@ -75,26 +76,15 @@ json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
-<<<<<<< HEAD
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "query" -d 'Print the records that match every filter given'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-=======
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "query" -d 'Print the records that match every filter given'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "export" -d 'Export the records for a security management centre'
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and not __fish_seen_subcommand_from verify query prove verify-proof reconcile export report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
->>>>>>> report
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'The node\'s signing public key (hex file) to pin; default: DIR/node.pub' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from verify" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -127,7 +117,10 @@ retired\t''
 lost\t''
 resent\t''
 clock_step\t''
-link_mismatch\t''"
+link_mismatch\t''
+quarantine_released\t''
+quarantine_release_refused\t''
+quarantine_purged\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -151,7 +144,10 @@ retired\t''
 lost\t''
 resent\t''
 clock_step\t''
-link_mismatch\t''"
+link_mismatch\t''
+quarantine_released\t''
+quarantine_release_refused\t''
+quarantine_purged\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -262,7 +258,10 @@ retired\t''
 lost\t''
 resent\t''
 clock_step\t''
-link_mismatch\t''"
+link_mismatch\t''
+quarantine_released\t''
+quarantine_release_refused\t''
+quarantine_purged\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -286,7 +285,10 @@ retired\t''
 lost\t''
 resent\t''
 clock_step\t''
-link_mismatch\t''"
+link_mismatch\t''
+quarantine_released\t''
+quarantine_release_refused\t''
+quarantine_purged\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -375,12 +377,8 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-<<<<<<< HEAD
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
-=======
-complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export the records for a security management centre'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
->>>>>>> report
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
@@ -395,27 +393,71 @@ complete -c isogate -n "__fish_isogate_using_subcommand resend" -l wait -d 'Seco
 complete -c isogate -n "__fish_isogate_using_subcommand resend" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand resend" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l channel -d 'Only this channel' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l reason -d 'Only this reason code' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l older-than -d 'Only entries refused longer ago than this age (30d, 12h, 1h30m) or before a time' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l tz -d 'Time zone of the times shown (UTC, Asia/Shanghai, +08:00); default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned columns'
+json\t'One JSON object per entry, one a line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from show" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from show" -l tz -d 'Time zone of the times shown; default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from show" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from release" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from release" -l note -d 'Why (recorded in the audit log)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from release" -l wait -d 'Seconds to wait for the running node\'s answer' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from release" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l config -d 'The node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l older-than -d 'Every entry refused longer ago than this age (30d, 12h) or before a time' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l channel -d 'With --older-than: only this channel' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l tz -d 'Time zone of a wall time given to --older-than; default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l note -d 'Why (recorded in the audit log)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l wait -d 'Seconds to wait for the running node\'s answer' -r
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "quarantine" -d 'The security officer\'s work on a node\'s quarantine: list, show, release, purge'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "query" -d 'Print the records that match every filter given'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify-proof" -d 'Check a proof offline with the node\'s public key'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "reconcile" -d 'List objects sent but never landed, and landed but never sent; non-zero if any'
-<<<<<<< HEAD
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
-=======
-complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
->>>>>>> report
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "purge" -d 'Remove entries for good (their audit records stay)'

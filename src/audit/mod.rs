@@ -132,6 +132,18 @@ pub enum Event {
     /// not authenticate (`detail`: the reason code — `mtu`, `symbol_size`, `block_size`,
     /// `config`, `no_data`, `key` or `resolved` — then both values).
     LinkMismatch,
+    /// An officer released a quarantine entry (`isogate quarantine release`): `object_id`
+    /// is the entry, `detail` who asked (`by USER (uid N)`, the request file's owner; the
+    /// note) and where it went. Not an override: the entry crosses again through the full
+    /// policy of both nodes, as a new object whose records name this id.
+    QuarantineReleased,
+    /// An officer asked to release a quarantine entry that is never releasable (an
+    /// integrity failure, not a plain file, no content kept): nothing changed; `detail` says
+    /// who asked and why not.
+    QuarantineReleaseRefused,
+    /// A quarantine entry was removed for good (`isogate quarantine purge`, or `[quarantine]
+    /// keep_days`): `detail` says who asked, as for `quarantine_released`.
+    QuarantinePurged,
 }
 
 impl Event {
@@ -162,11 +174,14 @@ impl Event {
             Event::Resent => "resent",
             Event::ClockStep => "clock_step",
             Event::LinkMismatch => "link_mismatch",
+            Event::QuarantineReleased => "quarantine_released",
+            Event::QuarantineReleaseRefused => "quarantine_release_refused",
+            Event::QuarantinePurged => "quarantine_purged",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 24] = [
+    pub const ALL: [Event; 27] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -191,6 +206,9 @@ impl Event {
         Event::Resent,
         Event::ClockStep,
         Event::LinkMismatch,
+        Event::QuarantineReleased,
+        Event::QuarantineReleaseRefused,
+        Event::QuarantinePurged,
     ];
 
     /// The verdict an event records, if it records one.

@@ -11,6 +11,7 @@
 //!                              ├─► audit::{verify, query, prove, verify_proof,
 //!                              │          reconcile, export}
 //!                              ├─► keygen::command   a node's key files
+//!                              ├─► quarantine::{list, show, request}  the officer's desk
 //!                              └─► resend::command   the diode sender sends held objects again
 //!  process: logging, the async runtime, the shutdown signal
 //! ```
@@ -23,5 +24,6 @@ pub mod demo;
 pub mod init;
 pub mod keygen;
 pub mod process;
+pub mod quarantine;
 pub mod resend;
 pub mod run;

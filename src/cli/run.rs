@@ -8,6 +8,7 @@
 //!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
 //!                          ▲ spool recovery, watch (intake), retry_waiting
 //!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
+//!       ─► the officer's desk (quarantine release and purge requests, keep_days)
 //!       ─► a summary a minute (and at stop) · counts of repeated log lines
 //! ```
 
@@ -16,12 +17,15 @@ use crate::cli::process;
 use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
 use crate::node::config::Config;
+use crate::node::desk::Releaser;
 use crate::node::{Node, NodeError};
 use crate::ops::status::{self, Probe};
 use crate::ops::summary::{SUMMARY_EVERY, Summary};
 use crate::ops::systemd;
 use crate::receiver::Receiver;
+use crate::receiver::release::ReceiveRelease;
 use crate::sender::pipeline::Sender;
+use crate::sender::release::SendRelease;
 use crate::sender::route::{self, Links};
 use std::future::Future;
 use std::path::Path;
@@ -129,9 +133,11 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
 
     // the receiving side: one pipeline, fed by each link it uses
     let mut _diode_receiver = None;
+    let mut receive_release: Option<Arc<dyn Releaser>> = None;
     if node.cfg.receiving().next().is_some() {
         let receiver = Arc::new(Receiver::open(node.clone())?);
         receiver.recover()?;
+        receive_release = Some(Arc::new(ReceiveRelease(receiver.clone())));
         tasks.spawn(refresh_waiting(receiver.clone()));
         if let Some(ep) = &endpoint {
             tasks.spawn(crate::link::quic::recv::serve(receiver.clone(), ep.clone()));
@@ -143,6 +149,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
 
     // the sending side: intake ─► spool ─► inspect ─► seal ─► route ─► links
     let mut sender = None;
+    let mut send_release: Option<Arc<dyn Releaser>> = None;
     if node.cfg.sending().next().is_some() {
         let s = Arc::new(Sender::open(node.clone())?);
         let (queue_tx, queue_rx) = mpsc::unbounded_channel::<Sealed>();
@@ -171,9 +178,19 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
         s.recover(&queue_tx)?;
         let watch = crate::sender::watch::Watch::start(s.clone(), queue_tx.clone())?;
         tasks.spawn(watch.run());
+        send_release = Some(Arc::new(SendRelease {
+            sender: s.clone(),
+            queue: queue_tx.clone(),
+        }));
         tasks.spawn(s.clone().retry_waiting(queue_tx));
         sender = Some(s);
     }
+    // the officer's requests on the quarantine (release, purge), and its ageing out
+    tasks.spawn(crate::node::desk::run(
+        node.clone(),
+        send_release,
+        receive_release,
+    ));
 
     let status = match node.cfg.metrics.listen {
         Some(addr) => {

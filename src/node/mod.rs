@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod health;
 pub mod layout;
 pub mod policies;

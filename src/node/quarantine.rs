@@ -16,11 +16,21 @@
 //! nobody keeps. Anything else (a symlink, FIFO, device, directory, hard-linked file) is
 //! renamed in as it is, never followed; where the quarantine is on another file system than
 //! the entry, it is made again there as it is ([`crate::fsx::move_across`]) and then removed.
+//!
+//! The officer's side of it, read without the node ([`list`], [`find`]) and changed only by
+//! the running node ([`purge`], and a release: `node::desk`):
+//!
+//! ```text
+//! quarantine/<channel>/*.reason.json ─► list() ─► Listed (what, why, when, kind, size)
+//!                                        │        └─► releasable(): plain file, content
+//!                                        │            reason, not an integrity failure
+//!                                        └─► purge(): entry, then reason file, dir fsynced
+//! ```
 
 use crate::core::id::ObjectId;
-use crate::core::reason::{Refusal, Side};
+use crate::core::reason::{Reason, Refusal, Side};
 use crate::fsx::{open_nofollow, rename_noreplace, sync_dir, write_durable_mode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -147,10 +157,289 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The quarantine folder of objects whose manifest could not be trusted (no channel).
+pub const UNVERIFIED: &str = "_unverified";
+
+/// Suffix of a reason file.
+pub const REASON_SUFFIX: &str = ".reason.json";
+
+/// Largest reason file read (bytes): a larger one is listed as unreadable.
+const MAX_REASON_BYTES: u64 = 64 * 1024;
+
+/// Most entries [`list`] returns (bounded memory); more are left for a later listing.
+pub const MAX_LISTED: usize = 100_000;
+
+/// The reason file as read back.
+#[derive(Debug, Deserialize)]
+struct ReadReason {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    side: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    time_ms: u64,
+}
+
+/// What a quarantine entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A plain file with one link: the refused content.
+    File,
+    /// A symbolic link, kept as it was (never followed).
+    Symlink,
+    /// A directory, kept as it was.
+    Directory,
+    /// A FIFO, socket, device or hard-linked file, kept as it was.
+    Other,
+    /// No content: refused before any was read (or never trusted); the reason file only.
+    None,
+}
+
+impl Kind {
+    /// The stable name (`file`, `symlink`, `directory`, `other`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::Directory => "directory",
+            Kind::Other => "other",
+            Kind::None => "none",
+        }
+    }
+}
+
+/// One quarantine entry, as its reason file and its content describe it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// The channel folder it is in (`_unverified` for objects whose manifest was not trusted).
+    pub channel: String,
+    /// The object id (32 hex digits).
+    pub object_id: String,
+    /// The object's name as given (never used as a path).
+    pub name: String,
+    /// The node that refused it.
+    pub node: String,
+    /// Which side refused it: `sender` or `receiver`.
+    pub side: String,
+    /// The reason code.
+    pub reason: String,
+    /// The reason's detail.
+    pub detail: String,
+    /// When it was refused (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// What the entry holds.
+    pub kind: Kind,
+    /// Size of the content in bytes (a plain file only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The content's path (present or not).
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// The reason file's path.
+    #[serde(skip)]
+    pub reason_path: PathBuf,
+}
+
+/// Why an entry cannot be released.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReleasable {
+    /// The entry is not a plain file (a symlink, FIFO, device, directory or hard-linked
+    /// file): such an entry never crosses.
+    #[error("it is a {0}, not a plain file: only plain files are ever released")]
+    NotPlain(&'static str),
+    /// No content is kept: refused before it was read, or its manifest was never trusted.
+    #[error("no content is kept for it (refused before its content was read)")]
+    NoContent,
+    /// Refused because the object's integrity failed (signature, hash, size, wire): what
+    /// arrived is not what the sender signed, and no officer can make it so.
+    #[error(
+        "refused for an integrity reason ({0}): what arrived is not what the sender signed; it is never releasable (the sender publishes it again)"
+    )]
+    Integrity(String),
+    /// The name could not be read as UTF-8: it cannot cross under its own name.
+    #[error("its name is not valid UTF-8: rename it and publish it again")]
+    Name,
+}
+
+/// The reasons that say what arrived is not what the sender signed: never released.
+/// (`peer_refused` is not one of them: the receiving node refused the object by its name or
+/// size before reading it; the sender's copy may be released, and the receiver checks again.)
+const INTEGRITY: [Reason; 6] = [
+    Reason::BadSignature,
+    Reason::BadManifest,
+    Reason::WrongChannel,
+    Reason::ChunkHash,
+    Reason::ContentHash,
+    Reason::SizeMismatch,
+];
+
+impl Listed {
+    /// Whether an officer may release the entry: a plain file refused for a content
+    /// reason. A release is never an override: the entry crosses through the full policy of
+    /// both nodes again.
+    ///
+    /// # Errors
+    /// [`NotReleasable`]: why not.
+    pub fn releasable(&self) -> Result<(), NotReleasable> {
+        let integrity = self.channel == UNVERIFIED
+            || INTEGRITY.iter().any(|r| r.as_str() == self.reason)
+            || Reason::ALL.iter().all(|r| r.as_str() != self.reason);
+        if integrity {
+            return Err(NotReleasable::Integrity(self.reason.clone()));
+        }
+        match self.kind {
+            Kind::File => {}
+            Kind::None => return Err(NotReleasable::NoContent),
+            other => return Err(NotReleasable::NotPlain(other.as_str())),
+        }
+        if self.reason == Reason::NameNotUtf8.as_str() {
+            return Err(NotReleasable::Name);
+        }
+        Ok(())
+    }
+}
+
+/// Every quarantine entry under the given quarantine folders (`quarantine/<channel>`),
+/// oldest first; at most [`MAX_LISTED`]. A folder that does not exist holds none; an
+/// unreadable reason file is listed with reason `unreadable`.
+///
+/// # Errors
+/// A folder exists but cannot be read.
+pub fn list(dirs: &[PathBuf]) -> io::Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        };
+        for e in entries {
+            let e = e?;
+            let file = e.file_name();
+            let Some(id) = file.to_str().and_then(|n| n.strip_suffix(REASON_SUFFIX)) else {
+                continue;
+            };
+            if ObjectId::parse(id).is_none() {
+                continue;
+            }
+            if out.len() >= MAX_LISTED {
+                break;
+            }
+            out.push(read_listed(dir, id));
+        }
+    }
+    out.sort_by(|a, b| (a.time_ms, &a.object_id).cmp(&(b.time_ms, &b.object_id)));
+    Ok(out)
+}
+
+/// The entry whose object id is `id` (32 hex digits, any case).
+///
+/// # Errors
+/// A folder cannot be read.
+pub fn find(dirs: &[PathBuf], id: &str) -> io::Result<Option<Listed>> {
+    let id = id.trim().to_ascii_lowercase();
+    if ObjectId::parse(&id).is_none() {
+        return Ok(None);
+    }
+    for dir in dirs {
+        if dir.join(format!("{id}{REASON_SUFFIX}")).exists() {
+            return Ok(Some(read_listed(dir, &id)));
+        }
+    }
+    Ok(None)
+}
+
+fn read_listed(dir: &Path, id: &str) -> Listed {
+    let reason_path = dir.join(format!("{id}{REASON_SUFFIX}"));
+    let read = fs::symlink_metadata(&reason_path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= MAX_REASON_BYTES)
+        .and_then(|_| fs::read(&reason_path).ok())
+        .and_then(|b| serde_json::from_slice::<ReadReason>(&b).ok());
+    let r = read.unwrap_or(ReadReason {
+        name: String::new(),
+        node: String::new(),
+        side: String::new(),
+        reason: "unreadable".to_string(),
+        detail: "the reason file cannot be read".to_string(),
+        time_ms: fs::symlink_metadata(&reason_path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    });
+    let path = dir.join(id);
+    let (kind, size) = match fs::symlink_metadata(&path) {
+        Err(_) => (Kind::None, None),
+        Ok(m) => {
+            let ft = m.file_type();
+            if ft.is_file() && m.nlink() == 1 {
+                (Kind::File, Some(m.len()))
+            } else if ft.is_symlink() {
+                (Kind::Symlink, None)
+            } else if ft.is_dir() {
+                (Kind::Directory, None)
+            } else {
+                (Kind::Other, None)
+            }
+        }
+    };
+    Listed {
+        channel: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        object_id: id.to_string(),
+        name: r.name,
+        node: r.node,
+        side: r.side,
+        reason: r.reason,
+        detail: r.detail,
+        time_ms: r.time_ms,
+        kind,
+        size,
+        path,
+        reason_path,
+    }
+}
+
+/// Removes an entry for good: its content (as it is: a directory with what it holds, a
+/// link itself, never its target), then its reason file, then fsyncs the folder. A crash
+/// half-way leaves the reason file, so the entry is still listed and purged again.
+///
+/// # Errors
+/// The content or reason file cannot be removed.
+pub fn purge(entry: &Listed) -> io::Result<()> {
+    match fs::symlink_metadata(&entry.path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&entry.path)?,
+        Ok(_) => fs::remove_file(&entry.path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = entry.path.parent() {
+        sync_dir(dir)?;
+    }
+    match fs::remove_file(&entry.reason_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = entry.reason_path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::reason::Reason;
     use std::io::Write;
 
     #[test]
@@ -185,5 +474,89 @@ mod tests {
         };
         let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal).unwrap();
         assert!(fs::symlink_metadata(&at2).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn entries_are_listed_judged_and_purged() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("quarantine").join("c");
+        let refusal = |r| Refusal::new(r, "why");
+        let put_file = |n: u8, reason| {
+            let src = t.path().join(format!("f{n}"));
+            fs::write(&src, b"content").unwrap();
+            let s = Subject {
+                id: ObjectId([n; 16]),
+                channel: "c",
+                name: "报告.txt",
+            };
+            put(&q, &s, Some(&src), "n", Side::Receiver, &refusal(reason)).unwrap();
+        };
+        put_file(1, Reason::KeywordMatch);
+        put_file(2, Reason::ContentHash);
+        let link = t.path().join("l");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let s3 = Subject {
+            id: ObjectId([3; 16]),
+            channel: "c",
+            name: "l",
+        };
+        put(
+            &q,
+            &s3,
+            Some(&link),
+            "n",
+            Side::Sender,
+            &refusal(Reason::Symlink),
+        )
+        .unwrap();
+        let s4 = Subject {
+            id: ObjectId([4; 16]),
+            ..s3
+        };
+        put(
+            &q,
+            &s4,
+            None,
+            "n",
+            Side::Receiver,
+            &refusal(Reason::NameRefused),
+        )
+        .unwrap();
+        let dirs = vec![q.clone(), t.path().join("missing")];
+        let all = list(&dirs).unwrap();
+        assert_eq!(all.len(), 4);
+        let by = |n: u8| {
+            find(&dirs, &ObjectId([n; 16]).to_string())
+                .unwrap()
+                .unwrap()
+        };
+        let keyword = by(1);
+        assert_eq!(
+            (keyword.kind, keyword.size, keyword.name.as_str()),
+            (Kind::File, Some(7), "报告.txt")
+        );
+        assert_eq!(keyword.side, "receiver");
+        assert_eq!(keyword.releasable(), Ok(()));
+        assert!(matches!(
+            by(2).releasable(),
+            Err(NotReleasable::Integrity(r)) if r == "content_hash"
+        ));
+        assert_eq!(by(3).releasable(), Err(NotReleasable::NotPlain("symlink")));
+        assert_eq!(by(4).releasable(), Err(NotReleasable::NoContent));
+        assert!(find(&dirs, "not an id").unwrap().is_none());
+        // a purge removes the link itself, never its target
+        purge(&by(3)).unwrap();
+        assert!(std::path::Path::new("/etc/passwd").exists());
+        purge(&keyword).unwrap();
+        assert!(!keyword.path.exists() && !keyword.reason_path.exists());
+        assert_eq!(list(&dirs).unwrap().len(), 2);
+        // an unreadable reason file is listed, never trusted
+        fs::write(
+            q.join(format!("{}{REASON_SUFFIX}", ObjectId([5; 16]))),
+            b"{",
+        )
+        .unwrap();
+        assert_eq!(by(5).reason, "unreadable");
+        assert!(by(5).releasable().is_err());
     }
 }

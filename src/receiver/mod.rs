@@ -17,6 +17,7 @@
 //! that did the work: nothing lands that was not verified and inspected again.
 
 pub mod land;
+pub mod release;
 pub mod space;
 
 use crate::core::id::ObjectId;
@@ -36,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Quarantine directory for objects whose manifest could not be trusted.
-pub const UNVERIFIED: &str = "_unverified";
+pub const UNVERIFIED: &str = crate::node::quarantine::UNVERIFIED;
 
 /// The receiving side of a node: its delivery state and the objects in progress.
 pub struct Receiver {

@@ -10,6 +10,7 @@
 //! channel's link.
 
 pub mod pipeline;
+pub mod release;
 pub mod route;
 pub mod seal;
 pub mod spool;

@@ -267,6 +267,14 @@ pub struct DiskConfig {
     pub min_free_bytes: u64,
 }
 
+/// The quarantine's upkeep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuarantineConfig {
+    /// Entries refused more than this many days ago are purged by the running node
+    /// (audited `quarantine_purged`); `None` (the default): kept until an officer purges them.
+    pub keep_days: Option<u32>,
+}
+
 /// Link tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
@@ -297,6 +305,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Disk safety.
     pub disk: DiskConfig,
+    /// The quarantine's upkeep.
+    pub quarantine: QuarantineConfig,
     /// The diode link, when a channel uses it.
     pub diode: Option<DiodeConfig>,
     /// What the compliance review accepts but warns about (explicit opt-outs, no antivirus).

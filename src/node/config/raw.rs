@@ -31,7 +31,16 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) disk: RawDisk,
+    #[serde(default)]
+    pub(super) quarantine: RawQuarantine,
     pub(super) diode: Option<RawDiode>,
+}
+
+/// `[quarantine]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuarantine {
+    pub(super) keep_days: Option<Spanned<u32>>,
 }
 
 /// `[diode]`.
@@ -252,6 +261,17 @@ signing_public_key = "pk"
         assert_eq!((d.mtu, d.rate_mbit, d.copies), (1500, 4000, 1));
         assert_eq!((d.repeat_window_s, d.interleave), (600, 0));
         assert_eq!(d.repair_ratio, 0.2);
+    }
+
+    #[test]
+    fn quarantine_keep_days_is_optional_and_off_by_default() {
+        let raw: RawConfig = toml::from_str(MINIMAL).unwrap();
+        assert!(raw.quarantine.keep_days.is_none());
+        let text = format!("{MINIMAL}\n[quarantine]\nkeep_days = 30\n");
+        let raw: RawConfig = toml::from_str(&text).unwrap();
+        assert_eq!(raw.quarantine.keep_days.map(|k| *k.get_ref()), Some(30));
+        let text = format!("{MINIMAL}\n[quarantine]\nkeep = 30\n");
+        assert!(toml::from_str::<RawConfig>(&text).is_err());
     }
 
     #[test]

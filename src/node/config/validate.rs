@@ -7,7 +7,8 @@
 use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
 use super::{
     AuditConfig, Channel, Config, DEFAULT_ZONES, DiodeConfig, DiskConfig, IntakeConfig, LinkConfig,
-    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, Role, TempNames, compliance,
+    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, QuarantineConfig, Role,
+    TempNames, compliance,
 };
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
@@ -52,6 +53,16 @@ pub(super) fn config(src: &mut Source, file: &Path, raw: &RawConfig) -> Config {
         t
     });
     let diode = diode(src, file, raw.diode.as_ref(), &channels, &node, &peer);
+    let keep_days = raw.quarantine.keep_days.as_ref().map(|k| {
+        if *k.get_ref() == 0 {
+            src.report(
+                Some(k.span()),
+                "quarantine.keep_days",
+                "must be at least 1 (leave it out to keep entries until an officer purges them)",
+            );
+        }
+        *k.get_ref()
+    });
     let metrics_listen = raw.metrics.listen.as_ref().and_then(|l| {
         let a = l.get_ref().parse::<SocketAddr>();
         if a.is_err() {
@@ -71,6 +82,7 @@ pub(super) fn config(src: &mut Source, file: &Path, raw: &RawConfig) -> Config {
         disk: DiskConfig {
             min_free_bytes: raw.disk.min_free_bytes,
         },
+        quarantine: QuarantineConfig { keep_days },
         file: file.to_path_buf(),
         node,
         peer,

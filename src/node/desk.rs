@@ -1,0 +1,697 @@
+//! The security officer's desk on a running node: `isogate quarantine release | purge`
+//! write a request into the node's state directory; the node (the audit log's one writer)
+//! takes it within a second, acts, audits who asked, and answers beside it.
+//!
+//! ```text
+//! isogate quarantine release|purge ─► state/quarantine-requests/<n>.req  (JSON: action, ids,
+//!                                      │  cut-off, stated user, note; owner uid from metadata)
+//!          running node, every 500 ms ─┴► Desk::serve ─► purge: quarantine::purge + audit
+//!                                                     └► release: Releaser of the entry's side
+//!          ◄─ state/quarantine-requests/<n>.out  (JSON: one line per entry, failures counted)
+//! state/quarantine-release/<token>.json   a release under way (side, channel, old id), with
+//! state/quarantine-release/<token>        the sender's staged copy until the spool takes it
+//! ```
+//!
+//! Who asked is the request file's owner uid, read from its metadata (never from its text),
+//! and the user name the command states (`SUDO_USER`, or the login name), with the
+//! officer's note: all three are in the `quarantine_released` / `quarantine_purged` record.
+//! A release is never an override: the entry crosses through the full policy of both nodes
+//! again ([`Releaser`]).
+
+use crate::audit::{Entry, Event};
+use crate::core::id::ObjectId;
+use crate::core::reason::Reason;
+use crate::fsx::{sync_dir, write_durable};
+use crate::node::config::{Config, Role};
+use crate::node::quarantine::{self, Listed, UNVERIFIED};
+use crate::node::{Fault, Node};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Folder of requests under the state directory.
+pub const REQUESTS: &str = "quarantine-requests";
+/// Folder of releases under way under the state directory.
+pub const PENDING: &str = "quarantine-release";
+/// Most requests taken in one pass; more wait for the next.
+const MAX_REQUESTS: usize = 16;
+/// Largest request file read (bytes).
+const MAX_REQUEST_BYTES: u64 = 256 * 1024;
+/// Most objects one request may name.
+pub const MAX_REQUEST_IDS: usize = 1000;
+/// Longest note kept (characters).
+pub const MAX_NOTE: usize = 500;
+
+/// What an officer asks of the running node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let entries cross again, through the full policy of both nodes.
+    Release,
+    /// Remove entries for good (their audit records stay).
+    Purge,
+}
+
+/// A request file's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// What to do.
+    pub action: Action,
+    /// Object ids (32 hex digits).
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Purge only: every entry refused before this time (ms since the epoch).
+    #[serde(default)]
+    pub before_ms: Option<u64>,
+    /// Purge by time only: entries of this channel only.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The user name the command states (`SUDO_USER` or the login name): recorded beside
+    /// the file owner's uid, never instead of it.
+    pub user: String,
+    /// The officer's note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Who asked for an action, as audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The request file's owner (from its metadata); `None` for the node's own ageing out.
+    pub uid: Option<u32>,
+    /// The user name the command stated.
+    pub user: String,
+    /// The officer's note.
+    pub note: Option<String>,
+}
+
+impl Who {
+    /// The automatic ageing out of `[quarantine] keep_days`.
+    pub fn keep_days(days: u32) -> Who {
+        Who {
+            uid: None,
+            user: format!("the node ([quarantine] keep_days = {days})"),
+            note: None,
+        }
+    }
+
+    /// `by USER (uid N); note: "…"` for an audit record's detail.
+    pub fn detail(&self) -> String {
+        let mut s = match self.uid {
+            Some(uid) => format!("by {} (uid {uid})", self.user),
+            None => format!("by {}", self.user),
+        };
+        if let Some(n) = &self.note {
+            s.push_str(&format!("; note: {n:?}"));
+        }
+        s
+    }
+}
+
+/// A node's answer to one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// One line per entry (or one for the whole request).
+    pub lines: Vec<String>,
+    /// How many entries asked for were not released or purged.
+    pub failed: usize,
+}
+
+/// A release under way, written before its first step and removed after its last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pending {
+    /// Its token (32 hex digits): names this file and, on the sending node, the staged copy;
+    /// on the receiving node, the new object id.
+    pub token: String,
+    /// The side whose quarantine holds the entry.
+    pub side: String,
+    /// The entry's channel.
+    pub channel: String,
+    /// The entry's object id.
+    pub old_id: String,
+}
+
+/// Lets a quarantine entry of one side cross again. Implemented by the sender (the entry is
+/// taken into the spool as a new object and inspected with the policy in force) and the
+/// receiver (inspected again with this node's policy in force, landed if it passes).
+pub trait Releaser: Send + Sync {
+    /// Releases one releasable entry ([`Listed::releasable`] holds): writes its [`Pending`]
+    /// record first, audits `quarantine_released`, moves it on, removes the old entry and
+    /// the pending record. Returns the answer line, and whether the entry passed the
+    /// policy in force (`false`: it was refused again, into a new entry with a fresh reason).
+    ///
+    /// # Errors
+    /// A fault: the entry stays in quarantine (or the pending record finishes it at the
+    /// next start).
+    fn release(&self, desk: &Desk, entry: &Listed, who: &Who) -> Result<(String, bool), Fault>;
+
+    /// Finishes or withdraws a release that a stop interrupted (at start).
+    ///
+    /// # Errors
+    /// The state cannot be read or the old entry removed.
+    fn recover(&self, desk: &Desk, pending: &Pending) -> io::Result<()>;
+}
+
+/// Every quarantine folder of a node: each channel's, and `_unverified`.
+pub fn quarantine_dirs(cfg: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = cfg.channels.iter().map(|c| c.quarantine.clone()).collect();
+    dirs.push(cfg.node.exchange_dir.join("quarantine").join(UNVERIFIED));
+    dirs
+}
+
+/// The request queue and releases under way of one node.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    requests: PathBuf,
+    pending: PathBuf,
+}
+
+impl Desk {
+    /// The paths under a node's state directory, creating nothing.
+    pub fn paths(state_dir: &Path) -> Desk {
+        Desk {
+            requests: state_dir.join(REQUESTS),
+            pending: state_dir.join(PENDING),
+        }
+    }
+
+    /// The folder of releases under way (the sender stages its copies there: the state
+    /// directory's file system, so the spool takes them by one rename).
+    pub fn pending_dir(&self) -> &Path {
+        &self.pending
+    }
+
+    /// Queues a request for the running node; returns its file.
+    ///
+    /// # Errors
+    /// The request cannot be written.
+    pub fn submit(&self, request: &Request) -> io::Result<PathBuf> {
+        fs::create_dir_all(&self.requests)?;
+        let name = format!(
+            "{:016}-{}",
+            crate::now_ms(),
+            ObjectId::random().map_err(io::Error::other)?
+        );
+        let tmp = self.requests.join(format!(".{name}.tmp"));
+        let body = serde_json::to_vec(request).map_err(io::Error::other)?;
+        write_durable(&tmp, &body)?;
+        let path = self.requests.join(format!("{name}.req"));
+        fs::rename(&tmp, &path)?;
+        sync_dir(&self.requests)?;
+        Ok(path)
+    }
+
+    /// The answer file of a request.
+    pub fn answer_path(request: &Path) -> PathBuf {
+        request.with_extension("out")
+    }
+
+    /// Withdraws a request the node has not taken. `Ok(false)`: it was taken already (its
+    /// answer comes).
+    ///
+    /// # Errors
+    /// The request cannot be removed.
+    pub fn withdraw(&self, request: &Path) -> io::Result<bool> {
+        match fs::remove_file(request) {
+            Ok(()) => {
+                sync_dir(&self.requests)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes up to 16 waiting requests, oldest first, each with its file owner's uid. A
+    /// request that cannot be read is answered at once and dropped.
+    pub fn take(&self) -> Vec<(PathBuf, Request, u32)> {
+        let Ok(dir) = fs::read_dir(&self.requests) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "req"))
+            .collect();
+        paths.sort();
+        paths.truncate(MAX_REQUESTS);
+        let mut out = Vec::new();
+        for p in paths {
+            // one open, never followed: the owner and the bytes are those of the same file
+            let parsed = crate::fsx::open_nofollow(&p).ok().and_then(|f| {
+                let m = f.metadata().ok().filter(|m| m.is_file())?;
+                let mut body = Vec::new();
+                f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut body).ok()?;
+                if body.len() as u64 > MAX_REQUEST_BYTES {
+                    return None;
+                }
+                serde_json::from_slice::<Request>(&body)
+                    .ok()
+                    .filter(|r| r.ids.len() <= MAX_REQUEST_IDS)
+                    .map(|r| (r, m.uid()))
+            });
+            match parsed {
+                Some((r, uid)) => out.push((p, r, uid)),
+                None => self.answer(
+                    &p,
+                    &Answer {
+                        lines: vec!["refused: the request cannot be read".to_string()],
+                        failed: 1,
+                    },
+                ),
+            }
+        }
+        out
+    }
+
+    /// Writes the answer to a request and removes the request.
+    pub fn answer(&self, request: &Path, answer: &Answer) {
+        let written = serde_json::to_vec(answer)
+            .map_err(io::Error::other)
+            .and_then(|b| write_durable(&Self::answer_path(request), &b));
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot answer a quarantine request");
+        }
+        let _ = fs::remove_file(request);
+        let _ = sync_dir(&self.requests);
+    }
+
+    /// Records a release under way, durably.
+    ///
+    /// # Errors
+    /// It cannot be written.
+    pub fn begin(&self, pending: &Pending) -> io::Result<()> {
+        fs::create_dir_all(&self.pending)?;
+        let body = serde_json::to_vec(pending).map_err(io::Error::other)?;
+        write_durable(&self.pending.join(format!("{}.json", pending.token)), &body)?;
+        sync_dir(&self.pending)
+    }
+
+    /// Removes a release's record once it is finished or withdrawn.
+    ///
+    /// # Errors
+    /// It cannot be removed.
+    pub fn end(&self, pending: &Pending) -> io::Result<()> {
+        match fs::remove_file(self.pending.join(format!("{}.json", pending.token))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        sync_dir(&self.pending)
+    }
+
+    /// The releases under way (unreadable records are skipped and left for a person).
+    pub fn pending(&self) -> Vec<Pending> {
+        let Ok(dir) = fs::read_dir(&self.pending) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| fs::read(p).ok())
+            .filter_map(|b| serde_json::from_slice::<Pending>(&b).ok())
+            .filter(|p| ObjectId::parse(&p.token).is_some())
+            .collect()
+    }
+
+    /// Whether an entry has a release under way.
+    pub fn is_pending(&self, channel: &str, id: &str) -> bool {
+        self.pending()
+            .iter()
+            .any(|p| p.channel == channel && p.old_id == id)
+    }
+}
+
+/// The releasers of a node's two sides, as they run.
+pub struct Sides<'a> {
+    /// The sending side's, when the node sends.
+    pub sender: Option<&'a dyn Releaser>,
+    /// The receiving side's, when the node receives.
+    pub receiver: Option<&'a dyn Releaser>,
+}
+
+/// The audit entry about a quarantine entry.
+pub fn entry_of(e: &Listed) -> Entry {
+    Entry {
+        channel: Some(e.channel.clone()),
+        object_id: ObjectId::parse(&e.object_id),
+        name: Some(e.name.clone()).filter(|n| !n.is_empty()),
+        size: e.size,
+        reason: serde_json::from_value::<Reason>(serde_json::Value::String(e.reason.clone())).ok(),
+        ..Entry::default()
+    }
+}
+
+/// Finishes or withdraws the releases a stop interrupted. Runs once at start, before the
+/// first request is served.
+pub fn recover(node: &Node, sides: &Sides<'_>) {
+    let desk = Desk::paths(&node.cfg.node.state_dir);
+    let pending = desk.pending();
+    // a staged copy no record names: a stop came before its record was written
+    if let Ok(dir) = fs::read_dir(&desk.pending) {
+        for f in dir.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let stem = name.trim_start_matches('.').split('.').next().unwrap_or("");
+            if !name.ends_with(".json") && !pending.iter().any(|p| p.token == stem) {
+                let _ = fs::remove_file(f.path());
+            }
+        }
+    }
+    for p in pending {
+        let side = match p.side.as_str() {
+            "sender" => sides.sender,
+            "receiver" => sides.receiver,
+            _ => None,
+        };
+        let Some(side) = side else {
+            tracing::warn!(token = %p.token, side = %p.side, "a release under way names a side this node does not run; left for a person");
+            continue;
+        };
+        if let Err(e) = side.recover(&desk, &p) {
+            tracing::error!(token = %p.token, error = %e, "cannot finish a release a stop interrupted; tried again at the next start");
+        }
+    }
+}
+
+/// Serves the waiting requests (one pass), then ages out entries past `[quarantine]
+/// keep_days` when it is set.
+pub fn serve(node: &Node, sides: &Sides<'_>) {
+    let desk = Desk::paths(&node.cfg.node.state_dir);
+    for (path, request, uid) in desk.take() {
+        let who = Who {
+            uid: Some(uid),
+            user: clean(&request.user, 64),
+            note: request.note.as_deref().map(|n| clean(n, MAX_NOTE)),
+        };
+        let answer = match request.action {
+            Action::Purge => purge_request(node, &request, &who),
+            Action::Release => release_request(node, &desk, sides, &request, &who),
+        };
+        desk.answer(&path, &answer);
+    }
+}
+
+/// How often the running node looks for requests.
+const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often the node ages out entries past `[quarantine] keep_days`.
+const AGE_OUT_EVERY_MS: u64 = 3_600_000;
+
+/// The desk of a running node, until aborted: finishes the releases a stop interrupted,
+/// then serves requests every 500 ms and ages out entries (at start, then hourly) when
+/// `[quarantine] keep_days` is set.
+pub async fn run(
+    node: std::sync::Arc<Node>,
+    sender: Option<std::sync::Arc<dyn Releaser>>,
+    receiver: Option<std::sync::Arc<dyn Releaser>>,
+) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    let mut aged_at: Option<u64> = None;
+    loop {
+        tick.tick().await;
+        let (n, s, r) = (node.clone(), sender.clone(), receiver.clone());
+        let now = crate::mono_ms();
+        let age = n
+            .cfg
+            .quarantine
+            .keep_days
+            .filter(|_| aged_at.is_none_or(|at| now.saturating_sub(at) >= AGE_OUT_EVERY_MS));
+        if age.is_some() {
+            aged_at = Some(now);
+        }
+        let recovering = std::mem::take(&mut first);
+        let _ = tokio::task::spawn_blocking(move || {
+            let sides = Sides {
+                sender: s.as_deref(),
+                receiver: r.as_deref(),
+            };
+            if recovering {
+                recover(&n, &sides);
+            }
+            serve(&n, &sides);
+            if let Some(days) = age {
+                let purged = age_out(&n, days, crate::now_ms());
+                if purged > 0 {
+                    tracing::info!(purged, keep_days = days, "quarantine entries aged out");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Ages out entries older than `days` (the automatic purge of `[quarantine] keep_days`);
+/// returns how many were purged.
+pub fn age_out(node: &Node, days: u32, now_ms: u64) -> usize {
+    let before = now_ms.saturating_sub(u64::from(days) * 86_400_000);
+    let Ok(all) = quarantine::list(&quarantine_dirs(&node.cfg)) else {
+        return 0;
+    };
+    let who = Who::keep_days(days);
+    all.iter()
+        .filter(|e| e.time_ms < before)
+        .filter(|e| purge_one(node, e, &who).is_ok())
+        .count()
+}
+
+/// Control characters out, length capped: text from a request goes into records and logs.
+fn clean(s: &str, max: usize) -> String {
+    let t: String = s
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>();
+    if t.is_empty() { "?".to_string() } else { t }
+}
+
+fn find_or_line(node: &Node, id: &str, answer: &mut Answer) -> Option<Listed> {
+    let id = id.trim().to_ascii_lowercase();
+    match quarantine::find(&quarantine_dirs(&node.cfg), &id) {
+        Ok(Some(e)) => Some(e),
+        Ok(None) => {
+            answer.lines.push(format!(
+                "{id}: no such quarantine entry on {} (see `isogate quarantine list`)",
+                node.cfg.node.name
+            ));
+            answer.failed += 1;
+            None
+        }
+        Err(e) => {
+            answer
+                .lines
+                .push(format!("{id}: the quarantine cannot be read: {e}"));
+            answer.failed += 1;
+            None
+        }
+    }
+}
+
+fn purge_request(node: &Node, request: &Request, who: &Who) -> Answer {
+    let mut answer = Answer::default();
+    let mut entries = Vec::new();
+    for id in &request.ids {
+        if let Some(e) = find_or_line(node, id, &mut answer) {
+            entries.push(e);
+        }
+    }
+    if let Some(before) = request.before_ms {
+        match quarantine::list(&quarantine_dirs(&node.cfg)) {
+            Ok(all) => entries.extend(all.into_iter().filter(|e| {
+                e.time_ms < before && request.channel.as_ref().is_none_or(|c| *c == e.channel)
+            })),
+            Err(e) => {
+                answer
+                    .lines
+                    .push(format!("the quarantine cannot be read: {e}"));
+                answer.failed += 1;
+            }
+        }
+    }
+    let desk = Desk::paths(&node.cfg.node.state_dir);
+    for e in entries {
+        if desk.is_pending(&e.channel, &e.object_id) {
+            answer.lines.push(format!(
+                "{}: a release of it is under way; not purged",
+                e.object_id
+            ));
+            answer.failed += 1;
+            continue;
+        }
+        match purge_one(node, &e, who) {
+            Ok(()) => answer
+                .lines
+                .push(format!("{} ({}): purged", e.object_id, e.channel)),
+            Err(err) => {
+                answer
+                    .lines
+                    .push(format!("{}: not purged: {err}", e.object_id));
+                answer.failed += 1;
+            }
+        }
+    }
+    if answer.lines.is_empty() {
+        answer
+            .lines
+            .push("no quarantine entry matches; nothing purged".to_string());
+    }
+    answer
+}
+
+/// Purges one entry: audited first (durably, with who), then removed. A crash between
+/// leaves the entry listed with its `quarantine_purged` record: purged again, recorded twice.
+fn purge_one(node: &Node, e: &Listed, who: &Who) -> Result<(), Fault> {
+    let mut entry = entry_of(e);
+    entry.detail = Some(who.detail());
+    node.audit.durable(Event::QuarantinePurged, entry)?;
+    quarantine::purge(e)?;
+    tracing::info!(channel = %e.channel, object = %e.object_id, who = %who.detail(), "quarantine entry purged");
+    Ok(())
+}
+
+fn release_request(
+    node: &Node,
+    desk: &Desk,
+    sides: &Sides<'_>,
+    request: &Request,
+    who: &Who,
+) -> Answer {
+    let mut answer = Answer::default();
+    if request.ids.is_empty() {
+        answer
+            .lines
+            .push("refused: name the entries to release by object id".to_string());
+        answer.failed = 1;
+    }
+    for id in &request.ids {
+        let Some(e) = find_or_line(node, id, &mut answer) else {
+            continue;
+        };
+        match release_one(node, desk, sides, &e, who) {
+            Ok((line, true)) => answer.lines.push(line),
+            Ok((line, false)) | Err(line) => {
+                answer.lines.push(line);
+                answer.failed += 1;
+            }
+        }
+    }
+    answer
+}
+
+fn release_one(
+    node: &Node,
+    desk: &Desk,
+    sides: &Sides<'_>,
+    e: &Listed,
+    who: &Who,
+) -> Result<(String, bool), String> {
+    let id = &e.object_id;
+    if let Err(why) = e.releasable() {
+        tracing::warn!(channel = %e.channel, object = %id, why = %why, who = %who.detail(), "quarantine release refused");
+        // the attempt is on record too: nothing changed, and who asked is known
+        let mut rec = entry_of(e);
+        rec.detail = Some(format!("{}; not releasable: {why}", who.detail()));
+        if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+            tracing::error!(error = %err, "cannot audit a refused quarantine release");
+        }
+        return Err(format!("{id}: not releasable: {why}"));
+    }
+    if desk.is_pending(&e.channel, id) {
+        return Err(format!("{id}: a release of it is under way already"));
+    }
+    let role = node.cfg.channel(&e.channel).map(|c| c.role);
+    let side = match (e.side.as_str(), role) {
+        ("sender", Some(Role::Send)) => sides.sender,
+        ("receiver", Some(Role::Receive)) => sides.receiver,
+        (_, None) => {
+            return Err(format!(
+                "{id}: channel {} is not in this node's configuration",
+                e.channel
+            ));
+        }
+        _ => None,
+    };
+    let Some(side) = side else {
+        return Err(format!(
+            "{id}: refused on the {} side, which this node does not run for channel {}",
+            e.side, e.channel
+        ));
+    };
+    side.release(desk, e, who)
+        .map_err(|f| format!("{id}: not released: {f}; the entry stays in quarantine"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_the_owner_uid_and_unreadable_ones_are_answered() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        let r = Request {
+            action: Action::Purge,
+            ids: vec!["00".repeat(16)],
+            before_ms: None,
+            channel: None,
+            user: "alice".into(),
+            note: Some("old".into()),
+        };
+        let p = desk.submit(&r).unwrap();
+        fs::write(t.path().join(REQUESTS).join("bad.req"), b"{\"user\": 1").unwrap();
+        let taken = desk.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, p);
+        assert_eq!(taken[0].1, r);
+        assert_eq!(taken[0].2, fs::metadata(t.path()).unwrap().uid());
+        let bad: Answer =
+            serde_json::from_slice(&fs::read(t.path().join(REQUESTS).join("bad.out")).unwrap())
+                .unwrap();
+        assert_eq!(bad.failed, 1);
+        desk.answer(&p, &Answer::default());
+        assert!(!p.exists());
+        assert!(Desk::answer_path(&p).exists());
+        // a link is never followed: its target's owner is not who asked
+        let elsewhere = t.path().join("elsewhere.json");
+        fs::write(&elsewhere, serde_json::to_vec(&r).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, t.path().join(REQUESTS).join("link.req")).unwrap();
+        assert!(desk.take().is_empty());
+        assert!(t.path().join(REQUESTS).join("link.out").exists());
+        // a request not taken can be withdrawn; a taken one cannot
+        let q = desk.submit(&r).unwrap();
+        assert!(desk.withdraw(&q).unwrap());
+        assert!(!desk.withdraw(&q).unwrap());
+    }
+
+    #[test]
+    fn pending_records_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        let p = Pending {
+            token: "ab".repeat(16),
+            side: "sender".into(),
+            channel: "c".into(),
+            old_id: "cd".repeat(16),
+        };
+        desk.begin(&p).unwrap();
+        assert_eq!(desk.pending(), vec![p.clone()]);
+        assert!(desk.is_pending("c", &"cd".repeat(16)));
+        desk.end(&p).unwrap();
+        assert!(desk.pending().is_empty());
+    }
+
+    #[test]
+    fn who_is_said_with_uid_user_and_note_without_control_characters() {
+        let w = Who {
+            uid: Some(1000),
+            user: clean("ali\nce", 64),
+            note: Some(clean("false\u{7} positive", MAX_NOTE)),
+        };
+        assert_eq!(w.detail(), "by alice (uid 1000); note: \"false positive\"");
+        assert_eq!(clean("", 5), "?");
+    }
+}

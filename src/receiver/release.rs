@@ -1,0 +1,215 @@
+//! Release on the receiving node: a plain file refused for a content reason is inspected
+//! again with this node's policy in force and landed if it now passes; if not, it stays in
+//! quarantine with the fresh reason. It keeps its object id: it is the very object the
+//! sender signed (and `audit reconcile` matches it with the sender's records); its `landed`
+//! record says it was released. An entry refused for an integrity reason (signature, hash,
+//! size, wire) is never released (see [`crate::node::quarantine::Listed::releasable`]).
+//!
+//! ```text
+//! pending record ─► quarantine/<ch>/<id> ─copy, fsync─► <inbox>/.isogate-tmp/<id>.part
+//!   ─► audit quarantine_released (who) ─► inspect_file (this node's policy in force)
+//!        accepted ─► audit landed (durable) ─► Lander::land (marker `landed`, rename)
+//!                    ─► entry purged ─► pending record removed
+//!        refused  ─► Node::refuse: the same entry, its reason file rewritten; part removed
+//!                    ─► pending record removed
+//! ```
+//!
+//! Recovery of a pending record: the delivery marker says `landed` → the entry goes;
+//! otherwise the part file (if any) goes and the entry stays in quarantine.
+
+use super::Receiver;
+use super::land::{Lander, Outcome, first_free};
+use crate::audit::{Entry, Event};
+use crate::core::id::ObjectId;
+use crate::core::reason::Side;
+use crate::inspect::inspect_file;
+use crate::node::desk::{self, Desk, Pending, Releaser, Who};
+use crate::node::quarantine::{self, Listed};
+use crate::node::{Fault, Refused, hash_file};
+use crate::ops::events::Subject;
+use std::io;
+use std::sync::Arc;
+
+/// The receiving node's releaser.
+pub struct ReceiveRelease(pub Arc<Receiver>);
+
+impl Releaser for ReceiveRelease {
+    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Fault> {
+        let r = &self.0;
+        let node = &r.node;
+        let old = &e.object_id;
+        let Some(channel) = node.cfg.channel(&e.channel).cloned() else {
+            return Err(io::Error::other("the channel is not configured").into());
+        };
+        if e.name.is_empty() {
+            return Err(io::Error::other("its reason file names no file name").into());
+        }
+        let Some(new) = ObjectId::parse(old) else {
+            return Err(io::Error::other("the entry is not named by an object id").into());
+        };
+        let pending = Pending {
+            token: ObjectId::random()?.to_string(),
+            side: "receiver".into(),
+            channel: e.channel.clone(),
+            old_id: old.clone(),
+        };
+        // disk safety, as for an arriving object: its size above the floor (twice when the
+        // policy masks: the masked copy is written beside it), held until it has landed
+        let policy = node.policies.get(&channel.name);
+        let size = e.size.unwrap_or(0);
+        let need = if policy.masks() {
+            size.saturating_mul(2)
+        } else {
+            size
+        };
+        let (room, _) = r
+            .space
+            .reserve(&channel.name, &channel.inbox, new, need, crate::mono_ms());
+        let _room = match room {
+            Ok(room) => room,
+            Err(short) => {
+                r.space.forget(&channel.name, new, crate::mono_ms());
+                return Err(io::Error::other(format!("{short}; try again later")).into());
+            }
+        };
+        desk.begin(&pending)?;
+        let copied = (|| -> io::Result<std::path::PathBuf> {
+            let (part, mut file) = Lander::create_part(&channel.inbox, new)?;
+            let mut src = crate::fsx::open_nofollow(&e.path)?;
+            io::copy(&mut src, &mut file)?;
+            file.sync_all()?;
+            Ok(part)
+        })();
+        let part = match copied {
+            Ok(p) => p,
+            Err(err) => {
+                let _ = std::fs::remove_file(Lander::part_path(&channel.inbox, new));
+                let _ = desk.end(&pending);
+                return Err(err.into());
+            }
+        };
+        let withdraw = |err: Fault| {
+            let _ = std::fs::remove_file(&part);
+            let _ = desk.end(&pending);
+            err
+        };
+        let mut rec = desk::entry_of(e);
+        rec.detail = Some(format!(
+            "{}; inspected again with this node's policy in force",
+            who.detail()
+        ));
+        node.audit
+            .durable(Event::QuarantineReleased, rec)
+            .map_err(|err| withdraw(err.into()))?;
+        let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
+        let line = match inspect_file(&policy, &e.name, &part, &work) {
+            Ok(Ok(accepted)) => {
+                let original = hash_file(&part).map_err(|err| withdraw(err.into()))?;
+                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                let subject = Subject {
+                    channel: &channel.name,
+                    id: new,
+                    name: &e.name,
+                    size,
+                    sha256: Some(original),
+                };
+                if let Some(m) = &accepted.masked {
+                    node.masked(subject, original, m).map_err(&withdraw)?;
+                    std::fs::rename(&m.path, &part).map_err(|err| withdraw(err.into()))?;
+                    crate::fsx::sync_dir(&work).map_err(|err| withdraw(err.into()))?;
+                }
+                let sha = hash_file(&part).map_err(|err| withdraw(err.into()))?;
+                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                let planned = first_free(&channel.inbox, &e.name);
+                let mut rec = Entry::object(&channel.name, new, &e.name);
+                rec.size = size;
+                rec.sha256 = Some(sha);
+                rec.peer = Some(node.cfg.peer.name.clone());
+                let mut detail = format!("released from quarantine {}", who.detail());
+                if planned != e.name {
+                    detail.push_str(&format!("; delivered as {planned}"));
+                }
+                rec.detail = Some(detail);
+                // write-ahead, as every landing: recorded before it is committed
+                node.audit
+                    .durable(Event::Landed, rec)
+                    .map_err(|err| withdraw(err.into()))?;
+                node.metrics
+                    .land_objects
+                    .with_label_values(&[channel.name.as_str()])
+                    .inc();
+                let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
+                let landed = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                quarantine::purge(e)?;
+                (
+                    format!(
+                        "{old}: released: inspected again with this node's policy in force and landed as {landed}"
+                    ),
+                    true,
+                )
+            }
+            Ok(Err(refusal)) => {
+                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                node.refuse(
+                    &Refused {
+                        subject: Subject {
+                            channel: &channel.name,
+                            id: new,
+                            name: &e.name,
+                            size,
+                            sha256: None,
+                        },
+                        quarantine: &channel.quarantine,
+                        content: Some(&part),
+                        side: Side::Receiver,
+                    },
+                    &refusal,
+                )?;
+                (
+                    format!(
+                        "{old}: released, but refused again by this node's policy in force: {} ({}); it stays in quarantine",
+                        refusal.reason.as_str(),
+                        refusal.detail
+                    ),
+                    false,
+                )
+            }
+            Err(err) => {
+                return Err(withdraw(
+                    io::Error::other(format!("the inspection could not run ({err}); try again"))
+                        .into(),
+                ));
+            }
+        };
+        desk.end(&pending)?;
+        tracing::info!(channel = %e.channel, object = %old, who = %who.detail(), "quarantine entry released: inspected again");
+        Ok(line)
+    }
+
+    fn recover(&self, desk: &Desk, p: &Pending) -> io::Result<()> {
+        let r = &self.0;
+        let id = ObjectId::parse(&p.old_id);
+        let landed = match id {
+            Some(id) => r.lander.outcome(&p.channel, id)? == Some(Outcome::Landed),
+            None => false,
+        };
+        if landed {
+            let dirs = desk::quarantine_dirs(&r.node.cfg);
+            if let Some(e) = quarantine::find(&dirs, &p.old_id)?
+                && e.channel == p.channel
+            {
+                quarantine::purge(&e)?;
+            }
+        } else if let (Some(c), Some(id)) = (r.node.cfg.channel(&p.channel), id) {
+            match std::fs::remove_file(Lander::part_path(&c.inbox, id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        desk.end(p)
+    }
+}

@@ -1,0 +1,154 @@
+//! Release on the sending node: a quarantined plain file is taken again into the spool as a
+//! new object (a new id; its `taken` record names the old one) and inspected with the
+//! policy in force; it crosses if it passes, or is quarantined again with a fresh reason.
+//! No officer overrides the policy: the receiving node checks it again with its own.
+//!
+//! ```text
+//! quarantine/<ch>/<old> ─copy, fsync─► state/quarantine-release/<token> ─► pending record
+//!   ─► audit quarantine_released (old id, who) ─► Spool::take (one rename) ─► audit taken
+//!   ─► old entry purged ─► pending record removed ─► pipeline (inspect, seal) ─► link
+//! ```
+//!
+//! Recovery of a pending record: the staged copy still there → the spool never took it: the
+//! copy and the record go, the entry stays in quarantine; gone → the spool took it: the old
+//! entry is removed (never two copies that could both cross).
+
+use crate::audit::{Entry, Event};
+use crate::core::id::ObjectId;
+use crate::fsx::{open_nofollow, sync_dir};
+use crate::node::Fault;
+use crate::node::desk::{self, Desk, Pending, Releaser, Who};
+use crate::node::quarantine::{self, Listed};
+use crate::sender::pipeline::{Queue, Sender, forward};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The sending node's releaser: its sender and the queue to the links.
+pub struct SendRelease {
+    /// The sender.
+    pub sender: Arc<Sender>,
+    /// Where sealed objects go.
+    pub queue: Queue,
+}
+
+/// Copies `from` (never followed) to `to`, durably, through a temporary name.
+fn stage(from: &Path, to: &Path) -> io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("staged")
+    ));
+    let mut src = open_nofollow(from)?;
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    io::copy(&mut src, &mut dst)?;
+    dst.sync_all()?;
+    fs::rename(&tmp, to)?;
+    sync_dir(dir)
+}
+
+impl Releaser for SendRelease {
+    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Fault> {
+        let node = &self.sender.node;
+        let old = &e.object_id;
+        if e.name.is_empty() {
+            return Err(io::Error::other("its reason file names no file name").into());
+        }
+        let token = ObjectId::random()?.to_string();
+        let staged = desk.pending_dir().join(&token);
+        // the copy is whole and durable before the record that names it
+        stage(&e.path, &staged)?;
+        let pending = Pending {
+            token: token.clone(),
+            side: "sender".into(),
+            channel: e.channel.clone(),
+            old_id: old.clone(),
+        };
+        if let Err(err) = desk.begin(&pending) {
+            let _ = fs::remove_file(&staged);
+            return Err(err.into());
+        }
+        let mut rec = desk::entry_of(e);
+        rec.detail = Some(format!(
+            "{}; taken again into the spool, inspected with the policy in force",
+            who.detail()
+        ));
+        if let Err(err) = node.audit.durable(Event::QuarantineReleased, rec) {
+            let _ = fs::remove_file(&staged);
+            let _ = desk.end(&pending);
+            return Err(err.into());
+        }
+        let taken =
+            self.sender
+                .spool
+                .take(&e.channel, desk.pending_dir(), token.as_ref(), &e.name)?;
+        let Some(spooled) = taken else {
+            let _ = desk.end(&pending);
+            return Err(io::Error::other("the staged copy vanished").into());
+        };
+        let mut rec = Entry::object(&spooled.channel, spooled.id, &spooled.name);
+        rec.size = e.size;
+        rec.detail = Some(format!(
+            "released from quarantine entry {old} {}",
+            who.detail()
+        ));
+        node.audit.append(Event::Taken, rec)?;
+        quarantine::purge(e)?;
+        desk.end(&pending)?;
+        tracing::info!(channel = %e.channel, object = %old, new = %spooled.id, who = %who.detail(), "quarantine entry released: taken again");
+        let new = spooled.id;
+        let sealed = self.sender.pipeline(spooled);
+        let passed = matches!(sealed, Ok(Some(_)));
+        forward(sealed, &self.queue);
+        if passed {
+            return Ok((
+                format!(
+                    "{old}: released as {new}: it passed the policy in force and is on its way (the receiving node checks it again)"
+                ),
+                true,
+            ));
+        }
+        let dirs = desk::quarantine_dirs(&node.cfg);
+        Ok(match quarantine::find(&dirs, &new.to_string()) {
+            Ok(Some(again)) => (
+                format!(
+                    "{old}: released as {new}, refused again by the policy in force: {} ({}); see `isogate quarantine show {new}`",
+                    again.reason, again.detail
+                ),
+                false,
+            ),
+            _ => (
+                format!(
+                    "{old}: released as {new}: its inspection waits (antivirus or a fault); it stays in the spool and is tried again"
+                ),
+                true,
+            ),
+        })
+    }
+
+    fn recover(&self, desk: &Desk, p: &Pending) -> io::Result<()> {
+        let staged = desk.pending_dir().join(&p.token);
+        if staged.exists() {
+            // never taken: the entry stays in quarantine
+            fs::remove_file(&staged)?;
+            sync_dir(desk.pending_dir())?;
+            tracing::warn!(object = %p.old_id, "a release cut short by a stop was withdrawn; the entry stays in quarantine");
+        } else {
+            let dirs = desk::quarantine_dirs(&self.sender.node.cfg);
+            if let Some(e) = quarantine::find(&dirs, &p.old_id)?
+                && e.channel == p.channel
+            {
+                quarantine::purge(&e)?;
+            }
+        }
+        desk.end(p)
+    }
+}
