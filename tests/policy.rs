@@ -213,13 +213,17 @@ fn a_changed_policy_is_reloaded_and_an_invalid_one_refused() {
     .unwrap();
     wait_until(30, "the reload to be audited", || {
         events(&lab, "court", "policy_reloaded") >= 1
+            && events(&lab, "internet", "policy_reloaded") >= 1
     });
     lab.publish("court", "to-internet", "c.txt", "新规则之后\n".as_bytes());
     let q = lab.quarantine("court", "to-internet");
     wait_until(30, "c.txt refused", || reasons(&q) == vec!["keyword_match"]);
 
-    // SIGHUP reloads too: back to the original policy
+    // SIGHUP reloads too: back to the original policy. The receiving node reads the same
+    // file in this lab and reloads it on its own (file watch): wait for it as well, or it
+    // may still refuse d.txt under the rule just removed.
     let before = events(&lab, "court", "policy_reloaded");
+    let before_far = events(&lab, "internet", "policy_reloaded");
     fs::write(&file, &good).unwrap();
     let status = std::process::Command::new("kill")
         .args(["-HUP", &court.pid().to_string()])
@@ -228,6 +232,9 @@ fn a_changed_policy_is_reloaded_and_an_invalid_one_refused() {
     assert!(status.success());
     wait_until(30, "the second reload", || {
         events(&lab, "court", "policy_reloaded") > before
+    });
+    wait_until(30, "the receiver's reload", || {
+        events(&lab, "internet", "policy_reloaded") > before_far
     });
     lab.publish("court", "to-internet", "d.txt", "新规则之后\n".as_bytes());
     wait_until(30, "d.txt", || inbox.join("d.txt").exists());
