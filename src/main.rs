@@ -555,7 +555,8 @@ enum AuditCommand {
     #[command(after_long_help = "\
 Exit status: 0 sound; 1 TAMPERED (the content does not match its chain or signatures) or
 unreadable; 3 WRONG KEY (--key never signed this log, which its own keys did: the message
-names their fingerprints).")]
+names their fingerprints. Not a pass: either the key given is the wrong one, or the whole log
+was re-signed with another key; check the fingerprints named against the node's keys on record).")]
     Verify {
         /// The node's audit directory.
         dir: PathBuf,
@@ -661,10 +662,10 @@ Examples:
         /// Start of the period: RFC 3339 with any offset, a wall time or a date in the --tz
         /// zone, now, today, yesterday, -7d, or ms since the epoch (default: 7 days before
         /// --until).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         since: Option<String>,
         /// End of the period, excluded (same forms; default: now).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         until: Option<String>,
         /// Time zone of days and times: UTC, an IANA name (Asia/Shanghai) or an offset
         /// (+08:00); default: the system's zone.

@@ -35,8 +35,9 @@
 //! - no checkpoint is written when no record was added since the last one;
 //! - a checkpoint is due only when a record other than `witnessed` was added since the
 //!   last one; `witnessed` records wait for the next checkpoint (the next object, policy
-//!   or link event, the next start, or the clean stop), which covers them: every record is
-//!   covered in the end;
+//!   or link event, the next start, the clean stop, or at the latest `WITNESS_WAIT_MS`,
+//!   one hour, after the last checkpoint), which covers them: an idle pair writes at most
+//!   one checkpoint and one `witnessed` record per node per hour;
 //! - a peer's checkpoint is recorded once, when it arrives the first time (promptly); the
 //!   same note sent again (a reconnection, the diode's repeats) is not recorded again.
 //!   The last note witnessed is found again in the log at start.
@@ -353,6 +354,10 @@ pub struct StoredCheckpoint {
     /// The signed note.
     pub note: String,
 }
+
+/// The longest a `witnessed` record waits for a checkpoint on a node that appends nothing
+/// else (ms): one hour.
+pub const WITNESS_WAIT_MS: u64 = 3_600_000;
 
 /// When checkpoints are written.
 #[derive(Debug, Clone, Copy)]
@@ -740,17 +745,26 @@ impl AuditLog {
     }
 
     /// Writes a checkpoint if records arrived since the last one (never otherwise) and
-    /// either `force` (a clean stop: every record, `witnessed` ones included) or a record
+    /// either `force` (a clean stop: every record, `witnessed` ones included), or a record
     /// other than `witnessed` arrived and `checkpoint_records` records or `checkpoint_ms`
-    /// have passed. Returns the note written.
+    /// have passed, or [`WITNESS_WAIT_MS`] passed since the last checkpoint (waiting
+    /// `witnessed` records). Returns the note written.
     pub fn checkpoint(&self, force: bool) -> Result<Option<String>, AuditError> {
+        self.checkpoint_at(force, crate::mono_ms())
+    }
+
+    /// [`AuditLog::checkpoint`] with the monotonic clock read by the caller (ms).
+    fn checkpoint_at(&self, force: bool, mono_now: u64) -> Result<Option<String>, AuditError> {
         let mut w = self.lock()?;
         let now = crate::now_ms();
         let size = w.tree.size();
         let pending = size - w.checkpointed;
-        let due = w.due > 0
-            && (pending >= self.policy.records
-                || crate::mono_ms().saturating_sub(w.checkpoint_mono) >= self.policy.interval_ms);
+        let since = mono_now.saturating_sub(w.checkpoint_mono);
+        let due = (w.due > 0 && (pending >= self.policy.records || since >= self.policy.interval_ms))
+            // waiting `witnessed` records are signed within WITNESS_WAIT_MS on an idle node:
+            // the peer's evidence is never left unsigned for long, and the two nodes' witness
+            // exchange costs one checkpoint per node per WITNESS_WAIT_MS at most
+            || since >= WITNESS_WAIT_MS.max(self.policy.interval_ms);
         if pending == 0 || !(force || due) {
             return Ok(None);
         }
@@ -1000,6 +1014,32 @@ pub(crate) mod tests {
         std::fs::set_permissions(&seg, std::fs::Permissions::from_mode(0o666)).unwrap();
         let _log = open(dir.path(), &key);
         assert_eq!(mode(&names[0]), FILE_MODE);
+    }
+
+    #[test]
+    fn a_waiting_witnessed_record_is_signed_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        let log =
+            AuditLog::open(dir.path(), "court", key, CheckpointPolicy::default(), None).unwrap();
+        log.append(Event::ConfigLoaded, Entry::default()).unwrap();
+        log.checkpoint(true).unwrap();
+        assert_eq!(log.witness("internet", "note 1", 5).unwrap(), Some(2));
+        assert!(log.checkpoint(false).unwrap().is_none(), "waits");
+        let later = crate::mono_ms() + WITNESS_WAIT_MS - 1000;
+        assert!(
+            log.checkpoint_at(false, later).unwrap().is_none(),
+            "not yet"
+        );
+        let hour = crate::mono_ms() + WITNESS_WAIT_MS;
+        assert!(
+            log.checkpoint_at(false, hour).unwrap().is_some(),
+            "signed at the bound"
+        );
+        assert_eq!(read::verify(dir.path(), None).unwrap().unsigned_tail, 0);
+        // and nothing more while nothing is added, however long it waits
+        let days = crate::mono_ms() + 100 * WITNESS_WAIT_MS;
+        assert!(log.checkpoint_at(false, days).unwrap().is_none());
     }
 
     #[test]

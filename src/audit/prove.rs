@@ -65,9 +65,14 @@ pub enum ProofError {
     /// The log does not verify.
     #[error("the audit log does not verify: {0}")]
     Log(#[from] VerifyError),
-    /// The key given signed neither the log nor the proof; the keys named signed it (the
-    /// wrong key, not a changed log or proof).
-    #[error("the {what} was not signed by this key ({pinned}): {signed} signed by {signers}")]
+    /// The key given signed neither the log nor the proof; the keys named signed it: the
+    /// wrong key, or a log or proof re-signed with another key. Nothing is verified against
+    /// the pinned key.
+    #[error(
+        "the {what} was not signed by this key ({pinned}): {signed} signed by {signers}. Either \
+         this is the wrong key, or the {what} was re-signed with another key: it is not \
+         verified; check those fingerprints against the node's keys on record"
+    )]
     NotSignedBy {
         /// `log` or `proof`.
         what: &'static str,

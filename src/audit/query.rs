@@ -385,6 +385,23 @@ fn row(r: &Record, tz: &TimeZone) -> [String; 12] {
     ]
 }
 
+/// A CSV cell defused for spreadsheets (OWASP "CSV injection"): a value from the log that
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return (a file name is chosen by
+/// whoever dropped it) gets a leading `'`, so a spreadsheet shows it as text and never runs
+/// it as a formula. Other values are unchanged.
+pub fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A record as a CSV row: [`row`] with every cell [`spreadsheet_safe`].
+fn csv_row(r: &Record, tz: &TimeZone) -> [String; 12] {
+    row(r, tz).map(|c| spreadsheet_safe(&c))
+}
+
 /// Whether a character would move the cursor or reorder the text around it on a terminal:
 /// control characters and the bidirectional formatting ones.
 fn unsafe_on_terminal(c: char) -> bool {
@@ -480,7 +497,7 @@ pub fn write(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(COLUMNS).map_err(io::Error::other)?;
             for r in records {
-                w.write_record(row(r, tz)).map_err(io::Error::other)?;
+                w.write_record(csv_row(r, tz)).map_err(io::Error::other)?;
             }
             w.flush()?;
         }
@@ -578,7 +595,7 @@ pub fn print(
             w.write_record(COLUMNS).map_err(io::Error::other)?;
             for_each_match(dir, filter, |_, r| {
                 n += 1;
-                w.write_record(row(r, tz)).map_err(io::Error::other)
+                w.write_record(csv_row(r, tz)).map_err(io::Error::other)
             })?;
             w.flush()?;
         }
@@ -638,6 +655,22 @@ pub fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-1+1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(spreadsheet_safe(bad), format!("'{bad}"));
+        }
+        assert_eq!(spreadsheet_safe("判决书.pdf"), "判决书.pdf");
+        assert_eq!(spreadsheet_safe(""), "");
+    }
 
     fn rec(seq: u64, event: Event) -> Record {
         Record {

@@ -56,9 +56,14 @@ pub enum VerifyError {
     #[error("{0}")]
     Log(String),
     /// The pinned key signed none of the log's checkpoints, and the log's own keys did (its
-    /// content matches their signatures): the wrong key was given, the log is not changed.
+    /// content matches their signatures). Either the wrong key was given, or the whole log
+    /// was re-signed with another key: the log is NOT verified against the pinned key, and
+    /// the signers' fingerprints must be checked against the records of the node's keys.
     #[error(
-        "the log was not signed by this key ({pinned}): its checkpoints are signed by {signers}"
+        "the log was not signed by this key ({pinned}): its checkpoints are signed by {signers}. \
+         Either this is the wrong key, or the whole log was re-signed with another key: the log \
+         is not verified; check those fingerprints against the node's keys on record (the \
+         peer's configuration pins them)"
     )]
     NotSignedBy {
         /// The fingerprint of the key given.

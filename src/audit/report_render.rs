@@ -328,13 +328,9 @@ fn text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
-/// A text cell from the log, defused for spreadsheets.
+/// A text cell from the log, defused for spreadsheets ([`super::query::spreadsheet_safe`]).
 fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
+    super::query::spreadsheet_safe(s)
 }
 
 /// The CSV header.

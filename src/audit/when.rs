@@ -28,7 +28,11 @@ use thiserror::Error;
 /// The forms a time argument may take, for error messages.
 pub const FORMS: &str = "RFC 3339 with any offset (2026-11-30T22:36:00+08:00), a wall time in \
 the --tz zone (2026-11-30T22:36 or '2026-11-30 22:36:00'), a date (2026-11-30), now, today, \
-yesterday, a time before now (-1h, -30m, -7d, -1h30m) or ms since the epoch";
+yesterday, a time before now (-1h, -30m, -7d, -1h30m) or ms since the epoch (13 digits)";
+
+/// The fewest digits a bare number needs to be read as ms since the epoch (12 digits:
+/// March 1973 onwards); shorter numbers are refused rather than read as the 1970s.
+pub const EPOCH_MS_DIGITS: usize = 12;
 
 /// A time argument or zone name that cannot be read.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -39,6 +43,12 @@ pub enum WhenError {
     /// The zone is neither `UTC`, an IANA name known to the system nor a `±HH:MM` offset.
     #[error("unknown time zone {0:?}: use UTC, an IANA name (Asia/Shanghai) or an offset (+08:00)")]
     Zone(String),
+    /// A bare number too short to be ms since the epoch (fewer than 12 digits: before
+    /// March 1973): a date typed without dashes or an age without its unit.
+    #[error(
+        "{0:?} is a number too short to be ms since the epoch: write a date as 2026-11-30, a time before now with its unit (-30d, -1h), or ms since the epoch in full (1764513360000)"
+    )]
+    Number(String),
     /// The time is before 1970 or too far ahead to be represented.
     #[error("{0:?} is outside the range of times the log holds (1970 onwards)")]
     Range(String),
@@ -96,6 +106,11 @@ pub fn parse(s: &str, tz: &TimeZone, now_ms: u64) -> Result<u64, WhenError> {
     let bad = || WhenError::Time(s.to_string());
     let range = || WhenError::Range(s.to_string());
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // ms since the epoch have 13 digits today; a shorter number is a date typed without
+        // dashes (20261130) or an age without a unit (30), never a time of the 1970s.
+        if text.len() < EPOCH_MS_DIGITS {
+            return Err(WhenError::Number(s.to_string()));
+        }
         return text.parse::<u64>().map_err(|_| range());
     }
     let now = Timestamp::from_millisecond(i64::try_from(now_ms).map_err(|_| range())?)
@@ -168,6 +183,17 @@ pub fn format(ms: u64, tz: &TimeZone) -> String {
 /// The calendar day in `tz` that holds `ms` since the epoch, as `2026-11-30`.
 pub fn day(ms: u64, tz: &TimeZone) -> String {
     zoned(ms, tz).strftime("%Y-%m-%d").to_string()
+}
+
+/// The instant `days` calendar days before `ms` in `tz` (the same wall time; 7 days across
+/// a daylight-saving change are 167 or 169 hours), as ms since the epoch; 0 when that is
+/// before 1970.
+pub fn days_before(ms: u64, days: i64, tz: &TimeZone) -> u64 {
+    zoned(ms, tz)
+        .checked_sub(jiff::Span::new().days(days))
+        .ok()
+        .and_then(|z| u64::try_from(z.timestamp().as_millisecond()).ok())
+        .unwrap_or(0)
 }
 
 /// The zone's name for headers and reports: its IANA name when known (`Asia/Shanghai`),
@@ -247,7 +273,18 @@ mod tests {
 
     #[test]
     fn epoch_ms_still_read() {
-        assert_eq!(parse("1000", &TimeZone::UTC, NOW), Ok(1000));
+        assert_eq!(parse("1764513360000", &TimeZone::UTC, 0), Ok(NOW));
+        assert_eq!(
+            parse("100000000000", &TimeZone::UTC, 0),
+            Ok(100_000_000_000)
+        );
+        // a date without dashes, an age without its unit: refused, never the 1970s
+        for short in ["20261130", "30", "1000", "99999999999"] {
+            assert!(
+                matches!(parse(short, &TimeZone::UTC, NOW), Err(WhenError::Number(_))),
+                "{short}"
+            );
+        }
     }
 
     #[test]
@@ -297,6 +334,19 @@ mod tests {
         assert!(matches!(zone(Some("+25:00")), Err(WhenError::Zone(_))));
         assert_eq!(zone_name(&shanghai(), NOW), "Asia/Shanghai");
         assert_eq!(zone_name(&TimeZone::UTC, NOW), "UTC");
+    }
+
+    #[test]
+    fn calendar_days_before_keep_the_wall_time_across_dst() {
+        let berlin = zone(Some("Europe/Berlin")).unwrap();
+        // 2025-10-26: clocks go back an hour in Berlin; 7 days before the 30th at 00:00 is
+        // the 23rd at 00:00, 7 × 24 + 1 hours earlier
+        let end = parse("2025-10-30", &berlin, 0).unwrap();
+        let start = days_before(end, 7, &berlin);
+        assert_eq!(start, parse("2025-10-23", &berlin, 0).unwrap());
+        assert_eq!(end - start, (7 * 24 + 1) * 3_600_000);
+        assert_eq!(days_before(end, 7, &TimeZone::UTC), end - 7 * 86_400_000);
+        assert_eq!(days_before(1000, 7, &TimeZone::UTC), 0);
     }
 
     #[test]

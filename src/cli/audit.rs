@@ -320,8 +320,8 @@ pub struct ReportOptions {
     pub peer: Option<std::path::PathBuf>,
 }
 
-/// The default length of a report's period: 7 days, in ms.
-pub const REPORT_DAYS_MS: u64 = 7 * 86_400_000;
+/// The default length of a report's period: 7 calendar days in the report's zone.
+pub const REPORT_DAYS: i64 = 7;
 
 /// `audit report`: sums up the log in `dir` over a period per day and channel, with the
 /// log's verification and the peer's witness, and writes it in the format asked for.
@@ -339,7 +339,8 @@ pub fn report(dir: &Path, o: ReportOptions) -> Result<ExitCode> {
             .transpose()
     };
     let until = time(&o.until, "--until")?.unwrap_or(now);
-    let since = time(&o.since, "--since")?.unwrap_or(until.saturating_sub(REPORT_DAYS_MS));
+    let since =
+        time(&o.since, "--since")?.unwrap_or_else(|| when::days_before(until, REPORT_DAYS, &tz));
     if since >= until {
         bail!(
             "the period is empty: --since {} is not before --until {}",
