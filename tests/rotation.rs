@@ -390,6 +390,31 @@ fn an_invalid_config_on_sighup_changes_nothing() {
     );
     reload(&lab, &court, "SIGHUP: configuration refused");
 
+    // a channel's policy file moved: SIGHUP cannot apply it and says so, loudly
+    fs::write(&court_cfg, &original).unwrap();
+    fs::copy(
+        lab.dir.join("policy/to-internet.toml"),
+        lab.dir.join("policy/to-internet-2.toml"),
+    )
+    .unwrap();
+    edit(
+        &court_cfg,
+        &[(
+            "policy = \"policy/to-internet.toml\"",
+            "policy = \"policy/to-internet-2.toml\"",
+        )],
+    );
+    reload(&lab, &court, "need a restart and are NOT in force");
+    let log = lab.log("court");
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("need a restart and are NOT in force"))
+        .unwrap();
+    assert!(
+        line.contains("channel to-internet: policy") && line.contains("to-internet-2.toml"),
+        "{line}"
+    );
+
     // nothing changed: same keys, no switch, files still cross
     assert_eq!(events(&lab, "court", "key_switched"), 0);
     fs::write(&court_cfg, &original).unwrap();

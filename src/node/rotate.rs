@@ -306,6 +306,14 @@ pub fn reload(node: &crate::node::Node) {
             return;
         }
     };
+    let not_applied = node.cfg.restart_needed(&cfg);
+    if !not_applied.is_empty() {
+        tracing::warn!(
+            config = %node.cfg.file.display(),
+            changes = %not_applied.join("; "),
+            "SIGHUP: these changes need a restart and are NOT in force (keys and the content of policy files are reloaded)"
+        );
+    }
     match node.keys.apply(&cfg, &node.audit) {
         Ok(changes) if !changes.any() => {
             tracing::info!("SIGHUP: keys unchanged");

@@ -313,6 +313,43 @@ pub struct Config {
     pub warnings: Vec<Problem>,
 }
 
+impl Config {
+    /// What differs between this configuration (in force) and `new` (re-read on SIGHUP)
+    /// that a reload cannot apply and only a restart does: channels added or removed, and
+    /// for each channel its zones, link, role, policy file and folders. One line each,
+    /// e.g. `channel to-internet: policy policy/a.toml → policy/b.toml`; empty when none.
+    /// (Keys and the content of policy files are reloaded; see `node::rotate`.)
+    pub fn restart_needed(&self, new: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.channels {
+            let Some(n) = new.channels.iter().find(|n| n.name == c.name) else {
+                out.push(format!("channel {}: removed", c.name));
+                continue;
+            };
+            let mut field = |what: &str, old: String, new: String| {
+                if old != new {
+                    out.push(format!("channel {}: {what} {old} → {new}", c.name));
+                }
+            };
+            field("from", c.from.clone(), n.from.clone());
+            field("to", c.to.clone(), n.to.clone());
+            field("link", format!("{:?}", c.link), format!("{:?}", n.link));
+            field("role", format!("{:?}", c.role), format!("{:?}", n.role));
+            let p = |x: &Path| x.display().to_string();
+            field("policy", p(&c.policy_file), p(&n.policy_file));
+            field("outbox", p(&c.outbox), p(&n.outbox));
+            field("inbox", p(&c.inbox), p(&n.inbox));
+            field("quarantine", p(&c.quarantine), p(&n.quarantine));
+        }
+        for n in &new.channels {
+            if !self.channels.iter().any(|c| c.name == n.name) {
+                out.push(format!("channel {}: added", n.name));
+            }
+        }
+        out
+    }
+}
+
 /// The compliance review of one channel's policy: least privilege for what crosses. Returns
 /// the problems that refuse the configuration and the warnings that do not (a rule the
 /// policy explicitly opts out of with `[compliance] opt_out`).
