@@ -57,7 +57,8 @@ pub struct Counts {
     pub crossed_bytes: u64,
     /// `refused` records: refused by this node as sender.
     pub refused: u64,
-    /// `quarantined` records: refused by this node as receiver.
+    /// `quarantined` records: refused by this node as receiver; on a sending node also the
+    /// objects whose receipt says the receiver quarantined them (`confirmed quarantined`).
     pub quarantined: u64,
     /// `masked` records: personal data masked in what crossed.
     pub masked: u64,
@@ -499,6 +500,9 @@ impl Builder {
         let mut c = Counts::default();
         let mut change = false;
         match r.event {
+            // the receiver's receipt said it quarantined the object: refused there, never
+            // crossed (the receiver's own log has the reason)
+            Event::Confirmed if r.detail.as_deref() == Some("quarantined") => c.quarantined = 1,
             Event::Landed | Event::Confirmed | Event::Retired => {
                 let id = r
                     .object_id
@@ -541,6 +545,10 @@ impl Builder {
             Event::PolicyRefused => (c.policy_refusals, change) = (1, true),
             Event::ClockStep => (c.clock_steps, change) = (1, true),
             Event::LinkMismatch => (c.link_mismatches, change) = (1, true),
+            // an officer's quarantine actions are listed with who did it (the detail)
+            Event::QuarantineReleased
+            | Event::QuarantineReleaseRefused
+            | Event::QuarantinePurged => change = true,
             _ => {}
         }
         if change {
@@ -818,6 +826,39 @@ mod tests {
         assert_eq!(r.totals.crossed_bytes, 100 + 300 + 500);
         let roles: Vec<&str> = r.channels.iter().map(|c| c.role.as_str()).collect();
         assert_eq!(roles, ["sender", "receiver"]);
+    }
+
+    #[test]
+    fn an_object_the_receiver_quarantined_did_not_cross() {
+        let mut landed = rec(1, T0 + 10, Event::Confirmed);
+        landed.detail = Some("landed".into());
+        let mut refused = rec(2, T0 + 20, Event::Confirmed);
+        refused.detail = Some("quarantined".into());
+        let r = build(params(&[]), &[landed, refused]);
+        assert_eq!(r.totals.crossed_objects, 1);
+        assert_eq!(r.totals.crossed_bytes, 100);
+        assert_eq!(r.totals.quarantined, 1);
+    }
+
+    #[test]
+    fn quarantine_actions_are_listed_with_who_did_them() {
+        let mut released = rec(1, T0 + 1, Event::QuarantineReleased);
+        released.detail = Some("released by alice (uid 0)".into());
+        let mut purged = rec(2, T0 + 2, Event::QuarantinePurged);
+        purged.detail = Some("purged by bob (uid 0)".into());
+        let r = build(params(&[]), &[released, purged]);
+        let listed: Vec<(&str, &str)> = r
+            .changes
+            .iter()
+            .map(|c| (c.event.as_str(), c.detail.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("quarantine_released", "released by alice (uid 0)"),
+                ("quarantine_purged", "purged by bob (uid 0)")
+            ]
+        );
     }
 
     #[test]

@@ -103,9 +103,37 @@ pub fn query(
         Err(code) => return Ok(code),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    query::print(dir, &filter, format, &tz, &mut out)
+    let (_, scan) = query::print(dir, &filter, format, &tz, &mut out)
         .with_context(|| format!("querying {}", dir.display()))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(check_channels(&scan, &filter))
+}
+
+/// A `--channel`/`--not-channel` value that no record of the log names: a warning on
+/// standard error listing the channels it does name, and exit status 2 when none of the
+/// `--channel` values is named (a typo must not read as a quiet period); success otherwise.
+fn check_channels(scan: &query::Scan, filter: &query::Filter) -> ExitCode {
+    let unknown = scan.unknown_channels(filter);
+    if unknown.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let known: Vec<&str> = scan.channels.iter().map(String::as_str).collect();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    let none_known =
+        !filter.channels.is_empty() && filter.channels.iter().all(|c| unknown.contains(c));
+    let what = if none_known { "error" } else { "warning" };
+    eprintln!(
+        "isogate: {what}: no record of this log names the channel(s) {}; it names: {known}",
+        unknown.join(", ")
+    );
+    if none_known {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// `audit prove`: writes an inclusion proof of the records of `object_id` in the log in
@@ -279,11 +307,24 @@ pub fn export(
     let done = query::export(dir, &filter, format, &mut out)
         .with_context(|| format!("exporting {}", dir.display()))?;
     let last = done.last_seq.or(args.after).unwrap_or(0);
+    if let Some(after) = args.after
+        && after > done.scan.last_seq.unwrap_or(0)
+    {
+        // a reset or replaced log, or a mistyped cursor: nothing would ever be exported
+        eprintln!(
+            "isogate: error: --after {after} is past the last record of this log ({}): a log started anew, another node's log, or a wrong cursor{}; nothing exported",
+            done.scan
+                .last_seq
+                .map_or("none".to_string(), |s| s.to_string()),
+            cursor.map_or(String::new(), |p| format!(" (cursor {})", p.display()))
+        );
+        return Ok(ExitCode::from(2));
+    }
     if let Some(path) = cursor {
         write_cursor(path, last).with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!("exported={} last_seq={last}", done.records);
-    Ok(ExitCode::SUCCESS)
+    Ok(check_channels(&done.scan, &filter))
 }
 
 /// Writes the cursor file: a temporary file beside it, synced, then renamed over it.
@@ -351,6 +392,18 @@ pub fn report(dir: &Path, o: ReportOptions) -> Result<ExitCode> {
     let key = load_key(o.key.as_deref())?;
     if !dir.is_dir() {
         bail!("{}: not an audit directory", dir.display());
+    }
+    if let Some(peer) = &o.peer {
+        // the same node's log twice (a copy, or the folder itself) would read as a peer that
+        // witnessed checkpoints this log "no longer matches": say what it is instead
+        let own = |d: &Path| std::fs::read(d.join(crate::audit::NODE_PUB)).ok();
+        if own(dir).is_some() && own(dir) == own(peer) {
+            bail!(
+                "--peer {}: that folder holds this node's own log (the same node.pub as {}); give the other node's audit folder",
+                peer.display(),
+                dir.display()
+            );
+        }
     }
     let mut b = report::Builder::new(report::Params {
         since_ms: since,
