@@ -825,11 +825,21 @@ fn main() -> ExitCode {
     process::init_logging(cli.log_format.into(), default_level);
     match dispatch(cli.command) {
         Ok(code) => code,
+        // the reader went away (`isogate audit query … | head`): what it wanted was written
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("isogate: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader has closed it.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn dispatch(cmd: Command) -> Result<ExitCode> {

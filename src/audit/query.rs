@@ -541,34 +541,72 @@ pub fn for_each_match(
     dir: &Path,
     filter: &Filter,
     mut f: impl FnMut(&[u8], &Record) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<Scan> {
+    let mut scan = Scan::default();
     read::for_each_line(dir, |file, line_no, line| {
         let r: Record = serde_json::from_slice(line)
             .map_err(|e| io::Error::other(format!("{file}:{line_no}: not a record: {e}")))?;
+        scan.last_seq = Some(r.seq);
+        if let Some(c) = &r.channel
+            && !scan.channels.contains(c)
+            && scan.channels.len() < MAX_CHANNELS_SEEN
+        {
+            scan.channels.insert(c.clone());
+        }
         if filter.matches(&r) {
             f(line, &r)
         } else {
             Ok(())
         }
-    })
+    })?;
+    Ok(scan)
 }
 
-/// Reads the records of the log in `dir` that pass `filter`, in log order.
+/// The most channel names a [`Scan`] keeps (a log names a handful).
+const MAX_CHANNELS_SEEN: usize = 1024;
+
+/// What a pass over a whole log saw, matching or not: to tell a filter that names nothing
+/// from a period with no records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The sequence number of the log's last record; `None` for an empty log.
+    pub last_seq: Option<u64>,
+    /// The channels its records name (at most 1024).
+    pub channels: std::collections::BTreeSet<String>,
+}
+
+impl Scan {
+    /// The channels of `filter` (wanted or excluded) that no record of the log names, for
+    /// an error that lists those it does name. Empty when every one is known.
+    pub fn unknown_channels(&self, filter: &Filter) -> Vec<String> {
+        filter
+            .channels
+            .iter()
+            .chain(&filter.not_channels)
+            .filter(|c| !self.channels.contains(*c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads the records of the log in `dir` that pass `filter`, in log order, and what the
+/// pass saw.
 ///
 /// # Errors
 /// As [`for_each_match`].
-pub fn select(dir: &Path, filter: &Filter) -> io::Result<Vec<Record>> {
+pub fn select(dir: &Path, filter: &Filter) -> io::Result<(Vec<Record>, Scan)> {
     let mut out = Vec::new();
-    for_each_match(dir, filter, |_, r| {
+    let scan = for_each_match(dir, filter, |_, r| {
         out.push(r.clone());
         Ok(())
     })?;
-    Ok(out)
+    Ok((out, scan))
 }
 
 /// Prints the records of the log in `dir` that pass `filter` to `out` in `format`, times in
 /// `tz`. JSON lines and CSV stream record by record; the table holds the matching records
-/// (it needs every cell to size its columns). Returns how many were printed.
+/// (it needs every cell to size its columns). Returns how many were printed, and what the
+/// pass saw.
 ///
 /// # Errors
 /// As [`for_each_match`], or the output cannot be written.
@@ -578,13 +616,14 @@ pub fn print(
     format: Format,
     tz: &TimeZone,
     out: &mut dyn Write,
-) -> io::Result<u64> {
+) -> io::Result<(u64, Scan)> {
     let mut n = 0;
-    match format {
+    let scan = match format {
         Format::Table => {
-            let records = select(dir, filter)?;
+            let (records, scan) = select(dir, filter)?;
             write(out, &records, format, tz)?;
             n = records.len() as u64;
+            scan
         }
         Format::Json => for_each_match(dir, filter, |_, r| {
             n += 1;
@@ -593,15 +632,16 @@ pub fn print(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(COLUMNS).map_err(io::Error::other)?;
-            for_each_match(dir, filter, |_, r| {
+            let scan = for_each_match(dir, filter, |_, r| {
                 n += 1;
                 w.write_record(csv_row(r, tz)).map_err(io::Error::other)
             })?;
             w.flush()?;
+            scan
         }
-    }
+    };
     out.flush()?;
-    Ok(n)
+    Ok((n, scan))
 }
 
 /// Export formats.
@@ -615,12 +655,14 @@ pub enum ExportFormat {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
     /// Records written.
     pub records: u64,
     /// The sequence number of the last record written; `None` when none was.
     pub last_seq: Option<u64>,
+    /// What the pass over the log saw.
+    pub scan: Scan,
 }
 
 /// Writes the records of the log in `dir` that pass `filter` to `out` in `format`, one per
@@ -637,8 +679,9 @@ pub fn export(
     let mut done = Exported {
         records: 0,
         last_seq: None,
+        scan: Scan::default(),
     };
-    for_each_match(dir, filter, |line, r| {
+    done.scan = for_each_match(dir, filter, |line, r| {
         match format {
             ExportFormat::Jsonl => out.write_all(line)?,
             ExportFormat::Syslog => out.write_all(syslog::format(r).as_bytes())?,

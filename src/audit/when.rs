@@ -142,6 +142,9 @@ pub fn parse(s: &str, tz: &TimeZone, now_ms: u64) -> Result<u64, WhenError> {
         _ => text.to_string(),
     };
     if let Ok(ts) = iso.parse::<Timestamp>() {
+        if offset_hours(&iso).is_some_and(|h| h > MAX_OFFSET_HOURS) {
+            return Err(bad());
+        }
         return to_ms(ts, s);
     }
     if let Ok(dt) = iso.parse::<DateTime>()
@@ -155,6 +158,17 @@ pub fn parse(s: &str, tz: &TimeZone, now_ms: u64) -> Result<u64, WhenError> {
         return to_ms(zoned.timestamp(), s);
     }
     Err(bad())
+}
+
+/// The largest offset from UTC any zone uses, in hours (UTC+14, Line Islands; UTC−12):
+/// RFC 3339's grammar allows up to 23, which only a typo gives.
+const MAX_OFFSET_HOURS: u32 = 14;
+
+/// The hours of the numeric offset ending an RFC 3339 time (`…T22:36:00+08:00` → 8), if any.
+fn offset_hours(iso: &str) -> Option<u32> {
+    let (_, time) = iso.split_once(['T', 't'])?;
+    let at = time.rfind(['+', '-'])?;
+    time.get(at + 1..at + 3)?.parse().ok()
 }
 
 fn to_ms(ts: Timestamp, s: &str) -> Result<u64, WhenError> {
@@ -226,6 +240,8 @@ mod tests {
             Ok(NOW + 250)
         );
         assert_eq!(parse("2025-11-30T14:36:00Z", &utc, NOW), Ok(NOW));
+        assert_eq!(parse("2025-12-01T04:36:00+14:00", &utc, NOW), Ok(NOW));
+        assert_eq!(parse("2025-11-30T02:36:00-12:00", &utc, NOW), Ok(NOW));
         assert_eq!(parse("2025-11-30 09:36:00-05:00", &utc, NOW), Ok(NOW));
         // The zone does not change a time that carries its own offset.
         assert_eq!(
@@ -296,6 +312,8 @@ mod tests {
             "-1 fortnight",
             "22:36",
             "1h",
+            "2025-11-30T22:36:00+25:00",
+            "2025-11-30T22:36:00+15:00",
         ] {
             let e = parse(bad, &TimeZone::UTC, NOW).unwrap_err();
             assert!(matches!(e, WhenError::Time(_)), "{bad}: {e:?}");
