@@ -467,9 +467,14 @@ fn chart(title: &str, colour: &'static str, data: &[(String, u64, String)]) -> C
 }
 
 /// The bars of the bytes-crossed chart: one per day, or one per month (`2026-11`) when
-/// there are more than [`report::MAX_LISTED_DAYS`] days, so that a year stays readable.
-fn crossed_bars(days: Vec<(String, Counts)>) -> (Vec<(String, u64, String)>, &'static str) {
-    let monthly = days.len() as u64 > report::MAX_LISTED_DAYS;
+/// the period is longer than [`report::MAX_LISTED_DAYS`] days or lists more days than
+/// that, so that a year stays readable.
+fn crossed_bars(
+    days: Vec<(String, Counts)>,
+    period_ms: u64,
+) -> (Vec<(String, u64, String)>, &'static str) {
+    let monthly = days.len() as u64 > report::MAX_LISTED_DAYS
+        || period_ms > report::MAX_LISTED_DAYS * 86_400_000;
     let mut groups: Vec<(String, Counts)> = Vec::new();
     for (day, c) in days {
         let key = if monthly {
@@ -512,7 +517,10 @@ struct Page<'a> {
 /// # Errors
 /// [`RenderError::Html`] if the template fails to render.
 pub fn html(report: &Report) -> Result<String, RenderError> {
-    let (per_day, crossed_title) = crossed_bars(report.by_day());
+    let (per_day, crossed_title) = crossed_bars(
+        report.by_day(),
+        report.until_ms.saturating_sub(report.since_ms),
+    );
     let per_reason: Vec<(String, u64, String)> = report
         .by_reason()
         .into_iter()
@@ -689,7 +697,10 @@ mod tests {
             };
             (d.to_string(), c)
         };
-        let (bars, title) = crossed_bars(vec![day("2026-11-29", 5), day("2026-11-30", 7)]);
+        let (bars, title) = crossed_bars(
+            vec![day("2026-11-29", 5), day("2026-11-30", 7)],
+            2 * 86_400_000,
+        );
         assert_eq!(bars.len(), 2);
         assert!(title.contains("per day"));
         let mut year: Vec<(String, Counts)> = (1..=28)
@@ -702,12 +713,17 @@ mod tests {
             })
             .collect();
         year.sort_by(|a, b| a.0.cmp(&b.0));
-        let (bars, title) = crossed_bars(year);
+        let (bars, title) = crossed_bars(year, 365 * 86_400_000);
         assert!(title.contains("per month"));
         assert_eq!(bars[0].0, "2026-01");
         assert_eq!(bars[1].0, "2026-02");
         assert_eq!((bars[0].1, bars[1].1, bars[2].1), (28, 56, 84));
         assert_eq!(bars.len(), 3);
+        // a long period with few active days is charted per month too
+        let few = vec![day("2026-01-05", 1), day("2026-06-05", 2)];
+        let (bars, title) = crossed_bars(few, 200 * 86_400_000);
+        assert!(title.contains("per month"));
+        assert_eq!(bars.len(), 2);
     }
 
     #[test]
