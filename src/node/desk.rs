@@ -257,6 +257,11 @@ impl Desk {
         }
     }
 
+    /// The request folder (the running node makes it, mode 0700).
+    pub fn requests_dir(&self) -> &Path {
+        &self.requests
+    }
+
     /// The folder of releases under way (the sender stages its copies there: the state
     /// directory's file system, so the spool takes them by one rename).
     pub fn pending_dir(&self) -> &Path {
