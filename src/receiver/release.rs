@@ -142,10 +142,17 @@ impl Releaser for ReceiveRelease {
                 node.audit
                     .durable(Event::Landed, rec)
                     .map_err(|err| withdraw(err.into()))?;
+                // counted as every landing is (events::Landed has no room for the
+                // release's detail, so its record is written here)
                 node.metrics
                     .land_objects
                     .with_label_values(&[channel.name.as_str()])
                     .inc();
+                node.metrics
+                    .land_bytes
+                    .with_label_values(&[channel.name.as_str()])
+                    .inc_by(size.unwrap_or(0));
+                tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size = size.unwrap_or(0), "landed");
                 let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
                 let landed = path
                     .file_name()

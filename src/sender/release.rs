@@ -124,6 +124,13 @@ impl Releaser for SendRelease {
             who.detail()
         ));
         node.audit.append(Event::Taken, rec)?;
+        // counted as every intake is
+        let channel = [e.channel.as_str()];
+        node.metrics.intake_objects.with_label_values(&channel).inc();
+        node.metrics
+            .intake_bytes
+            .with_label_values(&channel)
+            .inc_by(e.size.unwrap_or(0));
         quarantine::purge(e)?;
         desk.end(&pending)?;
         tracing::info!(channel = %e.channel, object = %old, new = %spooled.id, who = %who.detail(), "quarantine entry released: taken again");
