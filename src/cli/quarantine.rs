@@ -54,7 +54,9 @@ fn load(config: &Path) -> Result<Config> {
 pub fn cutoff(text: &str, tz: &TimeZone, now_ms: u64) -> Result<u64> {
     let t = text.trim();
     if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        bail!("--older-than {t}: give a unit ({t}d, {t}h, {t}m) or a time; a bare number is ambiguous");
+        bail!(
+            "--older-than {t}: give a unit ({t}d, {t}h, {t}m) or a time; a bare number is ambiguous"
+        );
     }
     let age_like = t.starts_with(|c: char| c.is_ascii_digit())
         && t.ends_with(|c: char| c.is_ascii_alphabetic());
@@ -275,7 +277,10 @@ fn table(found: &[Listed], tz: &TimeZone, now: u64) -> Vec<String> {
         out.push(line(r.iter().map(String::as_str).collect()));
     }
     let n = rows.len();
-    out.push(format!("({n} {})", if n == 1 { "entry" } else { "entries" }));
+    out.push(format!(
+        "({n} {})",
+        if n == 1 { "entry" } else { "entries" }
+    ));
     out
 }
 
@@ -322,7 +327,7 @@ fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Re
     let dirs = crate::node::desk::quarantine_dirs(&cfg);
     let records = records_of(&cfg.node.audit_dir, &id)?;
     let now = crate::now_ms();
-    
+
     match quarantine::find(&dirs, &id)? {
         Some(e) => {
             let releasable = match e.releasable() {
@@ -656,10 +661,18 @@ mod tests {
         let q = desk.submit(&r).unwrap();
         let taken = desk.take().unwrap();
         let got = wait_for(&desk, &q, Duration::ZERO, short, || true);
-        assert!(matches!(got, Err(NoAnswer::Lost(m)) if m.contains("time limit")), "{got:?}");
+        assert!(
+            matches!(got, Err(NoAnswer::Lost(m)) if m.contains("time limit")),
+            "{got:?}"
+        );
         // the node stopped meanwhile: said at once
-        let got = wait_for(&desk, &q, Duration::ZERO, Duration::from_secs(600), || false);
-        assert!(matches!(got, Err(NoAnswer::Lost(m)) if m.contains("stopped")), "{got:?}");
+        let got = wait_for(&desk, &q, Duration::ZERO, Duration::from_secs(600), || {
+            false
+        });
+        assert!(
+            matches!(got, Err(NoAnswer::Lost(m)) if m.contains("stopped")),
+            "{got:?}"
+        );
         // answered: the answer
         let answer = Answer {
             lines: vec!["done".into()],
@@ -683,7 +696,10 @@ mod tests {
         let cfg = load(&config).unwrap();
         // a typo in --channel is an error that lists the channels, as for `list`
         let typo = check_channel(&cfg, "to-internt").unwrap_err().to_string();
-        assert!(typo.contains("to-internet") && typo.contains("_unverified"), "{typo}");
+        assert!(
+            typo.contains("to-internet") && typo.contains("_unverified"),
+            "{typo}"
+        );
         let node = crate::node::Node::open(cfg.clone()).unwrap();
         let d = Desk::paths(&cfg.node.state_dir);
         d.open().unwrap();
@@ -698,8 +714,15 @@ mod tests {
                 name,
             };
             let refusal = Refusal::new(Reason::KeywordMatch, "\u{1b}[2Jmatched");
-            quarantine::put(&quarantine_dir, &subject, Some(&src), "court", Side::Sender, &refusal)
-                .unwrap();
+            quarantine::put(
+                &quarantine_dir,
+                &subject,
+                Some(&src),
+                "court",
+                Side::Sender,
+                &refusal,
+            )
+            .unwrap();
             id.to_string()
         };
         // a publisher's name with an OSC sequence is shown escaped, never raw
@@ -707,12 +730,18 @@ mod tests {
         let now = crate::now_ms();
         let found = entries(&cfg, &ListFilter::default(), &TimeZone::UTC, now).unwrap();
         let lines = table(&found, &TimeZone::UTC, now).join("\n");
-        assert!(!lines.contains('\u{1b}') && !lines.contains('\u{7}'), "{lines}");
+        assert!(
+            !lines.contains('\u{1b}') && !lines.contains('\u{7}'),
+            "{lines}"
+        );
         assert!(lines.contains("\\u{1b}]0;owned"), "{lines}");
         let mut shown = Vec::new();
         show_to(&config, &evil, Some("UTC"), &mut shown).unwrap();
         let shown = String::from_utf8(shown).unwrap();
-        assert!(!shown.contains('\u{1b}') && shown.contains("判决.pdf"), "{shown}");
+        assert!(
+            !shown.contains('\u{1b}') && shown.contains("判决.pdf"),
+            "{shown}"
+        );
         let sides = Sides {
             sender: None,
             receiver: None,
@@ -744,13 +773,23 @@ mod tests {
                 assert_eq!(a.failed, 1);
                 assert!(a.lines[0].contains("uid 54321"), "{a:?}");
             }
-            assert!(quarantine::find(&[quarantine_dir.clone()], &other).unwrap().is_some());
+            assert!(
+                quarantine::find(std::slice::from_ref(&quarantine_dir), &other)
+                    .unwrap()
+                    .is_some()
+            );
             let refused = records_of(&cfg.node.audit_dir, "uid 54321").unwrap();
             assert_eq!(refused.len(), 1, "the release is audited, the purge logged");
-            assert_eq!(refused[0].event, crate::audit::Event::QuarantineReleaseRefused);
+            assert_eq!(
+                refused[0].event,
+                crate::audit::Event::QuarantineReleaseRefused
+            );
         }
         // an id named twice and older than the cut-off: purged, and recorded, once
-        let a = serve_one(&purge_of(vec![evil.clone(), evil.clone()], Some(now + 86_400_000)), None);
+        let a = serve_one(
+            &purge_of(vec![evil.clone(), evil.clone()], Some(now + 86_400_000)),
+            None,
+        );
         assert_eq!(a.failed, 0, "{a:?}");
         assert_eq!(events(&evil, crate::audit::Event::QuarantinePurged), 1);
         assert_eq!(events(&other, crate::audit::Event::QuarantinePurged), 1);

@@ -108,7 +108,12 @@ fn read_request(path: &Path) -> (Result<Request, String>, Option<u32>) {
     }
     let r = match serde_json::from_slice::<Request>(&body) {
         Ok(r) => r,
-        Err(e) => return (Err(format!("the request is not valid JSON of a request: {e}")), uid),
+        Err(e) => {
+            return (
+                Err(format!("the request is not valid JSON of a request: {e}")),
+                uid,
+            );
+        }
     };
     if r.ids.len() > MAX_REQUEST_IDS {
         return (
@@ -618,7 +623,10 @@ pub fn audit_withdrawn(node: &Node, channel: &str, old_id: &str, who: Option<&Wh
         channel: Some(channel.to_string()),
         object_id: ObjectId::parse(old_id),
         detail: Some(match who {
-            Some(w) => format!("{}; withdrawn: {why}; the entry stays in quarantine", w.detail()),
+            Some(w) => format!(
+                "{}; withdrawn: {why}; the entry stays in quarantine",
+                w.detail()
+            ),
             None => format!("withdrawn: {why}; the entry stays in quarantine"),
         }),
         ..Entry::default()
@@ -881,7 +889,10 @@ mod tests {
     fn requests_carry_the_owner_uid_and_bad_ones_say_what_is_wrong() {
         let t = tempfile::tempdir().unwrap();
         let desk = Desk::paths(t.path());
-        assert!(desk.submit(&purge(vec![])).is_err(), "the node makes the folder");
+        assert!(
+            desk.submit(&purge(vec![])).is_err(),
+            "the node makes the folder"
+        );
         desk.open().unwrap();
         let r = purge(vec!["00".repeat(16)]);
         let p = desk.submit(&r).unwrap();
@@ -950,7 +961,10 @@ mod tests {
         // the answer's name is taken by a directory: it cannot be written
         fs::create_dir(Desk::answer_path(&q)).unwrap();
         assert!(!desk.answer(&taken.path, &Answer::default()));
-        assert!(taken.path.exists(), "kept, so the command knows it was taken");
+        assert!(
+            taken.path.exists(),
+            "kept, so the command knows it was taken"
+        );
         // at the next start, a request a stop interrupted is answered
         fs::remove_dir(Desk::answer_path(&q)).unwrap();
         desk.answer_interrupted();

@@ -86,32 +86,32 @@ impl Releaser for SendRelease {
             let _ = desk.end(&pending);
             return Err(err.into());
         }
-        let taken = match self.sender.spool.take(
-            &e.channel,
-            desk.pending_dir(),
-            token.as_ref(),
-            &e.name,
-        ) {
-            Ok(t) => t,
-            Err(err) if !staged.exists() => {
-                // the spool took it before the fault: the pending record finishes the
-                // release at the next start (the old entry goes; never two copies)
-                return Err(err.into());
-            }
-            Err(err) => {
-                // not taken: the staged copy goes, the entry stays
-                let _ = fs::remove_file(&staged);
-                let _ = desk.end(&pending);
-                desk::audit_withdrawn(
-                    node,
-                    &e.channel,
-                    old,
-                    Some(who),
-                    &format!("the spool refused it ({err})"),
-                );
-                return Err(err.into());
-            }
-        };
+        let taken =
+            match self
+                .sender
+                .spool
+                .take(&e.channel, desk.pending_dir(), token.as_ref(), &e.name)
+            {
+                Ok(t) => t,
+                Err(err) if !staged.exists() => {
+                    // the spool took it before the fault: the pending record finishes the
+                    // release at the next start (the old entry goes; never two copies)
+                    return Err(err.into());
+                }
+                Err(err) => {
+                    // not taken: the staged copy goes, the entry stays
+                    let _ = fs::remove_file(&staged);
+                    let _ = desk.end(&pending);
+                    desk::audit_withdrawn(
+                        node,
+                        &e.channel,
+                        old,
+                        Some(who),
+                        &format!("the spool refused it ({err})"),
+                    );
+                    return Err(err.into());
+                }
+            };
         let Some(spooled) = taken else {
             let _ = desk.end(&pending);
             desk::audit_withdrawn(node, &e.channel, old, Some(who), "the staged copy vanished");
@@ -126,7 +126,10 @@ impl Releaser for SendRelease {
         node.audit.append(Event::Taken, rec)?;
         // counted as every intake is
         let channel = [e.channel.as_str()];
-        node.metrics.intake_objects.with_label_values(&channel).inc();
+        node.metrics
+            .intake_objects
+            .with_label_values(&channel)
+            .inc();
         node.metrics
             .intake_bytes
             .with_label_values(&channel)
