@@ -7,7 +7,9 @@
 //! show  ─► quarantine::find ─► reason file + the object's audit records (read only)
 //! release ID / purge ID… | --older-than AGE
 //!       ─► node running? (its state lock) ─► Desk::submit ─► state/quarantine-requests/<n>.req
-//!       ─► wait for <n>.out (--wait) ─► print; no answer: the request is withdrawn
+//!       ─► wait for <n>.out (--wait) ─► print (every cell escaped: `audit::query::cell`)
+//!          not claimed by then: withdrawn (unlink <n>.req wins: nothing changed)
+//!          claimed: wait on, until answered, the node stops, or 600 s in all
 //! ```
 
 use crate::audit::query::cell;

@@ -5,9 +5,14 @@
 //! ```text
 //! isogate quarantine release|purge ─► state/quarantine-requests/<n>.req  (JSON: action, ids,
 //!                                      │  cut-off, stated user, note; owner uid from metadata)
-//!          running node, every 500 ms ─┴► Desk::serve ─► purge: quarantine::purge + audit
+//!          running node, every 500 ms ─┴► claim: rename <n>.req ─► <n>.taken (one at a time;
+//!                                      │  a command that gave up unlinks <n>.req: one wins)
+//!                                      ├► owner root or the node's user? folder not group- or
+//!                                      │  world-writable? else refused (audited / logged)
+//!                                      └► Desk::serve ─► purge: quarantine::purge + audit
 //!                                                     └► release: Releaser of the entry's side
-//!          ◄─ state/quarantine-requests/<n>.out  (JSON: one line per entry, failures counted)
+//!          ◄─ state/quarantine-requests/<n>.out  (JSON: one line per entry, failures counted),
+//!             then <n>.taken removed (kept if the answer cannot be written)
 //! state/quarantine-release/<token>.json   a release under way (side, channel, old id), with
 //! state/quarantine-release/<token>        the sender's staged copy until the spool takes it
 //! ```
