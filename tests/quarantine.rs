@@ -421,6 +421,27 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
         vec![a.clone()],
         "a withdrawn (kept), b finished (removed)"
     );
+    // the withdrawal is on record: its quarantine_released (if any) is not the last word
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "query"])
+        .arg(lab.dir.join("court").join("audit"))
+        .args(["--event", "quarantine_release_refused", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let withdrawn: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+    assert_eq!(withdrawn[0]["object_id"], a.as_str());
+    assert!(
+        withdrawn[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("withdrawn: "),
+        "{withdrawn:?}"
+    );
     // a withdrawn release can be asked again
     let out = quarantine(&lab, "court", &["release", &a]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -7,9 +7,12 @@
 //! show  ─► quarantine::find ─► reason file + the object's audit records (read only)
 //! release ID / purge ID… | --older-than AGE
 //!       ─► node running? (its state lock) ─► Desk::submit ─► state/quarantine-requests/<n>.req
-//!       ─► wait for <n>.out (--wait) ─► print; no answer: the request is withdrawn
+//!       ─► wait for <n>.out (--wait) ─► print (every cell escaped: `audit::query::cell`)
+//!          not claimed by then: withdrawn (unlink <n>.req wins: nothing changed)
+//!          claimed: wait on, until answered, the node stops, or 600 s in all
 //! ```
 
+use crate::audit::query::cell;
 use crate::audit::{Record, when};
 use crate::node::config::Config;
 use crate::node::desk::{Action, Answer, Desk, MAX_NOTE, MAX_REQUEST_IDS, Request};
@@ -52,6 +55,11 @@ fn load(config: &Path) -> Result<Config> {
 /// Neither an age nor a time.
 pub fn cutoff(text: &str, tz: &TimeZone, now_ms: u64) -> Result<u64> {
     let t = text.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        bail!(
+            "--older-than {t}: give a unit ({t}d, {t}h, {t}m) or a time; a bare number is ambiguous"
+        );
+    }
     let age_like = t.starts_with(|c: char| c.is_ascii_digit())
         && t.ends_with(|c: char| c.is_ascii_alphabetic());
     let as_time = if age_like {
@@ -102,6 +110,22 @@ fn pad(s: &str, w: usize) -> String {
     out
 }
 
+/// Refuses a `--channel` that is not one of the node's quarantine folders, listing them.
+///
+/// # Errors
+/// Not a channel of this node nor `_unverified`.
+fn check_channel(cfg: &Config, c: &str) -> Result<()> {
+    if cfg.channel(c).is_none() && c != quarantine::UNVERIFIED {
+        let known: Vec<&str> = cfg.channels.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "--channel {c}: not a channel of this node; use one of {}, {}",
+            known.join(", "),
+            quarantine::UNVERIFIED
+        );
+    }
+    Ok(())
+}
+
 /// The entries of a node's quarantine that pass `filter`, oldest first.
 ///
 /// # Errors
@@ -117,16 +141,8 @@ pub fn entries(
         .as_deref()
         .map(|t| cutoff(t, tz, now_ms))
         .transpose()?;
-    if let Some(c) = &filter.channel
-        && cfg.channel(c).is_none()
-        && c != quarantine::UNVERIFIED
-    {
-        let known: Vec<&str> = cfg.channels.iter().map(|c| c.name.as_str()).collect();
-        bail!(
-            "--channel {c}: not a channel of this node; use one of {}, {}",
-            known.join(", "),
-            quarantine::UNVERIFIED
-        );
+    if let Some(c) = &filter.channel {
+        check_channel(cfg, c)?;
     }
     if let Some(r) = &filter.reason
         && crate::core::reason::Reason::ALL
@@ -195,66 +211,79 @@ pub fn list(
             }
         }
         Format::Table => {
-            let rows: Vec<[String; 10]> = found
-                .iter()
-                .map(|e| {
-                    [
-                        when::format(e.time_ms, &tz),
-                        age(now.saturating_sub(e.time_ms)),
-                        e.channel.clone(),
-                        e.object_id.clone(),
-                        e.side.clone(),
-                        e.reason.clone(),
-                        e.size.map_or_else(|| "-".into(), |s| s.to_string()),
-                        e.kind.as_str().to_string(),
-                        e.name.clone(),
-                        e.detail.clone(),
-                    ]
-                })
-                .collect();
-            let head = [
-                "TIME",
-                "AGE",
-                "CHANNEL",
-                "OBJECT ID",
-                "SIDE",
-                "REASON",
-                "SIZE",
-                "KIND",
-                "NAME",
-                "DETAIL",
-            ];
-            let mut w: Vec<usize> = head.iter().map(|h| width(h)).collect();
-            for r in &rows {
-                for (wi, c) in w.iter_mut().zip(r) {
-                    *wi = (*wi).max(width(c));
-                }
+            for l in table(&found, &tz, now) {
+                writeln!(out, "{l}")?;
             }
-            let line = |cells: Vec<&str>| {
-                let last = cells.len().saturating_sub(1);
-                cells
-                    .iter()
-                    .zip(&w)
-                    .enumerate()
-                    .map(|(i, (c, wi))| {
-                        if i == last {
-                            c.to_string()
-                        } else {
-                            pad(c, *wi)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            };
-            writeln!(out, "{}", line(head.to_vec()))?;
-            for r in &rows {
-                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-            }
-            let n = rows.len();
-            writeln!(out, "({n} {})", if n == 1 { "entry" } else { "entries" })?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of `list`'s table: a head, one line per entry, a count. Every cell from a
+/// reason file is shown through [`cell`] (control and bidi characters escaped), as `audit
+/// query` shows its table: a name or detail never moves a terminal's cursor nor retitles it.
+fn table(found: &[Listed], tz: &TimeZone, now: u64) -> Vec<String> {
+    let rows: Vec<[String; 10]> = found
+        .iter()
+        .map(|e| {
+            [
+                when::format(e.time_ms, tz),
+                age(now.saturating_sub(e.time_ms)),
+                cell(&e.channel, None),
+                cell(&e.object_id, None),
+                cell(&e.side, None),
+                cell(&e.reason, None),
+                e.size.map_or_else(|| "-".into(), |s| s.to_string()),
+                e.kind.as_str().to_string(),
+                cell(&e.name, None),
+                cell(&e.detail, None),
+            ]
+        })
+        .collect();
+    let head = [
+        "TIME",
+        "AGE",
+        "CHANNEL",
+        "OBJECT ID",
+        "SIDE",
+        "REASON",
+        "SIZE",
+        "KIND",
+        "NAME",
+        "DETAIL",
+    ];
+    let mut w: Vec<usize> = head.iter().map(|h| width(h)).collect();
+    for r in &rows {
+        for (wi, c) in w.iter_mut().zip(r) {
+            *wi = (*wi).max(width(c));
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .zip(&w)
+            .enumerate()
+            .map(|(i, (c, wi))| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    pad(c, *wi)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = vec![line(head.to_vec())];
+    for r in &rows {
+        out.push(line(r.iter().map(String::as_str).collect()));
+    }
+    let n = rows.len();
+    out.push(format!(
+        "({n} {})",
+        if n == 1 { "entry" } else { "entries" }
+    ));
+    out
 }
 
 /// Most records `show` prints about one entry (bounded memory on a large log).
@@ -286,6 +315,11 @@ fn records_of(audit_dir: &Path, id: &str) -> Result<Vec<Record>> {
 /// # Errors
 /// The configuration cannot be loaded; no entry has that id; the log cannot be read.
 pub fn show(config: &Path, id: &str, tz: Option<&str>) -> Result<ExitCode> {
+    show_to(config, id, tz, &mut std::io::stdout().lock())
+}
+
+/// [`show`], written to `out`.
+fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Result<ExitCode> {
     let cfg = load(config)?;
     let tz = when::zone(tz)?;
     let id = id.trim().to_ascii_lowercase();
@@ -295,7 +329,7 @@ pub fn show(config: &Path, id: &str, tz: Option<&str>) -> Result<ExitCode> {
     let dirs = crate::node::desk::quarantine_dirs(&cfg);
     let records = records_of(&cfg.node.audit_dir, &id)?;
     let now = crate::now_ms();
-    let mut out = std::io::stdout().lock();
+
     match quarantine::find(&dirs, &id)? {
         Some(e) => {
             let releasable = match e.releasable() {
@@ -330,7 +364,7 @@ pub fn show(config: &Path, id: &str, tz: Option<&str>) -> Result<ExitCode> {
                 ("releasable", releasable),
             ];
             for (k, v) in fields {
-                writeln!(out, "{:<12} {v}", format!("{k}:"))?;
+                writeln!(out, "{:<12} {}", format!("{k}:"), cell(&v, None))?;
             }
         }
         None if records.is_empty() => bail!(
@@ -361,7 +395,7 @@ pub fn show(config: &Path, id: &str, tz: Option<&str>) -> Result<ExitCode> {
         if let Some(d) = &r.detail {
             line.push_str(&format!("  {d}"));
         }
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", cell(&line, None))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -418,6 +452,9 @@ pub fn request(config: &Path, request: &Request, wait: Duration) -> Result<ExitC
             bail!("{id}: not an object id (32 hex digits; see `isogate quarantine list`)");
         }
     }
+    if let Some(c) = &request.channel {
+        check_channel(&cfg, c)?;
+    }
     if !node_running(&cfg.node.state_dir)? {
         bail!(
             "node {} is not running: start it (`isogate run --config {}`, or systemctl start isogate); only the running node changes its quarantine, and audits who did",
@@ -426,39 +463,96 @@ pub fn request(config: &Path, request: &Request, wait: Duration) -> Result<ExitC
         );
     }
     let desk = Desk::paths(&cfg.node.state_dir);
+    // a node that has just started makes its request folder within a second
+    let made_by = Instant::now() + Duration::from_secs(5);
+    while !desk.requests_dir().is_dir() && Instant::now() < made_by {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let path = desk.submit(request).with_context(|| {
         format!(
-            "cannot queue the request in {} (run as the node's user, or a member of its group)",
+            "cannot queue the request in {} (run it as root or as the node's service user, e.g. `sudo -u isogate isogate quarantine …`; the node refuses requests from anyone else)",
             cfg.node.state_dir.display()
         )
     })?;
-    let answer_path = Desk::answer_path(&path);
+    let answer = wait_for(&desk, &path, wait, HARD_LIMIT, || {
+        node_running(&cfg.node.state_dir).unwrap_or(true)
+    })
+    .map_err(|e| anyhow!("node {}: {e}", cfg.node.name))?;
+    for l in &answer.lines {
+        println!("{}", cell(l, None));
+    }
+    Ok(if answer.failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The longest the command waits for an answer once the node has taken the request (a
+/// release inspects the whole entry again: a large file takes a while).
+const HARD_LIMIT: Duration = Duration::from_secs(600);
+
+/// Why no answer came.
+#[derive(Debug, thiserror::Error)]
+enum NoAnswer {
+    /// Not taken within the wait, and withdrawn: nothing changed.
+    #[error(
+        "gave no answer within {0} s (is it running, and on this state directory?); the request was withdrawn and nothing was changed"
+    )]
+    Withdrawn(u64),
+    /// Taken, and then no answer came.
+    #[error(
+        "took the request but gave no answer ({0}); what it did is in its audit log (`isogate quarantine show ID`, `isogate audit query --event quarantine_released,quarantine_release_refused,quarantine_purged`)"
+    )]
+    Lost(&'static str),
+    /// The request or its answer cannot be read or removed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Waits for the answer to a request: until `wait`, then withdraws it if the node has not
+/// taken it (nothing changed); once taken, waits while the node works on it, up to
+/// `hard_limit` in all, and stops early when the node stops or the request vanishes
+/// without an answer.
+fn wait_for(
+    desk: &Desk,
+    path: &Path,
+    wait: Duration,
+    hard_limit: Duration,
+    running: impl Fn() -> bool,
+) -> std::result::Result<Answer, NoAnswer> {
+    let answer_path = Desk::answer_path(path);
+    let taken = Desk::taken_path(path);
     let started = Instant::now();
-    let mut deadline = wait;
+    let mut withdrawn_tried = false;
     loop {
         if let Ok(bytes) = std::fs::read(&answer_path) {
             let _ = std::fs::remove_file(&answer_path);
-            let answer: Answer = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{}: not an answer", answer_path.display()))?;
-            for l in &answer.lines {
-                println!("{l}");
-            }
-            return Ok(if answer.failed > 0 {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                NoAnswer::Io(std::io::Error::other(format!(
+                    "{}: not an answer: {e}",
+                    answer_path.display()
+                )))
             });
         }
-        if started.elapsed() >= deadline {
-            if desk.withdraw(&path)? {
-                bail!(
-                    "node {} gave no answer within {} s (is it running, and on this state directory?); the request was withdrawn and nothing was changed",
-                    cfg.node.name,
-                    wait.as_secs()
-                );
+        let elapsed = started.elapsed();
+        if elapsed >= wait && !withdrawn_tried {
+            if desk.withdraw(path)? {
+                return Err(NoAnswer::Withdrawn(wait.as_secs()));
             }
-            // taken at the last moment: its answer comes
-            deadline = wait + Duration::from_secs(30);
+            // taken: its answer comes
+            withdrawn_tried = true;
+        }
+        if withdrawn_tried {
+            if elapsed >= wait.max(hard_limit) {
+                return Err(NoAnswer::Lost("the command's time limit ran out"));
+            }
+            if !taken.exists() && !answer_path.exists() {
+                return Err(NoAnswer::Lost("the request is gone"));
+            }
+            if !running() {
+                return Err(NoAnswer::Lost("the node stopped"));
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -534,5 +628,172 @@ mod tests {
         let r = purge_request(&[], Some("7d"), Some("c".into()), Some("UTC"), None).unwrap();
         assert_eq!(r.action, Action::Purge);
         assert!(r.before_ms.is_some());
+    }
+
+    #[test]
+    fn a_bare_number_is_not_an_age() {
+        let err = cutoff("30", &TimeZone::UTC, 40 * 86_400_000).unwrap_err();
+        assert!(err.to_string().contains("30d"), "{err}");
+    }
+
+    fn purge_of(ids: Vec<String>, before_ms: Option<u64>) -> Request {
+        Request {
+            action: Action::Purge,
+            ids,
+            before_ms,
+            channel: None,
+            user: "officer1".into(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn the_wait_for_an_answer_is_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        desk.open().unwrap();
+        let r = purge_of(vec![], Some(1));
+        let short = Duration::from_millis(300);
+        // not taken: withdrawn at the end of the wait, nothing changed
+        let q = desk.submit(&r).unwrap();
+        let got = wait_for(&desk, &q, Duration::ZERO, short, || true);
+        assert!(matches!(got, Err(NoAnswer::Withdrawn(0))), "{got:?}");
+        assert!(desk.take().is_none());
+        // taken and never answered (the answer could not be written): the hard limit ends it
+        let q = desk.submit(&r).unwrap();
+        let taken = desk.take().unwrap();
+        let got = wait_for(&desk, &q, Duration::ZERO, short, || true);
+        assert!(
+            matches!(got, Err(NoAnswer::Lost(m)) if m.contains("time limit")),
+            "{got:?}"
+        );
+        // the node stopped meanwhile: said at once
+        let got = wait_for(&desk, &q, Duration::ZERO, Duration::from_secs(600), || {
+            false
+        });
+        assert!(
+            matches!(got, Err(NoAnswer::Lost(m)) if m.contains("stopped")),
+            "{got:?}"
+        );
+        // answered: the answer
+        let answer = Answer {
+            lines: vec!["done".into()],
+            failed: 0,
+        };
+        assert!(desk.answer(&taken.path, &answer));
+        assert_eq!(
+            wait_for(&desk, &q, Duration::ZERO, short, || true).unwrap(),
+            answer
+        );
+    }
+
+    #[test]
+    fn the_desk_of_a_lab_node_escapes_dedupes_and_checks_who_asks() {
+        use crate::core::reason::{Reason, Refusal, Side};
+        use crate::node::desk::{self, Sides};
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25600, None).unwrap();
+        let config = lab.join("court.toml");
+        let cfg = load(&config).unwrap();
+        // a typo in --channel is an error that lists the channels, as for `list`
+        let typo = check_channel(&cfg, "to-internt").unwrap_err().to_string();
+        assert!(
+            typo.contains("to-internet") && typo.contains("_unverified"),
+            "{typo}"
+        );
+        let node = crate::node::Node::open(cfg.clone()).unwrap();
+        let d = Desk::paths(&cfg.node.state_dir);
+        d.open().unwrap();
+        let quarantine_dir = cfg.channel("to-internet").unwrap().quarantine.clone();
+        let put = |n: u8, name: &str| {
+            let src = dir.path().join(format!("f{n}"));
+            std::fs::write(&src, b"content").unwrap();
+            let id = crate::core::id::ObjectId([n; 16]);
+            let subject = quarantine::Subject {
+                id,
+                channel: "to-internet",
+                name,
+            };
+            let refusal = Refusal::new(Reason::KeywordMatch, "\u{1b}[2Jmatched");
+            quarantine::put(
+                &quarantine_dir,
+                &subject,
+                Some(&src),
+                "court",
+                Side::Sender,
+                &refusal,
+            )
+            .unwrap();
+            id.to_string()
+        };
+        // a publisher's name with an OSC sequence is shown escaped, never raw
+        let evil = put(1, "\u{1b}]0;owned\u{7}判决.pdf");
+        let now = crate::now_ms();
+        let found = entries(&cfg, &ListFilter::default(), &TimeZone::UTC, now).unwrap();
+        let lines = table(&found, &TimeZone::UTC, now).join("\n");
+        assert!(
+            !lines.contains('\u{1b}') && !lines.contains('\u{7}'),
+            "{lines}"
+        );
+        assert!(lines.contains("\\u{1b}]0;owned"), "{lines}");
+        let mut shown = Vec::new();
+        show_to(&config, &evil, Some("UTC"), &mut shown).unwrap();
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(
+            !shown.contains('\u{1b}') && shown.contains("判决.pdf"),
+            "{shown}"
+        );
+        let sides = Sides {
+            sender: None,
+            receiver: None,
+        };
+        let serve_one = |r: &Request, owner: Option<u32>| -> Answer {
+            let q = d.submit(r).unwrap();
+            if let Some(uid) = owner {
+                std::os::unix::fs::chown(&q, Some(uid), None).unwrap();
+            }
+            desk::serve(&node, &sides);
+            let a = serde_json::from_slice(&std::fs::read(Desk::answer_path(&q)).unwrap());
+            std::fs::remove_file(Desk::answer_path(&q)).unwrap();
+            a.unwrap()
+        };
+        let events = |id: &str, event: crate::audit::Event| {
+            records_of(&cfg.node.audit_dir, id)
+                .unwrap()
+                .iter()
+                .filter(|r| r.event == event)
+                .count()
+        };
+        // someone else's request (only root can make one here) is refused, and audited
+        let other = put(2, "b.txt");
+        if rustix::process::geteuid().is_root() {
+            let mut release = purge_of(vec![other.clone()], None);
+            release.action = Action::Release;
+            for r in [purge_of(vec![other.clone()], None), release] {
+                let a = serve_one(&r, Some(54_321));
+                assert_eq!(a.failed, 1);
+                assert!(a.lines[0].contains("uid 54321"), "{a:?}");
+            }
+            assert!(
+                quarantine::find(std::slice::from_ref(&quarantine_dir), &other)
+                    .unwrap()
+                    .is_some()
+            );
+            let refused = records_of(&cfg.node.audit_dir, "uid 54321").unwrap();
+            assert_eq!(refused.len(), 1, "the release is audited, the purge logged");
+            assert_eq!(
+                refused[0].event,
+                crate::audit::Event::QuarantineReleaseRefused
+            );
+        }
+        // an id named twice and older than the cut-off: purged, and recorded, once
+        let a = serve_one(
+            &purge_of(vec![evil.clone(), evil.clone()], Some(now + 86_400_000)),
+            None,
+        );
+        assert_eq!(a.failed, 0, "{a:?}");
+        assert_eq!(events(&evil, crate::audit::Event::QuarantinePurged), 1);
+        assert_eq!(events(&other, crate::audit::Event::QuarantinePurged), 1);
     }
 }

@@ -5,9 +5,14 @@
 //! ```text
 //! isogate quarantine release|purge ─► state/quarantine-requests/<n>.req  (JSON: action, ids,
 //!                                      │  cut-off, stated user, note; owner uid from metadata)
-//!          running node, every 500 ms ─┴► Desk::serve ─► purge: quarantine::purge + audit
+//!          running node, every 500 ms ─┴► claim: rename <n>.req ─► <n>.taken (one at a time;
+//!                                      │  a command that gave up unlinks <n>.req: one wins)
+//!                                      ├► owner root or the node's user? folder not group- or
+//!                                      │  world-writable? else refused (audited / logged)
+//!                                      └► Desk::serve ─► purge: quarantine::purge + audit
 //!                                                     └► release: Releaser of the entry's side
-//!          ◄─ state/quarantine-requests/<n>.out  (JSON: one line per entry, failures counted)
+//!          ◄─ state/quarantine-requests/<n>.out  (JSON: one line per entry, failures counted),
+//!             then <n>.taken removed (kept if the answer cannot be written)
 //! state/quarantine-release/<token>.json   a release under way (side, channel, old id), with
 //! state/quarantine-release/<token>        the sender's staged copy until the spool takes it
 //! ```
@@ -35,7 +40,7 @@ use std::path::{Path, PathBuf};
 pub const REQUESTS: &str = "quarantine-requests";
 /// Folder of releases under way under the state directory.
 pub const PENDING: &str = "quarantine-release";
-/// Most requests taken in one pass; more wait for the next.
+/// Most requests served in one pass (one at a time); more wait for the next.
 const MAX_REQUESTS: usize = 16;
 /// Largest request file read (bytes).
 const MAX_REQUEST_BYTES: u64 = 256 * 1024;
@@ -43,6 +48,89 @@ const MAX_REQUEST_BYTES: u64 = 256 * 1024;
 pub const MAX_REQUEST_IDS: usize = 1000;
 /// Longest note kept (characters).
 pub const MAX_NOTE: usize = 500;
+
+/// Extension of a request the node has claimed.
+const TAKEN: &str = "taken";
+
+/// Whether a uid may ask the node: root, or the node's own user. (The state directory's
+/// group is the applications' group: its members never release or purge.)
+pub fn trusted_uid(uid: u32) -> bool {
+    uid == 0 || uid == rustix::process::geteuid().as_raw()
+}
+
+/// A request the node has claimed.
+#[derive(Debug)]
+pub struct Taken {
+    /// Its file, now `<n>.taken`.
+    pub path: PathBuf,
+    /// The request, or what is wrong with it (said in the answer).
+    pub request: Result<Request, String>,
+    /// Its file's owner (from the descriptor's metadata); `None` when it could not be read.
+    pub uid: Option<u32>,
+}
+
+/// Reads a claimed request through one descriptor, never following a link; says what is
+/// wrong when it cannot be used.
+fn read_request(path: &Path) -> (Result<Request, String>, Option<u32>) {
+    let f = match crate::fsx::open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return (
+                Err("the request is a symbolic link; links are never followed".into()),
+                None,
+            );
+        }
+        Err(e) => return (Err(format!("the request cannot be opened: {e}")), None),
+    };
+    let m = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => return (Err(format!("the request cannot be read: {e}")), None),
+    };
+    let uid = Some(m.uid());
+    if !m.is_file() {
+        return (Err("the request is not a plain file".into()), uid);
+    }
+    if m.len() > MAX_REQUEST_BYTES {
+        return (
+            Err(format!(
+                "the request is too large ({} bytes; at most {MAX_REQUEST_BYTES})",
+                m.len()
+            )),
+            uid,
+        );
+    }
+    let mut body = Vec::new();
+    if let Err(e) = f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut body) {
+        return (Err(format!("the request cannot be read: {e}")), uid);
+    }
+    if body.len() as u64 > MAX_REQUEST_BYTES {
+        return (
+            Err(format!(
+                "the request is too large (at most {MAX_REQUEST_BYTES} bytes)"
+            )),
+            uid,
+        );
+    }
+    let r = match serde_json::from_slice::<Request>(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Err(format!("the request is not valid JSON of a request: {e}")),
+                uid,
+            );
+        }
+    };
+    if r.ids.len() > MAX_REQUEST_IDS {
+        return (
+            Err(format!(
+                "the request names {} objects; at most {MAX_REQUEST_IDS}",
+                r.ids.len()
+            )),
+            uid,
+        );
+    }
+    (Ok(r), uid)
+}
 
 /// What an officer asks of the running node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,18 +267,43 @@ impl Desk {
         }
     }
 
+    /// The request folder (the running node makes it, mode 0700).
+    pub fn requests_dir(&self) -> &Path {
+        &self.requests
+    }
+
     /// The folder of releases under way (the sender stages its copies there: the state
     /// directory's file system, so the spool takes them by one rename).
     pub fn pending_dir(&self) -> &Path {
         &self.pending
     }
 
-    /// Queues a request for the running node; returns its file.
+    /// Makes the request folder, the running node's own (mode 0700: only the service user
+    /// and root put requests in it). Called by the node at start, never by the command line
+    /// (a folder that root made would be closed to the node).
     ///
     /// # Errors
-    /// The request cannot be written.
+    /// It cannot be made.
+    pub fn open(&self) -> io::Result<()> {
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&self.requests)
+    }
+
+    /// Queues a request for the running node; returns its file (`<n>.req`, mode 0644 in the
+    /// node's 0700 folder: the node reads a request that root wrote).
+    ///
+    /// # Errors
+    /// The request folder is missing (the node has not made it) or cannot be written.
     pub fn submit(&self, request: &Request) -> io::Result<PathBuf> {
-        fs::create_dir_all(&self.requests)?;
+        if !self.requests.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{}: no request folder (the running node makes it at start)",
+                    self.requests.display()
+                ),
+            ));
+        }
         let name = format!(
             "{:016}-{}",
             crate::now_ms(),
@@ -198,20 +311,26 @@ impl Desk {
         );
         let tmp = self.requests.join(format!(".{name}.tmp"));
         let body = serde_json::to_vec(request).map_err(io::Error::other)?;
-        write_durable(&tmp, &body)?;
+        crate::fsx::write_durable_mode(&tmp, &body, 0o644)?;
         let path = self.requests.join(format!("{name}.req"));
         fs::rename(&tmp, &path)?;
         sync_dir(&self.requests)?;
         Ok(path)
     }
 
-    /// The answer file of a request.
+    /// The answer file of a request (`<n>.out`, for `<n>.req` and `<n>.taken` alike).
     pub fn answer_path(request: &Path) -> PathBuf {
         request.with_extension("out")
     }
 
-    /// Withdraws a request the node has not taken. `Ok(false)`: it was taken already (its
-    /// answer comes).
+    /// The name a request has once the node has claimed it (`<n>.taken`).
+    pub fn taken_path(request: &Path) -> PathBuf {
+        request.with_extension(TAKEN)
+    }
+
+    /// Withdraws a request the node has not taken, by removing `<n>.req`: of this unlink and
+    /// the node's claiming rename, exactly one wins. `Ok(false)`: the node took it first
+    /// (its answer comes, or the node stopped while serving it).
     ///
     /// # Errors
     /// The request cannot be removed.
@@ -226,58 +345,103 @@ impl Desk {
         }
     }
 
-    /// Takes up to 16 waiting requests, oldest first, each with its file owner's uid. A
-    /// request that cannot be read is answered at once and dropped.
-    pub fn take(&self) -> Vec<(PathBuf, Request, u32)> {
-        let Ok(dir) = fs::read_dir(&self.requests) else {
-            return Vec::new();
+    /// Why the node does not serve its request folder at all, if it does not: the folder
+    /// is not a directory, is owned by someone other than root or the node, or is group- or
+    /// world-writable (anyone in that group could queue requests or swap them).
+    pub fn closed(&self) -> Option<String> {
+        let m = match fs::symlink_metadata(&self.requests) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => return Some(format!("it cannot be read: {e}")),
         };
+        if !m.is_dir() {
+            return Some("it is not a directory".to_string());
+        }
+        if !trusted_uid(m.uid()) {
+            return Some(format!(
+                "it is owned by uid {}, neither root nor the node's user",
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Some(format!(
+                "it is group- or world-writable (mode {:o}); make it 0700",
+                m.mode() & 0o7777
+            ));
+        }
+        None
+    }
+
+    /// Claims the oldest waiting request, by renaming `<n>.req` to `<n>.taken` (so a
+    /// command that gives up waiting can no longer withdraw it), and reads it through one
+    /// descriptor, never following a link: the owner and the bytes are those of the same
+    /// file. `None`: nothing waits (or the folder is [`closed`](Self::closed)).
+    pub fn take(&self) -> Option<Taken> {
+        if self.closed().is_some() {
+            return None;
+        }
+        let dir = fs::read_dir(&self.requests).ok()?;
         let mut paths: Vec<PathBuf> = dir
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "req"))
             .collect();
         paths.sort();
-        paths.truncate(MAX_REQUESTS);
-        let mut out = Vec::new();
         for p in paths {
-            // one open, never followed: the owner and the bytes are those of the same file
-            let parsed = crate::fsx::open_nofollow(&p).ok().and_then(|f| {
-                let m = f.metadata().ok().filter(|m| m.is_file())?;
-                let mut body = Vec::new();
-                f.take(MAX_REQUEST_BYTES + 1).read_to_end(&mut body).ok()?;
-                if body.len() as u64 > MAX_REQUEST_BYTES {
+            let taken = Self::taken_path(&p);
+            match fs::rename(&p, &taken) {
+                Ok(()) => {}
+                // withdrawn meanwhile
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::error!(request = %p.display(), error = %e, "cannot claim a quarantine request");
                     return None;
                 }
-                serde_json::from_slice::<Request>(&body)
-                    .ok()
-                    .filter(|r| r.ids.len() <= MAX_REQUEST_IDS)
-                    .map(|r| (r, m.uid()))
-            });
-            match parsed {
-                Some((r, uid)) => out.push((p, r, uid)),
-                None => self.answer(
-                    &p,
-                    &Answer {
-                        lines: vec!["refused: the request cannot be read".to_string()],
-                        failed: 1,
-                    },
-                ),
             }
+            let _ = sync_dir(&self.requests);
+            let (request, uid) = read_request(&taken);
+            return Some(Taken {
+                path: taken,
+                request,
+                uid,
+            });
         }
-        out
+        None
     }
 
-    /// Writes the answer to a request and removes the request.
-    pub fn answer(&self, request: &Path, answer: &Answer) {
+    /// Writes the answer to a claimed request, then removes the request. If the answer
+    /// cannot be written (a full disk), the request stays claimed (`<n>.taken`), so the
+    /// command that waits says the node took it and could not answer; `false` then.
+    pub fn answer(&self, request: &Path, answer: &Answer) -> bool {
         let written = serde_json::to_vec(answer)
             .map_err(io::Error::other)
-            .and_then(|b| write_durable(&Self::answer_path(request), &b));
+            .and_then(|b| crate::fsx::write_durable_mode(&Self::answer_path(request), &b, 0o644));
         if let Err(e) = written {
-            tracing::error!(error = %e, "cannot answer a quarantine request");
+            tracing::error!(request = %request.display(), error = %e, "cannot answer a quarantine request; it stays, claimed");
+            return false;
         }
         let _ = fs::remove_file(request);
         let _ = sync_dir(&self.requests);
+        true
+    }
+
+    /// Answers the requests a stop interrupted while they were served (at start): what
+    /// was done is in the audit log.
+    pub fn answer_interrupted(&self) {
+        let Ok(dir) = fs::read_dir(&self.requests) else {
+            return;
+        };
+        for p in dir.flatten().map(|e| e.path()) {
+            if p.extension().is_some_and(|x| x == TAKEN) {
+                self.answer(
+                    &p,
+                    &Answer {
+                        lines: vec!["the node stopped while serving this request; what it did is in its audit log (`isogate quarantine show ID`)".to_string()],
+                        failed: 1,
+                    },
+                );
+            }
+        }
     }
 
     /// Records a release under way, durably.
@@ -350,6 +514,10 @@ pub fn entry_of(e: &Listed) -> Entry {
 /// first request is served.
 pub fn recover(node: &Node, sides: &Sides<'_>) {
     let desk = Desk::paths(&node.cfg.node.state_dir);
+    if let Err(e) = desk.open() {
+        tracing::error!(folder = %desk.requests.display(), error = %e, "cannot make the quarantine request folder");
+    }
+    desk.answer_interrupted();
     let pending = desk.pending();
     // a staged copy no record names: a stop came before its record was written
     if let Ok(dir) = fs::read_dir(&desk.pending) {
@@ -377,22 +545,101 @@ pub fn recover(node: &Node, sides: &Sides<'_>) {
     }
 }
 
-/// Serves the waiting requests (one pass), then ages out entries past `[quarantine]
-/// keep_days` when it is set.
+/// Whether the last pass found the request folder closed (it is said once per change, not
+/// every pass).
+static CLOSED_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Serves the waiting requests (one pass, one claimed at a time, at most 16). A request
+/// whose file is owned by neither root nor the node's user is refused (audited for a
+/// release, logged for a purge); nothing is served from a folder others may write.
 pub fn serve(node: &Node, sides: &Sides<'_>) {
+    use std::sync::atomic::Ordering;
     let desk = Desk::paths(&node.cfg.node.state_dir);
-    for (path, request, uid) in desk.take() {
-        let who = Who {
-            uid: Some(uid),
-            user: clean(&request.user, 64),
-            note: request.note.as_deref().map(|n| clean(n, MAX_NOTE)),
-        };
-        let answer = match request.action {
-            Action::Purge => purge_request(node, &request, &who),
-            Action::Release => release_request(node, &desk, sides, &request, &who),
-        };
-        desk.answer(&path, &answer);
+    match desk.closed() {
+        Some(why) => {
+            if !CLOSED_SAID.swap(true, Ordering::Relaxed) {
+                tracing::error!(folder = %desk.requests.display(), why = %why, "quarantine requests are not served: the request folder is not the node's alone");
+            }
+            return;
+        }
+        None => {
+            if CLOSED_SAID.swap(false, Ordering::Relaxed) {
+                tracing::info!(folder = %desk.requests.display(), "quarantine requests are served again");
+            }
+        }
     }
+    for _ in 0..MAX_REQUESTS {
+        let Some(taken) = desk.take() else {
+            break;
+        };
+        let answer = serve_one(node, &desk, sides, &taken);
+        desk.answer(&taken.path, &answer);
+    }
+}
+
+/// Serves one claimed request.
+fn serve_one(node: &Node, desk: &Desk, sides: &Sides<'_>, taken: &Taken) -> Answer {
+    let refused = |line: String| Answer {
+        lines: vec![format!("refused: {line}")],
+        failed: 1,
+    };
+    let request = match &taken.request {
+        Ok(r) => r,
+        Err(why) => {
+            tracing::warn!(request = %taken.path.display(), why = %why, "quarantine request refused");
+            return refused(why.clone());
+        }
+    };
+    let Some(uid) = taken.uid else {
+        return refused("its owner cannot be read".to_string());
+    };
+    let who = Who {
+        uid: Some(uid),
+        user: clean(&request.user, 64),
+        note: request.note.as_deref().map(|n| clean(n, MAX_NOTE)),
+    };
+    if !trusted_uid(uid) {
+        let why = format!(
+            "the request file is owned by uid {uid}, neither root nor the node's user: only they release or purge (see the README's quarantine desk)"
+        );
+        tracing::warn!(uid, user = %who.user, action = ?request.action, "quarantine request refused: not root nor the node's user");
+        if request.action == Action::Release {
+            let rec = Entry {
+                detail: Some(format!("{}; refused: {why}", who.detail())),
+                ..Entry::default()
+            };
+            if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+                tracing::error!(error = %err, "cannot audit a refused quarantine release");
+            }
+        }
+        return refused(why);
+    }
+    match request.action {
+        Action::Purge => purge_request(node, request, &who),
+        Action::Release => release_request(node, desk, sides, request, &who),
+    }
+}
+
+/// Audits a release that was begun (its `quarantine_released` record written) and then
+/// withdrawn, the entry left in quarantine: `quarantine_release_refused`, `detail`
+/// `withdrawn: WHY`.
+pub fn audit_withdrawn(node: &Node, channel: &str, old_id: &str, who: Option<&Who>, why: &str) {
+    let rec = Entry {
+        channel: Some(channel.to_string()),
+        object_id: ObjectId::parse(old_id),
+        detail: Some(match who {
+            Some(w) => format!(
+                "{}; withdrawn: {why}; the entry stays in quarantine",
+                w.detail()
+            ),
+            None => format!("withdrawn: {why}; the entry stays in quarantine"),
+        }),
+        ..Entry::default()
+    };
+    if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+        tracing::error!(error = %err, object = %old_id, "cannot audit a withdrawn quarantine release");
+    }
+    tracing::warn!(channel = %channel, object = %old_id, why = %why, "quarantine release withdrawn; the entry stays in quarantine");
 }
 
 /// How often the running node looks for requests.
@@ -513,6 +760,9 @@ fn purge_request(node: &Node, request: &Request, who: &Who) -> Answer {
         }
     }
     let desk = Desk::paths(&node.cfg.node.state_dir);
+    // an id named twice, or named and older than the cut-off, is purged (and recorded) once
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert((e.channel.clone(), e.object_id.clone())));
     for e in entries {
         if desk.is_pending(&e.channel, &e.object_id) {
             answer.lines.push(format!(
@@ -629,42 +879,126 @@ fn release_one(
 mod tests {
     use super::*;
 
-    #[test]
-    fn requests_carry_the_owner_uid_and_unreadable_ones_are_answered() {
-        let t = tempfile::tempdir().unwrap();
-        let desk = Desk::paths(t.path());
-        let r = Request {
+    fn purge(ids: Vec<String>) -> Request {
+        Request {
             action: Action::Purge,
-            ids: vec!["00".repeat(16)],
+            ids,
             before_ms: None,
             channel: None,
             user: "alice".into(),
             note: Some("old".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_owner_uid_and_bad_ones_say_what_is_wrong() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        assert!(
+            desk.submit(&purge(vec![])).is_err(),
+            "the node makes the folder"
+        );
+        desk.open().unwrap();
+        let r = purge(vec!["00".repeat(16)]);
         let p = desk.submit(&r).unwrap();
-        fs::write(t.path().join(REQUESTS).join("bad.req"), b"{\"user\": 1").unwrap();
-        let taken = desk.take();
-        assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].0, p);
-        assert_eq!(taken[0].1, r);
-        assert_eq!(taken[0].2, fs::metadata(t.path()).unwrap().uid());
-        let bad: Answer =
-            serde_json::from_slice(&fs::read(t.path().join(REQUESTS).join("bad.out")).unwrap())
-                .unwrap();
-        assert_eq!(bad.failed, 1);
-        desk.answer(&p, &Answer::default());
-        assert!(!p.exists());
+        let taken = desk.take().unwrap();
+        assert_eq!(taken.path, Desk::taken_path(&p));
+        assert_eq!(taken.request.unwrap(), r);
+        assert_eq!(taken.uid, Some(fs::metadata(t.path()).unwrap().uid()));
+        assert!(desk.answer(&taken.path, &Answer::default()));
+        assert!(!taken.path.exists() && !p.exists());
         assert!(Desk::answer_path(&p).exists());
-        // a link is never followed: its target's owner is not who asked
+        assert!(desk.take().is_none());
+        // each kind of bad request is answered with what is wrong with it
+        let dir = t.path().join(REQUESTS);
         let elsewhere = t.path().join("elsewhere.json");
         fs::write(&elsewhere, serde_json::to_vec(&r).unwrap()).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, t.path().join(REQUESTS).join("link.req")).unwrap();
-        assert!(desk.take().is_empty());
-        assert!(t.path().join(REQUESTS).join("link.out").exists());
-        // a request not taken can be withdrawn; a taken one cannot
+        std::os::unix::fs::symlink(&elsewhere, dir.join("1-link.req")).unwrap();
+        fs::write(dir.join("2-json.req"), b"{\"user\": 1").unwrap();
+        fs::write(
+            dir.join("3-large.req"),
+            vec![b' '; MAX_REQUEST_BYTES as usize + 1],
+        )
+        .unwrap();
+        let many = purge(vec!["00".repeat(16); MAX_REQUEST_IDS + 1]);
+        fs::write(dir.join("4-many.req"), serde_json::to_vec(&many).unwrap()).unwrap();
+        let mut said = Vec::new();
+        while let Some(t) = desk.take() {
+            said.push(t.request.unwrap_err());
+        }
+        assert_eq!(said.len(), 4);
+        assert!(said[0].contains("symbolic link"), "{said:?}");
+        assert!(said[1].contains("not valid JSON"), "{said:?}");
+        assert!(said[2].contains("too large"), "{said:?}");
+        assert!(said[3].contains("at most 1000"), "{said:?}");
+    }
+
+    #[test]
+    fn a_claimed_request_can_no_longer_be_withdrawn() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        desk.open().unwrap();
+        let r = purge(vec!["00".repeat(16)]);
+        // not taken yet: the withdrawal wins, and the node never sees it
         let q = desk.submit(&r).unwrap();
         assert!(desk.withdraw(&q).unwrap());
+        assert!(desk.take().is_none());
+        // claimed (renamed) before it is served: the withdrawal loses, the answer comes
+        let q = desk.submit(&r).unwrap();
+        let taken = desk.take().unwrap();
         assert!(!desk.withdraw(&q).unwrap());
+        assert!(taken.path.exists());
+        // one at a time: a second request waits for the next take
+        let a = desk.submit(&r).unwrap();
+        let b = desk.submit(&r).unwrap();
+        let first = desk.take().unwrap().path;
+        assert!(first == Desk::taken_path(&a) || first == Desk::taken_path(&b));
+        assert_eq!(u8::from(a.exists()) + u8::from(b.exists()), 1);
+    }
+
+    #[test]
+    fn an_answer_that_cannot_be_written_keeps_the_request() {
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        desk.open().unwrap();
+        let q = desk.submit(&purge(vec![])).unwrap();
+        let taken = desk.take().unwrap();
+        // the answer's name is taken by a directory: it cannot be written
+        fs::create_dir(Desk::answer_path(&q)).unwrap();
+        assert!(!desk.answer(&taken.path, &Answer::default()));
+        assert!(
+            taken.path.exists(),
+            "kept, so the command knows it was taken"
+        );
+        // at the next start, a request a stop interrupted is answered
+        fs::remove_dir(Desk::answer_path(&q)).unwrap();
+        desk.answer_interrupted();
+        assert!(!taken.path.exists());
+        let a: Answer = serde_json::from_slice(&fs::read(Desk::answer_path(&q)).unwrap()).unwrap();
+        assert_eq!(a.failed, 1);
+        assert!(a.lines[0].contains("stopped"));
+    }
+
+    #[test]
+    fn a_request_folder_others_may_write_is_not_served() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let desk = Desk::paths(t.path());
+        desk.open().unwrap();
+        let dir = t.path().join(REQUESTS);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let q = desk.submit(&purge(vec![])).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(desk.closed().unwrap().contains("group- or world-writable"));
+        assert!(desk.take().is_none());
+        assert!(q.exists(), "left as it was");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(desk.closed().is_none());
+        assert!(desk.take().is_some());
+        // who may ask: root and the node's own user, nobody else
+        assert!(trusted_uid(0));
+        assert!(trusted_uid(rustix::process::geteuid().as_raw()));
+        assert!(!trusted_uid(54_321) || rustix::process::geteuid().as_raw() == 54_321);
     }
 
     #[test]

@@ -280,6 +280,35 @@ const INTEGRITY: [Reason; 6] = [
     Reason::SizeMismatch,
 ];
 
+/// The reasons that say what the entry is rather than what it holds: never released.
+const NOT_PLAIN: [(Reason, &str); 3] = [
+    (Reason::Symlink, "symlink"),
+    (Reason::HardLink, "hard-linked file"),
+    (Reason::NotRegularFile, "directory, FIFO, socket or device"),
+];
+
+/// Opens an entry's content to copy it out (a release): never following a link, and only a
+/// plain file with one link, checked on the opened descriptor (what is read is what was
+/// checked, whatever is renamed in meanwhile).
+///
+/// # Errors
+/// It cannot be opened, or it is not a plain file with one link (`InvalidData`).
+pub fn open_content(path: &Path) -> io::Result<fs::File> {
+    let f = open_nofollow(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() || m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: not a plain file with one link ({} links): never released",
+                path.display(),
+                m.nlink()
+            ),
+        ));
+    }
+    Ok(f)
+}
+
 impl Listed {
     /// Whether an officer may release the entry: a plain file refused for a content
     /// reason. A release is never an override: the entry crosses through the full policy of
@@ -293,6 +322,11 @@ impl Listed {
             || Reason::ALL.iter().all(|r| r.as_str() != self.reason);
         if integrity {
             return Err(NotReleasable::Integrity(self.reason.clone()));
+        }
+        // what it is, not what it holds: whatever the entry looks like now (a hard link's
+        // other name may have gone since), such an entry never crosses
+        if let Some((_, what)) = NOT_PLAIN.iter().find(|(r, _)| r.as_str() == self.reason) {
+            return Err(NotReleasable::NotPlain(what));
         }
         match self.kind {
             Kind::File => {}
@@ -558,5 +592,49 @@ mod tests {
         .unwrap();
         assert_eq!(by(5).reason, "unreadable");
         assert!(by(5).releasable().is_err());
+    }
+
+    #[test]
+    fn a_hard_linked_entry_is_never_releasable_even_once_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("quarantine").join("c");
+        let src = t.path().join("published");
+        fs::write(&src, b"content").unwrap();
+        let other = t.path().join("other-link");
+        fs::hard_link(&src, &other).unwrap();
+        let s = Subject {
+            id: ObjectId([7; 16]),
+            channel: "c",
+            name: "a.txt",
+        };
+        let refusal = Refusal::new(Reason::HardLink, "2 links");
+        put(&q, &s, Some(&src), "n", Side::Sender, &refusal).unwrap();
+        let dirs = vec![q.clone()];
+        let id = s.id.to_string();
+        let e = find(&dirs, &id).unwrap().unwrap();
+        assert_eq!(e.kind, Kind::Other);
+        // the staging copy refuses it on the descriptor
+        let err = open_content(&e.path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // the publisher drops its other link: one link now, a plain file to look at
+        fs::remove_file(&other).unwrap();
+        let e = find(&dirs, &id).unwrap().unwrap();
+        assert_eq!(e.kind, Kind::File);
+        assert_eq!(
+            e.releasable(),
+            Err(NotReleasable::NotPlain("hard-linked file"))
+        );
+        for (reason, what) in NOT_PLAIN {
+            let mut r = e.clone();
+            r.reason = reason.as_str().to_string();
+            assert_eq!(r.releasable(), Err(NotReleasable::NotPlain(what)));
+        }
+        // a plain file with one link opens
+        let plain = t.path().join("plain");
+        fs::write(&plain, b"x").unwrap();
+        assert!(open_content(&plain).is_ok());
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&plain, &link).unwrap();
+        assert!(open_content(&link).is_err());
     }
 }

@@ -75,7 +75,7 @@ impl Releaser for ReceiveRelease {
         desk.begin(&pending)?;
         let copied = (|| -> io::Result<std::path::PathBuf> {
             let (part, mut file) = Lander::create_part(&channel.inbox, new)?;
-            let mut src = crate::fsx::open_nofollow(&e.path)?;
+            let mut src = quarantine::open_content(&e.path)?;
             io::copy(&mut src, &mut file)?;
             file.sync_all()?;
             Ok(part)
@@ -88,9 +88,17 @@ impl Releaser for ReceiveRelease {
                 return Err(err.into());
             }
         };
+        // before its `quarantine_released` record: nothing to say
+        let unbegun = |err: Fault| {
+            let _ = std::fs::remove_file(&part);
+            let _ = desk.end(&pending);
+            err
+        };
+        // after it: the withdrawal is on record too
         let withdraw = |err: Fault| {
             let _ = std::fs::remove_file(&part);
             let _ = desk.end(&pending);
+            desk::audit_withdrawn(node, &e.channel, old, Some(who), &err.to_string());
             err
         };
         let mut rec = desk::entry_of(e);
@@ -100,7 +108,7 @@ impl Releaser for ReceiveRelease {
         ));
         node.audit
             .durable(Event::QuarantineReleased, rec)
-            .map_err(|err| withdraw(err.into()))?;
+            .map_err(|err| unbegun(err.into()))?;
         let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
         let line = match inspect_file(&policy, &e.name, &part, &work) {
             Ok(Ok(accepted)) => {
@@ -134,10 +142,17 @@ impl Releaser for ReceiveRelease {
                 node.audit
                     .durable(Event::Landed, rec)
                     .map_err(|err| withdraw(err.into()))?;
+                // counted as every landing is (events::Landed has no room for the
+                // release's detail, so its record is written here)
                 node.metrics
                     .land_objects
                     .with_label_values(&[channel.name.as_str()])
                     .inc();
+                node.metrics
+                    .land_bytes
+                    .with_label_values(&[channel.name.as_str()])
+                    .inc_by(size.unwrap_or(0));
+                tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size = size.unwrap_or(0), "landed");
                 let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
                 let landed = path
                     .file_name()
@@ -203,12 +218,21 @@ impl Releaser for ReceiveRelease {
             {
                 quarantine::purge(&e)?;
             }
-        } else if let (Some(c), Some(id)) = (r.node.cfg.channel(&p.channel), id) {
-            match std::fs::remove_file(Lander::part_path(&c.inbox, id)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        } else {
+            if let (Some(c), Some(id)) = (r.node.cfg.channel(&p.channel), id) {
+                match std::fs::remove_file(Lander::part_path(&c.inbox, id)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
+            desk::audit_withdrawn(
+                &r.node,
+                &p.channel,
+                &p.old_id,
+                None,
+                "the node stopped before it landed",
+            );
         }
         desk.end(p)
     }

@@ -15,7 +15,7 @@
 
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
-use crate::fsx::{open_nofollow, sync_dir};
+use crate::fsx::sync_dir;
 use crate::node::Fault;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
 use crate::node::quarantine::{self, Listed};
@@ -42,7 +42,7 @@ fn stage(from: &Path, to: &Path) -> io::Result<()> {
         ".{}.tmp",
         to.file_name().and_then(|n| n.to_str()).unwrap_or("staged")
     ));
-    let mut src = open_nofollow(from)?;
+    let mut src = quarantine::open_content(from)?;
     let mut dst = OpenOptions::new()
         .write(true)
         .create(true)
@@ -87,11 +87,34 @@ impl Releaser for SendRelease {
             return Err(err.into());
         }
         let taken =
-            self.sender
+            match self
+                .sender
                 .spool
-                .take(&e.channel, desk.pending_dir(), token.as_ref(), &e.name)?;
+                .take(&e.channel, desk.pending_dir(), token.as_ref(), &e.name)
+            {
+                Ok(t) => t,
+                Err(err) if !staged.exists() => {
+                    // the spool took it before the fault: the pending record finishes the
+                    // release at the next start (the old entry goes; never two copies)
+                    return Err(err.into());
+                }
+                Err(err) => {
+                    // not taken: the staged copy goes, the entry stays
+                    let _ = fs::remove_file(&staged);
+                    let _ = desk.end(&pending);
+                    desk::audit_withdrawn(
+                        node,
+                        &e.channel,
+                        old,
+                        Some(who),
+                        &format!("the spool refused it ({err})"),
+                    );
+                    return Err(err.into());
+                }
+            };
         let Some(spooled) = taken else {
             let _ = desk.end(&pending);
+            desk::audit_withdrawn(node, &e.channel, old, Some(who), "the staged copy vanished");
             return Err(io::Error::other("the staged copy vanished").into());
         };
         let mut rec = Entry::object(&spooled.channel, spooled.id, &spooled.name);
@@ -101,6 +124,16 @@ impl Releaser for SendRelease {
             who.detail()
         ));
         node.audit.append(Event::Taken, rec)?;
+        // counted as every intake is
+        let channel = [e.channel.as_str()];
+        node.metrics
+            .intake_objects
+            .with_label_values(&channel)
+            .inc();
+        node.metrics
+            .intake_bytes
+            .with_label_values(&channel)
+            .inc_by(e.size.unwrap_or(0));
         quarantine::purge(e)?;
         desk.end(&pending)?;
         tracing::info!(channel = %e.channel, object = %old, new = %spooled.id, who = %who.detail(), "quarantine entry released: taken again");
@@ -140,7 +173,13 @@ impl Releaser for SendRelease {
             // never taken: the entry stays in quarantine
             fs::remove_file(&staged)?;
             sync_dir(desk.pending_dir())?;
-            tracing::warn!(object = %p.old_id, "a release cut short by a stop was withdrawn; the entry stays in quarantine");
+            desk::audit_withdrawn(
+                &self.sender.node,
+                &p.channel,
+                &p.old_id,
+                None,
+                "the node stopped before the spool took it",
+            );
         } else {
             let dirs = desk::quarantine_dirs(&self.sender.node.cfg);
             if let Some(e) = quarantine::find(&dirs, &p.old_id)?
