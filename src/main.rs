@@ -489,7 +489,7 @@ enum QuarantineCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Only entries refused longer ago than this age (30d, 12h, 1h30m) or before a time.
-        #[arg(long, value_name = "AGE")]
+        #[arg(long, value_name = "AGE", allow_hyphen_values = true)]
         older_than: Option<String>,
         /// Time zone of the times shown (UTC, Asia/Shanghai, +08:00); default: the system's.
         #[arg(long)]
@@ -530,7 +530,7 @@ enum QuarantineCommand {
         #[arg(long, default_value = "/etc/isogate/node.toml")]
         config: PathBuf,
         /// Every entry refused longer ago than this age (30d, 12h) or before a time.
-        #[arg(long, value_name = "AGE")]
+        #[arg(long, value_name = "AGE", allow_hyphen_values = true)]
         older_than: Option<String>,
         /// With --older-than: only this channel.
         #[arg(long, requires = "older_than")]

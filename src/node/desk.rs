@@ -188,9 +188,22 @@ impl Who {
 
     /// `by USER (uid N); note: "…"` for an audit record's detail.
     pub fn detail(&self) -> String {
+        // a user name as the command stated it (SUDO_USER, the login name) is text from
+        // the requester: quoted unless it is a plain account name, so it cannot pass for
+        // more of the record
+        let plain = !self.user.is_empty()
+            && self
+                .user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'));
+        let user = if plain || self.uid.is_none() && self.user.starts_with("the node (") {
+            self.user.clone()
+        } else {
+            format!("{:?}", self.user)
+        };
         let mut s = match self.uid {
-            Some(uid) => format!("by {} (uid {uid})", self.user),
-            None => format!("by {}", self.user),
+            Some(uid) => format!("by {user} (uid {uid})"),
+            None => format!("by {user}"),
         };
         if let Some(n) = &self.note {
             s.push_str(&format!("; note: {n:?}"));
@@ -596,7 +609,11 @@ fn serve_one(node: &Node, desk: &Desk, sides: &Sides<'_>, taken: &Taken) -> Answ
     let who = Who {
         uid: Some(uid),
         user: clean(&request.user, 64),
-        note: request.note.as_deref().map(|n| clean(n, MAX_NOTE)),
+        // kept whole (escaped when the detail is written), newlines included
+        note: request
+            .note
+            .as_deref()
+            .map(|n| n.chars().take(MAX_NOTE).collect::<String>()),
     };
     if !trusted_uid(uid) {
         let why = format!(
@@ -1027,5 +1044,16 @@ mod tests {
         };
         assert_eq!(w.detail(), "by alice (uid 1000); note: \"false positive\"");
         assert_eq!(clean("", 5), "?");
+        // a stated name that is not a plain account name is quoted; a note keeps its lines
+        // and bidirectional controls, escaped
+        let forged = Who {
+            uid: Some(0),
+            user: clean("chief judge\"; note: \"approved", 64),
+            note: Some("ok\nforged line \u{202e}evil".into()),
+        };
+        assert_eq!(
+            forged.detail(),
+            "by \"chief judge\\\"; note: \\\"approved\" (uid 0); note: \"ok\\nforged line \\u{202e}evil\""
+        );
     }
 }
