@@ -8,7 +8,7 @@
 //!
 //!  audit dir ──► read::for_each_line ──► Record ──► Filter::matches ─┬► print(): table | json | csv
 //!               (for_each_match: one record at a time)              └► export(): line as logged
-//!                                                                        | syslog::format(rec)
+//!                                                                        | syslog::format_exported(rec)
 //! ```
 
 use super::when::{self, WhenError};
@@ -649,8 +649,8 @@ pub fn print(
 pub enum ExportFormat {
     /// One JSON record per line, byte for byte as logged.
     Jsonl,
-    /// One RFC 5424 message per line, as the live syslog export sends it
-    /// ([`syslog::format`]).
+    /// One RFC 5424 message per line, as the live syslog export sends it, but with PROCID
+    /// `-` ([`syslog::format_exported`]).
     Syslog,
 }
 
@@ -684,7 +684,7 @@ pub fn export(
     done.scan = for_each_match(dir, filter, |line, r| {
         match format {
             ExportFormat::Jsonl => out.write_all(line)?,
-            ExportFormat::Syslog => out.write_all(syslog::format(r).as_bytes())?,
+            ExportFormat::Syslog => out.write_all(syslog::format_exported(r).as_bytes())?,
         }
         out.write_all(b"\n")?;
         done.records += 1;

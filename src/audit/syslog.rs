@@ -160,6 +160,18 @@ fn header_field(v: &str, max: usize) -> String {
 /// values escaped per §6.3.3); and MSG, the record as logged (JSON), opened by the BOM
 /// U+FEFF when it holds any non-ASCII character (§6.4). No trailing newline.
 pub fn format(rec: &Record) -> String {
+    format_as(rec, Some(std::process::id()))
+}
+
+/// [`format`] for a record read back from a log (`audit export --format syslog`): the
+/// PROCID is the NILVALUE `-` (§6.2.6), since the process that wrote the record is not
+/// known, rather than the exporting command's own pid.
+pub fn format_exported(rec: &Record) -> String {
+    format_as(rec, None)
+}
+
+/// [`format`] with PROCID `pid`, or `-` for `None`.
+fn format_as(rec: &Record, pid: Option<u32>) -> String {
     let severity = if rec.event.verdict() == Some("reject") {
         4
     } else {
@@ -200,7 +212,7 @@ pub fn format(rec: &Record) -> String {
     format!(
         "<{pri}>1 {time} {host} isogate {pid} {msgid} {sd} {bom}{body}",
         host = header_field(&rec.node, 255),
-        pid = std::process::id(),
+        pid = pid.map_or("-".to_string(), |p| p.to_string()),
         msgid = header_field(rec.event.as_str(), 32),
     )
 }
@@ -518,6 +530,12 @@ mod tests {
             ))
         );
         assert_eq!(m.msgid.as_deref(), Some("refused"));
+        let exported = syslog_rfc5424::parse_message(format_exported(&rec)).unwrap();
+        assert_eq!(
+            exported.procid, None,
+            "NILVALUE: the writer's pid is not known"
+        );
+        assert_eq!(exported.msgid.as_deref(), Some("refused"));
         let p = |k: &str| m.sd.find_tuple(SD_ID, k).map(|v| v.to_string());
         assert_eq!(p("seq"), Some("7".into()));
         assert_eq!(p("time_ms"), Some(rec.time_ms.to_string()));
