@@ -422,6 +422,22 @@ pub fn rule_of(reason: Reason, detail: &str) -> Option<String> {
     Some(found.unwrap_or(detail).chars().take(120).collect())
 }
 
+/// A change's detail: the record's, after the entry's name and object id for an officer's
+/// quarantine action (which entry was released or purged).
+fn change_detail(r: &Record) -> String {
+    let detail = r.detail.clone().unwrap_or_default();
+    match r.event {
+        Event::QuarantineReleased | Event::QuarantineReleaseRefused | Event::QuarantinePurged => {
+            format!(
+                "{} ({}): {detail}",
+                r.name.as_deref().unwrap_or("?"),
+                r.object_id.as_deref().unwrap_or("?")
+            )
+        }
+        _ => detail,
+    }
+}
+
 impl Builder {
     /// A builder for the period and channels of `params`.
     pub fn new(params: Params) -> Builder {
@@ -559,7 +575,7 @@ impl Builder {
                     time: when::format(r.time_ms, tz),
                     event: r.event.as_str().to_string(),
                     channel: channel.clone(),
-                    detail: r.detail.clone().unwrap_or_default(),
+                    detail: change_detail(r),
                 });
             } else {
                 self.changes_omitted += 1;
@@ -855,8 +871,14 @@ mod tests {
         assert_eq!(
             listed,
             [
-                ("quarantine_released", "released by alice (uid 0)"),
-                ("quarantine_purged", "purged by bob (uid 0)")
+                (
+                    "quarantine_released",
+                    "f1.pdf (00000000000000000000000000000001): released by alice (uid 0)"
+                ),
+                (
+                    "quarantine_purged",
+                    "f2.pdf (00000000000000000000000000000002): purged by bob (uid 0)"
+                )
             ]
         );
     }

@@ -545,6 +545,12 @@ pub fn html(report: &Report) -> Result<String, RenderError> {
     };
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    // names and details come from the log (a publisher chose them): control and bidi
+    // characters are shown escaped, as in the text report, before HTML escaping
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(s) => minijinja::escape_formatter(out, state, &minijinja::Value::from(printable(s))),
+        None => minijinja::escape_formatter(out, state, value),
+    });
     env.add_template("report.html", HTML_TEMPLATE)?;
     let t = env.get_template("report.html")?;
     Ok(t.render(minijinja::value::Serde(&page))?)
@@ -626,6 +632,9 @@ mod tests {
             "{page}"
         );
         assert!(!page.contains("<img"));
+        // a control character from a publisher's name is shown escaped, never raw
+        assert!(!page.contains('\u{1b}'), "raw ESC in the page");
+        assert!(page.contains("\\u{1b}[2J.txt"), "{page}");
         assert!(page.contains("民事判决书（2026）吉01民初124号.docx (1)"));
         assert!(page.contains("内部资料 (1)"));
         assert!(page.contains("<meta charset=\"utf-8\">"));
