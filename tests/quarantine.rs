@@ -403,7 +403,7 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
     fs::create_dir_all(&pending).unwrap();
     let record = |token: &str, old: &str| {
         let body = serde_json::json!({"token": token, "side": "sender",
-            "channel": "to-internet", "old_id": old});
+            "channel": "to-internet", "old_id": old, "who": "by alice (uid 0)"});
         fs::write(pending.join(format!("{token}.json")), body.to_string()).unwrap();
     };
     let (ta, tb, tc) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
@@ -439,8 +439,8 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
         withdrawn[0]["detail"]
             .as_str()
             .unwrap()
-            .starts_with("withdrawn: "),
-        "{withdrawn:?}"
+            .starts_with("by alice (uid 0); withdrawn: "),
+        "who asked is still named after the restart: {withdrawn:?}"
     );
     // a withdrawn release can be asked again
     let out = quarantine(&lab, "court", &["release", &a]);
@@ -448,4 +448,27 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
     assert!(text(&out).contains("refused again"), "{}", text(&out));
     court.stop();
     verify(&lab, "court");
+}
+
+/// `list` and `show` only read the node's folders: an auditor, who may not read the node's
+/// private keys, runs them. A signing key and a TLS key that cannot be read as keys do not
+/// stop them (they are never opened), while `release` still loads the whole configuration.
+#[test]
+fn list_and_show_never_read_the_private_keys() {
+    let lab = Lab::new(25280);
+    for key in ["certs/court.sign.key", "certs/court.tls.key"] {
+        fs::write(lab.dir.join(key), "not a key: the auditor cannot read it\n").unwrap();
+    }
+    let out = quarantine(&lab, "court", &["list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(0 entries)"), "{}", text(&out));
+    let out = quarantine(&lab, "court", &["show", &"ab".repeat(16)]);
+    assert!(
+        !text(&out).contains("signing_key") && !text(&out).contains("tls_key"),
+        "{}",
+        text(&out)
+    );
+    let out = quarantine(&lab, "court", &["release", &"ab".repeat(16)]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("node.signing_key"), "{}", text(&out));
 }

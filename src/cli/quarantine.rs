@@ -48,6 +48,12 @@ fn load(config: &Path) -> Result<Config> {
     Config::load(config).map_err(|p| anyhow!("{}: {p}", config.display()))
 }
 
+/// The configuration for `list` and `show`, which only read the node's folders: the private
+/// keys are left unread, so an auditor (group `isogate-audit`) runs them without them.
+fn load_for_reading(config: &Path) -> Result<Config> {
+    Config::load_without_private_keys(config).map_err(|p| anyhow!("{}: {p}", config.display()))
+}
+
 /// The cut-off time of `--older-than`: an age (`30d`, `1h30m`: that long before now) or any
 /// time `audit::when` reads.
 ///
@@ -199,7 +205,7 @@ pub fn list(
     tz: Option<&str>,
     format: Format,
 ) -> Result<ExitCode> {
-    let cfg = load(config)?;
+    let cfg = load_for_reading(config)?;
     let tz = when::zone(tz)?;
     let now = crate::now_ms();
     let found = entries(&cfg, filter, &tz, now)?;
@@ -320,7 +326,7 @@ pub fn show(config: &Path, id: &str, tz: Option<&str>) -> Result<ExitCode> {
 
 /// [`show`], written to `out`.
 fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Result<ExitCode> {
-    let cfg = load(config)?;
+    let cfg = load_for_reading(config)?;
     let tz = when::zone(tz)?;
     let id = id.trim().to_ascii_lowercase();
     if crate::core::id::ObjectId::parse(&id).is_none() {

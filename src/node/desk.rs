@@ -234,6 +234,10 @@ pub struct Pending {
     pub channel: String,
     /// The entry's object id.
     pub old_id: String,
+    /// Who asked, as the audit records say it (`by USER (uid N); note: "…"`), so that a
+    /// release withdrawn at the next start still names them (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
 }
 
 /// Lets a quarantine entry of one side cross again. Implemented by the sender (the entry is
@@ -640,15 +644,12 @@ fn serve_one(node: &Node, desk: &Desk, sides: &Sides<'_>, taken: &Taken) -> Answ
 /// Audits a release that was begun (its `quarantine_released` record written) and then
 /// withdrawn, the entry left in quarantine: `quarantine_release_refused`, `detail`
 /// `withdrawn: WHY`.
-pub fn audit_withdrawn(node: &Node, channel: &str, old_id: &str, who: Option<&Who>, why: &str) {
+pub fn audit_withdrawn(node: &Node, channel: &str, old_id: &str, who: Option<&str>, why: &str) {
     let rec = Entry {
         channel: Some(channel.to_string()),
         object_id: ObjectId::parse(old_id),
         detail: Some(match who {
-            Some(w) => format!(
-                "{}; withdrawn: {why}; the entry stays in quarantine",
-                w.detail()
-            ),
+            Some(w) => format!("{w}; withdrawn: {why}; the entry stays in quarantine"),
             None => format!("withdrawn: {why}; the entry stays in quarantine"),
         }),
         ..Entry::default()
@@ -1027,6 +1028,7 @@ mod tests {
             side: "sender".into(),
             channel: "c".into(),
             old_id: "cd".repeat(16),
+            who: Some("by alice (uid 0)".into()),
         };
         desk.begin(&p).unwrap();
         assert_eq!(desk.pending(), vec![p.clone()]);

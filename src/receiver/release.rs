@@ -52,6 +52,7 @@ impl Releaser for ReceiveRelease {
             side: "receiver".into(),
             channel: e.channel.clone(),
             old_id: old.clone(),
+            who: Some(who.detail()),
         };
         // disk safety, as for an arriving object: its size above the floor (twice when the
         // policy masks: the masked copy is written beside it), held until it has landed
@@ -98,7 +99,7 @@ impl Releaser for ReceiveRelease {
         let withdraw = |err: Fault| {
             let _ = std::fs::remove_file(&part);
             let _ = desk.end(&pending);
-            desk::audit_withdrawn(node, &e.channel, old, Some(who), &err.to_string());
+            desk::audit_withdrawn(node, &e.channel, old, Some(&who.detail()), &err.to_string());
             err
         };
         let mut rec = desk::entry_of(e);
@@ -230,7 +231,7 @@ impl Releaser for ReceiveRelease {
                 &r.node,
                 &p.channel,
                 &p.old_id,
-                None,
+                p.who.as_deref(),
                 "the node stopped before it landed",
             );
         }

@@ -71,6 +71,7 @@ impl Releaser for SendRelease {
             side: "sender".into(),
             channel: e.channel.clone(),
             old_id: old.clone(),
+            who: Some(who.detail()),
         };
         if let Err(err) = desk.begin(&pending) {
             let _ = fs::remove_file(&staged);
@@ -106,7 +107,7 @@ impl Releaser for SendRelease {
                         node,
                         &e.channel,
                         old,
-                        Some(who),
+                        Some(&who.detail()),
                         &format!("the spool refused it ({err})"),
                     );
                     return Err(err.into());
@@ -114,7 +115,13 @@ impl Releaser for SendRelease {
             };
         let Some(spooled) = taken else {
             let _ = desk.end(&pending);
-            desk::audit_withdrawn(node, &e.channel, old, Some(who), "the staged copy vanished");
+            desk::audit_withdrawn(
+                node,
+                &e.channel,
+                old,
+                Some(&who.detail()),
+                "the staged copy vanished",
+            );
             return Err(io::Error::other("the staged copy vanished").into());
         };
         let mut rec = Entry::object(&spooled.channel, spooled.id, &spooled.name);
@@ -177,7 +184,7 @@ impl Releaser for SendRelease {
                 &self.sender.node,
                 &p.channel,
                 &p.old_id,
-                None,
+                p.who.as_deref(),
                 "the node stopped before the spool took it",
             );
         } else {

@@ -409,6 +409,17 @@ pub fn compliance(
 impl Config {
     /// Loads and validates a config file and the policies it names, collecting every problem.
     pub fn load(file: &Path) -> Result<Config, Problems> {
+        Self::load_with(file, validate::PrivateKeys::Check)
+    }
+
+    /// [`Config::load`] without reading the private key files (signing key, TLS key): for
+    /// commands that only read the node's folders (`quarantine list|show`), which an
+    /// auditor runs without access to the keys. Never for a running node.
+    pub fn load_without_private_keys(file: &Path) -> Result<Config, Problems> {
+        Self::load_with(file, validate::PrivateKeys::Skip)
+    }
+
+    fn load_with(file: &Path, private: validate::PrivateKeys) -> Result<Config, Problems> {
         let text = crate::problem::read(file)?;
         let mut src = Source::new(file, &text);
         // Paths in the file are relative to its directory; keep them absolute from here on
@@ -417,7 +428,7 @@ impl Config {
         let Some(raw) = src.parse::<raw::RawConfig>() else {
             return Err(Problems(src.problems));
         };
-        let cfg = validate::config(&mut src, file, &raw);
+        let cfg = validate::config(&mut src, file, &raw, private);
         src.finish(cfg)
     }
 

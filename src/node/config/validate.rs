@@ -17,13 +17,28 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Whether loading reads the node's private keys (`run`, `check`) or only what a reader of
+/// its folders needs (`quarantine list|show`, run by an auditor who may not read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateKeys {
+    /// Read and check every key file.
+    Check,
+    /// Leave the private key files (signing key, TLS key) unread: their paths are kept.
+    Skip,
+}
+
 /// Validates `raw`, parsed from `src`, into a [`Config`]; `file` is the configuration file,
 /// absolute, that relative paths in it are resolved against. The problems are left in
 /// `src.problems` (those of the policy files and of the compliance review after the
 /// configuration's own); the returned value is meaningful only when there are none.
-pub(super) fn config(src: &mut Source, file: &Path, raw: &RawConfig) -> Config {
+pub(super) fn config(
+    src: &mut Source,
+    file: &Path,
+    raw: &RawConfig,
+    private: PrivateKeys,
+) -> Config {
     let zones = zones(raw);
-    let (node, peer) = node_and_peer(src, file, raw, &zones);
+    let (node, peer) = node_and_peer(src, file, raw, &zones, private);
     let (channels, mut extra, warnings) = channels(src, file, &raw.channels, &node, &peer, &zones);
     if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
         src.report(None, "link.max_in_flight", "must be between 1 and 1024");
@@ -175,6 +190,7 @@ fn node_and_peer(
     file: &Path,
     raw: &RawConfig,
     zones: &BTreeMap<String, i64>,
+    private: PrivateKeys,
 ) -> (NodeConfig, PeerConfig) {
     zone_of(src, zones, &raw.node.zone, "node.zone");
     zone_of(src, zones, &raw.peer.zone, "peer.zone");
@@ -196,7 +212,7 @@ fn node_and_peer(
     }
     let listen = address(src, &raw.node.listen, "node.listen");
     let peer_addr = address(src, &raw.peer.address, "peer.address");
-    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer);
+    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private);
     let node = NodeConfig {
         name: raw.node.name.get_ref().clone(),
         zone: raw.node.zone.get_ref().clone(),
@@ -258,6 +274,7 @@ fn key_files(
     file: &Path,
     n: &RawNode,
     p: &RawPeer,
+    private: PrivateKeys,
 ) -> (Option<NextNodeKeys>, Option<NextPeerKeys>) {
     use KeyFile::*;
     let files = [
@@ -285,7 +302,12 @@ fn key_files(
         ),
     ];
     let mut sound = true;
-    for (s, key, kind) in files.into_iter().filter_map(|(s, k, t)| Some((s?, k, t))) {
+    let read = |kind: &KeyFile| private == PrivateKeys::Check || !matches!(kind, Signing | TlsKey);
+    for (s, key, kind) in files
+        .into_iter()
+        .filter_map(|(s, k, t)| Some((s?, k, t)))
+        .filter(|(_, _, kind)| read(kind))
+    {
         if let Err(message) = check_key_file(&path(file, s), kind) {
             sound = false;
             src.report(Some(s.span()), key, message);
@@ -300,6 +322,8 @@ fn key_files(
             "node.next_tls_key",
         ),
     ];
+    // the pairs and the self-pins need the private keys
+    let sound = sound && private == PrivateKeys::Check;
     for (cert, key, name) in pairs {
         if let (true, Some(cert), Some(key)) = (sound, cert, key)
             && let Err(e) = crate::keys::load_tls_pair(&path(file, cert), &path(file, key))
