@@ -28,16 +28,81 @@ pub fn frame_and_manifest(data: &[u8]) {
     let _ = Reception::begin(data, &rules);
     // As if the peer had signed these bytes: exercises the body decoding and checks.
     let (body, content) = data.split_at(data.len().min(data.len() / 2 + 1));
+    // The raw bytes as a signed manifest, approvals trailer (envelope version 3) included.
+    let _ = SignedManifest::decode(data);
+    // With 0 to 2 approvals (by the first byte), so that the trailer is always reached on
+    // the signed path too, and the approvals are checked as a receiver with [approval] does.
+    let count = data.first().map_or(0, |b| usize::from(b % 3));
+    let digest = crate::core::approval::digest(body);
+    let Some(approvals) = approvals(count, &digest) else {
+        return;
+    };
     let signed = SignedManifest {
         body: body.to_vec(),
         signature: key.sign(&[crate::core::manifest::SIGNING_CONTEXT, body].concat::<u8>()),
+        approvals,
     };
     let Ok(encoded) = signed.encode() else {
         return;
     };
     if let Ok(mut r) = Reception::begin(&encoded, &rules) {
+        for rule in approval_rules() {
+            let _ = rule.check(r.digest(), r.approvals());
+        }
         let _ = r.feed(content).map(|()| r.finish());
     }
+}
+
+/// The fuzzed approvers' keys: `a0` and `a1`.
+fn approver_keys() -> Option<[SigningKey; 2]> {
+    Some([
+        SigningKey::from_seed(&[7u8; 32]).ok()?,
+        SigningKey::from_seed(&[8u8; 32]).ok()?,
+    ])
+}
+
+/// `count` approvals (at most 2) of `digest`, by `a0` then `a1`; `None` if a key or a
+/// signature cannot be made.
+fn approvals(count: usize, digest: &[u8; 32]) -> Option<Vec<crate::core::approval::Approval>> {
+    let keys = approver_keys()?;
+    keys.iter()
+        .take(count)
+        .enumerate()
+        .map(|(i, k)| {
+            crate::core::approval::try_sign(k, crate::core::approval::Decision::Approve, digest)
+                .ok()
+                .map(|signature| crate::core::approval::Approval {
+                    approver: format!("a{i}"),
+                    signature,
+                })
+        })
+        .collect()
+}
+
+/// The receivers' rules the fuzzed approvals are checked against, each reachable both
+/// ways: one approval of `a0` required (met by 1 approval), and two of `a0`, `a1` (met by
+/// 2; levels 1 then 2).
+fn approval_rules() -> Vec<crate::core::approval::Rule> {
+    let Some([k0, k1]) = approver_keys() else {
+        return Vec::new();
+    };
+    let approver = |n: &str, k: &SigningKey, level| crate::core::approval::Approver {
+        name: n.into(),
+        key: k.verify_key(),
+        level,
+    };
+    vec![
+        crate::core::approval::Rule {
+            required: 1,
+            approvers: vec![approver("a0", &k0, 1)],
+            expire_ms: 1000,
+        },
+        crate::core::approval::Rule {
+            required: 2,
+            approvers: vec![approver("a0", &k0, 1), approver("a1", &k1, 2)],
+            expire_ms: 1000,
+        },
+    ]
 }
 
 /// Parses `data` as an audit record, a stored checkpoint line, a checkpoint note and a proof
@@ -314,6 +379,21 @@ mod tests {
         input.truncate((next() as usize) % (input.len() + 1));
     }
 
+    #[test]
+    fn the_fuzzed_approval_rules_can_pass_and_fail() {
+        let d = crate::core::approval::digest(b"body");
+        let rules = approval_rules();
+        assert_eq!(rules.len(), 2);
+        let with = |n| approvals(n, &d).unwrap();
+        // one of a0: passes the first rule only; two: the second only (a1 is unknown to
+        // the first); none: neither
+        assert!(rules[0].check(&d, &with(1)).is_ok());
+        assert!(rules[1].check(&d, &with(1)).is_err());
+        assert!(rules[1].check(&d, &with(2)).is_ok());
+        assert!(rules[0].check(&d, &with(2)).is_err());
+        assert!(rules.iter().all(|r| r.check(&d, &with(0)).is_err()));
+    }
+
     /// A smoke run over deterministic pseudo-random and mutated inputs; the real fuzzing
     /// runs under cargo-fuzz (see the README).
     #[test]
@@ -325,17 +405,43 @@ mod tests {
             .encode()
             .unwrap();
         let frame = wire::encode_object_frame(&good).unwrap();
+        // a version 3 envelope: the approvals trailer after the signature
+        let mut signed = crate::core::manifest::tests::sample(5000)
+            .sign(&key)
+            .unwrap();
+        let digest = signed.digest();
+        signed.approvals = ["zhang", "李娜"]
+            .iter()
+            .map(|n| crate::core::approval::Approval {
+                approver: n.to_string(),
+                signature: crate::core::approval::try_sign(
+                    &key,
+                    crate::core::approval::Decision::Approve,
+                    &digest,
+                )
+                .unwrap(),
+            })
+            .collect();
+        let approved = signed.encode().unwrap();
+        assert_eq!(
+            crate::core::manifest::SignedManifest::decode(&approved)
+                .unwrap()
+                .approvals
+                .len(),
+            2
+        );
         let mut next = xorshift(0x1234_5678_9abc_def0);
-        for i in 0..20_000 {
-            let mut input = if i % 2 == 0 {
-                frame.clone()
-            } else {
-                good.clone()
+        for i in 0..30_000 {
+            let mut input = match i % 3 {
+                0 => frame.clone(),
+                1 => good.clone(),
+                _ => approved.clone(),
             };
             mutate(&mut input, &mut next, 8);
             frame_and_manifest(&input);
         }
         frame_and_manifest(&good);
+        frame_and_manifest(&approved);
         frame_and_manifest(&[]);
     }
 

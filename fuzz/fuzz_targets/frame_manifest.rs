@@ -1,5 +1,6 @@
 //! Fuzzes everything the receiver decodes from the wire: frame headers, object frames,
-//! signed manifests, manifest bodies, receipts, and content verification.
+//! signed manifests (with the approvals trailer of a version 3 envelope), manifest bodies,
+//! receipts, and content verification.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

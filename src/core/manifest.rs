@@ -12,10 +12,16 @@
 //! field        width             meaning
 //! -----------  ----------------  ----------------------------------------------------------
 //! magic        4                 "ISGM"
-//! version      1                 VERSION (2; version 1 was the bincode layout)
+//! version      1                 VERSION (2) with no approvals; APPROVED_VERSION (3) with
+//!                                approvals (version 1 was the bincode layout)
 //! body_len     4, u32 BE         length of body, at most MAX_ENCODED - 73
 //! body         body_len          the manifest body below, exactly the bytes signed
 //! signature    64                Ed25519 over SIGNING_CONTEXT || body
+//! -- version 3 only: the officers' approvals of this body (approval.rs) --
+//! count        1                 number of approvals, 1 to approval::MAX_APPROVALS
+//! approvals    count * (1+n+64)  u8 length n <= approval::MAX_APPROVER_NAME, then n bytes
+//!                                of UTF-8 (the approver's name), then 64 bytes of Ed25519
+//!                                over approval::message(approve, SHA-256(body))
 //!
 //! manifest body
 //! field        width             meaning
@@ -38,10 +44,15 @@
 //! ```
 //!
 //! Decoding checks the layout only; `SignedManifest::open` verifies the signature first,
-//! then decodes the body and checks its consistency (`Manifest::validate`).
+//! then decodes the body and checks its consistency (`Manifest::validate`). The approvals
+//! are outside the node's signature: each is signed by its approver over the body's digest,
+//! and checked by the receiver against its own pinned approvers (`approval::Rule::check`).
+//! A version 2 envelope is exactly today's layout, so a channel without approval is
+//! unchanged on the wire; a version 3 envelope with no approval does not decode.
 //!
 //! Pure functions over bytes: building, encoding, signing and verifying need no I/O.
 
+use crate::core::approval::{self, Approval, MAX_APPROVALS, MAX_APPROVER_NAME};
 use crate::core::id::ObjectId;
 use crate::keys::{SigningKey, VerifyKey};
 use thiserror::Error;
@@ -64,6 +75,8 @@ pub(crate) const SIGNING_CONTEXT: &[u8] = b"isogate manifest v2\0";
 pub const MAGIC: [u8; 4] = *b"ISGM";
 /// Version of the manifest layout written by this build, in the envelope and the body.
 pub const VERSION: u8 = 2;
+/// Envelope version of a signed manifest that carries approvals.
+pub const APPROVED_VERSION: u8 = 3;
 /// Length of an Ed25519 signature.
 const SIGNATURE_LEN: usize = 64;
 /// Envelope bytes around the body: magic, version, body length, signature.
@@ -107,6 +120,9 @@ pub struct SignedManifest {
     pub body: Vec<u8>,
     /// Ed25519 signature over the signing context and `body`.
     pub signature: Vec<u8>,
+    /// The officers' approvals of `body` (empty on a channel without approval); not
+    /// covered by `signature`: each is checked on its own (`approval::Rule::check`).
+    pub approvals: Vec<Approval>,
 }
 
 /// Why bytes do not decode as a signed manifest or a manifest body.
@@ -370,7 +386,11 @@ impl Manifest {
         self.validate()?;
         let body = encode_body(self)?;
         let signature = key.sign(&signing_message(&body));
-        Ok(SignedManifest { body, signature })
+        Ok(SignedManifest {
+            body,
+            signature,
+            approvals: Vec::new(),
+        })
     }
 }
 
@@ -392,13 +412,40 @@ impl SignedManifest {
         if self.signature.len() != SIGNATURE_LEN {
             return Err(ManifestError::Invalid("signature is not 64 bytes"));
         }
+        if self.approvals.len() > MAX_APPROVALS {
+            return Err(ManifestError::Invalid("too many approvals"));
+        }
         let mut out = Vec::with_capacity(ENVELOPE_LEN + self.body.len());
         out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
+        out.push(if self.approvals.is_empty() {
+            VERSION
+        } else {
+            APPROVED_VERSION
+        });
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&self.body);
         out.extend_from_slice(&self.signature);
+        if !self.approvals.is_empty() {
+            out.push(self.approvals.len() as u8);
+            for a in &self.approvals {
+                let n = u8::try_from(a.approver.len())
+                    .ok()
+                    .filter(|n| usize::from(*n) <= MAX_APPROVER_NAME && *n > 0)
+                    .ok_or(ManifestError::Invalid("approver name empty or too long"))?;
+                out.push(n);
+                out.extend_from_slice(a.approver.as_bytes());
+                out.extend_from_slice(&a.signature);
+            }
+        }
+        if out.len() as u64 > MAX_ENCODED {
+            return Err(ManifestError::Invalid("signed manifest over the size cap"));
+        }
         Ok(out)
+    }
+
+    /// The digest approvers sign: SHA-256 of the body (`approval::digest`).
+    pub fn digest(&self) -> [u8; 32] {
+        approval::digest(&self.body)
     }
 
     /// Decodes a signed manifest from the wire; nothing in it is trusted yet.
@@ -407,7 +454,11 @@ impl SignedManifest {
         if r.array::<4>("magic")? != MAGIC {
             return Err(DecodeError::BadMagic.into());
         }
-        r.version("version")?;
+        let approved = match r.u8("version")? {
+            VERSION => false,
+            APPROVED_VERSION => true,
+            v => return Err(DecodeError::Version(v).into()),
+        };
         let len = r.u32("body_len")?;
         if len as usize > MAX_BODY {
             return Err(DecodeError::TooLong {
@@ -419,8 +470,43 @@ impl SignedManifest {
         }
         let body = r.take(len as usize, "body")?.to_vec();
         let signature = r.take(SIGNATURE_LEN, "signature")?.to_vec();
+        let mut approvals = Vec::new();
+        if approved {
+            let count = usize::from(r.u8("approval_count")?);
+            if count == 0 || count > MAX_APPROVALS {
+                return Err(DecodeError::TooLong {
+                    field: "approval_count",
+                    len: count as u64,
+                    cap: MAX_APPROVALS as u64,
+                }
+                .into());
+            }
+            for _ in 0..count {
+                let n = usize::from(r.u8("approver")?);
+                if n == 0 || n > MAX_APPROVER_NAME {
+                    return Err(DecodeError::TooLong {
+                        field: "approver",
+                        len: n as u64,
+                        cap: MAX_APPROVER_NAME as u64,
+                    }
+                    .into());
+                }
+                let name = std::str::from_utf8(r.take(n, "approver")?)
+                    .map_err(|_| DecodeError::Utf8 { field: "approver" })?
+                    .to_owned();
+                let signature = r.array("approval_signature")?;
+                approvals.push(Approval {
+                    approver: name,
+                    signature,
+                });
+            }
+        }
         r.finish()?;
-        Ok(SignedManifest { body, signature })
+        Ok(SignedManifest {
+            body,
+            signature,
+            approvals,
+        })
     }
 
     /// Verifies the signature with the pinned key, then decodes and validates the body.
@@ -464,6 +550,42 @@ pub(crate) mod tests {
         let bytes = signed.encode().unwrap();
         let back = SignedManifest::decode(&bytes).unwrap();
         assert_eq!(back.open(&key.verify_key()).unwrap(), m);
+    }
+
+    #[test]
+    fn approvals_travel_in_a_version_3_envelope_and_nothing_else_changes() {
+        use crate::core::approval::{Decision, try_sign};
+        let key = SigningKey::generate().unwrap();
+        let officer = SigningKey::from_seed(&[5; 32]).unwrap();
+        let m = sample(10);
+        let plain = m.sign(&key).unwrap();
+        let plain_bytes = plain.encode().unwrap();
+        assert_eq!(plain_bytes[4], VERSION);
+        let mut approved = plain.clone();
+        let d = approved.digest();
+        approved.approvals = vec![Approval {
+            approver: "张伟".into(),
+            signature: try_sign(&officer, Decision::Approve, &d).unwrap(),
+        }];
+        let bytes = approved.encode().unwrap();
+        assert_eq!(bytes[4], APPROVED_VERSION);
+        assert_eq!(&bytes[5..plain_bytes.len()], &plain_bytes[5..], "same body");
+        let back = SignedManifest::decode(&bytes).unwrap();
+        assert_eq!(back, approved);
+        assert_eq!(back.encode().unwrap(), bytes, "canonical");
+        assert_eq!(back.open(&key.verify_key()).unwrap(), m);
+        for n in plain_bytes.len()..bytes.len() {
+            assert!(SignedManifest::decode(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        // version 3 with no approval, version 2 with a trailer: refused
+        let mut empty3 = plain_bytes.clone();
+        empty3[4] = APPROVED_VERSION;
+        assert!(SignedManifest::decode(&empty3).is_err());
+        empty3.push(0);
+        assert!(SignedManifest::decode(&empty3).is_err());
+        let mut v2_trailer = bytes.clone();
+        v2_trailer[4] = VERSION;
+        assert!(SignedManifest::decode(&v2_trailer).is_err());
     }
 
     #[test]
@@ -616,7 +738,12 @@ pub(crate) mod tests {
         let body = encode_body(&bad).unwrap();
         let signature = key.sign(&signing_message(&body));
         assert!(matches!(
-            SignedManifest { body, signature }.open(&key.verify_key()),
+            SignedManifest {
+                body,
+                signature,
+                approvals: Vec::new(),
+            }
+            .open(&key.verify_key()),
             Err(ManifestError::Invalid(_))
         ));
     }
@@ -639,11 +766,13 @@ pub(crate) mod tests {
         let s = SignedManifest {
             body: vec![0; 10],
             signature: vec![0; 63],
+            approvals: Vec::new(),
         };
         assert!(s.encode().is_err());
         let s = SignedManifest {
             body: vec![0; MAX_BODY + 1],
             signature: vec![0; SIGNATURE_LEN],
+            approvals: Vec::new(),
         };
         assert!(s.encode().is_err());
     }
@@ -712,7 +841,13 @@ pub(crate) mod tests {
             let body = encode_body(&m).unwrap();
             assert_eq!(decode_body(&body).unwrap(), m);
             let signature = key.sign(&signing_message(&body));
-            let bytes = SignedManifest { body, signature }.encode().unwrap();
+            let bytes = SignedManifest {
+                body,
+                signature,
+                approvals: Vec::new(),
+            }
+            .encode()
+            .unwrap();
             let back = SignedManifest::decode(&bytes).unwrap();
             assert_eq!(back.encode().unwrap(), bytes);
             for _ in 0..8 {

@@ -11,6 +11,7 @@
 //!  clocks:   (wall, monotonic) ─► clock::StepDetector ─► step of the wall clock
 //! ```
 
+pub mod approval;
 pub mod checkpoint;
 pub mod clock;
 pub mod digest;

@@ -68,11 +68,17 @@ pub enum Reason {
     Malware,
     /// The antivirus could not scan the object within the channel's waiting time; it never crosses unscanned.
     ScanFailed,
+    /// An approver rejected the object (channel with `[approval]`); it never crosses.
+    ApprovalRejected,
+    /// The object waited longer than the channel's `[approval] expire_after` for its approvals.
+    ApprovalExpired,
+    /// The object's approvals are missing, too few, forged, repeated or from a key the receiver does not pin.
+    ApprovalMissing,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 31] = [
         Reason::Symlink,
         Reason::HardLink,
         Reason::NotRegularFile,
@@ -101,6 +107,9 @@ impl Reason {
         Reason::Polyglot,
         Reason::Malware,
         Reason::ScanFailed,
+        Reason::ApprovalRejected,
+        Reason::ApprovalExpired,
+        Reason::ApprovalMissing,
     ];
 
     /// The stable code written to the audit log, reason files and metrics.
@@ -134,6 +143,9 @@ impl Reason {
             Reason::Polyglot => "polyglot",
             Reason::Malware => "malware",
             Reason::ScanFailed => "scan_failed",
+            Reason::ApprovalRejected => "approval_rejected",
+            Reason::ApprovalExpired => "approval_expired",
+            Reason::ApprovalMissing => "approval_missing",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! The shell reads the stream, hands every byte to `feed` before writing it to the temp
 //! file, and lands the file only with a `Verified` in hand.
 
+use crate::core::approval::Approval;
 use crate::core::id::ObjectId;
 use crate::core::manifest::{Manifest, ManifestError, SignedManifest};
 use crate::core::reason::{Reason, Refusal};
@@ -31,6 +32,8 @@ pub struct ReceiveRules {
 /// An object whose manifest verified, with its content arriving.
 pub struct Reception {
     manifest: Manifest,
+    approvals: Vec<Approval>,
+    digest: [u8; 32],
     received: u64,
     chunk_index: usize,
     in_chunk: u64,
@@ -43,6 +46,11 @@ pub struct Reception {
 pub struct Verified {
     /// The verified manifest.
     pub manifest: Manifest,
+    /// The approvals the manifest carried (not yet checked against any rule: the
+    /// receiver checks them with its own pinned approvers).
+    pub approvals: Vec<Approval>,
+    /// SHA-256 of the signed manifest body: what the approvals sign.
+    pub digest: [u8; 32],
 }
 
 /// A refusal at the start, with the id the peer claimed, if the body decoded at all.
@@ -108,6 +116,8 @@ impl Reception {
         }
         Ok(Reception {
             manifest,
+            digest: signed.digest(),
+            approvals: signed.approvals,
             received: 0,
             chunk_index: 0,
             in_chunk: 0,
@@ -119,6 +129,16 @@ impl Reception {
     /// The verified manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The approvals the manifest carried, unchecked (see [`Verified::approvals`]).
+    pub fn approvals(&self) -> &[Approval] {
+        &self.approvals
+    }
+
+    /// SHA-256 of the signed manifest body: what the approvals sign.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
 
     fn chunk_len(&self, index: usize) -> u64 {
@@ -178,6 +198,8 @@ impl Reception {
         }
         Ok(Verified {
             manifest: self.manifest,
+            approvals: self.approvals,
+            digest: self.digest,
         })
     }
 }

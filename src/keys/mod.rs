@@ -46,6 +46,11 @@ pub enum KeyError {
     /// The node name cannot name key files.
     #[error("invalid node name {0:?}: use letters, digits, '-' and '_'")]
     Name(String),
+    /// The approver name cannot name an approver (`core::approval::valid_name`).
+    #[error(
+        "invalid approver name {0:?}: use 1 to 64 bytes of letters and digits of any script (张伟, zhang.wei), '-', '_' and '.', not beginning with '.'"
+    )]
+    ApproverName(String),
 }
 
 /// The Ed25519 key a node signs its manifests with.
