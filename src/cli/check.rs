@@ -278,4 +278,23 @@ fn print_rules(file: &Path, p: &Policy) {
         ),
         None => println!("    antivirus     none"),
     }
+    match &p.approval {
+        Some(a) => {
+            println!(
+                "    approval      {} of {} approver(s); expires after {}",
+                a.required,
+                a.approvers.len(),
+                humantime::format_duration(std::time::Duration::from_millis(a.expire_ms))
+            );
+            for x in &a.approvers {
+                println!(
+                    "      approver    {} level {} key {}",
+                    x.name,
+                    x.level,
+                    x.key.fingerprint()
+                );
+            }
+        }
+        None => println!("    approval      none required"),
+    }
 }

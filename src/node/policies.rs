@@ -8,14 +8,22 @@
 //! channel's refused content is dropped once its file is valid again, so a file fixed and
 //! broken again (even with the same bytes as before) is reported again.
 //!
+//! Separation of duties: `[approval]` (who must approve, how many, in which levels, for how
+//! long) is fixed at start. A reload whose `[approval]` differs from the start-up one (changed,
+//! added or removed) is refused for the whole file (`ApprovalKept`: nothing of it applies,
+//! the version in force stays) until the node restarts, which is root's (or the service
+//! manager's) act, not the policy editors'. Put the section back as it was to reload the rest.
+//!
 //! ```text
-//!  file ──► read ──► valid ──► same version: nothing; new: Reloaded  (forget the refusal)
-//!                └─► invalid ──► SHA-256 of the bytes (or of the read error)
-//!                                 == last refused on this channel? ──► nothing
-//!                                 else ──► Refused, remember it
+//!  file ──► read ──► valid ──► [approval] as at start? ──► same version: nothing;
+//!                │                      │                   new: Reloaded (forget the refusal)
+//!                │                      └─► changed ──► ApprovalKept ─┐
+//!                └─► invalid ──► Refused ─────────────────────────────┤
+//!                      SHA-256 of the bytes (or of the read error)  ◄─┘
+//!                      == last refused on this channel? ──► nothing; else report, remember it
 //! ```
 
-use crate::node::config::{Config, compliance};
+use crate::node::config::{Config, approval_self_pins, compliance};
 use crate::policy::Policy;
 use crate::problem::Problems;
 use std::collections::BTreeMap;
@@ -46,6 +54,16 @@ pub enum Reload {
         kept: String,
         /// Every problem, one per line.
         problems: String,
+    },
+    /// The file is valid but its `[approval]` differs from the one the node started with:
+    /// the whole file is refused until a restart; the old version stays in force.
+    ApprovalKept {
+        /// The channel.
+        channel: String,
+        /// The policy file.
+        file: PathBuf,
+        /// The version still in force.
+        kept: String,
     },
 }
 
@@ -121,8 +139,9 @@ impl Policies {
     }
 
     /// Reads every policy file again; returns what changed or was refused: nothing for a
-    /// file whose content did not change, nor for an invalid file whose content is the
-    /// one refused last on its channel (reported already).
+    /// file whose content did not change, nor for a refused file whose content is the
+    /// one refused last on its channel (reported already). A file whose `[approval]`
+    /// differs from `cfg`'s (the start-up policy) is refused whole ([`Reload::ApprovalKept`]).
     pub fn reload(&self, cfg: &Config) -> Vec<Reload> {
         let mut events = Vec::new();
         for c in &cfg.channels {
@@ -135,20 +154,31 @@ impl Policies {
                     Policy::parse(&c.policy_file, &text)
                 })
                 .and_then(|p| {
-                    let (errors, _) = compliance(c.outbound, &c.policy_file, &p);
+                    let (mut errors, _) = compliance(c.outbound, &c.policy_file, &p);
+                    if p.approval.is_some() {
+                        errors.extend(approval_self_pins(&c.policy_file, &p, &cfg.node_keys()));
+                    }
                     if errors.is_empty() {
                         Ok(p)
                     } else {
                         Err(Problems(errors))
                     }
                 });
+            // `c.policy` is the policy the node started with: its [approval] stays
+            let approval_changed = matches!(&loaded, Ok(p) if p.approval != c.policy.approval);
+            let refused = loaded.is_err() || approval_changed;
             let news = self
                 .refused
-                .is_new_refusal(&c.name, loaded.is_err().then_some(seen));
-            if loaded.is_err() && !news {
+                .is_new_refusal(&c.name, refused.then_some(seen));
+            if refused && !news {
                 continue;
             }
             match loaded {
+                Ok(_) if approval_changed => events.push(Reload::ApprovalKept {
+                    channel: c.name.clone(),
+                    file: c.policy_file.clone(),
+                    kept: current.version.clone(),
+                }),
                 Ok(p) if p.version == current.version => {}
                 Ok(p) => {
                     let to = p.version.clone();
@@ -178,6 +208,74 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_never_changes_the_approval_rule_the_node_started_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25910, None).unwrap();
+        let file = lab.join("policy").join("to-internet.toml");
+        let base = std::fs::read_to_string(&file).unwrap();
+        let key = |n: u8| {
+            crate::keys::SigningKey::from_seed(&[n; 32])
+                .unwrap()
+                .verify_key()
+                .to_hex()
+        };
+        let approval = |required: usize, keys: &[u8]| {
+            let list = keys
+                .iter()
+                .map(|n| format!("  {{ name = \"a{n}\", key = \"{}\" }},\n", key(*n)))
+                .collect::<String>();
+            format!("\n[approval]\nrequired = {required}\napprovers = [\n{list}]\n")
+        };
+        let write = |text: &str| std::fs::write(&file, text).unwrap();
+        write(&format!("{base}{}", approval(2, &[1, 2])));
+        let cfg = Config::load(&lab.join("court.toml")).unwrap();
+        let policies = Policies::new(&cfg);
+        let started = policies.get("to-internet");
+        assert_eq!(started.approval.as_ref().unwrap().required, 2);
+        let kept = |events: Vec<Reload>| {
+            assert!(
+                matches!(&events[..], [Reload::ApprovalKept { channel, kept, .. }]
+                    if channel == "to-internet" && *kept == started.version),
+                "{events:?}"
+            );
+            let now = policies.get("to-internet");
+            assert_eq!(now.version, started.version);
+            assert_eq!(now.approval, started.approval);
+        };
+        // one officer lowers `required`, adds a key of their own, or removes the section
+        write(&format!("{base}{}", approval(1, &[1, 2])));
+        kept(policies.reload(&cfg));
+        assert!(policies.reload(&cfg).is_empty(), "said once per content");
+        write(&format!("{base}{}", approval(2, &[1, 2, 3])));
+        kept(policies.reload(&cfg));
+        write(&base);
+        kept(policies.reload(&cfg));
+        // the rest of the policy still reloads while [approval] is as at start
+        let other = base.replacen("[size]", "[size]\n# a comment changes the version", 1);
+        assert_ne!(other, base);
+        write(&format!("{other}{}", approval(2, &[1, 2])));
+        let events = policies.reload(&cfg);
+        assert!(
+            matches!(&events[..], [Reload::Reloaded { channel, .. }] if channel == "to-internet"),
+            "{events:?}"
+        );
+        let now = policies.get("to-internet");
+        assert_ne!(now.version, started.version);
+        assert_eq!(now.approval, started.approval);
+        // a channel that started without [approval] does not gain one by a reload either
+        let inbound = lab.join("policy").join("to-court.toml");
+        let text = std::fs::read_to_string(&inbound).unwrap();
+        std::fs::write(&inbound, format!("{text}{}", approval(1, &[1]))).unwrap();
+        let events = policies.reload(&cfg);
+        assert!(
+            matches!(&events[..], [Reload::ApprovalKept { channel, .. }] if channel == "to-court"),
+            "{events:?}"
+        );
+        assert!(policies.get("to-court").approval.is_none());
+    }
 
     #[test]
     fn a_refused_content_is_news_once_until_the_file_is_valid_again() {

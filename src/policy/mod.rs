@@ -30,7 +30,10 @@ use crate::content::marking::MarkingDetector;
 use crate::content::pii::{PiiDetector, PiiKind};
 use crate::content::reach::Hyperlinks;
 use crate::content::rules::TextRules;
+pub use crate::core::approval::Rule as ApprovalRule;
+use crate::core::approval::{Approver, MAX_APPROVALS, valid_name};
 use crate::core::reason::{Reason, Refusal};
+use crate::keys::VerifyKey;
 use crate::policy::antivirus::ClamdAddr;
 use crate::problem::{Problems, Source};
 use serde::Deserialize;
@@ -58,8 +61,32 @@ struct RawPolicy {
     markings: Option<RawMarkings>,
     personal_data: Option<RawPersonalData>,
     antivirus: Option<RawAntivirus>,
+    approval: Option<RawApproval>,
     compliance: Option<RawCompliance>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    required: Spanned<u64>,
+    approvers: Spanned<Vec<Spanned<RawApprover>>>,
+    expire_after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprover {
+    name: String,
+    key: String,
+    level: Option<u8>,
+}
+
+/// How long an object waits for its approvals when `expire_after` is not given: 72 hours.
+pub const DEFAULT_APPROVAL_EXPIRY_MS: u64 = 72 * 3_600_000;
+/// Shortest `expire_after`: five seconds (for trials; a real desk waits hours or days).
+pub const MIN_APPROVAL_EXPIRY_MS: u64 = 5_000;
+/// Longest `expire_after`: 30 days (the spool is not an archive).
+pub const MAX_APPROVAL_EXPIRY_MS: u64 = 30 * 86_400_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +256,9 @@ pub struct Policy {
     pub personal_data: Option<PersonalData>,
     /// Antivirus settings.
     pub antivirus: Option<Antivirus>,
+    /// Release approval (`[approval]`): who must sign before an object leaves (sender) and
+    /// whose approvals an arriving object must carry (receiver).
+    pub approval: Option<ApprovalRule>,
     /// Rules this policy explicitly opts out of (`isogate check` warns instead of refusing).
     pub opt_out: Vec<String>,
     /// A short digest of the policy text: its version in the audit log and metrics.
@@ -539,6 +569,7 @@ impl Policy {
             },
             None => None,
         };
+        let approval = raw.approval.and_then(|a| approval_rule(a, &mut src));
         let mut opt_out = Vec::new();
         for o in raw.compliance.map(|c| c.opt_out).unwrap_or_default() {
             if !OPT_OUTS.contains(&o.get_ref().as_str()) {
@@ -571,6 +602,7 @@ impl Policy {
             markings,
             personal_data,
             antivirus,
+            approval,
             opt_out,
             version: hex::encode(&digest.as_ref()[..6]),
             compiled: Arc::new(compiled),
@@ -578,6 +610,8 @@ impl Policy {
     }
 
     /// A policy that refuses everything (used only when a policy could not be loaded).
+    ///
+    /// (Its `approval` is `None`: nothing passes it to need one.)
     pub fn deny_all() -> Policy {
         Policy {
             max_name_len: 0,
@@ -595,6 +629,7 @@ impl Policy {
             markings: None,
             personal_data: None,
             antivirus: None,
+            approval: None,
             opt_out: Vec::new(),
             version: "deny-all".into(),
             compiled: Arc::default(),
@@ -744,13 +779,211 @@ impl Policy {
                 "timeout_ms": a.timeout_ms,
                 "max_wait_ms": a.max_wait_ms,
             })),
+            "approval": self.approval.as_ref().map(|a| serde_json::json!({
+                "required": a.required,
+                "expire_after_ms": a.expire_ms,
+                "approvers": a.approvers.iter().map(|p| serde_json::json!({
+                    "name": p.name,
+                    "level": p.level,
+                    "key": p.key.fingerprint(),
+                })).collect::<Vec<_>>(),
+            })),
             "opt_out": self.opt_out,
         })
     }
 }
+/// Validates `[approval]`: at least one approver and `required` between 1 and their
+/// number (and at least the number of levels), unique names and keys, keys of 64 hex
+/// digits (`isogate keygen --approver NAME`), levels 1 to 9, `expire_after` a duration
+/// (`humantime`: `72h`, `3d`) between five seconds and 30 days.
+fn approval_rule(a: RawApproval, src: &mut Source<'_>) -> Option<ApprovalRule> {
+    let mut approvers: Vec<Approver> = Vec::new();
+    let span = a.approvers.span();
+    for raw in a.approvers.into_inner() {
+        let at = raw.span();
+        let raw = raw.into_inner();
+        if !valid_name(&raw.name) {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.name",
+                format!(
+                    "{:?}: use 1 to 64 bytes of letters, digits, '-', '_' and '.'",
+                    raw.name
+                ),
+            );
+            continue;
+        }
+        let Some(key) = VerifyKey::parse(raw.key.trim()) else {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.key",
+                format!(
+                    "approver {:?}: expected the 64 hex digits of an Ed25519 public key (the .pub file of `isogate keygen --approver {}`)",
+                    raw.name, raw.name
+                ),
+            );
+            continue;
+        };
+        let level = raw.level.unwrap_or(1);
+        if !(1..=9).contains(&level) {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.level",
+                format!("approver {:?}: level {level}; use 1 to 9", raw.name),
+            );
+            continue;
+        }
+        if approvers.iter().any(|p| p.name == raw.name) {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.name",
+                format!("approver {:?} is listed twice", raw.name),
+            );
+            continue;
+        }
+        if let Some(p) = approvers.iter().find(|p| p.key == key) {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.key",
+                format!(
+                    "approvers {:?} and {:?} have the same key: each officer needs a key of their own",
+                    p.name, raw.name
+                ),
+            );
+            continue;
+        }
+        approvers.push(Approver {
+            name: raw.name,
+            key,
+            level,
+        });
+    }
+    if approvers.is_empty() {
+        src.report(
+            Some(span),
+            "approval.approvers",
+            "no valid approver: list each officer with name and key",
+        );
+        return None;
+    }
+    if approvers.len() > MAX_APPROVALS {
+        src.report(
+            Some(span),
+            "approval.approvers",
+            format!("{} approvers; at most {MAX_APPROVALS}", approvers.len()),
+        );
+    }
+    let mut rule = ApprovalRule {
+        required: 0,
+        approvers,
+        expire_ms: DEFAULT_APPROVAL_EXPIRY_MS,
+    };
+    let required = *a.required.get_ref();
+    let levels = rule.levels().len();
+    if required == 0 || required > rule.approvers.len() as u64 {
+        src.report(
+            Some(a.required.span()),
+            "approval.required",
+            format!(
+                "{required}: must be 1 to the number of approvers ({}); to send without approval, remove the section",
+                rule.approvers.len()
+            ),
+        );
+    } else if (required as usize) < levels {
+        src.report(
+            Some(a.required.span()),
+            "approval.required",
+            format!("{required}: the approvers have {levels} levels and each level must approve"),
+        );
+    }
+    rule.required = usize::try_from(required).unwrap_or(usize::MAX);
+    if let Some(e) = a.expire_after {
+        match humantime::parse_duration(e.get_ref()) {
+            Ok(d) => {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                if !(MIN_APPROVAL_EXPIRY_MS..=MAX_APPROVAL_EXPIRY_MS).contains(&ms) {
+                    src.report(
+                        Some(e.span()),
+                        "approval.expire_after",
+                        format!("{:?}: use 5 s to 30 days", e.get_ref()),
+                    );
+                }
+                rule.expire_ms = ms;
+            }
+            Err(_) => src.report(
+                Some(e.span()),
+                "approval.expire_after",
+                format!(
+                    "{:?} is not a duration: write a number and a unit, e.g. \"72h\", \"3d\" or \"90min\" (5 s to 30 days)",
+                    e.get_ref()
+                ),
+            ),
+        }
+    }
+    Some(rule)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_section_is_validated_with_file_line_and_key() {
+        let base = "[names]\nmax_length = 200\nextensions = [\"txt\"]\n[size]\nmax_bytes = 1000\n[types]\nallow = [\"text\"]\n";
+        let k1 = SigningKeyForTest::key(1);
+        let k2 = SigningKeyForTest::key(2);
+        let ok = format!(
+            "{base}[approval]\nrequired = 2\nexpire_after = \"2h\"\napprovers = [\n  {{ name = \"张伟\", key = \"{k1}\" }},\n  {{ name = \"li.na\", key = \"{k2}\", level = 2 }},\n]\n"
+        );
+        let p = Policy::parse(Path::new("p.toml"), &ok).unwrap();
+        let a = p.approval.unwrap();
+        assert_eq!(a.required, 2);
+        assert_eq!(a.expire_ms, 7_200_000);
+        assert_eq!(a.levels(), vec![1, 2]);
+        let bad = |section: &str| {
+            Policy::parse(Path::new("p.toml"), &format!("{base}{section}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(&format!(
+            "[approval]\nrequired = 3\napprovers = [{{ name = \"a\", key = \"{k1}\" }}]\n"
+        ));
+        assert!(
+            e.contains("p.toml") && e.contains("approval.required") && e.contains(":9"),
+            "{e}"
+        );
+        let e = bad("[approval]\nrequired = 1\napprovers = [{ name = \"a\", key = \"abc\" }]\n");
+        assert!(e.contains("approval.approvers.key"), "{e}");
+        let e = bad(&format!(
+            "[approval]\nrequired = 1\napprovers = [{{ name = \"a\", key = \"{k1}\" }}, {{ name = \"b\", key = \"{k1}\" }}]\n"
+        ));
+        assert!(e.contains("same key"), "{e}");
+        let e = bad(&format!(
+            "[approval]\nrequired = 1\nexpire_after = \"1s\"\napprovers = [{{ name = \"a\", key = \"{k1}\" }}]\n"
+        ));
+        assert!(e.contains("approval.expire_after"), "{e}");
+        let e = bad(&format!(
+            "[approval]\nrequired = 1\nexpire_after = \"soon\"\napprovers = [{{ name = \"a\", key = \"{k1}\" }}]\n"
+        ));
+        assert!(
+            e.contains("\"soon\" is not a duration: write a number and a unit, e.g. \"72h\""),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "[approval]\nrequired = 1\napprovers = [{{ name = \"a\", key = \"{k1}\" }}, {{ name = \"b\", key = \"{k2}\", level = 2 }}]\n"
+        ));
+        assert!(e.contains("each level must approve"), "{e}");
+    }
+
+    struct SigningKeyForTest;
+    impl SigningKeyForTest {
+        fn key(n: u8) -> String {
+            crate::keys::SigningKey::from_seed(&[n; 32])
+                .unwrap()
+                .verify_key()
+                .to_hex()
+        }
+    }
 
     fn lab() -> Policy {
         Policy::parse(

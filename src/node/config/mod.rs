@@ -259,6 +259,22 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// Idle time after which a console session ends, when `idle_timeout` is not given.
+pub const DEFAULT_CONSOLE_IDLE_MS: u64 = 15 * 60 * 1000;
+
+/// Where and for whom the node serves its web console (`[console]`).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// The HTTP address (loopback unless `allow_remote`).
+    pub listen: SocketAddr,
+    /// The password file: one `user:argon2id hash` per line.
+    pub users: PathBuf,
+    /// A session unused this long ends, in ms (1 minute to 24 hours).
+    pub idle_timeout_ms: u64,
+    /// Whether a non-loopback `listen` is accepted (put TLS in front of it).
+    pub allow_remote: bool,
+}
+
 /// Disk safety.
 #[derive(Debug, Clone, Copy)]
 pub struct DiskConfig {
@@ -303,6 +319,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The metrics and health endpoint.
     pub metrics: MetricsConfig,
+    /// The web console, if any.
+    pub console: Option<ConsoleConfig>,
     /// Disk safety.
     pub disk: DiskConfig,
     /// The quarantine's upkeep.
@@ -348,6 +366,35 @@ impl Config {
         }
         out
     }
+}
+
+/// The compliance errors of a policy whose `[approval]` pins a node's signing key as an
+/// approver (`node_keys`: each key with what it is, e.g. "this node's signing key"): the
+/// node, or its peer, could approve objects itself.
+pub fn approval_self_pins(
+    policy_file: &Path,
+    policy: &Policy,
+    node_keys: &[(crate::keys::VerifyKey, &str)],
+) -> Vec<Problem> {
+    let Some(rule) = policy.approval.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for a in &rule.approvers {
+        if let Some((_, what)) = node_keys.iter().find(|(k, _)| *k == a.key) {
+            out.push(Problem {
+                file: policy_file.to_path_buf(),
+                line: None,
+                key: Some("approval.approvers".into()),
+                message: format!(
+                    "approver {:?} is pinned with {what} ({}): a node could approve its own                      objects; pin the approver's own key (`isogate keygen --approver NAME`)",
+                    a.name,
+                    a.key.fingerprint()
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// The compliance review of one channel's policy: least privilege for what crosses. Returns
@@ -406,7 +453,37 @@ pub fn compliance(
     (errors, warnings)
 }
 
+/// A node's folders, read from its configuration file alone: no policy file and no key
+/// file is read (see [`Config::load_dirs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDirs {
+    /// `[node] state_dir`, absolute.
+    pub state_dir: PathBuf,
+    /// `[node] audit_dir`, absolute.
+    pub audit_dir: PathBuf,
+}
+
 impl Config {
+    /// The node's folders from its configuration file alone, for the approvers' commands
+    /// (`approve`, `reject`, `approvals list`), which work from the running node's views:
+    /// a policy file on disk the node refuses (it keeps the last valid one) must not stop
+    /// them.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a configuration (file, line and key).
+    pub fn load_dirs(file: &Path) -> Result<NodeDirs, Problems> {
+        let text = crate::problem::read(file)?;
+        let mut src = Source::new(file, &text);
+        let file = &std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let Some(raw) = src.parse::<raw::RawConfig>() else {
+            return Err(Problems(src.problems));
+        };
+        Ok(NodeDirs {
+            state_dir: crate::problem::relative_to(file, raw.node.state_dir.get_ref()),
+            audit_dir: crate::problem::relative_to(file, raw.node.audit_dir.get_ref()),
+        })
+    }
+
     /// Loads and validates a config file and the policies it names, collecting every problem.
     pub fn load(file: &Path) -> Result<Config, Problems> {
         Self::load_with(file, validate::PrivateKeys::Check)
@@ -430,6 +507,13 @@ impl Config {
         };
         let cfg = validate::config(&mut src, file, &raw, private);
         src.finish(cfg)
+    }
+
+    /// The signing keys of this node and of its peer, current and next, each with what it
+    /// is ("this node's signing key", ...): the keys no `[approval]` may pin (see
+    /// [`approval_self_pins`]). Keys that cannot be read are left out.
+    pub fn node_keys(&self) -> Vec<(crate::keys::VerifyKey, &'static str)> {
+        validate::node_keys(&self.node, &self.peer, validate::PrivateKeys::Check)
     }
 
     /// The channels this node sends on.

@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub(super) audit: RawAudit,
     #[serde(default)]
     pub(super) metrics: RawMetrics,
+    pub(super) console: Option<RawConsole>,
     #[serde(default)]
     pub(super) disk: RawDisk,
     #[serde(default)]
@@ -95,6 +96,18 @@ fn default_keep_sent() -> u64 {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
     pub(super) listen: Option<Spanned<String>>,
+}
+
+/// `[console]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    pub(super) listen: S,
+    pub(super) users: S,
+    #[serde(default)]
+    pub(super) idle_timeout: Option<S>,
+    #[serde(default)]
+    pub(super) allow_remote: bool,
 }
 
 /// `[disk]`.

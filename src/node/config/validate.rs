@@ -6,9 +6,9 @@
 
 use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
 use super::{
-    AuditConfig, Channel, Config, DEFAULT_ZONES, DiodeConfig, DiskConfig, IntakeConfig, LinkConfig,
-    MetricsConfig, NextNodeKeys, NextPeerKeys, NodeConfig, PeerConfig, QuarantineConfig, Role,
-    TempNames, compliance,
+    AuditConfig, Channel, Config, ConsoleConfig, DEFAULT_CONSOLE_IDLE_MS, DEFAULT_ZONES,
+    DiodeConfig, DiskConfig, IntakeConfig, LinkConfig, MetricsConfig, NextNodeKeys, NextPeerKeys,
+    NodeConfig, PeerConfig, QuarantineConfig, Role, TempNames, compliance,
 };
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 pub enum PrivateKeys {
     /// Read and check every key file.
     Check,
-    /// Leave the private key files (signing key, TLS key) unread: their paths are kept.
+    /// Leave the private key files (signing key, TLS key, the diode's datagram key) unread:
+    /// their paths are kept.
     Skip,
 }
 
@@ -39,7 +40,8 @@ pub(super) fn config(
 ) -> Config {
     let zones = zones(raw);
     let (node, peer) = node_and_peer(src, file, raw, &zones, private);
-    let (channels, mut extra, warnings) = channels(src, file, &raw.channels, &node, &peer, &zones);
+    let (channels, mut extra, warnings) =
+        channels(src, file, &raw.channels, &node, &peer, &zones, private);
     if raw.link.max_in_flight == 0 || raw.link.max_in_flight > 1024 {
         src.report(None, "link.max_in_flight", "must be between 1 and 1024");
     }
@@ -67,7 +69,15 @@ pub(super) fn config(
         }
         t
     });
-    let diode = diode(src, file, raw.diode.as_ref(), &channels, &node, &peer);
+    let diode = diode(
+        src,
+        file,
+        raw.diode.as_ref(),
+        &channels,
+        &node,
+        &peer,
+        private,
+    );
     let keep_days = raw.quarantine.keep_days.as_ref().map(|k| {
         if *k.get_ref() == 0 {
             src.report(
@@ -89,7 +99,19 @@ pub(super) fn config(
         }
         a.ok()
     });
+    let mut taken = vec![(node.listen, "node.listen")];
+    if let Some(d) = &diode {
+        taken.push((d.listen, "diode.listen"));
+    }
+    if let Some(m) = metrics_listen {
+        taken.push((m, "metrics.listen"));
+    }
+    let console = raw
+        .console
+        .as_ref()
+        .and_then(|c| console(src, file, c, &taken));
     let cfg = Config {
+        console,
         diode,
         metrics: MetricsConfig {
             listen: metrics_listen,
@@ -123,6 +145,108 @@ pub(super) fn config(
     };
     src.problems.append(&mut extra);
     cfg
+}
+
+/// Validates `[console]`: a listen address, an IP address and a port other than 0,
+/// loopback (IPv4-mapped loopback too) unless `allow_remote` (the console speaks plain
+/// HTTP: anything else goes through TLS in front of it or an SSH tunnel), not one of the
+/// node's other addresses (`taken`: the links', the metrics'); the password file, and an
+/// idle timeout of 1 minute to 24 hours (humantime, e.g. `"15m"`).
+fn console(
+    src: &mut Source,
+    file: &Path,
+    c: &super::raw::RawConsole,
+    taken: &[(SocketAddr, &str)],
+) -> Option<ConsoleConfig> {
+    let text = c.listen.get_ref();
+    let loopback = |a: &SocketAddr| match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    };
+    let clash = |a: &SocketAddr| {
+        taken.iter().find(|(t, _)| {
+            t.port() == a.port()
+                && (t.ip() == a.ip() || t.ip().is_unspecified() || a.ip().is_unspecified())
+        })
+    };
+    let listen = match text.parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 => {
+            src.report(
+                Some(c.listen.span()),
+                "console.listen",
+                format!("{a}: port 0 is not a port to give officers; choose one, e.g. 7408"),
+            );
+            None
+        }
+        Ok(a) if !loopback(&a) && !c.allow_remote => {
+            src.report(
+                Some(c.listen.span()),
+                "console.listen",
+                format!(
+                    "{}: not a loopback address; the console speaks plain HTTP, so reach it through an SSH tunnel, or put a TLS proxy in front and set allow_remote = true",
+                    a
+                ),
+            );
+            None
+        }
+        Ok(a) => match clash(&a) {
+            Some((t, key)) => {
+                src.report(
+                    Some(c.listen.span()),
+                    "console.listen",
+                    format!("{a}: {key} is {t}; give the console an address of its own"),
+                );
+                None
+            }
+            None => Some(a),
+        },
+        Err(_) => {
+            let port = text.rsplit_once(':').map(|(_, p)| p).unwrap_or("7408");
+            src.report(
+                Some(c.listen.span()),
+                "console.listen",
+                format!(
+                    "{text:?}: write an IP address and a port, e.g. 127.0.0.1:{port} or [::1]:{port} (not a host name)"
+                ),
+            );
+            None
+        }
+    };
+    let idle_timeout_ms = match &c.idle_timeout {
+        None => Some(DEFAULT_CONSOLE_IDLE_MS),
+        Some(t) => match humantime::parse_duration(t.get_ref()) {
+            Ok(d) if (60..=86_400).contains(&d.as_secs()) => {
+                Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => {
+                src.report(
+                    Some(t.span()),
+                    "console.idle_timeout",
+                    format!(
+                        "{:?}: use a duration from 1m to 24h, e.g. \"15m\"",
+                        t.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    if c.users.get_ref().is_empty() {
+        src.report(
+            Some(c.users.span()),
+            "console.users",
+            "the password file's path (write it with `isogate console passwd`)",
+        );
+        return None;
+    }
+    Some(ConsoleConfig {
+        listen: listen?,
+        users: path(file, &c.users),
+        idle_timeout_ms: idle_timeout_ms?,
+        allow_remote: c.allow_remote,
+    })
 }
 
 /// A path in the file, resolved against the configuration file's directory.
@@ -440,7 +564,9 @@ fn channels(
     node: &NodeConfig,
     peer: &PeerConfig,
     zones: &BTreeMap<String, i64>,
+    private: PrivateKeys,
 ) -> (Vec<Channel>, Vec<Problem>, Vec<Problem>) {
+    let node_keys = node_keys(node, peer, private);
     let mut channels = Vec::new();
     let mut extra = Vec::new();
     let mut warnings = Vec::new();
@@ -512,6 +638,7 @@ fn channels(
             Ok(p) => {
                 let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
                 extra.append(&mut errors);
+                extra.extend(super::approval_self_pins(&policy_file, &p, &node_keys));
                 warnings.append(&mut warned);
                 p
             }
@@ -561,6 +688,43 @@ fn channels(
     (channels, extra, warnings)
 }
 
+/// The signing keys of this node (only when its private keys are read) and of its peer,
+/// current and next, each with what it is: none may be a pinned approver.
+pub(super) fn node_keys(
+    node: &NodeConfig,
+    peer: &PeerConfig,
+    private: PrivateKeys,
+) -> Vec<(crate::keys::VerifyKey, &'static str)> {
+    let mut out = Vec::new();
+    if private == PrivateKeys::Check {
+        let own = [
+            Some(&node.signing_key),
+            node.next.as_ref().map(|n| &n.signing_key),
+        ];
+        for (p, what) in own
+            .into_iter()
+            .zip(["this node's signing key", "this node's next signing key"])
+        {
+            if let Some(k) = p.and_then(|p| crate::keys::SigningKey::load(p).ok()) {
+                out.push((k.verify_key(), what));
+            }
+        }
+    }
+    let theirs = [
+        Some(&peer.signing_public_key),
+        peer.next.as_ref().map(|n| &n.signing_public_key),
+    ];
+    for (p, what) in theirs
+        .into_iter()
+        .zip(["the peer's signing key", "the peer's next signing key"])
+    {
+        if let Some(k) = p.and_then(|p| crate::keys::VerifyKey::load(p).ok()) {
+            out.push((k, what));
+        }
+    }
+    out
+}
+
 /// Checks the `[diode]` section against the channels that use the diode link.
 fn diode(
     src: &mut Source,
@@ -569,6 +733,7 @@ fn diode(
     channels: &[Channel],
     node: &NodeConfig,
     peer: &PeerConfig,
+    private: PrivateKeys,
 ) -> Option<DiodeConfig> {
     let uses = channels.iter().any(|c| c.link == LinkKind::Diode);
     let quic = channels.iter().any(|c| c.link == LinkKind::Quic);
@@ -642,7 +807,10 @@ fn diode(
         );
     }
     let key_file = path(file, &raw.key);
-    if let Err(e) = crate::keys::diode::load(&key_file) {
+    // the datagram key is secret: an officer's or auditor's command never reads it
+    if private == PrivateKeys::Check
+        && let Err(e) = crate::keys::diode::load(&key_file)
+    {
         src.report(Some(raw.key.span()), "diode.key", e.to_string());
     }
     Some(DiodeConfig {
@@ -662,6 +830,67 @@ fn diode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approver_pinned_with_a_nodes_own_signing_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25785, None).unwrap();
+        let court = std::fs::read_to_string(lab.join("certs/court.sign.pub")).unwrap();
+        let policy = lab.join("policy/to-internet.toml");
+        let sound = Config::load(&lab.join("court.toml")).unwrap();
+        let policies = crate::node::policies::Policies::new(&sound);
+        let mut text = std::fs::read_to_string(&policy).unwrap();
+        text.push_str(&format!(
+            "\n[approval]\nrequired = 1\napprovers = [{{ name = \"court\", key = \"{}\" }}]\n",
+            court.trim()
+        ));
+        std::fs::write(&policy, text).unwrap();
+        let pinned = |node: &str, what: &str| {
+            let problems = Config::load(&lab.join(format!("{node}.toml")))
+                .unwrap_err()
+                .0;
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.key.as_deref() == Some("approval.approvers")
+                        && p.file == policy
+                        && p.message.contains(what)),
+                "{node}: {problems:?}"
+            );
+        };
+        // the sender could approve its own objects; the receiver pins its peer
+        pinned("court", "this node's signing key");
+        pinned("internet", "the peer's signing key");
+        // a running node refuses it on reload too, and keeps the policy it had
+        let events = policies.reload(&sound);
+        assert!(
+            matches!(&events[..], [crate::node::policies::Reload::Refused { problems, .. }]
+                if problems.contains("this node's signing key")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn loading_without_private_keys_leaves_the_diode_key_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Diode, 25790, None).unwrap();
+        let file = lab.join("internet.toml");
+        assert!(Config::load(&file).is_ok(), "the lab as written is sound");
+        let cfg = Config::load(&file).unwrap();
+        let key = cfg.diode.as_ref().expect("a diode lab").key_file.clone();
+        // a key the officers cannot read stands for one they may not
+        std::fs::write(&key, b"unreadable to you").unwrap();
+        let problems = Config::load(&file).unwrap_err().0;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key.as_deref() == Some("diode.key"))
+        );
+        let cfg = Config::load_without_private_keys(&file).expect("the commands load it");
+        assert_eq!(cfg.diode.unwrap().key_file, key);
+    }
 
     #[test]
     fn a_peer_pin_equal_to_the_nodes_own_key_is_refused_with_file_line_and_key() {
