@@ -352,6 +352,37 @@ pub fn write_durable_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()
     sync_dir(dir)
 }
 
+/// Makes a directory `mode` when missing and takes any access by others ("world") off it
+/// when it has some (made by an earlier version, or by hand): whatever the umask, it is
+/// never readable, writable or searchable by all. Group bits an administrator gave it stay.
+///
+/// # Errors
+/// It cannot be made, read or changed.
+pub fn private_dir(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let m = fs::symlink_metadata(path)?;
+    if !m.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a directory", path.display()),
+        ));
+    }
+    let now = m.permissions().mode() & 0o7777;
+    if now & 0o007 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(now & !0o007))?;
+    }
+    Ok(())
+}
+
 /// Opens a file for reading, refusing to follow a symbolic link at its last component and
 /// never blocking on a FIFO.
 pub fn open_nofollow(path: &Path) -> io::Result<File> {

@@ -145,6 +145,29 @@ pub enum Event {
     /// A quarantine entry was removed for good (`isogate quarantine purge`, or `[quarantine]
     /// keep_days`): `detail` says who asked, as for `quarantine_released`.
     QuarantinePurged,
+    /// Sender, channel with `[approval]`: the object passed inspection and was sealed; it
+    /// waits until enough approvers sign it (`detail`: how many of whom, when it expires).
+    ApprovalPending,
+    /// An approver's signed approval was taken (sender: `detail` names the approver, level,
+    /// key fingerprint, the count so far and the note) or verified on arrival against this
+    /// node's own pinned approvers (receiver, before `landed`).
+    Approved,
+    /// Sender: an approver rejected the object (`detail`: who, the note); it goes to
+    /// quarantine as `approval_rejected`.
+    ApprovalRejected,
+    /// Sender: an approval or rejection was not taken (unknown key, signature that does not
+    /// verify, an approver out of level order or signing twice, object not pending);
+    /// `detail` says why. Nothing changed.
+    ApprovalRequestRefused,
+    /// Sender: an object that waited for approval leaves without all of them because the
+    /// policy changed (`[approval]` removed, or `required` lowered); `detail` names the
+    /// policy version in force, what it requires and what the object had. Durable, written
+    /// before the object is queued.
+    ApprovalWaived,
+    /// Web console: an officer logged in (`detail`: user, remote address).
+    ConsoleLogin,
+    /// Web console: a login failed (`detail`: the user name tried, remote address).
+    ConsoleLoginFailed,
 }
 
 impl Event {
@@ -178,11 +201,18 @@ impl Event {
             Event::QuarantineReleased => "quarantine_released",
             Event::QuarantineReleaseRefused => "quarantine_release_refused",
             Event::QuarantinePurged => "quarantine_purged",
+            Event::ApprovalPending => "approval_pending",
+            Event::Approved => "approved",
+            Event::ApprovalRejected => "approval_rejected",
+            Event::ApprovalRequestRefused => "approval_request_refused",
+            Event::ApprovalWaived => "approval_waived",
+            Event::ConsoleLogin => "console_login",
+            Event::ConsoleLoginFailed => "console_login_failed",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 27] = [
+    pub const ALL: [Event; 34] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -210,6 +240,13 @@ impl Event {
         Event::QuarantineReleased,
         Event::QuarantineReleaseRefused,
         Event::QuarantinePurged,
+        Event::ApprovalPending,
+        Event::Approved,
+        Event::ApprovalRejected,
+        Event::ApprovalRequestRefused,
+        Event::ApprovalWaived,
+        Event::ConsoleLogin,
+        Event::ConsoleLoginFailed,
     ];
 
     /// The verdict an event records, if it records one.

@@ -7,6 +7,17 @@
 //! (every copy sent, nothing confirms), what the receiver audited `lost` and has not
 //! landed since, and whether any of the sender's checkpoints were witnessed at all.
 //! [`Reconciliation::unwitnessed`] says the sender's log is corroborated by nothing.
+//!
+//! What the receiver should have is what the sender sealed, less what it refused after
+//! sealing (an approver's rejection, an expired approval: never sent) and what still waits
+//! for approval on the sender (listed apart, not a failure):
+//!
+//! ```text
+//!  sender, per object, in log order:  sealed ─► expected
+//!                                     approval_pending ─► waiting
+//!                                     sent | retired | confirmed | approval_waived ─► expected
+//!                                     refused ─► not expected
+//! ```
 
 use super::keys::Timeline;
 use super::read::{self, VerifyError};
@@ -44,6 +55,9 @@ pub struct Reconciliation {
     pub retired: usize,
     /// Objects the receiver audited `lost` and never landed or quarantined afterwards.
     pub lost: Vec<Item>,
+    /// Objects still waiting for approval on the sender (`approval_pending`, nothing
+    /// after) that the receiver has not seen: not expected yet, not a failure.
+    pub waiting: Vec<Item>,
 }
 
 impl Reconciliation {
@@ -73,6 +87,58 @@ fn item(r: &Record) -> Option<(String, Item)> {
     ))
 }
 
+/// What the sender's records say each object became, in log order (see the module
+/// header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Sealed, or sent: the receiver should land or quarantine it.
+    Expected,
+    /// Waiting for approval.
+    Waiting,
+    /// Refused on the sender after it was sealed: never sent.
+    Refused,
+}
+
+/// The objects the sender's records say the receiver should have, and those that still
+/// wait for approval (by object id).
+fn expected(s: &[Record]) -> (BTreeMap<String, Item>, BTreeMap<String, Item>) {
+    let mut fate: BTreeMap<String, (Item, Fate)> = BTreeMap::new();
+    for x in s {
+        let next = match x.event {
+            Event::Sealed
+            | Event::Sent
+            | Event::Retired
+            | Event::Confirmed
+            | Event::ApprovalWaived => Fate::Expected,
+            Event::ApprovalPending => Fate::Waiting,
+            Event::Refused => Fate::Refused,
+            _ => continue,
+        };
+        let Some((id, it)) = item(x) else { continue };
+        match fate.get_mut(&id) {
+            Some(f) => f.1 = next,
+            // a refusal before any seal (inspection) was never expected either
+            None if next != Fate::Refused => {
+                fate.insert(id, (it, next));
+            }
+            None => {}
+        }
+    }
+    let (mut sent, mut waiting) = (BTreeMap::new(), BTreeMap::new());
+    for (id, (it, f)) in fate {
+        match f {
+            Fate::Expected => {
+                sent.insert(id, it);
+            }
+            Fate::Waiting => {
+                waiting.insert(id, it);
+            }
+            Fate::Refused => {}
+        }
+    }
+    (sent, waiting)
+}
+
 /// Reconciles the sender's log with the receiver's; `key` pins the sender's signing key
 /// (default: the key in the sender's audit directory).
 pub fn reconcile(
@@ -83,11 +149,7 @@ pub fn reconcile(
     let s = super::read_all(sender)?;
     let r = super::read_all(receiver)?;
     let sender_node = s.first().map(|x| x.node.clone()).unwrap_or_default();
-    let sent: BTreeMap<String, Item> = s
-        .iter()
-        .filter(|x| x.event == Event::Sealed)
-        .filter_map(item)
-        .collect();
+    let (sent, waiting) = expected(&s);
     let arrived: BTreeMap<String, Item> = r
         .iter()
         .filter(|x| matches!(x.event, Event::Landed | Event::Quarantined))
@@ -112,6 +174,14 @@ pub fn reconcile(
             .collect(),
         ..Reconciliation::default()
     };
+    for (id, it) in &waiting {
+        // one the receiver has is sent all the same (its `sent` record may be missing)
+        if arrived.contains_key(id) {
+            out.matched += 1;
+        } else {
+            out.waiting.push(it.clone());
+        }
+    }
     for (id, it) in &sent {
         if arrived.contains_key(id) {
             out.matched += 1;
@@ -120,7 +190,7 @@ pub fn reconcile(
         }
     }
     for (id, it) in &arrived {
-        if landed.contains(id) && !sent.contains_key(id) {
+        if landed.contains(id) && !sent.contains_key(id) && !waiting.contains_key(id) {
             out.landed_not_sent.push(it.clone());
         }
     }
@@ -176,4 +246,65 @@ pub fn reconcile(
             .extend(witnessed[next..].iter().map(|c| c.size));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, id: u8, event: Event) -> Record {
+        Record {
+            seq,
+            time_ms: seq,
+            node: "internet".into(),
+            event,
+            channel: Some("to-court".into()),
+            object_id: Some(format!("{id:032x}")),
+            name: Some(format!("f{id}.pdf")),
+            size: Some(1),
+            sha256: None,
+            reason: None,
+            detail: None,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn refused_after_sealing_is_not_expected_and_waiting_is_apart() {
+        use Event::*;
+        let log = [
+            // 1: plain, sent
+            rec(1, 1, Sealed),
+            rec(2, 1, Sent),
+            // 2: waited, rejected (refused on the sender)
+            rec(3, 2, Sealed),
+            rec(4, 2, ApprovalPending),
+            rec(5, 2, Refused),
+            // 3: still waiting
+            rec(6, 3, Sealed),
+            rec(7, 3, ApprovalPending),
+            rec(8, 3, Approved),
+            // 4: approved and sent
+            rec(9, 4, Sealed),
+            rec(10, 4, ApprovalPending),
+            rec(11, 4, Sent),
+            // 5: refused by inspection, never sealed
+            rec(12, 5, Refused),
+            // 6: waited, then waived by a reload
+            rec(13, 6, Sealed),
+            rec(14, 6, ApprovalPending),
+            rec(15, 6, ApprovalWaived),
+            // 7: refused, released from quarantine, sealed again: expected
+            rec(16, 7, Sealed),
+            rec(17, 7, Refused),
+            rec(18, 7, Sealed),
+        ];
+        let (sent, waiting) = expected(&log);
+        let ids = |m: &BTreeMap<String, Item>| -> Vec<String> { m.keys().cloned().collect() };
+        assert_eq!(
+            ids(&sent),
+            [1u8, 4, 6, 7].map(|i| format!("{i:032x}")).to_vec()
+        );
+        assert_eq!(ids(&waiting), vec![format!("{:032x}", 3)]);
+    }
 }

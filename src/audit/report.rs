@@ -427,7 +427,13 @@ pub fn rule_of(reason: Reason, detail: &str) -> Option<String> {
 fn change_detail(r: &Record) -> String {
     let detail = r.detail.clone().unwrap_or_default();
     match r.event {
-        Event::QuarantineReleased | Event::QuarantineReleaseRefused | Event::QuarantinePurged => {
+        Event::QuarantineReleased
+        | Event::QuarantineReleaseRefused
+        | Event::QuarantinePurged
+        | Event::Approved
+        | Event::ApprovalRejected
+        | Event::ApprovalRequestRefused
+        | Event::ApprovalWaived => {
             format!(
                 "{} ({}): {detail}",
                 r.name.as_deref().unwrap_or("?"),
@@ -565,6 +571,12 @@ impl Builder {
             Event::QuarantineReleased
             | Event::QuarantineReleaseRefused
             | Event::QuarantinePurged => change = true,
+            // so are the approvers' decisions (who, on which object) and failed console logins
+            Event::Approved
+            | Event::ApprovalRejected
+            | Event::ApprovalRequestRefused
+            | Event::ApprovalWaived
+            | Event::ConsoleLoginFailed => change = true,
             _ => {}
         }
         if change {
@@ -879,6 +891,44 @@ mod tests {
                     "quarantine_purged",
                     "f2.pdf (00000000000000000000000000000002): purged by bob (uid 0)"
                 )
+            ]
+        );
+    }
+
+    #[test]
+    fn approvers_decisions_and_failed_console_logins_are_listed() {
+        let mut approved = rec(1, T0 + 1, Event::Approved);
+        approved.detail = Some("by zhang (level 1): 1 of 2".into());
+        let mut rejected = rec(2, T0 + 2, Event::ApprovalRejected);
+        rejected.detail = Some("by li: 含个人信息".into());
+        let mut login = rec(3, T0 + 3, Event::ConsoleLoginFailed);
+        login.object_id = None;
+        login.name = None;
+        login.detail = Some("user officer from 127.0.0.1".into());
+        let mut waived = rec(4, T0 + 4, Event::ApprovalWaived);
+        waived.detail = Some("policy abc123 requires 1; approved by zhang".into());
+        let r = build(params(&[]), &[approved, rejected, login, waived]);
+        let listed: Vec<(&str, &str)> = r
+            .changes
+            .iter()
+            .map(|c| (c.event.as_str(), c.detail.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "approved",
+                    "f1.pdf (00000000000000000000000000000001): by zhang (level 1): 1 of 2"
+                ),
+                (
+                    "approval_rejected",
+                    "f2.pdf (00000000000000000000000000000002): by li: 含个人信息"
+                ),
+                ("console_login_failed", "user officer from 127.0.0.1"),
+                (
+                    "approval_waived",
+                    "f4.pdf (00000000000000000000000000000004): policy abc123 requires 1; approved by zhang"
+                ),
             ]
         );
     }

@@ -13,6 +13,7 @@
 //! The node knows no stage: stages hold an `Arc<Node>` and never call back into the
 //! pipeline through it.
 
+pub mod approvals;
 pub mod clock;
 pub mod config;
 pub mod desk;
@@ -375,7 +376,7 @@ impl Node {
                         .with_label_values(&[channel.as_str(), "reloaded"])
                         .inc();
                 }
-                Reload::Refused { channel, .. } => self
+                Reload::Refused { channel, .. } | Reload::ApprovalKept { channel, .. } => self
                     .metrics
                     .policy_reloads
                     .with_label_values(&[channel.as_str(), "refused"])
@@ -406,9 +407,25 @@ impl Node {
                         format!("{problems}; version {kept} stays in force"),
                     )
                 }
+                Reload::ApprovalKept {
+                    channel,
+                    file,
+                    kept,
+                } => {
+                    tracing::warn!(channel = %channel, file = %file.display(), kept = %kept, "policy refused: its [approval] section changed, which needs a restart of the node; the whole file waits and the policy in force stays");
+                    (
+                        crate::audit::Event::PolicyRefused,
+                        format!(
+                            "{}: the [approval] section changed: that needs a restart of the node (the approval rule stays as at start); the whole file is refused and version {kept} stays in force",
+                            file.display()
+                        ),
+                    )
+                }
             };
             let channel = match &r {
-                Reload::Reloaded { channel, .. } | Reload::Refused { channel, .. } => channel,
+                Reload::Reloaded { channel, .. }
+                | Reload::Refused { channel, .. }
+                | Reload::ApprovalKept { channel, .. } => channel,
             };
             let e = crate::audit::Entry {
                 channel: Some(channel.clone()),

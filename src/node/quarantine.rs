@@ -266,6 +266,13 @@ pub enum NotReleasable {
     /// The name could not be read as UTF-8: it cannot cross under its own name.
     #[error("its name is not valid UTF-8: rename it and publish it again")]
     Name,
+    /// Refused for its release approvals (`approval_missing`), or arrived on a channel whose
+    /// policy requires them: the approvals travel in the manifest and cannot be checked
+    /// again from a quarantined copy.
+    #[error(
+        "{0}: its approvals cannot be checked again from a quarantined copy; never releasable here (the sender sends it again with its approvals)"
+    )]
+    Approval(String),
 }
 
 /// The reasons that say what arrived is not what the sender signed: never released.
@@ -327,6 +334,12 @@ impl Listed {
         // other name may have gone since), such an entry never crosses
         if let Some((_, what)) = NOT_PLAIN.iter().find(|(r, _)| r.as_str() == self.reason) {
             return Err(NotReleasable::NotPlain(what));
+        }
+        if self.reason == Reason::ApprovalMissing.as_str() {
+            return Err(NotReleasable::Approval(format!(
+                "refused as {}",
+                self.reason
+            )));
         }
         match self.kind {
             Kind::File => {}
@@ -508,6 +521,45 @@ mod tests {
         };
         let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal).unwrap();
         assert!(fs::symlink_metadata(&at2).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn a_missing_approval_is_never_releasable_but_a_sender_side_rejection_is() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("quarantine").join("c");
+        let put_file = |n: u8, reason, side| {
+            let src = t.path().join(format!("f{n}"));
+            fs::write(&src, b"content").unwrap();
+            let s = Subject {
+                id: ObjectId([n; 16]),
+                channel: "c",
+                name: "报告.txt",
+            };
+            put(&q, &s, Some(&src), "n", side, &Refusal::new(reason, "why")).unwrap();
+        };
+        put_file(1, Reason::ApprovalMissing, Side::Receiver);
+        put_file(2, Reason::ApprovalRejected, Side::Sender);
+        put_file(3, Reason::ApprovalExpired, Side::Sender);
+        let dirs = vec![q.clone()];
+        let by = |n: u8| {
+            find(&dirs, &ObjectId([n; 16]).to_string())
+                .unwrap()
+                .unwrap()
+        };
+        let missing = by(1).releasable();
+        assert!(
+            matches!(&missing, Err(NotReleasable::Approval(r)) if r.contains("approval_missing")),
+            "{missing:?}"
+        );
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("the sender sends it again with its approvals")
+        );
+        // the sender's own rejections and expiries go through the desk again
+        assert_eq!(by(2).releasable(), Ok(()));
+        assert_eq!(by(3).releasable(), Ok(()));
     }
 
     #[test]

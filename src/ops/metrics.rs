@@ -93,6 +93,11 @@ pub struct Metrics {
     pub spool_objects: IntGaugeVec,
     /// Age of the oldest object in the spool, by channel.
     pub spool_oldest_age_seconds: IntGaugeVec,
+    /// Objects waiting on the sender's approval desk, by channel.
+    pub approval_pending: IntGaugeVec,
+    /// Approvers' decisions on the sender, by channel and decision (`approve`, `reject`,
+    /// `expired`: the node's own, `refused`: a request that changed nothing).
+    pub approval_decisions: IntCounterVec,
     /// Free bytes on the file system of the state or exchange directory.
     pub disk_free_bytes: IntGaugeVec,
     /// Seconds since the last signed checkpoint of the audit log.
@@ -330,6 +335,18 @@ impl Metrics {
                 "isogate_quarantine_bytes",
                 "Bytes held in quarantine.",
                 ch,
+            )?,
+            approval_pending: gauge_vec(
+                &r,
+                "isogate_approval_pending",
+                "Objects waiting on the sender for their approvers ([approval]).",
+                ch,
+            )?,
+            approval_decisions: counter(
+                &r,
+                "isogate_approval_decisions_total",
+                "Approval decisions on the sender: approve, reject, expired, refused (a request that changed nothing).",
+                &["channel", "decision"],
             )?,
             spool_objects: gauge_vec(
                 &r,

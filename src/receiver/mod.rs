@@ -87,6 +87,9 @@ pub struct Received {
 pub struct Cleared {
     received: Received,
     masked: Option<Masked>,
+    /// The approvals that verified against this node's pinned approvers, one line each for
+    /// the `approved` records written before `landed` (empty without `[approval]`).
+    approvals: Vec<String>,
 }
 
 /// Clears an object id from the in-progress set when dropped.
@@ -268,7 +271,10 @@ impl Receiver {
         let policy = self.node.policies.get(&channel.name);
         let pre = policy
             .check_name(&m.name)
-            .and_then(|()| policy.check_size(m.size));
+            .and_then(|()| policy.check_size(m.size))
+            .and_then(|()| {
+                check_approvals(&policy, reception.digest(), reception.approvals()).map(|_| ())
+            });
         if let Err(refusal) = pre {
             self.stop_waiting(&channel.name, id);
             return match self.refuse_received(&channel, &m, None, &refusal, Outcome::Refused) {
@@ -450,6 +456,19 @@ impl Receiver {
         let part = &received.part;
         let policy = node.policies.get(&channel.name);
         let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
+        // the approvals again, with the policy in force now (it may have been reloaded
+        // while the content arrived)
+        let approvals = match check_approvals(
+            &policy,
+            &received.verified.digest,
+            &received.verified.approvals,
+        ) {
+            Ok(a) => a,
+            Err(refusal) => {
+                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
+                return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
+            }
+        };
         let accepted = match inspect_file(&policy, &m.name, part, &work) {
             Ok(Ok(a)) => a,
             Ok(Err(refusal)) => {
@@ -502,13 +521,18 @@ impl Receiver {
         Ok(Inspected::Cleared(Box::new(Cleared {
             received,
             masked: accepted.masked,
+            approvals,
         })))
     }
 
     /// Delivers a cleared object into its inbox, exactly once.
     fn land(&self, cleared: Cleared) -> Result<ReceiptStatus, Fault> {
         let node = &self.node;
-        let Cleared { received, masked } = cleared;
+        let Cleared {
+            received,
+            masked,
+            approvals,
+        } = cleared;
         let Received {
             channel,
             verified,
@@ -522,6 +546,13 @@ impl Receiver {
             if let Some(dir) = part.parent() {
                 crate::fsx::sync_dir(dir)?;
             }
+        }
+        for detail in approvals {
+            let mut e = crate::audit::Entry::object(&m.channel, m.object_id, &m.name);
+            e.sha256 = Some(m.sha256);
+            e.peer = Some(node.cfg.peer.name.clone());
+            e.detail = Some(detail);
+            node.audit.append(crate::audit::Event::Approved, e)?;
         }
         // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
         // between makes the sender send again and the record appear twice; never a delivery
@@ -643,6 +674,41 @@ enum Inspected {
     Cleared(Box<Cleared>),
     /// Refused, deferred or quarantined: this is the answer.
     Answered(ReceiptStatus),
+}
+
+/// Checks an arriving object's approvals against this node's own pinned approvers (the
+/// channel policy's `[approval]`): one line per approver that verified, for the audit; a
+/// refusal `approval_missing` when they are missing, too few, forged, repeated, from an
+/// unknown key or leave a level without one. Without `[approval]`, nothing is required
+/// (approvals that came along are not counted).
+fn check_approvals(
+    policy: &crate::policy::Policy,
+    digest: &[u8; 32],
+    approvals: &[crate::core::approval::Approval],
+) -> Result<Vec<String>, Refusal> {
+    let Some(rule) = policy.approval.as_ref() else {
+        return Ok(Vec::new());
+    };
+    match rule.check(digest, approvals) {
+        Ok(approvers) => Ok(approvers
+            .iter()
+            .map(|a| {
+                format!(
+                    "by {} (level {}, key {}): verified with this node's pinned approvers",
+                    a.name,
+                    a.level,
+                    a.key.fingerprint()
+                )
+            })
+            .collect()),
+        Err(e) => Err(Refusal::new(
+            Reason::ApprovalMissing,
+            format!(
+                "{e}; this node requires {} approval(s) from its own pinned approvers",
+                rule.required
+            ),
+        )),
+    }
 }
 
 /// What the telemetry says of a received object.

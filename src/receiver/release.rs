@@ -4,6 +4,9 @@
 //! sender signed (and `audit reconcile` matches it with the sender's records); its `landed`
 //! record says it was released. An entry refused for an integrity reason (signature, hash,
 //! size, wire) is never released (see [`crate::node::quarantine::Listed::releasable`]).
+//! Nor is one refused as `approval_missing`, nor any entry of a channel whose policy has
+//! `[approval]`: the approvals travel in the manifest, which the quarantined copy does not
+//! keep, so they cannot be checked again; the sender sends the object again with them.
 //!
 //! ```text
 //! pending record ─► quarantine/<ch>/<id> ─copy, fsync─► <inbox>/.isogate-tmp/<id>.part
@@ -24,7 +27,7 @@ use crate::core::id::ObjectId;
 use crate::core::reason::Side;
 use crate::inspect::inspect_file;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
-use crate::node::quarantine::{self, Listed};
+use crate::node::quarantine::{self, Listed, NotReleasable};
 use crate::node::{Fault, Refused, hash_file};
 use crate::ops::events::Subject;
 use std::io;
@@ -41,6 +44,15 @@ impl Releaser for ReceiveRelease {
         let Some(channel) = node.cfg.channel(&e.channel).cloned() else {
             return Err(io::Error::other("the channel is not configured").into());
         };
+        if let Some(why) = approvals_forbid(&node.policies.get(&channel.name), &channel.name) {
+            tracing::warn!(channel = %e.channel, object = %old, why = %why, who = %who.detail(), "quarantine release refused");
+            let mut rec = desk::entry_of(e);
+            rec.detail = Some(format!("{}; not releasable: {why}", who.detail()));
+            if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+                tracing::error!(error = %err, "cannot audit a refused quarantine release");
+            }
+            return Err(io::Error::other(format!("not releasable: {why}")).into());
+        }
         if e.name.is_empty() {
             return Err(io::Error::other("its reason file names no file name").into());
         }
@@ -236,5 +248,47 @@ impl Releaser for ReceiveRelease {
             );
         }
         desk.end(p)
+    }
+}
+
+/// Why no receiver-side entry of a channel whose policy has `[approval]` is released: the
+/// object's approvals travel in its manifest, which is not kept with the quarantined copy,
+/// so they cannot be checked again; the sender sends it again with its approvals.
+fn approvals_forbid(policy: &crate::policy::Policy, channel: &str) -> Option<NotReleasable> {
+    policy.approval.as_ref().map(|_| {
+        NotReleasable::Approval(format!(
+            "channel {channel} requires release approvals ([approval])"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_with_approval_never_releases_on_the_receiving_side() {
+        let without = crate::policy::Policy::deny_all();
+        assert!(approvals_forbid(&without, "to-internet").is_none());
+        let key = crate::keys::SigningKey::from_seed(&[1; 32]).unwrap();
+        let mut with = without.clone();
+        with.approval = Some(crate::policy::ApprovalRule {
+            required: 1,
+            approvers: vec![crate::core::approval::Approver {
+                name: "zhang".into(),
+                key: key.verify_key(),
+                level: 1,
+            }],
+            expire_ms: 1000,
+        });
+        let why = approvals_forbid(&with, "to-internet").unwrap().to_string();
+        assert!(
+            why.contains("channel to-internet requires release approvals"),
+            "{why}"
+        );
+        assert!(
+            why.contains("cannot be checked again from a quarantined copy"),
+            "{why}"
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! The sending node's pipeline.
 //!
 //! ```text
-//!  outbox ─► watch (settle, take) ─► spool ─► inspect ─► seal ─► route ─► link (quic | diode)
-//!              Spooled                         Inspected  Sealed
+//!  outbox ─► watch (settle, take) ─► spool ─► inspect ─► seal ─► approval ─► route ─► link
+//!              Spooled                         Inspected  Sealed  (pending)      (quic | diode)
 //! ```
 //!
 //! [`watch`] notices and takes files (never one that [`writers`] says is still open), [`spool`] keeps them durable until the link is done
-//! with them, [`pipeline`] inspects and seals, [`route`] hands each sealed object to its
+//! with them, [`pipeline`] inspects and seals, [`approval`] holds what a channel's
+//! `[approval]` makes wait for its approvers, [`route`] hands each sealed object to its
 //! channel's link.
 
+pub mod approval;
 pub mod pipeline;
 pub mod release;
 pub mod route;

@@ -56,6 +56,27 @@ pub struct Sender {
     /// the status-change time last seen of their content and since when it has stood
     /// ([`crate::mono_ms`]), once looked at.
     changed: Mutex<HashMap<ObjectId, Option<(i128, u64)>>>,
+    /// What holds sealed objects before their link: the approval desk
+    /// (`sender::approval`), set once at start by [`Sender::set_hold`].
+    hold: std::sync::OnceLock<Arc<dyn Hold>>,
+    /// Objects of an earlier run still being recovered (judged again, sealed again); until
+    /// it is 0 the approval desk serves no request (a valid approval would find its object
+    /// not back on the desk yet).
+    recovering: std::sync::atomic::AtomicUsize,
+}
+
+/// Holds a sealed object before its link (the approval desk of a channel with
+/// `[approval]`): the pipeline hands it every sealed object, and one recovered at start.
+pub trait Hold: Send + Sync {
+    /// `Ok(Some)`: the object goes on now (perhaps with a rebuilt frame); `Ok(None)`: it
+    /// waits, and the holder queues it when it may go (or quarantines it).
+    ///
+    /// # Errors
+    /// A fault: the object stays in the spool.
+    fn hold(&self, sender: &Sender, sealed: Sealed) -> Result<Option<Sealed>, Fault>;
+
+    /// At start, after the spool's recovery: the objects still in the spool.
+    fn recovered(&self, spooled: &std::collections::HashSet<ObjectId>);
 }
 
 impl Sender {
@@ -72,7 +93,37 @@ impl Sender {
             waiting: Mutex::default(),
             deferred: Mutex::default(),
             changed: Mutex::default(),
+            hold: std::sync::OnceLock::new(),
+            recovering: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// Sets what holds sealed objects before their link (once, before [`Sender::recover`]);
+    /// `false` when one is set already.
+    pub fn set_hold(&self, hold: Arc<dyn Hold>) -> bool {
+        self.hold.set(hold).is_ok()
+    }
+
+    /// Hands a sealed object to the holder. Without one (never in a running node), an
+    /// object on a channel with `[approval]` stays in the spool: it never leaves unapproved.
+    ///
+    /// # Errors
+    /// The holder's fault: the object stays in the spool.
+    pub fn hold(&self, sealed: Sealed) -> Result<Option<Sealed>, Fault> {
+        match self.hold.get() {
+            Some(h) => h.hold(self, sealed),
+            None if self
+                .node
+                .policies
+                .get(&sealed.manifest().channel)
+                .approval
+                .is_some() =>
+            {
+                tracing::error!(object = %sealed.manifest().object_id, "no approval desk runs; the object stays in the spool");
+                Ok(None)
+            }
+            None => Ok(Some(sealed)),
+        }
     }
 
     /// Queues what an earlier run left in the spool: each object is sealed again, or its
@@ -85,12 +136,18 @@ impl Sender {
             path: self.node.cfg.node.state_dir.clone(),
             error,
         })?;
+        // the holder forgets what is no longer in the spool
+        if let Some(h) = self.hold.get() {
+            h.recovered(&recovered.iter().map(|r| r.spooled.id).collect());
+        }
         // staged files no entry claims (an earlier run cut short): back to their outboxes
         for c in self.node.cfg.sending() {
             if let Err(e) = self.spool.sweep_staging(&c.outbox) {
                 tracing::warn!(channel = %c.name, error = %e, "cannot sweep the outbox's staging folder; tried again at the next start");
             }
         }
+        self.recovering
+            .store(recovered.len(), std::sync::atomic::Ordering::SeqCst);
         for r in recovered {
             let sender = self.clone();
             let tx = queue.clone();
@@ -98,7 +155,16 @@ impl Sender {
                 let sealed = match r.manifest {
                     Some(frame) => {
                         match seal::reload(r.spooled.clone(), frame, &sender.node.keys.own_key()) {
-                            Ok(s) => Ok(Some(s)),
+                            // a channel with [approval]: judged again by the rule in force;
+                            // a holder's fault leaves it waiting, tried again (the desk keeps
+                            // its own and never faults here)
+                            Ok(s) => {
+                                let held = sender.hold(s);
+                                if let Err(e) = &held {
+                                    sender.wait_after_fault(r.spooled.clone(), e);
+                                }
+                                held
+                            }
                             Err(e) => {
                                 tracing::warn!(object = %r.spooled.id, error = %e, "stored manifest unusable; sealing again");
                                 sender.pipeline(r.spooled)
@@ -108,20 +174,33 @@ impl Sender {
                     None => sender.pipeline(r.spooled),
                 };
                 forward(sealed, &tx);
+                sender
+                    .recovering
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
         Ok(())
     }
 
-    /// Inspects and seals a spooled object (blocking). `Ok(None)`: it was refused, or it
-    /// waits for the antivirus.
+    /// Whether what an earlier run left in the spool is recovered: [`Sender::recover`] ran
+    /// and every object it found is judged again (back on the approval desk, queued,
+    /// refused or waiting for the antivirus).
+    pub fn recovered(&self) -> bool {
+        self.recovering.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+
+    /// Inspects and seals a spooled object (blocking). `Ok(None)`: it was refused, it
+    /// waits for the antivirus, or it waits for its approvals ([`Sender::hold`]).
     ///
     /// # Errors
     /// A fault (I/O, a full disk, audit): the object stays in the spool and waits with
     /// the others, tried again every few seconds (never left until the next start).
     pub fn pipeline(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
         let again = spooled.clone();
-        let done = self.pipeline_once(spooled);
+        let done = self.pipeline_once(spooled).and_then(|sealed| match sealed {
+            Some(sealed) => self.hold(sealed),
+            None => Ok(None),
+        });
         if let Err(e) = &done {
             self.wait_after_fault(again, e);
         }

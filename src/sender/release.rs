@@ -165,9 +165,27 @@ impl Releaser for SendRelease {
                 ),
                 false,
             ),
+            // sealed and back on the approval desk (its channel has [approval])
+            _ if matches!(
+                crate::node::approvals::read(&node.cfg.node.state_dir, &new.to_string()),
+                Ok(Some(_))
+            ) =>
+            {
+                (
+                    format!(
+                        "{old}: released as {new}: it passed the policy in force and waits for approval (`isogate approvals list`)"
+                    ),
+                    true,
+                )
+            }
             _ => (
-                format!(
-                    "{old}: released as {new}: its inspection waits (antivirus or a fault); it stays in the spool and is tried again"
+                waiting_line(
+                    old,
+                    &new.to_string(),
+                    crate::node::approvals::read(&node.cfg.node.state_dir, &new.to_string())
+                        .ok()
+                        .flatten()
+                        .as_ref(),
                 ),
                 true,
             ),
@@ -196,5 +214,59 @@ impl Releaser for SendRelease {
             }
         }
         desk.end(p)
+    }
+}
+
+/// What a release says of an object that was taken again and neither went on nor was
+/// refused: it waits for its approvals (`view`: its pending view on the approval desk, under
+/// its new id), or for an inspection that could not run (antivirus down, a fault).
+fn waiting_line(
+    old: &str,
+    new: &str,
+    view: Option<&crate::node::approvals::PendingView>,
+) -> String {
+    match view {
+        Some(v) => format!(
+            "{old}: released as {new}: it passed the policy in force and waits for approval ({} of {}) under its new id; approvers decide with `isogate approve|reject {new}`",
+            v.approvals.len(),
+            v.required
+        ),
+        None => format!(
+            "{old}: released as {new}: its inspection waits (antivirus or a fault); it stays in the spool and is tried again"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_object_on_the_approval_desk_is_said_to_wait_for_approval() {
+        let view = crate::node::approvals::PendingView {
+            id: "1".repeat(32),
+            channel: "to-internet".into(),
+            name: "判决书.pdf".into(),
+            size: 3,
+            sha256: "00".repeat(32),
+            content_type: "pdf".into(),
+            digest: "11".repeat(32),
+            pending_since_ms: 1,
+            expires_ms: 2,
+            required: 2,
+            approvals: vec![],
+            levels_missing: vec![],
+            approvers: vec![],
+            policy_version: String::new(),
+        };
+        let (old, new) = ("0".repeat(32), "1".repeat(32));
+        let line = waiting_line(&old, &new, Some(&view));
+        assert!(line.contains("waits for approval (0 of 2)"), "{line}");
+        assert!(
+            line.contains(&format!("isogate approve|reject {new}")),
+            "{line}"
+        );
+        assert!(!line.contains("antivirus"), "{line}");
+        assert!(waiting_line(&old, &new, None).contains("antivirus or a fault"));
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! ```text
 //!  spool content ─► hash (whole + per chunk) ─► Manifest ─► sign ─► frame ─► Sealed
+//!  Sealed + approvals ─► approve ─► the same body and signature, approvals after them
 //!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
 //!                                  └ a chunk differs, or the file grew: Changed ─► retake
 //! ```
 
+use crate::core::approval::Approval;
 use crate::core::digest::{digest32, hash_content};
 use crate::core::manifest::{CHUNK_SIZE, Manifest, ManifestError, SignedManifest};
 use crate::core::stage::{Inspected, Sealed, Spooled};
@@ -73,6 +75,23 @@ pub fn reload(spooled: Spooled, frame: Vec<u8>, own: &VerifyKey) -> Result<Seale
             "stored manifest belongs to another object",
         )));
     }
+    Ok(Sealed::new(spooled, manifest, frame))
+}
+
+/// Re-encodes a sealed object's signed manifest with the approvers' signatures
+/// (`SignedManifest.approvals`, envelope version 3) and frames it again. The body and the
+/// node's signature stay as they were: the approvals sign the body's digest.
+///
+/// # Errors
+/// The stored frame does not decode, or the approvals do not fit the envelope (more than
+/// `MAX_APPROVALS`, a name empty or too long).
+pub fn approve(sealed: Sealed, approvals: Vec<Approval>) -> Result<Sealed, SealError> {
+    let payload = wire::decode_object_frame(sealed.frame())?;
+    let mut signed = SignedManifest::decode(payload)?;
+    signed.approvals = approvals;
+    let frame = wire::encode_object_frame(&signed.encode()?)?;
+    let manifest = sealed.manifest().clone();
+    let spooled = sealed.spooled().clone();
     Ok(Sealed::new(spooled, manifest, frame))
 }
 
@@ -211,6 +230,44 @@ mod tests {
             }
             u.finish(content.len() as u64).unwrap();
         }
+    }
+
+    #[test]
+    fn approvals_are_added_to_the_stored_frame_and_nothing_else_changes() {
+        use crate::core::approval::{self, Decision};
+        let key = SigningKey::from_seed(&[3; 32]).unwrap();
+        let m = manifest(b"content", 4096);
+        let signed = m.sign(&key).unwrap();
+        let frame = wire::encode_object_frame(&signed.encode().unwrap()).unwrap();
+        let spooled = Spooled {
+            id: m.object_id,
+            channel: "c".into(),
+            name: "n".into(),
+            sequence: 1,
+            taken_ms: 0,
+            dir: std::path::PathBuf::from("x"),
+        };
+        let sealed = Sealed::new(spooled.clone(), m.clone(), frame);
+        let d = signed.digest();
+        let a = Approval {
+            approver: "张伟".into(),
+            signature: approval::try_sign(
+                &SigningKey::from_seed(&[4; 32]).unwrap(),
+                Decision::Approve,
+                &d,
+            )
+            .unwrap(),
+        };
+        let approved = approve(sealed, vec![a.clone()]).unwrap();
+        let back =
+            SignedManifest::decode(wire::decode_object_frame(approved.frame()).unwrap()).unwrap();
+        assert_eq!(back.body, signed.body);
+        assert_eq!(back.signature, signed.signature);
+        assert_eq!(back.approvals, vec![a]);
+        assert_eq!(back.digest(), d);
+        // what a restart reloads from the spool is the approved frame
+        let reloaded = reload(spooled, approved.frame().to_vec(), &key.verify_key()).unwrap();
+        assert_eq!(reloaded.manifest(), &m);
     }
 
     #[test]

@@ -112,8 +112,10 @@ impl Spool {
     pub fn open(state_dir: &Path) -> io::Result<Spool> {
         let root = state_dir.join("spool");
         let seq_dir = state_dir.join("seq");
-        fs::create_dir_all(&root)?;
-        fs::create_dir_all(&seq_dir)?;
+        // the service's alone, whatever the umask (an object waiting for approval or for
+        // its link is not for other users to read)
+        crate::fsx::private_dir(&root, 0o700)?;
+        crate::fsx::private_dir(&seq_dir, 0o700)?;
         Ok(Spool {
             root,
             seq_dir,

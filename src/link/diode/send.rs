@@ -13,9 +13,9 @@
 //! sealed ─► core ─► datagrams ════►           every second, beside the data:
 //! retired ─► audit `retired` ─► held copy      announce up to 64 objects held or in flight
 //! state/resend/*.req ─► held copy ─► spool     (retired ones with the retired flag, kept
-//!        ─► audit `resent` ─► core             announced while held, at least 10 min);
-//!                                              the latest signed audit checkpoint
-//!                                              (at once when new, then every 5 s)
+//!        ─► audit `resent` ─► Sender::hold     announced while held, at least 10 min);
+//!           (approvals complete: ─► core;      the latest signed audit checkpoint
+//!            else it waits on the desk)        (at once when new, then every 5 s)
 //! ```
 //!
 //! Time: the core, the pacer, heartbeats, announcements, checkpoints and pruning count on
@@ -404,15 +404,23 @@ impl Book {
         let sealed = match frame
             .map(|f| crate::sender::seal::reload(spooled.clone(), f, &owner.node.keys.own_key()))
         {
-            Some(Ok(s)) => Some(s),
+            // through the approval desk, as every sealed object: it goes at once only when
+            // its approvals are complete under the rule in force, else it waits there
+            Some(Ok(s)) => match owner.hold(s) {
+                Ok(s) => s,
+                Err(e) => return format!("{id}: back in the spool, not released ({e})"),
+            },
             // the manifest was signed with a key since switched: inspect and seal again
+            // (the pipeline ends at the same desk)
             _ => match owner.pipeline(spooled) {
                 Ok(s) => s,
                 Err(e) => return format!("{id}: back in the spool, not sealed ({e})"),
             },
         };
         let Some(sealed) = sealed else {
-            return format!("{id}: back in the spool; refused or waiting (see the audit log)");
+            return format!(
+                "{id}: back in the spool; refused, or waiting for its inspection or its approvals (see the audit log and `isogate approvals list`)"
+            );
         };
         tracing::info!(object = %id, channel = %h.spooled.channel, name = %h.spooled.name, "sent again at the operator's request");
         take(owner, core, sending, sealed, self);

@@ -7,6 +7,7 @@
 //!  queue ─► send_one ─► stream ─► receipt
 //!    ▲        final (landed, duplicate, quarantined, refused) ─► confirm ─► spool entry gone
 //!    │        retry (the peer's inbox is full, its scanner down) ─► wait, backing off
+//!    │              ─► Sender::hold (the approval desk: approvals still complete? else waits)
 //!    └────────  no receipt, a broken stream, a confirm that failed ─► wait ─┘
 //! ```
 //!
@@ -386,7 +387,26 @@ async fn send_one(
             let wait = next_retry(&retries, id);
             tracing::debug!(object = %id, status = s.as_str(), "the peer asks for the object later; sent again in {wait:?}");
             tokio::time::sleep(wait).await;
-            let _ = queue.send(sealed);
+            // back through the approval desk, as every sealed object: it goes again only
+            // while its approvals are complete under the rule in force, else it waits there
+            loop {
+                let (s2, again) = (sender.clone(), sealed.clone());
+                let why = match tokio::task::spawn_blocking(move || s2.hold(again)).await {
+                    Ok(Ok(Some(sealed))) => {
+                        let _ = queue.send(sealed);
+                        break;
+                    }
+                    Ok(Ok(None)) => {
+                        tracing::info!(object = %id, "asked for later, the object waits on the approval desk");
+                        break;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let wait = next_retry(&retries, id);
+                tracing::error!(object = %id, error = %why, "cannot judge the object's approvals again; tried again in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
         }
         None => {
             tokio::time::sleep(Duration::from_millis(500)).await;
