@@ -20,10 +20,11 @@
 //!  node      config, keys and rotation, policies in force, quarantine and its desk, health
 //!            and disk
 //!  ops       metrics, telemetry events, /metrics and /healthz, systemd
+//!  console   the officers' read-only web console (and its one writing action, approval)
 //! ```
 //!
 //! Layers, each importing only those below it:
-//! `cli` ─► `link` ─► `sender`, `receiver` ─► `node` ─► `ops` ─► `audit` ─► `inspect` ─►
+//! `cli` ─► `link`, `console` ─► `sender`, `receiver` ─► `node` ─► `ops` ─► `audit` ─► `inspect` ─►
 //! `policy` ─► `content` ─► `core` ─► the support modules `keys` (Ed25519 and TLS key
 //! material), `fsx` (durable file operations) and `problem` (errors that name file, line
 //! and key).
@@ -32,6 +33,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod console;
 pub mod content;
 pub mod core;
 pub mod inspect;

@@ -1,10 +1,12 @@
 //! The node's status endpoint, for the supervision platform: `GET /metrics` (Prometheus
 //! text) and `GET /healthz` (200 "ok" when the node can do its job, 503 with one line per
-//! problem otherwise). Served over plain HTTP on its own thread; nothing else is answered.
+//! problem otherwise). Served over plain HTTP (`ops::http`: deadlines, bodies never read);
+//! nothing else is answered.
 //!
 //! What is healthy, and the gauges measured at scrape time, are the node's to say: it
 //! hands the server a [`Probe`].
 
+use crate::ops::http;
 use std::sync::Arc;
 
 /// What the status server asks of the node.
@@ -17,20 +19,12 @@ pub trait Probe: Send + Sync + 'static {
 
 /// A running status server; stops when dropped.
 pub struct StatusServer {
-    server: Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::ops::http::Server,
 }
 
-impl Drop for StatusServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Starts serving `/metrics` and `/healthz` at `addr` on a thread of its own.
+/// Starts serving `/metrics` and `/healthz` at `addr` (one short-lived thread per
+/// connection, at most `http::MAX_CONNECTIONS`; every request within its deadlines, any
+/// body refused unread).
 ///
 /// # Errors
 /// The address cannot be bound, or the thread cannot start.
@@ -38,30 +32,14 @@ pub fn serve(
     probe: Arc<dyn Probe>,
     addr: std::net::SocketAddr,
 ) -> Result<StatusServer, Box<dyn std::error::Error + Send + Sync>> {
-    let server = Arc::new(tiny_http::Server::http(addr)?);
-    let s = server.clone();
-    let thread = std::thread::Builder::new()
-        .name("isogate-status".into())
-        .spawn(move || {
-            for request in s.incoming_requests() {
-                answer(probe.as_ref(), request);
-            }
-        })?;
+    let server = http::serve(addr, "status", move |r| answer(probe.as_ref(), r))?;
     tracing::info!(listen = %addr, "serving /metrics and /healthz");
-    Ok(StatusServer {
-        server,
-        thread: Some(thread),
-    })
+    Ok(StatusServer { _server: server })
 }
 
-fn answer(probe: &dyn Probe, request: tiny_http::Request) {
-    let header = |v: &str| {
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], v.as_bytes())
-            .map_err(|()| tracing::error!("bad header"))
-            .ok()
-    };
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let get = *request.method() == tiny_http::Method::Get;
+fn answer(probe: &dyn Probe, request: http::Request) {
+    let path = request.url.split('?').next().unwrap_or("").to_string();
+    let get = matches!(request.method, http::Method::Get | http::Method::Head);
     let (status, body, kind) = match (get, path.as_str()) {
         (true, "/metrics") => (
             200,
@@ -87,11 +65,56 @@ fn answer(probe: &dyn Probe, request: tiny_http::Request) {
         ),
         (false, _) => (405, b"only GET\n".to_vec(), "text/plain"),
     };
-    let mut response = tiny_http::Response::from_data(body).with_status_code(status);
-    if let Some(h) = header(kind) {
-        response = response.with_header(h);
+    // a body, if any, is never read: the connection is closed after the answer
+    request.respond(status, &[("Content-Type", kind)], &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    struct Fixed;
+    impl Probe for Fixed {
+        fn health(&self) -> Vec<String> {
+            vec!["link: quic down (peer internet)".into()]
+        }
+        fn metrics(&self) -> Vec<u8> {
+            b"isogate_up 1\n".to_vec()
+        }
     }
-    if let Err(e) = request.respond(response) {
-        tracing::debug!(error = %e, "status client went away");
+
+    fn ask(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(raw).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn answers_get_and_never_reads_an_announced_body() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let _s = serve(Arc::new(Fixed), addr).unwrap();
+        let m = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            m.starts_with("HTTP/1.1 200") && m.ends_with("isogate_up 1\n"),
+            "{m}"
+        );
+        let h = ask(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            h.starts_with("HTTP/1.1 503") && h.contains("quic down"),
+            "{h}"
+        );
+        // this once aborted the node (tiny_http buffered the announced length): 405, unread
+        let p = ask(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\nab",
+        );
+        assert!(p.starts_with("HTTP/1.1 405"), "{p}");
+        let again = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(again.starts_with("HTTP/1.1 200"), "{again}");
     }
 }
