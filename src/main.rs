@@ -317,12 +317,23 @@ operator) and the public key's hex digits.",
 Examples:
   isogate keygen --name court --out /etc/isogate/certs
   chown isogate /etc/isogate/certs/court.sign.key /etc/isogate/certs/court.tls.key
-                (isogate.service runs as the user isogate: it alone may read them)"
+                (isogate.service runs as the user isogate: it alone may read them)
+  isogate keygen --approver zhang.wei --out ~/.isogate
+                (an approver's key pair; paste the printed line into [approval] approvers
+                of the channel policy on both nodes)"
     )]
     Keygen {
         /// The node name (names the files).
-        #[arg(long)]
-        name: String,
+        #[arg(
+            long,
+            required_unless_present = "approver",
+            conflicts_with = "approver"
+        )]
+        name: Option<String>,
+        /// Make an approver's key pair instead, for a channel's [approval]: NAME.approver.key
+        /// (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits).
+        #[arg(long, value_name = "NAME")]
+        approver: Option<String>,
         /// Directory for the key files (private keys are written mode 0600).
         #[arg(long)]
         out: PathBuf,
@@ -391,6 +402,95 @@ Exit status: 0 done; 2 some entries were not released or purged (the answer says
     Quarantine {
         #[command(subcommand)]
         command: QuarantineCommand,
+    },
+    /// The web console's password file.
+    #[command(after_long_help = "\
+The console (`[console]` in the node's configuration) lets in the users of its password file:
+one `user:hash` per line, argon2id hashes only. The password is read from the first line of
+standard input (at least 12 characters, at least 5 different ones, not only spaces); the file
+is written mode 0600 (a bare file name: in the current directory). Restart the node to apply
+a change.
+
+Examples:
+  isogate console passwd --users /etc/isogate/console.users --user officer
+  printf '%s\\n' \"$PASSWORD\" | isogate console passwd --users console.users --user li.na")]
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
+    /// Approve an object waiting for approval on the sending node, signed with your key.
+    #[command(
+        long_about = "\
+Approve an object that waits on the sending node because its channel's policy has [approval].
+Reads the node's pending view of the object (state/approvals/ID.json), finds you among the
+channel's pinned approvers by the public half of --key, shows what you sign (name, size,
+SHA-256, channel, approvals so far), signs \"isogate approval v1\\0\" || approve || 0x00 ||
+the SHA-256 of the signed manifest body with your Ed25519 key, and hands the signature to
+the running node (state/approval-requests/). The node checks it against the pinned
+approvers of the policy in force, audits `approved` and answers; once `required` approvers
+have signed (lower levels first), the object leaves with the approvals in its manifest, and
+the receiving node checks them against its own pinned list. The node's private keys are
+never read.",
+        after_long_help = "\
+Examples:
+  isogate approvals list --config /etc/isogate/node.toml
+  isogate approve 4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e --key ~/.isogate/zhang.wei.approver.key \\
+      --config /etc/isogate/node.toml --note 'checked, ticket 1234'
+
+Exit status: 0 the approval was taken; 1 refused (the message says why), not pending, not
+an approver, or no answer from the running node (the decision is withdrawn); 2 usage."
+    )]
+    Approve {
+        /// The object id (32 hex digits; `isogate approvals list`).
+        id: String,
+        /// Your approver key (PKCS#8 PEM, from `isogate keygen --approver NAME`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The sending node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// A note, kept with the approval and in the audit log.
+        #[arg(long)]
+        note: Option<String>,
+        /// Seconds to wait for the running node's answer.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
+    /// Reject an object waiting for approval: it goes to quarantine (approval_rejected).
+    #[command(
+        long_about = "\
+Reject an object that waits for approval on the sending node. Signed with your approver key
+like `isogate approve` (the signed word is `reject`); one pinned approver's rejection is
+enough: the node audits `approval_rejected` and quarantines the object with the reason
+`approval_rejected`, naming you and your note. It never reaches the other side.",
+        after_long_help = "\
+Examples:
+  isogate reject 4f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e --key ~/.isogate/zhang.wei.approver.key \\
+      --config /etc/isogate/node.toml --note 'personal data in the annex'
+
+Exit status: 0 the rejection was taken; 1 refused, not pending, not an approver, or no
+answer; 2 usage."
+    )]
+    Reject {
+        /// The object id (32 hex digits).
+        id: String,
+        /// Your approver key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The sending node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Why (required; kept in the audit log and the quarantine reason).
+        #[arg(long)]
+        note: String,
+        /// Seconds to wait for the running node's answer.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
+    /// Objects waiting for approval on the sending node.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
     },
     /// Print the shell completion script for SHELL on standard output.
     #[command(after_long_help = "\
@@ -473,6 +573,35 @@ enum ListFormat {
     Table,
     /// One JSON object per entry, one a line.
     Json,
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Set a user's password (read from standard input) in a console password file.
+    Passwd {
+        /// The password file (made when missing).
+        #[arg(long)]
+        users: PathBuf,
+        /// The user name: letters, digits, '.', '_', '-'.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Every object waiting for approval: id, channel, approvals so far, since, expiry, name.
+    List {
+        /// The sending node's configuration file.
+        #[arg(long, default_value = "/etc/isogate/node.toml")]
+        config: PathBuf,
+        /// Time zone of the times shown (UTC, Asia/Shanghai, +08:00); default: the system's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -888,7 +1017,53 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Demo { dir, port_base } => cli::demo::command(dir, port_base),
         Command::Check { config, format } => cli::check::command(&config, format.into()),
         Command::Audit { command } => audit(command),
-        Command::Keygen { name, out } => Ok(cli::keygen::command(&name, &out)?),
+        Command::Keygen {
+            name,
+            approver,
+            out,
+        } => match (name, approver) {
+            (_, Some(a)) => Ok(cli::keygen::approver(&a, &out)?),
+            (Some(n), None) => Ok(cli::keygen::command(&n, &out)?),
+            (None, None) => anyhow::bail!("give --name or --approver"),
+        },
+        Command::Approve {
+            id,
+            key,
+            config,
+            note,
+            wait,
+        } => cli::approve::decide(
+            &config,
+            &id,
+            &key,
+            isogate::core::approval::Decision::Approve,
+            note.as_deref(),
+            std::time::Duration::from_secs(wait),
+        ),
+        Command::Reject {
+            id,
+            key,
+            config,
+            note,
+            wait,
+        } => cli::approve::decide(
+            &config,
+            &id,
+            &key,
+            isogate::core::approval::Decision::Reject,
+            Some(&note),
+            std::time::Duration::from_secs(wait),
+        ),
+        Command::Approvals {
+            command: ApprovalsCommand::List { config, tz, format },
+        } => cli::approve::list(
+            &config,
+            tz.as_deref(),
+            match format {
+                ListFormat::Table => cli::approve::Format::Table,
+                ListFormat::Json => cli::approve::Format::Json,
+            },
+        ),
         Command::Resend {
             config,
             ids,
@@ -905,6 +1080,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             std::time::Duration::from_secs(wait),
         ),
         Command::Quarantine { command } => quarantine(command),
+        Command::Console {
+            command: ConsoleCommand::Passwd { users, user },
+        } => cli::console::passwd(&users, &user, &mut std::io::stdin().lock()),
         Command::Completions { shell } => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

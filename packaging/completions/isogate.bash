@@ -16,6 +16,12 @@ _isogate() {
             ",$1")
                 cmd="isogate"
                 ;;
+            isogate,approvals)
+                cmd="isogate__subcmd__approvals"
+                ;;
+            isogate,approve)
+                cmd="isogate__subcmd__approve"
+                ;;
             isogate,audit)
                 cmd="isogate__subcmd__audit"
                 ;;
@@ -27,6 +33,9 @@ _isogate() {
                 ;;
             isogate,completions)
                 cmd="isogate__subcmd__completions"
+                ;;
+            isogate,console)
+                cmd="isogate__subcmd__console"
                 ;;
             isogate,demo)
                 cmd="isogate__subcmd__demo"
@@ -43,11 +52,26 @@ _isogate() {
             isogate,quarantine)
                 cmd="isogate__subcmd__quarantine"
                 ;;
+            isogate,reject)
+                cmd="isogate__subcmd__reject"
+                ;;
             isogate,resend)
                 cmd="isogate__subcmd__resend"
                 ;;
             isogate,run)
                 cmd="isogate__subcmd__run"
+                ;;
+            isogate__subcmd__approvals,help)
+                cmd="isogate__subcmd__approvals__subcmd__help"
+                ;;
+            isogate__subcmd__approvals,list)
+                cmd="isogate__subcmd__approvals__subcmd__list"
+                ;;
+            isogate__subcmd__approvals__subcmd__help,help)
+                cmd="isogate__subcmd__approvals__subcmd__help__subcmd__help"
+                ;;
+            isogate__subcmd__approvals__subcmd__help,list)
+                cmd="isogate__subcmd__approvals__subcmd__help__subcmd__list"
                 ;;
             isogate__subcmd__audit,export)
                 cmd="isogate__subcmd__audit__subcmd__export"
@@ -97,6 +121,24 @@ _isogate() {
             isogate__subcmd__audit__subcmd__help,verify-proof)
                 cmd="isogate__subcmd__audit__subcmd__help__subcmd__verify__subcmd__proof"
                 ;;
+            isogate__subcmd__console,help)
+                cmd="isogate__subcmd__console__subcmd__help"
+                ;;
+            isogate__subcmd__console,passwd)
+                cmd="isogate__subcmd__console__subcmd__passwd"
+                ;;
+            isogate__subcmd__console__subcmd__help,help)
+                cmd="isogate__subcmd__console__subcmd__help__subcmd__help"
+                ;;
+            isogate__subcmd__console__subcmd__help,passwd)
+                cmd="isogate__subcmd__console__subcmd__help__subcmd__passwd"
+                ;;
+            isogate__subcmd__help,approvals)
+                cmd="isogate__subcmd__help__subcmd__approvals"
+                ;;
+            isogate__subcmd__help,approve)
+                cmd="isogate__subcmd__help__subcmd__approve"
+                ;;
             isogate__subcmd__help,audit)
                 cmd="isogate__subcmd__help__subcmd__audit"
                 ;;
@@ -108,6 +150,9 @@ _isogate() {
                 ;;
             isogate__subcmd__help,completions)
                 cmd="isogate__subcmd__help__subcmd__completions"
+                ;;
+            isogate__subcmd__help,console)
+                cmd="isogate__subcmd__help__subcmd__console"
                 ;;
             isogate__subcmd__help,demo)
                 cmd="isogate__subcmd__help__subcmd__demo"
@@ -124,11 +169,17 @@ _isogate() {
             isogate__subcmd__help,quarantine)
                 cmd="isogate__subcmd__help__subcmd__quarantine"
                 ;;
+            isogate__subcmd__help,reject)
+                cmd="isogate__subcmd__help__subcmd__reject"
+                ;;
             isogate__subcmd__help,resend)
                 cmd="isogate__subcmd__help__subcmd__resend"
                 ;;
             isogate__subcmd__help,run)
                 cmd="isogate__subcmd__help__subcmd__run"
+                ;;
+            isogate__subcmd__help__subcmd__approvals,list)
+                cmd="isogate__subcmd__help__subcmd__approvals__subcmd__list"
                 ;;
             isogate__subcmd__help__subcmd__audit,export)
                 cmd="isogate__subcmd__help__subcmd__audit__subcmd__export"
@@ -150,6 +201,9 @@ _isogate() {
                 ;;
             isogate__subcmd__help__subcmd__audit,verify-proof)
                 cmd="isogate__subcmd__help__subcmd__audit__subcmd__verify__subcmd__proof"
+                ;;
+            isogate__subcmd__help__subcmd__console,passwd)
+                cmd="isogate__subcmd__help__subcmd__console__subcmd__passwd"
                 ;;
             isogate__subcmd__help__subcmd__quarantine,list)
                 cmd="isogate__subcmd__help__subcmd__quarantine__subcmd__list"
@@ -200,12 +254,136 @@ _isogate() {
 
     case "${cmd}" in
         isogate)
-            opts="-h -V --log-format --help --version init run bench demo check audit keygen resend quarantine completions help"
+            opts="-h -V --log-format --help --version init run bench demo check audit keygen resend quarantine console approve reject approvals completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approvals)
+            opts="-h --log-format --help list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approvals__subcmd__help)
+            opts="list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approvals__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approvals__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approvals__subcmd__list)
+            opts="-h --config --tz --format --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__approve)
+            opts="-h --key --config --note --wait --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --note)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -263,11 +441,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
@@ -275,11 +453,11 @@ _isogate() {
                     return 0
                     ;;
                 --reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
                     return 0
                     ;;
                 --not-reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
                     return 0
                     ;;
                 --name)
@@ -501,11 +679,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
@@ -513,11 +691,11 @@ _isogate() {
                     return 0
                     ;;
                 --reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
                     return 0
                     ;;
                 --not-reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
                     return 0
                     ;;
                 --name)
@@ -765,6 +943,92 @@ _isogate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        isogate__subcmd__console)
+            opts="-h --log-format --help passwd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__console__subcmd__help)
+            opts="passwd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__console__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__console__subcmd__help__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__console__subcmd__passwd)
+            opts="-h --users --user --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --users)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         isogate__subcmd__demo)
             opts="-h --dir --port-base --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -792,8 +1056,50 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__help)
-            opts="init run bench demo check audit keygen resend quarantine completions help"
+            opts="init run bench demo check audit keygen resend quarantine console approve reject approvals completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__help__subcmd__approvals)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__help__subcmd__approvals__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -959,6 +1265,34 @@ _isogate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        isogate__subcmd__help__subcmd__console)
+            opts="passwd"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__help__subcmd__console__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         isogate__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1085,6 +1419,20 @@ _isogate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        isogate__subcmd__help__subcmd__reject)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         isogate__subcmd__help__subcmd__resend)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1144,13 +1492,17 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__keygen)
-            opts="-h --name --out --log-format --help"
+            opts="-h --name --approver --out --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approver)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1397,6 +1749,40 @@ _isogate() {
                     return 0
                     ;;
                 --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        isogate__subcmd__reject)
+            opts="-h --key --config --note --wait --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --note)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -37,6 +37,10 @@ complete -c isogate -n "__fish_isogate_needs_command" -f -a "audit" -d 'Verify, 
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "quarantine" -d 'The security officer\'s work on a node\'s quarantine: list, show, release, purge'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "console" -d 'The web console\'s password file'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "approve" -d 'Approve an object waiting for approval on the sending node, signed with your key'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "reject" -d 'Reject an object waiting for approval: it goes to quarantine (approval_rejected)'
+complete -c isogate -n "__fish_isogate_needs_command" -f -a "approvals" -d 'Objects waiting for approval on the sending node'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
 complete -c isogate -n "__fish_isogate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l link -d 'Link type of the lab\'s channels' -r -f -a "quic\t'QUIC with mutual TLS'
@@ -120,7 +124,14 @@ clock_step\t''
 link_mismatch\t''
 quarantine_released\t''
 quarantine_release_refused\t''
-quarantine_purged\t''"
+quarantine_purged\t''
+approval_pending\t''
+approved\t''
+approval_rejected\t''
+approval_request_refused\t''
+approval_waived\t''
+console_login\t''
+console_login_failed\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -147,7 +158,14 @@ clock_step\t''
 link_mismatch\t''
 quarantine_released\t''
 quarantine_release_refused\t''
-quarantine_purged\t''"
+quarantine_purged\t''
+approval_pending\t''
+approved\t''
+approval_rejected\t''
+approval_request_refused\t''
+approval_waived\t''
+console_login\t''
+console_login_failed\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -177,7 +195,10 @@ classification_marking\t''
 personal_data\t''
 polyglot\t''
 malware\t''
-scan_failed\t''"
+scan_failed\t''
+approval_rejected\t''
+approval_expired\t''
+approval_missing\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
 hard_link\t''
 not_regular_file\t''
@@ -205,7 +226,10 @@ classification_marking\t''
 personal_data\t''
 polyglot\t''
 malware\t''
-scan_failed\t''"
+scan_failed\t''
+approval_rejected\t''
+approval_expired\t''
+approval_missing\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
@@ -261,7 +285,14 @@ clock_step\t''
 link_mismatch\t''
 quarantine_released\t''
 quarantine_release_refused\t''
-quarantine_purged\t''"
+quarantine_purged\t''
+approval_pending\t''
+approved\t''
+approval_rejected\t''
+approval_request_refused\t''
+approval_waived\t''
+console_login\t''
+console_login_failed\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -288,7 +319,14 @@ clock_step\t''
 link_mismatch\t''
 quarantine_released\t''
 quarantine_release_refused\t''
-quarantine_purged\t''"
+quarantine_purged\t''
+approval_pending\t''
+approved\t''
+approval_rejected\t''
+approval_request_refused\t''
+approval_waived\t''
+console_login\t''
+console_login_failed\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -318,7 +356,10 @@ classification_marking\t''
 personal_data\t''
 polyglot\t''
 malware\t''
-scan_failed\t''"
+scan_failed\t''
+approval_rejected\t''
+approval_expired\t''
+approval_missing\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
 hard_link\t''
 not_regular_file\t''
@@ -346,7 +387,10 @@ classification_marking\t''
 personal_data\t''
 polyglot\t''
 malware\t''
-scan_failed\t''"
+scan_failed\t''
+approval_rejected\t''
+approval_expired\t''
+approval_missing\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
@@ -381,6 +425,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l approver -d 'Make an approver\'s key pair instead, for a channel\'s [approval]: NAME.approver.key (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -436,20 +481,64 @@ complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_s
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and not __fish_seen_subcommand_from passwd help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand console; and not __fish_seen_subcommand_from passwd help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and not __fish_seen_subcommand_from passwd help" -f -a "passwd" -d 'Set a user\'s password (read from standard input) in a console password file'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and not __fish_seen_subcommand_from passwd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from passwd" -l users -d 'The password file (made when missing)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from passwd" -l user -d 'The user name: letters, digits, \'.\', \'_\', \'-\'' -r
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from passwd" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a user\'s password (read from standard input) in a console password file'
+complete -c isogate -n "__fish_isogate_using_subcommand console; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -l key -d 'Your approver key (PKCS#8 PEM, from `isogate keygen --approver NAME`)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -l config -d 'The sending node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -l note -d 'A note, kept with the approval and in the audit log' -r
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -l wait -d 'Seconds to wait for the running node\'s answer' -r
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand approve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -l key -d 'Your approver key (PKCS#8 PEM)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -l config -d 'The sending node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -l note -d 'Why (required; kept in the audit log and the quarantine reason)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -l wait -d 'Seconds to wait for the running node\'s answer' -r
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand reject" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and not __fish_seen_subcommand_from list help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and not __fish_seen_subcommand_from list help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'Every object waiting for approval: id, channel, approvals so far, since, expiry, name'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from list" -l config -d 'The sending node\'s configuration file' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from list" -l tz -d 'Time zone of the times shown (UTC, Asia/Shanghai, +08:00); default: the system\'s' -r
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned columns'
+json\t'One JSON object per entry, one a line'"
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'Every object waiting for approval: id, channel, approvals so far, since, expiry, name'
+complete -c isogate -n "__fish_isogate_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "quarantine" -d 'The security officer\'s work on a node\'s quarantine: list, show, release, purge'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "init" -d 'Write a ready two-node lab (court <-> internet) into DIR'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "run" -d 'Run a node until SIGTERM or SIGINT'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "bench" -d 'Measure this machine\'s limits and the gateway\'s figures, as ratios'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "demo" -d 'Make a lab, run both nodes here, drop sample files, and show what crosses'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "check" -d 'Validate a configuration and the policies it names; list every problem'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "audit" -d 'Verify, query, prove from, reconcile, export and report on audit logs'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "keygen" -d 'Make a node\'s signing key pair and TLS certificate and key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "resend" -d 'Ask the running diode sender to send held objects again (after a `lost` report)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "quarantine" -d 'The security officer\'s work on a node\'s quarantine: list, show, release, purge'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "console" -d 'The web console\'s password file'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "approve" -d 'Approve an object waiting for approval on the sending node, signed with your key'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "reject" -d 'Reject an object waiting for approval: it goes to quarantine (approval_rejected)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "approvals" -d 'Objects waiting for approval on the sending node'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "completions" -d 'Print the shell completion script for SHELL on standard output'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and not __fish_seen_subcommand_from init run bench demo check audit keygen resend quarantine console approve reject approvals completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Recompute the whole log and its signed checkpoints; non-zero exit on any tampering'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "query" -d 'Print the records that match every filter given'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prove" -d 'Write an inclusion proof of an object\'s records against the latest checkpoint'
@@ -461,3 +550,5 @@ complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_su
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from console" -f -a "passwd" -d 'Set a user\'s password (read from standard input) in a console password file'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "list" -d 'Every object waiting for approval: id, channel, approvals so far, since, expiry, name'

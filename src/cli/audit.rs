@@ -224,6 +224,15 @@ pub fn reconcile(
     for i in &r.sent_not_landed {
         println!("  {} {} {}", i.object_id, i.channel, i.name);
     }
+    if !r.waiting.is_empty() {
+        println!(
+            "waiting for approval on the sender (not expected yet): {}",
+            r.waiting.len()
+        );
+        for i in &r.waiting {
+            println!("  {} {} {}", i.object_id, i.channel, i.name);
+        }
+    }
     println!("landed but never sent: {}", r.landed_not_sent.len());
     for i in &r.landed_not_sent {
         println!("  {} {} {}", i.object_id, i.channel, i.name);

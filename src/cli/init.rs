@@ -23,7 +23,7 @@ pub enum InitError {
     #[error("{0} exists and is not empty; choose a new directory")]
     NotEmpty(PathBuf),
     /// The port base leaves no room for the lab's ports.
-    #[error("port base {0} is out of range: use 1 to 65532 (the lab uses ports N to N+3)")]
+    #[error("port base {0} is out of range: use 1 to 65526 (the lab uses ports N to N+9)")]
     Port(u16),
     /// Writing failed.
     #[error("{path}: {source}")]
@@ -100,6 +100,7 @@ fn node_config(name: &str, peer: &str, base: u16, link: LabLink) -> String {
     };
     let port = |n: &str| if n == "court" { base } else { base + 1 };
     let metrics = if name == "court" { base + 2 } else { base + 3 };
+    let console = if name == "court" { base + 8 } else { base + 9 };
     format!(
         r#"# isogate node configuration: the {name} side of the court <-> internet lab pair.
 # Paths are relative to this file. `isogate check --config {name}.toml` reviews it.
@@ -149,6 +150,13 @@ segment_records = 100000
 # Prometheus text at http://HOST:PORT/metrics; /healthz answers 200 or 503.
 listen = "127.0.0.1:{metrics}"
 
+[console]
+# The officers' web console at http://127.0.0.1:{console}/ (plain HTTP: loopback only, unless
+# allow_remote = true with TLS in front of it). Users: `isogate console passwd`.
+listen = "127.0.0.1:{console}"
+users = "{CONSOLE_USERS}"
+idle_timeout = "15m"
+
 [disk]
 # Below this many free bytes on the state or exchange file system, intake pauses (files
 # stay in the outbox). The receiver keeps this much free in each inbox: it reserves each
@@ -177,6 +185,13 @@ policy = "policy/to-court.toml"
     )
 }
 
+/// The lab's console password file (both nodes'), in the lab directory.
+pub const CONSOLE_USERS: &str = "console.users";
+/// The lab's console user.
+pub const CONSOLE_USER: &str = "officer";
+/// The file, in the lab directory, holding that user's random password (mode 0600).
+pub const CONSOLE_PASSWORD: &str = "console-officer.password";
+
 /// Writes the lab into `dir` (created; must be absent or empty).
 /// `clamd`, when given, turns antivirus scanning on in both lab policies.
 pub fn init(
@@ -185,7 +200,7 @@ pub fn init(
     port_base: u16,
     clamd: Option<&crate::policy::antivirus::ClamdAddr>,
 ) -> Result<(), InitError> {
-    if port_base > u16::MAX - 3 || port_base == 0 {
+    if port_base > u16::MAX - 9 || port_base == 0 {
         return Err(InitError::Port(port_base));
     }
     let io = |path: &Path| {
@@ -217,6 +232,23 @@ pub fn init(
         }
         fs::write(policy.join(file), text).map_err(io(&policy.join(file)))?;
     }
+    // the console: one user, officer, with a random password kept in a 0600 file
+    let mut random = [0u8; 18];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).map_err(
+        |_| InitError::Io {
+            path: dir.join(CONSOLE_PASSWORD),
+            source: std::io::Error::other("system random generator failed"),
+        },
+    )?;
+    let password = hex::encode(random);
+    let pw_file = dir.join(CONSOLE_PASSWORD);
+    crate::fsx::write_durable_mode(&pw_file, format!("{password}\n").as_bytes(), 0o600)
+        .map_err(io(&pw_file))?;
+    let users = dir.join(CONSOLE_USERS);
+    crate::console::users::passwd(&users, CONSOLE_USER, &password).map_err(|e| InitError::Io {
+        path: users.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     for (name, peer) in NODES {
         let file = dir.join(format!("{name}.toml"));
         fs::write(&file, node_config(name, peer, port_base, link)).map_err(io(&file))?;
@@ -261,6 +293,12 @@ pub fn command(
         dir.display()
     );
     println!("  drop:   {}/court/outbox/to-internet/", dir.display());
+    println!(
+        "  console: http://127.0.0.1:{}/ (court), http://127.0.0.1:{}/ (internet); user {CONSOLE_USER}, password in {}/{CONSOLE_PASSWORD}",
+        port_base + 8,
+        port_base + 9,
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -315,6 +353,89 @@ mod tests {
         let err = Config::load(&file).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");
         assert!(err.contains("court.toml:"), "{err}");
+    }
+
+    #[test]
+    fn console_section_is_validated_and_loopback_by_default() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let court = Config::load(&dir.join("court.toml")).unwrap();
+        let c = court.console.unwrap();
+        assert_eq!(c.listen.port(), 7408);
+        assert_eq!(c.users, dir.join(CONSOLE_USERS));
+        assert_eq!(c.idle_timeout_ms, 15 * 60 * 1000);
+        let internet = Config::load(&dir.join("internet.toml")).unwrap();
+        assert_eq!(internet.console.unwrap().listen.port(), 7409);
+        let password = fs::read_to_string(dir.join(CONSOLE_PASSWORD)).unwrap();
+        let users = crate::console::users::Users::load(&dir.join(CONSOLE_USERS)).unwrap();
+        assert!(users.verify(CONSOLE_USER, password.trim()));
+
+        let file = dir.join("court.toml");
+        let text = fs::read_to_string(&file).unwrap();
+        let remote = text.replace("listen = \"127.0.0.1:7408\"", "listen = \"0.0.0.0:7408\"");
+        fs::write(&file, &remote).unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("console.listen"), "{err}");
+        assert!(err.contains("not a loopback address"), "{err}");
+        let line = remote
+            .lines()
+            .position(|l| l.contains("0.0.0.0:7408"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.contains(&format!("court.toml:{line}: console.listen")),
+            "{err}"
+        );
+        fs::write(
+            &file,
+            remote.replace(
+                "idle_timeout = \"15m\"",
+                "idle_timeout = \"15m\"\nallow_remote = true",
+            ),
+        )
+        .unwrap();
+        assert!(Config::load(&file).unwrap().console.unwrap().allow_remote);
+        fs::write(
+            &file,
+            text.replace("idle_timeout = \"15m\"", "idle_timeout = \"5s\""),
+        )
+        .unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("console.idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn console_listen_is_an_ip_of_its_own() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let file = dir.join("court.toml");
+        let text = fs::read_to_string(&file).unwrap();
+        let with = |listen: &str| {
+            fs::write(
+                &file,
+                text.replace(
+                    "listen = \"127.0.0.1:7408\"",
+                    &format!("listen = \"{listen}\""),
+                ),
+            )
+            .unwrap();
+            Config::load(&file).map(|c| c.console.unwrap().listen)
+        };
+        let mapped = with("[::ffff:127.0.0.1]:7408").expect("IPv4-mapped loopback");
+        assert_eq!(mapped.port(), 7408);
+        for (listen, says) in [
+            ("127.0.0.1:0", "port 0"),
+            ("localhost:7408", "e.g. 127.0.0.1:7408 or [::1]:7408"),
+            ("127.0.0.1:7402", "metrics.listen is 127.0.0.1:7402"),
+            ("127.0.0.1:7400", "node.listen is 127.0.0.1:7400"),
+        ] {
+            let err = with(listen).unwrap_err().to_string();
+            assert!(err.contains("court.toml:"), "{err}");
+            assert!(err.contains("console.listen"), "{err}");
+            assert!(err.contains(says), "{listen}: {err}");
+        }
     }
 
     #[test]

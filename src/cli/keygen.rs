@@ -6,11 +6,91 @@
 //!  keygen NAME ─► keys::keygen ─► 4 files ─► paths
 //!                                        └─► sha256:… fingerprints, AB12 CD34 … groups,
 //!                                            the public key's 64 hex digits (as in config)
+//!  keygen --approver NAME ─► NAME.approver.key (PKCS#8 PEM, 0600), NAME.approver.pub
+//!                        └─► fingerprint, the line to paste into [approval] approvers
 //! ```
 
-use crate::keys::{self, KeyError, KeyFiles, VerifyKey};
-use std::path::Path;
+use crate::keys::{self, KeyError, KeyFiles, SigningKey, VerifyKey};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Makes an approver's Ed25519 key pair in `out`: `NAME.approver.key` (PKCS#8 PEM, like a
+/// node's signing key, mode 0600) and `NAME.approver.pub` (64 hex digits); neither is ever
+/// overwritten. Prints the files, the key's fingerprint and the line to paste into a
+/// channel policy's `[approval] approvers`. The private key stays with the approver: the
+/// node never needs it.
+///
+/// # Errors
+/// The name is not an approver name (`core::approval::valid_name`; no leading dot), a file
+/// exists already, or a file cannot be written.
+pub fn approver(name: &str, out: &Path) -> Result<ExitCode, KeyError> {
+    let (key_file, pub_file) = approver_files(name, out)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| KeyError::Io { path, error }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    for f in [&key_file, &pub_file] {
+        if std::fs::symlink_metadata(f).is_ok() {
+            return Err(KeyError::Io {
+                path: f.clone(),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "exists already; never overwritten",
+                ),
+            });
+        }
+    }
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    write_new(&key_file, pair.serialize_pem().as_bytes(), 0o600).map_err(io(&key_file))?;
+    let public = SigningKey::load(&key_file)?.verify_key();
+    write_new(
+        &pub_file,
+        format!("{}\n", public.to_hex()).as_bytes(),
+        0o644,
+    )
+    .map_err(io(&pub_file))?;
+    let fp = public.fingerprint();
+    println!(
+        "approver key:    {} (keep it; mode 0600)",
+        key_file.display()
+    );
+    println!("approver public: {}", pub_file.display());
+    println!("fingerprint:     {fp}");
+    println!("  by telephone:  {}", keys::telephone(&fp));
+    println!();
+    println!("in the channel policies of both nodes, under [approval] approvers:");
+    println!(
+        "  {{ name = {:?}, key = \"{}\", level = 1 }},",
+        name,
+        public.to_hex()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The two files of approver `name` in `out`.
+fn approver_files(name: &str, out: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
+    if !crate::core::approval::valid_name(name) || name.starts_with('.') {
+        return Err(KeyError::ApproverName(name.to_string()));
+    }
+    Ok((
+        out.join(format!("{name}.approver.key")),
+        out.join(format!("{name}.approver.pub")),
+    ))
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
 
 /// Makes the key files of node `name` in the directory `out` and prints their paths and
 /// fingerprints.
@@ -48,4 +128,33 @@ pub fn fingerprint_lines(files: &KeyFiles) -> Result<Vec<String>, KeyError> {
         format!("  by telephone:              {}", keys::telephone(&sign)),
         format!("signing public key:          {}", public.to_hex()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_approver_key_is_made_once_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        approver("张伟", dir.path()).unwrap();
+        let key = dir.path().join("张伟.approver.key");
+        let public = dir.path().join("张伟.approver.pub");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            SigningKey::load(&key).unwrap().verify_key(),
+            VerifyKey::load(&public).unwrap()
+        );
+        let before = std::fs::read(&key).unwrap();
+        assert!(approver("张伟", dir.path()).is_err(), "never overwritten");
+        assert_eq!(std::fs::read(&key).unwrap(), before);
+        let e = approver("a/b", dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("invalid approver name") && e.contains("letters and digits of any script"),
+            "{e}"
+        );
+        assert!(approver(".hidden", dir.path()).is_err());
+    }
 }

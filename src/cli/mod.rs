@@ -10,16 +10,20 @@
 //!                              ├─► check::command    the compliance review
 //!                              ├─► audit::{verify, query, prove, verify_proof,
 //!                              │          reconcile, export}
-//!                              ├─► keygen::command   a node's key files
+//!                              ├─► keygen::{command, approver}  a node's or an approver's keys
 //!                              ├─► quarantine::{list, show, request}  the officer's desk
+//!                              ├─► console::passwd   the web console's password file
+//!                              ├─► approve::{decide, list}  an approver's signed decision
 //!                              └─► resend::command   the diode sender sends held objects again
 //!  process: logging, the async runtime, the shutdown signal
 //! ```
 
+pub mod approve;
 pub mod audit;
 pub mod bench;
 pub mod bench_inspect;
 pub mod check;
+pub mod console;
 pub mod demo;
 pub mod init;
 pub mod keygen;

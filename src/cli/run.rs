@@ -6,8 +6,9 @@
 //! ```text
 //!  Node ─► Receiver::open ─► recover deliveries ─► quic::recv::serve | diode::recv::start
 //!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
-//!                          ▲ spool recovery, watch (intake), retry_waiting
+//!                          ▲ spool recovery, watch (intake), retry_waiting, approval desk
 //!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
+//!       ─► the web console, when [console] is configured
 //!       ─► the officer's desk (quarantine release and purge requests, keep_days)
 //!       ─► a summary a minute (and at stop) · counts of repeated log lines
 //! ```
@@ -49,6 +50,9 @@ pub enum RunError {
     /// The audit log could not be written at start or stop.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The web console could not start.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// How often the counts of repeated log lines are said (see [`crate::ops::repeat`]).
@@ -152,6 +156,15 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     let mut send_release: Option<Arc<dyn Releaser>> = None;
     if node.cfg.sending().next().is_some() {
         let s = Arc::new(Sender::open(node.clone())?);
+        // the approval desk holds what a channel's [approval] makes wait
+        let state = &node.cfg.node.state_dir;
+        let desk = Arc::new(crate::sender::approval::Desk::open(state).map_err(|error| {
+            NodeError::Dir {
+                path: state.clone(),
+                error,
+            }
+        })?);
+        s.set_hold(desk.clone());
         let (queue_tx, queue_rx) = mpsc::unbounded_channel::<Sealed>();
         let mut links = Links {
             quic: None,
@@ -182,6 +195,12 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
             sender: s.clone(),
             queue: queue_tx.clone(),
         }));
+        // the approval desk: approvers' decisions, expiry ([approval] in a channel policy)
+        tasks.spawn(crate::sender::approval::serve(
+            desk,
+            s.clone(),
+            queue_tx.clone(),
+        ));
         tasks.spawn(s.clone().retry_waiting(queue_tx));
         sender = Some(s);
     }
@@ -205,6 +224,11 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
         }
         None => None,
     };
+    // the officers' web console, when [console] is configured; stopped with the node
+    let console = match &node.cfg.console {
+        Some(c) => Some(crate::console::start(node.clone(), c)?),
+        None => None,
+    };
     systemd::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!(
@@ -220,6 +244,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     shutdown.await;
     systemd::notify(&[sd_notify::NotifyState::Stopping]);
     drop(status);
+    drop(console);
     tracing::info!("stopping");
     node.audit.durable(Event::Stopped, Entry::default())?;
     // the last checkpoint covers the whole log; give it a moment to reach the peer
