@@ -33,7 +33,8 @@ if ! have faketime; then apt_install faketime; fi
 if [ ! -e /usr/share/zoneinfo/Asia/Shanghai ]; then apt_install tzdata; fi
 # promtool (Debian's prometheus package): checks and unit-tests monitoring/alerts.yml
 if ! have promtool; then apt_install prometheus; fi
-# headless Chromium opens the HTML audit report and screenshots its charts (tests/report.rs)
+# headless Chromium opens the HTML audit report and screenshots its charts (tests/report.rs),
+# and is driven over the DevTools protocol by the browser tests (tests/common/cdp.rs)
 if ! have chromium; then apt_install chromium; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 

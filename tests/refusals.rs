@@ -220,7 +220,7 @@ fn an_object_over_a_link_its_channel_does_not_use_is_refused() {
     let (head, tail) = text.split_at(i);
     let tail = tail
         .replacen("link = \"diode\"", "link = \"quic\"", 1)
-        .replace("[diode]\n", "[diode]\nlisten = \"127.0.0.1:21499\"\n");
+        .replace("[diode]\n", "[diode]\nlisten = \"127.0.0.1:29979\"\n");
     fs::write(&cfg, format!("{head}{tail}")).unwrap();
     let out = check(&cfg, &[]);
     assert!(out.status.success(), "{out:?}");

@@ -2,6 +2,7 @@
 //! processes, publishing files the way applications do, and waiting with a deadline.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod clamd;
 pub mod inbox;
 pub mod net;
