@@ -8,6 +8,7 @@
 //!  diode:    objects ─► diode::Sender ═ datagrams ═► diode::Receiver ─► object events
 //!  audit:    records ─► merkle::Frontier ─► checkpoint (signed note)
 //!  intake:   outbox signals ─► settle::Settler ─► take | wait
+//!  streams:  UDP packet ─► stream::Gate ─► frame ══► Gate ─► Playout ─► UDP    (stream)
 //!  clocks:   (wall, monotonic) ─► clock::StepDetector ─► step of the wall clock
 //! ```
 
@@ -22,5 +23,6 @@ pub mod merkle;
 pub mod reason;
 pub mod settle;
 pub mod stage;
+pub mod stream;
 pub mod verify;
 pub mod wire;
