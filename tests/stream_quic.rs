@@ -35,6 +35,20 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// The metrics of a node, or nothing while its status endpoint is not up yet.
+fn try_metrics(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    Some(raw)
+}
+
 /// The value of one sample line (`name{labels}`) in Prometheus text, 0 if absent.
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -106,7 +120,8 @@ fn rtp_crosses_in_order_and_refused_packets_are_counted() {
     let court = lab.start("court");
     let internet = lab.start("internet");
     wait_until(30, "the quic link up", || {
-        sample(&get(court_metrics, "/metrics").1, "isogate_link_up{link=\"quic\"}") == 1.0
+        try_metrics(court_metrics)
+            .is_some_and(|m| sample(&m, "isogate_link_up{link=\"quic\"}") == 1.0)
     });
     let source = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = ("127.0.0.1", listen);
@@ -173,10 +188,17 @@ fn rtp_crosses_in_order_and_refused_packets_are_counted() {
     let sent = sample(&m, "isogate_stream_packets_total{channel=\"hearing\"}") as u64;
     assert_eq!(sent, u64::from(seq));
     let link_lost = (dropped(&m, "link_busy") + dropped(&m, "link_down")) as u64;
-    assert!(link_lost < u64::from(first), "lost on the link: {link_lost}");
+    assert!(
+        link_lost < u64::from(first),
+        "lost on the link: {link_lost}"
+    );
     let m = get(internet_metrics, "/metrics").1;
     let emitted = sample(&m, "isogate_stream_packets_total{channel=\"hearing\"}") as u64;
-    assert_eq!(emitted, sent - link_lost, "the internet node emitted what crossed");
+    assert_eq!(
+        emitted,
+        sent - link_lost,
+        "the internet node emitted what crossed"
+    );
     assert_eq!(dropped(&m, "late"), 0.0);
     assert_eq!(
         sample(&m, "isogate_stream_live{channel=\"hearing\"}"),

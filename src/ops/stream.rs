@@ -208,7 +208,11 @@ mod tests {
         let mut l = Life::new("hearing", 5000);
         assert_eq!(l.deadline(), None);
         l.dropped(&m, 100, DropReason::PayloadType);
-        assert_eq!(l.deadline(), Some(5100), "drops alone end after the silence too");
+        assert_eq!(
+            l.deadline(),
+            Some(5100),
+            "drops alone end after the silence too"
+        );
         assert!(!l.is_live());
         l.passed(&m, 1328);
         l.first_ms = Some(100);
@@ -216,7 +220,10 @@ mod tests {
         l.last_ms = 900;
         assert_eq!(l.deadline(), Some(5900));
         let r = l.record();
-        assert_eq!((r.packets, r.bytes, r.duration_ms), (Some(1), Some(1328), Some(700)));
+        assert_eq!(
+            (r.packets, r.bytes, r.duration_ms),
+            (Some(1), Some(1328), Some(700))
+        );
         assert_eq!(r.drops.get("payload_type"), Some(&1));
         assert_eq!(r.over_rate, Some(false));
         let text = String::from_utf8(m.encode()).unwrap();

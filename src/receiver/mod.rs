@@ -198,8 +198,7 @@ impl Receiver {
     /// # Errors
     /// As [`stream::Streams::start`].
     pub fn start_streams(&self) -> Result<(), stream::StreamError> {
-        if self.streams.get().is_some() || !self.node.cfg.receiving().any(|c| c.stream.is_some())
-        {
+        if self.streams.get().is_some() || !self.node.cfg.receiving().any(|c| c.stream.is_some()) {
             return Ok(());
         }
         let s = stream::Streams::start(self.node.clone())?;
@@ -215,10 +214,10 @@ impl Receiver {
     pub fn stream_frame(&self, now_ms: u64, frame: &[u8]) {
         match self.streams.get() {
             Some(s) => s.frame(now_ms, frame),
-            None => self.node.metrics.stream_drop(
-                UNVERIFIED,
-                crate::core::stream::DropReason::Frame,
-            ),
+            None => self
+                .node
+                .metrics
+                .stream_drop(UNVERIFIED, crate::core::stream::DropReason::Frame),
         }
     }
 

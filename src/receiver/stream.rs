@@ -280,7 +280,11 @@ impl Streams {
 /// gaps skipped).
 fn flush(chan: &Channel, st: &mut State, m: &crate::ops::metrics::Metrics, now_ms: u64, all: bool) {
     // an hour on: later than any playout deadline
-    let now = if all { now_ms.saturating_add(3_600_000) } else { now_ms };
+    let now = if all {
+        now_ms.saturating_add(3_600_000)
+    } else {
+        now_ms
+    };
     while let Some(out) = st.playout.pop(now) {
         match out {
             Out::Packet(p) => match chan.socket.send_to(&p, chan.emit) {

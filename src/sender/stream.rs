@@ -227,7 +227,9 @@ impl Streams {
         let sink = self.node.sink();
         for chan in &self.channels {
             chan.stop.store(true, Ordering::SeqCst);
-            chan.lock().life.stop(sink.audit, sink.metrics, "node stopping");
+            chan.lock()
+                .life
+                .stop(sink.audit, sink.metrics, "node stopping");
             wake(chan.local);
         }
     }
@@ -236,8 +238,12 @@ impl Streams {
 /// Wakes a thread blocked on the socket bound at `local` with an empty datagram.
 fn wake(local: SocketAddr) {
     let target = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
+        }
         _ => local,
     };
     let from: SocketAddr = match target {
@@ -276,7 +282,14 @@ fn listen(node: &Node, chan: &Channel, socket: &UdpSocket) {
         match got {
             Ok((n, from)) => {
                 let mut st = chan.lock();
-                packet(node, chan, &mut st, now, from, buf.get(..n).unwrap_or_default());
+                packet(
+                    node,
+                    chan,
+                    &mut st,
+                    now,
+                    from,
+                    buf.get(..n).unwrap_or_default(),
+                );
             }
             Err(e)
                 if matches!(
@@ -316,7 +329,8 @@ fn packet(node: &Node, chan: &Channel, st: &mut State, now: u64, from: SocketAdd
             return;
         }
     };
-    st.life.admitted(&node.audit, m, now, admitted.ssrc, Some(from));
+    st.life
+        .admitted(&node.audit, m, now, admitted.ssrc, Some(from));
     let sent = match &chan.queue {
         Some(q) if node.link_is_up(chan.link) => {
             let frame = StreamFrame {
