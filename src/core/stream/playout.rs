@@ -399,10 +399,10 @@ mod tests {
         let mut sent: Vec<(u64, u64)> = Vec::new(); // (arrival ms, seq)
         for seq in 0..20_000u64 {
             let r = next();
-            if r % 100 == 0 {
+            if r.is_multiple_of(100) {
                 continue; // lost
             }
-            let jitter = if r % 7 == 0 { next() % 30 } else { 0 };
+            let jitter = if r.is_multiple_of(7) { next() % 30 } else { 0 };
             sent.push((seq + jitter, seq));
         }
         sent.sort();

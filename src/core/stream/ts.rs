@@ -38,7 +38,7 @@ pub fn pid(packet: &[u8]) -> u16 {
 /// packet does not begin with 0x47 (checked for all packets first); then [`DropReason::Pid`]
 /// when a packet's PID is not allowed.
 pub fn check_ts(payload: &[u8], pids: &[u16]) -> Result<(), DropReason> {
-    if payload.is_empty() || payload.len() % TS_PACKET_LEN != 0 {
+    if payload.is_empty() || !payload.len().is_multiple_of(TS_PACKET_LEN) {
         return Err(DropReason::TsMalformed);
     }
     let packets = payload.chunks_exact(TS_PACKET_LEN);
