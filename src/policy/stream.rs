@@ -578,7 +578,7 @@ mod tests {
             )),
             "{e}"
         );
-        let e = problems(&format!("{LAB}\nextra = 1\n"), Protocol::Rtp);
+        let e = problems(&format!("extra = 1\n{LAB}"), Protocol::Rtp);
         assert!(e.contains("extra: unknown table"), "{e}");
         let e = problems(
             &LAB.replace("max_packet_bytes", "max_packet"),
