@@ -61,7 +61,7 @@ use std::time::Duration;
 /// What wakes the sending thread.
 enum Work {
     /// A sealed object to send.
-    Object(Sealed),
+    Object(Box<Sealed>),
     /// A live stream frame (a `core::stream` frame, opaque here) to send at once.
     Frame(bytes::Bytes),
 }
@@ -121,7 +121,7 @@ pub fn start(
         .name("isogate-diode-objects".into())
         .spawn(move || {
             for s in rx {
-                if objects.send(Work::Object(s)).is_err() {
+                if objects.send(Work::Object(Box::new(s))).is_err() {
                     return;
                 }
             }
@@ -545,7 +545,7 @@ fn work(
     w: Work,
 ) {
     match w {
-        Work::Object(s) => take(owner, sender, sending, s, book),
+        Work::Object(s) => take(owner, sender, sending, *s, book),
         Work::Frame(f) => {
             if let Err(e) = sender.push_stream(crate::mono_ms(), &f) {
                 crate::ops::repeat::error_repeated!("diode.stream", &e.to_string();
