@@ -146,7 +146,7 @@ fn rtp_crosses_in_order_and_refused_packets_are_counted() {
     for _ in 0..300 {
         source.send_to(&rtp(33, seq), to).unwrap();
         seq += 1;
-        if seq % 20 == 0 {
+        if seq.is_multiple_of(20) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
