@@ -1,11 +1,12 @@
 //! `isogate check`: loads a configuration and the policies it names, and prints the
 //! compliance review — every problem with its file, line and key, or each channel's
-//! effective rules, and which configured folders share a file system (and where a move
+//! effective rules (a stream channel's addresses, timing and packet rules), and which configured folders share a file system (and where a move
 //! must copy instead of rename), and the fingerprints of the node's keys and of the peer's
 //! pinned ones — as a readable report or one JSON document.
 
+use crate::core::stream::{Protocol, StreamRules};
 use crate::keys;
-use crate::node::config::{Config, Role};
+use crate::node::config::{Config, Role, StreamChannel};
 use crate::node::layout::survey;
 use crate::policy::{PiiAction, Policy};
 use crate::problem::Problem;
@@ -48,6 +49,8 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "to": c.to,
                         "outbound": c.outbound,
                         "role": if c.role == Role::Send { "send" } else { "receive" },
+                        "kind": if c.is_stream() { "stream" } else { "files" },
+                        "stream": c.stream.as_ref().map(stream_json),
                         "policy": c.policy_file.display().to_string(),
                         "rules": c.policy.report(),
                     })).collect::<Vec<_>>(),
@@ -83,7 +86,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                 }
                 for c in &cfg.channels {
                     println!(
-                        "  channel {}: {} -> {} ({}), this node {}s",
+                        "  channel {}: {} -> {} ({}), this node {}s{}",
                         c.name,
                         c.from,
                         c.to,
@@ -93,8 +96,18 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         } else {
                             "receive"
                         },
+                        if c.is_stream() { " (stream)" } else { "" },
                     );
-                    print_rules(&c.policy_file, &c.policy);
+                    match (&c.stream, &c.policy.stream) {
+                        (Some(s), Some(rules)) => {
+                            for line in
+                                stream_lines(&c.policy_file, &c.policy.version, c.role, s, rules)
+                            {
+                                println!("{line}");
+                            }
+                        }
+                        _ => print_rules(&c.policy_file, &c.policy),
+                    }
                 }
                 let layout = survey(cfg);
                 for (i, shared) in layout.lines().iter().enumerate() {
@@ -190,6 +203,89 @@ fn layout_json(cfg: &Config) -> serde_json::Value {
         })).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "copies": layout.costs,
     })
+}
+
+/// A stream channel's settings as a JSON object: protocol, addresses, delay budget (ms),
+/// silence (s), expected.
+fn stream_json(s: &StreamChannel) -> serde_json::Value {
+    serde_json::json!({
+        "protocol": s.protocol.as_str(),
+        "listen": s.listen.to_string(),
+        "emit": s.emit.to_string(),
+        "delay_ms": s.delay_ms,
+        "silence_s": s.silence_ms / 1000,
+        "expected": s.expected,
+    })
+}
+
+/// The settings and effective rules of one stream channel, for the compliance report: one
+/// line each (policy, addresses, timing, payload types for RTP, packets, PIDs, sources).
+fn stream_lines(
+    file: &Path,
+    version: &str,
+    role: Role,
+    s: &StreamChannel,
+    r: &StreamRules,
+) -> Vec<String> {
+    let list = |v: Vec<String>, none: &str| {
+        if v.is_empty() {
+            none.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let (here, mine, there, theirs) = match role {
+        Role::Send => ("listens on", s.listen, "the peer emits to", s.emit),
+        Role::Receive => ("emits to", s.emit, "the peer listens on", s.listen),
+    };
+    let mut out = vec![
+        format!("    policy        {} (version {version})", file.display()),
+        format!(
+            "    stream        {} over UDP; this node {here} {mine} ({there} {theirs})",
+            s.protocol.as_str()
+        ),
+        format!(
+            "    timing        delay budget {} ms; stopped after {} s of silence; {}",
+            s.delay_ms,
+            s.silence_ms / 1000,
+            if s.expected {
+                "expected always on (/healthz fails while silent)"
+            } else {
+                "silence is normal"
+            }
+        ),
+    ];
+    if s.protocol == Protocol::Rtp {
+        out.push(format!(
+            "    payload types {}",
+            list(r.payload_types.iter().map(u8::to_string).collect(), "none")
+        ));
+    }
+    out.push(format!(
+        "    packets       at most {} bytes, {} kbit/s",
+        r.max_packet_bytes,
+        r.max_bitrate_bps / 1000
+    ));
+    out.push(format!(
+        "    pids          {}",
+        list(r.pids.iter().map(u16::to_string).collect(), "not checked")
+    ));
+    out.push(format!(
+        "    sources       {}{}",
+        list(
+            r.sources
+                .iter()
+                .map(crate::policy::stream::source_text)
+                .collect(),
+            "none"
+        ),
+        if role == Role::Receive {
+            " (checked by the sending node)"
+        } else {
+            ""
+        }
+    ));
+    out
 }
 
 /// One problem as a JSON object.
@@ -296,5 +392,108 @@ fn print_rules(file: &Path, p: &Policy) {
             }
         }
         None => println!("    approval      none required"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::init::{LabLink, init};
+
+    #[test]
+    fn a_new_lab_passes_check_and_shows_its_stream_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        for link in [LabLink::Quic, LabLink::Diode] {
+            let lab = dir.path().join(link.as_str());
+            init(&lab, link, 27180, None).unwrap();
+            for node in ["court", "internet"] {
+                let file = lab.join(format!("{node}.toml"));
+                for format in [Format::Text, Format::Json] {
+                    assert!(command(&file, format).is_ok(), "{node} {link:?} {format:?}");
+                }
+            }
+            let court = Config::load(&lab.join("court.toml")).unwrap();
+            let c = court.channel("hearing").unwrap();
+            let (s, rules) = (
+                c.stream.as_ref().unwrap(),
+                c.policy.stream.as_ref().unwrap(),
+            );
+            let lines = stream_lines(&c.policy_file, &c.policy.version, c.role, s, rules);
+            let text = lines.join("\n");
+            for expect in [
+                "stream        rtp over UDP; this node listens on 127.0.0.1:27186 (the peer emits to 127.0.0.1:27187)",
+                "payload types 33, 96, 97, 98, 111",
+                "packets       at most 1500 bytes, 20000 kbit/s",
+                "pids          not checked",
+                "sources       127.0.0.1/32",
+            ] {
+                assert!(text.contains(expect), "{expect:?} missing from:\n{text}");
+            }
+            let delay = if link == LabLink::Quic { 20 } else { 40 };
+            assert!(text.contains(&format!("delay budget {delay} ms")), "{text}");
+            let json = stream_json(s);
+            assert_eq!(json["listen"], "127.0.0.1:27186");
+            assert_eq!(json["emit"], "127.0.0.1:27187");
+            assert_eq!(json["protocol"], "rtp");
+            assert_eq!(c.policy.report()["stream"]["max_bitrate_kbit"], 20000);
+            let internet = Config::load(&lab.join("internet.toml")).unwrap();
+            let c = internet.channel("hearing").unwrap();
+            let lines = stream_lines(
+                &c.policy_file,
+                &c.policy.version,
+                c.role,
+                c.stream.as_ref().unwrap(),
+                c.policy.stream.as_ref().unwrap(),
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("this node emits to 127.0.0.1:27187")),
+                "{lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_refuses_a_stream_policy_without_sources_or_with_no_bitrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        init(&lab, LabLink::Quic, 27150, None).unwrap();
+        let policy = lab.join("policy/hearing.toml");
+        let good = std::fs::read_to_string(&policy).unwrap();
+        for (from, to, key) in [
+            (
+                "sources = [\"127.0.0.1/32\"]",
+                "sources = []",
+                "stream.sources",
+            ),
+            (
+                "max_bitrate_kbit = 20000",
+                "max_bitrate_kbit = 0",
+                "stream.max_bitrate_kbit",
+            ),
+            (
+                "max_bitrate_kbit = 20000",
+                "max_bitrate_kbit = 10000001",
+                "stream.max_bitrate_kbit",
+            ),
+            (
+                "payload_types = [33, 96, 97, 98, 111]",
+                "payload_types = []",
+                "stream.payload_types",
+            ),
+        ] {
+            std::fs::write(&policy, good.replacen(from, to, 1)).unwrap();
+            let err = command(&lab.join("court.toml"), Format::Json).unwrap_err();
+            assert!(err.to_string().contains("1 problem(s)"), "{to}: {err}");
+            let problems = Config::load(&lab.join("internet.toml")).unwrap_err();
+            assert!(
+                problems
+                    .0
+                    .iter()
+                    .any(|p| p.key.as_deref() == Some(key) && p.line.is_some()),
+                "{to}: {problems}"
+            );
+        }
     }
 }

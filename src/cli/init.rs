@@ -1,5 +1,6 @@
-//! `isogate init DIR`: writes a ready two-node lab on this host (court ⇄ internet), the
-//! quick start and what the tests use. Layout in the README and DESIGN.md §4.
+//! `isogate init DIR`: writes a ready two-node lab on this host (court ⇄ internet: the
+//! files channels to-internet and to-court, and the stream channel hearing), the quick
+//! start and what the tests use. Layout in the README and DESIGN.md §4.
 
 use crate::keys::{self, KeyError};
 use std::fs;
@@ -8,13 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use thiserror::Error;
 
-/// The default port base: links on N and N+1.
+/// The default port base: links on N and N+1, metrics on N+2 and N+3, the hearing
+/// stream in on N+6 (court) and out on N+7 (internet), consoles on N+8 and N+9.
 pub const DEFAULT_PORT_BASE: u16 = 7400;
 
 /// The outbound lab policy (court → internet), as shipped under `policy/`.
 pub const POLICY_TO_INTERNET: &str = include_str!("../../policy/to-internet.toml");
 /// The inbound lab policy (internet → court), as shipped under `policy/`.
 pub const POLICY_TO_COURT: &str = include_str!("../../policy/to-court.toml");
+/// The lab's stream policy (the `hearing` channel, court → internet), as shipped under
+/// `policy/`.
+pub const POLICY_HEARING: &str = include_str!("../../policy/hearing.toml");
 
 /// Why the lab could not be written.
 #[derive(Debug, Error)]
@@ -179,9 +184,35 @@ from = "internet"
 to = "court"
 link = "{link_name}"
 policy = "policy/to-court.toml"
+
+# A live hearing's audio and video (RTP over UDP), packet by packet, one way: the court
+# node receives it on `listen`, checks each packet against policy/hearing.toml and sends it
+# over the link; the internet node checks it again and emits it to `emit`, in order (late
+# packets are dropped, not delayed). No folders: a stream is never a file.
+# Try it: ffmpeg -re -i talk.mp4 -c copy -f rtp_mpegts rtp://127.0.0.1:{stream_in}
+#         ffplay rtp://127.0.0.1:{stream_out}
+[[channel]]
+name = "hearing"
+kind = "stream"
+from = "court"
+to = "internet"
+link = "{link_name}"
+policy = "policy/hearing.toml"
+# "rtp" (RTP, RFC 3550, any payload) or "udp-ts" (raw MPEG-TS over UDP).
+protocol = "rtp"
+listen = "127.0.0.1:{stream_in}"
+emit = "127.0.0.1:{stream_out}"
+# The delay budget (ms): how long a gap is waited for before later packets go on (default
+# 20 on quic, 40 on diode). The stream is stopped (and audited) after silence_s without a
+# packet; expected = true makes /healthz fail while it is silent (an always-on feed).
+# delay_ms = 20
+# silence_s = 5
+# expected = false
 {diode}"#,
         listen = port(name),
         peer_port = port(peer),
+        stream_in = base + 6,
+        stream_out = base + 7,
     )
 }
 
@@ -232,6 +263,9 @@ pub fn init(
         }
         fs::write(policy.join(file), text).map_err(io(&policy.join(file)))?;
     }
+    // a stream policy has only [stream]: no antivirus there
+    let hearing = policy.join("hearing.toml");
+    fs::write(&hearing, POLICY_HEARING).map_err(io(&hearing))?;
     // the console: one user, officer, with a random password kept in a 0600 file
     let mut random = [0u8; 18];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).map_err(
@@ -293,6 +327,11 @@ pub fn command(
         dir.display()
     );
     println!("  drop:   {}/court/outbox/to-internet/", dir.display());
+    println!(
+        "  stream: rtp://127.0.0.1:{} (to court) -> rtp://127.0.0.1:{} (from internet)",
+        port_base + 6,
+        port_base + 7
+    );
     println!(
         "  console: http://127.0.0.1:{}/ (court), http://127.0.0.1:{}/ (internet); user {CONSOLE_USER}, password in {}/{CONSOLE_PASSWORD}",
         port_base + 8,

@@ -121,8 +121,8 @@ fn pad(s: &str, w: usize) -> String {
 /// # Errors
 /// Not a channel of this node nor `_unverified`.
 fn check_channel(cfg: &Config, c: &str) -> Result<()> {
-    if cfg.channel(c).is_none() && c != quarantine::UNVERIFIED {
-        let known: Vec<&str> = cfg.channels.iter().map(|c| c.name.as_str()).collect();
+    if !cfg.channel(c).is_some_and(|c| c.is_files()) && c != quarantine::UNVERIFIED {
+        let known: Vec<&str> = cfg.file_channels().map(|c| c.name.as_str()).collect();
         bail!(
             "--channel {c}: not a channel of this node; use one of {}, {}",
             known.join(", "),

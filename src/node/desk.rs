@@ -263,7 +263,7 @@ pub trait Releaser: Send + Sync {
 
 /// Every quarantine folder of a node: each channel's, and `_unverified`.
 pub fn quarantine_dirs(cfg: &Config) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = cfg.channels.iter().map(|c| c.quarantine.clone()).collect();
+    let mut dirs: Vec<PathBuf> = cfg.file_channels().map(|c| c.quarantine.clone()).collect();
     dirs.push(cfg.node.exchange_dir.join("quarantine").join(UNVERIFIED));
     dirs
 }

@@ -85,7 +85,7 @@ pub fn problems(node: &Node) -> Vec<String> {
         problems.push(format!("disk: {e}"));
     }
     // the receiver's space ledger: objects told to wait for room in their inbox
-    for c in node.cfg.receiving() {
+    for c in node.cfg.file_receiving() {
         let waiting = node
             .metrics
             .land_waiting_space
@@ -99,7 +99,7 @@ pub fn problems(node: &Node) -> Vec<String> {
             ));
         }
     }
-    for c in node.cfg.sending() {
+    for c in node.cfg.file_sending() {
         let failing = node
             .metrics
             .intake_failing
@@ -133,7 +133,7 @@ pub fn problems(node: &Node) -> Vec<String> {
 /// checkpoint age. (The spool's gauges are the sender's.)
 pub fn refresh(node: &Node) {
     let m = &node.metrics;
-    for c in &node.cfg.channels {
+    for c in node.cfg.file_channels() {
         let (mut objects, mut bytes) = (0i64, 0i64);
         if let Ok(dir) = std::fs::read_dir(&c.quarantine) {
             for e in dir.flatten() {

@@ -57,7 +57,7 @@ pub fn survey(cfg: &Config) -> Layout {
     )];
     let mut costs = Vec::new();
     let state = places.first().and_then(|(_, d)| *d);
-    for c in &cfg.channels {
+    for c in cfg.file_channels() {
         let (kind, dir) = match c.role {
             Role::Send => ("outbox", &c.outbox),
             Role::Receive => ("inbox", &c.inbox),

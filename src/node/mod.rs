@@ -206,7 +206,8 @@ impl Node {
         // before anything is read or written: a second node on the same state would
         // recover (delete) the first one's deliveries and interleave its audit records
         let lock = lock_state(&cfg.node.state_dir)?;
-        for c in &cfg.channels {
+        // a stream channel has no folders
+        for c in cfg.file_channels() {
             mkdir_mode(&c.quarantine, quarantine::DIR_MODE)?;
             match c.role {
                 crate::node::config::Role::Send => mkdir(&c.outbox)?,
@@ -228,8 +229,8 @@ impl Node {
         for c in cfg.channels.iter().filter(|c| c.link == LinkKind::Diode) {
             metrics.diode_channel(&c.name);
         }
-        let sending: Vec<&str> = cfg.sending().map(|c| c.name.as_str()).collect();
-        let receiving: Vec<&str> = cfg.receiving().map(|c| c.name.as_str()).collect();
+        let sending: Vec<&str> = cfg.file_sending().map(|c| c.name.as_str()).collect();
+        let receiving: Vec<&str> = cfg.file_receiving().map(|c| c.name.as_str()).collect();
         metrics.prime(&sending, &receiving);
         metrics.build(&cfg.node.name, &cfg.peer.name);
         Ok(Node {

@@ -1,4 +1,5 @@
-//! The policies in force on a node, one per channel. A reload reads every policy file
+//! The policies in force on a node, one per channel (a stream channel's holds its
+//! `[stream]` rules: [`Policies::stream_rules`]). A reload reads every policy file
 //! again, validates it (the same checks and compliance review as at start-up) and swaps
 //! each changed one in whole; an invalid file is refused and the policy already in force
 //! stays. Every object is judged by one policy from start to end: it holds an `Arc`.
@@ -23,6 +24,7 @@
 //!                      == last refused on this channel? ──► nothing; else report, remember it
 //! ```
 
+use crate::core::stream::StreamRules;
 use crate::node::config::{Config, approval_self_pins, compliance};
 use crate::policy::Policy;
 use crate::problem::Problems;
@@ -126,6 +128,15 @@ impl Policies {
             .unwrap_or_else(|| Arc::new(Policy::deny_all()))
     }
 
+    /// The stream rules in force on a stream channel (its policy's `[stream]`), `None` for
+    /// a files channel or a channel the configuration does not have. A reload replaces
+    /// them whole; a stream's gate can compare the `version` of [`Policies::get`] (a cheap
+    /// `Arc` clone) with the one it took its rules from to tell when to take them again.
+    pub fn stream_rules(&self, channel: &str) -> Option<StreamRules> {
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.get(channel).and_then(|p| p.stream.clone())
+    }
+
     /// The versions in force, by channel.
     pub fn versions(&self) -> BTreeMap<String, String> {
         self.map
@@ -151,9 +162,16 @@ impl Policies {
                 .inspect_err(|e| seen = fingerprint(e.to_string().as_bytes()))
                 .and_then(|text| {
                     seen = fingerprint(text.as_bytes());
-                    Policy::parse(&c.policy_file, &text)
+                    match &c.stream {
+                        Some(s) => Policy::parse_stream(&c.policy_file, &text, s.protocol),
+                        None => Policy::parse(&c.policy_file, &text),
+                    }
                 })
                 .and_then(|p| {
+                    if c.is_stream() {
+                        // a stream policy's rules are all checked by its parse
+                        return Ok(p);
+                    }
                     let (mut errors, _) = compliance(c.outbound, &c.policy_file, &p);
                     if p.approval.is_some() {
                         errors.extend(approval_self_pins(&c.policy_file, &p, &cfg.node_keys()));
@@ -275,6 +293,53 @@ mod tests {
             "{events:?}"
         );
         assert!(policies.get("to-court").approval.is_none());
+    }
+
+    #[test]
+    fn stream_rules_are_reloaded_like_file_policies() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 27120, None).unwrap();
+        let cfg = Config::load(&lab.join("internet.toml")).unwrap();
+        let policies = Policies::new(&cfg);
+        let started = policies.stream_rules("hearing").unwrap();
+        assert_eq!(started.max_bitrate_bps, 20_000_000);
+        let file = lab.join("policy").join("hearing.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("max_bitrate_kbit = 20000", "max_bitrate_kbit = 8000"),
+        )
+        .unwrap();
+        let events = policies.reload(&cfg);
+        assert!(
+            matches!(&events[..], [Reload::Reloaded { channel, .. }] if channel == "hearing"),
+            "{events:?}"
+        );
+        let now = policies.stream_rules("hearing").unwrap();
+        assert_eq!(now.max_bitrate_bps, 8_000_000);
+        assert_eq!(now.payload_types, started.payload_types);
+        // an invalid change is refused and the rules in force stay
+        std::fs::write(
+            &file,
+            text.replace("sources = [\"127.0.0.1/32\"]", "sources = []"),
+        )
+        .unwrap();
+        let events = policies.reload(&cfg);
+        assert!(
+            matches!(&events[..], [Reload::Refused { channel, problems, .. }]
+                if channel == "hearing" && problems.contains("stream.sources")),
+            "{events:?}"
+        );
+        assert_eq!(policies.stream_rules("hearing").unwrap(), now);
+        // a files table in it is refused too
+        std::fs::write(&file, format!("{text}\n[names]\nmax_length = 9\n")).unwrap();
+        let events = policies.reload(&cfg);
+        assert!(
+            matches!(&events[..], [Reload::Refused { problems, .. }] if problems.contains("[names]")),
+            "{events:?}"
+        );
+        assert_eq!(policies.stream_rules("hearing").unwrap(), now);
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub struct Keys {
 impl Keys {
     /// Loads the keys of a configuration.
     pub fn load(cfg: &Config) -> Result<Keys, KeyError> {
-        let channels: Vec<String> = cfg.receiving().map(|c| c.name.clone()).collect();
+        let channels: Vec<String> = cfg.file_receiving().map(|c| c.name.clone()).collect();
         let set = KeySet::load(cfg, channels.clone())?;
         Ok(Keys {
             current: RwLock::new(Arc::new(set)),

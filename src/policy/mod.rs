@@ -19,6 +19,7 @@
 
 pub mod antivirus;
 mod names;
+pub mod stream;
 
 pub use crate::content::detect::{
     CFB_SIGNATURE, Detected, EXECUTABLE, HEAD_LEN, KNOWN_TYPES, LEGACY_OFFICE_EXTENSIONS, detect,
@@ -33,6 +34,7 @@ use crate::content::rules::TextRules;
 pub use crate::core::approval::Rule as ApprovalRule;
 use crate::core::approval::{Approver, MAX_APPROVALS, valid_name};
 use crate::core::reason::{Reason, Refusal};
+use crate::core::stream::StreamRules;
 use crate::keys::VerifyKey;
 use crate::policy::antivirus::ClamdAddr;
 use crate::problem::{Problems, Source};
@@ -261,6 +263,9 @@ pub struct Policy {
     pub approval: Option<ApprovalRule>,
     /// Rules this policy explicitly opts out of (`isogate check` warns instead of refusing).
     pub opt_out: Vec<String>,
+    /// The rules of a stream channel's policy (its `[stream]` table, see [`stream`]); `None`
+    /// for a files policy. A stream policy refuses every file.
+    pub stream: Option<StreamRules>,
     /// A short digest of the policy text: its version in the audit log and metrics.
     pub version: String,
     compiled: Arc<Compiled>,
@@ -338,6 +343,9 @@ impl Policy {
     /// Parses and validates policy text that came from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Policy, Problems> {
         let mut src = Source::new(path, text);
+        if stream::refuse_stream_table(&mut src) {
+            return src.finish(Policy::deny_all());
+        }
         let Some(raw) = src.parse::<RawPolicy>() else {
             return src.finish(Policy::deny_all());
         };
@@ -604,6 +612,7 @@ impl Policy {
             antivirus,
             approval,
             opt_out,
+            stream: None,
             version: hex::encode(&digest.as_ref()[..6]),
             compiled: Arc::new(compiled),
         })
@@ -631,6 +640,7 @@ impl Policy {
             antivirus: None,
             approval: None,
             opt_out: Vec::new(),
+            stream: None,
             version: "deny-all".into(),
             compiled: Arc::default(),
         }
@@ -742,8 +752,15 @@ impl Policy {
         }
     }
 
-    /// The effective rules, for the compliance report.
+    /// The effective rules, for the compliance report: a stream policy's are its version
+    /// and its `stream` rules (see [`stream::report`]).
     pub fn report(&self) -> serde_json::Value {
+        if let Some(rules) = &self.stream {
+            return serde_json::json!({
+                "version": self.version,
+                "stream": stream::report(rules),
+            });
+        }
         serde_json::json!({
             "version": self.version,
             "names": {

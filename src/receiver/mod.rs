@@ -159,7 +159,7 @@ impl Receiver {
     /// An inbox cannot be read, or a finished delivery cannot be audited.
     pub fn recover(&self) -> Result<(), NodeError> {
         let node = &self.node;
-        for c in node.cfg.receiving() {
+        for c in node.cfg.file_receiving() {
             let delivered =
                 self.lander
                     .recover(&c.inbox, &c.name)
@@ -191,7 +191,7 @@ impl Receiver {
     /// Whether this node has already settled an object: landed, quarantined or refused.
     /// A `channel` that is not one of this node's (it names a directory) is never settled.
     pub fn settled(&self, channel: &str, id: ObjectId) -> bool {
-        self.node.cfg.channel(channel).is_some()
+        self.node.cfg.channel(channel).is_some_and(|c| c.is_files())
             && matches!(self.lander.outcome(channel, id), Ok(Some(_)))
     }
 
@@ -220,7 +220,7 @@ impl Receiver {
             .node
             .cfg
             .channel(&m.channel)
-            .filter(|c| c.role == Role::Receive && c.link == link)
+            .filter(|c| c.role == Role::Receive && c.link == link && c.is_files())
             .cloned()
         else {
             let r = Refusal::new(
@@ -359,7 +359,7 @@ impl Receiver {
     /// waiters all went stale (their sender stopped asking) ends without a new arrival.
     /// Called every few seconds by the node.
     pub fn refresh_waiting(&self) {
-        for c in self.node.cfg.receiving() {
+        for c in self.node.cfg.file_receiving() {
             let w = self.space.waiting(&c.name, crate::mono_ms());
             self.report_waiting(&c.name, w, None);
         }

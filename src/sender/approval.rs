@@ -821,7 +821,7 @@ impl Desk {
     /// Sets `isogate_approval_pending{channel}` for every sending channel.
     fn approval_gauges(&self, sender: &Sender) {
         let counts = self.counts();
-        for c in sender.node.cfg.sending() {
+        for c in sender.node.cfg.file_sending() {
             let n = counts.get(&c.name).copied().unwrap_or(0);
             sender
                 .node
@@ -1520,7 +1520,7 @@ pub async fn serve(desk: Arc<Desk>, sender: Arc<Sender>, queue: Queue) {
         })
         .await;
     }
-    for c in sender.node.cfg.sending() {
+    for c in sender.node.cfg.file_sending() {
         for d in DECISIONS {
             sender
                 .node

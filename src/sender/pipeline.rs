@@ -141,7 +141,7 @@ impl Sender {
             h.recovered(&recovered.iter().map(|r| r.spooled.id).collect());
         }
         // staged files no entry claims (an earlier run cut short): back to their outboxes
-        for c in self.node.cfg.sending() {
+        for c in self.node.cfg.file_sending() {
             if let Err(e) = self.spool.sweep_staging(&c.outbox) {
                 tracing::warn!(channel = %c.name, error = %e, "cannot sweep the outbox's staging folder; tried again at the next start");
             }

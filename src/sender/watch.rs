@@ -113,7 +113,7 @@ impl Watch {
             let _ = tx.send(res);
         })?;
         let mut channels = Vec::new();
-        for c in node.cfg.sending() {
+        for c in node.cfg.file_sending() {
             watcher.watch(&c.outbox, RecursiveMode::NonRecursive)?;
             let i = node.cfg.intake;
             channels.push((c.clone(), Settler::new(i.settle_ms, i.idle_ms)));

@@ -15,6 +15,7 @@
 mod raw;
 mod validate;
 
+use crate::core::stream::Protocol;
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
 use crate::problem::{Problem, Problems, Source};
@@ -171,6 +172,56 @@ pub struct Channel {
     pub quarantine: PathBuf,
     /// Names of files still being written, left in the outbox like dot names.
     pub temp_names: TempNames,
+    /// `kind = "stream"`: the channel carries live packets, not files; `None` for a files
+    /// channel. A stream channel has no outbox, inbox or quarantine folder (the paths
+    /// above are never made nor read), and its policy is a stream policy
+    /// ([`Policy::stream`]).
+    pub stream: Option<StreamChannel>,
+}
+
+impl Channel {
+    /// Whether this is a `stream` channel (packets, not files).
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Whether this is a `files` channel (outbox, inbox, quarantine, spool).
+    pub fn is_files(&self) -> bool {
+        self.stream.is_none()
+    }
+}
+
+/// The delay budget of a stream channel on `link = "quic"` when `delay_ms` is not given.
+pub const DEFAULT_STREAM_DELAY_QUIC_MS: u64 = 20;
+/// The delay budget of a stream channel on `link = "diode"` (FEC window) when `delay_ms`
+/// is not given.
+pub const DEFAULT_STREAM_DELAY_DIODE_MS: u64 = 40;
+/// Longest delay budget, in ms.
+pub const MAX_STREAM_DELAY_MS: u64 = 1000;
+/// Seconds without a packet after which a stream is stopped, when `silence_s` is not given.
+pub const DEFAULT_STREAM_SILENCE_S: u64 = 5;
+/// Longest `silence_s`: an hour.
+pub const MAX_STREAM_SILENCE_S: u64 = 3600;
+
+/// The settings of a `kind = "stream"` channel (`[[channel]]` keys `protocol`, `listen`,
+/// `emit`, `delay_ms`, `silence_s`, `expected`): live RTP (RFC 3550) or raw MPEG-TS
+/// (ISO/IEC 13818-1) over UDP, one way, packet by packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamChannel {
+    /// What the UDP packets carry.
+    pub protocol: Protocol,
+    /// The UDP address the sending node receives the stream on (bound there only).
+    pub listen: std::net::SocketAddr,
+    /// The UDP address the receiving node sends accepted packets to.
+    pub emit: std::net::SocketAddr,
+    /// The delay budget, in ms (1..=1000; default 20 on quic, 40 on diode): how long a gap
+    /// is waited for before later packets go on (reordering, and the diode's FEC window).
+    pub delay_ms: u64,
+    /// No admitted packet for this long (ms; `silence_s` · 1000, 1 s..=1 h, default 5 s):
+    /// the stream is stopped (`stream_stopped` audited).
+    pub silence_ms: u64,
+    /// Whether `/healthz` fails while the stream is silent (an always-on feed).
+    pub expected: bool,
 }
 
 /// The temporary names of common tools, taken for work in progress when a channel does not
@@ -358,6 +409,7 @@ impl Config {
             field("outbox", p(&c.outbox), p(&n.outbox));
             field("inbox", p(&c.inbox), p(&n.inbox));
             field("quarantine", p(&c.quarantine), p(&n.quarantine));
+            field("stream", stream_text(&c.stream), stream_text(&n.stream));
         }
         for n in &new.channels {
             if !self.channels.iter().any(|c| c.name == n.name) {
@@ -365,6 +417,23 @@ impl Config {
             }
         }
         out
+    }
+}
+
+/// A stream channel's settings in one line, for [`Config::restart_needed`]; `files` for a
+/// files channel.
+fn stream_text(s: &Option<StreamChannel>) -> String {
+    match s {
+        None => "files".to_string(),
+        Some(s) => format!(
+            "{} listen {} emit {} delay_ms {} silence_s {} expected {}",
+            s.protocol.as_str(),
+            s.listen,
+            s.emit,
+            s.delay_ms,
+            s.silence_ms / 1000,
+            s.expected
+        ),
     }
 }
 
@@ -516,14 +585,37 @@ impl Config {
         validate::node_keys(&self.node, &self.peer, validate::PrivateKeys::Check)
     }
 
-    /// The channels this node sends on.
+    /// The channels this node sends on, of every kind (files and stream).
     pub fn sending(&self) -> impl Iterator<Item = &Channel> {
         self.channels.iter().filter(|c| c.role == Role::Send)
     }
 
-    /// The channels this node receives on.
+    /// The channels this node receives on, of every kind (files and stream).
     pub fn receiving(&self) -> impl Iterator<Item = &Channel> {
         self.channels.iter().filter(|c| c.role == Role::Receive)
+    }
+
+    /// The `files` channels: those with outbox, inbox and quarantine folders.
+    pub fn file_channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.iter().filter(|c| c.is_files())
+    }
+
+    /// The `files` channels this node sends on (outbox watch, spool, approvals).
+    pub fn file_sending(&self) -> impl Iterator<Item = &Channel> {
+        self.sending().filter(|c| c.is_files())
+    }
+
+    /// The `files` channels this node receives on (inbox, landing).
+    pub fn file_receiving(&self) -> impl Iterator<Item = &Channel> {
+        self.receiving().filter(|c| c.is_files())
+    }
+
+    /// The `stream` channels, each with its settings: those this node sends on
+    /// (`role == Send`: it binds `listen`) and those it receives on (it emits to `emit`).
+    pub fn stream_channels(&self) -> impl Iterator<Item = (&Channel, &StreamChannel)> {
+        self.channels
+            .iter()
+            .filter_map(|c| c.stream.as_ref().map(|s| (c, s)))
     }
 
     /// A channel by name.

@@ -191,6 +191,18 @@ pub(super) struct RawChannel {
     /// the defaults of common tools.
     #[serde(default)]
     pub(super) temp_names: Option<Vec<S>>,
+    /// `kind = "stream"`: `rtp` or `udp-ts`.
+    pub(super) protocol: Option<S>,
+    /// `kind = "stream"`: the UDP address the sending node receives the stream on.
+    pub(super) listen: Option<S>,
+    /// `kind = "stream"`: the UDP address the receiving node sends accepted packets to.
+    pub(super) emit: Option<S>,
+    /// `kind = "stream"`: the delay budget, in ms (absent: by link).
+    pub(super) delay_ms: Option<Spanned<i64>>,
+    /// `kind = "stream"`: seconds without a packet after which the stream is stopped.
+    pub(super) silence_s: Option<Spanned<i64>>,
+    /// `kind = "stream"`: whether `/healthz` fails while the stream is silent.
+    pub(super) expected: Option<Spanned<bool>>,
 }
 
 /// `[intake]`.
@@ -285,6 +297,27 @@ signing_public_key = "pk"
         assert_eq!(raw.quarantine.keep_days.map(|k| *k.get_ref()), Some(30));
         let text = format!("{MINIMAL}\n[quarantine]\nkeep = 30\n");
         assert!(toml::from_str::<RawConfig>(&text).is_err());
+    }
+
+    #[test]
+    fn the_packaged_stream_channel_example_parses_once_uncommented() {
+        let text = include_str!("../../../packaging/node.toml");
+        let at = text.find("# [[channel]]\n# name = \"hearing\"").unwrap();
+        let open: String = text[at..]
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let raw: RawConfig = toml::from_str(&format!("{}{open}", &text[..at])).unwrap();
+        let c = raw
+            .channels
+            .iter()
+            .find(|c| c.name.get_ref() == "hearing")
+            .unwrap();
+        assert_eq!(c.kind.get_ref(), "stream");
+        assert_eq!(c.protocol.as_ref().unwrap().get_ref(), "rtp");
+        assert!(c.listen.is_some() && c.emit.is_some() && c.temp_names.is_none());
+        assert_eq!(c.delay_ms.as_ref().map(|d| *d.get_ref()), Some(20));
+        assert!(c.policy.get_ref().ends_with("/hearing.toml"));
     }
 
     #[test]

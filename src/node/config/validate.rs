@@ -8,8 +8,9 @@ use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
 use super::{
     AuditConfig, Channel, Config, ConsoleConfig, DEFAULT_CONSOLE_IDLE_MS, DEFAULT_ZONES,
     DiodeConfig, DiskConfig, IntakeConfig, LinkConfig, MetricsConfig, NextNodeKeys, NextPeerKeys,
-    NodeConfig, PeerConfig, QuarantineConfig, Role, TempNames, compliance,
+    NodeConfig, PeerConfig, QuarantineConfig, Role, StreamChannel, TempNames, compliance,
 };
+use crate::core::stream::Protocol;
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
 use crate::problem::{Problem, Problems, Source, relative_to};
@@ -78,6 +79,7 @@ pub(super) fn config(
         &peer,
         private,
     );
+    stream_clashes(src, &raw.channels, &channels, &node, diode.as_ref());
     let keep_days = raw.quarantine.keep_days.as_ref().map(|k| {
         if *k.get_ref() == 0 {
             src.report(
@@ -588,13 +590,18 @@ fn channels(
                 format!("channel {name:?} is defined twice"),
             );
         }
-        if c.kind.get_ref() != "files" {
-            src.report(
-                Some(c.kind.span()),
-                &key("kind"),
-                format!("unsupported kind {:?}; supported: files", c.kind.get_ref()),
-            );
-        }
+        let is_stream = match c.kind.get_ref().as_str() {
+            "files" => false,
+            "stream" => true,
+            other => {
+                src.report(
+                    Some(c.kind.span()),
+                    &key("kind"),
+                    format!("unsupported kind {other:?}; supported: files, stream"),
+                );
+                false
+            }
+        };
         let link = match c.link.get_ref().as_str() {
             "quic" => LinkKind::Quic,
             "diode" => LinkKind::Diode,
@@ -634,21 +641,47 @@ fn channels(
         };
         let policy_file = path(file, &c.policy);
         let outbound = matches!((from_level, to_level), (Some(f), Some(t)) if t < f);
-        let policy = match Policy::load(&policy_file) {
-            Ok(p) => {
-                let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
-                extra.append(&mut errors);
-                extra.extend(super::approval_self_pins(&policy_file, &p, &node_keys));
-                warnings.append(&mut warned);
-                p
-            }
-            Err(Problems(mut ps)) => {
-                extra.append(&mut ps);
-                Policy::deny_all()
-            }
+        let (protocol, stream) = if is_stream {
+            stream_channel(src, c, i, link)
+        } else {
+            refuse_stream_keys(src, c, i);
+            (None, None)
+        };
+        let policy = match protocol {
+            Some(protocol) => match Policy::load_stream(&policy_file, protocol) {
+                Ok(p) => p,
+                Err(Problems(mut ps)) => {
+                    extra.append(&mut ps);
+                    Policy::deny_all()
+                }
+            },
+            // a stream channel without a valid protocol: reported already
+            None if is_stream => Policy::deny_all(),
+            None => match Policy::load(&policy_file) {
+                Ok(p) => {
+                    let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
+                    extra.append(&mut errors);
+                    extra.extend(super::approval_self_pins(&policy_file, &p, &node_keys));
+                    warnings.append(&mut warned);
+                    p
+                }
+                Err(Problems(mut ps)) => {
+                    extra.append(&mut ps);
+                    Policy::deny_all()
+                }
+            },
         };
         let temp_names = match &c.temp_names {
             None => TempNames::default(),
+            Some(ps) if is_stream => {
+                let span = ps.first().map(|p| p.span()).or(Some(c.kind.span()));
+                src.report(
+                    span,
+                    &key("temp_names"),
+                    "a stream channel has no outbox: temp_names is for kind = \"files\"",
+                );
+                TempNames::default()
+            }
             Some(ps) => {
                 for p in ps {
                     if let Some(why) = TempNames::problem(p.get_ref()) {
@@ -676,6 +709,7 @@ fn channels(
             inbox: x.join("inbox").join(name),
             quarantine: x.join("quarantine").join(name),
             temp_names,
+            stream,
         });
     }
     if raw.is_empty() {
@@ -686,6 +720,192 @@ fn channels(
         );
     }
     (channels, extra, warnings)
+}
+
+/// The `protocol` of a stream channel, if it is given and known; a problem otherwise.
+fn stream_protocol(src: &mut Source, c: &RawChannel, key: &str) -> Option<Protocol> {
+    let Some(p) = &c.protocol else {
+        src.report(
+            Some(c.kind.span()),
+            key,
+            "kind = \"stream\" needs protocol = \"rtp\" or \"udp-ts\"",
+        );
+        return None;
+    };
+    match p.get_ref().as_str() {
+        "rtp" => Some(Protocol::Rtp),
+        "udp-ts" => Some(Protocol::UdpTs),
+        other => {
+            src.report(
+                Some(p.span()),
+                key,
+                format!("unsupported protocol {other:?}; supported: rtp, udp-ts"),
+            );
+            None
+        }
+    }
+}
+
+/// Validates the keys of a `kind = "stream"` channel (the `i`-th): `protocol`, `listen`
+/// and `emit` required (`HOST:PORT`, an IP address and a port other than 0), `delay_ms`
+/// 1..=1000 (default by `link`: 20 on quic, 40 on diode), `silence_s` 1..=3600 (default
+/// 5), `expected` (default false). Returns the protocol when it is valid (its policy can
+/// be checked) and the settings when all are (each problem reported with the line and key).
+fn stream_channel(
+    src: &mut Source,
+    c: &RawChannel,
+    i: usize,
+    link: LinkKind,
+) -> (Option<Protocol>, Option<StreamChannel>) {
+    let key = |k: &str| format!("channel[{i}].{k}");
+    let protocol = stream_protocol(src, c, &key("protocol"));
+    let mut addr = |v: &Option<S>, k: &str, what: &str| -> Option<SocketAddr> {
+        let Some(s) = v else {
+            src.report(
+                Some(c.kind.span()),
+                &key(k),
+                format!("kind = \"stream\" needs {k} = \"HOST:PORT\": {what}"),
+            );
+            return None;
+        };
+        match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) if a.port() != 0 => Some(a),
+            Ok(_) => {
+                src.report(Some(s.span()), &key(k), "port 0 is not a port: choose one");
+                None
+            }
+            Err(_) => {
+                src.report(
+                    Some(s.span()),
+                    &key(k),
+                    format!(
+                        "{:?}: use an IP address and a port, e.g. 127.0.0.1:7406 or [::1]:7406",
+                        s.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let listen = addr(
+        &c.listen,
+        "listen",
+        "the UDP address the sending node receives the stream on",
+    );
+    let emit = addr(
+        &c.emit,
+        "emit",
+        "the UDP address the receiving node sends accepted packets to",
+    );
+    let default_delay = match link {
+        LinkKind::Quic => super::DEFAULT_STREAM_DELAY_QUIC_MS,
+        LinkKind::Diode => super::DEFAULT_STREAM_DELAY_DIODE_MS,
+    };
+    let mut bounded =
+        |v: &Option<toml::Spanned<i64>>, k: &str, default: u64, max: u64, unit: &str| {
+            let Some(v) = v else { return Some(default) };
+            match u64::try_from(*v.get_ref()) {
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => {
+                    src.report(
+                        Some(v.span()),
+                        &key(k),
+                        format!("{} is out of range 1..={max} ({unit})", v.get_ref()),
+                    );
+                    None
+                }
+            }
+        };
+    let delay_ms = bounded(
+        &c.delay_ms,
+        "delay_ms",
+        default_delay,
+        super::MAX_STREAM_DELAY_MS,
+        "ms",
+    );
+    let silence_s = bounded(
+        &c.silence_s,
+        "silence_s",
+        super::DEFAULT_STREAM_SILENCE_S,
+        super::MAX_STREAM_SILENCE_S,
+        "s",
+    );
+    let settings = match (protocol, listen, emit, delay_ms, silence_s) {
+        (Some(protocol), Some(listen), Some(emit), Some(delay_ms), Some(silence_s)) => {
+            Some(StreamChannel {
+                protocol,
+                listen,
+                emit,
+                delay_ms,
+                silence_ms: silence_s * 1000,
+                expected: c.expected.as_ref().is_some_and(|e| *e.get_ref()),
+            })
+        }
+        _ => None,
+    };
+    (protocol, settings)
+}
+
+/// Reports a stream channel this node sends on whose `listen` is a UDP address the node
+/// binds already: its link's (`node.listen`, `diode.listen`) or another stream's.
+fn stream_clashes(
+    src: &mut Source,
+    raw: &[RawChannel],
+    channels: &[Channel],
+    node: &NodeConfig,
+    diode: Option<&DiodeConfig>,
+) {
+    let clash = |a: &SocketAddr, t: &SocketAddr| {
+        a.port() == t.port()
+            && (a.ip() == t.ip() || a.ip().is_unspecified() || t.ip().is_unspecified())
+    };
+    let mut taken: Vec<(SocketAddr, String)> = vec![(node.listen, "node.listen".into())];
+    if let Some(d) = diode
+        && d.listen != node.listen
+    {
+        taken.push((d.listen, "diode.listen".into()));
+    }
+    for (i, (r, c)) in raw.iter().zip(channels).enumerate() {
+        let Some(s) = &c.stream else { continue };
+        if c.role != Role::Send {
+            continue;
+        }
+        if let Some((t, what)) = taken.iter().find(|(t, _)| clash(&s.listen, t)) {
+            src.report(
+                r.listen.as_ref().map(|l| l.span()),
+                &format!("channel[{i}].listen"),
+                format!(
+                    "{}: {what} is {t}; give the stream a UDP address of its own",
+                    s.listen
+                ),
+            );
+        }
+        taken.push((s.listen, format!("channel {}'s listen", c.name)));
+    }
+}
+
+/// Reports the keys of a stream channel set on a files channel (the `i`-th).
+fn refuse_stream_keys(src: &mut Source, c: &RawChannel, i: usize) {
+    let spans = [
+        ("protocol", c.protocol.as_ref().map(|s| s.span())),
+        ("listen", c.listen.as_ref().map(|s| s.span())),
+        ("emit", c.emit.as_ref().map(|s| s.span())),
+        ("delay_ms", c.delay_ms.as_ref().map(|s| s.span())),
+        ("silence_s", c.silence_s.as_ref().map(|s| s.span())),
+        ("expected", c.expected.as_ref().map(|s| s.span())),
+    ];
+    for (k, span) in spans {
+        if let Some(span) = span {
+            src.report(
+                Some(span),
+                &format!("channel[{i}].{k}"),
+                format!(
+                    "{k} is a key of kind = \"stream\" channels, not of kind = {:?}",
+                    c.kind.get_ref()
+                ),
+            );
+        }
+    }
 }
 
 /// The signing keys of this node (only when its private keys are read) and of its peer,
@@ -935,6 +1155,302 @@ mod tests {
         assert!(key.message.contains("own signing key (sha256:"), "{key}");
         assert_eq!(key.line, line_of("signing_public_key"));
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    /// A lab at `base` whose court config has `edit` applied to its hearing channel
+    /// (the text from `name = "hearing"` on); the problems of loading it, one per line.
+    fn hearing_problems(base: u16, edit: impl Fn(&str) -> String) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, base, None).unwrap();
+        let file = lab.join("court.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find("name = \"hearing\"").unwrap();
+        let changed = format!("{}{}", &text[..at], edit(&text[at..]));
+        assert_ne!(changed, text, "the edit changes the hearing channel");
+        std::fs::write(&file, &changed).unwrap();
+        let err = Config::load(&file)
+            .map(|_| String::new())
+            .unwrap_or_else(|p| p.to_string());
+        (err, changed)
+    }
+
+    /// The 1-based line of the first line of `text` containing `needle` at or after the
+    /// hearing channel.
+    fn line_of(text: &str, needle: &str) -> usize {
+        let at = text.find("name = \"hearing\"").unwrap();
+        let before = text[..at].matches('\n').count();
+        before + text[at..].lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn the_lab_hearing_channel_is_a_stream_on_both_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (link, delay) in [
+            (crate::cli::init::LabLink::Quic, 20),
+            (crate::cli::init::LabLink::Diode, 40),
+        ] {
+            let lab = dir.path().join(link.as_str());
+            crate::cli::init::init(&lab, link, 27100, None).unwrap();
+            let court = Config::load(&lab.join("court.toml")).unwrap();
+            let internet = Config::load(&lab.join("internet.toml")).unwrap();
+            for (cfg, role) in [(&court, Role::Send), (&internet, Role::Receive)] {
+                let c = cfg.channel("hearing").unwrap();
+                assert_eq!(c.role, role);
+                assert!(c.is_stream() && !c.is_files());
+                let s = c.stream.as_ref().unwrap();
+                assert_eq!(s.protocol, Protocol::Rtp);
+                assert_eq!(s.listen, "127.0.0.1:27106".parse().unwrap());
+                assert_eq!(s.emit, "127.0.0.1:27107".parse().unwrap());
+                assert_eq!((s.delay_ms, s.silence_ms, s.expected), (delay, 5000, false));
+                let rules = c.policy.stream.as_ref().unwrap();
+                assert_eq!(rules.payload_types, [33, 96, 97, 98, 111]);
+                let policies = crate::node::policies::Policies::new(cfg);
+                assert_eq!(policies.stream_rules("hearing").as_ref(), Some(rules));
+                assert_eq!(policies.stream_rules("to-internet"), None);
+                assert_eq!(policies.stream_rules("nope"), None);
+                // the walkers of folders never see it
+                assert!(cfg.file_channels().all(|c| c.name != "hearing"));
+                assert!(
+                    cfg.file_sending()
+                        .chain(cfg.file_receiving())
+                        .all(|c| c.is_files())
+                );
+                assert_eq!(cfg.stream_channels().count(), 1);
+                assert_eq!(cfg.file_channels().count(), 2);
+            }
+            assert!(!lab.join("court/outbox/hearing").exists());
+            assert!(!lab.join("internet/inbox/hearing").exists());
+            assert!(!lab.join("court/quarantine/hearing").exists());
+            assert!(court.restart_needed(&court).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_stream_channel_needs_protocol_listen_and_emit() {
+        for (key, says) in [
+            ("protocol", "needs protocol = \"rtp\" or \"udp-ts\""),
+            ("listen", "needs listen = \"HOST:PORT\""),
+            ("emit", "needs emit = \"HOST:PORT\""),
+        ] {
+            let (err, text) = hearing_problems(27110, |t| {
+                t.lines()
+                    .filter(|l| !l.starts_with(&format!("{key} =")))
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            });
+            let line = line_of(&text, "kind = \"stream\"");
+            assert!(
+                err.contains(&format!(
+                    "court.toml:{line}: channel[2].{key}: kind = \"stream\" {says}"
+                )),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_channel_values_are_checked_with_line_and_key() {
+        for (from, to, key, says) in [
+            (
+                "kind = \"stream\"",
+                "kind = \"video\"",
+                "kind",
+                "supported: files, stream",
+            ),
+            (
+                "protocol = \"rtp\"",
+                "protocol = \"srt\"",
+                "protocol",
+                "supported: rtp, udp-ts",
+            ),
+            (
+                "listen = \"127.0.0.1:27116\"",
+                "listen = \"court:7406\"",
+                "listen",
+                "use an IP address and a port",
+            ),
+            (
+                "emit = \"127.0.0.1:27117\"",
+                "emit = \"127.0.0.1:0\"",
+                "emit",
+                "port 0",
+            ),
+            (
+                "# delay_ms = 20",
+                "delay_ms = 0",
+                "delay_ms",
+                "0 is out of range 1..=1000 (ms)",
+            ),
+            (
+                "# delay_ms = 20",
+                "delay_ms = 1001",
+                "delay_ms",
+                "out of range 1..=1000",
+            ),
+            (
+                "# silence_s = 5",
+                "silence_s = 0",
+                "silence_s",
+                "0 is out of range 1..=3600 (s)",
+            ),
+            (
+                "# silence_s = 5",
+                "silence_s = 3601",
+                "silence_s",
+                "out of range 1..=3600",
+            ),
+            (
+                "# expected = false",
+                "temp_names = [\"*.part\"]",
+                "temp_names",
+                "a stream channel has no outbox",
+            ),
+            (
+                "listen = \"127.0.0.1:27116\"",
+                "listen = \"127.0.0.1:27110\"",
+                "listen",
+                "node.listen is 127.0.0.1:27110",
+            ),
+            (
+                "listen = \"127.0.0.1:27116\"",
+                "listen = \"0.0.0.0:27110\"",
+                "listen",
+                "node.listen is",
+            ),
+        ] {
+            let (err, text) = hearing_problems(27110, |t| t.replacen(from, to, 1));
+            let line = line_of(&text, to);
+            assert!(
+                err.contains(&format!("court.toml:{line}: channel[2].{key}: ")),
+                "{to}: {err}"
+            );
+            assert!(err.contains(says), "{to}: {err}");
+        }
+        // set, the optional keys are taken
+        let (err, _) = hearing_problems(27120, |t| {
+            t.replacen("# delay_ms = 20", "delay_ms = 100", 1)
+                .replacen("# silence_s = 5", "silence_s = 60", 1)
+                .replacen("# expected = false", "expected = true", 1)
+                .replacen("protocol = \"rtp\"", "protocol = \"udp-ts\"", 1)
+        });
+        // udp-ts with the lab's rtp policy: the policy file is named, not the channel
+        assert!(
+            err.contains("hearing.toml:") && err.contains("stream.payload_types"),
+            "{err}"
+        );
+        assert!(err.contains("stream.pids: empty"), "{err}");
+        assert!(!err.contains("court.toml"), "{err}");
+    }
+
+    #[test]
+    fn optional_stream_keys_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 27130, None).unwrap();
+        let file = lab.join("internet.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replacen("# delay_ms = 20", "delay_ms = 100", 1)
+                .replacen("# silence_s = 5", "silence_s = 60", 1)
+                .replacen("# expected = false", "expected = true", 1),
+        )
+        .unwrap();
+        let cfg = Config::load(&file).unwrap();
+        let s = cfg.channel("hearing").unwrap().stream.clone().unwrap();
+        assert_eq!((s.delay_ms, s.silence_ms, s.expected), (100, 60_000, true));
+        // a changed stream setting needs a restart
+        let before = Config::load(&file).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let after = Config::load(&file).unwrap();
+        let said = before.restart_needed(&after);
+        assert!(
+            matches!(&said[..], [one] if one.starts_with("channel hearing: stream rtp listen")),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn stream_keys_are_refused_on_a_files_channel() {
+        for key_value in [
+            "protocol = \"rtp\"",
+            "listen = \"127.0.0.1:27146\"",
+            "emit = \"127.0.0.1:27147\"",
+            "delay_ms = 20",
+            "silence_s = 5",
+            "expected = true",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let lab = dir.path().join("lab");
+            crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 27140, None).unwrap();
+            let file = lab.join("court.toml");
+            let text = std::fs::read_to_string(&file).unwrap();
+            let bad = text.replacen(
+                "policy = \"policy/to-court.toml\"",
+                &format!("policy = \"policy/to-court.toml\"\n{key_value}"),
+                1,
+            );
+            std::fs::write(&file, &bad).unwrap();
+            let err = Config::load(&file).unwrap_err().to_string();
+            let line = bad.lines().position(|l| l == key_value).unwrap() + 1;
+            let key = key_value.split(' ').next().unwrap();
+            assert!(
+                err.contains(&format!(
+                    "court.toml:{line}: channel[1].{key}: {key} is a key of kind = \"stream\" channels"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_channel_needs_a_stream_policy_and_a_files_channel_a_files_one() {
+        let (err, _) = hearing_problems(27150, |t| {
+            t.replacen("policy/hearing.toml", "policy/to-court.toml", 1)
+        });
+        assert!(
+            err.contains("to-court.toml:")
+                && err.contains("names: [names] is a files policy table"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 27160, None).unwrap();
+        let file = lab.join("court.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replacen("policy/to-court.toml", "policy/hearing.toml", 1),
+        )
+        .unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("hearing.toml:") && err.contains("stream: a [stream] table belongs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn two_streams_cannot_listen_on_one_address() {
+        let (err, text) = hearing_problems(27170, |t| {
+            let second = t
+                .replacen("name = \"hearing\"", "name = \"hearing-2\"", 1)
+                .replacen(
+                    "emit = \"127.0.0.1:27177\"",
+                    "emit = \"127.0.0.1:27175\"",
+                    1,
+                );
+            format!("{t}\n[[channel]]\n{second}")
+        });
+        let last = text.rfind("listen = \"127.0.0.1:27176\"").unwrap();
+        let line = text[..last].matches('\n').count() + 1;
+        assert!(
+            err.contains(&format!(
+                "court.toml:{line}: channel[3].listen: 127.0.0.1:27176: channel hearing's listen is 127.0.0.1:27176"
+            )),
+            "{err}"
+        );
     }
 
     #[test]
