@@ -448,6 +448,7 @@ mod tests {
             reason: None,
             detail: Some(switch_detail(&insider.verify_key(), &a.verify_key())),
             peer: None,
+            stream: None,
         };
         let seg = dir.path().join(segment_name(1));
         let text = std::fs::read_to_string(&seg).unwrap();

@@ -168,6 +168,14 @@ pub enum Event {
     ConsoleLogin,
     /// Web console: a login failed (`detail`: the user name tried, remote address).
     ConsoleLoginFailed,
+    /// A stream channel's first packet passed the gate after a start or a stop (`stream`:
+    /// the RTP SSRC; on the sending node the source address). One record per stream, never
+    /// one per packet.
+    StreamStarted,
+    /// A stream went silent for the channel's `silence_s`, or the node stopped cleanly while
+    /// it was live (`stream`: SSRC, packets and bytes passed on, drops by reason code,
+    /// duration in ms, whether packets were dropped over the bitrate).
+    StreamStopped,
 }
 
 impl Event {
@@ -208,11 +216,13 @@ impl Event {
             Event::ApprovalWaived => "approval_waived",
             Event::ConsoleLogin => "console_login",
             Event::ConsoleLoginFailed => "console_login_failed",
+            Event::StreamStarted => "stream_started",
+            Event::StreamStopped => "stream_stopped",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 34] = [
+    pub const ALL: [Event; 36] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -247,6 +257,8 @@ impl Event {
         Event::ApprovalWaived,
         Event::ConsoleLogin,
         Event::ConsoleLoginFailed,
+        Event::StreamStarted,
+        Event::StreamStopped,
     ];
 
     /// The verdict an event records, if it records one.
@@ -294,6 +306,38 @@ pub struct Record {
     /// The peer node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// What a stream carried (`stream_started`, `stream_stopped` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamRecord>,
+}
+
+/// The body of a `stream_started` or `stream_stopped` record: one stream of a `stream`
+/// channel (RTP, RFC 3550, or raw MPEG-TS, ISO/IEC 13818-1), from its first packet that
+/// passed the gate to its silence or the node's stop. Fields a record does not know are
+/// absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// The RTP synchronization source the stream is pinned to (RTP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssrc: Option<u32>,
+    /// The UDP source address of the first packet (`ip:port`; sending node only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Packets passed on: to the link (sending node) or to the application (receiving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    /// Bytes of those packets (UDP payloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Packets dropped, by reason code (`payload_type`, `over_rate`, `late`, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// Milliseconds from the stream's first packet to its last one passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Whether any packet was dropped over the policy's bitrate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_rate: Option<bool>,
 }
 
 /// A record being built; `AuditLog::append` fills in the sequence, time and node.
@@ -705,7 +749,36 @@ impl AuditLog {
         let _ = self.events.send(rec);
     }
 
+    /// Appends a stream record (`stream_started`, `stream_stopped`) with its body
+    /// (written, not yet synced); returns its sequence number.
+    ///
+    /// # Errors
+    /// The record could not be written.
+    pub fn append_stream(
+        &self,
+        event: Event,
+        e: Entry,
+        stream: StreamRecord,
+    ) -> Result<u64, AuditError> {
+        let mut w = self.lock()?;
+        let rec = self.append_with(&mut w, event, e, Some(stream))?;
+        drop(w);
+        let seq = rec.seq;
+        self.publish(rec);
+        Ok(seq)
+    }
+
     fn append_locked(&self, w: &mut Writer, event: Event, e: Entry) -> Result<Record, AuditError> {
+        self.append_with(w, event, e, None)
+    }
+
+    fn append_with(
+        &self,
+        w: &mut Writer,
+        event: Event,
+        e: Entry,
+        stream: Option<StreamRecord>,
+    ) -> Result<Record, AuditError> {
         let rec = Record {
             seq: w.next_seq,
             time_ms: crate::now_ms(),
@@ -719,6 +792,7 @@ impl AuditLog {
             reason: e.reason,
             detail: e.detail,
             peer: e.peer,
+            stream,
         };
         let mut line = serde_json::to_vec(&rec)?;
         let leaf = leaf_hash(&line);

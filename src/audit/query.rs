@@ -729,6 +729,7 @@ mod tests {
             reason: None,
             detail: None,
             peer: None,
+            stream: None,
         }
     }
 

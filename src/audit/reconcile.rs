@@ -266,6 +266,7 @@ mod tests {
             reason: None,
             detail: None,
             peer: None,
+            stream: None,
         }
     }
 

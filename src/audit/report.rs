@@ -577,6 +577,8 @@ impl Builder {
             | Event::ApprovalRequestRefused
             | Event::ApprovalWaived
             | Event::ConsoleLoginFailed => change = true,
+            // a stream's end says what it carried and dropped (its detail)
+            Event::StreamStopped => change = true,
             _ => {}
         }
         if change {
@@ -753,6 +755,7 @@ mod tests {
             reason: None,
             detail: None,
             peer: Some("court".into()),
+            stream: None,
         }
     }
 

@@ -585,6 +585,7 @@ mod tests {
             reason: None,
             detail: None,
             peer: Some("court".into()),
+            stream: None,
         };
         b.add(&base);
         b.add(&Record {

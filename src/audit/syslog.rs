@@ -429,6 +429,7 @@ mod tests {
             reason: Some(crate::core::reason::Reason::TypeRefused),
             detail: Some("keyword 机密 in text] \"quoted\"".into()),
             peer: Some("a]b".into()),
+            stream: None,
         }
     }
 

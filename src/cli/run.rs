@@ -7,6 +7,8 @@
 //!  Node ─► Receiver::open ─► recover deliveries ─► quic::recv::serve | diode::recv::start
 //!       ─► Sender::open ─► queue ─► route ─► quic::send::run | diode::send::start
 //!                          ▲ spool recovery, watch (intake), retry_waiting, approval desk
+//!       ─► stream channels: sender::stream (listen sockets) ─► Outgoing per link kind
+//!            ─► quic::send::datagrams | the diode's send shell;  receiver.start_streams
 //!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
 //!       ─► the web console, when [console] is configured
 //!       ─► the officer's desk (quarantine release and purge requests, keep_days)
@@ -53,6 +55,15 @@ pub enum RunError {
     /// The web console could not start.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    /// A sending stream channel could not start (its listen socket, its thread).
+    #[error(transparent)]
+    StreamSend(#[from] crate::sender::stream::StreamError),
+    /// A receiving stream channel could not start (its emitting socket, the timer).
+    #[error(transparent)]
+    StreamReceive(#[from] crate::receiver::stream::StreamError),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// How often the counts of repeated log lines are said (see [`crate::ops::repeat`]).
@@ -138,9 +149,13 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     // the receiving side: one pipeline, fed by each link it uses
     let mut _diode_receiver = None;
     let mut receive_release: Option<Arc<dyn Releaser>> = None;
+    let mut stream_receiver = None;
     if node.cfg.receiving().next().is_some() {
         let receiver = Arc::new(Receiver::open(node.clone())?);
         receiver.recover()?;
+        // stream channels: emitting sockets bound before any link delivers a frame
+        receiver.start_streams()?;
+        stream_receiver = Some(receiver.clone());
         receive_release = Some(Arc::new(ReceiveRelease(receiver.clone())));
         tasks.spawn(refresh_waiting(receiver.clone()));
         if let Some(ep) = &endpoint {
@@ -153,6 +168,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
 
     // the sending side: intake ─► spool ─► inspect ─► seal ─► route ─► links
     let mut sender = None;
+    let mut stream_sender: Option<Arc<crate::sender::stream::Streams>> = None;
     let mut send_release: Option<Arc<dyn Releaser>> = None;
     if node.cfg.sending().next().is_some() {
         let s = Arc::new(Sender::open(node.clone())?);
@@ -170,6 +186,22 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
             quic: None,
             diode: None,
         };
+        // stream channels: one outgoing queue of frames per link kind they use
+        let streams_on = |link: LinkKind| {
+            node.cfg
+                .sending()
+                .any(|c| c.link == link && c.stream.is_some())
+        };
+        let mut queues = crate::sender::stream::Queues::default();
+        let mut quic_outgoing = None;
+        if endpoint.is_some() && streams_on(LinkKind::Quic) {
+            let (tx, rx) = crate::sender::stream::queue();
+            queues.quic = Some(tx);
+            quic_outgoing = Some(rx);
+        }
+        // the diode's send shell takes its queue when it carries streams; until then its
+        // channels' packets are dropped as link_down
+        let quic_current: crate::link::quic::send::Current = Arc::default();
         if node.cfg.sending().any(|c| c.link == LinkKind::Diode) {
             let (tx, rx) = std::sync::mpsc::channel();
             crate::link::diode::send::start(s.clone(), rx)?;
@@ -184,6 +216,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
                 ep.clone(),
                 queue_tx.clone(),
                 quic_rx,
+                quic_current.clone(),
             ));
             links.quic = Some(quic_tx);
         }
@@ -202,6 +235,14 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
             queue_tx.clone(),
         ));
         tasks.spawn(s.clone().retry_waiting(queue_tx));
+        if node.cfg.sending().any(|c| c.stream.is_some()) {
+            let streams = crate::sender::stream::Streams::start(node.clone(), &queues)?;
+            if let Some(outgoing) = quic_outgoing {
+                crate::link::quic::send::datagrams(streams.clone(), outgoing, quic_current)
+                    .map_err(RunError::Thread)?;
+            }
+            stream_sender = Some(streams);
+        }
         sender = Some(s);
     }
     // the officer's requests on the quarantine (release, purge), and its ageing out
@@ -246,6 +287,13 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     drop(status);
     drop(console);
     tracing::info!("stopping");
+    // live streams end with the node: their stream_stopped records come before `stopped`
+    if let Some(s) = &stream_sender {
+        s.stop();
+    }
+    if let Some(r) = &stream_receiver {
+        r.stop_streams();
+    }
     node.audit.durable(Event::Stopped, Entry::default())?;
     // the last checkpoint covers the whole log; give it a moment to reach the peer
     if node.audit.checkpoint(true)?.is_some() && sender.is_some() {

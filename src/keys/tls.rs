@@ -276,6 +276,10 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.receive_window((64u32 * 1024 * 1024).into());
     t.send_window(64 * 1024 * 1024);
     t.keep_alive_interval(Some(Duration::from_secs(1)));
+    // stream channels cross as QUIC DATAGRAM frames (RFC 9221): room for a burst of
+    // packets in each direction; beyond it the oldest are dropped, never waited for
+    t.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
+    t.datagram_send_buffer_size(4 * 1024 * 1024);
     // Probe up to jumbo frames: links that carry them (and loopback) move far fewer
     // packets per byte; links that do not simply stay at what the probes confirm.
     let mut mtu = quinn::MtuDiscoveryConfig::default();

@@ -2,7 +2,7 @@
 //! keeps it with its space ledger), the problems `/healthz` reports (a link down, the
 //! diode sender's settings not fitting this receiver, free space below the floor, an inbox
 //! full with objects waiting, a channel whose last take from its outbox failed, clamd
-//! unreachable), and the gauges measured when `/metrics` is scraped (quarantine contents,
+//! unreachable, an expected stream silent), and the gauges measured when `/metrics` is scraped (quarantine contents,
 //! free space, checkpoint age).
 
 use crate::inspect::clamd::Clamd;
@@ -64,7 +64,8 @@ pub fn disk_ok(node: &Node) -> Result<(), String> {
 }
 
 /// Every problem that keeps the node from doing its job: each link it uses that is down,
-/// the disk, each clamd its policies name.
+/// the disk, each clamd its policies name, each stream channel with `expected = true`
+/// that is silent (`stream: NAME silent`).
 pub fn problems(node: &Node) -> Vec<String> {
     let mut problems = Vec::new();
     for link in node.links_in_use() {
@@ -110,6 +111,19 @@ pub fn problems(node: &Node) -> Vec<String> {
                 c.name,
                 c.outbox.display()
             ));
+        }
+    }
+    // an always-on feed (`expected = true`) that went silent
+    for c in &node.cfg.channels {
+        if c.stream.as_ref().is_some_and(|s| s.expected)
+            && node
+                .metrics
+                .stream_live
+                .with_label_values(&[c.name.as_str()])
+                .get()
+                == 0
+        {
+            problems.push(format!("stream: {} silent", c.name));
         }
     }
     let clamds: BTreeSet<String> = node

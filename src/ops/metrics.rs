@@ -108,6 +108,19 @@ pub struct Metrics {
     /// Constant 1, labelled with the build's `version` and this node's `node` and `peer`
     /// names: tells what runs where (and joins other series by `instance`).
     pub build_info: IntGaugeVec,
+    /// Stream packets passed on (to the link on the sending node, to the application on
+    /// the receiving node), by channel.
+    pub stream_packets: IntCounterVec,
+    /// Bytes of those packets (UDP payloads), by channel.
+    pub stream_bytes: IntCounterVec,
+    /// Stream packets dropped, by channel and reason (`core::stream::DropReason::code`).
+    /// Frames that name no stream channel of this node count on `_unverified`.
+    pub stream_dropped: IntCounterVec,
+    /// Seconds from the sending node's wall clock at sending to this node's at arrival,
+    /// by channel (receiving node; meaningful on one host or with synchronized clocks).
+    pub stream_latency_seconds: HistogramVec,
+    /// 1 while a stream is live on the channel (a packet passed within `silence_s`).
+    pub stream_live: IntGaugeVec,
 }
 
 /// The final receipt statuses (`isogate_transmit_receipts_total{status}`).
@@ -177,6 +190,17 @@ impl Metrics {
             ch,
         )?;
         r.register(Box::new(receipt.clone()))?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "isogate_stream_latency_seconds",
+                "Seconds from the sending node's clock at sending to this node's at arrival.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+            ]),
+            ch,
+        )?;
+        r.register(Box::new(latency.clone()))?;
         Ok(Metrics {
             intake_objects: counter(
                 &r,
@@ -382,6 +406,31 @@ impl Metrics {
                 "Constant 1: the version running, this node's name and its peer's.",
                 &["version", "node", "peer"],
             )?,
+            stream_packets: counter(
+                &r,
+                "isogate_stream_packets_total",
+                "Stream packets passed on (to the link, or to the application).",
+                ch,
+            )?,
+            stream_bytes: counter(
+                &r,
+                "isogate_stream_bytes_total",
+                "Bytes of stream packets passed on (UDP payloads).",
+                ch,
+            )?,
+            stream_dropped: counter(
+                &r,
+                "isogate_stream_dropped_total",
+                "Stream packets dropped, by reason.",
+                &["channel", "reason"],
+            )?,
+            stream_latency_seconds: latency,
+            stream_live: gauge_vec(
+                &r,
+                "isogate_stream_live",
+                "1 while a stream is live on the channel.",
+                ch,
+            )?,
             registry: r,
         })
     }
@@ -452,6 +501,33 @@ impl Metrics {
         for reason in Reason::ALL {
             self.refusals.with_label_values(&[channel, reason.as_str()]);
         }
+    }
+
+    /// Makes a stream channel's series exist at 0 from the start: packets, bytes, every
+    /// drop reason, and the live gauge.
+    pub fn stream_channel(&self, channel: &str) {
+        self.stream_packets.with_label_values(&[channel]);
+        self.stream_bytes.with_label_values(&[channel]);
+        self.stream_live.with_label_values(&[channel]).set(0);
+        for reason in crate::core::stream::DropReason::ALL {
+            self.stream_dropped
+                .with_label_values(&[channel, reason.code()]);
+        }
+    }
+
+    /// Counts a stream packet dropped on `channel`.
+    pub fn stream_drop(&self, channel: &str, reason: crate::core::stream::DropReason) {
+        self.stream_dropped
+            .with_label_values(&[channel, reason.code()])
+            .inc();
+    }
+
+    /// Counts a stream packet of `bytes` passed on on `channel`.
+    pub fn stream_passed(&self, channel: &str, bytes: usize) {
+        self.stream_packets.with_label_values(&[channel]).inc();
+        self.stream_bytes
+            .with_label_values(&[channel])
+            .inc_by(bytes as u64);
     }
 
     /// Counts a refusal.
@@ -543,6 +619,16 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.contains(&info), "{info} missing");
+        m.stream_channel("hearing");
+        let text = String::from_utf8(m.encode()).unwrap();
+        for series in [
+            "isogate_stream_packets_total{channel=\"hearing\"} 0",
+            "isogate_stream_dropped_total{channel=\"hearing\",reason=\"payload_type\"} 0",
+            "isogate_stream_dropped_total{channel=\"hearing\",reason=\"link_down\"} 0",
+            "isogate_stream_live{channel=\"hearing\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing");
+        }
         // the first refusal is an increase from 0
         m.refused("to-internet", Reason::Malware);
         let text = String::from_utf8(m.encode()).unwrap();

@@ -19,6 +19,7 @@
 pub mod land;
 pub mod release;
 pub mod space;
+pub mod stream;
 
 use crate::core::id::ObjectId;
 use crate::core::manifest::Manifest;
@@ -51,6 +52,8 @@ pub struct Receiver {
     deferred: Mutex<HashMap<ObjectId, u64>>,
     /// The room reserved in each inbox's file system for the objects arriving now.
     space: space::Ledger,
+    /// The stream channels this node receives, once started ([`Receiver::start_streams`]).
+    streams: std::sync::OnceLock<Arc<stream::Streams>>,
 }
 
 /// How `begin` ended.
@@ -148,6 +151,7 @@ impl Receiver {
             busy: Arc::default(),
             deferred: Mutex::default(),
             space: space::Ledger::new(node.cfg.disk.min_free_bytes),
+            streams: std::sync::OnceLock::new(),
             node,
         })
     }
@@ -186,6 +190,43 @@ impl Receiver {
             }
         }
         Ok(())
+    }
+
+    /// Opens the emitting sockets of the stream channels this node receives and starts
+    /// their timer (nothing when it receives none). Frames that arrive before are dropped.
+    ///
+    /// # Errors
+    /// As [`stream::Streams::start`].
+    pub fn start_streams(&self) -> Result<(), stream::StreamError> {
+        if self.streams.get().is_some() || !self.node.cfg.receiving().any(|c| c.stream.is_some())
+        {
+            return Ok(());
+        }
+        let s = stream::Streams::start(self.node.clone())?;
+        let _ = self.streams.set(s);
+        Ok(())
+    }
+
+    /// Takes one stream frame (a [`crate::core::stream::frame::StreamFrame`], encoded) that
+    /// a link delivered at `now_ms` ([`crate::mono_ms`]): decoded, checked against this
+    /// node's own stream rules, put in order and emitted to the channel's `emit` address.
+    /// Synchronous and non-blocking: callable from a tokio task or a plain thread. What
+    /// cannot pass is counted in `isogate_stream_dropped_total` by reason and dropped.
+    pub fn stream_frame(&self, now_ms: u64, frame: &[u8]) {
+        match self.streams.get() {
+            Some(s) => s.frame(now_ms, frame),
+            None => self.node.metrics.stream_drop(
+                UNVERIFIED,
+                crate::core::stream::DropReason::Frame,
+            ),
+        }
+    }
+
+    /// Stops the stream channels: a stream live now is audited `stream_stopped`.
+    pub fn stop_streams(&self) {
+        if let Some(s) = self.streams.get() {
+            s.stop();
+        }
     }
 
     /// Whether this node has already settled an object: landed, quarantined or refused.

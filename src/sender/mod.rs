@@ -8,7 +8,8 @@
 //! [`watch`] notices and takes files (never one that [`writers`] says is still open), [`spool`] keeps them durable until the link is done
 //! with them, [`pipeline`] inspects and seals, [`approval`] holds what a channel's
 //! `[approval]` makes wait for its approvers, [`route`] hands each sealed object to its
-//! channel's link.
+//! channel's link. [`stream`] is the other path, for `stream` channels: UDP packets through
+//! the stream gate straight to the link's outgoing queue, never spooled.
 
 pub mod approval;
 pub mod pipeline;
@@ -16,5 +17,6 @@ pub mod release;
 pub mod route;
 pub mod seal;
 pub mod spool;
+pub mod stream;
 pub mod watch;
 pub mod writers;

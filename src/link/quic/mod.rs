@@ -4,6 +4,7 @@
 //! ```text
 //!  send: sealed ─► stream (frame + content) ══► ... ◄══ receipt ─► confirm (spool entry gone)
 //!  recv: stream ─► frame ─► receiver pipeline ─► receipt
+//!  stream channels: Outgoing ─► datagram thread ─► QUIC DATAGRAM ══► receiver.stream_frame
 //! ```
 
 pub mod recv;

@@ -7,6 +7,7 @@
 //!     checkpoint frame ─► witness (signature checked) ─► audit `witnessed`
 //!     object frame ─► receiver.begin(quic) ─► chunks ─► writer thread: Arriving::write
 //!                   ─► receiver.finish ─► receipt (fixed 22 bytes, no content)
+//!  connection ─► datagram (RFC 9221) ─► receiver.stream_frame (stream channels)
 //! ```
 
 use crate::core::checkpoint::Checkpoint;
@@ -92,10 +93,13 @@ async fn connection(receiver: Arc<Receiver>, conn: quinn::Connection) {
         conn: conn.clone(),
         stream: tokio::sync::Mutex::new(None),
     });
+    // stream channels: one QUIC DATAGRAM frame (RFC 9221) per stream packet
+    let datagrams = tokio::spawn(datagrams(receiver.clone(), conn.clone()));
     loop {
         let recv = match conn.accept_uni().await {
             Ok(r) => r,
             Err(e) => {
+                datagrams.abort();
                 if reports {
                     node.link_changed(LinkKind::Quic, false, &e.to_string(), true);
                 } else {
@@ -111,6 +115,14 @@ async fn connection(receiver: Arc<Receiver>, conn: quinn::Connection) {
                 receipts.send(id, status).await;
             }
         });
+    }
+}
+
+/// Hands every datagram of the connection to the receiver's stream shell, until the
+/// connection ends.
+async fn datagrams(receiver: Arc<Receiver>, conn: quinn::Connection) {
+    while let Ok(d) = conn.read_datagram().await {
+        receiver.stream_frame(crate::mono_ms(), &d);
     }
 }
 

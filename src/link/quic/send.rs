@@ -68,12 +68,58 @@ type Pending = Arc<Mutex<HashMap<ObjectId, oneshot::Sender<ReceiptStatus>>>>;
 /// its next wait doubles with each, from [`RETRY_DELAY`] up to [`RETRY_DELAY_MAX`].
 type Retries = Arc<Mutex<HashMap<ObjectId, u32>>>;
 
-/// Runs the sender side of the link until aborted.
+/// The connection to the peer while it is up (`None` while it is down): the stream
+/// datagram thread sends on it.
+pub type Current = Arc<Mutex<Option<quinn::Connection>>>;
+
+/// Sends the stream frames of `outgoing` as QUIC DATAGRAM frames (RFC 9221) on the
+/// current connection, in a plain thread, until the queue's senders are gone. A frame
+/// with no connection is dropped as `link_down`; one larger than the path carries yet
+/// (before MTU discovery raised it), or that the peer does not accept, as `link_busy`
+/// and `link_down`. QUIC authenticates and encrypts every datagram (TLS 1.3 keys of the
+/// pinned mutual handshake).
+///
+/// # Errors
+/// The thread could not be started.
+pub fn datagrams(
+    streams: Arc<crate::sender::stream::Streams>,
+    outgoing: crate::sender::stream::Outgoing,
+    current: Current,
+) -> std::io::Result<()> {
+    use crate::core::stream::DropReason;
+    std::thread::Builder::new()
+        .name("quic-datagrams".into())
+        .spawn(move || {
+            while let Ok(frame) = outgoing.recv() {
+                let conn = current.lock().ok().and_then(|c| c.clone());
+                let Some(conn) = conn else {
+                    streams.link_dropped(&frame, DropReason::LinkDown);
+                    continue;
+                };
+                let reason = match conn.send_datagram(frame.clone()) {
+                    Ok(()) => continue,
+                    Err(quinn::SendDatagramError::TooLarge) => DropReason::LinkBusy,
+                    Err(quinn::SendDatagramError::ConnectionLost(_)) => DropReason::LinkDown,
+                    Err(e) => {
+                        crate::ops::repeat::warn_repeated!("quic.datagram", &e.to_string();
+                            error = %e, "the peer takes no stream datagrams");
+                        DropReason::LinkDown
+                    }
+                };
+                streams.link_dropped(&frame, reason);
+            }
+        })?;
+    Ok(())
+}
+
+/// Runs the sender side of the link until aborted; `current` holds the connection while
+/// it is up.
 pub async fn run(
     sender: Arc<Sender>,
     endpoint: quinn::Endpoint,
     queue_tx: mpsc::UnboundedSender<Sealed>,
     mut queue: mpsc::UnboundedReceiver<Sealed>,
+    current: Current,
 ) {
     let node = sender.node.clone();
     let peer = node.cfg.peer.address;
@@ -123,6 +169,9 @@ pub async fn run(
         };
         node.keys.track(&conn);
         let up_since = std::time::Instant::now();
+        if let Ok(mut c) = current.lock() {
+            *c = Some(conn.clone());
+        }
         node.link_changed(LinkKind::Quic, true, &format!("to {peer}"), true);
         let pending: Pending = Arc::default();
         let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
@@ -147,6 +196,9 @@ pub async fn run(
                 (queue_tx.clone(), retries.clone()),
                 permit,
             ));
+        }
+        if let Ok(mut c) = current.lock() {
+            *c = None;
         }
         receipts.abort();
         witness.abort();
