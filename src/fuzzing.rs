@@ -365,6 +365,85 @@ pub fn diode_datagram(data: &[u8]) {
     }
 }
 
+/// Reads `data` as the stream gate and the receiving node do: as an RTP header (RFC 3550),
+/// as MPEG-TS packets (ISO/IEC 13818-1) with and without a PID list, as a stream frame off
+/// the link, and through both gates (rtp and udp-ts). A frame that decodes must encode back
+/// to the same bytes, and an RTP header's payload must lie inside the packet after the
+/// header. Then the bytes drive a playout (each 3-byte step: session, seq, time) whose
+/// packets must come out in order, with at most 1024 held.
+pub fn stream_headers(data: &[u8]) {
+    use crate::core::stream::{
+        Gate, Out, Playout, Protocol, RtpHeader, SourceNet, StreamFrame, StreamRules, check_ts,
+    };
+    use std::net::{IpAddr, Ipv4Addr};
+
+    if let Ok(h) = RtpHeader::read(data) {
+        assert!(h.header_len >= 12 && h.header_len <= h.payload.start);
+        assert!(h.payload.start < h.payload.end && h.payload.end <= data.len());
+        assert!(h.payload_type < 128 && h.csrc_count < 16);
+    }
+    let _ = check_ts(data, &[]);
+    let _ = check_ts(data, &[0, 256, 4096]);
+    if let Ok(frame) = StreamFrame::decode(data) {
+        assert_eq!(
+            frame.encode(),
+            data,
+            "a decoded stream frame encodes differently"
+        );
+    }
+    let rules = StreamRules {
+        protocol: Protocol::Rtp,
+        payload_types: vec![33, 96, 111],
+        max_packet_bytes: 1500,
+        max_bitrate_bps: 1_000_000,
+        pids: vec![0, 256],
+        sources: vec![SourceNet {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            prefix: 8,
+        }],
+    };
+    let source = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut rtp = Gate::new(rules.clone());
+    let mut udp_ts = Gate::new(StreamRules {
+        protocol: Protocol::UdpTs,
+        payload_types: vec![],
+        ..rules
+    });
+    for now_ms in [0, 1, 1] {
+        let _ = rtp.admit(now_ms, source, data);
+        let _ = rtp.admit(now_ms, None, data);
+        let _ = udp_ts.admit(now_ms, source, data);
+    }
+    let mut playout = Playout::new(u64::from(data.first().copied().unwrap_or(20) % 64));
+    let mut now_ms = 0u64;
+    let mut last: Option<(u64, u64)> = None;
+    for step in data.chunks_exact(3) {
+        let session = u64::from(step[0] >> 6);
+        let seq = u64::from(u16::from_be_bytes([step[0] & 0x3f, step[1]]));
+        now_ms += u64::from(step[2]);
+        playout.push(
+            now_ms,
+            session,
+            seq,
+            [session, seq].map(u64::to_be_bytes).concat(),
+        );
+        while let Some(out) = playout.pop(now_ms) {
+            if let Out::Packet(bytes) = out {
+                let mut words = bytes.chunks_exact(8).filter_map(|w| w.try_into().ok());
+                let (Some(s), Some(q)) = (words.next(), words.next()) else {
+                    panic!("a playout packet came out changed");
+                };
+                let (s, q) = (u64::from_be_bytes(s), u64::from_be_bytes(q));
+                if let Some((ls, lq)) = last {
+                    assert!(s != ls || q > lq, "seq {q} after {lq} in session {s}");
+                }
+                last = Some((s, q));
+            }
+        }
+        assert!(playout.held() <= crate::core::stream::playout::MAX_HELD);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +647,36 @@ endstream endobj
             let mut input = seeds[i % seeds.len()].clone();
             mutate(&mut input, &mut next, 6);
             content(&input);
+        }
+    }
+
+    #[test]
+    fn stream_headers_never_panic() {
+        use crate::core::stream::rtp::tests::packet;
+        use crate::core::stream::ts::tests::ts_packet;
+        let ts: Vec<u8> = (0..7).flat_map(|_| ts_packet(256)).collect();
+        let frame = crate::core::stream::StreamFrame {
+            channel: "hearing".into(),
+            session: 1,
+            seq: 2,
+            sent_us: 3,
+            payload: packet(33, 1, 7, 1, Some(1), &ts, 3),
+        }
+        .encode();
+        let seeds = [
+            packet(33, 1, 7, 0, None, &ts, 0),
+            packet(96, 1, 7, 2, Some(2), b"h264", 5),
+            ts,
+            frame,
+        ];
+        for seed in &seeds {
+            stream_headers(seed);
+        }
+        let mut next = xorshift(0x57_4ea);
+        for i in 0..20_000 {
+            let mut input = seeds[i % seeds.len()].clone();
+            mutate(&mut input, &mut next, 6);
+            stream_headers(&input);
         }
     }
 }

@@ -8,6 +8,18 @@
 //!  receiving node: ══► frame ─► gate (its own policy) ─► playout (order, late dropped) ─► UDP
 //! ```
 
+pub mod frame;
+pub mod gate;
+pub mod playout;
+pub mod rtp;
+pub mod ts;
+
+pub use frame::{FrameError, StreamFrame};
+pub use gate::{Admitted, Gate};
+pub use playout::{Out, Playout};
+pub use rtp::RtpHeader;
+pub use ts::check_ts;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
