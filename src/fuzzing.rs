@@ -334,10 +334,11 @@ pub fn zip_views(data: &[u8]) {
 
 /// Feeds `data` to the diode receiver as a datagram off the wire, twice: as it is (the tag
 /// check must reject it) and signed with the receiver's key, so that the body parsers, the
-/// FEC reassembly, the record unpacker, announcements and checkpoint frames see it too;
+/// FEC reassembly, the record unpacker, announcements, checkpoint frames and the stream
+/// decoder (with its frame layout) see it too;
 /// then to a receiver with a smaller MTU and another configuration digest, so that the
 /// heartbeat's link parameters reach the mismatch check, and the unauthenticated header
-/// reader sees it.
+/// reader sees it; then, cut into stream symbols, to a stream decoder.
 pub fn diode_datagram(data: &[u8]) {
     use crate::core::diode::{LinkKey, Receiver, ReceiverConfig, wire};
     const KEY: [u8; 32] = [7; 32];
@@ -362,6 +363,25 @@ pub fn diode_datagram(data: &[u8]) {
         r.handle(2, &signed);
         r.handle(5_000, &signed);
         while r.poll_event().is_some() {}
+    }
+    // the stream decoder over a run of symbols cut from the input (block, K, id, then 64
+    // bytes each), so that frame layouts across symbols, repair symbols and decoding see
+    // many symbols of a few small blocks
+    let mut stream = crate::core::diode::StreamDecoder::new();
+    for chunk in data.chunks_exact(4 + 64) {
+        let k = u16::from(chunk[1] % 9);
+        let esi = match k {
+            0 => u32::from(chunk[2] % 16),
+            k => u32::from(k) + u32::from(chunk[2] % 8),
+        };
+        stream.symbol(&wire::StreamSymbol {
+            block: u64::from(chunk[0] % 4),
+            source_symbols: k,
+            symbol_size: 64,
+            esi,
+            data: &chunk[4..],
+        });
+        while stream.poll_frame().is_some() {}
     }
 }
 
@@ -556,10 +576,10 @@ mod tests {
             let mut input: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if i % 2 == 0 && input.len() > 4 {
                 // a plausible start: the magic, the version and each kind (symbol,
-                // heartbeat, announce, checkpoint), the rest random
+                // heartbeat, announce, checkpoint, stream symbol), the rest random
                 input[..2].copy_from_slice(&crate::core::diode::wire::MAGIC);
                 input[2] = crate::core::diode::wire::VERSION;
-                input[3] = 1 + (i / 2 % 4) as u8;
+                input[3] = 1 + (i / 2 % 5) as u8;
             }
             diode_datagram(&input);
         }

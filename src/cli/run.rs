@@ -199,12 +199,16 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
             queues.quic = Some(tx);
             quic_outgoing = Some(rx);
         }
-        // the diode's send shell takes its queue when it carries streams; until then its
-        // channels' packets are dropped as link_down
         let quic_current: crate::link::quic::send::Current = Arc::default();
         if node.cfg.sending().any(|c| c.link == LinkKind::Diode) {
+            // the diode's send shell takes the stream frames too, before any object data
+            let diode_outgoing = streams_on(LinkKind::Diode).then(|| {
+                let (tx, rx) = crate::sender::stream::queue();
+                queues.diode = Some(tx);
+                rx
+            });
             let (tx, rx) = std::sync::mpsc::channel();
-            crate::link::diode::send::start(s.clone(), rx)?;
+            crate::link::diode::send::start(s.clone(), rx, diode_outgoing)?;
             links.diode = Some(tx);
         }
         if let Some(ep) = &endpoint

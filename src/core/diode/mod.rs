@@ -47,7 +47,8 @@
 //! must agree on, and the receiver's check), [`fec`] (RaptorQ
 //! block coding and the receiver's reassembly window), [`pack`] (objects to a
 //! record stream in blocks and back), [`pacer`] (token bucket), [`sender`] and
-//! [`receiver`] (the two state machines).
+//! [`receiver`] (the two state machines), [`stream`] (live stream frames in small
+//! FEC blocks sized for a delay budget, carried beside the objects).
 
 pub mod agree;
 pub mod fec;
@@ -55,6 +56,7 @@ pub mod pacer;
 pub mod pack;
 pub mod receiver;
 pub mod sender;
+pub mod stream;
 pub mod wire;
 
 #[cfg(test)]
@@ -64,6 +66,7 @@ pub use agree::{ChannelSpec, Mismatch, config_digest};
 pub use pack::LossReason;
 pub use receiver::{Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats};
 pub use sender::{MAX_INTERLEAVE, Sender, SenderConfig, SenderError, SenderEvent, Want};
+pub use stream::{StreamDecoder, StreamEncoder, StreamError};
 pub use wire::{LinkKey, WireError, max_payload, symbol_size_for_mtu};
 
 use thiserror::Error;

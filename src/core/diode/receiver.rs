@@ -12,6 +12,7 @@
 //!                          (claimed session named once: Unauthenticated)
 //!   ─► Window (fec.rs: assemble, recover, in order, give up) ─► Unpacker (pack.rs)
 //!   ─► events: ObjectStart / ObjectData / ObjectComplete / ObjectLost / …
+//!   stream symbols ─► StreamDecoder (stream.rs) ─► StreamFrame, at once
 //! ```
 //! Link parameters: each heartbeat states the sender's MTU, symbol size, block size
 //! and configuration digest; the receiver checks them against its own (`agree.rs`)
@@ -61,6 +62,7 @@ use bytes::Bytes;
 use super::agree::{self, Mismatch};
 use super::fec::{Delivery, REPAIR_SLACK, SymbolOutcome, Window};
 use super::pack::{LossReason, MAX_HEADER, ObjectEvent, Unpacker};
+use super::stream::StreamDecoder;
 use super::wire::{self, Announce, Body, Heartbeat, LinkKey, WireError};
 use super::{ConfigError, ObjectId};
 
@@ -190,6 +192,10 @@ pub enum ReceiverEvent {
         /// Whether the first one had a heartbeat's kind and length.
         heartbeat: bool,
     },
+    /// A live stream frame arrived (as its source symbols came, or recovered from its
+    /// block's repair symbols): opaque bytes for the stream receiver, not in order,
+    /// possibly late (its playout decides).
+    StreamFrame(Vec<u8>),
 }
 
 /// Least milliseconds between two [`ReceiverEvent::Unauthenticated`] reports.
@@ -280,6 +286,14 @@ pub struct ReceiverStats {
     pub objects_missed: u64,
     /// Checkpoint frames received.
     pub checkpoints: u64,
+    /// Stream frames delivered.
+    pub stream_frames: u64,
+    /// Of them, frames recovered from repair symbols.
+    pub stream_frames_recovered: u64,
+    /// Stream symbols for blocks already forgotten, or not needed.
+    pub stream_symbols_unneeded: u64,
+    /// Stream symbols that contradict their block.
+    pub stream_symbols_malformed: u64,
 }
 
 /// Sliding bitmap of recently seen sequence numbers.
@@ -441,6 +455,7 @@ pub struct Receiver {
     /// Unauthenticated session ids already named, oldest first.
     unauthenticated: VecDeque<u64>,
     next_unauthenticated_report: u64,
+    stream: StreamDecoder,
 }
 
 impl Receiver {
@@ -487,6 +502,7 @@ impl Receiver {
             reported: Vec::new(),
             unauthenticated: VecDeque::new(),
             next_unauthenticated_report: 0,
+            stream: StreamDecoder::new(),
         })
     }
 
@@ -500,6 +516,11 @@ impl Receiver {
         s.buffered_bytes = (self.window.buffered_bytes() + self.unpacker.buffered_bytes()) as u64;
         s.buffered_bytes_peak = self.window.peak_bytes() as u64;
         s.datagrams_missed = self.missed_before + self.session.as_ref().map_or(0, |x| x.missed());
+        let st = self.stream.stats();
+        s.stream_frames = st.frames;
+        s.stream_frames_recovered = st.frames_recovered;
+        s.stream_symbols_unneeded = st.symbols_stale + st.symbols_unneeded;
+        s.stream_symbols_malformed = st.symbols_malformed;
         s
     }
 
@@ -533,6 +554,12 @@ impl Receiver {
                 return;
             }
         };
+        if let Body::Stream(s) = &d.body
+            && !wire::symbol_size_ok(s.symbol_size, self.max_len)
+        {
+            self.stats.datagrams_too_long += 1;
+            return;
+        }
         if let Body::Symbol(s) = &d.body {
             let block_bytes = usize::from(s.source_symbols) * usize::from(s.symbol_size);
             if !wire::symbol_size_ok(s.symbol_size, self.max_len) {
@@ -603,6 +630,20 @@ impl Receiver {
                     self.last_checkpoint = note.to_vec();
                     self.events
                         .push_back(ReceiverEvent::Checkpoint(note.to_vec()));
+                }
+            }
+            Body::Stream(s) => {
+                // stream symbols are data too: a path that carries them is not starved
+                session.data_mark = Some(mark);
+                session.heartbeats_without_data = 0;
+                session.missed_at_heartbeat = 0;
+                session.any_symbol = true;
+                if self.no_data.take().is_some() {
+                    self.report_mismatches();
+                }
+                self.stream.symbol(&s);
+                while let Some(frame) = self.stream.poll_frame() {
+                    self.events.push_back(ReceiverEvent::StreamFrame(frame));
                 }
             }
             Body::Symbol(s) => {
@@ -736,7 +777,7 @@ impl Receiver {
     fn accept_session(&mut self, now_ms: u64, session: u64, body: &Body<'_>) -> bool {
         let hb_start = match body {
             Body::Heartbeat(hb) => Some(hb.session_start_ms),
-            Body::Symbol(_) | Body::Announce(_) | Body::Checkpoint(_) => None,
+            Body::Symbol(_) | Body::Announce(_) | Body::Checkpoint(_) | Body::Stream(_) => None,
         };
         let switch_from = match self.session.as_mut() {
             None => None,
@@ -768,6 +809,7 @@ impl Receiver {
                 self.missed_before += self.session.as_ref().map_or(0, |s| s.missed());
                 self.unpacker.abort(LossReason::SessionRestarted);
                 self.window.reset();
+                self.stream.reset();
                 self.stats.sessions_restarted += 1;
                 self.move_unpacker_events();
                 self.events

@@ -40,7 +40,10 @@
 //! [`Sender::poll_timeout`] (or new work) and repeat; drain
 //! [`Sender::poll_event`]. Small control frames (object announcements, signed
 //! audit checkpoints) queued with [`Sender::send_control`] go before the next
-//! symbol, paced like the rest. The clock is milliseconds (wall clock: its value
+//! symbol, paced like the rest. Live stream frames given to [`Sender::push_stream`]
+//! go before both (latency): each at once as source symbols of a small stream block
+//! (see `stream.rs`), whose repair symbols follow when it closes, all paced under the
+//! same rate. The clock is milliseconds (wall clock: its value
 //! at start orders sessions across sender restarts, and repeat windows are kept
 //! in it across restarts).
 
@@ -51,6 +54,7 @@ use thiserror::Error;
 use super::fec::{self, FecError};
 use super::pacer::TokenBucket;
 use super::pack::{BlockWriter, DATA_HDR, END_LEN, MAX_HEADER, MAX_OBJECT_SIZE, START_LEN};
+use super::stream::{StreamDatagram, StreamEncoder, StreamError};
 use super::wire::{
     self, Announce, Body, Header, Heartbeat, LinkKey, SYMBOL_OVERHEAD, Symbol, WireError,
 };
@@ -123,6 +127,11 @@ pub struct SenderConfig {
     /// The digest of the settings both ends must share
     /// ([`config_digest`](super::agree::config_digest)), stated in every heartbeat.
     pub config_digest: [u8; wire::CONFIG_DIGEST_LEN],
+    /// Repair symbols of a stream block as a fraction of its K (0..=4), plus one.
+    pub stream_repair_ratio: f64,
+    /// The stream delay budget in ms: a stream block closes half of it after its first
+    /// frame.
+    pub stream_delay_ms: u64,
 }
 
 impl SenderConfig {
@@ -148,6 +157,8 @@ impl SenderConfig {
             max_queued_objects: 65_536,
             max_chunk: 1 << 20,
             config_digest: [0; wire::CONFIG_DIGEST_LEN],
+            stream_repair_ratio: 0.25,
+            stream_delay_ms: 40,
         }
     }
 }
@@ -195,7 +206,14 @@ pub enum SenderError {
     /// A control frame would not fit one datagram under the MTU.
     #[error("control frame of {0} bytes does not fit the MTU")]
     ControlTooLong(usize),
+    /// A stream frame could not be sent.
+    #[error("stream frame: {0}")]
+    Stream(#[from] StreamError),
 }
+
+/// Most stream datagrams waiting for the pacer; beyond, the oldest are dropped (a live
+/// stream has no use for stale packets).
+pub const MAX_STREAM_QUEUE: usize = 4096;
 
 /// Most control frames queued at once.
 pub const MAX_CONTROLS: usize = 256;
@@ -290,6 +308,13 @@ pub struct SenderStats {
     pub heartbeats_sent: u64,
     /// Datagram bytes handed out.
     pub bytes_sent: u64,
+    /// Stream frames taken.
+    pub stream_frames: u64,
+    /// Stream symbols sent (source and repair).
+    pub stream_symbols_sent: u64,
+    /// Stream symbols dropped because the pacer let too few go
+    /// ([`MAX_STREAM_QUEUE`] were waiting).
+    pub stream_symbols_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -396,6 +421,8 @@ pub struct Sender {
     stats: SenderStats,
     max_len: usize,
     controls: VecDeque<Control>,
+    stream: StreamEncoder,
+    stream_out: VecDeque<StreamDatagram>,
 }
 
 impl Sender {
@@ -425,6 +452,7 @@ impl Sender {
         if config.interleave > MAX_INTERLEAVE {
             return Err(ConfigError::Interleave(config.interleave).into());
         }
+        let stream = StreamEncoder::new(t, config.stream_repair_ratio, config.stream_delay_ms)?;
         let datagram = usize::from(t) + SYMBOL_OVERHEAD;
         if config.rate_bytes_per_s != 0
             && (config.burst_bytes < datagram as u64 || config.burst_bytes > 1 << 40)
@@ -503,6 +531,8 @@ impl Sender {
             stats: SenderStats::default(),
             max_len,
             controls: VecDeque::new(),
+            stream,
+            stream_out: VecDeque::new(),
         };
         s.fill();
         Ok(s)
@@ -596,6 +626,29 @@ impl Sender {
         wire::encode(&self.key, header, &body, buf)
     }
 
+    /// Takes one live stream frame (1..=65 507 bytes, opaque here) at `now_ms`: its
+    /// symbols go before any other data, paced (see `stream.rs` for the blocks).
+    ///
+    /// # Errors
+    /// [`SenderError::Stream`] for a frame that is empty or too long; nothing is sent.
+    pub fn push_stream(&mut self, now_ms: u64, frame: &[u8]) -> Result<(), SenderError> {
+        self.now = self.now.max(now_ms);
+        let out = self.stream.push(now_ms, frame)?;
+        self.stats.stream_frames += 1;
+        self.queue_stream(out);
+        Ok(())
+    }
+
+    fn queue_stream(&mut self, out: impl Iterator<Item = StreamDatagram>) {
+        for d in out {
+            if self.stream_out.len() >= MAX_STREAM_QUEUE {
+                self.stream_out.pop_front();
+                self.stats.stream_symbols_dropped += 1;
+            }
+            self.stream_out.push_back(d);
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> SenderStats {
         self.stats
@@ -609,6 +662,8 @@ impl Sender {
     /// Whether every queued object has retired and every datagram has gone.
     pub fn is_idle(&self) -> bool {
         self.objects.is_empty()
+            && self.stream_out.is_empty()
+            && self.stream.next_deadline().is_none()
             && self.tx.is_empty()
             && self.writer.is_empty()
             && self.finished.is_empty()
@@ -1148,6 +1203,20 @@ impl Sender {
             self.stats.bytes_sent += len as u64;
             return Ok(Some(len));
         }
+        let closed = self.stream.poll(now_ms)?;
+        self.queue_stream(closed);
+        if let Some(d) = self.stream_out.front() {
+            if !self.pacer.ready(d.data.len() + SYMBOL_OVERHEAD) {
+                return Ok(None);
+            }
+            let len = wire::encode(&self.key, &header, &d.body(), buf)?;
+            self.stream_out.pop_front();
+            self.pacer.take(len);
+            self.seq += 1;
+            self.stats.bytes_sent += len as u64;
+            self.stats.stream_symbols_sent += 1;
+            return Ok(Some(len));
+        }
         if let Some(c) = self.controls.front() {
             // checked at send_control: it fits the MTU, so the buffer
             let len = self.encode_control(c, &header, buf)?;
@@ -1227,7 +1296,12 @@ impl Sender {
     /// content or enqueueing may make work earlier.
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut at = self.next_heartbeat;
-        if !self.controls.is_empty() {
+        if let Some(d) = self.stream.next_deadline() {
+            at = at.min(d);
+        }
+        if !self.stream_out.is_empty() {
+            at = at.min(self.pacer.ready_at(usize::from(self.t) + SYMBOL_OVERHEAD));
+        } else if !self.controls.is_empty() {
             at = at.min(self.pacer.ready_at(self.max_datagram_len()));
         } else if !self.tx.is_empty() || (self.tx_has_room() && self.block_closable()) {
             at = at.min(self.pacer.ready_at(usize::from(self.t) + SYMBOL_OVERHEAD));

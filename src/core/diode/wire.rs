@@ -17,6 +17,10 @@
 //! announce body       object id [16] | object_seq u64 | size u64 | block_bound u64
 //!                     | flags u8 | channel_len u8 | name_len u16 | channel | name
 //! checkpoint body     the sender's signed audit checkpoint (C2SP note), 1..=1024 bytes
+//! stream body         block u64 | K u16 | T u16 | esi u32 | T bytes of symbol
+//!                     (live stream frames, see `stream.rs`: K is 0 on a source
+//!                     symbol, sent before its block is closed, and the block's K on
+//!                     a repair symbol, whose esi is K or more)
 //! tag (16 bytes)      HMAC-SHA256(key, header | body)[..16]
 //! ```
 //! All integers are big-endian. A datagram is exactly as long as its kind says:
@@ -77,6 +81,11 @@ const KIND_SYMBOL: u8 = 1;
 const KIND_HEARTBEAT: u8 = 2;
 const KIND_ANNOUNCE: u8 = 3;
 const KIND_CHECKPOINT: u8 = 4;
+const KIND_STREAM: u8 = 5;
+
+/// Most source symbols in one stream block: a small block keeps the wait for its repair
+/// symbols (and the decoding work) short.
+pub const MAX_STREAM_SYMBOLS: u16 = 64;
 
 /// Why a datagram could not be decoded or encoded.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +138,16 @@ pub enum WireError {
     /// A checkpoint body is empty or longer than [`MAX_CHECKPOINT`].
     #[error("checkpoint of {0} bytes out of range 1..=1024")]
     BadCheckpoint(usize),
+    /// A stream symbol's K or id do not fit together: a source symbol (K = 0) with an
+    /// id of [`MAX_STREAM_SYMBOLS`] or more, a repair symbol with an id below its K, or
+    /// a K above [`MAX_STREAM_SYMBOLS`].
+    #[error("stream symbol with K {k} and id {esi} out of range")]
+    BadStreamSymbol {
+        /// The K given.
+        k: u16,
+        /// The encoding symbol id given.
+        esi: u32,
+    },
     /// The output buffer is too small for the datagram.
     #[error("buffer of {have} bytes cannot hold a datagram of {need}")]
     BufferTooSmall {
@@ -214,6 +233,26 @@ pub struct Symbol<'a> {
     /// Symbol size T in bytes.
     pub symbol_size: u16,
     /// Encoding symbol id: below K a source symbol, from K on a repair symbol.
+    pub esi: u32,
+    /// The symbol's T bytes.
+    pub data: &'a [u8],
+}
+
+/// One symbol of a live stream's FEC block (RaptorQ, RFC 6330, systematic): a source
+/// symbol holds (a piece of) one stream frame and goes as soon as the frame is pushed,
+/// before its block is closed; repair symbols follow when it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSymbol<'a> {
+    /// Stream block number within the session, from 0 (its own numbering, apart from
+    /// the blocks of objects).
+    pub block: u64,
+    /// 0 on a source symbol; on a repair symbol, the block's source symbols (K,
+    /// 1..=[`MAX_STREAM_SYMBOLS`]).
+    pub source_symbols: u16,
+    /// Symbol size T in bytes.
+    pub symbol_size: u16,
+    /// Encoding symbol id: a source symbol's index in its block (below
+    /// [`MAX_STREAM_SYMBOLS`]), or a repair symbol's id (K or more).
     pub esi: u32,
     /// The symbol's T bytes.
     pub data: &'a [u8],
@@ -312,6 +351,8 @@ pub enum Body<'a> {
     Announce(Announce<'a>),
     /// A signed checkpoint of the sender's audit log, for the receiver to witness.
     Checkpoint(&'a [u8]),
+    /// A symbol of a live stream's FEC block.
+    Stream(StreamSymbol<'a>),
 }
 
 /// A verified, decoded datagram borrowing from the received bytes.
@@ -340,6 +381,20 @@ fn check_symbol_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
     }
     if esi > MAX_ESI {
         return Err(WireError::BadSymbolId(esi));
+    }
+    Ok(())
+}
+
+fn check_stream_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
+    if t < MIN_SYMBOL_SIZE || !t.is_multiple_of(SYMBOL_ALIGN) {
+        return Err(WireError::BadSymbolSize(t));
+    }
+    let ok = match k {
+        0 => esi < u32::from(MAX_STREAM_SYMBOLS),
+        k => k <= MAX_STREAM_SYMBOLS && esi >= u32::from(k) && esi <= MAX_ESI,
+    };
+    if !ok {
+        return Err(WireError::BadStreamSymbol { k, esi });
     }
     Ok(())
 }
@@ -378,6 +433,16 @@ pub fn encode(
                 return Err(WireError::BadCheckpoint(note.len()));
             }
             note.len()
+        }
+        Body::Stream(s) => {
+            check_stream_fields(s.source_symbols, s.symbol_size, s.esi)?;
+            if s.data.len() != usize::from(s.symbol_size) {
+                return Err(WireError::BodyLength {
+                    expected: usize::from(s.symbol_size),
+                    got: s.data.len(),
+                });
+            }
+            SYMBOL_PREFIX_LEN + s.data.len()
         }
     };
     let len = HEADER_LEN + body_len + TAG_LEN;
@@ -436,6 +501,15 @@ pub fn encode(
         Body::Checkpoint(note) => {
             put_header(out, KIND_CHECKPOINT, header);
             out[HEADER_LEN..HEADER_LEN + body_len].copy_from_slice(note);
+        }
+        Body::Stream(s) => {
+            put_header(out, KIND_STREAM, header);
+            let b = &mut out[HEADER_LEN..HEADER_LEN + body_len];
+            b[0..8].copy_from_slice(&s.block.to_be_bytes());
+            b[8..10].copy_from_slice(&s.source_symbols.to_be_bytes());
+            b[10..12].copy_from_slice(&s.symbol_size.to_be_bytes());
+            b[12..16].copy_from_slice(&s.esi.to_be_bytes());
+            b[16..].copy_from_slice(s.data);
         }
     }
     let tag = key.tag(&out[..HEADER_LEN + body_len]);
@@ -579,6 +653,32 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
             }
             Body::Checkpoint(b)
         }
+        KIND_STREAM => {
+            if b.len() < SYMBOL_PREFIX_LEN {
+                return Err(WireError::BodyLength {
+                    expected: SYMBOL_PREFIX_LEN,
+                    got: b.len(),
+                });
+            }
+            let k = be_u16(b, 8);
+            let t = be_u16(b, 10);
+            let esi = be_u32(b, 12);
+            check_stream_fields(k, t, esi)?;
+            let expected = SYMBOL_PREFIX_LEN + usize::from(t);
+            if b.len() != expected {
+                return Err(WireError::BodyLength {
+                    expected,
+                    got: b.len(),
+                });
+            }
+            Body::Stream(StreamSymbol {
+                block: be_u64(b, 0),
+                source_symbols: k,
+                symbol_size: t,
+                esi,
+                data: &b[SYMBOL_PREFIX_LEN..],
+            })
+        }
         other => return Err(WireError::UnknownKind(other)),
     };
     Ok(Datagram { header, body })
@@ -646,6 +746,74 @@ mod tests {
         .unwrap();
         buf.truncate(n);
         buf
+    }
+
+    fn stream_datagram(k: u16, esi: u32) -> Vec<u8> {
+        let data = vec![0x5a; 64];
+        let body = Body::Stream(StreamSymbol {
+            block: 3,
+            source_symbols: k,
+            symbol_size: 64,
+            esi,
+            data: &data,
+        });
+        let mut buf = vec![0u8; 2000];
+        let n = encode(&key(), &Header { session: 8, seq: 9 }, &body, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn stream_symbol_round_trip_and_field_checks() {
+        for (k, esi) in [(0, 0), (0, 63), (5, 5), (5, 9), (64, 200)] {
+            let d = stream_datagram(k, esi);
+            assert_eq!(d.len(), SYMBOL_OVERHEAD + 64);
+            let Body::Stream(s) = decode(&key(), &d).unwrap().body else {
+                panic!("wrong kind")
+            };
+            assert_eq!(
+                (s.block, s.source_symbols, s.symbol_size, s.esi),
+                (3, k, 64, esi)
+            );
+            assert_eq!(s.data, &[0x5a; 64][..]);
+        }
+        let data = [0u8; 64];
+        let mut buf = vec![0u8; 200];
+        let h = Header { session: 0, seq: 0 };
+        // a source symbol beyond the block's limit, a repair id below K, K too large
+        for (k, esi) in [(0, 64), (5, 4), (65, 70)] {
+            let body = Body::Stream(StreamSymbol {
+                block: 0,
+                source_symbols: k,
+                symbol_size: 64,
+                esi,
+                data: &data,
+            });
+            assert_eq!(
+                encode(&key(), &h, &body, &mut buf),
+                Err(WireError::BadStreamSymbol { k, esi })
+            );
+        }
+        // signed, but with a field out of range
+        let d = stream_datagram(0, 1);
+        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let mut m = signed.clone();
+        m[HEADER_LEN + 12..HEADER_LEN + 16].copy_from_slice(&64u32.to_be_bytes());
+        assert_eq!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BadStreamSymbol { k: 0, esi: 64 })
+        );
+        let mut m = signed.clone();
+        m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&72u16.to_be_bytes());
+        assert!(matches!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BodyLength { .. })
+        ));
+        let m = signed[..HEADER_LEN + 10].to_vec();
+        assert!(matches!(
+            decode(&key(), &resign(m)),
+            Err(WireError::BodyLength { .. })
+        ));
     }
 
     fn heartbeat_datagram() -> (Heartbeat, Vec<u8>) {
@@ -909,6 +1077,8 @@ mod tests {
             heartbeat_datagram().1,
             announce_datagram(),
             checkpoint_datagram(),
+            stream_datagram(0, 2),
+            stream_datagram(4, 6),
         ] {
             for n in 0..d.len() {
                 assert!(decode(&key(), &d[..n]).is_err(), "prefix of {n} accepted");
@@ -923,6 +1093,8 @@ mod tests {
             heartbeat_datagram().1,
             announce_datagram(),
             checkpoint_datagram(),
+            stream_datagram(0, 2),
+            stream_datagram(4, 6),
         ] {
             for i in 0..d.len() * 8 {
                 let mut m = d.clone();
@@ -942,6 +1114,7 @@ mod tests {
             symbol_datagram(),
             heartbeat_datagram().1,
             announce_datagram(),
+            stream_datagram(0, 2),
         ] {
             let mut m = d.clone();
             m.push(0);

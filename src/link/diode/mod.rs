@@ -36,7 +36,11 @@ pub fn config_digest(cfg: &Config, role: Role) -> [u8; 16] {
         .filter(|c| c.link == LinkKind::Diode && c.role == role)
         .map(|c| ChannelSpec {
             name: &c.name,
-            kind: "files",
+            kind: if c.stream.is_some() {
+                "stream"
+            } else {
+                "files"
+            },
             from: &c.from,
             to: &c.to,
         })

@@ -19,7 +19,12 @@
 //! node's, and sessions whose datagrams do not authenticate, are logged, counted, named on
 //! `/healthz` and audited `link_mismatch`; every dropped datagram is counted by reason.
 //!
+//! Live stream frames (the `stream` channel kind) are handed on by the socket thread itself
+//! as the core delivers them, to [`Receiver::stream_frame`] (its gate and playout), so no
+//! object's landing ever delays them.
+//!
 //! ```text
+//! StreamFrame  ─► Receiver::stream_frame (decode, gate, playout, emit)
 //! ObjectMissed ─► settled here? ─► marked lost already? ─► audit `lost`, mark
 //! Checkpoint   ─► signature (peer keys) ─► audit `witnessed`
 //! complete, not landed ─► reopen (landing thread ─► socket thread) ─► next copy taken
@@ -98,11 +103,12 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
     let (reopen_tx, reopen_rx) = std::sync::mpsc::channel::<ObjectId>();
     let n = node.clone();
     let s = stop.clone();
+    let streams = receiver.clone();
     let net = std::thread::Builder::new()
         .name("isogate-diode-recv".into())
         .spawn(move || {
             let alarm = Alarm::new(&n, d.mtu);
-            net(n, udp, core, alarm, tx, reopen_rx, s)
+            net(n, &streams, udp, core, alarm, tx, reopen_rx, s)
         })
         .map_err(sock_err)?;
     // landing (final hash, fsync, inspection, audit) takes time: it runs on its own
@@ -129,8 +135,10 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
 }
 
 /// Reads datagrams into the core until stopped.
+#[allow(clippy::too_many_arguments)]
 fn net(
     node: Arc<Node>,
+    streams: &Receiver,
     udp: Udp,
     mut receiver: Core,
     mut alarm: Alarm,
@@ -178,6 +186,7 @@ fn net(
                 ReceiverEvent::Unauthenticated { session, heartbeat } => {
                     alarm.unauthenticated(&node, now, session, heartbeat, last_from);
                 }
+                ReceiverEvent::StreamFrame(frame) => streams.stream_frame(now, &frame),
                 ReceiverEvent::SessionRestarted { old, new } => {
                     tracing::info!(
                         old = format!("{old:016x}"),

@@ -18,6 +18,18 @@
 //!            else it waits on the desk)        (at once when new, then every 5 s)
 //! ```
 //!
+//! Live stream frames (the `stream` channel kind) come from the sending node's outgoing
+//! queue and go before everything else: each frame is handed to the core as it arrives
+//! (its symbols go first, paced under the same rate, see `core::diode::stream`). The
+//! thread sleeps on one queue that both the objects and the frames are forwarded into, so
+//! a frame wakes it at once and an idle link costs no CPU.
+//!
+//! ```text
+//! sealed objects ──forward──┐
+//! stream frames ───forward──┴─► work queue ─► frames: core.push_stream (first on the wire)
+//!                                           objects: as above
+//! ```
+//!
 //! Time: the core, the pacer, heartbeats, announcements, checkpoints and pruning count on
 //! the monotonic clock ([`crate::mono_ms`]), so a wall clock stepped either way changes
 //! nothing of what goes out when. What is kept on disk (the repeat window's end, the time a
@@ -46,10 +58,24 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-/// Starts the sender thread; it ends when `rx` is closed.
+/// What wakes the sending thread.
+enum Work {
+    /// A sealed object to send.
+    Object(Sealed),
+    /// A live stream frame (a `core::stream` frame, opaque here) to send at once.
+    Frame(bytes::Bytes),
+}
+
+/// The stream delay budget (ms) on the diode when no stream channel states one.
+const STREAM_DELAY_MS: u64 = 40;
+
+/// Starts the sender thread, fed with sealed objects by `rx` and, when this node sends
+/// stream channels on the diode, with their frames by `stream` (the queue
+/// `sender::stream::Outgoing`); it ends when both are closed.
 pub fn start(
     sender: Arc<Sender>,
     rx: Receiver<Sealed>,
+    stream: Option<crate::sender::stream::Outgoing>,
 ) -> Result<std::thread::JoinHandle<()>, DiodeError> {
     let node = &sender.node;
     let d = node.cfg.diode.clone().ok_or(DiodeError::NotConfigured)?;
@@ -68,6 +94,8 @@ pub fn start(
     cfg.repeat_window_ms = d.repeat_window_ms;
     cfg.interleave = d.interleave;
     cfg.config_digest = super::config_digest(&node.cfg, crate::node::config::Role::Send);
+    cfg.stream_repair_ratio = d.stream_repair_ratio;
+    cfg.stream_delay_ms = stream_delay_ms(&node.cfg);
     // a millisecond of sending at full rate, at least: the thread wakes once a millisecond
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
     let session = random_session();
@@ -85,19 +113,58 @@ pub fn start(
     // while the sender runs
     node.link_changed(LinkKind::Diode, true, &format!("to {}", d.peer), false);
     let keep_ms = d.keep_sent_ms;
+    let spawn_err = |error| DiodeError::Socket { addr: bind, error };
+    // one queue to sleep on: the objects and the frames are forwarded into it
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<Work>();
+    let objects = work_tx.clone();
+    std::thread::Builder::new()
+        .name("isogate-diode-objects".into())
+        .spawn(move || {
+            for s in rx {
+                if objects.send(Work::Object(s)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(spawn_err)?;
+    if let Some(frames) = stream {
+        std::thread::Builder::new()
+            .name("isogate-diode-frames".into())
+            .spawn(move || {
+                for f in frames {
+                    if work_tx.send(Work::Frame(f)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(spawn_err)?;
+    } else {
+        drop(work_tx);
+    }
     std::thread::Builder::new()
         .name("isogate-diode-send".into())
         .spawn(move || {
             run(
                 sender,
-                rx,
+                work_rx,
                 udp,
                 core,
                 d.peer,
                 Book::new(held, keep_ms, d.repeat_window_ms),
             )
         })
-        .map_err(|error| DiodeError::Socket { addr: bind, error })
+        .map_err(spawn_err)
+}
+
+/// The delay budget of the stream blocks: the smallest `delay_ms` of the stream channels
+/// this node sends on the diode (a block closes after half of it), or [`STREAM_DELAY_MS`].
+fn stream_delay_ms(cfg: &crate::node::config::Config) -> u64 {
+    cfg.channels
+        .iter()
+        .filter(|c| c.link == LinkKind::Diode && c.role == crate::node::config::Role::Send)
+        .filter_map(|c| c.stream.as_ref().map(|s| s.delay_ms))
+        .min()
+        .unwrap_or(STREAM_DELAY_MS)
 }
 
 /// Objects announced per second at most.
@@ -469,9 +536,28 @@ impl Sending {
     }
 }
 
+/// Takes what woke the thread: a frame goes to the core at once, an object is taken.
+fn work(
+    owner: &Sender,
+    sender: &mut Core,
+    sending: &mut HashMap<ObjectId, Sending>,
+    book: &mut Book,
+    w: Work,
+) {
+    match w {
+        Work::Object(s) => take(owner, sender, sending, s, book),
+        Work::Frame(f) => {
+            if let Err(e) = sender.push_stream(crate::mono_ms(), &f) {
+                crate::ops::repeat::error_repeated!("diode.stream", &e.to_string();
+                    error = %e, "a stream frame cannot cross the diode; dropped");
+            }
+        }
+    }
+}
+
 fn run(
     owner: Arc<Sender>,
-    rx: Receiver<Sealed>,
+    rx: Receiver<Work>,
     udp: Udp,
     mut sender: Core,
     peer: SocketAddr,
@@ -504,16 +590,20 @@ fn run(
                 .clamp(1, 500)
         };
         match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(s) => take(&owner, &mut sender, &mut sending, s, &mut book),
+            Ok(w) => work(&owner, &mut sender, &mut sending, &mut book, w),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        while let Ok(s) = rx.try_recv() {
-            take(&owner, &mut sender, &mut sending, s, &mut book);
+        while let Ok(w) = rx.try_recv() {
+            work(&owner, &mut sender, &mut sending, &mut book, w);
         }
         book.tick(&owner, &mut sender, &mut sending, &mut notes);
         // produce and send whatever the pacer allows now
         loop {
+            // frames that came meanwhile go first
+            while let Ok(w) = rx.try_recv() {
+                work(&owner, &mut sender, &mut sending, &mut book, w);
+            }
             while let Some(w) = sender.wants() {
                 let Some(s) = sending.get_mut(&w.id) else {
                     sender.cancel(w.id);

@@ -60,6 +60,9 @@ pub struct DiodeConfig {
     /// Blocks whose symbols are interleaved on the wire (1 to 4; 0 derives it from
     /// the repair symbols per block).
     pub interleave: u16,
+    /// Repair symbols per source symbol of the small blocks of live streams (plus one
+    /// per block).
+    pub stream_repair_ratio: f64,
 }
 
 /// Audit log settings.

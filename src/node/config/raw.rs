@@ -65,6 +65,8 @@ pub(super) struct RawDiode {
     pub(super) repeat_window_s: u64,
     #[serde(default)]
     pub(super) interleave: u16,
+    #[serde(default = "default_stream_repair")]
+    pub(super) stream_repair_ratio: f64,
 }
 
 fn default_mtu() -> u32 {
@@ -77,6 +79,10 @@ fn default_rate() -> u64 {
 
 fn default_repair() -> f64 {
     0.2
+}
+
+fn default_stream_repair() -> f64 {
+    0.25
 }
 
 fn default_copies() -> u32 {

@@ -1006,6 +1006,9 @@ fn diode(
     if !(0.0..=2.0).contains(&raw.repair_ratio) {
         src.report(None, "diode.repair_ratio", "must be between 0 and 2");
     }
+    if !(0.0..=2.0).contains(&raw.stream_repair_ratio) {
+        src.report(None, "diode.stream_repair_ratio", "must be between 0 and 2");
+    }
     if raw.copies == 0 || raw.copies > 16 {
         src.report(None, "diode.copies", "must be between 1 and 16");
     }
@@ -1044,6 +1047,7 @@ fn diode(
         keep_sent_ms: raw.keep_sent_s.saturating_mul(1000),
         repeat_window_ms: raw.repeat_window_s.saturating_mul(1000),
         interleave: raw.interleave,
+        stream_repair_ratio: raw.stream_repair_ratio,
     })
 }
 
