@@ -199,8 +199,8 @@ impl Sink {
         fs::read_to_string(&self.progress)
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
             .unwrap_or(0)
     }
 
