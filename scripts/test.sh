@@ -36,6 +36,9 @@ if ! have promtool; then apt_install prometheus; fi
 # headless Chromium opens the HTML audit report and screenshots its charts (tests/report.rs),
 # and is driven over the DevTools protocol by the browser tests (tests/common/cdp.rs)
 if ! have chromium; then apt_install chromium; fi
+# ffmpeg (with libx264) sends and receives live H.264/AAC over RTP through the stream
+# channel (tests/stream.rs)
+if ! have ffmpeg || ! have ffprobe; then apt_install ffmpeg; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

@@ -1,14 +1,18 @@
 //! `isogate bench`: the project's benchmark. In one run it measures this machine's own
 //! limits (one core's SHA-256, raw loopback UDP and TCP), then, on a fresh lab with both
 //! nodes running as real `isogate run` processes, the gateway's figures — one large file
-//! drop to landed, sustained small files per second, latency at a steady 100 files/s, peak
-//! resident memory of each node while a very large file crosses — and prints each figure
-//! beside the limit it is bounded by, as a ratio. Before the labs, the content-inspection
-//! figures (see `bench_inspect`): documents as Chinese office tools write them, inspected on
-//! one core.
+//! drop to landed, sustained small files per second, latency at a steady 100 files/s, the
+//! `hearing` stream's added latency per packet and highest bitrate without loss (see
+//! `bench_stream.rs`), peak resident memory of each node while a very large file crosses —
+//! and prints each figure beside the limit it is bounded by, as a ratio. Before the labs,
+//! the content-inspection figures (see `bench_inspect`): documents as Chinese office tools
+//! write them, inspected on one core.
 //!
 //! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
+
+#[path = "bench_stream.rs"]
+mod stream;
 
 use crate::cli::init::{self, LabLink};
 use notify::Watcher;
@@ -50,6 +54,11 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Bench
 
 /// The repeat window of a diode lab as `isogate init` writes it, in seconds.
 const LAB_REPEAT_WINDOW_S: u64 = 600;
+
+/// The bitrate line of the lab's `hearing` stream policy as `isogate init` writes it.
+const LAB_HEARING_RATE: &str = "max_bitrate_kbit = 20000\n";
+/// What the bench sets instead: the stream section steps up to 256 Mbit/s.
+const BENCH_HEARING_RATE: &str = "max_bitrate_kbit = 10000000\n";
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -222,6 +231,21 @@ impl Lab {
                 ),
         )
         .map_err(io_err("writing the lab policy"))?;
+        // the stream section steps above the lab's hearing bitrate; every other rule of the
+        // stream policy stays as shipped
+        let hearing = dir.join("policy").join("hearing.toml");
+        let text =
+            fs::read_to_string(&hearing).map_err(io_err("reading the lab's stream policy"))?;
+        if !text.contains(LAB_HEARING_RATE) {
+            return Err(io_err("raising the lab's stream bitrate")(
+                io::Error::other(format!(
+                    "{} has no line {LAB_HEARING_RATE:?}",
+                    hearing.display()
+                )),
+            ));
+        }
+        fs::write(&hearing, text.replace(LAB_HEARING_RATE, BENCH_HEARING_RATE))
+            .map_err(io_err("writing the lab's stream policy"))?;
         let exe = std::env::current_exe().map_err(io_err("finding this program"))?;
         let mut nodes = Vec::new();
         for node in ["court", "internet"] {
@@ -488,6 +512,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         big_file(&lab, opts.big_mib, limit)?;
         small_files(&lab, opts.small_files)?;
         latency(&lab, opts.latency_secs)?;
+        stream::run(&lab, *link, udp)?;
         memory(&lab, opts.huge_mib)?;
     }
     println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");
@@ -693,6 +718,25 @@ mod tests {
                 text.contains(&format!("repeat_window_s = {LAB_REPEAT_WINDOW_S}\n")),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn the_lab_has_the_hearing_bitrate_the_bench_rewrites() {
+        for link in [LabLink::Quic, LabLink::Diode] {
+            let dir = tempfile::tempdir().unwrap();
+            init::init(dir.path(), link, 7950, None).unwrap();
+            let text = fs::read_to_string(dir.path().join("policy/hearing.toml")).unwrap();
+            assert!(text.contains(LAB_HEARING_RATE), "{text}");
+            // and the raised rate is a valid stream policy, 10 Gbit/s
+            let raised = text.replace(LAB_HEARING_RATE, BENCH_HEARING_RATE);
+            let policy = crate::policy::Policy::parse_stream(
+                Path::new("hearing.toml"),
+                &raised,
+                crate::core::stream::Protocol::Rtp,
+            )
+            .unwrap();
+            assert_eq!(policy.stream.unwrap().max_bitrate_bps, 10_000_000_000);
         }
     }
 

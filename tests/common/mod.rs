@@ -5,6 +5,7 @@
 pub mod cdp;
 pub mod clamd;
 pub mod inbox;
+pub mod media;
 pub mod net;
 
 use std::fs;
