@@ -3,7 +3,7 @@
 //! nodes running as real `isogate run` processes, the gateway's figures — one large file
 //! drop to landed, sustained small files per second, latency at a steady 100 files/s, the
 //! `hearing` stream's added latency per packet and highest bitrate without loss (see
-//! `bench_stream.rs`), peak resident memory of each node while a very large file crosses —
+//! `bench/stream.rs`), peak resident memory of each node while a very large file crosses —
 //! and prints each figure beside the limit it is bounded by, as a ratio. Before the labs,
 //! the content-inspection figures (see `bench_inspect`): documents as Chinese office tools
 //! write them, inspected on one core.
@@ -11,7 +11,6 @@
 //! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
 
-#[path = "bench_stream.rs"]
 mod stream;
 
 use crate::cli::init::{self, LabLink};
