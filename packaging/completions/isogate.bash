@@ -441,11 +441,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
@@ -679,11 +679,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)

@@ -131,7 +131,9 @@ approval_rejected\t''
 approval_request_refused\t''
 approval_waived\t''
 console_login\t''
-console_login_failed\t''"
+console_login_failed\t''
+stream_started\t''
+stream_stopped\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -165,7 +167,9 @@ approval_rejected\t''
 approval_request_refused\t''
 approval_waived\t''
 console_login\t''
-console_login_failed\t''"
+console_login_failed\t''
+stream_started\t''
+stream_stopped\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -292,7 +296,9 @@ approval_rejected\t''
 approval_request_refused\t''
 approval_waived\t''
 console_login\t''
-console_login_failed\t''"
+console_login_failed\t''
+stream_started\t''
+stream_stopped\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -326,7 +332,9 @@ approval_rejected\t''
 approval_request_refused\t''
 approval_waived\t''
 console_login\t''
-console_login_failed\t''"
+console_login_failed\t''
+stream_started\t''
+stream_stopped\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''

@@ -128,6 +128,17 @@ impl Life {
         metrics.stream_passed(&self.channel, bytes);
     }
 
+    /// A packet of `bytes` counted as passed that the link's send shell then could not send
+    /// (`packet_size`: too large for a QUIC datagram on the path; `link_down`): the stream's
+    /// record counts it as dropped for `reason` and no longer as passed. The metric
+    /// `isogate_stream_packets_total` of the sending node keeps counting what was handed to
+    /// the link; the drop is counted beside it.
+    pub fn unsent(&mut self, metrics: &Metrics, now_ms: u64, reason: DropReason, bytes: usize) {
+        self.counts.packets = self.counts.packets.saturating_sub(1);
+        self.counts.bytes = self.counts.bytes.saturating_sub(bytes as u64);
+        self.dropped(metrics, now_ms, reason);
+    }
+
     /// Stops the stream when its deadline has come at `now_ms`: writes `stream_stopped`
     /// and starts a new period. Returns whether it stopped (the caller resets its gate).
     pub fn silent(&mut self, audit: &AuditLog, metrics: &Metrics, now_ms: u64) -> bool {

@@ -313,8 +313,9 @@ impl Policy {
                     src.report(
                         Some(list.span()),
                         "stream.pids",
-                        "empty: protocol \"udp-ts\" needs the PIDs allowed (e.g. [0, 256, 257, \
-                         4096]; the null PID 8191 is always allowed)",
+                        "empty: protocol \"udp-ts\" needs the PIDs allowed (e.g. ffmpeg's \
+                         defaults [0, 17, 256, 257, 4096]: PAT, SDT, video, audio, PMT; the \
+                         null PID 8191 is always allowed)",
                     );
                 }
                 pids

@@ -43,6 +43,9 @@ pub const QUEUE_FRAMES: usize = 4096;
 /// The largest UDP payload read from a listen socket, in bytes.
 const READ_BUFFER: usize = 65_535;
 
+/// The receive buffer asked for on each stream's listening socket, in bytes.
+const RECV_BUFFER: usize = 8 * 1024 * 1024;
+
 /// How often the stream rules in force are looked up again, in ms (a reload takes effect
 /// within this).
 const RULES_EVERY_MS: u64 = 100;
@@ -173,6 +176,14 @@ impl Streams {
                 source,
             };
             let socket = UdpSocket::bind(s.listen).map_err(bind)?;
+            // a burst (a key frame, or a flood from a refused source) waits in the kernel
+            // rather than pushing the admitted stream's packets out; the kernel caps the
+            // request at net.core.rmem_max unless the node may force it
+            if rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, RECV_BUFFER)
+                .is_err()
+            {
+                let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECV_BUFFER);
+            }
             let local = socket.local_addr().map_err(bind)?;
             node.metrics.stream_channel(&c.name);
             channels.push(Arc::new(Channel {
@@ -210,15 +221,21 @@ impl Streams {
         Ok(streams)
     }
 
-    /// Counts a frame the link's send shell could not send (`link_down`, `link_busy`):
-    /// the channel is read from the frame.
+    /// Counts a frame the link's send shell could not send after it was counted as passed
+    /// (`link_down`, `packet_size`): the channel is read from the frame, and the stream's
+    /// record no longer counts the packet as passed.
     pub fn link_dropped(&self, frame: &[u8], reason: DropReason) {
         let Some(name) = frame_channel(frame) else {
             return;
         };
         if let Some(chan) = self.channels.iter().find(|c| c.name == name) {
             let now = crate::mono_ms();
-            chan.lock().life.dropped(&self.node.metrics, now, reason);
+            let bytes = frame
+                .len()
+                .saturating_sub(crate::core::stream::frame::FIXED_LEN + name.len());
+            chan.lock()
+                .life
+                .unsent(&self.node.metrics, now, reason, bytes);
         }
     }
 

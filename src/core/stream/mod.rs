@@ -106,7 +106,8 @@ pub enum DropReason {
     TsMalformed,
     /// The RTP payload type is not in the policy's list.
     PayloadType,
-    /// The packet is larger than the policy's `max_packet_bytes`.
+    /// The packet is larger than the policy's `max_packet_bytes`, or (sending node) than a
+    /// QUIC datagram on the path to the peer carries.
     PacketSize,
     /// The packet would take the stream above the policy's bitrate.
     OverRate,

@@ -98,7 +98,8 @@ pub fn datagrams(
                 };
                 let reason = match conn.send_datagram(frame.clone()) {
                     Ok(()) => continue,
-                    Err(quinn::SendDatagramError::TooLarge) => DropReason::LinkBusy,
+                    // larger than a datagram the path carries: the packet, not the link
+                    Err(quinn::SendDatagramError::TooLarge) => DropReason::PacketSize,
                     Err(quinn::SendDatagramError::ConnectionLost(_)) => DropReason::LinkDown,
                     Err(e) => {
                         crate::ops::repeat::warn_repeated!("quic.datagram", &e.to_string();

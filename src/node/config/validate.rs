@@ -80,6 +80,7 @@ pub(super) fn config(
         private,
     );
     stream_clashes(src, &raw.channels, &channels, &node, diode.as_ref());
+    emit_loops(src, &raw.channels, &channels, &node, &peer, diode.as_ref());
     let keep_days = raw.quarantine.keep_days.as_ref().map(|k| {
         if *k.get_ref() == 0 {
             src.report(
@@ -884,6 +885,49 @@ fn stream_clashes(
     }
 }
 
+/// Reports a stream channel whose `emit` is an address the gateway itself listens on: a
+/// stream channel's `listen` (on either node: the packets would come round again, as fast
+/// as the bitrate lets them), or a link address of either node.
+fn emit_loops(
+    src: &mut Source,
+    raw: &[RawChannel],
+    channels: &[Channel],
+    node: &NodeConfig,
+    peer: &PeerConfig,
+    diode: Option<&DiodeConfig>,
+) {
+    let same = |a: &SocketAddr, t: &SocketAddr| {
+        a.port() == t.port()
+            && (a.ip() == t.ip() || a.ip().is_unspecified() || t.ip().is_unspecified())
+    };
+    let mut gateway: Vec<(SocketAddr, String)> = vec![
+        (node.listen, "node.listen".into()),
+        (peer.address, "peer.address".into()),
+    ];
+    if let Some(d) = diode {
+        gateway.push((d.listen, "diode.listen".into()));
+        gateway.push((d.peer, "diode.peer".into()));
+    }
+    for c in channels {
+        if let Some(s) = &c.stream {
+            gateway.push((s.listen, format!("channel {}'s listen", c.name)));
+        }
+    }
+    for (i, (r, c)) in raw.iter().zip(channels).enumerate() {
+        let Some(s) = &c.stream else { continue };
+        if let Some((t, what)) = gateway.iter().find(|(t, _)| same(&s.emit, t)) {
+            src.report(
+                r.emit.as_ref().map(|e| e.span()),
+                &format!("channel[{i}].emit"),
+                format!(
+                    "{}: {what} is {t}; a stream is emitted to the application, never back into the gateway",
+                    s.emit
+                ),
+            );
+        }
+    }
+}
+
 /// Reports the keys of a stream channel set on a files channel (the `i`-th).
 fn refuse_stream_keys(src: &mut Source, c: &RawChannel, i: usize) {
     let spans = [
@@ -1452,6 +1496,25 @@ mod tests {
         assert!(
             err.contains(&format!(
                 "court.toml:{line}: channel[3].listen: 127.0.0.1:27176: channel hearing's listen is 127.0.0.1:27176"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stream_is_never_emitted_back_into_the_gateway() {
+        let (err, text) = hearing_problems(27180, |t| {
+            t.replacen(
+                "emit = \"127.0.0.1:27187\"",
+                "emit = \"127.0.0.1:27186\"",
+                1,
+            )
+        });
+        let at = text.find("emit = \"127.0.0.1:27186\"").unwrap();
+        let line = text[..at].matches('\n').count() + 1;
+        assert!(
+            err.contains(&format!(
+                "court.toml:{line}: channel[2].emit: 127.0.0.1:27186: channel hearing's listen is 127.0.0.1:27186"
             )),
             "{err}"
         );
