@@ -60,6 +60,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch (0 if the clock is before it): the wall clock, as
+/// [`now_ms`]; the stamp of a stream packet for the latency metric, never for order.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Milliseconds on the process's monotonic clock (`CLOCK_MONOTONIC`, through
 /// [`std::time::Instant`]), counted from 1 at its first use: never 0, never back, untouched
 /// when the wall clock is stepped. Every timer, pacer, heartbeat, timeout and interval

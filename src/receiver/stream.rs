@@ -90,14 +90,6 @@ impl Channel {
     }
 }
 
-/// The wall clock in µs since the Unix epoch.
-fn wall_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Streams {
     /// Opens the emitting socket of every stream channel this node receives and starts the
     /// timer thread.
@@ -178,7 +170,7 @@ impl Streams {
             m.stream_drop(UNKNOWN, DropReason::Frame);
             return;
         };
-        let latency_us = wall_us().saturating_sub(frame.sent_us);
+        let latency_us = crate::now_us().saturating_sub(frame.sent_us);
         m.stream_latency_seconds
             .with_label_values(&[frame.channel.as_str()])
             .observe(latency_us as f64 / 1e6);

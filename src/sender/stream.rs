@@ -144,14 +144,6 @@ fn session_id() -> Result<u64, StreamError> {
     Ok(u64::from_be_bytes(b))
 }
 
-/// The wall clock in µs since the Unix epoch (the latency metric only).
-fn wall_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Streams {
     /// Binds the `listen` socket of every stream channel this node sends and starts its
     /// thread; frames go to the queue of the channel's link in `queues` (none: every
@@ -354,7 +346,7 @@ fn packet(node: &Node, chan: &Channel, st: &mut State, now: u64, from: SocketAdd
                 channel: chan.name.clone(),
                 session: st.session,
                 seq: st.seq,
-                sent_us: wall_us(),
+                sent_us: crate::now_us(),
                 payload: data.to_vec(),
             };
             match q.try_send(Bytes::from(frame.encode())) {

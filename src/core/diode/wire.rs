@@ -372,6 +372,30 @@ fn put_header(out: &mut [u8], kind: u8, h: &Header) {
     out[12..20].copy_from_slice(&h.seq.to_be_bytes());
 }
 
+/// Reads the fields of a symbol body (file data or stream), `block | K | T | ESI | data`,
+/// checked by `check`, and its data of exactly T bytes.
+fn symbol_body(
+    b: &[u8],
+    check: fn(u16, u16, u32) -> Result<(), WireError>,
+) -> Result<(u64, u16, u16, u32, &[u8]), WireError> {
+    if b.len() < SYMBOL_PREFIX_LEN {
+        return Err(WireError::BodyLength {
+            expected: SYMBOL_PREFIX_LEN,
+            got: b.len(),
+        });
+    }
+    let (k, t, esi) = (be_u16(b, 8), be_u16(b, 10), be_u32(b, 12));
+    check(k, t, esi)?;
+    let expected = SYMBOL_PREFIX_LEN + usize::from(t);
+    if b.len() != expected {
+        return Err(WireError::BodyLength {
+            expected,
+            got: b.len(),
+        });
+    }
+    Ok((be_u64(b, 0), k, t, esi, &b[SYMBOL_PREFIX_LEN..]))
+}
+
 fn check_symbol_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
     if t < MIN_SYMBOL_SIZE || !t.is_multiple_of(SYMBOL_ALIGN) {
         return Err(WireError::BadSymbolSize(t));
@@ -589,29 +613,13 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
     let b = &signed[HEADER_LEN..];
     let body = match signed[3] {
         KIND_SYMBOL => {
-            if b.len() < SYMBOL_PREFIX_LEN {
-                return Err(WireError::BodyLength {
-                    expected: SYMBOL_PREFIX_LEN,
-                    got: b.len(),
-                });
-            }
-            let k = be_u16(b, 8);
-            let t = be_u16(b, 10);
-            let esi = be_u32(b, 12);
-            check_symbol_fields(k, t, esi)?;
-            let expected = SYMBOL_PREFIX_LEN + usize::from(t);
-            if b.len() != expected {
-                return Err(WireError::BodyLength {
-                    expected,
-                    got: b.len(),
-                });
-            }
+            let (block, k, t, esi, data) = symbol_body(b, check_symbol_fields)?;
             Body::Symbol(Symbol {
-                block: be_u64(b, 0),
+                block,
                 source_symbols: k,
                 symbol_size: t,
                 esi,
-                data: &b[SYMBOL_PREFIX_LEN..],
+                data,
             })
         }
         KIND_HEARTBEAT => {
@@ -654,29 +662,13 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
             Body::Checkpoint(b)
         }
         KIND_STREAM => {
-            if b.len() < SYMBOL_PREFIX_LEN {
-                return Err(WireError::BodyLength {
-                    expected: SYMBOL_PREFIX_LEN,
-                    got: b.len(),
-                });
-            }
-            let k = be_u16(b, 8);
-            let t = be_u16(b, 10);
-            let esi = be_u32(b, 12);
-            check_stream_fields(k, t, esi)?;
-            let expected = SYMBOL_PREFIX_LEN + usize::from(t);
-            if b.len() != expected {
-                return Err(WireError::BodyLength {
-                    expected,
-                    got: b.len(),
-                });
-            }
+            let (block, k, t, esi, data) = symbol_body(b, check_stream_fields)?;
             Body::Stream(StreamSymbol {
-                block: be_u64(b, 0),
+                block,
                 source_symbols: k,
                 symbol_size: t,
                 esi,
-                data: &b[SYMBOL_PREFIX_LEN..],
+                data,
             })
         }
         other => return Err(WireError::UnknownKind(other)),
