@@ -80,7 +80,8 @@ fn every_layer_imports_only_the_layers_below_it() {
         };
         for d in deps {
             let dep_top = d.split("::").next().unwrap();
-            if dep_top == top || dep_top == "now_ms" || dep_top == "mono_ms" {
+            if dep_top == top || dep_top == "now_ms" || dep_top == "now_us" || dep_top == "mono_ms"
+            {
                 continue;
             }
             match layer_of(dep_top) {
