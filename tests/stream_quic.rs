@@ -12,28 +12,10 @@ use std::net::UdpSocket;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::http_get as get;
+
 const BASE: u16 = 27200;
 const SSRC: u32 = 0x1234_5678;
-
-/// A plain HTTP GET of a node's status endpoint; returns the status code and the body.
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap();
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
-}
 
 /// The metrics of a node, or nothing while its status endpoint is not up yet.
 fn try_metrics(port: u16) -> Option<String> {

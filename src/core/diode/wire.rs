@@ -423,6 +423,17 @@ fn check_stream_fields(k: u16, t: u16, esi: u32) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The body length of a symbol (file data or stream) whose data must be exactly T bytes.
+fn symbol_body_len(t: u16, data: &[u8]) -> Result<usize, WireError> {
+    if data.len() != usize::from(t) {
+        return Err(WireError::BodyLength {
+            expected: usize::from(t),
+            got: data.len(),
+        });
+    }
+    Ok(SYMBOL_PREFIX_LEN + data.len())
+}
+
 /// Writes a datagram into `out` and returns its length.
 pub fn encode(
     key: &LinkKey,
@@ -433,13 +444,7 @@ pub fn encode(
     let body_len = match body {
         Body::Symbol(s) => {
             check_symbol_fields(s.source_symbols, s.symbol_size, s.esi)?;
-            if s.data.len() != usize::from(s.symbol_size) {
-                return Err(WireError::BodyLength {
-                    expected: usize::from(s.symbol_size),
-                    got: s.data.len(),
-                });
-            }
-            SYMBOL_PREFIX_LEN + s.data.len()
+            symbol_body_len(s.symbol_size, s.data)?
         }
         Body::Heartbeat(hb) => {
             if hb.link.is_some() {
@@ -460,13 +465,7 @@ pub fn encode(
         }
         Body::Stream(s) => {
             check_stream_fields(s.source_symbols, s.symbol_size, s.esi)?;
-            if s.data.len() != usize::from(s.symbol_size) {
-                return Err(WireError::BodyLength {
-                    expected: usize::from(s.symbol_size),
-                    got: s.data.len(),
-                });
-            }
-            SYMBOL_PREFIX_LEN + s.data.len()
+            symbol_body_len(s.symbol_size, s.data)?
         }
     };
     let len = HEADER_LEN + body_len + TAG_LEN;
