@@ -449,6 +449,7 @@ mod tests {
             detail: Some(switch_detail(&insider.verify_key(), &a.verify_key())),
             peer: None,
             stream: None,
+            message: None,
         };
         let seg = dir.path().join(segment_name(1));
         let text = std::fs::read_to_string(&seg).unwrap();

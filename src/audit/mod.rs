@@ -176,6 +176,20 @@ pub enum Event {
     /// it was live (`stream`: SSRC, packets and bytes passed on, drops by reason code,
     /// duration in ms, whether packets were dropped over the bitrate).
     StreamStopped,
+    /// A message was accepted by the sending node's policy and is durable in a batch
+    /// (`message`: its id; `object_id`: the batch object it crosses in; `sha256`: of the
+    /// body as received; `detail`: what was masked and the SHA-256 of the body that
+    /// crosses, when masking applied).
+    MessageAccepted,
+    /// A message was refused by the sending node's policy (`message`: its id when one was
+    /// given, `reason`, `detail`, `sha256` of the body); it is in quarantine.
+    MessageRefused,
+    /// A message was appended to the receiving node's message log (`message`, `object_id`
+    /// of its batch, `detail`: its cursor).
+    MessageDelivered,
+    /// A message whose id is already in the receiving node's log was dropped (`message`,
+    /// `object_id` of the batch that carried it again).
+    MessageDuplicate,
 }
 
 impl Event {
@@ -218,11 +232,15 @@ impl Event {
             Event::ConsoleLoginFailed => "console_login_failed",
             Event::StreamStarted => "stream_started",
             Event::StreamStopped => "stream_stopped",
+            Event::MessageAccepted => "message_accepted",
+            Event::MessageRefused => "message_refused",
+            Event::MessageDelivered => "message_delivered",
+            Event::MessageDuplicate => "message_duplicate",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [Event; 36] = [
+    pub const ALL: [Event; 40] = [
         Event::ConfigLoaded,
         Event::Stopped,
         Event::Taken,
@@ -259,13 +277,21 @@ impl Event {
         Event::ConsoleLoginFailed,
         Event::StreamStarted,
         Event::StreamStopped,
+        Event::MessageAccepted,
+        Event::MessageRefused,
+        Event::MessageDelivered,
+        Event::MessageDuplicate,
     ];
 
     /// The verdict an event records, if it records one.
     pub fn verdict(self) -> Option<&'static str> {
         match self {
-            Event::Accepted | Event::Landed | Event::Confirmed => Some("accept"),
-            Event::Refused | Event::Quarantined => Some("reject"),
+            Event::Accepted
+            | Event::Landed
+            | Event::Confirmed
+            | Event::MessageAccepted
+            | Event::MessageDelivered => Some("accept"),
+            Event::Refused | Event::Quarantined | Event::MessageRefused => Some("reject"),
             _ => None,
         }
     }
@@ -309,6 +335,9 @@ pub struct Record {
     /// What a stream carried (`stream_started`, `stream_stopped` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamRecord>,
+    /// The message id (`message_*` records only; 32 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The body of a `stream_started` or `stream_stopped` record: one stream of a `stream`
@@ -359,6 +388,8 @@ pub struct Entry {
     pub detail: Option<String>,
     /// See `Record`.
     pub peer: Option<String>,
+    /// See `Record`.
+    pub message: Option<String>,
 }
 
 impl Entry {
@@ -793,6 +824,7 @@ impl AuditLog {
             detail: e.detail,
             peer: e.peer,
             stream,
+            message: e.message,
         };
         let mut line = serde_json::to_vec(&rec)?;
         let leaf = leaf_hash(&line);

@@ -730,6 +730,7 @@ mod tests {
             detail: None,
             peer: None,
             stream: None,
+            message: None,
         }
     }
 

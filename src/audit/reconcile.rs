@@ -267,6 +267,7 @@ mod tests {
             detail: None,
             peer: None,
             stream: None,
+            message: None,
         }
     }
 

@@ -756,6 +756,7 @@ mod tests {
             detail: None,
             peer: Some("court".into()),
             stream: None,
+            message: None,
         }
     }
 

@@ -586,6 +586,7 @@ mod tests {
             detail: None,
             peer: Some("court".into()),
             stream: None,
+            message: None,
         };
         b.add(&base);
         b.add(&Record {

@@ -430,6 +430,7 @@ mod tests {
             detail: Some("keyword 机密 in text] \"quoted\"".into()),
             peer: Some("a]b".into()),
             stream: None,
+            message: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod diode;
 pub mod id;
 pub mod manifest;
 pub mod merkle;
+pub mod message;
 pub mod reason;
 pub mod settle;
 pub mod stage;

@@ -74,11 +74,16 @@ pub enum Reason {
     ApprovalExpired,
     /// The object's approvals are missing, too few, forged, repeated or from a key the receiver does not pin.
     ApprovalMissing,
+    /// A message is not JSON (RFC 8259), not one JSON value per line (NDJSON), or a batch
+    /// of messages is not in the gateway's batch form.
+    MessageMalformed,
+    /// A message does not satisfy its channel's JSON Schema (draft 2020-12).
+    SchemaViolation,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 33] = [
         Reason::Symlink,
         Reason::HardLink,
         Reason::NotRegularFile,
@@ -110,6 +115,8 @@ impl Reason {
         Reason::ApprovalRejected,
         Reason::ApprovalExpired,
         Reason::ApprovalMissing,
+        Reason::MessageMalformed,
+        Reason::SchemaViolation,
     ];
 
     /// The stable code written to the audit log, reason files and metrics.
@@ -146,6 +153,8 @@ impl Reason {
             Reason::ApprovalRejected => "approval_rejected",
             Reason::ApprovalExpired => "approval_expired",
             Reason::ApprovalMissing => "approval_missing",
+            Reason::MessageMalformed => "message_malformed",
+            Reason::SchemaViolation => "schema_violation",
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod clamd;
 pub mod evaluate;
+pub mod message;
 
 use crate::content::archive::Input;
 use crate::core::reason::{Reason, Refusal};

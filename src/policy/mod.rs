@@ -18,6 +18,7 @@
 //! ```
 
 pub mod antivirus;
+pub mod message;
 mod names;
 pub mod stream;
 
@@ -266,6 +267,10 @@ pub struct Policy {
     /// The rules of a stream channel's policy (its `[stream]` table, see [`stream`]); `None`
     /// for a files policy. A stream policy refuses every file.
     pub stream: Option<StreamRules>,
+    /// The rules of a messages channel's policy (its `[messages]` table, see [`message`]);
+    /// `None` for a files or stream policy. The text, marking and personal-data rules
+    /// above apply to every string value of every message.
+    pub messages: Option<message::MessageRules>,
     /// A short digest of the policy text: its version in the audit log and metrics.
     pub version: String,
     compiled: Arc<Compiled>,
@@ -613,6 +618,7 @@ impl Policy {
             approval,
             opt_out,
             stream: None,
+            messages: None,
             version: hex::encode(&digest.as_ref()[..6]),
             compiled: Arc::new(compiled),
         })
@@ -641,6 +647,7 @@ impl Policy {
             approval: None,
             opt_out: Vec::new(),
             stream: None,
+            messages: None,
             version: "deny-all".into(),
             compiled: Arc::default(),
         }

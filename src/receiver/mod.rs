@@ -17,6 +17,7 @@
 //! that did the work: nothing lands that was not verified and inspected again.
 
 pub mod land;
+pub mod messages;
 pub mod release;
 pub mod space;
 pub mod stream;

@@ -12,6 +12,7 @@
 //! the stream gate straight to the link's outgoing queue, never spooled.
 
 pub mod approval;
+pub mod messages;
 pub mod pipeline;
 pub mod release;
 pub mod route;

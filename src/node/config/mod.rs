@@ -180,6 +180,12 @@ pub struct Channel {
     /// above are never made nor read), and its policy is a stream policy
     /// ([`Policy::stream`]).
     pub stream: Option<StreamChannel>,
+    /// `kind = "messages"`: the channel carries JSON messages in batches; `None` for a
+    /// files or stream channel. A messages channel has an outbox (`.json` and `.ndjson`
+    /// files dropped there are taken as messages), a spool, a quarantine, and on the
+    /// receiving node its inbox holds the message log read by the HTTP API. Its policy
+    /// is a messages policy ([`Policy::messages`]).
+    pub messages: Option<MessageChannel>,
 }
 
 impl Channel {
@@ -188,9 +194,15 @@ impl Channel {
         self.stream.is_some()
     }
 
-    /// Whether this is a `files` channel (outbox, inbox, quarantine, spool).
+    /// Whether the channel has the folders of a `files` channel (outbox, inbox,
+    /// quarantine, spool): a `files` or a `messages` channel, not a `stream` one.
     pub fn is_files(&self) -> bool {
         self.stream.is_none()
+    }
+
+    /// Whether this is a `messages` channel (JSON messages in batch objects).
+    pub fn is_messages(&self) -> bool {
+        self.messages.is_some()
     }
 }
 
@@ -225,6 +237,61 @@ pub struct StreamChannel {
     pub silence_ms: u64,
     /// Whether `/healthz` fails while the stream is silent (an always-on feed).
     pub expected: bool,
+}
+
+/// A `messages` channel's settings: how messages are batched into objects on the sending
+/// node, where they come from besides the HTTP API and the outbox, where the receiving
+/// node also delivers them, and how long its message log keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageChannel {
+    /// Most messages in one batch object (1..=10,000; default 1,000).
+    pub batch_max: usize,
+    /// Most bytes of message bodies in one batch object (1 KiB..=64 MiB; default 8 MiB).
+    pub batch_max_bytes: u64,
+    /// How long the first message of a batch waits for more before the batch is made
+    /// durable, in ms (0..=1,000; default 2). Every message of a batch is answered after
+    /// the one group commit that makes the batch durable.
+    pub linger_ms: u64,
+    /// How long the receiving node's message log keeps a message, in ms (`retention`,
+    /// 1 minute..=365 days; default 7 days).
+    pub retention_ms: u64,
+    /// `source = "nats://HOST:PORT/STREAM/CONSUMER"`: the sending node also takes messages
+    /// from this durable JetStream consumer.
+    pub source: Option<NatsSource>,
+    /// `deliver = "nats://HOST:PORT/SUBJECT"`: the receiving node also publishes every
+    /// message of its log to this JetStream subject, with the message id as `Nats-Msg-Id`.
+    pub deliver: Option<NatsDeliver>,
+}
+
+/// A durable JetStream pull consumer the sending node takes messages from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSource {
+    /// `host:port` of the NATS server.
+    pub server: String,
+    /// The JetStream stream's name.
+    pub stream: String,
+    /// The durable consumer's name on that stream (made by the operator).
+    pub consumer: String,
+}
+
+/// A JetStream subject the receiving node publishes messages to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsDeliver {
+    /// `host:port` of the NATS server.
+    pub server: String,
+    /// The subject (a JetStream stream must capture it).
+    pub subject: String,
+}
+
+/// The node's message API (`[messages]` in the node's config): one HTTP address serving
+/// `POST /v1/channels/{channel}/messages` for the channels this node sends and
+/// `GET /v1/channels/{channel}/messages` for those it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagesApiConfig {
+    /// The HTTP address (loopback unless `allow_remote`).
+    pub listen: SocketAddr,
+    /// Whether a non-loopback `listen` is accepted (put TLS in front of it).
+    pub allow_remote: bool,
 }
 
 /// The temporary names of common tools, taken for work in progress when a channel does not
@@ -375,6 +442,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The web console, if any.
     pub console: Option<ConsoleConfig>,
+    /// The message API, when `[messages]` is set.
+    pub messages: Option<MessagesApiConfig>,
     /// Disk safety.
     pub disk: DiskConfig,
     /// The quarantine's upkeep.

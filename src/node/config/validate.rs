@@ -114,6 +114,7 @@ pub(super) fn config(
         .as_ref()
         .and_then(|c| console(src, file, c, &taken));
     let cfg = Config {
+        messages: None,
         console,
         diode,
         metrics: MetricsConfig {
@@ -698,6 +699,7 @@ fn channels(
         };
         let x = &node.exchange_dir;
         channels.push(Channel {
+            messages: None,
             name: name.clone(),
             outbound,
             from,

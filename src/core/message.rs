@@ -1,0 +1,332 @@
+//! Messages, sans I/O: the message id, the cursor of the receiving node's message log, and
+//! the batch form in which many messages cross as one object.
+//!
+//! ```text
+//!  batch object (content type application/x-ndjson), one line per message, in order:
+//!    {"id":"<32 hex digits>","body":<the message, compact JSON>}\n
+//!  ids: random (a message posted without Idempotency-Key), or derived from the channel and
+//!       a key (SHA-256, see MessageId::derive) so that a retry, a NATS redelivery or an
+//!       outbox file taken again after a crash carries the same id, and the receiving node
+//!       drops the copy
+//!  cursor: "<log sequence>.<index>" — the position of one message in the receiving
+//!       node's log (batch number in the log, message index in that batch, from 0)
+//! ```
+//!
+//! Every length read is capped before anything is allocated: [`parse_batch`] reads at most
+//! [`MAX_BATCH_MESSAGES`] lines of at most [`MAX_LINE_BYTES`] each.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::str::FromStr;
+use thiserror::Error;
+
+/// Most messages one batch object may hold.
+pub const MAX_BATCH_MESSAGES: usize = 10_000;
+/// Longest line of a batch: a 1 MiB body (the policy cap) and its id, with room.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024 + 128;
+
+/// A message id: 128 bits, shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub [u8; 16]);
+
+impl MessageId {
+    /// A fresh random id from the system's generator.
+    ///
+    /// # Errors
+    /// [`crate::core::id::RandomError`] when the generator fails.
+    pub fn random() -> Result<MessageId, crate::core::id::RandomError> {
+        crate::core::id::ObjectId::random().map(|o| MessageId(o.0))
+    }
+
+    /// The id of the message posted on `channel` under `key` (an `Idempotency-Key`, with
+    /// the message's index within its request; a JetStream stream sequence; an outbox
+    /// file's identity): the first 128 bits of SHA-256 over a domain-separated encoding.
+    /// The same channel and key give the same id, on any node, at any time.
+    pub fn derive(channel: &str, key: &str) -> MessageId {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"isogate message id v1\0");
+        ctx.update(&(channel.len() as u64).to_be_bytes());
+        ctx.update(channel.as_bytes());
+        ctx.update(&(key.len() as u64).to_be_bytes());
+        ctx.update(key.as_bytes());
+        let d = ctx.finish();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d.as_ref()[..16]);
+        MessageId(b)
+    }
+
+    /// Parses exactly 32 lowercase or uppercase hex digits; `None` for anything else.
+    pub fn parse(s: &str) -> Option<MessageId> {
+        let mut b = [0u8; 16];
+        hex::decode_to_slice(s, &mut b).ok()?;
+        Some(MessageId(b))
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MessageId, D::Error> {
+        let s = <&str>::deserialize(d)?;
+        MessageId::parse(s).ok_or_else(|| serde::de::Error::custom("not a 32-hex-digit id"))
+    }
+}
+
+/// A position in the receiving node's message log: `batch` is the log's sequence number
+/// of a landed batch (from 1), `index` the message's place in it (from 0). Written
+/// `"<batch>.<index>"`; cursors order as positions do.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct Cursor {
+    /// The log's batch sequence number, from 1.
+    pub batch: u64,
+    /// The message's index in that batch, from 0.
+    pub index: u32,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.batch, self.index)
+    }
+}
+
+/// A cursor that is not `"<batch>.<index>"` in decimal.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("not a cursor (expected BATCH.INDEX, for example 12.0): {0:?}")]
+pub struct BadCursor(pub String);
+
+impl FromStr for Cursor {
+    type Err = BadCursor;
+    fn from_str(s: &str) -> Result<Cursor, BadCursor> {
+        let bad = || BadCursor(s.chars().take(40).collect());
+        let (b, i) = s.split_once('.').ok_or_else(bad)?;
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|c| c.is_ascii_digit());
+        if !digits(b) || !digits(i) {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            batch: b.parse().map_err(|_| bad())?,
+            index: i.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One message of a batch: its id and its body (compact JSON, as it crosses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMessage {
+    /// The message id.
+    pub id: MessageId,
+    /// The body, one JSON value, compact (no newline inside).
+    pub body: String,
+}
+
+/// Why bytes are not a batch.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// More than [`MAX_BATCH_MESSAGES`] lines.
+    #[error("more than {MAX_BATCH_MESSAGES} messages in one batch")]
+    TooMany,
+    /// A line longer than [`MAX_LINE_BYTES`] (1-based line number).
+    #[error("line {0}: longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong(usize),
+    /// A line that is not `{"id":…,"body":…}` (1-based line number, what is wrong).
+    #[error("line {0}: {1}")]
+    Line(usize, String),
+    /// No message at all, or bytes after the last newline.
+    #[error("{0}")]
+    Shape(&'static str),
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    id: MessageId,
+    body: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineIn<'a> {
+    id: MessageId,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+/// Appends one message's batch line (with its newline) to `out`.
+///
+/// # Errors
+/// `body` is not one JSON value (the caller passes what it parsed and re-serialised).
+pub fn encode_line(out: &mut Vec<u8>, id: MessageId, body: &str) -> Result<(), BatchError> {
+    let raw: &RawValue = serde_json::from_str(body)
+        .map_err(|e| BatchError::Line(0, format!("body is not one JSON value: {e}")))?;
+    serde_json::to_writer(&mut *out, &LineOut { id, body: raw })
+        .map_err(|e| BatchError::Line(0, e.to_string()))?;
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Reads a whole batch: one `{"id":…,"body":…}` line per message, each ending with `\n`,
+/// at least one message, at most [`MAX_BATCH_MESSAGES`]. Bodies come back compact (JSON
+/// whitespace outside strings removed). The same id twice in one batch is refused.
+///
+/// # Errors
+/// [`BatchError`] for anything else; nothing is allocated beyond the caps.
+pub fn parse_batch(bytes: &[u8]) -> Result<Vec<BatchMessage>, BatchError> {
+    if bytes.is_empty() {
+        return Err(BatchError::Shape("an empty batch"));
+    }
+    if bytes.last() != Some(&b'\n') {
+        return Err(BatchError::Shape("the batch does not end with a newline"));
+    }
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (n, line) in bytes[..bytes.len() - 1].split(|&b| b == b'\n').enumerate() {
+        let no = n + 1;
+        if out.len() >= MAX_BATCH_MESSAGES {
+            return Err(BatchError::TooMany);
+        }
+        if line.len() > MAX_LINE_BYTES {
+            return Err(BatchError::LineTooLong(no));
+        }
+        let parsed: LineIn<'_> =
+            serde_json::from_slice(line).map_err(|e| BatchError::Line(no, e.to_string()))?;
+        if !seen.insert(parsed.id) {
+            return Err(BatchError::Line(no, format!("id {} twice", parsed.id)));
+        }
+        let value: serde_json::Value = serde_json::from_str(parsed.body.get())
+            .map_err(|e| BatchError::Line(no, e.to_string()))?;
+        out.push(BatchMessage {
+            id: parsed.id,
+            body: serde_json::to_string(&value).map_err(|e| BatchError::Line(no, e.to_string()))?,
+        });
+    }
+    Ok(out)
+}
+
+/// The messages of a posted body or an outbox file: `json` — exactly one JSON value
+/// (`Content-Type: application/json`, a `.json` file); otherwise NDJSON — one JSON value
+/// per line, blank lines (and a final line without newline) allowed, at least one value.
+/// Each comes back compact; at most `max_messages` values, each at most `max_bytes` long
+/// as written (a longer one is `Err((line, SizeLimit))`).
+///
+/// # Errors
+/// `(line, reason, detail)` of the first bad value, 1-based (`1` for a `.json` body).
+pub fn parse_posted(
+    bytes: &[u8],
+    json: bool,
+    max_messages: usize,
+    max_bytes: u64,
+) -> Result<Vec<String>, (usize, crate::core::reason::Reason, String)> {
+    use crate::core::reason::Reason;
+    let one = |no: usize, text: &[u8]| -> Result<String, (usize, Reason, String)> {
+        if text.len() as u64 > max_bytes {
+            return Err((
+                no,
+                Reason::SizeLimit,
+                format!("{} bytes, the policy allows {max_bytes}", text.len()),
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_slice(text)
+            .map_err(|e| (no, Reason::MessageMalformed, format!("not JSON: {e}")))?;
+        serde_json::to_string(&v).map_err(|e| (no, Reason::MessageMalformed, e.to_string()))
+    };
+    if json {
+        return Ok(vec![one(1, bytes)?]);
+    }
+    let mut out = Vec::new();
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if out.len() >= max_messages {
+            return Err((
+                n + 1,
+                Reason::SizeLimit,
+                format!("more than {max_messages} messages in one request"),
+            ));
+        }
+        out.push(one(n + 1, line)?);
+    }
+    if out.is_empty() {
+        return Err((1, Reason::MessageMalformed, "no message".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trip_and_refusals() {
+        let a = MessageId::derive("notices", "k#0");
+        let b = MessageId::derive("notices", "k#1");
+        assert_eq!(a, MessageId::derive("notices", "k#0"));
+        assert_ne!(a, MessageId::derive("filings", "k#0"));
+        let mut out = Vec::new();
+        encode_line(&mut out, a, "{\"x\": 1}").unwrap();
+        encode_line(&mut out, b, "\"文\"").unwrap();
+        let got = parse_batch(&out).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].id, a);
+        assert_eq!(got[0].body, "{\"x\":1}");
+        assert_eq!(got[1].body, "\"文\"");
+        let mut twice = out.clone();
+        encode_line(&mut twice, a, "1").unwrap();
+        assert!(parse_batch(&twice).is_err());
+        assert!(parse_batch(&out[..out.len() - 1]).is_err());
+        assert!(parse_batch(b"").is_err());
+        assert!(parse_batch(b"{\"id\":\"00\",\"body\":1}\n").is_err());
+        let extra = format!("{{\"id\":\"{a}\",\"body\":1,\"x\":2}}\n");
+        assert!(parse_batch(extra.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn cursors_parse_and_order() {
+        let c: Cursor = "12.3".parse().unwrap();
+        assert_eq!(
+            c,
+            Cursor {
+                batch: 12,
+                index: 3
+            }
+        );
+        assert_eq!(c.to_string(), "12.3");
+        assert!("12".parse::<Cursor>().is_err());
+        assert!("-1.0".parse::<Cursor>().is_err());
+        assert!("1.x".parse::<Cursor>().is_err());
+        assert!(Cursor { batch: 2, index: 0 } > Cursor { batch: 1, index: 9 });
+    }
+
+    #[test]
+    fn posted_bodies() {
+        assert_eq!(
+            parse_posted(b"{ \"a\" : 1 }", true, 10, 100).unwrap(),
+            vec!["{\"a\":1}"]
+        );
+        let nd = b"{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}";
+        assert_eq!(parse_posted(nd, false, 10, 100).unwrap().len(), 3);
+        let e = parse_posted(b"{\"a\":1}\nnope\n", false, 10, 100).unwrap_err();
+        assert_eq!(e.0, 2);
+        assert!(parse_posted(b"1\n2\n3\n", false, 2, 100).is_err());
+        assert!(parse_posted(b"\"long long\"", true, 2, 4).is_err());
+        assert!(parse_posted(b"\n\n", false, 2, 100).is_err());
+    }
+}
