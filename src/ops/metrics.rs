@@ -121,6 +121,20 @@ pub struct Metrics {
     pub stream_latency_seconds: HistogramVec,
     /// 1 while a stream is live on the channel (a packet passed within `silence_s`).
     pub stream_live: IntGaugeVec,
+    /// Messages the sending node's policy accepted and made durable in a batch, by channel.
+    pub messages_accepted: IntCounterVec,
+    /// Messages the sending node refused, by channel and reason code.
+    pub messages_refused: IntCounterVec,
+    /// Batch objects made durable in the spool (one group commit each), by channel.
+    pub messages_batches: IntCounterVec,
+    /// Messages appended to the receiving node's message log, by channel.
+    pub messages_delivered: IntCounterVec,
+    /// Messages dropped by the receiving node because their id was already in its log.
+    pub messages_duplicate: IntCounterVec,
+    /// Messages published to the channel's JetStream subject and acknowledged by it.
+    pub messages_nats_published: IntCounterVec,
+    /// Failed JetStream operations (connect, fetch, publish, ack), by channel.
+    pub messages_nats_errors: IntCounterVec,
 }
 
 /// The final receipt statuses (`isogate_transmit_receipts_total{status}`).
@@ -429,6 +443,48 @@ impl Metrics {
                 &r,
                 "isogate_stream_live",
                 "1 while a stream is live on the channel.",
+                ch,
+            )?,
+            messages_accepted: counter(
+                &r,
+                "isogate_messages_accepted_total",
+                "Messages accepted and made durable in a batch (sending node).",
+                ch,
+            )?,
+            messages_refused: counter(
+                &r,
+                "isogate_messages_refused_total",
+                "Messages refused by the sending node's policy, by reason.",
+                &["channel", "reason"],
+            )?,
+            messages_batches: counter(
+                &r,
+                "isogate_messages_batches_total",
+                "Batch objects of messages made durable in the spool.",
+                ch,
+            )?,
+            messages_delivered: counter(
+                &r,
+                "isogate_messages_delivered_total",
+                "Messages appended to the message log (receiving node).",
+                ch,
+            )?,
+            messages_duplicate: counter(
+                &r,
+                "isogate_messages_duplicate_total",
+                "Messages dropped because their id was already in the message log.",
+                ch,
+            )?,
+            messages_nats_published: counter(
+                &r,
+                "isogate_messages_nats_published_total",
+                "Messages published to JetStream and acknowledged (receiving node).",
+                ch,
+            )?,
+            messages_nats_errors: counter(
+                &r,
+                "isogate_messages_nats_errors_total",
+                "Failed JetStream operations (connect, fetch, publish, ack).",
                 ch,
             )?,
             registry: r,
