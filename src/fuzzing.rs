@@ -464,6 +464,88 @@ pub fn stream_headers(data: &[u8]) {
     }
 }
 
+/// The schema of the fuzzed messages policy: an object with a short `text`, an optional
+/// `party` and a list of `tags`, anything else allowed.
+const FUZZ_MESSAGE_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["text"],
+  "properties": {
+    "text": {"type": "string", "maxLength": 4000},
+    "party": {"type": "object", "properties": {"phone": {"type": "string", "maxLength": 40}}},
+    "tags": {"type": "array", "items": {"type": "string"}}
+  }
+}"#;
+
+/// The fuzzed messages policy: every content rule on, personal data masked.
+const FUZZ_MESSAGE_POLICY: &str = r#"
+[messages]
+schema = "fuzz.schema.json"
+max_message_bytes = 65536
+[text]
+keywords = ["内部资料"]
+patterns = ['NB-\d{6}']
+[markings]
+refuse = true
+allow_phrases = ["商业秘密"]
+[personal_data]
+detect = ["resident_id", "mobile", "bank_card", "email"]
+action = "mask"
+"#;
+
+/// Reads `data` as the message paths do: as a batch object (the receiver's read of what
+/// crossed), as a posted body (one JSON value, and NDJSON), and checks every message read
+/// under a messages policy with every rule on. Then the invariants: a batch written from
+/// the posted messages reads back the same, and a checked message checks again unchanged
+/// (masking is idempotent). A panic is a bug.
+pub fn message_batch(data: &[u8]) {
+    use crate::core::message::{MessageId, encode_line, parse_batch, parse_posted};
+    use std::sync::OnceLock;
+
+    static POLICY: OnceLock<Option<crate::policy::Policy>> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let dir = tempfile::tempdir().ok()?;
+        std::fs::write(dir.path().join("fuzz.schema.json"), FUZZ_MESSAGE_SCHEMA).ok()?;
+        crate::policy::Policy::parse(&dir.path().join("fuzz.toml"), FUZZ_MESSAGE_POLICY).ok()
+    });
+    let mut bodies: Vec<String> = parse_batch(data)
+        .map(|b| b.into_iter().map(|m| m.body).collect())
+        .unwrap_or_default();
+    for json in [true, false] {
+        if let Ok(posted) = parse_posted(data, json, 100, 65_536) {
+            let mut batch = Vec::new();
+            for (i, body) in posted.iter().enumerate() {
+                let id = MessageId::derive("fuzz", &format!("k#{i}"));
+                assert!(encode_line(&mut batch, id, body).is_ok(), "{body:?}");
+            }
+            let read = parse_batch(&batch);
+            assert!(
+                read.as_ref()
+                    .is_ok_and(|r| r.iter().map(|m| &m.body).eq(posted.iter())),
+                "{posted:?} {read:?}"
+            );
+            bodies.extend(posted);
+        }
+    }
+    let Some(policy) = policy else {
+        return;
+    };
+    if let Ok(text) = std::str::from_utf8(data) {
+        bodies.push(text.to_string());
+    }
+    for body in bodies {
+        if let Ok(checked) = crate::inspect::message::check_message(policy, &body) {
+            let again = crate::inspect::message::check_message(policy, &checked.body);
+            assert!(
+                again
+                    .as_ref()
+                    .is_ok_and(|a| a.body == checked.body && a.masked.is_empty()),
+                "{body:?} {checked:?} {again:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +573,32 @@ mod tests {
         assert!(rules[1].check(&d, &with(2)).is_ok());
         assert!(rules[0].check(&d, &with(2)).is_err());
         assert!(rules.iter().all(|r| r.check(&d, &with(0)).is_err()));
+    }
+
+    #[test]
+    fn message_readers_never_panic_and_masking_is_idempotent() {
+        let mut seeds: Vec<Vec<u8>> = vec![
+            br#"{"text":"hello","party":{"phone":"13800138000"},"tags":["a","6222021234567890123"]}"#.to_vec(),
+            "{\"text\":\"身份证 11010519491231002X 邮箱 zhang.wei@court.example\"}\n{\"text\":\"x\"}\n".as_bytes().to_vec(),
+        ];
+        let mut batch = Vec::new();
+        crate::core::message::encode_line(
+            &mut batch,
+            crate::core::message::MessageId::derive("fuzz", "k"),
+            r#"{"text":"电话 +86 138 0013 8000"}"#,
+        )
+        .unwrap();
+        seeds.push(batch);
+        let mut next = xorshift(0x6d65_7373_6167_6573);
+        for i in 0..6_000 {
+            let mut input = seeds[i % seeds.len()].clone();
+            mutate(&mut input, &mut next, 4);
+            message_batch(&input);
+        }
+        for seed in &seeds {
+            message_batch(seed);
+        }
+        message_batch(&[]);
     }
 
     /// A smoke run over deterministic pseudo-random and mutated inputs; the real fuzzing

@@ -141,66 +141,16 @@ impl<'p> Lines<'p> {
         }
     }
 
-    /// Checks one line: `Ok(Some(masked))` replaces it. The rules run over the line as
-    /// written and, when it differs, over its detection view (escapes decoded, invisible
-    /// characters dropped, full-width forms folded), so that disguised text is caught.
+    /// Checks one line: `Ok(Some(masked))` replaces it (see [`check_text`]); a refusal's
+    /// detail names the line.
     fn check(&mut self, text: &str) -> Result<Option<String>, Refusal> {
         self.line += 1;
-        let (at, n) = (self.at, self.line);
-        let view = text::detection_view(text);
-        let forms: &[&str] = match &view {
-            Cow::Owned(v) => &[text, v.as_str()],
-            Cow::Borrowed(_) => &[text],
-        };
-        for form in forms {
-            if let Some(hit) = self.policy.text_rules().and_then(|r| r.find(form)) {
-                return Err(Refusal::new(
-                    Reason::KeywordMatch,
-                    format!("{at}line {n}: matches rule {}", hit.rule),
-                ));
-            }
-            if let Some(hit) = self.policy.marking_detector().and_then(|m| m.find(form)) {
-                return Err(Refusal::new(
-                    Reason::ClassificationMarking,
-                    format!("{at}line {n}: classification marking {:?}", hit.text),
-                ));
-            }
-        }
-        let Some(pii) = self.policy.pii_detector() else {
-            return Ok(None);
-        };
-        let refuse = |kind: &str, how: &str| {
-            Err(Refusal::new(
-                Reason::PersonalData,
-                format!("{at}line {n}: {kind} found{how}"),
-            ))
-        };
-        if self.mask {
-            let masked = pii.mask(text);
-            // what the masking left must be clean in every form: data written with escapes
-            // or disguised cannot be masked in place, so it is refused
-            if matches!(view, Cow::Owned(_)) {
-                let after = masked.as_deref().unwrap_or(text);
-                if let Some(found) = pii.find(&text::detection_view(after)).first() {
-                    return refuse(
-                        found.kind.as_str(),
-                        " in an escaped or disguised form that cannot be masked",
-                    );
-                }
-            }
-            return Ok(masked);
-        }
-        for form in forms {
-            if let Some(found) = pii.find(form).first() {
-                let how = if self.policy.masks() {
-                    " (masking applies to plain text, CSV, JSON and XML only)"
-                } else {
-                    ""
-                };
-                return refuse(found.kind.as_str(), how);
-            }
-        }
-        Ok(None)
+        check_text(self.policy, self.mask, text).map_err(|r| {
+            Refusal::new(
+                r.reason,
+                format!("{}line {}: {}", self.at, self.line, r.detail),
+            )
+        })
     }
 
     /// Checks one line of a document, where nothing can be masked.
@@ -208,6 +158,77 @@ impl<'p> Lines<'p> {
         self.mask = false;
         self.check(text).map(|_| ())
     }
+}
+
+/// Checks one text — a line of a file, a string value or object key of a message —
+/// against the policy's keyword and pattern rules, classification markings and personal
+/// data. The rules run over the text as written and, when it differs, over its detection
+/// view (escapes decoded, invisible characters dropped, full-width forms folded), so that
+/// disguised text is caught.
+///
+/// With `mask`, personal data is masked instead of refused: `Ok(Some(masked))` replaces
+/// the text (the masked form keeps the text's length in characters; masking again changes
+/// nothing); data that only the detection view reveals cannot be masked in place and is
+/// refused. `Ok(None)`: the text passes unchanged.
+///
+/// # Errors
+/// The refusal (`keyword_match`, `classification_marking`, `personal_data`); its detail
+/// says what was found, not where: the caller names the place.
+pub fn check_text(policy: &Policy, mask: bool, text: &str) -> Result<Option<String>, Refusal> {
+    let view = text::detection_view(text);
+    let forms: &[&str] = match &view {
+        Cow::Owned(v) => &[text, v.as_str()],
+        Cow::Borrowed(_) => &[text],
+    };
+    for form in forms {
+        if let Some(hit) = policy.text_rules().and_then(|r| r.find(form)) {
+            return Err(Refusal::new(
+                Reason::KeywordMatch,
+                format!("matches rule {}", hit.rule),
+            ));
+        }
+        if let Some(hit) = policy.marking_detector().and_then(|m| m.find(form)) {
+            return Err(Refusal::new(
+                Reason::ClassificationMarking,
+                format!("classification marking {:?}", hit.text),
+            ));
+        }
+    }
+    let Some(pii) = policy.pii_detector() else {
+        return Ok(None);
+    };
+    let refuse = |kind: &str, how: &str| {
+        Err(Refusal::new(
+            Reason::PersonalData,
+            format!("{kind} found{how}"),
+        ))
+    };
+    if mask {
+        let masked = pii.mask(text);
+        // what the masking left must be clean in every form: data written with escapes
+        // or disguised cannot be masked in place, so it is refused
+        if matches!(view, Cow::Owned(_)) {
+            let after = masked.as_deref().unwrap_or(text);
+            if let Some(found) = pii.find(&text::detection_view(after)).first() {
+                return refuse(
+                    found.kind.as_str(),
+                    " in an escaped or disguised form that cannot be masked",
+                );
+            }
+        }
+        return Ok(masked);
+    }
+    for form in forms {
+        if let Some(found) = pii.find(form).first() {
+            let how = if policy.masks() {
+                " (masking applies to plain text, CSV, JSON and XML only)"
+            } else {
+                ""
+            };
+            return refuse(found.kind.as_str(), how);
+        }
+    }
+    Ok(None)
 }
 
 /// A piece of content being judged: the file itself, or an entry or part inside it.

@@ -2,21 +2,46 @@
 //! messages policy, and the shell step that re-checks a whole batch object.
 //!
 //! ```text
-//!  body (compact JSON) ─► size (max_message_bytes) ─► JSON Schema (draft 2020-12)
-//!    ─► every string value (object keys too), depth first:
+//!  body (compact JSON) ─► size (max_message_bytes) ─► JSON (RFC 8259)
+//!    ─► JSON Schema (draft 2020-12), first error: its instance path and text
+//!    ─► every string value and object key, depth first, in document order:
 //!         keywords and patterns ─► refuse (keyword_match)
 //!         classification markings ─► refuse (classification_marking)
-//!         personal data ─► mask that field (mask = true) or refuse (personal_data)
+//!         personal data ─► mask that string (action mask) or refuse (personal_data);
+//!                          an object key is never masked: personal data in one refuses
+//!    ─► masked: the schema again over what crosses (a mask that breaks it refuses)
 //!    ─► accepted: the body that crosses (masked field by field), the masked fields'
 //!       JSON Pointers (RFC 6901), SHA-256 of the body as given and as it crosses
 //!  batch object ─► core::message::parse_batch ─► each message as above
 //!    ─► any refusal refuses the object; masking rewrites the batch (the masked copy)
 //! ```
+//!
+//! The text checks are the files' own ([`crate::inspect::evaluate::check_text`]): the same
+//! rules, detection view and masking as a line of text, applied to each string.
 
+use crate::core::message::{self, MAX_BATCH_MESSAGES};
 use crate::core::reason::{Reason, Refusal};
+use crate::fsx::open_nofollow;
+use crate::inspect::evaluate::check_text;
 use crate::inspect::{Accepted, InspectError, Masked, Outcome};
 use crate::policy::Policy;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
 use std::path::Path;
+
+/// The content type of a batch object (one JSON line per message).
+pub const BATCH_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Largest batch object read, in bytes: the largest `batch_max_bytes` of a channel
+/// (64 MiB) and room for each message's id line.
+pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024 + MAX_BATCH_MESSAGES as u64 * 128;
+
+/// Longest detail of a schema refusal, in characters.
+pub const MAX_SCHEMA_DETAIL: usize = 300;
+
+/// Longest detail of any other refusal, in characters (a pointer can be long).
+const MAX_DETAIL: usize = 1000;
 
 /// A message the policy accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,23 +60,79 @@ pub struct CheckedMessage {
 /// Checks one message (compact JSON text, as `core::message::parse_posted` returns it)
 /// against a messages policy. Masking is idempotent: a masked body checks again unchanged.
 ///
+/// The order: size (`max_message_bytes`, the body's bytes) → JSON (RFC 8259) → the schema
+/// (JSON Schema draft 2020-12) → every string value and object key, depth first (see the
+/// module's documentation) → when masked, the schema again over the masked message.
+///
 /// # Errors
 /// The refusal, with its reason code (`size_limit`, `message_malformed`,
 /// `schema_violation`, `keyword_match`, `classification_marking`, `personal_data`) and a
-/// detail that names the field (JSON Pointer) and, for a schema, what the schema says.
-/// A policy that is not a messages policy refuses every message (`type_refused`).
+/// detail that names the field (JSON Pointer, RFC 6901; `(root)` for the whole message)
+/// and, for a schema, what the schema says (the first error, at most 300 characters,
+/// values left out). A policy that is not a messages policy refuses every message
+/// (`type_refused`).
 pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refusal> {
-    let _ = (policy, body);
-    Err(Refusal::new(
-        Reason::TypeRefused,
-        "message checks are not built yet",
-    ))
+    let Some(rules) = &policy.messages else {
+        return Err(Refusal::new(
+            Reason::TypeRefused,
+            "this channel's policy is not a messages policy (it has no [messages] table)",
+        ));
+    };
+    if body.len() as u64 > rules.max_message_bytes {
+        return Err(Refusal::new(
+            Reason::SizeLimit,
+            format!(
+                "{} bytes, the policy allows {}",
+                body.len(),
+                rules.max_message_bytes
+            ),
+        ));
+    }
+    let mut value: Value = serde_json::from_str(body)
+        .map_err(|e| Refusal::new(Reason::MessageMalformed, format!("not JSON: {e}")))?;
+    let original = serde_json::to_string(&value)
+        .map_err(|e| Refusal::new(Reason::MessageMalformed, e.to_string()))?;
+    if let Some(schema) = &rules.schema {
+        schema_check(policy, schema, &value, "")?;
+    }
+    let mut walk = Walk {
+        policy,
+        mask: policy.masks(),
+        masked: Vec::new(),
+    };
+    walk.value(&mut value, &mut String::new())?;
+    let original_sha256 = sha256(original.as_bytes());
+    if walk.masked.is_empty() {
+        return Ok(CheckedMessage {
+            body: original,
+            masked: Vec::new(),
+            original_sha256,
+            sha256: original_sha256,
+        });
+    }
+    if let Some(schema) = &rules.schema {
+        schema_check(policy, schema, &value, "after masking, ")?;
+    }
+    let body = serde_json::to_string(&value)
+        .map_err(|e| Refusal::new(Reason::MessageMalformed, e.to_string()))?;
+    let sha = sha256(body.as_bytes());
+    Ok(CheckedMessage {
+        body,
+        masked: walk.masked,
+        original_sha256,
+        sha256: sha,
+    })
 }
 
 /// The inspect step for a batch object of a messages channel (the file at `path`, in the
 /// spool or the receiver's part file): every message checked with [`check_message`];
 /// when masking changed any, the masked batch (same ids, same order) is written to
 /// `masked_path` and returned as the [`Masked`] copy (`lines`: messages changed).
+///
+/// The object is opened without following a link and must be a regular file of at most
+/// [`MAX_BATCH_BYTES`]; the content type of an accepted batch is [`BATCH_CONTENT_TYPE`].
+/// A refusal names the message: `message <id>: <detail>` (a batch that does not parse is
+/// `message_malformed`, naming the line).
 ///
 /// # Errors
 /// Reading the batch or writing the masked copy failed.
@@ -60,11 +141,530 @@ pub fn inspect_batch(
     path: &Path,
     masked_path: &Path,
 ) -> Result<Outcome, InspectError> {
-    let _ = (policy, path, masked_path);
-    let _: Option<Accepted> = None;
-    let _: Option<Masked> = None;
-    Ok(Err(Refusal::new(
-        Reason::TypeRefused,
-        "message checks are not built yet",
-    )))
+    let file = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(Err(Refusal::new(Reason::Symlink, "a symbolic link")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !file.metadata()?.file_type().is_file() {
+        return Ok(Err(Refusal::new(
+            Reason::NotRegularFile,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BATCH_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BATCH_BYTES {
+        return Ok(Err(Refusal::new(
+            Reason::SizeLimit,
+            format!("a batch object larger than {MAX_BATCH_BYTES} bytes"),
+        )));
+    }
+    let outcome = judge_batch(policy, &bytes);
+    let (checked, changed) = match outcome {
+        Err(r) => return Ok(Err(r)),
+        Ok(c) => c,
+    };
+    if changed == 0 {
+        return Ok(Ok(Accepted {
+            content_type: BATCH_CONTENT_TYPE.into(),
+            masked: None,
+        }));
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    for (id, body) in &checked {
+        if let Err(e) = message::encode_line(&mut out, *id, body) {
+            return Ok(Err(Refusal::new(
+                Reason::MessageMalformed,
+                format!("message {id}: {e}"),
+            )));
+        }
+    }
+    let mut f = std::fs::File::create(masked_path)?;
+    f.write_all(&out)?;
+    f.sync_all()?;
+    Ok(Ok(Accepted {
+        content_type: BATCH_CONTENT_TYPE.into(),
+        masked: Some(Masked {
+            path: masked_path.to_path_buf(),
+            lines: changed,
+        }),
+    }))
+}
+
+/// Every message of a batch checked: the ids and bodies that cross, and how many messages
+/// masking changed; or the first refusal, naming the message.
+fn judge_batch(
+    policy: &Policy,
+    bytes: &[u8],
+) -> Result<(Vec<(message::MessageId, String)>, u64), Refusal> {
+    let batch = message::parse_batch(bytes)
+        .map_err(|e| Refusal::new(Reason::MessageMalformed, format!("batch: {e}")))?;
+    let mut changed = 0u64;
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        let checked = check_message(policy, &m.body).map_err(|r| {
+            Refusal::new(
+                r.reason,
+                cap(&format!("message {}: {}", m.id, r.detail), MAX_DETAIL + 50),
+            )
+        })?;
+        if !checked.masked.is_empty() {
+            changed += 1;
+        }
+        out.push((m.id, checked.body));
+    }
+    Ok((out, changed))
+}
+
+/// Validates `value` against `schema`: the first error as a `schema_violation` naming the
+/// instance path and what the schema says. Values are left out of the text and personal
+/// data in what remains (property names) is masked: a detail goes to the audit log.
+fn schema_check(
+    policy: &Policy,
+    schema: &jsonschema::Validator,
+    value: &Value,
+    when: &str,
+) -> Result<(), Refusal> {
+    match schema.validate(value) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let at = place(e.instance_path().as_str());
+            let detail = format!("{when}{at}: {}", e.masked());
+            let detail = policy
+                .pii_detector()
+                .and_then(|p| p.mask(&detail))
+                .unwrap_or(detail);
+            Err(Refusal::new(
+                Reason::SchemaViolation,
+                cap(&detail, MAX_SCHEMA_DETAIL),
+            ))
+        }
+    }
+}
+
+/// The depth-first walk over a message's strings and keys.
+struct Walk<'p> {
+    policy: &'p Policy,
+    mask: bool,
+    masked: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Checks `v` at JSON Pointer `at` (grown and restored while walking below it).
+    fn value(&mut self, v: &mut Value, at: &mut String) -> Result<(), Refusal> {
+        match v {
+            Value::String(s) => {
+                let found = check_text(self.policy, self.mask, s).map_err(|r| {
+                    Refusal::new(
+                        r.reason,
+                        cap(&format!("{}: {}", place(at), r.detail), MAX_DETAIL),
+                    )
+                })?;
+                if let Some(m) = found.filter(|m| m.as_str() != s.as_str()) {
+                    *s = m;
+                    self.masked.push(at.clone());
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = at.len();
+                    let _ = write!(at, "/{i}");
+                    self.value(item, at)?;
+                    at.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    self.key(key, at)?;
+                    let len = at.len();
+                    push_token(at, key);
+                    self.value(item, at)?;
+                    at.truncate(len);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Checks an object key of the object at `parent`. A key is a name, not data: it is
+    /// never masked (two masked keys could become one), so personal data in it refuses.
+    /// The detail names the object, not the key (the key may be what is refused).
+    fn key(&self, key: &str, parent: &str) -> Result<(), Refusal> {
+        let refuse = |detail: String| {
+            cap(
+                &format!("{}: an object key: {detail}", place(parent)),
+                MAX_DETAIL,
+            )
+        };
+        match check_text(self.policy, self.mask, key) {
+            Err(r) => Err(Refusal::new(r.reason, refuse(r.detail))),
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => {
+                let kind = self
+                    .policy
+                    .pii_detector()
+                    .and_then(|p| p.find(key).first().map(|m| m.kind.as_str()))
+                    .unwrap_or("personal data");
+                Err(Refusal::new(
+                    Reason::PersonalData,
+                    refuse(format!("{kind} found; a key cannot be masked")),
+                ))
+            }
+        }
+    }
+}
+
+/// Appends `/token` to a JSON Pointer, escaped as RFC 6901 says (`~` as `~0`, `/` as `~1`).
+fn push_token(at: &mut String, token: &str) {
+    at.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => at.push_str("~0"),
+            '/' => at.push_str("~1"),
+            c => at.push(c),
+        }
+    }
+}
+
+/// A JSON Pointer as shown in a detail: the whole document's (empty) as `(root)`.
+fn place(at: &str) -> &str {
+    if at.is_empty() { "(root)" } else { at }
+}
+
+/// `text` cut to at most `max` characters (an ellipsis marks a cut).
+fn cap(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) if text.chars().count() > max => format!("{}…", &text[..i]),
+        _ => text.to_string(),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::message::{MessageId, encode_line, parse_batch};
+
+    const SCHEMA: &str = r#"{
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "type": "object",
+      "required": ["type", "case", "text"],
+      "properties": {
+        "type": {"enum": ["status", "service", "hearing", "judgment"]},
+        "case": {"type": "string", "maxLength": 64},
+        "text": {"type": "string", "maxLength": 4000},
+        "party": {
+          "type": "object",
+          "properties": {
+            "name": {"type": "string"},
+            "phone": {"type": "string", "maxLength": 20}
+          },
+          "additionalProperties": false
+        },
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "extra": {"type": "object"},
+        "digits": {"type": "string", "pattern": "^[0-9]+$"}
+      },
+      "additionalProperties": false
+    }"#;
+
+    /// A messages policy with `action` for personal data, every other content rule on.
+    fn policy_with(action: &str, max: u64) -> Policy {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("n.schema.json"), SCHEMA).unwrap();
+        let text = format!(
+            "[messages]\nschema = \"n.schema.json\"\nmax_message_bytes = {max}\n\
+             [text]\nkeywords = [\"内部资料\"]\n\
+             [markings]\nrefuse = true\nallow_phrases = [\"商业秘密\"]\n\
+             [personal_data]\ndetect = [\"resident_id\", \"mobile\", \"bank_card\"]\naction = \"{action}\"\n"
+        );
+        Policy::parse(&dir.path().join("n.toml"), &text).unwrap()
+    }
+
+    fn masking() -> Policy {
+        policy_with("mask", 65536)
+    }
+
+    fn refused(policy: &Policy, body: &str) -> Refusal {
+        check_message(policy, body).unwrap_err()
+    }
+
+    #[test]
+    fn the_schema_passes_and_fails_naming_the_pointer_not_the_value() {
+        let p = masking();
+        let ok = check_message(
+            &p,
+            r#"{"type":"status","case":"(2026)吉01民初123号","text":"已立案"}"#,
+        )
+        .unwrap();
+        assert!(ok.masked.is_empty());
+        assert_eq!(ok.sha256, ok.original_sha256);
+        let r = refused(&p, r#"{"type":"status","text":"x"}"#);
+        assert_eq!(r.reason, Reason::SchemaViolation);
+        assert!(
+            r.detail.starts_with("(root): ") && r.detail.contains("case"),
+            "{}",
+            r.detail
+        );
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","party":{"phone":13800138000}}"#,
+        );
+        assert_eq!(r.reason, Reason::SchemaViolation);
+        assert!(r.detail.starts_with("/party/phone: "), "{}", r.detail);
+        assert!(!r.detail.contains("13800138000"), "{}", r.detail);
+        let r = refused(&p, r#"{"type":"verdict","case":"c","text":"x"}"#);
+        assert!(r.detail.starts_with("/type: "), "{}", r.detail);
+        let long = format!(
+            r#"{{"type":"status","case":"c","text":"x","extra":{{"{}":1}},"bogus":1}}"#,
+            "k".repeat(2000)
+        );
+        let r = refused(&p, &long);
+        assert_eq!(r.reason, Reason::SchemaViolation);
+        assert!(
+            r.detail.chars().count() <= MAX_SCHEMA_DETAIL,
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn size_and_syntax_come_first() {
+        let p = policy_with("mask", 40);
+        let r = refused(&p, &format!(r#"{{"text":"{}"}}"#, "a".repeat(40)));
+        assert_eq!(r.reason, Reason::SizeLimit);
+        assert!(r.detail.contains("the policy allows 40"), "{}", r.detail);
+        let r = refused(&p, "{\"type\":");
+        assert_eq!(r.reason, Reason::MessageMalformed);
+    }
+
+    #[test]
+    fn keywords_and_markings_are_found_in_nested_fields_and_arrays() {
+        let p = masking();
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","party":{"name":"内部资料 张伟"}}"#,
+        );
+        assert_eq!(r.reason, Reason::KeywordMatch);
+        assert!(
+            r.detail.starts_with("/party/name: matches rule"),
+            "{}",
+            r.detail
+        );
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","tags":["a","★机密★"]}"#,
+        );
+        assert_eq!(r.reason, Reason::ClassificationMarking);
+        assert!(
+            r.detail.starts_with("/tags/1: classification marking"),
+            "{}",
+            r.detail
+        );
+        // written with an escape, the marking is still read
+        let r = refused(&p, r#"{"type":"status","case":"c","text":"\u7edd\u5bc6"}"#);
+        assert_eq!(r.reason, Reason::ClassificationMarking);
+        // the allowed phrase crosses
+        check_message(
+            &p,
+            r#"{"type":"status","case":"c","text":"涉及商业秘密的证据"}"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn object_keys_are_checked_and_never_masked() {
+        let p = masking();
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","extra":{"秘密":1}}"#,
+        );
+        assert_eq!(r.reason, Reason::ClassificationMarking);
+        assert!(
+            r.detail.starts_with("/extra: an object key: "),
+            "{}",
+            r.detail
+        );
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","extra":{"13800138000":"张伟"}}"#,
+        );
+        assert_eq!(r.reason, Reason::PersonalData);
+        assert!(
+            r.detail.contains("mobile found; a key cannot be masked"),
+            "{}",
+            r.detail
+        );
+        assert!(!r.detail.contains("13800138000"), "{}", r.detail);
+        // pointers are escaped as RFC 6901 says
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","extra":{"a/b~c":"内部资料"}}"#,
+        );
+        assert!(r.detail.starts_with("/extra/a~1b~0c: "), "{}", r.detail);
+    }
+
+    #[test]
+    fn personal_data_is_masked_field_by_field_and_the_rest_is_untouched() {
+        let p = masking();
+        let body = r#"{"case":"(2026)吉01民初123号","extra":{"deep":[{"id":"11010519491231002X"}]},"party":{"name":"张伟","phone":"13800138000"},"tags":["卡号 6222021234567894","无"],"text":"请于 2026-03-01 到庭","type":"hearing"}"#;
+        let c = check_message(&p, body).unwrap();
+        assert_eq!(
+            c.masked,
+            vec!["/extra/deep/0/id", "/party/phone", "/tags/0"],
+            "{}",
+            c.body
+        );
+        let expected = body
+            .replace("11010519491231002X", "110105********002X")
+            .replace("13800138000", "138****8000")
+            .replace("6222021234567894", "622202******7894");
+        assert_eq!(c.body, expected);
+        assert_eq!(c.original_sha256, sha256(body.as_bytes()));
+        assert_eq!(c.sha256, sha256(expected.as_bytes()));
+        assert_ne!(c.sha256, c.original_sha256);
+        // masking is idempotent: what crosses checks again unchanged
+        let again = check_message(&p, &c.body).unwrap();
+        assert_eq!(again.body, c.body);
+        assert!(again.masked.is_empty());
+    }
+
+    #[test]
+    fn personal_data_refused_when_the_policy_refuses_it() {
+        let p = policy_with("refuse", 65536);
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","party":{"phone":"13800138000"}}"#,
+        );
+        assert_eq!(r.reason, Reason::PersonalData);
+        assert_eq!(r.detail, "/party/phone: mobile found");
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","tags":["6222021234567894"]}"#,
+        );
+        assert_eq!(r.detail, "/tags/0: bank_card found");
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"身份证 11010519491231002X"}"#,
+        );
+        assert_eq!(r.detail, "/text: resident_id found");
+    }
+
+    #[test]
+    fn a_mask_that_breaks_the_schema_refuses() {
+        let p = masking();
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","digits":"13800138000"}"#,
+        );
+        assert_eq!(r.reason, Reason::SchemaViolation);
+        assert!(
+            r.detail.starts_with("after masking, /digits: "),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn a_files_policy_refuses_every_message() {
+        let files = Policy::parse(
+            Path::new("p.toml"),
+            "[names]\nmax_length = 200\nextensions = [\"txt\"]\n[size]\nmax_bytes = 1000\n[types]\nallow = [\"text\"]\n",
+        )
+        .unwrap();
+        assert_eq!(refused(&files, "{}").reason, Reason::TypeRefused);
+    }
+
+    fn batch(bodies: &[&str]) -> (Vec<u8>, Vec<MessageId>) {
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for (i, b) in bodies.iter().enumerate() {
+            let id = MessageId::derive("notices", &format!("k#{i}"));
+            encode_line(&mut out, id, b).unwrap();
+            ids.push(id);
+        }
+        (out, ids)
+    }
+
+    #[test]
+    fn a_batch_is_accepted_refused_or_masked_with_the_same_ids() {
+        let p = masking();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.ndjson");
+        let masked_path = dir.path().join("b.ndjson.masked");
+        let clean = r#"{"case":"c","text":"已立案","type":"status"}"#;
+        let phone = r#"{"case":"c","party":{"phone":"13800138000"},"text":"x","type":"service"}"#;
+
+        let (bytes, _) = batch(&[clean, clean]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        assert_eq!(a.content_type, BATCH_CONTENT_TYPE);
+        assert_eq!(a.masked, None);
+        assert!(!masked_path.exists());
+
+        let (bytes, ids) = batch(&[clean, phone, clean]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        let m = a.masked.unwrap();
+        assert_eq!(m.lines, 1);
+        let copy = parse_batch(&std::fs::read(&m.path).unwrap()).unwrap();
+        assert_eq!(copy.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+        assert_eq!(copy[0].body, clean);
+        assert_eq!(copy[1].body, phone.replace("13800138000", "138****8000"));
+        assert_eq!(copy[2].body, clean);
+        // the masked copy is accepted unchanged (the receiving node's re-check)
+        std::fs::rename(&m.path, &path).unwrap();
+        let again = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        assert_eq!(again.masked, None);
+
+        let (bytes, ids) = batch(&[clean, r#"{"case":"c","text":"绝密","type":"status"}"#]);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = inspect_batch(&p, &path, &masked_path).unwrap().unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking);
+        assert!(
+            r.detail
+                .starts_with(&format!("message {}: /text: ", ids[1])),
+            "{}",
+            r.detail
+        );
+
+        std::fs::write(&path, b"{\"id\":\"nope\",\"body\":1}\n").unwrap();
+        let r = inspect_batch(&p, &path, &masked_path).unwrap().unwrap_err();
+        assert_eq!(r.reason, Reason::MessageMalformed);
+        assert!(r.detail.starts_with("batch: line 1"), "{}", r.detail);
+    }
+
+    #[test]
+    fn inspect_file_dispatches_a_messages_policy_to_the_batch_check() {
+        let p = masking();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0001.ndjson");
+        let phone = r#"{"case":"c","party":{"phone":"13800138000"},"text":"x","type":"service"}"#;
+        let (bytes, _) = batch(&[phone]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path())
+            .unwrap()
+            .unwrap();
+        let m = a.masked.unwrap();
+        assert_eq!(m.path, dir.path().join("0001.ndjson.masked"));
+        assert!(m.path.exists());
+        // refused: no masked copy is left behind
+        let (bytes, _) = batch(&[phone, r#"{"case":"c","text":"内部资料","type":"status"}"#]);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path())
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(r.reason, Reason::KeywordMatch);
+        assert!(!dir.path().join("0001.ndjson.masked").exists());
+    }
 }

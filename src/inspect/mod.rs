@@ -11,6 +11,8 @@
 //!    ooxml, odf           ─► parts: macros refused; XML text ─► rules, markings, personal data
 //!    zip, tar, gzip       ─► entries, limits enforced while reading ─► each checked like a file
 //!  ─► antivirus (clamd INSTREAM) ─► accepted, with a masked copy when personal data was masked
+//!  messages policy: the object is a batch ─► message::inspect_batch (each message judged,
+//!    a masked copy when masking changed any)
 //! ```
 
 pub mod clamd;
@@ -96,15 +98,31 @@ pub fn inspect_file(
             format!("{} hard links", meta.nlink()),
         )));
     }
+    let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
+    masked_name.push(".masked");
+    let masked_path = work.join(masked_name);
+    if policy.messages.is_some() {
+        // a messages channel's objects are batches of messages, judged message by message
+        drop(file);
+        let outcome = message::inspect_batch(policy, path, &masked_path);
+        let kept = matches!(
+            &outcome,
+            Ok(Ok(Accepted {
+                masked: Some(_),
+                ..
+            }))
+        );
+        if !kept && masked_path.exists() {
+            std::fs::remove_file(&masked_path)?;
+        }
+        return outcome;
+    }
     let head = evaluate::read_head(&mut file)?;
     let detected = match evaluate::admit(policy, name, meta.len(), &head) {
         Ok(d) => d,
         Err(r) => return Ok(Err(r)),
     };
     file.seek(SeekFrom::Start(0))?;
-    let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
-    masked_name.push(".masked");
-    let masked_path = work.join(masked_name);
     let judged = judge(
         policy,
         name,

@@ -15,6 +15,8 @@
 //!                                                      data, antivirus address)
 //!  Policy::check_name, check_size, classify (detect: magic bytes + extension)
 //!  Policy::text_rules, marking_detector, pii_detector ─► used by inspect::evaluate
+//!  a [messages] table ─► message::parse_messages (schema + the same content rules)
+//!  a [stream] table   ─► refused here (stream::parse_stream reads a stream policy)
 //! ```
 
 pub mod antivirus;
@@ -351,6 +353,9 @@ impl Policy {
         if stream::refuse_stream_table(&mut src) {
             return src.finish(Policy::deny_all());
         }
+        if message::has_messages_table(text) {
+            return Self::parse_messages(path, text);
+        }
         let Some(raw) = src.parse::<RawPolicy>() else {
             return src.finish(Policy::deny_all());
         };
@@ -519,50 +524,7 @@ impl Policy {
                 None
             }
         };
-        let mut compiled = Compiled::default();
-        let (keywords, patterns) = match raw.text {
-            Some(t) => {
-                let span = t.patterns.as_ref().map(|p| p.span());
-                let patterns = t.patterns.map(|p| p.into_inner()).unwrap_or_default();
-                match TextRules::new(&t.keywords, &patterns) {
-                    Ok(r) => compiled.rules = (!r.is_empty()).then_some(r),
-                    Err(e) => {
-                        let key = if e.index == usize::MAX {
-                            "text".to_string()
-                        } else {
-                            format!("text.patterns[{}]", e.index)
-                        };
-                        src.report(span.clone(), &key, e.message.clone())
-                    }
-                }
-                (t.keywords, patterns)
-            }
-            None => (Vec::new(), Vec::new()),
-        };
-        let markings = match raw.markings {
-            Some(m) if *m.refuse.get_ref() => {
-                compiled.markings = Some(MarkingDetector::new(&m.allow_phrases));
-                Some(m.allow_phrases)
-            }
-            _ => None,
-        };
-        let personal_data = match raw.personal_data {
-            Some(p) => {
-                if p.detect.get_ref().is_empty() {
-                    src.report(
-                        Some(p.detect.span()),
-                        "personal_data.detect",
-                        "empty: list the kinds to look for, or remove the section",
-                    );
-                }
-                compiled.pii = Some(PiiDetector::new(p.detect.get_ref()));
-                Some(PersonalData {
-                    kinds: p.detect.into_inner(),
-                    action: p.action,
-                })
-            }
-            None => None,
-        };
+        let content = content_rules(&mut src, raw.text, raw.markings, raw.personal_data);
         let antivirus = match raw.antivirus {
             Some(a) => match a.clamd.get_ref().parse::<ClamdAddr>() {
                 Ok(addr) => {
@@ -583,21 +545,7 @@ impl Policy {
             None => None,
         };
         let approval = raw.approval.and_then(|a| approval_rule(a, &mut src));
-        let mut opt_out = Vec::new();
-        for o in raw.compliance.map(|c| c.opt_out).unwrap_or_default() {
-            if !OPT_OUTS.contains(&o.get_ref().as_str()) {
-                src.report(
-                    Some(o.span()),
-                    "compliance.opt_out",
-                    format!(
-                        "unknown rule {:?}; known: {}",
-                        o.get_ref(),
-                        OPT_OUTS.join(", ")
-                    ),
-                );
-            }
-            opt_out.push(o.into_inner());
-        }
+        let opt_out = opt_outs(&mut src, raw.compliance);
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         src.finish(Policy {
             max_name_len: max_len as usize,
@@ -608,19 +556,19 @@ impl Policy {
             allow,
             executable_names: raw.types.executable_names,
             archives,
-            keywords,
-            patterns,
+            keywords: content.keywords,
+            patterns: content.patterns,
             pdf_refuse_active: raw.pdf.is_some_and(|p| p.refuse_active),
             hyperlinks,
-            markings,
-            personal_data,
+            markings: content.markings,
+            personal_data: content.personal_data,
             antivirus,
             approval,
             opt_out,
             stream: None,
             messages: None,
             version: hex::encode(&digest.as_ref()[..6]),
-            compiled: Arc::new(compiled),
+            compiled: Arc::new(content.compiled),
         })
     }
 
@@ -759,13 +707,34 @@ impl Policy {
         }
     }
 
+    /// The personal-data rules, for the compliance report.
+    fn personal_data_report(&self) -> Option<serde_json::Value> {
+        self.personal_data.as_ref().map(|p| {
+            serde_json::json!({
+                "detect": p.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                "action": p.action,
+            })
+        })
+    }
+
     /// The effective rules, for the compliance report: a stream policy's are its version
-    /// and its `stream` rules (see [`stream::report`]).
+    /// and its `stream` rules (see [`stream::report`]); a messages policy's its version,
+    /// its `messages` rules (schema file, `max_message_bytes`) and its content rules.
     pub fn report(&self) -> serde_json::Value {
         if let Some(rules) = &self.stream {
             return serde_json::json!({
                 "version": self.version,
                 "stream": stream::report(rules),
+            });
+        }
+        if let Some(rules) = &self.messages {
+            return serde_json::json!({
+                "version": self.version,
+                "messages": message::report(rules),
+                "text": { "keywords": self.keywords.len(), "patterns": self.patterns.len() },
+                "markings": self.markings.as_ref().map(|p| serde_json::json!({ "refuse": true, "allow_phrases": p })),
+                "personal_data": self.personal_data_report(),
+                "opt_out": self.opt_out,
             });
         }
         serde_json::json!({
@@ -794,10 +763,7 @@ impl Policy {
             "pdf_refuse_active": self.pdf_refuse_active,
             "hyperlinks": self.hyperlinks.as_str(),
             "markings": self.markings.as_ref().map(|p| serde_json::json!({ "refuse": true, "allow_phrases": p })),
-            "personal_data": self.personal_data.as_ref().map(|p| serde_json::json!({
-                "detect": p.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-                "action": p.action,
-            })),
+            "personal_data": self.personal_data_report(),
             "antivirus": self.antivirus.as_ref().map(|a| serde_json::json!({
                 "clamd": a.clamd.to_string(),
                 "timeout_ms": a.timeout_ms,
@@ -816,6 +782,97 @@ impl Policy {
         })
     }
 }
+/// The content rules a files policy and a messages policy share: `[text]`, `[markings]`
+/// and `[personal_data]`, validated and compiled.
+struct ContentRules {
+    keywords: Vec<String>,
+    patterns: Vec<String>,
+    markings: Option<Vec<String>>,
+    personal_data: Option<PersonalData>,
+    compiled: Compiled,
+}
+
+/// Validates and compiles `[text]`, `[markings]` and `[personal_data]`, reporting every
+/// problem with its line and key.
+fn content_rules(
+    src: &mut Source<'_>,
+    text: Option<RawText>,
+    markings: Option<RawMarkings>,
+    personal_data: Option<RawPersonalData>,
+) -> ContentRules {
+    let mut compiled = Compiled::default();
+    let (keywords, patterns) = match text {
+        Some(t) => {
+            let span = t.patterns.as_ref().map(|p| p.span());
+            let patterns = t.patterns.map(|p| p.into_inner()).unwrap_or_default();
+            match TextRules::new(&t.keywords, &patterns) {
+                Ok(r) => compiled.rules = (!r.is_empty()).then_some(r),
+                Err(e) => {
+                    let key = if e.index == usize::MAX {
+                        "text".to_string()
+                    } else {
+                        format!("text.patterns[{}]", e.index)
+                    };
+                    src.report(span.clone(), &key, e.message.clone())
+                }
+            }
+            (t.keywords, patterns)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let markings = match markings {
+        Some(m) if *m.refuse.get_ref() => {
+            compiled.markings = Some(MarkingDetector::new(&m.allow_phrases));
+            Some(m.allow_phrases)
+        }
+        _ => None,
+    };
+    let personal_data = match personal_data {
+        Some(p) => {
+            if p.detect.get_ref().is_empty() {
+                src.report(
+                    Some(p.detect.span()),
+                    "personal_data.detect",
+                    "empty: list the kinds to look for, or remove the section",
+                );
+            }
+            compiled.pii = Some(PiiDetector::new(p.detect.get_ref()));
+            Some(PersonalData {
+                kinds: p.detect.into_inner(),
+                action: p.action,
+            })
+        }
+        None => None,
+    };
+    ContentRules {
+        keywords,
+        patterns,
+        markings,
+        personal_data,
+        compiled,
+    }
+}
+
+/// Validates `[compliance] opt_out`: only the rules in [`OPT_OUTS`].
+fn opt_outs(src: &mut Source<'_>, compliance: Option<RawCompliance>) -> Vec<String> {
+    let mut opt_out = Vec::new();
+    for o in compliance.map(|c| c.opt_out).unwrap_or_default() {
+        if !OPT_OUTS.contains(&o.get_ref().as_str()) {
+            src.report(
+                Some(o.span()),
+                "compliance.opt_out",
+                format!(
+                    "unknown rule {:?}; known: {}",
+                    o.get_ref(),
+                    OPT_OUTS.join(", ")
+                ),
+            );
+        }
+        opt_out.push(o.into_inner());
+    }
+    opt_out
+}
+
 /// Validates `[approval]`: at least one approver and `required` between 1 and their
 /// number (and at least the number of levels), unique names and keys, keys of 64 hex
 /// digits (`isogate keygen --approver NAME`), levels 1 to 9, `expire_after` a duration

@@ -76,7 +76,7 @@ struct RawStream {
 
 /// The span of the line that opens top-level table `name` (`[name]`, `[name.x]`,
 /// `[[name]]`) or sets it (`name = …`), for a problem's line number.
-fn table_span(text: &str, name: &str) -> Option<Range<usize>> {
+pub(super) fn table_span(text: &str, name: &str) -> Option<Range<usize>> {
     let mut at = 0;
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
@@ -95,7 +95,7 @@ fn table_span(text: &str, name: &str) -> Option<Range<usize>> {
 }
 
 /// The top-level keys of `text`, when it is TOML (else none: the typed parse says why).
-fn top_level_keys(text: &str) -> Vec<String> {
+pub(super) fn top_level_keys(text: &str) -> Vec<String> {
     toml::from_str::<toml::Table>(text)
         .map(|t| t.keys().cloned().collect())
         .unwrap_or_default()
@@ -219,7 +219,11 @@ impl Policy {
         for key in top_level_keys(text) {
             if key != "stream" {
                 let span = table_span(text, &key);
-                let message = if FILE_TABLES.contains(&key.as_str()) {
+                let message = if key == "messages" {
+                    "[messages] belongs in the policy of a messages channel (kind = \"messages\"): \
+                     a stream channel's policy has only a [stream] table"
+                        .to_string()
+                } else if FILE_TABLES.contains(&key.as_str()) {
                     format!(
                         "[{key}] is a files policy table: a stream channel's policy has only \
                          a [stream] table"
