@@ -3,7 +3,9 @@
 //! nodes running as real `isogate run` processes, the gateway's figures — one large file
 //! drop to landed, sustained small files per second, latency at a steady 100 files/s, the
 //! `hearing` stream's added latency per packet and highest bitrate without loss (see
-//! `bench/stream.rs`), peak resident memory of each node while a very large file crosses —
+//! `bench/stream.rs`), the `notices` channel's messages per second through the message API
+//! and their latency from POST to readable at 1,000 messages/s (see `bench/messages.rs`),
+//! peak resident memory of each node while a very large file crosses —
 //! and prints each figure beside the limit it is bounded by, as a ratio. Before the labs,
 //! the content-inspection figures (see `bench_inspect`): documents as Chinese office tools
 //! write them, inspected on one core.
@@ -11,6 +13,7 @@
 //! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
 
+pub(crate) mod messages;
 mod stream;
 
 use crate::cli::init::{self, LabLink};
@@ -512,6 +515,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         small_files(&lab, opts.small_files)?;
         latency(&lab, opts.latency_secs)?;
         stream::run(&lab, *link, udp)?;
+        messages::run(&lab, limit)?;
         memory(&lab, opts.huge_mib)?;
     }
     println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");

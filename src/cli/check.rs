@@ -1,12 +1,14 @@
 //! `isogate check`: loads a configuration and the policies it names, and prints the
 //! compliance review — every problem with its file, line and key, or each channel's
-//! effective rules (a stream channel's addresses, timing and packet rules), and which configured folders share a file system (and where a move
+//! effective rules (a stream channel's addresses, timing and packet rules; a messages
+//! channel's batching, retention, NATS addresses, schema and content rules; the node's
+//! message API address), and which configured folders share a file system (and where a move
 //! must copy instead of rename), and the fingerprints of the node's keys and of the peer's
 //! pinned ones — as a readable report or one JSON document.
 
 use crate::core::stream::{Protocol, StreamRules};
 use crate::keys;
-use crate::node::config::{Config, Role, StreamChannel};
+use crate::node::config::{Config, MessageChannel, MessagesApiConfig, Role, StreamChannel};
 use crate::node::layout::survey;
 use crate::policy::{PiiAction, Policy};
 use crate::problem::Problem;
@@ -49,8 +51,9 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "to": c.to,
                         "outbound": c.outbound,
                         "role": if c.role == Role::Send { "send" } else { "receive" },
-                        "kind": if c.is_stream() { "stream" } else { "files" },
+                        "kind": kind(c),
                         "stream": c.stream.as_ref().map(stream_json),
+                        "messages": c.messages.as_ref().map(messages_json),
                         "policy": c.policy_file.display().to_string(),
                         "rules": c.policy.report(),
                     })).collect::<Vec<_>>(),
@@ -59,6 +62,11 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "tls_certificate": tls,
                         "signing_key": sign,
                     })).collect::<Vec<_>>(),
+                    "messages_api": cfg.messages.as_ref().map(|m| serde_json::json!({
+                        "listen": m.listen.to_string(),
+                        "allow_remote": m.allow_remote,
+                        "url": api_url(m.listen),
+                    })),
                     "problems": [],
                     "warnings": cfg.warnings.iter().chain(&extra).map(problem_json).collect::<Vec<_>>(),
                     "file_systems": layout_json(cfg),
@@ -84,6 +92,18 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                 for (who, tls, sign) in key_fingerprints(cfg) {
                     println!("  {who:<22} tls {tls}  signing {sign}");
                 }
+                match &cfg.messages {
+                    Some(m) => println!(
+                        "  message API {}{}",
+                        api_url(m.listen),
+                        if m.allow_remote {
+                            " (allow_remote: TLS in front of it)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    None => println!("  message API none ([messages] listen not set)"),
+                }
                 for c in &cfg.channels {
                     println!(
                         "  channel {}: {} -> {} ({}), this node {}s{}",
@@ -96,13 +116,28 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         } else {
                             "receive"
                         },
-                        if c.is_stream() { " (stream)" } else { "" },
+                        match kind(c) {
+                            "files" => String::new(),
+                            k => format!(" ({k})"),
+                        },
                     );
-                    match (&c.stream, &c.policy.stream) {
-                        (Some(s), Some(rules)) => {
+                    match (&c.stream, &c.policy.stream, &c.messages) {
+                        (Some(s), Some(rules), _) => {
                             for line in
                                 stream_lines(&c.policy_file, &c.policy.version, c.role, s, rules)
                             {
+                                println!("{line}");
+                            }
+                        }
+                        (_, _, Some(m)) => {
+                            for line in message_lines(
+                                &c.name,
+                                c.role,
+                                m,
+                                cfg.messages.as_ref(),
+                                &c.policy_file,
+                                &c.policy,
+                            ) {
                                 println!("{line}");
                             }
                         }
@@ -288,6 +323,134 @@ fn stream_lines(
     out
 }
 
+/// A channel's kind as configured: `files`, `stream` or `messages`.
+fn kind(c: &crate::node::config::Channel) -> &'static str {
+    if c.is_stream() {
+        "stream"
+    } else if c.is_messages() {
+        "messages"
+    } else {
+        "files"
+    }
+}
+
+/// The message API's URL pattern at `listen`.
+fn api_url(listen: std::net::SocketAddr) -> String {
+    format!("http://{listen}/v1/channels/{{channel}}/messages")
+}
+
+/// A messages channel's settings as a JSON object: batching, retention (s), NATS addresses.
+fn messages_json(m: &MessageChannel) -> serde_json::Value {
+    serde_json::json!({
+        "batch_max": m.batch_max,
+        "batch_max_bytes": m.batch_max_bytes,
+        "linger_ms": m.linger_ms,
+        "retention_s": m.retention_ms / 1000,
+        "source": m.source.as_ref().map(|s| format!("nats://{}/{}/{}", s.server, s.stream, s.consumer)),
+        "deliver": m.deliver.as_ref().map(|d| format!("nats://{}/{}", d.server, d.subject)),
+    })
+}
+
+/// The settings and effective rules of one messages channel, for the compliance report:
+/// one line each (policy, the API's route, batching, retention, NATS, schema, text rules,
+/// markings, personal data).
+fn message_lines(
+    name: &str,
+    role: Role,
+    m: &MessageChannel,
+    api: Option<&MessagesApiConfig>,
+    file: &Path,
+    p: &Policy,
+) -> Vec<String> {
+    let (method, nats) = match role {
+        Role::Send => (
+            "POST",
+            m.source.as_ref().map(|s| {
+                format!(
+                    "takes from nats://{}/{}/{} (durable pull consumer)",
+                    s.server, s.stream, s.consumer
+                )
+            }),
+        ),
+        Role::Receive => (
+            "GET",
+            m.deliver.as_ref().map(|d| {
+                format!(
+                    "publishes to nats://{}/{} (Nats-Msg-Id = message id)",
+                    d.server, d.subject
+                )
+            }),
+        ),
+    };
+    let mut out = vec![format!(
+        "    policy        {} (version {})",
+        file.display(),
+        p.version
+    )];
+    out.push(match api {
+        Some(api) => format!(
+            "    api           {method} http://{}/v1/channels/{name}/messages",
+            api.listen
+        ),
+        None => {
+            "    api           none ([messages] listen not set): outbox and NATS only".to_string()
+        }
+    });
+    out.push(format!(
+        "    batches       at most {} messages, {} bytes; linger {} ms",
+        m.batch_max, m.batch_max_bytes, m.linger_ms
+    ));
+    if role == Role::Receive {
+        out.push(format!(
+            "    retention     {}",
+            humantime::format_duration(std::time::Duration::from_millis(m.retention_ms))
+        ));
+    }
+    out.push(format!(
+        "    nats          {}",
+        nats.unwrap_or_else(|| "none".into())
+    ));
+    if let Some(rules) = &p.messages {
+        out.push(format!(
+            "    schema        {} (JSON Schema draft 2020-12); at most {} bytes a message",
+            rules
+                .schema_file
+                .as_ref()
+                .map_or("none".into(), |f| f.display().to_string()),
+            rules.max_message_bytes
+        ));
+    }
+    out.push(format!(
+        "    text rules    {} keyword(s), {} pattern(s)",
+        p.keywords.len(),
+        p.patterns.len()
+    ));
+    out.push(match &p.markings {
+        Some(allow) if allow.is_empty() => "    markings      refused".to_string(),
+        Some(allow) => format!(
+            "    markings      refused; exempt phrases: {}",
+            allow.join(", ")
+        ),
+        None => "    markings      not checked".to_string(),
+    });
+    out.push(match &p.personal_data {
+        Some(pd) => format!(
+            "    personal data {} ({}) in every string value and key",
+            match pd.action {
+                PiiAction::Refuse => "refused",
+                PiiAction::Mask => "masked",
+            },
+            pd.kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "    personal data not checked".to_string(),
+    });
+    out
+}
+
 /// One problem as a JSON object.
 fn problem_json(x: &Problem) -> serde_json::Value {
     serde_json::json!({
@@ -399,6 +562,66 @@ fn print_rules(file: &Path, p: &Policy) {
 mod tests {
     use super::*;
     use crate::cli::init::{LabLink, init};
+
+    #[test]
+    fn a_messages_channel_shows_its_route_batching_nats_and_rules() {
+        let policy = Policy::parse(
+            Path::new("to-internet.toml"),
+            crate::cli::init::POLICY_TO_INTERNET,
+        )
+        .unwrap();
+        let m = MessageChannel {
+            batch_max: 1000,
+            batch_max_bytes: 8 << 20,
+            linger_ms: 2,
+            retention_ms: 7 * 86_400_000,
+            source: Some(
+                crate::node::config::NatsSource::parse("nats://127.0.0.1:4222/NOTICES/isogate")
+                    .unwrap(),
+            ),
+            deliver: Some(
+                crate::node::config::NatsDeliver::parse("nats://127.0.0.1:4222/court.notices")
+                    .unwrap(),
+            ),
+        };
+        let api = MessagesApiConfig {
+            listen: "127.0.0.1:28104".parse().unwrap(),
+            allow_remote: false,
+        };
+        let file = Path::new("policy/notices.toml");
+        let send = message_lines("notices", Role::Send, &m, Some(&api), file, &policy).join("\n");
+        for expect in [
+            "api           POST http://127.0.0.1:28104/v1/channels/notices/messages",
+            "batches       at most 1000 messages, 8388608 bytes; linger 2 ms",
+            "nats          takes from nats://127.0.0.1:4222/NOTICES/isogate (durable pull consumer)",
+            "text rules    3 keyword(s), 1 pattern(s)",
+            "markings      refused; exempt phrases: 商业秘密",
+            "personal data masked (resident_id, mobile, bank_card, email)",
+        ] {
+            assert!(send.contains(expect), "{expect:?} missing from:\n{send}");
+        }
+        assert!(!send.contains("retention"), "{send}");
+        let receive = message_lines("notices", Role::Receive, &m, None, file, &policy).join("\n");
+        for expect in [
+            "api           none ([messages] listen not set)",
+            "retention     7days",
+            "nats          publishes to nats://127.0.0.1:4222/court.notices",
+        ] {
+            assert!(
+                receive.contains(expect),
+                "{expect:?} missing from:\n{receive}"
+            );
+        }
+        let json = messages_json(&m);
+        assert_eq!(json["retention_s"], 604_800);
+        assert_eq!(json["batch_max_bytes"], 8 << 20);
+        assert_eq!(json["source"], "nats://127.0.0.1:4222/NOTICES/isogate");
+        assert_eq!(json["deliver"], "nats://127.0.0.1:4222/court.notices");
+        assert_eq!(
+            api_url(api.listen),
+            "http://127.0.0.1:28104/v1/channels/{channel}/messages"
+        );
+    }
 
     #[test]
     fn a_new_lab_passes_check_and_shows_its_stream_channel() {

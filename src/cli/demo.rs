@@ -1,6 +1,8 @@
 //! `isogate demo`: makes a lab (in a new temporary directory, or `--dir`), runs both nodes
 //! in this process, drops a few sample files — one of which the policy refuses — and prints
-//! what crossed and what was refused as it happens, until Ctrl-C.
+//! what crossed and what was refused as it happens; then posts court notices to the court
+//! node's message API (one masked, one refused) and reads those that crossed from the
+//! internet node's, printing them, until Ctrl-C.
 
 use crate::audit::{Event, Record};
 use crate::cli::init::{self, InitError, LabLink};
@@ -106,6 +108,13 @@ fn describe(r: &Record) -> Option<String> {
             r.reason.map(|x| x.as_str()).unwrap_or("?"),
             r.detail.as_deref().unwrap_or("")
         )),
+        Event::MessageRefused => Some(format!(
+            "REFUSED   {channel:<12} message {} by {}: {} ({})",
+            r.message.as_deref().unwrap_or("?"),
+            r.node,
+            r.reason.map(|x| x.as_str()).unwrap_or("?"),
+            r.detail.as_deref().unwrap_or("")
+        )),
         Event::LinkUp => Some(format!(
             "LINK UP   {} {}",
             r.node,
@@ -168,6 +177,13 @@ pub async fn run(
     // Let both nodes start watching, then publish the samples.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop_samples(&dir)?;
+    let apis = (
+        init::messages_port("court", port_base),
+        init::messages_port("internet", port_base),
+    );
+    let messages = tokio::task::spawn_blocking(move || {
+        demo_messages(apis.0, apis.1, std::time::Duration::from_secs(10))
+    });
     tokio::select! {
         _ = shutdown => {}
         Some(r) = nodes.join_next() => {
@@ -176,6 +192,7 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    messages.abort();
     while let Some(r) = nodes.join_next().await {
         if let Ok(Err(e)) = r {
             return Err(e.into());
@@ -183,6 +200,95 @@ pub async fn run(
     }
     println!("\nstopped; the lab stays in {}", dir.display());
     Ok(())
+}
+
+/// The demo's court notices, as NDJSON lines: a hearing notice whose party's mobile
+/// number the lab's notices policy masks, and a judgment notice; both satisfy its schema.
+const NOTICES: [&str; 2] = [
+    r#"{"type":"hearing","case":"(2026)吉01民初123号","text":"本院定于2026年12月1日公开开庭审理原告与被告合同纠纷一案。","party":{"name":"张三","phone":"13812348000"}}"#,
+    r#"{"type":"judgment","case":"(2026)吉01民初77号","text":"判决已生效。"}"#,
+];
+/// A notice the lab's notices policy refuses: a keyword of its [text] rules.
+const REFUSED_NOTICE: &str =
+    r#"{"type":"status","case":"(2026)吉01民初124号","text":"内部资料，不得外传。"}"#;
+
+/// Posts the demo notices to the court node's message API (port `court`) and reads them
+/// from the internet node's (port `internet`), long-polling up to a minute: prints one line
+/// each (POSTED, MESSAGE), or what went wrong, and returns them. The first POST is tried
+/// again for `patience` while the API is not up yet. Runs on a blocking thread.
+fn demo_messages(court: u16, internet: u16, patience: std::time::Duration) -> Vec<String> {
+    use crate::cli::bench::messages::{post, read_page};
+    let court = std::net::SocketAddr::from(([127, 0, 0, 1], court));
+    let internet = std::net::SocketAddr::from(([127, 0, 0, 1], internet));
+    let mut out = Vec::new();
+    fn say(out: &mut Vec<String>, line: String) {
+        println!("{line}");
+        out.push(line);
+    }
+    let ndjson = format!("{}\n{}\n", NOTICES[0], NOTICES[1]);
+    let t = std::time::Instant::now();
+    let posted = loop {
+        // the API opens with the node: try again for a few seconds
+        match post(court, "notices", true, ndjson.as_bytes()) {
+            Ok(r) => break r,
+            Err(e) if t.elapsed() >= patience => {
+                say(
+                    &mut out,
+                    format!("messages: the court node's API at {court}: {e}"),
+                );
+                return out;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    };
+    say(
+        &mut out,
+        format!(
+            "POSTED    notices      2 notices to http://{court}/v1/channels/notices/messages: {} {}",
+            posted.status,
+            posted.text().trim()
+        ),
+    );
+    match post(court, "notices", false, REFUSED_NOTICE.as_bytes()) {
+        Ok(r) => say(
+            &mut out,
+            format!(
+                "POSTED    notices      a notice marked 内部资料: {} {}",
+                r.status,
+                r.text().trim()
+            ),
+        ),
+        Err(e) => say(&mut out, format!("messages: posting to {court}: {e}")),
+    }
+    if posted.status != 202 {
+        return out;
+    }
+    let mut cursor: Option<String> = None;
+    let mut read = 0;
+    while read < NOTICES.len() && t.elapsed() < std::time::Duration::from_secs(60) {
+        match read_page(internet, "notices", cursor.as_deref(), 100, 10) {
+            Ok(page) => {
+                for m in &page.messages {
+                    read += 1;
+                    say(
+                        &mut out,
+                        format!(
+                            "MESSAGE   notices      read from http://{internet}/ cursor {} id {}: {}",
+                            m.cursor, m.id, m.body
+                        ),
+                    );
+                }
+                if let Some(next) = page.next {
+                    cursor = Some(next);
+                }
+            }
+            Err(e) => {
+                say(&mut out, format!("messages: reading from {internet}: {e}"));
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+    out
 }
 
 /// Publishes each sample the recommended way: written under a dot name, then renamed in.
@@ -204,6 +310,29 @@ fn drop_samples(dir: &Path) -> Result<(), DemoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_notices_satisfy_the_lab_schema_and_the_refused_one_too() {
+        let schema: serde_json::Value = serde_json::from_str(init::SCHEMA_NOTICES).unwrap();
+        let v = jsonschema::draft202012::new(&schema).unwrap();
+        for n in NOTICES.iter().chain([&REFUSED_NOTICE]) {
+            let body: serde_json::Value = serde_json::from_str(n).unwrap();
+            assert!(v.is_valid(&body), "{n}");
+        }
+        // refused by the policy's keywords, not by the schema
+        assert!(init::POLICY_NOTICES.contains("\"内部资料\""));
+        assert!(REFUSED_NOTICE.contains("内部资料"));
+    }
+
+    #[test]
+    fn the_demo_says_so_when_the_message_api_is_not_there() {
+        // nothing listens on these ports of the test range
+        let lines = demo_messages(28186, 28187, std::time::Duration::ZERO);
+        assert!(
+            matches!(&lines[..], [one] if one.starts_with("messages: the court node's API at 127.0.0.1:28186")),
+            "{lines:?}"
+        );
+    }
 
     #[test]
     fn every_sample_meant_to_cross_passes_its_channel_policy() {

@@ -1,6 +1,7 @@
 //! `isogate init DIR`: writes a ready two-node lab on this host (court ⇄ internet: the
-//! files channels to-internet and to-court, and the stream channel hearing), the quick
-//! start and what the tests use. Layout in the README and DESIGN.md §4.
+//! files channels to-internet and to-court, the stream channel hearing, and the messages
+//! channels notices and filings with each node's message API), the quick start and what
+//! the tests use. Layout in the README and DESIGN.md §4.
 
 use crate::keys::{self, KeyError};
 use std::fs;
@@ -9,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use thiserror::Error;
 
-/// The default port base: links on N and N+1, metrics on N+2 and N+3, the hearing
-/// stream in on N+6 (court) and out on N+7 (internet), consoles on N+8 and N+9.
+/// The default port base: links on N and N+1, metrics on N+2 and N+3, the message APIs on
+/// N+4 (court) and N+5 (internet), the hearing stream in on N+6 (court) and out on N+7
+/// (internet), consoles on N+8 and N+9.
 pub const DEFAULT_PORT_BASE: u16 = 7400;
 
 /// The outbound lab policy (court → internet), as shipped under `policy/`.
@@ -20,6 +22,20 @@ pub const POLICY_TO_COURT: &str = include_str!("../../policy/to-court.toml");
 /// The lab's stream policy (the `hearing` channel, court → internet), as shipped under
 /// `policy/`.
 pub const POLICY_HEARING: &str = include_str!("../../policy/hearing.toml");
+/// The lab's outbound messages policy (the `notices` channel, court → internet), as
+/// shipped under `policy/`.
+pub const POLICY_NOTICES: &str = include_str!("../../policy/notices.toml");
+/// The JSON Schema (draft 2020-12) of the `notices` channel's messages.
+pub const SCHEMA_NOTICES: &str = include_str!("../../policy/notices.schema.json");
+/// The lab's inbound messages policy (the `filings` channel, internet → court).
+pub const POLICY_FILINGS: &str = include_str!("../../policy/filings.toml");
+/// The JSON Schema (draft 2020-12) of the `filings` channel's messages.
+pub const SCHEMA_FILINGS: &str = include_str!("../../policy/filings.schema.json");
+
+/// The lab's port of the message API of `node` (`court`: N+4, `internet`: N+5).
+pub fn messages_port(node: &str, base: u16) -> u16 {
+    if node == "court" { base + 4 } else { base + 5 }
+}
 
 /// Why the lab could not be written.
 #[derive(Debug, Error)]
@@ -162,6 +178,12 @@ listen = "127.0.0.1:{console}"
 users = "{CONSOLE_USERS}"
 idle_timeout = "15m"
 
+[messages]
+# The message API (HTTP, plain JSON): POST /v1/channels/CHANNEL/messages for the channels
+# this node sends, GET /v1/channels/CHANNEL/messages?after=CURSOR for those it receives.
+# Loopback unless allow_remote = true (put TLS in front of it).
+listen = "127.0.0.1:{messages}"
+
 [disk]
 # Below this many free bytes on the state or exchange file system, intake pauses (files
 # stay in the outbox). The receiver keeps this much free in each inbox: it reserves each
@@ -208,11 +230,43 @@ emit = "127.0.0.1:{stream_out}"
 # delay_ms = 20
 # silence_s = 5
 # expected = false
+
+# Court notices as JSON messages: posted to the court node's message API (or dropped into
+# its outbox as .json / .ndjson files), checked one by one against policy/notices.toml and
+# its schema, sent in batches, checked again and kept in the internet node's message log,
+# read with GET on its API.
+[[channel]]
+name = "notices"
+kind = "messages"
+from = "court"
+to = "internet"
+link = "{link_name}"
+policy = "policy/notices.toml"
+# A batch holds up to batch_max messages or batch_max_bytes bytes; the first message of a
+# batch waits linger_ms for more. The receiving node keeps messages for retention.
+batch_max = 1000
+batch_max_bytes = "8MiB"
+linger_ms = 2
+retention = "7d"
+# Also take messages from a durable JetStream pull consumer (sending node), and publish
+# every message received to a JetStream subject (receiving node):
+# source = "nats://127.0.0.1:4222/NOTICES/isogate"
+# deliver = "nats://127.0.0.1:4222/court.notices"
+
+# E-filing notices from the internet side toward the court, as JSON messages.
+[[channel]]
+name = "filings"
+kind = "messages"
+from = "internet"
+to = "court"
+link = "{link_name}"
+policy = "policy/filings.toml"
 {diode}"#,
         listen = port(name),
         peer_port = port(peer),
         stream_in = base + 6,
         stream_out = base + 7,
+        messages = messages_port(name, base),
     )
 }
 
@@ -266,6 +320,16 @@ pub fn init(
     // a stream policy has only [stream]: no antivirus there
     let hearing = policy.join("hearing.toml");
     fs::write(&hearing, POLICY_HEARING).map_err(io(&hearing))?;
+    // messages policies and their schemas: no antivirus there either (JSON, checked
+    // field by field)
+    for (file, text) in [
+        ("notices.toml", POLICY_NOTICES),
+        ("notices.schema.json", SCHEMA_NOTICES),
+        ("filings.toml", POLICY_FILINGS),
+        ("filings.schema.json", SCHEMA_FILINGS),
+    ] {
+        fs::write(policy.join(file), text).map_err(io(&policy.join(file)))?;
+    }
     // the console: one user, officer, with a random password kept in a 0600 file
     let mut random = [0u8; 18];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).map_err(
@@ -286,19 +350,21 @@ pub fn init(
     for (name, peer) in NODES {
         let file = dir.join(format!("{name}.toml"));
         fs::write(&file, node_config(name, peer, port_base, link)).map_err(io(&file))?;
-        let (out_ch, in_ch) = if name == "court" {
-            ("to-internet", "to-court")
+        let (out_chs, in_chs) = if name == "court" {
+            (["to-internet", "notices"], ["to-court", "filings"])
         } else {
-            ("to-court", "to-internet")
+            (["to-court", "filings"], ["to-internet", "notices"])
         };
-        for sub in [
-            format!("outbox/{out_ch}"),
-            format!("inbox/{in_ch}"),
-            format!("quarantine/{out_ch}"),
-            format!("quarantine/{in_ch}"),
-            "audit".to_string(),
-            "state".to_string(),
-        ] {
+        let mut subs = vec!["audit".to_string(), "state".to_string()];
+        for ch in out_chs {
+            subs.push(format!("outbox/{ch}"));
+            subs.push(format!("quarantine/{ch}"));
+        }
+        for ch in in_chs {
+            subs.push(format!("inbox/{ch}"));
+            subs.push(format!("quarantine/{ch}"));
+        }
+        for sub in subs {
             let d = dir.join(name).join(sub);
             fs::create_dir_all(&d).map_err(io(&d))?;
         }
@@ -331,6 +397,14 @@ pub fn command(
         "  stream: rtp://127.0.0.1:{} (to court) -> rtp://127.0.0.1:{} (from internet)",
         port_base + 6,
         port_base + 7
+    );
+    println!(
+        "  messages: curl -H 'Content-Type: application/json' -d '{{\"type\":\"status\",\"case\":\"(2026)吉01民初123号\",\"text\":\"已立案\"}}' http://127.0.0.1:{}/v1/channels/notices/messages",
+        messages_port("court", port_base)
+    );
+    println!(
+        "            curl 'http://127.0.0.1:{}/v1/channels/notices/messages?wait=10'",
+        messages_port("internet", port_base)
     );
     println!(
         "  console: http://127.0.0.1:{}/ (court), http://127.0.0.1:{}/ (internet); user {CONSOLE_USER}, password in {}/{CONSOLE_PASSWORD}",
@@ -369,6 +443,75 @@ mod tests {
             init(&dir, LabLink::Quic, 7400, None),
             Err(InitError::NotEmpty(_))
         ));
+    }
+
+    #[test]
+    fn the_lab_has_the_messages_channels_their_policies_and_the_apis() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init(&dir, LabLink::Diode, 28170, None).unwrap();
+        for (file, text) in [
+            ("notices.toml", POLICY_NOTICES),
+            ("notices.schema.json", SCHEMA_NOTICES),
+            ("filings.toml", POLICY_FILINGS),
+            ("filings.schema.json", SCHEMA_FILINGS),
+        ] {
+            assert_eq!(
+                fs::read_to_string(dir.join("policy").join(file)).unwrap(),
+                text
+            );
+        }
+        for schema in [SCHEMA_NOTICES, SCHEMA_FILINGS] {
+            let v: serde_json::Value = serde_json::from_str(schema).unwrap();
+            assert!(jsonschema::draft202012::new(&v).is_ok(), "{schema}");
+        }
+        assert!(POLICY_NOTICES.contains("schema = \"notices.schema.json\""));
+        assert!(POLICY_FILINGS.contains("schema = \"filings.schema.json\""));
+        for (node, api, sends, receives) in [
+            ("court", 28174, "notices", "filings"),
+            ("internet", 28175, "filings", "notices"),
+        ] {
+            let text = fs::read_to_string(dir.join(format!("{node}.toml"))).unwrap();
+            let v: toml::Value = toml::from_str(&text).unwrap();
+            assert_eq!(
+                v["messages"]["listen"].as_str(),
+                Some(format!("127.0.0.1:{api}").as_str())
+            );
+            assert_eq!(messages_port(node, 28170), api);
+            let channels = v["channel"].as_array().unwrap();
+            let kinds: Vec<(&str, &str, &str)> = channels
+                .iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap(),
+                        c["kind"].as_str().unwrap(),
+                        c["link"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("to-internet", "files", "diode"),
+                    ("to-court", "files", "diode"),
+                    ("hearing", "stream", "diode"),
+                    ("notices", "messages", "diode"),
+                    ("filings", "messages", "diode"),
+                ]
+            );
+            assert_eq!(channels[3]["from"].as_str(), Some("court"));
+            assert_eq!(channels[4]["from"].as_str(), Some("internet"));
+            assert_eq!(channels[3]["policy"].as_str(), Some("policy/notices.toml"));
+            assert_eq!(channels[4]["policy"].as_str(), Some("policy/filings.toml"));
+            for sub in [
+                format!("outbox/{sends}"),
+                format!("quarantine/{sends}"),
+                format!("inbox/{receives}"),
+                format!("quarantine/{receives}"),
+            ] {
+                assert!(dir.join(node).join(&sub).is_dir(), "{node}/{sub}");
+            }
+        }
     }
 
     #[test]

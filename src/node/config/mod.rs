@@ -263,6 +263,245 @@ pub struct MessageChannel {
     pub deliver: Option<NatsDeliver>,
 }
 
+/// `batch_max` when a messages channel does not set it.
+pub const DEFAULT_BATCH_MAX: usize = 1000;
+/// Largest `batch_max`.
+pub const MAX_BATCH_MAX: usize = 10_000;
+/// `batch_max_bytes` when a messages channel does not set it: 8 MiB.
+pub const DEFAULT_BATCH_MAX_BYTES: u64 = 8 << 20;
+/// Smallest `batch_max_bytes`: 1 KiB.
+pub const MIN_BATCH_MAX_BYTES: u64 = 1 << 10;
+/// Largest `batch_max_bytes`: 64 MiB.
+pub const MAX_BATCH_MAX_BYTES: u64 = 64 << 20;
+/// `linger_ms` when a messages channel does not set it.
+pub const DEFAULT_LINGER_MS: u64 = 2;
+/// Largest `linger_ms`.
+pub const MAX_LINGER_MS: u64 = 1000;
+/// `retention` when a messages channel does not set it: 7 days, in ms.
+pub const DEFAULT_RETENTION_MS: u64 = 7 * 86_400_000;
+/// Shortest `retention`: a minute, in ms.
+pub const MIN_RETENTION_MS: u64 = 60_000;
+/// Longest `retention`: 365 days, in ms.
+pub const MAX_RETENTION_MS: u64 = 365 * 86_400_000;
+/// The port of a `nats://` address that names none (the NATS default).
+pub const DEFAULT_NATS_PORT: u16 = 4222;
+
+/// Why a size (`batch_max_bytes`) was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Neither an integer nor a number with a known unit.
+    #[error("{0:?}: write a number of bytes, or a number with B, KiB, MiB or GiB, e.g. \"8MiB\"")]
+    Form(String),
+    /// Negative, or too large to count.
+    #[error("{0}: out of range")]
+    Range(String),
+}
+
+/// Reads a size in bytes: a TOML integer, or a string of digits with an optional unit
+/// `B`, `KiB`, `MiB` or `GiB` (powers of 1024; a space between is allowed), e.g. `"8MiB"`.
+///
+/// # Errors
+/// [`SizeError`] for any other value, a negative one, or one over `u64`.
+pub fn parse_size(v: &toml::Value) -> Result<u64, SizeError> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| SizeError::Range(n.to_string())),
+        toml::Value::String(s) => {
+            let t = s.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (digits, unit) = t.split_at(split);
+            let shift = match unit.trim() {
+                "" | "B" => 0,
+                "KiB" => 10,
+                "MiB" => 20,
+                "GiB" => 30,
+                _ => return Err(SizeError::Form(s.clone())),
+            };
+            if digits.is_empty() {
+                return Err(SizeError::Form(s.clone()));
+            }
+            let n: u64 = digits.parse().map_err(|_| SizeError::Range(s.clone()))?;
+            n.checked_mul(1u64 << shift)
+                .ok_or_else(|| SizeError::Range(s.clone()))
+        }
+        other => Err(SizeError::Form(other.to_string())),
+    }
+}
+
+/// Why a `nats://` address (`source`, `deliver`) was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NatsUrlError {
+    /// Not `nats://...`.
+    #[error("{0:?}: a NATS address begins with nats://")]
+    Scheme(String),
+    /// User and password in the address.
+    #[error("{0:?}: credentials are not taken from the address; give the server without user@")]
+    Credentials(String),
+    /// The host or port is missing or wrong.
+    #[error(
+        "{0:?}: the server must be HOST:PORT (a host name, an IPv4 address or [IPv6], and a port 1-65535)"
+    )]
+    Server(String),
+    /// The path does not have the parts this key needs.
+    #[error("{url:?}: write {form}")]
+    Path {
+        /// The address as given.
+        url: String,
+        /// The form it must take.
+        form: &'static str,
+    },
+    /// A stream, consumer or subject name JetStream refuses.
+    #[error("{url:?}: {what} {name:?} {why}")]
+    Name {
+        /// The address as given.
+        url: String,
+        /// `stream`, `consumer` or `subject`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// Splits `nats://HOST[:PORT]/PATH` into `host:port` (the port 4222 when left out) and the
+/// path, checking the host and port.
+fn nats_server(url: &str) -> Result<(String, &str), NatsUrlError> {
+    let rest = url
+        .strip_prefix("nats://")
+        .ok_or_else(|| NatsUrlError::Scheme(url.to_string()))?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return Err(NatsUrlError::Credentials(url.to_string()));
+    }
+    let bad = || NatsUrlError::Server(url.to_string());
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']').ok_or_else(bad)?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (format!("[{ip}]"), port)
+    } else {
+        let (h, p) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let host_ok = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+            });
+        if !host_ok {
+            return Err(bad());
+        }
+        (h.to_string(), p)
+    };
+    let port = match port {
+        None => DEFAULT_NATS_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(bad()),
+        },
+    };
+    Ok((format!("{host}:{port}"), path))
+}
+
+/// What JetStream refuses in a stream or consumer name: empty, longer than 255 bytes,
+/// whitespace, `.`, `*`, `>`, a path separator, or a control character.
+fn jetstream_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 255 {
+        Some("is longer than 255 bytes")
+    } else if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+    {
+        Some("may not hold whitespace, '.', '*', '>', '/' or '\\'")
+    } else {
+        None
+    }
+}
+
+impl NatsSource {
+    /// Reads `nats://HOST:PORT/STREAM/CONSUMER` (the port 4222 when left out): the server,
+    /// the JetStream stream and its durable pull consumer (names as JetStream allows them).
+    ///
+    /// # Errors
+    /// [`NatsUrlError`] naming what is wrong.
+    pub fn parse(url: &str) -> Result<NatsSource, NatsUrlError> {
+        let (server, path) = nats_server(url)?;
+        let form = "nats://HOST:PORT/STREAM/CONSUMER (a durable pull consumer of that stream)";
+        let parts: Vec<&str> = path.split('/').collect();
+        let [stream, consumer] = parts[..] else {
+            return Err(NatsUrlError::Path {
+                url: url.to_string(),
+                form,
+            });
+        };
+        for (what, name) in [("stream", stream), ("consumer", consumer)] {
+            if let Some(why) = jetstream_name_problem(name) {
+                return Err(NatsUrlError::Name {
+                    url: url.to_string(),
+                    what,
+                    name: name.to_string(),
+                    why,
+                });
+            }
+        }
+        Ok(NatsSource {
+            server,
+            stream: stream.to_string(),
+            consumer: consumer.to_string(),
+        })
+    }
+}
+
+impl NatsDeliver {
+    /// Reads `nats://HOST:PORT/SUBJECT` (the port 4222 when left out): the server and the
+    /// subject published to, dot-separated tokens without wildcards (`*`, `>`), whitespace
+    /// or empty tokens.
+    ///
+    /// # Errors
+    /// [`NatsUrlError`] naming what is wrong.
+    pub fn parse(url: &str) -> Result<NatsDeliver, NatsUrlError> {
+        let (server, subject) = nats_server(url)?;
+        if subject.is_empty() || subject.contains('/') {
+            return Err(NatsUrlError::Path {
+                url: url.to_string(),
+                form: "nats://HOST:PORT/SUBJECT (a subject a JetStream stream captures)",
+            });
+        }
+        let why = if subject.len() > 255 {
+            Some("is longer than 255 bytes")
+        } else if subject.split('.').any(str::is_empty) {
+            Some("has an empty token (a leading, trailing or double '.')")
+        } else if subject.contains(['*', '>']) {
+            Some("has a wildcard: a message is published to one subject")
+        } else if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Some("may not hold whitespace")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(NatsUrlError::Name {
+                url: url.to_string(),
+                what: "subject",
+                name: subject.to_string(),
+                why,
+            });
+        }
+        Ok(NatsDeliver {
+            server,
+            subject: subject.to_string(),
+        })
+    }
+}
+
 /// A durable JetStream pull consumer the sending node takes messages from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsSource {
@@ -457,8 +696,10 @@ pub struct Config {
 impl Config {
     /// What differs between this configuration (in force) and `new` (re-read on SIGHUP)
     /// that a reload cannot apply and only a restart does: channels added or removed, and
-    /// for each channel its zones, link, role, policy file and folders. One line each,
-    /// e.g. `channel to-internet: policy policy/a.toml → policy/b.toml`; empty when none.
+    /// for each channel its zones, link, role, policy file, folders, stream and messages
+    /// settings, and the message API's `[messages] listen`. One line each, e.g.
+    /// `channel to-internet: policy policy/a.toml → policy/b.toml` or
+    /// `messages: listen 127.0.0.1:7404 → 127.0.0.1:7414`; empty when none.
     /// (Keys and the content of policy files are reloaded; see `node::rotate`.)
     pub fn restart_needed(&self, new: &Config) -> Vec<String> {
         let mut out = Vec::new();
@@ -482,13 +723,50 @@ impl Config {
             field("inbox", p(&c.inbox), p(&n.inbox));
             field("quarantine", p(&c.quarantine), p(&n.quarantine));
             field("stream", stream_text(&c.stream), stream_text(&n.stream));
+            field(
+                "messages",
+                messages_text(&c.messages),
+                messages_text(&n.messages),
+            );
         }
         for n in &new.channels {
             if !self.channels.iter().any(|c| c.name == n.name) {
                 out.push(format!("channel {}: added", n.name));
             }
         }
+        let api = |m: &Option<MessagesApiConfig>| match m {
+            None => "none".to_string(),
+            Some(m) if m.allow_remote => format!("{} (allow_remote)", m.listen),
+            Some(m) => m.listen.to_string(),
+        };
+        let (old, new) = (api(&self.messages), api(&new.messages));
+        if old != new {
+            out.push(format!("messages: listen {old} → {new}"));
+        }
         out
+    }
+}
+
+/// A messages channel's settings in one line, for [`Config::restart_needed`]; `none` for
+/// a files or stream channel.
+fn messages_text(m: &Option<MessageChannel>) -> String {
+    match m {
+        None => "none".to_string(),
+        Some(m) => format!(
+            "batch_max {} batch_max_bytes {} linger_ms {} retention_ms {} source {} deliver {}",
+            m.batch_max,
+            m.batch_max_bytes,
+            m.linger_ms,
+            m.retention_ms,
+            m.source.as_ref().map_or("none".into(), |s| format!(
+                "nats://{}/{}/{}",
+                s.server, s.stream, s.consumer
+            )),
+            m.deliver.as_ref().map_or("none".into(), |d| format!(
+                "nats://{}/{}",
+                d.server, d.subject
+            )),
+        ),
     }
 }
 
@@ -585,7 +863,17 @@ pub fn compliance(
             }
         }
     }
-    if policy.antivirus.is_none() {
+    if outbound
+        && let Some(m) = &policy.messages
+        && m.schema.is_none()
+    {
+        errors.push(problem(
+            "messages.schema",
+            "an outbound messages channel must check every message against a JSON Schema ([messages] schema = \"FILE.schema.json\")".into(),
+        ));
+    }
+    // a messages policy has no [antivirus]: messages are JSON, checked field by field
+    if policy.antivirus.is_none() && policy.messages.is_none() {
         warnings.push(problem(
             "antivirus",
             "no antivirus: content crosses without a malware scan ([antivirus] clamd = ...)".into(),
@@ -734,6 +1022,97 @@ mod tests {
             "the list replaces the defaults"
         );
         assert!(own.matches(OsStr::new(".a")), "dot names always wait");
+    }
+
+    #[test]
+    fn sizes_are_integers_or_binary_units() {
+        use toml::Value;
+        let s = |t: &str| parse_size(&Value::String(t.into()));
+        assert_eq!(parse_size(&Value::Integer(1024)), Ok(1024));
+        assert_eq!(s("8MiB"), Ok(8 << 20));
+        assert_eq!(s("8 MiB"), Ok(8 << 20));
+        assert_eq!(s("64KiB"), Ok(64 << 10));
+        assert_eq!(s("1GiB"), Ok(1 << 30));
+        assert_eq!(s("4096"), Ok(4096));
+        assert_eq!(s("10B"), Ok(10));
+        for bad in ["8MB", "MiB", "", "8.5MiB", "-1", "8 mib", "eight"] {
+            assert!(matches!(s(bad), Err(SizeError::Form(_))), "{bad}");
+        }
+        assert!(matches!(
+            parse_size(&Value::Integer(-1)),
+            Err(SizeError::Range(_))
+        ));
+        assert!(matches!(s("99999999999GiB"), Err(SizeError::Range(_))));
+        assert!(matches!(
+            parse_size(&Value::Boolean(true)),
+            Err(SizeError::Form(_))
+        ));
+    }
+
+    #[test]
+    fn nats_sources_name_server_stream_and_consumer() {
+        let s = NatsSource::parse("nats://127.0.0.1:4222/NOTICES/isogate").unwrap();
+        assert_eq!(
+            s,
+            NatsSource {
+                server: "127.0.0.1:4222".into(),
+                stream: "NOTICES".into(),
+                consumer: "isogate".into()
+            }
+        );
+        assert_eq!(
+            NatsSource::parse("nats://nats.court.local/S/C")
+                .unwrap()
+                .server,
+            "nats.court.local:4222"
+        );
+        assert_eq!(
+            NatsSource::parse("nats://[::1]:4223/S/C").unwrap().server,
+            "[::1]:4223"
+        );
+        for (bad, says) in [
+            ("http://h:4222/S/C", "begins with nats://"),
+            ("nats://u:p@h:4222/S/C", "credentials"),
+            ("nats://:4222/S/C", "HOST:PORT"),
+            ("nats://h:0/S/C", "HOST:PORT"),
+            ("nats://h:99999/S/C", "HOST:PORT"),
+            ("nats://h x:1/S/C", "HOST:PORT"),
+            ("nats://[::1/S/C", "HOST:PORT"),
+            ("nats://h:4222/S", "STREAM/CONSUMER"),
+            ("nats://h:4222/S/C/D", "STREAM/CONSUMER"),
+            ("nats://h:4222", "STREAM/CONSUMER"),
+            ("nats://h:4222/S.1/C", "stream \"S.1\" may not hold"),
+            ("nats://h:4222/S/", "consumer \"\" is empty"),
+            ("nats://h:4222/S/c*", "consumer \"c*\" may not hold"),
+        ] {
+            let err = NatsSource::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn nats_deliveries_name_server_and_subject() {
+        let d = NatsDeliver::parse("nats://127.0.0.1:4222/court.notices").unwrap();
+        assert_eq!(
+            d,
+            NatsDeliver {
+                server: "127.0.0.1:4222".into(),
+                subject: "court.notices".into()
+            }
+        );
+        for (bad, says) in [
+            ("nats://h:4222/", "nats://HOST:PORT/SUBJECT"),
+            ("nats://h:4222/a/b", "nats://HOST:PORT/SUBJECT"),
+            ("nats://h:4222/a..b", "empty token"),
+            ("nats://h:4222/a.", "empty token"),
+            ("nats://h:4222/a.*", "wildcard"),
+            ("nats://h:4222/a.>", "wildcard"),
+            ("nats://h:4222/a b", "whitespace"),
+            ("tls://h:4222/a", "nats://"),
+        ] {
+            let err = NatsDeliver::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

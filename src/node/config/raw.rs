@@ -35,6 +35,17 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) quarantine: RawQuarantine,
     pub(super) diode: Option<RawDiode>,
+    /// `[messages]`: the message API.
+    pub(super) messages: Option<RawMessages>,
+}
+
+/// `[messages]`: the node's message API (HTTP).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMessages {
+    pub(super) listen: S,
+    #[serde(default)]
+    pub(super) allow_remote: bool,
 }
 
 /// `[quarantine]`.
@@ -209,6 +220,19 @@ pub(super) struct RawChannel {
     pub(super) silence_s: Option<Spanned<i64>>,
     /// `kind = "stream"`: whether `/healthz` fails while the stream is silent.
     pub(super) expected: Option<Spanned<bool>>,
+    /// `kind = "messages"`: most messages in one batch object.
+    pub(super) batch_max: Option<Spanned<i64>>,
+    /// `kind = "messages"`: most bytes in one batch object: an integer, or a string with a
+    /// unit (`"8MiB"`).
+    pub(super) batch_max_bytes: Option<Spanned<toml::Value>>,
+    /// `kind = "messages"`: how long a batch waits for more messages, in ms.
+    pub(super) linger_ms: Option<Spanned<i64>>,
+    /// `kind = "messages"`: how long the receiving node keeps messages (humantime).
+    pub(super) retention: Option<S>,
+    /// `kind = "messages"`: `nats://HOST:PORT/STREAM/CONSUMER`, taken from on the sending node.
+    pub(super) source: Option<S>,
+    /// `kind = "messages"`: `nats://HOST:PORT/SUBJECT`, published to on the receiving node.
+    pub(super) deliver: Option<S>,
 }
 
 /// `[intake]`.
@@ -324,6 +348,29 @@ signing_public_key = "pk"
         assert!(c.listen.is_some() && c.emit.is_some() && c.temp_names.is_none());
         assert_eq!(c.delay_ms.as_ref().map(|d| *d.get_ref()), Some(20));
         assert!(c.policy.get_ref().ends_with("/hearing.toml"));
+    }
+
+    #[test]
+    fn the_messages_table_and_keys_parse() {
+        let text = format!(
+            "{MINIMAL}\n[messages]\nlisten = \"127.0.0.1:7404\"\n\n[[channel]]\nname = \"n\"\nkind = \"messages\"\nfrom = \"court\"\nto = \"internet\"\nlink = \"quic\"\npolicy = \"p.toml\"\nbatch_max = 10\nbatch_max_bytes = \"8MiB\"\nlinger_ms = 0\nretention = \"7d\"\nsource = \"nats://h:4222/S/C\"\ndeliver = \"nats://h:4222/a.b\"\n"
+        );
+        let raw: RawConfig = toml::from_str(&text).unwrap();
+        let m = raw.messages.unwrap();
+        assert_eq!(m.listen.get_ref(), "127.0.0.1:7404");
+        assert!(!m.allow_remote);
+        let c = &raw.channels[0];
+        assert_eq!(c.batch_max.as_ref().map(|b| *b.get_ref()), Some(10));
+        assert_eq!(
+            c.batch_max_bytes.as_ref().map(|b| b.get_ref().as_str()),
+            Some(Some("8MiB"))
+        );
+        assert!(c.linger_ms.is_some() && c.retention.is_some());
+        assert!(c.source.is_some() && c.deliver.is_some());
+        let bad = text
+            .replace("allow_remote", "x")
+            .replace("7404\"", "7404\"\nremote = 1");
+        assert!(toml::from_str::<RawConfig>(&bad).is_err());
     }
 
     #[test]

@@ -10,6 +10,11 @@ use super::{
     DiodeConfig, DiskConfig, IntakeConfig, LinkConfig, MetricsConfig, NextNodeKeys, NextPeerKeys,
     NodeConfig, PeerConfig, QuarantineConfig, Role, StreamChannel, TempNames, compliance,
 };
+use super::{
+    DEFAULT_BATCH_MAX, DEFAULT_BATCH_MAX_BYTES, DEFAULT_LINGER_MS, DEFAULT_RETENTION_MS,
+    MAX_BATCH_MAX, MAX_BATCH_MAX_BYTES, MAX_LINGER_MS, MAX_RETENTION_MS, MIN_BATCH_MAX_BYTES,
+    MIN_RETENTION_MS, MessageChannel, MessagesApiConfig, NatsDeliver, NatsSource, parse_size,
+};
 use crate::core::stream::Protocol;
 use crate::core::wire::LinkKind;
 use crate::policy::Policy;
@@ -113,8 +118,36 @@ pub(super) fn config(
         .console
         .as_ref()
         .and_then(|c| console(src, file, c, &taken));
+    let mut taken: Vec<(SocketAddr, String)> =
+        taken.into_iter().map(|(a, k)| (a, k.to_string())).collect();
+    if let Some(c) = &console {
+        taken.push((c.listen, "console.listen".into()));
+    }
+    for c in channels.iter().filter(|c| c.role == Role::Send) {
+        if let Some(s) = &c.stream {
+            taken.push((s.listen, format!("channel {}'s listen", c.name)));
+        }
+    }
+    let messages = raw
+        .messages
+        .as_ref()
+        .and_then(|m| messages_api(src, m, &taken));
+    let mut warnings = warnings;
+    if raw.messages.is_none() {
+        for c in channels.iter().filter(|c| c.is_messages()) {
+            warnings.push(Problem {
+                file: file.to_path_buf(),
+                line: None,
+                key: Some("messages.listen".into()),
+                message: format!(
+                    "channel {} carries messages but this node has no [messages] listen: no HTTP API for it (the outbox and NATS still work)",
+                    c.name
+                ),
+            });
+        }
+    }
     let cfg = Config {
-        messages: None,
+        messages,
         console,
         diode,
         metrics: MetricsConfig {
@@ -592,16 +625,17 @@ fn channels(
                 format!("channel {name:?} is defined twice"),
             );
         }
-        let is_stream = match c.kind.get_ref().as_str() {
-            "files" => false,
-            "stream" => true,
+        let (is_stream, is_messages) = match c.kind.get_ref().as_str() {
+            "files" => (false, false),
+            "stream" => (true, false),
+            "messages" => (false, true),
             other => {
                 src.report(
                     Some(c.kind.span()),
                     &key("kind"),
-                    format!("unsupported kind {other:?}; supported: files, stream"),
+                    format!("unsupported kind {other:?}; supported: files, stream, messages"),
                 );
-                false
+                (false, false)
             }
         };
         let link = match c.link.get_ref().as_str() {
@@ -649,6 +683,12 @@ fn channels(
             refuse_stream_keys(src, c, i);
             (None, None)
         };
+        let messages = if is_messages {
+            message_channel(src, c, i)
+        } else {
+            refuse_message_keys(src, c, i);
+            None
+        };
         let policy = match protocol {
             Some(protocol) => match Policy::load_stream(&policy_file, protocol) {
                 Ok(p) => p,
@@ -661,6 +701,7 @@ fn channels(
             None if is_stream => Policy::deny_all(),
             None => match Policy::load(&policy_file) {
                 Ok(p) => {
+                    policy_kind(src, c, i, is_messages, &p);
                     let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
                     extra.append(&mut errors);
                     extra.extend(super::approval_self_pins(&policy_file, &p, &node_keys));
@@ -699,7 +740,7 @@ fn channels(
         };
         let x = &node.exchange_dir;
         channels.push(Channel {
-            messages: None,
+            messages,
             name: name.clone(),
             outbound,
             from,
@@ -952,6 +993,239 @@ fn refuse_stream_keys(src: &mut Source, c: &RawChannel, i: usize) {
             );
         }
     }
+}
+
+/// The keys of a `kind = "messages"` channel, refused on any other kind.
+const MESSAGE_KEYS: [&str; 6] = [
+    "batch_max",
+    "batch_max_bytes",
+    "linger_ms",
+    "retention",
+    "source",
+    "deliver",
+];
+
+/// Validates the keys of a `kind = "messages"` channel (the `i`-th): `batch_max`
+/// 1..=10,000 (default 1,000), `batch_max_bytes` 1 KiB..=64 MiB, an integer or a string
+/// with a unit (default 8 MiB), `linger_ms` 0..=1,000 (default 2), `retention` a duration
+/// of 1 minute to 365 days (humantime, default 7 days), and the optional NATS addresses
+/// `source` (`nats://HOST:PORT/STREAM/CONSUMER`) and `deliver` (`nats://HOST:PORT/SUBJECT`).
+/// Returns the settings when all are valid (each problem reported with the line and key).
+fn message_channel(src: &mut Source, c: &RawChannel, i: usize) -> Option<MessageChannel> {
+    let key = |k: &str| format!("channel[{i}].{k}");
+    let mut sound = true;
+    let mut int = |v: &Option<toml::Spanned<i64>>, k: &str, default: u64, min: u64, max: u64| {
+        let Some(v) = v else { return default };
+        match u64::try_from(*v.get_ref()) {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                src.report(
+                    Some(v.span()),
+                    &key(k),
+                    format!("{} is out of range {min}..={max}", v.get_ref()),
+                );
+                sound = false;
+                default
+            }
+        }
+    };
+    let batch_max = int(
+        &c.batch_max,
+        "batch_max",
+        DEFAULT_BATCH_MAX as u64,
+        1,
+        MAX_BATCH_MAX as u64,
+    );
+    let linger_ms = int(
+        &c.linger_ms,
+        "linger_ms",
+        DEFAULT_LINGER_MS,
+        0,
+        MAX_LINGER_MS,
+    );
+    let batch_max_bytes = match &c.batch_max_bytes {
+        None => DEFAULT_BATCH_MAX_BYTES,
+        Some(v) => match parse_size(v.get_ref()) {
+            Ok(n) if (MIN_BATCH_MAX_BYTES..=MAX_BATCH_MAX_BYTES).contains(&n) => n,
+            Ok(n) => {
+                src.report(
+                    Some(v.span()),
+                    &key("batch_max_bytes"),
+                    format!(
+                        "{n} bytes is out of range 1KiB..=64MiB ({MIN_BATCH_MAX_BYTES}..={MAX_BATCH_MAX_BYTES})"
+                    ),
+                );
+                sound = false;
+                DEFAULT_BATCH_MAX_BYTES
+            }
+            Err(e) => {
+                src.report(Some(v.span()), &key("batch_max_bytes"), e.to_string());
+                sound = false;
+                DEFAULT_BATCH_MAX_BYTES
+            }
+        },
+    };
+    let retention_ms = match &c.retention {
+        None => DEFAULT_RETENTION_MS,
+        Some(t) => match humantime::parse_duration(t.get_ref()) {
+            Ok(d)
+                if (MIN_RETENTION_MS..=MAX_RETENTION_MS)
+                    .contains(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)) =>
+            {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+            }
+            _ => {
+                src.report(
+                    Some(t.span()),
+                    &key("retention"),
+                    format!(
+                        "{:?}: use a duration from 1m to 365d, e.g. \"7d\"",
+                        t.get_ref()
+                    ),
+                );
+                sound = false;
+                DEFAULT_RETENTION_MS
+            }
+        },
+    };
+    let source = c.source.as_ref().and_then(|s| {
+        NatsSource::parse(s.get_ref())
+            .map_err(|e| {
+                src.report(Some(s.span()), &key("source"), e.to_string());
+                sound = false;
+            })
+            .ok()
+    });
+    let deliver = c.deliver.as_ref().and_then(|d| {
+        NatsDeliver::parse(d.get_ref())
+            .map_err(|e| {
+                src.report(Some(d.span()), &key("deliver"), e.to_string());
+                sound = false;
+            })
+            .ok()
+    });
+    sound.then_some(MessageChannel {
+        batch_max: usize::try_from(batch_max).unwrap_or(DEFAULT_BATCH_MAX),
+        batch_max_bytes,
+        linger_ms,
+        retention_ms,
+        source,
+        deliver,
+    })
+}
+
+/// Reports the keys of a messages channel set on a files or stream channel (the `i`-th).
+fn refuse_message_keys(src: &mut Source, c: &RawChannel, i: usize) {
+    let spans = [
+        c.batch_max.as_ref().map(|s| s.span()),
+        c.batch_max_bytes.as_ref().map(|s| s.span()),
+        c.linger_ms.as_ref().map(|s| s.span()),
+        c.retention.as_ref().map(|s| s.span()),
+        c.source.as_ref().map(|s| s.span()),
+        c.deliver.as_ref().map(|s| s.span()),
+    ];
+    for (k, span) in MESSAGE_KEYS.into_iter().zip(spans) {
+        if let Some(span) = span {
+            src.report(
+                Some(span),
+                &format!("channel[{i}].{k}"),
+                format!(
+                    "{k} is a key of kind = \"messages\" channels, not of kind = {:?}",
+                    c.kind.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+/// Reports a policy of the wrong kind for the `i`-th channel, at its `policy` key: a
+/// `kind = "messages"` channel needs a messages policy (one with a `[messages]` table), and
+/// a files channel refuses one.
+fn policy_kind(src: &mut Source, c: &RawChannel, i: usize, is_messages: bool, p: &Policy) {
+    let file = c.policy.get_ref();
+    let message = match (is_messages, p.messages.is_some()) {
+        (true, false) => format!(
+            "{file}: a messages channel (kind = \"messages\") needs a messages policy, one with a [messages] table (schema, max_message_bytes) and the content rules"
+        ),
+        (false, true) if c.kind.get_ref() == "files" => format!(
+            "{file} is a messages policy ([messages] table): it belongs to a kind = \"messages\" channel"
+        ),
+        _ => return,
+    };
+    src.report(
+        Some(c.policy.span()),
+        &format!("channel[{i}].policy"),
+        message,
+    );
+}
+
+/// Validates `[messages]`: `listen` an IP address and a port other than 0, loopback
+/// (IPv4-mapped loopback too) unless `allow_remote` (the API speaks plain HTTP), and no
+/// address another socket of the node has (`taken`: the links', the metrics', the
+/// console's, the streams' this node binds).
+fn messages_api(
+    src: &mut Source,
+    m: &super::raw::RawMessages,
+    taken: &[(SocketAddr, String)],
+) -> Option<MessagesApiConfig> {
+    let text = m.listen.get_ref();
+    let span = Some(m.listen.span());
+    let loopback = |a: &SocketAddr| match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    };
+    let clash = |a: &SocketAddr| {
+        taken.iter().find(|(t, _)| {
+            t.port() == a.port()
+                && (t.ip() == a.ip() || t.ip().is_unspecified() || a.ip().is_unspecified())
+        })
+    };
+    let listen = match text.parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 => {
+            src.report(
+                span,
+                "messages.listen",
+                format!("{a}: port 0 is not a port applications can find; choose one, e.g. 7404"),
+            );
+            return None;
+        }
+        Ok(a) if !loopback(&a) && !m.allow_remote => {
+            src.report(
+                span,
+                "messages.listen",
+                format!(
+                    "{a}: not a loopback address; the message API speaks plain HTTP, so put a TLS proxy in front and set allow_remote = true"
+                ),
+            );
+            return None;
+        }
+        Ok(a) => a,
+        Err(_) => {
+            let port = text.rsplit_once(':').map(|(_, p)| p).unwrap_or("7404");
+            src.report(
+                span,
+                "messages.listen",
+                format!(
+                    "{text:?}: write an IP address and a port, e.g. 127.0.0.1:{port} or [::1]:{port} (not a host name)"
+                ),
+            );
+            return None;
+        }
+    };
+    if let Some((t, what)) = clash(&listen) {
+        src.report(
+            span,
+            "messages.listen",
+            format!("{listen}: {what} is {t}; give the message API an address of its own"),
+        );
+        return None;
+    }
+    Some(MessagesApiConfig {
+        listen,
+        allow_remote: m.allow_remote,
+    })
 }
 
 /// The signing keys of this node (only when its private keys are read) and of its peer,
@@ -1267,7 +1541,7 @@ mod tests {
                         .all(|c| c.is_files())
                 );
                 assert_eq!(cfg.stream_channels().count(), 1);
-                assert_eq!(cfg.file_channels().count(), 2);
+                assert_eq!(cfg.file_channels().count(), 4);
             }
             assert!(!lab.join("court/outbox/hearing").exists());
             assert!(!lab.join("internet/inbox/hearing").exists());
@@ -1497,7 +1771,7 @@ mod tests {
         let line = text[..last].matches('\n').count() + 1;
         assert!(
             err.contains(&format!(
-                "court.toml:{line}: channel[3].listen: 127.0.0.1:27176: channel hearing's listen is 127.0.0.1:27176"
+                "court.toml:{line}: channel[5].listen: 127.0.0.1:27176: channel hearing's listen is 127.0.0.1:27176"
             )),
             "{err}"
         );
@@ -1520,6 +1794,428 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    /// Validates `file` as [`Config::load`] does, keeping the configuration and every
+    /// problem; the problems of the lab's messages policy files (`notices`, `filings`:
+    /// policy text and schema) are left out, so that what the configuration itself says
+    /// is tested whatever those files hold.
+    fn validated(file: &Path) -> (Config, Vec<Problem>) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut src = Source::new(file, &text);
+        let raw = src.parse::<super::super::raw::RawConfig>().unwrap();
+        let cfg = config(&mut src, file, &raw, PrivateKeys::Check);
+        let own = src
+            .problems
+            .into_iter()
+            .filter(|p| {
+                let name = p.file.file_name().unwrap().to_string_lossy().to_string();
+                !(name.starts_with("notices.") || name.starts_with("filings."))
+            })
+            .collect();
+        (cfg, own)
+    }
+
+    /// A lab at `base` whose `node` config has `edit` applied from the notices channel on
+    /// (`name = "notices"` to the end); the problems of the config itself, one per line,
+    /// and the text written.
+    fn notices_problems(base: u16, node: &str, edit: impl Fn(&str) -> String) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, base, None).unwrap();
+        let file = lab.join(format!("{node}.toml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find("name = \"notices\"").unwrap();
+        let changed = format!("{}{}", &text[..at], edit(&text[at..]));
+        assert_ne!(changed, text, "the edit changes the notices channel");
+        std::fs::write(&file, &changed).unwrap();
+        let (_, problems) = validated(&file);
+        let err = problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (err, changed)
+    }
+
+    /// The 1-based line of the first line of `text` equal to `line`.
+    fn line_no(text: &str, line: &str) -> usize {
+        text.lines().position(|l| l == line).unwrap() + 1
+    }
+
+    #[test]
+    fn the_lab_messages_channels_and_apis_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, link) in [
+            crate::cli::init::LabLink::Quic,
+            crate::cli::init::LabLink::Diode,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let lab = dir.path().join(link.as_str());
+            let base = 28100 + 10 * i as u16;
+            crate::cli::init::init(&lab, link, base, None).unwrap();
+            for (node, api, notices, filings) in [
+                ("court", base + 4, Role::Send, Role::Receive),
+                ("internet", base + 5, Role::Receive, Role::Send),
+            ] {
+                let (cfg, problems) = validated(&lab.join(format!("{node}.toml")));
+                assert!(problems.is_empty(), "{node}: {problems:?}");
+                let m = cfg.messages.as_ref().unwrap();
+                assert_eq!(m.listen, SocketAddr::from(([127, 0, 0, 1], api)));
+                assert!(!m.allow_remote);
+                let n = cfg.channel("notices").unwrap();
+                let kind = match link {
+                    crate::cli::init::LabLink::Quic => LinkKind::Quic,
+                    crate::cli::init::LabLink::Diode => LinkKind::Diode,
+                };
+                assert_eq!((n.role, n.outbound, n.link), (notices, true, kind));
+                assert!(n.is_messages() && n.is_files() && !n.is_stream());
+                assert_eq!(
+                    n.messages,
+                    Some(MessageChannel {
+                        batch_max: 1000,
+                        batch_max_bytes: 8 << 20,
+                        linger_ms: 2,
+                        retention_ms: 7 * 86_400_000,
+                        source: None,
+                        deliver: None,
+                    })
+                );
+                assert!(n.policy_file.ends_with("policy/notices.toml"));
+                let f = cfg.channel("filings").unwrap();
+                assert_eq!((f.role, f.outbound), (filings, false));
+                assert!(f.is_messages());
+                assert!(f.policy_file.ends_with("policy/filings.toml"));
+                // the files channels are files channels still
+                assert!(!cfg.channel("to-internet").unwrap().is_messages());
+                assert_eq!(cfg.file_channels().count(), 4);
+                let own = if node == "court" {
+                    "notices"
+                } else {
+                    "filings"
+                };
+                assert!(lab.join(node).join("outbox").join(own).is_dir());
+                assert!(lab.join(node).join("quarantine").join(own).is_dir());
+                assert!(cfg.restart_needed(&cfg).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn message_channel_values_are_checked_with_line_and_key() {
+        for (from, to, key, says) in [
+            (
+                "batch_max = 1000",
+                "batch_max = 0",
+                "batch_max",
+                "0 is out of range 1..=10000",
+            ),
+            (
+                "batch_max = 1000",
+                "batch_max = 10001",
+                "batch_max",
+                "out of range 1..=10000",
+            ),
+            (
+                "batch_max_bytes = \"8MiB\"",
+                "batch_max_bytes = \"8MB\"",
+                "batch_max_bytes",
+                "KiB, MiB or GiB",
+            ),
+            (
+                "batch_max_bytes = \"8MiB\"",
+                "batch_max_bytes = 512",
+                "batch_max_bytes",
+                "512 bytes is out of range 1KiB..=64MiB",
+            ),
+            (
+                "batch_max_bytes = \"8MiB\"",
+                "batch_max_bytes = \"65MiB\"",
+                "batch_max_bytes",
+                "out of range 1KiB..=64MiB",
+            ),
+            (
+                "batch_max_bytes = \"8MiB\"",
+                "batch_max_bytes = -1",
+                "batch_max_bytes",
+                "-1: out of range",
+            ),
+            (
+                "batch_max_bytes = \"8MiB\"",
+                "batch_max_bytes = true",
+                "batch_max_bytes",
+                "write a number of bytes",
+            ),
+            (
+                "linger_ms = 2",
+                "linger_ms = -1",
+                "linger_ms",
+                "-1 is out of range 0..=1000",
+            ),
+            (
+                "linger_ms = 2",
+                "linger_ms = 1001",
+                "linger_ms",
+                "out of range 0..=1000",
+            ),
+            (
+                "retention = \"7d\"",
+                "retention = \"30s\"",
+                "retention",
+                "from 1m to 365d",
+            ),
+            (
+                "retention = \"7d\"",
+                "retention = \"366d\"",
+                "retention",
+                "from 1m to 365d",
+            ),
+            (
+                "retention = \"7d\"",
+                "retention = \"a week\"",
+                "retention",
+                "from 1m to 365d",
+            ),
+            (
+                "# source = \"nats://127.0.0.1:4222/NOTICES/isogate\"",
+                "source = \"nats://127.0.0.1:4222/NOTICES\"",
+                "source",
+                "nats://HOST:PORT/STREAM/CONSUMER",
+            ),
+            (
+                "# source = \"nats://127.0.0.1:4222/NOTICES/isogate\"",
+                "source = \"127.0.0.1:4222/NOTICES/isogate\"",
+                "source",
+                "begins with nats://",
+            ),
+            (
+                "# deliver = \"nats://127.0.0.1:4222/court.notices\"",
+                "deliver = \"nats://127.0.0.1:4222/court.*\"",
+                "deliver",
+                "wildcard",
+            ),
+            (
+                "# deliver = \"nats://127.0.0.1:4222/court.notices\"",
+                "deliver = \"nats://127.0.0.1:70000/court.notices\"",
+                "deliver",
+                "HOST:PORT",
+            ),
+            (
+                "kind = \"messages\"",
+                "kind = \"message\"",
+                "kind",
+                "supported: files, stream, messages",
+            ),
+        ] {
+            let (err, text) = notices_problems(28120, "court", |t| t.replacen(from, to, 1));
+            let line = line_no(&text, to);
+            assert!(
+                err.contains(&format!("court.toml:{line}: channel[3].{key}: ")),
+                "{to}: {err}"
+            );
+            assert!(err.contains(says), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn optional_message_keys_are_read_and_a_change_needs_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 28130, None).unwrap();
+        let file = lab.join("internet.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (before, _) = validated(&file);
+        let changed = text
+            .replacen("batch_max = 1000", "batch_max = 10000", 1)
+            .replacen("batch_max_bytes = \"8MiB\"", "batch_max_bytes = 1024", 1)
+            .replacen("linger_ms = 2", "linger_ms = 0", 1)
+            .replacen("retention = \"7d\"", "retention = \"1m\"", 1)
+            .replacen("# source = ", "source = ", 1)
+            .replacen("# deliver = ", "deliver = ", 1)
+            .replacen("127.0.0.1:28135", "127.0.0.1:28138", 1);
+        std::fs::write(&file, &changed).unwrap();
+        let (after, problems) = validated(&file);
+        assert!(problems.is_empty(), "{problems:?}");
+        let m = after.channel("notices").unwrap().messages.clone().unwrap();
+        assert_eq!(
+            (m.batch_max, m.batch_max_bytes, m.linger_ms, m.retention_ms),
+            (10_000, 1024, 0, 60_000)
+        );
+        assert_eq!(
+            m.source,
+            Some(NatsSource {
+                server: "127.0.0.1:4222".into(),
+                stream: "NOTICES".into(),
+                consumer: "isogate".into()
+            })
+        );
+        assert_eq!(
+            m.deliver,
+            Some(NatsDeliver {
+                server: "127.0.0.1:4222".into(),
+                subject: "court.notices".into()
+            })
+        );
+        let said = before.restart_needed(&after);
+        assert!(
+            said.iter().any(
+                |l| l.starts_with("channel notices: messages batch_max 1000")
+                    && l.contains("→ batch_max 10000")
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said.contains(&"messages: listen 127.0.0.1:28135 → 127.0.0.1:28138".to_string()),
+            "{said:?}"
+        );
+        // without [messages]: none, and a warning for each messages channel
+        let without = changed.replacen("[messages]\n", "[quarantine]\n", 1);
+        let without = without
+            .lines()
+            .filter(|l| *l != "listen = \"127.0.0.1:28138\"")
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        std::fs::write(&file, &without).unwrap();
+        let (none, problems) = validated(&file);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(none.messages.is_none());
+        let warned: Vec<_> = none
+            .warnings
+            .iter()
+            .filter(|w| w.key.as_deref() == Some("messages.listen"))
+            .collect();
+        assert_eq!(warned.len(), 2, "{:?}", none.warnings);
+        assert!(warned[0].message.contains("no HTTP API"), "{warned:?}");
+        assert!(
+            after
+                .restart_needed(&none)
+                .contains(&"messages: listen 127.0.0.1:28138 → none".to_string())
+        );
+    }
+
+    #[test]
+    fn message_keys_are_refused_on_files_and_stream_channels() {
+        for (anchor, index) in [
+            ("policy = \"policy/to-court.toml\"", 1),
+            ("policy = \"policy/hearing.toml\"", 2),
+        ] {
+            for key_value in [
+                "batch_max = 10",
+                "batch_max_bytes = 4096",
+                "linger_ms = 1",
+                "retention = \"1d\"",
+                "source = \"nats://127.0.0.1:4222/S/C\"",
+                "deliver = \"nats://127.0.0.1:4222/s\"",
+            ] {
+                let dir = tempfile::tempdir().unwrap();
+                let lab = dir.path().join("lab");
+                crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 28140, None).unwrap();
+                let file = lab.join("court.toml");
+                let text = std::fs::read_to_string(&file).unwrap();
+                let bad = text.replacen(anchor, &format!("{anchor}\n{key_value}"), 1);
+                std::fs::write(&file, &bad).unwrap();
+                let (_, problems) = validated(&file);
+                let line = line_no(&bad, key_value);
+                let key = key_value.split(' ').next().unwrap();
+                assert!(
+                    problems.iter().any(|p| p.line == Some(line)
+                        && p.key.as_deref() == Some(&format!("channel[{index}].{key}"))
+                        && p.message
+                            .contains("is a key of kind = \"messages\" channels")),
+                    "{key_value}: {problems:?}"
+                );
+            }
+        }
+        // and the keys of a stream on a messages channel
+        let (err, text) = notices_problems(28150, "court", |t| {
+            t.replacen("linger_ms = 2", "linger_ms = 2\nprotocol = \"rtp\"", 1)
+        });
+        let line = line_no(&text, "protocol = \"rtp\"");
+        assert!(
+            err.contains(&format!(
+                "court.toml:{line}: channel[3].protocol: protocol is a key of kind = \"stream\" channels, not of kind = \"messages\""
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_messages_channel_needs_a_messages_policy() {
+        let (err, text) = notices_problems(28150, "court", |t| {
+            t.replacen("policy/notices.toml", "policy/to-internet.toml", 1)
+        });
+        let at = text.find("name = \"notices\"").unwrap();
+        let line = text[..at].matches('\n').count()
+            + text[at..]
+                .lines()
+                .position(|l| l.contains("policy/to-internet.toml"))
+                .unwrap()
+            + 1;
+        assert!(
+            err.contains(&format!(
+                "court.toml:{line}: channel[3].policy: policy/to-internet.toml: a messages channel (kind = \"messages\") needs a messages policy"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_message_api_listens_on_an_address_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 28160, None).unwrap();
+        let file = lab.join("court.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let own = "listen = \"127.0.0.1:28164\"";
+        assert!(text.contains(own));
+        let line = line_no(&text, own);
+        let with = |listen: &str, extra: &str| {
+            let changed = text.replacen(own, &format!("listen = \"{listen}\"{extra}"), 1);
+            std::fs::write(&file, &changed).unwrap();
+            let (cfg, problems) = validated(&file);
+            (cfg, problems, line)
+        };
+        for (listen, says) in [
+            ("127.0.0.1:0", "port 0"),
+            (
+                "localhost:28164",
+                "e.g. 127.0.0.1:28164 or [::1]:28164 (not a host name)",
+            ),
+            ("10.1.2.3:28164", "not a loopback address"),
+            ("127.0.0.1:28160", "node.listen is 127.0.0.1:28160"),
+            ("127.0.0.1:28162", "metrics.listen is 127.0.0.1:28162"),
+            ("127.0.0.1:28168", "console.listen is 127.0.0.1:28168"),
+            (
+                "127.0.0.1:28166",
+                "channel hearing's listen is 127.0.0.1:28166",
+            ),
+        ] {
+            let (cfg, problems, line) = with(listen, "");
+            assert!(cfg.messages.is_none(), "{listen}");
+            assert!(
+                problems.iter().any(|p| p.line == Some(line)
+                    && p.key.as_deref() == Some("messages.listen")
+                    && p.message.contains(says)),
+                "{listen}: {problems:?}"
+            );
+        }
+        let (cfg, problems, _) = with("[::ffff:127.0.0.1]:28164", "");
+        assert!(
+            problems.is_empty() && cfg.messages.is_some(),
+            "{problems:?}"
+        );
+        let (cfg, problems, _) = with("0.0.0.0:28164", "\nallow_remote = true");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(cfg.messages.unwrap().allow_remote);
+        std::fs::write(
+            &file,
+            text.replacen(own, &format!("{own}\nremote = true"), 1),
+        )
+        .unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("unknown field `remote`"), "{err}");
     }
 
     #[test]
