@@ -13,6 +13,10 @@
 //! leaves a part file that recovery deletes (the sender sends again); a crash after it
 //! leaves a part file that recovery renames in; a resent object whose marker exists is a
 //! duplicate and is never delivered twice.
+//!
+//! A `messages` channel's batch never becomes a file of its own: it is appended to the
+//! channel's message log ([`crate::receiver::messages`]) before its marker is written, and
+//! its part file is then deleted; recovery deletes such part files, never renames them in.
 
 use crate::core::id::ObjectId;
 use crate::fsx::{rename_noreplace, sync_dir, write_durable};
@@ -173,6 +177,43 @@ impl Lander {
         Ok(done)
     }
 
+    /// Deletes every part file (and any other leftover) in an inbox's staging folder: the
+    /// recovery of a `messages` channel, whose part files are never renamed into the
+    /// inbox (a batch lands by its append to the message log, before its marker; a part
+    /// file left behind is either landed already or sent again, and the log drops the
+    /// copy). Returns how many files were deleted.
+    pub fn discard_parts(inbox: &Path) -> io::Result<usize> {
+        let dir = inbox.join(STAGING);
+        if let Ok(m) = fs::metadata(&dir)
+            && m.permissions().mode() & 0o777 != STAGING_MODE
+        {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(STAGING_MODE))?;
+        }
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut n = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes the part file of one object of a `messages` channel, if there is one
+    /// (never renamed into the inbox: see [`Lander::discard_parts`]).
+    pub fn discard_part(inbox: &Path, id: ObjectId) -> io::Result<()> {
+        match fs::remove_file(Self::part_path(inbox, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// If an object was committed but its part file was not yet renamed in, delivers it.
     /// An uncommitted part file is deleted.
     pub fn finish_pending(
@@ -277,6 +318,30 @@ mod tests {
         let long = format!("{}.pdf", "长".repeat(84)); // 256 bytes
         let n = numbered(&long, 12);
         assert!(n.len() <= 255 && n.ends_with(" (12).pdf"), "{n}");
+    }
+
+    #[test]
+    fn messages_recovery_never_renames_a_part_in() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let lander = Lander::open(&t.path().join("state")).unwrap();
+        let id = ObjectId([3; 16]);
+        Lander::create_part(&inbox, id)
+            .unwrap()
+            .1
+            .write_all(b"{}")
+            .unwrap();
+        Lander::create_part(&inbox, ObjectId([4; 16])).unwrap();
+        fs::write(inbox.join(STAGING).join("x.ndjson.tmp"), b"{").unwrap();
+        lander.record("m", id, Outcome::Landed, "b.ndjson").unwrap();
+        assert_eq!(Lander::discard_parts(&inbox).unwrap(), 3);
+        assert_eq!(fs::read_dir(inbox.join(STAGING)).unwrap().count(), 0);
+        assert!(!inbox.join("b.ndjson").exists());
+        Lander::create_part(&inbox, id).unwrap();
+        Lander::discard_part(&inbox, id).unwrap();
+        Lander::discard_part(&inbox, id).unwrap();
+        assert!(!Lander::part_path(&inbox, id).exists());
+        assert_eq!(Lander::discard_parts(&t.path().join("none")).unwrap(), 0);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Receiver {
     space: space::Ledger,
     /// The stream channels this node receives, once started ([`Receiver::start_streams`]).
     streams: std::sync::OnceLock<Arc<stream::Streams>>,
+    /// The message log of each messages channel this node receives, by channel name.
+    logs: HashMap<String, Arc<messages::MessageLog>>,
 }
 
 /// How `begin` ended.
@@ -147,7 +149,25 @@ impl Receiver {
         let lander = Lander::open(&dir).map_err(|error| NodeError::Dir { path: dir, error })?;
         // its refusals are counted from 0, like every channel's
         node.metrics.prime_refusals(UNVERIFIED);
+        let mut logs = HashMap::new();
+        for c in node.cfg.receiving() {
+            let Some(mc) = &c.messages else { continue };
+            let log = messages::MessageLog::open(&c.name, &c.inbox, mc.retention_ms).map_err(
+                |e| match e {
+                    messages::LogError::Io { path, source } => NodeError::Dir {
+                        path,
+                        error: source,
+                    },
+                    other => NodeError::Dir {
+                        path: c.inbox.clone(),
+                        error: std::io::Error::other(other.to_string()),
+                    },
+                },
+            )?;
+            logs.insert(c.name.clone(), Arc::new(log));
+        }
         Ok(Receiver {
+            logs,
             lander,
             busy: Arc::default(),
             deferred: Mutex::default(),
@@ -165,6 +185,14 @@ impl Receiver {
     pub fn recover(&self) -> Result<(), NodeError> {
         let node = &self.node;
         for c in node.cfg.file_receiving() {
+            if c.is_messages() {
+                // a batch lands by its append to the log: its part file is never renamed in
+                land::Lander::discard_parts(&c.inbox).map_err(|error| NodeError::Dir {
+                    path: c.inbox.clone(),
+                    error,
+                })?;
+                continue;
+            }
             let delivered =
                 self.lander
                     .recover(&c.inbox, &c.name)
@@ -191,6 +219,11 @@ impl Receiver {
             }
         }
         Ok(())
+    }
+
+    /// The message log of `channel`, when it is a messages channel this node receives.
+    pub fn message_log(&self, channel: &str) -> Option<Arc<messages::MessageLog>> {
+        self.logs.get(channel).cloned()
     }
 
     /// Opens the emitting sockets of the stream channels this node receives and starts
@@ -285,10 +318,14 @@ impl Receiver {
         let busy = BusyGuard(self.busy.clone(), id);
 
         // exactly once: an object already landed or quarantined is never delivered again
-        let known = self
-            .lander
-            .finish_pending(&channel.inbox, &channel.name, id)
-            .and_then(|_| self.lander.outcome(&channel.name, id));
+        let pending = if channel.is_messages() {
+            Lander::discard_part(&channel.inbox, id)
+        } else {
+            self.lander
+                .finish_pending(&channel.inbox, &channel.name, id)
+                .map(|_| ())
+        };
+        let known = pending.and_then(|()| self.lander.outcome(&channel.name, id));
         match known {
             // refused unread before: the same answer again, so that the sender keeps the
             // content (in its own quarantine) rather than forget it as delivered
@@ -403,6 +440,12 @@ impl Receiver {
         for c in self.node.cfg.file_receiving() {
             let w = self.space.waiting(&c.name, crate::mono_ms());
             self.report_waiting(&c.name, w, None);
+        }
+        // the message logs' retention, swept at most once a minute each
+        for log in self.logs.values() {
+            if let Err(e) = log.sweep(crate::now_ms()) {
+                tracing::warn!(channel = %log.channel(), error = %e, "cannot remove expired batches of the message log");
+            }
         }
     }
 
@@ -580,6 +623,9 @@ impl Receiver {
             part,
         } = received;
         let m = &verified.manifest;
+        if channel.is_messages() {
+            return self.land_messages(&channel, m, &part, masked.as_ref());
+        }
         if let Some(masked) = &masked {
             // our own policy masks what the sender did not: the masked copy is what lands
             node.masked(subject(m), m.sha256, masked)?;
@@ -609,6 +655,66 @@ impl Receiver {
             .lander
             .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
         tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
+        Ok(ReceiptStatus::Landed)
+    }
+
+    /// Lands a cleared batch of a messages channel: its messages (the masked copy's when
+    /// this node masked) are appended to the channel's message log, durably and once
+    /// (`message_delivered` / `message_duplicate`); then the object is recorded as landed;
+    /// then its part file is deleted (never renamed into the inbox).
+    fn land_messages(
+        &self,
+        channel: &Channel,
+        m: &Manifest,
+        part: &Path,
+        masked: Option<&Masked>,
+    ) -> Result<ReceiptStatus, Fault> {
+        let node = &self.node;
+        let Some(log) = self.logs.get(&channel.name) else {
+            return Err(Fault::UnknownChannel {
+                object: m.object_id,
+                channel: channel.name.clone(),
+            });
+        };
+        let landing = match masked {
+            Some(mk) => {
+                node.masked(subject(m), m.sha256, mk)?;
+                mk.path.as_path()
+            }
+            None => part,
+        };
+        // the batch passed this node's inspection, which parsed it: it parses again
+        let batch = match crate::core::message::parse_batch(&std::fs::read(landing)?) {
+            Ok(b) => b,
+            Err(e) => {
+                let refusal = Refusal::new(Reason::MessageMalformed, e.to_string());
+                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
+                if masked.is_some() {
+                    let _ = std::fs::remove_file(landing);
+                }
+                return Ok(ReceiptStatus::Quarantined);
+            }
+        };
+        events::Landed {
+            subject: subject(m),
+            peer: &node.cfg.peer.name,
+            delivered_as: None,
+        }
+        .emit(node.sink())?;
+        let appended = messages::land_batch(node, log, m.object_id, &batch)?;
+        self.lander
+            .record(&channel.name, m.object_id, Outcome::Landed, &m.name)?;
+        for p in [Some(part), masked.map(|mk| mk.path.as_path())]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = std::fs::remove_file(p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(part = %p.display(), error = %e, "cannot remove a landed batch's part file");
+            }
+        }
+        tracing::debug!(channel = %channel.name, object = %m.object_id, delivered = appended.delivered.len(), duplicates = appended.duplicates.len(), already = appended.already, "batch of messages landed");
         Ok(ReceiptStatus::Landed)
     }
 
