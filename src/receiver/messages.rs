@@ -33,3 +33,48 @@ pub struct Page {
     /// (`None` when the log is empty and none was given).
     pub next: Option<Cursor>,
 }
+
+// PLACEHOLDER below, replaced by the message log itself: only what the HTTP API needs to
+// compile. No log is ever open here, so every read is refused.
+
+/// Why the message log could not be read (placeholder).
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The message log is not built in this version.
+    #[error("the message log is not built in this version")]
+    NotBuilt,
+}
+
+/// The message log of one received messages channel (placeholder: never opened).
+pub struct MessageLog {
+    channel: String,
+}
+
+impl MessageLog {
+    /// The messages after `after` (placeholder: always [`LogError::NotBuilt`]).
+    ///
+    /// # Errors
+    /// Always, in this placeholder.
+    pub fn read(
+        &self,
+        after: Option<Cursor>,
+        limit: usize,
+        wait: std::time::Duration,
+    ) -> Result<Page, LogError> {
+        let _ = (after, limit, wait);
+        Err(LogError::NotBuilt)
+    }
+
+    /// The channel whose log this is.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+impl crate::receiver::Receiver {
+    /// The message log of a received messages channel (placeholder: none is open).
+    pub fn message_log(&self, channel: &str) -> Option<std::sync::Arc<MessageLog>> {
+        let _ = channel;
+        None
+    }
+}
