@@ -21,16 +21,18 @@
 //!            and disk
 //!  ops       metrics, telemetry events, /metrics and /healthz, systemd
 //!  console   the officers' read-only web console (and its one writing action, approval)
+//!  api       the message API: POST and GET of JSON messages on messages channels
 //! ```
 //!
 //! Layers, each importing only those below it:
-//! `cli` ─► `link`, `console` ─► `sender`, `receiver` ─► `node` ─► `ops` ─► `audit` ─► `inspect` ─►
+//! `cli` ─► `link`, `console`, `api` ─► `sender`, `receiver` ─► `node` ─► `ops` ─► `audit` ─► `inspect` ─►
 //! `policy` ─► `content` ─► `core` ─► the support modules `keys` (Ed25519 and TLS key
 //! material), `fsx` (durable file operations) and `problem` (errors that name file, line
 //! and key).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod console;

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["ops"],
     &["node"],
     &["sender", "receiver"],
-    &["link", "console"],
+    &["link", "console", "api"],
     &["cli", "fuzzing"],
 ];
 

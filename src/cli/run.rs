@@ -11,6 +11,8 @@
 //!            ─► quic::send::datagrams | the diode's send shell;  receiver.start_streams
 //!       ─► checkpoints · reloads (policy files, SIGHUP) · clock watch · /metrics · systemd
 //!       ─► the web console, when [console] is configured
+//!       ─► messages channels: sender::messages (batches), the message API ([messages]),
+//!            JetStream sources (sending) and deliveries (receiving)
 //!       ─► the officer's desk (quarantine release and purge requests, keep_days)
 //!       ─► a summary a minute (and at stop) · counts of repeated log lines
 //! ```
@@ -64,6 +66,15 @@ pub enum RunError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// The message API could not start.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    /// A JetStream source of a messages channel could not start.
+    #[error(transparent)]
+    Source(#[from] crate::sender::source::SourceError),
+    /// A JetStream delivery of a messages channel could not start.
+    #[error(transparent)]
+    Deliver(#[from] crate::receiver::deliver::DeliverError),
 }
 
 /// How often the counts of repeated log lines are said (see [`crate::ops::repeat`]).
@@ -150,12 +161,14 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     let mut _diode_receiver = None;
     let mut receive_release: Option<Arc<dyn Releaser>> = None;
     let mut stream_receiver = None;
+    let mut message_receiver = None;
     if node.cfg.receiving().next().is_some() {
         let receiver = Arc::new(Receiver::open(node.clone())?);
         receiver.recover()?;
         // stream channels: emitting sockets bound before any link delivers a frame
         receiver.start_streams()?;
         stream_receiver = Some(receiver.clone());
+        message_receiver = Some(receiver.clone());
         receive_release = Some(Arc::new(ReceiveRelease(receiver.clone())));
         tasks.spawn(refresh_waiting(receiver.clone()));
         if let Some(ep) = &endpoint {
@@ -170,6 +183,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     let mut sender = None;
     let mut stream_sender: Option<Arc<crate::sender::stream::Streams>> = None;
     let mut send_release: Option<Arc<dyn Releaser>> = None;
+    let mut messages: Option<Arc<crate::sender::messages::Messages>> = None;
     if node.cfg.sending().next().is_some() {
         let s = Arc::new(Sender::open(node.clone())?);
         // the approval desk holds what a channel's [approval] makes wait
@@ -226,7 +240,13 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
         }
         tasks.spawn(route::route(node.clone(), queue_rx, links));
         s.recover(&queue_tx)?;
-        let watch = crate::sender::watch::Watch::start(s.clone(), queue_tx.clone())?;
+        let mut watch = crate::sender::watch::Watch::start(s.clone(), queue_tx.clone())?;
+        // messages channels: batches from the API, the outbox files and JetStream
+        if node.cfg.sending().any(|c| c.is_messages()) {
+            let m = crate::sender::messages::Messages::start(s.clone(), queue_tx.clone())?;
+            watch.set_messages(m.clone());
+            messages = Some(m);
+        }
         tasks.spawn(watch.run());
         send_release = Some(Arc::new(SendRelease {
             sender: s.clone(),
@@ -274,6 +294,38 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
         Some(c) => Some(crate::console::start(node.clone(), c)?),
         None => None,
     };
+    // the message API, when [messages] is configured; JetStream sources and deliveries
+    let api = match &node.cfg.messages {
+        Some(c) => Some(crate::api::start(
+            node.clone(),
+            c,
+            messages.clone(),
+            message_receiver.clone(),
+        )?),
+        None => None,
+    };
+    let sources = match &messages {
+        Some(m)
+            if node
+                .cfg
+                .sending()
+                .any(|c| c.messages.as_ref().is_some_and(|m| m.source.is_some())) =>
+        {
+            Some(crate::sender::source::start(node.clone(), m.clone())?)
+        }
+        _ => None,
+    };
+    let deliveries = match &message_receiver {
+        Some(r)
+            if node
+                .cfg
+                .receiving()
+                .any(|c| c.messages.as_ref().is_some_and(|m| m.deliver.is_some())) =>
+        {
+            Some(crate::receiver::deliver::start(r.clone())?)
+        }
+        _ => None,
+    };
     systemd::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!(
@@ -290,6 +342,18 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) -> Result<
     systemd::notify(&[sd_notify::NotifyState::Stopping]);
     drop(status);
     drop(console);
+    // no new message: the API and the sources stop, the open batches are made durable
+    // and answered, then the deliveries stop
+    drop(api);
+    if let Some(s) = &sources {
+        s.stop();
+    }
+    if let Some(m) = &messages {
+        m.stop();
+    }
+    if let Some(d) = &deliveries {
+        d.stop();
+    }
     tracing::info!("stopping");
     // live streams end with the node: their stream_stopped records come before `stopped`
     if let Some(s) = &stream_sender {

@@ -147,6 +147,7 @@ fn is_timeout(e: &std::io::Error) -> bool {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
         303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -158,6 +159,8 @@ fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -288,6 +291,23 @@ pub fn serve<H>(addr: SocketAddr, name: &str, handle: H) -> std::io::Result<Serv
 where
     H: Fn(Request) + Send + Sync + 'static,
 {
+    serve_with(addr, name, MAX_CONNECTIONS, handle)
+}
+
+/// [`serve`] with at most `max_connections` served at the same time (a server whose
+/// handlers wait, such as the message API's long polls, needs more than the console).
+///
+/// # Errors
+/// The address cannot be bound, or the accept thread cannot start.
+pub fn serve_with<H>(
+    addr: SocketAddr,
+    name: &str,
+    max_connections: usize,
+    handle: H,
+) -> std::io::Result<Server>
+where
+    H: Fn(Request) + Send + Sync + 'static,
+{
     let listener = TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -306,7 +326,7 @@ where
                 let _ = stream.set_read_timeout(Some(IO_STEP));
                 let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
                 let _ = stream.set_nodelay(true);
-                if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                if open.fetch_add(1, Ordering::AcqRel) >= max_connections {
                     open.fetch_sub(1, Ordering::AcqRel);
                     let _ = stream.set_write_timeout(Some(IO_STEP));
                     let _ = write_response(&mut stream, 503, &[], b"busy: try again\n", false);
@@ -331,7 +351,7 @@ where
                         }
                     });
                 if let Err(e) = spawned {
-                    tracing::warn!(error = %e, "console: cannot start a connection thread");
+                    tracing::warn!(server = %conn_name, error = %e, "cannot start a connection thread");
                 }
             }
         })?;

@@ -68,6 +68,9 @@ const CONTENT_MODE: u32 = 0o600;
 /// The first-pass mark of a diode object in its spool entry.
 const SENT_MARK: &str = "sent";
 
+/// The content of a [`Spool::put`] while it is written (renamed to `content` once synced).
+const PUT_PART: &str = ".content.part";
+
 /// How many sequence numbers are reserved by one write of the high-water mark.
 const SEQ_BLOCK: u64 = 1024;
 
@@ -152,6 +155,84 @@ impl Spool {
         let n = st.next;
         st.next += 1;
         Ok(n)
+    }
+
+    /// Makes a new spool entry of `bytes` (a batch of messages, made by this node, not
+    /// taken from an outbox) on `channel`, named `name`, with a fresh object id.
+    /// Durable on return, with the guarantees of [`Spool::take`]: see [`Spool::put_as`].
+    ///
+    /// # Errors
+    /// The random generator, or writing and syncing the entry, failed (nothing is left).
+    pub fn put(&self, channel: &str, name: &str, bytes: &[u8]) -> io::Result<Spooled> {
+        let id = ObjectId::random().map_err(io::Error::other)?;
+        self.put_as(id, channel, name, bytes)
+    }
+
+    /// [`Spool::put`] with the object id given (a batch's name holds its id). The entry is
+    /// complete or absent, whenever the node stops:
+    ///
+    /// ```text
+    ///  meta.json (durable) ─► .content.part (written, fsynced) ─► rename → content
+    ///    ─► fsync the entry ─► Ok        a cut before the rename: no content, the entry
+    ///                                    is removed at recovery (never sent)
+    /// ```
+    ///
+    /// # Errors
+    /// Writing or syncing failed: the entry is removed (best effort; recovery removes what
+    /// is left, since it has no content).
+    pub fn put_as(
+        &self,
+        id: ObjectId,
+        channel: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> io::Result<Spooled> {
+        let chan_dir = self.root.join(channel);
+        let dir = chan_dir.join(id.to_string());
+        let new_channel = !chan_dir.is_dir();
+        fs::create_dir_all(&dir)?;
+        if new_channel {
+            sync_dir(&self.root)?;
+        }
+        let spooled = Spooled {
+            id,
+            channel: channel.to_string(),
+            name: name.to_string(),
+            sequence: self.next_seq(channel)?,
+            taken_ms: crate::now_ms(),
+            dir,
+        };
+        let made = (|| {
+            let meta = Meta {
+                id: id.to_string(),
+                channel: channel.to_string(),
+                name: name.to_string(),
+                sequence: spooled.sequence,
+                taken_ms: spooled.taken_ms,
+            };
+            let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+            write_durable(&spooled.dir.join("meta.json"), &meta)?;
+            sync_dir(&chan_dir)?;
+            let part = spooled.dir.join(PUT_PART);
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(CONTENT_MODE)
+                    .open(&part)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+            }
+            fs::rename(&part, spooled.content())?;
+            sync_dir(&spooled.dir)
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&spooled.dir);
+            return Err(e);
+        }
+        Ok(spooled)
     }
 
     /// Moves `outbox/file_name` into a new spool entry. `Ok(None)` if the file vanished.
@@ -706,6 +787,39 @@ mod tests {
         assert!(stray.exists());
         spool.remove(&s).unwrap();
         assert!(spool.recover().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_put_entry_is_complete_or_absent_after_a_cut() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let whole = spool
+            .put("notices", "batch.ndjson", b"{\"a\":1}\n")
+            .unwrap();
+        assert_eq!(fs::read(whole.content()).unwrap(), b"{\"a\":1}\n");
+        assert!(!whole.dir.join(PUT_PART).exists());
+        let id = ObjectId::random().unwrap();
+        let named = spool
+            .put_as(id, "notices", &format!("{id}.ndjson"), b"x\n")
+            .unwrap();
+        assert_eq!(named.id, id);
+        assert!(named.sequence > whole.sequence);
+        // cut before the rename: the content written and synced under its temporary name
+        let cut = spool.put("notices", "cut.ndjson", b"partial").unwrap();
+        fs::rename(cut.content(), cut.dir.join(PUT_PART)).unwrap();
+        // cut right after meta.json: no content at all
+        let early = spool.put("notices", "early.ndjson", b"y\n").unwrap();
+        fs::remove_file(early.content()).unwrap();
+        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let ids: Vec<ObjectId> = rec.iter().map(|r| r.spooled.id).collect();
+        assert_eq!(ids, vec![whole.id, named.id], "the cut entries are gone");
+        assert_eq!(rec[1].spooled.name, format!("{id}.ndjson"));
+        assert!(!cut.dir.exists() && !early.dir.exists());
+        // a put that fails leaves nothing: the channel's folder is a file
+        fs::write(state.join("spool/blocked"), b"").unwrap();
+        assert!(spool.put("blocked", "b.ndjson", b"z\n").is_err());
+        assert!(Spool::open(&state).unwrap().recover().unwrap().len() == 2);
     }
 
     #[test]

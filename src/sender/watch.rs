@@ -14,6 +14,9 @@
 //!                                     intake (blocking): checked again, spool.take, pipeline
 //! ```
 //!
+//! A messages channel's settled files are not spooled as they are: they go to
+//! [`crate::sender::messages::Messages::take_file`], which takes their messages in batches.
+//!
 //! A file some process still holds open is never taken ([`crate::sender::writers`]),
 //! however long its writer pauses; where that cannot be seen (a file already open when the
 //! node started), the settle rule decides and the pipeline's check at seal catches a file
@@ -40,6 +43,7 @@ use crate::core::stage::Sealed;
 use crate::node::config::Channel;
 use crate::node::{Fault, NodeError, Refused, fresh_id};
 use crate::ops::events::Subject;
+use crate::sender::messages::Messages;
 use crate::sender::pipeline::{Sender, forward};
 use crate::sender::writers::Writers;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -88,6 +92,8 @@ pub struct Watch {
     channels: Vec<(Channel, Settler)>,
     folders: Vec<Folder>,
     writers: Writers,
+    /// The message intake, which takes the files of a messages channel's outbox.
+    messages: Option<Arc<Messages>>,
 }
 
 /// The (device, inode) of the directory at `path`, if there is one.
@@ -135,7 +141,14 @@ impl Watch {
             channels,
             folders,
             writers,
+            messages: None,
         })
+    }
+
+    /// Hands the settled files of each messages channel's outbox to `messages` (without
+    /// it, they are left in the outbox).
+    pub fn set_messages(&mut self, messages: Arc<Messages>) {
+        self.messages = Some(messages);
     }
 
     /// Runs until the task is aborted.
@@ -383,8 +396,9 @@ impl Watch {
             let sender = self.sender.clone();
             let queue = self.queue.clone();
             let writers = self.writers.clone();
+            let messages = self.messages.clone();
             tokio::task::spawn_blocking(move || {
-                let result = intake(&sender, &writers, &channel, &name);
+                let result = intake(&sender, &writers, messages.as_deref(), &channel, &name);
                 forward(result, &queue);
                 drop(permit);
             });
@@ -397,6 +411,7 @@ impl Watch {
 fn intake(
     sender: &Sender,
     writers: &Writers,
+    messages: Option<&Messages>,
     channel: &Channel,
     file_name: &OsStr,
 ) -> Result<Option<Sealed>, Fault> {
@@ -444,6 +459,14 @@ fn intake(
     // opened since it was found due: left for its close event (or the rescan)
     if writers.busy(&channel.outbox, file_name) {
         return Ok(None);
+    }
+    // a messages channel: its files are messages, taken into batches, never spooled as
+    // they are
+    if channel.is_messages() {
+        return match messages {
+            Some(m) => m.take_file(channel, file_name).map(|()| None),
+            None => Ok(None),
+        };
     }
     // the spelling the rules see and that lands: NFC (macOS writes names in NFD)
     let name = crate::policy::nfc(&display);
