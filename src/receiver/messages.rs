@@ -33,3 +33,46 @@ pub struct Page {
     /// (`None` when the log is empty and none was given).
     pub next: Option<Cursor>,
 }
+
+// PLACEHOLDER of the m-nats branch, so that receiver::deliver compiles before the merge: the
+// receiver part's `MessageLog`, `LogError` and `Receiver::message_log` replace all of this
+// (take theirs).
+/// Placeholder of the message log (see the receiver part).
+pub struct MessageLog {
+    _placeholder: (),
+}
+
+/// Placeholder of the message log's error.
+#[derive(Debug, thiserror::Error)]
+#[error("placeholder")]
+pub struct LogError;
+
+impl MessageLog {
+    /// Placeholder: an empty page.
+    ///
+    /// # Errors
+    /// Never.
+    pub fn read(
+        &self,
+        after: Option<Cursor>,
+        _limit: usize,
+        _wait: std::time::Duration,
+    ) -> Result<Page, LogError> {
+        Ok(Page {
+            messages: Vec::new(),
+            next: after,
+        })
+    }
+
+    /// Placeholder: no channel.
+    pub fn channel(&self) -> &str {
+        ""
+    }
+}
+
+impl super::Receiver {
+    /// Placeholder: no log.
+    pub fn message_log(&self, _channel: &str) -> Option<std::sync::Arc<MessageLog>> {
+        None
+    }
+}

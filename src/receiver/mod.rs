@@ -16,6 +16,7 @@
 //! The stage values (`Arriving`, `Received`, `Cleared`) can only be made here, by the step
 //! that did the work: nothing lands that was not verified and inspected again.
 
+pub mod deliver;
 pub mod land;
 pub mod messages;
 pub mod release;

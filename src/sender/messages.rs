@@ -45,3 +45,24 @@ pub enum PostError {
     #[error("cannot take messages durably now: {0}")]
     Unavailable(String),
 }
+
+// PLACEHOLDER of the m-nats branch, so that sender::source compiles before the merge: the
+// sender part's `Messages` replaces all of this (take theirs).
+/// Placeholder of the message intake (see the sender part).
+pub struct Messages {
+    _placeholder: (),
+}
+
+impl Messages {
+    /// Placeholder: takes nothing.
+    ///
+    /// # Errors
+    /// Always [`PostError::Unavailable`].
+    pub fn post_each(
+        &self,
+        _channel: &str,
+        _items: Vec<(String, String)>,
+    ) -> Result<Vec<Result<Posted, Refusal>>, PostError> {
+        Err(PostError::Unavailable("placeholder".into()))
+    }
+}

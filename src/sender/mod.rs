@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod release;
 pub mod route;
 pub mod seal;
+pub mod source;
 pub mod spool;
 pub mod stream;
 pub mod watch;
