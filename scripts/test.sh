@@ -39,6 +39,9 @@ if ! have chromium; then apt_install chromium; fi
 # ffmpeg (with libx264) sends and receives live H.264/AAC over RTP through the stream
 # channel (tests/stream.rs)
 if ! have ffmpeg || ! have ffprobe; then apt_install ffmpeg; fi
+# nats-server (JetStream) is the source and the destination of the messages channel's
+# NATS ends (tests/messages_nats.rs)
+if ! have nats-server; then apt_install nats-server; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

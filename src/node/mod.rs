@@ -19,6 +19,7 @@ pub mod config;
 pub mod desk;
 pub mod health;
 pub mod layout;
+pub mod nats;
 pub mod policies;
 pub mod quarantine;
 pub mod rotate;
