@@ -240,7 +240,13 @@ mod connect_tests {
         .await;
         // and it works: a JetStream request is answered
         let js = jetstream(client);
-        js.query_account().await.unwrap();
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "T".into(),
+            subjects: vec!["t".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

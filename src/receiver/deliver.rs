@@ -347,10 +347,11 @@ impl<L: Log> Worker<L> {
                 }
             }
         }
+        // counted once acknowledged, whether or not the cursor can be written
+        self.published.inc_by(fresh);
         if let Some(cursor) = reached {
             write_cursor(&self.cursor_file, cursor)?;
             self.cursor = Some(cursor);
-            self.published.inc_by(fresh);
         }
         match failure {
             None => Ok(()),
