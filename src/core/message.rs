@@ -23,6 +23,9 @@ use thiserror::Error;
 
 /// Most messages one batch object may hold.
 pub const MAX_BATCH_MESSAGES: usize = 10_000;
+/// Largest batch object, in bytes: the largest `batch_max_bytes` of a channel (64 MiB)
+/// and room for each message's id line.
+pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024 + MAX_BATCH_MESSAGES as u64 * 128;
 /// Longest line of a batch: a 1 MiB body (the policy cap) and its id, with room.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024 + 128;
 
@@ -270,6 +273,14 @@ pub fn parse_posted(
     Ok(out)
 }
 
+/// Whether `name` is a batch object's name: its object id (32 lowercase hex digits) and
+/// `.ndjson`, as the sending node's message intake names every batch.
+pub fn is_batch_name(name: &str) -> bool {
+    name.strip_suffix(".ndjson").is_some_and(|id| {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +307,14 @@ mod tests {
         assert!(parse_batch(b"{\"id\":\"00\",\"body\":1}\n").is_err());
         let extra = format!("{{\"id\":\"{a}\",\"body\":1,\"x\":2}}\n");
         assert!(parse_batch(extra.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn batch_names() {
+        assert!(is_batch_name(&format!("{}.ndjson", "0a".repeat(16))));
+        assert!(!is_batch_name(&format!("{}.ndjson", "0A".repeat(16))));
+        assert!(!is_batch_name(&format!("{}.json", "0a".repeat(16))));
+        assert!(!is_batch_name("x.ndjson"));
     }
 
     #[test]

@@ -33,9 +33,7 @@ use std::path::Path;
 /// The content type of a batch object (one JSON line per message).
 pub const BATCH_CONTENT_TYPE: &str = "application/x-ndjson";
 
-/// Largest batch object read, in bytes: the largest `batch_max_bytes` of a channel
-/// (64 MiB) and room for each message's id line.
-pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024 + MAX_BATCH_MESSAGES as u64 * 128;
+pub use crate::core::message::MAX_BATCH_BYTES;
 
 /// Longest detail of a schema refusal, in characters.
 pub const MAX_SCHEMA_DETAIL: usize = 300;

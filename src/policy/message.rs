@@ -1,7 +1,7 @@
 //! The rules of a `messages` channel's policy (its `[messages]` table): the JSON Schema
 //! (draft 2020-12) every message must satisfy and the size limit of one message. The
 //! policy's text rules, classification markings and personal-data rules apply to every
-//! string value of a message (see `crate::inspect::message`).
+//! string value of a message (see the message evaluator in the inspect stage).
 //!
 //! ```toml
 //! [messages]

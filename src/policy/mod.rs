@@ -632,6 +632,18 @@ impl Policy {
 
     /// Checks a file name alone (both intake and landing use it, and archive entries).
     pub fn check_name(&self, name: &str) -> Result<(), Refusal> {
+        if self.messages.is_some() {
+            // a messages channel carries batch objects only, named by the sending node's
+            // intake (<object id>.ndjson): nothing else is a message batch
+            return if crate::core::message::is_batch_name(name) {
+                Ok(())
+            } else {
+                Err(Refusal::new(
+                    Reason::NameRefused,
+                    "not a batch of messages (<object id>.ndjson)",
+                ))
+            };
+        }
         check_name_rules(name, self.max_name_len)?;
         check_charset(name, &self.punctuation)?;
         let ext = extension(name).unwrap_or_default();
@@ -646,6 +658,20 @@ impl Policy {
 
     /// Checks the size of a file against the channel's limits.
     pub fn check_size(&self, size: u64) -> Result<(), Refusal> {
+        if self.messages.is_some() {
+            // each message is held to max_message_bytes when its batch is inspected
+            return if size == 0 || size > crate::core::message::MAX_BATCH_BYTES {
+                Err(Refusal::new(
+                    Reason::SizeLimit,
+                    format!(
+                        "{size} bytes is outside 1..={} bytes for a batch of messages",
+                        crate::core::message::MAX_BATCH_BYTES
+                    ),
+                ))
+            } else {
+                Ok(())
+            };
+        }
         if size < self.min_bytes || size > self.max_bytes {
             return Err(Refusal::new(
                 Reason::SizeLimit,
