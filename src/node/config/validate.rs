@@ -1,8 +1,10 @@
 //! Raw to typed: checks a parsed [`RawConfig`] and builds the [`Config`] it describes,
 //! reporting every problem into the file's [`Source`] (file, line and key) rather than
 //! stopping at the first. The zones and names, the node and its peer with their key files,
-//! the channels with their policies and the compliance review, then the `[link]`,
-//! `[audit]`, `[diode]` and `[metrics]` sections, in that order.
+//! the channels (files, stream, messages) with their policies and the compliance review,
+//! then the `[link]`, `[audit]`, `[diode]`, `[metrics]`, `[console]` and `[messages]`
+//! sections, in that order (the message API's address checked against every other socket
+//! of the node).
 
 use super::raw::{RawChannel, RawConfig, RawDiode, RawNode, RawPeer, S};
 use super::{
