@@ -277,7 +277,10 @@ pub fn parse_posted(
 /// `.ndjson`, as the sending node's message intake names every batch.
 pub fn is_batch_name(name: &str) -> bool {
     name.strip_suffix(".ndjson").is_some_and(|id| {
-        id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 

@@ -19,7 +19,7 @@
 //! The text checks are the files' own ([`crate::inspect::evaluate::check_text`]): the same
 //! rules, detection view and masking as a line of text, applied to each string.
 
-use crate::core::message::{self, MAX_BATCH_MESSAGES};
+use crate::core::message;
 use crate::core::reason::{Reason, Refusal};
 use crate::fsx::open_nofollow;
 use crate::inspect::evaluate::check_text;

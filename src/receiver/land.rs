@@ -15,7 +15,7 @@
 //! duplicate and is never delivered twice.
 //!
 //! A `messages` channel's batch never becomes a file of its own: it is appended to the
-//! channel's message log ([`crate::receiver::messages`]) before its marker is written, and
+//! channel's message log (the `messages` module beside this one) before its marker is written, and
 //! its part file is then deleted; recovery deletes such part files, never renames them in.
 
 use crate::core::id::ObjectId;
