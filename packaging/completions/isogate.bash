@@ -441,11 +441,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped message_accepted message_refused message_delivered message_duplicate" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped message_accepted message_refused message_delivered message_duplicate" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
@@ -453,11 +453,11 @@ _isogate() {
                     return 0
                     ;;
                 --reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing message_malformed schema_violation" -- "${cur}"))
                     return 0
                     ;;
                 --not-reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing message_malformed schema_violation" -- "${cur}"))
                     return 0
                     ;;
                 --name)
@@ -679,11 +679,11 @@ _isogate() {
                     return 0
                     ;;
                 --event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped message_accepted message_refused message_delivered message_duplicate" -- "${cur}"))
                     return 0
                     ;;
                 --not-event)
-                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "config_loaded stopped taken accepted refused sealed sent confirmed landed quarantined duplicate link_up link_down witnessed masked scan_deferred policy_reloaded policy_refused key_switched retired lost resent clock_step link_mismatch quarantine_released quarantine_release_refused quarantine_purged approval_pending approved approval_rejected approval_request_refused approval_waived console_login console_login_failed stream_started stream_stopped message_accepted message_refused message_delivered message_duplicate" -- "${cur}"))
                     return 0
                     ;;
                 --verdict)
@@ -691,11 +691,11 @@ _isogate() {
                     return 0
                     ;;
                 --reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing message_malformed schema_violation" -- "${cur}"))
                     return 0
                     ;;
                 --not-reason)
-                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "symlink hard_link not_regular_file name_not_utf8 name_refused extension_refused size_limit type_refused type_mismatch bad_signature bad_manifest wrong_channel chunk_hash content_hash size_mismatch peer_refused archive_limit archive_path archive_ambiguous content_unreadable text_encoding active_content keyword_match classification_marking personal_data polyglot malware scan_failed approval_rejected approval_expired approval_missing message_malformed schema_violation" -- "${cur}"))
                     return 0
                     ;;
                 --name)

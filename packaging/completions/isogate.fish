@@ -133,7 +133,11 @@ approval_waived\t''
 console_login\t''
 console_login_failed\t''
 stream_started\t''
-stream_stopped\t''"
+stream_stopped\t''
+message_accepted\t''
+message_refused\t''
+message_delivered\t''
+message_duplicate\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -169,7 +173,11 @@ approval_waived\t''
 console_login\t''
 console_login_failed\t''
 stream_started\t''
-stream_stopped\t''"
+stream_stopped\t''
+message_accepted\t''
+message_refused\t''
+message_delivered\t''
+message_duplicate\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -202,7 +210,9 @@ malware\t''
 scan_failed\t''
 approval_rejected\t''
 approval_expired\t''
-approval_missing\t''"
+approval_missing\t''
+message_malformed\t''
+schema_violation\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
 hard_link\t''
 not_regular_file\t''
@@ -233,7 +243,9 @@ malware\t''
 scan_failed\t''
 approval_rejected\t''
 approval_expired\t''
-approval_missing\t''"
+approval_missing\t''
+message_malformed\t''
+schema_violation\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
@@ -298,7 +310,11 @@ approval_waived\t''
 console_login\t''
 console_login_failed\t''
 stream_started\t''
-stream_stopped\t''"
+stream_stopped\t''
+message_accepted\t''
+message_refused\t''
+message_delivered\t''
+message_duplicate\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-event -d 'Events to leave out' -r -f -a "config_loaded\t''
 stopped\t''
 taken\t''
@@ -334,7 +350,11 @@ approval_waived\t''
 console_login\t''
 console_login_failed\t''
 stream_started\t''
-stream_stopped\t''"
+stream_stopped\t''
+message_accepted\t''
+message_refused\t''
+message_delivered\t''
+message_duplicate\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l verdict -d 'accept or reject (also: accepted, allow; rejected, deny)' -r -f -a "accept\t''
 reject\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l reason -d 'Reason codes (type_mismatch, keyword, …), comma-separated or repeated' -r -f -a "symlink\t''
@@ -367,7 +387,9 @@ malware\t''
 scan_failed\t''
 approval_rejected\t''
 approval_expired\t''
-approval_missing\t''"
+approval_missing\t''
+message_malformed\t''
+schema_violation\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-reason -d 'Reason codes to leave out (records without a reason stay)' -r -f -a "symlink\t''
 hard_link\t''
 not_regular_file\t''
@@ -398,7 +420,9 @@ malware\t''
 scan_failed\t''
 approval_rejected\t''
 approval_expired\t''
-approval_missing\t''"
+approval_missing\t''
+message_malformed\t''
+schema_violation\t''"
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l name -d 'Name pattern (`*` and `?`); repeat for several (names may hold commas)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
