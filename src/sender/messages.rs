@@ -894,6 +894,8 @@ pub(crate) mod tests {
     /// The lab's config of `node` with the `notices` channel added.
     pub(crate) fn with_notices(lab: &Path, node: &str, m: MessageChannel) -> Config {
         let mut cfg = Config::load(&lab.join(format!("{node}.toml"))).unwrap();
+        // the lab's own `notices` channel gives way to the tests' one
+        cfg.channels.retain(|c| c.name != "notices");
         let mut c = cfg.channel("to-internet").unwrap().clone();
         c.name = "notices".into();
         let swap = |p: &Path| p.parent().unwrap().join("notices");

@@ -2134,7 +2134,8 @@ mod tests {
         let (err, text) = notices_problems(28150, "court", |t| {
             t.replacen("linger_ms = 2", "linger_ms = 2\nprotocol = \"rtp\"", 1)
         });
-        let line = line_no(&text, "protocol = \"rtp\"");
+        // the line after notices' linger_ms (the hearing channel has a protocol line too)
+        let line = line_no(&text, "linger_ms = 2") + 1;
         assert!(
             err.contains(&format!(
                 "court.toml:{line}: channel[3].protocol: protocol is a key of kind = \"stream\" channels, not of kind = \"messages\""
