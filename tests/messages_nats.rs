@@ -281,7 +281,20 @@ async fn jetstream_to_jetstream_exactly_once_across_restarts() {
         expected.len(),
         "each notice exactly once in the destination stream"
     );
-    let got_map: BTreeMap<String, String> = got.iter().cloned().map(|(id, b)| (b, id)).collect();
+    // bodies compared as JSON values: the gateway writes each message compact, keys sorted
+    let canonical = |b: &str| {
+        serde_json::from_str::<serde_json::Value>(b)
+            .unwrap()
+            .to_string()
+    };
+    let got_map: BTreeMap<String, String> = got
+        .iter()
+        .map(|(id, b)| (canonical(b), id.clone()))
+        .collect();
+    let expected: BTreeMap<String, String> = expected
+        .iter()
+        .map(|(b, id)| (canonical(b), id.clone()))
+        .collect();
     assert_eq!(
         got_map, expected,
         "the same bodies, each with the gateway's id as Nats-Msg-Id"

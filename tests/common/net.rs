@@ -391,10 +391,18 @@ pub fn diode_lab(port_base: u16, net: &Net, diode: &[(&str, &str)]) -> Lab {
     ] {
         let file = lab.config(node);
         let mut text = fs::read_to_string(&file).unwrap();
-        // drop the to-court channel: on this pair only court → internet exists
-        let cut = text.find("[[channel]]\nname = \"to-court\"").unwrap();
-        let end = text[cut..].find("\n\n").map_or(text.len(), |e| cut + e);
-        text.replace_range(cut..end, "");
+        // drop the channels toward the court (files and messages): on this pair only
+        // court → internet exists; each block ends where the next table begins
+        for name in ["to-court", "filings"] {
+            let cut = text
+                .find(&format!("[[channel]]\nname = \"{name}\""))
+                .unwrap();
+            let body = cut + "[[channel]]".len();
+            let end = text[body..]
+                .find("\n[")
+                .map_or(text.len(), |e| body + e + 1);
+            text.replace_range(cut..end, "");
+        }
         let (own, other) = if node == "court" {
             (port(0), port(1))
         } else {
