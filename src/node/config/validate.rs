@@ -198,18 +198,7 @@ fn console(
     taken: &[(SocketAddr, &str)],
 ) -> Option<ConsoleConfig> {
     let text = c.listen.get_ref();
-    let loopback = |a: &SocketAddr| match a.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        ip => ip.is_loopback(),
-    };
-    let clash = |a: &SocketAddr| {
-        taken.iter().find(|(t, _)| {
-            t.port() == a.port()
-                && (t.ip() == a.ip() || t.ip().is_unspecified() || a.ip().is_unspecified())
-        })
-    };
+    let clash = |a: &SocketAddr| taken.iter().find(|(t, _)| same_socket(a, t));
     let listen = match text.parse::<SocketAddr>() {
         Ok(a) if a.port() == 0 => {
             src.report(
@@ -219,7 +208,7 @@ fn console(
             );
             None
         }
-        Ok(a) if !loopback(&a) && !c.allow_remote => {
+        Ok(a) if !is_loopback(&a) && !c.allow_remote => {
             src.report(
                 Some(c.listen.span()),
                 "console.listen",
@@ -901,10 +890,6 @@ fn stream_clashes(
     node: &NodeConfig,
     diode: Option<&DiodeConfig>,
 ) {
-    let clash = |a: &SocketAddr, t: &SocketAddr| {
-        a.port() == t.port()
-            && (a.ip() == t.ip() || a.ip().is_unspecified() || t.ip().is_unspecified())
-    };
     let mut taken: Vec<(SocketAddr, String)> = vec![(node.listen, "node.listen".into())];
     if let Some(d) = diode
         && d.listen != node.listen
@@ -916,7 +901,7 @@ fn stream_clashes(
         if c.role != Role::Send {
             continue;
         }
-        if let Some((t, what)) = taken.iter().find(|(t, _)| clash(&s.listen, t)) {
+        if let Some((t, what)) = taken.iter().find(|(t, _)| same_socket(&s.listen, t)) {
             src.report(
                 r.listen.as_ref().map(|l| l.span()),
                 &format!("channel[{i}].listen"),
@@ -1172,18 +1157,7 @@ fn messages_api(
 ) -> Option<MessagesApiConfig> {
     let text = m.listen.get_ref();
     let span = Some(m.listen.span());
-    let loopback = |a: &SocketAddr| match a.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        ip => ip.is_loopback(),
-    };
-    let clash = |a: &SocketAddr| {
-        taken.iter().find(|(t, _)| {
-            t.port() == a.port()
-                && (t.ip() == a.ip() || t.ip().is_unspecified() || a.ip().is_unspecified())
-        })
-    };
+    let clash = |a: &SocketAddr| taken.iter().find(|(t, _)| same_socket(a, t));
     let listen = match text.parse::<SocketAddr>() {
         Ok(a) if a.port() == 0 => {
             src.report(
@@ -1193,7 +1167,7 @@ fn messages_api(
             );
             return None;
         }
-        Ok(a) if !loopback(&a) && !m.allow_remote => {
+        Ok(a) if !is_loopback(&a) && !m.allow_remote => {
             src.report(
                 span,
                 "messages.listen",
@@ -1371,6 +1345,22 @@ fn diode(
         interleave: raw.interleave,
         stream_repair_ratio: raw.stream_repair_ratio,
     })
+}
+
+/// Whether `a` is a loopback address (an IPv4-mapped IPv6 loopback too).
+fn is_loopback(a: &SocketAddr) -> bool {
+    match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    }
+}
+
+/// Whether two sockets of one node would take the same port: same port, and the same IP
+/// or either of them unspecified (`0.0.0.0`, `::`).
+fn same_socket(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 #[cfg(test)]
