@@ -114,6 +114,33 @@ enum Link {
     Diode,
 }
 
+/// A group of `isogate bench` figures.
+#[derive(Clone, Copy, ValueEnum)]
+enum Figure {
+    /// Content inspection of generated documents, on one core.
+    Inspect,
+    /// Idle CPU, the large file, 4 KiB files per second and the latency at 100 files/s.
+    Files,
+    /// The stream channel's added latency and highest rate without loss.
+    Streams,
+    /// Messages per second through the message API and their latency at 1,000/s.
+    Messages,
+    /// Peak resident memory of each node while the very large file crosses.
+    Memory,
+}
+
+impl Figure {
+    fn bench(self) -> cli::bench::Figure {
+        match self {
+            Figure::Inspect => cli::bench::Figure::Inspect,
+            Figure::Files => cli::bench::Figure::Files,
+            Figure::Streams => cli::bench::Figure::Streams,
+            Figure::Messages => cli::bench::Figure::Messages,
+            Figure::Memory => cli::bench::Figure::Memory,
+        }
+    }
+}
+
 impl Link {
     fn lab(self) -> LabLink {
         match self {
@@ -211,7 +238,8 @@ beside the limit it is bounded by, as a ratio. Needs free disk space for the tes
         after_long_help = "\
 Examples:
   isogate bench
-  isogate bench --link quic --big-mib 256 --huge-mib 512 --small-files 1000"
+  isogate bench --link quic --big-mib 256 --huge-mib 512 --small-files 1000
+  isogate bench --link diode --only messages"
     )]
     Bench {
         /// Put the labs here instead of a new temporary directory.
@@ -243,6 +271,10 @@ Examples:
         /// 600), to measure what repeats cost the objects sent meanwhile.
         #[arg(long)]
         repeat_window_s: Option<u64>,
+        /// Measure only these figures (repeat the flag; default: all). The machine's
+        /// limits are always printed.
+        #[arg(long, value_enum)]
+        only: Vec<Figure>,
     },
     /// Make a lab, run both nodes here, drop sample files, and show what crosses.
     #[command(
@@ -995,6 +1027,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             latency_secs,
             inspect_mib,
             repeat_window_s,
+            only,
         } => {
             let links = if link.is_empty() {
                 vec![LabLink::Quic, LabLink::Diode]
@@ -1011,6 +1044,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 links,
                 inspect_mib,
                 repeat_window_s,
+                only: only.into_iter().map(Figure::bench).collect(),
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -846,7 +846,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__bench)
-            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --log-format --help"
+            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --only --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -886,6 +886,10 @@ _isogate() {
                     ;;
                 --repeat-window-s)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -W "inspect files streams messages memory" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)

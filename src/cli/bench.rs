@@ -62,6 +62,21 @@ const LAB_HEARING_RATE: &str = "max_bitrate_kbit = 20000\n";
 /// What the bench sets instead: the stream section steps up to 256 Mbit/s.
 const BENCH_HEARING_RATE: &str = "max_bitrate_kbit = 10000000\n";
 
+/// A group of figures, for [`BenchOptions::only`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Content inspection of generated documents, on one core.
+    Inspect,
+    /// Idle CPU, the large file, 4 KiB files per second, the latency at 100 files/s.
+    Files,
+    /// The stream channel's added latency and highest rate without loss.
+    Streams,
+    /// Messages per second through the message API and their latency at 1,000/s.
+    Messages,
+    /// Peak resident memory of each node while the very large file crosses.
+    Memory,
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -83,6 +98,15 @@ pub struct BenchOptions {
     pub inspect_mib: u64,
     /// `[diode] repeat_window_s` of the diode lab, in seconds (`None`: the lab's 600).
     pub repeat_window_s: Option<u64>,
+    /// The figures to measure (empty: all of them).
+    pub only: Vec<Figure>,
+}
+
+impl BenchOptions {
+    /// Whether `figure` is measured.
+    pub fn wants(&self, figure: Figure) -> bool {
+        self.only.is_empty() || self.only.contains(&figure)
+    }
 }
 
 impl Default for BenchOptions {
@@ -97,6 +121,7 @@ impl Default for BenchOptions {
             links: vec![LabLink::Quic],
             inspect_mib: 256,
             repeat_window_s: None,
+            only: Vec::new(),
         }
     }
 }
@@ -465,6 +490,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Writes out what earlier figures left in the page cache (`sync(2)`), so that a figure
+/// does not wait behind the disk writing the last one's data.
+pub(crate) fn settle() {
+    rustix::fs::sync();
+}
+
 /// Runs the benchmark and prints the report.
 pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     let tmp;
@@ -476,7 +507,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("isogate bench — both nodes on this machine, full checks on\n");
+    println!(
+        "isogate bench — both nodes on this machine, full checks on; disks synced before each figure\n"
+    );
     println!("machine limits");
     let sha = sha256_throughput();
     println!("  cores                          {cores}");
@@ -485,10 +518,21 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     println!("  loopback UDP, 1472-byte sends  {udp:8.0} MiB/s");
     let tcp = tcp_loopback()?;
     println!("  loopback TCP, one stream       {tcp:8.0} MiB/s");
-    if opts.inspect_mib > 0 {
+    if opts.inspect_mib > 0 && opts.wants(Figure::Inspect) {
         super::bench_inspect::run(&root.join("inspect"), opts.inspect_mib, sha)?;
     }
-    for (i, link) in opts.links.iter().enumerate() {
+    let on_a_lab = [
+        Figure::Files,
+        Figure::Streams,
+        Figure::Messages,
+        Figure::Memory,
+    ];
+    let links = if on_a_lab.iter().any(|f| opts.wants(*f)) {
+        &opts.links[..]
+    } else {
+        &[]
+    };
+    for (i, link) in links.iter().enumerate() {
         let name = link.as_str();
         let limit = match link {
             LabLink::Quic => tcp.min(sha),
@@ -510,13 +554,27 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             None => {}
         }
         let lab = Lab::start(dir, *link, base, window)?;
-        idle(&lab)?;
-        big_file(&lab, opts.big_mib, limit)?;
-        small_files(&lab, opts.small_files)?;
-        latency(&lab, opts.latency_secs)?;
-        stream::run(&lab, *link, udp)?;
-        messages::run(&lab, limit)?;
-        memory(&lab, opts.huge_mib)?;
+        if opts.wants(Figure::Files) {
+            idle(&lab)?;
+            settle();
+            big_file(&lab, opts.big_mib, limit)?;
+            settle();
+            small_files(&lab, opts.small_files)?;
+            settle();
+            latency(&lab, opts.latency_secs)?;
+        }
+        if opts.wants(Figure::Streams) {
+            settle();
+            stream::run(&lab, *link, udp)?;
+        }
+        if opts.wants(Figure::Messages) {
+            settle();
+            messages::run(&lab, limit)?;
+        }
+        if opts.wants(Figure::Memory) {
+            settle();
+            memory(&lab, opts.huge_mib)?;
+        }
     }
     println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");
     println!("4 KiB ≥ 3000 files/s; p50 ≤ 10 ms and p99 ≤ 50 ms at 100 files/s; ≤ 100 MiB RSS");

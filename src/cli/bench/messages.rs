@@ -326,6 +326,7 @@ pub(super) fn run(lab: &Lab, limit: f64) -> Result<(), BenchError> {
     wait_ready(internet)?;
     let mut cursor = None;
     throughput(lab, court, internet, &mut cursor, limit)?;
+    super::settle();
     latency(lab, court, internet, &mut cursor)
 }
 
@@ -410,6 +411,8 @@ fn latency(
     let first = (POSTS * PER_POST) as u64;
     let bodies: Vec<String> = (0..n).map(|i| notice(first + i as u64)).collect();
     let sent: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
+    // when each POST was answered 202 (the message durable on the sending node)
+    let durable: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let period_ns = 1_000_000_000 / LATENCY_RATE;
@@ -434,6 +437,10 @@ fn latency(
                             slot.store(at, Ordering::Relaxed);
                         }
                         post_ok(court, false, body.as_bytes())?;
+                        let at = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        if let Some(slot) = durable.get(i) {
+                            slot.store(at, Ordering::Relaxed);
+                        }
                     }
                 })
             })
@@ -457,21 +464,39 @@ fn latency(
     });
     posted?;
     let seen = read?;
-    let mut ms: Vec<f64> = seen
-        .iter()
-        .zip(&sent)
-        .filter_map(|(got, at)| {
-            let at = at.load(Ordering::Relaxed);
-            let got = got.as_ref()?.duration_since(t0).as_nanos() as f64;
-            (at != u64::MAX).then(|| (got - at as f64).max(0.0) / 1e6)
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
+    // milliseconds from `from` to `to` of each message that has both
+    let span = |from: &dyn Fn(usize) -> Option<f64>, to: &dyn Fn(usize) -> Option<f64>| {
+        let mut ms: Vec<f64> = (0..n)
+            .filter_map(|i| Some((to(i)? - from(i)?).max(0.0) / 1e6))
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms
+    };
+    let stamp = |v: &[AtomicU64], i: usize| {
+        let at = v.get(i)?.load(Ordering::Relaxed);
+        (at != u64::MAX).then_some(at as f64)
+    };
+    let posted_at = |i: usize| stamp(&sent, i);
+    let durable_at = |i: usize| stamp(&durable, i);
+    let read_at = |i: usize| {
+        let got = seen.get(i)?.as_ref()?;
+        Some(got.duration_since(t0).as_nanos() as f64)
+    };
+    let total = span(&posted_at, &read_at);
+    let answered = span(&posted_at, &durable_at);
+    let across = span(&durable_at, &read_at);
     println!(
         "  {n} messages at {LATENCY_RATE}/s, POST to readable   p50 {:6.2} ms  p99 {:6.2} ms  ({})",
-        percentile(&ms, 0.50),
-        percentile(&ms, 0.99),
+        percentile(&total, 0.50),
+        percentile(&total, 0.99),
         cpu.cores()
+    );
+    println!(
+        "    of which POST to 202 (durable)   p50 {:6.2} ms  p99 {:6.2} ms;  202 to readable   p50 {:6.2} ms  p99 {:6.2} ms",
+        percentile(&answered, 0.50),
+        percentile(&answered, 0.99),
+        percentile(&across, 0.50),
+        percentile(&across, 0.99),
     );
     Ok(())
 }
