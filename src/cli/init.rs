@@ -243,7 +243,8 @@ to = "internet"
 link = "{link_name}"
 policy = "policy/notices.toml"
 # A batch holds up to batch_max messages or batch_max_bytes bytes; the first message of a
-# batch waits linger_ms for more. The receiving node keeps messages for retention.
+# batch waits linger_ms for more (up to 50 ms more while two earlier batches of the channel
+# are still on their way). The receiving node keeps messages for retention.
 batch_max = 1000
 batch_max_bytes = "8MiB"
 linger_ms = 2

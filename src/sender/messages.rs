@@ -31,6 +31,7 @@ use crate::inspect::message::CheckedMessage;
 use crate::node::config::{Channel, MessageChannel};
 use crate::node::{Fault, NodeError, quarantine};
 use crate::policy::Policy;
+use crate::sender::flow::{HOLD_MAX, MAX_IN_FLIGHT};
 use crate::sender::pipeline::{Queue, Sender, forward};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -220,6 +221,13 @@ impl Messages {
                     }
                 })
                 .map_err(thread_error)?;
+            let woken = b.clone();
+            sender.in_flight.on_done(&c.name, move || {
+                // under the state's lock: the batcher is either before its check or
+                // waiting, never in between
+                let _st = woken.lock();
+                woken.wake.notify_all();
+            });
             let (s, bb) = (sender.clone(), b.clone());
             let t = std::thread::Builder::new()
                 .name(format!("isogate-msg-batch-{}", c.name))
@@ -744,8 +752,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// A channel's batcher thread: takes the next batch due (a full one at once, the open one
-/// after `linger_ms`, everything when stopping), commits it, answers its requests, hands
-/// it to the pipeline thread.
+/// after `linger_ms` once fewer than [`MAX_IN_FLIGHT`] of the channel's batches are on
+/// their way or [`HOLD_MAX`] later, everything when stopping), commits it, answers its
+/// requests, hands it to the pipeline thread.
 fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<Spooled>) {
     let linger = Duration::from_millis(b.settings.linger_ms);
     loop {
@@ -760,13 +769,20 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
                     None if st.stopping => break None,
                     None => st = b.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
                     Some(due) => {
+                        // due, and the channel's earlier batches on their way (or held
+                        // long enough): cut; else it keeps filling (see `sender::flow`)
                         let now = Instant::now();
-                        if st.stopping || now >= due {
+                        let held_until = due + HOLD_MAX;
+                        let go = now >= due
+                            && (now >= held_until
+                                || sender.in_flight.count(&b.channel) < MAX_IN_FLIGHT);
+                        if st.stopping || go {
                             break st.open.take();
                         }
+                        let until = if now < due { due } else { held_until };
                         st = b
                             .wake
-                            .wait_timeout(st, due - now)
+                            .wait_timeout(st, until - now)
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
                     }
@@ -796,6 +812,7 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
         }
         b.done.notify_all();
         if let Ok(spooled) = result {
+            sender.in_flight.begin(&b.channel, spooled.id);
             let _ = pipeline.send(spooled);
         }
     }
@@ -1031,6 +1048,47 @@ pub(crate) mod tests {
         let b = batches(&node);
         assert_eq!(b[&p[0].id.to_string()], b[&p[1].id.to_string()]);
         assert_ne!(b[&p[0].id.to_string()], b[&q[0].id.to_string()]);
+        m.stop();
+    }
+
+    #[test]
+    fn a_batch_is_held_while_two_are_on_their_way_and_cut_when_one_arrives() {
+        let (_d, node) = lab_node(28290, "court", settings(1000, 1 << 20, 0));
+        let (m, _rx) = intake(&node, false);
+        // two batches go at once (linger 0), and stay in flight: no link reports them
+        let a = m.post("notices", None, vec!["1".into()]).unwrap();
+        let b = m.post("notices", None, vec!["2".into()]).unwrap();
+        assert_eq!(batch_count(&node), 2);
+        assert_eq!(m.sender.in_flight.count("notices"), 2);
+        // the third is held, and the fourth joins it
+        let m1 = m.clone();
+        let c = std::thread::spawn(move || m1.post("notices", Some("c"), vec!["3".into()]));
+        wait_open(&m, 1);
+        let m2 = m.clone();
+        let d = std::thread::spawn(move || m2.post("notices", Some("d"), vec!["4".into()]));
+        wait_open(&m, 2);
+        assert_eq!(batch_count(&node), 2, "held while two are on their way");
+        // the first arrives: the held batch goes at once, both messages in it
+        let first = batches(&node)[&a[0].id.to_string()].clone();
+        let t = Instant::now();
+        m.sender.in_flight.done(ObjectId::parse(&first).unwrap());
+        let (c, d) = (c.join().unwrap().unwrap(), d.join().unwrap().unwrap());
+        assert!(
+            t.elapsed() < HOLD_MAX,
+            "cut when one arrived, not at the hold's end"
+        );
+        let all = batches(&node);
+        assert_eq!(all[&c[0].id.to_string()], all[&d[0].id.to_string()]);
+        assert_ne!(all[&c[0].id.to_string()], all[&b[0].id.to_string()]);
+        assert_eq!(batch_count(&node), 3);
+        // with nothing arriving, a held batch goes after HOLD_MAX all the same
+        let t = Instant::now();
+        m.post("notices", None, vec!["5".into()]).unwrap();
+        assert!(
+            t.elapsed() >= HOLD_MAX,
+            "held: two batches are still on their way"
+        );
+        assert_eq!(batch_count(&node), 4);
         m.stop();
     }
 

@@ -9,9 +9,12 @@
 //! with them, [`pipeline`] inspects and seals, [`approval`] holds what a channel's
 //! `[approval]` makes wait for its approvers, [`route`] hands each sealed object to its
 //! channel's link. [`stream`] is the other path, for `stream` channels: UDP packets through
-//! the stream gate straight to the link's outgoing queue, never spooled.
+//! the stream gate straight to the link's outgoing queue, never spooled. [`messages`] takes
+//! messages into batch objects, holding a batch while [`flow`] says the channel's earlier
+//! batches are still on their way.
 
 pub mod approval;
+pub mod flow;
 pub mod messages;
 pub mod pipeline;
 pub mod release;

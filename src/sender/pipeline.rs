@@ -63,6 +63,9 @@ pub struct Sender {
     /// it is 0 the approval desk serves no request (a valid approval would find its object
     /// not back on the desk yet).
     recovering: std::sync::atomic::AtomicUsize,
+    /// Message batches on their way: the links report when they are done with an object,
+    /// the message batchers read how many of their channel's are still going.
+    pub in_flight: crate::sender::flow::InFlight,
 }
 
 /// Holds a sealed object before its link (the approval desk of a channel with
@@ -95,6 +98,7 @@ impl Sender {
             changed: Mutex::default(),
             hold: std::sync::OnceLock::new(),
             recovering: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            in_flight: crate::sender::flow::InFlight::default(),
         })
     }
 

@@ -760,6 +760,9 @@ fn event(
                     link: LinkKind::Diode,
                 }
                 .emit(owner.node.sink());
+                // nothing comes back on a diode: a message batch is no longer on its way
+                // once its first pass is out
+                owner.in_flight.done(m.object_id);
                 // after the record: a mark without its `sent` record would never get one
                 if book.window_ms > 0 {
                     let end = crate::now_ms().saturating_add(book.window_ms);

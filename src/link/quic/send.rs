@@ -373,6 +373,7 @@ async fn send_one(
         // written after it was sealed: taken again, never sent as it is
         Err(SendError::Read(e)) if Changed::is(&e) => {
             drop(permit);
+            sender.in_flight.done(id);
             if let Ok(mut p) = pending.lock() {
                 p.remove(&id);
             }
@@ -394,6 +395,9 @@ async fn send_one(
         }
     };
     drop(permit);
+    // a receipt came (or none will): a message batch of this channel is no longer on
+    // its way, whatever the receipt says
+    sender.in_flight.done(id);
     if let Ok(mut p) = pending.lock() {
         p.remove(&id);
     }

@@ -249,7 +249,8 @@ pub struct MessageChannel {
     /// Most bytes of message bodies in one batch object (1 KiB..=64 MiB; default 8 MiB).
     pub batch_max_bytes: u64,
     /// How long the first message of a batch waits for more before the batch is made
-    /// durable, in ms (0..=1,000; default 2). Every message of a batch is answered after
+    /// durable, in ms (0..=1,000; default 2); up to 50 ms more while the channel has two
+    /// batches on their way (`sender::flow`). Every message of a batch is answered after
     /// the one group commit that makes the batch durable.
     pub linger_ms: u64,
     /// How long the receiving node's message log keeps a message, in ms (`retention`,
