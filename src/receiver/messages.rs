@@ -147,6 +147,10 @@ pub struct MessageLog {
     channel: String,
     inbox: PathBuf,
     retention_ms: u64,
+    /// Held by one append from its first look at the state to its publication: appends
+    /// follow one another, while readers take `state` only for a moment (never across a
+    /// file's write and fsync).
+    appending: Mutex<()>,
     state: Mutex<State>,
     landed: Condvar,
 }
@@ -231,6 +235,7 @@ impl MessageLog {
             channel: channel.to_string(),
             inbox: inbox.to_path_buf(),
             retention_ms,
+            appending: Mutex::new(()),
             state: Mutex::new(st),
             landed: Condvar::new(),
         })
@@ -291,7 +296,8 @@ impl MessageLog {
     where
         F: FnOnce(&Appended) -> Result<(), LogError>,
     {
-        let mut st = self.lock();
+        let _appending = self.appending.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.lock();
         if st.objects.contains_key(&object) {
             return Ok(Appended {
                 already: true,
@@ -319,6 +325,9 @@ impl MessageLog {
         if !kept.is_empty() {
             out.batch = Some(seq);
         }
+        // only an append adds to the state (a sweep only forgets old batches), and this
+        // one holds `appending`: readers go on while the records and the file are written
+        drop(st);
         before_commit(&out)?;
         if kept.is_empty() {
             return Ok(out);
@@ -326,6 +335,7 @@ impl MessageLog {
         let name = batch_name(seq, object);
         let path = self.inbox.join(&name);
         self.write(&name, &path, &bytes)?;
+        let mut st = self.lock();
         st.last_seq = seq;
         st.ids.extend(kept.iter().copied());
         st.objects.insert(object, seq);
