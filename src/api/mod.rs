@@ -101,11 +101,16 @@ pub fn start(
 struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
-    body: Value,
+    body: String,
 }
 
 impl Reply {
     fn json(status: u16, body: Value) -> Reply {
+        Reply::text(status, body.to_string())
+    }
+
+    /// A reply whose JSON body is already written.
+    fn text(status: u16, body: String) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -119,7 +124,7 @@ impl Reply {
     }
 
     fn send(self, r: Request) {
-        let body = self.body.to_string();
+        let body = self.body;
         let mut headers: Vec<(&str, &str)> = vec![
             ("Content-Type", "application/json"),
             ("Cache-Control", "no-store"),
@@ -388,20 +393,42 @@ fn get(app: &App, channel: &str, query: &str) -> Reply {
         return unavailable("the channel's message log is not open");
     };
     match log.read(after, limit, Duration::from_secs(wait)) {
-        Ok(page) => {
-            let messages: Vec<Value> = page
-                .messages
-                .iter()
-                .map(|m| {
-                    let body = serde_json::from_str::<Value>(&m.body).unwrap_or(Value::Null);
-                    json!({ "id": m.id.to_string(), "cursor": m.cursor.to_string(), "body": body })
-                })
-                .collect();
-            Reply::json(
-                200,
-                json!({ "messages": messages, "next": page.next.map(|c| c.to_string()) }),
-            )
-        }
+        Ok(page) => page_reply(&page),
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
+/// One message of a page, its body as the log holds it (compact JSON, not parsed again).
+#[derive(serde::Serialize)]
+struct PageMessage<'a> {
+    id: String,
+    cursor: String,
+    body: Option<&'a serde_json::value::RawValue>,
+}
+
+/// `{"messages": [{"id", "cursor", "body"}, …], "next"}`; a body the log holds that is not
+/// one JSON value (it never is: the log checks what it reads) is given as `null`.
+fn page_reply(page: &crate::receiver::messages::Page) -> Reply {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        messages: Vec<PageMessage<'a>>,
+        next: Option<String>,
+    }
+    let messages = page
+        .messages
+        .iter()
+        .map(|m| PageMessage {
+            id: m.id.to_string(),
+            cursor: m.cursor.to_string(),
+            body: serde_json::from_str::<&serde_json::value::RawValue>(&m.body).ok(),
+        })
+        .collect();
+    let out = Out {
+        messages,
+        next: page.next.map(|c| c.to_string()),
+    };
+    match serde_json::to_string(&out) {
+        Ok(text) => Reply::text(200, text),
         Err(e) => unavailable(&e.to_string()),
     }
 }

@@ -185,12 +185,30 @@ pub fn encode_line(out: &mut Vec<u8>, id: MessageId, body: &str) -> Result<(), B
 }
 
 /// Reads a whole batch: one `{"id":…,"body":…}` line per message, each ending with `\n`,
-/// at least one message, at most [`MAX_BATCH_MESSAGES`]. Bodies come back compact (JSON
-/// whitespace outside strings removed). The same id twice in one batch is refused.
+/// at least one message, at most [`MAX_BATCH_MESSAGES`]. Each body must be in the compact
+/// form [`encode_line`] writes from a parsed body (no whitespace outside strings, object
+/// keys sorted and each once, strings escaped as serde_json writes them): the bytes checked
+/// are the bytes delivered. The same id twice in one batch is refused.
 ///
 /// # Errors
 /// [`BatchError`] for anything else; nothing is allocated beyond the caps.
 pub fn parse_batch(bytes: &[u8]) -> Result<Vec<BatchMessage>, BatchError> {
+    batch_lines(bytes, true)
+}
+
+/// Reads a batch this gateway wrote itself (a receiving node's message log, whose bodies
+/// [`encode_line`] wrote compact): the same checks as [`parse_batch`], but each body is
+/// kept as written, not parsed and written again.
+///
+/// # Errors
+/// As [`parse_batch`].
+pub fn read_written_batch(bytes: &[u8]) -> Result<Vec<BatchMessage>, BatchError> {
+    batch_lines(bytes, false)
+}
+
+/// [`parse_batch`] and [`read_written_batch`]: with `compact`, each body is parsed and
+/// written again without whitespace.
+fn batch_lines(bytes: &[u8], compact: bool) -> Result<Vec<BatchMessage>, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Shape("an empty batch"));
     }
@@ -212,11 +230,26 @@ pub fn parse_batch(bytes: &[u8]) -> Result<Vec<BatchMessage>, BatchError> {
         if !seen.insert(parsed.id) {
             return Err(BatchError::Line(no, format!("id {} twice", parsed.id)));
         }
-        let value: serde_json::Value = serde_json::from_str(parsed.body.get())
-            .map_err(|e| BatchError::Line(no, e.to_string()))?;
+        let body = if compact {
+            let value: serde_json::Value = serde_json::from_str(parsed.body.get())
+                .map_err(|e| BatchError::Line(no, e.to_string()))?;
+            let body =
+                serde_json::to_string(&value).map_err(|e| BatchError::Line(no, e.to_string()))?;
+            // what was read is what is kept: a body written otherwise (whitespace, keys out
+            // of order, the same key twice, escapes) could read differently elsewhere
+            if body != parsed.body.get() {
+                return Err(BatchError::Line(
+                    no,
+                    "the body is not in the compact form the gateway writes (no whitespace, keys sorted, each once)".into(),
+                ));
+            }
+            body
+        } else {
+            parsed.body.get().to_string()
+        };
         out.push(BatchMessage {
             id: parsed.id,
-            body: serde_json::to_string(&value).map_err(|e| BatchError::Line(no, e.to_string()))?,
+            body,
         });
     }
     Ok(out)
@@ -295,7 +328,7 @@ mod tests {
         assert_eq!(a, MessageId::derive("notices", "k#0"));
         assert_ne!(a, MessageId::derive("filings", "k#0"));
         let mut out = Vec::new();
-        encode_line(&mut out, a, "{\"x\": 1}").unwrap();
+        encode_line(&mut out, a, "{\"x\":1}").unwrap();
         encode_line(&mut out, b, "\"文\"").unwrap();
         let got = parse_batch(&out).unwrap();
         assert_eq!(got.len(), 2);
@@ -310,6 +343,31 @@ mod tests {
         assert!(parse_batch(b"{\"id\":\"00\",\"body\":1}\n").is_err());
         let extra = format!("{{\"id\":\"{a}\",\"body\":1,\"x\":2}}\n");
         assert!(parse_batch(extra.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_body_not_in_compact_form_is_refused_from_the_wire_and_kept_as_written_locally() {
+        let a = MessageId::derive("notices", "k#0");
+        for body in [
+            "{\"x\": 1}",
+            "{\"b\":1,\"a\":2}",
+            "{\"a\":\"safe\",\"a\":\"秘密\"}",
+            "\"\\u6587\"",
+        ] {
+            let mut out = Vec::new();
+            encode_line(&mut out, a, body).unwrap();
+            let e = parse_batch(&out).unwrap_err();
+            assert!(e.to_string().contains("compact form"), "{body}: {e}");
+            // the log's own reader takes what this node wrote as it is
+            assert_eq!(read_written_batch(&out).unwrap()[0].body, body);
+        }
+        // the compact form of each reads back unchanged
+        let mut out = Vec::new();
+        encode_line(&mut out, a, "{\"a\":\"秘密\",\"b\":[1,2.5,null]}").unwrap();
+        assert_eq!(
+            parse_batch(&out).unwrap()[0].body,
+            "{\"a\":\"秘密\",\"b\":[1,2.5,null]}"
+        );
     }
 
     #[test]

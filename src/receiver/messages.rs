@@ -23,7 +23,9 @@
 
 use crate::audit::{AuditError, Entry, Event};
 use crate::core::id::ObjectId;
-use crate::core::message::{BatchError, BatchMessage, Cursor, MessageId, encode_line, parse_batch};
+use crate::core::message::{
+    BatchError, BatchMessage, Cursor, MessageId, encode_line, read_written_batch,
+};
 use crate::receiver::land::STAGING;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -211,7 +213,7 @@ impl MessageLog {
                 Err(e) => return Err(io_at(&path)(e)),
             };
             st.last_seq = st.last_seq.max(seq);
-            let ids = match fs::read(&path).map(|b| parse_batch(&b)) {
+            let ids = match fs::read(&path).map(|b| read_written_batch(&b)) {
                 Ok(Ok(msgs)) => msgs.into_iter().map(|m| m.id).collect(),
                 Ok(Err(e)) => {
                     tracing::error!(channel, file = %path.display(), error = %e, "a file of the message log does not parse; it is left out");
@@ -427,7 +429,7 @@ impl MessageLog {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(io_at(&path)(e)),
                 };
-                let batch = match parse_batch(&bytes) {
+                let batch = match read_written_batch(&bytes) {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(channel = %self.channel, file = %path.display(), error = %e, "a file of the message log does not parse; it is skipped");
@@ -639,7 +641,12 @@ mod tests {
         assert_eq!(a.delivered[1].1, c(1, 1));
         let file = t.path().join(batch_name(1, obj(1)));
         assert!(file.is_file());
-        assert_eq!(parse_batch(&fs::read(&file).unwrap()).unwrap().len(), 2);
+        assert_eq!(
+            crate::core::message::parse_batch(&fs::read(&file).unwrap())
+                .unwrap()
+                .len(),
+            2
+        );
         log.append(obj(2), &[msg("c", "3")], ok).unwrap();
         let page = log.read(None, 10, Duration::ZERO).unwrap();
         let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();

@@ -684,8 +684,9 @@ impl Receiver {
             }
             None => part,
         };
-        // the batch passed this node's inspection, which parsed it: it parses again
-        let batch = match crate::core::message::parse_batch(&std::fs::read(landing)?) {
+        // the batch passed this node's inspection, which parsed it and refused any body
+        // not in compact form (and a masked copy is written compact): read as written
+        let batch = match crate::core::message::read_written_batch(&std::fs::read(landing)?) {
             Ok(b) => b,
             Err(e) => {
                 let refusal = Refusal::new(Reason::MessageMalformed, e.to_string());
