@@ -11,7 +11,8 @@
 //!   ─► the channel's open batch ◄── other requests (≤ batch_max, ≤ batch_max_bytes,
 //!                                    ≤ linger_ms after its first message)
 //!   ─► Spool::put (content = the batch form, durable) + message_accepted records (synced)
-//!   ─► every waiting request answered ─► the pipeline (inspect again, seal, route)
+//!   ─► every waiting request answered ─► the pipeline (seal, route; each message is
+//!      checked again only if the policy was reloaded meanwhile or the bytes changed)
 //! ```
 //!
 //! One batcher thread per messages channel this node sends makes the batches, in order;
@@ -86,6 +87,8 @@ pub(crate) type Check = dyn Fn(&Policy, &str) -> Result<CheckedMessage, Refusal>
 struct Item {
     id: MessageId,
     checked: CheckedMessage,
+    /// The policy it was checked under.
+    policy: Arc<Policy>,
 }
 
 /// A batch being filled, or full and waiting for its commit.
@@ -357,6 +360,7 @@ impl Messages {
                     Ok(checked) => group.push(Item {
                         id: ids[i],
                         checked,
+                        policy: policy.clone(),
                     }),
                     Err(refusal) => {
                         self.refuse(channel, Some(ids[i]), body.as_bytes(), &refusal)?;
@@ -405,6 +409,7 @@ impl Messages {
                     Ok(checked) => groups.push(vec![Item {
                         id: ids[i],
                         checked,
+                        policy: policy.clone(),
                     }]),
                     Err(refusal) => {
                         self.refuse(channel, Some(ids[i]), body.as_bytes(), &refusal)?;
@@ -795,6 +800,9 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
         };
         let no = batch.no;
         let result = commit(sender, &b.channel, &batch.items);
+        if let Ok(spooled) = &result {
+            sender.in_flight.begin(&b.channel, spooled.id);
+        }
         {
             let mut st = b.lock();
             st.completed = st.completed.max(no);
@@ -812,7 +820,6 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
         }
         b.done.notify_all();
         if let Ok(spooled) = result {
-            sender.in_flight.begin(&b.channel, spooled.id);
             let _ = pipeline.send(spooled);
         }
     }
@@ -852,6 +859,13 @@ fn commit(sender: &Sender, channel: &str, items: &[Item]) -> Result<Spooled, Fau
     if let Err(e) = recorded {
         let _ = sender.spool.remove(&spooled);
         return Err(e);
+    }
+    // every message checked under one loaded policy: the pipeline need not check them
+    // again while it is in force and the content is these bytes
+    if let Some(first) = items.first()
+        && items.iter().all(|i| Arc::ptr_eq(&i.policy, &first.policy))
+    {
+        sender.note_prechecked(id, first.policy.clone(), sha256(&bytes));
     }
     node.metrics
         .messages_batches
@@ -1090,6 +1104,55 @@ pub(crate) mod tests {
         );
         assert_eq!(batch_count(&node), 4);
         m.stop();
+    }
+
+    #[test]
+    fn the_pipeline_checks_a_noted_batch_again_when_its_policy_or_bytes_changed() {
+        // the lab's notices schema wants an object: a batch of `1` sealed by the pipeline
+        // was not checked again, one refused was
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 28170, None).unwrap();
+        let node = Arc::new(Node::open(Config::load(&lab.join("court.toml")).unwrap()).unwrap());
+        let sender = Sender::open(node.clone()).unwrap();
+        let batch = |n: u8| {
+            let id = ObjectId([n; 16]);
+            let mut bytes = Vec::new();
+            encode_line(
+                &mut bytes,
+                MessageId::derive("notices", &n.to_string()),
+                "1",
+            )
+            .unwrap();
+            let spooled = sender
+                .spool
+                .put_as(id, "notices", &format!("{id}.ndjson"), &bytes)
+                .unwrap();
+            (spooled, sha256(&bytes))
+        };
+        let in_force = node.policies.get("notices");
+        // noted under the policy in force, bytes unchanged: sealed without a second check
+        let (s1, h1) = batch(1);
+        sender.note_prechecked(s1.id, in_force.clone(), h1);
+        assert!(sender.pipeline(s1).unwrap().is_some());
+        // noted under another loaded policy (a reload came between): checked, refused
+        let (s2, h2) = batch(2);
+        sender.note_prechecked(s2.id, Arc::new((*in_force).clone()), h2);
+        assert!(sender.pipeline(s2).unwrap().is_none());
+        // the bytes are not those noted: checked, refused
+        let (s3, _) = batch(3);
+        sender.note_prechecked(s3.id, in_force.clone(), [0; 32]);
+        assert!(sender.pipeline(s3).unwrap().is_none());
+        // not noted (a batch recovered after a restart): checked, refused
+        let (s4, _) = batch(4);
+        assert!(sender.pipeline(s4).unwrap().is_none());
+        let refused = records(&node, Event::Refused);
+        assert_eq!(refused.len(), 3);
+        assert!(
+            refused
+                .iter()
+                .all(|r| r.reason == Some(Reason::SchemaViolation))
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::inspect::{self, InspectError};
 use crate::node::config::Channel;
 use crate::node::{Fault, Node, NodeError, Refused, hash_file};
 use crate::ops::events::{self, Subject};
+use crate::policy::Policy;
 use crate::sender::seal;
 use crate::sender::spool::Spool;
 use std::collections::HashMap;
@@ -66,7 +67,16 @@ pub struct Sender {
     /// Message batches on their way: the links report when they are done with an object,
     /// the message batchers read how many of their channel's are still going.
     pub in_flight: crate::sender::flow::InFlight,
+    /// Message batches this node's batchers wrote, each from messages checked under the
+    /// policy kept here, with the SHA-256 of the bytes written: the pipeline accepts such a
+    /// batch without checking each message again while that policy is still in force and
+    /// the content is still those bytes (see [`Sender::prechecked`]).
+    prechecked: Mutex<HashMap<ObjectId, Prechecked>>,
 }
+
+/// A batch written by a message batcher: the policy its messages were checked under, and
+/// the SHA-256 of the bytes written.
+type Prechecked = (Arc<Policy>, [u8; 32]);
 
 /// Holds a sealed object before its link (the approval desk of a channel with
 /// `[approval]`): the pipeline hands it every sealed object, and one recovered at start.
@@ -99,6 +109,7 @@ impl Sender {
             hold: std::sync::OnceLock::new(),
             recovering: std::sync::atomic::AtomicUsize::new(usize::MAX),
             in_flight: crate::sender::flow::InFlight::default(),
+            prechecked: Mutex::default(),
         })
     }
 
@@ -239,7 +250,12 @@ impl Sender {
             self.wait(spooled);
             return Ok(None);
         }
-        let checked = match inspect::inspect(&policy, spooled.clone()) {
+        let outcome = if self.take_prechecked(&spooled, &policy)? {
+            Ok(Ok(inspect::accepted_batch(spooled.clone())))
+        } else {
+            inspect::inspect(&policy, spooled.clone())
+        };
+        let checked = match outcome {
             Ok(Ok(c)) => c,
             Ok(Err((spooled, refusal))) => {
                 // a file refused as it was being written (cut, corrupt) is taken again
@@ -300,6 +316,36 @@ impl Sender {
         e.sha256 = Some(m.sha256);
         node.audit.append(Event::Sealed, e)?;
         Ok(Some(sealed))
+    }
+
+    /// Notes that the batch object `id` was written by a message batcher as the bytes
+    /// whose SHA-256 is `sha256`, from messages each checked under `policy`.
+    pub fn note_prechecked(&self, id: ObjectId, policy: Arc<Policy>, sha256: [u8; 32]) {
+        self.prechecked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (policy, sha256));
+    }
+
+    /// Whether `spooled` is a batch noted by [`Sender::note_prechecked`] whose policy is
+    /// still `policy` (the same loaded policy: a reload, even to the same text, checks
+    /// again) and whose content still hashes to what was written. The note is used once:
+    /// an object tried again, or one recovered after a restart, is checked in full.
+    ///
+    /// # Errors
+    /// The content cannot be read.
+    fn take_prechecked(&self, spooled: &Spooled, policy: &Arc<Policy>) -> Result<bool, Fault> {
+        let noted = self
+            .prechecked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&spooled.id);
+        match noted {
+            Some((checked_under, sha256)) if Arc::ptr_eq(&checked_under, policy) => {
+                Ok(hash_file(&spooled.content())? == sha256)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
