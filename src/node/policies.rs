@@ -173,6 +173,20 @@ impl Policies {
                         return Ok(p);
                     }
                     let (mut errors, _) = compliance(c.outbound, &c.policy_file, &p);
+                    // a reload never turns a messages channel's policy into a files policy,
+                    // nor the other way round (the channel's kind is the configuration's)
+                    if c.is_messages() != p.messages.is_some() {
+                        errors.push(crate::problem::Problem {
+                            file: c.policy_file.clone(),
+                            line: None,
+                            key: None,
+                            message: if c.is_messages() {
+                                "a messages channel needs a messages policy (a [messages] table); the policy in force is kept".into()
+                            } else {
+                                "a messages policy ([messages] table) belongs to a kind = \"messages\" channel; the policy in force is kept".into()
+                            },
+                        });
+                    }
                     if p.approval.is_some() {
                         errors.extend(approval_self_pins(&c.policy_file, &p, &cfg.node_keys()));
                     }
@@ -293,6 +307,44 @@ mod tests {
             "{events:?}"
         );
         assert!(policies.get("to-court").approval.is_none());
+    }
+
+    #[test]
+    fn a_reload_never_changes_the_kind_of_a_channels_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25920, None).unwrap();
+        let cfg = Config::load(&lab.join("court.toml")).unwrap();
+        let policies = Policies::new(&cfg);
+        let notices = lab.join("policy").join("notices.toml");
+        let files = lab.join("policy").join("to-internet.toml");
+        let (notices_text, files_text) = (
+            std::fs::read_to_string(&notices).unwrap(),
+            std::fs::read_to_string(&files).unwrap(),
+        );
+        let (before_n, before_f) = (policies.get("notices"), policies.get("to-internet"));
+        assert!(before_n.messages.is_some() && before_f.messages.is_none());
+        // each file given the other's text: both refused, both kept
+        std::fs::write(&notices, &files_text).unwrap();
+        std::fs::write(
+            &files,
+            notices_text.replace("notices.schema.json", "../policy/notices.schema.json"),
+        )
+        .unwrap();
+        let events = policies.reload(&cfg);
+        let refused = |ch: &str, what: &str| {
+            events.iter().any(|e| {
+                matches!(e, Reload::Refused { channel, problems, .. }
+                if channel == ch && problems.contains(what))
+            })
+        };
+        assert!(refused("notices", "needs a messages policy"), "{events:?}");
+        assert!(
+            refused("to-internet", "belongs to a kind = \"messages\" channel"),
+            "{events:?}"
+        );
+        assert_eq!(policies.get("notices").version, before_n.version);
+        assert_eq!(policies.get("to-internet").version, before_f.version);
     }
 
     #[test]

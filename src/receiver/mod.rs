@@ -684,9 +684,17 @@ impl Receiver {
             }
             None => part,
         };
-        // the batch passed this node's inspection, which parsed it and refused any body
-        // not in compact form (and a masked copy is written compact): read as written
-        let batch = match crate::core::message::read_written_batch(&std::fs::read(landing)?) {
+        // the batch passed this node's inspection under a messages policy, which parsed it
+        // and refused any body not in compact form (and a masked copy is written compact):
+        // read as written. Under any other policy nothing checked its messages: refused.
+        let read = if node.policies.get(&channel.name).messages.is_some() {
+            std::fs::read(landing).map(|b| crate::core::message::read_written_batch(&b))?
+        } else {
+            Err(crate::core::message::BatchError::Shape(
+                "the channel's policy in force has no [messages] rules: its messages were not checked",
+            ))
+        };
+        let batch = match read {
             Ok(b) => b,
             Err(e) => {
                 let refusal = Refusal::new(Reason::MessageMalformed, e.to_string());

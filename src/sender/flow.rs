@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 pub const MAX_IN_FLIGHT: usize = 2;
 
 /// The longest an open batch is held past its `linger_ms` while its channel has
-/// [`MAX_IN_FLIGHT`] batches on their way.
+/// [`MAX_IN_FLIGHT`] batches on their way: what a post may wait more at most when the link
+/// is slow or down (the object rate then stays at most one batch per hold).
 pub const HOLD_MAX: Duration = Duration::from_millis(50);
 
 /// After this long a batch no longer counts as in flight, whether or not its link said so.
@@ -35,15 +36,40 @@ pub const STALE: Duration = Duration::from_millis(500);
 type Waker = Box<dyn Fn() + Send + Sync>;
 
 /// The message batches in flight on this node, by channel (see the module's diagram).
-#[derive(Default)]
 pub struct InFlight {
     /// Batch object id → its channel and when it was committed.
     objects: Mutex<HashMap<ObjectId, (String, Instant)>>,
     /// Channel → what wakes its batcher.
     wakers: Mutex<HashMap<String, Waker>>,
+    /// [`HOLD_MAX`] and [`STALE`] (other values in tests only).
+    hold: Duration,
+    stale: Duration,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight::with_limits(HOLD_MAX, STALE)
+    }
 }
 
 impl InFlight {
+    /// An empty register whose batches are held at most `hold` and count as in flight at
+    /// most `stale` (the product uses [`HOLD_MAX`] and [`STALE`]).
+    pub fn with_limits(hold: Duration, stale: Duration) -> Self {
+        InFlight {
+            objects: Mutex::default(),
+            wakers: Mutex::default(),
+            hold,
+            stale,
+        }
+    }
+
+    /// The longest a batch is held past its linger while its channel has
+    /// [`MAX_IN_FLIGHT`] batches on their way.
+    pub fn hold(&self) -> Duration {
+        self.hold
+    }
+
     /// Registers what wakes `channel`'s batcher when one of its batches lands or is sent
     /// (replacing any earlier one).
     pub fn on_done(&self, channel: &str, waker: impl Fn() + Send + Sync + 'static) {
@@ -57,7 +83,7 @@ impl InFlight {
     pub fn begin(&self, channel: &str, id: ObjectId) {
         let mut o = self.objects.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        o.retain(|_, (_, at)| now.duration_since(*at) < STALE);
+        o.retain(|_, (_, at)| now.duration_since(*at) < self.stale);
         o.insert(id, (channel.to_string(), now));
     }
 
@@ -83,7 +109,7 @@ impl InFlight {
         let o = self.objects.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         o.values()
-            .filter(|(c, at)| c == channel && now.duration_since(*at) < STALE)
+            .filter(|(c, at)| c == channel && now.duration_since(*at) < self.stale)
             .count()
     }
 }
@@ -126,10 +152,11 @@ mod tests {
 
     #[test]
     fn a_batch_that_never_reports_stops_counting() {
-        let f = InFlight::default();
+        let stale = Duration::from_millis(100);
+        let f = InFlight::with_limits(HOLD_MAX, stale);
         f.begin("notices", id(1));
         assert_eq!(f.count("notices"), 1);
-        std::thread::sleep(STALE + Duration::from_millis(20));
+        std::thread::sleep(stale + Duration::from_millis(20));
         assert_eq!(f.count("notices"), 0);
         // and is forgotten at the next begin
         f.begin("notices", id(2));

@@ -32,7 +32,7 @@ use crate::inspect::message::CheckedMessage;
 use crate::node::config::{Channel, MessageChannel};
 use crate::node::{Fault, NodeError, quarantine};
 use crate::policy::Policy;
-use crate::sender::flow::{HOLD_MAX, MAX_IN_FLIGHT};
+use crate::sender::flow::MAX_IN_FLIGHT;
 use crate::sender::pipeline::{Queue, Sender, forward};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -142,6 +142,9 @@ impl State {
 struct Batcher {
     channel: String,
     settings: MessageChannel,
+    /// Its messages are checked by the policy's own check (the pipeline need not check
+    /// them again).
+    policy_check: bool,
     state: Mutex<State>,
     /// Wakes the batcher thread (a message came, a batch is full, stop).
     wake: Condvar,
@@ -174,18 +177,32 @@ impl Messages {
     /// # Errors
     /// A thread cannot start ([`NodeError::Dir`] naming the channel's spool folder).
     pub fn start(sender: Arc<Sender>, queue: Queue) -> Result<Arc<Messages>, NodeError> {
-        Messages::start_with(
+        Messages::launch(
             sender,
             queue,
             Arc::new(crate::inspect::message::check_message),
+            true,
         )
     }
 
-    /// [`Messages::start`] with the check of one message given.
+    /// [`Messages::start`] with the check of one message given (the pipeline then checks
+    /// every batch again: only the policy's own check lets it skip that).
+    #[cfg(test)]
     pub(crate) fn start_with(
         sender: Arc<Sender>,
         queue: Queue,
         check: Arc<Check>,
+    ) -> Result<Arc<Messages>, NodeError> {
+        Messages::launch(sender, queue, check, false)
+    }
+
+    /// [`Messages::start`]; `policy_check`: `check` is the policy's own check, so the
+    /// batches are noted as checked for the pipeline ([`Sender::note_prechecked`]).
+    fn launch(
+        sender: Arc<Sender>,
+        queue: Queue,
+        check: Arc<Check>,
+        policy_check: bool,
     ) -> Result<Arc<Messages>, NodeError> {
         let node = sender.node.clone();
         let mut batchers = HashMap::new();
@@ -197,6 +214,7 @@ impl Messages {
             let b = Arc::new(Batcher {
                 channel: c.name.clone(),
                 settings,
+                policy_check,
                 state: Mutex::new(State {
                     open: None,
                     ready: VecDeque::new(),
@@ -758,7 +776,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// A channel's batcher thread: takes the next batch due (a full one at once, the open one
 /// after `linger_ms` once fewer than [`MAX_IN_FLIGHT`] of the channel's batches are on
-/// their way or [`HOLD_MAX`] later, everything when stopping), commits it, answers its
+/// their way or the hold (`sender::flow::HOLD_MAX`) later, everything when stopping), commits it, answers its
 /// requests, hands it to the pipeline thread.
 fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<Spooled>) {
     let linger = Duration::from_millis(b.settings.linger_ms);
@@ -777,7 +795,7 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
                         // due, and the channel's earlier batches on their way (or held
                         // long enough): cut; else it keeps filling (see `sender::flow`)
                         let now = Instant::now();
-                        let held_until = due + HOLD_MAX;
+                        let held_until = due + sender.in_flight.hold();
                         let go = now >= due
                             && (now >= held_until
                                 || sender.in_flight.count(&b.channel) < MAX_IN_FLIGHT);
@@ -799,7 +817,7 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
             return;
         };
         let no = batch.no;
-        let result = commit(sender, &b.channel, &batch.items);
+        let result = commit(sender, b, &batch.items);
         if let Ok(spooled) = &result {
             sender.in_flight.begin(&b.channel, spooled.id);
         }
@@ -827,8 +845,9 @@ fn run_batcher(sender: &Sender, b: &Batcher, pipeline: &std::sync::mpsc::Sender<
 
 /// Makes one batch durable: the batch form into a new spool entry, one `message_accepted`
 /// record per message, one sync of the audit log. On failure nothing stays in the spool.
-fn commit(sender: &Sender, channel: &str, items: &[Item]) -> Result<Spooled, Fault> {
+fn commit(sender: &Sender, b: &Batcher, items: &[Item]) -> Result<Spooled, Fault> {
     let node = &sender.node;
+    let channel = b.channel.as_str();
     let id = ObjectId::random()?;
     let name = format!("{id}.ndjson");
     let mut bytes = Vec::new();
@@ -863,9 +882,11 @@ fn commit(sender: &Sender, channel: &str, items: &[Item]) -> Result<Spooled, Fau
     // every message checked under one loaded policy: the pipeline need not check them
     // again while it is in force and the content is these bytes
     if let Some(first) = items.first()
+        && b.policy_check
+        && bytes.len() as u64 <= crate::core::message::MAX_BATCH_BYTES
         && items.iter().all(|i| Arc::ptr_eq(&i.policy, &first.policy))
     {
-        sender.note_prechecked(id, first.policy.clone(), sha256(&bytes));
+        sender.note_prechecked(id, channel, first.policy.clone(), sha256(&bytes));
     }
     node.metrics
         .messages_batches
@@ -1013,7 +1034,9 @@ pub(crate) mod tests {
     /// Waits until the open batch holds `n` messages (a request is in).
     fn wait_open(m: &Messages, n: usize) {
         let b = m.batcher("notices").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
         while b.lock().open.as_ref().map_or(0, |o| o.items.len()) < n {
+            assert!(Instant::now() < deadline, "the open batch never held {n}");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -1065,10 +1088,19 @@ pub(crate) mod tests {
         m.stop();
     }
 
+    /// An intake whose batches count as in flight with these limits (`hold`, `stale`).
+    fn intake_with_limits(node: &Arc<Node>, hold: Duration, stale: Duration) -> Arc<Messages> {
+        let mut sender = Sender::open(node.clone()).unwrap();
+        sender.in_flight = crate::sender::flow::InFlight::with_limits(hold, stale);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        Messages::start_with(Arc::new(sender), tx, Arc::new(fake_check)).unwrap()
+    }
+
     #[test]
     fn a_batch_is_held_while_two_are_on_their_way_and_cut_when_one_arrives() {
+        // held for a minute at most, in flight for ten: only a link's report lets it go
         let (_d, node) = lab_node(28290, "court", settings(1000, 1 << 20, 0));
-        let (m, _rx) = intake(&node, false);
+        let m = intake_with_limits(&node, Duration::from_secs(60), Duration::from_secs(600));
         // two batches go at once (linger 0), and stay in flight: no link reports them
         let a = m.post("notices", None, vec!["1".into()]).unwrap();
         let b = m.post("notices", None, vec!["2".into()]).unwrap();
@@ -1082,27 +1114,36 @@ pub(crate) mod tests {
         let d = std::thread::spawn(move || m2.post("notices", Some("d"), vec!["4".into()]));
         wait_open(&m, 2);
         assert_eq!(batch_count(&node), 2, "held while two are on their way");
-        // the first arrives: the held batch goes at once, both messages in it
+        // the first arrives: the held batch goes, both messages in it
         let first = batches(&node)[&a[0].id.to_string()].clone();
         let t = Instant::now();
         m.sender.in_flight.done(ObjectId::parse(&first).unwrap());
         let (c, d) = (c.join().unwrap().unwrap(), d.join().unwrap().unwrap());
         assert!(
-            t.elapsed() < HOLD_MAX,
+            t.elapsed() < Duration::from_secs(30),
             "cut when one arrived, not at the hold's end"
         );
         let all = batches(&node);
         assert_eq!(all[&c[0].id.to_string()], all[&d[0].id.to_string()]);
         assert_ne!(all[&c[0].id.to_string()], all[&b[0].id.to_string()]);
         assert_eq!(batch_count(&node), 3);
-        // with nothing arriving, a held batch goes after HOLD_MAX all the same
+        m.stop();
+    }
+
+    #[test]
+    fn a_held_batch_goes_at_the_end_of_its_hold_when_nothing_arrives() {
+        let hold = Duration::from_millis(200);
+        let (_d, node) = lab_node(28140, "court", settings(1000, 1 << 20, 0));
+        let m = intake_with_limits(&node, hold, Duration::from_secs(600));
+        m.post("notices", None, vec!["1".into()]).unwrap();
+        m.post("notices", None, vec!["2".into()]).unwrap();
         let t = Instant::now();
-        m.post("notices", None, vec!["5".into()]).unwrap();
+        m.post("notices", None, vec!["3".into()]).unwrap();
         assert!(
-            t.elapsed() >= HOLD_MAX,
+            t.elapsed() >= hold,
             "held: two batches are still on their way"
         );
-        assert_eq!(batch_count(&node), 4);
+        assert_eq!(batch_count(&node), 3);
         m.stop();
     }
 
@@ -1133,19 +1174,30 @@ pub(crate) mod tests {
         let in_force = node.policies.get("notices");
         // noted under the policy in force, bytes unchanged: sealed without a second check
         let (s1, h1) = batch(1);
-        sender.note_prechecked(s1.id, in_force.clone(), h1);
+        sender.note_prechecked(s1.id, "notices", in_force.clone(), h1);
         assert!(sender.pipeline(s1).unwrap().is_some());
         // noted under another loaded policy (a reload came between): checked, refused
         let (s2, h2) = batch(2);
-        sender.note_prechecked(s2.id, Arc::new((*in_force).clone()), h2);
+        sender.note_prechecked(s2.id, "notices", Arc::new((*in_force).clone()), h2);
         assert!(sender.pipeline(s2).unwrap().is_none());
-        // the bytes are not those noted: checked, refused
-        let (s3, _) = batch(3);
-        sender.note_prechecked(s3.id, in_force.clone(), [0; 32]);
-        assert!(sender.pipeline(s3).unwrap().is_none());
         // not noted (a batch recovered after a restart): checked, refused
         let (s4, _) = batch(4);
         assert!(sender.pipeline(s4).unwrap().is_none());
+        assert_eq!(records(&node, Event::Refused).len(), 2);
+        // sealed bytes that are not those noted: never sent; taken again, checked in full
+        // once left alone, refused
+        let (s3, _) = batch(3);
+        sender.note_prechecked(s3.id, "notices", in_force.clone(), [0; 32]);
+        assert!(sender.pipeline(s3.clone()).unwrap().is_none());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while records(&node, Event::Refused).len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "the batch was never checked again"
+            );
+            assert!(sender.pipeline(s3.clone()).unwrap().is_none());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let refused = records(&node, Event::Refused);
         assert_eq!(refused.len(), 3);
         assert!(
@@ -1153,6 +1205,7 @@ pub(crate) mod tests {
                 .iter()
                 .all(|r| r.reason == Some(Reason::SchemaViolation))
         );
+        assert_eq!(refused[2].object_id, Some(s3.id.to_string()));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //!  Spooled ─► inspect::inspect ─► Inspected ─► seal ─► Sealed ─► queue ─► route ─► link
+//!     │  (a message batch its batcher noted as checked under the policy in force:
+//!     │   accepted unchecked, then its sealed SHA-256 must be the one noted)
 //!     │            │ refused: quarantine + audit (Node::refuse), spool entry removed
 //!     │            └ antivirus down: waits, tried again every 2 s until max_wait
 //!     └ recovered at start-up: sealed again, or reloaded from its stored manifest
@@ -74,9 +76,12 @@ pub struct Sender {
     prechecked: Mutex<HashMap<ObjectId, Prechecked>>,
 }
 
-/// A batch written by a message batcher: the policy its messages were checked under, and
-/// the SHA-256 of the bytes written.
-type Prechecked = (Arc<Policy>, [u8; 32]);
+/// A batch written by a message batcher: its channel, the policy its messages were checked
+/// under, and the SHA-256 of the bytes written.
+type Prechecked = (String, Arc<Policy>, [u8; 32]);
+
+/// Most batches noted as checked at once (see [`Sender::note_prechecked`]).
+pub const PRECHECKED_MAX: usize = 4096;
 
 /// Holds a sealed object before its link (the approval desk of a channel with
 /// `[approval]`): the pipeline hands it every sealed object, and one recovered at start.
@@ -250,10 +255,12 @@ impl Sender {
             self.wait(spooled);
             return Ok(None);
         }
-        let outcome = if self.take_prechecked(&spooled, &policy)? {
-            Ok(Ok(inspect::accepted_batch(spooled.clone())))
-        } else {
-            inspect::inspect(&policy, spooled.clone())
+        // a batch this node's batcher wrote under the policy in force: the SHA-256 it wrote,
+        // compared below with the one sealed
+        let precheck = self.take_prechecked(&spooled, &policy);
+        let outcome = match precheck {
+            Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
+            None => inspect::inspect(&policy, spooled.clone()),
         };
         let checked = match outcome {
             Ok(Ok(c)) => c,
@@ -301,6 +308,12 @@ impl Sender {
             self.retake_or_log(sealed.spooled().clone(), "changed before it was sealed");
             return Ok(None);
         }
+        // a batch accepted unchecked: what was sealed must be the bytes the batcher wrote
+        // from checked messages; else it is taken again and checked in full
+        if precheck.is_some_and(|written| written != sealed.manifest().sha256) {
+            self.retake_or_log(sealed.spooled().clone(), "not the batch that was written");
+            return Ok(None);
+        }
         if let Ok(mut c) = self.changed.lock() {
             c.remove(&sealed.spooled().id);
         }
@@ -318,33 +331,39 @@ impl Sender {
         Ok(Some(sealed))
     }
 
-    /// Notes that the batch object `id` was written by a message batcher as the bytes
-    /// whose SHA-256 is `sha256`, from messages each checked under `policy`.
-    pub fn note_prechecked(&self, id: ObjectId, policy: Arc<Policy>, sha256: [u8; 32]) {
-        self.prechecked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (policy, sha256));
+    /// Notes that the batch object `id` of `channel` was written by a message batcher as
+    /// the bytes whose SHA-256 is `sha256`, from messages each checked by
+    /// `inspect::message::check_message` under `policy`. Notes whose policy is no longer
+    /// in force are dropped meanwhile, and all of them past [`PRECHECKED_MAX`] (a batch
+    /// without its note is checked in full: nothing but time is lost).
+    pub fn note_prechecked(
+        &self,
+        id: ObjectId,
+        channel: &str,
+        policy: Arc<Policy>,
+        sha256: [u8; 32],
+    ) {
+        let mut notes = self.prechecked.lock().unwrap_or_else(|e| e.into_inner());
+        notes.retain(|_, (c, p, _)| Arc::ptr_eq(p, &self.node.policies.get(c)));
+        if notes.len() >= PRECHECKED_MAX {
+            notes.clear();
+        }
+        notes.insert(id, (channel.to_string(), policy, sha256));
     }
 
-    /// Whether `spooled` is a batch noted by [`Sender::note_prechecked`] whose policy is
-    /// still `policy` (the same loaded policy: a reload, even to the same text, checks
-    /// again) and whose content still hashes to what was written. The note is used once:
-    /// an object tried again, or one recovered after a restart, is checked in full.
-    ///
-    /// # Errors
-    /// The content cannot be read.
-    fn take_prechecked(&self, spooled: &Spooled, policy: &Arc<Policy>) -> Result<bool, Fault> {
+    /// The SHA-256 noted for `spooled` by [`Sender::note_prechecked`] when its policy is
+    /// still `policy` (the same loaded policy: a reload that changed it checks again).
+    /// The note is removed: an object tried again after a fault, or one recovered after a
+    /// restart, is checked in full.
+    fn take_prechecked(&self, spooled: &Spooled, policy: &Arc<Policy>) -> Option<[u8; 32]> {
         let noted = self
             .prechecked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&spooled.id);
         match noted {
-            Some((checked_under, sha256)) if Arc::ptr_eq(&checked_under, policy) => {
-                Ok(hash_file(&spooled.content())? == sha256)
-            }
-            _ => Ok(false),
+            Some((_, checked_under, sha256)) if Arc::ptr_eq(&checked_under, policy) => Some(sha256),
+            _ => None,
         }
     }
 
