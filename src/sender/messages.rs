@@ -649,7 +649,7 @@ impl Messages {
                 Reason::ExtensionRefused,
                 "a messages channel takes .json and .ndjson files only",
             );
-            return self.refuse_file(channel, &path, &shown, &r);
+            return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
         }
         let Some(settings) = channel.messages.as_ref() else {
             return Ok(());
@@ -669,7 +669,7 @@ impl Messages {
                     settings.batch_max_bytes
                 ),
             );
-            return self.refuse_file(channel, &path, &shown, &r);
+            return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
         }
         let mut bytes = Vec::new();
         (&mut file)
@@ -677,7 +677,7 @@ impl Messages {
             .read_to_end(&mut bytes)?;
         if bytes.len() as u64 > settings.batch_max_bytes {
             let r = Refusal::new(Reason::SizeLimit, "grew past batch_max_bytes while read");
-            return self.refuse_file(channel, &path, &shown, &r);
+            return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
         }
         let policy = self.sender.node.policies.get(&channel.name);
         let max_bytes = policy
@@ -691,7 +691,7 @@ impl Messages {
                 Ok(b) => b,
                 Err((line, reason, detail)) => {
                     let r = Refusal::new(reason, format!("line {line}: {detail}"));
-                    return self.refuse_file(channel, &path, &shown, &r);
+                    return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
                 }
             };
         let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
@@ -719,35 +719,10 @@ impl Messages {
                     line_of_value(&bytes, index)
                 };
                 let r = Refusal::new(refusal.reason, format!("line {line}: {}", refusal.detail));
-                self.refuse_file(channel, &path, &shown, &r)
+                self.sender.refuse_outbox_entry(channel, &path, &shown, &r)
             }
             Err(e) => Err(std::io::Error::other(e.to_string()).into()),
         }
-    }
-
-    /// Moves an outbox file into quarantine with its reason (audited `refused`).
-    fn refuse_file(
-        &self,
-        channel: &Channel,
-        path: &std::path::Path,
-        name: &str,
-        refusal: &Refusal,
-    ) -> Result<(), Fault> {
-        let refused = crate::node::Refused {
-            subject: crate::ops::events::Subject {
-                channel: &channel.name,
-                id: crate::node::fresh_id()?,
-                name,
-                size: None,
-                sha256: None,
-            },
-            quarantine: &channel.quarantine,
-            content: Some(path),
-            side: Side::Sender,
-        };
-        self.sender.node.refuse(&refused, refusal)?;
-        crate::fsx::sync_dir(&channel.outbox)?;
-        Ok(())
     }
 }
 

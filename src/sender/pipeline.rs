@@ -367,6 +367,36 @@ impl Sender {
         }
     }
 
+    /// Moves an entry of `channel`'s outbox (`path`, shown as `name`) into quarantine as it
+    /// is, with its reason (audited `refused` under a fresh object id), then syncs the
+    /// outbox: a file the intake cannot take (not a plain file, a messages file refused).
+    ///
+    /// # Errors
+    /// A fault: it could not be moved or audited.
+    pub fn refuse_outbox_entry(
+        &self,
+        channel: &Channel,
+        path: &std::path::Path,
+        name: &str,
+        refusal: &Refusal,
+    ) -> Result<(), Fault> {
+        let refused = Refused {
+            subject: Subject {
+                channel: &channel.name,
+                id: crate::node::fresh_id()?,
+                name,
+                size: None,
+                sha256: None,
+            },
+            quarantine: &channel.quarantine,
+            content: Some(path),
+            side: Side::Sender,
+        };
+        self.node.refuse(&refused, refusal)?;
+        crate::fsx::sync_dir(&channel.outbox)?;
+        Ok(())
+    }
+
     /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
     /// [`Node::refuse`]), then drops it from the spool. The `refused` record carries the
     /// size and SHA-256 of the whole spooled file (what goes to quarantine), whatever the

@@ -187,6 +187,37 @@ impl Spool {
         name: &str,
         bytes: &[u8],
     ) -> io::Result<Spooled> {
+        let spooled = self.new_entry(id, channel, name)?;
+        let made = (|| {
+            let part = spooled.dir.join(PUT_PART);
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(CONTENT_MODE)
+                    .open(&part)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+            }
+            fs::rename(&part, spooled.content())?;
+            sync_dir(&spooled.dir)
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&spooled.dir);
+            return Err(e);
+        }
+        Ok(spooled)
+    }
+
+    /// A new entry `id` of `channel` for an object named `name`: its folder, its next
+    /// sequence number and its `meta.json`, durable, with no content yet.
+    ///
+    /// # Errors
+    /// Making or syncing a folder or the metadata failed (the entry is removed, best
+    /// effort; recovery removes an entry without content).
+    fn new_entry(&self, id: ObjectId, channel: &str, name: &str) -> io::Result<Spooled> {
         let chan_dir = self.root.join(channel);
         let dir = chan_dir.join(id.to_string());
         let new_channel = !chan_dir.is_dir();
@@ -212,21 +243,7 @@ impl Spool {
             };
             let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
             write_durable(&spooled.dir.join("meta.json"), &meta)?;
-            sync_dir(&chan_dir)?;
-            let part = spooled.dir.join(PUT_PART);
-            {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(CONTENT_MODE)
-                    .open(&part)?;
-                f.write_all(bytes)?;
-                f.sync_all()?;
-            }
-            fs::rename(&part, spooled.content())?;
-            sync_dir(&spooled.dir)
+            sync_dir(&chan_dir)
         })();
         if let Err(e) = made {
             let _ = fs::remove_dir_all(&spooled.dir);
@@ -244,31 +261,7 @@ impl Spool {
         name: &str,
     ) -> io::Result<Option<Spooled>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
-        let chan_dir = self.root.join(channel);
-        let dir = chan_dir.join(id.to_string());
-        let new_channel = !chan_dir.is_dir();
-        fs::create_dir_all(&dir)?;
-        if new_channel {
-            sync_dir(&self.root)?;
-        }
-        let spooled = Spooled {
-            id,
-            channel: channel.to_string(),
-            name: name.to_string(),
-            sequence: self.next_seq(channel)?,
-            taken_ms: crate::now_ms(),
-            dir,
-        };
-        let meta = Meta {
-            id: id.to_string(),
-            channel: channel.to_string(),
-            name: name.to_string(),
-            sequence: spooled.sequence,
-            taken_ms: spooled.taken_ms,
-        };
-        let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
-        write_durable(&spooled.dir.join("meta.json"), &meta)?;
-        sync_dir(&chan_dir)?;
+        let spooled = self.new_entry(id, channel, name)?;
         match fs::rename(outbox.join(file_name), spooled.content()) {
             Ok(()) => {}
             Err(e) if is_cross_device(&e) => {

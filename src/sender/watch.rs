@@ -37,12 +37,11 @@
 //! ```
 
 use crate::audit::{Entry, Event};
-use crate::core::reason::{Reason, Refusal, Side};
+use crate::core::reason::{Reason, Refusal};
 use crate::core::settle::{Decision, Settler, Signal, Stat};
 use crate::core::stage::Sealed;
 use crate::node::config::Channel;
-use crate::node::{Fault, NodeError, Refused, fresh_id};
-use crate::ops::events::Subject;
+use crate::node::{Fault, NodeError};
 use crate::sender::messages::Messages;
 use crate::sender::pipeline::{Sender, forward};
 use crate::sender::writers::Writers;
@@ -453,7 +452,7 @@ fn intake(
         None
     };
     if let Some(refusal) = refusal {
-        refuse_entry(sender, channel, &path, &display, &refusal)?;
+        sender.refuse_outbox_entry(channel, &path, &display, &refusal)?;
         return Ok(None);
     }
     // opened since it was found due: left for its close event (or the rescan)
@@ -494,29 +493,4 @@ fn intake(
         .inc_by(meta.len());
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
     sender.pipeline(spooled)
-}
-
-/// Moves an outbox entry that is not a plain file into quarantine, as it is.
-fn refuse_entry(
-    sender: &Sender,
-    channel: &Channel,
-    path: &Path,
-    name: &str,
-    refusal: &Refusal,
-) -> Result<(), Fault> {
-    let refused = Refused {
-        subject: Subject {
-            channel: &channel.name,
-            id: fresh_id()?,
-            name,
-            size: None,
-            sha256: None,
-        },
-        quarantine: &channel.quarantine,
-        content: Some(path),
-        side: Side::Sender,
-    };
-    sender.node.refuse(&refused, refusal)?;
-    crate::fsx::sync_dir(&channel.outbox)?;
-    Ok(())
 }
