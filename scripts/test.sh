@@ -26,6 +26,8 @@ if ! have systemd-analyze || [ ! -x /bin/kill ]; then apt_install systemd procps
 if ! have ip || ! have tc; then apt_install iproute2; fi
 if ! have iptables; then apt_install iptables; fi
 if ! have curl; then apt_install curl; fi
+# OpenSSL 3 checks the national suite's SM2, SM3 and HMAC-SM3 (tests/suite_gm.rs)
+if ! have openssl; then apt_install openssl; fi
 if ! have man; then apt_install man-db; fi
 # libfaketime: a node whose wall clock is stepped back while it runs (tests/clock.rs)
 if ! have faketime; then apt_install faketime; fi

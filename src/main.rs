@@ -338,7 +338,8 @@ Examples:
     /// Make a node's signing key pair and TLS certificate and key.
     #[command(
         long_about = "\
-Make a node's Ed25519 signing key pair and its self-signed TLS certificate and key, as
+Make a node's signing key pair (Ed25519; SM2 with --suite gm) and its self-signed TLS
+certificate and key, as
 NAME.sign.key, NAME.sign.pub, NAME.tls.key and NAME.tls.crt in the --out directory. Private
 keys are written mode 0600 and an existing file is never overwritten. Copy only NAME.sign.pub
 and NAME.tls.crt to the peer host: its configuration pins them. The certificate's subject is
@@ -348,6 +349,8 @@ operator) and the public key's hex digits.",
         after_long_help = "\
 Examples:
   isogate keygen --name court --out /etc/isogate/certs
+  isogate keygen --name court --suite gm --out /etc/isogate/certs-gm
+                (an SM2 signing key, for the national suite)
   chown isogate /etc/isogate/certs/court.sign.key /etc/isogate/certs/court.tls.key
                 (isogate.service runs as the user isogate: it alone may read them)
   isogate keygen --approver zhang.wei --out ~/.isogate
@@ -369,6 +372,16 @@ Examples:
         /// Directory for the key files (private keys are written mode 0600).
         #[arg(long)]
         out: PathBuf,
+        /// The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2,
+        /// user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130
+        /// hex digits). The TLS key is ECDSA P-256 under both.
+        #[arg(
+            long,
+            default_value = "default",
+            value_name = "SUITE",
+            conflicts_with = "approver"
+        )]
+        suite: isogate::keys::suite::Suite,
     },
     /// Ask the running diode sender to send held objects again (after a `lost` report).
     #[command(
@@ -1055,9 +1068,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             name,
             approver,
             out,
+            suite,
         } => match (name, approver) {
             (_, Some(a)) => Ok(cli::keygen::approver(&a, &out)?),
-            (Some(n), None) => Ok(cli::keygen::command(&n, &out)?),
+            (Some(n), None) => Ok(cli::keygen::command(&n, &out, suite)?),
             (None, None) => anyhow::bail!("give --name or --approver"),
         },
         Command::Approve {

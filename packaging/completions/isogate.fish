@@ -464,6 +464,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l approver -d 'Make an approver\'s key pair instead, for a channel\'s [approval]: NAME.approver.key (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l suite -d 'The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2, user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130 hex digits). The TLS key is ECDSA P-256 under both' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'

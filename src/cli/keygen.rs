@@ -3,13 +3,14 @@
 //! with the peer's operator before each pins the other's files.
 //!
 //! ```text
-//!  keygen NAME ─► keys::keygen ─► 4 files ─► paths
+//!  keygen NAME [--suite gm] ─► keys::keygen_for ─► 4 files (SM2 signing key) ─► paths
 //!                                        └─► sha256:… fingerprints, AB12 CD34 … groups,
 //!                                            the public key's 64 hex digits (as in config)
 //!  keygen --approver NAME ─► NAME.approver.key (PKCS#8 PEM, 0600), NAME.approver.pub
 //!                        └─► fingerprint, the line to paste into [approval] approvers
 //! ```
 
+use crate::keys::suite::Suite;
 use crate::keys::{self, KeyError, KeyFiles, SigningKey, VerifyKey};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -97,12 +98,21 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 ///
 /// # Errors
 /// The name is not usable, a file already exists, or a file cannot be written or read back.
-pub fn command(name: &str, out: &Path) -> Result<ExitCode, KeyError> {
-    let files = keys::keygen(name, out)?;
+pub fn command(name: &str, out: &Path, suite: Suite) -> Result<ExitCode, KeyError> {
+    let files = keys::keygen_for(name, out, suite)?;
     println!("signing key:     {}", files.signing_key.display());
     println!("signing public:  {}", files.signing_pub.display());
     println!("tls certificate: {}", files.tls_cert.display());
     println!("tls key:         {}", files.tls_key.display());
+    if suite == Suite::Gm {
+        println!(
+            "signing with:    SM2 (GB/T 32918.2, user id {})",
+            keys::suite::SM2_USER_ID
+        );
+        println!(
+            "note:            a pair of nodes runs the default suite only in this version; its configuration refuses an SM2 key"
+        );
+    }
     println!();
     for line in fingerprint_lines(&files)? {
         println!("{line}");

@@ -55,7 +55,7 @@ fn key_id(name: &str, key: &VerifyKey) -> [u8; 4] {
     let mut c = ring::digest::Context::new(&ring::digest::SHA256);
     c.update(name.as_bytes());
     c.update(b"\n\x01");
-    c.update(&key.to_bytes());
+    c.update(key.as_bytes());
     let d = c.finish();
     let mut id = [0u8; 4];
     id.copy_from_slice(&d.as_ref()[..4]);

@@ -1,5 +1,6 @@
-//! Keys of a node: the Ed25519 key that signs manifests, the TLS certificate and key of the
-//! QUIC link, and `keygen`, which makes them. Private key files are written mode 0600.
+//! Keys of a node: the key that signs manifests (Ed25519, or SM2 for the national suite:
+//! [`suite`]), the TLS certificate and key of the QUIC link, and `keygen`, which makes
+//! them. Private key files are written mode 0600.
 //!
 //! Fingerprints (`sha256:` and the first 16 bytes of the SHA-256 of the public key or of the
 //! certificate, in hex) name keys in logs and audit records without repeating them whole.
@@ -11,6 +12,7 @@
 //! ```
 
 pub mod diode;
+pub mod suite;
 pub mod tls;
 
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +21,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use suite::Suite;
 use thiserror::Error;
 
 /// Why a key could not be made, read or written.
@@ -53,18 +56,38 @@ pub enum KeyError {
     ApproverName(String),
 }
 
-/// The Ed25519 key a node signs its manifests with.
-pub struct SigningKey {
-    pair: ring::signature::Ed25519KeyPair,
+/// The key a node signs its manifests with: Ed25519 (the default suite) or SM2 (the `gm`
+/// suite, GB/T 32918.2 with the user id [`suite::SM2_USER_ID`]). Either signs with a
+/// 64-byte signature (Ed25519's R‖S, SM2's r‖s).
+pub struct SigningKey(Signer);
+
+enum Signer {
+    Ed25519(ring::signature::Ed25519KeyPair),
+    Sm2(Box<sm2::dsa::SigningKey>),
 }
 
-/// A pinned Ed25519 public key.
+/// A pinned public key: 32 Ed25519 bytes, or SM2's 65-byte uncompressed point (SEC 1:
+/// `04`, x, y).
 #[derive(Clone, PartialEq, Eq)]
-pub struct VerifyKey([u8; 32]);
+pub struct VerifyKey(Public);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Public {
+    Ed25519([u8; 32]),
+    Sm2([u8; SM2_PUBLIC_LEN]),
+}
+
+/// Bytes of an SM2 public key as written here: the uncompressed point (SEC 1 § 2.3.3).
+pub const SM2_PUBLIC_LEN: usize = 65;
 
 impl std::fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VerifyKey({})", self.to_hex())
+        write!(
+            f,
+            "VerifyKey({} {})",
+            self.suite().signature(),
+            self.to_hex()
+        )
     }
 }
 
@@ -95,29 +118,49 @@ pub fn telephone(fingerprint: &str) -> String {
 }
 
 impl SigningKey {
-    /// A fresh random key.
+    /// A fresh random Ed25519 key (the default suite).
     pub fn generate() -> Result<SigningKey, KeyError> {
-        let rng = ring::rand::SystemRandom::new();
-        let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
-        Self::from_pkcs8(doc.as_ref()).map_err(KeyError::Generate)
+        Self::generate_for(Suite::Default)
     }
 
+    /// A fresh random key of `suite`'s signature algorithm, from the system's random
+    /// source.
+    pub fn generate_for(suite: Suite) -> Result<SigningKey, KeyError> {
+        let rng = ring::rand::SystemRandom::new();
+        match suite {
+            Suite::Default => {
+                let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?;
+                Self::from_pkcs8(doc.as_ref()).map_err(KeyError::Generate)
+            }
+            Suite::Gm => Ok(SigningKey(Signer::Sm2(Box::new(sm2_generate(&rng)?)))),
+        }
+    }
+
+    /// A key from PKCS#8 DER: Ed25519 (RFC 8410) or SM2 (an EC key on the SM2 curve,
+    /// OID 1.2.156.10197.1.301, as OpenSSL writes it).
     fn from_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(der)
+        if let Ok(pair) = ring::signature::Ed25519KeyPair::from_pkcs8(der)
             .or_else(|_| ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
-            .map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}"))?;
-        Ok(SigningKey { pair })
+        {
+            return Ok(SigningKey(Signer::Ed25519(pair)));
+        }
+        use sm2::pkcs8::DecodePrivateKey;
+        let secret = sm2::SecretKey::from_pkcs8_der(der)
+            .map_err(|_| "neither an Ed25519 nor an SM2 PKCS#8 key".to_string())?;
+        let key = sm2::dsa::SigningKey::new(suite::SM2_USER_ID, &secret)
+            .map_err(|e| format!("not a usable SM2 key: {e}"))?;
+        Ok(SigningKey(Signer::Sm2(Box::new(key))))
     }
 
     /// A key from a fixed 32-byte seed: deterministic, for tests and fuzzing only.
     pub fn from_seed(seed: &[u8; 32]) -> Result<SigningKey, KeyError> {
         let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
             .map_err(|e| KeyError::Generate(e.to_string()))?;
-        Ok(SigningKey { pair })
+        Ok(SigningKey(Signer::Ed25519(pair)))
     }
 
-    /// Reads a PKCS#8 PEM file.
+    /// Reads a PKCS#8 PEM file (Ed25519 or SM2).
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let key = PrivateKeyDer::from_pem_file(path).map_err(|e| KeyError::Format {
             path: path.to_path_buf(),
@@ -129,28 +172,103 @@ impl SigningKey {
         })
     }
 
-    /// Signs a message.
+    /// The suite whose signature algorithm this key is.
+    pub fn suite(&self) -> Suite {
+        match self.0 {
+            Signer::Ed25519(_) => Suite::Default,
+            Signer::Sm2(_) => Suite::Gm,
+        }
+    }
+
+    /// Signs a message: 64 bytes (Ed25519, RFC 8032; or SM2, GB/T 32918.2 § 6.1 over
+    /// SM3(Z_A ‖ msg), r ‖ s, its nonce derived as RFC 6979 does).
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        self.pair.sign(msg).as_ref().to_vec()
+        match &self.0 {
+            Signer::Ed25519(pair) => pair.sign(msg).as_ref().to_vec(),
+            Signer::Sm2(key) => {
+                use sm2::dsa::signature::Signer as _;
+                let sig: sm2::dsa::Signature = key.sign(msg);
+                sig.to_bytes().to_vec()
+            }
+        }
     }
 
     /// The public half.
     pub fn verify_key(&self) -> VerifyKey {
-        let mut b = [0u8; 32];
-        b.copy_from_slice(ring::signature::KeyPair::public_key(&self.pair).as_ref());
-        VerifyKey(b)
+        match &self.0 {
+            Signer::Ed25519(pair) => {
+                let mut b = [0u8; 32];
+                b.copy_from_slice(ring::signature::KeyPair::public_key(pair).as_ref());
+                VerifyKey(Public::Ed25519(b))
+            }
+            Signer::Sm2(key) => {
+                let mut b = [0u8; SM2_PUBLIC_LEN];
+                b.copy_from_slice(&key.verifying_key().to_sec1_bytes());
+                VerifyKey(Public::Sm2(b))
+            }
+        }
+    }
+
+    /// The key as PKCS#8 PEM (what [`SigningKey::load`] reads); only for SM2 keys, whose
+    /// PEM the `sm2` crate writes (Ed25519 keys are written from `rcgen`'s).
+    fn sm2_pem(&self) -> Result<String, KeyError> {
+        use sm2::pkcs8::EncodePrivateKey;
+        let Signer::Sm2(key) = &self.0 else {
+            return Err(KeyError::Generate("not an SM2 key".into()));
+        };
+        let secret = sm2::SecretKey::from_bytes(&key.to_bytes())
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        secret
+            .to_pkcs8_pem(sm2::pkcs8::LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| KeyError::Generate(e.to_string()))
     }
 }
 
+/// A fresh SM2 key: 32 random bytes, drawn again while they are not a valid secret
+/// scalar (zero or not below the group order: a chance of about 2^-32 each).
+fn sm2_generate(rng: &ring::rand::SystemRandom) -> Result<sm2::dsa::SigningKey, KeyError> {
+    use ring::rand::SecureRandom;
+    for _ in 0..64 {
+        let mut bytes = [0u8; 32];
+        rng.fill(&mut bytes)
+            .map_err(|_| KeyError::Generate("the system's random source failed".into()))?;
+        if let Ok(key) = sm2::dsa::SigningKey::from_slice(suite::SM2_USER_ID, &bytes) {
+            return Ok(key);
+        }
+    }
+    Err(KeyError::Generate(
+        "no valid SM2 secret in 64 draws from the system's random source".into(),
+    ))
+}
+
 impl VerifyKey {
-    /// Verifies an Ed25519 signature.
+    /// Verifies a signature made by this key's algorithm (Ed25519, or SM2 with the user
+    /// id [`suite::SM2_USER_ID`]); anything else, or a signature of another algorithm,
+    /// is false.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.0)
-            .verify(msg, sig)
-            .is_ok()
+        match &self.0 {
+            Public::Ed25519(key) => {
+                ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+            Public::Sm2(point) => {
+                use sm2::dsa::signature::Verifier as _;
+                let Ok(key) = sm2::dsa::VerifyingKey::from_sec1_bytes(suite::SM2_USER_ID, point)
+                else {
+                    return false;
+                };
+                let Ok(sig) = sm2::dsa::Signature::from_slice(sig) else {
+                    return false;
+                };
+                key.verify(msg, &sig).is_ok()
+            }
+        }
     }
 
-    /// Reads a public key file: 64 hex digits.
+    /// Reads a public key file: 64 hex digits (Ed25519) or 130 (SM2's uncompressed
+    /// point, beginning `04`).
     pub fn load(path: &Path) -> Result<VerifyKey, KeyError> {
         let text = fs::read_to_string(path).map_err(|error| KeyError::Io {
             path: path.to_path_buf(),
@@ -158,30 +276,55 @@ impl VerifyKey {
         })?;
         Self::parse(text.trim()).ok_or_else(|| KeyError::Format {
             path: path.to_path_buf(),
-            what: "expected 64 hex digits of an Ed25519 public key".into(),
+            what: "expected 64 hex digits of an Ed25519 public key or 130 of an SM2 one".into(),
         })
     }
 
-    /// Parses 64 hex digits.
+    /// Parses 64 hex digits (Ed25519) or 130 (SM2: `04`, x, y; a point on the curve).
     pub fn parse(s: &str) -> Option<VerifyKey> {
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b).ok()?;
-        Some(VerifyKey(b))
+        match s.len() {
+            64 => {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(s, &mut b).ok()?;
+                Some(VerifyKey(Public::Ed25519(b)))
+            }
+            130 => {
+                let mut b = [0u8; SM2_PUBLIC_LEN];
+                hex::decode_to_slice(s, &mut b).ok()?;
+                if b[0] != 0x04 {
+                    return None;
+                }
+                sm2::dsa::VerifyingKey::from_sec1_bytes(suite::SM2_USER_ID, &b).ok()?;
+                Some(VerifyKey(Public::Sm2(b)))
+            }
+            _ => None,
+        }
     }
 
-    /// The raw 32 bytes of the key.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+    /// The suite whose signature algorithm this key is.
+    pub fn suite(&self) -> Suite {
+        match self.0 {
+            Public::Ed25519(_) => Suite::Default,
+            Public::Sm2(_) => Suite::Gm,
+        }
     }
 
-    /// The key as 64 hex digits.
+    /// The raw bytes of the key: 32 (Ed25519) or 65 (SM2).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Public::Ed25519(b) => b,
+            Public::Sm2(b) => b,
+        }
+    }
+
+    /// The key in hex: 64 digits (Ed25519) or 130 (SM2).
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.as_bytes())
     }
 
     /// The key's fingerprint: `sha256:` and 32 hex digits.
     pub fn fingerprint(&self) -> String {
-        fingerprint_of(&self.0)
+        fingerprint_of(self.as_bytes())
     }
 }
 
@@ -228,9 +371,9 @@ pub fn load_tls_pair(
 /// The files `keygen` writes for a node called NAME.
 #[derive(Debug, Clone)]
 pub struct KeyFiles {
-    /// NAME.sign.key: Ed25519 PKCS#8 PEM, mode 0600.
+    /// NAME.sign.key: Ed25519 (or SM2) PKCS#8 PEM, mode 0600.
     pub signing_key: PathBuf,
-    /// NAME.sign.pub: the public key as 64 hex digits.
+    /// NAME.sign.pub: the public key as 64 hex digits (SM2: 130).
     pub signing_pub: PathBuf,
     /// NAME.tls.crt: self-signed certificate, PEM.
     pub tls_cert: PathBuf,
@@ -253,6 +396,13 @@ impl KeyFiles {
 /// Makes a signing key pair and a TLS certificate and key for node `name` in `dir`.
 /// Refuses to overwrite existing key files.
 pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
+    keygen_for(name, dir, Suite::Default)
+}
+
+/// [`keygen`] for `suite`: the signing key is Ed25519 (default) or SM2 (`gm`: PKCS#8 PEM
+/// that OpenSSL reads, the public key as 130 hex digits). The TLS key is ECDSA P-256 under
+/// both: the QUIC link is TLS 1.3, which has no SM2 (TLCP is another protocol).
+pub fn keygen_for(name: &str, dir: &Path, suite: Suite) -> Result<KeyFiles, KeyError> {
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -267,9 +417,19 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let files = KeyFiles::in_dir(dir, name);
-    let sign_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-        .map_err(|e| KeyError::Generate(e.to_string()))?;
-    let sign = SigningKey::from_pkcs8(&sign_pair.serialize_der()).map_err(KeyError::Generate)?;
+    let (sign, sign_pem) = match suite {
+        Suite::Default => {
+            let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+                .map_err(|e| KeyError::Generate(e.to_string()))?;
+            let sign = SigningKey::from_pkcs8(&pair.serialize_der()).map_err(KeyError::Generate)?;
+            (sign, pair.serialize_pem())
+        }
+        Suite::Gm => {
+            let sign = SigningKey::generate_for(Suite::Gm)?;
+            let pem = sign.sm2_pem()?;
+            (sign, pem)
+        }
+    };
     let tls_pair = rcgen::KeyPair::generate().map_err(|e| KeyError::Generate(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(vec![name.to_string()])
         .map_err(|e| KeyError::Generate(e.to_string()))?;
@@ -281,12 +441,7 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
     let cert = params
         .self_signed(&tls_pair)
         .map_err(|e| KeyError::Generate(e.to_string()))?;
-    write_new(
-        &files.signing_key,
-        sign_pair.serialize_pem().as_bytes(),
-        0o600,
-    )
-    .map_err(io(&files.signing_key))?;
+    write_new(&files.signing_key, sign_pem.as_bytes(), 0o600).map_err(io(&files.signing_key))?;
     write_new(&files.tls_key, tls_pair.serialize_pem().as_bytes(), 0o600)
         .map_err(io(&files.tls_key))?;
     write_new(
@@ -352,5 +507,52 @@ mod tests {
         assert!(load_tls_pair(&files.tls_cert, &other.tls_key).is_err());
         assert!(keygen("court", dir.path()).is_err(), "never overwrites");
         assert!(keygen("../x", dir.path()).is_err());
+    }
+
+    #[test]
+    fn sm2_keys_sign_verify_and_read_back_and_never_cross_algorithms() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = keygen_for("court", dir.path(), Suite::Gm).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files.signing_key), 0o600);
+        let key = SigningKey::load(&files.signing_key).unwrap();
+        assert_eq!(key.suite(), Suite::Gm);
+        let public = VerifyKey::load(&files.signing_pub).unwrap();
+        assert_eq!(public, key.verify_key());
+        assert_eq!(public.suite(), Suite::Gm);
+        assert_eq!(public.as_bytes().len(), SM2_PUBLIC_LEN);
+        assert_eq!(VerifyKey::parse(&public.to_hex()), Some(public.clone()));
+        let sig = key.sign(b"manifest");
+        assert_eq!(sig.len(), 64);
+        assert!(public.verify(b"manifest", &sig));
+        assert!(!public.verify(b"manifesT", &sig));
+        assert!(!public.verify(b"manifest", &sig[..63]));
+        // an Ed25519 signature never verifies under an SM2 key, nor the other way
+        let ed = SigningKey::generate().unwrap();
+        assert_eq!(ed.suite(), Suite::Default);
+        assert!(!public.verify(b"manifest", &ed.sign(b"manifest")));
+        assert!(!ed.verify_key().verify(b"manifest", &sig));
+        // a fresh key is another key
+        let again = SigningKey::generate_for(Suite::Gm).unwrap();
+        assert_ne!(again.verify_key(), public);
+        assert!(!again.verify_key().verify(b"manifest", &sig));
+    }
+
+    #[test]
+    fn public_keys_that_are_not_points_or_not_uncompressed_are_refused() {
+        let public = SigningKey::generate_for(Suite::Gm).unwrap().verify_key();
+        let hex = public.to_hex();
+        // compressed form tag, or a point off the curve
+        assert_eq!(VerifyKey::parse(&format!("02{}", &hex[2..])), None);
+        let mut off = hex.clone().into_bytes();
+        let last = off.len() - 1;
+        off[last] = if off[last] == b'0' { b'1' } else { b'0' };
+        assert_eq!(VerifyKey::parse(std::str::from_utf8(&off).unwrap()), None);
+        assert_eq!(VerifyKey::parse(&hex[..128]), None);
+        assert_eq!(VerifyKey::parse(&"zz".repeat(65)), None);
+        let ed = SigningKey::generate().unwrap().verify_key();
+        assert_eq!(VerifyKey::parse(&ed.to_hex()), Some(ed.clone()));
+        assert_eq!(ed.as_bytes().len(), 32);
+        assert!(format!("{public:?}").starts_with("VerifyKey(SM2 04"));
     }
 }

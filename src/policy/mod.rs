@@ -931,6 +931,20 @@ fn approval_rule(a: RawApproval, src: &mut Source<'_>) -> Option<ApprovalRule> {
             );
             continue;
         };
+        if key.suite() != crate::keys::suite::Suite::Default {
+            src.report(
+                Some(at.clone()),
+                "approval.approvers.key",
+                format!(
+                    "approver {:?}: an {} key; approvals are signed with {} only until the {} suite is available to a pair of nodes",
+                    raw.name,
+                    key.suite().signature(),
+                    crate::keys::suite::Suite::Default.signature(),
+                    key.suite()
+                ),
+            );
+            continue;
+        }
         let level = raw.level.unwrap_or(1);
         if !(1..=9).contains(&level) {
             src.report(

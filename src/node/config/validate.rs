@@ -19,6 +19,7 @@ use super::{
 };
 use crate::core::stream::Protocol;
 use crate::core::wire::LinkKind;
+use crate::keys::suite::Suite;
 use crate::policy::Policy;
 use crate::problem::{Problem, Problems, Source, relative_to};
 use std::collections::{BTreeMap, HashSet};
@@ -391,9 +392,9 @@ fn node_and_peer(
 /// What a key file named in the configuration must hold.
 #[derive(Debug, Clone, Copy)]
 enum KeyFile {
-    /// An Ed25519 signing key (PKCS#8 PEM).
+    /// A signing key (PKCS#8 PEM; Ed25519, SM2 refused).
     Signing,
-    /// An Ed25519 public key (64 hex digits).
+    /// A public signing key (64 hex digits of Ed25519; SM2's 130 are refused).
     Public,
     /// A TLS certificate (PEM).
     Cert,
@@ -409,13 +410,26 @@ fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
             file.display()
         ));
     }
-    let loaded = match kind {
-        KeyFile::Signing => crate::keys::SigningKey::load(file).map(drop),
-        KeyFile::Public => crate::keys::VerifyKey::load(file).map(drop),
-        KeyFile::Cert => crate::keys::load_cert(file).map(drop),
-        KeyFile::TlsKey => crate::keys::load_tls_key(file).map(drop),
+    let suite = match kind {
+        KeyFile::Signing => crate::keys::SigningKey::load(file).map(|k| Some(k.suite())),
+        KeyFile::Public => crate::keys::VerifyKey::load(file).map(|k| Some(k.suite())),
+        KeyFile::Cert => crate::keys::load_cert(file).map(|_| None),
+        KeyFile::TlsKey => crate::keys::load_tls_key(file).map(|_| None),
     };
-    loaded.map_err(|e| e.to_string())
+    match suite.map_err(|e| e.to_string())? {
+        Some(s) if s != Suite::Default => Err(not_default_suite(file.display(), s)),
+        _ => Ok(()),
+    }
+}
+
+/// Why a node refuses a key of the national suite: its pair runs the default suite only
+/// (a pair's hashes, tags and data at rest would not follow the key).
+fn not_default_suite(what: impl std::fmt::Display, suite: Suite) -> String {
+    format!(
+        "{what} is an {} key (`isogate keygen --suite {suite}`); a node signs with {} only: the {suite} suite is not yet available to a pair of nodes",
+        suite.signature(),
+        Suite::Default.signature()
+    )
 }
 
 /// The key files of `[node]` and `[peer]`, current and next: each must hold what it
