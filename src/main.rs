@@ -351,6 +351,9 @@ Examples:
   isogate keygen --name court --out /etc/isogate/certs
   isogate keygen --name court --suite gm --out /etc/isogate/certs-gm
                 (an SM2 signing key, for the national suite)
+  isogate keygen --data-key /etc/isogate/certs/court.data.key
+                (the node's data key, or a new one put first when the file exists;
+                then SIGHUP the node)
   chown isogate /etc/isogate/certs/court.sign.key /etc/isogate/certs/court.tls.key
                 (isogate.service runs as the user isogate: it alone may read them)
   isogate keygen --approver zhang.wei --out ~/.isogate
@@ -361,17 +364,23 @@ Examples:
         /// The node name (names the files).
         #[arg(
             long,
-            required_unless_present = "approver",
-            conflicts_with = "approver"
+            required_unless_present_any = ["approver", "data_key"],
+            conflicts_with_all = ["approver", "data_key"]
         )]
         name: Option<String>,
         /// Make an approver's key pair instead, for a channel's [approval]: NAME.approver.key
         /// (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", conflicts_with = "data_key")]
         approver: Option<String>,
+        /// Make a node's data key file instead (`[node] data_key`: seals the quarantine's
+        /// copies at rest, AES-256-GCM, or SM4-GCM with --suite gm), mode 0600; when FILE
+        /// exists, a new key is put first (a rotation: it seals from the next SIGHUP, the
+        /// older keys still open what they sealed).
+        #[arg(long, value_name = "FILE")]
+        data_key: Option<PathBuf>,
         /// Directory for the key files (private keys are written mode 0600).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "data_key")]
+        out: Option<PathBuf>,
         /// The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2,
         /// user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130
         /// hex digits). The TLS key is ECDSA P-256 under both.
@@ -1067,12 +1076,14 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Keygen {
             name,
             approver,
+            data_key,
             out,
             suite,
-        } => match (name, approver) {
-            (_, Some(a)) => Ok(cli::keygen::approver(&a, &out)?),
-            (Some(n), None) => Ok(cli::keygen::command(&n, &out, suite)?),
-            (None, None) => anyhow::bail!("give --name or --approver"),
+        } => match (name, approver, data_key, out) {
+            (_, _, Some(file), _) => Ok(cli::keygen::data_key(&file, suite)?),
+            (_, Some(a), None, Some(out)) => Ok(cli::keygen::approver(&a, &out)?),
+            (Some(n), None, None, Some(out)) => Ok(cli::keygen::command(&n, &out, suite)?),
+            _ => anyhow::bail!("give --name or --approver with --out, or --data-key FILE"),
         },
         Command::Approve {
             id,

@@ -3,7 +3,9 @@
 //! after the policy is changed it crosses and lands, and the release is audited with the
 //! user and uid on a log that still verifies; entries that are not plain files or failed
 //! an integrity check are never released; a purge by age removes only old entries and is
-//! audited, as is the node's own ageing out (`[quarantine] keep_days`).
+//! audited, as is the node's own ageing out (`[quarantine] keep_days`). Quarantined copies
+//! are sealed at rest with the node's data key (rotated by SIGHUP); a changed one is never
+//! released.
 
 mod common;
 
@@ -149,13 +151,7 @@ fn a_false_positive_is_released_through_the_full_policy_and_audited() {
     assert_ne!(again, old);
 
     // the rule is dropped on both nodes (the same policy file): now it crosses
-    let file = lab.dir.join("policy").join("to-internet.toml");
-    let policy = fs::read_to_string(&file).unwrap();
-    fs::write(&file, policy.replace("\"内部资料\", ", "")).unwrap();
-    wait_until(30, "both nodes to reload the policy", || {
-        events(&lab, "court", "policy_reloaded") >= 1
-            && events(&lab, "internet", "policy_reloaded") >= 1
-    });
+    drop_keyword_rule(&lab);
     let out = quarantine(
         &lab,
         "court",
@@ -471,4 +467,139 @@ fn list_and_show_never_read_the_private_keys() {
     let out = quarantine(&lab, "court", &["release", &"ab".repeat(16)]);
     assert!(!out.status.success());
     assert!(text(&out).contains("node.signing_key"), "{}", text(&out));
+}
+
+/// Drops the `内部资料` keyword from the outbound policy both nodes load, and waits for
+/// both to reload it.
+fn drop_keyword_rule(lab: &Lab) {
+    let file = lab.dir.join("policy").join("to-internet.toml");
+    let policy = fs::read_to_string(&file).unwrap();
+    fs::write(&file, policy.replace("\"内部资料\", ", "")).unwrap();
+    wait_until(30, "both nodes to reload the policy", || {
+        events(lab, "court", "policy_reloaded") >= 1
+            && events(lab, "internet", "policy_reloaded") >= 1
+    });
+}
+
+/// The data key's id that sealed a quarantined copy (its header's bytes 20..24, in hex).
+fn sealed_by(copy: &Path) -> String {
+    let bytes = fs::read(copy).unwrap();
+    assert!(
+        bytes.starts_with(b"isogate-rest-v1\0"),
+        "{} is not sealed",
+        copy.display()
+    );
+    hex_of(&bytes[20..24])
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_changed() {
+    let lab = Lab::new(27660);
+    let court = lab.start("court");
+    let internet = lab.start("internet");
+    let marker = "内部资料 MARKER-7731 ";
+    for name in ["a.txt", "b.txt"] {
+        lab.publish("court", "to-internet", name, marker.repeat(5000).as_bytes());
+    }
+    wait_until(30, "two refusals", || listed(&lab, "court").len() == 2);
+    let all = listed(&lab, "court");
+    let q = lab.quarantine("court", "to-internet");
+    let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
+    // sealed: no plaintext of the marker, listed with the size that was refused
+    for id in [&a, &b] {
+        let stored = fs::read(q.join(id)).unwrap();
+        let needle = "MARKER-7731".as_bytes();
+        assert!(!stored.windows(needle.len()).any(|w| w == needle));
+    }
+    assert_eq!(
+        entry(&all, "a.txt")["size"],
+        (marker.len() * 5000) as u64,
+        "{all:?}"
+    );
+    let first = sealed_by(&q.join(&a));
+
+    // a new data key, first in the file: it seals from the SIGHUP on
+    let key_file = lab.dir.join("certs/court.data.key");
+    let out = std::process::Command::new(BIN)
+        .args(["keygen", "--data-key"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let second = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("sealing key:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first);
+    let before = lab.log("court").matches("SIGHUP: keys reloaded").count();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &court.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(20, "the court to reload its keys", || {
+        lab.log("court").matches("SIGHUP: keys reloaded").count() > before
+    });
+    lab.publish("court", "to-internet", "c.txt", marker.as_bytes());
+    wait_until(30, "a third refusal", || listed(&lab, "court").len() == 3);
+    let c = id_of(entry(&listed(&lab, "court"), "c.txt"));
+    assert_eq!(sealed_by(&q.join(&c)), second);
+
+    // one byte of b's stored copy changes
+    let mut bytes = fs::read(q.join(&b)).unwrap();
+    bytes[48 + 1000] ^= 1;
+    fs::write(q.join(&b), &bytes).unwrap();
+
+    // the rule is dropped: a (sealed with the older key) crosses whole; b never does
+    drop_keyword_rule(&lab);
+    let out = quarantine(&lab, "court", &["release", &a]);
+    assert!(out.status.success(), "{}", text(&out));
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(30, "a to land", || inbox.join("a.txt").exists());
+    assert_eq!(
+        fs::read(inbox.join("a.txt")).unwrap(),
+        marker.repeat(5000).as_bytes()
+    );
+    let out = quarantine(&lab, "court", &["release", &b]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stored chunk 0"), "{}", text(&out));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!inbox.join("b.txt").exists());
+    assert!(q.join(&b).exists(), "the changed copy stays in quarantine");
+    court.stop();
+    internet.stop();
+    verify(&lab, "court");
+}
+
+#[test]
+fn a_data_key_others_may_read_is_refused_naming_the_file_line_and_key() {
+    let lab = Lab::new(27670);
+    let key = lab.dir.join("certs/court.data.key");
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = check(&lab.config("court"), &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("court.toml:"), "{said}");
+    assert!(said.contains("node.data_key"), "{said}");
+    assert!(
+        said.contains("mode 644") && said.contains("chmod 600"),
+        "{said}"
+    );
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = check(&lab.config("court"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("data at rest           quarantined copies sealed; data keys AES-256-GCM "),
+        "{}",
+        text(&out)
+    );
 }

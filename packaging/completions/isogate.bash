@@ -1496,7 +1496,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__keygen)
-            opts="-h --name --approver --out --suite --log-format --help"
+            opts="-h --name --approver --data-key --out --suite --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1507,6 +1507,10 @@ _isogate() {
                     return 0
                     ;;
                 --approver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -463,6 +463,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l name -d 'The node name (names the files)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l approver -d 'Make an approver\'s key pair instead, for a channel\'s [approval]: NAME.approver.key (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits)' -r
+complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l data-key -d 'Make a node\'s data key file instead (`[node] data_key`: seals the quarantine\'s copies at rest, AES-256-GCM, or SM4-GCM with --suite gm), mode 0600; when FILE exists, a new key is put first (a rotation: it seals from the next SIGHUP, the older keys still open what they sealed)' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l out -d 'Directory for the key files (private keys are written mode 0600)' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l suite -d 'The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2, user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130 hex digits). The TLS key is ECDSA P-256 under both' -r
 complete -c isogate -n "__fish_isogate_using_subcommand keygen" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'

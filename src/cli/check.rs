@@ -62,6 +62,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         "tls_certificate": tls,
                         "signing_key": sign,
                     })).collect::<Vec<_>>(),
+                    "cryptography": crypto_json(cfg),
                     "messages_api": cfg.messages.as_ref().map(|m| serde_json::json!({
                         "listen": m.listen.to_string(),
                         "allow_remote": m.allow_remote,
@@ -91,6 +92,9 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                 );
                 for (who, tls, sign) in key_fingerprints(cfg) {
                     println!("  {who:<22} tls {tls}  signing {sign}");
+                }
+                for line in crypto_lines(cfg) {
+                    println!("{line}");
                 }
                 match &cfg.messages {
                     Some(m) => println!(
@@ -183,6 +187,59 @@ fn link_warnings(file: &Path, cfg: &Config) -> Vec<Problem> {
         })
         .into_iter()
         .collect()
+}
+
+/// The node's data keys for the report: the sealing key's cipher, and every key by id
+/// (`DataKeys::describe`); `None` without `[node] data_key`.
+fn at_rest(cfg: &Config) -> Option<(String, String)> {
+    let file = cfg.node.data_key.as_ref()?;
+    Some(match keys::at_rest::DataKeys::load(file) {
+        Ok(k) => (k.suite().cipher().to_string(), k.describe()),
+        Err(_) => ("unreadable".into(), "unreadable".into()),
+    })
+}
+
+/// What is not yet sealed at rest, whatever the data key.
+const NOT_SEALED: &str =
+    "the spool, objects waiting for approval and the receiver's temporary files";
+
+/// The suite and what protects each place, as the assessor reads them: the report's
+/// cryptography lines.
+fn crypto_lines(cfg: &Config) -> Vec<String> {
+    let s = keys::suite::Suite::Default;
+    let mut out = vec![format!(
+        "  cryptography           suite {s}: signatures {}, hashes {}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
+        s.signature(),
+        s.hash(),
+        s.mac()
+    )];
+    out.push(match at_rest(cfg) {
+        Some((_, keys)) => format!(
+            "  data at rest           quarantined copies sealed; data keys {keys}; not sealed: {NOT_SEALED}"
+        ),
+        None => format!(
+            "  data at rest           in plaintext: no [node] data_key (`isogate keygen --data-key FILE`); not sealed either way: {NOT_SEALED}"
+        ),
+    });
+    out
+}
+
+/// [`crypto_lines`] for `--format json`.
+fn crypto_json(cfg: &Config) -> serde_json::Value {
+    let s = keys::suite::Suite::Default;
+    serde_json::json!({
+        "suite": s.name(),
+        "signatures": s.signature(),
+        "hashes": s.hash(),
+        "datagram_tags": s.mac(),
+        "transport": "QUIC over TLS 1.3 (no TLCP)",
+        "at_rest": at_rest(cfg).map(|(cipher, keys)| serde_json::json!({
+            "sealed": ["quarantine"],
+            "cipher": cipher,
+            "data_keys": keys,
+        })),
+        "not_sealed": ["spool", "approvals", "receiver temporary files"],
+    })
 }
 
 /// The fingerprints of this node's certificate and signing key and of the peer's pinned

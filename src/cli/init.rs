@@ -138,6 +138,9 @@ audit_dir = "{name}/audit"
 signing_key = "certs/{name}.sign.key"
 tls_cert = "certs/{name}.tls.crt"
 tls_key = "certs/{name}.tls.key"
+# Seals the quarantine's copies at rest (AES-256-GCM); mode 0600, the service user's alone.
+# `isogate keygen --data-key FILE` rotates it (SIGHUP: new copies are sealed with the new key).
+data_key = "certs/{name}.data.key"
 
 [peer]
 name = "{peer}"
@@ -299,6 +302,10 @@ pub fn init(
     let certs = dir.join("certs");
     for (name, _) in NODES {
         keys::keygen(name, &certs)?;
+        crate::keys::at_rest::DataKeys::add_key(
+            &certs.join(format!("{name}.data.key")),
+            crate::keys::suite::Suite::Default,
+        )?;
     }
     if link == LabLink::Diode {
         let key = certs.join("diode.key");

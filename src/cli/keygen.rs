@@ -6,6 +6,7 @@
 //!  keygen NAME [--suite gm] ─► keys::keygen_for ─► 4 files (SM2 signing key) ─► paths
 //!                                        └─► sha256:… fingerprints, AB12 CD34 … groups,
 //!                                            the public key's 64 hex digits (as in config)
+//!  keygen --data-key FILE [--suite gm] ─► keys::at_rest::DataKeys::add_key (new, or first)
 //!  keygen --approver NAME ─► NAME.approver.key (PKCS#8 PEM, 0600), NAME.approver.pub
 //!                        └─► fingerprint, the line to paste into [approval] approvers
 //! ```
@@ -91,6 +92,30 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Makes the data key file `file` with one key of `suite`, or puts a new key first in it
+/// (a rotation), and prints what it did.
+///
+/// # Errors
+/// The existing file is not a data key file the service user alone reads, or the file
+/// cannot be written.
+pub fn data_key(file: &Path, suite: Suite) -> Result<ExitCode, KeyError> {
+    let existed = std::fs::symlink_metadata(file).is_ok();
+    let id = keys::at_rest::DataKeys::add_key(file, suite)?;
+    println!("data key file:   {} (mode 0600)", file.display());
+    println!("sealing key:     {id} ({})", suite.cipher());
+    if existed {
+        println!(
+            "rotated:         the new key is first and seals once the node reads the file again (SIGHUP or a restart); the older keys stay, to open what they sealed"
+        );
+    } else {
+        println!(
+            "in the node's configuration: [node] data_key = \"{}\"; the file must be the service user's (chown)",
+            file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Makes the key files of node `name` in the directory `out` and prints their paths and

@@ -729,6 +729,7 @@ mod tests {
                 "court",
                 Side::Sender,
                 &refusal,
+                None,
             )
             .unwrap();
             id.to_string()

@@ -11,6 +11,7 @@
 //!  VerifyKey  ─verify─► the peer's manifests      diode: the pair's datagram key
 //! ```
 
+pub mod at_rest;
 pub mod diode;
 pub mod suite;
 pub mod tls;

@@ -323,6 +323,7 @@ impl Node {
             &self.cfg.node.name,
             r.side,
             refusal,
+            self.keys.data().as_deref(),
         )?;
         let peer = (r.side == Side::Receiver).then_some(self.cfg.peer.name.as_str());
         events::Refused {

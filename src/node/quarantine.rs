@@ -30,9 +30,10 @@
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal, Side};
 use crate::fsx::{open_nofollow, rename_noreplace, sync_dir, write_durable_mode};
+use crate::keys::at_rest::{self, DataKeys, OpenReader, SealWriter};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +81,7 @@ pub fn put(
     node: &str,
     side: Side,
     refusal: &Refusal,
+    sealing: Option<&DataKeys>,
 ) -> io::Result<PathBuf> {
     let Subject { id, channel, name } = *subject;
     std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), DIR_MODE)
@@ -92,7 +94,7 @@ pub fn put(
             Err(e) => return Err(e),
         };
         let moved = if plain {
-            copy_in(dir, entry, &target)
+            copy_in(dir, entry, &target, sealing)
         } else {
             // as it is, by one rename, or made again on the quarantine's file system
             crate::fsx::move_across(entry, &target).map(|_| ())
@@ -121,7 +123,7 @@ pub fn put(
 
 /// Copies a plain file into quarantine as `target` (read-only, fsynced, never replacing an
 /// earlier copy of the same object), then removes the original.
-fn copy_in(dir: &Path, entry: &Path, target: &Path) -> io::Result<()> {
+fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) -> io::Result<()> {
     let tmp = dir.join(format!(
         ".{}.part",
         target
@@ -136,7 +138,16 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path) -> io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    io::copy(&mut from, &mut to)?;
+    match sealing {
+        Some(keys) => {
+            let mut sealed = SealWriter::new(keys, io::BufWriter::new(&mut to))?;
+            io::copy(&mut from, &mut sealed)?;
+            sealed.finish()?.flush()?;
+        }
+        None => {
+            io::copy(&mut from, &mut to)?;
+        }
+    }
     to.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
     to.sync_all()?;
     match rename_noreplace(&tmp, target) {
@@ -300,8 +311,8 @@ const NOT_PLAIN: [(Reason, &str); 3] = [
 ///
 /// # Errors
 /// It cannot be opened, or it is not a plain file with one link (`InvalidData`).
-pub fn open_content(path: &Path) -> io::Result<fs::File> {
-    let f = open_nofollow(path)?;
+pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content> {
+    let mut f = open_nofollow(path)?;
     let m = f.metadata()?;
     if !m.is_file() || m.nlink() != 1 {
         return Err(io::Error::new(
@@ -313,7 +324,64 @@ pub fn open_content(path: &Path) -> io::Result<fs::File> {
             ),
         ));
     }
-    Ok(f)
+    let mut head = [0u8; at_rest::MAGIC.len()];
+    let got = read_head(&mut f, &mut head)?;
+    f.seek(io::SeekFrom::Start(0))?;
+    if !at_rest::is_sealed(&head[..got]) {
+        return Ok(Content::Plain(f));
+    }
+    let keys = keys.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: sealed at rest, and the node has no data key ([node] data_key)",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(Content::Sealed(Box::new(OpenReader::new(keys, f)?)))
+}
+
+/// Reads up to `buf.len()` bytes from the start of `f`.
+fn read_head(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A quarantined copy's content as it was refused: read through the data keys when it
+/// was sealed at rest (each chunk checked; a changed one is an error, never returned), as
+/// it is when it was kept before the node had a data key.
+pub enum Content {
+    /// Kept in plaintext.
+    Plain(fs::File),
+    /// Sealed at rest.
+    Sealed(Box<OpenReader<fs::File>>),
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Content::Plain(_) => "Content::Plain",
+            Content::Sealed(_) => "Content::Sealed",
+        })
+    }
+}
+
+impl Read for Content {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Content::Plain(f) => f.read(buf),
+            Content::Sealed(r) => r.read(buf),
+        }
+    }
 }
 
 impl Listed {
@@ -403,6 +471,20 @@ pub fn find(dirs: &[PathBuf], id: &str) -> io::Result<Option<Listed>> {
     Ok(None)
 }
 
+/// The size of a quarantined copy's content: of the plaintext when it is sealed at rest
+/// (read from its header), else as stored (and where the reader may not open it: an
+/// auditor reads the reasons, never the content).
+fn content_size(path: &Path, stored: u64) -> u64 {
+    let mut head = [0u8; at_rest::MAGIC.len()];
+    let sealed = open_nofollow(path)
+        .and_then(|mut f| read_head(&mut f, &mut head))
+        .is_ok_and(|got| at_rest::is_sealed(&head[..got]));
+    match sealed {
+        true => at_rest::plain_len(stored).unwrap_or(stored),
+        false => stored,
+    }
+}
+
 fn read_listed(dir: &Path, id: &str) -> Listed {
     let reason_path = dir.join(format!("{id}{REASON_SUFFIX}"));
     let read = fs::symlink_metadata(&reason_path)
@@ -428,7 +510,7 @@ fn read_listed(dir: &Path, id: &str) -> Listed {
         Ok(m) => {
             let ft = m.file_type();
             if ft.is_file() && m.nlink() == 1 {
-                (Kind::File, Some(m.len()))
+                (Kind::File, Some(content_size(&path, m.len())))
             } else if ft.is_symlink() {
                 (Kind::Symlink, None)
             } else if ft.is_dir() {
@@ -490,6 +572,72 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    fn a_sealed_copy_holds_no_plaintext_and_opens_only_whole_with_the_data_key() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("q");
+        let key_file = t.path().join("node.data.key");
+        at_rest::DataKeys::add_key(&key_file, crate::keys::suite::Suite::Gm).unwrap();
+        let keys = at_rest::DataKeys::load(&key_file).unwrap();
+        let marker = "机密-MARKER-4711 ";
+        let content = marker.repeat(20_000).into_bytes();
+        let src = t.path().join("content");
+        fs::write(&src, &content).unwrap();
+        let subject = Subject {
+            id: ObjectId([9; 16]),
+            channel: "c",
+            name: "判决.txt",
+        };
+        let refusal = Refusal::new(Reason::KeywordMatch, "机密");
+        let at = put(
+            &q,
+            &subject,
+            Some(&src),
+            "n",
+            Side::Sender,
+            &refusal,
+            Some(&keys),
+        )
+        .unwrap();
+        assert!(!src.exists());
+        let stored = fs::read(&at).unwrap();
+        assert!(at_rest::is_sealed(&stored));
+        let needle = marker.as_bytes();
+        assert!(!stored.windows(needle.len()).any(|w| w == needle));
+        assert_eq!(
+            fs::metadata(&at).unwrap().permissions().mode() & 0o777,
+            COPY_MODE
+        );
+        // listed with the size of what was refused, opened back whole
+        let e = find(std::slice::from_ref(&q), &subject.id.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.size, Some(content.len() as u64));
+        let mut back = Vec::new();
+        open_content(&at, Some(&keys))
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, content);
+        // without the data key it does not open; with a flipped byte it is refused
+        let e = open_content(&at, None).err().unwrap();
+        assert!(e.to_string().contains("no data key"), "{e}");
+        let mut flipped = stored.clone();
+        flipped[at_rest::HEADER_LEN + 70_000] ^= 4;
+        fs::set_permissions(&at, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&at, &flipped).unwrap();
+        let mut out = Vec::new();
+        let e = open_content(&at, Some(&keys))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            out.len() <= at_rest::CHUNK,
+            "only the chunk before the flip"
+        );
+    }
+
+    #[test]
     fn a_quarantined_copy_never_changes_after_its_record() {
         let t = tempfile::tempdir().unwrap();
         let q = t.path().join("q");
@@ -502,7 +650,7 @@ mod tests {
             name: "a.pdf",
         };
         let refusal = Refusal::new(Reason::SizeMismatch, "cut");
-        let at = put(&q, &subject, Some(&src), "n", Side::Sender, &refusal).unwrap();
+        let at = put(&q, &subject, Some(&src), "n", Side::Sender, &refusal, None).unwrap();
         // the writer that still held the original goes on writing: the copy stays as recorded
         writer.write_all(b" and the rest").unwrap();
         drop(writer);
@@ -519,7 +667,7 @@ mod tests {
             id: ObjectId([4; 16]),
             ..subject
         };
-        let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal).unwrap();
+        let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal, None).unwrap();
         assert!(fs::symlink_metadata(&at2).unwrap().file_type().is_symlink());
     }
 
@@ -535,7 +683,16 @@ mod tests {
                 channel: "c",
                 name: "报告.txt",
             };
-            put(&q, &s, Some(&src), "n", side, &Refusal::new(reason, "why")).unwrap();
+            put(
+                &q,
+                &s,
+                Some(&src),
+                "n",
+                side,
+                &Refusal::new(reason, "why"),
+                None,
+            )
+            .unwrap();
         };
         put_file(1, Reason::ApprovalMissing, Side::Receiver);
         put_file(2, Reason::ApprovalRejected, Side::Sender);
@@ -575,7 +732,16 @@ mod tests {
                 channel: "c",
                 name: "报告.txt",
             };
-            put(&q, &s, Some(&src), "n", Side::Receiver, &refusal(reason)).unwrap();
+            put(
+                &q,
+                &s,
+                Some(&src),
+                "n",
+                Side::Receiver,
+                &refusal(reason),
+                None,
+            )
+            .unwrap();
         };
         put_file(1, Reason::KeywordMatch);
         put_file(2, Reason::ContentHash);
@@ -593,6 +759,7 @@ mod tests {
             "n",
             Side::Sender,
             &refusal(Reason::Symlink),
+            None,
         )
         .unwrap();
         let s4 = Subject {
@@ -606,6 +773,7 @@ mod tests {
             "n",
             Side::Receiver,
             &refusal(Reason::NameRefused),
+            None,
         )
         .unwrap();
         let dirs = vec![q.clone(), t.path().join("missing")];
@@ -660,13 +828,13 @@ mod tests {
             name: "a.txt",
         };
         let refusal = Refusal::new(Reason::HardLink, "2 links");
-        put(&q, &s, Some(&src), "n", Side::Sender, &refusal).unwrap();
+        put(&q, &s, Some(&src), "n", Side::Sender, &refusal, None).unwrap();
         let dirs = vec![q.clone()];
         let id = s.id.to_string();
         let e = find(&dirs, &id).unwrap().unwrap();
         assert_eq!(e.kind, Kind::Other);
         // the staging copy refuses it on the descriptor
-        let err = open_content(&e.path).unwrap_err();
+        let err = open_content(&e.path, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         // the publisher drops its other link: one link now, a plain file to look at
         fs::remove_file(&other).unwrap();
@@ -684,9 +852,9 @@ mod tests {
         // a plain file with one link opens
         let plain = t.path().join("plain");
         fs::write(&plain, b"x").unwrap();
-        assert!(open_content(&plain).is_ok());
+        assert!(open_content(&plain, None).is_ok());
         let link = t.path().join("link");
         std::os::unix::fs::symlink(&plain, &link).unwrap();
-        assert!(open_content(&link).is_err());
+        assert!(open_content(&link, None).is_err());
     }
 }

@@ -18,6 +18,7 @@
 
 use crate::audit::{AuditError, AuditLog, Entry, Event};
 use crate::core::verify::ReceiveRules;
+use crate::keys::at_rest::DataKeys;
 use crate::keys::tls::{self, Credentials, LinkError};
 use crate::keys::{self, KeyError, SigningKey, VerifyKey};
 use crate::node::config::Config;
@@ -52,6 +53,9 @@ pub struct KeySet {
     pub rules: Arc<ReceiveRules>,
     /// Our next signing key (public half), when one is held ready.
     pub next_signing: Option<VerifyKey>,
+    /// The data keys (`[node] data_key`) that seal what the node keeps at rest; read again
+    /// on SIGHUP, so a rotated key seals from then on.
+    pub data: Option<Arc<DataKeys>>,
 }
 
 impl KeySet {
@@ -79,6 +83,10 @@ impl KeySet {
             }
             None => None,
         };
+        let data = match &cfg.node.data_key {
+            Some(path) => Some(Arc::new(DataKeys::load(path)?)),
+            None => None,
+        };
         Ok(KeySet {
             signing,
             credentials: Credentials {
@@ -92,6 +100,7 @@ impl KeySet {
                 channels,
             }),
             next_signing,
+            data,
         })
     }
 
@@ -99,7 +108,7 @@ impl KeySet {
     pub fn describe(&self) -> String {
         let fps = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(" ");
         format!(
-            "signing key {}; certificate {}; next signing key {}; peer signing keys {}; peer certificates {}",
+            "signing key {}; certificate {}; next signing key {}; peer signing keys {}; peer certificates {}; data keys {}",
             self.signing.verify_key().fingerprint(),
             keys::cert_fingerprint(&self.credentials.cert),
             self.next_signing
@@ -111,6 +120,9 @@ impl KeySet {
                 .peer_certs
                 .iter()
                 .map(keys::cert_fingerprint)),
+            self.data
+                .as_ref()
+                .map_or("none (stored in plaintext)".into(), |d| d.describe()),
         )
     }
 }
@@ -126,6 +138,8 @@ pub struct Changes {
     pub peer: bool,
     /// Our next keys changed.
     pub next: bool,
+    /// The data keys changed (another sealing key, or keys added or dropped).
+    pub data: bool,
     /// Connections closed because their peer certificate is no longer pinned.
     pub closed: usize,
 }
@@ -133,7 +147,7 @@ pub struct Changes {
 impl Changes {
     /// Whether anything changed.
     pub fn any(&self) -> bool {
-        self.signing.is_some() || self.certificate || self.peer || self.next
+        self.signing.is_some() || self.certificate || self.peer || self.next || self.data
     }
 }
 
@@ -178,6 +192,11 @@ impl Keys {
     /// The key that signs manifests now.
     pub fn signing(&self) -> Arc<SigningKey> {
         self.current().signing.clone()
+    }
+
+    /// The data keys in force, if the node seals what it keeps at rest.
+    pub fn data(&self) -> Option<Arc<DataKeys>> {
+        self.current().data.clone()
     }
 
     /// The public half of the key that signs manifests now.
@@ -241,6 +260,8 @@ impl Keys {
             peer: new.credentials.peer_certs != old.credentials.peer_certs
                 || new.rules.peer_keys != old.rules.peer_keys,
             next: new.next_signing != old.next_signing,
+            data: new.data.as_ref().map(|d| d.describe())
+                != old.data.as_ref().map(|d| d.describe()),
             ..Changes::default()
         };
         let tls_changed = changes.certificate || changes.peer;

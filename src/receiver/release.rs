@@ -88,7 +88,7 @@ impl Releaser for ReceiveRelease {
         desk.begin(&pending)?;
         let copied = (|| -> io::Result<std::path::PathBuf> {
             let (part, mut file) = Lander::create_part(&channel.inbox, new)?;
-            let mut src = quarantine::open_content(&e.path)?;
+            let mut src = quarantine::open_content(&e.path, node.keys.data().as_deref())?;
             io::copy(&mut src, &mut file)?;
             file.sync_all()?;
             Ok(part)

@@ -605,6 +605,7 @@ impl Messages {
                 &node.cfg.node.name,
                 Side::Sender,
                 refusal,
+                node.keys.data().as_deref(),
             );
             if put.is_err() {
                 let _ = std::fs::remove_file(&tmp);

@@ -16,6 +16,7 @@
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::fsx::sync_dir;
+use crate::keys::at_rest::DataKeys;
 use crate::node::Fault;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
 use crate::node::quarantine::{self, Listed};
@@ -34,15 +35,16 @@ pub struct SendRelease {
     pub queue: Queue,
 }
 
-/// Copies `from` (never followed) to `to`, durably, through a temporary name.
-fn stage(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies the content of the quarantined copy `from` (never followed; opened through the
+/// data keys when sealed) to `to`, durably, through a temporary name.
+fn stage(from: &Path, to: &Path, keys: Option<&DataKeys>) -> io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
         to.file_name().and_then(|n| n.to_str()).unwrap_or("staged")
     ));
-    let mut src = quarantine::open_content(from)?;
+    let mut src = quarantine::open_content(from, keys)?;
     let mut dst = OpenOptions::new()
         .write(true)
         .create(true)
@@ -65,7 +67,7 @@ impl Releaser for SendRelease {
         let token = ObjectId::random()?.to_string();
         let staged = desk.pending_dir().join(&token);
         // the copy is whole and durable before the record that names it
-        stage(&e.path, &staged)?;
+        stage(&e.path, &staged, node.keys.data().as_deref())?;
         let pending = Pending {
             token: token.clone(),
             side: "sender".into(),

@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub tls_key: PathBuf,
     /// The keys this node switches to next, held ready beside the current ones.
     pub next: Option<NextNodeKeys>,
+    /// The data key file (`keys::at_rest`): what it seals at rest (the quarantine's copies)
+    /// is encrypted; without one, stored in plaintext.
+    pub data_key: Option<PathBuf>,
 }
 
 /// A node's next signing key and TLS certificate and key (`[node] next_*`): validated and

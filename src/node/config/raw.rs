@@ -179,6 +179,7 @@ pub(super) struct RawNode {
     pub(super) next_signing_key: Option<S>,
     pub(super) next_tls_cert: Option<S>,
     pub(super) next_tls_key: Option<S>,
+    pub(super) data_key: Option<S>,
 }
 
 /// `[peer]`.

@@ -377,6 +377,7 @@ fn node_and_peer(
         tls_cert: path(file, &raw.node.tls_cert),
         tls_key: path(file, &raw.node.tls_key),
         next: node_next,
+        data_key: raw.node.data_key.as_ref().map(|k| path(file, k)),
     };
     let peer = PeerConfig {
         name: raw.peer.name.get_ref().clone(),
@@ -400,13 +401,19 @@ enum KeyFile {
     Cert,
     /// A TLS private key (PEM).
     TlsKey,
+    /// A data key file (`keys::at_rest`: the service user's alone).
+    Data,
 }
 
 /// Checks that a key file exists and holds what it should; the message names the problem.
 fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
     if !file.is_file() {
+        let make = match kind {
+            KeyFile::Data => "make one with `isogate keygen --data-key FILE`",
+            _ => "make keys with `isogate keygen`",
+        };
         return Err(format!(
-            "{} does not exist or is not a file (make keys with `isogate keygen`)",
+            "{} does not exist or is not a file ({make})",
             file.display()
         ));
     }
@@ -415,6 +422,7 @@ fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
         KeyFile::Public => crate::keys::VerifyKey::load(file).map(|k| Some(k.suite())),
         KeyFile::Cert => crate::keys::load_cert(file).map(|_| None),
         KeyFile::TlsKey => crate::keys::load_tls_key(file).map(|_| None),
+        KeyFile::Data => crate::keys::at_rest::DataKeys::load(file).map(|_| None),
     };
     match suite.map_err(|e| e.to_string())? {
         Some(s) if s != Suite::Default => Err(not_default_suite(file.display(), s)),
@@ -466,9 +474,11 @@ fn key_files(
             "peer.next_signing_public_key",
             Public,
         ),
+        (n.data_key.as_ref(), "node.data_key", Data),
     ];
     let mut sound = true;
-    let read = |kind: &KeyFile| private == PrivateKeys::Check || !matches!(kind, Signing | TlsKey);
+    let read =
+        |kind: &KeyFile| private == PrivateKeys::Check || !matches!(kind, Signing | TlsKey | Data);
     for (s, key, kind) in files
         .into_iter()
         .filter_map(|(s, k, t)| Some((s?, k, t)))

@@ -1,0 +1,703 @@
+//! Encryption at rest: a node's data keys, and the sealed form of a stored file, written
+//! and read as a stream in bounded chunks (memory stays flat whatever the size).
+//!
+//! The data key file (`[node] data_key`, mode 0600 or 0400, the service user's alone) holds
+//! one key per line; the first seals, every one opens (a rotation adds a new first line):
+//!
+//! ```text
+//!  # isogate data keys: the first line seals, every line opens
+//!  <suite> <key id: 8 hex> <key: 64 hex (AES-256) or 32 (SM4)>
+//! ```
+//!
+//! A sealed file, every integer big-endian:
+//!
+//! ```text
+//!  header (48 bytes)  "isogate-rest-v1\0" (16) ‖ suite (1: 0 default, 1 gm) ‖ 0 (3)
+//!                     ‖ key id (4) ‖ chunk size (4) ‖ salt (20, random per file)
+//!  chunks             ciphertext (chunk size; the last 0 ..= chunk size) ‖ tag (16)
+//!
+//!  file key = HMAC(data key, "isogate at rest v1\0" ‖ salt), cut to the cipher's key length
+//!  nonce of chunk i = i (8) ‖ 0 0 0 ‖ 1 for the last chunk, else 0
+//!  associated data  = the header
+//! ```
+//!
+//! The cipher is the suite's ([`super::suite::DataCipher`]: AES-256-GCM or SM4-GCM). A key
+//! per file makes every nonce unique; the last-chunk flag makes a cut file an error; the
+//! header as associated data binds the suite, key and chunk size. A changed, reordered,
+//! dropped or added chunk is [`io::ErrorKind::InvalidData`] and nothing of it is returned.
+
+use super::KeyError;
+use super::suite::{self, DataCipher, NONCE_LEN, Suite, TAG_LEN};
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The first bytes of every sealed file.
+pub const MAGIC: &[u8; 16] = b"isogate-rest-v1\0";
+/// Bytes of a sealed file's header.
+pub const HEADER_LEN: usize = 48;
+/// Bytes of plaintext per chunk.
+pub const CHUNK: usize = 64 * 1024;
+/// Bytes of a key id.
+const KEY_ID_LEN: usize = 4;
+/// Bytes of the per-file salt.
+const SALT_LEN: usize = 20;
+/// What the file key derivation prefixes to the salt.
+const KDF_LABEL: &[u8] = b"isogate at rest v1\0";
+/// Largest data key file read (bytes).
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// One data key: its suite, id and bytes.
+struct DataKey {
+    suite: Suite,
+    id: [u8; KEY_ID_LEN],
+    key: Vec<u8>,
+}
+
+/// A node's data keys: the first seals, every one opens.
+pub struct DataKeys {
+    keys: Vec<DataKey>,
+}
+
+impl fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("{} {}", k.suite, hex::encode(k.id)))
+            .collect();
+        write!(f, "DataKeys({})", ids.join(", "))
+    }
+}
+
+fn format_err(path: &Path, what: impl Into<String>) -> KeyError {
+    KeyError::Format {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+impl DataKeys {
+    /// Reads a data key file; it must be a plain file that only its owner may read or
+    /// write (mode 0600 or 0400), and hold at least one key.
+    ///
+    /// # Errors
+    /// The file cannot be read, others may read it, or a line is not `SUITE ID KEY` with
+    /// a key of the suite's length (the message names the line).
+    pub fn load(path: &Path) -> Result<DataKeys, KeyError> {
+        let io_err = |error| KeyError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let meta = fs::metadata(path).map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(format_err(path, "not a plain file"));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(format_err(
+                path,
+                format!(
+                    "mode {:o}: a data key must be readable by the service user alone (chmod 600)",
+                    meta.mode() & 0o777
+                ),
+            ));
+        }
+        if meta.len() > MAX_KEY_FILE {
+            return Err(format_err(path, "larger than 64 KiB: not a data key file"));
+        }
+        let text = fs::read_to_string(path).map_err(io_err)?;
+        let keys = Self::parse(&text).map_err(|what| format_err(path, what))?;
+        Ok(keys)
+    }
+
+    /// Parses the lines of a data key file.
+    fn parse(text: &str) -> Result<DataKeys, String> {
+        let mut keys: Vec<DataKey> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = format!("line {}", n + 1);
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [suite, id, key] = fields[..] else {
+                return Err(format!("{at}: expected SUITE KEY-ID KEY"));
+            };
+            let suite: Suite = suite.parse().map_err(|e| format!("{at}: {e}"))?;
+            let mut kid = [0u8; KEY_ID_LEN];
+            hex::decode_to_slice(id, &mut kid)
+                .map_err(|_| format!("{at}: the key id is not 8 hex digits"))?;
+            let key = hex::decode(key).map_err(|_| format!("{at}: the key is not hex"))?;
+            if key.len() != suite.cipher_key_len() {
+                return Err(format!(
+                    "{at}: a {} key is {} hex digits, not {}",
+                    suite.cipher(),
+                    2 * suite.cipher_key_len(),
+                    2 * key.len()
+                ));
+            }
+            if keys.iter().any(|k| k.id == kid) {
+                return Err(format!("{at}: key id {id} appears twice"));
+            }
+            keys.push(DataKey {
+                suite,
+                id: kid,
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err("no key (make one with `isogate keygen --data-key FILE`)".into());
+        }
+        Ok(DataKeys { keys })
+    }
+
+    /// A fresh key of `suite` from the system's random source.
+    fn fresh(suite: Suite, taken: &[DataKey]) -> Result<DataKey, KeyError> {
+        use ring::rand::SecureRandom;
+        let rng = ring::rand::SystemRandom::new();
+        let fail = |_| KeyError::Generate("the system's random source failed".into());
+        let mut key = vec![0u8; suite.cipher_key_len()];
+        rng.fill(&mut key).map_err(fail)?;
+        loop {
+            let mut id = [0u8; KEY_ID_LEN];
+            rng.fill(&mut id).map_err(fail)?;
+            if taken.iter().all(|k| k.id != id) {
+                return Ok(DataKey { suite, id, key });
+            }
+        }
+    }
+
+    /// Makes the data key file `path` with one key of `suite`, or, when it exists, puts a
+    /// new key of `suite` first (a rotation: new files are sealed with it, the older keys
+    /// still open what they sealed). Written whole under a temporary name and renamed, mode
+    /// 0600. Returns the new key's id (8 hex digits).
+    ///
+    /// # Errors
+    /// The existing file cannot be read (as [`DataKeys::load`]) or the new one written.
+    pub fn add_key(path: &Path, suite: Suite) -> Result<String, KeyError> {
+        let old = match fs::symlink_metadata(path) {
+            Ok(_) => Self::load(path)?.keys,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => {
+                return Err(KeyError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                });
+            }
+        };
+        let new = Self::fresh(suite, &old)?;
+        let id = hex::encode(new.id);
+        let mut text =
+            String::from("# isogate data keys: the first line seals, every line opens\n");
+        for k in std::iter::once(&new).chain(old.iter()) {
+            text.push_str(&format!(
+                "{} {} {}\n",
+                k.suite,
+                hex::encode(k.id),
+                hex::encode(&k.key)
+            ));
+        }
+        let io_err = |error| KeyError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let tmp = path.with_extension("new");
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err)?;
+        f.write_all(text.as_bytes()).map_err(io_err)?;
+        f.sync_all().map_err(io_err)?;
+        fs::rename(&tmp, path).map_err(io_err)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::fsx::sync_dir(dir).map_err(io_err)?;
+        }
+        Ok(id)
+    }
+
+    /// The keys by id, the sealing one first, for logs and the audit record (never the
+    /// keys themselves): `AES-256-GCM 1a2b3c4d (seals), SM4-GCM 5e6f7a8b`.
+    pub fn describe(&self) -> String {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let seals = if i == 0 { " (seals)" } else { "" };
+                format!("{} {}{seals}", k.suite.cipher(), hex::encode(k.id))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The suite of the key that seals.
+    pub fn suite(&self) -> Suite {
+        self.keys[0].suite
+    }
+
+    /// The id of the key that seals, in hex.
+    pub fn sealing_id(&self) -> String {
+        hex::encode(self.keys[0].id)
+    }
+
+    fn find(&self, suite: Suite, id: &[u8]) -> Option<&DataKey> {
+        self.keys.iter().find(|k| k.suite == suite && k.id == id)
+    }
+}
+
+/// The cipher of one sealed file, under its own key.
+fn file_cipher(key: &DataKey, salt: &[u8]) -> io::Result<DataCipher> {
+    let mut input = KDF_LABEL.to_vec();
+    input.extend_from_slice(salt);
+    let derived = suite::hmac(key.suite, &key.key, &input);
+    DataCipher::new(key.suite, &derived[..key.suite.cipher_key_len()]).map_err(io::Error::other)
+}
+
+fn nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    n[..8].copy_from_slice(&index.to_be_bytes());
+    n[11] = u8::from(last);
+    n
+}
+
+fn suite_byte(suite: Suite) -> u8 {
+    match suite {
+        Suite::Default => 0,
+        Suite::Gm => 1,
+    }
+}
+
+fn bad(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Writes a sealed file: [`SealWriter::finish`] seals the last chunk (a writer dropped
+/// without it leaves a file that opens as cut, never as a shorter whole).
+pub struct SealWriter<W: Write> {
+    out: W,
+    cipher: DataCipher,
+    header: [u8; HEADER_LEN],
+    buf: Vec<u8>,
+    index: u64,
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Starts a sealed file on `out` with the sealing key of `keys`: writes the header.
+    ///
+    /// # Errors
+    /// The random source or the write fails.
+    pub fn new(keys: &DataKeys, mut out: W) -> io::Result<SealWriter<W>> {
+        use ring::rand::SecureRandom;
+        let key = &keys.keys[0];
+        let mut header = [0u8; HEADER_LEN];
+        header[..16].copy_from_slice(MAGIC);
+        header[16] = suite_byte(key.suite);
+        header[20..24].copy_from_slice(&key.id);
+        header[24..28].copy_from_slice(&(CHUNK as u32).to_be_bytes());
+        ring::rand::SystemRandom::new()
+            .fill(&mut header[28..28 + SALT_LEN])
+            .map_err(|_| io::Error::other("the system's random source failed"))?;
+        let cipher = file_cipher(key, &header[28..28 + SALT_LEN])?;
+        out.write_all(&header)?;
+        Ok(SealWriter {
+            out,
+            cipher,
+            header,
+            buf: Vec::with_capacity(CHUNK + TAG_LEN),
+            index: 0,
+        })
+    }
+
+    fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
+        let tag = self
+            .cipher
+            .seal(&nonce(self.index, last), &self.header, &mut self.buf)
+            .map_err(io::Error::other)?;
+        self.buf.extend_from_slice(&tag);
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Seals the last chunk and returns the output (not synced: the caller's).
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.seal_chunk(true)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // a full chunk is sealed only once more bytes come: until then it may be the last
+        if self.buf.len() == CHUNK {
+            self.seal_chunk(false)?;
+        }
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads a sealed file back as its plaintext, chunk by chunk, each checked before any of
+/// it is returned.
+pub struct OpenReader<R: Read> {
+    input: R,
+    cipher: DataCipher,
+    header: [u8; HEADER_LEN],
+    /// The current chunk's plaintext and how much of it was returned.
+    plain: Vec<u8>,
+    at: usize,
+    /// Bytes read past the current chunk (the start of the next one).
+    ahead: Vec<u8>,
+    index: u64,
+    done: bool,
+    /// A chunk failed: every later read fails too, nothing past it is returned.
+    failed: bool,
+}
+
+impl<R: Read> OpenReader<R> {
+    /// Reads the header of a sealed file from `input` and finds its key in `keys`.
+    ///
+    /// # Errors
+    /// `InvalidData`: not a sealed file, an unknown version or suite, a chunk size other
+    /// than [`CHUNK`], or a key not among `keys` (named by id).
+    pub fn new(keys: &DataKeys, mut input: R) -> io::Result<OpenReader<R>> {
+        let mut header = [0u8; HEADER_LEN];
+        input
+            .read_exact(&mut header)
+            .map_err(|_| bad("shorter than a sealed file's header".into()))?;
+        if &header[..16] != MAGIC {
+            return Err(bad("not a sealed file (no isogate-rest-v1 header)".into()));
+        }
+        let suite = match header[16] {
+            0 => Suite::Default,
+            1 => Suite::Gm,
+            s => return Err(bad(format!("unknown suite {s} in the header"))),
+        };
+        if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
+            return Err(bad("an unknown header layout or chunk size".into()));
+        }
+        let id = &header[20..24];
+        let key = keys.find(suite, id).ok_or_else(|| {
+            bad(format!(
+                "sealed with {} data key {}, which is not in the data key file",
+                suite.cipher(),
+                hex::encode(id)
+            ))
+        })?;
+        let cipher = file_cipher(key, &header[28..28 + SALT_LEN])?;
+        Ok(OpenReader {
+            input,
+            cipher,
+            header,
+            plain: Vec::with_capacity(CHUNK + TAG_LEN),
+            at: 0,
+            ahead: Vec::new(),
+            index: 0,
+            done: false,
+            failed: false,
+        })
+    }
+
+    /// Reads up to `want` bytes, `ahead` first, into `plain`; returns how many there are.
+    fn fill(&mut self, want: usize) -> io::Result<usize> {
+        self.plain.clear();
+        self.plain.append(&mut self.ahead);
+        let mut got = self.plain.len();
+        self.plain.resize(want, 0);
+        while got < want {
+            match self.input.read(&mut self.plain[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.plain.truncate(got);
+        Ok(got)
+    }
+
+    /// Reads, checks and decrypts the next chunk into `plain`.
+    fn next_chunk(&mut self) -> io::Result<()> {
+        // one byte past a whole chunk tells whether it is the last
+        let got = self.fill(CHUNK + TAG_LEN + 1)?;
+        let last = got <= CHUNK + TAG_LEN;
+        if got < TAG_LEN {
+            return Err(bad(format!(
+                "stored chunk {}: cut short (the file ends inside it)",
+                self.index
+            )));
+        }
+        if !last {
+            self.ahead.push(self.plain[CHUNK + TAG_LEN]);
+            self.plain.truncate(CHUNK + TAG_LEN);
+        }
+        let split = self.plain.len() - TAG_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&self.plain[split..]);
+        self.plain.truncate(split);
+        self.cipher
+            .open(
+                &nonce(self.index, last),
+                &self.header,
+                &mut self.plain,
+                &tag,
+            )
+            .map_err(|e| {
+                self.plain.clear();
+                bad(format!(
+                    "stored chunk {}: {e}; nothing of it is used",
+                    self.index
+                ))
+            })?;
+        self.index += 1;
+        self.at = 0;
+        self.done = last;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for OpenReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.plain.len() {
+            if self.failed {
+                return Err(bad(format!(
+                    "stored chunk {}: refused before; nothing past it is read",
+                    self.index
+                )));
+            }
+            if self.done || out.is_empty() {
+                return Ok(0);
+            }
+            if let Err(e) = self.next_chunk() {
+                self.failed = true;
+                self.plain.clear();
+                self.at = 0;
+                return Err(e);
+            }
+        }
+        let n = out.len().min(self.plain.len() - self.at);
+        out[..n].copy_from_slice(&self.plain[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Whether `head` (a file's first bytes) begins a sealed file.
+pub fn is_sealed(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// The plaintext length of a sealed file of `stored` bytes, if that is a possible length.
+pub fn plain_len(stored: u64) -> Option<u64> {
+    let body = stored.checked_sub(HEADER_LEN as u64)?;
+    let record = (CHUNK + TAG_LEN) as u64;
+    let (whole, rest) = (body / record, body % record);
+    if rest < TAG_LEN as u64 {
+        // the last chunk is a whole one (rest 0 and at least one record) or cut
+        return (rest == 0 && whole > 0).then(|| whole * CHUNK as u64);
+    }
+    Some(whole * CHUNK as u64 + rest - TAG_LEN as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(suite: Suite) -> (tempfile::TempDir, DataKeys) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.data.key");
+        DataKeys::add_key(&path, suite).unwrap();
+        let keys = DataKeys::load(&path).unwrap();
+        (dir, keys)
+    }
+
+    fn seal(keys: &DataKeys, plain: &[u8], step: usize) -> Vec<u8> {
+        let mut w = SealWriter::new(keys, Vec::new()).unwrap();
+        for piece in plain.chunks(step.max(1)) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn open(keys: &DataKeys, sealed: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        OpenReader::new(keys, sealed)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn files_of_every_length_round_trip_in_both_suites_and_hide_their_content() {
+        for suite in Suite::ALL {
+            let (_d, keys) = keys(suite);
+            assert_eq!(keys.suite(), suite);
+            for len in [
+                0,
+                1,
+                100,
+                CHUNK - 1,
+                CHUNK,
+                CHUNK + 1,
+                3 * CHUNK,
+                3 * CHUNK + 7,
+            ] {
+                let marker = b"MARKER-judgement-2026-";
+                let plain: Vec<u8> = marker.iter().copied().cycle().take(len).collect();
+                let sealed = seal(&keys, &plain, 1000);
+                assert!(is_sealed(&sealed));
+                assert_eq!(plain_len(sealed.len() as u64), Some(len as u64), "{len}");
+                assert_eq!(open(&keys, &sealed).unwrap(), plain, "{suite} {len}");
+                if len >= marker.len() {
+                    assert!(!sealed.windows(marker.len()).any(|w| w == marker));
+                }
+                // two seals of the same bytes differ (a salt per file)
+                assert_ne!(seal(&keys, &plain, CHUNK), sealed);
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_cut_reordered_or_extended_file_is_refused() {
+        let (_d, keys) = keys(Suite::Default);
+        let plain: Vec<u8> = (0..3 * CHUNK + 10).map(|i| i as u8).collect();
+        let sealed = seal(&keys, &plain, 4096);
+        let record = CHUNK + TAG_LEN;
+        let refused = |bytes: &[u8], what: &str| {
+            let e = open(&keys, bytes).expect_err(what);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{what}: {e}");
+        };
+        // every byte position class: header, a middle chunk, a tag, the last chunk
+        for at in [
+            17,
+            30,
+            HEADER_LEN + 5,
+            HEADER_LEN + record + 9,
+            sealed.len() - 1,
+        ] {
+            let mut b = sealed.clone();
+            b[at] ^= 0x20;
+            refused(&b, &format!("flipped byte {at}"));
+        }
+        // cut at a chunk boundary: the shorter file's last chunk is not flagged last
+        refused(&sealed[..HEADER_LEN + 2 * record], "cut after two chunks");
+        refused(&sealed[..sealed.len() - 3], "cut in the last chunk");
+        refused(&sealed[..HEADER_LEN], "only the header");
+        refused(&sealed[..10], "a torn header");
+        // two chunks swapped
+        let mut swapped = sealed[..HEADER_LEN].to_vec();
+        swapped.extend_from_slice(&sealed[HEADER_LEN + record..HEADER_LEN + 2 * record]);
+        swapped.extend_from_slice(&sealed[HEADER_LEN..HEADER_LEN + record]);
+        swapped.extend_from_slice(&sealed[HEADER_LEN + 2 * record..]);
+        refused(&swapped, "swapped chunks");
+        let mut longer = sealed.clone();
+        longer.extend_from_slice(&[0u8; 40]);
+        refused(&longer, "bytes added");
+        // the bytes before a bad chunk are returned, never the bad chunk
+        let mut b = sealed.clone();
+        b[HEADER_LEN + record + 3] ^= 1;
+        let mut r = OpenReader::new(&keys, &b[..]).unwrap();
+        let mut first = vec![0u8; CHUNK];
+        r.read_exact(&mut first).unwrap();
+        assert_eq!(first, plain[..CHUNK]);
+        assert!(r.read(&mut [0u8; 16]).is_err());
+        assert!(r.read(&mut [0u8; 16]).is_err(), "and stays refused");
+        // another key, or not a sealed file at all
+        let (_e, other) = super::tests::keys(Suite::Default);
+        let e = open(&other, &sealed).unwrap_err().to_string();
+        assert!(e.contains("not in the data key file"), "{e}");
+        let e = open(
+            &keys,
+            b"plain text, never sealed, long enough to be a header!!",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not a sealed file"), "{e}");
+    }
+
+    #[test]
+    fn a_rotation_seals_with_the_new_key_and_opens_with_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let first = DataKeys::add_key(&path, Suite::Default).unwrap();
+        let old = DataKeys::load(&path).unwrap();
+        let sealed_old = seal(&old, b"before", 10);
+        let second = DataKeys::add_key(&path, Suite::Gm).unwrap();
+        assert_ne!(first, second);
+        let new = DataKeys::load(&path).unwrap();
+        assert_eq!(new.sealing_id(), second);
+        assert_eq!(new.suite(), Suite::Gm);
+        let sealed_new = seal(&new, b"after", 10);
+        assert_eq!(open(&new, &sealed_old).unwrap(), b"before");
+        assert_eq!(open(&new, &sealed_new).unwrap(), b"after");
+        assert!(open(&old, &sealed_new).is_err());
+        let mode = fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(format!("{new:?}").contains(&format!("gm {second}")));
+    }
+
+    #[test]
+    fn key_files_that_others_may_read_or_that_are_malformed_are_refused_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        DataKeys::add_key(&path, Suite::Default).unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        let e = DataKeys::load(&path).unwrap_err().to_string();
+        assert!(e.contains("mode 640") && e.contains("chmod 600"), "{e}");
+        let bad = |text: &str, want: &str| {
+            let e = DataKeys::parse(text).err().unwrap_or_default();
+            assert!(e.contains(want), "{text:?}: {e}");
+        };
+        bad("", "no key");
+        bad("# only a comment\n", "no key");
+        bad("default 01020304\n", "line 1: expected SUITE KEY-ID KEY");
+        bad(
+            &format!("\nsm 01020304 {}\n", "00".repeat(32)),
+            "line 2: unknown suite",
+        );
+        bad(
+            &format!("default 0102 {}\n", "00".repeat(32)),
+            "8 hex digits",
+        );
+        bad(
+            &format!("default 01020304 {}\n", "00".repeat(16)),
+            "a AES-256-GCM key is 64 hex digits, not 32",
+        );
+        bad(
+            &format!(
+                "gm 01020304 {}\ngm 01020304 {}\n",
+                "00".repeat(16),
+                "11".repeat(16)
+            ),
+            "line 2: key id 01020304 appears twice",
+        );
+    }
+
+    #[test]
+    fn plain_len_refuses_impossible_lengths() {
+        let record = (CHUNK + TAG_LEN) as u64;
+        let h = HEADER_LEN as u64;
+        assert_eq!(plain_len(h + TAG_LEN as u64), Some(0));
+        assert_eq!(plain_len(h + 3), None);
+        assert_eq!(plain_len(h), None);
+        assert_eq!(plain_len(3), None);
+        assert_eq!(plain_len(h + record), Some(CHUNK as u64));
+        assert_eq!(plain_len(h + record + 5), None);
+        assert_eq!(plain_len(h + 2 * record + 17), Some(2 * CHUNK as u64 + 1));
+    }
+}
