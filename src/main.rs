@@ -379,7 +379,11 @@ Examples:
         #[arg(long, value_name = "FILE")]
         data_key: Option<PathBuf>,
         /// Directory for the key files (private keys are written mode 0600).
-        #[arg(long, required_unless_present = "data_key")]
+        #[arg(
+            long,
+            required_unless_present = "data_key",
+            conflicts_with = "data_key"
+        )]
         out: Option<PathBuf>,
         /// The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2,
         /// user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130

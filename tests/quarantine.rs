@@ -481,6 +481,19 @@ fn drop_keyword_rule(lab: &Lab) {
     });
 }
 
+/// Sends SIGHUP to `node` and waits for its log to say `what` once more.
+fn hup_and_wait(lab: &Lab, node: &Running, what: &str) {
+    let before = lab.log(&node.name).matches(what).count();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_until(20, &format!("{} to log {what:?}", node.name), || {
+        lab.log(&node.name).matches(what).count() > before
+    });
+}
+
 /// The data key's id that sealed a quarantined copy (its header's bytes 20..24, in hex).
 fn sealed_by(copy: &Path) -> String {
     let bytes = fs::read(copy).unwrap();
@@ -537,17 +550,7 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
         .unwrap()
         .to_string();
     assert_ne!(second, first);
-    let before = lab.log("court").matches("SIGHUP: keys reloaded").count();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &court.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_until(20, "the court to reload its keys", || {
-        lab.log("court").matches("SIGHUP: keys reloaded").count() > before
-    });
+    hup_and_wait(&lab, &court, "SIGHUP: keys reloaded");
     lab.publish("court", "to-internet", "c.txt", marker.as_bytes());
     wait_until(30, "a third refusal", || listed(&lab, "court").len() == 3);
     let c = id_of(entry(&listed(&lab, "court"), "c.txt"));
@@ -574,6 +577,19 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!inbox.join("b.txt").exists());
     assert!(q.join(&b).exists(), "the changed copy stays in quarantine");
+
+    // a reload that drops the older key (b's copy needs it) is refused
+    let keys_text = fs::read_to_string(&key_file).unwrap();
+    let newest: Vec<&str> = keys_text.lines().take(2).collect();
+    fs::write(&key_file, newest.join("\n") + "\n").unwrap();
+    hup_and_wait(&lab, &court, "SIGHUP: keys refused");
+    assert!(
+        lab.log("court").contains(&format!(
+            "data key {first} is no longer in the data key file"
+        )),
+        "{}",
+        lab.log("court")
+    );
     court.stop();
     internet.stop();
     verify(&lab, "court");

@@ -238,7 +238,7 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
             "cipher": cipher,
             "data_keys": keys,
         })),
-        "not_sealed": ["spool", "approvals", "receiver temporary files"],
+        "not_sealed": ["spool", "approvals", "release staging", "receiver temporary files"],
     })
 }
 

@@ -16,7 +16,9 @@
 //!                     ‖ key id (4) ‖ chunk size (4) ‖ salt (20, random per file)
 //!  chunks             ciphertext (chunk size; the last 0 ..= chunk size) ‖ tag (16)
 //!
-//!  file key = HMAC(data key, "isogate at rest v1\0" ‖ salt), cut to the cipher's key length
+//!  file key = HMAC(data key, "isogate at rest v1\0" ‖ salt ‖ context), cut to the
+//!             cipher's key length; the context names the place (the quarantine: the
+//!             object id), so a sealed copy moved to another name does not open
 //!  nonce of chunk i = i (8) ‖ 0 0 0 ‖ 1 for the last chunk, else 0
 //!  associated data  = the header
 //! ```
@@ -203,7 +205,10 @@ impl DataKeys {
             path: path.to_path_buf(),
             error,
         };
-        let tmp = path.with_extension("new");
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(path.file_name().unwrap_or_default());
+        tmp_name.push(".new");
+        let tmp = path.with_file_name(tmp_name);
         let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -211,6 +216,10 @@ impl DataKeys {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err)?;
+        if let Ok(m) = fs::metadata(path) {
+            // a rotation run as root keeps the file the service user's
+            std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())).map_err(io_err)?;
+        }
         f.write_all(text.as_bytes()).map_err(io_err)?;
         f.sync_all().map_err(io_err)?;
         fs::rename(&tmp, path).map_err(io_err)?;
@@ -234,6 +243,16 @@ impl DataKeys {
             .join(", ")
     }
 
+    /// The id (hex) of a key in `older` that is not among these keys, if any: what a
+    /// reload would leave unopenable.
+    pub fn missing_from(&self, older: &DataKeys) -> Option<String> {
+        older
+            .keys
+            .iter()
+            .find(|o| self.find(o.suite, &o.id).is_none())
+            .map(|o| hex::encode(o.id))
+    }
+
     /// The suite of the key that seals.
     pub fn suite(&self) -> Suite {
         self.keys[0].suite
@@ -250,9 +269,10 @@ impl DataKeys {
 }
 
 /// The cipher of one sealed file, under its own key.
-fn file_cipher(key: &DataKey, salt: &[u8]) -> io::Result<DataCipher> {
+fn file_cipher(key: &DataKey, salt: &[u8], context: &[u8]) -> io::Result<DataCipher> {
     let mut input = KDF_LABEL.to_vec();
     input.extend_from_slice(salt);
+    input.extend_from_slice(context);
     let derived = suite::hmac(key.suite, &key.key, &input);
     DataCipher::new(key.suite, &derived[..key.suite.cipher_key_len()]).map_err(io::Error::other)
 }
@@ -286,11 +306,13 @@ pub struct SealWriter<W: Write> {
 }
 
 impl<W: Write> SealWriter<W> {
-    /// Starts a sealed file on `out` with the sealing key of `keys`: writes the header.
+    /// Starts a sealed file on `out` with the sealing key of `keys`, bound to `context`
+    /// (what names the file where it rests: [`OpenReader::new`] must be given the same):
+    /// writes the header.
     ///
     /// # Errors
     /// The random source or the write fails.
-    pub fn new(keys: &DataKeys, mut out: W) -> io::Result<SealWriter<W>> {
+    pub fn new(keys: &DataKeys, mut out: W, context: &[u8]) -> io::Result<SealWriter<W>> {
         use ring::rand::SecureRandom;
         let key = &keys.keys[0];
         let mut header = [0u8; HEADER_LEN];
@@ -301,7 +323,7 @@ impl<W: Write> SealWriter<W> {
         ring::rand::SystemRandom::new()
             .fill(&mut header[28..28 + SALT_LEN])
             .map_err(|_| io::Error::other("the system's random source failed"))?;
-        let cipher = file_cipher(key, &header[28..28 + SALT_LEN])?;
+        let cipher = file_cipher(key, &header[28..28 + SALT_LEN], context)?;
         out.write_all(&header)?;
         Ok(SealWriter {
             out,
@@ -372,12 +394,14 @@ pub struct OpenReader<R: Read> {
 }
 
 impl<R: Read> OpenReader<R> {
-    /// Reads the header of a sealed file from `input` and finds its key in `keys`.
+    /// Reads the header of a sealed file from `input`, sealed for `context`
+    /// ([`SealWriter::new`]), and finds its key in `keys`. (Another context shows as a
+    /// tag that does not match, at the first chunk.)
     ///
     /// # Errors
     /// `InvalidData`: not a sealed file, an unknown version or suite, a chunk size other
     /// than [`CHUNK`], or a key not among `keys` (named by id).
-    pub fn new(keys: &DataKeys, mut input: R) -> io::Result<OpenReader<R>> {
+    pub fn new(keys: &DataKeys, mut input: R, context: &[u8]) -> io::Result<OpenReader<R>> {
         let mut header = [0u8; HEADER_LEN];
         input
             .read_exact(&mut header)
@@ -401,7 +425,7 @@ impl<R: Read> OpenReader<R> {
                 hex::encode(id)
             ))
         })?;
-        let cipher = file_cipher(key, &header[28..28 + SALT_LEN])?;
+        let cipher = file_cipher(key, &header[28..28 + SALT_LEN], context)?;
         Ok(OpenReader {
             input,
             cipher,
@@ -529,7 +553,7 @@ mod tests {
     }
 
     fn seal(keys: &DataKeys, plain: &[u8], step: usize) -> Vec<u8> {
-        let mut w = SealWriter::new(keys, Vec::new()).unwrap();
+        let mut w = SealWriter::new(keys, Vec::new(), b"ctx").unwrap();
         for piece in plain.chunks(step.max(1)) {
             w.write_all(piece).unwrap();
         }
@@ -538,7 +562,7 @@ mod tests {
 
     fn open(keys: &DataKeys, sealed: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        OpenReader::new(keys, sealed)?.read_to_end(&mut out)?;
+        OpenReader::new(keys, sealed, b"ctx")?.read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -611,12 +635,15 @@ mod tests {
         // the bytes before a bad chunk are returned, never the bad chunk
         let mut b = sealed.clone();
         b[HEADER_LEN + record + 3] ^= 1;
-        let mut r = OpenReader::new(&keys, &b[..]).unwrap();
+        let mut r = OpenReader::new(&keys, &b[..], b"ctx").unwrap();
         let mut first = vec![0u8; CHUNK];
         r.read_exact(&mut first).unwrap();
         assert_eq!(first, plain[..CHUNK]);
         assert!(r.read(&mut [0u8; 16]).is_err());
         assert!(r.read(&mut [0u8; 16]).is_err(), "and stays refused");
+        // sealed for another place (a copy moved to another name)
+        let mut r = OpenReader::new(&keys, &sealed[..], b"other").unwrap();
+        assert!(r.read(&mut [0u8; 16]).is_err());
         // another key, or not a sealed file at all
         let (_e, other) = super::tests::keys(Suite::Default);
         let e = open(&other, &sealed).unwrap_err().to_string();
@@ -646,8 +673,17 @@ mod tests {
         assert_eq!(open(&new, &sealed_old).unwrap(), b"before");
         assert_eq!(open(&new, &sealed_new).unwrap(), b"after");
         assert!(open(&old, &sealed_new).is_err());
+        assert_eq!(new.missing_from(&old), None);
+        assert_eq!(old.missing_from(&new), Some(second.clone()));
         let mode = fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // a rotation keeps the file's owner (run as root for the service user)
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            DataKeys::add_key(&path, Suite::Default).unwrap();
+            assert_eq!(fs::metadata(&path).unwrap().uid(), 65534);
+            assert_eq!(DataKeys::load(&path).unwrap().keys.len(), 3);
+        }
         assert!(format!("{new:?}").contains(&format!("gm {second}")));
     }
 

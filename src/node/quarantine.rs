@@ -11,9 +11,11 @@
 //! the copy itself is 0400, the service user's alone.
 //!
 //! A quarantined copy never changes once its reason is recorded: a plain file (one link) is
-//! copied in from the bytes read, made read-only (0440) and fsynced, and only then is the
+//! copied in from the bytes read, made read-only (0400) and fsynced, and only then is the
 //! original removed, so a process that still holds the original open writes into a file
-//! nobody keeps. Anything else (a symlink, FIFO, device, directory, hard-linked file) is
+//! nobody keeps. With the node's data keys (`[node] data_key`) the copy is sealed as it is
+//! written (`keys::at_rest`, bound to its object id), and only a sealed copy is ever read
+//! back. Anything else (a symlink, FIFO, device, directory, hard-linked file) is
 //! renamed in as it is, never followed; where the quarantine is on another file system than
 //! the entry, it is made again there as it is ([`crate::fsx::move_across`]) and then removed.
 //!
@@ -140,7 +142,7 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) 
         .open(&tmp)?;
     match sealing {
         Some(keys) => {
-            let mut sealed = SealWriter::new(keys, io::BufWriter::new(&mut to))?;
+            let mut sealed = SealWriter::new(keys, io::BufWriter::new(&mut to), &context(target))?;
             io::copy(&mut from, &mut sealed)?;
             sealed.finish()?.flush()?;
         }
@@ -307,7 +309,9 @@ const NOT_PLAIN: [(Reason, &str); 3] = [
 
 /// Opens an entry's content to copy it out (a release): never following a link, and only a
 /// plain file with one link, checked on the opened descriptor (what is read is what was
-/// checked, whatever is renamed in meanwhile).
+/// checked, whatever is renamed in meanwhile). With `keys` (the node seals its quarantine)
+/// only a copy sealed for this entry opens, read chunk by chunk, each checked; without, only
+/// a plaintext one.
 ///
 /// # Errors
 /// It cannot be opened, or it is not a plain file with one link (`InvalidData`).
@@ -327,19 +331,34 @@ pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content>
     let mut head = [0u8; at_rest::MAGIC.len()];
     let got = read_head(&mut f, &mut head)?;
     f.seek(io::SeekFrom::Start(0))?;
-    if !at_rest::is_sealed(&head[..got]) {
-        return Ok(Content::Plain(f));
-    }
-    let keys = keys.ok_or_else(|| {
+    let refuse = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{}: sealed at rest, and the node has no data key ([node] data_key)",
-                path.display()
-            ),
+            format!("{}: {why}", path.display()),
         )
-    })?;
-    Ok(Content::Sealed(Box::new(OpenReader::new(keys, f)?)))
+    };
+    match (at_rest::is_sealed(&head[..got]), keys) {
+        (false, None) => Ok(Content::Plain(f)),
+        (false, Some(_)) => Err(refuse(
+            "kept in plaintext, and this node seals its quarantine at rest: a plaintext copy cannot be told from one put there by hand, so it is never released",
+        )),
+        (true, None) => Err(refuse(
+            "sealed at rest, and the node has no data key ([node] data_key)",
+        )),
+        (true, Some(keys)) => Ok(Content::Sealed(Box::new(OpenReader::new(
+            keys,
+            f,
+            &context(path),
+        )?))),
+    }
+}
+
+/// What a quarantined copy is sealed for: its name (the object id), so that a sealed copy
+/// moved over another entry's name does not open.
+fn context(path: &Path) -> Vec<u8> {
+    let mut c = b"quarantine/".to_vec();
+    c.extend_from_slice(path.file_name().unwrap_or_default().as_encoded_bytes());
+    c
 }
 
 /// Reads up to `buf.len()` bytes from the start of `f`.
@@ -621,6 +640,22 @@ mod tests {
         // without the data key it does not open; with a flipped byte it is refused
         let e = open_content(&at, None).err().unwrap();
         assert!(e.to_string().contains("no data key"), "{e}");
+        // moved over another entry's name, it does not open there
+        let moved = q.join(ObjectId([8; 16]).to_string());
+        fs::copy(&at, &moved).unwrap();
+        let mut out = Vec::new();
+        let e = open_content(&moved, Some(&keys))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(
+            out.is_empty() && e.kind() == io::ErrorKind::InvalidData,
+            "{e}"
+        );
+        // a plaintext copy where this node seals is never read
+        fs::write(&moved, &content).unwrap();
+        let e = open_content(&moved, Some(&keys)).err().unwrap();
+        assert!(e.to_string().contains("kept in plaintext"), "{e}");
         let mut flipped = stored.clone();
         flipped[at_rest::HEADER_LEN + 70_000] ^= 4;
         fs::set_permissions(&at, fs::Permissions::from_mode(0o600)).unwrap();

@@ -41,6 +41,9 @@ pub enum RotateError {
     /// The configuration names another node or peer than the running one.
     #[error("{0} changed: that needs a restart, not SIGHUP")]
     Identity(&'static str),
+    /// The data keys would no longer open what the node sealed with the ones in force.
+    #[error("{0}")]
+    DataKeys(String),
 }
 
 /// Every key the node uses at one moment.
@@ -255,6 +258,18 @@ impl Keys {
         }
         let new = KeySet::load(cfg, self.channels.clone())?;
         let old = self.current();
+        if let Some(before) = &old.data {
+            let Some(after) = &new.data else {
+                return Err(RotateError::DataKeys(
+                    "[node] data_key was removed: the quarantine's sealed copies would not open; that needs a restart".into(),
+                ));
+            };
+            if let Some(id) = after.missing_from(before) {
+                return Err(RotateError::DataKeys(format!(
+                    "data key {id} is no longer in the data key file: copies it sealed would not open (drop a key only once nothing it sealed is kept, and restart)"
+                )));
+            }
+        }
         let mut changes = Changes {
             certificate: new.credentials.cert != old.credentials.cert,
             peer: new.credentials.peer_certs != old.credentials.peer_certs

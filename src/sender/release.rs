@@ -45,14 +45,21 @@ fn stage(from: &Path, to: &Path, keys: Option<&DataKeys>) -> io::Result<()> {
         to.file_name().and_then(|n| n.to_str()).unwrap_or("staged")
     ));
     let mut src = quarantine::open_content(from, keys)?;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    io::copy(&mut src, &mut dst)?;
-    dst.sync_all()?;
+    let copied = (|| -> io::Result<()> {
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::copy(&mut src, &mut dst)?;
+        dst.sync_all()
+    })();
+    if let Err(e) = copied {
+        // a copy refused part way (a changed chunk) leaves nothing of it behind
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, to)?;
     sync_dir(dir)
 }
