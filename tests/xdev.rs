@@ -273,10 +273,17 @@ fn files_cross_both_ways_and_refusals_reach_quarantine_across_file_systems() {
         .filter(|n| !n.ends_with(".reason.json"))
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        fs::read(q_i.join(&kept[0])).unwrap(),
-        "仅收方规则\n".as_bytes()
-    );
+    // sealed at rest with the internet node's data key, and whole once opened
+    let keys =
+        isogate::keys::at_rest::DataKeys::load(&lab.dir.join("certs/internet.data.key")).unwrap();
+    let mut opened = Vec::new();
+    std::io::Read::read_to_end(
+        &mut isogate::node::quarantine::open_content(&q_i.join(&kept[0]), Some(&keys)).unwrap(),
+        &mut opened,
+    )
+    .unwrap();
+    assert_eq!(opened, "仅收方规则\n".as_bytes());
+    assert_ne!(fs::read(q_i.join(&kept[0])).unwrap(), opened);
     assert!(!visible(&inbox_i).contains(&"备注.txt".to_string()));
     // the sender stops sending once the receipt says quarantined: no endless resends
     wait_until(30, "the sender's spool to empty", || {

@@ -1315,10 +1315,17 @@ pub(crate) mod tests {
         assert_eq!(refused[0].reason, Some(Reason::KeywordMatch));
         let q = node.cfg.channel("notices").unwrap().quarantine.clone();
         let qid = ObjectId(id.0).to_string();
-        assert_eq!(
-            fs::read_to_string(q.join(&qid)).unwrap(),
-            "{\"text\":\"refuse me\"}"
-        );
+        // sealed at rest (the lab's data key), and read back whole
+        let mut kept = String::new();
+        let keys = node.keys.data();
+        assert!(keys.is_some());
+        std::io::Read::read_to_string(
+            &mut quarantine::open_content(&q.join(&qid), keys.as_deref()).unwrap(),
+            &mut kept,
+        )
+        .unwrap();
+        assert_eq!(kept, "{\"text\":\"refuse me\"}");
+        assert!(!fs::read(q.join(&qid)).unwrap().starts_with(b"{"));
         let reason = fs::read_to_string(q.join(format!("{qid}.reason.json"))).unwrap();
         assert!(reason.contains("keyword_match") && reason.contains(&format!("{id}.json")));
         assert_eq!(
