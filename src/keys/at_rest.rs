@@ -443,18 +443,9 @@ impl<R: Read> OpenReader<R> {
     fn fill(&mut self, want: usize) -> io::Result<usize> {
         self.plain.clear();
         self.plain.append(&mut self.ahead);
-        let mut got = self.plain.len();
-        self.plain.resize(want, 0);
-        while got < want {
-            match self.input.read(&mut self.plain[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.plain.truncate(got);
-        Ok(got)
+        let more = want.saturating_sub(self.plain.len()) as u64;
+        (&mut self.input).take(more).read_to_end(&mut self.plain)?;
+        Ok(self.plain.len())
     }
 
     /// Reads, checks and decrypts the next chunk into `plain`.

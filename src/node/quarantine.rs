@@ -328,8 +328,7 @@ pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content>
             ),
         ));
     }
-    let mut head = [0u8; at_rest::MAGIC.len()];
-    let got = read_head(&mut f, &mut head)?;
+    let head = read_head(&mut f)?;
     f.seek(io::SeekFrom::Start(0))?;
     let refuse = |why: &str| {
         io::Error::new(
@@ -337,7 +336,7 @@ pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content>
             format!("{}: {why}", path.display()),
         )
     };
-    match (at_rest::is_sealed(&head[..got]), keys) {
+    match (at_rest::is_sealed(&head), keys) {
         (false, None) => Ok(Content::Plain(f)),
         (false, Some(_)) => Err(refuse(
             "kept in plaintext, and this node seals its quarantine at rest: a plaintext copy cannot be told from one put there by hand, so it is never released",
@@ -361,18 +360,11 @@ fn context(path: &Path) -> Vec<u8> {
     c
 }
 
-/// Reads up to `buf.len()` bytes from the start of `f`.
-fn read_head(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
+/// The first bytes of `f`, as many as a sealed file's magic (fewer when it is shorter).
+fn read_head(f: &mut fs::File) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(at_rest::MAGIC.len());
+    f.take(at_rest::MAGIC.len() as u64).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// A quarantined copy's content as it was refused: read through the data keys when it
@@ -494,10 +486,9 @@ pub fn find(dirs: &[PathBuf], id: &str) -> io::Result<Option<Listed>> {
 /// (read from its header), else as stored (and where the reader may not open it: an
 /// auditor reads the reasons, never the content).
 fn content_size(path: &Path, stored: u64) -> u64 {
-    let mut head = [0u8; at_rest::MAGIC.len()];
     let sealed = open_nofollow(path)
-        .and_then(|mut f| read_head(&mut f, &mut head))
-        .is_ok_and(|got| at_rest::is_sealed(&head[..got]));
+        .and_then(|mut f| read_head(&mut f))
+        .is_ok_and(|head| at_rest::is_sealed(&head));
     match sealed {
         true => at_rest::plain_len(stored).unwrap_or(stored),
         false => stored,
