@@ -27,12 +27,16 @@
 //! per file makes every nonce unique; the last-chunk flag makes a cut file an error; the
 //! header as associated data binds the suite, key and chunk size. A changed, reordered,
 //! dropped or added chunk is [`io::ErrorKind::InvalidData`] and nothing of it is returned.
+//!
+//! Read as a stream ([`OpenReader`]) or at any offset ([`SealedFile`], for readers that
+//! seek), each read decrypts only the chunk it needs.
 
 use super::KeyError;
 use super::suite::{self, DataCipher, NONCE_LEN, Suite, TAG_LEN};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -295,6 +299,40 @@ fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
+/// The cipher of the sealed file whose header is `header`, sealed for `context`, with its
+/// key found in `keys`. (Another context shows as a tag that does not match, at the first
+/// chunk opened.)
+///
+/// # Errors
+/// `InvalidData`: not a sealed file, an unknown version or suite, a chunk size other than
+/// [`CHUNK`], or a key not among `keys` (named by id).
+fn header_cipher(
+    keys: &DataKeys,
+    header: &[u8; HEADER_LEN],
+    context: &[u8],
+) -> io::Result<DataCipher> {
+    if &header[..16] != MAGIC {
+        return Err(bad("not a sealed file (no isogate-rest-v1 header)".into()));
+    }
+    let suite = match header[16] {
+        0 => Suite::Default,
+        1 => Suite::Gm,
+        s => return Err(bad(format!("unknown suite {s} in the header"))),
+    };
+    if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
+        return Err(bad("an unknown header layout or chunk size".into()));
+    }
+    let id = &header[20..24];
+    let key = keys.find(suite, id).ok_or_else(|| {
+        bad(format!(
+            "sealed with {} data key {}, which is not in the data key file",
+            suite.cipher(),
+            hex::encode(id)
+        ))
+    })?;
+    file_cipher(key, &header[28..28 + SALT_LEN], context)
+}
+
 /// Writes a sealed file: [`SealWriter::finish`] seals the last chunk (a writer dropped
 /// without it leaves a file that opens as cut, never as a shorter whole).
 pub struct SealWriter<W: Write> {
@@ -406,26 +444,7 @@ impl<R: Read> OpenReader<R> {
         input
             .read_exact(&mut header)
             .map_err(|_| bad("shorter than a sealed file's header".into()))?;
-        if &header[..16] != MAGIC {
-            return Err(bad("not a sealed file (no isogate-rest-v1 header)".into()));
-        }
-        let suite = match header[16] {
-            0 => Suite::Default,
-            1 => Suite::Gm,
-            s => return Err(bad(format!("unknown suite {s} in the header"))),
-        };
-        if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
-            return Err(bad("an unknown header layout or chunk size".into()));
-        }
-        let id = &header[20..24];
-        let key = keys.find(suite, id).ok_or_else(|| {
-            bad(format!(
-                "sealed with {} data key {}, which is not in the data key file",
-                suite.cipher(),
-                hex::encode(id)
-            ))
-        })?;
-        let cipher = file_cipher(key, &header[28..28 + SALT_LEN], context)?;
+        let cipher = header_cipher(keys, &header, context)?;
         Ok(OpenReader {
             input,
             cipher,
@@ -511,6 +530,190 @@ impl<R: Read> Read for OpenReader<R> {
         out[..n].copy_from_slice(&self.plain[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+/// A sealed file opened for reading at any offset, for readers that seek (a zip's central
+/// directory, an OLE file's sectors): [`SealedFile::read_at`], or `Read` and `Seek`
+/// through `&SealedFile` as through `&File`. Each read checks and decrypts the one chunk it
+/// touches (the last one opened is kept: memory stays one chunk); the last chunk is checked
+/// at open, so a file cut at a chunk boundary never opens.
+pub struct SealedFile {
+    file: fs::File,
+    cipher: DataCipher,
+    header: [u8; HEADER_LEN],
+    /// Bytes of the sealed file, as opened.
+    stored: u64,
+    /// Bytes of plaintext.
+    len: u64,
+    /// Chunks, the last one flagged (at least one: an empty file has one empty chunk).
+    chunks: u64,
+    /// The chunk opened last: its index (`u64::MAX`: none) and plaintext.
+    cached: RefCell<(u64, Vec<u8>)>,
+    /// Where `Read` through `&SealedFile` reads next (plaintext offset).
+    pos: Cell<u64>,
+}
+
+impl SealedFile {
+    /// Opens `file`, sealed for `context` ([`SealWriter::new`]) with a key in `keys`, and
+    /// checks its last chunk.
+    ///
+    /// # Errors
+    /// `InvalidData`: the header is not a known sealed file's or its key is not in `keys`
+    /// ([`OpenReader::new`]'s errors), the length is no sealed file's (cut), or the last
+    /// chunk does not open (cut at a chunk boundary, changed, or another context). Other
+    /// kinds: reading failed.
+    pub fn open(keys: &DataKeys, file: fs::File, context: &[u8]) -> io::Result<SealedFile> {
+        use std::os::unix::fs::FileExt;
+        let stored = file.metadata()?.len();
+        let mut header = [0u8; HEADER_LEN];
+        if stored < HEADER_LEN as u64 {
+            return Err(bad("shorter than a sealed file's header".into()));
+        }
+        file.read_exact_at(&mut header, 0)?;
+        let cipher = header_cipher(keys, &header, context)?;
+        let len = plain_len(stored).ok_or_else(|| {
+            bad(format!(
+                "cut: {stored} bytes is not the length of a whole sealed file"
+            ))
+        })?;
+        let record = (CHUNK + TAG_LEN) as u64;
+        let chunks = (stored - HEADER_LEN as u64).div_ceil(record);
+        let sealed = SealedFile {
+            file,
+            cipher,
+            header,
+            stored,
+            len,
+            chunks,
+            cached: RefCell::new((u64::MAX, Vec::with_capacity(CHUNK + TAG_LEN))),
+            pos: Cell::new(0),
+        };
+        sealed.load(chunks - 1)?;
+        Ok(sealed)
+    }
+
+    /// Bytes of plaintext.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sealed file itself (for its metadata: size, times, inode).
+    pub fn file(&self) -> &fs::File {
+        &self.file
+    }
+
+    /// Makes chunk `index` the cached one, checked and decrypted.
+    fn load(&self, index: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut cached = self.cached.borrow_mut();
+        if cached.0 == index {
+            return Ok(());
+        }
+        let record = (CHUNK + TAG_LEN) as u64;
+        let at = HEADER_LEN as u64 + index * record;
+        let n = record.min(self.stored - at) as usize;
+        let (slot, plain) = &mut *cached;
+        *slot = u64::MAX;
+        plain.resize(n, 0);
+        self.file.read_exact_at(plain, at).map_err(|e| {
+            bad(format!(
+                "stored chunk {index}: {e} (the file changed since it was opened)"
+            ))
+        })?;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&plain[n - TAG_LEN..]);
+        plain.truncate(n - TAG_LEN);
+        let last = index + 1 == self.chunks;
+        if let Err(e) = self
+            .cipher
+            .open(&nonce(index, last), &self.header, plain, &tag)
+        {
+            plain.clear();
+            return Err(bad(format!(
+                "stored chunk {index}: {e}; nothing of it is used"
+            )));
+        }
+        *slot = index;
+        Ok(())
+    }
+
+    /// Reads plaintext at `offset` into `buf`, from one chunk: how many bytes (0 at or past
+    /// the end), like `FileExt::read_at`.
+    ///
+    /// # Errors
+    /// `InvalidData`: the chunk does not open (changed or cut); nothing of it is returned.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let index = offset / CHUNK as u64;
+        self.load(index)?;
+        let cached = self.cached.borrow();
+        let from = (offset % CHUNK as u64) as usize;
+        let n = buf.len().min(cached.1.len() - from);
+        buf[..n].copy_from_slice(&cached.1[from..from + n]);
+        Ok(n)
+    }
+
+    /// Reads exactly `buf.len()` bytes of plaintext at `offset`.
+    ///
+    /// # Errors
+    /// [`SealedFile::read_at`]'s, and `UnexpectedEof` past the end.
+    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for &SealedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read_at(buf, self.pos.get())?;
+        self.pos.set(self.pos.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl Seek for &SealedFile {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let at = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.get().checked_add_signed(d),
+        }
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a seek before the start of the file",
+            )
+        })?;
+        self.pos.set(at);
+        Ok(at)
+    }
+}
+
+impl Read for SealedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Seek for SealedFile {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        (&*self).seek(to)
     }
 }
 
@@ -713,6 +916,101 @@ mod tests {
             ),
             "line 2: key id 01020304 appears twice",
         );
+    }
+
+    fn sealed_file(keys: &DataKeys, dir: &Path, bytes: &[u8]) -> io::Result<SealedFile> {
+        let path = dir.join("sealed");
+        fs::write(&path, bytes).unwrap();
+        SealedFile::open(keys, fs::File::open(&path).unwrap(), b"ctx")
+    }
+
+    #[test]
+    fn a_sealed_file_reads_at_any_offset_and_seeks_like_a_file() {
+        for suite in Suite::ALL {
+            let (d, keys) = keys(suite);
+            for len in [0, 5, CHUNK, CHUNK + 1, 3 * CHUNK - 2] {
+                let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+                let f = sealed_file(&keys, d.path(), &seal(&keys, &plain, 7000)).unwrap();
+                assert_eq!(f.len(), len as u64);
+                assert_eq!(f.is_empty(), len == 0);
+                let mut whole = Vec::new();
+                (&f).read_to_end(&mut whole).unwrap();
+                assert_eq!(whole, plain, "{suite} {len}");
+                // reads across chunk boundaries, backwards, and past the end
+                for (at, n) in [(CHUNK - 3, 10), (1, 3), (CHUNK * 2 + 1, 5), (0, len)] {
+                    let mut buf = vec![0u8; n];
+                    let fits = at + n <= len;
+                    let got = f.read_exact_at(&mut buf, at as u64);
+                    assert_eq!(got.is_ok(), fits, "{suite} {len} at {at}");
+                    if fits {
+                        assert_eq!(buf, plain[at..at + n]);
+                    }
+                }
+                let mut r = &f;
+                assert_eq!(
+                    r.seek(SeekFrom::End(-2)).ok(),
+                    len.checked_sub(2).map(|n| n as u64)
+                );
+                if len >= 2 {
+                    let mut tail = Vec::new();
+                    r.read_to_end(&mut tail).unwrap();
+                    assert_eq!(tail, plain[len - 2..]);
+                    r.seek(SeekFrom::Current(-1)).unwrap();
+                    let mut one = [0u8; 1];
+                    r.read_exact(&mut one).unwrap();
+                    assert_eq!(one[0], plain[len - 1]);
+                }
+                assert!(r.seek(SeekFrom::Current(-(len as i64) - 1)).is_err());
+                let mut with_zip = Vec::new();
+                let mut owned = sealed_file(&keys, d.path(), &seal(&keys, &plain, CHUNK)).unwrap();
+                owned.seek(SeekFrom::Start(0)).unwrap();
+                owned.read_to_end(&mut with_zip).unwrap();
+                assert_eq!(with_zip, plain);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sealed_file_cut_or_changed_never_opens_or_returns_the_bad_chunk() {
+        let (d, keys) = keys(Suite::Default);
+        let plain: Vec<u8> = (0..3 * CHUNK + 10).map(|i| i as u8).collect();
+        let sealed = seal(&keys, &plain, 4096);
+        let record = CHUNK + TAG_LEN;
+        let refused = |bytes: &[u8], what: &str| match sealed_file(&keys, d.path(), bytes) {
+            Ok(_) => panic!("{what}: opened"),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{what}: {e}"),
+        };
+        refused(
+            &sealed[..HEADER_LEN + 2 * record],
+            "cut at a chunk boundary",
+        );
+        refused(&sealed[..sealed.len() - 3], "cut in the last chunk");
+        refused(&sealed[..HEADER_LEN], "only the header");
+        refused(&sealed[..10], "a torn header");
+        let mut longer = sealed.clone();
+        longer.extend_from_slice(&[0u8; TAG_LEN + 4]);
+        refused(&longer, "a chunk added");
+        let mut b = sealed.clone();
+        b[20] ^= 1;
+        refused(&b, "another key id");
+        // a changed middle chunk opens the file but never reads
+        let mut b = sealed.clone();
+        b[HEADER_LEN + record + 3] ^= 1;
+        let f = sealed_file(&keys, d.path(), &b).unwrap();
+        let mut buf = [0u8; 8];
+        f.read_exact_at(&mut buf, 4).unwrap();
+        assert_eq!(buf, plain[4..12]);
+        let e = f.read_exact_at(&mut buf, CHUNK as u64 + 2).unwrap_err();
+        assert!(e.to_string().contains("stored chunk 1"), "{e}");
+        assert!(
+            f.read_exact_at(&mut buf, CHUNK as u64 + 2).is_err(),
+            "still refused"
+        );
+        f.read_exact_at(&mut buf, 2 * CHUNK as u64).unwrap();
+        // sealed for another place
+        let path = d.path().join("other");
+        fs::write(&path, &sealed).unwrap();
+        assert!(SealedFile::open(&keys, fs::File::open(&path).unwrap(), b"elsewhere").is_err());
     }
 
     #[test]
