@@ -725,7 +725,7 @@ mod tests {
             quarantine::put(
                 &quarantine_dir,
                 &subject,
-                Some(&src),
+                Some(quarantine::Held::Entry(&src)),
                 "court",
                 Side::Sender,
                 &refusal,

@@ -186,8 +186,9 @@ pub struct Refused<'a> {
     pub subject: Subject<'a>,
     /// The quarantine directory of its channel.
     pub quarantine: &'a Path,
-    /// The entry to move into quarantine (outbox entry, spool content or part file).
-    pub content: Option<&'a Path>,
+    /// What goes into quarantine: an entry to move in (outbox entry, spool content or part
+    /// file), or bytes to write in.
+    pub content: Option<quarantine::Held<'a>>,
     /// Which side refused it.
     pub side: Side,
 }

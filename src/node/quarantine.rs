@@ -73,13 +73,24 @@ pub const REASON_MODE: u32 = 0o640;
 /// parent, with the group).
 pub const DIR_MODE: u32 = 0o750;
 
-/// Moves `entry` (if any) into the channel's quarantine as `<id>` and writes its reason
-/// file: a plain file with one link is copied in read-only and then removed; anything else
-/// is renamed, never read or followed. Returns the quarantined path.
+/// What a refusal holds for the quarantine.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    /// An entry on disk (outbox entry, spool content or part file), moved in.
+    Entry(&'a Path),
+    /// Bytes held in memory (a refused message's body), written in without ever resting
+    /// anywhere else on disk.
+    Bytes(&'a [u8]),
+}
+
+/// Puts `held` (if any) into the channel's quarantine as `<id>` and writes its reason
+/// file: bytes are written in, and a plain entry with one link is copied in, read-only,
+/// then removed; any other entry is renamed, never read or followed. Returns the
+/// quarantined path.
 pub fn put(
     dir: &Path,
     subject: &Subject<'_>,
-    entry: Option<&Path>,
+    held: Option<Held<'_>>,
     node: &str,
     side: Side,
     refusal: &Refusal,
@@ -89,7 +100,10 @@ pub fn put(
     std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), DIR_MODE)
         .create(dir)?;
     let target = dir.join(id.to_string());
-    if let Some(entry) = entry {
+    if let Some(Held::Bytes(bytes)) = held {
+        write_in(dir, &mut &bytes[..], &target, sealing)?;
+    }
+    if let Some(Held::Entry(entry)) = held {
         let plain = match fs::symlink_metadata(entry) {
             Ok(m) => m.file_type().is_file() && m.nlink() == 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -123,9 +137,30 @@ pub fn put(
     Ok(target)
 }
 
-/// Copies a plain file into quarantine as `target` (read-only, fsynced, never replacing an
-/// earlier copy of the same object), then removes the original.
+/// Copies a plain file into quarantine as `target` ([`write_in`]), then removes the
+/// original.
 fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) -> io::Result<()> {
+    let mut from = open_nofollow(entry)?;
+    write_in(dir, &mut from, target, sealing)?;
+    match fs::remove_file(entry) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = entry.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Writes what `from` reads into quarantine as `target`: sealed with `sealing`'s key where
+/// there is one, read-only, fsynced, never replacing an earlier copy of the same object.
+fn write_in(
+    dir: &Path,
+    from: &mut dyn Read,
+    target: &Path,
+    sealing: Option<&DataKeys>,
+) -> io::Result<()> {
     let tmp = dir.join(format!(
         ".{}.part",
         target
@@ -133,7 +168,6 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) 
             .and_then(|n| n.to_str())
             .unwrap_or("copy")
     ));
-    let mut from = open_nofollow(entry)?;
     let mut to = OpenOptions::new()
         .write(true)
         .create(true)
@@ -143,11 +177,11 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) 
     match sealing {
         Some(keys) => {
             let mut sealed = SealWriter::new(keys, io::BufWriter::new(&mut to), &context(target))?;
-            io::copy(&mut from, &mut sealed)?;
+            io::copy(from, &mut sealed)?;
             sealed.finish()?.flush()?;
         }
         None => {
-            io::copy(&mut from, &mut to)?;
+            io::copy(from, &mut to)?;
         }
     }
     to.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
@@ -158,16 +192,7 @@ fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) 
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(&tmp)?,
         Err(e) => return Err(e),
     }
-    sync_dir(dir)?;
-    match fs::remove_file(entry) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(parent) = entry.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(dir)
 }
 
 /// The quarantine folder of objects whose manifest could not be trusted (no channel).
@@ -582,6 +607,48 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    fn bytes_held_in_memory_are_written_in_sealed_and_nothing_else_is_left() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("q");
+        let key_file = t.path().join("node.data.key");
+        at_rest::DataKeys::add_key(&key_file, crate::keys::suite::Suite::Default).unwrap();
+        let keys = at_rest::DataKeys::load(&key_file).unwrap();
+        let body = br#"{"note":"MARKER-4711 sealed body"}"#;
+        let subject = Subject {
+            id: ObjectId([7; 16]),
+            channel: "c",
+            name: "m.json",
+        };
+        let refusal = Refusal::new(Reason::KeywordMatch, "MARKER");
+        let at = put(
+            &q,
+            &subject,
+            Some(Held::Bytes(body)),
+            "n",
+            Side::Sender,
+            &refusal,
+            Some(&keys),
+        )
+        .unwrap();
+        // the copy and its reason file, and nothing that holds the body in plaintext
+        let mut names: Vec<_> = fs::read_dir(&q)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let id = subject.id.to_string();
+        assert_eq!(names, [id.clone(), format!("{id}.reason.json")]);
+        let stored = fs::read(&at).unwrap();
+        assert!(!stored.windows(11).any(|w| w == b"MARKER-4711"));
+        let mut back = Vec::new();
+        open_content(&at, Some(&keys))
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+    }
+
+    #[test]
     fn a_sealed_copy_holds_no_plaintext_and_opens_only_whole_with_the_data_key() {
         let t = tempfile::tempdir().unwrap();
         let q = t.path().join("q");
@@ -601,7 +668,7 @@ mod tests {
         let at = put(
             &q,
             &subject,
-            Some(&src),
+            Some(Held::Entry(&src)),
             "n",
             Side::Sender,
             &refusal,
@@ -676,7 +743,16 @@ mod tests {
             name: "a.pdf",
         };
         let refusal = Refusal::new(Reason::SizeMismatch, "cut");
-        let at = put(&q, &subject, Some(&src), "n", Side::Sender, &refusal, None).unwrap();
+        let at = put(
+            &q,
+            &subject,
+            Some(Held::Entry(&src)),
+            "n",
+            Side::Sender,
+            &refusal,
+            None,
+        )
+        .unwrap();
         // the writer that still held the original goes on writing: the copy stays as recorded
         writer.write_all(b" and the rest").unwrap();
         drop(writer);
@@ -693,7 +769,16 @@ mod tests {
             id: ObjectId([4; 16]),
             ..subject
         };
-        let at2 = put(&q, &s2, Some(&link), "n", Side::Sender, &refusal, None).unwrap();
+        let at2 = put(
+            &q,
+            &s2,
+            Some(Held::Entry(&link)),
+            "n",
+            Side::Sender,
+            &refusal,
+            None,
+        )
+        .unwrap();
         assert!(fs::symlink_metadata(&at2).unwrap().file_type().is_symlink());
     }
 
@@ -712,7 +797,7 @@ mod tests {
             put(
                 &q,
                 &s,
-                Some(&src),
+                Some(Held::Entry(&src)),
                 "n",
                 side,
                 &Refusal::new(reason, "why"),
@@ -761,7 +846,7 @@ mod tests {
             put(
                 &q,
                 &s,
-                Some(&src),
+                Some(Held::Entry(&src)),
                 "n",
                 Side::Receiver,
                 &refusal(reason),
@@ -781,7 +866,7 @@ mod tests {
         put(
             &q,
             &s3,
-            Some(&link),
+            Some(Held::Entry(&link)),
             "n",
             Side::Sender,
             &refusal(Reason::Symlink),
@@ -854,7 +939,16 @@ mod tests {
             name: "a.txt",
         };
         let refusal = Refusal::new(Reason::HardLink, "2 links");
-        put(&q, &s, Some(&src), "n", Side::Sender, &refusal, None).unwrap();
+        put(
+            &q,
+            &s,
+            Some(Held::Entry(&src)),
+            "n",
+            Side::Sender,
+            &refusal,
+            None,
+        )
+        .unwrap();
         let dirs = vec![q.clone()];
         let id = s.id.to_string();
         let e = find(&dirs, &id).unwrap().unwrap();

@@ -772,7 +772,7 @@ impl Receiver {
             &Refused {
                 subject,
                 quarantine: &channel.quarantine,
-                content: part,
+                content: part.map(crate::node::quarantine::Held::Entry),
                 side: Side::Receiver,
             },
             refusal,

@@ -27,7 +27,7 @@ use crate::core::id::ObjectId;
 use crate::core::reason::Side;
 use crate::inspect::inspect_file;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
-use crate::node::quarantine::{self, Listed, NotReleasable};
+use crate::node::quarantine::{self, Held, Listed, NotReleasable};
 use crate::node::{Fault, Refused, hash_file};
 use crate::ops::events::Subject;
 use std::io;
@@ -191,7 +191,7 @@ impl Releaser for ReceiveRelease {
                             sha256: None,
                         },
                         quarantine: &channel.quarantine,
-                        content: Some(&part),
+                        content: Some(Held::Entry(&part)),
                         side: Side::Receiver,
                     },
                     &refusal,

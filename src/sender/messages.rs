@@ -590,27 +590,20 @@ impl Messages {
         let done = (|| -> Result<(), Fault> {
             let qid = ObjectId(id.0);
             let name = format!("{id}.json");
-            std::fs::create_dir_all(&c.quarantine)?;
-            let tmp = c.quarantine.join(format!(".{id}.json.in"));
-            std::fs::write(&tmp, body)?;
             let subject = quarantine::Subject {
                 id: qid,
                 channel,
                 name: &name,
             };
-            let put = quarantine::put(
+            quarantine::put(
                 &c.quarantine,
                 &subject,
-                Some(&tmp),
+                Some(quarantine::Held::Bytes(body)),
                 &node.cfg.node.name,
                 Side::Sender,
                 refusal,
                 node.keys.data().as_deref(),
-            );
-            if put.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            put?;
+            )?;
             let mut e = Entry::object(channel, qid, &name);
             e.message = Some(id.to_string());
             e.size = Some(body.len() as u64);
@@ -743,7 +736,8 @@ pub fn line_of_value(bytes: &[u8], index: usize) -> usize {
     1
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+/// SHA-256 of `bytes` (what the audit records of a message body).
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());

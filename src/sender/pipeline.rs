@@ -28,6 +28,7 @@ use crate::core::stage::{Sealed, Spooled};
 use crate::fsx::Fingerprint;
 use crate::inspect::{self, InspectError};
 use crate::node::config::Channel;
+use crate::node::quarantine::Held;
 use crate::node::{Fault, Node, NodeError, Refused, hash_file};
 use crate::ops::events::{self, Subject};
 use crate::policy::Policy;
@@ -389,7 +390,7 @@ impl Sender {
                 sha256: None,
             },
             quarantine: &channel.quarantine,
-            content: Some(path),
+            content: Some(Held::Entry(path)),
             side: Side::Sender,
         };
         self.node.refuse(&refused, refusal)?;
@@ -424,7 +425,7 @@ impl Sender {
                     ..subject(spooled)
                 },
                 quarantine: &channel.quarantine,
-                content: Some(&content),
+                content: Some(Held::Entry(&content)),
                 side: Side::Sender,
             },
             refusal,

@@ -31,7 +31,6 @@ use crate::sender::messages::{Messages, PostError, Posted};
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -128,14 +127,9 @@ impl Intake for Live {
                 channel: channel.to_string(),
             });
         };
-        // the bytes go into quarantine as they came, through a private temporary file
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".nats-")
-            .tempfile_in(&node.cfg.node.state_dir)?;
-        tmp.write_all(payload)?;
-        tmp.as_file().sync_all()?;
+        // the bytes go into quarantine as they came, written there from memory
         let name = format!("{id}.json");
-        let sha256 = crate::node::hash_file(tmp.path())?;
+        let sha256 = crate::sender::messages::sha256(payload);
         node.refuse(
             &Refused {
                 subject: Subject {
@@ -146,7 +140,7 @@ impl Intake for Live {
                     sha256: Some(sha256),
                 },
                 quarantine: &c.quarantine,
-                content: Some(tmp.path()),
+                content: Some(crate::node::quarantine::Held::Bytes(payload)),
                 side: Side::Sender,
             },
             refusal,
