@@ -94,12 +94,52 @@ pub struct Copied {
 /// (`AlreadyExists` when `to` exists; the source opened through a symlink is refused:
 /// `ELOOP`).
 pub fn copy_durable(from: &Path, to: &Path, mode: u32) -> Result<Copied, CopyError> {
+    copy_durable_as(from, to, mode, None)
+}
+
+/// How a copy stores what it reads: transformed on the way in (sealed at rest, see
+/// `keys::at_rest::Sealing`) and undone when the copy is read back for its check.
+pub trait StoreForm {
+    /// Starts the stored form on `out`.
+    ///
+    /// # Errors
+    /// Writing the form's start failed.
+    fn writer<'a>(&self, out: &'a mut File) -> io::Result<Box<dyn FormWriter + 'a>>;
+
+    /// Reads a stored copy back as the bytes written into it.
+    ///
+    /// # Errors
+    /// The copy is not in this form, or its start cannot be read.
+    fn reader(&self, stored: File) -> io::Result<Box<dyn Read>>;
+}
+
+/// A writer of a stored form, ended by [`FormWriter::finish`] (without it the copy is
+/// incomplete).
+pub trait FormWriter: Write {
+    /// Ends the stored form and flushes it (not synced: the caller's).
+    ///
+    /// # Errors
+    /// The write failed.
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// [`copy_durable`], storing the bytes in `form` (as they are when `None`): the copy read
+/// back through the form must equal what was read.
+///
+/// # Errors
+/// As [`copy_durable`]; a copy that does not read back through its form is an I/O error.
+pub fn copy_durable_as(
+    from: &Path,
+    to: &Path,
+    mode: u32,
+    form: Option<&dyn StoreForm>,
+) -> Result<Copied, CopyError> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let part = dir.join(format!(
         ".{}.part",
         to.file_name().and_then(|n| n.to_str()).unwrap_or("copy")
     ));
-    let result = copy_to_part(from, &part, mode);
+    let result = copy_to_part(from, &part, mode, form);
     match result {
         Ok(copied) => match rename_noreplace(&part, to) {
             Ok(()) => {
@@ -119,7 +159,12 @@ pub fn copy_durable(from: &Path, to: &Path, mode: u32) -> Result<Copied, CopyErr
 }
 
 /// The copy of [`copy_durable`] up to its fsynced, checked part file.
-fn copy_to_part(from: &Path, part: &Path, mode: u32) -> Result<Copied, CopyError> {
+fn copy_to_part(
+    from: &Path,
+    part: &Path,
+    mode: u32,
+    form: Option<&dyn StoreForm>,
+) -> Result<Copied, CopyError> {
     let mut src = open_nofollow(from)?;
     let before = Fingerprint::of(&src)?;
     let mut out = OpenOptions::new()
@@ -129,14 +174,26 @@ fn copy_to_part(from: &Path, part: &Path, mode: u32) -> Result<Copied, CopyError
         .mode(mode)
         .open(part)?;
     let mut buf = vec![0u8; COPY_BUFFER];
-    let read = digest_through(&mut src, |bytes| out.write_all(bytes), &mut buf)?;
+    let read = match form {
+        None => digest_through(&mut src, |bytes| out.write_all(bytes), &mut buf)?,
+        Some(form) => {
+            let mut w = form.writer(&mut out)?;
+            let read = digest_through(&mut src, |bytes| w.write_all(bytes), &mut buf)?;
+            w.finish()?;
+            read
+        }
+    };
     out.set_permissions(fs::Permissions::from_mode(mode))?;
     out.sync_all()?;
     drop(out);
     if Fingerprint::of(&src)? != before || read.size != before.size {
         return Err(CopyError::Changed);
     }
-    let back = digest_through(&mut File::open(part)?, |_| Ok(()), &mut buf)?;
+    let stored = File::open(part)?;
+    let back = match form {
+        None => digest_through(&mut &stored, |_| Ok(()), &mut buf)?,
+        Some(form) => digest_through(&mut form.reader(stored)?, |_| Ok(()), &mut buf)?,
+    };
     if back.size != read.size {
         return Err(CopyError::Mismatch { what: "size" });
     }

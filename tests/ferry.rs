@@ -249,3 +249,66 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A file waiting in the spool (its peer is down) is sealed at rest: the entry holds no
+/// plaintext of it, nor does any other file of the node's state; once the peer is up it
+/// crosses and lands whole, on both links. A sealed copy changed on disk is never sent: it
+/// is refused (`content_hash`) and quarantined as it is.
+#[test]
+fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
+    for (link, port) in [("quic", 27680), ("diode", 27700)] {
+        let lab = Lab::new_with(port, &["--link", link]);
+        let court = lab.start("court");
+        let marker = b"MARKER-spool-4711 ";
+        let content: Vec<u8> = marker.iter().copied().cycle().take(300_000).collect();
+        lab.publish("court", "to-internet", "sealed.txt", &content);
+        wait_until(20, "the file sealed", || events(&lab, "court", "sealed") >= 1);
+        let state = lab.dir.join("court").join("state");
+        let spooled: Vec<_> = walk(&state.join("spool"))
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "content"))
+            .collect();
+        assert_eq!(spooled.len(), 1, "{link}: {spooled:?}");
+        let stored = fs::read(&spooled[0]).unwrap();
+        assert!(stored.starts_with(b"isogate-rest-v1\0"), "{link}");
+        for file in walk(&state).into_iter().chain(walk(&lab.outbox("court", "to-internet"))) {
+            let bytes = fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "{link}: plaintext in {}",
+                file.display()
+            );
+        }
+        // quic: a second file, its sealed copy changed on disk while it waits for the peer
+        let changed = (link == "quic").then(|| {
+            lab.publish("court", "to-internet", "changed.txt", &content);
+            wait_until(20, "the second file sealed", || {
+                events(&lab, "court", "sealed") >= 2
+            });
+            let copy = walk(&state.join("spool"))
+                .into_iter()
+                .find(|p| {
+                    p.file_name().is_some_and(|n| n == "content") && *p != spooled[0]
+                })
+                .unwrap();
+            let mut bytes = fs::read(&copy).unwrap();
+            bytes[100_000] ^= 0x01;
+            fs::write(&copy, &bytes).unwrap();
+        });
+        let internet = lab.start("internet");
+        let inbox = lab.inbox("internet", "to-internet");
+        wait_until(60, "the file landed", || {
+            fs::read(inbox.join("sealed.txt")).is_ok_and(|b| b == content)
+        });
+        if changed.is_some() {
+            let quarantine = lab.quarantine("court", "to-internet");
+            wait_until(30, "the changed copy refused", || {
+                reasons(&quarantine).contains(&"content_hash".to_string())
+            });
+            assert!(!inbox.join("changed.txt").exists());
+            assert!(lab.log("court").contains("stored chunk 1"), "{}", lab.log("court"));
+        }
+        drop(court);
+        drop(internet);
+    }
+}

@@ -614,7 +614,7 @@ fn a_data_key_others_may_read_is_refused_naming_the_file_line_and_key() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out)
-            .contains("data at rest           quarantined copies sealed; data keys AES-256-GCM "),
+            .contains("data at rest           sealed: the quarantine and the spool (objects waiting to cross or for approval); data keys AES-256-GCM "),
         "{}",
         text(&out)
     );

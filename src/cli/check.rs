@@ -199,9 +199,11 @@ fn at_rest(cfg: &Config) -> Option<(String, String)> {
     })
 }
 
+/// What is sealed at rest with a data key.
+const SEALED: &str = "the quarantine and the spool (objects waiting to cross or for approval)";
+
 /// What is not yet sealed at rest, whatever the data key.
-const NOT_SEALED: &str =
-    "the spool, objects waiting for approval and the receiver's temporary files";
+const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
 
 /// The suite and what protects each place, as the assessor reads them: the report's
 /// cryptography lines.
@@ -215,7 +217,7 @@ fn crypto_lines(cfg: &Config) -> Vec<String> {
     )];
     out.push(match at_rest(cfg) {
         Some((_, keys)) => format!(
-            "  data at rest           quarantined copies sealed; data keys {keys}; not sealed: {NOT_SEALED}"
+            "  data at rest           sealed: {SEALED}; data keys {keys}; not sealed: {NOT_SEALED}"
         ),
         None => format!(
             "  data at rest           in plaintext: no [node] data_key (`isogate keygen --data-key FILE`); not sealed either way: {NOT_SEALED}"
@@ -234,11 +236,11 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
         "datagram_tags": s.mac(),
         "transport": "QUIC over TLS 1.3 (no TLCP)",
         "at_rest": at_rest(cfg).map(|(cipher, keys)| serde_json::json!({
-            "sealed": ["quarantine"],
+            "sealed": ["quarantine", "spool", "approvals"],
             "cipher": cipher,
             "data_keys": keys,
         })),
-        "not_sealed": ["spool", "approvals", "release staging", "receiver temporary files"],
+        "not_sealed": ["release staging", "receiver temporary files"],
     })
 }
 

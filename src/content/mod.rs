@@ -17,6 +17,7 @@
 //!  ofd       OFD XML part (GB/T 33190) ─► text codes, annotations, tags; actions
 //!  ole       compound files (doc, xls, ppt, wps, et, dps) ─► macros, objects and text
 //!  media     audio, video, pictures ─► container structure to its end (polyglots refused)
+//!  source    a file read in place, plain or sealed at rest ─► bytes at any offset
 //! ```
 //!
 //! A scanner returns `Ok(Ok(()))` to go on, `Ok(Err(refusal))` when the content is refused
@@ -36,6 +37,7 @@ pub mod pii;
 pub mod reach;
 pub mod rtf;
 pub mod rules;
+pub mod source;
 pub mod text;
 pub mod utf16;
 

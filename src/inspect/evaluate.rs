@@ -21,6 +21,7 @@
 //! ```
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
+use crate::content::source::SourceCursor;
 use crate::content::{Scan, apple, doc, media, ofd, ole, pdf, reach, rtf, text};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
@@ -450,7 +451,7 @@ impl Scanner<'_> {
 /// A reader over either kind of input.
 fn reader_of<'a>(input: Input<'a>) -> Box<dyn Read + 'a> {
     match input {
-        Input::File(f) => Box::new(BufReader::with_capacity(1 << 20, f)),
+        Input::File(f) => Box::new(BufReader::with_capacity(1 << 20, SourceCursor::new(f))),
         Input::Stream(s) => Box::new(s),
     }
 }
@@ -721,6 +722,102 @@ mod tests {
         )
         .unwrap();
         (verdict, out)
+    }
+
+    /// [`judge`] of `content` read in place from a file: plain, or sealed at rest (when
+    /// `sealed` holds the data keys); with the sealed file's failure, if a chunk failed.
+    fn judge_in_place(
+        policy: &Policy,
+        name: &str,
+        content: &[u8],
+        sealed: Option<&crate::keys::at_rest::DataKeys>,
+        tamper: Option<usize>,
+    ) -> (Result<u64, Refusal>, Option<String>) {
+        use crate::keys::at_rest::{SealWriter, SealedFile};
+        let head = &content[..content.len().min(HEAD_LEN)];
+        let detected = admit(policy, name, content.len() as u64, head).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("content");
+        let stored = match sealed {
+            Some(keys) => {
+                let mut w = SealWriter::new(keys, Vec::new(), b"spool/c/1").unwrap();
+                w.write_all(content).unwrap();
+                w.finish().unwrap()
+            }
+            None => content.to_vec(),
+        };
+        std::fs::write(&path, &stored).unwrap();
+        if let Some(at) = tamper {
+            let mut bytes = stored;
+            bytes[at] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        let (verdict, failure) = match sealed {
+            Some(keys) => {
+                let f = SealedFile::open(keys, file, b"spool/c/1").unwrap();
+                let v = evaluate(policy, name, &detected, head, Input::File(&f), None, dir.path());
+                (v, f.failure())
+            }
+            None => {
+                let v = evaluate(policy, name, &detected, head, Input::File(&file), None, dir.path());
+                (v, None)
+            }
+        };
+        (verdict.unwrap(), failure)
+    }
+
+    #[test]
+    fn content_sealed_at_rest_is_judged_in_place_as_the_same_bytes_in_plaintext() {
+        use crate::content::ole::testing::{doc, resident_id, xls};
+        use crate::keys::at_rest::{CHUNK, DataKeys};
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("data.key");
+        DataKeys::add_key(&key_file, crate::keys::suite::Suite::Gm).unwrap();
+        let keys = DataKeys::load(&key_file).unwrap();
+        let text = include_str!("../../policy/to-internet.toml")
+            .replace("extensions = [\"pdf\",", "extensions = [\"zip\", \"pdf\",")
+            .replace("allow = [\"pdf\",", "allow = [\"zip\", \"legacy_office\", \"pdf\",");
+        let p = Policy::parse(Path::new("to-internet.toml"), &text).unwrap();
+        // a zip over several stored chunks whose last entry holds a refused keyword, so
+        // that its directory, its records and its entries are read across chunks
+        let filler: Vec<u8> = (0..3 * CHUNK).map(|i| b"0123456789abcdef\n"[i % 17]).collect();
+        let stored_zip = |last: &[u8]| {
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file("a.txt", o).unwrap();
+            w.write_all(&filler).unwrap();
+            w.start_file("b.txt", o).unwrap();
+            w.write_all(last).unwrap();
+            w.finish().unwrap().into_inner()
+        };
+        let zip_refused = stored_zip("不得外传".as_bytes());
+        let zip_clean = stored_zip(b"fine\n");
+        let id = resident_id("22010219800101123");
+        let cases: [(&str, Vec<u8>); 6] = [
+            ("判决书.doc", doc("判决书\r机密★10年\r")),
+            ("判决书.doc", doc("判决书\r本院认为\r")),
+            ("名单.xls", xls(&["姓名", &id])),
+            ("a.doc", xls(&["x"])),
+            ("a.zip", zip_refused),
+            ("a.zip", zip_clean),
+        ];
+        for (name, content) in &cases {
+            let streamed = judge(&p, name, content).0;
+            let (plain, _) = judge_in_place(&p, name, content, None, None);
+            let (sealed, failure) = judge_in_place(&p, name, content, Some(&keys), None);
+            assert_eq!(plain, streamed, "{name}");
+            assert_eq!(sealed, streamed, "{name}");
+            assert_eq!(failure, None, "{name}");
+        }
+        // the verdicts differ, so the cases test something
+        assert!(cases.iter().any(|(n, c)| judge(&p, n, c).0.is_ok()));
+        assert!(cases.iter().any(|(n, c)| judge(&p, n, c).0.is_err()));
+        // a stored chunk changed: the failure is kept, whatever the parser made of it
+        let (_, failure) = judge_in_place(&p, "a.zip", &cases[5].1, Some(&keys), Some(100));
+        let failure = failure.expect("the changed chunk is read");
+        assert!(failure.contains("stored chunk 0"), "{failure}");
     }
 
     /// The outbound policy with legacy Office allowed.

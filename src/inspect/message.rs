@@ -21,9 +21,9 @@
 
 use crate::core::message;
 use crate::core::reason::{Reason, Refusal};
-use crate::fsx::open_nofollow;
 use crate::inspect::evaluate::check_text;
 use crate::inspect::{Accepted, InspectError, Masked, Outcome};
+use crate::keys::at_rest::{Sealing, Stored};
 use crate::policy::Policy;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -122,13 +122,14 @@ pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refu
     })
 }
 
-/// The inspect step for a batch object of a messages channel (the file at `path`, in the
-/// spool or the receiver's part file): every message checked with [`check_message`];
-/// when masking changed any, the masked batch (same ids, same order) is written to
-/// `masked_path` and returned as the [`Masked`] copy (`lines`: messages changed).
+/// The inspect step for a batch object of a messages channel (`content`: the spool entry's,
+/// read through the data keys where it is sealed, or the receiver's part file, opened by
+/// [`super::inspect_stored`]): every message checked with [`check_message`]; when masking
+/// changed any, the masked batch (same ids, same order) is written to `masked_path`
+/// (sealed with `sealing` where given) and returned as the [`Masked`] copy (`lines`:
+/// messages changed).
 ///
-/// The object is opened without following a link and must be a regular file of at most
-/// [`MAX_BATCH_BYTES`]; the content type of an accepted batch is [`BATCH_CONTENT_TYPE`].
+/// The object must be at most [`MAX_BATCH_BYTES`]; the content type of an accepted batch is [`BATCH_CONTENT_TYPE`].
 /// A refusal names the message: `message <id>: <detail>` (a batch that does not parse is
 /// `message_malformed`, naming the line).
 ///
@@ -136,24 +137,15 @@ pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refu
 /// Reading the batch or writing the masked copy failed.
 pub fn inspect_batch(
     policy: &Policy,
-    path: &Path,
+    content: Stored,
     masked_path: &Path,
+    sealing: Option<&Sealing<'_>>,
 ) -> Result<Outcome, InspectError> {
-    let file = match open_nofollow(path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Ok(Err(Refusal::new(Reason::Symlink, "a symbolic link")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !file.metadata()?.file_type().is_file() {
-        return Ok(Err(Refusal::new(
-            Reason::NotRegularFile,
-            "not a regular file",
-        )));
-    }
     let mut bytes = Vec::new();
-    file.take(MAX_BATCH_BYTES + 1).read_to_end(&mut bytes)?;
+    let mut file = content;
+    (&mut file)
+        .take(MAX_BATCH_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_BATCH_BYTES {
         return Ok(Err(Refusal::new(
             Reason::SizeLimit,
@@ -180,9 +172,9 @@ pub fn inspect_batch(
             )));
         }
     }
-    let mut f = std::fs::File::create(masked_path)?;
+    let mut f = super::MaskedOut::create(masked_path, sealing)?;
     f.write_all(&out)?;
-    f.sync_all()?;
+    f.finish()?;
     Ok(Ok(Accepted {
         content_type: BATCH_CONTENT_TYPE.into(),
         masked: Some(Masked {
@@ -605,14 +597,14 @@ mod tests {
 
         let (bytes, _) = batch(&[clean, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
         assert_eq!(a.content_type, BATCH_CONTENT_TYPE);
         assert_eq!(a.masked, None);
         assert!(!masked_path.exists());
 
         let (bytes, ids) = batch(&[clean, phone, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
         let m = a.masked.unwrap();
         assert_eq!(m.lines, 1);
         let copy = parse_batch(&std::fs::read(&m.path).unwrap()).unwrap();
@@ -622,12 +614,12 @@ mod tests {
         assert_eq!(copy[2].body, clean);
         // the masked copy is accepted unchanged (the receiving node's re-check)
         std::fs::rename(&m.path, &path).unwrap();
-        let again = inspect_batch(&p, &path, &masked_path).unwrap().unwrap();
+        let again = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
         assert_eq!(again.masked, None);
 
         let (bytes, ids) = batch(&[clean, r#"{"case":"c","text":"绝密","type":"status"}"#]);
         std::fs::write(&path, &bytes).unwrap();
-        let r = inspect_batch(&p, &path, &masked_path).unwrap().unwrap_err();
+        let r = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap_err();
         assert_eq!(r.reason, Reason::ClassificationMarking);
         assert!(
             r.detail
@@ -637,9 +629,49 @@ mod tests {
         );
 
         std::fs::write(&path, b"{\"id\":\"nope\",\"body\":1}\n").unwrap();
-        let r = inspect_batch(&p, &path, &masked_path).unwrap().unwrap_err();
+        let r = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap_err();
         assert_eq!(r.reason, Reason::MessageMalformed);
         assert!(r.detail.starts_with("batch: line 1"), "{}", r.detail);
+    }
+
+    fn plain(path: &Path) -> Stored {
+        Stored::Plain(std::fs::File::open(path).unwrap())
+    }
+
+    #[test]
+    fn a_sealed_batch_is_read_through_its_keys_and_masked_into_a_sealed_copy() {
+        use crate::keys::at_rest::{DataKeys, OpenReader, SealWriter};
+        let p = masking();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("data.key");
+        DataKeys::add_key(&key_file, crate::keys::suite::Suite::Default).unwrap();
+        let keys = DataKeys::load(&key_file).unwrap();
+        let sealing = Sealing {
+            keys: &keys,
+            context: b"spool/notices/1",
+        };
+        let path = dir.path().join("content");
+        let phone = r#"{"case":"c","party":{"phone":"13800138000"},"text":"x","type":"service"}"#;
+        let (bytes, _) = batch(&[phone]);
+        let mut w = SealWriter::new(&keys, Vec::new(), sealing.context).unwrap();
+        w.write_all(&bytes).unwrap();
+        std::fs::write(&path, w.finish().unwrap()).unwrap();
+        let a = crate::inspect::inspect_stored(&p, "1.ndjson", &path, dir.path(), Some(&sealing))
+            .unwrap()
+            .unwrap();
+        let m = a.masked.unwrap();
+        let stored = std::fs::read(&m.path).unwrap();
+        assert!(!stored.windows(4).any(|w| w == b"8000"), "no plaintext rests");
+        let mut copy = Vec::new();
+        OpenReader::new(&keys, &stored[..], sealing.context)
+            .unwrap()
+            .read_to_end(&mut copy)
+            .unwrap();
+        let copy = parse_batch(&copy).unwrap();
+        assert_eq!(copy[0].body, phone.replace("13800138000", "138****8000"));
+        // read as plain bytes (a receiving node never seals), a sealed batch is no batch
+        let e = crate::inspect::inspect_file(&p, "1.ndjson", &path, dir.path());
+        assert!(e.is_ok_and(|v| v.is_err()), "refused as malformed");
     }
 
     #[test]

@@ -20,13 +20,15 @@ pub mod evaluate;
 pub mod message;
 
 use crate::content::archive::Input;
+use crate::content::source::SourceCursor;
 use crate::core::reason::{Reason, Refusal};
 use crate::core::stage::{Inspected, Spooled};
 use crate::fsx::open_nofollow;
 use crate::inspect::clamd::{Clamd, ClamdError, ScanResult};
+use crate::keys::at_rest::{self, SealWriter, Sealing, Stored};
 use crate::policy::{Detected, Policy};
 use std::fs::File;
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,7 +80,25 @@ pub fn inspect_file(
     path: &Path,
     work: &Path,
 ) -> Result<Outcome, InspectError> {
-    let mut file = match open_nofollow(path) {
+    inspect_stored(policy, name, path, work, None)
+}
+
+/// [`inspect_file`] of a file that may be sealed at rest (the spool, with the node's data
+/// keys): with `sealing`, the file is read through its keys ([`Stored::open`]: sealed, or
+/// plain where it was taken before the node sealed), and the masked copy is written sealed
+/// for the same context, to take the content's place. Nothing is decrypted to disk.
+///
+/// # Errors
+/// As [`inspect_file`]; a sealed chunk that does not open is an `InvalidData` I/O error,
+/// never a verdict on the content.
+pub fn inspect_stored(
+    policy: &Policy,
+    name: &str,
+    path: &Path,
+    work: &Path,
+    sealing: Option<&Sealing<'_>>,
+) -> Result<Outcome, InspectError> {
+    let file = match open_nofollow(path) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
             return Ok(Err(Refusal::new(Reason::Symlink, "a symbolic link")));
@@ -101,10 +121,13 @@ pub fn inspect_file(
     let mut masked_name = path.file_name().unwrap_or_default().to_os_string();
     masked_name.push(".masked");
     let masked_path = work.join(masked_name);
+    let stored = match sealing {
+        Some(s) => Stored::open(file, Some(s.keys), s.context)?,
+        None => Stored::Plain(file),
+    };
     if policy.messages.is_some() {
         // a messages channel's objects are batches of messages, judged message by message
-        drop(file);
-        let outcome = message::inspect_batch(policy, path, &masked_path);
+        let outcome = message::inspect_batch(policy, stored, &masked_path, sealing);
         let kept = matches!(
             &outcome,
             Ok(Ok(Accepted {
@@ -117,22 +140,25 @@ pub fn inspect_file(
         }
         return outcome;
     }
-    let head = evaluate::read_head(&mut file)?;
-    let detected = match evaluate::admit(policy, name, meta.len(), &head) {
+    let head = evaluate::read_head(&mut SourceCursor::new(&stored))?;
+    let detected = match evaluate::admit(policy, name, stored.len()?, &head) {
         Ok(d) => d,
         Err(r) => return Ok(Err(r)),
     };
-    file.seek(SeekFrom::Start(0))?;
     let judged = judge(
         policy,
         name,
         &detected,
         &head,
-        &file,
-        path,
+        &stored,
         &masked_path,
-        work,
+        sealing,
     );
+    let judged = match (judged, stored.failure()) {
+        // whatever a reader made of a stored chunk that did not open: a fault of the store
+        (_, Some(failure)) => Err(at_rest::tampered(failure).into()),
+        (judged, None) => judged,
+    };
     // the masked copy exists only beside an accepted object
     if !matches!(&judged, Ok(Ok(Some(_)))) && masked_path.exists() {
         std::fs::remove_file(&masked_path)?;
@@ -143,20 +169,20 @@ pub fn inspect_file(
     }))
 }
 
-/// Evaluates, keeps the masked copy durable when there is one, and scans what crosses.
-#[allow(clippy::too_many_arguments)]
+/// Evaluates, keeps the masked copy durable when there is one (sealed with `sealing`), and
+/// scans what crosses. Spills go to the masked copy's folder.
 fn judge(
     policy: &Policy,
     name: &str,
     detected: &Detected,
     head: &[u8],
-    file: &File,
-    path: &Path,
+    stored: &Stored,
     masked_path: &Path,
-    work: &Path,
+    sealing: Option<&Sealing<'_>>,
 ) -> Result<Result<Option<Masked>, Refusal>, InspectError> {
+    let work = masked_path.parent().unwrap_or(Path::new("."));
     let mut out = if evaluate::masks(policy, detected) {
-        Some(File::create(masked_path)?)
+        Some(MaskedOut::create(masked_path, sealing)?)
     } else {
         None
     };
@@ -165,7 +191,7 @@ fn judge(
         name,
         detected,
         head,
-        Input::File(file),
+        Input::File(stored),
         out.as_mut().map(|f| f as &mut dyn std::io::Write),
         work,
     )?;
@@ -173,8 +199,8 @@ fn judge(
         Err(r) => return Ok(Err(r)),
         Ok(0) => None,
         Ok(lines) => {
-            if let Some(f) = &out {
-                f.sync_all()?;
+            if let Some(out) = out {
+                out.finish()?;
             }
             Some(Masked {
                 path: masked_path.to_path_buf(),
@@ -184,10 +210,25 @@ fn judge(
     };
     if let Some(av) = &policy.antivirus {
         // scan what crosses: the masked copy when there is one
-        let crossing = masked.as_ref().map_or(path, |m: &Masked| m.path.as_path());
+        let crossing;
+        let scanned = match &masked {
+            Some(m) => {
+                let f = open_nofollow(&m.path)?;
+                crossing = match sealing {
+                    Some(s) => Stored::open(f, Some(s.keys), s.context)?,
+                    None => Stored::Plain(f),
+                };
+                &crossing
+            }
+            None => stored,
+        };
         let clamd = Clamd::new(av.clamd.clone(), Duration::from_millis(av.timeout_ms));
-        let mut content = BufReader::new(File::open(crossing)?);
-        if let ScanResult::Found(signature) = clamd.scan(&mut content)? {
+        let mut content = BufReader::new(SourceCursor::new(scanned));
+        let found = clamd.scan(&mut content)?;
+        if let Some(failure) = scanned.failure() {
+            return Err(at_rest::tampered(failure).into());
+        }
+        if let ScanResult::Found(signature) = found {
             return Ok(Err(Refusal::new(
                 Reason::Malware,
                 format!("antivirus found {signature}"),
@@ -195,6 +236,58 @@ fn judge(
         }
     }
     Ok(Ok(masked))
+}
+
+/// A masked copy as it is written: plain, or sealed for the content's context (it takes the
+/// content's place once accepted).
+pub(crate) enum MaskedOut {
+    Plain(File),
+    Sealed(SealWriter<BufWriter<File>>),
+}
+
+impl MaskedOut {
+    /// Creates (or truncates) the masked copy at `path`, the node's alone (0600).
+    pub(crate) fn create(path: &Path, sealing: Option<&Sealing<'_>>) -> io::Result<MaskedOut> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(match sealing {
+            Some(s) => MaskedOut::Sealed(SealWriter::new(s.keys, BufWriter::new(f), s.context)?),
+            None => MaskedOut::Plain(f),
+        })
+    }
+
+    /// Ends the copy (its last chunk sealed) and syncs it.
+    pub(crate) fn finish(self) -> io::Result<()> {
+        match self {
+            MaskedOut::Plain(f) => f.sync_all(),
+            MaskedOut::Sealed(w) => w
+                .finish()?
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)?
+                .sync_all(),
+        }
+    }
+}
+
+impl Write for MaskedOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MaskedOut::Plain(f) => f.write(buf),
+            MaskedOut::Sealed(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MaskedOut::Plain(f) => f.flush(),
+            MaskedOut::Sealed(w) => w.flush(),
+        }
+    }
 }
 
 /// An object that passed inspection on the sending node, its masked copy not yet in place.
@@ -241,13 +334,21 @@ pub fn accepted_batch(spooled: Spooled) -> Checked {
     }
 }
 
-/// Inspects a spooled object on the sending node.
+/// Inspects a spooled object on the sending node, its content read through `sealing` (the
+/// node's data keys and the entry's context) where the node seals its spool.
 pub fn inspect(
     policy: &Policy,
     spooled: Spooled,
+    sealing: Option<&Sealing<'_>>,
 ) -> Result<Result<Checked, (Spooled, Refusal)>, InspectError> {
     Ok(
-        match inspect_file(policy, &spooled.name, &spooled.content(), &spooled.dir)? {
+        match inspect_stored(
+            policy,
+            &spooled.name,
+            &spooled.content(),
+            &spooled.dir,
+            sealing,
+        )? {
             Ok(accepted) => Ok(Checked { spooled, accepted }),
             Err(r) => Err((spooled, r)),
         },

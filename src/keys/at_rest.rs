@@ -46,6 +46,8 @@ pub const MAGIC: &[u8; 16] = b"isogate-rest-v1\0";
 pub const HEADER_LEN: usize = 48;
 /// Bytes of plaintext per chunk.
 pub const CHUNK: usize = 64 * 1024;
+/// Chunks a [`SealedFile`] keeps decrypted (memory: this many times [`CHUNK`]).
+const CACHED_CHUNKS: usize = 4;
 /// Bytes of a key id.
 const KEY_ID_LEN: usize = 4;
 /// Bytes of the per-file salt.
@@ -299,6 +301,22 @@ fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
+/// A stored chunk that does not open: the sealed file was changed or cut on disk after it
+/// was written (never a verdict on what it holds).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Tampered(String);
+
+/// An `InvalidData` error carrying [`Tampered`] with `what`.
+pub fn tampered(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Tampered(what))
+}
+
+/// Whether `e` says a sealed file's stored chunk did not open ([`Tampered`]).
+pub fn is_tampered(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Tampered>())
+}
+
 /// The cipher of the sealed file whose header is `header`, sealed for `context`, with its
 /// key found in `keys`. (Another context shows as a tag that does not match, at the first
 /// chunk opened.)
@@ -317,10 +335,11 @@ fn header_cipher(
     let suite = match header[16] {
         0 => Suite::Default,
         1 => Suite::Gm,
-        s => return Err(bad(format!("unknown suite {s} in the header"))),
+        // past the magic, a header this version never writes was changed on disk
+        s => return Err(tampered(format!("unknown suite {s} in the header"))),
     };
     if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
-        return Err(bad("an unknown header layout or chunk size".into()));
+        return Err(tampered("an unknown header layout or chunk size".into()));
     }
     let id = &header[20..24];
     let key = keys.find(suite, id).ok_or_else(|| {
@@ -536,7 +555,8 @@ impl<R: Read> Read for OpenReader<R> {
 /// A sealed file opened for reading at any offset, for readers that seek (a zip's central
 /// directory, an OLE file's sectors): [`SealedFile::read_at`], or `Read` and `Seek`
 /// through `&SealedFile` as through `&File`. Each read checks and decrypts the one chunk it
-/// touches (the last one opened is kept: memory stays one chunk); the last chunk is checked
+/// touches (the last few opened are kept: memory stays [`CACHED_CHUNKS`] chunks); the last
+/// chunk is checked
 /// at open, so a file cut at a chunk boundary never opens.
 pub struct SealedFile {
     file: fs::File,
@@ -548,10 +568,14 @@ pub struct SealedFile {
     len: u64,
     /// Chunks, the last one flagged (at least one: an empty file has one empty chunk).
     chunks: u64,
-    /// The chunk opened last: its index (`u64::MAX`: none) and plaintext.
-    cached: RefCell<(u64, Vec<u8>)>,
+    /// The chunks opened last, most recent first: index and plaintext (at most
+    /// [`CACHED_CHUNKS`]; a zip's walk goes back and forth between its records and its
+    /// central directory at the end).
+    cached: RefCell<Vec<(u64, Vec<u8>)>>,
     /// Where `Read` through `&SealedFile` reads next (plaintext offset).
     pos: Cell<u64>,
+    /// The first chunk that did not open, said: kept, whatever the reader made of the error.
+    failure: RefCell<Option<String>>,
 }
 
 impl SealedFile {
@@ -568,12 +592,12 @@ impl SealedFile {
         let stored = file.metadata()?.len();
         let mut header = [0u8; HEADER_LEN];
         if stored < HEADER_LEN as u64 {
-            return Err(bad("shorter than a sealed file's header".into()));
+            return Err(tampered("cut: shorter than a sealed file's header".into()));
         }
         file.read_exact_at(&mut header, 0)?;
         let cipher = header_cipher(keys, &header, context)?;
         let len = plain_len(stored).ok_or_else(|| {
-            bad(format!(
+            tampered(format!(
                 "cut: {stored} bytes is not the length of a whole sealed file"
             ))
         })?;
@@ -586,8 +610,9 @@ impl SealedFile {
             stored,
             len,
             chunks,
-            cached: RefCell::new((u64::MAX, Vec::with_capacity(CHUNK + TAG_LEN))),
+            cached: RefCell::new(Vec::with_capacity(CACHED_CHUNKS)),
             pos: Cell::new(0),
+            failure: RefCell::new(None),
         };
         sealed.load(chunks - 1)?;
         Ok(sealed)
@@ -608,39 +633,64 @@ impl SealedFile {
         &self.file
     }
 
-    /// Makes chunk `index` the cached one, checked and decrypted.
+    /// The first read that failed since the file was opened, if any: a stored chunk that
+    /// did not open. Kept whatever a reader made of the error (a parser may report it as
+    /// content it cannot read), so that the caller tells a fault of the store from a
+    /// verdict on the content.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    /// Puts chunk `index`, checked and decrypted, first among the cached ones.
     fn load(&self, index: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let mut cached = self.cached.borrow_mut();
-        if cached.0 == index {
+        if let Some(i) = cached.iter().position(|(at, _)| *at == index) {
+            cached[..=i].rotate_right(1);
             return Ok(());
         }
         let record = (CHUNK + TAG_LEN) as u64;
         let at = HEADER_LEN as u64 + index * record;
         let n = record.min(self.stored - at) as usize;
-        let (slot, plain) = &mut *cached;
-        *slot = u64::MAX;
+        // the least recent buffer is reused once the cache is full
+        let mut plain = if cached.len() == CACHED_CHUNKS {
+            cached.pop().map(|(_, b)| b).unwrap_or_default()
+        } else {
+            Vec::with_capacity(CHUNK + TAG_LEN)
+        };
         plain.resize(n, 0);
-        self.file.read_exact_at(plain, at).map_err(|e| {
-            bad(format!(
-                "stored chunk {index}: {e} (the file changed since it was opened)"
-            ))
-        })?;
+        if let Err(e) = self.file.read_exact_at(&mut plain, at) {
+            // cut since it was opened: tampered; any other error is the machine's
+            if e.kind() != io::ErrorKind::UnexpectedEof {
+                return Err(e);
+            }
+            let e = tampered(format!(
+                "stored chunk {index}: cut since the file was opened"
+            ));
+            self.failed(&e);
+            return Err(e);
+        }
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&plain[n - TAG_LEN..]);
         plain.truncate(n - TAG_LEN);
         let last = index + 1 == self.chunks;
         if let Err(e) = self
             .cipher
-            .open(&nonce(index, last), &self.header, plain, &tag)
+            .open(&nonce(index, last), &self.header, &mut plain, &tag)
         {
-            plain.clear();
-            return Err(bad(format!(
-                "stored chunk {index}: {e}; nothing of it is used"
-            )));
+            let e = tampered(format!("stored chunk {index}: {e}; nothing of it is used"));
+            self.failed(&e);
+            return Err(e);
         }
-        *slot = index;
+        cached.insert(0, (index, plain));
         Ok(())
+    }
+
+    fn failed(&self, e: &io::Error) {
+        let mut failure = self.failure.borrow_mut();
+        if failure.is_none() {
+            *failure = Some(e.to_string());
+        }
     }
 
     /// Reads plaintext at `offset` into `buf`, from one chunk: how many bytes (0 at or past
@@ -655,9 +705,12 @@ impl SealedFile {
         let index = offset / CHUNK as u64;
         self.load(index)?;
         let cached = self.cached.borrow();
+        let Some((_, plain)) = cached.first() else {
+            return Ok(0);
+        };
         let from = (offset % CHUNK as u64) as usize;
-        let n = buf.len().min(cached.1.len() - from);
-        buf[..n].copy_from_slice(&cached.1[from..from + n]);
+        let n = buf.len().min(plain.len().saturating_sub(from));
+        buf[..n].copy_from_slice(&plain[from..from + n]);
         Ok(n)
     }
 
@@ -715,6 +768,202 @@ impl Seek for SealedFile {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         (&*self).seek(to)
     }
+}
+
+/// A scratch file sealed under a one-time key held only in memory: what a reader must spill
+/// to disk to read in place (a nested zip, an embedded compound file) rests there sealed,
+/// and cannot be read once the process ends. Anonymous: unlinked from the start.
+pub struct Scratch {
+    writer: SealWriter<io::BufWriter<fs::File>>,
+    keys: DataKeys,
+}
+
+/// What a scratch file's sealing is bound to.
+const SCRATCH_CONTEXT: &[u8] = b"scratch";
+
+impl Scratch {
+    /// An empty scratch file in `dir`, sealed with the default suite's cipher under a fresh
+    /// random key.
+    ///
+    /// # Errors
+    /// The file cannot be made, or the system's random source failed.
+    pub fn new(dir: &Path) -> io::Result<Scratch> {
+        use ring::rand::SecureRandom;
+        let mut key = vec![0u8; Suite::Default.cipher_key_len()];
+        ring::rand::SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| io::Error::other("the system's random source failed"))?;
+        let keys = DataKeys {
+            keys: vec![DataKey {
+                suite: Suite::Default,
+                id: [0; KEY_ID_LEN],
+                key,
+            }],
+        };
+        let file = tempfile::tempfile_in(dir)?;
+        let writer = SealWriter::new(&keys, io::BufWriter::new(file), SCRATCH_CONTEXT)?;
+        Ok(Scratch { writer, keys })
+    }
+
+    /// Ends the file and opens it for reading at any offset.
+    ///
+    /// # Errors
+    /// Writing the last chunk or reading it back failed.
+    pub fn finish(self) -> io::Result<SealedFile> {
+        let file = self
+            .writer
+            .finish()?
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        SealedFile::open(&self.keys, file, SCRATCH_CONTEXT)
+    }
+}
+
+impl Write for Scratch {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Sealing as the stored form of a durable copy ([`crate::fsx::copy_durable_as`]): sealed
+/// for `context` with the sealing key, read back with the keys.
+pub struct Sealing<'a> {
+    /// The node's data keys.
+    pub keys: &'a DataKeys,
+    /// What names the copy where it rests ([`SealWriter::new`]).
+    pub context: &'a [u8],
+}
+
+impl crate::fsx::StoreForm for Sealing<'_> {
+    fn writer<'a>(
+        &self,
+        out: &'a mut fs::File,
+    ) -> io::Result<Box<dyn crate::fsx::FormWriter + 'a>> {
+        let w = SealWriter::new(self.keys, io::BufWriter::new(out), self.context)?;
+        Ok(Box::new(w))
+    }
+
+    fn reader(&self, stored: fs::File) -> io::Result<Box<dyn Read>> {
+        let r = OpenReader::new(self.keys, io::BufReader::new(stored), self.context)?;
+        Ok(Box::new(r))
+    }
+}
+
+impl<W: Write> crate::fsx::FormWriter for SealWriter<W> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        SealWriter::finish(*self).map(|_| ())
+    }
+}
+
+/// A stored file opened by what its first bytes say: sealed (opened with the data keys), or
+/// plain (written before the node sealed, or by a node that does not). For the places where
+/// both may rest and every byte read is checked against a hash anyway (the spool: content is
+/// hashed at seal and checked again as it is sent); never for the quarantine, where only a
+/// sealed copy is trusted.
+pub enum Stored {
+    /// A plain file.
+    Plain(fs::File),
+    /// A sealed file.
+    Sealed(SealedFile),
+}
+
+impl Stored {
+    /// Opens `file`: with `keys`, sealed when it begins with [`MAGIC`] (for `context`) and
+    /// plain otherwise; without, plain (a node without a data key seals nothing; its start
+    /// refuses a spool that holds sealed entries: see `sender::spool`).
+    ///
+    /// # Errors
+    /// [`SealedFile::open`]'s for a sealed file, and reading its first bytes failed.
+    pub fn open(file: fs::File, keys: Option<&DataKeys>, context: &[u8]) -> io::Result<Stored> {
+        let Some(keys) = keys else {
+            return Ok(Stored::Plain(file));
+        };
+        use std::os::unix::fs::FileExt;
+        let mut head = [0u8; MAGIC.len()];
+        let mut got = 0;
+        while got < head.len() {
+            match file.read_at(&mut head[got..], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !is_sealed(&head[..got]) {
+            return Ok(Stored::Plain(file));
+        }
+        Ok(Stored::Sealed(SealedFile::open(keys, file, context)?))
+    }
+
+    /// Bytes of content (plaintext).
+    ///
+    /// # Errors
+    /// A plain file's metadata cannot be read.
+    pub fn len(&self) -> io::Result<u64> {
+        match self {
+            Stored::Plain(f) => Ok(f.metadata()?.len()),
+            Stored::Sealed(s) => Ok(s.len()),
+        }
+    }
+
+    /// Whether there is no content.
+    ///
+    /// # Errors
+    /// As [`Stored::len`].
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Reads content at `offset` into `buf`: how many bytes (0 at the end).
+    ///
+    /// # Errors
+    /// Reading failed; a sealed chunk that does not open ([`SealedFile::read_at`]).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Stored::Plain(f) => std::os::unix::fs::FileExt::read_at(f, buf, offset),
+            Stored::Sealed(s) => s.read_at(buf, offset),
+        }
+    }
+
+    /// The file on disk (its metadata: inode, times, stored size).
+    pub fn file(&self) -> &fs::File {
+        match self {
+            Stored::Plain(f) => f,
+            Stored::Sealed(s) => s.file(),
+        }
+    }
+
+    /// A sealed chunk that did not open since the file was opened ([`SealedFile::failure`]).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Stored::Plain(_) => None,
+            Stored::Sealed(s) => s.failure(),
+        }
+    }
+}
+
+impl Read for Stored {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stored::Plain(f) => f.read(buf),
+            Stored::Sealed(s) => s.read(buf),
+        }
+    }
+}
+
+/// Whether the file at `path` (not followed if a link) begins as a sealed file does.
+///
+/// # Errors
+/// Opening or reading it failed.
+pub fn begins_sealed(path: &Path) -> io::Result<bool> {
+    let f = crate::fsx::open_nofollow(path)?;
+    let mut head = Vec::with_capacity(MAGIC.len());
+    (&f).take(MAGIC.len() as u64).read_to_end(&mut head)?;
+    Ok(is_sealed(&head))
 }
 
 /// Whether `head` (a file's first bytes) begins a sealed file.
@@ -1000,8 +1249,11 @@ mod tests {
         let mut buf = [0u8; 8];
         f.read_exact_at(&mut buf, 4).unwrap();
         assert_eq!(buf, plain[4..12]);
+        assert_eq!(f.failure(), None);
         let e = f.read_exact_at(&mut buf, CHUNK as u64 + 2).unwrap_err();
         assert!(e.to_string().contains("stored chunk 1"), "{e}");
+        assert_eq!(f.failure(), Some(e.to_string()));
+        assert!(is_tampered(&e));
         assert!(
             f.read_exact_at(&mut buf, CHUNK as u64 + 2).is_err(),
             "still refused"
@@ -1011,6 +1263,81 @@ mod tests {
         let path = d.path().join("other");
         fs::write(&path, &sealed).unwrap();
         assert!(SealedFile::open(&keys, fs::File::open(&path).unwrap(), b"elsewhere").is_err());
+    }
+
+    #[test]
+    fn a_stored_file_opens_sealed_or_plain_by_its_first_bytes() {
+        let (d, keys) = keys(Suite::Default);
+        let path = d.path().join("s");
+        let read_all = |s: &mut Stored| {
+            let mut v = Vec::new();
+            s.read_to_end(&mut v).unwrap();
+            v
+        };
+        fs::write(&path, seal(&keys, b"sealed body", 4)).unwrap();
+        let mut s = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx").unwrap();
+        assert!(matches!(s, Stored::Sealed(_)));
+        assert_eq!(s.len().unwrap(), 11);
+        assert_eq!(read_all(&mut s), b"sealed body");
+        let mut two = [0u8; 2];
+        assert_eq!(s.read_at(&mut two, 9).unwrap(), 2);
+        assert_eq!(&two, b"dy");
+        // without keys, the bytes as they are (a node without a data key seals nothing)
+        let plain = Stored::open(fs::File::open(&path).unwrap(), None, b"ctx").unwrap();
+        assert!(matches!(plain, Stored::Plain(_)));
+        // past the magic, a changed header is tampering; a missing key is not
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[16] = 9;
+        fs::write(&path, &bytes).unwrap();
+        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx")
+            .err()
+            .unwrap();
+        assert!(is_tampered(&e), "{e}");
+        fs::write(&path, &bytes[..30]).unwrap();
+        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx")
+            .err()
+            .unwrap();
+        assert!(is_tampered(&e), "{e}");
+        let (_o, other) = super::tests::keys(Suite::Default);
+        fs::write(&path, seal(&keys, b"x", 1)).unwrap();
+        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&other), b"ctx")
+            .err()
+            .unwrap();
+        assert!(
+            !is_tampered(&e) && e.to_string().contains("not in the data key file"),
+            "{e}"
+        );
+        for plain in [
+            &b""[..],
+            b"isogate",
+            b"plain text that is longer than the magic",
+        ] {
+            fs::write(&path, plain).unwrap();
+            let mut s = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx").unwrap();
+            assert!(matches!(s, Stored::Plain(_)));
+            assert_eq!(s.len().unwrap(), plain.len() as u64);
+            assert_eq!(read_all(&mut s), plain);
+            assert_eq!(s.failure(), None);
+        }
+    }
+
+    #[test]
+    fn a_scratch_file_reads_back_and_rests_sealed_under_a_key_of_its_own() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = b"MARKER-scratch ";
+        let plain: Vec<u8> = marker.iter().copied().cycle().take(2 * CHUNK + 9).collect();
+        let mut w = Scratch::new(dir.path()).unwrap();
+        w.write_all(&plain).unwrap();
+        let f = w.finish().unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "anonymous");
+        let mut back = Vec::new();
+        (&f).read_to_end(&mut back).unwrap();
+        assert_eq!(back, plain);
+        let stored = f.file().metadata().unwrap().len();
+        let mut raw = vec![0u8; stored as usize];
+        f.file().read_exact_at(&mut raw, 0).unwrap();
+        assert!(!raw.windows(marker.len()).any(|w| w == marker));
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub enum Held<'a> {
     /// Bytes held in memory (a refused message's body), written in without ever resting
     /// anywhere else on disk.
     Bytes(&'a [u8]),
+    /// A spool entry's content, sealed at rest for `context` or plain
+    /// (`keys::at_rest::Stored`): read through the data keys, copied in (sealed again, for
+    /// its quarantine name), then removed. A sealed copy that does not open (changed on
+    /// disk) is moved in as it is: it never opens there either, and is never released.
+    Stored {
+        /// The content file.
+        path: &'a Path,
+        /// What its sealing is bound to.
+        context: &'a [u8],
+    },
 }
 
 /// Puts `held` (if any) into the channel's quarantine as `<id>` and writes its reason
@@ -103,14 +113,25 @@ pub fn put(
     if let Some(Held::Bytes(bytes)) = held {
         write_in(dir, &mut &bytes[..], &target, sealing)?;
     }
-    if let Some(Held::Entry(entry)) = held {
+    let entry = match held {
+        Some(Held::Entry(path)) => Some((path, None)),
+        Some(Held::Stored { path, context }) => Some((path, Some(context))),
+        _ => None,
+    };
+    if let Some((entry, stored)) = entry {
         let plain = match fs::symlink_metadata(entry) {
             Ok(m) => m.file_type().is_file() && m.nlink() == 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
         let moved = if plain {
-            copy_in(dir, entry, &target, sealing)
+            match copy_in(dir, entry, stored, &target, sealing) {
+                Err(e) if at_rest::is_tampered(&e) => {
+                    tracing::warn!(entry = %entry.display(), error = %e, "a sealed copy that does not open is quarantined as it is");
+                    crate::fsx::move_across(entry, &target).map(|_| ())
+                }
+                copied => copied,
+            }
         } else {
             // as it is, by one rename, or made again on the quarantine's file system
             crate::fsx::move_across(entry, &target).map(|_| ())
@@ -138,10 +159,23 @@ pub fn put(
 }
 
 /// Copies a plain file into quarantine as `target` ([`write_in`]), then removes the
-/// original.
-fn copy_in(dir: &Path, entry: &Path, target: &Path, sealing: Option<&DataKeys>) -> io::Result<()> {
-    let mut from = open_nofollow(entry)?;
-    write_in(dir, &mut from, target, sealing)?;
+/// original. With `stored` (its context), the file is read as it rests
+/// (`keys::at_rest::Stored`: through `sealing`'s keys where it is sealed).
+fn copy_in(
+    dir: &Path,
+    entry: &Path,
+    stored: Option<&[u8]>,
+    target: &Path,
+    sealing: Option<&DataKeys>,
+) -> io::Result<()> {
+    let from = open_nofollow(entry)?;
+    match stored {
+        Some(context) => {
+            let mut from = at_rest::Stored::open(from, sealing, context)?;
+            write_in(dir, &mut from, target, sealing)?;
+        }
+        None => write_in(dir, &mut &from, target, sealing)?,
+    }
     match fs::remove_file(entry) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -168,24 +202,32 @@ fn write_in(
             .and_then(|n| n.to_str())
             .unwrap_or("copy")
     ));
-    let mut to = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    match sealing {
-        Some(keys) => {
-            let mut sealed = SealWriter::new(keys, io::BufWriter::new(&mut to), &context(target))?;
-            io::copy(from, &mut sealed)?;
-            sealed.finish()?.flush()?;
+    let written = (|| {
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        match sealing {
+            Some(keys) => {
+                let out = io::BufWriter::new(&mut to);
+                let mut sealed = SealWriter::new(keys, out, &context(target))?;
+                io::copy(from, &mut sealed)?;
+                sealed.finish()?.flush()?;
+            }
+            None => {
+                io::copy(from, &mut to)?;
+            }
         }
-        None => {
-            io::copy(from, &mut to)?;
-        }
+        to.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
+        to.sync_all()
+    })();
+    if let Err(e) = written {
+        // a source that failed part-way (a sealed chunk that does not open): nothing kept
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    to.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
-    to.sync_all()?;
     match rename_noreplace(&tmp, target) {
         Ok(()) => {}
         // an earlier run copied it and stopped before removing the original

@@ -824,7 +824,10 @@ fn commit(sender: &Sender, b: &Batcher, items: &[Item]) -> Result<Spooled, Fault
     for item in items {
         encode_line(&mut bytes, item.id, &item.checked.body).map_err(std::io::Error::other)?;
     }
-    let spooled = sender.spool.put_as(id, channel, &name, &bytes)?;
+    let keys = sender.node.keys.data();
+    let spooled = sender
+        .spool
+        .put_as(id, channel, &name, &bytes, keys.as_deref())?;
     let recorded = (|| -> Result<(), Fault> {
         let mut last = 0;
         for item in items {

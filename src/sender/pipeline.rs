@@ -29,11 +29,12 @@ use crate::fsx::Fingerprint;
 use crate::inspect::{self, InspectError};
 use crate::node::config::Channel;
 use crate::node::quarantine::Held;
-use crate::node::{Fault, Node, NodeError, Refused, hash_file};
+use crate::keys::at_rest::{self, Sealing};
+use crate::node::{Fault, Node, NodeError, Refused};
 use crate::ops::events::{self, Subject};
 use crate::policy::Policy;
 use crate::sender::seal;
-use crate::sender::spool::Spool;
+use crate::sender::spool::{self, Spool, hash_spooled};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,7 +154,8 @@ impl Sender {
     /// # Errors
     /// The spool cannot be read.
     pub fn recover(self: &Arc<Self>, queue: &Queue) -> Result<(), NodeError> {
-        let recovered = self.spool.recover().map_err(|error| NodeError::Dir {
+        let keys = self.node.keys.data();
+        let recovered = self.spool.recover(keys.as_deref()).map_err(|error| NodeError::Dir {
             path: self.node.cfg.node.state_dir.clone(),
             error,
         })?;
@@ -259,9 +261,15 @@ impl Sender {
         // a batch this node's batcher wrote under the policy in force: the SHA-256 it wrote,
         // compared below with the one sealed
         let precheck = self.take_prechecked(&spooled, &policy);
+        let keys = node.keys.data();
+        let context = spool::context(&spooled);
+        let sealing = keys.as_deref().map(|keys| Sealing {
+            keys,
+            context: &context,
+        });
         let outcome = match precheck {
             Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
-            None => inspect::inspect(&policy, spooled.clone()),
+            None => inspect::inspect(&policy, spooled.clone(), sealing.as_ref()),
         };
         let checked = match outcome {
             Ok(Ok(c)) => c,
@@ -272,6 +280,10 @@ impl Sender {
                     return Ok(None);
                 }
                 self.refuse(&channel, &spooled, &refusal)?;
+                return Ok(None);
+            }
+            Err(InspectError::Io(e)) if at_rest::is_tampered(&e) => {
+                self.refuse_tampered(&channel, &spooled, &e)?;
                 return Ok(None);
             }
             Err(InspectError::Io(e)) => {
@@ -292,17 +304,26 @@ impl Sender {
         let masked = checked.masked().is_some();
         if let Some(m) = checked.masked() {
             let s = checked.spooled();
-            let original = hash_file(&s.content())?;
+            let original = hash_spooled(s, keys.as_deref())?.1;
             node.masked(subject(s), original, m)?;
         }
         let inspected = checked.commit()?;
         let content_type = inspected.content_type().to_string();
-        let sealed = seal::seal(inspected, &node.keys.signing(), &node.cfg.node.name).map_err(
-            |e| match e {
-                seal::SealError::Io(e) => Fault::Io(e),
-                other => Fault::Io(std::io::Error::other(other)),
-            },
-        )?;
+        let spooled = inspected.spooled().clone();
+        let sealed = match seal::seal(
+            inspected,
+            &node.keys.signing(),
+            &node.cfg.node.name,
+            keys.as_deref(),
+        ) {
+            Ok(sealed) => sealed,
+            Err(seal::SealError::Io(e)) if at_rest::is_tampered(&e) => {
+                self.refuse_tampered(&channel, &spooled, &e)?;
+                return Ok(None);
+            }
+            Err(seal::SealError::Io(e)) => return Err(Fault::Io(e)),
+            Err(other) => return Err(Fault::Io(std::io::Error::other(other))),
+        };
         // the check at seal: what was hashed is what was inspected (a masked copy is this
         // node's own file, written from the bytes inspected)
         if !masked && Fingerprint::of(&content)? != before {
@@ -398,6 +419,24 @@ impl Sender {
         Ok(())
     }
 
+    /// Refuses a spooled object whose sealed copy does not open (changed or cut on disk
+    /// after it was taken): `content_hash`, the copy quarantined as it is.
+    ///
+    /// # Errors
+    /// As [`Sender::refuse`].
+    fn refuse_tampered(
+        &self,
+        channel: &Channel,
+        spooled: &Spooled,
+        e: &std::io::Error,
+    ) -> Result<(), Fault> {
+        let refusal = Refusal::new(
+            Reason::ContentHash,
+            format!("the spool's sealed copy was changed on disk: {e}"),
+        );
+        self.refuse(channel, spooled, &refusal)
+    }
+
     /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
     /// [`Node::refuse`]), then drops it from the spool. The `refused` record carries the
     /// size and SHA-256 of the whole spooled file (what goes to quarantine), whatever the
@@ -415,17 +454,26 @@ impl Sender {
             c.remove(&spooled.id);
         }
         let content = spooled.content();
-        let size = std::fs::symlink_metadata(&content)?.len();
-        let sha256 = hash_file(&content)?;
+        let keys = self.node.keys.data();
+        let (size, sha256) = match hash_spooled(spooled, keys.as_deref()) {
+            Ok((size, sha256)) => (Some(size), Some(sha256)),
+            // a sealed copy changed on disk has no content to hash: it goes as it is
+            Err(e) if at_rest::is_tampered(&e) => (None, None),
+            Err(e) => return Err(e.into()),
+        };
+        let context = spool::context(spooled);
         self.node.refuse(
             &Refused {
                 subject: Subject {
-                    size: Some(size),
-                    sha256: Some(sha256),
+                    size,
+                    sha256,
                     ..subject(spooled)
                 },
                 quarantine: &channel.quarantine,
-                content: Some(Held::Entry(&content)),
+                content: Some(Held::Stored {
+                    path: &content,
+                    context: &context,
+                }),
                 side: Side::Sender,
             },
             refusal,

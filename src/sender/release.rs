@@ -96,12 +96,14 @@ impl Releaser for SendRelease {
             let _ = desk.end(&pending);
             return Err(err.into());
         }
-        let taken =
-            match self
-                .sender
-                .spool
-                .take(&e.channel, desk.pending_dir(), token.as_ref(), &e.name)
-            {
+        let keys = self.sender.node.keys.data();
+        let taken = match self.sender.spool.take(
+            &e.channel,
+            desk.pending_dir(),
+            token.as_ref(),
+            &e.name,
+            keys.as_deref(),
+        ) {
                 Ok(t) => t,
                 Err(err) if !staged.exists() => {
                     // the spool took it before the fault: the pending record finishes the

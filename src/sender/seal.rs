@@ -14,6 +14,7 @@ use crate::core::digest::{digest32, hash_content};
 use crate::core::manifest::{CHUNK_SIZE, Manifest, ManifestError, SignedManifest};
 use crate::core::stage::{Inspected, Sealed, Spooled};
 use crate::core::wire;
+use crate::keys::at_rest::DataKeys;
 use crate::keys::{SigningKey, VerifyKey};
 use ring::digest::{Context, SHA256};
 use std::io::{self, Read};
@@ -33,10 +34,16 @@ pub enum SealError {
     Wire(#[from] wire::WireError),
 }
 
-/// Seals an inspected object: hashes, manifest, signature, frame.
-pub fn seal(inspected: Inspected, key: &SigningKey, node: &str) -> Result<Sealed, SealError> {
+/// Seals an inspected object: hashes, manifest, signature, frame. The content is read
+/// through `data_keys` where the spool entry is sealed at rest.
+pub fn seal(
+    inspected: Inspected,
+    key: &SigningKey,
+    node: &str,
+    data_keys: Option<&DataKeys>,
+) -> Result<Sealed, SealError> {
     let s = inspected.spooled();
-    let mut f = crate::fsx::open_nofollow(&s.content())?;
+    let mut f = crate::sender::spool::open_content(s, data_keys)?;
     let mut size = 0u64;
     let (sha256, chunks) = {
         let mut counting = CountingReader {

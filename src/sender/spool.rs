@@ -33,12 +33,19 @@
 //!
 //! The staged file stays on the outbox's file system, in a folder only the node may read
 //! (0700), out of the watch's sight (a dot name).
+//!
+//! With the node's data keys every take goes this way, same file system or not: the copy
+//! into `content` is sealed as it is written (`keys::at_rest`, bound to the entry's channel
+//! and object id: [`context`]), and so is a batch's [`Spool::put`]. Readers open the content
+//! with [`open_content`], sealed or plain (an entry taken before the node sealed).
 
 use crate::core::id::ObjectId;
 use crate::core::stage::Spooled;
 use crate::fsx::{
-    CopyError, copy_durable, is_cross_device, rename_noreplace, sync_dir, write_durable,
+    CopyError, StoreForm, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
+    write_durable,
 };
+use crate::keys::at_rest::{DataKeys, SealWriter, Sealing, Stored};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -158,14 +165,21 @@ impl Spool {
     }
 
     /// Makes a new spool entry of `bytes` (a batch of messages, made by this node, not
-    /// taken from an outbox) on `channel`, named `name`, with a fresh object id.
-    /// Durable on return, with the guarantees of [`Spool::take`]: see [`Spool::put_as`].
+    /// taken from an outbox) on `channel`, named `name`, with a fresh object id, sealed
+    /// with `sealing` (the node's data keys) where given. Durable on return, with the
+    /// guarantees of [`Spool::take`]: see [`Spool::put_as`].
     ///
     /// # Errors
     /// The random generator, or writing and syncing the entry, failed (nothing is left).
-    pub fn put(&self, channel: &str, name: &str, bytes: &[u8]) -> io::Result<Spooled> {
+    pub fn put(
+        &self,
+        channel: &str,
+        name: &str,
+        bytes: &[u8],
+        sealing: Option<&DataKeys>,
+    ) -> io::Result<Spooled> {
         let id = ObjectId::random().map_err(io::Error::other)?;
-        self.put_as(id, channel, name, bytes)
+        self.put_as(id, channel, name, bytes, sealing)
     }
 
     /// [`Spool::put`] with the object id given (a batch's name holds its id). The entry is
@@ -186,6 +200,7 @@ impl Spool {
         channel: &str,
         name: &str,
         bytes: &[u8],
+        sealing: Option<&DataKeys>,
     ) -> io::Result<Spooled> {
         let spooled = self.new_entry(id, channel, name)?;
         let made = (|| {
@@ -198,7 +213,15 @@ impl Spool {
                     .create_new(true)
                     .mode(CONTENT_MODE)
                     .open(&part)?;
-                f.write_all(bytes)?;
+                match sealing {
+                    Some(keys) => {
+                        let context = context(&spooled);
+                        let mut w = SealWriter::new(keys, io::BufWriter::new(&mut f), &context)?;
+                        w.write_all(bytes)?;
+                        w.finish()?;
+                    }
+                    None => f.write_all(bytes)?,
+                }
                 f.sync_all()?;
             }
             fs::rename(&part, spooled.content())?;
@@ -253,24 +276,29 @@ impl Spool {
     }
 
     /// Moves `outbox/file_name` into a new spool entry. `Ok(None)` if the file vanished.
+    /// With `sealing` (the node's data keys) the content is sealed as it is copied in,
+    /// through the outbox's staging folder as for an outbox on another file system (see
+    /// the module's diagram): no plaintext copy rests in the spool.
     pub fn take(
         &self,
         channel: &str,
         outbox: &Path,
         file_name: &OsStr,
         name: &str,
+        sealing: Option<&DataKeys>,
     ) -> io::Result<Option<Spooled>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
         let spooled = self.new_entry(id, channel, name)?;
+        let taken_across = |spooled: Spooled| {
+            self.take_across(outbox, file_name, &spooled, sealing)
+                .map(|whole| whole.then_some(spooled))
+        };
+        if sealing.is_some() {
+            return taken_across(spooled);
+        }
         match fs::rename(outbox.join(file_name), spooled.content()) {
             Ok(()) => {}
-            Err(e) if is_cross_device(&e) => {
-                return match self.take_across(outbox, file_name, &spooled) {
-                    Ok(true) => Ok(Some(spooled)),
-                    Ok(false) => Ok(None),
-                    Err(e) => Err(e),
-                };
-            }
+            Err(e) if is_cross_device(&e) => return taken_across(spooled),
             Err(e) => {
                 let _ = fs::remove_dir_all(&spooled.dir);
                 return if e.kind() == io::ErrorKind::NotFound {
@@ -289,7 +317,13 @@ impl Spool {
     /// once the content is in the entry and the file gone from the outbox; `false` when the
     /// file vanished, or kept changing while it was copied (it is put back, and the entry
     /// removed).
-    fn take_across(&self, outbox: &Path, file_name: &OsStr, spooled: &Spooled) -> io::Result<bool> {
+    fn take_across(
+        &self,
+        outbox: &Path,
+        file_name: &OsStr,
+        spooled: &Spooled,
+        sealing: Option<&DataKeys>,
+    ) -> io::Result<bool> {
         let staging = outbox.join(OUTBOX_STAGING);
         let staged = staging.join(spooled.id.to_string());
         let prepared = (|| {
@@ -321,7 +355,7 @@ impl Spool {
         sync_dir(outbox)?;
         let mut failed = None;
         for _ in 0..COPY_TRIES {
-            match finish_take(&spooled.dir, &staged) {
+            match finish_take(&spooled.dir, &staged, sealing, &context(spooled)) {
                 Ok(()) => return Ok(true),
                 Err(CopyError::Changed) => {
                     tracing::debug!(object = %spooled.id, "changed while it was copied into the spool; copying again");
@@ -604,8 +638,9 @@ impl Spool {
     }
 
     /// Lists every complete entry left by an earlier run, oldest sequence first; removes
-    /// half-made entries whose content never arrived.
-    pub fn recover(&self) -> io::Result<Vec<Recovered>> {
+    /// half-made entries whose content never arrived. A take cut short is finished, its
+    /// content sealed with `sealing` where the node has data keys.
+    pub fn recover(&self, sealing: Option<&DataKeys>) -> io::Result<Vec<Recovered>> {
         let mut out = Vec::new();
         for chan in fs::read_dir(&self.root)? {
             let chan = chan?;
@@ -624,7 +659,7 @@ impl Spool {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
                 if let Some(m) = &meta
-                    && !recover_take(&dir, &m.id)?
+                    && !recover_take(&dir, &m.id, sealing, &entry_context(&m.channel, &m.id))?
                 {
                     continue;
                 }
@@ -655,6 +690,39 @@ impl Spool {
     }
 }
 
+/// What a spool entry's sealed content is bound to ([`SealWriter::new`]): its channel and
+/// object id, so a sealed content moved to another entry does not open there.
+pub fn context(spooled: &Spooled) -> Vec<u8> {
+    entry_context(&spooled.channel, &spooled.id.to_string())
+}
+
+fn entry_context(channel: &str, id: &str) -> Vec<u8> {
+    format!("spool/{channel}/{id}").into_bytes()
+}
+
+/// Opens a spool entry's content for reading: sealed (with `keys`) or plain (taken before
+/// the node sealed, or by a node without a data key); never through a symbolic link.
+///
+/// # Errors
+/// Opening failed (`NotFound`: the entry is gone), or [`Stored::open`]'s.
+pub fn open_content(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<Stored> {
+    let f = crate::fsx::open_nofollow(&spooled.content())?;
+    Stored::open(f, keys, &context(spooled))
+}
+
+/// The size (bytes) and SHA-256 of a spool entry's content, read through `keys` where it is
+/// sealed ([`open_content`]), as the manifest and the audit record give them.
+///
+/// # Errors
+/// [`open_content`]'s, or reading failed (a sealed chunk that does not open: `InvalidData`).
+pub fn hash_spooled(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<(u64, [u8; 32])> {
+    let mut content = open_content(spooled, keys)?;
+    let size = content.len()?;
+    let (sha256, _) =
+        crate::core::digest::hash_content(&mut content, crate::core::manifest::CHUNK_SIZE)?;
+    Ok((size, sha256))
+}
+
 /// `name` with ` (isogate-N)` before its extension: `a.txt` → `a (isogate-1).txt`.
 fn numbered(name: &OsStr, n: u32) -> OsString {
     let bytes = name.as_bytes();
@@ -671,10 +739,21 @@ fn numbered(name: &OsStr, n: u32) -> OsString {
 
 /// Completes a take across file systems: copies the staged file into the entry's content
 /// (unless it is there already), then removes the staged file and the intent record.
-fn finish_take(dir: &Path, staged: &Path) -> Result<(), CopyError> {
+fn finish_take(
+    dir: &Path,
+    staged: &Path,
+    sealing: Option<&DataKeys>,
+    context: &[u8],
+) -> Result<(), CopyError> {
     let content = dir.join("content");
     if fs::symlink_metadata(&content).is_err() {
-        copy_durable(staged, &content, CONTENT_MODE)?;
+        let form = sealing.map(|keys| Sealing { keys, context });
+        copy_durable_as(
+            staged,
+            &content,
+            CONTENT_MODE,
+            form.as_ref().map(|f| f as &dyn StoreForm),
+        )?;
     }
     match fs::remove_file(staged) {
         Ok(()) => {}
@@ -698,7 +777,12 @@ fn finish_take(dir: &Path, staged: &Path) -> Result<(), CopyError> {
 /// content or its staged file is there (`Ok(true)`: the entry goes on); the entry removed
 /// when neither is (the file never left the outbox), or left for the next start when the
 /// copy fails now (`Ok(false)`). Entries without an intent record: `Ok(true)`.
-fn recover_take(dir: &Path, id: &str) -> io::Result<bool> {
+fn recover_take(
+    dir: &Path,
+    id: &str,
+    sealing: Option<&DataKeys>,
+    context: &[u8],
+) -> io::Result<bool> {
     let bytes = match fs::read(dir.join(SOURCE_MARK)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
@@ -729,7 +813,7 @@ fn recover_take(dir: &Path, id: &str) -> io::Result<bool> {
         tracing::warn!(entry = %dir.display(), staged = %staged.display(), error = %e, "the staged file of a take across file systems cannot be seen (outbox not mounted?); entry kept, tried again at the next start");
         return Ok(false);
     }
-    match finish_take(dir, &staged) {
+    match finish_take(dir, &staged, sealing, context) {
         Ok(()) => {
             tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished");
             Ok(true)
@@ -753,14 +837,14 @@ mod tests {
         fs::write(outbox.join("a.txt"), b"hello").unwrap();
         let spool = Spool::open(&t.path().join("state")).unwrap();
         let s = spool
-            .take("to-internet", &outbox, OsStr::new("a.txt"), "a.txt")
+            .take("to-internet", &outbox, OsStr::new("a.txt"), "a.txt", None)
             .unwrap()
             .unwrap();
         assert!(!outbox.join("a.txt").exists());
         assert_eq!(fs::read(s.content()).unwrap(), b"hello");
         assert!(
             spool
-                .take("to-internet", &outbox, OsStr::new("gone.txt"), "gone.txt")
+                .take("to-internet", &outbox, OsStr::new("gone.txt"), "gone.txt", None)
                 .unwrap()
                 .is_none()
         );
@@ -772,14 +856,14 @@ mod tests {
         fs::write(&stray, b"notes").unwrap();
         let rec = Spool::open(&t.path().join("state"))
             .unwrap()
-            .recover()
+            .recover(None)
             .unwrap();
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].spooled.id, s.id);
         assert!(!half.exists());
         assert!(stray.exists());
         spool.remove(&s).unwrap();
-        assert!(spool.recover().unwrap().is_empty());
+        assert!(spool.recover(None).unwrap().is_empty());
     }
 
     #[test]
@@ -788,31 +872,31 @@ mod tests {
         let state = t.path().join("state");
         let spool = Spool::open(&state).unwrap();
         let whole = spool
-            .put("notices", "batch.ndjson", b"{\"a\":1}\n")
+            .put("notices", "batch.ndjson", b"{\"a\":1}\n", None)
             .unwrap();
         assert_eq!(fs::read(whole.content()).unwrap(), b"{\"a\":1}\n");
         assert!(!whole.dir.join(PUT_PART).exists());
         let id = ObjectId::random().unwrap();
         let named = spool
-            .put_as(id, "notices", &format!("{id}.ndjson"), b"x\n")
+            .put_as(id, "notices", &format!("{id}.ndjson"), b"x\n", None)
             .unwrap();
         assert_eq!(named.id, id);
         assert!(named.sequence > whole.sequence);
         // cut before the rename: the content written and synced under its temporary name
-        let cut = spool.put("notices", "cut.ndjson", b"partial").unwrap();
+        let cut = spool.put("notices", "cut.ndjson", b"partial", None).unwrap();
         fs::rename(cut.content(), cut.dir.join(PUT_PART)).unwrap();
         // cut right after meta.json: no content at all
-        let early = spool.put("notices", "early.ndjson", b"y\n").unwrap();
+        let early = spool.put("notices", "early.ndjson", b"y\n", None).unwrap();
         fs::remove_file(early.content()).unwrap();
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         let ids: Vec<ObjectId> = rec.iter().map(|r| r.spooled.id).collect();
         assert_eq!(ids, vec![whole.id, named.id], "the cut entries are gone");
         assert_eq!(rec[1].spooled.name, format!("{id}.ndjson"));
         assert!(!cut.dir.exists() && !early.dir.exists());
         // a put that fails leaves nothing: the channel's folder is a file
         fs::write(state.join("spool/blocked"), b"").unwrap();
-        assert!(spool.put("blocked", "b.ndjson", b"z\n").is_err());
-        assert!(Spool::open(&state).unwrap().recover().unwrap().len() == 2);
+        assert!(spool.put("blocked", "b.ndjson", b"z\n", None).is_err());
+        assert!(Spool::open(&state).unwrap().recover(None).unwrap().len() == 2);
     }
 
     #[test]
@@ -842,7 +926,7 @@ mod tests {
         let take = |name: &str, body: &[u8]| {
             fs::write(outbox.join(name), body).unwrap();
             spool
-                .take("c", &outbox, OsStr::new(name), name)
+                .take("c", &outbox, OsStr::new(name), name, None)
                 .unwrap()
                 .unwrap()
         };
@@ -877,7 +961,7 @@ mod tests {
         fs::write(&victim, b"keep").unwrap();
         write_durable(&e.dir.join(SOURCE_MARK), victim.as_os_str().as_bytes()).unwrap();
 
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         let ids: Vec<_> = rec.iter().map(|r| r.spooled.id).collect();
         assert_eq!(ids, vec![a.id, b.id, c.id]);
         assert_eq!(fs::read(b.content()).unwrap(), b"second");
@@ -898,7 +982,7 @@ mod tests {
         fs::create_dir_all(outbox).unwrap();
         fs::write(outbox.join(name), b"body").unwrap();
         let s = spool
-            .take("c", outbox, OsStr::new(name), name)
+            .take("c", outbox, OsStr::new(name), name, None)
             .unwrap()
             .unwrap();
         fs::remove_file(s.content()).unwrap();
@@ -916,24 +1000,89 @@ mod tests {
         let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
         // the share not mounted: its outbox (and staging folder) not there
         fs::rename(t.path().join("share"), t.path().join("share.off")).unwrap();
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         assert!(rec.is_empty());
         assert!(s.dir.join("meta.json").exists(), "entry kept");
         // mounted again: the staged file is there, the take is finished
         fs::rename(t.path().join("share.off"), t.path().join("share")).unwrap();
         fs::create_dir_all(staged.parent().unwrap()).unwrap();
         fs::write(&staged, b"body").unwrap();
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         assert_eq!(rec.len(), 1);
         assert_eq!(fs::read(s.content()).unwrap(), b"body");
         assert!(!staged.exists());
         // staging folder there, staged file not: the file never left; entry removed
         let (d, _) = cut_entry(&spool, &outbox, "d.txt");
         fs::write(outbox.join("d.txt"), b"body").unwrap();
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         assert_eq!(rec.len(), 1);
         assert!(!d.dir.exists());
         assert_eq!(fs::read(outbox.join("d.txt")).unwrap(), b"body");
+    }
+
+    fn data_keys(dir: &Path) -> DataKeys {
+        let path = dir.join("data.key");
+        DataKeys::add_key(&path, crate::keys::suite::Suite::Default).unwrap();
+        DataKeys::load(&path).unwrap()
+    }
+
+    fn opened(s: &Spooled, keys: Option<&DataKeys>) -> Vec<u8> {
+        let mut v = Vec::new();
+        io::Read::read_to_end(&mut open_content(s, keys).unwrap(), &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn with_data_keys_takes_puts_and_recovered_takes_are_sealed_and_read_back_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let keys = data_keys(t.path());
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let outbox = t.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        let marker = b"MARKER-4711 ";
+        let body: Vec<u8> = marker.iter().copied().cycle().take(200_000).collect();
+        fs::write(outbox.join("a.txt"), &body).unwrap();
+        let s = spool
+            .take("c", &outbox, OsStr::new("a.txt"), "a.txt", Some(&keys))
+            .unwrap()
+            .unwrap();
+        assert!(!outbox.join("a.txt").exists());
+        assert_eq!(visible(&outbox.join(OUTBOX_STAGING)), Vec::<String>::new());
+        assert!(!s.dir.join(SOURCE_MARK).exists());
+        let stored = fs::read(s.content()).unwrap();
+        assert!(crate::keys::at_rest::is_sealed(&stored));
+        assert!(!stored.windows(marker.len()).any(|w| w == marker));
+        assert_eq!(opened(&s, Some(&keys)), body);
+        assert_eq!(hash_spooled(&s, Some(&keys)).unwrap().0, body.len() as u64);
+        assert!(open_content(&s, None).is_err(), "no keys, no content");
+        // bound to its entry: moved into another entry, it does not open there
+        let b = spool.put("c", "b.ndjson", b"{\"a\":1}\n", Some(&keys)).unwrap();
+        assert_eq!(opened(&b, Some(&keys)), b"{\"a\":1}\n");
+        fs::copy(s.content(), b.content()).unwrap();
+        let mut moved = open_content(&b, Some(&keys)).unwrap();
+        assert!(io::Read::read_to_end(&mut moved, &mut Vec::new()).is_err());
+        // a plain entry (taken before the node sealed) is still read
+        fs::write(outbox.join("old.txt"), b"plain").unwrap();
+        let old = spool
+            .take("c", &outbox, OsStr::new("old.txt"), "old.txt", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened(&old, Some(&keys)), b"plain");
+        // a take cut short after the file was staged is finished sealed at the next start
+        let (cut, staged) = cut_entry(&spool, &outbox, "cut.txt");
+        fs::write(&staged, &body).unwrap();
+        let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
+        let again = rec.iter().find(|r| r.spooled.id == cut.id).unwrap();
+        assert!(crate::keys::at_rest::is_sealed(&fs::read(cut.content()).unwrap()));
+        assert_eq!(opened(&again.spooled, Some(&keys)), body);
+        assert!(!staged.exists());
+    }
+
+    fn visible(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .map(|r| r.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -946,7 +1095,7 @@ mod tests {
         fs::write(s.content(), b"body").unwrap();
         // the outbox replaced between the crash and the start: no staging folder
         assert!(!staged.parent().unwrap().exists());
-        let rec = Spool::open(&state).unwrap().recover().unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].spooled.id, s.id);
         assert!(!s.dir.join(SOURCE_MARK).exists());
@@ -966,7 +1115,7 @@ mod tests {
         fs::write(staging.join("orphan"), b"lost").unwrap();
         fs::write(outbox.join("orphan"), b"other").unwrap();
         let spool = Spool::open(&state).unwrap();
-        assert!(spool.recover().unwrap().is_empty());
+        assert!(spool.recover(None).unwrap().is_empty());
         assert_eq!(spool.sweep_staging(&outbox).unwrap(), 1);
         assert!(staged.exists() && s.dir.exists());
         assert_eq!(

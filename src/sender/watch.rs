@@ -473,9 +473,14 @@ fn intake(
         .metrics
         .intake_failing
         .with_label_values(&[channel.name.as_str()]);
-    let taken = sender
-        .spool
-        .take(&channel.name, &channel.outbox, file_name, &name);
+    let keys = node.keys.data();
+    let taken = sender.spool.take(
+        &channel.name,
+        &channel.outbox,
+        file_name,
+        &name,
+        keys.as_deref(),
+    );
     failing.set(i64::from(taken.is_err()));
     let Some(spooled) = taken? else {
         return Ok(None);

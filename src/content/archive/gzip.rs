@@ -18,7 +18,7 @@ pub(super) fn walk_gzip(
     visitor: &mut dyn Visitor,
 ) -> Scan {
     let mut file_slot = None;
-    let reader = stream(input, &mut file_slot)?;
+    let reader = stream(input, &mut file_slot);
     let consumed = Rc::new(Cell::new(0u64));
     let counting = Counting {
         inner: reader,

@@ -18,10 +18,9 @@
 //!
 //! A finding is `Err(detail)`: the caller refuses the archive as `archive_ambiguous`.
 
+use crate::content::source::Source;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 /// The end-of-central-directory record's fixed part (APPNOTE 4.3.16).
 const EOCD_LEN: u64 = 22;
@@ -87,7 +86,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Reads `len` bytes at `at`; `None` past the end of the file.
-fn read_at(file: &File, at: u64, len: usize, file_len: u64) -> io::Result<Option<Vec<u8>>> {
+fn read_at(file: &dyn Source, at: u64, len: usize, file_len: u64) -> io::Result<Option<Vec<u8>>> {
     if at.saturating_add(len as u64) > file_len {
         return Ok(None);
     }
@@ -111,7 +110,7 @@ pub(super) fn extra_fields(extra: &[u8]) -> Option<Vec<(u16, &[u8])>> {
 
 /// Where the central directory must end, found from the single end record that ends the
 /// file: the start of the zip64 end record when there is one, else of the end record.
-fn directory_end(file: &File, len: u64) -> io::Result<Result<u64, String>> {
+fn directory_end(file: &dyn Source, len: u64) -> io::Result<Result<u64, String>> {
     let tail_len = len.min(TAIL_LEN);
     let tail_at = len - tail_len;
     let Some(tail) = read_at(file, tail_at, tail_len as usize, len)? else {
@@ -181,7 +180,7 @@ fn directory_end(file: &File, len: u64) -> io::Result<Result<u64, String>> {
 /// The sizes and CRC a data descriptor after `data_end` gives, and its length, choosing the
 /// form (with or without signature, 32- or 64-bit sizes) that matches the central entry.
 fn descriptor(
-    file: &File,
+    file: &dyn Source,
     data_end: u64,
     len: u64,
     entry: &Central,
@@ -233,7 +232,7 @@ fn descriptor(
 ///
 /// # Errors
 /// Reading the file failed.
-pub(super) fn check(file: &File, len: u64, entries: &[Central]) -> io::Result<Result<(), String>> {
+pub(super) fn check(file: &dyn Source, len: u64, entries: &[Central]) -> io::Result<Result<(), String>> {
     // names that would land on the same file on Windows
     let mut seen: HashMap<String, &str> = HashMap::with_capacity(entries.len());
     for e in entries {

@@ -43,10 +43,10 @@ pub use names::{LegacyNames, nfc};
 pub(crate) use zip::{Spill, spill};
 
 use crate::content::Scan;
+use crate::content::source::{Source, SourceCursor};
 use crate::core::reason::{Reason, Refusal};
 use meter::LimitHit;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -197,8 +197,8 @@ pub trait Visitor {
 
 /// The archive to walk: a file (read from its start, seekable) or any stream.
 pub enum Input<'a> {
-    /// A file, read from its start; a zip is read in place.
-    File(&'a File),
+    /// A file, plain or sealed at rest, read from its start; a zip is read in place.
+    File(&'a dyn Source),
     /// A stream, read once from where it stands; a zip is spilled to a temporary file.
     Stream(&'a mut dyn Read),
 }
@@ -229,7 +229,7 @@ pub fn walk(
     let result = match kind {
         Kind::Zip => {
             let spilled;
-            let file: &File = match input {
+            let file: &dyn Source = match input {
                 Input::File(file) => file,
                 Input::Stream(reader) => {
                     match zip::spill(reader, spill_dir, zip::SPILL_CAP, "nested zip", budget) {
@@ -317,15 +317,11 @@ fn truncate(s: &str, max: usize) -> &str {
 /// The input as a stream: a file is read from its start.
 fn stream<'a: 'b, 'b>(
     input: Input<'a>,
-    file_slot: &'b mut Option<&'a File>,
-) -> io::Result<&'b mut (dyn Read + 'a)> {
+    file_slot: &'b mut Option<SourceCursor<'a>>,
+) -> &'b mut (dyn Read + 'a) {
     match input {
-        Input::File(file) => {
-            let mut handle = file;
-            handle.seek(SeekFrom::Start(0))?;
-            Ok(file_slot.insert(handle))
-        }
-        Input::Stream(reader) => Ok(reader),
+        Input::File(file) => file_slot.insert(SourceCursor::new(file)),
+        Input::Stream(reader) => reader,
     }
 }
 

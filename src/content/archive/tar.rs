@@ -34,7 +34,7 @@ pub(super) fn walk_tar(
     visitor: &mut dyn Visitor,
 ) -> Scan {
     let mut file_slot = None;
-    let reader = stream(input, &mut file_slot)?;
+    let reader = stream(input, &mut file_slot);
     let mut archive = tar::Archive::new(BufReader::with_capacity(IO_BUF, reader));
     // Raw entries: long names and PAX records are read here, with a cap, not by the crate.
     let mut entries = archive.entries()?.raw(true);

@@ -11,6 +11,7 @@ use super::{
     Budget, IO_BUF, Kind, RATIO_FLOOR, Visitor, bad_path, from_io, truncate, unreadable, visit,
 };
 use crate::content::Scan;
+use crate::content::source::{Source, SourceCursor};
 use crate::core::reason::{Reason, Refusal};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -86,7 +87,7 @@ pub(crate) fn copy_capped(
 
 /// Walks a zip read in place from `file`.
 pub(super) fn walk_zip(
-    file: &File,
+    file: &dyn Source,
     depth: u32,
     budget: &mut Budget,
     visitor: &mut dyn Visitor,
@@ -110,7 +111,7 @@ pub(super) fn walk_zip(
             directory.bytes
         ));
     }
-    let mut archive = match zip::ZipArchive::new(file) {
+    let mut archive = match zip::ZipArchive::new(SourceCursor::new(file)) {
         Ok(archive) => archive,
         Err(e) => return zip_error(e),
     };
@@ -174,7 +175,7 @@ pub(super) fn walk_zip(
         names.push(central);
     }
     // One view of the archive: every byte accounted for, local and central headers agreeing.
-    let len = file.metadata()?.len();
+    let len = file.size()?;
     if let Err(why) = layout::check(file, len, &names)? {
         return Ok(Err(Refusal::new(Reason::ArchiveAmbiguous, why)));
     }
@@ -219,11 +220,10 @@ const UNICODE_PATH: u16 = 0x7075;
 /// name decoded as its author wrote it (see `names`: flag bit 11, Unicode Path field, UTF-8,
 /// the legacy encoding). `Ok(Err(why))` when the name cannot be read as one name.
 fn central_entry(
-    file: &File,
-    entry: &zip::read::ZipFile<'_, &File>,
+    file: &dyn Source,
+    entry: &zip::read::ZipFile<'_, SourceCursor<'_>>,
     legacy: super::LegacyNames,
 ) -> io::Result<Result<Central, String>> {
-    use std::os::unix::fs::FileExt;
     let offset = entry.central_header_start();
     let mut header = [0u8; CENTRAL_HEADER_LEN];
     file.read_exact_at(&mut header, offset)?;
@@ -318,16 +318,14 @@ struct Directory {
 /// The largest entry count and central-directory size any end-of-central-directory record in
 /// the tail of the file declares (zip64 included), read before the zip reader loads its
 /// directory.
-fn declared_zip_directory(file: &File) -> io::Result<Directory> {
+fn declared_zip_directory(file: &dyn Source) -> io::Result<Directory> {
     const EOCD: &[u8] = b"PK\x05\x06";
     const LOCATOR64: &[u8] = b"PK\x06\x07";
     const EOCD64: &[u8] = b"PK\x06\x06";
-    let len = file.metadata()?.len();
+    let len = file.size()?;
     let tail_len = len.min(22 + 65_535 + 20);
     let mut tail = vec![0u8; tail_len as usize];
-    let mut handle = file;
-    handle.seek(SeekFrom::Start(len - tail_len))?;
-    handle.read_exact(&mut tail)?;
+    file.read_exact_at(&mut tail, len - tail_len)?;
     let mut most = Directory::default();
     for at in (0..tail.len().saturating_sub(21)).rev() {
         if &tail[at..at + 4] != EOCD {
@@ -343,8 +341,7 @@ fn declared_zip_directory(file: &File) -> io::Result<Directory> {
             continue;
         }
         let mut record = [0u8; 56];
-        handle.seek(SeekFrom::Start(offset))?;
-        handle.read_exact(&mut record)?;
+        file.read_exact_at(&mut record, offset)?;
         if &record[..4] == EOCD64 {
             most.entries = most.entries.max(le64(&record, 32));
             most.bytes = most.bytes.max(le64(&record, 40));

@@ -47,6 +47,7 @@ mod word;
 use crate::content::archive::{self, Budget, Input, Spill, Visitor};
 use crate::content::detect::{HEAD_LEN, LEGACY_OFFICE_EXTENSIONS, detect};
 use crate::content::text::overlap_tail;
+use crate::content::source::{Source, SourceCursor};
 use crate::content::{LineSink, Scan};
 use crate::core::reason::{Reason, Refusal};
 use std::fs::File;
@@ -314,7 +315,7 @@ pub fn scan_ole(
     work: &Path,
 ) -> Scan {
     let spilled;
-    let file: &File = match input {
+    let file: &dyn Source = match input {
         Input::File(file) => file,
         Input::Stream(reader) => {
             match archive::spill(reader, work, MAX_COMPOUND_FILE, "compound file", budget) {
@@ -337,7 +338,7 @@ pub fn scan_ole(
 }
 
 fn open_and_read(
-    file: &File,
+    file: &dyn Source,
     ext: &str,
     text: Option<&mut TextOut<'_, '_>>,
     embedded: &mut dyn Visitor,
@@ -345,14 +346,14 @@ fn open_and_read(
     budget: &mut Budget,
     work: &Path,
 ) -> Step {
-    let len = file.metadata()?.len();
+    let len = file.size()?;
     if len > MAX_COMPOUND_FILE {
         return Err(refuse(
             Reason::ArchiveLimit,
             format!("compound file larger than {} MiB", MAX_COMPOUND_FILE >> 20),
         ));
     }
-    let mut handle = file;
+    let mut handle = SourceCursor::new(file);
     preflight(&mut handle, len)?;
     handle.seek(SeekFrom::Start(0))?;
     let cf = cfb::OpenOptions::new()
@@ -375,7 +376,7 @@ fn open_and_read(
 
 /// An open compound file and where what is found in it goes.
 struct Ole<'f, 't, 's, 'a, 'v> {
-    cf: cfb::CompoundFile<&'f File>,
+    cf: cfb::CompoundFile<SourceCursor<'f>>,
     text: Option<&'t mut TextOut<'s, 'a>>,
     embedded: &'v mut dyn Visitor,
     budget: &'v mut Budget,
@@ -732,7 +733,7 @@ const FREE_SECT: u32 = 0xFFFF_FFFF;
 /// 2.2), the DIFAT and the FAT, before it loads them: at most `MAX_FAT_SECTORS` FAT
 /// sectors, a directory chain of at most `MAX_DIRECTORY_ENTRIES` entries and a MiniFAT
 /// chain of at most `MAX_MINIFAT_BYTES`. Reads at most a few sectors at a time.
-fn preflight(file: &mut &File, len: u64) -> Step {
+fn preflight(file: &mut SourceCursor<'_>, len: u64) -> Step {
     let mut header = [0u8; 512];
     file.seek(SeekFrom::Start(0))?;
     if len < 512 || file.read_exact(&mut header).is_err() {
@@ -823,7 +824,9 @@ fn preflight(file: &mut &File, len: u64) -> Step {
     )
 }
 
-fn read_sector(file: &mut &File, buf: &mut [u8], at: u32, sector_len: u64, sectors: u64) -> Step {
+fn read_sector(
+    file: &mut SourceCursor<'_>,
+    buf: &mut [u8], at: u32, sector_len: u64, sectors: u64) -> Step {
     if u64::from(at) >= sectors {
         return Err(unreadable("compound file DIFAT chain leaves the file"));
     }

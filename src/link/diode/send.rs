@@ -45,6 +45,7 @@ use crate::core::diode::{Sender as Core, SenderConfig, SenderEvent};
 use crate::core::id::ObjectId;
 use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
+use crate::keys::at_rest::{DataKeys, Stored};
 use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
@@ -521,7 +522,10 @@ fn random_session() -> u64 {
 /// while a pass of it is going out.
 struct Sending {
     sealed: Sealed,
-    file: Option<File>,
+    /// The content, read through the data keys where the spool entry is sealed at rest.
+    file: Option<Stored>,
+    /// The node's data keys when the object was taken.
+    data_keys: Option<Arc<DataKeys>>,
     first_sent: bool,
 }
 
@@ -530,7 +534,10 @@ impl Sending {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let file = match &mut self.file {
             Some(f) => f,
-            none => none.insert(crate::fsx::open_nofollow(&self.sealed.spooled().content())?),
+            none => none.insert(crate::sender::spool::open_content(
+                self.sealed.spooled(),
+                self.data_keys.as_deref(),
+            )?),
         };
         file.read_at(buf, offset)
     }
@@ -611,6 +618,15 @@ fn run(
                 };
                 let n = w.max_len.min(chunk.len());
                 let read = match s.read_at(&mut chunk[..n], w.offset) {
+                    Err(e) if crate::keys::at_rest::is_tampered(&e) => {
+                        // its sealed copy changed on disk: taken again, inspected again
+                        // and refused, never sent as it is
+                        sender.cancel(w.id);
+                        if let Err(f) = owner.retake(s.sealed.spooled().clone(), &e.to_string()) {
+                            tracing::error!(object = %w.id, error = %f, "could not record that the changed object is taken again");
+                        }
+                        continue;
+                    }
                     Ok(0) | Err(_) => {
                         tracing::error!(object = %s.sealed.manifest().object_id, "cannot read the spooled content; the object is sent again at the next start");
                         sender.cancel(w.id);
@@ -686,7 +702,8 @@ fn take(
         return;
     }
     // checked now, opened when its pass starts (a queued object holds no descriptor)
-    if let Err(e) = crate::fsx::open_nofollow(&sealed.spooled().content()) {
+    let data_keys = owner.node.keys.data();
+    if let Err(e) = crate::sender::spool::open_content(sealed.spooled(), data_keys.as_deref()) {
         tracing::error!(object = %m.object_id, error = %e, "cannot open the spooled content");
         return;
     }
@@ -726,6 +743,7 @@ fn take(
         Sending {
             sealed,
             file: None,
+            data_keys,
             first_sent: window_end.is_some(),
         },
     );

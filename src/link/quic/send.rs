@@ -17,6 +17,7 @@
 use crate::core::id::ObjectId;
 use crate::core::stage::Sealed;
 use crate::core::wire::{FrameKind, LinkKind, RECEIPT_LEN, Receipt, ReceiptStatus};
+use crate::keys::at_rest::DataKeys;
 use crate::keys::tls::SERVER_NAME;
 use crate::node::Node;
 use crate::ops::events::{Sent, Subject};
@@ -336,7 +337,7 @@ async fn send_one(
         p.insert(id, tx);
     }
     let started = std::time::Instant::now();
-    let sent = stream_object(&conn, &sealed).await;
+    let sent = stream_object(&conn, &sealed, node.keys.data()).await;
     let status = match sent {
         Ok(()) => {
             let m = sealed.manifest();
@@ -370,8 +371,9 @@ async fn send_one(
                 .ok()
                 .and_then(Result::ok)
         }
-        // written after it was sealed: taken again, never sent as it is
-        Err(SendError::Read(e)) if Changed::is(&e) => {
+        // written after it was sealed, or its sealed copy changed on disk: taken again
+        // (inspected again, and refused when it no longer opens), never sent as it is
+        Err(SendError::Read(e)) if Changed::is(&e) || crate::keys::at_rest::is_tampered(&e) => {
             drop(permit);
             sender.in_flight.done(id);
             if let Ok(mut p) = pending.lock() {
@@ -473,17 +475,22 @@ async fn send_one(
 }
 
 /// Streams the frame and the content of one object on a new unidirectional stream.
-async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), SendError> {
+async fn stream_object(
+    conn: &quinn::Connection,
+    sealed: &Sealed,
+    data_keys: Option<Arc<DataKeys>>,
+) -> Result<(), SendError> {
     let mut send = conn.open_uni().await?;
     send.write_all(sealed.frame()).await?;
-    let path = sealed.spooled().content();
+    let spooled = sealed.spooled().clone();
     let size = sealed.manifest().size;
     let manifest = sealed.manifest().clone();
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     // every byte sent is checked against the sealed manifest as it is read: content
     // written after sealing is never sent (the stream is reset, the object taken again)
     let reader = tokio::task::spawn_blocking(move || {
-        let mut f = match crate::fsx::open_nofollow(&path) {
+        // read through the data keys where the spool entry is sealed at rest
+        let mut f = match crate::sender::spool::open_content(&spooled, data_keys.as_deref()) {
             Ok(f) => f,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
@@ -504,7 +511,7 @@ async fn stream_object(conn: &quinn::Connection, sealed: &Sealed) -> Result<(), 
                 return;
             }
         }
-        let end = f.metadata().and_then(|m| Ok(unchanged.finish(m.len())?));
+        let end = f.len().and_then(|len| Ok(unchanged.finish(len)?));
         if let Err(e) = end {
             let _ = tx.blocking_send(Err(e));
         }
