@@ -756,11 +756,27 @@ mod tests {
         let (verdict, failure) = match sealed {
             Some(keys) => {
                 let f = SealedFile::open(keys, file, b"spool/c/1").unwrap();
-                let v = evaluate(policy, name, &detected, head, Input::File(&f), None, dir.path());
+                let v = evaluate(
+                    policy,
+                    name,
+                    &detected,
+                    head,
+                    Input::File(&f),
+                    None,
+                    dir.path(),
+                );
                 (v, f.failure())
             }
             None => {
-                let v = evaluate(policy, name, &detected, head, Input::File(&file), None, dir.path());
+                let v = evaluate(
+                    policy,
+                    name,
+                    &detected,
+                    head,
+                    Input::File(&file),
+                    None,
+                    dir.path(),
+                );
                 (v, None)
             }
         };
@@ -777,11 +793,16 @@ mod tests {
         let keys = DataKeys::load(&key_file).unwrap();
         let text = include_str!("../../policy/to-internet.toml")
             .replace("extensions = [\"pdf\",", "extensions = [\"zip\", \"pdf\",")
-            .replace("allow = [\"pdf\",", "allow = [\"zip\", \"legacy_office\", \"pdf\",");
+            .replace(
+                "allow = [\"pdf\",",
+                "allow = [\"zip\", \"legacy_office\", \"pdf\",",
+            );
         let p = Policy::parse(Path::new("to-internet.toml"), &text).unwrap();
         // a zip over several stored chunks whose last entry holds a refused keyword, so
         // that its directory, its records and its entries are read across chunks
-        let filler: Vec<u8> = (0..3 * CHUNK).map(|i| b"0123456789abcdef\n"[i % 17]).collect();
+        let filler: Vec<u8> = (0..3 * CHUNK)
+            .map(|i| b"0123456789abcdef\n"[i % 17])
+            .collect();
         let stored_zip = |last: &[u8]| {
             let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
             let o = zip::write::SimpleFileOptions::default()

@@ -232,7 +232,11 @@ fn descriptor(
 ///
 /// # Errors
 /// Reading the file failed.
-pub(super) fn check(file: &dyn Source, len: u64, entries: &[Central]) -> io::Result<Result<(), String>> {
+pub(super) fn check(
+    file: &dyn Source,
+    len: u64,
+    entries: &[Central],
+) -> io::Result<Result<(), String>> {
     // names that would land on the same file on Windows
     let mut seen: HashMap<String, &str> = HashMap::with_capacity(entries.len());
     for e in entries {

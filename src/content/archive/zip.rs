@@ -13,8 +13,8 @@ use super::{
 use crate::content::Scan;
 use crate::content::source::{Source, SourceCursor};
 use crate::core::reason::{Reason, Refusal};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use crate::keys::at_rest::{Scratch, SealedFile};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 /// Largest zip spilled to a temporary file (a zip that arrives as a stream, nested ones).
@@ -28,14 +28,15 @@ const DIRECTORY_SLACK: u64 = 64 * 1024;
 
 /// A stream spilled to a file, or the verdict that ends the walk.
 pub(crate) enum Spill {
-    /// The spilled zip, ready to read.
-    Ready(File),
+    /// The spilled zip, ready to read (sealed under a one-time key: nothing of it rests
+    /// on disk in plaintext).
+    Ready(SealedFile),
     /// The verdict (a refusal or a fault) that ends the walk.
     Verdict(Scan),
 }
 
 /// Copies a stream that must be read in place (a zip, a compound file) to an anonymous
-/// temporary file in `dir`, at most `cap` bytes: more is an `ArchiveLimit` refusal saying
+/// temporary file in `dir`, sealed under a one-time key (`keys::at_rest::Scratch`), at most `cap` bytes: more is an `ArchiveLimit` refusal saying
 /// "`what` larger than … MiB". A fault of the spill file is returned as `Err` as it is; a
 /// fault of the input is sorted by `from_io` (a limit crossed while reading a nested entry
 /// stays a refusal).
@@ -46,12 +47,15 @@ pub(crate) fn spill(
     what: &str,
     budget: &Budget,
 ) -> Spill {
-    let mut file = match tempfile::tempfile_in(dir) {
+    let mut file = match Scratch::new(dir) {
         Ok(file) => file,
         Err(e) => return Spill::Verdict(Err(e)),
     };
     match copy_capped(reader, &mut file, cap, what, budget) {
-        Ok(()) => Spill::Ready(file),
+        Ok(()) => match file.finish() {
+            Ok(file) => Spill::Ready(file),
+            Err(e) => Spill::Verdict(Err(e)),
+        },
         Err(verdict) => Spill::Verdict(verdict),
     }
 }

@@ -46,11 +46,11 @@ mod word;
 
 use crate::content::archive::{self, Budget, Input, Spill, Visitor};
 use crate::content::detect::{HEAD_LEN, LEGACY_OFFICE_EXTENSIONS, detect};
-use crate::content::text::overlap_tail;
 use crate::content::source::{Source, SourceCursor};
+use crate::content::text::overlap_tail;
 use crate::content::{LineSink, Scan};
 use crate::core::reason::{Reason, Refusal};
-use std::fs::File;
+use crate::keys::at_rest::Scratch;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -565,7 +565,8 @@ impl Ole<'_, '_, '_, '_, '_> {
         let mut stream = self.cf.open_stream(&path)?;
         stream.seek(SeekFrom::Start(object.offset))?;
         let mut raw = stream.take(object.len);
-        let mut file = tempfile::tempfile_in(self.work).map_err(Stop::Fault)?;
+        // spilled sealed under a one-time key: nothing of it rests on disk in plaintext
+        let mut file = Scratch::new(self.work).map_err(Stop::Fault)?;
         let copied = if object.compressed {
             let mut declared = [0u8; 4];
             raw.read_exact(&mut declared)?;
@@ -588,6 +589,7 @@ impl Ole<'_, '_, '_, '_, '_> {
             Copied::Fault(e) => return Err(Stop::Fault(e)),
         };
         self.expanded = self.expanded.saturating_add(size);
+        let file = file.finish().map_err(Stop::Fault)?;
         let nested = open_and_read(
             &file,
             "",
@@ -673,8 +675,7 @@ enum Copied {
 }
 
 /// Copies `reader` to `out` through one `IO_BUF` buffer, at most `cap` bytes.
-fn copy_capped(reader: &mut dyn Read, out: &mut File, cap: u64) -> Copied {
-    use std::io::Write;
+fn copy_capped(reader: &mut dyn Read, out: &mut dyn std::io::Write, cap: u64) -> Copied {
     let mut buf = vec![0u8; IO_BUF];
     let mut total = 0u64;
     loop {
@@ -826,7 +827,11 @@ fn preflight(file: &mut SourceCursor<'_>, len: u64) -> Step {
 
 fn read_sector(
     file: &mut SourceCursor<'_>,
-    buf: &mut [u8], at: u32, sector_len: u64, sectors: u64) -> Step {
+    buf: &mut [u8],
+    at: u32,
+    sector_len: u64,
+    sectors: u64,
+) -> Step {
     if u64::from(at) >= sectors {
         return Err(unreadable("compound file DIFAT chain leaves the file"));
     }
