@@ -262,7 +262,9 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
         let marker = b"MARKER-spool-4711 ";
         let content: Vec<u8> = marker.iter().copied().cycle().take(300_000).collect();
         lab.publish("court", "to-internet", "sealed.txt", &content);
-        wait_until(20, "the file sealed", || events(&lab, "court", "sealed") >= 1);
+        wait_until(20, "the file sealed", || {
+            events(&lab, "court", "sealed") >= 1
+        });
         let state = lab.dir.join("court").join("state");
         let spooled: Vec<_> = walk(&state.join("spool"))
             .into_iter()
@@ -271,7 +273,10 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
         assert_eq!(spooled.len(), 1, "{link}: {spooled:?}");
         let stored = fs::read(&spooled[0]).unwrap();
         assert!(stored.starts_with(b"isogate-rest-v1\0"), "{link}");
-        for file in walk(&state).into_iter().chain(walk(&lab.outbox("court", "to-internet"))) {
+        for file in walk(&state)
+            .into_iter()
+            .chain(walk(&lab.outbox("court", "to-internet")))
+        {
             let bytes = fs::read(&file).unwrap_or_default();
             assert!(
                 !bytes.windows(marker.len()).any(|w| w == marker),
@@ -287,9 +292,7 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
             });
             let copy = walk(&state.join("spool"))
                 .into_iter()
-                .find(|p| {
-                    p.file_name().is_some_and(|n| n == "content") && *p != spooled[0]
-                })
+                .find(|p| p.file_name().is_some_and(|n| n == "content") && *p != spooled[0])
                 .unwrap();
             let mut bytes = fs::read(&copy).unwrap();
             bytes[100_000] ^= 0x01;
@@ -306,7 +309,11 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
                 reasons(&quarantine).contains(&"content_hash".to_string())
             });
             assert!(!inbox.join("changed.txt").exists());
-            assert!(lab.log("court").contains("stored chunk 1"), "{}", lab.log("court"));
+            assert!(
+                lab.log("court").contains("stored chunk 1"),
+                "{}",
+                lab.log("court")
+            );
         }
         drop(court);
         drop(internet);

@@ -174,12 +174,13 @@ pub fn inspect_batch(
     }
     let mut f = super::MaskedOut::create(masked_path, sealing)?;
     f.write_all(&out)?;
-    f.finish()?;
+    let sha256 = f.finish()?;
     Ok(Ok(Accepted {
         content_type: BATCH_CONTENT_TYPE.into(),
         masked: Some(Masked {
             path: masked_path.to_path_buf(),
             lines: changed,
+            sha256,
         }),
     }))
 }
@@ -597,14 +598,18 @@ mod tests {
 
         let (bytes, _) = batch(&[clean, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(a.content_type, BATCH_CONTENT_TYPE);
         assert_eq!(a.masked, None);
         assert!(!masked_path.exists());
 
         let (bytes, ids) = batch(&[clean, phone, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None)
+            .unwrap()
+            .unwrap();
         let m = a.masked.unwrap();
         assert_eq!(m.lines, 1);
         let copy = parse_batch(&std::fs::read(&m.path).unwrap()).unwrap();
@@ -614,12 +619,16 @@ mod tests {
         assert_eq!(copy[2].body, clean);
         // the masked copy is accepted unchanged (the receiving node's re-check)
         std::fs::rename(&m.path, &path).unwrap();
-        let again = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap();
+        let again = inspect_batch(&p, plain(&path), &masked_path, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(again.masked, None);
 
         let (bytes, ids) = batch(&[clean, r#"{"case":"c","text":"绝密","type":"status"}"#]);
         std::fs::write(&path, &bytes).unwrap();
-        let r = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap_err();
+        let r = inspect_batch(&p, plain(&path), &masked_path, None)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(r.reason, Reason::ClassificationMarking);
         assert!(
             r.detail
@@ -629,7 +638,9 @@ mod tests {
         );
 
         std::fs::write(&path, b"{\"id\":\"nope\",\"body\":1}\n").unwrap();
-        let r = inspect_batch(&p, plain(&path), &masked_path, None).unwrap().unwrap_err();
+        let r = inspect_batch(&p, plain(&path), &masked_path, None)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(r.reason, Reason::MessageMalformed);
         assert!(r.detail.starts_with("batch: line 1"), "{}", r.detail);
     }
@@ -661,7 +672,10 @@ mod tests {
             .unwrap();
         let m = a.masked.unwrap();
         let stored = std::fs::read(&m.path).unwrap();
-        assert!(!stored.windows(4).any(|w| w == b"8000"), "no plaintext rests");
+        assert!(
+            !stored.windows(4).any(|w| w == b"8000"),
+            "no plaintext rests"
+        );
         let mut copy = Vec::new();
         OpenReader::new(&keys, &stored[..], sealing.context)
             .unwrap()

@@ -52,6 +52,9 @@ pub struct Masked {
     pub path: PathBuf,
     /// How many lines were changed.
     pub lines: u64,
+    /// SHA-256 of the masked content (what crosses; of the plaintext where the copy is
+    /// sealed at rest).
+    pub sha256: [u8; 32],
 }
 
 /// What inspection decided about an object the policy accepts.
@@ -199,12 +202,13 @@ fn judge(
         Err(r) => return Ok(Err(r)),
         Ok(0) => None,
         Ok(lines) => {
-            if let Some(out) = out {
-                out.finish()?;
-            }
+            let Some(out) = out else {
+                return Err(io::Error::other("lines masked without a masked copy").into());
+            };
             Some(Masked {
                 path: masked_path.to_path_buf(),
                 lines,
+                sha256: out.finish()?,
             })
         }
     };
@@ -239,8 +243,13 @@ fn judge(
 }
 
 /// A masked copy as it is written: plain, or sealed for the content's context (it takes the
-/// content's place once accepted).
-pub(crate) enum MaskedOut {
+/// content's place once accepted), hashed as it is written.
+pub(crate) struct MaskedOut {
+    out: MaskedFile,
+    sha256: ring::digest::Context,
+}
+
+enum MaskedFile {
     Plain(File),
     Sealed(SealWriter<BufWriter<File>>),
 }
@@ -255,37 +264,44 @@ impl MaskedOut {
             .truncate(true)
             .mode(0o600)
             .open(path)?;
-        Ok(match sealing {
-            Some(s) => MaskedOut::Sealed(SealWriter::new(s.keys, BufWriter::new(f), s.context)?),
-            None => MaskedOut::Plain(f),
+        let out = match sealing {
+            Some(s) => MaskedFile::Sealed(SealWriter::new(s.keys, BufWriter::new(f), s.context)?),
+            None => MaskedFile::Plain(f),
+        };
+        Ok(MaskedOut {
+            out,
+            sha256: ring::digest::Context::new(&ring::digest::SHA256),
         })
     }
 
-    /// Ends the copy (its last chunk sealed) and syncs it.
-    pub(crate) fn finish(self) -> io::Result<()> {
-        match self {
-            MaskedOut::Plain(f) => f.sync_all(),
-            MaskedOut::Sealed(w) => w
+    /// Ends the copy (its last chunk sealed) and syncs it: the SHA-256 of what was written.
+    pub(crate) fn finish(self) -> io::Result<[u8; 32]> {
+        match self.out {
+            MaskedFile::Plain(f) => f.sync_all()?,
+            MaskedFile::Sealed(w) => w
                 .finish()?
                 .into_inner()
                 .map_err(io::IntoInnerError::into_error)?
-                .sync_all(),
+                .sync_all()?,
         }
+        Ok(crate::core::digest::digest32(self.sha256))
     }
 }
 
 impl Write for MaskedOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            MaskedOut::Plain(f) => f.write(buf),
-            MaskedOut::Sealed(w) => w.write(buf),
-        }
+        let n = match &mut self.out {
+            MaskedFile::Plain(f) => f.write(buf)?,
+            MaskedFile::Sealed(w) => w.write(buf)?,
+        };
+        self.sha256.update(&buf[..n]);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            MaskedOut::Plain(f) => f.flush(),
-            MaskedOut::Sealed(w) => w.flush(),
+        match &mut self.out {
+            MaskedFile::Plain(f) => f.flush(),
+            MaskedFile::Sealed(w) => w.flush(),
         }
     }
 }

@@ -355,7 +355,7 @@ impl Node {
             .then_some(self.cfg.peer.name.as_str());
         events::Masked {
             subject: Subject {
-                sha256: Some(hash_file(&masked.path)?),
+                sha256: Some(masked.sha256),
                 ..subject
             },
             peer,

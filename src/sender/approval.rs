@@ -1939,7 +1939,13 @@ mod tests {
         fs::write(outbox.join(name), "公告正文\n").unwrap();
         let spooled = sender
             .spool
-            .take("to-internet", &outbox, std::ffi::OsStr::new(name), name, None)
+            .take(
+                "to-internet",
+                &outbox,
+                std::ffi::OsStr::new(name),
+                name,
+                None,
+            )
             .unwrap()
             .unwrap();
         assert!(

@@ -1140,7 +1140,7 @@ pub(crate) mod tests {
             .unwrap();
             let spooled = sender
                 .spool
-                .put_as(id, "notices", &format!("{id}.ndjson"), &bytes)
+                .put_as(id, "notices", &format!("{id}.ndjson"), &bytes, None)
                 .unwrap();
             (spooled, sha256(&bytes))
         };

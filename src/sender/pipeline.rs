@@ -27,9 +27,9 @@ use crate::core::reason::{Reason, Refusal, Side};
 use crate::core::stage::{Sealed, Spooled};
 use crate::fsx::Fingerprint;
 use crate::inspect::{self, InspectError};
+use crate::keys::at_rest::{self, Sealing};
 use crate::node::config::Channel;
 use crate::node::quarantine::Held;
-use crate::keys::at_rest::{self, Sealing};
 use crate::node::{Fault, Node, NodeError, Refused};
 use crate::ops::events::{self, Subject};
 use crate::policy::Policy;
@@ -155,10 +155,13 @@ impl Sender {
     /// The spool cannot be read.
     pub fn recover(self: &Arc<Self>, queue: &Queue) -> Result<(), NodeError> {
         let keys = self.node.keys.data();
-        let recovered = self.spool.recover(keys.as_deref()).map_err(|error| NodeError::Dir {
-            path: self.node.cfg.node.state_dir.clone(),
-            error,
-        })?;
+        let recovered = self
+            .spool
+            .recover(keys.as_deref())
+            .map_err(|error| NodeError::Dir {
+                path: self.node.cfg.node.state_dir.clone(),
+                error,
+            })?;
         // the holder forgets what is no longer in the spool
         if let Some(h) = self.hold.get() {
             h.recovered(&recovered.iter().map(|r| r.spooled.id).collect());

@@ -104,26 +104,26 @@ impl Releaser for SendRelease {
             &e.name,
             keys.as_deref(),
         ) {
-                Ok(t) => t,
-                Err(err) if !staged.exists() => {
-                    // the spool took it before the fault: the pending record finishes the
-                    // release at the next start (the old entry goes; never two copies)
-                    return Err(err.into());
-                }
-                Err(err) => {
-                    // not taken: the staged copy goes, the entry stays
-                    let _ = fs::remove_file(&staged);
-                    let _ = desk.end(&pending);
-                    desk::audit_withdrawn(
-                        node,
-                        &e.channel,
-                        old,
-                        Some(&who.detail()),
-                        &format!("the spool refused it ({err})"),
-                    );
-                    return Err(err.into());
-                }
-            };
+            Ok(t) => t,
+            Err(err) if !staged.exists() => {
+                // the spool took it before the fault: the pending record finishes the
+                // release at the next start (the old entry goes; never two copies)
+                return Err(err.into());
+            }
+            Err(err) => {
+                // not taken: the staged copy goes, the entry stays
+                let _ = fs::remove_file(&staged);
+                let _ = desk.end(&pending);
+                desk::audit_withdrawn(
+                    node,
+                    &e.channel,
+                    old,
+                    Some(&who.detail()),
+                    &format!("the spool refused it ({err})"),
+                );
+                return Err(err.into());
+            }
+        };
         let Some(spooled) = taken else {
             let _ = desk.end(&pending);
             desk::audit_withdrawn(

@@ -640,6 +640,11 @@ impl Spool {
     /// Lists every complete entry left by an earlier run, oldest sequence first; removes
     /// half-made entries whose content never arrived. A take cut short is finished, its
     /// content sealed with `sealing` where the node has data keys.
+    ///
+    /// # Errors
+    /// The spool cannot be read; `InvalidData` when an entry is sealed and there is no
+    /// `sealing` (the node started without the data key that sealed it: it would read
+    /// ciphertext as content).
     pub fn recover(&self, sealing: Option<&DataKeys>) -> io::Result<Vec<Recovered>> {
         let mut out = Vec::new();
         for chan in fs::read_dir(&self.root)? {
@@ -664,6 +669,18 @@ impl Spool {
                     continue;
                 }
                 let content = fs::symlink_metadata(dir.join("content")).is_ok();
+                if content
+                    && sealing.is_none()
+                    && crate::keys::at_rest::begins_sealed(&dir.join("content"))?
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: sealed at rest, and this node has no data key: set [node] data_key to the key file that sealed it",
+                            dir.display()
+                        ),
+                    ));
+                }
                 let (Some(meta), true) = (meta, content) else {
                     fs::remove_dir_all(&dir)?;
                     continue;
@@ -844,7 +861,13 @@ mod tests {
         assert_eq!(fs::read(s.content()).unwrap(), b"hello");
         assert!(
             spool
-                .take("to-internet", &outbox, OsStr::new("gone.txt"), "gone.txt", None)
+                .take(
+                    "to-internet",
+                    &outbox,
+                    OsStr::new("gone.txt"),
+                    "gone.txt",
+                    None
+                )
                 .unwrap()
                 .is_none()
         );
@@ -883,7 +906,9 @@ mod tests {
         assert_eq!(named.id, id);
         assert!(named.sequence > whole.sequence);
         // cut before the rename: the content written and synced under its temporary name
-        let cut = spool.put("notices", "cut.ndjson", b"partial", None).unwrap();
+        let cut = spool
+            .put("notices", "cut.ndjson", b"partial", None)
+            .unwrap();
         fs::rename(cut.content(), cut.dir.join(PUT_PART)).unwrap();
         // cut right after meta.json: no content at all
         let early = spool.put("notices", "early.ndjson", b"y\n", None).unwrap();
@@ -1055,13 +1080,19 @@ mod tests {
         assert!(!stored.windows(marker.len()).any(|w| w == marker));
         assert_eq!(opened(&s, Some(&keys)), body);
         assert_eq!(hash_spooled(&s, Some(&keys)).unwrap().0, body.len() as u64);
-        assert!(open_content(&s, None).is_err(), "no keys, no content");
+        // without keys the bytes as stored: a node started so refuses its spool (below)
+        assert!(matches!(
+            open_content(&s, None).unwrap(),
+            crate::keys::at_rest::Stored::Plain(_)
+        ));
         // bound to its entry: moved into another entry, it does not open there
-        let b = spool.put("c", "b.ndjson", b"{\"a\":1}\n", Some(&keys)).unwrap();
+        let b = spool
+            .put("c", "b.ndjson", b"{\"a\":1}\n", Some(&keys))
+            .unwrap();
         assert_eq!(opened(&b, Some(&keys)), b"{\"a\":1}\n");
         fs::copy(s.content(), b.content()).unwrap();
-        let mut moved = open_content(&b, Some(&keys)).unwrap();
-        assert!(io::Read::read_to_end(&mut moved, &mut Vec::new()).is_err());
+        let moved = open_content(&b, Some(&keys)).err().unwrap();
+        assert!(crate::keys::at_rest::is_tampered(&moved), "{moved}");
         // a plain entry (taken before the node sealed) is still read
         fs::write(outbox.join("old.txt"), b"plain").unwrap();
         let old = spool
@@ -1074,14 +1105,22 @@ mod tests {
         fs::write(&staged, &body).unwrap();
         let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
         let again = rec.iter().find(|r| r.spooled.id == cut.id).unwrap();
-        assert!(crate::keys::at_rest::is_sealed(&fs::read(cut.content()).unwrap()));
+        assert!(crate::keys::at_rest::is_sealed(
+            &fs::read(cut.content()).unwrap()
+        ));
         assert_eq!(opened(&again.spooled, Some(&keys)), body);
         assert!(!staged.exists());
+        // started without the data key, the node refuses to read its sealed spool
+        let e = Spool::open(&state).unwrap().recover(None).err().unwrap();
+        assert!(e.to_string().contains("no data key"), "{e}");
     }
 
     fn visible(dir: &Path) -> Vec<String> {
         fs::read_dir(dir)
-            .map(|r| r.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

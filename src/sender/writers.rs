@@ -35,7 +35,9 @@
 //! when it has not changed since; a file whose events were lost to a queue overflow counts
 //! as closed. Intake then falls back to the settle rule (`idle_ms`), and every object is
 //! checked again at seal (size, times, inode: a change means it is inspected again from
-//! the start, never sent). A reader that
+//! the start, never sent). Where the spool is sealed at rest (or on another file system)
+//! the take is a copy, checked unchanged while it is copied: a writer that writes after it
+//! writes into a file nobody keeps, and what crosses is the file as it was copied. A reader that
 //! keeps a file open also holds it back: the count does not tell readers from writers, and
 //! waiting is the safe side.
 

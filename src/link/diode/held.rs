@@ -260,7 +260,13 @@ fn read_entry(dir: &Path) -> Option<HeldEntry> {
         .trim()
         .parse()
         .ok()?;
-    let size = fs::symlink_metadata(dir.join("content")).ok()?.len();
+    let content = dir.join("content");
+    let stored = fs::symlink_metadata(&content).ok()?.len();
+    // a content sealed at rest: the size of what it holds
+    let size = match crate::keys::at_rest::begins_sealed(&content).ok()? {
+        true => crate::keys::at_rest::plain_len(stored)?,
+        false => stored,
+    };
     Some(HeldEntry {
         spooled,
         retired_ms,

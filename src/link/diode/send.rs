@@ -52,9 +52,7 @@ use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
 use crate::sender::spool::Spool;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -704,6 +702,13 @@ fn take(
     // checked now, opened when its pass starts (a queued object holds no descriptor)
     let data_keys = owner.node.keys.data();
     if let Err(e) = crate::sender::spool::open_content(sealed.spooled(), data_keys.as_deref()) {
+        if crate::keys::at_rest::is_tampered(&e) {
+            // its sealed copy changed on disk: taken again, inspected again and refused
+            if let Err(f) = owner.retake(sealed.spooled().clone(), &e.to_string()) {
+                tracing::error!(object = %m.object_id, error = %f, "could not record that the changed object is taken again");
+            }
+            return;
+        }
         tracing::error!(object = %m.object_id, error = %e, "cannot open the spooled content");
         return;
     }
