@@ -290,7 +290,8 @@ impl Desk {
     }
 
     /// The folder of releases under way (the sender stages its copies there: the state
-    /// directory's file system, so the spool takes them by one rename).
+    /// directory's file system, so the spool takes them by one rename, or copies them in
+    /// sealed where it seals).
     pub fn pending_dir(&self) -> &Path {
         &self.pending
     }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! quarantine/<ch>/<old> ─copy, fsync─► state/quarantine-release/<token> ─► pending record
-//!   ─► audit quarantine_released (old id, who) ─► Spool::take (one rename) ─► audit taken
+//!   ─► audit quarantine_released (old id, who) ─► Spool::take (one rename; a sealed copy where the spool is sealed) ─► audit taken
 //!   ─► old entry purged ─► pending record removed ─► pipeline (inspect, seal) ─► link
 //! ```
 //!
