@@ -648,13 +648,17 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn data_keys(dir: &Path, suite: crate::keys::suite::Suite) -> at_rest::DataKeys {
+        let key_file = dir.join("node.data.key");
+        at_rest::DataKeys::add_key(&key_file, suite).unwrap();
+        at_rest::DataKeys::load(&key_file).unwrap()
+    }
+
     #[test]
     fn bytes_held_in_memory_are_written_in_sealed_and_nothing_else_is_left() {
         let t = tempfile::tempdir().unwrap();
         let q = t.path().join("q");
-        let key_file = t.path().join("node.data.key");
-        at_rest::DataKeys::add_key(&key_file, crate::keys::suite::Suite::Default).unwrap();
-        let keys = at_rest::DataKeys::load(&key_file).unwrap();
+        let keys = data_keys(t.path(), crate::keys::suite::Suite::Default);
         let body = br#"{"note":"MARKER-4711 sealed body"}"#;
         let subject = Subject {
             id: ObjectId([7; 16]),
@@ -694,9 +698,7 @@ mod tests {
     fn a_sealed_copy_holds_no_plaintext_and_opens_only_whole_with_the_data_key() {
         let t = tempfile::tempdir().unwrap();
         let q = t.path().join("q");
-        let key_file = t.path().join("node.data.key");
-        at_rest::DataKeys::add_key(&key_file, crate::keys::suite::Suite::Gm).unwrap();
-        let keys = at_rest::DataKeys::load(&key_file).unwrap();
+        let keys = data_keys(t.path(), crate::keys::suite::Suite::Gm);
         let marker = "机密-MARKER-4711 ";
         let content = marker.repeat(20_000).into_bytes();
         let src = t.path().join("content");
