@@ -42,7 +42,7 @@
 use crate::core::id::ObjectId;
 use crate::core::stage::Spooled;
 use crate::fsx::{
-    CopyError, StoreForm, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
+    CopyError, copy_durable, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
     write_durable,
 };
 use crate::keys::at_rest::{DataKeys, SealWriter, Sealing, Stored};
@@ -764,13 +764,13 @@ fn finish_take(
 ) -> Result<(), CopyError> {
     let content = dir.join("content");
     if fs::symlink_metadata(&content).is_err() {
-        let form = sealing.map(|keys| Sealing { keys, context });
-        copy_durable_as(
-            staged,
-            &content,
-            CONTENT_MODE,
-            form.as_ref().map(|f| f as &dyn StoreForm),
-        )?;
+        match sealing {
+            Some(keys) => {
+                copy_durable_as(staged, &content, CONTENT_MODE, &Sealing { keys, context })
+                    .map(|_| ())?
+            }
+            None => copy_durable(staged, &content, CONTENT_MODE).map(|_| ())?,
+        }
     }
     match fs::remove_file(staged) {
         Ok(()) => {}
