@@ -138,7 +138,7 @@ audit_dir = "{name}/audit"
 signing_key = "certs/{name}.sign.key"
 tls_cert = "certs/{name}.tls.crt"
 tls_key = "certs/{name}.tls.key"
-# Seals the quarantine's copies at rest (AES-256-GCM); mode 0600, the service user's alone.
+# Seals the spool and the quarantine at rest (AES-256-GCM); mode 0600, the service user's alone.
 # `isogate keygen --data-key FILE` rotates it (SIGHUP: new copies are sealed with the new key).
 data_key = "certs/{name}.data.key"
 

@@ -25,7 +25,7 @@ use crate::core::reason::{Reason, Refusal};
 use crate::core::stage::{Inspected, Spooled};
 use crate::fsx::open_nofollow;
 use crate::inspect::clamd::{Clamd, ClamdError, ScanResult};
-use crate::keys::at_rest::{self, SealWriter, Sealing, Stored};
+use crate::keys::at_rest::{self, SealWriter, SealedFile, Sealing, Stored};
 use crate::policy::{Detected, Policy};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -87,9 +87,9 @@ pub fn inspect_file(
 }
 
 /// [`inspect_file`] of a file that may be sealed at rest (the spool, with the node's data
-/// keys): with `sealing`, the file is read through its keys ([`Stored::open`]: sealed, or
-/// plain where it was taken before the node sealed), and the masked copy is written sealed
-/// for the same context, to take the content's place. Nothing is decrypted to disk.
+/// keys): with `sealing`, the file is sealed and read through its keys, and the masked copy
+/// is written sealed for the same context, to take the content's place. Nothing is
+/// decrypted to disk.
 ///
 /// # Errors
 /// As [`inspect_file`]; a sealed chunk that does not open is an `InvalidData` I/O error,
@@ -125,7 +125,7 @@ pub fn inspect_stored(
     masked_name.push(".masked");
     let masked_path = work.join(masked_name);
     let stored = match sealing {
-        Some(s) => Stored::open(file, Some(s.keys), s.context)?,
+        Some(s) => Stored::Sealed(SealedFile::open(s.keys, file, s.context)?),
         None => Stored::Plain(file),
     };
     if policy.messages.is_some() {
@@ -219,7 +219,7 @@ fn judge(
             Some(m) => {
                 let f = open_nofollow(&m.path)?;
                 crossing = match sealing {
-                    Some(s) => Stored::open(f, Some(s.keys), s.context)?,
+                    Some(s) => Stored::Sealed(SealedFile::open(s.keys, f, s.context)?),
                     None => Stored::Plain(f),
                 };
                 &crossing

@@ -330,7 +330,10 @@ fn header_cipher(
     context: &[u8],
 ) -> io::Result<DataCipher> {
     if &header[..16] != MAGIC {
-        return Err(bad("not a sealed file (no isogate-rest-v1 header)".into()));
+        // read only where the node sealed: a header it did not write was changed on disk
+        return Err(tampered(
+            "not a sealed file (no isogate-rest-v1 header)".into(),
+        ));
     }
     let suite = match header[16] {
         0 => Suite::Default,
@@ -859,11 +862,9 @@ impl<W: Write> crate::fsx::FormWriter for SealWriter<W> {
     }
 }
 
-/// A stored file opened by what its first bytes say: sealed (opened with the data keys), or
-/// plain (written before the node sealed, or by a node that does not). For the places where
-/// both may rest and every byte read is checked against a hash anyway (the spool: content is
-/// hashed at seal and checked again as it is sent); never for the quarantine, where only a
-/// sealed copy is trusted.
+/// A stored file, sealed (read through the data keys) or plain (written before the node
+/// sealed, or by a node that does not): which one is the caller's record (the spool entry's
+/// metadata), never the file's own first bytes, which whoever wrote it chose.
 pub enum Stored {
     /// A plain file.
     Plain(fs::File),
@@ -872,33 +873,6 @@ pub enum Stored {
 }
 
 impl Stored {
-    /// Opens `file`: with `keys`, sealed when it begins with [`MAGIC`] (for `context`) and
-    /// plain otherwise; without, plain (a node without a data key seals nothing; its start
-    /// refuses a spool that holds sealed entries: see `sender::spool`).
-    ///
-    /// # Errors
-    /// [`SealedFile::open`]'s for a sealed file, and reading its first bytes failed.
-    pub fn open(file: fs::File, keys: Option<&DataKeys>, context: &[u8]) -> io::Result<Stored> {
-        let Some(keys) = keys else {
-            return Ok(Stored::Plain(file));
-        };
-        use std::os::unix::fs::FileExt;
-        let mut head = [0u8; MAGIC.len()];
-        let mut got = 0;
-        while got < head.len() {
-            match file.read_at(&mut head[got..], got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !is_sealed(&head[..got]) {
-            return Ok(Stored::Plain(file));
-        }
-        Ok(Stored::Sealed(SealedFile::open(keys, file, context)?))
-    }
-
     /// Bytes of content (plaintext).
     ///
     /// # Errors
@@ -953,17 +927,6 @@ impl Read for Stored {
             Stored::Sealed(s) => s.read(buf),
         }
     }
-}
-
-/// Whether the file at `path` (not followed if a link) begins as a sealed file does.
-///
-/// # Errors
-/// Opening or reading it failed.
-pub fn begins_sealed(path: &Path) -> io::Result<bool> {
-    let f = crate::fsx::open_nofollow(path)?;
-    let mut head = Vec::with_capacity(MAGIC.len());
-    (&f).take(MAGIC.len() as u64).read_to_end(&mut head)?;
-    Ok(is_sealed(&head))
 }
 
 /// Whether `head` (a file's first bytes) begins a sealed file.
@@ -1266,59 +1229,38 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_file_opens_sealed_or_plain_by_its_first_bytes() {
+    fn a_changed_header_is_tampering_and_a_missing_key_is_not() {
         let (d, keys) = keys(Suite::Default);
         let path = d.path().join("s");
-        let read_all = |s: &mut Stored| {
-            let mut v = Vec::new();
-            s.read_to_end(&mut v).unwrap();
-            v
+        let sealed = seal(&keys, b"sealed body", 4);
+        let open = |bytes: &[u8], keys: &DataKeys| {
+            fs::write(&path, bytes).unwrap();
+            SealedFile::open(keys, fs::File::open(&path).unwrap(), b"ctx")
         };
-        fs::write(&path, seal(&keys, b"sealed body", 4)).unwrap();
-        let mut s = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx").unwrap();
-        assert!(matches!(s, Stored::Sealed(_)));
+        let mut s = Stored::Sealed(open(&sealed, &keys).unwrap());
         assert_eq!(s.len().unwrap(), 11);
-        assert_eq!(read_all(&mut s), b"sealed body");
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"sealed body");
         let mut two = [0u8; 2];
         assert_eq!(s.read_at(&mut two, 9).unwrap(), 2);
         assert_eq!(&two, b"dy");
-        // without keys, the bytes as they are (a node without a data key seals nothing)
-        let plain = Stored::open(fs::File::open(&path).unwrap(), None, b"ctx").unwrap();
-        assert!(matches!(plain, Stored::Plain(_)));
-        // past the magic, a changed header is tampering; a missing key is not
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[16] = 9;
-        fs::write(&path, &bytes).unwrap();
-        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx")
-            .err()
-            .unwrap();
-        assert!(is_tampered(&e), "{e}");
-        fs::write(&path, &bytes[..30]).unwrap();
-        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx")
-            .err()
-            .unwrap();
+        for at in [0, 16, 24] {
+            let mut b = sealed.clone();
+            b[at] ^= 9;
+            let e = open(&b, &keys).err().unwrap();
+            assert!(is_tampered(&e), "byte {at}: {e}");
+        }
+        let e = open(&sealed[..30], &keys).err().unwrap();
         assert!(is_tampered(&e), "{e}");
         let (_o, other) = super::tests::keys(Suite::Default);
-        fs::write(&path, seal(&keys, b"x", 1)).unwrap();
-        let e = Stored::open(fs::File::open(&path).unwrap(), Some(&other), b"ctx")
-            .err()
-            .unwrap();
+        let e = open(&sealed, &other).err().unwrap();
         assert!(
             !is_tampered(&e) && e.to_string().contains("not in the data key file"),
             "{e}"
         );
-        for plain in [
-            &b""[..],
-            b"isogate",
-            b"plain text that is longer than the magic",
-        ] {
-            fs::write(&path, plain).unwrap();
-            let mut s = Stored::open(fs::File::open(&path).unwrap(), Some(&keys), b"ctx").unwrap();
-            assert!(matches!(s, Stored::Plain(_)));
-            assert_eq!(s.len().unwrap(), plain.len() as u64);
-            assert_eq!(read_all(&mut s), plain);
-            assert_eq!(s.failure(), None);
-        }
+        let plain = Stored::Plain(fs::File::open(&path).unwrap());
+        assert_eq!(plain.failure(), None);
     }
 
     #[test]

@@ -81,9 +81,8 @@ pub enum Held<'a> {
     /// Bytes held in memory (a refused message's body), written in without ever resting
     /// anywhere else on disk.
     Bytes(&'a [u8]),
-    /// A spool entry's content, sealed at rest for `context` or plain
-    /// (`keys::at_rest::Stored`): read through the data keys, copied in (sealed again, for
-    /// its quarantine name), then removed. A sealed copy that does not open (changed on
+    /// A spool entry's content sealed at rest for `context`: read through the data keys,
+    /// copied in (sealed again, for its quarantine name), then removed. A sealed copy that does not open (changed on
     /// disk) is moved in as it is: it never opens there either, and is never released.
     Stored {
         /// The content file.
@@ -159,8 +158,8 @@ pub fn put(
 }
 
 /// Copies a plain file into quarantine as `target` ([`write_in`]), then removes the
-/// original. With `stored` (its context), the file is read as it rests
-/// (`keys::at_rest::Stored`: through `sealing`'s keys where it is sealed).
+/// original. With `stored` (its context), the file is sealed at rest and read through
+/// `sealing`'s keys.
 fn copy_in(
     dir: &Path,
     entry: &Path,
@@ -171,7 +170,13 @@ fn copy_in(
     let from = open_nofollow(entry)?;
     match stored {
         Some(context) => {
-            let mut from = at_rest::Stored::open(from, sealing, context)?;
+            let keys = sealing.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "sealed at rest, and this node has no data key",
+                )
+            })?;
+            let mut from = at_rest::SealedFile::open(keys, from, context)?;
             write_in(dir, &mut from, target, sealing)?;
         }
         None => write_in(dir, &mut &from, target, sealing)?,

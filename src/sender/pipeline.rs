@@ -266,10 +266,14 @@ impl Sender {
         let precheck = self.take_prechecked(&spooled, &policy);
         let keys = node.keys.data();
         let context = spool::context(&spooled);
-        let sealing = keys.as_deref().map(|keys| Sealing {
-            keys,
-            context: &context,
-        });
+        let sealing = match (spool::is_sealed(&spooled)?, keys.as_deref()) {
+            (false, _) => None,
+            (true, Some(keys)) => Some(Sealing {
+                keys,
+                context: &context,
+            }),
+            (true, None) => return Err(spool::no_data_key().into()),
+        };
         let outcome = match precheck {
             Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
             None => inspect::inspect(&policy, spooled.clone(), sealing.as_ref()),
@@ -465,6 +469,13 @@ impl Sender {
             Err(e) => return Err(e.into()),
         };
         let context = spool::context(spooled);
+        let held = match spool::is_sealed(spooled)? {
+            true => Held::Stored {
+                path: &content,
+                context: &context,
+            },
+            false => Held::Entry(&content),
+        };
         self.node.refuse(
             &Refused {
                 subject: Subject {
@@ -473,10 +484,7 @@ impl Sender {
                     ..subject(spooled)
                 },
                 quarantine: &channel.quarantine,
-                content: Some(Held::Stored {
-                    path: &content,
-                    context: &context,
-                }),
+                content: Some(held),
                 side: Side::Sender,
             },
             refusal,

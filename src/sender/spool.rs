@@ -3,7 +3,7 @@
 //! retires it at the end of its repeat window.
 //!
 //! ```text
-//! state/spool/<channel>/<object id>/meta.json   name, sequence, time (written first)
+//! state/spool/<channel>/<object id>/meta.json   name, sequence, time, sealed (written first)
 //!                                   content     the file, renamed in from the outbox
 //!                                               (checked unchanged at seal: pipeline)
 //!                                   source      outbox on another file system only: the
@@ -45,7 +45,7 @@ use crate::fsx::{
     CopyError, copy_durable, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
     write_durable,
 };
-use crate::keys::at_rest::{DataKeys, SealWriter, Sealing, Stored};
+use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -88,6 +88,10 @@ struct Meta {
     name: String,
     sequence: u64,
     taken_ms: u64,
+    /// The content is sealed at rest (decided when the entry is made, never from the
+    /// content's own bytes, which the outbox's writer chose). Absent: plain.
+    #[serde(default)]
+    sealed: bool,
 }
 
 struct SeqState {
@@ -202,7 +206,7 @@ impl Spool {
         bytes: &[u8],
         sealing: Option<&DataKeys>,
     ) -> io::Result<Spooled> {
-        let spooled = self.new_entry(id, channel, name)?;
+        let spooled = self.new_entry(id, channel, name, sealing.is_some())?;
         let made = (|| {
             let part = spooled.dir.join(PUT_PART);
             {
@@ -240,7 +244,13 @@ impl Spool {
     /// # Errors
     /// Making or syncing a folder or the metadata failed (the entry is removed, best
     /// effort; recovery removes an entry without content).
-    fn new_entry(&self, id: ObjectId, channel: &str, name: &str) -> io::Result<Spooled> {
+    fn new_entry(
+        &self,
+        id: ObjectId,
+        channel: &str,
+        name: &str,
+        sealed: bool,
+    ) -> io::Result<Spooled> {
         let chan_dir = self.root.join(channel);
         let dir = chan_dir.join(id.to_string());
         let new_channel = !chan_dir.is_dir();
@@ -263,6 +273,7 @@ impl Spool {
                 name: name.to_string(),
                 sequence: spooled.sequence,
                 taken_ms: spooled.taken_ms,
+                sealed,
             };
             let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
             write_durable(&spooled.dir.join("meta.json"), &meta)?;
@@ -288,7 +299,7 @@ impl Spool {
         sealing: Option<&DataKeys>,
     ) -> io::Result<Option<Spooled>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
-        let spooled = self.new_entry(id, channel, name)?;
+        let spooled = self.new_entry(id, channel, name, sealing.is_some())?;
         let taken_across = |spooled: Spooled| {
             self.take_across(outbox, file_name, &spooled, sealing)
                 .map(|whole| whole.then_some(spooled))
@@ -663,16 +674,7 @@ impl Spool {
                 let meta = fs::read(dir.join("meta.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
-                if let Some(m) = &meta
-                    && !recover_take(&dir, &m.id, sealing, &entry_context(&m.channel, &m.id))?
-                {
-                    continue;
-                }
-                let content = fs::symlink_metadata(dir.join("content")).is_ok();
-                if content
-                    && sealing.is_none()
-                    && crate::keys::at_rest::begins_sealed(&dir.join("content"))?
-                {
+                if sealing.is_none() && meta.as_ref().is_some_and(|m| m.sealed) {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
@@ -681,6 +683,18 @@ impl Spool {
                         ),
                     ));
                 }
+                // an entry is finished in the form it was made in
+                if let Some(m) = &meta
+                    && !recover_take(
+                        &dir,
+                        &m.id,
+                        sealing.filter(|_| m.sealed),
+                        &entry_context(&m.channel, &m.id),
+                    )?
+                {
+                    continue;
+                }
+                let content = fs::symlink_metadata(dir.join("content")).is_ok();
                 let (Some(meta), true) = (meta, content) else {
                     fs::remove_dir_all(&dir)?;
                     continue;
@@ -721,10 +735,38 @@ fn entry_context(channel: &str, id: &str) -> Vec<u8> {
 /// the node sealed, or by a node without a data key); never through a symbolic link.
 ///
 /// # Errors
-/// Opening failed (`NotFound`: the entry is gone), or [`Stored::open`]'s.
+/// Opening failed (`NotFound`: the entry is gone); for a sealed entry, `InvalidData` when
+/// there are no `keys`, or [`SealedFile::open`]'s.
 pub fn open_content(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<Stored> {
+    let sealed = is_sealed(spooled)?;
     let f = crate::fsx::open_nofollow(&spooled.content())?;
-    Stored::open(f, keys, &context(spooled))
+    if !sealed {
+        return Ok(Stored::Plain(f));
+    }
+    let keys = keys.ok_or_else(no_data_key)?;
+    Ok(Stored::Sealed(SealedFile::open(
+        keys,
+        f,
+        &context(spooled),
+    )?))
+}
+
+/// Whether a spool entry's content is sealed at rest, as its metadata says.
+///
+/// # Errors
+/// The metadata cannot be read or parsed.
+pub fn is_sealed(spooled: &Spooled) -> io::Result<bool> {
+    let meta: Meta = serde_json::from_slice(&fs::read(spooled.dir.join("meta.json"))?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(meta.sealed)
+}
+
+/// The error of a sealed entry read by a node without a data key.
+pub fn no_data_key() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "sealed at rest, and this node has no data key ([node] data_key)",
+    )
 }
 
 /// The size (bytes) and SHA-256 of a spool entry's content, read through `keys` where it is
@@ -1080,11 +1122,6 @@ mod tests {
         assert!(!stored.windows(marker.len()).any(|w| w == marker));
         assert_eq!(opened(&s, Some(&keys)), body);
         assert_eq!(hash_spooled(&s, Some(&keys)).unwrap().0, body.len() as u64);
-        // without keys the bytes as stored: a node started so refuses its spool (below)
-        assert!(matches!(
-            open_content(&s, None).unwrap(),
-            crate::keys::at_rest::Stored::Plain(_)
-        ));
         // bound to its entry: moved into another entry, it does not open there
         let b = spool
             .put("c", "b.ndjson", b"{\"a\":1}\n", Some(&keys))
@@ -1101,8 +1138,18 @@ mod tests {
             .unwrap();
         assert_eq!(opened(&old, Some(&keys)), b"plain");
         // a take cut short after the file was staged is finished sealed at the next start
-        let (cut, staged) = cut_entry(&spool, &outbox, "cut.txt");
+        fs::write(outbox.join("cut.txt"), b"x").unwrap();
+        let cut = spool
+            .take("c", &outbox, OsStr::new("cut.txt"), "cut.txt", Some(&keys))
+            .unwrap()
+            .unwrap();
+        fs::remove_file(cut.content()).unwrap();
+        let staged = outbox.join(OUTBOX_STAGING).join(cut.id.to_string());
+        write_durable(&cut.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
         fs::write(&staged, &body).unwrap();
+        // and a plain entry's cut take is finished plain, keys or not
+        let (plain_cut, plain_staged) = cut_entry(&spool, &outbox, "plain-cut.txt");
+        fs::write(&plain_staged, b"plain body").unwrap();
         let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
         let again = rec.iter().find(|r| r.spooled.id == cut.id).unwrap();
         assert!(crate::keys::at_rest::is_sealed(
@@ -1110,9 +1157,33 @@ mod tests {
         ));
         assert_eq!(opened(&again.spooled, Some(&keys)), body);
         assert!(!staged.exists());
+        assert_eq!(fs::read(plain_cut.content()).unwrap(), b"plain body");
         // started without the data key, the node refuses to read its sealed spool
         let e = Spool::open(&state).unwrap().recover(None).err().unwrap();
         assert!(e.to_string().contains("no data key"), "{e}");
+        // sealed or plain is the entry's record, never the content's first bytes: a file
+        // that begins like a sealed one, taken by a node without keys, is plain
+        let t2 = tempfile::tempdir().unwrap();
+        let spool2 = Spool::open(&t2.path().join("state")).unwrap();
+        let look_alike = b"isogate-rest-v1\0 and then a document";
+        fs::write(outbox.join("look.pdf"), look_alike).unwrap();
+        let l = spool2
+            .take("c", &outbox, OsStr::new("look.pdf"), "look.pdf", None)
+            .unwrap()
+            .unwrap();
+        assert!(!is_sealed(&l).unwrap());
+        assert_eq!(opened(&l, Some(&keys)), look_alike);
+        assert_eq!(opened(&l, None), look_alike);
+        assert_eq!(
+            Spool::open(&t2.path().join("state"))
+                .unwrap()
+                .recover(None)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(is_sealed(&s).unwrap());
+        assert!(open_content(&s, None).is_err_and(|e| e.to_string().contains("no data key")));
     }
 
     fn visible(dir: &Path) -> Vec<String> {

@@ -260,10 +260,9 @@ fn read_entry(dir: &Path) -> Option<HeldEntry> {
         .trim()
         .parse()
         .ok()?;
-    let content = dir.join("content");
-    let stored = fs::symlink_metadata(&content).ok()?.len();
+    let stored = fs::symlink_metadata(dir.join("content")).ok()?.len();
     // a content sealed at rest: the size of what it holds
-    let size = match crate::keys::at_rest::begins_sealed(&content).ok()? {
+    let size = match crate::sender::spool::is_sealed(&spooled).ok()? {
         true => crate::keys::at_rest::plain_len(stored)?,
         false => stored,
     };
