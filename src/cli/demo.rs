@@ -129,7 +129,9 @@ fn describe(r: &Record) -> Option<String> {
 /// # Errors
 /// The runtime cannot start, or as [`run`].
 pub fn command(dir: Option<PathBuf>, port_base: u16) -> anyhow::Result<ExitCode> {
-    process::runtime()?.block_on(run(dir, port_base, process::shutdown_signal()))?;
+    let runtime = process::runtime()?;
+    let shutdown = runtime.block_on(async { process::shutdown_signal() })?;
+    runtime.block_on(run(dir, port_base, shutdown))?;
     Ok(ExitCode::SUCCESS)
 }
 

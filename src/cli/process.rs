@@ -39,20 +39,23 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Resolves at the first SIGTERM or SIGINT (at Ctrl-C where those cannot be watched).
-pub async fn shutdown_signal() {
+/// Watches SIGTERM and SIGINT from now on, and returns a future that resolves at the first
+/// one.
+///
+/// The handlers are installed when this is called, not when the future is first polled, so
+/// that a signal sent while a node is still starting stops it cleanly instead of killing it
+/// with the default action. Call it inside `runtime` before anything starts.
+///
+/// # Errors
+/// A signal handler cannot be installed.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }

@@ -108,8 +108,12 @@ impl Probe for NodeProbe {
 /// the runtime cannot start, or as [`run`].
 pub fn command(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|p| anyhow::anyhow!("{p}"))?;
+    // signals are watched before the node opens, so that SIGTERM at any moment of the start
+    // stops it cleanly
+    let runtime = process::runtime()?;
+    let shutdown = runtime.block_on(async { process::shutdown_signal() })?;
     let node = Arc::new(Node::open(cfg)?);
-    process::runtime()?.block_on(run(node, process::shutdown_signal()))?;
+    runtime.block_on(run(node, shutdown))?;
     Ok(ExitCode::SUCCESS)
 }
 
