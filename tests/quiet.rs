@@ -278,13 +278,21 @@ fn refused_records_carry_the_files_sha256_on_both_nodes() {
     let good = fs::read_to_string(&file).unwrap();
     let broken = good.replacen("max_length = 255", "max_length = 0", 1);
     assert_ne!(broken, good);
-    fs::write(&file, &broken).unwrap();
+    // every write replaces the file whole (written beside it, then renamed), so that no
+    // read of the node's sees it half written: a half-written file is other bytes, and is
+    // reported as such
+    let replace = |text: &str| {
+        let tmp = lab.dir.join("policy/.to-internet.toml.tmp");
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, &file).unwrap();
+    };
+    replace(&broken);
     wait_until(30, "the policy refusal", || {
         events(&lab, "court", "policy_refused") == 1
     });
     // the same broken bytes, written again and again, and a SIGHUP
     for _ in 0..3 {
-        fs::write(&file, &broken).unwrap();
+        replace(&broken);
         std::thread::sleep(Duration::from_millis(400));
     }
     Command::new("kill")
@@ -292,13 +300,13 @@ fn refused_records_carry_the_files_sha256_on_both_nodes() {
         .status()
         .unwrap();
     // fixed (another version): reloaded, after every read of the broken file
-    fs::write(&file, format!("{good}\n# fixed\n")).unwrap();
+    replace(&format!("{good}\n# fixed\n"));
     wait_until(30, "the fixed policy", || {
         events(&lab, "court", "policy_reloaded") == 1
     });
     assert_eq!(events(&lab, "court", "policy_refused"), 1);
     // broken again with the very same bytes: reported again
-    fs::write(&file, &broken).unwrap();
+    replace(&broken);
     wait_until(30, "the second policy refusal", || {
         events(&lab, "court", "policy_refused") == 2
     });
