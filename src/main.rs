@@ -189,6 +189,7 @@ on loopback, their links on ports N and N+1. Start each with `isogate run`.",
 Examples:
   isogate init /tmp/lab
   isogate init /tmp/lab --port-base 7500 --clamd unix:/run/clamav/clamd.ctl
+  isogate init /tmp/lab-gm --suite gm        (a pair on the national suite)
   isogate run --config /tmp/lab/court.toml"
     )]
     Init {
@@ -204,6 +205,10 @@ Examples:
         /// tcp:HOST:PORT.
         #[arg(long, value_name = "ADDR")]
         clamd: Option<isogate::policy::antivirus::ClamdAddr>,
+        /// The pair's suite: `default` (Ed25519, HMAC-SHA256, AES-256-GCM) or `gm` (SM2,
+        /// HMAC-SM3, SM4-GCM): the nodes' signing and data keys and `[node] suite`.
+        #[arg(long, default_value = "default", value_name = "SUITE")]
+        suite: isogate::keys::suite::Suite,
     },
     /// Run a node until SIGTERM or SIGINT.
     #[command(
@@ -1036,11 +1041,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             link,
             port_base,
             clamd,
+            suite,
         } => Ok(cli::init::command(
             &dir,
             link.lab(),
             port_base,
             clamd.as_ref(),
+            suite,
         )?),
         Command::Run { config } => cli::run::command(&config),
         Command::Bench {

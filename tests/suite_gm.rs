@@ -1,7 +1,9 @@
 //! The national (国密) suite's primitives against OpenSSL 3, an independent implementation
 //! run as a real process: SM2 keys made by `isogate keygen --suite gm` are read by OpenSSL,
 //! signatures cross both ways with the standard user id, SM3 digests and HMAC-SM3 tags of
-//! real files agree; and a node refuses an SM2 key while its pair runs the default suite.
+//! real files agree; a node refuses an SM2 key while its pair runs the default suite. A pair
+//! made by `isogate init --suite gm` carries files and messages on both links, and two nodes
+//! of different suites fail at start-up, each saying why.
 
 mod common;
 
@@ -234,7 +236,16 @@ fn a_node_refuses_an_sm2_key_while_its_pair_runs_the_default_suite() {
         said.contains("is an SM2 key (`isogate keygen --suite gm`)"),
         "{said}"
     );
-    assert!(said.contains("a node signs with Ed25519 only"), "{said}");
+    assert!(
+        said.contains(
+            "but this pair runs the default suite (`[node] suite`), which signs with Ed25519"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("or set suite = \"gm\" under [node]"),
+        "{said}"
+    );
     let run = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&config)
@@ -246,4 +257,230 @@ fn a_node_refuses_an_sm2_key_while_its_pair_runs_the_default_suite() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+/// `isogate` with `args`: success, and standard output and error together.
+fn isogate(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A pair made by `isogate init --suite gm` carries files both ways and a message on `link`:
+/// the nodes sign with SM2, tag diode datagrams with HMAC-SM3 and seal at rest with SM4-GCM,
+/// and both audit logs verify with their SM2 keys.
+fn a_gm_pair_carries(port_base: u16, link: &str) {
+    let lab = common::Lab::new_with(port_base, &["--suite", "gm", "--link", link]);
+    for node in ["court", "internet"] {
+        let text = std::fs::read_to_string(lab.config(node)).unwrap();
+        assert!(text.contains("\nsuite = \"gm\"\n"), "{text}");
+        let out = common::check(&lab.config(node), &[]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("suite gm: signatures SM2"), "{said}");
+        assert!(said.contains("datagram tags HMAC-SM3"), "{said}");
+        assert!(said.contains("SM4-GCM"), "{said}");
+        // what the suite does not cover yet is said, not hidden
+        assert!(said.contains("SM3 not yet"), "{said}");
+    }
+    let court = lab.start("court");
+    let internet = lab.start("internet");
+    let text = |lines: usize| -> Vec<u8> {
+        (0..lines)
+            .flat_map(|i| format!("第{i}行: public notice, suite gm\n").into_bytes())
+            .collect()
+    };
+    let (there, back) = (text(10_000), text(2_000));
+    lab.publish("court", "to-internet", "there.txt", &there);
+    lab.publish("internet", "to-court", "back.txt", &back);
+    std::fs::write(
+        lab.outbox("court", "notices").join("n1.json"),
+        r#"{"type":"status","case":"(2026)吉01民初123号","text":"已立案 gm"}"#,
+    )
+    .unwrap();
+    let landed = |node: &str, channel: &str, name: &str| {
+        std::fs::read(lab.inbox(node, channel).join(name)).ok()
+    };
+    common::wait_until(60, "both files to land", || {
+        landed("internet", "to-internet", "there.txt").is_some()
+            && landed("court", "to-court", "back.txt").is_some()
+    });
+    assert_eq!(
+        landed("internet", "to-internet", "there.txt").unwrap(),
+        there
+    );
+    assert_eq!(landed("court", "to-court", "back.txt").unwrap(), back);
+    common::wait_until(60, "the notice to be readable on the internet node", || {
+        let (status, body) =
+            common::http_get(lab.port_base + 5, "/v1/channels/notices/messages?limit=10");
+        status == 200 && body.contains("已立案 gm")
+    });
+    assert!(lab.records("court", "refused").is_empty());
+    assert!(lab.records("internet", "refused").is_empty());
+    // a clean stop writes the last checkpoint, which covers every record
+    assert!(court.stop().success());
+    assert!(internet.stop().success());
+    for node in ["court", "internet"] {
+        let audit = lab.dir.join(node).join("audit");
+        // the log's key is the node's SM2 key (130 hex digits), and it verifies
+        let key = std::fs::read_to_string(audit.join("node.pub")).unwrap();
+        assert_eq!(VerifyKey::parse(key.trim()).unwrap().suite(), Suite::Gm);
+        let (ok, said) = isogate(&["audit", "verify", audit.to_str().unwrap()]);
+        assert!(ok, "{node}: {said}");
+    }
+    // an inclusion proof of the landing verifies with the internet node's SM2 key only
+    let landed = lab.records("internet", "landed");
+    let id = landed
+        .iter()
+        .find(|r| r.name.as_deref() == Some("there.txt"))
+        .and_then(|r| r.object_id.clone())
+        .unwrap();
+    let proof = lab.dir.join("proof.json");
+    let log = lab.dir.join("internet/audit");
+    let (ok, said) = isogate(&[
+        "audit",
+        "prove",
+        log.to_str().unwrap(),
+        &id,
+        "--out",
+        proof.to_str().unwrap(),
+    ]);
+    assert!(ok, "{said}");
+    let verify_with = |key: &str| {
+        let key = lab.dir.join("certs").join(key);
+        isogate(&[
+            "audit",
+            "verify-proof",
+            proof.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+    };
+    let (ok, said) = verify_with("internet.sign.pub");
+    assert!(ok && said.contains("landed"), "{said}");
+    assert!(!verify_with("court.sign.pub").0);
+}
+
+#[test]
+fn a_gm_pair_carries_files_and_messages_both_ways_over_quic() {
+    a_gm_pair_carries(27720, "quic");
+}
+
+#[test]
+fn a_gm_pair_carries_files_and_messages_both_ways_over_the_diode() {
+    a_gm_pair_carries(27740, "diode");
+}
+
+/// The internet node of a `gm` lab turned into a default-suite node that is sound on its
+/// own (its own Ed25519 and AES keys, an Ed25519 key pinned as the court's), keeping its
+/// TLS certificate and the diode key: the two ends meet, and each says that the suites
+/// differ.
+fn turn_internet_default(lab: &common::Lab) -> std::path::PathBuf {
+    let own = lab.dir.join("own");
+    for name in ["internet", "court"] {
+        let (ok, said) = isogate(&["keygen", "--name", name, "--out", own.to_str().unwrap()]);
+        assert!(ok, "{said}");
+    }
+    let data = own.join("internet.data.key");
+    let (ok, said) = isogate(&["keygen", "--data-key", data.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    let text = std::fs::read_to_string(lab.config("internet")).unwrap();
+    let changed = text
+        .replace("\nsuite = \"gm\"\n", "\n")
+        .replace(
+            "signing_key = \"certs/internet.sign.key\"",
+            "signing_key = \"own/internet.sign.key\"",
+        )
+        .replace(
+            "data_key = \"certs/internet.data.key\"",
+            "data_key = \"own/internet.data.key\"",
+        )
+        .replace(
+            "signing_public_key = \"certs/court.sign.pub\"",
+            "signing_public_key = \"own/court.sign.pub\"",
+        );
+    assert_eq!(changed.matches("own/").count(), 3, "{changed}");
+    let config = lab.dir.join("internet-default.toml");
+    std::fs::write(&config, changed).unwrap();
+    let out = common::check(&config, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    config
+}
+
+#[test]
+fn mixed_suites_fail_at_start_up_with_a_clear_error() {
+    // one node's configuration mixing suites does not start
+    let lab = common::Lab::new_with(27760, &["--suite", "gm"]);
+    let config = lab.config("internet");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mixed = lab.dir.join("internet-mixed.toml");
+    std::fs::write(&mixed, text.replace("\nsuite = \"gm\"\n", "\n")).unwrap();
+    let (ok, said) = isogate(&["run", "--config", mixed.to_str().unwrap()]);
+    assert!(!ok);
+    for key in [
+        "node.signing_key",
+        "peer.signing_public_key",
+        "node.data_key",
+    ] {
+        assert!(said.contains(key), "{key}: {said}");
+    }
+    assert!(
+        said.contains(
+            "is an SM2 key (`isogate keygen --suite gm`), but this pair runs the default suite"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "its current key is SM4-GCM (gm suite), but this pair runs the default suite"
+        ),
+        "{said}"
+    );
+    assert!(!lab.dir.join("internet/audit/node.pub").exists());
+
+    // two nodes each sound on its own, of different suites: the QUIC handshake fails on
+    // both ends, which say why, and nothing crosses
+    let default = turn_internet_default(&lab);
+    let _internet = lab.start_with("internet", &default);
+    let _court = lab.start("court");
+    lab.publish("court", "to-internet", "never.txt", b"must not cross\n");
+    common::wait_until(30, "both nodes to name the other suite", || {
+        lab.log("court")
+            .contains("the peer runs another suite than this node's gm")
+            && lab
+                .log("internet")
+                .contains("the peer runs another suite than this node's default")
+    });
+    assert!(common::visible(&lab.inbox("internet", "to-internet")).is_empty());
+    assert!(lab.records("court", "link_up").is_empty());
+}
+
+#[test]
+fn a_diode_receiver_of_another_suite_names_the_senders_suite() {
+    let lab = common::Lab::new_with(27780, &["--suite", "gm", "--link", "diode"]);
+    let default = turn_internet_default(&lab);
+    let _internet = lab.start_with("internet", &default);
+    let _court = lab.start("court");
+    lab.publish("court", "to-internet", "never.txt", b"must not cross\n");
+    common::wait_until(30, "the receiver to name the sender's suite", || {
+        lab.log("internet").contains(
+            "its datagrams carry HMAC-SM3 tags under this link's key: the sender runs the gm suite, this node the default",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(common::visible(&lab.inbox("internet", "to-internet")).is_empty());
 }

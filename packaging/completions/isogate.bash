@@ -1466,7 +1466,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__init)
-            opts="-h --link --port-base --clamd --log-format --help"
+            opts="-h --link --port-base --clamd --suite --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1481,6 +1481,10 @@ _isogate() {
                     return 0
                     ;;
                 --clamd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --suite)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

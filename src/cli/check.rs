@@ -205,16 +205,35 @@ const SEALED: &str = "the quarantine and the spool (objects waiting to cross or 
 /// What is not yet sealed at rest, whatever the data key.
 const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
 
+/// What the pair's suite does not yet cover: under the national suite, the hashes and the
+/// approvals stay those of the default suite.
+fn not_yet(s: keys::suite::Suite) -> Option<String> {
+    let d = keys::suite::Suite::Default;
+    (s != d).then(|| {
+        format!(
+            "hashes of content, chunks and the audit log stay {} ({} not yet); approvals stay {} ({} not yet)",
+            d.hash(),
+            s.hash(),
+            d.signature(),
+            s.signature()
+        )
+    })
+}
+
 /// The suite and what protects each place, as the assessor reads them: the report's
 /// cryptography lines.
 fn crypto_lines(cfg: &Config) -> Vec<String> {
-    let s = keys::suite::Suite::Default;
+    let s = cfg.node.suite;
+    let d = keys::suite::Suite::Default;
+    let hashes = if s == d { s.hash() } else { d.hash() };
     let mut out = vec![format!(
-        "  cryptography           suite {s}: signatures {}, hashes {}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
+        "  cryptography           suite {s}: signatures {} (manifests, receipts, audit checkpoints, key switches), hashes {hashes}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
         s.signature(),
-        s.hash(),
         s.mac()
     )];
+    if let Some(gaps) = not_yet(s) {
+        out.push(format!("  not yet in suite {s:<7}  {gaps}"));
+    }
     out.push(match at_rest(cfg) {
         Some((_, keys)) => format!(
             "  data at rest           sealed: {SEALED}; data keys {keys}; not sealed: {NOT_SEALED}"
@@ -228,12 +247,15 @@ fn crypto_lines(cfg: &Config) -> Vec<String> {
 
 /// [`crypto_lines`] for `--format json`.
 fn crypto_json(cfg: &Config) -> serde_json::Value {
-    let s = keys::suite::Suite::Default;
+    let s = cfg.node.suite;
+    let d = keys::suite::Suite::Default;
     serde_json::json!({
         "suite": s.name(),
         "signatures": s.signature(),
-        "hashes": s.hash(),
+        "approvals": d.signature(),
+        "hashes": d.hash(),
         "datagram_tags": s.mac(),
+        "not_yet": not_yet(s),
         "transport": "QUIC over TLS 1.3 (no TLCP)",
         "at_rest": at_rest(cfg).map(|(cipher, keys)| serde_json::json!({
             "sealed": ["quarantine", "spool", "approvals"],

@@ -3,6 +3,7 @@
 //! channels notices and filings with each node's message API), the quick start and what
 //! the tests use. Layout in the README and DESIGN.md §4.
 
+use crate::keys::suite::Suite;
 use crate::keys::{self, KeyError};
 use std::fs;
 use std::io;
@@ -112,7 +113,17 @@ interleave = 0
 keep_sent_s = 3600
 "#;
 
-fn node_config(name: &str, peer: &str, base: u16, link: LabLink) -> String {
+fn node_config(name: &str, peer: &str, base: u16, link: LabLink, suite: Suite) -> String {
+    let suite_line = match suite {
+        Suite::Default => String::new(),
+        other => format!(
+            "# The pair's suite, the same on both nodes: {} signatures, {} datagram tags and {}\n# at rest (see `isogate check`).\nsuite = \"{other}\"\n",
+            other.signature(),
+            other.mac(),
+            other.cipher()
+        ),
+    };
+    let cipher = suite.cipher();
     let link_name = link.as_str();
     let diode = if link == LabLink::Diode {
         DIODE_SECTION
@@ -138,10 +149,10 @@ audit_dir = "{name}/audit"
 signing_key = "certs/{name}.sign.key"
 tls_cert = "certs/{name}.tls.crt"
 tls_key = "certs/{name}.tls.key"
-# Seals the spool and the quarantine at rest (AES-256-GCM); mode 0600, the service user's alone.
+# Seals the spool and the quarantine at rest ({cipher}); mode 0600, the service user's alone.
 # `isogate keygen --data-key FILE` rotates it (SIGHUP: new copies are sealed with the new key).
 data_key = "certs/{name}.data.key"
-
+{suite_line}
 [peer]
 name = "{peer}"
 zone = "{peer}"
@@ -289,6 +300,21 @@ pub fn init(
     port_base: u16,
     clamd: Option<&crate::policy::antivirus::ClamdAddr>,
 ) -> Result<(), InitError> {
+    init_suite(dir, link, port_base, clamd, Suite::Default)
+}
+
+/// As [`init`], for a pair running `suite`: its nodes' signing keys and data keys are of
+/// that suite, and both configurations say `suite = "..."` when it is not the default.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_suite(
+    dir: &Path,
+    link: LabLink,
+    port_base: u16,
+    clamd: Option<&crate::policy::antivirus::ClamdAddr>,
+    suite: Suite,
+) -> Result<(), InitError> {
     if port_base > u16::MAX - 9 || port_base == 0 {
         return Err(InitError::Port(port_base));
     }
@@ -301,11 +327,8 @@ pub fn init(
     }
     let certs = dir.join("certs");
     for (name, _) in NODES {
-        keys::keygen(name, &certs)?;
-        crate::keys::at_rest::DataKeys::add_key(
-            &certs.join(format!("{name}.data.key")),
-            crate::keys::suite::Suite::Default,
-        )?;
+        keys::keygen_for(name, &certs, suite)?;
+        crate::keys::at_rest::DataKeys::add_key(&certs.join(format!("{name}.data.key")), suite)?;
     }
     if link == LabLink::Diode {
         let key = certs.join("diode.key");
@@ -357,7 +380,7 @@ pub fn init(
     })?;
     for (name, peer) in NODES {
         let file = dir.join(format!("{name}.toml"));
-        fs::write(&file, node_config(name, peer, port_base, link)).map_err(io(&file))?;
+        fs::write(&file, node_config(name, peer, port_base, link, suite)).map_err(io(&file))?;
         let (out_chs, in_chs) = if name == "court" {
             (["to-internet", "notices"], ["to-court", "filings"])
         } else {
@@ -389,9 +412,10 @@ pub fn command(
     link: LabLink,
     port_base: u16,
     clamd: Option<&crate::policy::antivirus::ClamdAddr>,
+    suite: Suite,
 ) -> Result<ExitCode, InitError> {
-    init(dir, link, port_base, clamd)?;
-    println!("lab written to {}", dir.display());
+    init_suite(dir, link, port_base, clamd, suite)?;
+    println!("lab written to {} (suite {suite})", dir.display());
     println!(
         "  start:  isogate run --config {}/court.toml",
         dir.display()
@@ -520,6 +544,42 @@ mod tests {
                 assert!(dir.join(node).join(&sub).is_dir(), "{node}/{sub}");
             }
         }
+    }
+
+    #[test]
+    fn a_gm_lab_loads_on_the_national_suite_and_a_bad_suite_names_its_line() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lab");
+        init_suite(&dir, LabLink::Quic, 7400, None, Suite::Gm).unwrap();
+        for node in ["court", "internet"] {
+            let cfg = Config::load(&dir.join(format!("{node}.toml"))).unwrap();
+            assert_eq!(cfg.node.suite, Suite::Gm);
+            let signing = crate::keys::SigningKey::load(&cfg.node.signing_key).unwrap();
+            assert_eq!(signing.suite(), Suite::Gm);
+            let data = crate::keys::at_rest::DataKeys::load(cfg.node.data_key.as_ref().unwrap());
+            assert_eq!(data.unwrap().suite(), Suite::Gm);
+        }
+        let file = dir.join("court.toml");
+        let text = fs::read_to_string(&file).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l == "suite = \"gm\"")
+            .map(|i| i + 1)
+            .unwrap();
+        fs::write(&file, text.replace("suite = \"gm\"", "suite = \"sm9\"")).unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("court.toml:{line}: node.suite")),
+            "{err}"
+        );
+        assert!(err.contains("sm9"), "{err}");
+        // the default lab says nothing of a suite, and loads on the default one
+        let dir = t.path().join("default");
+        init(&dir, LabLink::Quic, 7400, None).unwrap();
+        let text = fs::read_to_string(dir.join("court.toml")).unwrap();
+        assert!(!text.contains("suite ="), "{text}");
+        let cfg = Config::load(&dir.join("court.toml")).unwrap();
+        assert_eq!(cfg.node.suite, Suite::Default);
     }
 
     #[test]

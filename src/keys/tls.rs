@@ -10,6 +10,7 @@
 //! One UDP socket per node serves both as the server its peer connects to (for channels
 //! this node receives) and as the client that connects to its peer (for channels it sends).
 
+use super::suite::Suite;
 use quinn::crypto::rustls::{NoInitialCipherSuite, QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -21,8 +22,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// ALPN protocol name of the isogate link.
+/// ALPN protocol name (RFC 7301) of the isogate link under the default suite.
 pub const ALPN: &[u8] = b"isogate/1";
+/// ALPN protocol name of the isogate link under the national suite: a node of one suite
+/// and a peer of the other share no protocol, so their handshake fails with TLS alert 120
+/// (`no_application_protocol`) before anything crosses.
+pub const ALPN_GM: &[u8] = b"isogate/1+gm";
+
+/// The ALPN protocol name of the link of a pair running `suite`.
+pub fn alpn(suite: Suite) -> &'static [u8] {
+    match suite {
+        Suite::Default => ALPN,
+        Suite::Gm => ALPN_GM,
+    }
+}
 /// The TLS server name clients ask for (the certificate is pinned; the name is fixed).
 pub const SERVER_NAME: &str = "isogate-peer";
 
@@ -243,6 +256,8 @@ pub struct Credentials {
     pub key: PrivateKeyDer<'static>,
     /// The peer's certificates, the only ones accepted.
     pub peer_certs: Vec<CertificateDer<'static>>,
+    /// The pair's suite: the link's ALPN protocol ([`alpn`]).
+    pub suite: Suite,
 }
 
 impl Credentials {
@@ -263,6 +278,7 @@ impl From<&Identity> for Credentials {
             cert: id.cert.clone(),
             key: id.key.clone_key(),
             peer_certs: vec![id.peer_cert.clone()],
+            suite: Suite::Default,
         }
     }
 }
@@ -304,7 +320,7 @@ pub fn client_config_for(id: &Credentials) -> Result<quinn::ClientConfig, LinkEr
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn(id.suite).to_vec()];
     let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
     cfg.transport_config(transport());
     Ok(cfg)
@@ -322,7 +338,7 @@ pub fn server_config_for(id: &Credentials) -> Result<quinn::ServerConfig, LinkEr
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![id.cert.clone()], id.key.clone_key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn(id.suite).to_vec()];
     tls.max_early_data_size = 0;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
     cfg.transport_config(transport());
@@ -369,6 +385,7 @@ mod tests {
             cert: stranger.clone(),
             key: PrivateKeyDer::Pkcs8(vec![0u8; 1].into()),
             peer_certs: vec![pinned.clone(), next.clone()],
+            suite: Suite::Default,
         });
         assert!(verifier.check(&pinned, Side::Client).is_ok());
         assert!(verifier.check(&next, Side::Server).is_ok());

@@ -38,7 +38,7 @@ pub enum RotateError {
     /// The switch could not be recorded in the audit log.
     #[error(transparent)]
     Audit(#[from] AuditError),
-    /// The configuration names another node or peer than the running one.
+    /// The configuration names another node, peer or suite than the running one.
     #[error("{0} changed: that needs a restart, not SIGHUP")]
     Identity(&'static str),
     /// The data keys would no longer open what the node sealed with the ones in force.
@@ -96,6 +96,7 @@ impl KeySet {
                 cert,
                 key,
                 peer_certs,
+                suite: cfg.node.suite,
             },
             rules: Arc::new(ReceiveRules {
                 peer: cfg.peer.name.clone(),
@@ -256,8 +257,11 @@ impl Keys {
         if cfg.peer.name != self.peer {
             return Err(RotateError::Identity("peer.name"));
         }
-        let new = KeySet::load(cfg, self.channels.clone())?;
         let old = self.current();
+        if cfg.node.suite != old.credentials.suite {
+            return Err(RotateError::Identity("node.suite"));
+        }
+        let new = KeySet::load(cfg, self.channels.clone())?;
         if let Some(before) = &old.data {
             let Some(after) = &new.data else {
                 return Err(RotateError::DataKeys(

@@ -936,11 +936,12 @@ fn approval_rule(a: RawApproval, src: &mut Source<'_>) -> Option<ApprovalRule> {
                 Some(at.clone()),
                 "approval.approvers.key",
                 format!(
-                    "approver {:?}: an {} key; approvals are signed with {} only until the {} suite is available to a pair of nodes",
+                    "approver {:?}: an {} key; approvals are signed with {} under either suite for now ({} approvals are not yet supported): make the key with `isogate keygen --approver {}`",
                     raw.name,
                     key.suite().signature(),
                     crate::keys::suite::Suite::Default.signature(),
-                    key.suite()
+                    key.suite().signature(),
+                    raw.name
                 ),
             );
             continue;

@@ -65,12 +65,15 @@ use super::pack::{LossReason, MAX_HEADER, ObjectEvent, Unpacker};
 use super::stream::StreamDecoder;
 use super::wire::{self, Announce, Body, Heartbeat, LinkKey, WireError};
 use super::{ConfigError, ObjectId};
+use crate::keys::suite::Suite;
 
 /// Receiver configuration (see [`ReceiverConfig::new`] for the defaults).
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     /// The link key shared with the sender.
     pub key: [u8; 32],
+    /// The pair's suite: whose HMAC tags every datagram (`keys::suite`).
+    pub suite: Suite,
     /// IPv4 MTU of the path: longer datagrams are refused.
     pub mtu: usize,
     /// Blocks held at once in the reassembly window (reordering tolerance).
@@ -96,6 +99,7 @@ impl ReceiverConfig {
     pub fn new(key: [u8; 32], mtu: usize) -> Self {
         Self {
             key,
+            suite: Suite::Default,
             mtu,
             window_blocks: 8,
             block_timeout_ms: 2000,
@@ -191,6 +195,9 @@ pub enum ReceiverEvent {
         session: u64,
         /// Whether the first one had a heartbeat's kind and length.
         heartbeat: bool,
+        /// The other suite, when the first one's tag is that suite's HMAC under this
+        /// link's key: the sender runs another suite than this receiver.
+        tagged_by: Option<Suite>,
     },
     /// A live stream frame arrived (as its source symbols came, or recovered from its
     /// block's repair symbols): opaque bytes for the stream receiver, not in order,
@@ -432,6 +439,9 @@ const MAX_PENDING: usize = 4096;
 #[derive(Debug)]
 pub struct Receiver {
     key: LinkKey,
+    /// The same key under the other suite's HMAC: tried only on a datagram about to be
+    /// reported unauthenticated, to say that the sender runs another suite.
+    other_suite: LinkKey,
     max_len: usize,
     max_block_bytes: usize,
     session_idle_ms: u64,
@@ -478,7 +488,14 @@ impl Receiver {
             return Err(ConfigError::ZeroLimit("remember_objects"));
         }
         Ok(Self {
-            key: LinkKey::new(&config.key),
+            key: LinkKey::for_suite(config.suite, &config.key),
+            other_suite: LinkKey::for_suite(
+                match config.suite {
+                    Suite::Default => Suite::Gm,
+                    Suite::Gm => Suite::Default,
+                },
+                &config.key,
+            ),
             max_len,
             max_block_bytes: config.max_block_bytes,
             session_idle_ms: config.session_idle_ms,
@@ -692,9 +709,13 @@ impl Receiver {
         }
         self.unauthenticated.push_back(c.session);
         self.next_unauthenticated_report = now_ms.saturating_add(UNAUTHENTICATED_REPORT_MS);
+        let tagged_by = wire::decode(&self.other_suite, datagram)
+            .is_ok()
+            .then(|| self.other_suite.suite());
         self.events.push_back(ReceiverEvent::Unauthenticated {
             session: c.session,
             heartbeat: c.heartbeat,
+            tagged_by,
         });
     }
 
@@ -1156,7 +1177,20 @@ mod tests {
         data: &[u8],
         idle_ms: u64,
     ) -> (Vec<(Vec<u8>, bool)>, usize) {
+        datagrams_of_suite(Suite::Default, session, mtu, digest, data, idle_ms)
+    }
+
+    /// As [`datagrams_then_idle`], from a sender of `suite`.
+    fn datagrams_of_suite(
+        suite: Suite,
+        session: u64,
+        mtu: usize,
+        digest: u8,
+        data: &[u8],
+        idle_ms: u64,
+    ) -> (Vec<(Vec<u8>, bool)>, usize) {
         let mut cfg = SenderConfig::new(KEY, mtu);
+        cfg.suite = suite;
         cfg.copies = 1;
         cfg.repeat_window_ms = 0;
         cfg.source_symbols = 8;
@@ -1179,7 +1213,9 @@ mod tests {
             match s.poll_transmit(now, &mut buf).unwrap() {
                 Some(n) => {
                     let symbol = matches!(
-                        wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
+                        wire::decode(&LinkKey::for_suite(suite, &KEY), &buf[..n])
+                            .unwrap()
+                            .body,
                         Body::Symbol(_)
                     );
                     out.push((buf[..n].to_vec(), symbol));
@@ -1361,7 +1397,8 @@ mod tests {
             named,
             vec![ReceiverEvent::Unauthenticated {
                 session: 91,
-                heartbeat: true
+                heartbeat: true,
+                tagged_by: None
             }]
         );
         let s = r.stats();
@@ -1378,9 +1415,51 @@ mod tests {
             events(&mut r),
             vec![ReceiverEvent::Unauthenticated {
                 session: 92,
-                heartbeat: true
+                heartbeat: true,
+                tagged_by: None
             }]
         );
+    }
+
+    #[test]
+    fn a_national_suite_pair_tags_with_hmac_sm3_and_a_default_receiver_names_the_suite() {
+        let data = vec![5u8; 20_000];
+        let (gm, _) = datagrams_of_suite(Suite::Gm, 91, 1500, 0, &data, 0);
+        // the tags are HMAC-SM3's, not HMAC-SHA256's
+        assert!(gm.iter().all(|(d, _)| {
+            wire::decode(&LinkKey::for_suite(Suite::Gm, &KEY), d).is_ok()
+                && wire::decode(&LinkKey::new(&KEY), d).is_err()
+        }));
+        // a receiver of the same suite takes the object whole
+        let mut config = ReceiverConfig::new(KEY, 1500);
+        config.suite = Suite::Gm;
+        let mut r = Receiver::new(config).unwrap();
+        for (d, _) in &gm {
+            r.handle(2_000, d);
+        }
+        assert!(events(&mut r).contains(&ReceiverEvent::ObjectComplete {
+            id: ObjectId([9; 16])
+        }));
+        assert_eq!(r.stats().datagrams_forged, 0);
+        // a receiver of the default suite drops every datagram, and says why
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in &gm {
+            r.handle(2_000, d);
+        }
+        let named: Vec<_> = events(&mut r)
+            .into_iter()
+            .filter(|e| matches!(e, ReceiverEvent::Unauthenticated { .. }))
+            .collect();
+        assert_eq!(
+            named,
+            vec![ReceiverEvent::Unauthenticated {
+                session: 91,
+                heartbeat: true,
+                tagged_by: Some(Suite::Gm)
+            }]
+        );
+        assert_eq!(r.stats().datagrams_ok, 0);
+        assert_eq!(r.stats().datagrams_forged, gm.len() as u64);
     }
 
     #[test]

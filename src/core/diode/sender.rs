@@ -59,6 +59,7 @@ use super::wire::{
     self, Announce, Body, Header, Heartbeat, LinkKey, SYMBOL_OVERHEAD, Symbol, WireError,
 };
 use super::{ConfigError, ObjectId};
+use crate::keys::suite::Suite;
 
 /// The longest run of consecutive lost datagrams the derived interleave depth is
 /// sized for (a whole GSO batch, or a socket buffer overflow).
@@ -88,6 +89,8 @@ pub fn interleave_for(repair: u32) -> u16 {
 pub struct SenderConfig {
     /// The link key shared with the receiver.
     pub key: [u8; 32],
+    /// The pair's suite: whose HMAC tags every datagram (`keys::suite`).
+    pub suite: Suite,
     /// IPv4 MTU of the path.
     pub mtu: usize,
     /// Symbol size T; 0 derives the largest that fits the MTU.
@@ -141,6 +144,7 @@ impl SenderConfig {
     pub fn new(key: [u8; 32], mtu: usize) -> Self {
         Self {
             key,
+            suite: Suite::Default,
             mtu,
             symbol_size: 0,
             source_symbols: if mtu > 4000 { 256 } else { 512 },
@@ -486,7 +490,7 @@ impl Sender {
             config.repeat_interval_ms
         };
         let mut s = Self {
-            key: LinkKey::new(&config.key),
+            key: LinkKey::for_suite(config.suite, &config.key),
             session,
             start_ms: now_ms,
             now: now_ms,

@@ -1,7 +1,7 @@
 //! The diode datagram codec: a fixed header, a body (a RaptorQ symbol, a
 //! heartbeat, an object announcement or a signed audit checkpoint) and a
-//! truncated HMAC-SHA256 tag over both. Owns the byte layout,
-//! the authentication key, the size limits derived from the MTU, and the checks a
+//! truncated HMAC tag over both (HMAC-SHA256, or HMAC-SM3 under the national
+//! suite). Owns the byte layout, the authentication key, the size limits derived from the MTU, and the checks a
 //! received datagram must pass (tag first, then every length and field) before
 //! anything else looks at it.
 //!
@@ -21,7 +21,7 @@
 //!                     (live stream frames, see `stream.rs`: K is 0 on a source
 //!                     symbol, sent before its block is closed, and the block's K on
 //!                     a repair symbol, whose esi is K or more)
-//! tag (16 bytes)      HMAC-SHA256(key, header | body)[..16]
+//! tag (16 bytes)      HMAC(key, header | body)[..16]  (SHA-256 or SM3)
 //! ```
 //! All integers are big-endian. A datagram is exactly as long as its kind says:
 //! trailing bytes are an error. A heartbeat is one of exactly two lengths: without
@@ -31,7 +31,7 @@
 //! sender's settings that the receiver must be able to take ([`LinkParams`]); the
 //! receiver compares them with its own (see `agree.rs`).
 
-use ring::hmac;
+use crate::keys::suite::{MacKey, Suite};
 use thiserror::Error;
 
 /// The two magic bytes that open every datagram.
@@ -40,7 +40,7 @@ pub const MAGIC: [u8; 2] = *b"ID";
 pub const VERSION: u8 = 1;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 20;
-/// Length of the truncated HMAC-SHA256 tag.
+/// Length of the truncated HMAC tag.
 pub const TAG_LEN: usize = 16;
 /// Length of a symbol body before the symbol bytes.
 pub const SYMBOL_PREFIX_LEN: usize = 16;
@@ -179,21 +179,32 @@ pub fn symbol_size_ok(t: u16, max_len: usize) -> bool {
         && usize::from(t) + SYMBOL_OVERHEAD <= max_len
 }
 
-/// The 32-byte key shared by the two ends of a link, ready for HMAC-SHA256.
+/// The 32-byte key shared by the two ends of a link, ready for the pair's suite's HMAC
+/// (HMAC-SHA256, or HMAC-SM3 under the national suite; `keys::suite::MacKey`).
 #[derive(Clone)]
-pub struct LinkKey(hmac::Key);
+pub struct LinkKey(MacKey);
 
 impl LinkKey {
-    /// Prepares `key` for signing and verifying.
+    /// Prepares `key` for HMAC-SHA256 (the default suite).
     pub fn new(key: &[u8; 32]) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+        Self::for_suite(Suite::Default, key)
+    }
+
+    /// Prepares `key` for `suite`'s HMAC.
+    pub fn for_suite(suite: Suite, key: &[u8; 32]) -> Self {
+        Self(MacKey::new(suite, key))
+    }
+
+    /// The suite whose HMAC tags.
+    pub fn suite(&self) -> Suite {
+        self.0.suite()
     }
 
     /// The truncated tag of `data`.
     pub fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
-        let full = hmac::sign(&self.0, data);
+        let full = self.0.tag(data);
         let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(&full.as_ref()[..TAG_LEN]);
+        out.copy_from_slice(&full[..TAG_LEN]);
         out
     }
 

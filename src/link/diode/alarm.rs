@@ -15,6 +15,7 @@
 
 use crate::audit::{Entry, Event};
 use crate::core::diode::{Mismatch, ReceiverStats};
+use crate::keys::suite::Suite;
 use crate::node::Node;
 use std::net::SocketAddr;
 
@@ -27,6 +28,21 @@ const RECENT_MS: u64 = 5_000;
 struct Unauthenticated {
     session: u64,
     from: Option<SocketAddr>,
+    /// The other suite whose HMAC its datagrams carry, when they do.
+    tagged_by: Option<Suite>,
+}
+
+impl Unauthenticated {
+    /// Why, as far as the receiver can tell: another suite, or another datagram key.
+    fn why(&self, ours: Suite) -> String {
+        match self.tagged_by {
+            Some(theirs) => format!(
+                "its datagrams carry {} tags under this link's key: the sender runs the {theirs} suite, this node the {ours} ([node] suite must be the same on both nodes of a pair)",
+                theirs.mac()
+            ),
+            None => "other datagram key? (the sender's key file must be the same as this node's [diode] key)".to_string(),
+        }
+    }
 }
 
 /// The receiver's alarms: the state behind the log lines, metrics, `/healthz` lines and
@@ -96,26 +112,34 @@ impl Alarm {
     }
 
     /// Datagrams claiming `session`, from `from`, fail authentication (the core names
-    /// each session once, rate-limited).
+    /// each session once, rate-limited); `tagged_by`: the other suite, when their tags are
+    /// its HMAC under this link's key.
     pub fn unauthenticated(
         &mut self,
         node: &Node,
         now_ms: u64,
         session: u64,
         heartbeat: bool,
+        tagged_by: Option<Suite>,
         from: Option<SocketAddr>,
     ) {
+        let who = Unauthenticated {
+            session,
+            from,
+            tagged_by,
+        };
         let text = format!(
-            "could not authenticate session {session:016x} from {}: other datagram key?",
-            from_text(from)
+            "could not authenticate session {session:016x} from {}: {}",
+            from_text(from),
+            who.why(node.cfg.node.suite)
         );
         tracing::warn!(
             session = format!("{session:016x}"),
             heartbeat,
-            "diode: {text} (the sender's key file must be the same as this node's [diode] key)"
+            "diode: {text}"
         );
         audit(node, format!("key: {text}"));
-        self.unauthenticated = Some(Unauthenticated { session, from });
+        self.unauthenticated = Some(who);
         if heartbeat {
             self.failed_heartbeat_at = Some(now_ms);
         }
@@ -191,13 +215,17 @@ impl Alarm {
             ));
         }
         if self.recent(self.failed_heartbeat_at, now_ms) {
-            let who = self.unauthenticated.map_or_else(
-                || "a sender".to_string(),
-                |u| format!("session {:016x} from {}", u.session, from_text(u.from)),
-            );
-            lines.push(format!(
-                "heartbeats of {who} fail authentication (bad_tag): other datagram key?"
-            ));
+            let line = match &self.unauthenticated {
+                Some(u) => format!(
+                    "heartbeats of session {:016x} from {} fail authentication (bad_tag): {}",
+                    u.session,
+                    from_text(u.from),
+                    u.why(node.cfg.node.suite)
+                ),
+                None => "heartbeats of a sender fail authentication (bad_tag): other datagram key?"
+                    .to_string(),
+            };
+            lines.push(line);
         }
         node.set_diode_problems(lines);
     }

@@ -92,6 +92,7 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         tracing::warn!("{w}");
     }
     let mut config = ReceiverConfig::new(key, d.mtu);
+    config.suite = node.cfg.node.suite;
     config.config_digest = super::config_digest(&node.cfg, crate::node::config::Role::Receive);
     let core = Core::new(config)?;
     tracing::info!(listen = %d.listen, mtu = d.mtu, recv_buffer = granted, gro_segments = udp.gro_segments(), "diode receiver up");
@@ -183,8 +184,12 @@ fn net(
                 }
                 // the events of one receive, which comes from one address
                 ReceiverEvent::Mismatch(list) => alarm.mismatch(&node, now, list),
-                ReceiverEvent::Unauthenticated { session, heartbeat } => {
-                    alarm.unauthenticated(&node, now, session, heartbeat, last_from);
+                ReceiverEvent::Unauthenticated {
+                    session,
+                    heartbeat,
+                    tagged_by,
+                } => {
+                    alarm.unauthenticated(&node, now, session, heartbeat, tagged_by, last_from);
                 }
                 ReceiverEvent::StreamFrame(frame) => streams.stream_frame(now, &frame),
                 ReceiverEvent::SessionRestarted { old, new } => {

@@ -87,6 +87,7 @@ pub fn start(
     let udp = Udp::bind(bind, Duration::from_millis(100))
         .map_err(|error| DiodeError::Socket { addr: bind, error })?;
     let mut cfg = SenderConfig::new(key, d.mtu);
+    cfg.suite = node.cfg.node.suite;
     cfg.repair_ratio = d.repair_ratio;
     cfg.rate_bytes_per_s = d.rate_bytes_per_s;
     cfg.copies = u8::try_from(d.copies).unwrap_or(u8::MAX);

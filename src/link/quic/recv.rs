@@ -41,8 +41,10 @@ pub async fn serve(receiver: Arc<Receiver>, endpoint: quinn::Endpoint) {
                     }
                     connection(receiver, conn).await
                 }
-                // an unpinned certificate names the expected and presented fingerprints
+                // an unpinned certificate names the expected and presented fingerprints;
+                // another suite is said in words
                 Err(e) => {
+                    let e = super::send::refusal(&e, receiver.node.cfg.node.suite);
                     crate::ops::repeat::warn_repeated!("link.accept", &format!("{remote}: {e}");
                     remote = %remote, error = %e, "refused a connection")
                 }

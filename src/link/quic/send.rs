@@ -18,6 +18,7 @@ use crate::core::id::ObjectId;
 use crate::core::stage::Sealed;
 use crate::core::wire::{FrameKind, LinkKind, RECEIPT_LEN, Receipt, ReceiptStatus};
 use crate::keys::at_rest::DataKeys;
+use crate::keys::suite::Suite;
 use crate::keys::tls::SERVER_NAME;
 use crate::node::Node;
 use crate::ops::events::{Sent, Subject};
@@ -156,6 +157,7 @@ pub async fn run(
             Err(e) if handshake_refused(&e) => {
                 // a certificate one side does not pin: the error names the expected and
                 // presented fingerprints; said once a minute while it lasts
+                let e = refusal(&e, node.cfg.node.suite);
                 crate::ops::repeat::warn_repeated!("link.handshake", &format!("{peer}: {e}");
                     peer = %peer, error = %e, "handshake refused; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -239,8 +241,29 @@ async fn confirmed(conn: quinn::Connection) -> Result<quinn::Connection, quinn::
     }
 }
 
+/// TLS alert 120, `no_application_protocol` (RFC 7301), as a QUIC crypto error code (RFC
+/// 9001 §4.8: 0x100 + the alert).
+const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
+
+/// A refused handshake in words: the error, and when the two ends share no ALPN protocol,
+/// that the pair's suites differ (`keys::tls::alpn`), naming the one `suite` this node runs.
+pub(crate) fn refusal(e: &quinn::ConnectionError, suite: Suite) -> String {
+    let code = match e {
+        quinn::ConnectionError::TransportError(t) => u64::from(t.code),
+        quinn::ConnectionError::ConnectionClosed(c) => u64::from(c.error_code),
+        _ => 0,
+    };
+    if code == NO_APPLICATION_PROTOCOL {
+        format!(
+            "{e}: the peer runs another suite than this node's {suite} (`[node] suite` must be the same on both nodes of a pair)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 /// Whether a connection failed in the TLS handshake (a TLS alert, sent or received: an
-/// unpinned certificate, on either end), rather than for want of a peer.
+/// unpinned certificate or another suite, on either end), rather than for want of a peer.
 pub(crate) fn handshake_refused(e: &quinn::ConnectionError) -> bool {
     let tls_alert = |code: u64| (0x100..0x200).contains(&code);
     match e {

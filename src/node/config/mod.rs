@@ -17,6 +17,7 @@ mod validate;
 
 use crate::core::stream::Protocol;
 use crate::core::wire::LinkKind;
+use crate::keys::suite::Suite;
 use crate::policy::Policy;
 use crate::problem::{Problem, Problems, Source};
 use std::collections::BTreeMap;
@@ -89,7 +90,7 @@ pub struct NodeConfig {
     pub exchange_dir: PathBuf,
     /// The audit log.
     pub audit_dir: PathBuf,
-    /// Ed25519 signing key (PKCS#8 PEM).
+    /// Signing key of the pair's suite (PKCS#8 PEM: Ed25519 or SM2).
     pub signing_key: PathBuf,
     /// TLS certificate (PEM).
     pub tls_cert: PathBuf,
@@ -100,6 +101,10 @@ pub struct NodeConfig {
     /// The data key file (`keys::at_rest`): what it seals at rest (the quarantine's copies)
     /// is encrypted; without one, stored in plaintext.
     pub data_key: Option<PathBuf>,
+    /// The pair's suite (`[node] suite`, both nodes alike): the algorithm of every signing
+    /// key and public key named here, of the data key's current key, of the QUIC link's
+    /// application protocol and of the diode's datagram tags (`keys::suite`).
+    pub suite: Suite,
 }
 
 /// A node's next signing key and TLS certificate and key (`[node] next_*`): validated and

@@ -180,6 +180,8 @@ pub(super) struct RawNode {
     pub(super) next_tls_cert: Option<S>,
     pub(super) next_tls_key: Option<S>,
     pub(super) data_key: Option<S>,
+    /// The pair's suite: `default` or `gm` (absent: `default`).
+    pub(super) suite: Option<S>,
 }
 
 /// `[peer]`.

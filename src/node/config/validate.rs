@@ -365,7 +365,8 @@ fn node_and_peer(
     }
     let listen = address(src, &raw.node.listen, "node.listen");
     let peer_addr = address(src, &raw.peer.address, "peer.address");
-    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private);
+    let suite = pair_suite(src, raw.node.suite.as_ref());
+    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private, suite);
     let node = NodeConfig {
         name: raw.node.name.get_ref().clone(),
         zone: raw.node.zone.get_ref().clone(),
@@ -378,6 +379,7 @@ fn node_and_peer(
         tls_key: path(file, &raw.node.tls_key),
         next: node_next,
         data_key: raw.node.data_key.as_ref().map(|k| path(file, k)),
+        suite,
     };
     let peer = PeerConfig {
         name: raw.peer.name.get_ref().clone(),
@@ -388,6 +390,21 @@ fn node_and_peer(
         next: peer_next,
     };
     (node, peer)
+}
+
+/// `[node] suite`: `default` (also when absent) or `gm`; anything else is reported and read
+/// as `default`.
+fn pair_suite(src: &mut Source, raw: Option<&S>) -> Suite {
+    let Some(raw) = raw else {
+        return Suite::Default;
+    };
+    match raw.get_ref().parse::<Suite>() {
+        Ok(suite) => suite,
+        Err(e) => {
+            src.report(Some(raw.span()), "node.suite", e.to_string());
+            Suite::Default
+        }
+    }
 }
 
 /// What a key file named in the configuration must hold.
@@ -405,39 +422,62 @@ enum KeyFile {
     Data,
 }
 
-/// Checks that a key file exists and holds what it should; the message names the problem.
-fn check_key_file(file: &Path, kind: KeyFile) -> Result<(), String> {
+/// Checks that a key file exists and holds what it should, of the pair's `suite`; the
+/// message names the problem.
+fn check_key_file(file: &Path, kind: KeyFile, suite: Suite) -> Result<(), String> {
     if !file.is_file() {
         let make = match kind {
-            KeyFile::Data => "make one with `isogate keygen --data-key FILE`",
-            _ => "make keys with `isogate keygen`",
+            KeyFile::Data => format!(
+                "make one with `isogate keygen --data-key FILE{}`",
+                flag(suite)
+            ),
+            _ => format!("make keys with `isogate keygen{}`", flag(suite)),
         };
         return Err(format!(
             "{} does not exist or is not a file ({make})",
             file.display()
         ));
     }
-    let suite = match kind {
+    let found = match kind {
         KeyFile::Signing => crate::keys::SigningKey::load(file).map(|k| Some(k.suite())),
         KeyFile::Public => crate::keys::VerifyKey::load(file).map(|k| Some(k.suite())),
         KeyFile::Cert => crate::keys::load_cert(file).map(|_| None),
         KeyFile::TlsKey => crate::keys::load_tls_key(file).map(|_| None),
-        KeyFile::Data => crate::keys::at_rest::DataKeys::load(file).map(|_| None),
+        KeyFile::Data => crate::keys::at_rest::DataKeys::load(file).map(|k| Some(k.suite())),
     };
-    match suite.map_err(|e| e.to_string())? {
-        Some(s) if s != Suite::Default => Err(not_default_suite(file.display(), s)),
+    match found.map_err(|e| e.to_string())? {
+        Some(found) if found != suite => Err(other_suite(file.display(), kind, found, suite)),
         _ => Ok(()),
     }
 }
 
-/// Why a node refuses a key of the national suite: its pair runs the default suite only
-/// (a pair's hashes, tags and data at rest would not follow the key).
-fn not_default_suite(what: impl std::fmt::Display, suite: Suite) -> String {
-    format!(
-        "{what} is an {} key (`isogate keygen --suite {suite}`); a node signs with {} only: the {suite} suite is not yet available to a pair of nodes",
-        suite.signature(),
-        Suite::Default.signature()
-    )
+/// ` --suite gm` for the national suite, nothing for the default one: what `isogate keygen`
+/// needs to make keys of `suite`.
+fn flag(suite: Suite) -> String {
+    match suite {
+        Suite::Default => String::new(),
+        other => format!(" --suite {other}"),
+    }
+}
+
+/// Why a node refuses a key of another suite than its pair's: a pair runs one suite, and
+/// every key it signs, verifies or seals with is of that suite.
+fn other_suite(what: impl std::fmt::Display, kind: KeyFile, found: Suite, suite: Suite) -> String {
+    match kind {
+        KeyFile::Data => format!(
+            "{what}: its current key is {} ({found} suite), but this pair runs the {suite} suite (`[node] suite`), which seals data at rest with {}: add a key with `isogate keygen --data-key FILE{}`, the older one stays to open what it sealed",
+            found.cipher(),
+            suite.cipher(),
+            flag(suite)
+        ),
+        _ => format!(
+            "{what} is an {} key (`isogate keygen{}`), but this pair runs the {suite} suite (`[node] suite`), which signs with {}: make keys with `isogate keygen{}`, or set suite = \"{found}\" under [node] on both nodes",
+            found.signature(),
+            flag(found),
+            suite.signature(),
+            flag(suite)
+        ),
+    }
 }
 
 /// The key files of `[node]` and `[peer]`, current and next: each must hold what it
@@ -449,6 +489,7 @@ fn key_files(
     n: &RawNode,
     p: &RawPeer,
     private: PrivateKeys,
+    suite: Suite,
 ) -> (Option<NextNodeKeys>, Option<NextPeerKeys>) {
     use KeyFile::*;
     let files = [
@@ -484,7 +525,7 @@ fn key_files(
         .filter_map(|(s, k, t)| Some((s?, k, t)))
         .filter(|(_, _, kind)| read(kind))
     {
-        if let Err(message) = check_key_file(&path(file, s), kind) {
+        if let Err(message) = check_key_file(&path(file, s), kind, suite) {
             sound = false;
             src.report(Some(s.span()), key, message);
         }
