@@ -363,7 +363,9 @@ Examples:
                 (isogate.service runs as the user isogate: it alone may read them)
   isogate keygen --approver zhang.wei --out ~/.isogate
                 (an approver's key pair; paste the printed line into [approval] approvers
-                of the channel policy on both nodes)"
+                of the channel policy on both nodes)
+  isogate keygen --approver zhang.wei --suite gm --out ~/.isogate
+                (an SM2 approver key, for a pair on the national suite)"
     )]
     Keygen {
         /// The node name (names the files).
@@ -374,7 +376,9 @@ Examples:
         )]
         name: Option<String>,
         /// Make an approver's key pair instead, for a channel's [approval]: NAME.approver.key
-        /// (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits).
+        /// (PKCS#8 PEM, 0600, kept by the approver) and NAME.approver.pub (64 hex digits; an
+        /// SM2 key's 130 with --suite gm, for a gm pair: its approvers sign with `isogate
+        /// approve`).
         #[arg(long, value_name = "NAME", conflicts_with = "data_key")]
         approver: Option<String>,
         /// Make a node's data key file instead (`[node] data_key`: seals the quarantine's
@@ -390,15 +394,10 @@ Examples:
             conflicts_with = "data_key"
         )]
         out: Option<PathBuf>,
-        /// The suite of the signing key: `default` (Ed25519) or `gm` (SM2, GB/T 32918.2,
-        /// user id 1234567812345678; PKCS#8 PEM that OpenSSL reads, the public key as 130
-        /// hex digits). The TLS key is ECDSA P-256 under both.
-        #[arg(
-            long,
-            default_value = "default",
-            value_name = "SUITE",
-            conflicts_with = "approver"
-        )]
+        /// The suite of the signing key, or of the approver's key: `default` (Ed25519) or
+        /// `gm` (SM2, GB/T 32918.2, user id 1234567812345678; PKCS#8 PEM that OpenSSL reads,
+        /// the public key as 130 hex digits). The TLS key is ECDSA P-256 under both.
+        #[arg(long, default_value = "default", value_name = "SUITE")]
         suite: isogate::keys::suite::Suite,
     },
     /// Ask the running diode sender to send held objects again (after a `lost` report).
@@ -1092,7 +1091,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             suite,
         } => match (name, approver, data_key, out) {
             (_, _, Some(file), _) => Ok(cli::keygen::data_key(&file, suite)?),
-            (_, Some(a), None, Some(out)) => Ok(cli::keygen::approver(&a, &out)?),
+            (_, Some(a), None, Some(out)) => Ok(cli::keygen::approver(&a, &out, suite)?),
             (Some(n), None, None, Some(out)) => Ok(cli::keygen::command(&n, &out, suite)?),
             _ => anyhow::bail!("give --name or --approver with --out, or --data-key FILE"),
         },

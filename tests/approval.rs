@@ -55,11 +55,18 @@ fn text(out: &Output) -> String {
 /// Makes an approver's key pair with `isogate keygen --approver`; returns the private key
 /// file and the public key's hex digits.
 fn approver(lab: &Lab, dir: &str, name: &str) -> (PathBuf, String) {
+    approver_of(lab, dir, name, "default")
+}
+
+/// [`approver`] of `suite` (`isogate keygen --approver NAME --suite SUITE`).
+fn approver_of(lab: &Lab, dir: &str, name: &str, suite: &str) -> (PathBuf, String) {
     let out_dir = lab.dir.join(dir);
     let out = isogate(&[
         "keygen",
         "--approver",
         name,
+        "--suite",
+        suite,
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -450,6 +457,48 @@ fn two_approvals_release_a_file_over_the_diode_and_an_expired_one_is_quarantined
             "{node}: {events:?}"
         );
     }
+}
+
+#[test]
+fn on_the_national_suite_two_sm2_approvals_release_a_file() {
+    let lab = Lab::new_with(27820, &["--suite", "gm"]);
+    let policy = lab.dir.join("policy/to-internet.toml");
+    let before = fs::read_to_string(&policy).unwrap();
+    // an Ed25519 approver on a gm pair: neither node's configuration loads
+    let (_, wang) = approver(&lab, "approvers", "wang");
+    append(&policy, &section(1, "72h", &[("wang", &wang)]));
+    for node in ["court", "internet"] {
+        let out = check(&lab.config(node), &[]);
+        assert!(!out.status.success());
+        let said = text(&out);
+        assert!(said.contains("to-internet.toml"), "{said}");
+        assert!(said.contains("approval.approvers"), "{said}");
+        assert!(
+            said.contains("approver \"wang\" is pinned with an Ed25519 key, but this pair runs the gm suite, whose approvals are signed with SM2: make the approver's key with `isogate keygen --approver wang --suite gm`"),
+            "{said}"
+        );
+    }
+    // SM2 approvers, signing with `isogate approve`
+    let (zhang, zk) = approver_of(&lab, "approvers", "zhang", "gm");
+    let (li, lk) = approver_of(&lab, "approvers", "li", "gm");
+    assert_eq!(zk.len(), 130, "an SM2 public key: {zk}");
+    fs::write(
+        &policy,
+        format!(
+            "{before}{}",
+            section(2, "72h", &[("zhang", &zk), ("li", &lk)])
+        ),
+    )
+    .unwrap();
+    for node in ["court", "internet"] {
+        let out = check(&lab.config(node), &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    // the receiver verifies both SM2 approvals with its own pinned keys before it lands
+    // the file (two_approvals_release checks the records and their order)
+    two_approvals_release(&lab, &zhang, &li, "判决书-gm.txt");
 }
 
 #[test]

@@ -376,7 +376,8 @@ mod tests {
     #[test]
     fn a_public_key_given_for_the_private_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        crate::cli::keygen::approver("zhang", dir.path()).unwrap();
+        crate::cli::keygen::approver("zhang", dir.path(), crate::keys::suite::Suite::Default)
+            .unwrap();
         let e = approver_key(&dir.path().join("zhang.approver.pub"))
             .err()
             .unwrap()

@@ -205,16 +205,15 @@ const SEALED: &str = "the quarantine and the spool (objects waiting to cross or 
 /// What is not yet sealed at rest, whatever the data key.
 const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
 
-/// What the pair's suite does not yet cover: under the national suite, the hashes and the
-/// approvals stay those of the default suite.
+/// What the pair's suite does not yet cover: under the national suite, the hashes stay the
+/// default suite's, and approvers sign with the command only.
 fn not_yet(s: keys::suite::Suite) -> Option<String> {
     let d = keys::suite::Suite::Default;
     (s != d).then(|| {
         format!(
-            "hashes of content, chunks and the audit log stay {} ({} not yet); approvals stay {} ({} not yet)",
+            "hashes of content, chunks and the audit log stay {} ({} not yet); approvers sign with `isogate approve`, not in the console (the browser has no {})",
             d.hash(),
             s.hash(),
-            d.signature(),
             s.signature()
         )
     })
@@ -227,7 +226,7 @@ fn crypto_lines(cfg: &Config) -> Vec<String> {
     let d = keys::suite::Suite::Default;
     let hashes = if s == d { s.hash() } else { d.hash() };
     let mut out = vec![format!(
-        "  cryptography           suite {s}: signatures {} (manifests, receipts, audit checkpoints, key switches), hashes {hashes}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
+        "  cryptography           suite {s}: signatures {} (manifests, receipts, audit checkpoints, key switches, approvals), hashes {hashes}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
         s.signature(),
         s.mac()
     )];
@@ -252,7 +251,7 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
     serde_json::json!({
         "suite": s.name(),
         "signatures": s.signature(),
-        "approvals": d.signature(),
+        "approvals": s.signature(),
         "hashes": d.hash(),
         "datagram_tags": s.mac(),
         "not_yet": not_yet(s),

@@ -7,7 +7,7 @@
 //!                                        └─► sha256:… fingerprints, AB12 CD34 … groups,
 //!                                            the public key's 64 hex digits (as in config)
 //!  keygen --data-key FILE [--suite gm] ─► keys::at_rest::DataKeys::add_key (new, or first)
-//!  keygen --approver NAME ─► NAME.approver.key (PKCS#8 PEM, 0600), NAME.approver.pub
+//!  keygen --approver NAME [--suite gm] ─► NAME.approver.key (PKCS#8 PEM, 0600), NAME.approver.pub
 //!                        └─► fingerprint, the line to paste into [approval] approvers
 //! ```
 
@@ -18,8 +18,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Makes an approver's Ed25519 key pair in `out`: `NAME.approver.key` (PKCS#8 PEM, like a
-/// node's signing key, mode 0600) and `NAME.approver.pub` (64 hex digits); neither is ever
+/// Makes an approver's key pair of `suite` in `out` (Ed25519, or SM2 for a `gm` pair, whose
+/// approvers sign with `isogate approve`: the console's WebCrypto has no SM2):
+/// `NAME.approver.key` (PKCS#8 PEM, like a node's signing key, mode 0600) and
+/// `NAME.approver.pub` (64 hex digits, or SM2's 130); neither is ever
 /// overwritten. Prints the files, the key's fingerprint and the line to paste into a
 /// channel policy's `[approval] approvers`. The private key stays with the approver: the
 /// node never needs it.
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 /// # Errors
 /// The name is not an approver name (`core::approval::valid_name`; no leading dot), a file
 /// exists already, or a file cannot be written.
-pub fn approver(name: &str, out: &Path) -> Result<ExitCode, KeyError> {
+pub fn approver(name: &str, out: &Path, suite: Suite) -> Result<ExitCode, KeyError> {
     let (key_file, pub_file) = approver_files(name, out)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -45,9 +47,8 @@ pub fn approver(name: &str, out: &Path) -> Result<ExitCode, KeyError> {
             });
         }
     }
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-        .map_err(|e| KeyError::Generate(e.to_string()))?;
-    write_new(&key_file, pair.serialize_pem().as_bytes(), 0o600).map_err(io(&key_file))?;
+    let (_, pem) = keys::signing_pem(suite)?;
+    write_new(&key_file, pem.as_bytes(), 0o600).map_err(io(&key_file))?;
     let public = SigningKey::load(&key_file)?.verify_key();
     write_new(
         &pub_file,
@@ -173,7 +174,7 @@ mod tests {
     #[test]
     fn an_approver_key_is_made_once_and_loads() {
         let dir = tempfile::tempdir().unwrap();
-        approver("张伟", dir.path()).unwrap();
+        approver("张伟", dir.path(), Suite::Default).unwrap();
         let key = dir.path().join("张伟.approver.key");
         let public = dir.path().join("张伟.approver.pub");
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -183,13 +184,24 @@ mod tests {
             VerifyKey::load(&public).unwrap()
         );
         let before = std::fs::read(&key).unwrap();
-        assert!(approver("张伟", dir.path()).is_err(), "never overwritten");
+        assert!(
+            approver("张伟", dir.path(), Suite::Default).is_err(),
+            "never overwritten"
+        );
         assert_eq!(std::fs::read(&key).unwrap(), before);
-        let e = approver("a/b", dir.path()).unwrap_err().to_string();
+        let e = approver("a/b", dir.path(), Suite::Default)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("invalid approver name") && e.contains("letters and digits of any script"),
             "{e}"
         );
-        assert!(approver(".hidden", dir.path()).is_err());
+        assert!(approver(".hidden", dir.path(), Suite::Default).is_err());
+        // an SM2 approver key, for a pair on the national suite
+        approver("李娜", dir.path(), Suite::Gm).unwrap();
+        let public = VerifyKey::load(&dir.path().join("李娜.approver.pub")).unwrap();
+        assert_eq!(public.suite(), Suite::Gm);
+        let key = SigningKey::load(&dir.path().join("李娜.approver.key")).unwrap();
+        assert_eq!(key.verify_key(), public);
     }
 }

@@ -143,6 +143,19 @@ pub fn decide(node: &Node, user: &str, p: &Posted, wait: Duration) -> Answer {
                 view.channel
             ),
         };
+        // the browser signs with Ed25519 only: an approver pinned with an SM2 key (a pair on
+        // the national suite) signs with the command
+        let why = if rule
+            .approvers
+            .iter()
+            .any(|a| a.key.suite() != crate::keys::suite::Suite::Default)
+        {
+            format!(
+                "{why}; approvers pinned with SM2 keys sign with `isogate approve` (the browser's WebCrypto has no SM2)"
+            )
+        } else {
+            why
+        };
         if let Some(id) = ObjectId::parse(&view.id) {
             let _ = node.audit.append(
                 Event::ApprovalRequestRefused,

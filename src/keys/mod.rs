@@ -400,6 +400,27 @@ pub fn keygen(name: &str, dir: &Path) -> Result<KeyFiles, KeyError> {
     keygen_for(name, dir, Suite::Default)
 }
 
+/// A fresh signing key of `suite` (Ed25519 or SM2) and its PKCS#8 PEM, the form every key
+/// file holds (OpenSSL reads both).
+///
+/// # Errors
+/// [`KeyError::Generate`]: the system's random source or the encoding failed.
+pub fn signing_pem(suite: Suite) -> Result<(SigningKey, String), KeyError> {
+    match suite {
+        Suite::Default => {
+            let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+                .map_err(|e| KeyError::Generate(e.to_string()))?;
+            let sign = SigningKey::from_pkcs8(&pair.serialize_der()).map_err(KeyError::Generate)?;
+            Ok((sign, pair.serialize_pem()))
+        }
+        Suite::Gm => {
+            let sign = SigningKey::generate_for(Suite::Gm)?;
+            let pem = sign.sm2_pem()?;
+            Ok((sign, pem))
+        }
+    }
+}
+
 /// [`keygen`] for `suite`: the signing key is Ed25519 (default) or SM2 (`gm`: PKCS#8 PEM
 /// that OpenSSL reads, the public key as 130 hex digits). The TLS key is ECDSA P-256 under
 /// both: the QUIC link is TLS 1.3, which has no SM2 (TLCP is another protocol).
@@ -418,19 +439,7 @@ pub fn keygen_for(name: &str, dir: &Path, suite: Suite) -> Result<KeyFiles, KeyE
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let files = KeyFiles::in_dir(dir, name);
-    let (sign, sign_pem) = match suite {
-        Suite::Default => {
-            let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-                .map_err(|e| KeyError::Generate(e.to_string()))?;
-            let sign = SigningKey::from_pkcs8(&pair.serialize_der()).map_err(KeyError::Generate)?;
-            (sign, pair.serialize_pem())
-        }
-        Suite::Gm => {
-            let sign = SigningKey::generate_for(Suite::Gm)?;
-            let pem = sign.sm2_pem()?;
-            (sign, pem)
-        }
-    };
+    let (sign, sign_pem) = signing_pem(suite)?;
     let tls_pair = rcgen::KeyPair::generate().map_err(|e| KeyError::Generate(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(vec![name.to_string()])
         .map_err(|e| KeyError::Generate(e.to_string()))?;

@@ -25,7 +25,7 @@
 //! ```
 
 use crate::core::stream::StreamRules;
-use crate::node::config::{Config, approval_self_pins, compliance};
+use crate::node::config::{Config, approval_self_pins, approval_suite, compliance};
 use crate::policy::Policy;
 use crate::problem::Problems;
 use std::collections::BTreeMap;
@@ -189,6 +189,7 @@ impl Policies {
                     }
                     if p.approval.is_some() {
                         errors.extend(approval_self_pins(&c.policy_file, &p, &cfg.node_keys()));
+                        errors.extend(approval_suite(&c.policy_file, &p, cfg.node.suite));
                     }
                     if errors.is_empty() {
                         Ok(p)

@@ -925,27 +925,12 @@ fn approval_rule(a: RawApproval, src: &mut Source<'_>) -> Option<ApprovalRule> {
                 Some(at.clone()),
                 "approval.approvers.key",
                 format!(
-                    "approver {:?}: expected the 64 hex digits of an Ed25519 public key (the .pub file of `isogate keygen --approver {}`)",
+                    "approver {:?}: expected the 64 hex digits of an Ed25519 public key or the 130 of an SM2 one (the .pub file of `isogate keygen --approver {}`)",
                     raw.name, raw.name
                 ),
             );
             continue;
         };
-        if key.suite() != crate::keys::suite::Suite::Default {
-            src.report(
-                Some(at.clone()),
-                "approval.approvers.key",
-                format!(
-                    "approver {:?}: an {} key; approvals are signed with {} under either suite for now ({} approvals are not yet supported): make the key with `isogate keygen --approver {}`",
-                    raw.name,
-                    key.suite().signature(),
-                    crate::keys::suite::Suite::Default.signature(),
-                    key.suite().signature(),
-                    raw.name
-                ),
-            );
-            continue;
-        }
         let level = raw.level.unwrap_or(1);
         if !(1..=9).contains(&level) {
             src.report(

@@ -796,6 +796,35 @@ fn stream_text(s: &Option<StreamChannel>) -> String {
     }
 }
 
+/// The errors of a policy whose `[approval]` pins an approver key of another suite than
+/// the pair's `suite`: approvals are signed in the pair's suite (SM2 under `gm`, with
+/// `isogate approve`).
+pub fn approval_suite(policy_file: &Path, policy: &Policy, suite: Suite) -> Vec<Problem> {
+    let Some(rule) = policy.approval.as_ref() else {
+        return Vec::new();
+    };
+    let flag = match suite {
+        Suite::Default => String::new(),
+        other => format!(" --suite {other}"),
+    };
+    rule.approvers
+        .iter()
+        .filter(|a| a.key.suite() != suite)
+        .map(|a| Problem {
+            file: policy_file.to_path_buf(),
+            line: None,
+            key: Some("approval.approvers".into()),
+            message: format!(
+                "approver {:?} is pinned with an {} key, but this pair runs the {suite} suite, whose approvals are signed with {}: make the approver's key with `isogate keygen --approver {}{flag}`",
+                a.name,
+                a.key.suite().signature(),
+                suite.signature(),
+                a.name
+            ),
+        })
+        .collect()
+}
+
 /// The compliance errors of a policy whose `[approval]` pins a node's signing key as an
 /// approver (`node_keys`: each key with what it is, e.g. "this node's signing key"): the
 /// node, or its peer, could approve objects itself.
@@ -815,7 +844,7 @@ pub fn approval_self_pins(
                 line: None,
                 key: Some("approval.approvers".into()),
                 message: format!(
-                    "approver {:?} is pinned with {what} ({}): a node could approve its own                      objects; pin the approver's own key (`isogate keygen --approver NAME`)",
+                    "approver {:?} is pinned with {what} ({}): a node could approve its own objects; pin the approver's own key (`isogate keygen --approver NAME`)",
                     a.name,
                     a.key.fingerprint()
                 ),

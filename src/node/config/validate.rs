@@ -761,6 +761,7 @@ fn channels(
                     let (mut errors, mut warned) = compliance(outbound, &policy_file, &p);
                     extra.append(&mut errors);
                     extra.extend(super::approval_self_pins(&policy_file, &p, &node_keys));
+                    extra.extend(super::approval_suite(&policy_file, &p, node.suite));
                     warnings.append(&mut warned);
                     p
                 }
