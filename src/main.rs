@@ -280,6 +280,10 @@ Examples:
         /// limits are always printed.
         #[arg(long, value_enum)]
         only: Vec<Figure>,
+        /// The pairs' suites to measure, each on its own labs in the same run (repeat the
+        /// flag: `--suite default --suite gm`; default: default).
+        #[arg(long, value_name = "SUITE")]
+        suite: Vec<isogate::keys::suite::Suite>,
     },
     /// Make a lab, run both nodes here, drop sample files, and show what crosses.
     #[command(
@@ -1060,7 +1064,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             inspect_mib,
             repeat_window_s,
             only,
+            suite,
         } => {
+            let suites = if suite.is_empty() {
+                vec![isogate::keys::suite::Suite::Default]
+            } else {
+                suite
+            };
             let links = if link.is_empty() {
                 vec![LabLink::Quic, LabLink::Diode]
             } else {
@@ -1077,6 +1087,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 inspect_mib,
                 repeat_window_s,
                 only: only.into_iter().map(Figure::bench).collect(),
+                suites,
             })?;
             Ok(ExitCode::SUCCESS)
         }

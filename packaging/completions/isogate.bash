@@ -846,7 +846,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__bench)
-            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --only --log-format --help"
+            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --only --suite --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -890,6 +890,10 @@ _isogate() {
                     ;;
                 --only)
                     COMPREPLY=($(compgen -W "inspect files streams messages memory" -- "${cur}"))
+                    return 0
+                    ;;
+                --suite)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log-format)

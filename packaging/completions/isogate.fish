@@ -70,6 +70,7 @@ files\t'Idle CPU, the large file, 4 KiB files per second and the latency at 100 
 streams\t'The stream channel\'s added latency and highest rate without loss'
 messages\t'Messages per second through the message API and their latency at 1,000/s'
 memory\t'Peak resident memory of each node while the very large file crosses'"
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l suite -d 'The pairs\' suites to measure, each on its own labs in the same run (repeat the flag: `--suite default --suite gm`; default: default)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -102,6 +102,8 @@ pub struct BenchOptions {
     pub repeat_window_s: Option<u64>,
     /// The figures to measure (empty: all of them).
     pub only: Vec<Figure>,
+    /// The pairs' suites: each link is measured on a lab of each, in this order.
+    pub suites: Vec<Suite>,
 }
 
 impl BenchOptions {
@@ -124,6 +126,7 @@ impl Default for BenchOptions {
             inspect_mib: 256,
             repeat_window_s: None,
             only: Vec::new(),
+            suites: vec![Suite::Default],
         }
     }
 }
@@ -264,10 +267,11 @@ impl Lab {
     fn start(
         dir: PathBuf,
         link: LabLink,
+        suite: Suite,
         port_base: u16,
         repeat_window_s: Option<u64>,
     ) -> Result<Lab, BenchError> {
-        init::init(&dir, link, port_base, None)?;
+        init::init_suite(&dir, link, port_base, None, suite)?;
         if let Some(w) = repeat_window_s {
             for node in ["court", "internet"] {
                 let file = dir.join(format!("{node}.toml"));
@@ -583,14 +587,26 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     } else {
         &[]
     };
-    for (i, link) in links.iter().enumerate() {
+    let labs = opts
+        .suites
+        .iter()
+        .flat_map(|suite| links.iter().map(move |link| (*suite, *link)));
+    for (i, (suite, link)) in labs.enumerate() {
         let name = link.as_str();
         let limit = match link {
             LabLink::Quic => tcp.min(sha),
             LabLink::Diode => udp.min(sha),
         };
-        println!("\nlink {name} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)");
-        let dir = root.join(format!("lab-{name}"));
+        println!(
+            "\nlink {name}, suite {suite}: signatures {}, datagram tags {}, at rest {} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)",
+            suite.signature(),
+            suite.mac(),
+            suite.cipher()
+        );
+        let dir = match suite {
+            Suite::Default => root.join(format!("lab-{name}")),
+            other => root.join(format!("lab-{name}-{other}")),
+        };
         let base = opts.port_base + 10 * i as u16;
         let window = match link {
             LabLink::Quic => None,
@@ -604,7 +620,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             ),
             None => {}
         }
-        let lab = Lab::start(dir, *link, base, window)?;
+        let lab = Lab::start(dir, link, suite, base, window)?;
         if opts.wants(Figure::Files) {
             idle(&lab)?;
             settle();
@@ -616,7 +632,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         }
         if opts.wants(Figure::Streams) {
             settle();
-            stream::run(&lab, *link, udp)?;
+            stream::run(&lab, link, udp)?;
         }
         if opts.wants(Figure::Messages) {
             settle();
