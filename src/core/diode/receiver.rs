@@ -1381,20 +1381,27 @@ mod tests {
         assert!(mismatch_events(&mut r).is_empty());
     }
 
+    /// The `Unauthenticated` events of `r` after it handled `datagrams` at 2 s.
+    fn unauthenticated_after(
+        r: &mut Receiver,
+        datagrams: &[(Vec<u8>, bool)],
+    ) -> Vec<ReceiverEvent> {
+        for (d, _) in datagrams {
+            r.handle(2_000, d);
+        }
+        events(r)
+            .into_iter()
+            .filter(|e| matches!(e, ReceiverEvent::Unauthenticated { .. }))
+            .collect()
+    }
+
     #[test]
     fn another_datagram_key_names_the_session_once_within_the_rate_limit() {
         let data = vec![4u8; 20_000];
         let mut r = Receiver::new(ReceiverConfig::new([8u8; 32], 1500)).unwrap();
         let all = datagrams_at(1500, 0, &data);
-        for (d, _) in &all {
-            r.handle(2_000, d);
-        }
-        let named: Vec<_> = events(&mut r)
-            .into_iter()
-            .filter(|e| matches!(e, ReceiverEvent::Unauthenticated { .. }))
-            .collect();
         assert_eq!(
-            named,
+            unauthenticated_after(&mut r, &all),
             vec![ReceiverEvent::Unauthenticated {
                 session: 91,
                 heartbeat: true,
@@ -1443,15 +1450,8 @@ mod tests {
         assert_eq!(r.stats().datagrams_forged, 0);
         // a receiver of the default suite drops every datagram, and says why
         let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
-        for (d, _) in &gm {
-            r.handle(2_000, d);
-        }
-        let named: Vec<_> = events(&mut r)
-            .into_iter()
-            .filter(|e| matches!(e, ReceiverEvent::Unauthenticated { .. }))
-            .collect();
         assert_eq!(
-            named,
+            unauthenticated_after(&mut r, &gm),
             vec![ReceiverEvent::Unauthenticated {
                 session: 91,
                 heartbeat: true,
