@@ -385,8 +385,8 @@ Examples:
         /// approve`).
         #[arg(long, value_name = "NAME", conflicts_with = "data_key")]
         approver: Option<String>,
-        /// Make a node's data key file instead (`[node] data_key`: seals the quarantine's
-        /// copies at rest, AES-256-GCM, or SM4-GCM with --suite gm), mode 0600; when FILE
+        /// Make a node's data key file instead (`[node] data_key`: seals the spool and the
+        /// quarantine at rest, AES-256-GCM, or SM4-GCM with --suite gm), mode 0600; when FILE
         /// exists, a new key is put first (a rotation: it seals from the next SIGHUP, the
         /// older keys still open what they sealed).
         #[arg(long, value_name = "FILE")]
@@ -400,9 +400,11 @@ Examples:
         out: Option<PathBuf>,
         /// The suite of the signing key, or of the approver's key: `default` (Ed25519) or
         /// `gm` (SM2, GB/T 32918.2, user id 1234567812345678; PKCS#8 PEM that OpenSSL reads,
-        /// the public key as 130 hex digits). The TLS key is ECDSA P-256 under both.
-        #[arg(long, default_value = "default", value_name = "SUITE")]
-        suite: isogate::keys::suite::Suite,
+        /// the public key as 130 hex digits). The TLS key is ECDSA P-256 under both. With
+        /// --data-key: the cipher (AES-256-GCM or SM4-GCM); a rotation keeps the current
+        /// key's unless given. Default: default.
+        #[arg(long, value_name = "SUITE")]
+        suite: Option<isogate::keys::suite::Suite>,
     },
     /// Ask the running diode sender to send held objects again (after a `lost` report).
     #[command(
@@ -491,7 +493,7 @@ Approve an object that waits on the sending node because its channel's policy ha
 Reads the node's pending view of the object (state/approvals/ID.json), finds you among the
 channel's pinned approvers by the public half of --key, shows what you sign (name, size,
 SHA-256, channel, approvals so far), signs \"isogate approval v1\\0\" || approve || 0x00 ||
-the SHA-256 of the signed manifest body with your Ed25519 key, and hands the signature to
+the SHA-256 of the signed manifest body with your key (Ed25519, or SM2 on a gm pair), and hands the signature to
 the running node (state/approval-requests/). The node checks it against the pinned
 approvers of the policy in force, audits `approved` and answers; once `required` approvers
 have signed (lower levels first), the object leaves with the approvals in its manifest, and
@@ -1066,11 +1068,15 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             only,
             suite,
         } => {
-            let suites = if suite.is_empty() {
-                vec![isogate::keys::suite::Suite::Default]
-            } else {
-                suite
-            };
+            let mut suites = Vec::new();
+            for s in suite {
+                if !suites.contains(&s) {
+                    suites.push(s);
+                }
+            }
+            if suites.is_empty() {
+                suites.push(isogate::keys::suite::Suite::Default);
+            }
             let links = if link.is_empty() {
                 vec![LabLink::Quic, LabLink::Diode]
             } else {
@@ -1102,8 +1108,12 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             suite,
         } => match (name, approver, data_key, out) {
             (_, _, Some(file), _) => Ok(cli::keygen::data_key(&file, suite)?),
-            (_, Some(a), None, Some(out)) => Ok(cli::keygen::approver(&a, &out, suite)?),
-            (Some(n), None, None, Some(out)) => Ok(cli::keygen::command(&n, &out, suite)?),
+            (_, Some(a), None, Some(out)) => {
+                Ok(cli::keygen::approver(&a, &out, suite.unwrap_or_default())?)
+            }
+            (Some(n), None, None, Some(out)) => {
+                Ok(cli::keygen::command(&n, &out, suite.unwrap_or_default())?)
+            }
             _ => anyhow::bail!("give --name or --approver with --out, or --data-key FILE"),
         },
         Command::Approve {

@@ -288,7 +288,14 @@ fn a_gm_pair_carries(port_base: u16, link: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(said.contains("suite gm: signatures SM2"), "{said}");
-        assert!(said.contains("datagram tags HMAC-SM3"), "{said}");
+        if link == "diode" {
+            // the diode's datagrams are authenticated, and said not to be encrypted
+            assert!(said.contains("tagged with HMAC-SM3"), "{said}");
+            assert!(said.contains("NOT encrypted"), "{said}");
+        } else {
+            assert!(said.contains("QUIC over TLS 1.3"), "{said}");
+            assert!(!said.contains("HMAC-SM3"), "{said}");
+        }
         assert!(said.contains("SM4-GCM"), "{said}");
         // what the suite does not cover yet is said, not hidden
         assert!(said.contains("SM3 not yet"), "{said}");
@@ -431,11 +438,7 @@ fn mixed_suites_fail_at_start_up_with_a_clear_error() {
     std::fs::write(&mixed, text.replace("\nsuite = \"gm\"\n", "\n")).unwrap();
     let (ok, said) = isogate(&["run", "--config", mixed.to_str().unwrap()]);
     assert!(!ok);
-    for key in [
-        "node.signing_key",
-        "peer.signing_public_key",
-        "node.data_key",
-    ] {
+    for key in ["node.signing_key", "peer.signing_public_key"] {
         assert!(said.contains(key), "{key}: {said}");
     }
     assert!(
@@ -444,13 +447,43 @@ fn mixed_suites_fail_at_start_up_with_a_clear_error() {
         ),
         "{said}"
     );
+    // a default pair may seal at rest with SM4-GCM: the data key is the node's own
+    assert!(!said.contains("node.data_key"), "{said}");
+    assert!(!lab.dir.join("internet/audit/node.pub").exists());
+    // a gm node whose data key seals with AES-256-GCM does not start either
+    let aes = lab.dir.join("aes.data.key");
+    let (ok, said) = isogate(&["keygen", "--data-key", aes.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    let with_aes = lab.dir.join("internet-aes.toml");
+    std::fs::write(
+        &with_aes,
+        text.replace(
+            "data_key = \"certs/internet.data.key\"",
+            "data_key = \"aes.data.key\"",
+        ),
+    )
+    .unwrap();
+    let (ok, said) = isogate(&["run", "--config", with_aes.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(said.contains("node.data_key"), "{said}");
     assert!(
         said.contains(
-            "its current key is SM4-GCM (gm suite), but this pair runs the default suite"
+            "its current key is AES-256-GCM (default suite), but this pair runs the gm suite"
         ),
         "{said}"
     );
-    assert!(!lab.dir.join("internet/audit/node.pub").exists());
+    assert!(
+        said.contains("`isogate keygen --data-key FILE --suite gm`"),
+        "{said}"
+    );
+    // a suite that is no suite is the one error, not one more per key
+    let junk = lab.dir.join("internet-junk.toml");
+    std::fs::write(&junk, text.replace("suite = \"gm\"", "suite = \"GM\"")).unwrap();
+    let (ok, said) = isogate(&["run", "--config", junk.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(said.contains("node.suite"), "{said}");
+    assert!(said.contains("unknown suite \"GM\""), "{said}");
+    assert!(!said.contains("this pair runs"), "{said}");
 
     // two nodes each sound on its own, of different suites: the QUIC handshake fails on
     // both ends, which say why, and nothing crosses

@@ -65,7 +65,7 @@ pub fn history(dir: &Path) -> io::Result<Option<Vec<VerifyKey>>> {
             VerifyKey::parse(l).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{l:?} is not an Ed25519 public key (64 hex digits)"),
+                    format!("{l:?} is not a public key (64 hex digits of Ed25519, or SM2's 130)"),
                 )
             })
         })

@@ -192,7 +192,7 @@ fn approver_key(key_file: &Path) -> Result<SigningKey> {
                     format!("{n}.approver.key")
                 });
             bail!(
-                "{} is a public key (64 hex digits); sign with your private key: give --key {private} (made beside it by `isogate keygen --approver`)",
+                "{} is a public key (hex digits); sign with your private key: give --key {private} (made beside it by `isogate keygen --approver`)",
                 key_file.display()
             )
         }

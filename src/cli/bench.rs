@@ -562,12 +562,14 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         "  SM3, one core                  {:8.0} MiB/s",
         hash_throughput(Suite::Gm)
     );
+    let mut ciphers = Vec::new();
     for suite in Suite::ALL {
+        let rate = cipher_throughput(suite)?;
         println!(
-            "  {:<30} {:8.0} MiB/s",
-            format!("{}, one core", suite.cipher()),
-            cipher_throughput(suite)?
+            "  {:<30} {rate:8.0} MiB/s",
+            format!("{}, one core", suite.cipher())
         );
+        ciphers.push((suite, rate));
     }
     let udp = udp_loopback()?;
     println!("  loopback UDP, 1472-byte sends  {udp:8.0} MiB/s");
@@ -597,17 +599,34 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             LabLink::Quic => tcp.min(sha),
             LabLink::Diode => udp.min(sha),
         };
+        // the spool is sealed: the cipher at rest bounds a file as well
+        let cipher = ciphers
+            .iter()
+            .find(|(s, _)| *s == suite)
+            .map_or(f64::INFINITY, |(_, r)| *r);
+        let limit = limit.min(cipher);
         println!(
-            "\nlink {name}, suite {suite}: signatures {}, datagram tags {}, at rest {} (ratios to min(SHA-256 one core, loopback) = {limit:.0} MiB/s)",
+            "\nlink {name}, suite {suite}: signatures {}, datagram tags {}, at rest {} (ratios to min(SHA-256 one core, {} one core, loopback) = {limit:.0} MiB/s)",
             suite.signature(),
             suite.mac(),
+            suite.cipher(),
             suite.cipher()
         );
         let dir = match suite {
             Suite::Default => root.join(format!("lab-{name}")),
             other => root.join(format!("lab-{name}-{other}")),
         };
-        let base = opts.port_base + 10 * i as u16;
+        let base = u16::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_mul(10))
+            .and_then(|off| opts.port_base.checked_add(off))
+            .ok_or_else(|| {
+                io_err("choosing the lab's ports")(io::Error::other(format!(
+                    "--port-base {} leaves no room for lab {}",
+                    opts.port_base,
+                    i + 1
+                )))
+            })?;
         let window = match link {
             LabLink::Quic => None,
             LabLink::Diode => Some(opts.repeat_window_s.unwrap_or(LAB_REPEAT_WINDOW_S)),

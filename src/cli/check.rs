@@ -7,6 +7,7 @@
 //! pinned ones — as a readable report or one JSON document.
 
 use crate::core::stream::{Protocol, StreamRules};
+use crate::core::wire::LinkKind;
 use crate::keys;
 use crate::node::config::{Config, MessageChannel, MessagesApiConfig, Role, StreamChannel};
 use crate::node::layout::survey;
@@ -223,24 +224,63 @@ fn not_yet(s: keys::suite::Suite) -> Option<String> {
 /// cryptography lines.
 fn crypto_lines(cfg: &Config) -> Vec<String> {
     let s = cfg.node.suite;
-    let d = keys::suite::Suite::Default;
-    let hashes = if s == d { s.hash() } else { d.hash() };
+    // both suites hash with SHA-256 for now (not_yet says so under gm)
+    let hashes = keys::suite::Suite::Default.hash();
     let mut out = vec![format!(
-        "  cryptography           suite {s}: signatures {} (manifests, receipts, audit checkpoints, key switches, approvals), hashes {hashes}, datagram tags {}; transport QUIC over TLS 1.3 (no TLCP: the TLS stack has none)",
+        "  cryptography           suite {s}: signatures {} ({}), hashes {hashes}; transport: {}",
         s.signature(),
-        s.mac()
+        signed(cfg).join(", "),
+        transport(cfg).join("; ")
     )];
     if let Some(gaps) = not_yet(s) {
-        out.push(format!("  not yet in suite {s:<7}  {gaps}"));
+        out.push(format!("  {:<23}{gaps}", format!("not yet in suite {s}")));
     }
+    let flag = match s {
+        keys::suite::Suite::Default => String::new(),
+        other => format!(" --suite {other}"),
+    };
     out.push(match at_rest(cfg) {
         Some((_, keys)) => format!(
             "  data at rest           sealed: {SEALED}; data keys {keys}; not sealed: {NOT_SEALED}"
         ),
         None => format!(
-            "  data at rest           in plaintext: no [node] data_key (`isogate keygen --data-key FILE`); not sealed either way: {NOT_SEALED}"
+            "  data at rest           in plaintext: no [node] data_key (`isogate keygen --data-key FILE{flag}`); not sealed either way: {NOT_SEALED}"
         ),
     });
+    out
+}
+
+/// Whether a channel of this node uses `link`.
+fn uses(cfg: &Config, link: LinkKind) -> bool {
+    cfg.channels.iter().any(|c| c.link == link)
+}
+
+/// What the node's signing key signs: receipts only where a QUIC link carries them back.
+fn signed(cfg: &Config) -> Vec<&'static str> {
+    let mut out = vec!["manifests"];
+    if uses(cfg, LinkKind::Quic) {
+        out.push("receipts");
+    }
+    out.extend(["audit checkpoints", "key switches", "approvals"]);
+    out
+}
+
+/// How each link the node uses protects what crosses: QUIC is encrypted and authenticated
+/// by TLS 1.3; the diode's datagrams are authenticated by the suite's HMAC, not encrypted.
+fn transport(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if uses(cfg, LinkKind::Quic) {
+        out.push(
+            "QUIC over TLS 1.3 with ECDSA P-256 certificates, encrypted (no TLCP: the TLS stack has none)"
+                .to_string(),
+        );
+    }
+    if uses(cfg, LinkKind::Diode) {
+        out.push(format!(
+            "diode, UDP datagrams tagged with {} under the pair's key, NOT encrypted (a one-way link has no handshake: put it on a wire of its own)",
+            cfg.node.suite.mac()
+        ));
+    }
     out
 }
 
@@ -251,11 +291,12 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
     serde_json::json!({
         "suite": s.name(),
         "signatures": s.signature(),
+        "signed": signed(cfg),
         "approvals": s.signature(),
         "hashes": d.hash(),
-        "datagram_tags": s.mac(),
+        "datagram_tags": uses(cfg, LinkKind::Diode).then(|| s.mac()),
         "not_yet": not_yet(s),
-        "transport": "QUIC over TLS 1.3 (no TLCP)",
+        "transport": transport(cfg),
         "at_rest": at_rest(cfg).map(|(cipher, keys)| serde_json::json!({
             "sealed": ["quarantine", "spool", "approvals"],
             "cipher": cipher,

@@ -127,7 +127,7 @@ fn describe(r: &Record) -> Option<String> {
 /// `isogate demo`: runs the demo (see [`run`]) on a new runtime until SIGTERM or SIGINT.
 ///
 /// # Errors
-/// The runtime cannot start, or as [`run`].
+/// The runtime or the signal handlers cannot start, or as [`run`].
 pub fn command(dir: Option<PathBuf>, port_base: u16) -> anyhow::Result<ExitCode> {
     let runtime = process::runtime()?;
     let shutdown = runtime.block_on(async { process::shutdown_signal() })?;

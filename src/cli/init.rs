@@ -85,8 +85,9 @@ pub const NODES: [(&str, &str); 2] = [("court", "internet"), ("internet", "court
 /// The `[diode]` section of a diode lab.
 const DIODE_SECTION: &str = r#"
 [diode]
-# The pair's 32-byte datagram key (64 hex digits): every datagram carries an HMAC-SHA256
-# tag, so forged or stray packets are dropped before any decoding. Both nodes hold it.
+# The pair's 32-byte datagram key (64 hex digits): every datagram carries an HMAC tag
+# (HMAC-SHA256, or HMAC-SM3 under suite = "gm"), so forged or stray packets are dropped
+# before any decoding. Both nodes hold it.
 key = "certs/diode.key"
 # Receives on node.listen and sends to peer.address (no QUIC runs on a diode-only node).
 # The smallest MTU on the path (1500; less over a VLAN, a tunnel or diode hardware; 9000
@@ -124,6 +125,10 @@ fn node_config(name: &str, peer: &str, base: u16, link: LabLink, suite: Suite) -
         ),
     };
     let cipher = suite.cipher();
+    let rotate_flag = match suite {
+        Suite::Default => String::new(),
+        other => format!(" --suite {other}"),
+    };
     let link_name = link.as_str();
     let diode = if link == LabLink::Diode {
         DIODE_SECTION
@@ -150,7 +155,7 @@ signing_key = "certs/{name}.sign.key"
 tls_cert = "certs/{name}.tls.crt"
 tls_key = "certs/{name}.tls.key"
 # Seals the spool and the quarantine at rest ({cipher}); mode 0600, the service user's alone.
-# `isogate keygen --data-key FILE` rotates it (SIGHUP: new copies are sealed with the new key).
+# `isogate keygen --data-key FILE{rotate_flag}` rotates it (SIGHUP: new copies are sealed with the new key).
 data_key = "certs/{name}.data.key"
 {suite_line}
 [peer]

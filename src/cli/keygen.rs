@@ -95,14 +95,22 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Makes the data key file `file` with one key of `suite`, or puts a new key first in it
-/// (a rotation), and prints what it did.
+/// Makes the data key file `file` with one key of `suite` (default: the default suite's), or
+/// puts a new key first in it (a rotation; default: of the suite of the key it follows),
+/// and prints what it did.
 ///
 /// # Errors
 /// The existing file is not a data key file the service user alone reads, or the file
 /// cannot be written.
-pub fn data_key(file: &Path, suite: Suite) -> Result<ExitCode, KeyError> {
+pub fn data_key(file: &Path, suite: Option<Suite>) -> Result<ExitCode, KeyError> {
     let existed = std::fs::symlink_metadata(file).is_ok();
+    // a rotation keeps the cipher of the key it follows unless told otherwise: a gm node
+    // refuses an AES key first in its file
+    let suite = match suite {
+        Some(s) => s,
+        None if existed => keys::at_rest::DataKeys::load(file)?.suite(),
+        None => Suite::Default,
+    };
     let id = keys::at_rest::DataKeys::add_key(file, suite)?;
     println!("data key file:   {} (mode 0600)", file.display());
     println!("sealing key:     {id} ({})", suite.cipher());
@@ -135,9 +143,7 @@ pub fn command(name: &str, out: &Path, suite: Suite) -> Result<ExitCode, KeyErro
             "signing with:    SM2 (GB/T 32918.2, user id {})",
             keys::suite::SM2_USER_ID
         );
-        println!(
-            "note:            a pair of nodes runs the default suite only in this version; its configuration refuses an SM2 key"
-        );
+        println!("note:            for a pair with suite = \"gm\" under [node], on both nodes");
     }
     println!();
     for line in fingerprint_lines(&files)? {
@@ -170,6 +176,21 @@ pub fn fingerprint_lines(files: &KeyFiles) -> Result<Vec<String>, KeyError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_data_key_rotation_keeps_the_cipher_unless_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite_of = |f: &Path| keys::at_rest::DataKeys::load(f).unwrap().suite();
+        let plain = dir.path().join("default.data.key");
+        data_key(&plain, None).unwrap();
+        assert_eq!(suite_of(&plain), Suite::Default);
+        let gm = dir.path().join("gm.data.key");
+        data_key(&gm, Some(Suite::Gm)).unwrap();
+        data_key(&gm, None).unwrap();
+        assert_eq!(suite_of(&gm), Suite::Gm, "a rotation keeps SM4-GCM");
+        data_key(&gm, Some(Suite::Default)).unwrap();
+        assert_eq!(suite_of(&gm), Suite::Default, "unless told");
+    }
 
     #[test]
     fn an_approver_key_is_made_once_and_loads() {

@@ -105,11 +105,11 @@ impl Probe for NodeProbe {
 ///
 /// # Errors
 /// The configuration has a problem (all of them, one per line), the node cannot be opened,
-/// the runtime cannot start, or as [`run`].
+/// the runtime or the signal handlers cannot start, or as [`run`].
 pub fn command(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|p| anyhow::anyhow!("{p}"))?;
-    // signals are watched before the node opens, so that SIGTERM at any moment of the start
-    // stops it cleanly
+    // SIGTERM and SIGINT are watched before the node opens, so that one sent while it opens
+    // or starts stops it cleanly once it has started (SIGHUP is watched once it runs)
     let runtime = process::runtime()?;
     let shutdown = runtime.block_on(async { process::shutdown_signal() })?;
     let node = Arc::new(Node::open(cfg)?);

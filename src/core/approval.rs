@@ -5,13 +5,14 @@
 //! ```text
 //!  signed manifest body ─► digest (SHA-256 of the body, RFC 6234)
 //!  approver's key ─sign─► message(decision, digest) ─► Approval { approver, signature }
-//!  Rule { required, approvers (name, Ed25519 key, level), expire_ms }
+//!  Rule { required, approvers (name, Ed25519 or SM2 key, level), expire_ms }
 //!     tally(digest, approvals)  ─► Tally: who signed, how many more, which levels wait
 //!     check(digest, approvals)  ─► Ok(approvers) | ApprovalError (missing, forged, unknown)
 //!     may_approve(approver, tally) ─► levels in order: department before security office
 //! ```
 //!
-//! An approval is an Ed25519 signature over `CONTEXT || decision || 0x00 || digest`, where
+//! An approval is an Ed25519 signature (SM2 on a `gm` pair, 64 bytes either way) over
+//! `CONTEXT || decision || 0x00 || digest`, where
 //! the decision is `approve` or `reject` and the digest is the SHA-256 of the manifest body
 //! the sending node signed. The body names the object id, channel, name, size and the
 //! SHA-256 of the whole content and of every chunk, so an approval covers exactly those

@@ -6,7 +6,7 @@
 //! 3q2+7w==...                        base64 of the Merkle root
 //! time 1795660000000                 extension line: when it was made (ms since the epoch)
 //!                                    (blank line)
-//! — isogate/court AbCd...            signature line: key name, base64(key id ‖ Ed25519 sig)
+//! — isogate/court AbCd...            signature line: key name, base64(key id ‖ Ed25519 or SM2 sig)
 //! ```
 //!
 //! The signature covers the three body lines (with their newlines). Parsing is strict: the

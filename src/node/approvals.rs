@@ -102,7 +102,7 @@ pub struct Pinned {
     pub name: String,
     /// Their level (1 when levels are not used).
     pub level: u8,
-    /// Their Ed25519 public key, 64 hex digits.
+    /// Their public key: Ed25519's 64 hex digits, or SM2's 130.
     pub key: String,
 }
 
@@ -115,7 +115,7 @@ pub struct DecisionRequest {
     pub decision: String,
     /// The digest signed, hex (must be the object's current one).
     pub digest: String,
-    /// The approver's Ed25519 public key, 64 hex digits.
+    /// The approver's public key: Ed25519's 64 hex digits, or SM2's 130.
     pub key: String,
     /// Ed25519 signature over `approval::message(decision, digest)`, 128 hex digits.
     pub signature: String,

@@ -38,9 +38,14 @@ pub enum RotateError {
     /// The switch could not be recorded in the audit log.
     #[error(transparent)]
     Audit(#[from] AuditError),
-    /// The configuration names another node, peer or suite than the running one.
+    /// The configuration names another node or peer than the running one.
     #[error("{0} changed: that needs a restart, not SIGHUP")]
     Identity(&'static str),
+    /// The configuration names another suite than the running node's.
+    #[error(
+        "node.suite changed: a pair's suite is chosen when the pair is set up (both nodes, keys of that suite, a new audit log: its key switches stay within one suite); the node keeps the suite it started with"
+    )]
+    Suite,
     /// The data keys would no longer open what the node sealed with the ones in force.
     #[error("{0}")]
     DataKeys(String),
@@ -90,6 +95,22 @@ impl KeySet {
             Some(path) => Some(Arc::new(DataKeys::load(path)?)),
             None => None,
         };
+        // the configuration's review checked the same files a moment ago: checked again on
+        // what is loaded, so that a file replaced in between cannot mix suites
+        let of_suite = signing.suite() == cfg.node.suite
+            && peer_keys
+                .iter()
+                .chain(next_signing.iter())
+                .all(|k| k.suite() == cfg.node.suite);
+        if !of_suite {
+            return Err(KeyError::Format {
+                path: cfg.file.clone(),
+                what: format!(
+                    "the signing keys it names are not all of the pair's suite {} ([node] suite): a key file changed after the configuration was reviewed",
+                    cfg.node.suite
+                ),
+            });
+        }
         Ok(KeySet {
             signing,
             credentials: Credentials {
@@ -259,7 +280,7 @@ impl Keys {
         }
         let old = self.current();
         if cfg.node.suite != old.credentials.suite {
-            return Err(RotateError::Identity("node.suite"));
+            return Err(RotateError::Suite);
         }
         let new = KeySet::load(cfg, self.channels.clone())?;
         if let Some(before) = &old.data {

@@ -901,7 +901,7 @@ fn opt_outs(src: &mut Source<'_>, compliance: Option<RawCompliance>) -> Vec<Stri
 
 /// Validates `[approval]`: at least one approver and `required` between 1 and their
 /// number (and at least the number of levels), unique names and keys, keys of 64 hex
-/// digits (`isogate keygen --approver NAME`), levels 1 to 9, `expire_after` a duration
+/// digits (Ed25519) or 130 (SM2; `isogate keygen --approver NAME [--suite gm]`), levels 1 to 9, `expire_after` a duration
 /// (`humantime`: `72h`, `3d`) between five seconds and 30 days.
 fn approval_rule(a: RawApproval, src: &mut Source<'_>) -> Option<ApprovalRule> {
     let mut approvers: Vec<Approver> = Vec::new();

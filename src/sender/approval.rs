@@ -91,7 +91,7 @@ pub struct StoredDecision {
     pub approver: String,
     /// Their level then.
     pub level: u8,
-    /// Their public key (64 hex digits).
+    /// Their public key (64 hex digits, or SM2's 130).
     pub key: String,
     /// Ed25519 signature over `approval::message(decision, digest)` (128 hex digits):
     /// `approve` for one in `Stored::approvals`, `reject` for `Stored::rejected`.
@@ -235,8 +235,8 @@ pub struct Parsed {
 }
 
 /// Parses a request file's bytes strictly: JSON of a [`DecisionRequest`] with no unknown
-/// field, a 32-hex-digit id, `approve` or `reject`, 64 hex digits of digest and key and 128
-/// of signature.
+/// field, a 32-hex-digit id, `approve` or `reject`, 64 hex digits of digest, a public key
+/// (64 hex digits, or SM2's 130) and 128 of signature.
 ///
 /// # Errors
 /// What is wrong, in one sentence (and the object id, when it could be read).
@@ -273,7 +273,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<Parsed, (Option<ObjectId>, String)>
     let mut digest = [0u8; 32];
     hex::decode_to_slice(&r.digest, &mut digest)
         .map_err(|_| bad("the digest is not 64 hex digits"))?;
-    let key = VerifyKey::parse(&r.key).ok_or_else(|| bad("the key is not 64 hex digits"))?;
+    let key = VerifyKey::parse(&r.key)
+        .ok_or_else(|| bad("the key is not a public key (64 hex digits, or SM2's 130)"))?;
     let mut signature = [0u8; SIGNATURE_LEN];
     hex::decode_to_slice(&r.signature, &mut signature)
         .map_err(|_| bad("the signature is not 128 hex digits"))?;

@@ -249,7 +249,9 @@ fn report(node: &Node, before: &ReceiverStats, now: &ReceiverStats) {
     let forged = now.datagrams_forged.saturating_sub(before.datagrams_forged);
     m.diode_forged.inc_by(forged);
     if forged > 0 {
-        tracing::warn!(
+        // once, then at most once a minute while it lasts: a sender of another key or
+        // suite sends all day (the counter and /healthz carry every second)
+        crate::ops::repeat::warn_repeated!("diode.forged", "forged";
             forged,
             total = now.datagrams_forged,
             "dropped diode datagrams that failed authentication"

@@ -246,7 +246,8 @@ async fn confirmed(conn: quinn::Connection) -> Result<quinn::Connection, quinn::
 const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
 
 /// A refused handshake in words: the error, and when the two ends share no ALPN protocol,
-/// that the pair's suites differ (`keys::tls::alpn`), naming the one `suite` this node runs.
+/// that the pair's suites differ (`keys::tls::alpn`), naming the one `suite` this node runs
+/// (or that the other end is no isogate node of this version).
 pub(crate) fn refusal(e: &quinn::ConnectionError, suite: Suite) -> String {
     let code = match e {
         quinn::ConnectionError::TransportError(t) => u64::from(t.code),
@@ -255,7 +256,7 @@ pub(crate) fn refusal(e: &quinn::ConnectionError, suite: Suite) -> String {
     };
     if code == NO_APPLICATION_PROTOCOL {
         format!(
-            "{e}: the peer runs another suite than this node's {suite} (`[node] suite` must be the same on both nodes of a pair)"
+            "{e}: the peer runs another suite than this node's {suite} (`[node] suite` must be the same on both nodes of a pair), or is not an isogate node of this version"
         )
     } else {
         e.to_string()

@@ -112,7 +112,7 @@ pub struct NodeConfig {
 /// SIGHUP (see certs/README.md).
 #[derive(Debug, Clone)]
 pub struct NextNodeKeys {
-    /// Ed25519 signing key (PKCS#8 PEM).
+    /// Signing key of the pair's suite (PKCS#8 PEM: Ed25519 or SM2).
     pub signing_key: PathBuf,
     /// TLS certificate (PEM).
     pub tls_cert: PathBuf,
@@ -126,7 +126,7 @@ pub struct NextNodeKeys {
 pub struct NextPeerKeys {
     /// The peer's next TLS certificate.
     pub tls_cert: PathBuf,
-    /// The peer's next Ed25519 public key (hex file).
+    /// The peer's next public signing key (hex file: Ed25519's 64 digits or SM2's 130).
     pub signing_public_key: PathBuf,
 }
 
@@ -141,7 +141,7 @@ pub struct PeerConfig {
     pub address: SocketAddr,
     /// The peer's pinned TLS certificate.
     pub tls_cert: PathBuf,
-    /// The peer's pinned Ed25519 public key (hex file).
+    /// The peer's pinned public signing key (hex file: Ed25519's 64 digits or SM2's 130).
     pub signing_public_key: PathBuf,
     /// The peer's next certificate and key, accepted too while it rotates.
     pub next: Option<NextPeerKeys>,
@@ -844,7 +844,7 @@ pub fn approval_self_pins(
                 line: None,
                 key: Some("approval.approvers".into()),
                 message: format!(
-                    "approver {:?} is pinned with {what} ({}): a node could approve its own objects; pin the approver's own key (`isogate keygen --approver NAME`)",
+                    "approver {:?} is pinned with {what} ({}): a node could approve its own objects; pin the approver's own key (`isogate keygen --approver NAME`, with `--suite gm` on a gm pair)",
                     a.name,
                     a.key.fingerprint()
                 ),

@@ -365,8 +365,10 @@ fn node_and_peer(
     }
     let listen = address(src, &raw.node.listen, "node.listen");
     let peer_addr = address(src, &raw.peer.address, "peer.address");
-    let suite = pair_suite(src, raw.node.suite.as_ref());
-    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private, suite);
+    let pair = pair_suite(src, raw.node.suite.as_ref());
+    let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private, pair);
+    // a wrong suite is reported above: the configuration does not load
+    let suite = pair.unwrap_or_default();
     let node = NodeConfig {
         name: raw.node.name.get_ref().clone(),
         zone: raw.node.zone.get_ref().clone(),
@@ -392,17 +394,18 @@ fn node_and_peer(
     (node, peer)
 }
 
-/// `[node] suite`: `default` (also when absent) or `gm`; anything else is reported and read
-/// as `default`.
-fn pair_suite(src: &mut Source, raw: Option<&S>) -> Suite {
+/// `[node] suite`: `default` (also when absent) or `gm`; anything else is reported, and
+/// `None`: the keys are then not held to any suite (that would only add errors that follow
+/// from this one).
+fn pair_suite(src: &mut Source, raw: Option<&S>) -> Option<Suite> {
     let Some(raw) = raw else {
-        return Suite::Default;
+        return Some(Suite::Default);
     };
     match raw.get_ref().parse::<Suite>() {
-        Ok(suite) => suite,
+        Ok(suite) => Some(suite),
         Err(e) => {
             src.report(Some(raw.span()), "node.suite", e.to_string());
-            Suite::Default
+            None
         }
     }
 }
@@ -410,28 +413,28 @@ fn pair_suite(src: &mut Source, raw: Option<&S>) -> Suite {
 /// What a key file named in the configuration must hold.
 #[derive(Debug, Clone, Copy)]
 enum KeyFile {
-    /// A signing key (PKCS#8 PEM; Ed25519, SM2 refused).
+    /// A signing key of the pair's suite (PKCS#8 PEM: Ed25519, or SM2 under `gm`).
     Signing,
-    /// A public signing key (64 hex digits of Ed25519; SM2's 130 are refused).
+    /// A public signing key of the pair's suite (64 hex digits of Ed25519, or SM2's 130).
     Public,
     /// A TLS certificate (PEM).
     Cert,
     /// A TLS private key (PEM).
     TlsKey,
-    /// A data key file (`keys::at_rest`: the service user's alone).
+    /// A data key file (`keys::at_rest`: the service user's alone); under `gm` its current
+    /// key must be SM4-GCM, under the default suite either cipher seals (a node's own
+    /// choice: the peer never sees its data key).
     Data,
 }
 
-/// Checks that a key file exists and holds what it should, of the pair's `suite`; the
-/// message names the problem.
-fn check_key_file(file: &Path, kind: KeyFile, suite: Suite) -> Result<(), String> {
+/// Checks that a key file exists and holds what it should, of the pair's `suite` (not held
+/// to one when `None`: the suite itself is wrong); the message names the problem.
+fn check_key_file(file: &Path, kind: KeyFile, suite: Option<Suite>) -> Result<(), String> {
     if !file.is_file() {
+        let flag = flag(suite.unwrap_or_default());
         let make = match kind {
-            KeyFile::Data => format!(
-                "make one with `isogate keygen --data-key FILE{}`",
-                flag(suite)
-            ),
-            _ => format!("make keys with `isogate keygen{}`", flag(suite)),
+            KeyFile::Data => format!("make one with `isogate keygen --data-key FILE{flag}`"),
+            _ => format!("make keys with `isogate keygen{flag}`"),
         };
         return Err(format!(
             "{} does not exist or is not a file ({make})",
@@ -445,8 +448,12 @@ fn check_key_file(file: &Path, kind: KeyFile, suite: Suite) -> Result<(), String
         KeyFile::TlsKey => crate::keys::load_tls_key(file).map(|_| None),
         KeyFile::Data => crate::keys::at_rest::DataKeys::load(file).map(|k| Some(k.suite())),
     };
-    match found.map_err(|e| e.to_string())? {
-        Some(found) if found != suite => Err(other_suite(file.display(), kind, found, suite)),
+    match (found.map_err(|e| e.to_string())?, kind, suite) {
+        // a default pair may seal at rest with SM4-GCM: the data key is the node's alone
+        (Some(_), KeyFile::Data, Some(Suite::Default)) => Ok(()),
+        (Some(found), _, Some(suite)) if found != suite => {
+            Err(other_suite(file.display(), kind, found, suite))
+        }
         _ => Ok(()),
     }
 }
@@ -489,7 +496,7 @@ fn key_files(
     n: &RawNode,
     p: &RawPeer,
     private: PrivateKeys,
-    suite: Suite,
+    suite: Option<Suite>,
 ) -> (Option<NextNodeKeys>, Option<NextPeerKeys>) {
     use KeyFile::*;
     let files = [
