@@ -208,14 +208,19 @@ fn refused_type_goes_to_quarantine_and_name_clashes_never_overwrite() {
 #[test]
 fn run_stops_cleanly_on_sigterm_and_check_reports_problems() {
     let lab = Lab::new(21440);
-    // SIGTERM as soon as the node serves its metrics, while the rest of it may still be
-    // starting: it stops cleanly (exit 0), never killed by the signal's default action
+    // SIGHUP, then SIGTERM, as soon as the node serves its metrics, while the rest of it may
+    // still be starting: it stops cleanly (exit 0), never killed by either signal's default
+    // action
     let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], lab.port_base + 2));
     for _ in 0..3 {
         let court = lab.start("court");
         wait_until(30, "the court's metrics port", || {
             std::net::TcpStream::connect_timeout(&metrics, Duration::from_millis(50)).is_ok()
         });
+        std::process::Command::new("kill")
+            .args(["-HUP", &court.pid().to_string()])
+            .status()
+            .unwrap();
         let status = court.stop();
         assert!(status.success(), "{status:?}\n{}", lab.log("court"));
     }

@@ -59,3 +59,17 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
         }
     })
 }
+
+/// Takes SIGHUP away from its default action (ending the process) from now on, so that a
+/// reload asked for while a node still starts does not kill it; the node watches SIGHUP
+/// itself once it runs. The handler stays for the life of the process (tokio never removes
+/// one), whatever becomes of the stream dropped here.
+///
+/// # Errors
+/// The signal handler cannot be installed.
+pub fn catch_hangup() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .map(drop)
+        .context("cannot watch SIGHUP")
+}

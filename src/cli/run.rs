@@ -109,9 +109,12 @@ impl Probe for NodeProbe {
 pub fn command(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|p| anyhow::anyhow!("{p}"))?;
     // SIGTERM and SIGINT are watched before the node opens, so that one sent while it opens
-    // or starts stops it cleanly once it has started (SIGHUP is watched once it runs)
+    // or starts stops it cleanly once it has started; a SIGHUP meanwhile changes nothing
     let runtime = process::runtime()?;
-    let shutdown = runtime.block_on(async { process::shutdown_signal() })?;
+    let shutdown = runtime.block_on(async {
+        process::catch_hangup()?;
+        process::shutdown_signal()
+    })?;
     let node = Arc::new(Node::open(cfg)?);
     runtime.block_on(run(node, shutdown))?;
     Ok(ExitCode::SUCCESS)
