@@ -137,8 +137,7 @@ impl Lab {
 
     /// The audit records of `event` on a node.
     pub fn records(&self, node: &str, event: &str) -> Vec<isogate::audit::Record> {
-        isogate::audit::read_all(&self.dir.join(node).join("audit"))
-            .unwrap()
+        read_live(&self.dir.join(node).join("audit"))
             .into_iter()
             .filter(|r| r.event.as_str() == event)
             .collect()
@@ -322,10 +321,25 @@ pub fn reasons(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The records of an audit log a running node may be appending to: a read that met the
+/// record being written (its line not yet whole) is read again.
+pub fn read_live(dir: &Path) -> Vec<isogate::audit::Record> {
+    let mut tries = 0;
+    loop {
+        match isogate::audit::read_all(dir) {
+            Ok(records) => return records,
+            Err(_) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
+}
+
 /// How many records of `event` a node's audit log holds.
 pub fn events(lab: &Lab, node: &str, event: &str) -> usize {
-    isogate::audit::read_all(&lab.dir.join(node).join("audit"))
-        .unwrap()
+    read_live(&lab.dir.join(node).join("audit"))
         .iter()
         .filter(|r| r.event.as_str() == event)
         .count()
