@@ -235,10 +235,7 @@ fn crypto_lines(cfg: &Config) -> Vec<String> {
     if let Some(gaps) = not_yet(s) {
         out.push(format!("  {:<23}{gaps}", format!("not yet in suite {s}")));
     }
-    let flag = match s {
-        keys::suite::Suite::Default => String::new(),
-        other => format!(" --suite {other}"),
-    };
+    let flag = s.keygen_flag();
     out.push(match at_rest(cfg) {
         Some((_, keys)) => format!(
             "  data at rest           sealed: {SEALED}; data keys {keys}; not sealed: {NOT_SEALED}"

@@ -125,10 +125,7 @@ fn node_config(name: &str, peer: &str, base: u16, link: LabLink, suite: Suite) -
         ),
     };
     let cipher = suite.cipher();
-    let rotate_flag = match suite {
-        Suite::Default => String::new(),
-        other => format!(" --suite {other}"),
-    };
+    let rotate_flag = suite.keygen_flag();
     let link_name = link.as_str();
     let diode = if link == LabLink::Diode {
         DIODE_SECTION

@@ -89,6 +89,15 @@ impl Suite {
         }
     }
 
+    /// What `isogate keygen` needs to make keys of this suite: nothing for the default
+    /// one, ` --suite gm` for the national one.
+    pub fn keygen_flag(self) -> &'static str {
+        match self {
+            Suite::Default => "",
+            Suite::Gm => " --suite gm",
+        }
+    }
+
     /// Bytes of the cipher's key: 32 (AES-256) or 16 (SM4).
     pub fn cipher_key_len(self) -> usize {
         match self {

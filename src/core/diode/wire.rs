@@ -1,9 +1,9 @@
 //! The diode datagram codec: a fixed header, a body (a RaptorQ symbol, a
 //! heartbeat, an object announcement or a signed audit checkpoint) and a
 //! truncated HMAC tag over both (HMAC-SHA256, or HMAC-SM3 under the national
-//! suite). Owns the byte layout, the authentication key, the size limits derived from the MTU, and the checks a
-//! received datagram must pass (tag first, then every length and field) before
-//! anything else looks at it.
+//! suite). Owns the byte layout, the authentication key, the size limits
+//! derived from the MTU, and the checks a received datagram must pass (tag
+//! first, then every length and field) before anything else looks at it.
 //!
 //! ```text
 //! header (20 bytes)   magic "ID" | version u8 | kind u8 | session u64 | seq u64

@@ -249,12 +249,7 @@ const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
 /// that the pair's suites differ (`keys::tls::alpn`), naming the one `suite` this node runs
 /// (or that the other end is no isogate node of this version).
 pub(crate) fn refusal(e: &quinn::ConnectionError, suite: Suite) -> String {
-    let code = match e {
-        quinn::ConnectionError::TransportError(t) => u64::from(t.code),
-        quinn::ConnectionError::ConnectionClosed(c) => u64::from(c.error_code),
-        _ => 0,
-    };
-    if code == NO_APPLICATION_PROTOCOL {
+    if error_code(e) == Some(NO_APPLICATION_PROTOCOL) {
         format!(
             "{e}: the peer runs another suite than this node's {suite} (`[node] suite` must be the same on both nodes of a pair), or is not an isogate node of this version"
         )
@@ -266,11 +261,15 @@ pub(crate) fn refusal(e: &quinn::ConnectionError, suite: Suite) -> String {
 /// Whether a connection failed in the TLS handshake (a TLS alert, sent or received: an
 /// unpinned certificate or another suite, on either end), rather than for want of a peer.
 pub(crate) fn handshake_refused(e: &quinn::ConnectionError) -> bool {
-    let tls_alert = |code: u64| (0x100..0x200).contains(&code);
+    error_code(e).is_some_and(|code| (0x100..0x200).contains(&code))
+}
+
+/// The QUIC transport error code a connection failed with, sent or received.
+fn error_code(e: &quinn::ConnectionError) -> Option<u64> {
     match e {
-        quinn::ConnectionError::TransportError(t) => tls_alert(u64::from(t.code)),
-        quinn::ConnectionError::ConnectionClosed(c) => tls_alert(u64::from(c.error_code)),
-        _ => false,
+        quinn::ConnectionError::TransportError(t) => Some(u64::from(t.code)),
+        quinn::ConnectionError::ConnectionClosed(c) => Some(u64::from(c.error_code)),
+        _ => None,
     }
 }
 

@@ -803,10 +803,7 @@ pub fn approval_suite(policy_file: &Path, policy: &Policy, suite: Suite) -> Vec<
     let Some(rule) = policy.approval.as_ref() else {
         return Vec::new();
     };
-    let flag = match suite {
-        Suite::Default => String::new(),
-        other => format!(" --suite {other}"),
-    };
+    let flag = suite.keygen_flag();
     rule.approvers
         .iter()
         .filter(|a| a.key.suite() != suite)

@@ -431,7 +431,7 @@ enum KeyFile {
 /// to one when `None`: the suite itself is wrong); the message names the problem.
 fn check_key_file(file: &Path, kind: KeyFile, suite: Option<Suite>) -> Result<(), String> {
     if !file.is_file() {
-        let flag = flag(suite.unwrap_or_default());
+        let flag = suite.unwrap_or_default().keygen_flag();
         let make = match kind {
             KeyFile::Data => format!("make one with `isogate keygen --data-key FILE{flag}`"),
             _ => format!("make keys with `isogate keygen{flag}`"),
@@ -458,15 +458,6 @@ fn check_key_file(file: &Path, kind: KeyFile, suite: Option<Suite>) -> Result<()
     }
 }
 
-/// ` --suite gm` for the national suite, nothing for the default one: what `isogate keygen`
-/// needs to make keys of `suite`.
-fn flag(suite: Suite) -> String {
-    match suite {
-        Suite::Default => String::new(),
-        other => format!(" --suite {other}"),
-    }
-}
-
 /// Why a node refuses a key of another suite than its pair's: a pair runs one suite, and
 /// every key it signs, verifies or seals with is of that suite.
 fn other_suite(what: impl std::fmt::Display, kind: KeyFile, found: Suite, suite: Suite) -> String {
@@ -475,14 +466,14 @@ fn other_suite(what: impl std::fmt::Display, kind: KeyFile, found: Suite, suite:
             "{what}: its current key is {} ({found} suite), but this pair runs the {suite} suite (`[node] suite`), which seals data at rest with {}: add a key with `isogate keygen --data-key FILE{}`, the older one stays to open what it sealed",
             found.cipher(),
             suite.cipher(),
-            flag(suite)
+            suite.keygen_flag()
         ),
         _ => format!(
             "{what} is an {} key (`isogate keygen{}`), but this pair runs the {suite} suite (`[node] suite`), which signs with {}: make keys with `isogate keygen{}`, or set suite = \"{found}\" under [node] on both nodes",
             found.signature(),
-            flag(found),
+            found.keygen_flag(),
             suite.signature(),
-            flag(suite)
+            suite.keygen_flag()
         ),
     }
 }
