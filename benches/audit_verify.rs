@@ -35,7 +35,7 @@ fn main() {
                 "民事判决书（2026）吉01民初123号.pdf",
             );
             e.size = Some(i * 7);
-            e.sha256 = Some([7; 32]);
+            e.digest = Some([7; 32]);
             e.peer = Some("internet".into());
             log.append(
                 if i % 2 == 0 {

@@ -81,7 +81,14 @@ fn time_inspect(policy: &Policy, name: &str, path: &Path, work: &Path) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..2 {
         let t = Instant::now();
-        let verdict = inspect_file(policy, name, path, work).expect("inspect");
+        let verdict = inspect_file(
+            policy,
+            name,
+            path,
+            work,
+            isogate::keys::suite::Suite::Default,
+        )
+        .expect("inspect");
         let took = t.elapsed().as_secs_f64();
         assert!(verdict.is_ok(), "{name} refused: {verdict:?}");
         best = best.min(took);

@@ -180,7 +180,13 @@ pub fn content(data: &[u8]) {
         ] {
             let path = dir.path().join(name);
             if std::fs::write(&path, data).is_ok() {
-                let _ = crate::inspect::inspect_file(policy, name, &path, dir.path());
+                let _ = crate::inspect::inspect_file(
+                    policy,
+                    name,
+                    &path,
+                    dir.path(),
+                    crate::keys::suite::Suite::Default,
+                );
             }
         }
     }
@@ -534,8 +540,16 @@ pub fn message_batch(data: &[u8]) {
         bodies.push(text.to_string());
     }
     for body in bodies {
-        if let Ok(checked) = crate::inspect::message::check_message(policy, &body) {
-            let again = crate::inspect::message::check_message(policy, &checked.body);
+        if let Ok(checked) = crate::inspect::message::check_message(
+            policy,
+            &body,
+            crate::keys::suite::Suite::Default,
+        ) {
+            let again = crate::inspect::message::check_message(
+                policy,
+                &checked.body,
+                crate::keys::suite::Suite::Default,
+            );
             assert!(
                 again
                     .as_ref()

@@ -936,6 +936,9 @@ struct Filters {
     /// SHA-256 of the content (64 hex digits, either case), comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_parser = hex_arg(audit_query::parse_sha256))]
     sha256: Vec<String>,
+    /// SM3 of the content, as a log of the `gm` suite records it (64 hex digits), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_parser = hex_arg(audit_query::parse_sm3))]
+    sm3: Vec<String>,
 }
 
 impl Filters {
@@ -955,6 +958,7 @@ impl Filters {
             not_names: self.not_name,
             objects: self.object,
             sha256s: self.sha256,
+            sm3s: self.sm3,
             after,
         };
         (args, self.tz)

@@ -247,11 +247,11 @@ fn tampering_is_detected_proofs_hold_and_logs_reconcile() {
         .unwrap();
     l[idx] = l[idx].replace("判决书-", "改写-");
     write_lines(&p, &l);
-    let leaves = isogate::audit::read::leaves(&rewritten).unwrap();
+    let leaves = isogate::audit::read::leaves(&rewritten, key.suite()).unwrap();
     let mut cps = String::new();
     for c in isogate::audit::read::checkpoints(&rewritten).unwrap() {
         let hs: Vec<_> = leaves[..c.size as usize].iter().map(|(h, _)| *h).collect();
-        let root = isogate::core::merkle::root_of(&hs);
+        let root = isogate::core::merkle::root_of(key.suite(), &hs);
         let note = Checkpoint {
             origin: "isogate/court".into(),
             size: c.size,

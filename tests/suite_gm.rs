@@ -297,8 +297,9 @@ fn a_gm_pair_carries(port_base: u16, link: &str) {
             assert!(!said.contains("HMAC-SM3"), "{said}");
         }
         assert!(said.contains("SM4-GCM"), "{said}");
-        // what the suite does not cover yet is said, not hidden
-        assert!(said.contains("SM3 not yet"), "{said}");
+        // the hashes are SM3, and what the suite does not cover yet is said, not hidden
+        assert!(said.contains("hashes SM3 (content, chunks"), "{said}");
+        assert!(said.contains("SM3 not yet there"), "{said}");
     }
     let court = lab.start("court");
     let internet = lab.start("internet");
@@ -344,7 +345,73 @@ fn a_gm_pair_carries(port_base: u16, link: &str) {
         assert_eq!(VerifyKey::parse(key.trim()).unwrap().suite(), Suite::Gm);
         let (ok, said) = isogate(&["audit", "verify", audit.to_str().unwrap()]);
         assert!(ok, "{node}: {said}");
+        // its Merkle tree is SM3's: the last checkpoint's root is the SM3 tree of the
+        // records, not the SHA-256 one
+        let cp = isogate::audit::read::checkpoints(&audit)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let root = |suite| {
+            let leaves = isogate::audit::read::leaves(&audit, suite).unwrap();
+            let hashes: Vec<_> = leaves[..cp.size as usize].iter().map(|l| l.0).collect();
+            hex::encode(isogate::core::merkle::root_of(suite, &hashes))
+        };
+        assert_eq!(root(Suite::Gm), cp.root, "{node}");
+        assert_ne!(root(Suite::Default), cp.root, "{node}");
     }
+    // the SM3 the audit records of each file, on both nodes, is OpenSSL's `dgst -sm3` of
+    // the file delivered; no record of a gm log names a SHA-256
+    let sm3_of = |path: &Path| {
+        let out =
+            String::from_utf8(openssl(&["dgst", "-sm3", "-r", path.to_str().unwrap()]).stdout)
+                .unwrap();
+        out.split_whitespace().next().unwrap().to_string()
+    };
+    for (from, to, channel, name) in [
+        ("court", "internet", "to-internet", "there.txt"),
+        ("internet", "court", "to-court", "back.txt"),
+    ] {
+        let theirs = sm3_of(&lab.inbox(to, channel).join(name));
+        let named = |node: &str, event: &str| {
+            lab.records(node, event)
+                .into_iter()
+                .find(|r| r.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{node} has no {event} record of {name}"))
+        };
+        for r in [named(from, "sent"), named(to, "landed")] {
+            assert_eq!(r.sm3.as_deref(), Some(theirs.as_str()), "{r:?}");
+            assert_eq!(r.sha256, None, "{r:?}");
+        }
+        // and `audit query --sm3` finds the landing by it
+        let audit = lab.dir.join(to).join("audit");
+        let (ok, said) = isogate(&[
+            "audit",
+            "query",
+            audit.to_str().unwrap(),
+            "--sm3",
+            &theirs,
+            "--format",
+            "csv",
+        ]);
+        assert!(
+            ok && said.contains(name) && said.contains(&theirs),
+            "{said}"
+        );
+    }
+    for node in ["court", "internet"] {
+        let all = common::read_live(&lab.dir.join(node).join("audit"));
+        assert!(all.iter().all(|r| r.sha256.is_none()), "{node}: {all:?}");
+    }
+    // a message's record carries the SM3 of its body
+    let accepted = lab.records("court", "message_accepted");
+    let body = r#"{"case":"(2026)吉01民初123号","text":"已立案 gm","type":"status"}"#;
+    let want = hex::encode(suite::digest(Suite::Gm, body.as_bytes()));
+    assert!(
+        accepted
+            .iter()
+            .any(|r| r.sm3.as_deref() == Some(want.as_str())),
+        "{accepted:?}"
+    );
     // an inclusion proof of the landing verifies with the internet node's SM2 key only
     let landed = lab.records("internet", "landed");
     let id = landed

@@ -414,7 +414,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__export)
-            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --after --cursor --format --log-format --help"
+            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --sm3 --after --cursor --format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,6 +473,10 @@ _isogate() {
                     return 0
                     ;;
                 --sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sm3)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -652,7 +656,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__audit__subcmd__query)
-            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --format --log-format --help"
+            opts="-h --since --until --tz --channel --not-channel --event --not-event --verdict --reason --not-reason --name --not-name --object --sha256 --sm3 --format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,6 +715,10 @@ _isogate() {
                     return 0
                     ;;
                 --sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sm3)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

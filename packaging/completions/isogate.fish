@@ -257,6 +257,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l sha256 -d 'SHA-256 of the content (64 hex digits, either case), comma-separated or repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l sm3 -d 'SM3 of the content, as a log of the `gm` suite records it (64 hex digits), comma-separated or repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from query" -l format -d 'Output format' -r -f -a "table\t'Aligned columns'
 json\t'One JSON record per line'
 csv\t'CSV with a header line'"
@@ -434,6 +435,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_s
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l not-name -d 'Name pattern to leave out; may be repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l object -d 'Object ids (32 hex digits), comma-separated or repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l sha256 -d 'SHA-256 of the content (64 hex digits, either case), comma-separated or repeated' -r
+complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l sm3 -d 'SM3 of the content, as a log of the `gm` suite records it (64 hex digits), comma-separated or repeated' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l after -d 'Only records with a sequence number above SEQ (the last_seq of the previous run)' -r
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l cursor -d 'A file that keeps the cursor: read for --after when that is not given (missing: from the start), rewritten with the last sequence number once the output is flushed' -r -F
 complete -c isogate -n "__fish_isogate_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -d 'Output format' -r -f -a "jsonl\t'One JSON record per line, exactly as logged'

@@ -406,8 +406,9 @@ mod tests {
     }
 
     fn root_of(dir: &Path) -> (u64, crate::core::merkle::Hash) {
-        let mut tree = crate::core::merkle::Frontier::new();
-        for (leaf, _) in crate::audit::read::leaves(dir).unwrap() {
+        let suite = crate::audit::read::node_keys(dir).unwrap()[0].suite();
+        let mut tree = crate::core::merkle::Frontier::new(suite);
+        for (leaf, _) in crate::audit::read::leaves(dir, suite).unwrap() {
             tree.push(leaf);
         }
         (tree.size(), tree.root())
@@ -445,6 +446,7 @@ mod tests {
             name: None,
             size: None,
             sha256: None,
+            sm3: None,
             reason: None,
             detail: Some(switch_detail(&insider.verify_key(), &a.verify_key())),
             peer: None,

@@ -62,6 +62,7 @@ use crate::core::id::ObjectId;
 use crate::core::merkle::{Frontier, leaf_hash};
 use crate::core::reason::Reason;
 use crate::keys::SigningKey;
+use crate::keys::suite::Suite;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -320,9 +321,12 @@ pub struct Record {
     /// The object's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// SHA-256 of the content, hex.
+    /// SHA-256 of the content, hex (a log of the `default` suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// SM3 (GB/T 32905) of the content, hex (a log of the `gm` suite, in place of `sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm3: Option<String>,
     /// Reason code of a refusal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
@@ -380,8 +384,9 @@ pub struct Entry {
     pub name: Option<String>,
     /// See `Record`.
     pub size: Option<u64>,
-    /// See `Record`.
-    pub sha256: Option<[u8; 32]>,
+    /// The content's hash under the log's suite: written as the record's `sha256` in a
+    /// `default` log, as its `sm3` in a `gm` one.
+    pub digest: Option<[u8; 32]>,
     /// See `Record`.
     pub reason: Option<Reason>,
     /// See `Record`.
@@ -603,7 +608,12 @@ impl AuditLog {
         }
         let last_cp = read::checkpoints(dir).map_err(io(&cp_path))?.pop();
         let mut cp_root: Option<crate::core::merkle::Hash> = None;
-        let mut tree = Frontier::new();
+        // the tree hashes with the log's suite: its first key's, which every switch keeps
+        let suite = recorded
+            .as_ref()
+            .and_then(|k| k.first())
+            .map_or(key.suite(), |k| k.suite());
+        let mut tree = Frontier::new(suite);
         let mut last_seq = 0;
         let mut last_switch: Option<(u64, crate::keys::VerifyKey)> = None;
         let mut last_witnessed: Option<String> = None;
@@ -627,7 +637,7 @@ impl AuditLog {
             }
             in_segment = 0;
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                tree.push(leaf_hash(line));
+                tree.push(leaf_hash(suite, line));
                 if last_cp.as_ref().is_some_and(|c| c.size == tree.size()) {
                     cp_root = Some(tree.root());
                 }
@@ -819,7 +829,14 @@ impl AuditLog {
             object_id: e.object_id.map(|i| i.to_string()),
             name: e.name,
             size: e.size,
-            sha256: e.sha256.map(hex::encode),
+            sha256: e
+                .digest
+                .filter(|_| w.tree.suite() == Suite::Default)
+                .map(hex::encode),
+            sm3: e
+                .digest
+                .filter(|_| w.tree.suite() == Suite::Gm)
+                .map(hex::encode),
             reason: e.reason,
             detail: e.detail,
             peer: e.peer,
@@ -827,7 +844,7 @@ impl AuditLog {
             message: e.message,
         };
         let mut line = serde_json::to_vec(&rec)?;
-        let leaf = leaf_hash(&line);
+        let leaf = leaf_hash(w.tree.suite(), &line);
         line.push(b'\n');
         if let Err(e) = w.file.write_all(&line) {
             // leave no half record behind: the log stays whole and the record was not made

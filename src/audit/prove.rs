@@ -11,6 +11,7 @@ use super::read::{self, VerifyError};
 use crate::core::checkpoint::{self, Checkpoint};
 use crate::core::merkle::{self, Hash};
 use crate::keys::VerifyKey;
+use crate::keys::suite::Suite;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use thiserror::Error;
@@ -128,7 +129,9 @@ pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Pro
         .rev()
         .find(|c| c.size == report.last_checkpoint)
         .ok_or_else(|| ProofError::NotCovered(object_id.to_string()))?;
-    let all = read::leaves(dir).map_err(VerifyError::from)?;
+    // the log's tree hash: the suite of the key it began with
+    let suite = report.timeline.initial.suite();
+    let all = read::leaves(dir, suite).map_err(VerifyError::from)?;
     let size = cp.size as usize;
     let leaves: Vec<Hash> = all[..size].iter().map(|(h, _)| *h).collect();
     let mut entries = Vec::new();
@@ -147,7 +150,7 @@ pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Pro
         entries.push(ProofEntry {
             index: i as u64,
             record: String::from_utf8_lossy(line).into_owned(),
-            path: merkle::inclusion_proof(&leaves, i)
+            path: merkle::inclusion_proof(suite, &leaves, i)
                 .iter()
                 .map(hex::encode)
                 .collect(),
@@ -163,7 +166,7 @@ pub fn prove(dir: &Path, object_id: &str, key: Option<&VerifyKey>) -> Result<Pro
             KeyStep {
                 index: s.seq - 1,
                 record: String::from_utf8_lossy(&all[i].1).into_owned(),
-                path: merkle::inclusion_proof(&leaves, i)
+                path: merkle::inclusion_proof(suite, &leaves, i)
                     .iter()
                     .map(hex::encode)
                     .collect(),
@@ -205,8 +208,9 @@ fn hash32(s: &str) -> Result<Hash, ProofError> {
 }
 
 /// Whether `record`, at `index` of the log, is in the tree `cp` commits to, by its audit
-/// `path` (hex hashes); a malformed hash is an error.
+/// `path` (hex hashes, of `suite`'s hash: the log's); a malformed hash is an error.
 fn included(
+    suite: Suite,
     record: &str,
     index: u64,
     path: &[String],
@@ -216,9 +220,9 @@ fn included(
         .iter()
         .map(|p| hash32(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let leaf = merkle::leaf_hash(record.as_bytes());
+    let leaf = merkle::leaf_hash(suite, record.as_bytes());
     Ok(merkle::verify_inclusion(
-        index, cp.size, &leaf, &path, &cp.root,
+        suite, index, cp.size, &leaf, &path, &cp.root,
     ))
 }
 
@@ -274,7 +278,7 @@ fn follow_switches(
                 "the endorsing checkpoint is not of the record's size".into(),
             ));
         }
-        if !included(&step.record, step.index, &step.path, &cp)? {
+        if !included(key.suite(), &step.record, step.index, &step.path, &cp)? {
             return Err(fail(
                 "the record is not included in the endorsing checkpoint".into(),
             ));
@@ -337,7 +341,7 @@ pub fn verify_proof(proof: &Proof, key: &VerifyKey) -> Result<Proven, ProofError
     }
     let mut records = Vec::new();
     for e in &proof.entries {
-        if !included(&e.record, e.index, &e.path, &cp)? {
+        if !included(key.suite(), &e.record, e.index, &e.path, &cp)? {
             return Err(ProofError::NotIncluded(e.index));
         }
         let rec: Record =

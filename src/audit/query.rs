@@ -54,6 +54,9 @@ pub enum FilterError {
     /// `--sha256` is not 64 hexadecimal digits.
     #[error("{0:?} is not a SHA-256: give 64 hexadecimal digits")]
     Sha256(String),
+    /// `--sm3` is not 64 hexadecimal digits.
+    #[error("{0:?} is not an SM3 hash: give 64 hexadecimal digits")]
+    Sm3(String),
     /// `--object` is not an object id.
     #[error("{0:?} is not an object id: give 32 hexadecimal digits")]
     Object(String),
@@ -116,6 +119,8 @@ pub struct FilterArgs {
     pub objects: Vec<String>,
     /// `--sha256`: any of these content hashes (hex, either case).
     pub sha256s: Vec<String>,
+    /// `--sm3`: any of these content hashes of a `gm` log (hex, either case).
+    pub sm3s: Vec<String>,
     /// `--after` (export): only records with a greater sequence number.
     pub after: Option<u64>,
 }
@@ -152,6 +157,9 @@ pub struct Filter {
     pub object_ids: Vec<String>,
     /// SHA-256 of the content (lower-case hex).
     pub sha256s: Vec<String>,
+    /// SM3 of the content (lower-case hex). A record passes the two hash lists when both
+    /// are empty or either lists its hash.
+    pub sm3s: Vec<String>,
 }
 
 /// Matches `text` against a pattern where `*` is any run of characters and `?` one.
@@ -233,11 +241,19 @@ pub fn parse_reason(s: &str) -> Result<Reason, FilterError> {
 /// # Errors
 /// [`FilterError::Sha256`].
 pub fn parse_sha256(s: &str) -> Result<String, FilterError> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(s.to_ascii_lowercase())
-    } else {
-        Err(FilterError::Sha256(s.to_string()))
-    }
+    hex64(s).ok_or_else(|| FilterError::Sha256(s.to_string()))
+}
+
+/// Reads an SM3 hash (GB/T 32905) as 64 hex digits, either case; returns it in lower case.
+///
+/// # Errors
+/// [`FilterError::Sm3`].
+pub fn parse_sm3(s: &str) -> Result<String, FilterError> {
+    hex64(s).ok_or_else(|| FilterError::Sm3(s.to_string()))
+}
+
+fn hex64(s: &str) -> Option<String> {
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 
 /// Reads an object id (32 hex digits, either case); returns it in lower case.
@@ -295,6 +311,7 @@ impl Filter {
             not_names: patterns(&args.not_names),
             object_ids: all(&args.objects, parse_object)?,
             sha256s: all(&args.sha256s, parse_sha256)?,
+            sm3s: all(&args.sm3s, parse_sm3)?,
         })
     }
 
@@ -310,6 +327,10 @@ impl Filter {
         }
         let s = |list: &[String], got: &Option<String>| {
             list.is_empty() || got.as_ref().is_some_and(|g| list.contains(g))
+        };
+        let listed = |list: &[String], got: &Option<String>| {
+            got.as_ref()
+                .is_some_and(|g| list.contains(&g.to_ascii_lowercase()))
         };
         let name = r.name.as_deref();
         self.since_ms.is_none_or(|t| r.time_ms >= t)
@@ -328,10 +349,9 @@ impl Filter {
                 || name.is_some_and(|n| self.names.iter().any(|p| glob(p, n))))
             && name.is_none_or(|n| !self.not_names.iter().any(|p| glob(p, n)))
             && s(&self.object_ids, &r.object_id)
-            && s(
-                &self.sha256s,
-                &r.sha256.as_ref().map(|h| h.to_ascii_lowercase()),
-            )
+            && ((self.sha256s.is_empty() && self.sm3s.is_empty())
+                || listed(&self.sha256s, &r.sha256)
+                || listed(&self.sm3s, &r.sm3))
     }
 }
 
@@ -346,7 +366,7 @@ pub enum Format {
     Csv,
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "seq",
     "time",
     "node",
@@ -359,6 +379,7 @@ const COLUMNS: [&str; 12] = [
     "object_id",
     "peer",
     "detail",
+    "sm3",
 ];
 
 /// The columns the table shows (indexes into the CSV's).
@@ -367,7 +388,7 @@ const SHOWN: [usize; 9] = [0, 1, 3, 4, 5, 6, 8, 9, 11];
 /// The widest a detail is shown in the table, in terminal columns.
 pub const DETAIL_WIDTH: usize = 60;
 
-fn row(r: &Record, tz: &TimeZone) -> [String; 12] {
+fn row(r: &Record, tz: &TimeZone) -> [String; 13] {
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     [
         r.seq.to_string(),
@@ -382,6 +403,7 @@ fn row(r: &Record, tz: &TimeZone) -> [String; 12] {
         s(&r.object_id),
         s(&r.peer),
         s(&r.detail),
+        s(&r.sm3),
     ]
 }
 
@@ -398,7 +420,7 @@ pub fn spreadsheet_safe(text: &str) -> String {
 }
 
 /// A record as a CSV row: [`row`] with every cell [`spreadsheet_safe`].
-fn csv_row(r: &Record, tz: &TimeZone) -> [String; 12] {
+fn csv_row(r: &Record, tz: &TimeZone) -> [String; 13] {
     row(r, tz).map(|c| spreadsheet_safe(&c))
 }
 
@@ -726,6 +748,7 @@ mod tests {
             name: Some("民事判决书.pdf".into()),
             size: Some(10),
             sha256: None,
+            sm3: None,
             reason: None,
             detail: None,
             peer: None,
@@ -890,6 +913,45 @@ mod tests {
         assert!(f.matches(&r));
         r.object_id = Some("0e".repeat(16));
         assert!(!f.matches(&r));
+    }
+
+    #[test]
+    fn an_sm3_is_found_by_sm3_and_either_list_lets_a_record_through() {
+        let sm3 = "cd".repeat(32);
+        let mut r = rec(1, Event::Landed);
+        r.sm3 = Some(sm3.clone());
+        let by_sm3 = filter(&FilterArgs {
+            sm3s: v(&[&sm3.to_uppercase()]),
+            ..args()
+        });
+        assert!(by_sm3.matches(&r));
+        // an SM3 is not a SHA-256: the same digits given as --sha256 do not find it
+        let by_sha = filter(&FilterArgs {
+            sha256s: v(&[&sm3]),
+            ..args()
+        });
+        assert!(!by_sha.matches(&r));
+        // both lists: a record listed in either passes
+        let both = filter(&FilterArgs {
+            sha256s: v(&[&"ab".repeat(32)]),
+            sm3s: v(&[&sm3]),
+            ..args()
+        });
+        assert!(both.matches(&r));
+        let mut other = rec(2, Event::Landed);
+        other.sha256 = Some("ab".repeat(32));
+        assert!(both.matches(&other));
+        assert!(!both.matches(&rec(3, Event::Landed)));
+        let e = Filter::from_args(
+            &FilterArgs {
+                sm3s: v(&["xyz"]),
+                ..args()
+            },
+            &TimeZone::UTC,
+            0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not an SM3 hash"), "{e}");
     }
 
     #[test]

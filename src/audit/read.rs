@@ -179,7 +179,10 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             signers,
         });
     }
-    let mut schedule = Schedule::new(initial_key(dir, key)?);
+    let initial = initial_key(dir, key)?;
+    // the tree hashes with the log's suite: that of the key it began with (switches keep it)
+    let suite = initial.suite();
+    let mut schedule = Schedule::new(initial);
     let mut pin_signed = false;
     let segs = segment_numbers(dir)?;
     if segs.is_empty() {
@@ -198,7 +201,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
         }
     }
     let stored = checkpoints(dir).map_err(|e| at(CHECKPOINTS, 0, format!("unreadable: {e}")))?;
-    let mut tree = Frontier::new();
+    let mut tree = Frontier::new(suite);
     let mut node: Option<String> = None;
     let mut verified_cps: Vec<Checkpoint> = Vec::new();
     let mut next_cp = 0usize;
@@ -318,7 +321,7 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             Some(_) => {}
         }
         schedule.record(rec.seq, rec.event, rec.detail.as_deref());
-        tree.push(leaf_hash(line));
+        tree.push(leaf_hash(suite, line));
         expect_seq += 1;
         if let Some(n) = &node {
             check_cps(&tree, n, &mut schedule, &mut failure);
@@ -388,11 +391,15 @@ fn foreign(dir: &Path, pin: &VerifyKey) -> bool {
     !opens(pin) && own.iter().any(opens)
 }
 
-/// The leaf hashes of every record and the records' raw lines (for proofs and witnesses).
-pub fn leaves(dir: &Path) -> io::Result<Vec<(crate::core::merkle::Hash, Vec<u8>)>> {
+/// The leaf hashes (with `suite`'s hash: the log's) of every record and the records' raw
+/// lines (for proofs and witnesses).
+pub fn leaves(
+    dir: &Path,
+    suite: crate::keys::suite::Suite,
+) -> io::Result<Vec<(crate::core::merkle::Hash, Vec<u8>)>> {
     let mut out = Vec::new();
     for_each_line(dir, |_, _, line| {
-        out.push((leaf_hash(line), line.to_vec()));
+        out.push((leaf_hash(suite, line), line.to_vec()));
         Ok(())
     })?;
     Ok(out)

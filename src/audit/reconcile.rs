@@ -228,10 +228,12 @@ pub fn reconcile(
         }
     }
     if !witnessed.is_empty() {
-        let mut tree = Frontier::new();
+        // the sender's tree, hashed with its log's suite (its initial key's)
+        let suite = timeline.initial.suite();
+        let mut tree = Frontier::new(suite);
         let mut next = 0;
         read::for_each_line(sender, |_, _, line| {
-            tree.push(crate::core::merkle::leaf_hash(line));
+            tree.push(crate::core::merkle::leaf_hash(suite, line));
             while next < witnessed.len() && witnessed[next].size == tree.size() {
                 if witnessed[next].root == tree.root() {
                     out.witness_ok += 1;
@@ -263,6 +265,7 @@ mod tests {
             name: Some(format!("f{id}.pdf")),
             size: Some(1),
             sha256: None,
+            sm3: None,
             reason: None,
             detail: None,
             peer: None,

@@ -752,6 +752,7 @@ mod tests {
             name: Some(format!("f{seq}.pdf")),
             size: Some(100 * seq),
             sha256: None,
+            sm3: None,
             reason: None,
             detail: None,
             peer: Some("court".into()),

@@ -582,6 +582,7 @@ mod tests {
             name: Some("民事判决书（2026）吉01民初123号.pdf".into()),
             size: Some(2048),
             sha256: None,
+            sm3: None,
             reason: None,
             detail: None,
             peer: Some("court".into()),

@@ -156,7 +156,7 @@ fn header_field(v: &str, max: usize) -> String {
 /// severity warning (4) for refusals and info (6) otherwise; the timestamp in UTC with
 /// milliseconds; HOSTNAME the node, APP-NAME `isogate`, PROCID this process, MSGID the event;
 /// one SD-ELEMENT `isogate@32473` with every field of the record present (`seq`, `time_ms`,
-/// `event`, `channel`, `object`, `name`, `size`, `sha256`, `reason`, `detail`, `peer`;
+/// `event`, `channel`, `object`, `name`, `size`, `sha256` (or `sm3`), `reason`, `detail`, `peer`;
 /// values escaped per §6.3.3); and MSG, the record as logged (JSON), opened by the BOM
 /// U+FEFF when it holds any non-ASCII character (§6.4). No trailing newline.
 pub fn format(rec: &Record) -> String {
@@ -194,6 +194,7 @@ fn format_as(rec: &Record, pid: Option<u32>) -> String {
         ("name", rec.name.as_deref()),
         ("size", size.as_deref()),
         ("sha256", rec.sha256.as_deref()),
+        ("sm3", rec.sm3.as_deref()),
         ("reason", rec.reason.map(|r| r.as_str())),
         ("detail", rec.detail.as_deref()),
         ("peer", rec.peer.as_deref()),
@@ -426,6 +427,7 @@ mod tests {
             name: Some("民事判决书（2026）\"x\\y].pdf".into()),
             size: Some(4096),
             sha256: Some("ab".repeat(32)),
+            sm3: None,
             reason: Some(crate::core::reason::Reason::TypeRefused),
             detail: Some("keyword 机密 in text] \"quoted\"".into()),
             peer: Some("a]b".into()),

@@ -196,7 +196,7 @@ pub fn verify_proof(proof: &Path, key: &Path) -> Result<ExitCode> {
             r.seq,
             r.event.as_str(),
             r.name.as_deref().unwrap_or(""),
-            r.sha256.as_deref().unwrap_or("")
+            r.sha256.as_deref().or(r.sm3.as_deref()).unwrap_or("")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -374,11 +374,16 @@ pub fn run(dir: &Path, mib: u64, sha: f64) -> Result<(), BenchError> {
         write(&path, target << 20)?;
         let size = fs::metadata(&path).map_err(io_err("sizing"))?.len();
         let t = Instant::now();
-        let outcome = crate::inspect::inspect_file(&policy, name, &path, dir).map_err(|e| {
-            BenchError::Io {
-                what: format!("inspecting {name}"),
-                source: io::Error::other(e.to_string()),
-            }
+        let outcome = crate::inspect::inspect_file(
+            &policy,
+            name,
+            &path,
+            dir,
+            crate::keys::suite::Suite::Default,
+        )
+        .map_err(|e| BenchError::Io {
+            what: format!("inspecting {name}"),
+            source: io::Error::other(e.to_string()),
         })?;
         let secs = t.elapsed().as_secs_f64();
         let rate = size as f64 / (1u64 << 20) as f64 / secs.max(1e-9);
@@ -429,9 +434,23 @@ mod tests {
             write(&path, 2 << 20).unwrap();
             let size = fs::metadata(&path).unwrap().len();
             assert!((2 << 20..4 << 20).contains(&size), "{name}: {size}");
-            let verdict = crate::inspect::inspect_file(&outbound, name, &path, dir.path()).unwrap();
+            let verdict = crate::inspect::inspect_file(
+                &outbound,
+                name,
+                &path,
+                dir.path(),
+                crate::keys::suite::Suite::Default,
+            )
+            .unwrap();
             assert!(verdict.is_ok(), "{name}: {:?}", verdict.err());
-            let verdict = crate::inspect::inspect_file(&keyword, name, &path, dir.path()).unwrap();
+            let verdict = crate::inspect::inspect_file(
+                &keyword,
+                name,
+                &path,
+                dir.path(),
+                crate::keys::suite::Suite::Default,
+            )
+            .unwrap();
             assert_eq!(
                 verdict.err().map(|r| r.reason),
                 Some(crate::core::reason::Reason::KeywordMatch),

@@ -206,13 +206,14 @@ const SEALED: &str = "the quarantine and the spool (objects waiting to cross or 
 /// What is not yet sealed at rest, whatever the data key.
 const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
 
-/// What the pair's suite does not yet cover: under the national suite, the hashes stay the
-/// default suite's, and approvers sign with the command only.
+/// What the pair's suite does not yet cover: under the national suite, an approval's
+/// signature covers the default suite's hash of the manifest body, and approvers sign with
+/// the command only.
 fn not_yet(s: keys::suite::Suite) -> Option<String> {
     let d = keys::suite::Suite::Default;
     (s != d).then(|| {
         format!(
-            "hashes of content, chunks and the audit log stay {} ({} not yet); approvers sign with `isogate approve`, not in the console (the browser has no {})",
+            "approvals sign the {} of the manifest body ({} not yet there); approvers sign with `isogate approve`, not in the console (the browser has no {})",
             d.hash(),
             s.hash(),
             s.signature()
@@ -224,12 +225,11 @@ fn not_yet(s: keys::suite::Suite) -> Option<String> {
 /// cryptography lines.
 fn crypto_lines(cfg: &Config) -> Vec<String> {
     let s = cfg.node.suite;
-    // both suites hash with SHA-256 for now (not_yet says so under gm)
-    let hashes = keys::suite::Suite::Default.hash();
     let mut out = vec![format!(
-        "  cryptography           suite {s}: signatures {} ({}), hashes {hashes}; transport: {}",
+        "  cryptography           suite {s}: signatures {} ({}), hashes {} (content, chunks, the audit log's Merkle tree); transport: {}",
         s.signature(),
         signed(cfg).join(", "),
+        s.hash(),
         transport(cfg).join("; ")
     )];
     if let Some(gaps) = not_yet(s) {

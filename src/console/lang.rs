@@ -123,7 +123,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("unsigned_tail", "尚未签名的记录", "Records not yet signed"),
     ("checked_at", "校验时间", "Checked at"),
     ("name_contains", "文件名包含", "Name contains"),
-    ("sha256", "SHA-256", "SHA-256"),
+    ("sha256", "SHA-256 / SM3", "SHA-256 / SM3"),
     ("since", "起始时间", "Since"),
     ("until", "截止时间", "Until"),
     (
@@ -213,8 +213,8 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("bad_reason", "没有这个原因代码：", "No such reason code:"),
     (
         "bad_sha256",
-        "SHA-256 应为 64 位十六进制数字：",
-        "A SHA-256 is 64 hexadecimal digits:",
+        "SHA-256 或 SM3 应为 64 位十六进制数字：",
+        "A SHA-256 or SM3 hash is 64 hexadecimal digits:",
     ),
     ("bad_search", "查询条件无效：", "Search not understood:"),
     (

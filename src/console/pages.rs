@@ -98,7 +98,9 @@ impl SearchForm {
             } else {
                 vec![format!("*{}*", self.q)]
             },
+            // one box for the content hash: SHA-256, or SM3 in a `gm` pair's log
             sha256s: one(&self.sha256),
+            sm3s: one(&self.sha256),
             not_events: if self.event.is_empty() {
                 NODE_EVENTS.iter().map(|e| e.to_string()).collect()
             } else {
@@ -129,7 +131,7 @@ impl SearchError {
             F::Time { .. } => ("bad_since", String::new()),
             F::Event(v) => ("bad_event", v.clone()),
             F::Reason(v) => ("bad_reason", v.clone()),
-            F::Sha256(v) => ("bad_sha256", v.clone()),
+            F::Sha256(v) | F::Sm3(v) => ("bad_sha256", v.clone()),
             F::Verdict(v) | F::Object(v) => ("bad_search", v.clone()),
         };
         SearchError { label, value }
@@ -256,7 +258,7 @@ fn record_row(r: &crate::audit::Record, tz: &TimeZone) -> Value {
         name => r.name.clone().unwrap_or_default(),
         // a size only for records about an object
         size => r.size.filter(|_| r.object_id.is_some()).map(|s| s.to_string()).unwrap_or_default(),
-        sha256 => r.sha256.clone().unwrap_or_default(),
+        sha256 => r.sha256.clone().or_else(|| r.sm3.clone()).unwrap_or_default(),
         reason => r.reason.map(|x| x.as_str()).unwrap_or_default(),
         detail => r.detail.clone().unwrap_or_default(),
     }

@@ -14,8 +14,9 @@
 //! An approval is an Ed25519 signature (SM2 on a `gm` pair, 64 bytes either way) over
 //! `CONTEXT || decision || 0x00 || digest`, where
 //! the decision is `approve` or `reject` and the digest is the SHA-256 of the manifest body
-//! the sending node signed. The body names the object id, channel, name, size and the
-//! SHA-256 of the whole content and of every chunk, so an approval covers exactly those
+//! the sending node signed (SHA-256 on both suites). The body names the object id, channel,
+//! name, size and the hash (SHA-256, or SM3 under `gm`) of the whole content and of every
+//! chunk, so an approval covers exactly those
 //! bytes and nothing else. Only approvals travel (in the signed manifest's envelope,
 //! `manifest.rs`); a rejection stays on the sending node, in its audit log.
 //!

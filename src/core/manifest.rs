@@ -33,10 +33,11 @@
 //! name         2 + n             same, base name of the file
 //! size         8, u64 BE         content size in bytes
 //! content_type 2 + n             same, content type decided by the sender
-//! sha256       32                SHA-256 of the whole content
+//! digest       32                hash of the whole content: SHA-256, or SM3 (GB/T 32905)
+//!                                in a pair of the `gm` suite (the signing key's suite)
 //! chunk_size   4, u32 BE         size of every chunk but the last
 //! chunk_count  4, u32 BE         number of chunk hashes, at most MAX_CHUNKS
-//! chunks       32 * chunk_count  SHA-256 of each chunk, in order
+//! chunks       32 * chunk_count  hash of each chunk, in order (same hash)
 //! sender       2 + n             same, name of the sending node
 //! sequence     8, u64 BE         per-channel sequence number on the sender
 //! created_ms   8, u64 BE         when the sender took the object, ms since the Unix epoch
@@ -97,11 +98,12 @@ pub struct Manifest {
     pub size: u64,
     /// Content type decided by the sender's inspection.
     pub content_type: String,
-    /// SHA-256 of the whole content.
-    pub sha256: [u8; 32],
+    /// Hash of the whole content: SHA-256, or SM3 when the manifest is signed with an SM2
+    /// key (the `gm` suite).
+    pub digest: [u8; 32],
     /// Size of every chunk but the last.
     pub chunk_size: u32,
-    /// SHA-256 of each chunk, in order.
+    /// Hash of each chunk, in order (SHA-256 or SM3, as `digest`).
     pub chunks: Vec<[u8; 32]>,
     /// Name of the sending node.
     pub sender: String,
@@ -281,7 +283,7 @@ fn encode_body(m: &Manifest) -> Result<Vec<u8>, ManifestError> {
     put_text(&mut out, &m.name)?;
     out.extend_from_slice(&m.size.to_be_bytes());
     put_text(&mut out, &m.content_type)?;
-    out.extend_from_slice(&m.sha256);
+    out.extend_from_slice(&m.digest);
     out.extend_from_slice(&m.chunk_size.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     for c in &m.chunks {
@@ -310,7 +312,7 @@ fn decode_body(bytes: &[u8]) -> Result<Manifest, DecodeError> {
     let name = r.text("name")?;
     let size = r.u64("size")?;
     let content_type = r.text("content_type")?;
-    let sha256 = r.array("sha256")?;
+    let digest = r.array("digest")?;
     let chunk_size = r.u32("chunk_size")?;
     let count = r.u32("chunk_count")?;
     if u64::from(count) > MAX_CHUNKS {
@@ -341,7 +343,7 @@ fn decode_body(bytes: &[u8]) -> Result<Manifest, DecodeError> {
         name,
         size,
         content_type,
-        sha256,
+        digest,
         chunk_size,
         chunks,
         sender,
@@ -532,7 +534,7 @@ pub(crate) mod tests {
             name: "民事判决书（2026）吉01民初123号.pdf".into(),
             size,
             content_type: "pdf".into(),
-            sha256: [2; 32],
+            digest: [2; 32],
             chunk_size: CHUNK_SIZE,
             chunks: vec![[3; 32]; n],
             sender: "court".into(),
@@ -813,14 +815,14 @@ pub(crate) mod tests {
         }
         let n = next() % 6;
         let chunks = (0..n).map(|_| hash(next)).collect();
-        let sha256 = hash(next);
+        let digest = hash(next);
         Manifest {
             object_id: ObjectId((next() as u128 | (next() as u128) << 64).to_be_bytes()),
             channel: random_text(next),
             name: random_text(next),
             size: next() >> (next() % 64),
             content_type: random_text(next),
-            sha256,
+            digest,
             chunk_size: next() as u32,
             chunks,
             sender: random_text(next),

@@ -2,57 +2,68 @@
 //! hashes, an append-only frontier that gives the root of every prefix in O(log n) memory,
 //! inclusion proofs and their verification.
 //!
-//! The hashing is RFC 6962 §2.1 exactly (SHA-256, leaf prefix 0x00, node prefix 0x01, split
-//! at the largest power of two below n, empty tree = SHA-256 of nothing); the tests check it
-//! against the certificate-transparency reference vectors (leaf hashes, the roots of trees
-//! of 0 to 8 leaves, published inclusion proofs). There are no consistency proofs here.
+//! The hashing is RFC 6962 §2.1 exactly (leaf prefix 0x00, node prefix 0x01, split at the
+//! largest power of two below n, empty tree = the hash of nothing) with the hash of the log's
+//! suite: SHA-256 under `default`, as RFC 6962, and SM3 (GB/T 32905) under `gm`, the same
+//! tree with the national hash in its place. The tests check the SHA-256 tree against the
+//! certificate-transparency reference vectors (leaf hashes, the roots of trees of 0 to 8
+//! leaves, published inclusion proofs) and the SM3 tree against SM3 computed by hand over the
+//! same prefixes. There are no consistency proofs here.
 //!
 //! ```text
 //!  record bytes ─► leaf_hash ─► Frontier::push ─► root (checkpoints)
 //!  leaves ─► inclusion_proof(index) ─► verify_inclusion(index, size, leaf, path, root)
 //! ```
 
-use ring::digest::{Context, SHA256};
+use crate::keys::suite::{Hasher, Suite};
 
-/// A SHA-256 hash.
+/// A tree hash: 32 bytes of SHA-256 or SM3, by the log's suite.
 pub type Hash = [u8; 32];
 
-fn sha(parts: &[&[u8]]) -> Hash {
-    let mut c = Context::new(&SHA256);
+fn hash(suite: Suite, parts: &[&[u8]]) -> Hash {
+    let mut c = Hasher::new(suite);
     for p in parts {
         c.update(p);
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(c.finish().as_ref());
-    out
+    c.finish()
 }
 
-/// The hash of a leaf: SHA-256(0x00 || data).
-pub fn leaf_hash(data: &[u8]) -> Hash {
-    sha(&[&[0u8], data])
+/// The hash of a leaf: H(0x00 || data), H the suite's hash.
+pub fn leaf_hash(suite: Suite, data: &[u8]) -> Hash {
+    hash(suite, &[&[0u8], data])
 }
 
-/// The hash of an inner node: SHA-256(0x01 || left || right).
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    sha(&[&[1u8], left, right])
+/// The hash of an inner node: H(0x01 || left || right), H the suite's hash.
+pub fn node_hash(suite: Suite, left: &Hash, right: &Hash) -> Hash {
+    hash(suite, &[&[1u8], left, right])
 }
 
-/// The root of the empty tree: SHA-256 of nothing.
-pub fn empty_root() -> Hash {
-    sha(&[])
+/// The root of the empty tree: the suite's hash of nothing.
+pub fn empty_root(suite: Suite) -> Hash {
+    hash(suite, &[])
 }
 
 /// The right edge of a tree being appended to: one subtree root per set bit of the size.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frontier {
+    suite: Suite,
     size: u64,
     stack: Vec<Hash>,
 }
 
 impl Frontier {
-    /// An empty tree.
-    pub fn new() -> Frontier {
-        Frontier::default()
+    /// An empty tree hashed with `suite`'s hash.
+    pub fn new(suite: Suite) -> Frontier {
+        Frontier {
+            suite,
+            size: 0,
+            stack: Vec::new(),
+        }
+    }
+
+    /// The suite whose hash the tree uses.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// Number of leaves.
@@ -66,7 +77,7 @@ impl Frontier {
         let mut s = self.size;
         while s & 1 == 1 {
             if let Some(left) = self.stack.pop() {
-                h = node_hash(&left, &h);
+                h = node_hash(self.suite, &left, &h);
             }
             s >>= 1;
         }
@@ -78,9 +89,9 @@ impl Frontier {
     pub fn root(&self) -> Hash {
         let mut it = self.stack.iter().rev();
         let Some(last) = it.next() else {
-            return empty_root();
+            return empty_root(self.suite);
         };
-        it.fold(*last, |acc, left| node_hash(left, &acc))
+        it.fold(*last, |acc, left| node_hash(self.suite, left, &acc))
     }
 }
 
@@ -93,20 +104,24 @@ fn split(n: usize) -> usize {
     k
 }
 
-/// The root of a list of leaf hashes.
-pub fn root_of(leaves: &[Hash]) -> Hash {
+/// The root of a list of leaf hashes, inner nodes hashed with `suite`'s hash.
+pub fn root_of(suite: Suite, leaves: &[Hash]) -> Hash {
     match leaves.len() {
-        0 => empty_root(),
+        0 => empty_root(suite),
         1 => leaves[0],
         n => {
             let k = split(n);
-            node_hash(&root_of(&leaves[..k]), &root_of(&leaves[k..]))
+            node_hash(
+                suite,
+                &root_of(suite, &leaves[..k]),
+                &root_of(suite, &leaves[k..]),
+            )
         }
     }
 }
 
 /// The inclusion proof (audit path) of leaf `index` in the tree of `leaves`.
-pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
+pub fn inclusion_proof(suite: Suite, leaves: &[Hash], index: usize) -> Vec<Hash> {
     let mut path = Vec::new();
     let mut lo = 0;
     let mut hi = leaves.len();
@@ -116,10 +131,10 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
     while hi - lo > 1 {
         let k = split(hi - lo);
         if m < k {
-            stack.push(root_of(&leaves[lo + k..hi]));
+            stack.push(root_of(suite, &leaves[lo + k..hi]));
             hi = lo + k;
         } else {
-            stack.push(root_of(&leaves[lo..lo + k]));
+            stack.push(root_of(suite, &leaves[lo..lo + k]));
             lo += k;
             m -= k;
         }
@@ -130,8 +145,15 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
     path
 }
 
-/// Checks an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+/// Checks an inclusion proof (RFC 9162 §2.1.3.2), inner nodes hashed with `suite`'s hash.
+pub fn verify_inclusion(
+    suite: Suite,
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+) -> bool {
     if index >= size {
         return false;
     }
@@ -143,7 +165,7 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
             return false;
         }
         if fnn & 1 == 1 || fnn == sn {
-            r = node_hash(p, &r);
+            r = node_hash(suite, p, &r);
             if fnn & 1 == 0 {
                 while fnn & 1 == 0 && fnn != 0 {
                     fnn >>= 1;
@@ -151,7 +173,7 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
                 }
             }
         } else {
-            r = node_hash(&r, p);
+            r = node_hash(suite, &r, p);
         }
         fnn >>= 1;
         sn >>= 1;
@@ -163,21 +185,48 @@ pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root
 mod tests {
     use super::*;
 
-    fn leaves(n: usize) -> Vec<Hash> {
+    const D: Suite = Suite::Default;
+
+    fn leaves(suite: Suite, n: usize) -> Vec<Hash> {
         (0..n)
-            .map(|i| leaf_hash(format!("record {i}").as_bytes()))
+            .map(|i| leaf_hash(suite, format!("record {i}").as_bytes()))
             .collect()
     }
 
     #[test]
     fn frontier_matches_recursive_root_for_every_size() {
-        let all = leaves(70);
-        let mut f = Frontier::new();
-        assert_eq!(f.root(), empty_root());
-        for (i, l) in all.iter().enumerate() {
-            f.push(*l);
-            assert_eq!(f.root(), root_of(&all[..=i]), "size {}", i + 1);
+        for suite in Suite::ALL {
+            let all = leaves(suite, 70);
+            let mut f = Frontier::new(suite);
+            assert_eq!(f.root(), empty_root(suite));
+            for (i, l) in all.iter().enumerate() {
+                f.push(*l);
+                assert_eq!(f.root(), root_of(suite, &all[..=i]), "size {}", i + 1);
+            }
         }
+    }
+
+    #[test]
+    fn the_gm_tree_is_rfc6962_with_sm3_in_place_of_sha256() {
+        use crate::keys::suite::digest;
+        let sm3 = |b: &[u8]| digest(Suite::Gm, b);
+        // SM3 of nothing, GB/T 32905 as OpenSSL prints it (`openssl dgst -sm3 /dev/null`)
+        assert_eq!(
+            hex::encode(empty_root(Suite::Gm)),
+            "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b"
+        );
+        let a = leaf_hash(Suite::Gm, b"a");
+        assert_eq!(a, sm3(b"\x00a"));
+        let b = leaf_hash(Suite::Gm, b"b");
+        let c = leaf_hash(Suite::Gm, b"c");
+        let ab = sm3(&[&[1u8][..], &a, &b].concat());
+        assert_eq!(root_of(Suite::Gm, &[a, b]), ab);
+        let abc = sm3(&[&[1u8][..], &ab, &c].concat());
+        assert_eq!(root_of(Suite::Gm, &[a, b, c]), abc);
+        // and differs from the SHA-256 tree over the same records
+        assert_ne!(root_of(Suite::Gm, &[a, b, c]), root_of(D, &[a, b, c]));
+        assert!(verify_inclusion(Suite::Gm, 2, 3, &c, &[ab], &abc));
+        assert!(!verify_inclusion(D, 2, 3, &c, &[ab], &abc));
     }
 
     /// Decodes 64 hex digits of a test vector.
@@ -265,7 +314,7 @@ mod tests {
     fn ct_leaves() -> Vec<Hash> {
         CT_LEAF_INPUTS
             .iter()
-            .map(|x| leaf_hash(&hex::decode(x).unwrap()))
+            .map(|x| leaf_hash(D, &hex::decode(x).unwrap()))
             .collect()
     }
 
@@ -279,12 +328,12 @@ mod tests {
     #[test]
     fn rfc6962_reference_roots_for_every_size() {
         let l = ct_leaves();
-        let mut f = Frontier::new();
+        let mut f = Frontier::new(D);
         assert_eq!(hex::encode(f.root()), CT_ROOTS[0]);
-        assert_eq!(hex::encode(root_of(&[])), CT_ROOTS[0]);
+        assert_eq!(hex::encode(root_of(D, &[])), CT_ROOTS[0]);
         for n in 1..=8 {
             f.push(l[n - 1]);
-            assert_eq!(hex::encode(root_of(&l[..n])), CT_ROOTS[n], "size {n}");
+            assert_eq!(hex::encode(root_of(D, &l[..n])), CT_ROOTS[n], "size {n}");
             assert_eq!(hex::encode(f.root()), CT_ROOTS[n], "frontier, size {n}");
         }
     }
@@ -297,11 +346,12 @@ mod tests {
             let want: Vec<Hash> = path.iter().map(|x| h(x)).collect();
             let root = h(CT_ROOTS[size]);
             assert_eq!(
-                inclusion_proof(&l[..size], index),
+                inclusion_proof(D, &l[..size], index),
                 want,
                 "leaf {index} of {size}"
             );
             assert!(verify_inclusion(
+                D,
                 index as u64,
                 size as u64,
                 &l[index],
@@ -315,7 +365,7 @@ mod tests {
                 (i ^ 2, n, l[index], want.clone(), root),
                 (i, n * 2, l[index], want.clone(), root),
                 (i, n / 2, l[index], want.clone(), root),
-                (i, n, leaf_hash(b"WrongLeaf"), want.clone(), root),
+                (i, n, leaf_hash(D, b"WrongLeaf"), want.clone(), root),
                 (i, n, l[index], want.clone(), h(CT_ROOTS[0])),
                 (i, n, l[index], [want.clone(), vec![root]].concat(), root),
                 (i, n, l[index], [vec![root], want.clone()].concat(), root),
@@ -333,7 +383,7 @@ mod tests {
             }
             for (pi, pn, leaf, proof, root) in probes {
                 assert!(
-                    !verify_inclusion(pi, pn, &leaf, &proof, &root),
+                    !verify_inclusion(D, pi, pn, &leaf, &proof, &root),
                     "corrupted probe verified: leaf {pi} of {pn}, proof {proof:02x?}"
                 );
             }
@@ -342,31 +392,37 @@ mod tests {
 
     #[test]
     fn rfc6962_shape_for_three_leaves() {
-        let l = leaves(3);
-        assert_eq!(root_of(&l), node_hash(&node_hash(&l[0], &l[1]), &l[2]));
+        let l = leaves(D, 3);
+        assert_eq!(
+            root_of(D, &l),
+            node_hash(D, &node_hash(D, &l[0], &l[1]), &l[2])
+        );
     }
 
     #[test]
     fn every_inclusion_proof_verifies_and_tampering_fails() {
-        for n in 1..40usize {
-            let l = leaves(n);
-            let root = root_of(&l);
+        for (s, n) in Suite::ALL
+            .into_iter()
+            .flat_map(|s| (1..40usize).map(move |n| (s, n)))
+        {
+            let l = leaves(s, n);
+            let root = root_of(s, &l);
             for i in 0..n {
-                let p = inclusion_proof(&l, i);
+                let p = inclusion_proof(s, &l, i);
                 assert!(
-                    verify_inclusion(i as u64, n as u64, &l[i], &p, &root),
+                    verify_inclusion(s, i as u64, n as u64, &l[i], &p, &root),
                     "n {n} i {i}"
                 );
-                let other = leaf_hash(b"other");
-                assert!(!verify_inclusion(i as u64, n as u64, &other, &p, &root));
+                let other = leaf_hash(s, b"other");
+                assert!(!verify_inclusion(s, i as u64, n as u64, &other, &p, &root));
                 if !p.is_empty() {
                     let mut bad = p.clone();
                     bad[0][0] ^= 1;
-                    assert!(!verify_inclusion(i as u64, n as u64, &l[i], &bad, &root));
+                    assert!(!verify_inclusion(s, i as u64, n as u64, &l[i], &bad, &root));
                 }
                 if n > 1 {
                     assert!(
-                        !verify_inclusion(((i + 1) % n) as u64, n as u64, &l[i], &p, &root)
+                        !verify_inclusion(s, ((i + 1) % n) as u64, n as u64, &l[i], &p, &root)
                             || l[i] == l[(i + 1) % n]
                     );
                 }

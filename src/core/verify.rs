@@ -3,7 +3,9 @@
 //! ```text
 //!  header payload ──► begin ──► Reception ──feed(bytes)*──► finish ──► Verified
 //!                      │  signature by a pinned key         │ chunk hashes as bytes arrive
-//!                      │  sender is the peer                │ exact size, whole SHA-256
+//!                      │  sender is the peer                │ exact size, whole hash
+//!                      │  (its key's suite names the hash:  │ (SHA-256 or SM3)
+//!                      │   SHA-256 or SM3)                  │
 //!                      └─ channel received from this peer   └─ any failure: a Refusal
 //! ```
 //!
@@ -15,7 +17,7 @@ use crate::core::id::ObjectId;
 use crate::core::manifest::{Manifest, ManifestError, SignedManifest};
 use crate::core::reason::{Reason, Refusal};
 use crate::keys::VerifyKey;
-use ring::digest::{Context, SHA256};
+use crate::keys::suite::Hasher;
 
 /// What a receiving node expects of its peer.
 #[derive(Clone)]
@@ -37,8 +39,8 @@ pub struct Reception {
     received: u64,
     chunk_index: usize,
     in_chunk: u64,
-    chunk_ctx: Context,
-    total_ctx: Context,
+    chunk_ctx: Hasher,
+    total_ctx: Hasher,
 }
 
 /// An object whose manifest and every byte of content verified.
@@ -83,8 +85,11 @@ impl Reception {
             claimed_id: claimed,
         };
         let mut opened = Err(ManifestError::Signature);
+        // the content hashes are of the suite of the key that signed them
+        let mut suite = crate::keys::suite::Suite::Default;
         for key in &rules.peer_keys {
             opened = signed.open(key);
+            suite = key.suite();
             if !matches!(opened, Err(ManifestError::Signature)) {
                 break;
             }
@@ -121,8 +126,8 @@ impl Reception {
             received: 0,
             chunk_index: 0,
             in_chunk: 0,
-            chunk_ctx: Context::new(&SHA256),
-            total_ctx: Context::new(&SHA256),
+            chunk_ctx: Hasher::new(suite),
+            total_ctx: Hasher::new(suite),
         })
     }
 
@@ -164,9 +169,9 @@ impl Reception {
             self.received += n as u64;
             data = rest;
             if self.in_chunk == self.chunk_len(self.chunk_index) {
-                let ctx = std::mem::replace(&mut self.chunk_ctx, Context::new(&SHA256));
-                let got = ctx.finish();
-                if got.as_ref() != self.manifest.chunks[self.chunk_index] {
+                let fresh = Hasher::new(self.chunk_ctx.suite());
+                let got = std::mem::replace(&mut self.chunk_ctx, fresh).finish();
+                if got != self.manifest.chunks[self.chunk_index] {
                     return Err(Refusal::new(
                         Reason::ChunkHash,
                         format!("chunk {} does not match the manifest", self.chunk_index),
@@ -190,10 +195,11 @@ impl Reception {
                 ),
             ));
         }
-        if self.total_ctx.finish().as_ref() != self.manifest.sha256 {
+        let suite = self.total_ctx.suite();
+        if self.total_ctx.finish() != self.manifest.digest {
             return Err(Refusal::new(
                 Reason::ContentHash,
-                "content does not match its SHA-256",
+                format!("content does not match its {}", suite.hash()),
             ));
         }
         Ok(Verified {
@@ -217,14 +223,14 @@ mod tests {
             peer_keys: vec![key.verify_key()],
             channels: vec!["to-internet".into()],
         };
-        let (sha, chunks) = hash_content(&mut &content[..], chunk).unwrap();
+        let (sha, chunks) = hash_content(&mut &content[..], chunk, key.suite()).unwrap();
         let m = Manifest {
             object_id: ObjectId([9; 16]),
             channel: "to-internet".into(),
             name: "a.txt".into(),
             size: content.len() as u64,
             content_type: "text".into(),
-            sha256: sha,
+            digest: sha,
             chunk_size: chunk,
             chunks,
             sender: "court".into(),
@@ -321,7 +327,7 @@ mod tests {
     fn forged_whole_hash_refused_at_finish() {
         let content = vec![3u8; 100];
         let (key, rules, mut m) = setup(&content, 4096);
-        m.sha256 = [0; 32];
+        m.digest = [0; 32];
         let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
         r.feed(&content).unwrap();
         assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);

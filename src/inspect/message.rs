@@ -24,6 +24,7 @@ use crate::core::reason::{Reason, Refusal};
 use crate::inspect::evaluate::check_text;
 use crate::inspect::{Accepted, InspectError, Masked, Outcome};
 use crate::keys::at_rest::{Sealing, Stored};
+use crate::keys::suite::{Suite, digest};
 use crate::policy::Policy;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -49,10 +50,10 @@ pub struct CheckedMessage {
     /// JSON Pointers (RFC 6901) of the string values masking changed, in document order;
     /// empty when nothing was masked.
     pub masked: Vec<String>,
-    /// SHA-256 of the body as given (compact).
-    pub original_sha256: [u8; 32],
-    /// SHA-256 of [`CheckedMessage::body`] (equal to `original_sha256` when unmasked).
-    pub sha256: [u8; 32],
+    /// The suite's hash (SHA-256, or SM3 under `gm`) of the body as given (compact).
+    pub original_digest: [u8; 32],
+    /// The same hash of [`CheckedMessage::body`] (equal to `original_digest` when unmasked).
+    pub digest: [u8; 32],
 }
 
 /// Checks one message (compact JSON text, as `core::message::parse_posted` returns it)
@@ -69,7 +70,7 @@ pub struct CheckedMessage {
 /// and, for a schema, what the schema says (the first error, at most 300 characters,
 /// values left out). A policy that is not a messages policy refuses every message
 /// (`type_refused`).
-pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refusal> {
+pub fn check_message(policy: &Policy, body: &str, suite: Suite) -> Result<CheckedMessage, Refusal> {
     let Some(rules) = &policy.messages else {
         return Err(Refusal::new(
             Reason::TypeRefused,
@@ -99,13 +100,13 @@ pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refu
         masked: Vec::new(),
     };
     walk.value(&mut value, &mut String::new())?;
-    let original_sha256 = sha256(original.as_bytes());
+    let original_digest = digest(suite, original.as_bytes());
     if walk.masked.is_empty() {
         return Ok(CheckedMessage {
             body: original,
             masked: Vec::new(),
-            original_sha256,
-            sha256: original_sha256,
+            original_digest,
+            digest: original_digest,
         });
     }
     if let Some(schema) = &rules.schema {
@@ -113,12 +114,12 @@ pub fn check_message(policy: &Policy, body: &str) -> Result<CheckedMessage, Refu
     }
     let body = serde_json::to_string(&value)
         .map_err(|e| Refusal::new(Reason::MessageMalformed, e.to_string()))?;
-    let sha = sha256(body.as_bytes());
+    let crossing = digest(suite, body.as_bytes());
     Ok(CheckedMessage {
         body,
         masked: walk.masked,
-        original_sha256,
-        sha256: sha,
+        original_digest,
+        digest: crossing,
     })
 }
 
@@ -140,6 +141,7 @@ pub fn inspect_batch(
     content: Stored,
     masked_path: &Path,
     sealing: Option<&Sealing<'_>>,
+    suite: Suite,
 ) -> Result<Outcome, InspectError> {
     let mut bytes = Vec::new();
     let mut file = content;
@@ -152,7 +154,7 @@ pub fn inspect_batch(
             format!("a batch object larger than {MAX_BATCH_BYTES} bytes"),
         )));
     }
-    let outcome = judge_batch(policy, &bytes);
+    let outcome = judge_batch(policy, &bytes, suite);
     let (checked, changed) = match outcome {
         Err(r) => return Ok(Err(r)),
         Ok(c) => c,
@@ -172,15 +174,15 @@ pub fn inspect_batch(
             )));
         }
     }
-    let mut f = super::MaskedOut::create(masked_path, sealing)?;
+    let mut f = super::MaskedOut::create(masked_path, sealing, suite)?;
     f.write_all(&out)?;
-    let sha256 = f.finish()?;
+    let digest = f.finish()?;
     Ok(Ok(Accepted {
         content_type: BATCH_CONTENT_TYPE.into(),
         masked: Some(Masked {
             path: masked_path.to_path_buf(),
             lines: changed,
-            sha256,
+            digest,
         }),
     }))
 }
@@ -190,13 +192,14 @@ pub fn inspect_batch(
 fn judge_batch(
     policy: &Policy,
     bytes: &[u8],
+    suite: Suite,
 ) -> Result<(Vec<(message::MessageId, String)>, u64), Refusal> {
     let batch = message::parse_batch(bytes)
         .map_err(|e| Refusal::new(Reason::MessageMalformed, format!("batch: {e}")))?;
     let mut changed = 0u64;
     let mut out = Vec::with_capacity(batch.len());
     for m in batch {
-        let checked = check_message(policy, &m.body).map_err(|r| {
+        let checked = check_message(policy, &m.body, suite).map_err(|r| {
             Refusal::new(
                 r.reason,
                 cap(&format!("message {}: {}", m.id, r.detail), MAX_DETAIL + 50),
@@ -334,13 +337,6 @@ fn cap(text: &str, max: usize) -> String {
     }
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,7 +383,7 @@ mod tests {
     }
 
     fn refused(policy: &Policy, body: &str) -> Refusal {
-        check_message(policy, body).unwrap_err()
+        check_message(policy, body, Suite::Default).unwrap_err()
     }
 
     #[test]
@@ -396,10 +392,11 @@ mod tests {
         let ok = check_message(
             &p,
             r#"{"type":"status","case":"(2026)吉01民初123号","text":"已立案"}"#,
+            Suite::Default,
         )
         .unwrap();
         assert!(ok.masked.is_empty());
-        assert_eq!(ok.sha256, ok.original_sha256);
+        assert_eq!(ok.digest, ok.original_digest);
         let r = refused(&p, r#"{"type":"status","text":"x"}"#);
         assert_eq!(r.reason, Reason::SchemaViolation);
         assert!(
@@ -469,6 +466,7 @@ mod tests {
         check_message(
             &p,
             r#"{"type":"status","case":"c","text":"涉及商业秘密的证据"}"#,
+            Suite::Default,
         )
         .unwrap();
     }
@@ -509,7 +507,7 @@ mod tests {
     fn personal_data_is_masked_field_by_field_and_the_rest_is_untouched() {
         let p = masking();
         let body = r#"{"case":"(2026)吉01民初123号","extra":{"deep":[{"id":"11010519491231002X"}]},"party":{"name":"张伟","phone":"13800138000"},"tags":["卡号 6222021234567894","无"],"text":"请于 2026-03-01 到庭","type":"hearing"}"#;
-        let c = check_message(&p, body).unwrap();
+        let c = check_message(&p, body, Suite::Default).unwrap();
         assert_eq!(
             c.masked,
             vec!["/extra/deep/0/id", "/party/phone", "/tags/0"],
@@ -521,11 +519,16 @@ mod tests {
             .replace("13800138000", "138****8000")
             .replace("6222021234567894", "622202******7894");
         assert_eq!(c.body, expected);
-        assert_eq!(c.original_sha256, sha256(body.as_bytes()));
-        assert_eq!(c.sha256, sha256(expected.as_bytes()));
-        assert_ne!(c.sha256, c.original_sha256);
+        assert_eq!(c.original_digest, digest(Suite::Default, body.as_bytes()));
+        assert_eq!(c.digest, digest(Suite::Default, expected.as_bytes()));
+        assert_ne!(c.digest, c.original_digest);
+        // under `gm` the same check hashes with SM3
+        let gm = check_message(&p, body, Suite::Gm).unwrap();
+        assert_eq!(gm.body, c.body);
+        assert_eq!(gm.original_digest, digest(Suite::Gm, body.as_bytes()));
+        assert_eq!(gm.digest, digest(Suite::Gm, expected.as_bytes()));
         // masking is idempotent: what crosses checks again unchanged
-        let again = check_message(&p, &c.body).unwrap();
+        let again = check_message(&p, &c.body, Suite::Default).unwrap();
         assert_eq!(again.body, c.body);
         assert!(again.masked.is_empty());
     }
@@ -598,7 +601,7 @@ mod tests {
 
         let (bytes, _) = batch(&[clean, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, plain(&path), &masked_path, None)
+        let a = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
             .unwrap();
         assert_eq!(a.content_type, BATCH_CONTENT_TYPE);
@@ -607,7 +610,7 @@ mod tests {
 
         let (bytes, ids) = batch(&[clean, phone, clean]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = inspect_batch(&p, plain(&path), &masked_path, None)
+        let a = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
             .unwrap();
         let m = a.masked.unwrap();
@@ -619,14 +622,14 @@ mod tests {
         assert_eq!(copy[2].body, clean);
         // the masked copy is accepted unchanged (the receiving node's re-check)
         std::fs::rename(&m.path, &path).unwrap();
-        let again = inspect_batch(&p, plain(&path), &masked_path, None)
+        let again = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
             .unwrap();
         assert_eq!(again.masked, None);
 
         let (bytes, ids) = batch(&[clean, r#"{"case":"c","text":"绝密","type":"status"}"#]);
         std::fs::write(&path, &bytes).unwrap();
-        let r = inspect_batch(&p, plain(&path), &masked_path, None)
+        let r = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
             .unwrap_err();
         assert_eq!(r.reason, Reason::ClassificationMarking);
@@ -638,7 +641,7 @@ mod tests {
         );
 
         std::fs::write(&path, b"{\"id\":\"nope\",\"body\":1}\n").unwrap();
-        let r = inspect_batch(&p, plain(&path), &masked_path, None)
+        let r = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
             .unwrap_err();
         assert_eq!(r.reason, Reason::MessageMalformed);
@@ -667,9 +670,16 @@ mod tests {
         let mut w = SealWriter::new(&keys, Vec::new(), sealing.context).unwrap();
         w.write_all(&bytes).unwrap();
         std::fs::write(&path, w.finish().unwrap()).unwrap();
-        let a = crate::inspect::inspect_stored(&p, "1.ndjson", &path, dir.path(), Some(&sealing))
-            .unwrap()
-            .unwrap();
+        let a = crate::inspect::inspect_stored(
+            &p,
+            "1.ndjson",
+            &path,
+            dir.path(),
+            Some(&sealing),
+            Suite::Default,
+        )
+        .unwrap()
+        .unwrap();
         let m = a.masked.unwrap();
         let stored = std::fs::read(&m.path).unwrap();
         assert!(
@@ -684,7 +694,7 @@ mod tests {
         let copy = parse_batch(&copy).unwrap();
         assert_eq!(copy[0].body, phone.replace("13800138000", "138****8000"));
         // read as plain bytes (a receiving node never seals), a sealed batch is no batch
-        let e = crate::inspect::inspect_file(&p, "1.ndjson", &path, dir.path());
+        let e = crate::inspect::inspect_file(&p, "1.ndjson", &path, dir.path(), Suite::Default);
         assert!(e.is_ok_and(|v| v.is_err()), "refused as malformed");
     }
 
@@ -696,7 +706,7 @@ mod tests {
         let phone = r#"{"case":"c","party":{"phone":"13800138000"},"text":"x","type":"service"}"#;
         let (bytes, _) = batch(&[phone]);
         std::fs::write(&path, &bytes).unwrap();
-        let a = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path())
+        let a = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path(), Suite::Default)
             .unwrap()
             .unwrap();
         let m = a.masked.unwrap();
@@ -705,7 +715,7 @@ mod tests {
         // refused: no masked copy is left behind
         let (bytes, _) = batch(&[phone, r#"{"case":"c","text":"内部资料","type":"status"}"#]);
         std::fs::write(&path, &bytes).unwrap();
-        let r = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path())
+        let r = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path(), Suite::Default)
             .unwrap()
             .unwrap_err();
         assert_eq!(r.reason, Reason::KeywordMatch);

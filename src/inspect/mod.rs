@@ -26,6 +26,7 @@ use crate::core::stage::{Inspected, Spooled};
 use crate::fsx::open_nofollow;
 use crate::inspect::clamd::{Clamd, ClamdError, ScanResult};
 use crate::keys::at_rest::{self, SealWriter, SealedFile, Sealing, Stored};
+use crate::keys::suite::{Hasher, Suite};
 use crate::policy::{Detected, Policy};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -52,9 +53,9 @@ pub struct Masked {
     pub path: PathBuf,
     /// How many lines were changed.
     pub lines: u64,
-    /// SHA-256 of the masked content (what crosses; of the plaintext where the copy is
-    /// sealed at rest).
-    pub sha256: [u8; 32],
+    /// The suite's hash (SHA-256 or SM3) of the masked content (what crosses; of the
+    /// plaintext where the copy is sealed at rest).
+    pub digest: [u8; 32],
 }
 
 /// What inspection decided about an object the policy accepts.
@@ -82,8 +83,9 @@ pub fn inspect_file(
     name: &str,
     path: &Path,
     work: &Path,
+    suite: Suite,
 ) -> Result<Outcome, InspectError> {
-    inspect_stored(policy, name, path, work, None)
+    inspect_stored(policy, name, path, work, None, suite)
 }
 
 /// [`inspect_file`] of a file that may be sealed at rest (the spool, with the node's data
@@ -100,6 +102,7 @@ pub fn inspect_stored(
     path: &Path,
     work: &Path,
     sealing: Option<&Sealing<'_>>,
+    suite: Suite,
 ) -> Result<Outcome, InspectError> {
     let file = match open_nofollow(path) {
         Ok(f) => f,
@@ -130,7 +133,7 @@ pub fn inspect_stored(
     };
     if policy.messages.is_some() {
         // a messages channel's objects are batches of messages, judged message by message
-        let outcome = message::inspect_batch(policy, stored, &masked_path, sealing);
+        let outcome = message::inspect_batch(policy, stored, &masked_path, sealing, suite);
         let kept = matches!(
             &outcome,
             Ok(Ok(Accepted {
@@ -154,8 +157,11 @@ pub fn inspect_stored(
         &detected,
         &head,
         &stored,
-        &masked_path,
-        sealing,
+        MaskedTo {
+            path: &masked_path,
+            sealing,
+            suite,
+        },
     );
     let judged = match (judged, stored.failure()) {
         // whatever a reader made of a stored chunk that did not open: a fault of the store
@@ -172,7 +178,15 @@ pub fn inspect_stored(
     }))
 }
 
-/// Evaluates, keeps the masked copy durable when there is one (sealed with `sealing`), and
+/// Where a masked copy is written: its path, the sealing where the node seals at rest, and
+/// the suite whose hash it is given.
+struct MaskedTo<'a> {
+    path: &'a Path,
+    sealing: Option<&'a Sealing<'a>>,
+    suite: Suite,
+}
+
+/// Evaluates, keeps the masked copy durable when there is one (written as `to` says), and
 /// scans what crosses. Spills go to the masked copy's folder.
 fn judge(
     policy: &Policy,
@@ -180,12 +194,16 @@ fn judge(
     detected: &Detected,
     head: &[u8],
     stored: &Stored,
-    masked_path: &Path,
-    sealing: Option<&Sealing<'_>>,
+    to: MaskedTo<'_>,
 ) -> Result<Result<Option<Masked>, Refusal>, InspectError> {
+    let MaskedTo {
+        path: masked_path,
+        sealing,
+        suite,
+    } = to;
     let work = masked_path.parent().unwrap_or(Path::new("."));
     let mut out = if evaluate::masks(policy, detected) {
-        Some(MaskedOut::create(masked_path, sealing)?)
+        Some(MaskedOut::create(masked_path, sealing, suite)?)
     } else {
         None
     };
@@ -208,7 +226,7 @@ fn judge(
             Some(Masked {
                 path: masked_path.to_path_buf(),
                 lines,
-                sha256: out.finish()?,
+                digest: out.finish()?,
             })
         }
     };
@@ -246,7 +264,7 @@ fn judge(
 /// content's place once accepted), hashed as it is written.
 pub(crate) struct MaskedOut {
     out: MaskedFile,
-    sha256: ring::digest::Context,
+    digest: Hasher,
 }
 
 enum MaskedFile {
@@ -255,8 +273,13 @@ enum MaskedFile {
 }
 
 impl MaskedOut {
-    /// Creates (or truncates) the masked copy at `path`, the node's alone (0600).
-    pub(crate) fn create(path: &Path, sealing: Option<&Sealing<'_>>) -> io::Result<MaskedOut> {
+    /// Creates (or truncates) the masked copy at `path`, the node's alone (0600), hashed
+    /// with `suite`'s hash.
+    pub(crate) fn create(
+        path: &Path,
+        sealing: Option<&Sealing<'_>>,
+        suite: Suite,
+    ) -> io::Result<MaskedOut> {
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -270,11 +293,11 @@ impl MaskedOut {
         };
         Ok(MaskedOut {
             out,
-            sha256: ring::digest::Context::new(&ring::digest::SHA256),
+            digest: Hasher::new(suite),
         })
     }
 
-    /// Ends the copy (its last chunk sealed) and syncs it: the SHA-256 of what was written.
+    /// Ends the copy (its last chunk sealed) and syncs it: the hash of what was written.
     pub(crate) fn finish(self) -> io::Result<[u8; 32]> {
         match self.out {
             MaskedFile::Plain(f) => f.sync_all()?,
@@ -284,7 +307,7 @@ impl MaskedOut {
                 .map_err(io::IntoInnerError::into_error)?
                 .sync_all()?,
         }
-        Ok(crate::core::digest::digest32(self.sha256))
+        Ok(self.digest.finish())
     }
 }
 
@@ -294,7 +317,7 @@ impl Write for MaskedOut {
             MaskedFile::Plain(f) => f.write(buf)?,
             MaskedFile::Sealed(w) => w.write(buf)?,
         };
-        self.sha256.update(&buf[..n]);
+        self.digest.update(&buf[..n]);
         Ok(n)
     }
 
@@ -339,7 +362,7 @@ impl Checked {
 /// messages it checked one by one ([`message::check_message`]) under the policy in force
 /// now: accepted as [`message::inspect_batch`] would accept it (its content type, nothing
 /// to mask: the batch holds the masked bodies), without checking each message again. The
-/// caller has compared the SHA-256 of the content with the one the batcher wrote.
+/// caller has compared the hash of the content with the one the batcher wrote.
 pub fn accepted_batch(spooled: Spooled) -> Checked {
     Checked {
         spooled,
@@ -356,6 +379,7 @@ pub fn inspect(
     policy: &Policy,
     spooled: Spooled,
     sealing: Option<&Sealing<'_>>,
+    suite: Suite,
 ) -> Result<Result<Checked, (Spooled, Refusal)>, InspectError> {
     Ok(
         match inspect_stored(
@@ -364,6 +388,7 @@ pub fn inspect(
             &spooled.content(),
             &spooled.dir,
             sealing,
+            suite,
         )? {
             Ok(accepted) => Ok(Checked { spooled, accepted }),
             Err(r) => Err((spooled, r)),

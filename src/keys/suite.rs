@@ -73,6 +73,15 @@ impl Suite {
         }
     }
 
+    /// The name of the audit record's field that holds a content hash of this suite, and of
+    /// the `audit query` option that finds it: `sha256` or `sm3`.
+    pub fn hash_field(self) -> &'static str {
+        match self {
+            Suite::Default => "sha256",
+            Suite::Gm => "sm3",
+        }
+    }
+
     /// The keyed tag's name.
     pub fn mac(self) -> &'static str {
         match self {

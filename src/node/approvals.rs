@@ -67,7 +67,8 @@ pub struct PendingView {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the content, hex.
+    /// Hash of the content, hex: SHA-256, or SM3 on a `gm` pair (the field keeps its
+    /// name in both).
     pub sha256: String,
     /// Content type the inspection decided.
     pub content_type: String,

@@ -355,7 +355,7 @@ impl Node {
             .then_some(self.cfg.peer.name.as_str());
         events::Masked {
             subject: Subject {
-                sha256: Some(masked.sha256),
+                digest: Some(masked.digest),
                 ..subject
             },
             peer,
@@ -444,13 +444,14 @@ impl Node {
     }
 }
 
-/// The SHA-256 of a file's content, read in bounded chunks.
+/// The hash of a file's content under `suite` (SHA-256, or SM3 under `gm`), read in bounded
+/// chunks.
 ///
 /// # Errors
 /// The file cannot be opened or read.
-pub fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+pub fn hash_file(path: &Path, suite: crate::keys::suite::Suite) -> io::Result<[u8; 32]> {
     let mut f = crate::fsx::open_nofollow(path)?;
-    Ok(crate::core::digest::hash_content(&mut f, crate::core::manifest::CHUNK_SIZE)?.0)
+    Ok(crate::core::digest::hash_content(&mut f, crate::core::manifest::CHUNK_SIZE, suite)?.0)
 }
 
 /// An object id for a refusal that has none yet (an outbox entry that never reached the

@@ -37,8 +37,8 @@ pub struct Subject<'a> {
     pub name: &'a str,
     /// Its size in bytes, when known.
     pub size: Option<u64>,
-    /// The SHA-256 of its content, when known.
-    pub sha256: Option<[u8; 32]>,
+    /// The hash of its content (SHA-256, or SM3 in a `gm` pair), when known.
+    pub digest: Option<[u8; 32]>,
 }
 
 impl Subject<'_> {
@@ -54,7 +54,7 @@ impl Subject<'_> {
             Entry::object(self.channel, self.id, self.name)
         };
         e.size = self.size;
-        e.sha256 = self.sha256;
+        e.digest = self.digest;
         e.peer = peer.map(str::to_string);
         e
     }

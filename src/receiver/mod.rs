@@ -212,7 +212,7 @@ impl Receiver {
                         id,
                         name: &name,
                         size: None,
-                        sha256: None,
+                        digest: None,
                     },
                     peer: &node.cfg.peer.name,
                 }
@@ -512,7 +512,7 @@ impl Receiver {
                 // and size of the bytes received (in quarantine), not the manifest's
                 let received = Subject {
                     size: Some(std::fs::symlink_metadata(&part)?.len()),
-                    sha256: Some(crate::node::hash_file(&part)?),
+                    digest: Some(crate::node::hash_file(&part, self.node.cfg.node.suite)?),
                     ..subject(&m)
                 };
                 self.refuse_as(&channel, received, Some(&part), &refusal)?;
@@ -554,7 +554,7 @@ impl Receiver {
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
             }
         };
-        let accepted = match inspect_file(&policy, &m.name, part, &work) {
+        let accepted = match inspect_file(&policy, &m.name, part, &work, self.node.cfg.node.suite) {
             Ok(Ok(a)) => a,
             Ok(Err(refusal)) => {
                 self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
@@ -629,7 +629,7 @@ impl Receiver {
         }
         if let Some(masked) = &masked {
             // our own policy masks what the sender did not: the masked copy is what lands
-            node.masked(subject(m), m.sha256, masked)?;
+            node.masked(subject(m), m.digest, masked)?;
             std::fs::rename(&masked.path, &part)?;
             if let Some(dir) = part.parent() {
                 crate::fsx::sync_dir(dir)?;
@@ -637,7 +637,7 @@ impl Receiver {
         }
         for detail in approvals {
             let mut e = crate::audit::Entry::object(&m.channel, m.object_id, &m.name);
-            e.sha256 = Some(m.sha256);
+            e.digest = Some(m.digest);
             e.peer = Some(node.cfg.peer.name.clone());
             e.detail = Some(detail);
             node.audit.append(crate::audit::Event::Approved, e)?;
@@ -679,7 +679,7 @@ impl Receiver {
         };
         let landing = match masked {
             Some(mk) => {
-                node.masked(subject(m), m.sha256, mk)?;
+                node.masked(subject(m), m.digest, mk)?;
                 mk.path.as_path()
             }
             None => part,
@@ -809,7 +809,7 @@ impl Receiver {
                 id: named,
                 name: "",
                 size: None,
-                sha256: None,
+                digest: None,
             },
             quarantine: &dir,
             content: None,
@@ -875,6 +875,6 @@ fn subject(m: &Manifest) -> Subject<'_> {
         id: m.object_id,
         name: &m.name,
         size: Some(m.size),
-        sha256: Some(m.sha256),
+        digest: Some(m.digest),
     }
 }

@@ -123,28 +123,30 @@ impl Releaser for ReceiveRelease {
             .durable(Event::QuarantineReleased, rec)
             .map_err(|err| unbegun(err.into()))?;
         let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
-        let line = match inspect_file(&policy, &e.name, &part, &work) {
+        let line = match inspect_file(&policy, &e.name, &part, &work, node.cfg.node.suite) {
             Ok(Ok(accepted)) => {
-                let original = hash_file(&part).map_err(|err| withdraw(err.into()))?;
+                let original =
+                    hash_file(&part, node.cfg.node.suite).map_err(|err| withdraw(err.into()))?;
                 let size = std::fs::metadata(&part).map(|m| m.len()).ok();
                 let subject = Subject {
                     channel: &channel.name,
                     id: new,
                     name: &e.name,
                     size,
-                    sha256: Some(original),
+                    digest: Some(original),
                 };
                 if let Some(m) = &accepted.masked {
                     node.masked(subject, original, m).map_err(&withdraw)?;
                     std::fs::rename(&m.path, &part).map_err(|err| withdraw(err.into()))?;
                     crate::fsx::sync_dir(&work).map_err(|err| withdraw(err.into()))?;
                 }
-                let sha = hash_file(&part).map_err(|err| withdraw(err.into()))?;
+                let sha =
+                    hash_file(&part, node.cfg.node.suite).map_err(|err| withdraw(err.into()))?;
                 let size = std::fs::metadata(&part).map(|m| m.len()).ok();
                 let planned = first_free(&channel.inbox, &e.name);
                 let mut rec = Entry::object(&channel.name, new, &e.name);
                 rec.size = size;
-                rec.sha256 = Some(sha);
+                rec.digest = Some(sha);
                 rec.peer = Some(node.cfg.peer.name.clone());
                 let mut detail = format!("released from quarantine {}", who.detail());
                 if planned != e.name {
@@ -188,7 +190,7 @@ impl Releaser for ReceiveRelease {
                             id: new,
                             name: &e.name,
                             size,
-                            sha256: None,
+                            digest: None,
                         },
                         quarantine: &channel.quarantine,
                         content: Some(Held::Entry(&part)),

@@ -652,7 +652,7 @@ impl Desk {
             for a in st.approvals.iter_mut().filter(|a| !a.audited) {
                 let mut e = Entry::object(&channel, id, &m.name);
                 e.size = Some(m.size);
-                e.sha256 = Some(m.sha256);
+                e.digest = Some(m.digest);
                 e.detail = Some(format!(
                     "by {} (level {}); taken {} before a stop, recorded at start{}",
                     a.approver,
@@ -686,7 +686,7 @@ impl Desk {
             st.store(&dir)?;
             let mut e = Entry::object(&channel, id, &m.name);
             e.size = Some(m.size);
-            e.sha256 = Some(m.sha256);
+            e.digest = Some(m.digest);
             e.detail = Some(format!(
                 "waits for {} approval(s) of {} ({}); expires after {}",
                 rule.required,
@@ -754,7 +754,7 @@ impl Desk {
             let m = sealed.manifest();
             let mut e = Entry::object(&m.channel, id, &m.name);
             e.size = Some(m.size);
-            e.sha256 = Some(m.sha256);
+            e.digest = Some(m.digest);
             e.detail = Some(detail);
             sender.node.audit.durable(Event::ApprovalWaived, e)?;
         }
@@ -781,7 +781,7 @@ impl Desk {
             channel: m.channel.clone(),
             name: m.name.clone(),
             size: m.size,
-            sha256: hex::encode(m.sha256),
+            sha256: hex::encode(m.digest),
             content_type: m.content_type.clone(),
             digest: hex::encode(w.digest),
             pending_since_ms: w.stored.pending_since_ms,
@@ -1185,7 +1185,7 @@ impl Desk {
         let (channel, name) = (m.channel.clone(), m.name.clone());
         let mut e = Entry::object(&channel, r.id, &name);
         e.size = Some(m.size);
-        e.sha256 = Some(m.sha256);
+        e.digest = Some(m.digest);
         let mut detail = format!(
             "by {who}; {} of {} approval(s)",
             counted.len(),
@@ -1354,7 +1354,7 @@ impl Desk {
         if !rej.audited {
             let mut e = Entry::object(&m.channel, id, &m.name);
             e.size = Some(m.size);
-            e.sha256 = Some(m.sha256);
+            e.digest = Some(m.digest);
             e.detail = Some(format!("by {who}{via}{note}"));
             sender.node.audit.durable(Event::ApprovalRejected, e)?;
             rej.audited = true;

@@ -29,6 +29,7 @@ use crate::core::message::{MessageId, encode_line};
 use crate::core::reason::{Reason, Refusal, Side};
 use crate::core::stage::Spooled;
 use crate::inspect::message::CheckedMessage;
+use crate::keys::suite::{Suite, digest};
 use crate::node::config::{Channel, MessageChannel};
 use crate::node::{Fault, NodeError, quarantine};
 use crate::policy::Policy;
@@ -81,7 +82,9 @@ pub enum PostError {
 }
 
 /// The check of one message: [`crate::inspect::message::check_message`] in the product.
-pub(crate) type Check = dyn Fn(&Policy, &str) -> Result<CheckedMessage, Refusal> + Send + Sync;
+/// It hashes with the suite given (the node's).
+pub(crate) type Check =
+    dyn Fn(&Policy, &str, Suite) -> Result<CheckedMessage, Refusal> + Send + Sync;
 
 /// One accepted message waiting for its batch.
 struct Item {
@@ -374,7 +377,7 @@ impl Messages {
                 if known.get(i).copied().unwrap_or(false) {
                     continue;
                 }
-                match check(&policy, body) {
+                match check(&policy, body, self.sender.node.cfg.node.suite) {
                     Ok(checked) => group.push(Item {
                         id: ids[i],
                         checked,
@@ -423,7 +426,7 @@ impl Messages {
                 if known.get(i).copied().unwrap_or(false) {
                     continue;
                 }
-                match check(&policy, body) {
+                match check(&policy, body, self.sender.node.cfg.node.suite) {
                     Ok(checked) => groups.push(vec![Item {
                         id: ids[i],
                         checked,
@@ -607,7 +610,7 @@ impl Messages {
             let mut e = Entry::object(channel, qid, &name);
             e.message = Some(id.to_string());
             e.size = Some(body.len() as u64);
-            e.sha256 = Some(sha256(body));
+            e.digest = Some(digest(node.cfg.node.suite, body));
             e.reason = Some(refusal.reason);
             e.detail = Some(refusal.detail.clone());
             node.audit.durable(Event::MessageRefused, e)?;
@@ -693,7 +696,7 @@ impl Messages {
             "file:{}:{}:{mtime_ns}:{}",
             meta.dev(),
             meta.ino(),
-            hex::encode(sha256(&bytes))
+            hex::encode(digest(self.sender.node.cfg.node.suite, &bytes))
         );
         match self.post(&channel.name, Some(&key), bodies) {
             Ok(posted) => {
@@ -734,14 +737,6 @@ pub fn line_of_value(bytes: &[u8], index: usize) -> usize {
         seen += 1;
     }
     1
-}
-
-/// SHA-256 of `bytes` (what the audit records of a message body).
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 /// A channel's batcher thread: takes the next batch due (a full one at once, the open one
@@ -835,12 +830,13 @@ fn commit(sender: &Sender, b: &Batcher, items: &[Item]) -> Result<Spooled, Fault
             let mut e = Entry::object(channel, id, &name);
             e.message = Some(item.id.to_string());
             e.size = Some(c.body.len() as u64);
-            e.sha256 = Some(c.original_sha256);
+            e.digest = Some(c.original_digest);
             if !c.masked.is_empty() {
                 e.detail = Some(format!(
-                    "masked {}; crossing sha256 {}",
+                    "masked {}; crossing {} {}",
                     c.masked.join(", "),
-                    hex::encode(c.sha256)
+                    node.cfg.node.suite.hash_field(),
+                    hex::encode(c.digest)
                 ));
             }
             last = node.audit.append(Event::MessageAccepted, e)?;
@@ -859,7 +855,12 @@ fn commit(sender: &Sender, b: &Batcher, items: &[Item]) -> Result<Spooled, Fault
         && bytes.len() as u64 <= crate::core::message::MAX_BATCH_BYTES
         && items.iter().all(|i| Arc::ptr_eq(&i.policy, &first.policy))
     {
-        sender.note_prechecked(id, channel, first.policy.clone(), sha256(&bytes));
+        sender.note_prechecked(
+            id,
+            channel,
+            first.policy.clone(),
+            digest(node.cfg.node.suite, &bytes),
+        );
     }
     node.metrics
         .messages_batches
@@ -940,19 +941,23 @@ pub(crate) mod tests {
 
     /// A check that accepts any JSON value but one holding "refuse" (keyword_match), and
     /// masks nothing: the batcher's tests do not depend on the policy's checks.
-    pub(crate) fn fake_check(_: &Policy, body: &str) -> Result<CheckedMessage, Refusal> {
+    pub(crate) fn fake_check(
+        _: &Policy,
+        body: &str,
+        suite: Suite,
+    ) -> Result<CheckedMessage, Refusal> {
         let v: serde_json::Value = serde_json::from_str(body)
             .map_err(|e| Refusal::new(Reason::MessageMalformed, e.to_string()))?;
         if body.contains("refuse") {
             return Err(Refusal::new(Reason::KeywordMatch, "/text: refuse"));
         }
         let body = v.to_string();
-        let h = sha256(body.as_bytes());
+        let h = digest(suite, body.as_bytes());
         Ok(CheckedMessage {
             body,
             masked: Vec::new(),
-            original_sha256: h,
-            sha256: h,
+            original_digest: h,
+            digest: h,
         })
     }
 
@@ -1142,7 +1147,7 @@ pub(crate) mod tests {
                 .spool
                 .put_as(id, "notices", &format!("{id}.ndjson"), &bytes, None)
                 .unwrap();
-            (spooled, sha256(&bytes))
+            (spooled, digest(Suite::Default, &bytes))
         };
         let in_force = node.policies.get("notices");
         // noted under the policy in force, bytes unchanged: sealed without a second check

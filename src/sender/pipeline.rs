@@ -276,7 +276,12 @@ impl Sender {
         };
         let outcome = match precheck {
             Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
-            None => inspect::inspect(&policy, spooled.clone(), sealing.as_ref()),
+            None => inspect::inspect(
+                &policy,
+                spooled.clone(),
+                sealing.as_ref(),
+                node.cfg.node.suite,
+            ),
         };
         let checked = match outcome {
             Ok(Ok(c)) => c,
@@ -311,7 +316,7 @@ impl Sender {
         let masked = checked.masked().is_some();
         if let Some(m) = checked.masked() {
             let s = checked.spooled();
-            let original = hash_spooled(s, keys.as_deref())?.1;
+            let original = hash_spooled(s, keys.as_deref(), node.cfg.node.suite)?.1;
             node.masked(subject(s), original, m)?;
         }
         let inspected = checked.commit()?;
@@ -339,7 +344,7 @@ impl Sender {
         }
         // a batch accepted unchecked: what was sealed must be the bytes the batcher wrote
         // from checked messages; else it is taken again and checked in full
-        if precheck.is_some_and(|written| written != sealed.manifest().sha256) {
+        if precheck.is_some_and(|written| written != sealed.manifest().digest) {
             self.retake_or_log(sealed.spooled().clone(), "not the batch that was written");
             return Ok(None);
         }
@@ -355,7 +360,7 @@ impl Sender {
         let m = sealed.manifest();
         let mut e = Entry::object(&m.channel, m.object_id, &m.name);
         e.size = Some(m.size);
-        e.sha256 = Some(m.sha256);
+        e.digest = Some(m.digest);
         node.audit.append(Event::Sealed, e)?;
         Ok(Some(sealed))
     }
@@ -415,7 +420,7 @@ impl Sender {
                 id: crate::node::fresh_id()?,
                 name,
                 size: None,
-                sha256: None,
+                digest: None,
             },
             quarantine: &channel.quarantine,
             content: Some(Held::Entry(path)),
@@ -446,7 +451,7 @@ impl Sender {
 
     /// Refuses a spooled object: quarantine, audit, metric, log (one chain, in
     /// [`Node::refuse`]), then drops it from the spool. The `refused` record carries the
-    /// size and SHA-256 of the whole spooled file (what goes to quarantine), whatever the
+    /// size and hash (SHA-256, or SM3 under `gm`) of the whole spooled file (what goes to quarantine), whatever the
     /// reason, so that an attempted leak can be traced by hash on both nodes.
     ///
     /// # Errors
@@ -462,8 +467,9 @@ impl Sender {
         }
         let content = spooled.content();
         let keys = self.node.keys.data();
-        let (size, sha256) = match hash_spooled(spooled, keys.as_deref()) {
-            Ok((size, sha256)) => (Some(size), Some(sha256)),
+        let (size, digest) = match hash_spooled(spooled, keys.as_deref(), self.node.cfg.node.suite)
+        {
+            Ok((size, digest)) => (Some(size), Some(digest)),
             // a sealed copy changed on disk has no content to hash: it goes as it is
             Err(e) if at_rest::is_tampered(&e) => (None, None),
             Err(e) => return Err(e.into()),
@@ -480,7 +486,7 @@ impl Sender {
             &Refused {
                 subject: Subject {
                     size,
-                    sha256,
+                    digest,
                     ..subject(spooled)
                 },
                 quarantine: &channel.quarantine,
@@ -516,7 +522,7 @@ impl Sender {
         }
         let mut e = Entry::object(&m.channel, m.object_id, &m.name);
         e.size = Some(m.size);
-        e.sha256 = Some(m.sha256);
+        e.digest = Some(m.digest);
         e.detail = Some(detail.to_string());
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit.durable(Event::Confirmed, e)?;
@@ -687,7 +693,7 @@ fn subject(s: &Spooled) -> Subject<'_> {
         id: s.id,
         name: &s.name,
         size: None,
-        sha256: None,
+        digest: None,
     }
 }
 

@@ -10,13 +10,13 @@
 //! ```
 
 use crate::core::approval::Approval;
-use crate::core::digest::{digest32, hash_content};
+use crate::core::digest::hash_content;
 use crate::core::manifest::{CHUNK_SIZE, Manifest, ManifestError, SignedManifest};
 use crate::core::stage::{Inspected, Sealed, Spooled};
 use crate::core::wire;
 use crate::keys::at_rest::DataKeys;
+use crate::keys::suite::{Hasher, Suite};
 use crate::keys::{SigningKey, VerifyKey};
-use ring::digest::{Context, SHA256};
 use std::io::{self, Read};
 use thiserror::Error;
 
@@ -45,12 +45,13 @@ pub fn seal(
     let s = inspected.spooled();
     let mut f = crate::sender::spool::open_content(s, data_keys)?;
     let mut size = 0u64;
-    let (sha256, chunks) = {
+    // the hashes of the signing key's suite: SHA-256, or SM3 under `gm`
+    let (digest, chunks) = {
         let mut counting = CountingReader {
             inner: &mut f,
             n: &mut size,
         };
-        hash_content(&mut counting, CHUNK_SIZE)?
+        hash_content(&mut counting, CHUNK_SIZE, key.suite())?
     };
     let manifest = Manifest {
         object_id: s.id,
@@ -58,7 +59,7 @@ pub fn seal(
         name: s.name.clone(),
         size,
         content_type: inspected.content_type().to_string(),
-        sha256,
+        digest,
         chunk_size: CHUNK_SIZE,
         chunks,
         sender: node.to_string(),
@@ -143,18 +144,19 @@ pub struct Unchanged<'a> {
     index: usize,
     in_chunk: u64,
     fed: u64,
-    ctx: Context,
+    ctx: Hasher,
 }
 
 impl<'a> Unchanged<'a> {
-    /// A check of the content of `manifest`'s object, from its first byte.
-    pub fn new(manifest: &'a Manifest) -> Unchanged<'a> {
+    /// A check of the content of `manifest`'s object, from its first byte, with the hash
+    /// of `suite` (the pair's: the manifest's hashes are of its signing key's suite).
+    pub fn new(manifest: &'a Manifest, suite: Suite) -> Unchanged<'a> {
         Unchanged {
             manifest,
             index: 0,
             in_chunk: 0,
             fed: 0,
-            ctx: Context::new(&SHA256),
+            ctx: Hasher::new(suite),
         }
     }
 
@@ -180,8 +182,9 @@ impl<'a> Unchanged<'a> {
             self.fed += n as u64;
             data = rest;
             if self.in_chunk == self.chunk_len() {
-                let ctx = std::mem::replace(&mut self.ctx, Context::new(&SHA256));
-                if self.manifest.chunks.get(self.index) != Some(&digest32(ctx)) {
+                let fresh = Hasher::new(self.ctx.suite());
+                let got = std::mem::replace(&mut self.ctx, fresh).finish();
+                if self.manifest.chunks.get(self.index) != Some(&got) {
                     return Err(Changed("a chunk differs from the manifest"));
                 }
                 self.index += 1;
@@ -209,14 +212,14 @@ mod tests {
     use crate::core::id::ObjectId;
 
     fn manifest(content: &[u8], chunk: u32) -> Manifest {
-        let (sha256, chunks) = hash_content(&mut &content[..], chunk).unwrap();
+        let (digest, chunks) = hash_content(&mut &content[..], chunk, Suite::Default).unwrap();
         Manifest {
             object_id: ObjectId([1; 16]),
             channel: "c".into(),
             name: "n".into(),
             size: content.len() as u64,
             content_type: "text/plain".into(),
-            sha256,
+            digest,
             chunk_size: chunk,
             chunks,
             sender: "s".into(),
@@ -231,7 +234,7 @@ mod tests {
         let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         let m = manifest(&content, 4096);
         for step in [1, 7, 4096, 5000, 10_000] {
-            let mut u = Unchanged::new(&m);
+            let mut u = Unchanged::new(&m, Suite::Default);
             for piece in content.chunks(step) {
                 u.feed(piece).unwrap();
             }
@@ -283,14 +286,14 @@ mod tests {
         let m = manifest(&content, 4096);
         let mut other = content.clone();
         other[8999] = 8;
-        let mut u = Unchanged::new(&m);
+        let mut u = Unchanged::new(&m, Suite::Default);
         assert!(u.feed(&other).is_err(), "last (partial) chunk differs");
-        let mut u = Unchanged::new(&m);
+        let mut u = Unchanged::new(&m, Suite::Default);
         u.feed(&content).unwrap();
         assert!(u.finish(9001).is_err(), "the file grew after sealing");
-        let mut u = Unchanged::new(&m);
+        let mut u = Unchanged::new(&m, Suite::Default);
         assert!(u.feed(&[content.clone(), vec![1]].concat()).is_err());
-        let mut u = Unchanged::new(&m);
+        let mut u = Unchanged::new(&m, Suite::Default);
         u.feed(&content[..100]).unwrap();
         assert!(u.finish(9000).is_err(), "cut short");
         let e: io::Error = Changed("x").into();

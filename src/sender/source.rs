@@ -129,7 +129,7 @@ impl Intake for Live {
         };
         // the bytes go into quarantine as they came, written there from memory
         let name = format!("{id}.json");
-        let sha256 = crate::sender::messages::sha256(payload);
+        let digest = crate::keys::suite::digest(node.cfg.node.suite, payload);
         node.refuse(
             &Refused {
                 subject: Subject {
@@ -137,7 +137,7 @@ impl Intake for Live {
                     id: ObjectId(id.0),
                     name: &name,
                     size: Some(payload.len() as u64),
-                    sha256: Some(sha256),
+                    digest: Some(digest),
                 },
                 quarantine: &c.quarantine,
                 content: Some(crate::node::quarantine::Held::Bytes(payload)),

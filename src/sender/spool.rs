@@ -769,17 +769,22 @@ pub fn no_data_key() -> io::Error {
     )
 }
 
-/// The size (bytes) and SHA-256 of a spool entry's content, read through `keys` where it is
-/// sealed ([`open_content`]), as the manifest and the audit record give them.
+/// The size (bytes) and `suite`'s hash (SHA-256 or SM3) of a spool entry's content, read
+/// through `keys` where it is sealed ([`open_content`]), as the manifest and the audit record
+/// give them.
 ///
 /// # Errors
 /// [`open_content`]'s, or reading failed (a sealed chunk that does not open: `InvalidData`).
-pub fn hash_spooled(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<(u64, [u8; 32])> {
+pub fn hash_spooled(
+    spooled: &Spooled,
+    keys: Option<&DataKeys>,
+    suite: crate::keys::suite::Suite,
+) -> io::Result<(u64, [u8; 32])> {
     let mut content = open_content(spooled, keys)?;
     let size = content.len()?;
-    let (sha256, _) =
-        crate::core::digest::hash_content(&mut content, crate::core::manifest::CHUNK_SIZE)?;
-    Ok((size, sha256))
+    let (digest, _) =
+        crate::core::digest::hash_content(&mut content, crate::core::manifest::CHUNK_SIZE, suite)?;
+    Ok((size, digest))
 }
 
 /// `name` with ` (isogate-N)` before its extension: `a.txt` → `a (isogate-1).txt`.
@@ -1121,7 +1126,12 @@ mod tests {
         assert!(crate::keys::at_rest::is_sealed(&stored));
         assert!(!stored.windows(marker.len()).any(|w| w == marker));
         assert_eq!(opened(&s, Some(&keys)), body);
-        assert_eq!(hash_spooled(&s, Some(&keys)).unwrap().0, body.len() as u64);
+        assert_eq!(
+            hash_spooled(&s, Some(&keys), crate::keys::suite::Suite::Default)
+                .unwrap()
+                .0,
+            body.len() as u64
+        );
         // bound to its entry: moved into another entry, it does not open there
         let b = spool
             .put("c", "b.ndjson", b"{\"a\":1}\n", Some(&keys))

@@ -457,16 +457,19 @@ pub fn check(config: &Path, extra: &[&str]) -> std::process::Output {
 
 /// A manifest for `content` as the court would seal it, for tests that play a node.
 pub fn manifest(content: &[u8], name: &str, channel: &str) -> isogate::core::manifest::Manifest {
-    let (sha256, chunks) =
-        isogate::core::digest::hash_content(&mut &content[..], isogate::core::manifest::CHUNK_SIZE)
-            .unwrap();
+    let (digest, chunks) = isogate::core::digest::hash_content(
+        &mut &content[..],
+        isogate::core::manifest::CHUNK_SIZE,
+        isogate::keys::suite::Suite::Default,
+    )
+    .unwrap();
     isogate::core::manifest::Manifest {
         object_id: isogate::core::id::ObjectId::random().unwrap(),
         channel: channel.into(),
         name: name.into(),
         size: content.len() as u64,
         content_type: "text".into(),
-        sha256,
+        digest,
         chunk_size: isogate::core::manifest::CHUNK_SIZE,
         chunks,
         sender: "court".into(),

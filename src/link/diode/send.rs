@@ -779,7 +779,7 @@ fn event(
                         id: m.object_id,
                         name: &m.name,
                         size: Some(m.size),
-                        sha256: Some(m.sha256),
+                        digest: Some(m.digest),
                     },
                     link: LinkKind::Diode,
                 }
@@ -827,7 +827,7 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
     let node = &owner.node;
     let mut e = Entry::object(&m.channel, m.object_id, &m.name);
     e.size = Some(m.size);
-    e.sha256 = Some(m.sha256);
+    e.digest = Some(m.digest);
     e.peer = Some(node.cfg.peer.name.clone());
     e.detail = Some(if keep_ms > 0 {
         format!(

@@ -360,7 +360,7 @@ async fn send_one(
         p.insert(id, tx);
     }
     let started = std::time::Instant::now();
-    let sent = stream_object(&conn, &sealed, node.keys.data()).await;
+    let sent = stream_object(&conn, &sealed, node.keys.data(), node.cfg.node.suite).await;
     let status = match sent {
         Ok(()) => {
             let m = sealed.manifest();
@@ -370,7 +370,7 @@ async fn send_one(
                     id,
                     name: &m.name,
                     size: Some(m.size),
-                    sha256: Some(m.sha256),
+                    digest: Some(m.digest),
                 },
                 link: LinkKind::Quic,
             }
@@ -502,6 +502,7 @@ async fn stream_object(
     conn: &quinn::Connection,
     sealed: &Sealed,
     data_keys: Option<Arc<DataKeys>>,
+    suite: crate::keys::suite::Suite,
 ) -> Result<(), SendError> {
     let mut send = conn.open_uni().await?;
     send.write_all(sealed.frame()).await?;
@@ -520,7 +521,7 @@ async fn stream_object(
                 return;
             }
         };
-        let mut unchanged = Unchanged::new(&manifest);
+        let mut unchanged = Unchanged::new(&manifest, suite);
         let mut left = size;
         while left > 0 {
             let mut buf = vec![0u8; READ_SIZE.min(left as usize)];
