@@ -33,7 +33,7 @@ pub fn frame_and_manifest(data: &[u8]) {
     // With 0 to 2 approvals (by the first byte), so that the trailer is always reached on
     // the signed path too, and the approvals are checked as a receiver with [approval] does.
     let count = data.first().map_or(0, |b| usize::from(b % 3));
-    let digest = crate::core::approval::digest(body);
+    let digest = crate::core::approval::digest(crate::keys::suite::Suite::Default, body);
     let Some(approvals) = approvals(count, &digest) else {
         return;
     };
@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn the_fuzzed_approval_rules_can_pass_and_fail() {
-        let d = crate::core::approval::digest(b"body");
+        let d = crate::core::approval::digest(crate::keys::suite::Suite::Default, b"body");
         let rules = approval_rules();
         assert_eq!(rules.len(), 2);
         let with = |n| approvals(n, &d).unwrap();
@@ -630,7 +630,7 @@ mod tests {
         let mut signed = crate::core::manifest::tests::sample(5000)
             .sign(&key)
             .unwrap();
-        let digest = signed.digest();
+        let digest = signed.digest(crate::keys::suite::Suite::Default);
         signed.approvals = ["zhang", "李娜"]
             .iter()
             .map(|n| crate::core::approval::Approval {

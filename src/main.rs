@@ -492,8 +492,8 @@ Examples:
 Approve an object that waits on the sending node because its channel's policy has [approval].
 Reads the node's pending view of the object (state/approvals/ID.json), finds you among the
 channel's pinned approvers by the public half of --key, shows what you sign (name, size,
-SHA-256, channel, approvals so far), signs \"isogate approval v1\\0\" || approve || 0x00 ||
-the SHA-256 of the signed manifest body with your key (Ed25519, or SM2 on a gm pair), and hands the signature to
+content hash, channel, approvals so far), signs \"isogate approval v1\\0\" || approve || 0x00 ||
+the hash of the signed manifest body (SHA-256; SM3 on a gm pair) with your key (Ed25519, or SM2 on a gm pair), and hands the signature to
 the running node (state/approval-requests/). The node checks it against the pinned
 approvers of the policy in force, audits `approved` and answers; once `required` approvers
 have signed (lower levels first), the object leaves with the approvals in its manifest, and

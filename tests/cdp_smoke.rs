@@ -165,7 +165,10 @@ fn chromium_signs_an_approval_with_a_pem_key_file_and_reports_statuses() {
     let key_file = work.path().join("officer-a.pem");
     std::fs::write(&key_file, pem(pkcs8.as_ref())).unwrap();
 
-    let digest = approval::digest(b"a signed manifest body");
+    let digest = approval::digest(
+        isogate::keys::suite::Suite::Default,
+        b"a signed manifest body",
+    );
     let message = approval::message(Decision::Approve, &digest);
     let port = serve(sign_page(&hex::encode(&message)));
     let base = format!("http://127.0.0.1:{port}");

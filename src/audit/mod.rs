@@ -105,7 +105,8 @@ pub enum Event {
     LinkDown,
     /// A signed checkpoint of the peer's audit log arrived and verified.
     Witnessed,
-    /// Personal data was masked: `sha256` is the masked copy that crosses, `detail` names the original's SHA-256.
+    /// Personal data was masked: `sha256` (`sm3` in a `gm` log) is the masked copy that
+    /// crosses, `detail` names the original's hash (same algorithm).
     Masked,
     /// The antivirus could not scan an object; it waits and is tried again.
     ScanDeferred,
@@ -178,12 +179,12 @@ pub enum Event {
     /// duration in ms, whether packets were dropped over the bitrate).
     StreamStopped,
     /// A message was accepted by the sending node's policy and is durable in a batch
-    /// (`message`: its id; `object_id`: the batch object it crosses in; `sha256`: of the
-    /// body as received; `detail`: what was masked and the SHA-256 of the body that
-    /// crosses, when masking applied).
+    /// (`message`: its id; `object_id`: the batch object it crosses in; `sha256`, or `sm3`
+    /// in a `gm` log: of the body as received; `detail`: what was masked and the same hash
+    /// of the body that crosses, when masking applied).
     MessageAccepted,
     /// A message was refused by the sending node's policy (`message`: its id when one was
-    /// given, `reason`, `detail`, `sha256` of the body); it is in quarantine.
+    /// given, `reason`, `detail`, `sha256` (`sm3`) of the body); it is in quarantine.
     MessageRefused,
     /// A message was appended to the receiving node's message log (`message`, `object_id`
     /// of its batch, `detail`: its cursor).
@@ -440,6 +441,12 @@ pub enum AuditError {
         /// Records found.
         records: u64,
     },
+    /// A `gm` log whose checkpoints sign a SHA-256 tree: written before the suite's tree was
+    /// SM3.
+    #[error(
+        "{0}: this log of a gm node was written with a SHA-256 Merkle tree, by an isogate release older than SM3 trees; the suite's tree is SM3 now: move the directory aside (keep it: the release that wrote it verifies it) and start the node with a new, empty audit directory"
+    )]
+    Sha256Tree(PathBuf),
 }
 
 /// Mode of every file of the log: the node writes, the audit directory's group reads.
@@ -521,6 +528,7 @@ struct Writer {
 pub struct AuditLog {
     node: String,
     dir: PathBuf,
+    suite: Suite,
     policy: CheckpointPolicy,
     writer: Mutex<Writer>,
     sync_lock: Mutex<()>,
@@ -682,6 +690,9 @@ impl AuditLog {
         if let Some(c) = &last_cp
             && cp_root.map(hex::encode).as_deref() != Some(c.root.as_str())
         {
+            if suite == Suite::Gm && Self::sha256_tree(dir, c) {
+                return Err(AuditError::Sha256Tree(dir.to_path_buf()));
+            }
             return Err(AuditError::Diverged {
                 dir: dir.to_path_buf(),
                 size: c.size,
@@ -699,6 +710,7 @@ impl AuditLog {
         Ok(AuditLog {
             node: node.to_string(),
             dir: dir.to_path_buf(),
+            suite,
             policy,
             writer: Mutex::new(Writer {
                 key,
@@ -745,6 +757,19 @@ impl AuditLog {
         self.writer
             .lock()
             .map_err(|_| self.io(std::io::Error::other("audit writer poisoned")))
+    }
+
+    /// Whether the SHA-256 tree of the log's first `c.size` records has `c`'s root: a `gm`
+    /// log of the release whose trees were SHA-256.
+    fn sha256_tree(dir: &Path, c: &StoredCheckpoint) -> bool {
+        let Ok(leaves) = read::leaves(dir, Suite::Default) else {
+            return false;
+        };
+        let Some(covered) = leaves.get(..c.size as usize) else {
+            return false;
+        };
+        let hashes: Vec<_> = covered.iter().map(|(h, _)| *h).collect();
+        hex::encode(crate::core::merkle::root_of(Suite::Default, &hashes)) == c.root
     }
 
     /// The key history of a log opened with `key`: the recorded one, extended when the last
@@ -1006,6 +1031,12 @@ impl AuditLog {
             .lock()
             .map(|w| w.due)
             .unwrap_or_else(|p| p.into_inner().due)
+    }
+
+    /// The log's suite: its Merkle tree's hash, and so the field (`sha256` or `sm3`) its
+    /// records name a content hash in.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// Switches the signing key of the log, atomically for every writer: appends a
@@ -1307,5 +1338,49 @@ pub(crate) mod tests {
             ),
             Err(AuditError::Diverged { size: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_gm_log_hashes_its_tree_and_records_with_sm3_and_an_older_sha256_tree_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate_for(Suite::Gm).unwrap());
+        {
+            let log = open(dir.path(), &key);
+            let e = Entry {
+                digest: Some([7; 32]),
+                ..Entry::default()
+            };
+            log.append(Event::Landed, e).unwrap();
+            log.append(Event::Stopped, Entry::default()).unwrap();
+            log.checkpoint(true).unwrap();
+        }
+        let records = read_all(dir.path()).unwrap();
+        // the content hash is written as `sm3`, never as `sha256`
+        assert_eq!(records[0].sm3, Some("07".repeat(32)));
+        assert_eq!(records[0].sha256, None);
+        let cp = read::checkpoints(dir.path()).unwrap().pop().unwrap();
+        let root = |suite| {
+            let l = read::leaves(dir.path(), suite).unwrap();
+            let h: Vec<_> = l.iter().map(|(h, _)| *h).collect();
+            hex::encode(crate::core::merkle::root_of(suite, &h))
+        };
+        assert_eq!(cp.root, root(Suite::Gm));
+        assert!(read::verify(dir.path(), None).is_ok());
+        // a gm log whose checkpoint holds the SHA-256 tree's root (an older release's) is
+        // named as such at open, not taken for tampering
+        let path = dir.path().join(CHECKPOINTS);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(&cp.root, &root(Suite::Default))).unwrap();
+        let e = AuditLog::open(
+            dir.path(),
+            "court",
+            key.clone(),
+            CheckpointPolicy::default(),
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(e, AuditError::Sha256Tree(_)), "{e}");
+        assert!(e.to_string().contains("new, empty audit directory"), "{e}");
     }
 }

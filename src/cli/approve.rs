@@ -8,7 +8,7 @@
 //!  --config ─► the node's folders (no policy, no key) ─► state/approvals/<id>.json
 //!  --key ─► approver's key ─► public half ─► the approvers the view pins (the rule the
 //!     node holds in force: a policy file on disk it refused changes nothing here)
-//!     ─► show what is signed (name, size, SHA-256, channel, approvals so far)
+//!     ─► show what is signed (name, size, content hash, channel, approvals so far)
 //!     ─► sign approval::message(decision, digest) ─► state/approval-requests/<n>.req
 //!     ─► wait for <n>.out (--wait; withdrawn when no answer) ─► print ─► exit 0 | 1
 //!  approvals list ─► every PendingView, oldest first (table | json)
@@ -18,6 +18,7 @@ use crate::audit::query::cell;
 use crate::audit::{Event, Record, when};
 use crate::core::approval::{self, Decision};
 use crate::keys::SigningKey;
+use crate::keys::suite::Suite;
 use crate::node::approvals::{self, DecisionRequest, MAX_NOTE, PendingView, Pinned};
 use crate::node::config::{Config, NodeDirs};
 use anyhow::{Context, Result, bail};
@@ -116,7 +117,7 @@ pub fn decide(
     hex::decode_to_slice(&view.digest, &mut digest)
         .with_context(|| format!("the pending view of {id} has no valid digest"))?;
     let mut out = std::io::stdout().lock();
-    show(&mut out, &view)?;
+    show(&mut out, &view, key.suite())?;
     writeln!(
         out,
         "{} as {} (level {}, key {})",
@@ -201,7 +202,8 @@ fn approver_key(key_file: &Path) -> Result<SigningKey> {
 }
 
 /// What a pending object is, as the approver sees it before signing.
-fn show(out: &mut dyn Write, v: &PendingView) -> Result<()> {
+/// `suite`: the approver's key's, which is the pair's (a key of another suite is refused).
+fn show(out: &mut dyn Write, v: &PendingView, suite: Suite) -> Result<()> {
     let tz = when::zone(None).unwrap_or(jiff::tz::TimeZone::UTC);
     writeln!(out, "object    {}", v.id)?;
     writeln!(out, "channel   {}", cell(&v.channel, None))?;
@@ -212,11 +214,12 @@ fn show(out: &mut dyn Write, v: &PendingView) -> Result<()> {
         v.size,
         cell(&v.content_type, None)
     )?;
-    writeln!(out, "sha256    {}", v.sha256)?;
+    writeln!(out, "{:<10}{}", suite.hash_field(), v.sha256)?;
     writeln!(
         out,
-        "digest    {} (SHA-256 of the signed manifest)",
-        v.digest
+        "digest    {} ({} of the signed manifest)",
+        v.digest,
+        suite.hash()
     )?;
     writeln!(
         out,
@@ -470,7 +473,7 @@ mod tests {
     #[test]
     fn a_decision_signs_what_the_node_checks() {
         let key = SigningKey::from_seed(&[5; 32]).unwrap();
-        let digest = approval::digest(b"body");
+        let digest = approval::digest(crate::keys::suite::Suite::Default, b"body");
         let sig = approval::try_sign(&key, Decision::Reject, &digest).unwrap();
         let req = DecisionRequest {
             id: "ab".repeat(16),

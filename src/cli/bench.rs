@@ -11,7 +11,8 @@
 //! the content-inspection figures (see `bench_inspect`): documents as Chinese office tools
 //! write them, inspected on one core.
 //!
-//! Full checks stay on: signatures, SHA-256 of every chunk and of the whole, the lab's
+//! Full checks stay on: signatures, the suite's hash (SHA-256 or SM3) of every chunk and
+//! of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
 
 pub(crate) mod messages;

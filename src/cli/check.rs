@@ -206,17 +206,15 @@ const SEALED: &str = "the quarantine and the spool (objects waiting to cross or 
 /// What is not yet sealed at rest, whatever the data key.
 const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
 
-/// What the pair's suite does not yet cover: under the national suite, an approval's
-/// signature covers the default suite's hash of the manifest body, and approvers sign with
-/// the command only.
+/// What the pair's suite does not cover: under the national suite, approvers sign with the
+/// command only, and the identifiers whose standards name SHA-256 keep it.
 fn not_yet(s: keys::suite::Suite) -> Option<String> {
     let d = keys::suite::Suite::Default;
     (s != d).then(|| {
         format!(
-            "approvals sign the {} of the manifest body ({} not yet there); approvers sign with `isogate approve`, not in the console (the browser has no {})",
+            "approvers sign with `isogate approve`, not in the console (the browser has no {}); identifiers stay {}: key and certificate fingerprints and checkpoint key ids (OpenSSL's and C2SP's forms), message ids, policy versions, the diode settings digest",
+            s.signature(),
             d.hash(),
-            s.hash(),
-            s.signature()
         )
     })
 }

@@ -39,7 +39,7 @@ pub const NODE_EVENTS: &[&str] = &["witnessed", "link_up", "link_down"];
 pub struct SearchForm {
     /// Name contains.
     pub q: String,
-    /// SHA-256 of the content.
+    /// Hash of the content: SHA-256, or SM3 in a `gm` log (either is searched).
     pub sha256: String,
     /// From (any form of `when`).
     pub since: String,

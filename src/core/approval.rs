@@ -3,7 +3,7 @@
 //! its own pinned list of approvers).
 //!
 //! ```text
-//!  signed manifest body ─► digest (SHA-256 of the body, RFC 6234)
+//!  signed manifest body ─► digest (SHA-256 of the body, RFC 6234; SM3 under `gm`)
 //!  approver's key ─sign─► message(decision, digest) ─► Approval { approver, signature }
 //!  Rule { required, approvers (name, Ed25519 or SM2 key, level), expire_ms }
 //!     tally(digest, approvals)  ─► Tally: who signed, how many more, which levels wait
@@ -13,8 +13,8 @@
 //!
 //! An approval is an Ed25519 signature (SM2 on a `gm` pair, 64 bytes either way) over
 //! `CONTEXT || decision || 0x00 || digest`, where
-//! the decision is `approve` or `reject` and the digest is the SHA-256 of the manifest body
-//! the sending node signed (SHA-256 on both suites). The body names the object id, channel,
+//! the decision is `approve` or `reject` and the digest is the hash of the manifest body
+//! the sending node signed (SHA-256, or SM3 on a `gm` pair). The body names the object id, channel,
 //! name, size and the hash (SHA-256, or SM3 under `gm`) of the whole content and of every
 //! chunk, so an approval covers exactly those
 //! bytes and nothing else. Only approvals travel (in the signed manifest's envelope,
@@ -24,8 +24,8 @@
 //! than one level, an object needs `required` distinct approvers AND at least one from every
 //! level, and the sending node takes a level's approval only once every lower level has one.
 
+use crate::keys::suite::Suite;
 use crate::keys::{SigningKey, VerifyKey};
-use ring::digest::{SHA256, digest as sha256};
 use thiserror::Error;
 
 /// Domain separation of approval signatures.
@@ -65,11 +65,10 @@ impl Decision {
     }
 }
 
-/// The digest an approver signs: SHA-256 of the signed manifest body.
-pub fn digest(body: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(sha256(&SHA256, body).as_ref());
-    out
+/// The digest an approver signs: the pair's hash of the signed manifest body (SHA-256, or
+/// SM3 under `gm`; 32 bytes either way).
+pub fn digest(suite: Suite, body: &[u8]) -> [u8; 32] {
+    crate::keys::suite::digest(suite, body)
 }
 
 /// The exact bytes an approver signs for `decision` on the object whose manifest body
@@ -353,7 +352,7 @@ mod tests {
     #[test]
     fn two_distinct_approvals_pass_one_does_not() {
         let r = rule(&[1, 1, 1], 2);
-        let d = digest(b"body");
+        let d = digest(Suite::Default, b"body");
         assert_eq!(
             r.check(&d, &[approval(0, &d)]),
             Err(ApprovalError::TooFew { have: 1, need: 2 })
@@ -369,8 +368,8 @@ mod tests {
     #[test]
     fn forged_unknown_rejection_and_other_object_refused() {
         let r = rule(&[1, 1], 1);
-        let d = digest(b"body");
-        let other = digest(b"other body");
+        let d = digest(Suite::Default, b"body");
+        let other = digest(Suite::Default, b"other body");
         assert_eq!(
             r.check(&d, &[approval(0, &other)]),
             Err(ApprovalError::Forged("a0".into()))
@@ -411,7 +410,7 @@ mod tests {
     fn levels_need_one_each_and_sign_in_order() {
         // a0, a1 department (1); a2 security office (2); two required
         let r = rule(&[1, 1, 2], 2);
-        let d = digest(b"body");
+        let d = digest(Suite::Default, b"body");
         assert_eq!(
             r.check(&d, &[approval(0, &d), approval(1, &d)]),
             Err(ApprovalError::LevelMissing(2))
@@ -461,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_signature_is_the_full_64_bytes_and_verifies() {
-        let d = digest(b"body");
+        let d = digest(Suite::Default, b"body");
         let sig = try_sign(&key(3), Decision::Approve, &d).unwrap();
         assert_ne!(sig, [0u8; SIGNATURE_LEN]);
         assert!(

@@ -21,7 +21,8 @@
 //! count        1                 number of approvals, 1 to approval::MAX_APPROVALS
 //! approvals    count * (1+n+64)  u8 length n <= approval::MAX_APPROVER_NAME, then n bytes
 //!                                of UTF-8 (the approver's name), then 64 bytes of Ed25519
-//!                                over approval::message(approve, SHA-256(body))
+//!                                (or SM2) over approval::message(approve, H(body)),
+//!                                H SHA-256 (SM3 under `gm`)
 //!
 //! manifest body
 //! field        width             meaning
@@ -445,9 +446,10 @@ impl SignedManifest {
         Ok(out)
     }
 
-    /// The digest approvers sign: SHA-256 of the body (`approval::digest`).
-    pub fn digest(&self) -> [u8; 32] {
-        approval::digest(&self.body)
+    /// The digest approvers sign: the `suite`'s hash of the body (`approval::digest`): the
+    /// suite of the key that signed it.
+    pub fn digest(&self, suite: crate::keys::suite::Suite) -> [u8; 32] {
+        approval::digest(suite, &self.body)
     }
 
     /// Decodes a signed manifest from the wire; nothing in it is trusted yet.
@@ -564,7 +566,7 @@ pub(crate) mod tests {
         let plain_bytes = plain.encode().unwrap();
         assert_eq!(plain_bytes[4], VERSION);
         let mut approved = plain.clone();
-        let d = approved.digest();
+        let d = approved.digest(crate::keys::suite::Suite::Default);
         approved.approvals = vec![Approval {
             approver: "张伟".into(),
             signature: try_sign(&officer, Decision::Approve, &d).unwrap(),

@@ -37,7 +37,8 @@ pub enum Reason {
     WrongChannel,
     /// A chunk of content does not match its hash in the manifest.
     ChunkHash,
-    /// The whole content does not match its SHA-256 in the manifest.
+    /// The whole content does not match its hash (SHA-256, or SM3 under `gm`) in the
+    /// manifest.
     ContentHash,
     /// The stream ended before, or carried more than, the size in the manifest.
     SizeMismatch,

@@ -51,7 +51,7 @@ pub struct Verified {
     /// The approvals the manifest carried (not yet checked against any rule: the
     /// receiver checks them with its own pinned approvers).
     pub approvals: Vec<Approval>,
-    /// SHA-256 of the signed manifest body: what the approvals sign.
+    /// The hash (SHA-256, or SM3 under `gm`) of the signed manifest body: what the approvals sign.
     pub digest: [u8; 32],
 }
 
@@ -121,7 +121,7 @@ impl Reception {
         }
         Ok(Reception {
             manifest,
-            digest: signed.digest(),
+            digest: signed.digest(suite),
             approvals: signed.approvals,
             received: 0,
             chunk_index: 0,
@@ -141,7 +141,7 @@ impl Reception {
         &self.approvals
     }
 
-    /// SHA-256 of the signed manifest body: what the approvals sign.
+    /// The hash (SHA-256, or SM3 under `gm`) of the signed manifest body: what the approvals sign.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
     }

@@ -11,7 +11,7 @@
 //!                          an object key is never masked: personal data in one refuses
 //!    ─► masked: the schema again over what crosses (a mask that breaks it refuses)
 //!    ─► accepted: the body that crosses (masked field by field), the masked fields'
-//!       JSON Pointers (RFC 6901), SHA-256 of the body as given and as it crosses
+//!       JSON Pointers (RFC 6901), the suite's hash of the body as given and as it crosses
 //!  batch object ─► core::message::parse_batch ─► each message as above
 //!    ─► any refusal refuses the object; masking rewrites the batch (the masked copy)
 //! ```

@@ -72,7 +72,7 @@ pub struct PendingView {
     pub sha256: String,
     /// Content type the inspection decided.
     pub content_type: String,
-    /// SHA-256 of the signed manifest body, hex: what approvers sign
+    /// Hash of the signed manifest body (SHA-256, or SM3 on a `gm` pair), hex: what approvers sign
     /// (`core::approval::message`).
     pub digest: String,
     /// When it began to wait, ms since the Unix epoch.

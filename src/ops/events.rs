@@ -63,7 +63,7 @@ impl Subject<'_> {
 /// An object was refused (on either side) and is in quarantine: audited durably as
 /// `refused` (sender) or `quarantined` (receiver), counted in `isogate_refusals_total`.
 ///
-/// Its `sha256` (and `size`) is the whole file's wherever its content was read, so that
+/// Its `sha256` (`sm3` in a `gm` log; and `size`) is the whole file's wherever its content was read, so that
 /// an attempted leak is found by hash on both nodes:
 /// - sender, any refusal of a spooled object: the spooled file (what is in quarantine);
 /// - receiver, refused by its own inspection (or its antivirus' waiting time): the
@@ -167,11 +167,11 @@ impl LandingFinished<'_> {
 
 /// Personal data was masked: the masked copy is what crosses (or lands).
 pub struct Masked<'a> {
-    /// The object; `sha256` is the masked copy's.
+    /// The object; its digest is the masked copy's.
     pub subject: Subject<'a>,
     /// The peer node, on the receiving side.
     pub peer: Option<&'a str>,
-    /// The SHA-256 of the original content.
+    /// The hash of the original content (SHA-256, or SM3 under `gm`).
     pub original: [u8; 32],
     /// How many lines were masked.
     pub lines: u64,
@@ -186,8 +186,9 @@ impl Masked<'_> {
         let s = &self.subject;
         let mut e = s.entry(self.peer);
         e.detail = Some(format!(
-            "personal data masked in {} line(s); original sha256 {}",
+            "personal data masked in {} line(s); original {} {}",
             self.lines,
+            sink.audit.suite().hash_field(),
             hex::encode(self.original)
         ));
         sink.audit.durable(Event::Masked, e)?;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  link shell ─► begin ─────────────► Arriving ─► write(bytes)* ─► finish
-//!                 │ signature, sender, channel   (every chunk hashed    │ size, whole SHA-256,
+//!                 │ signature, sender, channel   (every chunk hashed    │ size, whole hash,
 //!                 │ received over THIS link      before it is written)  │ fsync ─► Received
 //!                 │ duplicate? name, size, room (space ledger)          ▼
 //!                 │                                      inspect again (own policy) ─► Cleared
@@ -741,7 +741,7 @@ impl Receiver {
     /// before any content was read (the sender keeps the content, in its own quarantine);
     /// `Outcome::Quarantined`: the content was received and is in this node's quarantine.
     ///
-    /// The `quarantined` record carries the manifest's SHA-256 and size: the content's
+    /// The `quarantined` record carries the manifest's hash and size: the content's
     /// own once it was received and verified (refused by this node's inspection), the
     /// sender's signed hash of the whole file when it was refused before its content
     /// arrived (`Outcome::Refused`).

@@ -44,6 +44,7 @@ use crate::core::stage::Sealed;
 use crate::core::wire;
 use crate::fsx::{sync_dir, write_durable};
 use crate::keys::VerifyKey;
+use crate::keys::suite::Suite;
 use crate::node::Fault;
 use crate::node::approvals::{
     self, DecisionAnswer, DecisionRequest, MAX_NOTE, PENDING_DIR, PendingView, Pinned,
@@ -347,7 +348,7 @@ pub fn refused_detail(why: &str) -> String {
 /// An object waiting on the desk.
 struct Waiting {
     sealed: Sealed,
-    /// SHA-256 of its signed manifest body: what approvers sign.
+    /// The pair's hash (SHA-256 or SM3) of its signed manifest body: what approvers sign.
     digest: [u8; 32],
     /// Its state as stored.
     stored: Stored,
@@ -549,13 +550,14 @@ pub fn waived_lowered(
     ))
 }
 
-/// The digest approvers sign for a sealed object: SHA-256 of its signed manifest body.
+/// The digest approvers sign for a sealed object: the `suite`'s hash (the pair's: SHA-256
+/// or SM3) of its signed manifest body.
 ///
 /// # Errors
 /// The frame does not decode (it was built by this node: a fault).
-pub fn digest_of(sealed: &Sealed) -> Result<[u8; 32], Fault> {
+pub fn digest_of(sealed: &Sealed, suite: Suite) -> Result<[u8; 32], Fault> {
     let payload = wire::decode_object_frame(sealed.frame())?;
-    Ok(SignedManifest::decode(payload)?.digest())
+    Ok(SignedManifest::decode(payload)?.digest(suite))
 }
 
 impl Desk {
@@ -611,7 +613,7 @@ impl Desk {
         if let Some(st) = stored.clone().filter(|st| st.rejected.is_some()) {
             return self.quarantine_rejected(sender, sealed, st).map(|()| None);
         }
-        let digest = digest_of(&sealed)?;
+        let digest = digest_of(&sealed, sender.node.cfg.node.suite)?;
         let mut st = match stored {
             // released, at start: it went (or goes) with the frame it was released with,
             // never judged again
@@ -1669,7 +1671,7 @@ mod tests {
     fn stored_approvals_round_trip_and_count_under_the_rule_in_force() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Stored::load(dir.path()).unwrap(), None);
-        let d = approval::digest(b"body");
+        let d = approval::digest(Suite::Default, b"body");
         let st = Stored {
             digest: hex::encode(d),
             pending_since_ms: 1_000,
@@ -1687,7 +1689,10 @@ mod tests {
         assert_eq!(counted.len(), 2);
         assert!(r.tally(&d, &counted).unwrap().complete());
         // another object's digest: nothing counts
-        assert!(back.counted(&r, &approval::digest(b"other")).is_empty());
+        assert!(
+            back.counted(&r, &approval::digest(Suite::Default, b"other"))
+                .is_empty()
+        );
         // a reload pins another key under a2: a2's approval no longer counts
         let mut changed = r.clone();
         changed.approvers[1].key = key(9).verify_key();
@@ -1717,7 +1722,7 @@ mod tests {
     #[test]
     fn released_is_stored_and_a_state_of_an_earlier_version_reads_as_not_released() {
         let dir = tempfile::tempdir().unwrap();
-        let d = approval::digest(b"body");
+        let d = approval::digest(Suite::Default, b"body");
         let st = Stored {
             digest: hex::encode(d),
             pending_since_ms: 1_000,
@@ -1751,7 +1756,7 @@ mod tests {
 
     #[test]
     fn a_waiver_says_what_the_policy_requires_and_what_the_object_had() {
-        let d = approval::digest(b"body");
+        let d = approval::digest(Suite::Default, b"body");
         let st = Stored {
             digest: hex::encode(d),
             pending_since_ms: 1_000,
@@ -1828,7 +1833,7 @@ mod tests {
 
     #[test]
     fn requests_are_parsed_strictly() {
-        let d = approval::digest(b"body");
+        let d = approval::digest(Suite::Default, b"body");
         let sig = approval::try_sign(&key(1), Decision::Approve, &d).unwrap();
         let good = serde_json::json!({
             "id": "ab".repeat(16),
@@ -1969,7 +1974,7 @@ mod tests {
         i: u8,
         d: Decision,
     ) -> DecisionAnswer {
-        let digest = digest_of(sealed).unwrap();
+        let digest = digest_of(sealed, Suite::Default).unwrap();
         let req = serde_json::json!({
             "id": sealed.manifest().object_id.to_string(),
             "decision": if d == Decision::Approve { "approve" } else { "reject" },
@@ -2003,7 +2008,7 @@ mod tests {
         // and the quarantine
         assert!(decide(&sender, &desk, &tx, &sealed, 1, Decision::Approve).taken);
         let mut st = Stored::load(&spooled.dir).unwrap().unwrap();
-        let digest = digest_of(&sealed).unwrap();
+        let digest = digest_of(&sealed, Suite::Default).unwrap();
         st.rejected = Some(StoredDecision {
             approver: "a2".into(),
             level: 1,

@@ -628,7 +628,7 @@ impl Messages {
     /// Takes a settled file of a messages channel's outbox (the watch's intake, blocking):
     /// a `.json` file is one message, a `.ndjson` file one per line (read up to the
     /// channel's `batch_max_bytes`); message `i` gets the id derived from
-    /// `"file:<dev>:<ino>:<mtime_ns>:<sha256 hex>#<i>"`, so a file taken again after a
+    /// `"file:<dev>:<ino>:<mtime_ns>:<hash hex>#<i>"` (the suite's hash of the file), so a file taken again after a
     /// crash carries the same ids. All or nothing: once its messages are durable the file
     /// is removed (and the outbox synced); a file refused (its name, its size, a line that
     /// is not JSON, a message the policy refuses) goes to quarantine with its reason, the

@@ -6,7 +6,7 @@
 //! ```text
 //!  Spooled ─► inspect::inspect ─► Inspected ─► seal ─► Sealed ─► queue ─► route ─► link
 //!     │  (a message batch its batcher noted as checked under the policy in force:
-//!     │   accepted unchecked, then its sealed SHA-256 must be the one noted)
+//!     │   accepted unchecked, then its sealed hash must be the one noted)
 //!     │            │ refused: quarantine + audit (Node::refuse), spool entry removed
 //!     │            └ antivirus down: waits, tried again every 2 s until max_wait
 //!     └ recovered at start-up: sealed again, or reloaded from its stored manifest
@@ -72,14 +72,14 @@ pub struct Sender {
     /// the message batchers read how many of their channel's are still going.
     pub in_flight: crate::sender::flow::InFlight,
     /// Message batches this node's batchers wrote, each from messages checked under the
-    /// policy kept here, with the SHA-256 of the bytes written: the pipeline accepts such a
+    /// policy kept here, with the hash of the bytes written: the pipeline accepts such a
     /// batch without checking each message again while that policy is still in force and
     /// the content is still those bytes (see [`Sender::prechecked`]).
     prechecked: Mutex<HashMap<ObjectId, Prechecked>>,
 }
 
 /// A batch written by a message batcher: its channel, the policy its messages were checked
-/// under, and the SHA-256 of the bytes written.
+/// under, and the hash (SHA-256, or SM3 under `gm`) of the bytes written.
 type Prechecked = (String, Arc<Policy>, [u8; 32]);
 
 /// Most batches noted as checked at once (see [`Sender::note_prechecked`]).
@@ -261,7 +261,7 @@ impl Sender {
             self.wait(spooled);
             return Ok(None);
         }
-        // a batch this node's batcher wrote under the policy in force: the SHA-256 it wrote,
+        // a batch this node's batcher wrote under the policy in force: the hash it wrote,
         // compared below with the one sealed
         let precheck = self.take_prechecked(&spooled, &policy);
         let keys = node.keys.data();
@@ -366,7 +366,7 @@ impl Sender {
     }
 
     /// Notes that the batch object `id` of `channel` was written by a message batcher as
-    /// the bytes whose SHA-256 is `sha256`, from messages each checked by
+    /// the bytes whose hash (the node's suite's) is `sha256`, from messages each checked by
     /// `inspect::message::check_message` under `policy`. Notes whose policy is no longer
     /// in force are dropped meanwhile, and all of them past [`PRECHECKED_MAX`] (a batch
     /// without its note is checked in full: nothing but time is lost).

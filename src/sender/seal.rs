@@ -137,7 +137,7 @@ impl Changed {
 }
 
 /// Checks content read for sending against the sealed manifest as it goes: bytes in order,
-/// each `chunk_size` piece's SHA-256 (RFC 6234) must be the manifest's, and the file must
+/// each `chunk_size` piece's hash (SHA-256, RFC 6234, or SM3, GB/T 32905) must be the manifest's, and the file must
 /// end where the manifest says. Memory: one hash context.
 pub struct Unchanged<'a> {
     manifest: &'a Manifest,
@@ -258,7 +258,7 @@ mod tests {
             dir: std::path::PathBuf::from("x"),
         };
         let sealed = Sealed::new(spooled.clone(), m.clone(), frame);
-        let d = signed.digest();
+        let d = signed.digest(Suite::Default);
         let a = Approval {
             approver: "张伟".into(),
             signature: approval::try_sign(
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(back.body, signed.body);
         assert_eq!(back.signature, signed.signature);
         assert_eq!(back.approvals, vec![a]);
-        assert_eq!(back.digest(), d);
+        assert_eq!(back.digest(Suite::Default), d);
         // what a restart reloads from the spool is the approved frame
         let reloaded = reload(spooled, approved.frame().to_vec(), &key.verify_key()).unwrap();
         assert_eq!(reloaded.manifest(), &m);
