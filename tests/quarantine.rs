@@ -381,7 +381,7 @@ fn purge_by_age_removes_only_old_entries_and_is_audited() {
 fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
     let lab = Lab::new(25260);
     let court = lab.start("court");
-    for n in ["a", "b"] {
+    for n in ["a", "b", "d"] {
         lab.publish(
             "court",
             "to-internet",
@@ -389,34 +389,45 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
             "内部资料\n".as_bytes(),
         );
     }
-    wait_until(30, "two refusals", || listed(&lab, "court").len() == 2);
+    wait_until(30, "three refusals", || listed(&lab, "court").len() == 3);
     let all = listed(&lab, "court");
     let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
+    let d = id_of(entry(&all, "d.txt"));
     court.stop();
     // as a kill -9 leaves them: a staged copy the spool never took (a), a copy the spool
-    // took before the old entry was removed (b), a staged copy no record names yet
+    // took before the old entry was removed (b), a staged copy no record names yet (the
+    // records of an older release); and a release of this one, which puts the content
+    // straight into the spool, cut before its spool entry was whole (d: no entry)
     let pending = lab.dir.join("court/state/quarantine-release");
     fs::create_dir_all(&pending).unwrap();
-    let record = |token: &str, old: &str| {
-        let body = serde_json::json!({"token": token, "side": "sender",
+    let record = |token: &str, old: &str, direct: bool| {
+        let mut body = serde_json::json!({"token": token, "side": "sender",
             "channel": "to-internet", "old_id": old, "who": "by alice (uid 0)"});
+        if direct {
+            body["direct"] = true.into();
+        }
         fs::write(pending.join(format!("{token}.json")), body.to_string()).unwrap();
     };
-    let (ta, tb, tc) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+    let (ta, tb, tc, td) = (
+        "a".repeat(32),
+        "b".repeat(32),
+        "c".repeat(32),
+        "d".repeat(32),
+    );
     fs::write(pending.join(&ta), "内部资料\n").unwrap();
-    record(&ta, &a);
-    record(&tb, &b);
+    record(&ta, &a, false);
+    record(&tb, &b, false);
     fs::write(pending.join(&tc), "内部资料\n").unwrap();
+    record(&td, &d, true);
     let court = lab.start("court");
     wait_until(30, "the releases under way to be settled", || {
         fs::read_dir(&pending).unwrap().count() == 0
     });
-    let left: Vec<String> = listed(&lab, "court").iter().map(id_of).collect();
-    assert_eq!(
-        left,
-        vec![a.clone()],
-        "a withdrawn (kept), b finished (removed)"
-    );
+    let mut left: Vec<String> = listed(&lab, "court").iter().map(id_of).collect();
+    left.sort();
+    let mut kept = vec![a.clone(), d.clone()];
+    kept.sort();
+    assert_eq!(left, kept, "a and d withdrawn (kept), b finished (removed)");
     // the withdrawal is on record: its quarantine_released (if any) is not the last word
     let out = std::process::Command::new(BIN)
         .args(["audit", "query"])
@@ -429,15 +440,24 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
-    assert_eq!(withdrawn[0]["object_id"], a.as_str());
-    assert!(
-        withdrawn[0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("by alice (uid 0); withdrawn: "),
-        "who asked is still named after the restart: {withdrawn:?}"
-    );
+    assert_eq!(withdrawn.len(), 2, "{withdrawn:?}");
+    let mut ids: Vec<&str> = withdrawn
+        .iter()
+        .map(|w| w["object_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![a.as_str(), d.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    for w in &withdrawn {
+        assert!(
+            w["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("by alice (uid 0); withdrawn: "),
+            "who asked is still named after the restart: {withdrawn:?}"
+        );
+    }
     // a withdrawn release can be asked again
     let out = quarantine(&lab, "court", &["release", &a]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

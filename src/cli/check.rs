@@ -204,7 +204,7 @@ fn at_rest(cfg: &Config) -> Option<(String, String)> {
 const SEALED: &str = "the quarantine and the spool (objects waiting to cross or for approval)";
 
 /// What is not yet sealed at rest, whatever the data key.
-const NOT_SEALED: &str = "a release's staged copy and the receiver's temporary files";
+const NOT_SEALED: &str = "the receiver's temporary files";
 
 /// What the pair's suite does not cover: under the national suite, approvers sign with the
 /// command only, and the identifiers whose standards name SHA-256 keep it.
@@ -282,13 +282,12 @@ fn transport(cfg: &Config) -> Vec<String> {
 /// [`crypto_lines`] for `--format json`.
 fn crypto_json(cfg: &Config) -> serde_json::Value {
     let s = cfg.node.suite;
-    let d = keys::suite::Suite::Default;
     serde_json::json!({
         "suite": s.name(),
         "signatures": s.signature(),
         "signed": signed(cfg),
         "approvals": s.signature(),
-        "hashes": d.hash(),
+        "hashes": s.hash(),
         "datagram_tags": uses(cfg, LinkKind::Diode).then(|| s.mac()),
         "not_yet": not_yet(s),
         "transport": transport(cfg),
@@ -297,7 +296,7 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
             "cipher": cipher,
             "data_keys": keys,
         })),
-        "not_sealed": ["release staging", "receiver temporary files"],
+        "not_sealed": ["receiver temporary files"],
     })
 }
 

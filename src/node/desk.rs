@@ -238,6 +238,11 @@ pub struct Pending {
     /// release withdrawn at the next start still names them (absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub who: Option<String>,
+    /// On the sending node: the release puts the quarantined content straight into the
+    /// spool, as the entry named by `token`, with no staged copy (absent in older records,
+    /// whose staged copy in the pending folder is named by `token`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 /// Lets a quarantine entry of one side cross again. Implemented by the sender (the entry is
@@ -1028,6 +1033,7 @@ mod tests {
             channel: "c".into(),
             old_id: "cd".repeat(16),
             who: Some("by alice (uid 0)".into()),
+            direct: true,
         };
         desk.begin(&p).unwrap();
         assert_eq!(desk.pending(), vec![p.clone()]);

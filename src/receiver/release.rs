@@ -65,6 +65,7 @@ impl Releaser for ReceiveRelease {
             channel: e.channel.clone(),
             old_id: old.clone(),
             who: Some(who.detail()),
+            direct: false,
         };
         // disk safety, as for an arriving object: its size above the floor (twice when the
         // policy masks: the masked copy is written beside it), held until it has landed

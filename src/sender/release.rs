@@ -4,27 +4,29 @@
 //! No officer overrides the policy: the receiving node checks it again with its own.
 //!
 //! ```text
-//! quarantine/<ch>/<old> ─copy, fsync─► state/quarantine-release/<token> ─► pending record
-//!   ─► audit quarantine_released (old id, who) ─► Spool::take (one rename; a sealed copy where the spool is sealed) ─► audit taken
+//! pending record (token = the new object id) ─► audit quarantine_released (old id, who)
+//!   ─► Spool::put_from: quarantine/<ch>/<old> read (through the data keys where sealed)
+//!      into spool/<ch>/<token>, sealed again where the spool is sealed ─► audit taken
 //!   ─► old entry purged ─► pending record removed ─► pipeline (inspect, seal) ─► link
 //! ```
 //!
-//! Recovery of a pending record: the staged copy still there → the spool never took it: the
-//! copy and the record go, the entry stays in quarantine; gone → the spool took it: the old
-//! entry is removed (never two copies that could both cross).
+//! The content goes from the quarantine into the spool in one streamed copy: no staged
+//! copy, and so nothing in plaintext on a node that seals. The spool entry is complete or
+//! absent whenever the node stops, so the recovery of a pending record needs no more:
+//! the entry is there → the spool took it: the old entry is removed (never two copies that
+//! could both cross); not there → the entry stays in quarantine. (A record of an older
+//! release, whose staged copy in the pending folder is named by the token, recovers as it
+//! did: that copy there → never taken; gone → taken.)
 
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::fsx::sync_dir;
-use crate::keys::at_rest::DataKeys;
 use crate::node::Fault;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
 use crate::node::quarantine::{self, Listed};
 use crate::sender::pipeline::{Queue, Sender, forward};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The sending node's releaser: its sender and the queue to the links.
@@ -35,35 +37,6 @@ pub struct SendRelease {
     pub queue: Queue,
 }
 
-/// Copies the content of the quarantined copy `from` (never followed; opened through the
-/// data keys when sealed) to `to`, durably, through a temporary name.
-fn stage(from: &Path, to: &Path, keys: Option<&DataKeys>) -> io::Result<()> {
-    let dir = to.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        to.file_name().and_then(|n| n.to_str()).unwrap_or("staged")
-    ));
-    let mut src = quarantine::open_content(from, keys)?;
-    let copied = (|| -> io::Result<()> {
-        let mut dst = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        io::copy(&mut src, &mut dst)?;
-        dst.sync_all()
-    })();
-    if let Err(e) = copied {
-        // a copy refused part way (a changed chunk) leaves nothing of it behind
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, to)?;
-    sync_dir(dir)
-}
-
 impl Releaser for SendRelease {
     fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Fault> {
         let node = &self.sender.node;
@@ -71,48 +44,40 @@ impl Releaser for SendRelease {
         if e.name.is_empty() {
             return Err(io::Error::other("its reason file names no file name").into());
         }
-        let token = ObjectId::random()?.to_string();
-        let staged = desk.pending_dir().join(&token);
-        // the copy is whole and durable before the record that names it
-        stage(&e.path, &staged, node.keys.data().as_deref())?;
+        // the new object's id names the pending record: its spool entry says whether the
+        // spool took it, whenever the node stops
+        let new_id = ObjectId::random()?;
+        let token = new_id.to_string();
         let pending = Pending {
             token: token.clone(),
             side: "sender".into(),
             channel: e.channel.clone(),
             old_id: old.clone(),
             who: Some(who.detail()),
+            direct: true,
         };
-        if let Err(err) = desk.begin(&pending) {
-            let _ = fs::remove_file(&staged);
-            return Err(err.into());
-        }
+        desk.begin(&pending)?;
         let mut rec = desk::entry_of(e);
         rec.detail = Some(format!(
             "{}; taken again into the spool, inspected with the policy in force",
             who.detail()
         ));
         if let Err(err) = node.audit.durable(Event::QuarantineReleased, rec) {
-            let _ = fs::remove_file(&staged);
             let _ = desk.end(&pending);
             return Err(err.into());
         }
-        let keys = self.sender.node.keys.data();
-        let taken = match self.sender.spool.take(
-            &e.channel,
-            desk.pending_dir(),
-            token.as_ref(),
-            &e.name,
-            keys.as_deref(),
-        ) {
-            Ok(t) => t,
-            Err(err) if !staged.exists() => {
-                // the spool took it before the fault: the pending record finishes the
-                // release at the next start (the old entry goes; never two copies)
-                return Err(err.into());
-            }
+        let keys = node.keys.data();
+        // one streamed copy, quarantine to spool: opened through the data keys where
+        // sealed, sealed again for the spool entry where the spool is sealed
+        let put = quarantine::open_content(&e.path, keys.as_deref()).and_then(|mut from| {
+            self.sender
+                .spool
+                .put_from(new_id, &e.channel, &e.name, &mut from, keys.as_deref())
+        });
+        let spooled = match put {
+            Ok(s) => s,
             Err(err) => {
-                // not taken: the staged copy goes, the entry stays
-                let _ = fs::remove_file(&staged);
+                // not taken (the entry is removed whole): it stays in quarantine
                 let _ = desk.end(&pending);
                 desk::audit_withdrawn(
                     node,
@@ -123,17 +88,6 @@ impl Releaser for SendRelease {
                 );
                 return Err(err.into());
             }
-        };
-        let Some(spooled) = taken else {
-            let _ = desk.end(&pending);
-            desk::audit_withdrawn(
-                node,
-                &e.channel,
-                old,
-                Some(&who.detail()),
-                "the staged copy vanished",
-            );
-            return Err(io::Error::other("the staged copy vanished").into());
         };
         let mut rec = Entry::object(&spooled.channel, spooled.id, &spooled.name);
         rec.size = e.size;
@@ -205,10 +159,16 @@ impl Releaser for SendRelease {
 
     fn recover(&self, desk: &Desk, p: &Pending) -> io::Result<()> {
         let staged = desk.pending_dir().join(&p.token);
-        if staged.exists() {
-            // never taken: the entry stays in quarantine
-            fs::remove_file(&staged)?;
-            sync_dir(desk.pending_dir())?;
+        let taken = if p.direct {
+            self.sender.spool.holds(&p.channel, &p.token)
+        } else {
+            !staged.exists()
+        };
+        if !taken {
+            if !p.direct {
+                fs::remove_file(&staged)?;
+                sync_dir(desk.pending_dir())?;
+            }
             desk::audit_withdrawn(
                 &self.sender.node,
                 &p.channel,

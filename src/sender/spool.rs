@@ -206,11 +206,27 @@ impl Spool {
         bytes: &[u8],
         sealing: Option<&DataKeys>,
     ) -> io::Result<Spooled> {
+        self.put_from(id, channel, name, &mut &bytes[..], sealing)
+    }
+
+    /// [`Spool::put_as`] of the content `from` reads, streamed in bounded steps (sealed as
+    /// it is written where `sealing` is given): complete or absent whenever the node stops.
+    ///
+    /// # Errors
+    /// Reading `from`, writing or syncing failed: the entry is removed (best effort;
+    /// recovery removes what is left, since it has no content).
+    pub fn put_from(
+        &self,
+        id: ObjectId,
+        channel: &str,
+        name: &str,
+        from: &mut dyn io::Read,
+        sealing: Option<&DataKeys>,
+    ) -> io::Result<Spooled> {
         let spooled = self.new_entry(id, channel, name, sealing.is_some())?;
         let made = (|| {
             let part = spooled.dir.join(PUT_PART);
             {
-                use std::io::Write;
                 use std::os::unix::fs::OpenOptionsExt;
                 let mut f = fs::OpenOptions::new()
                     .write(true)
@@ -221,10 +237,12 @@ impl Spool {
                     Some(keys) => {
                         let context = context(&spooled);
                         let mut w = SealWriter::new(keys, io::BufWriter::new(&mut f), &context)?;
-                        w.write_all(bytes)?;
+                        io::copy(from, &mut w)?;
                         w.finish()?;
                     }
-                    None => f.write_all(bytes)?,
+                    None => {
+                        io::copy(from, &mut f)?;
+                    }
                 }
                 f.sync_all()?;
             }
@@ -236,6 +254,12 @@ impl Spool {
             return Err(e);
         }
         Ok(spooled)
+    }
+
+    /// Whether the spool holds the complete entry `id` of `channel` (its content is there:
+    /// a [`Spool::put_from`] that finished).
+    pub fn holds(&self, channel: &str, id: &str) -> bool {
+        fs::symlink_metadata(self.root.join(channel).join(id).join("content")).is_ok()
     }
 
     /// A new entry `id` of `channel` for an object named `name`: its folder, its next
@@ -1289,5 +1313,42 @@ mod tests {
         assert_eq!(numbered(OsStr::new("a.txt"), 1), "a (isogate-1).txt");
         assert_eq!(numbered(OsStr::new("a"), 2), "a (isogate-2)");
         assert_eq!(numbered(OsStr::new(".rc"), 3), ".rc (isogate-3)");
+    }
+
+    #[test]
+    fn put_from_streams_a_reader_whole_or_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("state")).unwrap();
+        let keys = data_keys(dir.path());
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let id = ObjectId::random().unwrap();
+        let s = spool
+            .put_from(id, "c", "a.bin", &mut &body[..], Some(&keys))
+            .unwrap();
+        assert!(spool.holds("c", &id.to_string()));
+        assert_eq!(opened(&s, Some(&keys)), body);
+        // sealed: the content on disk holds none of the plaintext's first bytes
+        let raw = std::fs::read(s.content()).unwrap();
+        assert!(!raw.windows(64).any(|w| w == &body[1000..1064]));
+        // a reader that fails part way: no entry is left, and none is held
+        struct Failing(usize);
+        impl io::Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("a stored chunk does not open"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let other = ObjectId::random().unwrap();
+        let e = spool
+            .put_from(other, "c", "b.bin", &mut Failing(100_000), Some(&keys))
+            .unwrap_err();
+        assert!(e.to_string().contains("does not open"), "{e}");
+        assert!(!spool.holds("c", &other.to_string()));
+        assert!(!spool.root.join("c").join(other.to_string()).exists());
     }
 }
