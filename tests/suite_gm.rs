@@ -397,6 +397,18 @@ fn a_gm_pair_carries(port_base: u16, link: &str) {
             ok && said.contains(name) && said.contains(&theirs),
             "{said}"
         );
+        // a SHA-256 search of a gm log finds nothing, and says why
+        let (ok, said) = isogate(&[
+            "audit",
+            "query",
+            audit.to_str().unwrap(),
+            "--sha256",
+            &theirs,
+        ]);
+        assert!(
+            ok && said.contains("its records name the content's SM3 (`--sm3`)"),
+            "{said}"
+        );
     }
     for node in ["court", "internet"] {
         let all = common::read_live(&lab.dir.join(node).join("audit"));

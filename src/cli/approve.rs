@@ -214,7 +214,7 @@ fn show(out: &mut dyn Write, v: &PendingView, suite: Suite) -> Result<()> {
         v.size,
         cell(&v.content_type, None)
     )?;
-    writeln!(out, "{:<10}{}", suite.hash_field(), v.sha256)?;
+    writeln!(out, "{:<10}{}", suite.hash_field(), v.content_hash())?;
     writeln!(
         out,
         "digest    {} ({} of the signed manifest)",
@@ -358,7 +358,8 @@ mod tests {
             channel: "to-internet".into(),
             name: "判决书.pdf".into(),
             size: 3,
-            sha256: "00".repeat(32),
+            sha256: Some("00".repeat(32)),
+            sm3: None,
             content_type: "pdf".into(),
             digest: "11".repeat(32),
             pending_since_ms: 1,

@@ -105,7 +105,36 @@ pub fn query(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (_, scan) = query::print(dir, &filter, format, &tz, &mut out)
         .with_context(|| format!("querying {}", dir.display()))?;
+    hash_hint(dir, &filter);
     Ok(check_channels(&scan, &filter))
+}
+
+/// A warning on standard error when the content hashes searched are all of the other
+/// suite's kind than the log's (`--sha256` on a `gm` log, whose records name `sm3`, or the
+/// reverse): such a search finds nothing, and a hash pasted from `sha256sum` must not read
+/// as a file that never crossed.
+fn hash_hint(dir: &Path, filter: &query::Filter) {
+    let Ok(keys) = crate::audit::read::node_keys(dir) else {
+        return;
+    };
+    let Some(suite) = keys.first().map(|k| k.suite()) else {
+        return;
+    };
+    let (given, other) = match suite {
+        crate::keys::suite::Suite::Gm => (&filter.sha256s, "--sha256"),
+        crate::keys::suite::Suite::Default => (&filter.sm3s, "--sm3"),
+    };
+    let mine = match suite {
+        crate::keys::suite::Suite::Gm => &filter.sm3s,
+        crate::keys::suite::Suite::Default => &filter.sha256s,
+    };
+    if !given.is_empty() && mine.is_empty() {
+        eprintln!(
+            "isogate: warning: this log is of the {suite} suite: its records name the content's {} (`--{}`), so {other} finds none of them",
+            suite.hash(),
+            suite.hash_field()
+        );
+    }
 }
 
 /// A `--channel`/`--not-channel` value that no record of the log names: a warning on

@@ -431,7 +431,7 @@ pub fn approvals(node: &Node, tz: &TimeZone) -> Value {
                         digest => p.digest.clone(),
                         channel => p.channel.clone(),
                         name => p.name.clone(),
-                        sha256 => p.sha256.clone(),
+                        sha256 => p.content_hash().to_string(),
                         size => p.size,
                         since => when::format(p.pending_since_ms, tz),
                         expires => when::format(p.expires_ms, tz),

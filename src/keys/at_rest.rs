@@ -46,8 +46,12 @@ pub const MAGIC: &[u8; 16] = b"isogate-rest-v1\0";
 pub const HEADER_LEN: usize = 48;
 /// Bytes of plaintext per chunk.
 pub const CHUNK: usize = 64 * 1024;
-/// Chunks a [`SealedFile`] keeps decrypted (memory: this many times [`CHUNK`]).
+/// Chunks a [`SealedFile`] keeps decrypted besides its read-ahead (memory: this many times
+/// [`CHUNK`]).
 const CACHED_CHUNKS: usize = 4;
+/// Chunks a [`SealedFile`] read in order opens ahead at once, on several cores, where its
+/// cipher is SM4-GCM (memory: this many times [`CHUNK`], 1 MiB).
+const READ_AHEAD: usize = 16;
 /// Bytes of a key id.
 const KEY_ID_LEN: usize = 4;
 /// Bytes of the per-file salt.
@@ -555,6 +559,24 @@ impl<R: Read> Read for OpenReader<R> {
     }
 }
 
+/// Chunk `index` of a sealed file of `chunks` chunks under `cipher` and `header`, opened
+/// from its stored record `piece` (ciphertext and tag), or `None` when it does not open.
+fn open_piece(
+    cipher: &DataCipher,
+    header: &[u8; HEADER_LEN],
+    chunks: u64,
+    index: u64,
+    piece: &mut [u8],
+) -> Option<Vec<u8>> {
+    let n = piece.len().checked_sub(TAG_LEN)?;
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&piece[n..]);
+    let plain = &mut piece[..n];
+    let last = index + 1 == chunks;
+    cipher.open(&nonce(index, last), header, plain, &tag).ok()?;
+    Some(plain.to_vec())
+}
+
 /// A sealed file opened for reading at any offset, for readers that seek (a zip's central
 /// directory, an OLE file's sectors): [`SealedFile::read_at`], or `Read` and `Seek`
 /// through `&SealedFile` as through `&File`. Each read checks and decrypts the one chunk it
@@ -577,6 +599,8 @@ pub struct SealedFile {
     cached: RefCell<Vec<(u64, Vec<u8>)>>,
     /// Where `Read` through `&SealedFile` reads next (plaintext offset).
     pos: Cell<u64>,
+    /// The chunk loaded last from the file: the next one loaded in order reads ahead.
+    last_loaded: Cell<Option<u64>>,
     /// The first chunk that did not open, said: kept, whatever the reader made of the error.
     failure: RefCell<Option<String>>,
 }
@@ -613,8 +637,9 @@ impl SealedFile {
             stored,
             len,
             chunks,
-            cached: RefCell::new(Vec::with_capacity(CACHED_CHUNKS)),
+            cached: RefCell::new(Vec::with_capacity(CACHED_CHUNKS + READ_AHEAD)),
             pos: Cell::new(0),
+            last_loaded: Cell::new(None),
             failure: RefCell::new(None),
         };
         sealed.load(chunks - 1)?;
@@ -652,11 +677,18 @@ impl SealedFile {
             cached[..=i].rotate_right(1);
             return Ok(());
         }
+        let in_order = index == 0 || self.last_loaded.get() == Some(index - 1);
+        self.last_loaded.set(Some(index));
+        if in_order && self.cipher.suite() == Suite::Gm && self.read_ahead(&mut cached, index) {
+            return Ok(());
+        }
         let record = (CHUNK + TAG_LEN) as u64;
         let at = HEADER_LEN as u64 + index * record;
         let n = record.min(self.stored - at) as usize;
-        // the least recent buffer is reused once the cache is full
-        let mut plain = if cached.len() == CACHED_CHUNKS {
+        // the least recent buffer is reused once the cache is full (a read-ahead run left
+        // more: the least recent of them go)
+        let mut plain = if cached.len() >= CACHED_CHUNKS {
+            cached.truncate(CACHED_CHUNKS);
             cached.pop().map(|(_, b)| b).unwrap_or_default()
         } else {
             Vec::with_capacity(CHUNK + TAG_LEN)
@@ -687,6 +719,73 @@ impl SealedFile {
         }
         cached.insert(0, (index, plain));
         Ok(())
+    }
+
+    /// Opens chunks `index..` (up to [`READ_AHEAD`]) from one read, on as many threads as
+    /// there are cores, and caches those that open, `index` first: `true` when `index`
+    /// opened. A chunk that does not open is not cached and says nothing here: it fails
+    /// (and is said) when it is read. Only for SM4-GCM, which software runs at about
+    /// 80 MiB/s a core; AES-GCM (AES-NI) opens faster than a disk reads, on the reader's
+    /// thread.
+    fn read_ahead(&self, cached: &mut Vec<(u64, Vec<u8>)>, index: u64) -> bool {
+        use std::os::unix::fs::FileExt;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let run = (READ_AHEAD as u64).min(self.chunks - index) as usize;
+        if threads < 2 || run < 2 {
+            return false;
+        }
+        let record = CHUNK + TAG_LEN;
+        let at = HEADER_LEN as u64 + index * record as u64;
+        let n = (run * record).min((self.stored - at) as usize);
+        let mut sealed = vec![0u8; n];
+        // a cut or a failed read: the one-chunk path says which
+        if self.file.read_exact_at(&mut sealed, at).is_err() {
+            return false;
+        }
+        let pieces: Vec<&mut [u8]> = sealed.chunks_mut(record).collect();
+        let per = pieces.len().div_ceil(threads.min(pieces.len()));
+        let mut opened: Vec<Option<Vec<u8>>> = Vec::with_capacity(pieces.len());
+        let (cipher, header, chunks) = (&self.cipher, &self.header, self.chunks);
+        std::thread::scope(|scope| {
+            let mut groups = Vec::new();
+            let mut rest = pieces;
+            let mut first = index;
+            while !rest.is_empty() {
+                let take = per.min(rest.len());
+                let group: Vec<&mut [u8]> = rest.drain(..take).collect();
+                let from = first;
+                first += take as u64;
+                groups.push(scope.spawn(move || {
+                    group
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, piece)| {
+                            open_piece(cipher, header, chunks, from + k as u64, piece)
+                        })
+                        .collect::<Vec<_>>()
+                }));
+            }
+            for g in groups {
+                match g.join() {
+                    Ok(v) => opened.extend(v),
+                    Err(_) => opened.push(None),
+                }
+            }
+        });
+        if opened.first().is_none_or(Option::is_none) {
+            return false;
+        }
+        // the least recent go first; then the run, `index` first; the next chunk loaded
+        // in order is the one after the run
+        let keep = CACHED_CHUNKS.saturating_sub(1);
+        cached.truncate(keep);
+        self.last_loaded.set(Some(index + opened.len() as u64 - 1));
+        for (k, plain) in opened.into_iter().enumerate().rev() {
+            if let Some(plain) = plain {
+                cached.insert(0, (index + k as u64, plain));
+            }
+        }
+        true
     }
 
     fn failed(&self, e: &io::Error) {
@@ -1226,6 +1325,41 @@ mod tests {
         let path = d.path().join("other");
         fs::write(&path, &sealed).unwrap();
         assert!(SealedFile::open(&keys, fs::File::open(&path).unwrap(), b"elsewhere").is_err());
+    }
+
+    #[test]
+    fn a_gm_file_read_in_order_opens_ahead_and_still_says_which_chunk_failed() {
+        let (d, keys) = keys(Suite::Gm);
+        // 40 chunks and a bit: more than two read-ahead runs
+        let len = 40 * CHUNK + 123;
+        let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+        let sealed = seal(&keys, &plain, 50_000);
+        let f = sealed_file(&keys, d.path(), &sealed).unwrap();
+        let mut whole = Vec::new();
+        (&f).read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, plain);
+        assert!(f.cached.borrow().len() <= CACHED_CHUNKS + READ_AHEAD);
+        // any offset still, after the runs
+        let mut buf = vec![0u8; 100];
+        f.read_exact_at(&mut buf, (17 * CHUNK - 50) as u64).unwrap();
+        assert_eq!(buf, plain[17 * CHUNK - 50..17 * CHUNK + 50]);
+        assert!(f.failure().is_none());
+        // one byte changed in chunk 20 (inside the second run): everything before it
+        // reads whole, the chunk itself fails and is named, a later one still opens
+        let record = CHUNK + TAG_LEN;
+        let mut bad = sealed.clone();
+        bad[HEADER_LEN + 20 * record + 9] ^= 1;
+        let f = sealed_file(&keys, d.path(), &bad).unwrap();
+        let mut got = vec![0u8; 20 * CHUNK];
+        (&f).read_exact(&mut got).unwrap();
+        assert_eq!(got, plain[..20 * CHUNK]);
+        assert!(f.failure().is_none(), "a chunk not yet read says nothing");
+        let e = (&f).read(&mut buf).unwrap_err();
+        assert!(is_tampered(&e), "{e}");
+        assert!(e.to_string().contains("stored chunk 20"), "{e}");
+        assert!(f.failure().unwrap().contains("stored chunk 20"));
+        f.read_exact_at(&mut buf, 21 * CHUNK as u64).unwrap();
+        assert_eq!(buf, plain[21 * CHUNK..21 * CHUNK + 100]);
     }
 
     #[test]

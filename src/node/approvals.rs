@@ -67,9 +67,12 @@ pub struct PendingView {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// Hash of the content, hex: SHA-256, or SM3 on a `gm` pair (the field keeps its
-    /// name in both).
-    pub sha256: String,
+    /// SHA-256 of the content, hex (a pair of the `default` suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// SM3 of the content, hex (a `gm` pair, in place of `sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm3: Option<String>,
     /// Content type the inspection decided.
     pub content_type: String,
     /// Hash of the signed manifest body (SHA-256, or SM3 on a `gm` pair), hex: what approvers sign
@@ -94,6 +97,13 @@ pub struct PendingView {
     /// The version of the channel policy in force (`Policy::version`, 12 hex digits).
     #[serde(default)]
     pub policy_version: String,
+}
+
+impl PendingView {
+    /// The content's hash, hex, whichever the pair's suite names.
+    pub fn content_hash(&self) -> &str {
+        self.sha256.as_deref().or(self.sm3.as_deref()).unwrap_or("")
+    }
 }
 
 /// An approver pinned by the rule in force, as the pending view shows it.
@@ -347,7 +357,8 @@ mod tests {
                 channel: "to-internet".into(),
                 name: "判决书.pdf".into(),
                 size: 3,
-                sha256: "00".repeat(32),
+                sha256: Some("00".repeat(32)),
+                sm3: None,
                 content_type: "pdf".into(),
                 digest: "11".repeat(32),
                 pending_since_ms: since,

@@ -350,6 +350,8 @@ struct Waiting {
     sealed: Sealed,
     /// The pair's hash (SHA-256 or SM3) of its signed manifest body: what approvers sign.
     digest: [u8; 32],
+    /// The pair's suite: which hash the manifest's are.
+    suite: Suite,
     /// Its state as stored.
     stored: Stored,
     /// How long it had waited when this run first saw it (ms, from its stored wall time,
@@ -711,6 +713,7 @@ impl Desk {
         let w = Waiting {
             sealed,
             digest,
+            suite: sender.node.cfg.node.suite,
             stored: st,
             waited_before,
             seen_mono: crate::mono_ms(),
@@ -783,7 +786,8 @@ impl Desk {
             channel: m.channel.clone(),
             name: m.name.clone(),
             size: m.size,
-            sha256: hex::encode(m.digest),
+            sha256: (w.suite == Suite::Default).then(|| hex::encode(m.digest)),
+            sm3: (w.suite == Suite::Gm).then(|| hex::encode(m.digest)),
             content_type: m.content_type.clone(),
             digest: hex::encode(w.digest),
             pending_since_ms: w.stored.pending_since_ms,
