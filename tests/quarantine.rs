@@ -450,6 +450,11 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
     want.sort();
     assert_eq!(ids, want);
     for w in &withdrawn {
+        // the record names the file (its entry's reason file does), for a report to show
+        assert!(
+            w["name"].as_str().is_some_and(|n| n.ends_with(".txt")),
+            "{withdrawn:?}"
+        );
         assert!(
             w["detail"]
                 .as_str()

@@ -189,6 +189,11 @@ const LABELS: &[(&str, &str, &str)] = &[
         "也可以在本机用命令行审批，私钥无需进入浏览器：",
         "Or approve from a shell on this host, keeping the key out of the browser:",
     ),
+    (
+        "gm_cli_only",
+        "本对节点使用国密套件：审批人以 SM2 签名，浏览器不支持 SM2，请在本机用下面的命令审批：",
+        "This pair runs the national suite: approvers sign with SM2, which the browser cannot do; approve with the command below, on this host:",
+    ),
     ("digest", "签名摘要", "Digest signed"),
     ("metrics", "指标", "Metrics"),
     ("error", "错误", "Error"),

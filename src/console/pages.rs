@@ -451,6 +451,8 @@ pub fn approvals(node: &Node, tz: &TimeZone) -> Value {
         pending => pending,
         error => error,
         config => node.cfg.file.display().to_string(),
+        // SM2 approvers sign with `isogate approve` only: the browser has no SM2
+        gm => node.cfg.node.suite == crate::keys::suite::Suite::Gm,
     }
 }
 

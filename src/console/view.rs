@@ -189,7 +189,7 @@ mod tests {
             ),
             (
                 "approvals",
-                context! { error => "", config => "court.toml", pending => vec![context! { id => "ab", digest => "dd", channel => "c", name => "n", sha256 => "s", size => 1, since => "t", expires => "t", required => 2, approvals => Vec::<String>::new(), levels_missing => Vec::<u8>::new(), approve_message => "61", reject_message => "72" }] },
+                context! { error => "", gm => false, config => "court.toml", pending => vec![context! { id => "ab", digest => "dd", channel => "c", name => "n", sha256 => "s", size => 1, since => "t", expires => "t", required => 2, approvals => Vec::<String>::new(), levels_missing => Vec::<u8>::new(), approve_message => "61", reject_message => "72" }] },
             ),
             ("missing", context! { id => "ab" }),
             ("missing", context! { id => "" }),
@@ -221,6 +221,17 @@ mod tests {
         assert!(approvals.contains("<script nonce=\"n1\">"));
         assert!(approvals.contains("data-message=\"61\""));
         assert!(approvals.contains("isogate approve ab --key APPROVER.key --config court.toml"));
+        // a gm pair: no key picker and no buttons (the browser has no SM2), the command
+        let gm = pages_approvals();
+        let gm = context! { gm => true, ..gm };
+        let gm = render("approvals", "a", Lang::En, &f, gm).unwrap();
+        assert!(gm.contains("id=\"gm-cli-only\""), "{gm}");
+        assert!(
+            !gm.contains("class=\"approve\"") && !gm.contains("id=\"key\""),
+            "{gm}"
+        );
+        assert!(gm.contains("isogate approve ab --key APPROVER.key"));
+        assert!(approvals.contains("id=\"key\"") && !approvals.contains("gm-cli-only"));
         assert!(
             render(
                 "health",
@@ -273,6 +284,6 @@ mod tests {
     }
 
     fn pages_approvals() -> minijinja::Value {
-        context! { error => "", config => "court.toml", pending => vec![context! { id => "ab", digest => "dd", channel => "c", name => "n", sha256 => "s", size => 1, since => "t", expires => "t", required => 2, approvals => Vec::<String>::new(), levels_missing => Vec::<u8>::new(), approve_message => "61", reject_message => "72" }] }
+        context! { error => "", gm => false, config => "court.toml", pending => vec![context! { id => "ab", digest => "dd", channel => "c", name => "n", sha256 => "s", size => 1, since => "t", expires => "t", required => 2, approvals => Vec::<String>::new(), levels_missing => Vec::<u8>::new(), approve_message => "61", reject_message => "72" }] }
     }
 }

@@ -649,9 +649,16 @@ fn serve_one(node: &Node, desk: &Desk, sides: &Sides<'_>, taken: &Taken) -> Answ
 /// withdrawn, the entry left in quarantine: `quarantine_release_refused`, `detail`
 /// `withdrawn: WHY`.
 pub fn audit_withdrawn(node: &Node, channel: &str, old_id: &str, who: Option<&str>, why: &str) {
+    // the entry stays: its reason file names the file, so the record (and a report) can
+    let name = quarantine::find(&quarantine_dirs(&node.cfg), old_id)
+        .ok()
+        .flatten()
+        .filter(|e| e.channel == channel && !e.name.is_empty())
+        .map(|e| e.name);
     let rec = Entry {
         channel: Some(channel.to_string()),
         object_id: ObjectId::parse(old_id),
+        name,
         detail: Some(match who {
             Some(w) => format!("{w}; withdrawn: {why}; the entry stays in quarantine"),
             None => format!("withdrawn: {why}; the entry stays in quarantine"),
