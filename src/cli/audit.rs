@@ -120,13 +120,10 @@ fn hash_hint(dir: &Path, filter: &query::Filter) {
     let Some(suite) = keys.first().map(|k| k.suite()) else {
         return;
     };
-    let (given, other) = match suite {
-        crate::keys::suite::Suite::Gm => (&filter.sha256s, "--sha256"),
-        crate::keys::suite::Suite::Default => (&filter.sm3s, "--sm3"),
-    };
-    let mine = match suite {
-        crate::keys::suite::Suite::Gm => &filter.sm3s,
-        crate::keys::suite::Suite::Default => &filter.sha256s,
+    // (the log's own hash list, the other's, and the other's option)
+    let (mine, given, other) = match suite {
+        crate::keys::suite::Suite::Gm => (&filter.sm3s, &filter.sha256s, "--sha256"),
+        crate::keys::suite::Suite::Default => (&filter.sha256s, &filter.sm3s, "--sm3"),
     };
     if !given.is_empty() && mine.is_empty() {
         eprintln!(

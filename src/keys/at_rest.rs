@@ -61,6 +61,13 @@ const KDF_LABEL: &[u8] = b"isogate at rest v1\0";
 /// Largest data key file read (bytes).
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
+/// The cores SM4-GCM spreads over, asked of the system once (on Linux the answer reads
+/// the cgroup's files: never per chunk).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// One data key: its suite, id and bytes.
 struct DataKey {
     suite: Suite,
@@ -393,8 +400,7 @@ impl<W: Write> SealWriter<W> {
             .map_err(|_| io::Error::other("the system's random source failed"))?;
         let cipher = file_cipher(key, &header[28..28 + SALT_LEN], context)?;
         out.write_all(&header)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let batch = if key.suite == Suite::Gm && cores > 1 {
+        let batch = if key.suite == Suite::Gm && cores() > 1 {
             READ_AHEAD
         } else {
             1
@@ -424,8 +430,7 @@ impl<W: Write> SealWriter<W> {
             self.index += 1;
             return Ok(());
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = count.div_ceil(cores.min(count));
+        let per = count.div_ceil(cores().min(count));
         let (cipher, header, first) = (&self.cipher, &self.header, self.index);
         let mut sealed: Vec<io::Result<Vec<u8>>> = Vec::with_capacity(count);
         std::thread::scope(|scope| {
@@ -788,7 +793,7 @@ impl SealedFile {
     /// thread.
     fn read_ahead(&self, cached: &mut Vec<(u64, Vec<u8>)>, index: u64) -> bool {
         use std::os::unix::fs::FileExt;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores();
         let run = (READ_AHEAD as u64).min(self.chunks - index) as usize;
         if threads < 2 || run < 2 {
             return false;
