@@ -4,7 +4,10 @@
 //! both links (the diode on the loopback, where a GSO batch is one packet).
 
 mod common;
-use common::inbox::{Expected, Watch, assert_exactly_once, entries, expect, name_for, part_bytes};
+use common::inbox::{
+    Expected, Watch, assert_exactly_once, assert_staging_sealed, entries, expect, name_for,
+    part_bytes,
+};
 use common::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -72,6 +75,13 @@ fn kill_mid_transfer(port_base: u16, victim: &str) {
     });
     nodes.remove(victim).unwrap().kill9();
     assert!(part_bytes(&inbox) < BIG, "killed mid-transfer");
+    if victim == "internet" {
+        // what the killed receiver left of the arriving file is sealed: none of its
+        // plaintext (the PDF header, windows of its first MiB) rests on its disk
+        let head = generated(BIG, 42).next().unwrap();
+        let windows = [&head[..24], &head[4096..4160], &head[(1 << 20) - 64..]];
+        assert_staging_sealed(&inbox, &windows);
+    }
     std::thread::sleep(Duration::from_millis(300));
     nodes.insert(victim, lab.start(victim));
     check_exactly_once(&lab, &files);

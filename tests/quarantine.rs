@@ -639,7 +639,7 @@ fn a_data_key_others_may_read_is_refused_naming_the_file_line_and_key() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out)
-            .contains("data at rest           sealed: the quarantine and the spool (objects waiting to cross or for approval); data keys AES-256-GCM "),
+            .contains("data at rest           sealed: the quarantine, the spool (objects waiting to cross or for approval) and each received object until it is cleared to land; data keys AES-256-GCM "),
         "{}",
         text(&out)
     );

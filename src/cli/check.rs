@@ -201,10 +201,11 @@ fn at_rest(cfg: &Config) -> Option<(String, String)> {
 }
 
 /// What is sealed at rest with a data key.
-const SEALED: &str = "the quarantine and the spool (objects waiting to cross or for approval)";
+const SEALED: &str = "the quarantine, the spool (objects waiting to cross or for approval) and each received object until it is cleared to land";
 
-/// What is not yet sealed at rest, whatever the data key.
-const NOT_SEALED: &str = "the receiver's temporary files";
+/// What is never sealed at rest, whatever the data key: what has landed, which
+/// applications read.
+const NOT_SEALED: &str = "the inboxes and message logs (what has landed: applications read them)";
 
 /// What the pair's suite does not cover: under the national suite, approvers sign with the
 /// command only, and the identifiers whose standards name SHA-256 keep it.
@@ -292,11 +293,11 @@ fn crypto_json(cfg: &Config) -> serde_json::Value {
         "not_yet": not_yet(s),
         "transport": transport(cfg),
         "at_rest": at_rest(cfg).map(|(cipher, keys)| serde_json::json!({
-            "sealed": ["quarantine", "spool", "approvals"],
+            "sealed": ["quarantine", "spool", "approvals", "received"],
             "cipher": cipher,
             "data_keys": keys,
         })),
-        "not_sealed": ["receiver temporary files"],
+        "not_sealed": ["inboxes", "message logs"],
     })
 }
 

@@ -1097,6 +1097,15 @@ pub fn is_sealed(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
+/// The bytes a sealed file of `plain` bytes of plaintext takes on disk: the header and one
+/// tag per chunk (at least one chunk: an empty file has one empty chunk).
+pub fn sealed_len(plain: u64) -> u64 {
+    let chunks = plain.div_ceil(CHUNK as u64).max(1);
+    (HEADER_LEN as u64)
+        .saturating_add(plain)
+        .saturating_add(chunks.saturating_mul(TAG_LEN as u64))
+}
+
 /// The plaintext length of a sealed file of `stored` bytes, if that is a possible length.
 pub fn plain_len(stored: u64) -> Option<u64> {
     let body = stored.checked_sub(HEADER_LEN as u64)?;
@@ -1155,6 +1164,7 @@ mod tests {
                 let sealed = seal(&keys, &plain, 1000);
                 assert!(is_sealed(&sealed));
                 assert_eq!(plain_len(sealed.len() as u64), Some(len as u64), "{len}");
+                assert_eq!(sealed_len(len as u64), sealed.len() as u64, "{len}");
                 assert_eq!(open(&keys, &sealed).unwrap(), plain, "{suite} {len}");
                 if len >= marker.len() {
                     assert!(!sealed.windows(marker.len()).any(|w| w == marker));

@@ -2,8 +2,10 @@
 //! exactly once, and only complete.
 //!
 //! ```text
-//! <inbox>/.isogate-tmp/<id>.part     content as it streams in (same file system as the inbox,
-//!                                    so landing is one rename; the folder is 0700)
+//! <inbox>/.isogate-tmp/<id>.part     the content (same file system as the inbox, so landing
+//!                                    is one rename; the folder is 0700): as it streams in
+//!                                    on a node without a data key, else unsealed from the
+//!                                    sealed copy once cleared (`staged`)
 //! state/landed/<channel>/<id>        marker: the object is committed (or quarantined)
 //! <inbox>/<name>                     the delivered file, renamed in without replacing
 //! ```
@@ -84,8 +86,8 @@ impl Lander {
         inbox.join(STAGING).join(format!("{id}.part"))
     }
 
-    /// Creates (or truncates) the part file for an object.
-    pub(super) fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
+    /// The inbox's staging folder, made (mode 0700) if it is not there.
+    pub(super) fn staging_dir(inbox: &Path) -> io::Result<PathBuf> {
         let dir = inbox.join(STAGING);
         if !dir.is_dir() {
             fs::create_dir_all(inbox)?;
@@ -95,6 +97,12 @@ impl Lander {
                 Err(e) => return Err(e),
             }
         }
+        Ok(dir)
+    }
+
+    /// Creates (or truncates) the part file for an object.
+    pub(super) fn create_part(inbox: &Path, id: ObjectId) -> io::Result<(PathBuf, File)> {
+        Self::staging_dir(inbox)?;
         let path = Self::part_path(inbox, id);
         let f = OpenOptions::new()
             .write(true)
@@ -138,8 +146,9 @@ impl Lander {
         deliver(&Self::part_path(inbox, id), inbox, name)
     }
 
-    /// Finishes deliveries a crash interrupted and deletes uncommitted part files.
-    /// Returns the objects delivered now, with their paths.
+    /// Finishes deliveries a crash interrupted and deletes uncommitted part files, and
+    /// every other file of the staging folder: sealed copies ([`super::staged`]), masked
+    /// copies. Returns the objects delivered now, with their paths.
     pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<(ObjectId, PathBuf)>> {
         let dir = inbox.join(STAGING);
         let mut done = Vec::new();
@@ -205,13 +214,19 @@ impl Lander {
         Ok(n)
     }
 
-    /// Deletes the part file of one object of a `messages` channel, if there is one
-    /// (never renamed into the inbox: see [`Lander::discard_parts`]).
+    /// Deletes the part file and the sealed copy of one object of a `messages` channel,
+    /// where they are (never renamed into the inbox: see [`Lander::discard_parts`]).
     pub fn discard_part(inbox: &Path, id: ObjectId) -> io::Result<()> {
-        match fs::remove_file(Self::part_path(inbox, id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let sealed = inbox
+            .join(STAGING)
+            .join(format!("{id}{}", super::staged::SEALED_SUFFIX));
+        for path in [Self::part_path(inbox, id), sealed] {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// If an object was committed but its part file was not yet renamed in, delivers it.

@@ -5,13 +5,19 @@
 //! ```text
 //!  link shell ─► begin ─────────────► Arriving ─► write(bytes)* ─► finish
 //!                 │ signature, sender, channel   (every chunk hashed    │ size, whole hash,
-//!                 │ received over THIS link      before it is written)  │ fsync ─► Received
-//!                 │ duplicate? name, size, room (space ledger)          ▼
-//!                 │                                      inspect again (own policy) ─► Cleared
+//!                 │ received over THIS link      before it is written   │ fsync ─► Received
+//!                 │ duplicate? name, size, room  to the staged copy,    ▼
+//!                 │ (space ledger)               sealed at rest)  inspect again (own
+//!                 │                                               policy) ─► Cleared
 //!                 │                                                     ▼
-//!                 └─ any refusal ─► refuse: quarantine + audit ◄─── land: audit (write-ahead),
-//!                                   + metric + log + outcome         marker, rename into inbox
+//!                 └─ any refusal ─► refuse: quarantine + audit ◄─── land: unseal into the
+//!                                   + metric + log + outcome         part file, audit
+//!                                                                    (write-ahead), marker,
+//!                                                                    rename into inbox
 //! ```
+//!
+//! With a data key the staged copy is sealed ([`staged`]): what this node has not cleared
+//! never rests in plaintext on its disk.
 //!
 //! The stage values (`Arriving`, `Received`, `Cleared`) can only be made here, by the step
 //! that did the work: nothing lands that was not verified and inspected again.
@@ -21,6 +27,7 @@ pub mod land;
 pub mod messages;
 pub mod release;
 pub mod space;
+pub mod staged;
 pub mod stream;
 
 use crate::core::id::ObjectId;
@@ -28,15 +35,14 @@ use crate::core::manifest::Manifest;
 use crate::core::reason::{Reason, Refusal, Side};
 use crate::core::verify::{BeginRefusal, Reception, Verified};
 use crate::core::wire::{LinkKind, ReceiptStatus};
-use crate::inspect::{InspectError, Masked, inspect_file};
+use crate::inspect::{InspectError, Masked, inspect_stored};
 use crate::node::config::{Channel, Role};
 use crate::node::{Fault, Node, NodeError, Refused};
 use crate::ops::events::{self, Subject};
 use land::{Lander, Outcome};
+use staged::{Staged, StagedWriter};
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Quarantine directory for objects whose manifest could not be trusted.
@@ -70,12 +76,13 @@ pub enum Begin {
 }
 
 /// An object whose signed manifest verified and passed the pre-checks; its bytes are
-/// arriving into a part file in the inbox's staging directory.
+/// arriving into its staged copy in the inbox's staging directory (sealed at rest where the
+/// node has a data key: [`staged`]).
 pub struct Arriving {
     channel: Channel,
     manifest: Manifest,
-    part: PathBuf,
-    file: File,
+    staged: Staged,
+    file: StagedWriter,
     reception: Reception,
     refused: Option<Refusal>,
     failed: Option<std::io::Error>,
@@ -83,11 +90,11 @@ pub struct Arriving {
     _busy: BusyGuard,
 }
 
-/// An object whose every byte verified and is durable in its part file.
+/// An object whose every byte verified and is durable in its staged copy.
 pub struct Received {
     channel: Channel,
     verified: Verified,
-    part: PathBuf,
+    staged: Staged,
 }
 
 /// A received object this node's own policy accepted: ready to land.
@@ -134,9 +141,9 @@ impl Arriving {
         true
     }
 
-    /// Drops the part file (the link lost this copy; the next one is awaited).
+    /// Drops the staged copy (the link lost this copy; the next one is awaited).
     pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.part);
+        let _ = self.staged.remove();
     }
 }
 
@@ -367,13 +374,11 @@ impl Receiver {
 
         // disk safety: the object's declared size is reserved above the floor before its
         // first byte is written; without room it waits (sent again later, or its repeat)
-        // a policy that masks writes a masked copy beside the part file while it inspects
-        // (masking keeps the length), so such an object needs its size twice
-        let need = if policy.masks() {
-            m.size.saturating_mul(2)
-        } else {
-            m.size
-        };
+        // a policy that masks writes a masked copy beside the staged one while it inspects
+        // (masking keeps the length), and a sealed copy is unsealed beside itself to land,
+        // so such an object needs its size twice
+        let keys = self.node.keys.data();
+        let need = Staged::room(m.size, keys.is_some(), policy.masks());
         let (room, waiting) =
             self.space
                 .reserve(&channel.name, &channel.inbox, id, need, crate::mono_ms());
@@ -385,11 +390,11 @@ impl Receiver {
                 return Begin::Answered(Some((id, ReceiptStatus::Retry)));
             }
         };
-        match Lander::create_part(&channel.inbox, id) {
-            Ok((part, file)) => Begin::Arriving(Box::new(Arriving {
+        match Staged::create(&channel.inbox, &channel.name, id, keys) {
+            Ok((staged, file)) => Begin::Arriving(Box::new(Arriving {
                 channel,
                 manifest: m,
-                part,
+                staged,
                 file,
                 reception,
                 refused: None,
@@ -398,7 +403,7 @@ impl Receiver {
                 _busy: busy,
             })),
             Err(e) => {
-                tracing::error!(inbox = %channel.inbox.display(), error = %e, "cannot create a part file");
+                tracing::error!(inbox = %channel.inbox.display(), error = %e, "cannot create a staged copy");
                 Begin::Answered(Some((id, ReceiptStatus::Retry)))
             }
         }
@@ -482,7 +487,7 @@ impl Receiver {
         let Arriving {
             channel,
             manifest: m,
-            part,
+            staged,
             file,
             reception,
             refused,
@@ -491,41 +496,47 @@ impl Receiver {
             _busy,
         } = arriving;
         // kept until the object has landed or was answered: what is left of it is the room
-        // for the masked copy that inspection may write beside the part file
+        // for the masked copy that inspection may write beside the staged copy, or for the
+        // part file a sealed copy is unsealed into
         let _room = room;
         if let Some(e) = failed {
-            let _ = std::fs::remove_file(&part);
+            let _ = staged.remove();
             return Err(e.into());
         }
         let verified = match refused {
             Some(r) => Err(r),
             None if !complete => {
-                std::fs::remove_file(&part)?;
+                staged.remove()?;
                 return Ok(None);
             }
             None => reception.finish(),
         };
+        // the copy ends (a sealed one's last chunk) and is durable before anything reads it
+        if let Err(e) = file.finish() {
+            let _ = staged.remove();
+            return Err(e.into());
+        }
         let verified = match verified {
             Ok(v) => v,
             Err(refusal) => {
                 // what arrived is not what the manifest signs: the record names the hash
                 // and size of the bytes received (in quarantine), not the manifest's
+                let (size, digest) = staged.measure(self.node.cfg.node.suite)?;
                 let received = Subject {
-                    size: Some(std::fs::symlink_metadata(&part)?.len()),
-                    digest: Some(crate::node::hash_file(&part, self.node.cfg.node.suite)?),
+                    size: Some(size),
+                    digest: Some(digest),
                     ..subject(&m)
                 };
-                self.refuse_as(&channel, received, Some(&part), &refusal)?;
+                self.refuse_as(&channel, received, Some(&staged), &refusal)?;
                 self.lander
                     .record(&channel.name, m.object_id, Outcome::Quarantined, &m.name)?;
                 return Ok(Some(ReceiptStatus::Quarantined));
             }
         };
-        file.sync_all()?;
         let received = Received {
             channel,
             verified,
-            part,
+            staged,
         };
         match self.inspect(received)? {
             Inspected::Cleared(c) => self.land(*c).map(Some),
@@ -538,9 +549,13 @@ impl Receiver {
         let node = &self.node;
         let m = &received.verified.manifest;
         let channel = &received.channel;
-        let part = &received.part;
+        let staged = &received.staged;
         let policy = node.policies.get(&channel.name);
-        let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
+        let work = staged
+            .path()
+            .parent()
+            .unwrap_or(&channel.inbox)
+            .to_path_buf();
         // the approvals again, with the policy in force now (it may have been reloaded
         // while the content arrived)
         let approvals = match check_approvals(
@@ -550,30 +565,36 @@ impl Receiver {
         ) {
             Ok(a) => a,
             Err(refusal) => {
-                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
+                self.refuse_received(channel, m, Some(staged), &refusal, Outcome::Quarantined)?;
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
             }
         };
-        let accepted = match inspect_file(&policy, &m.name, part, &work, self.node.cfg.node.suite) {
+        let inspected = inspect_stored(
+            &policy,
+            &m.name,
+            staged.path(),
+            &work,
+            staged.sealing().as_ref(),
+            self.node.cfg.node.suite,
+        );
+        let accepted = match inspected {
             Ok(Ok(a)) => a,
             Ok(Err(refusal)) => {
-                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
+                self.refuse_received(channel, m, Some(staged), &refusal, Outcome::Quarantined)?;
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));
             }
             Err(InspectError::Io(e)) => {
                 // a full disk while the masked copy was written, say: nothing stays behind
                 // in the inbox's staging folder; the object is sent (or repeated) again
-                if let Err(rm) = std::fs::remove_file(part)
-                    && rm.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(part = %part.display(), error = %rm, "cannot remove a part file after a failed inspection");
+                if let Err(rm) = staged.remove() {
+                    tracing::warn!(part = %staged.path().display(), error = %rm, "cannot remove a staged copy after a failed inspection");
                 }
                 return Err(e.into());
             }
             Err(InspectError::Scan(e)) => {
                 // fail closed: the content stays out until it can be scanned; the peer sends
                 // it again, until this node's waiting time is over
-                std::fs::remove_file(part)?;
+                staged.remove()?;
                 // how long it has waited: on the monotonic clock
                 let now = crate::mono_ms();
                 let first = *self
@@ -621,19 +642,25 @@ impl Receiver {
         let Received {
             channel,
             verified,
-            part,
+            staged,
         } = received;
         let m = &verified.manifest;
         if channel.is_messages() {
-            return self.land_messages(&channel, m, &part, masked.as_ref());
+            return self.land_messages(&channel, m, &staged, masked.as_ref());
         }
         if let Some(masked) = &masked {
-            // our own policy masks what the sender did not: the masked copy is what lands
+            // our own policy masks what the sender did not: the masked copy (sealed like
+            // the staged one) is what lands
             node.masked(subject(m), m.digest, masked)?;
-            std::fs::rename(&masked.path, &part)?;
-            if let Some(dir) = part.parent() {
+            std::fs::rename(&masked.path, staged.path())?;
+            if let Some(dir) = staged.path().parent() {
                 crate::fsx::sync_dir(dir)?;
             }
+        }
+        // cleared: only now does its plaintext rest on disk, as the part file that lands
+        if let Err(e) = staged.unseal(&channel.inbox, m.object_id) {
+            let _ = staged.remove();
+            return Err(e.into());
         }
         for detail in approvals {
             let mut e = crate::audit::Entry::object(&m.channel, m.object_id, &m.name);
@@ -655,6 +682,9 @@ impl Receiver {
         let path = self
             .lander
             .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+        if let Err(e) = staged.remove_sealed() {
+            tracing::warn!(part = %staged.path().display(), error = %e, "cannot remove the sealed copy of a landed object; the next start removes it");
+        }
         tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
         Ok(ReceiptStatus::Landed)
     }
@@ -662,12 +692,12 @@ impl Receiver {
     /// Lands a cleared batch of a messages channel: its messages (the masked copy's when
     /// this node masked) are appended to the channel's message log, durably and once
     /// (`message_delivered` / `message_duplicate`); then the object is recorded as landed;
-    /// then its part file is deleted (never renamed into the inbox).
+    /// then its staged copy is deleted (never renamed into the inbox).
     fn land_messages(
         &self,
         channel: &Channel,
         m: &Manifest,
-        part: &Path,
+        staged: &Staged,
         masked: Option<&Masked>,
     ) -> Result<ReceiptStatus, Fault> {
         let node = &self.node;
@@ -682,13 +712,15 @@ impl Receiver {
                 node.masked(subject(m), m.digest, mk)?;
                 mk.path.as_path()
             }
-            None => part,
+            None => staged.path(),
         };
         // the batch passed this node's inspection under a messages policy, which parsed it
         // and refused any body not in compact form (and a masked copy is written compact):
         // read as written. Under any other policy nothing checked its messages: refused.
         let read = if node.policies.get(&channel.name).messages.is_some() {
-            std::fs::read(landing).map(|b| crate::core::message::read_written_batch(&b))?
+            staged
+                .read_path(landing)
+                .map(|b| crate::core::message::read_written_batch(&b))?
         } else {
             Err(crate::core::message::BatchError::Shape(
                 "the channel's policy in force has no [messages] rules: its messages were not checked",
@@ -698,7 +730,7 @@ impl Receiver {
             Ok(b) => b,
             Err(e) => {
                 let refusal = Refusal::new(Reason::MessageMalformed, e.to_string());
-                self.refuse_received(channel, m, Some(part), &refusal, Outcome::Quarantined)?;
+                self.refuse_received(channel, m, Some(staged), &refusal, Outcome::Quarantined)?;
                 if masked.is_some() {
                     let _ = std::fs::remove_file(landing);
                 }
@@ -714,14 +746,14 @@ impl Receiver {
         let appended = messages::land_batch(node, log, m.object_id, &batch)?;
         self.lander
             .record(&channel.name, m.object_id, Outcome::Landed, &m.name)?;
-        for p in [Some(part), masked.map(|mk| mk.path.as_path())]
+        for p in [Some(staged.path()), masked.map(|mk| mk.path.as_path())]
             .into_iter()
             .flatten()
         {
             if let Err(e) = std::fs::remove_file(p)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!(part = %p.display(), error = %e, "cannot remove a landed batch's part file");
+                tracing::warn!(part = %p.display(), error = %e, "cannot remove a landed batch's staged copy");
             }
         }
         tracing::debug!(channel = %channel.name, object = %m.object_id, delivered = appended.delivered.len(), duplicates = appended.duplicates.len(), already = appended.already, "batch of messages landed");
@@ -736,7 +768,7 @@ impl Receiver {
             .remove(&id);
     }
 
-    /// Quarantines a received object (with its part file, if any), records the outcome so
+    /// Quarantines a received object (with its staged copy, if any), records the outcome so
     /// that a resend is answered the same way, and audits it. `Outcome::Refused`: refused
     /// before any content was read (the sender keeps the content, in its own quarantine);
     /// `Outcome::Quarantined`: the content was received and is in this node's quarantine.
@@ -749,30 +781,30 @@ impl Receiver {
         &self,
         channel: &Channel,
         m: &Manifest,
-        part: Option<&Path>,
+        staged: Option<&Staged>,
         refusal: &Refusal,
         outcome: Outcome,
     ) -> Result<(), Fault> {
-        self.refuse_as(channel, subject(m), part, refusal)?;
+        self.refuse_as(channel, subject(m), staged, refusal)?;
         self.lander
             .record(&channel.name, m.object_id, outcome, &m.name)?;
         Ok(())
     }
 
-    /// Quarantines a received object described by `subject` (with its part file, if any)
+    /// Quarantines a received object described by `subject` (with its staged copy, if any)
     /// and audits it.
     fn refuse_as(
         &self,
         channel: &Channel,
         subject: Subject<'_>,
-        part: Option<&Path>,
+        staged: Option<&Staged>,
         refusal: &Refusal,
     ) -> Result<(), Fault> {
         self.node.refuse(
             &Refused {
                 subject,
                 quarantine: &channel.quarantine,
-                content: part.map(crate::node::quarantine::Held::Entry),
+                content: staged.map(Staged::held),
                 side: Side::Receiver,
             },
             refusal,

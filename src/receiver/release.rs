@@ -9,26 +9,29 @@
 //! keep, so they cannot be checked again; the sender sends the object again with them.
 //!
 //! ```text
-//! pending record ─► quarantine/<ch>/<id> ─copy, fsync─► <inbox>/.isogate-tmp/<id>.part
-//!   ─► audit quarantine_released (who) ─► inspect_file (this node's policy in force)
-//!        accepted ─► audit landed (durable) ─► Lander::land (marker `landed`, rename)
+//! pending record ─► quarantine/<ch>/<id> ─copy, fsync─► the staged copy (sealed again
+//!   where the node seals: <inbox>/.isogate-tmp/<id>.sealed, else <id>.part)
+//!   ─► audit quarantine_released (who) ─► inspect (this node's policy in force)
+//!        accepted ─► unseal into <id>.part ─► audit landed (durable)
+//!                    ─► Lander::land (marker `landed`, rename)
 //!                    ─► entry purged ─► pending record removed
 //!        refused  ─► Node::refuse: the same entry, its reason file rewritten; part removed
 //!                    ─► pending record removed
 //! ```
 //!
 //! Recovery of a pending record: the delivery marker says `landed` → the entry goes;
-//! otherwise the part file (if any) goes and the entry stays in quarantine.
+//! otherwise the staged copy and part file (if any) go and the entry stays in quarantine.
 
 use super::Receiver;
 use super::land::{Lander, Outcome, first_free};
+use super::staged::Staged;
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::core::reason::Side;
-use crate::inspect::inspect_file;
+use crate::inspect::inspect_stored;
 use crate::node::desk::{self, Desk, Pending, Releaser, Who};
-use crate::node::quarantine::{self, Held, Listed, NotReleasable};
-use crate::node::{Fault, Refused, hash_file};
+use crate::node::quarantine::{self, Listed, NotReleasable};
+use crate::node::{Fault, Refused};
 use crate::ops::events::Subject;
 use std::io;
 use std::sync::Arc;
@@ -71,11 +74,8 @@ impl Releaser for ReceiveRelease {
         // policy masks: the masked copy is written beside it), held until it has landed
         let policy = node.policies.get(&channel.name);
         let size = e.size.unwrap_or(0);
-        let need = if policy.masks() {
-            size.saturating_mul(2)
-        } else {
-            size
-        };
+        let keys = node.keys.data();
+        let need = Staged::room(size, keys.is_some(), policy.masks());
         let (room, _) = r
             .space
             .reserve(&channel.name, &channel.inbox, new, need, crate::mono_ms());
@@ -87,30 +87,33 @@ impl Releaser for ReceiveRelease {
             }
         };
         desk.begin(&pending)?;
-        let copied = (|| -> io::Result<std::path::PathBuf> {
-            let (part, mut file) = Lander::create_part(&channel.inbox, new)?;
-            let mut src = quarantine::open_content(&e.path, node.keys.data().as_deref())?;
+        // the quarantined copy is read into the staged copy, sealed again where the node
+        // seals: nothing of it rests in plaintext until it is cleared
+        let staged = Staged::of(&channel.inbox, &channel.name, new, keys.clone());
+        let copied = (|| -> io::Result<()> {
+            let (_, mut file) = Staged::create(&channel.inbox, &channel.name, new, keys.clone())?;
+            let mut src = quarantine::open_content(&e.path, keys.as_deref())?;
             io::copy(&mut src, &mut file)?;
-            file.sync_all()?;
-            Ok(part)
+            file.finish()
         })();
-        let part = match copied {
-            Ok(p) => p,
-            Err(err) => {
-                let _ = std::fs::remove_file(Lander::part_path(&channel.inbox, new));
-                let _ = desk.end(&pending);
-                return Err(err.into());
-            }
+        let cleanup = || {
+            let _ = staged.remove();
+            let _ = std::fs::remove_file(Lander::part_path(&channel.inbox, new));
         };
+        if let Err(err) = copied {
+            cleanup();
+            let _ = desk.end(&pending);
+            return Err(err.into());
+        }
         // before its `quarantine_released` record: nothing to say
         let unbegun = |err: Fault| {
-            let _ = std::fs::remove_file(&part);
+            cleanup();
             let _ = desk.end(&pending);
             err
         };
         // after it: the withdrawal is on record too
         let withdraw = |err: Fault| {
-            let _ = std::fs::remove_file(&part);
+            cleanup();
             let _ = desk.end(&pending);
             desk::audit_withdrawn(node, &e.channel, old, Some(&who.detail()), &err.to_string());
             err
@@ -123,12 +126,24 @@ impl Releaser for ReceiveRelease {
         node.audit
             .durable(Event::QuarantineReleased, rec)
             .map_err(|err| unbegun(err.into()))?;
-        let work = part.parent().unwrap_or(&channel.inbox).to_path_buf();
-        let line = match inspect_file(&policy, &e.name, &part, &work, node.cfg.node.suite) {
+        let work = staged
+            .path()
+            .parent()
+            .unwrap_or(&channel.inbox)
+            .to_path_buf();
+        let suite = node.cfg.node.suite;
+        let inspected = inspect_stored(
+            &policy,
+            &e.name,
+            staged.path(),
+            &work,
+            staged.sealing().as_ref(),
+            suite,
+        );
+        let line = match inspected {
             Ok(Ok(accepted)) => {
-                let original =
-                    hash_file(&part, node.cfg.node.suite).map_err(|err| withdraw(err.into()))?;
-                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                let (size, original) = staged.measure(suite).map_err(|err| withdraw(err.into()))?;
+                let size = Some(size);
                 let subject = Subject {
                     channel: &channel.name,
                     id: new,
@@ -138,15 +153,17 @@ impl Releaser for ReceiveRelease {
                 };
                 if let Some(m) = &accepted.masked {
                     node.masked(subject, original, m).map_err(&withdraw)?;
-                    std::fs::rename(&m.path, &part).map_err(|err| withdraw(err.into()))?;
+                    std::fs::rename(&m.path, staged.path()).map_err(|err| withdraw(err.into()))?;
                     crate::fsx::sync_dir(&work).map_err(|err| withdraw(err.into()))?;
                 }
-                let sha =
-                    hash_file(&part, node.cfg.node.suite).map_err(|err| withdraw(err.into()))?;
-                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                let (size, sha) = staged.measure(suite).map_err(|err| withdraw(err.into()))?;
+                // cleared: its plaintext rests on disk only now, as the part file that lands
+                staged
+                    .unseal(&channel.inbox, new)
+                    .map_err(|err| withdraw(err.into()))?;
                 let planned = first_free(&channel.inbox, &e.name);
                 let mut rec = Entry::object(&channel.name, new, &e.name);
-                rec.size = size;
+                rec.size = Some(size);
                 rec.digest = Some(sha);
                 rec.peer = Some(node.cfg.peer.name.clone());
                 let mut detail = format!("released from quarantine {}", who.detail());
@@ -167,9 +184,12 @@ impl Releaser for ReceiveRelease {
                 node.metrics
                     .land_bytes
                     .with_label_values(&[channel.name.as_str()])
-                    .inc_by(size.unwrap_or(0));
-                tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size = size.unwrap_or(0), "landed");
+                    .inc_by(size);
+                tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size, "landed");
                 let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
+                if let Err(err) = staged.remove_sealed() {
+                    tracing::warn!(part = %staged.path().display(), error = %err, "cannot remove the sealed copy of a released object; the next start removes it");
+                }
                 let landed = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -183,7 +203,7 @@ impl Releaser for ReceiveRelease {
                 )
             }
             Ok(Err(refusal)) => {
-                let size = std::fs::metadata(&part).map(|m| m.len()).ok();
+                let size = staged.open().and_then(|c| c.len()).ok();
                 node.refuse(
                     &Refused {
                         subject: Subject {
@@ -194,7 +214,7 @@ impl Releaser for ReceiveRelease {
                             digest: None,
                         },
                         quarantine: &channel.quarantine,
-                        content: Some(Held::Entry(&part)),
+                        content: Some(staged.held()),
                         side: Side::Receiver,
                     },
                     &refusal,
@@ -236,11 +256,7 @@ impl Releaser for ReceiveRelease {
             }
         } else {
             if let (Some(c), Some(id)) = (r.node.cfg.channel(&p.channel), id) {
-                match std::fs::remove_file(Lander::part_path(&c.inbox, id)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+                Lander::discard_part(&c.inbox, id)?;
             }
             desk::audit_withdrawn(
                 &r.node,

@@ -72,6 +72,34 @@ pub fn part_bytes(inbox: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Checks what a receiver keeps of an object arriving in `inbox` while it arrives (its node
+/// seals at rest): every file of the staging folder over 1 MiB is a sealed copy
+/// (`<id>.sealed`), at least one is there, and none holds any of `plaintext` (windows of
+/// the content being sent). Reads each file whole: for files of some MiB.
+pub fn assert_staging_sealed(inbox: &Path, plaintext: &[&[u8]]) {
+    let mut sealed = 0;
+    for entry in fs::read_dir(inbox.join(STAGING)).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = fs::read(entry.path()).unwrap();
+        if bytes.len() > 1 << 20 {
+            assert!(
+                name.ends_with(".sealed"),
+                "a large staged file in plaintext: {name}"
+            );
+        }
+        if name.ends_with(".sealed") {
+            sealed += 1;
+            for p in plaintext {
+                assert!(
+                    !bytes.windows(p.len()).any(|w| w == *p),
+                    "{name} holds plaintext of what arrives"
+                );
+            }
+        }
+    }
+    assert!(sealed > 0, "no sealed copy in {}", inbox.display());
+}
+
 /// Watches an inbox until finished: every entry that appears must be an expected name,
 /// with its full size and, looked at once, its expected hash; never a partial file,
 /// never a temporary name, never a second copy under another name.

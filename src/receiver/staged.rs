@@ -1,0 +1,376 @@
+//! Where a received object rests between its first byte and its verdict: the inbox's
+//! staging folder, sealed at rest (AES-256-GCM, or SM4-GCM on a `gm` key) where the node
+//! has a data key, so that nothing this node has not yet verified and inspected again
+//! rests in plaintext on its disk.
+//!
+//! ```text
+//!  with [node] data_key:
+//!    <inbox>/.isogate-tmp/<id>.sealed   as it arrives, sealed for "received/<channel>/<id>"
+//!      verified, inspected again through the key (a masked copy is sealed beside it and
+//!      takes its place)
+//!      cleared ─► unseal: <id>.part, plaintext, fsynced ─► Lander::land ─► .sealed removed
+//!  without one:
+//!    <inbox>/.isogate-tmp/<id>.part     as it arrives, plaintext; landed by one rename
+//! ```
+//!
+//! The plaintext part file is written only for an object this node has cleared for its
+//! inbox, which is plaintext by design (applications read it). Recovery never reads a
+//! `.sealed` file: it deletes it. An object not yet committed is sent again; a committed
+//! one has its part file whole already, as the part file is fsynced before the landing
+//! marker is written.
+
+use super::land::Lander;
+use crate::core::id::ObjectId;
+use crate::fsx::open_nofollow;
+use crate::keys::at_rest::{self, DataKeys, SealWriter, SealedFile, Sealing, Stored};
+use crate::keys::suite::Suite;
+use crate::node::quarantine::Held;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Suffix of a staged copy sealed at rest.
+pub const SEALED_SUFFIX: &str = ".sealed";
+
+/// A received object's copy in its inbox's staging folder: sealed with the node's data keys
+/// where it has them, else the plaintext part file itself.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    path: PathBuf,
+    /// The keys it is sealed with and what the sealing is bound to.
+    sealing: Option<(Arc<DataKeys>, Vec<u8>)>,
+}
+
+/// Writes a staged copy as its bytes arrive; [`StagedWriter::finish`] makes it durable.
+pub enum StagedWriter {
+    /// The plaintext part file (a node without a data key).
+    Plain(File),
+    /// The sealed copy.
+    Sealed(SealWriter<BufWriter<File>>),
+}
+
+impl Write for StagedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            StagedWriter::Plain(f) => f.write(buf),
+            StagedWriter::Sealed(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            StagedWriter::Plain(f) => f.flush(),
+            StagedWriter::Sealed(w) => w.flush(),
+        }
+    }
+}
+
+impl StagedWriter {
+    /// Ends the copy (a sealed one's last chunk) and fsyncs it.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn finish(self) -> io::Result<()> {
+        let file = match self {
+            StagedWriter::Plain(f) => f,
+            StagedWriter::Sealed(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
+        };
+        file.sync_all()
+    }
+}
+
+/// What a staged copy's sealing is bound to: its channel and object id, so that a copy
+/// moved over another object's name never opens.
+fn context(channel: &str, id: ObjectId) -> Vec<u8> {
+    format!("received/{channel}/{id}").into_bytes()
+}
+
+impl Staged {
+    /// The staged copy of object `id` of `channel` in `inbox`: sealed with `keys` when given.
+    pub fn of(inbox: &Path, channel: &str, id: ObjectId, keys: Option<Arc<DataKeys>>) -> Staged {
+        match keys {
+            Some(k) => Staged {
+                path: inbox
+                    .join(super::land::STAGING)
+                    .join(format!("{id}{SEALED_SUFFIX}")),
+                sealing: Some((k, context(channel, id))),
+            },
+            None => Staged {
+                path: Lander::part_path(inbox, id),
+                sealing: None,
+            },
+        }
+    }
+
+    /// Creates (or truncates) the staged copy of object `id` and opens it for writing: a
+    /// sealed copy (mode 0600) with `keys`, else the plaintext part file.
+    ///
+    /// # Errors
+    /// The staging folder or the file cannot be made; the random source failed.
+    pub fn create(
+        inbox: &Path,
+        channel: &str,
+        id: ObjectId,
+        keys: Option<Arc<DataKeys>>,
+    ) -> io::Result<(Staged, StagedWriter)> {
+        let staged = Staged::of(inbox, channel, id, keys);
+        let writer = match &staged.sealing {
+            None => StagedWriter::Plain(Lander::create_part(inbox, id)?.1),
+            Some((keys, context)) => {
+                Lander::staging_dir(inbox)?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&staged.path)?;
+                StagedWriter::Sealed(SealWriter::new(keys, BufWriter::new(file), context)?)
+            }
+        };
+        Ok((staged, writer))
+    }
+
+    /// The file on disk.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the copy is sealed at rest.
+    pub fn is_sealed(&self) -> bool {
+        self.sealing.is_some()
+    }
+
+    /// How the content engine reads it ([`crate::inspect::inspect_stored`]): through the
+    /// keys, its masked copy sealed for the same context.
+    pub fn sealing(&self) -> Option<Sealing<'_>> {
+        self.sealing.as_ref().map(|(keys, context)| Sealing {
+            keys: keys.as_ref(),
+            context,
+        })
+    }
+
+    /// What the quarantine takes: the sealed copy (read through the keys, sealed again for
+    /// its quarantine name) or the plaintext part file.
+    pub fn held(&self) -> Held<'_> {
+        match &self.sealing {
+            Some((_, context)) => Held::Stored {
+                path: &self.path,
+                context,
+            },
+            None => Held::Entry(&self.path),
+        }
+    }
+
+    /// Opens `path` for reading its plaintext: this copy, or a copy sealed for the same
+    /// context beside it (the masked copy), never through a symbolic link.
+    ///
+    /// # Errors
+    /// Opening failed; a sealed copy whose header or last chunk does not open
+    /// (`InvalidData`).
+    pub fn open_path(&self, path: &Path) -> io::Result<Stored> {
+        let file = open_nofollow(path)?;
+        match &self.sealing {
+            Some((keys, context)) => Ok(Stored::Sealed(SealedFile::open(keys, file, context)?)),
+            None => Ok(Stored::Plain(file)),
+        }
+    }
+
+    /// Opens this copy for reading its plaintext ([`Staged::open_path`]).
+    ///
+    /// # Errors
+    /// As [`Staged::open_path`].
+    pub fn open(&self) -> io::Result<Stored> {
+        self.open_path(&self.path)
+    }
+
+    /// The plaintext's size in bytes and its hash under `suite` (SHA-256 or SM3), read in
+    /// bounded chunks.
+    ///
+    /// # Errors
+    /// Reading failed; a sealed chunk does not open (`InvalidData`).
+    pub fn measure(&self, suite: Suite) -> io::Result<(u64, [u8; 32])> {
+        let mut content = self.open()?;
+        let size = content.len()?;
+        let (digest, _) = crate::core::digest::hash_content(
+            &mut content,
+            crate::core::manifest::CHUNK_SIZE,
+            suite,
+        )?;
+        Ok((size, digest))
+    }
+
+    /// Reads all of `path`'s plaintext ([`Staged::open_path`]): a batch of messages, which
+    /// its policy bounds.
+    ///
+    /// # Errors
+    /// As [`Staged::open_path`]; reading failed.
+    pub fn read_path(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut content = self.open_path(path)?;
+        let mut out = Vec::new();
+        content.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Makes the plaintext part file of a cleared object, fsynced, for
+    /// [`Lander::land`]: decrypted from the sealed copy (a chunk that does not open fails
+    /// it, and no part file is left); without sealing the copy is the part file already.
+    ///
+    /// # Errors
+    /// Reading the sealed copy or writing the part file failed.
+    pub fn unseal(&self, inbox: &Path, id: ObjectId) -> io::Result<()> {
+        if self.sealing.is_none() {
+            return Ok(());
+        }
+        let written = (|| {
+            let mut from = self.open()?;
+            let (_, file) = Lander::create_part(inbox, id)?;
+            let mut to = BufWriter::with_capacity(at_rest::CHUNK, file);
+            io::copy(&mut from, &mut to)?;
+            to.into_inner().map_err(|e| e.into_error())?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(Lander::part_path(inbox, id));
+        }
+        written
+    }
+
+    /// Removes the sealed copy once the part file has landed (or the object was refused):
+    /// nothing to do for a plaintext part file, which landing renamed. Gone already is fine.
+    ///
+    /// # Errors
+    /// Removing failed.
+    pub fn remove_sealed(&self) -> io::Result<()> {
+        if self.sealing.is_none() {
+            return Ok(());
+        }
+        self.remove()
+    }
+
+    /// Removes the copy (an abandoned or failed arrival). Gone already is fine.
+    ///
+    /// # Errors
+    /// Removing failed.
+    pub fn remove(&self) -> io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The room an object of `size` bytes needs in its inbox's file system while it is
+    /// received and landed: the staged copy, and beside it the masked copy when the policy
+    /// `masks`, or, when sealed, the plaintext part file it is unsealed into.
+    pub fn room(size: u64, sealed: bool, masks: bool) -> u64 {
+        if sealed {
+            at_rest::sealed_len(size).saturating_mul(2)
+        } else if masks {
+            size.saturating_mul(2)
+        } else {
+            size
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(dir: &Path) -> Arc<DataKeys> {
+        let path = dir.join("data.key");
+        DataKeys::add_key(&path, Suite::Default).unwrap();
+        Arc::new(DataKeys::load(&path).unwrap())
+    }
+
+    const MARKER: &[u8] = b"RECEIVED-MARKER-0042 ";
+
+    #[test]
+    fn a_sealed_copy_holds_no_plaintext_and_unseals_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let id = ObjectId([7; 16]);
+        let (staged, mut w) = Staged::create(&inbox, "in", id, Some(keys(t.path()))).unwrap();
+        let plain: Vec<u8> = MARKER.iter().copied().cycle().take(200_000).collect();
+        for piece in plain.chunks(1000) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap();
+        assert!(staged.path().ends_with(format!("{id}.sealed")));
+        let stored = std::fs::read(staged.path()).unwrap();
+        assert!(!stored.windows(MARKER.len()).any(|w| w == MARKER));
+        assert_eq!(stored.len() as u64, at_rest::sealed_len(plain.len() as u64));
+        let (size, digest) = staged.measure(Suite::Default).unwrap();
+        assert_eq!(size, plain.len() as u64);
+        let mut h = crate::keys::suite::Hasher::new(Suite::Default);
+        h.update(&plain);
+        assert_eq!(digest, h.finish());
+        assert!(!Lander::part_path(&inbox, id).exists());
+        staged.unseal(&inbox, id).unwrap();
+        assert_eq!(std::fs::read(Lander::part_path(&inbox, id)).unwrap(), plain);
+        staged.remove_sealed().unwrap();
+        assert!(!staged.path().exists());
+        staged.remove_sealed().unwrap();
+    }
+
+    #[test]
+    fn a_flipped_byte_is_refused_and_leaves_no_part_file() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let id = ObjectId([8; 16]);
+        let (staged, mut w) = Staged::create(&inbox, "in", id, Some(keys(t.path()))).unwrap();
+        w.write_all(&vec![b'x'; 3 * at_rest::CHUNK + 10]).unwrap();
+        w.finish().unwrap();
+        let mut stored = std::fs::read(staged.path()).unwrap();
+        stored[at_rest::HEADER_LEN + at_rest::CHUNK + 100] ^= 1;
+        std::fs::write(staged.path(), &stored).unwrap();
+        let e = staged.unseal(&inbox, id).unwrap_err();
+        assert!(at_rest::is_tampered(&e), "{e}");
+        assert!(!Lander::part_path(&inbox, id).exists());
+        assert!(staged.measure(Suite::Default).is_err());
+    }
+
+    #[test]
+    fn a_sealed_copy_opens_only_under_its_own_object() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let k = keys(t.path());
+        let a = ObjectId([1; 16]);
+        let b = ObjectId([2; 16]);
+        let (sa, mut w) = Staged::create(&inbox, "in", a, Some(k.clone())).unwrap();
+        w.write_all(b"a's content").unwrap();
+        w.finish().unwrap();
+        let sb = Staged::of(&inbox, "in", b, Some(k.clone()));
+        std::fs::rename(sa.path(), sb.path()).unwrap();
+        assert!(at_rest::is_tampered(&sb.open().err().unwrap()));
+        // the same id on another channel does not open either
+        let other = Staged::of(&inbox, "other", b, Some(k));
+        assert!(other.open().is_err());
+    }
+
+    #[test]
+    fn without_a_data_key_the_part_file_is_the_copy() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let id = ObjectId([9; 16]);
+        let (staged, mut w) = Staged::create(&inbox, "in", id, None).unwrap();
+        w.write_all(MARKER).unwrap();
+        w.finish().unwrap();
+        assert_eq!(staged.path(), Lander::part_path(&inbox, id));
+        assert!(!staged.is_sealed());
+        staged.unseal(&inbox, id).unwrap();
+        staged.remove_sealed().unwrap();
+        assert_eq!(std::fs::read(staged.path()).unwrap(), MARKER);
+        assert_eq!(staged.read_path(staged.path()).unwrap(), MARKER);
+    }
+
+    #[test]
+    fn room_counts_the_copy_beside_the_staged_one() {
+        assert_eq!(Staged::room(100, false, false), 100);
+        assert_eq!(Staged::room(100, false, true), 200);
+        let sealed = at_rest::sealed_len(100);
+        assert!(sealed > 100);
+        assert_eq!(Staged::room(100, true, false), 2 * sealed);
+        assert_eq!(Staged::room(100, true, true), 2 * sealed);
+    }
+}
