@@ -260,6 +260,19 @@ fn check_is_the_compliance_review() {
     ] {
         assert!(text.contains(expect), "{expect:?} missing from:\n{text}");
     }
+    // a reader that closed the pipe before the report (`isogate check | head`): the
+    // report ends quietly, without a panic
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let out = std::process::Command::new(BIN)
         .args([
             "check",

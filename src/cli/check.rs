@@ -17,6 +17,15 @@ use anyhow::{Result, bail};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// `println!` that returns the write's error instead of panicking: a reader that closed
+/// the pipe early (`isogate check … | head`) ends the report quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 /// The report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -79,26 +88,26 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     "problems": p.0.iter().map(problem_json).collect::<Vec<_>>(),
                 }),
             };
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         }
         Format::Text => match &loaded {
             Ok(cfg) => {
-                println!(
+                outln!(
                     "{}: ok — node {} (zone {}), peer {} at {}",
                     config.display(),
                     cfg.node.name,
                     cfg.node.zone,
                     cfg.peer.name,
                     cfg.peer.address
-                );
+                )?;
                 for (who, tls, sign) in key_fingerprints(cfg) {
-                    println!("  {who:<22} tls {tls}  signing {sign}");
+                    outln!("  {who:<22} tls {tls}  signing {sign}")?;
                 }
                 for line in crypto_lines(cfg) {
-                    println!("{line}");
+                    outln!("{line}")?;
                 }
                 match &cfg.messages {
-                    Some(m) => println!(
+                    Some(m) => outln!(
                         "  message API {}{}",
                         api_url(m.listen),
                         if m.allow_remote {
@@ -106,11 +115,11 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                         } else {
                             ""
                         }
-                    ),
-                    None => println!("  message API none ([messages] listen not set)"),
+                    )?,
+                    None => outln!("  message API none ([messages] listen not set)")?,
                 }
                 for c in &cfg.channels {
-                    println!(
+                    outln!(
                         "  channel {}: {} -> {} ({}), this node {}s{}",
                         c.name,
                         c.from,
@@ -125,13 +134,13 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                             "files" => String::new(),
                             k => format!(" ({k})"),
                         },
-                    );
+                    )?;
                     match (&c.stream, &c.policy.stream, &c.messages) {
                         (Some(s), Some(rules), _) => {
                             for line in
                                 stream_lines(&c.policy_file, &c.policy.version, c.role, s, rules)
                             {
-                                println!("{line}");
+                                outln!("{line}")?;
                             }
                         }
                         (_, _, Some(m)) => {
@@ -143,21 +152,21 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                                 &c.policy_file,
                                 &c.policy,
                             ) {
-                                println!("{line}");
+                                outln!("{line}")?;
                             }
                         }
-                        _ => print_rules(&c.policy_file, &c.policy),
+                        _ => print_rules(&c.policy_file, &c.policy)?,
                     }
                 }
                 let layout = survey(cfg);
                 for (i, shared) in layout.lines().iter().enumerate() {
-                    println!("  file system {}: {shared}", i + 1);
+                    outln!("  file system {}: {shared}", i + 1)?;
                 }
                 for cost in &layout.costs {
-                    println!("  copy: {cost}");
+                    outln!("  copy: {cost}")?;
                 }
                 for w in cfg.warnings.iter().chain(&extra) {
-                    println!("warning: {w}");
+                    outln!("warning: {w}")?;
                 }
             }
             Err(p) => {
@@ -578,7 +587,7 @@ fn problem_json(x: &Problem) -> serde_json::Value {
 }
 
 /// The effective rules of one channel, for the compliance report.
-fn print_rules(file: &Path, p: &Policy) {
+fn print_rules(file: &Path, p: &Policy) -> std::io::Result<()> {
     let or_none = |v: &[String]| {
         if v.is_empty() {
             "none".to_string()
@@ -586,51 +595,54 @@ fn print_rules(file: &Path, p: &Policy) {
             v.join(", ")
         }
     };
-    println!(
+    outln!(
         "    policy        {} (version {})",
         file.display(),
         p.version
-    );
-    println!(
+    )?;
+    outln!(
         "    names         at most {} bytes; extensions {}",
         p.max_name_len,
         p.extensions.join(", ")
-    );
-    println!("    size          {}..={} bytes", p.min_bytes, p.max_bytes);
-    println!(
+    )?;
+    outln!("    size          {}..={} bytes", p.min_bytes, p.max_bytes)?;
+    outln!(
         "    types         {}; executables allowed by name: {}",
         p.allow.join(", "),
         or_none(&p.executable_names)
-    );
+    )?;
     match &p.archives {
-        Some(a) => println!(
+        Some(a) => outln!(
             "    archives      depth {}, {} entries, {} bytes expanded, ratio {}",
-            a.max_depth, a.max_entries, a.max_expanded_bytes, a.max_ratio
-        ),
-        None => println!("    archives      none allowed"),
+            a.max_depth,
+            a.max_entries,
+            a.max_expanded_bytes,
+            a.max_ratio
+        )?,
+        None => outln!("    archives      none allowed")?,
     }
-    println!(
+    outln!(
         "    text rules    {} keyword(s), {} pattern(s)",
         p.keywords.len(),
         p.patterns.len()
-    );
-    println!(
+    )?;
+    outln!(
         "    pdf           active content {}",
         if p.pdf_refuse_active {
             "refused"
         } else {
             "allowed"
         }
-    );
+    )?;
     match &p.markings {
-        Some(allow) => println!(
+        Some(allow) => outln!(
             "    markings      refused; exempt phrases: {}",
             or_none(allow)
-        ),
-        None => println!("    markings      not checked"),
+        )?,
+        None => outln!("    markings      not checked")?,
     }
     match &p.personal_data {
-        Some(pd) => println!(
+        Some(pd) => outln!(
             "    personal data {} ({})",
             match pd.action {
                 PiiAction::Refuse => "refused",
@@ -641,37 +653,38 @@ fn print_rules(file: &Path, p: &Policy) {
                 .map(|k| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        None => println!("    personal data not checked"),
+        )?,
+        None => outln!("    personal data not checked")?,
     }
     match &p.antivirus {
-        Some(a) => println!(
+        Some(a) => outln!(
             "    antivirus     clamd {} (timeout {} ms, quarantine after {} s waiting)",
             a.clamd,
             a.timeout_ms,
             a.max_wait_ms / 1000
-        ),
-        None => println!("    antivirus     none"),
+        )?,
+        None => outln!("    antivirus     none")?,
     }
     match &p.approval {
         Some(a) => {
-            println!(
+            outln!(
                 "    approval      {} of {} approver(s); expires after {}",
                 a.required,
                 a.approvers.len(),
                 humantime::format_duration(std::time::Duration::from_millis(a.expire_ms))
-            );
+            )?;
             for x in &a.approvers {
-                println!(
+                outln!(
                     "      approver    {} level {} key {}",
                     x.name,
                     x.level,
                     x.key.fingerprint()
-                );
+                )?;
             }
         }
-        None => println!("    approval      none required"),
+        None => outln!("    approval      none required")?,
     }
+    Ok(())
 }
 
 #[cfg(test)]
