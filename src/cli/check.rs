@@ -213,7 +213,8 @@ fn at_rest(cfg: &Config) -> Option<(String, String)> {
 const SEALED: &str = "the quarantine, the spool (objects waiting to cross or for approval) and each received object until it is cleared to land";
 
 /// What is never sealed at rest, whatever the data key: what has landed, which
-/// applications read.
+/// applications read (and the part file a cleared object is unsealed into, beside the
+/// inbox, for the moment before it is renamed in).
 const NOT_SEALED: &str = "the inboxes and message logs (what has landed: applications read them)";
 
 /// What the pair's suite does not cover: under the national suite, approvers sign with the

@@ -81,9 +81,10 @@ pub enum Held<'a> {
     /// Bytes held in memory (a refused message's body), written in without ever resting
     /// anywhere else on disk.
     Bytes(&'a [u8]),
-    /// A spool entry's content sealed at rest for `context`: read through the data keys,
-    /// copied in (sealed again, for its quarantine name), then removed. A sealed copy that does not open (changed on
-    /// disk) is moved in as it is: it never opens there either, and is never released.
+    /// Content sealed at rest for `context` (a spool entry's, or a receiver's staged copy):
+    /// read through the data keys, copied in (sealed again, for its quarantine name), then
+    /// removed. A sealed copy that does not open (changed on disk) is moved in as it is: it
+    /// never opens there either, and is never released.
     Stored {
         /// The content file.
         path: &'a Path,

@@ -10,15 +10,18 @@
 //! <inbox>/<name>                     the delivered file, renamed in without replacing
 //! ```
 //!
-//! Order: write and fsync the part file, write the marker durably, rename the part file into
-//! the inbox (never over an existing name), fsync the inbox. A crash before the marker
-//! leaves a part file that recovery deletes (the sender sends again); a crash after it
-//! leaves a part file that recovery renames in; a resent object whose marker exists is a
-//! duplicate and is never delivered twice.
+//! Order: write and fsync the part file and the staging folder, write the marker durably,
+//! rename the part file into the inbox (never over an existing name), fsync the inbox. A
+//! crash before the marker leaves a part file that recovery deletes (the sender sends
+//! again); a crash after it leaves a part file that recovery renames in; a resent object
+//! whose marker exists is a duplicate and is never delivered twice. Recovery deletes every
+//! other file of the staging folder (sealed copies, masked copies): never needed once the
+//! part file is whole.
 //!
 //! A `messages` channel's batch never becomes a file of its own: it is appended to the
-//! channel's message log (the `messages` module beside this one) before its marker is written, and
-//! its part file is then deleted; recovery deletes such part files, never renames them in.
+//! channel's message log (the `messages` module beside this one) before its marker is
+//! written, and its staged copy is then deleted; recovery deletes such copies, never
+//! renames them in.
 
 use crate::core::id::ObjectId;
 use crate::fsx::{rename_noreplace, sync_dir, write_durable};
@@ -214,8 +217,9 @@ impl Lander {
         Ok(n)
     }
 
-    /// Deletes the part file and the sealed copy of one object of a `messages` channel,
-    /// where they are (never renamed into the inbox: see [`Lander::discard_parts`]).
+    /// Deletes the part file and the sealed copy of one object, where they are: a batch of
+    /// a `messages` channel (never renamed into the inbox: see [`Lander::discard_parts`]),
+    /// or an uncommitted release from the quarantine.
     pub fn discard_part(inbox: &Path, id: ObjectId) -> io::Result<()> {
         let sealed = inbox
             .join(STAGING)

@@ -186,7 +186,7 @@ impl Receiver {
     }
 
     /// Finishes the deliveries a crash interrupted after their commit and deletes
-    /// uncommitted part files, in every receiving channel.
+    /// uncommitted part files and sealed copies ([`staged`]), in every receiving channel.
     ///
     /// # Errors
     /// An inbox cannot be read, or a finished delivery cannot be audited.
@@ -657,34 +657,42 @@ impl Receiver {
                 crate::fsx::sync_dir(dir)?;
             }
         }
-        // cleared: only now does its plaintext rest on disk, as the part file that lands
+        // cleared: only now does its plaintext rest on disk, as the part file that lands;
+        // once that is durable the sealed copy is no longer needed
         if let Err(e) = staged.unseal(&channel.inbox, m.object_id) {
             let _ = staged.remove();
             return Err(e.into());
         }
-        for detail in approvals {
-            let mut e = crate::audit::Entry::object(&m.channel, m.object_id, &m.name);
-            e.digest = Some(m.digest);
-            e.peer = Some(node.cfg.peer.name.clone());
-            e.detail = Some(detail);
-            node.audit.append(crate::audit::Event::Approved, e)?;
+        if let Err(e) = staged.remove_sealed() {
+            tracing::warn!(part = %staged.path().display(), error = %e, "cannot remove the sealed copy of a cleared object; the next start removes it");
         }
         // Write-ahead: the landing is recorded, durably, before it is committed. A crash in
         // between makes the sender send again and the record appear twice; never a delivery
-        // without a record.
-        let planned = land::first_free(&channel.inbox, &m.name);
-        events::Landed {
-            subject: subject(m),
-            peer: &node.cfg.peer.name,
-            delivered_as: (planned != m.name).then_some(planned.as_str()),
+        // without a record. Not recorded: the part file goes, and the object is sent again.
+        let recorded = (|| -> Result<(), Fault> {
+            for detail in approvals {
+                let mut e = crate::audit::Entry::object(&m.channel, m.object_id, &m.name);
+                e.digest = Some(m.digest);
+                e.peer = Some(node.cfg.peer.name.clone());
+                e.detail = Some(detail);
+                node.audit.append(crate::audit::Event::Approved, e)?;
+            }
+            let planned = land::first_free(&channel.inbox, &m.name);
+            events::Landed {
+                subject: subject(m),
+                peer: &node.cfg.peer.name,
+                delivered_as: (planned != m.name).then_some(planned.as_str()),
+            }
+            .emit(node.sink())?;
+            Ok(())
+        })();
+        if let Err(e) = recorded {
+            let _ = std::fs::remove_file(Lander::part_path(&channel.inbox, m.object_id));
+            return Err(e);
         }
-        .emit(node.sink())?;
         let path = self
             .lander
             .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
-        if let Err(e) = staged.remove_sealed() {
-            tracing::warn!(part = %staged.path().display(), error = %e, "cannot remove the sealed copy of a landed object; the next start removes it");
-        }
         tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
         Ok(ReceiptStatus::Landed)
     }

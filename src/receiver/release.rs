@@ -62,6 +62,18 @@ impl Releaser for ReceiveRelease {
         let Some(new) = ObjectId::parse(old) else {
             return Err(io::Error::other("the entry is not named by an object id").into());
         };
+        // the object may be arriving again now (a resend, a diode repeat): its staged copy
+        // and part file are that arrival's until it ends
+        let _busy = {
+            let mut busy = r.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if !busy.insert(new) {
+                return Err(io::Error::other(
+                    "the same object is arriving from the sender now; try again in a moment",
+                )
+                .into());
+            }
+            super::BusyGuard(r.busy.clone(), new)
+        };
         let pending = Pending {
             token: ObjectId::random()?.to_string(),
             side: "receiver".into(),
@@ -161,6 +173,9 @@ impl Releaser for ReceiveRelease {
                 staged
                     .unseal(&channel.inbox, new)
                     .map_err(|err| withdraw(err.into()))?;
+                if let Err(err) = staged.remove_sealed() {
+                    tracing::warn!(part = %staged.path().display(), error = %err, "cannot remove the sealed copy of a released object; the next start removes it");
+                }
                 let planned = first_free(&channel.inbox, &e.name);
                 let mut rec = Entry::object(&channel.name, new, &e.name);
                 rec.size = Some(size);
@@ -187,9 +202,6 @@ impl Releaser for ReceiveRelease {
                     .inc_by(size);
                 tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size, "landed");
                 let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
-                if let Err(err) = staged.remove_sealed() {
-                    tracing::warn!(part = %staged.path().display(), error = %err, "cannot remove the sealed copy of a released object; the next start removes it");
-                }
                 let landed = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())

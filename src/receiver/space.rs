@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Another writer on the same file system can still fill it between the check and the
-//! write: that object then fails with `ENOSPC`, its part file is removed and it is sent
+//! write: that object then fails with `ENOSPC`, its staged copy is removed and it is sent
 //! again, like any I/O fault.
 
 use crate::core::id::ObjectId;

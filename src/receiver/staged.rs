@@ -213,31 +213,33 @@ impl Staged {
         Ok(out)
     }
 
-    /// Makes the plaintext part file of a cleared object, fsynced, for
-    /// [`Lander::land`]: decrypted from the sealed copy (a chunk that does not open fails
-    /// it, and no part file is left); without sealing the copy is the part file already.
+    /// Makes the plaintext part file of a cleared object for [`Lander::land`], its content
+    /// and its name durable (the file and the staging folder fsynced: the landing marker
+    /// written next must never outlive it): decrypted from the sealed copy (a chunk that
+    /// does not open fails it, and no part file is left); without sealing the copy is the
+    /// part file already.
     ///
     /// # Errors
-    /// Reading the sealed copy or writing the part file failed.
+    /// Reading the sealed copy, writing the part file or syncing failed.
     pub fn unseal(&self, inbox: &Path, id: ObjectId) -> io::Result<()> {
-        if self.sealing.is_none() {
-            return Ok(());
-        }
         let written = (|| {
-            let mut from = self.open()?;
-            let (_, file) = Lander::create_part(inbox, id)?;
-            let mut to = BufWriter::with_capacity(at_rest::CHUNK, file);
-            io::copy(&mut from, &mut to)?;
-            to.into_inner().map_err(|e| e.into_error())?.sync_all()
+            if self.sealing.is_some() {
+                let mut from = self.open()?;
+                let (_, file) = Lander::create_part(inbox, id)?;
+                let mut to = BufWriter::with_capacity(at_rest::CHUNK, file);
+                io::copy(&mut from, &mut to)?;
+                to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            }
+            crate::fsx::sync_dir(&inbox.join(super::land::STAGING))
         })();
-        if written.is_err() {
+        if written.is_err() && self.sealing.is_some() {
             let _ = std::fs::remove_file(Lander::part_path(inbox, id));
         }
         written
     }
 
-    /// Removes the sealed copy once the part file has landed (or the object was refused):
-    /// nothing to do for a plaintext part file, which landing renamed. Gone already is fine.
+    /// Removes the sealed copy once its part file is whole ([`Staged::unseal`]): nothing to
+    /// do for a plaintext part file, which landing renames. Gone already is fine.
     ///
     /// # Errors
     /// Removing failed.
