@@ -115,7 +115,11 @@ impl<'a> Source<'a> {
             Ok(v) => Some(v),
             Err(e) => {
                 let msg = e.message().trim().to_string();
-                self.report(e.span(), "", msg);
+                let key = e
+                    .span()
+                    .and_then(|span| key_at(self.text, span.start))
+                    .unwrap_or_default();
+                self.report(e.span(), &key, msg);
                 None
             }
         }
@@ -128,6 +132,57 @@ impl<'a> Source<'a> {
         } else {
             Err(Problems(self.problems))
         }
+    }
+}
+
+/// The dotted key (`node.suite`, `channel[1].from`: arrays counted from 0) of the key or
+/// value that holds byte `offset` of the TOML document `text`, for an error that gives
+/// only a position (a value of the wrong type, an unknown key). `None` when the document does not parse or no
+/// value lies there.
+pub fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    find_in_table(doc.get_ref(), offset, &mut path).then(|| path.concat())
+}
+
+/// Searches `table`'s values for the one holding `offset`, pushing the path's parts.
+fn find_in_table(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    for (k, v) in table.iter() {
+        let part = if path.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!(".{}", k.get_ref())
+        };
+        path.push(part);
+        if k.span().contains(&offset) || find_in_value(v, offset, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Whether `value` holds `offset`: a scalar or an array of scalars whose span does, or a
+/// table or array element below it that does (their parts pushed onto `path`).
+fn find_in_value(
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    offset: usize,
+    path: &mut Vec<String>,
+) -> bool {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::Table(t) => find_in_table(t, offset, path),
+        DeValue::Array(a) => {
+            for (i, e) in a.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                if find_in_value(e, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            value.span().contains(&offset)
+        }
+        _ => value.span().contains(&offset),
     }
 }
 
@@ -150,5 +205,48 @@ pub fn relative_to(base: &Path, p: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_key() {
+        let text = "[node]\nname = \"court\"\nsuite = true\n\n[[channel]]\nname = \"a\"\n\n[[channel]]\nname = \"b\"\ntemp_names = [\"*.part\", 7]\n";
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(key_at(text, at("true")).as_deref(), Some("node.suite"));
+        assert_eq!(
+            key_at(text, at("\"b\"")).as_deref(),
+            Some("channel[1].name")
+        );
+        assert_eq!(
+            key_at(text, at("7]")).as_deref(),
+            Some("channel[1].temp_names[1]")
+        );
+        assert_eq!(key_at(text, at("suite")).as_deref(), Some("node.suite"));
+        assert_eq!(key_at(text, 0), None);
+        assert_eq!(key_at("[node\n", 2), None);
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Node {
+            name: String,
+            suite: String,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            node: Node,
+        }
+        let file = Path::new("court.toml");
+        let mut src = Source::new(file, text);
+        assert!(src.parse::<Doc>().is_none());
+        let problems = src.finish(()).unwrap_err().to_string();
+        assert!(
+            problems.starts_with("court.toml:3: node.suite: invalid type: boolean `true`"),
+            "{problems}"
+        );
     }
 }
