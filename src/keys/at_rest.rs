@@ -39,6 +39,7 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// The first bytes of every sealed file.
 pub const MAGIC: &[u8; 16] = b"isogate-rest-v1\0";
@@ -72,7 +73,8 @@ fn cores() -> usize {
 struct DataKey {
     suite: Suite,
     id: [u8; KEY_ID_LEN],
-    key: Vec<u8>,
+    /// Wiped from memory when dropped.
+    key: Zeroizing<Vec<u8>>,
 }
 
 /// A node's data keys: the first seals, every one opens.
@@ -100,7 +102,8 @@ fn format_err(path: &Path, what: impl Into<String>) -> KeyError {
 
 impl DataKeys {
     /// Reads a data key file; it must be a plain file that only its owner may read or
-    /// write (mode 0600 or 0400), and hold at least one key.
+    /// write (mode 0600 or 0400), owned by this process's user or root (any owner when
+    /// the process is root's), and hold at least one key.
     ///
     /// # Errors
     /// The file cannot be read, others may read it, or a line is not `SUITE ID KEY` with
@@ -114,6 +117,16 @@ impl DataKeys {
         if !meta.is_file() {
             return Err(format_err(path, "not a plain file"));
         }
+        let euid = rustix::process::geteuid().as_raw();
+        if !owner_may_hold(meta.uid(), euid) {
+            return Err(format_err(
+                path,
+                format!(
+                    "owned by uid {}: a data key must belong to the service user (uid {euid}) or root (chown it)",
+                    meta.uid()
+                ),
+            ));
+        }
         if meta.mode() & 0o077 != 0 {
             return Err(format_err(
                 path,
@@ -126,7 +139,7 @@ impl DataKeys {
         if meta.len() > MAX_KEY_FILE {
             return Err(format_err(path, "larger than 64 KiB: not a data key file"));
         }
-        let text = fs::read_to_string(path).map_err(io_err)?;
+        let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err)?);
         let keys = Self::parse(&text).map_err(|what| format_err(path, what))?;
         Ok(keys)
     }
@@ -148,7 +161,8 @@ impl DataKeys {
             let mut kid = [0u8; KEY_ID_LEN];
             hex::decode_to_slice(id, &mut kid)
                 .map_err(|_| format!("{at}: the key id is not 8 hex digits"))?;
-            let key = hex::decode(key).map_err(|_| format!("{at}: the key is not hex"))?;
+            let key =
+                Zeroizing::new(hex::decode(key).map_err(|_| format!("{at}: the key is not hex"))?);
             if key.len() != suite.cipher_key_len() {
                 return Err(format!(
                     "{at}: a {} key is {} hex digits, not {}",
@@ -177,7 +191,7 @@ impl DataKeys {
         use ring::rand::SecureRandom;
         let rng = ring::rand::SystemRandom::new();
         let fail = |_| KeyError::Generate("the system's random source failed".into());
-        let mut key = vec![0u8; suite.cipher_key_len()];
+        let mut key = Zeroizing::new(vec![0u8; suite.cipher_key_len()]);
         rng.fill(&mut key).map_err(fail)?;
         loop {
             let mut id = [0u8; KEY_ID_LEN];
@@ -208,15 +222,16 @@ impl DataKeys {
         };
         let new = Self::fresh(suite, &old)?;
         let id = hex::encode(new.id);
-        let mut text =
-            String::from("# isogate data keys: the first line seals, every line opens\n");
+        // written in place, never through a temporary string, and wiped when dropped
+        let mut text = Zeroizing::new(String::with_capacity(128 * (old.len() + 2)));
+        text.push_str("# isogate data keys: the first line seals, every line opens\n");
         for k in std::iter::once(&new).chain(old.iter()) {
-            text.push_str(&format!(
-                "{} {} {}\n",
-                k.suite,
-                hex::encode(k.id),
-                hex::encode(&k.key)
-            ));
+            use std::fmt::Write as _;
+            let _ = write!(text, "{} {} ", k.suite, hex::encode(k.id));
+            for b in k.key.iter() {
+                let _ = write!(text, "{b:02x}");
+            }
+            text.push('\n');
         }
         let io_err = |error| KeyError::Io {
             path: path.to_path_buf(),
@@ -286,11 +301,19 @@ impl DataKeys {
 }
 
 /// The cipher of one sealed file, under its own key.
+/// Whether a data key file owned by `owner` may be used by a process of user `euid`: one
+/// owned by another user could be replaced by that user, so only the process's own user or
+/// root may own it; root itself reads the service user's file (`isogate keygen` or
+/// `check` run as root).
+fn owner_may_hold(owner: u32, euid: u32) -> bool {
+    euid == 0 || owner == euid || owner == 0
+}
+
 fn file_cipher(key: &DataKey, salt: &[u8], context: &[u8]) -> io::Result<DataCipher> {
     let mut input = KDF_LABEL.to_vec();
     input.extend_from_slice(salt);
     input.extend_from_slice(context);
-    let derived = suite::hmac(key.suite, &key.key, &input);
+    let derived = Zeroizing::new(suite::hmac(key.suite, &key.key, &input));
     DataCipher::new(key.suite, &derived[..key.suite.cipher_key_len()]).map_err(io::Error::other)
 }
 
@@ -955,7 +978,7 @@ impl Scratch {
     /// The file cannot be made, or the system's random source failed.
     pub fn new(dir: &Path) -> io::Result<Scratch> {
         use ring::rand::SecureRandom;
-        let mut key = vec![0u8; Suite::Default.cipher_key_len()];
+        let mut key = Zeroizing::new(vec![0u8; Suite::Default.cipher_key_len()]);
         ring::rand::SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| io::Error::other("the system's random source failed"))?;
@@ -1274,6 +1297,12 @@ mod tests {
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
         let e = DataKeys::load(&path).unwrap_err().to_string();
         assert!(e.contains("mode 640") && e.contains("chmod 600"), "{e}");
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        assert!(DataKeys::load(&path).is_ok());
+        // the service user (uid 999) may use its own file or root's, not another user's
+        assert!(owner_may_hold(999, 999) && owner_may_hold(0, 999));
+        assert!(!owner_may_hold(1000, 999));
+        assert!(owner_may_hold(1000, 0));
         let bad = |text: &str, want: &str| {
             let e = DataKeys::parse(text).err().unwrap_or_default();
             assert!(e.contains(want), "{text:?}: {e}");
