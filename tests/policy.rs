@@ -382,6 +382,16 @@ fn the_receiver_runs_its_own_policy_and_never_trusts_the_sender() {
     assert_eq!(events(&lab, "internet", "masked"), 1);
     assert_eq!(events(&lab, "court", "masked"), 0);
     assert!(!visible(&inbox).contains(&"备注.txt".to_string()));
+    // the landing names the hash of what landed, the masked copy, not the sender's
+    let landed = lab.records("internet", "landed");
+    let csv = landed
+        .iter()
+        .find(|r| r.name.as_deref() == Some("名单.csv"))
+        .unwrap();
+    assert_eq!(
+        csv.sha256.as_deref(),
+        Some(sha256_file(&inbox.join("名单.csv")).as_str())
+    );
 }
 
 #[test]

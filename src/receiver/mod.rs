@@ -678,8 +678,13 @@ impl Receiver {
                 node.audit.append(crate::audit::Event::Approved, e)?;
             }
             let planned = land::first_free(&channel.inbox, &m.name);
+            // what lands is the masked copy where this node masked: its hash is the record's
+            let landed = Subject {
+                digest: Some(masked.as_ref().map_or(m.digest, |mk| mk.digest)),
+                ..subject(m)
+            };
             events::Landed {
-                subject: subject(m),
+                subject: landed,
                 peer: &node.cfg.peer.name,
                 delivered_as: (planned != m.name).then_some(planned.as_str()),
             }
