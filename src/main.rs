@@ -453,8 +453,9 @@ command writes its request into the node's state directory and waits for the ans
 action is audited (`quarantine_released`, `quarantine_purged`) with the user the command runs
 for (SUDO_USER or the login name), the uid that owns the request file, and the --note.
 
-A release is never an override: the entry crosses again through the full policy of both
-nodes (a new object whose records name the old id). Entries refused for an integrity reason
+A release is never an override. On the sending node the entry crosses again through the full
+policy of both nodes (a new object whose records name the old id); on the receiving node it is
+inspected again with that node's policy in force and lands under its own object id. Entries refused for an integrity reason
 (signature, hash, size, wire) and entries that are not plain files are never released.",
         after_long_help = "\
 Examples:

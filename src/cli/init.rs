@@ -202,8 +202,9 @@ listen = "127.0.0.1:{messages}"
 
 [disk]
 # Below this many free bytes on the state or exchange file system, intake pauses (files
-# stay in the outbox). The receiver keeps this much free in each inbox: it reserves each
-# arriving object's size first, and an object without room is sent again later.
+# stay in the outbox). The receiver keeps this much free in each inbox: it reserves the
+# room each arriving object needs first (twice its size where it seals at rest or masks),
+# and an object without room is sent again later.
 min_free_bytes = 268435456
 
 # Both nodes load the same channel list; each finds its role from its zone.

@@ -340,7 +340,11 @@ fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Re
         Some(e) => {
             let releasable = match e.releasable() {
                 Ok(()) => {
-                    "yes (it crosses again through the full policy of both nodes)".to_string()
+                    if e.side == "receiver" {
+                        "yes (it is inspected again with this node's policy in force)".to_string()
+                    } else {
+                        "yes (it crosses again through the full policy of both nodes)".to_string()
+                    }
                 }
                 Err(why) => format!("no: {why}"),
             };

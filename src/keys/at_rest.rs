@@ -275,13 +275,16 @@ impl DataKeys {
             .join(", ")
     }
 
-    /// The id (hex) of a key in `older` that is not among these keys, if any: what a
-    /// reload would leave unopenable.
+    /// The id (hex) of a key in `older` that is not among these keys, or is here under the
+    /// same id with other bytes, if any: what a reload would leave unopenable.
     pub fn missing_from(&self, older: &DataKeys) -> Option<String> {
         older
             .keys
             .iter()
-            .find(|o| self.find(o.suite, &o.id).is_none())
+            .find(|o| {
+                self.find(o.suite, &o.id)
+                    .is_none_or(|k| k.key.as_slice() != o.key.as_slice())
+            })
             .map(|o| hex::encode(o.id))
     }
 
@@ -1277,6 +1280,21 @@ mod tests {
         assert!(open(&old, &sealed_new).is_err());
         assert_eq!(new.missing_from(&old), None);
         assert_eq!(old.missing_from(&new), Some(second.clone()));
+        // the same id with other bytes would not open what the old bytes sealed either
+        let text = fs::read_to_string(&path).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains(&first))
+            .unwrap()
+            .to_string();
+        let flipped = format!("{}0", &line[..line.len() - 1]);
+        let flipped = if flipped == line {
+            format!("{}1", &line[..line.len() - 1])
+        } else {
+            flipped
+        };
+        let changed = DataKeys::parse(&text.replace(&line, &flipped)).unwrap();
+        assert_eq!(changed.missing_from(&new), Some(first.clone()));
         let mode = fs::metadata(&path).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
         // a rotation keeps the file's owner (run as root for the service user)

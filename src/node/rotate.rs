@@ -291,7 +291,7 @@ impl Keys {
             };
             if let Some(id) = after.missing_from(before) {
                 return Err(RotateError::DataKeys(format!(
-                    "data key {id} is no longer in the data key file: copies it sealed would not open (drop a key only once nothing it sealed is kept, and restart)"
+                    "data key {id} is no longer in the data key file, or its key changed under the same id: copies it sealed would not open (drop a key only once nothing it sealed is kept, and restart)"
                 )));
             }
         }
