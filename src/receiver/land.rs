@@ -6,15 +6,18 @@
 //!                                    is one rename; the folder is 0700): as it streams in
 //!                                    on a node without a data key, else unsealed from the
 //!                                    sealed copy once cleared (`staged`)
-//! state/landed/<channel>/<id>        marker: the object is committed (or quarantined)
+//! state/landed/<channel>/<id>        marker: the object is committed (or quarantined),
+//!                                    with the size and hash its part file must have
 //! <inbox>/<name>                     the delivered file, renamed in without replacing
 //! ```
 //!
 //! Order: write and fsync the part file and the staging folder, write the marker durably,
 //! rename the part file into the inbox (never over an existing name), fsync the inbox. A
 //! crash before the marker leaves a part file that recovery deletes (the sender sends
-//! again); a crash after it leaves a part file that recovery renames in; a resent object
-//! whose marker exists is a duplicate and is never delivered twice. Recovery deletes every
+//! again); a crash after it leaves a part file that recovery renames in, once its size and
+//! hash (the suite's) are those the marker recorded (a part file changed on disk meanwhile
+//! is never delivered: [`Pending::Damaged`], which the receiver quarantines); a resent
+//! object whose marker exists is a duplicate and is never delivered twice. Recovery deletes every
 //! other file of the staging folder (sealed copies, masked copies): never needed once the
 //! part file is whole.
 //!
@@ -25,6 +28,7 @@
 
 use crate::core::id::ObjectId;
 use crate::fsx::{rename_noreplace, sync_dir, write_durable};
+use crate::keys::suite::{Hasher, Suite};
 use crate::policy::extension;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -56,6 +60,37 @@ pub enum Outcome {
 struct Marker {
     outcome: Outcome,
     name: String,
+    /// Bytes of the committed part file (markers of earlier versions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    /// Hex of the committed part file's hash, in the node's suite (SHA-256 or SM3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+}
+
+/// What became of a part file left in the staging folder ([`Lander::finish_pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// There was none, or it was not committed and is deleted now (the sender sends the
+    /// object again).
+    None,
+    /// Committed: renamed into the inbox now, at this path.
+    Delivered(PathBuf),
+    /// Committed, but its size or hash is no longer what the marker recorded (changed on
+    /// disk after its commit): not delivered, left where it is for the receiver to
+    /// quarantine ([`Lander::record`] `Quarantined` after).
+    Damaged(Damage),
+}
+
+/// A committed part file that is no longer what was committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The part file, still in the staging folder.
+    pub part: PathBuf,
+    /// The name it was to land under.
+    pub name: String,
+    /// What differs, for the refusal's detail (English).
+    pub detail: String,
 }
 
 /// Delivery state of the receiving node.
@@ -123,36 +158,65 @@ impl Lander {
         outcome: Outcome,
         name: &str,
     ) -> io::Result<()> {
+        self.write_marker(
+            channel,
+            id,
+            &Marker {
+                outcome,
+                name: name.to_string(),
+                size: None,
+                digest: None,
+            },
+        )
+    }
+
+    fn write_marker(&self, channel: &str, id: ObjectId, m: &Marker) -> io::Result<()> {
         let dir = self.markers.join(channel);
         fs::create_dir_all(&dir)?;
-        let m = Marker {
-            outcome,
-            name: name.to_string(),
-        };
         write_durable(
             &self.marker(channel, id),
-            &serde_json::to_vec(&m).map_err(io::Error::other)?,
+            &serde_json::to_vec(m).map_err(io::Error::other)?,
         )
     }
 
     /// Commits a complete, fsynced part file and delivers it under `name` (already checked
-    /// as a plain base name). Returns the delivered path. Only the receiver pipeline calls
-    /// this, with a `Cleared` object (verified and inspected again) in hand.
+    /// as a plain base name). `digest` is the hash (in the node's suite) of what the part
+    /// file holds: the marker records it with the file's size, for recovery to check.
+    /// Returns the delivered path. Only the receiver pipeline calls this, with a `Cleared`
+    /// object (verified and inspected again) in hand.
     pub(super) fn land(
         &self,
         inbox: &Path,
         channel: &str,
         id: ObjectId,
         name: &str,
+        digest: [u8; 32],
     ) -> io::Result<PathBuf> {
-        self.record(channel, id, Outcome::Landed, name)?;
-        deliver(&Self::part_path(inbox, id), inbox, name)
+        let part = Self::part_path(inbox, id);
+        let size = fs::metadata(&part)?.len();
+        self.write_marker(
+            channel,
+            id,
+            &Marker {
+                outcome: Outcome::Landed,
+                name: name.to_string(),
+                size: Some(size),
+                digest: Some(hex::encode(digest)),
+            },
+        )?;
+        deliver(&part, inbox, name)
     }
 
     /// Finishes deliveries a crash interrupted and deletes uncommitted part files, and
     /// every other file of the staging folder: sealed copies ([`super::staged`]), masked
-    /// copies. Returns the objects delivered now, with their paths.
-    pub fn recover(&self, inbox: &Path, channel: &str) -> io::Result<Vec<(ObjectId, PathBuf)>> {
+    /// copies. Returns what became of each committed part file found
+    /// ([`Lander::finish_pending`]; `suite` is the node's), in no particular order.
+    pub fn recover(
+        &self,
+        inbox: &Path,
+        channel: &str,
+        suite: Suite,
+    ) -> io::Result<Vec<(ObjectId, Pending)>> {
         let dir = inbox.join(STAGING);
         let mut done = Vec::new();
         // made by an earlier version with the default mode: closed to the inbox's readers
@@ -177,9 +241,9 @@ impl Lander {
                 fs::remove_file(&path)?;
                 continue;
             };
-            match self.finish_pending(inbox, channel, id) {
-                Ok(Some(p)) => done.push((id, p)),
-                Ok(None) => {}
+            match self.finish_pending(inbox, channel, id, suite) {
+                Ok(Pending::None) => {}
+                Ok(p) => done.push((id, p)),
                 // one object that cannot be delivered must not stop the node
                 Err(e) => {
                     tracing::error!(object = %id, inbox = %inbox.display(), error = %e, "cannot finish a delivery; it stays in the staging area")
@@ -233,32 +297,77 @@ impl Lander {
         Ok(())
     }
 
-    /// If an object was committed but its part file was not yet renamed in, delivers it.
-    /// An uncommitted part file is deleted.
+    /// If an object was committed but its part file was not yet renamed in, delivers it,
+    /// once its size and its hash (`suite`'s, the node's) are those its marker recorded;
+    /// else leaves it for quarantine ([`Pending::Damaged`]). A marker of an earlier
+    /// version, without them, delivers as it is. An uncommitted part file is deleted.
+    ///
+    /// # Errors
+    /// Reading, hashing, renaming or syncing failed.
     pub fn finish_pending(
         &self,
         inbox: &Path,
         channel: &str,
         id: ObjectId,
-    ) -> io::Result<Option<PathBuf>> {
+        suite: Suite,
+    ) -> io::Result<Pending> {
         let part = Self::part_path(inbox, id);
         if !part.exists() {
-            return Ok(None);
+            return Ok(Pending::None);
         }
         let marker = fs::read(self.marker(channel, id))
             .ok()
             .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
         match marker {
-            Some(Marker {
-                outcome: Outcome::Landed,
-                name,
-            }) => deliver(&part, inbox, &name).map(Some),
+            Some(m) if m.outcome == Outcome::Landed => {
+                if let Some(detail) = changed(&part, &m, suite)? {
+                    return Ok(Pending::Damaged(Damage {
+                        part,
+                        name: m.name,
+                        detail,
+                    }));
+                }
+                deliver(&part, inbox, &m.name).map(Pending::Delivered)
+            }
             _ => {
                 fs::remove_file(&part)?;
-                Ok(None)
+                Ok(Pending::None)
             }
         }
     }
+}
+
+/// What differs between a committed part file and its marker's record, if anything: the
+/// size first (no read), then the hash.
+fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> {
+    let size = fs::metadata(part)?.len();
+    if let Some(want) = m.size
+        && want != size
+    {
+        return Ok(Some(format!(
+            "its part file changed on disk after the landing was committed: {size} bytes, {want} committed"
+        )));
+    }
+    let Some(want) = &m.digest else {
+        return Ok(None);
+    };
+    let mut f = File::open(part)?;
+    let mut h = Hasher::new(suite);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let got = hex::encode(h.finish());
+    Ok((got != *want).then(|| {
+        format!(
+            "its part file changed on disk after the landing was committed: {} {got}, {want} committed",
+            suite.hash()
+        )
+    }))
 }
 
 /// The name a delivery of `name` into `inbox` would take now (the first free numbering).
@@ -328,7 +437,15 @@ mod tests {
         let id = ObjectId([1; 16]);
         let (_, mut f) = Lander::create_part(&inbox, id).unwrap();
         f.write_all(b"new").unwrap();
-        let p = lander.land(&inbox, "c", id, "a.txt").unwrap();
+        let p = lander
+            .land(
+                &inbox,
+                "c",
+                id,
+                "a.txt",
+                crate::keys::suite::digest(Suite::Default, b"new"),
+            )
+            .unwrap();
         assert_eq!(p, inbox.join("a (2).txt"));
         assert_eq!(fs::read(inbox.join("a.txt")).unwrap(), b"old");
         assert_eq!(fs::read(&p).unwrap(), b"new");
@@ -391,15 +508,93 @@ mod tests {
         lander
             .record("c", committed, Outcome::Landed, "done.txt")
             .unwrap();
-        let delivered = lander.recover(&inbox, "c").unwrap();
-        assert_eq!(delivered, vec![(committed, inbox.join("done.txt"))]);
+        let delivered = lander.recover(&inbox, "c", Suite::Default).unwrap();
+        assert_eq!(
+            delivered,
+            vec![(committed, Pending::Delivered(inbox.join("done.txt")))]
+        );
         assert!(!Lander::part_path(&inbox, partial).exists());
         // a second recovery delivers nothing more
-        assert!(lander.recover(&inbox, "c").unwrap().is_empty());
+        assert!(
+            lander
+                .recover(&inbox, "c", Suite::Default)
+                .unwrap()
+                .is_empty()
+        );
         let names: Vec<_> = fs::read_dir(&inbox)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}"); // done.txt and the staging dir
+    }
+
+    /// Commits a part file as `land` does, without its rename (the crash between).
+    fn commit(lander: &Lander, inbox: &Path, id: ObjectId, bytes: &[u8], suite: Suite) {
+        Lander::create_part(inbox, id)
+            .unwrap()
+            .1
+            .write_all(bytes)
+            .unwrap();
+        lander
+            .write_marker(
+                "c",
+                id,
+                &Marker {
+                    outcome: Outcome::Landed,
+                    name: format!("{id}.txt"),
+                    size: Some(bytes.len() as u64),
+                    digest: Some(hex::encode(crate::keys::suite::digest(suite, bytes))),
+                },
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn recovery_never_delivers_a_committed_part_file_changed_on_disk() {
+        for suite in Suite::ALL {
+            let t = tempfile::tempdir().unwrap();
+            let inbox = t.path().join("inbox");
+            let lander = Lander::open(&t.path().join("state")).unwrap();
+            let (whole, cut, flipped) = (ObjectId([1; 16]), ObjectId([2; 16]), ObjectId([3; 16]));
+            for id in [whole, cut, flipped] {
+                commit(&lander, &inbox, id, b"committed content", suite);
+            }
+            OpenOptions::new()
+                .write(true)
+                .open(Lander::part_path(&inbox, cut))
+                .unwrap()
+                .set_len(4)
+                .unwrap();
+            fs::write(Lander::part_path(&inbox, flipped), b"committed CONTENT").unwrap();
+            let mut got = lander.recover(&inbox, "c", suite).unwrap();
+            got.sort_by_key(|(id, _)| *id);
+            assert_eq!(got.len(), 3, "{got:?}");
+            assert_eq!(
+                got[0],
+                (
+                    whole,
+                    Pending::Delivered(inbox.join(format!("{whole}.txt")))
+                )
+            );
+            for ((id, p), what) in got[1..].iter().zip(["4 bytes, 17 committed", suite.hash()]) {
+                let Pending::Damaged(d) = p else {
+                    panic!("{id}: {p:?}")
+                };
+                assert_eq!(d.part, Lander::part_path(&inbox, *id));
+                assert_eq!(d.name, format!("{id}.txt"));
+                assert!(d.detail.contains(what), "{}", d.detail);
+                // left in place, never in the inbox
+                assert!(d.part.exists());
+                assert!(!inbox.join(&d.name).exists());
+            }
+            // checked with the suite's own hash: the other suite's sees a change
+            let other = Suite::ALL.into_iter().find(|s| *s != suite).unwrap();
+            let id = ObjectId([4; 16]);
+            commit(&lander, &inbox, id, b"x", suite);
+            assert!(matches!(
+                lander.finish_pending(&inbox, "c", id, other).unwrap(),
+                Pending::Damaged(_)
+            ));
+        }
     }
 }

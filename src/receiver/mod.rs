@@ -201,14 +201,39 @@ impl Receiver {
                 })?;
                 continue;
             }
-            let delivered =
-                self.lander
-                    .recover(&c.inbox, &c.name)
-                    .map_err(|error| NodeError::Dir {
+            let found = self
+                .lander
+                .recover(&c.inbox, &c.name, node.cfg.node.suite)
+                .map_err(|error| NodeError::Dir {
+                    path: c.inbox.clone(),
+                    error,
+                })?;
+            for (id, pending) in found {
+                self.finished(c, id, pending).map_err(|f| match f {
+                    Fault::Audit(e) => NodeError::Audit(e),
+                    Fault::Io(error) => NodeError::Dir {
                         path: c.inbox.clone(),
                         error,
-                    })?;
-            for (id, p) in delivered {
+                    },
+                    other => NodeError::Dir {
+                        path: c.inbox.clone(),
+                        error: std::io::Error::other(other),
+                    },
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Audits what became of a committed part file found after a crash
+    /// ([`Lander::finish_pending`]): its delivery finished now, or, when it changed on
+    /// disk after its commit, its refusal into quarantine (`content_hash`; the marker then
+    /// says quarantined, so a resend is answered as a duplicate, never delivered).
+    fn finished(&self, c: &Channel, id: ObjectId, pending: land::Pending) -> Result<(), Fault> {
+        let node = &self.node;
+        match pending {
+            land::Pending::None => Ok(()),
+            land::Pending::Delivered(p) => {
                 let name = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -224,9 +249,31 @@ impl Receiver {
                     peer: &node.cfg.peer.name,
                 }
                 .emit(node.sink())?;
+                Ok(())
+            }
+            land::Pending::Damaged(d) => {
+                tracing::error!(object = %id, part = %d.part.display(), detail = %d.detail, "a committed landing's part file changed on disk; quarantined, not delivered");
+                let size = std::fs::metadata(&d.part).map(|m| m.len()).ok();
+                node.refuse(
+                    &Refused {
+                        subject: Subject {
+                            channel: &c.name,
+                            id,
+                            name: &d.name,
+                            size,
+                            digest: None,
+                        },
+                        quarantine: &c.quarantine,
+                        content: Some(crate::node::quarantine::Held::Entry(&d.part)),
+                        side: Side::Receiver,
+                    },
+                    &Refusal::new(Reason::ContentHash, d.detail),
+                )?;
+                self.lander
+                    .record(&c.name, id, Outcome::Quarantined, &d.name)?;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// The message log of `channel`, when it is a messages channel this node receives.
@@ -327,13 +374,14 @@ impl Receiver {
 
         // exactly once: an object already landed or quarantined is never delivered again
         let pending = if channel.is_messages() {
-            Lander::discard_part(&channel.inbox, id)
+            Lander::discard_part(&channel.inbox, id).map_err(Fault::from)
         } else {
             self.lander
-                .finish_pending(&channel.inbox, &channel.name, id)
-                .map(|_| ())
+                .finish_pending(&channel.inbox, &channel.name, id, self.node.cfg.node.suite)
+                .map_err(Fault::from)
+                .and_then(|p| self.finished(&channel, id, p))
         };
-        let known = pending.and_then(|()| self.lander.outcome(&channel.name, id));
+        let known = pending.and_then(|()| Ok(self.lander.outcome(&channel.name, id)?));
         match known {
             // refused unread before: the same answer again, so that the sender keeps the
             // content (in its own quarantine) rather than forget it as delivered
@@ -695,9 +743,13 @@ impl Receiver {
             let _ = std::fs::remove_file(Lander::part_path(&channel.inbox, m.object_id));
             return Err(e);
         }
-        let path = self
-            .lander
-            .land(&channel.inbox, &channel.name, m.object_id, &m.name)?;
+        let path = self.lander.land(
+            &channel.inbox,
+            &channel.name,
+            m.object_id,
+            &m.name,
+            masked.as_ref().map_or(m.digest, |mk| mk.digest),
+        )?;
         tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
         Ok(ReceiptStatus::Landed)
     }

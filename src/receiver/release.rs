@@ -201,7 +201,9 @@ impl Releaser for ReceiveRelease {
                     .with_label_values(&[channel.name.as_str()])
                     .inc_by(size);
                 tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size, "landed");
-                let path = r.lander.land(&channel.inbox, &channel.name, new, &e.name)?;
+                let path = r
+                    .lander
+                    .land(&channel.inbox, &channel.name, new, &e.name, sha)?;
                 let landed = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
