@@ -258,6 +258,28 @@ fn the_receiver_releases_with_its_own_policy_in_force() {
         (Some("receiver"), Some("keyword_match"))
     );
     let id = id_of(e);
+    // a changed stored copy never opens: the release fails, on record, and the copy stays
+    let q = lab.quarantine("internet", "to-internet");
+    let stored = fs::read(q.join(&id)).unwrap();
+    let mut changed = stored.clone();
+    changed[48 + 1] ^= 1;
+    fs::write(q.join(&id), &changed).unwrap();
+    let out = quarantine(&lab, "internet", &["release", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("stored chunk 0"), "{}", text(&out));
+    let failed = lab.records("internet", "quarantine_release_refused");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].object_id.as_deref(), Some(id.as_str()));
+    let detail = failed[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("by officer (uid ")
+            && detail.contains("; failed: ")
+            && detail.contains("stored chunk 0")
+            && detail.ends_with("the entry stays in quarantine"),
+        "{detail}"
+    );
+    assert!(lab.records("internet", "quarantine_released").is_empty());
+    fs::write(q.join(&id), &stored).unwrap();
     let out = quarantine(&lab, "internet", &["release", &id]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("stays in quarantine"));
@@ -602,6 +624,21 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!inbox.join("b.txt").exists());
     assert!(q.join(&b).exists(), "the changed copy stays in quarantine");
+    // on record once: withdrawn after its quarantine_released, not counted twice
+    let refused: Vec<_> = lab
+        .records("court", "quarantine_release_refused")
+        .into_iter()
+        .filter(|r| r.object_id.as_deref() == Some(b.as_str()))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("withdrawn: "),
+        "{refused:?}"
+    );
 
     // a reload that drops the older key (b's copy needs it) is refused
     let keys_text = fs::read_to_string(&key_file).unwrap();

@@ -140,9 +140,10 @@ pub enum Event {
     /// note) and where it went. Not an override: the entry crosses again through the full
     /// policy of both nodes, as a new object whose records name this id.
     QuarantineReleased,
-    /// An officer asked to release a quarantine entry that is never releasable (an
-    /// integrity failure, not a plain file, no content kept): nothing changed; `detail` says
-    /// who asked and why not.
+    /// An officer's release of a quarantine entry did not happen: never releasable (an
+    /// integrity failure, not a plain file, no content kept), asked by someone not allowed,
+    /// failed before it began (`failed: WHY`), or begun and withdrawn (`withdrawn: WHY`).
+    /// The entry stays; `detail` says who asked and why.
     QuarantineReleaseRefused,
     /// A quarantine entry was removed for good (`isogate quarantine purge`, or `[quarantine]
     /// keep_days`): `detail` says who asked, as for `quarantine_released`.

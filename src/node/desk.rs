@@ -245,6 +245,55 @@ pub struct Pending {
     pub direct: bool,
 }
 
+/// A release that did not happen: the entry stays in quarantine (or the pending record
+/// finishes it at the next start).
+#[derive(Debug)]
+pub struct Failed {
+    /// What went wrong.
+    pub fault: Fault,
+    /// Whether the failure is on record already (`quarantine_release_refused`: not
+    /// releasable, or withdrawn after its `quarantine_released` record); else the desk
+    /// records it.
+    pub audited: bool,
+}
+
+impl Failed {
+    /// A failure already on record.
+    pub fn audited(fault: impl Into<Fault>) -> Failed {
+        Failed {
+            fault: fault.into(),
+            audited: true,
+        }
+    }
+}
+
+impl From<Fault> for Failed {
+    fn from(fault: Fault) -> Failed {
+        Failed {
+            fault,
+            audited: false,
+        }
+    }
+}
+
+impl From<io::Error> for Failed {
+    fn from(e: io::Error) -> Failed {
+        Fault::from(e).into()
+    }
+}
+
+impl From<crate::audit::AuditError> for Failed {
+    fn from(e: crate::audit::AuditError) -> Failed {
+        Fault::from(e).into()
+    }
+}
+
+impl From<crate::core::id::RandomError> for Failed {
+    fn from(e: crate::core::id::RandomError) -> Failed {
+        Fault::from(e).into()
+    }
+}
+
 /// Lets a quarantine entry of one side cross again. Implemented by the sender (the entry is
 /// taken into the spool as a new object and inspected with the policy in force) and the
 /// receiver (inspected again with this node's policy in force, landed if it passes).
@@ -255,9 +304,9 @@ pub trait Releaser: Send + Sync {
     /// policy in force (`false`: it was refused again, into a new entry with a fresh reason).
     ///
     /// # Errors
-    /// A fault: the entry stays in quarantine (or the pending record finishes it at the
+    /// [`Failed`]: the entry stays in quarantine (or the pending record finishes it at the
     /// next start).
-    fn release(&self, desk: &Desk, entry: &Listed, who: &Who) -> Result<(String, bool), Fault>;
+    fn release(&self, desk: &Desk, entry: &Listed, who: &Who) -> Result<(String, bool), Failed>;
 
     /// Finishes or withdraws a release that a stop interrupted (at start).
     ///
@@ -861,6 +910,8 @@ fn release_request(
     answer
 }
 
+/// Releases one entry, or says why not. Every attempt that does not happen is on record:
+/// `quarantine_release_refused`, with who asked and why (not releasable, or failed).
 fn release_one(
     node: &Node,
     desk: &Desk,
@@ -879,29 +930,50 @@ fn release_one(
         }
         return Err(format!("{id}: not releasable: {why}"));
     }
+    let failed = |why: String| {
+        tracing::warn!(channel = %e.channel, object = %id, why = %why, who = %who.detail(), "quarantine release failed; the entry stays in quarantine");
+        let mut rec = entry_of(e);
+        rec.detail = Some(format!(
+            "{}; failed: {why}; the entry stays in quarantine",
+            who.detail()
+        ));
+        if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+            tracing::error!(error = %err, "cannot audit a failed quarantine release");
+        }
+    };
     if desk.is_pending(&e.channel, id) {
-        return Err(format!("{id}: a release of it is under way already"));
+        let why = "a release of it is under way already".to_string();
+        failed(why.clone());
+        return Err(format!("{id}: {why}"));
     }
     let role = node.cfg.channel(&e.channel).map(|c| c.role);
     let side = match (e.side.as_str(), role) {
         ("sender", Some(Role::Send)) => sides.sender,
         ("receiver", Some(Role::Receive)) => sides.receiver,
         (_, None) => {
-            return Err(format!(
-                "{id}: channel {} is not in this node's configuration",
-                e.channel
-            ));
+            let why = format!("channel {} is not in this node's configuration", e.channel);
+            failed(why.clone());
+            return Err(format!("{id}: {why}"));
         }
         _ => None,
     };
     let Some(side) = side else {
-        return Err(format!(
-            "{id}: refused on the {} side, which this node does not run for channel {}",
+        let why = format!(
+            "refused on the {} side, which this node does not run for channel {}",
             e.side, e.channel
-        ));
+        );
+        failed(why.clone());
+        return Err(format!("{id}: {why}"));
     };
-    side.release(desk, e, who)
-        .map_err(|f| format!("{id}: not released: {f}; the entry stays in quarantine"))
+    side.release(desk, e, who).map_err(|f| {
+        if !f.audited {
+            failed(f.fault.to_string());
+        }
+        format!(
+            "{id}: not released: {}; the entry stays in quarantine",
+            f.fault
+        )
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::core::reason::Side;
 use crate::inspect::inspect_stored;
-use crate::node::desk::{self, Desk, Pending, Releaser, Who};
+use crate::node::desk::{self, Desk, Failed, Pending, Releaser, Who};
 use crate::node::quarantine::{self, Listed, NotReleasable};
 use crate::node::{Fault, Refused};
 use crate::ops::events::Subject;
@@ -40,7 +40,7 @@ use std::sync::Arc;
 pub struct ReceiveRelease(pub Arc<Receiver>);
 
 impl Releaser for ReceiveRelease {
-    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Fault> {
+    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Failed> {
         let r = &self.0;
         let node = &r.node;
         let old = &e.object_id;
@@ -54,7 +54,9 @@ impl Releaser for ReceiveRelease {
             if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
                 tracing::error!(error = %err, "cannot audit a refused quarantine release");
             }
-            return Err(io::Error::other(format!("not releasable: {why}")).into());
+            return Err(Failed::audited(io::Error::other(format!(
+                "not releasable: {why}"
+            ))));
         }
         if e.name.is_empty() {
             return Err(io::Error::other("its reason file names no file name").into());
@@ -128,7 +130,7 @@ impl Releaser for ReceiveRelease {
             cleanup();
             let _ = desk.end(&pending);
             desk::audit_withdrawn(node, &e.channel, old, Some(&who.detail()), &err.to_string());
-            err
+            Failed::audited(err)
         };
         let mut rec = desk::entry_of(e);
         rec.detail = Some(format!(

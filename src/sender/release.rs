@@ -21,8 +21,7 @@
 use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::fsx::sync_dir;
-use crate::node::Fault;
-use crate::node::desk::{self, Desk, Pending, Releaser, Who};
+use crate::node::desk::{self, Desk, Failed, Pending, Releaser, Who};
 use crate::node::quarantine::{self, Listed};
 use crate::sender::pipeline::{Queue, Sender, forward};
 use std::fs;
@@ -38,7 +37,7 @@ pub struct SendRelease {
 }
 
 impl Releaser for SendRelease {
-    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Fault> {
+    fn release(&self, desk: &Desk, e: &Listed, who: &Who) -> Result<(String, bool), Failed> {
         let node = &self.sender.node;
         let old = &e.object_id;
         if e.name.is_empty() {
@@ -86,7 +85,7 @@ impl Releaser for SendRelease {
                     Some(&who.detail()),
                     &format!("the spool refused it ({err})"),
                 );
-                return Err(err.into());
+                return Err(Failed::audited(err));
             }
         };
         let mut rec = Entry::object(&spooled.channel, spooled.id, &spooled.name);
