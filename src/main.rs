@@ -696,7 +696,8 @@ enum QuarantineCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
-    /// One entry: its reason file and its audit records (read only).
+    /// One entry: its reason file, how its copy rests (plaintext or sealed, with which key),
+    /// whether it may be released, and its audit records (read only).
     Show {
         /// The node's configuration file.
         #[arg(long, default_value = "/etc/isogate/node.toml")]

@@ -581,6 +581,60 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
         "{all:?}"
     );
     let first = sealed_by(&q.join(&a));
+    // how it rests is shown, read without the key
+    assert_eq!(
+        entry(&all, "a.txt")["at_rest"],
+        serde_json::json!({"sealed": {"cipher": "AES-256-GCM", "key": first}}),
+        "{all:?}"
+    );
+    let out = quarantine(&lab, "court", &["show", &a]);
+    assert!(
+        text(&out).contains(&format!("(sealed with AES-256-GCM, data key {first})")),
+        "{}",
+        text(&out)
+    );
+    // a copy kept in plaintext while the node seals: shown as not releasable, and a
+    // release is refused on record
+    let plain = "0123456789abcdef0123456789abcd0f";
+    fs::write(q.join(plain), "内部资料 put here by hand\n").unwrap();
+    fs::write(
+        q.join(format!("{plain}.reason.json")),
+        serde_json::json!({"object_id": plain, "channel": "to-internet", "name": "p.txt",
+            "node": "court", "side": "sender", "reason": "keyword_match",
+            "detail": "内部资料", "time_ms": 1})
+        .to_string(),
+    )
+    .unwrap();
+    let listed_plain = listed(&lab, "court");
+    let p = entry(&listed_plain, "p.txt");
+    assert_eq!(p["at_rest"], "plaintext", "{p:?}");
+    assert!(
+        p["releasable"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("kept in plaintext")),
+        "{p:?}"
+    );
+    let out = quarantine(&lab, "court", &["show", plain]);
+    assert!(
+        text(&out).contains("releasable:  no: kept in plaintext"),
+        "{}",
+        text(&out)
+    );
+    let out = quarantine(&lab, "court", &["release", plain]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("not releasable: kept in plaintext"),
+        "{}",
+        text(&out)
+    );
+    let refused: Vec<_> = lab
+        .records("court", "quarantine_release_refused")
+        .into_iter()
+        .filter(|r| r.object_id.as_deref() == Some(plain))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let out = quarantine(&lab, "court", &["purge", plain]);
+    assert!(out.status.success(), "{}", text(&out));
 
     // a new data key, first in the file: it seals from the SIGHUP on
     let key_file = lab.dir.join("certs/court.data.key");

@@ -485,7 +485,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fi
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
-complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "show" -d 'One entry: its reason file, how its copy rests (plaintext or sealed, with which key), whether it may be released, and its audit records (read only)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and not __fish_seen_subcommand_from list show release purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -520,7 +520,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_s
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
-complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "show" -d 'One entry: its reason file, how its copy rests (plaintext or sealed, with which key), whether it may be released, and its audit records (read only)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
 complete -c isogate -n "__fish_isogate_using_subcommand quarantine; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -590,7 +590,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_su
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export the records for a security management centre, all or only the new ones'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "report" -d 'Sum up a period per day and channel: crossed, refused by reason, masked, quarantined, lost, key and policy changes, and whether the log and the peer\'s witness verify'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "list" -d 'Every entry: channel, object id, name, side, reason, detail, size, age and time'
-complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "show" -d 'One entry: its reason file and its audit records (read only)'
+complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "show" -d 'One entry: its reason file, how its copy rests (plaintext or sealed, with which key), whether it may be released, and its audit records (read only)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "release" -d 'Let entries cross again, through the full policy of both nodes (never an override)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from quarantine" -f -a "purge" -d 'Remove entries for good (their audit records stay)'
 complete -c isogate -n "__fish_isogate_using_subcommand help; and __fish_seen_subcommand_from console" -f -a "passwd" -d 'Set a user\'s password (read from standard input) in a console password file'

@@ -174,7 +174,7 @@ pub fn entries(
 }
 
 /// The JSON object `list --format json` prints for an entry.
-fn json_of(e: &Listed, tz: &TimeZone, now_ms: u64) -> serde_json::Value {
+fn json_of(e: &Listed, tz: &TimeZone, now_ms: u64, seals: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(e).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("time".into(), when::format(e.time_ms, tz).into());
@@ -184,7 +184,7 @@ fn json_of(e: &Listed, tz: &TimeZone, now_ms: u64) -> serde_json::Value {
         );
         o.insert(
             "releasable".into(),
-            match e.releasable() {
+            match e.releasable_by(seals) {
                 Ok(()) => serde_json::Value::Bool(true),
                 Err(why) => why.to_string().into(),
             },
@@ -209,11 +209,12 @@ pub fn list(
     let tz = when::zone(tz)?;
     let now = crate::now_ms();
     let found = entries(&cfg, filter, &tz, now)?;
+    let seals = cfg.node.data_key.is_some();
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
             for e in &found {
-                writeln!(out, "{}", json_of(e, &tz, now))?;
+                writeln!(out, "{}", json_of(e, &tz, now, seals))?;
             }
         }
         Format::Table => {
@@ -338,7 +339,7 @@ fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Re
 
     match quarantine::find(&dirs, &id)? {
         Some(e) => {
-            let releasable = match e.releasable() {
+            let releasable = match e.releasable_by(cfg.node.data_key.is_some()) {
                 Ok(()) => {
                     if e.side == "receiver" {
                         "yes (it is inspected again with this node's policy in force)".to_string()
@@ -369,7 +370,13 @@ fn show_to(config: &Path, id: &str, tz: Option<&str>, out: &mut dyn Write) -> Re
                     "size",
                     e.size.map_or_else(|| "-".into(), |s| format!("{s} bytes")),
                 ),
-                ("content", e.path.display().to_string()),
+                (
+                    "content",
+                    match &e.at_rest {
+                        Some(how) => format!("{} ({how})", e.path.display()),
+                        None => e.path.display().to_string(),
+                    },
+                ),
                 ("reason file", e.reason_path.display().to_string()),
                 ("releasable", releasable),
             ];

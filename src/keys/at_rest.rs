@@ -1123,6 +1123,23 @@ pub fn is_sealed(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
+/// What a sealed file's header says it was sealed with, read without any key: its suite
+/// and the data key's id (4 bytes, shown as 8 hex digits). `None` when `head` (a file's
+/// first [`HEADER_LEN`] bytes or more) is not a header this version writes.
+pub fn sealed_with(head: &[u8]) -> Option<(Suite, [u8; 4])> {
+    if head.len() < HEADER_LEN || !is_sealed(head) {
+        return None;
+    }
+    let suite = match head[16] {
+        0 => Suite::Default,
+        1 => Suite::Gm,
+        _ => return None,
+    };
+    let mut id = [0u8; 4];
+    id.copy_from_slice(&head[20..24]);
+    Some((suite, id))
+}
+
 /// The bytes a sealed file of `plain` bytes of plaintext takes on disk: the header and one
 /// tag per chunk (at least one chunk: an empty file has one empty chunk).
 pub fn sealed_len(plain: u64) -> u64 {

@@ -325,12 +325,40 @@ pub struct Listed {
     /// Size of the content in bytes (a plain file only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// How the content rests on disk (a plain file only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_rest: Option<AtRest>,
     /// The content's path (present or not).
     #[serde(skip)]
     pub path: PathBuf,
     /// The reason file's path.
     #[serde(skip)]
     pub reason_path: PathBuf,
+}
+
+/// How a quarantined copy rests on disk, read from its first bytes without any key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtRest {
+    /// Kept in plaintext (before the node had a data key, or put there by hand).
+    Plaintext,
+    /// Sealed ([`crate::keys::at_rest`]) with `cipher` under the data key `key` (8 hex
+    /// digits, its id in the data key file).
+    Sealed {
+        /// The cipher: `AES-256-GCM` or `SM4-GCM`.
+        cipher: &'static str,
+        /// The data key's id.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for AtRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AtRest::Plaintext => f.write_str("plaintext"),
+            AtRest::Sealed { cipher, key } => write!(f, "sealed with {cipher}, data key {key}"),
+        }
+    }
 }
 
 /// Why an entry cannot be released.
@@ -359,6 +387,11 @@ pub enum NotReleasable {
         "{0}: its approvals cannot be checked again from a quarantined copy; never releasable here (the sender sends it again with its approvals)"
     )]
     Approval(String),
+    /// The copy's state at rest does not fit the node's: kept in plaintext where the node
+    /// seals (it cannot be told from one put there by hand), or sealed where the node has
+    /// no data key.
+    #[error("{0}")]
+    AtRest(&'static str),
 }
 
 /// The reasons that say what arrived is not what the sender signed: never released.
@@ -411,12 +444,8 @@ pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content>
     };
     match (at_rest::is_sealed(&head), keys) {
         (false, None) => Ok(Content::Plain(f)),
-        (false, Some(_)) => Err(refuse(
-            "kept in plaintext, and this node seals its quarantine at rest: a plaintext copy cannot be told from one put there by hand, so it is never released",
-        )),
-        (true, None) => Err(refuse(
-            "sealed at rest, and the node has no data key ([node] data_key)",
-        )),
+        (false, Some(_)) => Err(refuse(PLAIN_WHILE_SEALING)),
+        (true, None) => Err(refuse(SEALED_WITHOUT_KEY)),
         (true, Some(keys)) => Ok(Content::Sealed(Box::new(OpenReader::new(
             keys,
             f,
@@ -503,7 +532,28 @@ impl Listed {
         }
         Ok(())
     }
+
+    /// [`Listed::releasable`] on a node that seals its quarantine at rest (`seals`: it has
+    /// a data key) or not: a copy kept in plaintext where the node seals, or sealed where
+    /// it has none, is not releasable either (as [`open_content`] would refuse it). A copy
+    /// sealed under a key the node no longer loads is only found out by the release.
+    ///
+    /// # Errors
+    /// [`NotReleasable`]: why not.
+    pub fn releasable_by(&self, seals: bool) -> Result<(), NotReleasable> {
+        self.releasable()?;
+        match (&self.at_rest, seals) {
+            (Some(AtRest::Plaintext), true) => Err(NotReleasable::AtRest(PLAIN_WHILE_SEALING)),
+            (Some(AtRest::Sealed { .. }), false) => Err(NotReleasable::AtRest(SEALED_WITHOUT_KEY)),
+            _ => Ok(()),
+        }
+    }
 }
+
+/// Why a plaintext copy is not released by a node that seals.
+const PLAIN_WHILE_SEALING: &str = "kept in plaintext, and this node seals its quarantine at rest: a plaintext copy cannot be told from one put there by hand, so it is never released";
+/// Why a sealed copy is not released by a node without a data key.
+const SEALED_WITHOUT_KEY: &str = "sealed at rest, and the node has no data key ([node] data_key)";
 
 /// Every quarantine entry under the given quarantine folders (`quarantine/<channel>`),
 /// oldest first; at most [`MAX_LISTED`]. A folder that does not exist holds none; an
@@ -555,17 +605,37 @@ pub fn find(dirs: &[PathBuf], id: &str) -> io::Result<Option<Listed>> {
     Ok(None)
 }
 
-/// The size of a quarantined copy's content: of the plaintext when it is sealed at rest
-/// (read from its header), else as stored (and where the reader may not open it: an
-/// auditor reads the reasons, never the content).
-fn content_size(path: &Path, stored: u64) -> u64 {
-    let sealed = open_nofollow(path)
-        .and_then(|mut f| read_head(&mut f))
-        .is_ok_and(|head| at_rest::is_sealed(&head));
-    match sealed {
-        true => at_rest::plain_len(stored).unwrap_or(stored),
-        false => stored,
+/// The size of a quarantined copy's content and how it rests: of the plaintext when it is
+/// sealed at rest (read from its header), else as stored; `None` for how it rests where the
+/// reader may not open it (an auditor reads the reasons, never the content), and the size
+/// as stored.
+fn content_size(path: &Path, stored: u64) -> (u64, Option<AtRest>) {
+    let head = open_nofollow(path).and_then(|mut f| {
+        let mut head = Vec::with_capacity(at_rest::HEADER_LEN);
+        (&mut f)
+            .take(at_rest::HEADER_LEN as u64)
+            .read_to_end(&mut head)?;
+        Ok(head)
+    });
+    let Ok(head) = head else {
+        return (stored, None);
+    };
+    if !at_rest::is_sealed(&head) {
+        return (stored, Some(AtRest::Plaintext));
     }
+    let size = at_rest::plain_len(stored).unwrap_or(stored);
+    // a header this version does not write: sealed all the same, never opened as plaintext
+    let how = at_rest::sealed_with(&head).map_or(
+        AtRest::Sealed {
+            cipher: "unknown",
+            key: "unknown".into(),
+        },
+        |(suite, id)| AtRest::Sealed {
+            cipher: suite.cipher(),
+            key: hex::encode(id),
+        },
+    );
+    (size, Some(how))
 }
 
 fn read_listed(dir: &Path, id: &str) -> Listed {
@@ -588,18 +658,19 @@ fn read_listed(dir: &Path, id: &str) -> Listed {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     });
     let path = dir.join(id);
-    let (kind, size) = match fs::symlink_metadata(&path) {
-        Err(_) => (Kind::None, None),
+    let (kind, size, at_rest) = match fs::symlink_metadata(&path) {
+        Err(_) => (Kind::None, None, None),
         Ok(m) => {
             let ft = m.file_type();
             if ft.is_file() && m.nlink() == 1 {
-                (Kind::File, Some(content_size(&path, m.len())))
+                let (size, at_rest) = content_size(&path, m.len());
+                (Kind::File, Some(size), at_rest)
             } else if ft.is_symlink() {
-                (Kind::Symlink, None)
+                (Kind::Symlink, None, None)
             } else if ft.is_dir() {
-                (Kind::Directory, None)
+                (Kind::Directory, None, None)
             } else {
-                (Kind::Other, None)
+                (Kind::Other, None, None)
             }
         }
     };
@@ -617,6 +688,7 @@ fn read_listed(dir: &Path, id: &str) -> Listed {
         time_ms: r.time_ms,
         kind,
         size,
+        at_rest,
         path,
         reason_path,
     }
@@ -1026,5 +1098,65 @@ mod tests {
         let link = t.path().join("link");
         std::os::unix::fs::symlink(&plain, &link).unwrap();
         assert!(open_content(&link, None).is_err());
+    }
+
+    #[test]
+    fn how_a_copy_rests_is_read_without_a_key_and_decides_where_it_may_be_released() {
+        use crate::keys::suite::Suite;
+        for suite in Suite::ALL {
+            let t = tempfile::tempdir().unwrap();
+            let keys = data_keys(t.path(), suite);
+            let q = t.path().join("quarantine").join("c");
+            let refusal = Refusal::new(Reason::KeywordMatch, "内部资料");
+            let (sealed, plain) = (ObjectId([1; 16]), ObjectId([2; 16]));
+            for (id, sealing) in [(sealed, Some(&keys)), (plain, None)] {
+                let s = Subject {
+                    id,
+                    channel: "c",
+                    name: "a.txt",
+                };
+                put(
+                    &q,
+                    &s,
+                    Some(Held::Bytes(b"content")),
+                    "n",
+                    Side::Sender,
+                    &refusal,
+                    sealing,
+                )
+                .unwrap();
+            }
+            let dirs = vec![q.clone()];
+            let s = find(&dirs, &sealed.to_string()).unwrap().unwrap();
+            let Some(AtRest::Sealed { cipher, key }) = &s.at_rest else {
+                panic!("{s:?}")
+            };
+            assert_eq!(*cipher, suite.cipher());
+            let head = fs::read(&s.path).unwrap();
+            assert_eq!(key, &hex::encode(&head[20..24]));
+            assert_eq!(s.size, Some(7));
+            let p = find(&dirs, &plain.to_string()).unwrap().unwrap();
+            assert_eq!(p.at_rest, Some(AtRest::Plaintext));
+            // as the release would find: plaintext where the node seals, sealed where not
+            assert_eq!(s.releasable_by(true), Ok(()));
+            assert_eq!(p.releasable_by(false), Ok(()));
+            assert_eq!(
+                p.releasable_by(true),
+                Err(NotReleasable::AtRest(PLAIN_WHILE_SEALING))
+            );
+            assert_eq!(
+                s.releasable_by(false),
+                Err(NotReleasable::AtRest(SEALED_WITHOUT_KEY))
+            );
+            assert!(open_content(&p.path, Some(&keys)).is_err());
+            assert!(open_content(&s.path, None).is_err());
+            // a reason that is never releasable says so first
+            let mut i = s.clone();
+            i.reason = "content_hash".into();
+            assert!(matches!(
+                i.releasable_by(true),
+                Err(NotReleasable::Integrity(_))
+            ));
+        }
     }
 }
