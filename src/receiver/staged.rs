@@ -68,16 +68,23 @@ impl Write for StagedWriter {
 }
 
 impl StagedWriter {
-    /// Ends the copy (a sealed one's last chunk) and fsyncs it.
+    /// Ends the copy (a sealed one's last chunk). A plaintext copy is fsynced: it is the
+    /// part file that lands, and must be durable before its landing marker. A sealed copy
+    /// is not: no durable state ever names it (a refusal copies it into quarantine, which
+    /// fsyncs its own copy; a landing unseals it into a part file fsynced then; recovery
+    /// deletes it, and the sender sends the object again), so its fsync would only cost a
+    /// write-back of the whole object in the path of every arrival.
     ///
     /// # Errors
     /// Writing or syncing failed.
     pub fn finish(self) -> io::Result<()> {
-        let file = match self {
-            StagedWriter::Plain(f) => f,
-            StagedWriter::Sealed(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
-        };
-        file.sync_all()
+        match self {
+            StagedWriter::Plain(f) => f.sync_all(),
+            StagedWriter::Sealed(w) => {
+                w.finish()?.into_inner().map_err(|e| e.into_error())?;
+                Ok(())
+            }
+        }
     }
 }
 
