@@ -320,8 +320,18 @@ fn a_committed_part_file_changed_before_recovery_is_quarantined_not_delivered() 
     assert_eq!(finished, vec![Some("whole.txt".to_string())]);
     assert!(!part("changed.txt").exists() && !part("whole.txt").exists());
     // the quarantined copy is the changed content, sealed at rest under the lab's key
-    let held = std::fs::read(q.join(id_of("changed.txt"))).unwrap();
+    let copy = q.join(id_of("changed.txt"));
+    let held = std::fs::read(&copy).unwrap();
     assert!(!held.windows(7).any(|w| w == b"Changed"));
+    let keys =
+        isogate::keys::at_rest::DataKeys::load(&lab.dir.join("certs/internet.data.key")).unwrap();
+    let mut opened = Vec::new();
+    std::io::Read::read_to_end(
+        &mut isogate::node::quarantine::open_content(&copy, Some(&keys)).unwrap(),
+        &mut opened,
+    )
+    .unwrap();
+    assert_eq!(opened, b"Changed after its commit\n");
     internet.stop();
     court.stop();
 }

@@ -141,6 +141,20 @@ fn a_false_positive_is_released_through_the_full_policy_and_audited() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no such quarantine entry"));
+    // asked all the same: on record, with who asked
+    let asked: Vec<_> = lab
+        .records("court", "quarantine_release_refused")
+        .into_iter()
+        .filter(|r| r.object_id.as_deref() == Some("fedcba9876543210fedcba9876543210"))
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let detail = asked[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("by officer (uid ")
+            && detail.contains("failed: ")
+            && detail.contains("no such quarantine entry on court"),
+        "{detail}"
+    );
 
     // the same policy refuses it again: a fresh entry, the old one gone
     let out = quarantine(&lab, "court", &["release", &old]);

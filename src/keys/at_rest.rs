@@ -1127,7 +1127,11 @@ pub fn is_sealed(head: &[u8]) -> bool {
 /// and the data key's id (4 bytes, shown as 8 hex digits). `None` when `head` (a file's
 /// first [`HEADER_LEN`] bytes or more) is not a header this version writes.
 pub fn sealed_with(head: &[u8]) -> Option<(Suite, [u8; 4])> {
-    if head.len() < HEADER_LEN || !is_sealed(head) {
+    if head.len() < HEADER_LEN
+        || !is_sealed(head)
+        || head[17..20] != [0, 0, 0]
+        || head[24..28] != (CHUNK as u32).to_be_bytes()
+    {
         return None;
     }
     let suite = match head[16] {

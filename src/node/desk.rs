@@ -265,6 +265,13 @@ impl Failed {
             audited: true,
         }
     }
+
+    /// A failure past the release's `quarantine_released` record, once the object has
+    /// moved on (landed, spooled, or refused again): its pending record settles it at the
+    /// next start (finished, or withdrawn on record), so the desk records nothing more.
+    pub fn settled(fault: impl Into<Fault>) -> Failed {
+        Failed::audited(fault)
+    }
 }
 
 impl From<Fault> for Failed {
@@ -298,7 +305,7 @@ impl From<crate::core::id::RandomError> for Failed {
 /// taken into the spool as a new object and inspected with the policy in force) and the
 /// receiver (inspected again with this node's policy in force, landed if it passes).
 pub trait Releaser: Send + Sync {
-    /// Releases one releasable entry ([`Listed::releasable`] holds): writes its [`Pending`]
+    /// Releases one releasable entry ([`Listed::releasable_by`] holds): writes its [`Pending`]
     /// record first, audits `quarantine_released`, moves it on, removes the old entry and
     /// the pending record. Returns the answer line, and whether the entry passed the
     /// policy in force (`false`: it was refused again, into a new entry with a fresh reason).
@@ -895,8 +902,25 @@ fn release_request(
             .push("refused: name the entries to release by object id".to_string());
         answer.failed = 1;
     }
+    let mut seen = std::collections::HashSet::new();
     for id in &request.ids {
+        // each entry once, however often it is named
+        if !seen.insert(id.trim().to_ascii_lowercase()) {
+            continue;
+        }
         let Some(e) = find_or_line(node, id, &mut answer) else {
+            // on record too: who asked for what, and why nothing happened
+            let named = id.trim().to_ascii_lowercase();
+            let line = answer.lines.last().map(String::as_str).unwrap_or_default();
+            let why = line.strip_prefix(&format!("{named}: ")).unwrap_or(line);
+            let rec = Entry {
+                object_id: ObjectId::parse(&named),
+                detail: Some(format!("{}; failed: {why}", who.detail())),
+                ..Entry::default()
+            };
+            if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+                tracing::error!(error = %err, "cannot audit a failed quarantine release");
+            }
             continue;
         };
         match release_one(node, desk, sides, &e, who) {

@@ -23,9 +23,12 @@
 //! the running node ([`purge`], and a release: `node::desk`):
 //!
 //! ```text
-//! quarantine/<channel>/*.reason.json ─► list() ─► Listed (what, why, when, kind, size)
+//! quarantine/<channel>/*.reason.json ─► list() ─► Listed (what, why, when, kind, size,
+//!                                        │        │   at_rest: from the copy's header)
 //!                                        │        └─► releasable(): plain file, content
 //!                                        │            reason, not an integrity failure
+//!                                        │            releasable_by(seals): and at rest as
+//!                                        │            the node would open it
 //!                                        └─► purge(): entry, then reason file, dir fsynced
 //! ```
 
@@ -336,6 +339,9 @@ pub struct Listed {
     pub reason_path: PathBuf,
 }
 
+/// The reason code listed for an entry whose reason file cannot be read.
+const UNREADABLE: &str = "unreadable";
+
 /// How a quarantined copy rests on disk, read from its first bytes without any key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -350,6 +356,9 @@ pub enum AtRest {
         /// The data key's id.
         key: String,
     },
+    /// Begins as a sealed file, with a header this version never writes (changed on
+    /// disk): it never opens.
+    BadHeader,
 }
 
 impl std::fmt::Display for AtRest {
@@ -357,6 +366,7 @@ impl std::fmt::Display for AtRest {
         match self {
             AtRest::Plaintext => f.write_str("plaintext"),
             AtRest::Sealed { cipher, key } => write!(f, "sealed with {cipher}, data key {key}"),
+            AtRest::BadHeader => f.write_str(BAD_HEADER),
         }
     }
 }
@@ -387,6 +397,12 @@ pub enum NotReleasable {
         "{0}: its approvals cannot be checked again from a quarantined copy; never releasable here (the sender sends it again with its approvals)"
     )]
     Approval(String),
+    /// Its reason file cannot be read (missing, not a plain file, too large, not its
+    /// JSON): why it was refused is not known, so it is never released.
+    #[error(
+        "its reason file cannot be read (missing, not a plain file, over 64 KiB or not its JSON): why it was refused is not known, so it is never released"
+    )]
+    ReasonFile,
     /// The copy's state at rest does not fit the node's: kept in plaintext where the node
     /// seals (it cannot be told from one put there by hand), or sealed where the node has
     /// no data key.
@@ -505,6 +521,9 @@ impl Listed {
     /// # Errors
     /// [`NotReleasable`]: why not.
     pub fn releasable(&self) -> Result<(), NotReleasable> {
+        if self.reason == UNREADABLE {
+            return Err(NotReleasable::ReasonFile);
+        }
         let integrity = self.channel == UNVERIFIED
             || INTEGRITY.iter().any(|r| r.as_str() == self.reason)
             || Reason::ALL.iter().all(|r| r.as_str() != self.reason);
@@ -525,6 +544,11 @@ impl Listed {
         match self.kind {
             Kind::File => {}
             Kind::None => return Err(NotReleasable::NoContent),
+            Kind::Other => {
+                return Err(NotReleasable::NotPlain(
+                    "hard-linked file, FIFO, socket or device",
+                ));
+            }
             other => return Err(NotReleasable::NotPlain(other.as_str())),
         }
         if self.reason == Reason::NameNotUtf8.as_str() {
@@ -545,6 +569,7 @@ impl Listed {
         match (&self.at_rest, seals) {
             (Some(AtRest::Plaintext), true) => Err(NotReleasable::AtRest(PLAIN_WHILE_SEALING)),
             (Some(AtRest::Sealed { .. }), false) => Err(NotReleasable::AtRest(SEALED_WITHOUT_KEY)),
+            (Some(AtRest::BadHeader), _) => Err(NotReleasable::AtRest(BAD_HEADER)),
             _ => Ok(()),
         }
     }
@@ -552,6 +577,9 @@ impl Listed {
 
 /// Why a plaintext copy is not released by a node that seals.
 const PLAIN_WHILE_SEALING: &str = "kept in plaintext, and this node seals its quarantine at rest: a plaintext copy cannot be told from one put there by hand, so it is never released";
+/// Why a copy whose sealed header was changed is never released.
+const BAD_HEADER: &str =
+    "sealed, with a header this version never writes (changed on disk): it never opens";
 /// Why a sealed copy is not released by a node without a data key.
 const SEALED_WITHOUT_KEY: &str = "sealed at rest, and the node has no data key ([node] data_key)";
 
@@ -624,17 +652,11 @@ fn content_size(path: &Path, stored: u64) -> (u64, Option<AtRest>) {
         return (stored, Some(AtRest::Plaintext));
     }
     let size = at_rest::plain_len(stored).unwrap_or(stored);
-    // a header this version does not write: sealed all the same, never opened as plaintext
-    let how = at_rest::sealed_with(&head).map_or(
-        AtRest::Sealed {
-            cipher: "unknown",
-            key: "unknown".into(),
-        },
-        |(suite, id)| AtRest::Sealed {
-            cipher: suite.cipher(),
-            key: hex::encode(id),
-        },
-    );
+    // a header this version does not write: never opened, as plaintext or otherwise
+    let how = at_rest::sealed_with(&head).map_or(AtRest::BadHeader, |(suite, id)| AtRest::Sealed {
+        cipher: suite.cipher(),
+        key: hex::encode(id),
+    });
     (size, Some(how))
 }
 
@@ -649,7 +671,7 @@ fn read_listed(dir: &Path, id: &str) -> Listed {
         name: String::new(),
         node: String::new(),
         side: String::new(),
-        reason: "unreadable".to_string(),
+        reason: UNREADABLE.to_string(),
         detail: "the reason file cannot be read".to_string(),
         time_ms: fs::symlink_metadata(&reason_path)
             .ok()
@@ -1150,6 +1172,27 @@ mod tests {
             );
             assert!(open_content(&p.path, Some(&keys)).is_err());
             assert!(open_content(&s.path, None).is_err());
+            // a header changed past its magic: said so, never releasable
+            let mut bytes = fs::read(&s.path).unwrap();
+            bytes[25] ^= 1;
+            let changed = q.join(ObjectId([3; 16]).to_string());
+            fs::write(&changed, &bytes).unwrap();
+            fs::copy(
+                q.join(format!("{sealed}{REASON_SUFFIX}")),
+                q.join(format!("{}{REASON_SUFFIX}", ObjectId([3; 16]))),
+            )
+            .unwrap();
+            let b = find(&dirs, &ObjectId([3; 16]).to_string())
+                .unwrap()
+                .unwrap();
+            assert_eq!(b.at_rest, Some(AtRest::BadHeader));
+            let mut u = s.clone();
+            u.reason = UNREADABLE.into();
+            assert_eq!(u.releasable(), Err(NotReleasable::ReasonFile));
+            assert_eq!(
+                b.releasable_by(true),
+                Err(NotReleasable::AtRest(BAD_HEADER))
+            );
             // a reason that is never releasable says so first
             let mut i = s.clone();
             i.reason = "content_hash".into();

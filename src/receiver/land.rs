@@ -33,7 +33,7 @@ use crate::policy::extension;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Name of the staging directory inside each inbox (a dot name: applications ignore it).
@@ -63,9 +63,12 @@ struct Marker {
     /// Bytes of the committed part file (markers of earlier versions have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
-    /// Hex of the committed part file's hash, in the node's suite (SHA-256 or SM3).
+    /// Hex of the committed part file's hash, in `suite` (SHA-256 or SM3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     digest: Option<String>,
+    /// The suite of `digest` (`default` or `gm`): the node's at the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suite: Option<String>,
 }
 
 /// What became of a part file left in the staging folder ([`Lander::finish_pending`]).
@@ -125,8 +128,12 @@ impl Lander {
     }
 
     /// The inbox's staging folder, made (mode 0700) if it is not there.
+    ///
+    /// # Errors
+    /// It is a symbolic link or not a directory (named), or it cannot be made.
     pub(super) fn staging_dir(inbox: &Path) -> io::Result<PathBuf> {
         let dir = inbox.join(STAGING);
+        check_staging(&dir)?;
         if !dir.is_dir() {
             fs::create_dir_all(inbox)?;
             match fs::DirBuilder::new().mode(STAGING_MODE).create(&dir) {
@@ -166,6 +173,7 @@ impl Lander {
                 name: name.to_string(),
                 size: None,
                 digest: None,
+                suite: None,
             },
         )
     }
@@ -180,8 +188,8 @@ impl Lander {
     }
 
     /// Commits a complete, fsynced part file and delivers it under `name` (already checked
-    /// as a plain base name). `digest` is the hash (in the node's suite) of what the part
-    /// file holds: the marker records it with the file's size, for recovery to check.
+    /// as a plain base name). `digest` is the hash (in `suite`, the node's) of what the
+    /// part file holds: the marker records it with the file's size, for recovery to check.
     /// Returns the delivered path. Only the receiver pipeline calls this, with a `Cleared`
     /// object (verified and inspected again) in hand.
     pub(super) fn land(
@@ -191,6 +199,7 @@ impl Lander {
         id: ObjectId,
         name: &str,
         digest: [u8; 32],
+        suite: Suite,
     ) -> io::Result<PathBuf> {
         let part = Self::part_path(inbox, id);
         let size = fs::metadata(&part)?.len();
@@ -202,6 +211,7 @@ impl Lander {
                 name: name.to_string(),
                 size: Some(size),
                 digest: Some(hex::encode(digest)),
+                suite: Some(suite.name().to_string()),
             },
         )?;
         deliver(&part, inbox, name)
@@ -218,6 +228,7 @@ impl Lander {
         suite: Suite,
     ) -> io::Result<Vec<(ObjectId, Pending)>> {
         let dir = inbox.join(STAGING);
+        check_staging(&dir)?;
         let mut done = Vec::new();
         // made by an earlier version with the default mode: closed to the inbox's readers
         if let Ok(m) = fs::metadata(&dir)
@@ -260,6 +271,7 @@ impl Lander {
     /// copy). Returns how many files were deleted.
     pub fn discard_parts(inbox: &Path) -> io::Result<usize> {
         let dir = inbox.join(STAGING);
+        check_staging(&dir)?;
         if let Ok(m) = fs::metadata(&dir)
             && m.permissions().mode() & 0o777 != STAGING_MODE
         {
@@ -298,8 +310,9 @@ impl Lander {
     }
 
     /// If an object was committed but its part file was not yet renamed in, delivers it,
-    /// once its size and its hash (`suite`'s, the node's) are those its marker recorded;
-    /// else leaves it for quarantine ([`Pending::Damaged`]). A marker of an earlier
+    /// once it is still a plain file with one link, of the size and hash its marker
+    /// recorded (in the marker's suite, else `suite`, the node's); else leaves it for
+    /// quarantine ([`Pending::Damaged`]). A marker of an earlier
     /// version, without them, delivers as it is. An uncommitted part file is deleted.
     ///
     /// # Errors
@@ -329,7 +342,15 @@ impl Lander {
                 }
                 deliver(&part, inbox, &m.name).map(Pending::Delivered)
             }
-            _ => {
+            Some(_) => {
+                fs::remove_file(&part)?;
+                Ok(Pending::None)
+            }
+            None => {
+                // never committed (the sender sends it again), or its marker cannot be read
+                if self.marker(channel, id).exists() {
+                    tracing::warn!(object = %id, marker = %self.marker(channel, id).display(), "a delivery marker cannot be read; its part file is deleted and the object is taken as not committed");
+                }
                 fs::remove_file(&part)?;
                 Ok(Pending::None)
             }
@@ -337,21 +358,60 @@ impl Lander {
     }
 }
 
-/// What differs between a committed part file and its marker's record, if anything: the
-/// size first (no read), then the hash.
+/// Refuses a staging folder that is a symbolic link (the node would write where the link
+/// points) or anything but a directory, naming it; one that does not exist yet is fine.
+fn check_staging(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: the inbox's staging folder is {}, not a directory: move it aside; the node makes the folder itself",
+                dir.display(),
+                if m.file_type().is_symlink() {
+                    "a symbolic link"
+                } else {
+                    "a file"
+                }
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What differs between a committed part file and its marker's record, if anything: what
+/// it is (a plain file with one link, looked at without following a link), its size (no
+/// read), then its hash, read through the descriptor looked at.
 fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> {
-    let size = fs::metadata(part)?.len();
+    const CHANGED: &str = "its part file changed on disk after the landing was committed";
+    let mut f = match crate::fsx::open_nofollow(part) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(Some(format!("{CHANGED}: it is a symbolic link")));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Ok(Some(format!(
+            "{CHANGED}: it is no longer a plain file with one link"
+        )));
+    }
+    let size = meta.len();
     if let Some(want) = m.size
         && want != size
     {
-        return Ok(Some(format!(
-            "its part file changed on disk after the landing was committed: {size} bytes, {want} committed"
-        )));
+        return Ok(Some(format!("{CHANGED}: {size} bytes, {want} committed")));
     }
     let Some(want) = &m.digest else {
         return Ok(None);
     };
-    let mut f = File::open(part)?;
+    let suite = match m.suite.as_deref().map(str::parse::<Suite>) {
+        Some(Ok(s)) => s,
+        Some(Err(_)) => return Ok(Some(format!("{CHANGED}: its marker names no known suite"))),
+        None => suite,
+    };
     let mut h = Hasher::new(suite);
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -362,12 +422,14 @@ fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> 
         h.update(&buf[..n]);
     }
     let got = hex::encode(h.finish());
-    Ok((got != *want).then(|| {
-        format!(
-            "its part file changed on disk after the landing was committed: {} {got}, {want} committed",
-            suite.hash()
-        )
-    }))
+    if got == *want {
+        // delivered as a landing is, never wider: no set-id, sticky, exec or write by others
+        let mode = meta.mode() & 0o7777;
+        if mode & !0o644 != 0 {
+            f.set_permissions(fs::Permissions::from_mode(mode & 0o644))?;
+        }
+    }
+    Ok((got != *want).then(|| format!("{CHANGED}: {} {got}, {want} committed", suite.hash())))
 }
 
 /// The name a delivery of `name` into `inbox` would take now (the first free numbering).
@@ -444,6 +506,7 @@ mod tests {
                 id,
                 "a.txt",
                 crate::keys::suite::digest(Suite::Default, b"new"),
+                Suite::Default,
             )
             .unwrap();
         assert_eq!(p, inbox.join("a (2).txt"));
@@ -544,6 +607,7 @@ mod tests {
                     name: format!("{id}.txt"),
                     size: Some(bytes.len() as u64),
                     digest: Some(hex::encode(crate::keys::suite::digest(suite, bytes))),
+                    suite: Some(suite.name().into()),
                 },
             )
             .unwrap();
@@ -559,6 +623,12 @@ mod tests {
             for id in [whole, cut, flipped] {
                 commit(&lander, &inbox, id, b"committed content", suite);
             }
+            // delivered never wider than a landing: no set-id bits, no write by others
+            fs::set_permissions(
+                Lander::part_path(&inbox, whole),
+                fs::Permissions::from_mode(0o6777),
+            )
+            .unwrap();
             OpenOptions::new()
                 .write(true)
                 .open(Lander::part_path(&inbox, cut))
@@ -576,6 +646,11 @@ mod tests {
                     Pending::Delivered(inbox.join(format!("{whole}.txt")))
                 )
             );
+            let mode = fs::metadata(inbox.join(format!("{whole}.txt")))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o644);
             for ((id, p), what) in got[1..].iter().zip(["4 bytes, 17 committed", suite.hash()]) {
                 let Pending::Damaged(d) = p else {
                     panic!("{id}: {p:?}")
@@ -587,14 +662,60 @@ mod tests {
                 assert!(d.part.exists());
                 assert!(!inbox.join(&d.name).exists());
             }
-            // checked with the suite's own hash: the other suite's sees a change
+            // checked with the suite recorded at the commit, whatever the node's is now
             let other = Suite::ALL.into_iter().find(|s| *s != suite).unwrap();
             let id = ObjectId([4; 16]);
             commit(&lander, &inbox, id, b"x", suite);
             assert!(matches!(
                 lander.finish_pending(&inbox, "c", id, other).unwrap(),
-                Pending::Damaged(_)
+                Pending::Delivered(_)
             ));
+            // what is no longer a plain file with one link is never renamed in
+            let (linked, hard) = (ObjectId([5; 16]), ObjectId([6; 16]));
+            commit(&lander, &inbox, linked, b"y", suite);
+            let target = t.path().join("elsewhere");
+            fs::write(&target, b"y").unwrap();
+            fs::remove_file(Lander::part_path(&inbox, linked)).unwrap();
+            std::os::unix::fs::symlink(&target, Lander::part_path(&inbox, linked)).unwrap();
+            commit(&lander, &inbox, hard, b"z", suite);
+            fs::hard_link(Lander::part_path(&inbox, hard), t.path().join("second")).unwrap();
+            for (id, what) in [(linked, "symbolic link"), (hard, "one link")] {
+                let Pending::Damaged(d) = lander.finish_pending(&inbox, "c", id, suite).unwrap()
+                else {
+                    panic!("{id}")
+                };
+                assert!(d.detail.contains(what), "{}", d.detail);
+            }
         }
+    }
+
+    #[test]
+    fn a_staging_folder_that_is_a_link_or_a_file_is_refused_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let lander = Lander::open(&t.path().join("state")).unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        for (inbox, what) in [("linked", "a symbolic link"), ("filed", "a file")] {
+            let inbox = t.path().join(inbox);
+            fs::create_dir_all(&inbox).unwrap();
+            if what == "a file" {
+                fs::write(inbox.join(STAGING), b"").unwrap();
+            } else {
+                std::os::unix::fs::symlink(&elsewhere, inbox.join(STAGING)).unwrap();
+            }
+            let e = lander.recover(&inbox, "c", Suite::Default).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("{}", inbox.join(STAGING).display()))
+                    && e.to_string().contains(what),
+                "{e}"
+            );
+            assert!(Lander::create_part(&inbox, ObjectId([1; 16])).is_err());
+            assert!(Lander::discard_parts(&inbox).is_err());
+        }
+        // nothing was made or changed where the link points
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        let mode = fs::metadata(&elsewhere).unwrap().permissions().mode();
+        assert_ne!(mode & 0o777, STAGING_MODE);
     }
 }

@@ -209,17 +209,15 @@ impl Receiver {
                     error,
                 })?;
             for (id, pending) in found {
-                self.finished(c, id, pending).map_err(|f| match f {
-                    Fault::Audit(e) => NodeError::Audit(e),
-                    Fault::Io(error) => NodeError::Dir {
-                        path: c.inbox.clone(),
-                        error,
-                    },
-                    other => NodeError::Dir {
-                        path: c.inbox.clone(),
-                        error: std::io::Error::other(other),
-                    },
-                })?;
+                match self.finished(c, id, pending) {
+                    Ok(()) => {}
+                    Err(Fault::Audit(e)) => return Err(NodeError::Audit(e)),
+                    // one object that cannot be quarantined must not stop the node: its
+                    // part file stays, found again at its resend or the next start
+                    Err(e) => {
+                        tracing::error!(object = %id, inbox = %c.inbox.display(), error = %e, "cannot quarantine a changed part file; it stays in the staging area")
+                    }
+                }
             }
         }
         Ok(())
@@ -253,21 +251,36 @@ impl Receiver {
             }
             land::Pending::Damaged(d) => {
                 tracing::error!(object = %id, part = %d.part.display(), detail = %d.detail, "a committed landing's part file changed on disk; quarantined, not delivered");
-                let size = std::fs::metadata(&d.part).map(|m| m.len()).ok();
-                node.refuse(
-                    &Refused {
-                        subject: Subject {
-                            channel: &c.name,
-                            id,
-                            name: &d.name,
-                            size,
-                            digest: None,
-                        },
-                        quarantine: &c.quarantine,
-                        content: Some(crate::node::quarantine::Held::Entry(&d.part)),
-                        side: Side::Receiver,
+                let subject = Subject {
+                    channel: &c.name,
+                    id,
+                    name: &d.name,
+                    size: std::fs::symlink_metadata(&d.part).map(|m| m.len()).ok(),
+                    digest: None,
+                };
+                let refusal = Refusal::new(Reason::ContentHash, d.detail);
+                // write-ahead, as a landing: on record before the part file goes, so that a
+                // crash in between repeats the record (the part file is found again at the
+                // next start), never leaves a refusal unrecorded
+                events::Refused {
+                    subject,
+                    side: Side::Receiver,
+                    peer: Some(node.cfg.peer.name.as_str()),
+                    refusal: &refusal,
+                }
+                .emit(node.sink())?;
+                crate::node::quarantine::put(
+                    &c.quarantine,
+                    &crate::node::quarantine::Subject {
+                        id,
+                        channel: &c.name,
+                        name: &d.name,
                     },
-                    &Refusal::new(Reason::ContentHash, d.detail),
+                    Some(crate::node::quarantine::Held::Entry(&d.part)),
+                    &node.cfg.node.name,
+                    Side::Receiver,
+                    &refusal,
+                    node.keys.data().as_deref(),
                 )?;
                 self.lander
                     .record(&c.name, id, Outcome::Quarantined, &d.name)?;
@@ -559,7 +572,7 @@ impl Receiver {
             }
             None => reception.finish(),
         };
-        // the copy ends (a sealed one's last chunk) and is durable before anything reads it
+        // the copy ends (a sealed one's last chunk; a plaintext one, the part file, fsynced)
         if let Err(e) = file.finish() {
             let _ = staged.remove();
             return Err(e.into());
@@ -749,6 +762,7 @@ impl Receiver {
             m.object_id,
             &m.name,
             masked.as_ref().map_or(m.digest, |mk| mk.digest),
+            node.cfg.node.suite,
         )?;
         tracing::debug!(object = %m.object_id, path = %path.display(), "delivered");
         Ok(ReceiptStatus::Landed)

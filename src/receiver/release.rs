@@ -205,12 +205,13 @@ impl Releaser for ReceiveRelease {
                 tracing::debug!(channel = %channel.name, name = %e.name, object = %new, size, "landed");
                 let path = r
                     .lander
-                    .land(&channel.inbox, &channel.name, new, &e.name, sha)?;
+                    .land(&channel.inbox, &channel.name, new, &e.name, sha, suite)
+                    .map_err(Failed::settled)?;
                 let landed = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                quarantine::purge(e)?;
+                quarantine::purge(e).map_err(Failed::settled)?;
                 (
                     format!(
                         "{old}: released: inspected again with this node's policy in force and landed as {landed}"
@@ -234,7 +235,8 @@ impl Releaser for ReceiveRelease {
                         side: Side::Receiver,
                     },
                     &refusal,
-                )?;
+                )
+                .map_err(Failed::settled)?;
                 (
                     format!(
                         "{old}: released, but refused again by this node's policy in force: {} ({}); it stays in quarantine",
@@ -251,7 +253,7 @@ impl Releaser for ReceiveRelease {
                 ));
             }
         };
-        desk.end(&pending)?;
+        desk.end(&pending).map_err(Failed::settled)?;
         tracing::info!(channel = %e.channel, object = %old, who = %who.detail(), "quarantine entry released: inspected again");
         Ok(line)
     }

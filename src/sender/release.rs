@@ -94,7 +94,9 @@ impl Releaser for SendRelease {
             "released from quarantine entry {old} {}",
             who.detail()
         ));
-        node.audit.append(Event::Taken, rec)?;
+        node.audit
+            .append(Event::Taken, rec)
+            .map_err(Failed::settled)?;
         // counted as every intake is
         let channel = [e.channel.as_str()];
         node.metrics
@@ -105,8 +107,8 @@ impl Releaser for SendRelease {
             .intake_bytes
             .with_label_values(&channel)
             .inc_by(e.size.unwrap_or(0));
-        quarantine::purge(e)?;
-        desk.end(&pending)?;
+        quarantine::purge(e).map_err(Failed::settled)?;
+        desk.end(&pending).map_err(Failed::settled)?;
         tracing::info!(channel = %e.channel, object = %old, new = %spooled.id, who = %who.detail(), "quarantine entry released: taken again");
         let new = spooled.id;
         let sealed = self.sender.pipeline(spooled);
