@@ -315,9 +315,16 @@ fn a_committed_part_file_changed_before_recovery_is_quarantined_not_delivered() 
         .records("internet", "landed")
         .into_iter()
         .filter(|r| r.detail.as_deref() == Some("delivery finished after a restart"))
-        .map(|r| r.name)
+        .map(|r| (r.name, r.size, r.sha256))
         .collect();
-    assert_eq!(finished, vec![Some("whole.txt".to_string())]);
+    assert_eq!(
+        finished,
+        vec![(
+            Some("whole.txt".to_string()),
+            Some(18),
+            Some(sha256_file(&inbox.join("whole.txt")))
+        )]
+    );
     assert!(!part("changed.txt").exists() && !part("whole.txt").exists());
     // the quarantined copy is the changed content, sealed at rest under the lab's key
     let copy = q.join(id_of("changed.txt"));

@@ -77,8 +77,14 @@ pub enum Pending {
     /// There was none, or it was not committed and is deleted now (the sender sends the
     /// object again).
     None,
-    /// Committed: renamed into the inbox now, at this path.
-    Delivered(PathBuf),
+    /// Committed: renamed into the inbox now.
+    Delivered {
+        /// Where it was delivered.
+        path: PathBuf,
+        /// Its size and hash (in the marker's suite) as committed, where the marker
+        /// recorded them (markers of earlier versions did not).
+        committed: Option<(u64, [u8; 32])>,
+    },
     /// Committed, but its size or hash is no longer what the marker recorded (changed on
     /// disk after its commit): not delivered, left where it is for the receiver to
     /// quarantine ([`Lander::record`] `Quarantined` after).
@@ -340,7 +346,13 @@ impl Lander {
                         detail,
                     }));
                 }
-                deliver(&part, inbox, &m.name).map(Pending::Delivered)
+                let committed = m.size.zip(
+                    m.digest
+                        .as_deref()
+                        .and_then(|d| hex::decode(d).ok())
+                        .and_then(|d| <[u8; 32]>::try_from(d).ok()),
+                );
+                deliver(&part, inbox, &m.name).map(|path| Pending::Delivered { path, committed })
             }
             Some(_) => {
                 fs::remove_file(&part)?;
@@ -574,7 +586,13 @@ mod tests {
         let delivered = lander.recover(&inbox, "c", Suite::Default).unwrap();
         assert_eq!(
             delivered,
-            vec![(committed, Pending::Delivered(inbox.join("done.txt")))]
+            vec![(
+                committed,
+                Pending::Delivered {
+                    path: inbox.join("done.txt"),
+                    committed: None
+                }
+            )]
         );
         assert!(!Lander::part_path(&inbox, partial).exists());
         // a second recovery delivers nothing more
@@ -643,7 +661,13 @@ mod tests {
                 got[0],
                 (
                     whole,
-                    Pending::Delivered(inbox.join(format!("{whole}.txt")))
+                    Pending::Delivered {
+                        path: inbox.join(format!("{whole}.txt")),
+                        committed: Some((
+                            17,
+                            crate::keys::suite::digest(suite, b"committed content")
+                        ))
+                    }
                 )
             );
             let mode = fs::metadata(inbox.join(format!("{whole}.txt")))
@@ -668,7 +692,7 @@ mod tests {
             commit(&lander, &inbox, id, b"x", suite);
             assert!(matches!(
                 lander.finish_pending(&inbox, "c", id, other).unwrap(),
-                Pending::Delivered(_)
+                Pending::Delivered { .. }
             ));
             // what is no longer a plain file with one link is never renamed in
             let (linked, hard) = (ObjectId([5; 16]), ObjectId([6; 16]));

@@ -231,8 +231,8 @@ impl Receiver {
         let node = &self.node;
         match pending {
             land::Pending::None => Ok(()),
-            land::Pending::Delivered(p) => {
-                let name = p
+            land::Pending::Delivered { path, committed } => {
+                let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
@@ -241,8 +241,8 @@ impl Receiver {
                         channel: &c.name,
                         id,
                         name: &name,
-                        size: None,
-                        digest: None,
+                        size: committed.map(|(size, _)| size),
+                        digest: committed.map(|(_, digest)| digest),
                     },
                     peer: &node.cfg.peer.name,
                 }
