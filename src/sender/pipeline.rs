@@ -42,6 +42,9 @@ use tokio::sync::mpsc;
 
 /// How often objects waiting for the antivirus are tried again.
 const RETRY_SCAN: Duration = Duration::from_secs(2);
+/// Bytes (as stored) from which an object's manifest hashes are taken on a thread of their
+/// own while it is inspected: below, a thread costs more than the hash it overlaps.
+const HASH_BESIDE_MIN: u64 = 4 << 20;
 
 /// The queue of sealed objects between the pipeline and the links.
 pub type Queue = mpsc::UnboundedSender<Sealed>;
@@ -274,15 +277,27 @@ impl Sender {
             }),
             (true, None) => return Err(spool::no_data_key().into()),
         };
-        let outcome = match precheck {
-            Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
-            None => inspect::inspect(
-                &policy,
-                spooled.clone(),
-                sealing.as_ref(),
-                node.cfg.node.suite,
-            ),
-        };
+        // the manifest's hashes are taken on another core while the content engine reads
+        // the same content (a large object only: a thread costs more than a small hash)
+        let suite = node.keys.signing().suite();
+        let (outcome, hashed) = std::thread::scope(|scope| {
+            let hashing = (precheck.is_none() && before.size >= HASH_BESIDE_MIN).then(|| {
+                let (s, keys) = (&spooled, keys.as_deref());
+                scope.spawn(move || seal::hash(s, keys, suite))
+            });
+            let outcome = match precheck {
+                Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
+                None => inspect::inspect(
+                    &policy,
+                    spooled.clone(),
+                    sealing.as_ref(),
+                    node.cfg.node.suite,
+                ),
+            };
+            // a failed hash is taken again by the seal, which then says why
+            let hashed = hashing.and_then(|h| h.join().ok()).and_then(Result::ok);
+            (outcome, hashed)
+        });
         let checked = match outcome {
             Ok(Ok(c)) => c,
             Ok(Err((spooled, refusal))) => {
@@ -316,17 +331,23 @@ impl Sender {
         let masked = checked.masked().is_some();
         if let Some(m) = checked.masked() {
             let s = checked.spooled();
-            let original = hash_spooled(s, keys.as_deref(), node.cfg.node.suite)?.1;
+            let original = match &hashed {
+                Some(h) if h.suite == node.cfg.node.suite => h.digest,
+                _ => hash_spooled(s, keys.as_deref(), node.cfg.node.suite)?.1,
+            };
             node.masked(subject(s), original, m)?;
         }
         let inspected = checked.commit()?;
         let content_type = inspected.content_type().to_string();
         let spooled = inspected.spooled().clone();
-        let sealed = match seal::seal(
+        // what was hashed beside the inspection is what crosses, unless a masked copy
+        // replaced it
+        let sealed = match seal::seal_hashed(
             inspected,
             &node.keys.signing(),
             &node.cfg.node.name,
             keys.as_deref(),
+            hashed.filter(|_| !masked),
         ) {
             Ok(sealed) => sealed,
             Err(seal::SealError::Io(e)) if at_rest::is_tampered(&e) => {

@@ -3,7 +3,8 @@
 //! the content read for sending is still the content sealed ([`Unchanged`]).
 //!
 //! ```text
-//!  spool content ─► hash (whole + per chunk) ─► Manifest ─► sign ─► frame ─► Sealed
+//!  spool content ─► hash (whole + per chunk; or taken by the pipeline on another core
+//!                   while the content engine reads it) ─► Manifest ─► sign ─► frame ─► Sealed
 //!  Sealed + approvals ─► approve ─► the same body and signature, approvals after them
 //!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
 //!                                  └ a chunk differs, or the file grew: Changed ─► retake
@@ -34,24 +35,81 @@ pub enum SealError {
     Wire(#[from] wire::WireError),
 }
 
+/// The hashes of a spooled object's content, as its manifest carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    /// Bytes of content.
+    pub size: u64,
+    /// The hash of the whole content (SHA-256, or SM3 under `gm`).
+    pub digest: [u8; 32],
+    /// The hash of each chunk of [`CHUNK_SIZE`] bytes, in order.
+    pub chunks: Vec<[u8; 32]>,
+    /// The suite of the hashes.
+    pub suite: Suite,
+}
+
+/// Reads a spooled object's content once (through `data_keys` where it is sealed at
+/// rest) and hashes it, whole and per chunk, in `suite`: what [`seal_hashed`] takes, so
+/// that the pipeline can hash on another core while the content engine reads the same
+/// content.
+///
+/// # Errors
+/// The content cannot be opened or read (a sealed chunk that does not open).
+pub fn hash(s: &Spooled, data_keys: Option<&DataKeys>, suite: Suite) -> io::Result<Hashed> {
+    let mut f = crate::sender::spool::open_content(s, data_keys)?;
+    let mut size = 0u64;
+    let (digest, chunks) = {
+        let mut counting = CountingReader {
+            inner: &mut f,
+            n: &mut size,
+        };
+        hash_content(&mut counting, CHUNK_SIZE, suite)?
+    };
+    Ok(Hashed {
+        size,
+        digest,
+        chunks,
+        suite,
+    })
+}
+
 /// Seals an inspected object: hashes, manifest, signature, frame. The content is read
 /// through `data_keys` where the spool entry is sealed at rest.
+///
+/// # Errors
+/// As [`seal_hashed`].
 pub fn seal(
     inspected: Inspected,
     key: &SigningKey,
     node: &str,
     data_keys: Option<&DataKeys>,
 ) -> Result<Sealed, SealError> {
+    seal_hashed(inspected, key, node, data_keys, None)
+}
+
+/// [`seal`], with the content's hashes taken by [`hash`] from the very content inspected
+/// (the caller's word: the spool entry as it was when both read it, not a masked copy
+/// that replaced it since) where given in the signing key's suite; else hashed here.
+///
+/// # Errors
+/// Reading the content, or building or signing the manifest, failed.
+pub fn seal_hashed(
+    inspected: Inspected,
+    key: &SigningKey,
+    node: &str,
+    data_keys: Option<&DataKeys>,
+    hashed: Option<Hashed>,
+) -> Result<Sealed, SealError> {
     let s = inspected.spooled();
-    let mut f = crate::sender::spool::open_content(s, data_keys)?;
-    let mut size = 0u64;
     // the hashes of the signing key's suite: SHA-256, or SM3 under `gm`
-    let (digest, chunks) = {
-        let mut counting = CountingReader {
-            inner: &mut f,
-            n: &mut size,
-        };
-        hash_content(&mut counting, CHUNK_SIZE, key.suite())?
+    let Hashed {
+        size,
+        digest,
+        chunks,
+        ..
+    } = match hashed {
+        Some(h) if h.suite == key.suite() => h,
+        _ => hash(s, data_keys, key.suite())?,
     };
     let manifest = Manifest {
         object_id: s.id,
