@@ -96,10 +96,10 @@ pub enum Held<'a> {
     },
 }
 
-/// Puts `held` (if any) into the channel's quarantine as `<id>` and writes its reason
-/// file: bytes are written in, and a plain entry with one link is copied in, read-only,
-/// then removed; any other entry is renamed, never read or followed. Returns the
-/// quarantined path.
+/// Writes the reason file of `<id>` in the channel's quarantine, durably, then puts
+/// `held` (if any) in as `<id>`: bytes are written in, and a plain entry with one link is
+/// copied in, read-only, then removed; any other entry is renamed, never read or followed.
+/// Done again after a crash, it keeps the copy already in. Returns the quarantined path.
 pub fn put(
     dir: &Path,
     subject: &Subject<'_>,
@@ -113,6 +113,21 @@ pub fn put(
     std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), DIR_MODE)
         .create(dir)?;
     let target = dir.join(id.to_string());
+    // the reason file first: a crash before the content is in leaves an entry listed
+    // without content (and its source where it was, put in again when the refusal is
+    // repeated), never content that no listing shows
+    let reason = ReasonFile {
+        object_id: id.to_string(),
+        channel,
+        name,
+        node,
+        side: side.as_str(),
+        reason: refusal.reason.as_str(),
+        detail: &refusal.detail,
+        time_ms: crate::now_ms(),
+    };
+    let json = serde_json::to_vec_pretty(&reason).map_err(io::Error::other)?;
+    write_durable_mode(&dir.join(format!("{id}.reason.json")), &json, REASON_MODE)?;
     if let Some(Held::Bytes(bytes)) = held {
         write_in(dir, &mut &bytes[..], &target, sealing)?;
     }
@@ -145,18 +160,6 @@ pub fn put(
             Err(e) => return Err(e),
         }
     }
-    let reason = ReasonFile {
-        object_id: id.to_string(),
-        channel,
-        name,
-        node,
-        side: side.as_str(),
-        reason: refusal.reason.as_str(),
-        detail: &refusal.detail,
-        time_ms: crate::now_ms(),
-    };
-    let json = serde_json::to_vec_pretty(&reason).map_err(io::Error::other)?;
-    write_durable_mode(&dir.join(format!("{id}.reason.json")), &json, REASON_MODE)?;
     sync_dir(dir)?;
     Ok(target)
 }

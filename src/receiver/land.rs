@@ -331,12 +331,17 @@ impl Lander {
         suite: Suite,
     ) -> io::Result<Pending> {
         let part = Self::part_path(inbox, id);
-        if !part.exists() {
+        // whatever is there, a dangling link included
+        if fs::symlink_metadata(&part).is_err() {
             return Ok(Pending::None);
         }
-        let marker = fs::read(self.marker(channel, id))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+        // a marker that cannot be read now (not one that is missing or not its JSON) keeps
+        // the part file for the next try: it may say the object is committed
+        let marker = match fs::read(self.marker(channel, id)) {
+            Ok(b) => serde_json::from_slice::<Marker>(&b).ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
         match marker {
             Some(m) if m.outcome == Outcome::Landed => {
                 if let Some(detail) = changed(&part, &m, suite)? {
@@ -346,12 +351,17 @@ impl Lander {
                         detail,
                     }));
                 }
-                let committed = m.size.zip(
-                    m.digest
-                        .as_deref()
-                        .and_then(|d| hex::decode(d).ok())
-                        .and_then(|d| <[u8; 32]>::try_from(d).ok()),
-                );
+                // for the record, which names the hash of the node's suite
+                let same_suite = m.suite.as_deref().is_some_and(|n| n == suite.name());
+                let committed = m
+                    .size
+                    .zip(
+                        m.digest
+                            .as_deref()
+                            .and_then(|d| hex::decode(d).ok())
+                            .and_then(|d| <[u8; 32]>::try_from(d).ok()),
+                    )
+                    .filter(|_| same_suite);
                 deliver(&part, inbox, &m.name).map(|path| Pending::Delivered { path, committed })
             }
             Some(_) => {
@@ -410,6 +420,12 @@ fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> 
             "{CHANGED}: it is no longer a plain file with one link"
         )));
     }
+    // delivered never wider than a landing: no set-id, sticky or exec bits, never
+    // writable by others
+    let mode = meta.mode() & 0o7777;
+    if mode & !0o664 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(mode & 0o664))?;
+    }
     let size = meta.len();
     if let Some(want) = m.size
         && want != size
@@ -434,13 +450,6 @@ fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> 
         h.update(&buf[..n]);
     }
     let got = hex::encode(h.finish());
-    if got == *want {
-        // delivered as a landing is, never wider: no set-id, sticky, exec or write by others
-        let mode = meta.mode() & 0o7777;
-        if mode & !0o644 != 0 {
-            f.set_permissions(fs::Permissions::from_mode(mode & 0o644))?;
-        }
-    }
     Ok((got != *want).then(|| format!("{CHANGED}: {} {got}, {want} committed", suite.hash())))
 }
 
@@ -674,7 +683,7 @@ mod tests {
                 .unwrap()
                 .permissions()
                 .mode();
-            assert_eq!(mode & 0o7777, 0o644);
+            assert_eq!(mode & 0o7777, 0o664);
             for ((id, p), what) in got[1..].iter().zip(["4 bytes, 17 committed", suite.hash()]) {
                 let Pending::Damaged(d) = p else {
                     panic!("{id}: {p:?}")
@@ -703,7 +712,16 @@ mod tests {
             std::os::unix::fs::symlink(&target, Lander::part_path(&inbox, linked)).unwrap();
             commit(&lander, &inbox, hard, b"z", suite);
             fs::hard_link(Lander::part_path(&inbox, hard), t.path().join("second")).unwrap();
-            for (id, what) in [(linked, "symbolic link"), (hard, "one link")] {
+            let dangling = ObjectId([7; 16]);
+            commit(&lander, &inbox, dangling, b"w", suite);
+            fs::remove_file(Lander::part_path(&inbox, dangling)).unwrap();
+            std::os::unix::fs::symlink(t.path().join("gone"), Lander::part_path(&inbox, dangling))
+                .unwrap();
+            for (id, what) in [
+                (linked, "symbolic link"),
+                (hard, "one link"),
+                (dangling, "symbolic link"),
+            ] {
                 let Pending::Damaged(d) = lander.finish_pending(&inbox, "c", id, suite).unwrap()
                 else {
                     panic!("{id}")
@@ -719,6 +737,7 @@ mod tests {
         let lander = Lander::open(&t.path().join("state")).unwrap();
         let elsewhere = t.path().join("elsewhere");
         fs::create_dir_all(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
         for (inbox, what) in [("linked", "a symbolic link"), ("filed", "a file")] {
             let inbox = t.path().join(inbox);
             fs::create_dir_all(&inbox).unwrap();
@@ -740,6 +759,6 @@ mod tests {
         // nothing was made or changed where the link points
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
         let mode = fs::metadata(&elsewhere).unwrap().permissions().mode();
-        assert_ne!(mode & 0o777, STAGING_MODE);
+        assert_eq!(mode & 0o777, 0o755);
     }
 }

@@ -5,7 +5,7 @@
 //! ```text
 //!  link shell ─► begin ─────────────► Arriving ─► write(bytes)* ─► finish
 //!                 │ signature, sender, channel   (every chunk hashed    │ size, whole hash,
-//!                 │ received over THIS link      before it is written   │ fsync ─► Received
+//!                 │ received over THIS link      before it is written   │ (fsync*) ─► Received
 //!                 │ duplicate? name, size, room  to the staged copy,    ▼
 //!                 │ (space ledger)               sealed at rest)  inspect again (own
 //!                 │                                               policy) ─► Cleared
@@ -17,7 +17,8 @@
 //! ```
 //!
 //! With a data key the staged copy is sealed ([`staged`]): what this node has not cleared
-//! never rests in plaintext on its disk.
+//! never rests in plaintext on its disk. (fsync*: only a plaintext staged copy, the part
+//! file, is fsynced there; a sealed one is fsynced where it is copied to.)
 //!
 //! The stage values (`Arriving`, `Received`, `Cleared`) can only be made here, by the step
 //! that did the work: nothing lands that was not verified and inspected again.
@@ -90,7 +91,8 @@ pub struct Arriving {
     _busy: BusyGuard,
 }
 
-/// An object whose every byte verified and is durable in its staged copy.
+/// An object whose every byte verified, in its staged copy (durable where that is the
+/// plaintext part file; a sealed copy need not be: see [`StagedWriter::finish`]).
 pub struct Received {
     channel: Channel,
     verified: Verified,
@@ -534,7 +536,8 @@ impl Receiver {
         Begin::Answered(Some((id, ReceiptStatus::Duplicate)))
     }
 
-    /// Ends an object after its last byte (`complete`) or a broken stream: verify, fsync,
+    /// Ends an object after its last byte (`complete`) or a broken stream: verify, end
+    /// the staged copy ([`StagedWriter::finish`]),
     /// inspect again, land or quarantine. Blocking. `Ok(None)`: nothing to answer (the
     /// stream broke; the sender sends again).
     ///

@@ -9,7 +9,7 @@
 //! keep, so they cannot be checked again; the sender sends the object again with them.
 //!
 //! ```text
-//! pending record ─► quarantine/<ch>/<id> ─copy, fsync─► the staged copy (sealed again
+//! pending record ─► quarantine/<ch>/<id> ─copy (fsync*)─► the staged copy (sealed again
 //!   where the node seals: <inbox>/.isogate-tmp/<id>.sealed, else <id>.part)
 //!   ─► audit quarantine_released (who) ─► inspect (this node's policy in force)
 //!        accepted ─► unseal into <id>.part ─► audit landed (durable)

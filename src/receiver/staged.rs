@@ -43,7 +43,8 @@ pub struct Staged {
     sealing: Option<(Arc<DataKeys>, Vec<u8>)>,
 }
 
-/// Writes a staged copy as its bytes arrive; [`StagedWriter::finish`] makes it durable.
+/// Writes a staged copy as its bytes arrive; [`StagedWriter::finish`] ends it (and makes
+/// a plaintext one, the part file, durable).
 pub enum StagedWriter {
     /// The plaintext part file (a node without a data key).
     Plain(File),
