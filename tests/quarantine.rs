@@ -111,16 +111,13 @@ fn a_false_positive_is_released_through_the_full_policy_and_audited() {
     assert!(text(&out).contains("not releasable: it is a symlink"));
     let bad = "0123456789abcdef0123456789abcdef";
     let q = lab.quarantine("internet", "to-internet");
-    fs::create_dir_all(&q).unwrap();
-    fs::write(q.join(bad), b"not what was signed").unwrap();
-    fs::write(
-        q.join(format!("{bad}.reason.json")),
-        serde_json::json!({"object_id": bad, "channel": "to-internet", "name": "x.txt",
-            "node": "internet", "side": "receiver", "reason": "content_hash",
-            "detail": "SHA-256 differs", "time_ms": 1})
-        .to_string(),
-    )
-    .unwrap();
+    put_by_hand(
+        &q,
+        bad,
+        b"not what was signed",
+        ("x.txt", "internet", "receiver"),
+        ("content_hash", "SHA-256 differs"),
+    );
     let out = quarantine(&lab, "internet", &["release", bad]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("integrity reason (content_hash)"));
@@ -555,6 +552,20 @@ fn hup_and_wait(lab: &Lab, node: &Running, what: &str) {
     });
 }
 
+/// Puts an entry into a `to-internet` quarantine folder by hand, in plaintext, with its
+/// reason file: `(name, node, side)`, `(reason, detail)`.
+fn put_by_hand(q: &Path, id: &str, content: &[u8], who: (&str, &str, &str), why: (&str, &str)) {
+    fs::create_dir_all(q).unwrap();
+    fs::write(q.join(id), content).unwrap();
+    fs::write(
+        q.join(format!("{id}.reason.json")),
+        serde_json::json!({"object_id": id, "channel": "to-internet", "name": who.0,
+            "node": who.1, "side": who.2, "reason": why.0, "detail": why.1, "time_ms": 1})
+        .to_string(),
+    )
+    .unwrap();
+}
+
 /// The data key's id that sealed a quarantined copy (its header's bytes 20..24, in hex).
 fn sealed_by(copy: &Path) -> String {
     let bytes = fs::read(copy).unwrap();
@@ -610,15 +621,13 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     // a copy kept in plaintext while the node seals: shown as not releasable, and a
     // release is refused on record
     let plain = "0123456789abcdef0123456789abcd0f";
-    fs::write(q.join(plain), "内部资料 put here by hand\n").unwrap();
-    fs::write(
-        q.join(format!("{plain}.reason.json")),
-        serde_json::json!({"object_id": plain, "channel": "to-internet", "name": "p.txt",
-            "node": "court", "side": "sender", "reason": "keyword_match",
-            "detail": "内部资料", "time_ms": 1})
-        .to_string(),
-    )
-    .unwrap();
+    put_by_hand(
+        &q,
+        plain,
+        "内部资料 put here by hand\n".as_bytes(),
+        ("p.txt", "court", "sender"),
+        ("keyword_match", "内部资料"),
+    );
     let listed_plain = listed(&lab, "court");
     let p = entry(&listed_plain, "p.txt");
     assert_eq!(p["at_rest"], "plaintext", "{p:?}");
