@@ -153,15 +153,27 @@ fn the_receiver_never_releases_what_approvals_must_vouch_for() {
     let internet = lab.start("internet");
     let q = lab.quarantine("internet", "to-internet");
     fs::create_dir_all(&q).unwrap();
-    // entries as the receiving node writes them: the content and its reason file
+    // entries as the receiving node writes them: the content, sealed with its data key,
+    // and its reason file
+    let keys =
+        isogate::keys::at_rest::DataKeys::load(&lab.dir.join("certs/internet.data.key")).unwrap();
     let entry = |id: &str, reason: &str| {
-        fs::write(q.join(id), "公告正文\n").unwrap();
-        fs::write(
-            q.join(format!("{id}.reason.json")),
-            serde_json::json!({"object_id": id, "channel": "to-internet", "name": format!("{id}.txt"),
-                "node": "internet", "side": "receiver", "reason": reason,
-                "detail": "why", "time_ms": 1})
-            .to_string(),
+        let reason: isogate::core::reason::Reason =
+            serde_json::from_value(serde_json::json!(reason)).unwrap();
+        isogate::node::quarantine::put(
+            &q,
+            &isogate::node::quarantine::Subject {
+                id: isogate::core::id::ObjectId::parse(id).unwrap(),
+                channel: "to-internet",
+                name: &format!("{id}.txt"),
+            },
+            Some(isogate::node::quarantine::Held::Bytes(
+                "公告正文\n".as_bytes(),
+            )),
+            "internet",
+            isogate::core::reason::Side::Receiver,
+            &isogate::core::reason::Refusal::new(reason, "why"),
+            Some(&keys),
         )
         .unwrap();
     };
