@@ -366,22 +366,9 @@ fn header_cipher(
     header: &[u8; HEADER_LEN],
     context: &[u8],
 ) -> io::Result<DataCipher> {
-    if &header[..16] != MAGIC {
-        // read only where the node sealed: a header it did not write was changed on disk
-        return Err(tampered(
-            "not a sealed file (no isogate-rest-v1 header)".into(),
-        ));
-    }
-    let suite = match header[16] {
-        0 => Suite::Default,
-        1 => Suite::Gm,
-        // past the magic, a header this version never writes was changed on disk
-        s => return Err(tampered(format!("unknown suite {s} in the header"))),
-    };
-    if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
-        return Err(tampered("an unknown header layout or chunk size".into()));
-    }
-    let id = &header[20..24];
+    // read only where the node sealed: a header it did not write was changed on disk
+    let (suite, id) = parse_header(header).map_err(tampered)?;
+    let id = &id[..];
     let key = keys.find(suite, id).ok_or_else(|| {
         bad(format!(
             "sealed with {} data key {}, which is not in the data key file",
@@ -1127,21 +1114,26 @@ pub fn is_sealed(head: &[u8]) -> bool {
 /// and the data key's id (4 bytes, shown as 8 hex digits). `None` when `head` (a file's
 /// first [`HEADER_LEN`] bytes or more) is not a header this version writes.
 pub fn sealed_with(head: &[u8]) -> Option<(Suite, [u8; 4])> {
-    if head.len() < HEADER_LEN
-        || !is_sealed(head)
-        || head[17..20] != [0, 0, 0]
-        || head[24..28] != (CHUNK as u32).to_be_bytes()
-    {
-        return None;
+    parse_header(head.get(..HEADER_LEN)?.try_into().ok()?).ok()
+}
+
+/// A sealed file's header as this version writes it: its suite and its data key's id; else
+/// what is wrong with it.
+fn parse_header(header: &[u8; HEADER_LEN]) -> Result<(Suite, [u8; 4]), String> {
+    if &header[..16] != MAGIC {
+        return Err("not a sealed file (no isogate-rest-v1 header)".into());
     }
-    let suite = match head[16] {
+    let suite = match header[16] {
         0 => Suite::Default,
         1 => Suite::Gm,
-        _ => return None,
+        s => return Err(format!("unknown suite {s} in the header")),
     };
+    if header[17..20] != [0, 0, 0] || header[24..28] != (CHUNK as u32).to_be_bytes() {
+        return Err("an unknown header layout or chunk size".into());
+    }
     let mut id = [0u8; 4];
-    id.copy_from_slice(&head[20..24]);
-    Some((suite, id))
+    id.copy_from_slice(&header[20..24]);
+    Ok((suite, id))
 }
 
 /// The bytes a sealed file of `plain` bytes of plaintext takes on disk: the header and one

@@ -801,25 +801,16 @@ fn clean(s: &str, max: usize) -> String {
     if t.is_empty() { "?".to_string() } else { t }
 }
 
-fn find_or_line(node: &Node, id: &str, answer: &mut Answer) -> Option<Listed> {
-    let id = id.trim().to_ascii_lowercase();
-    match quarantine::find(&quarantine_dirs(&node.cfg), &id) {
-        Ok(Some(e)) => Some(e),
-        Ok(None) => {
-            answer.lines.push(format!(
-                "{id}: no such quarantine entry on {} (see `isogate quarantine list`)",
-                node.cfg.node.name
-            ));
-            answer.failed += 1;
-            None
-        }
-        Err(e) => {
-            answer
-                .lines
-                .push(format!("{id}: the quarantine cannot be read: {e}"));
-            answer.failed += 1;
-            None
-        }
+/// The entry named `id` (any case, trimmed), or why there is none: said after the id in
+/// the answer.
+fn find_entry(node: &Node, id: &str) -> Result<Listed, String> {
+    match quarantine::find(&quarantine_dirs(&node.cfg), id) {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(format!(
+            "no such quarantine entry on {} (see `isogate quarantine list`)",
+            node.cfg.node.name
+        )),
+        Err(e) => Err(format!("the quarantine cannot be read: {e}")),
     }
 }
 
@@ -827,8 +818,14 @@ fn purge_request(node: &Node, request: &Request, who: &Who) -> Answer {
     let mut answer = Answer::default();
     let mut entries = Vec::new();
     for id in &request.ids {
-        if let Some(e) = find_or_line(node, id, &mut answer) {
-            entries.push(e);
+        match find_entry(node, id) {
+            Ok(e) => entries.push(e),
+            Err(why) => {
+                answer
+                    .lines
+                    .push(format!("{}: {why}", id.trim().to_ascii_lowercase()));
+                answer.failed += 1;
+            }
         }
     }
     if let Some(before) = request.before_ms {
@@ -904,24 +901,27 @@ fn release_request(
     }
     let mut seen = std::collections::HashSet::new();
     for id in &request.ids {
+        let named = id.trim().to_ascii_lowercase();
         // each entry once, however often it is named
-        if !seen.insert(id.trim().to_ascii_lowercase()) {
+        if !seen.insert(named.clone()) {
             continue;
         }
-        let Some(e) = find_or_line(node, id, &mut answer) else {
-            // on record too: who asked for what, and why nothing happened
-            let named = id.trim().to_ascii_lowercase();
-            let line = answer.lines.last().map(String::as_str).unwrap_or_default();
-            let why = line.strip_prefix(&format!("{named}: ")).unwrap_or(line);
-            let rec = Entry {
-                object_id: ObjectId::parse(&named),
-                detail: Some(format!("{}; failed: {why}", who.detail())),
-                ..Entry::default()
-            };
-            if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
-                tracing::error!(error = %err, "cannot audit a failed quarantine release");
+        let e = match find_entry(node, &named) {
+            Ok(e) => e,
+            Err(why) => {
+                answer.lines.push(format!("{named}: {why}"));
+                answer.failed += 1;
+                // on record too: who asked for what, and why nothing happened
+                let rec = Entry {
+                    object_id: ObjectId::parse(&named),
+                    detail: Some(format!("{}; failed: {why}", who.detail())),
+                    ..Entry::default()
+                };
+                if let Err(err) = node.audit.durable(Event::QuarantineReleaseRefused, rec) {
+                    tracing::error!(error = %err, "cannot audit a failed quarantine release");
+                }
+                continue;
             }
-            continue;
         };
         match release_one(node, desk, sides, &e, who) {
             Ok((line, true)) => answer.lines.push(line),
@@ -954,7 +954,7 @@ fn release_one(
         }
         return Err(format!("{id}: not releasable: {why}"));
     }
-    let failed = |why: String| {
+    let failed = |why: &str| {
         tracing::warn!(channel = %e.channel, object = %id, why = %why, who = %who.detail(), "quarantine release failed; the entry stays in quarantine");
         let mut rec = entry_of(e);
         rec.detail = Some(format!(
@@ -965,37 +965,45 @@ fn release_one(
             tracing::error!(error = %err, "cannot audit a failed quarantine release");
         }
     };
-    if desk.is_pending(&e.channel, id) {
-        let why = "a release of it is under way already".to_string();
-        failed(why.clone());
-        return Err(format!("{id}: {why}"));
+    let side = releaser_of(node, desk, sides, e).inspect_err(|why| failed(why));
+    side.map_err(|why| format!("{id}: {why}"))?
+        .release(desk, e, who)
+        .map_err(|f| {
+            if !f.audited {
+                failed(&f.fault.to_string());
+            }
+            format!(
+                "{id}: not released: {}; the entry stays in quarantine",
+                f.fault
+            )
+        })
+}
+
+/// The side of this node that releases `e`, or why none may now: a release of it is under
+/// way, its channel is not configured, or this node does not run its side.
+fn releaser_of<'a>(
+    node: &Node,
+    desk: &Desk,
+    sides: &Sides<'a>,
+    e: &Listed,
+) -> Result<&'a dyn Releaser, String> {
+    if desk.is_pending(&e.channel, &e.object_id) {
+        return Err("a release of it is under way already".into());
     }
-    let role = node.cfg.channel(&e.channel).map(|c| c.role);
-    let side = match (e.side.as_str(), role) {
-        ("sender", Some(Role::Send)) => sides.sender,
-        ("receiver", Some(Role::Receive)) => sides.receiver,
-        (_, None) => {
-            let why = format!("channel {} is not in this node's configuration", e.channel);
-            failed(why.clone());
-            return Err(format!("{id}: {why}"));
-        }
+    let role = node
+        .cfg
+        .channel(&e.channel)
+        .map(|c| c.role)
+        .ok_or_else(|| format!("channel {} is not in this node's configuration", e.channel))?;
+    match (e.side.as_str(), role) {
+        ("sender", Role::Send) => sides.sender,
+        ("receiver", Role::Receive) => sides.receiver,
         _ => None,
-    };
-    let Some(side) = side else {
-        let why = format!(
+    }
+    .ok_or_else(|| {
+        format!(
             "refused on the {} side, which this node does not run for channel {}",
             e.side, e.channel
-        );
-        failed(why.clone());
-        return Err(format!("{id}: {why}"));
-    };
-    side.release(desk, e, who).map_err(|f| {
-        if !f.audited {
-            failed(f.fault.to_string());
-        }
-        format!(
-            "{id}: not released: {}; the entry stays in quarantine",
-            f.fault
         )
     })
 }

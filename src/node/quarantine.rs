@@ -453,7 +453,7 @@ pub fn open_content(path: &Path, keys: Option<&DataKeys>) -> io::Result<Content>
             ),
         ));
     }
-    let head = read_head(&mut f)?;
+    let head = read_head(&mut f, at_rest::MAGIC.len())?;
     f.seek(io::SeekFrom::Start(0))?;
     let refuse = |why: &str| {
         io::Error::new(
@@ -481,10 +481,10 @@ fn context(path: &Path) -> Vec<u8> {
     c
 }
 
-/// The first bytes of `f`, as many as a sealed file's magic (fewer when it is shorter).
-fn read_head(f: &mut fs::File) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(at_rest::MAGIC.len());
-    f.take(at_rest::MAGIC.len() as u64).read_to_end(&mut head)?;
+/// The first `len` bytes of `f` (fewer when it is shorter).
+fn read_head(f: &mut fs::File, len: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut head)?;
     Ok(head)
 }
 
@@ -641,13 +641,7 @@ pub fn find(dirs: &[PathBuf], id: &str) -> io::Result<Option<Listed>> {
 /// reader may not open it (an auditor reads the reasons, never the content), and the size
 /// as stored.
 fn content_size(path: &Path, stored: u64) -> (u64, Option<AtRest>) {
-    let head = open_nofollow(path).and_then(|mut f| {
-        let mut head = Vec::with_capacity(at_rest::HEADER_LEN);
-        (&mut f)
-            .take(at_rest::HEADER_LEN as u64)
-            .read_to_end(&mut head)?;
-        Ok(head)
-    });
+    let head = open_nofollow(path).and_then(|mut f| read_head(&mut f, at_rest::HEADER_LEN));
     let Ok(head) = head else {
         return (stored, None);
     };

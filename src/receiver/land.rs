@@ -28,7 +28,7 @@
 
 use crate::core::id::ObjectId;
 use crate::fsx::{rename_noreplace, sync_dir, write_durable};
-use crate::keys::suite::{Hasher, Suite};
+use crate::keys::suite::Suite;
 use crate::policy::extension;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -69,6 +69,43 @@ struct Marker {
     /// The suite of `digest` (`default` or `gm`): the node's at the commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     suite: Option<String>,
+}
+
+/// What a landing's marker says was committed: the part file's size and hash, in the
+/// hash's suite.
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    size: u64,
+    digest: [u8; 32],
+    suite: Suite,
+}
+
+impl Marker {
+    /// What it says was committed (`None` for a marker of an earlier version, which
+    /// recorded neither size nor hash; the node's `suite` where it names none).
+    ///
+    /// # Errors
+    /// Its record cannot be read (changed on disk): said in words, for the refusal.
+    fn committed(&self, suite: Suite) -> Result<Option<Committed>, &'static str> {
+        let (Some(size), Some(digest)) = (self.size, self.digest.as_deref()) else {
+            return Ok(None);
+        };
+        let digest = hex::decode(digest)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+            .ok_or("its marker's hash cannot be read")?;
+        let suite = match self.suite.as_deref() {
+            None => suite,
+            Some(name) => name
+                .parse()
+                .map_err(|_| "its marker names no known suite")?,
+        };
+        Ok(Some(Committed {
+            size,
+            digest,
+            suite,
+        }))
+    }
 }
 
 /// What became of a part file left in the staging folder ([`Lander::finish_pending`]).
@@ -344,24 +381,24 @@ impl Lander {
         };
         match marker {
             Some(m) if m.outcome == Outcome::Landed => {
-                if let Some(detail) = changed(&part, &m, suite)? {
-                    return Ok(Pending::Damaged(Damage {
-                        part,
-                        name: m.name,
+                let damaged = |detail: String| {
+                    Pending::Damaged(Damage {
+                        part: part.clone(),
+                        name: m.name.clone(),
                         detail,
-                    }));
+                    })
+                };
+                let committed = match m.committed(suite) {
+                    Ok(c) => c,
+                    Err(why) => return Ok(damaged(format!("{CHANGED}: {why}"))),
+                };
+                if let Some(detail) = changed(&part, committed.as_ref())? {
+                    return Ok(damaged(detail));
                 }
                 // for the record, which names the hash of the node's suite
-                let same_suite = m.suite.as_deref().is_some_and(|n| n == suite.name());
-                let committed = m
-                    .size
-                    .zip(
-                        m.digest
-                            .as_deref()
-                            .and_then(|d| hex::decode(d).ok())
-                            .and_then(|d| <[u8; 32]>::try_from(d).ok()),
-                    )
-                    .filter(|_| same_suite);
+                let committed = committed
+                    .filter(|c| c.suite == suite)
+                    .map(|c| (c.size, c.digest));
                 deliver(&part, inbox, &m.name).map(|path| Pending::Delivered { path, committed })
             }
             Some(_) => {
@@ -402,11 +439,14 @@ fn check_staging(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// What differs between a committed part file and its marker's record, if anything: what
+/// Why a committed part file is not delivered, before what differs.
+const CHANGED: &str = "its part file changed on disk after the landing was committed";
+
+/// What differs between a committed part file and what was `committed`, if anything: what
 /// it is (a plain file with one link, looked at without following a link), its size (no
-/// read), then its hash, read through the descriptor looked at.
-fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> {
-    const CHANGED: &str = "its part file changed on disk after the landing was committed";
+/// read), then its hash, read through the descriptor looked at. A file that passes is
+/// never left wider than a landing.
+fn changed(part: &Path, committed: Option<&Committed>) -> io::Result<Option<String>> {
     let mut f = match crate::fsx::open_nofollow(part) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
@@ -426,31 +466,26 @@ fn changed(part: &Path, m: &Marker, suite: Suite) -> io::Result<Option<String>> 
     if mode & !0o664 != 0 {
         f.set_permissions(fs::Permissions::from_mode(mode & 0o664))?;
     }
-    let size = meta.len();
-    if let Some(want) = m.size
-        && want != size
-    {
-        return Ok(Some(format!("{CHANGED}: {size} bytes, {want} committed")));
-    }
-    let Some(want) = &m.digest else {
+    let Some(c) = committed else {
         return Ok(None);
     };
-    let suite = match m.suite.as_deref().map(str::parse::<Suite>) {
-        Some(Ok(s)) => s,
-        Some(Err(_)) => return Ok(Some(format!("{CHANGED}: its marker names no known suite"))),
-        None => suite,
-    };
-    let mut h = Hasher::new(suite);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = io::Read::read(&mut f, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
+    let size = meta.len();
+    if size != c.size {
+        return Ok(Some(format!(
+            "{CHANGED}: {size} bytes, {} committed",
+            c.size
+        )));
     }
-    let got = hex::encode(h.finish());
-    Ok((got != *want).then(|| format!("{CHANGED}: {} {got}, {want} committed", suite.hash())))
+    let (got, _) =
+        crate::core::digest::hash_content(&mut f, crate::core::manifest::CHUNK_SIZE, c.suite)?;
+    Ok((got != c.digest).then(|| {
+        format!(
+            "{CHANGED}: {} {}, {} committed",
+            c.suite.hash(),
+            hex::encode(got),
+            hex::encode(c.digest)
+        )
+    }))
 }
 
 /// The name a delivery of `name` into `inbox` would take now (the first free numbering).

@@ -263,7 +263,10 @@ impl Receiver {
                 let refusal = Refusal::new(Reason::ContentHash, d.detail);
                 // write-ahead, as a landing: on record before the part file goes, so that a
                 // crash in between repeats the record (the part file is found again at the
-                // next start), never leaves a refusal unrecorded
+                // next start), never leaves a refusal unrecorded. Node::refuse records after
+                // the move, which suits refusals that are repeated from their source (a
+                // resend, a spool entry judged again) and records each once; nothing repeats
+                // this one once its part file has gone.
                 events::Refused {
                     subject,
                     side: Side::Receiver,
