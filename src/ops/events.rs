@@ -122,15 +122,26 @@ pub struct Landed<'a> {
 }
 
 impl Landed<'_> {
-    /// Records the landing.
+    /// Records the landing durably.
     ///
     /// # Errors
     /// The audit record could not be written durably.
     pub fn emit(&self, sink: Sink<'_>) -> Result<(), AuditError> {
+        let seq = self.append(sink)?;
+        sink.audit.sync_to(seq)
+    }
+
+    /// Records the landing without waiting for it to be durable; returns the record's
+    /// sequence number, for the caller's one [`crate::audit::AuditLog::sync_to`] after the
+    /// records that go with it (a batch of messages' `message_delivered`).
+    ///
+    /// # Errors
+    /// The audit record could not be written.
+    pub fn append(&self, sink: Sink<'_>) -> Result<u64, AuditError> {
         let s = &self.subject;
         let mut e = s.entry(Some(self.peer));
         e.detail = self.delivered_as.map(|n| format!("delivered as {n}"));
-        sink.audit.durable(Event::Landed, e)?;
+        let seq = sink.audit.append(Event::Landed, e)?;
         let channel = [s.channel];
         sink.metrics.land_objects.with_label_values(&channel).inc();
         sink.metrics
@@ -138,7 +149,7 @@ impl Landed<'_> {
             .with_label_values(&channel)
             .inc_by(s.size.unwrap_or(0));
         tracing::debug!(channel = %s.channel, name = %s.name, object = %s.id, size = s.size.unwrap_or(0), delivered_as = self.delivered_as.unwrap_or(s.name), "landed");
-        Ok(())
+        Ok(seq)
     }
 }
 

@@ -4,33 +4,47 @@
 //!
 //! ```text
 //!  landed batch ─► drop ids already in the log (message_duplicate)
-//!    ─► <inbox>/<batch seq, 20 digits>-<object id>.ndjson   temp + fsync + rename
-//!       one line per message: {"id":…,"body":…}; cursor = "<batch seq>.<index>"
-//!    ─► message_delivered records ─► waiting readers woken
+//!    ─► landed + message_delivered records (one sync) ─► one record appended to the
+//!       active segment <inbox>/<first batch seq, 20 digits>.log, then fdatasync:
+//!         {"batch":SEQ,"object":ID,"messages":N,"bytes":LEN}\n   the record's header
+//!         LEN bytes: N lines {"id":…,"body":…}                  cursor = "<batch seq>.<index>"
+//!    ─► waiting readers woken
 //!  read(after, limit, wait) ─► messages after the cursor, in order (long-poll when empty)
-//!  retention: batch files older than the channel's retention are removed
+//!  retention: a segment whose newest batch is older than the channel's retention is
+//!  removed (never the newest segment), once the lander has recorded its batch objects
 //! ```
 //!
-//! This module owns the log's files and its in-memory index (the ids and object ids it
-//! holds, its batches in order); the receiver pipeline calls [`land_batch`] with a batch
-//! that was verified and inspected again, before it records the object as landed.
+//! A segment takes batches until it holds [`SEGMENT_MAX_BYTES`] or is [`SEGMENT_MAX_MS`]
+//! (or half the retention, when shorter) old; each start of the node begins a new one.
+//! So a batch costs one write and one fdatasync, and no new file (on a busy file system,
+//! creating a file costs more than writing and syncing one). Logs written by earlier
+//! versions, one file `<batch seq, 20 digits>-<object id>.ndjson` per batch, are read as
+//! they are and removed by retention like segments.
 //!
-//! Exactly once: a batch whose object id the log already holds appends nothing (the
-//! sender sent it again after a crash between the append and the lander's marker); a
-//! message whose id the log already holds is dropped (`message_duplicate`). The
-//! `message_delivered` records are written and synced before the batch file appears
-//! (write-ahead): a crash in between repeats records, never delivers without one.
+//! This module owns the log's files and its in-memory index (the ids and object ids it
+//! holds, its batches in order and where each lies); the receiver pipeline calls
+//! [`land_batch`] with a batch that was verified and inspected again.
+//!
+//! Exactly once: the log records every batch object it landed, even one whose messages
+//! were all dropped, and the receiver answers an object the log holds as a duplicate
+//! (the sender sent it again after a crash, or the diode repeated it); a message whose id
+//! the log already holds is dropped (`message_duplicate`). The `landed` and
+//! `message_delivered` records are written and synced before the record is appended
+//! (write-ahead): a crash in between repeats records, never delivers without one. A crash
+//! mid-append leaves a torn last record, which the next start leaves out (the sender sends
+//! the object again). Before retention forgets a segment, its objects are handed to the
+//! lander, whose markers answer them as duplicates from then on.
 
 use crate::audit::{AuditError, Entry, Event};
 use crate::core::id::ObjectId;
 use crate::core::message::{
     BatchError, BatchMessage, Cursor, MessageId, encode_line, read_written_batch,
 };
-use crate::receiver::land::STAGING;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -108,7 +122,8 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
 pub struct Appended {
     /// The log already held this batch object: nothing was appended, nothing recorded.
     pub already: bool,
-    /// The log's sequence number of the new batch file (`None` when nothing was kept).
+    /// The log's sequence number of the new batch (`None` when none of its messages was
+    /// kept: the object is recorded all the same).
     pub batch: Option<u64>,
     /// The messages appended, with their cursors, in order.
     pub delivered: Vec<(MessageId, Cursor)>,
@@ -116,43 +131,97 @@ pub struct Appended {
     pub duplicates: Vec<MessageId>,
 }
 
-/// One batch file of the log.
+/// One batch of the log.
 #[derive(Debug)]
 struct Batch {
     object: ObjectId,
-    path: PathBuf,
-    /// The ids of its messages, in order (empty when its file could not be read at open).
+    /// The segment holding it (its key in [`State::segments`]).
+    segment: u64,
+    /// Where its message lines lie in the segment's file: offset and length in bytes;
+    /// `None` for a batch file of the earlier layout (the whole file).
+    span: Option<(u64, u64)>,
+    /// The ids of its messages, in order.
     ids: Vec<MessageId>,
-    /// When it was written (its file's modification time), ms since the Unix epoch.
-    written_ms: u64,
+}
+
+/// One file of the log: a segment, or a batch file of the earlier layout.
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    /// When its newest batch was written, ms since the Unix epoch (its file's modification
+    /// time for a file found at open).
+    newest_ms: u64,
+    /// Its batches' sequence numbers, in order.
+    batches: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     batches: BTreeMap<u64, Batch>,
+    segments: BTreeMap<u64, Segment>,
     ids: HashSet<MessageId>,
     objects: HashMap<ObjectId, u64>,
     last_seq: u64,
     swept_ms: Option<u64>,
+    /// A segment past its retention whose first objects were handed to the lander:
+    /// its key and how many.
+    forgetting: Option<(u64, usize)>,
 }
 
-/// Sweeps for expired batch files at most this often (ms).
+/// The segment being appended to, held by the appender.
+#[derive(Debug)]
+struct Active {
+    key: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    opened_ms: u64,
+}
+
+/// The header line of a record of a segment.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordHeader {
+    /// The batch's sequence number.
+    batch: u64,
+    /// The batch object's id, 32 hex digits.
+    object: String,
+    /// How many message lines follow.
+    messages: u32,
+    /// Their length in bytes.
+    bytes: u64,
+}
+
+/// A segment takes no more batches once it holds this many bytes.
+pub const SEGMENT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A segment takes no more batches once it is this old (ms), or half the retention when
+/// that is shorter.
+pub const SEGMENT_MAX_MS: u64 = 3_600_000;
+
+/// Sweeps for expired segments at most this often (ms), unless the last sweep is not done.
 pub const SWEEP_EVERY_MS: u64 = 60_000;
+
+/// At most this many batch objects are handed to the lander by one sweep (each is a
+/// durable marker: a sweep stays short, and the next call goes on).
+pub const FORGET_PER_SWEEP: usize = 2_000;
 
 /// The longest one read blocks, whatever it asks for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// The message log of one received messages channel: batch files in the channel's inbox,
-/// `<batch seq, 20 digits>-<object id>.ndjson`, each a batch in the form of
-/// [`crate::core::message`] holding the messages kept from one landed batch object.
+/// The message log of one received messages channel: segments in the channel's inbox,
+/// `<first batch seq, 20 digits>.log`, each a run of records (a header line, then the
+/// batch's messages in the form of [`crate::core::message`]).
 pub struct MessageLog {
     channel: String,
     inbox: PathBuf,
     retention_ms: u64,
+    segment_max_bytes: u64,
+    segment_max_ms: u64,
     /// Held by one append from its first look at the state to its publication: appends
     /// follow one another, while readers take `state` only for a moment (never across a
-    /// file's write and fsync).
-    appending: Mutex<()>,
+    /// write and its sync). Holds the segment being appended to.
+    appending: Mutex<Option<Active>>,
     state: Mutex<State>,
     landed: Condvar,
 }
@@ -166,12 +235,27 @@ impl std::fmt::Debug for MessageLog {
     }
 }
 
-/// The name of batch `seq` of object `object`.
+/// The name of the segment whose first batch is `seq`.
+fn segment_name(seq: u64) -> String {
+    format!("{seq:020}.log")
+}
+
+/// The first batch of a segment's name, `None` for any other name.
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let seq = name.strip_suffix(".log")?;
+    if seq.len() != 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seq.parse().ok()
+}
+
+/// The name of batch `seq` of object `object` in the earlier layout (a file per batch).
+#[cfg(test)]
 fn batch_name(seq: u64, object: ObjectId) -> String {
     format!("{seq:020}-{object}.ndjson")
 }
 
-/// `(seq, object)` of a batch file's name, `None` for any other name.
+/// `(seq, object)` of a batch file's name in the earlier layout, `None` for any other name.
 fn parse_name(name: &str) -> Option<(u64, ObjectId)> {
     let stem = name.strip_suffix(".ndjson")?;
     let (seq, object) = stem.split_once('-')?;
@@ -188,12 +272,90 @@ fn mtime_ms(meta: &fs::Metadata) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// One record read from a segment: its header and its messages' span and ids.
+struct Scanned {
+    seq: u64,
+    object: ObjectId,
+    span: (u64, u64),
+    ids: Vec<MessageId>,
+}
+
+/// Reads the records of a segment's bytes, in order, up to the first that is not whole
+/// (a torn last record after a crash) or does not parse; returns them and, when it
+/// stopped early, the offset and why.
+fn scan_segment(bytes: &[u8]) -> (Vec<Scanned>, Option<(usize, String)>) {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            return (out, Some((pos, "a header without its end".into())));
+        };
+        let header = match serde_json::from_slice::<RecordHeader>(&bytes[pos..pos + nl]) {
+            Ok(h) => h,
+            Err(e) => {
+                return (
+                    out,
+                    Some((pos, format!("a header that does not parse: {e}"))),
+                );
+            }
+        };
+        let Some(object) = ObjectId::parse(&header.object) else {
+            return (out, Some((pos, "a header without an object id".into())));
+        };
+        let start = pos + nl + 1;
+        let end = usize::try_from(header.bytes)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|&e| e <= bytes.len());
+        let Some(end) = end else {
+            return (out, Some((pos, "a record cut short".into())));
+        };
+        let ids = if start == end {
+            Vec::new()
+        } else {
+            match read_written_batch(&bytes[start..end]) {
+                Ok(msgs) => msgs.into_iter().map(|m| m.id).collect(),
+                Err(e) => return (out, Some((pos, e.to_string()))),
+            }
+        };
+        if ids.len() != header.messages as usize {
+            return (out, Some((pos, "a record whose count is wrong".into())));
+        }
+        out.push(Scanned {
+            seq: header.batch,
+            object,
+            span: (start as u64, (end - start) as u64),
+            ids,
+        });
+        pos = end;
+    }
+    (out, None)
+}
+
+impl State {
+    /// Adds a batch to the index (and its segment, made when new).
+    fn insert(&mut self, seq: u64, key: u64, path: &Path, when_ms: u64, batch: Batch) {
+        self.last_seq = self.last_seq.max(seq);
+        self.ids.extend(batch.ids.iter().copied());
+        self.objects.insert(batch.object, seq);
+        let seg = self.segments.entry(key).or_insert_with(|| Segment {
+            path: path.to_path_buf(),
+            newest_ms: when_ms,
+            batches: Vec::new(),
+        });
+        seg.newest_ms = seg.newest_ms.max(when_ms);
+        seg.batches.push(seq);
+        self.batches.insert(seq, batch);
+    }
+}
+
 impl MessageLog {
     /// Opens (making the inbox when missing) and scans the log of `channel` in `inbox`:
-    /// the ids and object ids it holds, its last batch number. Batch files kept for
-    /// `retention_ms` (ms) after they were written. A batch file that does not parse is
-    /// logged and left alone (its number is never given again); temporary files of an
-    /// interrupted append are left to the lander's recovery, which deletes them.
+    /// the ids and object ids it holds, its last batch number. Segments are kept for
+    /// `retention_ms` (ms) after their newest batch was written. A record that does not
+    /// parse ends what is read of its segment (logged; a torn last record after a crash
+    /// is expected); a batch file of the earlier layout that does not parse is logged and
+    /// left out. No number found in a file's name is ever given again.
     ///
     /// # Errors
     /// [`LogError::Io`]: the inbox cannot be made or read.
@@ -202,9 +364,14 @@ impl MessageLog {
         let mut st = State::default();
         for entry in fs::read_dir(inbox).map_err(io_at(inbox))? {
             let entry = entry.map_err(io_at(inbox))?;
-            let Some((seq, object)) = entry.file_name().to_str().and_then(parse_name) else {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            let legacy = parse_name(&name);
+            let segment = parse_segment_name(&name);
+            if legacy.is_none() && segment.is_none() {
+                continue;
+            }
             let path = entry.path();
             let meta = match entry.metadata() {
                 Ok(m) if m.is_file() => m,
@@ -212,35 +379,71 @@ impl MessageLog {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_at(&path)(e)),
             };
-            st.last_seq = st.last_seq.max(seq);
-            let ids = match fs::read(&path).map(|b| read_written_batch(&b)) {
-                Ok(Ok(msgs)) => msgs.into_iter().map(|m| m.id).collect(),
-                Ok(Err(e)) => {
-                    tracing::error!(channel, file = %path.display(), error = %e, "a file of the message log does not parse; it is left out");
-                    Vec::new()
-                }
-                Err(e) => return Err(io_at(&path)(e)),
-            };
-            st.ids.extend(ids.iter().copied());
-            st.objects.insert(object, seq);
-            st.batches.insert(
-                seq,
-                Batch {
+            let bytes = fs::read(&path).map_err(io_at(&path))?;
+            let when = mtime_ms(&meta);
+            if let Some((seq, object)) = legacy {
+                st.last_seq = st.last_seq.max(seq);
+                let ids = match read_written_batch(&bytes) {
+                    Ok(msgs) => msgs.into_iter().map(|m| m.id).collect(),
+                    Err(e) => {
+                        tracing::error!(channel, file = %path.display(), error = %e, "a file of the message log does not parse; it is left out");
+                        Vec::new()
+                    }
+                };
+                let batch = Batch {
                     object,
-                    path,
+                    segment: seq,
+                    span: None,
                     ids,
-                    written_ms: mtime_ms(&meta),
-                },
-            );
+                };
+                st.insert(seq, seq, &path, when, batch);
+                continue;
+            }
+            let Some(key) = segment else { continue };
+            st.last_seq = st.last_seq.max(key);
+            let (records, stopped) = scan_segment(&bytes);
+            if let Some((offset, why)) = stopped {
+                tracing::warn!(channel, file = %path.display(), offset, why = %why, "the message log's segment ends in a record that is not whole (a crash while it was written?); what follows is left out");
+            }
+            if records.is_empty() {
+                st.segments.entry(key).or_insert_with(|| Segment {
+                    path: path.clone(),
+                    newest_ms: when,
+                    batches: Vec::new(),
+                });
+            }
+            for r in records {
+                if st.batches.contains_key(&r.seq) || r.seq < key {
+                    tracing::error!(channel, file = %path.display(), batch = r.seq, "a batch number the message log already holds; that record is left out");
+                    continue;
+                }
+                let batch = Batch {
+                    object: r.object,
+                    segment: key,
+                    span: Some(r.span),
+                    ids: r.ids,
+                };
+                st.insert(r.seq, key, &path, when, batch);
+            }
         }
         Ok(MessageLog {
             channel: channel.to_string(),
             inbox: inbox.to_path_buf(),
             retention_ms,
-            appending: Mutex::new(()),
+            segment_max_bytes: SEGMENT_MAX_BYTES,
+            segment_max_ms: SEGMENT_MAX_MS.min(retention_ms / 2).max(1),
+            appending: Mutex::new(None),
             state: Mutex::new(st),
             landed: Condvar::new(),
         })
+    }
+
+    /// The same log with other segment limits (bytes, ms): for tests.
+    #[cfg(test)]
+    fn with_segment_limits(mut self, max_bytes: u64, max_ms: u64) -> MessageLog {
+        self.segment_max_bytes = max_bytes;
+        self.segment_max_ms = max_ms;
+        self
     }
 
     /// The channel whose log this is.
@@ -280,15 +483,18 @@ impl MessageLog {
     }
 
     /// Appends the messages of batch object `object` (in the batch's order), durably:
-    /// messages whose id the log holds are dropped, the rest written as one batch file
-    /// (temp file in the inbox's staging folder, fsync, rename, fsync of the inbox).
-    /// `before_commit` is called once the outcome is planned and before the file appears
-    /// (to write the audit records ahead); its error aborts the append. A batch the log
-    /// already holds appends nothing and does not call `before_commit`
-    /// ([`Appended::already`]). Readers waiting in [`MessageLog::read`] are woken.
+    /// messages whose id the log holds are dropped, the rest written as one record of the
+    /// active segment (one write, one fdatasync; a new segment when the active one is
+    /// full or old, its name synced once). The object is recorded even when none of its
+    /// messages is kept. `before_commit` is called once the outcome is planned and before
+    /// the record is written (to write the audit records ahead); its error aborts the
+    /// append. A batch the log already holds appends nothing and does not call
+    /// `before_commit` ([`Appended::already`]). Readers waiting in [`MessageLog::read`]
+    /// are woken.
     ///
     /// # Errors
-    /// [`LogError`]: writing failed (nothing was appended), or `before_commit`'s error.
+    /// [`LogError`]: writing failed (nothing was appended; the next append starts a new
+    /// segment), or `before_commit`'s error.
     pub fn append<F>(
         &self,
         object: ObjectId,
@@ -298,7 +504,7 @@ impl MessageLog {
     where
         F: FnOnce(&Appended) -> Result<(), LogError>,
     {
-        let _appending = self.appending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut active = self.appending.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.lock();
         if st.objects.contains_key(&object) {
             return Ok(Appended {
@@ -308,7 +514,7 @@ impl MessageLog {
         }
         let seq = st.last_seq + 1;
         let mut out = Appended::default();
-        let mut bytes = Vec::new();
+        let mut lines = Vec::new();
         let mut kept = Vec::new();
         let mut seen = HashSet::new();
         for m in messages {
@@ -317,7 +523,7 @@ impl MessageLog {
                 continue;
             }
             let index = u32::try_from(kept.len()).unwrap_or(u32::MAX);
-            encode_line(&mut bytes, m.id, &m.body).map_err(|source| LogError::Encode {
+            encode_line(&mut lines, m.id, &m.body).map_err(|source| LogError::Encode {
                 channel: self.channel.clone(),
                 source,
             })?;
@@ -327,68 +533,96 @@ impl MessageLog {
         if !kept.is_empty() {
             out.batch = Some(seq);
         }
-        // only an append adds to the state (a sweep only forgets old batches), and this
-        // one holds `appending`: readers go on while the records and the file are written
+        // only an append adds to the state (a sweep only forgets old segments), and this
+        // one holds `appending`: readers go on while the records and the log are written
         drop(st);
         before_commit(&out)?;
-        if kept.is_empty() {
-            return Ok(out);
-        }
-        let name = batch_name(seq, object);
-        let path = self.inbox.join(&name);
-        self.write(&name, &path, &bytes)?;
+        let header = RecordHeader {
+            batch: seq,
+            object: object.to_string(),
+            messages: u32::try_from(kept.len()).unwrap_or(u32::MAX),
+            bytes: lines.len() as u64,
+        };
+        let mut record = serde_json::to_vec(&header).map_err(|e| LogError::Io {
+            path: self.inbox.clone(),
+            source: io::Error::other(e),
+        })?;
+        record.push(b'\n');
+        let head = record.len() as u64;
+        record.extend_from_slice(&lines);
+        let (key, path, offset) = self.write_record(&mut active, seq, &record)?;
         let mut st = self.lock();
-        st.last_seq = seq;
-        st.ids.extend(kept.iter().copied());
-        st.objects.insert(object, seq);
-        st.batches.insert(
-            seq,
-            Batch {
-                object,
-                path,
-                ids: kept,
-                written_ms: crate::now_ms(),
-            },
-        );
+        let batch = Batch {
+            object,
+            segment: key,
+            span: Some((offset + head, lines.len() as u64)),
+            ids: kept,
+        };
+        st.insert(seq, key, &path, crate::now_ms(), batch);
         drop(st);
+        drop(active);
         self.landed.notify_all();
         Ok(out)
     }
 
-    /// Writes a batch file durably: temp file in the staging folder, fsync, rename,
-    /// fsync of the inbox.
-    fn write(&self, name: &str, path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-        let staging = self.inbox.join(STAGING);
-        if !staging.is_dir() {
-            match fs::DirBuilder::new().mode(0o700).create(&staging) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_at(&staging)(e)),
+    /// Appends one record to the active segment (started when there is none, or when
+    /// this record would pass its size or age) and syncs it. Returns the segment's key,
+    /// its path and the record's offset. On error the segment is cut back to where the
+    /// record began (best effort) and the next append starts a new one.
+    fn write_record(
+        &self,
+        active: &mut Option<Active>,
+        seq: u64,
+        record: &[u8],
+    ) -> Result<(u64, PathBuf, u64), LogError> {
+        let now = crate::now_ms();
+        if active.as_ref().is_some_and(|a| {
+            (a.len > 0 && a.len + record.len() as u64 > self.segment_max_bytes)
+                || now.saturating_sub(a.opened_ms) >= self.segment_max_ms
+        }) {
+            *active = None;
+        }
+        let a = match active {
+            Some(a) => a,
+            None => {
+                let path = self.inbox.join(segment_name(seq));
+                let file = OpenOptions::new()
+                    .append(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(io_at(&path))?;
+                // the segment's name is durable before any record in it counts
+                if let Err(e) = crate::fsx::sync_dir(&self.inbox) {
+                    let _ = fs::remove_file(&path);
+                    return Err(io_at(&self.inbox)(e));
+                }
+                active.insert(Active {
+                    key: seq,
+                    path,
+                    file,
+                    len: 0,
+                    opened_ms: now,
+                })
             }
-        }
-        let tmp = staging.join(format!("{name}.tmp"));
-        let written = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        })();
+        };
+        let offset = a.len;
+        let written = a.file.write_all(record).and_then(|()| a.file.sync_data());
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_at(&tmp)(e));
+            let _ = a.file.set_len(offset);
+            let path = a.path.clone();
+            *active = None;
+            return Err(io_at(&path)(e));
         }
-        if let Err(e) = fs::rename(&tmp, path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_at(path)(e));
-        }
-        crate::fsx::sync_dir(&self.inbox).map_err(io_at(&self.inbox))
+        a.len += record.len() as u64;
+        Ok((a.key, a.path.clone(), offset))
     }
 
     /// Reads up to `limit` messages after `after` (from the start when `None`), in log
     /// order. When there is none yet, waits up to `wait` (at most [`MAX_WAIT`]) for a
-    /// batch to land (long-poll). A batch file removed meanwhile (retention) is skipped.
+    /// batch to land (long-poll). A segment removed meanwhile (retention) is skipped.
     ///
     /// # Errors
-    /// [`LogError::Io`]: a batch file could not be read.
+    /// [`LogError::Io`]: a segment could not be read.
     pub fn read(
         &self,
         after: Option<Cursor>,
@@ -423,16 +657,15 @@ impl MessageLog {
                 return Ok(empty);
             }
             let mut messages = Vec::new();
-            for (seq, path) in todo {
-                let bytes = match fs::read(&path) {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_at(&path)(e)),
+            let mut open: Option<(PathBuf, File)> = None;
+            for (seq, path, span) in todo {
+                let Some(bytes) = Self::read_batch(&mut open, &path, span)? else {
+                    continue;
                 };
                 let batch = match read_written_batch(&bytes) {
                     Ok(b) => b,
                     Err(e) => {
-                        tracing::error!(channel = %self.channel, file = %path.display(), error = %e, "a file of the message log does not parse; it is skipped");
+                        tracing::error!(channel = %self.channel, file = %path.display(), batch = seq, error = %e, "a batch of the message log does not parse; it is skipped");
                         continue;
                     }
                 };
@@ -461,12 +694,50 @@ impl MessageLog {
                 let next = Some(last.cursor);
                 return Ok(Page { messages, next });
             }
-            // every file asked for went away (retention): look again
+            // every segment asked for went away (retention): look again
         }
     }
 
-    /// The batch files holding messages after `after`, enough for `limit` messages.
-    fn pending(st: &State, after: Option<Cursor>, limit: usize) -> Vec<(u64, PathBuf)> {
+    /// The bytes of one batch: its span of a segment (the file kept open in `open` for
+    /// the next batch of the same segment), or a whole batch file of the earlier layout.
+    /// `None` when the file is gone (retention).
+    fn read_batch(
+        open: &mut Option<(PathBuf, File)>,
+        path: &Path,
+        span: Option<(u64, u64)>,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        let Some((offset, len)) = span else {
+            return match fs::read(path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if gone(&e) => Ok(None),
+                Err(e) => Err(io_at(path)(e)),
+            };
+        };
+        if open.as_ref().is_none_or(|(p, _)| p != path) {
+            match File::open(path) {
+                Ok(f) => *open = Some((path.to_path_buf(), f)),
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(io_at(path)(e)),
+            }
+        }
+        let Some((_, f)) = open.as_ref() else {
+            return Ok(None);
+        };
+        let len = usize::try_from(len).map_err(|e| io_at(path)(io::Error::other(e)))?;
+        let mut bytes = vec![0; len];
+        f.read_exact_at(&mut bytes, offset).map_err(io_at(path))?;
+        Ok(Some(bytes))
+    }
+
+    /// The batches holding messages after `after`, enough for `limit` messages: their
+    /// numbers, files and spans.
+    #[allow(clippy::type_complexity)]
+    fn pending(
+        st: &State,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Vec<(u64, PathBuf, Option<(u64, u64)>)> {
         let from = after.map_or(0, |a| a.batch);
         let mut count = 0usize;
         let mut out = Vec::new();
@@ -482,7 +753,10 @@ impl MessageLog {
             if n == 0 {
                 continue;
             }
-            out.push((seq, b.path.clone()));
+            let Some(seg) = st.segments.get(&b.segment) else {
+                continue;
+            };
+            out.push((seq, seg.path.clone(), b.span));
             count += n;
             if count >= limit {
                 break;
@@ -491,47 +765,86 @@ impl MessageLog {
         out
     }
 
-    /// Removes the batch files written more than the retention before `now_ms` (ms since
-    /// the Unix epoch), at most once per [`SWEEP_EVERY_MS`]; the newest batch is always
-    /// kept (the log's numbering goes on from it after a restart). The ids of the removed
-    /// messages are forgotten. Returns how many files were removed.
+    /// Removes the segments whose newest batch was written more than the retention
+    /// before `now_ms` (ms since the Unix epoch), oldest first, at most once per
+    /// [`SWEEP_EVERY_MS`] unless the last sweep is not done; the newest segment is
+    /// always kept (the log's numbering goes on from it after a restart). Before a
+    /// segment goes, each of its batch objects is handed to `forget` (the lander's
+    /// durable marker), at most [`FORGET_PER_SWEEP`] per call: a segment not yet handed
+    /// over whole waits for the next call. Then the ids of its messages are forgotten.
+    /// Returns how many batches were removed.
     ///
     /// # Errors
-    /// [`LogError::Io`]: a file could not be removed (the others stay for the next sweep).
-    pub fn sweep(&self, now_ms: u64) -> Result<usize, LogError> {
-        let mut st = self.lock();
-        if st
-            .swept_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) < SWEEP_EVERY_MS)
-        {
-            return Ok(0);
-        }
-        st.swept_ms = Some(now_ms);
-        let newest = st.last_seq;
-        let expired: Vec<u64> = st
-            .batches
-            .iter()
-            .filter(|(seq, b)| {
-                **seq != newest && now_ms.saturating_sub(b.written_ms) > self.retention_ms
-            })
-            .map(|(seq, _)| *seq)
-            .collect();
+    /// [`LogError`]: `forget` failed, or a file could not be removed (it stays for the
+    /// next sweep).
+    pub fn sweep<F>(&self, now_ms: u64, mut forget: F) -> Result<usize, LogError>
+    where
+        F: FnMut(ObjectId) -> Result<(), LogError>,
+    {
+        let mut budget = FORGET_PER_SWEEP;
         let mut removed = 0;
-        for seq in expired {
-            let Some(b) = st.batches.get(&seq) else {
-                continue;
+        loop {
+            let (key, path, objects, done, whole) = {
+                let mut st = self.lock();
+                if removed == 0 && st.forgetting.is_none() {
+                    if st
+                        .swept_ms
+                        .is_some_and(|t| now_ms.saturating_sub(t) < SWEEP_EVERY_MS)
+                    {
+                        return Ok(0);
+                    }
+                    st.swept_ms = Some(now_ms);
+                }
+                let newest = st.segments.keys().next_back().copied();
+                let expired = st.segments.iter().find(|(k, s)| {
+                    Some(**k) != newest && now_ms.saturating_sub(s.newest_ms) > self.retention_ms
+                });
+                let Some((&key, seg)) = expired else {
+                    st.forgetting = None;
+                    break;
+                };
+                let done = match st.forgetting {
+                    Some((k, n)) if k == key => n,
+                    _ => 0,
+                };
+                let objects: Vec<ObjectId> = seg
+                    .batches
+                    .iter()
+                    .skip(done)
+                    .take(budget)
+                    .filter_map(|s| st.batches.get(s).map(|b| b.object))
+                    .collect();
+                let whole = done + objects.len() >= seg.batches.len();
+                (key, seg.path.clone(), objects, done, whole)
             };
-            match fs::remove_file(&b.path) {
+            for &o in &objects {
+                forget(o)?;
+            }
+            budget = budget.saturating_sub(objects.len());
+            let mut st = self.lock();
+            if !whole {
+                st.forgetting = Some((key, done + objects.len()));
+                break;
+            }
+            match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_at(&b.path)(e)),
+                Err(e) => return Err(io_at(&path)(e)),
             }
-            if let Some(b) = st.batches.remove(&seq) {
-                for id in &b.ids {
-                    st.ids.remove(id);
+            st.forgetting = None;
+            if let Some(seg) = st.segments.remove(&key) {
+                for seq in seg.batches {
+                    if let Some(b) = st.batches.remove(&seq) {
+                        for id in &b.ids {
+                            st.ids.remove(id);
+                        }
+                        st.objects.remove(&b.object);
+                        removed += 1;
+                    }
                 }
-                st.objects.remove(&b.object);
-                removed += 1;
+            }
+            if budget == 0 {
+                break;
             }
         }
         if removed > 0 {
@@ -542,11 +855,11 @@ impl MessageLog {
     }
 }
 
-/// Appends a landed batch object (verified and inspected again on this node; `bytes`
-/// the batch as it lands, the masked copy when this node masked) to `log`: one
-/// `message_delivered` record per message kept (detail `cursor B.I`), one
-/// `message_duplicate` per message dropped, all synced once before the batch file
-/// appears; then the metrics. A batch the log already holds records nothing.
+/// Appends a landed batch object (verified and inspected again on this node; `messages`
+/// the batch as it lands, the masked copy's when this node masked) to `log`: `landed`'s
+/// record, one `message_delivered` record per message kept (detail `cursor B.I`), one
+/// `message_duplicate` per message dropped, all synced once before the batch is appended;
+/// then the metrics. A batch the log already holds records nothing.
 ///
 /// # Errors
 /// [`LogError`]: the audit or the log could not be written; nothing was appended.
@@ -555,11 +868,12 @@ pub fn land_batch(
     log: &MessageLog,
     object: ObjectId,
     messages: &[BatchMessage],
+    landed: &crate::ops::events::Landed<'_>,
 ) -> Result<Appended, LogError> {
     let channel = log.channel().to_string();
     let peer = node.cfg.peer.name.clone();
     let appended = log.append(object, messages, |plan| {
-        let mut last = None;
+        let mut last = landed.append(node.sink())?;
         let entry = |id: MessageId, detail: Option<String>| Entry {
             channel: Some(channel.clone()),
             object_id: Some(object),
@@ -569,20 +883,18 @@ pub fn land_batch(
             ..Entry::default()
         };
         for (id, cursor) in &plan.delivered {
-            last = Some(node.audit.append(
+            last = node.audit.append(
                 Event::MessageDelivered,
                 entry(*id, Some(format!("cursor {cursor}"))),
-            )?);
+            )?;
         }
         for id in &plan.duplicates {
-            last = Some(node.audit.append(
+            last = node.audit.append(
                 Event::MessageDuplicate,
                 entry(*id, Some("already in the message log".into())),
-            )?);
+            )?;
         }
-        if let Some(seq) = last {
-            node.audit.sync_to(seq)?;
-        }
+        node.audit.sync_to(last)?;
         Ok(())
     })?;
     let label = [log.channel()];
@@ -639,14 +951,15 @@ mod tests {
         assert_eq!(a.batch, Some(1));
         assert_eq!(a.delivered.len(), 2);
         assert_eq!(a.delivered[1].1, c(1, 1));
-        let file = t.path().join(batch_name(1, obj(1)));
-        assert!(file.is_file());
-        assert_eq!(
-            crate::core::message::parse_batch(&fs::read(&file).unwrap())
-                .unwrap()
-                .len(),
-            2
-        );
+        // one segment, named by its first batch: a header line, then the batch's lines
+        let file = t.path().join(segment_name(1));
+        let bytes = fs::read(&file).unwrap();
+        let (head, lines) = bytes.split_at(bytes.iter().position(|&b| b == b'\n').unwrap() + 1);
+        let header: RecordHeader = serde_json::from_slice(head).unwrap();
+        assert_eq!((header.batch, header.messages), (1, 2));
+        assert_eq!(header.object, obj(1).to_string());
+        assert_eq!(header.bytes, lines.len() as u64);
+        assert_eq!(crate::core::message::parse_batch(lines).unwrap().len(), 2);
         log.append(obj(2), &[msg("c", "3")], ok).unwrap();
         let page = log.read(None, 10, Duration::ZERO).unwrap();
         let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
@@ -727,13 +1040,19 @@ mod tests {
             mixed.delivered,
             [(MessageId::derive("notices", "c"), c(2, 0))]
         );
-        // nothing new at all: no file, the numbering does not move
+        // nothing new at all: no message kept, but the object is recorded (a resend of
+        // it is a duplicate even once retention forgot the ids)
         let none = log.append(obj(3), &[msg("a", "1")], ok).unwrap();
         assert_eq!(none.batch, None);
         assert_eq!(none.duplicates.len(), 1);
-        assert!(!log.has_object(obj(3)));
+        assert!(log.has_object(obj(3)));
+        assert!(log.append(obj(3), &[msg("z", "0")], ok).unwrap().already);
         let next = log.append(obj(4), &[msg("d", "4")], ok).unwrap();
-        assert_eq!(next.batch, Some(3));
+        assert_eq!(next.batch, Some(4));
+        // after a restart as well
+        drop(log);
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        assert!(log.has_object(obj(3)) && log.has_object(obj(4)));
         let all = log.read(None, 100, Duration::ZERO).unwrap();
         let bodies: Vec<_> = all.messages.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["1", "2", "3", "4"]);
@@ -782,34 +1101,149 @@ mod tests {
     }
 
     #[test]
-    fn retention_removes_old_batches_but_the_newest() {
+    fn retention_removes_old_segments_but_the_newest_after_handing_their_objects_over() {
         let t = tempfile::tempdir().unwrap();
-        let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
+        // one batch per segment
+        let log = MessageLog::open("notices", t.path(), 1_000)
+            .unwrap()
+            .with_segment_limits(1, u64::MAX);
         for n in 1..=3u8 {
             log.append(obj(n), &[msg(&n.to_string(), &n.to_string())], ok)
                 .unwrap();
         }
+        assert!(t.path().join(segment_name(2)).is_file());
         let now = crate::now_ms();
-        assert_eq!(log.sweep(now).unwrap(), 0);
+        let mut forgotten = Vec::new();
+        assert_eq!(
+            log.sweep(now, |o| {
+                forgotten.push(o);
+                Ok(())
+            })
+            .unwrap(),
+            0
+        );
         // within a minute of the last sweep: nothing is looked at
-        assert_eq!(log.sweep(now + SWEEP_EVERY_MS / 2).unwrap(), 0);
-        assert_eq!(log.sweep(now + SWEEP_EVERY_MS).unwrap(), 2);
-        assert!(!t.path().join(batch_name(1, obj(1))).exists());
-        assert!(t.path().join(batch_name(3, obj(3))).exists());
+        assert_eq!(
+            log.sweep(now + SWEEP_EVERY_MS / 2, |o| {
+                forgotten.push(o);
+                Ok(())
+            })
+            .unwrap(),
+            0
+        );
+        // a failed hand-over removes nothing
+        let failed = log.sweep(now + SWEEP_EVERY_MS, |_| {
+            Err(LogError::Io {
+                path: PathBuf::from("markers"),
+                source: io::Error::other("disk full"),
+            })
+        });
+        assert!(failed.is_err());
+        assert!(log.has_object(obj(1)));
+        assert_eq!(
+            log.sweep(now + 2 * SWEEP_EVERY_MS, |o| {
+                forgotten.push(o);
+                Ok(())
+            })
+            .unwrap(),
+            2
+        );
+        assert_eq!(forgotten, [obj(1), obj(2)]);
+        assert!(!t.path().join(segment_name(1)).exists());
+        assert!(t.path().join(segment_name(3)).exists());
         assert!(!log.has_message(MessageId::derive("notices", "1")));
+        assert!(!log.has_object(obj(1)));
         let page = log.read(None, 10, Duration::ZERO).unwrap();
         assert_eq!(page.messages.len(), 1);
         assert_eq!(page.messages[0].cursor, c(3, 0));
         // a reader whose cursor points into a removed batch goes on from the next one
         let p = log.read(Some(c(1, 0)), 10, Duration::ZERO).unwrap();
         assert_eq!(p.messages[0].cursor, c(3, 0));
-        // the numbering goes on after a restart
+        // the numbering goes on after a restart, in a new segment
         drop(log);
         let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
         assert_eq!(
             log.append(obj(9), &[msg("9", "9")], ok).unwrap().batch,
             Some(4)
         );
+        assert!(t.path().join(segment_name(4)).is_file());
+    }
+
+    #[test]
+    fn a_sweep_hands_a_large_segment_over_in_parts() {
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
+        let n = FORGET_PER_SWEEP + 10;
+        for i in 0..n {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            log.append(ObjectId(id), &[msg(&i.to_string(), "1")], ok)
+                .unwrap();
+        }
+        // a newer segment, so that the first may go
+        let log = {
+            drop(log);
+            MessageLog::open("notices", t.path(), 1_000).unwrap()
+        };
+        log.append(obj(0xff), &[msg("last", "2")], ok).unwrap();
+        let later = crate::now_ms() + 10_000;
+        let mut forgotten = 0;
+        assert_eq!(
+            log.sweep(later, |_| {
+                forgotten += 1;
+                Ok(())
+            })
+            .unwrap(),
+            0
+        );
+        assert_eq!(forgotten, FORGET_PER_SWEEP);
+        assert!(t.path().join(segment_name(1)).exists());
+        // the next call goes on at once, without waiting for the minute
+        assert_eq!(
+            log.sweep(later + 1, |_| {
+                forgotten += 1;
+                Ok(())
+            })
+            .unwrap(),
+            n
+        );
+        assert_eq!(forgotten, n);
+        assert!(!t.path().join(segment_name(1)).exists());
+        assert_eq!(
+            log.read(None, 10, Duration::ZERO).unwrap().messages.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_segment_is_started_when_the_active_one_is_full_or_old() {
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY)
+            .unwrap()
+            .with_segment_limits(600, u64::MAX);
+        for n in 1..=6u8 {
+            log.append(obj(n), &[msg(&n.to_string(), &"7".repeat(100))], ok)
+                .unwrap();
+        }
+        let segments: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .filter_map(|e| parse_segment_name(e.unwrap().file_name().to_str()?))
+            .collect();
+        assert!(segments.len() >= 2 && segments.len() < 6, "{segments:?}");
+        for s in &segments {
+            assert!(fs::metadata(t.path().join(segment_name(*s))).unwrap().len() <= 600);
+        }
+        let page = log.read(Some(c(2, 0)), 10, Duration::ZERO).unwrap();
+        let cursors: Vec<_> = page.messages.iter().map(|m| m.cursor.batch).collect();
+        assert_eq!(cursors, [3, 4, 5, 6]);
+        // by age: every append starts a new one
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY)
+            .unwrap()
+            .with_segment_limits(u64::MAX, 0);
+        log.append(obj(1), &[msg("a", "1")], ok).unwrap();
+        log.append(obj(2), &[msg("b", "2")], ok).unwrap();
+        assert!(t.path().join(segment_name(2)).is_file());
     }
 
     #[test]
@@ -821,35 +1255,84 @@ mod tests {
                 .unwrap();
             log.append(obj(2), &[msg("c", "3")], ok).unwrap();
         }
-        // a crash while the next batch was written: its temp file stays in staging; and a
-        // file of the inbox that is no batch, and one that is damaged
-        let staging = t.path().join(STAGING);
-        fs::write(
-            staging.join(format!("{}.tmp", batch_name(3, obj(3)))),
-            b"{\"id\"",
-        )
-        .unwrap();
+        // a crash while the next batch was written: its record is torn at the end of the
+        // segment; and a file of the inbox that is no part of the log
+        let seg = t.path().join(segment_name(1));
+        let whole = fs::metadata(&seg).unwrap().len();
+        let mut torn = Vec::new();
+        encode_line(&mut torn, MessageId::derive("notices", "d"), "4").unwrap();
+        let header = format!(
+            "{{\"batch\":3,\"object\":\"{}\",\"messages\":1,\"bytes\":{}}}\n",
+            obj(3),
+            torn.len()
+        );
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(header.as_bytes()).unwrap();
+        f.write_all(&torn[..torn.len() - 3]).unwrap();
+        drop(f);
         fs::write(t.path().join("notes.txt"), b"hello").unwrap();
-        fs::write(t.path().join(batch_name(3, obj(7))), b"{\"id\":").unwrap();
         let log = MessageLog::open("notices", t.path(), DAY).unwrap();
         assert!(log.has_object(obj(1)) && log.has_object(obj(2)));
         assert!(!log.has_object(obj(3)));
         assert!(log.has_message(MessageId::derive("notices", "b")));
-        // the interrupted batch comes again: appended once, under a new number
+        assert!(!log.has_message(MessageId::derive("notices", "d")));
+        // the interrupted batch comes again: appended once, in a new segment (the torn
+        // one is never appended to)
         let again = log
             .append(obj(3), &[msg("c", "3"), msg("d", "4")], ok)
             .unwrap();
-        assert_eq!(again.batch, Some(4));
+        assert_eq!(again.batch, Some(3));
         assert_eq!(again.duplicates, [MessageId::derive("notices", "c")]);
+        assert!(t.path().join(segment_name(3)).is_file());
+        assert!(fs::metadata(&seg).unwrap().len() > whole);
         // a batch that landed before the crash is not appended again
         assert!(log.append(obj(1), &[msg("a", "1")], ok).unwrap().already);
         let page = log.read(None, 100, Duration::ZERO).unwrap();
         let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["1", "2", "3", "4"]);
+        // and all of it again after another restart
+        drop(log);
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        let page = log.read(None, 100, Duration::ZERO).unwrap();
+        let cursors: Vec<_> = page.messages.iter().map(|m| m.cursor).collect();
+        assert_eq!(cursors, [c(1, 0), c(1, 1), c(2, 0), c(3, 0)]);
+    }
+
+    #[test]
+    fn batch_files_of_the_earlier_layout_are_read_and_numbered_past() {
+        let t = tempfile::tempdir().unwrap();
+        let mut one = Vec::new();
+        encode_line(&mut one, MessageId::derive("notices", "a"), "1").unwrap();
+        encode_line(&mut one, MessageId::derive("notices", "b"), "2").unwrap();
+        fs::write(t.path().join(batch_name(1, obj(1))), &one).unwrap();
+        let mut two = Vec::new();
+        encode_line(&mut two, MessageId::derive("notices", "c"), "3").unwrap();
+        fs::write(t.path().join(batch_name(2, obj(2))), &two).unwrap();
+        // damaged: left out, its number never given again
+        fs::write(t.path().join(batch_name(3, obj(7))), b"{\"id\":").unwrap();
+        let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
+        assert!(log.has_object(obj(1)) && log.has_object(obj(2)));
+        assert!(log.has_message(MessageId::derive("notices", "c")));
+        let next = log.append(obj(4), &[msg("d", "4")], ok).unwrap();
+        assert_eq!(next.batch, Some(4));
+        let page = log.read(Some(c(1, 0)), 100, Duration::ZERO).unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["2", "3", "4"]);
+        // retention removes them like segments, never the newest
+        let later = crate::now_ms() + 10_000;
+        assert_eq!(log.sweep(later, |_| Ok(())).unwrap(), 3);
+        assert!(!t.path().join(batch_name(1, obj(1))).exists());
+        assert!(t.path().join(segment_name(4)).exists());
     }
 
     #[test]
     fn names_round_trip() {
+        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+        assert_eq!(parse_segment_name("42.log"), None);
+        assert_eq!(
+            parse_segment_name(&format!("{}.tmp", segment_name(42))),
+            None
+        );
         let n = batch_name(42, obj(0xab));
         assert_eq!(n.len(), 20 + 1 + 32 + 7);
         assert_eq!(parse_name(&n), Some((42, obj(0xab))));

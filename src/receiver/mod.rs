@@ -399,7 +399,7 @@ impl Receiver {
                 .map_err(Fault::from)
                 .and_then(|p| self.finished(&channel, id, p))
         };
-        let known = pending.and_then(|()| Ok(self.lander.outcome(&channel.name, id)?));
+        let known = pending.and_then(|()| Ok(self.outcome(&channel, id)?));
         match known {
             // refused unread before: the same answer again, so that the sender keeps the
             // content (in its own quarantine) rather than forget it as delivered
@@ -475,6 +475,21 @@ impl Receiver {
         }
     }
 
+    /// What became of object `id` of `channel` before: a batch its message log holds has
+    /// landed; otherwise the lander's marker says (a batch the log no longer holds was
+    /// handed to the lander before its segment went).
+    fn outcome(&self, channel: &Channel, id: ObjectId) -> std::io::Result<Option<Outcome>> {
+        if channel.is_messages()
+            && self
+                .logs
+                .get(&channel.name)
+                .is_some_and(|log| log.has_object(id))
+        {
+            return Ok(Some(Outcome::Landed));
+        }
+        self.lander.outcome(&channel.name, id)
+    }
+
     /// Exports a channel's waiting state (metric, `/healthz`) and logs it once per spell:
     /// when the first object starts to wait, and when the last one got its room.
     fn report_waiting(&self, channel: &str, w: space::Waiting, why: Option<&space::Short>) {
@@ -515,7 +530,16 @@ impl Receiver {
         }
         // the message logs' retention, swept at most once a minute each
         for log in self.logs.values() {
-            if let Err(e) = log.sweep(crate::now_ms()) {
+            // an object the log forgets is answered by the lander's marker from then on
+            let forget = |id: ObjectId| {
+                self.lander
+                    .record(log.channel(), id, Outcome::Landed, &format!("{id}.ndjson"))
+                    .map_err(|source| messages::LogError::Io {
+                        path: log.dir().to_path_buf(),
+                        source,
+                    })
+            };
+            if let Err(e) = log.sweep(crate::now_ms(), forget) {
                 tracing::warn!(channel = %log.channel(), error = %e, "cannot remove expired batches of the message log");
             }
         }
@@ -822,15 +846,14 @@ impl Receiver {
                 return Ok(ReceiptStatus::Quarantined);
             }
         };
-        events::Landed {
+        // the log's record of the batch is its landing (no marker: the log answers a
+        // resend as a duplicate); `landed` is recorded with its messages, ahead of it
+        let landed = events::Landed {
             subject: subject(m),
             peer: &node.cfg.peer.name,
             delivered_as: None,
-        }
-        .emit(node.sink())?;
-        let appended = messages::land_batch(node, log, m.object_id, &batch)?;
-        self.lander
-            .record(&channel.name, m.object_id, Outcome::Landed, &m.name)?;
+        };
+        let appended = messages::land_batch(node, log, m.object_id, &batch, &landed)?;
         for p in [Some(staged.path()), masked.map(|mk| mk.path.as_path())]
             .into_iter()
             .flatten()
