@@ -414,7 +414,11 @@ async fn refresh_waiting(receiver: Arc<Receiver>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tick.tick().await;
-        receiver.refresh_waiting();
+        // file work (the message logs' retention): off the runtime's workers
+        let r = receiver.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || r.refresh_waiting()).await {
+            tracing::error!(error = %e, "the refresh of waiting objects failed");
+        }
     }
 }
 

@@ -122,18 +122,21 @@ pub struct Landed<'a> {
 }
 
 impl Landed<'_> {
-    /// Records the landing durably.
+    /// Records the landing durably, then counts it.
     ///
     /// # Errors
     /// The audit record could not be written durably.
     pub fn emit(&self, sink: Sink<'_>) -> Result<(), AuditError> {
         let seq = self.append(sink)?;
-        sink.audit.sync_to(seq)
+        sink.audit.sync_to(seq)?;
+        self.count(sink);
+        Ok(())
     }
 
     /// Records the landing without waiting for it to be durable; returns the record's
     /// sequence number, for the caller's one [`crate::audit::AuditLog::sync_to`] after the
-    /// records that go with it (a batch of messages' `message_delivered`).
+    /// records that go with it (a batch of messages' `message_delivered`). The caller
+    /// counts the landing ([`Landed::count`]) once it is committed.
     ///
     /// # Errors
     /// The audit record could not be written.
@@ -141,7 +144,12 @@ impl Landed<'_> {
         let s = &self.subject;
         let mut e = s.entry(Some(self.peer));
         e.detail = self.delivered_as.map(|n| format!("delivered as {n}"));
-        let seq = sink.audit.append(Event::Landed, e)?;
+        sink.audit.append(Event::Landed, e)
+    }
+
+    /// Counts a committed landing in `isogate_land_*` and logs it.
+    pub fn count(&self, sink: Sink<'_>) {
+        let s = &self.subject;
         let channel = [s.channel];
         sink.metrics.land_objects.with_label_values(&channel).inc();
         sink.metrics
@@ -149,7 +157,6 @@ impl Landed<'_> {
             .with_label_values(&channel)
             .inc_by(s.size.unwrap_or(0));
         tracing::debug!(channel = %s.channel, name = %s.name, object = %s.id, size = s.size.unwrap_or(0), delivered_as = self.delivered_as.unwrap_or(s.name), "landed");
-        Ok(seq)
     }
 }
 

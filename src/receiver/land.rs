@@ -22,9 +22,11 @@
 //! part file is whole.
 //!
 //! A `messages` channel's batch never becomes a file of its own: it is appended to the
-//! channel's message log (the `messages` module beside this one) before its marker is
-//! written, and its staged copy is then deleted; recovery deletes such copies, never
-//! renames them in.
+//! channel's message log (the `messages` module beside this one), which is its landing
+//! record (no marker is written; the log answers a resend), and its staged copy is then
+//! deleted; recovery deletes such copies, never renames them in. Only when the log's
+//! retention forgets a batch does it get a marker here, so that a late resend is still a
+//! duplicate.
 
 use crate::core::id::ObjectId;
 use crate::fsx::{rename_noreplace, sync_dir, write_durable};

@@ -90,7 +90,8 @@ pub enum LogError {
         /// What is wrong.
         source: BatchError,
     },
-    /// The `message_delivered` or `message_duplicate` records could not be written.
+    /// The `landed`, `message_delivered` or `message_duplicate` records could not be
+    /// written.
     #[error(transparent)]
     Audit(#[from] AuditError),
 }
@@ -220,7 +221,7 @@ pub struct MessageLog {
     segment_max_ms: u64,
     /// Held by one append from its first look at the state to its publication: appends
     /// follow one another, while readers take `state` only for a moment (never across a
-    /// write and its sync). Holds the segment being appended to.
+    /// write, a sync or an unlink). Holds the segment being appended to.
     appending: Mutex<Option<Active>>,
     state: Mutex<State>,
     landed: Condvar,
@@ -550,8 +551,12 @@ impl MessageLog {
         record.push(b'\n');
         let head = record.len() as u64;
         record.extend_from_slice(&lines);
-        let (key, path, offset) = self.write_record(&mut active, seq, &record)?;
+        let written = self.write_record(&mut active, seq, &record);
         let mut st = self.lock();
+        // the number is used up even when the write failed: a record that reached the
+        // disk all the same is never shadowed by another batch of that number
+        st.last_seq = st.last_seq.max(seq);
+        let (key, path, offset) = written?;
         let batch = Batch {
             object,
             segment: key,
@@ -608,8 +613,13 @@ impl MessageLog {
         let offset = a.len;
         let written = a.file.write_all(record).and_then(|()| a.file.sync_data());
         if let Err(e) = written {
-            let _ = a.file.set_len(offset);
             let path = a.path.clone();
+            if offset == 0 {
+                // a segment that holds nothing yet goes (the next append makes another)
+                let _ = fs::remove_file(&path);
+            } else if let Err(cut) = a.file.set_len(offset) {
+                tracing::error!(channel = %self.channel, file = %path.display(), error = %cut, "cannot cut a failed record off the message log; it is read at the next start if it reached the disk whole");
+            }
             *active = None;
             return Err(io_at(&path)(e));
         }
@@ -622,7 +632,8 @@ impl MessageLog {
     /// batch to land (long-poll). A segment removed meanwhile (retention) is skipped.
     ///
     /// # Errors
-    /// [`LogError::Io`]: a segment could not be read.
+    /// [`LogError::Io`]: a segment could not be read, or the only batches after the cursor
+    /// no longer parse (changed on disk; kind `InvalidData`).
     pub fn read(
         &self,
         after: Option<Cursor>,
@@ -658,6 +669,7 @@ impl MessageLog {
             }
             let mut messages = Vec::new();
             let mut open: Option<(PathBuf, File)> = None;
+            let mut damaged = None;
             for (seq, path, span) in todo {
                 let Some(bytes) = Self::read_batch(&mut open, &path, span)? else {
                     continue;
@@ -666,6 +678,10 @@ impl MessageLog {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(channel = %self.channel, file = %path.display(), batch = seq, error = %e, "a batch of the message log does not parse; it is skipped");
+                        damaged = Some(LogError::Io {
+                            path,
+                            source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+                        });
                         continue;
                     }
                 };
@@ -693,6 +709,11 @@ impl MessageLog {
             if let Some(last) = messages.last() {
                 let next = Some(last.cursor);
                 return Ok(Page { messages, next });
+            }
+            // nothing readable after the cursor but a batch changed on disk: an error, not
+            // a page that skips it in silence, nor a loop that asks again at once
+            if let Some(e) = damaged {
+                return Err(e);
             }
             // every segment asked for went away (retention): look again
         }
@@ -775,18 +796,19 @@ impl MessageLog {
     /// Returns how many batches were removed.
     ///
     /// # Errors
-    /// [`LogError`]: `forget` failed, or a file could not be removed (it stays for the
-    /// next sweep).
+    /// [`LogError`]: `forget` failed (nothing of that segment is removed), or a file could
+    /// not be removed (it is read again, and swept again, at the next start).
     pub fn sweep<F>(&self, now_ms: u64, mut forget: F) -> Result<usize, LogError>
     where
         F: FnMut(ObjectId) -> Result<(), LogError>,
     {
         let mut budget = FORGET_PER_SWEEP;
         let mut removed = 0;
+        let mut files = 0;
         loop {
             let (key, path, objects, done, whole) = {
                 let mut st = self.lock();
-                if removed == 0 && st.forgetting.is_none() {
+                if files == 0 && st.forgetting.is_none() {
                     if st
                         .swept_ms
                         .is_some_and(|t| now_ms.saturating_sub(t) < SWEEP_EVERY_MS)
@@ -821,33 +843,38 @@ impl MessageLog {
                 forget(o)?;
             }
             budget = budget.saturating_sub(objects.len());
-            let mut st = self.lock();
-            if !whole {
-                st.forgetting = Some((key, done + objects.len()));
-                break;
+            {
+                let mut st = self.lock();
+                if !whole {
+                    st.forgetting = Some((key, done + objects.len()));
+                    break;
+                }
+                st.forgetting = None;
+                if let Some(seg) = st.segments.remove(&key) {
+                    for seq in seg.batches {
+                        if let Some(b) = st.batches.remove(&seq) {
+                            for id in &b.ids {
+                                st.ids.remove(id);
+                            }
+                            st.objects.remove(&b.object);
+                            removed += 1;
+                        }
+                    }
+                }
             }
+            // out of the index first (readers skip it), then off the disk, without the
+            // lock; a file that stays is read again, and swept again, at the next start
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_at(&path)(e)),
             }
-            st.forgetting = None;
-            if let Some(seg) = st.segments.remove(&key) {
-                for seq in seg.batches {
-                    if let Some(b) = st.batches.remove(&seq) {
-                        for id in &b.ids {
-                            st.ids.remove(id);
-                        }
-                        st.objects.remove(&b.object);
-                        removed += 1;
-                    }
-                }
-            }
+            files += 1;
             if budget == 0 {
                 break;
             }
         }
-        if removed > 0 {
+        if files > 0 {
             crate::fsx::sync_dir(&self.inbox).map_err(io_at(&self.inbox))?;
             tracing::info!(channel = %self.channel, batches = removed, "message log: batches past their retention removed");
         }
@@ -897,6 +924,9 @@ pub fn land_batch(
         node.audit.sync_to(last)?;
         Ok(())
     })?;
+    if !appended.already {
+        landed.count(node.sink());
+    }
     let label = [log.channel()];
     node.metrics
         .messages_delivered
@@ -1172,7 +1202,9 @@ mod tests {
     #[test]
     fn a_sweep_hands_a_large_segment_over_in_parts() {
         let t = tempfile::tempdir().unwrap();
-        let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
+        let log = MessageLog::open("notices", t.path(), 1_000)
+            .unwrap()
+            .with_segment_limits(u64::MAX, u64::MAX);
         let n = FORGET_PER_SWEEP + 10;
         for i in 0..n {
             let mut id = [0u8; 16];
@@ -1323,6 +1355,23 @@ mod tests {
         assert_eq!(log.sweep(later, |_| Ok(())).unwrap(), 3);
         assert!(!t.path().join(batch_name(1, obj(1))).exists());
         assert!(t.path().join(segment_name(4)).exists());
+    }
+
+    #[test]
+    fn a_batch_changed_on_disk_is_an_error_not_a_silent_skip() {
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        log.append(obj(1), &[msg("a", "1")], ok).unwrap();
+        let seg = t.path().join(segment_name(1));
+        let mut bytes = fs::read(&seg).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] = b'x';
+        fs::write(&seg, &bytes).unwrap();
+        let err = log.read(None, 10, Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(&err, LogError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData),
+            "{err}"
+        );
     }
 
     #[test]

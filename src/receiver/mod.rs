@@ -338,8 +338,11 @@ impl Receiver {
     /// Whether this node has already settled an object: landed, quarantined or refused.
     /// A `channel` that is not one of this node's (it names a directory) is never settled.
     pub fn settled(&self, channel: &str, id: ObjectId) -> bool {
-        self.node.cfg.channel(channel).is_some_and(|c| c.is_files())
-            && matches!(self.lander.outcome(channel, id), Ok(Some(_)))
+        self.node
+            .cfg
+            .channel(channel)
+            .filter(|c| c.is_files())
+            .is_some_and(|c| matches!(self.outcome(c, id), Ok(Some(_))))
     }
 
     /// Starts an object that arrived over `link` with its frame payload (the signed
@@ -800,8 +803,9 @@ impl Receiver {
 
     /// Lands a cleared batch of a messages channel: its messages (the masked copy's when
     /// this node masked) are appended to the channel's message log, durably and once
-    /// (`message_delivered` / `message_duplicate`); then the object is recorded as landed;
-    /// then its staged copy is deleted (never renamed into the inbox).
+    /// (`landed`, `message_delivered` / `message_duplicate`), and the log's record of the
+    /// batch is its landing; then its staged copy is deleted (never renamed into the
+    /// inbox).
     fn land_messages(
         &self,
         channel: &Channel,
