@@ -321,6 +321,19 @@ fn messages_cross(base: u16, link: &str) {
         MessageId::derive(CHANNEL, "retry-1#0").to_string(),
         "the id derives from the channel and the key"
     );
+    // the same key with another body is refused (IETF idempotency-key draft: 422)
+    let reused = post_one(
+        &lab,
+        &notice("(2026)京0105民初8号", "另一条"),
+        Some("retry-1"),
+    );
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(
+        reused.json()["reason"],
+        "idempotency_key_reused",
+        "{}",
+        reused.body
+    );
 
     // files dropped in the outbox
     let file_one = notice("(2026)京0105民初9号", "来自文件");

@@ -311,6 +311,13 @@ fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
         Err(PostError::Refused { index, refusal }) => {
             refusal_reply(&refusal, (!json).then_some(index))
         }
+        Err(e @ PostError::KeyReused { index }) => {
+            let mut out = json!({ "reason": "idempotency_key_reused", "detail": e.to_string() });
+            if !json {
+                out["index"] = json!(index);
+            }
+            Reply::json(422, out)
+        }
         Err(PostError::Unavailable(why)) => unavailable(&why),
     }
 }

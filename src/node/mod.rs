@@ -59,6 +59,14 @@ pub enum NodeError {
         /// The I/O error.
         error: io::Error,
     },
+    /// A receiving channel's message log could not be opened.
+    #[error("channel {channel}: {error}")]
+    MessageLog {
+        /// The channel.
+        channel: String,
+        /// What failed (it names the file).
+        error: String,
+    },
     /// Another process runs a node on this state directory.
     #[error(
         "{path} is locked: another `isogate run` uses this state directory (stop it first, or give this node its own node.state_dir)"

@@ -17,7 +17,10 @@
 //! A segment takes batches until it holds [`SEGMENT_MAX_BYTES`] or is [`SEGMENT_MAX_MS`]
 //! (or half the retention, when shorter) old; each start of the node begins a new one.
 //! So a batch costs one write and one fdatasync, and no new file (on a busy file system,
-//! creating a file costs more than writing and syncing one). Logs written by earlier
+//! creating a file costs more than writing and syncing one). Batch numbers only grow:
+//! [`SEQ_FILE`] reserves them ahead, so that a lost segment never gives its numbers
+//! again (a reader's cursor never skips a new batch). A damaged stretch inside a segment
+//! is logged and stepped over: the whole records after it are read. Logs written by earlier
 //! versions, one file `<batch seq, 20 digits>-<object id>.ndjson` per batch, are read as
 //! they are and removed by retention like segments.
 //!
@@ -169,7 +172,15 @@ struct State {
     forgetting: Option<(u64, usize)>,
 }
 
-/// The segment being appended to, held by the appender.
+/// What the appender holds: the segment being appended to, and the highest batch number
+/// the numbering record allows before it is written again.
+#[derive(Debug)]
+struct Appender {
+    active: Option<Active>,
+    reserved: u64,
+}
+
+/// The segment being appended to.
 #[derive(Debug)]
 struct Active {
     key: u64,
@@ -192,6 +203,18 @@ struct RecordHeader {
     /// Their length in bytes.
     bytes: u64,
 }
+
+/// The log's numbering record in the inbox: the highest batch number it may have given
+/// (decimal), written ahead of use [`SEQ_BLOCK`] numbers at a time, so that a batch
+/// number is never given twice, even when the newest segment is lost.
+pub const SEQ_FILE: &str = ".isogate-log-seq";
+
+/// How many batch numbers one write of [`SEQ_FILE`] reserves.
+pub const SEQ_BLOCK: u64 = 1024;
+
+/// The highest batch number the log gives or reads (a file named with a higher one is
+/// not the log's).
+pub const MAX_SEQ: u64 = 1 << 62;
 
 /// A segment takes no more batches once it holds this many bytes.
 pub const SEGMENT_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -222,7 +245,7 @@ pub struct MessageLog {
     /// Held by one append from its first look at the state to its publication: appends
     /// follow one another, while readers take `state` only for a moment (never across a
     /// write, a sync or an unlink). Holds the segment being appended to.
-    appending: Mutex<Option<Active>>,
+    appending: Mutex<Appender>,
     state: Mutex<State>,
     landed: Condvar,
 }
@@ -281,56 +304,95 @@ struct Scanned {
     ids: Vec<MessageId>,
 }
 
-/// Reads the records of a segment's bytes, in order, up to the first that is not whole
-/// (a torn last record after a crash) or does not parse; returns them and, when it
-/// stopped early, the offset and why.
-fn scan_segment(bytes: &[u8]) -> (Vec<Scanned>, Option<(usize, String)>) {
+/// A stretch of a segment that holds no whole record.
+#[derive(Debug, PartialEq, Eq)]
+struct Unread {
+    /// Where it begins, in bytes from the start of the file.
+    offset: usize,
+    /// How long it is, in bytes (to the next whole record, or to the end).
+    len: usize,
+    /// Why its first record does not read.
+    why: String,
+    /// Whether it runs to the end of the file (a torn last record after a crash, or
+    /// bytes appended), rather than lying between whole records.
+    tail: bool,
+}
+
+/// The record at `pos` of a segment's bytes, and where the next one begins; or why it is
+/// not a whole record.
+fn read_record(bytes: &[u8], pos: usize) -> Result<(Scanned, usize), String> {
+    let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+        return Err("a header without its end".into());
+    };
+    let header = serde_json::from_slice::<RecordHeader>(&bytes[pos..pos + nl])
+        .map_err(|e| format!("a header that does not parse: {e}"))?;
+    let object = ObjectId::parse(&header.object).ok_or("a header without an object id")?;
+    let start = pos + nl + 1;
+    let end = usize::try_from(header.bytes)
+        .ok()
+        .and_then(|n| start.checked_add(n))
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| format!("batch {}: its record is cut short", header.batch))?;
+    let ids: Vec<MessageId> = if start == end {
+        Vec::new()
+    } else {
+        read_written_batch(&bytes[start..end])
+            .map_err(|e| format!("batch {}: {e}", header.batch))?
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    if ids.len() != header.messages as usize {
+        return Err(format!(
+            "batch {}: its count of messages is wrong",
+            header.batch
+        ));
+    }
+    let scanned = Scanned {
+        seq: header.batch,
+        object,
+        span: (start as u64, (end - start) as u64),
+        ids,
+    };
+    Ok((scanned, end))
+}
+
+/// Reads the records of a segment's bytes, in order. Where a record does not read, the
+/// scan goes on at the next line that begins a whole record (a header line cannot be
+/// mistaken for a message line: its keys are others); what it stepped over is returned.
+fn scan_segment(bytes: &[u8]) -> (Vec<Scanned>, Vec<Unread>) {
     let mut out = Vec::new();
+    let mut unread = Vec::new();
     let mut pos = 0usize;
     while pos < bytes.len() {
-        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
-            return (out, Some((pos, "a header without its end".into())));
-        };
-        let header = match serde_json::from_slice::<RecordHeader>(&bytes[pos..pos + nl]) {
-            Ok(h) => h,
-            Err(e) => {
-                return (
-                    out,
-                    Some((pos, format!("a header that does not parse: {e}"))),
-                );
+        match read_record(bytes, pos) {
+            Ok((r, next)) => {
+                out.push(r);
+                pos = next;
             }
-        };
-        let Some(object) = ObjectId::parse(&header.object) else {
-            return (out, Some((pos, "a header without an object id".into())));
-        };
-        let start = pos + nl + 1;
-        let end = usize::try_from(header.bytes)
-            .ok()
-            .and_then(|n| start.checked_add(n))
-            .filter(|&e| e <= bytes.len());
-        let Some(end) = end else {
-            return (out, Some((pos, "a record cut short".into())));
-        };
-        let ids = if start == end {
-            Vec::new()
-        } else {
-            match read_written_batch(&bytes[start..end]) {
-                Ok(msgs) => msgs.into_iter().map(|m| m.id).collect(),
-                Err(e) => return (out, Some((pos, e.to_string()))),
+            Err(why) => {
+                let mut next = pos;
+                let found = loop {
+                    match bytes[next..].iter().position(|&b| b == b'\n') {
+                        Some(nl) => next += nl + 1,
+                        None => break None,
+                    }
+                    if next < bytes.len() && read_record(bytes, next).is_ok() {
+                        break Some(next);
+                    }
+                };
+                let end = found.unwrap_or(bytes.len());
+                unread.push(Unread {
+                    offset: pos,
+                    len: end - pos,
+                    why,
+                    tail: found.is_none(),
+                });
+                pos = end;
             }
-        };
-        if ids.len() != header.messages as usize {
-            return (out, Some((pos, "a record whose count is wrong".into())));
         }
-        out.push(Scanned {
-            seq: header.batch,
-            object,
-            span: (start as u64, (end - start) as u64),
-            ids,
-        });
-        pos = end;
     }
-    (out, None)
+    (out, unread)
 }
 
 impl State {
@@ -373,6 +435,13 @@ impl MessageLog {
             if legacy.is_none() && segment.is_none() {
                 continue;
             }
+            if legacy
+                .map_or(segment, |(s, _)| Some(s))
+                .is_some_and(|s| s > MAX_SEQ)
+            {
+                tracing::error!(channel, file = %inbox.join(&name).display(), "a file named as a part of the message log, with a number this log never gives; left alone");
+                continue;
+            }
             let path = entry.path();
             let meta = match entry.metadata() {
                 Ok(m) if m.is_file() => m,
@@ -402,9 +471,13 @@ impl MessageLog {
             }
             let Some(key) = segment else { continue };
             st.last_seq = st.last_seq.max(key);
-            let (records, stopped) = scan_segment(&bytes);
-            if let Some((offset, why)) = stopped {
-                tracing::warn!(channel, file = %path.display(), offset, why = %why, "the message log's segment ends in a record that is not whole (a crash while it was written?); what follows is left out");
+            let (records, unread) = scan_segment(&bytes);
+            for u in &unread {
+                if u.tail {
+                    tracing::warn!(channel, file = %path.display(), offset = u.offset, bytes = u.len, why = %u.why, "the message log's segment ends in a record that is not whole (a crash while it was written: that batch is sent again); left out");
+                } else {
+                    tracing::error!(channel, file = %path.display(), offset = u.offset, bytes = u.len, why = %u.why, "part of the message log's segment is damaged: the batches there are lost to readers; the whole records after it are read");
+                }
             }
             if records.is_empty() {
                 st.segments.entry(key).or_insert_with(|| Segment {
@@ -427,13 +500,30 @@ impl MessageLog {
                 st.insert(r.seq, key, &path, when, batch);
             }
         }
+        // the numbers given out before, even those whose files are gone: never again
+        let seq_file = inbox.join(SEQ_FILE);
+        let reserved = match fs::read_to_string(&seq_file) {
+            Ok(text) => match text.trim().parse::<u64>() {
+                Ok(n) if n <= MAX_SEQ => n,
+                _ => {
+                    tracing::error!(channel, file = %seq_file.display(), "the message log's numbering record does not read; numbering goes on from the files found");
+                    0
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io_at(&seq_file)(e)),
+        };
+        st.last_seq = st.last_seq.max(reserved);
         Ok(MessageLog {
             channel: channel.to_string(),
             inbox: inbox.to_path_buf(),
             retention_ms,
             segment_max_bytes: SEGMENT_MAX_BYTES,
             segment_max_ms: SEGMENT_MAX_MS.min(retention_ms / 2).max(1),
-            appending: Mutex::new(None),
+            appending: Mutex::new(Appender {
+                active: None,
+                reserved: st.last_seq,
+            }),
             state: Mutex::new(st),
             landed: Condvar::new(),
         })
@@ -505,7 +595,7 @@ impl MessageLog {
     where
         F: FnOnce(&Appended) -> Result<(), LogError>,
     {
-        let mut active = self.appending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut appender = self.appending.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.lock();
         if st.objects.contains_key(&object) {
             return Ok(Appended {
@@ -514,6 +604,12 @@ impl MessageLog {
             });
         }
         let seq = st.last_seq + 1;
+        if seq > MAX_SEQ {
+            return Err(LogError::Io {
+                path: self.inbox.join(SEQ_FILE),
+                source: io::Error::other("the message log's batch numbers are used up"),
+            });
+        }
         let mut out = Appended::default();
         let mut lines = Vec::new();
         let mut kept = Vec::new();
@@ -537,6 +633,13 @@ impl MessageLog {
         // only an append adds to the state (a sweep only forgets old segments), and this
         // one holds `appending`: readers go on while the records and the log are written
         drop(st);
+        if seq > appender.reserved {
+            let upto = seq.saturating_add(SEQ_BLOCK - 1).min(MAX_SEQ);
+            let path = self.inbox.join(SEQ_FILE);
+            crate::fsx::write_durable(&path, format!("{upto}\n").as_bytes())
+                .map_err(io_at(&path))?;
+            appender.reserved = upto;
+        }
         before_commit(&out)?;
         let header = RecordHeader {
             batch: seq,
@@ -551,7 +654,7 @@ impl MessageLog {
         record.push(b'\n');
         let head = record.len() as u64;
         record.extend_from_slice(&lines);
-        let written = self.write_record(&mut active, seq, &record);
+        let written = self.write_record(&mut appender.active, seq, &record);
         let mut st = self.lock();
         // the number is used up even when the write failed: a record that reached the
         // disk all the same is never shadowed by another batch of that number
@@ -565,7 +668,7 @@ impl MessageLog {
         };
         st.insert(seq, key, &path, crate::now_ms(), batch);
         drop(st);
-        drop(active);
+        drop(appender);
         self.landed.notify_all();
         Ok(out)
     }
@@ -1189,14 +1292,15 @@ mod tests {
         // a reader whose cursor points into a removed batch goes on from the next one
         let p = log.read(Some(c(1, 0)), 10, Duration::ZERO).unwrap();
         assert_eq!(p.messages[0].cursor, c(3, 0));
-        // the numbering goes on after a restart, in a new segment
+        // the numbering goes on after a restart past what was reserved, in a new segment
         drop(log);
         let log = MessageLog::open("notices", t.path(), 1_000).unwrap();
+        let next = SEQ_BLOCK + 1;
         assert_eq!(
             log.append(obj(9), &[msg("9", "9")], ok).unwrap().batch,
-            Some(4)
+            Some(next)
         );
-        assert!(t.path().join(segment_name(4)).is_file());
+        assert!(t.path().join(segment_name(next)).is_file());
     }
 
     #[test]
@@ -1313,9 +1417,10 @@ mod tests {
         let again = log
             .append(obj(3), &[msg("c", "3"), msg("d", "4")], ok)
             .unwrap();
-        assert_eq!(again.batch, Some(3));
+        let next = SEQ_BLOCK + 1;
+        assert_eq!(again.batch, Some(next));
         assert_eq!(again.duplicates, [MessageId::derive("notices", "c")]);
-        assert!(t.path().join(segment_name(3)).is_file());
+        assert!(t.path().join(segment_name(next)).is_file());
         assert!(fs::metadata(&seg).unwrap().len() > whole);
         // a batch that landed before the crash is not appended again
         assert!(log.append(obj(1), &[msg("a", "1")], ok).unwrap().already);
@@ -1327,7 +1432,7 @@ mod tests {
         let log = MessageLog::open("notices", t.path(), DAY).unwrap();
         let page = log.read(None, 100, Duration::ZERO).unwrap();
         let cursors: Vec<_> = page.messages.iter().map(|m| m.cursor).collect();
-        assert_eq!(cursors, [c(1, 0), c(1, 1), c(2, 0), c(3, 0)]);
+        assert_eq!(cursors, [c(1, 0), c(1, 1), c(2, 0), c(next, 0)]);
     }
 
     #[test]
@@ -1372,6 +1477,82 @@ mod tests {
             matches!(&err, LogError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_batch_number_is_never_given_twice_even_when_the_newest_segment_is_lost() {
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        log.append(obj(1), &[msg("a", "1")], ok).unwrap();
+        log.append(obj(2), &[msg("b", "2")], ok).unwrap();
+        let reader_at = log.last().unwrap();
+        drop(log);
+        // the newest segment gone (by hand, or a disk that lost it)
+        fs::remove_file(t.path().join(segment_name(1))).unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        let next = log.append(obj(3), &[msg("c", "3")], ok).unwrap();
+        assert!(next.batch.unwrap() > reader_at.batch);
+        // a reader holding the old cursor sees the new message
+        let page = log.read(Some(reader_at), 10, Duration::ZERO).unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert_eq!(page.messages[0].body, "3");
+        // a numbering record that does not read: numbering goes on from the files
+        drop(log);
+        fs::write(t.path().join(SEQ_FILE), b"lots\n").unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        let after = log.append(obj(4), &[msg("d", "4")], ok).unwrap();
+        assert!(after.batch.unwrap() > next.batch.unwrap());
+    }
+
+    #[test]
+    fn a_file_named_past_the_numbering_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join(format!("{}.log", u64::MAX)), b"").unwrap();
+        fs::write(t.path().join(segment_name(MAX_SEQ + 1)), b"").unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        assert_eq!(
+            log.append(obj(1), &[msg("a", "1")], ok).unwrap().batch,
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn damage_inside_a_segment_loses_only_the_batches_it_covers() {
+        let t = tempfile::tempdir().unwrap();
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        for n in 1..=4u8 {
+            log.append(obj(n), &[msg(&n.to_string(), &n.to_string())], ok)
+                .unwrap();
+        }
+        drop(log);
+        let seg = t.path().join(segment_name(1));
+        let bytes = fs::read(&seg).unwrap();
+        let (records, unread) = scan_segment(&bytes);
+        assert_eq!(records.len(), 4);
+        assert!(unread.is_empty());
+        // a line of garbage before batch 2's header, and batch 3's body changed
+        let at2 = records[0].span.0 as usize + records[0].span.1 as usize;
+        let in3 = records[2].span.0 as usize + 3;
+        let mut damaged = bytes[..at2].to_vec();
+        damaged.extend_from_slice(b"GARBAGE IN THE MIDDLE\n");
+        damaged.extend_from_slice(&bytes[at2..in3]);
+        damaged.push(b'#');
+        damaged.extend_from_slice(&bytes[in3 + 1..]);
+        damaged.extend_from_slice(b"{\"batch\":9,\"obj");
+        fs::write(&seg, &damaged).unwrap();
+        let (records, unread) = scan_segment(&damaged);
+        let seqs: Vec<_> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 4]);
+        assert_eq!(unread.len(), 3, "{unread:?}");
+        assert_eq!(unread[0].offset, at2);
+        assert_eq!(unread[0].len, "GARBAGE IN THE MIDDLE\n".len());
+        assert!(!unread[0].tail && !unread[1].tail && unread[2].tail);
+        assert!(unread[1].why.starts_with("batch 3"), "{}", unread[1].why);
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        let page = log.read(None, 10, Duration::ZERO).unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["1", "2", "4"]);
+        assert!(!log.has_object(obj(3)));
     }
 
     #[test]

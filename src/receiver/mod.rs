@@ -162,18 +162,13 @@ impl Receiver {
         let mut logs = HashMap::new();
         for c in node.cfg.receiving() {
             let Some(mc) = &c.messages else { continue };
-            let log = messages::MessageLog::open(&c.name, &c.inbox, mc.retention_ms).map_err(
-                |e| match e {
-                    messages::LogError::Io { path, source } => NodeError::Dir {
-                        path,
-                        error: source,
-                    },
-                    other => NodeError::Dir {
-                        path: c.inbox.clone(),
-                        error: std::io::Error::other(other.to_string()),
-                    },
-                },
-            )?;
+            let log =
+                messages::MessageLog::open(&c.name, &c.inbox, mc.retention_ms).map_err(|e| {
+                    NodeError::MessageLog {
+                        channel: c.name.clone(),
+                        error: e.to_string(),
+                    }
+                })?;
             logs.insert(c.name.clone(), Arc::new(log));
         }
         Ok(Receiver {

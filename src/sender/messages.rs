@@ -76,6 +76,16 @@ pub enum PostError {
         /// Why.
         refusal: Refusal,
     },
+    /// An `Idempotency-Key` that this node took a moment ago with another body (HTTP 422,
+    /// as the IETF draft on the header asks). `index`: the first message of the request
+    /// whose body differs. Nothing of the request was taken.
+    #[error(
+        "message {index}: the Idempotency-Key was used before with another body; use a new key for a new message"
+    )]
+    KeyReused {
+        /// The message's index in the request.
+        index: usize,
+    },
     /// The node cannot make messages durable now (disk, spool, audit; HTTP 503).
     #[error("cannot take messages durably now: {0}")]
     Unavailable(String),
@@ -89,6 +99,8 @@ pub(crate) type Check =
 /// One accepted message waiting for its batch.
 struct Item {
     id: MessageId,
+    /// [`body_tag`] of the body as it was posted.
+    tag: u64,
     checked: CheckedMessage,
     /// The policy it was checked under.
     policy: Arc<Policy>,
@@ -111,6 +123,18 @@ struct Known {
     /// The batch that holds it.
     batch: u64,
     masked: bool,
+    /// [`body_tag`] of the body it was posted with.
+    tag: u64,
+}
+
+/// A 64-bit hash of a posted body, as its bytes came: a retry under the same
+/// `Idempotency-Key` with other bytes is told apart from a true retry (not a security
+/// check: ids are derived from the key, and both bodies were checked by the policy).
+fn body_tag(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
 }
 
 /// A channel's batches and the ids it took.
@@ -367,11 +391,22 @@ impl Messages {
                 .map_err(|e| PostError::Unavailable(e.to_string()))?,
         };
         let policy = self.sender.node.policies.get(channel);
+        let tags: Vec<u64> = bodies.iter().map(|b| body_tag(b)).collect();
         for _ in 0..TRIES {
             let known: Vec<bool> = {
                 let st = b.lock();
                 ids.iter().map(|id| st.recent.contains_key(id)).collect()
             };
+            if key.is_some() {
+                let st = b.lock();
+                let reused = ids
+                    .iter()
+                    .zip(&tags)
+                    .position(|(id, tag)| st.recent.get(id).is_some_and(|k| k.tag != *tag));
+                if let Some(index) = reused {
+                    return Err(PostError::KeyReused { index });
+                }
+            }
             let mut group = Vec::new();
             for (i, body) in bodies.iter().enumerate() {
                 if known.get(i).copied().unwrap_or(false) {
@@ -380,6 +415,7 @@ impl Messages {
                 match check(&policy, body, self.sender.node.cfg.node.suite) {
                     Ok(checked) => group.push(Item {
                         id: ids[i],
+                        tag: tags[i],
                         checked,
                         policy: policy.clone(),
                     }),
@@ -429,6 +465,7 @@ impl Messages {
                 match check(&policy, body, self.sender.node.cfg.node.suite) {
                     Ok(checked) => groups.push(vec![Item {
                         id: ids[i],
+                        tag: body_tag(body),
                         checked,
                         policy: policy.clone(),
                     }]),
@@ -529,6 +566,7 @@ impl Messages {
             for item in group {
                 let known = Known {
                     batch: open.no,
+                    tag: item.tag,
                     masked: !item.checked.masked.is_empty(),
                 };
                 st.remember(item.id, known);
@@ -1263,6 +1301,13 @@ pub(crate) mod tests {
         more.push("{\"a\":3}".into());
         let third = m.post("notices", Some("key-1"), more).unwrap();
         assert_eq!(third[..2], first[..]);
+        assert_eq!(batches(&node).len(), 3);
+        // the same key with another body: refused, and nothing of the request taken
+        let other = vec!["{\"a\":1}".to_string(), "{\"a\":22}".to_string()];
+        assert!(matches!(
+            m.post("notices", Some("key-1"), other),
+            Err(PostError::KeyReused { index: 1 })
+        ));
         assert_eq!(batches(&node).len(), 3);
         // each item of post_each by its own key
         let each = m
