@@ -16,11 +16,13 @@
 //!                                               batch (see below)
 //! ```
 //!
-//! A removed entry's folder is kept for reuse, at most [`FREE_MAX`] of them: its content
-//! is deleted first (from then on the entry is never sent again), its other files renamed
-//! to the temporary names the next entry writes through, and the folder moved out of the
-//! spool. A [`Spool::put`] (a batch of messages) moves such a folder into place instead
-//! of making one, and writes its metadata over the old file. So a batch makes one new
+//! A removed entry's folder is kept for reuse, at most [`FREE_MAX`] of them: it is moved
+//! out of the spool in one rename (from then on the entry is never sent again), then its
+//! content is deleted and its other files renamed to the temporary names the next entry
+//! writes through. A [`Spool::put_from`] (a batch of messages, a release from quarantine)
+//! moves such a folder into place instead of making one, and writes its metadata,
+//! manifest and sent mark over the old files (until then a live entry may hold another
+//! object's temporary files: nothing reads them, and the spool is the node's alone). So a batch makes one new
 //! file instead of five: on ext4 without a journal, making a file right after others
 //! were deleted costs most of a millisecond of CPU. A node's start empties the pool.
 //!
@@ -163,22 +165,42 @@ impl Spool {
         })
     }
 
-    /// Keeps a removed entry's folder for reuse ([`FREE_MAX`] at most): its content
-    /// deleted first, its other files renamed to the temporary names they are written
-    /// through, the folder moved to [`FREE_DIR`]. `false` (the caller removes it): the
-    /// pool is full, or the folder holds a file this spool does not write there.
+    /// Takes a removed entry's folder out of the spool in one rename, into [`FREE_DIR`]
+    /// (both folders synced): from then on it is never sent again, and nothing that
+    /// writes to the entry by its path reaches it. There its content is deleted and its
+    /// other files renamed to the temporary names they are written through, and it is
+    /// kept for reuse; a folder holding anything else is deleted. `Ok(false)`: the pool
+    /// is full ([`FREE_MAX`]); the caller removes the entry.
     fn retire(&self, dir: &Path) -> io::Result<bool> {
         if self.free.lock().map_or(true, |f| f.len() >= FREE_MAX) {
             return Ok(false);
         }
-        // never sent again from here on, whatever follows
-        match fs::remove_file(dir.join("content")) {
+        let n = self
+            .free_next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = self.free_root.join(n.to_string());
+        fs::rename(dir, &slot)?;
+        sync_dir(&self.free_root)?;
+        match Self::clean(&slot) {
+            Ok(true) => match self.free.lock() {
+                Ok(mut f) => f.push(slot),
+                Err(_) => fs::remove_dir_all(&slot)?,
+            },
+            _ => fs::remove_dir_all(&slot)?,
+        }
+        Ok(true)
+    }
+
+    /// Readies a retired folder for reuse: `false` when it holds a name this spool does
+    /// not write there (it is then not reused).
+    fn clean(slot: &Path) -> io::Result<bool> {
+        match fs::remove_file(slot.join("content")) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let mut renames = Vec::new();
-        for e in fs::read_dir(dir)? {
+        for e in fs::read_dir(slot)? {
             let e = e?;
             if !e.file_type()?.is_file() {
                 return Ok(false);
@@ -194,27 +216,34 @@ impl Spool {
             renames.push((name, tmp));
         }
         for (name, tmp) in renames {
-            fs::rename(dir.join(name), dir.join(tmp))?;
-        }
-        let n = self
-            .free_next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let slot = self.free_root.join(n.to_string());
-        fs::rename(dir, &slot)?;
-        match self.free.lock() {
-            Ok(mut f) => f.push(slot),
-            Err(_) => return Err(io::Error::other("spool pool lock poisoned")),
+            fs::rename(slot.join(name), slot.join(tmp))?;
         }
         Ok(true)
     }
 
-    /// Moves a kept folder to `dir` (which must not exist). `false`: none is kept, or the
-    /// move failed (that folder is dropped).
+    /// Moves a kept folder to `dir` (which must not exist; the caller syncs its parent).
+    /// `false`: none is kept, or the one taken holds more than the temporary names, or
+    /// the move failed (that folder is dropped).
     fn reuse(&self, dir: &Path) -> bool {
         let Some(slot) = self.free.lock().ok().and_then(|mut f| f.pop()) else {
             return false;
         };
-        match fs::rename(&slot, dir) {
+        let only_temporary = fs::read_dir(&slot).is_ok_and(|entries| {
+            entries.into_iter().all(|e| {
+                e.is_ok_and(|e| {
+                    matches!(
+                        e.file_name().to_str(),
+                        Some(".meta.json.tmp" | ".manifest.tmp" | ".sent.tmp")
+                    )
+                })
+            })
+        });
+        let moved = if only_temporary {
+            fs::rename(&slot, dir).and_then(|()| sync_dir(&self.free_root))
+        } else {
+            Err(io::Error::other("it holds more than temporary files"))
+        };
+        match moved {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(folder = %slot.display(), error = %e, "a kept spool folder cannot be reused; removed");
@@ -783,14 +812,17 @@ impl Spool {
     /// `sealing` (the node started without the data key that sealed it: it would read
     /// ciphertext as content).
     pub fn recover(&self, sealing: Option<&DataKeys>) -> io::Result<Vec<Recovered>> {
-        // the folders kept by an earlier run: never entries, deleted
+        // the folders kept by an earlier run: never entries, deleted (one that cannot be
+        // is left, and said: it is never read)
         for kept in fs::read_dir(&self.free_root)? {
             let path = kept?.path();
-            match fs::remove_dir_all(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotADirectory => fs::remove_file(&path)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            let gone = match fs::remove_dir_all(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => fs::remove_file(&path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            if let Err(e) = gone {
+                tracing::warn!(path = %path.display(), error = %e, "cannot delete a spool folder kept by an earlier run; left alone");
             }
         }
         let mut out = Vec::new();
