@@ -22,9 +22,10 @@
 //! writes through. A [`Spool::put_from`] (a batch of messages, a release from quarantine)
 //! moves such a folder into place instead of making one, and writes its metadata,
 //! manifest and sent mark over the old files (until then a live entry may hold another
-//! object's temporary files: nothing reads them, and the spool is the node's alone). So a batch makes one new
-//! file instead of five: on ext4 without a journal, making a file right after others
-//! were deleted costs most of a millisecond of CPU. A node's start empties the pool.
+//! object's temporary files: nothing reads them, and the spool is the node's alone). So a
+//! batch makes one new file instead of five: on ext4 without a journal, making a file
+//! right after others were deleted costs most of a millisecond of CPU. A node's start
+//! empties the pool.
 //!
 //! A crash at any point leaves either the file in the outbox (taken again) or a complete
 //! spool entry (sent again); a half-made entry without content is removed at recovery.
