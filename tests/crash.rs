@@ -311,14 +311,19 @@ fn a_committed_part_file_changed_before_recovery_is_quarantined_not_delivered() 
     assert_eq!(refused[0].name.as_deref(), Some("changed.txt"));
     let detail = refused[0].detail.as_deref().unwrap_or_default();
     assert!(detail.contains("changed on disk"), "{detail}");
-    let finished: Vec<_> = lab
-        .records("internet", "landed")
-        .into_iter()
-        .filter(|r| r.detail.as_deref() == Some("delivery finished after a restart"))
-        .map(|r| (r.name, r.size, r.sha256))
-        .collect();
+    // the finished delivery is audited just after its rename into the inbox
+    let finished = || -> Vec<_> {
+        lab.records("internet", "landed")
+            .into_iter()
+            .filter(|r| r.detail.as_deref() == Some("delivery finished after a restart"))
+            .map(|r| (r.name, r.size, r.sha256))
+            .collect()
+    };
+    wait_until(30, "the finished delivery's record", || {
+        !finished().is_empty()
+    });
     assert_eq!(
-        finished,
+        finished(),
         vec![(
             Some("whole.txt".to_string()),
             Some(18),
