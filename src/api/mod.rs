@@ -1,5 +1,5 @@
-//! The node's message API (`[messages] listen`): HTTP/1.1 on [`crate::ops::http`], one
-//! request per connection, JSON (RFC 8259) in and out. It owns the routes, the request
+//! The node's message API (`[messages] listen`): HTTP/1.1 on [`crate::ops::http`]
+//! (persistent connections), JSON (RFC 8259) in and out. It owns the routes, the request
 //! checks and the status codes; the messages themselves are taken by
 //! [`crate::sender::messages::Messages`] and read from
 //! [`crate::receiver::messages::MessageLog`].
@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Requests that wait (a post for its group commit, a read for its long poll) each hold a
-//! connection thread: the server serves up to [`MAX_CONNECTIONS`] at once (beyond: 503).
+//! connection thread: the server serves up to [`MAX_CONNECTIONS`] at once (beyond: 503);
+//! a client's next request on the same connection is served by the same thread.
 
 use crate::core::message::{Cursor, parse_posted};
 use crate::core::reason::{Reason, Refusal};
@@ -451,7 +452,9 @@ mod tests {
     fn call(addr: SocketAddr, raw: &[u8]) -> (u16, Value, String) {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        s.write_all(raw).unwrap();
+        // one request per connection: the answer is read to the connection's end
+        let raw = String::from_utf8_lossy(raw).replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        s.write_all(raw.as_bytes()).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out).into_owned();

@@ -1,17 +1,25 @@
-//! The node's small HTTP/1.1 transport on std sockets, for the web console and the status
-//! endpoint (`/metrics`, `/healthz`), one request per connection: every read has a socket
-//! timeout and every request a deadline, so a slow or silent client holds one connection
-//! thread for a few seconds at most, never the server. The request head is parsed by
-//! `httparse`; this module only frames (caps, deadlines, Content-Length, `Connection:
-//! close`). (tiny_http 0.12, used before, sets no socket timeout, and on dropping a request
-//! whose body was not read it reads the rest into a buffer of the announced Content-Length:
-//! one request announcing 10^15 bytes aborted the node.)
+//! The node's small HTTP/1.1 transport on std sockets, for the web console, the status
+//! endpoint (`/metrics`, `/healthz`) and the message API: every read has a socket timeout
+//! and every request a deadline, so a slow or silent client holds one connection thread
+//! for a few seconds at most, never the server. The request head is parsed by `httparse`;
+//! this module only frames (caps, deadlines, Content-Length, persistent connections).
+//! (tiny_http 0.12, used before, sets no socket timeout, and on dropping a request whose
+//! body was not read it reads the rest into a buffer of the announced Content-Length: one
+//! request announcing 10^15 bytes aborted the node.)
+//!
+//! Connections are persistent as RFC 9112 §9.3 has them: an HTTP/1.1 request without
+//! `Connection: close` leaves the connection open for the next one, when its body was read
+//! whole (or it had none), at most [`MAX_REQUESTS`] times, while fewer than half the
+//! server's connection places are taken and the server is not stopping; a connection that
+//! stays idle [`IDLE_DEADLINE`] is closed without an answer. Anything else is answered with
+//! `Connection: close` and closed: a body left unread is never read.
 //!
 //! ```text
 //!  TcpListener ─► accept thread ─► at most MAX_CONNECTIONS threads (beyond: 503 at once)
 //!    ─► head: ≤ MAX_HEAD bytes within HEAD_DEADLINE (httparse) ─► else 431 / 408 / 400
 //!    ─► the handler: checks the head, then reads the body it allows (≤ its cap, within
-//!       BODY_DEADLINE) or refuses unread ─► response, `Connection: close`, closed
+//!       BODY_DEADLINE) or refuses unread ─► response
+//!    ─► persistent (above): the next head on the same thread, else `Connection: close`
 //! ```
 
 use std::io::{Read, Write};
@@ -34,6 +42,10 @@ pub const IO_STEP: Duration = Duration::from_secs(1);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at the same time.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Longest wait for the next request on a persistent connection before it is closed.
+pub const IDLE_DEADLINE: Duration = Duration::from_secs(5);
+/// Most requests served on one connection.
+pub const MAX_REQUESTS: usize = 1000;
 
 /// A request method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +60,33 @@ pub enum Method {
     Other,
 }
 
+/// One client connection, served by one thread, request after request.
+struct Conn {
+    stream: TcpStream,
+    remote: IpAddr,
+    /// Bytes read past the last request's end (the start of the next one).
+    ahead: Vec<u8>,
+    /// Requests served on it so far.
+    served: usize,
+    /// Whether the next request may be read (set by [`Request::respond`]).
+    reuse: bool,
+    /// The server is stopping.
+    stop: Arc<AtomicBool>,
+    /// Connections the server serves now, and its most.
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl Conn {
+    /// Whether the server keeps connections open now: not stopping, and at most half its
+    /// connection places taken (idle persistent connections never crowd out new clients).
+    fn room(&self) -> bool {
+        !self.stop.load(Ordering::SeqCst) && self.open.load(Ordering::Acquire) <= self.max / 2
+    }
+}
+
 /// A request whose head is read; its body is still on the wire.
-#[derive(Debug)]
-pub struct Request {
+pub struct Request<'c> {
     /// The method.
     pub method: Method,
     /// The request target (path and query), as sent.
@@ -59,10 +95,23 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The client's address.
     pub remote: IpAddr,
-    stream: TcpStream,
-    /// Body bytes that came with the head.
-    early: Vec<u8>,
+    conn: &'c mut Conn,
+    /// HTTP/1.1 without `Connection: close`: the client keeps the connection.
+    persistent: bool,
+    /// Whether all of the body is read (or there is none): the next request then starts
+    /// at `conn.ahead`.
+    body_read: bool,
     head_done: Instant,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a body could not be read.
@@ -76,7 +125,7 @@ pub enum BodyError {
     Slow,
 }
 
-impl Request {
+impl Request<'_> {
     /// The first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -110,29 +159,48 @@ impl Request {
         if length > cap {
             return Err(BodyError::TooLarge);
         }
-        let mut body = std::mem::take(&mut self.early);
-        body.truncate(length);
+        let conn = &mut *self.conn;
+        let expects = self.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("Expect") && v.trim().eq_ignore_ascii_case("100-continue")
+        });
+        if expects && conn.ahead.len() < length {
+            // RFC 9110 §10.1.1: the client waits for this before it sends the body
+            let _ = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let mut body = std::mem::take(&mut conn.ahead);
+        if body.len() > length {
+            conn.ahead = body.split_off(length);
+        }
         let mut chunk = [0u8; 4096];
         while body.len() < length {
             if self.head_done.elapsed() > BODY_DEADLINE {
                 return Err(BodyError::Slow);
             }
             let want = (length - body.len()).min(chunk.len());
-            match self.stream.read(&mut chunk[..want]) {
+            match conn.stream.read(&mut chunk[..want]) {
                 Ok(0) => return Err(BodyError::Slow),
                 Ok(n) => body.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                 Err(e) if is_timeout(&e) => continue,
                 Err(_) => return Err(BodyError::Slow),
             }
         }
+        self.body_read = true;
         Ok(body)
     }
 
-    /// Sends the answer and closes the connection (a body left unread is never read).
-    pub fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    /// Sends the answer. The connection then serves the next request when it may (see the
+    /// module's header: persistent, body read whole, room on the server); otherwise the
+    /// answer says `Connection: close` and the connection is closed (a body left unread is
+    /// never read).
+    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         let head_only = self.method == Method::Head;
-        let _ = write_response(&mut self.stream, status, headers, body, head_only);
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let conn = self.conn;
+        let keep = self.persistent && self.body_read && conn.served < MAX_REQUESTS && conn.room();
+        let written = write_response(&mut conn.stream, status, headers, body, head_only, keep);
+        conn.reuse = keep && written.is_ok();
+        if !conn.reuse {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -176,6 +244,7 @@ fn write_response(
     headers: &[(&str, &str)],
     body: &[u8],
     head_only: bool,
+    keep: bool,
 ) -> std::io::Result<()> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in headers {
@@ -185,10 +254,11 @@ fn write_response(
         }
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if !keep {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
     let mut bytes = out.into_bytes();
     if !head_only {
         bytes.extend_from_slice(body);
@@ -197,59 +267,87 @@ fn write_response(
     stream.flush()
 }
 
-/// Reads a request head from `stream` within [`HEAD_DEADLINE`]; `Err(status)` to answer
-/// with when it cannot.
-fn read_head(mut stream: TcpStream, remote: IpAddr) -> Result<Request, (TcpStream, u16)> {
-    let start = Instant::now();
-    let mut buf: Vec<u8> = Vec::with_capacity(2048);
+/// Reads the next request head on `conn` within [`HEAD_DEADLINE`] of its first byte (of
+/// the connection's start for its first request). `Ok(None)` when the client closed the
+/// connection, or left it idle [`IDLE_DEADLINE`] after an earlier request, or the server is
+/// stopping meanwhile: it is closed without an answer. `Err(status)` to answer with when
+/// the head cannot be read.
+fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
+    let mut start = Instant::now();
+    let first = conn.served == 0;
+    let mut buf = std::mem::take(&mut conn.ahead);
     let mut chunk = [0u8; 2048];
     loop {
-        if start.elapsed() > HEAD_DEADLINE {
-            return Err((stream, 408));
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut headers);
+            match parsed.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let method = match parsed.method {
+                        Some("GET") => Method::Get,
+                        Some("HEAD") => Method::Head,
+                        Some("POST") => Method::Post,
+                        _ => Method::Other,
+                    };
+                    let url = parsed.path.unwrap_or("/").to_string();
+                    let headers: Vec<(String, String)> = parsed
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let close = headers.iter().any(|(k, v)| {
+                        k.eq_ignore_ascii_case("Connection")
+                            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+                    });
+                    let persistent = parsed.version == Some(1) && !close;
+                    conn.ahead = buf.split_off(len);
+                    conn.served += 1;
+                    let remote = conn.remote;
+                    let mut request = Request {
+                        method,
+                        url,
+                        headers,
+                        remote,
+                        conn,
+                        persistent,
+                        body_read: false,
+                        head_done: Instant::now(),
+                    };
+                    request.body_read = matches!(request.body_length(), Ok(None | Some(0)));
+                    return Ok(Some(request));
+                }
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+                Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                    return Err(431);
+                }
+                Err(_) => return Err(400),
+            }
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err((stream, 400)),
-            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        let idle = buf.is_empty() && !first;
+        if idle && conn.stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let deadline = if idle { IDLE_DEADLINE } else { HEAD_DEADLINE };
+        if start.elapsed() > deadline {
+            return if idle { Ok(None) } else { Err(408) };
+        }
+        match conn.stream.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(0) => return Err(400),
+            Ok(n) => {
+                if idle {
+                    // the next request's head has its own deadline
+                    start = Instant::now();
+                }
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
             Err(e) if is_timeout(&e) => continue,
-            Err(_) => return Err((stream, 400)),
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let method = match parsed.method {
-                    Some("GET") => Method::Get,
-                    Some("HEAD") => Method::Head,
-                    Some("POST") => Method::Post,
-                    _ => Method::Other,
-                };
-                let url = parsed.path.unwrap_or("/").to_string();
-                let headers = parsed
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let early = buf.get(len..).unwrap_or_default().to_vec();
-                return Ok(Request {
-                    method,
-                    url,
-                    headers,
-                    remote,
-                    stream,
-                    early,
-                    head_done: Instant::now(),
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err((stream, 431));
-            }
-            Err(_) => return Err((stream, 400)),
+            Err(_) => return Err(400),
         }
     }
 }
@@ -289,7 +387,7 @@ impl Drop for Place {
 /// The address cannot be bound, or the accept thread cannot start.
 pub fn serve<H>(addr: SocketAddr, name: &str, handle: H) -> std::io::Result<Server>
 where
-    H: Fn(Request) + Send + Sync + 'static,
+    H: Fn(Request<'_>) + Send + Sync + 'static,
 {
     serve_with(addr, name, MAX_CONNECTIONS, handle)
 }
@@ -306,7 +404,7 @@ pub fn serve_with<H>(
     handle: H,
 ) -> std::io::Result<Server>
 where
-    H: Fn(Request) + Send + Sync + 'static,
+    H: Fn(Request<'_>) + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
@@ -329,11 +427,12 @@ where
                 if open.fetch_add(1, Ordering::AcqRel) >= max_connections {
                     open.fetch_sub(1, Ordering::AcqRel);
                     let _ = stream.set_write_timeout(Some(IO_STEP));
-                    let _ = write_response(&mut stream, 503, &[], b"busy: try again\n", false);
+                    let _ = write_response(&mut stream, 503, &[], b"busy: try again\n", false, false);
                     continue;
                 }
                 let place = Place(open.clone());
                 let h = handle.clone();
+                let (stop, open) = (s.clone(), open.clone());
                 let spawned = std::thread::Builder::new()
                     .name(conn_name.clone())
                     .stack_size(512 * 1024)
@@ -343,10 +442,34 @@ where
                             .peer_addr()
                             .map(|a| a.ip())
                             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-                        match read_head(stream, remote) {
-                            Ok(r) => h(r),
-                            Err((mut stream, status)) => {
-                                let _ = write_response(&mut stream, status, &[], b"", false);
+                        let mut conn = Conn {
+                            stream,
+                            remote,
+                            ahead: Vec::new(),
+                            served: 0,
+                            reuse: false,
+                            stop,
+                            open,
+                            max: max_connections,
+                        };
+                        loop {
+                            match read_head(&mut conn) {
+                                Ok(Some(r)) => h(r),
+                                Ok(None) => break,
+                                Err(status) => {
+                                    let _ = write_response(
+                                        &mut conn.stream,
+                                        status,
+                                        &[],
+                                        b"",
+                                        false,
+                                        false,
+                                    );
+                                    break;
+                                }
+                            }
+                            if !std::mem::take(&mut conn.reuse) {
+                                break;
                             }
                         }
                     });
@@ -377,6 +500,122 @@ mod tests {
             }
         })
         .unwrap()
+    }
+
+    /// Reads one response on `s` (its head and `Content-Length` bytes of body): the head
+    /// and the body.
+    fn response(s: &mut TcpStream) -> (String, Vec<u8>) {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "closed before a whole head");
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8(raw).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).unwrap();
+        (head, body)
+    }
+
+    /// Whether the server closed `s` (nothing more comes).
+    fn closed(s: &mut TcpStream) -> bool {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        matches!(s.read(&mut [0u8; 1]), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn a_persistent_connection_serves_request_after_request() {
+        let server = echo_server();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        for body in ["a", "bcd", ""] {
+            s.write_all(
+                format!(
+                    "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let (head, got) = response(&mut s);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(!head.contains("Connection: close"), "{head}");
+            assert!(head.contains(&format!("X-Len: {}", body.len())), "{head}");
+            assert_eq!(got, b"ok");
+        }
+        // pipelined: two requests in one write, the second one asking to close
+        s.write_all(
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nxyPOST / HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nz",
+        )
+        .unwrap();
+        let (first, _) = response(&mut s);
+        assert!(first.contains("X-Len: 2") && !first.contains("Connection: close"));
+        let (second, _) = response(&mut s);
+        assert!(second.contains("X-Len: 1") && second.contains("Connection: close"));
+        assert!(closed(&mut s));
+    }
+
+    #[test]
+    fn a_connection_closes_when_its_body_is_unread_or_the_client_is_http_1_0() {
+        let server = serve("127.0.0.1:0".parse().unwrap(), "test", |r: Request| {
+            // answers without reading the body
+            r.respond(404, &[], b"no");
+        })
+        .unwrap();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /")
+            .unwrap();
+        let (head, _) = response(&mut s);
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(
+            closed(&mut s),
+            "the unread body is never taken for a request"
+        );
+        let mut old = TcpStream::connect(server.addr).unwrap();
+        old.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let (head, _) = response(&mut old);
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(closed(&mut old));
+        // a GET without a body keeps the connection
+        let mut get = TcpStream::connect(server.addr).unwrap();
+        get.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let (head, _) = response(&mut get);
+        assert!(!head.contains("Connection: close"), "{head}");
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_without_an_answer() {
+        let server = echo_server();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let _ = response(&mut s);
+        let t = Instant::now();
+        let mut rest = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let _ = s.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+        assert!(t.elapsed() >= IDLE_DEADLINE - Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
+        let server = echo_server();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap();
+        let mut interim = [0u8; 25];
+        s.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write_all(b"abc").unwrap();
+        let (head, _) = response(&mut s);
+        assert!(head.contains("200") && head.contains("X-Len: 3"), "{head}");
     }
 
     fn status(s: &mut TcpStream) -> String {

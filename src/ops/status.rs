@@ -86,7 +86,9 @@ mod tests {
 
     fn ask(addr: std::net::SocketAddr, raw: &[u8]) -> String {
         let mut c = std::net::TcpStream::connect(addr).unwrap();
-        c.write_all(raw).unwrap();
+        // one request per connection: the answer is read to the connection's end
+        let raw = String::from_utf8_lossy(raw).replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        c.write_all(raw.as_bytes()).unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         out

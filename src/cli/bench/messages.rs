@@ -1,8 +1,8 @@
 //! `isogate bench`, the messages section: on a lab already running, the `notices` channel
 //! (court → internet) through the message API of each node (court on port base + 4,
 //! internet on base + 5), with messages of 1 KiB that the lab's notices policy and schema
-//! accept, in plain HTTP/1.1 over `std::net::TcpStream`, one request per connection (the
-//! small client here, which `isogate demo` uses too).
+//! accept, in plain HTTP/1.1 over `std::net::TcpStream`, each thread on a persistent
+//! connection of its own (the small client here, which `isogate demo` uses too).
 //!
 //! ```text
 //!   bench POST ─► court API :N+4 ─► batch ═ link ═► internet log ─► API :N+5 ◄─ bench GET
@@ -45,6 +45,8 @@ const WAIT_S: u64 = 5;
 const DEADLINE: Duration = Duration::from_secs(300);
 /// Largest HTTP response the client reads (a page of 1,000 messages of 1 KiB is ~1.2 MB).
 const MAX_RESPONSE: u64 = 64 << 20;
+/// Largest HTTP response head the client reads.
+const MAX_HEAD: u64 = 16 << 10;
 /// The channel measured.
 const CHANNEL: &str = "notices";
 
@@ -64,18 +66,19 @@ impl Response {
     }
 }
 
-/// Reads an HTTP/1.1 response (RFC 9112) as a server sends it before closing: status line,
-/// headers, blank line, body (cut at `Content-Length` when given).
-///
-/// # Errors
-/// `InvalidData` when the status line or the header block is malformed.
-pub(crate) fn parse_response(raw: &[u8]) -> io::Result<Response> {
+/// A response head: the status, the `Content-Length` when given, and whether the server
+/// closes the connection after it (`Connection: close`, or an HTTP/1.0 answer).
+struct Head {
+    status: u16,
+    length: Option<usize>,
+    close: bool,
+}
+
+/// Reads a response head (RFC 9112): status line and header fields, without the blank
+/// line that ends them.
+fn parse_head(head: &[u8]) -> io::Result<Head> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of the response head"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("a response head not UTF-8"))?;
+    let head = std::str::from_utf8(head).map_err(|_| bad("a response head not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -88,58 +91,188 @@ pub(crate) fn parse_response(raw: &[u8]) -> io::Result<Response> {
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..=599).contains(s))
         .ok_or_else(|| bad("no status code"))?;
-    let mut body = raw[end + 4..].to_vec();
+    let mut parsed = Head {
+        status,
+        length: None,
+        close: version != "HTTP/1.1",
+    };
     for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            parsed.length = Some(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("a Content-Length that is not a number"))?,
+            );
+        } else if name.eq_ignore_ascii_case("connection")
+            && value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
         {
-            let n: usize = value
-                .trim()
-                .parse()
-                .map_err(|_| bad("a Content-Length that is not a number"))?;
-            body.truncate(n);
+            parsed.close = true;
         }
     }
-    Ok(Response { status, body })
+    Ok(parsed)
 }
 
-/// Sends one request to `addr` (`Connection: close`, `Content-Length` when a body is
-/// given) and reads the whole response, waiting at most `timeout` for each read.
-///
-/// # Errors
-/// The connection or the exchange fails, or the response is malformed or over 64 MiB.
-pub(crate) fn request(
+/// An HTTP/1.1 client of one server that keeps its connection open from one request to
+/// the next (RFC 9112 §9.3), as HTTP libraries do: one per thread.
+pub(crate) struct Client {
     addr: SocketAddr,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: &[u8],
+    /// The longest wait for each read or write.
     timeout: Duration,
-) -> io::Result<Response> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.set_nodelay(true)?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = content_type {
-        head.push_str(&format!("Content-Type: {t}\r\n"));
+    conn: Option<io::BufReader<TcpStream>>,
+}
+
+impl Client {
+    /// A client of the server at `addr`, waiting at most `timeout` for each read or write.
+    pub(crate) fn new(addr: SocketAddr, timeout: Duration) -> Client {
+        Client {
+            addr,
+            timeout,
+            conn: None,
+        }
     }
-    if method != "GET" || !body.is_empty() {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+
+    /// Sends one request (`Content-Length` when a body is given) and reads its whole
+    /// response. A kept connection that the server closed meanwhile (idle) fails before
+    /// any byte of the answer comes: the request is then sent once more on a new one.
+    ///
+    /// # Errors
+    /// The connection or the exchange fails, or the response is malformed or over 64 MiB.
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let mut out = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        if let Some(t) = content_type {
+            out.push_str(&format!("Content-Type: {t}\r\n"));
+        }
+        if method != "GET" || !body.is_empty() {
+            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        if let Some(conn) = self.conn.take() {
+            match exchange(conn, &out) {
+                Ok((r, kept)) => {
+                    self.conn = kept;
+                    return Ok(r);
+                }
+                Err(Exchange::Stale) => {}
+                Err(Exchange::Failed(e)) => return Err(e),
+            }
+        }
+        let s = TcpStream::connect_timeout(&self.addr, self.timeout)?;
+        s.set_read_timeout(Some(self.timeout))?;
+        s.set_write_timeout(Some(self.timeout))?;
+        s.set_nodelay(true)?;
+        match exchange(io::BufReader::new(s), &out) {
+            Ok((r, kept)) => {
+                self.conn = kept;
+                Ok(r)
+            }
+            Err(Exchange::Stale) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection without an answer",
+            )),
+            Err(Exchange::Failed(e)) => Err(e),
+        }
     }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    s.write_all(&out)?;
-    let mut raw = Vec::new();
-    (&mut s).take(MAX_RESPONSE + 1).read_to_end(&mut raw)?;
-    if raw.len() as u64 > MAX_RESPONSE {
-        return Err(io::Error::new(
+}
+
+/// Why an exchange on a connection failed.
+enum Exchange {
+    /// Before any byte of the answer: the server had closed the connection.
+    Stale,
+    /// Anything else.
+    Failed(io::Error),
+}
+
+/// Sends `request` on `conn` and reads the response; the connection back when the server
+/// keeps it.
+fn exchange(
+    mut conn: io::BufReader<TcpStream>,
+    request: &[u8],
+) -> Result<(Response, Option<io::BufReader<TcpStream>>), Exchange> {
+    use std::io::BufRead;
+    let stale = |e: io::Error| match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof => Exchange::Stale,
+        _ => Exchange::Failed(e),
+    };
+    conn.get_mut().write_all(request).map_err(stale)?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let before = head.len();
+        let n = (&mut conn)
+            .take(MAX_HEAD)
+            .read_until(b'\n', &mut head)
+            .map_err(|e| {
+                if before == 0 {
+                    stale(e)
+                } else {
+                    Exchange::Failed(e)
+                }
+            })?;
+        if n == 0 {
+            return Err(if before == 0 {
+                Exchange::Stale
+            } else {
+                Exchange::Failed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed inside a response head",
+                ))
+            });
+        }
+        if head.len() as u64 > MAX_HEAD {
+            return Err(Exchange::Failed(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a response head over 16 KiB",
+            )));
+        }
+    }
+    let parsed = parse_head(&head[..head.len() - 4]).map_err(Exchange::Failed)?;
+    let too_large = || {
+        Exchange::Failed(io::Error::new(
             io::ErrorKind::InvalidData,
             "a response over 64 MiB",
-        ));
+        ))
+    };
+    let mut body = Vec::new();
+    match parsed.length {
+        Some(n) if n as u64 > MAX_RESPONSE => return Err(too_large()),
+        Some(n) => {
+            body.resize(n, 0);
+            conn.read_exact(&mut body).map_err(Exchange::Failed)?;
+        }
+        None => {
+            // no length: the body runs to the connection's end
+            (&mut conn)
+                .take(MAX_RESPONSE + 1)
+                .read_to_end(&mut body)
+                .map_err(Exchange::Failed)?;
+            if body.len() as u64 > MAX_RESPONSE {
+                return Err(too_large());
+            }
+        }
     }
-    parse_response(&raw)
+    let keep = parsed.length.is_some() && !parsed.close;
+    let response = Response {
+        status: parsed.status,
+        body,
+    };
+    Ok((response, keep.then_some(conn)))
 }
 
 /// One message of a page of `GET /v1/channels/{channel}/messages`.
@@ -174,26 +307,7 @@ pub(crate) fn read_page(
     limit: usize,
     wait_s: u64,
 ) -> io::Result<Page> {
-    let mut path = format!("/v1/channels/{channel}/messages?limit={limit}&wait={wait_s}");
-    if let Some(a) = after {
-        path.push_str(&format!("&after={a}"));
-    }
-    let r = request(
-        api,
-        "GET",
-        &path,
-        None,
-        b"",
-        Duration::from_secs(wait_s + 30),
-    )?;
-    if r.status != 200 {
-        return Err(io::Error::other(format!(
-            "GET {path}: {} {}",
-            r.status,
-            r.text()
-        )));
-    }
-    serde_json::from_slice(&r.body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    Client::new(api, Duration::from_secs(wait_s + 30)).read_page(channel, after, limit, wait_s)
 }
 
 /// Posts `body` to `channel` at the message API at `api`: `application/json` (one message)
@@ -207,19 +321,58 @@ pub(crate) fn post(
     ndjson: bool,
     body: &[u8],
 ) -> io::Result<Response> {
-    let kind = if ndjson {
-        "application/x-ndjson"
-    } else {
-        "application/json"
-    };
-    request(
-        api,
-        "POST",
-        &format!("/v1/channels/{channel}/messages"),
-        Some(kind),
-        body,
-        Duration::from_secs(30),
-    )
+    Client::new(api, Duration::from_secs(30)).post(channel, ndjson, body)
+}
+
+impl Client {
+    /// [`read_page`] on this client's connection (its timeout must exceed `wait_s`).
+    ///
+    /// # Errors
+    /// The request fails, the status is not 200, or the body is not a page.
+    pub(crate) fn read_page(
+        &mut self,
+        channel: &str,
+        after: Option<&str>,
+        limit: usize,
+        wait_s: u64,
+    ) -> io::Result<Page> {
+        let mut path = format!("/v1/channels/{channel}/messages?limit={limit}&wait={wait_s}");
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let r = self.request("GET", &path, None, b"")?;
+        if r.status != 200 {
+            return Err(io::Error::other(format!(
+                "GET {path}: {} {}",
+                r.status,
+                r.text()
+            )));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// [`post`] on this client's connection.
+    ///
+    /// # Errors
+    /// The request fails.
+    pub(crate) fn post(
+        &mut self,
+        channel: &str,
+        ndjson: bool,
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let kind = if ndjson {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        };
+        self.request(
+            "POST",
+            &format!("/v1/channels/{channel}/messages"),
+            Some(kind),
+            body,
+        )
+    }
 }
 
 /// The bench's message number `index`: a court notice of exactly 1 KiB of compact JSON
@@ -274,6 +427,7 @@ fn read_all(
 ) -> Result<Vec<Option<Instant>>, BenchError> {
     let mut seen = vec![None; n];
     let mut left = n;
+    let mut client = Client::new(api, Duration::from_secs(WAIT_S + 30));
     let t = Instant::now();
     while left > 0 {
         if t.elapsed() > DEADLINE || stop.load(Ordering::Relaxed) {
@@ -281,7 +435,8 @@ fn read_all(
                 "{left} of {n} messages to be readable on the internet node"
             )));
         }
-        let page = read_page(api, CHANNEL, cursor.as_deref(), PAGE, WAIT_S)
+        let page = client
+            .read_page(CHANNEL, cursor.as_deref(), PAGE, WAIT_S)
             .map_err(io_err("reading messages from the internet node"))?;
         let now = Instant::now();
         for m in &page.messages {
@@ -303,9 +458,10 @@ fn read_all(
 }
 
 /// Posts `body` and checks the API took it (202).
-fn post_ok(api: SocketAddr, ndjson: bool, body: &[u8]) -> Result<(), BenchError> {
-    let r =
-        post(api, CHANNEL, ndjson, body).map_err(io_err("posting messages to the court node"))?;
+fn post_ok(client: &mut Client, ndjson: bool, body: &[u8]) -> Result<(), BenchError> {
+    let r = client
+        .post(CHANNEL, ndjson, body)
+        .map_err(io_err("posting messages to the court node"))?;
     if r.status == 202 {
         Ok(())
     } else {
@@ -358,12 +514,13 @@ fn throughput(
         let posters: Vec<_> = (0..POSTERS)
             .map(|_| {
                 s.spawn(|| -> Result<(), BenchError> {
+                    let mut client = Client::new(court, Duration::from_secs(30));
                     loop {
                         let p = next.fetch_add(1, Ordering::Relaxed);
                         let Some(body) = bodies.get(p) else {
                             return Ok(());
                         };
-                        post_ok(court, true, body)?;
+                        post_ok(&mut client, true, body)?;
                     }
                 })
             })
@@ -423,6 +580,7 @@ fn latency(
         let posters: Vec<_> = (0..LATENCY_POSTERS)
             .map(|_| {
                 s.spawn(|| -> Result<(), BenchError> {
+                    let mut client = Client::new(court, Duration::from_secs(30));
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(body) = bodies.get(i) else {
@@ -436,7 +594,7 @@ fn latency(
                         if let Some(slot) = sent.get(i) {
                             slot.store(at, Ordering::Relaxed);
                         }
-                        post_ok(court, false, body.as_bytes())?;
+                        post_ok(&mut client, false, body.as_bytes())?;
                         let at = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
                         if let Some(slot) = durable.get(i) {
                             slot.store(at, Ordering::Relaxed);
@@ -522,28 +680,25 @@ mod tests {
     }
 
     #[test]
-    fn responses_are_read_with_status_and_body() {
-        let r = parse_response(
-            b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\ncontent-length: 12\r\n\r\n{\"id\":\"ab\"}\nextra",
+    fn response_heads_are_read_with_status_length_and_close() {
+        let h = parse_head(
+            b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\ncontent-length: 12",
         )
         .unwrap();
-        assert_eq!(r.status, 202);
-        assert_eq!(r.body, b"{\"id\":\"ab\"}\n");
-        let r =
-            parse_response(b"HTTP/1.0 404 Not Found\r\n\r\n{\"reason\":\"no_channel\"}").unwrap();
-        assert_eq!(
-            (r.status, r.text().as_str()),
-            (404, "{\"reason\":\"no_channel\"}")
-        );
+        assert_eq!((h.status, h.length, h.close), (202, Some(12), false));
+        let h = parse_head(b"HTTP/1.0 404 Not Found").unwrap();
+        assert_eq!((h.status, h.length, h.close), (404, None, true));
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close").unwrap();
+        assert!(h.close);
         for bad in [
-            &b"HTTP/1.1 202 Accepted\r\n"[..],
-            b"SSH-2.0 x\r\n\r\n",
-            b"HTTP/1.1 abc\r\n\r\n",
-            b"HTTP/1.1 999 x\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n",
+            &b"SSH-2.0 x"[..],
+            b"HTTP/1.1 abc",
+            b"HTTP/1.1 999 x",
+            b"HTTP/1.1 200 OK\r\nContent-Length: many",
+            b"HTTP/1.1 200 \xff",
         ] {
             assert!(
-                parse_response(bad).is_err(),
+                parse_head(bad).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -566,25 +721,46 @@ mod tests {
     }
 
     #[test]
-    fn a_request_to_a_closed_port_fails_and_one_to_a_server_is_read() {
+    fn a_client_keeps_its_connection_and_opens_another_when_the_server_closed_it() {
         let listener = std::net::TcpListener::bind("127.0.0.1:28185").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut c, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 4096];
+        // reads one whole request (its body is "{}\n") from `c`
+        fn one(c: &mut TcpStream) -> String {
             let mut got = Vec::new();
-            // the whole request, body too: unread bytes at close would reset the connection
+            let mut byte = [0u8; 1];
             while !got.ends_with(b"\r\n\r\n{}\n") {
-                let k = c.read(&mut buf).unwrap();
-                got.extend_from_slice(&buf[..k]);
+                assert_eq!(c.read(&mut byte).unwrap(), 1);
+                got.push(byte[0]);
             }
-            let text = String::from_utf8(got).unwrap();
+            String::from_utf8(got).unwrap()
+        }
+        let server = std::thread::spawn(move || {
+            // the first connection serves two requests, then the server closes it
+            let (mut c, _) = listener.accept().unwrap();
+            let first = one(&mut c);
             c.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 11\r\n\r\n{\"id\":\"0\"}\n")
                 .unwrap();
-            text
+            one(&mut c);
+            c.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 11\r\n\r\n{\"id\":\"1\"}\n")
+                .unwrap();
+            drop(c);
+            // the third request comes on a new connection; this answer closes it
+            let (mut c, _) = listener.accept().unwrap();
+            one(&mut c);
+            c.write_all(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 11\r\n\r\n{\"id\":\"2\"}\n")
+                .unwrap();
+            first
         });
-        let r = post(addr, "notices", true, b"{}\n").unwrap();
-        assert_eq!((r.status, r.text().as_str()), (202, "{\"id\":\"0\"}\n"));
+        let mut client = Client::new(addr, Duration::from_secs(30));
+        for i in 0..3 {
+            let r = client.post("notices", true, b"{}\n").unwrap();
+            assert_eq!((r.status, r.text()), (202, format!("{{\"id\":\"{i}\"}}\n")));
+            if i == 1 {
+                // the server closes the first connection
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        assert!(client.conn.is_none(), "closed after Connection: close");
         let head = server.join().unwrap();
         assert!(
             head.starts_with("POST /v1/channels/notices/messages HTTP/1.1\r\n"),
