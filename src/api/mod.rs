@@ -17,7 +17,9 @@
 //!
 //! Requests that wait (a post for its group commit, a read for its long poll) each hold a
 //! connection thread: the server serves up to [`MAX_CONNECTIONS`] at once (beyond: 503);
-//! a client's next request on the same connection is served by the same thread.
+//! a client's next request on the same connection is served by the same thread, and an
+//! idle kept connection holds its place for at most [`http::IDLE_DEADLINE`] (kept only
+//! while at most half the places are taken).
 
 use crate::core::message::{Cursor, parse_posted};
 use crate::core::reason::{Reason, Refusal};
@@ -254,6 +256,9 @@ fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
         }
         Err(BodyError::Slow) => {
             return Reply::refused(408, "timeout", "the body did not arrive in time");
+        }
+        Err(BodyError::BadLength) => {
+            return Reply::refused(400, "bad_request", "bad Content-Length");
         }
     };
     let max_bytes = app

@@ -272,6 +272,7 @@ fn read(request: &mut http::Request, cap: usize) -> Result<Req, Reply> {
     let body = if post {
         request.read_body(cap).map_err(|e| match e {
             http::BodyError::NoLength => Reply::text(411, "a POST needs a Content-Length\n"),
+            http::BodyError::BadLength => Reply::text(400, "a bad Content-Length\n"),
             http::BodyError::TooLarge => Reply::text(413, "request body too large\n"),
             http::BodyError::Slow => Reply::text(408, "the body did not come in time\n"),
         })?

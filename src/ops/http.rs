@@ -1,7 +1,7 @@
 //! The node's small HTTP/1.1 transport on std sockets, for the web console, the status
 //! endpoint (`/metrics`, `/healthz`) and the message API: every read has a socket timeout
 //! and every request a deadline, so a slow or silent client holds one connection thread
-//! for a few seconds at most, never the server. The request head is parsed by `httparse`;
+//! for a few seconds per request at most, never the server. The request head is parsed by `httparse`;
 //! this module only frames (caps, deadlines, Content-Length, persistent connections).
 //! (tiny_http 0.12, used before, sets no socket timeout, and on dropping a request whose
 //! body was not read it reads the rest into a buffer of the announced Content-Length: one
@@ -9,10 +9,14 @@
 //!
 //! Connections are persistent as RFC 9112 §9.3 has them: an HTTP/1.1 request without
 //! `Connection: close` leaves the connection open for the next one, when its body was read
-//! whole (or it had none), at most [`MAX_REQUESTS`] times, while fewer than half the
-//! server's connection places are taken and the server is not stopping; a connection that
-//! stays idle [`IDLE_DEADLINE`] is closed without an answer. Anything else is answered with
-//! `Connection: close` and closed: a body left unread is never read.
+//! whole (or it had none), at most [`MAX_REQUESTS`] times, while at most half the server's
+//! connection places are taken and the server is not stopping; a connection that stays
+//! idle [`IDLE_DEADLINE`] is closed without an answer. Anything else is answered with
+//! `Connection: close` and closed: a body left unread is never read, nor one whose framing
+//! is in doubt (a Transfer-Encoding, a Content-Length that is not a number, several that
+//! differ). Closing stops sending, then drops what the client still sends for up to
+//! [`IO_STEP`], so that an answer sent before its body was read (413, 401) reaches the
+//! client instead of being cut by a reset.
 //!
 //! ```text
 //!  TcpListener ─► accept thread ─► at most MAX_CONNECTIONS threads (beyond: 503 at once)
@@ -101,6 +105,10 @@ pub struct Request<'c> {
     /// Whether all of the body is read (or there is none): the next request then starts
     /// at `conn.ahead`.
     body_read: bool,
+    /// Whether [`Request::read_body`] was called.
+    body_taken: bool,
+    /// HTTP/1.1 (else 1.0).
+    version_1_1: bool,
     head_done: Instant,
 }
 
@@ -119,6 +127,9 @@ impl std::fmt::Debug for Request<'_> {
 pub enum BodyError {
     /// No Content-Length (or a Transfer-Encoding): 411.
     NoLength,
+    /// A Content-Length that is not a decimal number, or several that differ (RFC 9112
+    /// §6.3: the framing cannot be trusted): 400, and the connection closed.
+    BadLength,
     /// Longer than allowed: 413.
     TooLarge,
     /// Not all there within [`BODY_DEADLINE`], or the client went away: 408.
@@ -134,20 +145,34 @@ impl Request<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The announced body length: `Ok(None)` for none, `Err` for a Transfer-Encoding or a
-    /// Content-Length that is not a number.
+    /// The announced body length: `Ok(None)` for none; [`BodyError::NoLength`] for a
+    /// Transfer-Encoding, [`BodyError::BadLength`] for a Content-Length that is not only
+    /// decimal digits, or for several (headers or comma-separated values) that differ.
     pub fn body_length(&self) -> Result<Option<usize>, BodyError> {
         if self.header("Transfer-Encoding").is_some() {
             return Err(BodyError::NoLength);
         }
-        match self.header("Content-Length") {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
-                .map_err(|_| BodyError::NoLength),
+        let mut length = None;
+        for (_, v) in self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        {
+            for value in v.split(',').map(str::trim) {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(BodyError::BadLength);
+                }
+                let n = value
+                    .parse::<u64>()
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                    .unwrap_or(usize::MAX);
+                if length.is_some_and(|l| l != n) {
+                    return Err(BodyError::BadLength);
+                }
+                length = Some(n);
+            }
         }
+        Ok(length)
     }
 
     /// Reads the body, of at most `cap` bytes, within [`BODY_DEADLINE`] of the head.
@@ -155,6 +180,11 @@ impl Request<'_> {
     /// # Errors
     /// [`BodyError`]: no length, too large, or too slow.
     pub fn read_body(&mut self, cap: usize) -> Result<Vec<u8>, BodyError> {
+        if self.body_taken {
+            // the body is read once: what follows it is the next request
+            return Ok(Vec::new());
+        }
+        self.body_taken = true;
         let length = self.body_length()?.unwrap_or(0);
         if length > cap {
             return Err(BodyError::TooLarge);
@@ -163,7 +193,7 @@ impl Request<'_> {
         let expects = self.headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("Expect") && v.trim().eq_ignore_ascii_case("100-continue")
         });
-        if expects && conn.ahead.len() < length {
+        if expects && self.version_1_1 && conn.ahead.len() < length {
             // RFC 9110 §10.1.1: the client waits for this before it sends the body
             let _ = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
@@ -199,7 +229,32 @@ impl Request<'_> {
         let written = write_response(&mut conn.stream, status, headers, body, head_only, keep);
         conn.reuse = keep && written.is_ok();
         if !conn.reuse {
-            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            close(&mut conn.stream);
+        }
+    }
+}
+
+/// Most bytes dropped while a connection closes.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Closes a connection whose answer is sent: stops sending (FIN after the answer), then
+/// reads and drops what the client still sends, for up to [`IO_STEP`] and
+/// [`LINGER_BYTES`], so that closing with unread input does not reset the connection and
+/// destroy the answer before the client reads it (RFC 9112 §9.6).
+fn close(stream: &mut TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return;
+    }
+    let start = Instant::now();
+    let _ = stream.set_read_timeout(Some(IO_STEP / 4));
+    let mut sink = [0u8; 8192];
+    let mut dropped = 0;
+    while start.elapsed() < IO_STEP && dropped < LINGER_BYTES {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => dropped += n,
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => break,
         }
     }
 }
@@ -304,7 +359,8 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
                         k.eq_ignore_ascii_case("Connection")
                             && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
                     });
-                    let persistent = parsed.version == Some(1) && !close;
+                    let parsed_1_1 = parsed.version == Some(1);
+                    let persistent = parsed_1_1 && !close;
                     conn.ahead = buf.split_off(len);
                     conn.served += 1;
                     let remote = conn.remote;
@@ -316,6 +372,8 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
                         conn,
                         persistent,
                         body_read: false,
+                        body_taken: false,
+                        version_1_1: parsed_1_1,
                         head_done: Instant::now(),
                     };
                     request.body_read = matches!(request.body_length(), Ok(None | Some(0)));
@@ -465,6 +523,7 @@ where
                                         false,
                                         false,
                                     );
+                                    close(&mut conn.stream);
                                     break;
                                 }
                             }
@@ -497,6 +556,7 @@ mod tests {
                 Err(BodyError::TooLarge) => r.respond(413, &[], b""),
                 Err(BodyError::NoLength) => r.respond(411, &[], b""),
                 Err(BodyError::Slow) => r.respond(408, &[], b""),
+                Err(BodyError::BadLength) => r.respond(400, &[], b""),
             }
         })
         .unwrap()
@@ -616,6 +676,57 @@ mod tests {
         s.write_all(b"abc").unwrap();
         let (head, _) = response(&mut s);
         assert!(head.contains("200") && head.contains("X-Len: 3"), "{head}");
+    }
+
+    #[test]
+    fn a_doubtful_content_length_is_refused_and_the_connection_closed() {
+        let server = echo_server();
+        // two lengths that differ: the bytes after the head are never a second request
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 18\r\n\r\nGET /x HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let (head, _) = response(&mut s);
+        assert!(
+            head.starts_with("HTTP/1.1 400") && head.contains("Connection: close"),
+            "{head}"
+        );
+        assert!(closed(&mut s));
+        for length in ["+5", "5, 6", "0x5", ""] {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(
+                format!("POST / HTTP/1.1\r\nContent-Length: {length}\r\n\r\nabcde").as_bytes(),
+            )
+            .unwrap();
+            let (head, _) = response(&mut s);
+            assert!(head.starts_with("HTTP/1.1 400"), "{length}: {head}");
+            assert!(closed(&mut s));
+        }
+        // the same length twice is one length
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab")
+            .unwrap();
+        let (head, _) = response(&mut s);
+        assert!(head.contains("X-Len: 2"), "{head}");
+        // and an HTTP/1.0 client that expects 100-continue is not sent one
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\nz")
+            .unwrap();
+        let (head, _) = response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+
+    #[test]
+    fn an_answer_sent_before_the_body_reaches_a_client_still_sending_it() {
+        let server = echo_server();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        // a client that sends its whole body before it reads the answer (the server
+        // refuses the body unread: 413)
+        let mut request = b"POST / HTTP/1.1\r\nContent-Length: 600000\r\n\r\n".to_vec();
+        request.resize(request.len() + 600_000, b'x');
+        let _ = s.write_all(&request);
+        let (head, _) = response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     }
 
     fn status(s: &mut TcpStream) -> String {

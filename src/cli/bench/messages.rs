@@ -125,8 +125,13 @@ pub(crate) struct Client {
     addr: SocketAddr,
     /// The longest wait for each read or write.
     timeout: Duration,
-    conn: Option<io::BufReader<TcpStream>>,
+    /// The kept connection and when its last answer came.
+    conn: Option<(io::BufReader<TcpStream>, Instant)>,
 }
+
+/// How long a kept connection may have been idle and still be used: less than the
+/// server's idle deadline (5 s), so that it is not closed under a request.
+const REUSE_IDLE: Duration = Duration::from_secs(4);
 
 impl Client {
     /// A client of the server at `addr`, waiting at most `timeout` for each read or write.
@@ -139,8 +144,10 @@ impl Client {
     }
 
     /// Sends one request (`Content-Length` when a body is given) and reads its whole
-    /// response. A kept connection that the server closed meanwhile (idle) fails before
-    /// any byte of the answer comes: the request is then sent once more on a new one.
+    /// response. A connection idle for [`REUSE_IDLE`] or more is not used again. A GET on
+    /// a kept connection that the server closed meanwhile fails before any byte of the
+    /// answer comes, and is then sent once more on a new connection; a POST is never sent
+    /// twice (RFC 9112 §9.3.1: it may have been taken).
     ///
     /// # Errors
     /// The connection or the exchange fails, or the response is malformed or over 64 MiB.
@@ -161,13 +168,21 @@ impl Client {
         out.push_str("\r\n");
         let mut out = out.into_bytes();
         out.extend_from_slice(body);
-        if let Some(conn) = self.conn.take() {
+        if let Some((conn, last)) = self.conn.take()
+            && last.elapsed() < REUSE_IDLE
+        {
             match exchange(conn, &out) {
                 Ok((r, kept)) => {
-                    self.conn = kept;
+                    self.conn = kept.map(|c| (c, Instant::now()));
                     return Ok(r);
                 }
-                Err(Exchange::Stale) => {}
+                Err(Exchange::Stale) if method == "GET" => {}
+                Err(Exchange::Stale) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection without an answer",
+                    ));
+                }
                 Err(Exchange::Failed(e)) => return Err(e),
             }
         }
@@ -177,7 +192,7 @@ impl Client {
         s.set_nodelay(true)?;
         match exchange(io::BufReader::new(s), &out) {
             Ok((r, kept)) => {
-                self.conn = kept;
+                self.conn = kept.map(|c| (c, Instant::now()));
                 Ok(r)
             }
             Err(Exchange::Stale) => Err(io::Error::new(
@@ -212,37 +227,40 @@ fn exchange(
         _ => Exchange::Failed(e),
     };
     conn.get_mut().write_all(request).map_err(stale)?;
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let before = head.len();
-        let n = (&mut conn)
-            .take(MAX_HEAD)
-            .read_until(b'\n', &mut head)
-            .map_err(|e| {
-                if before == 0 {
-                    stale(e)
+    let mut first = true;
+    let parsed = loop {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let before = head.len();
+            let fresh = first && before == 0;
+            let n = (&mut conn)
+                .take(MAX_HEAD)
+                .read_until(b'\n', &mut head)
+                .map_err(|e| if fresh { stale(e) } else { Exchange::Failed(e) })?;
+            if n == 0 {
+                return Err(if fresh {
+                    Exchange::Stale
                 } else {
-                    Exchange::Failed(e)
-                }
-            })?;
-        if n == 0 {
-            return Err(if before == 0 {
-                Exchange::Stale
-            } else {
-                Exchange::Failed(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the connection closed inside a response head",
-                ))
-            });
+                    Exchange::Failed(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed inside a response head",
+                    ))
+                });
+            }
+            if head.len() as u64 > MAX_HEAD {
+                return Err(Exchange::Failed(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a response head over 16 KiB",
+                )));
+            }
         }
-        if head.len() as u64 > MAX_HEAD {
-            return Err(Exchange::Failed(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a response head over 16 KiB",
-            )));
+        first = false;
+        let parsed = parse_head(&head[..head.len() - 4]).map_err(Exchange::Failed)?;
+        // an interim answer (1xx) comes before the final one (RFC 9110 §15.2)
+        if parsed.status >= 200 {
+            break parsed;
         }
-    }
-    let parsed = parse_head(&head[..head.len() - 4]).map_err(Exchange::Failed)?;
+    };
     let too_large = || {
         Exchange::Failed(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -250,7 +268,13 @@ fn exchange(
         ))
     };
     let mut body = Vec::new();
-    match parsed.length {
+    // 204 and 304 have no body, whatever their head says (RFC 9112 §6.3)
+    let length = if matches!(parsed.status, 204 | 304) {
+        Some(0)
+    } else {
+        parsed.length
+    };
+    match length {
         Some(n) if n as u64 > MAX_RESPONSE => return Err(too_large()),
         Some(n) => {
             body.resize(n, 0);
@@ -267,7 +291,7 @@ fn exchange(
             }
         }
     }
-    let keep = parsed.length.is_some() && !parsed.close;
+    let keep = length.is_some() && !parsed.close;
     let response = Response {
         status: parsed.status,
         body,
@@ -721,21 +745,28 @@ mod tests {
     }
 
     #[test]
-    fn a_client_keeps_its_connection_and_opens_another_when_the_server_closed_it() {
+    fn a_client_keeps_its_connection_and_never_sends_a_post_twice() {
         let listener = std::net::TcpListener::bind("127.0.0.1:28185").unwrap();
         let addr = listener.local_addr().unwrap();
-        // reads one whole request (its body is "{}\n") from `c`
+        // reads one whole request from `c`: its head and its Content-Length of body
         fn one(c: &mut TcpStream) -> String {
             let mut got = Vec::new();
             let mut byte = [0u8; 1];
-            while !got.ends_with(b"\r\n\r\n{}\n") {
+            while !got.ends_with(b"\r\n\r\n") {
                 assert_eq!(c.read(&mut byte).unwrap(), 1);
                 got.push(byte[0]);
             }
-            String::from_utf8(got).unwrap()
+            let head = String::from_utf8(got).unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = vec![0u8; len];
+            c.read_exact(&mut body).unwrap();
+            head
         }
         let server = std::thread::spawn(move || {
-            // the first connection serves two requests, then the server closes it
+            // the first connection serves two posts, then the server closes it
             let (mut c, _) = listener.accept().unwrap();
             let first = one(&mut c);
             c.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 11\r\n\r\n{\"id\":\"0\"}\n")
@@ -744,24 +775,35 @@ mod tests {
             c.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 11\r\n\r\n{\"id\":\"1\"}\n")
                 .unwrap();
             drop(c);
-            // the third request comes on a new connection; this answer closes it
+            // the GET after it comes on a new connection: an interim answer, then the
+            // page, and this connection closes
             let (mut c, _) = listener.accept().unwrap();
-            one(&mut c);
-            c.write_all(b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 11\r\n\r\n{\"id\":\"2\"}\n")
-                .unwrap();
-            first
+            let get = one(&mut c);
+            let page = br#"{"messages":[],"next":null}"#;
+            c.write_all(
+                format!(
+                    "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    page.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            c.write_all(page).unwrap();
+            (first, get)
         });
         let mut client = Client::new(addr, Duration::from_secs(30));
-        for i in 0..3 {
+        for i in 0..2 {
             let r = client.post("notices", true, b"{}\n").unwrap();
             assert_eq!((r.status, r.text()), (202, format!("{{\"id\":\"{i}\"}}\n")));
-            if i == 1 {
-                // the server closes the first connection
-                std::thread::sleep(Duration::from_millis(100));
-            }
         }
+        std::thread::sleep(Duration::from_millis(100));
+        // the kept connection is closed: a post is not sent again on another
+        assert!(client.post("notices", true, b"{}\n").is_err());
+        // a read is
+        let page = client.read_page("notices", None, 1, 0).unwrap();
+        assert!(page.messages.is_empty());
         assert!(client.conn.is_none(), "closed after Connection: close");
-        let head = server.join().unwrap();
+        let (head, get) = server.join().unwrap();
         assert!(
             head.starts_with("POST /v1/channels/notices/messages HTTP/1.1\r\n"),
             "{head}"
@@ -771,6 +813,7 @@ mod tests {
             "{head}"
         );
         assert!(head.contains("Content-Length: 3\r\n"), "{head}");
+        assert!(get.starts_with("GET /v1/channels/notices/messages?limit=1&wait=0 HTTP/1.1"));
         // nothing listens there any more
         assert!(read_page(addr, "notices", None, 1, 0).is_err());
     }
