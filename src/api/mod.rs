@@ -169,7 +169,7 @@ fn route(app: &App, r: &mut Request) -> Reply {
     };
     match r.method {
         Method::Post => post(app, r, channel),
-        Method::Get | Method::Head => get(app, channel, &query),
+        Method::Get | Method::Head => get(app, channel, &query, &|| r.client_gone()),
         Method::Other => {
             let mut reply = Reply::refused(405, "method", "GET or POST");
             reply.headers.push(("Allow", "GET, POST".into()));
@@ -386,7 +386,13 @@ fn read_params(query: &str) -> Result<(Option<Cursor>, usize, u64), String> {
     Ok((after, limit, wait))
 }
 
-fn get(app: &App, channel: &str, query: &str) -> Reply {
+/// How often a long poll looks whether its client is still there.
+const POLL_STEP: Duration = Duration::from_secs(1);
+
+/// A read of `channel`'s log; a long poll waits in steps of [`POLL_STEP`] and answers the
+/// empty page at once when the client closed its side meanwhile (`gone`), so that a
+/// client that went away does not hold its connection place for the whole wait.
+fn get(app: &App, channel: &str, query: &str, gone: &dyn Fn() -> bool) -> Reply {
     let Some(receiver) = &app.receiver else {
         return no_channel(channel);
     };
@@ -405,9 +411,16 @@ fn get(app: &App, channel: &str, query: &str) -> Reply {
     let Some(log) = receiver.message_log(channel) else {
         return unavailable("the channel's message log is not open");
     };
-    match log.read(after, limit, Duration::from_secs(wait)) {
-        Ok(page) => page_reply(&page),
-        Err(e) => unavailable(&e.to_string()),
+    let deadline = std::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match log.read(after, limit, left.min(POLL_STEP)) {
+            Ok(page) if !page.messages.is_empty() || left <= POLL_STEP || gone() => {
+                return page_reply(&page);
+            }
+            Ok(_) => {}
+            Err(e) => return unavailable(&e.to_string()),
+        }
     }
 }
 
@@ -671,6 +684,19 @@ mod tests {
         let (s, j, _) = get("?after=0.0&limit=10&wait=0");
         assert_eq!(s, 200, "{j}");
         assert_eq!(j["messages"], json!([]));
+        // a long poll whose client closes its side is answered at once, not after its wait
+        let t = std::time::Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.ends_with(r#"{"messages":[],"next":"0.0"}"#), "{out}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 
     #[test]

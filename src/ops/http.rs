@@ -175,6 +175,27 @@ impl Request<'_> {
         Ok(length)
     }
 
+    /// Whether the client has closed its side of the connection (or reset it) while its
+    /// request is served: what a handler that waits long (a long poll) asks now and then,
+    /// so as to stop waiting for a client that is gone. Bytes the client sent on (a next
+    /// request) mean it is still there.
+    pub fn client_gone(&self) -> bool {
+        if !self.conn.ahead.is_empty() {
+            return false;
+        }
+        let stream = &self.conn.stream;
+        if stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let peeked = stream.peek(&mut [0u8; 1]);
+        let _ = stream.set_nonblocking(false);
+        match peeked {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !is_timeout(&e),
+        }
+    }
+
     /// Reads the body, of at most `cap` bytes, within [`BODY_DEADLINE`] of the head.
     ///
     /// # Errors
