@@ -29,29 +29,12 @@ pub(super) fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Where `needle` first occurs in `hay`.
+/// Where `needle` first occurs in `hay` (SIMD search, `memchr::memmem`).
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = 0;
-    while at + needle.len() <= hay.len() {
-        let offset = hay[at..=hay.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)?;
-        at += offset;
-        if &hay[at + 1..at + needle.len()] == rest {
-            return Some(at);
-        }
-        at += 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
-/// Where `needle` last occurs in `hay`.
+/// Where `needle` last occurs in `hay` (SIMD search, `memchr::memmem`).
 pub(super) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > hay.len() {
-        return None;
-    }
-    (0..=hay.len() - needle.len())
-        .rev()
-        .find(|&at| &hay[at..at + needle.len()] == needle)
+    memchr::memmem::rfind(hay, needle)
 }

@@ -189,25 +189,73 @@ fn scan_pdf_bytes(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'
 /// that other readers and tools may see instead.
 #[derive(Debug, Default)]
 struct Ending {
-    /// The last five bytes read.
-    roll: u64,
+    /// The last (at most four) bytes fed, where a marker split between two feeds begins.
+    carry: Vec<u8>,
     /// Whether a `%%EOF` was seen.
     seen: bool,
     /// Bytes other than white space since the last `%%EOF`.
     after: u64,
 }
 
+/// The end-of-file marker.
+const EOF_MARK: &[u8] = b"%%EOF";
+
+/// How many bytes of `data` are not white space (ISO 32000-2 §7.2.3, NUL included).
+fn not_white(data: &[u8]) -> u64 {
+    // counted in blocks of at most 255 into a byte-wide sum, without branches: the
+    // compiler turns the inner loop into vector instructions
+    let mut white = 0u64;
+    for block in data.chunks(255) {
+        let mut n = 0u8;
+        for &b in block {
+            // at most one is 1, at most 255 bytes: never wraps (wrapping: no overflow check
+            // in the way of the vector instructions)
+            let is_white = u8::from(b == b' ')
+                | u8::from(b == b'\t')
+                | u8::from(b == b'\r')
+                | u8::from(b == b'\n')
+                | u8::from(b == 0x0c)
+                | u8::from(b == 0);
+            n = n.wrapping_add(is_white);
+        }
+        white += u64::from(n);
+    }
+    data.len() as u64 - white
+}
+
 impl Ending {
+    /// Feeds the next bytes of the file: one search for the last marker in them (and one
+    /// across the boundary with the bytes before), one count of what follows it.
     fn feed(&mut self, data: &[u8]) {
-        const MARK: u64 = u64::from_be_bytes([0, 0, 0, b'%', b'%', b'E', b'O', b'F']);
-        for &b in data {
-            self.roll = (self.roll << 8 | u64::from(b)) & 0xff_ffff_ffff;
-            if self.roll == MARK {
+        // forward search, vectorised (the reverse one is not), for the last marker
+        let last = memchr::memmem::find_iter(data, EOF_MARK)
+            .last()
+            .map(|at| at + EOF_MARK.len())
+            .or_else(|| {
+                // a marker begun in the bytes before, ending in these
+                let head = data.get(..EOF_MARK.len() - 1).unwrap_or(data);
+                let mut joined = self.carry.clone();
+                joined.extend_from_slice(head);
+                lexical::rfind(&joined, EOF_MARK)
+                    .map(|at| at + EOF_MARK.len())
+                    .filter(|&end| end > self.carry.len())
+                    .map(|end| end - self.carry.len())
+            });
+        match last {
+            Some(end) => {
                 self.seen = true;
-                self.after = 0;
-            } else if !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | 0) {
-                self.after += 1;
+                self.after = not_white(data.get(end..).unwrap_or_default());
             }
+            None => self.after += not_white(data),
+        }
+        let keep = EOF_MARK.len() - 1;
+        if data.len() >= keep {
+            self.carry.clear();
+            self.carry.extend_from_slice(&data[data.len() - keep..]);
+        } else {
+            self.carry.extend_from_slice(data);
+            let excess = self.carry.len().saturating_sub(keep);
+            self.carry.drain(..excess);
         }
     }
 
@@ -259,6 +307,68 @@ mod tests {
         }
         let doc = pdf(&[catalog(), ("<< /Title <FEFF673A5BC6> >>", None)]);
         assert!(scan(&doc, true).1.contains(&"机密".to_string()));
+    }
+
+    /// The end of `data` as a byte-by-byte reading sees it: whether a `%%EOF` occurs, and
+    /// how many bytes other than white space follow the last one.
+    fn ending_bytewise(data: &[u8]) -> (bool, u64) {
+        let mut last = None;
+        for at in 0..data.len() {
+            if data[at..].starts_with(b"%%EOF") {
+                last = Some(at + 5);
+            }
+        }
+        let count = |d: &[u8]| {
+            d.iter()
+                .filter(|&&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | 0))
+                .count() as u64
+        };
+        match last {
+            Some(end) => (true, count(&data[end..])),
+            None => (false, count(data)),
+        }
+    }
+
+    #[test]
+    fn the_end_is_found_whatever_the_reads_split() {
+        let cases: [&[u8]; 7] = [
+            b"%PDF-1.7 x %%EOF\n",
+            b"%PDF-1.7 x %%EOF\n trailing junk",
+            b"%%EOF%%EOF%%EOF",
+            b"%%EO",
+            b"x%%EOFx %%EOF \0\r\n",
+            b"%%%EOF",
+            b"no end at all",
+        ];
+        let long: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        let mut long_marked = long.clone();
+        long_marked.extend_from_slice(b"%%EOF \n");
+        long_marked.extend_from_slice(&long[..700]);
+        for data in cases.iter().copied().chain([&long[..], &long_marked[..]]) {
+            let want = ending_bytewise(data);
+            // every split into two feeds, and one feed per byte
+            for cut in 0..=data.len() {
+                let mut e = Ending::default();
+                e.feed(&data[..cut]);
+                e.feed(&data[cut..]);
+                assert_eq!(
+                    (e.seen, e.after),
+                    want,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+            let mut e = Ending::default();
+            for b in data.chunks(1) {
+                e.feed(b);
+            }
+            assert_eq!(
+                (e.seen, e.after),
+                want,
+                "{:?} byte by byte",
+                String::from_utf8_lossy(data)
+            );
+        }
     }
 
     #[test]
