@@ -348,6 +348,15 @@ fn console_serves_others_while_slow_clients_hold_bodies() {
     for s in &mut within {
         assert_eq!(status_of(s), Some(408), "the body did not come in time");
     }
+    // two lengths that differ: 400, never a body taken for the next request
+    let mut doubtful = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    doubtful
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    doubtful
+        .write_all(b"POST /login HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nuser")
+        .unwrap();
+    assert_eq!(status_of(&mut doubtful), Some(400));
 
     // and an officer still logs in, the slow ones still held
     let password = std::fs::read_to_string(lab.dir.join("console-officer.password"))

@@ -227,6 +227,7 @@ fn check_head(app: &App, request: &http::Request) -> Result<usize, Reply> {
     match request.body_length() {
         Ok(Some(n)) if n > cap => Err(Reply::text(413, "request body too large\n")),
         Ok(Some(_)) => Ok(cap),
+        Err(http::BodyError::BadLength) => Err(Reply::text(400, "a bad Content-Length\n")),
         Ok(None) | Err(_) => Err(Reply::text(411, "a POST needs a Content-Length\n")),
     }
 }
