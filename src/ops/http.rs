@@ -1,8 +1,9 @@
 //! The node's small HTTP/1.1 transport on std sockets, for the web console, the status
 //! endpoint (`/metrics`, `/healthz`) and the message API: every read has a socket timeout
 //! and every request a deadline, so a slow or silent client holds one connection thread
-//! for a few seconds per request at most, never the server. The request head is parsed by `httparse`;
-//! this module only frames (caps, deadlines, Content-Length, persistent connections).
+//! for a few seconds per request at most, never the server. The request head is parsed
+//! by `httparse`; this module only frames (caps, deadlines, Content-Length, persistent
+//! connections).
 //! (tiny_http 0.12, used before, sets no socket timeout, and on dropping a request whose
 //! body was not read it reads the rest into a buffer of the announced Content-Length: one
 //! request announcing 10^15 bytes aborted the node.)
