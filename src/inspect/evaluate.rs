@@ -448,10 +448,20 @@ impl Scanner<'_> {
     }
 }
 
+/// The read buffer over a file input, in bytes (at most).
+const READER_BUFFER: usize = 1 << 20;
+
 /// A reader over either kind of input.
 fn reader_of<'a>(input: Input<'a>) -> Box<dyn Read + 'a> {
     match input {
-        Input::File(f) => Box::new(BufReader::with_capacity(1 << 20, SourceCursor::new(f))),
+        Input::File(f) => {
+            // no larger than the file: a buffer is zeroed before its first read, and a
+            // small file then costs a small buffer
+            let cap = f.size().map_or(READER_BUFFER, |n| {
+                usize::try_from(n).map_or(READER_BUFFER, |n| n.clamp(4096, READER_BUFFER))
+            });
+            Box::new(BufReader::with_capacity(cap, SourceCursor::new(f)))
+        }
         Input::Stream(s) => Box::new(s),
     }
 }

@@ -74,8 +74,11 @@ use lexical::find;
 use scanner::Scanner;
 use std::io::{self, Read};
 
-/// Bytes read from the input at a time.
+/// Bytes read from the input at a time, at most: the most the scanner may hold unconsumed.
 const CHUNK: usize = 1 << 20;
+
+/// The read buffer's first size, doubled up to [`CHUNK`] whenever it is full.
+const FIRST_BUFFER: usize = 64 * 1024;
 
 /// The header `%PDF-` must start within this many bytes.
 const HEADER_WINDOW: usize = 1024;
@@ -150,7 +153,8 @@ pub fn scan_pdf(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>
 }
 
 fn scan_pdf_bytes(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'_>) -> Scan {
-    let mut buf = vec![0u8; CHUNK];
+    // grown up to CHUNK as the scanner keeps bytes: a small file costs a small buffer
+    let mut buf = vec![0u8; FIRST_BUFFER];
     let mut filled = 0;
     while filled < HEADER_WINDOW {
         let n = read_some(input, &mut buf[filled..HEADER_WINDOW])?;
@@ -166,6 +170,9 @@ fn scan_pdf_bytes(input: &mut dyn Read, opts: &PdfOptions, sink: &mut LineSink<'
     let mut ending = Ending::default();
     ending.feed(&buf[..filled]);
     loop {
+        if filled == buf.len() && buf.len() < CHUNK {
+            buf.resize((buf.len() * 2).min(CHUNK), 0);
+        }
         let n = read_some(input, &mut buf[filled..])?;
         let eof = n == 0;
         ending.feed(&buf[filled..filled + n]);
