@@ -25,12 +25,16 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Size of the buffer a copy reads and writes through.
 /// The node's staging folder inside a folder it takes from (an outbox): a dot name, out of
 /// the watch's sight, mode 0700, on the same file system as what is staged in it.
 pub const STAGING_DIR: &str = ".isogate-tmp";
 
+/// Size of the buffer a copy reads and writes through, at most (a smaller file: its size).
 const COPY_BUFFER: usize = 256 * 1024;
+
+/// A copy at least this long is read back while it is fsynced, on two threads; a shorter
+/// one is fsynced first, where a thread would cost more than the overlap saves.
+const SYNC_BESIDE_FROM: u64 = 4 << 20;
 
 /// Whether `e` is the kernel saying that a rename or link would cross file systems
 /// (`EXDEV`).
@@ -84,10 +88,11 @@ pub struct Copied {
 }
 
 /// Copies the plain file `from` to `to` on any file system, never replacing `to`: the bytes
-/// go to `<to dir>/.<to name>.part` (created with `mode`), which is fsynced, checked (the
-/// source unchanged while it was read, and the copy read back equal in size and SHA-256 to
-/// what was read), renamed to `to` without replacing, and the directory fsynced. The
-/// source is left in place. Memory: one buffer of 256 KiB.
+/// go to `<to dir>/.<to name>.part` (created with `mode`), which is fsynced and checked
+/// (the source unchanged while it was read, and the copy read back equal in size and
+/// SHA-256 to what was read; from 4 MiB on, read back on this thread while another waits
+/// for the fsync), renamed to `to` without replacing, and the directory fsynced. The
+/// source is left in place. Memory: one buffer of at most 256 KiB.
 ///
 /// # Errors
 /// [`CopyError::Changed`] or [`CopyError::Mismatch`] (the part file is removed), or I/O
@@ -185,7 +190,9 @@ fn copy_to_part(
         .truncate(true)
         .mode(mode)
         .open(part)?;
-    let mut buf = vec![0u8; COPY_BUFFER];
+    // no larger than the file: a small file costs a small buffer
+    let len = usize::try_from(before.size).unwrap_or(COPY_BUFFER);
+    let mut buf = vec![0u8; len.clamp(4096, COPY_BUFFER)];
     // a form authenticates what it stores: no hash to compare then
     let hash = form.is_none();
     let read = match form {
@@ -198,16 +205,33 @@ fn copy_to_part(
         }
     };
     out.set_permissions(fs::Permissions::from_mode(mode))?;
-    out.sync_all()?;
-    drop(out);
-    if Fingerprint::of(&src)? != before || read.size != before.size {
-        return Err(CopyError::Changed);
-    }
-    let stored = File::open(part)?;
-    let back = match form {
-        None => digest_through(&mut &stored, |_| Ok(()), &mut buf, hash)?,
-        Some(form) => digest_through(&mut form.reader(stored)?, |_| Ok(()), &mut buf, hash)?,
+    // the read-back reads what the kernel holds, synced or not: a large copy is read back
+    // on this thread while another waits for the disk, and both must succeed
+    let read_back = |buf: &mut [u8]| -> Result<Copied, CopyError> {
+        if Fingerprint::of(&src)? != before || read.size != before.size {
+            return Err(CopyError::Changed);
+        }
+        let stored = File::open(part)?;
+        Ok(match form {
+            None => digest_through(&mut &stored, |_| Ok(()), buf, hash)?,
+            Some(form) => digest_through(&mut form.reader(stored)?, |_| Ok(()), buf, hash)?,
+        })
     };
+    let back = if read.size >= SYNC_BESIDE_FROM {
+        std::thread::scope(|scope| {
+            let synced = scope.spawn(|| out.sync_all());
+            let back = read_back(&mut buf);
+            match synced.join() {
+                Ok(Ok(())) => back,
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(io::Error::other("the fsync thread panicked").into()),
+            }
+        })?
+    } else {
+        out.sync_all()?;
+        read_back(&mut buf)?
+    };
+    drop(out);
     if back.size != read.size {
         return Err(CopyError::Mismatch { what: "size" });
     }
@@ -565,6 +589,78 @@ mod tests {
         std::os::unix::fs::symlink(&a, &l).unwrap();
         assert!(copy_durable(&l, &t.path().join("m"), 0o600).is_err());
         assert!(!t.path().join("m").exists());
+    }
+
+    /// A stored form that inverts every byte; `short` reads one byte less back.
+    struct Inverted {
+        short: bool,
+    }
+
+    struct InvertedWriter<'a>(&'a mut File);
+
+    impl Write for InvertedWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let inverted: Vec<u8> = buf.iter().map(|b| !b).collect();
+            self.0.write_all(&inverted)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl FormWriter for InvertedWriter<'_> {
+        fn finish(self: Box<Self>) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl StoreForm for Inverted {
+        fn writer<'a>(&self, out: &'a mut File) -> io::Result<Box<dyn FormWriter + 'a>> {
+            Ok(Box::new(InvertedWriter(out)))
+        }
+        fn reader(&self, mut stored: File) -> io::Result<Box<dyn Read>> {
+            let mut all = Vec::new();
+            stored.read_to_end(&mut all)?;
+            all.iter_mut().for_each(|b| *b = !*b);
+            if self.short {
+                all.pop();
+            }
+            Ok(Box::new(io::Cursor::new(all)))
+        }
+    }
+
+    #[test]
+    fn a_large_copy_read_back_beside_its_fsync_is_checked_the_same() {
+        let t = tempfile::tempdir().unwrap();
+        for len in [1000usize, SYNC_BESIDE_FROM as usize + 12_345] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let a = t.path().join(format!("a{len}"));
+            fs::write(&a, &data).unwrap();
+            // plain: the SHA-256 of what was read
+            let plain = t.path().join(format!("plain{len}"));
+            let c = copy_durable(&a, &plain, 0o600).unwrap();
+            assert_eq!(c.size, len as u64);
+            assert_eq!(
+                c.sha256.as_slice(),
+                ring::digest::digest(&ring::digest::SHA256, &data).as_ref()
+            );
+            assert_eq!(fs::read(&plain).unwrap(), data);
+            // in a form: stored transformed, read back through it
+            let stored = t.path().join(format!("stored{len}"));
+            let size = copy_durable_as(&a, &stored, 0o600, &Inverted { short: false }).unwrap();
+            assert_eq!(size, len as u64);
+            let on_disk = fs::read(&stored).unwrap();
+            assert!(on_disk.iter().zip(&data).all(|(s, d)| *s == !*d));
+            // a copy that does not read back whole is refused, and leaves nothing behind
+            let bad = t.path().join(format!("bad{len}"));
+            match copy_durable_as(&a, &bad, 0o600, &Inverted { short: true }) {
+                Err(CopyError::Mismatch { what: "size" }) => {}
+                other => panic!("{other:?}"),
+            }
+            assert!(!bad.exists());
+            assert!(!t.path().join(format!(".bad{len}.part")).exists());
+        }
     }
 
     #[test]
