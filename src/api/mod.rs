@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Requests that wait (a post for its group commit, a read for its long poll) each hold a
-//! connection thread: the server serves up to [`MAX_CONNECTIONS`] at once (beyond: 503);
+//! connection thread: the server serves up to [`MAX_CONNECTIONS`] at once (beyond: 503
+//! `unavailable` with `Retry-After: 1`, worded in JSON like every refusal the transport
+//! decides before a request reaches the API: [`http::Refusals::Json`]);
 //! a client's next request on the same connection is served by the same thread, and an
 //! idle kept connection holds its place for at most [`http::IDLE_DEADLINE`] (kept only
 //! while at most half the places are taken).
@@ -89,9 +91,16 @@ pub fn start(
         receiver,
     });
     let a = app.clone();
-    let server = http::serve_with(cfg.listen, "messages", MAX_CONNECTIONS, move |r| {
-        handle(&a, r);
-    })
+    let refusals = http::Refusals::Json;
+    let server = http::serve_with(
+        cfg.listen,
+        "messages",
+        MAX_CONNECTIONS,
+        refusals,
+        move |r| {
+            handle(&a, r);
+        },
+    )
     .map_err(|e| ApiError::Listen {
         addr: cfg.listen,
         why: e.to_string(),

@@ -22,6 +22,7 @@
 //! ```text
 //!  TcpListener ─► accept thread ─► at most MAX_CONNECTIONS threads (beyond: 503 at once)
 //!    ─► head: ≤ MAX_HEAD bytes within HEAD_DEADLINE (httparse) ─► else 431 / 408 / 400
+//!       (worded as the server's `Refusals` say: a line of text, or JSON for the API)
 //!    ─► the handler: checks the head, then reads the body it allows (≤ its cap, within
 //!       BODY_DEADLINE) or refuses unread ─► response
 //!    ─► persistent (above): the next head on the same thread, else `Connection: close`
@@ -460,8 +461,65 @@ impl Drop for Place {
     }
 }
 
+/// How the transport words the refusals it decides itself, before any handler sees a
+/// request: a head that is malformed (400), too slow (408) or too large (431), and every
+/// connection place taken (503, with `Retry-After: 1`, RFC 9110 §10.2.3). Each is answered
+/// with `Connection: close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusals {
+    /// `text/plain; charset=utf-8`: one line saying why (the console, the status endpoint).
+    Text,
+    /// `application/json`: `{"reason": CODE, "detail": …}` as the message API words its
+    /// own refusals; the codes are `request_malformed`, `request_timeout`,
+    /// `headers_too_large` and `unavailable`.
+    Json,
+}
+
+impl Refusals {
+    /// The content type and the body of the transport's refusal with `status`.
+    fn answer(self, status: u16) -> (&'static str, Vec<u8>) {
+        let (code, detail) = match status {
+            408 => (
+                "request_timeout",
+                "the request head did not arrive in time (5 s)",
+            ),
+            431 => (
+                "headers_too_large",
+                "the request head is over 16 KiB or 64 header fields",
+            ),
+            503 => (
+                "unavailable",
+                "every connection place is taken: try again in a second",
+            ),
+            _ => ("request_malformed", "the request head is not HTTP/1.1"),
+        };
+        match self {
+            Refusals::Text => (
+                "text/plain; charset=utf-8",
+                format!("{detail}\n").into_bytes(),
+            ),
+            Refusals::Json => (
+                "application/json",
+                serde_json::json!({ "reason": code, "detail": detail })
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
+/// Answers the transport's own refusal `status` on `stream` as `refusals` words it.
+fn refuse(stream: &mut TcpStream, status: u16, refusals: Refusals) -> std::io::Result<()> {
+    let (content_type, body) = refusals.answer(status);
+    let mut headers = vec![("Content-Type", content_type)];
+    if status == 503 {
+        headers.push(("Retry-After", "1"));
+    }
+    write_response(stream, status, &headers, &body, false, false)
+}
+
 /// Listens on `addr` and calls `handle` for each request, on a thread per connection (at
-/// most [`MAX_CONNECTIONS`]); `busy` answers (status, headers, body) when they are all taken.
+/// most [`MAX_CONNECTIONS`]; beyond, 503); the transport's own refusals in plain text.
 ///
 /// # Errors
 /// The address cannot be bound, or the accept thread cannot start.
@@ -469,11 +527,12 @@ pub fn serve<H>(addr: SocketAddr, name: &str, handle: H) -> std::io::Result<Serv
 where
     H: Fn(Request<'_>) + Send + Sync + 'static,
 {
-    serve_with(addr, name, MAX_CONNECTIONS, handle)
+    serve_with(addr, name, MAX_CONNECTIONS, Refusals::Text, handle)
 }
 
 /// [`serve`] with at most `max_connections` served at the same time (a server whose
-/// handlers wait, such as the message API's long polls, needs more than the console).
+/// handlers wait, such as the message API's long polls, needs more than the console), and
+/// the transport's own refusals worded as `refusals` says.
 ///
 /// # Errors
 /// The address cannot be bound, or the accept thread cannot start.
@@ -481,6 +540,7 @@ pub fn serve_with<H>(
     addr: SocketAddr,
     name: &str,
     max_connections: usize,
+    refusals: Refusals,
     handle: H,
 ) -> std::io::Result<Server>
 where
@@ -507,7 +567,7 @@ where
                 if open.fetch_add(1, Ordering::AcqRel) >= max_connections {
                     open.fetch_sub(1, Ordering::AcqRel);
                     let _ = stream.set_write_timeout(Some(IO_STEP));
-                    let _ = write_response(&mut stream, 503, &[], b"busy: try again\n", false, false);
+                    let _ = refuse(&mut stream, 503, refusals);
                     continue;
                 }
                 let place = Place(open.clone());
@@ -537,14 +597,7 @@ where
                                 Ok(Some(r)) => h(r),
                                 Ok(None) => break,
                                 Err(status) => {
-                                    let _ = write_response(
-                                        &mut conn.stream,
-                                        status,
-                                        &[],
-                                        b"",
-                                        false,
-                                        false,
-                                    );
+                                    let _ = refuse(&mut conn.stream, status, refusals);
                                     close(&mut conn.stream);
                                     break;
                                 }
@@ -800,5 +853,77 @@ mod tests {
         let _ =
             big_head.write_all(format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD)).as_bytes());
         assert!(status(&mut big_head).contains("431"));
+    }
+
+    /// Sends `raw` on a new connection to `addr` and reads the whole answer until close.
+    fn answer_to(addr: SocketAddr, raw: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let _ = s.write_all(raw);
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn the_transport_words_its_own_refusals_as_the_server_asks() {
+        let hold = Arc::new(std::sync::Barrier::new(2));
+        let h = hold.clone();
+        // one connection place: the first connection's handler holds it until told
+        let json = serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            "test",
+            1,
+            Refusals::Json,
+            move |r: Request| {
+                h.wait();
+                r.respond(200, &[], b"ok");
+            },
+        )
+        .unwrap();
+        let text = echo_server();
+        let body = |answer: &str| answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        for (raw, status, code) in [
+            (&b"NOT HTTP\r\n\r\n"[..], "400", "request_malformed"),
+            (
+                format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD)).as_bytes(),
+                "431",
+                "headers_too_large",
+            ),
+        ] {
+            let a = answer_to(json.addr, raw);
+            assert!(a.starts_with(&format!("HTTP/1.1 {status}")), "{a}");
+            assert!(a.contains("Content-Type: application/json\r\n"), "{a}");
+            assert!(a.contains("Connection: close\r\n"), "{a}");
+            let j: serde_json::Value = serde_json::from_str(&body(&a)).unwrap();
+            assert_eq!(j["reason"], code, "{a}");
+            assert!(!j["detail"].as_str().unwrap().is_empty());
+            let t = answer_to(text.addr, raw);
+            assert!(t.starts_with(&format!("HTTP/1.1 {status}")), "{t}");
+            assert!(
+                t.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+                "{t}"
+            );
+            assert!(body(&t).ends_with('\n') && body(&t).len() > 10, "{t}");
+        }
+        // every place taken: 503 at once, with Retry-After
+        let mut first = TcpStream::connect(json.addr).unwrap();
+        first.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut busy = String::new();
+        for _ in 0..100 {
+            busy = answer_to(json.addr, b"GET / HTTP/1.1\r\n\r\n");
+            if busy.starts_with("HTTP/1.1 503") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+        assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
+        let j: serde_json::Value = serde_json::from_str(&body(&busy)).unwrap();
+        assert_eq!(j["reason"], "unavailable");
+        hold.wait();
+        let (head, b) = response(&mut first);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(b, b"ok");
     }
 }
