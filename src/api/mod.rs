@@ -178,7 +178,9 @@ fn route(app: &App, r: &mut Request) -> Reply {
     };
     match r.method {
         Method::Post => post(app, r, channel),
-        Method::Get | Method::Head => get(app, channel, &query, &|| r.client_gone()),
+        Method::Get | Method::Head => get(app, channel, &query, &|| {
+            r.client_gone() || r.server_stopping()
+        }),
         Method::Other => {
             let mut reply = Reply::refused(405, "method", "GET or POST");
             reply.headers.push(("Allow", "GET, POST".into()));
@@ -399,9 +401,10 @@ fn read_params(query: &str) -> Result<(Option<Cursor>, usize, u64), String> {
 const POLL_STEP: Duration = Duration::from_secs(1);
 
 /// A read of `channel`'s log; a long poll waits in steps of [`POLL_STEP`] and answers the
-/// empty page at once when the client closed its side meanwhile (`gone`), so that a
-/// client that went away does not hold its connection place for the whole wait.
-fn get(app: &App, channel: &str, query: &str, gone: &dyn Fn() -> bool) -> Reply {
+/// empty page at once when the client closed its side meanwhile or the node is stopping
+/// (`cut_short`), so that a client that went away does not hold its connection place for
+/// the whole wait, and one still there is answered before the node stops.
+fn get(app: &App, channel: &str, query: &str, cut_short: &dyn Fn() -> bool) -> Reply {
     let Some(receiver) = &app.receiver else {
         return no_channel(channel);
     };
@@ -424,7 +427,7 @@ fn get(app: &App, channel: &str, query: &str, gone: &dyn Fn() -> bool) -> Reply 
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match log.read(after, limit, left.min(POLL_STEP)) {
-            Ok(page) if !page.messages.is_empty() || left <= POLL_STEP || gone() => {
+            Ok(page) if !page.messages.is_empty() || left <= POLL_STEP || cut_short() => {
                 return page_reply(&page);
             }
             Ok(_) => {}
@@ -664,7 +667,7 @@ mod tests {
             listen: addr,
             allow_remote: false,
         };
-        let _api = start(node, &cfg, None, Some(receiver)).unwrap();
+        let api = start(node, &cfg, None, Some(receiver)).unwrap();
         let get = |q: &str| {
             call(
                 addr,
@@ -706,6 +709,23 @@ mod tests {
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         assert!(out.ends_with(r#"{"messages":[],"next":"0.0"}"#), "{out}");
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        // a long poll under way when the node stops is answered before the API is gone
+        let mut polling = TcpStream::connect(addr).unwrap();
+        polling
+            .write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        drop(api);
+        assert!(t.elapsed() < http::STOP_WAIT, "{:?}", t.elapsed());
+        polling
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut out = String::new();
+        let _ = polling.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        assert!(out.ends_with(r#"{"messages":[],"next":"0.0"}"#), "{out}");
     }
 
     #[test]

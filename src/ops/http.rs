@@ -177,6 +177,12 @@ impl Request<'_> {
         Ok(length)
     }
 
+    /// Whether the server is stopping: a handler that waits long (a long poll) answers
+    /// with what it has as soon as it sees this, within the server's [`STOP_WAIT`].
+    pub fn server_stopping(&self) -> bool {
+        self.conn.stop.load(Ordering::SeqCst)
+    }
+
     /// Whether the client has closed its side of the connection (or reset it) while its
     /// request is served: what a handler that waits long (a long poll) asks now and then,
     /// so as to stop waiting for a client that is gone. Bytes the client sent on (a next
@@ -439,15 +445,27 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<std::thread::JoinHandle<()>>,
+    /// Connections served now.
+    open: Arc<AtomicUsize>,
 }
 
+/// Longest wait, when a server stops, for the requests under way to be answered.
+pub const STOP_WAIT: Duration = Duration::from_secs(3);
+
 impl Drop for Server {
+    /// Stops accepting, then waits up to [`STOP_WAIT`] for the connections under way to
+    /// end: each request being served is answered (a long poll at its next step, with what
+    /// it has), and an idle persistent connection is closed within [`IO_STEP`].
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // wake the accept thread
         let _ = TcpStream::connect_timeout(&self.addr, IO_STEP);
         if let Some(t) = self.accept.take() {
             let _ = t.join();
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        while self.open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -551,6 +569,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let handle = Arc::new(handle);
     let open = Arc::new(AtomicUsize::new(0));
+    let served = open.clone();
     let s = stop.clone();
     let conn_name = format!("isogate-{name}-conn");
     let accept = std::thread::Builder::new()
@@ -616,6 +635,7 @@ where
         addr,
         stop,
         accept: Some(accept),
+        open: served,
     })
 }
 
