@@ -17,7 +17,8 @@
 //! is in doubt (a Transfer-Encoding, a Content-Length that is not a number, several that
 //! differ). Closing stops sending, then drops what the client still sends for up to
 //! [`IO_STEP`], so that an answer sent before its body was read (413, 401) reaches the
-//! client instead of being cut by a reset.
+//! client instead of being cut by a reset. A request target in absolute form
+//! (`http://host/path`, as a proxy sends it) is served as its path (RFC 9112 §3.2.2).
 //!
 //! ```text
 //!  TcpListener ─► accept thread ─► at most MAX_CONNECTIONS threads (beyond: 503 at once)
@@ -373,7 +374,7 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
                         Some("POST") => Method::Post,
                         _ => Method::Other,
                     };
-                    let url = parsed.path.unwrap_or("/").to_string();
+                    let url = origin_form(parsed.path.unwrap_or("/")).to_string();
                     let headers: Vec<(String, String)> = parsed
                         .headers
                         .iter()
@@ -436,6 +437,30 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
             Err(e) if is_timeout(&e) => continue,
             Err(_) => return Err(400),
         }
+    }
+}
+
+/// The origin form (path and query) of a request target: an absolute-form target
+/// (`http://host:port/path?query`, which RFC 9112 §3.2.2 says a server must accept) is
+/// cut to its path, `/` when it has none; any other target is returned as it is.
+fn origin_form(target: &str) -> &str {
+    let scheme = target.get(..8).map_or(0, |start| {
+        let start = start.to_ascii_lowercase();
+        if start.starts_with("http://") {
+            7
+        } else if start.starts_with("https://") {
+            8
+        } else {
+            0
+        }
+    });
+    if scheme == 0 {
+        return target;
+    }
+    let rest = target.get(scheme..).unwrap_or_default();
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes().get(i) == Some(&b'/') => rest.get(i..).unwrap_or("/"),
+        _ => "/",
     }
 }
 
@@ -873,6 +898,28 @@ mod tests {
         let _ =
             big_head.write_all(format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD)).as_bytes());
         assert!(status(&mut big_head).contains("431"));
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_served_as_its_path() {
+        assert_eq!(origin_form("/v1/x?a=1"), "/v1/x?a=1");
+        assert_eq!(origin_form("http://127.0.0.1:7404/v1/x?a=1"), "/v1/x?a=1");
+        assert_eq!(origin_form("HTTPS://host/p"), "/p");
+        assert_eq!(origin_form("http://host"), "/");
+        assert_eq!(origin_form("http://host?q"), "/");
+        assert_eq!(origin_form("http:/"), "http:/");
+        assert_eq!(origin_form("*"), "*");
+        let server = serve("127.0.0.1:0".parse().unwrap(), "test", |r: Request| {
+            let url = r.url.clone();
+            r.respond(200, &[], url.as_bytes());
+        })
+        .unwrap();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET http://gateway.example:7404/healthz?x=1 HTTP/1.1\r\nHost: gateway.example:7404\r\n\r\n")
+            .unwrap();
+        let (head, body) = response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"/healthz?x=1");
     }
 
     /// Sends `raw` on a new connection to `addr` and reads the whole answer until close.
