@@ -7,9 +7,10 @@
 //!  move_across(from, to) ─ rename(2), no replace ─ ok ─────────────────────► Renamed
 //!                            │ EXDEV
 //!                            ▼
-//!   plain file:  copy_durable ─► <to dir>/.<to name>.part ─ fsync ─ source unchanged?
-//!                  ─ read back: size + SHA-256 = what was read? ─ rename in, no replace
-//!                  ─ fsync dir ─► remove source ─ fsync its dir ───────────► Copied
+//!   plain file:  copy_durable ─► <to dir>/.<to name>.part ─ fsync, and beside it (from
+//!                  4 MiB) read back: size + SHA-256 = what was read? ─ source unchanged?
+//!                  ─ rename in, no replace ─ fsync dir ─► remove source ─ fsync its dir
+//!                  ─────────────────────────────────────────────────────────► Copied
 //!   symlink:     the link itself made again (never followed); FIFO, socket, device:
 //!                made again (mknod); directory: each entry moved the same way, then
 //!                the emptied tree removed
@@ -89,9 +90,9 @@ pub struct Copied {
 
 /// Copies the plain file `from` to `to` on any file system, never replacing `to`: the bytes
 /// go to `<to dir>/.<to name>.part` (created with `mode`), which is fsynced and checked
-/// (the source unchanged while it was read, and the copy read back equal in size and
-/// SHA-256 to what was read; from 4 MiB on, read back on this thread while another waits
-/// for the fsync), renamed to `to` without replacing, and the directory fsynced. The
+/// (the copy read back equal in size and SHA-256 to what was read, from 4 MiB on while
+/// another thread waits for the fsync; then the source unchanged since it was opened),
+/// renamed to `to` without replacing, and the directory fsynced. The
 /// source is left in place. Memory: one buffer of at most 256 KiB.
 ///
 /// # Errors
@@ -207,30 +208,39 @@ fn copy_to_part(
     out.set_permissions(fs::Permissions::from_mode(mode))?;
     // the read-back reads what the kernel holds, synced or not: a large copy is read back
     // on this thread while another waits for the disk, and both must succeed
-    let read_back = |buf: &mut [u8]| -> Result<Copied, CopyError> {
-        if Fingerprint::of(&src)? != before || read.size != before.size {
-            return Err(CopyError::Changed);
-        }
+    let read_back = |buf: &mut [u8]| -> io::Result<Copied> {
         let stored = File::open(part)?;
-        Ok(match form {
-            None => digest_through(&mut &stored, |_| Ok(()), buf, hash)?,
-            Some(form) => digest_through(&mut form.reader(stored)?, |_| Ok(()), buf, hash)?,
-        })
+        match form {
+            None => digest_through(&mut &stored, |_| Ok(()), buf, hash),
+            Some(form) => digest_through(&mut form.reader(stored)?, |_| Ok(()), buf, hash),
+        }
     };
-    let back = if read.size >= SYNC_BESIDE_FROM {
-        std::thread::scope(|scope| {
-            let synced = scope.spawn(|| out.sync_all());
-            let back = read_back(&mut buf);
-            match synced.join() {
-                Ok(Ok(())) => back,
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => Err(io::Error::other("the fsync thread panicked").into()),
+    let back = std::thread::scope(|scope| {
+        let syncing = (read.size >= SYNC_BESIDE_FROM)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("isogate-fsync".into())
+                    .spawn_scoped(scope, || out.sync_all())
+                    .ok()
+            })
+            .flatten();
+        match syncing {
+            Some(synced) => {
+                let back = read_back(&mut buf);
+                match synced.join() {
+                    Ok(Ok(())) => back,
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(io::Error::other("the fsync thread panicked")),
+                }
             }
-        })?
-    } else {
-        out.sync_all()?;
-        read_back(&mut buf)?
-    };
+            // a small copy, or no thread to be had: fsynced first
+            None => out.sync_all().and_then(|()| read_back(&mut buf)),
+        }
+    })?;
+    // the source unchanged while it was read and the copy made durable
+    if Fingerprint::of(&src)? != before || read.size != before.size {
+        return Err(CopyError::Changed);
+    }
     drop(out);
     if back.size != read.size {
         return Err(CopyError::Mismatch { what: "size" });

@@ -15,8 +15,8 @@ const STEP: usize = 64 * 1024;
 /// thread would cost more than it saves.
 const TWO_CORES_FROM: u64 = 4 << 20;
 
-/// Read buffers on their way to the thread hashing the whole, at most (memory: this many
-/// times [`STEP`]).
+/// Read buffers on their way to the thread hashing the whole, at most (memory: two more
+/// than this many times [`STEP`], with the one being hashed and the one being read).
 const IN_FLIGHT: usize = 16;
 
 /// The `suite`'s hash of the whole content and of each `chunk`-sized piece (32 bytes each),
@@ -43,19 +43,27 @@ pub fn hash_content<R: Read>(
         read += n as u64;
     }
     // long content: the whole is hashed on its own thread from here on; the buffers go
-    // there full and come back empty, so no more than IN_FLIGHT + 1 are ever allocated
+    // there full and come back empty, so no more than IN_FLIGHT + 2 are ever allocated
+    // (IN_FLIGHT queued, one being hashed, one being read)
     let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
     let step = buf.len();
+    // where no thread can be had (a process at its limit), the caller's thread goes on alone
+    let on_one_thread = total.clone();
     std::thread::scope(|scope| {
-        let whole = scope.spawn(move || {
-            for (b, n) in full_rx {
-                total.update(&b[..n]);
-                // the reader may have stopped: then the buffer is simply dropped
-                let _ = empty_tx.send(b);
-            }
-            total
-        });
+        let spawned = std::thread::Builder::new()
+            .name("isogate-hash".into())
+            .spawn_scoped(scope, move || {
+                for (b, n) in full_rx {
+                    total.update(&b[..n]);
+                    // the reader may have stopped: then the buffer is simply dropped
+                    let _ = empty_tx.send(b);
+                }
+                total
+            });
+        let Ok(whole) = spawned else {
+            return one_thread(r, &mut buf, on_one_thread, chunks);
+        };
         let mut spare = Some(buf);
         let read = loop {
             let mut b = match spare.take() {
@@ -78,6 +86,23 @@ pub fn hash_content<R: Read>(
             .map_err(|_| io::Error::other("the hashing thread panicked"))?;
         read.map(|()| (total.finish(), chunks.finish()))
     })
+}
+
+/// The rest of `r` hashed on the caller's thread alone, whole and per chunk.
+fn one_thread<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    mut total: Hasher,
+    mut chunks: Chunks,
+) -> io::Result<([u8; 32], Vec<[u8; 32]>)> {
+    loop {
+        let n = read_some(r, buf)?;
+        if n == 0 {
+            return Ok((total.finish(), chunks.finish()));
+        }
+        total.update(&buf[..n]);
+        chunks.update(&buf[..n]);
+    }
 }
 
 /// The hashes of consecutive `chunk`-sized pieces of a stream fed in any steps.

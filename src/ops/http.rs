@@ -417,7 +417,8 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
             }
         }
         let idle = buf.is_empty() && !first;
-        if idle && conn.stop.load(Ordering::SeqCst) {
+        // stopping: a connection with no request begun is closed, new or kept
+        if buf.is_empty() && conn.stop.load(Ordering::SeqCst) {
             return Ok(None);
         }
         let deadline = if idle { IDLE_DEADLINE } else { HEAD_DEADLINE };
@@ -464,8 +465,8 @@ fn origin_form(target: &str) -> &str {
     }
 }
 
-/// A running server; stops accepting when dropped (connections under way finish within
-/// their deadlines).
+/// A running server; when dropped it stops accepting and waits up to [`STOP_WAIT`] for
+/// the connections under way to end.
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -480,7 +481,7 @@ pub const STOP_WAIT: Duration = Duration::from_secs(3);
 impl Drop for Server {
     /// Stops accepting, then waits up to [`STOP_WAIT`] for the connections under way to
     /// end: each request being served is answered (a long poll at its next step, with what
-    /// it has), and an idle persistent connection is closed within [`IO_STEP`].
+    /// it has), and a connection with no request begun is closed within [`IO_STEP`].
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // wake the accept thread
@@ -524,17 +525,26 @@ impl Refusals {
         let (code, detail) = match status {
             408 => (
                 "request_timeout",
-                "the request head did not arrive in time (5 s)",
+                format!(
+                    "the request head did not arrive within {} s",
+                    HEAD_DEADLINE.as_secs()
+                ),
             ),
             431 => (
                 "headers_too_large",
-                "the request head is over 16 KiB or 64 header fields",
+                format!(
+                    "the request head is over {} KiB or {MAX_HEADERS} header fields",
+                    MAX_HEAD / 1024
+                ),
             ),
             503 => (
                 "unavailable",
-                "every connection place is taken: try again in a second",
+                "every connection place is taken: try again in a second".to_string(),
             ),
-            _ => ("request_malformed", "the request head is not HTTP/1.1"),
+            _ => (
+                "request_malformed",
+                "the request head is not valid HTTP/1.1 or HTTP/1.0".to_string(),
+            ),
         };
         match self {
             Refusals::Text => (
@@ -554,7 +564,10 @@ impl Refusals {
 /// Answers the transport's own refusal `status` on `stream` as `refusals` words it.
 fn refuse(stream: &mut TcpStream, status: u16, refusals: Refusals) -> std::io::Result<()> {
     let (content_type, body) = refusals.answer(status);
-    let mut headers = vec![("Content-Type", content_type)];
+    let mut headers = vec![
+        ("Content-Type", content_type),
+        ("Cache-Control", "no-store"),
+    ];
     if status == 503 {
         headers.push(("Retry-After", "1"));
     }
@@ -612,6 +625,17 @@ where
                     open.fetch_sub(1, Ordering::AcqRel);
                     let _ = stream.set_write_timeout(Some(IO_STEP));
                     let _ = refuse(&mut stream, 503, refusals);
+                    // the request already here is dropped, not left unread: closing over
+                    // unread bytes would reset the connection and may cut the answer
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    if stream.set_nonblocking(true).is_ok() {
+                        let mut sink = [0u8; 4096];
+                        for _ in 0..16 {
+                            if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+                                break;
+                            }
+                        }
+                    }
                     continue;
                 }
                 let place = Place(open.clone());
@@ -934,20 +958,22 @@ mod tests {
 
     #[test]
     fn the_transport_words_its_own_refusals_as_the_server_asks() {
-        let hold = Arc::new(std::sync::Barrier::new(2));
-        let h = hold.clone();
-        // one connection place: the first connection's handler holds it until told
-        let json = serve_with(
-            "127.0.0.1:0".parse().unwrap(),
-            "test",
-            1,
-            Refusals::Json,
-            move |r: Request| {
-                h.wait();
-                r.respond(200, &[], b"ok");
-            },
-        )
-        .unwrap();
+        let places = |n: usize, hold: Option<Arc<std::sync::Barrier>>| {
+            serve_with(
+                "127.0.0.1:0".parse().unwrap(),
+                "test",
+                n,
+                Refusals::Json,
+                move |r: Request| {
+                    if let Some(h) = &hold {
+                        h.wait();
+                    }
+                    r.respond(200, &[], b"ok");
+                },
+            )
+            .unwrap()
+        };
+        let json = places(MAX_CONNECTIONS, None);
         let text = echo_server();
         let body = |answer: &str| answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
         for (raw, status, code) in [
@@ -961,6 +987,7 @@ mod tests {
             let a = answer_to(json.addr, raw);
             assert!(a.starts_with(&format!("HTTP/1.1 {status}")), "{a}");
             assert!(a.contains("Content-Type: application/json\r\n"), "{a}");
+            assert!(a.contains("Cache-Control: no-store\r\n"), "{a}");
             assert!(a.contains("Connection: close\r\n"), "{a}");
             let j: serde_json::Value = serde_json::from_str(&body(&a)).unwrap();
             assert_eq!(j["reason"], code, "{a}");
@@ -973,17 +1000,14 @@ mod tests {
             );
             assert!(body(&t).ends_with('\n') && body(&t).len() > 10, "{t}");
         }
+        // one connection place, held by the first connection's handler until told
+        let hold = Arc::new(std::sync::Barrier::new(2));
+        let json = places(1, Some(hold.clone()));
         // every place taken: 503 at once, with Retry-After
         let mut first = TcpStream::connect(json.addr).unwrap();
         first.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let mut busy = String::new();
-        for _ in 0..100 {
-            busy = answer_to(json.addr, b"GET / HTTP/1.1\r\n\r\n");
-            if busy.starts_with("HTTP/1.1 503") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // (accepted in order: the place is the first connection's)
+        let busy = answer_to(json.addr, b"GET / HTTP/1.1\r\n\r\n");
         assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
         assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
         let j: serde_json::Value = serde_json::from_str(&body(&busy)).unwrap();

@@ -35,7 +35,7 @@
 //!
 //! ```text
 //!  meta.json ─► source (intent, durable) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
-//!    ─► copy_durable → content (fsync, source unchanged, read back = SHA-256 of what was read)
+//!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
 //!    ─► remove outbox/.isogate-tmp/<id> ─► remove source
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
 //!  twice); staged file there → copy again; neither, and the staging folder there → the

@@ -337,6 +337,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_held_whole_past_the_first_buffer_is_read_to_its_end() {
+        // a direct /Length over the read buffer's first size, with `endstream` inside the
+        // data: the scanner holds the stream until it can check where it ends, so the
+        // buffer must grow (a buffer that stayed full would read as the file's end)
+        let mut data = b"BT /F1 12 Tf 72 712 Td (before) Tj ET\n% endstream endobj\n".to_vec();
+        data.resize(data.len() + 3 * FIRST_BUFFER, b' ');
+        data.extend_from_slice(b"\nBT /F1 12 Tf 72 700 Td (after the padding) Tj ET");
+        let dict = format!("<< /Length {} >>", data.len());
+        let doc = pdf(&[catalog(), (&dict, Some(&data))]);
+        let (verdict, lines) = scan(&doc, true);
+        assert_eq!(verdict, Ok(()), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("before")), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("after the padding")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn the_end_is_found_whatever_the_reads_split() {
         let cases: [&[u8]; 7] = [
             b"%PDF-1.7 x %%EOF\n",
