@@ -31,16 +31,8 @@ pub fn hash_content<R: Read>(
     let mut chunks = Chunks::new(chunk, suite);
     let mut total = Hasher::new(suite);
     let mut buf = vec![0u8; (chunk as usize).clamp(4096, STEP)];
-    let mut read = 0u64;
-    while read <= TWO_CORES_FROM {
-        let n = read_some(r, &mut buf)?;
-        if n == 0 {
-            return Ok((total.finish(), chunks.finish()));
-        }
-        let piece = &buf[..n];
-        total.update(piece);
-        chunks.update(piece);
-        read += n as u64;
+    if on_this_thread(r, &mut buf, &mut total, &mut chunks, TWO_CORES_FROM)? {
+        return Ok((total.finish(), chunks.finish()));
     }
     // long content: the whole is hashed on its own thread from here on; the buffers go
     // there full and come back empty, so no more than IN_FLIGHT + 2 are ever allocated
@@ -49,7 +41,7 @@ pub fn hash_content<R: Read>(
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
     let step = buf.len();
     // where no thread can be had (a process at its limit), the caller's thread goes on alone
-    let on_one_thread = total.clone();
+    let mut on_one_thread = total.clone();
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("isogate-hash".into())
@@ -62,7 +54,8 @@ pub fn hash_content<R: Read>(
                 total
             });
         let Ok(whole) = spawned else {
-            return one_thread(r, &mut buf, on_one_thread, chunks);
+            on_this_thread(r, &mut buf, &mut on_one_thread, &mut chunks, u64::MAX)?;
+            return Ok((on_one_thread.finish(), chunks.finish()));
         };
         let mut spare = Some(buf);
         let read = loop {
@@ -88,21 +81,26 @@ pub fn hash_content<R: Read>(
     })
 }
 
-/// The rest of `r` hashed on the caller's thread alone, whole and per chunk.
-fn one_thread<R: Read>(
+/// Feeds `r` to `total` and `chunks` on the caller's thread until its end (`true`) or
+/// until more than `limit` bytes were read (`false`: the rest is still to be read).
+fn on_this_thread<R: Read>(
     r: &mut R,
     buf: &mut [u8],
-    mut total: Hasher,
-    mut chunks: Chunks,
-) -> io::Result<([u8; 32], Vec<[u8; 32]>)> {
-    loop {
+    total: &mut Hasher,
+    chunks: &mut Chunks,
+    limit: u64,
+) -> io::Result<bool> {
+    let mut read = 0u64;
+    while read <= limit {
         let n = read_some(r, buf)?;
         if n == 0 {
-            return Ok((total.finish(), chunks.finish()));
+            return Ok(true);
         }
         total.update(&buf[..n]);
         chunks.update(&buf[..n]);
+        read += n as u64;
     }
+    Ok(false)
 }
 
 /// The hashes of consecutive `chunk`-sized pieces of a stream fed in any steps.
