@@ -1957,7 +1957,8 @@ mod tests {
                 None,
             )
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .spooled;
         assert!(
             sender.pipeline(spooled.clone()).unwrap().is_none(),
             "it waits"

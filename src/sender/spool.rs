@@ -27,6 +27,11 @@
 //! right after others were deleted costs most of a millisecond of CPU. A node's start
 //! empties the pool.
 //!
+//! Either way, a file that some process opened after the watch found it free and before
+//! the take's rename goes back to the outbox, busy until that writer closes it
+//! ([`Spool::watch_writers`]): what it writes next would otherwise miss the copy, or land in
+//! a taken file.
+//!
 //! A crash at any point leaves either the file in the outbox (taken again) or a complete
 //! spool entry (sent again); a half-made entry without content is removed at recovery.
 //!
@@ -35,6 +40,7 @@
 //!
 //! ```text
 //!  meta.json ─► source (intent, durable) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
+//!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
 //!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
 //!    ─► remove outbox/.isogate-tmp/<id> ─► remove source
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
@@ -58,7 +64,8 @@ use crate::fsx::{
     CopyError, copy_durable, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
     write_durable,
 };
-use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored};
+use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored, plain_len};
+use crate::sender::writers::Writers;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -81,6 +88,19 @@ const PUT_BACK_NAMES: u32 = 100;
 
 /// How many times a copy is tried again when the file changed while it was read.
 const COPY_TRIES: usize = 3;
+
+/// How long a take waits for the outbox's events to show its own rename (see
+/// [`Writers::in_use_when_moved`]); past it the file counts as in use and goes back.
+const MOVE_SEEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a take moved into the spool: the entry, and the size of the file as taken (bytes).
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// The new entry.
+    pub spooled: Spooled,
+    /// The file's size as it was renamed or copied in (bytes, plain).
+    pub size: u64,
+}
 
 /// Mode of a spooled copy: the node's own.
 const CONTENT_MODE: u32 = 0o600;
@@ -125,6 +145,9 @@ pub struct Spool {
     seqs: Mutex<HashMap<String, SeqState>>,
     /// Outbox paths a take put back by a rename (see [`Spool::was_put_back`]).
     put_back: Mutex<HashSet<PathBuf>>,
+    /// The outboxes' open/close events, once the watch reads them
+    /// ([`Spool::watch_writers`]).
+    writers: std::sync::OnceLock<Writers>,
     /// Where removed entries' folders wait ([`FREE_DIR`]), and those that do.
     free_root: PathBuf,
     free: Mutex<Vec<PathBuf>>,
@@ -160,6 +183,7 @@ impl Spool {
             seq_dir,
             seqs: Mutex::new(HashMap::new()),
             put_back: Mutex::new(HashSet::new()),
+            writers: std::sync::OnceLock::new(),
             free_root,
             free: Mutex::new(Vec::new()),
             free_next: std::sync::atomic::AtomicU64::new(0),
@@ -431,7 +455,23 @@ impl Spool {
         Ok(spooled)
     }
 
-    /// Moves `outbox/file_name` into a new spool entry. `Ok(None)` if the file vanished.
+    /// From now on, a take asks `writers` whether the file it renamed away was in use by a
+    /// writer then, and puts it back if so (see [`Writers::in_use_when_moved`]). Set once,
+    /// when the watch starts; without it a take relies on the watch's own check.
+    pub fn watch_writers(&self, writers: Writers) {
+        let _ = self.writers.set(writers);
+    }
+
+    /// Whether `outbox/file_name`, just renamed away by a take, was in use then (false when
+    /// that cannot be known: see [`Writers::in_use_when_moved`]).
+    fn in_use_when_moved(&self, outbox: &Path, file_name: &OsStr) -> bool {
+        self.writers
+            .get()
+            .is_some_and(|w| w.in_use_when_moved(outbox, file_name, MOVE_SEEN_WAIT) == Some(true))
+    }
+
+    /// Moves `outbox/file_name` into a new spool entry. `Ok(None)` if the file vanished,
+    /// or was put back because a writer had it open when it was renamed away.
     /// With `sealing` (the node's data keys) the content is sealed as it is copied in,
     /// through the outbox's staging folder as for an outbox on another file system (see
     /// the module's diagram): no plaintext copy rests in the spool.
@@ -442,12 +482,15 @@ impl Spool {
         file_name: &OsStr,
         name: &str,
         sealing: Option<&DataKeys>,
-    ) -> io::Result<Option<Spooled>> {
+    ) -> io::Result<Option<Taken>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
         let spooled = self.new_entry(id, channel, name, sealing.is_some(), false)?;
+        if let Some(w) = self.writers.get() {
+            w.moving_out(outbox, file_name);
+        }
         let taken_across = |spooled: Spooled| {
             self.take_across(outbox, file_name, &spooled, sealing)
-                .map(|whole| whole.then_some(spooled))
+                .map(|size| size.map(|size| Taken { spooled, size }))
         };
         if sealing.is_some() {
             return taken_across(spooled);
@@ -464,22 +507,41 @@ impl Spool {
                 };
             }
         }
+        if self.in_use_when_moved(outbox, file_name) {
+            // a writer opened it after it was found free: its writes would go on into the
+            // entry. Back to the outbox, busy until that writer closes.
+            match self.put_back(&spooled.content(), outbox, file_name, true) {
+                Ok(_) => {
+                    fs::remove_dir_all(&spooled.dir)?;
+                    if let Some(parent) = spooled.dir.parent() {
+                        sync_dir(parent)?;
+                    }
+                    tracing::info!(name = %spooled.name, "open by a writer when taken; put back in the outbox");
+                    return Ok(None);
+                }
+                // no name to put it back under: taken as it is, checked unchanged at seal
+                Err(e) => {
+                    tracing::warn!(name = %spooled.name, error = %e, "open by a writer when taken, and cannot be put back; taken");
+                }
+            }
+        }
         sync_dir(&spooled.dir)?;
         sync_dir(outbox)?;
-        Ok(Some(spooled))
+        let size = fs::symlink_metadata(spooled.content())?.len();
+        Ok(Some(Taken { spooled, size }))
     }
 
-    /// The take of an outbox on another file system (see the module's diagram): `true`
-    /// once the content is in the entry and the file gone from the outbox; `false` when the
-    /// file vanished, or kept changing while it was copied (it is put back, and the entry
-    /// removed).
+    /// The take of an outbox on another file system (see the module's diagram): the size
+    /// copied, once the content is in the entry and the file gone from the outbox; `None`
+    /// when the file vanished, was open by a writer when renamed away, or kept changing
+    /// while it was copied (it is put back, and the entry removed).
     fn take_across(
         &self,
         outbox: &Path,
         file_name: &OsStr,
         spooled: &Spooled,
         sealing: Option<&DataKeys>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Option<u64>> {
         let staging = outbox.join(OUTBOX_STAGING);
         let staged = staging.join(spooled.id.to_string());
         let prepared = (|| {
@@ -502,17 +564,24 @@ impl Spool {
         if let Err(e) = fs::rename(&from, &staged) {
             let _ = fs::remove_dir_all(&spooled.dir);
             return if e.kind() == io::ErrorKind::NotFound {
-                Ok(false)
+                Ok(None)
             } else {
                 Err(e)
             };
         }
         sync_dir(&staging)?;
         sync_dir(outbox)?;
+        if self.in_use_when_moved(outbox, file_name) {
+            // a writer opened it after it was found free: what it writes from here on
+            // would miss the copy. Back to the outbox, busy until that writer closes.
+            let whole = self.take_failed(outbox, file_name, spooled, &staged, None)?;
+            return whole.then(|| content_size(spooled, sealing)).transpose();
+        }
         let mut failed = None;
         for _ in 0..COPY_TRIES {
             match finish_take(&spooled.dir, &staged, sealing, &context(spooled)) {
-                Ok(()) => return Ok(true),
+                Ok(Some(size)) => return Ok(Some(size)),
+                Ok(None) => return content_size(spooled, sealing).map(Some),
                 Err(CopyError::Changed) => {
                     tracing::debug!(object = %spooled.id, "changed while it was copied into the spool; copying again");
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -523,7 +592,8 @@ impl Spool {
                 }
             }
         }
-        self.take_failed(outbox, file_name, spooled, &staged, failed)
+        let whole = self.take_failed(outbox, file_name, spooled, &staged, failed)?;
+        whole.then(|| content_size(spooled, sealing)).transpose()
     }
 
     /// The end of a take across file systems whose copy did not finish (`failed`: the
@@ -567,7 +637,7 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        self.put_back(staged, outbox, file_name)?;
+        self.put_back(staged, outbox, file_name, failed.is_none())?;
         fs::remove_dir_all(&spooled.dir)?;
         if let Some(parent) = spooled.dir.parent() {
             sync_dir(parent)?;
@@ -575,7 +645,7 @@ impl Spool {
         match failed {
             Some(e) => Err(e),
             None => {
-                tracing::info!(name = %spooled.name, "still being written while it was copied; put back in the outbox");
+                tracing::info!(name = %spooled.name, "open by a writer when taken, or written while it was copied; put back in the outbox");
                 Ok(false)
             }
         }
@@ -583,11 +653,20 @@ impl Spool {
 
     /// Renames a staged file back into `outbox` as `file_name`, or, when a writer made that
     /// name again meanwhile, as `<stem> (isogate-N)<.ext>` (N from 1, said at WARN). The
-    /// path is remembered for [`Spool::was_put_back`] before the rename.
+    /// path is remembered for [`Spool::was_put_back`] before the rename. `in_use`: a writer
+    /// has it open or wrote it, so the name stays busy until that writer's close-write
+    /// ([`Writers::putting_back`]).
     ///
     /// # Errors
     /// I/O; `AlreadyExists` when no free name was found (the staged file stays).
-    fn put_back(&self, staged: &Path, outbox: &Path, file_name: &OsStr) -> io::Result<PathBuf> {
+    fn put_back(
+        &self,
+        staged: &Path,
+        outbox: &Path,
+        file_name: &OsStr,
+        in_use: bool,
+    ) -> io::Result<PathBuf> {
+        let writers = self.writers.get().filter(|_| in_use);
         for n in 0..=PUT_BACK_NAMES {
             let name = if n == 0 {
                 file_name.to_os_string()
@@ -596,6 +675,9 @@ impl Spool {
             };
             let to = outbox.join(&name);
             self.remember_put_back(&to);
+            if let Some(w) = writers {
+                w.putting_back(outbox, &name);
+            }
             match rename_noreplace(staged, &to) {
                 Ok(()) => {
                     sync_dir(outbox)?;
@@ -606,6 +688,9 @@ impl Spool {
                 }
                 Err(e) => {
                     self.forget_put_back(&to);
+                    if let Some(w) = writers {
+                        w.not_put_back(outbox, &name);
+                    }
                     if e.kind() != io::ErrorKind::AlreadyExists {
                         return Err(e);
                     }
@@ -661,7 +746,7 @@ impl Spool {
                 continue;
             }
             tracing::warn!(staged = %path.display(), "a staged file no spool entry claims; put back in the outbox");
-            self.put_back(&path, outbox, &entry.file_name())?;
+            self.put_back(&path, outbox, &entry.file_name(), false)?;
             n += 1;
         }
         Ok(n)
@@ -970,24 +1055,41 @@ fn numbered(name: &OsStr, n: u32) -> OsString {
     OsString::from_vec(out)
 }
 
+/// The plain size of a new entry's content (bytes): sealed at rest when taken with
+/// `sealing`.
+fn content_size(spooled: &Spooled, sealing: Option<&DataKeys>) -> io::Result<u64> {
+    let stored = fs::symlink_metadata(spooled.content())?.len();
+    if sealing.is_none() {
+        return Ok(stored);
+    }
+    plain_len(stored).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{stored} bytes is no sealed length"),
+        )
+    })
+}
+
 /// Completes a take across file systems: copies the staged file into the entry's content
 /// (unless it is there already), then removes the staged file and the intent record.
+/// Returns the plain size copied (bytes); `None` when the content was there already.
 fn finish_take(
     dir: &Path,
     staged: &Path,
     sealing: Option<&DataKeys>,
     context: &[u8],
-) -> Result<(), CopyError> {
+) -> Result<Option<u64>, CopyError> {
     let content = dir.join("content");
-    if fs::symlink_metadata(&content).is_err() {
-        match sealing {
+    let size = if fs::symlink_metadata(&content).is_err() {
+        Some(match sealing {
             Some(keys) => {
-                copy_durable_as(staged, &content, CONTENT_MODE, &Sealing { keys, context })
-                    .map(|_| ())?
+                copy_durable_as(staged, &content, CONTENT_MODE, &Sealing { keys, context })?
             }
-            None => copy_durable(staged, &content, CONTENT_MODE).map(|_| ())?,
-        }
-    }
+            None => copy_durable(staged, &content, CONTENT_MODE)?.size,
+        })
+    } else {
+        None
+    };
     match fs::remove_file(staged) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -1003,7 +1105,7 @@ fn finish_take(
     }
     fs::remove_file(dir.join(SOURCE_MARK))?;
     sync_dir(dir)?;
-    Ok(())
+    Ok(size)
 }
 
 /// At recovery, an entry whose take across file systems was cut short: finished when its
@@ -1047,7 +1149,7 @@ fn recover_take(
         return Ok(false);
     }
     match finish_take(dir, &staged, sealing, context) {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished");
             Ok(true)
         }
@@ -1069,10 +1171,12 @@ mod tests {
         fs::create_dir_all(&outbox).unwrap();
         fs::write(outbox.join("a.txt"), b"hello").unwrap();
         let spool = Spool::open(&t.path().join("state")).unwrap();
-        let s = spool
+        let taken = spool
             .take("to-internet", &outbox, OsStr::new("a.txt"), "a.txt", None)
             .unwrap()
             .unwrap();
+        assert_eq!(taken.size, 5, "the size as taken");
+        let s = taken.spooled;
         assert!(!outbox.join("a.txt").exists());
         assert_eq!(fs::read(s.content()).unwrap(), b"hello");
         assert!(
@@ -1240,6 +1344,7 @@ mod tests {
                 .take("c", &outbox, OsStr::new(name), name, None)
                 .unwrap()
                 .unwrap()
+                .spooled
         };
         let a = take("a.txt", b"first");
         assert_eq!(fs::read(a.content()).unwrap(), b"first");
@@ -1295,7 +1400,8 @@ mod tests {
         let s = spool
             .take("c", outbox, OsStr::new(name), name, None)
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .spooled;
         fs::remove_file(s.content()).unwrap();
         let staged = outbox.join(OUTBOX_STAGING).join(s.id.to_string());
         write_durable(&s.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
@@ -1331,6 +1437,54 @@ mod tests {
         assert_eq!(fs::read(outbox.join("d.txt")).unwrap(), b"body");
     }
 
+    /// A writer that opens a file just found free, before the take renames it away
+    /// (`cp b.txt a.txt` right after `a.txt` was renamed in), and pauses: the take puts
+    /// the file back instead of keeping what it holds then, and takes it whole once the
+    /// writer closed. Both ways in: a rename (plain spool) and a copy (sealed spool).
+    #[test]
+    fn a_file_opened_by_a_writer_before_the_take_goes_back_until_it_is_closed() {
+        use std::io::Write;
+        for sealed in [false, true] {
+            let t = tempfile::tempdir().unwrap();
+            let outbox = t.path().join("outbox");
+            fs::create_dir_all(&outbox).unwrap();
+            let keys = data_keys(t.path());
+            let sealing = sealed.then_some(&keys);
+            let spool = Spool::open(&t.path().join("state")).unwrap();
+            let writers = Writers::start(std::slice::from_ref(&outbox)).unwrap();
+            spool.watch_writers(writers.clone());
+            let name = OsStr::new("cp.txt");
+            fs::write(outbox.join(name), b"A, renamed in").unwrap();
+            assert!(!writers.busy(&outbox, name), "found free");
+            let b: Vec<u8> = b"B".repeat(300_000);
+            let mut cp = fs::File::create(outbox.join(name)).unwrap();
+            cp.write_all(&b[..100_000]).unwrap();
+            let taken = spool.take("c", &outbox, name, "cp.txt", sealing).unwrap();
+            assert!(taken.is_none(), "sealed {sealed}: not taken while open");
+            assert_eq!(
+                fs::read(outbox.join(name)).unwrap().len(),
+                100_000,
+                "back in the outbox"
+            );
+            assert_eq!(spool.recover(sealing).unwrap().len(), 0, "no entry left");
+            assert!(spool.was_put_back(&outbox.join(name)));
+            assert!(writers.busy(&outbox, name), "busy until the writer closes");
+            cp.write_all(&b[100_000..]).unwrap();
+            drop(cp);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while writers.busy(&outbox, name) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert!(!writers.busy(&outbox, name), "free once closed");
+            let taken = spool
+                .take("c", &outbox, name, "cp.txt", sealing)
+                .unwrap()
+                .unwrap();
+            assert_eq!(taken.size, 300_000);
+            assert_eq!(opened(&taken.spooled, sealing), b, "B, whole");
+        }
+    }
+
     fn data_keys(dir: &Path) -> DataKeys {
         let path = dir.join("data.key");
         DataKeys::add_key(&path, crate::keys::suite::Suite::Default).unwrap();
@@ -1354,10 +1508,12 @@ mod tests {
         let marker = b"MARKER-4711 ";
         let body: Vec<u8> = marker.iter().copied().cycle().take(200_000).collect();
         fs::write(outbox.join("a.txt"), &body).unwrap();
-        let s = spool
+        let taken = spool
             .take("c", &outbox, OsStr::new("a.txt"), "a.txt", Some(&keys))
             .unwrap()
             .unwrap();
+        assert_eq!(taken.size, body.len() as u64, "the plain size copied");
+        let s = taken.spooled;
         assert!(!outbox.join("a.txt").exists());
         assert_eq!(visible(&outbox.join(OUTBOX_STAGING)), Vec::<String>::new());
         assert!(!s.dir.join(SOURCE_MARK).exists());
@@ -1384,14 +1540,16 @@ mod tests {
         let old = spool
             .take("c", &outbox, OsStr::new("old.txt"), "old.txt", None)
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .spooled;
         assert_eq!(opened(&old, Some(&keys)), b"plain");
         // a take cut short after the file was staged is finished sealed at the next start
         fs::write(outbox.join("cut.txt"), b"x").unwrap();
         let cut = spool
             .take("c", &outbox, OsStr::new("cut.txt"), "cut.txt", Some(&keys))
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .spooled;
         fs::remove_file(cut.content()).unwrap();
         let staged = outbox.join(OUTBOX_STAGING).join(cut.id.to_string());
         write_durable(&cut.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
@@ -1419,7 +1577,8 @@ mod tests {
         let l = spool2
             .take("c", &outbox, OsStr::new("look.pdf"), "look.pdf", None)
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .spooled;
         assert!(!is_sealed(&l).unwrap());
         assert_eq!(opened(&l, Some(&keys)), look_alike);
         assert_eq!(opened(&l, None), look_alike);

@@ -125,6 +125,7 @@ impl Watch {
         }
         let outboxes: Vec<PathBuf> = channels.iter().map(|(c, _)| c.outbox.clone()).collect();
         let writers = Writers::start(&outboxes).map_err(notify::Error::io)?;
+        sender.spool.watch_writers(writers.clone());
         let folders = outboxes
             .iter()
             .map(|o| Folder {
@@ -482,11 +483,11 @@ fn intake(
         keys.as_deref(),
     );
     failing.set(i64::from(taken.is_err()));
-    let Some(spooled) = taken? else {
+    let Some(crate::sender::spool::Taken { spooled, size }) = taken? else {
         return Ok(None);
     };
     let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
-    e.size = Some(meta.len());
+    e.size = Some(size);
     node.audit.append(Event::Taken, e)?;
     node.metrics
         .intake_objects
@@ -495,7 +496,7 @@ fn intake(
     node.metrics
         .intake_bytes
         .with_label_values(&[channel.name.as_str()])
-        .inc_by(meta.len());
+        .inc_by(size);
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
     sender.pipeline(spooled)
 }

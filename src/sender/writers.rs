@@ -8,11 +8,14 @@
 //!         ─ IN_CLOSE_NOWRITE ─────► open -= 1
 //!         ─ IN_MODIFY ────────────► dirty: written since the last close-write
 //!         ─ IN_MOVED_FROM/TO ─────► the state follows a rename inside the outbox
+//!         ─ IN_MOVED_FROM ────────► also kept: was the name busy when moved away?
 //!         ─ IN_DELETE ────────────► forgotten
 //!         ─ IN_Q_OVERFLOW ────────► every state reset; logged (the settle rule decides)
 //!         ─ IN_DELETE_SELF, IN_MOVE_SELF,
 //!           IN_UNMOUNT, IN_IGNORED ► the outbox folder itself is gone: its watch is lost
 //!  watch::poll ─ busy(dir, name): open > 0 or dirty ─► not taken, whatever the settle rule
+//!  spool::take ─ renames it away ─ in_use_when_moved? ─► yes: put back, busy until the
+//!                                                        writer's close-write
 //!  watch (every 500 ms) ─ lost(dir)? ─► renew(dir): the new folder at that path is watched
 //! ```
 //!
@@ -36,17 +39,24 @@
 //! as closed. Intake then falls back to the settle rule (`idle_ms`), and every object is
 //! checked again at seal (size, times, inode: a change means it is inspected again from
 //! the start, never sent). Where the spool is sealed at rest (or on another file system)
-//! the take is a copy, checked unchanged while it is copied: a writer that writes after it
-//! writes into a file nobody keeps, and what crosses is the file as it was copied. A reader that
-//! keeps a file open also holds it back: the count does not tell readers from writers, and
-//! waiting is the safe side.
+//! the take is a copy, checked unchanged while it is copied.
+//!
+//! A writer that opens the file after the take's `busy` check and before its rename (`cp`
+//! over a file just renamed in) would write on into the taken file, or into a deleted one
+//! once a copy is done, and could pause for the whole copy. Its open is in the queue before
+//! the take's own `IN_MOVED_FROM`, so the take waits until that rename is read and asks
+//! [`Writers::in_use_when_moved`]: in use, the file goes back to the outbox, busy until that
+//! writer's close-write. What is left: an open whose path was looked up before the rename
+//! but that completes after it (the kernel reports it where the file is then), a window of
+//! the open call itself. A reader that keeps a file open also holds it back: the count does
+//! not tell readers from writers, and waiting is the safe side.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Size of the buffer each read of the inotify queue fills.
@@ -55,6 +65,10 @@ const EVENT_BUFFER: usize = 64 * 1024;
 /// A name busy this long with no event is checked against `/proc` (and released if no
 /// process is seen holding it).
 pub const QUIET: Duration = Duration::from_secs(600);
+
+/// How many renames out of the outboxes are remembered until a take asks about them
+/// ([`Writers::in_use_when_moved`]); the oldest are forgotten first.
+const MOVED_OUT_MAX: usize = 1024;
 
 /// What the events say of one name.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +101,14 @@ struct State {
     overflows: u64,
     /// When each renewed folder's watch began (ns since the epoch); others: at start.
     since: HashMap<PathBuf, i128>,
+    /// The names renamed away (`IN_MOVED_FROM`), newest last, with whether each was busy
+    /// then; a take asks about its own rename ([`Writers::in_use_when_moved`]).
+    moved_out: VecDeque<(WatchDescriptor, OsString, bool)>,
+    /// Names a take is putting back because they were in use: busy again from their
+    /// `IN_MOVED_TO` on ([`Writers::putting_back`]).
+    carried: HashSet<(WatchDescriptor, OsString)>,
+    /// The events are no longer read (the reading thread ended).
+    stopped: bool,
 }
 
 /// What is watched in each outbox.
@@ -106,6 +128,8 @@ const MASK: WatchMask = WatchMask::OPEN
 pub struct Writers {
     watches: Arc<Mutex<inotify::Watches>>,
     state: Arc<Mutex<State>>,
+    /// Signalled each time a batch of events has been applied, and when reading stops.
+    applied: Arc<Condvar>,
     started_ns: i128,
 }
 
@@ -127,6 +151,8 @@ impl Writers {
             ..State::default()
         }));
         let shared = state.clone();
+        let applied = Arc::new(Condvar::new());
+        let signal = applied.clone();
         std::thread::Builder::new()
             .name("outbox-writers".into())
             .spawn(move || {
@@ -139,7 +165,9 @@ impl Writers {
                             tracing::error!(error = %e, "cannot read the outbox open/close events; intake falls back to the settle rule");
                             if let Ok(mut s) = shared.lock() {
                                 s.names.clear();
+                                s.stopped = true;
                             }
+                            signal.notify_all();
                             return;
                         }
                     };
@@ -148,12 +176,15 @@ impl Writers {
                     for ev in events {
                         s.apply(&ev.wd, ev.mask, ev.cookie, ev.name, now);
                     }
+                    drop(s);
+                    signal.notify_all();
                 }
             })?;
         let started_ns = wall_ns();
         Ok(Writers {
             watches: Arc::new(Mutex::new(watches)),
             state,
+            applied,
             started_ns,
         })
     }
@@ -247,6 +278,70 @@ impl Writers {
         }
     }
 
+    /// Before a take renames `dir/name` out of the outbox: forgets any earlier rename of
+    /// that name not asked about, so that [`Writers::in_use_when_moved`] answers for the
+    /// take's own.
+    pub fn moving_out(&self, dir: &Path, name: &OsStr) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(wd) = s.wd(dir)
+        {
+            s.moved_out.retain(|(w, n, _)| *w != wd || n != name);
+        }
+    }
+
+    /// After a take renamed `dir/name` out of the outbox: waits, at most `wait`, until the
+    /// events up to that rename are read, and says whether the name was in use at the
+    /// rename (open by some process, or written since its last close-write). A writer that
+    /// opened the file between the take's [`Writers::busy`] check and its rename is seen
+    /// here; its writes from then on would go to the taken file.
+    ///
+    /// `None` when it cannot be known: `dir` is not watched, its watch is lost, or the
+    /// events are no longer read. `Some(true)` when the rename is not seen within `wait`
+    /// (events lost to an overflow): in use, the safe side.
+    pub fn in_use_when_moved(&self, dir: &Path, name: &OsStr, wait: Duration) -> Option<bool> {
+        let deadline = Instant::now() + wait;
+        let mut s = self.state.lock().ok()?;
+        let wd = s.wd(dir)?;
+        loop {
+            if s.lost.contains(&wd) || s.stopped {
+                return None;
+            }
+            if let Some(at) = s
+                .moved_out
+                .iter()
+                .position(|(w, n, _)| *w == wd && n == name)
+            {
+                return s.moved_out.remove(at).map(|(_, _, busy)| busy);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Some(true);
+            }
+            s = self.applied.wait_timeout(s, left).ok()?.0;
+        }
+    }
+
+    /// Before a take puts a file it found in use back as `dir/name`: from the rename's
+    /// `IN_MOVED_TO` on, the name counts as open and written, busy until a close-write
+    /// (the writer's close while the file was away is not seen: then until [`QUIET`]).
+    /// [`Writers::not_put_back`] undoes it when the rename fails.
+    pub fn putting_back(&self, dir: &Path, name: &OsStr) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(wd) = s.wd(dir)
+        {
+            s.carried.insert((wd, name.to_os_string()));
+        }
+    }
+
+    /// The put-back of [`Writers::putting_back`] did not happen under `dir/name`.
+    pub fn not_put_back(&self, dir: &Path, name: &OsStr) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(wd) = s.wd(dir)
+        {
+            s.carried.remove(&(wd, name.to_os_string()));
+        }
+    }
+
     /// How many open file descriptions of `dir/name` the events account for now (0 when
     /// the directory is not watched).
     pub fn open(&self, dir: &Path, name: &OsStr) -> u32 {
@@ -297,6 +392,7 @@ impl State {
         if mask.contains(EventMask::Q_OVERFLOW) {
             self.names.clear();
             self.moving = None;
+            self.moved_out.clear();
             self.overflows += 1;
             tracing::warn!(
                 "outbox events were lost; files already open count as closed and the settle rule decides for them"
@@ -346,6 +442,12 @@ impl State {
         }
         if mask.contains(EventMask::MOVED_FROM) {
             self.moving = self.names.remove(&key).map(|u| (cookie, u));
+            let busy = self.moving.as_ref().is_some_and(|(_, u)| u.busy());
+            if self.moved_out.len() >= MOVED_OUT_MAX {
+                self.moved_out.pop_front();
+            }
+            self.moved_out
+                .push_back((key.0.clone(), key.1.clone(), busy));
         }
         if mask.contains(EventMask::MOVED_TO) {
             match self.moving.take() {
@@ -355,6 +457,16 @@ impl State {
                 _ => {
                     self.names.remove(&key);
                 }
+            }
+            if self.carried.remove(&key) {
+                self.names.insert(
+                    key.clone(),
+                    Use {
+                        open: 1,
+                        dirty: true,
+                        last: now,
+                    },
+                );
             }
         }
         if mask.contains(EventMask::DELETE) {
@@ -590,5 +702,58 @@ mod tests {
         // a close for an open never seen does not go below zero
         s.apply(&wd, EventMask::CLOSE_WRITE, 0, Some(OsStr::new("x")), now);
         assert!(s.names.is_empty());
+    }
+
+    #[test]
+    fn a_take_learns_whether_the_file_it_moved_away_was_in_use() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("outbox");
+        let away = t.path().join("away");
+        fs::create_dir(&dir).unwrap();
+        fs::create_dir(&away).unwrap();
+        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        let wait = Duration::from_secs(5);
+        let name = OsStr::new("a.txt");
+        // closed before the rename: free
+        fs::write(dir.join(name), b"A").unwrap();
+        w.moving_out(&dir, name);
+        fs::rename(dir.join(name), away.join("1")).unwrap();
+        assert_eq!(w.in_use_when_moved(&dir, name, wait), Some(false));
+        // opened for writing after it was found free, before the rename (`cp` over it)
+        fs::write(dir.join(name), b"A").unwrap();
+        assert!(!w.busy(&dir, name));
+        let mut cp = File::create(dir.join(name)).unwrap();
+        cp.write_all(b"the first part of B").unwrap();
+        w.moving_out(&dir, name);
+        fs::rename(dir.join(name), away.join("2")).unwrap();
+        assert_eq!(w.in_use_when_moved(&dir, name, wait), Some(true));
+        // asked once: a second question has no rename to answer for, and waits it out
+        assert_eq!(
+            w.in_use_when_moved(&dir, name, Duration::from_millis(50)),
+            Some(true),
+            "not seen in time counts as in use"
+        );
+        // put back: busy from its rename on, until the writer's close-write
+        w.putting_back(&dir, name);
+        fs::rename(away.join("2"), dir.join(name)).unwrap();
+        assert_eq!(until(&w, &dir, name.to_str().unwrap(), |n| n == 1), 1);
+        assert!(w.busy(&dir, name), "still held by the writer");
+        cp.write_all(b" and the rest of B").unwrap();
+        drop(cp);
+        assert_eq!(until(&w, &dir, name.to_str().unwrap(), |n| n == 0), 0);
+        assert!(!w.busy(&dir, name), "free once the writer closed");
+        // a put-back that did not happen marks nothing
+        w.putting_back(&dir, OsStr::new("b.txt"));
+        w.not_put_back(&dir, OsStr::new("b.txt"));
+        fs::write(away.join("b.txt"), b"b").unwrap();
+        fs::rename(away.join("b.txt"), dir.join("b.txt")).unwrap();
+        w.moving_out(&dir, OsStr::new("b.txt"));
+        fs::rename(dir.join("b.txt"), away.join("b.txt")).unwrap();
+        assert_eq!(
+            w.in_use_when_moved(&dir, OsStr::new("b.txt"), wait),
+            Some(false)
+        );
+        // a folder not watched: nothing known
+        assert_eq!(w.in_use_when_moved(&away, name, wait), None);
     }
 }
