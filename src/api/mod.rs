@@ -268,6 +268,11 @@ fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
         Err(BodyError::Slow) => {
             return Reply::refused(408, "timeout", "the body did not arrive in time");
         }
+        Err(BodyError::Stopping) => {
+            return unavailable(
+                "the node is stopping and the body was not all there; send it again",
+            );
+        }
         Err(BodyError::BadLength) => {
             return Reply::refused(400, "bad_request", "bad Content-Length");
         }

@@ -276,6 +276,7 @@ fn read(request: &mut http::Request, cap: usize) -> Result<Req, Reply> {
             http::BodyError::BadLength => Reply::text(400, "a bad Content-Length\n"),
             http::BodyError::TooLarge => Reply::text(413, "request body too large\n"),
             http::BodyError::Slow => Reply::text(408, "the body did not come in time\n"),
+            http::BodyError::Stopping => Reply::text(503, "the node is stopping; send it again\n"),
         })?
     } else {
         Vec::new()

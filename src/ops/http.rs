@@ -43,6 +43,9 @@ pub const MAX_HEADERS: usize = 64;
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// Time allowed for a body to arrive, after the head.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// Once the server stops, how long a body still arriving is waited for
+/// ([`BodyError::Stopping`] after).
+pub const STOP_BODY: Duration = Duration::from_secs(1);
 /// Longest wait for one read or write on a socket.
 pub const IO_STEP: Duration = Duration::from_secs(1);
 /// Longest time to write an answer.
@@ -137,6 +140,9 @@ pub enum BodyError {
     TooLarge,
     /// Not all there within [`BODY_DEADLINE`], or the client went away: 408.
     Slow,
+    /// The server began to stop and the rest did not arrive within [`STOP_BODY`] of that:
+    /// 503, to be sent again (a stop answers what is under way within [`STOP_WAIT`]).
+    Stopping,
 }
 
 impl Request<'_> {
@@ -208,7 +214,7 @@ impl Request<'_> {
     /// Reads the body, of at most `cap` bytes, within [`BODY_DEADLINE`] of the head.
     ///
     /// # Errors
-    /// [`BodyError`]: no length, too large, or too slow.
+    /// [`BodyError`]: no length, too large, too slow, or cut short by a stop.
     pub fn read_body(&mut self, cap: usize) -> Result<Vec<u8>, BodyError> {
         if self.body_taken {
             // the body is read once: what follows it is the next request
@@ -232,9 +238,15 @@ impl Request<'_> {
             conn.ahead = body.split_off(length);
         }
         let mut chunk = [0u8; 4096];
+        let mut stop_seen: Option<Instant> = None;
         while body.len() < length {
             if self.head_done.elapsed() > BODY_DEADLINE {
                 return Err(BodyError::Slow);
+            }
+            if conn.stop.load(Ordering::SeqCst)
+                && stop_seen.get_or_insert_with(Instant::now).elapsed() >= STOP_BODY
+            {
+                return Err(BodyError::Stopping);
             }
             let want = (length - body.len()).min(chunk.len());
             match conn.stream.read(&mut chunk[..want]) {
@@ -701,6 +713,7 @@ mod tests {
                 Err(BodyError::NoLength) => r.respond(411, &[], b""),
                 Err(BodyError::Slow) => r.respond(408, &[], b""),
                 Err(BodyError::BadLength) => r.respond(400, &[], b""),
+                Err(BodyError::Stopping) => r.respond(503, &[], b""),
             }
         })
         .unwrap()
@@ -733,6 +746,27 @@ mod tests {
     fn closed(s: &mut TcpStream) -> bool {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         matches!(s.read(&mut [0u8; 1]), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn a_body_still_coming_when_the_server_stops_is_answered_503_before_it_ends() {
+        let server = echo_server();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nten bytes.")
+            .unwrap();
+        // the head is read and the body awaited before the stop
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let stopping = std::thread::spawn(move || drop(server));
+        let (head, _) = response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(t.elapsed() < STOP_WAIT, "{:?}", t.elapsed());
+        stopping.join().unwrap();
+        assert!(
+            t.elapsed() < STOP_WAIT,
+            "the stop waited for the answer only"
+        );
     }
 
     #[test]
