@@ -220,6 +220,13 @@ fn idempotency_key(r: &Request) -> Result<Option<String>, String> {
 }
 
 fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
+    if receives(app, channel) {
+        return other_side(
+            channel,
+            "POST it on the sending node; read it here with GET",
+            "GET, HEAD",
+        );
+    }
     let Some(messages) = &app.messages else {
         return no_channel(channel);
     };
@@ -361,6 +368,34 @@ fn refusal_reply(refusal: &Refusal, index: Option<usize>) -> Reply {
     Reply::json(status_of(refusal.reason), out)
 }
 
+/// Whether this node sends the messages channel `channel`.
+fn sends(app: &App, channel: &str) -> bool {
+    app.node
+        .cfg
+        .sending()
+        .any(|c| c.name == channel && c.is_messages())
+}
+
+/// Whether this node receives the messages channel `channel`.
+fn receives(app: &App, channel: &str) -> bool {
+    app.node
+        .cfg
+        .receiving()
+        .any(|c| c.name == channel && c.is_messages())
+}
+
+/// A request for a messages channel of this node that only the other side serves:
+/// `405 {"reason":"method"}` with the methods it takes here in `Allow` (RFC 9110 §15.5.6).
+fn other_side(channel: &str, what: &str, allow: &str) -> Reply {
+    let mut reply = Reply::refused(
+        405,
+        "method",
+        &format!("channel {channel:?} crosses the other way on this node: {what}"),
+    );
+    reply.headers.push(("Allow", allow.into()));
+    reply
+}
+
 fn no_channel(channel: &str) -> Reply {
     Reply::refused(
         404,
@@ -410,6 +445,13 @@ const POLL_STEP: Duration = Duration::from_secs(1);
 /// (`cut_short`), so that a client that went away does not hold its connection place for
 /// the whole wait, and one still there is answered before the node stops.
 fn get(app: &App, channel: &str, query: &str, cut_short: &dyn Fn() -> bool) -> Reply {
+    if sends(app, channel) {
+        return other_side(
+            channel,
+            "read it on the receiving node; POST to it here",
+            "POST",
+        );
+    }
     let Some(receiver) = &app.receiver else {
         return no_channel(channel);
     };
@@ -598,7 +640,13 @@ mod tests {
             ),
         );
         assert_eq!((s, j["reason"].as_str()), (413, Some("size_limit")));
-        let (s, j, _) = call(addr, &post_req("filings", "application/json", None, "{}"));
+        let (s, j, head) = call(addr, &post_req("filings", "application/json", None, "{}"));
+        assert_eq!((s, j["reason"].as_str()), (405, Some("method")), "{j}");
+        assert!(head.contains("Allow: GET, HEAD"), "received here: {head}");
+        let (s, j, head) = call(addr, b"GET /v1/channels/notices/messages HTTP/1.1\r\n\r\n");
+        assert_eq!((s, j["reason"].as_str()), (405, Some("method")), "{j}");
+        assert!(head.contains("Allow: POST"), "sent from here: {head}");
+        let (s, j, _) = call(addr, &post_req("nowhere", "application/json", None, "{}"));
         assert_eq!((s, j["reason"].as_str()), (404, Some("no_channel")));
         let (s, _, _) = call(
             addr,
@@ -629,9 +677,9 @@ mod tests {
             &post_req("notices", "application/json", Some(&"k".repeat(200)), "{}"),
         );
         assert_eq!(s, 202);
-        // a node that sends the channel but reads none: GET is 404
+        // a node that sends the channel but reads none: GET is 405, POST allowed
         let (s, _, _) = call(addr, b"GET /v1/channels/notices/messages HTTP/1.1\r\n\r\n");
-        assert_eq!(s, 404);
+        assert_eq!(s, 405);
         // stopped: 503 with Retry-After
         m.stop();
         let (s, j, head) = call(addr, &post_req("notices", "application/json", None, "{}"));
@@ -696,7 +744,7 @@ mod tests {
         );
         assert_eq!(s, 404, "a files channel has no message log");
         let (s, _, _) = call(addr, &post_req("notices", "application/json", None, "{}"));
-        assert_eq!(s, 404, "a received channel takes no posts");
+        assert_eq!(s, 405, "a received channel takes no posts");
         // a read of the log: 200 with the page
         let (s, j, _) = get("?after=0.0&limit=10&wait=0");
         assert_eq!(s, 200, "{j}");
