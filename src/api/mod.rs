@@ -72,6 +72,8 @@ struct App {
     node: Arc<Node>,
     messages: Option<Arc<Messages>>,
     receiver: Option<Arc<Receiver>>,
+    /// The DNS names a request's `Host` may carry ([`MessagesApiConfig::hosts`]).
+    hosts: Vec<String>,
 }
 
 /// Serves the message API of `node` on `cfg.listen`: posts for the messages channels it
@@ -89,6 +91,7 @@ pub fn start(
         node,
         messages,
         receiver,
+        hosts: cfg.hosts.clone(),
     });
     let a = app.clone();
     let refusals = http::Refusals::Json;
@@ -162,6 +165,17 @@ fn handle(app: &App, mut r: Request) {
 }
 
 fn route(app: &App, r: &mut Request) -> Reply {
+    if let Some(host) = r.header("Host")
+        && !http::host_allowed(host, &app.hosts)
+    {
+        return Reply::refused(
+            421,
+            "host_not_allowed",
+            &format!(
+                "Host {host:?} is not a name of this API: use its IP address, or add the name to [messages] hosts in the node's config"
+            ),
+        );
+    }
     if r.url.len() > MAX_URL {
         return Reply::refused(414, "bad_request", "the request target is too long");
     }
@@ -548,7 +562,7 @@ mod tests {
     fn post_req(channel: &str, ctype: &str, key: Option<&str>, body: &str) -> Vec<u8> {
         let key = key.map_or(String::new(), |k| format!("Idempotency-Key: {k}\r\n"));
         format!(
-            "POST /v1/channels/{channel}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n{key}Content-Length: {}\r\n\r\n{body}",
+            "POST /v1/channels/{channel}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n{key}Content-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes()
@@ -575,6 +589,7 @@ mod tests {
         let cfg = MessagesApiConfig {
             listen: addr,
             allow_remote: false,
+            hosts: Vec::new(),
         };
         let api = start(node, &cfg, Some(m.clone()), None).unwrap();
         (d, m, api, addr)
@@ -648,6 +663,22 @@ mod tests {
         assert!(head.contains("Allow: POST"), "sent from here: {head}");
         let (s, j, _) = call(addr, &post_req("nowhere", "application/json", None, "{}"));
         assert_eq!((s, j["reason"].as_str()), (404, Some("no_channel")));
+        // a page from another name that resolves here (DNS rebinding): 421, never read
+        let (s, j, _) = call(
+            addr,
+            b"GET /v1/channels/filings/messages HTTP/1.1\r\nHost: rebind.evil.example:7404\r\n\r\n",
+        );
+        assert_eq!(
+            (s, j["reason"].as_str()),
+            (421, Some("host_not_allowed")),
+            "{j}"
+        );
+        let (s, _, _) = call(
+            addr,
+            format!("GET /v1/channels/nowhere/messages HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(s, 404, "its own address is served");
         let (s, _, _) = call(
             addr,
             &post_req("to-internet", "application/json", None, "{}"),
@@ -719,6 +750,7 @@ mod tests {
         let cfg = MessagesApiConfig {
             listen: addr,
             allow_remote: false,
+            hosts: Vec::new(),
         };
         let api = start(node, &cfg, None, Some(receiver)).unwrap();
         let get = |q: &str| {

@@ -717,6 +717,7 @@ mod tests {
         let api = MessagesApiConfig {
             listen: "127.0.0.1:28104".parse().unwrap(),
             allow_remote: false,
+            hosts: Vec::new(),
         };
         let file = Path::new("policy/notices.toml");
         let send = message_lines("notices", Role::Send, &m, Some(&api), file, &policy).join("\n");

@@ -197,8 +197,10 @@ idle_timeout = "15m"
 [messages]
 # The message API (HTTP, plain JSON): POST /v1/channels/CHANNEL/messages for the channels
 # this node sends, GET /v1/channels/CHANNEL/messages?after=CURSOR for those it receives.
-# Loopback unless allow_remote = true (put TLS in front of it).
+# Loopback unless allow_remote = true (put TLS in front of it). Requests whose Host is not
+# an IP address or localhost are refused (DNS rebinding) unless the name is in hosts.
 listen = "127.0.0.1:{messages}"
+# hosts = ["gateway.court.example"]
 
 [disk]
 # Below this many free bytes on the state or exchange file system, intake pauses (files

@@ -453,6 +453,50 @@ fn read_head(conn: &mut Conn) -> Result<Option<Request<'_>>, u16> {
     }
 }
 
+/// Whether `name` is a DNS name as a `Host` header carries it (RFC 1123 §2.1 labels: 1-63
+/// letters, digits and hyphens, not beginning or ending with a hyphen; at most 253
+/// characters), not an IP address.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Whether a request's `Host` value (RFC 9110 §7.2: `host[:port]`) names this server: an
+/// IP literal (IPv4, or IPv6 in brackets), `localhost`, or one of `names` (lowercase DNS
+/// names, see [`is_dns_name`]), any port. A page a browser loaded from another name that
+/// resolves here (DNS rebinding) sends that name, and is refused.
+pub fn host_allowed(host: &str, names: &[String]) -> bool {
+    let host = host.trim();
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split_once(']').is_some_and(|(ip, port)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+        });
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return false,
+        None => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || names.contains(&name)
+}
+
 /// The origin form (path and query) of a request target: an absolute-form target
 /// (`http://host:port/path?query`, which RFC 9112 §3.2.2 says a server must accept) is
 /// cut to its path, `/` when it has none; any other target is returned as it is.
@@ -767,6 +811,47 @@ mod tests {
             t.elapsed() < STOP_WAIT,
             "the stop waited for the answer only"
         );
+    }
+
+    #[test]
+    fn hosts_are_ip_literals_localhost_or_the_names_given() {
+        let names = vec!["gateway.court.example".to_string()];
+        for ok in [
+            "127.0.0.1:7404",
+            "10.1.2.3",
+            "[::1]:7404",
+            "[fe80::1]",
+            "localhost:7404",
+            "LOCALHOST",
+            "Gateway.Court.Example:7404",
+            "gateway.court.example.",
+        ] {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for no in [
+            "evil.example:7404",
+            "gateway.court.example.evil.example",
+            "127.0.0.1.nip.io",
+            "[::1",
+            "[::1]x",
+            "localhost:http",
+            "",
+        ] {
+            assert!(!host_allowed(no, &names), "{no}");
+        }
+        assert!(is_dns_name("gateway.court.example") && is_dns_name("a-1"));
+        for no in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a b",
+            "10.0.0.1",
+            "gateway:80",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_dns_name(no), "{no}");
+        }
     }
 
     #[test]

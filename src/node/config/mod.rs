@@ -540,6 +540,10 @@ pub struct MessagesApiConfig {
     pub listen: SocketAddr,
     /// Whether a non-loopback `listen` is accepted (put TLS in front of it).
     pub allow_remote: bool,
+    /// The DNS names the API answers for in a request's `Host` (lowercase, without a
+    /// trailing dot), beside IP literals and `localhost`: a browser led to the API under
+    /// another name (DNS rebinding) is refused.
+    pub hosts: Vec<String>,
 }
 
 /// The temporary names of common tools, taken for work in progress when a channel does not

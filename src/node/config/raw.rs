@@ -46,6 +46,8 @@ pub(super) struct RawMessages {
     pub(super) listen: S,
     #[serde(default)]
     pub(super) allow_remote: bool,
+    #[serde(default)]
+    pub(super) hosts: Vec<S>,
 }
 
 /// `[quarantine]`.

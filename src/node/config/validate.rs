@@ -1262,9 +1262,26 @@ fn messages_api(
         );
         return None;
     }
+    let mut hosts = Vec::new();
+    for h in &m.hosts {
+        let name = h.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        if crate::ops::http::is_dns_name(&name) {
+            hosts.push(name);
+        } else {
+            src.report(
+                Some(h.span()),
+                "messages.hosts",
+                format!(
+                    "{:?}: write a DNS name the applications use to reach the API, e.g. \"gateway.court.example\" (no port, no scheme; IP addresses are always accepted)",
+                    h.get_ref()
+                ),
+            );
+        }
+    }
     Some(MessagesApiConfig {
         listen,
         allow_remote: m.allow_remote,
+        hosts,
     })
 }
 
@@ -2266,6 +2283,22 @@ mod tests {
         let (cfg, problems, _) = with("0.0.0.0:28164", "\nallow_remote = true");
         assert!(problems.is_empty(), "{problems:?}");
         assert!(cfg.messages.unwrap().allow_remote);
+        let (cfg, problems, _) = with(
+            "127.0.0.1:28164",
+            "\nhosts = [\"Gateway.Court.Example.\", \"api-2\"]",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            cfg.messages.unwrap().hosts,
+            ["gateway.court.example", "api-2"]
+        );
+        let (_, problems, line) = with("127.0.0.1:28164", "\nhosts = [\"https://gw:7404\"]");
+        assert!(
+            problems.iter().any(|p| p.line == Some(line + 1)
+                && p.key.as_deref() == Some("messages.hosts")
+                && p.message.contains("no port, no scheme")),
+            "{problems:?}"
+        );
         std::fs::write(
             &file,
             text.replacen(own, &format!("{own}\nremote = true"), 1),
