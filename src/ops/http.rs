@@ -46,6 +46,8 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
 /// Once the server stops, how long a body still arriving is waited for
 /// ([`BodyError::Stopping`] after).
 pub const STOP_BODY: Duration = Duration::from_secs(1);
+/// The read step while a body arrives: how late a stop is seen at most.
+const BODY_STEP: Duration = Duration::from_millis(250);
 /// Longest wait for one read or write on a socket.
 pub const IO_STEP: Duration = Duration::from_secs(1);
 /// Longest time to write an answer.
@@ -239,6 +241,7 @@ impl Request<'_> {
         }
         let mut chunk = [0u8; 4096];
         let mut stop_seen: Option<Instant> = None;
+        let _ = conn.stream.set_read_timeout(Some(BODY_STEP));
         while body.len() < length {
             if self.head_done.elapsed() > BODY_DEADLINE {
                 return Err(BodyError::Slow);
@@ -256,6 +259,7 @@ impl Request<'_> {
                 Err(_) => return Err(BodyError::Slow),
             }
         }
+        let _ = conn.stream.set_read_timeout(Some(IO_STEP));
         self.body_read = true;
         Ok(body)
     }
@@ -319,6 +323,7 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
@@ -492,9 +497,7 @@ pub fn host_allowed(host: &str, names: &[String]) -> bool {
         None => host,
     };
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    name.parse::<std::net::Ipv4Addr>().is_ok()
-        || name == "localhost"
-        || names.contains(&name)
+    name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || names.contains(&name)
 }
 
 /// The origin form (path and query) of a request target: an absolute-form target

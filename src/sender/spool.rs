@@ -74,7 +74,7 @@ use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// The folder in an outbox where a file taken across file systems waits while it is
 /// copied into the spool (same name as the inbox's staging folder).
@@ -147,7 +147,7 @@ pub struct Spool {
     put_back: Mutex<HashSet<PathBuf>>,
     /// The outboxes' open/close events, once the watch reads them
     /// ([`Spool::watch_writers`]).
-    writers: std::sync::OnceLock<Writers>,
+    writers: OnceLock<Writers>,
     /// Where removed entries' folders wait ([`FREE_DIR`]), and those that do.
     free_root: PathBuf,
     free: Mutex<Vec<PathBuf>>,
@@ -183,7 +183,7 @@ impl Spool {
             seq_dir,
             seqs: Mutex::new(HashMap::new()),
             put_back: Mutex::new(HashSet::new()),
-            writers: std::sync::OnceLock::new(),
+            writers: OnceLock::new(),
             free_root,
             free: Mutex::new(Vec::new()),
             free_next: std::sync::atomic::AtomicU64::new(0),
@@ -519,7 +519,8 @@ impl Spool {
                     tracing::info!(name = %spooled.name, "open by a writer when taken; put back in the outbox");
                     return Ok(None);
                 }
-                // no name to put it back under: taken as it is, checked unchanged at seal
+                // not put back (no free name, an I/O error): taken as it is, checked
+                // unchanged at seal
                 Err(e) => {
                     tracing::warn!(name = %spooled.name, error = %e, "open by a writer when taken, and cannot be put back; taken");
                 }
@@ -653,9 +654,9 @@ impl Spool {
 
     /// Renames a staged file back into `outbox` as `file_name`, or, when a writer made that
     /// name again meanwhile, as `<stem> (isogate-N)<.ext>` (N from 1, said at WARN). The
-    /// path is remembered for [`Spool::was_put_back`] before the rename. `in_use`: a writer
-    /// has it open or wrote it, so the name stays busy until that writer's close-write
-    /// ([`Writers::putting_back`]).
+    /// path is remembered for [`Spool::was_put_back`] before the rename. `in_use`: found in
+    /// use when taken (or written while copied): the name gets back the opens and writes
+    /// the outbox's events counted when it was taken, if any ([`Writers::putting_back`]).
     ///
     /// # Errors
     /// I/O; `AlreadyExists` when no free name was found (the staged file stays).
@@ -667,6 +668,21 @@ impl Spool {
         in_use: bool,
     ) -> io::Result<PathBuf> {
         let writers = self.writers.get().filter(|_| in_use);
+        let put = self.put_back_as(staged, outbox, file_name, writers);
+        if let Some(w) = writers {
+            w.take_done(outbox, file_name);
+        }
+        put
+    }
+
+    /// [`Spool::put_back`], under the first free name.
+    fn put_back_as(
+        &self,
+        staged: &Path,
+        outbox: &Path,
+        file_name: &OsStr,
+        writers: Option<&Writers>,
+    ) -> io::Result<PathBuf> {
         for n in 0..=PUT_BACK_NAMES {
             let name = if n == 0 {
                 file_name.to_os_string()
@@ -676,7 +692,7 @@ impl Spool {
             let to = outbox.join(&name);
             self.remember_put_back(&to);
             if let Some(w) = writers {
-                w.putting_back(outbox, &name);
+                w.putting_back(outbox, file_name, &name);
             }
             match rename_noreplace(staged, &to) {
                 Ok(()) => {
@@ -1454,8 +1470,15 @@ mod tests {
             let writers = Writers::start(std::slice::from_ref(&outbox)).unwrap();
             spool.watch_writers(writers.clone());
             let name = OsStr::new("cp.txt");
+            let until = |busy: bool| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while writers.busy(&outbox, name) != busy && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                writers.busy(&outbox, name) == busy
+            };
             fs::write(outbox.join(name), b"A, renamed in").unwrap();
-            assert!(!writers.busy(&outbox, name), "found free");
+            assert!(until(false), "found free");
             let b: Vec<u8> = b"B".repeat(300_000);
             let mut cp = fs::File::create(outbox.join(name)).unwrap();
             cp.write_all(&b[..100_000]).unwrap();
@@ -1468,14 +1491,12 @@ mod tests {
             );
             assert_eq!(spool.recover(sealing).unwrap().len(), 0, "no entry left");
             assert!(spool.was_put_back(&outbox.join(name)));
-            assert!(writers.busy(&outbox, name), "busy until the writer closes");
+            assert!(until(true), "busy until the writer closes");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(writers.busy(&outbox, name), "still busy");
             cp.write_all(&b[100_000..]).unwrap();
             drop(cp);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while writers.busy(&outbox, name) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            assert!(!writers.busy(&outbox, name), "free once closed");
+            assert!(until(false), "free once closed");
             let taken = spool
                 .take("c", &outbox, name, "cp.txt", sealing)
                 .unwrap()

@@ -44,6 +44,7 @@ use crate::node::config::Channel;
 use crate::node::{Fault, NodeError};
 use crate::sender::messages::Messages;
 use crate::sender::pipeline::{Sender, forward};
+use crate::sender::spool::Taken;
 use crate::sender::writers::Writers;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -483,7 +484,7 @@ fn intake(
         keys.as_deref(),
     );
     failing.set(i64::from(taken.is_err()));
-    let Some(crate::sender::spool::Taken { spooled, size }) = taken? else {
+    let Some(Taken { spooled, size }) = taken? else {
         return Ok(None);
     };
     let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);

@@ -45,14 +45,23 @@
 //! over a file just renamed in) would write on into the taken file, or into a deleted one
 //! once a copy is done, and could pause for the whole copy. Its open is in the queue before
 //! the take's own `IN_MOVED_FROM`, so the take waits until that rename is read and asks
-//! [`Writers::in_use_when_moved`]: in use, the file goes back to the outbox, busy until that
-//! writer's close-write. What is left: an open whose path was looked up before the rename
-//! but that completes after it (the kernel reports it where the file is then), a window of
-//! the open call itself. A reader that keeps a file open also holds it back: the count does
-//! not tell readers from writers, and waiting is the safe side.
+//! [`Writers::in_use_when_moved`]: in use, the file goes back to the outbox with the opens
+//! and writes counted when it was taken, and is free again only once they are closed and a
+//! `/proc` scan shows no holder (two writers' opens may have been merged into one event,
+//! and a close while the file was away is not seen: such a name is looked at after
+//! [`CARRIED_QUIET`], not [`QUIET`]). A take whose rename is not read within its wait
+//! counts the file in use but carries nothing: the settle rule decides for it.
+//!
+//! What is left: an open whose path was looked up before the rename but that completes
+//! after it (the kernel reports it where the file is then), a window of the open call
+//! itself; a file renamed into the outbox while a process already holds it open from
+//! elsewhere (its open was never in an outbox: publishing by rename means the file is
+//! complete); and a messages channel's `.json`/`.ndjson` files, which are read in place
+//! after the `busy` check. A reader that keeps a file open also holds it back: the count
+//! does not tell readers from writers, and waiting is the safe side.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -66,9 +75,17 @@ const EVENT_BUFFER: usize = 64 * 1024;
 /// process is seen holding it).
 pub const QUIET: Duration = Duration::from_secs(600);
 
-/// How many renames out of the outboxes are remembered until a take asks about them
-/// ([`Writers::in_use_when_moved`]); the oldest are forgotten first.
+/// At most this many takes' renames are awaited or answered at once (more: all are
+/// forgotten, and their takes count their files as in use when not answered in time).
 const MOVED_OUT_MAX: usize = 1024;
+
+/// A name put back because it was in use is checked against `/proc` after this long with
+/// no event (not [`QUIET`]): the close of a writer that closed while the file was away
+/// was not seen.
+pub const CARRIED_QUIET: Duration = Duration::from_secs(30);
+
+/// A put-back's state is applied to its `IN_MOVED_TO` only if that comes within this long.
+const CARRY_TTL: Duration = Duration::from_secs(10);
 
 /// What the events say of one name.
 #[derive(Debug, Clone, Copy)]
@@ -101,12 +118,19 @@ struct State {
     overflows: u64,
     /// When each renewed folder's watch began (ns since the epoch); others: at start.
     since: HashMap<PathBuf, i128>,
-    /// The names renamed away (`IN_MOVED_FROM`), newest last, with whether each was busy
-    /// then; a take asks about its own rename ([`Writers::in_use_when_moved`]).
-    moved_out: VecDeque<(WatchDescriptor, OsString, bool)>,
-    /// Names a take is putting back because they were in use: busy again from their
-    /// `IN_MOVED_TO` on ([`Writers::putting_back`]).
-    carried: HashSet<(WatchDescriptor, OsString)>,
+    /// The names a take is about to rename away ([`Writers::moving_out`]).
+    expected: HashSet<(WatchDescriptor, OsString)>,
+    /// Their renames, as read (`IN_MOVED_FROM`): the name's state then (`None`: free); a
+    /// take asks about its own ([`Writers::in_use_when_moved`]).
+    moved_out: HashMap<(WatchDescriptor, OsString), Option<Use>>,
+    /// The states of names a take found in use, until it puts them back.
+    held_away: HashMap<(WatchDescriptor, OsString), Use>,
+    /// Names a take is putting back because they were in use: the state they get at their
+    /// `IN_MOVED_TO`, and since when ([`Writers::putting_back`]).
+    carried: HashMap<(WatchDescriptor, OsString), (Use, Instant)>,
+    /// Names put back in use: free only once the events say so and `/proc` shows no
+    /// holder (see [`Writers::busy`]).
+    put_back: HashSet<(WatchDescriptor, OsString)>,
     /// The events are no longer read (the reading thread ended).
     stopped: bool,
 }
@@ -156,6 +180,8 @@ impl Writers {
         std::thread::Builder::new()
             .name("outbox-writers".into())
             .spawn(move || {
+                // however the thread ends, a take waiting for its rename is told
+                let _reading = Reading(shared.clone(), signal.clone());
                 let mut buf = vec![0u8; EVENT_BUFFER];
                 loop {
                     let events = match inotify.read_events_blocking(&mut buf) {
@@ -165,9 +191,7 @@ impl Writers {
                             tracing::error!(error = %e, "cannot read the outbox open/close events; intake falls back to the settle rule");
                             if let Ok(mut s) = shared.lock() {
                                 s.names.clear();
-                                s.stopped = true;
                             }
-                            signal.notify_all();
                             return;
                         }
                     };
@@ -222,6 +246,8 @@ impl Writers {
         if let Some(old) = &old {
             s.lost.remove(old);
             s.names.retain(|(wd, _), _| wd != old);
+            s.carried.retain(|(wd, _), _| wd != old);
+            s.put_back.retain(|(wd, _)| wd != old);
             s.dirs.retain(|(d, _)| d != dir);
         }
         match added {
@@ -245,7 +271,7 @@ impl Writers {
     /// close-write (false when the directory is not watched). A name busy with no event for
     /// [`QUIET`] is checked against `/proc` and released if no holder is seen.
     pub fn busy(&self, dir: &Path, name: &OsStr) -> bool {
-        let (key, quiet) = {
+        let (key, quiet, put_back) = {
             let Ok(s) = self.state.lock() else {
                 return false;
             };
@@ -253,11 +279,15 @@ impl Writers {
                 return false;
             };
             let key = (wd, name.to_os_string());
+            let put_back = s.put_back.contains(&key);
             let quiet = match s.names.get(&key) {
                 Some(u) if u.busy() => u.last.elapsed() >= QUIET,
+                // free by the events, but put back in use: two opens may have been merged
+                // into one event, so the last close is not trusted without a look
+                _ if put_back => true,
                 _ => return false,
             };
-            (key, quiet)
+            (key, quiet, put_back)
         };
         if !quiet {
             return true;
@@ -267,25 +297,40 @@ impl Writers {
             return false;
         };
         if held {
-            if let Some(u) = s.names.get_mut(&key) {
-                u.last = Instant::now();
-            }
+            let now = Instant::now();
+            s.names
+                .entry(key)
+                .and_modify(|u| u.last = now)
+                .or_insert(Use {
+                    open: 1,
+                    dirty: false,
+                    last: now
+                        .checked_sub(QUIET.saturating_sub(CARRIED_QUIET))
+                        .unwrap_or(now),
+                });
             true
         } else {
-            s.names.remove(&key);
-            tracing::warn!(outbox = %dir.display(), name = %name.to_string_lossy(), "open with no event for {} s and no holder seen: released to the settle rule", QUIET.as_secs());
+            if s.names.remove(&key).is_some() {
+                tracing::warn!(outbox = %dir.display(), name = %name.to_string_lossy(), put_back, "open with no event for a while and no holder seen: released to the settle rule");
+            }
+            s.put_back.remove(&key);
             false
         }
     }
 
-    /// Before a take renames `dir/name` out of the outbox: forgets any earlier rename of
-    /// that name not asked about, so that [`Writers::in_use_when_moved`] answers for the
-    /// take's own.
+    /// Before a take renames `dir/name` out of the outbox: the next rename of that name
+    /// away is remembered for [`Writers::in_use_when_moved`] (and only such renames are).
     pub fn moving_out(&self, dir: &Path, name: &OsStr) {
         if let Ok(mut s) = self.state.lock()
             && let Some(wd) = s.wd(dir)
         {
-            s.moved_out.retain(|(w, n, _)| *w != wd || n != name);
+            if s.expected.len() + s.moved_out.len() >= MOVED_OUT_MAX {
+                s.expected.clear();
+                s.moved_out.clear();
+            }
+            let key = (wd, name.to_os_string());
+            s.moved_out.remove(&key);
+            s.expected.insert(key);
         }
     }
 
@@ -302,34 +347,46 @@ impl Writers {
         let deadline = Instant::now() + wait;
         let mut s = self.state.lock().ok()?;
         let wd = s.wd(dir)?;
+        let key = (wd, name.to_os_string());
         loop {
-            if s.lost.contains(&wd) || s.stopped {
+            if s.lost.contains(&key.0) || s.stopped {
+                s.expected.remove(&key);
                 return None;
             }
-            if let Some(at) = s
-                .moved_out
-                .iter()
-                .position(|(w, n, _)| *w == wd && n == name)
-            {
-                return s.moved_out.remove(at).map(|(_, _, busy)| busy);
+            if let Some(state) = s.moved_out.remove(&key) {
+                return Some(match state {
+                    Some(u) if u.busy() => {
+                        s.held_away.insert(key, u);
+                        true
+                    }
+                    _ => false,
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                s.expected.remove(&key);
                 return Some(true);
             }
             s = self.applied.wait_timeout(s, left).ok()?.0;
         }
     }
 
-    /// Before a take puts a file it found in use back as `dir/name`: from the rename's
-    /// `IN_MOVED_TO` on, the name counts as open and written, busy until a close-write
-    /// (the writer's close while the file was away is not seen: then until [`QUIET`]).
-    /// [`Writers::not_put_back`] undoes it when the rename fails.
-    pub fn putting_back(&self, dir: &Path, name: &OsStr) {
+    /// Before a take puts back as `dir/name` the file it took as `dir/taken` and found in
+    /// use ([`Writers::in_use_when_moved`] said so): from the put-back's `IN_MOVED_TO` on,
+    /// the name has the opens and writes it had when taken, busy until they are closed.
+    /// A close while the file was away is not seen: such a name is checked against `/proc`
+    /// after [`CARRIED_QUIET`] with no event. Nothing is carried for a file not found in
+    /// use. [`Writers::not_put_back`] undoes it when the rename fails.
+    pub fn putting_back(&self, dir: &Path, taken: &OsStr, name: &OsStr) {
         if let Ok(mut s) = self.state.lock()
             && let Some(wd) = s.wd(dir)
+            && let Some(u) = s
+                .held_away
+                .get(&(wd.clone(), taken.to_os_string()))
+                .copied()
         {
-            s.carried.insert((wd, name.to_os_string()));
+            s.carried
+                .insert((wd, name.to_os_string()), (u, Instant::now()));
         }
     }
 
@@ -339,6 +396,15 @@ impl Writers {
             && let Some(wd) = s.wd(dir)
         {
             s.carried.remove(&(wd, name.to_os_string()));
+        }
+    }
+
+    /// The take of `dir/taken` is over (taken, or put back): its state is forgotten.
+    pub fn take_done(&self, dir: &Path, taken: &OsStr) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(wd) = s.wd(dir)
+        {
+            s.held_away.remove(&(wd, taken.to_os_string()));
         }
     }
 
@@ -393,6 +459,9 @@ impl State {
             self.names.clear();
             self.moving = None;
             self.moved_out.clear();
+            self.expected.clear();
+            self.carried.clear();
+            self.put_back.clear();
             self.overflows += 1;
             tracing::warn!(
                 "outbox events were lost; files already open count as closed and the settle rule decides for them"
@@ -440,38 +509,56 @@ impl State {
                 self.names.remove(&key);
             }
         }
+        if mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
+            self.put_back.remove(&key);
+        }
         if mask.contains(EventMask::MOVED_FROM) {
             self.moving = self.names.remove(&key).map(|u| (cookie, u));
-            let busy = self.moving.as_ref().is_some_and(|(_, u)| u.busy());
-            if self.moved_out.len() >= MOVED_OUT_MAX {
-                self.moved_out.pop_front();
+            if self.expected.remove(&key) {
+                let state = self.moving.as_ref().map(|(_, u)| *u);
+                self.moved_out.insert(key.clone(), state);
             }
-            self.moved_out
-                .push_back((key.0.clone(), key.1.clone(), busy));
         }
         if mask.contains(EventMask::MOVED_TO) {
             match self.moving.take() {
                 Some((c, u)) if c == cookie => {
                     self.names.insert(key.clone(), u);
                 }
-                _ => {
-                    self.names.remove(&key);
-                }
-            }
-            if self.carried.remove(&key) {
-                self.names.insert(
-                    key.clone(),
-                    Use {
-                        open: 1,
-                        dirty: true,
-                        last: now,
-                    },
-                );
+                // from a folder not watched: a take's put-back carries its state
+                _ => match self.carried.remove(&key) {
+                    Some((u, since)) if since.elapsed() < CARRY_TTL => {
+                        let last = now
+                            .checked_sub(QUIET.saturating_sub(CARRIED_QUIET))
+                            .unwrap_or(now);
+                        self.names.insert(key.clone(), Use { last, ..u });
+                        if self.put_back.len() >= MOVED_OUT_MAX {
+                            self.put_back.clear();
+                        }
+                        self.put_back.insert(key.clone());
+                    }
+                    _ => {
+                        self.names.remove(&key);
+                    }
+                },
             }
         }
         if mask.contains(EventMask::DELETE) {
             self.names.remove(&key);
         }
+    }
+}
+
+/// Held by the thread that reads the events: when it ends, however it ends, takes waiting
+/// for their renames are told that nothing more will be read.
+struct Reading(Arc<Mutex<State>>, Arc<Condvar>);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        match self.0.lock() {
+            Ok(mut s) => s.stopped = true,
+            Err(poisoned) => poisoned.into_inner().stopped = true,
+        }
+        self.1.notify_all();
     }
 }
 
@@ -714,14 +801,22 @@ mod tests {
         let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
         let wait = Duration::from_secs(5);
         let name = OsStr::new("a.txt");
+        let free = |n: &str| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while w.busy(&dir, OsStr::new(n)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            !w.busy(&dir, OsStr::new(n))
+        };
         // closed before the rename: free
         fs::write(dir.join(name), b"A").unwrap();
+        assert!(free("a.txt"));
         w.moving_out(&dir, name);
         fs::rename(dir.join(name), away.join("1")).unwrap();
         assert_eq!(w.in_use_when_moved(&dir, name, wait), Some(false));
         // opened for writing after it was found free, before the rename (`cp` over it)
         fs::write(dir.join(name), b"A").unwrap();
-        assert!(!w.busy(&dir, name));
+        assert!(free("a.txt"));
         let mut cp = File::create(dir.join(name)).unwrap();
         cp.write_all(b"the first part of B").unwrap();
         w.moving_out(&dir, name);
@@ -734,7 +829,7 @@ mod tests {
             "not seen in time counts as in use"
         );
         // put back: busy from its rename on, until the writer's close-write
-        w.putting_back(&dir, name);
+        w.putting_back(&dir, name, name);
         fs::rename(away.join("2"), dir.join(name)).unwrap();
         assert_eq!(until(&w, &dir, name.to_str().unwrap(), |n| n == 1), 1);
         assert!(w.busy(&dir, name), "still held by the writer");
@@ -743,7 +838,7 @@ mod tests {
         assert_eq!(until(&w, &dir, name.to_str().unwrap(), |n| n == 0), 0);
         assert!(!w.busy(&dir, name), "free once the writer closed");
         // a put-back that did not happen marks nothing
-        w.putting_back(&dir, OsStr::new("b.txt"));
+        w.putting_back(&dir, name, OsStr::new("b.txt"));
         w.not_put_back(&dir, OsStr::new("b.txt"));
         fs::write(away.join("b.txt"), b"b").unwrap();
         fs::rename(away.join("b.txt"), dir.join("b.txt")).unwrap();
@@ -753,7 +848,62 @@ mod tests {
             w.in_use_when_moved(&dir, OsStr::new("b.txt"), wait),
             Some(false)
         );
+        w.take_done(&dir, name);
+        // a rename no take announced is not kept: a take that did not announce its own
+        // waits it out, counts it in use, and has no state to carry back
+        let mut held = File::create(dir.join("c.txt")).unwrap();
+        assert_eq!(until(&w, &dir, "c.txt", |n| n == 1), 1);
+        fs::rename(dir.join("c.txt"), away.join("c.txt")).unwrap();
+        assert_eq!(
+            w.in_use_when_moved(&dir, OsStr::new("c.txt"), Duration::from_millis(300)),
+            Some(true)
+        );
+        w.putting_back(&dir, OsStr::new("c.txt"), OsStr::new("c.txt"));
+        fs::rename(away.join("c.txt"), dir.join("c.txt")).unwrap();
+        held.write_all(b"x").unwrap();
+        drop(held);
+        assert!(free("c.txt"), "the settle rule decides for it");
         // a folder not watched: nothing known
         assert_eq!(w.in_use_when_moved(&away, name, wait), None);
+    }
+
+    #[test]
+    fn a_name_put_back_in_use_is_free_only_once_no_process_holds_it() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("outbox");
+        let away = t.path().join("away");
+        fs::create_dir(&dir).unwrap();
+        fs::create_dir(&away).unwrap();
+        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        let name = OsStr::new("two.txt");
+        let mut first = File::create(dir.join(name)).unwrap();
+        assert_eq!(until(&w, &dir, "two.txt", |n| n == 1), 1);
+        w.moving_out(&dir, name);
+        fs::rename(dir.join(name), away.join("x")).unwrap();
+        assert_eq!(
+            w.in_use_when_moved(&dir, name, Duration::from_secs(5)),
+            Some(true)
+        );
+        // a second writer the events did not count (its open merged with the first's, or
+        // made while the file was away)
+        let mut second = OpenOptions::new()
+            .append(true)
+            .open(away.join("x"))
+            .unwrap();
+        w.putting_back(&dir, name, name);
+        fs::rename(away.join("x"), dir.join(name)).unwrap();
+        w.take_done(&dir, name);
+        assert_eq!(until(&w, &dir, "two.txt", |n| n == 1), 1);
+        first.write_all(b"first half").unwrap();
+        drop(first);
+        assert_eq!(until(&w, &dir, "two.txt", |n| n == 0), 0);
+        assert!(w.busy(&dir, name), "the second writer still holds it");
+        second.write_all(b", second half").unwrap();
+        drop(second);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.busy(&dir, name) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!w.busy(&dir, name), "free once nobody holds it");
     }
 }

@@ -1264,7 +1264,11 @@ fn messages_api(
     }
     let mut hosts = Vec::new();
     for h in &m.hosts {
-        let name = h.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        let given = h.get_ref();
+        let name = given
+            .strip_suffix('.')
+            .unwrap_or(given)
+            .to_ascii_lowercase();
         if crate::ops::http::is_dns_name(&name) {
             hosts.push(name);
         } else {
