@@ -791,23 +791,32 @@ mod tests {
         assert!(s.names.is_empty());
     }
 
-    #[test]
-    fn a_take_learns_whether_the_file_it_moved_away_was_in_use() {
+    /// An outbox watched, and a folder beside it that is not (where a take moves files).
+    fn outbox_and_away() -> (tempfile::TempDir, PathBuf, PathBuf, Writers) {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("outbox");
         let away = t.path().join("away");
         fs::create_dir(&dir).unwrap();
         fs::create_dir(&away).unwrap();
         let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        (t, dir, away, w)
+    }
+
+    /// Waits (bounded) until `dir/name` is not busy; whether it is free.
+    fn until_free(w: &Writers, dir: &Path, name: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.busy(dir, OsStr::new(name)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        !w.busy(dir, OsStr::new(name))
+    }
+
+    #[test]
+    fn a_take_learns_whether_the_file_it_moved_away_was_in_use() {
+        let (_t, dir, away, w) = outbox_and_away();
         let wait = Duration::from_secs(5);
         let name = OsStr::new("a.txt");
-        let free = |n: &str| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while w.busy(&dir, OsStr::new(n)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            !w.busy(&dir, OsStr::new(n))
-        };
+        let free = |n: &str| until_free(&w, &dir, n);
         // closed before the rename: free
         fs::write(dir.join(name), b"A").unwrap();
         assert!(free("a.txt"));
@@ -869,12 +878,7 @@ mod tests {
 
     #[test]
     fn a_name_put_back_in_use_is_free_only_once_no_process_holds_it() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("outbox");
-        let away = t.path().join("away");
-        fs::create_dir(&dir).unwrap();
-        fs::create_dir(&away).unwrap();
-        let w = Writers::start(std::slice::from_ref(&dir)).unwrap();
+        let (_t, dir, away, w) = outbox_and_away();
         let name = OsStr::new("two.txt");
         let mut first = File::create(dir.join(name)).unwrap();
         assert_eq!(until(&w, &dir, "two.txt", |n| n == 1), 1);
@@ -900,10 +904,6 @@ mod tests {
         assert!(w.busy(&dir, name), "the second writer still holds it");
         second.write_all(b", second half").unwrap();
         drop(second);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while w.busy(&dir, name) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(!w.busy(&dir, name), "free once nobody holds it");
+        assert!(until_free(&w, &dir, "two.txt"), "free once nobody holds it");
     }
 }
