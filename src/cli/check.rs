@@ -76,6 +76,7 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                     "messages_api": cfg.messages.as_ref().map(|m| serde_json::json!({
                         "listen": m.listen.to_string(),
                         "allow_remote": m.allow_remote,
+                        "hosts": m.hosts,
                         "url": api_url(m.listen),
                     })),
                     "problems": [],
@@ -108,12 +109,17 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
                 }
                 match &cfg.messages {
                     Some(m) => outln!(
-                        "  message API {}{}",
+                        "  message API {}{}{}",
                         api_url(m.listen),
                         if m.allow_remote {
                             " (allow_remote: TLS in front of it)"
                         } else {
                             ""
+                        },
+                        if m.hosts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", Host also {}", m.hosts.join(", "))
                         }
                     )?,
                     None => outln!("  message API none ([messages] listen not set)")?,
