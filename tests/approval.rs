@@ -681,7 +681,12 @@ fn on_the_diode_a_released_object_stays_released_and_a_removed_rule_is_audited_a
     court.stop();
     internet.stop();
     fs::write(&policy, &t[..cut]).unwrap();
+    // the receiver listens before the sender starts: a diode sender's first datagrams to
+    // a port not yet bound are gone, and its next pass is a repeat window away
+    let up = || lab.log("internet").matches("diode receiver up").count();
+    let before = up();
     let internet = lab.start("internet");
+    wait_until(30, "the internet node to listen", || up() > before);
     let court = lab.start("court");
     wait_until(30, "the waived file to land", || {
         visible(&lab.inbox("internet", "to-internet")).contains(&"公告-之后.txt".to_string())
