@@ -304,9 +304,7 @@ impl Writers {
                 .or_insert(Use {
                     open: 1,
                     dirty: false,
-                    last: now
-                        .checked_sub(QUIET.saturating_sub(CARRIED_QUIET))
-                        .unwrap_or(now),
+                    last: looked_at_after_carried_quiet(now),
                 });
             true
         } else {
@@ -324,12 +322,15 @@ impl Writers {
         if let Ok(mut s) = self.state.lock()
             && let Some(wd) = s.wd(dir)
         {
-            if s.expected.len() + s.moved_out.len() >= MOVED_OUT_MAX {
+            if s.expected.len() + s.moved_out.len() + s.held_away.len() >= MOVED_OUT_MAX {
                 s.expected.clear();
                 s.moved_out.clear();
+                s.held_away.clear();
             }
             let key = (wd, name.to_os_string());
             s.moved_out.remove(&key);
+            // a take of this name that ended without putting it back (it vanished)
+            s.held_away.remove(&key);
             s.expected.insert(key);
         }
     }
@@ -527,9 +528,7 @@ impl State {
                 // from a folder not watched: a take's put-back carries its state
                 _ => match self.carried.remove(&key) {
                     Some((u, since)) if since.elapsed() < CARRY_TTL => {
-                        let last = now
-                            .checked_sub(QUIET.saturating_sub(CARRIED_QUIET))
-                            .unwrap_or(now);
+                        let last = looked_at_after_carried_quiet(now);
                         self.names.insert(key.clone(), Use { last, ..u });
                         if self.put_back.len() >= MOVED_OUT_MAX {
                             self.put_back.clear();
@@ -546,6 +545,13 @@ impl State {
             self.names.remove(&key);
         }
     }
+}
+
+/// The `last` event time that has [`Writers::busy`] look at a name (a `/proc` scan) once
+/// [`CARRIED_QUIET`] has passed since `now`, not [`QUIET`].
+fn looked_at_after_carried_quiet(now: Instant) -> Instant {
+    now.checked_sub(QUIET.saturating_sub(CARRIED_QUIET))
+        .unwrap_or(now)
 }
 
 /// Held by the thread that reads the events: when it ends, however it ends, takes waiting
