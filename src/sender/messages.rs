@@ -671,14 +671,20 @@ impl Messages {
     /// a `.json` file is one message, a `.ndjson` file one per line (read up to the
     /// channel's `batch_max_bytes`); message `i` gets the id derived from
     /// `"file:<dev>:<ino>:<mtime_ns>:<hash hex>#<i>"` (the suite's hash of the file), so a file taken again after a
-    /// crash carries the same ids. All or nothing: once its messages are durable the file
-    /// is removed (and the outbox synced); a file refused (its name, its size, a line that
-    /// is not JSON, a message the policy refuses) goes to quarantine with its reason, the
-    /// detail naming the line. When the messages cannot be made durable now, the file stays
-    /// for the next rescan.
+    /// crash carries the same ids.
+    ///
+    /// The file is first renamed out of the outbox into its staging folder
+    /// ([`crate::sender::spool::Spool::stage_out`]) and read there, where no writer reaches
+    /// it: a writer that opened it after the watch found it free puts it back in the outbox,
+    /// busy until that writer closes, so no prefix of what it writes is ever taken. All or
+    /// nothing: once its messages are durable the staged file is removed; a file refused
+    /// (its name, its size, a line that is not JSON, a message the policy refuses) goes to
+    /// quarantine with its reason, the detail naming the line. When the messages cannot be
+    /// made durable now, the file goes back to the outbox for the next rescan.
     ///
     /// # Errors
-    /// The file cannot be read, or quarantined, or the messages cannot be made durable.
+    /// The file cannot be staged, read, quarantined or put back, or the messages cannot be
+    /// made durable.
     pub fn take_file(&self, channel: &Channel, file_name: &OsStr) -> Result<(), Fault> {
         let path = channel.outbox.join(file_name);
         let shown = file_name.to_string_lossy().into_owned();
@@ -693,30 +699,56 @@ impl Messages {
         let Some(settings) = channel.messages.as_ref() else {
             return Ok(());
         };
-        let mut file = match crate::fsx::open_nofollow(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let spool = &self.sender.spool;
+        let Some(staged) = spool.stage_out(&channel.outbox, file_name)? else {
+            return Ok(());
         };
+        let taken = self.take_staged(channel, settings, &staged, &shown, json);
+        if taken.is_err() && std::fs::symlink_metadata(&staged).is_ok() {
+            // not durable, or not quarantined: back to the outbox, taken again at the next
+            // rescan (or, if even that fails, at the next start)
+            if let Err(e) = spool.unstage(&staged, &channel.outbox, file_name) {
+                tracing::warn!(staged = %staged.display(), error = %e, "a staged outbox file cannot be put back; the next start puts it back");
+            }
+        }
+        taken
+    }
+
+    /// The rest of [`Messages::take_file`], on the file staged at `staged`.
+    fn take_staged(
+        &self,
+        channel: &Channel,
+        settings: &MessageChannel,
+        staged: &std::path::Path,
+        shown: &str,
+        json: bool,
+    ) -> Result<(), Fault> {
+        let refuse = |r: &Refusal| -> Result<(), Fault> {
+            self.sender.refuse_outbox_entry(channel, staged, shown, r)?;
+            sync_parent(staged)
+        };
+        let mut file = crate::fsx::open_nofollow(staged)?;
         let meta = file.metadata()?;
         if meta.len() > settings.batch_max_bytes {
-            let r = Refusal::new(
+            return refuse(&Refusal::new(
                 Reason::SizeLimit,
                 format!(
                     "{} bytes; the channel's batch_max_bytes is {}",
                     meta.len(),
                     settings.batch_max_bytes
                 ),
-            );
-            return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
+            ));
         }
         let mut bytes = Vec::new();
         (&mut file)
             .take(settings.batch_max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)?;
+        drop(file);
         if bytes.len() as u64 > settings.batch_max_bytes {
-            let r = Refusal::new(Reason::SizeLimit, "grew past batch_max_bytes while read");
-            return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
+            return refuse(&Refusal::new(
+                Reason::SizeLimit,
+                "grew past batch_max_bytes while read",
+            ));
         }
         let policy = self.sender.node.policies.get(&channel.name);
         let max_bytes = policy
@@ -729,8 +761,7 @@ impl Messages {
             match crate::core::message::parse_posted(&bytes, json, settings.batch_max, max_bytes) {
                 Ok(b) => b,
                 Err((line, reason, detail)) => {
-                    let r = Refusal::new(reason, format!("line {line}: {detail}"));
-                    return self.sender.refuse_outbox_entry(channel, &path, &shown, &r);
+                    return refuse(&Refusal::new(reason, format!("line {line}: {detail}")));
                 }
             };
         let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
@@ -743,13 +774,12 @@ impl Messages {
         match self.post(&channel.name, Some(&key), bodies) {
             Ok(posted) => {
                 tracing::debug!(channel = %channel.name, name = %shown, messages = posted.len(), "outbox file taken as messages");
-                match std::fs::remove_file(&path) {
+                match std::fs::remove_file(staged) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
                 }
-                crate::fsx::sync_dir(&channel.outbox)?;
-                Ok(())
+                sync_parent(staged)
             }
             Err(PostError::Refused { index, refusal }) => {
                 let line = if json {
@@ -757,12 +787,22 @@ impl Messages {
                 } else {
                     line_of_value(&bytes, index)
                 };
-                let r = Refusal::new(refusal.reason, format!("line {line}: {}", refusal.detail));
-                self.sender.refuse_outbox_entry(channel, &path, &shown, &r)
+                refuse(&Refusal::new(
+                    refusal.reason,
+                    format!("line {line}: {}", refusal.detail),
+                ))
             }
             Err(e) => Err(std::io::Error::other(e.to_string()).into()),
         }
     }
+}
+
+/// Fsyncs the folder holding `path` (a staged file just removed or quarantined).
+fn sync_parent(path: &std::path::Path) -> Result<(), Fault> {
+    if let Some(dir) = path.parent() {
+        crate::fsx::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// The 1-based line of the `index`-th JSON value of an NDJSON text (blank lines skipped,
@@ -1445,7 +1485,54 @@ pub(crate) mod tests {
             assert!(!c.outbox.join(n).exists());
         }
         assert_eq!(batches(&node).len(), 3, "nothing of a refused file taken");
+        let staging = c.outbox.join(crate::fsx::STAGING_DIR);
+        assert_eq!(
+            fs::read_dir(&staging).unwrap().count(),
+            0,
+            "nothing left staged"
+        );
         assert_eq!(line_of_value(b"\n1\n\n2\n", 1), 4);
+        m.stop();
+    }
+
+    #[test]
+    fn an_outbox_file_opened_by_a_writer_before_the_take_goes_back_and_crosses_whole() {
+        use std::io::Write;
+        let (_d, node) = lab_node(28295, "court", settings(1000, 1 << 20, 0));
+        let (m, _rx) = intake(&node, false);
+        let c = node.cfg.channel("notices").unwrap().clone();
+        let writers =
+            crate::sender::writers::Writers::start(std::slice::from_ref(&c.outbox)).unwrap();
+        m.sender.spool.watch_writers(writers.clone());
+        let name = OsStr::new("cp.ndjson");
+        let until = |busy: bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while writers.busy(&c.outbox, name) != busy && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            writers.busy(&c.outbox, name) == busy
+        };
+        fs::write(c.outbox.join(name), "{\"a\":0}\n").unwrap();
+        assert!(until(false), "found free");
+        // a writer opens it after it was found free and has written two lines of four
+        let lines: Vec<String> = (1..=4).map(|i| format!("{{\"a\":{i}}}\n")).collect();
+        let mut cp = fs::File::create(c.outbox.join(name)).unwrap();
+        cp.write_all(lines[..2].concat().as_bytes()).unwrap();
+        m.take_file(&c, name).unwrap();
+        assert_eq!(batches(&node).len(), 0, "nothing taken while open");
+        assert_eq!(
+            fs::read_to_string(c.outbox.join(name)).unwrap(),
+            lines[..2].concat(),
+            "back in the outbox"
+        );
+        assert!(until(true), "busy until the writer closes");
+        cp.write_all(lines[2..].concat().as_bytes()).unwrap();
+        drop(cp);
+        assert!(until(false), "free once closed");
+        m.take_file(&c, name).unwrap();
+        assert!(!c.outbox.join(name).exists());
+        let accepted = records(&node, Event::MessageAccepted);
+        assert_eq!(accepted.len(), 4, "the four lines, whole");
         m.stop();
     }
 

@@ -170,7 +170,12 @@ impl Sender {
             h.recovered(&recovered.iter().map(|r| r.spooled.id).collect());
         }
         // staged files no entry claims (an earlier run cut short): back to their outboxes
-        for c in self.node.cfg.file_sending() {
+        for c in self
+            .node
+            .cfg
+            .sending()
+            .filter(|c| c.is_files() || c.is_messages())
+        {
             if let Err(e) = self.spool.sweep_staging(&c.outbox) {
                 tracing::warn!(channel = %c.name, error = %e, "cannot sweep the outbox's staging folder; tried again at the next start");
             }

@@ -652,6 +652,57 @@ impl Spool {
         }
     }
 
+    /// Takes `outbox/file_name` out of the outbox to be read where no writer can reach it:
+    /// renamed into the outbox's staging folder under its own name (one file system, one
+    /// rename), for a messages channel's file, which is read and then removed rather than
+    /// spooled as it is. `Ok(None)` when the file vanished, when a staged file of that name
+    /// is already there (left by a put-back that failed: put back at the next start), or
+    /// when a writer had it open at the rename: then it goes back to the outbox, busy until
+    /// that writer closes it, as for [`Spool::take`]. A crash while it is staged: the next
+    /// start puts it back ([`Spool::sweep_staging`]).
+    ///
+    /// # Errors
+    /// The staging folder cannot be made, or the rename or a directory sync fails.
+    pub fn stage_out(&self, outbox: &Path, file_name: &OsStr) -> io::Result<Option<PathBuf>> {
+        let staging = outbox.join(OUTBOX_STAGING);
+        if !staging.is_dir() {
+            fs::create_dir_all(&staging)?;
+            fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
+            sync_dir(outbox)?;
+        }
+        let staged = staging.join(file_name);
+        if let Some(w) = self.writers.get() {
+            w.moving_out(outbox, file_name);
+        }
+        match rename_noreplace(&outbox.join(file_name), &staged) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                tracing::warn!(staged = %staged.display(), "a staged file of this name is still in the outbox's staging folder; the file waits until the next start puts that one back");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        sync_dir(&staging)?;
+        sync_dir(outbox)?;
+        if self.in_use_when_moved(outbox, file_name) {
+            self.put_back(&staged, outbox, file_name, true)?;
+            tracing::info!(name = %file_name.to_string_lossy(), "open by a writer when taken; put back in the outbox");
+            return Ok(None);
+        }
+        Ok(Some(staged))
+    }
+
+    /// Puts a file staged by [`Spool::stage_out`] back into `outbox` as `file_name` (or a
+    /// free variant of it, said at WARN), when what was read from it cannot be made durable
+    /// now: the watch takes it again later.
+    ///
+    /// # Errors
+    /// As [`Spool::put_back`].
+    pub fn unstage(&self, staged: &Path, outbox: &Path, file_name: &OsStr) -> io::Result<()> {
+        self.put_back(staged, outbox, file_name, false).map(|_| ())
+    }
+
     /// Renames a staged file back into `outbox` as `file_name`, or, when a writer made that
     /// name again meanwhile, as `<stem> (isogate-N)<.ext>` (N from 1, said at WARN). The
     /// path is remembered for [`Spool::was_put_back`] before the rename. `in_use`: found in
@@ -1613,6 +1664,54 @@ mod tests {
         );
         assert!(is_sealed(&s).unwrap());
         assert!(open_content(&s, None).is_err_and(|e| e.to_string().contains("no data key")));
+    }
+
+    #[test]
+    fn a_staged_file_is_read_out_of_the_outbox_and_put_back_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("state")).unwrap();
+        let outbox = t.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        let name = OsStr::new("m.ndjson");
+        fs::write(outbox.join(name), b"{}\n").unwrap();
+        let staged = spool.stage_out(&outbox, name).unwrap().unwrap();
+        assert_eq!(staged, outbox.join(OUTBOX_STAGING).join(name));
+        assert_eq!(visible(&outbox), vec![OUTBOX_STAGING.to_string()]);
+        assert_eq!(
+            fs::metadata(outbox.join(OUTBOX_STAGING))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        // a file of the same name meanwhile waits: the staged one is never replaced
+        fs::write(outbox.join(name), b"[]\n").unwrap();
+        assert_eq!(spool.stage_out(&outbox, name).unwrap(), None);
+        assert_eq!(fs::read(&staged).unwrap(), b"{}\n");
+        assert_eq!(fs::read(outbox.join(name)).unwrap(), b"[]\n");
+        // not made durable: back beside it, under a free name
+        spool.unstage(&staged, &outbox, name).unwrap();
+        assert_eq!(
+            fs::read(outbox.join("m (isogate-1).ndjson")).unwrap(),
+            b"{}\n"
+        );
+        // cut short while staged: the next start puts it back under its own name
+        fs::remove_file(outbox.join(name)).unwrap();
+        let again = spool
+            .stage_out(&outbox, OsStr::new("m (isogate-1).ndjson"))
+            .unwrap()
+            .unwrap();
+        assert!(again.exists());
+        assert_eq!(spool.sweep_staging(&outbox).unwrap(), 1);
+        assert_eq!(
+            fs::read(outbox.join("m (isogate-1).ndjson")).unwrap(),
+            b"{}\n"
+        );
+        assert_eq!(
+            spool.stage_out(&outbox, OsStr::new("gone.json")).unwrap(),
+            None
+        );
     }
 
     fn visible(dir: &Path) -> Vec<String> {

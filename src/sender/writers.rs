@@ -56,9 +56,10 @@
 //! after it (the kernel reports it where the file is then), a window of the open call
 //! itself; a file renamed into the outbox while a process already holds it open from
 //! elsewhere (its open was never in an outbox: publishing by rename means the file is
-//! complete); and a messages channel's `.json`/`.ndjson` files, which are read in place
-//! after the `busy` check. A reader that keeps a file open also holds it back: the count
-//! does not tell readers from writers, and waiting is the safe side.
+//! complete). A messages channel's `.json`/`.ndjson` files get the same question: they
+//! are renamed into the outbox's staging folder and read there
+//! ([`crate::sender::spool::Spool::stage_out`]). A reader that keeps a file open also holds
+//! it back: the count does not tell readers from writers, and waiting is the safe side.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{HashMap, HashSet};
