@@ -422,6 +422,40 @@ fn messages_cross(base: u16, link: &str) {
             .is_some_and(|d| d.starts_with("cursor "))
     }));
 
+    // the officer's report sums them per side, refusals by reason
+    let report = |node: &str| -> Value {
+        let dir = lab.dir.join(node).join("audit");
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "report", dir.to_str().unwrap(), "--since", "-1d"])
+            .args(["--channel", CHANNEL, "--format", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let (sent, got_report) = (report("court"), report("internet"));
+    let accepted = lab.records("court", "message_accepted").len() as u64;
+    assert!(accepted >= want as u64, "{accepted}");
+    assert_eq!(sent["totals"]["messages_accepted"], accepted, "{sent}");
+    assert_eq!(
+        sent["totals"]["messages_refused"],
+        refused.len() as u64,
+        "{sent}"
+    );
+    assert!(sent["totals"]["masked"].as_u64().unwrap() >= 1, "{sent}");
+    let by_reason: Vec<&str> = sent["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(by_reason.contains(&"classification_marking"), "{sent}");
+    assert_eq!(
+        got_report["totals"]["messages_delivered"],
+        delivered.len() as u64,
+        "{got_report}"
+    );
+
     // a long-poll read returns when a message lands
     let last = got.last().unwrap().cursor.clone();
     let waiting = {

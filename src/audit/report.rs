@@ -25,6 +25,12 @@
 //!   personal data, antivirus signature; for other reasons the refusal's detail).
 //! - **masked**, **duplicates**, **lost**, **key switches**, **policy reloads / refusals**,
 //!   **clock steps**, **link mismatches**: one per record of that event.
+//! - **messages** (channels of kind `messages`): on the sending node **accepted**
+//!   (`message_accepted`: durable in a batch; a masked one also counts as **masked**) and
+//!   **refused** (`message_refused`, also listed by reason with the refusals); on the
+//!   receiving node **delivered** (`message_delivered`: in the message log, once per id) and
+//!   **duplicates** (`message_duplicate`: dropped, already there). The batches they cross in
+//!   are objects, counted as crossed like files.
 //!
 //! Events of the node as a whole (key switches, clock steps, link mismatches, objects whose
 //! manifest could not be trusted) have no channel: they are counted under the channel `""`
@@ -76,6 +82,14 @@ pub struct Counts {
     pub clock_steps: u64,
     /// `link_mismatch` records.
     pub link_mismatches: u64,
+    /// `message_accepted` records: messages durable in a batch on the sending node.
+    pub messages_accepted: u64,
+    /// `message_refused` records: messages refused by the sending node.
+    pub messages_refused: u64,
+    /// `message_delivered` records: messages appended to the receiving node's message log.
+    pub messages_delivered: u64,
+    /// `message_duplicate` records: messages that arrived again and were dropped.
+    pub messages_duplicates: u64,
 }
 
 impl Counts {
@@ -93,6 +107,12 @@ impl Counts {
         self.policy_refusals = self.policy_refusals.saturating_add(o.policy_refusals);
         self.clock_steps = self.clock_steps.saturating_add(o.clock_steps);
         self.link_mismatches = self.link_mismatches.saturating_add(o.link_mismatches);
+        self.messages_accepted = self.messages_accepted.saturating_add(o.messages_accepted);
+        self.messages_refused = self.messages_refused.saturating_add(o.messages_refused);
+        self.messages_delivered = self.messages_delivered.saturating_add(o.messages_delivered);
+        self.messages_duplicates = self
+            .messages_duplicates
+            .saturating_add(o.messages_duplicates);
     }
 
     /// Refusals on either side: `refused` + `quarantined`.
@@ -141,7 +161,7 @@ pub struct RefusalRow {
     pub channel: String,
     /// The reason code (`keyword_match`, `malware`, …).
     pub reason: String,
-    /// `refused` records (this node as sender).
+    /// `refused` and `message_refused` records (this node as sender).
     pub refused: u64,
     /// `quarantined` records (this node as receiver).
     pub quarantined: u64,
@@ -509,8 +529,15 @@ impl Builder {
             | Event::Sent
             | Event::Confirmed
             | Event::Retired
-            | Event::Resent => Some(true),
-            Event::Landed | Event::Quarantined | Event::Duplicate | Event::Lost => Some(false),
+            | Event::Resent
+            | Event::MessageAccepted
+            | Event::MessageRefused => Some(true),
+            Event::Landed
+            | Event::Quarantined
+            | Event::Duplicate
+            | Event::Lost
+            | Event::MessageDelivered
+            | Event::MessageDuplicate => Some(false),
             _ => None,
         };
         if let Some(sender) = role
@@ -535,18 +562,18 @@ impl Builder {
                     c.crossed_bytes = r.size.unwrap_or(0);
                 }
             }
-            Event::Refused | Event::Quarantined => {
-                if r.event == Event::Refused {
-                    c.refused = 1;
-                } else {
-                    c.quarantined = 1;
+            Event::Refused | Event::Quarantined | Event::MessageRefused => {
+                match r.event {
+                    Event::Refused => c.refused = 1,
+                    Event::MessageRefused => c.messages_refused = 1,
+                    _ => c.quarantined = 1,
                 }
                 if let Some(reason) = r.reason {
                     let row = self
                         .refusals
                         .entry((channel.clone(), reason.as_str()))
                         .or_default();
-                    if r.event == Event::Refused {
+                    if r.event != Event::Quarantined {
                         row.refused += 1;
                     } else {
                         row.quarantined += 1;
@@ -560,6 +587,17 @@ impl Builder {
                 }
             }
             Event::Masked => c.masked = 1,
+            Event::MessageAccepted => {
+                c.messages_accepted = 1;
+                // the detail of a masked message says what was masked
+                c.masked = u64::from(
+                    r.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with("masked ")),
+                );
+            }
+            Event::MessageDelivered => c.messages_delivered = 1,
+            Event::MessageDuplicate => c.messages_duplicates = 1,
             Event::Duplicate => c.duplicates = 1,
             Event::Lost => c.lost = 1,
             Event::KeySwitched => (c.key_switches, change) = (1, true),
@@ -835,6 +873,94 @@ mod tests {
         assert_eq!(only.totals.crossed_objects, 1);
         assert_eq!(only.channels.len(), 1);
         assert_eq!(only.channel_filter, ["to-court"]);
+    }
+
+    #[test]
+    fn messages_are_counted_per_side_and_their_refusals_by_reason() {
+        let msg = |seq: u64, event: Event, channel: &str, detail: Option<&str>| Record {
+            channel: Some(channel.into()),
+            object_id: Some("b".repeat(32)),
+            name: None,
+            message: Some(format!("{seq:032x}")),
+            detail: detail.map(Into::into),
+            ..rec(seq, T0 + seq, event)
+        };
+        let mut refused = msg(4, Event::MessageRefused, "notices", Some("line 1: 绝密"));
+        refused.reason = Some(Reason::ClassificationMarking);
+        let records = vec![
+            msg(1, Event::MessageAccepted, "notices", None),
+            msg(
+                2,
+                Event::MessageAccepted,
+                "notices",
+                Some("masked mobile; crossing sha256 00"),
+            ),
+            msg(3, Event::MessageAccepted, "notices", None),
+            refused,
+            // the batch of the three crosses as one object
+            Record {
+                channel: Some("notices".into()),
+                object_id: Some("b".repeat(32)),
+                ..rec(5, T0 + 5, Event::Confirmed)
+            },
+            msg(6, Event::MessageDelivered, "filings", Some("cursor 1")),
+            msg(7, Event::MessageDelivered, "filings", Some("cursor 2")),
+            msg(8, Event::MessageDuplicate, "filings", None),
+        ];
+        let r = build(params(&[]), &records);
+        let t = r.totals;
+        assert_eq!(
+            (
+                t.messages_accepted,
+                t.messages_refused,
+                t.messages_delivered,
+                t.messages_duplicates
+            ),
+            (3, 1, 2, 1)
+        );
+        assert_eq!((t.masked, t.refused, t.crossed_objects), (1, 0, 1));
+        let roles: Vec<(&str, &str)> = r
+            .channels
+            .iter()
+            .map(|c| (c.channel.as_str(), c.role.as_str()))
+            .collect();
+        assert_eq!(roles, [("filings", "receiver"), ("notices", "sender")]);
+        assert_eq!(r.by_reason(), [("classification_marking".to_string(), 1)]);
+        assert_eq!(r.refusals[0].refused, 1);
+        let mut csv = Vec::new();
+        super::super::report_render::write(&mut csv, &r, super::super::report_render::Format::Csv)
+            .unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let total: Vec<&str> = csv
+            .lines()
+            .find(|l| l.starts_with("total,"))
+            .unwrap()
+            .split(',')
+            .collect();
+        let col = |name: &str| total[head.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(
+            [
+                "messages_accepted",
+                "messages_refused",
+                "messages_delivered",
+                "messages_duplicates"
+            ]
+            .map(col),
+            ["3", "1", "2", "1"]
+        );
+        let mut text = Vec::new();
+        super::super::report_render::write(
+            &mut text,
+            &r,
+            super::super::report_render::Format::Text,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("messages: 3 accepted, 1 refused (sender); 2 delivered, 1 duplicate(s)"),
+            "{text}"
+        );
     }
 
     #[test]

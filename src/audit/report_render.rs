@@ -4,7 +4,8 @@
 //! ```text
 //!  Report ─┬─► text  aligned sections (wide CJK characters count two columns; control
 //!          │         characters from the log are shown escaped, never sent to the terminal)
-//!          ├─► csv   one table: scope,day,channel,reason,<counts…>,top_names,top_rules
+//!          ├─► csv   one table: scope,day,channel,reason,<counts…>,top_names,top_rules,
+//!          │         <message counts…> (added last: earlier columns keep their places)
 //!          ├─► json  serde_json of Report (stable field names)
 //!          └─► html  report.html through minijinja (every value HTML-escaped), inline CSS,
 //!                    inline SVG bar charts (bytes crossed per day, refusals by reason), A4 print
@@ -18,8 +19,9 @@
 //!   `top_names` / `top_rules` as `value (count); …`; the other counts empty.
 //!
 //! Counts: `crossed_objects, crossed_bytes, refused, quarantined, masked, duplicates, lost,
-//! key_switches, policy_reloads, policy_refusals, clock_steps, link_mismatches` (see
-//! `report`). A text cell from the log that starts with `=`, `+`, `-` or `@` gets a leading
+//! key_switches, policy_reloads, policy_refusals, clock_steps, link_mismatches`, then
+//! `top_names, top_rules`, then `messages_accepted, messages_refused, messages_delivered,
+//! messages_duplicates` (see `report`). A text cell from the log that starts with `=`, `+`, `-` or `@` gets a leading
 //! `'` so that a spreadsheet does not run it as a formula.
 
 use super::report::{self, Counts, Report, Top};
@@ -173,10 +175,15 @@ fn count_cells(c: &Counts) -> Vec<String> {
         c.masked.to_string(),
         c.duplicates.to_string(),
         c.lost.to_string(),
+        format!(
+            "{}/{}",
+            c.messages_accepted.saturating_add(c.messages_delivered),
+            c.messages_refused
+        ),
     ]
 }
 
-const COUNT_HEAD: [&str; 7] = [
+const COUNT_HEAD: [&str; 8] = [
     "crossed",
     "bytes",
     "refused",
@@ -184,6 +191,7 @@ const COUNT_HEAD: [&str; 7] = [
     "masked",
     "duplicates",
     "lost",
+    "msgs ok/refused",
 ];
 
 fn channel_name(c: &str) -> String {
@@ -262,7 +270,15 @@ fn text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         "        {} key switch(es), {} policy reload(s), {} policy refusal(s), {} clock step(s), {} link mismatch(es)",
         t.key_switches, t.policy_reloads, t.policy_refusals, t.clock_steps, t.link_mismatches
     )?;
-    writeln!(out, "\nper channel:")?;
+    writeln!(
+        out,
+        "        messages: {} accepted, {} refused (sender); {} delivered, {} duplicate(s) dropped (receiver)",
+        t.messages_accepted, t.messages_refused, t.messages_delivered, t.messages_duplicates
+    )?;
+    writeln!(
+        out,
+        "\nper channel (msgs ok: accepted on a sending channel, delivered on a receiving one):"
+    )?;
     let mut head = vec!["channel", "role"];
     head.extend(COUNT_HEAD);
     let rows: Vec<Vec<String>> = r
@@ -334,7 +350,7 @@ fn cell(s: &str) -> String {
 }
 
 /// The CSV header.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "scope",
     "day",
     "channel",
@@ -353,6 +369,10 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "link_mismatches",
     "top_names",
     "top_rules",
+    "messages_accepted",
+    "messages_refused",
+    "messages_delivered",
+    "messages_duplicates",
 ];
 
 fn counts_row(scope: &str, day: &str, channel: &str, c: &Counts) -> Vec<String> {
@@ -381,6 +401,16 @@ fn counts_row(scope: &str, day: &str, channel: &str, c: &Counts) -> Vec<String> 
         .map(u64::to_string),
     );
     v.extend([String::new(), String::new()]);
+    v.extend(
+        [
+            c.messages_accepted,
+            c.messages_refused,
+            c.messages_delivered,
+            c.messages_duplicates,
+        ]
+        .iter()
+        .map(u64::to_string),
+    );
     v
 }
 
@@ -408,6 +438,7 @@ fn csv_table(out: &mut dyn Write, r: &Report) -> Result<(), RenderError> {
         v.extend(std::iter::repeat_n(String::new(), 8));
         v.push(cell(&tops(&x.top_names)));
         v.push(cell(&tops(&x.top_rules)));
+        v.extend(std::iter::repeat_n(String::new(), 4));
         w.write_record(v)?;
     }
     w.flush()?;
