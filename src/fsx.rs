@@ -330,12 +330,7 @@ pub fn move_across(from: &Path, to: &Path) -> io::Result<Moved> {
 /// `from` was made again meanwhile).
 fn move_tree_across(from: &Path, to: &Path) -> io::Result<()> {
     let parent = from.parent().unwrap_or(Path::new("."));
-    let staging = parent.join(STAGING_DIR);
-    if !staging.is_dir() {
-        fs::create_dir_all(&staging)?;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
-        sync_dir(parent)?;
-    }
+    let staging = private_staging(parent)?;
     let tag = to.file_name().unwrap_or(OsStr::new("tree"));
     let staged = staging.join(tag);
     rename_noreplace(from, &staged)?;
@@ -414,6 +409,71 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The [`STAGING_DIR`] of `parent` (an outbox), made when missing: a directory only the
+/// node's user may enter (0700), the parent fsynced. One that is there already is used
+/// only when it is a real directory (not a symbolic link) owned by the node's effective
+/// user with no access for group or others: a writer of the outbox could otherwise make
+/// it, and reach or redirect the files staged there.
+///
+/// # Errors
+/// `PermissionDenied` (or `InvalidInput` for a link or a file) naming the folder and what
+/// is wrong with it; I/O making or syncing it.
+pub fn private_staging(parent: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = parent.join(STAGING_DIR);
+    let meta = match fs::symlink_metadata(&dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    // exactly 0700, whatever the umask left (it only takes bits away)
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+                    sync_dir(parent)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            fs::symlink_metadata(&dir)?
+        }
+        Err(e) => return Err(e),
+    };
+    let refuse = |kind: io::ErrorKind, why: String| {
+        Err(io::Error::new(
+            kind,
+            format!(
+                "{}: the staging folder {why}: move it aside; the node makes the folder itself",
+                dir.display()
+            ),
+        ))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse(io::ErrorKind::InvalidInput, "is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return refuse(io::ErrorKind::InvalidInput, "is not a directory".into());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "belongs to uid {}, not to the node's user (uid {me})",
+                meta.uid()
+            ),
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        return refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "is open to group or others (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+        );
+    }
+    Ok(dir)
 }
 
 /// Fsyncs a directory so that entries created, renamed or removed in it are durable.
@@ -547,6 +607,40 @@ impl Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staging_folder_is_the_nodes_own_or_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let o = t.path().join("outbox");
+        fs::create_dir(&o).unwrap();
+        let made = private_staging(&o).unwrap();
+        assert_eq!(made, o.join(STAGING_DIR));
+        let mode = fs::symlink_metadata(&made).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(private_staging(&o).unwrap(), made, "used again as it is");
+        // opened to the group: refused, not used
+        fs::set_permissions(&made, fs::Permissions::from_mode(0o770)).unwrap();
+        let e = private_staging(&o).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("mode 770"), "{e}");
+        fs::remove_dir(&made).unwrap();
+        // a link to another folder, or a file: refused
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &made).unwrap();
+        let e = private_staging(&o).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        fs::remove_file(&made).unwrap();
+        fs::write(&made, b"").unwrap();
+        assert!(
+            private_staging(&o)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+    }
 
     #[test]
     fn a_write_through_an_old_descriptor_changes_the_fingerprint() {

@@ -680,7 +680,8 @@ impl Messages {
     /// nothing: once its messages are durable the staged file is removed; a file refused
     /// (its name, its size, a line that is not JSON, a message the policy refuses) goes to
     /// quarantine with its reason, the detail naming the line. When the messages cannot be
-    /// made durable now, the file goes back to the outbox for the next rescan.
+    /// made durable now, the file goes back to the outbox and is taken again once it has
+    /// settled again.
     ///
     /// # Errors
     /// The file cannot be staged, read, quarantined or put back, or the messages cannot be
@@ -1533,7 +1534,21 @@ pub(crate) mod tests {
         assert!(!c.outbox.join(name).exists());
         let accepted = records(&node, Event::MessageAccepted);
         assert_eq!(accepted.len(), 4, "the four lines, whole");
+        // a file whose messages cannot be made durable (the intake stopped): back in the
+        // outbox, nothing left staged
         m.stop();
+        fs::write(c.outbox.join("late.json"), "{\"a\":5}").unwrap();
+        assert!(m.take_file(&c, OsStr::new("late.json")).is_err());
+        assert_eq!(
+            fs::read_to_string(c.outbox.join("late.json")).unwrap(),
+            "{\"a\":5}"
+        );
+        let staging = c.outbox.join(crate::fsx::STAGING_DIR);
+        assert_eq!(
+            fs::read_dir(&staging).unwrap().count(),
+            0,
+            "nothing left staged"
+        );
     }
 
     /// With the policy's own checks: a valid notice is taken, one the schema refuses is

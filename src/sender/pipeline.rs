@@ -169,13 +169,9 @@ impl Sender {
         if let Some(h) = self.hold.get() {
             h.recovered(&recovered.iter().map(|r| r.spooled.id).collect());
         }
-        // staged files no entry claims (an earlier run cut short): back to their outboxes
-        for c in self
-            .node
-            .cfg
-            .sending()
-            .filter(|c| c.is_files() || c.is_messages())
-        {
+        // staged files no entry claims (an earlier run cut short): back to their outboxes,
+        // messages channels' too (`file_sending` has every channel with an outbox)
+        for c in self.node.cfg.file_sending() {
             if let Err(e) = self.spool.sweep_staging(&c.outbox) {
                 tracing::warn!(channel = %c.name, error = %e, "cannot sweep the outbox's staging folder; tried again at the next start");
             }

@@ -35,6 +35,11 @@
 //! A crash at any point leaves either the file in the outbox (taken again) or a complete
 //! spool entry (sent again); a half-made entry without content is removed at recovery.
 //!
+//! A messages channel's file is not spooled as it is: [`Spool::stage_out`] renames it into
+//! the outbox's staging folder (the same question to the writers' tracker, put back when in
+//! use), where it is read and removed once its messages are in a batch; a crash meanwhile
+//! leaves it there, unclaimed, and the next start puts it back in the outbox.
+//!
 //! An outbox on another file system than the state directory cannot be renamed from
 //! (`EXDEV`), so the take copies, with the same guarantees:
 //!
@@ -72,12 +77,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 /// The folder in an outbox where a file taken across file systems waits while it is
-/// copied into the spool (same name as the inbox's staging folder).
+/// copied into the spool, and a messages channel's file while it is read
+/// ([`Spool::stage_out`]); same name as the inbox's staging folder.
 pub const OUTBOX_STAGING: &str = crate::fsx::STAGING_DIR;
 
 /// The intent record of a take across file systems: the staged file's path.
@@ -543,24 +548,23 @@ impl Spool {
         spooled: &Spooled,
         sealing: Option<&DataKeys>,
     ) -> io::Result<Option<u64>> {
-        let staging = outbox.join(OUTBOX_STAGING);
-        let staged = staging.join(spooled.id.to_string());
         let prepared = (|| {
-            if !staging.is_dir() {
-                fs::create_dir_all(&staging)?;
-                fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
-                sync_dir(outbox)?;
-            }
+            let staging = crate::fsx::private_staging(outbox)?;
+            let staged = staging.join(spooled.id.to_string());
             write_durable(
                 &spooled.dir.join(SOURCE_MARK),
                 staged.as_os_str().as_bytes(),
-            )
+            )?;
+            Ok((staging, staged))
         })();
-        if let Err(e) = prepared {
-            // nothing left the outbox: no entry either
-            let _ = fs::remove_dir_all(&spooled.dir);
-            return Err(e);
-        }
+        let (staging, staged) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // nothing left the outbox: no entry either
+                let _ = fs::remove_dir_all(&spooled.dir);
+                return Err(e);
+            }
+        };
         let from = outbox.join(file_name);
         if let Err(e) = fs::rename(&from, &staged) {
             let _ = fs::remove_dir_all(&spooled.dir);
@@ -654,22 +658,20 @@ impl Spool {
 
     /// Takes `outbox/file_name` out of the outbox to be read where no writer can reach it:
     /// renamed into the outbox's staging folder under its own name (one file system, one
-    /// rename), for a messages channel's file, which is read and then removed rather than
-    /// spooled as it is. `Ok(None)` when the file vanished, when a staged file of that name
-    /// is already there (left by a put-back that failed: put back at the next start), or
-    /// when a writer had it open at the rename: then it goes back to the outbox, busy until
-    /// that writer closes it, as for [`Spool::take`]. A crash while it is staged: the next
-    /// start puts it back ([`Spool::sweep_staging`]).
+    /// rename, never over a file staged there), for a messages channel's file, which is read
+    /// and then removed rather than spooled as it is. `Ok(None)` when the file vanished,
+    /// when a file of that name is staged already (its take not over, or a put-back that
+    /// failed: put back at the next start; said at WARN, once a while), or when a writer had
+    /// it open at the rename: then it goes back to the outbox, busy until that writer closes
+    /// it, as for [`Spool::take`]. A crash while it is staged: the next start puts it back
+    /// ([`Spool::sweep_staging`]).
     ///
     /// # Errors
-    /// The staging folder cannot be made, or the rename or a directory sync fails.
+    /// The staging folder is not the node's own ([`crate::fsx::private_staging`]), or the
+    /// rename or a directory sync fails (the file is put back first), or a file found in
+    /// use cannot be put back (it stays staged until the next start).
     pub fn stage_out(&self, outbox: &Path, file_name: &OsStr) -> io::Result<Option<PathBuf>> {
-        let staging = outbox.join(OUTBOX_STAGING);
-        if !staging.is_dir() {
-            fs::create_dir_all(&staging)?;
-            fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
-            sync_dir(outbox)?;
-        }
+        let staging = crate::fsx::private_staging(outbox)?;
         let staged = staging.join(file_name);
         if let Some(w) = self.writers.get() {
             w.moving_out(outbox, file_name);
@@ -678,15 +680,25 @@ impl Spool {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                tracing::warn!(staged = %staged.display(), "a staged file of this name is still in the outbox's staging folder; the file waits until the next start puts that one back");
+                crate::ops::repeat::warn_repeated!("spool.stage_out", &staged.display().to_string(); staged = %staged.display(), "a file of this name is still staged (its take is not over, or was cut short: the next start puts it back); this one waits in the outbox");
                 return Ok(None);
             }
             Err(e) => return Err(e),
         }
-        sync_dir(&staging)?;
-        sync_dir(outbox)?;
-        if self.in_use_when_moved(outbox, file_name) {
-            self.put_back(&staged, outbox, file_name, true)?;
+        let synced = sync_dir(&staging).and_then(|()| sync_dir(outbox));
+        let in_use = synced.as_ref().is_ok() && self.in_use_when_moved(outbox, file_name);
+        if let Err(e) = synced {
+            // not known to be out of the outbox for good: back, and tried again
+            if let Err(p) = self.put_back(&staged, outbox, file_name, false) {
+                tracing::warn!(staged = %staged.display(), error = %p, "a staged file cannot be put back in the outbox; the next start puts it back");
+            }
+            return Err(e);
+        }
+        if in_use {
+            if let Err(e) = self.put_back(&staged, outbox, file_name, true) {
+                tracing::warn!(staged = %staged.display(), error = %e, "open by a writer when taken, and cannot be put back in the outbox; the next start puts it back");
+                return Err(e);
+            }
             tracing::info!(name = %file_name.to_string_lossy(), "open by a writer when taken; put back in the outbox");
             return Ok(None);
         }
@@ -798,12 +810,14 @@ impl Spool {
     /// # Errors
     /// The spool or the staging folder cannot be read.
     pub fn sweep_staging(&self, outbox: &Path) -> io::Result<usize> {
-        let staging = outbox.join(OUTBOX_STAGING);
-        let listing = match fs::read_dir(&staging) {
-            Ok(l) => l,
+        match fs::symlink_metadata(outbox.join(OUTBOX_STAGING)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
-        };
+            Ok(_) => {}
+        }
+        // never a folder some writer of the outbox made, or a link to elsewhere
+        let staging = crate::fsx::private_staging(outbox)?;
+        let listing = fs::read_dir(&staging)?;
         let claimed = self.claimed()?;
         let mut n = 0;
         for entry in listing {
@@ -1230,6 +1244,7 @@ fn recover_take(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn take_recover_remove() {
@@ -1747,6 +1762,16 @@ mod tests {
         let outbox = t.path().join("outbox");
         let staging = outbox.join(OUTBOX_STAGING);
         fs::create_dir_all(&staging).unwrap();
+        // a staging folder open to others is not the node's: refused, nothing moved
+        fs::write(staging.join("planted"), b"x").unwrap();
+        let e = Spool::open(&state)
+            .unwrap()
+            .sweep_staging(&outbox)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("open to group or others"), "{e}");
+        fs::remove_file(staging.join("planted")).unwrap();
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)).unwrap();
         // claimed by an entry whose copy cannot finish now: left
         let (s, staged) = cut_entry(&spool, &outbox, "a.txt");
         fs::create_dir(&staged).unwrap(); // a copy of a directory fails: entry kept

@@ -50,16 +50,16 @@
 //! `/proc` scan shows no holder (two writers' opens may have been merged into one event,
 //! and a close while the file was away is not seen: such a name is looked at after
 //! [`CARRIED_QUIET`], not [`QUIET`]). A take whose rename is not read within its wait
-//! counts the file in use but carries nothing: the settle rule decides for it.
+//! counts the file in use but carries nothing: the settle rule decides for it. A messages
+//! channel's `.json`/`.ndjson` files get the same question: they are renamed into the
+//! outbox's staging folder and read there ([`crate::sender::spool::Spool::stage_out`]).
 //!
 //! What is left: an open whose path was looked up before the rename but that completes
 //! after it (the kernel reports it where the file is then), a window of the open call
 //! itself; a file renamed into the outbox while a process already holds it open from
 //! elsewhere (its open was never in an outbox: publishing by rename means the file is
-//! complete). A messages channel's `.json`/`.ndjson` files get the same question: they
-//! are renamed into the outbox's staging folder and read there
-//! ([`crate::sender::spool::Spool::stage_out`]). A reader that keeps a file open also holds
-//! it back: the count does not tell readers from writers, and waiting is the safe side.
+//! complete). A reader that keeps a file open also holds it back: the count does not tell
+//! readers from writers, and waiting is the safe side.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{HashMap, HashSet};
