@@ -452,6 +452,9 @@ pub enum AuditError {
 
 /// Mode of every file of the log: the node writes, the audit directory's group reads.
 pub const FILE_MODE: u32 = 0o640;
+/// How the detail of a `message_accepted` record begins when masking applied to the
+/// message: `masked <what>; crossing <hash field> <hex>` (the report counts it as masked).
+pub const MASKED_DETAIL: &str = "masked ";
 /// Mode of an audit directory the node makes (set-group-ID comes from its parent).
 pub const DIR_MODE: u32 = 0o750;
 

@@ -161,14 +161,26 @@ pub struct RefusalRow {
     pub channel: String,
     /// The reason code (`keyword_match`, `malware`, …).
     pub reason: String,
-    /// `refused` and `message_refused` records (this node as sender).
+    /// `refused` records (this node as sender).
     pub refused: u64,
     /// `quarantined` records (this node as receiver).
     pub quarantined: u64,
+    /// `message_refused` records (this node as sender). A messages file refused for one of
+    /// its lines counts here for that message and under `refused` for the file.
+    pub messages_refused: u64,
     /// The most frequent object names, at most [`TOP`], most frequent first.
     pub top_names: Vec<Top>,
     /// The most frequent matched rules (see the module header), at most [`TOP`].
     pub top_rules: Vec<Top>,
+}
+
+impl RefusalRow {
+    /// Its records of every kind: `refused` + `quarantined` + `messages_refused`.
+    pub fn total(&self) -> u64 {
+        self.refused
+            .saturating_add(self.quarantined)
+            .saturating_add(self.messages_refused)
+    }
 }
 
 /// A key, policy, clock or link change, one record.
@@ -401,6 +413,7 @@ impl Tally {
 struct Refusals {
     refused: u64,
     quarantined: u64,
+    messages_refused: u64,
     names: Tally,
     rules: Tally,
 }
@@ -573,12 +586,17 @@ impl Builder {
                         .refusals
                         .entry((channel.clone(), reason.as_str()))
                         .or_default();
-                    if r.event != Event::Quarantined {
+                    if r.event == Event::MessageRefused {
+                        row.messages_refused += 1;
+                    } else if r.event == Event::Refused {
                         row.refused += 1;
                     } else {
                         row.quarantined += 1;
                     }
-                    if let Some(name) = r.name.as_deref() {
+                    // a refused message's name is its id: no name an officer looks for
+                    if let Some(name) = r.name.as_deref()
+                        && r.event != Event::MessageRefused
+                    {
                         row.names.add(name);
                     }
                     if let Some(rule) = r.detail.as_deref().and_then(|d| rule_of(reason, d)) {
@@ -593,7 +611,7 @@ impl Builder {
                 c.masked = u64::from(
                     r.detail
                         .as_deref()
-                        .is_some_and(|d| d.starts_with("masked ")),
+                        .is_some_and(|d| d.starts_with(super::MASKED_DETAIL)),
                 );
             }
             Event::MessageDelivered => c.messages_delivered = 1,
@@ -713,14 +731,14 @@ impl Builder {
                 reason: reason.to_string(),
                 refused: r.refused,
                 quarantined: r.quarantined,
+                messages_refused: r.messages_refused,
                 top_names: r.names.top(),
                 top_rules: r.rules.top(),
             })
             .collect();
         refusals.sort_by(|a, b| {
-            b.refused
-                .saturating_add(b.quarantined)
-                .cmp(&a.refused.saturating_add(a.quarantined))
+            b.total()
+                .cmp(&a.total())
                 .then_with(|| a.channel.cmp(&b.channel))
                 .then_with(|| a.reason.cmp(&b.reason))
         });
@@ -749,12 +767,13 @@ impl Builder {
 }
 
 impl Report {
-    /// Refusals per reason over every channel, most frequent first: `(reason, count)`.
+    /// Refusals per reason over every channel, most frequent first: `(reason, count)`
+    /// (records of every kind: [`RefusalRow::total`]).
     pub fn by_reason(&self) -> Vec<(String, u64)> {
         let mut m: BTreeMap<&str, u64> = BTreeMap::new();
         for r in &self.refusals {
             let n = m.entry(&r.reason).or_default();
-            *n = n.saturating_add(r.refused).saturating_add(r.quarantined);
+            *n = n.saturating_add(r.total());
         }
         let mut v: Vec<(String, u64)> = m.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -885,8 +904,17 @@ mod tests {
             detail: detail.map(Into::into),
             ..rec(seq, T0 + seq, event)
         };
-        let mut refused = msg(4, Event::MessageRefused, "notices", Some("line 1: 绝密"));
+        let mut refused = msg(4, Event::MessageRefused, "notices", Some("绝密"));
         refused.reason = Some(Reason::ClassificationMarking);
+        refused.name = Some(format!("{:032x}.json", 4));
+        let file = refusal(
+            9,
+            T0 + 9,
+            Event::Refused,
+            Reason::ClassificationMarking,
+            "many.ndjson",
+            "line 1: 绝密",
+        );
         let records = vec![
             msg(1, Event::MessageAccepted, "notices", None),
             msg(
@@ -906,6 +934,10 @@ mod tests {
             msg(6, Event::MessageDelivered, "filings", Some("cursor 1")),
             msg(7, Event::MessageDelivered, "filings", Some("cursor 2")),
             msg(8, Event::MessageDuplicate, "filings", None),
+            Record {
+                channel: Some("notices".into()),
+                ..file
+            },
         ];
         let r = build(params(&[]), &records);
         let t = r.totals;
@@ -918,15 +950,22 @@ mod tests {
             ),
             (3, 1, 2, 1)
         );
-        assert_eq!((t.masked, t.refused, t.crossed_objects), (1, 0, 1));
+        assert_eq!((t.masked, t.refused, t.crossed_objects), (1, 1, 1));
         let roles: Vec<(&str, &str)> = r
             .channels
             .iter()
             .map(|c| (c.channel.as_str(), c.role.as_str()))
             .collect();
         assert_eq!(roles, [("filings", "receiver"), ("notices", "sender")]);
-        assert_eq!(r.by_reason(), [("classification_marking".to_string(), 1)]);
-        assert_eq!(r.refusals[0].refused, 1);
+        // the message refused, and the file of messages it came in refused whole
+        assert_eq!(r.by_reason(), [("classification_marking".to_string(), 2)]);
+        let row = &r.refusals[0];
+        assert_eq!(
+            (row.refused, row.quarantined, row.messages_refused),
+            (1, 0, 1)
+        );
+        let names: Vec<&str> = row.top_names.iter().map(|t| t.value.as_str()).collect();
+        assert_eq!(names, ["many.ndjson"], "a message's id is no name");
         let mut csv = Vec::new();
         super::super::report_render::write(&mut csv, &r, super::super::report_render::Format::Csv)
             .unwrap();
@@ -961,6 +1000,32 @@ mod tests {
             text.contains("messages: 3 accepted, 1 refused (sender); 2 delivered, 1 duplicate(s)"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "classification_marking on notices: 1 refused, 0 quarantined, 1 message(s) refused"
+            ),
+            "{text}"
+        );
+        let reason: Vec<&str> = csv
+            .lines()
+            .find(|l| l.starts_with("reason,"))
+            .unwrap()
+            .split(',')
+            .collect();
+        assert_eq!(reason.len(), head.len());
+        assert_eq!(
+            reason[head.iter().position(|h| *h == "messages_refused").unwrap()],
+            "1"
+        );
+        let mut html = Vec::new();
+        super::super::report_render::write(
+            &mut html,
+            &r,
+            super::super::report_render::Format::Html,
+        )
+        .unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(html.contains("消息拒绝 Messages refused"));
     }
 
     #[test]

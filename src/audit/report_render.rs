@@ -15,8 +15,9 @@
 //! - `day`: one day (`day`) of one `channel` (`""`: the node as a whole), its counts;
 //! - `channel`: one channel over the period, its counts (`day` empty);
 //! - `total`: the whole period (`day` and `channel` empty);
-//! - `reason`: refusals of one `reason` on one `channel`: `refused`, `quarantined`, and
-//!   `top_names` / `top_rules` as `value (count); …`; the other counts empty.
+//! - `reason`: refusals of one `reason` on one `channel`: `refused`, `quarantined`,
+//!   `messages_refused`, and `top_names` / `top_rules` as `value (count); …`; the other
+//!   counts empty.
 //!
 //! Counts: `crossed_objects, crossed_bytes, refused, quarantined, masked, duplicates, lost,
 //! key_switches, policy_reloads, policy_refusals, clock_steps, link_mismatches`, then
@@ -175,11 +176,13 @@ fn count_cells(c: &Counts) -> Vec<String> {
         c.masked.to_string(),
         c.duplicates.to_string(),
         c.lost.to_string(),
-        format!(
-            "{}/{}",
+        match (
             c.messages_accepted.saturating_add(c.messages_delivered),
-            c.messages_refused
-        ),
+            c.messages_refused,
+        ) {
+            (0, 0) => "-".to_string(),
+            (ok, refused) => format!("{ok}/{refused}"),
+        },
     ]
 }
 
@@ -311,11 +314,16 @@ fn text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     for x in &r.refusals {
         writeln!(
             out,
-            "  {} on {}: {} refused, {} quarantined",
+            "  {} on {}: {} refused, {} quarantined{}",
             x.reason,
             channel_name(&x.channel),
             x.refused,
-            x.quarantined
+            x.quarantined,
+            if x.messages_refused > 0 {
+                format!(", {} message(s) refused", x.messages_refused)
+            } else {
+                String::new()
+            }
         )?;
         if !x.top_names.is_empty() {
             writeln!(out, "    names: {}", printable(&tops(&x.top_names)))?;
@@ -438,7 +446,12 @@ fn csv_table(out: &mut dyn Write, r: &Report) -> Result<(), RenderError> {
         v.extend(std::iter::repeat_n(String::new(), 8));
         v.push(cell(&tops(&x.top_names)));
         v.push(cell(&tops(&x.top_rules)));
-        v.extend(std::iter::repeat_n(String::new(), 4));
+        v.extend([
+            String::new(),
+            x.messages_refused.to_string(),
+            String::new(),
+            String::new(),
+        ]);
         w.write_record(v)?;
     }
     w.flush()?;

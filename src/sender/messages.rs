@@ -916,7 +916,8 @@ fn commit(sender: &Sender, b: &Batcher, items: &[Item]) -> Result<Spooled, Fault
             e.digest = Some(c.original_digest);
             if !c.masked.is_empty() {
                 e.detail = Some(format!(
-                    "masked {}; crossing {} {}",
+                    "{}{}; crossing {} {}",
+                    crate::audit::MASKED_DETAIL,
                     c.masked.join(", "),
                     node.cfg.node.suite.hash_field(),
                     hex::encode(c.digest)
