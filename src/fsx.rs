@@ -481,8 +481,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs the directory.
-pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` through a temp file (`.<name>.tmp`), fsync and rename, without
+/// the directory's fsync of [`write_durable`]: the file's bytes are durable, its name only
+/// once the caller fsyncs the directory. For a file that a later [`sync_dir`] of the same
+/// directory makes durable before anything relies on it (one directory fsync for several
+/// names).
+///
+/// # Errors
+/// Writing, syncing or renaming fails.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -491,8 +498,13 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    fs::rename(&tmp, path)
+}
+
+/// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs the directory.
+pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_synced(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// [`write_durable`] with the file given exactly `mode` (permission bits, the umask not

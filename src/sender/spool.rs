@@ -44,10 +44,13 @@
 //! (`EXDEV`), so the take copies, with the same guarantees:
 //!
 //! ```text
-//!  meta.json ─► source (intent, durable) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
+//!  meta.json, source (intent) (each fsynced) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
+//!    (staging folder and outbox fsynced)
 //!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
 //!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
-//!    ─► remove outbox/.isogate-tmp/<id> ─► remove source
+//!       and the entry's folder fsynced: meta.json, source and content durable together
+//!    ─► remove outbox/.isogate-tmp/<id> ─► remove source (neither fsynced: undone by a
+//!       crash, they are finished again at recovery, as below)
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
 //!  twice); staged file there → copy again; neither, and the staging folder there → the
 //!  file never left the outbox (entry removed); staging folder not there or unreadable (the
@@ -67,7 +70,7 @@ use crate::core::id::ObjectId;
 use crate::core::stage::Spooled;
 use crate::fsx::{
     CopyError, copy_durable, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
-    write_durable,
+    write_durable, write_synced,
 };
 use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored, plain_len};
 use crate::sender::writers::Writers;
@@ -209,8 +212,9 @@ impl Spool {
             .free_next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.free_root.join(n.to_string());
+        // the caller fsyncs the spool's folder: from then on the entry is gone for good; the
+        // pool is emptied at every start, so its own folder needs no fsync
         fs::rename(dir, &slot)?;
-        sync_dir(&self.free_root)?;
         match Self::clean(&slot) {
             Ok(true) => match self.free.lock() {
                 Ok(mut f) => f.push(slot),
@@ -269,7 +273,7 @@ impl Spool {
             })
         });
         let moved = if only_temporary {
-            fs::rename(&slot, dir).and_then(|()| sync_dir(&self.free_root))
+            fs::rename(&slot, dir)
         } else {
             Err(io::Error::other("it holds more than temporary files"))
         };
@@ -335,9 +339,10 @@ impl Spool {
     /// complete or absent, whenever the node stops:
     ///
     /// ```text
-    ///  meta.json (durable) ─► .content.part (written, fsynced) ─► rename → content
-    ///    ─► fsync the entry ─► Ok        a cut before the rename: no content, the entry
-    ///                                    is removed at recovery (never sent)
+    ///  meta.json (fsynced) ─► .content.part (written, fsynced) ─► rename → content
+    ///    ─► fsync the entry (both names) ─► Ok   a cut before: no content, or no
+    ///                                    meta.json; the entry is removed at recovery
+    ///                                    (never sent)
     /// ```
     ///
     /// # Errors
@@ -408,8 +413,10 @@ impl Spool {
     }
 
     /// A new entry `id` of `channel` for an object named `name`: its folder (a kept one
-    /// where `reuse` and there is one), its next sequence number and its `meta.json`,
-    /// durable, with no content yet.
+    /// where `reuse` and there is one; durable in the channel's folder), its next sequence
+    /// number and its `meta.json`, fsynced, with no content yet. The name `meta.json` is
+    /// made durable by the fsync of the entry's folder that makes its content durable: an
+    /// entry whole on disk has both.
     ///
     /// # Errors
     /// Making or syncing a folder or the metadata failed (the entry is removed, best
@@ -450,7 +457,9 @@ impl Spool {
                 sealed,
             };
             let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
-            write_durable(&spooled.dir.join("meta.json"), &meta)?;
+            // its name is made durable by the entry's fsync that makes its content durable
+            // (one folder fsync for both: an entry is never whole without it)
+            write_synced(&spooled.dir.join("meta.json"), &meta)?;
             sync_dir(&chan_dir)
         })();
         if let Err(e) = made {
@@ -551,7 +560,9 @@ impl Spool {
         let prepared = (|| {
             let staging = crate::fsx::private_staging(outbox)?;
             let staged = staging.join(spooled.id.to_string());
-            write_durable(
+            // durable by the time the content is: the copy's fsync of the entry's folder
+            // (until then a staged file it does not claim is put back at the next start)
+            write_synced(
                 &spooled.dir.join(SOURCE_MARK),
                 staged.as_os_str().as_bytes(),
             )?;
@@ -1171,21 +1182,19 @@ fn finish_take(
     } else {
         None
     };
+    // Neither removal is fsynced: the content is durable (the copy fsynced it and the
+    // entry's folder), and a crash that undoes them leaves the intent record and the staged
+    // file beside a whole content, which recovery finishes the same way (never taken twice).
     match fs::remove_file(staged) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    // a staging folder gone (the outbox replaced since) holds nothing to sync
-    if let Some(staging) = staged.parent() {
-        match sync_dir(staging) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+    match fs::remove_file(dir.join(SOURCE_MARK)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
-    fs::remove_file(dir.join(SOURCE_MARK))?;
-    sync_dir(dir)?;
     Ok(size)
 }
 
