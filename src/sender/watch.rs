@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
 /// A name due to be taken: its channel, its name, and its (device, inode) when it has not
-/// changed since before the watch started (its writer may have opened it unseen).
+/// changed since before the watch started or an overflow (its writer may have opened it unseen).
 type Due = (Channel, OsString, Option<(u64, u64)>);
 
 /// How many files are taken, inspected and sealed at once.
@@ -342,8 +342,8 @@ impl Watch {
                     settler.poll(&name, stat, now, wall)
                 };
                 if decision == Decision::Take {
-                    // unchanged since before the watch started: it may have been opened
-                    // unseen, so the processes are asked
+                    // unchanged since before the watch started, or since an overflow lost
+                    // its events: it may have been opened unseen, so the processes are asked
                     let unseen = meta.as_ref().is_some_and(|m| {
                         regular
                             && i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
@@ -362,7 +362,7 @@ impl Watch {
             due.retain(|(c, name, unseen)| {
                 let keep = unseen.is_none_or(|k| !held.contains(&k));
                 if !keep {
-                    tracing::info!(channel = %c.name, name = %name.to_string_lossy(), "held open since before the start; waiting for its writer");
+                    tracing::info!(channel = %c.name, name = %name.to_string_lossy(), "held open by a process whose open the events did not show (before the start, or lost to an overflow); waiting for its writer");
                     if let Some((_, settler)) = self.channels.iter_mut().find(|(x, _)| x.name == c.name) {
                         settler.signal(name, Signal::Seen);
                     }

@@ -35,8 +35,10 @@
 //!
 //! What it cannot see, and what covers it: a file opened before the watch started is checked
 //! against [`holders`] (a `/proc` scan, of what the service may see) before it is taken,
-//! when it has not changed since; a file whose events were lost to a queue overflow counts
-//! as closed. Intake then falls back to the settle rule (`idle_ms`), and every object is
+//! when it has not changed since; a queue overflow loses the counts, and from then on a
+//! file whose status last changed before the overflow is checked the same way (the
+//! overflow moves [`Writers::watched_since_ns`]). Intake then falls back to the settle
+//! rule (`idle_ms`) for what the scan cannot see, and every object is
 //! checked again at seal (size, times, inode: a change means it is inspected again from
 //! the start, never sent). Where the spool is sealed at rest (or on another file system)
 //! the take is a copy, checked unchanged while it is copied.
@@ -465,8 +467,14 @@ impl State {
             self.carried.clear();
             self.put_back.clear();
             self.overflows += 1;
+            // a file opened before now may be open still, unseen: from here on it is asked
+            // of the processes before it is taken, as at start
+            let now_ns = wall_ns();
+            for (dir, _) in &self.dirs {
+                self.since.insert(dir.clone(), now_ns);
+            }
             tracing::warn!(
-                "outbox events were lost; files already open count as closed and the settle rule decides for them"
+                "outbox events were lost; a file whose status changed before now is taken only once no process is seen holding it open"
             );
             return;
         }
@@ -790,9 +798,13 @@ mod tests {
         let now = Instant::now();
         s.apply(&wd, EventMask::OPEN, 0, Some(OsStr::new("x")), now);
         assert_eq!(s.names.len(), 1);
+        s.dirs.push((t.path().to_path_buf(), wd.clone()));
+        let before = wall_ns();
         s.apply(&wd, EventMask::Q_OVERFLOW, 0, None, now);
         assert!(s.names.is_empty());
         assert_eq!(s.overflows, 1);
+        // files changed before the overflow are asked of the processes before a take
+        assert!(s.since.get(t.path()).is_some_and(|&at| at >= before));
         // a close for an open never seen does not go below zero
         s.apply(&wd, EventMask::CLOSE_WRITE, 0, Some(OsStr::new("x")), now);
         assert!(s.names.is_empty());
