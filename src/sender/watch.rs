@@ -48,6 +48,7 @@ use crate::sender::spool::Taken;
 use crate::sender::writers::Writers;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
@@ -94,6 +95,10 @@ pub struct Watch {
     writers: Writers,
     /// The message intake, which takes the files of a messages channel's outbox.
     messages: Option<Arc<Messages>>,
+    /// The (channel, name) of each intake running now: a name published again while its
+    /// last file is still being taken waits until that take is over (two takes of one
+    /// name at once would each mistake the other's rename for a writer's).
+    in_flight: Arc<std::sync::Mutex<HashSet<(String, OsString)>>>,
 }
 
 /// The (device, inode) of the directory at `path`, if there is one.
@@ -143,6 +148,7 @@ impl Watch {
             folders,
             writers,
             messages: None,
+            in_flight: Arc::default(),
         })
     }
 
@@ -321,10 +327,14 @@ impl Watch {
     async fn poll(&mut self, workers: &Arc<Semaphore>) {
         let (now, wall) = (crate::mono_ms(), crate::now_ms());
         let mut due: Vec<Due> = Vec::new();
+        let taking = self.in_flight.lock().map(|s| s.clone()).unwrap_or_default();
         for (c, settler) in &mut self.channels {
             for name in settler.pending() {
-                // still open (a writer that paused): not polled, so its settle state waits
-                if self.writers.busy(&c.outbox, &name) {
+                // still open (a writer that paused), or its name still being taken: not
+                // polled, so its settle state waits
+                if taking.contains(&(c.name.clone(), name.clone()))
+                    || self.writers.busy(&c.outbox, &name)
+                {
                     continue;
                 }
                 let meta = fs::symlink_metadata(c.outbox.join(&name)).ok();
@@ -398,9 +408,17 @@ impl Watch {
             let queue = self.queue.clone();
             let writers = self.writers.clone();
             let messages = self.messages.clone();
+            let key = (channel.name.clone(), name.clone());
+            if let Ok(mut s) = self.in_flight.lock() {
+                s.insert(key.clone());
+            }
+            let in_flight = self.in_flight.clone();
             tokio::task::spawn_blocking(move || {
                 let result = intake(&sender, &writers, messages.as_deref(), &channel, &name);
                 forward(result, &queue);
+                if let Ok(mut s) = in_flight.lock() {
+                    s.remove(&key);
+                }
                 drop(permit);
             });
         }

@@ -473,7 +473,7 @@ impl State {
             for (dir, _) in &self.dirs {
                 self.since.insert(dir.clone(), now_ns);
             }
-            tracing::warn!(
+            crate::ops::repeat::warn_repeated!("writers.overflow", "queue";
                 "outbox events were lost; a file whose status changed before now is taken only once no process is seen holding it open"
             );
             return;
