@@ -689,8 +689,9 @@ impl Messages {
     pub fn take_file(&self, channel: &Channel, file_name: &OsStr) -> Result<(), Fault> {
         let path = channel.outbox.join(file_name);
         let shown = file_name.to_string_lossy().into_owned();
-        let json = shown.ends_with(".json");
-        if !json && !shown.ends_with(".ndjson") {
+        let lower = shown.to_ascii_lowercase();
+        let json = lower.ends_with(".json");
+        if !json && !lower.ends_with(".ndjson") {
             let r = Refusal::new(
                 Reason::ExtensionRefused,
                 "a messages channel takes .json and .ndjson files only",
@@ -724,21 +725,25 @@ impl Messages {
         shown: &str,
         json: bool,
     ) -> Result<(), Fault> {
-        let refuse = |r: &Refusal| -> Result<(), Fault> {
-            self.sender.refuse_outbox_entry(channel, staged, shown, r)?;
+        let refuse = |r: &Refusal, read: Option<&[u8]>| -> Result<(), Fault> {
+            self.sender
+                .refuse_outbox_read(channel, staged, shown, r, read)?;
             sync_parent(staged)
         };
         let mut file = crate::fsx::open_nofollow(staged)?;
         let meta = file.metadata()?;
         if meta.len() > settings.batch_max_bytes {
-            return refuse(&Refusal::new(
-                Reason::SizeLimit,
-                format!(
-                    "{} bytes; the channel's batch_max_bytes is {}",
-                    meta.len(),
-                    settings.batch_max_bytes
+            return refuse(
+                &Refusal::new(
+                    Reason::SizeLimit,
+                    format!(
+                        "{} bytes; the channel's batch_max_bytes is {}",
+                        meta.len(),
+                        settings.batch_max_bytes
+                    ),
                 ),
-            ));
+                None,
+            );
         }
         let mut bytes = Vec::new();
         (&mut file)
@@ -746,10 +751,10 @@ impl Messages {
             .read_to_end(&mut bytes)?;
         drop(file);
         if bytes.len() as u64 > settings.batch_max_bytes {
-            return refuse(&Refusal::new(
-                Reason::SizeLimit,
-                "grew past batch_max_bytes while read",
-            ));
+            return refuse(
+                &Refusal::new(Reason::SizeLimit, "grew past batch_max_bytes while read"),
+                None,
+            );
         }
         let policy = self.sender.node.policies.get(&channel.name);
         let max_bytes = policy
@@ -762,7 +767,10 @@ impl Messages {
             match crate::core::message::parse_posted(&bytes, json, settings.batch_max, max_bytes) {
                 Ok(b) => b,
                 Err((line, reason, detail)) => {
-                    return refuse(&Refusal::new(reason, format!("line {line}: {detail}")));
+                    return refuse(
+                        &Refusal::new(reason, format!("line {line}: {detail}")),
+                        Some(&bytes),
+                    );
                 }
             };
         let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
@@ -788,10 +796,10 @@ impl Messages {
                 } else {
                     line_of_value(&bytes, index)
                 };
-                refuse(&Refusal::new(
-                    refusal.reason,
-                    format!("line {line}: {}", refusal.detail),
-                ))
+                refuse(
+                    &Refusal::new(refusal.reason, format!("line {line}: {}", refusal.detail)),
+                    Some(&bytes),
+                )
             }
             Err(e) => Err(std::io::Error::other(e.to_string()).into()),
         }
@@ -1468,6 +1476,10 @@ pub(crate) mod tests {
         assert!(b.contains_key(&key0));
         put("one.json", "{\n \"a\": 3\n}");
         assert_eq!(batches(&node).len(), 3);
+        // the ending in any case, as Windows tools write it
+        put("UPPER.NDJSON", "{\"a\":4}\n");
+        assert!(!c.outbox.join("UPPER.NDJSON").exists());
+        assert_eq!(batches(&node).len(), 4);
         put("notes.txt", "{}");
         put("bad.ndjson", "{\"a\":1}\nnot json\n");
         put("kw.ndjson", "{\"a\":1}\n\n{\"text\":\"refuse\"}\n");
@@ -1481,12 +1493,20 @@ pub(crate) mod tests {
         assert_eq!(tail[0].reason, Some(Reason::ExtensionRefused));
         assert_eq!(tail[1].reason, Some(Reason::MessageMalformed));
         assert!(tail[1].detail.as_deref().unwrap().starts_with("line 2:"));
+        // a file read is refused with its size and hash, so the audit finds it by either
+        let bad = "{\"a\":1}\nnot json\n";
+        assert_eq!(tail[1].size, Some(bad.len() as u64));
+        assert_eq!(
+            tail[1].sha256.as_deref(),
+            Some(hex::encode(digest(Suite::Default, bad.as_bytes())).as_str())
+        );
+        assert_eq!((tail[0].size, tail[0].sha256.as_deref()), (None, None));
         assert_eq!(tail[2].reason, Some(Reason::KeywordMatch));
         assert!(tail[2].detail.as_deref().unwrap().starts_with("line 3:"));
         for n in ["notes.txt", "bad.ndjson", "kw.ndjson"] {
             assert!(!c.outbox.join(n).exists());
         }
-        assert_eq!(batches(&node).len(), 3, "nothing of a refused file taken");
+        assert_eq!(batches(&node).len(), 4, "nothing of a refused file taken");
         let staging = c.outbox.join(crate::fsx::STAGING_DIR);
         assert_eq!(
             fs::read_dir(&staging).unwrap().count(),

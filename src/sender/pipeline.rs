@@ -436,13 +436,30 @@ impl Sender {
         name: &str,
         refusal: &Refusal,
     ) -> Result<(), Fault> {
+        self.refuse_outbox_read(channel, path, name, refusal, None)
+    }
+
+    /// [`Sender::refuse_outbox_entry`] of an entry whose bytes were read (`read`): the
+    /// `refused` record gives their size and hash (the node's suite), so that
+    /// `audit query --sha256` finds it.
+    ///
+    /// # Errors
+    /// As [`Sender::refuse_outbox_entry`].
+    pub fn refuse_outbox_read(
+        &self,
+        channel: &Channel,
+        path: &std::path::Path,
+        name: &str,
+        refusal: &Refusal,
+        read: Option<&[u8]>,
+    ) -> Result<(), Fault> {
         let refused = Refused {
             subject: Subject {
                 channel: &channel.name,
                 id: crate::node::fresh_id()?,
                 name,
-                size: None,
-                digest: None,
+                size: read.map(|b| b.len() as u64),
+                digest: read.map(|b| crate::keys::suite::digest(self.node.cfg.node.suite, b)),
             },
             quarantine: &channel.quarantine,
             content: Some(Held::Entry(path)),
