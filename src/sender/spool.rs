@@ -49,8 +49,8 @@
 //!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
 //!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
 //!       and the entry's folder fsynced: meta.json, source and content durable together
-//!    ─► remove outbox/.isogate-tmp/<id> ─► remove source (neither fsynced: undone by a
-//!       crash, they are finished again at recovery, as below)
+//!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) ─► remove source (not
+//!       fsynced: undone by a crash, it is finished again at recovery, as below)
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
 //!  twice); staged file there → copy again; neither, and the staging folder there → the
 //!  file never left the outbox (entry removed); staging folder not there or unreadable (the
@@ -199,7 +199,9 @@ impl Spool {
     }
 
     /// Takes a removed entry's folder out of the spool in one rename, into [`FREE_DIR`]
-    /// (both folders synced): from then on it is never sent again, and nothing that
+    /// (the spool's folder synced by the caller; the pool's is not: a crash that keeps
+    /// both names leaves an entry already delivered, emptied with the pool at start, then
+    /// removed as an entry without content): from then on it is never sent again, and nothing that
     /// writes to the entry by its path reaches it. There its content is deleted and its
     /// other files renamed to the temporary names they are written through, and it is
     /// kept for reuse; a folder holding anything else is deleted. `Ok(false)`: the pool
@@ -212,8 +214,6 @@ impl Spool {
             .free_next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.free_root.join(n.to_string());
-        // the caller fsyncs the spool's folder: from then on the entry is gone for good; the
-        // pool is emptied at every start, so its own folder needs no fsync
         fs::rename(dir, &slot)?;
         match Self::clean(&slot) {
             Ok(true) => match self.free.lock() {
@@ -273,7 +273,9 @@ impl Spool {
             })
         });
         let moved = if only_temporary {
-            fs::rename(&slot, dir)
+            // the pool's name made durable as removed: a crash must not leave the live entry
+            // under both names (the pool is emptied at start, which would empty the entry)
+            fs::rename(&slot, dir).and_then(|()| sync_dir(&self.free_root))
         } else {
             Err(io::Error::other("it holds more than temporary files"))
         };
@@ -1041,8 +1043,13 @@ impl Spool {
                     continue;
                 }
                 let content = fs::symlink_metadata(dir.join("content")).is_ok();
-                let (Some(meta), true) = (meta, content) else {
-                    fs::remove_dir_all(&dir)?;
+                let Some(meta) = meta.filter(|_| content) else {
+                    if content {
+                        // never deleted: it may be the only copy of a file taken
+                        tracing::warn!(entry = %dir.display(), "a spool entry with content and no readable meta.json; left alone, never sent: it may be the only copy of a file taken, for an operator to look at");
+                    } else {
+                        fs::remove_dir_all(&dir)?;
+                    }
                     continue;
                 };
                 let Some(id) = ObjectId::parse(&meta.id) else {
@@ -1182,13 +1189,23 @@ fn finish_take(
     } else {
         None
     };
-    // Neither removal is fsynced: the content is durable (the copy fsynced it and the
-    // entry's folder), and a crash that undoes them leaves the intent record and the staged
-    // file beside a whole content, which recovery finishes the same way (never taken twice).
+    // The staged file's removal is made durable before the intent record goes: an intent
+    // record gone while the staged file came back after a crash would leave that file
+    // unclaimed, put back in the outbox and taken twice (the two folders may be on two
+    // file systems, written back apart). The record's own removal is not fsynced: a crash
+    // that undoes it leaves it beside a whole content, which recovery finishes the same way.
     match fs::remove_file(staged) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
+    }
+    // a staging folder gone (the outbox replaced since) holds nothing to sync
+    if let Some(staging) = staged.parent() {
+        match sync_dir(staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     match fs::remove_file(dir.join(SOURCE_MARK)) {
         Ok(()) => {}
@@ -1688,6 +1705,24 @@ mod tests {
         );
         assert!(is_sealed(&s).unwrap());
         assert!(open_content(&s, None).is_err_and(|e| e.to_string().contains("no data key")));
+    }
+
+    #[test]
+    fn an_entry_with_content_and_no_metadata_is_never_deleted() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let lone = state.join("spool").join("c").join("0".repeat(32));
+        fs::create_dir_all(&lone).unwrap();
+        fs::write(lone.join("content"), b"the only copy").unwrap();
+        let empty = state.join("spool").join("c").join("1".repeat(32));
+        fs::create_dir_all(&empty).unwrap();
+        assert!(spool.recover(None).unwrap().is_empty());
+        assert_eq!(fs::read(lone.join("content")).unwrap(), b"the only copy");
+        assert!(
+            !empty.exists(),
+            "a half-made entry without content is removed"
+        );
     }
 
     #[test]

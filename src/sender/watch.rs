@@ -408,20 +408,47 @@ impl Watch {
             let queue = self.queue.clone();
             let writers = self.writers.clone();
             let messages = self.messages.clone();
-            let key = (channel.name.clone(), name.clone());
-            if let Ok(mut s) = self.in_flight.lock() {
-                s.insert(key.clone());
-            }
-            let in_flight = self.in_flight.clone();
+            let taking = Taking::start(&self.in_flight, (channel.name.clone(), name.clone()));
             tokio::task::spawn_blocking(move || {
                 let result = intake(&sender, &writers, messages.as_deref(), &channel, &name);
                 forward(result, &queue);
-                if let Ok(mut s) = in_flight.lock() {
-                    s.remove(&key);
-                }
+                drop(taking);
                 drop(permit);
             });
         }
+    }
+}
+
+/// A name's place in the watch's set of intakes running now, given up when dropped: when
+/// the intake ends, or unwinds from a panic (the name is never held for good).
+struct Taking {
+    set: Arc<std::sync::Mutex<HashSet<(String, OsString)>>>,
+    key: (String, OsString),
+}
+
+impl Taking {
+    fn start(
+        set: &Arc<std::sync::Mutex<HashSet<(String, OsString)>>>,
+        key: (String, OsString),
+    ) -> Taking {
+        if let Ok(mut s) = set.lock() {
+            s.insert(key.clone());
+        }
+        Taking {
+            set: set.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for Taking {
+    fn drop(&mut self) {
+        // a lock poisoned by a panic elsewhere is still the set: the name is given up
+        let mut s = self
+            .set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.remove(&self.key);
     }
 }
 
@@ -518,4 +545,27 @@ fn intake(
         .inc_by(size);
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
     sender.pipeline(spooled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_being_taken_is_given_up_when_its_intake_ends_or_panics() {
+        let set: Arc<std::sync::Mutex<HashSet<(String, OsString)>>> = Arc::default();
+        let key = ("notices".to_string(), OsString::from("same.json"));
+        let taking = Taking::start(&set, key.clone());
+        assert!(set.lock().unwrap().contains(&key));
+        drop(taking);
+        assert!(set.lock().unwrap().is_empty());
+        let (s, k) = (set.clone(), key.clone());
+        let unwound = std::thread::spawn(move || {
+            let _taking = Taking::start(&s, k);
+            panic!("an inspection that panics");
+        })
+        .join();
+        assert!(unwound.is_err());
+        assert!(set.lock().unwrap().is_empty(), "not held for good");
+    }
 }
