@@ -54,7 +54,7 @@
 //! [`CARRIED_QUIET`], not [`QUIET`]). A take whose rename is not read within its wait
 //! counts the file in use but carries nothing: the settle rule decides for it. A messages
 //! channel's `.json`/`.ndjson` files get the same question: they are renamed into the
-//! outbox's staging folder and read there ([`crate::sender::spool::Spool::stage_out`]).
+//! outbox's staging folder and read there (the spool's `stage_out`).
 //!
 //! What is left: an open whose path was looked up before the rename but that completes
 //! after it (the kernel reports it where the file is then), a window of the open call
