@@ -26,23 +26,23 @@ if ! have systemd-analyze || [ ! -x /bin/kill ]; then apt_install systemd procps
 if ! have ip || ! have tc; then apt_install iproute2; fi
 if ! have iptables; then apt_install iptables; fi
 if ! have curl; then apt_install curl; fi
-# OpenSSL 3 checks the national suite's SM2, SM3 and HMAC-SM3 (tests/suite_gm.rs)
+# OpenSSL 3 checks the national suite's SM2, SM3 and HMAC-SM3 (tests/e2e/suite_gm.rs)
 if ! have openssl; then apt_install openssl; fi
 if ! have man; then apt_install man-db; fi
-# libfaketime: a node whose wall clock is stepped back while it runs (tests/clock.rs)
+# libfaketime: a node whose wall clock is stepped back while it runs (tests/e2e/clock.rs)
 if ! have faketime; then apt_install faketime; fi
 # Time zone rules: the audit commands read and print times in a named zone (--tz Asia/Shanghai).
 if [ ! -e /usr/share/zoneinfo/Asia/Shanghai ]; then apt_install tzdata; fi
 # promtool (Debian's prometheus package): checks and unit-tests monitoring/alerts.yml
 if ! have promtool; then apt_install prometheus; fi
-# headless Chromium opens the HTML audit report and screenshots its charts (tests/report.rs),
-# and is driven over the DevTools protocol by the browser tests (tests/common/cdp.rs)
+# headless Chromium opens the HTML audit report and screenshots its charts (tests/e2e/report.rs),
+# and is driven over the DevTools protocol by the browser tests (tests/e2e/common/cdp.rs)
 if ! have chromium; then apt_install chromium; fi
 # ffmpeg (with libx264) sends and receives live H.264/AAC over RTP through the stream
-# channel (tests/stream.rs)
+# channel (tests/e2e/stream.rs)
 if ! have ffmpeg || ! have ffprobe; then apt_install ffmpeg; fi
 # nats-server (JetStream) is the source and the destination of the messages channel's
-# NATS ends (tests/messages_nats.rs)
+# NATS ends (tests/e2e/messages_nats.rs)
 if ! have nats-server; then apt_install nats-server; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 

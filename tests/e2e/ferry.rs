@@ -1,0 +1,337 @@
+//! End to end: two real `isogate run` processes on a lab, files crossing both channels.
+
+use crate::common;
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+#[test]
+fn fifty_files_cross_both_channels_intact() {
+    let lab = Lab::new(21400);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    let sizes: [u64; 25] = [
+        0,
+        1,
+        9,
+        100,
+        4095,
+        4096,
+        4097,
+        65_536,
+        1 << 20,
+        (1 << 20) - 1,
+        (1 << 20) + 1,
+        3 << 20,
+        5_000_000,
+        200_000,
+        12_345,
+        777,
+        31,
+        2 << 20,
+        16 << 20,
+        64 << 20,
+        8192,
+        40_000,
+        300_000,
+        1_500_000,
+        0,
+    ];
+    let mut expect: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (chan, from, to, big) in [
+        ("to-internet", "court", "internet", 256u64 << 20),
+        ("to-court", "internet", "court", 100u64 << 20),
+    ] {
+        for (i, size) in sizes.iter().enumerate() {
+            let size = if i == 24 { big } else { *size };
+            let seed = i as u64 + if from == "court" { 1000 } else { 2000 };
+            // small generated content is plain text
+            let name = if size < SMALLEST_PDF {
+                format!("短文件-{i}.txt")
+            } else {
+                format!("案卷材料（2026）第{i}号.pdf")
+            };
+            if size == 0 {
+                lab.publish(from, chan, &name, b"");
+            } else {
+                lab.publish_generated(from, chan, &name, size, seed);
+            }
+            let sha = if size == 0 {
+                sha256_of_generated(0, 0)
+            } else {
+                sha256_of_generated(size, seed)
+            };
+            expect.insert((to.to_string(), name), sha);
+        }
+    }
+    wait_until(240, "all 50 files to land", || {
+        visible(&lab.inbox("internet", "to-internet")).len() == 25
+            && visible(&lab.inbox("court", "to-court")).len() == 25
+    });
+    for ((node, name), sha) in &expect {
+        let chan = if node == "internet" {
+            "to-internet"
+        } else {
+            "to-court"
+        };
+        let path = lab.inbox(node, chan).join(name);
+        assert_eq!(&sha256_file(&path), sha, "{}", path.display());
+    }
+    // the senders' spools drain once the receipts arrive
+    wait_until(30, "spools to drain", || {
+        ["court", "internet"].iter().all(|n| {
+            let spool = lab.dir.join(n).join("state/spool");
+            fs::read_dir(&spool)
+                .map(|chans| {
+                    chans.flatten().all(|c| {
+                        fs::read_dir(c.path())
+                            .map(|mut e| e.next().is_none())
+                            .unwrap_or(true)
+                    })
+                })
+                .unwrap_or(true)
+        })
+    });
+    // the audit logs tell the same story on both sides
+    assert_eq!(events(&lab, "internet", "landed"), 25);
+    assert_eq!(events(&lab, "court", "confirmed"), 25);
+}
+
+#[test]
+fn slow_writer_in_place_is_delivered_only_whole() {
+    let lab = Lab::new(21410);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    std::thread::sleep(Duration::from_millis(500));
+    let path = lab.outbox("court", "to-internet").join("慢慢写.txt");
+    let mut f = fs::File::create(&path).unwrap();
+    let line = "第一行文字，慢慢写入。\n".repeat(20);
+    let inbox = lab.inbox("internet", "to-internet");
+    for _ in 0..30 {
+        f.write_all(line.as_bytes()).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            visible(&inbox).is_empty(),
+            "delivered while still being written"
+        );
+    }
+    drop(f);
+    wait_until(30, "the slow file to land", || !visible(&inbox).is_empty());
+    assert_eq!(visible(&inbox), vec!["慢慢写.txt".to_string()]);
+    let got = fs::read_to_string(inbox.join("慢慢写.txt")).unwrap();
+    assert_eq!(got, line.repeat(30));
+}
+
+#[test]
+fn symlinks_and_hard_links_are_refused_never_followed() {
+    let lab = Lab::new(21420);
+    let secret_dir = lab.dir.join("elsewhere");
+    fs::create_dir_all(&secret_dir).unwrap();
+    let secret = "TOP-SECRET-CONTENT-THAT-MUST-NOT-CROSS\n";
+    fs::write(secret_dir.join("secret.txt"), secret).unwrap();
+    fs::write(secret_dir.join("secret2.txt"), secret).unwrap();
+    let outbox = lab.outbox("court", "to-internet");
+    std::os::unix::fs::symlink(secret_dir.join("secret.txt"), outbox.join("link.txt")).unwrap();
+    fs::hard_link(secret_dir.join("secret2.txt"), outbox.join("hard.txt")).unwrap();
+    std::process::Command::new("mkfifo")
+        .arg(outbox.join("pipe.txt"))
+        .status()
+        .unwrap();
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    lab.publish("court", "to-internet", "ok.txt", b"an ordinary file\n");
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(30, "ok.txt to land", || inbox.join("ok.txt").exists());
+    let q = lab.quarantine("court", "to-internet");
+    wait_until(30, "three refusals", || reasons(&q).len() == 3);
+    assert_eq!(
+        reasons(&q),
+        vec!["hard_link", "not_regular_file", "symlink"]
+    );
+    assert!(
+        visible(&outbox).is_empty(),
+        "refused entries leave the outbox"
+    );
+    // the targets are untouched and their content never crossed
+    assert_eq!(
+        fs::read_to_string(secret_dir.join("secret.txt")).unwrap(),
+        secret
+    );
+    assert_eq!(
+        fs::read_to_string(secret_dir.join("secret2.txt")).unwrap(),
+        secret
+    );
+    for entry in walk(&lab.dir.join("internet")) {
+        if entry.is_file() {
+            let bytes = fs::read(&entry).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("TOP-SECRET"),
+                "secret found in {}",
+                entry.display()
+            );
+        }
+    }
+    assert_eq!(visible(&inbox), vec!["ok.txt".to_string()]);
+}
+
+#[test]
+fn refused_type_goes_to_quarantine_and_name_clashes_never_overwrite() {
+    let lab = Lab::new(21430);
+    let _court = lab.start("court");
+    let _internet = lab.start("internet");
+    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0\x01\0\0\0".to_vec();
+    elf.resize(4096, 0);
+    lab.publish("internet", "to-court", "invoice.pdf", &elf);
+    let inbox = lab.inbox("internet", "to-internet");
+    lab.publish("court", "to-internet", "同名.txt", b"first\n");
+    wait_until(30, "first file", || inbox.join("同名.txt").exists());
+    lab.publish("court", "to-internet", "同名.txt", b"second\n");
+    wait_until(30, "second file", || inbox.join("同名 (2).txt").exists());
+    assert_eq!(
+        fs::read_to_string(inbox.join("同名.txt")).unwrap(),
+        "first\n"
+    );
+    assert_eq!(
+        fs::read_to_string(inbox.join("同名 (2).txt")).unwrap(),
+        "second\n"
+    );
+    let q = lab.quarantine("internet", "to-court");
+    wait_until(30, "the ELF refusal", || {
+        reasons(&q) == vec!["type_refused"]
+    });
+    assert!(visible(&lab.inbox("court", "to-court")).is_empty());
+}
+
+#[test]
+fn run_stops_cleanly_on_sigterm_and_check_reports_problems() {
+    let lab = Lab::new(21440);
+    // SIGHUP, then SIGTERM, as soon as the node serves its metrics, while the rest of it may
+    // still be starting: it stops cleanly (exit 0), never killed by either signal's default
+    // action
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], lab.port_base + 2));
+    for _ in 0..3 {
+        let court = lab.start("court");
+        wait_until(30, "the court's metrics port", || {
+            std::net::TcpStream::connect_timeout(&metrics, Duration::from_millis(50)).is_ok()
+        });
+        std::process::Command::new("kill")
+            .args(["-HUP", &court.pid().to_string()])
+            .status()
+            .unwrap();
+        let status = court.stop();
+        assert!(status.success(), "{status:?}\n{}", lab.log("court"));
+    }
+    let court = lab.start("court");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(court.stop().success());
+    let out = check(&lab.config("court"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("channel to-internet"));
+    let policy = lab.dir.join("policy/to-internet.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    fs::write(
+        &policy,
+        text.replace("max_bytes = 1073741824", "max_bytes = 0"),
+    )
+    .unwrap();
+    let out = check(&lab.config("court"), &["--format", "json"]);
+    assert!(!out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["problems"][0]["key"], "size.max_bytes");
+    assert!(doc["problems"][0]["line"].as_u64().unwrap() > 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one-line reason: {err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A file waiting in the spool (its peer is down) is sealed at rest: the entry holds no
+/// plaintext of it, nor does any other file of the node's state; once the peer is up it
+/// crosses and lands whole, on both links. A sealed copy changed on disk is never sent: it
+/// is refused (`content_hash`) and quarantined as it is.
+#[test]
+fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
+    for (link, port) in [("quic", 27680), ("diode", 27700)] {
+        let lab = Lab::new_with(port, &["--link", link]);
+        let court = lab.start("court");
+        let marker = b"MARKER-spool-4711 ";
+        let content: Vec<u8> = marker.iter().copied().cycle().take(300_000).collect();
+        lab.publish("court", "to-internet", "sealed.txt", &content);
+        wait_until(20, "the file sealed", || {
+            events(&lab, "court", "sealed") >= 1
+        });
+        let state = lab.dir.join("court").join("state");
+        let spooled: Vec<_> = walk(&state.join("spool"))
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "content"))
+            .collect();
+        assert_eq!(spooled.len(), 1, "{link}: {spooled:?}");
+        let stored = fs::read(&spooled[0]).unwrap();
+        assert!(stored.starts_with(b"isogate-rest-v1\0"), "{link}");
+        for file in walk(&state)
+            .into_iter()
+            .chain(walk(&lab.outbox("court", "to-internet")))
+        {
+            let bytes = fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "{link}: plaintext in {}",
+                file.display()
+            );
+        }
+        // quic: a second file, its sealed copy changed on disk while it waits for the peer
+        let changed = (link == "quic").then(|| {
+            lab.publish("court", "to-internet", "changed.txt", &content);
+            wait_until(20, "the second file sealed", || {
+                events(&lab, "court", "sealed") >= 2
+            });
+            let copy = walk(&state.join("spool"))
+                .into_iter()
+                .find(|p| p.file_name().is_some_and(|n| n == "content") && *p != spooled[0])
+                .unwrap();
+            let mut bytes = fs::read(&copy).unwrap();
+            bytes[100_000] ^= 0x01;
+            fs::write(&copy, &bytes).unwrap();
+        });
+        let internet = lab.start("internet");
+        let inbox = lab.inbox("internet", "to-internet");
+        wait_until(60, "the file landed", || {
+            fs::read(inbox.join("sealed.txt")).is_ok_and(|b| b == content)
+        });
+        if changed.is_some() {
+            let quarantine = lab.quarantine("court", "to-internet");
+            wait_until(30, "the changed copy refused", || {
+                reasons(&quarantine).contains(&"content_hash".to_string())
+            });
+            assert!(!inbox.join("changed.txt").exists());
+            assert!(
+                lab.log("court").contains("stored chunk 1"),
+                "{}",
+                lab.log("court")
+            );
+        }
+        drop(court);
+        drop(internet);
+    }
+}
