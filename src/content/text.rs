@@ -380,11 +380,16 @@ pub fn overlap_tail(text: &str) -> &str {
 /// Whether `c` is invisible in print and dropped from the [`detection_view`]: the soft
 /// hyphen, zero-width spaces and joiners, directional marks and embeddings, the word
 /// joiner and invisible operators, the byte-order mark, variation selectors, tags and the
-/// other default-ignorable and format characters.
+/// other default-ignorable and format characters, and the control characters that are not
+/// whitespace (C0 but tab and line ends, DEL, C1 but NEL: `机\u{0}密` reads as `机密`).
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{AD}'
+        '\u{0}'..='\u{8}'
+            | '\u{E}'..='\u{1F}'
+            | '\u{7F}'..='\u{84}'
+            | '\u{86}'..='\u{9F}'
+            | '\u{AD}'
             | '\u{34F}'
             | '\u{61C}'
             | '\u{115F}'
@@ -426,9 +431,16 @@ fn view_char(c: char) -> Option<char> {
 }
 
 /// Which bytes may start something the detection view changes: a backslash, an ampersand,
-/// and the lead bytes of the characters [`view_char`] changes.
+/// the control characters it drops (C0 but tab and line ends, DEL) and the lead bytes of
+/// the other characters [`view_char`] changes.
 const MAY_CHANGE: [bool; 256] = {
     let mut table = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = !matches!(c, 0x09..=0x0D);
+        c += 1;
+    }
+    table[0x7F] = true;
     let starts: [u8; 11] = [
         b'\\', b'&', 0xC2, 0xCD, 0xD8, 0xE1, 0xE2, 0xE3, 0xEF, 0xF0, 0xF3,
     ];
@@ -1365,7 +1377,8 @@ mod tests {
             (r#"\uD83D\uDE00 \ud83d\ude00"#, "\u{1F600} \u{1F600}"),
             (
                 r#"a\nb\tc\rd\/e\\f\"g\bh\fi"#,
-                "a\nb\tc\rd/e\\f\"g\u{8}h\u{c}i",
+                // a backspace prints as nothing: dropped like the other controls
+                "a\nb\tc\rd/e\\f\"gh\u{c}i",
             ),
             // A lone or reversed surrogate, a short escape, an unknown escape: as written.
             (
@@ -1416,6 +1429,11 @@ mod tests {
                 "x",
             ),
             ("a\u{FE0F}\u{E0041}b", "ab"),
+            ("机\u{0}密", "机密"),
+            ("機\u{1}\u{1F}\u{7F}密", "機密"),
+            ("秘\u{80}\u{9F}密", "秘密"),
+            ("138\u{0}1234\u{0}5678", "13812345678"),
+            ("a\tb\u{B}c\u{C}d\r\u{85}e", "a\tb\u{B}c\u{C}d\r\u{85}e"),
             ("１３８００１３８０００", "13800138000"),
             ("ｚｈａｎｇ＠ｃｏｕｒｔ．ｇｏｖ．ｃｎ", "zhang@court.gov.cn"),
             ("（２０２６）吉０１民初１２３号", "(2026)吉01民初123号"),

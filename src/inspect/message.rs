@@ -462,6 +462,26 @@ mod tests {
         // written with an escape, the marking is still read
         let r = refused(&p, r#"{"type":"status","case":"c","text":"\u7edd\u5bc6"}"#);
         assert_eq!(r.reason, Reason::ClassificationMarking);
+        // split by control characters, which print as nothing, it is read as one
+        for split in [
+            r"机\u0000密",
+            r"機\u0001密",
+            r"机\u001f密",
+            r"机\u007f密",
+            r"秘\u0085密",
+        ] {
+            let r = refused(
+                &p,
+                &format!(r#"{{"type":"status","case":"c","text":"{split}"}}"#),
+            );
+            assert_eq!(r.reason, Reason::ClassificationMarking, "{split}");
+        }
+        // a mobile number split by them cannot be masked in place: refused
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"138\u00001234\u00005678"}"#,
+        );
+        assert_eq!(r.reason, Reason::PersonalData);
         // the allowed phrase crosses
         check_message(
             &p,
