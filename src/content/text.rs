@@ -382,7 +382,7 @@ pub fn overlap_tail(text: &str) -> &str {
 /// joiner and invisible operators, the byte-order mark, variation selectors, tags and the
 /// other default-ignorable and format characters, and the control characters that are not
 /// whitespace (C0 but tab and line ends, DEL, C1 but NEL: `机\u{0}密` reads as `机密`).
-pub fn is_invisible(c: char) -> bool {
+pub const fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{0}'..='\u{8}'
@@ -431,16 +431,15 @@ fn view_char(c: char) -> Option<char> {
 }
 
 /// Which bytes may start something the detection view changes: a backslash, an ampersand,
-/// the control characters it drops (C0 but tab and line ends, DEL) and the lead bytes of
-/// the other characters [`view_char`] changes.
+/// the ASCII characters [`is_invisible`] drops (the controls) and the lead bytes of the
+/// other characters [`view_char`] changes.
 const MAY_CHANGE: [bool; 256] = {
     let mut table = [false; 256];
     let mut c = 0;
-    while c < 0x20 {
-        table[c] = !matches!(c, 0x09..=0x0D);
+    while c < 0x80 {
+        table[c] = is_invisible(c as u8 as char);
         c += 1;
     }
-    table[0x7F] = true;
     let starts: [u8; 11] = [
         b'\\', b'&', 0xC2, 0xCD, 0xD8, 0xE1, 0xE2, 0xE3, 0xEF, 0xF0, 0xF3,
     ];

@@ -462,7 +462,8 @@ mod tests {
         // written with an escape, the marking is still read
         let r = refused(&p, r#"{"type":"status","case":"c","text":"\u7edd\u5bc6"}"#);
         assert_eq!(r.reason, Reason::ClassificationMarking);
-        // split by control characters, which print as nothing, it is read as one
+        // split by control characters (dropped, or a gap where they are whitespace, as
+        // NEL is), it is read as one
         for split in [
             r"机\u0000密",
             r"機\u0001密",
