@@ -55,7 +55,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   step "fuzz: every target for ${FUZZ_SECONDS}s"
   if ! have cargo-fuzz; then cargo install cargo-fuzz --locked; fi
   for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
-    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- \
+    # unoptimised (with AddressSanitizer): a short run to keep every target building and
+    # free of shallow crashes; a long run builds with -O (README)
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --dev "$target" -- \
       -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3)
   done
 fi
