@@ -1,7 +1,8 @@
 //! `isogate bench`: the project's benchmark. In one run it measures this machine's own
 //! limits (one core's SHA-256, SM3, AES-256-GCM and SM4-GCM, raw loopback UDP and TCP),
 //! then, on a fresh lab with both nodes running as real `isogate run` processes, the
-//! gateway's figures — one large file drop to landed, sustained small files per second,
+//! gateway's figures — one large file drop to landed (split by its audit records into its
+//! steps: see `bench/phases.rs`), sustained small files per second,
 //! latency at a steady 100 files/s, the
 //! `hearing` stream's added latency per packet and highest bitrate without loss (see
 //! `bench/stream.rs`), the `notices` channel's messages per second through the message API
@@ -16,6 +17,7 @@
 //! policies on both nodes, durable landing and audit records.
 
 pub(crate) mod messages;
+mod phases;
 mod stream;
 
 use crate::cli::init::{self, LabLink};
@@ -684,6 +686,7 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("big.pdf");
     write_pdf(&staged, mib << 20, 1)?;
     let cpu = CpuUse::start(lab);
+    let dropped_ms = crate::now_ms();
     let t0 = publish(&staged, &lab.outbox(), "big.pdf")?;
     let t1 = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600))?;
     let rate = mib_per_s(mib << 20, t1 - t0);
@@ -693,6 +696,26 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
         rate / limit,
         cpu.cores()
     );
+    // the receiving node's `landed` record follows the rename into the inbox closely
+    let wait = Instant::now();
+    let phases = loop {
+        let p = phases::read_phases(
+            &lab.dir.join("court/audit"),
+            &lab.dir.join("internet/audit"),
+            "big.pdf",
+        )
+        .map_err(io_err("reading the lab's audit logs"))?;
+        if p.complete() || wait.elapsed() > Duration::from_secs(5) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    match phases.line(dropped_ms) {
+        Some(line) => println!("    where its time went (audit records): {line}"),
+        None => {
+            println!("    where its time went: not every step is in the audit logs ({phases:?})")
+        }
+    }
     let _ = fs::remove_file(lab.inbox().join("big.pdf"));
     Ok(())
 }

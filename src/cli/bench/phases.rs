@@ -1,0 +1,176 @@
+//! `isogate bench`, where a large file's time goes: the audit records of its crossing,
+//! read back from both nodes' logs once it has landed, split its drop-to-landed time into
+//! the steps of the pipeline (DESIGN.md §3):
+//!
+//! ```text
+//!  dropped ─► taken ─► sealed ───────────► sent ──────────► landed
+//!   (bench)   intake   inspected, hashed,  the last byte    verified, inspected again,
+//!             (spool)  signed (sending)    handed to the    made durable, renamed in
+//!                                          link             (receiving)
+//! ```
+//!
+//! Times are the records' `time_ms` (the nodes' wall clocks, milliseconds, both on this
+//! machine) and the wall clock when the bench renamed the file into the outbox.
+
+use crate::audit::{Event, Record, read};
+use std::io;
+use std::path::Path;
+
+/// The audit times of one crossing, in milliseconds since the Unix epoch: `taken`,
+/// `sealed` and the first `sent` from the sending node's log, `landed` from the receiving
+/// node's; `None` for a step with no record (yet).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Phases {
+    /// Taken into the spool.
+    pub taken: Option<u64>,
+    /// Inspected and sealed (signed manifest).
+    pub sealed: Option<u64>,
+    /// First sent in full over the link.
+    pub sent: Option<u64>,
+    /// Landed in the receiving node's inbox.
+    pub landed: Option<u64>,
+}
+
+impl Phases {
+    /// Whether every step has its record.
+    pub fn complete(&self) -> bool {
+        self.taken.is_some()
+            && self.sealed.is_some()
+            && self.sent.is_some()
+            && self.landed.is_some()
+    }
+
+    /// The line the bench prints: seconds from `dropped_ms` to taken, then each step's
+    /// seconds from the one before; `None` unless [`Phases::complete`].
+    pub fn line(&self, dropped_ms: u64) -> Option<String> {
+        let (taken, sealed, sent, landed) = (self.taken?, self.sealed?, self.sent?, self.landed?);
+        let s = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1000.0;
+        Some(format!(
+            "drop to taken {:.2} s, inspected and sealed {:.2} s, sent {:.2} s, landed {:.2} s",
+            s(dropped_ms, taken),
+            s(taken, sealed),
+            s(sealed, sent),
+            s(sent, landed)
+        ))
+    }
+}
+
+/// The last crossing of the file `name`: its last `taken` record in the sending node's
+/// audit directory `sending`, the `sealed` and first `sent` records of that object after
+/// it, and its `landed` record in the receiving node's audit directory `receiving`.
+/// Lines that are not records are skipped.
+///
+/// # Errors
+/// A log segment cannot be listed or read.
+pub fn read_phases(sending: &Path, receiving: &Path, name: &str) -> io::Result<Phases> {
+    let mut p = Phases::default();
+    let mut id: Option<String> = None;
+    read::for_each_line(sending, |_, _, line| {
+        let Ok(r) = serde_json::from_slice::<Record>(line) else {
+            return Ok(());
+        };
+        if r.event == Event::Taken && r.name.as_deref() == Some(name) {
+            p = Phases {
+                taken: Some(r.time_ms),
+                ..Phases::default()
+            };
+            id = r.object_id;
+        } else if id.is_some() && r.object_id == id {
+            match r.event {
+                Event::Sealed => p.sealed = Some(r.time_ms),
+                Event::Sent if p.sent.is_none() => p.sent = Some(r.time_ms),
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    if id.is_some() {
+        read::for_each_line(receiving, |_, _, line| {
+            if let Ok(r) = serde_json::from_slice::<Record>(line)
+                && r.event == Event::Landed
+                && r.object_id == id
+            {
+                p.landed = Some(r.time_ms);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn log(dir: &Path, lines: &[&str]) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(
+            dir.join(crate::audit::segment_name(1)),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_last_crossing_of_a_name_is_split_into_its_steps() {
+        let t = tempfile::tempdir().unwrap();
+        let (court, internet) = (t.path().join("court"), t.path().join("internet"));
+        log(
+            &court,
+            &[
+                // an earlier crossing of the same name: replaced by the later one
+                r#"{"seq":1,"time_ms":100,"node":"court","event":"taken","object_id":"aa","name":"big.pdf"}"#,
+                r#"{"seq":2,"time_ms":150,"node":"court","event":"sealed","object_id":"aa","name":"big.pdf"}"#,
+                r#"{"seq":3,"time_ms":1000,"node":"court","event":"taken","object_id":"bb","name":"big.pdf"}"#,
+                r#"{"seq":4,"time_ms":1001,"node":"court","event":"taken","object_id":"cc","name":"other.pdf"}"#,
+                r#"{"seq":5,"time_ms":1300,"node":"court","event":"sealed","object_id":"bb","name":"big.pdf"}"#,
+                r#"{"seq":6,"time_ms":2000,"node":"court","event":"sent","object_id":"bb","name":"big.pdf"}"#,
+                // a repeat over the diode: the first pass counts
+                r#"{"seq":7,"time_ms":9000,"node":"court","event":"sent","object_id":"bb","name":"big.pdf"}"#,
+                "not a record",
+            ],
+        );
+        log(
+            &internet,
+            &[
+                r#"{"seq":1,"time_ms":200,"node":"internet","event":"landed","object_id":"aa","name":"big.pdf"}"#,
+                r#"{"seq":2,"time_ms":2400,"node":"internet","event":"landed","object_id":"bb","name":"big.pdf"}"#,
+            ],
+        );
+        let p = read_phases(&court, &internet, "big.pdf").unwrap();
+        assert_eq!(
+            p,
+            Phases {
+                taken: Some(1000),
+                sealed: Some(1300),
+                sent: Some(2000),
+                landed: Some(2400),
+            }
+        );
+        assert_eq!(
+            p.line(700).unwrap(),
+            "drop to taken 0.30 s, inspected and sealed 0.30 s, sent 0.70 s, landed 0.40 s"
+        );
+    }
+
+    #[test]
+    fn a_step_without_its_record_gives_no_line() {
+        let t = tempfile::tempdir().unwrap();
+        let (court, internet) = (t.path().join("court"), t.path().join("internet"));
+        log(
+            &court,
+            &[
+                r#"{"seq":1,"time_ms":1000,"node":"court","event":"taken","object_id":"bb","name":"big.pdf"}"#,
+                r#"{"seq":2,"time_ms":1300,"node":"court","event":"sealed","object_id":"bb","name":"big.pdf"}"#,
+                r#"{"seq":3,"time_ms":2000,"node":"court","event":"sent","object_id":"bb","name":"big.pdf"}"#,
+            ],
+        );
+        log(&internet, &[]);
+        let p = read_phases(&court, &internet, "big.pdf").unwrap();
+        assert!(!p.complete());
+        assert_eq!(p.line(900), None);
+        let none = read_phases(&court, &internet, "absent.pdf").unwrap();
+        assert_eq!(none, Phases::default());
+    }
+}
