@@ -55,10 +55,19 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   step "fuzz: every target for ${FUZZ_SECONDS}s"
   if ! have cargo-fuzz; then cargo install cargo-fuzz --locked; fi
   for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
-    # unoptimised (with AddressSanitizer): a short run to keep every target building and
-    # free of shallow crashes; a long run builds with -O (README)
-    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --dev "$target" -- \
-      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3)
+    # unoptimised (with AddressSanitizer, overflow checks and debug assertions): a short run
+    # to keep every target building and free of shallow crashes; a long run builds with -O
+    # (README). Its last lines when it passes; on a crash, the panic and the input too.
+    log="$(mktemp)"
+    if (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --dev "$target" -- \
+      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048) > "$log" 2>&1; then
+      tail -n 3 "$log"
+      rm -f "$log"
+    else
+      tail -n 80 "$log"
+      echo "fuzz target $target failed (whole output: $log)" >&2
+      exit 1
+    fi
   done
 fi
 

@@ -3,14 +3,15 @@
 //! the steps of the pipeline (DESIGN.md §3):
 //!
 //! ```text
-//!  dropped ─► taken ─► sealed ───────────► sent ──────────► landed
-//!   (bench)   intake   inspected, hashed,  the last byte    verified, inspected again,
-//!             (spool)  signed (sending)    handed to the    made durable, renamed in
-//!                                          link             (receiving)
+//!  dropped ─► taken ─► sealed ───────────► sent ──────────► landed ───────────► in the inbox
+//!   (bench)   intake   inspected, hashed,  the last byte    verified, inspected  marker written,
+//!             (spool)  signed (sending)    handed to the    again (receiving;    renamed in
+//!                                          link             audited first)       (seen by the bench)
 //! ```
 //!
 //! Times are the records' `time_ms` (the nodes' wall clocks, milliseconds, both on this
-//! machine) and the wall clock when the bench renamed the file into the outbox.
+//! machine) and the bench's wall clock when it renamed the file into the outbox and when it
+//! saw the file in the inbox.
 
 use crate::audit::{Event, Record, read};
 use std::io;
@@ -41,17 +42,36 @@ impl Phases {
     }
 
     /// The line the bench prints: seconds from `dropped_ms` to taken, then each step's
-    /// seconds from the one before; `None` unless [`Phases::complete`].
-    pub fn line(&self, dropped_ms: u64) -> Option<String> {
+    /// seconds from the one before, the last one up to `seen_ms` (the file seen in the
+    /// inbox); a step that ends before it starts (a wall clock stepped back) reads `n/a`.
+    /// `None` unless [`Phases::complete`].
+    pub fn line(&self, dropped_ms: u64, seen_ms: u64) -> Option<String> {
         let (taken, sealed, sent, landed) = (self.taken?, self.sealed?, self.sent?, self.landed?);
-        let s = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1000.0;
+        let s = |from: u64, to: u64| match to.checked_sub(from) {
+            Some(ms) => format!("{:.2} s", ms as f64 / 1000.0),
+            None => "n/a".to_string(),
+        };
         Some(format!(
-            "drop to taken {:.2} s, inspected and sealed {:.2} s, sent {:.2} s, landed {:.2} s",
+            "drop to taken {}, inspected and sealed {}, sent {}, landed {}, in the inbox {}",
             s(dropped_ms, taken),
             s(taken, sealed),
             s(sealed, sent),
-            s(sent, landed)
+            s(sent, landed),
+            s(landed, seen_ms)
         ))
+    }
+
+    /// The steps with no record, by their audit event names (empty when complete).
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            ("taken", self.taken),
+            ("sealed", self.sealed),
+            ("sent", self.sent),
+            ("landed", self.landed),
+        ]
+        .into_iter()
+        .filter_map(|(name, t)| t.is_none().then_some(name))
+        .collect()
     }
 }
 
@@ -126,7 +146,7 @@ mod tests {
                 r#"{"seq":4,"time_ms":1001,"node":"court","event":"taken","object_id":"cc","name":"other.pdf"}"#,
                 r#"{"seq":5,"time_ms":1300,"node":"court","event":"sealed","object_id":"bb","name":"big.pdf"}"#,
                 r#"{"seq":6,"time_ms":2000,"node":"court","event":"sent","object_id":"bb","name":"big.pdf"}"#,
-                // a repeat over the diode: the first pass counts
+                // sent again (a quic link's retry after a lost receipt): the first counts
                 r#"{"seq":7,"time_ms":9000,"node":"court","event":"sent","object_id":"bb","name":"big.pdf"}"#,
                 "not a record",
             ],
@@ -149,8 +169,14 @@ mod tests {
             }
         );
         assert_eq!(
-            p.line(700).unwrap(),
-            "drop to taken 0.30 s, inspected and sealed 0.30 s, sent 0.70 s, landed 0.40 s"
+            p.line(700, 2450).unwrap(),
+            "drop to taken 0.30 s, inspected and sealed 0.30 s, sent 0.70 s, landed 0.40 s, in the inbox 0.05 s"
+        );
+        assert!(p.missing().is_empty());
+        // a wall clock stepped back between two steps
+        assert_eq!(
+            p.line(1200, 2450).unwrap(),
+            "drop to taken n/a, inspected and sealed 0.30 s, sent 0.70 s, landed 0.40 s, in the inbox 0.05 s"
         );
     }
 
@@ -169,7 +195,8 @@ mod tests {
         log(&internet, &[]);
         let p = read_phases(&court, &internet, "big.pdf").unwrap();
         assert!(!p.complete());
-        assert_eq!(p.line(900), None);
+        assert_eq!(p.missing(), ["landed"]);
+        assert_eq!(p.line(900, 3000), None);
         let none = read_phases(&court, &internet, "absent.pdf").unwrap();
         assert_eq!(none, Phases::default());
     }
