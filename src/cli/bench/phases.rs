@@ -35,10 +35,7 @@ pub struct Phases {
 impl Phases {
     /// Whether every step has its record.
     pub fn complete(&self) -> bool {
-        self.taken.is_some()
-            && self.sealed.is_some()
-            && self.sent.is_some()
-            && self.landed.is_some()
+        self.missing().is_empty()
     }
 
     /// The line the bench prints: seconds from `dropped_ms` to taken, then each step's
