@@ -265,6 +265,13 @@ Examples:
         /// How many 4 KiB files.
         #[arg(long, default_value_t = 3000)]
         small_files: usize,
+        /// How many files of `--parallel-mib` are dropped at once for the parallel figure;
+        /// 0 skips it.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Each file of the parallel figure, in MiB.
+        #[arg(long, default_value_t = 256)]
+        parallel_mib: u64,
         /// Seconds of the 100 files/s latency run.
         #[arg(long, default_value_t = 10)]
         latency_secs: u64,
@@ -276,6 +283,10 @@ Examples:
         /// 600), to measure what repeats cost the objects sent meanwhile.
         #[arg(long)]
         repeat_window_s: Option<u64>,
+        /// The diode lab's pacing in Mbit/s (default: the lab's 2,000), to measure what the
+        /// nodes keep up with on a machine faster than the lab's default assumes.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        diode_rate_mbit: Option<u64>,
         /// Measure only these figures (repeat the flag; default: all). The machine's
         /// limits are always printed.
         #[arg(long, value_enum)]
@@ -1068,9 +1079,12 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             big_mib,
             huge_mib,
             small_files,
+            parallel,
+            parallel_mib,
             latency_secs,
             inspect_mib,
             repeat_window_s,
+            diode_rate_mbit,
             only,
             suite,
         } => {
@@ -1094,10 +1108,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 big_mib,
                 huge_mib,
                 small_files,
+                parallel,
+                parallel_mib,
                 latency_secs,
                 links,
                 inspect_mib,
                 repeat_window_s,
+                diode_rate_mbit,
                 only: only.into_iter().map(Figure::bench).collect(),
                 suites,
             })?;

@@ -854,7 +854,7 @@ _isogate() {
             return 0
             ;;
         isogate__subcmd__bench)
-            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --latency-secs --inspect-mib --repeat-window-s --only --suite --log-format --help"
+            opts="-h --dir --port-base --link --big-mib --huge-mib --small-files --parallel --parallel-mib --latency-secs --inspect-mib --repeat-window-s --diode-rate-mbit --only --suite --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -884,6 +884,14 @@ _isogate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel-mib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --latency-secs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -893,6 +901,10 @@ _isogate() {
                     return 0
                     ;;
                 --repeat-window-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --diode-rate-mbit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -61,6 +61,8 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Bench
 
 /// The repeat window of a diode lab as `isogate init` writes it, in seconds.
 const LAB_REPEAT_WINDOW_S: u64 = 600;
+/// The diode lab's pacing (`[diode] rate_mbit`), which `--diode-rate-mbit` rewrites.
+const LAB_RATE_MBIT: u64 = 2000;
 
 /// The bitrate line of the lab's `hearing` stream policy as `isogate init` writes it.
 const LAB_HEARING_RATE: &str = "max_bitrate_kbit = 20000\n";
@@ -95,6 +97,10 @@ pub struct BenchOptions {
     pub huge_mib: u64,
     /// How many 4 KiB files.
     pub small_files: usize,
+    /// How many files of [`BenchOptions::parallel_mib`] are dropped at once (0: none).
+    pub parallel: usize,
+    /// Each file of the parallel figure, in MiB.
+    pub parallel_mib: u64,
     /// How long the 100 files/s latency run lasts, in seconds.
     pub latency_secs: u64,
     /// Link types to measure.
@@ -103,6 +109,8 @@ pub struct BenchOptions {
     pub inspect_mib: u64,
     /// `[diode] repeat_window_s` of the diode lab, in seconds (`None`: the lab's 600).
     pub repeat_window_s: Option<u64>,
+    /// `[diode] rate_mbit` of the diode lab, in Mbit/s (`None`: the lab's 2,000).
+    pub diode_rate_mbit: Option<u64>,
     /// The figures to measure (empty: all of them).
     pub only: Vec<Figure>,
     /// The pairs' suites: each link is measured on a lab of each, in this order.
@@ -124,10 +132,13 @@ impl Default for BenchOptions {
             big_mib: 1024,
             huge_mib: 4096,
             small_files: 3000,
+            parallel: 8,
+            parallel_mib: 256,
             latency_secs: 10,
             links: vec![LabLink::Quic],
             inspect_mib: 256,
             repeat_window_s: None,
+            diode_rate_mbit: None,
             only: Vec::new(),
             suites: vec![Suite::Default],
         }
@@ -273,24 +284,22 @@ impl Lab {
         suite: Suite,
         port_base: u16,
         repeat_window_s: Option<u64>,
+        rate_mbit: Option<u64>,
     ) -> Result<Lab, BenchError> {
         init::init_suite(&dir, link, port_base, None, suite)?;
         if let Some(w) = repeat_window_s {
-            for node in ["court", "internet"] {
-                let file = dir.join(format!("{node}.toml"));
-                let text = fs::read_to_string(&file).map_err(io_err("reading a lab config"))?;
-                let from = format!("repeat_window_s = {LAB_REPEAT_WINDOW_S}\n");
-                if !text.contains(&from) {
-                    return Err(io_err("setting the lab's repeat window")(io::Error::other(
-                        format!("{} has no line {from:?}", file.display()),
-                    )));
-                }
-                fs::write(
-                    &file,
-                    text.replace(&from, &format!("repeat_window_s = {w}\n")),
-                )
-                .map_err(io_err("writing a lab config"))?;
-            }
+            rewrite_nodes(
+                &dir,
+                &format!("repeat_window_s = {LAB_REPEAT_WINDOW_S}\n"),
+                &format!("repeat_window_s = {w}\n"),
+            )?;
+        }
+        if let (LabLink::Diode, Some(r)) = (link, rate_mbit) {
+            rewrite_nodes(
+                &dir,
+                &format!("rate_mbit = {LAB_RATE_MBIT}\n"),
+                &format!("rate_mbit = {r}\n"),
+            )?;
         }
         // the very large file is larger than the lab's outbound size limit; every other
         // rule stays as shipped
@@ -436,6 +445,23 @@ fn write_pdf(path: &Path, size: u64, seed: u64) -> Result<(), BenchError> {
         .map_err(|e| io_err("flushing a test file")(e.into_error()))?
         .sync_all()
         .map_err(io_err("syncing a test file"))
+}
+
+/// Replaces line `from` of both lab nodes' configs with `to`; an error names a config
+/// without that line (the lab's template changed under the bench).
+fn rewrite_nodes(dir: &Path, from: &str, to: &str) -> Result<(), BenchError> {
+    for node in ["court", "internet"] {
+        let file = dir.join(format!("{node}.toml"));
+        let text = fs::read_to_string(&file).map_err(io_err("reading a lab config"))?;
+        if !text.contains(from) {
+            return Err(io_err("rewriting a lab config")(io::Error::other(format!(
+                "{} has no line {from:?}",
+                file.display()
+            ))));
+        }
+        fs::write(&file, text.replace(from, to)).map_err(io_err("writing a lab config"))?;
+    }
+    Ok(())
 }
 
 /// Publishes a prepared file by renaming it into the outbox; returns when it was renamed.
@@ -647,12 +673,24 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             ),
             None => {}
         }
-        let lab = Lab::start(dir, link, suite, base, window)?;
+        let rate = match link {
+            LabLink::Quic => None,
+            LabLink::Diode => {
+                let r = opts.diode_rate_mbit.unwrap_or(LAB_RATE_MBIT);
+                println!("  paced at {r} Mbit/s, repair ratio 0.2");
+                (r != LAB_RATE_MBIT).then_some(r)
+            }
+        };
+        let lab = Lab::start(dir, link, suite, base, window, rate)?;
         if opts.wants(Figure::Files) {
             idle(&lab)?;
             settle();
             big_file(&lab, opts.big_mib, limit)?;
             settle();
+            if opts.parallel > 0 {
+                parallel_files(&lab, opts.parallel, opts.parallel_mib, limit)?;
+                settle();
+            }
             small_files(&lab, opts.small_files)?;
             settle();
             latency(&lab, opts.latency_secs)?;
@@ -724,6 +762,43 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
         Err(e) => println!("    where its time went: the lab's audit logs cannot be read ({e})"),
     }
     let _ = fs::remove_file(lab.inbox().join("big.pdf"));
+    Ok(())
+}
+
+/// `n` files of `mib` MiB renamed into the outbox at once: the rate of all their bytes from
+/// the first rename to the last file seen in the inbox, and the cores each node used.
+fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), BenchError> {
+    let stage = staging(lab)?;
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}.pdf")).collect();
+    for (i, name) in names.iter().enumerate() {
+        write_pdf(&stage.join(name), mib << 20, 100 + i as u64)?;
+    }
+    settle();
+    let cpu = CpuUse::start(lab);
+    let t0 = Instant::now();
+    for name in &names {
+        publish(&stage.join(name), &lab.outbox(), name)?;
+    }
+    // a minute per GiB, at least ten: a stalled lab ends the bench instead of hanging it
+    let limit_wait =
+        Duration::from_secs(((n as u64 * mib) >> 10).max(1) * 60).max(Duration::from_secs(600));
+    let inbox = lab.inbox();
+    for name in &names {
+        let left = limit_wait.saturating_sub(t0.elapsed());
+        wait_for(&inbox.join(name), left)?;
+    }
+    let took = t0.elapsed();
+    let bytes = n as u64 * (mib << 20);
+    let rate = mib_per_s(bytes, took);
+    println!(
+        "  {n} x {mib} MiB at once            {:8.2} s = {rate:6.0} MiB/s  ({:.2} x limit; {})",
+        took.as_secs_f64(),
+        rate / limit,
+        cpu.cores()
+    );
+    for name in &names {
+        let _ = fs::remove_file(inbox.join(name));
+    }
     Ok(())
 }
 
@@ -902,6 +977,18 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_diode_lab_has_the_rate_the_bench_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        init::init(dir.path(), LabLink::Diode, 7950, None).unwrap();
+        rewrite_nodes(dir.path(), "rate_mbit = 2000\n", "rate_mbit = 6000\n").unwrap();
+        let court = fs::read_to_string(dir.path().join("court.toml")).unwrap();
+        assert!(court.contains("rate_mbit = 6000\n"), "{court}");
+        // a line the config lacks is an error, not a silent no-op
+        let e = rewrite_nodes(dir.path(), "rate_mbit = 2000\n", "x").unwrap_err();
+        assert!(e.to_string().contains("no line"), "{e}");
     }
 
     #[test]
