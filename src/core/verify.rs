@@ -10,7 +10,10 @@
 //! ```
 //!
 //! The shell reads the stream, hands every byte to `feed` before writing it to the temp
-//! file, and lands the file only with a `Verified` in hand.
+//! file, and lands the file only with a `Verified` in hand. For a large object the shell
+//! may take the whole hash apart ([`Reception::take_whole`]), feed it the same bytes on
+//! another core, and end with [`Reception::finish_with`]: the chunk hashes are still
+//! checked here as the bytes arrive, and the whole hash still decides the end.
 
 use crate::core::approval::Approval;
 use crate::core::id::ObjectId;
@@ -40,7 +43,26 @@ pub struct Reception {
     chunk_index: usize,
     in_chunk: u64,
     chunk_ctx: Hasher,
-    total_ctx: Hasher,
+    /// The whole hash, unless the shell took it apart ([`Reception::take_whole`]).
+    total_ctx: Option<Hasher>,
+}
+
+/// The hash of an arriving object's whole content (SHA-256, RFC 6234, or SM3, GB/T
+/// 32905), taken apart from its [`Reception`] so that it can be computed on another
+/// thread: fed every byte the reception is fed, in the same order, then given back to
+/// [`Reception::finish_with`] as its 32-byte result.
+pub struct WholeHash(Hasher);
+
+impl WholeHash {
+    /// Takes the next bytes: the same ones, in the same order, as the reception's `feed`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The 32-byte hash of every byte taken.
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finish()
+    }
 }
 
 /// An object whose manifest and every byte of content verified.
@@ -127,7 +149,7 @@ impl Reception {
             chunk_index: 0,
             in_chunk: 0,
             chunk_ctx: Hasher::new(suite),
-            total_ctx: Hasher::new(suite),
+            total_ctx: Some(Hasher::new(suite)),
         })
     }
 
@@ -164,7 +186,9 @@ impl Reception {
             let n = want.min(data.len() as u64) as usize;
             let (now, rest) = data.split_at(n);
             self.chunk_ctx.update(now);
-            self.total_ctx.update(now);
+            if let Some(total) = &mut self.total_ctx {
+                total.update(now);
+            }
             self.in_chunk += n as u64;
             self.received += n as u64;
             data = rest;
@@ -184,8 +208,52 @@ impl Reception {
         Ok(())
     }
 
+    /// Takes the whole-content hash apart, to be computed by the caller (on another
+    /// thread) and given back to [`Reception::finish_with`]; the chunk hashes stay here.
+    /// Only before the first byte is fed, and only once: `None` otherwise.
+    pub fn take_whole(&mut self) -> Option<WholeHash> {
+        if self.received > 0 {
+            return None;
+        }
+        self.total_ctx.take().map(WholeHash)
+    }
+
     /// Ends the content: every byte must have arrived and the whole hash must match.
-    pub fn finish(self) -> Result<Verified, Refusal> {
+    ///
+    /// # Errors
+    /// A short stream (`SizeMismatch`), another whole hash (`ContentHash`), or a whole hash
+    /// taken apart ([`Reception::take_whole`]) and not given back (`ContentHash`: fails
+    /// closed; end such a reception with [`Reception::finish_with`]).
+    pub fn finish(mut self) -> Result<Verified, Refusal> {
+        let Some(total) = self.total_ctx.take() else {
+            return Err(Refusal::new(
+                Reason::ContentHash,
+                "the whole hash was taken apart and not given back",
+            ));
+        };
+        self.end(total.finish())
+    }
+
+    /// Ends a content whose whole hash was taken apart: `whole` is that [`WholeHash`]'s
+    /// result. As [`Reception::finish`] otherwise; where the hash was not taken apart, the
+    /// one computed here must match as well.
+    ///
+    /// # Errors
+    /// As [`Reception::finish`].
+    pub fn finish_with(mut self, whole: [u8; 32]) -> Result<Verified, Refusal> {
+        if let Some(total) = self.total_ctx.take()
+            && total.finish() != whole
+        {
+            return Err(Refusal::new(
+                Reason::ContentHash,
+                "the whole hash computed apart differs from the reception's",
+            ));
+        }
+        self.end(whole)
+    }
+
+    /// The end of either `finish`: size, then the whole hash `got` against the manifest.
+    fn end(self, got: [u8; 32]) -> Result<Verified, Refusal> {
         if self.received != self.manifest.size {
             return Err(Refusal::new(
                 Reason::SizeMismatch,
@@ -195,11 +263,13 @@ impl Reception {
                 ),
             ));
         }
-        let suite = self.total_ctx.suite();
-        if self.total_ctx.finish() != self.manifest.digest {
+        if got != self.manifest.digest {
             return Err(Refusal::new(
                 Reason::ContentHash,
-                format!("content does not match its {}", suite.hash()),
+                format!(
+                    "content does not match its {}",
+                    self.chunk_ctx.suite().hash()
+                ),
             ));
         }
         Ok(Verified {
@@ -331,5 +401,67 @@ mod tests {
         let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
         r.feed(&content).unwrap();
         assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+    }
+
+    #[test]
+    fn a_whole_hash_taken_apart_ends_the_reception_as_before() {
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+        let (key, rules, m) = setup(&content, 4096);
+        let p = payload(&m, &key);
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        let mut whole = r.take_whole().unwrap();
+        // once only
+        assert!(r.take_whole().is_none());
+        for piece in content.chunks(3000) {
+            r.feed(piece).unwrap();
+            whole.update(piece);
+        }
+        assert_eq!(r.finish_with(whole.finish()).unwrap().manifest, m);
+        // not given back: refused, never taken as verified
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        let _kept = r.take_whole().unwrap();
+        r.feed(&content).unwrap();
+        assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+        // another result given back: refused
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        let mut whole = r.take_whole().unwrap();
+        r.feed(&content).unwrap();
+        whole.update(&content[1..]);
+        assert_eq!(
+            r.finish_with(whole.finish()).unwrap_err().reason,
+            Reason::ContentHash
+        );
+        // not taken apart: the hash kept here must match the one given as well
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        r.feed(&content).unwrap();
+        assert_eq!(
+            r.finish_with([0; 32]).unwrap_err().reason,
+            Reason::ContentHash
+        );
+    }
+
+    #[test]
+    fn the_whole_hash_is_taken_apart_only_before_the_first_byte() {
+        let content = vec![7u8; 5000];
+        let (key, rules, m) = setup(&content, 4096);
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.feed(&content[..1]).unwrap();
+        assert!(r.take_whole().is_none());
+        r.feed(&content[1..]).unwrap();
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_short_stream_with_its_whole_hash_apart_is_a_size_refusal() {
+        let content = vec![9u8; 5000];
+        let (key, rules, m) = setup(&content, 4096);
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let mut whole = r.take_whole().unwrap();
+        r.feed(&content[..4096]).unwrap();
+        whole.update(&content[..4096]);
+        assert_eq!(
+            r.finish_with(whole.finish()).unwrap_err().reason,
+            Reason::SizeMismatch
+        );
     }
 }

@@ -30,6 +30,7 @@ pub mod release;
 pub mod space;
 pub mod staged;
 pub mod stream;
+pub mod whole;
 
 use crate::core::id::ObjectId;
 use crate::core::manifest::Manifest;
@@ -40,6 +41,7 @@ use crate::inspect::{InspectError, Masked, inspect_stored};
 use crate::node::config::{Channel, Role};
 use crate::node::{Fault, Node, NodeError, Refused};
 use crate::ops::events::{self, Subject};
+use bytes::Bytes;
 use land::{Lander, Outcome};
 use staged::{Staged, StagedWriter};
 use std::collections::{HashMap, HashSet};
@@ -85,6 +87,8 @@ pub struct Arriving {
     staged: Staged,
     file: StagedWriter,
     reception: Reception,
+    /// The whole hash on a thread of its own (a large object: [`whole::FROM`]).
+    whole: Option<whole::Beside>,
     refused: Option<Refusal>,
     failed: Option<std::io::Error>,
     room: space::Reservation,
@@ -125,17 +129,24 @@ impl Arriving {
         &self.manifest
     }
 
-    /// Verifies and writes the next bytes of content. After a refusal or a write failure
-    /// nothing more is written; `false` tells the shell it may stop reading.
-    pub fn write(&mut self, bytes: &[u8]) -> bool {
+    /// Verifies and writes the next bytes of content (the link's buffer, handed on without
+    /// a copy to the whole hash's thread of a large object). After a refusal or a write
+    /// failure nothing more is written; `false` tells the shell it may stop reading.
+    pub fn write(&mut self, bytes: Bytes) -> bool {
         if self.refused.is_some() || self.failed.is_some() {
             return false;
         }
-        if let Err(r) = self.reception.feed(bytes) {
+        if let Err(r) = self.reception.feed(&bytes) {
             self.refused = Some(r);
             return false;
         }
-        if let Err(e) = self.file.write_all(bytes) {
+        if let Some(w) = &mut self.whole
+            && !w.write(&bytes)
+        {
+            self.failed = Some(std::io::Error::other("the whole hash's thread stopped"));
+            return false;
+        }
+        if let Err(e) = self.file.write_all(&bytes) {
             self.failed = Some(e);
             return false;
         }
@@ -344,7 +355,7 @@ impl Receiver {
     /// manifest). `link_id` is the id the link itself carries, when it carries one (the
     /// diode's records): the manifest must name the same object. Blocking.
     pub fn begin(&self, link: LinkKind, payload: &[u8], link_id: Option<ObjectId>) -> Begin {
-        let reception = match Reception::begin(payload, &self.node.keys.rules()) {
+        let mut reception = match Reception::begin(payload, &self.node.keys.rules()) {
             Ok(r) => r,
             Err(BeginRefusal {
                 refusal,
@@ -457,6 +468,11 @@ impl Receiver {
         match Staged::create(&channel.inbox, &channel.name, id, keys) {
             Ok((staged, file)) => Begin::Arriving(Box::new(Arriving {
                 channel,
+                whole: if m.size >= whole::FROM {
+                    whole::Beside::start(&mut reception)
+                } else {
+                    None
+                },
                 manifest: m,
                 staged,
                 file,
@@ -579,6 +595,7 @@ impl Receiver {
             staged,
             file,
             reception,
+            whole,
             refused,
             failed,
             room,
@@ -598,7 +615,14 @@ impl Receiver {
                 staged.remove()?;
                 return Ok(None);
             }
-            None => reception.finish(),
+            None => match whole.map(whole::Beside::finish) {
+                None => reception.finish(),
+                Some(Some(digest)) => reception.finish_with(digest),
+                Some(None) => {
+                    let _ = staged.remove();
+                    return Err(std::io::Error::other("the whole hash's thread failed").into());
+                }
+            },
         };
         // the copy ends (a sealed one's last chunk; a plaintext one, the part file, fsynced)
         if let Err(e) = file.finish() {

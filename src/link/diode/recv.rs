@@ -307,7 +307,7 @@ fn writer(
             }
             ReceiverEvent::ObjectData { id, bytes, .. } => {
                 if let Some(Slot::Arriving(a)) = slots.get_mut(&id) {
-                    a.write(&bytes);
+                    a.write(bytes);
                 }
             }
             ReceiverEvent::ObjectComplete { id } => match slots.remove(&id) {

@@ -218,7 +218,7 @@ async fn object(
 /// object refuses more.
 fn write(mut arriving: Arriving, mut rx: mpsc::Receiver<Bytes>) -> Arriving {
     while let Some(b) = rx.blocking_recv() {
-        if !arriving.write(&b) {
+        if !arriving.write(b) {
             break;
         }
     }

@@ -1,0 +1,183 @@
+//! The whole-content hash of a large arriving object, on a thread of its own: the link's
+//! writer checks each chunk's hash and writes the bytes while this thread hashes the same
+//! bytes whole, so that one object's two hashes (SHA-256, or SM3 under `gm`) run on two
+//! cores, as the sender's do (`core::digest::hash_content`).
+//!
+//! ```text
+//!  Arriving::write(bytes) ─► Reception::feed (chunk hashes) ─► staged copy
+//!          └─► batch of ≥ BATCH bytes ─► queue (≤ IN_FLIGHT batches) ─► thread: WholeHash
+//!  Receiver::finish ─► last batch, queue closed, thread joined ─► Reception::finish_with
+//! ```
+//!
+//! The batches hold the link's own buffers (`Bytes` slices, no copy); the writer waits when
+//! the thread is IN_FLIGHT batches behind, so memory stays bounded whatever the object's size.
+
+use crate::core::verify::{Reception, WholeHash};
+use bytes::Bytes;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// Objects of this many bytes or more get the thread; below, a thread costs more than the
+/// hash it overlaps.
+pub const FROM: u64 = 4 << 20;
+/// Bytes gathered before a batch goes to the thread.
+const BATCH: usize = 256 << 10;
+/// Batches queued for the thread at most.
+const IN_FLIGHT: usize = 8;
+
+/// The thread hashing an arriving object's content whole, and the batch being gathered.
+pub struct Beside {
+    batch: Vec<Bytes>,
+    batched: usize,
+    queue: mpsc::SyncSender<Vec<Bytes>>,
+    thread: JoinHandle<Option<[u8; 32]>>,
+}
+
+impl Beside {
+    /// Takes `reception`'s whole hash apart onto a new thread. `None` when no thread can
+    /// be had or the hash is no longer apart-able (bytes already fed): the reception then
+    /// keeps its whole hash and checks it itself.
+    pub fn start(reception: &mut Reception) -> Option<Beside> {
+        let (queue, batches) = mpsc::sync_channel::<Vec<Bytes>>(IN_FLIGHT);
+        let (hand, handed) = mpsc::sync_channel::<WholeHash>(1);
+        let thread = std::thread::Builder::new()
+            .name("isogate-whole".into())
+            .spawn(move || {
+                let mut whole = handed.recv().ok()?;
+                for batch in batches {
+                    for b in &batch {
+                        whole.update(b);
+                    }
+                }
+                Some(whole.finish())
+            })
+            .ok()?;
+        // without the hash handed over, the thread ends at once with nothing
+        let whole = reception.take_whole()?;
+        hand.send(whole).ok()?;
+        Some(Beside {
+            batch: Vec::new(),
+            batched: 0,
+            queue,
+            thread,
+        })
+    }
+
+    /// Takes the next bytes, the same ones the reception was fed. `false` when the thread
+    /// is gone (it cannot give a hash any more: the object is not verified).
+    pub fn write(&mut self, bytes: &Bytes) -> bool {
+        self.batched += bytes.len();
+        self.batch.push(bytes.clone());
+        if self.batched < BATCH {
+            return true;
+        }
+        self.batched = 0;
+        self.queue.send(std::mem::take(&mut self.batch)).is_ok()
+    }
+
+    /// Every byte was taken: the hash of them all, or `None` when the thread failed.
+    pub fn finish(self) -> Option<[u8; 32]> {
+        let Beside {
+            batch,
+            queue,
+            thread,
+            ..
+        } = self;
+        if !batch.is_empty() && queue.send(batch).is_err() {
+            return None;
+        }
+        drop(queue);
+        thread.join().ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::digest::hash_content;
+    use crate::core::id::ObjectId;
+    use crate::core::manifest::Manifest;
+    use crate::core::reason::Reason;
+    use crate::core::verify::ReceiveRules;
+    use crate::keys::SigningKey;
+
+    fn reception(content: &[u8]) -> Reception {
+        let key = SigningKey::generate().unwrap();
+        let rules = ReceiveRules {
+            peer: "court".into(),
+            peer_keys: vec![key.verify_key()],
+            channels: vec!["c".into()],
+        };
+        let (digest, chunks) = hash_content(&mut &content[..], 1 << 20, key.suite()).unwrap();
+        let m = Manifest {
+            object_id: ObjectId([4; 16]),
+            channel: "c".into(),
+            name: "big.bin".into(),
+            size: content.len() as u64,
+            content_type: "bin".into(),
+            digest,
+            chunk_size: 1 << 20,
+            chunks,
+            sender: "court".into(),
+            sequence: 1,
+            created_ms: 0,
+            verdict: "accept".into(),
+        };
+        let payload = m.sign(&key).unwrap().encode().unwrap();
+        Reception::begin(&payload, &rules).unwrap()
+    }
+
+    fn content(len: usize) -> Bytes {
+        (0..len)
+            .map(|i| (i % 241) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    #[test]
+    fn the_hash_beside_verifies_the_same_bytes_in_any_steps() {
+        let data = content(5 << 20);
+        for step in [1000usize, 64 << 10, 300 << 10, 5 << 20] {
+            let mut r = reception(&data);
+            let mut beside = Beside::start(&mut r).unwrap();
+            for i in (0..data.len()).step_by(step) {
+                let piece = data.slice(i..(i + step).min(data.len()));
+                r.feed(&piece).unwrap();
+                assert!(beside.write(&piece));
+            }
+            let whole = beside.finish().unwrap();
+            r.finish_with(whole).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_byte_missed_by_the_thread_is_a_content_refusal() {
+        let data = content(5 << 20);
+        let mut r = reception(&data);
+        let mut beside = Beside::start(&mut r).unwrap();
+        r.feed(&data).unwrap();
+        // the thread misses the last byte: the reception refuses what it did not see hashed
+        assert!(beside.write(&data.slice(..data.len() - 1)));
+        let whole = beside.finish().unwrap();
+        assert_eq!(
+            r.finish_with(whole).unwrap_err().reason,
+            Reason::ContentHash
+        );
+        // and a reception whose hash went to a thread cannot end without it
+        let mut r = reception(&data);
+        let beside = Beside::start(&mut r).unwrap();
+        r.feed(&data).unwrap();
+        drop(beside);
+        assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+    }
+
+    #[test]
+    fn no_thread_once_bytes_were_fed() {
+        let data = content(5 << 20);
+        let mut r = reception(&data);
+        r.feed(&data[..10]).unwrap();
+        assert!(Beside::start(&mut r).is_none());
+        r.feed(&data[10..]).unwrap();
+        r.finish().unwrap();
+    }
+}
