@@ -112,8 +112,10 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
             net(n, &streams, udp, core, alarm, tx, reopen_rx, s)
         })
         .map_err(sock_err)?;
-    // landing (final hash, fsync, inspection, audit) takes time: it runs on its own
-    // thread so that writing, and reading the socket, never wait for it
+    // landing (final hash, fsync, inspection, audit) takes time: it runs on threads of its
+    // own so that writing, and reading the socket, never wait for it; several at once, as
+    // a small object's landing mostly waits on its fsyncs (each object lands exactly once
+    // whichever thread takes it: the lander's markers decide)
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Arriving>();
     let r = receiver.clone();
     let reopen = reopen_tx.clone();
@@ -121,18 +123,31 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         .name("isogate-diode-write".into())
         .spawn(move || writer(&r, rx, done_tx, &reopen))
         .map_err(sock_err)?;
-    let land = std::thread::Builder::new()
-        .name("isogate-diode-land".into())
-        .spawn(move || {
-            for arriving in done_rx {
-                complete(&receiver, arriving, &reopen_tx);
-            }
-        })
-        .map_err(sock_err)?;
-    Ok(DiodeReceiver {
-        stop,
-        threads: vec![net, write, land],
-    })
+    let mut threads = vec![net, write];
+    let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
+    for _ in 0..landers() {
+        let (receiver, done_rx, reopen) = (receiver.clone(), done_rx.clone(), reopen_tx.clone());
+        let land = std::thread::Builder::new()
+            .name("isogate-diode-land".into())
+            .spawn(move || {
+                // one thread waits on the queue at a time; the lock is let go before landing
+                let next = || done_rx.lock().ok()?.recv().ok();
+                while let Some(arriving) = next() {
+                    complete(&receiver, arriving, &reopen);
+                }
+            })
+            .map_err(sock_err)?;
+        threads.push(land);
+    }
+    Ok(DiodeReceiver { stop, threads })
+}
+
+/// How many objects land at once: two per core, at least 4, at most 16 (as many as the
+/// sending node takes at once: `sender::watch`).
+fn landers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get().saturating_mul(2))
+        .clamp(4, 16)
 }
 
 /// Reads datagrams into the core until stopped.
