@@ -11,6 +11,7 @@
 //! first, so none of its internal assertions can fire on wire input.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use raptorq::{
     EncodingPacket, ObjectTransmissionInformation, PayloadId, SourceBlockDecoder,
@@ -44,6 +45,52 @@ pub enum FecError {
     /// More repair symbols than 24-bit symbol ids can number.
     #[error("{0} repair symbols is too many")]
     RepairCount(u32),
+    /// The coder computing a block's repair symbols elsewhere stopped without them.
+    #[error("the repair coder stopped before the block's repair symbols were ready")]
+    CoderStopped,
+}
+
+/// Where closed blocks' repair symbols are computed when not on the sender's own thread:
+/// the shell hands the sender one ([`super::Sender::set_coder`]) that computes them
+/// elsewhere, on worker threads, while the block's source symbols go out. The symbols must
+/// be [`encode_repair`]'s, byte for byte: only where and when they are computed differs.
+pub trait RepairCoder: Send + std::fmt::Debug {
+    /// Starts computing `repair` repair symbols of `block` (K·T bytes, T = `t` bytes per
+    /// symbol), as [`encode_repair`] would.
+    fn start(&self, block: Arc<Vec<u8>>, t: u16, repair: u32) -> Box<dyn RepairJob>;
+}
+
+/// A block's repair symbols being computed by a [`RepairCoder`].
+pub trait RepairJob: Send + std::fmt::Debug {
+    /// Waits for them: [`encode_repair`]'s result, or [`FecError::CoderStopped`].
+    fn wait(self: Box<Self>) -> Result<Vec<Vec<u8>>, FecError>;
+}
+
+/// A block's repair symbols: computed, or on their way from a [`RepairCoder`].
+#[derive(Debug)]
+pub enum Repairs {
+    /// Computed.
+    Ready(Vec<Vec<u8>>),
+    /// Being computed elsewhere.
+    Coming(Box<dyn RepairJob>),
+}
+
+impl Repairs {
+    /// The symbols, waiting for them the first time if they are still coming.
+    ///
+    /// # Errors
+    /// As [`encode_repair`], or [`FecError::CoderStopped`].
+    pub fn get(&mut self) -> Result<&[Vec<u8>], FecError> {
+        if let Repairs::Coming(_) = self
+            && let Repairs::Coming(job) = std::mem::replace(self, Repairs::Ready(Vec::new()))
+        {
+            *self = Repairs::Ready(job.wait()?);
+        }
+        match self {
+            Repairs::Ready(r) => Ok(r),
+            Repairs::Coming(_) => Err(FecError::CoderStopped),
+        }
+    }
 }
 
 /// Number of repair symbols for a block of `k` source symbols: `ceil(k·ratio) + extra`.

@@ -48,6 +48,7 @@
 //! in it across restarts).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -374,8 +375,10 @@ struct Done {
 struct TxBlock {
     block: u64,
     k: u16,
-    data: Vec<u8>,
-    repair: Vec<Vec<u8>>,
+    data: Arc<Vec<u8>>,
+    /// How many repair symbols follow the K source symbols.
+    repair_count: usize,
+    repair: fec::Repairs,
     next: usize,
     done: Vec<Done>,
 }
@@ -427,9 +430,19 @@ pub struct Sender {
     controls: VecDeque<Control>,
     stream: StreamEncoder,
     stream_out: VecDeque<StreamDatagram>,
+    /// Where closed blocks' repair symbols are computed (`None`: here, at close).
+    coder: Option<Box<dyn fec::RepairCoder>>,
 }
 
 impl Sender {
+    /// Has closed blocks' repair symbols computed by `coder` (on worker threads the shell
+    /// runs) instead of on the caller's thread when each block closes: the datagrams are
+    /// the same, byte for byte and in the same order; [`Sender::poll_transmit`] waits for a
+    /// block's repair symbols only when its first one is due, after its source symbols.
+    pub fn set_coder(&mut self, coder: Box<dyn fec::RepairCoder>) {
+        self.coder = Some(coder);
+    }
+
     /// A sender for session `session` (random, chosen by the shell), starting at `now_ms`.
     pub fn new(config: SenderConfig, session: u64, now_ms: u64) -> Result<Self, SenderError> {
         let max_len = wire::max_payload(config.mtu);
@@ -537,6 +550,7 @@ impl Sender {
             controls: VecDeque::new(),
             stream,
             stream_out: VecDeque::new(),
+            coder: None,
         };
         s.fill();
         Ok(s)
@@ -1093,11 +1107,18 @@ impl Sender {
             let full = fec::repair_count(full_k, self.repair_ratio, self.repair_extra);
             repair_count = repair_count.max(full.min(u32::from(k)));
         }
-        let repair = fec::encode_repair(&data, self.t, repair_count)?;
+        let data = Arc::new(data);
+        let repair = match &self.coder {
+            Some(coder) if repair_count > 0 => {
+                fec::Repairs::Coming(coder.start(data.clone(), self.t, repair_count))
+            }
+            _ => fec::Repairs::Ready(fec::encode_repair(&data, self.t, repair_count)?),
+        };
         self.tx.push_back(TxBlock {
             block: self.next_block,
             k,
             data,
+            repair_count: repair_count as usize,
             repair,
             next: 0,
             done: std::mem::take(&mut self.open_done),
@@ -1250,14 +1271,19 @@ impl Sender {
             return Ok(None);
         };
         let k = usize::from(tx.k);
-        let total = k + tx.repair.len();
+        let total = k + tx.repair_count;
         let data: &[u8] = if tx.next < k {
             match tx.data.get(tx.next * t..(tx.next + 1) * t) {
                 Some(d) => d,
                 None => return Ok(None),
             }
         } else {
-            match tx.repair.get(tx.next - k) {
+            // coming from the coder: waits for it here (it had the source symbols' time)
+            let repair = tx.repair.get()?;
+            if repair.len() != tx.repair_count {
+                return Err(FecError::CoderStopped.into());
+            }
+            match repair.get(tx.next - k) {
                 Some(r) => r,
                 None => return Ok(None),
             }

@@ -1,6 +1,7 @@
 //! The I/O shell of the one-way `diode` link around the sans-IO core in [`crate::core::diode`]:
 //! threads, sockets, spool files and part files. Each side runs on its own OS threads (the
-//! FEC and HMAC work is CPU-bound and must not stall the async runtime).
+//! FEC and HMAC work is CPU-bound and must not stall the async runtime); the sender's
+//! RaptorQ repair coding runs on worker threads of its own ([`coder`]).
 //!
 //! ```text
 //!  sending node                                      receiving node
@@ -16,6 +17,7 @@
 //! Nothing is ever sent toward the sender: the receiving side has no output path at all.
 
 pub mod alarm;
+pub mod coder;
 pub mod held;
 pub mod path;
 pub mod recv;

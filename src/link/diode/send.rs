@@ -100,6 +100,14 @@ pub fn start(
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
     let session = random_session();
     let mut core = Core::new(cfg, session, crate::mono_ms())?;
+    // the repair symbols are coded on worker threads while the sources go out; where no
+    // thread can be had, on the sending thread as before
+    match super::coder::Pool::start(super::coder::workers()) {
+        Ok(pool) => core.set_coder(Box::new(pool)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no FEC worker threads; repair symbols are coded on the sending thread")
+        }
+    }
     // sessions are ordered across restarts by their start: the wall clock, not this
     // process's monotonic one
     core.set_session_start(crate::now_ms());
