@@ -50,7 +50,9 @@ pub struct Reception {
 /// The hash of an arriving object's whole content (SHA-256, RFC 6234, or SM3, GB/T
 /// 32905), taken apart from its [`Reception`] so that it can be computed on another
 /// thread: fed every byte the reception is fed, in the same order, then given back to
-/// [`Reception::finish_with`] as its 32-byte result.
+/// [`Reception::finish_with`], which finishes it and compares. Only the reception makes
+/// one and only it reads the result, so no caller can put a digest of its choosing in its
+/// place.
 pub struct WholeHash(Hasher);
 
 impl WholeHash {
@@ -60,7 +62,7 @@ impl WholeHash {
     }
 
     /// The 32-byte hash of every byte taken.
-    pub fn finish(self) -> [u8; 32] {
+    fn finish(self) -> [u8; 32] {
         self.0.finish()
     }
 }
@@ -218,6 +220,17 @@ impl Reception {
         self.total_ctx.take().map(WholeHash)
     }
 
+    /// Puts back a whole hash taken apart before any byte was fed to it or to this
+    /// reception (its thread could not be had): the reception hashes whole itself again.
+    /// `false`, and nothing put back, once bytes were fed.
+    pub fn put_whole(&mut self, whole: WholeHash) -> bool {
+        if self.received > 0 || self.total_ctx.is_some() {
+            return false;
+        }
+        self.total_ctx = Some(whole.0);
+        true
+    }
+
     /// Ends the content: every byte must have arrived and the whole hash must match.
     ///
     /// # Errors
@@ -234,13 +247,14 @@ impl Reception {
         self.end(total.finish())
     }
 
-    /// Ends a content whose whole hash was taken apart: `whole` is that [`WholeHash`]'s
-    /// result. As [`Reception::finish`] otherwise; where the hash was not taken apart, the
-    /// one computed here must match as well.
+    /// Ends a content whose whole hash was taken apart: `whole` is that [`WholeHash`], fed
+    /// every byte. As [`Reception::finish`] otherwise; where the hash was not taken apart,
+    /// the one computed here must match as well.
     ///
     /// # Errors
     /// As [`Reception::finish`].
-    pub fn finish_with(mut self, whole: [u8; 32]) -> Result<Verified, Refusal> {
+    pub fn finish_with(mut self, whole: WholeHash) -> Result<Verified, Refusal> {
+        let whole = whole.finish();
         if let Some(total) = self.total_ctx.take()
             && total.finish() != whole
         {
@@ -416,7 +430,7 @@ mod tests {
             r.feed(piece).unwrap();
             whole.update(piece);
         }
-        assert_eq!(r.finish_with(whole.finish()).unwrap().manifest, m);
+        assert_eq!(r.finish_with(whole).unwrap().manifest, m);
         // not given back: refused, never taken as verified
         let mut r = Reception::begin(&p, &rules).unwrap();
         let _kept = r.take_whole().unwrap();
@@ -428,16 +442,24 @@ mod tests {
         r.feed(&content).unwrap();
         whole.update(&content[1..]);
         assert_eq!(
-            r.finish_with(whole.finish()).unwrap_err().reason,
+            r.finish_with(whole).unwrap_err().reason,
             Reason::ContentHash
         );
         // not taken apart: the hash kept here must match the one given as well
+        let mut other = Reception::begin(&p, &rules).unwrap();
+        let stranger = other.take_whole().unwrap();
         let mut r = Reception::begin(&p, &rules).unwrap();
         r.feed(&content).unwrap();
         assert_eq!(
-            r.finish_with([0; 32]).unwrap_err().reason,
+            r.finish_with(stranger).unwrap_err().reason,
             Reason::ContentHash
         );
+        // put back before any byte: the reception hashes whole itself again
+        let mut r = Reception::begin(&p, &rules).unwrap();
+        let whole = r.take_whole().unwrap();
+        assert!(r.put_whole(whole));
+        r.feed(&content).unwrap();
+        assert_eq!(r.finish().unwrap().manifest, m);
     }
 
     #[test]
@@ -460,7 +482,7 @@ mod tests {
         r.feed(&content[..4096]).unwrap();
         whole.update(&content[..4096]);
         assert_eq!(
-            r.finish_with(whole.finish()).unwrap_err().reason,
+            r.finish_with(whole).unwrap_err().reason,
             Reason::SizeMismatch
         );
     }

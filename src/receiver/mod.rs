@@ -154,6 +154,15 @@ impl Arriving {
         true
     }
 
+    /// Every byte is in (the link's stream ended whole): the whole hash's thread of a large
+    /// object gets the last bytes and ends, letting the link's buffers go while the object
+    /// waits to land. Nothing more may be written.
+    pub fn written(&mut self) {
+        if let Some(w) = &mut self.whole {
+            w.close();
+        }
+    }
+
     /// Drops the staged copy (the link lost this copy; the next one is awaited).
     pub fn abandon(self) {
         let _ = self.staged.remove();
@@ -617,7 +626,7 @@ impl Receiver {
             }
             None => match whole.map(whole::Beside::finish) {
                 None => reception.finish(),
-                Some(Some(digest)) => reception.finish_with(digest),
+                Some(Some(whole)) => reception.finish_with(whole),
                 Some(None) => {
                     let _ = staged.remove();
                     return Err(std::io::Error::other("the whole hash's thread failed").into());

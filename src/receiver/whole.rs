@@ -6,11 +6,15 @@
 //! ```text
 //!  Arriving::write(bytes) ─► Reception::feed (chunk hashes) ─► staged copy
 //!          └─► batch of ≥ BATCH bytes ─► queue (≤ IN_FLIGHT batches) ─► thread: WholeHash
-//!  Receiver::finish ─► last batch, queue closed, thread joined ─► Reception::finish_with
+//!  every byte in (close) ─► last batch, queue closed: the thread hashes what is queued, ends
+//!  Receiver::finish ─► thread joined ─► its WholeHash ─► Reception::finish_with
 //! ```
 //!
-//! The batches hold the link's own buffers (`Bytes` slices, no copy); the writer waits when
-//! the thread is IN_FLIGHT batches behind, so memory stays bounded whatever the object's size.
+//! The batches hold the link's own buffers (`Bytes` slices, no copy, each keeping the whole
+//! buffer it slices alive: a QUIC receive buffer, a decoded diode block); the writer waits
+//! when the thread is IN_FLIGHT batches behind, so memory stays bounded whatever the
+//! object's size, and a link closes the queue as soon as the last byte is in, so an object
+//! waiting for its turn to land holds none of them.
 
 use crate::core::verify::{Reception, WholeHash};
 use bytes::Bytes;
@@ -29,8 +33,11 @@ const IN_FLIGHT: usize = 8;
 pub struct Beside {
     batch: Vec<Bytes>,
     batched: usize,
-    queue: mpsc::SyncSender<Vec<Bytes>>,
-    thread: JoinHandle<Option<[u8; 32]>>,
+    /// `None` once closed ([`Beside::close`]).
+    queue: Option<mpsc::SyncSender<Vec<Bytes>>>,
+    /// Gave up a batch: the thread is gone, the hash cannot be had.
+    broken: bool,
+    thread: JoinHandle<Option<WholeHash>>,
 }
 
 impl Beside {
@@ -49,45 +56,71 @@ impl Beside {
                         whole.update(b);
                     }
                 }
-                Some(whole.finish())
+                Some(whole)
             })
             .ok()?;
         // without the hash handed over, the thread ends at once with nothing
         let whole = reception.take_whole()?;
-        hand.send(whole).ok()?;
+        if let Err(mpsc::SendError(whole)) = hand.send(whole) {
+            // the thread is gone already: the reception hashes whole itself again
+            reception.put_whole(whole);
+            return None;
+        }
         Some(Beside {
             batch: Vec::new(),
             batched: 0,
-            queue,
+            queue: Some(queue),
+            broken: false,
             thread,
         })
     }
 
     /// Takes the next bytes, the same ones the reception was fed. `false` when the thread
-    /// is gone (it cannot give a hash any more: the object is not verified).
+    /// is gone or the queue closed (it cannot give a hash of them: the object is not
+    /// verified).
     pub fn write(&mut self, bytes: &Bytes) -> bool {
+        if self.queue.is_none() || self.broken {
+            self.broken = true;
+            return false;
+        }
         self.batched += bytes.len();
         self.batch.push(bytes.clone());
         if self.batched < BATCH {
             return true;
         }
         self.batched = 0;
-        self.queue.send(std::mem::take(&mut self.batch)).is_ok()
+        self.flush()
     }
 
-    /// Every byte was taken: the hash of them all, or `None` when the thread failed.
-    pub fn finish(self) -> Option<[u8; 32]> {
-        let Beside {
-            batch,
-            queue,
-            thread,
-            ..
-        } = self;
-        if !batch.is_empty() && queue.send(batch).is_err() {
+    /// Sends the gathered batch to the thread; `false` (and broken for good) when it cannot.
+    fn flush(&mut self) -> bool {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return !self.broken;
+        }
+        let sent = self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok());
+        if !sent {
+            self.broken = true;
+        }
+        sent
+    }
+
+    /// Every byte was taken: the last batch goes to the thread and its queue closes, so the
+    /// thread hashes what is queued and ends, letting the link's buffers go before the
+    /// object waits to land. Later bytes are refused ([`Beside::write`]: `false`).
+    pub fn close(&mut self) {
+        self.flush();
+        self.queue = None;
+    }
+
+    /// Every byte was taken: the whole hash of them all, to give to
+    /// [`Reception::finish_with`], or `None` when the thread failed.
+    pub fn finish(mut self) -> Option<WholeHash> {
+        self.close();
+        if self.broken {
             return None;
         }
-        drop(queue);
-        thread.join().ok().flatten()
+        self.thread.join().ok().flatten()
     }
 }
 
@@ -148,6 +181,24 @@ mod tests {
             let whole = beside.finish().unwrap();
             r.finish_with(whole).unwrap();
         }
+        // closed when the last byte is in, finished later: the same hash, and no byte
+        // is taken after the close
+        let mut r = reception(&data);
+        let mut beside = Beside::start(&mut r).unwrap();
+        r.feed(&data).unwrap();
+        assert!(beside.write(&data));
+        beside.close();
+        assert!(!beside.write(&data.slice(..1)));
+        assert!(
+            beside.finish().is_none(),
+            "a byte after the close breaks it"
+        );
+        let mut r = reception(&data);
+        let mut beside = Beside::start(&mut r).unwrap();
+        r.feed(&data).unwrap();
+        assert!(beside.write(&data));
+        beside.close();
+        r.finish_with(beside.finish().unwrap()).unwrap();
     }
 
     #[test]

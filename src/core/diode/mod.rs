@@ -3,7 +3,8 @@
 //! the receiving side. Nothing here touches a socket, a file, a thread or the
 //! real clock: every call takes the bytes and the time (milliseconds) it needs and
 //! returns bytes and events, so the whole link can be driven by a simulated
-//! network in tests. Nothing is ever sent back: the receiver has no output path.
+//! network in tests. (A shell may hand the sender a repair coder running on its own
+//! threads, [`fec::RepairCoder`]: then `poll_transmit` may wait for its computation.) Nothing is ever sent back: the receiver has no output path.
 //!
 //! ```text
 //!  sending node                                   receiving node

@@ -437,8 +437,10 @@ pub struct Sender {
 impl Sender {
     /// Has closed blocks' repair symbols computed by `coder` (on worker threads the shell
     /// runs) instead of on the caller's thread when each block closes: the datagrams are
-    /// the same, byte for byte and in the same order; [`Sender::poll_transmit`] waits for a
-    /// block's repair symbols only when its first one is due, after its source symbols.
+    /// the same, byte for byte and in the same order. With a coder, [`Sender::poll_transmit`]
+    /// may wait (never on I/O: on the coder's computation) for a block's repair symbols
+    /// when its first one is due, after its source symbols; a coder that fails has the
+    /// block coded on the caller's thread instead.
     pub fn set_coder(&mut self, coder: Box<dyn fec::RepairCoder>) {
         self.coder = Some(coder);
     }
@@ -1278,11 +1280,25 @@ impl Sender {
                 None => return Ok(None),
             }
         } else {
-            // coming from the coder: waits for it here (it had the source symbols' time)
-            let repair = tx.repair.get()?;
-            if repair.len() != tx.repair_count {
-                return Err(FecError::CoderStopped.into());
+            // coming from the coder: waits for it here (it had the source symbols' time);
+            // a coder that failed (a worker gone) has the block coded here instead, as
+            // without one, so one failure never holds the link
+            let coded = matches!(tx.repair.get(), Ok(r) if r.len() == tx.repair_count);
+            if !coded {
+                let count = u32::try_from(tx.repair_count).unwrap_or(u32::MAX);
+                match fec::encode_repair(&tx.data, self.t, count) {
+                    Ok(r) => tx.repair = fec::Repairs::Ready(r),
+                    Err(e) => {
+                        // it cannot be coded at all: the block is dropped, as when
+                        // coding failed at close, and sending goes on with the next
+                        self.tx.remove(self.cursor);
+                        return Err(e.into());
+                    }
+                }
             }
+            let Ok(repair) = tx.repair.get() else {
+                return Ok(None);
+            };
             match repair.get(tx.next - k) {
                 Some(r) => r,
                 None => return Ok(None),

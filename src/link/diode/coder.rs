@@ -128,13 +128,13 @@ mod tests {
 
     /// Every datagram a core sends over 3 MiB of content, in order, with or without
     /// the pool: they must be the same bytes.
-    fn datagrams(pool: Option<Pool>) -> Vec<Vec<u8>> {
+    fn datagrams(pool: Option<Box<dyn RepairCoder>>) -> Vec<Vec<u8>> {
         let mut cfg = SenderConfig::new([7; 32], 1500);
         cfg.repair_ratio = 0.2;
         cfg.repeat_window_ms = 0;
         let mut core = Sender::new(cfg, 42, 1_000).unwrap();
         if let Some(p) = pool {
-            core.set_coder(Box::new(p));
+            core.set_coder(p);
         }
         let content: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
         let id = crate::core::id::ObjectId([3; 16]);
@@ -163,6 +163,40 @@ mod tests {
     fn a_sender_with_the_pool_sends_the_same_datagrams() {
         let inline = datagrams(None);
         assert!(inline.len() > 2_000, "{}", inline.len());
-        assert_eq!(datagrams(Some(Pool::start(2).unwrap())), inline);
+        assert_eq!(datagrams(Some(Box::new(Pool::start(2).unwrap()))), inline);
+    }
+
+    /// A coder that fails every block: stopped, or with one symbol short.
+    #[derive(Debug)]
+    struct Failing {
+        short: bool,
+    }
+
+    #[derive(Debug)]
+    struct Failed(Option<Vec<Vec<u8>>>);
+
+    impl RepairJob for Failed {
+        fn wait(self: Box<Self>) -> Result<Vec<Vec<u8>>, FecError> {
+            self.0.ok_or(FecError::CoderStopped)
+        }
+    }
+
+    impl RepairCoder for Failing {
+        fn start(&self, block: Arc<Vec<u8>>, t: u16, repair: u32) -> Box<dyn RepairJob> {
+            let short = self.short.then(|| {
+                let mut r = fec::encode_repair(&block, t, repair).unwrap();
+                r.pop();
+                r
+            });
+            Box::new(Failed(short))
+        }
+    }
+
+    #[test]
+    fn a_failing_coder_has_its_blocks_coded_on_the_sending_thread() {
+        let inline = datagrams(None);
+        for short in [false, true] {
+            assert_eq!(datagrams(Some(Box::new(Failing { short }))), inline);
+        }
     }
 }

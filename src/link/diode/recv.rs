@@ -27,7 +27,7 @@
 //! StreamFrame  ─► Receiver::stream_frame (decode, gate, playout, emit)
 //! ObjectMissed ─► settled here? ─► marked lost already? ─► audit `lost`, mark
 //! Checkpoint   ─► signature (peer keys) ─► audit `witnessed`
-//! complete, not landed ─► reopen (landing thread ─► socket thread) ─► next copy taken
+//! complete, not landed ─► reopen (landing threads ─► socket thread) ─► next copy taken
 //! ```
 
 use super::DiodeError;
@@ -123,7 +123,11 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         .name("isogate-diode-write".into())
         .spawn(move || writer(&r, rx, done_tx, &reopen))
         .map_err(sock_err)?;
-    let mut threads = vec![net, write];
+    // from here a failed start stops and joins what already runs (the drop)
+    let mut running = DiodeReceiver {
+        stop,
+        threads: vec![net, write],
+    };
     let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
     for _ in 0..landers() {
         let (receiver, done_rx, reopen) = (receiver.clone(), done_rx.clone(), reopen_tx.clone());
@@ -137,9 +141,9 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
                 }
             })
             .map_err(sock_err)?;
-        threads.push(land);
+        running.threads.push(land);
     }
-    Ok(DiodeReceiver { stop, threads })
+    Ok(running)
 }
 
 /// How many objects land at once: two per core, at least 4, at most 16 (as many as the
@@ -291,7 +295,7 @@ enum Slot {
 }
 
 /// Verifies and writes objects as the core reports them; hands complete ones to the
-/// landing thread.
+/// landing threads.
 fn writer(
     receiver: &Receiver,
     rx: Rx<ReceiverEvent>,
@@ -326,7 +330,9 @@ fn writer(
                 }
             }
             ReceiverEvent::ObjectComplete { id } => match slots.remove(&id) {
-                Some(Slot::Arriving(a)) => {
+                Some(Slot::Arriving(mut a)) => {
+                    // it may wait for a landing thread: its hash thread ends now
+                    a.written();
                     if done.send(*a).is_err() {
                         return;
                     }
