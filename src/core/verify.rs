@@ -295,12 +295,14 @@ impl Reception {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::digest::hash_content;
     use crate::keys::SigningKey;
 
-    fn setup(content: &[u8], chunk: u32) -> (SigningKey, ReceiveRules, Manifest) {
+    /// A key, the rules of a node receiving `to-internet` from `court` under it, and the
+    /// manifest of `content` in chunks of `chunk` bytes (shared with the receiver's tests).
+    pub(crate) fn setup(content: &[u8], chunk: u32) -> (SigningKey, ReceiveRules, Manifest) {
         let key = SigningKey::generate().unwrap();
         let rules = ReceiveRules {
             peer: "court".into(),
@@ -325,7 +327,8 @@ mod tests {
         (key, rules, m)
     }
 
-    fn payload(m: &Manifest, key: &SigningKey) -> Vec<u8> {
+    /// The signed, encoded manifest: a header frame's payload.
+    pub(crate) fn payload(m: &Manifest, key: &SigningKey) -> Vec<u8> {
         m.sign(key).unwrap().encode().unwrap()
     }
 

@@ -462,6 +462,16 @@ pub fn hash_file(path: &Path, suite: crate::keys::suite::Suite) -> io::Result<[u
     Ok(crate::core::digest::hash_content(&mut f, crate::core::manifest::CHUNK_SIZE, suite)?.0)
 }
 
+/// How many objects a node handles at once where each mostly waits on its fsyncs (files
+/// taken from the outboxes, objects landed from the diode): two per core, at least 4 (more
+/// at once keep a disk busy) and at most 16 (each large one holds a few MiB of buffers and
+/// a thread or two).
+pub fn objects_at_once() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get().saturating_mul(2))
+        .clamp(4, 16)
+}
+
 /// An object id for a refusal that has none yet (an outbox entry that never reached the
 /// spool, or an object whose manifest could not be read).
 ///

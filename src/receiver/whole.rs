@@ -127,37 +127,12 @@ impl Beside {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::digest::hash_content;
-    use crate::core::id::ObjectId;
-    use crate::core::manifest::Manifest;
     use crate::core::reason::Reason;
-    use crate::core::verify::ReceiveRules;
-    use crate::keys::SigningKey;
+    use crate::core::verify::tests::{payload, setup};
 
     fn reception(content: &[u8]) -> Reception {
-        let key = SigningKey::generate().unwrap();
-        let rules = ReceiveRules {
-            peer: "court".into(),
-            peer_keys: vec![key.verify_key()],
-            channels: vec!["c".into()],
-        };
-        let (digest, chunks) = hash_content(&mut &content[..], 1 << 20, key.suite()).unwrap();
-        let m = Manifest {
-            object_id: ObjectId([4; 16]),
-            channel: "c".into(),
-            name: "big.bin".into(),
-            size: content.len() as u64,
-            content_type: "bin".into(),
-            digest,
-            chunk_size: 1 << 20,
-            chunks,
-            sender: "court".into(),
-            sequence: 1,
-            created_ms: 0,
-            verdict: "accept".into(),
-        };
-        let payload = m.sign(&key).unwrap().encode().unwrap();
-        Reception::begin(&payload, &rules).unwrap()
+        let (key, rules, m) = setup(content, 1 << 20);
+        Reception::begin(&payload(&m, &key), &rules).unwrap()
     }
 
     fn content(len: usize) -> Bytes {

@@ -63,15 +63,6 @@ use tokio::sync::{Semaphore, mpsc};
 /// changed since before the watch started or an overflow (its writer may have opened it unseen).
 type Due = (Channel, OsString, Option<(u64, u64)>);
 
-/// How many files are taken, inspected and sealed at once: two per core, at least 4 (a
-/// small file mostly waits on its fsyncs, so more of them at once keep a disk busy) and at
-/// most 16 (each large one holds a few MiB of buffers and two threads).
-fn workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, |n| n.get().saturating_mul(2))
-        .clamp(4, 16)
-}
-
 /// How often each outbox folder is checked to be the one watched.
 pub const RENEW_EVERY: Duration = Duration::from_millis(500);
 
@@ -166,7 +157,7 @@ impl Watch {
 
     /// Runs until the task is aborted.
     pub async fn run(mut self) {
-        let workers = Arc::new(Semaphore::new(workers()));
+        let workers = Arc::new(Semaphore::new(crate::node::objects_at_once()));
         let mut rescan =
             tokio::time::interval(Duration::from_millis(self.sender.node.cfg.intake.rescan_ms));
         let mut tick = tokio::time::interval(Duration::from_millis(25));

@@ -129,7 +129,8 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         threads: vec![net, write],
     };
     let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
-    for _ in 0..landers() {
+    // as many at once as the sending node takes from its outboxes
+    for _ in 0..crate::node::objects_at_once() {
         let (receiver, done_rx, reopen) = (receiver.clone(), done_rx.clone(), reopen_tx.clone());
         let land = std::thread::Builder::new()
             .name("isogate-diode-land".into())
@@ -144,14 +145,6 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
         running.threads.push(land);
     }
     Ok(running)
-}
-
-/// How many objects land at once: two per core, at least 4, at most 16 (as many as the
-/// sending node takes at once: `sender::watch`).
-fn landers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, |n| n.get().saturating_mul(2))
-        .clamp(4, 16)
 }
 
 /// Reads datagrams into the core until stopped.
