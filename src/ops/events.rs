@@ -348,14 +348,15 @@ impl ClockStepped {
             detail: Some(self.detail()),
             ..Entry::default()
         };
-        if let Err(err) = sink.audit.append(Event::ClockStep, e) {
-            tracing::error!(error = %err, "cannot audit a step of the wall clock");
-        }
+        // logged first: whoever sees the record can find the log line too
         tracing::warn!(
             step_ms = self.ms,
             wall_before_ms = self.wall_before_ms,
             wall_after_ms = self.wall_after_ms,
             "the wall clock was stepped; timers go on by the monotonic clock, records carry the new time"
         );
+        if let Err(err) = sink.audit.append(Event::ClockStep, e) {
+            tracing::error!(error = %err, "cannot audit a step of the wall clock");
+        }
     }
 }
