@@ -44,6 +44,9 @@ if ! have ffmpeg || ! have ffprobe; then apt_install ffmpeg; fi
 # nats-server (JetStream) is the source and the destination of the messages channel's
 # NATS ends (tests/e2e/messages_nats.rs)
 if ! have nats-server; then apt_install nats-server; fi
+# fincore (util-linux) counts a file's pages in the page cache: the streams that hand back
+# what lies behind them (fsx::DropBehind)
+if ! have fincore; then apt_install util-linux-extra; fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 
 step "format and lint"

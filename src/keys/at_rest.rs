@@ -678,6 +678,8 @@ pub struct SealedFile {
     pos: Cell<u64>,
     /// The chunk loaded last from the file: the next one loaded in order reads ahead.
     last_loaded: Cell<Option<u64>>,
+    /// Read in order, what lies behind leaves the page cache ([`SealedFile::drop_behind`]).
+    behind: Cell<Option<crate::fsx::Behind>>,
     /// The first chunk that did not open, said: kept, whatever the reader made of the error.
     failure: RefCell<Option<String>>,
 }
@@ -717,10 +719,28 @@ impl SealedFile {
             cached: RefCell::new(Vec::with_capacity(CACHED_CHUNKS + READ_AHEAD)),
             pos: Cell::new(0),
             last_loaded: Cell::new(None),
+            behind: Cell::new(None),
             failure: RefCell::new(None),
         };
         sealed.load(chunks - 1)?;
         Ok(sealed)
+    }
+
+    /// Read from start to end, what lies behind leaves the page cache
+    /// ([`crate::fsx::DropBehind`]): for a durable file read once or twice in order (a spool
+    /// entry's content), never for one deleted before the kernel would write it back.
+    pub fn drop_behind(self) -> SealedFile {
+        self.behind.set(Some(crate::fsx::Behind::from(0)));
+        self
+    }
+
+    /// Read in order up to `end` (bytes of the stored file): the advice of
+    /// [`SealedFile::drop_behind`].
+    fn read_in_order_to(&self, end: u64) {
+        if let Some(mut behind) = self.behind.get() {
+            behind.reached(&self.file, end);
+            self.behind.set(Some(behind));
+        }
     }
 
     /// Bytes of plaintext.
@@ -782,6 +802,9 @@ impl SealedFile {
             self.failed(&e);
             return Err(e);
         }
+        if in_order {
+            self.read_in_order_to(at + n as u64);
+        }
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&plain[n - TAG_LEN..]);
         plain.truncate(n - TAG_LEN);
@@ -819,6 +842,7 @@ impl SealedFile {
         if self.file.read_exact_at(&mut sealed, at).is_err() {
             return false;
         }
+        self.read_in_order_to(at + n as u64);
         let pieces: Vec<&mut [u8]> = sealed.chunks_mut(record).collect();
         let per = pieces.len().div_ceil(threads.min(pieces.len()));
         let mut opened: Vec<Option<Vec<u8>>> = Vec::with_capacity(pieces.len());
@@ -1020,13 +1044,13 @@ pub struct Sealing<'a> {
 impl crate::fsx::StoreForm for Sealing<'_> {
     fn writer<'a>(
         &self,
-        out: &'a mut fs::File,
+        out: &'a mut dyn Write,
     ) -> io::Result<Box<dyn crate::fsx::FormWriter + 'a>> {
         let w = SealWriter::new(self.keys, io::BufWriter::new(out), self.context)?;
         Ok(Box::new(w))
     }
 
-    fn reader(&self, stored: fs::File) -> io::Result<Box<dyn Read>> {
+    fn reader(&self, stored: Box<dyn Read>) -> io::Result<Box<dyn Read>> {
         let r = OpenReader::new(self.keys, io::BufReader::new(stored), self.context)?;
         Ok(Box::new(r))
     }
@@ -1041,6 +1065,8 @@ impl<W: Write> crate::fsx::FormWriter for SealWriter<W> {
 /// A stored file, sealed (read through the data keys) or plain (written before the node
 /// sealed, or by a node that does not): which one is the caller's record (the spool entry's
 /// metadata), never the file's own first bytes, which whoever wrote it chose.
+// one per open file, never held in bulk: boxing the sealed one would buy nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Stored {
     /// A plain file.
     Plain(fs::File),
@@ -1367,6 +1393,36 @@ mod tests {
         let path = dir.join("sealed");
         fs::write(&path, bytes).unwrap();
         SealedFile::open(keys, fs::File::open(&path).unwrap(), b"ctx")
+    }
+
+    #[test]
+    fn a_sealed_file_read_in_order_hands_back_what_lies_behind_and_still_reads_anywhere() {
+        for suite in Suite::ALL {
+            let (d, keys) = keys(suite);
+            let len = 5 * crate::fsx::BEHIND_WINDOW as usize + 999;
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = d.path().join("sealed");
+            fs::write(&path, seal(&keys, &plain, 1 << 20)).unwrap();
+            fs::File::open(&path).unwrap().sync_all().unwrap();
+            let f = SealedFile::open(&keys, fs::File::open(&path).unwrap(), b"ctx")
+                .unwrap()
+                .drop_behind();
+            let mut whole = Vec::new();
+            (&f).read_to_end(&mut whole).unwrap();
+            assert!(whole == plain, "{suite}");
+            // what was handed back is read again from the disk
+            let mut buf = vec![0u8; 100];
+            f.read_exact_at(&mut buf, 10).unwrap();
+            assert_eq!(buf, plain[10..110], "{suite}");
+            assert_eq!(f.failure(), None);
+            if let Some(left) = crate::fsx::resident(&path) {
+                let stored = fs::metadata(&path).unwrap().len();
+                assert!(
+                    left < stored - crate::fsx::BEHIND_WINDOW,
+                    "{suite}: {left} of {stored} bytes still cached"
+                );
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 
 use super::land::Lander;
 use crate::core::id::ObjectId;
-use crate::fsx::open_nofollow;
+use crate::fsx::{DropBehind, open_nofollow};
 use crate::keys::at_rest::{self, DataKeys, SealWriter, SealedFile, Sealing, Stored};
 use crate::keys::suite::Suite;
 use crate::node::quarantine::Held;
@@ -234,9 +234,11 @@ impl Staged {
             if self.sealing.is_some() {
                 let mut from = self.open()?;
                 let (_, file) = Lander::create_part(inbox, id)?;
-                let mut to = BufWriter::with_capacity(at_rest::CHUNK, file);
+                // fsynced next: written back as it goes, out of the page cache behind
+                let mut to = BufWriter::with_capacity(at_rest::CHUNK, DropBehind::new(file));
                 io::copy(&mut from, &mut to)?;
-                to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                let to = to.into_inner().map_err(|e| e.into_error())?;
+                to.into_inner().sync_all()?;
             }
             crate::fsx::sync_dir(&inbox.join(super::land::STAGING))
         })();

@@ -1097,11 +1097,10 @@ pub fn open_content(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<St
         return Ok(Stored::Plain(f));
     }
     let keys = keys.ok_or_else(no_data_key)?;
-    Ok(Stored::Sealed(SealedFile::open(
-        keys,
-        f,
-        &context(spooled),
-    )?))
+    // durable, read in order by the inspection and the send: out of the page cache behind
+    Ok(Stored::Sealed(
+        SealedFile::open(keys, f, &context(spooled))?.drop_behind(),
+    ))
 }
 
 /// Whether a spool entry's content is sealed at rest, as its metadata says.
