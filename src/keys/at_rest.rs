@@ -726,9 +726,10 @@ impl SealedFile {
         Ok(sealed)
     }
 
-    /// Read from start to end, what lies behind leaves the page cache
-    /// ([`crate::fsx::DropBehind`]): for a durable file read once or twice in order (a spool
-    /// entry's content), never for one deleted before the kernel would write it back.
+    /// Read in order, what lies behind leaves the page cache ([`crate::fsx::DropBehind`]):
+    /// for a durable file read once from start to end (a spool entry's content), never for
+    /// one deleted before the kernel would write it back. Chunks loaded out of order give
+    /// no advice, and neither does a second pass until it passes the first.
     pub fn drop_behind(self) -> SealedFile {
         self.behind.set(Some(crate::fsx::Behind::from(0)));
         self
@@ -1415,13 +1416,18 @@ mod tests {
             f.read_exact_at(&mut buf, 10).unwrap();
             assert_eq!(buf, plain[10..110], "{suite}");
             assert_eq!(f.failure(), None);
-            if let Some(left) = crate::fsx::resident(&path) {
-                let stored = fs::metadata(&path).unwrap().len();
-                assert!(
-                    left < stored - crate::fsx::BEHIND_WINDOW,
-                    "{suite}: {left} of {stored} bytes still cached"
+            let Some(left) = crate::fsx::resident(&path) else {
+                eprintln!(
+                    "SKIPPED the page-cache check: no fincore (util-linux-extra), or a file system that keeps pages on advice"
                 );
-            }
+                continue;
+            };
+            // the last four windows and the kernel's read-ahead at most
+            let stored = fs::metadata(&path).unwrap().len();
+            assert!(
+                left <= 4 * crate::fsx::BEHIND_WINDOW + (4 << 20),
+                "{suite}: {left} of {stored} bytes still cached"
+            );
         }
     }
 

@@ -1097,7 +1097,10 @@ pub fn open_content(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<St
         return Ok(Stored::Plain(f));
     }
     let keys = keys.ok_or_else(no_data_key)?;
-    // durable, read in order by the inspection and the send: out of the page cache behind
+    // durable, and read once in order by each reader opened here (the manifest's hash
+    // beside the inspection, the send): out of the page cache behind. The inspection opens
+    // its own reader, which keeps what it reads, as does a plain entry (renamed in, maybe
+    // never written back)
     Ok(Stored::Sealed(
         SealedFile::open(keys, f, &context(spooled))?.drop_behind(),
     ))
