@@ -62,7 +62,7 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Bench
 /// The repeat window of a diode lab as `isogate init` writes it, in seconds.
 const LAB_REPEAT_WINDOW_S: u64 = 600;
 /// The diode lab's pacing (`[diode] rate_mbit`), which `--diode-rate-mbit` rewrites.
-const LAB_RATE_MBIT: u64 = 2000;
+const LAB_RATE_MBIT: u64 = 4000;
 
 /// The bitrate line of the lab's `hearing` stream policy as `isogate init` writes it.
 const LAB_HEARING_RATE: &str = "max_bitrate_kbit = 20000\n";
@@ -109,7 +109,7 @@ pub struct BenchOptions {
     pub inspect_mib: u64,
     /// `[diode] repeat_window_s` of the diode lab, in seconds (`None`: the lab's 600).
     pub repeat_window_s: Option<u64>,
-    /// `[diode] rate_mbit` of the diode lab, in Mbit/s (`None`: the lab's 2,000).
+    /// `[diode] rate_mbit` of the diode lab, in Mbit/s (`None`: the lab's 4,000).
     pub diode_rate_mbit: Option<u64>,
     /// The figures to measure (empty: all of them).
     pub only: Vec<Figure>,
@@ -983,11 +983,11 @@ mod tests {
     fn the_diode_lab_has_the_rate_the_bench_rewrites() {
         let dir = tempfile::tempdir().unwrap();
         init::init(dir.path(), LabLink::Diode, 7950, None).unwrap();
-        rewrite_nodes(dir.path(), "rate_mbit = 2000\n", "rate_mbit = 6000\n").unwrap();
+        rewrite_nodes(dir.path(), "rate_mbit = 4000\n", "rate_mbit = 6000\n").unwrap();
         let court = fs::read_to_string(dir.path().join("court.toml")).unwrap();
         assert!(court.contains("rate_mbit = 6000\n"), "{court}");
         // a line the config lacks is an error, not a silent no-op
-        let e = rewrite_nodes(dir.path(), "rate_mbit = 2000\n", "x").unwrap_err();
+        let e = rewrite_nodes(dir.path(), "rate_mbit = 4000\n", "x").unwrap_err();
         assert!(e.to_string().contains("no line"), "{e}");
     }
 

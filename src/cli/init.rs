@@ -94,7 +94,7 @@ key = "certs/diode.key"
 # with jumbo frames), the same on both nodes: the receiver names a mismatch, not the sender.
 mtu = 1500
 # The sender paces itself: there is no back-pressure on a diode.
-rate_mbit = 2000
+rate_mbit = 4000
 # Repair symbols per source symbol (0.2 = 20 % overhead): with 3 blocks interleaved (derived
 # at this ratio), an object's first pass survives 5 % loss in bursts of up to 64 datagrams
 # (0.1 is enough for 5 % random loss).

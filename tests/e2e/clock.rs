@@ -226,7 +226,7 @@ fn diode_keeps_carrying_and_checkpointing_through_a_wall_clock_step_back() {
         let file = lab.config(node);
         let t = fs::read_to_string(&file)
             .unwrap()
-            .replace("rate_mbit = 2000", "rate_mbit = 400");
+            .replace("rate_mbit = 4000", "rate_mbit = 400");
         fs::write(&file, t).unwrap();
     }
     keeps_carrying_through_a_step_back(&lab);

@@ -29,7 +29,7 @@ fn lab_with_window(port_base: u16, window_s: u64) -> Lab {
                 "repeat_window_s = 600",
                 &format!("repeat_window_s = {window_s}"),
             )
-            .replace("rate_mbit = 2000", "rate_mbit = 400");
+            .replace("rate_mbit = 4000", "rate_mbit = 400");
         fs::write(&file, text).unwrap();
     }
     lab

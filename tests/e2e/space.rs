@@ -196,7 +196,7 @@ fn lab(port_base: u16, link: &str, window_s: u64, rate_mbit: u32) -> Option<(Lab
                 "repeat_window_s = 600",
                 &format!("repeat_window_s = {window_s}"),
             )
-            .replace("rate_mbit = 2000", &format!("rate_mbit = {rate_mbit}"));
+            .replace("rate_mbit = 4000", &format!("rate_mbit = {rate_mbit}"));
         fs::write(&file, text).unwrap();
     }
     let inbox = lab.inbox("internet", "to-internet");
