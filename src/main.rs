@@ -283,7 +283,7 @@ Examples:
         /// 600), to measure what repeats cost the objects sent meanwhile.
         #[arg(long)]
         repeat_window_s: Option<u64>,
-        /// The diode lab's pacing in Mbit/s (default: the lab's 2,000), to measure what the
+        /// The diode lab's pacing in Mbit/s (default: the lab's 4,000), to measure what the
         /// nodes keep up with on a machine faster than the lab's default assumes.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         diode_rate_mbit: Option<u64>,

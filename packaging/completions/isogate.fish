@@ -67,7 +67,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand bench" -l parallel-mib -
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l latency-secs -d 'Seconds of the 100 files/s latency run' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l inspect-mib -d 'Size of each generated document (CID-font PDF, OFD, legacy Word) of the content-inspection figures, in MiB; 0 skips them' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l repeat-window-s -d 'The diode lab\'s repeat window in seconds (0: no repeats; default: the lab\'s 600), to measure what repeats cost the objects sent meanwhile' -r
-complete -c isogate -n "__fish_isogate_using_subcommand bench" -l diode-rate-mbit -d 'The diode lab\'s pacing in Mbit/s (default: the lab\'s 2,000), to measure what the nodes keep up with on a machine faster than the lab\'s default assumes' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l diode-rate-mbit -d 'The diode lab\'s pacing in Mbit/s (default: the lab\'s 4,000), to measure what the nodes keep up with on a machine faster than the lab\'s default assumes' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l only -d 'Measure only these figures (repeat the flag; default: all). The machine\'s limits are always printed' -r -f -a "inspect\t'Content inspection of generated documents, on one core'
 files\t'Idle CPU, the large file, 4 KiB files per second and the latency at 100 files/s'
 streams\t'The stream channel\'s added latency and highest rate without loss'
