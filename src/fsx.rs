@@ -706,9 +706,12 @@ impl Behind {
         }
         let end = pos & !(PAGE - 1);
         let from = self.advised.saturating_sub(3 * BEHIND_WINDOW) & !(PAGE - 1);
-        let len = std::num::NonZeroU64::new(end.saturating_sub(from));
-        let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
         self.advised = pos;
+        // never an empty range: to the kernel that means "to the end of the file"
+        let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(from)) else {
+            return;
+        };
+        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
     }
 }
 
