@@ -483,9 +483,17 @@ pub fn private_staging(parent: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Fsyncs a directory so that entries created, renamed or removed in it are durable.
+mod group_sync;
+
+/// Fsyncs a directory so that entries created, renamed or removed in it before the call
+/// are durable. Threads syncing the same directory at once share one fsync where they can
+/// (group commit: see `group_sync`); each returns only after an fsync that started after
+/// its call.
+///
+/// # Errors
+/// Opening or syncing the directory failed (another caller's fsync, where it was shared).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    group_sync::sync(dir, || File::open(dir)?.sync_all())
 }
 
 /// Writes `bytes` to `path` through a temp file (`.<name>.tmp`), fsync and rename, without
@@ -578,6 +586,21 @@ pub fn open_nofollow(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(flags.bits() as i32)
         .open(path)
+}
+
+/// Empties the regular file `path` in place, never through a symbolic link: its bytes go
+/// (its blocks freed), its inode stays, for a next write through the same file. On ext4
+/// without a journal, making a file soon after others were deleted scans past each
+/// recently deleted inode: a file kept and emptied costs none of that.
+///
+/// # Errors
+/// Opening it for writing (`ELOOP`: a link) or truncating it failed.
+pub fn empty(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?
+        .set_len(0)
 }
 
 /// Renames `from` to `to` unless `to` exists (atomically: `AlreadyExists` if it does).
