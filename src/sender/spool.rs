@@ -18,12 +18,15 @@
 //!
 //! A removed entry's folder is kept for reuse, at most [`FREE_MAX`] of them: it is moved
 //! out of the spool in one rename (from then on the entry is never sent again), then its
-//! content is deleted and its other files renamed to the temporary names the next entry
-//! writes through. A [`Spool::put_from`] (a batch of messages, a release from quarantine)
-//! moves such a folder into place instead of making one, and writes its metadata,
-//! manifest and sent mark over the old files (until then a live entry may hold another
-//! object's temporary files: nothing reads them, and the spool is the node's alone). So a
-//! batch makes one new file instead of five: on ext4 without a journal, making a file
+//! other files are renamed to the temporary names the next entry writes through. Its
+//! content is emptied and kept as the next entry's part file when this node wrote it
+//! (sealed at rest, no other name linking to it); a content renamed in from an outbox is
+//! deleted, never emptied (another name or an open file may share it). A take or a
+//! [`Spool::put_from`] (a batch of messages, a release from quarantine) moves such a
+//! folder into place instead of making one, and writes its metadata, intent record,
+//! content, manifest and sent mark over the old files (until then a live entry may hold
+//! another object's temporary files: nothing reads them, and the spool is the node's
+//! alone). So a sealed take makes no new file: on ext4 without a journal, making a file
 //! right after others were deleted costs most of a millisecond of CPU. A node's start
 //! empties the pool.
 //!
@@ -49,8 +52,9 @@
 //!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
 //!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
 //!       and the entry's folder fsynced: meta.json, source and content durable together
-//!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) ─► remove source (not
-//!       fsynced: undone by a crash, it is finished again at recovery, as below)
+//!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) ─► rename source away to
+//!       its temporary name (not fsynced: undone by a crash, it is finished again at
+//!       recovery, as below)
 //!  recovery of an entry with `source`: content there → remove the staged file (never taken
 //!  twice); staged file there → copy again; neither, and the staging folder there → the
 //!  file never left the outbox (entry removed); staging folder not there or unreadable (the
@@ -69,7 +73,7 @@
 use crate::core::id::ObjectId;
 use crate::core::stage::Spooled;
 use crate::fsx::{
-    CopyError, copy_durable, copy_durable_as, is_cross_device, rename_noreplace, sync_dir,
+    CopyError, copy_durable, copy_durable_as, empty, is_cross_device, rename_noreplace, sync_dir,
     write_durable, write_synced,
 };
 use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored, plain_len};
@@ -80,6 +84,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -118,6 +123,15 @@ const SENT_MARK: &str = "sent";
 
 /// The content of a [`Spool::put`] while it is written (renamed to `content` once synced).
 const PUT_PART: &str = ".content.part";
+
+/// The temporary names a kept folder's files wait under (beside an emptied [`PUT_PART`]),
+/// each written through again by the entry that reuses the folder.
+const KEPT_NAMES: [&str; 4] = [
+    ".meta.json.tmp",
+    ".manifest.tmp",
+    ".sent.tmp",
+    ".source.tmp",
+];
 
 /// The folder under the state directory where removed entries' folders wait for reuse.
 const FREE_DIR: &str = "spool-free";
@@ -226,12 +240,28 @@ impl Spool {
     }
 
     /// Readies a retired folder for reuse: `false` when it holds a name this spool does
-    /// not write there (it is then not reused).
+    /// not write there (it is then not reused). A content this node wrote sealed at rest
+    /// (its metadata says so) that no other name links to is emptied and kept as the next
+    /// entry's part file; any other content (a file renamed in from an outbox, which other
+    /// names or open files may share) is deleted. An intent record is kept under its
+    /// temporary name.
     fn clean(slot: &Path) -> io::Result<bool> {
-        match fs::remove_file(slot.join("content")) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        let content = slot.join("content");
+        let sealed = fs::read(slot.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+            .is_some_and(|m| m.sealed);
+        let own =
+            sealed && fs::symlink_metadata(&content).is_ok_and(|m| m.is_file() && m.nlink() == 1);
+        if own {
+            empty(&content)?;
+            fs::rename(&content, slot.join(PUT_PART))?;
+        } else {
+            match fs::remove_file(&content) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         let mut renames = Vec::new();
         for e in fs::read_dir(slot)? {
@@ -244,7 +274,13 @@ impl Spool {
                 Some("meta.json") => ".meta.json.tmp",
                 Some("manifest") => ".manifest.tmp",
                 Some(SENT_MARK) => ".sent.tmp",
-                Some(".meta.json.tmp" | ".manifest.tmp" | ".sent.tmp") => continue,
+                Some(SOURCE_MARK) => ".source.tmp",
+                Some(PUT_PART) => {
+                    // a copy cut short, or the content just kept: nothing of it stays
+                    empty(&e.path())?;
+                    continue;
+                }
+                Some(n) if KEPT_NAMES.contains(&n) => continue,
                 _ => return Ok(false),
             };
             renames.push((name, tmp));
@@ -265,10 +301,9 @@ impl Spool {
         let only_temporary = fs::read_dir(&slot).is_ok_and(|entries| {
             entries.into_iter().all(|e| {
                 e.is_ok_and(|e| {
-                    matches!(
-                        e.file_name().to_str(),
-                        Some(".meta.json.tmp" | ".manifest.tmp" | ".sent.tmp")
-                    )
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n == PUT_PART || KEPT_NAMES.contains(&n))
                 })
             })
         });
@@ -379,12 +414,15 @@ impl Spool {
         let made = (|| {
             let part = spooled.dir.join(PUT_PART);
             {
-                use std::os::unix::fs::OpenOptionsExt;
+                // a kept folder's emptied part file is written over
                 let mut f = fs::OpenOptions::new()
                     .write(true)
-                    .create_new(true)
+                    .create(true)
+                    .truncate(true)
                     .mode(CONTENT_MODE)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                     .open(&part)?;
+                f.set_permissions(fs::Permissions::from_mode(CONTENT_MODE))?;
                 match sealing {
                     Some(keys) => {
                         let context = context(&spooled);
@@ -500,7 +538,7 @@ impl Spool {
         sealing: Option<&DataKeys>,
     ) -> io::Result<Option<Taken>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
-        let spooled = self.new_entry(id, channel, name, sealing.is_some(), false)?;
+        let spooled = self.new_entry(id, channel, name, sealing.is_some(), true)?;
         if let Some(w) = self.writers.get() {
             w.moving_out(outbox, file_name);
         }
@@ -1209,7 +1247,9 @@ fn finish_take(
             Err(e) => return Err(e.into()),
         }
     }
-    match fs::remove_file(dir.join(SOURCE_MARK)) {
+    // gone from its name: kept under its temporary one, written through by a next take
+    // in this folder once it is reused
+    match fs::rename(dir.join(SOURCE_MARK), dir.join(".source.tmp")) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
@@ -1368,15 +1408,26 @@ mod tests {
         Spool::mark_sent(&first, 42).unwrap();
         let folder = fs::metadata(&first.dir).unwrap().ino();
         let meta = fs::metadata(first.dir.join("meta.json")).unwrap().ino();
+        let content = fs::metadata(first.content()).unwrap().ino();
         spool.remove(&first).unwrap();
         assert!(!first.dir.exists());
-        // kept, with no name that makes an entry or a mark
+        // kept, with no name that makes an entry or a mark, and none of the content's bytes
         let kept: Vec<_> = fs::read_dir(state.join(FREE_DIR)).unwrap().collect();
         assert_eq!(kept.len(), 1);
-        let mut names = visible(&kept[0].as_ref().unwrap().path());
+        let kept = kept[0].as_ref().unwrap().path();
+        let mut names = visible(&kept);
         names.sort();
-        assert_eq!(names, [".manifest.tmp", ".meta.json.tmp", ".sent.tmp"]);
-        // the next put takes it: the same folder and metadata file, new content
+        assert_eq!(
+            names,
+            [
+                ".content.part",
+                ".manifest.tmp",
+                ".meta.json.tmp",
+                ".sent.tmp"
+            ]
+        );
+        assert_eq!(fs::metadata(kept.join(PUT_PART)).unwrap().len(), 0);
+        // the next put takes it: the same folder, metadata and content files, new content
         let second = spool
             .put("notices", "b.ndjson", b"{\"b\":2}\n", Some(&keys))
             .unwrap();
@@ -1385,17 +1436,18 @@ mod tests {
             fs::metadata(second.dir.join("meta.json")).unwrap().ino(),
             meta
         );
+        assert_eq!(fs::metadata(second.content()).unwrap().ino(), content);
         assert_eq!(opened(&second, Some(&keys)), b"{\"b\":2}\n");
         assert!(!second.dir.join("manifest").exists());
         assert_eq!(Spool::sent_mark(&second), None);
         let back = Spool::read_entry(&second.dir).unwrap();
         assert_eq!((back.id, back.name.as_str()), (second.id, "b.ndjson"));
-        // a take never reuses one; a removed entry with a file of its own is deleted
+        // a removed entry with a file of its own is deleted
         spool.remove(&second).unwrap();
         let odd = spool
             .put("notices", "c.ndjson", b"c\n", Some(&keys))
             .unwrap();
-        fs::write(odd.dir.join("source"), b"x").unwrap();
+        fs::write(odd.dir.join("planted"), b"x").unwrap();
         spool.remove(&odd).unwrap();
         assert!(!odd.dir.exists());
         assert_eq!(fs::read_dir(state.join(FREE_DIR)).unwrap().count(), 0);
@@ -1408,6 +1460,71 @@ mod tests {
         let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
         assert!(rec.is_empty());
         assert_eq!(fs::read_dir(state.join(FREE_DIR)).unwrap().count(), 0);
+    }
+
+    /// A take reuses a kept folder too: a sealed take writes through the kept files (no
+    /// file made), and its content is emptied and kept once removed; a file renamed in
+    /// as it was (a plain take) is deleted, never emptied: another name may share it.
+    #[test]
+    fn a_take_reuses_a_kept_folder_and_never_empties_a_file_it_did_not_write() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let outbox = t.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        let spool = Spool::open(&state).unwrap();
+        let keys = data_keys(t.path());
+        let take = |name: &str, body: &[u8], sealing: Option<&DataKeys>| {
+            fs::write(outbox.join(name), body).unwrap();
+            spool
+                .take("c", &outbox, OsStr::new(name), name, sealing)
+                .unwrap()
+                .unwrap()
+                .spooled
+        };
+        let first = take("a.txt", b"first", Some(&keys));
+        let files: Vec<u64> = ["meta.json", "content"]
+            .iter()
+            .map(|n| fs::metadata(first.dir.join(n)).unwrap().ino())
+            .collect();
+        let folder = fs::metadata(&first.dir).unwrap().ino();
+        assert!(!first.dir.join(SOURCE_MARK).exists());
+        spool.remove(&first).unwrap();
+        let second = take("b.txt", b"second", Some(&keys));
+        assert_eq!(fs::metadata(&second.dir).unwrap().ino(), folder);
+        let again: Vec<u64> = ["meta.json", "content"]
+            .iter()
+            .map(|n| fs::metadata(second.dir.join(n)).unwrap().ino())
+            .collect();
+        assert_eq!(again, files, "the same files written through");
+        assert_eq!(opened(&second, Some(&keys)), b"second");
+        assert_eq!(Spool::read_entry(&second.dir).unwrap().name, "b.txt");
+        assert!(!outbox.join("b.txt").exists());
+        spool.remove(&second).unwrap();
+        // a plain take renames the file in: another name of it keeps its bytes
+        fs::write(outbox.join("plain.txt"), b"plain bytes").unwrap();
+        fs::hard_link(outbox.join("plain.txt"), t.path().join("other-name")).unwrap();
+        let plain = spool
+            .take("c", &outbox, OsStr::new("plain.txt"), "plain.txt", None)
+            .unwrap()
+            .unwrap()
+            .spooled;
+        spool.remove(&plain).unwrap();
+        assert_eq!(
+            fs::read(t.path().join("other-name")).unwrap(),
+            b"plain bytes"
+        );
+        // a cut right after a take moved a kept folder in, before its metadata: the
+        // folder holds only the kept files, and recovery removes it
+        let cut = state
+            .join("spool")
+            .join("c")
+            .join("0123456789abcdef0123456789abcdef");
+        assert!(spool.reuse(&cut));
+        assert!(!visible(&cut).is_empty());
+        let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
+        assert!(rec.is_empty());
+        assert!(!cut.exists());
     }
 
     #[test]
