@@ -13,6 +13,12 @@
 //!    <inbox>/.isogate-tmp/<id>.part     as it arrives, plaintext; landed by one rename
 //! ```
 //!
+//! A sealed copy no longer needed once its part file is whole is not deleted but emptied
+//! and kept under a `.kept-<n>` name, at most [`KEPT_MAX`] per staging folder, and the next
+//! arrival's sealed copy is written through it: on ext4 without a journal, making a file
+//! soon after others were deleted costs most of a millisecond of CPU (see
+//! [`crate::fsx::empty`]). Recovery deletes kept files as any other leftover.
+//!
 //! The plaintext part file is written only for an object this node has cleared for its
 //! inbox, which is plaintext by design (applications read it). Recovery never reads a
 //! `.sealed` file: it deletes it. An object not yet committed is sent again; a committed
@@ -25,14 +31,50 @@ use crate::fsx::{DropBehind, open_nofollow};
 use crate::keys::at_rest::{self, DataKeys, SealWriter, SealedFile, Sealing, Stored};
 use crate::keys::suite::Suite;
 use crate::node::quarantine::Held;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Suffix of a staged copy sealed at rest.
 pub const SEALED_SUFFIX: &str = ".sealed";
+
+/// At most this many emptied sealed copies are kept per staging folder.
+pub const KEPT_MAX: usize = 64;
+
+/// Emptied sealed copies kept for the next arrivals, by staging folder (this process's;
+/// recovery deletes what an earlier run kept).
+static KEPT: LazyLock<Mutex<HashMap<PathBuf, Vec<PathBuf>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The number in the next kept file's name (unique in this process).
+static KEPT_NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Moves a kept file of `path`'s folder to `path` (which must not exist): `false` when
+/// none is kept or the move failed (that file is then deleted, best effort).
+fn reuse_kept(path: &Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    let kept = KEPT
+        .lock()
+        .ok()
+        .and_then(|mut k| k.get_mut(dir).and_then(Vec::pop));
+    let Some(kept) = kept else {
+        return false;
+    };
+    match crate::fsx::rename_noreplace(&kept, path) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(kept = %kept.display(), error = %e, "a kept staged file cannot be reused; deleted");
+            let _ = std::fs::remove_file(&kept);
+            false
+        }
+    }
+}
 
 /// A received object's copy in its inbox's staging folder: sealed with the node's data keys
 /// where it has them, else the plaintext part file itself.
@@ -128,11 +170,15 @@ impl Staged {
             None => StagedWriter::Plain(Lander::create_part(inbox, id)?.1),
             Some((keys, context)) => {
                 Lander::staging_dir(inbox)?;
+                // an emptied copy kept from an earlier arrival is written through when
+                // there is one (it has mode 0600 already)
+                reuse_kept(&staged.path);
                 let file = OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(true)
                     .mode(0o600)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                     .open(&staged.path)?;
                 StagedWriter::Sealed(SealWriter::new(keys, BufWriter::new(file), context)?)
             }
@@ -249,13 +295,40 @@ impl Staged {
     }
 
     /// Removes the sealed copy once its part file is whole ([`Staged::unseal`]): nothing to
-    /// do for a plaintext part file, which landing renames. Gone already is fine.
+    /// do for a plaintext part file, which landing renames. Gone already is fine. Its
+    /// name goes; the file itself is emptied and kept for a next arrival while its folder
+    /// keeps fewer than [`KEPT_MAX`], else deleted.
     ///
     /// # Errors
     /// Removing failed.
     pub fn remove_sealed(&self) -> io::Result<()> {
         if self.sealing.is_none() {
             return Ok(());
+        }
+        if let Some(dir) = self.path.parent()
+            && KEPT
+                .lock()
+                .is_ok_and(|k| k.get(dir).map_or(0, Vec::len) < KEPT_MAX)
+        {
+            let kept = dir.join(format!(
+                ".kept-{}",
+                KEPT_NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let moved = crate::fsx::empty(&self.path)
+                .and_then(|()| crate::fsx::rename_noreplace(&self.path, &kept));
+            match moved {
+                Ok(()) => {
+                    if let Ok(mut k) = KEPT.lock() {
+                        k.entry(dir.to_path_buf()).or_default().push(kept);
+                        return Ok(());
+                    }
+                    let _ = std::fs::remove_file(&kept);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                // emptied or not, deleted below
+                Err(_) => {}
+            }
         }
         self.remove()
     }
@@ -323,6 +396,69 @@ mod tests {
         staged.remove_sealed().unwrap();
         assert!(!staged.path().exists());
         staged.remove_sealed().unwrap();
+    }
+
+    /// A sealed copy done with is emptied and kept (never under its name), the next
+    /// arrival's copy is written through that file, at most KEPT_MAX are kept, and a
+    /// recovery deletes them.
+    #[test]
+    fn a_removed_sealed_copy_is_emptied_kept_and_written_through_by_the_next() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let k = keys(t.path());
+        let staging = inbox.join(super::super::land::STAGING);
+        let arrive = |n: u8, body: &[u8]| {
+            let (staged, mut w) =
+                Staged::create(&inbox, "in", ObjectId([n; 16]), Some(k.clone())).unwrap();
+            w.write_all(body).unwrap();
+            w.finish().unwrap();
+            staged
+        };
+        let first = arrive(1, b"first secret");
+        let ino = std::fs::metadata(first.path()).unwrap().ino();
+        first.remove_sealed().unwrap();
+        assert!(!first.path().exists());
+        let kept: Vec<_> = std::fs::read_dir(&staging)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert!(
+            kept[0]
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(".kept-")
+        );
+        assert_eq!(
+            std::fs::metadata(&kept[0]).unwrap().len(),
+            0,
+            "no byte kept"
+        );
+        let second = arrive(2, b"second");
+        assert_eq!(std::fs::metadata(second.path()).unwrap().ino(), ino);
+        assert_eq!(
+            std::fs::metadata(second.path()).unwrap().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(second.read_path(second.path()).unwrap(), b"second");
+        assert!(!kept[0].exists());
+        second.remove_sealed().unwrap();
+        // bounded: beyond KEPT_MAX, a removed copy is deleted
+        let many: Vec<_> = (0..=KEPT_MAX).map(|i| arrive(10 + i as u8, b"x")).collect();
+        for s in &many {
+            s.remove_sealed().unwrap();
+        }
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), KEPT_MAX);
+        // a start deletes them, as any leftover of the staging folder
+        let lander = Lander::open(t.path().join("state").as_path()).unwrap();
+        lander.recover(&inbox, "in", Suite::Default).unwrap();
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+        // a kept file gone meanwhile: the next arrival makes its own
+        let third = arrive(3, b"third");
+        assert_eq!(third.read_path(third.path()).unwrap(), b"third");
     }
 
     #[test]

@@ -97,9 +97,7 @@ fn a_receiver_restart_mid_stream_and_forged_datagrams() {
     let inbox = lab.inbox("internet", "to-internet");
     // kill the receiver while the first copy streams in, then start it again
     wait_until(60, "the first copy to start arriving", || {
-        fs::read_dir(inbox.join(".isogate-tmp"))
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
+        !staged(&inbox.join(".isogate-tmp")).is_empty()
     });
     internet.kill9();
     std::thread::sleep(Duration::from_millis(300));

@@ -252,9 +252,7 @@ fn fill_and_empty(
             let staging = inbox.join(inbox::STAGING);
             let deadline = std::time::Instant::now() + Duration::from_millis(full_ms);
             while std::time::Instant::now() < deadline {
-                let arriving = fs::read_dir(&staging)
-                    .map(|mut e| e.next().is_some())
-                    .unwrap_or(false);
+                let arriving = !staged(&staging).is_empty();
                 if arriving {
                     fill(&inbox, FLOOR / 2);
                 }
@@ -278,9 +276,7 @@ fn fill_and_empty(
         });
     }
     let staging = inbox.join(inbox::STAGING);
-    let left: Vec<_> = fs::read_dir(&staging)
-        .map(|r| r.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = staged(&staging);
     assert!(left.is_empty(), "left in the staging area: {left:?}");
     std::thread::sleep(Duration::from_millis(300));
     let seen = taker.seen.lock().unwrap().clone();
@@ -411,9 +407,7 @@ fn an_object_whose_masked_copy_does_not_fit_waits_whole_and_lands_once_room_retu
     // nothing half-written stays in the inbox while it waits
     let staging = inbox.join(".isogate-tmp");
     std::thread::sleep(Duration::from_secs(3));
-    let left: Vec<_> = fs::read_dir(&staging)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = staged(&staging);
     assert!(left.is_empty(), "left in the staging folder: {left:?}");
     assert!(lab.records("internet", "landed").is_empty());
     // the volume grows: the object lands, once, masked

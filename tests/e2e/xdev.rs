@@ -290,7 +290,7 @@ fn files_cross_both_ways_and_refusals_reach_quarantine_across_file_systems() {
         all(&lab.dir.join("court/state/spool/to-internet")).is_empty()
     });
     let staging = inbox_i.join(".isogate-tmp");
-    assert!(all(&staging).is_empty(), "{:?}", all(&staging));
+    assert!(staged(&staging).is_empty(), "{:?}", all(&staging));
     let mode = fs::metadata(&staging).unwrap().permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,

@@ -291,6 +291,29 @@ pub fn visible(dir: &Path) -> Vec<String> {
     v
 }
 
+/// What an inbox's staging folder holds besides the receiver's emptied, kept sealed
+/// copies (`.kept-<n>`, which hold no byte: checked here): the files of objects arriving,
+/// or stranded.
+pub fn staged(staging: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(staging)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let kept = e.file_name().to_string_lossy().starts_with(".kept-");
+                    if kept {
+                        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                        assert_eq!(len, 0, "a kept file holds bytes: {:?}", e.path());
+                    }
+                    !kept
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Waits until `cond` holds, or fails the test with `what` after `secs` seconds.
 pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
