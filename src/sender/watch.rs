@@ -59,9 +59,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
-/// A name due to be taken: its channel, its name, and its (device, inode) when it has not
-/// changed since before the watch started or an overflow (its writer may have opened it unseen).
-type Due = (Channel, OsString, Option<(u64, u64)>);
+/// A name due to be taken: its channel, its name, its (device, inode) when it has not
+/// changed since before the watch started or an overflow (its writer may have opened it
+/// unseen), and its size when polled (bytes).
+type Due = (Channel, OsString, Option<(u64, u64)>, u64);
+
+/// A file smaller than this (bytes, when polled) takes one unit of an intake slot, a larger
+/// one a whole slot ([`SMALL_PER_SLOT`] units): a small file's take mostly waits on its
+/// fsyncs and holds little memory, so more of them go at once.
+const SMALL_OBJECT_MAX: u64 = 1 << 20;
+
+/// How many small files share one of [`crate::node::objects_at_once`]'s slots.
+const SMALL_PER_SLOT: u32 = 4;
+
+/// The units of the intake's slots a file of `size` bytes holds while it is taken,
+/// inspected and sealed.
+fn intake_units(size: u64) -> u32 {
+    if size < SMALL_OBJECT_MAX {
+        1
+    } else {
+        SMALL_PER_SLOT
+    }
+}
 
 /// How often each outbox folder is checked to be the one watched.
 pub const RENEW_EVERY: Duration = Duration::from_millis(500);
@@ -157,7 +176,10 @@ impl Watch {
 
     /// Runs until the task is aborted.
     pub async fn run(mut self) {
-        let workers = Arc::new(Semaphore::new(crate::node::objects_at_once()));
+        // a large file holds a whole slot, a small one a unit of it (see SMALL_PER_SLOT)
+        let workers = Arc::new(Semaphore::new(
+            crate::node::objects_at_once() * SMALL_PER_SLOT as usize,
+        ));
         let mut rescan =
             tokio::time::interval(Duration::from_millis(self.sender.node.cfg.intake.rescan_ms));
         let mut tick = tokio::time::interval(Duration::from_millis(25));
@@ -357,16 +379,17 @@ impl Watch {
                                 < self.writers.watched_since_ns(&c.outbox)
                     });
                     let key = meta.as_ref().map(|m| (m.dev(), m.ino()));
-                    due.push((c.clone(), name, key.filter(|_| unseen)));
+                    let size = meta.as_ref().map_or(0, |m| m.len());
+                    due.push((c.clone(), name, key.filter(|_| unseen), size));
                 }
             }
         }
-        if due.iter().any(|(_, _, unseen)| unseen.is_some()) {
+        if due.iter().any(|(_, _, unseen, _)| unseen.is_some()) {
             let Ok(held) = tokio::task::spawn_blocking(crate::sender::writers::holders).await
             else {
                 return; // not asked: nothing taken this round
             };
-            due.retain(|(c, name, unseen)| {
+            due.retain(|(c, name, unseen, _)| {
                 let keep = unseen.is_none_or(|k| !held.contains(&k));
                 if !keep {
                     tracing::info!(channel = %c.name, name = %name.to_string_lossy(), "held open by a process whose open the events did not show (before the start, or lost to an overflow); waiting for its writer");
@@ -397,8 +420,8 @@ impl Watch {
                 }
             }
         }
-        for (channel, name, _) in due {
-            let Ok(permit) = workers.clone().acquire_owned().await else {
+        for (channel, name, _, size) in due {
+            let Ok(permit) = workers.clone().acquire_many_owned(intake_units(size)).await else {
                 return;
             };
             let sender = self.sender.clone();
@@ -547,6 +570,20 @@ fn intake(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_file_holds_a_unit_of_a_slot_and_a_large_one_a_whole_slot() {
+        assert_eq!(intake_units(0), 1);
+        assert_eq!(intake_units(SMALL_OBJECT_MAX - 1), 1);
+        assert_eq!(intake_units(SMALL_OBJECT_MAX), SMALL_PER_SLOT);
+        assert_eq!(intake_units(u64::MAX), SMALL_PER_SLOT);
+        // as many large files at once as slots, as before: their memory stays bounded
+        let permits = crate::node::objects_at_once() * SMALL_PER_SLOT as usize;
+        assert_eq!(
+            permits / intake_units(SMALL_OBJECT_MAX) as usize,
+            crate::node::objects_at_once()
+        );
+    }
 
     #[test]
     fn a_name_being_taken_is_given_up_when_its_intake_ends_or_panics() {
