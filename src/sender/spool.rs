@@ -13,7 +13,7 @@
 //!                                               its repeat window ends (ms, decimal)
 //! state/seq/<channel>                           high-water mark of sequence numbers
 //! state/spool-free/<n>/                         a removed entry's folder, kept for a next
-//!                                               batch (see below)
+//!                                               take or batch (see below)
 //! ```
 //!
 //! A removed entry's folder is kept for reuse, at most [`FREE_MAX`] of them: it is moved
@@ -216,8 +216,9 @@ impl Spool {
     /// (the spool's folder synced by the caller; the pool's is not: a crash that keeps
     /// both names leaves an entry already delivered, emptied with the pool at start, then
     /// removed as an entry without content): from then on it is never sent again, and nothing that
-    /// writes to the entry by its path reaches it. There its content is deleted and its
-    /// other files renamed to the temporary names they are written through, and it is
+    /// writes to the entry by its path reaches it. There its content is emptied and kept
+    /// (sealed by this node) or deleted (see [`Spool::clean`]), its other files renamed
+    /// to the temporary names they are written through, the folder fsynced, and it is
     /// kept for reuse; a folder holding anything else is deleted. `Ok(false)`: the pool
     /// is full ([`FREE_MAX`]); the caller removes the entry.
     fn retire(&self, dir: &Path) -> io::Result<bool> {
@@ -276,8 +277,11 @@ impl Spool {
                 Some(SENT_MARK) => ".sent.tmp",
                 Some(SOURCE_MARK) => ".source.tmp",
                 Some(PUT_PART) => {
-                    // a copy cut short, or the content just kept: nothing of it stays
-                    empty(&e.path())?;
+                    // a copy cut short (the content just kept is empty already): nothing
+                    // of it stays
+                    if e.metadata()?.len() > 0 {
+                        empty(&e.path())?;
+                    }
                     continue;
                 }
                 Some(n) if KEPT_NAMES.contains(&n) => continue,
@@ -288,6 +292,10 @@ impl Spool {
         for (name, tmp) in renames {
             fs::rename(slot.join(name), slot.join(tmp))?;
         }
+        // the old names gone for good before the folder can get a live entry's name: a
+        // power cut must never bring back a `content` or `source` beside the next entry's
+        // metadata (a file system without a journal writes folders back in no order)
+        sync_dir(slot)?;
         Ok(true)
     }
 
