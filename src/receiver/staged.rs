@@ -54,7 +54,8 @@ static KEPT: LazyLock<Mutex<HashMap<PathBuf, Vec<PathBuf>>>> =
 static KEPT_NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Moves a kept file of `path`'s folder to `path` (which must not exist): `false` when
-/// none is kept or the move failed (that file is then deleted, best effort).
+/// none is kept or the move failed (that file is then deleted, best effort, or kept
+/// again when `path` exists already).
 fn reuse_kept(path: &Path) -> bool {
     let Some(dir) = path.parent() else {
         return false;
@@ -68,6 +69,12 @@ fn reuse_kept(path: &Path) -> bool {
     };
     match crate::fsx::rename_noreplace(&kept, path) {
         Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if let Ok(mut k) = KEPT.lock() {
+                k.entry(dir.to_path_buf()).or_default().push(kept);
+            }
+            false
+        }
         Err(e) => {
             tracing::debug!(kept = %kept.display(), error = %e, "a kept staged file cannot be reused; deleted");
             let _ = std::fs::remove_file(&kept);
@@ -171,15 +178,21 @@ impl Staged {
             Some((keys, context)) => {
                 Lander::staging_dir(inbox)?;
                 // an emptied copy kept from an earlier arrival is written through when
-                // there is one (it has mode 0600 already)
-                reuse_kept(&staged.path);
+                // there is one (mode 0600 already). Opened without O_TRUNC: on ext4 a
+                // truncation to 0 makes the file's close start writing it back, which a
+                // sealed copy never needs (see StagedWriter::finish); emptied only if it
+                // is not empty
+                let reused = reuse_kept(&staged.path);
                 let file = OpenOptions::new()
                     .write(true)
                     .create(true)
-                    .truncate(true)
+                    .truncate(!reused)
                     .mode(0o600)
                     .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                     .open(&staged.path)?;
+                if reused && file.metadata()?.len() > 0 {
+                    file.set_len(0)?;
+                }
                 StagedWriter::Sealed(SealWriter::new(keys, BufWriter::new(file), context)?)
             }
         };
