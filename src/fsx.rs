@@ -594,13 +594,22 @@ pub fn open_nofollow(path: &Path) -> io::Result<File> {
 /// recently deleted inode: a file kept and emptied costs none of that.
 ///
 /// # Errors
-/// Opening it for writing (`ELOOP`: a link) or truncating it failed.
+/// Opening it for writing (`ELOOP`: a link; `ENXIO`: a FIFO) failed, it is not a regular
+/// file, or truncating it failed.
 pub fn empty(path: &Path) -> io::Result<()> {
-    OpenOptions::new()
+    // never blocks on a FIFO (ENXIO without a reader), never truncates what is not a file
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let f = OpenOptions::new()
         .write(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)?
-        .set_len(0)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{}: not a regular file, not emptied",
+            path.display()
+        )));
+    }
+    f.set_len(0)
 }
 
 /// Renames `from` to `to` unless `to` exists (atomically: `AlreadyExists` if it does).

@@ -12,7 +12,8 @@
 //!
 //! Each caller returns only after an fsync of D that *started after its call* has
 //! finished, so it never relies on one that may have missed its change; it returns that
-//! fsync's error, if any, whoever ran it. Several directories sync at once, each in its
+//! fsync's error, if any, whoever ran it (or a later fsync's, when one failed before it
+//! looked: the safe side). Several directories sync at once, each in its
 //! own group; a group lives while a caller uses it (bounded by the callers).
 
 use std::collections::HashMap;
@@ -39,10 +40,59 @@ struct State {
     finished: u64,
     /// An fsync is running (generation `started`).
     running: bool,
-    /// The last failed fsync: its generation, and its error's kind and text.
-    failed: Option<(u64, io::ErrorKind, String)>,
+    /// The last failed fsync: its generation and its error.
+    failed: Option<(u64, Failure)>,
     /// Callers waiting for a generation to finish.
     waiting: usize,
+}
+
+/// What a failed fsync said, to be told again to each caller it covered.
+struct Failure {
+    /// The OS's error number, where it gave one.
+    errno: Option<i32>,
+    kind: io::ErrorKind,
+    text: String,
+}
+
+impl Failure {
+    fn of(e: &io::Error) -> Failure {
+        Failure {
+            errno: e.raw_os_error(),
+            kind: e.kind(),
+            text: e.to_string(),
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        let e = match self.errno {
+            Some(n) => io::Error::from_raw_os_error(n),
+            None => io::Error::from(self.kind),
+        };
+        io::Error::new(
+            e.kind(),
+            format!("the shared fsync of this folder failed: {}", self.text),
+        )
+    }
+}
+
+/// Ends the running fsync of a group when dropped, even if the fsync unwound: the next
+/// caller runs one, the waiters wake.
+struct Running<'a> {
+    group: &'a Group,
+    generation: u64,
+    failure: Option<Failure>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.group.state);
+        st.running = false;
+        st.finished = self.generation;
+        if let Some(f) = self.failure.take() {
+            st.failed = Some((self.generation, f));
+        }
+        self.group.finished.notify_all();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,27 +126,25 @@ impl Group {
         let need = st.started + 1;
         loop {
             if st.finished >= need {
+                // a later generation's failure may hide whether `need`'s succeeded: said
+                // as failed then (the safe side; fsync errors are rare)
                 return match &st.failed {
-                    Some((generation, kind, text)) if *generation >= need => Err(io::Error::new(
-                        *kind,
-                        format!("the shared fsync of this folder failed: {text}"),
-                    )),
+                    Some((generation, failure)) if *generation >= need => Err(failure.error()),
                     _ => Ok(()),
                 };
             }
             if !st.running {
                 st.running = true;
                 st.started += 1;
-                let generation = st.started;
+                let mut running = Running {
+                    group: self,
+                    generation: st.started,
+                    failure: None,
+                };
                 drop(st);
                 let result = fsync();
-                let mut st = lock(&self.state);
-                st.running = false;
-                st.finished = generation;
-                if let Err(e) = &result {
-                    st.failed = Some((generation, e.kind(), e.to_string()));
-                }
-                self.finished.notify_all();
+                running.failure = result.as_ref().err().map(Failure::of);
+                drop(running);
                 return result;
             }
             st.waiting += 1;
@@ -227,6 +275,21 @@ mod tests {
             assert!(e.to_string().contains("disk gone"), "{e}");
         }
         sync(dir, || Ok(())).unwrap();
+    }
+
+    /// An fsync that unwinds ends its generation: the next caller runs its own.
+    #[test]
+    fn an_fsync_that_panics_leaves_the_folder_syncable() {
+        let dir = Path::new("/group-sync-test/panics");
+        let unwound = std::thread::spawn(move || sync(dir, || panic!("fsync panicked"))).join();
+        assert!(unwound.is_err());
+        let ran = AtomicUsize::new(0);
+        sync(dir, || {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     /// Different folders never wait for each other.
