@@ -65,8 +65,9 @@ use tokio::sync::{Semaphore, mpsc};
 type Due = (Channel, OsString, Option<(u64, u64)>, u64);
 
 /// A file smaller than this (bytes, when polled) takes one unit of an intake slot, a larger
-/// one a whole slot ([`SMALL_PER_SLOT`] units): a small file's take mostly waits on its
-/// fsyncs and holds little memory, so more of them go at once.
+/// one (or anything not a regular file) a whole slot ([`SMALL_PER_SLOT`] units): a small
+/// file's take mostly waits on its fsyncs and its buffers are small, so more of them go at
+/// once (its inspection is bounded as any other's: an archive's expansion by its limits).
 const SMALL_OBJECT_MAX: u64 = 1 << 20;
 
 /// How many small files share one of [`crate::node::objects_at_once`]'s slots.
@@ -379,7 +380,11 @@ impl Watch {
                                 < self.writers.watched_since_ns(&c.outbox)
                     });
                     let key = meta.as_ref().map(|m| (m.dev(), m.ino()));
-                    let size = meta.as_ref().map_or(0, |m| m.len());
+                    // not a regular file, or gone: weighed as a large one
+                    let size = meta
+                        .as_ref()
+                        .filter(|_| regular)
+                        .map_or(u64::MAX, |m| m.len());
                     due.push((c.clone(), name, key.filter(|_| unseen), size));
                 }
             }
