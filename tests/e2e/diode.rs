@@ -9,7 +9,6 @@ use crate::common;
 
 use common::net::*;
 use common::*;
-use std::fs;
 use std::time::Duration;
 
 fn cross_intact(loss: &str, id: u8, port_base: u16, sizes: &[u64]) {

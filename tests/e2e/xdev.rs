@@ -336,12 +336,13 @@ fn files_cross_both_ways_and_refusals_reach_quarantine_across_file_systems() {
     }
 }
 
-/// Whether some spool entry of `channel` is being copied into (its part file is there).
+/// Whether some spool entry of `channel` is being copied into (its part file holds bytes:
+/// a reused folder keeps an empty one).
 fn copying(lab: &Lab, channel: &str) -> bool {
     let spool = lab.dir.join("court/state/spool").join(channel);
     all(&spool)
         .iter()
-        .any(|e| spool.join(e).join(".content.part").exists())
+        .any(|e| fs::metadata(spool.join(e).join(".content.part")).is_ok_and(|m| m.len() > 0))
 }
 
 #[test]
