@@ -330,7 +330,10 @@ fn a_committed_part_file_changed_before_recovery_is_quarantined_not_delivered() 
             Some(sha256_file(&inbox.join("whole.txt")))
         )]
     );
-    assert!(!part("changed.txt").exists() && !part("whole.txt").exists());
+    // the reason file is written before the content moves in: wait for the move
+    wait_until(30, "both part files to go", || {
+        !part("changed.txt").exists() && !part("whole.txt").exists()
+    });
     // the quarantined copy is the changed content, sealed at rest under the lab's key
     let copy = q.join(id_of("changed.txt"));
     let held = std::fs::read(&copy).unwrap();
