@@ -594,6 +594,10 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     let all = listed(&lab, "court");
     let q = lab.quarantine("court", "to-internet");
     let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
+    // listed from its reason file, written before the copy moves in
+    wait_until(30, "both copies in", || {
+        q.join(&a).exists() && q.join(&b).exists()
+    });
     // sealed: no plaintext of the marker, listed with the size that was refused
     for id in [&a, &b] {
         let stored = fs::read(q.join(id)).unwrap();
@@ -678,6 +682,7 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     lab.publish("court", "to-internet", "c.txt", marker.as_bytes());
     wait_until(30, "a third refusal", || listed(&lab, "court").len() == 3);
     let c = id_of(entry(&listed(&lab, "court"), "c.txt"));
+    wait_until(30, "the third copy in", || q.join(&c).exists());
     assert_eq!(sealed_by(&q.join(&c)), second);
 
     // one byte of b's stored copy changes
