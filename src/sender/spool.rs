@@ -124,14 +124,23 @@ const SENT_MARK: &str = "sent";
 /// The content of a [`Spool::put`] while it is written (renamed to `content` once synced).
 const PUT_PART: &str = ".content.part";
 
-/// The temporary names a kept folder's files wait under (beside an emptied [`PUT_PART`]),
-/// each written through again by the entry that reuses the folder.
-const KEPT_NAMES: [&str; 4] = [
-    ".meta.json.tmp",
-    ".manifest.tmp",
-    ".sent.tmp",
-    ".source.tmp",
+/// The files of an entry that its folder keeps once removed, each with the temporary name
+/// it waits under (beside an emptied [`PUT_PART`]), written through again by the entry
+/// that reuses the folder.
+const KEPT_NAMES: [(&str, &str); 4] = [
+    ("meta.json", ".meta.json.tmp"),
+    ("manifest", ".manifest.tmp"),
+    (SENT_MARK, ".sent.tmp"),
+    (SOURCE_MARK, SOURCE_TMP),
 ];
+
+/// The temporary name of a finished take's intent record ([`SOURCE_MARK`]).
+const SOURCE_TMP: &str = ".source.tmp";
+
+/// Whether `name` is the temporary name of a kept file ([`KEPT_NAMES`]).
+fn is_kept_name(name: &str) -> bool {
+    KEPT_NAMES.iter().any(|(_, tmp)| *tmp == name)
+}
 
 /// The folder under the state directory where removed entries' folders wait for reuse.
 const FREE_DIR: &str = "spool-free";
@@ -271,12 +280,12 @@ impl Spool {
                 return Ok(false);
             }
             let name = e.file_name();
-            let tmp = match name.to_str() {
-                Some("meta.json") => ".meta.json.tmp",
-                Some("manifest") => ".manifest.tmp",
-                Some(SENT_MARK) => ".sent.tmp",
-                Some(SOURCE_MARK) => ".source.tmp",
-                Some(PUT_PART) => {
+            let live = name
+                .to_str()
+                .and_then(|n| KEPT_NAMES.iter().find(|(live, _)| *live == n));
+            let tmp = match (live, name.to_str()) {
+                (Some((_, tmp)), _) => *tmp,
+                (None, Some(PUT_PART)) => {
                     // a copy cut short (the content just kept is empty already): nothing
                     // of it stays
                     if e.metadata()?.len() > 0 {
@@ -284,7 +293,7 @@ impl Spool {
                     }
                     continue;
                 }
-                Some(n) if KEPT_NAMES.contains(&n) => continue,
+                (None, Some(n)) if is_kept_name(n) => continue,
                 _ => return Ok(false),
             };
             renames.push((name, tmp));
@@ -311,7 +320,7 @@ impl Spool {
                 e.is_ok_and(|e| {
                     e.file_name()
                         .to_str()
-                        .is_some_and(|n| n == PUT_PART || KEPT_NAMES.contains(&n))
+                        .is_some_and(|n| n == PUT_PART || is_kept_name(n))
                 })
             })
         });
@@ -1257,7 +1266,7 @@ fn finish_take(
     }
     // gone from its name: kept under its temporary one, written through by a next take
     // in this folder once it is reused
-    match fs::rename(dir.join(SOURCE_MARK), dir.join(".source.tmp")) {
+    match fs::rename(dir.join(SOURCE_MARK), dir.join(SOURCE_TMP)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
