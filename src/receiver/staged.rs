@@ -318,29 +318,27 @@ impl Staged {
         if self.sealing.is_none() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent()
-            && KEPT
-                .lock()
-                .is_ok_and(|k| k.get(dir).map_or(0, Vec::len) < KEPT_MAX)
-        {
-            let kept = dir.join(format!(
-                ".kept-{}",
-                KEPT_NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let moved = crate::fsx::empty(&self.path)
-                .and_then(|()| crate::fsx::rename_noreplace(&self.path, &kept));
-            match moved {
-                Ok(()) => {
-                    if let Ok(mut k) = KEPT.lock() {
-                        k.entry(dir.to_path_buf()).or_default().push(kept);
+        if let Some(dir) = self.path.parent() {
+            // the cap checked and the kept file added under one lock: removals at once
+            // never keep more than KEPT_MAX
+            let mut pool = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+            let kept_here = pool.entry(dir.to_path_buf()).or_default();
+            if kept_here.len() < KEPT_MAX {
+                let kept = dir.join(format!(
+                    ".kept-{}",
+                    KEPT_NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                let moved = crate::fsx::empty(&self.path)
+                    .and_then(|()| crate::fsx::rename_noreplace(&self.path, &kept));
+                match moved {
+                    Ok(()) => {
+                        kept_here.push(kept);
                         return Ok(());
                     }
-                    let _ = std::fs::remove_file(&kept);
-                    return Ok(());
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    // emptied or not, deleted below
+                    Err(_) => {}
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                // emptied or not, deleted below
-                Err(_) => {}
             }
         }
         self.remove()
