@@ -7,7 +7,7 @@
 //! ```text
 //!  POST /v1/channels/{channel}/messages   a channel this node sends
 //!    Content-Type ─► 415 · Content-Length ─► 411 · ≤ batch_max_bytes ─► 413
-//!    Idempotency-Key (1..=200 visible ASCII) ─► 400 · parse_posted ─► 400 / 413
+//!    Idempotency-Key (at most once, 1..=200 visible ASCII) ─► 400 · parse_posted ─► 400 / 413
 //!    Messages::post (blocks until durable) ─► 202 {"id"} | {"ids"}
 //!      refused ─► 400 / 413 / 422 {"reason","detail"(,"index")} · 503 + Retry-After: 1
 //!  GET  /v1/channels/{channel}/messages?after=B.I&limit=N&wait=S   a channel it receives
@@ -220,8 +220,13 @@ fn media_type(r: &Request) -> Option<bool> {
     }
 }
 
-/// The `Idempotency-Key`: `Ok(None)` when absent; `Err` when not 1..=200 visible ASCII.
+/// The `Idempotency-Key`: `Ok(None)` when absent; `Err` when not 1..=200 visible ASCII,
+/// or given more than once (which one the client meant cannot be known).
 fn idempotency_key(r: &Request) -> Result<Option<String>, String> {
+    let given = r.headers_named("Idempotency-Key").count();
+    if given > 1 {
+        return Err(format!("Idempotency-Key given {given} times: send it once"));
+    }
     let Some(k) = r.header("Idempotency-Key") else {
         return Ok(None);
     };
@@ -703,6 +708,16 @@ mod tests {
                 "key {bad:?}"
             );
         }
+        let twice = String::from_utf8(post_req("notices", "application/json", Some("k2"), "{}"))
+            .unwrap()
+            .replacen(
+                "Idempotency-Key: k2\r\n",
+                "Idempotency-Key: k2\r\nidempotency-key: k3\r\n",
+                1,
+            );
+        let (s, j, _) = call(addr, twice.as_bytes());
+        assert_eq!((s, j["reason"].as_str()), (400, Some("bad_request")), "{j}");
+        assert!(j.to_string().contains("given 2 times"), "{j}");
         let (s, _, _) = call(
             addr,
             &post_req("notices", "application/json", Some(&"k".repeat(200)), "{}"),

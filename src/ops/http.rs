@@ -156,6 +156,14 @@ impl Request<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header named `name` (any case), in the order received.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The announced body length: `Ok(None)` for none; [`BodyError::NoLength`] for a
     /// Transfer-Encoding, [`BodyError::BadLength`] for a Content-Length that is not only
     /// decimal digits, or for several (headers or comma-separated values) that differ.
