@@ -472,6 +472,54 @@ mod tests {
         assert_eq!(third.read_path(third.path()).unwrap(), b"third");
     }
 
+    /// Removals at once keep no more than KEPT_MAX copies between them.
+    #[test]
+    fn removals_at_once_keep_no_more_than_the_cap() {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let k = keys(t.path());
+        let staging = inbox.join(super::super::land::STAGING);
+        let copies: Vec<Staged> = (0..KEPT_MAX + 40)
+            .map(|i| {
+                let id = ObjectId([
+                    (i % 250) as u8 + 1,
+                    (i / 250) as u8,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                    7,
+                ]);
+                let (staged, mut w) = Staged::create(&inbox, "in", id, Some(k.clone())).unwrap();
+                w.write_all(b"at once").unwrap();
+                w.finish().unwrap();
+                staged
+            })
+            .collect();
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for part in copies.chunks(copies.len().div_ceil(8)) {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    for s in part {
+                        s.remove_sealed().unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), KEPT_MAX);
+    }
+
     #[test]
     fn a_flipped_byte_is_refused_and_leaves_no_part_file() {
         let t = tempfile::tempdir().unwrap();
