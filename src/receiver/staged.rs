@@ -379,6 +379,14 @@ mod tests {
         Arc::new(DataKeys::load(&path).unwrap())
     }
 
+    /// A sealed copy of `body` staged whole in `inbox`'s channel "in" under `id`.
+    fn arrive(inbox: &Path, k: &Arc<DataKeys>, id: ObjectId, body: &[u8]) -> Staged {
+        let (staged, mut w) = Staged::create(inbox, "in", id, Some(k.clone())).unwrap();
+        w.write_all(body).unwrap();
+        w.finish().unwrap();
+        staged
+    }
+
     const MARKER: &[u8] = b"RECEIVED-MARKER-0042 ";
 
     #[test]
@@ -419,13 +427,7 @@ mod tests {
         let inbox = t.path().join("inbox");
         let k = keys(t.path());
         let staging = inbox.join(super::super::land::STAGING);
-        let arrive = |n: u8, body: &[u8]| {
-            let (staged, mut w) =
-                Staged::create(&inbox, "in", ObjectId([n; 16]), Some(k.clone())).unwrap();
-            w.write_all(body).unwrap();
-            w.finish().unwrap();
-            staged
-        };
+        let arrive = |n: u8, body: &[u8]| arrive(&inbox, &k, ObjectId([n; 16]), body);
         let first = arrive(1, b"first secret");
         let ino = std::fs::metadata(first.path()).unwrap().ino();
         first.remove_sealed().unwrap();
@@ -481,28 +483,9 @@ mod tests {
         let staging = inbox.join(super::super::land::STAGING);
         let copies: Vec<Staged> = (0..KEPT_MAX + 40)
             .map(|i| {
-                let id = ObjectId([
-                    (i % 250) as u8 + 1,
-                    (i / 250) as u8,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                    7,
-                ]);
-                let (staged, mut w) = Staged::create(&inbox, "in", id, Some(k.clone())).unwrap();
-                w.write_all(b"at once").unwrap();
-                w.finish().unwrap();
-                staged
+                let mut id = [7u8; 16];
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                arrive(&inbox, &k, ObjectId(id), b"at once")
             })
             .collect();
         let barrier = std::sync::Barrier::new(8);
