@@ -296,10 +296,11 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // packets in each direction; beyond it the oldest are dropped, never waited for
     t.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
     t.datagram_send_buffer_size(4 * 1024 * 1024);
-    // Probe up to jumbo frames: links that carry them (and loopback) move far fewer
-    // packets per byte; links that do not simply stay at what the probes confirm.
+    // Probe up to large packets (DPLPMTUD, RFC 8899): links that carry them (jumbo
+    // frames, loopback) move far fewer packets per byte; links that do not simply stay at
+    // what the probes confirm.
     let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(8952);
+    mtu.upper_bound(MAX_UDP_PAYLOAD);
     t.mtu_discovery_config(Some(mtu));
     if let Ok(idle) = Duration::from_secs(5).try_into() {
         t.max_idle_timeout(Some(idle));
@@ -350,16 +351,73 @@ pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, Li
     endpoint_for(&Credentials::from(id), listen)
 }
 
-/// Binds the node's endpoint with credentials that may pin several peer certificates.
+/// The largest UDP payload the link sends or accepts, in bytes: the upper bound of its
+/// path MTU discovery and the `max_udp_payload_size` transport parameter (RFC 9000 §18.2)
+/// it announces (quinn's own default, 1472, would stop the peer's probes at Ethernet's
+/// size). Not jumbo frames' full 8952: quinn sends up to 10 packets in one UDP GSO send, and
+/// Linux refuses a send of more than 65,507 bytes (`EMSGSIZE`), which quinn-udp drops
+/// silently: 10 packets of more than 6,550 bytes would be lost on every full send.
+pub const MAX_UDP_PAYLOAD: u16 = 6550;
+
+// quinn's largest GSO send (10 packets) of the largest packets fits what Linux sends
+const _: () = assert!(10 * MAX_UDP_PAYLOAD as usize <= 65_507);
+
+/// The kernel buffer asked for on the link's socket to receive, in bytes: room for about
+/// 10 ms at 10 Gbit/s, so that a receiver busy a moment drops nothing (a drop costs a
+/// retransmission, halves the congestion window, and counts toward quinn's MTU black-hole
+/// detection, which would fall back to 1200-byte packets).
+pub const RECV_BUFFER: usize = 16 << 20;
+
+/// The kernel buffer asked for on the link's socket to send, in bytes.
+pub const SEND_BUFFER: usize = 4 << 20;
+
+/// Binds the node's endpoint with credentials that may pin several peer certificates: a
+/// UDP socket on `listen` with [`RECV_BUFFER`] and [`SEND_BUFFER`] (past
+/// `net.core.rmem_max` and `wmem_max` only with `CAP_NET_ADMIN`; a smaller grant is logged
+/// at WARN), announcing [`MAX_UDP_PAYLOAD`].
+///
+/// # Errors
+/// The socket cannot be bound ([`LinkError::Bind`]), or the TLS configuration cannot be
+/// made.
 pub fn endpoint_for(id: &Credentials, listen: SocketAddr) -> Result<quinn::Endpoint, LinkError> {
-    let mut ep = quinn::Endpoint::server(server_config_for(id)?, listen).map_err(|error| {
-        LinkError::Bind {
-            addr: listen,
-            error,
-        }
-    })?;
+    let bind = |error| LinkError::Bind {
+        addr: listen,
+        error,
+    };
+    let socket = std::net::UdpSocket::bind(listen).map_err(bind)?;
+    size_buffers(&socket, listen);
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(std::io::Error::other("no async runtime to drive the link")))?;
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(MAX_UDP_PAYLOAD)
+        .map_err(|e| bind(std::io::Error::other(e.to_string())))?;
+    let mut ep = quinn::Endpoint::new(config, Some(server_config_for(id)?), socket, runtime)
+        .map_err(bind)?;
     ep.set_default_client_config(client_config_for(id)?);
     Ok(ep)
+}
+
+/// Asks for the link socket's buffers ([`RECV_BUFFER`], [`SEND_BUFFER`]): forced where the
+/// node may (`SO_RCVBUFFORCE`), else as much as `net.core.rmem_max` (`wmem_max`) allows; a
+/// smaller grant is said at WARN, naming the sysctl to raise. Linux reports twice what it
+/// grants (its bookkeeping), so half the report is compared.
+fn size_buffers(socket: &std::net::UdpSocket, listen: SocketAddr) {
+    use rustix::net::sockopt;
+    if sockopt::set_socket_recv_buffer_size_force(socket, RECV_BUFFER).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(socket, RECV_BUFFER);
+    }
+    if sockopt::set_socket_send_buffer_size_force(socket, SEND_BUFFER).is_err() {
+        let _ = sockopt::set_socket_send_buffer_size(socket, SEND_BUFFER);
+    }
+    let recv = sockopt::socket_recv_buffer_size(socket).unwrap_or(0) / 2;
+    let send = sockopt::socket_send_buffer_size(socket).unwrap_or(0) / 2;
+    if recv < RECV_BUFFER {
+        tracing::warn!(listen = %listen, asked = RECV_BUFFER, granted = recv, "the kernel capped the QUIC link's receive buffer (raise net.core.rmem_max); a burst may be dropped and resent");
+    }
+    if send < SEND_BUFFER {
+        tracing::warn!(listen = %listen, asked = SEND_BUFFER, granted = send, "the kernel capped the QUIC link's send buffer (raise net.core.wmem_max)");
+    }
 }
 
 /// The certificate the peer presented on an established connection, if any.
@@ -375,6 +433,31 @@ pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'stat
 mod tests {
     use super::*;
     use crate::keys::{cert_fingerprint, keygen, load_cert};
+
+    #[test]
+    fn the_link_socket_gets_the_buffers_the_kernel_allows() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let listen = socket.local_addr().unwrap();
+        size_buffers(&socket, listen);
+        // without CAP_NET_ADMIN the kernel caps a request at rmem_max (wmem_max)
+        let max = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        };
+        let recv = rustix::net::sockopt::socket_recv_buffer_size(&socket).unwrap() / 2;
+        let send = rustix::net::sockopt::socket_send_buffer_size(&socket).unwrap() / 2;
+        assert!(
+            recv >= RECV_BUFFER.min(max("rmem_max")),
+            "receive buffer {recv}"
+        );
+        assert!(
+            send >= SEND_BUFFER.min(max("wmem_max")),
+            "send buffer {send}"
+        );
+    }
 
     #[test]
     fn an_unpinned_certificate_is_refused_naming_both_fingerprints() {

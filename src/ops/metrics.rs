@@ -65,6 +65,11 @@ pub struct Metrics {
     /// Whether each link to the peer is up (0 or 1), by link (`quic` or `diode`). Written
     /// by the link events; the node's state lives in the node, never read back from here.
     pub link_up: IntGaugeVec,
+    /// The QUIC path's largest UDP payload now, in bytes (what its MTU discovery, RFC 8899,
+    /// confirmed), by link; written by the sending node while its connection is up.
+    pub link_path_mtu: IntGaugeVec,
+    /// QUIC packets the sending node's connection declared lost (and sent again), by link.
+    pub link_lost_packets: IntCounterVec,
     /// FEC repair symbols used to recover blocks (diode links).
     pub fec_repairs: IntCounter,
     /// FEC blocks that could not be recovered (diode links).
@@ -310,6 +315,18 @@ impl Metrics {
                 &r,
                 "isogate_link_up",
                 "1 while the link to the peer is up, by link.",
+                &["link"],
+            )?,
+            link_path_mtu: gauge_vec(
+                &r,
+                "isogate_link_path_mtu_bytes",
+                "The QUIC path's largest UDP payload now (bytes), by link.",
+                &["link"],
+            )?,
+            link_lost_packets: counter(
+                &r,
+                "isogate_link_lost_packets_total",
+                "QUIC packets the sending node declared lost and sent again, by link.",
                 &["link"],
             )?,
             fec_repairs: plain_counter(

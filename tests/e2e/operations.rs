@@ -79,6 +79,13 @@ fn metrics_count_what_crossed_and_health_follows_the_link() {
         5.0
     );
     assert_eq!(sample(&court, "isogate_link_up{link=\"quic\"}"), 1.0);
+    // loopback carries the largest packets the link probes for (RFC 8899): the peer's
+    // transport parameter allows them, and no GSO send of them is too long to be sent
+    wait_until(30, "the path MTU discovered up to 6550 bytes", || {
+        let (_, m) = get(court_port, "/metrics");
+        sample(&m, "isogate_link_path_mtu_bytes{link=\"quic\"}") == 6550.0
+    });
+    assert!(court.contains("isogate_link_lost_packets_total{link=\"quic\"}"));
     assert!(court.contains("isogate_policy_info{channel=\"to-internet\",version=\""));
     assert!(sample(&court, "isogate_disk_free_bytes{dir=\"state\"}") > 0.0);
 

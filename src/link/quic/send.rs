@@ -178,6 +178,7 @@ pub async fn run(
         }
         node.link_changed(LinkKind::Quic, true, &format!("to {peer}"), true);
         let pending: Pending = Arc::default();
+        let path = tokio::spawn(watch_path(node.clone(), conn.clone()));
         let receipts = tokio::spawn(read_receipts(conn.clone(), pending.clone()));
         let witness = tokio::spawn(send_checkpoints(node.clone(), conn.clone()));
         let slots = Arc::new(Semaphore::new(node.cfg.link.max_in_flight));
@@ -206,6 +207,7 @@ pub async fn run(
         }
         receipts.abort();
         witness.abort();
+        path.abort();
         if let Ok(mut p) = pending.lock() {
             p.clear();
         }
@@ -222,6 +224,32 @@ pub async fn run(
         } else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// How often the path's figures are read into the metrics while the link is up.
+const PATH_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps the metrics of the connection's path (`isogate_link_path_mtu_bytes`,
+/// `isogate_link_lost_packets_total`) current, every [`PATH_EVERY`], until it closes.
+async fn watch_path(node: Arc<Node>, conn: quinn::Connection) {
+    let link = LinkKind::Quic.as_str();
+    let mut lost_before = 0;
+    loop {
+        let path = conn.stats().path;
+        node.metrics
+            .link_path_mtu
+            .with_label_values(&[link])
+            .set(i64::from(path.current_mtu));
+        node.metrics
+            .link_lost_packets
+            .with_label_values(&[link])
+            .inc_by(path.lost_packets.saturating_sub(lost_before));
+        lost_before = path.lost_packets;
+        tokio::select! {
+            _ = conn.closed() => return,
+            _ = tokio::time::sleep(PATH_EVERY) => {}
         }
     }
 }
