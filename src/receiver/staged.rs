@@ -42,6 +42,11 @@ use std::sync::{Arc, LazyLock, Mutex};
 /// Suffix of a staged copy sealed at rest.
 pub const SEALED_SUFFIX: &str = ".sealed";
 
+/// Plaintext bytes from which a cleared object is unsealed on two threads (the sealed
+/// chunks opened ahead of the writes, [`crate::fsx::copy_overlapped`]): below, a thread
+/// costs more than it overlaps.
+const OVERLAP_FROM: u64 = 4 << 20;
+
 /// At most this many emptied sealed copies are kept per staging folder.
 pub const KEPT_MAX: usize = 64;
 
@@ -295,7 +300,12 @@ impl Staged {
                 let (_, file) = Lander::create_part(inbox, id)?;
                 // fsynced next: written back as it goes, out of the page cache behind
                 let mut to = BufWriter::with_capacity(at_rest::CHUNK, DropBehind::new(file));
-                io::copy(&mut from, &mut to)?;
+                // a large copy opens its sealed chunks on another core while this one writes
+                if from.len()? >= OVERLAP_FROM {
+                    crate::fsx::copy_overlapped(&mut from, &mut to)?;
+                } else {
+                    io::copy(&mut from, &mut to)?;
+                }
                 let to = to.into_inner().map_err(|e| e.into_error())?;
                 to.into_inner().sync_all()?;
             }
