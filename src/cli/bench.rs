@@ -813,7 +813,15 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     // files every few ms would take a share of the cores the nodes are measured on
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev {
+        use notify::EventKind::{Create, Modify};
+        use notify::event::{ModifyKind, RenameMode};
+        // a landing is a name made in the inbox (renamed in): not an open or a read
+        if let Ok(ev) = ev
+            && matches!(
+                ev.kind,
+                Create(_) | Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any))
+            )
+        {
             for p in ev.paths {
                 let _ = tx.send(p);
             }
@@ -831,11 +839,19 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     // a listing once a second as well: events the watch missed (its queue overflowed)
     let mut listed = Instant::now();
     while !waiting.is_empty() {
-        if let Ok(path) = rx.recv_timeout(Duration::from_millis(100))
-            && let Some(name) = path.file_name().and_then(|s| s.to_str())
-            && path.exists()
-        {
-            waiting.remove(name);
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(path) => {
+                if let Some(name) = path.file_name().and_then(|s| s.to_str())
+                    && path.exists()
+                {
+                    waiting.remove(name);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            // the watch is gone: the listing below sees the rest, once a second
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         if listed.elapsed() >= Duration::from_secs(1) {
             if count(&inbox) >= before + n {
@@ -849,6 +865,9 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     }
     let took = t0.elapsed();
     drop(watcher);
+    for name in &names {
+        let _ = fs::remove_file(inbox.join(name));
+    }
     println!(
         "  {n} files of 4 KiB             {:8.2} s = {:6.0} files/s  ({:.2} x target 3000; {})",
         took.as_secs_f64(),

@@ -356,15 +356,23 @@ pub fn endpoint(id: &Identity, listen: SocketAddr) -> Result<quinn::Endpoint, Li
 /// it announces (quinn's own default, 1472, would stop the peer's probes at Ethernet's
 /// size). Not jumbo frames' full 8952: quinn sends up to 10 packets in one UDP GSO send, and
 /// Linux refuses a send of more than 65,507 bytes (`EMSGSIZE`), which quinn-udp drops
-/// silently: 10 packets of more than 6,550 bytes would be lost on every full send.
+/// silently: 10 packets of more than 6,550 bytes would be lost on every full send. Memory:
+/// quinn's endpoint allocates its receive buffer at this size × 64 (GRO) × 32 (batch),
+/// 12.8 MiB of address space, of which a receive touches at most 64 KiB a slot (about
+/// 2 MiB resident).
 pub const MAX_UDP_PAYLOAD: u16 = 6550;
 
-// quinn's largest GSO send (10 packets) of the largest packets fits what Linux sends
-const _: () = assert!(10 * MAX_UDP_PAYLOAD as usize <= 65_507);
+/// The most packets quinn 0.11 sends in one GSO send (its private `MAX_TRANSMIT_SEGMENTS`):
+/// check it again when quinn is upgraded.
+const QUINN_MAX_TRANSMIT_SEGMENTS: usize = 10;
+
+// quinn's largest GSO send of the largest packets fits what Linux sends over IPv4
+// (65,535 less the IPv4 and UDP headers; IPv6 allows 20 bytes more)
+const _: () = assert!(QUINN_MAX_TRANSMIT_SEGMENTS * MAX_UDP_PAYLOAD as usize <= 65_507);
 
 /// The kernel buffer asked for on the link's socket to receive, in bytes: room for about
 /// 10 ms at 10 Gbit/s, so that a receiver busy a moment drops nothing (a drop costs a
-/// retransmission, halves the congestion window, and counts toward quinn's MTU black-hole
+/// retransmission, shrinks the congestion window, and counts toward quinn's MTU black-hole
 /// detection, which would fall back to 1200-byte packets).
 pub const RECV_BUFFER: usize = 16 << 20;
 
@@ -439,13 +447,13 @@ mod tests {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let listen = socket.local_addr().unwrap();
         size_buffers(&socket, listen);
-        // without CAP_NET_ADMIN the kernel caps a request at rmem_max (wmem_max)
+        // without CAP_NET_ADMIN the kernel caps a request at rmem_max (wmem_max); where
+        // the sysctl cannot be read (a container's network namespace), no cap is known
         let max = |name: &str| {
             std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
-                .unwrap()
-                .trim()
-                .parse::<usize>()
-                .unwrap()
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0)
         };
         let recv = rustix::net::sockopt::socket_recv_buffer_size(&socket).unwrap() / 2;
         let send = rustix::net::sockopt::socket_send_buffer_size(&socket).unwrap() / 2;

@@ -68,7 +68,8 @@ pub struct Metrics {
     /// The QUIC path's largest UDP payload now, in bytes (what its MTU discovery, RFC 8899,
     /// confirmed), by link; written by the sending node while its connection is up.
     pub link_path_mtu: IntGaugeVec,
-    /// QUIC packets the sending node's connection declared lost (and sent again), by link.
+    /// QUIC packets the sending node's connection declared lost (what they carried that
+    /// must arrive is sent again; stream datagrams are not), by link.
     pub link_lost_packets: IntCounterVec,
     /// FEC repair symbols used to recover blocks (diode links).
     pub fec_repairs: IntCounter,
@@ -326,7 +327,7 @@ impl Metrics {
             link_lost_packets: counter(
                 &r,
                 "isogate_link_lost_packets_total",
-                "QUIC packets the sending node declared lost and sent again, by link.",
+                "QUIC packets the sending node declared lost, by link.",
                 &["link"],
             )?,
             fec_repairs: plain_counter(

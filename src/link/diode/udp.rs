@@ -34,7 +34,8 @@ impl Udp {
         self.sock.local_addr()
     }
 
-    /// Asks for a receive buffer of `bytes`; returns what the kernel granted. With
+    /// Asks for a receive buffer of `bytes`; returns what the kernel granted (half what
+    /// it reports: Linux doubles the size it grants, for its bookkeeping). With
     /// CAP_NET_ADMIN the request may exceed `net.core.rmem_max` (SO_RCVBUFFORCE);
     /// otherwise the kernel caps it there.
     pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
@@ -42,7 +43,7 @@ impl Udp {
             self.state
                 .set_recv_buffer_size((&self.sock).into(), bytes)?;
         }
-        self.state.recv_buffer_size((&self.sock).into())
+        Ok(self.state.recv_buffer_size((&self.sock).into())? / 2)
     }
 
     /// How many datagrams one send may carry.

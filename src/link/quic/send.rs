@@ -207,7 +207,9 @@ pub async fn run(
         }
         receipts.abort();
         witness.abort();
-        path.abort();
+        // the path's watch ends by itself once the connection is closed, counting the
+        // losses of its last moments
+        drop(path);
         if let Ok(mut p) = pending.lock() {
             p.clear();
         }
@@ -232,26 +234,25 @@ pub async fn run(
 const PATH_EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps the metrics of the connection's path (`isogate_link_path_mtu_bytes`,
-/// `isogate_link_lost_packets_total`) current, every [`PATH_EVERY`], until it closes.
+/// `isogate_link_lost_packets_total`) current, every [`PATH_EVERY`], until it closes:
+/// then its last losses are counted and the path MTU reads 0 until the next connection.
 async fn watch_path(node: Arc<Node>, conn: quinn::Connection) {
     let link = LinkKind::Quic.as_str();
+    let mtu = node.metrics.link_path_mtu.with_label_values(&[link]);
+    let lost = node.metrics.link_lost_packets.with_label_values(&[link]);
     let mut lost_before = 0;
     loop {
         let path = conn.stats().path;
-        node.metrics
-            .link_path_mtu
-            .with_label_values(&[link])
-            .set(i64::from(path.current_mtu));
-        node.metrics
-            .link_lost_packets
-            .with_label_values(&[link])
-            .inc_by(path.lost_packets.saturating_sub(lost_before));
+        mtu.set(i64::from(path.current_mtu));
+        lost.inc_by(path.lost_packets.saturating_sub(lost_before));
         lost_before = path.lost_packets;
         tokio::select! {
-            _ = conn.closed() => return,
+            _ = conn.closed() => break,
             _ = tokio::time::sleep(PATH_EVERY) => {}
         }
     }
+    lost.inc_by(conn.stats().path.lost_packets.saturating_sub(lost_before));
+    mtu.set(0);
 }
 
 /// The connection once the server has confirmed the handshake (its HANDSHAKE_DONE frame,
