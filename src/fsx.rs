@@ -1,8 +1,9 @@
 //! Small durable file-system steps shared by the spool, landing and quarantine: fsync a
 //! directory, write a file durably, open without following links, rename without replacing,
 //! tell whether an open file changed, move an entry where a rename cannot reach (another
-//! file system: `EXDEV`), and stream a large file without filling the page cache
-//! ([`DropBehind`]).
+//! file system: `EXDEV`), stream a large file without filling the page cache
+//! ([`DropBehind`]), and copy a large stream with its reads on a thread of their own
+//! ([`copy_overlapped`]).
 //!
 //! ```text
 //!  move_across(from, to) ─ rename(2), no replace ─ ok ─────────────────────► Renamed
@@ -664,7 +665,8 @@ const OVERLAP_AHEAD: usize = 2;
 /// Copies all of `from` into `to`, reading on a thread of its own while this one writes,
 /// so that the reader's work (reading the page cache, opening a sealed copy's chunks) and
 /// the writer's (filling fresh pages of the page cache) overlap on two cores. Memory: at
-/// most [`OVERLAP_AHEAD`] + 2 pieces of [`OVERLAP_PIECE`] bytes. Returns the bytes copied.
+/// most 4 pieces of [`OVERLAP_PIECE`] bytes (2 read ahead, one being read, one being
+/// written). Returns the bytes copied.
 /// A thread costs more than a small copy: for a few MiB or less, [`io::copy`] does better.
 ///
 /// # Errors
@@ -902,13 +904,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.to_string(), "the disk said no");
         assert_eq!(out.len(), 2 * OVERLAP_PIECE);
-        // a writer that fails stops the reader: the call returns, with the writer's error
+        // a writer that fails stops the reader (an endless one: the call would never
+        // return otherwise), with the writer's error
         let mut full = [0u8; 100];
-        let e = copy_overlapped(
-            &mut io::Cursor::new(&content),
-            &mut io::Cursor::new(&mut full[..]),
-        )
-        .unwrap_err();
+        let e =
+            copy_overlapped(&mut io::repeat(7), &mut io::Cursor::new(&mut full[..])).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WriteZero);
     }
 

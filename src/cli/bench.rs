@@ -860,6 +860,9 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
             listed = Instant::now();
         }
         if t0.elapsed() > deadline {
+            for name in &names {
+                let _ = fs::remove_file(inbox.join(name));
+            }
             return Err(BenchError::Timeout(format!("{n} small files to land")));
         }
     }

@@ -291,7 +291,9 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // What one object may have in flight unread by the receiver. Measured with 6,550-byte
     // packets, a 4 GiB file on loopback: 16 MiB kept the receiving node at 108-114 MiB
     // resident (quinn's received packets pin the buffers they were read into), 8 MiB at
-    // 43-44 MiB (DESIGN.md §6: at most 100), at some 10 % of the file's rate.
+    // 43-44 MiB (DESIGN.md §6: at most 100), at some 10 % of the file's rate. Objects in
+    // flight at once share the connection's `receive_window` below, which this does not
+    // bound: its resident cost was not measured.
     t.stream_receive_window((8u32 * 1024 * 1024).into());
     t.receive_window((64u32 * 1024 * 1024).into());
     t.send_window(64 * 1024 * 1024);
@@ -378,13 +380,13 @@ const _: () = assert!(QUINN_MAX_TRANSMIT_SEGMENTS * MAX_UDP_PAYLOAD as usize <= 
 /// 10 ms at 10 Gbit/s, so that a receiver busy a moment drops nothing (a drop costs a
 /// retransmission, shrinks the congestion window, and counts toward quinn's MTU black-hole
 /// detection, which would fall back to 1200-byte packets).
-pub const RECV_BUFFER: usize = 16 << 20;
+pub const LINK_RECV_BUFFER: usize = 16 << 20;
 
 /// The kernel buffer asked for on the link's socket to send, in bytes.
-pub const SEND_BUFFER: usize = 4 << 20;
+pub const LINK_SEND_BUFFER: usize = 4 << 20;
 
 /// Binds the node's endpoint with credentials that may pin several peer certificates: a
-/// UDP socket on `listen` with [`RECV_BUFFER`] and [`SEND_BUFFER`] (past
+/// UDP socket on `listen` with [`LINK_RECV_BUFFER`] and [`LINK_SEND_BUFFER`] (past
 /// `net.core.rmem_max` and `wmem_max` only with `CAP_NET_ADMIN`; a smaller grant is logged
 /// at WARN), announcing [`MAX_UDP_PAYLOAD`].
 ///
@@ -410,25 +412,41 @@ pub fn endpoint_for(id: &Credentials, listen: SocketAddr) -> Result<quinn::Endpo
     Ok(ep)
 }
 
-/// Asks for the link socket's buffers ([`RECV_BUFFER`], [`SEND_BUFFER`]): forced where the
+/// Asks for the link socket's buffers ([`LINK_RECV_BUFFER`], [`LINK_SEND_BUFFER`]): forced where the
 /// node may (`SO_RCVBUFFORCE`), else as much as `net.core.rmem_max` (`wmem_max`) allows; a
 /// smaller grant is said at WARN, naming the sysctl to raise. Linux reports twice what it
 /// grants (its bookkeeping), so half the report is compared.
 fn size_buffers(socket: &std::net::UdpSocket, listen: SocketAddr) {
     use rustix::net::sockopt;
-    if sockopt::set_socket_recv_buffer_size_force(socket, RECV_BUFFER).is_err() {
-        let _ = sockopt::set_socket_recv_buffer_size(socket, RECV_BUFFER);
+    if sockopt::set_socket_recv_buffer_size_force(socket, LINK_RECV_BUFFER).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(socket, LINK_RECV_BUFFER);
     }
-    if sockopt::set_socket_send_buffer_size_force(socket, SEND_BUFFER).is_err() {
-        let _ = sockopt::set_socket_send_buffer_size(socket, SEND_BUFFER);
+    if sockopt::set_socket_send_buffer_size_force(socket, LINK_SEND_BUFFER).is_err() {
+        let _ = sockopt::set_socket_send_buffer_size(socket, LINK_SEND_BUFFER);
     }
-    let recv = sockopt::socket_recv_buffer_size(socket).unwrap_or(0) / 2;
-    let send = sockopt::socket_send_buffer_size(socket).unwrap_or(0) / 2;
-    if recv < RECV_BUFFER {
-        tracing::warn!(listen = %listen, asked = RECV_BUFFER, granted = recv, "the kernel capped the QUIC link's receive buffer (raise net.core.rmem_max); a burst may be dropped and resent");
+    match sockopt::socket_recv_buffer_size(socket) {
+        Ok(reported) if reported / 2 < LINK_RECV_BUFFER => tracing::warn!(
+            listen = %listen,
+            asked = LINK_RECV_BUFFER,
+            granted = reported / 2,
+            "the kernel capped the QUIC link's receive buffer (raise net.core.rmem_max); a burst may be dropped and resent"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(listen = %listen, error = %e, "the QUIC link's receive buffer size cannot be read")
+        }
     }
-    if send < SEND_BUFFER {
-        tracing::warn!(listen = %listen, asked = SEND_BUFFER, granted = send, "the kernel capped the QUIC link's send buffer (raise net.core.wmem_max)");
+    match sockopt::socket_send_buffer_size(socket) {
+        Ok(reported) if reported / 2 < LINK_SEND_BUFFER => tracing::warn!(
+            listen = %listen,
+            asked = LINK_SEND_BUFFER,
+            granted = reported / 2,
+            "the kernel capped the QUIC link's send buffer (raise net.core.wmem_max)"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(listen = %listen, error = %e, "the QUIC link's send buffer size cannot be read")
+        }
     }
 }
 
@@ -452,23 +470,24 @@ mod tests {
         let listen = socket.local_addr().unwrap();
         size_buffers(&socket, listen);
         // without CAP_NET_ADMIN the kernel caps a request at rmem_max (wmem_max); where
-        // the sysctl cannot be read (a container's network namespace), no cap is known
+        // the sysctl cannot be read (a container's network namespace), the cap is unknown
+        // and nothing can be said
         let max = |name: &str| {
             std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
                 .ok()
                 .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0)
+        };
+        let (Some(rmem_max), Some(wmem_max)) = (max("rmem_max"), max("wmem_max")) else {
+            eprintln!("skipped: net.core.rmem_max or wmem_max cannot be read here");
+            return;
         };
         let recv = rustix::net::sockopt::socket_recv_buffer_size(&socket).unwrap() / 2;
         let send = rustix::net::sockopt::socket_send_buffer_size(&socket).unwrap() / 2;
         assert!(
-            recv >= RECV_BUFFER.min(max("rmem_max")),
+            recv >= LINK_RECV_BUFFER.min(rmem_max),
             "receive buffer {recv}"
         );
-        assert!(
-            send >= SEND_BUFFER.min(max("wmem_max")),
-            "send buffer {send}"
-        );
+        assert!(send >= LINK_SEND_BUFFER.min(wmem_max), "send buffer {send}");
     }
 
     #[test]

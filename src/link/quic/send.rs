@@ -128,6 +128,14 @@ pub async fn run(
     let peer = node.cfg.peer.address;
     let mut backoff = Duration::from_millis(100);
     let retries: Retries = Arc::default();
+    // the path's series exist from the start: no path (0) until the link is up
+    node.metrics
+        .link_path_mtu
+        .with_label_values(&[LinkKind::Quic.as_str()])
+        .set(0);
+    node.metrics
+        .link_lost_packets
+        .with_label_values(&[LinkKind::Quic.as_str()]);
     loop {
         // the client configuration in force: after a key switch, the new certificate
         let client = match node.keys.client_config() {
