@@ -52,6 +52,8 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# the docs' links resolve, private items' included
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

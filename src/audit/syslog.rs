@@ -163,14 +163,14 @@ pub fn format(rec: &Record) -> String {
     format_as(rec, Some(std::process::id()))
 }
 
-/// [`format`] for a record read back from a log (`audit export --format syslog`): the
+/// [`format()`] for a record read back from a log (`audit export --format syslog`): the
 /// PROCID is the NILVALUE `-` (§6.2.6), since the process that wrote the record is not
 /// known, rather than the exporting command's own pid.
 pub fn format_exported(rec: &Record) -> String {
     format_as(rec, None)
 }
 
-/// [`format`] with PROCID `pid`, or `-` for `None`.
+/// [`format()`] with PROCID `pid`, or `-` for `None`.
 fn format_as(rec: &Record, pid: Option<u32>) -> String {
     let severity = if rec.event.verdict() == Some("reject") {
         4

@@ -210,7 +210,7 @@ const NOTICES: [&str; 2] = [
     r#"{"type":"hearing","case":"(2026)吉01民初123号","text":"本院定于2026年12月1日公开开庭审理原告与被告合同纠纷一案。","party":{"name":"张三","phone":"13812348000"}}"#,
     r#"{"type":"judgment","case":"(2026)吉01民初77号","text":"判决已生效。"}"#,
 ];
-/// A notice the lab's notices policy refuses: a keyword of its [text] rules.
+/// A notice the lab's notices policy refuses: a keyword of its `[text]` rules.
 const REFUSED_NOTICE: &str =
     r#"{"type":"status","case":"(2026)吉01民初124号","text":"内部资料，不得外传。"}"#;
 

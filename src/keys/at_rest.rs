@@ -657,7 +657,7 @@ fn open_piece(
 /// A sealed file opened for reading at any offset, for readers that seek (a zip's central
 /// directory, an OLE file's sectors): [`SealedFile::read_at`], or `Read` and `Seek`
 /// through `&SealedFile` as through `&File`. Each read checks and decrypts the one chunk it
-/// touches (the last few opened are kept: memory stays [`CACHED_CHUNKS`] chunks); the last
+/// touches (the last few opened are kept: memory stays `CACHED_CHUNKS` chunks); the last
 /// chunk is checked
 /// at open, so a file cut at a chunk boundary never opens.
 pub struct SealedFile {

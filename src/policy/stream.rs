@@ -1,7 +1,7 @@
 //! The policy of a `stream` channel: a file with only a `[stream]` table, parsed with
 //! `deny_unknown_fields` and validated into [`StreamRules`] (every problem with the file,
 //! line and key). The tables of a files policy (`[names]`, `[size]`, `[types]`, …) are
-//! refused here, as `[stream]` is refused in a files policy ([`refuse_stream_table`]).
+//! refused here, as `[stream]` is refused in a files policy (`refuse_stream_table`).
 //!
 //! ```text
 //!  policy/hearing.toml ─► top-level tables: only [stream]

@@ -126,7 +126,7 @@ pub enum Pending {
     },
     /// Committed, but its size or hash is no longer what the marker recorded (changed on
     /// disk after its commit): not delivered, left where it is for the receiver to
-    /// quarantine ([`Lander::record`] `Quarantined` after).
+    /// quarantine (`Lander::record` `Quarantined` after).
     Damaged(Damage),
 }
 

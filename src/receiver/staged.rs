@@ -285,7 +285,7 @@ impl Staged {
         Ok(out)
     }
 
-    /// Makes the plaintext part file of a cleared object for [`Lander::land`], its content
+    /// Makes the plaintext part file of a cleared object for `Lander::land`, its content
     /// and its name durable (the file and the staging folder fsynced: the landing marker
     /// written next must never outlive it): decrypted from the sealed copy (a chunk that
     /// does not open fails it, and no part file is left); without sealing the copy is the

@@ -340,7 +340,7 @@ impl RefusedWindow {
 
 /// A refused request's reason as its audit record keeps it: control and bidirectional
 /// formatting characters escaped (`\u{…}`, as `audit query` shows a cell) and at most
-/// [`MAX_REFUSED_DETAIL`] columns (cut with `…`): a parse error may quote the request.
+/// `MAX_REFUSED_DETAIL` columns (cut with `…`): a parse error may quote the request.
 pub fn refused_detail(why: &str) -> String {
     crate::audit::query::cell(why, Some(MAX_REFUSED_DETAIL))
 }

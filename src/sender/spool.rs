@@ -778,7 +778,7 @@ impl Spool {
     /// now: the watch takes it again later.
     ///
     /// # Errors
-    /// As [`Spool::put_back`].
+    /// As `Spool::put_back`.
     pub fn unstage(&self, staged: &Path, outbox: &Path, file_name: &OsStr) -> io::Result<()> {
         self.put_back(staged, outbox, file_name, false).map(|_| ())
     }
