@@ -291,12 +291,13 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // What one object may have in flight unread by the receiver. Measured with 6,550-byte
     // packets, a 4 GiB file on loopback: 16 MiB kept the receiving node at 108-114 MiB
     // resident (quinn's received packets pin the buffers they were read into), 8 MiB at
-    // 43-44 MiB (DESIGN.md §6: at most 100), at some 10 % of the file's rate. Objects in
-    // flight at once share the connection's `receive_window` below, which this does not
-    // bound: its resident cost was not measured.
+    // 43-44 MiB (DESIGN.md §6: at most 100), at some 10 % of the file's rate.
     t.stream_receive_window((8u32 * 1024 * 1024).into());
-    t.receive_window((64u32 * 1024 * 1024).into());
-    t.send_window(64 * 1024 * 1024);
+    // What all objects in flight at once may have unread, and unacknowledged on the
+    // sender. Measured, 8 files of 256 MiB at once: 64 MiB each held the nodes at 151
+    // (sending) and 106 MiB (receiving) resident, 32 MiB at 122 and 87, at the same rate.
+    t.receive_window((32u32 * 1024 * 1024).into());
+    t.send_window(32 * 1024 * 1024);
     t.keep_alive_interval(Some(Duration::from_secs(1)));
     // stream channels cross as QUIC DATAGRAM frames (RFC 9221): room for a burst of
     // packets in each direction; beyond it the oldest are dropped, never waited for
