@@ -425,28 +425,42 @@ fn size_buffers(socket: &std::net::UdpSocket, listen: SocketAddr) {
     if sockopt::set_socket_send_buffer_size_force(socket, LINK_SEND_BUFFER).is_err() {
         let _ = sockopt::set_socket_send_buffer_size(socket, LINK_SEND_BUFFER);
     }
-    match sockopt::socket_recv_buffer_size(socket) {
-        Ok(reported) if reported / 2 < LINK_RECV_BUFFER => tracing::warn!(
+    said_if_capped(
+        listen,
+        "receive",
+        "rmem_max",
+        LINK_RECV_BUFFER,
+        sockopt::socket_recv_buffer_size(socket),
+    );
+    said_if_capped(
+        listen,
+        "send",
+        "wmem_max",
+        LINK_SEND_BUFFER,
+        sockopt::socket_send_buffer_size(socket),
+    );
+}
+
+/// Says at WARN when the link socket's `direction` buffer (`receive` or `send`) is smaller
+/// than `asked` bytes (half what the kernel `reported`: its bookkeeping doubles it),
+/// naming the sysctl `net.core.{sysctl}` to raise, or when it could not be read back.
+fn said_if_capped(
+    listen: SocketAddr,
+    direction: &str,
+    sysctl: &str,
+    asked: usize,
+    reported: rustix::io::Result<usize>,
+) {
+    match reported {
+        Ok(reported) if reported / 2 < asked => tracing::warn!(
             listen = %listen,
-            asked = LINK_RECV_BUFFER,
+            asked,
             granted = reported / 2,
-            "the kernel capped the QUIC link's receive buffer (raise net.core.rmem_max); a burst may be dropped and resent"
+            "the kernel capped the QUIC link's {direction} buffer (raise net.core.{sysctl}); a burst may be dropped and resent"
         ),
         Ok(_) => {}
         Err(e) => {
-            tracing::warn!(listen = %listen, error = %e, "the QUIC link's receive buffer size cannot be read")
-        }
-    }
-    match sockopt::socket_send_buffer_size(socket) {
-        Ok(reported) if reported / 2 < LINK_SEND_BUFFER => tracing::warn!(
-            listen = %listen,
-            asked = LINK_SEND_BUFFER,
-            granted = reported / 2,
-            "the kernel capped the QUIC link's send buffer (raise net.core.wmem_max)"
-        ),
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(listen = %listen, error = %e, "the QUIC link's send buffer size cannot be read")
+            tracing::warn!(listen = %listen, error = %e, "the QUIC link's {direction} buffer size cannot be read")
         }
     }
 }

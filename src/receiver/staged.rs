@@ -389,6 +389,15 @@ mod tests {
         Arc::new(DataKeys::load(&path).unwrap())
     }
 
+    /// A folder with an inbox, the node's data keys, and the inbox's staging folder.
+    fn inbox_with_keys() -> (tempfile::TempDir, PathBuf, Arc<DataKeys>, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        let k = keys(t.path());
+        let staging = inbox.join(super::super::land::STAGING);
+        (t, inbox, k, staging)
+    }
+
     /// A sealed copy of `body` staged whole in `inbox`'s channel "in" under `id`.
     fn arrive(inbox: &Path, k: &Arc<DataKeys>, id: ObjectId, body: &[u8]) -> Staged {
         let (staged, mut w) = Staged::create(inbox, "in", id, Some(k.clone())).unwrap();
@@ -433,10 +442,7 @@ mod tests {
     #[test]
     fn a_removed_sealed_copy_is_emptied_kept_and_written_through_by_the_next() {
         use std::os::unix::fs::MetadataExt;
-        let t = tempfile::tempdir().unwrap();
-        let inbox = t.path().join("inbox");
-        let k = keys(t.path());
-        let staging = inbox.join(super::super::land::STAGING);
+        let (t, inbox, k, staging) = inbox_with_keys();
         let arrive = |n: u8, body: &[u8]| arrive(&inbox, &k, ObjectId([n; 16]), body);
         let first = arrive(1, b"first secret");
         let ino = std::fs::metadata(first.path()).unwrap().ino();
@@ -487,10 +493,7 @@ mod tests {
     /// Removals at once keep no more than KEPT_MAX copies between them.
     #[test]
     fn removals_at_once_keep_no_more_than_the_cap() {
-        let t = tempfile::tempdir().unwrap();
-        let inbox = t.path().join("inbox");
-        let k = keys(t.path());
-        let staging = inbox.join(super::super::land::STAGING);
+        let (_t, inbox, k, staging) = inbox_with_keys();
         let copies: Vec<Staged> = (0..KEPT_MAX + 40)
             .map(|i| {
                 let mut id = [7u8; 16];
