@@ -1,5 +1,6 @@
 //! `isogate bench`: the project's benchmark. In one run it measures this machine's own
-//! limits (one core's SHA-256, SM3, AES-256-GCM and SM4-GCM, raw loopback UDP and TCP),
+//! limits (one core's SHA-256, SM3, AES-256-GCM and SM4-GCM, raw loopback UDP and TCP, the
+//! disk's durable writes),
 //! then, on a fresh lab with both nodes running as real `isogate run` processes, the
 //! gateway's figures — one large file drop to landed (split by its audit records into its
 //! steps: see `bench/phases.rs`), sustained small files per second,
@@ -254,6 +255,58 @@ pub fn tcp_loopback() -> Result<f64, BenchError> {
     let took = t.elapsed();
     let _ = sender.join();
     Ok(mib_per_s(got, took))
+}
+
+/// Bytes the disk probe writes durably (with the page cache's write-back of them).
+const DISK_PROBE_BYTES: u64 = 256 << 20;
+
+/// The disk under `dir`, written durably: `DISK_PROBE_BYTES` in 1 MiB writes ended by one
+/// fsync (MiB/s), then a 4 KiB write and fsync of one file repeated for a second (per
+/// second). Both nodes of a lab keep their state on this disk, and each byte of a file that
+/// crosses is written durably twice (the sending node's spool copy, sealed at rest, and the
+/// receiving node's inbox), so half the first figure bounds a file's rate; the second is
+/// what a sync costs a small file. The probe file is removed afterwards.
+///
+/// # Errors
+/// Writing, syncing or removing the probe file failed.
+pub fn disk_durable(dir: &Path) -> Result<(f64, f64), BenchError> {
+    fs::create_dir_all(dir).map_err(io_err("making the bench's directory"))?;
+    let path = dir.join(".disk-probe");
+    let probe = || -> io::Result<(f64, f64)> {
+        let mut f = fs::File::create(&path)?;
+        // bytes that do not repeat: storage that compresses or skips zeros measures nothing
+        let mut block = vec![0u8; 1 << 20];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for b in &mut block {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let t = Instant::now();
+        for _ in 0..DISK_PROBE_BYTES >> 20 {
+            f.write_all(&block)?;
+        }
+        f.sync_all()?;
+        let rate = mib_per_s(DISK_PROBE_BYTES, t.elapsed());
+        drop(f);
+        let f = fs::File::create(&path)?;
+        let t = Instant::now();
+        let mut syncs = 0u64;
+        while t.elapsed() < Duration::from_secs(1) {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(&block[..4096], 0)?;
+            f.sync_all()?;
+            syncs += 1;
+        }
+        let per_s = syncs as f64 / t.elapsed().as_secs_f64();
+        Ok((rate, per_s))
+    };
+    let measured = probe();
+    let removed = fs::remove_file(&path);
+    let figures = measured.map_err(io_err("probing the disk"))?;
+    removed.map_err(io_err("removing the disk probe"))?;
+    Ok(figures)
 }
 
 /// A running lab: two `isogate run` children, stopped when dropped.
@@ -602,6 +655,9 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     println!("  loopback UDP, 1472-byte sends  {udp:8.0} MiB/s");
     let tcp = tcp_loopback()?;
     println!("  loopback TCP, one stream       {tcp:8.0} MiB/s");
+    let (disk, syncs) = disk_durable(&root)?;
+    println!("  disk, 256 MiB written, fsync   {disk:8.0} MiB/s");
+    println!("  disk, 4 KiB written, fsync     {syncs:8.0} per s");
     if opts.inspect_mib > 0 && opts.wants(Figure::Inspect) {
         super::bench_inspect::run(&root.join("inspect"), opts.inspect_mib, sha)?;
     }
@@ -636,9 +692,10 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             .iter()
             .find(|(s, _)| *s == suite)
             .map_or(f64::INFINITY, |(_, r)| *r);
-        let limit = limit.min(cipher);
+        // each byte is written durably twice on this disk: spool copy and inbox
+        let limit = limit.min(cipher).min(disk / 2.0);
         println!(
-            "\nlink {name}, suite {suite}: signatures {}, hashes {}, datagram tags {}, at rest {} (ratios to min({} one core, {} one core, loopback) = {limit:.0} MiB/s)",
+            "\nlink {name}, suite {suite}: signatures {}, hashes {}, datagram tags {}, at rest {} (ratios to min({} one core, {} one core, loopback, disk ÷ 2) = {limit:.0} MiB/s)",
             suite.signature(),
             suite.hash(),
             suite.mac(),
@@ -766,7 +823,8 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
 }
 
 /// `n` files of `mib` MiB renamed into the outbox at once: the rate of all their bytes from
-/// the first rename to the last file seen in the inbox, and the cores each node used.
+/// the first rename to the last file seen in the inbox, the cores each node used, and each
+/// node's peak resident memory meanwhile (sampled every 20 ms).
 fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), BenchError> {
     let stage = staging(lab)?;
     let names: Vec<String> = (0..n).map(|i| format!("p{i}.pdf")).collect();
@@ -783,9 +841,22 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
     let limit_wait =
         Duration::from_secs(((n as u64 * mib) >> 10).max(1) * 60).max(Duration::from_secs(600));
     let inbox = lab.inbox();
-    for name in &names {
-        let left = limit_wait.saturating_sub(t0.elapsed());
-        wait_for(&inbox.join(name), left)?;
+    let pids = lab.pids();
+    let mut peak = vec![0.0f64; pids.len()];
+    let mut waiting: Vec<PathBuf> = names.iter().map(|n| inbox.join(n)).collect();
+    while !waiting.is_empty() {
+        for ((_, pid), p) in pids.iter().zip(&mut peak) {
+            *p = p.max(rss_mib(*pid).unwrap_or(f64::NAN));
+        }
+        waiting.retain(|p| !p.exists());
+        if t0.elapsed() > limit_wait {
+            let first = waiting.first().map(|p| p.display().to_string());
+            return Err(BenchError::Timeout(format!(
+                "{} to land",
+                first.unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     let took = t0.elapsed();
     let bytes = n as u64 * (mib << 20);
@@ -795,6 +866,15 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
         took.as_secs_f64(),
         rate / limit,
         cpu.cores()
+    );
+    let peaks: Vec<String> = pids
+        .iter()
+        .zip(&peak)
+        .map(|((name, _), p)| format!("{name} {p:.1}"))
+        .collect();
+    println!(
+        "    peak RSS meanwhile: {} MiB (target 100 MiB per node, for one file)",
+        peaks.join(", ")
     );
     for name in &names {
         let _ = fs::remove_file(inbox.join(name));
@@ -990,6 +1070,25 @@ fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_disk_probe_measures_durable_writes_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("not yet made");
+        let (rate, syncs) = disk_durable(&dir).unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate} MiB/s");
+        assert!(syncs.is_finite() && syncs >= 1.0, "{syncs} per s");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "the probe file removed"
+        );
+        // a place that cannot hold the probe says what failed
+        let file = t.path().join("a file");
+        fs::write(&file, b"x").unwrap();
+        let err = disk_durable(&file.join("below")).unwrap_err().to_string();
+        assert!(err.contains("making the bench's directory"), "{err}");
+    }
 
     #[test]
     fn percentiles() {
