@@ -257,12 +257,13 @@ pub fn tcp_loopback() -> Result<f64, BenchError> {
     Ok(mib_per_s(got, took))
 }
 
-/// Bytes the disk probe writes durably (with the page cache's write-back of them).
+/// Bytes the disk probe writes, then fsyncs.
 const DISK_PROBE_BYTES: u64 = 256 << 20;
 
 /// The disk under `dir`, written durably: `DISK_PROBE_BYTES` in 1 MiB writes ended by one
-/// fsync (MiB/s), then a 4 KiB write and fsync of one file repeated for a second (per
-/// second). Both nodes of a lab keep their state on this disk, and each byte of a file that
+/// fsync (MiB/s), then a 4 KiB write over the same block of one file and its fsync,
+/// repeated for a second (per second: the floor of what each of a small file's fsyncs
+/// costs; a sync that also writes a folder or a new file's metadata costs more). Both nodes of a lab keep their state on this disk, and each byte of a file that
 /// crosses is written durably twice (the sending node's spool copy, sealed at rest, and the
 /// receiving node's inbox), so half the first figure bounds a file's rate; the second is
 /// what a sync costs a small file. The probe file is removed afterwards.
@@ -842,7 +843,8 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
         Duration::from_secs(((n as u64 * mib) >> 10).max(1) * 60).max(Duration::from_secs(600));
     let inbox = lab.inbox();
     let pids = lab.pids();
-    let mut peak = vec![0.0f64; pids.len()];
+    // NaN until a sample is read: a node whose memory cannot be read prints NaN, not 0
+    let mut peak = vec![f64::NAN; pids.len()];
     let mut waiting: Vec<PathBuf> = names.iter().map(|n| inbox.join(n)).collect();
     while !waiting.is_empty() {
         for ((_, pid), p) in pids.iter().zip(&mut peak) {
