@@ -536,7 +536,41 @@ fn wait_for(path: &Path, limit: Duration) -> Result<Instant, BenchError> {
     Ok(Instant::now())
 }
 
-/// Peak resident set of a process, in MiB, from /proc.
+/// Waits until each of `paths` exists, reading each lab node's resident memory every 20 ms
+/// meanwhile: each node's name and peak RSS (MiB; NaN where it could never be read, not 0).
+/// A path still missing `limit` after `t0` ends the wait with a timeout naming it.
+fn land_sampling_rss(
+    lab: &Lab,
+    paths: &[PathBuf],
+    t0: Instant,
+    limit: Duration,
+) -> Result<Vec<(String, f64)>, BenchError> {
+    let mut peaks: Vec<(String, u32, f64)> = lab
+        .pids()
+        .into_iter()
+        .map(|(name, pid)| (name, pid, f64::NAN))
+        .collect();
+    let mut waiting: Vec<&PathBuf> = paths.iter().collect();
+    loop {
+        for (_, pid, peak) in &mut peaks {
+            *peak = peak.max(rss_mib(*pid).unwrap_or(f64::NAN));
+        }
+        waiting.retain(|p| !p.exists());
+        let Some(first) = waiting.first() else {
+            break;
+        };
+        if t0.elapsed() > limit {
+            return Err(BenchError::Timeout(format!("{} to land", first.display())));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(peaks
+        .into_iter()
+        .map(|(name, _, peak)| (name, peak))
+        .collect())
+}
+
+/// Resident set of a process now, in MiB, from /proc (`VmRSS`).
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
@@ -842,24 +876,8 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
     let limit_wait =
         Duration::from_secs(((n as u64 * mib) >> 10).max(1) * 60).max(Duration::from_secs(600));
     let inbox = lab.inbox();
-    let pids = lab.pids();
-    // NaN until a sample is read: a node whose memory cannot be read prints NaN, not 0
-    let mut peak = vec![f64::NAN; pids.len()];
-    let mut waiting: Vec<PathBuf> = names.iter().map(|n| inbox.join(n)).collect();
-    while !waiting.is_empty() {
-        for ((_, pid), p) in pids.iter().zip(&mut peak) {
-            *p = p.max(rss_mib(*pid).unwrap_or(f64::NAN));
-        }
-        waiting.retain(|p| !p.exists());
-        if t0.elapsed() > limit_wait {
-            let first = waiting.first().map(|p| p.display().to_string());
-            return Err(BenchError::Timeout(format!(
-                "{} to land",
-                first.unwrap_or_default()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let landed: Vec<PathBuf> = names.iter().map(|n| inbox.join(n)).collect();
+    let peaks = land_sampling_rss(lab, &landed, t0, limit_wait)?;
     let took = t0.elapsed();
     let bytes = n as u64 * (mib << 20);
     let rate = mib_per_s(bytes, took);
@@ -869,10 +887,9 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
         rate / limit,
         cpu.cores()
     );
-    let peaks: Vec<String> = pids
+    let peaks: Vec<String> = peaks
         .iter()
-        .zip(&peak)
-        .map(|((name, _), p)| format!("{name} {p:.1}"))
+        .map(|(name, p)| format!("{name} {p:.1}"))
         .collect();
     println!(
         "    peak RSS meanwhile: {} MiB (target 100 MiB per node, for one file)",
@@ -1034,29 +1051,20 @@ fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
 fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("huge.pdf");
     write_pdf(&staged, mib << 20, 2)?;
-    let pids = lab.pids();
-    let mut peak: HashMap<String, f64> = HashMap::new();
     let cpu = CpuUse::start(lab);
     let t0 = publish(&staged, &lab.outbox(), "huge.pdf")?;
     let target = lab.inbox().join("huge.pdf");
-    while !target.exists() {
-        for (name, pid) in &pids {
-            if let Some(r) = rss_mib(*pid) {
-                let e = peak.entry(name.clone()).or_insert(0.0);
-                *e = e.max(r);
-            }
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            return Err(BenchError::Timeout("the very large file to land".into()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let peaks = land_sampling_rss(
+        lab,
+        std::slice::from_ref(&target),
+        t0,
+        Duration::from_secs(900),
+    )?;
     let took = t0.elapsed();
-    for (name, _) in &pids {
+    for (name, peak) in &peaks {
         println!(
-            "  peak RSS of {name:<8} while {mib} MiB crosses: {:6.1} MiB  ({:.2} x target 100 MiB)",
-            peak.get(name).copied().unwrap_or(f64::NAN),
-            peak.get(name).copied().unwrap_or(f64::NAN) / 100.0
+            "  peak RSS of {name:<8} while {mib} MiB crosses: {peak:6.1} MiB  ({:.2} x target 100 MiB)",
+            peak / 100.0
         );
     }
     println!(

@@ -413,10 +413,10 @@ pub fn endpoint_for(id: &Credentials, listen: SocketAddr) -> Result<quinn::Endpo
     Ok(ep)
 }
 
-/// Asks for the link socket's buffers ([`LINK_RECV_BUFFER`], [`LINK_SEND_BUFFER`]): forced where the
-/// node may (`SO_RCVBUFFORCE`), else as much as `net.core.rmem_max` (`wmem_max`) allows; a
-/// smaller grant is said at WARN, naming the sysctl to raise. Linux reports twice what it
-/// grants (its bookkeeping), so half the report is compared.
+/// Asks for the link socket's buffers ([`LINK_RECV_BUFFER`], [`LINK_SEND_BUFFER`]):
+/// forced where the node may (`SO_RCVBUFFORCE`), else as much as `net.core.rmem_max`
+/// (`wmem_max`) allows; a smaller grant is said at WARN, naming the sysctl to raise
+/// ([`said_if_capped`]).
 fn size_buffers(socket: &std::net::UdpSocket, listen: SocketAddr) {
     use rustix::net::sockopt;
     if sockopt::set_socket_recv_buffer_size_force(socket, LINK_RECV_BUFFER).is_err() {
