@@ -3,7 +3,8 @@
 //! disk's durable writes),
 //! then, on a fresh lab with both nodes running as real `isogate run` processes, the
 //! gateway's figures — one large file drop to landed (split by its audit records into its
-//! steps: see `bench/phases.rs`), sustained small files per second,
+//! steps: see `bench/phases.rs`), sustained small files per second (with the disk's cache
+//! flushes per file meanwhile: see `bench/flushes.rs`),
 //! latency at a steady 100 files/s, the
 //! `hearing` stream's added latency per packet and highest bitrate without loss (see
 //! `bench/stream.rs`), the `notices` channel's messages per second through the message API
@@ -17,6 +18,7 @@
 //! of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
 
+mod flushes;
 pub(crate) mod messages;
 mod phases;
 mod stream;
@@ -930,6 +932,7 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
     let names: Vec<String> = (0..n).map(|i| format!("s{i}.pdf")).collect();
     let mut waiting: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
     let cpu = CpuUse::start(lab);
+    let disk = flushes::Flushes::start(&lab.dir);
     let t0 = Instant::now();
     for name in &names {
         publish(&stage.join(name), &lab.outbox(), name)?;
@@ -977,6 +980,7 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
         n as f64 / took.as_secs_f64() / 3000.0,
         cpu.cores()
     );
+    println!("{}", flushes::line(&disk, n));
     Ok(())
 }
 
