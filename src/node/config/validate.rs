@@ -136,6 +136,20 @@ pub(super) fn config(
         .as_ref()
         .and_then(|m| messages_api(src, m, &taken));
     let mut warnings = warnings;
+    if let Some(m) = &messages
+        && m.allow_remote
+        && m.hosts.is_empty()
+    {
+        warnings.push(Problem {
+            file: file.to_path_buf(),
+            line: None,
+            key: Some("messages.hosts".into()),
+            message: format!(
+                "allow_remote = true and no hosts: a request whose Host is a DNS name (as a TLS proxy in front passes on the name clients use) gets 421 host_not_allowed; list that name, e.g. hosts = [\"gateway.court.example\"], or have the proxy send the API's address {}",
+                m.listen
+            ),
+        });
+    }
     if raw.messages.is_none() {
         for c in channels.iter().filter(|c| c.is_messages()) {
             warnings.push(Problem {
@@ -2286,7 +2300,28 @@ mod tests {
         );
         let (cfg, problems, _) = with("0.0.0.0:28164", "\nallow_remote = true");
         assert!(problems.is_empty(), "{problems:?}");
+        // reachable from afar, but answering no DNS name: `check` warns
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.key.as_deref() == Some("messages.hosts")
+                    && w.message.contains("421 host_not_allowed")),
+            "{:?}",
+            cfg.warnings
+        );
         assert!(cfg.messages.unwrap().allow_remote);
+        let (cfg, problems, _) = with(
+            "0.0.0.0:28164",
+            "\nallow_remote = true\nhosts = [\"gateway.court.example\"]",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            !cfg.warnings
+                .iter()
+                .any(|w| w.key.as_deref() == Some("messages.hosts")),
+            "{:?}",
+            cfg.warnings
+        );
         let (cfg, problems, _) = with(
             "127.0.0.1:28164",
             "\nhosts = [\"Gateway.Court.Example.\", \"api-2\"]",
