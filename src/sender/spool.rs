@@ -239,12 +239,18 @@ impl Spool {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.free_root.join(n.to_string());
         fs::rename(dir, &slot)?;
-        match Self::clean(&slot) {
-            Ok(true) => match self.free.lock() {
-                Ok(mut f) => f.push(slot),
-                Err(_) => fs::remove_dir_all(&slot)?,
-            },
-            _ => fs::remove_dir_all(&slot)?,
+        // the pool is checked again when the folder joins it: removals running at once all
+        // passed the check above, and the pool never holds more than FREE_MAX
+        let kept = Self::clean(&slot).is_ok_and(|clean| clean)
+            && self.free.lock().is_ok_and(|mut f| {
+                let room = f.len() < FREE_MAX;
+                if room {
+                    f.push(slot.clone());
+                }
+                room
+            });
+        if !kept {
+            fs::remove_dir_all(&slot)?;
         }
         Ok(true)
     }
@@ -1477,6 +1483,37 @@ mod tests {
         let rec = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
         assert!(rec.is_empty());
         assert_eq!(fs::read_dir(state.join(FREE_DIR)).unwrap().count(), 0);
+    }
+
+    /// Removals at once never keep more than FREE_MAX folders: each passed the pool's
+    /// check before any of them joined it.
+    #[test]
+    fn removals_at_once_keep_no_more_folders_than_the_pool_holds() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let keys = data_keys(t.path());
+        let entries: Vec<Spooled> = (0..FREE_MAX + 48)
+            .map(|i| {
+                spool
+                    .put("notices", &format!("{i}.ndjson"), b"x\n", Some(&keys))
+                    .unwrap()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for share in entries.chunks(entries.len().div_ceil(8)) {
+                let spool = &spool;
+                s.spawn(move || {
+                    for e in share {
+                        spool.remove(e).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(entries.iter().all(|e| !e.dir.exists()));
+        let kept = fs::read_dir(state.join(FREE_DIR)).unwrap().count();
+        assert_eq!(kept, FREE_MAX, "{kept} folders kept");
+        assert_eq!(kept, spool.free.lock().unwrap().len());
     }
 
     /// A take reuses a kept folder too: a sealed take writes through the kept files (no
