@@ -217,7 +217,7 @@ fn find_numbers(b: &[u8], hit: &mut dyn FnMut(PiiKind, Range<usize>)) {
         // `i` is never inside a run of digits, so a chain starts here.
         let mut end = run_end(b, start);
         let mut digits = end - start;
-        while let (Some(b' ' | b'-'), Some(d)) = (b.get(end), b.get(end + 1)) {
+        while let (Some(b' ' | b'-' | b'.'), Some(d)) = (b.get(end), b.get(end + 1)) {
             if !d.is_ascii_digit() {
                 break;
             }
@@ -233,7 +233,7 @@ fn find_numbers(b: &[u8], hit: &mut dyn FnMut(PiiKind, Range<usize>)) {
     }
 }
 
-/// Whether `b` may hold a number: a chain of digit runs joined by single spaces or hyphens
+/// Whether `b` may hold a number: a chain of digit runs joined by single spaces, hyphens or dots
 /// at least [`MIN_DIGITS`] bytes long. Reads 64 bytes at a time as bit masks, so a line of
 /// dates, case numbers and amounts costs a few instructions per byte and no branch per run.
 /// Never false when `find_numbers` would find something; may be true when it would not.
@@ -277,8 +277,8 @@ fn may_hold_number(b: &[u8]) -> bool {
     false
 }
 
-/// For a block of 64 bytes, the bit masks of its ASCII digits and of its separators (space
-/// or hyphen), bit k for byte k. Works on eight bytes at a time in a `u64`.
+/// For a block of 64 bytes, the bit masks of its ASCII digits and of its separators (space,
+/// hyphen or dot), bit k for byte k. Works on eight bytes at a time in a `u64`.
 fn block_masks(block: &[u8]) -> (u64, u64) {
     let mut digit = 0u64;
     let mut sep = 0u64;
@@ -287,7 +287,7 @@ fn block_masks(block: &[u8]) -> (u64, u64) {
         bytes.copy_from_slice(word);
         let w = u64::from_le_bytes(bytes);
         digit |= high_bits(digit_bytes(w)) << (8 * k);
-        sep |= high_bits(byte_is(w, b' ') | byte_is(w, b'-')) << (8 * k);
+        sep |= high_bits(byte_is(w, b' ') | byte_is(w, b'-') | byte_is(w, b'.')) << (8 * k);
     }
     (digit, sep)
 }
@@ -340,7 +340,7 @@ fn numbers_in_chain(
             };
             n += 1;
             match (b.get(end), b.get(end + 1)) {
-                (Some(&s @ (b' ' | b'-')), Some(d)) if d.is_ascii_digit() => {
+                (Some(&s @ (b' ' | b'-' | b'.')), Some(d)) if d.is_ascii_digit() => {
                     sep = s;
                     at = end + 1;
                 }
@@ -435,7 +435,8 @@ fn classify(b: &[u8], g: &[Group]) -> Option<(PiiKind, Range<usize>)> {
             None
         }
         _ => {
-            // Mobile in groups: 138 0013 8000, after an optional 86 / 0086 prefix group.
+            // Mobile in groups: 138 0013 8000 (138-0013-8000, 138.0013.8000: one separator
+            // throughout), after an optional 86 / 0086 prefix group.
             let prefixed = matches!(digits(first), b"86" | b"0086");
             let body = if prefixed { g.get(1..)? } else { g };
             let mobile = match body {
@@ -767,6 +768,8 @@ mod tests {
             "138-0013-8000",
             "+86 138 0013 8000",
             "call19912345678now",
+            "手机 138.0013.8000。",
+            "+86.138.0013.8000",
         ] {
             let found = kinds(text);
             assert_eq!(found.len(), 1, "{text}: {found:?}");
@@ -790,6 +793,11 @@ mod tests {
             "11000138000",
             "138 00138000",
             "138-0013 8000",
+            "138.0013-8000",
+            "138.00138000",
+            "IP 192.168.100.200 端口",
+            "版本 13.8001.3800",
+            "圆周率 3.14159265358979",
             "4111111111111112",
             "4111 1111 1111 1112",
             "SN4111111111111111",
@@ -823,6 +831,10 @@ mod tests {
         assert_eq!(
             kinds("4111-1111-1111-1111"),
             vec![(PiiKind::BankCard, "4111-1111-1111-1111")]
+        );
+        assert_eq!(
+            kinds("4111.1111.1111.1111"),
+            vec![(PiiKind::BankCard, "4111.1111.1111.1111")]
         );
         let nineteen = with_luhn("621700000000000000");
         let grouped = format!(
@@ -898,6 +910,7 @@ mod tests {
         assert_eq!(d.mask("13800138000").unwrap(), "138****8000");
         assert_eq!(d.mask("+86 13800138000").unwrap(), "+86 138****8000");
         assert_eq!(d.mask("138-0013-8000").unwrap(), "138-****-8000");
+        assert_eq!(d.mask("138.0013.8000").unwrap(), "138.****.8000");
         assert_eq!(d.mask("+86 138 0013 8000").unwrap(), "+86 138 **** 8000");
         assert_eq!(d.mask("4111111111111111").unwrap(), "411111******1111");
         assert_eq!(
@@ -956,6 +969,7 @@ mod tests {
             "+86 138 0013 8000".to_string(),
             "4111 1111 1111 1111".to_string(),
             "4111-1111-1111-1111".to_string(),
+            "138.0013.8000".to_string(),
             "11010519491231002X".to_string(),
             "110105491231002".to_string(),
             with_luhn("622202123456789"),
@@ -1000,7 +1014,7 @@ mod tests {
             let mut longest = 0;
             let mut run = 0;
             for (i, c) in b.iter().enumerate() {
-                let joins = matches!(c, b' ' | b'-')
+                let joins = matches!(c, b' ' | b'-' | b'.')
                     && i > 0
                     && b[i - 1].is_ascii_digit()
                     && b.get(i + 1).is_some_and(u8::is_ascii_digit);
