@@ -10,9 +10,10 @@
 //! `bench/stream.rs`), the `notices` channel's messages per second through the message API
 //! and their latency from POST to readable at 1,000 messages/s (see `bench/messages.rs`),
 //! peak resident memory of each node while a very large file crosses —
-//! and prints each figure beside the limit it is bounded by, as a ratio. Before the labs,
-//! the content-inspection figures (see `bench_inspect`): documents as Chinese office tools
-//! write them, inspected on one core.
+//! and prints each figure beside the limit it is bounded by, as a ratio, and last a short
+//! table of the file and memory figures beside their targets (see `bench/summary.rs`).
+//! Before the labs, the content-inspection figures (see `bench_inspect`): documents as
+//! Chinese office tools write them, inspected on one core.
 //!
 //! Full checks stay on: signatures, the suite's hash (SHA-256 or SM3) of every chunk and
 //! of the whole, the lab's
@@ -22,6 +23,7 @@ mod flushes;
 pub(crate) mod messages;
 mod phases;
 mod stream;
+mod summary;
 
 use crate::cli::init::{self, LabLink};
 use crate::keys::{self, suite::Suite};
@@ -623,6 +625,11 @@ impl CpuUse {
 
     /// `court 0.82, internet 0.41 cores`: each node's cores since the start.
     fn cores(&self) -> String {
+        format!("{} cores", self.each())
+    }
+
+    /// `court 0.82, internet 0.41`: each node's cores since the start.
+    fn each(&self) -> String {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         let each: Vec<String> = self
             .start
@@ -632,16 +639,17 @@ impl CpuUse {
                 format!("{name} {:.2}", used / wall)
             })
             .collect();
-        format!("{} cores", each.join(", "))
+        each.join(", ")
     }
 }
 
 /// Each node's CPU while the lab has nothing to do (3 s, after a second to settle).
-fn idle(lab: &Lab) -> Result<(), BenchError> {
+fn idle(lab: &Lab, summary: &mut summary::Summary) -> Result<(), BenchError> {
     std::thread::sleep(Duration::from_secs(1));
     let cpu = CpuUse::start(lab);
     std::thread::sleep(Duration::from_secs(3));
     println!("  idle, nothing to send, 3 s     {}", cpu.cores());
+    summary.add("idle, nothing to send, 3 s", "—", "no cores", cpu.each());
     Ok(())
 }
 
@@ -670,6 +678,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut summary = summary::Summary::default();
     println!(
         "isogate bench — both nodes on this machine, full checks on; disks synced before each figure\n"
     );
@@ -776,18 +785,23 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             }
         };
         let lab = Lab::start(dir, link, suite, base, window, rate)?;
+        summary.lab(format!("{name} {suite}"));
         if opts.wants(Figure::Files) {
-            idle(&lab)?;
+            idle(&lab, &mut summary)?;
             settle();
-            big_file(&lab, opts.big_mib, limit)?;
+            let target = match link {
+                LabLink::Quic => "≥ 400 MiB/s",
+                LabLink::Diode => "≥ 350 MiB/s",
+            };
+            big_file(&lab, opts.big_mib, limit, (&mut summary, target))?;
             settle();
             if opts.parallel > 0 {
-                parallel_files(&lab, opts.parallel, opts.parallel_mib, limit)?;
+                parallel_files(&lab, opts.parallel, opts.parallel_mib, limit, &mut summary)?;
                 settle();
             }
-            small_files(&lab, opts.small_files)?;
+            small_files(&lab, opts.small_files, &mut summary)?;
             settle();
-            latency(&lab, opts.latency_secs)?;
+            latency(&lab, opts.latency_secs, &mut summary)?;
         }
         if opts.wants(Figure::Streams) {
             settle();
@@ -799,8 +813,11 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
         }
         if opts.wants(Figure::Memory) {
             settle();
-            memory(&lab, opts.huge_mib)?;
+            memory(&lab, opts.huge_mib, &mut summary)?;
         }
+    }
+    if let Some(table) = summary.table(cores) {
+        print!("{table}");
     }
     println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");
     println!("4 KiB ≥ 3000 files/s; p50 ≤ 10 ms and p99 ≤ 50 ms at 100 files/s; ≤ 100 MiB RSS");
@@ -814,7 +831,12 @@ fn staging(lab: &Lab) -> Result<PathBuf, BenchError> {
     Ok(s)
 }
 
-fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
+fn big_file(
+    lab: &Lab,
+    mib: u64,
+    limit: f64,
+    (summary, target): (&mut summary::Summary, &'static str),
+) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("big.pdf");
     write_pdf(&staged, mib << 20, 1)?;
     let cpu = CpuUse::start(lab);
@@ -828,6 +850,12 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
         (t1 - t0).as_secs_f64(),
         rate / limit,
         cpu.cores()
+    );
+    summary.add(
+        format!("{mib} MiB file"),
+        format!("{rate:.0} MiB/s"),
+        target,
+        cpu.each(),
     );
     // the receiving node audits `landed` before its rename into the inbox; a record the
     // sending node writes as the receiver finishes may trail by a moment
@@ -862,7 +890,13 @@ fn big_file(lab: &Lab, mib: u64, limit: f64) -> Result<(), BenchError> {
 /// `n` files of `mib` MiB renamed into the outbox at once: the rate of all their bytes from
 /// the first rename to the last file seen in the inbox, the cores each node used, and each
 /// node's peak resident memory meanwhile (sampled every 20 ms).
-fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), BenchError> {
+fn parallel_files(
+    lab: &Lab,
+    n: usize,
+    mib: u64,
+    limit: f64,
+    summary: &mut summary::Summary,
+) -> Result<(), BenchError> {
     let stage = staging(lab)?;
     let names: Vec<String> = (0..n).map(|i| format!("p{i}.pdf")).collect();
     for (i, name) in names.iter().enumerate() {
@@ -889,6 +923,12 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
         rate / limit,
         cpu.cores()
     );
+    summary.add(
+        format!("{n} x {mib} MiB at once"),
+        format!("{rate:.0} MiB/s"),
+        "—",
+        cpu.each(),
+    );
     let peaks: Vec<String> = peaks
         .iter()
         .map(|(name, p)| format!("{name} {p:.1}"))
@@ -903,7 +943,7 @@ fn parallel_files(lab: &Lab, n: usize, mib: u64, limit: f64) -> Result<(), Bench
     Ok(())
 }
 
-fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
+fn small_files(lab: &Lab, n: usize, summary: &mut summary::Summary) -> Result<(), BenchError> {
     let stage = staging(lab)?;
     for i in 0..n {
         write_pdf(&stage.join(format!("s{i}.pdf")), 4096, i as u64)?;
@@ -980,6 +1020,12 @@ fn small_files(lab: &Lab, n: usize) -> Result<(), BenchError> {
         n as f64 / took.as_secs_f64() / 3000.0,
         cpu.cores()
     );
+    summary.add(
+        "4 KiB files",
+        format!("{:.0} files/s", n as f64 / took.as_secs_f64()),
+        "≥ 3000 files/s",
+        cpu.each(),
+    );
     println!("{}", flushes::line(&disk, n));
     Ok(())
 }
@@ -994,7 +1040,7 @@ fn count(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
+fn latency(lab: &Lab, secs: u64, summary: &mut summary::Summary) -> Result<(), BenchError> {
     let n = (secs * 100) as usize;
     let stage = staging(lab)?;
     for i in 0..n {
@@ -1049,10 +1095,20 @@ fn latency(lab: &Lab, secs: u64) -> Result<(), BenchError> {
         percentile(&lat, 0.99) / 50.0,
         cpu.cores()
     );
+    summary.add(
+        "latency at 100 files/s, p50 / p99",
+        format!(
+            "{:.1} / {:.1} ms",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        ),
+        "≤ 10 / 50 ms",
+        cpu.each(),
+    );
     Ok(())
 }
 
-fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
+fn memory(lab: &Lab, mib: u64, summary: &mut summary::Summary) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("huge.pdf");
     write_pdf(&staged, mib << 20, 2)?;
     let cpu = CpuUse::start(lab);
@@ -1076,6 +1132,13 @@ fn memory(lab: &Lab, mib: u64) -> Result<(), BenchError> {
         took.as_secs_f64(),
         mib_per_s(mib << 20, took),
         cpu.cores()
+    );
+    let peaks: Vec<String> = peaks.iter().map(|(_, p)| format!("{p:.1}")).collect();
+    summary.add(
+        format!("peak RSS while {mib} MiB crosses"),
+        format!("{} MiB", peaks.join(" / ")),
+        "≤ 100 MiB per node",
+        cpu.each(),
     );
     let _ = fs::remove_file(&target);
     Ok(())
