@@ -437,7 +437,11 @@ fn classify(b: &[u8], g: &[Group]) -> Option<(PiiKind, Range<usize>)> {
         _ => {
             // Mobile in groups: 138 0013 8000 (138-0013-8000, 138.0013.8000: one separator
             // throughout), after an optional 86 / 0086 prefix group.
-            let prefixed = matches!(digits(first), b"86" | b"0086");
+            // a dot after 86 is a decimal point (86.13912345678, a longitude), not a
+            // prefix, unless a plus says it is one (+86.138.0013.8000)
+            let plus = first.start > 0 && b.get(first.start - 1) == Some(&b'+');
+            let prefixed = matches!(digits(first), b"86" | b"0086")
+                && g.get(1).is_some_and(|n| n.sep != b'.' || plus);
             let body = if prefixed { g.get(1..)? } else { g };
             let mobile = match body {
                 [one] => is_mobile(digits(one)),
@@ -798,6 +802,9 @@ mod tests {
             "IP 192.168.100.200 端口",
             "版本 13.8001.3800",
             "圆周率 3.14159265358979",
+            "经度 86.13912345678",
+            "0086.13800138000",
+            "86.138.0013.8000",
             "4111111111111112",
             "4111 1111 1111 1112",
             "SN4111111111111111",
