@@ -228,8 +228,9 @@ impl Spool {
     /// writes to the entry by its path reaches it. There its content is emptied and kept
     /// (sealed by this node) or deleted (see [`Spool::clean`]), its other files renamed
     /// to the temporary names they are written through, the folder fsynced, and it is
-    /// kept for reuse; a folder holding anything else is deleted. `Ok(false)`: the pool
-    /// is full ([`FREE_MAX`]); the caller removes the entry.
+    /// kept for reuse; a folder holding anything else, or one that finds the pool filled
+    /// meanwhile by removals running at once, is deleted. `Ok(false)`: the pool is full
+    /// ([`FREE_MAX`]); the caller removes the entry.
     fn retire(&self, dir: &Path) -> io::Result<bool> {
         if self.free.lock().map_or(true, |f| f.len() >= FREE_MAX) {
             return Ok(false);

@@ -145,7 +145,7 @@ pub(super) fn config(
             line: None,
             key: Some("messages.hosts".into()),
             message: format!(
-                "allow_remote = true and no hosts: a request whose Host is a DNS name (as a TLS proxy in front passes on the name clients use) gets 421 host_not_allowed; list that name, e.g. hosts = [\"gateway.court.example\"], or have the proxy send the API's address {}",
+                "allow_remote = true and no hosts: a request whose Host is a DNS name (as many TLS proxies pass on the name clients use) gets 421 host_not_allowed; list that name, e.g. hosts = [\"gateway.court.example\"], or have the proxy send an IP address as Host (the API listens on {})",
                 m.listen
             ),
         });
