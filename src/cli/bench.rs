@@ -1012,11 +1012,11 @@ fn small_files(lab: &Lab, n: usize, summary: &mut summary::Summary) -> Result<()
     let took = t0.elapsed();
     // read now: the removals below are no part of the figure
     let disk_line = flushes::line(&disk, n);
+    let used = cpu.each();
     drop(watcher);
     for name in &names {
         let _ = fs::remove_file(inbox.join(name));
     }
-    let used = cpu.each();
     println!(
         "  {n} files of 4 KiB             {:8.2} s = {:6.0} files/s  ({:.2} x target 3000; {used} cores)",
         took.as_secs_f64(),
