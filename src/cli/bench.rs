@@ -794,7 +794,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
                 LabLink::Quic => "≥ 400 MiB/s",
                 LabLink::Diode => "≥ 350 MiB/s",
             };
-            big_file(&lab, opts.big_mib, limit, (&mut summary, target))?;
+            big_file(&lab, opts.big_mib, limit, &mut summary, target)?;
             settle();
             if opts.parallel > 0 {
                 parallel_files(&lab, opts.parallel, opts.parallel_mib, limit, &mut summary)?;
@@ -836,7 +836,8 @@ fn big_file(
     lab: &Lab,
     mib: u64,
     limit: f64,
-    (summary, target): (&mut summary::Summary, &'static str),
+    summary: &mut summary::Summary,
+    target: &'static str,
 ) -> Result<(), BenchError> {
     let staged = staging(lab)?.join("big.pdf");
     write_pdf(&staged, mib << 20, 1)?;

@@ -125,8 +125,9 @@ impl Flushes {
     }
 
     /// Flushes since the start per `files` (each crossing, both nodes' flushes together),
-    /// and the share of the wall clock the device spent flushing (percent; a device that
-    /// flushes several queues at once may pass 100): `Err` when the counters cannot be read
+    /// and the share of the wall clock the disks spent flushing (percent, their times added
+    /// up: several disks under one file system, or one that flushes several queues at
+    /// once, may pass 100): `Err` when the counters cannot be read
     /// again or moved back, or the device was sent no flush (a write-through cache).
     pub fn per_file(&self, files: usize) -> Result<(f64, f64), String> {
         let wall_ms = self.at.elapsed().as_secs_f64() * 1000.0;
