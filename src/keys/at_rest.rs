@@ -422,7 +422,8 @@ impl<W: Write> SealWriter<W> {
             out,
             cipher,
             header,
-            buf: Vec::with_capacity(batch * CHUNK + TAG_LEN),
+            // grown as bytes come (see write): a small file's buffer stays small
+            buf: Vec::new(),
             batch,
             index: 0,
         })
@@ -508,6 +509,14 @@ impl<W: Write> Write for SealWriter<W> {
             self.seal_buffered(false)?;
         }
         let n = data.len().min(full - self.buf.len());
+        // doubling up to a whole batch and its tag, never past it: a small file (many are
+        // written at once as a diode block of them lands) holds a small buffer, a large
+        // one a batch's
+        let want = self.buf.len() + n;
+        if want > self.buf.capacity() {
+            let cap = want.next_power_of_two().min(full) + TAG_LEN;
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
         self.buf.extend_from_slice(&data[..n]);
         Ok(n)
     }
@@ -789,7 +798,9 @@ impl SealedFile {
             cached.truncate(CACHED_CHUNKS);
             cached.pop().map(|(_, b)| b).unwrap_or_default()
         } else {
-            Vec::with_capacity(CHUNK + TAG_LEN)
+            // this record's size, not a whole one: a small file's last (and only) chunk
+            // stays small while many are open at once
+            Vec::with_capacity(n)
         };
         plain.resize(n, 0);
         if let Err(e) = self.file.read_exact_at(&mut plain, at) {
@@ -1553,6 +1564,42 @@ mod tests {
                 (&f).read_to_end(&mut whole).unwrap();
                 assert_eq!(whole, plain, "{len} by {step}");
             }
+        }
+    }
+
+    #[test]
+    fn a_small_file_holds_buffers_of_its_size_and_a_large_one_no_more_than_a_batch() {
+        for suite in Suite::ALL {
+            let (d, keys) = keys(suite);
+            // written: a 4 KiB file's buffer is 4 KiB and a tag, not a whole chunk
+            let mut w = SealWriter::new(&keys, Vec::new(), b"ctx").unwrap();
+            w.write_all(&[7u8; 4096]).unwrap();
+            assert!(w.buf.capacity() <= 4096 + TAG_LEN, "{}", w.buf.capacity());
+            let small = w.finish().unwrap();
+            // a large one grows to a batch and its tag, never past it
+            let mut w = SealWriter::new(&keys, Vec::new(), b"ctx").unwrap();
+            for _ in 0..(3 * READ_AHEAD * CHUNK / 1000) {
+                w.write_all(&[9u8; 1000]).unwrap();
+                assert!(w.buf.capacity() <= w.batch * CHUNK + TAG_LEN);
+            }
+            let large = w.finish().unwrap();
+            assert_eq!(
+                open(&keys, &large).unwrap().len(),
+                3 * READ_AHEAD * CHUNK / 1000 * 1000
+            );
+            // read: the small file's only chunk, loaded at open, holds its own size
+            let f = sealed_file(&keys, d.path(), &small).unwrap();
+            let cached = f.cached.borrow();
+            assert_eq!(cached.len(), 1);
+            assert!(
+                cached[0].1.capacity() <= 4096 + TAG_LEN,
+                "{}",
+                cached[0].1.capacity()
+            );
+            drop(cached);
+            let mut back = Vec::new();
+            (&f).read_to_end(&mut back).unwrap();
+            assert_eq!(back, vec![7u8; 4096]);
         }
     }
 

@@ -22,6 +22,7 @@ mod diode;
 mod diode_lost;
 mod diode_mtu;
 mod diode_scenarios;
+mod diode_small;
 mod ferry;
 mod intake;
 mod keys;

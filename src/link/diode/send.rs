@@ -526,7 +526,7 @@ fn random_session() -> u64 {
 }
 
 /// An object being sent or within its repeat window: its seal, and its content file
-/// while a pass of it is going out.
+/// while a pass of it is being read.
 struct Sending {
     sealed: Sealed,
     /// The content, read through the data keys where the spool entry is sealed at rest.
@@ -644,6 +644,11 @@ fn run(
                 if let Err(e) = sender.feed(w.id, w.offset, &chunk[..read]) {
                     tracing::error!(error = %e, "diode sender refused content");
                     sender.cancel(w.id);
+                } else if w.offset + read as u64 >= s.sealed.manifest().size {
+                    // the pass has read all it needs: closed now, not when its block is
+                    // out (small objects share blocks: hundreds would stay open, each a
+                    // descriptor and a buffer); the next pass opens it again
+                    s.file = None;
                 }
             }
             let len = match sender.poll_transmit(crate::mono_ms(), &mut dgram) {
