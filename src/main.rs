@@ -256,13 +256,13 @@ Examples:
         /// Link types to measure (repeat the flag; default: quic and diode).
         #[arg(long, value_enum)]
         link: Vec<Link>,
-        /// The large file, in MiB.
+        /// The large file, in MiB; 0 skips its figure.
         #[arg(long, default_value_t = 1024)]
         big_mib: u64,
-        /// The very large file of the memory figure, in MiB.
+        /// The very large file of the memory figure, in MiB; 0 skips it.
         #[arg(long, default_value_t = 4096)]
         huge_mib: u64,
-        /// How many 4 KiB files.
+        /// How many 4 KiB files; 0 skips their figure.
         #[arg(long, default_value_t = 3000)]
         small_files: usize,
         /// How many files of `--parallel-mib` are dropped at once for the parallel figure;
@@ -272,7 +272,7 @@ Examples:
         /// Each file of the parallel figure, in MiB.
         #[arg(long, default_value_t = 256)]
         parallel_mib: u64,
-        /// Seconds of the 100 files/s latency run.
+        /// Seconds of the 100 files/s latency run; 0 skips it.
         #[arg(long, default_value_t = 10)]
         latency_secs: u64,
         /// Size of each generated document (CID-font PDF, OFD, legacy Word) of the

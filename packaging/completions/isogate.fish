@@ -59,12 +59,12 @@ complete -c isogate -n "__fish_isogate_using_subcommand bench" -l dir -d 'Put th
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l port-base -d 'The first lab\'s port base; each further lab adds 10' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l link -d 'Link types to measure (repeat the flag; default: quic and diode)' -r -f -a "quic\t'QUIC with mutual TLS'
 diode\t'One-way UDP with forward error correction (nothing is sent back)'"
-complete -c isogate -n "__fish_isogate_using_subcommand bench" -l big-mib -d 'The large file, in MiB' -r
-complete -c isogate -n "__fish_isogate_using_subcommand bench" -l huge-mib -d 'The very large file of the memory figure, in MiB' -r
-complete -c isogate -n "__fish_isogate_using_subcommand bench" -l small-files -d 'How many 4 KiB files' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l big-mib -d 'The large file, in MiB; 0 skips its figure' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l huge-mib -d 'The very large file of the memory figure, in MiB; 0 skips it' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l small-files -d 'How many 4 KiB files; 0 skips their figure' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l parallel -d 'How many files of `--parallel-mib` are dropped at once for the parallel figure; 0 skips it' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l parallel-mib -d 'Each file of the parallel figure, in MiB' -r
-complete -c isogate -n "__fish_isogate_using_subcommand bench" -l latency-secs -d 'Seconds of the 100 files/s latency run' -r
+complete -c isogate -n "__fish_isogate_using_subcommand bench" -l latency-secs -d 'Seconds of the 100 files/s latency run; 0 skips it' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l inspect-mib -d 'Size of each generated document (CID-font PDF, OFD, legacy Word) of the content-inspection figures, in MiB; 0 skips them' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l repeat-window-s -d 'The diode lab\'s repeat window in seconds (0: no repeats; default: the lab\'s 600), to measure what repeats cost the objects sent meanwhile' -r
 complete -c isogate -n "__fish_isogate_using_subcommand bench" -l diode-rate-mbit -d 'The diode lab\'s pacing in Mbit/s (default: the lab\'s 4,000), to measure what the nodes keep up with on a machine faster than the lab\'s default assumes' -r

@@ -96,17 +96,17 @@ pub struct BenchOptions {
     pub dir: Option<PathBuf>,
     /// Port base of the first lab; each further lab adds 10.
     pub port_base: u16,
-    /// The large file, in MiB.
+    /// The large file, in MiB (0: none).
     pub big_mib: u64,
-    /// The very large file for the memory figure, in MiB.
+    /// The very large file for the memory figure, in MiB (0: none).
     pub huge_mib: u64,
-    /// How many 4 KiB files.
+    /// How many 4 KiB files (0: none).
     pub small_files: usize,
     /// How many files of [`BenchOptions::parallel_mib`] are dropped at once (0: none).
     pub parallel: usize,
     /// Each file of the parallel figure, in MiB.
     pub parallel_mib: u64,
-    /// How long the 100 files/s latency run lasts, in seconds.
+    /// How long the 100 files/s latency run lasts, in seconds (0: none).
     pub latency_secs: u64,
     /// Link types to measure.
     pub links: Vec<LabLink>,
@@ -794,15 +794,22 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
                 LabLink::Quic => "≥ 400 MiB/s",
                 LabLink::Diode => "≥ 350 MiB/s",
             };
-            big_file(&lab, opts.big_mib, limit, &mut summary, target)?;
-            settle();
+            // a size or count of 0 skips its figure
+            if opts.big_mib > 0 {
+                big_file(&lab, opts.big_mib, limit, &mut summary, target)?;
+                settle();
+            }
             if opts.parallel > 0 {
                 parallel_files(&lab, opts.parallel, opts.parallel_mib, limit, &mut summary)?;
                 settle();
             }
-            small_files(&lab, opts.small_files, &mut summary)?;
-            settle();
-            latency(&lab, opts.latency_secs, &mut summary)?;
+            if opts.small_files > 0 {
+                small_files(&lab, opts.small_files, &mut summary)?;
+                settle();
+            }
+            if opts.latency_secs > 0 {
+                latency(&lab, opts.latency_secs, &mut summary)?;
+            }
         }
         if opts.wants(Figure::Streams) {
             settle();
@@ -812,7 +819,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             settle();
             messages::run(&lab, limit)?;
         }
-        if opts.wants(Figure::Memory) {
+        if opts.wants(Figure::Memory) && opts.huge_mib > 0 {
             settle();
             memory(&lab, opts.huge_mib, &mut summary)?;
         }
