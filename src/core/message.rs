@@ -255,6 +255,107 @@ fn batch_lines(bytes: &[u8], compact: bool) -> Result<Vec<BatchMessage>, BatchEr
     Ok(out)
 }
 
+/// Parses one JSON text (RFC 8259) as it is posted or dropped, refusing what readers
+/// could take differently: an object with the same member name twice (§4 leaves which one
+/// counts to the reader: serde_json keeps the last, many others the first, and the
+/// gateway's own copy would drop one unseen) and a leading byte order mark (§8.1: a JSON
+/// text must not begin with one; most parsers refuse it).
+///
+/// # Errors
+/// A sentence for the author: where the text stops being JSON (line and column), which
+/// member is named twice, or that a byte order mark starts it.
+pub fn parse_json(text: &[u8]) -> Result<serde_json::Value, String> {
+    use serde::de::DeserializeSeed;
+    if text.starts_with(b"\xEF\xBB\xBF") {
+        return Err(
+            "not JSON: the text starts with a byte order mark (EF BB BF), which JSON text must \
+             not (RFC 8259 §8.1); save it as UTF-8 without one"
+                .into(),
+        );
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let parsed = UniqueMembers
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| match e.classify() {
+        // raised by UniqueMembers: already a sentence
+        serde_json::error::Category::Data => e.to_string(),
+        _ => format!("not JSON: {e}"),
+    })
+}
+
+/// Reads a JSON value as [`serde_json::Value`] does, refusing an object that names a
+/// member twice (see [`parse_json`]). Nesting stays bounded by serde_json's own limit.
+struct UniqueMembers;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueMembers {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueMembers {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // a parsed JSON number is always finite
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(UniqueMembers)? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if members.contains_key(&name) {
+                return Err(serde::de::Error::custom(format!(
+                    "the member {name:?} is named twice in one object, and readers differ on \
+                     which one counts (RFC 8259 §4): name it once"
+                )));
+            }
+            let value = map.next_value_seed(UniqueMembers)?;
+            members.insert(name, value);
+        }
+        Ok(serde_json::Value::Object(members))
+    }
+}
+
 /// The messages of a posted body or an outbox file: `json` — exactly one JSON value
 /// (`Content-Type: application/json`, a `.json` file); otherwise NDJSON — one JSON value
 /// per line, blank lines (and a final line without newline) allowed, at least one value.
@@ -278,8 +379,7 @@ pub fn parse_posted(
                 format!("{} bytes, the policy allows {max_bytes}", text.len()),
             ));
         }
-        let v: serde_json::Value = serde_json::from_slice(text)
-            .map_err(|e| (no, Reason::MessageMalformed, format!("not JSON: {e}")))?;
+        let v = parse_json(text).map_err(|e| (no, Reason::MessageMalformed, e))?;
         serde_json::to_string(&v).map_err(|e| (no, Reason::MessageMalformed, e.to_string()))
     };
     if json {
@@ -421,5 +521,57 @@ mod tests {
         assert!(parse_posted(b"1\n2\n3\n", false, 2, 100).is_err());
         assert!(parse_posted(b"\"long long\"", true, 2, 4).is_err());
         assert!(parse_posted(b"\n\n", false, 2, 100).is_err());
+    }
+
+    #[test]
+    fn a_member_named_twice_or_a_byte_order_mark_is_refused_and_says_so() {
+        use crate::core::reason::Reason;
+        for (text, line, says) in [
+            (
+                &b"{\"type\":\"status\",\"type\":\"revoked\"}"[..],
+                1,
+                "the member \"type\" is named twice",
+            ),
+            // nested, in an array, on the second line of NDJSON
+            (
+                b"{\"a\":1}\n{\"case\":[{\"no\":1,\"no\":2}]}\n",
+                2,
+                "the member \"no\" is named twice",
+            ),
+            // the same name, written with an escape
+            (
+                b"{\"a\":1,\"\\u0061\":2}",
+                1,
+                "the member \"a\" is named twice",
+            ),
+            (
+                "\u{feff}{\"a\":1}".as_bytes(),
+                1,
+                "byte order mark (EF BB BF)",
+            ),
+        ] {
+            let json = !text.contains(&b'\n');
+            let (no, reason, detail) = parse_posted(text, json, 10, 1000).unwrap_err();
+            assert_eq!((no, reason), (line, Reason::MessageMalformed), "{detail}");
+            assert!(detail.contains(says), "{detail}");
+        }
+        // where the error is, as for any other
+        let e = parse_json(b"{\"a\":1,\"a\":2}").unwrap_err();
+        assert!(e.contains("line 1 column"), "{e}");
+        assert!(
+            parse_json(b"{\"a\":1")
+                .unwrap_err()
+                .starts_with("not JSON: ")
+        );
+        assert!(parse_json(b"{} {}").unwrap_err().starts_with("not JSON: "));
+        // the same name in different objects, and every kind of value, read as serde_json does
+        let text = br#"{"a":{"x":1},"b":{"x":[1,-2,3.5,1.5e300,true,null,"s",{"x":{}}]},"c":18446744073709551615}"#;
+        assert_eq!(
+            parse_json(text),
+            serde_json::from_slice::<serde_json::Value>(text).map_err(|e| e.to_string())
+        );
+        // nesting stays bounded
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(parse_json(deep.as_bytes()).is_err());
     }
 }
