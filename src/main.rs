@@ -9,6 +9,9 @@
 //! man pages, one per command and subcommand, are generated from the same definition into
 //! `packaging/man/` by a test below, which also fails when they are stale.
 
+// the one exception, glibc's mallopt, is allowed where it is made (`heap`)
+#![deny(unsafe_code)]
+
 use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
