@@ -1055,36 +1055,52 @@ fn main() -> ExitCode {
 
 /// glibc malloc's one setting, and the only unsafe code of isogate (the library forbids it).
 ///
-/// Why: glibc raises its mmap threshold each time a mapped block is freed (up to 32 MiB on
-/// 64-bit) and its trim threshold to twice that, so each arena (up to 8 per core: every
-/// intake, inspection and link thread uses one) keeps megabytes it no longer uses. After
-/// 3,000 files of 4 KiB crossed a diode, the court node held 100 MiB resident for 19 MiB
-/// in use, and that residue counted against the 100 MiB a node may hold while a large file
-/// crosses. A fixed threshold (`mallopt(M_MMAP_THRESHOLD)`, the setting
-/// `MALLOC_MMAP_THRESHOLD_` and the `glibc.malloc.mmap_threshold` tunable also make)
-/// turns the raising off and leaves the trim threshold at 128 KiB: what is freed at the top
-/// of an arena goes back to the kernel. Measured: 53 MiB after the same files.
+/// Why: glibc raises its mmap threshold whenever a mapped block larger than it is freed
+/// (up to 32 MiB on 64-bit), and its trim threshold to twice that, so each arena (up to 8
+/// per core: every intake, inspection and link thread uses one) keeps megabytes it no
+/// longer uses. After 3,000 files of 4 KiB crossed a diode, the court node held 100 MiB
+/// resident for 19 MiB in use, and that residue counted against the 100 MiB a node may hold
+/// while a large file crosses. A fixed threshold (`mallopt(M_MMAP_THRESHOLD)`, the setting
+/// `MALLOC_MMAP_THRESHOLD_` and the `glibc.malloc.mmap_threshold` tunable also make) turns
+/// the raising off and leaves the trim threshold at 128 KiB: what is freed at the top of an
+/// arena goes back to the kernel. Measured: 51 MiB after the same files.
 mod heap {
+    use std::ffi::OsStr;
+
     /// Blocks of this size and more (bytes) are mapped on their own, and unmapped when
-    /// freed: a large file's buffers (one per file or stream, never per chunk) are.
-    pub const MMAP_THRESHOLD: i32 = 1 << 20;
+    /// freed. Above the 1 MiB buffers that large files' readers take per chunk (the QUIC
+    /// send's reads, the SM4 read-ahead), which the arenas hand out again: mapped, each
+    /// would cost a map, an unmap and a fault per page. (1, 2 and 4 MiB leave 51, 51 and
+    /// 66 MiB after the 3,000 files.)
+    pub const MMAP_THRESHOLD: i32 = 2 << 20;
 
     /// Fixes glibc malloc's mmap threshold at [`MMAP_THRESHOLD`], unless the environment
-    /// sets one (an operator's choice stands). Returns whether it was set now: false
-    /// without glibc, with the environment's setting, or if glibc refused.
+    /// sets one (an operator's choice stands: [`set_by_operator`]). Returns whether it was
+    /// set now: false without glibc, with the environment's setting, or if glibc refused.
     ///
     /// Call it first in `main`, before any other thread exists.
     pub fn fix_mmap_threshold() -> bool {
-        let own = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold"));
+        let own = set_by_operator(
+            std::env::var_os("MALLOC_MMAP_THRESHOLD_").as_deref(),
+            std::env::var_os("GLIBC_TUNABLES").as_deref(),
+        );
         !own && set(MMAP_THRESHOLD)
+    }
+
+    /// Whether the environment sets the threshold: `MALLOC_MMAP_THRESHOLD_` at all, or
+    /// `GLIBC_TUNABLES` naming `glibc.malloc.mmap_threshold` (read as bytes: glibc does).
+    pub fn set_by_operator(malloc_env: Option<&OsStr>, tunables: Option<&OsStr>) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        const TUNABLE: &[u8] = b"glibc.malloc.mmap_threshold";
+        malloc_env.is_some()
+            || tunables.is_some_and(|t| t.as_bytes().windows(TUNABLE.len()).any(|w| w == TUNABLE))
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn set(threshold: i32) -> bool {
         // SAFETY: mallopt(3) takes two integers and changes only malloc's own settings,
-        // under its lock; called from main before any other thread runs. It returns 1 on
-        // success, 0 on error.
+        // under its lock; glibc marks it MT-Unsafe, so it is called from main before any
+        // other thread runs (and from nowhere else). It returns 1 on success, 0 on error.
         #[allow(unsafe_code)]
         let done = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
         done == 1
@@ -1374,11 +1390,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glibc_takes_the_fixed_mmap_threshold_and_the_environment_s_own_stands() {
-        let own = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold"));
-        let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
-        assert_eq!(heap::fix_mmap_threshold(), glibc && !own);
+    fn an_operator_s_own_mmap_threshold_stands() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let set = heap::set_by_operator;
+        assert!(!set(None, None));
+        assert!(set(Some(OsStr::new("65536")), None));
+        assert!(set(
+            None,
+            Some(OsStr::new(
+                "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"
+            ))
+        ));
+        // other tunables only: ours applies
+        assert!(!set(None, Some(OsStr::new("glibc.malloc.arena_max=2"))));
+        // glibc reads the variable as bytes; so does the check
+        assert!(set(
+            None,
+            Some(OsStr::from_bytes(b"\xff:glibc.malloc.mmap_threshold=1"))
+        ));
     }
 
     /// Every man page, as `(file name, roff)`: `isogate.1` and one per subcommand at any
