@@ -344,9 +344,12 @@ impl<'de> serde::de::Visitor<'de> for UniqueMembers {
         let mut members = serde_json::Map::new();
         while let Some(name) = map.next_key::<String>()? {
             if members.contains_key(&name) {
+                // a name may be as long as a message: the first 64 characters say which
+                let shown: String = name.chars().take(64).collect();
+                let cut = if shown.len() < name.len() { "…" } else { "" };
                 return Err(serde::de::Error::custom(format!(
-                    "the member {name:?} is named twice in one object, and readers differ on \
-                     which one counts (RFC 8259 §4): name it once"
+                    "the member {shown:?}{cut} is named twice in one object, and readers \
+                     differ on which one counts (RFC 8259 §4): name it once"
                 )));
             }
             let value = map.next_value_seed(UniqueMembers)?;

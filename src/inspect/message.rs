@@ -87,8 +87,10 @@ pub fn check_message(policy: &Policy, body: &str, suite: Suite) -> Result<Checke
             ),
         ));
     }
-    let mut value: Value = serde_json::from_str(body)
-        .map_err(|e| Refusal::new(Reason::MessageMalformed, format!("not JSON: {e}")))?;
+    // the reader of posted and dropped messages, for those from NATS too: a member named
+    // twice, or hidden in serde_json's raw-value form, is refused, never one of them dropped
+    let mut value: Value = crate::core::message::parse_json(body.as_bytes())
+        .map_err(|e| Refusal::new(Reason::MessageMalformed, e))?;
     let original = serde_json::to_string(&value)
         .map_err(|e| Refusal::new(Reason::MessageMalformed, e.to_string()))?;
     if let Some(schema) = &rules.schema {
@@ -384,6 +386,32 @@ mod tests {
 
     fn refused(policy: &Policy, body: &str) -> Refusal {
         check_message(policy, body, Suite::Default).unwrap_err()
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused_however_the_message_came_and_however_it_hides() {
+        let p = masking();
+        // as a NATS message reaches the check, without the posted bodies' reader
+        let r = refused(
+            &p,
+            r#"{"type":"status","case":"c","text":"x","type":"revoked"}"#,
+        );
+        assert_eq!(r.reason, Reason::MessageMalformed);
+        assert!(
+            r.detail.contains(r#"the member "type" is named twice"#),
+            "{}",
+            r.detail
+        );
+        // serde_json's raw-value form would parse the string and keep its last member:
+        // read as JSON, it is an object with one member, which the schema then refuses
+        let hidden = r#"{"$serde_json::private::RawValue":"{\"type\":\"status\",\"case\":\"c\",\"text\":\"x\",\"text\":\"y\"}"}"#;
+        let r = refused(&p, hidden);
+        assert_eq!(r.reason, Reason::SchemaViolation, "{}", r.detail);
+        // a long name is cut in the detail
+        let long = format!(r#"{{"{0}":1,"{0}":2}}"#, "名".repeat(5000));
+        let r = refused(&p, &long);
+        assert_eq!(r.reason, Reason::MessageMalformed);
+        assert!(r.detail.chars().count() < 300, "{}", r.detail);
     }
 
     #[test]
