@@ -34,6 +34,8 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -643,6 +645,58 @@ impl CpuUse {
     }
 }
 
+/// How often [`CpuSampler`] reads each node's CPU time.
+const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+/// Reads each node's CPU time every [`CPU_SAMPLE_EVERY`] on a thread of its own, on the
+/// wall clock the audit records use, until stopped: the [`phases::CpuTrace`] of a crossing.
+struct CpuSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<phases::CpuTrace>,
+}
+
+impl CpuSampler {
+    /// Starts sampling the lab's nodes; `None` when no thread can be had (the figure then
+    /// goes without the cores of each step).
+    fn start(lab: &Lab) -> Option<CpuSampler> {
+        let pids = lab.pids();
+        let sample = move |trace: &mut phases::CpuTrace| {
+            let each = pids
+                .iter()
+                .map(|(_, pid)| cpu_secs(*pid).unwrap_or(f64::NAN))
+                .collect();
+            trace.samples.push((crate::now_ms(), each));
+        };
+        // the first sample before this returns: it comes before the file is dropped
+        let mut trace = phases::CpuTrace {
+            nodes: lab.pids().into_iter().map(|(name, _)| name).collect(),
+            samples: Vec::new(),
+        };
+        sample(&mut trace);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("bench-cpu".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(CPU_SAMPLE_EVERY);
+                    sample(&mut trace);
+                    if stopped.load(Ordering::Relaxed) {
+                        return trace;
+                    }
+                }
+            })
+            .ok()?;
+        Some(CpuSampler { stop, thread })
+    }
+
+    /// Stops sampling (after one last sample): the trace.
+    fn stop(self) -> phases::CpuTrace {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// Each node's CPU while the lab has nothing to do (3 s, after a second to settle).
 fn idle(lab: &Lab, summary: &mut summary::Summary) -> Result<(), BenchError> {
     std::thread::sleep(Duration::from_secs(1));
@@ -849,10 +903,13 @@ fn big_file(
     let staged = staging(lab)?.join("big.pdf");
     write_pdf(&staged, mib << 20, 1)?;
     let cpu = CpuUse::start(lab);
+    let sampler = CpuSampler::start(lab);
     let dropped_ms = crate::now_ms();
     let t0 = publish(&staged, &lab.outbox(), "big.pdf")?;
-    let t1 = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600))?;
+    let seen = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600));
     let seen_ms = crate::now_ms();
+    let trace = sampler.map(CpuSampler::stop).unwrap_or_default();
+    let t1 = seen?;
     let rate = mib_per_s(mib << 20, t1 - t0);
     let used = cpu.each();
     println!(
@@ -884,7 +941,12 @@ fn big_file(
     };
     match phases {
         Ok(p) => match p.line(dropped_ms, seen_ms) {
-            Some(line) => println!("    where its time went (audit records): {line}"),
+            Some(line) => {
+                println!("    where its time went (audit records): {line}");
+                if let Some(cores) = p.cores_line(dropped_ms, &trace) {
+                    println!("    {cores}");
+                }
+            }
             None => println!(
                 "    where its time went: no audit record of {}",
                 p.missing().join(", ")

@@ -12,6 +12,11 @@
 //! Times are the records' `time_ms` (the nodes' wall clocks, milliseconds, both on this
 //! machine) and the bench's wall clock when it renamed the file into the outbox and when it
 //! saw the file in the inbox.
+//!
+//! Beside each step, the cores each node used in it ([`CpuTrace`]): each node's CPU time
+//! (`/proc/PID/stat`, user and system) sampled on the same wall clock while the file
+//! crossed. A step whose node used about one core waits on one thread; one well under a
+//! core waits on the disk or on the other node; one at the machine's cores is bound by them.
 
 use crate::audit::{Event, Record, read};
 use std::io;
@@ -58,6 +63,36 @@ impl Phases {
         ))
     }
 
+    /// The line of the cores each node used in each step, from `dropped_ms` to `landed`
+    /// (`cores used, court / internet: drop to taken 0.62 / 0.01, …`; `—` for a step
+    /// [`CpuTrace::cores`] cannot tell). `None` unless [`Phases::complete`] and the trace
+    /// has nodes.
+    pub fn cores_line(&self, dropped_ms: u64, trace: &CpuTrace) -> Option<String> {
+        let (taken, sealed, sent, landed) = (self.taken?, self.sealed?, self.sent?, self.landed?);
+        if trace.nodes.is_empty() {
+            return None;
+        }
+        let step = |what: &str, from: u64, to: u64| {
+            let each = match trace.cores(from, to) {
+                Some(c) => c
+                    .iter()
+                    .map(|c| format!("{c:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                None => "—".to_string(),
+            };
+            format!("{what} {each}")
+        };
+        Some(format!(
+            "cores used, {}: {}, {}, {}, {}",
+            trace.nodes.join(" / "),
+            step("drop to taken", dropped_ms, taken),
+            step("inspected and sealed", taken, sealed),
+            step("sent", sealed, sent),
+            step("landed", sent, landed),
+        ))
+    }
+
     /// The steps with no record, by their audit event names (empty when complete).
     pub fn missing(&self) -> Vec<&'static str> {
         [
@@ -69,6 +104,48 @@ impl Phases {
         .into_iter()
         .filter_map(|(name, t)| t.is_none().then_some(name))
         .collect()
+    }
+}
+
+/// Steps shorter than this (milliseconds) get no cores: the kernel counts CPU time in clock
+/// ticks (10 ms at the usual 100 Hz), too coarse for them.
+pub const MIN_STEP_MS: u64 = 100;
+
+/// Each node's CPU time sampled while a file crossed, on the wall clock of the audit
+/// records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuTrace {
+    /// The nodes' names, in the order of each sample's values.
+    pub nodes: Vec<String>,
+    /// Samples in time order: the wall clock (milliseconds since the Unix epoch) and each
+    /// node's CPU time then (seconds, user and system).
+    pub samples: Vec<(u64, Vec<f64>)>,
+}
+
+impl CpuTrace {
+    /// Each node's CPU time (seconds) at `at_ms`, interpolated between the samples on
+    /// either side; `None` outside the trace.
+    fn at(&self, at_ms: u64) -> Option<Vec<f64>> {
+        let after = self.samples.partition_point(|(t, _)| *t < at_ms);
+        let (t1, c1) = self.samples.get(after)?;
+        if *t1 == at_ms {
+            return Some(c1.clone());
+        }
+        let (t0, c0) = self.samples.get(after.checked_sub(1)?)?;
+        let f = (at_ms - t0) as f64 / (t1 - t0) as f64;
+        Some(c0.iter().zip(c1).map(|(a, b)| a + (b - a) * f).collect())
+    }
+
+    /// The cores each node used from `from_ms` to `to_ms` (CPU seconds per wall-clock
+    /// second), in the order of [`CpuTrace::nodes`]; `None` for a step shorter than
+    /// [`MIN_STEP_MS`] or not inside the trace.
+    pub fn cores(&self, from_ms: u64, to_ms: u64) -> Option<Vec<f64>> {
+        if to_ms < from_ms.saturating_add(MIN_STEP_MS) {
+            return None;
+        }
+        let (from, to) = (self.at(from_ms)?, self.at(to_ms)?);
+        let secs = (to_ms - from_ms) as f64 / 1000.0;
+        Some(from.iter().zip(&to).map(|(a, b)| (b - a) / secs).collect())
     }
 }
 
@@ -196,5 +273,41 @@ mod tests {
         assert_eq!(p.line(900, 3000), None);
         let none = read_phases(&court, &internet, "absent.pdf").unwrap();
         assert_eq!(none, Phases::default());
+    }
+
+    #[test]
+    fn the_cores_of_each_step_come_from_the_samples_around_it() {
+        // court: 1 core from 1000 to 2000 ms, then none; internet: none, then 2 cores
+        let trace = CpuTrace {
+            nodes: vec!["court".into(), "internet".into()],
+            samples: vec![
+                (1000, vec![5.0, 7.0]),
+                (1500, vec![5.5, 7.0]),
+                (2000, vec![6.0, 7.0]),
+                (3000, vec![6.0, 9.0]),
+            ],
+        };
+        assert_eq!(trace.cores(1000, 2000), Some(vec![1.0, 0.0]));
+        // between samples: interpolated
+        assert_eq!(trace.cores(1250, 1750), Some(vec![1.0, 0.0]));
+        assert_eq!(trace.cores(1500, 3000), Some(vec![1.0 / 3.0, 4.0 / 3.0]));
+        // outside the trace, or too short a step to tell
+        assert_eq!(trace.cores(900, 2000), None);
+        assert_eq!(trace.cores(2000, 3001), None);
+        assert_eq!(trace.cores(1000, 1000 + MIN_STEP_MS - 1), None);
+        let p = Phases {
+            taken: Some(1500),
+            sealed: Some(2000),
+            sent: Some(2050),
+            landed: Some(3000),
+        };
+        assert_eq!(
+            p.cores_line(1000, &trace).unwrap(),
+            "cores used, court / internet: drop to taken 1.00 / 0.00, inspected and sealed \
+             1.00 / 0.00, sent —, landed 0.00 / 2.00"
+        );
+        assert_eq!(p.cores_line(1000, &CpuTrace::default()), None);
+        let incomplete = Phases { landed: None, ..p };
+        assert_eq!(incomplete.cores_line(1000, &trace), None);
     }
 }
