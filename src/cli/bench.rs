@@ -652,7 +652,7 @@ const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// wall clock the audit records use, until stopped: the [`phases::CpuTrace`] of a crossing.
 struct CpuSampler {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<phases::CpuTrace>,
+    thread: Option<std::thread::JoinHandle<phases::CpuTrace>>,
 }
 
 impl CpuSampler {
@@ -660,16 +660,22 @@ impl CpuSampler {
     /// goes without the cores of each step).
     fn start(lab: &Lab) -> Option<CpuSampler> {
         let pids = lab.pids();
+        let nodes = pids.iter().map(|(name, _)| name.clone()).collect();
         let sample = move |trace: &mut phases::CpuTrace| {
             let each = pids
                 .iter()
                 .map(|(_, pid)| cpu_secs(*pid).unwrap_or(f64::NAN))
                 .collect();
-            trace.samples.push((crate::now_ms(), each));
+            let now = crate::now_ms();
+            // in time order only: a wall clock stepped back drops the samples until it
+            // passes the last one again
+            if trace.samples.last().is_none_or(|(last, _)| *last < now) {
+                trace.samples.push((now, each));
+            }
         };
         // the first sample before this returns: it comes before the file is dropped
         let mut trace = phases::CpuTrace {
-            nodes: lab.pids().into_iter().map(|(name, _)| name).collect(),
+            nodes,
             samples: Vec::new(),
         };
         sample(&mut trace);
@@ -680,20 +686,35 @@ impl CpuSampler {
             .spawn(move || {
                 loop {
                     std::thread::sleep(CPU_SAMPLE_EVERY);
+                    // a sample after the stop was asked for: the trace covers up to it
+                    let done = stopped.load(Ordering::Relaxed);
                     sample(&mut trace);
-                    if stopped.load(Ordering::Relaxed) {
+                    if done {
                         return trace;
                     }
                 }
             })
             .ok()?;
-        Some(CpuSampler { stop, thread })
+        Some(CpuSampler {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops sampling (after one last sample): the trace.
-    fn stop(self) -> phases::CpuTrace {
+    fn stop(mut self) -> phases::CpuTrace {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Dropped without [`CpuSampler::stop`] (the figure failed): its thread stops too.
+impl Drop for CpuSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

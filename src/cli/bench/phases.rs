@@ -132,20 +132,23 @@ impl CpuTrace {
             return Some(c1.clone());
         }
         let (t0, c0) = self.samples.get(after.checked_sub(1)?)?;
-        let f = (at_ms - t0) as f64 / (t1 - t0) as f64;
+        // samples out of order (a wall clock stepped back) tell nothing
+        let span = t1.checked_sub(*t0).filter(|s| *s > 0)?;
+        let f = at_ms.checked_sub(*t0)? as f64 / span as f64;
         Some(c0.iter().zip(c1).map(|(a, b)| a + (b - a) * f).collect())
     }
 
     /// The cores each node used from `from_ms` to `to_ms` (CPU seconds per wall-clock
     /// second), in the order of [`CpuTrace::nodes`]; `None` for a step shorter than
-    /// [`MIN_STEP_MS`] or not inside the trace.
+    /// [`MIN_STEP_MS`], not inside the trace, or where a node's CPU time could not be read.
     pub fn cores(&self, from_ms: u64, to_ms: u64) -> Option<Vec<f64>> {
         if to_ms < from_ms.saturating_add(MIN_STEP_MS) {
             return None;
         }
         let (from, to) = (self.at(from_ms)?, self.at(to_ms)?);
         let secs = (to_ms - from_ms) as f64 / 1000.0;
-        Some(from.iter().zip(&to).map(|(a, b)| (b - a) / secs).collect())
+        let cores: Vec<f64> = from.iter().zip(&to).map(|(a, b)| (b - a) / secs).collect();
+        cores.iter().all(|c| c.is_finite()).then_some(cores)
     }
 }
 
@@ -295,6 +298,16 @@ mod tests {
         assert_eq!(trace.cores(900, 2000), None);
         assert_eq!(trace.cores(2000, 3001), None);
         assert_eq!(trace.cores(1000, 1000 + MIN_STEP_MS - 1), None);
+        // a node not read, or samples out of order: nothing told
+        let mut unread = trace.clone();
+        unread.samples[1].1[1] = f64::NAN;
+        assert_eq!(unread.cores(1250, 2000), None);
+        assert_eq!(unread.cores(2000, 3000), Some(vec![0.0, 2.0]));
+        let stepped = CpuTrace {
+            nodes: vec!["court".into()],
+            samples: vec![(1000, vec![1.0]), (900, vec![2.0])],
+        };
+        assert_eq!(stepped.cores(950, 1100), None);
         let p = Phases {
             taken: Some(1500),
             sealed: Some(2000),
