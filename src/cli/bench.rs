@@ -927,10 +927,10 @@ fn big_file(
     let sampler = CpuSampler::start(lab);
     let dropped_ms = crate::now_ms();
     let t0 = publish(&staged, &lab.outbox(), "big.pdf")?;
-    let seen = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600));
+    // a figure that fails here drops the sampler, which stops its thread
+    let t1 = wait_for(&lab.inbox().join("big.pdf"), Duration::from_secs(600))?;
     let seen_ms = crate::now_ms();
     let trace = sampler.map(CpuSampler::stop).unwrap_or_default();
-    let t1 = seen?;
     let rate = mib_per_s(mib << 20, t1 - t0);
     let used = cpu.each();
     println!(
