@@ -9,6 +9,7 @@
 
 use crate::core::id::ObjectId;
 use crate::core::manifest::Manifest;
+use crate::keys::at_rest::SealId;
 use std::path::PathBuf;
 
 /// A file taken from an outbox into the spool: durable, not yet judged.
@@ -68,16 +69,31 @@ pub struct Sealed {
     spooled: Spooled,
     manifest: Manifest,
     frame: Vec<u8>,
+    sealed_as: Option<SealId>,
 }
 
 impl Sealed {
-    /// Only the seal stage signs an object.
-    pub(crate) fn new(spooled: Spooled, manifest: Manifest, frame: Vec<u8>) -> Sealed {
+    /// Only the seal stage signs an object. `sealed_as`: the sealing at rest of the spool
+    /// copy whose bytes the manifest's hashes are of, where this run hashed a sealed copy.
+    pub(crate) fn new(
+        spooled: Spooled,
+        manifest: Manifest,
+        frame: Vec<u8>,
+        sealed_as: Option<SealId>,
+    ) -> Sealed {
         Sealed {
             spooled,
             manifest,
             frame,
+            sealed_as,
         }
+    }
+
+    /// The sealing at rest of the spool copy that was hashed into the manifest: a link
+    /// that reads this very sealing reads the bytes hashed. `None` where the copy is plain,
+    /// or the manifest was hashed by an earlier run (reloaded after a restart).
+    pub fn sealed_as(&self) -> Option<SealId> {
+        self.sealed_as
     }
 
     /// The spooled object.

@@ -57,6 +57,8 @@ const READ_AHEAD: usize = 16;
 const KEY_ID_LEN: usize = 4;
 /// Bytes of the per-file salt.
 const SALT_LEN: usize = 20;
+/// Where the salt lies in the header.
+const SALT_AT: std::ops::Range<usize> = 28..28 + SALT_LEN;
 /// What the file key derivation prefixes to the salt.
 const KDF_LABEL: &[u8] = b"isogate at rest v1\0";
 /// Largest data key file read (bytes).
@@ -376,7 +378,24 @@ fn header_cipher(
             hex::encode(id)
         ))
     })?;
-    file_cipher(key, &header[28..28 + SALT_LEN], context)
+    file_cipher(key, &header[SALT_AT], context)
+}
+
+/// One sealing of a file: its header's salt, random per file (20 bytes). Two sealed files
+/// with the same id under the same context hold the same chunks: the salt picks the file
+/// key, and a chunk sealed under that key opens only at its own index. A copy sealed again,
+/// or another file sealed for the same place (a masked copy), has another id. What a reader
+/// compares to know that it reads the very copy an earlier reader read, without hashing it
+/// again (the link's check at send: `sender::seal::Unchanged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealId([u8; SALT_LEN]);
+
+impl SealId {
+    fn of(header: &[u8; HEADER_LEN]) -> SealId {
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&header[SALT_AT]);
+        SealId(salt)
+    }
 }
 
 /// Writes a sealed file: [`SealWriter::finish`] seals the last chunk (a writer dropped
@@ -409,9 +428,9 @@ impl<W: Write> SealWriter<W> {
         header[20..24].copy_from_slice(&key.id);
         header[24..28].copy_from_slice(&(CHUNK as u32).to_be_bytes());
         ring::rand::SystemRandom::new()
-            .fill(&mut header[28..28 + SALT_LEN])
+            .fill(&mut header[SALT_AT])
             .map_err(|_| io::Error::other("the system's random source failed"))?;
-        let cipher = file_cipher(key, &header[28..28 + SALT_LEN], context)?;
+        let cipher = file_cipher(key, &header[SALT_AT], context)?;
         out.write_all(&header)?;
         let batch = if key.suite == Suite::Gm && cores() > 1 {
             READ_AHEAD
@@ -766,6 +785,12 @@ impl SealedFile {
     /// The sealed file itself (for its metadata: size, times, inode).
     pub fn file(&self) -> &fs::File {
         &self.file
+    }
+
+    /// Which sealing this file is: its header's salt, as read at open (the header every
+    /// chunk is checked against).
+    pub fn seal_id(&self) -> SealId {
+        SealId::of(&self.header)
     }
 
     /// The first read that failed since the file was opened, if any: a stored chunk that
@@ -1125,6 +1150,14 @@ impl Stored {
         }
     }
 
+    /// Which sealing a sealed file is ([`SealedFile::seal_id`]); `None` for a plain file.
+    pub fn seal_id(&self) -> Option<SealId> {
+        match self {
+            Stored::Plain(_) => None,
+            Stored::Sealed(s) => Some(s.seal_id()),
+        }
+    }
+
     /// A sealed chunk that did not open since the file was opened ([`SealedFile::failure`]).
     pub fn failure(&self) -> Option<String> {
         match self {
@@ -1405,6 +1438,30 @@ mod tests {
         let path = dir.join("sealed");
         fs::write(&path, bytes).unwrap();
         SealedFile::open(keys, fs::File::open(&path).unwrap(), b"ctx")
+    }
+
+    #[test]
+    fn each_sealing_has_its_own_id_and_a_reopened_copy_keeps_it() {
+        for suite in Suite::ALL {
+            let (d, keys) = keys(suite);
+            let plain: Vec<u8> = (0..CHUNK + 5).map(|i| (i % 253) as u8).collect();
+            let first = seal(&keys, &plain, 4096);
+            let again = seal(&keys, &plain, 4096);
+            let a = sealed_file(&keys, d.path(), &first).unwrap().seal_id();
+            // the same bytes opened again: the same sealing
+            assert_eq!(sealed_file(&keys, d.path(), &first).unwrap().seal_id(), a);
+            // the same plaintext sealed again: another sealing, though it opens alike
+            let b = sealed_file(&keys, d.path(), &again).unwrap();
+            assert_ne!(b.seal_id(), a, "{suite}");
+            let stored = Stored::Sealed(b);
+            assert_ne!(stored.seal_id(), Some(a));
+            let plain_file = d.path().join("plain");
+            fs::write(&plain_file, &plain).unwrap();
+            assert_eq!(
+                Stored::Plain(fs::File::open(&plain_file).unwrap()).seal_id(),
+                None
+            );
+        }
     }
 
     #[test]

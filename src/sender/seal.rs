@@ -9,13 +9,21 @@
 //!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
 //!                                  └ a chunk differs, or the file grew: Changed ─► retake
 //! ```
+//!
+//! Where the spool copy is sealed at rest, the seal records which sealing it hashed (the
+//! copy's [`SealId`]), and a link reading that very sealing is not hashed again: every
+//! chunk it reads opens only if it is the chunk sealed at that index under that sealing's
+//! key (AES-256-GCM or SM4-GCM, `keys::at_rest`), so it is the chunk hashed. Another
+//! sealing (a copy sealed again, swapped in under the same name) is [`Changed`]; a copy
+//! changed in place does not open (tampered). Both are taken again. The manifest reloaded
+//! after a restart has no sealing recorded: its content is hashed again as it is read.
 
 use crate::core::approval::Approval;
 use crate::core::digest::hash_content;
 use crate::core::manifest::{CHUNK_SIZE, Manifest, ManifestError, SignedManifest};
 use crate::core::stage::{Inspected, Sealed, Spooled};
 use crate::core::wire;
-use crate::keys::at_rest::DataKeys;
+use crate::keys::at_rest::{DataKeys, SealId, Stored};
 use crate::keys::suite::{Hasher, Suite};
 use crate::keys::{SigningKey, VerifyKey};
 use std::io::{self, Read};
@@ -46,6 +54,8 @@ pub struct Hashed {
     pub chunks: Vec<[u8; 32]>,
     /// The suite of the hashes.
     pub suite: Suite,
+    /// The sealing at rest of the copy read (`None`: a plain copy).
+    pub sealed_as: Option<SealId>,
 }
 
 /// Reads a spooled object's content once (through `data_keys` where it is sealed at
@@ -57,6 +67,7 @@ pub struct Hashed {
 /// The content cannot be opened or read (a sealed chunk that does not open).
 pub fn hash(s: &Spooled, data_keys: Option<&DataKeys>, suite: Suite) -> io::Result<Hashed> {
     let mut f = crate::sender::spool::open_content(s, data_keys)?;
+    let sealed_as = f.seal_id();
     let mut size = 0u64;
     let (digest, chunks) = {
         let mut counting = CountingReader {
@@ -70,6 +81,7 @@ pub fn hash(s: &Spooled, data_keys: Option<&DataKeys>, suite: Suite) -> io::Resu
         digest,
         chunks,
         suite,
+        sealed_as,
     })
 }
 
@@ -106,6 +118,7 @@ pub fn seal_hashed(
         size,
         digest,
         chunks,
+        sealed_as,
         ..
     } = match hashed {
         Some(h) if h.suite == key.suite() => h,
@@ -128,11 +141,12 @@ pub fn seal_hashed(
     let encoded = manifest.sign(key)?.encode()?;
     let frame = wire::encode_object_frame(&encoded)?;
     let spooled = inspected.spooled().clone();
-    Ok(Sealed::new(spooled, manifest, frame))
+    Ok(Sealed::new(spooled, manifest, frame, sealed_as))
 }
 
 /// Rebuilds a `Sealed` from a manifest stored in the spool by an earlier run, checking it
-/// with this node's own public key.
+/// with this node's own public key. No sealing at rest is recorded: the links hash its
+/// content again as they read it ([`Unchanged::for_stored`]).
 pub fn reload(spooled: Spooled, frame: Vec<u8>, own: &VerifyKey) -> Result<Sealed, SealError> {
     let payload = wire::decode_object_frame(&frame)?;
     let manifest = SignedManifest::decode(payload)?.open(own)?;
@@ -141,7 +155,7 @@ pub fn reload(spooled: Spooled, frame: Vec<u8>, own: &VerifyKey) -> Result<Seale
             "stored manifest belongs to another object",
         )));
     }
-    Ok(Sealed::new(spooled, manifest, frame))
+    Ok(Sealed::new(spooled, manifest, frame, None))
 }
 
 /// Re-encodes a sealed object's signed manifest with the approvers' signatures
@@ -158,7 +172,7 @@ pub fn approve(sealed: Sealed, approvals: Vec<Approval>) -> Result<Sealed, SealE
     let frame = wire::encode_object_frame(&signed.encode()?)?;
     let manifest = sealed.manifest().clone();
     let spooled = sealed.spooled().clone();
-    Ok(Sealed::new(spooled, manifest, frame))
+    Ok(Sealed::new(spooled, manifest, frame, sealed.sealed_as()))
 }
 
 struct CountingReader<'a, R> {
@@ -196,13 +210,30 @@ impl Changed {
 
 /// Checks content read for sending against the sealed manifest as it goes: bytes in order,
 /// each `chunk_size` piece's hash (SHA-256, RFC 6234, or SM3, GB/T 32905) must be the manifest's, and the file must
-/// end where the manifest says. Memory: one hash context.
+/// end where the manifest says. Memory: one hash context. Read from the very sealing at
+/// rest that was hashed, only the size is counted ([`Unchanged::for_stored`]).
 pub struct Unchanged<'a> {
     manifest: &'a Manifest,
     index: usize,
     in_chunk: u64,
     fed: u64,
-    ctx: Hasher,
+    /// `None`: the sealing at rest vouches for each chunk; only the size is checked.
+    ctx: Option<Hasher>,
+}
+
+/// Whether `stored` is the sealing at rest recorded at seal (`sealed_as`, from
+/// [`Sealed::sealed_as`]): always where none was recorded.
+///
+/// # Errors
+/// A sealing was recorded and `stored` is another one, or plain: [`Changed`] (the object
+/// is taken again).
+pub fn same_sealing(stored: &Stored, sealed_as: Option<SealId>) -> Result<(), Changed> {
+    match sealed_as {
+        Some(hashed) if stored.seal_id() != Some(hashed) => {
+            Err(Changed("not the sealed copy that was hashed"))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl<'a> Unchanged<'a> {
@@ -214,8 +245,30 @@ impl<'a> Unchanged<'a> {
             index: 0,
             in_chunk: 0,
             fed: 0,
-            ctx: Hasher::new(suite),
+            ctx: Some(Hasher::new(suite)),
         }
+    }
+
+    /// The check of content read from `stored` for the object of `manifest`, sealed as
+    /// `sealed_as` ([`Sealed::sealed_as`]): `stored` being that very sealing, each chunk
+    /// read opened under its key at its index, so it is the chunk hashed and only the size
+    /// is counted (no hash); with no sealing recorded, [`Unchanged::new`] (every chunk
+    /// hashed in `suite`).
+    ///
+    /// # Errors
+    /// A sealing was recorded and `stored` is not it ([`same_sealing`]).
+    pub fn for_stored(
+        manifest: &'a Manifest,
+        suite: Suite,
+        stored: &Stored,
+        sealed_as: Option<SealId>,
+    ) -> Result<Unchanged<'a>, Changed> {
+        same_sealing(stored, sealed_as)?;
+        let mut check = Unchanged::new(manifest, suite);
+        if sealed_as.is_some() {
+            check.ctx = None;
+        }
+        Ok(check)
     }
 
     fn chunk_len(&self) -> u64 {
@@ -231,18 +284,23 @@ impl<'a> Unchanged<'a> {
         if self.fed + data.len() as u64 > self.manifest.size {
             return Err(Changed("longer than sealed"));
         }
+        let Some(suite) = self.ctx.as_ref().map(Hasher::suite) else {
+            self.fed += data.len() as u64;
+            return Ok(());
+        };
         while !data.is_empty() {
             let want = self.chunk_len() - self.in_chunk;
             let n = usize::try_from(want).unwrap_or(usize::MAX).min(data.len());
             let (now, rest) = data.split_at(n);
-            self.ctx.update(now);
+            if let Some(ctx) = self.ctx.as_mut() {
+                ctx.update(now);
+            }
             self.in_chunk += n as u64;
             self.fed += n as u64;
             data = rest;
             if self.in_chunk == self.chunk_len() {
-                let fresh = Hasher::new(self.ctx.suite());
-                let got = std::mem::replace(&mut self.ctx, fresh).finish();
-                if self.manifest.chunks.get(self.index) != Some(&got) {
+                let got = self.ctx.replace(Hasher::new(suite)).map(Hasher::finish);
+                if got.is_none() || self.manifest.chunks.get(self.index) != got.as_ref() {
                     return Err(Changed("a chunk differs from the manifest"));
                 }
                 self.index += 1;
@@ -315,7 +373,7 @@ mod tests {
             taken_ms: 0,
             dir: std::path::PathBuf::from("x"),
         };
-        let sealed = Sealed::new(spooled.clone(), m.clone(), frame);
+        let sealed = Sealed::new(spooled.clone(), m.clone(), frame, None);
         let d = signed.digest(Suite::Default);
         let a = Approval {
             approver: "张伟".into(),
@@ -357,5 +415,58 @@ mod tests {
         let e: io::Error = Changed("x").into();
         assert!(Changed::is(&e));
         assert!(!Changed::is(&io::Error::other("y")));
+    }
+
+    #[test]
+    fn the_sealing_that_was_hashed_is_counted_not_hashed_and_any_other_is_changed() {
+        use crate::keys::at_rest::{SealWriter, SealedFile};
+        use std::fs::File;
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let key_file = d.path().join("data.key");
+        DataKeys::add_key(&key_file, Suite::Default).unwrap();
+        let keys = DataKeys::load(&key_file).unwrap();
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let m = manifest(&content, 4096);
+        let sealed_copy = |name: &str| {
+            let path = d.path().join(name);
+            let mut w = SealWriter::new(&keys, File::create(&path).unwrap(), b"ctx").unwrap();
+            w.write_all(&content).unwrap();
+            w.finish().unwrap();
+            Stored::Sealed(SealedFile::open(&keys, File::open(&path).unwrap(), b"ctx").unwrap())
+        };
+        let hashed = sealed_copy("hashed");
+        let id = hashed.seal_id();
+        assert!(id.is_some());
+        // the very sealing: its chunks open only as they were sealed, so only the size is
+        // counted (bytes unlike the manifest's pass here: nothing hashes them)
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &hashed, id).unwrap();
+        u.feed(&[0u8; 10_000]).unwrap();
+        u.finish(10_000).unwrap();
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &hashed, id).unwrap();
+        assert!(u.feed(&[0u8; 10_001]).is_err(), "longer than sealed");
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &hashed, id).unwrap();
+        u.feed(&content[..100]).unwrap();
+        assert!(u.finish(10_000).is_err(), "cut short");
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &hashed, id).unwrap();
+        u.feed(&content).unwrap();
+        assert!(u.finish(10_001).is_err(), "the file is another size");
+        // the same bytes sealed again and swapped in: another sealing
+        let again = sealed_copy("again");
+        assert!(Unchanged::for_stored(&m, Suite::Default, &again, id).is_err());
+        assert!(same_sealing(&again, id).is_err());
+        assert!(same_sealing(&hashed, id).is_ok());
+        // a plain copy where a sealed one was hashed
+        let plain = d.path().join("plain");
+        std::fs::write(&plain, &content).unwrap();
+        let plain = Stored::Plain(File::open(&plain).unwrap());
+        assert!(Unchanged::for_stored(&m, Suite::Default, &plain, id).is_err());
+        // no sealing recorded (a manifest reloaded after a restart): every chunk is hashed
+        assert!(same_sealing(&again, None).is_ok());
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &again, None).unwrap();
+        assert!(u.feed(&[0u8; 10_000]).is_err());
+        let mut u = Unchanged::for_stored(&m, Suite::Default, &plain, None).unwrap();
+        u.feed(&content).unwrap();
+        u.finish(10_000).unwrap();
     }
 }

@@ -335,3 +335,93 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
         drop(internet);
     }
 }
+
+/// The spool copy of an object that waits for its link, swapped for another copy sealed
+/// with the node's own data key for the same entry (it opens as well as the one hashed):
+/// the link finds another sealing than the one hashed into the manifest, the object is
+/// taken again and inspected again, and what lands is what was sealed last, once; the
+/// swapped bytes never cross under the first manifest.
+#[test]
+fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
+    use isogate::keys::at_rest::{DataKeys, SealWriter, SealedFile};
+    for (link, port) in [("quic", 26600), ("diode", 26620)] {
+        let lab = Lab::new_with(port, &["--link", link]);
+        // the diode sends its first pass at once, to no one here: the spare passes read
+        // the copy again, one a second
+        for node in ["court", "internet"]
+            .into_iter()
+            .filter(|_| link == "diode")
+        {
+            let cfg = lab.config(node);
+            let text = fs::read_to_string(&cfg).unwrap();
+            let line = "repeat_window_s = 600";
+            assert_eq!(text.matches(line).count(), 1, "{node}: the lab's window");
+            fs::write(&cfg, text.replace(line, "repeat_window_s = 20")).unwrap();
+        }
+        let court = lab.start("court");
+        let first = "第一稿：原告的诉讼请求。\n".repeat(20_000).into_bytes();
+        let swapped = "第二稿：被告的答辩意见。\n".repeat(20_000).into_bytes();
+        lab.publish("court", "to-internet", "裁定书.txt", &first);
+        wait_until(20, "the file sealed", || {
+            events(&lab, "court", "sealed") >= 1
+        });
+        let sealed = lab.records("court", "sealed");
+        let entry = walk(&lab.dir.join("court").join("state").join("spool"))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "content"))
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let id = entry.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(sealed[0].object_id.as_deref(), Some(id.as_str()), "{link}");
+        // another copy, sealed for the same entry with the node's key, renamed over it
+        let keys = DataKeys::load(&lab.dir.join("certs").join("court.data.key")).unwrap();
+        let spooled = isogate::core::stage::Spooled {
+            id: isogate::core::id::ObjectId::parse(&id).unwrap(),
+            channel: "to-internet".into(),
+            name: "裁定书.txt".into(),
+            sequence: 0,
+            taken_ms: 0,
+            dir: entry.clone(),
+        };
+        let context = isogate::sender::spool::context(&spooled);
+        let other = entry.join(".other");
+        let mut w = SealWriter::new(&keys, fs::File::create(&other).unwrap(), &context).unwrap();
+        w.write_all(&swapped).unwrap();
+        w.finish().unwrap().sync_all().unwrap();
+        assert!(
+            SealedFile::open(&keys, fs::File::open(&other).unwrap(), &context).is_ok(),
+            "{link}: the swapped copy opens as the entry's"
+        );
+        fs::rename(&other, entry.join("content")).unwrap();
+        let internet = lab.start("internet");
+        let inbox = lab.inbox("internet", "to-internet");
+        wait_until(60, "the file landed", || {
+            lab.records("internet", "landed").len() == 1
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(lab.records("internet", "landed").len(), 1, "{link}: once");
+        // what crossed is what was inspected and sealed last: the swapped-in content
+        assert!(
+            fs::read(inbox.join("裁定书.txt")).unwrap() == swapped,
+            "{link}: not the content sealed last"
+        );
+        let sealed = lab.records("court", "sealed");
+        assert_eq!(sealed.len(), 2, "{link}: sealed as taken, then as swapped");
+        assert!(
+            lab.records("court", "taken").iter().any(|r| r
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("taken again")
+                    && d.contains("not the sealed copy that was hashed"))),
+            "{link}: no record that the object was taken again for another sealing"
+        );
+        assert!(
+            reasons(&lab.quarantine("internet", "to-internet")).is_empty(),
+            "{link}: the receiver refused what crossed"
+        );
+        drop(court);
+        drop(internet);
+    }
+}

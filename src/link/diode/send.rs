@@ -7,7 +7,10 @@
 //! gone out: audited `retired` (there are no receipts on a diode, so nothing is ever
 //! `confirmed`), and its copy is held for `isogate resend` for `[diode] keep_sent_s` (see
 //! `held`). Content files are opened when the core asks for a pass and closed when the pass
-//! is out, so objects waiting in the repeat window hold no descriptor.
+//! is out, so objects waiting in the repeat window hold no descriptor. Each open checks
+//! that the copy is the sealing at rest that was hashed into the manifest
+//! (`sender::seal::same_sealing`): a copy changed in place, or another sealed copy put in
+//! its place, is taken again and inspected again, never sent as it is.
 //!
 //! ```text
 //! sealed ─► core ─► datagrams ════►           every second, beside the data:
@@ -50,6 +53,7 @@ use crate::keys::diode::load as load_key;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
+use crate::sender::seal::{Changed, same_sealing};
 use crate::sender::spool::Spool;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -541,10 +545,15 @@ impl Sending {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let file = match &mut self.file {
             Some(f) => f,
-            none => none.insert(crate::sender::spool::open_content(
-                self.sealed.spooled(),
-                self.data_keys.as_deref(),
-            )?),
+            none => {
+                let f = crate::sender::spool::open_content(
+                    self.sealed.spooled(),
+                    self.data_keys.as_deref(),
+                )?;
+                // the sealing at rest that was hashed, or the object is taken again
+                same_sealing(&f, self.sealed.sealed_as())?;
+                none.insert(f)
+            }
         };
         file.read_at(buf, offset)
     }
@@ -625,9 +634,9 @@ fn run(
                 };
                 let n = w.max_len.min(chunk.len());
                 let read = match s.read_at(&mut chunk[..n], w.offset) {
-                    Err(e) if crate::keys::at_rest::is_tampered(&e) => {
-                        // its sealed copy changed on disk: taken again, inspected again
-                        // and refused, never sent as it is
+                    Err(e) if crate::keys::at_rest::is_tampered(&e) || Changed::is(&e) => {
+                        // its sealed copy changed on disk, or another sealed copy took
+                        // its place: taken again and inspected again, never sent as it is
                         sender.cancel(w.id);
                         if let Err(f) = owner.retake(s.sealed.spooled().clone(), &e.to_string()) {
                             tracing::error!(object = %w.id, error = %f, "could not record that the changed object is taken again");
@@ -715,9 +724,12 @@ fn take(
     }
     // checked now, opened when its pass starts (a queued object holds no descriptor)
     let data_keys = owner.node.keys.data();
-    if let Err(e) = crate::sender::spool::open_content(sealed.spooled(), data_keys.as_deref()) {
-        if crate::keys::at_rest::is_tampered(&e) {
-            // its sealed copy changed on disk: taken again, inspected again and refused
+    let opened = crate::sender::spool::open_content(sealed.spooled(), data_keys.as_deref())
+        .and_then(|f| Ok(same_sealing(&f, sealed.sealed_as())?));
+    if let Err(e) = opened {
+        if crate::keys::at_rest::is_tampered(&e) || Changed::is(&e) {
+            // its sealed copy changed on disk (or another took its place): taken again,
+            // inspected again (and refused where it no longer opens)
             if let Err(f) = owner.retake(sealed.spooled().clone(), &e.to_string()) {
                 tracing::error!(object = %m.object_id, error = %f, "could not record that the changed object is taken again");
             }

@@ -546,9 +546,11 @@ async fn stream_object(
     let spooled = sealed.spooled().clone();
     let size = sealed.manifest().size;
     let manifest = sealed.manifest().clone();
+    let sealed_as = sealed.sealed_as();
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-    // every byte sent is checked against the sealed manifest as it is read: content
-    // written after sealing is never sent (the stream is reset, the object taken again)
+    // every byte sent is checked against the sealed manifest as it is read (hashed again,
+    // or opened from the very sealing at rest that was hashed): content written after
+    // sealing is never sent (the stream is reset, the object taken again)
     let reader = tokio::task::spawn_blocking(move || {
         // read through the data keys where the spool entry is sealed at rest
         let mut f = match crate::sender::spool::open_content(&spooled, data_keys.as_deref()) {
@@ -558,7 +560,13 @@ async fn stream_object(
                 return;
             }
         };
-        let mut unchanged = Unchanged::new(&manifest, suite);
+        let mut unchanged = match Unchanged::for_stored(&manifest, suite, &f, sealed_as) {
+            Ok(u) => u,
+            Err(changed) => {
+                let _ = tx.blocking_send(Err(changed.into()));
+                return;
+            }
+        };
         let mut left = size;
         while left > 0 {
             let mut buf = vec![0u8; READ_SIZE.min(left as usize)];
