@@ -17,6 +17,9 @@
 //! sealing (a copy sealed again, swapped in under the same name) is [`Changed`]; a copy
 //! changed in place does not open (tampered). Both are taken again. The manifest reloaded
 //! after a restart has no sealing recorded: its content is hashed again as it is read.
+//! This rests on the data key being the node's alone, as its signing key is: whoever holds
+//! it could seal other bytes under a recorded salt, as they could sign another manifest
+//! (the receiver, which hashes every chunk, would still refuse them).
 
 use crate::core::approval::Approval;
 use crate::core::digest::hash_content;
