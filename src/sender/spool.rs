@@ -931,12 +931,25 @@ impl Spool {
     }
 
     /// Removes the stored manifest of an object whose content changed after it was sealed
-    /// (it is sealed again).
+    /// (it is sealed again), and its diode first-pass mark: no pass of the version sealed
+    /// next has gone out, so it goes out in full, whenever its earlier version's repeat
+    /// window ends (else it would be retired unsent). One fsync of the entry for both.
+    ///
+    /// # Errors
+    /// A file exists and cannot be removed, or the entry cannot be synced.
     pub fn forget_manifest(&self, spooled: &Spooled) -> io::Result<()> {
-        match fs::remove_file(spooled.dir.join("manifest")) {
-            Ok(()) => sync_dir(&spooled.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        let mut removed = false;
+        for name in ["manifest", SENT_MARK] {
+            match fs::remove_file(spooled.dir.join(name)) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if removed {
+            sync_dir(&spooled.dir)
+        } else {
+            Ok(())
         }
     }
 
@@ -1381,6 +1394,23 @@ mod tests {
         assert!(stray.exists());
         spool.remove(&s).unwrap();
         assert!(spool.recover(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_entry_taken_again_forgets_its_manifest_and_its_first_pass() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("state")).unwrap();
+        let s = spool.put("to-internet", "a.txt", b"hello", None).unwrap();
+        spool.store_manifest(&s, b"signed").unwrap();
+        Spool::mark_sent(&s, 1_000).unwrap();
+        assert_eq!(Spool::sent_mark(&s), Some(1_000));
+        spool.forget_manifest(&s).unwrap();
+        // the version sealed next goes out in full: no window of the first is left
+        assert!(!s.dir.join("manifest").exists());
+        assert_eq!(Spool::sent_mark(&s), None);
+        assert_eq!(fs::read(s.content()).unwrap(), b"hello");
+        // nothing left to forget
+        spool.forget_manifest(&s).unwrap();
     }
 
     #[test]

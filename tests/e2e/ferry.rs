@@ -343,7 +343,6 @@ fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
 /// swapped bytes never cross under the first manifest.
 #[test]
 fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
-    use isogate::keys::at_rest::{DataKeys, SealWriter, SealedFile};
     for (link, port) in [("quic", 26600), ("diode", 26620)] {
         let lab = Lab::new_with(port, &["--link", link]);
         // the diode sends its first pass at once, to no one here: the spare passes read
@@ -366,35 +365,8 @@ fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
             events(&lab, "court", "sealed") >= 1
         });
         let sealed = lab.records("court", "sealed");
-        let entry = walk(&lab.dir.join("court").join("state").join("spool"))
-            .into_iter()
-            .find(|p| p.file_name().is_some_and(|n| n == "content"))
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let id = entry.file_name().unwrap().to_str().unwrap().to_string();
+        let id = swap_sealing(&lab, "裁定书.txt", &swapped);
         assert_eq!(sealed[0].object_id.as_deref(), Some(id.as_str()), "{link}");
-        // another copy, sealed for the same entry with the node's key, renamed over it
-        let keys = DataKeys::load(&lab.dir.join("certs").join("court.data.key")).unwrap();
-        let spooled = isogate::core::stage::Spooled {
-            id: isogate::core::id::ObjectId::parse(&id).unwrap(),
-            channel: "to-internet".into(),
-            name: "裁定书.txt".into(),
-            sequence: 0,
-            taken_ms: 0,
-            dir: entry.clone(),
-        };
-        let context = isogate::sender::spool::context(&spooled);
-        let other = entry.join(".other");
-        let mut w = SealWriter::new(&keys, fs::File::create(&other).unwrap(), &context).unwrap();
-        w.write_all(&swapped).unwrap();
-        w.finish().unwrap().sync_all().unwrap();
-        assert!(
-            SealedFile::open(&keys, fs::File::open(&other).unwrap(), &context).is_ok(),
-            "{link}: the swapped copy opens as the entry's"
-        );
-        fs::rename(&other, entry.join("content")).unwrap();
         let internet = lab.start("internet");
         let inbox = lab.inbox("internet", "to-internet");
         wait_until(60, "the file landed", || {
@@ -424,4 +396,97 @@ fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
         drop(court);
         drop(internet);
     }
+}
+
+/// Renames over the court's one spool copy (channel `to-internet`, file `name`) another
+/// copy of `content`, sealed for the same entry with the court's data key, as only a
+/// holder of that key could: it opens as the entry's. Returns the entry's object id.
+fn swap_sealing(lab: &Lab, name: &str, content: &[u8]) -> String {
+    use isogate::keys::at_rest::{DataKeys, SealWriter, SealedFile};
+    let entry = walk(&lab.dir.join("court").join("state").join("spool"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "content"))
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let id = entry.file_name().unwrap().to_str().unwrap().to_string();
+    let keys = DataKeys::load(&lab.dir.join("certs").join("court.data.key")).unwrap();
+    let spooled = isogate::core::stage::Spooled {
+        id: isogate::core::id::ObjectId::parse(&id).unwrap(),
+        channel: "to-internet".into(),
+        name: name.into(),
+        sequence: 0,
+        taken_ms: 0,
+        dir: entry.clone(),
+    };
+    let context = isogate::sender::spool::context(&spooled);
+    let other = entry.join(".other");
+    let mut w = SealWriter::new(&keys, fs::File::create(&other).unwrap(), &context).unwrap();
+    w.write_all(content).unwrap();
+    w.finish().unwrap().sync_all().unwrap();
+    assert!(
+        SealedFile::open(&keys, fs::File::open(&other).unwrap(), &context).is_ok(),
+        "the swapped copy opens as the entry's"
+    );
+    fs::rename(&other, entry.join("content")).unwrap();
+    id
+}
+
+/// A diode object taken again after its first pass, and sealed again only once that pass's
+/// repeat window has ended, still crosses: taking it again forgets the first pass, so the
+/// version sealed next goes out in full (before, it was retired unsent).
+#[test]
+fn a_diode_object_sealed_again_after_its_first_pass_s_window_still_crosses() {
+    let lab = Lab::new_with(26640, &["--link", "diode"]);
+    let cfg = lab.config("court");
+    let text = fs::read_to_string(&cfg).unwrap();
+    // spare passes a second apart, for 20 s; a changed copy waits 30 s before it is
+    // inspected again, past that window
+    for line in ["repeat_window_s = 600\n", "\nidle_ms = 5000\n"] {
+        assert_eq!(text.matches(line).count(), 1, "the lab's {line:?}");
+    }
+    let text = text
+        .replace("repeat_window_s = 600\n", "repeat_window_s = 20\n")
+        .replace("\nidle_ms = 5000\n", "\nidle_ms = 30000\n");
+    fs::write(&cfg, text).unwrap();
+    let court = lab.start("court");
+    // the outbox watched (the message API starts after the watch): a file renamed in is
+    // taken at once, not after idle_ms
+    wait_until(30, "the court node's start", || {
+        lab.log("court").contains("serving the message API")
+    });
+    let first = "第一稿：原告的诉讼请求。\n".repeat(20_000).into_bytes();
+    let swapped = "第二稿：被告的答辩意见。\n".repeat(20_000).into_bytes();
+    lab.publish("court", "to-internet", "决定书.txt", &first);
+    // the first pass goes out to no one (the receiver is down), and its window starts
+    wait_until(20, "the first pass out", || {
+        events(&lab, "court", "sent") >= 1
+    });
+    swap_sealing(&lab, "决定书.txt", &swapped);
+    wait_until(10, "the object taken again", || {
+        lab.records("court", "taken").iter().any(|r| {
+            r.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("taken again"))
+        })
+    });
+    let internet = lab.start("internet");
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(90, "the version sealed again to land", || {
+        lab.records("internet", "landed").len() == 1
+    });
+    assert!(fs::read(inbox.join("决定书.txt")).unwrap() == swapped);
+    assert_eq!(
+        events(&lab, "court", "sealed"),
+        2,
+        "sealed as taken, then again"
+    );
+    assert_eq!(
+        events(&lab, "court", "retired"),
+        0,
+        "retired before its second version went out"
+    );
+    drop(court);
+    drop(internet);
 }
