@@ -274,9 +274,10 @@ impl<'a> Unchanged<'a> {
         Ok(check)
     }
 
-    fn chunk_len(&self) -> u64 {
-        let cs = u64::from(self.manifest.chunk_size);
-        cs.min(self.manifest.size.saturating_sub(self.index as u64 * cs))
+    /// Bytes of chunk `index` of `manifest`'s content (the last one may be short).
+    fn chunk_len(manifest: &Manifest, index: usize) -> u64 {
+        let cs = u64::from(manifest.chunk_size);
+        cs.min(manifest.size.saturating_sub(index as u64 * cs))
     }
 
     /// Takes the next bytes read.
@@ -287,23 +288,23 @@ impl<'a> Unchanged<'a> {
         if self.fed + data.len() as u64 > self.manifest.size {
             return Err(Changed("longer than sealed"));
         }
-        let Some(suite) = self.ctx.as_ref().map(Hasher::suite) else {
+        let Some(ctx) = self.ctx.as_mut() else {
             self.fed += data.len() as u64;
             return Ok(());
         };
         while !data.is_empty() {
-            let want = self.chunk_len() - self.in_chunk;
-            let n = usize::try_from(want).unwrap_or(usize::MAX).min(data.len());
+            let len = Self::chunk_len(self.manifest, self.index);
+            let n = usize::try_from(len - self.in_chunk)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
             let (now, rest) = data.split_at(n);
-            if let Some(ctx) = self.ctx.as_mut() {
-                ctx.update(now);
-            }
+            ctx.update(now);
             self.in_chunk += n as u64;
             self.fed += n as u64;
             data = rest;
-            if self.in_chunk == self.chunk_len() {
-                let got = self.ctx.replace(Hasher::new(suite)).map(Hasher::finish);
-                if got.is_none() || self.manifest.chunks.get(self.index) != got.as_ref() {
+            if self.in_chunk == len {
+                let got = std::mem::replace(ctx, Hasher::new(ctx.suite())).finish();
+                if self.manifest.chunks.get(self.index) != Some(&got) {
                     return Err(Changed("a chunk differs from the manifest"));
                 }
                 self.index += 1;
