@@ -47,19 +47,21 @@
 //! (`EXDEV`), so the take copies, with the same guarantees:
 //!
 //! ```text
-//!  meta.json, source (intent) (each fsynced) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
+//!  meta.json with its intent, `source` (fsynced) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
 //!    (staging folder and outbox fsynced)
 //!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
 //!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
-//!       and the entry's folder fsynced: meta.json, source and content durable together
-//!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) ─► rename source away to
-//!       its temporary name (not fsynced: undone by a crash, it is finished again at
-//!       recovery, as below)
-//!  recovery of an entry with `source`: content there → remove the staged file (never taken
-//!  twice); staged file there → copy again; neither, and the staging folder there → the
-//!  file never left the outbox (entry removed); staging folder not there or unreadable (the
-//!  outbox not mounted yet) → entry kept for the next start. After recovery, each outbox's
-//!  staging folder is swept: what no entry claims is put back in the outbox (WARN)
+//!       and the entry's folder fsynced: meta.json and content durable together
+//!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) (the intent stays in
+//!       meta.json, naming a file that is gone)
+//!  recovery of an entry with `source`: content there → remove the staged file if there
+//!  (never taken twice; the staging folders fsynced once, before anything is sent); staged
+//!  file there → copy again; neither, and the staging folder there → the file never left
+//!  the outbox (entry removed); staging folder not there or unreadable (the outbox not
+//!  mounted yet) → entry kept for the next start. After recovery, each outbox's staging
+//!  folder is swept: what no entry claims is put back in the outbox (WARN). An entry of an
+//!  earlier version keeps its intent in a file of its own, `source`, renamed away once
+//!  its take is over: read and finished the same way
 //! ```
 //!
 //! The staged file stays on the outbox's file system, in a folder only the node may read
@@ -93,7 +95,9 @@ use std::sync::{Mutex, OnceLock};
 /// ([`Spool::stage_out`]); same name as the inbox's staging folder.
 pub const OUTBOX_STAGING: &str = crate::fsx::STAGING_DIR;
 
-/// The intent record of a take across file systems: the staged file's path.
+/// The intent record of a take across file systems, as an earlier version wrote it beside
+/// `meta.json`: the staged file's path (now in [`Meta`]'s `source`, one fsync fewer per
+/// take). Still read at recovery and by the sweep of the staging folders.
 const SOURCE_MARK: &str = "source";
 
 /// How many numbered names a put-back tries when the file's own name is taken.
@@ -134,7 +138,8 @@ const KEPT_NAMES: [(&str, &str); 4] = [
     (SOURCE_MARK, SOURCE_TMP),
 ];
 
-/// The temporary name of a finished take's intent record ([`SOURCE_MARK`]).
+/// The temporary name of a finished take's intent record ([`SOURCE_MARK`], an earlier
+/// version's).
 const SOURCE_TMP: &str = ".source.tmp";
 
 /// Whether `name` is the temporary name of a kept file ([`KEPT_NAMES`]).
@@ -162,6 +167,13 @@ struct Meta {
     /// content's own bytes, which the outbox's writer chose). Absent: plain.
     #[serde(default)]
     sealed: bool,
+    /// The intent of a take through the outbox's staging folder: the path of the staged
+    /// file the content is copied from (recovery finishes or undoes the take from it, and
+    /// the sweep of the staging folders leaves that file alone). Kept once the take is
+    /// over: the staged file is gone by then. Absent: the content was renamed in or
+    /// written by the node. Entries of an earlier version record it in [`SOURCE_MARK`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<PathBuf>,
 }
 
 struct SeqState {
@@ -434,7 +446,7 @@ impl Spool {
         from: &mut dyn io::Read,
         sealing: Option<&DataKeys>,
     ) -> io::Result<Spooled> {
-        let spooled = self.new_entry(id, channel, name, sealing.is_some(), true)?;
+        let spooled = self.new_entry(id, channel, name, sealing.is_some(), true, None)?;
         let made = (|| {
             let part = spooled.dir.join(PUT_PART);
             {
@@ -478,9 +490,9 @@ impl Spool {
 
     /// A new entry `id` of `channel` for an object named `name`: its folder (a kept one
     /// where `reuse` and there is one; durable in the channel's folder), its next sequence
-    /// number and its `meta.json`, fsynced, with no content yet. The name `meta.json` is
-    /// made durable by the fsync of the entry's folder that makes its content durable: an
-    /// entry whole on disk has both.
+    /// number and its `meta.json` (with `source`, the staged file a take copies from),
+    /// fsynced, with no content yet. The name `meta.json` is made durable by the fsync of
+    /// the entry's folder that makes its content durable: an entry whole on disk has both.
     ///
     /// # Errors
     /// Making or syncing a folder or the metadata failed (the entry is removed, best
@@ -492,6 +504,7 @@ impl Spool {
         name: &str,
         sealed: bool,
         reuse: bool,
+        source: Option<&Path>,
     ) -> io::Result<Spooled> {
         let chan_dir = self.root.join(channel);
         let dir = chan_dir.join(id.to_string());
@@ -511,21 +524,7 @@ impl Spool {
             taken_ms: crate::now_ms(),
             dir,
         };
-        let made = (|| {
-            let meta = Meta {
-                id: id.to_string(),
-                channel: channel.to_string(),
-                name: name.to_string(),
-                sequence: spooled.sequence,
-                taken_ms: spooled.taken_ms,
-                sealed,
-            };
-            let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
-            // its name is made durable by the entry's fsync that makes its content durable
-            // (one folder fsync for both: an entry is never whole without it)
-            write_synced(&spooled.dir.join("meta.json"), &meta)?;
-            sync_dir(&chan_dir)
-        })();
+        let made = write_meta(&spooled, sealed, source).and_then(|()| sync_dir(&chan_dir));
         if let Err(e) = made {
             let _ = fs::remove_dir_all(&spooled.dir);
             return Err(e);
@@ -562,20 +561,33 @@ impl Spool {
         sealing: Option<&DataKeys>,
     ) -> io::Result<Option<Taken>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
-        let spooled = self.new_entry(id, channel, name, sealing.is_some(), true)?;
+        // a sealed take goes through the staging folder: its intent is in the entry's
+        // metadata from the start (one write, one fsync)
+        let staged = match sealing {
+            Some(_) => Some(crate::fsx::private_staging(outbox)?.join(id.to_string())),
+            None => None,
+        };
+        let spooled = self.new_entry(
+            id,
+            channel,
+            name,
+            sealing.is_some(),
+            true,
+            staged.as_deref(),
+        )?;
         if let Some(w) = self.writers.get() {
             w.moving_out(outbox, file_name);
         }
-        let taken_across = |spooled: Spooled| {
-            self.take_across(outbox, file_name, &spooled, sealing)
+        let taken_across = |spooled: Spooled, recorded: bool| {
+            self.take_across(outbox, file_name, &spooled, sealing, recorded)
                 .map(|size| size.map(|size| Taken { spooled, size }))
         };
         if sealing.is_some() {
-            return taken_across(spooled);
+            return taken_across(spooled, true);
         }
         match fs::rename(outbox.join(file_name), spooled.content()) {
             Ok(()) => {}
-            Err(e) if is_cross_device(&e) => return taken_across(spooled),
+            Err(e) if is_cross_device(&e) => return taken_across(spooled, false),
             Err(e) => {
                 let _ = fs::remove_dir_all(&spooled.dir);
                 return if e.kind() == io::ErrorKind::NotFound {
@@ -610,26 +622,28 @@ impl Spool {
         Ok(Some(Taken { spooled, size }))
     }
 
-    /// The take of an outbox on another file system (see the module's diagram): the size
-    /// copied, once the content is in the entry and the file gone from the outbox; `None`
-    /// when the file vanished, was open by a writer when renamed away, or kept changing
-    /// while it was copied (it is put back, and the entry removed).
+    /// The take of an outbox on another file system, or of any outbox into a spool sealed
+    /// at rest (see the module's diagram): the size copied, once the content is in the
+    /// entry and the file gone from the outbox; `None` when the file vanished, was open by
+    /// a writer when renamed away, or kept changing while it was copied (it is put back,
+    /// and the entry removed). `recorded`: the entry's metadata names the staged file
+    /// already; else it is written again to name it.
     fn take_across(
         &self,
         outbox: &Path,
         file_name: &OsStr,
         spooled: &Spooled,
         sealing: Option<&DataKeys>,
+        recorded: bool,
     ) -> io::Result<Option<u64>> {
         let prepared = (|| {
             let staging = crate::fsx::private_staging(outbox)?;
             let staged = staging.join(spooled.id.to_string());
             // durable by the time the content is: the copy's fsync of the entry's folder
             // (until then a staged file it does not claim is put back at the next start)
-            write_synced(
-                &spooled.dir.join(SOURCE_MARK),
-                staged.as_os_str().as_bytes(),
-            )?;
+            if !recorded {
+                write_meta(spooled, sealing.is_some(), Some(&staged))?;
+            }
             Ok((staging, staged))
         })();
         let (staging, staged) = match prepared {
@@ -917,9 +931,19 @@ impl Spool {
                 continue;
             }
             for entry in fs::read_dir(chan.path())? {
-                if let Ok(bytes) = fs::read(entry?.path().join(SOURCE_MARK)) {
-                    out.insert(PathBuf::from(OsString::from_vec(bytes)));
-                }
+                let dir = entry?.path();
+                let meta = fs::read(dir.join("meta.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
+                // an entry whose metadata cannot be read may still hold an earlier
+                // version's record
+                let source = match &meta {
+                    Some(m) => intent(&dir, m).ok().flatten(),
+                    None => fs::read(dir.join(SOURCE_MARK))
+                        .ok()
+                        .map(|b| PathBuf::from(OsString::from_vec(b))),
+                };
+                out.extend(source);
             }
         }
         Ok(out)
@@ -1081,6 +1105,7 @@ impl Spool {
             }
         }
         let mut out = Vec::new();
+        let mut to_sync = HashSet::new();
         for chan in fs::read_dir(&self.root)? {
             let chan = chan?;
             if !chan.file_type()?.is_dir() {
@@ -1108,11 +1133,14 @@ impl Spool {
                 }
                 // an entry is finished in the form it was made in
                 if let Some(m) = &meta
+                    && let Some(staged) = intent(&dir, m)?
                     && !recover_take(
                         &dir,
                         &m.id,
+                        (staged, m.source.is_none()),
                         sealing.filter(|_| m.sealed),
                         &entry_context(&m.channel, &m.id),
+                        &mut to_sync,
                     )?
                 {
                     continue;
@@ -1144,9 +1172,38 @@ impl Spool {
                 });
             }
         }
+        // the staged files of takes over are gone for good before their entries can be
+        // delivered and removed (see `recover_take`); a staging folder gone (its outbox
+        // replaced) holds nothing to sync
+        for staging in to_sync {
+            match sync_dir(&staging) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         out.sort_by_key(|r| (r.spooled.channel.clone(), r.spooled.sequence));
         Ok(out)
     }
+}
+
+/// Writes `spooled`'s `meta.json` (fsynced; its name is made durable by the entry's fsync
+/// that makes its content durable, one folder fsync for both: an entry is never whole
+/// without it), `sealed` at rest or not, with the staged file a take copies from.
+///
+/// # Errors
+/// Writing or syncing failed; a staged path that is not UTF-8 (JSON holds text).
+fn write_meta(spooled: &Spooled, sealed: bool, source: Option<&Path>) -> io::Result<()> {
+    let meta = Meta {
+        id: spooled.id.to_string(),
+        channel: spooled.channel.clone(),
+        name: spooled.name.clone(),
+        sequence: spooled.sequence,
+        taken_ms: spooled.taken_ms,
+        sealed,
+        source: source.map(Path::to_path_buf),
+    };
+    let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+    write_synced(&spooled.dir.join("meta.json"), &meta)
 }
 
 /// What a spool entry's sealed content is bound to ([`SealWriter::new`]): its channel and
@@ -1247,8 +1304,9 @@ fn content_size(spooled: &Spooled, sealing: Option<&DataKeys>) -> io::Result<u64
 }
 
 /// Completes a take across file systems: copies the staged file into the entry's content
-/// (unless it is there already), then removes the staged file and the intent record.
-/// Returns the plain size copied (bytes); `None` when the content was there already.
+/// (unless it is there already), then removes the staged file, durably. The intent in the
+/// entry's metadata stays: it names a file that is gone. Returns the plain size copied
+/// (bytes); `None` when the content was there already.
 fn finish_take(
     dir: &Path,
     staged: &Path,
@@ -1266,11 +1324,10 @@ fn finish_take(
     } else {
         None
     };
-    // The staged file's removal is made durable before the intent record goes: an intent
-    // record gone while the staged file came back after a crash would leave that file
+    // The staged file's removal is made durable before the entry can go (once delivered):
+    // an entry gone while the staged file came back after a crash would leave that file
     // unclaimed, put back in the outbox and taken twice (the two folders may be on two
-    // file systems, written back apart). The record's own removal is not fsynced: a crash
-    // that undoes it leaves it beside a whole content, which recovery finishes the same way.
+    // file systems, written back apart).
     match fs::remove_file(staged) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -1284,32 +1341,43 @@ fn finish_take(
             Err(e) => return Err(e.into()),
         }
     }
-    // gone from its name: kept under its temporary one, written through by a next take
-    // in this folder once it is reused
-    match fs::rename(dir.join(SOURCE_MARK), dir.join(SOURCE_TMP)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
     Ok(size)
 }
 
-/// At recovery, an entry whose take across file systems was cut short: finished when its
-/// content or its staged file is there (`Ok(true)`: the entry goes on); the entry removed
-/// when neither is (the file never left the outbox), or left for the next start when the
-/// copy fails now (`Ok(false)`). Entries without an intent record: `Ok(true)`.
+/// The staged file an entry's take copies from: its metadata's `source`, or the intent
+/// record an earlier version wrote beside it ([`SOURCE_MARK`], kept until that take was
+/// over). `None`: the entry was not taken through a staging folder, or that take is over.
+///
+/// # Errors
+/// The intent record cannot be read (other than absent).
+fn intent(dir: &Path, meta: &Meta) -> io::Result<Option<PathBuf>> {
+    if let Some(source) = &meta.source {
+        return Ok(Some(source.clone()));
+    }
+    match fs::read(dir.join(SOURCE_MARK)) {
+        Ok(b) => Ok(Some(PathBuf::from(OsString::from_vec(b)))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// At recovery, an entry taken through a staging folder (`staged`: the file its take
+/// copies from, see [`intent`]): finished when its content or its staged file is there
+/// (`Ok(true)`: the entry goes on); the entry removed when neither is (the file never left
+/// the outbox), or left for the next start when the copy fails now (`Ok(false)`). An
+/// entry whose content is whole and whose intent is in its metadata (not `legacy`: an
+/// earlier version's record, renamed away once its take is over) only has its staged
+/// file removed, if there, and the staging folder joins `to_sync`: that removal is made
+/// durable once for all entries, before any is sent ([`Spool::recover`]), not with an
+/// fsync per entry at each start.
 fn recover_take(
     dir: &Path,
     id: &str,
+    (staged, legacy): (PathBuf, bool),
     sealing: Option<&DataKeys>,
     context: &[u8],
+    to_sync: &mut HashSet<PathBuf>,
 ) -> io::Result<bool> {
-    let bytes = match fs::read(dir.join(SOURCE_MARK)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let staged = PathBuf::from(OsString::from_vec(bytes));
     // only ever a staged file of this very object: the record names nothing else
     let ours = staged.file_name() == Some(OsStr::new(id))
         && staged
@@ -1320,6 +1388,28 @@ fn recover_take(
     if !ours {
         tracing::warn!(entry = %dir.display(), "spool entry with an unusable intent record; left alone");
         return Ok(false);
+    }
+    // an earlier version's record goes from its name once its take is over (kept under
+    // its temporary one, written through by a next take in this folder once reused)
+    let done_mark = || match fs::rename(dir.join(SOURCE_MARK), dir.join(SOURCE_TMP)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if content && !legacy {
+        match fs::remove_file(&staged) {
+            Ok(()) => {
+                tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished")
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(entry = %dir.display(), error = %e, "cannot finish a take across file systems; tried again at the next start");
+                return Ok(false);
+            }
+        }
+        if let Some(staging) = staged.parent() {
+            to_sync.insert(staging.to_path_buf());
+        }
+        return Ok(true);
     }
     if !content && let Err(e) = fs::symlink_metadata(&staged) {
         // the file never left the outbox only when its staging folder is there to say so:
@@ -1334,8 +1424,11 @@ fn recover_take(
         tracing::warn!(entry = %dir.display(), staged = %staged.display(), error = %e, "the staged file of a take across file systems cannot be seen (outbox not mounted?); entry kept, tried again at the next start");
         return Ok(false);
     }
-    match finish_take(dir, &staged, sealing, context) {
-        Ok(_) => {
+    match finish_take(dir, &staged, sealing, context)
+        .map_err(io::Error::from)
+        .and_then(|_| done_mark())
+    {
+        Ok(()) => {
             tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished");
             Ok(true)
         }
@@ -1637,8 +1730,35 @@ mod tests {
         assert!(b.next_seq("c").unwrap() > second);
     }
 
+    /// Records `staged` as the intent of `s`'s take, as a crash leaves it: in its
+    /// metadata, or (`legacy`) in a record of its own as an earlier version wrote it.
+    fn record_intent(s: &Spooled, staged: &Path, legacy: bool) {
+        let mut meta: Meta =
+            serde_json::from_slice(&fs::read(s.dir.join("meta.json")).unwrap()).unwrap();
+        meta.source = (!legacy).then(|| staged.to_path_buf());
+        write_durable(
+            &s.dir.join("meta.json"),
+            &serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        if legacy {
+            write_durable(&s.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
+        }
+    }
+
     #[test]
     fn a_take_across_file_systems_copies_and_survives_a_cut_at_every_step() {
+        cut_at_every_step(false);
+    }
+
+    #[test]
+    fn a_take_an_earlier_version_recorded_apart_is_finished_the_same_way() {
+        cut_at_every_step(true);
+    }
+
+    /// A take across file systems, then cuts at each step of it, recorded as this version
+    /// does or (`legacy`) as an earlier one did.
+    fn cut_at_every_step(legacy: bool) {
         let t = tempfile::tempdir().unwrap();
         let shm = Path::new("/dev/shm");
         if !shm.is_dir() || crate::fsx::same_file_system(shm, t.path()).unwrap() {
@@ -1663,6 +1783,10 @@ mod tests {
         assert!(!outbox.join("a.txt").exists());
         assert!(!a.dir.join(SOURCE_MARK).exists());
         let staging = outbox.join(OUTBOX_STAGING);
+        // the intent is in the metadata, one write
+        let meta: Meta =
+            serde_json::from_slice(&fs::read(a.dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta.source, Some(staging.join(a.id.to_string())));
         assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
         let mode = fs::metadata(&staging).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
@@ -1670,24 +1794,24 @@ mod tests {
         let b = take("b.txt", b"second");
         let staged_b = staging.join(b.id.to_string());
         fs::write(&staged_b, b"second").unwrap();
-        write_durable(&b.dir.join(SOURCE_MARK), staged_b.as_os_str().as_bytes()).unwrap();
+        record_intent(&b, &staged_b, legacy);
         // cut in the middle of the copy: copied again from the staged file
         let c = take("c.txt", b"third");
         let staged_c = staging.join(c.id.to_string());
         fs::rename(c.content(), c.dir.join(".content.part")).unwrap();
         fs::write(&staged_c, b"third").unwrap();
-        write_durable(&c.dir.join(SOURCE_MARK), staged_c.as_os_str().as_bytes()).unwrap();
+        record_intent(&c, &staged_c, legacy);
         // cut before the file left the outbox: the half-made entry goes, the file stays
         let d = take("d.txt", b"fourth");
         fs::remove_file(d.content()).unwrap();
         let staged_d = staging.join(d.id.to_string());
-        write_durable(&d.dir.join(SOURCE_MARK), staged_d.as_os_str().as_bytes()).unwrap();
+        record_intent(&d, &staged_d, legacy);
         fs::write(outbox.join("d.txt"), b"fourth").unwrap();
         // an intent record that names something else is never acted on
         let e = take("e.txt", b"fifth");
         let victim = other.path().join("victim");
         fs::write(&victim, b"keep").unwrap();
-        write_durable(&e.dir.join(SOURCE_MARK), victim.as_os_str().as_bytes()).unwrap();
+        record_intent(&e, &victim, legacy);
 
         let rec = Spool::open(&state).unwrap().recover(None).unwrap();
         let ids: Vec<_> = rec.iter().map(|r| r.spooled.id).collect();
@@ -1716,7 +1840,7 @@ mod tests {
             .spooled;
         fs::remove_file(s.content()).unwrap();
         let staged = outbox.join(OUTBOX_STAGING).join(s.id.to_string());
-        write_durable(&s.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
+        record_intent(&s, &staged, false);
         (s, staged)
     }
 
@@ -1868,8 +1992,8 @@ mod tests {
             .unwrap()
             .spooled;
         fs::remove_file(cut.content()).unwrap();
+        // (its intent is in its metadata since the take began)
         let staged = outbox.join(OUTBOX_STAGING).join(cut.id.to_string());
-        write_durable(&cut.dir.join(SOURCE_MARK), staged.as_os_str().as_bytes()).unwrap();
         fs::write(&staged, &body).unwrap();
         // and a plain entry's cut take is finished plain, keys or not
         let (plain_cut, plain_staged) = cut_entry(&spool, &outbox, "plain-cut.txt");
