@@ -1,6 +1,7 @@
 //! Classification markings in text: 绝密, 机密 and 秘密, in simplified or traditional
-//! characters, with or without spaces or stars between and after them (`秘密★10年`,
-//! `机 密`, `★绝密★长期`, `密级：机密`). Invisible characters (zero-width spaces, joiners,
+//! characters, with or without spaces, stars or joining marks (dashes, underscores, dots,
+//! slashes, bars, tildes) between them and stars after them (`秘密★10年`, `机 密`,
+//! `机-密`, `★绝密★长期`, `密级：机密`). Invisible characters (zero-width spaces, joiners,
 //! directional marks, the soft hyphen …) are not read at all, so `绝\u{200B}密` is a marking
 //! and `商业秘\u{200B}密` lies inside the allowed phrase `商业秘密`.
 //!
@@ -34,15 +35,57 @@ const LEVELS: [(char, &str); 5] = [
     ('秘', "秘密"),
 ];
 
-/// At most this many spaces or stars may stand between the two characters of a marking.
+/// At most this many spaces, stars or joining marks may stand between the two characters
+/// of a marking.
 const MAX_GAP: usize = 8;
 
 /// The longest marking text reported, in characters.
 const MAX_TEXT: usize = 40;
 
-/// Whether `c` may stand between or after the characters of a marking.
+/// Whether `c` may stand between the characters of a marking (spaces and stars also after
+/// them).
 fn is_gap(c: char) -> bool {
-    c.is_whitespace() || is_star(c)
+    c.is_whitespace() || is_star(c) || is_joiner(c)
+}
+
+/// A mark that joins or splits a word without being a letter: a writer's way to keep a
+/// word out of a keyword search (`机-密`, `绝_密`, `秘·密`). Dashes (hyphen, non-breaking
+/// hyphen, figure, en and em dashes, minus, their full-width and small forms), underscores,
+/// dots (full stop, middle dots, katakana middle dot, bullets), slashes, bars and tildes,
+/// ASCII and full-width.
+fn is_joiner(c: char) -> bool {
+    matches!(
+        c,
+        '-' | '\u{2010}'
+            | '\u{2011}'
+            | '\u{2012}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{2015}'
+            | '\u{2212}'
+            | '\u{FE58}'
+            | '\u{FE63}'
+            | '\u{FF0D}'
+            | '_'
+            | '\u{FF3F}'
+            | '.'
+            | '\u{FF0E}'
+            | '\u{00B7}'
+            | '\u{30FB}'
+            | '\u{FF65}'
+            | '\u{2022}'
+            | '\u{2027}'
+            | '\u{2219}'
+            | '/'
+            | '\u{FF0F}'
+            | '\\'
+            | '\u{FF3C}'
+            | '|'
+            | '\u{FF5C}'
+            | '~'
+            | '\u{FF5E}'
+            | '\u{301C}'
+    )
 }
 
 fn is_star(c: char) -> bool {
@@ -255,6 +298,28 @@ mod tests {
         let text = format!("{}绝密", "★".repeat(60));
         let m = strict().find(&text).unwrap();
         assert_eq!(m.text.chars().count(), MAX_TEXT);
+    }
+
+    #[test]
+    fn joining_marks_between_the_characters_do_not_hide_a_marking() {
+        for (text, level_found) in [
+            ("机-密", "机密"),
+            ("绝—密文件", "绝密"),
+            ("秘_密", "秘密"),
+            ("機·密", "机密"),
+            ("机 - 密★10年", "机密"),
+            ("绝/密", "绝密"),
+            ("秘.密", "秘密"),
+            ("机～密", "机密"),
+            ("机－\u{200B}密", "机密"),
+        ] {
+            assert_eq!(level(text), Some(level_found), "{text}");
+        }
+        // the allowance of gaps counts them too, and a word around a mark is still a word
+        assert_eq!(level(&format!("机{}密", "-".repeat(MAX_GAP + 1))), None);
+        for text in ["秘-书", "保-密", "机器-密封", "密-码"] {
+            assert_eq!(level(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl PiiDetector {
 
     /// `text` with every piece of personal data masked, or `None` when there is none.
     ///
-    /// Resident ID: first 6 and last 4 characters kept. Mobile: first 3 and last 4 digits of
+    /// Resident ID: first 6 and last 4 characters kept, separators kept. Mobile: first 3 and last 4 digits of
     /// the number kept, prefix and separators kept. Bank card: first 6 and last 4 digits kept,
     /// separators kept. E-mail: first character of the local part and the domain kept. Every
     /// other character becomes `*`, so the masked text has the length of the original.
@@ -165,7 +165,10 @@ fn mask_one(kind: PiiKind, found: &str, out: &mut String) {
             national + 3..national + 7
         }
         PiiKind::BankCard => 6..digits.saturating_sub(4),
-        PiiKind::ResidentId => 6..found.len().saturating_sub(4),
+        PiiKind::ResidentId => {
+            let id = found.bytes().filter(|c| is_id_char(*c)).count();
+            6..id.saturating_sub(4)
+        }
         PiiKind::Email => {
             let at = found.find('@').unwrap_or(0);
             for (i, c) in found.char_indices() {
@@ -176,7 +179,10 @@ fn mask_one(kind: PiiKind, found: &str, out: &mut String) {
     };
     let mut k = 0;
     for c in found.chars() {
-        let counted = kind == PiiKind::ResidentId || c.is_ascii_digit();
+        let counted = match kind {
+            PiiKind::ResidentId => u8::try_from(c).is_ok_and(is_id_char),
+            _ => c.is_ascii_digit(),
+        };
         if counted {
             out.push(if hidden.contains(&k) { '*' } else { c });
             k += 1;
@@ -184,6 +190,11 @@ fn mask_one(kind: PiiKind, found: &str, out: &mut String) {
             out.push(c);
         }
     }
+}
+
+/// Whether `c` is a character of a resident ID: a digit, or the check character X.
+fn is_id_char(c: u8) -> bool {
+    c.is_ascii_digit() || matches!(c, b'X' | b'x')
 }
 
 /// A run of ASCII digits, and the separator byte before it (0 for the first of a chain).
@@ -435,6 +446,9 @@ fn classify(b: &[u8], g: &[Group]) -> Option<(PiiKind, Range<usize>)> {
             None
         }
         _ => {
+            if let Some(id) = resident_id_in_groups(b, g) {
+                return Some((PiiKind::ResidentId, id));
+            }
             // Mobile in groups: 138 0013 8000 (138-0013-8000, 138.0013.8000: one separator
             // throughout), after an optional 86 / 0086 prefix group.
             // a dot after 86 is a decimal point (86.13912345678, a longitude), not a
@@ -470,6 +484,34 @@ fn classify(b: &[u8], g: &[Group]) -> Option<(PiiKind, Range<usize>)> {
             card.then_some((PiiKind::BankCard, range))
         }
     }
+}
+
+/// Where the digit groups `g` are a resident ID written in groups, as forms and letters
+/// print it: region, birth date and sequence with its check character (`110105 19491231
+/// 002X`, 6-8-4), or the old 15-digit form (6-6-3), one separator throughout. The ID must
+/// be valid (check character, birth date) and stand alone.
+fn resident_id_in_groups(b: &[u8], g: &[Group]) -> Option<Range<usize>> {
+    let [region, born, rest] = g else {
+        return None;
+    };
+    let digits = |grp: &Group| b.get(grp.start..grp.end).unwrap_or_default();
+    let with_x = matches!(b.get(rest.end), Some(b'X' | b'x'));
+    let end = match (region.len(), born.len(), rest.len()) {
+        (6, 8, 4) | (6, 6, 3) => rest.end,
+        (6, 8, 3) if with_x => rest.end + 1,
+        _ => return None,
+    };
+    let range = region.start..end;
+    if born.sep != rest.sep || letter_beside(b, &range) {
+        return None;
+    }
+    let mut id = [digits(region), digits(born), digits(rest)].concat();
+    if end > rest.end {
+        id.extend_from_slice(b.get(rest.end..end)?);
+    }
+    std::str::from_utf8(&id)
+        .is_ok_and(resident_id_valid)
+        .then_some(range)
 }
 
 /// `range` widened over a `+` just before it when the number starts with the 86 prefix.
@@ -853,6 +895,65 @@ mod tests {
             &nineteen[16..]
         );
         assert_eq!(kinds(&grouped), vec![(PiiKind::BankCard, grouped.as_str())]);
+    }
+
+    #[test]
+    fn finds_ids_written_in_groups() {
+        let id = with_check("11010519491231002"); // ends in X
+        let old = "110105491231002";
+        for sep in [" ", "-", "."] {
+            let grouped = format!("{}{sep}{}{sep}{}", &id[..6], &id[6..14], &id[14..]);
+            let text = format!("身份证号：{grouped}。");
+            assert_eq!(kinds(&text), vec![(PiiKind::ResidentId, grouped.as_str())]);
+            let masked = all().mask(&text).unwrap();
+            assert_eq!(
+                masked,
+                format!("身份证号：110105{sep}********{sep}002X。"),
+                "separators kept, the middle hidden"
+            );
+            let old_grouped = format!("{}{sep}{}{sep}{}", &old[..6], &old[6..12], &old[12..]);
+            assert_eq!(
+                kinds(&old_grouped),
+                vec![(PiiKind::ResidentId, old_grouped.as_str())]
+            );
+        }
+        let digits_only = with_check("44030120000229123");
+        let grouped = format!(
+            "{} {} {}",
+            &digits_only[..6],
+            &digits_only[6..14],
+            &digits_only[14..]
+        );
+        assert_eq!(
+            kinds(&grouped),
+            vec![(PiiKind::ResidentId, grouped.as_str())]
+        );
+        // not an ID: a wrong check character, a bad date, mixed separators, another
+        // layout, or a letter touching it
+        let wrong = format!("{} {} {}", &id[..6], &id[6..14], "0021");
+        assert_eq!(kinds(&wrong), vec![]);
+        let bad_date = with_check("11010519491331002");
+        assert_eq!(
+            kinds(&format!(
+                "{} {} {}",
+                &bad_date[..6],
+                &bad_date[6..14],
+                &bad_date[14..]
+            )),
+            vec![]
+        );
+        assert_eq!(
+            kinds(&format!("{} {}-{}", &id[..6], &id[6..14], &id[14..])),
+            vec![]
+        );
+        assert_eq!(
+            kinds(&format!("{} {} {}", &id[..4], &id[4..14], &id[14..])),
+            vec![]
+        );
+        assert_eq!(
+            kinds(&format!("A{} {} {}", &id[..6], &id[6..14], &id[14..])),
+            vec![]
+        );
     }
 
     #[test]
