@@ -326,6 +326,57 @@ impl<'a> Unchanged<'a> {
     }
 }
 
+/// Chunk `index` of `manifest`'s object, read whole from `stored` and checked against the
+/// manifest's hash of it (SHA-256, RFC 6234, or SM3, GB/T 32905, as `suite` says) before
+/// any of its bytes is used; after the last chunk, the copy must end. For a link that
+/// reads an object's content out of order or more than once (the diode's passes), where
+/// no sealing at rest vouches for the copy (a plain spool, a manifest reloaded after a
+/// restart) and [`Unchanged`]'s in-order check does not fit. Memory: the chunk, at most
+/// `chunk_size` bytes (1 MiB).
+///
+/// # Errors
+/// Reading failed; [`Changed`], as an `InvalidData` I/O error, when the chunk lies past
+/// the manifest's end, the copy is shorter or longer than sealed, or the chunk's hash
+/// differs (the object is taken again).
+pub fn read_checked_chunk(
+    stored: &Stored,
+    manifest: &Manifest,
+    index: usize,
+    suite: Suite,
+) -> io::Result<Vec<u8>> {
+    let Some(want) = manifest.chunks.get(index) else {
+        return Err(Changed("past the end sealed").into());
+    };
+    let start = index as u64 * u64::from(manifest.chunk_size);
+    let len = usize::try_from(Unchanged::chunk_len(manifest, index))
+        .map_err(|_| io::Error::from(Changed("a chunk larger than memory")))?;
+    let mut bytes = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let Some(rest) = bytes.get_mut(got..) else {
+            break;
+        };
+        match stored.read_at(rest, start + got as u64) {
+            Ok(0) => return Err(Changed("shorter than sealed").into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if index + 1 == manifest.chunks.len() {
+        let mut past = [0u8; 1];
+        if stored.read_at(&mut past, manifest.size)? > 0 {
+            return Err(Changed("longer than sealed").into());
+        }
+    }
+    let mut ctx = Hasher::new(suite);
+    ctx.update(&bytes);
+    if ctx.finish() != *want {
+        return Err(Changed("a chunk differs from the manifest").into());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +523,44 @@ mod tests {
         let mut u = Unchanged::for_stored(&m, Suite::Default, &plain, None).unwrap();
         u.feed(&content).unwrap();
         u.finish(10_000).unwrap();
+    }
+
+    #[test]
+    fn a_chunk_read_out_of_order_is_checked_whole_before_it_is_used() {
+        use std::fs::File;
+        let d = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let m = manifest(&content, 4096);
+        let path = d.path().join("copy");
+        let copy = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            Stored::Plain(File::open(&path).unwrap())
+        };
+        let same = copy(&content);
+        // any order, any number of times: each chunk as sealed, the last one short
+        for index in [2, 0, 1, 2] {
+            let got = read_checked_chunk(&same, &m, index, Suite::Default).unwrap();
+            let from = index * 4096;
+            assert_eq!(got, content[from..(from + 4096).min(content.len())]);
+        }
+        let changed = |bytes: &[u8], index: usize| {
+            let e = read_checked_chunk(&copy(bytes), &m, index, Suite::Default).unwrap_err();
+            assert!(Changed::is(&e), "{e}");
+            e.to_string()
+        };
+        // one byte changed: that chunk, and only it
+        let mut one = content.clone();
+        one[5000] ^= 1;
+        assert!(changed(&one, 1).contains("differs"));
+        assert!(read_checked_chunk(&copy(&one), &m, 0, Suite::Default).is_ok());
+        // cut short, grown, or asked past the end
+        assert!(changed(&content[..9_000], 2).contains("shorter"));
+        let mut longer = content.clone();
+        longer.push(0);
+        assert!(changed(&longer, 2).contains("longer"));
+        assert!(changed(&content, 3).contains("past the end"));
+        // another suite's hashes never match
+        let e = read_checked_chunk(&copy(&content), &m, 0, Suite::Gm).unwrap_err();
+        assert!(Changed::is(&e));
     }
 }

@@ -398,6 +398,87 @@ fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
     }
 }
 
+/// On the diode, a plain spool copy (a node without a data key) changed in place after it
+/// was sealed is never sent as it is: each pass reads a chunk whole and checks it against
+/// the manifest before any of it goes to the wire, so the spare pass that finds the change
+/// takes the object again, and what crosses is the changed content, inspected and sealed
+/// again. Before, such a copy's bytes went out under the first manifest (the receiver
+/// refused them, but they had crossed).
+#[test]
+fn a_plain_spool_copy_changed_after_its_seal_is_taken_again_on_the_diode() {
+    let lab = Lab::new_with(26660, &["--link", "diode"]);
+    for node in ["court", "internet"] {
+        let cfg = lab.config(node);
+        let text = fs::read_to_string(&cfg).unwrap();
+        let key = format!("data_key = \"certs/{node}.data.key\"\n");
+        let window = "repeat_window_s = 600";
+        assert_eq!(
+            text.matches(&key).count(),
+            1,
+            "{node}: the lab seals its spool"
+        );
+        assert_eq!(text.matches(window).count(), 1, "{node}: the lab's window");
+        let text = text
+            .replace(&key, "")
+            .replace(window, "repeat_window_s = 20");
+        fs::write(&cfg, text).unwrap();
+    }
+    let court = lab.start("court");
+    let first = "第一稿：原告的诉讼请求。\n".repeat(200_000).into_bytes();
+    let changed = "第二稿：被告的答辩意见。\n".repeat(200_000).into_bytes();
+    assert_eq!(first.len(), changed.len());
+    lab.publish("court", "to-internet", "判决书.txt", &first);
+    // the first pass goes out to no one (the receiver is down); the spare passes, a
+    // second apart, read the copy again
+    wait_until(30, "the first pass out", || {
+        events(&lab, "court", "sent") >= 1
+    });
+    let content = walk(&lab.dir.join("court").join("state").join("spool"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "content"))
+        .unwrap();
+    assert_eq!(fs::read(&content).unwrap(), first, "a plain copy");
+    // changed in place, same size: only its bytes tell
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&content)
+        .unwrap()
+        .write_all(&changed)
+        .unwrap();
+    let internet = lab.start("internet");
+    let inbox = lab.inbox("internet", "to-internet");
+    wait_until(90, "the file landed", || {
+        lab.records("internet", "landed").len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.records("internet", "landed").len(), 1, "once");
+    assert!(
+        fs::read(inbox.join("判决书.txt")).unwrap() == changed,
+        "not the content sealed last"
+    );
+    assert_eq!(
+        lab.records("court", "sealed").len(),
+        2,
+        "sealed as taken, then as changed"
+    );
+    assert!(
+        lab.records("court", "taken")
+            .iter()
+            .any(|r| r
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("taken again")
+                    && d.contains("a chunk differs from the manifest"))),
+        "no record that the object was taken again for a changed chunk"
+    );
+    assert!(
+        reasons(&lab.quarantine("internet", "to-internet")).is_empty(),
+        "the receiver refused what crossed"
+    );
+    drop(court);
+    drop(internet);
+}
+
 /// Renames over the court's one spool copy (channel `to-internet`, file `name`) another
 /// copy of `content`, sealed for the same entry with the court's data key, as only a
 /// holder of that key could: it opens as the entry's. Returns the entry's object id.

@@ -9,8 +9,11 @@
 //! `held`). Content files are opened when the core asks for a pass and closed when the pass
 //! is out, so objects waiting in the repeat window hold no descriptor. Each open checks
 //! that the copy is the sealing at rest that was hashed into the manifest
-//! (`sender::seal::same_sealing`): a copy changed in place, or another sealed copy put in
-//! its place, is taken again and inspected again, never sent as it is.
+//! (`sender::seal::same_sealing`); a copy that no sealing vouches for (a plain spool, a
+//! manifest reloaded after a restart) is read a chunk at a time, each checked against the
+//! manifest before any of it goes to the core (`sender::seal::read_checked_chunk`). A copy
+//! changed in place, or another copy put in its place, is taken again and inspected
+//! again, never sent as it is.
 //!
 //! ```text
 //! sealed ─► core ─► datagrams ════►           every second, beside the data:
@@ -50,10 +53,11 @@ use crate::core::stage::Sealed;
 use crate::core::wire::LinkKind;
 use crate::keys::at_rest::{DataKeys, Stored};
 use crate::keys::diode::load as load_key;
+use crate::keys::suite::Suite;
 use crate::link::diode::udp::Udp;
 use crate::ops::events::{Sent, Subject};
 use crate::sender::pipeline::Sender;
-use crate::sender::seal::{Changed, same_sealing};
+use crate::sender::seal::{Changed, read_checked_chunk, same_sealing};
 use crate::sender::spool::Spool;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -537,11 +541,24 @@ struct Sending {
     file: Option<Stored>,
     /// The node's data keys when the object was taken.
     data_keys: Option<Arc<DataKeys>>,
+    /// The suite of the manifest's hashes (the node's).
+    suite: Suite,
+    /// Where no sealing at rest vouches for the copy: the chunk being read, whole and
+    /// checked against the manifest (its index and bytes), while the pass is read.
+    checked: Option<(usize, Vec<u8>)>,
     first_sent: bool,
 }
 
 impl Sending {
-    /// Reads content at `offset` into `buf`, opening the spooled file if it is closed.
+    /// Reads content at `offset` into `buf` (fewer bytes where a chunk ends), opening the
+    /// spooled file if it is closed. A copy sealed at rest is the very sealing that was
+    /// hashed, each chunk opening only under its key at its index; any other copy (a plain
+    /// spool, a manifest reloaded after a restart) is read a chunk at a time, each checked
+    /// against the manifest before any of its bytes goes to the core.
+    ///
+    /// # Errors
+    /// Opening or reading failed; [`Changed`] (or a sealed chunk that does not open) when
+    /// the copy is not what was sealed: the object is taken again.
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let file = match &mut self.file {
             Some(f) => f,
@@ -555,7 +572,33 @@ impl Sending {
                 none.insert(f)
             }
         };
-        file.read_at(buf, offset)
+        if self.sealed.sealed_as().is_some() {
+            return file.read_at(buf, offset);
+        }
+        let manifest = self.sealed.manifest();
+        let chunk = u64::from(manifest.chunk_size.max(1));
+        let index = usize::try_from(offset / chunk).unwrap_or(usize::MAX);
+        let checked = match &mut self.checked {
+            Some((i, bytes)) if *i == index => bytes,
+            other => {
+                let bytes = read_checked_chunk(file, manifest, index, self.suite)?;
+                &mut other.insert((index, bytes)).1
+            }
+        };
+        let at = usize::try_from(offset % chunk).unwrap_or(usize::MAX);
+        let ahead = checked.get(at..).unwrap_or_default();
+        let n = ahead.len().min(buf.len());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(ahead.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    /// The pass is read: its file closed and its checked chunk dropped (the next pass
+    /// opens and checks again).
+    fn close(&mut self) {
+        self.file = None;
+        self.checked = None;
     }
 }
 
@@ -657,7 +700,7 @@ fn run(
                     // the pass has read all it needs: closed now, not when its block is
                     // out (small objects share blocks: hundreds would stay open, each a
                     // descriptor and a buffer); the next pass opens it again
-                    s.file = None;
+                    s.close();
                 }
             }
             let len = match sender.poll_transmit(crate::mono_ms(), &mut dgram) {
@@ -775,6 +818,8 @@ fn take(
             sealed,
             file: None,
             data_keys,
+            suite: owner.node.cfg.node.suite,
+            checked: None,
             first_sent: window_end.is_some(),
         },
     );
@@ -794,7 +839,7 @@ fn event(
                 return;
             };
             // the pass is out: the next one (if any) opens the file again
-            s.file = None;
+            s.close();
             if !s.first_sent {
                 s.first_sent = true;
                 let m = s.sealed.manifest();
