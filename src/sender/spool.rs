@@ -957,24 +957,23 @@ impl Spool {
     /// Removes the stored manifest of an object whose content changed after it was sealed
     /// (it is sealed again), and its diode first-pass mark: no pass of the version sealed
     /// next has gone out, so it goes out in full, whenever its earlier version's repeat
-    /// window ends (else it would be retired unsent). One fsync of the entry for both.
+    /// window ends (else it would be retired unsent). The mark goes first, made durable
+    /// before the manifest goes: a crash between the two leaves the old manifest without
+    /// its mark, an object reloaded at the next start whose copy no longer matches its
+    /// manifest (both links check it chunk by chunk, and take it again), never a mark
+    /// without a manifest (the new version's passes all spare ones).
     ///
     /// # Errors
     /// A file exists and cannot be removed, or the entry cannot be synced.
     pub fn forget_manifest(&self, spooled: &Spooled) -> io::Result<()> {
-        let mut removed = false;
-        for name in ["manifest", SENT_MARK] {
+        for name in [SENT_MARK, "manifest"] {
             match fs::remove_file(spooled.dir.join(name)) {
-                Ok(()) => removed = true,
+                Ok(()) => sync_dir(&spooled.dir)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        if removed {
-            sync_dir(&spooled.dir)
-        } else {
-            Ok(())
-        }
+        Ok(())
     }
 
     /// Records durably that the first diode pass of an object is out and that its repeat
