@@ -3,11 +3,14 @@
 //! retires it at the end of its repeat window.
 //!
 //! ```text
-//! state/spool/<channel>/<object id>/meta.json   name, sequence, time, sealed (written first)
-//!                                   content     the file, renamed in from the outbox
+//! state/spool/<channel>/<object id>/meta.json   name, sequence, time, sealed, and for a
+//!                                               take through the outbox's staging folder
+//!                                               the staged file's path (intent) (written
+//!                                               first)
+//!                                   content     the file, renamed in from the outbox, or
+//!                                               copied (sealed) from its staged file
 //!                                               (checked unchanged at seal: pipeline)
-//!                                   source      outbox on another file system only: the
-//!                                               path of the file being copied in (intent)
+//!                                   source      an earlier version's intent record
 //!                                   manifest    the signed manifest, once sealed
 //!                                   sent        diode only: the first pass is out; when
 //!                                               its repeat window ends (ms, decimal)
@@ -706,7 +709,7 @@ impl Spool {
         {
             if fs::symlink_metadata(spooled.content()).is_ok() {
                 // the staged file goes only once the copy is whole: just the record is left
-                tracing::warn!(object = %spooled.id, error = %e, "intent record not removed; the next start removes it");
+                tracing::warn!(object = %spooled.id, error = %e, "the staged file is gone and the copy whole: taken");
                 return Ok(true);
             }
             // the staged file vanished before the copy was whole (the outbox removed under
@@ -1104,7 +1107,7 @@ impl Spool {
             }
         }
         let mut out = Vec::new();
-        let mut to_sync = HashSet::new();
+        let mut to_sync = HashMap::new();
         for chan in fs::read_dir(&self.root)? {
             let chan = chan?;
             if !chan.file_type()?.is_dir() {
@@ -1171,15 +1174,21 @@ impl Spool {
                 });
             }
         }
-        // the staged files of takes over are gone for good before their entries can be
-        // delivered and removed (see `recover_take`); a staging folder gone (its outbox
-        // replaced) holds nothing to sync
-        for staging in to_sync {
+        // the staged files of takes cut short are gone for good before their entries can
+        // be delivered and removed (see `recover_take`); a staging folder gone (its outbox
+        // replaced) holds nothing to sync; one that cannot be synced keeps its entries for
+        // the next start
+        let mut unsynced = HashSet::new();
+        for (staging, entries) in to_sync {
             match sync_dir(&staging) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(staging = %staging.display(), error = %e, "an outbox's staging folder cannot be synced; its takes cut short are kept for the next start");
+                    unsynced.extend(entries);
+                }
                 _ => {}
             }
         }
+        out.retain(|r| !unsynced.contains(&r.spooled.dir));
         out.sort_by_key(|r| (r.spooled.channel.clone(), r.spooled.sequence));
         Ok(out)
     }
@@ -1363,19 +1372,24 @@ fn intent(dir: &Path, meta: &Meta) -> io::Result<Option<PathBuf>> {
 /// At recovery, an entry taken through a staging folder (`staged`: the file its take
 /// copies from, see [`intent`]): finished when its content or its staged file is there
 /// (`Ok(true)`: the entry goes on); the entry removed when neither is (the file never left
-/// the outbox), or left for the next start when the copy fails now (`Ok(false)`). An
-/// entry whose content is whole and whose intent is in its metadata (not `legacy`: an
-/// earlier version's record, renamed away once its take is over) only has its staged
-/// file removed, if there, and the staging folder joins `to_sync`: that removal is made
-/// durable once for all entries, before any is sent ([`Spool::recover`]), not with an
-/// fsync per entry at each start.
+/// the outbox), or left for the next start when the copy fails now (`Ok(false)`).
+///
+/// An entry whose content is whole and whose intent is in its metadata (not `legacy`: an
+/// earlier version's record, renamed away once its take is over):
+/// - with a stored manifest, is left alone: its take's staged file was durably removed
+///   before the manifest was written (the take ends before the pipeline starts), so it
+///   never depends on its outbox again;
+/// - without one, has its staged file removed if there, and the staging folder joins
+///   `to_sync` (with the entry): that removal is made durable once per folder before any
+///   entry is sent ([`Spool::recover`]). A staged path that cannot be looked at now (an
+///   outbox not mounted) keeps the entry for the next start.
 fn recover_take(
     dir: &Path,
     id: &str,
     (staged, legacy): (PathBuf, bool),
     sealing: Option<&DataKeys>,
     context: &[u8],
-    to_sync: &mut HashSet<PathBuf>,
+    to_sync: &mut HashMap<PathBuf, Vec<PathBuf>>,
 ) -> io::Result<bool> {
     // only ever a staged file of this very object: the record names nothing else
     let ours = staged.file_name() == Some(OsStr::new(id))
@@ -1395,18 +1409,26 @@ fn recover_take(
         _ => Ok(()),
     };
     if content && !legacy {
-        match fs::remove_file(&staged) {
-            Ok(()) => {
-                tracing::info!(entry = %dir.display(), "a take across file systems cut short is finished")
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::error!(entry = %dir.display(), error = %e, "cannot finish a take across file systems; tried again at the next start");
-                return Ok(false);
-            }
+        if fs::symlink_metadata(dir.join("manifest")).is_ok() {
+            return Ok(true);
+        }
+        let removed = match fs::symlink_metadata(&staged) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(_) => fs::remove_file(&staged).or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(entry = %dir.display(), staged = %staged.display(), error = %e, "the staged file of a take cut short cannot be looked at or removed (outbox not mounted?); entry kept, tried again at the next start");
+            return Ok(false);
         }
         if let Some(staging) = staged.parent() {
-            to_sync.insert(staging.to_path_buf());
+            to_sync
+                .entry(staging.to_path_buf())
+                .or_default()
+                .push(dir.to_path_buf());
         }
         return Ok(true);
     }
@@ -2160,6 +2182,39 @@ mod tests {
         assert!(spool.was_put_back(&outbox.join("orphan (isogate-1)")));
         assert!(!spool.was_put_back(&outbox.join("orphan (isogate-1)")));
         assert_eq!(spool.sweep_staging(&t.path().join("none")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_whole_entry_depends_on_its_outbox_at_a_start_only_until_it_is_sealed() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path().join("state");
+        let spool = Spool::open(&state).unwrap();
+        let outbox = t.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        fs::write(outbox.join("a.txt"), b"body").unwrap();
+        let s = spool
+            .take("c", &outbox, OsStr::new("a.txt"), "a.txt", None)
+            .unwrap()
+            .unwrap()
+            .spooled;
+        let staging = outbox.join(OUTBOX_STAGING);
+        record_intent(&s, &staging.join(s.id.to_string()), false);
+        // its staged path cannot be looked at (not a folder there: ENOTDIR), as an outbox
+        // not mounted may answer: a take cut short is kept for the next start
+        fs::write(&staging, b"not a folder").unwrap();
+        assert!(
+            Spool::open(&state)
+                .unwrap()
+                .recover(None)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.content().exists(), "kept");
+        // sealed, its take was over for good: recovered whatever its outbox says
+        spool.store_manifest(&s, b"signed manifest").unwrap();
+        let rec = Spool::open(&state).unwrap().recover(None).unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].manifest.as_deref(), Some(&b"signed manifest"[..]));
     }
 
     #[test]
