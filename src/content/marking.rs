@@ -1,6 +1,6 @@
 //! Classification markings in text: 绝密, 机密 and 秘密, in simplified or traditional
 //! characters, with or without spaces, stars or joining marks (dashes, underscores, dots,
-//! slashes, bars, tildes) between them and stars after them (`秘密★10年`, `机 密`,
+//! tildes) between them and spaces or stars after them (`秘密★10年`, `机 密`,
 //! `机-密`, `★绝密★长期`, `密级：机密`). Invisible characters (zero-width spaces, joiners,
 //! directional marks, the soft hyphen …) are not read at all, so `绝\u{200B}密` is a marking
 //! and `商业秘\u{200B}密` lies inside the allowed phrase `商业秘密`.
@@ -50,9 +50,12 @@ fn is_gap(c: char) -> bool {
 
 /// A mark that joins or splits a word without being a letter: a writer's way to keep a
 /// word out of a keyword search (`机-密`, `绝_密`, `秘·密`). Dashes (hyphen, non-breaking
-/// hyphen, figure, en and em dashes, minus, their full-width and small forms), underscores,
-/// dots (full stop, middle dots, katakana middle dot, bullets), slashes, bars and tildes,
-/// ASCII and full-width.
+/// hyphen, figure, en and em dashes, minus, their full-width and small forms, the
+/// katakana prolonged sound mark and the box-drawing line that look like one), underscores
+/// (with the small wavy and dashed low lines), dots (full stop, middle dots, katakana
+/// middle dot, bullets, small full stop) and tildes (with the wave and wavy dashes), ASCII
+/// and full-width. Slashes and bars are not among them: they separate words (`主机/密码`,
+/// a table's `| 主机 | 密码 |`), and a marking split by one is left to the reader.
 fn is_joiner(c: char) -> bool {
     matches!(
         c,
@@ -76,15 +79,16 @@ fn is_joiner(c: char) -> bool {
             | '\u{2022}'
             | '\u{2027}'
             | '\u{2219}'
-            | '/'
-            | '\u{FF0F}'
-            | '\\'
-            | '\u{FF3C}'
-            | '|'
-            | '\u{FF5C}'
+            | '\u{30FC}'
+            | '\u{2500}'
+            | '\u{FE4D}'
+            | '\u{FE4E}'
+            | '\u{FE4F}'
+            | '\u{FE52}'
             | '~'
             | '\u{FF5E}'
             | '\u{301C}'
+            | '\u{3030}'
     )
 }
 
@@ -190,7 +194,9 @@ fn marking_text(text: &str, start: usize, end: usize) -> String {
     let mut to = end;
     let mut rest = after;
     for (i, c) in after.char_indices() {
-        if !is_gap(c) {
+        // after the marking only spaces and stars (`秘密★10年`); a joining mark there
+        // starts other text
+        if !(c.is_whitespace() || is_star(c)) {
             rest = after.get(i..).unwrap_or_default();
             break;
         }
@@ -308,7 +314,8 @@ mod tests {
             ("秘_密", "秘密"),
             ("機·密", "机密"),
             ("机 - 密★10年", "机密"),
-            ("绝/密", "绝密"),
+            ("绝ー密", "绝密"),
+            ("机─密", "机密"),
             ("秘.密", "秘密"),
             ("机～密", "机密"),
             ("机－\u{200B}密", "机密"),
@@ -317,9 +324,19 @@ mod tests {
         }
         // the allowance of gaps counts them too, and a word around a mark is still a word
         assert_eq!(level(&format!("机{}密", "-".repeat(MAX_GAP + 1))), None);
-        for text in ["秘-书", "保-密", "机器-密封", "密-码"] {
+        for text in [
+            "秘-书",
+            "保-密",
+            "机器-密封",
+            "密-码",
+            "主机/密码",
+            "| 主机 | 密码 |",
+        ] {
             assert_eq!(level(text), None, "{text}");
         }
+        // what follows a marking is its term only after spaces or stars
+        let m = strict().find("机密-2024年").unwrap();
+        assert_eq!(m.text, "机密");
     }
 
     #[test]

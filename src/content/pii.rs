@@ -489,7 +489,8 @@ fn classify(b: &[u8], g: &[Group]) -> Option<(PiiKind, Range<usize>)> {
 /// Where the digit groups `g` are a resident ID written in groups, as forms and letters
 /// print it: region, birth date and sequence with its check character (`110105 19491231
 /// 002X`, 6-8-4), or the old 15-digit form (6-6-3), one separator throughout. The ID must
-/// be valid (check character, birth date) and stand alone.
+/// be valid (check character, birth date) and no letter may touch it; like grouped mobile
+/// and card numbers, it is found among other groups of a longer chain (the safe side).
 fn resident_id_in_groups(b: &[u8], g: &[Group]) -> Option<Range<usize>> {
     let [region, born, rest] = g else {
         return None;
