@@ -57,8 +57,10 @@
 //!       and the entry's folder fsynced: meta.json and content durable together
 //!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) (the intent stays in
 //!       meta.json, naming a file that is gone)
-//!  recovery of an entry with `source`: content there → remove the staged file if there
-//!  (never taken twice; the staging folders fsynced once, before anything is sent); staged
+//!  recovery of an entry with `source`: content and manifest there → nothing to do (the
+//!  staged file's removal was durable before it was sealed); content there, no manifest →
+//!  remove the staged file if there (never taken twice; the staging folders fsynced once,
+//!  before anything is sent); staged
 //!  file there → copy again; neither, and the staging folder there → the file never left
 //!  the outbox (entry removed); staging folder not there or unreadable (the outbox not
 //!  mounted yet) → entry kept for the next start. After recovery, each outbox's staging
