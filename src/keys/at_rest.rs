@@ -1142,6 +1142,17 @@ impl Stored {
         }
     }
 
+    /// Reads exactly `buf.len()` bytes of content at `offset`.
+    ///
+    /// # Errors
+    /// [`Stored::read_at`]'s, and `UnexpectedEof` past the end.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Stored::Plain(f) => std::os::unix::fs::FileExt::read_exact_at(f, buf, offset),
+            Stored::Sealed(s) => s.read_exact_at(buf, offset),
+        }
+    }
+
     /// The file on disk (its metadata: inode, times, stored size).
     pub fn file(&self) -> &fs::File {
         match self {

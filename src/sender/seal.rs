@@ -351,17 +351,11 @@ pub fn read_checked_chunk(
     let len = usize::try_from(Unchanged::chunk_len(manifest, index))
         .map_err(|_| io::Error::from(Changed("a chunk larger than memory")))?;
     let mut bytes = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        let Some(rest) = bytes.get_mut(got..) else {
-            break;
-        };
-        match stored.read_at(rest, start + got as u64) {
-            Ok(0) => return Err(Changed("shorter than sealed").into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    match stored.read_exact_at(&mut bytes, start) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(Changed("shorter than sealed").into());
         }
+        other => other?,
     }
     if index + 1 == manifest.chunks.len() {
         let mut past = [0u8; 1];
@@ -369,9 +363,7 @@ pub fn read_checked_chunk(
             return Err(Changed("longer than sealed").into());
         }
     }
-    let mut ctx = Hasher::new(suite);
-    ctx.update(&bytes);
-    if ctx.finish() != *want {
+    if crate::keys::suite::digest(suite, &bytes) != *want {
         return Err(Changed("a chunk differs from the manifest").into());
     }
     Ok(bytes)
