@@ -368,30 +368,13 @@ fn a_sealed_copy_swapped_for_another_sealing_is_taken_again_on_both_links() {
         let id = swap_sealing(&lab, "裁定书.txt", &swapped);
         assert_eq!(sealed[0].object_id.as_deref(), Some(id.as_str()), "{link}");
         let internet = lab.start("internet");
-        let inbox = lab.inbox("internet", "to-internet");
-        wait_until(60, "the file landed", || {
-            lab.records("internet", "landed").len() == 1
-        });
-        std::thread::sleep(Duration::from_secs(2));
-        assert_eq!(lab.records("internet", "landed").len(), 1, "{link}: once");
         // what crossed is what was inspected and sealed last: the swapped-in content
-        assert!(
-            fs::read(inbox.join("裁定书.txt")).unwrap() == swapped,
-            "{link}: not the content sealed last"
-        );
-        let sealed = lab.records("court", "sealed");
-        assert_eq!(sealed.len(), 2, "{link}: sealed as taken, then as swapped");
-        assert!(
-            lab.records("court", "taken").iter().any(|r| r
-                .detail
-                .as_deref()
-                .is_some_and(|d| d.starts_with("taken again")
-                    && d.contains("not the sealed copy that was hashed"))),
-            "{link}: no record that the object was taken again for another sealing"
-        );
-        assert!(
-            reasons(&lab.quarantine("internet", "to-internet")).is_empty(),
-            "{link}: the receiver refused what crossed"
+        crossed_once_as_taken_again(
+            &lab,
+            ("裁定书.txt", &swapped),
+            "not the sealed copy that was hashed",
+            60,
+            link,
         );
         drop(court);
         drop(internet);
@@ -446,37 +429,53 @@ fn a_plain_spool_copy_changed_after_its_seal_is_taken_again_on_the_diode() {
         .write_all(&changed)
         .unwrap();
     let internet = lab.start("internet");
-    let inbox = lab.inbox("internet", "to-internet");
-    wait_until(90, "the file landed", || {
+    crossed_once_as_taken_again(
+        &lab,
+        ("判决书.txt", &changed),
+        "a chunk differs from the manifest",
+        90,
+        "diode",
+    );
+    drop(court);
+    drop(internet);
+}
+
+/// Waits up to `secs` for the one file of channel `to-internet` to land on the internet
+/// node, then checks that it landed once, as `content` (`name`, `content`), the content
+/// sealed last; that the court sealed it twice and recorded taking it again because of
+/// `why`; and that the receiver refused nothing (`link` names the run in a failure).
+fn crossed_once_as_taken_again(
+    lab: &Lab,
+    (name, content): (&str, &[u8]),
+    why: &str,
+    secs: u64,
+    link: &str,
+) {
+    wait_until(secs, "the file landed", || {
         lab.records("internet", "landed").len() == 1
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(lab.records("internet", "landed").len(), 1, "once");
+    assert_eq!(lab.records("internet", "landed").len(), 1, "{link}: once");
     assert!(
-        fs::read(inbox.join("判决书.txt")).unwrap() == changed,
-        "not the content sealed last"
+        fs::read(lab.inbox("internet", "to-internet").join(name)).unwrap() == content,
+        "{link}: not the content sealed last"
     );
     assert_eq!(
         lab.records("court", "sealed").len(),
         2,
-        "sealed as taken, then as changed"
+        "{link}: sealed as taken, then again"
     );
     assert!(
-        lab.records("court", "taken")
-            .iter()
-            .any(|r| r
-                .detail
-                .as_deref()
-                .is_some_and(|d| d.starts_with("taken again")
-                    && d.contains("a chunk differs from the manifest"))),
-        "no record that the object was taken again for a changed chunk"
+        lab.records("court", "taken").iter().any(|r| r
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("taken again") && d.contains(why))),
+        "{link}: no record that the object was taken again ({why})"
     );
     assert!(
         reasons(&lab.quarantine("internet", "to-internet")).is_empty(),
-        "the receiver refused what crossed"
+        "{link}: the receiver refused what crossed"
     );
-    drop(court);
-    drop(internet);
 }
 
 /// Renames over the court's one spool copy (channel `to-internet`, file `name`) another
