@@ -451,13 +451,15 @@ fn crossed_once_as_taken_again(
     secs: u64,
     link: &str,
 ) {
+    let inbox = lab.inbox("internet", "to-internet");
+    // the landing is recorded before the file is renamed into the inbox (write-ahead)
     wait_until(secs, "the file landed", || {
-        lab.records("internet", "landed").len() == 1
+        lab.records("internet", "landed").len() == 1 && inbox.join(name).exists()
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(lab.records("internet", "landed").len(), 1, "{link}: once");
     assert!(
-        fs::read(lab.inbox("internet", "to-internet").join(name)).unwrap() == content,
+        fs::read(inbox.join(name)).unwrap() == content,
         "{link}: not the content sealed last"
     );
     assert_eq!(
@@ -553,8 +555,10 @@ fn a_diode_object_sealed_again_after_its_first_pass_s_window_still_crosses() {
     });
     let internet = lab.start("internet");
     let inbox = lab.inbox("internet", "to-internet");
+    // the landing is recorded before the file is renamed into the inbox (write-ahead):
+    // both are waited for
     wait_until(90, "the version sealed again to land", || {
-        lab.records("internet", "landed").len() == 1
+        lab.records("internet", "landed").len() == 1 && inbox.join("决定书.txt").exists()
     });
     assert!(fs::read(inbox.join("决定书.txt")).unwrap() == swapped);
     assert_eq!(
