@@ -117,7 +117,19 @@ impl Names {
 
     /// Feeds every byte; a refusal on the first active name.
     pub(super) fn scan(&mut self, data: &[u8]) -> Result<(), Refusal> {
-        for &b in data {
+        let mut rest = data;
+        while !rest.is_empty() {
+            if !self.in_name {
+                // outside a name only the solidus that starts one matters (`feed`)
+                match memchr::memchr(b'/', rest) {
+                    Some(at) => rest = &rest[at..],
+                    None => break,
+                }
+            }
+            let Some((&b, tail)) = rest.split_first() else {
+                break;
+            };
+            rest = tail;
             if self.feed(b) {
                 check_active(self.last(), self.allow_uri)?;
             }
@@ -156,6 +168,29 @@ pub(super) fn check_active(name: &[u8], allow_uri: bool) -> Result<(), Refusal> 
 mod tests {
     use super::super::testing::{catalog, pdf, scan};
     use crate::core::reason::Reason;
+
+    #[test]
+    fn names_are_found_across_pieces_of_any_size() {
+        let data: &[u8] = b"<4E2D> Tj /F1 12 Tf (a/b) /J#61va#53cript /Launch";
+        for step in 1..=data.len() {
+            let mut names = super::Names::new(false);
+            let refused = data
+                .chunks(step)
+                .map(|piece| names.scan(piece))
+                .find_map(Result::err)
+                .map(|r| r.detail);
+            assert_eq!(
+                refused.as_deref(),
+                Some("PDF carries JavaScript (/JavaScript)"),
+                "pieces of {step} bytes"
+            );
+        }
+        // a name at the very end is ended by `finish`
+        let mut names = super::Names::new(false);
+        names.scan(b"x /Laun").unwrap();
+        names.scan(b"ch").unwrap();
+        assert_eq!(names.finish().unwrap_err().reason, Reason::ActiveContent);
+    }
 
     #[test]
     fn javascript_is_refused_in_plain_and_escaped_names() {

@@ -5,6 +5,7 @@
 //! ```text
 //!  CMap stream ─► (text lexer) begincodespacerange / bfchar / bfrange / usecmap ─► CMap
 //!  string bytes ─► codes (code space ranges, 1 to 4 bytes) ─► bfchar / bfrange ─► text
+//!                  (one- and two-byte codes through a direct table made from them)
 //!  UniGB-UCS2 / UniGB-UTF16 ─► UTF-16BE     GBK-EUC / GBpc-EUC / GBK2K / GB-EUC ─► GB18030
 //! ```
 
@@ -19,6 +20,16 @@ const OVERLAPPING: usize = 8;
 
 /// Longest Unicode text one code maps to, in UTF-16 units.
 const MAX_DEST_UNITS: usize = 32;
+
+/// Entries of the direct tables ([`Dense`]) kept over all the CMaps of one file (4 bytes
+/// each: 4 MiB): a CMap past it is read through its ranges only.
+pub(super) const MAX_DENSE_CODES: usize = 1 << 20;
+
+/// A [`Dense`] entry: this CMap does not map the code.
+const UNMAPPED: u32 = u32::MAX;
+
+/// A [`Dense`] entry: the code maps to more than one character (read through the ranges).
+const SEVERAL: u32 = u32::MAX - 1;
 
 /// The parent of a CMap (`usecmap` or the stream's /UseCMap).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +57,29 @@ struct Space {
     high: [u8; 4],
 }
 
+/// The codes of one length a CMap maps, each to its one character, in a table indexed by
+/// the code: what `lookup_into` reads first (a lookup per character shown, where the
+/// ranges cost a binary search and a UTF-16 decoding).
+#[derive(Debug, Clone)]
+struct Dense {
+    /// Code length in bytes (1 or 2).
+    len: u8,
+    /// The lowest code this CMap maps at that length: entry 0.
+    first: u32,
+    /// One entry per code from `first` to the highest mapped: the character's scalar value,
+    /// [`UNMAPPED`] or [`SEVERAL`].
+    entries: Vec<u32>,
+}
+
 /// An embedded CMap: its code spaces and its code-to-Unicode map.
 #[derive(Debug, Clone, Default)]
 pub(super) struct CMap {
     spaces: Vec<Space>,
     chars: HashMap<(u8, u32), String>,
     ranges: Vec<(u8, u32, u32, RangeDest)>,
+    /// Direct tables of its one- and two-byte codes, made by `seal` (within the file's
+    /// [`MAX_DENSE_CODES`]); the same answers as `chars` and `ranges`.
+    dense: Vec<Dense>,
     /// Its /CMapName, if it defines one.
     pub(super) name: Option<Vec<u8>>,
     pub(super) parent: Option<Parent>,
@@ -211,6 +239,28 @@ impl CMap {
     /// Appends the text of one code to `out`; false (nothing appended) when this CMap does
     /// not map it. No allocation beyond `out`'s growth: this runs once per character shown.
     pub(super) fn lookup_into(&self, code: Code, out: &mut String) -> bool {
+        let (len, v) = code;
+        if let Some(dense) = self.dense.iter().find(|d| d.len == len) {
+            // outside the table: a code of this length that no entry maps
+            let entry = v
+                .checked_sub(dense.first)
+                .and_then(|i| dense.entries.get(i as usize))
+                .copied()
+                .unwrap_or(UNMAPPED);
+            match entry {
+                UNMAPPED => return false,
+                SEVERAL => {}
+                c => {
+                    out.push(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+                    return true;
+                }
+            }
+        }
+        self.lookup_mapped(code, out)
+    }
+
+    /// [`CMap::lookup_into`] through `chars` and `ranges` alone.
+    fn lookup_mapped(&self, code: Code, out: &mut String) -> bool {
         if !self.chars.is_empty()
             && let Some(text) = self.chars.get(&code)
         {
@@ -253,9 +303,58 @@ impl CMap {
         false
     }
 
-    /// Sorts the ranges for `lookup`, once the CMap has been read whole.
-    pub(super) fn seal(&mut self) {
+    /// Sorts the ranges for `lookup`, once the CMap has been read whole, and makes the
+    /// direct tables of its one- and two-byte codes while `room` (entries, shared by the
+    /// file's CMaps) lasts.
+    pub(super) fn seal(&mut self, room: &mut usize) {
         self.ranges.sort_by_key(|(l, low, ..)| (*l, *low));
+        self.dense.clear();
+        for len in [1u8, 2] {
+            let codes = self
+                .ranges
+                .iter()
+                .filter(|(l, ..)| *l == len)
+                .map(|(_, low, high, _)| (*low, *high))
+                .chain(
+                    self.chars
+                        .keys()
+                        .filter(|(l, _)| *l == len)
+                        .map(|(_, v)| (*v, *v)),
+                );
+            let Some((first, last)) = codes.fold(None, |span: Option<(u32, u32)>, (lo, hi)| {
+                Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))))
+            }) else {
+                continue;
+            };
+            // codes of `len` bytes are below 2^(8 len): a range past that maps nothing more
+            let last = last.min((1u32 << (8 * u32::from(len))) - 1);
+            let Some(size) = last.checked_sub(first).map(|n| n as usize + 1) else {
+                continue;
+            };
+            if size > *room {
+                continue;
+            }
+            *room -= size;
+            let mut text = String::new();
+            let entries = (first..=last)
+                .map(|v| {
+                    text.clear();
+                    if !self.lookup_mapped((len, v), &mut text) {
+                        return UNMAPPED;
+                    }
+                    let mut chars = text.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => u32::from(c),
+                        _ => SEVERAL,
+                    }
+                })
+                .collect();
+            self.dense.push(Dense {
+                len,
+                first,
+                entries,
+            });
+        }
     }
 
     /// Whether it has code space ranges to split strings with.
@@ -377,7 +476,10 @@ mod tests {
         let mut room = 100;
         let mut map = CMap::default();
         map.code_spaces(&[b"\x00\x00", b"\xff\xff"], &mut room);
-        map.bf_chars(&strs(&[b"\x0a\x21", b"\x67\x3a"]), &mut room);
+        map.bf_chars(
+            &strs(&[b"\x0a\x21", b"\x67\x3a", b"\x0a\x23", b"\x00f\x00i"]),
+            &mut room,
+        );
         map.bf_ranges(&strs(&[b"\x00\x10", b"\x00\x12", b"\x00\x41"]), &mut room);
         let mut items = strs(&[b"\x00\x20", b"\x00\x21"]);
         items.extend([
@@ -387,12 +489,25 @@ mod tests {
             Item::ArrayClose,
         ]);
         map.bf_ranges(&items, &mut room);
-        map.seal();
-        assert_eq!(map.lookup((2, 0x0a21)).as_deref(), Some("机"));
-        assert_eq!(map.lookup((2, 0x0012)).as_deref(), Some("C"));
-        assert_eq!(map.lookup((2, 0x0013)), None);
-        assert_eq!(map.lookup((2, 0x0020)).as_deref(), Some("密"));
-        assert_eq!(map.lookup((2, 0x0021)).as_deref(), Some(" "));
+        // read through the direct table, and (no room for one) through the ranges alone:
+        // codes 0x0010 to 0x0a23: a table of 2580 entries; with less room, none
+        for given in [MAX_DENSE_CODES, 2580, 2579, 0] {
+            let mut dense_room = given;
+            map.seal(&mut dense_room);
+            assert_eq!(map.dense.is_empty(), given < 2580, "room {given}");
+            assert_eq!(dense_room, if given < 2580 { given } else { given - 2580 });
+            assert_eq!(map.lookup((2, 0x0a21)).as_deref(), Some("机"));
+            assert_eq!(map.lookup((2, 0x0012)).as_deref(), Some("C"));
+            assert_eq!(map.lookup((2, 0x0013)), None);
+            assert_eq!(map.lookup((2, 0x0020)).as_deref(), Some("密"));
+            assert_eq!(map.lookup((2, 0x0021)).as_deref(), Some(" "));
+            assert_eq!(map.lookup((2, 0x0009)), None);
+            assert_eq!(map.lookup((2, 0x0a22)), None);
+            // a code mapped to two characters is read through the map
+            assert_eq!(map.lookup((2, 0x0a23)).as_deref(), Some("fi"));
+            assert_eq!(map.lookup((2, 0x0a24)), None);
+            assert_eq!(map.lookup((1, 0x0a)), None);
+        }
         // The cap: what does not fit is dropped and the map marked.
         let mut room = 1;
         let mut small = CMap::default();

@@ -24,9 +24,11 @@
 //! simple font whose /Differences names mostly glyphs the glyph list does not know, a Type3
 //! font without /Encoding) is refused, naming the font; a code one map leaves unread among
 //! others it reads is U+FFFD. Other caps: `MAX_FONTS` summaries, `MAX_NAMES` resource names,
-//! `cmap::MAX_CMAP_ENTRIES` mappings; a font lost to a cap is unreadable when used.
+//! `cmap::MAX_CMAP_ENTRIES` mappings; a font lost to a cap is unreadable when used. The
+//! direct code tables CMaps are read through are capped at `cmap::MAX_DENSE_CODES`
+//! entries for the file: past it a CMap is read through its ranges, to the same text.
 
-use super::cmap::{CMap, Code, MAX_CMAP_ENTRIES, Parent, Predefined};
+use super::cmap::{CMap, Code, MAX_CMAP_ENTRIES, MAX_DENSE_CODES, Parent, Predefined};
 use super::encoding::{Base, Difference, SimpleEncoding};
 use super::objects::Value;
 use super::unreadable;
@@ -134,6 +136,8 @@ pub(super) struct Fonts {
     encodings: HashMap<u32, SimpleEncoding>,
     cmaps: HashMap<u32, CMap>,
     cmap_room: usize,
+    /// Room left for the CMaps' direct tables (entries).
+    dense_room: usize,
     names: Vec<Vec<u8>>,
     names_index: HashMap<Vec<u8>, u32>,
     bindings: Vec<Vec<FontId>>,
@@ -297,6 +301,10 @@ fn emit(text: &str, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
     if text.trim().is_empty() {
         return Ok(());
     }
+    // the usual line: short enough, nothing to drop
+    if text.len() <= MAX_LINE && !text.chars().any(char::is_control) {
+        return sink(text);
+    }
     let mut piece = String::new();
     for c in text.chars().filter(|c| !c.is_control()) {
         if piece.len() + c.len_utf8() > MAX_LINE {
@@ -320,6 +328,7 @@ impl Fonts {
     pub(super) fn new() -> Fonts {
         Fonts {
             cmap_room: MAX_CMAP_ENTRIES,
+            dense_room: MAX_DENSE_CODES,
             next_inline: 1 << 32,
             ..Fonts::default()
         }
@@ -463,7 +472,7 @@ impl Fonts {
 
     /// Keeps the CMap read from stream object `num`.
     pub(super) fn add_cmap(&mut self, num: u32, mut cmap: CMap) {
-        cmap.seal();
+        cmap.seal(&mut self.dense_room);
         if !cmap.is_empty() {
             if let Some(name) = &cmap.name {
                 self.cmap_names.insert(name.clone(), num);
@@ -686,7 +695,8 @@ impl Fonts {
         }
         let mut done: Vec<u64> = Vec::new();
         for reading in 0..readings {
-            let mut text = String::new();
+            // a code is one to four bytes and its text seldom longer than three
+            let mut text = String::with_capacity(line.len());
             let mut readers: HashMap<u32, Reader<'_>> = HashMap::new();
             for (_, r) in records(line) {
                 match r {
@@ -715,6 +725,10 @@ impl Fonts {
                         })?;
                     }
                 }
+            }
+            if readings == 1 {
+                emit(&text, sink)?;
+                continue;
             }
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(&text, &mut hasher);

@@ -131,10 +131,35 @@ impl Lexer {
         sink: &mut LineSink<'_>,
         doc: &mut Fonts,
     ) -> Result<(), Refusal> {
-        for &b in data {
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.state == Lex::Hex {
+                // a hex string's digits up to its `>` (most of a CID font's text), taken
+                // without the byte-by-byte dispatch; the `>` goes through `byte`
+                let end = memchr::memchr(b'>', rest).unwrap_or(rest.len());
+                for &b in &rest[..end] {
+                    self.hex_digit(b);
+                }
+                rest = &rest[end..];
+            }
+            let Some((&b, tail)) = rest.split_first() else {
+                break;
+            };
+            rest = tail;
             self.byte(b, sink, doc)?;
         }
         Ok(())
+    }
+
+    /// One byte inside a hex string: a digit is kept (two make a byte), white space and
+    /// anything else is passed over (ISO 32000-1 §7.3.4.3).
+    fn hex_digit(&mut self, b: u8) {
+        if let Some(v) = hex_value(b) {
+            match self.hex_high.take() {
+                Some(high) => self.string_byte(high << 4 | v),
+                None => self.hex_high = Some(v),
+            }
+        }
     }
 
     fn string_byte(&mut self, b: u8) {
@@ -183,7 +208,8 @@ impl Lexer {
                     b')' => {
                         self.depth = self.depth.saturating_sub(1);
                         if self.depth == 0 {
-                            let s = std::mem::take(&mut self.string);
+                            // a copy of its size: `string` keeps its room for the next
+                            let s = self.string.clone();
                             self.operand(Operand::Str(s));
                             self.state = Lex::Ground;
                         } else {
@@ -237,14 +263,11 @@ impl Lexer {
                     if let Some(high) = self.hex_high.take() {
                         self.string_byte(high << 4);
                     }
-                    let s = std::mem::take(&mut self.string);
+                    let s = self.string.clone();
                     self.operand(Operand::Str(s));
                     self.state = Lex::Ground;
-                } else if let Some(v) = hex_value(b) {
-                    match self.hex_high.take() {
-                        Some(high) => self.string_byte(high << 4 | v),
-                        None => self.hex_high = Some(v),
-                    }
+                } else {
+                    self.hex_digit(b);
                 }
                 Ok(())
             }
@@ -594,6 +617,33 @@ BT % a comment (not shown) Tj
                 "line机密last"
             ]
         );
+    }
+
+    #[test]
+    fn hex_strings_read_the_same_in_pieces_of_any_size() {
+        // white space inside, either case, an odd last digit (a trailing 0), one unclosed
+        let content: &[u8] =
+            b"BT <48 65\n6C6c\r\t6F> Tj T* <FEFF 673a\n5BC6> Tj T* (x) Tj <41 4> Tj ET <41";
+        let read = |step: usize| {
+            let mut lines: Vec<String> = Vec::new();
+            let mut fonts = Fonts::new();
+            let mut lexer = Lexer::new(true);
+            let mut sink = |line: &str| {
+                lines.push(line.to_string());
+                Ok(())
+            };
+            for piece in content.chunks(step) {
+                lexer.feed(piece, &mut sink, &mut fonts).unwrap();
+            }
+            lexer.finish(&mut sink, &mut fonts, false).unwrap();
+            fonts.finish(&mut sink).unwrap();
+            lines
+        };
+        let whole = read(content.len());
+        assert_eq!(whole, ["Hello", "机密", "xA@"]);
+        for step in 1..content.len() {
+            assert_eq!(read(step), whole, "pieces of {step} bytes");
+        }
     }
 
     #[test]
