@@ -337,10 +337,12 @@ fn numbers(s: &str) -> impl Iterator<Item = f64> + '_ {
 }
 
 /// The value of the attribute with this local name, decoded; `None` when absent or
-/// malformed (the caller has checked the attributes are well formed).
+/// malformed. The caller has checked the attributes are well formed and none repeats
+/// (`bad_attribute`, on every element `read_part` reads): that check is not made again.
 fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
-    start
-        .attributes()
+    let mut attributes = start.attributes();
+    attributes
+        .with_checks(false)
         .flatten()
         .find(|a| a.key.local_name().as_ref() == local)
         .and_then(|a| value(&a).ok())
@@ -959,6 +961,9 @@ mod tests {
             "<p attr=>x</p>",
             "</p>",
             "<a Remark=\"&bogus;\"/>",
+            // one attribute twice: two readers could take either value
+            "<a Remark=\"x\" Remark=\"机密\"/>",
+            "<TextObject Boundary=\"0 0 9 9\"><TextCode X=\"0\" X=\"5\" Y=\"5\">a</TextCode></TextObject>",
         ] {
             let r = read(xml).expect_err(xml);
             assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");
