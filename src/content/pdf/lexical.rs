@@ -21,13 +21,31 @@ pub(super) fn is_regular(b: u8) -> bool {
 
 /// The value of a hex digit, either case.
 pub(super) fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    // a table, not a match: the digits of a CID font's text come in no order a branch
+    // predictor could learn
+    let v = HEX_VALUES[usize::from(b)];
+    (v != NOT_HEX).then_some(v)
 }
+
+/// [`HEX_VALUES`] of a byte that is no hex digit.
+const NOT_HEX: u8 = 0xff;
+
+/// The value of each byte as a hex digit, or [`NOT_HEX`].
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Where `needle` first occurs in `hay` (SIMD search, `memchr::memmem`).
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -37,4 +55,15 @@ pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Where `needle` last occurs in `hay` (SIMD search, `memchr::memmem`).
 pub(super) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::rfind(hay, needle)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_values_are_those_of_the_hex_digits_only() {
+        for b in 0..=u8::MAX {
+            let want = char::from(b).to_digit(16).map(|v| v as u8);
+            assert_eq!(super::hex_value(b), want, "byte {b:#04x}");
+        }
+    }
 }
