@@ -468,7 +468,7 @@ fn http_ok(port: u16, path: &str) -> bool {
 
 /// Writes `size` bytes of a PDF-shaped file (header, one image stream of pseudo-random
 /// bytes, trailer): content the lab's outbound policy accepts.
-fn write_pdf(path: &Path, size: u64, seed: u64) -> Result<(), BenchError> {
+pub(super) fn write_pdf(path: &Path, size: u64, seed: u64) -> Result<(), BenchError> {
     let head =
         b"%PDF-1.7\n1 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n";
     let tail = b"\nendstream\nendobj\ntrailer\n<< /Size 2 >>\n%%EOF\n";

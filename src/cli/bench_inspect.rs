@@ -7,6 +7,7 @@
 //!  generate (streamed to a file) ─► inspect_file (one thread) ─► MiB/s of the file, peak RSS
 //!   CID-font PDF   Identity-H text with a /ToUnicode CMap, page streams FlateDecode
 //!   OFD            pages of TextObject/TextCode, stored
+//!   scanned PDF    one image stream (DCTDecode, not decoded), as the file figures send
 //!   .doc           a compound file, WordDocument with one UTF-16LE piece, 1Table
 //! ```
 //!
@@ -354,13 +355,18 @@ pub fn run(dir: &Path, mib: u64, sha: f64) -> Result<(), BenchError> {
         "\ncontent inspection, one core, outbound policy (ratios to SHA-256 one core = {sha:.0} MiB/s)"
     );
     type Writer = fn(&Path, u64) -> Result<(), BenchError>;
-    let kinds: [(&str, &str, Writer); 3] = [
+    let kinds: [(&str, &str, Writer); 4] = [
         (
             "CID-font PDF (Identity-H + ToUnicode)",
             "报告.pdf",
             write_cid_pdf,
         ),
         ("OFD (GB/T 33190)", "判决书.ofd", write_ofd),
+        (
+            "scanned PDF (one image stream)",
+            "扫描件.pdf",
+            |path, size| super::bench::write_pdf(path, size, 1),
+        ),
         ("Word 97-2003 .doc (UTF-16 piece)", "判决书.doc", write_doc),
     ];
     for (what, name, write) in kinds {
