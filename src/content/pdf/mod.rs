@@ -200,39 +200,26 @@ struct Ending {
     carry: Vec<u8>,
     /// Whether a `%%EOF` was seen.
     seen: bool,
-    /// Bytes other than white space since the last `%%EOF`.
-    after: u64,
+    /// Bytes fed.
+    fed: u64,
+    /// The offset just past the last `%%EOF` seen.
+    marker_end: u64,
+    /// The offset of the last byte fed that is not white space.
+    last_solid: Option<u64>,
 }
 
 /// The end-of-file marker.
 const EOF_MARK: &[u8] = b"%%EOF";
 
-/// How many bytes of `data` are not white space (ISO 32000-2 §7.2.3, NUL included).
-fn not_white(data: &[u8]) -> u64 {
-    // counted in blocks of at most 255 into a byte-wide sum, without branches: the
-    // compiler turns the inner loop into vector instructions
-    let mut white = 0u64;
-    for block in data.chunks(255) {
-        let mut n = 0u8;
-        for &b in block {
-            // at most one is 1, at most 255 bytes: never wraps (wrapping: no overflow check
-            // in the way of the vector instructions)
-            let is_white = u8::from(b == b' ')
-                | u8::from(b == b'\t')
-                | u8::from(b == b'\r')
-                | u8::from(b == b'\n')
-                | u8::from(b == 0x0c)
-                | u8::from(b == 0);
-            n = n.wrapping_add(is_white);
-        }
-        white += u64::from(n);
-    }
-    data.len() as u64 - white
+/// Whether `b` is white space (ISO 32000-2 §7.2.3, NUL included).
+fn is_white_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | 0)
 }
 
 impl Ending {
     /// Feeds the next bytes of the file: one search for the last marker in them (and one
-    /// across the boundary with the bytes before), one count of what follows it.
+    /// across the boundary with the bytes before), and one for their last byte that is not
+    /// white space, from their end (where it most often is: no byte is counted).
     fn feed(&mut self, data: &[u8]) {
         // forward search, vectorised (the reverse one is not), for the last marker
         let last = memchr::memmem::find_iter(data, EOF_MARK)
@@ -248,13 +235,14 @@ impl Ending {
                     .filter(|&end| end > self.carry.len())
                     .map(|end| end - self.carry.len())
             });
-        match last {
-            Some(end) => {
-                self.seen = true;
-                self.after = not_white(data.get(end..).unwrap_or_default());
-            }
-            None => self.after += not_white(data),
+        if let Some(end) = last {
+            self.seen = true;
+            self.marker_end = self.fed + end as u64;
         }
+        if let Some(at) = data.iter().rposition(|&b| !is_white_space(b)) {
+            self.last_solid = Some(self.fed + at as u64);
+        }
+        self.fed += data.len() as u64;
         let keep = EOF_MARK.len() - 1;
         if data.len() >= keep {
             self.carry.clear();
@@ -270,16 +258,25 @@ impl Ending {
         if !self.seen {
             return Err(unreadable("the PDF has no %%EOF: it is cut short"));
         }
-        if self.after > 0 {
+        if self.after() > 0 {
             return Err(Refusal::new(
                 Reason::Polyglot,
                 format!(
                     "{} bytes after the PDF's last %%EOF: a second file behind the document",
-                    self.after
+                    self.after()
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// The bytes after the last `%%EOF` when any of them is not white space, else 0 (and 0
+    /// before a marker is seen).
+    fn after(&self) -> u64 {
+        match self.last_solid {
+            Some(solid) if self.seen && solid >= self.marker_end => self.fed - self.marker_end,
+            _ => 0,
+        }
     }
 }
 
@@ -317,7 +314,7 @@ mod tests {
     }
 
     /// The end of `data` as a byte-by-byte reading sees it: whether a `%%EOF` occurs, and
-    /// how many bytes other than white space follow the last one.
+    /// how many bytes follow the last one where any of them is not white space.
     fn ending_bytewise(data: &[u8]) -> (bool, u64) {
         let mut last = None;
         for at in 0..data.len() {
@@ -331,8 +328,9 @@ mod tests {
                 .count() as u64
         };
         match last {
-            Some(end) => (true, count(&data[end..])),
-            None => (false, count(data)),
+            Some(end) if count(&data[end..]) > 0 => (true, (data.len() - end) as u64),
+            Some(_) => (true, 0),
+            None => (false, 0),
         }
     }
 
@@ -378,7 +376,7 @@ mod tests {
                 e.feed(&data[..cut]);
                 e.feed(&data[cut..]);
                 assert_eq!(
-                    (e.seen, e.after),
+                    (e.seen, e.after()),
                     want,
                     "{:?} cut at {cut}",
                     String::from_utf8_lossy(data)
@@ -389,7 +387,7 @@ mod tests {
                 e.feed(b);
             }
             assert_eq!(
-                (e.seen, e.after),
+                (e.seen, e.after()),
                 want,
                 "{:?} byte by byte",
                 String::from_utf8_lossy(data)
