@@ -337,8 +337,9 @@ fn numbers(s: &str) -> impl Iterator<Item = f64> + '_ {
 }
 
 /// The value of the attribute with this local name, decoded; `None` when absent or
-/// malformed. The caller has checked the attributes are well formed and none repeats
-/// (`bad_attribute`, on every element `read_part` reads): that check is not made again.
+/// malformed. The caller has checked the attributes are well formed and no qualified name
+/// repeats (`bad_attribute`, on every element `read_part` reads): that check is not made
+/// again.
 fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
     let mut attributes = start.attributes();
     attributes

@@ -64,7 +64,8 @@ struct Space {
 struct Dense {
     /// Code length in bytes (1 or 2).
     len: u8,
-    /// The lowest code this CMap maps at that length: entry 0.
+    /// The lowest code any of its ranges or bfchar entries of that length starts at:
+    /// entry 0.
     first: u32,
     /// One entry per code from `first` to the highest mapped: the character's scalar value,
     /// [`UNMAPPED`] or [`SEVERAL`].
@@ -309,6 +310,10 @@ impl CMap {
     pub(super) fn seal(&mut self, room: &mut usize) {
         self.ranges.sort_by_key(|(l, low, ..)| (*l, *low));
         self.dense.clear();
+        if self.overflow {
+            // refused when used: no room spent on it
+            return;
+        }
         for len in [1u8, 2] {
             let codes = self
                 .ranges
@@ -326,8 +331,7 @@ impl CMap {
             }) else {
                 continue;
             };
-            // codes of `len` bytes are below 2^(8 len): a range past that maps nothing more
-            let last = last.min((1u32 << (8 * u32::from(len))) - 1);
+            // none when the only ranges run backwards (they map nothing)
             let Some(size) = last.checked_sub(first).map(|n| n as usize + 1) else {
                 continue;
             };
@@ -513,6 +517,71 @@ mod tests {
         let mut small = CMap::default();
         small.bf_chars(&strs(&[b"\x01", b"\x00A", b"\x02", b"\x00B"]), &mut room);
         assert!(small.overflow);
+    }
+
+    #[test]
+    fn the_direct_table_answers_as_the_map_for_every_code() {
+        let mut room = 1000;
+        let mut map = CMap::default();
+        // one-byte codes: a range, a bfchar inside it (bfchar wins), a code to two chars
+        map.bf_ranges(&strs(&[b"\x20", b"\x7e", b"\x00\x20"]), &mut room);
+        map.bf_chars(
+            &strs(&[b"\x41", b"\x67\x3a", b"\x42", b"\x00f\x00i"]),
+            &mut room,
+        );
+        // two-byte codes: overlapping ranges, a range that runs backwards, an array range
+        // with an empty and a missing item, a surrogate pair, a bfchar inside a range
+        map.bf_ranges(
+            &strs(&[
+                b"\x4e\x00",
+                b"\x4e\xff",
+                b"\x4e\x00",
+                b"\x4e\x80",
+                b"\x4f\x10",
+                b"\x5b\xc6",
+                b"\x90\x00",
+                b"\x8f\x00",
+                b"\x00\x41",
+                b"\x01\x00",
+                b"\x01\x00",
+                b"\xd8\x40\xdc\x00",
+            ]),
+            &mut room,
+        );
+        let mut items = strs(&[b"\x02\x00", b"\x02\x03"]);
+        items.extend([
+            Item::ArrayOpen,
+            Item::Str(b"\x67\x3a"),
+            Item::Str(b""),
+            Item::Name(b"space"),
+            Item::ArrayClose,
+        ]);
+        map.bf_ranges(&items, &mut room);
+        map.bf_chars(&strs(&[b"\x4e\x10", b"\x5b\xc6"]), &mut room);
+        let mut dense_room = MAX_DENSE_CODES;
+        map.seal(&mut dense_room);
+        assert_eq!(map.dense.len(), 2);
+        let (mut fast, mut slow) = (String::new(), String::new());
+        for (len, top) in [(1u8, 0xffu32), (2, 0xffff)] {
+            for v in 0..=top {
+                fast.clear();
+                slow.clear();
+                let hit = map.lookup_into((len, v), &mut fast);
+                assert_eq!(hit, map.lookup_mapped((len, v), &mut slow), "{len} {v:#x}");
+                assert_eq!(fast, slow, "{len} {v:#x}");
+            }
+        }
+        assert_eq!(map.lookup((1, 0x41)).as_deref(), Some("机"));
+        assert_eq!(map.lookup((1, 0x42)).as_deref(), Some("fi"));
+        assert_eq!(map.lookup((2, 0x4e10)).as_deref(), Some("密"));
+        assert_eq!(map.lookup((2, 0x0100)).as_deref(), Some("\u{20000}"));
+        // an unusable map spends no room
+        let mut over = map.clone();
+        over.overflow = true;
+        let mut dense_room = MAX_DENSE_CODES;
+        over.seal(&mut dense_room);
+        assert!(over.dense.is_empty());
+        assert_eq!(dense_room, MAX_DENSE_CODES);
     }
 
     #[test]

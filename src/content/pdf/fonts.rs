@@ -695,7 +695,8 @@ impl Fonts {
         }
         let mut done: Vec<u64> = Vec::new();
         for reading in 0..readings {
-            // a code is one to four bytes and its text seldom longer than three
+            // room for the usual line at once: a two-byte code's character takes three
+            // bytes of UTF-8, and its runs hold the codes and a few bytes more
             let mut text = String::with_capacity(line.len());
             let mut readers: HashMap<u32, Reader<'_>> = HashMap::new();
             for (_, r) in records(line) {

@@ -623,7 +623,7 @@ BT % a comment (not shown) Tj
     fn hex_strings_read_the_same_in_pieces_of_any_size() {
         // white space inside, either case, an odd last digit (a trailing 0), one unclosed
         let content: &[u8] =
-            b"BT <48 65\n6C6c\r\t6F> Tj T* <FEFF 673a\n5BC6> Tj T* (x) Tj <41 4> Tj ET <41";
+            b"BT << /A <42> >> <48 65\n6C6c\r\t6F> Tj T* <FEFF 673a\n5BC6> Tj T* (x) Tj <41 4> Tj ET <41";
         let read = |step: usize| {
             let mut lines: Vec<String> = Vec::new();
             let mut fonts = Fonts::new();
