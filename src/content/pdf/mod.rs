@@ -211,11 +211,6 @@ struct Ending {
 /// The end-of-file marker.
 const EOF_MARK: &[u8] = b"%%EOF";
 
-/// Whether `b` is white space (ISO 32000-2 §7.2.3, NUL included).
-fn is_white_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | 0)
-}
-
 impl Ending {
     /// Feeds the next bytes of the file: one search for the last marker in them (and one
     /// across the boundary with the bytes before), and one for their last byte that is not
@@ -239,7 +234,7 @@ impl Ending {
             self.seen = true;
             self.marker_end = self.fed + end as u64;
         }
-        if let Some(at) = data.iter().rposition(|&b| !is_white_space(b)) {
+        if let Some(at) = data.iter().rposition(|&b| !lexical::is_white(b)) {
             self.last_solid = Some(self.fed + at as u64);
         }
         self.fed += data.len() as u64;
