@@ -544,12 +544,35 @@ fn unreadable(at: &str, detail: impl fmt::Display) -> Refusal {
     )
 }
 
-/// The first malformed attribute of an element, if any.
+/// The first malformed attribute of an element, or the first local name two of its
+/// attributes share (a qualified name repeated, or `X` beside `p:X`: two readers could take
+/// either value, and [`attribute`] takes the first by local name), if any. Namespace
+/// declarations (`xmlns`, `xmlns:p`) bind prefixes and are not counted.
 fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
-    start
-        .attributes()
-        .find_map(|a| a.err())
-        .map(|e| e.to_string())
+    for (i, a) in start.attributes().enumerate() {
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => return Some(e.to_string()),
+        };
+        if a.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let local = a.key.local_name();
+        // the attributes before it, all well formed: this loop has read them already
+        let mut earlier = start.attributes();
+        let twice = earlier
+            .with_checks(false)
+            .flatten()
+            .take(i)
+            .any(|b| b.key.as_namespace_binding().is_none() && b.key.local_name() == local);
+        if twice {
+            return Some(format!(
+                "two attributes named {:?} (one local name under two prefixes)",
+                String::from_utf8_lossy(local.as_ref())
+            ));
+        }
+    }
+    None
 }
 
 /// Reads one XML part of an OFD package (GB/T 33190-2016): `OFD.xml`, `Document.xml`, page
@@ -954,6 +977,13 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_declaration_shares_no_name_with_the_attributes() {
+        // `xmlns:X` binds a prefix; `X` and the default `xmlns` are not repeated by it
+        let xml = "<a xmlns=\"urn:d\" xmlns:X=\"urn:x\" X=\"1\" Remark=\"ok\"/>";
+        assert!(read(xml).is_ok(), "{xml}");
+    }
+
+    #[test]
     fn malformed_parts_are_unreadable() {
         for xml in [
             "<a><b></a>",
@@ -965,6 +995,10 @@ mod tests {
             // one attribute twice: two readers could take either value
             "<a Remark=\"x\" Remark=\"机密\"/>",
             "<TextObject Boundary=\"0 0 9 9\"><TextCode X=\"0\" X=\"5\" Y=\"5\">a</TextCode></TextObject>",
+            // one local name under two prefixes: which one counts is the reader's guess
+            "<a xmlns:p=\"urn:p\" Remark=\"x\" p:Remark=\"机密\"/>",
+            "<a xmlns:p=\"urn:p\" xmlns:q=\"urn:q\" p:Remark=\"x\" q:Remark=\"机密\"/>",
+            "<TextObject xmlns:p=\"urn:p\" Boundary=\"0 0 9 9\"><TextCode X=\"0\" p:X=\"5\" Y=\"5\">a</TextCode></TextObject>",
         ] {
             let r = read(xml).expect_err(xml);
             assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");
