@@ -38,7 +38,7 @@ use quick_xml::XmlVersion;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::io::{self, BufRead};
 use std::sync::Arc;
@@ -337,15 +337,15 @@ fn numbers(s: &str) -> impl Iterator<Item = f64> + '_ {
 }
 
 /// The value of the attribute with this local name, decoded; `None` when absent or
-/// malformed. The caller has checked the attributes are well formed and no qualified name
-/// repeats (`bad_attribute`, on every element `read_part` reads): that check is not made
-/// again.
+/// malformed. A namespace declaration is no attribute here: `xmlns:Y` is never `Y`. The
+/// caller has checked the attributes are well formed and no local name repeats
+/// (`bad_attribute`, on every element `read_part` reads): that check is not made again.
 fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
     let mut attributes = start.attributes();
     attributes
         .with_checks(false)
         .flatten()
-        .find(|a| a.key.local_name().as_ref() == local)
+        .find(|a| a.key.as_namespace_binding().is_none() && a.key.local_name().as_ref() == local)
         .and_then(|a| value(&a).ok())
         .map(Cow::into_owned)
 }
@@ -547,9 +547,18 @@ fn unreadable(at: &str, detail: impl fmt::Display) -> Refusal {
 /// The first malformed attribute of an element, or the first local name two of its
 /// attributes share (a qualified name repeated, or `X` beside `p:X`: two readers could take
 /// either value, and [`attribute`] takes the first by local name), if any. Namespace
-/// declarations (`xmlns`, `xmlns:p`) bind prefixes and are not counted.
+/// declarations (`xmlns`, `xmlns:p`) bind prefixes and are not counted with the attributes
+/// (a declaration repeated is malformed: quick-xml's check of qualified names). Linear in
+/// the attributes: a tag may hold hundreds of thousands within [`MAX_TOKEN`].
 fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
-    for (i, a) in start.attributes().enumerate() {
+    /// Local names compared one by one; past these, through a hash set.
+    const FEW: usize = 8;
+    let mut few: [&[u8]; FEW] = [&[]; FEW];
+    let mut many: HashSet<&[u8]> = HashSet::new();
+    let mut count = 0usize;
+    // quick-xml's own check (on) refuses a qualified name repeated; a local name repeated
+    // under another prefix is looked for here
+    for a in start.attributes() {
         let a = match a {
             Ok(a) => a,
             Err(e) => return Some(e.to_string()),
@@ -557,20 +566,26 @@ fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
         if a.key.as_namespace_binding().is_some() {
             continue;
         }
-        let local = a.key.local_name();
-        // the attributes before it, all well formed: this loop has read them already
-        let mut earlier = start.attributes();
-        let twice = earlier
-            .with_checks(false)
-            .flatten()
-            .take(i)
-            .any(|b| b.key.as_namespace_binding().is_none() && b.key.local_name() == local);
+        let local = a.key.local_name().into_inner();
+        let twice = match few.get_mut(count) {
+            Some(slot) => {
+                *slot = local;
+                few.get(..count).unwrap_or_default().contains(&local)
+            }
+            None => {
+                if many.is_empty() {
+                    many.extend(few);
+                }
+                !many.insert(local)
+            }
+        };
         if twice {
             return Some(format!(
-                "two attributes named {:?} (one local name under two prefixes)",
-                String::from_utf8_lossy(local.as_ref())
+                "two attributes have the local name {:?}",
+                String::from_utf8_lossy(local)
             ));
         }
+        count += 1;
     }
     None
 }
@@ -636,10 +651,12 @@ pub fn read_part(
             }
             Err(e) => return malformed(&e),
         };
+        if let Event::Start(start) | Event::Empty(start) = &event
+            && let Some(bad) = bad_attribute(start)
+        {
+            return malformed(&bad);
+        }
         let step = match event {
-            Event::Start(start) | Event::Empty(start) if bad_attribute(&start).is_some() => {
-                return malformed(&bad_attribute(&start).unwrap_or_default());
-            }
             Event::Start(start) => {
                 if part.stack.len() >= MAX_NESTING {
                     return malformed(&format!("elements nested deeper than {MAX_NESTING}"));
@@ -977,10 +994,41 @@ mod tests {
     }
 
     #[test]
-    fn a_namespace_declaration_shares_no_name_with_the_attributes() {
-        // `xmlns:X` binds a prefix; `X` and the default `xmlns` are not repeated by it
-        let xml = "<a xmlns=\"urn:d\" xmlns:X=\"urn:x\" X=\"1\" Remark=\"ok\"/>";
-        assert!(read(xml).is_ok(), "{xml}");
+    fn a_local_name_repeated_among_many_attributes_is_found_at_once() {
+        // past the few compared one by one: a tag of 200,000 attributes, the repeat last
+        let mut tag = String::from("<a xmlns:p=\"urn:p\"");
+        for i in 0..200_000 {
+            tag.push_str(&format!(" a{i}=\"\""));
+        }
+        let unique = format!("{tag}/>");
+        assert!(read(&unique).is_ok());
+        // the same name (quick-xml's check), and one local name under a prefix (this one)
+        for (repeat, said) in [
+            (" a199999=\"\"", "duplicated attribute"),
+            (" p:a7=\"\"", "local name \"a7\""),
+            (" p:a12345=\"\"", "local name \"a12345\""),
+        ] {
+            let xml = format!("{tag}{repeat}/>");
+            let r = read(&xml).expect_err(repeat);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{repeat}: {r}");
+            assert!(r.detail.contains(said), "{r}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_declaration_is_not_read_as_the_attribute_of_its_prefix() {
+        // `xmlns:Y` binds a prefix: it repeats no `Y`, and is never read as one (read as
+        // the text code's Y, 900 would put 密 on a line of its own, apart from 机)
+        for decl in [
+            "xmlns:Y=\"900\" X=\"5\" Y=\"5\"",
+            "X=\"5\" Y=\"5\" xmlns:Y=\"900\"",
+        ] {
+            let xml = page(&format!(
+                r#"<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode X="0" Y="5">机</ofd:TextCode></ofd:TextObject>
+<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode {decl}>密</ofd:TextCode></ofd:TextObject>"#
+            ));
+            assert_eq!(read(&xml).unwrap().0, ["机密"], "{decl}");
+        }
     }
 
     #[test]
@@ -995,6 +1043,9 @@ mod tests {
             // one attribute twice: two readers could take either value
             "<a Remark=\"x\" Remark=\"机密\"/>",
             "<TextObject Boundary=\"0 0 9 9\"><TextCode X=\"0\" X=\"5\" Y=\"5\">a</TextCode></TextObject>",
+            // a namespace declared twice
+            "<a xmlns:p=\"urn:a\" xmlns:p=\"urn:b\"/>",
+            "<a xmlns=\"urn:a\" xmlns=\"urn:b\"/>",
             // one local name under two prefixes: which one counts is the reader's guess
             "<a xmlns:p=\"urn:p\" Remark=\"x\" p:Remark=\"机密\"/>",
             "<a xmlns:p=\"urn:p\" xmlns:q=\"urn:q\" p:Remark=\"x\" q:Remark=\"机密\"/>",
