@@ -35,15 +35,24 @@ fn metrics_count_what_crossed_and_health_follows_the_link() {
     lab.publish("court", "to-internet", "tool.pdf", &elf);
     let inbox = lab.inbox("internet", "to-internet");
     wait_until(30, "five files", || visible(&inbox).len() == 5);
-    // the receipt is counted, then the spool entry goes: wait for both
-    wait_until(30, "five receipts counted and the spool empty", || {
-        let (_, m) = get(court_port, "/metrics");
-        sample(
-            &m,
-            "isogate_transmit_receipts_total{channel=\"to-internet\",status=\"landed\"}",
-        ) == 5.0
-            && sample(&m, "isogate_spool_objects{channel=\"to-internet\"}") == 0.0
-    });
+    // the receipt is counted, then the spool entry goes: wait for both, and for the
+    // refusal (the five can land before the last file is even taken)
+    wait_until(
+        30,
+        "five receipts and a refusal counted, the spool empty",
+        || {
+            let (_, m) = get(court_port, "/metrics");
+            sample(
+                &m,
+                "isogate_transmit_receipts_total{channel=\"to-internet\",status=\"landed\"}",
+            ) == 5.0
+                && sample(
+                    &m,
+                    "isogate_refusals_total{channel=\"to-internet\",reason=\"type_refused\"}",
+                ) == 1.0
+                && sample(&m, "isogate_spool_objects{channel=\"to-internet\"}") == 0.0
+        },
+    );
     let (status, court) = get(court_port, "/metrics");
     assert_eq!(status, 200);
     let c = "{channel=\"to-internet\"}";
