@@ -458,9 +458,12 @@ impl PartReader<'_> {
                 found(Found::Action(&action))?;
             }
         }
+        // a namespace declaration (`xmlns:Remark`) is no text attribute
         for a in start.attributes().flatten() {
             let key = a.key.local_name();
-            if TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref()) {
+            if a.key.as_namespace_binding().is_none()
+                && TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref())
+            {
                 let v = value(&a).map_err(|e| unreadable(self.at, e))?;
                 self.field.flush(sink)?;
                 self.field.push_text(&v, sink)?;
@@ -1028,6 +1031,27 @@ mod tests {
 <ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode {decl}>密</ofd:TextCode></ofd:TextObject>"#
             ));
             assert_eq!(read(&xml).unwrap().0, ["机密"], "{decl}");
+        }
+        // nor read as a text attribute
+        let (lines, ..) = read("<Annot xmlns:Remark=\"绝密\" Remark=\"批注\"/>").unwrap();
+        assert_eq!(lines, ["批注"]);
+    }
+
+    #[test]
+    fn a_repeat_is_found_either_side_of_the_few_compared_one_by_one() {
+        // nine or ten attributes: a repeat of one of the first eight, at the ninth or
+        // tenth place, and a repeat of the ninth at the tenth
+        let names: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+        for (len, repeat) in [(8, "a0"), (8, "a7"), (9, "a3"), (9, "a8")] {
+            let attrs: String = names[..len].iter().map(|n| format!(" {n}=\"\"")).collect();
+            let unique = format!("<a xmlns:p=\"urn:p\"{attrs}/>");
+            assert!(read(&unique).is_ok(), "{unique}");
+            let xml = format!("<a xmlns:p=\"urn:p\"{attrs} p:{repeat}=\"\"/>");
+            let r = read(&xml).expect_err(&xml);
+            assert!(
+                r.detail.contains(&format!("local name \"{repeat}\"")),
+                "{r}"
+            );
         }
     }
 
