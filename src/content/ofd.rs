@@ -341,13 +341,21 @@ fn numbers(s: &str) -> impl Iterator<Item = f64> + '_ {
 /// caller has checked the attributes are well formed and no local name repeats
 /// (`bad_attribute`, on every element `read_part` reads): that check is not made again.
 fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
-    let mut attributes = start.attributes();
-    attributes
-        .with_checks(false)
-        .flatten()
-        .find(|a| a.key.as_namespace_binding().is_none() && a.key.local_name().as_ref() == local)
+    checked_attributes(start)
+        .find(|a| a.key.local_name().as_ref() == local)
         .and_then(|a| value(&a).ok())
         .map(Cow::into_owned)
+}
+
+/// An element's attributes once `bad_attribute` has passed them (well formed, no local name
+/// repeated: not checked again), without its namespace declarations, which bind prefixes
+/// and are no attributes here (`xmlns:Y` is never `Y`).
+fn checked_attributes<'a>(start: &'a BytesStart<'_>) -> impl Iterator<Item = Attribute<'a>> {
+    let mut attributes = start.attributes();
+    attributes.with_checks(false);
+    attributes
+        .flatten()
+        .filter(|a| a.key.as_namespace_binding().is_none())
 }
 
 fn value<'a>(a: &Attribute<'a>) -> Result<Cow<'a, str>, String> {
@@ -459,11 +467,9 @@ impl PartReader<'_> {
             }
         }
         // a namespace declaration (`xmlns:Remark`) is no text attribute
-        for a in start.attributes().flatten() {
+        for a in checked_attributes(start) {
             let key = a.key.local_name();
-            if a.key.as_namespace_binding().is_none()
-                && TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref())
-            {
+            if TEXT_ATTRIBUTES.iter().any(|t| t.as_bytes() == key.as_ref()) {
                 let v = value(&a).map_err(|e| unreadable(self.at, e))?;
                 self.field.flush(sink)?;
                 self.field.push_text(&v, sink)?;
