@@ -1,6 +1,7 @@
 //! `isogate bench`: the project's benchmark. In one run it measures this machine's own
 //! limits (one core's SHA-256, SM3, AES-256-GCM and SM4-GCM, raw loopback UDP and TCP, the
-//! disk's durable writes),
+//! disk's durable writes, the file system under the bench's directory: see
+//! `bench/filesystem.rs`),
 //! then, on a fresh lab with both nodes running as real `isogate run` processes, the
 //! gateway's figures — one large file drop to landed (split by its audit records into its
 //! steps: see `bench/phases.rs`), sustained small files per second (with the disk's cache
@@ -19,6 +20,7 @@
 //! of the whole, the lab's
 //! policies on both nodes, durable landing and audit records.
 
+mod filesystem;
 mod flushes;
 pub(crate) mod messages;
 mod phases;
@@ -780,6 +782,10 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     let (disk, syncs) = disk_durable(&root)?;
     println!("  disk, 256 MiB written, fsync   {disk:8.0} MiB/s");
     println!("  disk, 4 KiB written, fsync     {syncs:8.0} per s");
+    println!(
+        "  file system                    {}",
+        filesystem::describe(&root)
+    );
     if opts.inspect_mib > 0 && opts.wants(Figure::Inspect) {
         super::bench_inspect::run(&root.join("inspect"), opts.inspect_mib, sha)?;
     }

@@ -1,0 +1,156 @@
+//! `isogate bench`, the file system under the bench's directory, printed beside the disk's
+//! limits: its kind (`statfs(2)`'s `f_type`, the magic numbers of `linux/magic.h`), the
+//! block device it is on, and for ext4 whether it keeps a journal and in which data mode
+//! (`/proc/fs/ext4/<device>/options`).
+//!
+//! The small-file figures follow it as much as the cores: on a journaled file system each
+//! fsync is a journal commit and a flush of the disk's cache, so the figure follows the
+//! fsyncs per file; on ext4 without a journal, creating a file soon after many were deleted
+//! walks the recently freed inodes (README, Benchmark), so the figure falls from one run
+//! to the next. Printing it lets two runs' figures be compared only where they should be.
+
+use std::path::Path;
+
+/// Kinds of file system by `f_type`, as `linux/magic.h` names them (ext2, ext3 and ext4
+/// share one number; [`describe`] tells ext4 by its `/proc/fs/ext4` entry).
+const KINDS: &[(u64, &str)] = &[
+    (0xEF53, "ext2/ext3/ext4"),
+    (0x5846_5342, "xfs"),
+    (0x9123_683E, "btrfs"),
+    (0xF2F5_2010, "f2fs"),
+    (0x2FC1_2FC1, "zfs"),
+    (0x0102_1994, "tmpfs"),
+    (0x794C_7630, "overlayfs"),
+    (0x6969, "nfs"),
+    (0xFF53_4D42, "cifs"),
+    (0x6573_5546, "fuse"),
+    (0x9FA0, "proc"),
+];
+
+/// What an ext4 file system's `options` file (`/proc/fs/ext4/<device>/options`, one
+/// option per line) says of its journal: `Some(mode)` with the data mode (`ordered`,
+/// `writeback` or `journal`) where it keeps one, `None` where it does not (the kernel
+/// clears the data mode of a file system mounted without a journal, so the file has no
+/// `data=` line).
+pub fn ext4_journal(options: &str) -> Option<&str> {
+    options
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("data="))
+}
+
+/// The name of the file system kind `f_type` (a `statfs(2)` magic number), or `None` for
+/// one this module does not know.
+pub fn kind(f_type: u64) -> Option<&'static str> {
+    KINDS
+        .iter()
+        .find(|(magic, _)| *magic == f_type)
+        .map(|(_, name)| *name)
+}
+
+/// One line on the file system holding `dir`: its kind, whether an ext4 keeps a journal,
+/// and the block device it is on, e.g. `ext4 with a journal (data=ordered), on vda1`,
+/// `ext4 without a journal, on vda`, `xfs, on nvme0n1p2`, `tmpfs, on no block device`.
+/// What cannot be read is said in the line, never guessed.
+pub fn describe(dir: &Path) -> String {
+    describe_in(Path::new("/sys"), Path::new("/proc"), dir)
+}
+
+/// [`describe`] with `sys` and `proc` as the sysfs and procfs mounts.
+fn describe_in(sys: &Path, proc: &Path, dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let f_type = match rustix::fs::statfs(dir) {
+        // a 32-bit word the kernel may hand back sign-extended in a signed `long`
+        Ok(st) => (st.f_type as u64) & 0xFFFF_FFFF,
+        Err(e) => return format!("cannot be read ({}: {e})", dir.display()),
+    };
+    // the kernel's name of the block device (`vda1`, `loop0`, `dm-0`): /sys/dev/block's
+    // link for the directory's device number ends in it, and /proc/fs/ext4 names by it
+    let device = std::fs::metadata(dir).ok().and_then(|m| {
+        let dev = m.dev();
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let node = std::fs::canonicalize(sys.join(format!("dev/block/{major}:{minor}"))).ok()?;
+        Some(node.file_name()?.to_string_lossy().into_owned())
+    });
+    let on = match &device {
+        Some(d) => format!("on {d}"),
+        None => "on no block device".to_string(),
+    };
+    let ext4_options = device
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(proc.join("fs/ext4").join(d).join("options")).ok());
+    match (kind(f_type), ext4_options) {
+        (Some("ext2/ext3/ext4"), Some(options)) => match ext4_journal(&options) {
+            Some(mode) => format!("ext4 with a journal (data={mode}), {on}"),
+            None => format!("ext4 without a journal, {on}"),
+        },
+        (Some(name), _) => format!("{name}, {on}"),
+        (None, _) => format!("f_type {f_type:#x}, {on}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ext4_options_file_tells_its_journal() {
+        // as a journaled and an unjournaled ext4 print them (Linux 6.x, abridged)
+        let journaled =
+            "rw\nbsddf\ndelalloc\njournal_checksum\nbarrier\ndata=ordered\ninit_itable=10\n";
+        let unjournaled = "rw\nbsddf\ndelalloc\nnojournal_checksum\nbarrier\ninit_itable=10\n";
+        assert_eq!(ext4_journal(journaled), Some("ordered"));
+        assert_eq!(ext4_journal("rw\ndata=writeback\n"), Some("writeback"));
+        assert_eq!(ext4_journal("data=journal"), Some("journal"));
+        assert_eq!(ext4_journal(unjournaled), None);
+        assert_eq!(ext4_journal(""), None);
+    }
+
+    #[test]
+    fn kinds_are_named_by_their_magic_number() {
+        assert_eq!(kind(0xEF53), Some("ext2/ext3/ext4"));
+        assert_eq!(kind(0x5846_5342), Some("xfs"));
+        assert_eq!(kind(0x0102_1994), Some("tmpfs"));
+        assert_eq!(kind(0x1234), None);
+    }
+
+    #[test]
+    fn procfs_is_named_and_on_no_block_device() {
+        assert_eq!(describe(Path::new("/proc")), "proc, on no block device");
+    }
+
+    #[test]
+    fn an_ext4_is_told_by_its_options_file() {
+        // the real file system under a temporary folder, with fake sysfs and procfs trees
+        // that put it on an ext4 of each kind
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let fake = tempfile::tempdir().unwrap();
+        let sys = fake.path().join("sys");
+        let proc = fake.path().join("proc");
+        std::fs::create_dir_all(sys.join("devices/virtual/block/vdz")).unwrap();
+        std::fs::create_dir_all(sys.join("dev/block")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../devices/virtual/block/vdz",
+            sys.join(format!("dev/block/{major}:{minor}")),
+        )
+        .unwrap();
+        let options = proc.join("fs/ext4/vdz/options");
+        std::fs::create_dir_all(options.parent().unwrap()).unwrap();
+        let real = rustix::fs::statfs(dir.path()).unwrap().f_type as u64 & 0xFFFF_FFFF;
+        std::fs::write(&options, "rw\ndata=ordered\n").unwrap();
+        let journaled = describe_in(&sys, &proc, dir.path());
+        std::fs::write(&options, "rw\nnojournal_checksum\n").unwrap();
+        let unjournaled = describe_in(&sys, &proc, dir.path());
+        if real == 0xEF53 {
+            assert_eq!(journaled, "ext4 with a journal (data=ordered), on vdz");
+            assert_eq!(unjournaled, "ext4 without a journal, on vdz");
+        } else {
+            // the options file of an ext4 is not read for another kind
+            let name = kind(real).map_or(format!("f_type {real:#x}"), str::to_string);
+            assert_eq!(journaled, format!("{name}, on vdz"));
+            assert_eq!(unjournaled, journaled);
+        }
+    }
+}
