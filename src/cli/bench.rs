@@ -782,10 +782,8 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     let (disk, syncs) = disk_durable(&root)?;
     println!("  disk, 256 MiB written, fsync   {disk:8.0} MiB/s");
     println!("  disk, 4 KiB written, fsync     {syncs:8.0} per s");
-    println!(
-        "  file system                    {}",
-        filesystem::describe(&root)
-    );
+    let file_system = filesystem::describe(&root);
+    println!("  file system                    {file_system}");
     if opts.inspect_mib > 0 && opts.wants(Figure::Inspect) {
         super::bench_inspect::run(&root.join("inspect"), opts.inspect_mib, sha)?;
     }
@@ -911,7 +909,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
     }
     println!("\ntargets (DESIGN.md §6): 1 GiB ≥ 400 MiB/s on quic, ≥ 350 on diode at MTU 1500;");
     println!("4 KiB ≥ 3000 files/s; p50 ≤ 10 ms and p99 ≤ 50 ms at 100 files/s; ≤ 100 MiB RSS");
-    if let Some(table) = summary.table(cores) {
+    if let Some(table) = summary.table(cores, &file_system) {
         print!("{table}");
     }
     Ok(())

@@ -44,8 +44,10 @@ impl Summary {
         });
     }
 
-    /// The table, or nothing when no figure ran; `cores`: this machine's.
-    pub fn table(&self, cores: usize) -> Option<String> {
+    /// The table, or nothing when no figure ran; `cores`: this machine's, `file_system`:
+    /// the file system under the labs (`super::filesystem::describe`), named in its heading
+    /// since the small-file figures follow it.
+    pub fn table(&self, cores: usize, file_system: &str) -> Option<String> {
         if self.rows.is_empty() {
             return None;
         }
@@ -70,7 +72,8 @@ impl Summary {
             width(|r| r.measured.chars().count()),
             width(|r| r.target.chars().count()),
         );
-        let mut out = format!("\nsummary ({cores} cores; both nodes on this machine)\n");
+        let mut out =
+            format!("\nsummary ({cores} cores; {file_system}; both nodes on this machine)\n");
         for r in std::iter::once(&head).chain(&self.rows) {
             let line = format!(
                 "  {:<lab$}  {:<figure$}  {:>measured$}  {:<target$}  {}",
@@ -90,7 +93,7 @@ mod tests {
     #[test]
     fn the_table_lines_up_each_lab_s_figures_with_their_targets_and_cores() {
         let mut s = Summary::default();
-        assert_eq!(s.table(2), None);
+        assert_eq!(s.table(2, "xfs, on vda"), None);
         s.lab("quic default".into());
         s.add(
             "1024 MiB file",
@@ -111,9 +114,14 @@ mod tests {
             "≥ 350 MiB/s",
             "court 0.8, internet 0.5",
         );
-        let t = s.table(2).unwrap();
+        let t = s
+            .table(2, "ext4 with a journal (data=ordered), on vda")
+            .unwrap();
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[1], "summary (2 cores; both nodes on this machine)");
+        assert_eq!(
+            lines[1],
+            "summary (2 cores; ext4 with a journal (data=ordered), on vda; both nodes on this machine)"
+        );
         assert!(lines[2].starts_with("  lab            figure"), "{t}");
         assert!(
             lines[3].starts_with("  quic default   1024 MiB file"),
