@@ -553,12 +553,27 @@ fn unreadable(at: &str, detail: impl fmt::Display) -> Refusal {
     )
 }
 
+/// The attributes [`attribute`] reads, for the place of text (`Boundary`, `CTM`, `X`, `Y`)
+/// and the target of an action (`URI`, `AttachID`, `ResourceID`). GB/T 33190 gives them
+/// no namespace.
+const READ_ATTRIBUTES: [&[u8]; 7] = [
+    b"Boundary",
+    b"CTM",
+    b"X",
+    b"Y",
+    b"URI",
+    b"AttachID",
+    b"ResourceID",
+];
+
 /// The first malformed attribute of an element, or the first local name two of its
 /// attributes share (a qualified name repeated, or `X` beside `p:X`: two readers could take
-/// either value, and [`attribute`] takes the first by local name), if any. Namespace
-/// declarations (`xmlns`, `xmlns:p`) bind prefixes and are not counted with the attributes
-/// (a declaration repeated is malformed: quick-xml's check of qualified names). Linear in
-/// the attributes: a tag may hold hundreds of thousands within [`MAX_TOKEN`].
+/// either value, and [`attribute`] takes the first by local name), or the first of
+/// [`READ_ATTRIBUTES`] under a prefix (`p:Y` alone: a reader that matches local names takes
+/// it for `Y`, a namespace-aware one sees no `Y`), if any. Namespace declarations (`xmlns`,
+/// `xmlns:p`) bind prefixes and are not counted with the attributes (a declaration repeated
+/// is malformed: quick-xml's check of qualified names). Linear in the attributes: a tag may
+/// hold hundreds of thousands within [`MAX_TOKEN`].
 fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
     /// Local names compared one by one; past these, through a hash set.
     const FEW: usize = 8;
@@ -576,6 +591,13 @@ fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
             continue;
         }
         let local = a.key.local_name().into_inner();
+        if a.key.prefix().is_some() && READ_ATTRIBUTES.contains(&local) {
+            return Some(format!(
+                "the attribute {:?} has a prefix: a reader may take it for {:?}, or see none",
+                String::from_utf8_lossy(a.key.as_ref()),
+                String::from_utf8_lossy(local)
+            ));
+        }
         let twice = match few.get_mut(count) {
             Some(slot) => {
                 *slot = local;
@@ -1041,6 +1063,40 @@ mod tests {
         // nor read as a text attribute
         let (lines, ..) = read("<Annot xmlns:Remark=\"绝密\" Remark=\"批注\"/>").unwrap();
         assert_eq!(lines, ["批注"]);
+    }
+
+    #[test]
+    fn a_place_or_target_attribute_under_a_prefix_is_unreadable() {
+        // `p:Y` alone: a reader that matches local names puts 密 on a line of its own, a
+        // namespace-aware one keeps it beside 机; either reading is refused, not chosen
+        for (attrs, said) in [
+            (r#"X="5" p:Y="900""#, "\"p:Y\""),
+            (r#"p:X="5" Y="5""#, "\"p:X\""),
+            (r#"ofd:Y="900" X="5""#, "\"ofd:Y\""),
+        ] {
+            let xml = page(&format!(
+                r#"<ofd:TextObject Boundary="0 0 50 9" xmlns:p="urn:p"><ofd:TextCode X="0" Y="5">机</ofd:TextCode></ofd:TextObject>
+<ofd:TextObject Boundary="0 0 50 9" xmlns:p="urn:p"><ofd:TextCode {attrs}>密</ofd:TextCode></ofd:TextObject>"#
+            ));
+            let r = read(&xml).expect_err(attrs);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{attrs}: {r}");
+            assert!(r.detail.contains(said), "{attrs}: {r}");
+        }
+        for xml in [
+            r#"<a xmlns:p="urn:p" p:Boundary="0 0 9 9"/>"#,
+            r#"<a xmlns:p="urn:p" p:CTM="1 0 0 1 0 0"/>"#,
+            r#"<URI xmlns:p="urn:p" p:URI="http://192.0.2.1/"/>"#,
+            r#"<GotoA xmlns:p="urn:p" p:AttachID="1"/>"#,
+            r#"<Sound xmlns:p="urn:p" p:ResourceID="1"/>"#,
+        ] {
+            let r = read(xml).expect_err(xml);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");
+        }
+        // other attributes keep their prefixes, and the unprefixed ones read as before
+        let xml = page(
+            r#"<ofd:TextObject Boundary="0 0 50 9" xmlns:p="urn:p" p:Note="x" xml:space="preserve"><ofd:TextCode X="0" Y="5" p:Yes="1">机密</ofd:TextCode></ofd:TextObject>"#,
+        );
+        assert_eq!(read(&xml).unwrap().0, ["机密"]);
     }
 
     #[test]
