@@ -9,6 +9,7 @@
 //! walks the recently freed inodes (README, Benchmark), so the figure falls from one run
 //! to the next. Printing it lets two runs' figures be compared only where they should be.
 
+use std::io;
 use std::path::Path;
 
 /// Kinds of file system by `f_type`, as `linux/magic.h` names them (ext2, ext3 and ext4
@@ -23,6 +24,7 @@ const KINDS: &[(u64, &str)] = &[
     (0x794C_7630, "overlayfs"),
     (0x6969, "nfs"),
     (0xFF53_4D42, "cifs"),
+    (0xFE53_4D42, "smb2"),
     (0x6573_5546, "fuse"),
     (0x9FA0, "proc"),
 ];
@@ -49,8 +51,9 @@ pub fn kind(f_type: u64) -> Option<&'static str> {
 
 /// One line on the file system holding `dir`: its kind, whether an ext4 keeps a journal,
 /// and the block device it is on, e.g. `ext4 with a journal (data=ordered), on vda1`,
-/// `ext4 without a journal, on vda`, `xfs, on nvme0n1p2`, `tmpfs, on no block device`.
-/// What cannot be read is said in the line, never guessed.
+/// `ext4 without a journal, on vda`, `xfs, on nvme0n1p2`, `tmpfs, on no block device of
+/// its own (0:36)` (btrfs and network file systems too: their device numbers are
+/// anonymous). What cannot be read is said in the line, never guessed.
 pub fn describe(dir: &Path) -> String {
     describe_in(Path::new("/sys"), Path::new("/proc"), dir)
 }
@@ -58,28 +61,40 @@ pub fn describe(dir: &Path) -> String {
 /// [`describe`] with `sys` and `proc` as the sysfs and procfs mounts.
 fn describe_in(sys: &Path, proc: &Path, dir: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
-    let f_type = match rustix::fs::statfs(dir) {
+    let read = rustix::fs::statfs(dir)
+        .map_err(io::Error::from)
+        .and_then(|st| Ok((st.f_type, std::fs::metadata(dir)?.dev())));
+    let (f_type, dev) = match read {
         // a 32-bit word the kernel may hand back sign-extended in a signed `long`
-        Ok(st) => (st.f_type as u64) & 0xFFFF_FFFF,
+        Ok((f_type, dev)) => ((f_type as u64) & 0xFFFF_FFFF, dev),
         Err(e) => return format!("cannot be read ({}: {e})", dir.display()),
     };
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     // the kernel's name of the block device (`vda1`, `loop0`, `dm-0`): /sys/dev/block's
-    // link for the directory's device number ends in it, and /proc/fs/ext4 names by it
-    let device = std::fs::metadata(dir).ok().and_then(|m| {
-        let dev = m.dev();
-        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-        let node = std::fs::canonicalize(sys.join(format!("dev/block/{major}:{minor}"))).ok()?;
-        Some(node.file_name()?.to_string_lossy().into_owned())
-    });
-    let on = match &device {
-        Some(d) => format!("on {d}"),
-        None => "on no block device".to_string(),
+    // link for the device number ends in it, and /proc/fs/ext4 names by it
+    let name = (major != 0)
+        .then(|| std::fs::canonicalize(sys.join(format!("dev/block/{major}:{minor}"))).ok())
+        .flatten()
+        .and_then(|node| Some(node.file_name()?.to_string_lossy().into_owned()));
+    let on = match &name {
+        Some(name) => format!("on {name}"),
+        None if major == 0 => format!("on no block device of its own ({major}:{minor})"),
+        None => format!(
+            "on device {major}:{minor}, not named in {}",
+            sys.join("dev/block").display()
+        ),
     };
-    let ext4_options = device
-        .as_ref()
-        .and_then(|d| std::fs::read_to_string(proc.join("fs/ext4").join(d).join("options")).ok());
+    let ext4_options = name.and_then(|name| {
+        std::fs::read_to_string(proc.join("fs/ext4").join(name).join("options")).ok()
+    });
+    line(f_type, &on, ext4_options.as_deref())
+}
+
+/// The line for a file system of kind `f_type`, `on` a device (`on vda1`), with the
+/// `options` file of an ext4 on it where one was read.
+fn line(f_type: u64, on: &str, ext4_options: Option<&str>) -> String {
     match (kind(f_type), ext4_options) {
-        (Some("ext2/ext3/ext4"), Some(options)) => match ext4_journal(&options) {
+        (Some("ext2/ext3/ext4"), Some(options)) => match ext4_journal(options) {
             Some(mode) => format!("ext4 with a journal (data={mode}), {on}"),
             None => format!("ext4 without a journal, {on}"),
         },
@@ -114,8 +129,52 @@ mod tests {
     }
 
     #[test]
-    fn procfs_is_named_and_on_no_block_device() {
-        assert_eq!(describe(Path::new("/proc")), "proc, on no block device");
+    fn a_line_tells_the_kind_the_journal_and_the_device() {
+        let ext4 = 0xEF53;
+        assert_eq!(
+            line(ext4, "on vda1", Some("rw\ndata=ordered\n")),
+            "ext4 with a journal (data=ordered), on vda1"
+        );
+        assert_eq!(
+            line(ext4, "on dm-0", Some("rw\nnojournal_checksum\n")),
+            "ext4 without a journal, on dm-0"
+        );
+        // no options file read: the kind only, never a guess at the journal
+        assert_eq!(line(ext4, "on vda", None), "ext2/ext3/ext4, on vda");
+        // another kind's options are not looked at
+        assert_eq!(
+            line(0x5846_5342, "on nvme0n1p2", Some("data=ordered")),
+            "xfs, on nvme0n1p2"
+        );
+        assert_eq!(line(0x1234, "on sda", None), "f_type 0x1234, on sda");
+    }
+
+    #[test]
+    fn procfs_is_named_and_on_no_block_device_of_its_own() {
+        let line = describe(Path::new("/proc"));
+        assert!(
+            line.starts_with("proc, on no block device of its own (0:"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_device_sysfs_does_not_name_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let line = describe_in(empty.path(), empty.path(), dir.path());
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let on = if major == 0 {
+            format!("on no block device of its own (0:{minor})")
+        } else {
+            format!(
+                "on device {major}:{minor}, not named in {}",
+                empty.path().join("dev/block").display()
+            )
+        };
+        assert!(line.ends_with(&format!(", {on}")), "{line}");
     }
 
     #[test]
@@ -143,12 +202,17 @@ mod tests {
         let journaled = describe_in(&sys, &proc, dir.path());
         std::fs::write(&options, "rw\nnojournal_checksum\n").unwrap();
         let unjournaled = describe_in(&sys, &proc, dir.path());
-        if real == 0xEF53 {
+        let name = kind(real).map_or(format!("f_type {real:#x}"), str::to_string);
+        if major == 0 {
+            // an anonymous device number (tmpfs, overlayfs, btrfs): sysfs is not asked
+            let on = format!("on no block device of its own (0:{minor})");
+            assert_eq!(journaled, format!("{name}, {on}"));
+            assert_eq!(unjournaled, journaled);
+        } else if real == 0xEF53 {
             assert_eq!(journaled, "ext4 with a journal (data=ordered), on vdz");
             assert_eq!(unjournaled, "ext4 without a journal, on vdz");
         } else {
             // the options file of an ext4 is not read for another kind
-            let name = kind(real).map_or(format!("f_type {real:#x}"), str::to_string);
             assert_eq!(journaled, format!("{name}, on vdz"));
             assert_eq!(unjournaled, journaled);
         }
