@@ -570,7 +570,8 @@ const READ_ATTRIBUTES: [&[u8]; 7] = [
 /// attributes share (a qualified name repeated, or `X` beside `p:X`: two readers could take
 /// either value, and [`attribute`] takes the first by local name), or the first of
 /// [`READ_ATTRIBUTES`] under a prefix (`p:Y` alone: a reader that matches local names takes
-/// it for `Y`, a namespace-aware one sees no `Y`), if any. Namespace declarations (`xmlns`,
+/// it for `Y`, a namespace-aware one sees no `Y`) or with a value that cannot be decoded (an
+/// undefined entity: [`attribute`] would see no value where another reader may), if any. Namespace declarations (`xmlns`,
 /// `xmlns:p`) bind prefixes and are not counted with the attributes (a declaration repeated
 /// is malformed: quick-xml's check of qualified names). Linear in the attributes: a tag may
 /// hold hundreds of thousands within [`MAX_TOKEN`].
@@ -591,12 +592,18 @@ fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
             continue;
         }
         let local = a.key.local_name().into_inner();
-        if a.key.prefix().is_some() && READ_ATTRIBUTES.contains(&local) {
-            return Some(format!(
-                "the attribute {:?} has a prefix: a reader may take it for {:?}, or see none",
-                String::from_utf8_lossy(a.key.as_ref()),
-                String::from_utf8_lossy(local)
-            ));
+        if READ_ATTRIBUTES.contains(&local) {
+            if a.key.prefix().is_some() {
+                return Some(format!(
+                    "the attribute {:?} has a prefix: a reader may take it for {:?}, or see none",
+                    String::from_utf8_lossy(a.key.as_ref()),
+                    String::from_utf8_lossy(local)
+                ));
+            }
+            // [`attribute`] takes a value it cannot decode for none at all
+            if let Err(e) = value(&a) {
+                return Some(format!("{}: {e}", String::from_utf8_lossy(local)));
+            }
         }
         let twice = match few.get_mut(count) {
             Some(slot) => {
@@ -720,7 +727,11 @@ pub fn read_part(
                 }
                 break;
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => Ok(()),
+            // OFD parts have none; its entities and default attribute values would be read
+            // by a reader that honours a DTD and not by this one (`Y="&y;"`, an ATTLIST
+            // giving every text code a Y)
+            Event::DocType(_) => return malformed(&"a document type declaration"),
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => Ok(()),
         };
         if let Err(refusal) = step {
             return Ok(Err(refusal));
@@ -1092,10 +1103,68 @@ mod tests {
             let r = read(xml).expect_err(xml);
             assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");
         }
+        // an empty or undeclared prefix, and a URI action's target, all the same
+        for xml in [
+            r#"<a :Y="900"/>"#,
+            r#"<a q:Y="900"/>"#,
+            r#"<Action xmlns:p="urn:p"><URI p:URI="http://192.0.2.1/"/></Action>"#,
+        ] {
+            let r = read(xml).expect_err(xml);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{xml}: {r}");
+        }
         // other attributes keep their prefixes, and the unprefixed ones read as before
         let xml = page(
             r#"<ofd:TextObject Boundary="0 0 50 9" xmlns:p="urn:p" p:Note="x" xml:space="preserve"><ofd:TextCode X="0" Y="5" p:Yes="1">机密</ofd:TextCode></ofd:TextObject>"#,
         );
+        assert_eq!(read(&xml).unwrap().0, ["机密"]);
+        // a default namespace binds no attribute: its Y is the text code's
+        let xml = page(
+            r#"<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode X="0" Y="5">机</ofd:TextCode></ofd:TextObject>
+<TextObject xmlns="urn:x" Boundary="0 0 50 9"><TextCode X="5" Y="5">密</TextCode></TextObject>"#,
+        );
+        assert_eq!(read(&xml).unwrap().0, ["机密"]);
+    }
+
+    #[test]
+    fn a_document_type_declaration_or_an_entity_in_a_place_is_unreadable() {
+        // a DTD-aware reader puts the second code at 900 (an entity, or an ATTLIST default
+        // for a missing Y); this reader would not expand either, so it reads neither
+        let half = r#"<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode X="0" Y="5">机</ofd:TextCode></ofd:TextObject>"#;
+        for (doctype, code) in [
+            (
+                r#"<!DOCTYPE ofd:Page [<!ENTITY y "900">]>"#,
+                r#"<ofd:TextCode X="5" Y="&y;">密</ofd:TextCode>"#,
+            ),
+            (
+                r#"<!DOCTYPE ofd:Page [<!ATTLIST ofd:TextCode Y CDATA "900">]>"#,
+                r#"<ofd:TextCode X="5">密</ofd:TextCode>"#,
+            ),
+            (
+                r#"<!DOCTYPE ofd:Page>"#,
+                r#"<ofd:TextCode X="5" Y="5">密</ofd:TextCode>"#,
+            ),
+        ] {
+            let body =
+                format!(r#"{half}<ofd:TextObject Boundary="0 0 50 9">{code}</ofd:TextObject>"#);
+            let xml = page(&body).replacen("?>", &format!("?>{doctype}"), 1);
+            let r = read(&xml).expect_err(doctype);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{doctype}: {r}");
+            assert!(r.detail.contains("document type declaration"), "{r}");
+        }
+        // without the declaration, the entity alone: an undefined one, named
+        for attrs in [r#"X="5" Y="&y;""#, r#"X="&x;" Y="5""#] {
+            let xml = page(&format!(
+                r#"{half}<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode {attrs}>密</ofd:TextCode></ofd:TextObject>"#
+            ));
+            let r = read(&xml).expect_err(attrs);
+            assert_eq!(r.reason, Reason::ContentUnreadable, "{attrs}: {r}");
+        }
+        let r = read(r#"<TextObject Boundary="&b;"/>"#).unwrap_err();
+        assert!(r.detail.contains("Boundary"), "{r}");
+        // the five predefined entities and character references still read
+        let xml = page(&format!(
+            r#"{half}<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode X="&#53;" Y="&#x35;">密</ofd:TextCode></ofd:TextObject>"#
+        ));
         assert_eq!(read(&xml).unwrap().0, ["机密"]);
     }
 
