@@ -571,10 +571,10 @@ const READ_ATTRIBUTES: [&[u8]; 7] = [
 /// either value, and [`attribute`] takes the first by local name), or the first of
 /// [`READ_ATTRIBUTES`] under a prefix (`p:Y` alone: a reader that matches local names takes
 /// it for `Y`, a namespace-aware one sees no `Y`) or with a value that cannot be decoded (an
-/// undefined entity: [`attribute`] would see no value where another reader may), if any. Namespace declarations (`xmlns`,
-/// `xmlns:p`) bind prefixes and are not counted with the attributes (a declaration repeated
-/// is malformed: quick-xml's check of qualified names). Linear in the attributes: a tag may
-/// hold hundreds of thousands within [`MAX_TOKEN`].
+/// undefined entity: [`attribute`] would see no value where another reader may), if any.
+/// Namespace declarations (`xmlns`, `xmlns:p`) bind prefixes and are not counted with the
+/// attributes (a declaration repeated is malformed: quick-xml's check of qualified names).
+/// Linear in the attributes: a tag may hold hundreds of thousands within [`MAX_TOKEN`].
 fn bad_attribute(start: &BytesStart<'_>) -> Option<String> {
     /// Local names compared one by one; past these, through a hash set.
     const FEW: usize = 8;
@@ -1117,11 +1117,11 @@ mod tests {
             r#"<ofd:TextObject Boundary="0 0 50 9" xmlns:p="urn:p" p:Note="x" xml:space="preserve"><ofd:TextCode X="0" Y="5" p:Yes="1">机密</ofd:TextCode></ofd:TextObject>"#,
         );
         assert_eq!(read(&xml).unwrap().0, ["机密"]);
-        // a default namespace binds no attribute: its Y is the text code's
-        let xml = page(
+        // a default namespace binds no attribute: OFD's own, unprefixed, reads as ever
+        let xml = page(&format!(
             r#"<ofd:TextObject Boundary="0 0 50 9"><ofd:TextCode X="0" Y="5">机</ofd:TextCode></ofd:TextObject>
-<TextObject xmlns="urn:x" Boundary="0 0 50 9"><TextCode X="5" Y="5">密</TextCode></TextObject>"#,
-        );
+<TextObject xmlns="{NAMESPACE}" Boundary="0 0 50 9"><TextCode X="5" Y="5">密</TextCode></TextObject>"#
+        ));
         assert_eq!(read(&xml).unwrap().0, ["机密"]);
     }
 
