@@ -73,7 +73,7 @@ fn describe_in(sys: &Path, proc: &Path, dir: &Path) -> String {
     // the kernel's name of the block device (`vda1`, `loop0`, `dm-0`): /sys/dev/block's
     // link for the device number ends in it, and /proc/fs/ext4 names by it
     let name = (major != 0)
-        .then(|| std::fs::canonicalize(sys.join(format!("dev/block/{major}:{minor}"))).ok())
+        .then(|| block_node(sys, dev))
         .flatten()
         .and_then(|node| Some(node.file_name()?.to_string_lossy().into_owned()));
     let on = match &name {
@@ -88,6 +88,14 @@ fn describe_in(sys: &Path, proc: &Path, dir: &Path) -> String {
         std::fs::read_to_string(proc.join("fs/ext4").join(name).join("options")).ok()
     });
     line(f_type, &on, ext4_options.as_deref())
+}
+
+/// The sysfs folder of the block device numbered `dev` (an `st_dev`), links resolved
+/// (`/sys/devices/…/vda/vda1`), with `sys` the sysfs mount; `None` where sysfs has none
+/// (an anonymous device number, or no sysfs).
+pub(super) fn block_node(sys: &Path, dev: u64) -> Option<std::path::PathBuf> {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    std::fs::canonicalize(sys.join(format!("dev/block/{major}:{minor}"))).ok()
 }
 
 /// The line for a file system of kind `f_type`, `on` a device (`on vda1`), with the

@@ -45,8 +45,7 @@ fn stat_files(sys: &Path, dir: &Path) -> Result<Vec<PathBuf>, String> {
         .map_err(|e| format!("{} cannot be read: {e}", dir.display()))?
         .dev();
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let node = sys.join(format!("dev/block/{major}:{minor}"));
-    let node = std::fs::canonicalize(&node).map_err(|_| {
+    let node = super::filesystem::block_node(sys, dev).ok_or_else(|| {
         format!(
             "{} is on device {major}:{minor}, which is no block device",
             dir.display()
