@@ -45,6 +45,17 @@ fn listed(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The listing once `n` entries are listed, each with its content in: a refusal writes
+/// the reason file (which lists the entry) before it moves the content in.
+fn listed_whole(lab: &Lab, node: &str, n: usize) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    wait_until(30, &format!("{n} refusals on {node}, content in"), || {
+        all = listed(lab, node);
+        all.len() == n && all.iter().all(|e| e["kind"] != "none")
+    });
+    all
+}
+
 fn entry<'a>(entries: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
     entries
         .iter()
@@ -83,10 +94,8 @@ fn a_false_positive_is_released_through_the_full_policy_and_audited() {
     );
     let outbox = lab.outbox("court", "to-internet");
     std::os::unix::fs::symlink("/etc/hostname", outbox.join("link.txt")).unwrap();
-    wait_until(30, "two refusals", || listed(&lab, "court").len() == 2);
-
     // listed with its reason
-    let all = listed(&lab, "court");
+    let all = listed_whole(&lab, "court", 2);
     let refused = entry(&all, "内部.txt");
     assert_eq!(refused["reason"], "keyword_match");
     assert_eq!(refused["side"], "sender");
@@ -259,10 +268,7 @@ fn the_receiver_releases_with_its_own_policy_in_force() {
     let court = lab.start("court");
     let internet = lab.start("internet");
     lab.publish("court", "to-internet", "blue.txt", "蓝色的天\n".as_bytes());
-    wait_until(30, "the receiver's refusal", || {
-        listed(&lab, "internet").len() == 1
-    });
-    let all = listed(&lab, "internet");
+    let all = listed_whole(&lab, "internet", 1);
     let e = entry(&all, "blue.txt");
     assert_eq!(
         (e["side"].as_str(), e["reason"].as_str()),
@@ -344,8 +350,7 @@ fn purge_by_age_removes_only_old_entries_and_is_audited() {
             "内部资料\n".as_bytes(),
         );
     }
-    wait_until(30, "three refusals", || listed(&lab, "court").len() == 3);
-    let all = listed(&lab, "court");
+    let all = listed_whole(&lab, "court", 3);
     let (a, b, c) = (
         id_of(entry(&all, "a.txt")),
         id_of(entry(&all, "b.txt")),
@@ -422,8 +427,7 @@ fn a_release_cut_short_is_withdrawn_or_finished_at_the_next_start() {
             "内部资料\n".as_bytes(),
         );
     }
-    wait_until(30, "three refusals", || listed(&lab, "court").len() == 3);
-    let all = listed(&lab, "court");
+    let all = listed_whole(&lab, "court", 3);
     let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
     let d = id_of(entry(&all, "d.txt"));
     court.stop();
@@ -590,8 +594,7 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     for name in ["a.txt", "b.txt"] {
         lab.publish("court", "to-internet", name, marker.repeat(5000).as_bytes());
     }
-    wait_until(30, "two refusals", || listed(&lab, "court").len() == 2);
-    let all = listed(&lab, "court");
+    let all = listed_whole(&lab, "court", 2);
     let q = lab.quarantine("court", "to-internet");
     let (a, b) = (id_of(entry(&all, "a.txt")), id_of(entry(&all, "b.txt")));
     // listed from its reason file, written before the copy moves in
@@ -680,8 +683,7 @@ fn quarantined_copies_are_sealed_at_rest_rotated_by_sighup_and_never_released_ch
     assert_ne!(second, first);
     hup_and_wait(&lab, &court, "SIGHUP: keys reloaded");
     lab.publish("court", "to-internet", "c.txt", marker.as_bytes());
-    wait_until(30, "a third refusal", || listed(&lab, "court").len() == 3);
-    let c = id_of(entry(&listed(&lab, "court"), "c.txt"));
+    let c = id_of(entry(&listed_whole(&lab, "court", 3), "c.txt"));
     wait_until(30, "the third copy in", || q.join(&c).exists());
     assert_eq!(sealed_by(&q.join(&c)), second);
 

@@ -169,17 +169,31 @@ fn rtp_crosses_in_order_and_refused_packets_are_counted() {
     assert_eq!(p, rtp(33, seq));
     seq += 1;
     // handed to the link: every good packet; the link dropped some of the first ones at
-    // most (larger than the path carried before its MTU was known)
-    let m = get(court_metrics, "/metrics").1;
-    let sent = sample(&m, "isogate_stream_packets_total{channel=\"hearing\"}") as u64;
+    // most (larger than the path carried before its MTU was known). A node counts a packet
+    // just after handing it on: the count may trail the packet received by a moment
+    let packets = "isogate_stream_packets_total{channel=\"hearing\"}";
+    let mut m = String::new();
+    wait_until(10, "the court's count of the packets handed on", || {
+        m = get(court_metrics, "/metrics").1;
+        sample(&m, packets) >= f64::from(seq)
+    });
+    let sent = sample(&m, packets) as u64;
     assert_eq!(sent, u64::from(seq));
     let link_lost = (early + dropped(&m, "link_busy") + dropped(&m, "link_down")) as u64;
     assert!(
         link_lost < u64::from(first),
         "lost on the link: {link_lost}"
     );
-    let m = get(internet_metrics, "/metrics").1;
-    let emitted = sample(&m, "isogate_stream_packets_total{channel=\"hearing\"}") as u64;
+    let mut m = String::new();
+    wait_until(
+        10,
+        "the internet node's count of the packets emitted",
+        || {
+            m = get(internet_metrics, "/metrics").1;
+            sample(&m, packets) >= (sent - link_lost) as f64
+        },
+    );
+    let emitted = sample(&m, packets) as u64;
     assert_eq!(
         emitted,
         sent - link_lost,
@@ -223,8 +237,11 @@ fn rtp_crosses_in_order_and_refused_packets_are_counted() {
     assert_eq!(body.packets, Some(emitted));
     assert_eq!(body.ssrc, Some(SSRC));
     assert!(body.drops.is_empty(), "{:?}", body.drops);
-    let m = get(court_metrics, "/metrics").1;
-    assert_eq!(sample(&m, "isogate_stream_live{channel=\"hearing\"}"), 0.0);
+    // the gauge drops just after the record is written
+    wait_until(10, "the stream no longer live on the court node", || {
+        let m = get(court_metrics, "/metrics").1;
+        sample(&m, "isogate_stream_live{channel=\"hearing\"}") == 0.0
+    });
 
     // a new stream, then a clean stop while it is live: stopped with the node
     source.send_to(&rtp(33, seq), to).unwrap();

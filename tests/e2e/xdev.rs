@@ -268,11 +268,19 @@ fn files_cross_both_ways_and_refusals_reach_quarantine_across_file_systems() {
         );
     }
     // the refused content is in quarantine, whole, and nowhere the inbox's readers can reach
+    // (its reason file is written first, then the content copied in under its id)
+    let id = all(&q_i)
+        .iter()
+        .find_map(|n| n.strip_suffix(".reason.json").map(str::to_string))
+        .unwrap();
+    wait_until(30, "the refused content in quarantine", || {
+        q_i.join(&id).exists()
+    });
     let kept: Vec<String> = all(&q_i)
         .into_iter()
         .filter(|n| !n.ends_with(".reason.json"))
         .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept, vec![id], "{kept:?}");
     // sealed at rest with the internet node's data key, and whole once opened
     let keys =
         isogate::keys::at_rest::DataKeys::load(&lab.dir.join("certs/internet.data.key")).unwrap();
