@@ -102,7 +102,7 @@ pub struct Copied {
 /// (`AlreadyExists` when `to` exists; the source opened through a symlink is refused:
 /// `ELOOP`).
 pub fn copy_durable(from: &Path, to: &Path, mode: u32) -> Result<Copied, CopyError> {
-    copy_in_form(from, to, mode, None)
+    copy_in_form(from, to, mode, None, &mut |_| {})
 }
 
 /// How a copy stores what it reads: transformed on the way in (sealed at rest, see
@@ -134,7 +134,10 @@ pub trait FormWriter: Write {
 /// [`copy_durable`], storing the bytes in `form`: the copy is read back through the form,
 /// which authenticates every stored piece (a sealed form's tags), and must hold as many
 /// bytes as were read; the form's authentication stands for the SHA-256 comparison. Returns
-/// the bytes copied.
+/// the bytes copied. `tap` is handed each piece of the copy as it is read back through the
+/// form, in order (to hash the content as stored, while the copy's fsync runs; what it was
+/// handed stands only if the copy succeeds: a retried copy hands its pieces again to the
+/// next call's tap).
 ///
 /// # Errors
 /// As [`copy_durable`]; a copy that does not read back through its form is an I/O error.
@@ -143,8 +146,9 @@ pub fn copy_durable_as(
     to: &Path,
     mode: u32,
     form: &dyn StoreForm,
+    tap: &mut dyn FnMut(&[u8]),
 ) -> Result<u64, CopyError> {
-    copy_in_form(from, to, mode, Some(form)).map(|c| c.size)
+    copy_in_form(from, to, mode, Some(form), tap).map(|c| c.size)
 }
 
 /// [`copy_durable`] or [`copy_durable_as`].
@@ -153,13 +157,14 @@ fn copy_in_form(
     to: &Path,
     mode: u32,
     form: Option<&dyn StoreForm>,
+    tap: &mut dyn FnMut(&[u8]),
 ) -> Result<Copied, CopyError> {
     let dir = to.parent().unwrap_or(Path::new("."));
     let part = dir.join(format!(
         ".{}.part",
         to.file_name().and_then(|n| n.to_str()).unwrap_or("copy")
     ));
-    let result = copy_to_part(from, &part, mode, form);
+    let result = copy_to_part(from, &part, mode, form, tap);
     match result {
         Ok(copied) => match rename_noreplace(&part, to) {
             Ok(()) => {
@@ -184,6 +189,7 @@ fn copy_to_part(
     part: &Path,
     mode: u32,
     form: Option<&dyn StoreForm>,
+    tap: &mut dyn FnMut(&[u8]),
 ) -> Result<Copied, CopyError> {
     let mut src = open_nofollow(from)?;
     let before = Fingerprint::of(&src)?;
@@ -213,14 +219,17 @@ fn copy_to_part(
     let out = out.into_inner();
     out.set_permissions(fs::Permissions::from_mode(mode))?;
     // the read-back reads what the kernel holds, synced or not: a large copy is read back
-    // on this thread while another waits for the disk, and both must succeed
-    let read_back = |buf: &mut [u8]| -> io::Result<Copied> {
+    // on this thread while another waits for the disk, and both must succeed. The tap is
+    // handed what is read back, so its work overlaps the wait for the disk
+    let mut read_back = |buf: &mut [u8]| -> io::Result<Copied> {
         let mut stored = DropBehind::new(File::open(part)?);
+        let sink = |bytes: &[u8]| {
+            tap(bytes);
+            Ok(())
+        };
         match form {
-            None => digest_through(&mut stored, |_| Ok(()), buf, hash),
-            Some(form) => {
-                digest_through(&mut form.reader(Box::new(stored))?, |_| Ok(()), buf, hash)
-            }
+            None => digest_through(&mut stored, sink, buf, hash),
+            Some(form) => digest_through(&mut form.reader(Box::new(stored))?, sink, buf, hash),
         }
     };
     let back = std::thread::scope(|scope| {
@@ -1092,13 +1101,21 @@ mod tests {
             assert_eq!(fs::read(&plain).unwrap(), data);
             // in a form: stored transformed, read back through it
             let stored = t.path().join(format!("stored{len}"));
-            let size = copy_durable_as(&a, &stored, 0o600, &Inverted { short: false }).unwrap();
+            let mut tapped = Vec::new();
+            let size = copy_durable_as(&a, &stored, 0o600, &Inverted { short: false }, &mut |b| {
+                tapped.extend_from_slice(b)
+            })
+            .unwrap();
             assert_eq!(size, len as u64);
+            assert!(
+                tapped == data,
+                "the tap is handed every byte read back, in order"
+            );
             let on_disk = fs::read(&stored).unwrap();
             assert!(on_disk.iter().zip(&data).all(|(s, d)| *s == !*d));
             // a copy that does not read back whole is refused, and leaves nothing behind
             let bad = t.path().join(format!("bad{len}"));
-            match copy_durable_as(&a, &bad, 0o600, &Inverted { short: true }) {
+            match copy_durable_as(&a, &bad, 0o600, &Inverted { short: true }, &mut |_| {}) {
                 Err(CopyError::Mismatch { what: "size" }) => {}
                 other => panic!("{other:?}"),
             }

@@ -4,7 +4,7 @@
 
 use crate::keys::suite::{Hasher, Suite};
 use std::io::{self, Read};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 /// Bytes read at a time: a larger buffer buys nothing (the hash dominates), a smaller one
 /// costs a small file less.
@@ -79,6 +79,94 @@ pub fn hash_content<R: Read>(
             .map_err(|_| io::Error::other("the hashing thread panicked"))?;
         read.map(|()| (total.finish(), chunks.finish()))
     })
+}
+
+/// Pieces on their way to each of [`Pushed`]'s two threads, at most: the threads share
+/// each piece, so with pieces of at most 256 KiB (a copy's buffer) at most about 1.5 MiB
+/// is held per object (the queued pieces, one being hashed on each thread, one handed
+/// over).
+const PUSHED_IN_FLIGHT: usize = 4;
+
+/// The `suite`'s hash of the whole content and of each `chunk`-sized piece, as
+/// [`hash_content`] gives them, of content handed over piece by piece by a caller that
+/// reads it anyway (the copy that takes a file into the spool): the whole and the chunks
+/// are hashed on two threads of their own, so that the caller only copies each piece
+/// once. Memory: at most [`PUSHED_IN_FLIGHT`] pieces queued (shared by both threads).
+pub struct Pushed {
+    whole: Option<mpsc::SyncSender<Arc<[u8]>>>,
+    chunks: Option<mpsc::SyncSender<Arc<[u8]>>>,
+    whole_done: std::thread::JoinHandle<Hasher>,
+    chunks_done: std::thread::JoinHandle<Chunks>,
+    size: u64,
+    failed: bool,
+}
+
+impl Pushed {
+    /// Starts the two hashing threads.
+    ///
+    /// # Errors
+    /// A thread could not be started (a process at its limit).
+    pub fn start(chunk: u32, suite: Suite) -> io::Result<Pushed> {
+        let (whole, whole_rx) = mpsc::sync_channel::<Arc<[u8]>>(PUSHED_IN_FLIGHT);
+        let (chunks, chunks_rx) = mpsc::sync_channel::<Arc<[u8]>>(PUSHED_IN_FLIGHT);
+        let whole_done = std::thread::Builder::new()
+            .name("isogate-hash".into())
+            .spawn(move || {
+                let mut h = Hasher::new(suite);
+                for piece in whole_rx {
+                    h.update(&piece);
+                }
+                h
+            })?;
+        let chunks_done = std::thread::Builder::new()
+            .name("isogate-hash".into())
+            .spawn(move || {
+                let mut c = Chunks::new(chunk, suite);
+                for piece in chunks_rx {
+                    c.update(&piece);
+                }
+                c
+            })?;
+        Ok(Pushed {
+            whole: Some(whole),
+            chunks: Some(chunks),
+            whole_done,
+            chunks_done,
+            size: 0,
+            failed: false,
+        })
+    }
+
+    /// Hands over the next piece of the content (waits while both threads are
+    /// [`PUSHED_IN_FLIGHT`] pieces behind). A thread that stopped is reported by
+    /// [`Pushed::finish`].
+    pub fn update(&mut self, piece: &[u8]) {
+        if piece.is_empty() || self.failed {
+            return;
+        }
+        let shared: Arc<[u8]> = Arc::from(piece);
+        let sent = [&self.whole, &self.chunks].into_iter().all(|tx| {
+            tx.as_ref()
+                .is_some_and(|tx| tx.send(shared.clone()).is_ok())
+        });
+        self.failed = !sent;
+        self.size += piece.len() as u64;
+    }
+
+    /// The size handed over (bytes), the hash of the whole and the chunks' hashes.
+    ///
+    /// # Errors
+    /// A hashing thread stopped (panicked) before the end.
+    pub fn finish(mut self) -> io::Result<(u64, [u8; 32], Vec<[u8; 32]>)> {
+        drop(self.whole.take());
+        drop(self.chunks.take());
+        let whole = self.whole_done.join();
+        let chunks = self.chunks_done.join();
+        match (whole, chunks) {
+            (Ok(w), Ok(c)) if !self.failed => Ok((self.size, w.finish(), c.finish())),
+            _ => Err(io::Error::other("a hashing thread stopped")),
+        }
+    }
 }
 
 /// Feeds `r` to `total` and `chunks` on the caller's thread until its end (`true`) or
@@ -219,6 +307,37 @@ mod tests {
             let e = hash_content(&mut Failing(&data, ok), 1_048_576, Suite::Default).unwrap_err();
             assert_eq!(e.to_string(), "disk gone");
         }
+    }
+
+    #[test]
+    fn pushed_pieces_hash_as_the_content_read_whole() {
+        let len = 3 * 1_048_576 + 12_345;
+        let data: Vec<u8> = (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        for suite in Suite::ALL {
+            let want = hash_content(&mut &data[..], 1_048_576, suite).unwrap();
+            let mut p = Pushed::start(1_048_576, suite).unwrap();
+            // uneven pieces, one of them empty, across the chunk boundaries
+            let mut at = 0;
+            for step in (0..).map(|i| [1, 0, 70_000, 262_144, 999_999][i % 5]) {
+                if at == len {
+                    break;
+                }
+                let end = (at + step).min(len);
+                p.update(&data[at..end]);
+                at = end;
+            }
+            let (size, whole, chunks) = p.finish().unwrap();
+            assert_eq!(size, len as u64);
+            assert_eq!((whole, chunks), want);
+        }
+        let (size, whole, chunks) = Pushed::start(4096, Suite::Default)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!((size, chunks.len()), (0, 0));
+        assert_eq!(whole, crate::keys::suite::digest(Suite::Default, b""));
     }
 
     #[test]

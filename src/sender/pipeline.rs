@@ -34,7 +34,7 @@ use crate::node::{Fault, Node, NodeError, Refused};
 use crate::ops::events::{self, Subject};
 use crate::policy::Policy;
 use crate::sender::seal;
-use crate::sender::spool::{self, Spool, hash_spooled};
+use crate::sender::spool::{self, Spool, TakenHashes, hash_spooled};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -226,11 +226,28 @@ impl Sender {
     /// A fault (I/O, a full disk, audit): the object stays in the spool and waits with
     /// the others, tried again every few seconds (never left until the next start).
     pub fn pipeline(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
+        self.pipeline_taken(spooled, None)
+    }
+
+    /// [`Sender::pipeline`] of an object just taken, with the manifest's hashes its take
+    /// took as it read its copy back (`hashed`): the seal uses them, unhashed again, while the
+    /// entry's content is the very sealing at rest they were taken of; else (and when the
+    /// object is tried again) the content is hashed here.
+    ///
+    /// # Errors
+    /// As [`Sender::pipeline`].
+    pub(crate) fn pipeline_taken(
+        &self,
+        spooled: Spooled,
+        hashed: Option<TakenHashes>,
+    ) -> Result<Option<Sealed>, Fault> {
         let again = spooled.clone();
-        let done = self.pipeline_once(spooled).and_then(|sealed| match sealed {
-            Some(sealed) => self.hold(sealed),
-            None => Ok(None),
-        });
+        let done = self
+            .pipeline_once(spooled, hashed)
+            .and_then(|sealed| match sealed {
+                Some(sealed) => self.hold(sealed),
+                None => Ok(None),
+            });
         if let Err(e) = &done {
             self.wait_after_fault(again, e);
         }
@@ -248,8 +265,12 @@ impl Sender {
         self.wait(spooled);
     }
 
-    /// One pass of [`Sender::pipeline`].
-    fn pipeline_once(&self, spooled: Spooled) -> Result<Option<Sealed>, Fault> {
+    /// One pass of [`Sender::pipeline`] (`taken`: see [`Sender::pipeline_taken`]).
+    fn pipeline_once(
+        &self,
+        spooled: Spooled,
+        taken: Option<TakenHashes>,
+    ) -> Result<Option<Sealed>, Fault> {
         let node = &self.node;
         let Some(channel) = node.cfg.channel(&spooled.channel).cloned() else {
             return Err(Fault::UnknownChannel {
@@ -281,11 +302,16 @@ impl Sender {
         // the manifest's hashes are taken on another core while the content engine reads
         // the same content (a large object only: a thread costs more than a small hash)
         let suite = node.keys.signing().suite();
+        // or they were taken with the copy, of this very sealing at rest
+        let taken = taken
+            .filter(|_| precheck.is_none())
+            .and_then(|h| taken_usable(&content, keys.as_deref(), &context, suite, h));
         let (outcome, hashed) = std::thread::scope(|scope| {
-            let hashing = (precheck.is_none() && before.size >= HASH_BESIDE_MIN).then(|| {
-                let (s, keys) = (&spooled, keys.as_deref());
-                scope.spawn(move || seal::hash(s, keys, suite))
-            });
+            let hashing = (precheck.is_none() && taken.is_none() && before.size >= HASH_BESIDE_MIN)
+                .then(|| {
+                    let (s, keys) = (&spooled, keys.as_deref());
+                    scope.spawn(move || seal::hash(s, keys, suite))
+                });
             let outcome = match precheck {
                 Some(_) => Ok(Ok(inspect::accepted_batch(spooled.clone()))),
                 None => inspect::inspect(
@@ -296,7 +322,10 @@ impl Sender {
                 ),
             };
             // a failed hash is taken again by the seal, which then says why
-            let hashed = hashing.and_then(|h| h.join().ok()).and_then(Result::ok);
+            let hashed = match taken {
+                Some(h) => Some(h),
+                None => hashing.and_then(|h| h.join().ok()).and_then(Result::ok),
+            };
             (outcome, hashed)
         });
         let checked = match outcome {
@@ -725,6 +754,30 @@ impl Sender {
     }
 }
 
+/// The hashes a take took of a spool entry (see [`spool::TakenHashes`]) as the seal takes
+/// them: only in the signing key's `suite`, and only while the entry's `content` (the
+/// descriptor the pipeline checks unchanged, sealed for `context` with `keys`) is the very
+/// sealing at rest they were taken of, at their size. `None` otherwise: the pipeline hashes
+/// the content.
+fn taken_usable(
+    content: &std::fs::File,
+    keys: Option<&at_rest::DataKeys>,
+    context: &[u8],
+    suite: crate::keys::suite::Suite,
+    h: TakenHashes,
+) -> Option<seal::Hashed> {
+    let sealed = at_rest::SealedFile::open(keys?, content.try_clone().ok()?, context).ok()?;
+    (h.suite == suite && sealed.seal_id() == h.sealed_as && sealed.len() == h.size).then_some(
+        seal::Hashed {
+            size: h.size,
+            digest: h.digest,
+            chunks: h.chunks,
+            suite: h.suite,
+            sealed_as: Some(h.sealed_as),
+        },
+    )
+}
+
 /// What the telemetry says of a spooled object.
 fn subject(s: &Spooled) -> Subject<'_> {
     Subject {
@@ -748,5 +801,73 @@ pub fn forward(sealed: Result<Option<Sealed>, Fault>, queue: &Queue) {
             crate::ops::repeat::error_repeated!("sender.forward", &e.to_string();
                 error = %e, "object stays in the spool and is tried again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::at_rest::DataKeys;
+    use crate::keys::suite::Suite;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn hashes_taken_with_the_copy_stand_only_for_that_very_sealing_and_suite() {
+        let t = tempfile::tempdir().unwrap();
+        let key = t.path().join("data.key");
+        DataKeys::add_key(&key, Suite::Default).unwrap();
+        let keys = DataKeys::load(&key).unwrap();
+        let spool = Spool::open(&t.path().join("state")).unwrap();
+        let outbox = t.path().join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let body = vec![0x5au8; spool::HASH_AT_TAKE_FROM as usize + 10];
+        let take = |name: &str| {
+            std::fs::write(outbox.join(name), &body).unwrap();
+            let taken = spool
+                .take_hashing(
+                    "c",
+                    &outbox,
+                    OsStr::new(name),
+                    name,
+                    Some(&keys),
+                    Some(Suite::Default),
+                )
+                .unwrap()
+                .unwrap();
+            (taken.spooled, taken.hashed.unwrap())
+        };
+        let (a, ha) = take("a.pdf");
+        let (_, hb) = take("b.pdf");
+        let context = spool::context(&a);
+        let usable = |h: TakenHashes, keys: Option<&DataKeys>, suite: Suite| {
+            let content = std::fs::File::open(a.content()).unwrap();
+            taken_usable(&content, keys, &context, suite, h)
+        };
+        let h = usable(ha.clone(), Some(&keys), Suite::Default).expect("its own sealing");
+        assert_eq!(
+            (h.size, h.digest, h.sealed_as),
+            (ha.size, ha.digest, Some(ha.sealed_as))
+        );
+        // the same bytes sealed as another copy (another salt): hashed again
+        assert!(usable(hb.clone(), Some(&keys), Suite::Default).is_none());
+        // another suite than the signing key's, another size than the content's, no keys
+        assert!(usable(ha.clone(), Some(&keys), Suite::Gm).is_none());
+        let short = TakenHashes {
+            size: ha.size - 1,
+            ..ha.clone()
+        };
+        assert!(usable(short, Some(&keys), Suite::Default).is_none());
+        assert!(usable(ha.clone(), None, Suite::Default).is_none());
+        // a content sealed again since (the copy made anew): no longer that sealing
+        std::fs::remove_file(a.content()).unwrap();
+        let mut w = crate::keys::at_rest::SealWriter::new(
+            &keys,
+            std::fs::File::create(a.content()).unwrap(),
+            &context,
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut w, &body).unwrap();
+        w.finish().unwrap();
+        assert!(usable(ha, Some(&keys), Suite::Default).is_none());
     }
 }

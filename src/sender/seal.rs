@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  spool content ─► hash (whole + per chunk; or taken by the pipeline on another core
-//!                   while the content engine reads it) ─► Manifest ─► sign ─► frame ─► Sealed
+//!                   while the content engine reads it, or by the take as it read its
+//!                   sealed copy back) ─► Manifest ─► sign ─► frame ─► Sealed
 //!  Sealed + approvals ─► approve ─► the same body and signature, approvals after them
 //!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
 //!                                  └ a chunk differs, or the file grew: Changed ─► retake
@@ -102,9 +103,10 @@ pub fn seal(
     seal_hashed(inspected, key, node, data_keys, None)
 }
 
-/// [`seal`], with the content's hashes taken by [`hash`] from the very content inspected
-/// (the caller's word: the spool entry as it was when both read it, not a masked copy
-/// that replaced it since) where given in the signing key's suite; else hashed here.
+/// [`seal`], with the content's hashes taken from the very content inspected (the caller's
+/// word: by [`hash`] from the spool entry as it was when both read it, or by the take from
+/// that very sealing at rest; not a masked copy that replaced it since) where given in the
+/// signing key's suite; else hashed here.
 ///
 /// # Errors
 /// Reading the content, or building or signing the manifest, failed.

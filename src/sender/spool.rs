@@ -75,15 +75,20 @@
 //! With the node's data keys every take goes this way, same file system or not: the copy
 //! into `content` is sealed as it is written (`keys::at_rest`, bound to the entry's channel
 //! and object id: [`context`]), and so is a batch's [`Spool::put`]. Readers open the content
-//! with [`open_content`], sealed or plain (an entry taken before the node sealed).
+//! with [`open_content`], sealed or plain (an entry taken before the node sealed). A file of
+//! [`HASH_AT_TAKE_FROM`] bytes or more is hashed by that copy's read-back, through its seal
+//! ([`Spool::take_hashing`]): the manifest's hashes, handed to the pipeline with the entry.
 
+use crate::core::digest::Pushed;
 use crate::core::id::ObjectId;
+use crate::core::manifest::CHUNK_SIZE;
 use crate::core::stage::Spooled;
 use crate::fsx::{
     CopyError, copy_durable, copy_durable_as, empty, is_cross_device, rename_noreplace, sync_dir,
     write_durable, write_synced,
 };
-use crate::keys::at_rest::{DataKeys, SealWriter, SealedFile, Sealing, Stored, plain_len};
+use crate::keys::at_rest::{DataKeys, SealId, SealWriter, SealedFile, Sealing, Stored, plain_len};
+use crate::keys::suite::Suite;
 use crate::sender::writers::Writers;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -115,6 +120,12 @@ const COPY_TRIES: usize = 3;
 /// [`Writers::in_use_when_moved`]); past it the file counts as in use and goes back.
 const MOVE_SEEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Files from this size (bytes) taken into a spool sealed at rest have their manifest's
+/// hashes taken from the take's read-back of its copy ([`Spool::take_hashing`]), on two
+/// threads, while the copy's fsync waits for the disk: the pipeline then only inspects.
+/// Below, threads cost more than the hashes they move.
+pub const HASH_AT_TAKE_FROM: u64 = 4 << 20;
+
 /// What a take moved into the spool: the entry, and the size of the file as taken (bytes).
 #[derive(Debug, Clone)]
 pub struct Taken {
@@ -122,6 +133,28 @@ pub struct Taken {
     pub spooled: Spooled,
     /// The file's size as it was renamed or copied in (bytes, plain).
     pub size: u64,
+    /// The manifest's hashes of the bytes copied in, where [`Spool::take_hashing`] took
+    /// them (a large file, into a spool sealed at rest).
+    pub hashed: Option<TakenHashes>,
+}
+
+/// The manifest's hashes of a file's bytes, taken as its sealed copy in the spool was read
+/// back by the take: they stand for the content for as long as the entry's content is that very
+/// sealing (`sealed_as`: its salt, random per sealing; a copy made again, or a masked copy,
+/// has another), whose every chunk's tag authenticates it on each read. Made by the take
+/// alone (the fields are the crate's): the seal signs them unhashed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenHashes {
+    /// Bytes copied (plain).
+    pub(crate) size: u64,
+    /// The hash of the whole content (SHA-256, or SM3 under `gm`).
+    pub(crate) digest: [u8; 32],
+    /// The hash of each chunk of `core::manifest::CHUNK_SIZE` bytes, in order.
+    pub(crate) chunks: Vec<[u8; 32]>,
+    /// The suite of the hashes.
+    pub(crate) suite: Suite,
+    /// The sealing at rest the bytes were written into.
+    pub(crate) sealed_as: SealId,
 }
 
 /// Mode of a spooled copy: the node's own.
@@ -565,6 +598,24 @@ impl Spool {
         name: &str,
         sealing: Option<&DataKeys>,
     ) -> io::Result<Option<Taken>> {
+        self.take_hashing(channel, outbox, file_name, name, sealing, None)
+    }
+
+    /// [`Spool::take`], which also hashes a file of [`HASH_AT_TAKE_FROM`] bytes or more as
+    /// `hash_in`'s manifest hashes ([`Taken::hashed`]) as it reads back its copy in a spool
+    /// sealed at rest: the read that checks the copy also hashes it, beside the fsync.
+    ///
+    /// # Errors
+    /// As [`Spool::take`].
+    pub fn take_hashing(
+        &self,
+        channel: &str,
+        outbox: &Path,
+        file_name: &OsStr,
+        name: &str,
+        sealing: Option<&DataKeys>,
+        hash_in: Option<Suite>,
+    ) -> io::Result<Option<Taken>> {
         let id = ObjectId::random().map_err(io::Error::other)?;
         // a sealed take goes through the staging folder: its intent is in the entry's
         // metadata from the start (one write, one fsync)
@@ -584,8 +635,15 @@ impl Spool {
             w.moving_out(outbox, file_name);
         }
         let taken_across = |spooled: Spooled, recorded: bool| {
-            self.take_across(outbox, file_name, &spooled, sealing, recorded)
-                .map(|size| size.map(|size| Taken { spooled, size }))
+            let hash_in = hash_in.filter(|_| sealing.is_some());
+            self.take_across(outbox, file_name, &spooled, sealing, recorded, hash_in)
+                .map(|t| {
+                    t.map(|(size, hashed)| Taken {
+                        spooled,
+                        size,
+                        hashed,
+                    })
+                })
         };
         if sealing.is_some() {
             return taken_across(spooled, true);
@@ -624,7 +682,11 @@ impl Spool {
         sync_dir(&spooled.dir)?;
         sync_dir(outbox)?;
         let size = fs::symlink_metadata(spooled.content())?.len();
-        Ok(Some(Taken { spooled, size }))
+        Ok(Some(Taken {
+            spooled,
+            size,
+            hashed: None,
+        }))
     }
 
     /// The take of an outbox on another file system, or of any outbox into a spool sealed
@@ -632,7 +694,10 @@ impl Spool {
     /// entry and the file gone from the outbox; `None` when the file vanished, was open by
     /// a writer when renamed away, or kept changing while it was copied (it is put back,
     /// and the entry removed). `recorded`: the entry's metadata names the staged file
-    /// already; else it is written again to name it.
+    /// already; else it is written again to name it. With `hash_in` and `sealing`, a file
+    /// of [`HASH_AT_TAKE_FROM`] bytes or more is hashed as its copy is read back (see
+    /// [`TakenHashes`]); `None` where it was not, or its hashing failed (the pipeline then
+    /// hashes the entry).
     fn take_across(
         &self,
         outbox: &Path,
@@ -640,7 +705,8 @@ impl Spool {
         spooled: &Spooled,
         sealing: Option<&DataKeys>,
         recorded: bool,
-    ) -> io::Result<Option<u64>> {
+        hash_in: Option<Suite>,
+    ) -> io::Result<Option<(u64, Option<TakenHashes>)>> {
         let prepared = (|| {
             let staging = crate::fsx::private_staging(outbox)?;
             let staged = staging.join(spooled.id.to_string());
@@ -674,13 +740,37 @@ impl Spool {
             // a writer opened it after it was found free: what it writes from here on
             // would miss the copy. Back to the outbox, busy until that writer closes.
             let whole = self.take_failed(outbox, file_name, spooled, &staged, None)?;
-            return whole.then(|| content_size(spooled, sealing)).transpose();
+            return whole
+                .then(|| content_size(spooled, sealing).map(|size| (size, None)))
+                .transpose();
         }
+        let large = fs::symlink_metadata(&staged).is_ok_and(|m| m.len() >= HASH_AT_TAKE_FROM);
+        let hashing = hash_in.filter(|_| large && sealing.is_some());
         let mut failed = None;
         for _ in 0..COPY_TRIES {
-            match finish_take(&spooled.dir, &staged, sealing, &context(spooled)) {
-                Ok(Some(size)) => return Ok(Some(size)),
-                Ok(None) => return content_size(spooled, sealing).map(Some),
+            // each try hashes what it reads back afresh; the threads start with its first piece
+            let mut pushed: Option<Pushed> = None;
+            let mut started = false;
+            let mut tap = |piece: &[u8]| {
+                if let (Some(suite), false) = (hashing, started) {
+                    started = true;
+                    pushed = Pushed::start(CHUNK_SIZE, suite)
+                        .inspect_err(|e| tracing::debug!(object = %spooled.id, error = %e, "cannot hash beside the take; the pipeline hashes the entry"))
+                        .ok();
+                }
+                if let Some(p) = pushed.as_mut() {
+                    p.update(piece);
+                }
+            };
+            match finish_take(&spooled.dir, &staged, sealing, &context(spooled), &mut tap) {
+                Ok(Some(size)) => {
+                    let hashed = match (pushed, hashing) {
+                        (Some(p), Some(suite)) => taken_hashes(spooled, sealing, p, suite, size),
+                        _ => None,
+                    };
+                    return Ok(Some((size, hashed)));
+                }
+                Ok(None) => return content_size(spooled, sealing).map(|size| Some((size, None))),
                 Err(CopyError::Changed) => {
                     tracing::debug!(object = %spooled.id, "changed while it was copied into the spool; copying again");
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -692,7 +782,9 @@ impl Spool {
             }
         }
         let whole = self.take_failed(outbox, file_name, spooled, &staged, failed)?;
-        whole.then(|| content_size(spooled, sealing)).transpose()
+        whole
+            .then(|| content_size(spooled, sealing).map(|size| (size, None)))
+            .transpose()
     }
 
     /// The end of a take across file systems whose copy did not finish (`failed`: the
@@ -1313,6 +1405,43 @@ fn content_size(spooled: &Spooled, sealing: Option<&DataKeys>) -> io::Result<u64
     })
 }
 
+/// The hashes `pushed` took of a take's copy of `size` bytes, with the sealing it was
+/// written into (read from the content's header). `None`, logged, where they cannot stand
+/// for the content (a hashing thread stopped, another size, the header unreadable): the
+/// pipeline hashes the entry then.
+fn taken_hashes(
+    spooled: &Spooled,
+    sealing: Option<&DataKeys>,
+    pushed: Pushed,
+    suite: Suite,
+    size: u64,
+) -> Option<TakenHashes> {
+    let hashed = pushed.finish().and_then(|(read, digest, chunks)| {
+        if read != size {
+            return Err(io::Error::other(format!(
+                "{read} bytes hashed of {size} copied"
+            )));
+        }
+        let sealed_as = open_content(spooled, sealing)?
+            .seal_id()
+            .ok_or_else(|| io::Error::other("the content is not sealed at rest"))?;
+        Ok(TakenHashes {
+            size,
+            digest,
+            chunks,
+            suite,
+            sealed_as,
+        })
+    });
+    match hashed {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::debug!(object = %spooled.id, error = %e, "the hashes taken with the copy are dropped; the pipeline hashes the entry");
+            None
+        }
+    }
+}
+
 /// Completes a take across file systems: copies the staged file into the entry's content
 /// (unless it is there already), then removes the staged file, durably. The intent in the
 /// entry's metadata stays: it names a file that is gone. Returns the plain size copied
@@ -1322,13 +1451,18 @@ fn finish_take(
     staged: &Path,
     sealing: Option<&DataKeys>,
     context: &[u8],
+    tap: &mut dyn FnMut(&[u8]),
 ) -> Result<Option<u64>, CopyError> {
     let content = dir.join("content");
     let size = if fs::symlink_metadata(&content).is_err() {
         Some(match sealing {
-            Some(keys) => {
-                copy_durable_as(staged, &content, CONTENT_MODE, &Sealing { keys, context })?
-            }
+            Some(keys) => copy_durable_as(
+                staged,
+                &content,
+                CONTENT_MODE,
+                &Sealing { keys, context },
+                tap,
+            )?,
             None => copy_durable(staged, &content, CONTENT_MODE)?.size,
         })
     } else {
@@ -1447,7 +1581,7 @@ fn recover_take(
         tracing::warn!(entry = %dir.display(), staged = %staged.display(), error = %e, "the staged file of a take across file systems cannot be seen (outbox not mounted?); entry kept, tried again at the next start");
         return Ok(false);
     }
-    match finish_take(dir, &staged, sealing, context)
+    match finish_take(dir, &staged, sealing, context, &mut |_| {})
         .map_err(io::Error::from)
         .and_then(|_| done_mark())
     {
@@ -1959,6 +2093,61 @@ mod tests {
         let mut v = Vec::new();
         io::Read::read_to_end(&mut open_content(s, keys).unwrap(), &mut v).unwrap();
         v
+    }
+
+    #[test]
+    fn a_large_take_into_a_sealed_spool_hashes_what_it_copies_in() {
+        let t = tempfile::tempdir().unwrap();
+        let keys = data_keys(t.path());
+        let spool = Spool::open(&t.path().join("state")).unwrap();
+        let outbox = t.path().join("outbox");
+        fs::create_dir_all(&outbox).unwrap();
+        // past the threshold, with a last chunk cut short
+        let len = HASH_AT_TAKE_FROM as usize + 1_048_576 + 777;
+        let body: Vec<u8> = (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+            .collect();
+        for suite in Suite::ALL {
+            fs::write(outbox.join("big.pdf"), &body).unwrap();
+            let taken = spool
+                .take_hashing(
+                    "c",
+                    &outbox,
+                    OsStr::new("big.pdf"),
+                    "big.pdf",
+                    Some(&keys),
+                    Some(suite),
+                )
+                .unwrap()
+                .unwrap();
+            let h = taken.hashed.expect("hashed with the copy");
+            let (digest, chunks) =
+                crate::core::digest::hash_content(&mut &body[..], CHUNK_SIZE, suite).unwrap();
+            assert_eq!(
+                (h.size, h.digest, &h.chunks, h.suite),
+                (len as u64, digest, &chunks, suite)
+            );
+            assert_eq!(chunks.len(), 6);
+            // of the very sealing in the entry, which opens to the bytes hashed
+            let stored = open_content(&taken.spooled, Some(&keys)).unwrap();
+            assert_eq!(stored.seal_id(), Some(h.sealed_as));
+            assert_eq!(opened(&taken.spooled, Some(&keys)), body);
+        }
+        // a small file, a plain spool, or no suite asked for: not hashed at take
+        fs::write(outbox.join("small.txt"), b"small").unwrap();
+        fs::write(outbox.join("plain.pdf"), &body).unwrap();
+        fs::write(outbox.join("unasked.pdf"), &body).unwrap();
+        for (name, keys, suite) in [
+            ("small.txt", Some(&keys), Some(Suite::Default)),
+            ("plain.pdf", None, Some(Suite::Default)),
+            ("unasked.pdf", Some(&keys), None),
+        ] {
+            let taken = spool
+                .take_hashing("c", &outbox, OsStr::new(name), name, keys, suite)
+                .unwrap()
+                .unwrap();
+            assert_eq!(taken.hashed, None, "{name}");
+        }
     }
 
     #[test]

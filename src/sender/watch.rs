@@ -546,15 +546,23 @@ fn intake(
         .intake_failing
         .with_label_values(&[channel.name.as_str()]);
     let keys = node.keys.data();
-    let taken = sender.spool.take(
+    // the manifest's hashes in the signing key's suite, taken with the copy where the
+    // spool is sealed at rest
+    let taken = sender.spool.take_hashing(
         &channel.name,
         &channel.outbox,
         file_name,
         &name,
         keys.as_deref(),
+        Some(node.keys.signing().suite()),
     );
     failing.set(i64::from(taken.is_err()));
-    let Some(Taken { spooled, size }) = taken? else {
+    let Some(Taken {
+        spooled,
+        size,
+        hashed,
+    }) = taken?
+    else {
         return Ok(None);
     };
     let mut e = Entry::object(&channel.name, spooled.id, &spooled.name);
@@ -569,7 +577,7 @@ fn intake(
         .with_label_values(&[channel.name.as_str()])
         .inc_by(size);
     tracing::debug!(channel = %channel.name, name = %spooled.name, object = %spooled.id, "taken");
-    sender.pipeline(spooled)
+    sender.pipeline_taken(spooled, hashed)
 }
 
 #[cfg(test)]

@@ -308,7 +308,10 @@ fn a_gm_pair_carries(port_base: u16, link: &str) {
             .flat_map(|i| format!("第{i}行: public notice, suite gm\n").into_bytes())
             .collect()
     };
-    let (there, back) = (text(10_000), text(2_000));
+    // there: past 4 MiB, so that its SM3 hashes are taken by the take's read-back of its
+    // SM4-sealed spool copy
+    let (there, back) = (text(150_000), text(2_000));
+    assert!(there.len() > 4 << 20);
     lab.publish("court", "to-internet", "there.txt", &there);
     lab.publish("internet", "to-court", "back.txt", &back);
     std::fs::write(
