@@ -134,7 +134,7 @@ fn keeps_carrying_through_a_step_back(lab: &Lab) {
     land("before", 1);
     let last_before: u64 = ["court", "internet"]
         .iter()
-        .flat_map(|n| isogate::audit::read_all(&lab.dir.join(n).join("audit")).unwrap())
+        .flat_map(|n| read_live(&lab.dir.join(n).join("audit")))
         .map(|r| r.time_ms)
         .max()
         .unwrap();

@@ -117,7 +117,7 @@ fn an_sftp_upload_lands_under_its_final_name_only() {
         sha256_of_generated(size, 5)
     );
     std::thread::sleep(Duration::from_secs(2));
-    let all = isogate::audit::read_all(&lab.dir.join("court").join("audit")).unwrap();
+    let all = read_live(&lab.dir.join("court").join("audit"));
     assert!(
         all.iter()
             .all(|r| !r.name.as_deref().unwrap_or("").ends_with(".filepart")),

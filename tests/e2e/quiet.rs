@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Records and signed checkpoints in a node's audit directory.
 fn log_size(lab: &Lab, node: &str) -> (usize, usize) {
     let dir = lab.dir.join(node).join("audit");
-    let records = isogate::audit::read_all(&dir).unwrap().len();
+    let records = read_live(&dir).len();
     let checkpoints = fs::read_to_string(dir.join("checkpoints.jsonl"))
         .map(|t| t.lines().count())
         .unwrap_or(0);

@@ -208,7 +208,7 @@ pub fn assert_exactly_once(lab: &Lab, node: &str, inbox: &Path, expected: &Expec
         assert_eq!(&sha256_file(&inbox.join(name)), sha, "{name} changed");
     }
     let channel = inbox.file_name().unwrap().to_string_lossy().into_owned();
-    let records = isogate::audit::read_all(&lab.dir.join(node).join("audit")).unwrap();
+    let records = super::read_live(&lab.dir.join(node).join("audit"));
     let mut landed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in records
         .iter()
