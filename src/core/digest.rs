@@ -91,7 +91,7 @@ const PUSHED_IN_FLIGHT: usize = 4;
 /// [`hash_content`] gives them, of content handed over piece by piece by a caller that
 /// reads it anyway (the copy that takes a file into the spool): the whole and the chunks
 /// are hashed on two threads of their own, so that the caller only copies each piece
-/// once. Memory: at most [`PUSHED_IN_FLIGHT`] pieces queued (shared by both threads).
+/// once. Memory: at most four pieces queued (shared by both threads).
 pub struct Pushed {
     whole: Option<mpsc::SyncSender<Arc<[u8]>>>,
     chunks: Option<mpsc::SyncSender<Arc<[u8]>>>,
@@ -137,8 +137,8 @@ impl Pushed {
         })
     }
 
-    /// Hands over the next piece of the content (waits while both threads are
-    /// [`PUSHED_IN_FLIGHT`] pieces behind). A thread that stopped is reported by
+    /// Hands over the next piece of the content (waits while a thread is four pieces
+    /// behind). A thread that stopped is reported by
     /// [`Pushed::finish`].
     pub fn update(&mut self, piece: &[u8]) {
         if piece.is_empty() || self.failed {
