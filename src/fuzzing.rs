@@ -443,16 +443,30 @@ pub fn stream_headers(data: &[u8]) {
     let mut playout = Playout::new(u64::from(data.first().copied().unwrap_or(20) % 64));
     let mut now_ms = 0u64;
     let mut last: Option<(u64, u64)> = None;
+    // the playout's current and retired sessions: a session that comes back after two
+    // others starts its order anew, so its packets are only checked against each other
+    let (mut current, mut retired): (Option<u64>, Option<u64>) = (None, None);
     for step in data.chunks_exact(3) {
         let session = u64::from(step[0] >> 6);
         let seq = u64::from(u16::from_be_bytes([step[0] & 0x3f, step[1]]));
-        now_ms += u64::from(step[2]);
-        playout.push(
-            now_ms,
-            session,
-            seq,
-            [session, seq].map(u64::to_be_bytes).concat(),
-        );
+        if current != Some(session) && retired != Some(session) {
+            (retired, current) = (current, Some(session));
+            if last.is_some_and(|(s, _)| s == session) {
+                last = None;
+            }
+        }
+        // the third byte's top bit: a packet refused on this node (its place passed over)
+        now_ms += u64::from(step[2] & 0x7f);
+        if step[2] & 0x80 == 0 {
+            playout.push(
+                now_ms,
+                session,
+                seq,
+                [session, seq].map(u64::to_be_bytes).concat(),
+            );
+        } else {
+            playout.pass_over(now_ms, session, seq);
+        }
         while let Some(out) = playout.pop(now_ms) {
             if let Out::Packet(bytes) = out {
                 let mut words = bytes.chunks_exact(8).filter_map(|w| w.try_into().ok());

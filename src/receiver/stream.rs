@@ -9,7 +9,8 @@
 //!                                        │ (a new session: the old stream stops)
 //!                                        ▼
 //!                 Gate.admit (own rules) ─► Playout.push ─► pop ─► UDP send_to(emit)
-//!                                                           late ─► `late`
+//!                   │ refused: counted by reason          late ─► `late`
+//!                   └─► Playout.pass_over (the packets after it do not wait for it)
 //!  timer thread: sleeps until the next playout deadline or silence deadline, or a wake
 //!                ─► pops held packets ─► a silent stream: `stream_stopped`
 //! ```
@@ -200,7 +201,11 @@ impl Streams {
                 st.playout
                     .push(now_ms, frame.session, frame.seq, frame.payload);
             }
-            Err(reason) => st.life.dropped(m, now_ms, reason),
+            Err(reason) => {
+                st.life.dropped(m, now_ms, reason);
+                // the packets after it need not wait for it
+                st.playout.pass_over(now_ms, frame.session, frame.seq);
+            }
         }
         flush(chan, &mut st, m, now_ms, false);
         let after = (st.life.deadline(), st.playout.next_deadline());

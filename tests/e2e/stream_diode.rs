@@ -157,6 +157,66 @@ fn rtp_crosses_the_diode_at_one_percent_loss() {
     hearing_crosses(32, 27310, "1%", 5000, 990);
 }
 
+/// The first stream datagram of the sending node's session (the first source symbol of
+/// stream block 0) is dropped on arrival: the packets after it wait for it, it is rebuilt
+/// from the block's repair symbols, and it goes out first, so every packet crosses in
+/// order. (With MPEG-TS the first packet carries the tables and the start of the first key
+/// frame; made late, it cost a second of video.)
+#[test]
+fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
+    const COUNT: u16 = 500;
+    let (id, port_base) = (33, 27320);
+    let net = Net::new(id, "0%");
+    let lab = diode_lab(port_base, &net, &[]);
+    // the datagram's first bytes (wire.rs): "ID", version 1, kind 5 (stream symbol), then
+    // after the session and seq the body: block u64 = 0, K u16 = 0 (a source symbol),
+    // T u16, esi u32 = 0; offsets from the UDP header, past an IP header of any length
+    let first_symbol = "0>>22&0x3C@8=0x49440105&&0>>22&0x3C@28=0&&0>>22&0x3C@32=0\
+        &&0>>22&0x3C@36>>16=0&&0>>22&0x3C@40=0";
+    let rule = [
+        "-i",
+        &net.rcv_veth,
+        "-p",
+        "udp",
+        "-m",
+        "u32",
+        "--u32",
+        first_symbol,
+        "-j",
+        "DROP",
+    ];
+    let mut insert = vec!["iptables", "-I", "INPUT", "1"];
+    insert.extend_from_slice(&rule);
+    ns(&net.rcv, &insert);
+    let _internet = start_in(&lab, "internet", &net.rcv);
+    std::thread::sleep(Duration::from_millis(500));
+    let _court = start_in(&lab, "court", &net.snd);
+    wait_until(30, "both nodes up", || {
+        lab.log("court").contains("diode sender up")
+            && lab.log("internet").contains("diode receiver up")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let got = stream_through(&lab, &net, port_base, COUNT);
+    let listing = ns(&net.rcv, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+    let dropped: u64 = listing
+        .lines()
+        .find(|l| l.contains("u32"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the rule's counter:\n{listing}"));
+    assert_eq!(
+        dropped, 1,
+        "the first stream datagram, and only it:\n{listing}"
+    );
+    assert_eq!(
+        got,
+        (0..COUNT).collect::<Vec<_>>(),
+        "every packet, in order\n--- internet ---\n{}",
+        tail(&lab.log("internet"))
+    );
+    net.assert_one_way();
+}
+
 /// Helper run inside the sender's namespace: sends ISOG_RTP_COUNT packets to ISOG_RTP_TO
 /// at [`PPS`] packets per second.
 #[test]

@@ -8,8 +8,15 @@
 //!            ─► seq >  next ─► held until the gap fills, or until the oldest held packet
 //!                              has waited budget_ms: then Gap(skipped) and on
 //!            ─► seq <  next, or already held ─► Late (dropped)
+//!  pass_over(seq) ─► the place of a packet refused here: counts as come, goes out as nothing
 //!  pop(now) ─► Packet | Late | Gap, in order
 //! ```
+//!
+//! A session's order starts at seq 0, the sending node's first packet: when that packet is
+//! lost or overtaken on the way (the diode's repair symbols bring it back a moment later),
+//! the packets after it wait for it like behind any other gap. A first packet numbered
+//! [`JOIN_AFTER`] or more means this node joined the session in its middle (it started
+//! while the sending node ran): that packet sets the order.
 //!
 //! Sans-IO: the caller gives a monotonic `now_ms`, calls [`Playout::pop`] until `None`
 //! after every push, and again at [`Playout::next_deadline`].
@@ -18,6 +25,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// The most packets held behind a gap; beyond it the gap is skipped at once.
 pub const MAX_HELD: usize = 1024;
+
+/// A session's first packet numbered this or more starts the order there (this node
+/// joined the session in its middle); one numbered less waits for the packets before it,
+/// from seq 0 on, at most the delay budget.
+pub const JOIN_AFTER: u64 = MAX_HELD as u64;
 
 /// What the playout gives out, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +43,10 @@ pub enum Out {
     Gap(u64),
 }
 
-/// One held packet.
+/// One held packet: `None` for the place of one refused on this node.
 #[derive(Debug)]
 struct Held {
-    payload: Vec<u8>,
+    payload: Option<Vec<u8>>,
 }
 
 /// The order of one stream's packets on the receiving node.
@@ -82,14 +94,31 @@ impl Playout {
 
     /// Takes one packet of the sending node's `session`, number `seq`, arrived at `now_ms`.
     ///
-    /// The first packet of a session sets the order (earlier seqs are then late). A
-    /// packet of another session than the current one starts that session: the packets
-    /// held for the old one go out in order (their gaps skipped), and the old session's
-    /// later packets are late. Results are taken with [`Playout::pop`].
+    /// A session's order starts at seq 0, or at its first packet when that is numbered
+    /// [`JOIN_AFTER`] or more (earlier seqs are then late). A packet of another session
+    /// than the current one starts that session: the packets held for the old one go out
+    /// in order (their gaps skipped), and the old session's later packets are late.
+    /// Results are taken with [`Playout::pop`].
     pub fn push(&mut self, now_ms: u64, session: u64, seq: u64, payload: Vec<u8>) {
+        self.take(now_ms, session, seq, Some(payload));
+    }
+
+    /// Takes the place of packet `seq` of `session`, arrived at `now_ms` and refused on
+    /// this node (its drop is counted by the caller): the packets after it need not wait
+    /// for it, and nothing goes out for it. A late or duplicate one is ignored.
+    pub fn pass_over(&mut self, now_ms: u64, session: u64, seq: u64) {
+        self.take(now_ms, session, seq, None);
+    }
+
+    fn take(&mut self, now_ms: u64, session: u64, seq: u64, payload: Option<Vec<u8>>) {
+        let late = |ready: &mut VecDeque<Out>| {
+            if payload.is_some() {
+                ready.push_back(Out::Late);
+            }
+        };
         if self.session != Some(session) {
             if self.retired == Some(session) {
-                self.ready.push_back(Out::Late);
+                late(&mut self.ready);
                 return;
             }
             self.flush();
@@ -97,13 +126,17 @@ impl Playout {
             self.session = Some(session);
             self.next = None;
         }
-        let next = *self.next.get_or_insert(seq);
+        let next = *self
+            .next
+            .get_or_insert(if seq < JOIN_AFTER { 0 } else { seq });
         if seq < next || self.held.contains_key(&seq) {
-            self.ready.push_back(Out::Late);
+            late(&mut self.ready);
             return;
         }
         if seq == next {
-            self.ready.push_back(Out::Packet(payload));
+            if let Some(payload) = payload {
+                self.ready.push_back(Out::Packet(payload));
+            }
             self.next = Some(seq.saturating_add(1));
             self.drain();
             return;
@@ -149,15 +182,6 @@ impl Playout {
             .map(|(t, _)| t.saturating_add(self.budget_ms))
     }
 
-    /// Forgets the order (the stream stopped): what is held goes out in order, and the
-    /// next packet of any session starts anew.
-    pub fn reset(&mut self) {
-        self.flush();
-        self.session = None;
-        self.retired = None;
-        self.next = None;
-    }
-
     /// The arrival time of the oldest packet still held; drops spent entries met first.
     fn oldest_arrival(&mut self) -> Option<u64> {
         while let Some(&(t, seq)) = self.arrivals.front() {
@@ -189,7 +213,9 @@ impl Playout {
             let Some(held) = self.held.remove(&next) else {
                 break;
             };
-            self.ready.push_back(Out::Packet(held.payload));
+            if let Some(payload) = held.payload {
+                self.ready.push_back(Out::Packet(payload));
+            }
             self.next = Some(next.saturating_add(1));
         }
         if self.held.is_empty() {
@@ -317,13 +343,64 @@ mod tests {
     }
 
     #[test]
-    fn the_first_packet_of_a_session_sets_the_order() {
-        // a receiver that joins a session in its middle
+    fn a_receiver_that_joins_a_session_in_its_middle_starts_at_its_first_packet() {
         let mut pl = Playout::new(20);
-        pl.push(0, 9, 1000, p(1000));
-        pl.push(0, 9, 999, p(999));
-        pl.push(0, 9, 1001, p(1001));
-        assert_eq!(drain(&mut pl, 0), vec![pkt(1000), Out::Late, pkt(1001)]);
+        pl.push(0, 9, 5000, p(5000));
+        pl.push(0, 9, 4999, p(4999));
+        pl.push(0, 9, 5001, p(5001));
+        assert_eq!(drain(&mut pl, 0), vec![pkt(5000), Out::Late, pkt(5001)]);
+        assert_eq!(pl.next_deadline(), None);
+        // the least seq that counts as the middle
+        let mut pl = Playout::new(20);
+        pl.push(0, 9, JOIN_AFTER, p(JOIN_AFTER));
+        assert_eq!(drain(&mut pl, 0), vec![pkt(JOIN_AFTER)]);
+    }
+
+    #[test]
+    fn a_session_s_first_packet_overtaken_on_the_way_still_goes_out_first() {
+        // seq 0 lost on the wire and brought back by the diode's repair symbols 15 ms on:
+        // the packets after it wait for it rather than making it late
+        let mut pl = Playout::new(40);
+        pl.push(0, 7, 1, p(1));
+        pl.push(5, 7, 2, p(2));
+        assert_eq!(drain(&mut pl, 5), vec![]);
+        assert_eq!(pl.next_deadline(), Some(40));
+        pl.push(15, 7, 0, p(0));
+        assert_eq!(drain(&mut pl, 15), vec![pkt(0), pkt(1), pkt(2)]);
+        // never brought back: the gap is skipped after the budget, as any other
+        let mut pl = Playout::new(40);
+        pl.push(0, 8, 3, p(3));
+        assert_eq!(drain(&mut pl, 39), vec![]);
+        assert_eq!(drain(&mut pl, 40), vec![Out::Gap(3), pkt(3)]);
+        pl.push(41, 8, 1, p(1));
+        assert_eq!(drain(&mut pl, 41), vec![Out::Late]);
+    }
+
+    #[test]
+    fn a_packet_refused_here_holds_up_none_after_it() {
+        let mut pl = Playout::new(20);
+        pl.push(0, 1, 0, p(0));
+        pl.pass_over(0, 1, 1);
+        pl.push(0, 1, 2, p(2));
+        assert_eq!(drain(&mut pl, 0), vec![pkt(0), pkt(2)]);
+        // passed over out of order: the held packets go on once its place is filled
+        pl.push(1, 1, 4, p(4));
+        assert_eq!(drain(&mut pl, 1), vec![]);
+        pl.pass_over(2, 1, 3);
+        assert_eq!(drain(&mut pl, 2), vec![pkt(4)]);
+        // a session's first packet refused, then a skipped place given out as a gap only
+        let mut pl = Playout::new(20);
+        pl.pass_over(0, 2, 0);
+        pl.push(0, 2, 1, p(1));
+        assert_eq!(drain(&mut pl, 0), vec![pkt(1)]);
+        pl.pass_over(1, 2, 3);
+        pl.push(1, 2, 4, p(4));
+        assert_eq!(drain(&mut pl, 21), vec![Out::Gap(1), pkt(4)]);
+        // late or duplicate places are ignored, not counted late
+        pl.pass_over(22, 2, 2);
+        pl.pass_over(22, 2, 4);
+        assert_eq!(drain(&mut pl, 22), vec![]);
+        assert_eq!(pl.held(), 0);
     }
 
     #[test]
@@ -344,14 +421,12 @@ mod tests {
         pl.push(2, 1, 5, p(5));
         assert_eq!(drain(&mut pl, 2), vec![Out::Packet(p(101)), Out::Late]);
         assert_eq!(pl.next_deadline(), None);
-        // a third session, then the reset of a stopped stream
-        pl.push(3, 3, 50, p(50));
-        pl.push(3, 3, 52, p(52));
-        pl.reset();
-        pl.push(4, 3, 40, p(40));
+        // a third session joined in its middle: what the second held goes out first
+        pl.push(3, 2, 3, p(103));
+        pl.push(4, 3, 5050, p(5050));
         assert_eq!(
             drain(&mut pl, 4),
-            vec![pkt(50), Out::Gap(1), pkt(52), pkt(40)]
+            vec![Out::Gap(1), Out::Packet(p(103)), pkt(5050)]
         );
     }
 
