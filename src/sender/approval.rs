@@ -1955,6 +1955,7 @@ mod tests {
                 std::ffi::OsStr::new(name),
                 name,
                 None,
+                None,
             )
             .unwrap()
             .unwrap()

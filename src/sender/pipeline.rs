@@ -824,7 +824,7 @@ mod tests {
         let take = |name: &str| {
             std::fs::write(outbox.join(name), &body).unwrap();
             let taken = spool
-                .take_hashing(
+                .take(
                     "c",
                     &outbox,
                     OsStr::new(name),

@@ -77,7 +77,7 @@
 //! and object id: [`context`]), and so is a batch's [`Spool::put`]. Readers open the content
 //! with [`open_content`], sealed or plain (an entry taken before the node sealed). A file of
 //! [`HASH_AT_TAKE_FROM`] bytes or more is hashed by that copy's read-back, through its seal
-//! ([`Spool::take_hashing`]): the manifest's hashes, handed to the pipeline with the entry.
+//! ([`Spool::take`]): the manifest's hashes, handed to the pipeline with the entry.
 
 use crate::core::digest::Pushed;
 use crate::core::id::ObjectId;
@@ -121,7 +121,7 @@ const COPY_TRIES: usize = 3;
 const MOVE_SEEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Files from this size (bytes) taken into a spool sealed at rest have their manifest's
-/// hashes taken from the take's read-back of its copy ([`Spool::take_hashing`]), on two
+/// hashes taken from the take's read-back of its copy ([`Spool::take`]), on two
 /// threads, while the copy's fsync waits for the disk: the pipeline then only inspects.
 /// Below, threads cost more than the hashes they move.
 pub const HASH_AT_TAKE_FROM: u64 = 4 << 20;
@@ -133,7 +133,7 @@ pub struct Taken {
     pub spooled: Spooled,
     /// The file's size as it was renamed or copied in (bytes, plain).
     pub size: u64,
-    /// The manifest's hashes of the bytes copied in, where [`Spool::take_hashing`] took
+    /// The manifest's hashes of the bytes copied in, where [`Spool::take`] took
     /// them (a large file, into a spool sealed at rest).
     pub hashed: Option<TakenHashes>,
 }
@@ -590,24 +590,15 @@ impl Spool {
     /// With `sealing` (the node's data keys) the content is sealed as it is copied in,
     /// through the outbox's staging folder as for an outbox on another file system (see
     /// the module's diagram): no plaintext copy rests in the spool.
-    pub fn take(
-        &self,
-        channel: &str,
-        outbox: &Path,
-        file_name: &OsStr,
-        name: &str,
-        sealing: Option<&DataKeys>,
-    ) -> io::Result<Option<Taken>> {
-        self.take_hashing(channel, outbox, file_name, name, sealing, None)
-    }
-
-    /// [`Spool::take`], which also hashes a file of [`HASH_AT_TAKE_FROM`] bytes or more as
-    /// `hash_in`'s manifest hashes ([`Taken::hashed`]) as it reads back its copy in a spool
-    /// sealed at rest: the read that checks the copy also hashes it, beside the fsync.
+    ///
+    /// With `hash_in`, a file of [`HASH_AT_TAKE_FROM`] bytes or more taken into a spool
+    /// sealed at rest is also hashed as `hash_in`'s manifest hashes ([`Taken::hashed`]) as
+    /// its copy is read back: the read that checks the copy also hashes it, beside the
+    /// fsync.
     ///
     /// # Errors
-    /// As [`Spool::take`].
-    pub fn take_hashing(
+    /// An I/O error making the entry, or moving, copying or syncing the file.
+    pub fn take(
         &self,
         channel: &str,
         outbox: &Path,
@@ -1609,7 +1600,14 @@ mod tests {
         fs::write(outbox.join("a.txt"), b"hello").unwrap();
         let spool = Spool::open(&t.path().join("state")).unwrap();
         let taken = spool
-            .take("to-internet", &outbox, OsStr::new("a.txt"), "a.txt", None)
+            .take(
+                "to-internet",
+                &outbox,
+                OsStr::new("a.txt"),
+                "a.txt",
+                None,
+                None,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(taken.size, 5, "the size as taken");
@@ -1623,6 +1621,7 @@ mod tests {
                     &outbox,
                     OsStr::new("gone.txt"),
                     "gone.txt",
+                    None,
                     None
                 )
                 .unwrap()
@@ -1812,7 +1811,7 @@ mod tests {
         let take = |name: &str, body: &[u8], sealing: Option<&DataKeys>| {
             fs::write(outbox.join(name), body).unwrap();
             spool
-                .take("c", &outbox, OsStr::new(name), name, sealing)
+                .take("c", &outbox, OsStr::new(name), name, sealing, None)
                 .unwrap()
                 .unwrap()
                 .spooled
@@ -1840,7 +1839,14 @@ mod tests {
         fs::write(outbox.join("plain.txt"), b"plain bytes").unwrap();
         fs::hard_link(outbox.join("plain.txt"), t.path().join("other-name")).unwrap();
         let plain = spool
-            .take("c", &outbox, OsStr::new("plain.txt"), "plain.txt", None)
+            .take(
+                "c",
+                &outbox,
+                OsStr::new("plain.txt"),
+                "plain.txt",
+                None,
+                None,
+            )
             .unwrap()
             .unwrap()
             .spooled;
@@ -1930,7 +1936,7 @@ mod tests {
         let take = |name: &str, body: &[u8]| {
             fs::write(outbox.join(name), body).unwrap();
             spool
-                .take("c", &outbox, OsStr::new(name), name, None)
+                .take("c", &outbox, OsStr::new(name), name, None, None)
                 .unwrap()
                 .unwrap()
                 .spooled
@@ -1991,7 +1997,7 @@ mod tests {
         fs::create_dir_all(outbox).unwrap();
         fs::write(outbox.join(name), b"body").unwrap();
         let s = spool
-            .take("c", outbox, OsStr::new(name), name, None)
+            .take("c", outbox, OsStr::new(name), name, None, None)
             .unwrap()
             .unwrap()
             .spooled;
@@ -2059,7 +2065,9 @@ mod tests {
             let b: Vec<u8> = b"B".repeat(300_000);
             let mut cp = fs::File::create(outbox.join(name)).unwrap();
             cp.write_all(&b[..100_000]).unwrap();
-            let taken = spool.take("c", &outbox, name, "cp.txt", sealing).unwrap();
+            let taken = spool
+                .take("c", &outbox, name, "cp.txt", sealing, None)
+                .unwrap();
             assert!(taken.is_none(), "sealed {sealed}: not taken while open");
             assert_eq!(
                 fs::read(outbox.join(name)).unwrap().len(),
@@ -2075,7 +2083,7 @@ mod tests {
             drop(cp);
             assert!(until(false), "free once closed");
             let taken = spool
-                .take("c", &outbox, name, "cp.txt", sealing)
+                .take("c", &outbox, name, "cp.txt", sealing, None)
                 .unwrap()
                 .unwrap();
             assert_eq!(taken.size, 300_000);
@@ -2110,7 +2118,7 @@ mod tests {
         for suite in Suite::ALL {
             fs::write(outbox.join("big.pdf"), &body).unwrap();
             let taken = spool
-                .take_hashing(
+                .take(
                     "c",
                     &outbox,
                     OsStr::new("big.pdf"),
@@ -2143,7 +2151,7 @@ mod tests {
             ("unasked.pdf", Some(&keys), None),
         ] {
             let taken = spool
-                .take_hashing("c", &outbox, OsStr::new(name), name, keys, suite)
+                .take("c", &outbox, OsStr::new(name), name, keys, suite)
                 .unwrap()
                 .unwrap();
             assert_eq!(taken.hashed, None, "{name}");
@@ -2162,7 +2170,14 @@ mod tests {
         let body: Vec<u8> = marker.iter().copied().cycle().take(200_000).collect();
         fs::write(outbox.join("a.txt"), &body).unwrap();
         let taken = spool
-            .take("c", &outbox, OsStr::new("a.txt"), "a.txt", Some(&keys))
+            .take(
+                "c",
+                &outbox,
+                OsStr::new("a.txt"),
+                "a.txt",
+                Some(&keys),
+                None,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(taken.size, body.len() as u64, "the plain size copied");
@@ -2191,7 +2206,7 @@ mod tests {
         // a plain entry (taken before the node sealed) is still read
         fs::write(outbox.join("old.txt"), b"plain").unwrap();
         let old = spool
-            .take("c", &outbox, OsStr::new("old.txt"), "old.txt", None)
+            .take("c", &outbox, OsStr::new("old.txt"), "old.txt", None, None)
             .unwrap()
             .unwrap()
             .spooled;
@@ -2199,7 +2214,14 @@ mod tests {
         // a take cut short after the file was staged is finished sealed at the next start
         fs::write(outbox.join("cut.txt"), b"x").unwrap();
         let cut = spool
-            .take("c", &outbox, OsStr::new("cut.txt"), "cut.txt", Some(&keys))
+            .take(
+                "c",
+                &outbox,
+                OsStr::new("cut.txt"),
+                "cut.txt",
+                Some(&keys),
+                None,
+            )
             .unwrap()
             .unwrap()
             .spooled;
@@ -2228,7 +2250,7 @@ mod tests {
         let look_alike = b"isogate-rest-v1\0 and then a document";
         fs::write(outbox.join("look.pdf"), look_alike).unwrap();
         let l = spool2
-            .take("c", &outbox, OsStr::new("look.pdf"), "look.pdf", None)
+            .take("c", &outbox, OsStr::new("look.pdf"), "look.pdf", None, None)
             .unwrap()
             .unwrap()
             .spooled;
@@ -2384,7 +2406,7 @@ mod tests {
         fs::create_dir_all(&outbox).unwrap();
         fs::write(outbox.join("a.txt"), b"body").unwrap();
         let s = spool
-            .take("c", &outbox, OsStr::new("a.txt"), "a.txt", None)
+            .take("c", &outbox, OsStr::new("a.txt"), "a.txt", None, None)
             .unwrap()
             .unwrap()
             .spooled;

@@ -548,7 +548,7 @@ fn intake(
     let keys = node.keys.data();
     // the manifest's hashes in the signing key's suite, taken with the copy where the
     // spool is sealed at rest
-    let taken = sender.spool.take_hashing(
+    let taken = sender.spool.take(
         &channel.name,
         &channel.outbox,
         file_name,
