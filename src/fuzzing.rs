@@ -446,6 +446,7 @@ pub fn stream_headers(data: &[u8]) {
     // the playout's current and retired sessions: a session that comes back after two
     // others starts its order anew, so its packets are only checked against each other
     let (mut current, mut retired): (Option<u64>, Option<u64>) = (None, None);
+    let (mut pushed, mut given) = (0u64, 0u64);
     for step in data.chunks_exact(3) {
         let session = u64::from(step[0] >> 6);
         let seq = u64::from(u16::from_be_bytes([step[0] & 0x3f, step[1]]));
@@ -458,6 +459,7 @@ pub fn stream_headers(data: &[u8]) {
         // the third byte's top bit: a packet refused on this node (its place passed over)
         now_ms += u64::from(step[2] & 0x7f);
         if step[2] & 0x80 == 0 {
+            pushed += 1;
             playout.push(
                 now_ms,
                 session,
@@ -468,6 +470,7 @@ pub fn stream_headers(data: &[u8]) {
             playout.pass_over(now_ms, session, seq);
         }
         while let Some(out) = playout.pop(now_ms) {
+            given += u64::from(!matches!(out, Out::Gap(_)));
             if let Out::Packet(bytes) = out {
                 let mut words = bytes.chunks_exact(8).filter_map(|w| w.try_into().ok());
                 let (Some(s), Some(q)) = (words.next(), words.next()) else {
@@ -482,6 +485,15 @@ pub fn stream_headers(data: &[u8]) {
         }
         assert!(playout.held() <= crate::core::stream::playout::MAX_HELD);
     }
+    // every packet pushed goes out once, or once as late; a place passed over never does
+    given += std::iter::from_fn(|| playout.pop(u64::MAX))
+        .filter(|out| !matches!(out, Out::Gap(_)))
+        .count() as u64;
+    assert_eq!(
+        given, pushed,
+        "packets and lates given out for the packets pushed"
+    );
+    assert_eq!(playout.next_deadline(), None, "nothing left behind a gap");
 }
 
 /// The schema of the fuzzed messages policy: an object with a short `text`, an optional

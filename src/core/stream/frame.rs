@@ -29,7 +29,9 @@ pub struct StreamFrame {
     pub channel: String,
     /// Random per start of the sending node, so that a restart resets the receiver's order.
     pub session: u64,
-    /// The packet's number in the session: 0 for the first admitted packet, +1 per packet.
+    /// The packet's number in the session, per channel: 0 for the first packet the
+    /// sending node handed to its link, +1 per packet handed on (a packet refused or found
+    /// the link busy or down takes no number; one the link drops after that leaves a gap).
     pub seq: u64,
     /// The sending node's wall clock when it admitted the packet, in µs since the Unix
     /// epoch: for the latency metric only, never trusted for order.

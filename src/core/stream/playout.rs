@@ -19,7 +19,7 @@
 //! while the sending node ran): that packet sets the order.
 //!
 //! Sans-IO: the caller gives a monotonic `now_ms`, calls [`Playout::pop`] until `None`
-//! after every push, and again at [`Playout::next_deadline`].
+//! after every push or pass-over, and again at [`Playout::next_deadline`].
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -87,7 +87,8 @@ impl Playout {
         self.budget_ms
     }
 
-    /// How many packets are held behind a gap (at most [`MAX_HELD`]).
+    /// How many packets (and places passed over) are held behind a gap (at most
+    /// [`MAX_HELD`]).
     pub fn held(&self) -> usize {
         self.held.len()
     }
