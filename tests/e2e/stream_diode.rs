@@ -107,6 +107,21 @@ fn stream_through(lab: &Lab, net: &Net, port_base: u16, count: u16) -> Vec<u16> 
         .collect()
 }
 
+/// Starts the internet node, then the court node, each in its namespace, and waits until
+/// both have their diode socket up (and a moment more for the link's first heartbeat);
+/// the court node first in the answer, so that it is stopped first.
+fn start_both(lab: &Lab, net: &Net) -> [Running; 2] {
+    let internet = start_in(lab, "internet", &net.rcv);
+    std::thread::sleep(Duration::from_millis(500));
+    let court = start_in(lab, "court", &net.snd);
+    wait_until(30, "both nodes up", || {
+        lab.log("court").contains("diode sender up")
+            && lab.log("internet").contains("diode receiver up")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    [court, internet]
+}
+
 /// Starts a diode lab with the hearing channel, sends `count` packets at `loss`, and checks
 /// order, integrity and that at least `min_permille` of them arrived.
 fn hearing_crosses(id: u8, port_base: u16, loss: &str, count: u16, min_permille: usize) {
@@ -117,14 +132,7 @@ fn hearing_crosses(id: u8, port_base: u16, loss: &str, count: u16, min_permille:
         court.contains("kind = \"stream\""),
         "the diode lab has a stream channel:\n{court}"
     );
-    let _internet = start_in(&lab, "internet", &net.rcv);
-    std::thread::sleep(Duration::from_millis(500));
-    let _court = start_in(&lab, "court", &net.snd);
-    wait_until(30, "both nodes up", || {
-        lab.log("court").contains("diode sender up")
-            && lab.log("internet").contains("diode receiver up")
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let _nodes = start_both(&lab, &net);
     let got = stream_through(&lab, &net, port_base, count);
     let logs = || {
         format!(
@@ -188,14 +196,7 @@ fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
     let mut insert = vec!["iptables", "-I", "INPUT", "1"];
     insert.extend_from_slice(&rule);
     ns(&net.rcv, &insert);
-    let _internet = start_in(&lab, "internet", &net.rcv);
-    std::thread::sleep(Duration::from_millis(500));
-    let _court = start_in(&lab, "court", &net.snd);
-    wait_until(30, "both nodes up", || {
-        lab.log("court").contains("diode sender up")
-            && lab.log("internet").contains("diode receiver up")
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let _nodes = start_both(&lab, &net);
     let got = stream_through(&lab, &net, port_base, COUNT);
     let listing = ns(&net.rcv, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
     let dropped: u64 = listing
