@@ -204,6 +204,23 @@ pub fn cipher_throughput(suite: Suite) -> Result<f64, BenchError> {
     Ok(mib_per_s(n, t.elapsed()))
 }
 
+/// What a file's CPU cost says about the most such files the machine can carry: `CPU for
+/// the file 10.9 s, both nodes (10.6 s per GiB): at most 193 MiB/s on 2 cores` for
+/// `cpu_secs` CPU seconds of both nodes together spent carrying `bytes`, on `cores` cores,
+/// however well the steps overlap. `None` when no CPU was counted.
+fn cpu_ceiling(cpu_secs: f64, bytes: u64, cores: usize) -> Option<String> {
+    if !(cpu_secs.is_finite() && cpu_secs > 0.0 && bytes > 0) {
+        return None;
+    }
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let per_gib = cpu_secs / gib;
+    let ceiling = cores as f64 * 1024.0 / per_gib;
+    Some(format!(
+        "CPU for the file {cpu_secs:.1} s, both nodes ({per_gib:.1} s per GiB): at most \
+         {ceiling:.0} MiB/s on {cores} cores"
+    ))
+}
+
 fn mib_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1u64 << 20) as f64 / d.as_secs_f64().max(1e-9)
 }
@@ -632,6 +649,20 @@ impl CpuUse {
         format!("{} cores", self.each())
     }
 
+    /// The CPU seconds both nodes used since the start, together; `None` when a node's
+    /// CPU time cannot be read.
+    fn total_secs(&self) -> Option<f64> {
+        let mut total = 0.0;
+        for (_, pid, before) in &self.start {
+            let used = cpu_secs(*pid)? - before;
+            if !used.is_finite() {
+                return None;
+            }
+            total += used;
+        }
+        Some(total)
+    }
+
     /// `court 0.82, internet 0.41`: each node's cores since the start.
     fn each(&self) -> String {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
@@ -887,7 +918,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
                 settle();
             }
             if opts.big_mib > 0 {
-                big_file(&lab, opts.big_mib, limit, &mut summary, target)?;
+                big_file(&lab, opts.big_mib, limit, cores, &mut summary, target)?;
                 settle();
             }
             if opts.parallel > 0 {
@@ -926,6 +957,7 @@ fn big_file(
     lab: &Lab,
     mib: u64,
     limit: f64,
+    cores: usize,
     summary: &mut summary::Summary,
     target: &'static str,
 ) -> Result<(), BenchError> {
@@ -941,11 +973,15 @@ fn big_file(
     let trace = sampler.map(CpuSampler::stop).unwrap_or_default();
     let rate = mib_per_s(mib << 20, t1 - t0);
     let used = cpu.each();
+    let cpu_secs = cpu.total_secs();
     println!(
         "  {mib} MiB file, drop to landed   {:8.2} s = {rate:6.0} MiB/s  ({:.2} x limit; {used} cores)",
         (t1 - t0).as_secs_f64(),
         rate / limit
     );
+    if let Some(line) = cpu_secs.and_then(|s| cpu_ceiling(s, mib << 20, cores)) {
+        println!("    {line}");
+    }
     summary.add(
         format!("{mib} MiB file"),
         format!("{rate:.0} MiB/s"),
@@ -1252,6 +1288,32 @@ fn memory(lab: &Lab, mib: u64, summary: &mut summary::Summary) -> Result<(), Ben
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_ceiling_is_the_cores_over_the_cpu_a_gib_costs() {
+        // this session's profile: 10.9 CPU seconds for 1 GiB on 2 cores
+        assert_eq!(
+            cpu_ceiling(10.9, 1 << 30, 2).unwrap(),
+            "CPU for the file 10.9 s, both nodes (10.9 s per GiB): at most 188 MiB/s on 2 cores"
+        );
+        // half a GiB for 4 s: 8 s a GiB, 16 cores carry 2,048 MiB/s
+        assert_eq!(
+            cpu_ceiling(4.0, 512 << 20, 16).unwrap(),
+            "CPU for the file 4.0 s, both nodes (8.0 s per GiB): at most 2048 MiB/s on 16 cores"
+        );
+        for (secs, bytes) in [
+            (0.0, 1 << 30),
+            (f64::NAN, 1 << 30),
+            (-1.0, 1 << 30),
+            (1.0, 0),
+        ] {
+            assert_eq!(
+                cpu_ceiling(secs, bytes, 2),
+                None,
+                "{secs} s for {bytes} bytes"
+            );
+        }
+    }
 
     #[test]
     fn the_disk_probe_measures_durable_writes_and_leaves_nothing() {
