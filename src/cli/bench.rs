@@ -205,7 +205,7 @@ pub fn cipher_throughput(suite: Suite) -> Result<f64, BenchError> {
 }
 
 /// What a file's CPU cost says about the most such files the machine can carry: `CPU for
-/// the file 10.9 s, both nodes (10.6 s per GiB): at most 193 MiB/s on 2 cores` for
+/// the file 10.9 s, both nodes (10.9 s per GiB): at most 188 MiB/s on 2 cores` for
 /// `cpu_secs` CPU seconds of both nodes together spent carrying `bytes`, on `cores` cores,
 /// however well the steps overlap. `None` when no CPU was counted.
 fn cpu_ceiling(cpu_secs: f64, bytes: u64, cores: usize) -> Option<String> {
