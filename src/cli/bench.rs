@@ -221,6 +221,22 @@ fn cpu_ceiling(cpu_secs: f64, bytes: u64, cores: usize) -> Option<String> {
     ))
 }
 
+/// What the small files' CPU cost says about the most such files the machine can carry:
+/// `CPU for the files 4.4 s, both nodes (1.48 ms per file): at most 1351 files/s on 2
+/// cores` for `cpu_secs` CPU seconds of both nodes together spent carrying `files` files,
+/// on `cores` cores, however well they overlap. `None` when no CPU was counted.
+fn files_ceiling(cpu_secs: f64, files: usize, cores: usize) -> Option<String> {
+    if !(cpu_secs.is_finite() && cpu_secs > 0.0 && files > 0) {
+        return None;
+    }
+    let per_file_ms = cpu_secs * 1000.0 / files as f64;
+    let ceiling = cores as f64 * 1000.0 / per_file_ms;
+    Some(format!(
+        "CPU for the files {cpu_secs:.1} s, both nodes ({per_file_ms:.2} ms per file): at \
+         most {ceiling:.0} files/s on {cores} cores"
+    ))
+}
+
 fn mib_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1u64 << 20) as f64 / d.as_secs_f64().max(1e-9)
 }
@@ -910,7 +926,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), BenchError> {
             // the small figures by how their passes fall (theirs weigh little on the
             // large ones)
             if opts.small_files > 0 {
-                small_files(&lab, opts.small_files, &mut summary)?;
+                small_files(&lab, opts.small_files, cores, &mut summary)?;
                 settle();
             }
             if opts.latency_secs > 0 {
@@ -1079,7 +1095,12 @@ fn parallel_files(
     Ok(())
 }
 
-fn small_files(lab: &Lab, n: usize, summary: &mut summary::Summary) -> Result<(), BenchError> {
+fn small_files(
+    lab: &Lab,
+    n: usize,
+    cores: usize,
+    summary: &mut summary::Summary,
+) -> Result<(), BenchError> {
     let stage = staging(lab)?;
     for i in 0..n {
         write_pdf(&stage.join(format!("s{i}.pdf")), 4096, i as u64)?;
@@ -1148,6 +1169,7 @@ fn small_files(lab: &Lab, n: usize, summary: &mut summary::Summary) -> Result<()
     // read now: the removals below are no part of the figure
     let disk_line = flushes::line(&disk, n);
     let used = cpu.each();
+    let cpu_line = cpu.total_secs().and_then(|s| files_ceiling(s, n, cores));
     drop(watcher);
     for name in &names {
         let _ = fs::remove_file(inbox.join(name));
@@ -1158,6 +1180,9 @@ fn small_files(lab: &Lab, n: usize, summary: &mut summary::Summary) -> Result<()
         n as f64 / took.as_secs_f64(),
         n as f64 / took.as_secs_f64() / 3000.0
     );
+    if let Some(line) = cpu_line {
+        println!("    {line}");
+    }
     summary.add(
         "4 KiB files",
         format!("{:.0} files/s", n as f64 / took.as_secs_f64()),
@@ -1311,6 +1336,27 @@ mod tests {
                 cpu_ceiling(secs, bytes, 2),
                 None,
                 "{secs} s for {bytes} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_files_ceiling_is_the_cores_over_the_cpu_a_file_costs() {
+        // this session's profile: 4.4 CPU seconds for 3,000 files of 4 KiB on 2 cores
+        assert_eq!(
+            files_ceiling(4.44, 3000, 2).unwrap(),
+            "CPU for the files 4.4 s, both nodes (1.48 ms per file): at most 1351 files/s on 2 cores"
+        );
+        // 0.1 ms a file: 16 cores carry 160,000 files/s
+        assert_eq!(
+            files_ceiling(1.0, 10_000, 16).unwrap(),
+            "CPU for the files 1.0 s, both nodes (0.10 ms per file): at most 160000 files/s on 16 cores"
+        );
+        for (secs, files) in [(0.0, 3000), (f64::NAN, 3000), (-1.0, 3000), (1.0, 0)] {
+            assert_eq!(
+                files_ceiling(secs, files, 2),
+                None,
+                "{secs} s for {files} files"
             );
         }
     }
