@@ -9,7 +9,8 @@
 #
 # Environment: OUT, the folder for the full reports (default: scale-bench, here);
 # SMALL_FILES, PARALLEL, PARALLEL_MIB, BIG_MIB (defaults 10000, 16, 256, 1024);
-# LIMIT_S, the most seconds each bench may run (default 240). Needs about
+# LIMIT_S, the most seconds each bench may run (default 240; an interrupt from the
+# terminal does not reach a bench, which runs to its end or its limit). Needs about
 # BIG_MIB + PARALLEL x PARALLEL_MIB MiB free under OUT, twice over (the sending node's
 # spool and the receiving node's inbox).
 set -euo pipefail
@@ -34,15 +35,16 @@ echo "scale-bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 10
 
 # both links, every file figure but the latency run and the 4 GiB memory figure
 status=0
-timeout "$limit" "$bin" bench --dir "$labs/links" --port-base 27600 \
+timeout -k 15 "$limit" "$bin" bench --dir "$labs/links" --port-base 27600 \
   --only files --link quic --link diode \
   --small-files "$small" --latency-secs 0 --big-mib "$big" --huge-mib 0 \
   --parallel "$parallel" --parallel-mib "$parallel_mib" \
   >"$out/links.txt" 2>"$out/links.log" || status=$?
+sleep 1 # the nodes of a bench cut short by the timeout are still going
 rm -rf "$labs/links"
 
 # the diode's large file without the lab's pacing cap
-timeout "$limit" "$bin" bench --dir "$labs/diode" --port-base 27700 \
+timeout -k 15 "$limit" "$bin" bench --dir "$labs/diode" --port-base 27700 \
   --only files --link diode --diode-rate-mbit 10000 \
   --small-files 0 --latency-secs 0 --big-mib "$big" --huge-mib 0 --parallel 0 \
   >"$out/diode-10g.txt" 2>"$out/diode-10g.log" || status=$?
@@ -52,7 +54,7 @@ for report in links diode-10g; do
   echo "== $report (full report: $out/$report.txt)"
   # the limits, each figure with its CPU lines, then the summary table
   sed '/^summary (/,$d' "$out/$report.txt" |
-    grep -E '^link |^  (cores|SHA-256|AES-256|loopback|disk|file system)|files of|MiB file|MiB at once|CPU for|idle,' || true
+    grep -E '^link |^  (cores|SHA-256|AES-256|loopback|disk|file system)|files of|MiB file|MiB at once|CPU for|idle,|paced at|disk meanwhile' || true
   sed -n '/^summary (/,$p' "$out/$report.txt"
 done
 if [ "$status" -ne 0 ]; then

@@ -221,10 +221,11 @@ fn cpu_ceiling(cpu_secs: f64, bytes: u64, cores: usize) -> Option<String> {
     ))
 }
 
-/// What the small files' CPU cost says about the most such files the machine can carry:
-/// `CPU for the files 4.4 s, both nodes (1.48 ms per file): at most 1351 files/s on 2
-/// cores` for `cpu_secs` CPU seconds of both nodes together spent carrying `files` files,
-/// on `cores` cores, however well they overlap. `None` when no CPU was counted.
+/// What the small files' CPU cost says about the most such files the machine can carry,
+/// for `cpu_secs` CPU seconds of both nodes together spent carrying `files` files, on
+/// `cores` cores, however well they overlap: 4.44 s for 3,000 files on 2 cores reads `CPU
+/// for the files 4.4 s, both nodes (1.48 ms per file): at most 1351 files/s on 2 cores`.
+/// `None` when no CPU was counted.
 fn files_ceiling(cpu_secs: f64, files: usize, cores: usize) -> Option<String> {
     if !(cpu_secs.is_finite() && cpu_secs > 0.0 && files > 0) {
         return None;
@@ -1316,7 +1317,7 @@ mod tests {
 
     #[test]
     fn the_cpu_ceiling_is_the_cores_over_the_cpu_a_gib_costs() {
-        // this session's profile: 10.9 CPU seconds for 1 GiB on 2 cores
+        // a profile on the 2-core development machine: 10.9 CPU seconds for 1 GiB
         assert_eq!(
             cpu_ceiling(10.9, 1 << 30, 2).unwrap(),
             "CPU for the file 10.9 s, both nodes (10.9 s per GiB): at most 188 MiB/s on 2 cores"
@@ -1342,7 +1343,7 @@ mod tests {
 
     #[test]
     fn the_files_ceiling_is_the_cores_over_the_cpu_a_file_costs() {
-        // this session's profile: 4.4 CPU seconds for 3,000 files of 4 KiB on 2 cores
+        // a profile on the 2-core development machine: 4.44 CPU seconds for 3,000 files
         assert_eq!(
             files_ceiling(4.44, 3000, 2).unwrap(),
             "CPU for the files 4.4 s, both nodes (1.48 ms per file): at most 1351 files/s on 2 cores"
