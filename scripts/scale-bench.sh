@@ -5,7 +5,7 @@
 # paced at 10,000 Mbit/s (the lab's 4,000 caps a file near 400 MiB/s on any machine). Each
 # node's cores are printed beside each figure; the two summary tables come last.
 #
-#   scripts/scale-bench.sh [BINARY]   (default: target/release/isogate)
+#   scripts/scale-bench.sh [BINARY]   (default: this checkout's target/release/isogate)
 #
 # Environment: OUT, the folder for the full reports (default: scale-bench, here);
 # SMALL_FILES, PARALLEL, PARALLEL_MIB, BIG_MIB (defaults 10000, 16, 256, 1024);
@@ -15,7 +15,7 @@
 # spool and the receiving node's inbox).
 set -euo pipefail
 
-bin=${1:-target/release/isogate}
+bin=${1:-$(dirname "$0")/../target/release/isogate}
 out=${OUT:-scale-bench}
 small=${SMALL_FILES:-10000}
 parallel=${PARALLEL:-16}
