@@ -1,13 +1,16 @@
 //! `isogate bench`, the file system under the bench's directory, printed beside the disk's
 //! limits: its kind (`statfs(2)`'s `f_type`, the magic numbers of `linux/magic.h`), the
 //! block device it is on, and for ext4 whether it keeps a journal and in which data mode
-//! (`/proc/fs/ext4/<device>/options`).
+//! (`/proc/fs/ext4/<device>/options`), and whether it is mounted with `discard`.
 //!
 //! The small-file figures follow it as much as the cores: on a journaled file system each
 //! fsync is a journal commit and a flush of the disk's cache, so the figure follows the
 //! fsyncs per file; on ext4 without a journal, creating a file soon after many were deleted
 //! walks the recently freed inodes (README, Benchmark), so the figure falls from one run
-//! to the next. Printing it lets two runs' figures be compared only where they should be.
+//! to the next; mounted with `discard`, each block freed (a file deleted or emptied) is
+//! discarded on the device as it is freed, and on ext4 without a journal the freeing
+//! waits for it (about 4 waits per small file on the development machine). Printing it
+//! lets two runs' figures be compared only where they should be.
 
 use std::io;
 use std::path::Path;
@@ -40,6 +43,13 @@ pub fn ext4_journal(options: &str) -> Option<&str> {
         .find_map(|line| line.trim().strip_prefix("data="))
 }
 
+/// Whether an ext4 file system's `options` file lists `discard` (mount option `discard`:
+/// freed blocks are discarded on the device as they are freed, rather than by a periodic
+/// `fstrim`).
+pub fn ext4_discard(options: &str) -> bool {
+    options.lines().any(|line| line.trim() == "discard")
+}
+
 /// The name of the file system kind `f_type` (a `statfs(2)` magic number), or `None` for
 /// one this module does not know.
 pub fn kind(f_type: u64) -> Option<&'static str> {
@@ -49,9 +59,10 @@ pub fn kind(f_type: u64) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// One line on the file system holding `dir`: its kind, whether an ext4 keeps a journal,
-/// and the block device it is on, e.g. `ext4 with a journal (data=ordered), on vda1`,
-/// `ext4 without a journal, on vda`, `xfs, on nvme0n1p2`, `tmpfs, on no block device of
+/// One line on the file system holding `dir`: its kind, whether an ext4 keeps a journal
+/// and is mounted with `discard`, and the block device it is on, e.g. `ext4 with a journal
+/// (data=ordered), on vda1`, `ext4 without a journal, mounted with discard, on vda`, `xfs,
+/// on nvme0n1p2`, `tmpfs, on no block device of
 /// its own (0:36)` (btrfs and network file systems too: their device numbers are
 /// anonymous). What cannot be read is said in the line, never guessed.
 pub fn describe(dir: &Path) -> String {
@@ -102,10 +113,18 @@ pub(super) fn block_node(sys: &Path, dev: u64) -> Option<std::path::PathBuf> {
 /// `options` file of an ext4 on it where one was read.
 fn line(f_type: u64, on: &str, ext4_options: Option<&str>) -> String {
     match (kind(f_type), ext4_options) {
-        (Some("ext2/ext3/ext4"), Some(options)) => match ext4_journal(options) {
-            Some(mode) => format!("ext4 with a journal (data={mode}), {on}"),
-            None => format!("ext4 without a journal, {on}"),
-        },
+        (Some("ext2/ext3/ext4"), Some(options)) => {
+            let journal = match ext4_journal(options) {
+                Some(mode) => format!("with a journal (data={mode})"),
+                None => "without a journal".to_string(),
+            };
+            let discard = if ext4_discard(options) {
+                ", mounted with discard"
+            } else {
+                ""
+            };
+            format!("ext4 {journal}{discard}, {on}")
+        }
         (Some(name), _) => format!("{name}, {on}"),
         (None, _) => format!("f_type {f_type:#x}, {on}"),
     }
@@ -129,6 +148,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ext4_options_file_tells_whether_it_discards() {
+        // as the development machine's root prints it (abridged)
+        let discarding = "rw
+bsddf
+dioread_nolock
+discard
+delalloc
+nojournal_checksum
+";
+        assert!(ext4_discard(discarding));
+        assert!(!ext4_discard(
+            "rw
+bsddf
+delalloc
+nojournal_checksum
+"
+        ));
+        // another option that merely starts so is not it
+        assert!(!ext4_discard(
+            "rw
+nodiscard
+discardx
+"
+        ));
+    }
+
+    #[test]
     fn kinds_are_named_by_their_magic_number() {
         assert_eq!(kind(0xEF53), Some("ext2/ext3/ext4"));
         assert_eq!(kind(0x5846_5342), Some("xfs"));
@@ -146,6 +192,32 @@ mod tests {
         assert_eq!(
             line(ext4, "on dm-0", Some("rw\nnojournal_checksum\n")),
             "ext4 without a journal, on dm-0"
+        );
+        assert_eq!(
+            line(
+                ext4,
+                "on vda",
+                Some(
+                    "rw
+discard
+nojournal_checksum
+"
+                )
+            ),
+            "ext4 without a journal, mounted with discard, on vda"
+        );
+        assert_eq!(
+            line(
+                ext4,
+                "on vda1",
+                Some(
+                    "rw
+discard
+data=ordered
+"
+                )
+            ),
+            "ext4 with a journal (data=ordered), mounted with discard, on vda1"
         );
         // no options file read: the kind only, never a guess at the journal
         assert_eq!(line(ext4, "on vda", None), "ext2/ext3/ext4, on vda");
