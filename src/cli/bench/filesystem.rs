@@ -62,9 +62,9 @@ pub fn kind(f_type: u64) -> Option<&'static str> {
 /// One line on the file system holding `dir`: its kind, whether an ext4 keeps a journal
 /// and is mounted with `discard`, and the block device it is on, e.g. `ext4 with a journal
 /// (data=ordered), on vda1`, `ext4 without a journal, mounted with discard, on vda`, `xfs,
-/// on nvme0n1p2`, `tmpfs, on no block device of
-/// its own (0:36)` (btrfs and network file systems too: their device numbers are
-/// anonymous). What cannot be read is said in the line, never guessed.
+/// on nvme0n1p2`, `tmpfs, on no block device of its own (0:36)` (btrfs and network file
+/// systems too: their device numbers are anonymous). What cannot be read is said in the
+/// line, never guessed.
 pub fn describe(dir: &Path) -> String {
     describe_in(Path::new("/sys"), Path::new("/proc"), dir)
 }
@@ -150,28 +150,11 @@ mod tests {
     #[test]
     fn an_ext4_options_file_tells_whether_it_discards() {
         // as the development machine's root prints it (abridged)
-        let discarding = "rw
-bsddf
-dioread_nolock
-discard
-delalloc
-nojournal_checksum
-";
+        let discarding = "rw\nbsddf\ndioread_nolock\ndiscard\ndelalloc\nnojournal_checksum\n";
         assert!(ext4_discard(discarding));
-        assert!(!ext4_discard(
-            "rw
-bsddf
-delalloc
-nojournal_checksum
-"
-        ));
+        assert!(!ext4_discard("rw\nbsddf\ndelalloc\nnojournal_checksum\n"));
         // another option that merely starts so is not it
-        assert!(!ext4_discard(
-            "rw
-nodiscard
-discardx
-"
-        ));
+        assert!(!ext4_discard("rw\nnodiscard\ndiscardx\n"));
     }
 
     #[test]
@@ -194,29 +177,11 @@ discardx
             "ext4 without a journal, on dm-0"
         );
         assert_eq!(
-            line(
-                ext4,
-                "on vda",
-                Some(
-                    "rw
-discard
-nojournal_checksum
-"
-                )
-            ),
+            line(ext4, "on vda", Some("rw\ndiscard\nnojournal_checksum\n")),
             "ext4 without a journal, mounted with discard, on vda"
         );
         assert_eq!(
-            line(
-                ext4,
-                "on vda1",
-                Some(
-                    "rw
-discard
-data=ordered
-"
-                )
-            ),
+            line(ext4, "on vda1", Some("rw\ndiscard\ndata=ordered\n")),
             "ext4 with a journal (data=ordered), mounted with discard, on vda1"
         );
         // no options file read: the kind only, never a guess at the journal
