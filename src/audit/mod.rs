@@ -448,6 +448,12 @@ pub enum AuditError {
         "{0}: this log of a gm node was written with a SHA-256 Merkle tree, by an isogate release older than SM3 trees; the suite's tree is SM3 now: move the directory aside (keep it: the release that wrote it verifies it) and start the node with a new, empty audit directory"
     )]
     Sha256Tree(PathBuf),
+    /// Another process holds the log's writer lock ([`LOCK`]): two writers would give
+    /// records the same sequence numbers, a log that never verifies again.
+    #[error(
+        "{0} is locked: another `isogate run` writes this audit directory (stop it first, or give each node its own node.audit_dir)"
+    )]
+    Locked(PathBuf),
 }
 
 /// Mode of every file of the log: the node writes, the audit directory's group reads.
@@ -462,6 +468,10 @@ pub const DIR_MODE: u32 = 0o750;
 pub const SEGMENT_RECORDS: u64 = 100_000;
 /// File of signed checkpoints.
 pub const CHECKPOINTS: &str = "checkpoints.jsonl";
+/// The file of an audit directory whose exclusive lock (`flock(2)`) its one writer holds
+/// while it runs: taken by [`AuditLog::open`] before it reads anything, released when the
+/// process ends, however it ends. Empty; readers ignore it.
+pub const LOCK: &str = "lock";
 /// File holding the node's public key.
 pub const NODE_PUB: &str = "node.pub";
 
@@ -541,6 +551,33 @@ pub struct AuditLog {
     events: broadcast::Sender<Record>,
     checkpoints: watch::Sender<Option<String>>,
     syslog: Option<syslog::Sink>,
+    /// The exclusive lock on [`LOCK`], held while the log is open.
+    _lock: std::fs::File,
+}
+
+/// Takes the exclusive lock on `dir`'s [`LOCK`] file (made with [`FILE_MODE`] if missing).
+///
+/// # Errors
+/// [`AuditError::Locked`] where another open file holds it (another process, or another
+/// [`AuditLog`] of this one); [`AuditError::Io`] where the file cannot be made or locked.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, AuditError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(&path)
+        .map_err(|source| AuditError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Locked(path)),
+        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io { path, source }),
+    }
 }
 
 fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
@@ -586,6 +623,12 @@ fn settle_modes(dir: &Path, segs: &[u64]) {
 impl AuditLog {
     /// Opens (or creates) the log in `dir`, replaying it to continue its sequence and tree.
     /// A last line torn by a crash (no final newline) is cut off: it was never durable.
+    /// The log has one writer: its [`LOCK`] is held until this log is dropped.
+    ///
+    /// # Errors
+    /// [`AuditError::Locked`]: another log writes `dir`; the others as they say (the
+    /// directory or a file cannot be made, read or synced, another key, a log that does not
+    /// match its checkpoint).
     pub fn open(
         dir: &Path,
         node: &str,
@@ -603,6 +646,9 @@ impl AuditLog {
         )
         .create(dir)
         .map_err(io(dir))?;
+        // before anything is read: a second writer would cut the first one's torn tail
+        // and give its records the same sequence numbers
+        let lock = lock_dir(dir)?;
         let keys_path = dir.join(keys::NODE_KEYS);
         let recorded = keys::history(dir).map_err(io(&keys_path))?;
         let cp_path = dir.join(CHECKPOINTS);
@@ -737,6 +783,7 @@ impl AuditLog {
             events,
             checkpoints,
             syslog: syslog.map(syslog::Sink::start),
+            _lock: lock,
         })
     }
 
@@ -1292,6 +1339,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_second_writer_of_the_same_directory_is_refused_until_the_first_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::generate().unwrap());
+        let first = open(dir.path(), &key);
+        first.append(Event::ConfigLoaded, Entry::default()).unwrap();
+        let second = AuditLog::open(
+            dir.path(),
+            "court",
+            key.clone(),
+            CheckpointPolicy::default(),
+            None,
+        );
+        let Err(AuditError::Locked(path)) = second else {
+            panic!("a second writer opened the log");
+        };
+        assert_eq!(path, dir.path().join(LOCK));
+        assert!(
+            AuditError::Locked(path)
+                .to_string()
+                .contains("give each node its own node.audit_dir")
+        );
+        // the first writer's records go on, numbered as before
+        assert_eq!(first.append(Event::Stopped, Entry::default()).unwrap(), 2);
+        drop(first);
+        let again = open(dir.path(), &key);
+        assert_eq!(again.append(Event::ConfigLoaded, Entry::default()).unwrap(), 3);
+        // the lock file is not part of the log: it verifies
+        again.checkpoint(true).unwrap();
+        assert_eq!(read::verify(dir.path(), None).unwrap().records, 3);
+    }
+
+    #[test]
     fn torn_last_line_is_cut_and_another_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = Arc::new(SigningKey::generate().unwrap());
@@ -1306,6 +1385,7 @@ pub(crate) mod tests {
         assert_eq!(log.append(Event::Stopped, Entry::default()).unwrap(), 2);
         log.checkpoint(true).unwrap();
         assert_eq!(read::verify(dir.path(), None).unwrap().records, 2);
+        drop(log);
         let other = Arc::new(SigningKey::generate().unwrap());
         assert!(matches!(
             AuditLog::open(
