@@ -113,7 +113,21 @@ pub fn for_each_line(
     Ok(())
 }
 
+/// A line of `checkpoints.jsonl` that does not parse as a checkpoint: where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {why}")]
+pub struct BadCheckpoint {
+    /// The line's number in the file, from 1 (empty lines counted, as an editor does).
+    pub line: usize,
+    /// What the JSON reader found, with the column in that line.
+    pub why: String,
+}
+
 /// The stored checkpoints, in file order (unverified).
+///
+/// # Errors
+/// The file cannot be read (a missing file is no checkpoint yet), or a line does not parse:
+/// an [`io::Error`] of kind `Other` whose inner error is a [`BadCheckpoint`].
 pub fn checkpoints(dir: &Path) -> io::Result<Vec<StoredCheckpoint>> {
     let text = match std::fs::read_to_string(dir.join(CHECKPOINTS)) {
         Ok(t) => t,
@@ -121,8 +135,20 @@ pub fn checkpoints(dir: &Path) -> io::Result<Vec<StoredCheckpoint>> {
         Err(e) => return Err(e),
     };
     text.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).map_err(io::Error::other))
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                // each line is read alone: its "line 1" would mislead
+                let text = e.to_string();
+                let position = format!(" at line {} column {}", e.line(), e.column());
+                let what = text.strip_suffix(&position).unwrap_or(&text);
+                io::Error::other(BadCheckpoint {
+                    line: i + 1,
+                    why: format!("{what} at column {}", e.column()),
+                })
+            })
+        })
         .collect()
 }
 
@@ -200,7 +226,12 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
             )));
         }
     }
-    let stored = checkpoints(dir).map_err(|e| at(CHECKPOINTS, 0, format!("unreadable: {e}")))?;
+    let stored = checkpoints(dir).map_err(|e| {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<BadCheckpoint>()) {
+            Some(bad) => at(CHECKPOINTS, bad.line, format!("unreadable: {}", bad.why)),
+            None => at(CHECKPOINTS, 0, format!("unreadable: {e}")),
+        }
+    })?;
     let mut tree = Frontier::new(suite);
     let mut node: Option<String> = None;
     let mut verified_cps: Vec<Checkpoint> = Vec::new();
@@ -466,6 +497,46 @@ mod tests {
                 matches!(r, Err(VerifyError::At { .. })),
                 "pin {pin:?}: {r:?}"
             );
+        }
+    }
+
+    /// A checkpoint line that no longer parses is named by its own line number, and the
+    /// JSON reader's column, never "line 0" or the reader's "line 1".
+    #[test]
+    fn an_unreadable_checkpoint_is_named_by_its_line() {
+        let key = Arc::new(SigningKey::from_seed(&[5; 32]).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let policy = CheckpointPolicy {
+            records: 1,
+            interval_ms: 1_000_000,
+            segment_records: 100,
+        };
+        let log = AuditLog::open(dir.path(), "court", key.clone(), policy, None).unwrap();
+        for i in 0..4u8 {
+            let e = Entry::object("to-internet", ObjectId([i; 16]), "a.pdf");
+            log.append(Event::ALL[0], e).unwrap();
+            log.checkpoint(true).unwrap();
+        }
+        drop(log);
+        let path = dir.path().join(CHECKPOINTS);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 3, "{} checkpoints", lines.len());
+        // the third line's first key loses its opening quote
+        let broken: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i == 2 { l.replacen("{\"", "{", 1) } else { l.to_string() })
+            .collect();
+        std::fs::write(&path, broken.join("\n") + "\n").unwrap();
+        match verify(dir.path(), None) {
+            Err(e @ VerifyError::At { line: 3, .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with("checkpoints.jsonl:3: unreadable: "), "{text}");
+                assert!(text.ends_with("at column 2"), "{text}");
+                assert!(!text.contains("line 1"), "{text}");
+            }
+            r => panic!("not named by its line: {r:?}"),
         }
     }
 
