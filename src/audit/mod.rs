@@ -1364,7 +1364,10 @@ pub(crate) mod tests {
         assert_eq!(first.append(Event::Stopped, Entry::default()).unwrap(), 2);
         drop(first);
         let again = open(dir.path(), &key);
-        assert_eq!(again.append(Event::ConfigLoaded, Entry::default()).unwrap(), 3);
+        assert_eq!(
+            again.append(Event::ConfigLoaded, Entry::default()).unwrap(),
+            3
+        );
         // the lock file is not part of the log: it verifies
         again.checkpoint(true).unwrap();
         assert_eq!(read::verify(dir.path(), None).unwrap().records, 3);

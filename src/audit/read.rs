@@ -227,7 +227,10 @@ pub fn verify(dir: &Path, key: Option<&VerifyKey>) -> Result<Report, VerifyError
         }
     }
     let stored = checkpoints(dir).map_err(|e| {
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<BadCheckpoint>()) {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<BadCheckpoint>())
+        {
             Some(bad) => at(CHECKPOINTS, bad.line, format!("unreadable: {}", bad.why)),
             None => at(CHECKPOINTS, 0, format!("unreadable: {e}")),
         }
@@ -526,13 +529,22 @@ mod tests {
         let broken: Vec<String> = lines
             .iter()
             .enumerate()
-            .map(|(i, l)| if i == 2 { l.replacen("{\"", "{", 1) } else { l.to_string() })
+            .map(|(i, l)| {
+                if i == 2 {
+                    l.replacen("{\"", "{", 1)
+                } else {
+                    l.to_string()
+                }
+            })
             .collect();
         std::fs::write(&path, broken.join("\n") + "\n").unwrap();
         match verify(dir.path(), None) {
             Err(e @ VerifyError::At { line: 3, .. }) => {
                 let text = e.to_string();
-                assert!(text.starts_with("checkpoints.jsonl:3: unreadable: "), "{text}");
+                assert!(
+                    text.starts_with("checkpoints.jsonl:3: unreadable: "),
+                    "{text}"
+                );
                 assert!(text.ends_with("at column 2"), "{text}");
                 assert!(!text.contains("line 1"), "{text}");
             }
