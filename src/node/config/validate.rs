@@ -341,6 +341,26 @@ fn address(src: &mut Source, s: &S, key: &str) -> SocketAddr {
     })
 }
 
+/// Reports an address this node sends to that no packet can reach: port 0, or an
+/// unspecified IP (`0.0.0.0`, `::`), which are only for listening.
+fn destination(src: &mut Source, s: &S, key: &str, a: SocketAddr) {
+    let why = if a.port() == 0 {
+        "port 0"
+    } else if a.ip().is_unspecified() {
+        "an unspecified IP address"
+    } else {
+        return;
+    };
+    src.report(
+        Some(s.span()),
+        key,
+        format!(
+            "{:?} has {why}, which only a listening socket may use: give the peer's own address and port, e.g. 192.0.2.7:7401",
+            s.get_ref()
+        ),
+    );
+}
+
 /// A node or channel name: 1-63 lower-case letters, digits, `-` or `_`, not starting
 /// with `-`.
 fn valid_name(s: &str) -> bool {
@@ -379,6 +399,9 @@ fn node_and_peer(
     }
     let listen = address(src, &raw.node.listen, "node.listen");
     let peer_addr = address(src, &raw.peer.address, "peer.address");
+    if raw.peer.address.get_ref().parse::<SocketAddr>().is_ok() {
+        destination(src, &raw.peer.address, "peer.address", peer_addr);
+    }
     let pair = pair_suite(src, raw.node.suite.as_ref());
     let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private, pair);
     // a wrong suite is reported above: the configuration does not load
@@ -1378,6 +1401,9 @@ fn diode(
     };
     let listen = addr(src, &raw.listen, "diode.listen", node.listen)?;
     let peer_addr = addr(src, &raw.peer, "diode.peer", peer.address)?;
+    if let Some(s) = &raw.peer {
+        destination(src, s, "diode.peer", peer_addr);
+    }
     if quic && listen == node.listen {
         src.report(
             raw.listen.as_ref().map(|s| s.span()),
@@ -1504,6 +1530,55 @@ mod tests {
                 if problems.contains("this node's signing key")),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn a_peer_address_no_packet_can_reach_is_refused_with_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Diode, 25795, None).unwrap();
+        let file = lab.join("court.toml");
+        let sound = std::fs::read_to_string(&file).unwrap();
+        let line_of = |text: &str, needle: &str| {
+            text.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+        };
+        let cases = [
+            (
+                "address = \"127.0.0.1:25796\"",
+                "address = \"127.0.0.1:0\"",
+                "peer.address",
+                "port 0",
+            ),
+            (
+                "address = \"127.0.0.1:25796\"",
+                "address = \"0.0.0.0:25796\"",
+                "peer.address",
+                "unspecified IP",
+            ),
+            (
+                "[diode]\n",
+                "[diode]\npeer = \"[::]:25797\"\n",
+                "diode.peer",
+                "unspecified IP",
+            ),
+        ];
+        for (from, to, key, why) in cases {
+            assert!(sound.contains(from), "{from} not in the lab's file");
+            let text = sound.replacen(from, to, 1);
+            std::fs::write(&file, &text).unwrap();
+            let problems = Config::load(&file).unwrap_err().0;
+            let needle = to.rsplit('\n').find(|l| !l.is_empty()).unwrap();
+            let p = problems
+                .iter()
+                .find(|p| p.key.as_deref() == Some(key))
+                .unwrap_or_else(|| panic!("{key} not named: {problems:?}"));
+            assert_eq!(p.file, file);
+            assert_eq!(p.line, Some(line_of(&text, needle)), "{p}");
+            assert!(p.message.contains(why), "{p}");
+        }
+        // the lab as written is sound: its addresses are reachable ones
+        std::fs::write(&file, &sound).unwrap();
+        assert!(Config::load(&file).is_ok());
     }
 
     #[test]
