@@ -3,6 +3,7 @@
 //! Every loader collects all the problems it can find instead of stopping at the first, so
 //! that `isogate check` lists them all at once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,15 @@ impl<'a> Source<'a> {
                 let msg = e.message().trim().to_string();
                 let key = e
                     .span()
-                    .and_then(|span| key_at(self.text, span.start))
+                    .and_then(|span| {
+                        key_at(self.text, span.start).or_else(|| {
+                            // a document with a key twice does not parse: name it from
+                            // its table's header line and the key's own text
+                            msg.starts_with("duplicate key")
+                                .then(|| duplicate_key(self.text, span))
+                                .flatten()
+                        })
+                    })
                     .unwrap_or_default();
                 self.report(e.span(), &key, msg);
                 None
@@ -186,6 +195,51 @@ fn find_in_value(
     }
 }
 
+/// The dotted key (`intake.idle_ms`, `channel[1].name`, `intake` for a table defined
+/// twice) of a key that TOML's reader found twice at `span` of `text`: the key's own text
+/// under the last table header line (`[t]`, `[[t]]`, counted from 0) above it. `None`
+/// when the span holds no key.
+fn duplicate_key(text: &str, span: Range<usize>) -> Option<String> {
+    let name = text.get(span.clone())?.trim().trim_matches('"');
+    if name.is_empty() {
+        return None;
+    }
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    // a table defined twice: the header itself is the key
+    if text[line_start..].trim_start().starts_with('[') {
+        return Some(name.to_string());
+    }
+    let mut table: Option<String> = None;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for line in text[..line_start].lines() {
+        let Some((header, array)) = table_header(line) else {
+            continue;
+        };
+        table = Some(if array {
+            let n = seen.entry(header).or_default();
+            *n += 1;
+            format!("{header}[{}]", *n - 1)
+        } else {
+            header.to_string()
+        });
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{name}"),
+        None => name.to_string(),
+    })
+}
+
+/// A table header line's name and whether it is an array of tables (`[[t]]`); `None` for
+/// any other line.
+fn table_header(line: &str) -> Option<(&str, bool)> {
+    let line = line.split('#').next()?.trim();
+    if let Some(inner) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+        return Some((inner.trim(), true));
+    }
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    (!inner.contains(['[', ']', '=', '"', ','])).then_some((inner.trim(), false))
+}
+
 /// Reads a file for checking, turning a read failure into a problem.
 pub fn read(file: &Path) -> Result<String, Problems> {
     std::fs::read_to_string(file).map_err(|e| {
@@ -211,6 +265,55 @@ pub fn relative_to(base: &Path, p: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_named_by_its_table_and_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            #[serde(default)]
+            top: Option<i64>,
+            intake: Option<toml::Table>,
+            #[serde(default)]
+            channel: Vec<toml::Table>,
+        }
+        let problem = |text: &str| {
+            let mut src = Source::new(Path::new("court.toml"), text);
+            assert!(src.parse::<Doc>().is_none(), "{text}");
+            src.finish(()).unwrap_err().0.remove(0)
+        };
+        let cases = [
+            (
+                "[intake]\nidle_ms = 5000\nidle_ms = 6000\n",
+                3,
+                "intake.idle_ms",
+            ),
+            (
+                "[[channel]]\nname = \"a\"\n\n[[channel]] # the second\nname = \"b\"\nname = \"c\"\n",
+                6,
+                "channel[1].name",
+            ),
+            ("top = 1\ntop = 2\n[intake]\n", 2, "top"),
+            (
+                "[intake]\nidle_ms = 1\n\n[intake]\nidle_ms = 2\n",
+                4,
+                "intake",
+            ),
+        ];
+        for (text, line, key) in cases {
+            let p = problem(text);
+            assert_eq!(
+                (p.line, p.key.as_deref()),
+                (Some(line), Some(key)),
+                "{text}: {p}"
+            );
+            assert!(p.message.starts_with("duplicate key"), "{p}");
+        }
+        assert_eq!(table_header("[[channel]] # x"), Some(("channel", true)));
+        assert_eq!(table_header(" [intake] "), Some(("intake", false)));
+        assert_eq!(table_header("x = [1]"), None);
+        assert_eq!(table_header("[\"a\", \"b\"]"), None);
+    }
 
     #[test]
     fn a_value_of_the_wrong_type_is_named_by_its_key() {
