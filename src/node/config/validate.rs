@@ -780,11 +780,27 @@ fn channels(
             refuse_message_keys(src, c, i);
             None
         };
+        // a policy file that cannot be read at all is this file's problem: its
+        // channel[i].policy names it
+        let mut unreadable = |ps: Vec<crate::problem::Problem>| {
+            for p in ps {
+                if p.file == policy_file && p.line.is_none() && p.message.starts_with("cannot read")
+                {
+                    src.report(
+                        Some(c.policy.span()),
+                        &key("policy"),
+                        format!("{}: {}", policy_file.display(), p.message),
+                    );
+                } else {
+                    extra.push(p);
+                }
+            }
+        };
         let policy = match protocol {
             Some(protocol) => match Policy::load_stream(&policy_file, protocol) {
                 Ok(p) => p,
-                Err(Problems(mut ps)) => {
-                    extra.append(&mut ps);
+                Err(Problems(ps)) => {
+                    unreadable(ps);
                     Policy::deny_all()
                 }
             },
@@ -800,8 +816,8 @@ fn channels(
                     warnings.append(&mut warned);
                     p
                 }
-                Err(Problems(mut ps)) => {
-                    extra.append(&mut ps);
+                Err(Problems(ps)) => {
+                    unreadable(ps);
                     Policy::deny_all()
                 }
             },
@@ -1579,6 +1595,34 @@ mod tests {
         // the lab as written is sound: its addresses are reachable ones
         std::fs::write(&file, &sound).unwrap();
         assert!(Config::load(&file).is_ok());
+    }
+
+    #[test]
+    fn a_missing_policy_file_is_named_by_the_channel_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25800, None).unwrap();
+        let file = lab.join("court.toml");
+        let sound = std::fs::read_to_string(&file).unwrap();
+        let from = "policy = \"policy/to-internet.toml\"";
+        assert!(sound.contains(from));
+        let text = sound.replacen(from, "policy = \"policy/missing.toml\"", 1);
+        std::fs::write(&file, &text).unwrap();
+        let problems = Config::load(&file).unwrap_err().0;
+        let line = text
+            .lines()
+            .position(|l| l.contains("policy/missing.toml"))
+            .unwrap()
+            + 1;
+        let p = problems
+            .iter()
+            .find(|p| p.message.contains("missing.toml"))
+            .unwrap_or_else(|| panic!("not named: {problems:?}"));
+        assert_eq!(p.file, file);
+        assert_eq!(p.line, Some(line));
+        assert_eq!(p.key.as_deref(), Some("channel[0].policy"));
+        assert!(p.message.contains("cannot read"), "{p}");
+        assert!(p.message.contains("No such file"), "{p}");
     }
 
     #[test]
