@@ -15,7 +15,7 @@
 //! idle [`IDLE_DEADLINE`] is closed without an answer. Anything else is answered with
 //! `Connection: close` and closed: a body left unread is never read, nor one whose framing
 //! is in doubt (a Transfer-Encoding, a Content-Length that is not a number, several that
-//! differ). Closing stops sending, then drops what the client still sends for up to
+//! differ, or none where the handler needed one: its 411). Closing stops sending, then drops what the client still sends for up to
 //! [`IO_STEP`], so that an answer sent before its body was read (413, 401) reaches the
 //! client instead of being cut by a reset. A request target in absolute form
 //! (`http://host/path`, as a proxy sends it) is served as its path (RFC 9112 §3.2.2).
@@ -279,7 +279,13 @@ impl Request<'_> {
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         let head_only = self.method == Method::Head;
         let conn = self.conn;
-        let keep = self.persistent && self.body_read && conn.served < MAX_REQUESTS && conn.room();
+        // a 411 says the body's length was needed and not given: what follows may be that
+        // body, never to be read as the next request
+        let keep = self.persistent
+            && self.body_read
+            && status != 411
+            && conn.served < MAX_REQUESTS
+            && conn.room();
         let written = write_response(&mut conn.stream, status, headers, body, head_only, keep);
         conn.reuse = keep && written.is_ok();
         if !conn.reuse {
@@ -894,6 +900,32 @@ mod tests {
         let (second, _) = response(&mut s);
         assert!(second.contains("X-Len: 1") && second.contains("Connection: close"));
         assert!(closed(&mut s));
+    }
+
+    /// A POST without Content-Length has no body by RFC 9112 §6.3, but a 411 says one was
+    /// meant: the bytes after the head may be it, and are never served as a request.
+    #[test]
+    fn a_length_required_answer_closes_the_connection() {
+        // as the message API does: a POST must say its length
+        let server = serve("127.0.0.1:0".parse().unwrap(), "test", |r: Request| match r
+            .body_length()
+        {
+            Ok(None) if r.method == Method::Post => r.respond(411, &[], b""),
+            _ => r.respond(200, &[], b"ok"),
+        })
+        .unwrap();
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+        )
+        .unwrap();
+        let (head, _) = response(&mut s);
+        assert!(head.starts_with("HTTP/1.1 411"), "{head}");
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(
+            closed(&mut s),
+            "the body-like bytes were served as a request"
+        );
     }
 
     #[test]
