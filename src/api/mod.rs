@@ -432,8 +432,16 @@ fn unavailable(why: &str) -> Reply {
 /// `after`, `limit` and `wait` of a read, or what is wrong with them.
 fn read_params(query: &str) -> Result<(Option<Cursor>, usize, u64), String> {
     let (mut after, mut limit, mut wait) = (None, DEFAULT_LIMIT, 0u64);
+    let mut seen: Vec<&str> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if matches!(k, "after" | "limit" | "wait") {
+            // which one the client meant cannot be known
+            if seen.contains(&k) {
+                return Err(format!("{k} given more than once: give it once"));
+            }
+            seen.push(k);
+        }
         match k {
             "after" => after = Some(v.parse::<Cursor>().map_err(|e| e.to_string())?),
             "limit" => {
@@ -497,6 +505,9 @@ fn get(app: &App, channel: &str, query: &str, cut_short: &dyn Fn() -> bool) -> R
                 return page_reply(&page);
             }
             Ok(_) => {}
+            Err(e @ crate::receiver::messages::LogError::CursorAhead { .. }) => {
+                return Reply::refused(400, "bad_request", &e.to_string());
+            }
             Err(e) => return unavailable(&e.to_string()),
         }
     }
@@ -781,6 +792,10 @@ mod tests {
             "?after=x",
             "?after=1",
             "?limit=-1",
+            "?after=0.0&after=0.0",
+            "?limit=1&wait=0&limit=2",
+            // a cursor this log never gave
+            "?after=7.0",
         ] {
             let (s, j, _) = get(q);
             assert_eq!((s, j["reason"].as_str()), (400, Some("bad_request")), "{q}");

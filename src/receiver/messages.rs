@@ -97,6 +97,17 @@ pub enum LogError {
     /// written.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A read's cursor names a batch after the last number this log ever gave: no reader
+    /// was given it, and a reader waiting after it would never see another message.
+    #[error(
+        "cursor {cursor} is past the end of this log (its batches are numbered up to {last}): this node never gave it; read from the start (no `after`) or after a cursor this node gave"
+    )]
+    CursorAhead {
+        /// The cursor given.
+        cursor: Cursor,
+        /// The highest batch number given out (landed, or reserved before a restart).
+        last: u64,
+    },
 }
 
 impl From<LogError> for crate::node::Fault {
@@ -109,6 +120,9 @@ impl From<LogError> for crate::node::Fault {
             )),
             e @ LogError::Encode { .. } => {
                 crate::node::Fault::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            }
+            e @ LogError::CursorAhead { .. } => {
+                crate::node::Fault::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
             }
         }
     }
@@ -736,13 +750,20 @@ impl MessageLog {
     ///
     /// # Errors
     /// [`LogError::Io`]: a segment could not be read, or the only batches after the cursor
-    /// no longer parse (changed on disk; kind `InvalidData`).
+    /// no longer parse (changed on disk; kind `InvalidData`). [`LogError::CursorAhead`]:
+    /// `after` names a batch number this log never gave.
     pub fn read(
         &self,
         after: Option<Cursor>,
         limit: usize,
         wait: Duration,
     ) -> Result<Page, LogError> {
+        if let Some(cursor) = after {
+            let last = self.lock().last_seq;
+            if cursor.batch > last {
+                return Err(LogError::CursorAhead { cursor, last });
+            }
+        }
         let deadline = Instant::now() + wait.min(MAX_WAIT);
         let empty = Page {
             messages: Vec::new(),
@@ -1133,13 +1154,25 @@ mod tests {
         let p = log.read(Some(c(2, 1)), 2, Duration::ZERO).unwrap();
         let cursors: Vec<_> = p.messages.iter().map(|m| m.cursor).collect();
         assert_eq!(cursors, [c(2, 2), c(3, 0)]);
-        // a cursor past the end, and a limit of nothing
+        // the last cursor given: nothing yet after it
         assert!(
-            log.read(Some(c(99, 0)), 5, Duration::ZERO)
+            log.read(Some(c(5, 2)), 5, Duration::ZERO)
                 .unwrap()
                 .messages
                 .is_empty()
         );
+        // a cursor this log never gave (a rebuilt receiver, a corrupted cursor) is refused,
+        // not waited on for ever
+        match log.read(Some(c(6, 0)), 5, Duration::from_secs(5)) {
+            Err(e @ LogError::CursorAhead { last: 5, .. }) => {
+                assert!(
+                    e.to_string().starts_with("cursor 6.0 is past the end"),
+                    "{e}"
+                );
+            }
+            r => panic!("a cursor never given was read: {r:?}"),
+        }
+        // and a limit of nothing
         assert!(
             log.read(None, 0, Duration::ZERO)
                 .unwrap()
