@@ -165,6 +165,17 @@ fn handle(app: &App, mut r: Request) {
 }
 
 fn route(app: &App, r: &mut Request) -> Reply {
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host (HTTP/1.0 may have none)
+    let hosts = r.headers_named("Host").count();
+    if hosts > 1 || (hosts == 0 && r.is_http_1_1()) {
+        return Reply::refused(
+            400,
+            "bad_request",
+            &format!(
+                "an HTTP/1.1 request has exactly one Host header (RFC 9112 §3.2); this one has {hosts}"
+            ),
+        );
+    }
     if let Some(host) = r.header("Host")
         && !http::host_allowed(host, &app.hosts)
     {
@@ -206,6 +217,10 @@ fn route(app: &App, r: &mut Request) -> Reply {
 /// Whether the request's `Content-Type` is JSON (`Some(true)`: one message), NDJSON
 /// (`Some(false)`: many), or neither.
 fn media_type(r: &Request) -> Option<bool> {
+    // several Content-Types: which one the body is cannot be known
+    if r.headers_named("Content-Type").count() > 1 {
+        return None;
+    }
     let t = r.header("Content-Type")?;
     let t = t
         .split(';')
@@ -557,10 +572,31 @@ mod tests {
 
     /// An answer: status and JSON body.
     fn call(addr: SocketAddr, raw: &[u8]) -> (u16, Value, String) {
+        let raw = String::from_utf8_lossy(raw);
+        // HTTP/1.1 requests carry one Host: the tests' own, unless the test gives one
+        let extra = if raw.contains("\r\nHost:") || !raw.contains(" HTTP/1.1\r\n") {
+            "Connection: close\r\n"
+        } else {
+            "Connection: close\r\nHost: 127.0.0.1\r\n"
+        };
+        call_as_is(
+            addr,
+            raw.replacen("\r\n", &format!("\r\n{extra}"), 1).as_bytes(),
+        )
+    }
+
+    /// [`call`] without the Host it adds (a `Connection: close` only, one request per
+    /// connection: the answer is read to the connection's end).
+    fn call_as_is(addr: SocketAddr, raw: &[u8]) -> (u16, Value, String) {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         // one request per connection: the answer is read to the connection's end
-        let raw = String::from_utf8_lossy(raw).replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        let raw = String::from_utf8_lossy(raw);
+        let raw = if raw.contains("\r\nConnection: close\r\n") {
+            raw.into_owned()
+        } else {
+            raw.replacen("\r\n", "\r\nConnection: close\r\n", 1)
+        };
         s.write_all(raw.as_bytes()).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
@@ -661,6 +697,34 @@ mod tests {
             b"POST /v1/channels/notices/messages HTTP/1.1\r\nContent-Type: application/json\r\n\r\n",
         );
         assert_eq!(s, 411, "{j}");
+        // RFC 9112 §3.2: one Host on HTTP/1.1 (none allowed on 1.0), one Content-Type
+        let (s, j, _) = call(addr, &post_req("notices", "application/json", None, "{}"));
+        assert_ne!(s, 400, "one Host, one Content-Type: {j}");
+        let no_host = String::from_utf8(post_req("notices", "application/json", None, "{}"))
+            .unwrap()
+            .replacen("Host: 127.0.0.1\r\n", "", 1);
+        let (s, j, _) = call_as_is(addr, no_host.as_bytes());
+        assert_eq!((s, j["reason"].as_str()), (400, Some("bad_request")), "{j}");
+        assert!(j["detail"].as_str().unwrap().contains("Host"), "{j}");
+        let (s, j, _) = call_as_is(addr, no_host.replacen("HTTP/1.1", "HTTP/1.0", 1).as_bytes());
+        assert_ne!(s, 400, "HTTP/1.0 needs no Host: {j}");
+        let two_hosts = String::from_utf8(post_req("notices", "application/json", None, "{}"))
+            .unwrap()
+            .replacen(
+                "Host: 127.0.0.1\r\n",
+                "Host: 127.0.0.1\r\nHost: 127.0.0.2\r\n",
+                1,
+            );
+        let (s, _, _) = call(addr, two_hosts.as_bytes());
+        assert_eq!(s, 400);
+        let two_types = String::from_utf8(post_req("notices", "application/json", None, "{}"))
+            .unwrap()
+            .replacen("\r\n\r\n", "\r\nContent-Type: text/plain\r\n\r\n", 1);
+        let (s, _, _) = call(addr, two_types.as_bytes());
+        assert_eq!(
+            s, 415,
+            "two Content-Types: which one is meant cannot be known"
+        );
         let (s, j, _) = call(
             addr,
             &post_req(
@@ -814,7 +878,7 @@ mod tests {
         // a long poll whose client closes its side is answered at once, not after its wait
         let t = std::time::Instant::now();
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\n\r\n")
+        s.write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
         s.shutdown(std::net::Shutdown::Write).unwrap();
@@ -827,7 +891,7 @@ mod tests {
         // a long poll under way when the node stops is answered before the API is gone
         let mut polling = TcpStream::connect(addr).unwrap();
         polling
-            .write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\n\r\n")
+            .write_all(b"GET /v1/channels/notices/messages?after=0.0&wait=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let t = std::time::Instant::now();

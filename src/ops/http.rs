@@ -156,6 +156,11 @@ impl Request<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the request is HTTP/1.1 (else 1.0).
+    pub fn is_http_1_1(&self) -> bool {
+        self.version_1_1
+    }
+
     /// Every header named `name` (any case), in the order received.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
