@@ -285,12 +285,16 @@ fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
         Err(why) => return Reply::refused(400, "bad_request", &why),
     };
     let cap = usize::try_from(settings.batch_max_bytes).unwrap_or(usize::MAX);
+    // refused unread: audited without a hash, nothing to quarantine
     let too_large = || {
-        Reply::refused(
-            413,
-            Reason::SizeLimit.as_str(),
-            &format!("the body is larger than the channel's batch_max_bytes ({cap})"),
-        )
+        let refusal = Refusal::new(
+            Reason::SizeLimit,
+            format!("the body is larger than the channel's batch_max_bytes ({cap})"),
+        );
+        if let Err(e) = messages.refuse_unread(channel, &refusal) {
+            return unavailable(&e.to_string());
+        }
+        refusal_reply(&refusal, None)
     };
     match r.body_length() {
         Ok(Some(n)) if n > cap => return too_large(),
@@ -735,6 +739,25 @@ mod tests {
             ),
         );
         assert_eq!((s, j["reason"].as_str()), (413, Some("size_limit")));
+        // refused unread, and audited all the same: no hash, no size (nothing was read)
+        let records = crate::audit::read_all(&_d.path().join("lab/court/audit")).unwrap();
+        let unread = records
+            .iter()
+            .rfind(|r| r.event == crate::audit::Event::MessageRefused)
+            .expect("the refusal is audited");
+        assert_eq!(unread.reason, Some(Reason::SizeLimit));
+        assert_eq!(unread.channel.as_deref(), Some("notices"));
+        assert!(
+            unread
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("batch_max_bytes (1024)")
+        );
+        assert_eq!(
+            (unread.size, &unread.sha256, &unread.sm3),
+            (None, &None, &None)
+        );
         let (s, j, head) = call(addr, &post_req("filings", "application/json", None, "{}"));
         assert_eq!((s, j["reason"].as_str()), (405, Some("method")), "{j}");
         assert!(head.contains("Allow: GET, HEAD"), "received here: {head}");

@@ -608,6 +608,37 @@ impl Messages {
         ))
     }
 
+    /// Records a post refused before its body was read (it announced more than the
+    /// channel's `batch_max_bytes`): audited `message_refused` (durable) with the channel,
+    /// the reason and the detail, and counted in `isogate_messages_refused_total`. Nothing
+    /// goes to quarantine and no hash or size is recorded: no byte of it was read (as for
+    /// an outbox entry refused for what it is).
+    ///
+    /// # Errors
+    /// [`PostError::NoChannel`], or the audit record cannot be written
+    /// ([`PostError::Unavailable`]).
+    pub fn refuse_unread(&self, channel: &str, refusal: &Refusal) -> Result<(), PostError> {
+        let node = &self.sender.node;
+        if node.cfg.channel(channel).is_none() {
+            return Err(PostError::NoChannel(channel.to_string()));
+        }
+        let e = Entry {
+            channel: Some(channel.to_string()),
+            reason: Some(refusal.reason),
+            detail: Some(refusal.detail.clone()),
+            ..Entry::default()
+        };
+        node.audit
+            .durable(Event::MessageRefused, e)
+            .map_err(|e| PostError::Unavailable(e.to_string()))?;
+        node.metrics
+            .messages_refused
+            .with_label_values(&[channel, refusal.reason.as_str()])
+            .inc();
+        tracing::warn!(channel, reason = %refusal.reason, detail = %refusal.detail, "a post refused unread");
+        Ok(())
+    }
+
     /// Records a refused message: its body goes to the channel's quarantine as
     /// `<id>.json` (the quarantine entry is named by the message id), with its reason;
     /// audited `message_refused` (durable) and counted in `isogate_messages_refused_total`.
