@@ -67,6 +67,21 @@ pub enum NodeError {
         /// What failed (it names the file).
         error: String,
     },
+    /// A folder the node works in, or the folder it is made in, does not exist: the node
+    /// makes its own folders, never the exchange directory (an operator's, perhaps a share
+    /// not mounted yet) nor the parent of its state or audit directory (a mistyped path
+    /// would otherwise become a new tree that nothing reads).
+    #[error(
+        "{key} = {path}: {what} does not exist; create it (mount it, if it is a share) before the node starts, or correct the path"
+    )]
+    Missing {
+        /// The configuration key.
+        key: &'static str,
+        /// The path as configured.
+        path: std::path::PathBuf,
+        /// Which folder is missing: the path itself, or its parent.
+        what: &'static str,
+    },
     /// Another process runs a node on this state directory.
     #[error(
         "{path} is locked: another `isogate run` uses this state directory (stop it first, or give this node its own node.state_dir)"
@@ -163,6 +178,36 @@ fn lock_state(state_dir: &Path) -> Result<std::fs::File, NodeError> {
     }
 }
 
+/// Checks that the folders the node makes its own in exist: the exchange directory
+/// itself, and the parents of the state and audit directories (the node makes those two,
+/// and the channels' folders, on a first start).
+///
+/// # Errors
+/// [`NodeError::Missing`] naming the key and the path.
+fn existing(node: &config::NodeConfig) -> Result<(), NodeError> {
+    if !node.exchange_dir.is_dir() {
+        return Err(NodeError::Missing {
+            key: "node.exchange_dir",
+            path: node.exchange_dir.clone(),
+            what: "this folder",
+        });
+    }
+    for (key, path) in [
+        ("node.state_dir", &node.state_dir),
+        ("node.audit_dir", &node.audit_dir),
+    ] {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if !path.is_dir() && parent.is_some_and(|p| !p.is_dir()) {
+            return Err(NodeError::Missing {
+                key,
+                path: path.clone(),
+                what: "the folder it is made in",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn mkdir(path: &Path) -> Result<(), NodeError> {
     std::fs::create_dir_all(path).map_err(|error| NodeError::Dir {
         path: path.to_path_buf(),
@@ -209,6 +254,7 @@ impl Node {
     /// or the metrics cannot be defined.
     pub fn open(cfg: Config) -> Result<Node, NodeError> {
         let keys = rotate::Keys::load(&cfg)?;
+        existing(&cfg.node)?;
         // the spool is the service's alone; the audit log and the quarantine reasons are
         // readable by their directory's group (the auditors), never by the world
         mkdir_mode(&cfg.node.state_dir, 0o700)?;
@@ -479,4 +525,57 @@ pub fn objects_at_once() -> usize {
 /// The system random generator failed.
 pub fn fresh_id() -> Result<ObjectId, Fault> {
     Ok(ObjectId::random()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_exchange_state_or_audit_folder_stops_the_start_and_makes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 25805, None).unwrap();
+        let file = lab.join("court.toml");
+        let sound = std::fs::read_to_string(&file).unwrap();
+        let cases = [
+            (
+                "exchange_dir = \"court\"",
+                "exchange_dir = \"courtt\"",
+                "node.exchange_dir",
+                "courtt",
+            ),
+            (
+                "state_dir = \"court/state\"",
+                "state_dir = \"court/nonexistent/state\"",
+                "node.state_dir",
+                "court/nonexistent",
+            ),
+            (
+                "audit_dir = \"court/audit\"",
+                "audit_dir = \"cour/audit\"",
+                "node.audit_dir",
+                "cour",
+            ),
+        ];
+        for (from, to, key, made) in cases {
+            assert!(sound.contains(from), "{from}");
+            std::fs::write(&file, sound.replacen(from, to, 1)).unwrap();
+            let cfg = Config::load(&file).unwrap();
+            match Node::open(cfg) {
+                Err(e @ NodeError::Missing { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.starts_with(key), "{text}");
+                    assert!(text.contains("does not exist"), "{text}");
+                }
+                Err(e) => panic!("{key}: {e}"),
+                Ok(_) => panic!("{key}: started"),
+            }
+            assert!(!lab.join(made).exists(), "{made} was made");
+        }
+        // the lab as written starts, making its state and audit folders
+        std::fs::write(&file, &sound).unwrap();
+        let node = Node::open(Config::load(&file).unwrap()).unwrap();
+        assert!(node.cfg.node.state_dir.is_dir() && node.cfg.node.audit_dir.is_dir());
+    }
 }
