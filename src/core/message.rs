@@ -280,9 +280,20 @@ pub fn parse_json(text: &[u8]) -> Result<serde_json::Value, String> {
     parsed.map_err(|e| match e.classify() {
         // raised by UniqueMembers: already a sentence
         serde_json::error::Category::Data => e.to_string(),
+        // serde_json's limit, which RFC 8259 §9 lets a reader set: valid JSON, too deep
+        _ if e.to_string().starts_with("recursion limit exceeded") => format!(
+            "nested deeper than {MAX_DEPTH} arrays and objects, the gateway's limit (RFC 8259 §9 lets a reader set one), at line {} column {}",
+            e.line(),
+            e.column()
+        ),
         _ => format!("not JSON: {e}"),
     })
 }
+
+/// How deep arrays and objects may nest in a message: serde_json's reading limit (a
+/// stack bound; RFC 8259 §9 lets a reader set one). A message nested deeper is refused
+/// `message_malformed`, saying so.
+pub const MAX_DEPTH: usize = 127;
 
 /// Reads a JSON value as [`serde_json::Value`] does, refusing an object that names a
 /// member twice (see [`parse_json`]). Nesting stays bounded by serde_json's own limit.
@@ -567,6 +578,15 @@ mod tests {
                 .starts_with("not JSON: ")
         );
         assert!(parse_json(b"{} {}").unwrap_err().starts_with("not JSON: "));
+        // as deep as the limit, and one deeper: valid JSON refused for its depth, not as
+        // "not JSON"
+        let nested = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        assert!(parse_json(nested(MAX_DEPTH).as_bytes()).is_ok());
+        let e = parse_json(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(
+            e.starts_with("nested deeper than 127 arrays and objects") && e.contains("column 128"),
+            "{e}"
+        );
         // the same name in different objects, and every kind of value, read as serde_json does
         let text = br#"{"a":{"x":1},"b":{"x":[1,-2,3.5,1.5e300,true,null,"s",{"x":{}}]},"c":18446744073709551615}"#;
         assert_eq!(
