@@ -492,7 +492,9 @@ impl Receiver {
                 _busy: busy,
             })),
             Err(e) => {
-                tracing::error!(inbox = %channel.inbox.display(), error = %e, "cannot create a staged copy");
+                // the sender retries every object that meets it: said once, then as a count
+                crate::ops::repeat::error_repeated!("receiver.staged", &format!("{}: {e}", channel.inbox.display());
+                    inbox = %channel.inbox.display(), error = %e, "cannot create a staged copy");
                 Begin::Answered(Some((id, ReceiptStatus::Retry)))
             }
         }
