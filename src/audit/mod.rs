@@ -7,6 +7,7 @@
 //! <audit_dir>/checkpoints.jsonl    signed checkpoints (tree size, root) in C2SP note form
 //! <audit_dir>/node.pub             the node's signing public key in force (hex)
 //! <audit_dir>/node.keys            every key the log was signed with, oldest first
+//! <audit_dir>/audit.lock           empty; its one writer holds its lock (`flock`)
 //! ```
 //!
 //! The signing key can be switched on a running node (`switch_key`): the switch is a
@@ -470,8 +471,10 @@ pub const SEGMENT_RECORDS: u64 = 100_000;
 pub const CHECKPOINTS: &str = "checkpoints.jsonl";
 /// The file of an audit directory whose exclusive lock (`flock(2)`) its one writer holds
 /// while it runs: taken by [`AuditLog::open`] before it reads anything, released when the
-/// process ends, however it ends. Empty; readers ignore it.
-pub const LOCK: &str = "lock";
+/// process ends, however it ends. Empty; readers ignore it. Named apart from the state
+/// directory's `lock`: a node may keep its audit log in its state directory, and `flock`
+/// refuses a second lock of one file even to the process that holds the first.
+pub const LOCK: &str = "audit.lock";
 /// File holding the node's public key.
 pub const NODE_PUB: &str = "node.pub";
 

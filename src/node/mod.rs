@@ -185,7 +185,11 @@ fn lock_state(state_dir: &Path) -> Result<std::fs::File, NodeError> {
 /// # Errors
 /// [`NodeError::Missing`] naming the key and the path.
 fn existing(node: &config::NodeConfig) -> Result<(), NodeError> {
-    if !node.exchange_dir.is_dir() {
+    // only a folder that is not there is missing: one the node may not reach is said as
+    // the system says it, when it is used
+    let missing =
+        |p: &Path| std::fs::metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if missing(&node.exchange_dir) {
         return Err(NodeError::Missing {
             key: "node.exchange_dir",
             path: node.exchange_dir.clone(),
@@ -197,7 +201,7 @@ fn existing(node: &config::NodeConfig) -> Result<(), NodeError> {
         ("node.audit_dir", &node.audit_dir),
     ] {
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if !path.is_dir() && parent.is_some_and(|p| !p.is_dir()) {
+        if missing(path) && parent.is_some_and(missing) {
             return Err(NodeError::Missing {
                 key,
                 path: path.clone(),
@@ -573,9 +577,22 @@ mod tests {
             }
             assert!(!lab.join(made).exists(), "{made} was made");
         }
-        // the lab as written starts, making its state and audit folders
+        // the lab as written starts, making its state and audit folders on a first start
         std::fs::write(&file, &sound).unwrap();
+        for made in ["court/state", "court/audit"] {
+            let _ = std::fs::remove_dir_all(lab.join(made));
+        }
         let node = Node::open(Config::load(&file).unwrap()).unwrap();
         assert!(node.cfg.node.state_dir.is_dir() && node.cfg.node.audit_dir.is_dir());
+        drop(node);
+        // the audit log in the state directory: two locks, two files
+        let together = sound.replacen(
+            "audit_dir = \"court/audit\"",
+            "audit_dir = \"court/state\"",
+            1,
+        );
+        std::fs::write(&file, together).unwrap();
+        let node = Node::open(Config::load(&file).unwrap()).unwrap();
+        assert_eq!(node.cfg.node.audit_dir, node.cfg.node.state_dir);
     }
 }
