@@ -117,7 +117,8 @@ pub fn for_each_line(
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {why}")]
 pub struct BadCheckpoint {
-    /// The line's number in the file, from 1 (empty lines counted, as an editor does).
+    /// The checkpoint's number in the file, from 1, empty lines not counted (as every
+    /// other `checkpoints.jsonl:N` of [`verify`] counts).
     pub line: usize,
     /// What the JSON reader found, with the column in that line.
     pub why: String,
@@ -135,8 +136,8 @@ pub fn checkpoints(dir: &Path) -> io::Result<Vec<StoredCheckpoint>> {
         Err(e) => return Err(e),
     };
     text.lines()
+        .filter(|l| !l.is_empty())
         .enumerate()
-        .filter(|(_, l)| !l.is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
                 // each line is read alone: its "line 1" would mislead
