@@ -87,6 +87,25 @@ pub(super) fn config(
         &peer,
         private,
     );
+    // the addresses this node sends to, where it sends on that link (a node that only
+    // receives never dials its peer)
+    let sends_on = |link: LinkKind| {
+        channels
+            .iter()
+            .any(|c| c.role == Role::Send && c.link == link)
+    };
+    if sends_on(LinkKind::Quic) && raw.peer.address.get_ref().parse::<SocketAddr>().is_ok() {
+        destination(src, &raw.peer.address, "peer.address", peer.address);
+    }
+    if let Some(d) = diode.as_ref().filter(|_| sends_on(LinkKind::Diode)) {
+        match raw.diode.as_ref().and_then(|r| r.peer.as_ref()) {
+            Some(s) => destination(src, s, "diode.peer", d.peer),
+            None if raw.peer.address.get_ref().parse::<SocketAddr>().is_ok() => {
+                destination(src, &raw.peer.address, "peer.address", d.peer);
+            }
+            None => {}
+        }
+    }
     stream_clashes(src, &raw.channels, &channels, &node, diode.as_ref());
     emit_loops(src, &raw.channels, &channels, &node, &peer, diode.as_ref());
     let keep_days = raw.quarantine.keep_days.as_ref().map(|k| {
@@ -399,9 +418,6 @@ fn node_and_peer(
     }
     let listen = address(src, &raw.node.listen, "node.listen");
     let peer_addr = address(src, &raw.peer.address, "peer.address");
-    if raw.peer.address.get_ref().parse::<SocketAddr>().is_ok() {
-        destination(src, &raw.peer.address, "peer.address", peer_addr);
-    }
     let pair = pair_suite(src, raw.node.suite.as_ref());
     let (node_next, peer_next) = key_files(src, file, &raw.node, &raw.peer, private, pair);
     // a wrong suite is reported above: the configuration does not load
@@ -1417,9 +1433,6 @@ fn diode(
     };
     let listen = addr(src, &raw.listen, "diode.listen", node.listen)?;
     let peer_addr = addr(src, &raw.peer, "diode.peer", peer.address)?;
-    if let Some(s) = &raw.peer {
-        destination(src, s, "diode.peer", peer_addr);
-    }
     if quic && listen == node.listen {
         src.report(
             raw.listen.as_ref().map(|s| s.span()),
@@ -1595,6 +1608,30 @@ mod tests {
         // the lab as written is sound: its addresses are reachable ones
         std::fs::write(&file, &sound).unwrap();
         assert!(Config::load(&file).is_ok());
+        // a node that only receives never dials its peer: a placeholder is no problem
+        // (the lab's internet node, without the channels it sends)
+        let receiver = lab.join("internet.toml");
+        let full = std::fs::read_to_string(&receiver).unwrap();
+        let mut blocks = full.split("\n[[channel]]\n");
+        let mut text = blocks.next().unwrap().to_string();
+        for block in blocks {
+            // a channel's keys are its first paragraph; what follows (comments, [diode])
+            // stays
+            let (keys, rest) = block.split_once("\n\n").unwrap_or((block, ""));
+            if keys.contains("from = \"internet\"") {
+                text.push_str(&format!("\n\n{rest}"));
+            } else {
+                text.push_str(&format!("\n[[channel]]\n{block}"));
+            }
+        }
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("address = \"127.0.0.1:"))
+            .unwrap();
+        let placeholder = text.replacen(line, "address = \"0.0.0.0:7401\"", 1);
+        std::fs::write(&receiver, placeholder).unwrap();
+        let cfg = Config::load(&receiver).unwrap();
+        assert!(cfg.channels.iter().all(|c| c.role == Role::Receive));
     }
 
     #[test]
