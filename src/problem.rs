@@ -195,19 +195,25 @@ fn find_in_value(
     }
 }
 
-/// The dotted key (`intake.idle_ms`, `channel[1].name`, `intake` for a table defined
-/// twice) of a key that TOML's reader found twice at `span` of `text`: the key's own text
-/// under the last table header line (`[t]`, `[[t]]`, counted from 0) above it. `None`
-/// when the span holds no key.
+/// The dotted key (`intake.idle_ms`, `channel[1].name`, `a.b` for a dotted key or a table
+/// `[a.b]` defined twice) of a key that TOML's reader found twice at `span` of `text`: the
+/// key as written before its `=`, under the last table header line (`[t]`, `[[t]]`,
+/// counted from 0) above it. `None` when the span is not a key of its own line (a key
+/// inside an inline table): no name rather than a wrong one.
 fn duplicate_key(text: &str, span: Range<usize>) -> Option<String> {
-    let name = text.get(span.clone())?.trim().trim_matches('"');
-    if name.is_empty() {
+    let line_start = text.get(..span.start)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    // a table defined twice: its header is the key
+    if let Some((header, _)) = table_header(line) {
+        return Some(header.to_string());
+    }
+    let eq = line.find('=')?;
+    if span.start - line_start >= eq {
         return None;
     }
-    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    // a table defined twice: the header itself is the key
-    if text[line_start..].trim_start().starts_with('[') {
-        return Some(name.to_string());
+    let name = unquote(line[..eq].trim());
+    if name.is_empty() || name.contains(['{', '[']) {
+        return None;
     }
     let mut table: Option<String> = None;
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -225,19 +231,28 @@ fn duplicate_key(text: &str, span: Range<usize>) -> Option<String> {
     }
     Some(match table {
         Some(t) => format!("{t}.{name}"),
-        None => name.to_string(),
+        None => name,
     })
+}
+
+/// A key as written, its parts' quotes taken off (`"a".'b'` → `a.b`).
+fn unquote(key: &str) -> String {
+    key.split('.')
+        .map(|p| p.trim().trim_matches(['"', '\'']))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A table header line's name and whether it is an array of tables (`[[t]]`); `None` for
 /// any other line.
 fn table_header(line: &str) -> Option<(&str, bool)> {
     let line = line.split('#').next()?.trim();
-    if let Some(inner) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
-        return Some((inner.trim(), true));
-    }
-    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
-    (!inner.contains(['[', ']', '=', '"', ','])).then_some((inner.trim(), false))
+    let (inner, array) = match line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+        Some(inner) => (inner, true),
+        None => (line.strip_prefix('[')?.strip_suffix(']')?, false),
+    };
+    let inner = inner.trim();
+    (!inner.is_empty() && !inner.contains(['[', ']', '=', ',', '{'])).then_some((inner, array))
 }
 
 /// Reads a file for checking, turning a read failure into a problem.
@@ -313,6 +328,22 @@ mod tests {
         assert_eq!(table_header(" [intake] "), Some(("intake", false)));
         assert_eq!(table_header("x = [1]"), None);
         assert_eq!(table_header("[\"a\", \"b\"]"), None);
+        // dotted keys and tables, quoted parts; a key inside an inline table is not named
+        let cases = [
+            ("[t]\na.b = 1\na.b = 2\n", Some("t.a.b")),
+            ("[t]\n\"q\".'r' = 1\n\"q\".'r' = 2\n", Some("t.q.r")),
+            ("[a.b]\nx = 1\n[a.b]\nx = 2\n", Some("a.b")),
+            ("[t]\nv = [{ n = 1, n = 2 }]\n", None),
+        ];
+        for (text, key) in cases {
+            let e = toml::from_str::<toml::Table>(text).unwrap_err();
+            assert!(e.message().starts_with("duplicate key"), "{text}: {e}");
+            assert_eq!(
+                duplicate_key(text, e.span().unwrap()).as_deref(),
+                key,
+                "{text}"
+            );
+        }
     }
 
     #[test]
