@@ -22,7 +22,7 @@ use crate::core::message::Cursor;
 use crate::node::config::NatsDeliver;
 use crate::node::nats::{self, Backoff};
 use crate::receiver::Receiver;
-use crate::receiver::messages::{MessageLog, Page};
+use crate::receiver::messages::{LogError, MessageLog, Page};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,13 +102,13 @@ impl Drop for Deliveries {
 
 /// What a delivery reads: the channel's message log, or a test's.
 pub(crate) trait Log: Send + Sync + 'static {
-    /// [`MessageLog::read`], its error as text for the log.
-    fn page(&self, after: Option<Cursor>, limit: usize, wait: Duration) -> Result<Page, String>;
+    /// [`MessageLog::read`].
+    fn page(&self, after: Option<Cursor>, limit: usize, wait: Duration) -> Result<Page, LogError>;
 }
 
 impl Log for MessageLog {
-    fn page(&self, after: Option<Cursor>, limit: usize, wait: Duration) -> Result<Page, String> {
-        self.read(after, limit, wait).map_err(|e| e.to_string())
+    fn page(&self, after: Option<Cursor>, limit: usize, wait: Duration) -> Result<Page, LogError> {
+        self.read(after, limit, wait)
     }
 }
 
@@ -227,6 +227,10 @@ pub(crate) enum RoundError {
     /// The log could not be read.
     #[error("reading the message log: {0}")]
     Log(String),
+    /// The cursor names a batch the log never gave (its inbox rebuilt, or its numbering
+    /// record lost): nothing after it would ever be delivered.
+    #[error("{0}")]
+    CursorAhead(String),
     /// The blocking thread of a read ended abnormally.
     #[error("log reader thread: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -284,7 +288,12 @@ impl<L: Log> Worker<L> {
                         self.errors.inc();
                     }
                     let (wait, first) = backoff.failed();
-                    if first {
+                    if let RoundError::CursorAhead(why) = &e {
+                        // the operator's to mend: said at ERROR, with the fix
+                        crate::ops::repeat::error_repeated!("receiver.deliver.cursor", &self.channel;
+                            channel = %self.channel, cursor = %self.cursor_file.display(), error = %why,
+                            "the JetStream delivery's cursor is past the end of the message log; remove the cursor file to deliver the log again from its start (JetStream drops what it already holds within its duplicate window)");
+                    } else if first {
                         tracing::warn!(channel = %self.channel, server = %self.deliver.server, error = %e, "JetStream delivery failed; trying again with back-off");
                     } else {
                         tracing::debug!(channel = %self.channel, error = %e, "JetStream delivery still failing");
@@ -312,7 +321,10 @@ impl<L: Log> Worker<L> {
         let after = self.cursor;
         let page = tokio::task::spawn_blocking(move || log.page(after, PAGE, LOG_WAIT))
             .await?
-            .map_err(RoundError::Log)?;
+            .map_err(|e| match e {
+                LogError::CursorAhead { .. } => RoundError::CursorAhead(e.to_string()),
+                e => RoundError::Log(e.to_string()),
+            })?;
         if page.messages.is_empty() {
             return Ok(());
         }
@@ -395,7 +407,7 @@ mod tests {
             after: Option<Cursor>,
             limit: usize,
             wait: Duration,
-        ) -> Result<Page, String> {
+        ) -> Result<Page, LogError> {
             let messages: Vec<LogMessage> = self
                 .0
                 .lock()

@@ -100,7 +100,7 @@ pub enum LogError {
     /// A read's cursor names a batch after the last number this log ever gave: no reader
     /// was given it, and a reader waiting after it would never see another message.
     #[error(
-        "cursor {cursor} is past the end of this log (its batches are numbered up to {last}): this node never gave it; read from the start (no `after`) or after a cursor this node gave"
+        "cursor {cursor} is past the end of this log (its batches are numbered up to {last}): the log does not hold it (its inbox rebuilt, or its numbering record lost); read from the start (no `after`) or after a cursor this node gave"
     )]
     CursorAhead {
         /// The cursor given.
@@ -1091,6 +1091,41 @@ mod tests {
     }
 
     const DAY: u64 = 86_400_000;
+
+    /// A cursor given before a restart stays good after it, as does any number of the block
+    /// the numbering record reserved (the next batches take them); past that block is
+    /// past the end.
+    #[test]
+    fn cursors_given_before_a_restart_are_read_after_it() {
+        let t = tempfile::tempdir().unwrap();
+        {
+            let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+            log.append(obj(1), &[msg("a", "1"), msg("b", "2")], ok)
+                .unwrap();
+            log.append(obj(2), &[msg("c", "3")], ok).unwrap();
+        }
+        let log = MessageLog::open("notices", t.path(), DAY).unwrap();
+        let page = log.read(Some(c(1, 0)), 10, Duration::ZERO).unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["2", "3"]);
+        assert!(
+            log.read(Some(c(2, 0)), 10, Duration::ZERO)
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        let reserved: u64 = fs::read_to_string(t.path().join(SEQ_FILE))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(reserved >= 2, "{reserved}");
+        assert!(log.read(Some(c(reserved, 0)), 10, Duration::ZERO).is_ok());
+        assert!(matches!(
+            log.read(Some(c(reserved + 1, 0)), 10, Duration::ZERO),
+            Err(LogError::CursorAhead { .. })
+        ));
+    }
 
     #[test]
     fn appends_and_reads_in_order() {
