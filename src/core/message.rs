@@ -263,7 +263,8 @@ fn batch_lines(bytes: &[u8], compact: bool) -> Result<Vec<BatchMessage>, BatchEr
 ///
 /// # Errors
 /// A sentence for the author: where the text stops being JSON (line and column), which
-/// member is named twice, or that a byte order mark starts it.
+/// member is named twice, that a byte order mark starts it, or that it nests deeper than
+/// [`MAX_DEPTH`].
 pub fn parse_json(text: &[u8]) -> Result<serde_json::Value, String> {
     use serde::de::DeserializeSeed;
     if text.starts_with(b"\xEF\xBB\xBF") {

@@ -15,10 +15,11 @@
 //! idle [`IDLE_DEADLINE`] is closed without an answer. Anything else is answered with
 //! `Connection: close` and closed: a body left unread is never read, nor one whose framing
 //! is in doubt (a Transfer-Encoding, a Content-Length that is not a number, several that
-//! differ, or none where the handler needed one: its 411). Closing stops sending, then drops what the client still sends for up to
-//! [`IO_STEP`], so that an answer sent before its body was read (413, 401) reaches the
-//! client instead of being cut by a reset. A request target in absolute form
-//! (`http://host/path`, as a proxy sends it) is served as its path (RFC 9112 §3.2.2).
+//! differ, or none where the handler needed one: its 411). Closing stops sending, then
+//! drops what the client still sends for up to [`IO_STEP`], so that an answer sent before
+//! its body was read (413, 401) reaches the client instead of being cut by a reset. A
+//! request target in absolute form (`http://host/path`, as a proxy sends it) is served as
+//! its path (RFC 9112 §3.2.2).
 //!
 //! ```text
 //!  TcpListener ─► accept thread ─► at most MAX_CONNECTIONS threads (beyond: 503 at once)

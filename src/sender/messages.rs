@@ -639,8 +639,8 @@ impl Messages {
         Ok(())
     }
 
-    /// Records a refused message: its body goes to the channel's quarantine as
-    /// `<id>.json` (the quarantine entry is named by the message id), with its reason;
+    /// Records a refused message: its body goes to the channel's quarantine as `<id>`
+    /// (the message id; its reason file and audit record name it `<id>.json`);
     /// audited `message_refused` (durable) and counted in `isogate_messages_refused_total`.
     /// `id`: the message's id when it has one (random otherwise).
     ///
