@@ -588,6 +588,27 @@ pub fn private_dir(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes the exclusive lock (`flock(2)`) of the file `path`, made with `mode` (less the
+/// umask) if missing: `Ok(Some(file))` holds it until the file is dropped or the process
+/// ends, however it ends; `Ok(None)` when another open file holds it (another process, or
+/// another open of it in this one: `flock` refuses a second lock of one file even there).
+///
+/// # Errors
+/// The file cannot be made or opened, or locking it failed otherwise.
+pub fn lock_exclusive(path: &Path, mode: u32) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(mode)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Opens a file for reading, refusing to follow a symbolic link at its last component and
 /// never blocking on a FIFO.
 pub fn open_nofollow(path: &Path) -> io::Result<File> {

@@ -564,22 +564,11 @@ pub struct AuditLog {
 /// [`AuditError::Locked`] where another open file holds it (another process, or another
 /// [`AuditLog`] of this one); [`AuditError::Io`] where the file cannot be made or locked.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, AuditError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(FILE_MODE)
-        .open(&path)
-        .map_err(|source| AuditError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Locked(path)),
-        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io { path, source }),
+    match crate::fsx::lock_exclusive(&path, FILE_MODE) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(AuditError::Locked(path)),
+        Err(source) => Err(AuditError::Io { path, source }),
     }
 }
 

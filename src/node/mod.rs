@@ -162,19 +162,11 @@ pub struct Node {
 /// however it ends.
 fn lock_state(state_dir: &Path) -> Result<std::fs::File, NodeError> {
     let path = state_dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|error| NodeError::Dir {
-            path: path.clone(),
-            error,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked { path }),
-        Err(std::fs::TryLockError::Error(error)) => Err(NodeError::Dir { path, error }),
+    // readable by the officers' commands, which ask whether a node holds it (umask aside)
+    match crate::fsx::lock_exclusive(&path, 0o666) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(NodeError::Locked { path }),
+        Err(error) => Err(NodeError::Dir { path, error }),
     }
 }
 
