@@ -41,7 +41,10 @@ pub enum Format {
 /// The configuration has a problem (the error counts them; the report lists them), or the
 /// JSON document cannot be written.
 pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
-    let loaded = Config::load(config);
+    let loaded = Config::load(config).and_then(|cfg| match missing_folder(config, &cfg) {
+        Some(p) => Err(crate::problem::Problems(vec![p])),
+        None => Ok(cfg),
+    });
     let extra = loaded
         .as_ref()
         .map(|c| link_warnings(config, c))
@@ -185,6 +188,21 @@ pub fn command(config: &Path, format: Format) -> Result<ExitCode> {
     match loaded {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(p) => bail!("{} problem(s) in {}", p.0.len(), config.display()),
+    }
+}
+
+/// The folder `isogate run` would refuse to start without, as a problem of the file
+/// (line and key): a missing exchange directory, or a missing parent of the state or
+/// audit directory ([`crate::node::check_folders`]).
+fn missing_folder(file: &Path, cfg: &Config) -> Option<Problem> {
+    match crate::node::check_folders(&cfg.node) {
+        Err(crate::node::NodeError::Missing { key, path, what }) => Some(Problem {
+            file: file.to_path_buf(),
+            line: Config::node_dir_line(file, key),
+            key: Some(key.to_string()),
+            message: crate::node::missing(&path, what),
+        }),
+        _ => None,
     }
 }
 
@@ -854,6 +872,45 @@ mod tests {
                     .any(|p| p.key.as_deref() == Some(key) && p.line.is_some()),
                 "{to}: {problems}"
             );
+        }
+    }
+
+    #[test]
+    fn check_names_the_line_of_a_folder_run_would_not_start_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        init(&lab, LabLink::Quic, 27160, None).unwrap();
+        let file = lab.join("court.toml");
+        let good = std::fs::read_to_string(&file).unwrap();
+        let cfg = Config::load(&file).unwrap();
+        assert_eq!(
+            missing_folder(&file, &cfg),
+            None,
+            "a new lab has its folders"
+        );
+        for (from, to, key) in [
+            (
+                "exchange_dir = \"court\"",
+                "exchange_dir = \"courtt\"",
+                "node.exchange_dir",
+            ),
+            (
+                "state_dir = \"court/state\"",
+                "state_dir = \"court/nonexistent/state\"",
+                "node.state_dir",
+            ),
+        ] {
+            assert!(good.contains(from), "{from} not in the lab's court.toml");
+            std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
+            let line = good.lines().position(|l| l.starts_with(from)).unwrap() + 1;
+            let cfg = Config::load(&file).unwrap();
+            let p = missing_folder(&file, &cfg).unwrap();
+            assert_eq!((p.key.as_deref(), p.line), (Some(key), Some(line)), "{p}");
+            assert!(p.to_string().contains("does not exist"), "{p}");
+            for format in [Format::Text, Format::Json] {
+                let err = command(&file, format).unwrap_err();
+                assert!(err.to_string().contains("1 problem(s)"), "{to}: {err}");
+            }
         }
     }
 }

@@ -71,9 +71,7 @@ pub enum NodeError {
     /// makes its own folders, never the exchange directory (an operator's, perhaps a share
     /// not mounted yet) nor the parent of its state or audit directory (a mistyped path
     /// would otherwise become a new tree that nothing reads).
-    #[error(
-        "{key} = {path}: {what} does not exist; create it (mount it, if it is a share) before the node starts, or correct the path"
-    )]
+    #[error("{key} = {}", missing(path, what))]
     Missing {
         /// The configuration key.
         key: &'static str,
@@ -170,13 +168,22 @@ fn lock_state(state_dir: &Path) -> Result<std::fs::File, NodeError> {
     }
 }
 
+/// What [`NodeError::Missing`] says after its key: the path, which folder is missing
+/// (`what`) and what to do.
+pub fn missing(path: &Path, what: &str) -> String {
+    format!(
+        "{}: {what} does not exist; create it (mount it, if it is a share) before the node starts, or correct the path",
+        path.display()
+    )
+}
+
 /// Checks that the folders the node makes its own in exist: the exchange directory
 /// itself, and the parents of the state and audit directories (the node makes those two,
 /// and the channels' folders, on a first start).
 ///
 /// # Errors
-/// [`NodeError::Missing`] naming the key and the path.
-fn existing(node: &config::NodeConfig) -> Result<(), NodeError> {
+/// [`NodeError::Missing`] naming the key and the path. `isogate check` reports the same.
+pub fn check_folders(node: &config::NodeConfig) -> Result<(), NodeError> {
     // only a folder that is not there is missing: one the node may not reach is said as
     // the system says it, when it is used
     let missing =
@@ -250,7 +257,7 @@ impl Node {
     /// or the metrics cannot be defined.
     pub fn open(cfg: Config) -> Result<Node, NodeError> {
         let keys = rotate::Keys::load(&cfg)?;
-        existing(&cfg.node)?;
+        check_folders(&cfg.node)?;
         // the spool is the service's alone; the audit log and the quarantine reasons are
         // readable by their directory's group (the auditors), never by the world
         mkdir_mode(&cfg.node.state_dir, 0o700)?;

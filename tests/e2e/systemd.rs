@@ -374,7 +374,7 @@ fn example_under(root: &Path) -> PathBuf {
 }
 
 #[test]
-fn the_example_config_passes_check_once_keys_exist() {
+fn the_example_config_passes_check_once_keys_and_folders_exist() {
     let root = tempfile::tempdir().unwrap();
     let cfg = example_under(root.path());
     let check = || run(Command::new(BIN).args(["check", "--config"]).arg(&cfg));
@@ -395,6 +395,21 @@ fn the_example_config_passes_check_once_keys_exist() {
             .args(["keygen", "--name", name, "--out"])
             .arg(&certs));
         assert!(out.status.success(), "{}", text(&out));
+    }
+    // With keys, it names the folder `run` would not start without (the package's
+    // tmpfiles make them, or the operator mounts the exchange share), with line and key.
+    let out = check();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "node.toml:31: node.exchange_dir: {}/srv/isogate: this folder does not exist",
+            root.path().display()
+        )),
+        "{}",
+        text(&out)
+    );
+    for dir in ["srv/isogate", "var/lib/isogate"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     let out = check();
     let report = text(&out);

@@ -952,6 +952,22 @@ impl Config {
         })
     }
 
+    /// The 1-based line of one of the `[node]` folder keys (`node.exchange_dir`,
+    /// `node.state_dir`, `node.audit_dir`) in the configuration file; `None` for another
+    /// key, or a file that cannot be read or parsed.
+    pub fn node_dir_line(file: &Path, key: &str) -> Option<usize> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let mut src = Source::new(file, &text);
+        let raw = src.parse::<raw::RawConfig>()?;
+        let value = match key {
+            "node.exchange_dir" => &raw.node.exchange_dir,
+            "node.state_dir" => &raw.node.state_dir,
+            "node.audit_dir" => &raw.node.audit_dir,
+            _ => return None,
+        };
+        Some(src.line_of(value.span().start))
+    }
+
     /// Loads and validates a config file and the policies it names, collecting every problem.
     pub fn load(file: &Path) -> Result<Config, Problems> {
         Self::load_with(file, validate::PrivateKeys::Check)
