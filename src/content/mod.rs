@@ -6,6 +6,7 @@
 //!  text      bytes ─► encoding (UTF-8 | UTF-16 | GB18030) ─► lines (masked copy written back)
 //!  utf16     UTF-16 ─► UTF-8 as read, and back as written
 //!  rules     line  ─► keyword and regular-expression rules
+//!  variants  a keyword's characters ─► their simplified and traditional forms
 //!  marking   line  ─► classification markings (绝密, 机密, 秘密 …)
 //!  pii       line  ─► resident ID, mobile, bank card, e-mail: find or mask
 //!  archive   zip | tar | gzip ─► entries, limits enforced while reading
@@ -40,6 +41,7 @@ pub mod rules;
 pub mod source;
 pub mod text;
 pub mod utf16;
+pub mod variants;
 
 use crate::core::reason::Refusal;
 

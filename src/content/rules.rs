@@ -1,6 +1,7 @@
 //! A channel's keyword and regular-expression rules over text, compiled once and shared by
-//! every scan: keywords are literal and matched without regard to case, patterns use the
-//! `regex` crate's syntax. All keywords run as one automaton and all patterns as one set, so
+//! every scan: keywords are literal and matched without regard to case or to Chinese script
+//! (a character matches its simplified and traditional forms, [`crate::content::variants`]:
+//! `内部` finds `內部`), patterns use the `regex` crate's syntax and match as written. All keywords run as one automaton and all patterns as one set, so
 //! a line that matches nothing is read once per kind of rule whatever the number of rules.
 //!
 //! Every compiled program has a size cap: a hostile or careless pattern (`\w{1000}{1000}`)
@@ -71,7 +72,7 @@ impl TextRules {
         } else {
             let alternation = keywords
                 .iter()
-                .map(|k| format!("({})", regex::escape(k)))
+                .map(|k| format!("({})", any_script(k)))
                 .collect::<Vec<_>>()
                 .join("|");
             let re = RegexBuilder::new(&alternation)
@@ -163,6 +164,23 @@ impl TextRules {
     }
 }
 
+/// The regular expression of keyword `k`: its characters literal, each Chinese character
+/// that has other forms as the class of all of them (`内部` → `[内內]部`).
+fn any_script(k: &str) -> String {
+    k.chars()
+        .map(|c| match crate::content::variants::of(c) {
+            Some(forms) => {
+                let class: String = forms
+                    .iter()
+                    .map(|f| regex::escape(&f.to_string()))
+                    .collect();
+                format!("[{class}]")
+            }
+            None => regex::escape(&c.to_string()),
+        })
+        .collect()
+}
+
 /// `s` cut to at most `MAX_MATCHED` characters.
 fn clip(s: &str) -> String {
     s.chars().take(MAX_MATCHED).collect()
@@ -193,6 +211,27 @@ mod tests {
         // Keywords are literal: the dot is not a wildcard.
         assert_eq!(r.find("aXb").map(|h| h.rule), None);
         assert_eq!(r.find("a.b").unwrap().rule, "a.b");
+    }
+
+    #[test]
+    fn keywords_find_their_text_in_either_chinese_script_and_report_it_as_written() {
+        let r = rules(&["内部资料", "機密文件", "干部名单"], &[]);
+        for (text, rule, matched) in [
+            ("這是一份內部資料，請勿外傳", "内部资料", "內部資料"),
+            ("这是一份内部资料", "内部资料", "内部资料"),
+            ("附件：机密文件目录", "機密文件", "机密文件"),
+            ("幹部名單如下", "干部名单", "幹部名單"),
+            // one character in each script, as a converter that stops halfway writes it
+            ("內部资料", "内部资料", "內部资料"),
+        ] {
+            let hit = r.find(text).unwrap_or_else(|| panic!("{text}: no hit"));
+            assert_eq!((hit.rule.as_str(), hit.matched.as_str()), (rule, matched));
+        }
+        assert_eq!(r.find("外部资料").map(|h| h.rule), None);
+        // patterns stay as written
+        let p = rules(&[], &[r"内部\d+"]);
+        assert!(p.find("内部12").is_some());
+        assert!(p.find("內部12").is_none());
     }
 
     #[test]
