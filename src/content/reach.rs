@@ -199,8 +199,8 @@ pub struct Watch<'a> {
     hyperlinks: Hyperlinks,
     /// Inside a `w:instrText` element.
     in_instruction: bool,
-    /// The instruction of the field being gathered from its runs.
-    instruction: String,
+    /// The fields open at this point of the part, nested.
+    fields: Fields<'a>,
 }
 
 impl<'a> Watch<'a> {
@@ -210,7 +210,7 @@ impl<'a> Watch<'a> {
             path,
             hyperlinks,
             in_instruction: false,
-            instruction: String::new(),
+            fields: Fields::new(path),
         }
     }
 
@@ -225,15 +225,12 @@ impl<'a> Watch<'a> {
         let local = start.local_name();
         match local.as_ref() {
             b"instrText" => self.in_instruction = true,
-            b"fldChar" => {
-                // the instruction ends where the field's result begins, or at its end
-                if matches!(
-                    attribute(start, b"fldCharType").as_deref(),
-                    Some("separate" | "end")
-                ) {
-                    self.end_field()?;
-                }
-            }
+            b"fldChar" => match attribute(start, b"fldCharType").as_deref() {
+                Some("begin") => self.fields.begin()?,
+                Some("separate") => self.fields.separate()?,
+                Some("end") => self.fields.end()?,
+                _ => {}
+            },
             b"fldSimple" => {
                 if let Some(instr) = attribute(start, b"instr") {
                     field(path, &instr)?;
@@ -290,8 +287,12 @@ impl<'a> Watch<'a> {
     /// # Errors
     /// Never, today; kept for symmetry with the other callbacks.
     pub fn text(&mut self, text: &str) -> Result<(), Refusal> {
-        if self.in_instruction && self.instruction.len() < MAX_INSTRUCTION {
-            self.instruction.push_str(text);
+        if self.in_instruction {
+            // code outside any begun field is judged as a field of its own
+            if self.fields.open.is_empty() {
+                self.fields.open.push((String::new(), false));
+            }
+            self.fields.code(text);
         }
         Ok(())
     }
@@ -301,12 +302,111 @@ impl<'a> Watch<'a> {
     /// # Errors
     /// The refusal when that field reaches outside.
     pub fn finish(&mut self) -> Result<(), Refusal> {
-        self.end_field()
+        self.fields.finish()
+    }
+}
+
+/// The fields open at one point of a document, nested (ECMA-376 Part 1 §17.16.18, complex
+/// fields; [MS-DOC] 2.8.25, the field characters 0x13, 0x14 and 0x15 of Word's binary
+/// format): each field's code is gathered until its result begins (separate) or it ends,
+/// then judged by [`field`].
+///
+/// A field whose keyword is not written out before a nested field begins (`{ {QUOTE 68 68 69
+/// 65 85 84 79} c:\cmd.exe }`, `{ DD{QUOTE 69} … }`) has a keyword that only updating the
+/// fields computes: it is refused, as the gateway cannot tell what it runs. A nested field
+/// after the keyword (`{ IF {MERGEFIELD x} = 1 … }`, `{ = {PAGE} + 1 }`) is ordinary.
+#[derive(Debug)]
+pub struct Fields<'a> {
+    path: &'a str,
+    /// The open fields, outermost first: each one's code, and whether its result began.
+    open: Vec<(String, bool)>,
+}
+
+/// Fields nested deeper than this are refused as unreadable layout would be: no document
+/// needs it, and the stack stays bounded.
+const MAX_FIELD_DEPTH: usize = 32;
+
+impl<'a> Fields<'a> {
+    /// No field open yet, in the part or stream at `path` (named in refusals).
+    pub fn new(path: &'a str) -> Fields<'a> {
+        Fields {
+            path,
+            open: Vec::new(),
+        }
     }
 
-    fn end_field(&mut self) -> Result<(), Refusal> {
-        let instruction = std::mem::take(&mut self.instruction);
-        field(self.path, &instruction)
+    /// A field begins (`fldChar` begin, character 0x13).
+    ///
+    /// # Errors
+    /// The `active_content` refusal when it begins inside the code of a field whose keyword
+    /// is not written out yet, or when fields nest deeper than 32.
+    pub fn begin(&mut self) -> Result<(), Refusal> {
+        if let Some((code, false)) = self.open.last() {
+            let code = code.trim_start();
+            if code.chars().all(|c| c.is_ascii_alphabetic()) {
+                let shown: String = code.chars().take(40).collect();
+                return refuse(format!(
+                    "{}: a field's keyword is built by a nested field ({{ {shown}{{…}} … }}): what it runs is known only once fields update",
+                    self.path
+                ));
+            }
+        }
+        if self.open.len() >= MAX_FIELD_DEPTH {
+            return refuse(format!(
+                "{}: fields nested deeper than {MAX_FIELD_DEPTH}",
+                self.path
+            ));
+        }
+        self.open.push((String::new(), false));
+        Ok(())
+    }
+
+    /// Text of the innermost open field's code (`w:instrText`, or the characters between
+    /// 0x13 and 0x14); text outside any field's code is ignored.
+    pub fn code(&mut self, text: &str) {
+        if let Some((code, false)) = self.open.last_mut()
+            && code.len() < MAX_INSTRUCTION
+        {
+            code.push_str(text);
+        }
+    }
+
+    /// The innermost field's result begins (`fldChar` separate, character 0x14): its code
+    /// is judged.
+    ///
+    /// # Errors
+    /// The refusal of [`field`].
+    pub fn separate(&mut self) -> Result<(), Refusal> {
+        match self.open.last_mut() {
+            Some((code, separated @ false)) => {
+                *separated = true;
+                field(self.path, code)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The innermost field ends (`fldChar` end, character 0x15): its code is judged if its
+    /// result never began.
+    ///
+    /// # Errors
+    /// The refusal of [`field`].
+    pub fn end(&mut self) -> Result<(), Refusal> {
+        match self.open.pop() {
+            Some((code, false)) => field(self.path, &code),
+            _ => Ok(()),
+        }
+    }
+
+    /// The part ends: every field whose code never ended is judged too.
+    ///
+    /// # Errors
+    /// The refusal of [`field`].
+    pub fn finish(&mut self) -> Result<(), Refusal> {
+        while !self.open.is_empty() {
+            self.end()?;
+        }
+        Ok(())
     }
 }
 
@@ -417,6 +517,47 @@ mod tests {
         assert!(field("p", "INCLUDEPICTURE \"http://198.51.100.7/a.png\" \\d").is_err());
         assert!(field("p", " PAGE \\* MERGEFORMAT ").is_ok());
         assert!(field("p", "HYPERLINK \"https://www.court.gov.cn\"").is_ok());
+    }
+
+    /// Runs `events` through [`Fields`]: `{` begin, `|` separate, `}` end, other text code.
+    fn fields(events: &str) -> Result<(), Refusal> {
+        let mut f = Fields::new("p");
+        let mut text = String::new();
+        for c in events.chars() {
+            if matches!(c, '{' | '|' | '}') {
+                f.code(&std::mem::take(&mut text));
+            }
+            match c {
+                '{' => f.begin()?,
+                '|' => f.separate()?,
+                '}' => f.end()?,
+                c => text.push(c),
+            }
+        }
+        f.code(&text);
+        f.finish()
+    }
+
+    #[test]
+    fn a_keyword_a_nested_field_builds_is_refused_ordinary_nesting_passes() {
+        // the 2017 obfuscation: QUOTE spells DDEAUTO
+        let r = fields(r#"{{QUOTE 68 68 69 65 85 84 79} c:\cmd.exe "/k calc"}"#).unwrap_err();
+        assert!(
+            r.detail.contains("keyword is built by a nested field"),
+            "{r:?}"
+        );
+        assert!(fields("{DD{QUOTE 69}E c:\\cmd.exe}").is_err());
+        assert!(fields("{ {QUOTE 68} }").is_err());
+        // a plain DDE field, nested or not, and one never closed
+        assert!(fields("{ IF 1 = 1 \"{ DDEAUTO c:\\cmd.exe }\" }").is_err());
+        assert!(fields(" DDE x ").is_ok(), "text outside a field is no code");
+        assert!(fields("{ DDEAUTO c:\\cmd.exe").is_err());
+        // ordinary nesting after the keyword, and results that look like code
+        assert_eq!(fields("{ IF {MERGEFIELD x|v} = 1 \"a\" \"b\"|a}"), Ok(()));
+        assert_eq!(fields("{ = {PAGE|3} + 1|4}"), Ok(()));
+        assert_eq!(fields("{ HYPERLINK \"https://a\"|DDEAUTO c}"), Ok(()));
+        let deep = "{ IF ".repeat(40);
+        assert!(fields(&deep).is_err());
     }
 
     #[test]

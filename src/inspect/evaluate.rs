@@ -1213,8 +1213,17 @@ mod tests {
         let dde = format!(
             r#"<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> DDE</w:instrText></w:r><w:r><w:instrText>AUTO c:\windows\system32\cmd.exe "/k calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>{body}"#
         );
+        // the 2017 obfuscation: a nested QUOTE field spells the keyword
+        let quoted = format!(
+            r#"<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>QUOTE 68 68 69 65 85 84 79</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r><w:r><w:instrText> c:\windows\system32\cmd.exe "/k calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>{body}"#
+        );
         let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
             ("DDE field", docx(&dde, &[]), "field DDEAUTO"),
+            (
+                "keyword built by a nested field",
+                docx(&quoted, &[]),
+                "keyword is built by a nested field",
+            ),
             (
                 "mhtml OLE link",
                 docx(

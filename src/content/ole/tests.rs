@@ -100,6 +100,27 @@ fn word_text_is_read_from_the_piece_table() {
 }
 
 #[test]
+fn word_fields_that_reach_outside_are_refused_with_or_without_text_rules() {
+    // Word 97 and WPS write a field as 0x13 code 0x14 result 0x15 ([MS-DOC] 2.8.25)
+    let dde = "正文\r\u{13} DDEAUTO c:\\windows\\system32\\cmd.exe \"/k calc\" \u{14}x\u{15}\r";
+    for (ext, text) in [("doc", true), ("doc", false), ("wps", true), ("wps", false)] {
+        let r = refused(&doc(dde), ext, text);
+        assert_eq!(r.reason, Reason::ActiveContent, "{ext} {text}: {r}");
+        assert!(r.detail.contains("field DDEAUTO reaches outside"), "{r}");
+    }
+    // a keyword spelled by a nested QUOTE field
+    let quoted =
+        "\u{13}\u{13}QUOTE 68 68 69 65 85 84 79\u{14}DDEAUTO\u{15} c:\\cmd.exe\u{14}\u{15}";
+    let r = refused(&doc(quoted), "doc", false);
+    assert!(r.detail.contains("built by a nested field"), "{r}");
+    // ordinary fields pass, their results are text
+    let page = "第\u{13} PAGE \\* MERGEFORMAT \u{14}3\u{15}页\r";
+    let found = scan(&doc(page), "doc", true);
+    assert_eq!(found.verdict, Ok(()));
+    assert_eq!(found.lines, ["第 PAGE \\* MERGEFORMAT 3页"]);
+}
+
+#[test]
 fn word_compressed_pieces_are_cp1252() {
     let (word, table) = word_streams("caf\u{e9} \u{93}quoted\u{94}\rnext", true, 0);
     let data = compound(&[("WordDocument", &word), ("1Table", &table)], &[]);
@@ -109,7 +130,7 @@ fn word_compressed_pieces_are_cp1252() {
 }
 
 #[test]
-fn word_piece_table_out_of_range_is_unreadable_on_a_text_channel() {
+fn word_piece_table_out_of_range_is_unreadable_on_every_channel() {
     let (word, mut table) = word_streams("text", false, 0);
     // the piece's fc past the end of the stream
     let n = table.len();
@@ -118,7 +139,11 @@ fn word_piece_table_out_of_range_is_unreadable_on_a_text_channel() {
     let r = refused(&data, "doc", true);
     assert_eq!(r.reason, Reason::ContentUnreadable);
     assert!(r.detail.contains("piece 0 out of range"), "{r}");
-    assert_eq!(scan(&data, "doc", false).verdict, Ok(()));
+    // its fields are judged whatever the text rules: text that cannot be read is refused
+    assert_eq!(
+        refused(&data, "doc", false).reason,
+        Reason::ContentUnreadable
+    );
     // no table stream
     let data = compound(&[("WordDocument", &word)], &[]);
     assert_eq!(

@@ -9,13 +9,17 @@
 //!  each piece: FcCompressed ─► 8-bit (CP1252 with the [MS-DOC] 2.4.1 table) at fc/2
 //!                           └► UTF-16LE at fc
 //!             ─► read through one IO_BUF buffer ─► lines at 0x0D, 0x07, 0x0B, 0x0C, 0x0E
+//!                                               └► fields 0x13 code 0x14 result 0x15:
+//!                                                  DDE, DDEAUTO, INCLUDETEXT … refused
 //! ```
 //!
 //! The piece table is read one entry at a time from the table stream, never loaded whole;
 //! pieces that together cover more bytes than the `WordDocument` stream holds are refused
 //! as unreadable (a loop of pieces over the same bytes would otherwise read without end).
 
-use super::{IO_BUF, Step, TextOut, encrypted, join, le16, le32, shown, unreadable};
+use super::{IO_BUF, Step, Stop, TextOut, encrypted, join, le16, le32, shown, unreadable};
+use crate::content::reach::Fields;
+use crate::core::reason::Refusal;
 use std::io::{Read, Seek, SeekFrom};
 
 /// Bytes of the FIB read: FibBase, FibRgW97, FibRgLw97 and the FibRgFcLcb97 fields used.
@@ -27,7 +31,8 @@ const WORD_IDENT: u16 = 0xA5EC;
 /// Index of fcClx among the FibRgFcLcb97 pairs ([MS-DOC] 2.5.6).
 const CLX_PAIR: usize = 33;
 
-/// Reads the `WordDocument` stream in `storage`: refuses an encrypted document; with `text`,
+/// Reads the `WordDocument` stream in `storage`: refuses an encrypted document, and a field
+/// that reaches outside or whose keyword a nested field builds ([`Fields`]); with `text`,
 /// hands its text over line by line.
 pub(super) fn scan<F: Read + Seek>(
     cf: &mut cfb::CompoundFile<F>,
@@ -48,9 +53,8 @@ pub(super) fn scan<F: Read + Seek>(
     if flags & 0x0100 != 0 {
         return Err(encrypted(&part, "FIB fEncrypted"));
     }
-    let Some(text) = text else {
-        return Ok(());
-    };
+    // the text is read whatever the policy's text rules: its fields are always judged
+    let mut text = text;
     // FibBase (32 bytes), csw and FibRgW97, cslw and FibRgLw97, cbRgFcLcb and the pairs.
     let csw = usize::from(le16(&fib, 0x20).ok_or_else(|| bad("FIB too short"))?);
     let at_cslw = 0x22 + 2 * csw;
@@ -115,7 +119,10 @@ pub(super) fn scan<F: Read + Seek>(
     let plc = at;
     let pcds = plc + 4 * (pieces + 1);
 
-    text.part(&word_path)?;
+    if let Some(text) = text.as_mut() {
+        text.part(&word_path)?;
+    }
+    let mut fields = Fields::new(&part);
     let mut covered = 0u64;
     let mut buf = vec![0u8; IO_BUF];
     let mut chars = String::with_capacity(IO_BUF);
@@ -159,11 +166,31 @@ pub(super) fn scan<F: Read + Seek>(
                 let _ = utf16.decode_to_string(chunk, &mut chars, left == 0);
             }
             for c in chars.chars() {
-                emit(text, c)?;
+                field_mark(&mut fields, c).map_err(Stop::Refused)?;
+                if let Some(text) = text.as_mut() {
+                    emit(text, c)?;
+                }
             }
         }
     }
-    text.end()
+    fields.finish().map_err(Stop::Refused)?;
+    text.map_or(Ok(()), |t| t.end())
+}
+
+/// A character of the document's text to its fields ([MS-DOC] 2.8.25): 0x13 begins a
+/// field, 0x14 separates its code from its result, 0x15 ends it; other characters are code
+/// while a field's code is open.
+fn field_mark(fields: &mut Fields<'_>, c: char) -> Result<(), Refusal> {
+    match c {
+        '\u{13}' => fields.begin(),
+        '\u{14}' => fields.separate(),
+        '\u{15}' => fields.end(),
+        c => {
+            let mut utf8 = [0u8; 4];
+            fields.code(c.encode_utf8(&mut utf8));
+            Ok(())
+        }
+    }
 }
 
 /// A character of the document's text to the lines: paragraph, cell, line, page and
