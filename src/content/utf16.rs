@@ -8,9 +8,12 @@
 //!  UTF-16 bytes ─► Utf16Reader ─► UTF-8 ─► line scanner ─► UTF-8 ─► Utf16Writer ─► UTF-16 bytes
 //! ```
 //!
+//! [`xml_as_utf8`] reads a package's XML part saved as UTF-16 the same way.
+//!
 //! Memory: one read buffer of [`READ_BUF`] bytes and the UTF-8 it decodes to; the writer keeps
 //! at most the three bytes of a character cut between two writes.
 
+use crate::core::reason::{Reason, Refusal};
 use std::io::{self, Read, Write};
 
 /// Bytes of UTF-16 read from the input at a time.
@@ -158,6 +161,77 @@ impl<R: Read> Read for Utf16Reader<R> {
         }
         self.out_at += n;
         Ok(n)
+    }
+}
+
+/// Reads an XML part of a package (`part` names it in refusals) through `read`, as UTF-8:
+/// one that begins with a UTF-16 byte-order mark is decoded from UTF-16 first, as XML 1.0
+/// §4.3.3 and Appendix F tell a reader to (Office and OPC may save a part so); any other
+/// goes to `read` as it is (UTF-8, with or without its mark).
+///
+/// Refusals (`content_unreadable`): UTF-16 without its byte-order mark (the first bytes
+/// are `<` in UTF-16), which XML does not allow, and UTF-16 that is not well-formed; a
+/// part that cannot be read is never passed over unread.
+///
+/// # Errors
+/// Reading `input` failed; or `read`'s own error.
+pub fn xml_as_utf8<T>(
+    input: &mut dyn Read,
+    part: &str,
+    read: impl FnOnce(&mut dyn io::BufRead) -> io::Result<Result<T, Refusal>>,
+) -> io::Result<Result<T, Refusal>> {
+    let mut head = [0u8; 2];
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(head.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let first = head.get(..n).unwrap_or_default();
+    let order = match first {
+        [0xFF, 0xFE] => ByteOrder::Le,
+        [0xFE, 0xFF] => ByteOrder::Be,
+        [0x3C, 0x00] | [0x00, 0x3C] => {
+            return Ok(Err(Refusal::new(
+                Reason::ContentUnreadable,
+                format!(
+                    "{part}: UTF-16 without a byte-order mark, which XML requires of UTF-16 (XML 1.0 §4.3.3)"
+                ),
+            )));
+        }
+        _ => return read(&mut io::BufReader::new(first.chain(input))),
+    };
+    let mut decoded = io::BufReader::new(Noted {
+        inner: Utf16Reader::new(first.chain(input), order),
+        malformed: None,
+    });
+    let result = read(&mut decoded);
+    match decoded.get_mut().malformed.take() {
+        Some(why) => Ok(Err(Refusal::new(
+            Reason::ContentUnreadable,
+            format!("{part}: {why}"),
+        ))),
+        None => result,
+    }
+}
+
+/// A [`Utf16Reader`] that keeps its `InvalidData` error (a [`Malformed`] input), which a
+/// parser reading through it may wrap beyond recognition.
+struct Noted<R> {
+    inner: Utf16Reader<R>,
+    malformed: Option<String>,
+}
+
+impl<R: Read> Read for Noted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                self.malformed = Some(e.to_string());
+            }
+        })
     }
 }
 

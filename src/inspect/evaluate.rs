@@ -22,7 +22,7 @@
 
 use crate::content::archive::{self, Budget, Input, Kind, Limits, Visitor};
 use crate::content::source::SourceCursor;
-use crate::content::{Scan, apple, doc, media, ofd, ole, pdf, reach, rtf, text};
+use crate::content::{Scan, apple, doc, media, ofd, ole, pdf, reach, rtf, text, utf16};
 use crate::core::reason::{Reason, Refusal};
 use crate::policy::{Detected, EXECUTABLE, HEAD_LEN, Policy, detect};
 use std::borrow::Cow;
@@ -584,27 +584,29 @@ impl Visitor for Parts<'_> {
         let lower = path.to_ascii_lowercase();
         // relationships: what the package reaches outside itself, whatever the text rules
         if lower.ends_with(".rels") {
-            let mut input = BufReader::new(reader);
-            return reach::relationships(&mut input, path, policy.hyperlinks);
+            return utf16::xml_as_utf8(reader, path, |input| {
+                reach::relationships(input, path, policy.hyperlinks)
+            });
         }
         // every XML part is read: fields and links that reach outside are refused in the
         // same pass as the text rules (when the policy has any) see its text
         if lower.ends_with(".xml") || doc::is_text_part(path) {
-            let mut input = BufReader::new(reader);
             let mut watch = reach::Watch::new(path, policy.hyperlinks);
             let reads_text = policy.reads_text();
             let mut lines = Lines::new(policy, false, &at);
-            return doc::xml_text_watched(
-                &mut input,
-                &mut |l| {
-                    if reads_text {
-                        lines.refuse_only(l)
-                    } else {
-                        Ok(())
-                    }
-                },
-                &mut watch,
-            )
+            return utf16::xml_as_utf8(reader, path, |input| {
+                doc::xml_text_watched(
+                    input,
+                    &mut |l| {
+                        if reads_text {
+                            lines.refuse_only(l)
+                        } else {
+                            Ok(())
+                        }
+                    },
+                    &mut watch,
+                )
+            })
             .map(|v| v.map_err(|r| prefixed_once(&at, r)));
         }
         let detected = match self.scanner.embedded(path, &at, reader, depth, budget)? {
@@ -662,8 +664,10 @@ impl Visitor for OfdParts<'_> {
                 ofd::Found::Action(_) => Ok(()),
                 ofd::Found::Attachment(location) => package.attachment(path, location),
             };
-            let mut input = BufReader::new(reader);
-            let info = match ofd::read_part(&mut input, &at, &mut sink, &mut found)? {
+            let read = |input: &mut dyn std::io::BufRead| {
+                ofd::read_part(input, &at, &mut sink, &mut found)
+            };
+            let info = match utf16::xml_as_utf8(reader, path, read)? {
                 Ok(info) => info,
                 Err(r) => return Ok(Err(r)),
             };
@@ -1178,6 +1182,74 @@ mod tests {
         format!(
             r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}" Target="{target}"{mode}/></Relationships>"#
         )
+    }
+
+    /// `text` as UTF-16LE, its byte-order mark first; without it when `bom` is false.
+    fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+        let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
+        out.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        out
+    }
+
+    /// The docx of [`docx`] (body `body`) with `part` replaced by `bytes`.
+    fn docx_with(body: &str, part: &str, bytes: &[u8]) -> Vec<u8> {
+        use std::io::{Read as _, Write as _};
+        let plain = match part {
+            "word/document.xml" => docx(body, &[]),
+            _ => docx(body, &[(part, "")]),
+        };
+        let mut from = zip::ZipArchive::new(std::io::Cursor::new(plain)).unwrap();
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for i in 0..from.len() {
+            let mut e = from.by_index(i).unwrap();
+            let name = e.name().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            w.start_file(name.as_str(), opts).unwrap();
+            w.write_all(if name == part { bytes } else { &data })
+                .unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn package_parts_saved_as_utf16_are_read_not_passed_over() {
+        // the remote template of the real-world case, its relationships in UTF-16
+        let template = r#"<?xml version="1.0" encoding="UTF-16"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="http://198.51.100.23/t.dotm" TargetMode="External"/></Relationships>"#;
+        let settings = "word/_rels/settings.xml.rels";
+        let bytes = docx_with(&paragraph("正文"), settings, &utf16le(template, true));
+        let r = judge(&inbound(), "a.docx", &bytes).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ActiveContent, "{r}");
+        assert!(r.detail.contains("attachedTemplate → external http"), "{r}");
+        // the document part itself in UTF-16: its text is read
+        let document = |text: &str| {
+            utf16le(
+                &format!(
+                    r#"<?xml version="1.0" encoding="UTF-16"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{}</w:body></w:document>"#,
+                    paragraph(text)
+                ),
+                true,
+            )
+        };
+        let main = "word/document.xml";
+        let marked = docx_with("", main, &document("本件 机密★10年"));
+        let r = judge(&outbound(), "a.docx", &marked).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ClassificationMarking, "{r}");
+        let plain = docx_with("", main, &document("民事判决书"));
+        assert_eq!(judge(&outbound(), "a.docx", &plain).0, Ok(0));
+        // UTF-16 without its mark, and UTF-16 that is not well-formed: unreadable
+        let unmarked = utf16le(template, false);
+        let bare = docx_with(&paragraph("正文"), settings, &unmarked);
+        let r = judge(&inbound(), "a.docx", &bare).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+        assert!(r.detail.contains("without a byte-order mark"), "{r}");
+        let mut lone = utf16le(template, true);
+        lone.extend_from_slice(&[0x00, 0xD8, 0x41, 0x00]);
+        let broken = docx_with(&paragraph("正文"), settings, &lone);
+        let r = judge(&inbound(), "a.docx", &broken).0.unwrap_err();
+        assert_eq!(r.reason, Reason::ContentUnreadable, "{r}");
+        assert!(r.detail.contains("not well-formed UTF-16"), "{r}");
     }
 
     #[test]
