@@ -669,6 +669,9 @@ mod tests {
             r#"<text:dde-connection-decl office:dde-application="cmd"/>"#,
             r#"<table:table><table:table-source xlink:href="https://198.51.100.7/s.ods"/></table:table>"#,
             r#"<text:p><text:a xlink:href="file:///C:/x.exe">x</text:a></text:p>"#,
+            // a relative reference resolves against the package: ../ is beside the document
+            r#"<draw:frame><draw:object xlink:href="../evil.ods" xlink:type="simple"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="..\share\a.png"/></draw:frame>"#,
         ];
         for inner in hostile {
             let r = watched(&doc(inner)).unwrap_err();

@@ -27,12 +27,13 @@ pub struct MarkingDetector {
 }
 
 /// The first character of each marking word, and the level it stands for.
-const LEVELS: [(char, &str); 5] = [
+const LEVELS: [(char, &str); 6] = [
     ('绝', "绝密"),
     ('絕', "绝密"),
     ('机', "机密"),
     ('機', "机密"),
     ('秘', "秘密"),
+    ('祕', "秘密"),
 ];
 
 /// At most this many spaces, stars or joining marks may stand between the two characters
@@ -276,6 +277,8 @@ mod tests {
         assert_eq!(level("内容涉及秘密事项"), Some("秘密"));
         assert_eq!(level("絕密"), Some("绝密"));
         assert_eq!(level("機密資料"), Some("机密"));
+        // 祕 is the standard traditional form of 秘 (Taiwan's, and OpenCC's)
+        assert_eq!(level("祕密★10年"), Some("秘密"));
     }
 
     #[test]

@@ -105,6 +105,15 @@ fn outside(target: &str) -> Option<&'static str> {
     (t.starts_with('/') || t.starts_with('\\')).then_some("absolute path")
 }
 
+/// An `xlink:href` that climbs out of the package: ODF resolves a relative reference
+/// against the package itself, so `../x.ods` names a file beside the document on the
+/// reader's disk or share (OASIS ODF 1.3 Part 3 §3.8 and §19.910), not a part.
+fn above_package(href: &str) -> Option<&'static str> {
+    let t = href.trim();
+    (t.starts_with("../") || t.starts_with("..\\") || t == "..")
+        .then_some("file beside the document")
+}
+
 /// The value of attribute `local` (namespace prefix ignored) of `start`, unescaped.
 fn attribute(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
     start.attributes().flatten().find_map(|a| {
@@ -257,7 +266,7 @@ impl<'a> Watch<'a> {
         }
         // ODF and VML references by xlink:href / o:href
         if let Some(href) = attribute(start, b"href")
-            && let Some(how) = outside(&href)
+            && let Some(how) = outside(&href).or_else(|| above_package(&href))
         {
             let shown: String = href.chars().take(200).collect();
             let is_link = matches!(local.as_ref(), b"a" | b"hyperlink" | b"link");

@@ -146,6 +146,19 @@ pub(super) fn walk_zip(
         if entry.is_symlink() {
             return bad_path(name, "symbolic link");
         }
+        // a folder holds no bytes: one that carries some hides them from every check (an
+        // empty deflate stream, which Java's zip writer gives a folder, is 2 bytes)
+        if entry.is_dir() && (entry.size() > 0 || entry.compressed_size() > 2) {
+            return Ok(Err(Refusal::new(
+                Reason::ArchiveAmbiguous,
+                format!(
+                    "zip folder entry {:?} carries {} bytes ({} stored): a folder holds none, so no reader shows them",
+                    truncate(name, 200),
+                    entry.size(),
+                    entry.compressed_size()
+                ),
+            )));
+        }
         if entry.encrypted() {
             return unreadable(format!(
                 "zip entry {:?} is encrypted and cannot be inspected",
@@ -575,6 +588,30 @@ mod tests {
             &mut visitor,
         );
         assert!(verdict.is_err(), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_folder_entry_that_carries_bytes_is_refused() {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let opts = SimpleFileOptions::default().compression_method(method);
+            w.start_file(format!("{method}/"), opts).unwrap();
+            w.write_all(b"MZ\x90\x00 hidden executable").unwrap();
+        }
+        let data = w.finish().unwrap().into_inner();
+        let r = refused(Kind::Zip, &data, limits());
+        assert_eq!(r.reason, Reason::ArchiveAmbiguous, "{r}");
+        assert!(r.detail.contains("a folder holds none"), "{r}");
+        // empty folders, as every writer makes them, pass
+        let (verdict, _) = run(
+            Kind::Zip,
+            &zip_of(&[("d/", b""), ("d/a.txt", b"x")]),
+            limits(),
+        );
+        assert_eq!(verdict, Ok(()));
     }
 
     #[test]
