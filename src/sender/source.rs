@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  durable pull consumer ─► wait for one (≤ 2 s), then take what else is pending
-//!     (≤ batch_max) ─► key "nats:<stream>:<stream sequence>" for each
+//!     (≤ batch_max) ─► key "nats:<stream>:<stored, ns>:<stream sequence>" for each
 //!     ─► not UTF-8: refused here (message_malformed, quarantined as <id>.json)
 //!     ─► Messages::post_each (a blocking thread; accepted ones durable on return,
 //!        refused ones quarantined and audited there)
@@ -15,7 +15,8 @@
 //!
 //! Nothing is lost or skipped: a message is acknowledged only once it is durable in a batch
 //! or quarantined. A message handed out again (an ack that did not arrive, a crash between
-//! post and ack, a nak) has the same stream sequence, hence the same key and the same id:
+//! post and ack, a nak) has the same stream sequence and store time, hence the same key
+//! and the same id (a stream made again under the same name gives new ones):
 //! the intake answers it again without taking it twice, and after a crash the receiving
 //! node's log drops the copy. One thread with its own small runtime per channel, so that a
 //! slow NATS never holds the node's other work.
@@ -35,6 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::watch;
+
+/// The key a JetStream message is posted under (its id is derived from it): the stream,
+/// when the stream stored it (nanoseconds since the Unix epoch) and its stream sequence,
+/// `nats:<stream>:<stored>:<sequence>`. A message handed out again keeps all three; a
+/// stream deleted and made again under its name numbers from 1 again, but stores at
+/// other times, so its messages never take the ids of the old stream's.
+fn key(stream: &str, stored: i128, sequence: u64) -> String {
+    format!("nats:{stream}:{stored}:{sequence}")
+}
 
 /// How long one pull request waits for a first message before the loop looks again.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(2);
@@ -344,8 +354,9 @@ impl<I: Intake> Worker<I> {
         let mut items = Vec::with_capacity(messages.len());
         let mut raw = Vec::new();
         for m in &messages {
-            let seq = m.info().map_err(RoundError::Metadata)?.stream_sequence;
-            let key = format!("nats:{}:{seq}", self.source.stream);
+            let info = m.info().map_err(RoundError::Metadata)?;
+            let stored = info.published.unix_timestamp_nanos();
+            let key = key(&self.source.stream, stored, info.stream_sequence);
             match std::str::from_utf8(&m.payload) {
                 Ok(body) => items.push((key, body.to_string())),
                 Err(e) => raw.push((key, m.payload.clone(), e)),
@@ -575,6 +586,15 @@ mod tests {
             .unwrap()
             .await
             .unwrap();
+        let ninth = js
+            .get_stream("FILINGS")
+            .await
+            .unwrap()
+            .get_raw_message(9)
+            .await
+            .unwrap()
+            .time
+            .unix_timestamp_nanos();
         let fake = Arc::new(Fake::default());
         // the first post finds the intake unable to take them: handed back, posted again
         fake.unavailable.store(1, Ordering::SeqCst);
@@ -588,9 +608,20 @@ mod tests {
         let mut keys: Vec<&str> = posted.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut want: Vec<String> = (1..=8).map(|s| format!("nats:FILINGS:{s}")).collect();
-        want.sort_unstable();
-        assert_eq!(keys, want, "each UTF-8 message posted under its sequence");
+        let seqs: Vec<u64> = keys
+            .iter()
+            .map(|k| {
+                assert!(k.starts_with("nats:FILINGS:"), "{k}");
+                k.rsplit(':').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        let mut seqs_sorted = seqs.clone();
+        seqs_sorted.sort_unstable();
+        assert_eq!(
+            seqs_sorted,
+            (1..=8).collect::<Vec<u64>>(),
+            "each UTF-8 message posted under its sequence, once per key"
+        );
         for (key, body) in &posted {
             let seq: usize = key.rsplit(':').next().unwrap().parse().unwrap();
             if seq <= 7 {
@@ -608,11 +639,46 @@ mod tests {
         let raw = fake.raw.lock().unwrap();
         assert!(!raw.is_empty());
         assert!(raw.iter().all(|(id, payload, reason)| {
-            *id == MessageId::derive("notices", "nats:FILINGS:9")
+            *id == MessageId::derive("notices", &key("FILINGS", ninth, 9))
                 && payload == &[0xff, 0xfe, b'{']
                 && *reason == Reason::MessageMalformed
         }));
         assert!(errors.get() >= 1, "the refused post counted as an error");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_made_again_under_its_name_gives_its_messages_new_ids() {
+        let server = NatsServer::start(28540);
+        let fake = Arc::new(Fake::default());
+        let (w, stop) = worker(server.addr(), fake.clone());
+        let thread = spawn(w).unwrap();
+        for round in 0..2 {
+            let (js, mut c) = setup(&server).await;
+            for i in 0..2 {
+                js.publish("filings.new", format!("{{\"r\":{round},\"i\":{i}}}").into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+            until("both acknowledged", async || settled(&mut c).await).await;
+            // the operator deletes the stream and makes it again: sequences start at 1 again
+            js.delete_stream("FILINGS").await.unwrap();
+        }
+        stop.send(true).unwrap();
+        thread.join().unwrap();
+        let posted = fake.posted();
+        let mut ids: Vec<MessageId> = posted
+            .iter()
+            .map(|(k, _)| MessageId::derive("notices", k))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut bodies: Vec<&str> = posted.iter().map(|(_, b)| b.as_str()).collect();
+        bodies.sort_unstable();
+        bodies.dedup();
+        assert_eq!(bodies.len(), 4, "{posted:?}");
+        assert_eq!(ids.len(), 4, "four messages, four ids: {posted:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,18 +180,19 @@ async fn jetstream_to_jetstream_exactly_once_across_restarts() {
     let mut court = lab.start("court");
     let mut internet = lab.start("internet");
 
-    // body → the gateway's id: derived from the source stream's sequence
+    // every body published: the gateway's id for each is read from the sending node's
+    // message_accepted record of that body (derived from the source stream, the time it
+    // stored the message and its sequence: a workqueue stream forgets the message once
+    // the gateway acknowledged it, so the test cannot read that time itself)
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
     let publish = async |i: usize| {
         let body = notice(i);
-        let ack = js
-            .publish("court.notices", body.clone().into())
+        js.publish("court.notices", body.clone().into())
             .await
             .unwrap()
             .await
             .unwrap();
-        let id = MessageId::derive("notices", &format!("nats:NOTICES:{}", ack.sequence));
-        (body, id.to_string())
+        (body, String::new())
     };
     for i in 0..30 {
         let (b, id) = publish(i).await;
@@ -291,9 +292,28 @@ async fn jetstream_to_jetstream_exactly_once_across_restarts() {
         .iter()
         .map(|(id, b)| (canonical(b), id.clone()))
         .collect();
+    let accepted: BTreeMap<String, String> = lab
+        .records("court", "message_accepted")
+        .into_iter()
+        .filter_map(|r| Some((r.sha256?, r.message?)))
+        .collect();
     let expected: BTreeMap<String, String> = expected
-        .iter()
-        .map(|(b, id)| (canonical(b), id.clone()))
+        .keys()
+        .map(|b| {
+            // the record hashes the body as the gateway reads it: compact JSON
+            let hash = hex::encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                canonical(b).as_bytes(),
+            ));
+            let id = accepted.get(&hash).cloned().unwrap_or_default();
+            assert!(
+                id.starts_with(|c: char| c.is_ascii_hexdigit()),
+                "no message_accepted record of {b}"
+            );
+            // taken again after a kill: the same id, from the same stream message
+            assert!(MessageId::parse(&id).is_some(), "{id}");
+            (canonical(b), id)
+        })
         .collect();
     assert_eq!(
         got_map, expected,
