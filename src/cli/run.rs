@@ -422,24 +422,46 @@ async fn refresh_waiting(receiver: Arc<Receiver>) {
     }
 }
 
-/// Reloads the policies on SIGHUP and when a policy file changes; SIGHUP also reloads
-/// the keys.
+/// The JSON Schema files the policies in force name (messages channels), absolute.
+fn schema_files(node: &Node) -> Vec<std::path::PathBuf> {
+    node.cfg
+        .channels
+        .iter()
+        .filter_map(|c| {
+            node.policies
+                .get(&c.name)
+                .messages
+                .as_ref()?
+                .schema_file
+                .clone()
+        })
+        .collect()
+}
+
+/// Reloads the policies on SIGHUP and when a policy file, or a JSON Schema file a policy in
+/// force names, changes (one in a folder no policy file or schema named at start is read
+/// again at SIGHUP); SIGHUP also reloads the keys.
 fn reloads(node: Arc<Node>) -> Result<impl Future<Output = ()>, NodeError> {
     use notify::Watcher;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let files: Vec<_> = node
+    let mut files: Vec<_> = node
         .cfg
         .channels
         .iter()
         .map(|c| c.policy_file.clone())
         .collect();
     let watched = files.clone();
+    files.extend(schema_files(&node));
     let notify_tx = tx.clone();
+    let for_schemas = node.clone();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         // a change, not a read: the reload's own reads of the files must not trigger it again
         if let Ok(ev) = ev
             && changes(&ev.kind)
-            && ev.paths.iter().any(|p| watched.contains(p))
+            && ev
+                .paths
+                .iter()
+                .any(|p| watched.contains(p) || schema_files(&for_schemas).iter().any(|s| s == p))
         {
             let _ = notify_tx.send(());
         }

@@ -241,6 +241,41 @@ fn a_changed_policy_is_reloaded_and_an_invalid_one_refused() {
 }
 
 #[test]
+fn a_changed_json_schema_is_reloaded_like_its_policy() {
+    let lab = Lab::new(26730);
+    let _court = lab.start("court");
+    let schema = lab.dir.join("policy").join("notices.schema.json");
+    let good = fs::read_to_string(&schema).unwrap();
+    wait_until(30, "the node started", || {
+        events(&lab, "court", "config_loaded") >= 1
+    });
+    // the schema changed (again, until the node, which watches once it is up, sees one)
+    let reloaded = || {
+        lab.records("court", "policy_reloaded")
+            .iter()
+            .any(|r| r.channel.as_deref() == Some("notices"))
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while !reloaded() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "a change of notices.schema.json never reloaded the notices policy"
+        );
+        n += 1;
+        value["description"] = serde_json::Value::from(format!("改过的模式 {n}"));
+        fs::write(&schema, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    // an invalid schema is refused, the one in force stays
+    fs::write(&schema, "{ not json").unwrap();
+    wait_until(30, "the broken schema refused", || {
+        events(&lab, "court", "policy_refused") >= 1
+    });
+}
+
+#[test]
 fn check_is_the_compliance_review() {
     let lab = Lab::new(21530);
     let config = lab.config("court");
