@@ -31,11 +31,39 @@ const ACTIVE: &[(&[u8], &str)] = &[
 /// The name of a URI action (a hyperlink), refused only where hyperlinks are.
 const URI: &[u8] = b"URI";
 
+/// Bytes of a URI action's target kept to judge it (its scheme is at the start).
+const MAX_TARGET: usize = 2048;
+
+/// Where the reading of a URI action's target stands (ISO 32000-1 §12.6.4.7: `/URI` is an
+/// ASCII string, literal `(…)` or hexadecimal `<…>`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Not after a `/URI` name.
+    #[default]
+    Idle,
+    /// Just after a `/URI` name: its value, if it is one, comes next.
+    Expect,
+    /// After `<`: a hexadecimal string, or `<<` (a dictionary: not a value of `/URI`).
+    Angle,
+    /// In a hexadecimal string; the high digit of a byte when one was read.
+    Hex(Option<u8>),
+    /// In a literal string: parentheses open, and the escape being read (0: none; 1: after
+    /// `\`; 2 to 4: that many octal digits read, less one).
+    Literal { depth: u32, escape: u8, octal: u8 },
+}
+
 /// Finds names (`/Name`, with `#xx` escapes decoded) in a byte stream fed one byte at a time.
 #[derive(Debug, Default)]
 pub(super) struct Names {
-    /// Whether URI actions are allowed.
+    /// Whether URI actions are allowed: then each one's target is read and judged
+    /// (http, https and mailto cross; `file:`, UNC, `javascript:` … are refused).
     allow_uri: bool,
+    /// The reading of a URI action's target.
+    target: Target,
+    /// The target read so far (at most [`MAX_TARGET`] bytes).
+    uri: Vec<u8>,
+    /// A target read and refused, shown; handed out by [`Names::check`].
+    refused_target: Option<String>,
     in_name: bool,
     /// 0: no escape; 1: after `#`; 2: after `#` and one hex digit.
     escape: u8,
@@ -54,8 +82,167 @@ impl Names {
         }
     }
 
-    /// Feeds one byte; true when a name has just ended (read it with `last`).
+    /// Feeds one byte; true when a name has just ended (read it with `last`), or a URI
+    /// action's target was read (judge both with [`Names::check`]).
     pub(super) fn feed(&mut self, b: u8) -> bool {
+        let mut judged = self.target_byte(b);
+        let ended = self.name_byte(b);
+        if ended && self.allow_uri && self.done == URI {
+            // the byte that ended the name may begin its value: `/URI(…)`, `/URI<…>`
+            self.target = Target::Expect;
+            judged |= self.target_byte(b);
+        }
+        judged || ended
+    }
+
+    /// One byte of a URI action's target, when one is being read: true once it is read
+    /// whole (and judged).
+    fn target_byte(&mut self, b: u8) -> bool {
+        match self.target {
+            Target::Idle => false,
+            Target::Expect => {
+                match b {
+                    b'(' => {
+                        self.uri.clear();
+                        self.target = Target::Literal {
+                            depth: 1,
+                            escape: 0,
+                            octal: 0,
+                        };
+                    }
+                    b'<' => self.target = Target::Angle,
+                    b'0'..=b'9' => {
+                        // `/URI 12 0 R`: a target held elsewhere, which this reading cannot follow
+                        self.target = Target::Idle;
+                        self.refused_target = Some("an indirect object".into());
+                        self.done.clear();
+                        return true;
+                    }
+                    b if b.is_ascii_whitespace() => {}
+                    // the name was `/S /URI`'s value, not a key
+                    _ => self.target = Target::Idle,
+                }
+                false
+            }
+            Target::Angle => {
+                if b == b'<' {
+                    self.target = Target::Idle;
+                    return false;
+                }
+                self.uri.clear();
+                self.target = Target::Hex(None);
+                self.target_byte(b)
+            }
+            Target::Hex(high) => {
+                if b == b'>' {
+                    if let Some(h) = high {
+                        self.keep(h << 4);
+                    }
+                    return self.judge_target();
+                }
+                if let Some(v) = hex_value(b) {
+                    self.target = match high {
+                        None => Target::Hex(Some(v)),
+                        Some(h) => {
+                            self.keep(h << 4 | v);
+                            Target::Hex(None)
+                        }
+                    };
+                }
+                false
+            }
+            Target::Literal {
+                depth,
+                escape,
+                octal,
+            } => {
+                let (mut depth, mut escape, mut octal) = (depth, escape, octal);
+                if escape >= 2 {
+                    if (b'0'..=b'7').contains(&b) && escape < 4 {
+                        octal = octal.wrapping_mul(8).wrapping_add(b - b'0');
+                        escape += 1;
+                        self.target = Target::Literal {
+                            depth,
+                            escape,
+                            octal,
+                        };
+                        return false;
+                    }
+                    self.keep(octal);
+                    escape = 0;
+                }
+                if escape == 1 {
+                    escape = 0;
+                    match b {
+                        b'0'..=b'7' => {
+                            escape = 2;
+                            octal = b - b'0';
+                        }
+                        b'n' => self.keep(b'\n'),
+                        b'r' => self.keep(b'\r'),
+                        b't' => self.keep(b'\t'),
+                        b'b' => self.keep(0x08),
+                        b'f' => self.keep(0x0C),
+                        b'\r' | b'\n' => {}
+                        other => self.keep(other),
+                    }
+                } else {
+                    match b {
+                        b'\\' => escape = 1,
+                        b'(' => {
+                            depth += 1;
+                            self.keep(b);
+                        }
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return self.judge_target();
+                            }
+                            self.keep(b);
+                        }
+                        other => self.keep(other),
+                    }
+                }
+                self.target = Target::Literal {
+                    depth,
+                    escape,
+                    octal,
+                };
+                false
+            }
+        }
+    }
+
+    fn keep(&mut self, b: u8) {
+        if self.uri.len() < MAX_TARGET {
+            self.uri.push(b);
+        }
+    }
+
+    /// The target is read: refused unless a plain hyperlink (http, https, mailto). Always
+    /// true (the target is judged).
+    fn judge_target(&mut self) -> bool {
+        self.target = Target::Idle;
+        let text = match self.uri.strip_prefix(b"\xFE\xFF") {
+            // a text string in UTF-16BE (not what the standard asks of a URI, but readers take it)
+            Some(utf16) => {
+                let units: Vec<u16> = utf16
+                    .chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
+                    .collect();
+                String::from_utf16_lossy(&units)
+            }
+            None => String::from_utf8_lossy(&self.uri).into_owned(),
+        };
+        if !crate::content::reach::Hyperlinks::Allow.allows(&text) {
+            self.refused_target = Some(format!("{:?}", text.chars().take(200).collect::<String>()));
+        }
+        self.done.clear();
+        true
+    }
+
+    /// One byte of the name search; true when a name has just ended.
+    fn name_byte(&mut self, b: u8) -> bool {
         let mut ended = false;
         if self.in_name {
             match self.escape {
@@ -115,11 +302,28 @@ impl Names {
         &self.done
     }
 
+    /// The refusal of what the last [`Names::feed`] that returned true found: an active
+    /// name (see [`check_active`]), or a URI action's target that is not a plain hyperlink.
+    ///
+    /// # Errors
+    /// The `active_content` refusal.
+    pub(super) fn check(&mut self) -> Result<(), Refusal> {
+        if let Some(target) = self.refused_target.take() {
+            return Err(Refusal::new(
+                Reason::ActiveContent,
+                format!(
+                    "PDF carries a URI action to {target}: only http, https and mailto hyperlinks cross (/URI)"
+                ),
+            ));
+        }
+        check_active(self.last(), self.allow_uri)
+    }
+
     /// Feeds every byte; a refusal on the first active name.
     pub(super) fn scan(&mut self, data: &[u8]) -> Result<(), Refusal> {
         let mut rest = data;
         while !rest.is_empty() {
-            if !self.in_name {
+            if !self.in_name && self.target == Target::Idle {
                 // outside a name only the solidus that starts one matters (`feed`)
                 match memchr::memchr(b'/', rest) {
                     Some(at) => rest = &rest[at..],
@@ -131,7 +335,7 @@ impl Names {
             };
             rest = tail;
             if self.feed(b) {
-                check_active(self.last(), self.allow_uri)?;
+                self.check()?;
             }
         }
         Ok(())
@@ -140,7 +344,7 @@ impl Names {
     /// Ends a name that runs to the end of the data.
     pub(super) fn finish(&mut self) -> Result<(), Refusal> {
         if self.feed(b' ') {
-            check_active(self.last(), self.allow_uri)?;
+            self.check()?;
         }
         Ok(())
     }
@@ -252,6 +456,46 @@ mod tests {
             .0
             .unwrap_err();
         assert_eq!(r.reason, Reason::ActiveContent, "{r}");
+        // Where hyperlinks cross, a URI action's target must be one: http, https, mailto.
+        for (action, shown) in [
+            (
+                r"<< /A << /S /URI /URI (file://198.51.100.1/share/x.exe) >> >>",
+                "file://",
+            ),
+            (
+                r"<< /A << /S /URI /URI (\\\\198.51.100.1\\share\\x) >> >>",
+                r"\\198",
+            ),
+            (
+                r"<< /A << /S /URI /URI (javascript:app.alert\(1\)) >> >>",
+                "javascript:",
+            ),
+            (
+                r"<< /A << /S /URI /URI<66696C653A2F2F782F79>>> >>",
+                "file://x/y",
+            ),
+            (
+                r"<< /A << /UR#49 (\146ile:///etc/passwd) /S /URI >> >>",
+                "file:///etc",
+            ),
+            (r"<< /A << /S /URI /URI 12 0 R >> >>", "an indirect object"),
+        ] {
+            let doc = pdf(&[catalog(), (action, None)]);
+            let r = scan(&doc, true).0.unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{action}");
+            assert!(
+                r.detail.contains("URI action to") && r.detail.contains(shown),
+                "{action}: {r}"
+            );
+        }
+        for action in [
+            r"<< /A << /S /URI /URI (HTTPS://www.court.gov.cn/a\(b\)) >> >>",
+            r"<< /A << /URI <6D61696C746F3A612062> /S /URI >> >>",
+            r"<< /A << /S /URI >> /B (file://not-a-target) >>",
+        ] {
+            let doc = pdf(&[catalog(), (action, None)]);
+            assert_eq!(scan(&doc, true).0, Ok(()), "{action}");
+        }
         // Names that only look alike pass.
         let doc = pdf(&[catalog(), ("<< /JavaScripts 1 /JSX 2 /Jav#61 3 >>", None)]);
         assert_eq!(scan(&doc, true).0, Ok(()));

@@ -4,7 +4,7 @@
 //! (decode, search, read text and CMaps, read objects, or skip); a `>> stream` the tokens do
 //! not accept decoded on the side.
 
-use super::active::{Names, check_active};
+use super::active::Names;
 use super::filters::Stage;
 use super::fonts::Fonts;
 use super::lexical::{find, is_regular, is_white, rfind};
@@ -253,7 +253,7 @@ impl Scanner<'_, '_> {
                 return Err(unreadable("PDF is encrypted and cannot be inspected"));
             }
             if self.opts.refuse_active {
-                check_active(name, self.opts.allow_uri)?;
+                self.names.check()?;
             }
         }
         if self.recent.len() >= RECENT_CAP {
@@ -544,7 +544,7 @@ impl Scanner<'_, '_> {
             self.frames.token(&tok);
         }
         if self.names.feed(b' ') && self.opts.refuse_active {
-            check_active(self.names.last(), self.opts.allow_uri)?;
+            self.names.check()?;
         }
         self.end_side()?;
         if self.objects == 0 {
