@@ -7,6 +7,8 @@
 //! Nor is one refused as `approval_missing`, nor any entry of a channel whose policy has
 //! `[approval]`: the approvals travel in the manifest, which the quarantined copy does not
 //! keep, so they cannot be checked again; the sender sends the object again with them.
+//! Nor is a batch of a messages channel: it would land as a file in the inbox, which no
+//! reader of the channel's message log sees ([`NotReleasable::MessageBatch`]).
 //!
 //! ```text
 //! pending record ─► quarantine/<ch>/<id> ─copy (fsync*)─► the staged copy (sealed again
@@ -47,7 +49,13 @@ impl Releaser for ReceiveRelease {
         let Some(channel) = node.cfg.channel(&e.channel).cloned() else {
             return Err(io::Error::other("the channel is not configured").into());
         };
-        if let Some(why) = approvals_forbid(&node.policies.get(&channel.name), &channel.name) {
+        let forbid =
+            approvals_forbid(&node.policies.get(&channel.name), &channel.name).or_else(|| {
+                channel
+                    .is_messages()
+                    .then(|| NotReleasable::MessageBatch(channel.name.clone()))
+            });
+        if let Some(why) = forbid {
             tracing::warn!(channel = %e.channel, object = %old, why = %why, who = %who.detail(), "quarantine release refused");
             let mut rec = desk::entry_of(e);
             rec.detail = Some(format!("{}; not releasable: {why}", who.detail()));

@@ -235,3 +235,66 @@ fn the_receiver_never_releases_what_approvals_must_vouch_for() {
     assert!(lab.records("internet", "landed").is_empty());
     internet.stop();
 }
+
+/// A batch of a messages channel the receiving node refused is not released: it would land
+/// as a file in the inbox, beside the message log, where no reader of the channel sees it
+/// (and the audit would say `landed`).
+#[test]
+fn the_receiver_never_releases_a_batch_of_messages_as_a_file() {
+    let lab = Lab::new(26740);
+    let internet = lab.start("internet");
+    let q = lab.quarantine("internet", "notices");
+    fs::create_dir_all(&q).unwrap();
+    let keys =
+        isogate::keys::at_rest::DataKeys::load(&lab.dir.join("certs/internet.data.key")).unwrap();
+    let id = "0123456789abcdef0123456789abcd03";
+    isogate::node::quarantine::put(
+        &q,
+        &isogate::node::quarantine::Subject {
+            id: isogate::core::id::ObjectId::parse(id).unwrap(),
+            channel: "notices",
+            name: &format!("{id}.ndjson"),
+        },
+        Some(isogate::node::quarantine::Held::Bytes(
+            b"{\"id\":\"0123456789abcdef0123456789abcd04\",\"body\":{\"type\":\"status\"}}\n",
+        )),
+        "internet",
+        isogate::core::reason::Side::Receiver,
+        &isogate::core::reason::Refusal::new(
+            isogate::core::reason::Reason::SchemaViolation,
+            "message 0123456789abcdef0123456789abcd04: /case: required",
+        ),
+        Some(&keys),
+    )
+    .unwrap();
+    let mut out = None;
+    wait_until(30, "the node to take quarantine requests", || {
+        let o = isogate(&[
+            "quarantine",
+            "release",
+            id,
+            "--config",
+            lab.config("internet").to_str().unwrap(),
+        ]);
+        let running = !text(&o).contains("is not running");
+        out = Some(o);
+        running
+    });
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("channel notices carries messages"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(count(&lab, "internet", "quarantine_release_refused", id), 1);
+    assert!(q.join(id).exists(), "it stays");
+    assert!(
+        !visible(&lab.inbox("internet", "notices"))
+            .iter()
+            .any(|n| n.contains(".ndjson")),
+        "no batch file in the inbox"
+    );
+    assert!(lab.records("internet", "landed").is_empty());
+    internet.stop();
+}
