@@ -292,6 +292,14 @@ fn read_part(
                 if let Err(r) = attribute_text(&empty, para.sink) {
                     return Ok(Err(r));
                 }
+                // a symbol character (ECMA-376 Part 1 §17.3.3.30, `w:sym w:char="673A"`):
+                // text of the run it stands in, as Word shows it
+                if empty.local_name().as_ref() == b"sym"
+                    && let Some(c) = sym_char(&empty)
+                    && let Err(r) = para.push(c.encode_utf8(&mut [0u8; 4]))
+                {
+                    return Ok(Err(r));
+                }
                 match shape(empty.local_name().as_ref()) {
                     Shape::Break => para.flush(),
                     Shape::Tab => para.push("\t"),
@@ -358,6 +366,8 @@ fn read_part(
 /// text and titles (`wp:docPr`, `p:cNvPr`, `xdr:cNvPr` `@descr` and `@title`), content
 /// control names (`w:alias/@w:val`).
 const TEXT_ATTRIBUTES: &[(&[u8], &[u8])] = &[
+    // VML WordArt: the text it draws
+    (b"textpath", b"string"),
     (b"sheet", b"name"),
     (b"table", b"name"),
     (b"docPr", b"descr"),
@@ -366,6 +376,16 @@ const TEXT_ATTRIBUTES: &[(&[u8], &[u8])] = &[
     (b"cNvPr", b"title"),
     (b"alias", b"val"),
 ];
+
+/// The character a `w:sym` element stands for: its `char` attribute, hexadecimal.
+fn sym_char(start: &quick_xml::events::BytesStart<'_>) -> Option<char> {
+    let value = start
+        .attributes()
+        .flatten()
+        .find_map(|a| (a.key.local_name().as_ref() == b"char").then(|| a.value.into_owned()))?;
+    let hex = std::str::from_utf8(&value).ok()?;
+    char::from_u32(u32::from_str_radix(hex, 16).ok()?)
+}
 
 /// Hands the text of `start`'s text-bearing attributes ([`TEXT_ATTRIBUTES`]) to `sink`, each
 /// as a line of its own (in pieces of at most [`MAX_PARAGRAPH`] bytes, each after the first
@@ -741,6 +761,17 @@ mod tests {
         for inner in benign {
             assert_eq!(watched(&doc(inner)), Ok(()), "{inner}");
         }
+    }
+
+    #[test]
+    fn symbols_and_wordart_are_text() {
+        let sym = r#"<w:p><w:r><w:t>本件</w:t><w:sym w:font="SimSun" w:char="673A"/><w:sym w:font="SimSun" w:char="5BC6"/></w:r></w:p>"#;
+        assert_eq!(lines(sym).unwrap(), vec!["本件机密"]);
+        let art = r#"<w:p><w:r><w:pict><v:shape><v:textpath style="font-family:SimSun" string="机密"/></v:shape></w:pict></w:r></w:p>"#;
+        assert!(lines(art).unwrap().contains(&"机密".to_string()));
+        // a symbol font's private-use character is kept, and a broken one is no text
+        let odd = r#"<w:p><w:r><w:sym w:font="Wingdings" w:char="F04A"/><w:sym w:char="zz"/></w:r></w:p>"#;
+        assert_eq!(lines(odd).unwrap(), vec!["\u{F04A}"]);
     }
 
     #[test]
