@@ -250,6 +250,13 @@ fn read_part(
                 if let Err(r) = attribute_text(&start, para.sink) {
                     return Ok(Err(r));
                 }
+                // `<w:sym …></w:sym>` as well as `<w:sym …/>`
+                if start.local_name().as_ref() == b"sym"
+                    && let Some(c) = sym_char(&start)
+                    && let Err(r) = para.push(c.encode_utf8(&mut [0u8; 4]))
+                {
+                    return Ok(Err(r));
+                }
                 depth += 1;
                 if depth > MAX_NESTING {
                     return malformed(format!("elements nested deeper than {MAX_NESTING}"));
@@ -748,6 +755,9 @@ mod tests {
             // a relative reference resolves against the package: ../ is beside the document
             r#"<draw:frame><draw:object xlink:href="../evil.ods" xlink:type="simple"/></draw:frame>"#,
             r#"<draw:frame><draw:image xlink:href="..\share\a.png"/></draw:frame>"#,
+            r#"<draw:frame><draw:object xlink:href="./../evil.ods"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="Pictures/../../x.png"/></draw:frame>"#,
+            r#"<draw:frame><draw:object xlink:href="%2E%2E/x.ods"/></draw:frame>"#,
         ];
         for inner in hostile {
             let r = watched(&doc(inner)).unwrap_err();
@@ -756,6 +766,7 @@ mod tests {
         let benign = [
             r#"<draw:frame><draw:object xlink:href="./Object 1"/></draw:frame>"#,
             r#"<draw:frame><draw:image xlink:href="Pictures/1.png"/></draw:frame>"#,
+            r#"<draw:frame><draw:image xlink:href="Pictures/../Pictures/1.png"/></draw:frame>"#,
             r#"<text:p><text:a xlink:href="https://www.court.gov.cn/">法院</text:a></text:p>"#,
         ];
         for inner in benign {
@@ -764,9 +775,39 @@ mod tests {
     }
 
     #[test]
+    fn field_code_after_the_result_and_simple_fields_inside_code_are_judged() {
+        let run = |inner: &str| format!("<w:r>{inner}</w:r>");
+        let begin = run(r#"<w:fldChar w:fldCharType="begin"/>"#);
+        let separate = run(r#"<w:fldChar w:fldCharType="separate"/>"#);
+        let end = run(r#"<w:fldChar w:fldCharType="end"/>"#);
+        let code = |t: &str| run(&format!("<w:instrText>{t}</w:instrText>"));
+        let doc =
+            |body: String| format!("<w:document><w:body><w:p>{body}</w:p></w:body></w:document>");
+        // code written after the result began: judged alone
+        let late = doc(format!(
+            "{begin}{separate}{}{end}",
+            code(r"DDEAUTO c:\cmd.exe")
+        ));
+        assert!(watched_as("word/document.xml", &late).is_err());
+        // a simple field that spells the keyword inside another's code
+        let simple = doc(format!(
+            r#"{begin}<w:fldSimple w:instr="QUOTE 68 68 69 65 85 84 79"/>{}{end}"#,
+            code(r" c:\cmd.exe")
+        ));
+        let r = watched_as("word/document.xml", &simple).unwrap_err();
+        assert!(r.detail.contains("built by a nested field"), "{r}");
+        let page =
+            doc(r#"<w:fldSimple w:instr=" PAGE "><w:r><w:t>3</w:t></w:r></w:fldSimple>"#.into());
+        assert_eq!(watched_as("word/document.xml", &page), Ok(()));
+    }
+
+    #[test]
     fn symbols_and_wordart_are_text() {
         let sym = r#"<w:p><w:r><w:t>本件</w:t><w:sym w:font="SimSun" w:char="673A"/><w:sym w:font="SimSun" w:char="5BC6"/></w:r></w:p>"#;
         assert_eq!(lines(sym).unwrap(), vec!["本件机密"]);
+        let open_close =
+            r#"<w:p><w:r><w:sym w:char="673A"></w:sym><w:sym w:char="5BC6"></w:sym></w:r></w:p>"#;
+        assert_eq!(lines(open_close).unwrap(), vec!["机密"]);
         let art = r#"<w:p><w:r><w:pict><v:shape><v:textpath style="font-family:SimSun" string="机密"/></v:shape></w:pict></w:r></w:p>"#;
         assert!(lines(art).unwrap().contains(&"机密".to_string()));
         // a symbol font's private-use character is kept, and a broken one is no text

@@ -109,9 +109,19 @@ fn outside(target: &str) -> Option<&'static str> {
 /// against the package itself, so `../x.ods` names a file beside the document on the
 /// reader's disk or share (OASIS ODF 1.3 Part 3 §3.8 and §19.910), not a part.
 fn above_package(href: &str) -> Option<&'static str> {
-    let t = href.trim();
-    (t.starts_with("../") || t.starts_with("..\\") || t == "..")
-        .then_some("file beside the document")
+    let t = href.trim().replace("%2e", ".").replace("%2E", ".");
+    let mut depth = 0i64;
+    for segment in t.split(['/', '\\']) {
+        match segment {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Some("file beside the document");
+        }
+    }
+    None
 }
 
 /// The value of attribute `local` (namespace prefix ignored) of `start`, unescaped.
@@ -187,6 +197,11 @@ fn relationship(
             ));
         }
         "control" => return refuse(format!("{path}: ActiveX control → {shown:?}")),
+        "connections" | "queryTable" => {
+            return refuse(format!(
+                "{path}: {kind} → {shown:?}: an external data connection the workbook refreshes from"
+            ));
+        }
         _ => {}
     }
     let reach = outside(target);
@@ -196,8 +211,10 @@ fn relationship(
     if kind == "hyperlink" && hyperlinks.allows(target) {
         return Ok(());
     }
-    let how = reach.unwrap_or("external");
-    refuse(format!("{path}: {kind} → external {how} target ({shown})"))
+    match reach {
+        Some(how) => refuse(format!("{path}: {kind} → external {how} target ({shown})")),
+        None => refuse(format!("{path}: {kind} → external target ({shown})")),
+    }
 }
 
 /// Watches the elements of one document part for fields and links that reach outside, as
@@ -208,8 +225,11 @@ pub struct Watch<'a> {
     hyperlinks: Hyperlinks,
     /// Inside a `w:instrText` element.
     in_instruction: bool,
-    /// Inside a spreadsheet cell's formula (`f`), with its text so far.
+    /// Inside a spreadsheet formula (a cell's `f`, a defined name, a conditional format's
+    /// or a validation's formula), with its text so far.
     formula: Option<String>,
+    /// The formula ran past [`MAX_FORMULA`].
+    formula_long: bool,
     /// The fields open at this point of the part, nested.
     fields: Fields<'a>,
 }
@@ -222,6 +242,7 @@ impl<'a> Watch<'a> {
             hyperlinks,
             in_instruction: false,
             formula: None,
+            formula_long: false,
             fields: Fields::new(path),
         }
     }
@@ -240,8 +261,11 @@ impl<'a> Watch<'a> {
             // SpreadsheetML cell formulas (ECMA-376 Part 1 §18.3.1.40); a shared formula's
             // followers are empty and refer to the master, judged where it is written
             // (only in a workbook's parts: OMML's `m:f` is a fraction in a Word equation)
-            b"f" if self.path.to_ascii_lowercase().starts_with("xl/") => {
+            b"f" | b"definedName" | b"formula" | b"formula1" | b"formula2"
+                if self.path.to_ascii_lowercase().starts_with("xl/") =>
+            {
                 self.formula = Some(String::new());
+                self.formula_long = false;
             }
             b"fldChar" => match attribute(start, b"fldCharType").as_deref() {
                 Some("begin") => self.fields.begin()?,
@@ -250,8 +274,11 @@ impl<'a> Watch<'a> {
                 _ => {}
             },
             b"fldSimple" => {
+                // a field of its own, nested where it stands (inside another's code too)
                 if let Some(instr) = attribute(start, b"instr") {
-                    field(path, &instr)?;
+                    self.fields.begin()?;
+                    self.fields.code(&instr);
+                    self.fields.end()?;
                 }
             }
             b"ddeLink" | b"dde-source" | b"dde-connection-decl" | b"dde-link" => {
@@ -297,9 +324,17 @@ impl<'a> Watch<'a> {
         if local == b"instrText" {
             self.in_instruction = false;
         }
-        if local == b"f"
-            && let Some(f) = self.formula.take()
+        if matches!(
+            local,
+            b"f" | b"definedName" | b"formula" | b"formula1" | b"formula2"
+        ) && let Some(f) = self.formula.take()
         {
+            if self.formula_long {
+                return refuse(format!(
+                    "{}: a formula longer than {MAX_FORMULA} bytes, more than a spreadsheet takes",
+                    self.path
+                ));
+            }
             return formula(self.path, &f, self.hyperlinks);
         }
         Ok(())
@@ -310,15 +345,20 @@ impl<'a> Watch<'a> {
     /// # Errors
     /// Never, today; kept for symmetry with the other callbacks.
     pub fn text(&mut self, text: &str) -> Result<(), Refusal> {
-        if let Some(f) = self.formula.as_mut()
-            && f.len() < MAX_INSTRUCTION
-        {
-            f.push_str(text);
+        if let Some(f) = self.formula.as_mut() {
+            if f.len() + text.len() <= MAX_FORMULA {
+                f.push_str(text);
+            } else {
+                self.formula_long = true;
+            }
         }
         if self.in_instruction {
-            // code outside any begun field is judged as a field of its own
-            if self.fields.open.is_empty() {
-                self.fields.open.push((String::new(), false));
+            match self.fields.open.last() {
+                // code outside any begun field is judged as a field of its own
+                None => self.fields.open.push((String::new(), false)),
+                // code after a field's result began: judged alone, fail closed
+                Some((_, true)) => return field(self.path, text),
+                Some((_, false)) => {}
             }
             self.fields.code(text);
         }
@@ -356,48 +396,96 @@ const REACHING_FUNCTIONS: [&str; 7] = [
 /// The `active_content` refusal, naming `path` and the formula.
 pub fn formula(path: &str, formula: &str, hyperlinks: Hyperlinks) -> Result<(), Refusal> {
     let shown: String = formula.chars().take(120).collect();
-    // the formula with its string literals blanked ("" inside one is a quote)
-    let mut bare = String::with_capacity(formula.len());
-    let mut in_string = false;
-    for c in formula.chars() {
-        if c == '"' {
-            in_string = !in_string;
-            bare.push('"');
-        } else if in_string {
-            bare.push(' ');
-        } else {
-            bare.push(c.to_ascii_uppercase());
+    // the formula upper-cased with its string literals ("…", "" a quote inside) and quoted
+    // sheet names ('…', '' a quote inside) blanked; each string literal kept with where it
+    // starts
+    let chars: Vec<char> = formula.chars().collect();
+    let mut bare: Vec<char> = Vec::with_capacity(chars.len());
+    let mut literals: Vec<(usize, String)> = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if c == '"' || c == '\'' {
+            let at = bare.len();
+            bare.push(c);
+            let mut text = String::new();
+            i += 1;
+            while let Some(&d) = chars.get(i) {
+                if d == c {
+                    if chars.get(i + 1) == Some(&c) {
+                        text.push(c);
+                        bare.extend([' ', ' ']);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                text.push(d);
+                bare.push(' ');
+                i += 1;
+            }
+            if chars.get(i).is_none() {
+                // what a quote never closed hides cannot be judged
+                return refuse(format!(
+                    "{path}: a formula with a quote ({c}) that never closes ({shown})"
+                ));
+            }
+            bare.push(c);
+            i += 1;
+            if c == '"' {
+                literals.push((at, text));
+            }
+            continue;
         }
+        bare.push(c.to_ascii_uppercase());
+        i += 1;
     }
+    let bare: String = bare.into_iter().collect();
     if bare.contains('|') {
         return refuse(format!(
             "{path}: a formula with a DDE reference runs a program ({shown})"
         ));
     }
-    let called = |name: &str| {
-        bare.match_indices(name).any(|(at, _)| {
-            let before = bare[..at].chars().next_back();
-            let starts = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
-                || bare[..at].ends_with("_XLFN.")
-                || bare[..at].ends_with("_XLUDF.");
-            starts && bare[at + name.len()..].trim_start().starts_with('(')
-        })
+    // where each call of `name` opens its parenthesis (as a char index of `bare`)
+    let calls = |name: &str| -> Vec<usize> {
+        let b: Vec<char> = bare.chars().collect();
+        let n: Vec<char> = name.chars().collect();
+        let mut found = Vec::new();
+        for at in 0..b.len() {
+            if b.get(at..at + n.len()) != Some(&n[..]) {
+                continue;
+            }
+            let before = at.checked_sub(1).and_then(|j| b.get(j)).copied();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                let prefixed = b[..at].iter().collect::<String>();
+                if !(prefixed.ends_with("_XLFN.") || prefixed.ends_with("_XLUDF.")) {
+                    continue;
+                }
+            }
+            let mut j = at + n.len();
+            while b.get(j).is_some_and(|c| c.is_whitespace()) {
+                j += 1;
+            }
+            if b.get(j) == Some(&'(') {
+                found.push(j);
+            }
+        }
+        found
     };
-    if let Some(f) = REACHING_FUNCTIONS.iter().find(|f| called(f)) {
+    if let Some(f) = REACHING_FUNCTIONS.iter().find(|f| !calls(f).is_empty()) {
         return refuse(format!(
             "{path}: a formula calls {f}, which reaches outside the workbook ({shown})"
         ));
     }
-    if called("HYPERLINK") {
-        // its first argument, a string literal at once: the target
-        let upper = formula.to_ascii_uppercase();
-        let target = upper
-            .find("HYPERLINK")
-            .and_then(|at| formula.get(at + "HYPERLINK".len()..))
-            .map(|rest| rest.trim_start().trim_start_matches('(').trim_start())
-            .and_then(|rest| rest.strip_prefix('"'))
-            .and_then(|rest| rest.split('"').next());
-        if !target.is_some_and(|t| hyperlinks.allows(t)) {
+    // every HYPERLINK's target: a string literal at once, a place in the workbook (#…) or
+    // a plain hyperlink the policy lets cross
+    let b: Vec<char> = bare.chars().collect();
+    for open in calls("HYPERLINK") {
+        let mut j = open + 1;
+        while b.get(j).is_some_and(|c| c.is_whitespace()) {
+            j += 1;
+        }
+        let target = literals.iter().find(|(at, _)| *at == j).map(|(_, t)| t);
+        if !target.is_some_and(|t| t.starts_with('#') || hyperlinks.allows(t)) {
             return refuse(format!(
                 "{path}: a HYPERLINK formula to a target that is not a plain hyperlink the policy lets cross ({shown})"
             ));
@@ -422,8 +510,8 @@ pub struct Fields<'a> {
     open: Vec<(String, bool)>,
 }
 
-/// Fields nested deeper than this are refused as unreadable layout would be: no document
-/// needs it, and the stack stays bounded.
+/// Fields nested deeper than this are refused (`active_content`): no document needs it,
+/// and the stack stays bounded.
 const MAX_FIELD_DEPTH: usize = 32;
 
 impl<'a> Fields<'a> {
@@ -443,7 +531,12 @@ impl<'a> Fields<'a> {
     pub fn begin(&mut self) -> Result<(), Refusal> {
         if let Some((code, false)) = self.open.last() {
             let code = code.trim_start();
-            if code.chars().all(|c| c.is_ascii_alphabetic()) {
+            let word = code.to_ascii_uppercase();
+            // nothing written yet, or the start of a keyword that reaches outside: the
+            // nested field writes (the rest of) the keyword
+            if code.chars().all(|c| c.is_ascii_alphabetic())
+                && REACHING_FIELDS.iter().any(|k| k.starts_with(word.as_str()))
+            {
                 let shown: String = code.chars().take(40).collect();
                 return refuse(format!(
                     "{}: a field's keyword is built by a nested field ({{ {shown}{{…}} … }}): what it runs is known only once fields update",
@@ -464,10 +557,20 @@ impl<'a> Fields<'a> {
     /// Text of the innermost open field's code (`w:instrText`, or the characters between
     /// 0x13 and 0x14); text outside any field's code is ignored.
     pub fn code(&mut self, text: &str) {
-        if let Some((code, false)) = self.open.last_mut()
-            && code.len() < MAX_INSTRUCTION
-        {
-            code.push_str(text);
+        if let Some((code, false)) = self.open.last_mut() {
+            // white space before the keyword is not kept: it would fill the room the
+            // keyword is judged in
+            let text = if code.is_empty() {
+                text.trim_start()
+            } else {
+                text
+            };
+            let room = MAX_INSTRUCTION.saturating_sub(code.len());
+            let mut end = room.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            code.push_str(&text[..end]);
         }
     }
 
@@ -510,6 +613,22 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Field keywords that reach outside: DDE and DDEAUTO run a program; LINK, INCLUDETEXT,
+/// INCLUDEPICTURE, IMPORT and INCLUDE fetch a file or URL when fields update.
+const REACHING_FIELDS: [&str; 7] = [
+    "DDE",
+    "DDEAUTO",
+    "LINK",
+    "INCLUDETEXT",
+    "INCLUDEPICTURE",
+    "IMPORT",
+    "INCLUDE",
+];
+
+/// The longest spreadsheet formula read, in bytes: Excel takes 8,192 characters; a longer
+/// one is refused rather than judged on its start.
+const MAX_FORMULA: usize = 32 * 1024;
+
 /// Judges one field instruction (ECMA-376 Part 1 §17.16.5): DDE and DDEAUTO run a program;
 /// LINK, INCLUDETEXT, INCLUDEPICTURE and IMPORT fetch a file or URL when fields update.
 ///
@@ -522,10 +641,7 @@ pub fn field(path: &str, instruction: &str) -> Result<(), Refusal> {
         .take_while(|c| c.is_ascii_alphabetic())
         .collect::<String>()
         .to_ascii_uppercase();
-    if matches!(
-        word.as_str(),
-        "DDE" | "DDEAUTO" | "LINK" | "INCLUDETEXT" | "INCLUDEPICTURE" | "IMPORT" | "INCLUDE"
-    ) {
+    if REACHING_FIELDS.contains(&word.as_str()) {
         let shown: String = trimmed.chars().take(120).collect();
         return refuse(format!("{path}: field {word} reaches outside ({shown})"));
     }
@@ -648,6 +764,15 @@ mod tests {
         );
         assert!(fields("{DD{QUOTE 69}E c:\\cmd.exe}").is_err());
         assert!(fields("{ {QUOTE 68} }").is_err());
+        assert!(fields("{I{QUOTE 78}CLUDETEXT x}").is_err());
+        // a complete keyword before a nested field is ordinary (IF, =, SET …)
+        assert_eq!(
+            fields("{IF{MERGEFIELD 性别|男}=\"男\" \"先生\" \"女士\"|先生}"),
+            Ok(())
+        );
+        // white space before the keyword does not push it out of the code kept
+        let padded = format!("{{{} DDEAUTO c:\\cmd.exe}}", " ".repeat(5000));
+        assert!(fields(&padded).is_err());
         // a plain DDE field, nested or not, and one never closed
         assert!(fields("{ IF 1 = 1 \"{ DDEAUTO c:\\cmd.exe }\" }").is_err());
         assert!(fields(" DDE x ").is_ok(), "text outside a field is no code");
@@ -673,6 +798,10 @@ mod tests {
             "HYPERLINK(\"file://198.51.100.1/share/x.exe\",\"open\")",
             "HYPERLINK(A1,\"computed\")",
             "IF(TRUE, EXEC(\"calc\"), 0)",
+            // the second HYPERLINK too, and a DDE reference between quoted sheet names
+            "IF(A1,HYPERLINK(\"https://a\"),HYPERLINK(\"file://198.51.100.1/s/x.exe\"))",
+            "'a\"b'!A1&cmd|'/c calc'!A1&'c\"d'!A1",
+            "'&WEBSERVICE(\"http://x\")",
         ] {
             let r = formula("xl/worksheets/sheet1.xml", f, Hyperlinks::Allow);
             assert_eq!(r.map_err(|r| r.reason), Err(Reason::ActiveContent), "{f}");
@@ -684,6 +813,10 @@ mod tests {
             "MYCALL(1)",
             "IMAGES + 1",
             "A1&\"\"\"|\"\"\"",
+            // places in the workbook, and a sheet named with a bar
+            "HYPERLINK(\"#目录!A1\",\"返回\")",
+            "HYPERLINK(\"#'Sheet 2'!A1\", \"下一页\")",
+            "'a|b'!A1+'it''s'!B2",
         ] {
             assert_eq!(
                 formula("xl/worksheets/sheet1.xml", f, Hyperlinks::Allow),

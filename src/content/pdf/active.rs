@@ -43,6 +43,8 @@ enum Target {
     Idle,
     /// Just after a `/URI` name: its value, if it is one, comes next.
     Expect,
+    /// In a comment between `/URI` and its value (to the end of the line).
+    Comment,
     /// After `<`: a hexadecimal string, or `<<` (a dictionary: not a value of `/URI`).
     Angle,
     /// In a hexadecimal string; the high digit of a byte when one was read.
@@ -85,9 +87,11 @@ impl Names {
     /// Feeds one byte; true when a name has just ended (read it with `last`), or a URI
     /// action's target was read (judge both with [`Names::check`]).
     pub(super) fn feed(&mut self, b: u8) -> bool {
+        let reading = self.target != Target::Idle;
         let mut judged = self.target_byte(b);
         let ended = self.name_byte(b);
-        if ended && self.allow_uri && self.done == URI {
+        // a `/URI` met while a target is read (inside its string) starts nothing
+        if ended && self.allow_uri && self.done == URI && !reading {
             // the byte that ended the name may begin its value: `/URI(…)`, `/URI<…>`
             self.target = Target::Expect;
             judged |= self.target_byte(b);
@@ -118,9 +122,24 @@ impl Names {
                         self.done.clear();
                         return true;
                     }
-                    b if b.is_ascii_whitespace() => {}
-                    // the name was `/S /URI`'s value, not a key
-                    _ => self.target = Target::Idle,
+                    b'%' => self.target = Target::Comment,
+                    b if super::lexical::is_white(b) => {}
+                    // the name was `/S /URI`'s value, not a key: a key or the end follows
+                    b'/' | b'>' => self.target = Target::Idle,
+                    // an array, a boolean, anything a reader might take for a target
+                    // that this reading cannot judge
+                    _ => {
+                        self.target = Target::Idle;
+                        self.refused_target = Some("a value that is not a string".into());
+                        self.done.clear();
+                        return true;
+                    }
+                }
+                false
+            }
+            Target::Comment => {
+                if b == b'\n' || b == b'\r' {
+                    self.target = Target::Expect;
                 }
                 false
             }
@@ -341,10 +360,16 @@ impl Names {
         Ok(())
     }
 
-    /// Ends a name that runs to the end of the data.
+    /// Ends a name that runs to the end of the data; a URI action's target still open
+    /// there (a string never closed) is refused.
     pub(super) fn finish(&mut self) -> Result<(), Refusal> {
         if self.feed(b' ') {
             self.check()?;
+        }
+        if !matches!(self.target, Target::Idle | Target::Expect | Target::Comment) {
+            self.target = Target::Idle;
+            self.refused_target = Some("a string that never ends".into());
+            return self.check();
         }
         Ok(())
     }
@@ -479,6 +504,20 @@ mod tests {
                 "file:///etc",
             ),
             (r"<< /A << /S /URI /URI 12 0 R >> >>", "an indirect object"),
+            // /URI inside the target, a comment or NUL before it, an array
+            (
+                r"<< /A << /S /URI /URI (file://198.51.100.1/URI/x.exe) >> >>",
+                "file://",
+            ),
+            (
+                "<< /A << /S /URI /URI%c\n(file://h/s/x.exe) >> >>",
+                "file://h",
+            ),
+            (
+                "<< /A << /S /URI /URI\x00(file://h/s/x.exe) >> >>",
+                "file://h",
+            ),
+            (r"<< /A << /S /URI /URI [(file://h)] >> >>", "not a string"),
         ] {
             let doc = pdf(&[catalog(), (action, None)]);
             let r = scan(&doc, true).0.unwrap_err();

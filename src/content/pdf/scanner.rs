@@ -543,8 +543,10 @@ impl Scanner<'_, '_> {
         if let Some(tok) = self.tokens.finish() {
             self.frames.token(&tok);
         }
-        if self.names.feed(b' ') && self.opts.refuse_active {
-            self.names.check()?;
+        if self.opts.refuse_active {
+            self.names.finish()?;
+        } else {
+            self.names.feed(b' ');
         }
         self.end_side()?;
         if self.objects == 0 {
