@@ -387,10 +387,12 @@ const REACHING_FUNCTIONS: [&str; 7] = [
     "EXEC",
 ];
 
-/// Judges one cell formula (ECMA-376 Part 1 §18.17): a DDE reference (`cmd|'/c calc'!A1`:
-/// the `|` operator, outside string literals), a function of [`REACHING_FUNCTIONS`]
-/// (with or without the `_xlfn.` prefix), or a `HYPERLINK` whose target is not a literal
-/// plain hyperlink the policy lets cross.
+/// Judges one spreadsheet formula (ECMA-376 Part 1 §18.17): a DDE reference
+/// (`cmd|'/c calc'!A1`: the `|` operator, outside string literals and quoted sheet names),
+/// a function that reaches outside (`WEBSERVICE`, `IMAGE`, `RTD`, `CALL`, `REGISTER`,
+/// `EXEC`, with or without the `_xlfn.` prefix), a `HYPERLINK` whose target is neither a
+/// literal plain hyperlink the policy lets cross nor a place in the workbook (`#…`), or a
+/// quote that never closes.
 ///
 /// # Errors
 /// The `active_content` refusal, naming `path` and the formula.
