@@ -147,6 +147,25 @@ fn a_diode_resend_waits_for_the_approvers_of_the_rule_in_force() {
     court.stop();
 }
 
+/// `isogate quarantine release ID` on `node`, asked once the node runs (its state lock
+/// held): the command's output.
+fn release_on(lab: &Lab, node: &str, id: &str) -> Output {
+    let mut out = None;
+    wait_until(30, "the node to take quarantine requests", || {
+        let o = isogate(&[
+            "quarantine",
+            "release",
+            id,
+            "--config",
+            lab.config(node).to_str().unwrap(),
+        ]);
+        let running = !text(&o).contains("is not running");
+        out = Some(o);
+        running
+    });
+    out.unwrap()
+}
+
 #[test]
 fn the_receiver_never_releases_what_approvals_must_vouch_for() {
     let lab = Lab::new(25920);
@@ -177,23 +196,7 @@ fn the_receiver_never_releases_what_approvals_must_vouch_for() {
         )
         .unwrap();
     };
-    // asked once the node runs (its state lock held)
-    let release = |id: &str| {
-        let mut out = None;
-        wait_until(30, "the node to take quarantine requests", || {
-            let o = isogate(&[
-                "quarantine",
-                "release",
-                id,
-                "--config",
-                lab.config("internet").to_str().unwrap(),
-            ]);
-            let running = !text(&o).contains("is not running");
-            out = Some(o);
-            running
-        });
-        out.unwrap()
-    };
+    let release = |id: &str| release_on(&lab, "internet", id);
     let missing = "0123456789abcdef0123456789abcd01";
     entry(missing, "approval_missing");
     let out = release(missing);
@@ -267,20 +270,7 @@ fn the_receiver_never_releases_a_batch_of_messages_as_a_file() {
         Some(&keys),
     )
     .unwrap();
-    let mut out = None;
-    wait_until(30, "the node to take quarantine requests", || {
-        let o = isogate(&[
-            "quarantine",
-            "release",
-            id,
-            "--config",
-            lab.config("internet").to_str().unwrap(),
-        ]);
-        let running = !text(&o).contains("is not running");
-        out = Some(o);
-        running
-    });
-    let out = out.unwrap();
+    let out = release_on(&lab, "internet", id);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("channel notices carries messages"),
