@@ -458,8 +458,11 @@ pub fn formula(path: &str, formula: &str, hyperlinks: Hyperlinks) -> Result<(), 
             }
             let before = at.checked_sub(1).and_then(|j| b.get(j)).copied();
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                let prefixed = b[..at].iter().collect::<String>();
-                if !(prefixed.ends_with("_XLFN.") || prefixed.ends_with("_XLUDF.")) {
+                let ends_with = |p: &str| {
+                    let p: Vec<char> = p.chars().collect();
+                    at.checked_sub(p.len()).and_then(|s| b.get(s..at)) == Some(&p[..])
+                };
+                if !(ends_with("_XLFN.") || ends_with("_XLUDF.")) {
                     continue;
                 }
             }
