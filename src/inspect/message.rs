@@ -13,7 +13,9 @@
 //!    ─► accepted: the body that crosses (masked field by field), the masked fields'
 //!       JSON Pointers (RFC 6901), the suite's hash of the body as given and as it crosses
 //!  batch object ─► core::message::parse_batch ─► each message as above
-//!    ─► any refusal refuses the object; masking rewrites the batch (the masked copy)
+//!    ─► every message refused, or the batch unreadable: the object is refused
+//!    ─► some refused: they are returned (each quarantined on its own by the caller) and
+//!       the copy holds the others; masking also rewrites the batch (the masked copy)
 //! ```
 //!
 //! The text checks are the files' own ([`crate::inspect::evaluate::check_text`]): the same
@@ -41,6 +43,19 @@ pub const MAX_SCHEMA_DETAIL: usize = 300;
 
 /// Longest detail of any other refusal, in characters (a pointer can be long).
 const MAX_DETAIL: usize = 1000;
+
+/// A message of a batch that the policy refused while it accepted others of the same batch:
+/// the caller quarantines it on its own (`<id>`, audited `message_refused`) before the
+/// batch's copy, which leaves it out, goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedMessage {
+    /// The message's id.
+    pub id: message::MessageId,
+    /// Its body as the batch holds it (compact JSON).
+    pub body: String,
+    /// Why: the reason code and a detail naming the field (without the message's id).
+    pub refusal: Refusal,
+}
 
 /// A message the policy accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,14 +142,16 @@ pub fn check_message(policy: &Policy, body: &str, suite: Suite) -> Result<Checke
 
 /// The inspect step for a batch object of a messages channel (`content`: the spool entry's,
 /// read through the data keys where it is sealed, or the receiver's part file, opened by
-/// [`super::inspect_stored`]): every message checked with [`check_message`]; when masking
-/// changed any, the masked batch (same ids, same order) is written to `masked_path`
-/// (sealed with `sealing` where given) and returned as the [`Masked`] copy (`lines`:
-/// messages changed).
+/// [`super::inspect_stored`]): every message checked with [`check_message`]. When masking
+/// changed any, or the policy refused some but not all, the batch that crosses (the ids
+/// accepted, in their order, masked) is written to `masked_path` (sealed with `sealing`
+/// where given) and returned as the [`Masked`] copy (`lines`: messages masking changed),
+/// and the refused ones as [`Accepted::refused`], for the caller to quarantine one by one.
 ///
 /// The object must be at most [`MAX_BATCH_BYTES`]; the content type of an accepted batch is [`BATCH_CONTENT_TYPE`].
-/// A refusal names the message: `message <id>: <detail>` (a batch that does not parse is
-/// `message_malformed`, naming the line).
+/// The object is refused when every message is refused (the first refusal, naming the
+/// message: `message <id>: <detail>`) or when the batch does not parse
+/// (`message_malformed`, naming the line).
 ///
 /// # Errors
 /// Reading the batch or writing the masked copy failed.
@@ -157,14 +174,34 @@ pub fn inspect_batch(
         )));
     }
     let outcome = judge_batch(policy, &bytes, suite);
-    let (checked, changed) = match outcome {
+    let Judged {
+        kept: checked,
+        changed,
+        refused,
+    } = match outcome {
         Err(r) => return Ok(Err(r)),
         Ok(c) => c,
     };
-    if changed == 0 {
+    if checked.is_empty() {
+        // nothing of the batch crosses: the object is refused, as its first message was
+        return Ok(Err(refused.into_iter().next().map_or_else(
+            || Refusal::new(Reason::MessageMalformed, "batch: no message"),
+            |r| {
+                Refusal::new(
+                    r.refusal.reason,
+                    cap(
+                        &format!("message {}: {}", r.id, r.refusal.detail),
+                        MAX_DETAIL + 50,
+                    ),
+                )
+            },
+        )));
+    }
+    if changed == 0 && refused.is_empty() {
         return Ok(Ok(Accepted {
             content_type: BATCH_CONTENT_TYPE.into(),
             masked: None,
+            refused,
         }));
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -184,35 +221,50 @@ pub fn inspect_batch(
         masked: Some(Masked {
             path: masked_path.to_path_buf(),
             lines: changed,
+            left_out: refused.len() as u64,
             digest,
         }),
+        refused,
     }))
 }
 
-/// Every message of a batch checked: the ids and bodies that cross, and how many messages
-/// masking changed; or the first refusal, naming the message.
-fn judge_batch(
-    policy: &Policy,
-    bytes: &[u8],
-    suite: Suite,
-) -> Result<(Vec<(message::MessageId, String)>, u64), Refusal> {
+/// A batch's messages judged: those that cross and how many masking changed, and those
+/// refused.
+struct Judged {
+    /// The ids and bodies that cross (masked), in the batch's order.
+    kept: Vec<(message::MessageId, String)>,
+    /// How many of them masking changed.
+    changed: u64,
+    /// The messages refused, in the batch's order.
+    refused: Vec<RefusedMessage>,
+}
+
+/// Every message of a batch checked, each on its own; or the refusal of a batch that does
+/// not parse.
+fn judge_batch(policy: &Policy, bytes: &[u8], suite: Suite) -> Result<Judged, Refusal> {
     let batch = message::parse_batch(bytes)
         .map_err(|e| Refusal::new(Reason::MessageMalformed, format!("batch: {e}")))?;
-    let mut changed = 0u64;
-    let mut out = Vec::with_capacity(batch.len());
+    let mut judged = Judged {
+        kept: Vec::with_capacity(batch.len()),
+        changed: 0,
+        refused: Vec::new(),
+    };
     for m in batch {
-        let checked = check_message(policy, &m.body, suite).map_err(|r| {
-            Refusal::new(
-                r.reason,
-                cap(&format!("message {}: {}", m.id, r.detail), MAX_DETAIL + 50),
-            )
-        })?;
-        if !checked.masked.is_empty() {
-            changed += 1;
+        match check_message(policy, &m.body, suite) {
+            Ok(checked) => {
+                if !checked.masked.is_empty() {
+                    judged.changed += 1;
+                }
+                judged.kept.push((m.id, checked.body));
+            }
+            Err(refusal) => judged.refused.push(RefusedMessage {
+                id: m.id,
+                body: m.body,
+                refusal,
+            }),
         }
-        out.push((m.id, checked.body));
     }
-    Ok((out, changed))
+    Ok(judged)
 }
 
 /// Validates `value` against `schema`: the first error as a `schema_violation` naming the
@@ -676,7 +728,44 @@ mod tests {
             .unwrap();
         assert_eq!(again.masked, None);
 
-        let (bytes, ids) = batch(&[clean, r#"{"case":"c","text":"绝密","type":"status"}"#]);
+        // one message refused among others: it is returned to be quarantined on its own,
+        // and the copy that crosses holds the others, masked, in their order
+        let secret = r#"{"case":"c","text":"绝密","type":"status"}"#;
+        let (bytes, ids) = batch(&[clean, secret, phone]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.refused.len(), 1);
+        assert_eq!(a.refused[0].id, ids[1]);
+        assert_eq!(a.refused[0].body, secret);
+        assert_eq!(a.refused[0].refusal.reason, Reason::ClassificationMarking);
+        assert!(
+            a.refused[0].refusal.detail.starts_with("/text: "),
+            "{}",
+            a.refused[0].refusal.detail
+        );
+        let m = a.masked.unwrap();
+        assert_eq!((m.lines, m.left_out), (1, 1));
+        let copy = parse_batch(&std::fs::read(&m.path).unwrap()).unwrap();
+        assert_eq!(
+            copy.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [ids[0], ids[2]]
+        );
+        assert_eq!(copy[1].body, phone.replace("13800138000", "138****8000"));
+        // left out without masking: a copy all the same, nothing masked in it
+        let (bytes, ids) = batch(&[clean, secret]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
+            .unwrap()
+            .unwrap();
+        let m = a.masked.unwrap();
+        assert_eq!((m.lines, m.left_out), (0, 1));
+        let copy = parse_batch(&std::fs::read(&m.path).unwrap()).unwrap();
+        assert_eq!(copy.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[0]]);
+
+        // every message refused: the object is refused, naming the first
+        let (bytes, ids) = batch(&[secret, secret]);
         std::fs::write(&path, &bytes).unwrap();
         let r = inspect_batch(&p, plain(&path), &masked_path, None, Suite::Default)
             .unwrap()
@@ -684,7 +773,7 @@ mod tests {
         assert_eq!(r.reason, Reason::ClassificationMarking);
         assert!(
             r.detail
-                .starts_with(&format!("message {}: /text: ", ids[1])),
+                .starts_with(&format!("message {}: /text: ", ids[0])),
             "{}",
             r.detail
         );
@@ -761,8 +850,18 @@ mod tests {
         let m = a.masked.unwrap();
         assert_eq!(m.path, dir.path().join("0001.ndjson.masked"));
         assert!(m.path.exists());
-        // refused: no masked copy is left behind
-        let (bytes, _) = batch(&[phone, r#"{"case":"c","text":"内部资料","type":"status"}"#]);
+        // one refused beside it: the copy leaves it out
+        let secret = r#"{"case":"c","text":"内部资料","type":"status"}"#;
+        let (bytes, _) = batch(&[phone, secret]);
+        std::fs::write(&path, &bytes).unwrap();
+        let a = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path(), Suite::Default)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.refused.len(), 1);
+        assert_eq!(a.masked.unwrap().left_out, 1);
+        // every message refused: the object is, and no copy is left behind
+        std::fs::remove_file(dir.path().join("0001.ndjson.masked")).unwrap();
+        let (bytes, _) = batch(&[secret]);
         std::fs::write(&path, &bytes).unwrap();
         let r = crate::inspect::inspect_file(&p, "0001.ndjson", &path, dir.path(), Suite::Default)
             .unwrap()

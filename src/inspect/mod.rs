@@ -12,7 +12,7 @@
 //!    zip, tar, gzip       ─► entries, limits enforced while reading ─► each checked like a file
 //!  ─► antivirus (clamd INSTREAM) ─► accepted, with a masked copy when personal data was masked
 //!  messages policy: the object is a batch ─► message::inspect_batch (each message judged,
-//!    a masked copy when masking changed any)
+//!    a copy when masking changed any or some were refused, which are returned)
 //! ```
 
 pub mod clamd;
@@ -51,8 +51,10 @@ pub enum InspectError {
 pub struct Masked {
     /// The masked copy, beside the content.
     pub path: PathBuf,
-    /// How many lines were changed.
+    /// How many lines were changed (for a batch of messages: messages).
     pub lines: u64,
+    /// How many refused messages of a batch the copy leaves out (0 for a file).
+    pub left_out: u64,
     /// The suite's hash (SHA-256 or SM3) of the masked content (what crosses; of the
     /// plaintext where the copy is sealed at rest).
     pub digest: [u8; 32],
@@ -63,8 +65,13 @@ pub struct Masked {
 pub struct Accepted {
     /// The content type decided from the content.
     pub content_type: String,
-    /// The masked copy, when personal data was masked.
+    /// The masked copy, when personal data was masked; for a batch of messages, also the
+    /// copy without the messages in [`Accepted::refused`].
     pub masked: Option<Masked>,
+    /// The messages of a batch that the policy refused while it accepted the others
+    /// ([`message::inspect_batch`]): each is quarantined on its own before the copy goes
+    /// on. Always empty for a file.
+    pub refused: Vec<message::RefusedMessage>,
 }
 
 /// A verdict: accepted, or refused with a reason.
@@ -175,6 +182,7 @@ pub fn inspect_stored(
     Ok(judged?.map(|masked| Accepted {
         content_type: detected.family.to_string(),
         masked,
+        refused: Vec::new(),
     }))
 }
 
@@ -226,6 +234,7 @@ fn judge(
             Some(Masked {
                 path: masked_path.to_path_buf(),
                 lines,
+                left_out: 0,
                 digest: out.finish()?,
             })
         }
@@ -342,9 +351,15 @@ impl Checked {
         &self.spooled
     }
 
-    /// The masked copy, if personal data was masked.
+    /// The masked copy, if personal data was masked (or refused messages left out).
     pub fn masked(&self) -> Option<&Masked> {
         self.accepted.masked.as_ref()
+    }
+
+    /// The messages of a batch the policy refused, which the copy leaves out: each is to
+    /// be quarantined before [`Checked::commit`].
+    pub fn refused(&self) -> &[message::RefusedMessage] {
+        &self.accepted.refused
     }
 
     /// Puts the masked copy, if any, in place of the content (durably) and vouches for the
@@ -369,6 +384,7 @@ pub fn accepted_batch(spooled: Spooled) -> Checked {
         accepted: Accepted {
             content_type: message::BATCH_CONTENT_TYPE.into(),
             masked: None,
+            refused: Vec::new(),
         },
     }
 }

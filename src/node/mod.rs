@@ -394,6 +394,62 @@ impl Node {
         Ok(())
     }
 
+    /// Quarantines one refused message of `channel`: its body goes to the channel's
+    /// quarantine as `<id>` (the message id; its reason file and audit record name it
+    /// `<id>.json`), sealed where the node seals at rest; audited `message_refused`
+    /// (durable, with the suite's hash and size of `body`) and counted in
+    /// `isogate_messages_refused_total`. Done again after a crash, it keeps one entry and
+    /// repeats the record. `side`: the node that refused it.
+    ///
+    /// # Errors
+    /// [`Fault::UnknownChannel`], or the quarantine or the audit record cannot be written.
+    pub fn message_refused(
+        &self,
+        channel: &str,
+        id: crate::core::message::MessageId,
+        body: &[u8],
+        refusal: &Refusal,
+        side: Side,
+    ) -> Result<(), Fault> {
+        let qid = ObjectId(id.0);
+        let c = self
+            .cfg
+            .channel(channel)
+            .ok_or_else(|| Fault::UnknownChannel {
+                object: qid,
+                channel: channel.to_string(),
+            })?;
+        let name = format!("{id}.json");
+        let subject = quarantine::Subject {
+            id: qid,
+            channel,
+            name: &name,
+        };
+        quarantine::put(
+            &c.quarantine,
+            &subject,
+            Some(quarantine::Held::Bytes(body)),
+            &self.cfg.node.name,
+            side,
+            refusal,
+            self.keys.data().as_deref(),
+        )?;
+        let mut e = crate::audit::Entry::object(channel, qid, &name);
+        e.message = Some(id.to_string());
+        e.size = Some(body.len() as u64);
+        e.digest = Some(crate::keys::suite::digest(self.cfg.node.suite, body));
+        e.reason = Some(refusal.reason);
+        e.detail = Some(refusal.detail.clone());
+        e.peer = (side == Side::Receiver).then(|| self.cfg.peer.name.clone());
+        self.audit.durable(crate::audit::Event::MessageRefused, e)?;
+        self.metrics
+            .messages_refused
+            .with_label_values(&[channel, refusal.reason.as_str()])
+            .inc();
+        tracing::warn!(channel, message = %id, side = side.as_str(), reason = %refusal.reason, detail = %refusal.detail, "message refused");
+        Ok(())
+    }
+
     /// Records, durably, that personal data was masked: the hash of the masked copy that
     /// crosses (or lands) and the hash of the original.
     ///
@@ -418,6 +474,7 @@ impl Node {
             peer,
             original,
             lines: masked.lines,
+            left_out: masked.left_out,
         }
         .emit(self.sink())?;
         Ok(())

@@ -400,10 +400,11 @@ pub enum NotReleasable {
         "{0}: its approvals cannot be checked again from a quarantined copy; never releasable here (the sender sends it again with its approvals)"
     )]
     Approval(String),
-    /// A batch of a messages channel that the receiving node refused: released, it would
-    /// land as a file in the inbox, where no reader of the channel's message log sees it.
+    /// A message or a batch of a messages channel that the receiving node refused:
+    /// released, it would land as a file in the inbox, where no reader of the channel's
+    /// message log sees it.
     #[error(
-        "channel {0} carries messages: a batch refused here is never released as a file into the inbox, where the channel's readers (the message log, its API and NATS delivery) never see it; read its messages (one JSON line each) with `isogate quarantine show` and post them again"
+        "channel {0} carries messages: a message or batch refused here is never released as a file into the inbox, where the channel's readers (the message log, its API and NATS delivery) never see it; read it with `isogate quarantine show` (a batch: one JSON line per message) and post it again"
     )]
     MessageBatch(String),
     /// Its reason file cannot be read (missing, not a plain file, too large, not its

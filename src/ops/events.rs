@@ -183,7 +183,8 @@ impl LandingFinished<'_> {
     }
 }
 
-/// Personal data was masked: the masked copy is what crosses (or lands).
+/// Personal data was masked, or refused messages were left out of a batch: the copy is
+/// what crosses (or lands).
 pub struct Masked<'a> {
     /// The object; its digest is the masked copy's.
     pub subject: Subject<'a>,
@@ -191,8 +192,11 @@ pub struct Masked<'a> {
     pub peer: Option<&'a str>,
     /// The hash of the original content (SHA-256, or SM3 under `gm`).
     pub original: [u8; 32],
-    /// How many lines were masked.
+    /// How many lines (messages of a batch) were masked.
     pub lines: u64,
+    /// How many refused messages of a batch the copy leaves out (each has its own
+    /// `message_refused` record).
+    pub left_out: u64,
 }
 
 impl Masked<'_> {
@@ -203,14 +207,20 @@ impl Masked<'_> {
     pub fn emit(&self, sink: Sink<'_>) -> Result<(), AuditError> {
         let s = &self.subject;
         let mut e = s.entry(self.peer);
+        let left_out = match self.left_out {
+            0 => String::new(),
+            n => format!(", {n} refused message(s) left out"),
+        };
         e.detail = Some(format!(
-            "personal data masked in {} line(s); original {} {}",
+            "personal data masked in {} line(s){left_out}; original {} {}",
             self.lines,
             sink.audit.suite().hash_field(),
             hex::encode(self.original)
         ));
         sink.audit.durable(Event::Masked, e)?;
-        sink.metrics.masked.with_label_values(&[s.channel]).inc();
+        if self.lines > 0 {
+            sink.metrics.masked.with_label_values(&[s.channel]).inc();
+        }
         tracing::debug!(channel = %s.channel, name = %s.name, lines = self.lines, "personal data masked");
         Ok(())
     }

@@ -702,7 +702,22 @@ impl Receiver {
             self.node.cfg.node.suite,
         );
         let accepted = match inspected {
-            Ok(Ok(a)) => a,
+            Ok(Ok(a)) => {
+                // a batch's messages this node refuses while it accepts the others: each
+                // quarantined on its own, durably, before the copy that leaves them out
+                // lands (the sender sends the batch again after a crash in between: they
+                // are quarantined again, as one entry each)
+                for r in &a.refused {
+                    node.message_refused(
+                        &channel.name,
+                        r.id,
+                        r.body.as_bytes(),
+                        &r.refusal,
+                        Side::Receiver,
+                    )?;
+                }
+                a
+            }
             Ok(Err(refusal)) => {
                 self.refuse_received(channel, m, Some(staged), &refusal, Outcome::Quarantined)?;
                 return Ok(Inspected::Answered(ReceiptStatus::Quarantined));

@@ -31,7 +31,7 @@ use crate::core::stage::Spooled;
 use crate::inspect::message::CheckedMessage;
 use crate::keys::suite::{Suite, digest};
 use crate::node::config::{Channel, MessageChannel};
-use crate::node::{Fault, NodeError, quarantine};
+use crate::node::{Fault, NodeError};
 use crate::policy::Policy;
 use crate::sender::flow::MAX_IN_FLIGHT;
 use crate::sender::pipeline::{Queue, Sender, forward};
@@ -655,47 +655,15 @@ impl Messages {
         refusal: &Refusal,
     ) -> Result<(), PostError> {
         let node = &self.sender.node;
-        let c = node
-            .cfg
-            .channel(channel)
-            .ok_or_else(|| PostError::NoChannel(channel.to_string()))?;
+        if node.cfg.channel(channel).is_none() {
+            return Err(PostError::NoChannel(channel.to_string()));
+        }
         let id = match id {
             Some(id) => id,
             None => MessageId::random().map_err(|e| PostError::Unavailable(e.to_string()))?,
         };
-        let done = (|| -> Result<(), Fault> {
-            let qid = ObjectId(id.0);
-            let name = format!("{id}.json");
-            let subject = quarantine::Subject {
-                id: qid,
-                channel,
-                name: &name,
-            };
-            quarantine::put(
-                &c.quarantine,
-                &subject,
-                Some(quarantine::Held::Bytes(body)),
-                &node.cfg.node.name,
-                Side::Sender,
-                refusal,
-                node.keys.data().as_deref(),
-            )?;
-            let mut e = Entry::object(channel, qid, &name);
-            e.message = Some(id.to_string());
-            e.size = Some(body.len() as u64);
-            e.digest = Some(digest(node.cfg.node.suite, body));
-            e.reason = Some(refusal.reason);
-            e.detail = Some(refusal.detail.clone());
-            node.audit.durable(Event::MessageRefused, e)?;
-            Ok(())
-        })();
-        done.map_err(|e| PostError::Unavailable(e.to_string()))?;
-        node.metrics
-            .messages_refused
-            .with_label_values(&[channel, refusal.reason.as_str()])
-            .inc();
-        tracing::warn!(channel, message = %id, reason = %refusal.reason, detail = %refusal.detail, "message refused");
-        Ok(())
+        node.message_refused(channel, id, body, refusal, Side::Sender)
+            .map_err(|e| PostError::Unavailable(e.to_string()))
     }
 
     /// Takes a settled file of a messages channel's outbox (the watch's intake, blocking):
@@ -1310,6 +1278,61 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_batch_checked_again_quarantines_the_messages_now_refused_and_sends_the_rest() {
+        // a batch recovered after a restart, checked in full: the line the schema refuses
+        // is quarantined on its own; the batch that is sealed leaves it out
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        crate::cli::init::init(&lab, crate::cli::init::LabLink::Quic, 28360, None).unwrap();
+        let node = Arc::new(Node::open(Config::load(&lab.join("court.toml")).unwrap()).unwrap());
+        let sender = Sender::open(node.clone()).unwrap();
+        let good = r#"{"case":"c","text":"已立案","type":"status"}"#;
+        let (kept, refused) = (
+            MessageId::derive("notices", "kept"),
+            MessageId::derive("notices", "refused"),
+        );
+        let mut bytes = Vec::new();
+        encode_line(&mut bytes, kept, good).unwrap();
+        encode_line(&mut bytes, refused, "1").unwrap();
+        let id = ObjectId([7; 16]);
+        let spooled = sender
+            .spool
+            .put_as(id, "notices", &format!("{id}.ndjson"), &bytes, None)
+            .unwrap();
+        let sealed = sender
+            .pipeline(spooled)
+            .unwrap()
+            .expect("the rest is sealed");
+        let mut rest = Vec::new();
+        encode_line(&mut rest, kept, good).unwrap();
+        assert_eq!(sealed.manifest().digest, digest(Suite::Default, &rest));
+        assert!(records(&node, Event::Refused).is_empty());
+        let r = records(&node, Event::MessageRefused);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].message, Some(refused.to_string()));
+        assert_eq!(r[0].reason, Some(Reason::SchemaViolation));
+        let q = node.cfg.channel("notices").unwrap().quarantine.clone();
+        let keys = node.keys.data();
+        let mut held = String::new();
+        std::io::Read::read_to_string(
+            &mut crate::node::quarantine::open_content(
+                &q.join(refused.to_string()),
+                keys.as_deref(),
+            )
+            .unwrap(),
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(held, "1");
+        let masked = records(&node, Event::Masked);
+        assert!(
+            masked[0].detail.as_deref().is_some_and(|d| d
+                .starts_with("personal data masked in 0 line(s), 1 refused message(s) left out")),
+            "{masked:?}"
+        );
+    }
+
+    #[test]
     fn batch_max_fills_a_batch_and_cuts_the_next() {
         let (_d, node) = lab_node(28220, "court", settings(3, 1 << 20, 60_000));
         let (m, _rx) = intake(&node, false);
@@ -1452,7 +1475,7 @@ pub(crate) mod tests {
         let keys = node.keys.data();
         assert!(keys.is_some());
         std::io::Read::read_to_string(
-            &mut quarantine::open_content(&q.join(&qid), keys.as_deref()).unwrap(),
+            &mut crate::node::quarantine::open_content(&q.join(&qid), keys.as_deref()).unwrap(),
             &mut kept,
         )
         .unwrap();

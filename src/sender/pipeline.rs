@@ -358,6 +358,18 @@ impl Sender {
             self.retake_or_log(checked.spooled().clone(), "changed while it was inspected");
             return Ok(None);
         }
+        // a batch's messages refused while others pass: each quarantined on its own,
+        // durably, before the copy that leaves them out takes the content's place (a crash
+        // in between takes the batch again and quarantines them again, as one entry each)
+        for r in checked.refused() {
+            node.message_refused(
+                &channel.name,
+                r.id,
+                r.body.as_bytes(),
+                &r.refusal,
+                Side::Sender,
+            )?;
+        }
         let masked = checked.masked().is_some();
         if let Some(m) = checked.masked() {
             let s = checked.spooled();

@@ -626,3 +626,101 @@ fn ten_thousand_messages_survive_kill9_of_the_sending_node_over_the_diode() {
 fn ten_thousand_messages_survive_kill9_of_the_receiving_node_over_the_diode() {
     ten_thousand_survive_kill9(28350, "diode", "internet");
 }
+
+/// The receiving node runs its own copy of the policy, which refuses a keyword the sending
+/// node's does not: of a batch of three, the message with that word is quarantined on the
+/// receiving node on its own (`<id>`, `message_refused` by the receiver), and the other two
+/// land and are read back. Nothing the sender accepted waits in quarantine because one
+/// message beside it was refused.
+#[test]
+fn a_message_the_receiver_refuses_is_quarantined_alone_and_its_batch_lands() {
+    let lab = Lab::new(26750);
+    let policy = lab.dir.join("policy");
+    let text = std::fs::read_to_string(policy.join("notices.toml")).unwrap();
+    let own = text.replace("keywords = [", "keywords = [\"仅收方规则\", ");
+    assert_ne!(own, text, "the keyword list is in the policy");
+    std::fs::write(policy.join("internet-notices.toml"), own).unwrap();
+    let config = lab.config("internet");
+    let cfg = std::fs::read_to_string(&config).unwrap();
+    let edited = cfg.replace(
+        "policy = \"policy/notices.toml\"",
+        "policy = \"policy/internet-notices.toml\"",
+    );
+    assert_ne!(edited, cfg, "internet names the notices policy");
+    std::fs::write(&config, edited).unwrap();
+    let _nodes = start_both(&lab);
+
+    let bodies = vec![
+        notice("(2026)京0105民初21号", "第一份"),
+        notice("(2026)京0105民初22号", "附仅收方规则一份"),
+        notice("(2026)京0105民初23号", "第三份"),
+    ];
+    let a = post_many(&lab, &bodies, None).unwrap();
+    assert_eq!(
+        a.status, 202,
+        "the sending node accepts all three: {}",
+        a.body
+    );
+    let ids: Vec<String> = a.json()["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    let got = read_until(&lab, 2, 60);
+    let got_ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(got_ids, [ids[0].as_str(), ids[2].as_str()]);
+    assert_eq!(got[1].body, bodies[2]);
+
+    // the refused one: quarantined on the receiving node as its own entry, and audited
+    let q = lab.quarantine("internet", CHANNEL);
+    wait_until(30, "the refused message in the quarantine", || {
+        q.join(format!("{}.reason.json", ids[1])).exists()
+    });
+    let reason: Value =
+        serde_json::from_slice(&std::fs::read(q.join(format!("{}.reason.json", ids[1]))).unwrap())
+            .unwrap();
+    assert_eq!(reason["reason"], "keyword_match", "{reason}");
+    assert_eq!(reason["side"], "receiver", "{reason}");
+    assert!(q.join(&ids[1]).is_file(), "its body is held");
+    let entries: Vec<String> = std::fs::read_dir(&q)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "one entry, the message alone: {entries:?}"
+    );
+    let refused = lab.records("internet", "message_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].message.as_deref(), Some(ids[1].as_str()));
+    assert_eq!(refused[0].reason.map(|r| r.as_str()), Some("keyword_match"));
+    // the batch that landed is the copy without it, and the record says so
+    let masked = lab.records("internet", "masked");
+    assert!(
+        masked.iter().any(|r| r
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("1 refused message(s) left out"))),
+        "{masked:?}"
+    );
+    let delivered: HashSet<String> = lab
+        .records("internet", "message_delivered")
+        .into_iter()
+        .filter_map(|r| r.message)
+        .collect();
+    assert!(delivered.contains(&ids[0]) && delivered.contains(&ids[2]));
+    assert!(!delivered.contains(&ids[1]));
+    assert!(lab.records("court", "message_refused").is_empty());
+    // and no batch object waits in either quarantine
+    assert!(
+        std::fs::read_dir(lab.quarantine("court", CHANNEL))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0
+    );
+}
