@@ -57,6 +57,17 @@ pub(super) const MAX_LINE: usize = 64 * 1024;
 /// Characters a cut piece of a line carries into the next, so that no match is split.
 pub(super) const OVERLAP: usize = 256;
 
+/// Bytes of text kept from each end of a content stream's text, to be read across the
+/// streams of one page ([`Edges`]): more than any rule's match, in two-byte codes.
+const JOIN_BYTES: usize = 256;
+
+/// Content streams whose ends are kept, at most; past it a page's text across its streams
+/// cannot be read, and a page that has several is refused as unreadable.
+const MAX_EDGES: usize = 16 * 1024;
+
+/// References to content streams in /Contents arrays kept, at most (as for `MAX_EDGES`).
+const MAX_CONTENTS_REFS: usize = 64 * 1024;
+
 /// The run of a line shown in no font (before any Tf).
 pub(super) const NO_FONT: u32 = u32::MAX;
 
@@ -160,6 +171,29 @@ pub(super) struct Fonts {
     pub(super) lost: bool,
     /// The end of the file has been reached: nothing more will come.
     ended: bool,
+    /// The ends of the text of content streams, by object number.
+    edges: HashMap<u32, Edges>,
+    /// A stream's ends were not kept for want of room.
+    edges_full: bool,
+    /// The /Contents of pages that may show several streams.
+    contents: Vec<Contents>,
+    /// Arrays of references by object number (a /Contents given by reference).
+    ref_arrays: HashMap<u32, Vec<u32>>,
+    /// References kept in `contents` and `ref_arrays`.
+    contents_refs: usize,
+    /// A /Contents was not kept for want of room.
+    contents_full: bool,
+}
+
+/// The object numbers of an array made only of references.
+fn refs_of(items: &[Value]) -> Option<Vec<u32>> {
+    items
+        .iter()
+        .map(|v| match v {
+            Value::Ref(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
 }
 
 fn get<'v>(entries: &'v [(Vec<u8>, Value)], key: &[u8]) -> Option<&'v Value> {
@@ -270,6 +304,65 @@ pub(super) fn push_run(line: &mut Vec<u8>, font: u32, bytes: &[u8]) {
     line.extend_from_slice(&font.to_le_bytes());
     line.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     line.extend_from_slice(bytes);
+}
+
+/// Where the first records of a line, holding at least `bytes` bytes of text, end (the
+/// line's length when it holds fewer).
+fn head_to(line: &[u8], bytes: usize) -> usize {
+    let mut held = 0;
+    for (at, r) in records(line) {
+        if held >= bytes {
+            return at;
+        }
+        held += match r {
+            Record::Run(_, b) => b.len(),
+            Record::Space => 1,
+        };
+    }
+    line.len()
+}
+
+/// The two ends of a content stream's text (records, see [`push_run`]). A page whose
+/// /Contents is an array shows its streams as one (ISO 32000-1 §7.8.2): a line cut where
+/// one stream ends goes on where the next begins, so the ends of consecutive streams are
+/// read together at the end of the file ([`Fonts::finish`]).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Edges {
+    /// The first [`JOIN_BYTES`] bytes of text of its first line (all of it when shorter).
+    head: Vec<u8>,
+    /// The last [`JOIN_BYTES`] bytes of text of its last line.
+    tail: Vec<u8>,
+    /// Lines handed on (each piece of a cut line counts).
+    lines: u32,
+    /// Its only line is held whole in `head`.
+    whole: bool,
+}
+
+impl Edges {
+    /// Notes a line (records) the stream hands on, in order.
+    pub(super) fn note(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        if self.lines == 0 {
+            let end = head_to(line, JOIN_BYTES);
+            self.head = line[..end].to_vec();
+            self.whole = end == line.len();
+        } else {
+            self.whole = false;
+        }
+        self.tail = line[tail_from(line, JOIN_BYTES)..].to_vec();
+        self.lines = self.lines.saturating_add(1);
+    }
+}
+
+/// A page's /Contents, where it may be several streams.
+#[derive(Debug, Clone)]
+enum Contents {
+    /// An array of references, in the page's order.
+    Streams(Vec<u32>),
+    /// A reference to an object that may be such an array.
+    Indirect(u32),
 }
 
 /// Where the last records of a line, holding at least `bytes` bytes of text, start.
@@ -383,9 +476,28 @@ impl Fonts {
     /// stream's dictionary (no font, encoding or font map, but maybe resources).
     pub(super) fn object(&mut self, num: Option<u32>, value: &Value, stream: bool) {
         self.walk(value, 0);
+        if let (Some(num), Value::Array(items), false) = (num, value, stream)
+            && let Some(refs) = refs_of(items)
+            && self.contents_room(refs.len())
+        {
+            self.ref_arrays.insert(num, refs);
+        }
         let (Some(num), Value::Dict(entries), false) = (num, value, stream) else {
             return;
         };
+        match get(entries, b"Contents") {
+            Some(Value::Array(items)) => {
+                if let Some(refs) = refs_of(items).filter(|r| r.len() > 1)
+                    && self.contents_room(refs.len())
+                {
+                    self.contents.push(Contents::Streams(refs));
+                }
+            }
+            Some(Value::Ref(r)) if self.contents_room(1) => {
+                self.contents.push(Contents::Indirect(*r));
+            }
+            _ => {}
+        }
         let encoding = name(get(entries, b"Type")) == Some(b"Encoding")
             || get(entries, b"Differences").is_some();
         if is_font(entries) && self.room() {
@@ -762,6 +874,72 @@ impl Fonts {
         Ok(())
     }
 
+    /// Room for `n` more references of /Contents; when there is none, noted.
+    fn contents_room(&mut self, n: usize) -> bool {
+        if self.contents_refs + n > MAX_CONTENTS_REFS {
+            self.contents_full = true;
+            return false;
+        }
+        self.contents_refs += n;
+        true
+    }
+
+    /// Keeps the ends of the text of content stream `num` (a stream without text has
+    /// none), for reading a page's streams together at the end of the file.
+    pub(super) fn stream_edges(&mut self, num: u32, edges: Edges) {
+        if edges.lines == 0 {
+            return;
+        }
+        if self.edges.len() >= MAX_EDGES && !self.edges.contains_key(&num) {
+            self.edges_full = true;
+            return;
+        }
+        self.edges.insert(num, edges);
+    }
+
+    /// Reads the text of each page of several content streams across its streams: the
+    /// end of one stream's text with the start of the next one's (through streams whose
+    /// text is one short line), as one line.
+    ///
+    /// # Errors
+    /// A refusal of such a line; `content_unreadable` when a page has several streams
+    /// and the ends of some could not be kept.
+    fn read_across_streams(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        let contents = std::mem::take(&mut self.contents);
+        let edges = std::mem::take(&mut self.edges);
+        for c in &contents {
+            let refs = match c {
+                Contents::Streams(refs) => refs,
+                Contents::Indirect(r) => match self.ref_arrays.get(r) {
+                    Some(refs) if refs.len() > 1 => refs,
+                    _ => continue,
+                },
+            };
+            if self.edges_full || self.contents_full {
+                return Err(unreadable(
+                    "PDF page of several content streams in a file of too many: its text across them cannot be read",
+                ));
+            }
+            let mut line: Vec<u8> = Vec::new();
+            let mut parts = 0;
+            for e in refs.iter().filter_map(|r| edges.get(r)) {
+                line.extend_from_slice(&e.head);
+                parts += 1;
+                if !e.whole {
+                    if parts > 1 {
+                        self.read_line(&line, sink)?;
+                    }
+                    line.clone_from(&e.tail);
+                    parts = 1;
+                }
+            }
+            if parts > 1 {
+                self.read_line(&line, sink)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The end of the file: the lines kept are decoded with all that is known now.
     pub(super) fn finish(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
         self.ended = true;
@@ -785,7 +963,7 @@ impl Fonts {
             at += line.len() + usize::from(!more.is_empty());
             result?;
         }
-        Ok(())
+        self.read_across_streams(sink)
     }
 }
 

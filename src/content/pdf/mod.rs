@@ -14,6 +14,9 @@
 //!  object dictionaries ─► fonts: /Font resources, font and encoding dictionaries
 //!  fonts: a line whose fonts are known ─► decoded ─► cut pieces overlapping ─► sink
 //!         else kept raw (at most 16 MiB) ─► decoded at the end of the file ─► sink
+//!  a page of several content streams (/Contents [a b c], direct or by reference):
+//!         the ends of each stream's text kept ─► at the end of the file, the end of a's
+//!         text with the start of b's (and so on, in the page's order) ─► one line ─► sink
 //! ```
 //!
 //! A stream ends at its direct /Length when `endstream` follows there, else at the first

@@ -319,7 +319,18 @@ impl Scanner<'_, '_> {
                 self.capture_closing = false;
                 self.capture_long = false;
             }
+            // an object that is an array: maybe a page's /Contents, given by reference
+            Tok::ArrayOpen if depth_before == 0 && self.in_object && !self.streamed => {
+                // the `[` itself is this byte, captured below
+                self.capture.clear();
+                self.capturing = true;
+                self.capture_closing = false;
+                self.capture_long = false;
+            }
             Tok::DictClose if closed_outer => self.capture_closing = true,
+            Tok::ArrayClose if depth_before == 1 && self.frames.depth() == 0 => {
+                self.capture_closing = true;
+            }
             Tok::Word(w) if w.is(b"obj") || w.is(b"endobj") => {
                 self.object_done();
                 self.in_object = w.is(b"obj");
@@ -344,7 +355,10 @@ impl Scanner<'_, '_> {
             return;
         }
         if self.capture_long {
-            self.fonts.lost = true;
+            // an array too long to keep is no page's list of content streams
+            if self.capture.first() != Some(&b'[') {
+                self.fonts.lost = true;
+            }
         } else if let Some(value) = Parser::whole(&self.capture) {
             self.fonts.object(self.object, &value, false);
         }
@@ -365,6 +379,7 @@ impl Scanner<'_, '_> {
             }
             if let (Some(lexer), Some(num)) = (state.lexer.as_mut(), self.object) {
                 lexer.cmap_target = Some((num, info.use_cmap.clone()));
+                lexer.object = Some(num);
             }
         }
         self.stream = Some(Open {

@@ -10,7 +10,7 @@
 //! ```
 
 use super::cmap::{CMap, Item, Parent};
-use super::fonts::{Fonts, MAX_LINE, NO_FONT, SPACE, push_run, tail_from};
+use super::fonts::{Edges, Fonts, MAX_LINE, NO_FONT, SPACE, push_run, tail_from};
 use super::lexical::{hex_value, is_delimiter, is_regular, is_white};
 use super::unreadable;
 use crate::content::LineSink;
@@ -94,6 +94,11 @@ pub(super) struct Lexer {
     strict: bool,
     /// Some text has been shown.
     pub(super) shown: bool,
+    /// The object number of the stream, where its text may be one of a page's streams:
+    /// the ends of its text go to the fonts at its end ([`Fonts::stream_edges`]).
+    pub(super) object: Option<u32>,
+    /// The ends of the text handed on so far.
+    edges: Edges,
 }
 
 impl Lexer {
@@ -122,6 +127,8 @@ impl Lexer {
             line_y: None,
             strict,
             shown: false,
+            object: None,
+            edges: Edges::default(),
         }
     }
 
@@ -544,6 +551,7 @@ impl Lexer {
         self.line_text += s.len();
         if self.line_text > MAX_LINE {
             // A cut, not the end of a line: the next piece starts with the end of this one.
+            self.edges.note(&self.line);
             let result = doc.line(&self.line, sink);
             let keep = tail_from(&self.line, OVERLAP_BYTES);
             self.line.drain(..keep);
@@ -554,6 +562,7 @@ impl Lexer {
     }
 
     fn flush(&mut self, sink: &mut LineSink<'_>, doc: &mut Fonts) -> Result<(), Refusal> {
+        self.edges.note(&self.line);
         let result = doc.line(&self.line, sink);
         self.line.clear();
         self.line_text = 0;
@@ -586,7 +595,11 @@ impl Lexer {
                 "PDF text string or operator too long to read whole",
             ));
         }
-        self.flush(sink, doc)
+        self.flush(sink, doc)?;
+        if let Some(num) = self.object {
+            doc.stream_edges(num, std::mem::take(&mut self.edges));
+        }
+        Ok(())
     }
 }
 
@@ -617,6 +630,53 @@ BT % a comment (not shown) Tj
                 "line机密last"
             ]
         );
+    }
+
+    /// A page whose /Contents is several streams shows them as one: a word cut where one
+    /// stream ends is read whole across them, in the page's order (not the file's), through
+    /// a stream whose text is one short line, and when the array is given by reference.
+    #[test]
+    fn a_line_cut_between_a_pages_content_streams_is_read_across_them() {
+        let first: &[u8] = b"BT (line one) Tj T* <FEFF673A> Tj ET";
+        let middle: &[u8] = b"BT <FEFF5BC6> Tj ET";
+        let last: &[u8] = b"BT <FEFF6587 4EF6> Tj T* (last line) Tj ET";
+        // objects: 1 catalog, 2 page, 3 last, 4 middle, 5 first (the file's order reversed)
+        let page = |contents: &str| format!("<< /Type /Page /Contents {contents} >>");
+        let direct = page("[5 0 R 4 0 R 3 0 R]");
+        let doc = pdf(&[
+            catalog(),
+            (&direct, None),
+            ("<< >>", Some(last)),
+            ("<< >>", Some(middle)),
+            ("<< >>", Some(first)),
+        ]);
+        let (verdict, lines) = scan(&doc, true);
+        assert_eq!(verdict, Ok(()));
+        assert!(lines.iter().any(|l| l == "机密文件"), "{lines:?}");
+        // given by reference, in an object after the page
+        let indirect = page("6 0 R");
+        let doc = pdf(&[
+            catalog(),
+            (&indirect, None),
+            ("<< >>", Some(last)),
+            ("<< >>", Some(middle)),
+            ("<< >>", Some(first)),
+            ("[5 0 R 4 0 R 3 0 R]", None),
+        ]);
+        let (verdict, lines) = scan(&doc, true);
+        assert_eq!(verdict, Ok(()));
+        assert!(lines.iter().any(|l| l == "机密文件"), "{lines:?}");
+        // one stream per page: nothing is joined
+        let single = page("5 0 R");
+        let doc = pdf(&[
+            catalog(),
+            (&single, None),
+            ("<< >>", Some(last)),
+            ("<< >>", Some(middle)),
+            ("<< >>", Some(first)),
+        ]);
+        let (_, lines) = scan(&doc, true);
+        assert!(!lines.iter().any(|l| l.contains("机密")), "{lines:?}");
     }
 
     #[test]
