@@ -462,6 +462,9 @@ pub const FILE_MODE: u32 = 0o640;
 /// How the detail of a `message_accepted` record begins when masking applied to the
 /// message: `masked <what>; crossing <hash field> <hex>` (the report counts it as masked).
 pub const MASKED_DETAIL: &str = "masked ";
+/// How the detail of a `masked` record begins when nothing was masked: a batch's copy that
+/// only leaves refused messages out (the report does not count it as masked).
+pub const NOTHING_MASKED: &str = "personal data masked in 0 line(s)";
 /// Mode of an audit directory the node makes (set-group-ID comes from its parent).
 pub const DIR_MODE: u32 = 0o750;
 

@@ -543,8 +543,9 @@ impl Builder {
             | Event::Confirmed
             | Event::Retired
             | Event::Resent
-            | Event::MessageAccepted
-            | Event::MessageRefused => Some(true),
+            | Event::MessageAccepted => Some(true),
+            // a message the receiving node refused in a batch it checked names its peer
+            Event::MessageRefused => Some(r.peer.is_none()),
             Event::Landed
             | Event::Quarantined
             | Event::Duplicate
@@ -604,7 +605,14 @@ impl Builder {
                     }
                 }
             }
-            Event::Masked => c.masked = 1,
+            // a batch's copy that only leaves refused messages out masked nothing
+            Event::Masked => {
+                c.masked = u64::from(
+                    !r.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(super::NOTHING_MASKED)),
+                );
+            }
             Event::MessageAccepted => {
                 c.messages_accepted = 1;
                 // the detail of a masked message says what was masked
@@ -907,6 +915,8 @@ mod tests {
         let mut refused = msg(4, Event::MessageRefused, "notices", Some("绝密"));
         refused.reason = Some(Reason::ClassificationMarking);
         refused.name = Some(format!("{:032x}.json", 4));
+        // refused by the sending node: no peer (the receiving node's names its peer)
+        refused.peer = None;
         let file = refusal(
             9,
             T0 + 9,

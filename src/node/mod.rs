@@ -398,8 +398,12 @@ impl Node {
     /// quarantine as `<id>` (the message id; its reason file and audit record name it
     /// `<id>.json`), sealed where the node seals at rest; audited `message_refused`
     /// (durable, with the suite's hash and size of `body`) and counted in
-    /// `isogate_messages_refused_total`. Done again after a crash, it keeps one entry and
-    /// repeats the record. `side`: the node that refused it.
+    /// `isogate_messages_refused_total`. Done again for the same message (a batch checked
+    /// again after a crash or a failed step), it keeps one entry and repeats the record.
+    /// Where `<id>` already holds other content (another entry of that name, or the id
+    /// given again to another body), the message goes in under a fresh random id instead,
+    /// its name and record still naming the message: an entry is never rewritten as
+    /// another. `side`: the node that refused it.
     ///
     /// # Errors
     /// [`Fault::UnknownChannel`], or the quarantine or the audit record cannot be written.
@@ -411,14 +415,19 @@ impl Node {
         refusal: &Refusal,
         side: Side,
     ) -> Result<(), Fault> {
-        let qid = ObjectId(id.0);
         let c = self
             .cfg
             .channel(channel)
             .ok_or_else(|| Fault::UnknownChannel {
-                object: qid,
+                object: ObjectId(id.0),
                 channel: channel.to_string(),
             })?;
+        let keys = self.keys.data();
+        let qid =
+            match quarantine::holds_other(&c.quarantine, ObjectId(id.0), body, keys.as_deref())? {
+                false => ObjectId(id.0),
+                true => ObjectId::random()?,
+            };
         let name = format!("{id}.json");
         let subject = quarantine::Subject {
             id: qid,
@@ -432,7 +441,7 @@ impl Node {
             &self.cfg.node.name,
             side,
             refusal,
-            self.keys.data().as_deref(),
+            keys.as_deref(),
         )?;
         let mut e = crate::audit::Entry::object(channel, qid, &name);
         e.message = Some(id.to_string());

@@ -439,6 +439,33 @@ const NOT_PLAIN: [(Reason, &str); 3] = [
     (Reason::NotRegularFile, "directory, FIFO, socket or device"),
 ];
 
+/// Whether entry `id` of the quarantine `dir` holds something other than `bytes`: its
+/// reason file or content exists, and its content is not `bytes` (read through `keys`
+/// where sealed; an entry without content yet, a crash between its reason file and its
+/// content, holds nothing other).
+///
+/// # Errors
+/// The entry exists but cannot be read.
+pub fn holds_other(
+    dir: &Path,
+    id: ObjectId,
+    bytes: &[u8],
+    keys: Option<&DataKeys>,
+) -> io::Result<bool> {
+    let content = dir.join(id.to_string());
+    let mut held = match open_content(&content, keys) {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let mut read = Vec::with_capacity(bytes.len());
+    (&mut held)
+        .take(bytes.len() as u64 + 1)
+        .read_to_end(&mut read)?;
+    Ok(read != bytes)
+}
+
 /// Opens an entry's content to copy it out (a release): never following a link, and only a
 /// plain file with one link, checked on the opened descriptor (what is read is what was
 /// checked, whatever is renamed in meanwhile). With `keys` (the node seals its quarantine)
@@ -796,6 +823,10 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, body);
+        // the same bytes again are the same entry; other bytes, or another id, are not
+        assert!(!holds_other(&q, subject.id, body, Some(&keys)).unwrap());
+        assert!(holds_other(&q, subject.id, b"other", Some(&keys)).unwrap());
+        assert!(!holds_other(&q, ObjectId([8; 16]), body, Some(&keys)).unwrap());
     }
 
     #[test]

@@ -211,9 +211,12 @@ impl Masked<'_> {
             0 => String::new(),
             n => format!(", {n} refused message(s) left out"),
         };
+        let masked = match self.lines {
+            0 => crate::audit::NOTHING_MASKED.to_string(),
+            n => format!("personal data masked in {n} line(s)"),
+        };
         e.detail = Some(format!(
-            "personal data masked in {} line(s){left_out}; original {} {}",
-            self.lines,
+            "{masked}{left_out}; original {} {}",
             sink.audit.suite().hash_field(),
             hex::encode(self.original)
         ));

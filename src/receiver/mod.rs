@@ -459,10 +459,15 @@ impl Receiver {
         // disk safety: the object's declared size is reserved above the floor before its
         // first byte is written; without room it waits (sent again later, or its repeat)
         // a policy that masks writes a masked copy beside the staged one while it inspects
-        // (masking keeps the length), and a sealed copy is unsealed beside itself to land,
-        // so such an object needs its size twice
+        // (masking keeps the length; so does a messages policy, whose copy of a batch
+        // leaves refused messages out), and a sealed copy is unsealed beside itself to
+        // land, so such an object needs its size twice
         let keys = self.node.keys.data();
-        let need = Staged::room(m.size, keys.is_some(), policy.masks());
+        let need = Staged::room(
+            m.size,
+            keys.is_some(),
+            policy.masks() || policy.messages.is_some(),
+        );
         let (room, waiting) =
             self.space
                 .reserve(&channel.name, &channel.inbox, id, need, crate::mono_ms());
