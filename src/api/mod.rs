@@ -215,19 +215,25 @@ fn route(app: &App, r: &mut Request) -> Reply {
 }
 
 /// Whether the request's `Content-Type` is JSON (`Some(true)`: one message), NDJSON
-/// (`Some(false)`: many), or neither.
+/// (`Some(false)`: many), or neither. A `charset` parameter other than UTF-8 is neither:
+/// JSON exchanged between systems is UTF-8 (RFC 8259 §8.1), and a body in another
+/// encoding would be read as other text than its author wrote.
 fn media_type(r: &Request) -> Option<bool> {
     // several Content-Types: which one the body is cannot be known
     if r.headers_named("Content-Type").count() > 1 {
         return None;
     }
-    let t = r.header("Content-Type")?;
-    let t = t
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mut parts = r.header("Content-Type")?.split(';');
+    let t = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    for p in parts {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let value = value.trim().trim_matches('"');
+            if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
+                return None;
+            }
+        }
+    }
     match t.as_str() {
         "application/json" => Some(true),
         "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Some(false),
@@ -277,7 +283,7 @@ fn post(app: &App, r: &mut Request, channel: &str) -> Reply {
         return Reply::refused(
             415,
             "unsupported_media_type",
-            "Content-Type must be application/json (one message) or application/x-ndjson (one per line)",
+            "Content-Type must be application/json (one message) or application/x-ndjson (one per line), in UTF-8 (no other charset)",
         );
     };
     let key = match idempotency_key(r) {
@@ -694,6 +700,20 @@ mod tests {
         // 415, 411, 413, 404, 405, bad keys
         let (s, j, _) = call(addr, &post_req("notices", "text/plain", None, "{}"));
         assert_eq!(s, 415, "{j}");
+        // JSON in another charset than UTF-8 would be read as other text
+        for ctype in [
+            "application/json; charset=gbk",
+            "application/x-ndjson;charset=\"GB18030\"",
+        ] {
+            let (s, j, _) = call(addr, &post_req("notices", ctype, None, "{}"));
+            assert_eq!(s, 415, "{ctype}: {j}");
+            assert!(j["detail"].as_str().unwrap().contains("UTF-8"), "{j}");
+        }
+        let (s, j, _) = call(
+            addr,
+            &post_req("notices", "application/json; Charset=\"UTF-8\"", None, "{}"),
+        );
+        assert_eq!(s, 202, "{j}");
         let (s, _, _) = call(addr, &post_req("notices", "", None, "{}"));
         assert_eq!(s, 415);
         let (s, j, _) = call(

@@ -263,8 +263,8 @@ fn batch_lines(bytes: &[u8], compact: bool) -> Result<Vec<BatchMessage>, BatchEr
 ///
 /// # Errors
 /// A sentence for the author: where the text stops being JSON (line and column), which
-/// member is named twice, that a byte order mark starts it, or that it nests deeper than
-/// [`MAX_DEPTH`].
+/// member is named twice, that a byte order mark starts it, that it is not UTF-8 (the
+/// first byte that is not, and where), or that it nests deeper than [`MAX_DEPTH`].
 pub fn parse_json(text: &[u8]) -> Result<serde_json::Value, String> {
     use serde::de::DeserializeSeed;
     if text.starts_with(b"\xEF\xBB\xBF") {
@@ -273,6 +273,16 @@ pub fn parse_json(text: &[u8]) -> Result<serde_json::Value, String> {
              not (RFC 8259 §8.1); save it as UTF-8 without one"
                 .into(),
         );
+    }
+    if let Err(e) = std::str::from_utf8(text) {
+        let at = e.valid_up_to();
+        let line = 1 + text[..at].iter().filter(|&&b| b == b'\n').count();
+        return Err(format!(
+            "not JSON: the text is not UTF-8, which JSON exchanged between systems must be \
+             (RFC 8259 §8.1): byte 0x{:02X} at offset {at} (line {line}); save it as UTF-8 \
+             (text in GBK or GB18030 must be converted)",
+            text.get(at).copied().unwrap_or(0)
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(text);
     let parsed = UniqueMembers
@@ -563,6 +573,12 @@ mod tests {
                 "\u{feff}{\"a\":1}".as_bytes(),
                 1,
                 "byte order mark (EF BB BF)",
+            ),
+            // 开庭 in GBK: not UTF-8, said so with where
+            (
+                b"{\"a\":\"\xBF\xAA\xCD\xA5\"}",
+                1,
+                "not UTF-8, which JSON exchanged between systems must be (RFC 8259 §8.1): byte 0xBF at offset 6 (line 1)",
             ),
         ] {
             let json = !text.contains(&b'\n');

@@ -185,15 +185,17 @@ pub(super) struct Fonts {
     contents_full: bool,
 }
 
-/// The object numbers of an array made only of references.
+/// The object numbers of the references in an array, in order (anything else in it, a
+/// `null` say, shows nothing and is passed over); `None` when it holds no reference.
 fn refs_of(items: &[Value]) -> Option<Vec<u32>> {
-    items
+    let refs: Vec<u32> = items
         .iter()
-        .map(|v| match v {
+        .filter_map(|v| match v {
             Value::Ref(r) => Some(*r),
             _ => None,
         })
-        .collect()
+        .collect();
+    (!refs.is_empty()).then_some(refs)
 }
 
 fn get<'v>(entries: &'v [(Vec<u8>, Value)], key: &[u8]) -> Option<&'v Value> {
@@ -476,8 +478,12 @@ impl Fonts {
     /// stream's dictionary (no font, encoding or font map, but maybe resources).
     pub(super) fn object(&mut self, num: Option<u32>, value: &Value, stream: bool) {
         self.walk(value, 0);
+        // an array object of references (and nulls) only: maybe a page's /Contents
         if let (Some(num), Value::Array(items), false) = (num, value, stream)
-            && let Some(refs) = refs_of(items)
+            && items
+                .iter()
+                .all(|v| matches!(v, Value::Ref(_) | Value::Null))
+            && let Some(refs) = refs_of(items).filter(|r| r.len() > 1)
             && self.contents_room(refs.len())
         {
             self.ref_arrays.insert(num, refs);

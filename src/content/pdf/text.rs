@@ -642,7 +642,7 @@ BT % a comment (not shown) Tj
         let last: &[u8] = b"BT <FEFF6587 4EF6> Tj T* (last line) Tj ET";
         // objects: 1 catalog, 2 page, 3 last, 4 middle, 5 first (the file's order reversed)
         let page = |contents: &str| format!("<< /Type /Page /Contents {contents} >>");
-        let direct = page("[5 0 R 4 0 R 3 0 R]");
+        let direct = page("[5 0 R null 4 0 R 3 0 R]");
         let doc = pdf(&[
             catalog(),
             (&direct, None),
