@@ -104,6 +104,9 @@ pub(super) struct Scanner<'s, 'a> {
     object: Option<u32>,
     /// The current object has a stream (its dictionary was handed on at `stream`).
     streamed: bool,
+    /// The last stream ended at the first `endstream` found, no /Length confirming it:
+    /// the token after it must be `endobj`, else where it ended is in doubt.
+    end_unconfirmed: bool,
 }
 
 /// Six bytes as one big-endian number, to compare with the last six bytes read.
@@ -148,6 +151,7 @@ impl<'s, 'a> Scanner<'s, 'a> {
             numbers: [None; 2],
             object: None,
             streamed: false,
+            end_unconfirmed: false,
         }
     }
 }
@@ -205,6 +209,7 @@ impl Scanner<'_, '_> {
                 Some(end) => {
                     open.state.feed(&rest[..end], self.sink, &mut self.fonts)?;
                     self.end_stream()?;
+                    self.end_unconfirmed = true;
                     at += end + b"endstream".len();
                 }
                 None if eof => return Err(unreadable("PDF ends inside a stream")),
@@ -300,6 +305,16 @@ impl Scanner<'_, '_> {
 
     /// Takes one top-level token; true when it starts a stream.
     fn token(&mut self, tok: Tok, b: u8) -> Result<bool, Refusal> {
+        if std::mem::take(&mut self.end_unconfirmed)
+            && self.opts.read_text
+            && !matches!(&tok, Tok::Word(w) if w.is(b"endobj"))
+        {
+            // `% endstream` in a content stream's comment, say: a reader that goes by the
+            // /Length object reads on, and shows text this one would pass over as bytes
+            return Err(unreadable(
+                "PDF stream ends at an `endstream` that no /Length confirms and no `endobj` follows: where it ends is in doubt",
+            ));
+        }
         let depth_before = self.frames.depth();
         let closed_outer = self.frames.token(&tok);
         let number = match &tok {
@@ -741,6 +756,18 @@ trailer << /Root 1 0 R >>
                 "{dict}"
             );
         }
+    }
+
+    /// An unfiltered content stream with an indirect /Length and `% endstream` in a comment:
+    /// a reader that goes by the /Length shows the text after the comment; here the end is in
+    /// doubt, so the file is unreadable. An ordinary indirect /Length passes.
+    #[test]
+    fn an_endstream_that_no_length_confirms_must_be_followed_by_endobj() {
+        let hidden: &[u8] = b"BT (plain) Tj ET % endstream\nBT 72 680 Td <FEFF673A5BC6> Tj ET";
+        let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(hidden))]);
+        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
+        let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(PAGE))]);
+        assert_eq!(scan(&doc, true), (Ok(()), vec!["Hello secret".to_owned()]));
     }
 
     #[test]
