@@ -61,12 +61,17 @@ pub(super) const OVERLAP: usize = 256;
 /// streams of one page ([`Edges`]): more than any rule's match, in two-byte codes.
 const JOIN_BYTES: usize = 256;
 
-/// Content streams whose ends are kept, at most; past it a page's text across its streams
-/// cannot be read, and a page that has several is refused as unreadable.
+/// Content streams whose ends are kept, at most; past it, a page that lists a stream whose
+/// ends were not kept is refused as unreadable.
 const MAX_EDGES: usize = 16 * 1024;
 
-/// References to content streams in /Contents arrays kept, at most (as for `MAX_EDGES`).
-const MAX_CONTENTS_REFS: usize = 64 * 1024;
+/// References in pages' /Contents arrays kept, at most; past it the file is refused as
+/// unreadable (a page of several streams could not be kept).
+const MAX_CONTENTS_REFS: usize = 1 << 20;
+
+/// References in array objects kept, at most (any of which may be a page's /Contents);
+/// past it, a page whose /Contents names an array not kept is refused as unreadable.
+const MAX_ARRAY_REFS: usize = 1 << 20;
 
 /// The run of a line shown in no font (before any Tf).
 pub(super) const NO_FONT: u32 = u32::MAX;
@@ -173,16 +178,20 @@ pub(super) struct Fonts {
     ended: bool,
     /// The ends of the text of content streams, by object number.
     edges: HashMap<u32, Edges>,
-    /// A stream's ends were not kept for want of room.
-    edges_full: bool,
+    /// Streams with text whose ends were not kept for want of room.
+    edges_dropped: HashSet<u32>,
     /// The /Contents of pages that may show several streams.
     contents: Vec<Contents>,
+    /// References kept in `contents`.
+    contents_refs: usize,
+    /// A page's /Contents was not kept for want of room.
+    contents_full: bool,
     /// Arrays of references by object number (a /Contents given by reference).
     ref_arrays: HashMap<u32, Vec<u32>>,
-    /// References kept in `contents` and `ref_arrays`.
-    contents_refs: usize,
-    /// A /Contents was not kept for want of room.
-    contents_full: bool,
+    /// References kept in `ref_arrays`.
+    array_refs: usize,
+    /// Array objects not kept (for want of room, or too long to capture).
+    arrays_dropped: HashSet<u32>,
 }
 
 /// The object numbers of the references in an array, in order (anything else in it, a
@@ -274,6 +283,7 @@ fn fallback_text(s: &[u8], out: &mut String) {
 }
 
 /// One record of a line: a run of a string's raw bytes shown in a font, or a space.
+#[derive(Clone, Copy)]
 enum Record<'l> {
     Run(u32, &'l [u8]),
     Space,
@@ -308,20 +318,65 @@ pub(super) fn push_run(line: &mut Vec<u8>, font: u32, bytes: &[u8]) {
     line.extend_from_slice(bytes);
 }
 
-/// Where the first records of a line, holding at least `bytes` bytes of text, end (the
-/// line's length when it holds fewer).
-fn head_to(line: &[u8], bytes: usize) -> usize {
+/// Appends a record to a line.
+fn push_record(line: &mut Vec<u8>, r: Record<'_>) {
+    match r {
+        Record::Run(font, b) => push_run(line, font, b),
+        Record::Space => line.push(SPACE),
+    }
+}
+
+/// The first `bytes` bytes of text of a line (records), a run cut to fit (at an even
+/// length, which keeps two-byte codes whole); and whether that is the whole line.
+fn clip_head(line: &[u8], bytes: usize) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
     let mut held = 0;
-    for (at, r) in records(line) {
+    for (_, r) in records(line) {
         if held >= bytes {
-            return at;
+            return (out, false);
+        }
+        if let Record::Run(font, b) = r
+            && b.len() > bytes - held
+        {
+            let room = bytes - held;
+            push_run(&mut out, font, &b[..(room + (room & 1)).min(b.len())]);
+            return (out, false);
         }
         held += match r {
             Record::Run(_, b) => b.len(),
             Record::Space => 1,
         };
+        push_record(&mut out, r);
     }
-    line.len()
+    (out, true)
+}
+
+/// The last `bytes` bytes of text of a line (records), a run cut to fit at an even length.
+fn clip_tail(line: &[u8], bytes: usize) -> Vec<u8> {
+    let recs: Vec<Record<'_>> = records(line).map(|(_, r)| r).collect();
+    let mut held = 0;
+    let mut from = recs.len();
+    let mut cut = None;
+    while from > 0 && held < bytes {
+        match recs[from - 1] {
+            Record::Run(font, b) if b.len() > bytes - held => {
+                let room = bytes - held;
+                cut = Some((font, &b[b.len() - (room + (room & 1)).min(b.len())..]));
+                break;
+            }
+            Record::Run(_, b) => held += b.len(),
+            Record::Space => held += 1,
+        }
+        from -= 1;
+    }
+    let mut out = Vec::new();
+    if let Some((font, b)) = cut {
+        push_run(&mut out, font, b);
+    }
+    for &r in &recs[from..] {
+        push_record(&mut out, r);
+    }
+    out
 }
 
 /// The two ends of a content stream's text (records, see [`push_run`]). A page whose
@@ -347,13 +402,11 @@ impl Edges {
             return;
         }
         if self.lines == 0 {
-            let end = head_to(line, JOIN_BYTES);
-            self.head = line[..end].to_vec();
-            self.whole = end == line.len();
+            (self.head, self.whole) = clip_head(line, JOIN_BYTES);
         } else {
             self.whole = false;
         }
-        self.tail = line[tail_from(line, JOIN_BYTES)..].to_vec();
+        self.tail = clip_tail(line, JOIN_BYTES);
         self.lines = self.lines.saturating_add(1);
     }
 }
@@ -478,15 +531,19 @@ impl Fonts {
     /// stream's dictionary (no font, encoding or font map, but maybe resources).
     pub(super) fn object(&mut self, num: Option<u32>, value: &Value, stream: bool) {
         self.walk(value, 0);
-        // an array object of references (and nulls) only: maybe a page's /Contents
+        // an array object of references and other plain items: maybe a page's /Contents
         if let (Some(num), Value::Array(items), false) = (num, value, stream)
-            && items
+            && !items
                 .iter()
-                .all(|v| matches!(v, Value::Ref(_) | Value::Null))
+                .any(|v| matches!(v, Value::Array(_) | Value::Dict(_)))
             && let Some(refs) = refs_of(items).filter(|r| r.len() > 1)
-            && self.contents_room(refs.len())
         {
-            self.ref_arrays.insert(num, refs);
+            if self.array_refs + refs.len() > MAX_ARRAY_REFS {
+                self.arrays_dropped.insert(num);
+            } else {
+                self.array_refs += refs.len();
+                self.ref_arrays.insert(num, refs);
+            }
         }
         let (Some(num), Value::Dict(entries), false) = (num, value, stream) else {
             return;
@@ -897,34 +954,54 @@ impl Fonts {
             return;
         }
         if self.edges.len() >= MAX_EDGES && !self.edges.contains_key(&num) {
-            self.edges_full = true;
+            self.edges_dropped.insert(num);
             return;
         }
         self.edges.insert(num, edges);
+    }
+
+    /// Notes that array object `num` was too long to read: a page whose /Contents names
+    /// it cannot be read across its streams.
+    pub(super) fn array_not_kept(&mut self, num: u32) {
+        self.arrays_dropped.insert(num);
     }
 
     /// Reads the text of each page of several content streams across its streams: the
     /// end of one stream's text with the start of the next one's (through streams whose
     /// text is one short line), as one line.
     ///
+    /// Each array given by reference is read once, however many pages name it; a line
+    /// that grows past [`MAX_LINE`] (streams of one short line each) is read and goes on
+    /// from its end.
+    ///
     /// # Errors
-    /// A refusal of such a line; `content_unreadable` when a page has several streams
-    /// and the ends of some could not be kept.
+    /// A refusal of such a line; `content_unreadable` when a page of several streams, or
+    /// the ends of one of its streams, could not be kept.
     fn read_across_streams(&mut self, sink: &mut LineSink<'_>) -> Result<(), Refusal> {
+        let too_many = || {
+            unreadable(
+                "PDF page of several content streams in a file of too many: its text across them cannot be read",
+            )
+        };
+        if self.contents_full {
+            return Err(too_many());
+        }
         let contents = std::mem::take(&mut self.contents);
         let edges = std::mem::take(&mut self.edges);
+        let mut read: HashSet<u32> = HashSet::new();
         for c in &contents {
             let refs = match c {
                 Contents::Streams(refs) => refs,
+                Contents::Indirect(r) if self.arrays_dropped.contains(r) => {
+                    return Err(too_many());
+                }
                 Contents::Indirect(r) => match self.ref_arrays.get(r) {
-                    Some(refs) if refs.len() > 1 => refs,
+                    Some(refs) if read.insert(*r) => refs,
                     _ => continue,
                 },
             };
-            if self.edges_full || self.contents_full {
-                return Err(unreadable(
-                    "PDF page of several content streams in a file of too many: its text across them cannot be read",
-                ));
+            if refs.iter().any(|r| self.edges_dropped.contains(r)) {
+                return Err(too_many());
             }
             let mut line: Vec<u8> = Vec::new();
             let mut parts = 0;
@@ -936,6 +1013,10 @@ impl Fonts {
                         self.read_line(&line, sink)?;
                     }
                     line.clone_from(&e.tail);
+                    parts = 1;
+                } else if line.len() > MAX_LINE {
+                    self.read_line(&line, sink)?;
+                    line = clip_tail(&line, JOIN_BYTES);
                     parts = 1;
                 }
             }

@@ -208,6 +208,19 @@ impl Scanner<'_, '_> {
             match find(rest, b"endstream") {
                 Some(end) => {
                     open.state.feed(&rest[..end], self.sink, &mut self.fonts)?;
+                    // `endstream` inside a content stream's comment or string, no /Length
+                    // confirming it: where a viewer ends the stream is in doubt
+                    if self.opts.read_text
+                        && open
+                            .state
+                            .lexer
+                            .as_ref()
+                            .is_some_and(Lexer::in_comment_or_string)
+                    {
+                        return Err(unreadable(
+                            "PDF stream ends at an `endstream` inside a comment or string of its content, which no /Length confirms: where it ends is in doubt",
+                        ));
+                    }
                     self.end_stream()?;
                     self.end_unconfirmed = true;
                     at += end + b"endstream".len();
@@ -307,7 +320,7 @@ impl Scanner<'_, '_> {
     fn token(&mut self, tok: Tok, b: u8) -> Result<bool, Refusal> {
         if std::mem::take(&mut self.end_unconfirmed)
             && self.opts.read_text
-            && !matches!(&tok, Tok::Word(w) if w.is(b"endobj"))
+            && !matches!(&tok, Tok::Word(w) if [&b"endobj"[..], b"xref", b"trailer", b"startxref"].iter().any(|k| w.is(k)))
         {
             // `% endstream` in a content stream's comment, say: a reader that goes by the
             // /Length object reads on, and shows text this one would pass over as bytes
@@ -354,6 +367,7 @@ impl Scanner<'_, '_> {
                 self.frames.clear();
                 self.capturing = false;
                 self.capture.clear();
+                self.capture_long = false;
             }
             Tok::Word(w) if w.is(b"stream") && after_dict && self.in_object => {
                 self.start_stream(b)?;
@@ -370,8 +384,12 @@ impl Scanner<'_, '_> {
             return;
         }
         if self.capture_long {
-            // an array too long to keep is no page's list of content streams
-            if self.capture.first() != Some(&b'[') {
+            if self.capture.first() == Some(&b'[') {
+                // an array too long to keep: a page whose /Contents names it is unreadable
+                if let Some(num) = self.object {
+                    self.fonts.array_not_kept(num);
+                }
+            } else {
                 self.fonts.lost = true;
             }
         } else if let Some(value) = Parser::whole(&self.capture) {
@@ -763,9 +781,23 @@ trailer << /Root 1 0 R >>
     /// doubt, so the file is unreadable. An ordinary indirect /Length passes.
     #[test]
     fn an_endstream_that_no_length_confirms_must_be_followed_by_endobj() {
-        let hidden: &[u8] = b"BT (plain) Tj ET % endstream\nBT 72 680 Td <FEFF673A5BC6> Tj ET";
-        let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(hidden))]);
-        assert_eq!(reason(&doc, false, true), Some(Reason::ContentUnreadable));
+        for hidden in [
+            &b"BT (plain) Tj ET % endstream\nBT 72 680 Td <FEFF673A5BC6> Tj ET"[..],
+            // `endobj` written after the false end: still inside the comment's line
+            b"BT (plain) Tj ET % endstream\nendobj\nBT 72 680 Td <FEFF673A5BC6> Tj ET",
+            // in a string
+            b"BT (plain endstream\nendobj) Tj 72 680 Td <FEFF673A5BC6> Tj ET",
+            // ended right, but something other than endobj follows
+            b"BT (plain) Tj ET\nendstream\nBT 72 680 Td <FEFF673A5BC6> Tj ET",
+        ] {
+            let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(hidden))]);
+            assert_eq!(
+                reason(&doc, false, true),
+                Some(Reason::ContentUnreadable),
+                "{}",
+                String::from_utf8_lossy(hidden)
+            );
+        }
         let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(PAGE))]);
         assert_eq!(scan(&doc, true), (Ok(()), vec!["Hello secret".to_owned()]));
     }

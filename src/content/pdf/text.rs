@@ -132,6 +132,15 @@ impl Lexer {
         }
     }
 
+    /// Whether the lexer stands inside a comment or a string: where a stream's data
+    /// cannot end.
+    pub(super) fn in_comment_or_string(&self) -> bool {
+        matches!(
+            self.state,
+            Lex::Comment | Lex::Literal | Lex::Escape | Lex::Octal | Lex::Hex
+        )
+    }
+
     pub(super) fn feed(
         &mut self,
         data: &[u8],
@@ -677,6 +686,43 @@ BT % a comment (not shown) Tj
         ]);
         let (_, lines) = scan(&doc, true);
         assert!(!lines.iter().any(|l| l.contains("机密")), "{lines:?}");
+    }
+
+    /// A long string listed many times over, by many pages: each page's join holds only
+    /// the streams' ends, and an array named by reference is read once.
+    #[test]
+    fn joining_a_pages_streams_stays_bounded_however_often_they_are_listed() {
+        let mut long = b"BT <".to_vec();
+        for _ in 0..30_000 {
+            long.extend_from_slice(b"0041");
+        }
+        long.extend_from_slice(b"> Tj ET");
+        let doc = |listed: usize| {
+            let array = format!("[{}]", "4 0 R ".repeat(listed));
+            let mut objects: Vec<(String, Option<&[u8]>)> = vec![
+                ("<< /Type /Page /Contents 3 0 R >>".to_owned(), None),
+                (array, None),
+                ("<< >>".to_owned(), Some(&long)),
+            ];
+            for _ in 0..2_000 {
+                objects.push(("<< /Type /Page /Contents 3 0 R >>".to_owned(), None));
+            }
+            let mut all = vec![catalog()];
+            all.extend(objects.iter().map(|(d, b)| (d.as_str(), *b)));
+            pdf(&all)
+        };
+        let (verdict, lines) = scan(&doc(10_000), true);
+        assert_eq!(verdict, Ok(()));
+        // each join holds two ends of 256 bytes, read once for the one array: about 5 MB
+        // of lines in all (two whole strings a join would be 1.2 GB)
+        let held: usize = lines.iter().map(String::len).sum();
+        assert!(held < 8 << 20, "{held} bytes of lines");
+        // an array too long to keep, named as a page's /Contents: not read, so refused
+        let (verdict, _) = scan(&doc(20_000), true);
+        assert_eq!(
+            verdict.unwrap_err().reason,
+            crate::core::reason::Reason::ContentUnreadable
+        );
     }
 
     #[test]
