@@ -208,9 +208,11 @@ impl Scanner<'_, '_> {
             match find(rest, b"endstream") {
                 Some(end) => {
                     open.state.feed(&rest[..end], self.sink, &mut self.fonts)?;
-                    // `endstream` inside a content stream's comment or string, no /Length
-                    // confirming it: where a viewer ends the stream is in doubt
+                    // `endstream` inside a raw content stream's comment or string, no
+                    // /Length confirming it: where a viewer ends the stream is in doubt (in
+                    // a filtered one, such a cut fails to decode, and is refused so)
                     if self.opts.read_text
+                        && open.state.stages.is_empty()
                         && open
                             .state
                             .lexer
