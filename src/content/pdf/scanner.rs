@@ -210,9 +210,11 @@ impl Scanner<'_, '_> {
                     open.state.feed(&rest[..end], self.sink, &mut self.fonts)?;
                     // `endstream` inside a raw content stream's comment or string, no
                     // /Length confirming it: where a viewer ends the stream is in doubt (in
-                    // a filtered one, such a cut fails to decode, and is refused so)
+                    // a filtered one, such a cut fails to decode, and is refused so; an
+                    // image's raw bytes are no content and are not judged so)
                     if self.opts.read_text
                         && open.state.stages.is_empty()
+                        && open.state.text == TextMode::Strict
                         && open
                             .state
                             .lexer
@@ -802,6 +804,10 @@ trailer << /Root 1 0 R >>
         }
         let doc = pdf(&[catalog(), ("<< /Length 9 0 R >>", Some(PAGE))]);
         assert_eq!(scan(&doc, true), (Ok(()), vec!["Hello secret".to_owned()]));
+        // an unfiltered image's bytes are no content: a `(` or `%` in them is no string
+        let pixels: &[u8] = b"\x00\x01( %\xff\x80";
+        let doc = pdf(&[catalog(), ("<< /Subtype /Image /Length 0 >>", Some(pixels))]);
+        assert_eq!(reason(&doc, true, true), None);
     }
 
     #[test]
