@@ -526,6 +526,26 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Writes `bytes` to `path` through a temp file (`.<name>.tmp`) and a rename, with no
+/// fsync at all: readers see the old file or the whole new one, but after a power cut the
+/// file may be missing, empty, cut short or the older version. Only for a file the caller
+/// can rebuild, or do without, when it reads back something it cannot use (a cache). Costs
+/// no flush of the disk's cache, which a small file's [`write_durable`] pays twice.
+///
+/// # Errors
+/// Writing or renaming fails.
+pub fn write_replaced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
+    fs::rename(&tmp, path)
+}
+
 /// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs the directory.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_synced(path, bytes)?;
@@ -909,6 +929,25 @@ mod tests {
             self.ok -= n;
             Ok(n)
         }
+    }
+
+    #[test]
+    fn a_replaced_file_is_whole_under_its_name_with_no_temporary_left() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("manifest");
+        write_replaced(&path, b"first, longer version").unwrap();
+        write_replaced(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsStr::new("manifest").to_os_string()]);
+        // a leftover temporary file (a cut write) is written over, never appended to
+        fs::write(t.path().join(".manifest.tmp"), b"left by a cut write, long").unwrap();
+        write_replaced(&path, b"third").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"third");
+        assert!(!t.path().join(".manifest.tmp").exists());
     }
 
     #[test]

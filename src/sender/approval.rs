@@ -750,7 +750,7 @@ impl Desk {
                 })?;
                 sender
                     .spool
-                    .store_manifest(sealed.spooled(), sealed.frame())?;
+                    .store_manifest(sealed.spooled(), sealed.frame(), true)?;
                 sealed
             }
             None => sealed,

@@ -25,6 +25,7 @@ use crate::audit::{Entry, Event};
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal, Side};
 use crate::core::stage::{Sealed, Spooled};
+use crate::core::wire::LinkKind;
 use crate::fsx::Fingerprint;
 use crate::inspect::{self, InspectError};
 use crate::keys::at_rest::{self, Sealing};
@@ -418,8 +419,12 @@ impl Sender {
         let mut e = Entry::object(&s.channel, s.id, &s.name);
         e.detail = Some(format!("{content_type} (policy {})", policy.version));
         node.audit.append(Event::Accepted, e)?;
+        // kept durably only where a restart could not simply seal it again: an object the
+        // approval desk may hold (its approvals sign this manifest's body), or one on the
+        // diode (its first-pass mark must never outlive the manifest it was sent under)
+        let durable = policy.approval.is_some() || channel.link != LinkKind::Quic;
         self.spool
-            .store_manifest(sealed.spooled(), sealed.frame())?;
+            .store_manifest(sealed.spooled(), sealed.frame(), durable)?;
         let m = sealed.manifest();
         let mut e = Entry::object(&m.channel, m.object_id, &m.name);
         e.size = Some(m.size);
@@ -607,7 +612,7 @@ impl Sender {
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit.durable(Event::Confirmed, e)?;
         tracing::debug!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
-        Ok(self.spool.remove(sealed.spooled())?)
+        Ok(self.spool.remove_delivered(sealed.spooled())?)
     }
 
     /// An object the antivirus could not scan waits in the spool and is tried again, until
