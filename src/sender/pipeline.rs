@@ -185,7 +185,17 @@ impl Sender {
             tokio::task::spawn_blocking(move || {
                 let sealed = match r.manifest {
                     Some(frame) => {
-                        match seal::reload(r.spooled.clone(), frame, &sender.node.keys.own_key()) {
+                        let reloaded =
+                            seal::reload(r.spooled.clone(), frame, &sender.node.keys.own_key())
+                                .and_then(|s| {
+                                    // stored without fsync on a quic channel with no approval:
+                                    // durable now where the channel has since come to need it
+                                    if sender.manifest_durable(&s.manifest().channel) {
+                                        sender.spool.sync_manifest(s.spooled())?;
+                                    }
+                                    Ok(s)
+                                });
+                        match reloaded {
                             // a channel with [approval]: judged again by the rule in force;
                             // a holder's fault leaves it waiting, tried again (the desk keeps
                             // its own and never faults here)
@@ -422,15 +432,31 @@ impl Sender {
         // kept durably only where a restart could not simply seal it again: an object the
         // approval desk may hold (its approvals sign this manifest's body), or one on the
         // diode (its first-pass mark must never outlive the manifest it was sent under)
-        let durable = policy.approval.is_some() || channel.link != LinkKind::Quic;
-        self.spool
-            .store_manifest(sealed.spooled(), sealed.frame(), durable)?;
+        self.spool.store_manifest(
+            sealed.spooled(),
+            sealed.frame(),
+            self.manifest_durable(&channel.name),
+        )?;
         let m = sealed.manifest();
         let mut e = Entry::object(&m.channel, m.object_id, &m.name);
         e.size = Some(m.size);
         e.digest = Some(m.digest);
         node.audit.append(Event::Sealed, e)?;
         Ok(Some(sealed))
+    }
+
+    /// Whether `channel`'s manifests are stored durably ([`Spool::store_manifest`]): where a
+    /// restart could not simply seal the object again, an object the approval desk may
+    /// hold (its approvals sign the manifest's body) or one on the diode (its first-pass
+    /// mark must never outlive the manifest it was sent under); and a channel no longer
+    /// configured.
+    pub(crate) fn manifest_durable(&self, channel: &str) -> bool {
+        self.node.policies.get(channel).approval.is_some()
+            || self
+                .node
+                .cfg
+                .channel(channel)
+                .is_none_or(|c| c.link != LinkKind::Quic)
     }
 
     /// Notes that the batch object `id` of `channel` was written by a message batcher as
@@ -612,7 +638,7 @@ impl Sender {
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit.durable(Event::Confirmed, e)?;
         tracing::debug!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
-        Ok(self.spool.remove_delivered(sealed.spooled())?)
+        Ok(self.spool.remove(sealed.spooled())?)
     }
 
     /// An object the antivirus could not scan waits in the spool and is tried again, until

@@ -1043,8 +1043,9 @@ impl Spool {
     /// ([`crate::fsx::write_replaced`]), two disk flushes fewer a file. Such a manifest is
     /// only the sealing's result kept for the next start: one lost, cut short or left from
     /// the folder's last object by a power cut fails its reload (its signature, or its
-    /// object id: `seal::reload`), and the object is inspected and sealed again, same id
-    /// and content, which the peer answers as a duplicate if it was delivered.
+    /// object id: `seal::reload`), and the object is inspected and sealed again (same id
+    /// and content) under the policy in force then. A recovered manifest is made durable
+    /// where the channel now needs it ([`Spool::sync_manifest`]).
     ///
     /// # Errors
     /// Writing, syncing or renaming fails.
@@ -1060,6 +1061,17 @@ impl Spool {
         } else {
             crate::fsx::write_replaced(&path, encoded)
         }
+    }
+
+    /// Makes a manifest stored without fsync ([`Spool::store_manifest`]) durable: its file,
+    /// then the entry's folder. For an object reloaded at a start that may now wait on the
+    /// approval desk or go out on the diode.
+    ///
+    /// # Errors
+    /// The manifest cannot be opened or synced, or the entry cannot be synced.
+    pub fn sync_manifest(&self, spooled: &Spooled) -> io::Result<()> {
+        crate::fsx::open_nofollow(&spooled.dir.join("manifest"))?.sync_all()?;
+        sync_dir(&spooled.dir)
     }
 
     /// Removes the stored manifest of an object whose content changed after it was sealed
@@ -1131,30 +1143,8 @@ impl Spool {
     }
 
     /// Removes an entry whose object is durable on the other side or in quarantine (its
-    /// folder kept for reuse when it can be: see the module's header), durably: the
-    /// spool's folder is fsynced.
-    ///
-    /// # Errors
-    /// The entry cannot be removed, or its channel's folder cannot be synced.
+    /// folder kept for reuse when it can be: see the module's header).
     pub fn remove(&self, spooled: &Spooled) -> io::Result<()> {
-        self.remove_entry(spooled, true)
-    }
-
-    /// [`Spool::remove`] of an entry the peer's receipt says is durable on its side,
-    /// without the fsync of the channel's folder: the next entry made in that folder, or
-    /// the disk's own writeback, makes the removal durable. Until then a power cut may
-    /// bring the entry back: whole, and it is sent again, which the peer answers as a
-    /// duplicate of what it landed; or emptied by [`Spool::retire`], and removed at the
-    /// start as an entry without content. Never delivered twice, nothing lost, and one
-    /// disk flush fewer a file.
-    ///
-    /// # Errors
-    /// The entry cannot be removed.
-    pub fn remove_delivered(&self, spooled: &Spooled) -> io::Result<()> {
-        self.remove_entry(spooled, false)
-    }
-
-    fn remove_entry(&self, spooled: &Spooled, sync: bool) -> io::Result<()> {
         let kept = match self.retire(&spooled.dir) {
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -1170,7 +1160,7 @@ impl Spool {
                 Err(e) => return Err(e),
             }
         }
-        if sync && let Some(parent) = spooled.dir.parent() {
+        if let Some(parent) = spooled.dir.parent() {
             sync_dir(parent)?;
         }
         Ok(())

@@ -375,12 +375,11 @@ fn records_of(lab: &Lab, node: &str, event: &str, name: &str) -> usize {
         .count()
 }
 
-/// A QUIC channel's stored manifest is written with no fsync, and a delivered entry is
-/// removed with no fsync of its folder: what a power cut can leave of either is
-/// reproduced while the sender is stopped. A manifest gone, cut short, or left from
-/// another object is refused at the start and the object is inspected and sealed again;
-/// an entry whose removal was lost is sent again and answered as a duplicate. Each file
-/// lands exactly once, and the spool ends empty.
+/// A QUIC channel's stored manifest is written with no fsync: what a power cut can leave
+/// of it is reproduced while the sender is stopped. A manifest gone, cut short, or left
+/// from another object is refused at the start and the object is inspected and sealed
+/// again. An entry back after its delivery (a cut before its removal) is reloaded, sent
+/// again and answered as a duplicate. Each file lands exactly once; the spool ends empty.
 #[test]
 fn manifests_and_removals_a_power_cut_lost_are_made_again_and_each_file_lands_once() {
     let lab = Lab::new(26760);
@@ -433,7 +432,7 @@ fn manifests_and_removals_a_power_cut_lost_are_made_again_and_each_file_lands_on
         lab.log("court")
     );
 
-    // the removal of the delivered entry lost: the entry is back at the next start
+    // stopped after the delivery and before the removal: the entry is back at the start
     court.stop();
     std::fs::rename(&kept, &entries["delivered.txt"]).unwrap();
     let court = lab.start("court");
