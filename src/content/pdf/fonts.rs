@@ -20,6 +20,10 @@
 //! `MAX_BINDINGS`), each handed to the sink. A line decoded before a later page binds its name
 //! to another font is not read again with that font. A name never bound to any font (a broken
 //! file) is read as a viewer falls back: Latin-1, or UTF-16BE after a byte-order mark.
+//! Text shown before any Tf of its stream (a Form XObject, or a page's later content
+//! stream, inherits the font in force where it is drawn) is read as that fallback and also
+//! in every font some Tf of the file selects (up to `MAX_INHERITED`, else refused): such a
+//! line waits for the end of the file, when all of them are known.
 //! Text in a font no map lets one read (a CID font with Identity-H and no /ToUnicode, a
 //! simple font whose /Differences names mostly glyphs the glyph list does not know, a Type3
 //! font without /Encoding) is refused, naming the font; a code one map leaves unread among
@@ -75,6 +79,10 @@ const MAX_ARRAY_REFS: usize = 1 << 20;
 
 /// The run of a line shown in no font (before any Tf).
 pub(super) const NO_FONT: u32 = u32::MAX;
+
+/// Fonts a run shown in no font of its own is read in, at most (each a reading of its
+/// line): past it, the line is refused as unreadable.
+const MAX_INHERITED: usize = 64;
 
 /// Tags of the records of a line (see `Line`).
 pub(super) const RUN: u8 = 0;
@@ -159,6 +167,8 @@ pub(super) struct Fonts {
     bindings: Vec<Vec<FontId>>,
     /// A name bound to more fonts than `MAX_BINDINGS`.
     crowded: Vec<bool>,
+    /// A name some Tf selects: text shown in no font may inherit its fonts.
+    selected: Vec<bool>,
     /// Dictionaries of names and references, any of which may be a /Font map met later.
     ref_dicts: HashMap<u32, Vec<(Vec<u8>, u32)>>,
     /// Entries in `ref_dicts`.
@@ -495,7 +505,47 @@ impl Fonts {
         self.names_index.insert(name.to_vec(), id);
         self.bindings.push(Vec::new());
         self.crowded.push(false);
+        self.selected.push(false);
         Some(id)
+    }
+
+    /// [`Fonts::intern`] of the name a Tf selects: the fonts it stands for are also those
+    /// that text shown in no font may be in.
+    pub(super) fn intern_selected(&mut self, name: &[u8]) -> Option<u32> {
+        let id = self.intern(name)?;
+        if let Some(s) = self.selected.get_mut(id as usize) {
+            *s = true;
+        }
+        Some(id)
+    }
+
+    /// The fonts text shown in no font of its own may inherit: every font of every name a
+    /// Tf selects, each with a name that stands for it (for the refusal's words).
+    ///
+    /// # Errors
+    /// More than `MAX_INHERITED` of them, or a name that stands for more fonts than were
+    /// kept: the text cannot be read in all of them.
+    fn inherited(&self) -> Result<Vec<(u32, FontId)>, Refusal> {
+        let mut out: Vec<(u32, FontId)> = Vec::new();
+        for (id, _) in self.selected.iter().enumerate().filter(|(_, s)| **s) {
+            if self.crowded.get(id) == Some(&true) {
+                return Err(unreadable(format!(
+                    "PDF shows text in no font of its own, and font name /{} it may inherit stands for more than {MAX_BINDINGS} fonts: its text cannot be read",
+                    self.label(id as u32)
+                )));
+            }
+            for &f in self.bindings.get(id).map_or(&[][..], Vec::as_slice) {
+                if !out.iter().any(|&(_, g)| g == f) {
+                    out.push((id as u32, f));
+                }
+            }
+        }
+        if out.len() > MAX_INHERITED {
+            return Err(unreadable(format!(
+                "PDF shows text in no font of its own, in a file whose Tf select more than {MAX_INHERITED} fonts it may inherit: its text cannot be read"
+            )));
+        }
+        Ok(out)
     }
 
     fn bind(&mut self, name: &[u8], font: FontId) {
@@ -782,6 +832,10 @@ impl Fonts {
         if !self.wanted_maps.is_empty() {
             return false;
         }
+        // text shown in no font may be in any font a Tf selects, known only at the end
+        if records(line).any(|(_, r)| matches!(r, Record::Run(NO_FONT, _))) {
+            return false;
+        }
         let mut ids: Vec<u32> = records(line)
             .filter_map(|(_, r)| match r {
                 Record::Run(id, _) if id != NO_FONT => Some(id),
@@ -853,9 +907,16 @@ impl Fonts {
         String::from_utf8_lossy(&n[..n.len().min(super::MAX_NAME)]).into_owned()
     }
 
-    /// Decodes a line in every reading its names allow and hands each to the sink.
+    /// Decodes a line in every reading its names allow and hands each to the sink. A run
+    /// shown in no font is read as the fallback in the first reading, then in each font it
+    /// may inherit ([`Fonts::inherited`]), one reading each.
     fn read_line(&self, line: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
-        let mut readings = 1;
+        let inherited = if records(line).any(|(_, r)| matches!(r, Record::Run(NO_FONT, _))) {
+            self.inherited()?
+        } else {
+            Vec::new()
+        };
+        let mut readings = 1 + inherited.len();
         for (_, r) in records(line) {
             if let Record::Run(id, _) = r {
                 if self.crowded.get(id as usize) == Some(&true) {
@@ -877,6 +938,20 @@ impl Fonts {
             for (_, r) in records(line) {
                 match r {
                     Record::Space => text.push(' '),
+                    Record::Run(NO_FONT, bytes) => {
+                        let (reader, label) = match reading.checked_sub(1) {
+                            Some(i) => match inherited.get(i) {
+                                Some(&(name, f)) => (self.reader(f), self.label(name)),
+                                None => (Reader::Fallback, String::new()),
+                            },
+                            None => (Reader::Fallback, String::new()),
+                        };
+                        Self::decode(&reader, bytes, &mut text).map_err(|why| {
+                            unreadable(format!(
+                                "PDF text shown in no font of its own, read in the font /{label} it may inherit ({why}): its text cannot be read"
+                            ))
+                        })?;
+                    }
                     Record::Run(id, bytes) => {
                         let reader = readers.entry(id).or_insert_with(|| {
                             let font = self
@@ -1306,6 +1381,67 @@ endcmap end end";
             ("<< >>", Some(cmap.as_bytes())),
         ]);
         assert_eq!(lines_of(&data), ["机密", "AB"]);
+    }
+
+    #[test]
+    fn text_shown_in_no_font_is_read_in_every_font_a_tf_selects() {
+        let cmap = to_unicode(&[("0041", "673A"), ("0042", "5BC6")], &[]);
+        // stream 3 selects /F1 and shows nothing; stream 6, the page's next, shows codes
+        // with no Tf of its own: a viewer draws them in /F1 (ISO 32000-1 §7.8.2)
+        let page =
+            "<< /Type /Page /Resources << /Font << /F1 4 0 R >> >> /Contents [3 0 R 6 0 R] >>";
+        let later = |first: &[u8], second: &[u8]| {
+            pdf(&[
+                catalog(),
+                (page, None),
+                ("<< >>", Some(first)),
+                (CID_FONT, None),
+                ("<< >>", Some(cmap.as_bytes())),
+                ("<< >>", Some(second)),
+            ])
+        };
+        let data = later(b"BT /F1 12 Tf ET", b"BT 72 700 Td <00410042> Tj ET");
+        assert_eq!(lines_of(&data), ["AB", "机密"]);
+        // a Form XObject with no Tf, drawn after one: the same
+        let form = "<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] >>";
+        let data = pdf(&[
+            catalog(),
+            (
+                "<< /Type /Page /Resources << /Font << /F1 4 0 R >> /XObject << /Fm1 6 0 R >> >> /Contents 3 0 R >>",
+                None,
+            ),
+            ("<< >>", Some(b"BT /F1 12 Tf ET /Fm1 Do")),
+            (CID_FONT, None),
+            ("<< >>", Some(cmap.as_bytes())),
+            (form, Some(b"BT 72 700 Td <00410042> Tj ET")),
+        ]);
+        assert_eq!(lines_of(&data), ["AB", "机密"]);
+        // no font selected anywhere: the fallback reading alone, as before
+        let data = later(b"BT ET", b"BT (plain) Tj ET");
+        assert_eq!(lines_of(&data), ["plain"]);
+    }
+
+    #[test]
+    fn text_shown_in_no_font_with_an_unreadable_font_to_inherit_is_refused() {
+        let font = "<< /Type /Font /Subtype /Type0 /BaseFont /ABCDEF+SimSun /Encoding /Identity-H /DescendantFonts [9 0 R] >>";
+        let page =
+            "<< /Type /Page /Resources << /Font << /F1 4 0 R >> >> /Contents [3 0 R 6 0 R] >>";
+        let data = pdf(&[
+            catalog(),
+            (page, None),
+            ("<< >>", Some(b"BT /F1 12 Tf ET")),
+            (font, None),
+            ("<< >>", Some(b"")),
+            ("<< >>", Some(b"BT <00410042> Tj ET")),
+        ]);
+        let (verdict, _) = super::super::testing::scan(&data, true);
+        let refusal = verdict.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ContentUnreadable);
+        assert!(
+            refusal.detail.contains("no font of its own") && refusal.detail.contains("/F1"),
+            "{}",
+            refusal.detail
+        );
     }
 
     /// An object stream holding a resource dictionary (object 4) and `font` (object 6).

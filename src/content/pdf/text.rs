@@ -442,7 +442,7 @@ impl Lexer {
                     _ => None,
                 });
                 self.font = match name {
-                    Some(name) => doc.intern(name).ok_or_else(|| {
+                    Some(name) => doc.intern_selected(name).ok_or_else(|| {
                         unreadable(format!(
                             "PDF uses more than {} font names: its text cannot be read",
                             super::fonts::MAX_NAMES
