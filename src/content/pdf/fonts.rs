@@ -22,8 +22,10 @@
 //! file) is read as a viewer falls back: Latin-1, or UTF-16BE after a byte-order mark.
 //! Text shown before any Tf of its stream (a Form XObject, or a page's later content
 //! stream, inherits the font in force where it is drawn) is read as that fallback and also
-//! in every font some Tf of the file selects (up to `MAX_INHERITED`, else refused): such a
-//! line waits for the end of the file, when all of them are known.
+//! in every font some Tf of the file selects or an ExtGState's /Font sets (up to
+//! `MAX_INHERITED`, else refused), each beside every reading of the line's named runs: such
+//! a line waits for the end of the file, when all of them are known. A font it may inherit
+//! that no map reads refuses it.
 //! Text in a font no map lets one read (a CID font with Identity-H and no /ToUnicode, a
 //! simple font whose /Differences names mostly glyphs the glyph list does not know, a Type3
 //! font without /Encoding) is refused, naming the font; a code one map leaves unread among
@@ -82,7 +84,11 @@ pub(super) const NO_FONT: u32 = u32::MAX;
 
 /// Fonts a run shown in no font of its own is read in, at most (each a reading of its
 /// line): past it, the line is refused as unreadable.
-const MAX_INHERITED: usize = 64;
+const MAX_INHERITED: usize = 1024;
+
+/// Bytes of lines read in the fonts text shown in no font may inherit, at most, for the
+/// file (each such line's length times its readings): past it, refused as unreadable.
+const INHERITED_WORK: usize = 256 << 20;
 
 /// Tags of the records of a line (see `Line`).
 pub(super) const RUN: u8 = 0;
@@ -169,6 +175,10 @@ pub(super) struct Fonts {
     crowded: Vec<bool>,
     /// A name some Tf selects: text shown in no font may inherit its fonts.
     selected: Vec<bool>,
+    /// Fonts an ExtGState's /Font entry sets (`gs`): text shown in no font may be in them.
+    state_fonts: Vec<FontId>,
+    /// Bytes read so far in inherited fonts (see `INHERITED_WORK`).
+    inherited_work: std::cell::Cell<usize>,
     /// Dictionaries of names and references, any of which may be a /Font map met later.
     ref_dicts: HashMap<u32, Vec<(Vec<u8>, u32)>>,
     /// Entries in `ref_dicts`.
@@ -540,6 +550,11 @@ impl Fonts {
                 }
             }
         }
+        for &f in &self.state_fonts {
+            if !out.iter().any(|&(_, g)| g == f) {
+                out.push((NO_FONT, f));
+            }
+        }
         if out.len() > MAX_INHERITED {
             return Err(unreadable(format!(
                 "PDF shows text in no font of its own, in a file whose Tf select more than {MAX_INHERITED} fonts it may inherit: its text cannot be read"
@@ -661,6 +676,16 @@ impl Fonts {
 
     fn font_map(&mut self, value: &Value) {
         match value {
+            // an ExtGState's /Font [font size] (ISO 32000-1 §8.4.5)
+            Value::Array(items) => {
+                if let Some(Value::Ref(r)) = items.first() {
+                    let font = u64::from(*r);
+                    if !self.state_fonts.contains(&font) && self.state_fonts.len() <= MAX_INHERITED
+                    {
+                        self.state_fonts.push(font);
+                    }
+                }
+            }
             Value::Dict(map) => {
                 for (k, v) in map {
                     match v {
@@ -908,15 +933,16 @@ impl Fonts {
     }
 
     /// Decodes a line in every reading its names allow and hands each to the sink. A run
-    /// shown in no font is read as the fallback in the first reading, then in each font it
-    /// may inherit ([`Fonts::inherited`]), one reading each.
+    /// shown in no font is read as the fallback, then in each font it may inherit
+    /// ([`Fonts::inherited`]), each of these with every reading of the named runs beside
+    /// it (their product, within `INHERITED_WORK` bytes read for the file).
     fn read_line(&self, line: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
         let inherited = if records(line).any(|(_, r)| matches!(r, Record::Run(NO_FONT, _))) {
             self.inherited()?
         } else {
             Vec::new()
         };
-        let mut readings = 1 + inherited.len();
+        let mut readings = 1;
         for (_, r) in records(line) {
             if let Record::Run(id, _) = r {
                 if self.crowded.get(id as usize) == Some(&true) {
@@ -929,8 +955,26 @@ impl Fonts {
                 readings = readings.max(n);
             }
         }
+        // named runs' readings, for each of the no-font runs' (fallback, then inherited)
+        let named = readings;
+        if !inherited.is_empty() {
+            readings *= 1 + inherited.len();
+            let work = self
+                .inherited_work
+                .get()
+                .saturating_add(readings.saturating_mul(line.len()));
+            if work > INHERITED_WORK {
+                return Err(unreadable(format!(
+                    "PDF shows text in no font of its own, to be read in {} fonts it may inherit: more than {} MiB to read",
+                    inherited.len(),
+                    INHERITED_WORK >> 20
+                )));
+            }
+            self.inherited_work.set(work);
+        }
         let mut done: Vec<u64> = Vec::new();
         for reading in 0..readings {
+            let (inherit, reading) = (reading / named, reading % named);
             // room for the usual line at once: a two-byte code's character takes three
             // bytes of UTF-8, and its runs hold the codes and a few bytes more
             let mut text = String::with_capacity(line.len());
@@ -939,16 +983,17 @@ impl Fonts {
                 match r {
                     Record::Space => text.push(' '),
                     Record::Run(NO_FONT, bytes) => {
-                        let (reader, label) = match reading.checked_sub(1) {
-                            Some(i) => match inherited.get(i) {
-                                Some(&(name, f)) => (self.reader(f), self.label(name)),
-                                None => (Reader::Fallback, String::new()),
-                            },
-                            None => (Reader::Fallback, String::new()),
-                        };
+                        let inherited = inherit.checked_sub(1).and_then(|i| inherited.get(i));
+                        let reader = inherited.map_or(Reader::Fallback, |&(_, f)| self.reader(f));
                         Self::decode(&reader, bytes, &mut text).map_err(|why| {
+                            let font = match inherited {
+                                Some(&(name, _)) if name != NO_FONT => {
+                                    format!("the font /{}", self.label(name))
+                                }
+                                _ => "an ExtGState's font".to_string(),
+                            };
                             unreadable(format!(
-                                "PDF text shown in no font of its own, read in the font /{label} it may inherit ({why}): its text cannot be read"
+                                "PDF text shown in no font of its own, read in {font} it may inherit ({why}): its text cannot be read"
                             ))
                         })?;
                     }
@@ -1003,7 +1048,7 @@ impl Fonts {
         }
         if self.deferred.len() + line.len() + 1 > MAX_DEFERRED {
             return Err(unreadable(format!(
-                "PDF shows more than {} MiB of text before the fonts it is shown in: too much to read whole",
+                "PDF shows more than {} MiB of text before the fonts it is shown in (text shown in no font of its own waits for the end of the file): too much to read whole",
                 MAX_DEFERRED >> 20
             )));
         }
@@ -1419,6 +1464,68 @@ endcmap end end";
         // no font selected anywhere: the fallback reading alone, as before
         let data = later(b"BT ET", b"BT (plain) Tj ET");
         assert_eq!(lines_of(&data), ["plain"]);
+    }
+
+    #[test]
+    fn text_in_no_font_is_read_with_every_reading_of_its_lines_named_runs() {
+        let cmap = to_unicode(&[("0041", "673A"), ("0042", "5BC6")], &[]);
+        let page =
+            "<< /Type /Page /Resources << /Font << /F1 4 0 R >> >> /Contents [3 0 R 6 0 R] >>";
+        // /F1 is also bound to Helvetica by a dictionary no page uses: 机 in no font and
+        // 密 in /F1 must be read together in the CID font, whatever the order of bindings
+        let data = pdf(&[
+            catalog(),
+            (page, None),
+            ("<< >>", Some(b"BT /F1 24 Tf ET")),
+            (CID_FONT, None),
+            ("<< >>", Some(cmap.as_bytes())),
+            (
+                "<< >>",
+                Some(b"BT 72 700 Td <0041> Tj /F1 24 Tf <0042> Tj ET"),
+            ),
+            (
+                "<< /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>",
+                None,
+            ),
+        ]);
+        assert!(lines_of(&data).contains(&"机密".to_string()));
+    }
+
+    #[test]
+    fn fonts_set_by_an_extgstate_q_and_q_and_escaped_names_are_followed() {
+        let cmap = to_unicode(&[("0041", "673A"), ("0042", "5BC6")], &[]);
+        let helvetica = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>";
+        let doc = |resources: &str, content: &[u8]| {
+            let page = format!("<< /Type /Page /Resources {resources} /Contents 3 0 R >>");
+            pdf(&[
+                catalog(),
+                (&page, None),
+                ("<< >>", Some(content)),
+                (CID_FONT, None),
+                ("<< >>", Some(cmap.as_bytes())),
+                (helvetica, None),
+            ])
+        };
+        // an ExtGState's /Font [font size] (ISO 32000-1 §8.4.5), and no Tf at all
+        let data = doc(
+            "<< /ExtGState << /GS1 << /Font [4 0 R 24] >> >> >>",
+            b"/GS1 gs BT 72 700 Td <00410042> Tj ET",
+        );
+        assert!(lines_of(&data).contains(&"机密".to_string()));
+        // Q restores the font q saved (§8.4.2): the text is in /F1, not /F2
+        let fonts = "<< /Font << /F1 4 0 R /F2 6 0 R >> >>";
+        let data = doc(
+            fonts,
+            b"BT /F1 24 Tf ET q BT /F2 24 Tf ET Q BT 72 700 Td <00410042> Tj ET",
+        );
+        assert_eq!(lines_of(&data), ["机密"]);
+        // a name with #-escapes (§7.3.5) is the resource it spells
+        let data = doc(fonts, b"BT /F#31 24 Tf 72 700 Td <00410042> Tj ET");
+        assert_eq!(lines_of(&data), ["机密"]);
+        // a name longer than a name may be cannot be matched to its resource: refused
+        let long = format!("BT /F{} 24 Tf 72 700 Td <00410042> Tj ET", "x".repeat(130));
+        let (verdict, _) = super::super::testing::scan(&doc(fonts, long.as_bytes()), true);
+        assert_eq!(verdict.unwrap_err().reason, Reason::ContentUnreadable);
     }
 
     #[test]

@@ -48,6 +48,29 @@ const HEX_VALUES: [u8; 256] = {
 };
 
 /// Where `needle` first occurs in `hay` (SIMD search, `memchr::memmem`).
+/// A name's bytes with each `#` and two hex digits decoded (ISO 32000-1 §7.3.5); a `#` not
+/// followed by two hex digits is kept as it is.
+pub(super) fn unescape_name(raw: &[u8]) -> Vec<u8> {
+    let mut name = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let decoded = (raw[i] == b'#')
+            .then(|| Some(hex_value(*raw.get(i + 1)?)? << 4 | hex_value(*raw.get(i + 2)?)?))
+            .flatten();
+        match decoded {
+            Some(v) => {
+                name.push(v);
+                i += 3;
+            }
+            None => {
+                name.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    name
+}
+
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }

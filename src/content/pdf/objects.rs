@@ -3,7 +3,7 @@
 //! strings passed over).
 
 use super::MAX_NESTING;
-use super::lexical::{hex_value, is_regular, is_white};
+use super::lexical::{is_regular, is_white, unescape_name};
 
 /// A PDF object, as far as a stream dictionary needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,26 +122,7 @@ impl Parser<'_> {
             b'/' => {
                 self.at += 1;
                 let raw = self.word();
-                let mut name = Vec::with_capacity(raw.len());
-                let mut i = 0;
-                while i < raw.len() {
-                    let decoded = (raw[i] == b'#')
-                        .then(|| {
-                            Some(hex_value(*raw.get(i + 1)?)? << 4 | hex_value(*raw.get(i + 2)?)?)
-                        })
-                        .flatten();
-                    match decoded {
-                        Some(v) => {
-                            name.push(v);
-                            i += 3;
-                        }
-                        None => {
-                            name.push(raw[i]);
-                            i += 1;
-                        }
-                    }
-                }
-                Some(Value::Name(name))
+                Some(Value::Name(unescape_name(raw)))
             }
             _ if is_regular(b) => {
                 let word = self.word().to_vec();

@@ -11,7 +11,7 @@
 
 use super::cmap::{CMap, Item, Parent};
 use super::fonts::{Edges, Fonts, MAX_LINE, NO_FONT, SPACE, push_run, tail_from};
-use super::lexical::{hex_value, is_delimiter, is_regular, is_white};
+use super::lexical::{hex_value, is_delimiter, is_regular, is_white, unescape_name};
 use super::unreadable;
 use crate::content::LineSink;
 use crate::core::reason::Refusal;
@@ -22,6 +22,14 @@ const OVERLAP_BYTES: usize = 4 * super::fonts::OVERLAP;
 
 /// Longest string operand kept, in bytes.
 pub(super) const MAX_STRING: usize = 64 * 1024;
+
+/// Longest token kept, in bytes: a name's 127 bytes (ISO 32000-1 Annex C) and its slash.
+/// A longer name is refused where it names a font (it could not be matched to its
+/// resource).
+const MAX_TOKEN: usize = 128;
+
+/// Depth of the graphics-state stack (`q`) whose fonts are kept.
+const MAX_SAVED: usize = 256;
 
 /// Most operands kept before an operator.
 const MAX_OPERANDS: usize = 16 * 1024;
@@ -72,8 +80,16 @@ pub(super) struct Lexer {
     line: Vec<u8>,
     /// Bytes of text in `line`.
     line_text: usize,
-    /// The font resource name of Tf, as its id.
+    /// The font resource name of Tf, as its id (`NO_FONT`: none of this stream's, or one
+    /// an ExtGState may have set).
     font: u32,
+    /// The fonts saved by `q`, restored by `Q` (the graphics state's stack), up to
+    /// `MAX_SAVED`; `q` past it is counted in `saved_over`, and its `Q` leaves the font
+    /// unknown (`NO_FONT`, read in every font it may be).
+    saved: Vec<u32>,
+    saved_over: usize,
+    /// The token being read was longer than `MAX_TOKEN` bytes and cut.
+    token_cut: bool,
     /// The CMap this stream defines, once a CMap operator has been seen.
     cmap: Option<CMap>,
     /// The object number of the stream, and its /UseCMap: where a CMap read from it goes.
@@ -117,6 +133,9 @@ impl Lexer {
             line: Vec::new(),
             line_text: 0,
             font: NO_FONT,
+            saved: Vec::new(),
+            saved_over: 0,
+            token_cut: false,
             cmap: None,
             cmap_target: None,
             lost: false,
@@ -299,8 +318,10 @@ impl Lexer {
             }
             Lex::Token => {
                 if is_regular(b) {
-                    if self.token.len() < 64 {
+                    if self.token.len() < MAX_TOKEN {
                         self.token.push(b);
+                    } else {
+                        self.token_cut = true;
                     }
                     return Ok(());
                 }
@@ -339,6 +360,12 @@ impl Lexer {
 
     fn end_token(&mut self, sink: &mut LineSink<'_>, doc: &mut Fonts) -> Result<(), Refusal> {
         let token = std::mem::take(&mut self.token);
+        let cut = std::mem::take(&mut self.token_cut);
+        if cut && token.starts_with(b"/") {
+            // past a name's longest: it cannot be matched to its resource, and is never
+            // read as another (a content stream's is refused at its operator)
+            self.lost = true;
+        }
         let result = self.token_done(&token, sink, doc);
         self.token = token;
         self.token.clear();
@@ -352,7 +379,7 @@ impl Lexer {
         doc: &mut Fonts,
     ) -> Result<(), Refusal> {
         if let Some(name) = token.strip_prefix(b"/") {
-            self.operand(Operand::Name(name.to_vec()));
+            self.operand(Operand::Name(unescape_name(name)));
             return Ok(());
         }
         if let Some(n) = std::str::from_utf8(token)
@@ -434,6 +461,22 @@ impl Lexer {
             b"BT" => {
                 self.y = 0.0;
                 self.scale = 1.0;
+            }
+            // the font is part of the graphics state, saved by q and restored by Q
+            b"q" => {
+                if self.saved.len() < MAX_SAVED {
+                    self.saved.push(self.font);
+                } else {
+                    self.saved_over += 1;
+                }
+            }
+            b"Q" => {
+                if self.saved_over > 0 {
+                    self.saved_over -= 1;
+                    self.font = NO_FONT;
+                } else if let Some(font) = self.saved.pop() {
+                    self.font = font;
+                }
             }
             b"Tf" => {
                 self.size = numbers(1)[0];
