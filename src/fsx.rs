@@ -515,14 +515,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// # Errors
 /// Writing, syncing or renaming fails.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_through_temp(path, bytes, true)
+}
+
+/// The temporary name a file is written through before its rename to `path`:
+/// `.<name>.tmp` beside it.
+fn temp_name(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
+    dir.join(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
+    ))
+}
+
+/// Writes `bytes` to [`temp_name`]`(path)` (made or emptied), fsynced where `sync`, and
+/// renames it to `path`.
+fn write_through_temp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = temp_name(path);
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
+    drop(f);
     fs::rename(&tmp, path)
 }
 
@@ -535,15 +550,7 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// # Errors
 /// Writing or renaming fails.
 pub fn write_replaced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    drop(f);
-    fs::rename(&tmp, path)
+    write_through_temp(path, bytes, false)
 }
 
 /// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs the directory.
@@ -560,10 +567,7 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writing, syncing, changing the mode or renaming fails.
 pub fn write_durable_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
+    let tmp = temp_name(path);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
