@@ -86,9 +86,14 @@ pub(super) const NO_FONT: u32 = u32::MAX;
 /// line): past it, the line is refused as unreadable.
 const MAX_INHERITED: usize = 1024;
 
-/// Bytes of lines read in the fonts text shown in no font may inherit, at most, for the
-/// file (each such line's length times its readings): past it, refused as unreadable.
-const INHERITED_WORK: usize = 256 << 20;
+/// Work of reading lines in the fonts text shown in no font may inherit, at most, for the
+/// file: each such line's readings times its length plus `READING_COST`. Past it, refused
+/// as unreadable.
+const INHERITED_WORK: usize = 128 << 20;
+
+/// What one reading of a line costs beside its bytes (its buffers, its readers), in the
+/// units of `INHERITED_WORK`: a file of many short lines is bounded as one of long ones.
+const READING_COST: usize = 64;
 
 /// Tags of the records of a line (see `Line`).
 pub(super) const RUN: u8 = 0;
@@ -177,8 +182,10 @@ pub(super) struct Fonts {
     selected: Vec<bool>,
     /// Fonts an ExtGState's /Font entry sets (`gs`): text shown in no font may be in them.
     state_fonts: Vec<FontId>,
-    /// Bytes read so far in inherited fonts (see `INHERITED_WORK`).
+    /// Work done so far reading in inherited fonts (see `INHERITED_WORK`).
     inherited_work: std::cell::Cell<usize>,
+    /// [`Fonts::inherited`] once the file has ended (nothing binds or selects a font after).
+    inherited_at_end: std::cell::OnceCell<Result<Vec<(u32, FontId)>, Refusal>>,
     /// Dictionaries of names and references, any of which may be a /Font map met later.
     ref_dicts: HashMap<u32, Vec<(Vec<u8>, u32)>>,
     /// Entries in `ref_dicts`.
@@ -536,7 +543,13 @@ impl Fonts {
     /// More than `MAX_INHERITED` of them, or a name that stands for more fonts than were
     /// kept: the text cannot be read in all of them.
     fn inherited(&self) -> Result<Vec<(u32, FontId)>, Refusal> {
+        let too_many = || {
+            unreadable(format!(
+                "PDF shows text in no font of its own, in a file whose Tf select or ExtGStates set more than {MAX_INHERITED} fonts it may inherit: its text cannot be read"
+            ))
+        };
         let mut out: Vec<(u32, FontId)> = Vec::new();
+        let mut seen: HashSet<FontId> = HashSet::new();
         for (id, _) in self.selected.iter().enumerate().filter(|(_, s)| **s) {
             if self.crowded.get(id) == Some(&true) {
                 return Err(unreadable(format!(
@@ -545,20 +558,21 @@ impl Fonts {
                 )));
             }
             for &f in self.bindings.get(id).map_or(&[][..], Vec::as_slice) {
-                if !out.iter().any(|&(_, g)| g == f) {
+                if seen.insert(f) {
                     out.push((id as u32, f));
                 }
             }
+            if out.len() > MAX_INHERITED {
+                return Err(too_many());
+            }
         }
         for &f in &self.state_fonts {
-            if !out.iter().any(|&(_, g)| g == f) {
+            if seen.insert(f) {
                 out.push((NO_FONT, f));
             }
         }
         if out.len() > MAX_INHERITED {
-            return Err(unreadable(format!(
-                "PDF shows text in no font of its own, in a file whose Tf select more than {MAX_INHERITED} fonts it may inherit: its text cannot be read"
-            )));
+            return Err(too_many());
         }
         Ok(out)
     }
@@ -937,10 +951,15 @@ impl Fonts {
     /// ([`Fonts::inherited`]), each of these with every reading of the named runs beside
     /// it (their product, within `INHERITED_WORK` bytes read for the file).
     fn read_line(&self, line: &[u8], sink: &mut LineSink<'_>) -> Result<(), Refusal> {
-        let inherited = if records(line).any(|(_, r)| matches!(r, Record::Run(NO_FONT, _))) {
-            self.inherited()?
-        } else {
+        let inherited = if !records(line).any(|(_, r)| matches!(r, Record::Run(NO_FONT, _))) {
             Vec::new()
+        } else if self.ended {
+            // the same for every such line: worked out once
+            self.inherited_at_end
+                .get_or_init(|| self.inherited())
+                .clone()?
+        } else {
+            self.inherited()?
         };
         let mut readings = 1;
         for (_, r) in records(line) {
@@ -962,30 +981,34 @@ impl Fonts {
             let work = self
                 .inherited_work
                 .get()
-                .saturating_add(readings.saturating_mul(line.len()));
+                .saturating_add(readings.saturating_mul(line.len() + READING_COST));
             if work > INHERITED_WORK {
                 return Err(unreadable(format!(
-                    "PDF shows text in no font of its own, to be read in {} fonts it may inherit: more than {} MiB to read",
-                    inherited.len(),
-                    INHERITED_WORK >> 20
+                    "PDF shows text in no font of its own, to be read in {} fonts it may inherit: too much to read",
+                    inherited.len()
                 )));
             }
             self.inherited_work.set(work);
         }
-        let mut done: Vec<u64> = Vec::new();
+        // the readings handed on, whole (no hash a crafted reading could collide with)
+        let mut done: HashSet<String> = HashSet::new();
         for reading in 0..readings {
             let (inherit, reading) = (reading / named, reading % named);
             // room for the usual line at once: a two-byte code's character takes three
             // bytes of UTF-8, and its runs hold the codes and a few bytes more
             let mut text = String::with_capacity(line.len());
             let mut readers: HashMap<u32, Reader<'_>> = HashMap::new();
+            let inherited = inherit.checked_sub(1).and_then(|i| inherited.get(i));
+            // one reader for the no-font runs of this reading, made at the first of them
+            let mut no_font: Option<Reader<'_>> = None;
             for (_, r) in records(line) {
                 match r {
                     Record::Space => text.push(' '),
                     Record::Run(NO_FONT, bytes) => {
-                        let inherited = inherit.checked_sub(1).and_then(|i| inherited.get(i));
-                        let reader = inherited.map_or(Reader::Fallback, |&(_, f)| self.reader(f));
-                        Self::decode(&reader, bytes, &mut text).map_err(|why| {
+                        let reader = no_font.get_or_insert_with(|| {
+                            inherited.map_or(Reader::Fallback, |&(_, f)| self.reader(f))
+                        });
+                        Self::decode(reader, bytes, &mut text).map_err(|why| {
                             let font = match inherited {
                                 Some(&(name, _)) if name != NO_FONT => {
                                     format!("the font /{}", self.label(name))
@@ -1026,12 +1049,9 @@ impl Fonts {
                 emit(&text, sink)?;
                 continue;
             }
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&text, &mut hasher);
-            let hash = std::hash::Hasher::finish(&hasher);
-            if !done.contains(&hash) {
+            if !done.contains(&text) {
                 emit(&text, sink)?;
-                done.push(hash);
+                done.insert(text);
             }
         }
         Ok(())
@@ -1526,6 +1546,45 @@ endcmap end end";
         let long = format!("BT /F{} 24 Tf 72 700 Td <00410042> Tj ET", "x".repeat(130));
         let (verdict, _) = super::super::testing::scan(&doc(fonts, long.as_bytes()), true);
         assert_eq!(verdict.unwrap_err().reason, Reason::ContentUnreadable);
+    }
+
+    #[test]
+    fn reading_in_inherited_fonts_is_bounded_however_short_the_lines() {
+        // 300 fonts selected, then 100,000 one-code lines in no font: 300 readings each
+        let fonts: String = (0..300)
+            .map(|i| format!("/F{i} << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> "))
+            .collect();
+        let page = format!(
+            "<< /Type /Page /Resources << /Font << {fonts}>> >> /Contents [3 0 R 4 0 R] >>"
+        );
+        let select: String = (0..300).map(|i| format!("/F{i} 1 Tf ")).collect();
+        let first = format!("BT {select}ET");
+        let second = "BT 12 TL ".to_string() + &"T* <41> Tj ".repeat(100_000) + "ET";
+        let data = pdf(&[
+            catalog(),
+            (&page, None),
+            ("<< >>", Some(first.as_bytes())),
+            ("<< >>", Some(second.as_bytes())),
+        ]);
+        let (verdict, lines) = super::super::testing::scan(&data, true);
+        let refusal = verdict.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ContentUnreadable);
+        assert!(
+            refusal.detail.contains("too much to read"),
+            "{}",
+            refusal.detail
+        );
+        // refused long before the 30 million readings the file asks for
+        assert!(lines.len() < 1_000_000, "{}", lines.len());
+        // a few such lines are read in each font
+        let few = "BT 12 TL ".to_string() + &"T* <41> Tj ".repeat(10) + "ET";
+        let data = pdf(&[
+            catalog(),
+            (&page, None),
+            ("<< >>", Some(first.as_bytes())),
+            ("<< >>", Some(few.as_bytes())),
+        ]);
+        assert_eq!(lines_of(&data), vec!["A"; 10]);
     }
 
     #[test]

@@ -24,8 +24,8 @@ const OVERLAP_BYTES: usize = 4 * super::fonts::OVERLAP;
 pub(super) const MAX_STRING: usize = 64 * 1024;
 
 /// Longest token kept, in bytes: a name's 127 bytes (ISO 32000-1 Annex C) and its slash.
-/// A longer name is refused where it names a font (it could not be matched to its
-/// resource).
+/// A longer name (it could not be matched to its resource) makes a content stream's text
+/// unreadable, whatever it names.
 const MAX_TOKEN: usize = 128;
 
 /// Depth of the graphics-state stack (`q`) whose fonts are kept.
