@@ -429,9 +429,6 @@ impl Sender {
         let mut e = Entry::object(&s.channel, s.id, &s.name);
         e.detail = Some(format!("{content_type} (policy {})", policy.version));
         node.audit.append(Event::Accepted, e)?;
-        // kept durably only where a restart could not simply seal it again: an object the
-        // approval desk may hold (its approvals sign this manifest's body), or one on the
-        // diode (its first-pass mark must never outlive the manifest it was sent under)
         self.spool.store_manifest(
             sealed.spooled(),
             sealed.frame(),

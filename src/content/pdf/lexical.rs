@@ -47,7 +47,6 @@ const HEX_VALUES: [u8; 256] = {
     table
 };
 
-/// Where `needle` first occurs in `hay` (SIMD search, `memchr::memmem`).
 /// A name's bytes with each `#` and two hex digits decoded (ISO 32000-1 §7.3.5); a `#` not
 /// followed by two hex digits is kept as it is.
 pub(super) fn unescape_name(raw: &[u8]) -> Vec<u8> {
@@ -71,6 +70,7 @@ pub(super) fn unescape_name(raw: &[u8]) -> Vec<u8> {
     name
 }
 
+/// Where `needle` first occurs in `hay` (SIMD search, `memchr::memmem`).
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
