@@ -59,6 +59,7 @@ mod cmap;
 mod encoding;
 mod filters;
 mod fonts;
+mod inline_image;
 mod lexical;
 mod objects;
 mod objstm;

@@ -11,6 +11,7 @@
 
 use super::cmap::{CMap, Item, Parent};
 use super::fonts::{Edges, Fonts, MAX_LINE, NO_FONT, SPACE, push_run, tail_from};
+use super::inline_image::{self, InlineImage};
 use super::lexical::{hex_value, is_delimiter, is_regular, is_white, unescape_name};
 use super::unreadable;
 use crate::content::LineSink;
@@ -43,6 +44,8 @@ enum Operand {
     Str(Vec<u8>),
     Number(f64),
     Name(Vec<u8>),
+    /// `true` or `false` (an inline image's /IM).
+    Bool(bool),
     ArrayOpen,
     ArrayClose,
 }
@@ -76,6 +79,9 @@ pub(super) struct Lexer {
     operands: Vec<Operand>,
     operand_bytes: usize,
     image_tail: u32,
+    /// The inline image being passed over in a content stream, checked at its first `EI`
+    /// ([`inline_image`]); `None` in a stream read loosely.
+    image: Option<InlineImage>,
     /// The runs of the current line (see `fonts::push_run`).
     line: Vec<u8>,
     /// Bytes of text in `line`.
@@ -130,6 +136,7 @@ impl Lexer {
             operands: Vec::new(),
             operand_bytes: 0,
             image_tail: 0,
+            image: None,
             line: Vec::new(),
             line_text: 0,
             font: NO_FONT,
@@ -309,10 +316,16 @@ impl Lexer {
             Lex::InlineImage => {
                 // Skip binary image data up to whitespace, `EI`, whitespace.
                 self.image_tail = self.image_tail << 8 | u32::from(b);
+                if let Some(image) = self.image.as_mut() {
+                    image.byte(b);
+                }
                 let [w1, e, i, w2] = self.image_tail.to_be_bytes();
                 if is_white(w1) && e == b'E' && i == b'I' && (is_white(w2) || is_delimiter(w2)) {
                     self.state = Lex::Ground;
                     self.clear_operands();
+                    if let Some(image) = self.image.take() {
+                        image.check()?;
+                    }
                 }
                 Ok(())
             }
@@ -380,6 +393,14 @@ impl Lexer {
     ) -> Result<(), Refusal> {
         if let Some(name) = token.strip_prefix(b"/") {
             self.operand(Operand::Name(unescape_name(name)));
+            return Ok(());
+        }
+        if let Some(value) = match token {
+            b"true" => Some(true),
+            b"false" => Some(false),
+            _ => None,
+        } {
+            self.operand(Operand::Bool(value));
             return Ok(());
         }
         if let Some(n) = std::str::from_utf8(token)
@@ -513,6 +534,24 @@ impl Lexer {
             b"ID" => {
                 self.state = Lex::InlineImage;
                 self.image_tail = 0x2020_2020;
+                // a content stream's image is measured as viewers measure it; a stream read
+                // loosely may be image data whose `ID` is chance
+                self.image = if self.strict {
+                    let items: Vec<inline_image::Item<'_>> = operands
+                        .iter()
+                        .map(|o| match o {
+                            Operand::Name(n) => inline_image::Item::Name(n),
+                            Operand::Number(v) => inline_image::Item::Number(*v),
+                            Operand::Bool(b) => inline_image::Item::Bool(*b),
+                            Operand::ArrayOpen => inline_image::Item::Open,
+                            Operand::ArrayClose => inline_image::Item::Close,
+                            Operand::Str(_) => inline_image::Item::Other,
+                        })
+                        .collect();
+                    Some(InlineImage::new(&items)?)
+                } else {
+                    None
+                };
             }
             b"begincmap"
             | b"begincodespacerange"
@@ -546,7 +585,7 @@ impl Lexer {
                 Operand::Name(n) => Some(Item::Name(n)),
                 Operand::ArrayOpen => Some(Item::ArrayOpen),
                 Operand::ArrayClose => Some(Item::ArrayClose),
-                Operand::Number(_) => None,
+                Operand::Number(_) | Operand::Bool(_) => None,
             })
         };
         match op {
@@ -766,6 +805,53 @@ BT % a comment (not shown) Tj
             verdict.unwrap_err().reason,
             crate::core::reason::Reason::ContentUnreadable
         );
+    }
+
+    /// An `EI` inside an inline image's data: MuPDF and Poppler read the 30 bytes the
+    /// dictionary gives and show the text after the real `EI`; read to the first `EI`, the
+    /// `%` after it hid that text in a comment. Refused; the same image without it is read.
+    #[test]
+    fn an_inline_image_with_an_ei_inside_its_data_is_refused() {
+        let page = |data: &[u8], dict: &str| {
+            let mut content = format!(
+                "BT /F1 24 Tf 50 700 Td (VISIBLE) Tj ET q 30 0 0 1 50 650 cm BI {dict} ID "
+            )
+            .into_bytes();
+            content.extend_from_slice(data);
+            content.extend_from_slice(b" EI Q BT /F1 24 Tf 50 600 Td (SECRET) Tj ET");
+            pdf(&[catalog(), ("<< >>", Some(&content))])
+        };
+        let gray = "/W 30 /H 1 /BPC 8 /CS /G";
+        let fake = [b" EI %".as_slice(), &[0; 25]].concat();
+        let (verdict, _) = scan(&page(&fake, gray), true);
+        let refusal = verdict.unwrap_err();
+        assert_eq!(
+            refusal.reason,
+            crate::core::reason::Reason::ContentUnreadable
+        );
+        assert!(
+            refusal
+                .detail
+                .contains("0 bytes before it, 30 by its width"),
+            "{}",
+            refusal.detail
+        );
+        let (verdict, lines) = scan(&page(&[1; 30], gray), true);
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(lines, ["VISIBLE", "SECRET"]);
+        // a mask given by `/IM true`: 30 × 1 bits, 4 bytes
+        let mask = "/W 30 /H 1 /IM true";
+        assert!(scan(&page(b" EI %", mask), true).0.is_err());
+        assert_eq!(scan(&page(&[1; 4], mask), true).0, Ok(()));
+        // a Flate image whose zlib stream (stored blocks: its bytes show through) holds the EI
+        let flate = "/W 30 /H 1 /BPC 8 /CS /G /F /Fl";
+        let stored = super::super::testing::stored(&fake);
+        assert!(scan(&page(&stored, flate), true).0.is_err());
+        let deflated = super::super::testing::deflate(&[1; 30]);
+        assert_eq!(scan(&page(&deflated, flate), true).0, Ok(()));
+        // an unknown filter: where viewers end it is not known
+        let unknown = scan(&page(&[1; 30], "/F /Crypt"), true).0.unwrap_err();
+        assert!(unknown.detail.contains("/Crypt"), "{}", unknown.detail);
     }
 
     #[test]
