@@ -1,23 +1,34 @@
-//! Where an inline image's data ends (ISO 32000-2 §8.9.7): the content lexer ends it at the
-//! first `EI` between white space, while viewers read the data by what its dictionary says
-//! (MuPDF and Poppler: the unfiltered data's length, or the first filter's end of data,
-//! then the next `EI`). An `EI` inside the data makes the two disagree: operators written
-//! after a fake `EI` are obeyed by one reader and are image data to the other (a `Tf` that
-//! changes the font of later text, text shown or hidden). So an inline image of a content
-//! stream is checked at its first `EI`: its data must be whole by then, by the measure its
-//! dictionary gives; else the stream is refused.
+//! Where an inline image's data ends (ISO 32000-2 §8.9.7). MuPDF and Poppler read the data
+//! by what its dictionary says (the unfiltered data's length, the first filter's end of
+//! data), then look for the next `EI` (MuPDF: followed by white space, `<` or `/`; Poppler:
+//! any). A lexer that ends the image at the first `EI` between white space disagrees with
+//! them where the data holds one, or where the real `EI` has no white space before it: the
+//! operators on one side of the disagreement are image data to the other (a `Tf` that
+//! changes the font of later text, a `%` that hides the rest of a line). So an inline image
+//! of a content stream is read as they read it, and refused where readers could differ.
 //!
 //! ```text
-//!  BI /W 4 /H 2 /BPC 8 /CS /G ID ␠ ........ ␠EI␠   data of 8 bytes = 4 × 2 × 8 bits × 1
-//!  BI /F /Fl … ID ␠ <zlib stream> ␠EI␠          the zlib stream ended before the EI
-//!  BI /F /DCT … ID ␠ FFD8 … FFD9 ␠EI␠           the JPEG's markers walked to its EOI
+//!  BI /W 4 /H 2 /BPC 8 /CS /G ID ␠ ........ EI␠     data of 8 bytes = 4 × 2 × 8 bits × 1
+//!  BI /F /Fl … ID ␠ <zlib stream> EI␠             the zlib stream ends, then the EI
+//!  BI /F /DCT … ID ␠ FFD8 … FFD9 EI␠              the JPEG's markers walked to its EOI
 //! ```
 //!
-//! Left to the first `EI`: images in a filter this reader does not decode (CCITTFax, JBIG2,
-//! JPX), and a colour space named by a resource, whose components are counted as one (the
-//! least it may have).
+//! Refused (`content_unreadable`): an `EI` between white space inside the data (a reader
+//! that scans for it ends there), a colour space no inline image may give (a family that
+//! needs parameters given by name, or a Separation, DeviceN or ICCBased array: MuPDF then
+//! reads the data as operators, Poppler passes it over), an `EI` that only one of the two ends at (not followed by
+//! white space, `<` or `/`) between the data's end and the one both end at, an unfiltered
+//! image without the width, height, bits or colour space that measure it, an unknown
+//! filter, two different filters. Left to the first `EI` between white space, as before:
+//! images in a filter this reader does not decode (CCITTFax, JBIG2, JPX). A name that the
+//! page's resources do not define as a colour space is not caught (this reader does not
+//! look them up): MuPDF reads such an image's data as operators. A colour space
+//! named by the page's resources counts one component (the least it may have): such an
+//! image's data is measured short, so its `EI` is looked for too soon and an `EI` inside
+//! the data is refused, never passed over.
 
 use super::filters::{self, Filter, FilterKind, Stage, Stop};
+use super::lexical::{is_delimiter, is_white};
 use crate::core::reason::Refusal;
 
 /// Most bytes of an inline image's data kept to find its end (a filtered or JPEG one): the
@@ -41,28 +52,26 @@ pub(super) enum Item<'a> {
 #[derive(Debug)]
 enum Measure {
     /// Unfiltered: this many bytes.
-    Length(u64),
-    /// The first filter's end of data (its decoding stage).
-    Decoded(Vec<Stage>),
+    Length(usize),
+    /// The first filter's end of data: its decoding stage, fed the data up to `fed`.
+    Decoded {
+        filter: Filter,
+        stage: Vec<Stage>,
+        fed: usize,
+    },
     /// A JPEG's end-of-image marker.
     Jpeg,
-    /// Not known: the first `EI` is taken.
+    /// Not known: the first `EI` between white space (or a delimiter after it).
     FirstEi,
 }
 
 /// An inline image being passed over: what its dictionary says of its data, and the bytes
-/// after `ID` seen so far (kept where the check needs them).
+/// after `ID` seen so far.
 #[derive(Debug)]
 pub(super) struct InlineImage {
     measure: Measure,
-    /// Bytes after `ID` (its white space included), up to and with the `EI` and the byte
-    /// after it.
-    seen: u64,
-    /// The first two of them (to pass over `ID`'s white space: one byte, or CR LF).
-    first: [u8; 2],
+    /// Every byte after `ID` (its white space included), up to the last taken.
     kept: Vec<u8>,
-    /// More than [`MAX_KEPT`] bytes came.
-    over: bool,
 }
 
 /// A filter name of an inline image, abbreviated or not (ISO 32000-2 Table 93).
@@ -78,6 +87,26 @@ fn filter_kind(name: &[u8]) -> Option<Result<FilterKind, ()>> {
         _ => return None,
     }))
 }
+
+/// Colour-space families that need parameters, so never stand alone as a name: an inline
+/// image naming one cannot be drawn (ISO 32000-2 §8.6.3, §8.9.7).
+const INVALID_INLINE: [&[u8]; 10] = [
+    b"I",
+    b"Indexed",
+    b"Pattern",
+    b"Separation",
+    b"DeviceN",
+    b"ICCBased",
+    b"CalGray",
+    b"CalRGB",
+    b"Lab",
+    b"DeviceNColorSpace",
+];
+
+/// The families an inline image may give as an array (Indexed, which §8.9.7 allows, and the
+/// CIE-based ones MuPDF and Poppler both make); any other (Separation, DeviceN, ICCBased)
+/// belongs in the page's resources.
+const LISTED_INLINE: [&[u8]; 5] = [b"I", b"Indexed", b"CalGray", b"CalRGB", b"Lab"];
 
 /// Colour components of a colour space named in an inline image (ISO 32000-2 §8.6, Table
 /// 93's abbreviations); a name of the page's resources counts one, the least it may have.
@@ -112,10 +141,7 @@ impl InlineImage {
         let measure = Self::measure(items)?;
         Ok(InlineImage {
             measure,
-            seen: 0,
-            first: [0; 2],
             kept: Vec::new(),
-            over: false,
         })
     }
 
@@ -147,9 +173,27 @@ impl InlineImage {
                 }
             } else if key(i, [b"CS", b"ColorSpace"]) {
                 // [/I /RGB 255 <…>], [/CalRGB <<…>>]: the family names the count
-                if let [Item::Name(s), ..] | [Item::Open, Item::Name(s), ..] = value {
-                    comps = Some(comps.unwrap_or(0).max(components(s)));
+                let (family, listed) = match value {
+                    [Item::Name(s), ..] => (*s, false),
+                    [Item::Open, Item::Name(s), ..] => (*s, true),
+                    _ => continue,
+                };
+                // MuPDF reads the data of an image whose colour space it cannot make as
+                // operators; Poppler passes it over
+                if (!listed && INVALID_INLINE.contains(&family))
+                    || (listed && !LISTED_INLINE.contains(&family))
+                {
+                    return Err(super::unreadable(format!(
+                        "PDF inline image's colour space /{} {}: viewers differ on what its data is",
+                        String::from_utf8_lossy(family),
+                        if listed {
+                            "is not one an inline image may give in an array"
+                        } else {
+                            "needs parameters an inline image cannot give by name"
+                        }
+                    )));
                 }
+                comps = Some(comps.unwrap_or(0).max(components(family)));
             } else if key(i, [b"IM", b"ImageMask"]) {
                 mask |= matches!(value, [Item::Bool(true), ..]);
             }
@@ -167,20 +211,35 @@ impl InlineImage {
                 ))),
                 Some(Err(())) => Ok(Measure::Jpeg),
                 Some(Ok(FilterKind::Image)) => Ok(Measure::FirstEi),
-                Some(Ok(kind)) => Ok(Stage::chain(&[Filter {
-                    kind,
-                    predictor: None,
-                    early_change: true,
-                }])
-                .map_or(Measure::FirstEi, Measure::Decoded)),
+                Some(Ok(kind)) => {
+                    let filter = Filter {
+                        kind,
+                        predictor: None,
+                        early_change: true,
+                    };
+                    Ok(
+                        Stage::chain(&[filter]).map_or(Measure::FirstEi, |stage| {
+                            Measure::Decoded {
+                                filter,
+                                stage,
+                                fed: 0,
+                            }
+                        }),
+                    )
+                }
             };
         }
+        let unmeasured = || {
+            super::unreadable(
+                "PDF inline image lacks the width, height, bits per component or colour space that measure its data: viewers cannot draw it, and where it ends cannot be told",
+            )
+        };
         let whole = |v: Option<f64>| v.filter(|v| *v >= 0.0).map(|v| v.ceil() as u64);
         let (Some(width), Some(height)) = (
             whole(largest(items, [b"W", b"Width"])),
             whole(largest(items, [b"H", b"Height"])),
         ) else {
-            return Ok(Measure::FirstEi);
+            return Err(unmeasured());
         };
         let bits = whole(largest(items, [b"BPC", b"BitsPerComponent"]));
         let length = |bits: u64, comps: u64| {
@@ -193,77 +252,123 @@ impl InlineImage {
         };
         let image = bits.zip(comps).map(|(b, c)| length(b, c));
         match (mask.then(|| length(1, 1)), image) {
-            (None, None) => Ok(Measure::FirstEi),
-            (a, b) => Ok(Measure::Length(a.max(b).unwrap_or(0))),
-        }
-    }
-
-    /// Takes one byte of the data (before the `EI` is known to be there).
-    pub(super) fn byte(&mut self, b: u8) {
-        if let Some(slot) = self.first.get_mut(self.seen as usize) {
-            *slot = b;
-        }
-        self.seen += 1;
-        if matches!(self.measure, Measure::Decoded(_) | Measure::Jpeg) {
-            if self.kept.len() < MAX_KEPT {
-                self.kept.push(b);
-            } else {
-                self.over = true;
+            (None, None) => Err(unmeasured()),
+            (a, b) => {
+                let bytes = a.max(b).unwrap_or(0);
+                Ok(Measure::Length(
+                    usize::try_from(bytes).unwrap_or(usize::MAX),
+                ))
             }
         }
     }
 
-    /// The check at the first `EI` (the white space before it, `E`, `I` and the byte after
-    /// it taken by [`InlineImage::byte`]): the data must be whole by then.
+    /// Takes the next byte after `ID`. Returns whether the image ended with it: it was the
+    /// byte after an `EI` that ends the image, and is to be read again as content (a `/`
+    /// or `<` starts the next token).
     ///
     /// # Errors
-    /// `content_unreadable`: the data goes on past this `EI` by its dictionary's measure,
-    /// or cannot be measured (too long to keep, a filter's data broken, a JPEG whose
-    /// markers do not end before it).
-    pub(super) fn check(self) -> Result<(), Refusal> {
-        // ID's white space: one byte, or CR LF (as MuPDF passes it over)
-        let lead: u64 = if self.first == *b"\r\n" { 2 } else { 1 };
-        let data = self.seen.saturating_sub(lead + 4);
-        let ambiguous = |what: &str| {
-            super::unreadable(format!(
-                "PDF inline image has `EI` inside its data ({what}): viewers that read the data by its dictionary do not end it there, so the operators after it are read differently"
-            ))
-        };
-        if self.over {
+    /// `content_unreadable`: the image is over [`MAX_KEPT`] bytes, or readers could end it
+    /// in different places (see the module's doc), or its filtered data is broken.
+    pub(super) fn byte(&mut self, b: u8) -> Result<bool, Refusal> {
+        if self.kept.len() >= MAX_KEPT {
             return Err(super::unreadable(format!(
                 "PDF inline image is over {} MiB: where its data ends cannot be checked",
                 MAX_KEPT >> 20
             )));
         }
-        let kept = {
-            let end = self.kept.len().saturating_sub(4);
-            let start = (lead as usize).min(end);
-            &self.kept[start..end]
+        self.kept.push(b);
+        let n = self.kept.len();
+        let (at, after) = match self.kept[n.saturating_sub(3)..] {
+            [b'E', b'I', after] => (n - 3, after),
+            _ => return Ok(false),
         };
-        match self.measure {
-            Measure::FirstEi => Ok(()),
-            Measure::Length(length) if data < length => Err(ambiguous(&format!(
-                "{data} bytes before it, {length} by its width, height, bits and colour space"
+        let white_before = at == 0 || is_white(self.kept[at - 1]);
+        let scanned_end = white_before && (is_white(after) || is_delimiter(after));
+        if matches!(self.measure, Measure::FirstEi) {
+            return Ok(scanned_end);
+        }
+        // MuPDF's test of the EI that ends an image; Poppler takes any
+        if !(after <= b' ' || after == b'<' || after == b'/') {
+            return Ok(false);
+        }
+        // ID's white space: one byte, or CR LF (as MuPDF passes it over)
+        let lead = match self.kept.as_slice() {
+            [b'\r', b'\n', ..] => 2,
+            [w, ..] if is_white(*w) => 1,
+            _ => 0,
+        }
+        .min(at);
+        let data_end = self.data_end(lead, at)?;
+        let data = &self.kept[lead..at];
+        match data_end {
+            // inside the data: a reader that scans for EI between white space ends here
+            None if scanned_end => Err(ambiguous(&format!(
+                "{} bytes before it, {}",
+                data.len(),
+                self.measure.what()
             ))),
-            Measure::Length(_) => Ok(()),
-            Measure::Decoded(mut stages) => {
-                // the chain of the first filter alone: its end of data is the data's end
-                filters::run(&mut stages, kept, &mut |_| Ok(()))?;
-                match stages.first().map(|s| s.stop) {
-                    Some(Stop::Ended) => Ok(()),
-                    Some(Stop::Running) => Err(ambiguous("its filter's data has not ended")),
+            None => Ok(false),
+            Some(end) if data[end..].windows(2).any(|w| w == b"EI") => Err(ambiguous(
+                "an `EI` that only some readers end the image at comes first, after its data",
+            )),
+            Some(_) => Ok(true),
+        }
+    }
+
+    /// Where the data (`kept[lead..at]`) ends, if it ends within it: the offset in it.
+    fn data_end(&mut self, lead: usize, at: usize) -> Result<Option<usize>, Refusal> {
+        let data = &self.kept[lead..at];
+        match &mut self.measure {
+            Measure::FirstEi => Ok(Some(0)),
+            Measure::Length(length) => Ok((*length <= data.len()).then_some(*length)),
+            Measure::Jpeg => Ok(jpeg_end(data)),
+            Measure::Decoded { filter, stage, fed } => {
+                let from = (*fed).min(data.len());
+                filters::run(stage, &data[from..], &mut |_| Ok(()))?;
+                *fed = data.len();
+                match stage.first().map(|s| s.stop) {
+                    Some(Stop::Running) => Ok(None),
+                    Some(Stop::Ended) => {
+                        // the exact end: a fresh decoder fed what did not end it, then a
+                        // byte at a time (once an image)
+                        let mut again = Stage::chain(&[*filter]).unwrap_or_default();
+                        filters::run(&mut again, &data[..from], &mut |_| Ok(()))?;
+                        for (i, b) in data.iter().enumerate().skip(from) {
+                            filters::run(&mut again, &[*b], &mut |_| Ok(()))?;
+                            if again.first().is_none_or(|s| s.stop != Stop::Running) {
+                                return Ok(Some(i + 1));
+                            }
+                        }
+                        Ok(Some(data.len()))
+                    }
                     _ => Err(super::unreadable(
                         "PDF inline image's filtered data is broken or too large: where it ends cannot be told",
                     )),
                 }
             }
-            Measure::Jpeg => match jpeg_end(kept) {
-                Some(end) if !kept[end..].windows(2).any(|w| w == b"EI") => Ok(()),
-                Some(_) => Err(ambiguous("an `EI` between the JPEG's end and this one")),
-                None => Err(ambiguous("the JPEG's markers do not reach its end")),
-            },
         }
     }
+}
+
+impl Measure {
+    /// What the data's end is measured by, for a refusal's detail (English).
+    fn what(&self) -> String {
+        match self {
+            Measure::Length(length) => {
+                format!("{length} by its width, height, bits and colour space")
+            }
+            Measure::Decoded { .. } => "its filter's data has not ended".to_string(),
+            Measure::Jpeg => "the JPEG's markers do not reach its end".to_string(),
+            Measure::FirstEi => String::new(),
+        }
+    }
+}
+
+/// The refusal of an image whose end readers could see in different places.
+fn ambiguous(what: &str) -> Refusal {
+    super::unreadable(format!(
+        "PDF inline image has `EI` inside its data ({what}): viewers that read the data by its dictionary end it elsewhere, so the operators after it are read differently"
+    ))
 }
 
 /// The offset just past a JPEG's end-of-image marker, found by walking its markers (ITU-T
@@ -313,36 +418,43 @@ fn jpeg_end(data: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Item::{Bool, Close, Name, Number, Open};
 
-    fn image(items: &[Item<'_>], data: &[u8]) -> Result<(), Refusal> {
+    /// Hands `after_id` (the bytes after `ID`, its white space first) to an image of
+    /// `items`: how many it took before it ended, or `None` if it did not.
+    fn ends(items: &[Item<'_>], after_id: &[u8]) -> Result<Option<usize>, Refusal> {
         let mut img = InlineImage::new(items)?;
-        let mut bytes = b" ".to_vec();
-        bytes.extend_from_slice(data);
-        bytes.extend_from_slice(b" EI ");
-        for b in bytes {
-            img.byte(b);
+        for (i, b) in after_id.iter().enumerate() {
+            if img.byte(*b)? {
+                return Ok(Some(i + 1));
+            }
         }
-        img.check()
+        Ok(None)
     }
 
-    use Item::{Bool, Close, Name, Number, Open};
+    /// `data` between `ID ` and ` EI `: whether the image ends at that `EI` (and no sooner).
+    fn image(items: &[Item<'_>], data: &[u8]) -> Result<bool, Refusal> {
+        let bytes = [b" ".as_slice(), data, b" EI "].concat();
+        Ok(ends(items, &bytes)? == Some(bytes.len()))
+    }
+
+    const GRAY: [Item<'static>; 8] = [
+        Name(b"W"),
+        Number(4.0),
+        Name(b"H"),
+        Number(2.0),
+        Name(b"BPC"),
+        Number(8.0),
+        Name(b"CS"),
+        Name(b"G"),
+    ];
 
     #[test]
     fn unfiltered_data_is_measured_by_width_height_bits_and_colour_space() {
-        let gray = [
-            Name(b"W"),
-            Number(4.0),
-            Name(b"H"),
-            Number(2.0),
-            Name(b"BPC"),
-            Number(8.0),
-            Name(b"CS"),
-            Name(b"G"),
-        ];
-        assert!(image(&gray, &[7; 8]).is_ok());
-        // more before the EI (white space) is as viewers read it
-        assert!(image(&gray, &[7; 9]).is_ok());
-        let short = image(&gray, &[7; 7]).unwrap_err();
+        assert!(image(&GRAY, &[7; 8]).unwrap());
+        // the white space before EI may be the data's last byte, as viewers read it
+        assert!(image(&GRAY, &[7; 7]).unwrap());
+        let short = image(&GRAY, &[7; 6]).unwrap_err();
         assert!(
             short.detail.contains("7 bytes before it, 8 by"),
             "{}",
@@ -359,8 +471,8 @@ mod tests {
             Name(b"ColorSpace"),
             Name(b"DeviceRGB"),
         ];
-        assert!(image(&rgb, &[1; 12]).is_ok());
-        assert!(image(&rgb, &[1; 11]).is_err());
+        assert!(image(&rgb, &[1; 12]).unwrap());
+        assert!(image(&rgb, &[1; 10]).is_err());
         let indexed = [
             Name(b"W"),
             Number(3.0),
@@ -376,8 +488,8 @@ mod tests {
             Item::Other,
             Close,
         ];
-        assert!(image(&indexed, &[1; 3]).is_ok());
-        assert!(image(&indexed, &[1; 2]).is_err());
+        assert!(image(&indexed, &[1; 3]).unwrap());
+        assert!(image(&indexed, &[1; 1]).is_err());
         let mask = [
             Name(b"W"),
             Number(9.0),
@@ -386,31 +498,69 @@ mod tests {
             Name(b"IM"),
             Bool(true),
         ];
-        assert!(image(&mask, &[0; 4]).is_ok());
-        assert!(image(&mask, &[0; 3]).is_err());
+        assert!(image(&mask, &[0; 4]).unwrap());
+        assert!(image(&mask, &[0; 2]).is_err());
         // a key given twice (a nested dictionary's too) counts at its largest
-        let twice = [gray.as_slice(), &[Name(b"H"), Number(3.0)]].concat();
+        let twice = [GRAY.as_slice(), &[Name(b"H"), Number(3.0)]].concat();
         assert!(image(&twice, &[7; 8]).is_err());
-        assert!(image(&twice, &[7; 12]).is_ok());
+        assert!(image(&twice, &[7; 12]).unwrap());
         // /IM true in a nested dictionary of an image described in full: both measures, the
         // larger counts; a second colour space counts at its most components
-        let masked = [gray.as_slice(), &[Name(b"DP"), Name(b"IM"), Bool(true)]].concat();
-        assert!(image(&masked, &[7; 7]).is_err());
-        let spaces = [gray.as_slice(), &[Name(b"CS"), Name(b"CMYK")]].concat();
-        assert!(image(&spaces, &[7; 31]).is_err());
-        assert!(image(&spaces, &[7; 32]).is_ok());
-        // nothing to measure by: the first EI
-        assert!(image(&[Name(b"W"), Number(2.0), Name(b"H"), Number(2.0)], b"").is_ok());
+        let masked = [GRAY.as_slice(), &[Name(b"DP"), Name(b"IM"), Bool(true)]].concat();
+        assert!(image(&masked, &[7; 6]).is_err());
+        let spaces = [GRAY.as_slice(), &[Name(b"CS"), Name(b"CMYK")]].concat();
+        assert!(image(&spaces, &[7; 30]).is_err());
+        assert!(image(&spaces, &[7; 32]).unwrap());
+        // a colour space MuPDF cannot make (its data then read as operators): refused
+        for space in [
+            [Name(b"CS"), Name(b"Indexed"), Item::Other],
+            [Name(b"CS"), Open, Name(b"Separation")],
+            [Name(b"CS"), Open, Name(b"ICCBased")],
+        ] {
+            let items = [&GRAY[..6], space.as_slice()].concat();
+            let refused = InlineImage::new(&items).unwrap_err();
+            assert!(
+                refused.detail.contains("colour space"),
+                "{}",
+                refused.detail
+            );
+        }
+        // nothing to measure by: refused, viewers cannot draw it
+        let unmeasured = InlineImage::new(&[Name(b"W"), Number(2.0), Name(b"H"), Number(2.0)]);
+        assert!(unmeasured.unwrap_err().detail.contains("lacks the width"));
+    }
+
+    /// MuPDF and Poppler read the data, then the next `EI`: one with no white space before
+    /// it ends the image; one inside the data does not, and one between white space there
+    /// is refused (a reader that scans for it ends there).
+    #[test]
+    fn the_ei_after_the_data_ends_it_wherever_it_stands() {
+        // "AEI\n": one byte of data, then EI with nothing before it
+        assert_eq!(ends(&GRAY, b" 1234567\x01EI\n").unwrap(), Some(12));
+        assert_eq!(ends(&GRAY, b" 12345678EI/F1").unwrap(), Some(12));
+        // within the data, an EI not between white space is data
+        assert_eq!(ends(&GRAY, b" 1EI 5678 EI ").unwrap(), Some(13));
+        // between white space: refused
+        assert!(ends(&GRAY, b" 1 EI 678 EI ").is_err());
+        // an EI only Poppler ends at (followed by `(`) before the one both end at: refused
+        assert!(ends(&GRAY, b" 12345678 EI( EI ").is_err());
+        // CR LF after ID is its white space
+        assert_eq!(ends(&GRAY, b"\r\n12345678 EI ").unwrap(), Some(14));
     }
 
     #[test]
     fn filtered_data_must_have_ended_and_unknown_filters_are_refused() {
         let hex = [Name(b"F"), Name(b"AHx")];
-        assert!(image(&hex, b"0102 03>").is_ok());
+        assert!(image(&hex, b"0102 03>").unwrap());
+        assert_eq!(ends(&hex, b" 41>EI ").unwrap(), Some(7));
         assert!(image(&hex, b"0102 03").is_err());
+        // an `I` in hex data is broken data: where viewers end it cannot be told
+        assert!(ends(&hex, b" 41EI\n 42> EI ").is_err());
         let chain = [Name(b"F"), Open, Name(b"A85"), Name(b"Fl"), Close];
-        assert!(image(&chain, b"87cUR~>").is_ok());
+        assert!(image(&chain, b"87cUR~>").unwrap());
         assert!(image(&chain, b"87cUR").is_err());
+        // the exact end: an `EI` right after `~>` that only Poppler ends at, then the real one
+        assert!(ends(&chain, b" 87cUR~>EIx EI ").is_err());
         let unknown = InlineImage::new(&[Name(b"F"), Name(b"Crypt")]).unwrap_err();
         assert!(unknown.detail.contains("/Crypt"), "{}", unknown.detail);
         // a filter given twice, differently (a nested dictionary's /F too): refused
@@ -423,8 +573,9 @@ mod tests {
         ])
         .unwrap_err();
         assert!(two.detail.contains("twice"), "{}", two.detail);
-        // a filter this reader never decodes: the first EI
-        assert!(image(&[Name(b"F"), Name(b"CCF")], b"\x01\x02").is_ok());
+        // a filter this reader never decodes: the first EI between white space
+        let ccf = [Name(b"F"), Name(b"CCF")];
+        assert_eq!(ends(&ccf, b" \x01EI \x02 EI ").unwrap(), Some(10));
     }
 
     #[test]
@@ -434,12 +585,12 @@ mod tests {
             b"\xFF\xD8\xFF\xE0\x00\x04ab\xFF\xDA\x00\x02\x12\xFF\x00\x34\xFF\xD0\x56\xFF\xD9";
         assert_eq!(jpeg_end(jpeg), Some(jpeg.len()));
         let dct = [Name(b"F"), Name(b"DCT")];
-        assert!(image(&dct, jpeg).is_ok());
+        assert!(image(&dct, jpeg).unwrap());
         // an EI inside a comment segment: the walk ends before its EOI
         let inside: &[u8] = b"\xFF\xD8\xFF\xFE\x00\x10 EI /F2 12 Tf ";
         assert_eq!(jpeg_end(inside), None);
         assert!(image(&dct, inside).is_err());
-        // bytes after the EOI that hold an EI: a viewer that walks the JPEG stops there
+        // bytes after the EOI that hold an EI only Poppler ends at
         let after = [jpeg, b" xEIx".as_slice()].concat();
         assert!(image(&dct, &after).is_err());
         assert_eq!(jpeg_end(b"not a jpeg"), None);

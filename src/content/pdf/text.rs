@@ -46,6 +46,8 @@ enum Operand {
     Name(Vec<u8>),
     /// `true` or `false` (an inline image's /IM).
     Bool(bool),
+    /// `null`, or the `R` of a reference.
+    Null,
     ArrayOpen,
     ArrayClose,
 }
@@ -82,6 +84,9 @@ pub(super) struct Lexer {
     /// The inline image being passed over in a content stream, checked at its first `EI`
     /// ([`inline_image`]); `None` in a stream read loosely.
     image: Option<InlineImage>,
+    /// The last operator was `BI`: an `ID` now starts the image's data (an `ID` anywhere
+    /// else is an unknown operator, as viewers take it).
+    after_bi: bool,
     /// The runs of the current line (see `fonts::push_run`).
     line: Vec<u8>,
     /// Bytes of text in `line`.
@@ -137,6 +142,7 @@ impl Lexer {
             operand_bytes: 0,
             image_tail: 0,
             image: None,
+            after_bi: false,
             line: Vec::new(),
             line_text: 0,
             font: NO_FONT,
@@ -314,18 +320,24 @@ impl Lexer {
                 Ok(())
             }
             Lex::InlineImage => {
+                // a content stream's image: measured as viewers measure it
+                if let Some(image) = self.image.as_mut() {
+                    if image.byte(b)? {
+                        self.image = None;
+                        self.state = Lex::Ground;
+                        self.clear_operands();
+                        // the byte after EI starts what follows (`/F1 …`, `<…>`)
+                        return self.byte(b, sink, doc);
+                    }
+                    return Ok(());
+                }
                 // Skip binary image data up to whitespace, `EI`, whitespace.
                 self.image_tail = self.image_tail << 8 | u32::from(b);
-                if let Some(image) = self.image.as_mut() {
-                    image.byte(b);
-                }
                 let [w1, e, i, w2] = self.image_tail.to_be_bytes();
                 if is_white(w1) && e == b'E' && i == b'I' && (is_white(w2) || is_delimiter(w2)) {
                     self.state = Lex::Ground;
                     self.clear_operands();
-                    if let Some(image) = self.image.take() {
-                        image.check()?;
-                    }
+                    return self.byte(b, sink, doc);
                 }
                 Ok(())
             }
@@ -395,12 +407,15 @@ impl Lexer {
             self.operand(Operand::Name(unescape_name(name)));
             return Ok(());
         }
+        // values, not operators (an inline image's dictionary holds them)
         if let Some(value) = match token {
-            b"true" => Some(true),
-            b"false" => Some(false),
+            b"true" => Some(Operand::Bool(true)),
+            b"false" => Some(Operand::Bool(false)),
+            // the `R` of a reference (`[/ICCBased 5 0 R]`): no content operator is named so
+            b"null" | b"R" => Some(Operand::Null),
             _ => None,
         } {
-            self.operand(Operand::Bool(value));
+            self.operand(value);
             return Ok(());
         }
         if let Some(n) = std::str::from_utf8(token)
@@ -436,6 +451,7 @@ impl Lexer {
         sink: &mut LineSink<'_>,
         doc: &mut Fonts,
     ) -> Result<(), Refusal> {
+        let after_bi = std::mem::replace(&mut self.after_bi, op == b"BI");
         let last_string = || {
             operands.iter().rev().find_map(|o| match o {
                 Operand::Str(s) => Some(s.as_slice()),
@@ -531,7 +547,7 @@ impl Lexer {
                 self.y = m[5];
                 self.moved(sink, doc)?;
             }
-            b"ID" => {
+            b"ID" if after_bi => {
                 self.state = Lex::InlineImage;
                 self.image_tail = 0x2020_2020;
                 // a content stream's image is measured as viewers measure it; a stream read
@@ -545,7 +561,7 @@ impl Lexer {
                             Operand::Bool(b) => inline_image::Item::Bool(*b),
                             Operand::ArrayOpen => inline_image::Item::Open,
                             Operand::ArrayClose => inline_image::Item::Close,
-                            Operand::Str(_) => inline_image::Item::Other,
+                            Operand::Str(_) | Operand::Null => inline_image::Item::Other,
                         })
                         .collect();
                     Some(InlineImage::new(&items)?)
@@ -585,7 +601,7 @@ impl Lexer {
                 Operand::Name(n) => Some(Item::Name(n)),
                 Operand::ArrayOpen => Some(Item::ArrayOpen),
                 Operand::ArrayClose => Some(Item::ArrayClose),
-                Operand::Number(_) | Operand::Bool(_) => None,
+                Operand::Number(_) | Operand::Bool(_) | Operand::Null => None,
             })
         };
         match op {
@@ -706,7 +722,7 @@ mod tests {
             br"BT (first) Tj T* [(Sec) -50 (ret) -400 (word)] TJ 0 -14 Td (third\051 \(x\) \101) Tj
 <48656C6C6F> Tj 0 0 Td (same) Tj (line) ' ET
 BT <FEFF673A5BC6> Tj ET
-q BI /W 2 /H 2 ID \x00\x01(garbage) Tj EI Q
+q BI /W 2 /H 2 /BPC 8 /CS /G ID \x00\x01(garbage) Tj EI Q
 BT % a comment (not shown) Tj
 (last) Tj ET";
         let doc = pdf(&[catalog(), ("<< >>", Some(content))]);
@@ -832,7 +848,7 @@ BT % a comment (not shown) Tj
         assert!(
             refusal
                 .detail
-                .contains("0 bytes before it, 30 by its width"),
+                .contains("1 bytes before it, 30 by its width"),
             "{}",
             refusal.detail
         );
@@ -849,6 +865,26 @@ BT % a comment (not shown) Tj
         assert!(scan(&page(&stored, flate), true).0.is_err());
         let deflated = super::super::testing::deflate(&[1; 30]);
         assert_eq!(scan(&page(&deflated, flate), true).0, Ok(()));
+        // the EI right after the data, with no white space before it: MuPDF and Poppler end
+        // the image there and show the text after it, and so does the lexer
+        let (verdict, lines) = scan(
+            &page(b"12345678901234567890123456789AEI\nBT (x) Tj ET\n", gray),
+            true,
+        );
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(lines, ["VISIBLEx", "SECRET"]);
+        // a bare `ID`, no `BI` before it: an unknown operator to viewers, which draw the text
+        let content = b"BT (VISIBLE) Tj ET q ID\n BT (SHOWN) Tj ET \nQ EI\n";
+        let (verdict, lines) = scan(&pdf(&[catalog(), ("<< >>", Some(content))]), true);
+        assert_eq!(verdict, Ok(()));
+        assert_eq!(lines, ["VISIBLESHOWN"]);
+        // a reference in the dictionary is read as one value, not as an operator, and an
+        // ICCBased array (MuPDF reads the data of an image it cannot make as operators) refused
+        let icc = scan(
+            &page(&[1; 30], "/W 30 /H 1 /BPC 8 /CS [/ICCBased 5 0 R]"),
+            true,
+        );
+        assert!(icc.0.unwrap_err().detail.contains("/ICCBased"));
         // an unknown filter: where viewers end it is not known
         let unknown = scan(&page(&[1; 30], "/F /Crypt"), true).0.unwrap_err();
         assert!(unknown.detail.contains("/Crypt"), "{}", unknown.detail);
