@@ -31,13 +31,14 @@ use super::filters::{self, Filter, FilterKind, Stage, Stop};
 use super::lexical::{is_delimiter, is_white};
 use crate::core::reason::Refusal;
 
-/// Most bytes of an inline image's data kept to find its end (a filtered or JPEG one): the
-/// specification advises under 4 KB; past this the stream is refused.
+/// Most bytes of an inline image's data kept to find its end (of any image in a content
+/// stream): the specification advises under 4 KB; past this the stream is refused.
 pub(super) const MAX_KEPT: usize = 16 << 20;
 
 /// One item of an inline image's dictionary as the content lexer read it: its key-value
-/// pairs in order, with the items of an array or a nested dictionary between brackets
-/// (`<<` and `>>` are not told apart from `[` and `]`, nor read at all: see [`Dict`]).
+/// pairs in order, an array's items between `Open` and `Close`. A nested dictionary's `<<`
+/// and `>>` are not read at all, so its keys stand among the image's: a key's values are
+/// all taken into account (see [`InlineImage::new`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Item<'a> {
     Name(&'a [u8]),
@@ -59,8 +60,8 @@ enum Measure {
         stage: Vec<Stage>,
         fed: usize,
     },
-    /// A JPEG's end-of-image marker.
-    Jpeg,
+    /// A JPEG's end-of-image marker, walked to.
+    Jpeg(JpegWalk),
     /// Not known: the first `EI` between white space (or a delimiter after it).
     FirstEi,
 }
@@ -209,13 +210,17 @@ impl InlineImage {
                     "PDF inline image uses the filter /{}, which no reader knows: where its data ends cannot be told",
                     String::from_utf8_lossy(first)
                 ))),
-                Some(Err(())) => Ok(Measure::Jpeg),
+                Some(Err(())) => Ok(Measure::Jpeg(JpegWalk::default())),
                 Some(Ok(FilterKind::Image)) => Ok(Measure::FirstEi),
                 Some(Ok(kind)) => {
+                    // LZW's code width: /EarlyChange 0 in the parameters (1 by default)
+                    let early_change = items.windows(2).all(|pair| {
+                        !matches!(pair, [Item::Name(b"EarlyChange"), Item::Number(v)] if *v == 0.0)
+                    });
                     let filter = Filter {
                         kind,
                         predictor: None,
-                        early_change: true,
+                        early_change,
                     };
                     Ok(
                         Stage::chain(&[filter]).map_or(Measure::FirstEi, |stage| {
@@ -231,17 +236,27 @@ impl InlineImage {
         }
         let unmeasured = || {
             super::unreadable(
-                "PDF inline image lacks the width, height, bits per component or colour space that measure its data: viewers cannot draw it, and where it ends cannot be told",
+                "PDF inline image lacks a whole width, height, bits per component (1, 2, 4, 8 or 16) or colour space to measure its data by: viewers cannot draw it, and where it ends cannot be told",
             )
         };
-        let whole = |v: Option<f64>| v.filter(|v| *v >= 0.0).map(|v| v.ceil() as u64);
+        // MuPDF and Poppler draw whole, positive sizes only, and 1, 2, 4, 8 or 16 bits
+        let whole = |v: Option<f64>| {
+            v.filter(|v| *v >= 1.0 && v.fract() == 0.0)
+                .map(|v| v as u64)
+        };
         let (Some(width), Some(height)) = (
             whole(largest(items, [b"W", b"Width"])),
             whole(largest(items, [b"H", b"Height"])),
         ) else {
             return Err(unmeasured());
         };
-        let bits = whole(largest(items, [b"BPC", b"BitsPerComponent"]));
+        let bits = largest(items, [b"BPC", b"BitsPerComponent"])
+            .map(|b| {
+                whole(Some(b))
+                    .filter(|b| [1, 2, 4, 8, 16].contains(b))
+                    .ok_or_else(unmeasured)
+            })
+            .transpose()?;
         let length = |bits: u64, comps: u64| {
             let row = width
                 .saturating_mul(comps)
@@ -321,7 +336,15 @@ impl InlineImage {
         match &mut self.measure {
             Measure::FirstEi => Ok(Some(0)),
             Measure::Length(length) => Ok((*length <= data.len()).then_some(*length)),
-            Measure::Jpeg => Ok(jpeg_end(data)),
+            Measure::Jpeg(walk) => match walk.walk(data) {
+                Walked::End(end) => Ok(Some(end)),
+                Walked::More => Ok(None),
+                // viewers' JPEG readers pass over what this walk does not: where they end
+                // the data is not known
+                Walked::Broken => Err(super::unreadable(
+                    "PDF inline image's JPEG data does not follow JPEG's markers: where viewers end it cannot be told",
+                )),
+            },
             Measure::Decoded { filter, stage, fed } => {
                 let from = (*fed).min(data.len());
                 filters::run(stage, &data[from..], &mut |_| Ok(()))?;
@@ -331,7 +354,11 @@ impl InlineImage {
                     Some(Stop::Ended) => {
                         // the exact end: a fresh decoder fed what did not end it, then a
                         // byte at a time (once an image)
-                        let mut again = Stage::chain(&[*filter]).unwrap_or_default();
+                        let Some(mut again) = Stage::chain(&[*filter]) else {
+                            return Err(super::unreadable(
+                                "PDF inline image's filter cannot be decoded again",
+                            ));
+                        };
                         filters::run(&mut again, &data[..from], &mut |_| Ok(()))?;
                         for (i, b) in data.iter().enumerate().skip(from) {
                             filters::run(&mut again, &[*b], &mut |_| Ok(()))?;
@@ -358,7 +385,7 @@ impl Measure {
                 format!("{length} by its width, height, bits and colour space")
             }
             Measure::Decoded { .. } => "its filter's data has not ended".to_string(),
-            Measure::Jpeg => "the JPEG's markers do not reach its end".to_string(),
+            Measure::Jpeg(_) => "the JPEG's markers do not reach its end".to_string(),
             Measure::FirstEi => String::new(),
         }
     }
@@ -371,46 +398,95 @@ fn ambiguous(what: &str) -> Refusal {
     ))
 }
 
-/// The offset just past a JPEG's end-of-image marker, found by walking its markers (ITU-T
-/// T.81 Annex B): segments by their lengths, entropy-coded data to the next marker that is
-/// not a restart (`FF 00` is a stuffed byte). `None` where `data` is no JPEG or ends first.
-fn jpeg_end(data: &[u8]) -> Option<usize> {
-    if !data.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let length = |at: usize| -> Option<usize> {
-        let l = usize::from(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]));
-        (l >= 2).then_some(l)
-    };
-    let mut at = 2;
-    loop {
-        if *data.get(at)? != 0xFF {
-            return None;
+/// A walk of a JPEG's markers (ITU-T T.81 Annex B) to its end-of-image marker, resumed
+/// where it stopped as more data comes: segments by their lengths, entropy-coded data to
+/// the next marker that is not a restart (`FF 00` is a stuffed byte).
+#[derive(Debug, Default, Clone, Copy)]
+struct JpegWalk {
+    /// Where the walk stands in the data: a marker's first `FF`, or inside entropy-coded
+    /// data; 0 before the start-of-image marker is checked.
+    at: usize,
+    /// Inside entropy-coded data (after a start-of-scan segment).
+    entropy: bool,
+}
+
+/// How far a [`JpegWalk`] got.
+#[derive(Debug, PartialEq, Eq)]
+enum Walked {
+    /// The end-of-image marker ends at this offset.
+    End(usize),
+    /// The data ends first.
+    More,
+    /// Not a JPEG's markers.
+    Broken,
+}
+
+impl JpegWalk {
+    /// Walks `data` (the data so far: what was walked before and more) from where the walk
+    /// stopped; each byte is passed over about once, whatever the number of calls.
+    fn walk(&mut self, data: &[u8]) -> Walked {
+        if self.at == 0 {
+            if data.len() < 2 {
+                return Walked::More;
+            }
+            if !data.starts_with(&[0xFF, 0xD8]) {
+                return Walked::Broken;
+            }
+            self.at = 2;
         }
-        while *data.get(at)? == 0xFF {
-            at += 1;
-        }
-        let marker = data[at];
-        at += 1;
-        match marker {
-            0xD9 => return Some(at),
-            0xD0..=0xD7 | 0x01 => {}
-            0xDA => {
-                at += length(at)?;
-                // entropy-coded data: up to a marker that is neither stuffing nor a restart
-                loop {
-                    let ff = at + memchr::memchr(0xFF, data.get(at..)?)?;
-                    match *data.get(ff + 1)? {
-                        0x00 | 0xD0..=0xD7 => at = ff + 2,
-                        0xFF => at = ff + 1,
-                        _ => {
-                            at = ff;
-                            break;
-                        }
+        loop {
+            if self.entropy {
+                let rest = data.get(self.at..).unwrap_or_default();
+                let Some(ff) = memchr::memchr(0xFF, rest).map(|o| self.at + o) else {
+                    self.at = data.len();
+                    return Walked::More;
+                };
+                let Some(&next) = data.get(ff + 1) else {
+                    self.at = ff;
+                    return Walked::More;
+                };
+                match next {
+                    0x00 | 0xD0..=0xD7 => self.at = ff + 2,
+                    0xFF => self.at = ff + 1,
+                    _ => {
+                        self.at = ff;
+                        self.entropy = false;
                     }
                 }
+                continue;
             }
-            _ => at += length(at)?,
+            match data.get(self.at) {
+                None => return Walked::More,
+                Some(0xFF) => {}
+                Some(_) => return Walked::Broken,
+            }
+            let mut i = self.at;
+            while data.get(i) == Some(&0xFF) {
+                i += 1;
+            }
+            let Some(&marker) = data.get(i) else {
+                return Walked::More;
+            };
+            i += 1;
+            match marker {
+                0xD9 => return Walked::End(i),
+                0xD0..=0xD7 | 0x01 => self.at = i,
+                0xD8 => return Walked::Broken,
+                _ => {
+                    let (Some(&high), Some(&low)) = (data.get(i), data.get(i + 1)) else {
+                        return Walked::More;
+                    };
+                    let length = usize::from(u16::from_be_bytes([high, low]));
+                    if length < 2 {
+                        return Walked::Broken;
+                    }
+                    if i + length > data.len() {
+                        return Walked::More;
+                    }
+                    self.at = i + length;
+                    self.entropy = marker == 0xDA;
+                }
+            }
         }
     }
 }
@@ -527,7 +603,20 @@ mod tests {
         }
         // nothing to measure by: refused, viewers cannot draw it
         let unmeasured = InlineImage::new(&[Name(b"W"), Number(2.0), Name(b"H"), Number(2.0)]);
-        assert!(unmeasured.unwrap_err().detail.contains("lacks the width"));
+        assert!(
+            unmeasured
+                .unwrap_err()
+                .detail
+                .contains("lacks a whole width")
+        );
+        // sizes viewers do not draw: a fraction, zero, 3 bits
+        for (key, value) in [(b"W".as_slice(), 4.2), (b"H", 0.0), (b"BPC", 3.0)] {
+            let mut items = GRAY.to_vec();
+            items.extend([Name(key), Number(value)]);
+            let at = items.iter().position(|i| *i == Name(key)).unwrap();
+            items.drain(at..at + 2);
+            assert!(InlineImage::new(&items).is_err(), "{key:?} {value}");
+        }
     }
 
     /// MuPDF and Poppler read the data, then the next `EI`: one with no white space before
@@ -578,6 +667,14 @@ mod tests {
         assert_eq!(ends(&ccf, b" \x01EI \x02 EI ").unwrap(), Some(10));
     }
 
+    /// The end of a JPEG walked in one go.
+    fn jpeg_end(data: &[u8]) -> Option<usize> {
+        match JpegWalk::default().walk(data) {
+            Walked::End(end) => Some(end),
+            _ => None,
+        }
+    }
+
     #[test]
     fn a_jpegs_markers_are_walked_to_its_end() {
         // SOI, APP0 (4 bytes), SOS (header of 2 bytes), entropy data with FF00 and RST0, EOI
@@ -593,6 +690,44 @@ mod tests {
         // bytes after the EOI that hold an EI only Poppler ends at
         let after = [jpeg, b" xEIx".as_slice()].concat();
         assert!(image(&dct, &after).is_err());
-        assert_eq!(jpeg_end(b"not a jpeg"), None);
+        assert_eq!(JpegWalk::default().walk(b"not a jpeg"), Walked::Broken);
+        // walked a byte more at a time, it ends in the same place
+        let mut walk = JpegWalk::default();
+        let walked: Vec<Walked> = (0..=jpeg.len()).map(|n| walk.walk(&jpeg[..n])).collect();
+        assert_eq!(walked[jpeg.len()], Walked::End(jpeg.len()));
+        assert!(walked[..jpeg.len()].iter().all(|w| *w == Walked::More));
+        // bytes between markers (which libjpeg passes over): refused, not waited past
+        let junk = b" \xFF\xD8\xFF\xE0\x00\x04abjunk\xFF\xD9EI\n";
+        let dct = [Name(b"F"), Name(b"DCT")];
+        assert!(ends(&dct, junk).unwrap_err().detail.contains("JPEG"));
+    }
+
+    /// Data made of nothing but `EI` candidates (none between white space) is walked once:
+    /// each candidate hands the measure only the bytes after the one before (quadratic
+    /// work would not end within the test's time).
+    #[test]
+    fn many_ei_candidates_in_the_data_are_walked_once() {
+        let candidates = |start: &[u8]| {
+            let mut data = b" ".to_vec();
+            data.extend_from_slice(start);
+            data.extend(b"aEI/".iter().cycle().take(4 << 20));
+            data
+        };
+        let dct = [Name(b"F"), Name(b"DCT")];
+        assert_eq!(
+            ends(&dct, &candidates(b"\xFF\xD8\xFF\xDA\x00\x02")).unwrap(),
+            None
+        );
+        let a85 = [Name(b"F"), Name(b"A85")];
+        assert_eq!(ends(&a85, &candidates(b"")).unwrap(), None);
+        let huge = [
+            Name(b"W"),
+            Number(1e9),
+            Name(b"H"),
+            Number(1.0),
+            Name(b"IM"),
+            Bool(true),
+        ];
+        assert_eq!(ends(&huge, &candidates(b"")).unwrap(), None);
     }
 }

@@ -81,8 +81,8 @@ pub(super) struct Lexer {
     operands: Vec<Operand>,
     operand_bytes: usize,
     image_tail: u32,
-    /// The inline image being passed over in a content stream, checked at its first `EI`
-    /// ([`inline_image`]); `None` in a stream read loosely.
+    /// The inline image being passed over in a content stream, measured as viewers measure
+    /// it and checked at each `EI` ([`inline_image`]); `None` in a stream read loosely.
     image: Option<InlineImage>,
     /// The last operator was `BI`: an `ID` now starts the image's data (an `ID` anywhere
     /// else is an unknown operator, as viewers take it).
@@ -407,11 +407,13 @@ impl Lexer {
             self.operand(Operand::Name(unescape_name(name)));
             return Ok(());
         }
-        // values, not operators (an inline image's dictionary holds them)
+        // values, not operators, in an inline image's dictionary (elsewhere an operator,
+        // which leaves the next one without its operands, as before)
         if let Some(value) = match token {
+            _ if !self.after_bi => None,
             b"true" => Some(Operand::Bool(true)),
             b"false" => Some(Operand::Bool(false)),
-            // the `R` of a reference (`[/ICCBased 5 0 R]`): no content operator is named so
+            // the `R` of a reference (`[/ICCBased 5 0 R]`)
             b"null" | b"R" => Some(Operand::Null),
             _ => None,
         } {
@@ -452,6 +454,14 @@ impl Lexer {
         doc: &mut Fonts,
     ) -> Result<(), Refusal> {
         let after_bi = std::mem::replace(&mut self.after_bi, op == b"BI");
+        if after_bi && self.strict && op != b"ID" {
+            // Poppler passes over a key it cannot read and draws the image, MuPDF fails:
+            // the data is image to one and operators to the other
+            return Err(unreadable(format!(
+                "PDF inline image's dictionary holds the operator `{}`: viewers differ on what follows",
+                String::from_utf8_lossy(op)
+            )));
+        }
         let last_string = || {
             operands.iter().rev().find_map(|o| match o {
                 Operand::Str(s) => Some(s.as_slice()),
@@ -688,6 +698,17 @@ impl Lexer {
             self.state = Lex::Ground;
             self.end_token(sink, doc)?;
         }
+        // the stream's end after `EI` ends the image as white space would (MuPDF's test)
+        let ended = match self.image.as_mut() {
+            Some(image) if self.state == Lex::InlineImage => image.byte(b'\n')?,
+            _ => true,
+        };
+        if !ended {
+            // no EI that ends it: a reader that ends it at another `EI` reads what follows
+            return Err(unreadable(
+                "PDF content stream ends inside an inline image: where viewers end the image cannot be told",
+            ));
+        }
         if let Some(mut cmap) = self.cmap.take()
             && let Some((num, parent)) = self.cmap_target.take()
         {
@@ -885,6 +906,29 @@ BT % a comment (not shown) Tj
             true,
         );
         assert!(icc.0.unwrap_err().detail.contains("/ICCBased"));
+        // an operator inside the dictionary: Poppler draws the image, MuPDF fails
+        let stray = scan(&page(&[1; 30], "/W 30 foo /H 1 /BPC 8 /CS /G"), true);
+        assert!(stray.0.unwrap_err().detail.contains("`foo`"));
+        // outside one, `true` is still an operator: the Tf after it has no name
+        let content = b"BT /F1 12 true Tf (x) Tj ET";
+        assert_eq!(
+            scan(&pdf(&[catalog(), ("<< >>", Some(content))]), true).0,
+            Ok(())
+        );
+        // the stream ends inside the image: refused; right after its `EI`: read
+        let cut = b"BT (x) Tj ET BI /W 4 /H 1 /BPC 8 /CS /G ID 1234 (hidden) Tj";
+        let (verdict, _) = scan(&pdf(&[catalog(), ("<< >>", Some(cut))]), true);
+        assert!(
+            verdict
+                .unwrap_err()
+                .detail
+                .contains("ends inside an inline image")
+        );
+        let last = b"BT (x) Tj ET BI /W 4 /H 1 /BPC 8 /CS /G ID 1234EI";
+        assert_eq!(
+            scan(&pdf(&[catalog(), ("<< >>", Some(last))]), true).0,
+            Ok(())
+        );
         // an unknown filter: where viewers end it is not known
         let unknown = scan(&page(&[1; 30], "/F /Crypt"), true).0.unwrap_err();
         assert!(unknown.detail.contains("/Crypt"), "{}", unknown.detail);
