@@ -14,18 +14,21 @@
 //! ```
 //!
 //! Refused (`content_unreadable`): an `EI` between white space inside the data (a reader
-//! that scans for it ends there), a colour space no inline image may give (a family that
-//! needs parameters given by name, or a Separation, DeviceN or ICCBased array: MuPDF then
-//! reads the data as operators, Poppler passes it over), an `EI` that only one of the two ends at (not followed by
-//! white space, `<` or `/`) between the data's end and the one both end at, an unfiltered
-//! image without the width, height, bits or colour space that measure it, an unknown
-//! filter, two different filters. Left to the first `EI` between white space, as before:
-//! images in a filter this reader does not decode (CCITTFax, JBIG2, JPX). A name that the
-//! page's resources do not define as a colour space is not caught (this reader does not
-//! look them up): MuPDF reads such an image's data as operators. A colour space
-//! named by the page's resources counts one component (the least it may have): such an
-//! image's data is measured short, so its `EI` is looked for too soon and an `EI` inside
-//! the data is refused, never passed over.
+//! that scans for it ends there); an `EI` that only Poppler ends at (not followed by white
+//! space, `<` or `/`) between the data's end and the one both end at; a colour space no
+//! inline image may give (a family that needs parameters given by name, or a Separation,
+//! DeviceN or ICCBased array: MuPDF then reads the data as operators, Poppler passes it
+//! over); an unfiltered image without a whole width, height, bits (1, 2, 4, 8 or 16) and
+//! colour space to measure it by; an unknown filter, or two different ones; a JPEG whose
+//! markers the walk cannot follow; a stream that ends inside an image (the content lexer
+//! refuses that, and an operator between `BI` and `ID`). Left to the first `EI` between
+//! white space, as before:
+//! images in a filter this reader does not decode (CCITTFax, JBIG2, JPX). Not caught: a
+//! name that the page's resources do not define as a colour space (this reader does not
+//! look them up; MuPDF reads such an image's data as operators); and where the lexer's
+//! measure and the viewers' differ (a colour space named by the page's resources counts
+//! one component, the least it may have; a key given twice, in a nested dictionary too,
+//! counts at its largest), an `EI` with no white space before it between the two ends.
 
 use super::filters::{self, Filter, FilterKind, Stage, Stop};
 use super::lexical::{is_delimiter, is_white};
