@@ -12,6 +12,9 @@
 //!   plain file:  copy_durable ─► <to dir>/.<to name>.part ─ fsync, and beside it (from
 //!                  4 MiB) read back: size + SHA-256 = what was read? ─ source unchanged?
 //!                  ─ rename in, no replace ─ fsync dir ─► remove source ─ fsync its dir
+//!                  (copy_durable_as, a stored form such as a seal at rest: fsync, stored
+//!                  size = the form's size for what was read? no read-back: each reader
+//!                  authenticates each piece)
 //!                  ─────────────────────────────────────────────────────────► Copied
 //!   symlink:     the link itself made again (never followed); FIFO, socket, device:
 //!                made again (mknod); directory: each entry moved the same way, then
@@ -106,7 +109,7 @@ pub fn copy_durable(from: &Path, to: &Path, mode: u32) -> Result<Copied, CopyErr
 }
 
 /// How a copy stores what it reads: transformed on the way in (sealed at rest, see
-/// `keys::at_rest::Sealing`) and undone when the copy is read back for its check.
+/// `keys::at_rest::Sealing`), in a form whose every reader authenticates what it reads.
 pub trait StoreForm {
     /// Starts the stored form on `out` (the copy's file).
     ///
@@ -114,11 +117,8 @@ pub trait StoreForm {
     /// Writing the form's start failed.
     fn writer<'a>(&self, out: &'a mut dyn Write) -> io::Result<Box<dyn FormWriter + 'a>>;
 
-    /// Reads a stored copy back as the bytes written into it (`stored`: the copy's file).
-    ///
-    /// # Errors
-    /// The copy is not in this form, or its start cannot be read.
-    fn reader(&self, stored: Box<dyn Read>) -> io::Result<Box<dyn Read>>;
+    /// The bytes the stored form of `plain` bytes takes on disk (the copy's check).
+    fn stored_len(&self, plain: u64) -> u64;
 }
 
 /// A writer of a stored form, ended by [`FormWriter::finish`] (without it the copy is
@@ -131,16 +131,18 @@ pub trait FormWriter: Write {
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
-/// [`copy_durable`], storing the bytes in `form`: the copy is read back through the form,
-/// which authenticates every stored piece (a sealed form's tags), and must hold as many
-/// bytes as were read; the form's authentication stands for the SHA-256 comparison. Returns
-/// the bytes copied. `tap` is handed each piece of the copy as it is read back through the
-/// form, in order (to hash the content as stored, while the copy's fsync runs; what it was
-/// handed stands only if the copy succeeds: a retried copy hands its pieces again to the
-/// next call's tap).
+/// [`copy_durable`], storing the bytes in `form`: the copy is not read back (one pass over
+/// the file fewer), since every reader of the form authenticates each stored piece (a
+/// sealed form's tags: a copy that does not read back whole fails its first reader, which
+/// refuses it); after its fsync the stored copy must be the size the form gives for the
+/// bytes read. Returns the bytes copied. `tap` is handed each piece read from `from`, in
+/// order, right after it was written into the form (to hash the content as it is stored;
+/// what it was handed stands only if the copy succeeds: a retried copy hands its pieces
+/// again to the next call's tap).
 ///
 /// # Errors
-/// As [`copy_durable`]; a copy that does not read back through its form is an I/O error.
+/// As [`copy_durable`]; [`CopyError::Mismatch`] (`"size"`) when the stored copy is not the
+/// form's size for what was read.
 pub fn copy_durable_as(
     from: &Path,
     to: &Path,
@@ -205,32 +207,35 @@ fn copy_to_part(
     // no larger than the file: a small file costs a small buffer
     let len = usize::try_from(before.size).unwrap_or(COPY_BUFFER);
     let mut buf = vec![0u8; len.clamp(4096, COPY_BUFFER)];
-    // a form authenticates what it stores: no hash to compare then
-    let hash = form.is_none();
-    let read = match form {
-        None => digest_through(&mut src, |bytes| out.write_all(bytes), &mut buf, hash)?,
-        Some(form) => {
-            let mut w = form.writer(&mut out)?;
-            let read = digest_through(&mut src, |bytes| w.write_all(bytes), &mut buf, hash)?;
-            w.finish()?;
-            read
-        }
-    };
-    let out = out.into_inner();
-    out.set_permissions(fs::Permissions::from_mode(mode))?;
-    // the read-back reads what the kernel holds, synced or not: a large copy is read back
-    // on this thread while another waits for the disk, and both must succeed. The tap is
-    // handed what is read back, so its work overlaps the wait for the disk
-    let mut read_back = |buf: &mut [u8]| -> io::Result<Copied> {
-        let mut stored = DropBehind::new(File::open(part)?);
+    if let Some(form) = form {
+        // a form authenticates what it stores: no hash to compare, no read-back
+        let mut w = form.writer(&mut out)?;
         let sink = |bytes: &[u8]| {
+            w.write_all(bytes)?;
             tap(bytes);
             Ok(())
         };
-        match form {
-            None => digest_through(&mut stored, sink, buf, hash),
-            Some(form) => digest_through(&mut form.reader(Box::new(stored))?, sink, buf, hash),
+        let read = digest_through(&mut src, sink, &mut buf, false)?;
+        w.finish()?;
+        let out = out.into_inner();
+        out.set_permissions(fs::Permissions::from_mode(mode))?;
+        out.sync_all()?;
+        if Fingerprint::of(&src)? != before || read.size != before.size {
+            return Err(CopyError::Changed);
         }
+        if out.metadata()?.len() != form.stored_len(read.size) {
+            return Err(CopyError::Mismatch { what: "size" });
+        }
+        return Ok(read);
+    }
+    let read = digest_through(&mut src, |bytes| out.write_all(bytes), &mut buf, true)?;
+    let out = out.into_inner();
+    out.set_permissions(fs::Permissions::from_mode(mode))?;
+    // the read-back reads what the kernel holds, synced or not: a large copy is read back
+    // on this thread while another waits for the disk, and both must succeed
+    let read_back = |buf: &mut [u8]| -> io::Result<Copied> {
+        let mut stored = DropBehind::new(File::open(part)?);
+        digest_through(&mut stored, |_| Ok(()), buf, true)
     };
     let back = std::thread::scope(|scope| {
         let syncing = (read.size >= SYNC_BESIDE_FROM)
@@ -1108,7 +1113,8 @@ mod tests {
         assert!(!t.path().join("m").exists());
     }
 
-    /// A stored form that inverts every byte; `short` reads one byte less back.
+    /// A stored form that inverts every byte; `short`: what it stores is one byte shorter
+    /// than the size it gives for it.
     struct Inverted {
         short: bool,
     }
@@ -1136,14 +1142,8 @@ mod tests {
         fn writer<'a>(&self, out: &'a mut dyn Write) -> io::Result<Box<dyn FormWriter + 'a>> {
             Ok(Box::new(InvertedWriter(out)))
         }
-        fn reader(&self, mut stored: Box<dyn Read>) -> io::Result<Box<dyn Read>> {
-            let mut all = Vec::new();
-            stored.read_to_end(&mut all)?;
-            all.iter_mut().for_each(|b| *b = !*b);
-            if self.short {
-                all.pop();
-            }
-            Ok(Box::new(io::Cursor::new(all)))
+        fn stored_len(&self, plain: u64) -> u64 {
+            plain + u64::from(self.short)
         }
     }
 
@@ -1163,7 +1163,7 @@ mod tests {
                 ring::digest::digest(&ring::digest::SHA256, &data).as_ref()
             );
             assert_eq!(fs::read(&plain).unwrap(), data);
-            // in a form: stored transformed, read back through it
+            // in a form: stored transformed, not read back
             let stored = t.path().join(format!("stored{len}"));
             let mut tapped = Vec::new();
             let size = copy_durable_as(&a, &stored, 0o600, &Inverted { short: false }, &mut |b| {
@@ -1173,11 +1173,11 @@ mod tests {
             assert_eq!(size, len as u64);
             assert!(
                 tapped == data,
-                "the tap is handed every byte read back, in order"
+                "the tap is handed every byte read, in order"
             );
             let on_disk = fs::read(&stored).unwrap();
             assert!(on_disk.iter().zip(&data).all(|(s, d)| *s == !*d));
-            // a copy that does not read back whole is refused, and leaves nothing behind
+            // a copy that is not the form's size is refused, and leaves nothing behind
             let bad = t.path().join(format!("bad{len}"));
             match copy_durable_as(&a, &bad, 0o600, &Inverted { short: true }, &mut |_| {}) {
                 Err(CopyError::Mismatch { what: "size" }) => {}

@@ -53,8 +53,10 @@
 //!  meta.json with its intent, `source` (fsynced) ─► rename outbox/<name> → outbox/.isogate-tmp/<id>
 //!    (staging folder and outbox fsynced)
 //!    ─► open by a writer at that rename (the outbox's events)? put back, entry removed
-//!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged)
-//!       and the entry's folder fsynced: meta.json and content durable together
+//!    ─► copy_durable → content (fsync, read back = SHA-256 of what was read, source unchanged;
+//!       sealed at rest: not read back, its size checked, each piece authenticated by
+//!       every later reader) and the entry's folder fsynced: meta.json and content durable
+//!       together
 //!    ─► remove outbox/.isogate-tmp/<id> (staging folder fsynced) (the intent stays in
 //!       meta.json, naming a file that is gone)
 //!  recovery of an entry with `source`: content and manifest there → nothing to do (the
@@ -76,7 +78,7 @@
 //! into `content` is sealed as it is written (`keys::at_rest`, bound to the entry's channel
 //! and object id: [`context`]), and so is a batch's [`Spool::put`]. Readers open the content
 //! with [`open_content`], sealed or plain (an entry taken before the node sealed). A file of
-//! [`HASH_AT_TAKE_FROM`] bytes or more is hashed by that copy's read-back, through its seal
+//! [`HASH_AT_TAKE_FROM`] bytes or more is hashed by that copy as it seals each piece
 //! ([`Spool::take`]): the manifest's hashes, handed to the pipeline with the entry.
 
 use crate::core::digest::Pushed;
@@ -121,8 +123,8 @@ const COPY_TRIES: usize = 3;
 const MOVE_SEEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Files from this size (bytes) taken into a spool sealed at rest have their manifest's
-/// hashes taken from the take's read-back of its copy ([`Spool::take`]), on two
-/// threads, while the copy's fsync waits for the disk: the pipeline then only inspects.
+/// hashes taken by the take's copy as it seals them ([`Spool::take`]), on two threads:
+/// the pipeline then only inspects.
 /// Below, threads cost more than the hashes they move.
 pub const HASH_AT_TAKE_FROM: u64 = 4 << 20;
 
@@ -138,8 +140,8 @@ pub struct Taken {
     pub hashed: Option<TakenHashes>,
 }
 
-/// The manifest's hashes of a file's bytes, taken as its sealed copy in the spool was read
-/// back by the take: they stand for the content for as long as the entry's content is that very
+/// The manifest's hashes of a file's bytes, taken as the take sealed them into its copy in
+/// the spool (each piece hashed as it was sealed): they stand for the content for as long as the entry's content is that very
 /// sealing (`sealed_as`: its salt, random per sealing; a copy made again, or a masked copy,
 /// has another), whose every chunk's tag authenticates it on each read. Made by the take
 /// alone (the fields are the crate's): the seal signs them unhashed again.
@@ -593,8 +595,8 @@ impl Spool {
     ///
     /// With `hash_in`, a file of [`HASH_AT_TAKE_FROM`] bytes or more taken into a spool
     /// sealed at rest is also hashed as `hash_in`'s manifest hashes ([`Taken::hashed`]) as
-    /// its copy is read back: the read that checks the copy also hashes it, beside the
-    /// fsync.
+    /// it is copied: each piece read and sealed is hashed too, on two threads beside the
+    /// copy.
     ///
     /// # Errors
     /// An I/O error making the entry, or moving, copying or syncing the file.
@@ -686,7 +688,7 @@ impl Spool {
     /// a writer when renamed away, or kept changing while it was copied (it is put back,
     /// and the entry removed). `recorded`: the entry's metadata names the staged file
     /// already; else it is written again to name it. With `hash_in` and `sealing`, a file
-    /// of [`HASH_AT_TAKE_FROM`] bytes or more is hashed as its copy is read back (see
+    /// of [`HASH_AT_TAKE_FROM`] bytes or more is hashed as it is copied (see
     /// [`TakenHashes`]); `None` where it was not, or its hashing failed (the pipeline then
     /// hashes the entry).
     fn take_across(
@@ -739,7 +741,7 @@ impl Spool {
         let hashing = hash_in.filter(|_| large && sealing.is_some());
         let mut failed = None;
         for _ in 0..COPY_TRIES {
-            // each try hashes what it reads back afresh; the threads start with its first piece
+            // each try hashes what it copies afresh; the threads start with its first piece
             let mut pushed: Option<Pushed> = None;
             let mut started = false;
             let mut tap = |piece: &[u8]| {
