@@ -11,16 +11,19 @@
 //!
 //! The shell reads the stream, hands every byte to `feed` before writing it to the temp
 //! file, and lands the file only with a `Verified` in hand. For a large object the shell
-//! may take the whole hash apart ([`Reception::take_whole`]), feed it the same bytes on
-//! another core, and end with [`Reception::finish_with`]: the chunk hashes are still
-//! checked here as the bytes arrive, and the whole hash still decides the end.
+//! may take the whole hash apart ([`Reception::take_whole`]) and the chunk hashes too
+//! ([`Reception::take_chunks`]), feed them the same bytes on other cores, and end with
+//! [`Reception::finish_apart`]: the reception still counts every byte against the
+//! manifest's size, a chunk check taken apart still compares each chunk as it completes
+//! (the shell stops on its first refusal), and the end needs both back, each having seen
+//! every byte.
 
 use crate::core::approval::Approval;
 use crate::core::id::ObjectId;
 use crate::core::manifest::{Manifest, ManifestError, SignedManifest};
 use crate::core::reason::{Reason, Refusal};
 use crate::keys::VerifyKey;
-use crate::keys::suite::Hasher;
+use crate::keys::suite::{Hasher, Suite};
 
 /// What a receiving node expects of its peer.
 #[derive(Clone)]
@@ -40,11 +43,119 @@ pub struct Reception {
     approvals: Vec<Approval>,
     digest: [u8; 32],
     received: u64,
-    chunk_index: usize,
-    in_chunk: u64,
-    chunk_ctx: Hasher,
+    /// The suite of the content hashes.
+    suite: Suite,
+    /// The chunk hashes, unless the shell took them apart ([`Reception::take_chunks`]).
+    chunks: Option<ChunkCheck>,
     /// The whole hash, unless the shell took it apart ([`Reception::take_whole`]).
     total_ctx: Option<Hasher>,
+}
+
+/// The check of an arriving object's chunk hashes (SHA-256, RFC 6234, or SM3, GB/T 32905,
+/// of each chunk of the manifest's `chunk_size` bytes, the last one shorter), taken apart
+/// from its [`Reception`] so that it can run on another thread, as a [`WholeHash`]: fed
+/// every byte the reception is fed, in the same order, it compares each chunk with the
+/// manifest's hash as the chunk completes, and the first refusal sticks. Given back to
+/// [`Reception::finish_apart`], which requires it to have seen every byte the reception
+/// counted. Only the reception makes one (from the verified manifest's hashes), so no
+/// caller can put hashes of its choosing in their place.
+pub struct ChunkCheck {
+    /// The manifest's hash of each chunk, in order.
+    expected: Vec<[u8; 32]>,
+    /// Bytes in every chunk but the last.
+    chunk_size: u64,
+    /// The content's size, in bytes.
+    size: u64,
+    /// Bytes taken.
+    received: u64,
+    /// The chunk being hashed.
+    index: usize,
+    /// Bytes of it taken.
+    in_chunk: u64,
+    ctx: Hasher,
+    /// The first refusal, given again to every later call.
+    failed: Option<Refusal>,
+}
+
+impl ChunkCheck {
+    fn new(manifest: &Manifest, suite: Suite) -> ChunkCheck {
+        ChunkCheck {
+            expected: manifest.chunks.clone(),
+            chunk_size: u64::from(manifest.chunk_size),
+            size: manifest.size,
+            received: 0,
+            index: 0,
+            in_chunk: 0,
+            ctx: Hasher::new(suite),
+            failed: None,
+        }
+    }
+
+    /// The length of the chunk being hashed: `chunk_size`, the last one what is left.
+    fn chunk_len(&self) -> u64 {
+        let start = (self.index as u64).saturating_mul(self.chunk_size);
+        self.chunk_size.min(self.size.saturating_sub(start))
+    }
+
+    /// The refusal this check stopped on, if any.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.failed.as_ref()
+    }
+
+    /// Takes the next bytes: the same ones, in the same order, as the reception's `feed`.
+    ///
+    /// # Errors
+    /// More bytes than the manifest's size (`SizeMismatch`), or a chunk that does not
+    /// match its hash (`ChunkHash`); once refused, every later call gives that refusal.
+    pub fn update(&mut self, data: &[u8]) -> Result<(), Refusal> {
+        if let Some(r) = &self.failed {
+            return Err(r.clone());
+        }
+        let checked = self.check(data);
+        if let Err(r) = &checked {
+            self.failed = Some(r.clone());
+        }
+        checked
+    }
+
+    fn check(&mut self, mut data: &[u8]) -> Result<(), Refusal> {
+        if self.received.saturating_add(data.len() as u64) > self.size {
+            return Err(Refusal::new(
+                Reason::SizeMismatch,
+                format!("more than the {} bytes announced", self.size),
+            ));
+        }
+        while !data.is_empty() {
+            let len = self.chunk_len();
+            let want = len.saturating_sub(self.in_chunk);
+            if want == 0 {
+                // cannot be: the size check leaves every byte a chunk (a valid manifest)
+                return Err(Refusal::new(
+                    Reason::SizeMismatch,
+                    format!("more than the {} bytes announced", self.size),
+                ));
+            }
+            let n = usize::try_from(want).map_or(data.len(), |w| w.min(data.len()));
+            let (now, rest) = data.split_at(n);
+            self.ctx.update(now);
+            self.in_chunk += n as u64;
+            self.received += n as u64;
+            data = rest;
+            if self.in_chunk == len {
+                let fresh = Hasher::new(self.ctx.suite());
+                let got = std::mem::replace(&mut self.ctx, fresh).finish();
+                if self.expected.get(self.index) != Some(&got) {
+                    return Err(Refusal::new(
+                        Reason::ChunkHash,
+                        format!("chunk {} does not match the manifest", self.index),
+                    ));
+                }
+                self.index += 1;
+                self.in_chunk = 0;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The hash of an arriving object's whole content (SHA-256, RFC 6234, or SM3, GB/T
@@ -144,14 +255,13 @@ impl Reception {
             ));
         }
         Ok(Reception {
-            manifest,
             digest: signed.digest(suite),
             approvals: signed.approvals,
             received: 0,
-            chunk_index: 0,
-            in_chunk: 0,
-            chunk_ctx: Hasher::new(suite),
+            suite,
+            chunks: Some(ChunkCheck::new(&manifest, suite)),
             total_ctx: Some(Hasher::new(suite)),
+            manifest,
         })
     }
 
@@ -170,44 +280,48 @@ impl Reception {
         &self.digest
     }
 
-    fn chunk_len(&self, index: usize) -> u64 {
-        let cs = u64::from(self.manifest.chunk_size);
-        cs.min(self.manifest.size - index as u64 * cs)
-    }
-
-    /// Takes the next bytes of content, checking each chunk as it completes.
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Refusal> {
-        if self.received + data.len() as u64 > self.manifest.size {
+    /// Takes the next bytes of content, checking each chunk as it completes (unless the
+    /// chunk check was taken apart: [`Reception::take_chunks`]).
+    ///
+    /// # Errors
+    /// More bytes than the manifest's size (`SizeMismatch`), or a chunk that does not
+    /// match its hash (`ChunkHash`).
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), Refusal> {
+        if self.received.saturating_add(data.len() as u64) > self.manifest.size {
             return Err(Refusal::new(
                 Reason::SizeMismatch,
                 format!("more than the {} bytes announced", self.manifest.size),
             ));
         }
-        while !data.is_empty() {
-            let want = self.chunk_len(self.chunk_index) - self.in_chunk;
-            let n = want.min(data.len() as u64) as usize;
-            let (now, rest) = data.split_at(n);
-            self.chunk_ctx.update(now);
-            if let Some(total) = &mut self.total_ctx {
-                total.update(now);
-            }
-            self.in_chunk += n as u64;
-            self.received += n as u64;
-            data = rest;
-            if self.in_chunk == self.chunk_len(self.chunk_index) {
-                let fresh = Hasher::new(self.chunk_ctx.suite());
-                let got = std::mem::replace(&mut self.chunk_ctx, fresh).finish();
-                if got != self.manifest.chunks[self.chunk_index] {
-                    return Err(Refusal::new(
-                        Reason::ChunkHash,
-                        format!("chunk {} does not match the manifest", self.chunk_index),
-                    ));
-                }
-                self.chunk_index += 1;
-                self.in_chunk = 0;
-            }
+        if let Some(chunks) = &mut self.chunks {
+            chunks.update(data)?;
         }
+        if let Some(total) = &mut self.total_ctx {
+            total.update(data);
+        }
+        self.received += data.len() as u64;
         Ok(())
+    }
+
+    /// Takes the chunk hashes' check apart, to be fed by the caller (on another thread)
+    /// and given back to [`Reception::finish_apart`]; the reception still counts the bytes.
+    /// Only before the first byte is fed, and only once: `None` otherwise.
+    pub fn take_chunks(&mut self) -> Option<ChunkCheck> {
+        if self.received > 0 {
+            return None;
+        }
+        self.chunks.take()
+    }
+
+    /// Puts back a chunk check taken apart before any byte was fed to it or to this
+    /// reception (its thread could not be had): the reception checks the chunks itself
+    /// again. `false`, and nothing put back, once bytes were fed.
+    pub fn put_chunks(&mut self, chunks: ChunkCheck) -> bool {
+        if self.received > 0 || chunks.received > 0 || self.chunks.is_some() {
+            return false;
+        }
+        self.chunks = Some(chunks);
+        true
     }
 
     /// Takes the whole-content hash apart, to be computed by the caller (on another
@@ -234,17 +348,12 @@ impl Reception {
     /// Ends the content: every byte must have arrived and the whole hash must match.
     ///
     /// # Errors
-    /// A short stream (`SizeMismatch`), another whole hash (`ContentHash`), or a whole hash
-    /// taken apart ([`Reception::take_whole`]) and not given back (`ContentHash`: fails
-    /// closed; end such a reception with [`Reception::finish_with`]).
-    pub fn finish(mut self) -> Result<Verified, Refusal> {
-        let Some(total) = self.total_ctx.take() else {
-            return Err(Refusal::new(
-                Reason::ContentHash,
-                "the whole hash was taken apart and not given back",
-            ));
-        };
-        self.end(total.finish())
+    /// A short stream (`SizeMismatch`), another whole hash (`ContentHash`), or a hash taken
+    /// apart ([`Reception::take_whole`], [`Reception::take_chunks`]) and not given back
+    /// (`ContentHash`: fails closed; end such a reception with
+    /// [`Reception::finish_apart`]).
+    pub fn finish(self) -> Result<Verified, Refusal> {
+        self.finish_apart(None, None)
     }
 
     /// Ends a content whose whole hash was taken apart: `whole` is that [`WholeHash`], fed
@@ -253,17 +362,85 @@ impl Reception {
     ///
     /// # Errors
     /// As [`Reception::finish`].
-    pub fn finish_with(mut self, whole: WholeHash) -> Result<Verified, Refusal> {
-        let whole = whole.finish();
-        if let Some(total) = self.total_ctx.take()
-            && total.finish() != whole
-        {
-            return Err(Refusal::new(
-                Reason::ContentHash,
-                "the whole hash computed apart differs from the reception's",
-            ));
+    pub fn finish_with(self, whole: WholeHash) -> Result<Verified, Refusal> {
+        self.finish_apart(Some(whole), None)
+    }
+
+    /// Ends a content whose hashes may have been taken apart: `whole` and `chunks`, each
+    /// fed every byte, where they were ([`Reception::take_whole`],
+    /// [`Reception::take_chunks`]). A hash not taken apart is checked here; one taken
+    /// apart must be given back, and a hash given back where this reception kept its own
+    /// must agree with it.
+    ///
+    /// # Errors
+    /// As [`Reception::finish`]; a chunk check given back refused (its refusal), made for
+    /// another manifest, given where this reception kept its own, or that did not see
+    /// every byte the reception counted (`ContentHash`).
+    pub fn finish_apart(
+        mut self,
+        whole: Option<WholeHash>,
+        chunks: Option<ChunkCheck>,
+    ) -> Result<Verified, Refusal> {
+        match (&chunks, &self.chunks) {
+            (Some(_), Some(_)) => {
+                return Err(Refusal::new(
+                    Reason::ContentHash,
+                    "a chunk check given back that this reception did not give out",
+                ));
+            }
+            (Some(apart), None) => {
+                if let Some(r) = &apart.failed {
+                    return Err(r.clone());
+                }
+                if apart.expected != self.manifest.chunks
+                    || apart.size != self.manifest.size
+                    || apart.chunk_size != u64::from(self.manifest.chunk_size)
+                {
+                    return Err(Refusal::new(
+                        Reason::ContentHash,
+                        "the chunk hashes checked apart are another object's",
+                    ));
+                }
+                if apart.received != self.received {
+                    return Err(Refusal::new(
+                        Reason::ContentHash,
+                        "the chunk hashes checked apart did not see every byte",
+                    ));
+                }
+            }
+            (None, Some(own)) => {
+                if let Some(r) = &own.failed {
+                    return Err(r.clone());
+                }
+            }
+            (None, None) => {
+                return Err(Refusal::new(
+                    Reason::ContentHash,
+                    "the chunk hashes were taken apart and not given back",
+                ));
+            }
         }
-        self.end(whole)
+        let got = match (whole, self.total_ctx.take()) {
+            (Some(whole), Some(total)) => {
+                let whole = whole.finish();
+                if total.finish() != whole {
+                    return Err(Refusal::new(
+                        Reason::ContentHash,
+                        "the whole hash computed apart differs from the reception's",
+                    ));
+                }
+                whole
+            }
+            (Some(whole), None) => whole.finish(),
+            (None, Some(total)) => total.finish(),
+            (None, None) => {
+                return Err(Refusal::new(
+                    Reason::ContentHash,
+                    "the whole hash was taken apart and not given back",
+                ));
+            }
+        };
+        self.end(got)
     }
 
     /// The end of either `finish`: size, then the whole hash `got` against the manifest.
@@ -280,10 +457,7 @@ impl Reception {
         if got != self.manifest.digest {
             return Err(Refusal::new(
                 Reason::ContentHash,
-                format!(
-                    "content does not match its {}",
-                    self.chunk_ctx.suite().hash()
-                ),
+                format!("content does not match its {}", self.suite.hash()),
             ));
         }
         Ok(Verified {
@@ -487,6 +661,94 @@ pub(crate) mod tests {
         assert_eq!(
             r.finish_with(whole).unwrap_err().reason,
             Reason::SizeMismatch
+        );
+    }
+
+    #[test]
+    fn a_chunk_check_taken_apart_ends_the_reception_as_before() {
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let (key, rules, m) = setup(&content, 4096);
+        // both hashes apart, fed in odd steps: verified
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let mut whole = r.take_whole().unwrap();
+        let mut chunks = r.take_chunks().unwrap();
+        assert!(r.take_chunks().is_none(), "only once");
+        for piece in content.chunks(3000) {
+            r.feed(piece).unwrap();
+            whole.update(piece);
+            chunks.update(piece).unwrap();
+        }
+        r.finish_apart(Some(whole), Some(chunks)).unwrap();
+        // the chunks apart, the whole kept: verified too
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let mut chunks = r.take_chunks().unwrap();
+        r.feed(&content).unwrap();
+        chunks.update(&content).unwrap();
+        r.finish_apart(None, Some(chunks)).unwrap();
+        // not given back: fails closed
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let _kept = r.take_chunks().unwrap();
+        r.feed(&content).unwrap();
+        assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+        // only before the first byte
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.feed(&content[..1]).unwrap();
+        assert!(r.take_chunks().is_none());
+    }
+
+    #[test]
+    fn a_chunk_check_apart_refuses_its_chunk_and_sticks() {
+        let content = vec![5u8; 20_000];
+        let (key, rules, m) = setup(&content, 4096);
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let mut chunks = r.take_chunks().unwrap();
+        let mut bad = content.clone();
+        bad[4096 * 2 + 1] = 6;
+        // the reception only counts the bytes now: the check apart refuses chunk 2
+        r.feed(&bad).unwrap();
+        assert!(chunks.update(&bad[..4096 * 2]).is_ok());
+        let e = chunks.update(&bad[4096 * 2..]).unwrap_err();
+        assert_eq!(e.reason, Reason::ChunkHash);
+        assert!(e.detail.contains("chunk 2 "), "{}", e.detail);
+        assert_eq!(chunks.refusal(), Some(&e));
+        assert_eq!(chunks.update(&[]).unwrap_err(), e, "the refusal sticks");
+        assert_eq!(
+            r.finish_apart(None, Some(chunks)).unwrap_err().reason,
+            Reason::ChunkHash
+        );
+    }
+
+    #[test]
+    fn a_chunk_check_not_given_out_by_the_reception_is_refused() {
+        let content = vec![1u8; 9000];
+        let other = vec![2u8; 9000];
+        let (key, rules, m) = setup(&content, 4096);
+        let (okey, orules, om) = setup(&other, 4096);
+        // another object's check, fed that object's bytes, given to this reception
+        let mut theirs = Reception::begin(&payload(&om, &okey), &orules).unwrap();
+        let mut foreign = theirs.take_chunks().unwrap();
+        foreign.update(&other).unwrap();
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let _ours = r.take_chunks().unwrap();
+        r.feed(&content).unwrap();
+        let e = r.finish_apart(None, Some(foreign)).unwrap_err();
+        assert_eq!(e.reason, Reason::ContentHash);
+        assert!(e.detail.contains("another object's"), "{}", e.detail);
+        // one given where the reception kept its own
+        let mut theirs = Reception::begin(&payload(&om, &okey), &orules).unwrap();
+        let foreign = theirs.take_chunks().unwrap();
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        r.feed(&content).unwrap();
+        let e = r.finish_apart(None, Some(foreign)).unwrap_err();
+        assert_eq!(e.reason, Reason::ContentHash);
+        // a check that missed bytes the reception counted
+        let mut r = Reception::begin(&payload(&m, &key), &rules).unwrap();
+        let mut chunks = r.take_chunks().unwrap();
+        r.feed(&content).unwrap();
+        chunks.update(&content[..4096]).unwrap();
+        assert_eq!(
+            r.finish_apart(None, Some(chunks)).unwrap_err().reason,
+            Reason::ContentHash
         );
     }
 }

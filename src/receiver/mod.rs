@@ -16,6 +16,10 @@
 //!                                                                    rename into inbox
 //! ```
 //!
+//! A large object's chunks are hashed beside the write, on a thread of their own
+//! ([`whole`]): a chunk that does not match may reach the staged copy before the object is
+//! refused (within 2 MiB of it), and the staged copy goes with the refusal.
+//!
 //! With a data key the staged copy is sealed ([`staged`]): what this node has not cleared
 //! never rests in plaintext on its disk. (fsync*: only a plaintext staged copy, the part
 //! file, is fsynced there; a sealed one is fsynced where it is copied to.)
@@ -87,7 +91,8 @@ pub struct Arriving {
     staged: Staged,
     file: StagedWriter,
     reception: Reception,
-    /// The whole hash on a thread of its own (a large object: [`whole::FROM`]).
+    /// The whole hash and the chunk check on threads of their own (a large object:
+    /// [`whole::FROM`]).
     whole: Option<whole::Beside>,
     refused: Option<Refusal>,
     failed: Option<std::io::Error>,
@@ -130,7 +135,7 @@ impl Arriving {
     }
 
     /// Verifies and writes the next bytes of content (the link's buffer, handed on without
-    /// a copy to the whole hash's thread of a large object). After a refusal or a write
+    /// a copy to the hashes' threads of a large object). After a refusal or a write
     /// failure nothing more is written; `false` tells the shell it may stop reading.
     pub fn write(&mut self, bytes: Bytes) -> bool {
         if self.refused.is_some() || self.failed.is_some() {
@@ -141,9 +146,14 @@ impl Arriving {
             return false;
         }
         if let Some(w) = &mut self.whole
-            && !w.write(&bytes)
+            && let Err(stop) = w.write(&bytes)
         {
-            self.failed = Some(std::io::Error::other("the whole hash's thread stopped"));
+            match stop {
+                whole::Stop::Refused(r) => self.refused = Some(r),
+                whole::Stop::Broken => {
+                    self.failed = Some(std::io::Error::other("a content hash's thread stopped"));
+                }
+            }
             return false;
         }
         if let Err(e) = self.file.write_all(&bytes) {
@@ -154,8 +164,8 @@ impl Arriving {
         true
     }
 
-    /// Every byte is in (the link's stream ended whole): the whole hash's thread of a large
-    /// object gets the last bytes and ends, letting the link's buffers go while the object
+    /// Every byte is in (the link's stream ended whole): the hashes' threads of a large
+    /// object get the last bytes and end, letting the link's buffers go while the object
     /// waits to land. Nothing more may be written.
     pub fn written(&mut self) {
         if let Some(w) = &mut self.whole {
@@ -633,10 +643,11 @@ impl Receiver {
             }
             None => match whole.map(whole::Beside::finish) {
                 None => reception.finish(),
-                Some(Some(whole)) => reception.finish_with(whole),
-                Some(None) => {
+                Some(Ok(apart)) => reception.finish_apart(apart.whole, apart.chunks),
+                Some(Err(whole::Stop::Refused(r))) => Err(r),
+                Some(Err(whole::Stop::Broken)) => {
                     let _ = staged.remove();
-                    return Err(std::io::Error::other("the whole hash's thread failed").into());
+                    return Err(std::io::Error::other("a content hash's thread failed").into());
                 }
             },
         };

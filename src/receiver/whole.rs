@@ -1,126 +1,255 @@
-//! The whole-content hash of a large arriving object, on a thread of its own: the link's
-//! writer checks each chunk's hash and writes the bytes while this thread hashes the same
-//! bytes whole, so that one object's two hashes (SHA-256, or SM3 under `gm`) run on two
-//! cores, as the sender's do (`core::digest::hash_content`).
+//! The content hashes of a large arriving object, on threads of their own: the link's
+//! writer writes the bytes while one thread hashes them whole and another checks each
+//! chunk's hash, so that one object's two hashes (SHA-256, or SM3 under `gm`) run on two
+//! cores beside the writer (the sender's run beside its copy: `sender::spool`).
 //!
 //! ```text
-//!  Arriving::write(bytes) ─► Reception::feed (chunk hashes) ─► staged copy
-//!          └─► batch of ≥ BATCH bytes ─► queue (≤ IN_FLIGHT batches) ─► thread: WholeHash
-//!  every byte in (close) ─► last batch, queue closed: the thread hashes what is queued, ends
-//!  Receiver::finish ─► thread joined ─► its WholeHash ─► Reception::finish_with
+//!  Arriving::write(bytes) ─► Reception::feed (counts the bytes) ─► staged copy
+//!          └─► batch of ≥ BATCH bytes ─► two queues (≤ IN_FLIGHT batches each)
+//!                ├─► thread: WholeHash
+//!                └─► thread: ChunkCheck ── a chunk refused: the thread ends, the next
+//!                                          batch finds it gone: the object is refused
+//!  every byte in (close) ─► last batch, queues closed: the threads take what is queued, end
+//!  Receiver::finish ─► threads joined ─► Reception::finish_apart(whole, chunks)
 //! ```
 //!
 //! The batches hold the link's own buffers (`Bytes` slices, no copy, each keeping the whole
 //! buffer it slices alive: a QUIC receive buffer, a decoded diode block); the writer waits
-//! when the thread is IN_FLIGHT batches behind, so memory stays bounded whatever the
-//! object's size, and a link closes the queue as soon as the last byte is in, so an object
-//! waiting for its turn to land holds none of them.
+//! when a thread is IN_FLIGHT batches behind, so memory stays bounded whatever the
+//! object's size, and a link closes the queues as soon as the last byte is in, so an object
+//! waiting for its turn to land holds none of them. A chunk that does not match stops the
+//! object within IN_FLIGHT batches of it. Where a thread cannot be had, its hash stays in
+//! the reception, checked on the writer's thread as before.
 
-use crate::core::verify::{Reception, WholeHash};
+use crate::core::reason::Refusal;
+use crate::core::verify::{ChunkCheck, Reception, WholeHash};
 use bytes::Bytes;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-/// Objects of this many bytes or more get the thread; below, a thread costs more than the
+/// Objects of this many bytes or more get the threads; below, a thread costs more than the
 /// hash it overlaps.
 pub const FROM: u64 = 4 << 20;
-/// Bytes gathered before a batch goes to the thread.
+/// Bytes gathered before a batch goes to the threads.
 const BATCH: usize = 256 << 10;
-/// Batches queued for the thread at most.
+/// Batches queued for each thread at most.
 const IN_FLIGHT: usize = 8;
 
-/// The thread hashing an arriving object's content whole, and the batch being gathered.
+/// Why [`Beside::write`] took no more bytes.
+#[derive(Debug)]
+pub enum Stop {
+    /// A chunk did not match its hash (or more bytes came than announced): the object is
+    /// refused.
+    Refused(Refusal),
+    /// A thread is gone, or the queues were closed: the hashes cannot be had.
+    Broken,
+}
+
+/// One thread and its queue.
+struct Lane<T> {
+    /// `None` once closed: the thread's loop ends when it took what is queued.
+    queue: Option<mpsc::SyncSender<Vec<Bytes>>>,
+    thread: JoinHandle<Option<T>>,
+}
+
+impl<T: Send + 'static> Lane<T> {
+    /// Starts a thread that waits for its hash `T`, then hands it every batch through
+    /// `take` (`false`: stop taking, the hash is done with) and gives it back at the end.
+    /// `None` when no thread can be had.
+    fn spawn(
+        name: &str,
+        take: impl Fn(&mut T, &[u8]) -> bool + Send + 'static,
+    ) -> Option<(Lane<T>, mpsc::SyncSender<T>)> {
+        let (queue, batches) = mpsc::sync_channel::<Vec<Bytes>>(IN_FLIGHT);
+        let (hand, handed) = mpsc::sync_channel::<T>(1);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut hash = handed.recv().ok()?;
+                for batch in batches {
+                    if !batch.iter().all(|b| take(&mut hash, b)) {
+                        break;
+                    }
+                }
+                Some(hash)
+            })
+            .ok()?;
+        Some((
+            Lane {
+                queue: Some(queue),
+                thread,
+            },
+            hand,
+        ))
+    }
+}
+
+/// The threads hashing an arriving object's content, and the batch being gathered.
 pub struct Beside {
     batch: Vec<Bytes>,
     batched: usize,
-    /// `None` once closed ([`Beside::close`]).
-    queue: Option<mpsc::SyncSender<Vec<Bytes>>>,
-    /// Gave up a batch: the thread is gone, the hash cannot be had.
+    /// `false` once closed ([`Beside::close`]).
+    open: bool,
+    /// Gave up a batch: a thread is gone, the hashes cannot be had.
     broken: bool,
-    thread: JoinHandle<Option<WholeHash>>,
+    whole: Option<Lane<WholeHash>>,
+    chunks: Option<Lane<ChunkCheck>>,
+    /// The chunk thread's refusal, once it stopped on one.
+    refused: Option<Refusal>,
+}
+
+/// What the threads give back at the end, for [`Reception::finish_apart`]: each hash
+/// taken apart, `None` where the reception kept it.
+pub struct Apart {
+    /// The whole hash.
+    pub whole: Option<WholeHash>,
+    /// The chunk check.
+    pub chunks: Option<ChunkCheck>,
 }
 
 impl Beside {
-    /// Takes `reception`'s whole hash apart onto a new thread. `None` when no thread can
-    /// be had or the hash is no longer apart-able (bytes already fed): the reception then
-    /// keeps its whole hash and checks it itself.
+    /// Takes `reception`'s whole hash and chunk check apart onto a new thread each. `None`
+    /// when neither thread can be had or the hashes are no longer apart-able (bytes already
+    /// fed): the reception then keeps them and checks them itself; one thread had, the
+    /// other hash stays in the reception.
     pub fn start(reception: &mut Reception) -> Option<Beside> {
-        let (queue, batches) = mpsc::sync_channel::<Vec<Bytes>>(IN_FLIGHT);
-        let (hand, handed) = mpsc::sync_channel::<WholeHash>(1);
-        let thread = std::thread::Builder::new()
-            .name("isogate-whole".into())
-            .spawn(move || {
-                let mut whole = handed.recv().ok()?;
-                for batch in batches {
-                    for b in &batch {
-                        whole.update(b);
-                    }
+        let whole = Lane::spawn("isogate-whole", |w: &mut WholeHash, b| {
+            w.update(b);
+            true
+        })
+        .and_then(|(lane, hand)| {
+            // without the hash handed over, the thread ends at once with nothing
+            let w = reception.take_whole()?;
+            match hand.send(w) {
+                Ok(()) => Some(lane),
+                Err(mpsc::SendError(w)) => {
+                    // the thread is gone already: the reception hashes whole itself again
+                    reception.put_whole(w);
+                    None
                 }
-                Some(whole)
-            })
-            .ok()?;
-        // without the hash handed over, the thread ends at once with nothing
-        let whole = reception.take_whole()?;
-        if let Err(mpsc::SendError(whole)) = hand.send(whole) {
-            // the thread is gone already: the reception hashes whole itself again
-            reception.put_whole(whole);
+            }
+        });
+        let chunks = Lane::spawn("isogate-chunks", |c: &mut ChunkCheck, b| {
+            c.update(b).is_ok()
+        })
+        .and_then(|(lane, hand)| {
+            let c = reception.take_chunks()?;
+            match hand.send(c) {
+                Ok(()) => Some(lane),
+                Err(mpsc::SendError(c)) => {
+                    reception.put_chunks(c);
+                    None
+                }
+            }
+        });
+        if whole.is_none() && chunks.is_none() {
             return None;
         }
         Some(Beside {
             batch: Vec::new(),
             batched: 0,
-            queue: Some(queue),
+            open: true,
             broken: false,
-            thread,
+            whole,
+            chunks,
+            refused: None,
         })
     }
 
-    /// Takes the next bytes, the same ones the reception was fed. `false` when the thread
-    /// is gone or the queue closed (it cannot give a hash of them: the object is not
-    /// verified).
-    pub fn write(&mut self, bytes: &Bytes) -> bool {
-        if self.queue.is_none() || self.broken {
+    /// Takes the next bytes, the same ones the reception was fed.
+    ///
+    /// # Errors
+    /// [`Stop::Refused`]: the chunk thread refused a chunk (every later call says so
+    /// again); [`Stop::Broken`]: a thread is gone or the queues were closed (the hashes
+    /// cannot be had: the object is not verified).
+    pub fn write(&mut self, bytes: &Bytes) -> Result<(), Stop> {
+        self.stopped()?;
+        if !self.open {
             self.broken = true;
-            return false;
+            return Err(Stop::Broken);
         }
         self.batched += bytes.len();
         self.batch.push(bytes.clone());
         if self.batched < BATCH {
-            return true;
+            return Ok(());
         }
         self.batched = 0;
         self.flush()
     }
 
-    /// Sends the gathered batch to the thread; `false` (and broken for good) when it cannot.
-    fn flush(&mut self) -> bool {
+    /// Why no more bytes are taken, if so.
+    fn stopped(&self) -> Result<(), Stop> {
+        match (&self.refused, self.broken) {
+            (Some(r), _) => Err(Stop::Refused(r.clone())),
+            (None, true) => Err(Stop::Broken),
+            (None, false) => Ok(()),
+        }
+    }
+
+    /// Sends the gathered batch to the threads; a thread that will take no more is joined
+    /// to learn why (a chunk refused, or broken for good).
+    fn flush(&mut self) -> Result<(), Stop> {
         let batch = std::mem::take(&mut self.batch);
         if batch.is_empty() {
-            return !self.broken;
+            return self.stopped();
         }
-        let sent = self.queue.as_ref().is_some_and(|q| q.send(batch).is_ok());
-        if !sent {
+        if let Some(queue) = self.chunks.as_ref().and_then(|l| l.queue.as_ref())
+            && queue.send(batch.clone()).is_err()
+        {
+            // the chunk thread ended early: on a refusal, or it failed
+            let check = self
+                .chunks
+                .take()
+                .and_then(|l| l.thread.join().ok().flatten());
+            match check.and_then(|c| c.refusal().cloned()) {
+                Some(r) => self.refused = Some(r),
+                None => self.broken = true,
+            }
+            return self.stopped();
+        }
+        if let Some(queue) = self.whole.as_ref().and_then(|l| l.queue.as_ref())
+            && queue.send(batch).is_err()
+        {
             self.broken = true;
         }
-        sent
+        self.stopped()
     }
 
-    /// Every byte was taken: the last batch goes to the thread and its queue closes, so the
-    /// thread hashes what is queued and ends, letting the link's buffers go before the
-    /// object waits to land. Later bytes are refused ([`Beside::write`]: `false`).
+    /// Every byte was taken: the last batch goes to the threads and their queues close, so
+    /// the threads take what is queued and end, letting the link's buffers go before the
+    /// object waits to land. Later bytes are refused ([`Beside::write`]: [`Stop::Broken`]).
     pub fn close(&mut self) {
-        self.flush();
-        self.queue = None;
+        if self.open {
+            let _ = self.flush();
+            self.open = false;
+            // dropping a queue's sender ends its thread's loop
+            if let Some(lane) = &mut self.whole {
+                lane.queue = None;
+            }
+            if let Some(lane) = &mut self.chunks {
+                lane.queue = None;
+            }
+        }
     }
 
-    /// Every byte was taken: the whole hash of them all, to give to
-    /// [`Reception::finish_with`], or `None` when the thread failed.
-    pub fn finish(mut self) -> Option<WholeHash> {
+    /// Every byte was taken: the hashes taken apart, to give to
+    /// [`Reception::finish_apart`].
+    ///
+    /// # Errors
+    /// As [`Beside::write`]: the chunk thread's refusal, or [`Stop::Broken`] when a thread
+    /// failed.
+    pub fn finish(mut self) -> Result<Apart, Stop> {
         self.close();
-        if self.broken {
-            return None;
-        }
-        self.thread.join().ok().flatten()
+        self.stopped()?;
+        let whole = match self.whole.take() {
+            Some(lane) => Some(lane.thread.join().ok().flatten().ok_or(Stop::Broken)?),
+            None => None,
+        };
+        let chunks = match self.chunks.take() {
+            Some(lane) => Some(lane.thread.join().ok().flatten().ok_or(Stop::Broken)?),
+            None => None,
+        };
+        Ok(Apart { whole, chunks })
     }
 }
 
@@ -142,8 +271,19 @@ mod tests {
             .into()
     }
 
+    /// Ends `r` with what `beside` gives back.
+    fn end(r: Reception, beside: Beside) -> Result<(), Refusal> {
+        let apart = match beside.finish() {
+            Ok(a) => a,
+            Err(Stop::Refused(r)) => return Err(r),
+            Err(Stop::Broken) => panic!("a thread broke"),
+        };
+        assert!(apart.whole.is_some() && apart.chunks.is_some());
+        r.finish_apart(apart.whole, apart.chunks).map(|_| ())
+    }
+
     #[test]
-    fn the_hash_beside_verifies_the_same_bytes_in_any_steps() {
+    fn the_hashes_beside_verify_the_same_bytes_in_any_steps() {
         let data = content(5 << 20);
         for step in [1000usize, 64 << 10, 300 << 10, 5 << 20] {
             let mut r = reception(&data);
@@ -151,50 +291,97 @@ mod tests {
             for i in (0..data.len()).step_by(step) {
                 let piece = data.slice(i..(i + step).min(data.len()));
                 r.feed(&piece).unwrap();
-                assert!(beside.write(&piece));
+                beside.write(&piece).unwrap();
             }
-            let whole = beside.finish().unwrap();
-            r.finish_with(whole).unwrap();
+            end(r, beside).unwrap();
         }
-        // closed when the last byte is in, finished later: the same hash, and no byte
+        // closed when the last byte is in, finished later: the same hashes, and no byte
         // is taken after the close
         let mut r = reception(&data);
         let mut beside = Beside::start(&mut r).unwrap();
         r.feed(&data).unwrap();
-        assert!(beside.write(&data));
+        beside.write(&data).unwrap();
         beside.close();
-        assert!(!beside.write(&data.slice(..1)));
+        assert!(matches!(beside.write(&data.slice(..1)), Err(Stop::Broken)));
         assert!(
-            beside.finish().is_none(),
+            matches!(beside.finish(), Err(Stop::Broken)),
             "a byte after the close breaks it"
         );
         let mut r = reception(&data);
         let mut beside = Beside::start(&mut r).unwrap();
         r.feed(&data).unwrap();
-        assert!(beside.write(&data));
+        beside.write(&data).unwrap();
         beside.close();
-        r.finish_with(beside.finish().unwrap()).unwrap();
+        end(r, beside).unwrap();
     }
 
     #[test]
-    fn a_byte_missed_by_the_thread_is_a_content_refusal() {
+    fn a_byte_missed_by_a_thread_is_a_content_refusal() {
         let data = content(5 << 20);
         let mut r = reception(&data);
         let mut beside = Beside::start(&mut r).unwrap();
         r.feed(&data).unwrap();
-        // the thread misses the last byte: the reception refuses what it did not see hashed
-        assert!(beside.write(&data.slice(..data.len() - 1)));
-        let whole = beside.finish().unwrap();
-        assert_eq!(
-            r.finish_with(whole).unwrap_err().reason,
-            Reason::ContentHash
-        );
-        // and a reception whose hash went to a thread cannot end without it
+        // the threads miss the last byte: the reception refuses what they did not see
+        beside.write(&data.slice(..data.len() - 1)).unwrap();
+        assert_eq!(end(r, beside).unwrap_err().reason, Reason::ContentHash);
+        // and a reception whose hashes went to threads cannot end without them
         let mut r = reception(&data);
         let beside = Beside::start(&mut r).unwrap();
         r.feed(&data).unwrap();
         drop(beside);
         assert_eq!(r.finish().unwrap_err().reason, Reason::ContentHash);
+    }
+
+    #[test]
+    fn a_changed_chunk_stops_the_object_long_before_its_end() {
+        // 64 chunks of 1 MiB; the second one changed after it was signed
+        let data = content(64 << 20);
+        let mut r = reception(&data);
+        let mut bad = data.to_vec();
+        bad[(1 << 20) + 5] ^= 1;
+        let bad = Bytes::from(bad);
+        let mut beside = Beside::start(&mut r).unwrap();
+        let step = 64 << 10;
+        let mut stopped_at = None;
+        for i in (0..bad.len()).step_by(step) {
+            let piece = bad.slice(i..(i + step).min(bad.len()));
+            // the reception only counts: the chunk is checked beside
+            r.feed(&piece).unwrap();
+            match beside.write(&piece) {
+                Ok(()) => {}
+                Err(Stop::Refused(refusal)) => {
+                    assert_eq!(refusal.reason, Reason::ChunkHash);
+                    assert!(refusal.detail.contains("chunk 1 "), "{}", refusal.detail);
+                    stopped_at = Some(i);
+                    break;
+                }
+                Err(Stop::Broken) => panic!("broken, not refused"),
+            }
+        }
+        let at = stopped_at.expect("refused before the end");
+        // within the batches queued behind the bad chunk
+        assert!(at <= (2 << 20) + (IN_FLIGHT + 2) * BATCH, "stopped at {at}");
+        // and every later write and the end say so again
+        assert!(matches!(
+            beside.write(&bad.slice(..1)),
+            Err(Stop::Refused(_))
+        ));
+        assert!(matches!(beside.finish(), Err(Stop::Refused(_))));
+    }
+
+    #[test]
+    fn a_changed_last_chunk_is_refused_at_the_end() {
+        let data = content(5 << 20);
+        let mut r = reception(&data);
+        let mut bad = data.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let bad = Bytes::from(bad);
+        let mut beside = Beside::start(&mut r).unwrap();
+        r.feed(&bad).unwrap();
+        beside.write(&bad).unwrap();
+        beside.close();
+        assert_eq!(end(r, beside).unwrap_err().reason, Reason::ChunkHash);
     }
 
     #[test]
