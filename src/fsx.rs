@@ -66,9 +66,9 @@ pub enum CopyError {
     /// process wrote it. Nothing was kept.
     #[error("the source changed while it was copied")]
     Changed,
-    /// The copy, read back after its fsync, differs from what was read from the source
-    /// (size or SHA-256). Nothing was kept.
-    #[error("the copy read back does not match the source ({what})")]
+    /// The copy differs from what was read from the source: read back after its fsync
+    /// (size or SHA-256), or, in a stored form, not the form's size. Nothing was kept.
+    #[error("the copy does not match the source ({what})")]
     Mismatch {
         /// What differs: size or content.
         what: &'static str,

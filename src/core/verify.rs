@@ -325,7 +325,8 @@ impl Reception {
     }
 
     /// Takes the whole-content hash apart, to be computed by the caller (on another
-    /// thread) and given back to [`Reception::finish_with`]; the chunk hashes stay here.
+    /// thread) and given back to [`Reception::finish_with`] or [`Reception::finish_apart`];
+    /// the chunk hashes stay here unless taken apart too ([`Reception::take_chunks`]).
     /// Only before the first byte is fed, and only once: `None` otherwise.
     pub fn take_whole(&mut self) -> Option<WholeHash> {
         if self.received > 0 {

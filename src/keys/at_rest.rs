@@ -1070,7 +1070,8 @@ impl Write for Scratch {
 }
 
 /// Sealing as the stored form of a durable copy ([`crate::fsx::copy_durable_as`]): sealed
-/// for `context` with the sealing key, read back with the keys.
+/// for `context` with the sealing key, its size [`sealed_len`]; every reader opens it with
+/// the keys, authenticating each chunk.
 pub struct Sealing<'a> {
     /// The node's data keys.
     pub keys: &'a DataKeys,

@@ -18,7 +18,8 @@
 //!
 //! A large object's chunks are hashed beside the write, on a thread of their own
 //! ([`whole`]): a chunk that does not match may reach the staged copy before the object is
-//! refused (within 2 MiB of it), and the staged copy goes with the refusal.
+//! refused (within about 3 MiB of it: the batches queued for the thread), and the staged copy
+//! goes with the refusal; a stream cut short meanwhile is refused all the same.
 //!
 //! With a data key the staged copy is sealed ([`staged`]): what this node has not cleared
 //! never rests in plaintext on its disk. (fsync*: only a plaintext staged copy, the part
@@ -635,6 +636,11 @@ impl Receiver {
             let _ = staged.remove();
             return Err(e.into());
         }
+        // a stream cut short may hold a chunk refused beside it: refused, not sent again
+        let (refused, whole) = match (refused, whole) {
+            (None, Some(w)) if !complete => (w.refusal(), None),
+            other => other,
+        };
         let verified = match refused {
             Some(r) => Err(r),
             None if !complete => {

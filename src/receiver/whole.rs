@@ -241,15 +241,32 @@ impl Beside {
     pub fn finish(mut self) -> Result<Apart, Stop> {
         self.close();
         self.stopped()?;
-        let whole = match self.whole.take() {
-            Some(lane) => Some(lane.thread.join().ok().flatten().ok_or(Stop::Broken)?),
-            None => None,
-        };
+        // the chunk check first: its refusal stands whatever became of the whole hash
         let chunks = match self.chunks.take() {
             Some(lane) => Some(lane.thread.join().ok().flatten().ok_or(Stop::Broken)?),
             None => None,
         };
+        if let Some(r) = chunks.as_ref().and_then(ChunkCheck::refusal) {
+            return Err(Stop::Refused(r.clone()));
+        }
+        let whole = match self.whole.take() {
+            Some(lane) => Some(lane.thread.join().ok().flatten().ok_or(Stop::Broken)?),
+            None => None,
+        };
         Ok(Apart { whole, chunks })
+    }
+
+    /// The stream ended before its last byte: the chunk check's refusal of what did arrive,
+    /// if it made one (once the threads took what is queued), so that a cut-short object
+    /// with a bad chunk is refused as it would have been with its chunks checked inline,
+    /// not sent again.
+    pub fn refusal(mut self) -> Option<Refusal> {
+        self.close();
+        if let Some(r) = self.refused.take() {
+            return Some(r);
+        }
+        let check = self.chunks.take()?.thread.join().ok().flatten()?;
+        check.refusal().cloned()
     }
 }
 
@@ -382,6 +399,29 @@ mod tests {
         beside.write(&bad).unwrap();
         beside.close();
         assert_eq!(end(r, beside).unwrap_err().reason, Reason::ChunkHash);
+    }
+
+    #[test]
+    fn a_stream_cut_short_after_a_changed_chunk_is_still_refused() {
+        let data = content(8 << 20);
+        let mut bad = data.to_vec();
+        bad[10] ^= 1;
+        let bad = Bytes::from(bad);
+        // the stream ends after 3 MiB: chunk 0 was bad, the writer never learnt it
+        let mut r = reception(&data);
+        let mut beside = Beside::start(&mut r).unwrap();
+        let cut = bad.slice(..3 << 20);
+        r.feed(&cut).unwrap();
+        let _ = beside.write(&cut);
+        let refusal = beside.refusal().expect("the chunk's refusal");
+        assert_eq!(refusal.reason, Reason::ChunkHash);
+        // good bytes cut short: no refusal, the object is sent again
+        let mut r = reception(&data);
+        let mut beside = Beside::start(&mut r).unwrap();
+        let cut = data.slice(..3 << 20);
+        r.feed(&cut).unwrap();
+        beside.write(&cut).unwrap();
+        assert!(beside.refusal().is_none());
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl Sender {
     }
 
     /// [`Sender::pipeline`] of an object just taken, with the manifest's hashes its take
-    /// took as it read its copy back (`hashed`): the seal uses them, unhashed again, while the
+    /// took as it sealed its copy (`hashed`): the seal uses them, unhashed again, while the
     /// entry's content is the very sealing at rest they were taken of; else (and when the
     /// object is tried again) the content is hashed here.
     ///

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!  spool content ─► hash (whole + per chunk; or taken by the pipeline on another core
-//!                   while the content engine reads it, or by the take as it read its
-//!                   sealed copy back) ─► Manifest ─► sign ─► frame ─► Sealed
+//!                   while the content engine reads it, or by the take as it sealed
+//!                   its copy) ─► Manifest ─► sign ─► frame ─► Sealed
 //!  Sealed + approvals ─► approve ─► the same body and signature, approvals after them
 //!  spool content ─► link reader ─► Unchanged::feed (each chunk against the manifest)
 //!                                  └ a chunk differs, or the file grew: Changed ─► retake

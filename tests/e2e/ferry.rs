@@ -269,14 +269,16 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// A file waiting in the spool (its peer is down) is sealed at rest: the entry holds no
 /// plaintext of it, nor does any other file of the node's state; once the peer is up it
 /// crosses and lands whole, on both links. A sealed copy changed on disk is never sent: it
-/// is refused (`content_hash`) and quarantined as it is.
+/// is refused (`content_hash`) and quarantined as it is. The files are large enough
+/// (over 4 MiB) that the take hashes them as it seals them, never reading its copy back.
 #[test]
 fn a_spooled_file_is_sealed_at_rest_and_lands_whole_on_both_links() {
     for (link, port) in [("quic", 27680), ("diode", 27700)] {
         let lab = Lab::new_with(port, &["--link", link]);
         let court = lab.start("court");
         let marker = b"MARKER-spool-4711 ";
-        let content: Vec<u8> = marker.iter().copied().cycle().take(300_000).collect();
+        let size = isogate::sender::spool::HASH_AT_TAKE_FROM as usize + 300_000;
+        let content: Vec<u8> = marker.iter().copied().cycle().take(size).collect();
         lab.publish("court", "to-internet", "sealed.txt", &content);
         wait_until(20, "the file sealed", || {
             events(&lab, "court", "sealed") >= 1

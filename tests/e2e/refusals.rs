@@ -174,6 +174,25 @@ fn forged_replayed_and_misdirected_objects_are_refused() {
             ReceiptStatus::Duplicate
         );
 
+        // A large object, whose chunks are checked beside the write on a thread of their
+        // own: a bad chunk in the middle, and a bad last chunk, each quarantined the same
+        let large = vec![b'c'; 6 * CHUNK_SIZE as usize + 777];
+        for (at, name) in [
+            (2 * CHUNK_SIZE as usize + 5, "large-middle.txt"),
+            (large.len() - 1, "large-last.txt"),
+        ] {
+            let mut bad = large.clone();
+            bad[at] = b'd';
+            let m = manifest(&large, name, "to-internet");
+            assert_eq!(
+                f.send(&m, None, &bad).await.status,
+                ReceiptStatus::Quarantined,
+                "{name}"
+            );
+            assert!(q.join(m.object_id.to_string()).is_file(), "{name}");
+        }
+        assert_eq!(reasons(&q), vec!["chunk_hash"; 3]);
+
         // A channel the internet node does not receive from the court.
         let m = manifest(b"x\n", "wrong.txt", "to-court");
         assert_eq!(
@@ -204,7 +223,16 @@ fn forged_replayed_and_misdirected_objects_are_refused() {
         assert_eq!(visible(&inbox), vec!["probe.txt", "replay.txt"]);
         let mut all = reasons(&q);
         all.sort();
-        assert_eq!(all, vec!["chunk_hash", "name_refused", "size_mismatch"]);
+        assert_eq!(
+            all,
+            vec![
+                "chunk_hash",
+                "chunk_hash",
+                "chunk_hash",
+                "name_refused",
+                "size_mismatch"
+            ]
+        );
     });
 }
 
