@@ -53,16 +53,20 @@ struct Lane<T> {
 }
 
 impl<T: Send + 'static> Lane<T> {
-    /// Starts a thread that waits for its hash `T`, then hands it every batch through
-    /// `take` (`false`: stop taking, the hash is done with) and gives it back at the end.
-    /// `None` when no thread can be had.
-    fn spawn(
+    /// Starts a thread that is handed `hash`, then hands it every batch through `take`
+    /// (`false`: stop taking, the hash is done with) and gives it back at the end.
+    ///
+    /// # Errors
+    /// No thread can be had: `hash` is given back, untouched.
+    fn start(
         name: &str,
+        hash: T,
         take: impl Fn(&mut T, &[u8]) -> bool + Send + 'static,
-    ) -> Option<(Lane<T>, mpsc::SyncSender<T>)> {
+    ) -> Result<Lane<T>, T> {
         let (queue, batches) = mpsc::sync_channel::<Vec<Bytes>>(IN_FLIGHT);
+        // handed over once the thread runs, so that a failed spawn does not lose it
         let (hand, handed) = mpsc::sync_channel::<T>(1);
-        let thread = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 let mut hash = handed.recv().ok()?;
@@ -72,15 +76,18 @@ impl<T: Send + 'static> Lane<T> {
                     }
                 }
                 Some(hash)
-            })
-            .ok()?;
-        Some((
-            Lane {
+            });
+        let Ok(thread) = spawned else {
+            return Err(hash);
+        };
+        match hand.send(hash) {
+            Ok(()) => Ok(Lane {
                 queue: Some(queue),
                 thread,
-            },
-            hand,
-        ))
+            }),
+            // the thread is gone already
+            Err(mpsc::SendError(hash)) => Err(hash),
+        }
     }
 }
 
@@ -113,34 +120,21 @@ impl Beside {
     /// fed): the reception then keeps them and checks them itself; one thread had, the
     /// other hash stays in the reception.
     pub fn start(reception: &mut Reception) -> Option<Beside> {
-        let whole = Lane::spawn("isogate-whole", |w: &mut WholeHash, b| {
-            w.update(b);
-            true
-        })
-        .and_then(|(lane, hand)| {
-            // without the hash handed over, the thread ends at once with nothing
-            let w = reception.take_whole()?;
-            match hand.send(w) {
-                Ok(()) => Some(lane),
-                Err(mpsc::SendError(w)) => {
-                    // the thread is gone already: the reception hashes whole itself again
-                    reception.put_whole(w);
-                    None
-                }
-            }
+        // a hash whose thread cannot be had goes back: the reception checks it itself
+        let whole = reception.take_whole().and_then(|w| {
+            let took = |w: &mut WholeHash, b: &[u8]| {
+                w.update(b);
+                true
+            };
+            Lane::start("isogate-whole", w, took)
+                .map_err(|w| reception.put_whole(w))
+                .ok()
         });
-        let chunks = Lane::spawn("isogate-chunks", |c: &mut ChunkCheck, b| {
-            c.update(b).is_ok()
-        })
-        .and_then(|(lane, hand)| {
-            let c = reception.take_chunks()?;
-            match hand.send(c) {
-                Ok(()) => Some(lane),
-                Err(mpsc::SendError(c)) => {
-                    reception.put_chunks(c);
-                    None
-                }
-            }
+        let chunks = reception.take_chunks().and_then(|c| {
+            let took = |c: &mut ChunkCheck, b: &[u8]| c.update(b).is_ok();
+            Lane::start("isogate-chunks", c, took)
+                .map_err(|c| reception.put_chunks(c))
+                .ok()
         });
         if whole.is_none() && chunks.is_none() {
             return None;
