@@ -99,7 +99,7 @@ pub fn detect(head: &[u8], ext: &str) -> Detected {
     if head.starts_with(CFB_SIGNATURE) {
         return d("legacy_office", LEGACY_OFFICE_EXTENSIONS);
     }
-    if let Some(t) = infer::get(head) {
+    if let Some(t) = infer::get(head).filter(|t| !letters_of_text(head, t.extension())) {
         return match t.extension() {
             "pdf" => d("pdf", &["pdf"]),
             "png" => d("png", &["png"]),
@@ -211,6 +211,25 @@ fn machine_code(head: &[u8]) -> bool {
     MAGIC.iter().any(|m| head.starts_with(m)) || (head.starts_with(b"MZ") && !looks_like_text(head))
 }
 
+/// Whether `infer` matched a text head on letters alone: formats it tells by two or three
+/// bytes that ordinary text begins with (`MZ`, `BC`, `BM`, `GIF`, `M4A `, and the GBK pairs
+/// `0\x82` and `d\x86`), where a genuine file has a control or NUL byte within its first
+/// bytes (a binary size, count or version) and a head free of them is text that starts with
+/// those letters. The common reader agrees: `file(1)` calls such heads text. Formats that the
+/// common reader takes from their letters alone (`BZh`, `ID3`, `MAC `, `FWS`, `%!`, cpio's
+/// `q\xC7`, HTML)
+/// keep `infer`'s verdict, and a GIF with its whole signature (`GIF87a`, `GIF89a`) stays one.
+fn letters_of_text(head: &[u8], extension: &str) -> bool {
+    let coincidence = match extension {
+        // DOS/PE, LLVM bitcode, BMP, M4A's old header, DER, COFF
+        "exe" | "bc" | "bmp" | "der" | "obj" => true,
+        "m4a" => !head.get(4..).is_some_and(|h| h.starts_with(b"ftypM4A")),
+        "gif" => !(head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a")),
+        _ => false,
+    };
+    coincidence && looks_like_text(head)
+}
+
 /// The first byte that is not white space, or in UTF-16 (after its byte-order mark) the first
 /// ASCII character that is not.
 fn first_non_space(body: &[u8]) -> Option<u8> {
@@ -308,6 +327,54 @@ mod tests {
             "jpeg"
         );
         assert_eq!(detect(b"Get free stuff", "txt").family, "text");
+    }
+
+    #[test]
+    fn text_that_begins_with_a_short_magic_is_text() {
+        let gbk = |b: &[u8]| {
+            let mut t = b.to_vec();
+            t.extend_from_slice(b"\xc5\xd0\xbe\xf6\xca\xe9\n"); // 判决书 in GBK
+            t
+        };
+        let texts: [&[u8]; 10] = [
+            b"MZ-2024 notice of hearing\n",
+            b"BCD,amount\n1,2\n",
+            b"BM 7 filed on 3 May\n",
+            b"GIFT list\n",
+            b"M4A sent\n",
+            &gbk(b"0\x82\xa1"), // "0偂"
+            &gbk(b"d\x86\xa1"), // "d啞"
+            b"BMbase64+QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n",
+            "MZ 民事判决书\n".as_bytes(),
+            b"BC",
+        ];
+        for t in texts {
+            assert_eq!(detect(t, "txt").family, "text", "{t:?}");
+        }
+        assert_eq!(detect(b"BCD,amount\n1,2\n", "csv").family, "csv");
+        // the genuine files, with their binary headers, are what they are
+        assert_eq!(
+            detect(b"MZ\x90\0\x03\0\0\0\x04\0", "txt").family,
+            EXECUTABLE
+        );
+        assert_eq!(detect(b"BC\xc0\xde\x35\x14\0\0", "txt").family, EXECUTABLE);
+        assert_eq!(detect(b"0\x82\x03\x1a\x30\x82", "txt").family, EXECUTABLE);
+        assert_eq!(detect(b"d\x86\x03\0\0\0", "txt").family, EXECUTABLE);
+        assert_eq!(detect(b"BM\x36\x04\0\0\0\0", "txt").family, "unknown");
+        assert_eq!(detect(b"GIF89a\x01\0\x01\0\x80", "gif").family, "gif");
+        // a GIF's whole signature is a GIF, even with no control byte in the head
+        assert_eq!(detect(b"GIF89a hello", "txt").family, "gif");
+        // heads the common reader takes by their letters stay refused
+        for head in [
+            &b"BZh91AY&SY hello"[..],
+            b"ID3 tag list\n",
+            b"MAC address list\n",
+            b"FWS note\n",
+            b"%!PS-Adobe-3.0\n",
+            b"#! not a script?\n",
+        ] {
+            assert!(!detect(head, "txt").is_text(), "{head:?}");
+        }
     }
 
     #[test]
