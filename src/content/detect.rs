@@ -196,7 +196,9 @@ fn package(head: &[u8]) -> Detected {
 }
 
 /// Object code whatever its length: ELF, DOS/PE, Mach-O (and fat binaries, which share
-/// their magic with Java classes), WebAssembly, Dalvik.
+/// their magic with Java classes), WebAssembly, Dalvik. Any head that starts `MZ` is a DOS
+/// program, text or not: every field of its header can be a letter, and what DOS loads can
+/// lie past the head.
 fn machine_code(head: &[u8]) -> bool {
     const MAGIC: &[&[u8]] = &[
         b"\x7fELF",
@@ -207,24 +209,27 @@ fn machine_code(head: &[u8]) -> bool {
         b"\xca\xfe\xba\xbe",
         b"\0asm",
         b"dex\n",
+        b"MZ",
     ];
-    MAGIC.iter().any(|m| head.starts_with(m)) || (head.starts_with(b"MZ") && !looks_like_text(head))
+    MAGIC.iter().any(|m| head.starts_with(m))
 }
 
 /// Whether `infer` matched a text head on letters alone: formats it tells by two or three
-/// bytes that ordinary text begins with (`MZ`, `BC`, `BM`, `GIF`, `M4A `, and the GBK pairs
-/// `0\x82` and `d\x86`), where a genuine file has a control or NUL byte within its first
-/// bytes (a binary size, count or version) and a head free of them is text that starts with
-/// those letters. The common reader agrees: `file(1)` calls such heads text. Formats that the
-/// common reader takes from their letters alone (`BZh`, `ID3`, `MAC `, `FWS`, `%!`, cpio's
-/// `q\xC7`, HTML)
-/// keep `infer`'s verdict, and a GIF with its whole signature (`GIF87a`, `GIF89a`) stays one.
+/// bytes that ordinary text begins with (`BC`, `BM`, `M4A `, and the GBK pairs `0\x82` and
+/// `d\x86`), where a genuine file has a control or NUL byte within its first bytes (a
+/// binary size, count or version: a BMP's header size, DER's inner tags, COFF's section
+/// count) and a head free of them is text that starts with those letters, as `file(1)`, the
+/// common reader, says too. Where a genuine file can have a head free of control bytes, the
+/// verdict stands, whatever the text after it: `MZ` (a DOS program's header fields can all
+/// be letters; see `machine_code`), `GIF` (common readers check the three letters, some a
+/// version of any letters), LLVM bitcode's whole magic `BC\xC0\xDE`, and the heads that
+/// common readers take from their letters (`BZh`, `ID3`, `MAC `, `FWS`, `%!`, cpio's
+/// `q\xC7`, HTML).
 fn letters_of_text(head: &[u8], extension: &str) -> bool {
     let coincidence = match extension {
-        // DOS/PE, LLVM bitcode, BMP, M4A's old header, DER, COFF
-        "exe" | "bc" | "bmp" | "der" | "obj" => true,
+        "bmp" | "der" | "obj" => true,
+        "bc" => !head.starts_with(b"BC\xC0\xDE"),
         "m4a" => !head.get(4..).is_some_and(|h| h.starts_with(b"ftypM4A")),
-        "gif" => !(head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a")),
         _ => false,
     };
     coincidence && looks_like_text(head)
@@ -336,16 +341,14 @@ mod tests {
             t.extend_from_slice(b"\xc5\xd0\xbe\xf6\xca\xe9\n"); // 判决书 in GBK
             t
         };
-        let texts: [&[u8]; 10] = [
-            b"MZ-2024 notice of hearing\n",
+        let texts: [&[u8]; 8] = [
             b"BCD,amount\n1,2\n",
             b"BM 7 filed on 3 May\n",
-            b"GIFT list\n",
             b"M4A sent\n",
             &gbk(b"0\x82\xa1"), // "0偂"
             &gbk(b"d\x86\xa1"), // "d啞"
             b"BMbase64+QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n",
-            "MZ 民事判决书\n".as_bytes(),
+            "BC 民事判决书\n".as_bytes(),
             b"BC",
         ];
         for t in texts {
@@ -353,20 +356,27 @@ mod tests {
         }
         assert_eq!(detect(b"BCD,amount\n1,2\n", "csv").family, "csv");
         // the genuine files, with their binary headers, are what they are
-        assert_eq!(
-            detect(b"MZ\x90\0\x03\0\0\0\x04\0", "txt").family,
-            EXECUTABLE
-        );
         assert_eq!(detect(b"BC\xc0\xde\x35\x14\0\0", "txt").family, EXECUTABLE);
         assert_eq!(detect(b"0\x82\x03\x1a\x30\x82", "txt").family, EXECUTABLE);
         assert_eq!(detect(b"d\x86\x03\0\0\0", "txt").family, EXECUTABLE);
         assert_eq!(detect(b"BM\x36\x04\0\0\0\0", "txt").family, "unknown");
         assert_eq!(detect(b"GIF89a\x01\0\x01\0\x80", "gif").family, "gif");
-        // a GIF's whole signature is a GIF, even with no control byte in the head
-        assert_eq!(detect(b"GIF89a hello", "txt").family, "gif");
-        // heads the common reader takes by their letters stay refused
+        // heads a genuine file can have free of control bytes keep their verdict: a DOS
+        // program's header, a GIF of any version, LLVM bitcode's whole magic (its GB18030
+        // reading is text), and what common readers take by its letters
         for head in [
-            &b"BZh91AY&SY hello"[..],
+            &b"MZ-2024 notice of hearing\n"[..],
+            "MZ 民事判决书\n".as_bytes(),
+            b"MZ\x09\x09\x09\x09\x09\x09\xfe\xfe  ",
+        ] {
+            assert_eq!(detect(head, "txt").family, EXECUTABLE, "{head:?}");
+        }
+        assert_eq!(detect(b"GIF89a hello", "txt").family, "gif");
+        for head in [
+            &b"GIFT list\n"[..],
+            b"GIF89b  \x80\x80",
+            b"BC\xc0\xde 5 text",
+            b"BZh91AY&SY hello",
             b"ID3 tag list\n",
             b"MAC address list\n",
             b"FWS note\n",
