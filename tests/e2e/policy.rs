@@ -41,11 +41,21 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
             "立案信息：本院已受理。\n".as_bytes().to_vec(),
         ),
         ("gbk-通知.txt", gbk),
+        // text whose first letters spell a short signature (LLVM bitcode's, BMP's)
+        ("BCD-清单.csv", "BCD,数量\n甲,2\n".as_bytes().to_vec()),
+        ("BM庭审备忘.txt", "BM 7 号法庭备忘\n".as_bytes().to_vec()),
     ];
     for (name, bytes) in &clean {
         lab.publish("court", "to-internet", name, bytes);
     }
     lab.publish("court", "to-internet", "报告.pdf", &elf());
+    // a head DOS would run, however much it reads like text
+    lab.publish(
+        "court",
+        "to-internet",
+        "MZ-说明.txt",
+        "MZ-2026 号说明\n".as_bytes(),
+    );
     lab.publish(
         "court",
         "to-internet",
@@ -89,13 +99,14 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
         )
     );
     let q = lab.quarantine("court", "to-internet");
-    wait_until(30, "four refusals", || reasons(&q).len() == 4);
+    wait_until(30, "five refusals", || reasons(&q).len() == 5);
     assert_eq!(
         reasons(&q),
         vec![
             "classification_marking",
             "keyword_match",
             "personal_data",
+            "type_refused",
             "type_refused"
         ]
     );
