@@ -315,21 +315,18 @@ impl<'a> MaskedFile<'a> {
             .truncate(true)
             .mode(0o600)
             .open(&*path)?;
-        let mut made = match sealing {
-            Some(s) => MaskedFile::Sealed(SealWriter::new(s.keys, BufWriter::new(f), s.context)?),
-            None => MaskedFile::Plain(f),
+        *self = match sealing {
+            Some(s) => {
+                let mut w = SealWriter::new(s.keys, BufWriter::new(f), s.context)?;
+                w.write_all(bytes)?;
+                MaskedFile::Sealed(w)
+            }
+            None => {
+                let mut f = f;
+                f.write_all(bytes)?;
+                MaskedFile::Plain(f)
+            }
         };
-        made.write_all(bytes)?;
-        *self = made;
-        Ok(())
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            MaskedFile::Held { bytes, .. } => bytes.extend_from_slice(buf),
-            MaskedFile::Plain(f) => f.write_all(buf)?,
-            MaskedFile::Sealed(w) => w.write_all(buf)?,
-        }
         Ok(())
     }
 }
