@@ -262,11 +262,10 @@ fn starts_like_xml(body: &[u8]) -> bool {
 }
 
 /// Plain text: no NUL or control bytes other than tab, newline, form feed and carriage
-/// return. Multi-byte text (UTF-8, GB18030) passes; decoding is the content engine's job.
+/// return ([`text::is_control`]). Multi-byte text (UTF-8, GB18030) passes; decoding is the
+/// content engine's job, and it holds the rest of the file to the same rule.
 fn looks_like_text(head: &[u8]) -> bool {
-    head.iter()
-        .all(|b| *b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
-        && !head.contains(&0x7f)
+    text::first_control(head).is_none()
 }
 
 #[cfg(test)]

@@ -15,6 +15,12 @@
 //! copy written back turned into the same UTF-16, so that an unchanged text is still copied
 //! byte for byte.
 //!
+//! Text holds no control character but tab, line feed, carriage return and form feed
+//! ([`is_control`]): the rule type detection holds a file's first 8 KiB to, held here to
+//! every line, so that a text that turns binary after its head (a program appended to a
+//! letter) is refused (`text_encoding`), never read as text by one reader and as data by
+//! another.
+//!
 //! A file sniffed as UTF-8 (no byte-order mark) whose lines so far were pure ASCII switches
 //! to GB18030 at the first line that is not UTF-8 but is GB18030: ASCII reads the same in
 //! both, so a GBK file that starts with a long ASCII header is read whole.
@@ -614,6 +620,51 @@ fn char_reference(b: &[u8]) -> Option<(usize, char)> {
     Some((len, c))
 }
 
+/// Whether `b` is a control byte that plain text never holds: a C0 control other than tab,
+/// line feed, form feed and carriage return, or DEL (ISO/IEC 6429's C0 set and `0x7F`).
+/// In UTF-8 and GB18030 every byte below `0x80` is a character of its own (no multi-byte
+/// sequence holds one below `0x30`, nor `0x7F`), so the test is exact on their bytes.
+pub fn is_control(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f
+}
+
+/// The position of the first [`is_control`] byte in `bytes`, looking at 32 bytes at a time.
+pub fn first_control(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(32);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        // A branch-free fold the compiler turns into vector compares.
+        if chunk.iter().fold(false, |seen, &b| seen | is_control(b)) {
+            return chunk
+                .iter()
+                .position(|&b| is_control(b))
+                .map(|i| offset + i);
+        }
+        offset += 32;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| is_control(b))
+        .map(|i| offset + i)
+}
+
+/// The name of a control byte for a refusal: its Unicode code point and its ISO/IEC 6429
+/// abbreviation where it has a common one.
+fn control_name(b: u8) -> String {
+    let abbreviation = match b {
+        0x00 => " (NUL)",
+        0x07 => " (BEL)",
+        0x08 => " (BS)",
+        0x0b => " (VT)",
+        0x1a => " (SUB)",
+        0x1b => " (ESC)",
+        0x7f => " (DEL)",
+        _ => "",
+    };
+    format!("U+{b:04X}{abbreviation}")
+}
+
 /// The state of a scan between pieces.
 struct Lines<'o, 'c, W> {
     enc: Encoding,
@@ -651,6 +702,21 @@ impl<W: Write> Lines<'_, '_, W> {
         } else {
             raw
         };
+        // the rule the head was held to (`detect`): a text that turns binary after its
+        // first bytes reads as text to a reader that looks at its head, as data to one that
+        // reads it all; two readings, so refused
+        if let Some(at) = first_control(body) {
+            let b = body.get(at).copied().unwrap_or_default();
+            return Ok(Err(Refusal::new(
+                Reason::TextEncoding,
+                format!(
+                    "line {} holds the control character {}: text holds no control \
+                     characters but tab, line feed, carriage return and form feed",
+                    self.line_no,
+                    control_name(b)
+                ),
+            )));
+        }
         let Some(text) = self.decode(body) else {
             return Ok(Err(Refusal::new(
                 Reason::TextEncoding,
@@ -899,6 +965,59 @@ mod tests {
             assert_eq!(result.unwrap().changed_lines, 1);
             assert_eq!(out, utf16(le, "当事人：张三\r\n电话 138****8000\r\n"));
         }
+    }
+
+    #[test]
+    fn a_control_byte_anywhere_is_refused_as_the_head_would_be() {
+        // over 9 KiB of text, past the 8 KiB a head holds, then each control byte
+        let head = "民事判决书，本院依法组成合议庭。\n".repeat(400);
+        assert!(gb(&head).len() > 9 * 1024);
+        let elf = b"\x7fELF\x02\x01\x01\0\0\0";
+        for (tail, name) in [
+            (&elf[..], "U+007F (DEL)"),
+            (b"abc\0def\n", "U+0000 (NUL)"),
+            (b"\x1b[31mred\x1b[0m\n", "U+001B (ESC)"),
+            (b"end\x1a", "U+001A (SUB)"),
+            (b"\x01", "U+0001"),
+        ] {
+            let mut utf8 = head.as_bytes().to_vec();
+            utf8.extend_from_slice(tail);
+            let mut gbk = gb(&head);
+            gbk.extend_from_slice(tail);
+            for (bytes, enc) in [(utf8, Encoding::Utf8), (gbk, Encoding::Gb18030)] {
+                assert_eq!(sniff(&bytes[..8 * 1024]), Some(enc));
+                let (result, _, _) = run(&bytes, enc, |_| Ok(None));
+                let refusal = result.unwrap_err();
+                assert_eq!(refusal.reason, Reason::TextEncoding, "{name}");
+                let lines = head.lines().count() + 1;
+                assert!(
+                    refusal.detail.contains(&format!("line {lines} holds")),
+                    "{refusal}"
+                );
+                assert!(refusal.detail.contains(name), "{refusal}");
+            }
+        }
+        // in UTF-16 too: the control is a character of its own once read
+        let mut utf16le = utf16(true, &head);
+        utf16le.extend_from_slice(&[0x00, 0x00]);
+        let (result, _, _) = run(&utf16le, Encoding::Utf16Le, |_| Ok(None));
+        assert!(result.unwrap_err().detail.contains("U+0000 (NUL)"));
+        // the controls text has pass, and so does every GB18030 multi-byte character
+        // (no byte of one is a control byte)
+        let fine = "a\tb\r\n\x0cpage 2\n".as_bytes();
+        let (result, _, out) = run(fine, Encoding::Utf8, |_| Ok(None));
+        assert_eq!(result.unwrap().lines, 2);
+        assert_eq!(out, fine);
+        // every character from U+0080 on, two- and four-byte sequences both
+        let all_gb: String = ('\u{80}'..='\u{2FFFF}')
+            .filter(|c| !c.is_control())
+            .collect();
+        assert_eq!(first_control(&gb(&all_gb)), None);
+        assert_eq!(first_control(b""), None);
+        assert_eq!(first_control(&[b'a'; 100]), None);
+        let mut late = vec![b'a'; 100];
+        late[70] = 0x7f;
+        assert_eq!(first_control(&late), Some(70));
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub enum Reason {
     ArchiveAmbiguous,
     /// The content claims a type but cannot be read as one (a corrupt or encrypted archive, document or PDF).
     ContentUnreadable,
-    /// Text that is neither UTF-8 nor GB18030, or with a line too long to scan.
+    /// Text that is neither UTF-8, UTF-16 nor GB18030, holds a control character (as a
+    /// binary file does, anywhere in it), or has a line too long to scan.
     TextEncoding,
     /// A document carries active content the channel refuses: PDF JavaScript, launch actions or embedded files, office macros.
     ActiveContent,

@@ -340,15 +340,18 @@ impl Scanner<'_> {
             let Some(enc) = text::sniff(head) else {
                 return Ok(Err(prefixed(at, not_text(head))));
             };
-            if !policy.reads_text() {
-                return Ok(Ok(()));
-            }
+            // read to its end even where no rule reads it: a text that stops being text
+            // (not its encoding, a control byte) after its head does not cross
+            let reads_text = policy.reads_text();
             let mut lines = Lines::new(policy, false, at);
             let mut reader = reader_of(input);
             return text::scan_lines(&mut reader, enc, None::<&mut io::Sink>, &mut |l| {
-                lines.refuse_only(l).map(|()| None)
+                if reads_text {
+                    lines.refuse_only(l)?;
+                }
+                Ok(None)
             })
-            .map(|r| r.map(|_| ()));
+            .map(|r| r.map(|_| ()).map_err(|r| prefixed_once(at, r)));
         }
         if detected.family == "rtf" {
             // objects, templates and fetching fields are refused whatever the text rules
@@ -1144,6 +1147,47 @@ mod tests {
             .unwrap_err();
         assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
         assert!(refusal.detail.contains("UTF-16"), "{refusal}");
+    }
+
+    #[test]
+    fn text_that_turns_binary_after_its_head_is_refused_with_or_without_text_rules() {
+        use std::io::Write as _;
+        // over 8 KiB of GBK text (the head detection reads), then an ELF program
+        let text = encoding_rs::GB18030
+            .encode(&"本院依法组成合议庭，公开开庭审理了本案。\r\n".repeat(300))
+            .0
+            .into_owned();
+        assert!(text.len() > HEAD_LEN);
+        let mut smuggled = text.clone();
+        smuggled.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0");
+        assert!(
+            !inbound().reads_text(),
+            "the inbound lab policy has no text rules"
+        );
+        for policy in [outbound(), inbound()] {
+            assert_eq!(judge(&policy, "开庭笔录.txt", &text).0, Ok(0));
+            let refusal = judge(&policy, "开庭笔录.txt", &smuggled).0.unwrap_err();
+            assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
+            assert!(
+                refusal
+                    .detail
+                    .contains("line 301 holds the control character U+007F (DEL)"),
+                "{refusal}"
+            );
+        }
+        // inside a zip, the entry is named
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file(
+            "卷宗/开庭笔录.txt",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        w.write_all(&smuggled).unwrap();
+        let zipped = w.finish().unwrap().into_inner();
+        let refusal = judge(&inbound(), "卷宗.zip", &zipped).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
+        assert!(refusal.detail.contains("开庭笔录.txt"), "{refusal}");
+        assert!(refusal.detail.contains("U+007F (DEL)"), "{refusal}");
     }
 
     /// A docx of the given extra parts over a minimal document saying `body`.

@@ -56,6 +56,13 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
         "MZ-说明.txt",
         "MZ-2026 号说明\n".as_bytes(),
     );
+    // text for its first 8 KiB, a program after them: read to its end, refused
+    let mut smuggled = encoding_rs::GB18030
+        .encode(&"本院依法组成合议庭，公开开庭审理了本案。\r\n".repeat(300))
+        .0
+        .into_owned();
+    smuggled.extend_from_slice(&elf());
+    lab.publish("court", "to-internet", "开庭笔录.txt", &smuggled);
     lab.publish(
         "court",
         "to-internet",
@@ -99,13 +106,14 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
         )
     );
     let q = lab.quarantine("court", "to-internet");
-    wait_until(30, "five refusals", || reasons(&q).len() == 5);
+    wait_until(30, "six refusals", || reasons(&q).len() == 6);
     assert_eq!(
         reasons(&q),
         vec![
             "classification_marking",
             "keyword_match",
             "personal_data",
+            "text_encoding",
             "type_refused",
             "type_refused"
         ]
