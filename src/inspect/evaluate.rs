@@ -114,7 +114,7 @@ fn scan_text_masking(
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut lines = Lines::new(policy, true, "");
-    let summary = text::scan_lines(input, enc, Some(&mut out), &mut |l| lines.check(l))?;
+    let summary = text::scan_lines(input, enc, Some(&mut out), &mut |l| lines.check_piece(l))?;
     out.flush()?;
     Ok(summary.map(|s| s.changed_lines))
 }
@@ -158,6 +158,17 @@ impl<'p> Lines<'p> {
     fn refuse_only(&mut self, text: &str) -> Result<(), Refusal> {
         self.mask = false;
         self.check(text).map(|_| ())
+    }
+
+    /// [`Lines::check`] of a piece [`text::scan_lines`] hands over: a line longer than
+    /// [`text::MAX_LINE`] comes in several pieces, and only the one that ends with its
+    /// terminator (`\n`) ends it, so the next line's refusal names its own number.
+    fn check_piece(&mut self, piece: &str) -> Result<Option<String>, Refusal> {
+        let checked = self.check(piece);
+        if !piece.ends_with('\n') {
+            self.line -= 1;
+        }
+        checked
     }
 }
 
@@ -347,7 +358,8 @@ impl Scanner<'_> {
             let mut reader = reader_of(input);
             return text::scan_lines(&mut reader, enc, None::<&mut io::Sink>, &mut |l| {
                 if reads_text {
-                    lines.refuse_only(l)?;
+                    lines.mask = false;
+                    lines.check_piece(l)?;
                 }
                 Ok(None)
             })
@@ -1147,6 +1159,38 @@ mod tests {
             .unwrap_err();
         assert_eq!(refusal.reason, Reason::TextEncoding, "{refusal}");
         assert!(refusal.detail.contains("UTF-16"), "{refusal}");
+    }
+
+    #[test]
+    fn a_refusal_after_a_line_cut_in_pieces_names_its_own_line() {
+        // line 1 is longer than the scanner's buffer (2 MiB), so scanned in pieces; the
+        // keyword, the mobile number and the marking are on the lines after it
+        let mut text = b"abc ".repeat(600 * 1024);
+        text.extend_from_slice("\n本材料为内部资料\n".as_bytes());
+        let refusal = judge(&outbound(), "长行.txt", &text).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::KeywordMatch, "{refusal}");
+        assert!(refusal.detail.starts_with("line 2: "), "{refusal}");
+        let mut text = b"abc ".repeat(600 * 1024);
+        text.extend_from_slice("\n第二行\n电话 13800138000\n".as_bytes());
+        let (verdict, masked) = judge(&outbound(), "长行.txt", &text);
+        assert_eq!(verdict, Ok(1), "one line masked");
+        assert!(masked.ends_with("电话 138****8000\n".as_bytes()));
+        // the same rules, refusing personal data: the scan that masks nothing
+        let strict = Policy::parse(
+            Path::new("strict.toml"),
+            &include_str!("../../policy/to-internet.toml")
+                .replace("action = \"mask\"", "action = \"refuse\""),
+        )
+        .unwrap();
+        assert!(!masks(
+            &strict,
+            &crate::content::detect::detect(b"a", "txt")
+        ));
+        let mut text = b"abc ".repeat(600 * 1024);
+        text.extend_from_slice("\n第二行\n第三行 机密★10年\n".as_bytes());
+        let refusal = judge(&strict, "长行.txt", &text).0.unwrap_err();
+        assert_eq!(refusal.reason, Reason::ClassificationMarking, "{refusal}");
+        assert!(refusal.detail.starts_with("line 3: "), "{refusal}");
     }
 
     #[test]
