@@ -15,8 +15,8 @@
 //! copy written back turned into the same UTF-16, so that an unchanged text is still copied
 //! byte for byte.
 //!
-//! Text holds no control character but tab, line feed, carriage return and form feed
-//! ([`is_control`]): the rule type detection holds a file's first 8 KiB to, held here to
+//! Text holds no C0 control character but tab, line feed, carriage return and form feed,
+//! nor DEL ([`is_control`]): the rule type detection holds a file's first 8 KiB to, held here to
 //! every line, so that a text that turns binary after its head (a program appended to a
 //! letter) is refused (`text_encoding`), never read as text by one reader and as data by
 //! another.
@@ -197,8 +197,9 @@ pub struct TextSummary {
 /// A UTF-8 byte-order mark at the start is not passed to the callback but is always written.
 ///
 /// A line longer than [`MAX_LINE`] is cut after the last byte below `0x30` in its first
-/// `MAX_LINE` bytes and the pieces are scanned separately; a line with no such byte, or one
-/// that does not decode, is refused with [`Reason::TextEncoding`]. The callback gets each
+/// `MAX_LINE` bytes and the pieces are scanned separately; a line with no such byte, one
+/// that does not decode, or one holding a control byte ([`is_control`]) is refused with
+/// [`Reason::TextEncoding`]. The callback gets each
 /// piece after a cut with the end of the line before it in front ([`overlap_tail`] of what
 /// it got last), so a marking, keyword or number across the cut is seen whole. When such a
 /// piece is replaced, the replacement must leave the overlap as it was written already (or
@@ -622,8 +623,10 @@ fn char_reference(b: &[u8]) -> Option<(usize, char)> {
 
 /// Whether `b` is a control byte that plain text never holds: a C0 control other than tab,
 /// line feed, form feed and carriage return, or DEL (ISO/IEC 6429's C0 set and `0x7F`).
-/// In UTF-8 and GB18030 every byte below `0x80` is a character of its own (no multi-byte
-/// sequence holds one below `0x30`, nor `0x7F`), so the test is exact on their bytes.
+/// No byte of a multi-byte character is below `0x30` or `0x7F`, in UTF-8 (all `0x80` and
+/// above) or in GB18030 (second bytes `0x30`-`0x39`, `0x40`-`0x7E`, `0x80` and above), so
+/// the test is exact on the bytes of both. C1 controls (U+0080 to U+009F) are characters of
+/// several bytes, not refused here.
 pub fn is_control(b: u8) -> bool {
     (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f
 }
@@ -710,8 +713,8 @@ impl<W: Write> Lines<'_, '_, W> {
             return Ok(Err(Refusal::new(
                 Reason::TextEncoding,
                 format!(
-                    "line {} holds the control character {}: text holds no control \
-                     characters but tab, line feed, carriage return and form feed",
+                    "line {} holds the control character {}: text holds no C0 control \
+                     character but tab, line feed, carriage return and form feed, nor DEL",
                     self.line_no,
                     control_name(b)
                 ),
@@ -998,10 +1001,39 @@ mod tests {
             }
         }
         // in UTF-16 too: the control is a character of its own once read
-        let mut utf16le = utf16(true, &head);
-        utf16le.extend_from_slice(&[0x00, 0x00]);
-        let (result, _, _) = run(&utf16le, Encoding::Utf16Le, |_| Ok(None));
-        assert!(result.unwrap_err().detail.contains("U+0000 (NUL)"));
+        for (le, enc, tail) in [
+            (true, Encoding::Utf16Le, [0x00, 0x00]),
+            (false, Encoding::Utf16Be, [0x00, 0x7f]),
+        ] {
+            let mut bytes = utf16(le, &head);
+            bytes.extend_from_slice(&tail);
+            let (result, _, _) = run(&bytes, enc, |_| Ok(None));
+            let refusal = result.unwrap_err();
+            assert_eq!(refusal.reason, Reason::TextEncoding);
+            let name = if le { "U+0000 (NUL)" } else { "U+007F (DEL)" };
+            assert!(
+                refusal
+                    .detail
+                    .starts_with(&format!("line 401 holds the control character {name}")),
+                "{refusal}"
+            );
+        }
+        // after a cut: a line of 1.5 MiB, cut at MAX_LINE, an ESC in its second piece
+        let mut long = b"abc ".repeat(384 * 1024);
+        long.extend_from_slice(b"\x1b[0m\n");
+        let (result, seen, _) = run(&long, Encoding::Utf8, |_| Ok(None));
+        assert_eq!(
+            seen.len(),
+            1,
+            "the first piece was scanned, the second refused"
+        );
+        let refusal = result.unwrap_err();
+        assert!(
+            refusal
+                .detail
+                .starts_with("line 1 holds the control character U+001B (ESC)"),
+            "{refusal}"
+        );
         // the controls text has pass, and so does every GB18030 multi-byte character
         // (no byte of one is a control byte)
         let fine = "a\tb\r\n\x0cpage 2\n".as_bytes();
@@ -1018,6 +1050,10 @@ mod tests {
         let mut late = vec![b'a'; 100];
         late[70] = 0x7f;
         assert_eq!(first_control(&late), Some(70));
+        // in the remainder after the last whole 32 bytes
+        let mut last = vec![b'a'; 100];
+        last[98] = 0x00;
+        assert_eq!(first_control(&last), Some(98));
     }
 
     #[test]

@@ -358,7 +358,6 @@ impl Scanner<'_> {
             let mut reader = reader_of(input);
             return text::scan_lines(&mut reader, enc, None::<&mut io::Sink>, &mut |l| {
                 if reads_text {
-                    lines.mask = false;
                     lines.check_piece(l)?;
                 }
                 Ok(None)
@@ -448,7 +447,7 @@ impl Scanner<'_> {
         ))
     }
 
-    /// Scans an entry or part like [`Scanner::content`] once its type is decided from    /// Scans an entry or part like [`Scanner::content`] once its type is decided from
+    /// Scans an entry or part like [`Scanner::content`] once its type is decided from
     /// `item.head`, the first bytes already read off `reader`: they are put back in front of
     /// the rest.
     fn content_after_head(
@@ -1163,8 +1162,9 @@ mod tests {
 
     #[test]
     fn a_refusal_after_a_line_cut_in_pieces_names_its_own_line() {
-        // line 1 is longer than the scanner's buffer (2 MiB), so scanned in pieces; the
-        // keyword, the mobile number and the marking are on the lines after it
+        // line 1 is longer than the scanner's buffer (2 MiB), so it is cut into pieces of at
+        // most MAX_LINE (1 MiB); the keyword, the mobile number and the marking are on the
+        // lines after it
         let mut text = b"abc ".repeat(600 * 1024);
         text.extend_from_slice("\n本材料为内部资料\n".as_bytes());
         let refusal = judge(&outbound(), "长行.txt", &text).0.unwrap_err();

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  open (no link followed, one hard link) ─► name ─► size ─► type from the first bytes
-//!    text, csv, json, xml ─► decode (UTF-8 | GB18030) ─► lines ─► rules, markings, personal data
+//!    text, csv, json, xml ─► decode (UTF-8 | GB18030 | UTF-16) ─► lines ─► rules, markings, personal data
 //!    pdf                  ─► active content; text ─► rules, markings, personal data
 //!    ooxml, odf           ─► parts: macros refused; XML text ─► rules, markings, personal data
 //!    zip, tar, gzip       ─► entries, limits enforced while reading ─► each checked like a file

@@ -118,6 +118,22 @@ fn outbound_content_rules_refuse_what_they_must_and_clean_files_cross_unchanged(
             "type_refused"
         ]
     );
+    // the text that turns into a program is refused for what it holds, naming the line
+    let smuggled_refusal = fs::read_dir(&q)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".reason.json"))
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&fs::read(e.path()).unwrap()).unwrap())
+        .find(|j| j["name"] == "开庭笔录.txt")
+        .expect("a refusal of 开庭笔录.txt");
+    assert_eq!(smuggled_refusal["reason"], "text_encoding");
+    assert!(
+        smuggled_refusal["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 301 holds the control character U+007F (DEL)"),
+        "{smuggled_refusal}"
+    );
     // the audit log records both hashes of the masked file
     let records = read_live(&lab.dir.join("court").join("audit"));
     let m = records
