@@ -1358,8 +1358,8 @@ pub fn open_content(spooled: &Spooled, keys: Option<&DataKeys>) -> io::Result<St
     let keys = keys.ok_or_else(no_data_key)?;
     // durable, and read once in order by each reader opened here (the manifest's hash
     // beside the inspection, the send): out of the page cache behind. The inspection opens
-    // its own reader, which keeps what it reads, as does a plain entry (renamed in, maybe
-    // never written back)
+    // its own reader, which drops behind too (inspect::Cache); a plain entry (renamed in,
+    // maybe never written back) keeps what it reads
     Ok(Stored::Sealed(
         SealedFile::open(keys, f, &context(spooled))?.drop_behind(),
     ))

@@ -5,7 +5,7 @@
 //! ```text
 //!  connection ─► uni stream ─► frame header ─► payload
 //!     checkpoint frame ─► witness (signature checked) ─► audit `witnessed`
-//!     object frame ─► receiver.begin(quic) ─► chunks, gathered 256 KiB a batch
+//!     object frame ─► receiver.begin(quic) ─► chunks, gathered 128 KiB a batch
 //!                   ─► writer thread: Arriving::write
 //!                   ─► receiver.finish ─► receipt (fixed 22 bytes, no content)
 //!  connection ─► datagram (RFC 9221) ─► receiver.stream_frame (stream channels)
@@ -188,25 +188,29 @@ async fn object(
     loop {
         match recv.read_chunk(1 << 20, true).await {
             Ok(Some(chunk)) => {
+                // the writer stopped (a refusal or an I/O error): said at once, not a
+                // batch later
+                if tx.is_closed() {
+                    break;
+                }
                 if let Some(full) = batch.add(chunk.bytes)
                     && tx.send(full).await.is_err()
                 {
-                    break; // the writer stopped: a refusal or an I/O error
+                    break;
                 }
             }
-            Ok(None) => {
-                // the last bytes; a writer that stopped has said why already
-                if let Some(rest) = batch.rest() {
-                    let _ = tx.send(rest).await;
-                }
-                break;
-            }
+            Ok(None) => break,
             Err(e) => {
                 tracing::debug!(object = %id, error = %e, "stream broken");
                 complete = false;
                 break;
             }
         }
+    }
+    // every byte read is written, the stream whole or not (a bad chunk among them is
+    // refused as such); a writer that stopped has said why already
+    if let Some(rest) = batch.rest() {
+        let _ = tx.send(rest).await;
     }
     drop(tx);
     let arriving = writer.await.ok()?;
@@ -226,12 +230,16 @@ async fn object(
 
 /// Bytes of a stream gathered before they go to its writer thread at once: one wake of
 /// the writer a batch, rather than one a QUIC frame (a few KiB: 1 GiB made some 160,000
-/// context switches on the receiving node, measured).
-const WRITE_BATCH: usize = 256 << 10;
+/// context switches on the receiving node, measured). Each chunk keeps alive the whole
+/// buffer quinn received it in (up to 64 packets), so a batch is kept small.
+const WRITE_BATCH: usize = 128 << 10;
 
 /// Batches queued for the writer thread at most; the stream's reader waits beyond (and
-/// with it the peer, once the stream's receive window is full).
-const WRITES_IN_FLIGHT: usize = 8;
+/// with it the peer, once the stream's receive window is full). What a stream holds
+/// outside quinn's windows (read, so credited back to the peer, not yet written): this
+/// many batches and the one being gathered, 384 KiB, for each object in flight. The
+/// batch's size, not this depth, spares the wakes.
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// The chunks of a stream gathered for its writer thread (the link's own buffers: no copy).
 #[derive(Default)]
