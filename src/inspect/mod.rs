@@ -515,6 +515,13 @@ mod tests {
     use crate::keys::at_rest::{DataKeys, OpenReader};
     use std::io::Read;
 
+    /// A node's data keys of `suite`, their file in `dir`.
+    fn data_keys(dir: &Path, suite: Suite) -> DataKeys {
+        let key_file = dir.join("data.key");
+        DataKeys::add_key(&key_file, suite).unwrap();
+        DataKeys::load(&key_file).unwrap()
+    }
+
     fn written(out: &mut MaskedOut<'_>, total: usize) -> Vec<u8> {
         let line: Vec<u8> = b"0123456789abcdef"
             .iter()
@@ -558,9 +565,7 @@ mod tests {
     #[test]
     fn the_senders_inspection_hands_back_what_it_read_and_the_receivers_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("data.key");
-        DataKeys::add_key(&key_file, Suite::Default).unwrap();
-        let keys = DataKeys::load(&key_file).unwrap();
+        let keys = data_keys(dir.path(), Suite::Default);
         let sealing = Sealing {
             keys: &keys,
             context: b"spool/to-court/1",
@@ -627,9 +632,7 @@ mod tests {
     #[test]
     fn a_finished_masked_copy_is_made_whole_plain_or_sealed() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("data.key");
-        DataKeys::add_key(&key_file, Suite::Gm).unwrap();
-        let keys = DataKeys::load(&key_file).unwrap();
+        let keys = data_keys(dir.path(), Suite::Gm);
         let sealing = Sealing {
             keys: &keys,
             context: b"spool/to-internet/1",
