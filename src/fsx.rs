@@ -129,6 +129,16 @@ pub trait FormWriter: Write {
     /// # Errors
     /// The write failed.
     fn finish(self: Box<Self>) -> io::Result<()>;
+
+    /// Writes all of `bytes`, which the caller no longer needs: the form may transform
+    /// them where they lie (a sealed form seals them in place, one copy of every byte
+    /// fewer), so their content afterwards is the form's. By default, `write_all`.
+    ///
+    /// # Errors
+    /// The write failed.
+    fn write_consumed(&mut self, bytes: &mut [u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
 }
 
 /// [`copy_durable`], storing the bytes in `form`: the copy is not read back (one pass over
@@ -210,10 +220,10 @@ fn copy_to_part(
     if let Some(form) = form {
         // a form authenticates what it stores: no hash to compare, no read-back
         let mut w = form.writer(&mut out)?;
-        let sink = |bytes: &[u8]| {
-            w.write_all(bytes)?;
+        // the tap first: the form may then store the bytes where they lie
+        let sink = |bytes: &mut [u8]| {
             tap(bytes);
-            Ok(())
+            w.write_consumed(bytes)
         };
         let read = digest_through(&mut src, sink, &mut buf, false)?;
         w.finish()?;
@@ -273,11 +283,12 @@ fn copy_to_part(
     Ok(read)
 }
 
-/// Reads `r` to its end through `buf`, handing each piece to `sink`; the size and SHA-256
-/// of what was read (all zero unless `hash`).
+/// Reads `r` to its end through `buf`, handing each piece to `sink` (which may change it:
+/// the hash is taken first); the size and SHA-256 of what was read (all zero unless
+/// `hash`).
 fn digest_through(
     r: &mut impl Read,
-    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    mut sink: impl FnMut(&mut [u8]) -> io::Result<()>,
     buf: &mut [u8],
     hash: bool,
 ) -> io::Result<Copied> {
@@ -290,7 +301,8 @@ fn digest_through(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let piece = buf.get(..n).unwrap_or_default();
+        let piece = buf.get_mut(..n).unwrap_or_default();
+        // hashed before the sink, which may change the bytes (a form's in-place write)
         if hash {
             ctx.update(piece);
         }
@@ -882,6 +894,13 @@ impl Read for DropBehind {
 impl Write for DropBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
+        self.moved(n);
+        Ok(n)
+    }
+
+    /// One `writev(2)` for all of `bufs`: a sealed chunk and its tag go in one call.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.file.write_vectored(bufs)?;
         self.moved(n);
         Ok(n)
     }
