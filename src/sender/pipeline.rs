@@ -635,7 +635,7 @@ impl Sender {
         e.peer = Some(node.cfg.peer.name.clone());
         node.audit.durable(Event::Confirmed, e)?;
         tracing::debug!(channel = %m.channel, name = %m.name, object = %m.object_id, detail, "confirmed");
-        Ok(self.spool.remove_delivered(sealed.spooled())?)
+        Ok(self.spool.remove(sealed.spooled())?)
     }
 
     /// An object the antivirus could not scan waits in the spool and is tried again, until

@@ -40,11 +40,6 @@
 //!
 //! A crash at any point leaves either the file in the outbox (taken again) or a complete
 //! spool entry (sent again); a half-made entry without content is removed at recovery.
-//! The removal of an entry whose object the peer landed, or the diode sent its every copy
-//! of ([`Spool::remove_delivered`]), is not waited for: a power cut that loses it has the
-//! entry sent again at the next start, and the receiver's landing marker answers it as a
-//! duplicate, never delivered twice. A refused entry's removal ([`Spool::remove`]) is
-//! fsynced: sent again, it would be quarantined twice.
 //!
 //! A messages channel's file is not spooled as it is: [`Spool::stage_out`] renames it into
 //! the outbox's staging folder (the same question to the writers' tracker, put back when in
@@ -1150,36 +1145,8 @@ impl Spool {
     }
 
     /// Removes an entry whose object is durable on the other side or in quarantine (its
-    /// folder kept for reuse when it can be: see the module's header), durably: the
-    /// channel's folder is fsynced before it returns.
-    ///
-    /// # Errors
-    /// Removing the folder or syncing the channel's folder failed.
+    /// folder kept for reuse when it can be: see the module's header).
     pub fn remove(&self, spooled: &Spooled) -> io::Result<()> {
-        self.remove_entry(spooled)?;
-        if let Some(parent) = spooled.dir.parent() {
-            sync_dir(parent)?;
-        }
-        Ok(())
-    }
-
-    /// Removes the entry of an object the peer has landed (its receipt), or that the
-    /// diode has sent its every copy of, without waiting for the removal to be durable:
-    /// it reaches the disk with the channel folder's next fsync (the next take's) or the
-    /// kernel's writeback. Lost to a power cut, the entry is sent again at the next start,
-    /// and the receiver's landing marker, kept for good, answers it as a duplicate
-    /// (`duplicate` in its audit log; never delivered twice). Saves a disk cache flush per
-    /// object. Not for an entry refused into this node's quarantine: sent again, it would
-    /// be quarantined twice ([`Spool::remove`]).
-    ///
-    /// # Errors
-    /// Removing the folder failed.
-    pub fn remove_delivered(&self, spooled: &Spooled) -> io::Result<()> {
-        self.remove_entry(spooled)
-    }
-
-    /// Moves an entry's folder to the pool of kept folders, or deletes it; not synced.
-    fn remove_entry(&self, spooled: &Spooled) -> io::Result<()> {
         let kept = match self.retire(&spooled.dir) {
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -1194,6 +1161,9 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(parent) = spooled.dir.parent() {
+            sync_dir(parent)?;
         }
         Ok(())
     }
@@ -1759,36 +1729,6 @@ mod tests {
         fs::write(state.join("spool/blocked"), b"").unwrap();
         assert!(spool.put("blocked", "b.ndjson", b"z\n", None).is_err());
         assert!(Spool::open(&state).unwrap().recover(None).unwrap().len() == 2);
-    }
-
-    #[test]
-    fn a_delivered_entry_goes_as_a_removed_one_does_and_is_never_sent_again() {
-        let t = tempfile::tempdir().unwrap();
-        let state = t.path().join("state");
-        let spool = Spool::open(&state).unwrap();
-        let keys = data_keys(t.path());
-        let delivered = spool
-            .put("notices", "a.ndjson", b"{\"a\":1}\n", Some(&keys))
-            .unwrap();
-        spool
-            .store_manifest(&delivered, b"signed manifest", true)
-            .unwrap();
-        let waiting = spool
-            .put("notices", "b.ndjson", b"{\"b\":2}\n", Some(&keys))
-            .unwrap();
-        spool
-            .store_manifest(&waiting, b"signed manifest", true)
-            .unwrap();
-        spool.remove_delivered(&delivered).unwrap();
-        assert!(!delivered.dir.exists());
-        // its folder kept for the next entry, as a durable removal's is
-        assert_eq!(fs::read_dir(state.join(FREE_DIR)).unwrap().count(), 1);
-        // a start after it (the page cache intact: a process killed) sends only the other
-        let again = Spool::open(&state).unwrap().recover(Some(&keys)).unwrap();
-        let ids: Vec<_> = again.iter().map(|r| r.spooled.id).collect();
-        assert_eq!(ids, [waiting.id]);
-        // gone already: not an error
-        spool.remove_delivered(&delivered).unwrap();
     }
 
     #[test]

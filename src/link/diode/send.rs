@@ -919,7 +919,7 @@ fn retire(owner: &Sender, held: &Held, keep_ms: u64, sealed: &Sealed, now: u64) 
     let moved = if keep_ms > 0 {
         held.hold(sealed.spooled(), now)
     } else {
-        owner.spool.remove_delivered(sealed.spooled())
+        owner.spool.remove(sealed.spooled())
     };
     if let Err(err) = moved {
         tracing::error!(object = %m.object_id, error = %err, "cannot move the retired object out of the spool; it is sent again at the next start");
