@@ -1133,7 +1133,10 @@ impl crate::fsx::StoreForm for Sealing<'_> {
         &self,
         out: &'a mut dyn Write,
     ) -> io::Result<Box<dyn crate::fsx::FormWriter + 'a>> {
-        let w = SealWriter::new(self.keys, io::BufWriter::new(out), self.context)?;
+        // straight to the file: the writer gathers whole chunks itself, and a chunk sealed
+        // in place goes with its tag in one vectored write (a `BufWriter` would pass the
+        // chunk alone and hold the tag for a write of its own)
+        let w = SealWriter::new(self.keys, out, self.context)?;
         Ok(Box::new(w))
     }
 
