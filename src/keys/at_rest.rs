@@ -554,7 +554,6 @@ impl<W: Write> SealWriter<W> {
 fn write_all_vectored(out: &mut impl Write, a: &[u8], b: &[u8]) -> io::Result<()> {
     let mut bufs = [io::IoSlice::new(a), io::IoSlice::new(b)];
     let mut left: &mut [io::IoSlice<'_>] = &mut bufs;
-    io::IoSlice::advance_slices(&mut left, 0);
     while !left.is_empty() {
         match out.write_vectored(left) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
