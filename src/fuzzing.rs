@@ -351,9 +351,17 @@ pub fn diode_datagram(data: &[u8]) {
     let Ok(mut receiver) = Receiver::new(ReceiverConfig::new(KEY, 1500)) else {
         return;
     };
+    // sealed as a sender would have sealed these bytes as header and body: the receiver
+    // opens them back to `data`
+    let field = |at: usize| {
+        data.get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes)
+    };
     let mut signed = data.to_vec();
-    signed.extend_from_slice(&LinkKey::new(&KEY).tag(data));
-    let _ = wire::decode(&LinkKey::new(&KEY), &signed);
+    let tag = LinkKey::new(&KEY).seal(field(4), field(12), &mut signed, wire::HEADER_LEN);
+    signed.extend_from_slice(&tag);
+    let _ = wire::decode(&LinkKey::new(&KEY), &signed, &mut Vec::new());
     receiver.handle(1, data);
     receiver.handle(2, &signed);
     // the same datagram split in two, as a fragmenting path might

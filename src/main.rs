@@ -208,7 +208,7 @@ Examples:
         /// tcp:HOST:PORT.
         #[arg(long, value_name = "ADDR")]
         clamd: Option<isogate::policy::antivirus::ClamdAddr>,
-        /// The pair's suite: `default` (Ed25519, HMAC-SHA256, AES-256-GCM) or `gm` (SM2,
+        /// The pair's suite: `default` (Ed25519, SHA-256, AES-256-GCM) or `gm` (SM2,
         /// HMAC-SM3, SM4-GCM): the nodes' signing and data keys and `[node] suite`.
         #[arg(long, default_value = "default", value_name = "SUITE")]
         suite: isogate::keys::suite::Suite,

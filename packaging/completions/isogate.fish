@@ -47,7 +47,7 @@ complete -c isogate -n "__fish_isogate_using_subcommand init" -l link -d 'Link t
 diode\t'One-way UDP with forward error correction (nothing is sent back)'"
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l port-base -d 'Links listen on N and N+1' -r
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l clamd -d 'Turn antivirus scanning on in the lab policies: clamd at unix:PATH or tcp:HOST:PORT' -r
-complete -c isogate -n "__fish_isogate_using_subcommand init" -l suite -d 'The pair\'s suite: `default` (Ed25519, HMAC-SHA256, AES-256-GCM) or `gm` (SM2, HMAC-SM3, SM4-GCM): the nodes\' signing and data keys and `[node] suite`' -r
+complete -c isogate -n "__fish_isogate_using_subcommand init" -l suite -d 'The pair\'s suite: `default` (Ed25519, SHA-256, AES-256-GCM) or `gm` (SM2, HMAC-SM3, SM4-GCM): the nodes\' signing and data keys and `[node] suite`' -r
 complete -c isogate -n "__fish_isogate_using_subcommand init" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c isogate -n "__fish_isogate_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'

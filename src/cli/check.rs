@@ -9,6 +9,7 @@
 use crate::core::stream::{Protocol, StreamRules};
 use crate::core::wire::LinkKind;
 use crate::keys;
+use crate::keys::suite::Suite;
 use crate::node::config::{Config, MessageChannel, MessagesApiConfig, Role, StreamChannel};
 use crate::node::layout::survey;
 use crate::policy::{PiiAction, Policy};
@@ -296,7 +297,8 @@ fn signed(cfg: &Config) -> Vec<&'static str> {
 }
 
 /// How each link the node uses protects what crosses: QUIC is encrypted and authenticated
-/// by TLS 1.3; the diode's datagrams are authenticated by the suite's HMAC, not encrypted.
+/// by TLS 1.3; the diode's datagrams are encrypted and authenticated with AES-256-GCM in the
+/// default suite, and authenticated by HMAC-SM3, not encrypted, in `gm`.
 fn transport(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if uses(cfg, LinkKind::Quic) {
@@ -306,10 +308,13 @@ fn transport(cfg: &Config) -> Vec<String> {
         );
     }
     if uses(cfg, LinkKind::Diode) {
-        out.push(format!(
-            "diode, UDP datagrams tagged with {} under the pair's key, NOT encrypted (a one-way link has no handshake: put it on a wire of its own)",
-            cfg.node.suite.mac()
-        ));
+        out.push(match cfg.node.suite {
+            Suite::Default => "diode, UDP datagrams encrypted and authenticated with AES-256-GCM under a key derived for each session from the pair's key (a one-way link has no handshake: the pair's key is never replaced by one agreed for the session, so whoever learns it reads what crossed)".to_string(),
+            Suite::Gm => format!(
+                "diode, UDP datagrams tagged with {} under the pair's key, NOT encrypted (SM4-GCM is too slow for the link; a one-way link has no handshake: put it on a wire of its own)",
+                cfg.node.suite.mac()
+            ),
+        });
     }
     out
 }

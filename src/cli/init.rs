@@ -85,8 +85,8 @@ pub const NODES: [(&str, &str); 2] = [("court", "internet"), ("internet", "court
 /// The `[diode]` section of a diode lab.
 const DIODE_SECTION: &str = r#"
 [diode]
-# The pair's 32-byte datagram key (64 hex digits): every datagram carries an HMAC tag
-# (HMAC-SHA256, or HMAC-SM3 under suite = "gm"), so forged or stray packets are dropped
+# The pair's 32-byte datagram key (64 hex digits): every datagram carries a tag under it
+# (AES-256-GCM, which also encrypts it, or HMAC-SM3 under suite = "gm"), so forged or stray packets are dropped
 # before any decoding. Both nodes hold it.
 key = "certs/diode.key"
 # Receives on node.listen and sends to peer.address (no QUIC runs on a diode-only node).

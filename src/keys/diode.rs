@@ -1,6 +1,7 @@
 //! The diode link's pair key: 32 random bytes shared by the two nodes of a pair, stored as
 //! 64 hexadecimal digits in a file only the service user can read. Every datagram carries
-//! an HMAC-SHA-256 tag under it (see `core::diode::wire`).
+//! a tag under it (AES-256-GCM under a per-session key, or HMAC-SM3: see
+//! `core::diode::tag`).
 
 use std::path::Path;
 use thiserror::Error;

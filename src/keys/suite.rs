@@ -82,10 +82,12 @@ impl Suite {
         }
     }
 
-    /// The keyed tag's name.
+    /// The name of what protects each diode datagram (`core::diode::tag`): AES-256-GCM
+    /// (NIST SP 800-38D) under a per-session key, which encrypts the body too, or HMAC-SM3
+    /// (GB/T 15852.2).
     pub fn mac(self) -> &'static str {
         match self {
-            Suite::Default => "HMAC-SHA256",
+            Suite::Default => "AES-256-GCM",
             Suite::Gm => "HMAC-SM3",
         }
     }

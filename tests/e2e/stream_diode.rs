@@ -176,11 +176,13 @@ fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
     let (id, port_base) = (33, 27320);
     let net = Net::new(id, "0%");
     let lab = diode_lab(port_base, &net, &[]);
-    // the datagram's first bytes (wire.rs): "ID", version 1, kind 5 (stream symbol), then
-    // after the session and seq the body: block u64 = 0, K u16 = 0 (a source symbol),
-    // T u16, esi u32 = 0; offsets from the UDP header, past an IP header of any length
-    let first_symbol = "0>>22&0x3C@8=0x49440105&&0>>22&0x3C@28=0&&0>>22&0x3C@32=0\
-        &&0>>22&0x3C@36>>16=0&&0>>22&0x3C@40=0";
+    // the datagram's first bytes (wire.rs): "ID", version 2, kind 5 (stream symbol), at
+    // an offset from the UDP header, past an IP header of any length. The body (block 0,
+    // K 0: a source symbol, esi 0) is encrypted, so the first such datagram is picked by
+    // count: the first stream symbol a session sends is its first packet's source symbol.
+    // `statistic` in nth mode with `packet 0` matches the first packet it sees, and the
+    // next one a million stream symbols later
+    let stream_symbol = "0>>22&0x3C@8=0x49440205";
     let rule = [
         "-i",
         &net.rcv_veth,
@@ -189,7 +191,15 @@ fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
         "-m",
         "u32",
         "--u32",
-        first_symbol,
+        stream_symbol,
+        "-m",
+        "statistic",
+        "--mode",
+        "nth",
+        "--every",
+        "1000000",
+        "--packet",
+        "0",
         "-j",
         "DROP",
     ];

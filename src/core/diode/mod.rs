@@ -28,7 +28,7 @@
 //!  ├──────────────────┤                           ├──────────────────┤
 //!  │ pacer.rs         │ token bucket              │                  │
 //!  ├──────────────────┤                           ├──────────────────┤
-//!  │ wire.rs          │ header|body|HMAC tag ════►│ wire.rs          │ tag checked
+//!  │ wire.rs, tag.rs  │ header|body|GCM tag ═════►│ wire.rs, tag.rs  │ tag checked
 //!  └──────────────────┘   UDP, one way only       └──────────────────┘ before parsing
 //!  poll_transmit(now, buf) ─► socket              (never writes to the network)
 //! ```
@@ -44,7 +44,7 @@
 //! fit its own settings ([`ReceiverEvent::Mismatch`]), and the sessions whose datagrams
 //! fail authentication ([`ReceiverEvent::Unauthenticated`]).
 //!
-//! Module map: [`wire`] (datagram codec and authentication), [`agree`] (what both ends
+//! Module map: [`wire`] (datagram codec), [`tag`] (datagram authentication), [`agree`] (what both ends
 //! must agree on, and the receiver's check), [`fec`] (RaptorQ
 //! block coding and the receiver's reassembly window), [`pack`] (objects to a
 //! record stream in blocks and back), [`pacer`] (token bucket), [`sender`] and
@@ -58,6 +58,7 @@ pub mod pack;
 pub mod receiver;
 pub mod sender;
 pub mod stream;
+pub mod tag;
 pub mod wire;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! link is one-way.
 //!
 //! ```text
-//! datagram ─► size cap ─► HMAC tag ─► decode ─► session ─► replay window
+//! datagram ─► size cap ─► tag ─► decode ─► session ─► replay window
 //!                 │           │          │          │            │
 //!              too_long    forged    malformed  stale_session duplicate
 //!                          (claimed session named once: Unauthenticated)
@@ -72,7 +72,7 @@ use crate::keys::suite::Suite;
 pub struct ReceiverConfig {
     /// The link key shared with the sender.
     pub key: [u8; 32],
-    /// The pair's suite: whose HMAC tags every datagram (`keys::suite`).
+    /// The pair's suite: whose tag every datagram carries (`core::diode::tag`).
     pub suite: Suite,
     /// IPv4 MTU of the path: longer datagrams are refused.
     pub mtu: usize,
@@ -195,7 +195,10 @@ pub enum ReceiverEvent {
         session: u64,
         /// Whether the first one had a heartbeat's kind and length.
         heartbeat: bool,
-        /// The other suite, when the first one's tag is that suite's HMAC under this
+        /// The protocol version their header claims: another than [`wire::VERSION`] is a
+        /// sender of another isogate release, whose tags this one does not make.
+        version: u8,
+        /// The other suite, when the first one's tag is that suite's tag under this
         /// link's key: the sender runs another suite than this receiver.
         tagged_by: Option<Suite>,
     },
@@ -439,9 +442,11 @@ const MAX_PENDING: usize = 4096;
 #[derive(Debug)]
 pub struct Receiver {
     key: LinkKey,
-    /// The same key under the other suite's HMAC: tried only on a datagram about to be
+    /// The same key under the other suite's tag: tried only on a datagram about to be
     /// reported unauthenticated, to say that the sender runs another suite.
     other_suite: LinkKey,
+    /// Where each datagram is opened (its body decrypted) and decoded from.
+    plain: Vec<u8>,
     max_len: usize,
     max_block_bytes: usize,
     session_idle_ms: u64,
@@ -496,6 +501,7 @@ impl Receiver {
                 },
                 &config.key,
             ),
+            plain: Vec::with_capacity(max_len),
             max_len,
             max_block_bytes: config.max_block_bytes,
             session_idle_ms: config.session_idle_ms,
@@ -555,11 +561,19 @@ impl Receiver {
 
     /// Takes one datagram. Bad input is counted and dropped, never an error.
     pub fn handle(&mut self, now_ms: u64, datagram: &[u8]) {
+        // opened into a buffer kept across datagrams, lent out while this one is handled
+        let mut plain = std::mem::take(&mut self.plain);
+        self.handle_in(now_ms, datagram, &mut plain);
+        self.plain = plain;
+    }
+
+    /// [`Receiver::handle`], opening `datagram` into `plain`.
+    fn handle_in(&mut self, now_ms: u64, datagram: &[u8], plain: &mut Vec<u8>) {
         if datagram.len() > self.max_len {
             self.stats.datagrams_too_long += 1;
             return;
         }
-        let d = match wire::decode(&self.key, datagram) {
+        let d = match wire::decode(&self.key, datagram, plain) {
             Ok(d) => d,
             Err(WireError::BadTag) => {
                 self.stats.datagrams_forged += 1;
@@ -709,12 +723,14 @@ impl Receiver {
         }
         self.unauthenticated.push_back(c.session);
         self.next_unauthenticated_report = now_ms.saturating_add(UNAUTHENTICATED_REPORT_MS);
-        let tagged_by = wire::decode(&self.other_suite, datagram)
-            .is_ok()
-            .then(|| self.other_suite.suite());
+        // another release's datagrams are not tried under the other suite: their tags differ
+        let tagged_by = (c.version == wire::VERSION
+            && wire::decode(&self.other_suite, datagram, &mut Vec::new()).is_ok())
+        .then(|| self.other_suite.suite());
         self.events.push_back(ReceiverEvent::Unauthenticated {
             session: c.session,
             heartbeat: c.heartbeat,
+            version: c.version,
             tagged_by,
         });
     }
@@ -955,7 +971,9 @@ mod tests {
             match s.poll_transmit(2_000, &mut buf).unwrap() {
                 Some(n) => {
                     let symbol = matches!(
-                        wire::decode(&LinkKey::new(&KEY), &buf[..n]).unwrap().body,
+                        wire::decode(&LinkKey::new(&KEY), &buf[..n], &mut Vec::new())
+                            .unwrap()
+                            .body,
                         Body::Symbol(_)
                     );
                     out.push((buf[..n].to_vec(), symbol));
@@ -1100,7 +1118,9 @@ mod tests {
         // until they arrive
         let (announce, rest): (Vec<_>, Vec<_>) = all.iter().partition(|(d, s)| {
             !s && matches!(
-                wire::decode(&LinkKey::new(&KEY), d).unwrap().body,
+                wire::decode(&LinkKey::new(&KEY), d, &mut Vec::new())
+                    .unwrap()
+                    .body,
                 Body::Announce(_)
             )
         });
@@ -1213,7 +1233,7 @@ mod tests {
             match s.poll_transmit(now, &mut buf).unwrap() {
                 Some(n) => {
                     let symbol = matches!(
-                        wire::decode(&LinkKey::for_suite(suite, &KEY), &buf[..n])
+                        wire::decode(&LinkKey::for_suite(suite, &KEY), &buf[..n], &mut Vec::new())
                             .unwrap()
                             .body,
                         Body::Symbol(_)
@@ -1405,6 +1425,7 @@ mod tests {
             vec![ReceiverEvent::Unauthenticated {
                 session: 91,
                 heartbeat: true,
+                version: wire::VERSION,
                 tagged_by: None
             }]
         );
@@ -1423,6 +1444,7 @@ mod tests {
             vec![ReceiverEvent::Unauthenticated {
                 session: 92,
                 heartbeat: true,
+                version: wire::VERSION,
                 tagged_by: None
             }]
         );
@@ -1432,10 +1454,10 @@ mod tests {
     fn a_national_suite_pair_tags_with_hmac_sm3_and_a_default_receiver_names_the_suite() {
         let data = vec![5u8; 20_000];
         let (gm, _) = datagrams_of_suite(Suite::Gm, 91, 1500, 0, &data, 0);
-        // the tags are HMAC-SM3's, not HMAC-SHA256's
+        // the tags are HMAC-SM3's, not AES-256-GCM's
         assert!(gm.iter().all(|(d, _)| {
-            wire::decode(&LinkKey::for_suite(Suite::Gm, &KEY), d).is_ok()
-                && wire::decode(&LinkKey::new(&KEY), d).is_err()
+            wire::decode(&LinkKey::for_suite(Suite::Gm, &KEY), d, &mut Vec::new()).is_ok()
+                && wire::decode(&LinkKey::new(&KEY), d, &mut Vec::new()).is_err()
         }));
         // a receiver of the same suite takes the object whole
         let mut config = ReceiverConfig::new(KEY, 1500);
@@ -1455,11 +1477,71 @@ mod tests {
             vec![ReceiverEvent::Unauthenticated {
                 session: 91,
                 heartbeat: true,
+                version: wire::VERSION,
                 tagged_by: Some(Suite::Gm)
             }]
         );
         assert_eq!(r.stats().datagrams_ok, 0);
         assert_eq!(r.stats().datagrams_forged, gm.len() as u64);
+    }
+
+    #[test]
+    fn what_crosses_the_default_suite_is_encrypted_and_what_lands_is_the_plaintext() {
+        // a file of distinct words: any 16 bytes of it in clear on the wire would be found
+        let data: Vec<u8> = (0..4_000u32)
+            .flat_map(|i| format!("case {i:05} ").into_bytes())
+            .collect();
+        let all = datagrams_at(1500, 0, &data);
+        let windows: std::collections::HashSet<&[u8]> = data.windows(16).collect();
+        for (d, _) in &all {
+            assert!(
+                !d.windows(16).any(|w| windows.contains(w)),
+                "a datagram carries the file in clear"
+            );
+        }
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        for (d, _) in &all {
+            r.handle(2_000, d);
+        }
+        let landed: Vec<u8> = events(&mut r)
+            .into_iter()
+            .filter_map(|e| match e {
+                ReceiverEvent::ObjectData { bytes, .. } => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(landed, data);
+        assert_eq!(r.stats().datagrams_forged, 0);
+    }
+
+    #[test]
+    fn a_sender_of_the_version_before_is_named_with_its_version_and_none_of_it_taken() {
+        // what a sender before the GCM seal sent: version 1, HMAC-SHA256 tags
+        let data = vec![6u8; 20_000];
+        let old_key = crate::keys::suite::MacKey::new(Suite::Default, &KEY);
+        let old: Vec<(Vec<u8>, bool)> = datagrams_at(1500, 0, &data)
+            .into_iter()
+            .map(|(d, hb)| {
+                let mut signed = d[..d.len() - wire::TAG_LEN].to_vec();
+                signed[2] = 1;
+                let tag = old_key.tag(&signed);
+                signed.extend_from_slice(&tag[..wire::TAG_LEN]);
+                (signed, hb)
+            })
+            .collect();
+        let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
+        assert_eq!(
+            unauthenticated_after(&mut r, &old),
+            vec![ReceiverEvent::Unauthenticated {
+                session: 91,
+                heartbeat: true,
+                version: 1,
+                tagged_by: None
+            }]
+        );
+        assert_eq!(r.stats().datagrams_ok, 0);
+        assert_eq!(r.stats().datagrams_forged, old.len() as u64);
     }
 
     #[test]

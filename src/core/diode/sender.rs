@@ -90,7 +90,7 @@ pub fn interleave_for(repair: u32) -> u16 {
 pub struct SenderConfig {
     /// The link key shared with the receiver.
     pub key: [u8; 32],
-    /// The pair's suite: whose HMAC tags every datagram (`keys::suite`).
+    /// The pair's suite: whose tag every datagram carries (`core::diode::tag`).
     pub suite: Suite,
     /// IPv4 MTU of the path.
     pub mtu: usize,
@@ -606,9 +606,8 @@ impl Sender {
         if self.controls.len() >= MAX_CONTROLS {
             return Err(SenderError::QueueFull);
         }
-        let mut buf = vec![0u8; 2048];
-        let header = Header { session: 0, seq: 0 };
-        let len = self.encode_control(&control, &header, &mut buf)?;
+        // measured, not sealed: a datagram is sealed once, under the number it is sent with
+        let len = wire::datagram_len(&self.control_body(&control))?;
         if len > self.max_len {
             return Err(SenderError::ControlTooLong(len));
         }
@@ -616,13 +615,9 @@ impl Sender {
         Ok(())
     }
 
-    fn encode_control(
-        &self,
-        control: &Control,
-        header: &Header,
-        buf: &mut [u8],
-    ) -> Result<usize, WireError> {
-        let body = match control {
+    /// The body of the datagram carrying `control`.
+    fn control_body<'c>(&self, control: &'c Control) -> Body<'c> {
+        match control {
             Control::Announce {
                 id,
                 object_seq,
@@ -642,8 +637,7 @@ impl Sender {
                 name: name.as_bytes(),
             }),
             Control::Checkpoint(note) => Body::Checkpoint(note),
-        };
-        wire::encode(&self.key, header, &body, buf)
+        }
     }
 
     /// Takes one live stream frame (1..=65 507 bytes, opaque here) at `now_ms`: its
@@ -1245,11 +1239,13 @@ impl Sender {
             return Ok(Some(len));
         }
         if let Some(c) = self.controls.front() {
-            // checked at send_control: it fits the MTU, so the buffer
-            let len = self.encode_control(c, &header, buf)?;
-            if !self.pacer.ready(len) {
+            // checked at send_control: it fits the MTU, so the buffer. Measured before it
+            // is sealed: a datagram that must wait is sealed when it goes, under that number
+            let body = self.control_body(c);
+            if !self.pacer.ready(wire::datagram_len(&body)?) {
                 return Ok(None);
             }
+            let len = wire::encode(&self.key, &header, &body, buf)?;
             self.controls.pop_front();
             self.pacer.take(len);
             self.seq += 1;
@@ -1394,7 +1390,8 @@ mod tests {
             .poll_transmit(0, &mut buf)
             .unwrap()
             .expect("a heartbeat at start");
-        let d = wire::decode(&LinkKey::new(&[1u8; 32]), &buf[..n]).unwrap();
+        let mut plain = Vec::new();
+        let d = wire::decode(&LinkKey::new(&[1u8; 32]), &buf[..n], &mut plain).unwrap();
         let Body::Heartbeat(hb) = d.body else {
             panic!("not a heartbeat: {d:?}")
         };

@@ -1,7 +1,7 @@
 //! The diode datagram codec: a fixed header, a body (a RaptorQ symbol, a
 //! heartbeat, an object announcement or a signed audit checkpoint) and a
-//! truncated HMAC tag over both (HMAC-SHA256, or HMAC-SM3 under the national
-//! suite). Owns the byte layout, the authentication key, the size limits
+//! 16-byte tag over both (AES-256-GCM under a per-session key, which also
+//! encrypts the body, or HMAC-SM3 under the national suite: `tag.rs`). Owns the byte layout, the size limits
 //! derived from the MTU, and the checks a received datagram must pass (tag
 //! first, then every length and field) before anything else looks at it.
 //!
@@ -21,8 +21,13 @@
 //!                     (live stream frames, see `stream.rs`: K is 0 on a source
 //!                     symbol, sent before its block is closed, and the block's K on
 //!                     a repair symbol, whose esi is K or more)
-//! tag (16 bytes)      HMAC(key, header | body)[..16]  (SHA-256 or SM3)
+//! tag (16 bytes)      AES-256-GCM(HKDF(key, session), nonce seq, AAD header, body),
+//!                     the body sent encrypted; or HMAC-SM3(key, header | body)[..16],
+//!                     the body in clear  (see `tag.rs`)
 //! ```
+//! Version 1 (isogate before the GCM seal) tagged every datagram with
+//! HMAC-SHA256(key, header | body)[..16] in the default suite; a receiver names a
+//! sender of another version (see [`claimed`]) and takes none of its datagrams.
 //! All integers are big-endian. A datagram is exactly as long as its kind says:
 //! trailing bytes are an error. A heartbeat is one of exactly two lengths: without
 //! the link parameters (56, as the first senders made it) or with them (80).
@@ -31,17 +36,16 @@
 //! sender's settings that the receiver must be able to take ([`LinkParams`]); the
 //! receiver compares them with its own (see `agree.rs`).
 
-use crate::keys::suite::{MacKey, Suite};
+pub use super::tag::{LinkKey, TAG_LEN};
 use thiserror::Error;
 
 /// The two magic bytes that open every datagram.
 pub const MAGIC: [u8; 2] = *b"ID";
-/// The protocol version this code speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this code speaks: 2 since the default suite seals each datagram
+/// with AES-256-GCM (1: an HMAC-SHA256 tag over a body in clear).
+pub const VERSION: u8 = 2;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 20;
-/// Length of the truncated HMAC tag.
-pub const TAG_LEN: usize = 16;
 /// Length of a symbol body before the symbol bytes.
 pub const SYMBOL_PREFIX_LEN: usize = 16;
 /// Length of a heartbeat body with the link parameters.
@@ -177,52 +181,6 @@ pub fn symbol_size_ok(t: u16, max_len: usize) -> bool {
     t >= MIN_SYMBOL_SIZE
         && t.is_multiple_of(SYMBOL_ALIGN)
         && usize::from(t) + SYMBOL_OVERHEAD <= max_len
-}
-
-/// The 32-byte key shared by the two ends of a link, ready for the pair's suite's HMAC
-/// (HMAC-SHA256, or HMAC-SM3 under the national suite; `keys::suite::MacKey`).
-#[derive(Clone)]
-pub struct LinkKey(MacKey);
-
-impl LinkKey {
-    /// Prepares `key` for HMAC-SHA256 (the default suite).
-    pub fn new(key: &[u8; 32]) -> Self {
-        Self::for_suite(Suite::Default, key)
-    }
-
-    /// Prepares `key` for `suite`'s HMAC.
-    pub fn for_suite(suite: Suite, key: &[u8; 32]) -> Self {
-        Self(MacKey::new(suite, key))
-    }
-
-    /// The suite whose HMAC tags.
-    pub fn suite(&self) -> Suite {
-        self.0.suite()
-    }
-
-    /// The truncated tag of `data`.
-    pub fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
-        let full = self.0.tag(data);
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(&full[..TAG_LEN]);
-        out
-    }
-
-    /// Whether `tag` is the tag of `data`, compared in constant time.
-    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        let want = self.tag(data);
-        if tag.len() != TAG_LEN {
-            return false;
-        }
-        let diff = want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        diff == 0
-    }
-}
-
-impl std::fmt::Debug for LinkKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LinkKey(..)")
-    }
 }
 
 /// The fixed header fields that vary per datagram.
@@ -445,13 +403,13 @@ fn symbol_body_len(t: u16, data: &[u8]) -> Result<usize, WireError> {
     Ok(SYMBOL_PREFIX_LEN + data.len())
 }
 
-/// Writes a datagram into `out` and returns its length.
-pub fn encode(
-    key: &LinkKey,
-    header: &Header,
-    body: &Body<'_>,
-    out: &mut [u8],
-) -> Result<usize, WireError> {
+/// The length of the datagram carrying `body`, checked as [`encode`] checks it, without
+/// writing or sealing anything: what a sender measures before it knows the datagram's
+/// place in its sequence.
+///
+/// # Errors
+/// As [`encode`], but for the buffer's size.
+pub fn datagram_len(body: &Body<'_>) -> Result<usize, WireError> {
     let body_len = match body {
         Body::Symbol(s) => {
             check_symbol_fields(s.source_symbols, s.symbol_size, s.esi)?;
@@ -483,6 +441,23 @@ pub fn encode(
     if len > MAX_DATAGRAM {
         return Err(WireError::TooLong { len });
     }
+    Ok(len)
+}
+
+/// Writes a datagram into `out`, sealed under `key` (its body encrypted in the default
+/// suite: `tag.rs`), and returns its length. Each `header` (session, sequence number) must
+/// be sealed once: the sender never seals two datagrams under one number.
+///
+/// # Errors
+/// A field the codec refuses, a datagram longer than a UDP payload, or an `out` too small.
+pub fn encode(
+    key: &LinkKey,
+    header: &Header,
+    body: &Body<'_>,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
+    let len = datagram_len(body)?;
+    let body_len = len - HEADER_LEN - TAG_LEN;
     if out.len() < len {
         return Err(WireError::BufferTooSmall {
             need: len,
@@ -546,7 +521,12 @@ pub fn encode(
             b[16..].copy_from_slice(s.data);
         }
     }
-    let tag = key.tag(&out[..HEADER_LEN + body_len]);
+    let tag = key.seal(
+        header.session,
+        header.seq,
+        &mut out[..HEADER_LEN + body_len],
+        HEADER_LEN,
+    );
     out[HEADER_LEN + body_len..len].copy_from_slice(&tag);
     Ok(len)
 }
@@ -572,33 +552,48 @@ fn be_u16(b: &[u8], at: usize) -> u16 {
 /// authenticate (a sender with another key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {
+    /// The protocol version its header names (any but 0: a sender of another isogate
+    /// release is named as such, [`VERSION`] being this one's).
+    pub version: u8,
     /// The session id its header names.
     pub session: u64,
     /// Whether it has a heartbeat's kind and length.
     pub heartbeat: bool,
 }
 
-/// The header of a datagram that opens with this protocol's magic and version, read
-/// without checking its tag; `None` for anything else (too short, another protocol).
+/// The header of a datagram that opens with this protocol's magic and a version (this
+/// one's or another), read without checking its tag; `None` for anything else (too short,
+/// another protocol).
 pub fn claimed(datagram: &[u8]) -> Option<Claimed> {
     let len = datagram.len();
     if !(HEADER_LEN + TAG_LEN..=MAX_DATAGRAM).contains(&len)
         || datagram[0..2] != MAGIC
-        || datagram[2] != VERSION
+        || datagram[2] == 0
     {
         return None;
     }
     let body = len - HEADER_LEN - TAG_LEN;
     Some(Claimed {
+        version: datagram[2],
         session: be_u64(datagram, 4),
         heartbeat: datagram[3] == KIND_HEARTBEAT
             && (body == HEARTBEAT_BODY_LEN || body == HEARTBEAT_V1_BODY_LEN),
     })
 }
 
-/// Verifies the tag of `datagram`, then decodes it. The tag is checked before any
-/// field is read; every length is checked before it is used.
-pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, WireError> {
+/// Opens `datagram` (checks its tag and, in the default suite, decrypts its body) into
+/// `plain`, then decodes it from there. The tag is checked before any field is read; every
+/// length is checked before it is used. `plain` is a buffer the caller keeps between
+/// datagrams (it is cleared and grown as needed), which the decoded datagram borrows.
+///
+/// # Errors
+/// [`WireError::BadTag`] when the tag is wrong (another key, suite or release, forged or
+/// damaged); the others for a datagram that authenticates but is malformed.
+pub fn decode<'a>(
+    key: &LinkKey,
+    datagram: &[u8],
+    plain: &'a mut Vec<u8>,
+) -> Result<Datagram<'a>, WireError> {
     let len = datagram.len();
     if len > MAX_DATAGRAM {
         return Err(WireError::TooLong { len });
@@ -606,10 +601,16 @@ pub fn decode<'a>(key: &LinkKey, datagram: &'a [u8]) -> Result<Datagram<'a>, Wir
     if len < HEADER_LEN + TAG_LEN {
         return Err(WireError::TooShort { len });
     }
-    let (signed, tag) = datagram.split_at(len - TAG_LEN);
-    if !key.verify(signed, tag) {
+    let (sealed, tag) = datagram.split_at(len - TAG_LEN);
+    plain.clear();
+    plain.extend_from_slice(sealed);
+    // the header's session and number choose the key and nonce; it is authenticated with
+    // the body, so a changed one does not open
+    let (session, seq) = (be_u64(sealed, 4), be_u64(sealed, 12));
+    if !key.open(session, seq, plain, HEADER_LEN, tag) {
         return Err(WireError::BadTag);
     }
+    let signed: &'a [u8] = plain;
     if signed[0..2] != MAGIC {
         return Err(WireError::BadMagic);
     }
@@ -770,7 +771,7 @@ mod tests {
         for (k, esi) in [(0, 0), (0, 63), (5, 5), (5, 9), (64, 200)] {
             let d = stream_datagram(k, esi);
             assert_eq!(d.len(), SYMBOL_OVERHEAD + 64);
-            let Body::Stream(s) = decode(&key(), &d).unwrap().body else {
+            let Body::Stream(s) = dec(&d).unwrap().body else {
                 panic!("wrong kind")
             };
             assert_eq!(
@@ -798,24 +799,18 @@ mod tests {
         }
         // signed, but with a field out of range
         let d = stream_datagram(0, 1);
-        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let signed = opened(&d);
         let mut m = signed.clone();
         m[HEADER_LEN + 12..HEADER_LEN + 16].copy_from_slice(&64u32.to_be_bytes());
         assert_eq!(
-            decode(&key(), &resign(m)),
+            dec(&resign(m)),
             Err(WireError::BadStreamSymbol { k: 0, esi: 64 })
         );
         let mut m = signed.clone();
         m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&72u16.to_be_bytes());
-        assert!(matches!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BodyLength { .. })
-        ));
+        assert!(matches!(dec(&resign(m)), Err(WireError::BodyLength { .. })));
         let m = signed[..HEADER_LEN + 10].to_vec();
-        assert!(matches!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BodyLength { .. })
-        ));
+        assert!(matches!(dec(&resign(m)), Err(WireError::BodyLength { .. })));
     }
 
     fn heartbeat_datagram() -> (Heartbeat, Vec<u8>) {
@@ -865,7 +860,7 @@ mod tests {
     fn symbol_round_trip() {
         let d = symbol_datagram();
         assert_eq!(d.len(), HEADER_LEN + SYMBOL_PREFIX_LEN + 64 + TAG_LEN);
-        let got = decode(&key(), &d).unwrap();
+        let got = dec(&d).unwrap();
         assert_eq!(
             got.header,
             Header {
@@ -923,7 +918,7 @@ mod tests {
     #[test]
     fn announce_round_trip() {
         let d = announce_datagram();
-        let Body::Announce(a) = decode(&key(), &d).unwrap().body else {
+        let Body::Announce(a) = dec(&d).unwrap().body else {
             panic!("wrong kind")
         };
         assert_eq!(a.id, [5u8; 16]);
@@ -937,7 +932,7 @@ mod tests {
     fn checkpoint_round_trip() {
         let d = checkpoint_datagram();
         assert_eq!(
-            decode(&key(), &d).unwrap().body,
+            dec(&d).unwrap().body,
             Body::Checkpoint(b"court\n12\nroot\n\n- court sig\n")
         );
     }
@@ -979,29 +974,27 @@ mod tests {
         }
         // signed but with an unknown flag bit, or lengths that do not add up
         let d = announce_datagram();
-        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let signed = opened(&d);
         let mut m = signed.clone();
         m[HEADER_LEN + 40] = 0x80;
-        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadAnnounce));
+        assert_eq!(dec(&resign(m)), Err(WireError::BadAnnounce));
         let mut m = signed.clone();
         m[HEADER_LEN + 41] = 0;
-        assert!(matches!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BodyLength { .. })
-        ));
+        assert!(matches!(dec(&resign(m)), Err(WireError::BodyLength { .. })));
         let mut m = signed[..HEADER_LEN].to_vec();
         m[3] = KIND_CHECKPOINT;
-        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadCheckpoint(0)));
+        assert_eq!(dec(&resign(m)), Err(WireError::BadCheckpoint(0)));
     }
 
     #[test]
     fn heartbeat_round_trip() {
         let (hb, d) = heartbeat_datagram();
         assert_eq!(d.len(), HEADER_LEN + 80 + TAG_LEN);
-        let got = decode(&key(), &d).unwrap();
+        let got = dec(&d).unwrap();
         assert_eq!(got.body, Body::Heartbeat(hb));
-        // the link parameters sit at the end of the body, big-endian
-        let b = &d[HEADER_LEN..HEADER_LEN + HEARTBEAT_BODY_LEN];
+        // the link parameters sit at the end of the (opened) body, big-endian
+        let plain = opened(&d);
+        let b = &plain[HEADER_LEN..HEADER_LEN + HEARTBEAT_BODY_LEN];
         assert_eq!(&b[56..60], &9000u32.to_be_bytes());
         assert_eq!(&b[60..62], &8920u16.to_be_bytes());
         assert_eq!(&b[62..64], &256u16.to_be_bytes());
@@ -1025,10 +1018,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n, HEADER_LEN + HEARTBEAT_V1_BODY_LEN + TAG_LEN);
-        assert_eq!(decode(&key(), &buf[..n]).unwrap().body, Body::Heartbeat(hb));
+        assert_eq!(dec(&buf[..n]).unwrap().body, Body::Heartbeat(hb));
         // any other length between or around the two is refused, even signed
         let (_, d) = heartbeat_datagram();
-        let signed = &d[..d.len() - TAG_LEN];
+        let signed = &opened(&d);
         for body in [0, 55, 57, 79, 81] {
             let m = signed[..HEADER_LEN]
                 .iter()
@@ -1037,10 +1030,7 @@ mod tests {
             let mut m: Vec<u8> = m.take(HEADER_LEN + body.min(HEARTBEAT_BODY_LEN)).collect();
             m.resize(HEADER_LEN + body, 0);
             assert!(
-                matches!(
-                    decode(&key(), &resign(m)),
-                    Err(WireError::BodyLength { .. })
-                ),
+                matches!(dec(&resign(m)), Err(WireError::BodyLength { .. })),
                 "a heartbeat body of {body} bytes"
             );
         }
@@ -1050,10 +1040,11 @@ mod tests {
     fn the_claimed_header_of_an_unauthenticated_datagram() {
         let (_, hb) = heartbeat_datagram();
         let other = LinkKey::new(&[9u8; 32]);
-        assert_eq!(decode(&other, &hb), Err(WireError::BadTag));
+        assert_eq!(decode(&other, &hb, &mut Vec::new()), Err(WireError::BadTag));
         assert_eq!(
             claimed(&hb),
             Some(Claimed {
+                version: VERSION,
                 session: 1,
                 heartbeat: true
             })
@@ -1061,11 +1052,20 @@ mod tests {
         assert_eq!(
             claimed(&symbol_datagram()),
             Some(Claimed {
+                version: VERSION,
                 session: 0xdead_beef,
                 heartbeat: false
             })
         );
         assert_eq!(claimed(&hb[..HEADER_LEN]), None);
+        // a sender of the version before (HMAC-SHA256 tags) is named with its version
+        let mut old = hb.clone();
+        old[2] = 1;
+        assert_eq!(dec(&old), Err(WireError::BadTag));
+        assert_eq!(claimed(&old).map(|c| c.version), Some(1));
+        let mut m = hb.clone();
+        m[2] = 0;
+        assert_eq!(claimed(&m), None);
         let mut m = hb.clone();
         m[0] = b'X';
         assert_eq!(claimed(&m), None);
@@ -1083,7 +1083,7 @@ mod tests {
             stream_datagram(4, 6),
         ] {
             for n in 0..d.len() {
-                assert!(decode(&key(), &d[..n]).is_err(), "prefix of {n} accepted");
+                assert!(dec(&d[..n]).is_err(), "prefix of {n} accepted");
             }
         }
     }
@@ -1101,11 +1101,7 @@ mod tests {
             for i in 0..d.len() * 8 {
                 let mut m = d.clone();
                 m[i / 8] ^= 1 << (i % 8);
-                assert_eq!(
-                    decode(&key(), &m),
-                    Err(WireError::BadTag),
-                    "flip {i} accepted"
-                );
+                assert_eq!(dec(&m), Err(WireError::BadTag), "flip {i} accepted");
             }
         }
     }
@@ -1120,15 +1116,12 @@ mod tests {
         ] {
             let mut m = d.clone();
             m.push(0);
-            assert!(decode(&key(), &m).is_err());
+            assert!(dec(&m).is_err());
             // Even when re-signed, a body longer than its kind says is refused.
-            let body_end = d.len() - TAG_LEN;
-            let mut signed = d[..body_end].to_vec();
+            let mut signed = opened(&d);
             signed.push(0);
-            let tag = key().tag(&signed);
-            signed.extend_from_slice(&tag);
             assert!(matches!(
-                decode(&key(), &signed),
+                dec(&resign(signed)),
                 Err(WireError::BodyLength { .. })
             ));
         }
@@ -1138,57 +1131,57 @@ mod tests {
     fn wrong_key_rejected() {
         let d = symbol_datagram();
         assert_eq!(
-            decode(&LinkKey::new(&[8u8; 32]), &d),
+            decode(&LinkKey::new(&[8u8; 32]), &d, &mut Vec::new()),
             Err(WireError::BadTag)
         );
     }
 
+    /// Seals `signed` (a header and a plaintext body) as the sender would, tag appended.
     fn resign(mut signed: Vec<u8>) -> Vec<u8> {
-        let tag = key().tag(&signed);
+        let (session, seq) = (be_u64(&signed, 4), be_u64(&signed, 12));
+        let tag = key().seal(session, seq, &mut signed, HEADER_LEN);
         signed.extend_from_slice(&tag);
         signed
+    }
+
+    /// The header and plaintext body of `d`, a datagram sealed under [`key`].
+    fn opened(d: &[u8]) -> Vec<u8> {
+        let (sealed, tag) = d.split_at(d.len() - TAG_LEN);
+        let mut plain = sealed.to_vec();
+        assert!(key().open(be_u64(d, 4), be_u64(d, 12), &mut plain, HEADER_LEN, tag));
+        plain
+    }
+
+    /// [`decode`] under [`key`], into a buffer of its own (leaked: a test's few bytes).
+    fn dec(d: &[u8]) -> Result<Datagram<'static>, WireError> {
+        decode(&key(), d, Box::leak(Box::default()))
     }
 
     #[test]
     fn signed_but_invalid_fields_rejected() {
         let d = symbol_datagram();
-        let signed = d[..d.len() - TAG_LEN].to_vec();
+        let signed = opened(&d);
         let mut m = signed.clone();
         m[0] = b'X';
-        assert_eq!(decode(&key(), &resign(m)), Err(WireError::BadMagic));
+        assert_eq!(dec(&resign(m)), Err(WireError::BadMagic));
         let mut m = signed.clone();
         m[2] = 9;
-        assert_eq!(
-            decode(&key(), &resign(m)),
-            Err(WireError::UnsupportedVersion(9))
-        );
+        assert_eq!(dec(&resign(m)), Err(WireError::UnsupportedVersion(9)));
         let mut m = signed.clone();
         m[3] = 77;
-        assert_eq!(decode(&key(), &resign(m)), Err(WireError::UnknownKind(77)));
+        assert_eq!(dec(&resign(m)), Err(WireError::UnknownKind(77)));
         let mut m = signed.clone();
         m[HEADER_LEN + 8..HEADER_LEN + 10].copy_from_slice(&0u16.to_be_bytes());
-        assert_eq!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BadSymbolCount(0))
-        );
+        assert_eq!(dec(&resign(m)), Err(WireError::BadSymbolCount(0)));
         let mut m = signed.clone();
         m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&65u16.to_be_bytes());
-        assert_eq!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BadSymbolSize(65))
-        );
+        assert_eq!(dec(&resign(m)), Err(WireError::BadSymbolSize(65)));
         let mut m = signed.clone();
         m[HEADER_LEN + 10..HEADER_LEN + 12].copy_from_slice(&72u16.to_be_bytes());
-        assert!(matches!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BodyLength { .. })
-        ));
+        assert!(matches!(dec(&resign(m)), Err(WireError::BodyLength { .. })));
         let mut m = signed;
         m[HEADER_LEN + 12..HEADER_LEN + 16].copy_from_slice(&(1u32 << 24).to_be_bytes());
-        assert_eq!(
-            decode(&key(), &resign(m)),
-            Err(WireError::BadSymbolId(1 << 24))
-        );
+        assert_eq!(dec(&resign(m)), Err(WireError::BadSymbolId(1 << 24)));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! negotiates nothing, so a mismatch would otherwise only show as files that never come:
 //! here every disagreement the core finds (the sender's MTU, symbol size, block size or
 //! configuration digest; heartbeats without data) and every session whose datagrams do
-//! not authenticate (another datagram key) is said once per change in the log (WARN),
+//! not authenticate (another datagram key, suite or release) is said once per change in the log (WARN),
 //! counted (`isogate_diode_mismatch{reason}`, `isogate_diode_dropped_total{reason}`),
 //! named on `/healthz` while it lasts, and audited `link_mismatch` with both values.
 //!
@@ -14,7 +14,7 @@
 //! ```
 
 use crate::audit::{Entry, Event};
-use crate::core::diode::{Mismatch, ReceiverStats};
+use crate::core::diode::{Mismatch, ReceiverStats, wire};
 use crate::keys::suite::Suite;
 use crate::node::Node;
 use std::net::SocketAddr;
@@ -23,18 +23,31 @@ use std::net::SocketAddr;
 /// `/healthz` unhealthy after the last one.
 const RECENT_MS: u64 = 5_000;
 
-/// A session whose datagrams do not authenticate.
+/// A session whose datagrams do not authenticate, as far as the receiver can tell.
 #[derive(Debug, Clone, Copy)]
-struct Unauthenticated {
-    session: u64,
-    from: Option<SocketAddr>,
-    /// The other suite whose HMAC its datagrams carry, when they do.
-    tagged_by: Option<Suite>,
+pub struct Unauthenticated {
+    /// The session id their header claims.
+    pub session: u64,
+    /// Where the first one came from.
+    pub from: Option<SocketAddr>,
+    /// The protocol version their header claims ([`wire::VERSION`] for this release).
+    pub version: u8,
+    /// The other suite whose tag its datagrams carry, when they do.
+    pub tagged_by: Option<Suite>,
 }
 
 impl Unauthenticated {
-    /// Why, as far as the receiver can tell: another suite, or another datagram key.
+    /// Why, as far as the receiver can tell: another release, another suite, or another
+    /// datagram key.
     fn why(&self, ours: Suite) -> String {
+        if self.version != wire::VERSION {
+            return format!(
+                "its datagrams speak diode protocol version {}, this node version {} (whose datagram tags are {} in this suite): the sender runs another isogate release (run the same release on both nodes of a pair)",
+                self.version,
+                wire::VERSION,
+                ours.mac()
+            );
+        }
         match self.tagged_by {
             Some(theirs) => format!(
                 "its datagrams carry {} tags under this link's key: the sender runs the {theirs} suite, this node the {ours} ([node] suite must be the same on both nodes of a pair)",
@@ -111,23 +124,16 @@ impl Alarm {
         self.publish(node, now_ms);
     }
 
-    /// Datagrams claiming `session`, from `from`, fail authentication (the core names
-    /// each session once, rate-limited); `tagged_by`: the other suite, when their tags are
-    /// its HMAC under this link's key.
+    /// Datagrams of `who` fail authentication (the core names each session once,
+    /// rate-limited); `heartbeat`: the first one had a heartbeat's kind and length.
     pub fn unauthenticated(
         &mut self,
         node: &Node,
         now_ms: u64,
-        session: u64,
+        who: Unauthenticated,
         heartbeat: bool,
-        tagged_by: Option<Suite>,
-        from: Option<SocketAddr>,
     ) {
-        let who = Unauthenticated {
-            session,
-            from,
-            tagged_by,
-        };
+        let Unauthenticated { session, from, .. } = who;
         let text = format!(
             "could not authenticate session {session:016x} from {}: {}",
             from_text(from),

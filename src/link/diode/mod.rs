@@ -1,6 +1,6 @@
 //! The I/O shell of the one-way `diode` link around the sans-IO core in [`crate::core::diode`]:
 //! threads, sockets, spool files and part files. Each side runs on its own OS threads (the
-//! FEC and HMAC work is CPU-bound and must not stall the async runtime); the sender's
+//! FEC and tagging work is CPU-bound and must not stall the async runtime); the sender's
 //! RaptorQ repair coding runs on worker threads of its own ([`coder`]).
 //!
 //! ```text
@@ -75,6 +75,11 @@ pub enum DiodeError {
     /// The node has no `[diode]` section.
     #[error("no [diode] section in the configuration")]
     NotConfigured,
+    /// The system's random number generator gave no session id: the sender does not start,
+    /// for a session id made another way could repeat one, and with it the keys and nonces
+    /// its datagrams were sealed under.
+    #[error("diode sender: the system's random number generator failed; no session id")]
+    NoRandom,
     /// A directory of the node's state could not be made or used.
     #[error("directory {path}: {error}{}", crate::problem::hint(error))]
     State {

@@ -36,7 +36,7 @@ use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal};
 use crate::core::wire::{LinkKind, ReceiptStatus};
 use crate::keys::diode::load as load_key;
-use crate::link::diode::alarm::Alarm;
+use crate::link::diode::alarm::{Alarm, Unauthenticated};
 use crate::link::diode::udp::Udp;
 use crate::node::Node;
 use crate::receiver::{Arriving, Begin, Receiver};
@@ -199,9 +199,16 @@ fn net(
                 ReceiverEvent::Unauthenticated {
                     session,
                     heartbeat,
+                    version,
                     tagged_by,
                 } => {
-                    alarm.unauthenticated(&node, now, session, heartbeat, tagged_by, last_from);
+                    let who = Unauthenticated {
+                        session,
+                        from: last_from,
+                        version,
+                        tagged_by,
+                    };
+                    alarm.unauthenticated(&node, now, who, heartbeat);
                 }
                 ReceiverEvent::StreamFrame(frame) => streams.stream_frame(now, &frame),
                 ReceiverEvent::SessionRestarted { old, new } => {

@@ -106,7 +106,7 @@ pub fn start(
     cfg.stream_delay_ms = stream_delay_ms(&node.cfg);
     // a millisecond of sending at full rate, at least: the thread wakes once a millisecond
     cfg.burst_bytes = (d.rate_bytes_per_s / 500).max(256 * 1024);
-    let session = random_session();
+    let session = random_session()?;
     let mut core = Core::new(cfg, session, crate::mono_ms())?;
     // the repair symbols are coded on worker threads while the sources go out; where no
     // thread can be had, on the sending thread as before
@@ -523,14 +523,15 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-fn random_session() -> u64 {
+/// A random 64-bit session id. It names this run's datagram key and its nonces' space
+/// (`core::diode::tag`), so it must not repeat: from the system's generator or nothing.
+fn random_session() -> Result<u64, DiodeError> {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 8];
-    // the time is a fine fallback: a session id only tells restarts apart
-    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
-        return crate::now_ms();
-    }
-    u64::from_le_bytes(b)
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| DiodeError::NoRandom)?;
+    Ok(u64::from_le_bytes(b))
 }
 
 /// An object being sent or within its repeat window: its seal, and its content file
