@@ -359,7 +359,10 @@ pub fn diode_datagram(data: &[u8]) {
             .map_or(0, u64::from_be_bytes)
     };
     let mut signed = data.to_vec();
-    let tag = LinkKey::new(&KEY).seal(field(4), field(12), &mut signed, wire::HEADER_LEN);
+    let Some(tag) = LinkKey::new(&KEY).seal(field(4), field(12), &mut signed, wire::HEADER_LEN)
+    else {
+        return;
+    };
     signed.extend_from_slice(&tag);
     let _ = wire::decode(&LinkKey::new(&KEY), &signed, &mut Vec::new());
     receiver.handle(1, data);

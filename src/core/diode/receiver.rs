@@ -187,9 +187,9 @@ pub enum ReceiverEvent {
     /// The ways the sender's settings do not fit this receiver changed: the whole
     /// list now, in a stable order (empty: they fit again).
     Mismatch(Vec<Mismatch>),
-    /// Datagrams claiming `session` fail authentication (another datagram key, or
-    /// forged): named once per session id, at most one new one per
-    /// [`UNAUTHENTICATED_REPORT_MS`].
+    /// Datagrams claiming `session` fail authentication (another datagram key, suite or
+    /// release, or forged), or speak an earlier protocol version: named once per session
+    /// id, at most one new one per [`UNAUTHENTICATED_REPORT_MS`].
     Unauthenticated {
         /// The session id their header claims (not authenticated).
         session: u64,
@@ -580,6 +580,13 @@ impl Receiver {
                 self.unauthenticated(now_ms, datagram);
                 return;
             }
+            // authentic under this key but of an earlier release (a gm pair's version 1
+            // had the same HMAC-SM3 tag): named with its version, as a forged one is
+            Err(WireError::UnsupportedVersion(_)) => {
+                self.stats.datagrams_malformed += 1;
+                self.unauthenticated(now_ms, datagram);
+                return;
+            }
             Err(_) => {
                 self.stats.datagrams_malformed += 1;
                 return;
@@ -706,8 +713,9 @@ impl Receiver {
         self.drain_window();
     }
 
-    /// Names the claimed session of a datagram that failed authentication, once per
-    /// session id and at most one new one per [`UNAUTHENTICATED_REPORT_MS`].
+    /// Names the claimed session of a datagram that failed authentication (or, on a `gm`
+    /// pair, authenticated but spoke an earlier version), once per session id and at most
+    /// one new one per [`UNAUTHENTICATED_REPORT_MS`].
     fn unauthenticated(&mut self, now_ms: u64, datagram: &[u8]) {
         let Some(c) = wire::claimed(datagram) else {
             return;
@@ -1542,6 +1550,39 @@ mod tests {
         );
         assert_eq!(r.stats().datagrams_ok, 0);
         assert_eq!(r.stats().datagrams_forged, old.len() as u64);
+    }
+
+    #[test]
+    fn a_national_suite_sender_of_the_version_before_is_named_too() {
+        // version 1 of a gm pair had the same HMAC-SM3 tag: the datagrams authenticate,
+        // and are dropped and named for their version
+        let data = vec![6u8; 20_000];
+        let (gm, _) = datagrams_of_suite(Suite::Gm, 91, 1500, 0, &data, 0);
+        let old_key = crate::keys::suite::MacKey::new(Suite::Gm, &KEY);
+        let old: Vec<(Vec<u8>, bool)> = gm
+            .into_iter()
+            .map(|(d, hb)| {
+                let mut signed = d[..d.len() - wire::TAG_LEN].to_vec();
+                signed[2] = 1;
+                let tag = old_key.tag(&signed);
+                signed.extend_from_slice(&tag[..wire::TAG_LEN]);
+                (signed, hb)
+            })
+            .collect();
+        let mut config = ReceiverConfig::new(KEY, 1500);
+        config.suite = Suite::Gm;
+        let mut r = Receiver::new(config).unwrap();
+        assert_eq!(
+            unauthenticated_after(&mut r, &old),
+            vec![ReceiverEvent::Unauthenticated {
+                session: 91,
+                heartbeat: true,
+                version: 1,
+                tagged_by: None
+            }]
+        );
+        assert_eq!(r.stats().datagrams_ok, 0);
+        assert_eq!(r.stats().datagrams_malformed, old.len() as u64);
     }
 
     #[test]

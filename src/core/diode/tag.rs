@@ -22,8 +22,9 @@
 //! 15852.2, truncated to 16 bytes) over a body in clear: SM4-GCM seals at a tenth of the
 //! speed the diode needs.
 //!
-//! The last session's key is kept, so that a derivation happens once a session, not once a
-//! datagram.
+//! The key of the last session that opened is kept, so that a derivation happens once a
+//! session, not once a datagram, and datagrams forged under made-up sessions never push it
+//! out.
 
 use std::sync::{Arc, Mutex};
 
@@ -47,10 +48,19 @@ enum Keyed {
     Hmac(MacKey),
 }
 
-/// The HKDF pseudorandom key the session keys are expanded from, and the last session's key.
+/// The HKDF pseudorandom key the session keys are expanded from, and the keys kept.
 struct Gcm {
     prk: Prk,
-    last: Mutex<Option<(u64, Arc<LessSafeKey>)>>,
+    kept: Mutex<Kept>,
+}
+
+/// Two session keys kept: that of the last session whose datagram was sealed or opened,
+/// and the last one derived for a datagram not yet opened. So datagrams forged under
+/// made-up sessions cost one derivation each and never push out the real session's key.
+#[derive(Default)]
+struct Kept {
+    good: Option<(u64, Arc<LessSafeKey>)>,
+    tried: Option<(u64, Arc<LessSafeKey>)>,
 }
 
 impl LinkKey {
@@ -64,7 +74,7 @@ impl LinkKey {
         Self(match suite {
             Suite::Default => Keyed::Gcm(Gcm {
                 prk: Salt::new(HKDF_SHA256, SALT).extract(key),
-                last: Mutex::new(None),
+                kept: Mutex::new(Kept::default()),
             }),
             Suite::Gm => Keyed::Hmac(MacKey::new(Suite::Gm, key)),
         })
@@ -82,30 +92,30 @@ impl LinkKey {
     /// `body_at` bytes, which name `session` and `seq`) and its body (the rest). In the
     /// default suite the body is encrypted under `session`'s key with `seq` as the nonce
     /// and the header authenticated with it; in `gm` both are tagged and the body is left as
-    /// it is. `body_at` beyond the datagram is taken as its end.
+    /// it is. `body_at` beyond the datagram is taken as its end. `None` when the seal could
+    /// not be made (neither the derivation of 32 bytes nor a seal of under 64 KiB fails):
+    /// then nothing may be sent, for the body may be in clear.
     pub fn seal(
         &self,
         session: u64,
         seq: u64,
         datagram: &mut [u8],
         body_at: usize,
-    ) -> [u8; TAG_LEN] {
+    ) -> Option<[u8; TAG_LEN]> {
         let mut out = [0u8; TAG_LEN];
         match &self.0 {
             Keyed::Gcm(g) => {
+                let key = g.session_key(session)?;
                 let (header, body) = datagram.split_at_mut(body_at.min(datagram.len()));
-                // neither the derivation of 32 bytes nor a seal of under 64 KiB can fail;
-                // were one to, the tag would stay all zero and open nowhere
-                if let Some(key) = g.session_key(session)
-                    && let Ok(tag) =
-                        key.seal_in_place_separate_tag(nonce(seq), Aad::from(&*header), body)
-                {
-                    out.copy_from_slice(tag.as_ref());
-                }
+                let tag = key
+                    .seal_in_place_separate_tag(nonce(seq), Aad::from(&*header), body)
+                    .ok()?;
+                g.keep(session);
+                out.copy_from_slice(tag.as_ref());
             }
             Keyed::Hmac(k) => out.copy_from_slice(&k.tag(datagram)[..TAG_LEN]),
         }
-        out
+        Some(out)
     }
 
     /// Opens `datagram` (header and body, as [`LinkKey::seal`] left them, named `session`
@@ -129,14 +139,19 @@ impl LinkKey {
                     return false;
                 };
                 let (header, body) = datagram.split_at_mut(body_at.min(datagram.len()));
-                key.open_in_place_separate_tag(
-                    nonce(seq),
-                    Aad::from(&*header),
-                    Tag::from(tag),
-                    body,
-                    0..,
-                )
-                .is_ok()
+                let opened = key
+                    .open_in_place_separate_tag(
+                        nonce(seq),
+                        Aad::from(&*header),
+                        Tag::from(tag),
+                        body,
+                        0..,
+                    )
+                    .is_ok();
+                if opened {
+                    g.keep(session);
+                }
+                opened
             }
             Keyed::Hmac(k) => {
                 let want = k.tag(datagram);
@@ -148,23 +163,33 @@ impl LinkKey {
 }
 
 impl Gcm {
-    /// The AES-256-GCM key of `session`: the one kept when it is the last session's, else
-    /// derived (HKDF-Expand, RFC 5869) and kept; `None` if HKDF refused (it cannot for 32
-    /// bytes).
+    /// The AES-256-GCM key of `session`: a kept one, else derived (HKDF-Expand, RFC 5869)
+    /// and kept as tried; `None` if HKDF refused (it cannot for 32 bytes).
     fn session_key(&self, session: u64) -> Option<Arc<LessSafeKey>> {
         // a poisoned lock only held a cache: the key is derived again
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, k)) = last.as_ref()
-            && *s == session
-        {
-            return Some(Arc::clone(k));
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, k) in kept.good.iter().chain(kept.tried.iter()) {
+            if *s == session {
+                return Some(Arc::clone(k));
+            }
         }
         let id = session.to_be_bytes();
         let info: [&[u8]; 2] = [b"session", &id];
         let okm = self.prk.expand(&info, &AES_256_GCM).ok()?;
         let key = Arc::new(LessSafeKey::new(UnboundKey::from(okm)));
-        *last = Some((session, Arc::clone(&key)));
+        kept.tried = Some((session, Arc::clone(&key)));
         Some(key)
+    }
+
+    /// A datagram of `session` was sealed or opened: its key is kept as the good one.
+    fn keep(&self, session: u64) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.good.as_ref().is_some_and(|(s, _)| *s == session) {
+            return;
+        }
+        if kept.tried.as_ref().is_some_and(|(s, _)| *s == session) {
+            kept.good = kept.tried.take();
+        }
     }
 }
 
@@ -180,7 +205,7 @@ impl Clone for LinkKey {
         Self(match &self.0 {
             Keyed::Gcm(g) => Keyed::Gcm(Gcm {
                 prk: g.prk.clone(),
-                last: Mutex::new(None),
+                kept: Mutex::new(Kept::default()),
             }),
             Keyed::Hmac(k) => Keyed::Hmac(k.clone()),
         })
@@ -215,7 +240,9 @@ mod tests {
     fn the_default_suite_seals_as_hkdf_then_aes_256_gcm_compute_it() {
         let body = b"the court's notice, 2026";
         let mut d = datagram(0x0123_4567_89ab_cdef, 42, body);
-        let tag = LinkKey::new(&KEY).seal(0x0123_4567_89ab_cdef, 42, &mut d, HEADER);
+        let tag = LinkKey::new(&KEY)
+            .seal(0x0123_4567_89ab_cdef, 42, &mut d, HEADER)
+            .unwrap();
         assert_eq!(
             hex::encode(&d[..HEADER]),
             "494402010123456789abcdef000000000000002a"
@@ -234,7 +261,7 @@ mod tests {
         let key = LinkKey::new(&KEY);
         let body = vec![5u8; 1416];
         let mut sealed = datagram(9, 3, &body);
-        let tag = key.seal(9, 3, &mut sealed, HEADER);
+        let tag = key.seal(9, 3, &mut sealed, HEADER).unwrap();
         assert_ne!(&sealed[HEADER..], &body[..], "the body is encrypted");
         let opens = |d: &[u8], session: u64, seq: u64, tag: &[u8], key: &LinkKey| {
             let mut d = d.to_vec();
@@ -264,8 +291,8 @@ mod tests {
         let body = vec![1u8; 64];
         let mut a = datagram(1, 0, &body);
         let mut b = datagram(2, 0, &body);
-        let ta = key.seal(1, 0, &mut a, HEADER);
-        let tb = key.seal(2, 0, &mut b, HEADER);
+        let ta = key.seal(1, 0, &mut a, HEADER).unwrap();
+        let tb = key.seal(2, 0, &mut b, HEADER).unwrap();
         assert_ne!(
             a[HEADER..],
             b[HEADER..],
@@ -287,7 +314,7 @@ mod tests {
         let body = b"notice".to_vec();
         let mut d = datagram(1, 1, &body);
         let plain = d.clone();
-        let tag = key.seal(1, 1, &mut d, HEADER);
+        let tag = key.seal(1, 1, &mut d, HEADER).unwrap();
         assert_eq!(d, plain);
         assert_eq!(
             tag[..],

@@ -152,6 +152,10 @@ pub enum WireError {
         /// The encoding symbol id given.
         esi: u32,
     },
+    /// The datagram could not be sealed (its session's key not derived, or the cipher
+    /// refused): nothing is sent. Neither happens for datagrams of this codec's sizes.
+    #[error("the datagram could not be sealed")]
+    Unsealed,
     /// The output buffer is too small for the datagram.
     #[error("buffer of {have} bytes cannot hold a datagram of {need}")]
     BufferTooSmall {
@@ -521,12 +525,16 @@ pub fn encode(
             b[16..].copy_from_slice(s.data);
         }
     }
-    let tag = key.seal(
+    let Some(tag) = key.seal(
         header.session,
         header.seq,
         &mut out[..HEADER_LEN + body_len],
         HEADER_LEN,
-    );
+    ) else {
+        // the body may be in clear: the datagram is wiped, never handed on
+        out[..len].fill(0);
+        return Err(WireError::Unsealed);
+    };
     out[HEADER_LEN + body_len..len].copy_from_slice(&tag);
     Ok(len)
 }
@@ -552,8 +560,8 @@ fn be_u16(b: &[u8], at: usize) -> u16 {
 /// authenticate (a sender with another key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {
-    /// The protocol version its header names (any but 0: a sender of another isogate
-    /// release is named as such, [`VERSION`] being this one's).
+    /// The protocol version its header names: [`VERSION`] or an earlier one (a sender of
+    /// an earlier isogate release, named as such).
     pub version: u8,
     /// The session id its header names.
     pub session: u64,
@@ -561,14 +569,14 @@ pub struct Claimed {
     pub heartbeat: bool,
 }
 
-/// The header of a datagram that opens with this protocol's magic and a version (this
-/// one's or another), read without checking its tag; `None` for anything else (too short,
-/// another protocol).
+/// The header of a datagram that opens with this protocol's magic and a version it has
+/// had (this one or an earlier one), read without checking its tag; `None` for anything
+/// else (too short, another protocol, a version never made).
 pub fn claimed(datagram: &[u8]) -> Option<Claimed> {
     let len = datagram.len();
     if !(HEADER_LEN + TAG_LEN..=MAX_DATAGRAM).contains(&len)
         || datagram[0..2] != MAGIC
-        || datagram[2] == 0
+        || !(1..=VERSION).contains(&datagram[2])
     {
         return None;
     }
@@ -1063,9 +1071,12 @@ mod tests {
         old[2] = 1;
         assert_eq!(dec(&old), Err(WireError::BadTag));
         assert_eq!(claimed(&old).map(|c| c.version), Some(1));
-        let mut m = hb.clone();
-        m[2] = 0;
-        assert_eq!(claimed(&m), None);
+        // versions never made are not named as a release
+        for v in [0, VERSION + 1, 0xff] {
+            let mut m = hb.clone();
+            m[2] = v;
+            assert_eq!(claimed(&m), None, "version {v}");
+        }
         let mut m = hb.clone();
         m[0] = b'X';
         assert_eq!(claimed(&m), None);
@@ -1139,7 +1150,7 @@ mod tests {
     /// Seals `signed` (a header and a plaintext body) as the sender would, tag appended.
     fn resign(mut signed: Vec<u8>) -> Vec<u8> {
         let (session, seq) = (be_u64(&signed, 4), be_u64(&signed, 12));
-        let tag = key().seal(session, seq, &mut signed, HEADER_LEN);
+        let tag = key().seal(session, seq, &mut signed, HEADER_LEN).unwrap();
         signed.extend_from_slice(&tag);
         signed
     }

@@ -134,8 +134,13 @@ impl Alarm {
         heartbeat: bool,
     ) {
         let Unauthenticated { session, from, .. } = who;
+        let what = if who.version == wire::VERSION {
+            "could not authenticate"
+        } else {
+            "dropping the datagrams of"
+        };
         let text = format!(
-            "could not authenticate session {session:016x} from {}: {}",
+            "{what} session {session:016x} from {}: {}",
             from_text(from),
             who.why(node.cfg.node.suite)
         );
