@@ -1523,21 +1523,31 @@ mod tests {
         assert_eq!(r.stats().datagrams_forged, 0);
     }
 
-    #[test]
-    fn a_sender_of_the_version_before_is_named_with_its_version_and_none_of_it_taken() {
-        // what a sender before the GCM seal sent: version 1, HMAC-SHA256 tags
-        let data = vec![6u8; 20_000];
-        let old_key = crate::keys::suite::MacKey::new(Suite::Default, &KEY);
-        let old: Vec<(Vec<u8>, bool)> = datagrams_at(1500, 0, &data)
+    /// `datagrams` of `suite` as a sender of version 1 sent them: the header and the
+    /// plaintext body, version 1, tagged with the suite's HMAC (SHA-256 or SM3) truncated.
+    fn as_version_1(suite: Suite, datagrams: Vec<(Vec<u8>, bool)>) -> Vec<(Vec<u8>, bool)> {
+        let now = LinkKey::for_suite(suite, &KEY);
+        let old_key = crate::keys::suite::MacKey::new(suite, &KEY);
+        datagrams
             .into_iter()
             .map(|(d, hb)| {
-                let mut signed = d[..d.len() - wire::TAG_LEN].to_vec();
+                let (sealed, tag) = d.split_at(d.len() - wire::TAG_LEN);
+                let mut signed = sealed.to_vec();
+                let header = |at: usize| u64::from_be_bytes(d[at..at + 8].try_into().unwrap());
+                assert!(now.open(header(4), header(12), &mut signed, wire::HEADER_LEN, tag));
                 signed[2] = 1;
                 let tag = old_key.tag(&signed);
                 signed.extend_from_slice(&tag[..wire::TAG_LEN]);
                 (signed, hb)
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_sender_of_the_version_before_is_named_with_its_version_and_none_of_it_taken() {
+        // what a sender before the GCM seal sent: version 1, HMAC-SHA256 tags
+        let data = vec![6u8; 20_000];
+        let old = as_version_1(Suite::Default, datagrams_at(1500, 0, &data));
         let mut r = Receiver::new(ReceiverConfig::new(KEY, 1500)).unwrap();
         assert_eq!(
             unauthenticated_after(&mut r, &old),
@@ -1558,17 +1568,7 @@ mod tests {
         // and are dropped and named for their version
         let data = vec![6u8; 20_000];
         let (gm, _) = datagrams_of_suite(Suite::Gm, 91, 1500, 0, &data, 0);
-        let old_key = crate::keys::suite::MacKey::new(Suite::Gm, &KEY);
-        let old: Vec<(Vec<u8>, bool)> = gm
-            .into_iter()
-            .map(|(d, hb)| {
-                let mut signed = d[..d.len() - wire::TAG_LEN].to_vec();
-                signed[2] = 1;
-                let tag = old_key.tag(&signed);
-                signed.extend_from_slice(&tag[..wire::TAG_LEN]);
-                (signed, hb)
-            })
-            .collect();
+        let old = as_version_1(Suite::Gm, gm);
         let mut config = ReceiverConfig::new(KEY, 1500);
         config.suite = Suite::Gm;
         let mut r = Receiver::new(config).unwrap();

@@ -105,12 +105,14 @@ impl LinkKey {
         let mut out = [0u8; TAG_LEN];
         match &self.0 {
             Keyed::Gcm(g) => {
-                let key = g.session_key(session)?;
+                let (key, kept) = g.session_key(session)?;
                 let (header, body) = datagram.split_at_mut(body_at.min(datagram.len()));
                 let tag = key
                     .seal_in_place_separate_tag(nonce(seq), Aad::from(&*header), body)
                     .ok()?;
-                g.keep(session);
+                if !kept {
+                    g.keep(session);
+                }
                 out.copy_from_slice(tag.as_ref());
             }
             Keyed::Hmac(k) => out.copy_from_slice(&k.tag(datagram)[..TAG_LEN]),
@@ -135,7 +137,7 @@ impl LinkKey {
         };
         match &self.0 {
             Keyed::Gcm(g) => {
-                let Some(key) = g.session_key(session) else {
+                let Some((key, kept)) = g.session_key(session) else {
                     return false;
                 };
                 let (header, body) = datagram.split_at_mut(body_at.min(datagram.len()));
@@ -148,7 +150,7 @@ impl LinkKey {
                         0..,
                     )
                     .is_ok();
-                if opened {
+                if opened && !kept {
                     g.keep(session);
                 }
                 opened
@@ -163,22 +165,29 @@ impl LinkKey {
 }
 
 impl Gcm {
-    /// The AES-256-GCM key of `session`: a kept one, else derived (HKDF-Expand, RFC 5869)
-    /// and kept as tried; `None` if HKDF refused (it cannot for 32 bytes).
-    fn session_key(&self, session: u64) -> Option<Arc<LessSafeKey>> {
+    /// The AES-256-GCM key of `session`, and whether it is the good one (so that a
+    /// datagram of the session that has been opening takes the lock once): a kept one, else
+    /// derived (HKDF-Expand, RFC 5869) and kept as tried; `None` if HKDF refused (it cannot
+    /// for 32 bytes).
+    fn session_key(&self, session: u64) -> Option<(Arc<LessSafeKey>, bool)> {
         // a poisoned lock only held a cache: the key is derived again
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        for (s, k) in kept.good.iter().chain(kept.tried.iter()) {
-            if *s == session {
-                return Some(Arc::clone(k));
-            }
+        if let Some((s, k)) = &kept.good
+            && *s == session
+        {
+            return Some((Arc::clone(k), true));
+        }
+        if let Some((s, k)) = &kept.tried
+            && *s == session
+        {
+            return Some((Arc::clone(k), false));
         }
         let id = session.to_be_bytes();
         let info: [&[u8]; 2] = [b"session", &id];
         let okm = self.prk.expand(&info, &AES_256_GCM).ok()?;
         let key = Arc::new(LessSafeKey::new(UnboundKey::from(okm)));
         kept.tried = Some((session, Arc::clone(&key)));
-        Some(key)
+        Some((key, false))
     }
 
     /// A datagram of `session` was sealed or opened: its key is kept as the good one.
