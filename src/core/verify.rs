@@ -280,6 +280,11 @@ impl Reception {
         &self.digest
     }
 
+    /// Content bytes fed so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Takes the next bytes of content, checking each chunk as it completes (unless the
     /// chunk check was taken apart: [`Reception::take_chunks`]).
     ///

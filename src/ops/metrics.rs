@@ -77,6 +77,9 @@ pub struct Metrics {
     pub fec_lost_blocks: IntCounter,
     /// Diode datagrams dropped because they failed authentication.
     pub diode_forged: IntCounter,
+    /// Later copies of diode objects that resumed a lost copy after the bytes kept of it,
+    /// instead of starting over.
+    pub diode_resumed: IntCounter,
     /// Diode datagrams the kernel dropped before the node could read them.
     pub diode_kernel_drops: IntCounter,
     /// Diode datagrams the receiver dropped, by reason ([`DIODE_DROP_REASONS`]).
@@ -344,6 +347,11 @@ impl Metrics {
                 &r,
                 "isogate_diode_forged_datagrams_total",
                 "Diode datagrams dropped because they failed authentication.",
+            )?,
+            diode_resumed: plain_counter(
+                &r,
+                "isogate_diode_resumed_total",
+                "Diode object copies that resumed a lost earlier copy after its kept bytes.",
             )?,
             diode_kernel_drops: plain_counter(
                 &r,

@@ -165,6 +165,17 @@ impl Arriving {
         true
     }
 
+    /// Content bytes written so far.
+    pub fn received(&self) -> u64 {
+        self.reception.received()
+    }
+
+    /// Whether every byte so far verified and was written (no refusal, no failure): only
+    /// then may a link keep it to go on with a later copy of the object.
+    pub fn is_sound(&self) -> bool {
+        self.refused.is_none() && self.failed.is_none()
+    }
+
     /// Every byte is in (the link's stream ended whole): the hashes' threads of a large
     /// object get the last bytes and end, letting the link's buffers go while the object
     /// waits to land. Nothing more may be written.

@@ -183,11 +183,7 @@ fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
     // `statistic` in nth mode with `packet 0` matches the first packet it sees, and the
     // next one a million stream symbols later
     let stream_symbol = "0>>22&0x3C@8=0x49440205";
-    let rule = [
-        "-i",
-        &net.rcv_veth,
-        "-p",
-        "udp",
+    net.drop_arriving(&[
         "-m",
         "u32",
         "--u32",
@@ -200,25 +196,11 @@ fn the_sessions_first_packet_lost_on_the_wire_still_goes_out_first() {
         "1000000",
         "--packet",
         "0",
-        "-j",
-        "DROP",
-    ];
-    let mut insert = vec!["iptables", "-I", "INPUT", "1"];
-    insert.extend_from_slice(&rule);
-    ns(&net.rcv, &insert);
+    ]);
     let _nodes = start_both(&lab, &net);
     let got = stream_through(&lab, &net, port_base, COUNT);
-    let listing = ns(&net.rcv, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
-    let dropped: u64 = listing
-        .lines()
-        .find(|l| l.contains("u32"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the rule's counter:\n{listing}"));
-    assert_eq!(
-        dropped, 1,
-        "the first stream datagram, and only it:\n{listing}"
-    );
+    let dropped = net.dropped_by("u32");
+    assert_eq!(dropped, 1, "the first stream datagram, and only it");
     assert_eq!(
         got,
         (0..COUNT).collect::<Vec<_>>(),

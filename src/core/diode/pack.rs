@@ -10,6 +10,20 @@
 //! copies with records in it: the next block parses on its own. Several small
 //! objects share a block; a large one streams block after block.
 //!
+//! A copy lost part way ([`LossReason::BlockLost`], [`LossReason::SessionRestarted`])
+//! is *kept*: the shell holds the bytes it got, in order from the start, and a later
+//! copy of the same object (same id, size and header, by SHA-256) *resumes* after
+//! them ([`ObjectEvent::Resume`]) instead of starting over. That later copy's bytes
+//! below the kept end are skipped, and a block of it lost there costs nothing, so a
+//! large object needs each of its bytes to arrive in some copy in order, not one
+//! whole copy without loss. At most [`KEEP_LOST`] objects are kept at once.
+//!
+//! ```text
+//! copy 0: ████████████▒ lost ─► Lost{kept} (shell keeps 0..k)
+//! copy 1: ░░░░░▒░░░░░░████████ ─► Resume{k}, then Data from k on ─► Complete
+//!         (skipped; a gap below k is no loss)
+//! ```
+//!
 //! ```text
 //! Start  1 | id[16] | copy u8 | copies u8 | header_len u32 | size u64
 //! Data   2 | id[16] | offset u64 (in header+content) | len u32 | bytes
@@ -18,7 +32,7 @@
 //! 0 (or the end of the block): padding to the end of the block
 //! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -34,6 +48,9 @@ pub const START_LEN: usize = 31;
 pub const DATA_HDR: usize = 29;
 /// Length of an `End` or `Abort` record.
 pub const END_LEN: usize = 17;
+/// How many objects whose copy was lost part way are kept to be resumed at once (the
+/// oldest is forgotten first: its next copy starts over).
+pub const KEEP_LOST: usize = 8;
 
 const TAG_PAD: u8 = 0;
 const TAG_START: u8 = 1;
@@ -178,6 +195,15 @@ pub enum ObjectEvent {
         /// How many copies the sender sends.
         copies: u8,
     },
+    /// A later copy of an object whose earlier copy was lost and kept (`Lost` with
+    /// `kept`) continues it: its header is the same, and its content follows from
+    /// `offset`, where the kept bytes end. Comes in place of `Start`.
+    Resume {
+        /// Object id.
+        id: ObjectId,
+        /// Content bytes already held (the next `Data` starts here).
+        offset: u64,
+    },
     /// Content bytes at `offset`, in order and without gaps.
     Data {
         /// Object id.
@@ -192,8 +218,8 @@ pub enum ObjectEvent {
         /// Object id.
         id: ObjectId,
     },
-    /// This copy of the object was lost; discard what arrived of it. A later
-    /// copy may still start it again unless `last_copy` is true.
+    /// This copy of the object was lost. Unless `kept`, discard what arrived of it;
+    /// a later copy may still start it again unless `last_copy` is true.
     Lost {
         /// Object id.
         id: ObjectId,
@@ -201,6 +227,10 @@ pub enum ObjectEvent {
         why: LossReason,
         /// Whether this was the sender's last copy.
         last_copy: bool,
+        /// Whether what arrived is kept: every `Data` so far was good, and a later copy
+        /// resumes after it (`Resume`), unless it comes as a `Start` (start over) or the
+        /// shell gives it up first ([`Unpacker::forget_kept`]).
+        kept: bool,
     },
 }
 
@@ -224,6 +254,26 @@ struct InProgress {
     total: u64,
     next: u64,
     header: Vec<u8>,
+    /// SHA-256 of the header, once it is complete.
+    digest: Option<[u8; 32]>,
+    /// Where the kept bytes of an earlier copy end (in header + content): bytes below
+    /// are skipped, and a gap below costs nothing.
+    resume: Option<u64>,
+    /// Blocks were given up while below `resume`: the next `Data` may jump ahead, up
+    /// to `resume`.
+    gapped: bool,
+    /// Whether a loss of this copy is kept (the shell has not forgotten it).
+    keep: bool,
+}
+
+/// What the shell holds of an object whose copy was lost part way.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    header_len: u64,
+    total: u64,
+    digest: [u8; 32],
+    /// Where the held bytes end (in header + content).
+    upto: u64,
 }
 
 /// A bounded memory of recently completed object ids.
@@ -253,6 +303,9 @@ pub struct Unpacker {
     current: Option<InProgress>,
     skipping: Option<ObjectId>,
     completed: RecentIds,
+    /// Objects whose lost copy the shell keeps, and their order (oldest first).
+    kept: HashMap<ObjectId, Kept>,
+    kept_order: VecDeque<ObjectId>,
     max_header: usize,
     out: VecDeque<ObjectEvent>,
     stats: UnpackStats,
@@ -288,6 +341,8 @@ impl Unpacker {
                 order: VecDeque::new(),
                 cap: remember.max(1),
             },
+            kept: HashMap::new(),
+            kept_order: VecDeque::new(),
             max_header: max_header.min(MAX_HEADER),
             out: VecDeque::new(),
             stats: UnpackStats::default(),
@@ -321,21 +376,151 @@ impl Unpacker {
         }
     }
 
-    /// Drops the object in progress, reporting it lost for `why`.
+    /// Drops the object in progress, reporting it lost for `why`. A copy that lost
+    /// blocks or its session part way is kept (see the module's documentation), unless
+    /// it was the last copy, nothing of its content had arrived, or the shell forgot it;
+    /// any other loss (the sender's abort, inconsistent records) forgets what was kept.
+    /// A copy lost within its header, that was to resume a kept one, leaves that one kept
+    /// (`Lost` says `kept`: the shell's bytes stay good).
     pub fn abort(&mut self, why: LossReason) {
         self.skipping = None;
-        if let Some(c) = self.current.take() {
-            self.out.push_back(ObjectEvent::Lost {
-                id: c.id,
-                why,
-                last_copy: c.copy.saturating_add(1) >= c.copies,
-            });
+        let Some(c) = self.current.take() else {
+            return;
+        };
+        // blocks below the kept end were given up, then something else came: the gap
+        // reached past it
+        let why = if c.gapped && why == LossReason::Inconsistent {
+            LossReason::BlockLost
+        } else {
+            why
+        };
+        let last_copy = c.copy.saturating_add(1) >= c.copies;
+        let keep = c.keep
+            && !last_copy
+            && matches!(why, LossReason::BlockLost | LossReason::SessionRestarted);
+        let kept = match (keep, c.digest) {
+            (false, _) => false,
+            (true, Some(digest)) => {
+                let upto = c.next.max(c.resume.unwrap_or(0));
+                upto > c.header_len && {
+                    let k = Kept {
+                        header_len: c.header_len,
+                        total: c.total,
+                        digest,
+                        upto,
+                    };
+                    self.keep_lost(c.id, k);
+                    true
+                }
+            }
+            // lost within its header: the kept copy it was to resume stays as it was
+            (true, None) => {
+                let still = c.resume.is_some() && self.kept.contains_key(&c.id);
+                if still {
+                    self.touch_kept(c.id);
+                }
+                still
+            }
+        };
+        if !kept {
+            self.drop_kept(&c.id);
+        }
+        self.out.push_back(ObjectEvent::Lost {
+            id: c.id,
+            why,
+            last_copy,
+            kept,
+        });
+    }
+
+    /// Keeps `id`'s lost copy to be resumed, forgetting the oldest beyond [`KEEP_LOST`].
+    fn keep_lost(&mut self, id: ObjectId, k: Kept) {
+        self.kept.insert(id, k);
+        self.touch_kept(id);
+        while self.kept_order.len() > KEEP_LOST {
+            if let Some(old) = self.kept_order.pop_front() {
+                self.kept.remove(&old);
+            }
         }
     }
 
-    /// One or more blocks were given up.
+    /// Makes `id` the newest kept copy (the shell orders its kept copies the same way).
+    fn touch_kept(&mut self, id: ObjectId) {
+        self.kept_order.retain(|x| *x != id);
+        self.kept_order.push_back(id);
+    }
+
+    /// Forgets the kept copy of `id` (the shell gave it up, or the sender retired the
+    /// object): its next copy starts over, and a loss of the copy in progress is not kept.
+    pub fn forget_kept(&mut self, id: &ObjectId) {
+        self.drop_kept(id);
+        if let Some(c) = self.current.as_mut()
+            && c.id == *id
+        {
+            c.keep = false;
+        }
+    }
+
+    fn drop_kept(&mut self, id: &ObjectId) {
+        if self.kept.remove(id).is_some() {
+            self.kept_order.retain(|x| x != id);
+        }
+    }
+
+    /// How many lost copies are kept now.
+    pub fn kept_objects(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// One or more blocks were given up. A copy that resumes a kept one, and had not yet
+    /// reached the kept end, goes on: its next `Data` may jump ahead up to that end.
     pub fn gap(&mut self) {
+        if let Some(c) = self.current.as_mut()
+            && c.keep
+            && c.digest.is_some()
+            && c.resume.is_some_and(|upto| c.next < upto)
+        {
+            c.gapped = true;
+            self.skipping = None;
+            return;
+        }
         self.abort(LossReason::BlockLost);
+    }
+
+    /// The header of the copy in progress is complete: `Resume` where it continues a
+    /// kept copy with the same header, else `Start` (a kept copy that differs is
+    /// forgotten: this one starts over).
+    fn header_complete(&mut self) {
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        let header = std::mem::take(&mut c.header);
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &header)
+            .as_ref()
+            .try_into()
+            .unwrap_or([0; 32]);
+        c.digest = Some(digest);
+        let (id, size) = (c.id, c.total - c.header_len);
+        let same = self.kept.get(&id).is_some_and(|k| {
+            k.digest == digest && k.header_len == c.header_len && k.total == c.total
+        });
+        if same && let Some(upto) = c.resume {
+            self.out.push_back(ObjectEvent::Resume {
+                id,
+                offset: upto - c.header_len,
+            });
+            return;
+        }
+        c.resume = None;
+        let (copy, copies) = (c.copy, c.copies);
+        self.drop_kept(&id);
+        self.out.push_back(ObjectEvent::Start {
+            id,
+            header,
+            size,
+            copy,
+            copies,
+        });
     }
 
     /// Parses one recovered block.
@@ -381,23 +566,27 @@ impl Unpacker {
                     self.stats.duplicate_objects += 1;
                     self.skipping = Some(id);
                 } else {
+                    let total = u64::from(header_len) + size;
+                    let resume = self
+                        .kept
+                        .get(&id)
+                        .filter(|k| k.header_len == u64::from(header_len) && k.total == total)
+                        .map(|k| k.upto);
                     self.current = Some(InProgress {
                         id,
                         copy,
                         copies,
                         header_len: u64::from(header_len),
-                        total: u64::from(header_len) + size,
+                        total,
                         next: 0,
                         header: Vec::new(),
+                        digest: None,
+                        resume,
+                        gapped: false,
+                        keep: true,
                     });
                     if header_len == 0 {
-                        self.out.push_back(ObjectEvent::Start {
-                            id,
-                            header: Vec::new(),
-                            size,
-                            copy,
-                            copies,
-                        });
+                        self.header_complete();
                     }
                 }
                 Some(Some(pos + START_LEN))
@@ -421,9 +610,11 @@ impl Unpacker {
                     Some(c) if c.id == id => {
                         if tag == TAG_ABORT {
                             self.abort(LossReason::SenderAborted);
-                        } else if c.next == c.total {
+                        } else if c.next == c.total || (c.gapped && c.resume == Some(c.total)) {
+                            // (a gap after the last byte of a copy whose every byte is kept)
                             self.current = None;
                             self.completed.insert(id);
+                            self.drop_kept(&id);
                             self.out.push_back(ObjectEvent::Complete { id });
                         } else {
                             self.abort(LossReason::Inconsistent);
@@ -452,7 +643,15 @@ impl Unpacker {
             return;
         }
         let len = bytes.len() as u64;
+        // after a gap below the kept end, the copy picks up wherever its next record is,
+        // as long as that is not past the kept end
+        let gapped = std::mem::take(&mut c.gapped);
+        if gapped && offset > c.next && c.resume.is_some_and(|upto| offset <= upto) {
+            c.next = offset;
+        }
         if offset != c.next || offset.saturating_add(len) > c.total {
+            // past the kept end after a gap: blocks were lost there
+            c.gapped = gapped;
             self.abort(LossReason::Inconsistent);
             return;
         }
@@ -464,15 +663,19 @@ impl Unpacker {
             c.next += take as u64;
             rest = rest.slice(take..);
             if c.next == c.header_len {
-                let header = std::mem::take(&mut c.header);
-                self.out.push_back(ObjectEvent::Start {
-                    id,
-                    header,
-                    size: c.total - c.header_len,
-                    copy: c.copy,
-                    copies: c.copies,
-                });
+                self.header_complete();
             }
+        }
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        if let Some(upto) = c.resume
+            && c.next < upto
+        {
+            // the shell holds these bytes from the kept copy
+            let skip = usize::try_from(upto - c.next).map_or(rest.len(), |s| s.min(rest.len()));
+            c.next += skip as u64;
+            rest = rest.slice(skip..);
         }
         if !rest.is_empty() {
             let off = c.next - c.header_len;
@@ -563,9 +766,317 @@ mod tests {
         assert!(ev.contains(&ObjectEvent::Lost {
             id: id(1),
             why: LossReason::BlockLost,
-            last_copy: true
+            last_copy: true,
+            kept: false,
         }));
         assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(2) }));
+    }
+
+    /// The header of the copies in the resume tests.
+    const HDR: &[u8] = b"signed manifest";
+
+    /// Content byte `i` of object `n`.
+    fn byte(n: u8, i: u64) -> u8 {
+        (i as u8).wrapping_mul(31).wrapping_add(n)
+    }
+
+    /// One copy of object `n` (`size` content bytes after [`HDR`]) cut into blocks of
+    /// records carrying at most `step` bytes each: `Start`, `Data`..., `End`.
+    fn copy_blocks(n: u8, header: &[u8], size: u64, copy: u8, copies: u8, step: u64) -> Vec<Bytes> {
+        let total = header.len() as u64 + size;
+        let at = |o: u64| -> u8 {
+            if o < header.len() as u64 {
+                header[o as usize]
+            } else {
+                byte(n, o - header.len() as u64)
+            }
+        };
+        let mut blocks = Vec::new();
+        let mut w = BlockWriter::new(4096);
+        assert!(w.put_start(&id(n), copy, copies, header.len() as u32, size));
+        let mut o = 0;
+        while o < total {
+            let len = step.min(total - o);
+            let bytes: Vec<u8> = (o..o + len).map(at).collect();
+            assert!(w.put_data(&id(n), o, &bytes));
+            blocks.push(Bytes::from(w.finish(64)));
+            o += len;
+        }
+        assert!(w.put_end(&id(n)));
+        blocks.push(Bytes::from(w.finish(64)));
+        blocks
+    }
+
+    /// Feeds `blocks`, giving up those at the positions in `lost`.
+    fn feed(u: &mut Unpacker, blocks: &[Bytes], lost: &[usize]) -> Vec<ObjectEvent> {
+        for (i, b) in blocks.iter().enumerate() {
+            if lost.contains(&i) {
+                u.gap();
+            } else {
+                u.block(b.clone());
+            }
+        }
+        drain(u)
+    }
+
+    /// The content offsets and bytes of the `Data` events, checked against the object.
+    fn data_of(n: u8, ev: &[ObjectEvent]) -> Vec<(u64, u64)> {
+        ev.iter()
+            .filter_map(|e| match e {
+                ObjectEvent::Data {
+                    id: i,
+                    offset,
+                    bytes,
+                } if *i == id(n) => {
+                    for (k, b) in bytes.iter().enumerate() {
+                        assert_eq!(*b, byte(n, offset + k as u64), "byte {}", offset + k as u64);
+                    }
+                    Some((*offset, bytes.len() as u64))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lost(n: u8, kept: bool) -> ObjectEvent {
+        ObjectEvent::Lost {
+            id: id(n),
+            why: LossReason::BlockLost,
+            last_copy: false,
+            kept,
+        }
+    }
+
+    #[test]
+    fn a_lost_copy_is_kept_and_the_next_goes_on_after_it_through_a_gap_below() {
+        let mut u = Unpacker::new(16, 1024);
+        // copy 0 loses its 5th block (header + 400 bytes arrived)
+        let c0 = copy_blocks(1, HDR, 1000, 0, 3, 100);
+        let ev = feed(&mut u, &c0, &[5]);
+        assert!(matches!(ev[0], ObjectEvent::Start { copy: 0, .. }));
+        let got0 = data_of(1, &ev);
+        let held: u64 = got0.iter().map(|d| d.1).sum();
+        assert_eq!(held, 500 - HDR.len() as u64);
+        assert_eq!(ev.last(), Some(&lost(1, true)));
+        assert_eq!(u.kept_objects(), 1);
+        // copy 1 loses its 2nd and 3rd blocks, both below the kept end: no loss
+        let c1 = copy_blocks(1, HDR, 1000, 1, 3, 100);
+        let ev = feed(&mut u, &c1, &[1, 2]);
+        assert_eq!(
+            ev[0],
+            ObjectEvent::Resume {
+                id: id(1),
+                offset: held
+            }
+        );
+        let got1 = data_of(1, &ev);
+        assert_eq!(got1[0].0, held, "it goes on where the kept bytes end");
+        let mut next = held;
+        for (o, l) in &got1 {
+            assert_eq!(*o, next, "in order, without a gap");
+            next += l;
+        }
+        assert_eq!(next, 1000);
+        assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(1) }));
+        assert_eq!(u.kept_objects(), 0);
+        // a third copy is a duplicate
+        let c2 = copy_blocks(1, HDR, 1000, 2, 3, 100);
+        assert!(feed(&mut u, &c2, &[]).is_empty());
+    }
+
+    #[test]
+    fn each_copy_carries_the_kept_end_further() {
+        let mut u = Unpacker::new(16, 1024);
+        let copies = 4;
+        let mut kept_end = 0;
+        // copy 0 lost at block 3, copy 1 at 2 (below: nothing new, still kept) and 7,
+        // copy 2 at 9, copy 3 whole from there
+        for (copy, lose) in [(0u8, vec![3]), (1, vec![2, 7]), (2, vec![9]), (3, vec![])] {
+            let blocks = copy_blocks(2, HDR, 1500, copy, copies, 100);
+            let ev = feed(&mut u, &blocks, &lose);
+            if copy == 0 {
+                assert!(matches!(ev[0], ObjectEvent::Start { .. }));
+            } else {
+                assert_eq!(
+                    ev[0],
+                    ObjectEvent::Resume {
+                        id: id(2),
+                        offset: kept_end
+                    }
+                );
+            }
+            for (o, l) in data_of(2, &ev) {
+                assert_eq!(o, kept_end);
+                kept_end += l;
+            }
+            if copy < 3 {
+                assert_eq!(ev.last(), Some(&lost(2, true)), "copy {copy}");
+            } else {
+                assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(2) }));
+            }
+        }
+        assert_eq!(kept_end, 1500);
+    }
+
+    #[test]
+    fn another_header_starts_over_and_the_last_copy_is_not_kept() {
+        let mut u = Unpacker::new(16, 1024);
+        let ev = feed(&mut u, &copy_blocks(3, HDR, 800, 0, 3, 100), &[4]);
+        assert_eq!(ev.last(), Some(&lost(3, true)));
+        // the same id with another header: not the same object, it starts over
+        let ev = feed(
+            &mut u,
+            &copy_blocks(3, b"other manifest!", 800, 1, 3, 100),
+            &[6],
+        );
+        assert!(
+            matches!(ev[0], ObjectEvent::Start { copy: 1, .. }),
+            "{:?}",
+            ev[0]
+        );
+        assert_eq!(data_of(3, &ev)[0].0, 0);
+        assert_eq!(ev.last(), Some(&lost(3, true)));
+        // the last copy lost: nothing is kept
+        let ev = feed(&mut u, &copy_blocks(3, HDR, 800, 2, 3, 100), &[2]);
+        assert!(matches!(ev[0], ObjectEvent::Start { copy: 2, .. }));
+        assert_eq!(
+            ev.last(),
+            Some(&ObjectEvent::Lost {
+                id: id(3),
+                why: LossReason::BlockLost,
+                last_copy: true,
+                kept: false,
+            })
+        );
+        assert_eq!(u.kept_objects(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_or_crowded_out_copy_starts_over() {
+        let mut u = Unpacker::new(64, 1024);
+        for n in 0..=KEEP_LOST as u8 {
+            let ev = feed(&mut u, &copy_blocks(n, HDR, 300, 0, 2, 100), &[2]);
+            assert_eq!(ev.last(), Some(&lost(n, true)));
+        }
+        assert_eq!(u.kept_objects(), KEEP_LOST);
+        // the oldest was crowded out, the next one the shell gave up
+        u.forget_kept(&id(1));
+        for n in 0..=2u8 {
+            let ev = feed(&mut u, &copy_blocks(n, HDR, 300, 1, 2, 100), &[]);
+            if n == 2 {
+                assert_eq!(
+                    ev[0],
+                    ObjectEvent::Resume {
+                        id: id(2),
+                        offset: 100 - HDR.len() as u64 + 100
+                    }
+                );
+            } else {
+                assert!(
+                    matches!(ev[0], ObjectEvent::Start { .. }),
+                    "{n}: {:?}",
+                    ev[0]
+                );
+                assert_eq!(data_of(n, &ev)[0].0, 0);
+            }
+            assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(n) }));
+        }
+    }
+
+    #[test]
+    fn a_resumed_copy_lost_in_its_header_stays_kept_and_a_gap_past_the_end_is_a_loss() {
+        let mut u = Unpacker::new(16, 1024);
+        let ev = feed(&mut u, &copy_blocks(4, HDR, 1000, 0, 4, 100), &[6]);
+        let held: u64 = data_of(4, &ev).iter().map(|d| d.1).sum();
+        assert_eq!(ev.last(), Some(&lost(4, true)));
+        // copy 1 loses the block with the end of its header: the kept bytes stay
+        let c1 = copy_blocks(4, HDR, 1000, 1, 4, 10);
+        let ev = feed(&mut u, &c1[..3], &[1]);
+        assert_eq!(ev, vec![lost(4, true)]);
+        // copy 2 loses blocks from just below the kept end to past it: a loss, kept
+        // as far as it had come, which is no further
+        let c2 = copy_blocks(4, HDR, 1000, 2, 4, 100);
+        let ev = feed(&mut u, &c2, &[5, 6, 7]);
+        assert_eq!(
+            ev[0],
+            ObjectEvent::Resume {
+                id: id(4),
+                offset: held
+            }
+        );
+        assert!(data_of(4, &ev).is_empty());
+        assert_eq!(ev.last(), Some(&lost(4, true)));
+        // copy 3 goes on from the same place
+        let ev = feed(&mut u, &copy_blocks(4, HDR, 1000, 3, 4, 100), &[]);
+        assert_eq!(
+            ev[0],
+            ObjectEvent::Resume {
+                id: id(4),
+                offset: held
+            }
+        );
+        assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(4) }));
+    }
+
+    #[test]
+    fn a_session_restart_keeps_the_copy_and_a_sender_abort_does_not() {
+        let mut u = Unpacker::new(16, 1024);
+        let c0 = copy_blocks(5, HDR, 600, 0, 2, 100);
+        feed(&mut u, &c0[..3], &[]);
+        u.abort(LossReason::SessionRestarted);
+        let ev = drain(&mut u);
+        assert!(matches!(
+            ev.last(),
+            Some(ObjectEvent::Lost { kept: true, .. })
+        ));
+        // the new session sends it again as its copy 0: it goes on
+        let c0 = copy_blocks(5, HDR, 600, 0, 2, 100);
+        let mut w = BlockWriter::new(4096);
+        assert!(w.put_abort(&id(5)));
+        let abort = Bytes::from(w.finish(64));
+        for b in &c0[..4] {
+            u.block(b.clone());
+        }
+        u.block(abort);
+        let ev = drain(&mut u);
+        assert_eq!(
+            ev[0],
+            ObjectEvent::Resume {
+                id: id(5),
+                offset: 300 - HDR.len() as u64
+            }
+        );
+        assert!(matches!(
+            ev.last(),
+            Some(ObjectEvent::Lost {
+                why: LossReason::SenderAborted,
+                kept: false,
+                ..
+            })
+        ));
+        assert_eq!(u.kept_objects(), 0);
+    }
+
+    #[test]
+    fn a_copy_whose_every_byte_is_kept_completes_through_a_gap_before_its_end() {
+        let mut u = Unpacker::new(16, 1024);
+        // copy 0 loses only the block with its End: every byte arrived
+        let c0 = copy_blocks(6, HDR, 500, 0, 2, 100);
+        let last = c0.len() - 1;
+        let ev = feed(&mut u, &c0, &[last]);
+        assert_eq!(ev.last(), Some(&lost(6, true)));
+        // the last copy loses its last Data block, then its End arrives: complete
+        let c1 = copy_blocks(6, HDR, 500, 1, 2, 100);
+        let ev = feed(&mut u, &c1, &[last - 1]);
+        assert_eq!(
+            ev[0],
+            ObjectEvent::Resume {
+                id: id(6),
+                offset: 500
+            }
+        );
+        assert!(data_of(6, &ev).is_empty());
+        assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(6) }));
     }
 
     #[test]

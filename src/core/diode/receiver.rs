@@ -11,7 +11,7 @@
 //!              too_long    forged    malformed  stale_session duplicate
 //!                          (claimed session named once: Unauthenticated)
 //!   ─► Window (fec.rs: assemble, recover, in order, give up) ─► Unpacker (pack.rs)
-//!   ─► events: ObjectStart / ObjectData / ObjectComplete / ObjectLost / …
+//!   ─► events: ObjectStart / ObjectResume / ObjectData / ObjectComplete / ObjectLost / …
 //!   stream symbols ─► StreamDecoder (stream.rs) ─► StreamFrame, at once
 //! ```
 //! Link parameters: each heartbeat states the sender's MTU, symbol size, block size
@@ -155,7 +155,7 @@ pub enum ReceiverEvent {
         /// Object id.
         id: ObjectId,
     },
-    /// This copy of the object was lost: discard the part file. Unless
+    /// This copy of the object was lost. Unless `kept`, discard the part file; unless
     /// `last_copy`, a later copy may start it again. May follow an object whose
     /// `ObjectStart` was never emitted (its header was incomplete).
     ObjectLost {
@@ -165,6 +165,22 @@ pub enum ReceiverEvent {
         why: LossReason,
         /// Whether the sender sends no further copy.
         last_copy: bool,
+        /// Whether the bytes written so far stay good: keep the part file, a later copy
+        /// resumes after them ([`ReceiverEvent::ObjectResume`]). Where the shell cannot
+        /// keep them, it calls [`Receiver::forget_kept`]. At most
+        /// [`KEEP_LOST`](super::pack::KEEP_LOST) objects are kept; a later copy of one
+        /// forgotten comes as `ObjectStart` (start over).
+        kept: bool,
+    },
+    /// A later copy of a kept object (`ObjectLost` with `kept`) continues it, in place of
+    /// `ObjectStart`: its signed header is the same (SHA-256), and its `ObjectData`
+    /// follows from content offset `offset`, where the kept bytes end. A shell that has
+    /// no such bytes must not take this copy (see [`Receiver::forget_kept`]).
+    ObjectResume {
+        /// Object id.
+        id: ObjectId,
+        /// Content bytes already held.
+        offset: u64,
     },
     /// The sender retired an object that never completed here: no further copy
     /// comes unless an operator sends it again. Reported once per id while it is
@@ -234,7 +250,18 @@ impl From<ObjectEvent> for ReceiverEvent {
             },
             ObjectEvent::Data { id, offset, bytes } => Self::ObjectData { id, offset, bytes },
             ObjectEvent::Complete { id } => Self::ObjectComplete { id },
-            ObjectEvent::Lost { id, why, last_copy } => Self::ObjectLost { id, why, last_copy },
+            ObjectEvent::Resume { id, offset } => Self::ObjectResume { id, offset },
+            ObjectEvent::Lost {
+                id,
+                why,
+                last_copy,
+                kept,
+            } => Self::ObjectLost {
+                id,
+                why,
+                last_copy,
+                kept,
+            },
         }
     }
 }
@@ -276,6 +303,8 @@ pub struct ReceiverStats {
     pub objects_complete: u64,
     /// Object copies lost.
     pub objects_lost: u64,
+    /// Later copies that resumed a kept lost one after its kept bytes.
+    pub objects_resumed: u64,
     /// Copies of already complete objects, dropped.
     pub objects_duplicate: u64,
     /// Records of objects whose start was not seen.
@@ -806,6 +835,8 @@ impl Receiver {
             if self.unpacker.is_complete(&p.id) || !self.missed.insert(p.id) {
                 continue;
             }
+            // retired: no copy comes to resume a kept one
+            self.unpacker.forget_kept(&p.id);
             self.stats.objects_missed += 1;
             self.events.push_back(ReceiverEvent::ObjectMissed {
                 id: p.id,
@@ -881,6 +912,7 @@ impl Receiver {
             match &e {
                 ObjectEvent::Complete { .. } => self.stats.objects_complete += 1,
                 ObjectEvent::Lost { .. } => self.stats.objects_lost += 1,
+                ObjectEvent::Resume { .. } => self.stats.objects_resumed += 1,
                 ObjectEvent::Start { .. } | ObjectEvent::Data { .. } => {}
             }
             self.events.push_back(e.into());
@@ -927,6 +959,13 @@ impl Receiver {
     /// sender retires it, it is reported missed like any object that never arrived.
     pub fn reopen(&mut self, id: ObjectId) {
         self.unpacker.forget_complete(&id);
+    }
+
+    /// Gives up the kept bytes of `id`'s lost copy (the shell no longer holds them: it
+    /// refused them, ran out of room to keep them, or had none when `ObjectResume` came):
+    /// its next copy comes as `ObjectStart`, from the first byte.
+    pub fn forget_kept(&mut self, id: ObjectId) {
+        self.unpacker.forget_kept(&id);
     }
 
     /// The next event for the shell.

@@ -11,6 +11,18 @@
 //! (`isogate resend`). The sender's signed audit checkpoints arrive as their own frames
 //! and are witnessed (`witnessed`) as on quic, after their signature is checked.
 //!
+//! A copy lost part way (the core's `ObjectLost` with `kept`) is kept: its staged copy, its
+//! hashes and its reservation stay, at most [`KEEP_LOST`] objects at once and for the repeat
+//! window and 10 minutes at most, and the next copy goes on from its last byte
+//! (`ObjectResume`). Kept bytes given up here (refused, crowded out, kept too long, none
+//! when a resume comes) are given up in the core too (`Forget`), so that the next copy
+//! starts over.
+//!
+//! ```text
+//! ObjectLost{kept} ─► sound? ─► Slot::Kept ─► ObjectResume{offset} ─► same offset? ─► Arriving
+//!                        no ─► abandon, Forget                         no ─► Forget, skip copy
+//! ```
+//!
 //! An object that arrived whole but could not be landed (an I/O error, a full disk: the
 //! "retry" answer) is reopened in the core, so that its next copy (a repeat) is taken
 //! again; if none comes before the sender retires it, it is audited `lost` like the rest.
@@ -31,6 +43,7 @@
 //! ```
 
 use super::DiodeError;
+use crate::core::diode::pack::KEEP_LOST;
 use crate::core::diode::{Receiver as Core, ReceiverConfig, ReceiverEvent, ReceiverStats};
 use crate::core::id::ObjectId;
 use crate::core::reason::{Reason, Refusal};
@@ -40,7 +53,7 @@ use crate::link::diode::alarm::{Alarm, Unauthenticated};
 use crate::link::diode::udp::Udp;
 use crate::node::Node;
 use crate::receiver::{Arriving, Begin, Receiver};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver as Rx, Sender as Tx, SyncSender, sync_channel};
@@ -100,8 +113,9 @@ pub fn start(receiver: Arc<Receiver>) -> Result<DiodeReceiver, DiodeError> {
     // each data event holds a slice of a whole decoded block (up to K x T bytes): a short
     // queue keeps memory bounded; the socket buffer absorbs the writer's pauses
     let (tx, rx) = sync_channel::<ReceiverEvent>(EVENT_QUEUE);
-    // objects that arrived whole but were not landed go back to the core
-    let (reopen_tx, reopen_rx) = std::sync::mpsc::channel::<ObjectId>();
+    // objects that arrived whole but were not landed, and kept copies given up, go back
+    // to the core
+    let (reopen_tx, reopen_rx) = std::sync::mpsc::channel::<Back>();
     let n = node.clone();
     let s = stop.clone();
     let streams = receiver.clone();
@@ -156,7 +170,7 @@ fn net(
     mut receiver: Core,
     mut alarm: Alarm,
     tx: SyncSender<ReceiverEvent>,
-    reopen: Rx<ObjectId>,
+    reopen: Rx<Back>,
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; 1 << 16];
@@ -181,8 +195,11 @@ fn net(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        while let Ok(id) = reopen.try_recv() {
-            receiver.reopen(id);
+        while let Ok(back) = reopen.try_recv() {
+            match back {
+                Back::Reopen(id) => receiver.reopen(id),
+                Back::Forget(id) => receiver.forget_kept(id),
+            }
         }
         let now = crate::mono_ms();
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
@@ -279,14 +296,25 @@ fn report(node: &Node, before: &ReceiverStats, now: &ReceiverStats) {
     if lost > 0 {
         tracing::warn!(
             lost,
-            "diode blocks lost beyond repair; the carousel's next copy fills in"
+            "diode blocks lost beyond repair; the next copy of each object fills in"
         );
     }
+}
+
+/// What the writer and the landing threads tell the socket thread's core.
+enum Back {
+    /// Arrived whole but not landed: take its next copy again.
+    Reopen(ObjectId),
+    /// The bytes kept of a lost copy are gone: its next copy starts over.
+    Forget(ObjectId),
 }
 
 /// What the writer knows of each object id it has seen start.
 enum Slot {
     Arriving(Box<Arriving>),
+    /// A copy was lost part way; what arrived of it, every byte verified, stays in its
+    /// staged copy for a later copy to go on from (the core's `ObjectResume`).
+    Kept(Box<Arriving>),
     /// Already landed, refused or being ignored: later data is dropped.
     Ignored,
     /// Not taken now (a full disk, a scanner down: the answer is "retry"): later data is
@@ -294,20 +322,92 @@ enum Slot {
     Retry,
 }
 
+/// How long a kept copy waits for the next copy of its object beyond the repeat window (by
+/// then the sender has retired it, or is gone): its room and staged copy are given back.
+const KEPT_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// The objects whose lost copy the writer keeps (their slots are `Slot::Kept`), oldest
+/// first, with when each was kept ([`crate::mono_ms`]).
+struct KeptCopies {
+    order: VecDeque<(ObjectId, u64)>,
+    /// How long one is kept.
+    keep_ms: u64,
+}
+
+impl KeptCopies {
+    /// Keeps `a` in `id`'s slot, newest; gives up the oldest beyond [`KEEP_LOST`] (the
+    /// core does the same in the same order, and hears of it too).
+    fn keep(
+        &mut self,
+        slots: &mut HashMap<ObjectId, Slot>,
+        id: ObjectId,
+        a: Box<Arriving>,
+        now: u64,
+        back: &Tx<Back>,
+    ) {
+        slots.insert(id, Slot::Kept(a));
+        self.order
+            .retain(|(k, _)| *k != id && matches!(slots.get(k), Some(Slot::Kept(_))));
+        self.order.push_back((id, now));
+        while self.order.len() > KEEP_LOST {
+            self.give_up_oldest(slots, back);
+        }
+    }
+
+    /// Gives up the kept copies older than `keep_ms`.
+    fn expire(&mut self, slots: &mut HashMap<ObjectId, Slot>, now: u64, back: &Tx<Back>) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, since)| now.saturating_sub(*since) >= self.keep_ms)
+        {
+            self.give_up_oldest(slots, back);
+        }
+    }
+
+    fn give_up_oldest(&mut self, slots: &mut HashMap<ObjectId, Slot>, back: &Tx<Back>) {
+        let Some((old, _)) = self.order.pop_front() else {
+            return;
+        };
+        if let Some(Slot::Kept(a)) = slots.remove(&old) {
+            tracing::info!(name = %a.manifest().name, kept = a.received(), "the bytes kept of a lost copy are given up; its next copy starts over");
+            a.abandon();
+            let _ = back.send(Back::Forget(old));
+        } else if let Some(other) = slots.remove(&old) {
+            // no longer kept: not ours to give up
+            slots.insert(old, other);
+        }
+    }
+}
+
 /// Verifies and writes objects as the core reports them; hands complete ones to the
-/// landing threads.
-fn writer(
-    receiver: &Receiver,
-    rx: Rx<ReceiverEvent>,
-    done: std::sync::mpsc::Sender<Arriving>,
-    reopen: &Tx<ObjectId>,
-) {
+/// landing threads. A copy lost part way is kept, at most [`KEEP_LOST`] at once (the oldest
+/// is given up first) and for the repeat window and [`KEPT_GRACE_MS`] at most, for a later
+/// copy to go on from.
+fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: Tx<Arriving>, back: &Tx<Back>) {
     let mut slots: HashMap<ObjectId, Slot> = HashMap::new();
-    for ev in rx {
+    let window = receiver
+        .node
+        .cfg
+        .diode
+        .as_ref()
+        .map_or(0, |d| d.repeat_window_ms);
+    let mut kept = KeptCopies {
+        order: VecDeque::new(),
+        keep_ms: window.saturating_add(KEPT_GRACE_MS),
+    };
+    loop {
+        let ev = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(ev) => Some(ev),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        kept.expire(&mut slots, crate::mono_ms(), back);
+        let Some(ev) = ev else { continue };
         match ev {
             ReceiverEvent::ObjectStart { id, header, .. } => {
                 // a new copy starts over: whatever arrived of an earlier one is dropped
-                if let Some(Slot::Arriving(earlier)) = slots.remove(&id) {
+                if let Some(Slot::Arriving(earlier) | Slot::Kept(earlier)) = slots.remove(&id) {
                     earlier.abandon();
                 }
                 let slot = match crate::core::wire::decode_object_frame(&header) {
@@ -324,9 +424,36 @@ fn writer(
                 };
                 slots.insert(id, slot);
             }
-            ReceiverEvent::ObjectData { id, bytes, .. } => {
+            ReceiverEvent::ObjectResume { id, offset } => {
+                let slot = match slots.remove(&id) {
+                    Some(Slot::Kept(a)) if a.received() == offset => {
+                        tracing::info!(channel = %a.manifest().channel, name = %a.manifest().name, offset, "a later copy goes on from the bytes kept of a lost one");
+                        receiver.node.metrics.diode_resumed.inc();
+                        Slot::Arriving(a)
+                    }
+                    other => {
+                        // the kept bytes were given up here before the core heard it: this
+                        // copy cannot be taken; the one after it starts over
+                        if let Some(Slot::Arriving(a) | Slot::Kept(a)) = other {
+                            a.abandon();
+                        }
+                        let _ = back.send(Back::Forget(id));
+                        Slot::Retry
+                    }
+                };
+                slots.insert(id, slot);
+            }
+            ReceiverEvent::ObjectData { id, offset, bytes } => {
                 if let Some(Slot::Arriving(a)) = slots.get_mut(&id) {
-                    a.write(bytes);
+                    // after a refusal nothing more is written, and the bytes are dropped
+                    if !a.is_sound() || a.received() == offset {
+                        a.write(bytes);
+                    } else if let Some(Slot::Arriving(a)) = slots.remove(&id) {
+                        // never from a sound core: take no byte out of place
+                        tracing::error!(name = %a.manifest().name, offset, held = a.received(), "diode data out of place; this copy is dropped");
+                        a.abandon();
+                        slots.insert(id, Slot::Retry);
+                    }
                 }
             }
             ReceiverEvent::ObjectComplete { id } => match slots.remove(&id) {
@@ -337,17 +464,36 @@ fn writer(
                         return;
                     }
                 }
+                Some(Slot::Kept(a)) => {
+                    // never from a sound core (a resumed copy comes as ObjectResume)
+                    a.abandon();
+                    let _ = back.send(Back::Reopen(id));
+                }
                 Some(Slot::Retry) => {
-                    let _ = reopen.send(id);
+                    let _ = back.send(Back::Reopen(id));
                 }
                 Some(Slot::Ignored) | None => {}
             },
-            ReceiverEvent::ObjectLost { id, why, last_copy } => {
-                if let Some(Slot::Arriving(a)) = slots.remove(&id) {
-                    tracing::warn!(channel = %a.manifest().channel, name = %a.manifest().name, why = ?why, last_copy, "a copy of an object was lost on the diode");
-                    a.abandon();
+            ReceiverEvent::ObjectLost {
+                id,
+                why,
+                last_copy,
+                kept: keep,
+            } => match slots.remove(&id) {
+                Some(Slot::Arriving(a) | Slot::Kept(a)) if keep && a.is_sound() => {
+                    tracing::warn!(channel = %a.manifest().channel, name = %a.manifest().name, why = ?why, kept = a.received(), "a copy of an object was lost on the diode; what arrived is kept for the next copy");
+                    kept.keep(&mut slots, id, a, crate::mono_ms(), back);
                 }
-            }
+                other => {
+                    if let Some(Slot::Arriving(a) | Slot::Kept(a)) = other {
+                        tracing::warn!(channel = %a.manifest().channel, name = %a.manifest().name, why = ?why, last_copy, "a copy of an object was lost on the diode");
+                        a.abandon();
+                    }
+                    if keep {
+                        let _ = back.send(Back::Forget(id));
+                    }
+                }
+            },
             ReceiverEvent::ObjectMissed {
                 id,
                 channel,
@@ -355,7 +501,7 @@ fn writer(
                 size,
                 object_seq,
             } => {
-                if let Some(Slot::Arriving(a)) = slots.remove(&id) {
+                if let Some(Slot::Arriving(a) | Slot::Kept(a)) = slots.remove(&id) {
                     a.abandon();
                 }
                 lost(receiver, id, &channel, &name, size, object_seq);
@@ -409,19 +555,19 @@ fn lost(receiver: &Receiver, id: ObjectId, channel: &str, name: &str, size: u64,
 
 /// Every byte arrived: verify, inspect again, land or quarantine. When it could not be
 /// landed now, the core takes its next copy again.
-fn complete(receiver: &Receiver, arriving: Arriving, reopen: &Tx<ObjectId>) {
+fn complete(receiver: &Receiver, arriving: Arriving, reopen: &Tx<Back>) {
     let name = arriving.manifest().name.clone();
     let id = arriving.manifest().object_id;
     match receiver.finish(arriving, true) {
         Ok(Some(ReceiptStatus::Retry)) => {
             tracing::warn!(name = %name, "not landed now; the next copy is taken");
-            let _ = reopen.send(id);
+            let _ = reopen.send(Back::Reopen(id));
         }
         Ok(_) => {}
         Err(e) => {
             crate::ops::repeat::error_repeated!("diode.land", &format!("{name}: {e}");
                 name = %name, error = %e, "could not land; the next copy is taken");
-            let _ = reopen.send(id);
+            let _ = reopen.send(Back::Reopen(id));
         }
     }
 }

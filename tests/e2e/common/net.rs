@@ -295,6 +295,36 @@ impl Net {
         dropped
     }
 
+    /// Inserts, first in the receiver's INPUT chain, a rule that drops the UDP datagrams
+    /// arriving on its veth that `matches` (iptables match arguments: `-m u32 --u32 …`).
+    pub fn drop_arriving(&self, matches: &[&str]) {
+        let mut insert = vec![
+            "iptables",
+            "-I",
+            "INPUT",
+            "1",
+            "-i",
+            &self.rcv_veth,
+            "-p",
+            "udp",
+        ];
+        insert.extend_from_slice(matches);
+        insert.extend_from_slice(&["-j", "DROP"]);
+        ns(&self.rcv, &insert);
+    }
+
+    /// Packets dropped so far by the receiver's INPUT rule whose listing line contains
+    /// `needle` (a rule of [`Net::drop_arriving`]).
+    pub fn dropped_by(&self, needle: &str) -> u64 {
+        let listing = ns(&self.rcv, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+        listing
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no rule with {needle}:\n{listing}"))
+    }
+
     /// Packets and bytes the random loss dropped on arrival (zero where netem drops).
     pub fn dropped_on_arrival(&self) -> (u64, u64) {
         let out = ns(&self.rcv, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
