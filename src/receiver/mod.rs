@@ -170,7 +170,8 @@ impl Arriving {
         self.reception.received()
     }
 
-    /// Whether every byte so far verified and was written (no refusal, no failure): only
+    /// Whether no refusal or failure is known so far (a large object's chunk checks run
+    /// behind, on a thread of their own; all are checked before it lands): only
     /// then may a link keep it to go on with a later copy of the object.
     pub fn is_sound(&self) -> bool {
         self.refused.is_none() && self.failed.is_none()

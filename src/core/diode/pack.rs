@@ -14,9 +14,10 @@
 //! is *kept*: the shell holds the bytes it got, in order from the start, and a later
 //! copy of the same object (same id, size and header, by SHA-256) *resumes* after
 //! them ([`ObjectEvent::Resume`]) instead of starting over. That later copy's bytes
-//! below the kept end are skipped, and a block of it lost there costs nothing, so a
-//! large object needs each of its bytes to arrive in some copy in order, not one
-//! whole copy without loss. At most [`KEEP_LOST`] objects are kept at once.
+//! below the kept end are skipped, and a block of it lost there costs nothing (but for
+//! the blocks with its `Start` record and header: a copy must be known before it can go
+//! on), so a large object needs each of its bytes to arrive in some copy in order, not
+//! one whole copy without loss. At most [`KEEP_LOST`] objects are kept at once.
 //!
 //! ```text
 //! copy 0: ████████████▒ lost ─► Lost{kept} (shell keeps 0..k)
@@ -646,7 +647,7 @@ impl Unpacker {
         // after a gap below the kept end, the copy picks up wherever its next record is,
         // as long as that is not past the kept end
         let gapped = std::mem::take(&mut c.gapped);
-        if gapped && offset > c.next && c.resume.is_some_and(|upto| offset <= upto) {
+        if gapped && offset >= c.header_len && c.resume.is_some_and(|upto| offset <= upto) {
             c.next = offset;
         }
         if offset != c.next || offset.saturating_add(len) > c.total {
@@ -1077,6 +1078,33 @@ mod tests {
         );
         assert!(data_of(6, &ev).is_empty());
         assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(6) }));
+    }
+
+    #[test]
+    fn a_gap_that_takes_the_next_copys_start_below_the_kept_end_goes_on() {
+        let mut u = Unpacker::new(16, 1024);
+        let ev = feed(&mut u, &copy_blocks(7, HDR, 1000, 0, 4, 100), &[6]);
+        let held: u64 = data_of(7, &ev).iter().map(|d| d.1).sum();
+        assert_eq!(ev.last(), Some(&lost(7, true)));
+        // copy 1 brings its first blocks (below the kept end), then blocks are given up
+        // up to the middle of copy 2, whose Start they held
+        let c1 = copy_blocks(7, HDR, 1000, 1, 4, 100);
+        let ev = feed(&mut u, &c1[..3], &[]);
+        assert_eq!(
+            ev,
+            vec![ObjectEvent::Resume {
+                id: id(7),
+                offset: held
+            }]
+        );
+        u.gap();
+        // copy 2 from its 3rd block on: it goes on, from the kept end
+        let c2 = copy_blocks(7, HDR, 1000, 2, 4, 100);
+        let ev = feed(&mut u, &c2[2..], &[]);
+        let got = data_of(7, &ev);
+        assert_eq!(got[0].0, held);
+        assert_eq!(got.iter().map(|d| d.1).sum::<u64>(), 1000 - held);
+        assert_eq!(ev.last(), Some(&ObjectEvent::Complete { id: id(7) }));
     }
 
     #[test]

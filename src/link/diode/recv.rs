@@ -312,8 +312,9 @@ enum Back {
 /// What the writer knows of each object id it has seen start.
 enum Slot {
     Arriving(Box<Arriving>),
-    /// A copy was lost part way; what arrived of it, every byte verified, stays in its
-    /// staged copy for a later copy to go on from (the core's `ObjectResume`).
+    /// A copy was lost part way; what arrived of it, with no refusal or failure known yet
+    /// (its hashes go on with the next copy, and all are checked before it lands), stays
+    /// in its staged copy for a later copy to go on from (the core's `ObjectResume`).
     Kept(Box<Arriving>),
     /// Already landed, refused or being ignored: later data is dropped.
     Ignored,
@@ -356,6 +357,7 @@ impl KeptCopies {
 
     /// Gives up the kept copies older than `keep_ms`.
     fn expire(&mut self, slots: &mut HashMap<ObjectId, Slot>, now: u64, back: &Tx<Back>) {
+        self.prune(slots);
         while self
             .order
             .front()
@@ -365,17 +367,36 @@ impl KeptCopies {
         }
     }
 
+    /// A copy the core keeps that this writer could not (refused, not taken): the core has
+    /// made room for it as for any, so the oldest kept here goes too, and the core forgets
+    /// it again.
+    fn not_kept(&mut self, slots: &mut HashMap<ObjectId, Slot>, id: ObjectId, back: &Tx<Back>) {
+        self.prune(slots);
+        if self.order.len() >= KEEP_LOST {
+            self.give_up_oldest(slots, back);
+        }
+        let _ = back.send(Back::Forget(id));
+    }
+
+    /// Drops the ids whose slot is no longer kept (resumed, started over, complete, missed).
+    fn prune(&mut self, slots: &HashMap<ObjectId, Slot>) {
+        self.order
+            .retain(|(k, _)| matches!(slots.get(k), Some(Slot::Kept(_))));
+    }
+
+    /// Gives up the oldest kept copy (after [`KeptCopies::prune`]: every id in the order is
+    /// kept).
     fn give_up_oldest(&mut self, slots: &mut HashMap<ObjectId, Slot>, back: &Tx<Back>) {
         let Some((old, _)) = self.order.pop_front() else {
             return;
         };
+        if !matches!(slots.get(&old), Some(Slot::Kept(_))) {
+            return;
+        }
         if let Some(Slot::Kept(a)) = slots.remove(&old) {
             tracing::info!(name = %a.manifest().name, kept = a.received(), "the bytes kept of a lost copy are given up; its next copy starts over");
             a.abandon();
             let _ = back.send(Back::Forget(old));
-        } else if let Some(other) = slots.remove(&old) {
-            // no longer kept: not ours to give up
-            slots.insert(old, other);
         }
     }
 }
@@ -490,7 +511,7 @@ fn writer(receiver: &Receiver, rx: Rx<ReceiverEvent>, done: Tx<Arriving>, back: 
                         a.abandon();
                     }
                     if keep {
-                        let _ = back.send(Back::Forget(id));
+                        kept.not_kept(&mut slots, id, back);
                     }
                 }
             },
