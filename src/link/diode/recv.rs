@@ -367,9 +367,11 @@ impl KeptCopies {
         }
     }
 
-    /// A copy the core keeps that this writer could not (refused, not taken): the core has
-    /// made room for it as for any, so the oldest kept here goes too, and the core forgets
-    /// it again.
+    /// A copy the core keeps that this writer could not (refused, not taken): where it was
+    /// new to the core, the core made room for it as for any, so the oldest kept here goes
+    /// too when all [`KEEP_LOST`] are taken; then the core forgets it again. (A Forget still
+    /// on its way may let the two sides differ for a while: that costs a resume, never a
+    /// byte, and the next copy of each starts over or goes on as the core says.)
     fn not_kept(&mut self, slots: &mut HashMap<ObjectId, Slot>, id: ObjectId, back: &Tx<Back>) {
         self.prune(slots);
         if self.order.len() >= KEEP_LOST {
